@@ -1,0 +1,43 @@
+/* backend/backend.h — LLVM code generation for a planned graph: the kernels of
+ * every op, the entry points and the model descriptor (tfx/abi.h), then AOT
+ * emission (object file, shared library) or in-process ORC JIT. */
+#ifndef TFX_BACKEND_H
+#define TFX_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../include/tfx/abi.h"
+#include "../ir/ir.h"
+
+typedef struct tfx_target_options {
+  int opt_level;        /* 0..3: LLVM pipeline default<O0..O3> and codegen level */
+  const char *cpu;      /* NULL: LLVMGetHostCPUName() */
+  const char *features; /* NULL: LLVMGetHostCPUFeatures() when cpu is NULL, else "" */
+} tfx_target_options;
+
+typedef enum { TFX_EMIT_LLVM_IR, TFX_EMIT_ASM } tfx_emit_kind;
+
+/* Prints the optimized module as LLVM IR or assembly. */
+int tfx_backend_emit_text(const tfx_graph *g, const tfx_target_options *o, tfx_emit_kind kind, FILE *out,
+                          char *err, size_t errlen);
+
+/* Writes a relocatable object holding the code, the descriptor and the weights
+ * blob (the blob is written as its own read-only section, never as LLVM
+ * constants) to obj_path. The descriptor's `weights` points at the blob. */
+int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
+                             const tfx_target_options *o, const char *obj_path, char *err, size_t errlen);
+
+/* Links an object from tfx_backend_write_object with the runtime archive into
+ * a self-contained shared library. */
+int tfx_backend_link_shared(const char *obj_path, const char *so_path, char *err, size_t errlen);
+
+/* In-process compilation. The descriptor stays valid until the module is
+ * freed; its `weights` is NULL (the caller supplies the blob). */
+typedef struct tfx_jit_module tfx_jit_module;
+int tfx_backend_jit(const tfx_graph *g, const tfx_target_options *o, tfx_jit_module **out,
+                    const tfx_model_desc **desc, char *err, size_t errlen);
+void tfx_backend_jit_free(tfx_jit_module *m);
+
+#endif

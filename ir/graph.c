@@ -1,0 +1,302 @@
+/* ir/graph.c — tensor types, the graph builder and type inference: the one
+ * place that knows which shapes each op accepts and what it produces. */
+#include "ir.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const op_names[TFX_OP_COUNT] = {
+    [TFX_OP_INPUT] = "input",         [TFX_OP_PARAM] = "param",     [TFX_OP_EMBEDDING] = "embedding",
+    [TFX_OP_LINEAR] = "linear",       [TFX_OP_MATMUL] = "matmul",   [TFX_OP_ADD] = "add",
+    [TFX_OP_SUB] = "sub",             [TFX_OP_MUL] = "mul",         [TFX_OP_RMSNORM] = "rmsnorm",
+    [TFX_OP_LAYERNORM] = "layernorm", [TFX_OP_SILU] = "silu",       [TFX_OP_GELU] = "gelu",
+    [TFX_OP_RELU] = "relu",           [TFX_OP_SOFTMAX] = "softmax", [TFX_OP_ROPE] = "rope",
+    [TFX_OP_ATTENTION] = "attention",
+};
+
+const char *tfx_op_name(tfx_op op) { return (op >= 0 && op < TFX_OP_COUNT) ? op_names[op] : "?"; }
+
+const char *tfx_dtype_name(tfx_dtype dt) {
+  switch (dt) {
+  case TFX_DT_F32: return "f32";
+  case TFX_DT_I32: return "i32";
+  default: return "?";
+  }
+}
+
+int64_t tfx_dtype_size(tfx_dtype dt) {
+  (void)dt;
+  return 4;
+}
+
+tfx_type tfx_type_make(tfx_dtype dt, int rank, const int64_t *dims) {
+  tfx_type t;
+  memset(&t, 0, sizeof t);
+  t.dtype = dt;
+  t.rank = rank;
+  for (int i = 0; i < rank && i < TFX_MAX_RANK; i++) t.dims[i] = dims[i];
+  return t;
+}
+
+int tfx_type_equal(const tfx_type *a, const tfx_type *b) {
+  if (a->dtype != b->dtype || a->rank != b->rank) return 0;
+  for (int i = 0; i < a->rank; i++)
+    if (a->dims[i] != b->dims[i]) return 0;
+  return 1;
+}
+
+int tfx_type_has_t(const tfx_type *t) {
+  for (int i = 0; i < t->rank; i++)
+    if (t->dims[i] == TFX_DIM_T) return 1;
+  return 0;
+}
+
+int64_t tfx_type_numel(const tfx_type *t, int64_t t_value) {
+  int64_t n = 1;
+  for (int i = 0; i < t->rank; i++) n *= t->dims[i] == TFX_DIM_T ? t_value : t->dims[i];
+  return n;
+}
+
+int64_t tfx_type_bytes(const tfx_type *t, int64_t t_value) {
+  return tfx_type_numel(t, t_value) * tfx_dtype_size(t->dtype);
+}
+
+char *tfx_type_str(const tfx_type *t, char *buf, size_t len) {
+  size_t used = (size_t)snprintf(buf, len, "%s[", tfx_dtype_name(t->dtype));
+  for (int i = 0; i < t->rank && used < len; i++) {
+    if (t->dims[i] == TFX_DIM_T)
+      used += (size_t)snprintf(buf + used, len - used, "%sT", i ? ", " : "");
+    else
+      used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? ", " : "", (long long)t->dims[i]);
+  }
+  if (used < len) snprintf(buf + used, len - used, "]");
+  return buf;
+}
+
+int64_t tfx_node_cols(const tfx_node *n) { return n->type.rank ? n->type.dims[n->type.rank - 1] : 1; }
+
+int64_t tfx_node_rows(const tfx_node *n, int64_t t_value) {
+  int64_t cols = tfx_node_cols(n);
+  return cols > 0 ? tfx_type_numel(&n->type, t_value) / cols : 0;
+}
+
+tfx_graph *tfx_graph_new(const char *name, int64_t max_seq) {
+  tfx_graph *g = calloc(1, sizeof *g);
+  if (!g) return NULL;
+  g->name = strdup(name ? name : "model");
+  g->input = -1;
+  g->output = -1;
+  g->max_seq = max_seq;
+  return g;
+}
+
+void tfx_graph_free(tfx_graph *g) {
+  if (!g) return;
+  for (int i = 0; i < g->n_nodes; i++) free(g->nodes[i].name);
+  free(g->nodes);
+  free(g->name);
+  free(g);
+}
+
+tfx_node tfx_node_proto(tfx_op op, int n_inputs, const int *inputs) {
+  tfx_node n;
+  memset(&n, 0, sizeof n);
+  n.op = op;
+  n.n_inputs = n_inputs;
+  for (int i = 0; i < n_inputs && i < TFX_MAX_INPUTS; i++) n.inputs[i] = inputs[i];
+  n.weight_offset = -1;
+  n.kv_offset = -1;
+  n.arena_offset = -1;
+  return n;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+static int is_f32_rank(const tfx_type *t, int rank) { return t->dtype == TFX_DT_F32 && t->rank == rank; }
+
+/* Expected number of inputs of each op: min and max. */
+static void arity(tfx_op op, int *lo, int *hi) {
+  switch (op) {
+  case TFX_OP_INPUT:
+  case TFX_OP_PARAM: *lo = *hi = 0; return;
+  case TFX_OP_LINEAR: *lo = 2, *hi = 3; return;
+  case TFX_OP_EMBEDDING:
+  case TFX_OP_MATMUL:
+  case TFX_OP_ADD:
+  case TFX_OP_SUB:
+  case TFX_OP_MUL:
+  case TFX_OP_RMSNORM: *lo = *hi = 2; return;
+  case TFX_OP_LAYERNORM:
+  case TFX_OP_ATTENTION: *lo = *hi = 3; return;
+  default: *lo = *hi = 1; return;
+  }
+}
+
+int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *err, size_t errlen) {
+  char s0[64], s1[64], s2[64];
+  const char *on = tfx_op_name(n->op);
+  int lo, hi;
+  if (n->op < 0 || n->op >= TFX_OP_COUNT) return fail(err, errlen, "unknown op %d", (int)n->op);
+  arity(n->op, &lo, &hi);
+  if (n->n_inputs < lo || n->n_inputs > hi) {
+    if (lo == hi) return fail(err, errlen, "%s takes %d operand%s, got %d", on, lo, lo == 1 ? "" : "s", n->n_inputs);
+    return fail(err, errlen, "%s takes %d to %d operands, got %d", on, lo, hi, n->n_inputs);
+  }
+  const tfx_type *a[TFX_MAX_INPUTS] = {0};
+  for (int i = 0; i < n->n_inputs; i++) {
+    if (n->inputs[i] < 0 || n->inputs[i] >= g->n_nodes)
+      return fail(err, errlen, "%s: operand %d refers to a missing value", on, i);
+    a[i] = &g->nodes[n->inputs[i]].type;
+  }
+  switch (n->op) {
+  case TFX_OP_INPUT:
+  case TFX_OP_PARAM: *out = n->type; return 0;
+
+  case TFX_OP_EMBEDDING:
+    if (!is_f32_rank(a[0], 2) || tfx_type_has_t(a[0]))
+      return fail(err, errlen, "embedding table must be f32[V, D], got %s", tfx_type_str(a[0], s0, sizeof s0));
+    if (a[1]->dtype != TFX_DT_I32 || a[1]->rank != 1)
+      return fail(err, errlen, "embedding ids must be i32[T], got %s", tfx_type_str(a[1], s1, sizeof s1));
+    *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[1]->dims[0], a[0]->dims[1]});
+    return 0;
+
+  case TFX_OP_LINEAR:
+    if (!is_f32_rank(a[0], 2) || !is_f32_rank(a[1], 2) || tfx_type_has_t(a[1]))
+      return fail(err, errlen, "linear expects x : f32[M, K] and w : f32[N, K], got %s and %s",
+                  tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
+    if (a[0]->dims[1] != a[1]->dims[1])
+      return fail(err, errlen, "linear: x is %s but w is %s (w is [out, in]; in must equal x's last dim)",
+                  tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
+    if (n->n_inputs == 3 && (!is_f32_rank(a[2], 1) || a[2]->dims[0] != a[1]->dims[0]))
+      return fail(err, errlen, "linear: bias is %s, expected f32[%lld] for w %s", tfx_type_str(a[2], s2, sizeof s2),
+                  (long long)a[1]->dims[0], tfx_type_str(a[1], s1, sizeof s1));
+    *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], a[1]->dims[0]});
+    return 0;
+
+  case TFX_OP_MATMUL:
+    if (!is_f32_rank(a[0], 2) || !is_f32_rank(a[1], 2) || a[0]->dims[1] != a[1]->dims[0] ||
+        a[0]->dims[1] == TFX_DIM_T)
+      return fail(err, errlen, "matmul expects a : f32[M, K] and b : f32[K, N] with static K, got %s and %s",
+                  tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
+    if (a[1]->dims[1] == TFX_DIM_T)
+      return fail(err, errlen, "matmul: the columns of b (%s) cannot be T", tfx_type_str(a[1], s1, sizeof s1));
+    *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], a[1]->dims[1]});
+    return 0;
+
+  case TFX_OP_ADD:
+  case TFX_OP_SUB:
+  case TFX_OP_MUL:
+    if (a[0]->dtype != TFX_DT_F32 || a[1]->dtype != TFX_DT_F32 || a[0]->rank < 1)
+      return fail(err, errlen, "%s expects f32 operands, got %s and %s", on, tfx_type_str(a[0], s0, sizeof s0),
+                  tfx_type_str(a[1], s1, sizeof s1));
+    if (tfx_type_equal(a[0], a[1]) ||
+        (a[1]->rank == 1 && a[1]->dims[0] == a[0]->dims[a[0]->rank - 1] && a[1]->dims[0] != TFX_DIM_T)) {
+      *out = *a[0];
+      return 0;
+    }
+    return fail(err, errlen, "%s: shapes %s and %s do not match (the right operand may also be one row [%s])", on,
+                tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1),
+                a[0]->dims[a[0]->rank - 1] == TFX_DIM_T ? "T" : "N");
+
+  case TFX_OP_RMSNORM:
+  case TFX_OP_LAYERNORM:
+    if (a[0]->dtype != TFX_DT_F32 || a[0]->rank < 1 || a[0]->dims[a[0]->rank - 1] == TFX_DIM_T)
+      return fail(err, errlen, "%s expects x : f32[..., N], got %s", on, tfx_type_str(a[0], s0, sizeof s0));
+    for (int i = 1; i < n->n_inputs; i++)
+      if (!is_f32_rank(a[i], 1) || a[i]->dims[0] != a[0]->dims[a[0]->rank - 1])
+        return fail(err, errlen, "%s: %s is %s, expected f32[%lld] to match x %s", on, i == 1 ? "gain" : "bias",
+                    tfx_type_str(a[i], s1, sizeof s1), (long long)a[0]->dims[a[0]->rank - 1],
+                    tfx_type_str(a[0], s0, sizeof s0));
+    if (!(n->eps >= 0)) return fail(err, errlen, "%s: eps must be >= 0", on);
+    *out = *a[0];
+    return 0;
+
+  case TFX_OP_SILU:
+  case TFX_OP_GELU:
+  case TFX_OP_RELU:
+  case TFX_OP_SOFTMAX:
+    if (a[0]->dtype != TFX_DT_F32 || a[0]->rank < 1)
+      return fail(err, errlen, "%s expects an f32 tensor, got %s", on, tfx_type_str(a[0], s0, sizeof s0));
+    if (n->op == TFX_OP_SOFTMAX && a[0]->dims[a[0]->rank - 1] == TFX_DIM_T)
+      return fail(err, errlen, "softmax over a dimension of size T is not supported (%s)",
+                  tfx_type_str(a[0], s0, sizeof s0));
+    *out = *a[0];
+    return 0;
+
+  case TFX_OP_ROPE:
+    if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T)
+      return fail(err, errlen, "rope expects f32[T, heads * head_dim], got %s", tfx_type_str(a[0], s0, sizeof s0));
+    if (n->heads <= 0 || n->head_dim <= 0 || (int64_t)n->heads * n->head_dim != a[0]->dims[1])
+      return fail(err, errlen, "rope: %d heads of %d do not tile %s", n->heads, n->head_dim,
+                  tfx_type_str(a[0], s0, sizeof s0));
+    if (n->rotary_dim <= 0 || n->rotary_dim > n->head_dim || n->rotary_dim % 2)
+      return fail(err, errlen, "rope: rotary_dim %d must be even and in 2..%d", n->rotary_dim, n->head_dim);
+    if (!(n->theta > 0)) return fail(err, errlen, "rope: theta must be > 0");
+    *out = *a[0];
+    return 0;
+
+  case TFX_OP_ATTENTION: {
+    if (n->heads <= 0 || n->kv_heads <= 0 || n->head_dim <= 0 || n->heads % n->kv_heads)
+      return fail(err, errlen, "attention: heads (%d) must be a positive multiple of kv_heads (%d)", n->heads,
+                  n->kv_heads);
+    int64_t qd = (int64_t)n->heads * n->head_dim, kd = (int64_t)n->kv_heads * n->head_dim;
+    if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] != qd)
+      return fail(err, errlen, "attention: q is %s, expected f32[T, %lld] (%d heads of %d)",
+                  tfx_type_str(a[0], s0, sizeof s0), (long long)qd, n->heads, n->head_dim);
+    for (int i = 1; i < 3; i++)
+      if (!is_f32_rank(a[i], 2) || a[i]->dims[0] != TFX_DIM_T || a[i]->dims[1] != kd)
+        return fail(err, errlen, "attention: %s is %s, expected f32[T, %lld] (%d kv_heads of %d)", i == 1 ? "k" : "v",
+                    tfx_type_str(a[i], s1, sizeof s1), (long long)kd, n->kv_heads, n->head_dim);
+    *out = *a[0];
+    return 0;
+  }
+  default: return fail(err, errlen, "unknown op");
+  }
+}
+
+static int grow(tfx_graph *g) {
+  if (g->n_nodes < g->cap) return 0;
+  int cap = g->cap ? g->cap * 2 : 64;
+  tfx_node *nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
+  if (!nodes) return -1;
+  g->nodes = nodes;
+  g->cap = cap;
+  return 0;
+}
+
+int tfx_graph_add(tfx_graph *g, const tfx_node *proto, char *err, size_t errlen) {
+  tfx_type t;
+  if (tfx_infer_type(g, proto, &t, err, errlen)) return -1;
+  if (grow(g)) return fail(err, errlen, "out of memory");
+  tfx_node *n = &g->nodes[g->n_nodes];
+  *n = *proto;
+  n->id = g->n_nodes;
+  n->type = t;
+  n->name = proto->name ? strdup(proto->name) : NULL;
+  return g->n_nodes++;
+}
+
+int tfx_graph_add_input(tfx_graph *g, const char *name, tfx_type type) {
+  tfx_node n = tfx_node_proto(TFX_OP_INPUT, 0, NULL);
+  n.type = type;
+  n.name = (char *)name;
+  int id = tfx_graph_add(g, &n, NULL, 0);
+  if (id >= 0) g->input = id;
+  return id;
+}
+
+int tfx_graph_add_param(tfx_graph *g, const char *name, tfx_type type) {
+  tfx_node n = tfx_node_proto(TFX_OP_PARAM, 0, NULL);
+  n.type = type;
+  n.name = (char *)name;
+  return tfx_graph_add(g, &n, NULL, 0);
+}
