@@ -1,0 +1,33 @@
+/* runtime/errors.c — status messages (tfx_error_message) and the helper that
+ * writes the detail of a failure into a caller's error buffer. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "rt_internal.h"
+
+const char *tfx_error_message(int code) {
+  switch (code) {
+  case TFX_OK: return "success";
+  case TFX_ERR_INVALID_ARGUMENT: return "invalid argument (NULL pointer, n <= 0 or a bad option)";
+  case TFX_ERR_OUT_OF_MEMORY: return "out of memory";
+  case TFX_ERR_OPEN: return "the model file could not be loaded";
+  case TFX_ERR_NOT_A_MODEL: return "not a tfx model (no valid tfx_model_descriptor)";
+  case TFX_ERR_ABI_VERSION: return "the model was compiled for another runtime ABI version";
+  case TFX_ERR_TOKEN_RANGE: return "a token id is outside [0, vocab)";
+  case TFX_ERR_CONTEXT_FULL: return "the context is full (position + n would exceed max_seq)";
+  case TFX_ERR_WRONG_INPUT: return "wrong input kind (tokens given to an f32-input model or vice versa)";
+  case TFX_ERR_INTERNAL: return "internal runtime error (libffi or thread creation failed)";
+  case TFX_ERR_COMPILE: return "the model did not compile";
+  default: return "unknown error";
+  }
+}
+
+int tfx_rt_error(char *errbuf, size_t errlen, int code, const char *fmt, ...) {
+  if (errbuf && errlen > 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}

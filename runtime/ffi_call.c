@@ -1,0 +1,54 @@
+/* runtime/ffi_call.c — the one generic caller of entry points: a libffi call
+ * interface per entry, built once per model from its arg_kinds (pointers for
+ * INPUT/OUTPUT/ARENA/KV/WEIGHTS/EXEC, int64 for NTOKENS/POS), and the call
+ * that fills the arguments from a session. Serves .so and JIT models alike. */
+#include <string.h>
+
+#include "rt_internal.h"
+
+int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen) {
+  int32_t n = m->desc.n_entries;
+  m->max_entry_tokens = 0;
+  for (int32_t i = 0; i < n; i++) {
+    tfx_rt_entry *e = &m->entries[i];
+    const tfx_entry_desc *d = &m->desc.entries[i];
+    e->desc = d;
+    e->is_decode = strcmp(d->name, "decode") == 0;
+    for (int32_t a = 0; a < d->n_args; a++) {
+      int32_t k = d->arg_kinds[a];
+      e->types[a] = (k == TFX_ARG_NTOKENS || k == TFX_ARG_POS) ? &ffi_type_sint64 : &ffi_type_pointer;
+    }
+    ffi_status st = ffi_prep_cif(&e->cif, FFI_DEFAULT_ABI, (unsigned)d->n_args, &ffi_type_void, e->types);
+    if (st != FFI_OK)
+      return tfx_rt_error(errbuf, errlen, TFX_ERR_INTERNAL, "ffi_prep_cif failed for entry '%s' (status %d)", d->name,
+                          (int)st);
+    if (d->max_tokens > m->max_entry_tokens) m->max_entry_tokens = d->max_tokens;
+  }
+  return TFX_OK;
+}
+
+void tfx_rt_call_entry(tfx_session *s, const tfx_rt_entry *e, const void *input, int64_t n, int64_t pos, void *output) {
+  union {
+    void *p;
+    const void *cp;
+    int64_t i;
+  } vals[TFX_RT_MAX_ARGS];
+  void *avalues[TFX_RT_MAX_ARGS];
+  const tfx_entry_desc *d = e->desc;
+  for (int32_t a = 0; a < d->n_args; a++) {
+    switch (d->arg_kinds[a]) {
+    case TFX_ARG_INPUT: vals[a].cp = input; break;
+    case TFX_ARG_NTOKENS: vals[a].i = n; break;
+    case TFX_ARG_POS: vals[a].i = pos; break;
+    case TFX_ARG_OUTPUT: vals[a].p = output; break;
+    case TFX_ARG_ARENA: vals[a].p = s->arena; break;
+    case TFX_ARG_KV: vals[a].p = s->kv; break;
+    case TFX_ARG_WEIGHTS: vals[a].cp = s->model->desc.weights; break;
+    case TFX_ARG_EXEC: vals[a].p = &s->exec; break;
+    default: vals[a].p = NULL; break; /* unreachable: kinds are validated at open */
+    }
+    avalues[a] = &vals[a];
+  }
+  ffi_arg rvalue = 0;
+  ffi_call((ffi_cif *)&e->cif, FFI_FN(d->fn), &rvalue, avalues);
+}

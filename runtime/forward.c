@@ -1,0 +1,95 @@
+/* runtime/forward.c — running a model: argument checks (input kind, token
+ * range, context capacity), the choice of entry point (decode for n == 1,
+ * else one whose token range admits n; a KV-cache model is run in chunks
+ * when no entry admits n at once), the call, position advance and the copy
+ * of the last output row. */
+#include <string.h>
+
+#include "rt_internal.h"
+
+/* decode when n == 1 and it exists, else the first entry admitting n. */
+static const tfx_rt_entry *pick_entry(const tfx_model *m, int64_t n) {
+  if (n == 1)
+    for (int32_t i = 0; i < m->desc.n_entries; i++)
+      if (m->entries[i].is_decode) return &m->entries[i];
+  for (int32_t i = 0; i < m->desc.n_entries; i++) {
+    const tfx_entry_desc *d = m->entries[i].desc;
+    if (n >= d->min_tokens && n <= d->max_tokens) return &m->entries[i];
+  }
+  return NULL;
+}
+
+/* Checks the position/capacity of a call of n rows. */
+static int check_context(const tfx_session *s, int32_t n) {
+  const tfx_model_desc *d = &s->model->desc;
+  if (d->has_kv_cache) {
+    if ((int64_t)s->pos + (int64_t)n > (int64_t)d->max_seq) return TFX_ERR_CONTEXT_FULL;
+  } else if (n > d->max_seq) {
+    return TFX_ERR_CONTEXT_FULL;
+  }
+  return TFX_OK;
+}
+
+/* Runs n rows of input (row_bytes each) and writes the rows to `dst` (all
+ * rows when !last_only, else the last row only; dst may be NULL). */
+static int run(tfx_session *s, const void *input, size_t row_bytes, int32_t n, float *dst, int last_only) {
+  const tfx_model *m = s->model;
+  const tfx_model_desc *d = &m->desc;
+  size_t width = (size_t)d->output_width;
+  float *all = (!last_only && dst) ? dst : NULL;
+
+  const tfx_rt_entry *e = pick_entry(m, n);
+  if (e) {
+    float *out = all ? all : s->out;
+    tfx_rt_call_entry(s, e, input, n, d->has_kv_cache ? s->pos : 0, out);
+    if (d->has_kv_cache) s->pos += n;
+    if (!all && dst) memcpy(dst, out + (size_t)(n - 1) * width, width * sizeof(float));
+    return TFX_OK;
+  }
+  /* No entry takes n rows at once: a KV-cache model appends them in chunks
+   * (the same computation); other models cannot be split. */
+  if (!d->has_kv_cache || m->max_entry_tokens < 1) return TFX_ERR_INVALID_ARGUMENT;
+  int32_t chunk_max = m->max_entry_tokens;
+  /* Every chunk size used below must have an entry. */
+  for (int32_t done = 0; done < n;) {
+    int32_t c = n - done < chunk_max ? n - done : chunk_max;
+    if (!pick_entry(m, c)) return TFX_ERR_INVALID_ARGUMENT;
+    done += c;
+  }
+  const float *last = NULL;
+  for (int32_t done = 0; done < n;) {
+    int32_t c = n - done < chunk_max ? n - done : chunk_max;
+    const tfx_rt_entry *ce = pick_entry(m, c);
+    float *out = all ? all + (size_t)done * width : s->out;
+    tfx_rt_call_entry(s, ce, (const char *)input + (size_t)done * row_bytes, c, s->pos, out);
+    s->pos += c;
+    done += c;
+    last = out + (size_t)(c - 1) * width;
+  }
+  if (!all && dst) memcpy(dst, last, width * sizeof(float));
+  return TFX_OK;
+}
+
+int tfx_forward_ex(tfx_session *s, const int32_t *tokens, int32_t n, float *logits, int last_only) {
+  if (!s || !tokens || n < 1) return TFX_ERR_INVALID_ARGUMENT;
+  const tfx_model_desc *d = &s->model->desc;
+  if (d->input_kind != TFX_INPUT_TOKENS) return TFX_ERR_WRONG_INPUT;
+  for (int32_t i = 0; i < n; i++)
+    if (tokens[i] < 0 || tokens[i] >= d->vocab) return TFX_ERR_TOKEN_RANGE;
+  int rc = check_context(s, n);
+  if (rc != TFX_OK) return rc;
+  return run(s, tokens, sizeof(int32_t), n, logits, last_only);
+}
+
+int tfx_forward(tfx_session *s, const int32_t *tokens, int32_t n, float *logits) {
+  return tfx_forward_ex(s, tokens, n, logits, 1);
+}
+
+int tfx_forward_f32(tfx_session *s, const float *x, int32_t n, float *out) {
+  if (!s || !x || n < 1) return TFX_ERR_INVALID_ARGUMENT;
+  const tfx_model_desc *d = &s->model->desc;
+  if (d->input_kind != TFX_INPUT_F32) return TFX_ERR_WRONG_INPUT;
+  int rc = check_context(s, n);
+  if (rc != TFX_OK) return rc;
+  return run(s, x, (size_t)d->input_width * sizeof(float), n, out, 0);
+}

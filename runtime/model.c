@@ -1,0 +1,103 @@
+/* runtime/model.c — opening models: dlopen of a compiled model.so and its
+ * descriptor checks (tfx_model_open[_ex]), wrapping a descriptor already in
+ * the process (tfx_model_from_descriptor, for linked and JIT models), and
+ * closing them. */
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rt_internal.h"
+
+/* Builds the model from a descriptor; on failure releases nothing the caller
+ * owns (the dl handle and release callback stay with the caller). */
+static int make_model(const tfx_model_desc *desc, const void *weights, tfx_model **out, char *errbuf, size_t errlen) {
+  const void *w = weights ? weights : (desc ? desc->weights : NULL);
+  int rc = tfx_rt_validate_desc(desc, w, errbuf, errlen);
+  if (rc != TFX_OK) return rc;
+  tfx_model *m = calloc(1, sizeof *m);
+  if (!m) return tfx_rt_error(errbuf, errlen, TFX_ERR_OUT_OF_MEMORY, "out of memory allocating the model");
+  m->desc = *desc;
+  m->desc.weights = w;
+  m->orig = desc;
+  m->entries = calloc((size_t)desc->n_entries, sizeof *m->entries);
+  if (!m->entries) {
+    free(m);
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_OUT_OF_MEMORY, "out of memory allocating the model");
+  }
+  rc = tfx_rt_prepare_entries(m, errbuf, errlen);
+  if (rc != TFX_OK) {
+    free(m->entries);
+    free(m);
+    return rc;
+  }
+  *out = m;
+  return TFX_OK;
+}
+
+int tfx_model_open_ex(const char *path, tfx_model **out, char *errbuf, size_t errlen) {
+  if (errbuf && errlen > 0) errbuf[0] = '\0';
+  if (out) *out = NULL;
+  if (!path || !out)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_INVALID_ARGUMENT, "tfx_model_open: NULL path or output pointer");
+  if (!path[0]) return tfx_rt_error(errbuf, errlen, TFX_ERR_OPEN, "tfx_model_open: empty path");
+  /* dlopen searches the library path for names without a slash; a model
+   * file named relative to the working directory is what callers mean. */
+  const char *open_path = path;
+  char *local = NULL;
+  if (!strchr(path, '/') && access(path, F_OK) == 0) {
+    size_t len = strlen(path);
+    local = malloc(len + 3);
+    if (!local) return tfx_rt_error(errbuf, errlen, TFX_ERR_OUT_OF_MEMORY, "out of memory");
+    memcpy(local, "./", 2);
+    memcpy(local + 2, path, len + 1);
+    open_path = local;
+  }
+  void *h = dlopen(open_path, RTLD_NOW | RTLD_LOCAL);
+  free(local);
+  if (!h) {
+    const char *e = dlerror();
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_OPEN, "cannot load '%s': %s", path, e ? e : "unknown dlopen error");
+  }
+  dlerror();
+  const tfx_model_desc *desc = (const tfx_model_desc *)dlsym(h, "tfx_model_descriptor");
+  if (!desc) {
+    dlclose(h);
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL, "'%s' is not a tfx model: no symbol tfx_model_descriptor",
+                        path);
+  }
+  tfx_model *m = NULL;
+  int rc = make_model(desc, NULL, &m, errbuf, errlen);
+  if (rc != TFX_OK) {
+    dlclose(h);
+    return rc;
+  }
+  m->dl_handle = h;
+  *out = m;
+  return TFX_OK;
+}
+
+int tfx_model_open(const char *path, tfx_model **out) { return tfx_model_open_ex(path, out, NULL, 0); }
+
+int tfx_model_from_descriptor(const tfx_model_desc *desc, const void *weights, void (*release)(void *),
+                              void *release_arg, tfx_model **out) {
+  if (out) *out = NULL;
+  if (!desc || !out) return TFX_ERR_INVALID_ARGUMENT;
+  tfx_model *m = NULL;
+  int rc = make_model(desc, weights, &m, NULL, 0);
+  if (rc != TFX_OK) return rc;
+  m->release = release;
+  m->release_arg = release_arg;
+  *out = m;
+  return TFX_OK;
+}
+
+void tfx_model_close(tfx_model *model) {
+  if (!model) return;
+  if (model->release) model->release(model->release_arg);
+  if (model->dl_handle) dlclose(model->dl_handle);
+  free(model->entries);
+  free(model);
+}
+
+const tfx_model_desc *tfx_model_descriptor(const tfx_model *model) { return model ? &model->desc : NULL; }

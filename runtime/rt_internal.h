@@ -1,0 +1,70 @@
+/* runtime/rt_internal.h — the runtime's private types shared by its files:
+ * the model (descriptor copy, libffi call interfaces, dlopen handle), the
+ * session (arena, KV cache, output buffer, thread pool) and the internal
+ * functions one file offers another. Never included outside runtime/. */
+#ifndef TFX_RT_INTERNAL_H
+#define TFX_RT_INTERNAL_H
+
+#include <ffi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tfx/tfx.h"
+
+#define TFX_RT_MAX_ARGS 32    /* an entry takes at most this many arguments */
+#define TFX_RT_MAX_THREADS 64 /* a session's thread pool is capped here */
+#define TFX_RT_ALIGN 64       /* every buffer a session hands to generated code */
+
+/* One entry point, ready for ffi_call. */
+typedef struct tfx_rt_entry {
+  const tfx_entry_desc *desc;
+  ffi_cif cif;
+  ffi_type *types[TFX_RT_MAX_ARGS];
+  int is_decode; /* named "decode" */
+} tfx_rt_entry;
+
+struct tfx_model {
+  tfx_model_desc desc; /* a copy; desc.weights is the effective weights blob */
+  const tfx_model_desc *orig;
+  tfx_rt_entry *entries;    /* desc.n_entries */
+  int32_t max_entry_tokens; /* the largest max_tokens over all entries */
+  void *dl_handle;          /* dlopen handle, or NULL */
+  void (*release)(void *);
+  void *release_arg;
+};
+
+typedef struct tfx_rt_pool tfx_rt_pool;
+
+struct tfx_session {
+  const tfx_model *model;
+  int32_t pos;
+  int32_t threads;
+  void *arena;
+  void *kv;
+  float *out; /* max_seq * output_width floats */
+  tfx_rt_pool *pool;
+  tfx_exec exec;
+};
+
+/* errors.c: formats a message into errbuf (when non-NULL and errlen > 0) and
+ * returns code. */
+int tfx_rt_error(char *errbuf, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* validate.c: checks a descriptor (magic, ABI version, fields, entries);
+ * weights is the effective weights blob. Returns TFX_OK or a status with the
+ * detail in errbuf. */
+int tfx_rt_validate_desc(const tfx_model_desc *desc, const void *weights, char *errbuf, size_t errlen);
+
+/* ffi_call.c: prepares the libffi call interface of every entry of m->desc. */
+int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen);
+/* Calls one entry with the session's buffers; input and output as given. */
+void tfx_rt_call_entry(tfx_session *s, const tfx_rt_entry *e, const void *input, int64_t n, int64_t pos, void *output);
+
+/* threadpool.c: a persistent pool of threads - 1 workers (the caller is the
+ * other thread). Returns NULL on failure. */
+tfx_rt_pool *tfx_rt_pool_create(int32_t threads);
+void tfx_rt_pool_destroy(tfx_rt_pool *pool);
+/* The tfx_exec.parallel_for of a session whose exec->impl is a pool. */
+void tfx_rt_pool_parallel_for(tfx_exec *self, tfx_kernel_fn fn, const void *args, int64_t n_items);
+
+#endif

@@ -1,0 +1,81 @@
+/* runtime/session.c — sessions: everything a model's calls need, allocated
+ * once at creation (arena, zeroed KV cache, output buffer, thread pool), the
+ * position, reset and free. Nothing is allocated after creation. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rt_internal.h"
+
+/* 64-byte aligned, at least 64 bytes so generated code always gets a valid
+ * pointer. */
+static void *alloc_aligned(uint64_t bytes, int zero) {
+  size_t size = (size_t)((bytes + TFX_RT_ALIGN - 1) & ~(uint64_t)(TFX_RT_ALIGN - 1));
+  if (size == 0) size = TFX_RT_ALIGN;
+  void *p = NULL;
+  if (posix_memalign(&p, TFX_RT_ALIGN, size) != 0) return NULL;
+  if (zero) memset(p, 0, size);
+  return p;
+}
+
+/* TFX_NUM_THREADS when it is a positive integer, else the online CPUs. */
+static int32_t default_threads(void) {
+  const char *env = getenv("TFX_NUM_THREADS");
+  if (env && *env) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(env, &end, 10);
+    if (errno == 0 && end != env && *end == '\0' && v > 0)
+      return v > TFX_RT_MAX_THREADS ? TFX_RT_MAX_THREADS : (int32_t)v;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n < 1) n = 1;
+  return n > TFX_RT_MAX_THREADS ? TFX_RT_MAX_THREADS : (int32_t)n;
+}
+
+int tfx_session_create(const tfx_model *model, const tfx_session_options *opts, tfx_session **out) {
+  if (out) *out = NULL;
+  if (!model || !out) return TFX_ERR_INVALID_ARGUMENT;
+  if (opts && opts->threads < 0) return TFX_ERR_INVALID_ARGUMENT;
+  int32_t threads = (opts && opts->threads > 0) ? opts->threads : default_threads();
+  if (threads > TFX_RT_MAX_THREADS) threads = TFX_RT_MAX_THREADS;
+
+  const tfx_model_desc *d = &model->desc;
+  tfx_session *s = calloc(1, sizeof *s);
+  if (!s) return TFX_ERR_OUT_OF_MEMORY;
+  s->model = model;
+  s->threads = threads;
+  s->arena = alloc_aligned(d->arena_bytes, 0);
+  s->kv = alloc_aligned(d->kv_bytes, 1);
+  s->out = alloc_aligned((uint64_t)d->max_seq * (uint64_t)d->output_width * sizeof(float), 0);
+  if (!s->arena || !s->kv || !s->out) {
+    tfx_session_free(s);
+    return TFX_ERR_OUT_OF_MEMORY;
+  }
+  s->pool = tfx_rt_pool_create(threads);
+  if (!s->pool) {
+    tfx_session_free(s);
+    return TFX_ERR_INTERNAL;
+  }
+  s->exec.parallel_for = tfx_rt_pool_parallel_for;
+  s->exec.impl = s->pool;
+  *out = s;
+  return TFX_OK;
+}
+
+int32_t tfx_session_position(const tfx_session *s) { return s ? s->pos : 0; }
+
+void tfx_session_reset(tfx_session *s) {
+  if (s) s->pos = 0;
+}
+
+void tfx_session_free(tfx_session *s) {
+  if (!s) return;
+  tfx_rt_pool_destroy(s->pool);
+  free(s->arena);
+  free(s->kv);
+  free(s->out);
+  free(s);
+}

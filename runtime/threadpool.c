@@ -1,0 +1,224 @@
+/* runtime/threadpool.c — a session's persistent thread pool, the
+ * implementation of tfx_exec.parallel_for. Workers are created once per
+ * session and joined when it is freed. A fork publishes the job and bumps a
+ * generation counter; workers spin briefly on it, then sleep on a condition
+ * variable, so the fork/join between consecutive kernels costs microseconds.
+ * [0, n) is split into contiguous chunks, one per thread, deterministically
+ * for a given thread count; the calling thread runs chunk 0. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt_internal.h"
+
+/* Iterations a waiting thread spins before it sleeps (a pause each). */
+#define TFX_RT_SPIN 4000
+
+/* Every this many spins a waiting thread yields its core, so a pool with
+ * more threads than free cores still makes progress. */
+#define TFX_RT_YIELD_EVERY 64
+
+/* One step of a spin-wait: a pause, and now and then a sched_yield. */
+static inline void spin_step(int spin) {
+  if (spin % TFX_RT_YIELD_EVERY == TFX_RT_YIELD_EVERY - 1) {
+    sched_yield();
+    return;
+  }
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+typedef struct tfx_rt_worker {
+  tfx_rt_pool *pool;
+  int32_t index; /* 1 .. threads-1; the caller is thread 0 */
+} tfx_rt_worker;
+
+struct tfx_rt_pool {
+  /* the job, written by the caller before it bumps the generation */
+  tfx_kernel_fn fn;
+  const void *args;
+  int64_t n;
+  int32_t active; /* threads that get a chunk: min(threads, n) */
+  int32_t threads;
+  int32_t n_workers; /* workers started */
+  atomic_bool stop;
+  atomic_flag busy; /* set while a parallel_for runs (re-entrant calls run serially) */
+  pthread_t *tids;
+  tfx_rt_worker *workers;
+  pthread_mutex_t mu;
+  pthread_cond_t work_cv;
+  pthread_cond_t done_cv;
+  alignas(64) _Atomic uint64_t generation;
+  atomic_int sleepers;
+  alignas(64) atomic_int remaining; /* workers that have not finished the current job */
+  atomic_int caller_waiting;
+};
+
+/* The contiguous chunk of thread i among `active` threads. */
+static void chunk(int64_t n, int32_t active, int32_t i, int64_t *b, int64_t *e) {
+  int64_t base = n / active, rem = n % active;
+  *b = (int64_t)i * base + (i < rem ? i : rem);
+  *e = *b + base + (i < rem ? 1 : 0);
+}
+
+static void *worker_main(void *arg) {
+  tfx_rt_worker *w = arg;
+  tfx_rt_pool *p = w->pool;
+  uint64_t seen = 0;
+  for (;;) {
+    uint64_t g = 0;
+    int got = 0;
+    for (int spin = 0; spin < TFX_RT_SPIN; spin++) {
+      g = atomic_load_explicit(&p->generation, memory_order_acquire);
+      if (g != seen) {
+        got = 1;
+        break;
+      }
+      spin_step(spin);
+    }
+    if (!got) {
+      pthread_mutex_lock(&p->mu);
+      atomic_fetch_add(&p->sleepers, 1);
+      while ((g = atomic_load(&p->generation)) == seen) pthread_cond_wait(&p->work_cv, &p->mu);
+      atomic_fetch_sub(&p->sleepers, 1);
+      pthread_mutex_unlock(&p->mu);
+    }
+    seen = g;
+    if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
+    if (w->index < p->active) {
+      int64_t b, e;
+      chunk(p->n, p->active, w->index, &b, &e);
+      if (e > b) p->fn(p->args, b, e);
+    }
+    if (atomic_fetch_sub(&p->remaining, 1) == 1 && atomic_load(&p->caller_waiting)) {
+      pthread_mutex_lock(&p->mu);
+      pthread_cond_signal(&p->done_cv);
+      pthread_mutex_unlock(&p->mu);
+    }
+  }
+  return NULL;
+}
+
+/* Publishes the job fields already written: bumps the generation and wakes
+ * sleeping workers. */
+static void publish(tfx_rt_pool *p) {
+  atomic_store(&p->remaining, p->n_workers);
+  atomic_fetch_add(&p->generation, 1);
+  if (atomic_load(&p->sleepers) > 0) {
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_broadcast(&p->work_cv);
+    pthread_mutex_unlock(&p->mu);
+  }
+}
+
+static void wait_done(tfx_rt_pool *p) {
+  for (int spin = 0; spin < TFX_RT_SPIN; spin++) {
+    if (atomic_load_explicit(&p->remaining, memory_order_acquire) == 0) return;
+    spin_step(spin);
+  }
+  pthread_mutex_lock(&p->mu);
+  atomic_store(&p->caller_waiting, 1);
+  while (atomic_load(&p->remaining) != 0) pthread_cond_wait(&p->done_cv, &p->mu);
+  atomic_store(&p->caller_waiting, 0);
+  pthread_mutex_unlock(&p->mu);
+}
+
+static void stop_workers(tfx_rt_pool *p) {
+  if (p->n_workers == 0) return;
+  atomic_store(&p->stop, 1);
+  p->fn = NULL;
+  p->active = 0;
+  publish(p);
+  pthread_mutex_lock(&p->mu);
+  pthread_cond_broadcast(&p->work_cv);
+  pthread_mutex_unlock(&p->mu);
+  for (int32_t i = 0; i < p->n_workers; i++) pthread_join(p->tids[i], NULL);
+  p->n_workers = 0;
+}
+
+tfx_rt_pool *tfx_rt_pool_create(int32_t threads) {
+  if (threads < 1) threads = 1;
+  if (threads > TFX_RT_MAX_THREADS) threads = TFX_RT_MAX_THREADS;
+  size_t size = (sizeof(tfx_rt_pool) + 63) & ~(size_t)63;
+  tfx_rt_pool *p = aligned_alloc(64, size);
+  if (!p) return NULL;
+  memset(p, 0, sizeof *p);
+  p->threads = threads;
+  atomic_init(&p->stop, 0);
+  atomic_flag_clear(&p->busy);
+  atomic_init(&p->generation, 0);
+  atomic_init(&p->sleepers, 0);
+  atomic_init(&p->remaining, 0);
+  atomic_init(&p->caller_waiting, 0);
+  if (pthread_mutex_init(&p->mu, NULL) != 0) goto fail_mu;
+  if (pthread_cond_init(&p->work_cv, NULL) != 0) goto fail_work;
+  if (pthread_cond_init(&p->done_cv, NULL) != 0) goto fail_done;
+  if (threads > 1) {
+    p->tids = calloc((size_t)threads - 1, sizeof *p->tids);
+    p->workers = calloc((size_t)threads - 1, sizeof *p->workers);
+    if (!p->tids || !p->workers) goto fail_threads;
+    for (int32_t i = 0; i < threads - 1; i++) {
+      p->workers[i].pool = p;
+      p->workers[i].index = i + 1;
+      if (pthread_create(&p->tids[i], NULL, worker_main, &p->workers[i]) != 0) goto fail_threads;
+      p->n_workers++;
+    }
+  }
+  return p;
+fail_threads:
+  stop_workers(p);
+  free(p->tids);
+  free(p->workers);
+  pthread_cond_destroy(&p->done_cv);
+fail_done:
+  pthread_cond_destroy(&p->work_cv);
+fail_work:
+  pthread_mutex_destroy(&p->mu);
+fail_mu:
+  free(p);
+  return NULL;
+}
+
+void tfx_rt_pool_destroy(tfx_rt_pool *p) {
+  if (!p) return;
+  stop_workers(p);
+  free(p->tids);
+  free(p->workers);
+  pthread_cond_destroy(&p->done_cv);
+  pthread_cond_destroy(&p->work_cv);
+  pthread_mutex_destroy(&p->mu);
+  free(p);
+}
+
+void tfx_rt_pool_parallel_for(tfx_exec *self, tfx_kernel_fn fn, const void *args, int64_t n_items) {
+  if (!self || !fn || n_items <= 0) return;
+  tfx_rt_pool *p = self->impl;
+  if (!p || p->n_workers == 0 || n_items == 1) {
+    fn(args, 0, n_items);
+    return;
+  }
+  /* A nested or concurrent call on the same pool cannot wait for busy
+   * workers without deadlocking: it runs on the calling thread. */
+  if (atomic_flag_test_and_set_explicit(&p->busy, memory_order_acquire)) {
+    fn(args, 0, n_items);
+    return;
+  }
+  int32_t active = p->n_workers + 1;
+  if (n_items < active) active = (int32_t)n_items;
+  p->fn = fn;
+  p->args = args;
+  p->n = n_items;
+  p->active = active;
+  publish(p);
+  int64_t b, e;
+  chunk(n_items, active, 0, &b, &e);
+  fn(args, b, e);
+  wait_done(p);
+  atomic_flag_clear_explicit(&p->busy, memory_order_release);
+}

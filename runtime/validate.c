@@ -1,0 +1,67 @@
+/* runtime/validate.c — checks a model descriptor before the runtime trusts
+ * it: magic, ABI version, dimensions, memory sizes, weights and every entry
+ * point (function, token range, argument kinds). */
+#include <stdint.h>
+
+#include "rt_internal.h"
+
+static int bad(char *errbuf, size_t errlen, const char *what) {
+  return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL, "malformed model descriptor: %s", what);
+}
+
+static int check_entry(const tfx_entry_desc *e, int32_t i, char *errbuf, size_t errlen) {
+  if (!e->fn)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL, "malformed model descriptor: entry %d has no function", i);
+  if (!e->name)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL, "malformed model descriptor: entry %d has no name", i);
+  if (e->min_tokens < 1 || e->max_tokens < e->min_tokens)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                        "malformed model descriptor: entry '%s' accepts tokens [%d, %d]", e->name, e->min_tokens,
+                        e->max_tokens);
+  if (e->n_args < 1 || e->n_args > TFX_RT_MAX_ARGS || !e->arg_kinds)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                        "malformed model descriptor: entry '%s' has %d arguments (1..%d allowed)", e->name, e->n_args,
+                        TFX_RT_MAX_ARGS);
+  for (int32_t a = 0; a < e->n_args; a++) {
+    int32_t k = e->arg_kinds[a];
+    if (k < TFX_ARG_INPUT || k > TFX_ARG_EXEC)
+      return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                          "malformed model descriptor: entry '%s' argument %d has unknown kind %d", e->name, a, k);
+  }
+  return TFX_OK;
+}
+
+int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *errbuf, size_t errlen) {
+  if (!d) return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL, "no model descriptor");
+  if (d->magic != TFX_DESC_MAGIC)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL, "bad descriptor magic 0x%08x (expected 0x%08x)",
+                        (unsigned)d->magic, (unsigned)TFX_DESC_MAGIC);
+  if (d->abi_version != TFX_ABI_VERSION)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_ABI_VERSION,
+                        "model compiled for runtime ABI version %u, this runtime implements version %u",
+                        (unsigned)d->abi_version, (unsigned)TFX_ABI_VERSION);
+  if (!d->name) return bad(errbuf, errlen, "no model name");
+  if (d->input_kind != TFX_INPUT_TOKENS && d->input_kind != TFX_INPUT_F32)
+    return bad(errbuf, errlen, "unknown input kind");
+  if (d->input_width < 1) return bad(errbuf, errlen, "input_width < 1");
+  if (d->output_width < 1) return bad(errbuf, errlen, "output_width < 1");
+  if (d->input_kind == TFX_INPUT_TOKENS && d->vocab < 1) return bad(errbuf, errlen, "a token model with vocab < 1");
+  if (d->vocab < 0) return bad(errbuf, errlen, "vocab < 0");
+  if (d->max_seq < 1) return bad(errbuf, errlen, "max_seq < 1");
+  if (d->has_kv_cache != 0 && d->has_kv_cache != 1) return bad(errbuf, errlen, "has_kv_cache is neither 0 nor 1");
+  /* Sizes must fit comfortably in size_t (the session rounds them up). */
+  const uint64_t limit = (uint64_t)(SIZE_MAX / 4);
+  if (d->arena_bytes > limit || d->kv_bytes > limit || d->weights_bytes > limit)
+    return bad(errbuf, errlen, "a memory size is too large");
+  if ((uint64_t)d->max_seq * (uint64_t)d->output_width > limit / sizeof(float))
+    return bad(errbuf, errlen, "max_seq * output_width is too large");
+  if ((uint64_t)d->max_seq * (uint64_t)d->input_width > limit / sizeof(float))
+    return bad(errbuf, errlen, "max_seq * input_width is too large");
+  if (d->weights_bytes > 0 && !weights) return bad(errbuf, errlen, "weights_bytes > 0 but no weights");
+  if (d->n_entries < 1 || !d->entries) return bad(errbuf, errlen, "no entry points");
+  for (int32_t i = 0; i < d->n_entries; i++) {
+    int rc = check_entry(&d->entries[i], i, errbuf, errlen);
+    if (rc != TFX_OK) return rc;
+  }
+  return TFX_OK;
+}
