@@ -1,2 +1,428 @@
-/* driver/main.c — the tfxc command line (placeholder). */
-int main(void) { return 0; }
+/* driver/main.c — the tfxc command line: compile a .tfx model to a shared
+ * library, an object, a header or a text dump; or run a model (a .tfx through
+ * the JIT, or a compiled .so) and generate tokens.
+ * Exit codes: 0 success, 1 compile or run error, 2 usage error. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../include/tfx/jit.h"
+#include "compile.h"
+
+enum { EXIT_COMPILE = 1, EXIT_USAGE = 2 };
+
+static const char usage_text[] =
+    "usage: tfxc FILE.tfx [-o OUT.so] [-c] [-O0|-O1|-O2|-O3] [--weights PATH|random[:SEED]]\n"
+    "            [--emit=ir|llvm|asm] [--emit-header OUT.h] [--cpu NAME]\n"
+    "       tfxc run (FILE.tfx|FILE.so) [--weights PATH|random[:SEED]] [-O0..-O3] [-n N]\n"
+    "            [--prompt-ids \"i j k\"] [--temperature T] [--top-p P] [--seed S]\n"
+    "            [--threads N] [--print-ids] [--dump-logits FILE]\n"
+    "       tfxc --help | --version\n";
+
+static const char help_text[] =
+    "\n"
+    "Compile:\n"
+    "  FILE.tfx             the model to compile\n"
+    "  -o OUT               output file (default: FILE's base name + .so, or .o with -c)\n"
+    "  -c                   write a relocatable object (code, descriptor and weights;\n"
+    "                       link it with the runtime, libtfxrt.a)\n"
+    "  -O0 .. -O3           optimization level (default -O2)\n"
+    "  --weights W          a weights file, or random / random:SEED (default: the\n"
+    "                       model's `weights` statement)\n"
+    "  --emit=ir            print the planned graph IR to stdout (no output file)\n"
+    "  --emit=llvm|asm      print the optimized LLVM IR or assembly to stdout\n"
+    "  --emit-header OUT.h  write the model's C header (alone, or next to -o / -c)\n"
+    "  --cpu NAME           target CPU (default: the host, with its features)\n"
+    "\n"
+    "Run (a .tfx goes through the JIT, a .so is loaded):\n"
+    "  -n N                 generate up to N tokens (default 256, at most max_seq)\n"
+    "  --prompt-ids \"...\"   token ids fed after BOS (id 1)\n"
+    "  --temperature T      0 = greedy (default 1.0)\n"
+    "  --top-p P            nucleus sampling threshold in (0, 1] (default 0.9)\n"
+    "  --seed S             random seed for sampling (default 42)\n"
+    "  --threads N          worker threads (default: TFX_NUM_THREADS or all cores)\n"
+    "  --print-ids          print the generated ids, space-separated, on one line\n"
+    "  --dump-logits FILE   write each step's float32 logits, [steps, vocab], raw LE\n"
+    "Generation starts from BOS (id 1) and the prompt, and stops early when id 1 is\n"
+    "generated. Speed is reported on stderr.\n";
+
+static int usage_error(const char *fmt, const char *arg) {
+  fprintf(stderr, "tfxc: error: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n%s", usage_text);
+  return EXIT_USAGE;
+}
+
+static int parse_long(const char *s, long lo, long hi, long *out) {
+  if (!s || !*s) return -1;
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || *end || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_double(const char *s, double *out) {
+  if (!s || !*s) return -1;
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || *end || v != v) return -1;
+  *out = v;
+  return 0;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t a = strlen(s), b = strlen(suffix);
+  return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Value of an option given as "--opt VALUE" or "--opt=VALUE". */
+static const char *option_value(int argc, char **argv, int *i, const char *name) {
+  size_t n = strlen(name);
+  if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=') return argv[*i] + n + 1;
+  if (strcmp(argv[*i], name) == 0 && *i + 1 < argc) return argv[++*i];
+  return NULL;
+}
+
+static int is_option(const char *arg, const char *name) {
+  size_t n = strlen(name);
+  return strncmp(arg, name, n) == 0 && (arg[n] == 0 || arg[n] == '=');
+}
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- tfxc FILE.tfx ... ---- */
+
+static char *default_output(const char *input, const char *ext) {
+  const char *base = strrchr(input, '/');
+  base = base ? base + 1 : input;
+  size_t len = strlen(base);
+  if (ends_with(base, ".tfx")) len -= 4;
+  char *out = malloc(len + strlen(ext) + 1);
+  if (!out) return NULL;
+  memcpy(out, base, len);
+  strcpy(out + len, ext);
+  return out;
+}
+
+static int compile_main(int argc, char **argv) {
+  const char *input = NULL, *output = NULL, *weights = NULL, *emit = NULL, *header = NULL, *cpu = NULL;
+  int object = 0, opt = 2;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v;
+    if (strcmp(a, "-o") == 0) {
+      if (i + 1 >= argc) return usage_error("%s needs a file name", a);
+      output = argv[++i];
+    } else if (strcmp(a, "-c") == 0) {
+      object = 1;
+    } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && a[3] == 0) {
+      opt = a[2] - '0';
+    } else if (is_option(a, "--weights")) {
+      if (!(v = option_value(argc, argv, &i, "--weights"))) return usage_error("%s needs a value", a);
+      weights = v;
+    } else if (is_option(a, "--emit")) {
+      if (!(v = option_value(argc, argv, &i, "--emit"))) return usage_error("%s needs a value", a);
+      if (strcmp(v, "ir") && strcmp(v, "llvm") && strcmp(v, "asm"))
+        return usage_error("unknown --emit kind '%s' (expected ir, llvm or asm)", v);
+      emit = v;
+    } else if (is_option(a, "--emit-header")) {
+      if (!(v = option_value(argc, argv, &i, "--emit-header"))) return usage_error("%s needs a file name", a);
+      header = v;
+    } else if (is_option(a, "--cpu")) {
+      if (!(v = option_value(argc, argv, &i, "--cpu"))) return usage_error("%s needs a value", a);
+      cpu = v;
+    } else if (a[0] == '-' && a[1]) {
+      return usage_error("unknown option '%s'", a);
+    } else if (input) {
+      return usage_error("more than one input file ('%s')", a);
+    } else {
+      input = a;
+    }
+  }
+  if (!input) return usage_error("%s", "no input file");
+  if (!ends_with(input, ".tfx")) return usage_error("the input '%s' is not a .tfx file", input);
+  if (emit && (output || object)) return usage_error("%s", "--emit prints to stdout; it does not combine with -o or -c");
+  if (access(input, R_OK) != 0) {
+    fprintf(stderr, "tfxc: error: cannot read '%s': %s\n", input, strerror(errno));
+    return EXIT_COMPILE;
+  }
+
+  int only_ir = emit && strcmp(emit, "ir") == 0;
+  tfx_build_options bo = {.weights = weights, .no_weights = only_ir && !weights, .opt_level = opt};
+  tfx_build b;
+  if (tfx_build_source(input, NULL, &bo, &b)) return EXIT_COMPILE;
+
+  int rc = 0;
+  char err[1024] = "";
+  tfx_target_options t = {.opt_level = opt, .cpu = cpu};
+  if (only_ir) {
+    tfx_print_graph(b.graph, stdout);
+  } else if (emit) {
+    if (tfx_backend_emit_text(b.graph, &t, strcmp(emit, "llvm") == 0 ? TFX_EMIT_LLVM_IR : TFX_EMIT_ASM, stdout, err,
+                              sizeof err)) {
+      fprintf(stderr, "tfxc: error: %s\n", err);
+      rc = EXIT_COMPILE;
+    }
+  } else {
+    if (header) {
+      FILE *h = fopen(header, "w");
+      if (!h || tfx_write_header(b.graph, input, h) != 0) {
+        fprintf(stderr, "tfxc: error: cannot write '%s': %s\n", header, strerror(errno));
+        rc = EXIT_COMPILE;
+      }
+      if (h && fclose(h) != 0 && rc == 0) {
+        fprintf(stderr, "tfxc: error: cannot write '%s': %s\n", header, strerror(errno));
+        rc = EXIT_COMPILE;
+      }
+    }
+    if (rc == 0 && (!header || output || object)) {
+      char *def = output ? NULL : default_output(input, object ? ".o" : ".so");
+      const char *out = output ? output : def;
+      if (!out) {
+        fprintf(stderr, "tfxc: error: out of memory\n");
+        rc = EXIT_COMPILE;
+      } else if (object) {
+        if (tfx_backend_write_object(b.graph, b.weights.data, b.weights.size, &t, out, err, sizeof err)) {
+          fprintf(stderr, "tfxc: error: %s\n", err);
+          rc = EXIT_COMPILE;
+        }
+      } else {
+        char obj[4096];
+        snprintf(obj, sizeof obj, "%s.tmp-%ld.o", out, (long)getpid());
+        if (tfx_backend_write_object(b.graph, b.weights.data, b.weights.size, &t, obj, err, sizeof err) ||
+            tfx_backend_link_shared(obj, out, err, sizeof err)) {
+          fprintf(stderr, "tfxc: error: %s\n", err);
+          rc = EXIT_COMPILE;
+        }
+        unlink(obj);
+      }
+      free(def);
+    }
+  }
+  tfx_build_free(&b);
+  return rc;
+}
+
+/* ---- tfxc run MODEL ... ---- */
+
+typedef struct run_options {
+  const char *model, *weights, *prompt, *dump;
+  long steps, threads;
+  int opt, print_ids;
+  double temperature, top_p;
+  long seed;
+} run_options;
+
+static int parse_prompt(const char *text, int32_t **ids, int *n) {
+  *ids = NULL;
+  *n = 0;
+  if (!text) return 0;
+  size_t cap = strlen(text) / 2 + 2;
+  int32_t *v = malloc(cap * sizeof *v);
+  if (!v) return -1;
+  const char *p = text;
+  while (*p) {
+    while (*p == ' ' || *p == '\t' || *p == ',') p++;
+    if (!*p) break;
+    char *end;
+    errno = 0;
+    long x = strtol(p, &end, 10);
+    if (end == p || errno || x < 0 || x > INT32_MAX || (*end && *end != ' ' && *end != '\t' && *end != ',')) {
+      free(v);
+      return -1;
+    }
+    v[(*n)++] = (int32_t)x;
+    p = end;
+  }
+  *ids = v;
+  return 0;
+}
+
+static int generate(tfx_model *model, const run_options *o, const int32_t *prompt, int n_prompt) {
+  const tfx_model_desc *d = tfx_model_descriptor(model);
+  if (d->input_kind != TFX_INPUT_TOKENS) {
+    fprintf(stderr, "tfxc: error: '%s' takes f32 activations, not tokens; `run` generates tokens\n", o->model);
+    return EXIT_COMPILE;
+  }
+  int vocab = d->output_width;
+  tfx_session_options so = {.threads = (int32_t)o->threads};
+  tfx_session *s = NULL;
+  int rc = tfx_session_create(model, &so, &s);
+  if (rc != TFX_OK) {
+    fprintf(stderr, "tfxc: error: cannot create a session: %s\n", tfx_error_message(rc));
+    return EXIT_COMPILE;
+  }
+  FILE *dump = NULL;
+  if (o->dump && !(dump = fopen(o->dump, "wb"))) {
+    fprintf(stderr, "tfxc: error: cannot write '%s': %s\n", o->dump, strerror(errno));
+    tfx_session_free(s);
+    return EXIT_COMPILE;
+  }
+  int n_in = n_prompt + 1;
+  int32_t *tokens = malloc((size_t)n_in * sizeof *tokens);
+  float *logits = malloc((size_t)vocab * sizeof *logits);
+  long max_steps = o->steps;
+  int32_t *out = malloc((size_t)(max_steps > 0 ? max_steps : 1) * sizeof *out);
+  if (!tokens || !logits || !out) {
+    fprintf(stderr, "tfxc: error: out of memory\n");
+    rc = TFX_ERR_OUT_OF_MEMORY;
+    goto done;
+  }
+  tokens[0] = 1; /* BOS */
+  if (n_prompt) memcpy(tokens + 1, prompt, (size_t)n_prompt * sizeof *tokens);
+  if (n_in > d->max_seq) {
+    fprintf(stderr, "tfxc: error: the prompt (%d tokens with BOS) does not fit max_seq = %d\n", n_in, d->max_seq);
+    rc = TFX_ERR_CONTEXT_FULL;
+    goto done;
+  }
+  tfx_sampler sampler;
+  tfx_sampler_init(&sampler, (float)o->temperature, (float)o->top_p, (uint64_t)o->seed);
+
+  double t0 = now_seconds();
+  rc = tfx_forward(s, tokens, n_in, logits);
+  double t_prefill = now_seconds() - t0, t1 = now_seconds();
+  long generated = 0;
+  while (rc == TFX_OK && generated < max_steps) {
+    if (dump && fwrite(logits, sizeof *logits, (size_t)vocab, dump) != (size_t)vocab) {
+      fprintf(stderr, "tfxc: error: cannot write '%s'\n", o->dump);
+      rc = TFX_ERR_INVALID_ARGUMENT;
+      break;
+    }
+    int32_t next = tfx_sample(&sampler, logits, vocab);
+    if (next < 0) {
+      rc = next;
+      break;
+    }
+    if (next == 1) break; /* BOS ends the text, as in llama2.c */
+    out[generated++] = next;
+    if (generated == max_steps || tfx_session_position(s) >= d->max_seq) break;
+    rc = tfx_forward(s, &next, 1, logits);
+  }
+  double t_decode = now_seconds() - t1;
+  if (rc != TFX_OK) {
+    fprintf(stderr, "tfxc: error: forward failed: %s\n", tfx_error_message(rc));
+  } else {
+    if (o->print_ids) {
+      for (long i = 0; i < generated; i++) printf("%s%d", i ? " " : "", out[i]);
+      printf("\n");
+    } else {
+      printf("generated %ld token%s:", generated, generated == 1 ? "" : "s");
+      for (long i = 0; i < generated; i++) printf(" %d", out[i]);
+      printf("\n");
+    }
+    long decoded = generated > 0 ? generated - 1 : 0;
+    fprintf(stderr, "tfxc: prefill %d tokens in %.3f ms (%.0f tok/s); decode %ld tokens in %.3f ms (%.0f tok/s)\n",
+            n_in, t_prefill * 1e3, n_in / (t_prefill > 0 ? t_prefill : 1e-9), decoded, t_decode * 1e3,
+            decoded / (t_decode > 0 ? t_decode : 1e-9));
+  }
+done:
+  if (dump && fclose(dump) != 0 && rc == TFX_OK) {
+    fprintf(stderr, "tfxc: error: cannot write '%s'\n", o->dump);
+    rc = TFX_ERR_INVALID_ARGUMENT;
+  }
+  free(tokens);
+  free(logits);
+  free(out);
+  tfx_session_free(s);
+  return rc == TFX_OK ? 0 : EXIT_COMPILE;
+}
+
+static int run_main(int argc, char **argv) {
+  run_options o = {.steps = 256, .opt = 2, .temperature = 1.0, .top_p = 0.9, .seed = 42};
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i], *v;
+    if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && a[3] == 0) {
+      o.opt = a[2] - '0';
+    } else if (strcmp(a, "-n") == 0 || is_option(a, "--steps")) {
+      if (!(v = option_value(argc, argv, &i, a[1] == 'n' ? "-n" : "--steps")) ||
+          parse_long(v, 0, 1L << 30, &o.steps))
+        return usage_error("%s needs a number of tokens >= 0", a);
+    } else if (is_option(a, "--weights")) {
+      if (!(o.weights = option_value(argc, argv, &i, "--weights"))) return usage_error("%s needs a value", a);
+    } else if (is_option(a, "--prompt-ids")) {
+      if (!(o.prompt = option_value(argc, argv, &i, "--prompt-ids"))) return usage_error("%s needs a value", a);
+    } else if (is_option(a, "--temperature")) {
+      if (!(v = option_value(argc, argv, &i, "--temperature")) || parse_double(v, &o.temperature) ||
+          o.temperature < 0)
+        return usage_error("%s needs a number >= 0", a);
+    } else if (is_option(a, "--top-p")) {
+      if (!(v = option_value(argc, argv, &i, "--top-p")) || parse_double(v, &o.top_p) || !(o.top_p > 0) ||
+          o.top_p > 1)
+        return usage_error("%s needs a number in (0, 1]", a);
+    } else if (is_option(a, "--seed")) {
+      if (!(v = option_value(argc, argv, &i, "--seed")) || parse_long(v, 0, (long)(~0UL >> 1), &o.seed))
+        return usage_error("%s needs a non-negative integer", a);
+    } else if (is_option(a, "--threads")) {
+      if (!(v = option_value(argc, argv, &i, "--threads")) || parse_long(v, 1, 64, &o.threads))
+        return usage_error("%s needs a number from 1 to 64", a);
+    } else if (strcmp(a, "--print-ids") == 0) {
+      o.print_ids = 1;
+    } else if (is_option(a, "--dump-logits")) {
+      if (!(o.dump = option_value(argc, argv, &i, "--dump-logits"))) return usage_error("%s needs a file name", a);
+    } else if (a[0] == '-' && a[1]) {
+      return usage_error("unknown option '%s'", a);
+    } else if (o.model) {
+      return usage_error("more than one model ('%s')", a);
+    } else {
+      o.model = a;
+    }
+  }
+  if (!o.model) return usage_error("%s", "run needs a model (.tfx or .so)");
+  int is_so = ends_with(o.model, ".so");
+  if (!is_so && !ends_with(o.model, ".tfx")) return usage_error("the model '%s' is neither a .tfx nor a .so", o.model);
+  if (is_so && o.weights)
+    return usage_error("%s", "--weights applies to a .tfx; a compiled .so carries its weights");
+  int32_t *prompt = NULL;
+  int n_prompt = 0;
+  if (parse_prompt(o.prompt, &prompt, &n_prompt)) return usage_error("bad --prompt-ids '%s'", o.prompt);
+
+  tfx_model *model = NULL;
+  int rc;
+  if (is_so) {
+    char err[1024] = "";
+    rc = tfx_model_open_ex(o.model, &model, err, sizeof err);
+    if (rc != TFX_OK) fprintf(stderr, "tfxc: error: cannot open '%s': %s\n", o.model, err[0] ? err : tfx_error_message(rc));
+  } else {
+    tfx_compile_options co;
+    tfx_compile_options_init(&co);
+    co.opt_level = o.opt;
+    co.weights = o.weights;
+    rc = tfx_jit_compile_file(o.model, &co, &model);
+  }
+  if (rc != TFX_OK) {
+    free(prompt);
+    return EXIT_COMPILE;
+  }
+  const tfx_model_desc *d = tfx_model_descriptor(model);
+  if (o.steps > d->max_seq) o.steps = d->max_seq;
+  rc = generate(model, &o, prompt, n_prompt);
+  tfx_model_close(model);
+  free(prompt);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "%s", usage_text);
+    return EXIT_USAGE;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    printf("tfxc %s — an ahead-of-time compiler for Transformer models\n\n%s%s", TFX_VERSION, usage_text, help_text);
+    return 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("tfxc %s\n", TFX_VERSION);
+    return 0;
+  }
+  if (strcmp(argv[1], "run") == 0) return run_main(argc, argv);
+  return compile_main(argc, argv);
+}

@@ -1,0 +1,39 @@
+/* driver/compile.h — the compilation pipeline as a library: source to a
+ * planned graph with its weights (frontend + passes), then to a JIT model, an
+ * object, a shared library or a C header (backend). Used by the tfxc command,
+ * the JIT API (tfx/jit.h) and the tests. */
+#ifndef TFX_DRIVER_COMPILE_H
+#define TFX_DRIVER_COMPILE_H
+
+#include <stdio.h>
+
+#include "../backend/backend.h"
+#include "../frontend/frontend.h"
+#include "../include/tfx/tfx.h"
+#include "../ir/ir.h"
+
+typedef struct tfx_build {
+  tfx_graph *graph;    /* planned, verified */
+  tfx_weights weights; /* the bound blob (empty when built with no_weights) */
+} tfx_build;
+
+typedef struct tfx_build_options {
+  const char *weights; /* NULL: the source's weights statement; path; "random[:SEED]" */
+  int no_weights;      /* lower and plan without binding weights */
+  int opt_level;       /* 0..3 */
+  FILE *diag;          /* NULL: stderr */
+} tfx_build_options;
+
+/* Frontend, then the -O pipeline. Returns 0, or the number of errors (all
+ * already printed to o->diag). */
+int tfx_build_source(const char *path, const char *source, const tfx_build_options *o, tfx_build *out);
+void tfx_build_free(tfx_build *b);
+
+/* JIT-compiles a build into a runtime model; takes ownership of b's weights
+ * (b->weights is emptied) and frees them with the model. */
+int tfx_build_jit(tfx_build *b, const tfx_target_options *t, tfx_model **out, char *err, size_t errlen);
+
+/* Writes the C header of a compiled model (descriptor declaration, sizes). */
+int tfx_write_header(const tfx_graph *g, const char *source_name, FILE *out);
+
+#endif

@@ -1,0 +1,133 @@
+/* tests/support/testutil.c — see testutil.h. */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+const char *tfx_test_models_dir(void) {
+  const char *env = getenv("TFX_MODELS_DIR");
+  return env && *env ? env : TFX_MODELS_DIR_DEFAULT;
+}
+
+char *tfx_test_model_path(const char *name, char *buf, size_t len) {
+  snprintf(buf, len, "%s/%s", tfx_test_models_dir(), name);
+  return buf;
+}
+
+char *tfx_test_read_file(const char *path, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+    free(buf);
+    buf = NULL;
+  }
+  fclose(f);
+  if (buf) {
+    buf[n] = 0;
+    if (size) *size = (size_t)n;
+  }
+  return buf;
+}
+
+int tfx_test_read_ids(const char *path, int32_t *ids, int max) {
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  int n = 0;
+  while (n < max && fscanf(f, "%d", &ids[n]) == 1) n++;
+  fclose(f);
+  return n;
+}
+
+char *tfx_test_tmpdir(void) {
+  const char *base = getenv("TMPDIR");
+  char tmpl[4096];
+  snprintf(tmpl, sizeof tmpl, "%s/tfxtest-XXXXXX", base && *base ? base : "/tmp");
+  if (!mkdtemp(tmpl)) return NULL;
+  return strdup(tmpl);
+}
+
+void tfx_test_rmdir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+      char p[4096];
+      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+      unlink(p);
+    }
+    closedir(d);
+  }
+  rmdir(dir);
+}
+
+static char *slurp_fd(int fd) {
+  size_t cap = 4096, len = 0;
+  char *buf = malloc(cap);
+  if (!buf) return NULL;
+  for (;;) {
+    if (len + 1 >= cap) {
+      char *b = realloc(buf, cap *= 2);
+      if (!b) break;
+      buf = b;
+    }
+    ssize_t r = read(fd, buf + len, cap - len - 1);
+    if (r <= 0) break;
+    len += (size_t)r;
+  }
+  buf[len] = 0;
+  return buf;
+}
+
+int tfx_test_run(char *const argv[], char **out, char **err) {
+  char tmpl_out[] = "/tmp/tfxrun-out-XXXXXX", tmpl_err[] = "/tmp/tfxrun-err-XXXXXX";
+  int fo = mkstemp(tmpl_out), fe = mkstemp(tmpl_err);
+  if (fo < 0 || fe < 0) return -1;
+  unlink(tmpl_out);
+  unlink(tmpl_err);
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    dup2(fo, 1);
+    dup2(fe, 2);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  lseek(fo, 0, SEEK_SET);
+  lseek(fe, 0, SEEK_SET);
+  if (out) *out = slurp_fd(fo);
+  if (err) *err = slurp_fd(fe);
+  close(fo);
+  close(fe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int tfx_test_argmax(const float *v, int n) {
+  int best = 0;
+  for (int i = 1; i < n; i++)
+    if (v[i] > v[best]) best = i;
+  return best;
+}
+
+double tfx_test_max_abs_diff(const float *a, const float *b, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = fabs((double)a[i] - (double)b[i]);
+    if (d > m || d != d) m = d != d ? INFINITY : d;
+  }
+  return m;
+}

@@ -1,0 +1,30 @@
+/* tests/support/testutil.h — helpers shared by the tests: where the real
+ * model lives, reading reference files, temporary directories, running the
+ * tfxc command and capturing its output. */
+#ifndef TFX_TESTUTIL_H
+#define TFX_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* TFX_MODELS_DIR from the environment, else ../shared/models beside the checkout. */
+const char *tfx_test_models_dir(void);
+/* models_dir + "/" + name in a static buffer per call site (copy it if kept). */
+char *tfx_test_model_path(const char *name, char *buf, size_t len);
+/* Reads a whole file; returns a malloc'd buffer (NUL-terminated) and its size, or NULL. */
+char *tfx_test_read_file(const char *path, size_t *size);
+/* Reads up to max whitespace-separated integers; returns how many. */
+int tfx_test_read_ids(const char *path, int32_t *ids, int max);
+/* Creates a fresh temporary directory; returns a malloc'd path. */
+char *tfx_test_tmpdir(void);
+/* Removes a directory and the files directly inside it. */
+void tfx_test_rmdir(const char *dir);
+/* Runs argv (argv[0] a path), stdout captured into a malloc'd string when out
+ * is non-NULL, stderr into err likewise. Returns the exit status, or -1. */
+int tfx_test_run(char *const argv[], char **out, char **err);
+/* Index of the largest value, lowest on ties. */
+int tfx_test_argmax(const float *v, int n);
+/* max |a - b| over n floats. */
+double tfx_test_max_abs_diff(const float *a, const float *b, size_t n);
+
+#endif

@@ -1,0 +1,128 @@
+/* tests/test_cli.c — the tfxc command-line contract: --help and --version
+ * exit 0, usage errors exit 2 with a message, compile errors exit 1 with a
+ * `file:line:col: error:` diagnostic, --emit=ir prints the graph, and a model
+ * with random weights compiles to a .so, a .o and a header that a C program
+ * links against. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "support/testutil.h"
+
+static char example_tfx[4096];
+
+static int run(char *const argv[], char **out, char **err) {
+  int rc = tfx_test_run(argv, out, err);
+  return rc;
+}
+
+static void expect(char *const argv[], int code, const char *in_stdout, const char *in_stderr) {
+  char *out = NULL, *err = NULL;
+  int rc = run(argv, &out, &err);
+  if (rc != code || (in_stdout && !strstr(out, in_stdout)) || (in_stderr && !strstr(err, in_stderr)))
+    fprintf(stderr, "argv[1]=%s: rc %d (expected %d)\nstdout: %s\nstderr: %s\n", argv[1], rc, code, out, err);
+  assert_int_equal(rc, code);
+  if (in_stdout) assert_non_null(strstr(out, in_stdout));
+  if (in_stderr) assert_non_null(strstr(err, in_stderr));
+  free(out);
+  free(err);
+}
+
+static void test_help_and_version(void **state) {
+  (void)state;
+  expect((char *[]){TFXC_PATH, "--help", NULL}, 0, "usage: tfxc", NULL);
+  expect((char *[]){TFXC_PATH, "--version", NULL}, 0, "tfxc ", NULL);
+}
+
+static void test_usage_errors_exit_2(void **state) {
+  (void)state;
+  expect((char *[]){TFXC_PATH, NULL}, 2, NULL, "usage:");
+  expect((char *[]){TFXC_PATH, "--bogus", NULL}, 2, NULL, "unknown option '--bogus'");
+  expect((char *[]){TFXC_PATH, example_tfx, "-o", NULL}, 2, NULL, "-o needs a file name");
+  expect((char *[]){TFXC_PATH, example_tfx, "--emit=bytecode", NULL}, 2, NULL, "unknown --emit kind 'bytecode'");
+  expect((char *[]){TFXC_PATH, "model.txt", NULL}, 2, NULL, "is not a .tfx file");
+  expect((char *[]){TFXC_PATH, "run", NULL}, 2, NULL, "run needs a model");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "-n", "many", NULL}, 2, NULL, "-n needs a number");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "--top-p", "1.5", NULL}, 2, NULL, "--top-p needs a number in (0, 1]");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "--temperature", "-1", NULL}, 2, NULL, "--temperature needs");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "--prompt-ids", "1 x 3", NULL}, 2, NULL, "bad --prompt-ids");
+  expect((char *[]){TFXC_PATH, "run", "m.so", "--weights", "random", NULL}, 2, NULL, "carries its weights");
+}
+
+static void test_compile_errors_exit_1(void **state) {
+  (void)state;
+  char *dir = tfx_test_tmpdir();
+  char bad[4096];
+  snprintf(bad, sizeof bad, "%s/bad.tfx", dir);
+  FILE *f = fopen(bad, "w");
+  assert_non_null(f);
+  fputs("model bad\nconst max_seq = 8\nforward(tokens : i32[T]) -> f32[T, 4] {\n  return nosuch(tokens)\n}\n", f);
+  fclose(f);
+  char where[4200];
+  snprintf(where, sizeof where, "%s:4:", bad);
+  expect((char *[]){TFXC_PATH, bad, "--weights", "random", "-o", "x.so", NULL}, 1, NULL, where);
+  expect((char *[]){TFXC_PATH, "/nonexistent/model.tfx", NULL}, 1, NULL, "cannot read");
+  expect((char *[]){TFXC_PATH, "run", "/nonexistent/model.so", NULL}, 1, NULL, "cannot open");
+  expect((char *[]){TFXC_PATH, example_tfx, "--weights", "/nonexistent/w.bin", "--emit=llvm", NULL}, 1, NULL,
+         "/nonexistent/w.bin");
+  tfx_test_rmdir(dir);
+  free(dir);
+}
+
+static void test_emit_ir_prints_the_graph(void **state) {
+  (void)state;
+  expect((char *[]){TFXC_PATH, example_tfx, "--emit=ir", NULL}, 0, "attention(", NULL);
+  expect((char *[]){TFXC_PATH, example_tfx, "--weights", "random", "--emit=llvm", NULL}, 0, "tfx_model_descriptor",
+         NULL);
+}
+
+/* Compile with random weights to a .so, an object and a header, and build
+ * the embedding example against the header: the program it makes runs the
+ * model and prints the ids it generated. */
+static void test_header_and_object_link_into_an_app(void **state) {
+  (void)state;
+  char *dir = tfx_test_tmpdir();
+  char so[4096], obj[4096], hdr[4096], app[4096], inc[4200], app_src[4200], rt[4200];
+  snprintf(so, sizeof so, "%s/m.so", dir);
+  snprintf(obj, sizeof obj, "%s/m.o", dir);
+  snprintf(hdr, sizeof hdr, "%s/stories260k.h", dir);
+  snprintf(app, sizeof app, "%s/app", dir);
+  snprintf(inc, sizeof inc, "-I%s/include", TFX_SOURCE_DIR);
+  snprintf(app_src, sizeof app_src, "%s/examples/embed/main.c", TFX_SOURCE_DIR);
+  snprintf(rt, sizeof rt, "%s/libtfxrt.a", TFX_BINARY_DIR);
+  expect((char *[]){TFXC_PATH, example_tfx, "--weights", "random:3", "-c", "-o", obj, "--emit-header", hdr, NULL}, 0,
+         NULL, NULL);
+  char *h = tfx_test_read_file(hdr, NULL);
+  assert_non_null(h);
+  assert_non_null(strstr(h, "#define STORIES260K_VOCAB 512"));
+  assert_non_null(strstr(h, "extern const tfx_model_desc stories260k_descriptor;"));
+  free(h);
+  char incdir[4200];
+  snprintf(incdir, sizeof incdir, "-I%s", dir);
+  expect((char *[]){"/usr/bin/cc", "-std=c11", "-O1", inc, incdir, "-o", app, app_src, obj, rt, "-lffi", "-lpthread",
+                    "-ldl", "-lm", NULL},
+         0, NULL, NULL);
+  expect((char *[]){app, NULL}, 0, "generated", NULL);
+  expect((char *[]){TFXC_PATH, example_tfx, "--weights", "random:3", "-o", so, NULL}, 0, NULL, NULL);
+  expect((char *[]){TFXC_PATH, "run", so, "-n", "5", "--seed", "9", NULL}, 0, "generated", NULL);
+  tfx_test_rmdir(dir);
+  free(dir);
+}
+
+int main(void) {
+  snprintf(example_tfx, sizeof example_tfx, "%s/examples/llama/stories260k.tfx", TFX_SOURCE_DIR);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_help_and_version),
+      cmocka_unit_test(test_usage_errors_exit_2),
+      cmocka_unit_test(test_compile_errors_exit_1),
+      cmocka_unit_test(test_emit_ir_prints_the_graph),
+      cmocka_unit_test(test_header_and_object_link_into_an_app),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
