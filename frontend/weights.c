@@ -1,0 +1,343 @@
+/* frontend/weights.c — binding PARAM nodes to weights: lays out the blob (one
+ * 64-byte-aligned slot per distinct param name, in node order), then either
+ * reads each tensor straight from a weights file into its slot (matching by
+ * name and shape, reporting missing, mis-shaped and unused tensors) or fills
+ * every slot deterministically for `random[:SEED]`. */
+#include "weights.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BLOB_ALIGN 64
+#define MAX_UNUSED_REPORTS 8              /* then one summary line */
+#define MAX_BLOB_BYTES ((int64_t)1 << 46) /* 64 TiB: anything larger is a bogus shape */
+
+void tfx_weights_free(tfx_weights *w) {
+  if (!w) return;
+  free(w->data);
+  w->data = NULL;
+  w->size = 0;
+}
+
+typedef struct {
+  tfx_bind_error_fn fn;
+  void *ctx;
+  int count;
+} reporter;
+
+static void report(reporter *r, int node_id, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  r->count++;
+  if (r->fn) r->fn(r->ctx, node_id, msg);
+}
+
+/* Bytes of a static f32 type, or -1 if it has T or is absurdly large. */
+static int64_t param_bytes(const tfx_type *t) {
+  int64_t n = 4;
+  for (int i = 0; i < t->rank; i++) {
+    if (t->dims[i] <= 0 || t->dims[i] > MAX_BLOB_BYTES / n) return -1;
+    n *= t->dims[i];
+  }
+  return n;
+}
+
+static int64_t align_up(int64_t v) { return (v + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN; }
+
+/* ---- layout ---- */
+
+/* slot_of[i] = index of the first PARAM with the same name as node i (itself
+ * when it is the first); offsets assigned to first occurrences only. Returns
+ * the blob size or -1 after reporting errors. */
+static int64_t layout(tfx_graph *g, int *first, reporter *r) {
+  char s0[64], s1[64];
+  int64_t off = 0;
+  int errors = r->count;
+  for (int i = 0; i < g->n_nodes; i++) {
+    tfx_node *n = &g->nodes[i];
+    n->weight_offset = -1;
+    first[i] = -1;
+    if (n->op != TFX_OP_PARAM) continue;
+    if (!n->name || !n->name[0]) {
+      report(r, i, "param %%%d has no name", i);
+      continue;
+    }
+    int64_t bytes = param_bytes(&n->type);
+    if (n->type.dtype != TFX_DT_F32 || bytes < 0) {
+      report(r, i, "param '%s' has an unsupported type %s", n->name, tfx_type_str(&n->type, s0, sizeof s0));
+      continue;
+    }
+    first[i] = i;
+    for (int j = 0; j < i; j++)
+      if (first[j] == j && strcmp(g->nodes[j].name, n->name) == 0) {
+        first[i] = j;
+        break;
+      }
+    if (first[i] != i) {
+      if (!tfx_type_equal(&g->nodes[first[i]].type, &n->type))
+        report(r, i, "param '%s' is declared as %s and as %s", n->name,
+               tfx_type_str(&g->nodes[first[i]].type, s0, sizeof s0), tfx_type_str(&n->type, s1, sizeof s1));
+      continue;
+    }
+    if (off > MAX_BLOB_BYTES - align_up(bytes)) {
+      report(r, i, "the weights blob exceeds %lld bytes at param '%s'", (long long)MAX_BLOB_BYTES, n->name);
+      return -1;
+    }
+    n->weight_offset = off;
+    off += align_up(bytes);
+  }
+  return r->count > errors ? -1 : off;
+}
+
+/* Allocates the blob; copies offsets to duplicate params. */
+static int alloc_blob(tfx_graph *g, const int *first, int64_t total, tfx_weights *out, reporter *r) {
+  size_t cap = (size_t)(total > 0 ? total : BLOB_ALIGN);
+  out->data = aligned_alloc(BLOB_ALIGN, cap);
+  if (!out->data) {
+    report(r, -1, "cannot allocate %lld bytes for the weights blob", (long long)total);
+    return -1;
+  }
+  out->size = (size_t)total;
+  for (int i = 0; i < g->n_nodes; i++)
+    if (first[i] >= 0 && first[i] != i) g->nodes[i].weight_offset = g->nodes[first[i]].weight_offset;
+  g->weights_bytes = total;
+  return 0;
+}
+
+/* zero the padding after a slot so the blob's bytes are deterministic */
+static void zero_pad(tfx_weights *w, int64_t off, int64_t bytes) {
+  int64_t end = align_up(off + bytes);
+  if (end > (int64_t)w->size) end = (int64_t)w->size;
+  if (end > off + bytes) memset(w->data + off + bytes, 0, (size_t)(end - off - bytes));
+}
+
+/* ---- random[:SEED] ---- */
+
+static uint64_t splitmix64(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static uint64_t fnv1a(const char *s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+  return h;
+}
+
+/* rank-2+ params: uniform in [-1/sqrt(cols), 1/sqrt(cols)); rank-1 params
+ * (norm gains, biases): 1 + uniform in [-0.1, 0.1). */
+static void fill_random(float *dst, const tfx_type *t, const char *name, uint64_t seed) {
+  int64_t n = tfx_type_numel(t, 1), cols = t->dims[t->rank - 1];
+  float scale = 1.0f, base = 0.0f;
+  if (t->rank == 1) {
+    scale = 0.1f;
+    base = 1.0f;
+  } else {
+    scale = (float)(1.0 / sqrt((double)cols));
+  }
+  uint64_t s = seed ^ fnv1a(name);
+  splitmix64(&s);
+  const float k = 2.0f / 16777216.0f; /* 2 * 2^-24 */
+  int64_t i = 0;
+  for (; i + 1 < n; i += 2) {
+    uint64_t z = splitmix64(&s);
+    dst[i] = base + scale * ((float)(uint32_t)(z >> 40) * k - 1.0f);
+    dst[i + 1] = base + scale * ((float)(uint32_t)((z >> 8) & 0xffffff) * k - 1.0f);
+  }
+  if (i < n) dst[i] = base + scale * ((float)(uint32_t)(splitmix64(&s) >> 40) * k - 1.0f);
+}
+
+static int parse_seed(const char *spec, uint64_t *seed) {
+  *seed = 0;
+  if (spec[6] == 0) return 0;
+  const char *p = spec + 7;
+  if (!*p) return -1;
+  for (; *p; p++) {
+    if (*p < '0' || *p > '9') return -1;
+    uint64_t d = (uint64_t)(*p - '0');
+    if (*seed > (UINT64_MAX - d) / 10) return -1;
+    *seed = *seed * 10 + d;
+  }
+  return 0;
+}
+
+static int bind_random(tfx_graph *g, const char *spec, tfx_weights *out, reporter *r, int *first) {
+  uint64_t seed;
+  if (parse_seed(spec, &seed)) {
+    report(r, -1, "bad weights spec '%s': expected random or random:SEED with a decimal SEED", spec);
+    return -1;
+  }
+  int64_t total = layout(g, first, r);
+  if (total < 0 || alloc_blob(g, first, total, out, r)) return -1;
+  for (int i = 0; i < g->n_nodes; i++) {
+    if (first[i] != i) continue;
+    const tfx_node *n = &g->nodes[i];
+    fill_random((float *)(out->data + n->weight_offset), &n->type, n->name, seed);
+    zero_pad(out, n->weight_offset, tfx_type_bytes(&n->type, 1));
+  }
+  return 0;
+}
+
+/* ---- weights files ---- */
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int is_freq_cis(const char *name) {
+  return strcmp(name, "freq_cis_real") == 0 || strcmp(name, "freq_cis_imag") == 0;
+}
+
+/* "a, b, c, … (N tensors)" */
+static void list_names(const tfx_wfile *f, char *buf, size_t len) {
+  size_t used = 0;
+  int shown = 0;
+  buf[0] = 0;
+  for (int i = 0; i < f->n_tensors && shown < 6 && used < len; i++) {
+    if (is_freq_cis(f->tensors[i].name)) continue;
+    int k = snprintf(buf + used, len - used, "%s%s", shown ? ", " : "", f->tensors[i].name);
+    if (k < 0) break;
+    used += (size_t)k;
+    shown++;
+  }
+  if (used < len) snprintf(buf + used, len - used, "%s(%d tensors)", shown ? ", … " : "", f->n_tensors);
+}
+
+static int read_exact(int fd, uint8_t *dst, uint64_t bytes, uint64_t off) {
+  while (bytes > 0) {
+    size_t chunk = bytes > (1u << 30) ? (1u << 30) : (size_t)bytes;
+    ssize_t k = pread(fd, dst, chunk, (off_t)off);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return -1;
+    dst += k;
+    off += (uint64_t)k;
+    bytes -= (uint64_t)k;
+  }
+  return 0;
+}
+
+static int bind_file(tfx_graph *g, const char *path, const char *format, tfx_weights *out, reporter *r, int *first) {
+  char msg[512], s0[64], s1[64];
+  if (format && strcmp(format, "llama2c") != 0) {
+    report(r, -1, "%s: unknown weights format '%s' (supported: llama2c)", path, format);
+    return -1;
+  }
+  tfx_wfile f;
+  if (tfx_wfile_open_llama2c(path, &f, msg, sizeof msg)) {
+    if (format || ends_with(path, ".bin"))
+      report(r, -1, "%s", msg);
+    else {
+      size_t pl = strlen(path);
+      const char *why = strncmp(msg, path, pl) == 0 && msg[pl] == ':' && msg[pl + 1] == ' ' ? msg + pl + 2 : msg;
+      report(r, -1, "%s: cannot tell the weights format (supported: llama2c); as llama2c: %s", path, why);
+    }
+    return -1;
+  }
+  int *tensor_of = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *tensor_of);
+  char *used = calloc((size_t)(f.n_tensors > 0 ? f.n_tensors : 1), 1);
+  int rc = -1, errors = r->count;
+  if (!tensor_of || !used) {
+    report(r, -1, "%s: out of memory", path);
+    goto done;
+  }
+  int64_t total = layout(g, first, r);
+  if (total < 0) goto done;
+  for (int i = 0; i < g->n_nodes; i++) {
+    tensor_of[i] = -1;
+    if (first[i] < 0) continue;
+    const tfx_node *n = &g->nodes[i];
+    int k = 0;
+    while (k < f.n_tensors && strcmp(f.tensors[k].name, n->name) != 0) k++;
+    if (k == f.n_tensors) {
+      list_names(&f, msg, sizeof msg);
+      report(r, i, "param '%s' %s not found in %s (it has: %s)", n->name, tfx_type_str(&n->type, s0, sizeof s0), path,
+             msg);
+      continue;
+    }
+    used[k] = 1;
+    if (!tfx_type_equal(&f.tensors[k].type, &n->type)) {
+      report(r, i, "param '%s' is %s but tensor '%s' of %s is %s", n->name, tfx_type_str(&n->type, s0, sizeof s0),
+             f.tensors[k].name, path, tfx_type_str(&f.tensors[k].type, s1, sizeof s1));
+      continue;
+    }
+    tensor_of[i] = k;
+  }
+  int unused = 0;
+  for (int k = 0; k < f.n_tensors; k++) {
+    if (used[k] || is_freq_cis(f.tensors[k].name)) continue;
+    if (unused++ < MAX_UNUSED_REPORTS)
+      report(r, -1, "tensor '%s' of %s is not used by any param", f.tensors[k].name, path);
+  }
+  if (unused > MAX_UNUSED_REPORTS)
+    report(r, -1, "%d more tensors of %s are not used by any param", unused - MAX_UNUSED_REPORTS, path);
+  if (r->count > errors || alloc_blob(g, first, total, out, r)) goto done;
+
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) {
+    report(r, -1, "%s: cannot open: %s", path, strerror(errno));
+    goto done;
+  }
+  for (int i = 0; i < g->n_nodes; i++) {
+    if (first[i] != i) continue;
+    const tfx_node *n = &g->nodes[i];
+    uint64_t bytes = (uint64_t)tfx_type_bytes(&n->type, 1);
+    const tfx_wfile_tensor *t = &f.tensors[tensor_of[i]];
+    if (read_exact(fd, out->data + n->weight_offset, bytes, t->file_offset)) {
+      report(r, i, "%s: cannot read tensor '%s' (%llu bytes at offset %llu)", path, t->name, (unsigned long long)bytes,
+             (unsigned long long)t->file_offset);
+      break;
+    }
+    zero_pad(out, n->weight_offset, (int64_t)bytes);
+  }
+  close(fd);
+  rc = r->count > errors ? -1 : 0;
+done:
+  free(tensor_of);
+  free(used);
+  tfx_wfile_close(&f);
+  return rc;
+}
+
+int tfx_weights_bind(tfx_graph *g, const char *spec, const char *format, tfx_weights *out, tfx_bind_error_fn on_error,
+                     void *ctx) {
+  reporter r = {on_error, ctx, 0};
+  if (out) {
+    out->data = NULL;
+    out->size = 0;
+  }
+  if (!g || !spec || !spec[0] || !out) {
+    report(&r, -1, "no graph, no weights spec or no output blob to bind");
+    return r.count;
+  }
+  g->weights_bytes = 0;
+  int *first = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *first);
+  if (!first) {
+    report(&r, -1, "out of memory");
+    return r.count;
+  }
+  int rc;
+  if (strncmp(spec, "random", 6) == 0 && (spec[6] == 0 || spec[6] == ':'))
+    rc = bind_random(g, spec, out, &r, first);
+  else
+    rc = bind_file(g, spec, format, out, &r, first);
+  free(first);
+  if (rc || r.count) {
+    tfx_weights_free(out);
+    g->weights_bytes = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+      if (g->nodes[i].op == TFX_OP_PARAM) g->nodes[i].weight_offset = -1;
+    if (!r.count) r.count = 1;
+  }
+  return r.count;
+}

@@ -1,0 +1,349 @@
+/* ir/interp.c — the reference interpreter: naive, obviously-correct C over the
+ * graph, with double accumulators. It is the test oracle for the JIT and the
+ * `--interpret` path; it owns its buffers (one per value, allocated at the
+ * value's definition and freed after its last use) and its own KV cache per
+ * causal ATTENTION node, and never depends on planning. */
+#include "ir.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tfx_interp {
+  const tfx_graph *g;
+  const uint8_t *weights;
+  int64_t pos;
+  int has_causal;
+  int *last_use;  /* per node: id of the last node reading it (or itself) */
+  float **kcache; /* per node: [max_seq, G*d] for causal ATTENTION, else NULL */
+  float **vcache;
+  char init_err[256]; /* non-empty when the graph cannot be interpreted */
+};
+
+static int ifail(char *err, size_t errlen, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+/* Checks the graph and the parameters once; records the first problem. */
+static void check_graph(tfx_interp *it) {
+  const tfx_graph *g = it->g;
+  char msg[200];
+  if (tfx_verify(g, 0, msg, sizeof msg)) {
+    snprintf(it->init_err, sizeof it->init_err, "interpreter: invalid graph: %s", msg);
+    return;
+  }
+  const tfx_node *in = &g->nodes[g->input];
+  if (!((in->type.dtype == TFX_DT_I32 && in->type.rank == 1) || (in->type.dtype == TFX_DT_F32 && in->type.rank == 2))) {
+    snprintf(it->init_err, sizeof it->init_err, "interpreter: unsupported input type");
+    return;
+  }
+  for (int i = 0; i < g->n_nodes; i++) {
+    const tfx_node *n = &g->nodes[i];
+    if (n->op != TFX_OP_PARAM) continue;
+    int64_t bytes = tfx_type_bytes(&n->type, 1);
+    if (!it->weights || n->weight_offset < 0 || n->weight_offset % 4 ||
+        (g->weights_bytes > 0 && n->weight_offset + bytes > g->weights_bytes)) {
+      snprintf(it->init_err, sizeof it->init_err, "interpreter: %%%d (param '%s') is not bound to the weights blob", i,
+               n->name ? n->name : "?");
+      return;
+    }
+  }
+}
+
+tfx_interp *tfx_interp_new(const tfx_graph *g, const uint8_t *weights) {
+  if (!g) return NULL;
+  tfx_interp *it = calloc(1, sizeof *it);
+  if (!it) return NULL;
+  it->g = g;
+  it->weights = weights;
+  int nn = g->n_nodes > 0 ? g->n_nodes : 1;
+  it->last_use = calloc((size_t)nn, sizeof *it->last_use);
+  it->kcache = calloc((size_t)nn, sizeof *it->kcache);
+  it->vcache = calloc((size_t)nn, sizeof *it->vcache);
+  if (!it->last_use || !it->kcache || !it->vcache) {
+    tfx_interp_free(it);
+    return NULL;
+  }
+  check_graph(it);
+  if (it->init_err[0]) return it;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const tfx_node *n = &g->nodes[i];
+    it->last_use[i] = i;
+    for (int j = 0; j < n->n_inputs; j++) it->last_use[n->inputs[j]] = i;
+    if (n->op == TFX_OP_ATTENTION && n->mask == TFX_MASK_CAUSAL) {
+      size_t cnt = (size_t)g->max_seq * (size_t)n->kv_heads * (size_t)n->head_dim;
+      it->kcache[i] = calloc(cnt, sizeof(float));
+      it->vcache[i] = calloc(cnt, sizeof(float));
+      if (!it->kcache[i] || !it->vcache[i]) {
+        snprintf(it->init_err, sizeof it->init_err, "interpreter: out of memory for the KV cache of %%%d", i);
+        return it;
+      }
+      it->has_causal = 1;
+    }
+  }
+  return it;
+}
+
+void tfx_interp_reset(tfx_interp *it) {
+  if (it) it->pos = 0;
+}
+
+void tfx_interp_free(tfx_interp *it) {
+  if (!it) return;
+  if (it->kcache)
+    for (int i = 0; i < it->g->n_nodes; i++) free(it->kcache[i]);
+  if (it->vcache)
+    for (int i = 0; i < it->g->n_nodes; i++) free(it->vcache[i]);
+  free(it->kcache);
+  free(it->vcache);
+  free(it->last_use);
+  free(it);
+}
+
+/* ---- the ops; x/y are row-major [rows, cols] ---- */
+
+static void op_linear(const float *x, const float *w, const float *b, float *y, int64_t m, int64_t k, int64_t n) {
+  for (int64_t r = 0; r < m; r++)
+    for (int64_t c = 0; c < n; c++) {
+      double s = b ? b[c] : 0.0;
+      for (int64_t i = 0; i < k; i++) s += (double)x[r * k + i] * w[c * k + i];
+      y[r * n + c] = (float)s;
+    }
+}
+
+static void op_matmul(const float *a, const float *b, float *y, int64_t m, int64_t k, int64_t n) {
+  for (int64_t r = 0; r < m; r++)
+    for (int64_t c = 0; c < n; c++) {
+      double s = 0.0;
+      for (int64_t i = 0; i < k; i++) s += (double)a[r * k + i] * b[i * n + c];
+      y[r * n + c] = (float)s;
+    }
+}
+
+/* b has either numel elements (same shape) or one row of bn elements. */
+static void op_binary(tfx_op op, const float *a, const float *b, int64_t bn, float *y, int64_t numel) {
+  for (int64_t i = 0; i < numel; i++) {
+    float bv = b[i % bn];
+    y[i] = op == TFX_OP_ADD ? a[i] + bv : op == TFX_OP_SUB ? a[i] - bv : a[i] * bv;
+  }
+}
+
+static void op_rmsnorm(const float *x, const float *g, double eps, float *y, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * cols;
+    double ss = 0.0;
+    for (int64_t i = 0; i < cols; i++) ss += (double)xr[i] * xr[i];
+    double inv = 1.0 / sqrt(ss / (double)cols + eps);
+    for (int64_t i = 0; i < cols; i++) y[r * cols + i] = (float)(xr[i] * inv * g[i]);
+  }
+}
+
+static void op_layernorm(const float *x, const float *g, const float *b, double eps, float *y, int64_t rows,
+                         int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * cols;
+    double mean = 0.0, var = 0.0;
+    for (int64_t i = 0; i < cols; i++) mean += xr[i];
+    mean /= (double)cols;
+    for (int64_t i = 0; i < cols; i++) var += (xr[i] - mean) * (xr[i] - mean);
+    var /= (double)cols;
+    double inv = 1.0 / sqrt(var + eps);
+    for (int64_t i = 0; i < cols; i++) y[r * cols + i] = (float)((xr[i] - mean) * inv * g[i] + b[i]);
+  }
+}
+
+static void op_unary(const tfx_node *n, const float *x, float *y, int64_t numel) {
+  for (int64_t i = 0; i < numel; i++) {
+    double v = x[i];
+    switch (n->op) {
+    case TFX_OP_SILU: v = v / (1.0 + exp(-v)); break;
+    case TFX_OP_RELU: v = v > 0 ? v : 0.0; break;
+    case TFX_OP_GELU:
+      if (n->gelu_tanh)
+        v = 0.5 * v * (1.0 + tanh(0.79788456080286535588 /* sqrt(2/pi) */ * (v + 0.044715 * v * v * v)));
+      else
+        v = 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+      break;
+    default: break;
+    }
+    y[i] = (float)v;
+  }
+}
+
+static void op_softmax(const float *x, float *y, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * cols;
+    double mx = -INFINITY, sum = 0.0;
+    for (int64_t i = 0; i < cols; i++) mx = xr[i] > mx ? xr[i] : mx;
+    for (int64_t i = 0; i < cols; i++) sum += exp(xr[i] - mx);
+    for (int64_t i = 0; i < cols; i++) y[r * cols + i] = (float)(exp(xr[i] - mx) / sum);
+  }
+}
+
+static void op_rope(const tfx_node *n, const float *x, float *y, int64_t rows, int64_t pos) {
+  int64_t hd = n->head_dim, rd = n->rotary_dim, cols = (int64_t)n->heads * hd;
+  memcpy(y, x, (size_t)(rows * cols) * sizeof(float));
+  for (int64_t t = 0; t < rows; t++) {
+    double p = (double)(pos + t);
+    for (int64_t h = 0; h < n->heads; h++) {
+      float *row = y + t * cols + h * hd;
+      const float *src = x + t * cols + h * hd;
+      for (int64_t k = 0; k < rd / 2; k++) {
+        double angle = p * pow(n->theta, -2.0 * (double)k / (double)rd);
+        double c = cos(angle), s = sin(angle);
+        int64_t i0 = n->rope_style == TFX_ROPE_INTERLEAVED ? 2 * k : k;
+        int64_t i1 = n->rope_style == TFX_ROPE_INTERLEAVED ? 2 * k + 1 : k + rd / 2;
+        double x0 = src[i0], x1 = src[i1];
+        row[i0] = (float)(x0 * c - x1 * s);
+        row[i1] = (float)(x0 * s + x1 * c);
+      }
+    }
+  }
+}
+
+/* keys/vals: [n_keys, G*d]; query t attends keys 0..limit(t)-1. */
+static int op_attention(const tfx_node *n, const float *q, const float *keys, const float *vals, float *y, int64_t rows,
+                        int64_t n_keys, int64_t pos, char *err, size_t errlen) {
+  int64_t H = n->heads, G = n->kv_heads, d = n->head_dim, group = H / G;
+  int64_t qs = H * d, ks = G * d;
+  double scale = 1.0 / sqrt((double)d);
+  double *sc = malloc((size_t)(n_keys > 0 ? n_keys : 1) * sizeof *sc);
+  if (!sc) return ifail(err, errlen, "%%%d (attention): out of memory", n->id);
+  for (int64_t t = 0; t < rows; t++) {
+    int64_t limit = n->mask == TFX_MASK_CAUSAL ? pos + t + 1 : n_keys;
+    for (int64_t h = 0; h < H; h++) {
+      int64_t kh = h / group;
+      const float *qr = q + t * qs + h * d;
+      double mx = -INFINITY, sum = 0.0;
+      for (int64_t j = 0; j < limit; j++) {
+        const float *kr = keys + j * ks + kh * d;
+        double s = 0.0;
+        for (int64_t i = 0; i < d; i++) s += (double)qr[i] * kr[i];
+        sc[j] = s * scale;
+        mx = sc[j] > mx ? sc[j] : mx;
+      }
+      for (int64_t j = 0; j < limit; j++) {
+        sc[j] = exp(sc[j] - mx);
+        sum += sc[j];
+      }
+      for (int64_t i = 0; i < d; i++) {
+        double acc = 0.0;
+        for (int64_t j = 0; j < limit; j++) acc += sc[j] * vals[j * ks + kh * d + i];
+        y[t * qs + h * d + i] = (float)(acc / sum);
+      }
+    }
+  }
+  free(sc);
+  return 0;
+}
+
+/* Computes node i into y (sized for its type with T = n). */
+static int eval_node(tfx_interp *it, const tfx_node *nd, void *const *val, float *y, int64_t n, char *err,
+                     size_t errlen) {
+  const tfx_graph *g = it->g;
+  const float *a = nd->n_inputs > 0 ? val[nd->inputs[0]] : NULL;
+  const float *b = nd->n_inputs > 1 ? val[nd->inputs[1]] : NULL;
+  const float *c = nd->n_inputs > 2 ? val[nd->inputs[2]] : NULL;
+  const tfx_node *in0 = nd->n_inputs > 0 ? &g->nodes[nd->inputs[0]] : NULL;
+  const tfx_node *in1 = nd->n_inputs > 1 ? &g->nodes[nd->inputs[1]] : NULL;
+  int64_t rows = tfx_node_rows(nd, n), cols = tfx_node_cols(nd), numel = tfx_type_numel(&nd->type, n);
+  switch (nd->op) {
+  case TFX_OP_EMBEDDING: {
+    const int32_t *ids = val[nd->inputs[1]];
+    int64_t vocab = in0->type.dims[0];
+    for (int64_t t = 0; t < rows; t++) {
+      if (ids[t] < 0 || ids[t] >= vocab)
+        return ifail(err, errlen, "%%%d (embedding): token id %d at row %lld is out of range [0, %lld)", nd->id,
+                     (int)ids[t], (long long)t, (long long)vocab);
+      memcpy(y + t * cols, a + (int64_t)ids[t] * cols, (size_t)cols * sizeof(float));
+    }
+    return 0;
+  }
+  case TFX_OP_LINEAR: op_linear(a, b, c, y, rows, tfx_node_cols(in0), cols); return 0;
+  case TFX_OP_MATMUL: op_matmul(a, b, y, rows, tfx_node_cols(in0), cols); return 0;
+  case TFX_OP_ADD:
+  case TFX_OP_SUB:
+  case TFX_OP_MUL: op_binary(nd->op, a, b, tfx_type_numel(&in1->type, n), y, numel); return 0;
+  case TFX_OP_RMSNORM: op_rmsnorm(a, b, nd->eps, y, rows, cols); return 0;
+  case TFX_OP_LAYERNORM: op_layernorm(a, b, c, nd->eps, y, rows, cols); return 0;
+  case TFX_OP_SILU:
+  case TFX_OP_GELU:
+  case TFX_OP_RELU: op_unary(nd, a, y, numel); return 0;
+  case TFX_OP_SOFTMAX: op_softmax(a, y, rows, cols); return 0;
+  case TFX_OP_ROPE: op_rope(nd, a, y, rows, it->pos); return 0;
+  case TFX_OP_ATTENTION: {
+    if (nd->mask != TFX_MASK_CAUSAL) return op_attention(nd, a, b, c, y, rows, rows, it->pos, err, errlen);
+    int64_t ks = (int64_t)nd->kv_heads * nd->head_dim;
+    memcpy(it->kcache[nd->id] + it->pos * ks, b, (size_t)(rows * ks) * sizeof(float));
+    memcpy(it->vcache[nd->id] + it->pos * ks, c, (size_t)(rows * ks) * sizeof(float));
+    return op_attention(nd, a, it->kcache[nd->id], it->vcache[nd->id], y, rows, it->pos + rows, it->pos, err, errlen);
+  }
+  default: return ifail(err, errlen, "%%%d (%s): not supported by the interpreter", nd->id, tfx_op_name(nd->op));
+  }
+}
+
+int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out, char *err, size_t errlen) {
+  if (!it) return ifail(err, errlen, "interpreter: NULL interpreter");
+  if (it->init_err[0]) return ifail(err, errlen, "%s", it->init_err);
+  const tfx_graph *g = it->g;
+  if (!input || !out) return ifail(err, errlen, "interpreter: NULL input or output buffer");
+  if (n < 1) return ifail(err, errlen, "interpreter: n = %lld tokens; need at least 1", (long long)n);
+  if (n > g->max_seq)
+    return ifail(err, errlen, "interpreter: n = %lld exceeds max_seq = %lld", (long long)n, (long long)g->max_seq);
+  if (it->has_causal && it->pos + n > g->max_seq)
+    return ifail(err, errlen, "interpreter: position %lld + %lld tokens exceeds max_seq = %lld (reset the session)",
+                 (long long)it->pos, (long long)n, (long long)g->max_seq);
+  if (g->nodes[g->output].type.dtype != TFX_DT_F32)
+    return ifail(err, errlen, "interpreter: the output %%%d is not f32", g->output);
+
+  void **val = calloc((size_t)g->n_nodes, sizeof *val);
+  char *owned = calloc((size_t)g->n_nodes, 1);
+  int rc = 0;
+  if (!val || !owned) {
+    rc = ifail(err, errlen, "interpreter: out of memory");
+    goto done;
+  }
+  for (int i = 0; i < g->n_nodes && rc == 0; i++) {
+    const tfx_node *nd = &g->nodes[i];
+    if (nd->op == TFX_OP_PARAM) {
+      val[i] = (void *)(it->weights + nd->weight_offset);
+    } else if (nd->op == TFX_OP_INPUT) {
+      val[i] = (void *)input;
+    } else {
+      size_t bytes = (size_t)tfx_type_bytes(&nd->type, n);
+      val[i] = malloc(bytes ? bytes : 1);
+      if (!val[i]) {
+        rc = ifail(err, errlen, "%%%d (%s): out of memory", i, tfx_op_name(nd->op));
+        break;
+      }
+      owned[i] = 1;
+      rc = eval_node(it, nd, val, val[i], n, err, errlen);
+    }
+    if (rc == 0 && i == g->output) memcpy(out, val[i], (size_t)tfx_type_bytes(&nd->type, n));
+    /* free the operands whose last reader is this node (never the output:
+     * it was copied when defined) */
+    for (int j = 0; j < nd->n_inputs; j++) {
+      int v = nd->inputs[j];
+      if (it->last_use[v] == i && owned[v]) {
+        free(val[v]);
+        owned[v] = 0;
+        val[v] = NULL;
+      }
+    }
+  }
+  if (rc == 0) it->pos += n;
+done:
+  if (val && owned)
+    for (int i = 0; i < g->n_nodes; i++)
+      if (owned[i]) free(val[i]);
+  free(val);
+  free(owned);
+  return rc;
+}

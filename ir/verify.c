@@ -1,0 +1,144 @@
+/* ir/verify.c — the graph verifier: structure (ids, topological order, arity),
+ * types equal to what inference gives, attribute ranges, the input/output
+ * contract of the ABI, and, when asked, bound parameters and consistent
+ * planning results. Messages read "%<id> (<op>): <what is wrong>". */
+#include "ir.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+static int vfail(char *err, size_t errlen, const tfx_node *n, const char *fmt, ...) {
+  if (err && errlen) {
+    size_t used = 0;
+    if (n) {
+      int k = snprintf(err, errlen, "%%%d (%s): ", n->id, tfx_op_name(n->op));
+      used = k > 0 ? (size_t)k : 0;
+      if (used >= errlen) return -1;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err + used, errlen - used, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+static int check_type_shape(const tfx_node *n, char *err, size_t errlen) {
+  if (n->type.rank < 1 || n->type.rank > TFX_MAX_RANK)
+    return vfail(err, errlen, n, "rank %d is out of range 1..%d", n->type.rank, TFX_MAX_RANK);
+  if (n->type.dtype < 0 || n->type.dtype >= TFX_DT_COUNT) return vfail(err, errlen, n, "unknown dtype");
+  for (int d = 0; d < n->type.rank; d++)
+    if (n->type.dims[d] <= 0 && n->type.dims[d] != TFX_DIM_T)
+      return vfail(err, errlen, n, "dimension %d is %lld; dims must be > 0 or T", d, (long long)n->type.dims[d]);
+  return 0;
+}
+
+static int check_attrs(const tfx_node *n, char *err, size_t errlen) {
+  switch (n->op) {
+  case TFX_OP_RMSNORM:
+  case TFX_OP_LAYERNORM:
+    if (!(n->eps >= 0) || !isfinite(n->eps)) return vfail(err, errlen, n, "eps = %g must be finite and >= 0", n->eps);
+    return 0;
+  case TFX_OP_GELU:
+    if (n->gelu_tanh != 0 && n->gelu_tanh != 1) return vfail(err, errlen, n, "gelu_tanh must be 0 or 1");
+    return 0;
+  case TFX_OP_ROPE:
+    if (n->rope_style != TFX_ROPE_INTERLEAVED && n->rope_style != TFX_ROPE_HALF)
+      return vfail(err, errlen, n, "unknown rope style %d", (int)n->rope_style);
+    if (!isfinite(n->theta)) return vfail(err, errlen, n, "theta must be finite");
+    return 0;
+  case TFX_OP_ATTENTION:
+    if (n->mask != TFX_MASK_NONE && n->mask != TFX_MASK_CAUSAL)
+      return vfail(err, errlen, n, "unknown mask kind %d", (int)n->mask);
+    return 0;
+  default: return 0;
+  }
+}
+
+static int check_planning(const tfx_graph *g, const tfx_node *n, char *err, size_t errlen) {
+  if (n->arena_offset >= 0) {
+    if (n->op == TFX_OP_INPUT || n->op == TFX_OP_PARAM || n->id == g->output)
+      return vfail(err, errlen, n, "has an arena slot but is an input, a param or the output");
+    int64_t bytes = tfx_type_bytes(&n->type, g->max_seq);
+    if (n->arena_offset % 64 || n->arena_offset + bytes > g->arena_bytes)
+      return vfail(err, errlen, n, "arena slot +%lld (%lld bytes) is unaligned or outside the arena of %lld bytes",
+                   (long long)n->arena_offset, (long long)bytes, (long long)g->arena_bytes);
+  }
+  if (n->kv_offset >= 0) {
+    if (n->op != TFX_OP_ATTENTION || n->mask != TFX_MASK_CAUSAL)
+      return vfail(err, errlen, n, "has a KV cache slot but is not a causal attention");
+    int64_t bytes = 2 * g->max_seq * (int64_t)n->kv_heads * n->head_dim * 4;
+    if (n->kv_offset % 64 || n->kv_offset + bytes > g->kv_bytes)
+      return vfail(err, errlen, n, "KV slot +%lld (%lld bytes) is unaligned or outside the KV cache of %lld bytes",
+                   (long long)n->kv_offset, (long long)bytes, (long long)g->kv_bytes);
+  }
+  return 0;
+}
+
+int tfx_verify(const tfx_graph *g, int require_bound, char *err, size_t errlen) {
+  char s0[64], s1[64], msg[200];
+  if (!g) return vfail(err, errlen, NULL, "no graph");
+  if (g->n_nodes < 0 || (g->n_nodes > 0 && !g->nodes)) return vfail(err, errlen, NULL, "graph has no node array");
+  if (g->max_seq < 1) return vfail(err, errlen, NULL, "max_seq = %lld must be >= 1", (long long)g->max_seq);
+  int n_input = 0;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const tfx_node *n = &g->nodes[i];
+    if (n->id != i) return vfail(err, errlen, NULL, "node at index %d has id %d", i, n->id);
+    if (n->op < 0 || n->op >= TFX_OP_COUNT) return vfail(err, errlen, n, "unknown op %d", (int)n->op);
+    if (n->n_inputs < 0 || n->n_inputs > TFX_MAX_INPUTS)
+      return vfail(err, errlen, n, "%d operands (at most %d)", n->n_inputs, TFX_MAX_INPUTS);
+    for (int j = 0; j < n->n_inputs; j++)
+      if (n->inputs[j] < 0 || n->inputs[j] >= i)
+        return vfail(err, errlen, n, "operand %d is %%%d; operands must be earlier nodes", j, n->inputs[j]);
+    if (check_type_shape(n, err, errlen)) return -1;
+    tfx_type t;
+    if (tfx_infer_type(g, n, &t, msg, sizeof msg)) return vfail(err, errlen, n, "%s", msg);
+    if (!tfx_type_equal(&t, &n->type))
+      return vfail(err, errlen, n, "type is %s but its operands give %s", tfx_type_str(&n->type, s0, sizeof s0),
+                   tfx_type_str(&t, s1, sizeof s1));
+    if (check_attrs(n, err, errlen)) return -1;
+
+    if (n->op == TFX_OP_INPUT) {
+      n_input++;
+      if (n_input > 1) return vfail(err, errlen, n, "a second input; a graph has exactly one");
+      if (g->input != i) return vfail(err, errlen, n, "is the input but g->input is %d", g->input);
+      int tok = n->type.dtype == TFX_DT_I32 && n->type.rank == 1 && n->type.dims[0] == TFX_DIM_T;
+      int act = n->type.dtype == TFX_DT_F32 && n->type.rank == 2 && n->type.dims[0] == TFX_DIM_T &&
+                n->type.dims[1] != TFX_DIM_T;
+      if (!tok && !act)
+        return vfail(err, errlen, n, "input must be i32[T] or f32[T, D], got %s",
+                     tfx_type_str(&n->type, s0, sizeof s0));
+    }
+    if (n->op == TFX_OP_PARAM) {
+      if (!n->name || !n->name[0]) return vfail(err, errlen, n, "param has no name");
+      if (n->type.dtype != TFX_DT_F32 || tfx_type_has_t(&n->type))
+        return vfail(err, errlen, n, "param '%s' must be f32 with static dims, got %s", n->name,
+                     tfx_type_str(&n->type, s0, sizeof s0));
+      if (require_bound) {
+        int64_t bytes = tfx_type_bytes(&n->type, 1);
+        if (n->weight_offset < 0) return vfail(err, errlen, n, "param '%s' is not bound to weights", n->name);
+        if (n->weight_offset % 64)
+          return vfail(err, errlen, n, "param '%s' weight offset %lld is not 64-byte aligned", n->name,
+                       (long long)n->weight_offset);
+        if (n->weight_offset > g->weights_bytes || bytes > g->weights_bytes - n->weight_offset)
+          return vfail(err, errlen, n, "param '%s' (%lld bytes at +%lld) lies outside the weights blob of %lld bytes",
+                       n->name, (long long)bytes, (long long)n->weight_offset, (long long)g->weights_bytes);
+      }
+    } else if (n->op != TFX_OP_INPUT && n->type.rank >= 1) {
+      for (int d = 1; d < n->type.rank; d++)
+        if (n->type.dims[d] == TFX_DIM_T)
+          return vfail(err, errlen, n, "T may only be the first dimension, got %s",
+                       tfx_type_str(&n->type, s0, sizeof s0));
+    }
+    if (check_planning(g, n, err, errlen)) return -1;
+  }
+  if (n_input != 1 || g->input < 0 || g->input >= g->n_nodes)
+    return vfail(err, errlen, NULL, "graph '%s' has no input", g->name ? g->name : "?");
+  if (g->output < 0 || g->output >= g->n_nodes)
+    return vfail(err, errlen, NULL, "graph '%s' has no output (output = %d)", g->name ? g->name : "?", g->output);
+  const tfx_node *o = &g->nodes[g->output];
+  if (o->type.dtype != TFX_DT_F32 || o->type.dims[0] != TFX_DIM_T)
+    return vfail(err, errlen, o, "the output must be f32[T, ...], got %s", tfx_type_str(&o->type, s0, sizeof s0));
+  return 0;
+}
