@@ -1,0 +1,153 @@
+/* frontend/ast.h — the syntax tree of a .tfx program and the arena that owns
+ * it. The parser builds it; sema checks it; lowering turns it into IR. Every
+ * node records the line and column (1-based) of the token that names it. */
+#ifndef TFX_FE_AST_H
+#define TFX_FE_AST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- arena: every AST node and string lives here, freed at once ---- */
+typedef struct tfx_fe_arena_block tfx_fe_arena_block;
+typedef struct tfx_fe_arena {
+  tfx_fe_arena_block *blocks;
+  int failed; /* an allocation failed */
+} tfx_fe_arena;
+
+/* Zeroed memory from the arena, NULL when out of memory (a->failed is set). */
+void *tfx_fe_alloc(tfx_fe_arena *a, size_t size);
+char *tfx_fe_strndup(tfx_fe_arena *a, const char *s, size_t n);
+void tfx_fe_arena_free(tfx_fe_arena *a);
+
+typedef struct tfx_fe_loc {
+  int line, col;
+} tfx_fe_loc;
+
+/* Nesting limit of expressions: deeper trees are rejected by the parser so
+ * the recursive passes over them stay within the stack. */
+#define TFX_FE_MAX_EXPR_DEPTH 128
+
+/* ---- expressions ---- */
+typedef enum {
+  TFX_FE_EXPR_INT,    /* ival */
+  TFX_FE_EXPR_FLOAT,  /* fval */
+  TFX_FE_EXPR_STRING, /* str */
+  TFX_FE_EXPR_NAME,   /* str */
+  TFX_FE_EXPR_BINARY, /* lhs op rhs, op in + - * / */
+  TFX_FE_EXPR_NEG,    /* - lhs */
+  TFX_FE_EXPR_CALL,   /* str(args) */
+  TFX_FE_EXPR_REPEAT  /* repeat(rargs) lhs, lhs a CALL */
+} tfx_fe_expr_kind;
+
+typedef struct tfx_fe_arg tfx_fe_arg;
+
+typedef struct tfx_fe_expr {
+  struct tfx_fe_expr *next; /* list link (dimensions of a type); must be first */
+  tfx_fe_expr_kind kind;
+  tfx_fe_loc loc; /* the literal, the name, the operator or the callee */
+  int depth;      /* nesting depth of this tree, 1 for a leaf */
+  int64_t ival;
+  double fval;
+  const char *str;
+  char op;
+  struct tfx_fe_expr *lhs, *rhs;
+  tfx_fe_arg *args;  /* CALL: its arguments */
+  tfx_fe_arg *rargs; /* REPEAT: the arguments of repeat(...) */
+} tfx_fe_expr;
+
+/* One argument of a call: positional (key NULL) or `key = value`. */
+struct tfx_fe_arg {
+  struct tfx_fe_arg *next; /* must be first */
+  tfx_fe_loc loc;          /* the key, or the value when positional */
+  const char *key;
+  tfx_fe_expr *value;
+};
+
+/* `f32[dim, T]` */
+typedef struct tfx_fe_type {
+  tfx_fe_loc loc; /* the dtype name */
+  const char *dtype;
+  tfx_fe_expr *dims; /* list */
+  int n_dims;
+} tfx_fe_type;
+
+/* `name : type` — a param declaration or a block / forward input. */
+typedef struct tfx_fe_param {
+  struct tfx_fe_param *next; /* must be first */
+  tfx_fe_loc loc;            /* the name */
+  const char *name;
+  tfx_fe_type *type;
+} tfx_fe_param;
+
+typedef enum { TFX_FE_STMT_PARAM, TFX_FE_STMT_ASSIGN, TFX_FE_STMT_RETURN } tfx_fe_stmt_kind;
+
+/* A statement of a block body; also a `key = value` entry of a schedule. */
+typedef struct tfx_fe_stmt {
+  struct tfx_fe_stmt *next; /* must be first */
+  tfx_fe_stmt_kind kind;
+  tfx_fe_loc loc; /* ASSIGN: the name; RETURN: the keyword */
+  const char *name;
+  tfx_fe_expr *value;
+  tfx_fe_param *param; /* PARAM */
+} tfx_fe_stmt;
+
+/* `name = expr` in a const statement. */
+typedef struct tfx_fe_const {
+  struct tfx_fe_const *next; /* must be first */
+  tfx_fe_loc loc;
+  const char *name;
+  tfx_fe_expr *value;
+} tfx_fe_const;
+
+typedef enum {
+  TFX_FE_ITEM_MODEL,
+  TFX_FE_ITEM_CONST,
+  TFX_FE_ITEM_WEIGHTS,
+  TFX_FE_ITEM_PARAM,
+  TFX_FE_ITEM_BLOCK,
+  TFX_FE_ITEM_FORWARD,
+  TFX_FE_ITEM_SCHEDULE
+} tfx_fe_item_kind;
+
+typedef struct tfx_fe_item {
+  struct tfx_fe_item *next; /* must be first */
+  tfx_fe_item_kind kind;
+  tfx_fe_loc loc;   /* the keyword */
+  const char *name; /* MODEL, BLOCK: the name; WEIGHTS: the path */
+  tfx_fe_loc name_loc;
+  const char *format; /* WEIGHTS: the format name or NULL */
+  tfx_fe_loc format_loc;
+  tfx_fe_const *consts; /* CONST */
+  tfx_fe_param *param;  /* PARAM */
+  tfx_fe_param *inputs; /* BLOCK, FORWARD */
+  tfx_fe_type *ret;     /* BLOCK, FORWARD */
+  tfx_fe_stmt *body;    /* BLOCK, FORWARD: statements; SCHEDULE: entries (ASSIGN) */
+  tfx_fe_loc end_loc;   /* BLOCK, FORWARD, SCHEDULE: the closing brace */
+} tfx_fe_item;
+
+typedef struct tfx_fe_program {
+  tfx_fe_item *items;
+} tfx_fe_program;
+
+/* ---- lists: a list under construction is its tail, circularly linked to its
+ * head, so appending is O(1); tfx_fe_list_head closes it. Every list node
+ * starts with its `next` pointer. ---- */
+void *tfx_fe_list_append(void *tail, void *item);
+void *tfx_fe_list_head(void *tail);
+
+/* ---- constructors (NULL when out of memory) ---- */
+tfx_fe_expr *tfx_fe_expr_new(tfx_fe_arena *a, tfx_fe_expr_kind kind, tfx_fe_loc loc);
+tfx_fe_expr *tfx_fe_expr_binary(tfx_fe_arena *a, char op, tfx_fe_loc loc, tfx_fe_expr *lhs, tfx_fe_expr *rhs);
+tfx_fe_expr *tfx_fe_expr_call(tfx_fe_arena *a, const char *callee, tfx_fe_loc loc, tfx_fe_arg *args);
+tfx_fe_arg *tfx_fe_arg_new(tfx_fe_arena *a, tfx_fe_loc loc, const char *key, tfx_fe_expr *value);
+tfx_fe_type *tfx_fe_type_new(tfx_fe_arena *a, tfx_fe_loc loc, const char *dtype, tfx_fe_expr *dims);
+tfx_fe_param *tfx_fe_param_new(tfx_fe_arena *a, tfx_fe_loc loc, const char *name, tfx_fe_type *type);
+tfx_fe_stmt *tfx_fe_stmt_new(tfx_fe_arena *a, tfx_fe_stmt_kind kind, tfx_fe_loc loc, const char *name,
+                             tfx_fe_expr *value);
+tfx_fe_const *tfx_fe_const_new(tfx_fe_arena *a, tfx_fe_loc loc, const char *name, tfx_fe_expr *value);
+tfx_fe_item *tfx_fe_item_new(tfx_fe_arena *a, tfx_fe_item_kind kind, tfx_fe_loc loc);
+
+/* The deepest nesting among e and its arguments (0 for NULL). */
+int tfx_fe_args_depth(const tfx_fe_arg *args);
+
+#endif

@@ -1,0 +1,223 @@
+/* frontend/builtins.c — the table of builtin ops (their positional
+ * arguments and keywords with kinds and defaults) and the checking of a
+ * call's arguments against it. Lowering (lower.c) reads the same table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "sema.h"
+
+static const char *const mask_values[] = {"causal", "none", NULL};
+static const char *const style_values[] = {"interleaved", "half", NULL};
+static const char *const approx_values[] = {"none", "tanh", NULL};
+
+#define TENSOR(n)                                                                                                      \
+  { n, TFX_FE_KW_TENSOR, 0, NULL, NULL }
+
+static const tfx_fe_opspec ops[] = {
+    {"embedding", 2, 2, {"table", "ids"}, {{0}}, 0},
+    {"linear", 2, 3, {"x", "w", "b"}, {{0}}, 0},
+    {"matmul", 2, 2, {"a", "b"}, {{0}}, 0},
+    {"rmsnorm", 2, 2, {"x", "g"}, {{"eps", TFX_FE_KW_NUM, 0, NULL, "1e-5"}}, 1},
+    {"layernorm", 3, 3, {"x", "g", "b"}, {{"eps", TFX_FE_KW_NUM, 0, NULL, "1e-5"}}, 1},
+    {"silu", 1, 1, {"x"}, {{0}}, 0},
+    {"gelu", 1, 1, {"x"}, {{"approximate", TFX_FE_KW_ENUM, 0, approx_values, "none"}}, 1},
+    {"relu", 1, 1, {"x"}, {{0}}, 0},
+    {"softmax", 1, 1, {"x"}, {{0}}, 0},
+    {"rope",
+     1,
+     1,
+     {"x"},
+     {{"heads", TFX_FE_KW_INT, 1, NULL, "H"},
+      {"theta", TFX_FE_KW_NUM, 0, NULL, "10000"},
+      {"style", TFX_FE_KW_ENUM, 0, style_values, "interleaved"},
+      {"rotary_dim", TFX_FE_KW_INT, 0, NULL, "head_dim"}},
+     4},
+    {"attention",
+     5,
+     5,
+     {"x", "wq", "wk", "wv", "wo"},
+     {{"heads", TFX_FE_KW_INT, 1, NULL, "H"},
+      {"kv_heads", TFX_FE_KW_INT, 0, NULL, "heads"},
+      {"position", TFX_FE_KW_POSITION, 0, NULL, "none"},
+      {"mask", TFX_FE_KW_ENUM, 1, mask_values, "causal|none"},
+      TENSOR("bq"),
+      TENSOR("bk"),
+      TENSOR("bv"),
+      TENSOR("bo")},
+     8},
+};
+
+static const tfx_fe_opspec position_rope = {"rope",
+                                            0,
+                                            0,
+                                            {NULL},
+                                            {{"theta", TFX_FE_KW_NUM, 0, NULL, "10000"},
+                                             {"style", TFX_FE_KW_ENUM, 0, style_values, "interleaved"},
+                                             {"rotary_dim", TFX_FE_KW_INT, 0, NULL, "head_dim"}},
+                                            3};
+
+const tfx_fe_opspec *tfx_fe_builtin(const char *name) {
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+    if (!strcmp(ops[i].name, name)) return &ops[i];
+  return NULL;
+}
+
+const char *tfx_fe_builtin_at(int i) { return i >= 0 && (size_t)i < sizeof ops / sizeof ops[0] ? ops[i].name : NULL; }
+
+const tfx_fe_opspec *tfx_fe_position_rope(void) { return &position_rope; }
+
+void tfx_fe_signature(const tfx_fe_opspec *op, char *buf, size_t len) {
+  size_t used = (size_t)snprintf(buf, len, "%s(", op->name);
+  int first = 1;
+  for (int i = 0; i < op->max_pos && used < len; i++, first = 0)
+    used += (size_t)snprintf(buf + used, len - used, "%s%s%s%s", first ? "" : ", ", i >= op->min_pos ? "[" : "",
+                             op->pos[i], i >= op->min_pos ? "]" : "");
+  for (int i = 0; i < op->n_kw && used < len; i++, first = 0) {
+    const tfx_fe_kwspec *k = &op->kw[i];
+    if (k->kind == TFX_FE_KW_TENSOR) continue;
+    used += (size_t)snprintf(buf + used, len - used, "%s%s = %s", first ? "" : ", ", k->name, k->dflt ? k->dflt : "?");
+  }
+  if (used < len) snprintf(buf + used, len - used, ")");
+}
+
+const tfx_fe_arg *tfx_fe_kwarg(const tfx_fe_arg *args, const char *key) {
+  for (const tfx_fe_arg *a = args; a; a = a->next)
+    if (a->key && !strcmp(a->key, key)) return a;
+  return NULL;
+}
+
+const tfx_fe_arg *tfx_fe_posarg(const tfx_fe_arg *args, int i) {
+  for (const tfx_fe_arg *a = args; a; a = a->next)
+    if (!a->key && i-- == 0) return a;
+  return NULL;
+}
+
+int tfx_fe_count_pos(const tfx_fe_arg *args) {
+  int n = 0;
+  for (const tfx_fe_arg *a = args; a; a = a->next) n += !a->key;
+  return n;
+}
+
+static void list_values(const char *const *values, char *buf, size_t len) {
+  size_t used = 0;
+  buf[0] = 0;
+  for (int i = 0; values[i] && used < len; i++)
+    used += (size_t)snprintf(buf + used, len - used, "%s%s", i == 0 ? "" : values[i + 1] ? ", " : " or ", values[i]);
+}
+
+static int check_value(tfx_fe_sema *s, const tfx_fe_opspec *op, const tfx_fe_kwspec *k, const tfx_fe_arg *a,
+                       tfx_fe_check_tensor_fn check_tensor, void *ctx) {
+  const tfx_fe_expr *v = a->value;
+  char buf[256];
+  switch (k->kind) {
+  case TFX_FE_KW_TENSOR: return check_tensor(ctx, v);
+  case TFX_FE_KW_INT: {
+    int64_t i;
+    snprintf(buf, sizeof buf, "%s's %s", op->name, k->name);
+    if (tfx_fe_eval_int(s, v, 1, buf, &i)) return 1;
+    if (i > INT32_MAX) {
+      tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s is too large", buf);
+      return 1;
+    }
+    return 0;
+  }
+  case TFX_FE_KW_NUM: {
+    tfx_fe_value val;
+    if (tfx_fe_eval(s, v, &val)) return 1;
+    double f = tfx_fe_value_f(val);
+    if (!strcmp(k->name, "theta") && !(f > 0)) {
+      tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s's theta must be > 0, got %g", op->name, f);
+      return 1;
+    }
+    if (!strcmp(k->name, "eps") && !(f >= 0)) {
+      tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s's eps must be >= 0, got %g", op->name, f);
+      return 1;
+    }
+    return 0;
+  }
+  case TFX_FE_KW_ENUM: {
+    list_values(k->values, buf, sizeof buf);
+    if (v->kind == TFX_FE_EXPR_NAME)
+      for (int i = 0; k->values[i]; i++)
+        if (!strcmp(v->str, k->values[i])) return 0;
+    if (v->kind == TFX_FE_EXPR_NAME)
+      tfx_fe_error(s->diag, v->loc.line, v->loc.col, "bad value '%s' for %s's %s: expected %s", v->str, op->name,
+                   k->name, buf);
+    else
+      tfx_fe_error(s->diag, v->loc.line, v->loc.col, "bad value for %s's %s: expected %s", op->name, k->name, buf);
+    return 1;
+  }
+  case TFX_FE_KW_POSITION:
+    if (v->kind == TFX_FE_EXPR_NAME && !strcmp(v->str, "none")) return 0;
+    if (v->kind == TFX_FE_EXPR_CALL && !strcmp(v->str, "rope"))
+      return tfx_fe_check_call(s, &position_rope, v, check_tensor, ctx);
+    tfx_fe_error(s->diag, v->loc.line, v->loc.col,
+                 "bad value for %s's position: expected none or rope(theta = .., style = .., rotary_dim = ..)",
+                 op->name);
+    return 1;
+  }
+  return 0;
+}
+
+int tfx_fe_check_call(tfx_fe_sema *s, const tfx_fe_opspec *op, const tfx_fe_expr *call,
+                      tfx_fe_check_tensor_fn check_tensor, void *ctx) {
+  int errors = 0, npos = 0, seen_kw = 0;
+  char sig[256];
+  tfx_fe_signature(op, sig, sizeof sig);
+  for (const tfx_fe_arg *a = call->args; a; a = a->next) {
+    if (!a->key) {
+      if (seen_kw) {
+        tfx_fe_error(s->diag, a->loc.line, a->loc.col, "positional argument after keyword arguments in %s", sig);
+        errors++;
+      } else if (npos == op->max_pos) {
+        if (op->max_pos == 0)
+          tfx_fe_error(s->diag, a->loc.line, a->loc.col, "%s takes only keyword arguments: %s", op->name, sig);
+        else
+          tfx_fe_error(s->diag, a->loc.line, a->loc.col, "too many arguments: %s takes %d positional argument%s: %s",
+                       op->name, op->max_pos, op->max_pos == 1 ? "" : "s", sig);
+        errors++;
+      } else {
+        errors += check_tensor(ctx, a->value);
+      }
+      npos++;
+      continue;
+    }
+    seen_kw = 1;
+    const tfx_fe_kwspec *k = NULL;
+    for (int i = 0; i < op->n_kw; i++)
+      if (!strcmp(op->kw[i].name, a->key)) k = &op->kw[i];
+    if (!k) {
+      char allowed[200];
+      size_t used = 0;
+      allowed[0] = 0;
+      for (int i = 0; i < op->n_kw && used < sizeof allowed; i++)
+        used += (size_t)snprintf(allowed + used, sizeof allowed - used, "%s%s", i ? ", " : "", op->kw[i].name);
+      if (op->n_kw)
+        tfx_fe_error(s->diag, a->loc.line, a->loc.col, "unknown keyword '%s' for %s (allowed: %s)", a->key, op->name,
+                     allowed);
+      else
+        tfx_fe_error(s->diag, a->loc.line, a->loc.col, "unknown keyword '%s': %s takes no keywords", a->key, op->name);
+      errors++;
+      continue;
+    }
+    if (tfx_fe_kwarg(call->args, a->key) != a) {
+      tfx_fe_error(s->diag, a->loc.line, a->loc.col, "keyword '%s' is given twice", a->key);
+      errors++;
+      continue;
+    }
+    errors += check_value(s, op, k, a, check_tensor, ctx);
+  }
+  if (npos < op->min_pos) {
+    tfx_fe_error(s->diag, call->loc.line, call->loc.col, "missing argument '%s' of %s", op->pos[npos], sig);
+    errors++;
+  }
+  for (int i = 0; i < op->n_kw; i++)
+    if (op->kw[i].required && !tfx_fe_kwarg(call->args, op->kw[i].name)) {
+      char buf[128] = "";
+      if (op->kw[i].values) list_values(op->kw[i].values, buf, sizeof buf);
+      tfx_fe_error(s->diag, call->loc.line, call->loc.col, "missing keyword '%s' of %s%s%s%s", op->kw[i].name, op->name,
+                   buf[0] ? " (" : "", buf, buf[0] ? ")" : "");
+      errors++;
+    }
+  return errors;
+}

@@ -1,0 +1,406 @@
+/* frontend/lower.c — lowering a checked program to the graph IR: forward's
+ * input, block instantiation (plain calls and repeat(n), with parameter
+ * names prefixed per instance), builtin ops (attention expands to its
+ * projections, RoPE and the ATTENTION node), and shape errors from the IR's
+ * type inference reported at the expression that caused them. */
+#include <stdio.h>
+#include <string.h>
+
+#include "sema.h"
+
+#define ERR(L, loc, ...) tfx_fe_error((L)->s->diag, (loc).line, (loc).col, __VA_ARGS__)
+
+/* Limits that keep hostile programs from exhausting the stack or memory. */
+#define MAX_BLOCK_NESTING 32 /* block calls inside block calls */
+#define MAX_NODES (1 << 20)  /* nodes of the graph */
+
+typedef struct lower {
+  tfx_fe_sema *s;
+  tfx_graph *g;
+  tfx_fe_symtab param_nodes; /* full binding name -> node id (num) */
+  int nesting;               /* block instances being lowered */
+  int oom;
+} lower;
+
+/* One instance of a block being lowered. */
+typedef struct frame {
+  tfx_fe_blocksym *b;
+  const char *prefix; /* NULL at the top level, else "layers.3" ... */
+  tfx_fe_symtab vars; /* name -> node id (num), -1 after an error */
+} frame;
+
+static const char *join(lower *L, const char *prefix, const char *a, const char *b) {
+  size_t n = (prefix ? strlen(prefix) + 1 : 0) + strlen(a) + (b ? strlen(b) + 1 : 0) + 1;
+  char *out = tfx_fe_alloc(L->s->arena, n);
+  if (!out) {
+    L->oom = 1;
+    return "";
+  }
+  snprintf(out, n, "%s%s%s%s%s", prefix ? prefix : "", prefix ? "." : "", a, b ? "." : "", b ? b : "");
+  return out;
+}
+
+/* Adds a node built from proto; a type error is reported at loc. */
+static int add(lower *L, tfx_node *proto, tfx_fe_loc loc) {
+  char err[512];
+  if (L->g->n_nodes >= MAX_NODES) {
+    ERR(L, loc, "the model is too large (more than %d graph nodes)", MAX_NODES);
+    return -1;
+  }
+  proto->line = loc.line;
+  proto->col = loc.col;
+  int id = tfx_graph_add(L->g, proto, err, sizeof err);
+  if (id < 0) ERR(L, loc, "%s", err);
+  return id;
+}
+
+static int add1(lower *L, tfx_op op, int a, tfx_fe_loc loc) {
+  tfx_node n = tfx_node_proto(op, 1, (int[]){a});
+  return add(L, &n, loc);
+}
+
+static int add2(lower *L, tfx_op op, int a, int b, tfx_fe_loc loc) {
+  tfx_node n = tfx_node_proto(op, 2, (int[]){a, b});
+  return add(L, &n, loc);
+}
+
+/* linear(x, w) or linear(x, w, b) when b >= 0 */
+static int add_linear(lower *L, int x, int w, int b, tfx_fe_loc loc) {
+  tfx_node n = tfx_node_proto(TFX_OP_LINEAR, b >= 0 ? 3 : 2, (int[]){x, w, b});
+  return add(L, &n, loc);
+}
+
+/* The node of a param: one node per full name, created on first use. */
+static int param_node(lower *L, const char *full, const tfx_fe_paramsym *ps) {
+  if (!ps->ok) return -1;
+  tfx_fe_sym *sym = tfx_fe_sym_find(&L->param_nodes, full);
+  if (sym) {
+    const tfx_node *n = &L->g->nodes[sym->num];
+    if (!tfx_type_equal(&n->type, &ps->type)) {
+      char a[64], b[64];
+      ERR(L, ps->decl->loc, "parameter '%s' is declared %s here but %s elsewhere", full,
+          tfx_type_str(&ps->type, a, sizeof a), tfx_type_str(&n->type, b, sizeof b));
+      tfx_fe_note(L->s->diag, n->line, n->col, "'%s' is first declared here", full);
+      return -1;
+    }
+    return sym->num;
+  }
+  int id = tfx_graph_add_param(L->g, full, ps->type);
+  if (id < 0 || !tfx_fe_sym_put(&L->param_nodes, full, NULL, id)) {
+    L->oom = 1;
+    return -1;
+  }
+  L->g->nodes[id].line = ps->decl->loc.line;
+  L->g->nodes[id].col = ps->decl->loc.col;
+  return id;
+}
+
+static int lower_expr(lower *L, frame *f, const tfx_fe_expr *e);
+static int instantiate(lower *L, tfx_fe_blocksym *b, const int *args, const tfx_fe_arg *const *arg_exprs,
+                       const char *prefix, tfx_fe_loc loc);
+
+static int lower_name(lower *L, frame *f, const tfx_fe_expr *e) {
+  tfx_fe_sym *v = tfx_fe_sym_find(&f->vars, e->str);
+  if (v) return v->num;
+  tfx_fe_sym *p = tfx_fe_sym_find(&f->b->params, e->str);
+  if (p) return param_node(L, f->prefix ? join(L, f->prefix, e->str, NULL) : e->str, p->ptr);
+  p = tfx_fe_sym_find(&L->s->params, e->str);
+  if (p) return param_node(L, e->str, p->ptr);
+  ERR(L, e->loc, "undefined name '%s'", e->str); /* sema lets none through */
+  return -1;
+}
+
+/* ---- builtin ops ---- */
+
+static double num_kw(lower *L, const tfx_fe_expr *call, const char *key, double dflt) {
+  const tfx_fe_arg *a = tfx_fe_kwarg(call->args, key);
+  tfx_fe_value v;
+  if (!a || tfx_fe_eval(L->s, a->value, &v)) return dflt;
+  return tfx_fe_value_f(v);
+}
+
+static int int_kw(lower *L, const tfx_fe_expr *call, const char *key, int dflt) {
+  const tfx_fe_arg *a = tfx_fe_kwarg(call->args, key);
+  tfx_fe_value v;
+  if (!a || tfx_fe_eval(L->s, a->value, &v) || v.is_float) return dflt;
+  return (int)v.i;
+}
+
+static const char *enum_kw(const tfx_fe_expr *call, const char *key, const char *dflt) {
+  const tfx_fe_arg *a = tfx_fe_kwarg(call->args, key);
+  return a && a->value->kind == TFX_FE_EXPR_NAME ? a->value->str : dflt;
+}
+
+/* The tensor keyword `key` lowered, -1 when absent, -2 after an error. */
+static int tensor_kw(lower *L, frame *f, const tfx_fe_expr *call, const char *key) {
+  const tfx_fe_arg *a = tfx_fe_kwarg(call->args, key);
+  if (!a) return -1;
+  int id = lower_expr(L, f, a->value);
+  return id < 0 ? -2 : id;
+}
+
+/* rope(x, heads, theta, style, rotary_dim) from the keywords of `spec_call`
+ * (rope itself, or the rope(...) of attention's position). */
+static int add_rope(lower *L, int x, int heads, int head_dim, const tfx_fe_expr *spec_call, tfx_fe_loc loc) {
+  tfx_node n = tfx_node_proto(TFX_OP_ROPE, 1, (int[]){x});
+  n.heads = heads;
+  n.head_dim = head_dim;
+  n.theta = num_kw(L, spec_call, "theta", 10000.0);
+  n.rope_style = strcmp(enum_kw(spec_call, "style", "interleaved"), "half") ? TFX_ROPE_INTERLEAVED : TFX_ROPE_HALF;
+  n.rotary_dim = int_kw(L, spec_call, "rotary_dim", head_dim);
+  return add(L, &n, loc);
+}
+
+static int lower_rope(lower *L, int x, const tfx_fe_expr *call) {
+  const tfx_type *t = &L->g->nodes[x].type;
+  int heads = int_kw(L, call, "heads", 1);
+  char buf[64];
+  if (t->rank != 2 || t->dims[1] <= 0 || t->dims[1] % heads) {
+    ERR(L, call->loc, "rope: heads = %d does not divide the columns of x %s", heads, tfx_type_str(t, buf, sizeof buf));
+    return -1;
+  }
+  return add_rope(L, x, heads, (int)(t->dims[1] / heads), call, call->loc);
+}
+
+static int lower_attention(lower *L, frame *f, const int *in, const tfx_fe_expr *call) {
+  tfx_fe_loc loc = call->loc;
+  const tfx_graph *g = L->g;
+  const tfx_type *wq = &g->nodes[in[1]].type, *wk = &g->nodes[in[2]].type, *wv = &g->nodes[in[3]].type,
+                 *wo = &g->nodes[in[4]].type;
+  int heads = int_kw(L, call, "heads", 1), kv_heads = int_kw(L, call, "kv_heads", heads);
+  char a[64], b[64];
+  int bias[4];
+  static const char *const bias_names[4] = {"bq", "bk", "bv", "bo"};
+  int bad = 0;
+  for (int i = 0; i < 4; i++) bad |= (bias[i] = tensor_kw(L, f, call, bias_names[i])) == -2;
+  if (bad) return -1;
+  if (wq->rank != 2 || wq->dims[0] <= 0 || wq->dims[0] % heads) {
+    ERR(L, loc, "attention: heads = %d does not divide the rows of wq %s", heads, tfx_type_str(wq, a, sizeof a));
+    return -1;
+  }
+  int64_t head_dim = wq->dims[0] / heads;
+  if (heads % kv_heads) {
+    ERR(L, loc, "attention: kv_heads = %d must divide heads = %d", kv_heads, heads);
+    return -1;
+  }
+  int64_t kv_rows = kv_heads * head_dim;
+  for (int i = 0; i < 2; i++) {
+    const tfx_type *w = i ? wv : wk;
+    if (w->rank != 2 || w->dims[0] != kv_rows) {
+      ERR(L, loc, "attention: %s is %s, expected %lld rows (kv_heads %d x head_dim %lld)", i ? "wv" : "wk",
+          tfx_type_str(w, a, sizeof a), (long long)kv_rows, kv_heads, (long long)head_dim);
+      return -1;
+    }
+  }
+  if (wo->rank != 2 || wo->dims[1] != wq->dims[0]) {
+    ERR(L, loc, "attention: wo is %s, expected %lld columns to match wq %s", tfx_type_str(wo, a, sizeof a),
+        (long long)wq->dims[0], tfx_type_str(wq, b, sizeof b));
+    return -1;
+  }
+  int q = add_linear(L, in[0], in[1], bias[0], loc);
+  int k = q < 0 ? -1 : add_linear(L, in[0], in[2], bias[1], loc);
+  int v = k < 0 ? -1 : add_linear(L, in[0], in[3], bias[2], loc);
+  if (v < 0) return -1;
+  const tfx_fe_arg *pos = tfx_fe_kwarg(call->args, "position");
+  if (pos && pos->value->kind == TFX_FE_EXPR_CALL) {
+    q = add_rope(L, q, heads, (int)head_dim, pos->value, pos->value->loc);
+    k = q < 0 ? -1 : add_rope(L, k, kv_heads, (int)head_dim, pos->value, pos->value->loc);
+    if (k < 0) return -1;
+  }
+  tfx_node n = tfx_node_proto(TFX_OP_ATTENTION, 3, (int[]){q, k, v});
+  n.heads = heads;
+  n.kv_heads = kv_heads;
+  n.head_dim = (int)head_dim;
+  n.mask = strcmp(enum_kw(call, "mask", "causal"), "none") ? TFX_MASK_CAUSAL : TFX_MASK_NONE;
+  int o = add(L, &n, loc);
+  return o < 0 ? -1 : add_linear(L, o, in[4], bias[3], loc);
+}
+
+static int lower_op(lower *L, frame *f, const tfx_fe_opspec *op, const tfx_fe_expr *call) {
+  int in[5] = {-1, -1, -1, -1, -1}, n = 0, bad = 0;
+  for (const tfx_fe_arg *a = call->args; a; a = a->next) {
+    if (a->key || n >= 5) continue;
+    in[n] = lower_expr(L, f, a->value);
+    bad |= in[n++] < 0;
+  }
+  if (bad) return -1;
+  const char *name = op->name;
+  tfx_fe_loc loc = call->loc;
+  if (!strcmp(name, "embedding")) return add2(L, TFX_OP_EMBEDDING, in[0], in[1], loc);
+  if (!strcmp(name, "linear")) return add_linear(L, in[0], in[1], n == 3 ? in[2] : -1, loc);
+  if (!strcmp(name, "matmul")) return add2(L, TFX_OP_MATMUL, in[0], in[1], loc);
+  if (!strcmp(name, "rmsnorm") || !strcmp(name, "layernorm")) {
+    int is_ln = name[0] == 'l';
+    tfx_node nd = tfx_node_proto(is_ln ? TFX_OP_LAYERNORM : TFX_OP_RMSNORM, is_ln ? 3 : 2, in);
+    nd.eps = num_kw(L, call, "eps", 1e-5);
+    return add(L, &nd, loc);
+  }
+  if (!strcmp(name, "silu")) return add1(L, TFX_OP_SILU, in[0], loc);
+  if (!strcmp(name, "relu")) return add1(L, TFX_OP_RELU, in[0], loc);
+  if (!strcmp(name, "softmax")) return add1(L, TFX_OP_SOFTMAX, in[0], loc);
+  if (!strcmp(name, "gelu")) {
+    tfx_node nd = tfx_node_proto(TFX_OP_GELU, 1, in);
+    nd.gelu_tanh = !strcmp(enum_kw(call, "approximate", "none"), "tanh");
+    return add(L, &nd, loc);
+  }
+  if (!strcmp(name, "rope")) return lower_rope(L, in[0], call);
+  if (!strcmp(name, "attention")) return lower_attention(L, f, in, call);
+  ERR(L, loc, "internal error: no lowering for op '%s'", name);
+  return -1;
+}
+
+/* ---- blocks ---- */
+
+static const char *call_prefix(const tfx_fe_expr *call) {
+  const tfx_fe_arg *a = tfx_fe_kwarg(call->args, "prefix");
+  return a && a->value->kind == TFX_FE_EXPR_STRING ? a->value->str : NULL;
+}
+
+/* Lowers the positional arguments of a block call into args[]; -1 if any failed. */
+static int lower_args(lower *L, frame *f, const tfx_fe_expr *call, tfx_fe_blocksym *b, int *args,
+                      const tfx_fe_arg **exprs) {
+  int bad = 0;
+  for (int i = 0; i < b->n_inputs; i++) {
+    exprs[i] = tfx_fe_posarg(call->args, i);
+    args[i] = exprs[i] ? lower_expr(L, f, exprs[i]->value) : -1;
+    bad |= args[i] < 0;
+  }
+  return bad ? -1 : 0;
+}
+
+static int lower_block_call(lower *L, frame *f, const tfx_fe_expr *call) {
+  tfx_fe_blocksym *b = tfx_fe_sym_find(&L->s->blocks, call->str)->ptr;
+  int args[TFX_FE_MAX_BLOCK_INPUTS];
+  const tfx_fe_arg *exprs[TFX_FE_MAX_BLOCK_INPUTS];
+  if (lower_args(L, f, call, b, args, exprs)) return -1;
+  const char *p = call_prefix(call);
+  const char *name = p ? p : call->str; /* prefix = "" keeps the caller's prefix */
+  const char *prefix = name[0] ? join(L, f->prefix, name, NULL) : f->prefix;
+  return instantiate(L, b, args, exprs, prefix, call->loc);
+}
+
+static int lower_repeat(lower *L, frame *f, const tfx_fe_expr *e) {
+  const tfx_fe_expr *call = e->lhs;
+  tfx_fe_blocksym *b = tfx_fe_sym_find(&L->s->blocks, call->str)->ptr;
+  int64_t count = 0;
+  if (tfx_fe_eval_int(L->s, tfx_fe_posarg(e->rargs, 0)->value, 1, "the repeat count", &count)) return -1;
+  const tfx_fe_arg *pa = tfx_fe_kwarg(e->rargs, "prefix");
+  const char *name = pa ? pa->value->str : "layers";
+  int args[TFX_FE_MAX_BLOCK_INPUTS];
+  const tfx_fe_arg *exprs[TFX_FE_MAX_BLOCK_INPUTS];
+  if (lower_args(L, f, call, b, args, exprs)) return -1;
+  for (int64_t i = 0; i < count; i++) {
+    char idx[24];
+    snprintf(idx, sizeof idx, "%lld", (long long)i);
+    const char *prefix = join(L, f->prefix, name, idx);
+    int out = instantiate(L, b, args, exprs, prefix, call->loc);
+    if (out < 0 || L->s->diag->stopped) return -1;
+    args[0] = out;
+  }
+  return args[0];
+}
+
+/* Lowers one instance of block b on args; its params are named prefix.<name>
+ * (plain <name> when prefix is NULL). Returns the returned value's node. */
+static int instantiate(lower *L, tfx_fe_blocksym *b, const int *args, const tfx_fe_arg *const *arg_exprs,
+                       const char *prefix, tfx_fe_loc loc) {
+  const tfx_fe_item *it = b->item;
+  char t0[64], t1[64];
+  if (b->active) {
+    ERR(L, loc, "block '%s' calls itself (recursion is not allowed)", it->name);
+    return -1;
+  }
+  if (L->nesting >= MAX_BLOCK_NESTING) {
+    ERR(L, loc, "blocks nested too deeply (more than %d block calls inside each other)", MAX_BLOCK_NESTING);
+    return -1;
+  }
+  if (!b->sig_ok) return -1;
+  for (int i = 0; i < b->n_inputs; i++) {
+    const tfx_type *got = &L->g->nodes[args[i]].type;
+    if (!tfx_type_equal(got, &b->in_types[i])) {
+      tfx_fe_loc at = arg_exprs && arg_exprs[i] ? arg_exprs[i]->loc : loc;
+      const tfx_fe_param *in = it->inputs;
+      for (int k = 0; k < i; k++) in = in->next;
+      ERR(L, at, "argument '%s' of block '%s' is %s, expected %s", in->name, it->name, tfx_type_str(got, t0, sizeof t0),
+          tfx_type_str(&b->in_types[i], t1, sizeof t1));
+      return -1;
+    }
+  }
+  frame f = {b, prefix, {0}};
+  int i = 0;
+  for (const tfx_fe_param *in = it->inputs; in; in = in->next, i++) tfx_fe_sym_put(&f.vars, in->name, NULL, args[i]);
+  b->active = 1;
+  L->nesting++;
+  int result = -1;
+  for (const tfx_fe_stmt *st = it->body; st && !L->s->diag->stopped; st = st->next) {
+    if (st->kind == TFX_FE_STMT_PARAM) continue;
+    int id = lower_expr(L, &f, st->value);
+    if (st->kind == TFX_FE_STMT_ASSIGN) {
+      if (!tfx_fe_sym_put(&f.vars, st->name, NULL, id)) L->oom = 1;
+      continue;
+    }
+    if (id >= 0 && !tfx_type_equal(&L->g->nodes[id].type, &b->ret)) {
+      const tfx_type *got = &L->g->nodes[id].type;
+      if (it->kind == TFX_FE_ITEM_FORWARD)
+        ERR(L, st->value->loc, "forward returns %s, but its declared type is %s", tfx_type_str(got, t0, sizeof t0),
+            tfx_type_str(&b->ret, t1, sizeof t1));
+      else
+        ERR(L, st->value->loc, "block '%s' returns %s, but its declared type is %s", it->name,
+            tfx_type_str(got, t0, sizeof t0), tfx_type_str(&b->ret, t1, sizeof t1));
+      id = -1;
+    }
+    result = id;
+    break;
+  }
+  b->active = 0;
+  L->nesting--;
+  tfx_fe_symtab_free(&f.vars);
+  return result;
+}
+
+static int lower_expr(lower *L, frame *f, const tfx_fe_expr *e) {
+  if (L->s->diag->stopped || L->oom) return -1;
+  switch (e->kind) {
+  case TFX_FE_EXPR_NAME: return lower_name(L, f, e);
+  case TFX_FE_EXPR_BINARY: {
+    int a = lower_expr(L, f, e->lhs), b = lower_expr(L, f, e->rhs);
+    if (a < 0 || b < 0) return -1;
+    return add2(L, e->op == '+' ? TFX_OP_ADD : e->op == '-' ? TFX_OP_SUB : TFX_OP_MUL, a, b, e->loc);
+  }
+  case TFX_FE_EXPR_CALL: {
+    const tfx_fe_opspec *op = tfx_fe_builtin(e->str);
+    return op ? lower_op(L, f, op, e) : lower_block_call(L, f, e);
+  }
+  case TFX_FE_EXPR_REPEAT: return lower_repeat(L, f, e);
+  default: ERR(L, e->loc, "internal error: expected a tensor"); return -1;
+  }
+}
+
+tfx_graph *tfx_fe_lower(tfx_fe_sema *s) {
+  lower L;
+  memset(&L, 0, sizeof L);
+  L.s = s;
+  tfx_fe_blocksym *fwd = s->forward;
+  int before = s->diag->errors;
+  L.g = tfx_graph_new(s->name, s->max_seq);
+  if (!L.g) {
+    tfx_fe_error(s->diag, 0, 0, "out of memory");
+    return NULL;
+  }
+  L.g->schedule.threads = s->threads;
+  const tfx_fe_param *in = fwd->item->inputs;
+  int input = tfx_graph_add_input(L.g, in->name, fwd->in_types[0]);
+  if (input >= 0) {
+    L.g->nodes[input].line = in->loc.line;
+    L.g->nodes[input].col = in->loc.col;
+    L.g->output = instantiate(&L, fwd, &input, NULL, NULL, fwd->item->loc);
+  }
+  if (L.oom || input < 0) tfx_fe_error(s->diag, 0, 0, "out of memory");
+  tfx_fe_symtab_free(&L.param_nodes);
+  if (s->diag->errors != before || L.g->output < 0) {
+    if (s->diag->errors == before) tfx_fe_error(s->diag, 0, 0, "internal error: forward produced no value");
+    tfx_graph_free(L.g);
+    return NULL;
+  }
+  return L.g;
+}

@@ -1,0 +1,549 @@
+/* frontend/sema.c — semantic checks of a parsed program: declarations and
+ * duplicates, constants (in order) and max_seq, param and signature types,
+ * name resolution and call arguments in every block body (used or not), the
+ * forward function and the schedule. Shapes are checked later, by lowering. */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sema.h"
+
+#define ERR(s, loc, ...) tfx_fe_error((s)->diag, (loc).line, (loc).col, __VA_ARGS__)
+#define NOTE(s, loc, ...) tfx_fe_note((s)->diag, (loc).line, (loc).col, __VA_ARGS__)
+
+static const tfx_fe_loc file_start = {1, 1};
+
+#define MAX_REPEAT 65536 /* copies made by one repeat(n) */
+#define MAX_ARGS 64      /* arguments of one call */
+
+/* ---- declarations ---- */
+
+/* Adds a global name; a second definition is an error with a note. */
+static int declare(tfx_fe_sema *s, const char *name, const tfx_fe_loc *loc, const char *what) {
+  tfx_fe_sym *prev = tfx_fe_sym_find(&s->globals, name);
+  if (prev) {
+    const tfx_fe_loc *p = prev->ptr;
+    ERR(s, *loc, "duplicate definition of %s '%s'", what, name);
+    NOTE(s, *p, "previous definition of '%s' is here", name);
+    return -1;
+  }
+  tfx_fe_sym_put(&s->globals, name, (void *)loc, 0);
+  return 0;
+}
+
+static const tfx_fe_item *once(tfx_fe_sema *s, const tfx_fe_item *prev, const tfx_fe_item *it, const char *what) {
+  if (!prev) return it;
+  ERR(s, it->loc, "duplicate %s", what);
+  NOTE(s, prev->loc, "previous %s is here", what);
+  return prev;
+}
+
+static tfx_fe_blocksym *new_block(tfx_fe_sema *s, const tfx_fe_item *it) {
+  tfx_fe_blocksym *b = tfx_fe_alloc(s->arena, sizeof *b);
+  if (!b) return NULL;
+  b->item = it;
+  return b;
+}
+
+static void declare_items(tfx_fe_sema *s, const tfx_fe_program *p) {
+  for (const tfx_fe_item *it = p->items; it; it = it->next) {
+    switch (it->kind) {
+    case TFX_FE_ITEM_MODEL: s->model = once(s, s->model, it, "'model' statement"); break;
+    case TFX_FE_ITEM_WEIGHTS: s->weights = once(s, s->weights, it, "'weights' statement"); break;
+    case TFX_FE_ITEM_SCHEDULE: s->schedule = once(s, s->schedule, it, "'schedule' section"); break;
+    case TFX_FE_ITEM_FORWARD:
+      if (s->forward) {
+        ERR(s, it->loc, "duplicate forward: a model has exactly one");
+        NOTE(s, s->forward->item->loc, "previous forward is here");
+      } else {
+        s->forward = new_block(s, it);
+      }
+      break;
+    case TFX_FE_ITEM_CONST:
+      for (const tfx_fe_const *c = it->consts; c; c = c->next) {
+        if (!strcmp(c->name, "T")) {
+          ERR(s, c->loc, "'T' is reserved for the number of tokens and cannot be a constant");
+          continue;
+        }
+        if (!declare(s, c->name, &c->loc, "constant")) tfx_fe_sym_put(&s->all_consts, c->name, (void *)c, 0);
+      }
+      break;
+    case TFX_FE_ITEM_PARAM: {
+      const tfx_fe_param *pd = it->param;
+      if (declare(s, pd->name, &pd->loc, "parameter")) break;
+      tfx_fe_paramsym *ps = tfx_fe_alloc(s->arena, sizeof *ps);
+      if (!ps) break;
+      ps->decl = pd;
+      tfx_fe_sym_put(&s->params, pd->name, ps, 0);
+      break;
+    }
+    case TFX_FE_ITEM_BLOCK:
+      if (tfx_fe_builtin(it->name)) {
+        ERR(s, it->name_loc, "'%s' is a builtin op; a block needs another name", it->name);
+        break;
+      }
+      if (declare(s, it->name, &it->name_loc, "block")) break;
+      tfx_fe_blocksym *b = new_block(s, it);
+      if (!b) break;
+      tfx_fe_sym_put(&s->blocks, it->name, b, 0);
+      tfx_fe_blocksym **list = tfx_fe_alloc(s->arena, (size_t)(s->n_blocks + 1) * sizeof *list);
+      if (!list) break;
+      if (s->n_blocks) memcpy(list, s->block_list, (size_t)s->n_blocks * sizeof *list);
+      list[s->n_blocks++] = b;
+      s->block_list = list;
+      break;
+    }
+  }
+}
+
+/* ---- constants, max_seq, the model's name ---- */
+
+static void eval_consts(tfx_fe_sema *s, const tfx_fe_program *p) {
+  for (const tfx_fe_item *it = p->items; it; it = it->next) {
+    if (it->kind != TFX_FE_ITEM_CONST) continue;
+    for (const tfx_fe_const *c = it->consts; c; c = c->next) {
+      tfx_fe_sym *decl = tfx_fe_sym_find(&s->all_consts, c->name);
+      if (!decl || decl->ptr != c) continue; /* a duplicate or T: reported */
+      tfx_fe_constsym *cs = tfx_fe_alloc(s->arena, sizeof *cs);
+      if (!cs) return;
+      cs->decl = c;
+      cs->ok = tfx_fe_eval(s, c->value, &cs->value) == 0;
+      tfx_fe_sym_put(&s->consts, c->name, cs, 0);
+    }
+  }
+}
+
+static void check_max_seq(tfx_fe_sema *s) {
+  tfx_fe_sym *m = tfx_fe_sym_find(&s->consts, "max_seq");
+  if (!m) {
+    tfx_fe_loc at = s->model ? s->model->loc : file_start;
+    if (!tfx_fe_sym_find(&s->globals, "max_seq"))
+      ERR(s, at, "missing constant max_seq: add `const max_seq = N` (the most tokens a session holds)");
+    return;
+  }
+  const tfx_fe_constsym *cs = m->ptr;
+  if (!cs->ok) return;
+  if (cs->value.is_float || cs->value.i < 1 || cs->value.i > INT32_MAX) {
+    ERR(s, cs->decl->loc, "max_seq must be a positive integer (at most %d)", INT32_MAX);
+    return;
+  }
+  s->max_seq = cs->value.i;
+}
+
+/* The model's name: `model NAME`, else the file's base name made into an
+ * identifier, else "model". */
+static void model_name(tfx_fe_sema *s, const char *path) {
+  if (s->model) {
+    s->name = s->model->name;
+    return;
+  }
+  const char *base = path ? strrchr(path, '/') : NULL;
+  base = base ? base + 1 : path ? path : "";
+  size_t n = strcspn(base, ".");
+  char *name = tfx_fe_alloc(s->arena, n + 2);
+  if (!name || n == 0) {
+    s->name = "model";
+    return;
+  }
+  size_t k = 0;
+  if (isdigit((unsigned char)base[0])) name[k++] = '_';
+  for (size_t i = 0; i < n; i++) name[k++] = isalnum((unsigned char)base[i]) ? base[i] : '_';
+  s->name = name;
+}
+
+/* ---- types of params and signatures ---- */
+
+static void param_type(tfx_fe_sema *s, tfx_fe_paramsym *ps) {
+  if (tfx_fe_eval_type(s, ps->decl->type, 0, "a parameter's shape", &ps->type)) return;
+  if (ps->type.dtype != TFX_DT_F32) {
+    ERR(s, ps->decl->type->loc, "parameters are f32 tensors, got %s", tfx_dtype_name(ps->type.dtype));
+    return;
+  }
+  ps->ok = 1;
+}
+
+static void global_param_types(tfx_fe_sema *s, const tfx_fe_program *p) {
+  for (const tfx_fe_item *it = p->items; it; it = it->next) {
+    if (it->kind != TFX_FE_ITEM_PARAM) continue;
+    tfx_fe_sym *sym = tfx_fe_sym_find(&s->params, it->param->name);
+    if (sym && ((tfx_fe_paramsym *)sym->ptr)->decl == it->param) param_type(s, sym->ptr);
+  }
+}
+
+static void signature(tfx_fe_sema *s, tfx_fe_blocksym *b) {
+  const tfx_fe_item *it = b->item;
+  int ok = 1;
+  for (const tfx_fe_param *in = it->inputs; in; in = in->next) b->n_inputs++;
+  if (b->n_inputs > TFX_FE_MAX_BLOCK_INPUTS) {
+    ERR(s, it->name_loc, "too many inputs (%d; at most %d)", b->n_inputs, TFX_FE_MAX_BLOCK_INPUTS);
+    return;
+  }
+  b->in_types = tfx_fe_alloc(s->arena, (size_t)(b->n_inputs + 1) * sizeof *b->in_types);
+  if (!b->in_types) return;
+  int i = 0;
+  for (const tfx_fe_param *in = it->inputs; in; in = in->next, i++) {
+    for (const tfx_fe_param *prev = it->inputs; prev != in; prev = prev->next)
+      if (!strcmp(prev->name, in->name)) {
+        ERR(s, in->loc, "duplicate input '%s'", in->name);
+        NOTE(s, prev->loc, "previous definition of '%s' is here", in->name);
+        ok = 0;
+      }
+    if (tfx_fe_eval_type(s, in->type, 1, "this type", &b->in_types[i])) ok = 0;
+  }
+  if (tfx_fe_eval_type(s, it->ret, 1, "this type", &b->ret)) ok = 0;
+  b->sig_ok = ok;
+}
+
+/* ---- block bodies: names and calls ---- */
+
+enum { NAME_INPUT = 1, NAME_PARAM, NAME_VAR };
+
+typedef struct scope {
+  tfx_fe_sema *s;
+  tfx_fe_blocksym *b;
+  tfx_fe_symtab names; /* inputs, local params, variables -> NAME_* */
+} scope;
+
+static void suggest_in(const tfx_fe_symtab *t, const char *name, const char **best, int *bestd) {
+  for (int i = 0; i < t->cap; i++) {
+    if (!t->slots[i].key) continue;
+    int d = tfx_fe_edit_distance(name, t->slots[i].key, *bestd);
+    if (d < *bestd) {
+      *bestd = d;
+      *best = t->slots[i].key;
+    }
+  }
+}
+
+static int check_tensor(void *ctx, const tfx_fe_expr *e);
+
+static int check_block_args(scope *sc, const tfx_fe_blocksym *b, const tfx_fe_expr *call, int is_repeat) {
+  tfx_fe_sema *s = sc->s;
+  int errors = 0, npos = tfx_fe_count_pos(call->args);
+  for (const tfx_fe_arg *a = call->args; a; a = a->next) {
+    if (!a->key) {
+      errors += check_tensor(sc, a->value);
+    } else if (strcmp(a->key, "prefix") || is_repeat) {
+      ERR(s, a->loc, "unknown keyword '%s' for block '%s' (allowed: %s)", a->key, call->str,
+          is_repeat ? "none; give repeat(n, prefix = ..) instead" : "prefix");
+      errors++;
+    } else if (a->value->kind != TFX_FE_EXPR_STRING) {
+      ERR(s, a->value->loc, "prefix must be a string, as in prefix = \"encoder\"");
+      errors++;
+    } else if (tfx_fe_kwarg(call->args, a->key) != a) {
+      ERR(s, a->loc, "keyword '%s' is given twice", a->key);
+      errors++;
+    }
+  }
+  if (npos != b->n_inputs) {
+    ERR(s, call->loc, "block '%s' takes %d argument%s, got %d", call->str, b->n_inputs, b->n_inputs == 1 ? "" : "s",
+        npos);
+    errors++;
+  }
+  return errors;
+}
+
+static int check_repeat(scope *sc, const tfx_fe_expr *e) {
+  tfx_fe_sema *s = sc->s;
+  int errors = 0;
+  if (tfx_fe_count_pos(e->rargs) != 1) {
+    ERR(s, e->loc, "repeat takes one count: repeat(n) or repeat(n, prefix = \"layers\")");
+    errors++;
+  }
+  for (const tfx_fe_arg *a = e->rargs; a; a = a->next) {
+    int64_t n;
+    if (!a->key) {
+      if (a != tfx_fe_posarg(e->rargs, 0)) continue;
+      if (tfx_fe_eval_int(s, a->value, 1, "the repeat count", &n)) {
+        errors++;
+      } else if (n > MAX_REPEAT) {
+        ERR(s, a->value->loc, "the repeat count %lld is too large (at most %d)", (long long)n, MAX_REPEAT);
+        errors++;
+      }
+    } else if (strcmp(a->key, "prefix")) {
+      ERR(s, a->loc, "unknown keyword '%s' for repeat (allowed: prefix)", a->key);
+      errors++;
+    } else if (a->value->kind != TFX_FE_EXPR_STRING || !a->value->str[0]) {
+      ERR(s, a->value->loc, "prefix must be a non-empty string, as in prefix = \"layers\"");
+      errors++;
+    }
+  }
+  const tfx_fe_expr *call = e->lhs;
+  tfx_fe_sym *bs = tfx_fe_sym_find(&s->blocks, call->str);
+  if (!bs) {
+    if (tfx_fe_builtin(call->str))
+      ERR(s, call->loc, "repeat needs a block; '%s' is a builtin op", call->str);
+    else
+      ERR(s, call->loc, "unknown block '%s'", call->str);
+    return errors + 1;
+  }
+  const tfx_fe_blocksym *b = bs->ptr;
+  errors += check_block_args(sc, b, call, 1);
+  if (b->sig_ok && b->n_inputs >= 1 && !tfx_type_equal(&b->in_types[0], &b->ret)) {
+    char t0[64], t1[64];
+    ERR(s, call->loc, "repeat needs block '%s' to return the type of its first input: it takes %s and returns %s",
+        call->str, tfx_type_str(&b->in_types[0], t0, sizeof t0), tfx_type_str(&b->ret, t1, sizeof t1));
+    errors++;
+  }
+  return errors;
+}
+
+static int check_name(scope *sc, const tfx_fe_expr *e) {
+  tfx_fe_sema *s = sc->s;
+  if (tfx_fe_sym_find(&sc->names, e->str) || tfx_fe_sym_find(&s->params, e->str)) return 0;
+  if (tfx_fe_sym_find(&s->all_consts, e->str))
+    ERR(s, e->loc, "'%s' is a constant, not a tensor", e->str);
+  else if (tfx_fe_sym_find(&s->blocks, e->str))
+    ERR(s, e->loc, "'%s' is a block: call it, as in %s(x)", e->str, e->str);
+  else if (tfx_fe_builtin(e->str))
+    ERR(s, e->loc, "'%s' is an op: call it, as in %s(x)", e->str, e->str);
+  else {
+    const char *best = NULL;
+    int bestd = strlen(e->str) > 3 ? 3 : 2;
+    suggest_in(&sc->names, e->str, &best, &bestd);
+    suggest_in(&s->params, e->str, &best, &bestd);
+    if (best)
+      ERR(s, e->loc, "undefined name '%s'; did you mean '%s'?", e->str, best);
+    else
+      ERR(s, e->loc, "undefined name '%s'", e->str);
+  }
+  return 1;
+}
+
+static int check_call(scope *sc, const tfx_fe_expr *e) {
+  tfx_fe_sema *s = sc->s;
+  const tfx_fe_opspec *op = tfx_fe_builtin(e->str);
+  if (op) return tfx_fe_check_call(s, op, e, check_tensor, sc);
+  tfx_fe_sym *bs = tfx_fe_sym_find(&s->blocks, e->str);
+  if (bs) return check_block_args(sc, bs->ptr, e, 0);
+  const char *best = NULL;
+  int bestd = strlen(e->str) > 3 ? 3 : 2;
+  for (int i = 0; tfx_fe_builtin_at(i); i++) {
+    int d = tfx_fe_edit_distance(e->str, tfx_fe_builtin_at(i), bestd);
+    if (d < bestd) {
+      bestd = d;
+      best = tfx_fe_builtin_at(i);
+    }
+  }
+  suggest_in(&s->blocks, e->str, &best, &bestd);
+  if (best)
+    ERR(s, e->loc, "unknown op or block '%s'; did you mean '%s'?", e->str, best);
+  else
+    ERR(s, e->loc, "unknown op or block '%s'", e->str);
+  return 1;
+}
+
+static int is_number(const tfx_fe_expr *e) { return e && (e->kind == TFX_FE_EXPR_INT || e->kind == TFX_FE_EXPR_FLOAT); }
+
+/* Checks an expression whose value is a tensor; returns the number of errors. */
+static int check_tensor(void *ctx, const tfx_fe_expr *e) {
+  scope *sc = ctx;
+  tfx_fe_sema *s = sc->s;
+  if (!e) return 1;
+  switch (e->kind) {
+  case TFX_FE_EXPR_INT:
+  case TFX_FE_EXPR_FLOAT: ERR(s, e->loc, "expected a tensor, got a number"); return 1;
+  case TFX_FE_EXPR_STRING: ERR(s, e->loc, "expected a tensor, got a string"); return 1;
+  case TFX_FE_EXPR_NAME: return check_name(sc, e);
+  case TFX_FE_EXPR_NEG: ERR(s, e->loc, "unary '-' is not defined on tensors"); return 1;
+  case TFX_FE_EXPR_BINARY:
+    if (e->op == '/') {
+      ERR(s, e->loc, "'/' is only defined on constants, not on tensors");
+      return 1;
+    }
+    if (is_number(e->lhs) || is_number(e->rhs)) {
+      ERR(s, e->loc, "'%c' takes two tensors (arithmetic with a number is only for constants)", e->op);
+      return 1;
+    }
+    return check_tensor(sc, e->lhs) + check_tensor(sc, e->rhs);
+  case TFX_FE_EXPR_CALL:
+  case TFX_FE_EXPR_REPEAT: {
+    const tfx_fe_arg *args = e->kind == TFX_FE_EXPR_CALL ? e->args : e->lhs->args;
+    int n = 0;
+    for (const tfx_fe_arg *a = args; a; a = a->next) n++;
+    if (n > MAX_ARGS) {
+      ERR(s, e->loc, "too many arguments (%d; at most %d)", n, MAX_ARGS);
+      return 1;
+    }
+    return e->kind == TFX_FE_EXPR_CALL ? check_call(sc, e) : check_repeat(sc, e);
+  }
+  }
+  return 0;
+}
+
+static void check_body(tfx_fe_sema *s, tfx_fe_blocksym *b) {
+  const tfx_fe_item *it = b->item;
+  scope sc = {s, b, {0}};
+  const char *what = it->kind == TFX_FE_ITEM_FORWARD ? "forward" : "block";
+  for (const tfx_fe_param *in = it->inputs; in; in = in->next) tfx_fe_sym_put(&sc.names, in->name, NULL, NAME_INPUT);
+  /* params are visible in the whole body */
+  for (const tfx_fe_stmt *st = it->body; st; st = st->next) {
+    if (st->kind != TFX_FE_STMT_PARAM) continue;
+    const tfx_fe_param *pd = st->param;
+    tfx_fe_sym *prev = tfx_fe_sym_find(&sc.names, pd->name);
+    if (prev) {
+      ERR(s, pd->loc, "duplicate definition of '%s'", pd->name);
+      const tfx_fe_param *pp = prev->ptr;
+      if (!pp)
+        for (pp = it->inputs; pp && strcmp(pp->name, pd->name); pp = pp->next) continue;
+      if (pp) NOTE(s, pp->loc, "previous definition of '%s' is here", pd->name);
+      continue;
+    }
+    tfx_fe_paramsym *ps = tfx_fe_alloc(s->arena, sizeof *ps);
+    if (!ps) break;
+    ps->decl = pd;
+    param_type(s, ps);
+    tfx_fe_sym_put(&b->params, pd->name, ps, 0);
+    tfx_fe_sym_put(&sc.names, pd->name, (void *)pd, NAME_PARAM);
+  }
+  const tfx_fe_stmt *ret = NULL;
+  for (const tfx_fe_stmt *st = it->body; st && !s->diag->stopped; st = st->next) {
+    if (ret) {
+      ERR(s, st->loc, "statement after return: the return ends the %s", what);
+      break;
+    }
+    if (st->kind == TFX_FE_STMT_PARAM) continue;
+    check_tensor(&sc, st->value);
+    if (st->kind == TFX_FE_STMT_RETURN) {
+      ret = st;
+      continue;
+    }
+    tfx_fe_sym *prev = tfx_fe_sym_find(&sc.names, st->name);
+    if ((prev && prev->num == NAME_PARAM) || (!prev && tfx_fe_sym_find(&s->params, st->name))) {
+      ERR(s, st->loc, "cannot assign to '%s': it is a parameter", st->name);
+      continue;
+    }
+    if (tfx_fe_sym_find(&s->all_consts, st->name)) {
+      ERR(s, st->loc, "cannot assign to '%s': it is a constant", st->name);
+      continue;
+    }
+    tfx_fe_sym_put(&sc.names, st->name, NULL, NAME_VAR);
+  }
+  if (!ret && !s->diag->stopped) {
+    if (it->kind == TFX_FE_ITEM_FORWARD)
+      ERR(s, it->end_loc, "forward has no return statement");
+    else
+      ERR(s, it->end_loc, "block '%s' has no return statement", it->name);
+  }
+  tfx_fe_symtab_free(&sc.names);
+}
+
+/* ---- forward ---- */
+
+static void check_forward(tfx_fe_sema *s) {
+  tfx_fe_blocksym *f = s->forward;
+  if (!f) {
+    ERR(s, s->model ? s->model->loc : file_start,
+        "missing forward: add `forward(tokens : i32[T]) -> f32[T, vocab] { ... }`");
+    return;
+  }
+  const tfx_fe_item *it = f->item;
+  char buf[64];
+  if (f->n_inputs != 1) {
+    const tfx_fe_loc at = f->n_inputs > 1 ? it->inputs->next->loc : it->loc;
+    ERR(s, at, "forward takes exactly one input (tokens : i32[T] or x : f32[T, D]), got %d", f->n_inputs);
+  } else if (f->sig_ok) {
+    const tfx_type *in = &f->in_types[0];
+    int ok = in->dtype == TFX_DT_I32 ? in->rank == 1 && in->dims[0] == TFX_DIM_T
+                                     : in->rank == 2 && in->dims[0] == TFX_DIM_T && in->dims[1] > 0;
+    if (!ok)
+      ERR(s, it->inputs->type->loc, "the forward input must be i32[T] (token ids) or f32[T, D], got %s",
+          tfx_type_str(in, buf, sizeof buf));
+  }
+  if (f->sig_ok && (f->ret.dtype != TFX_DT_F32 || f->ret.rank != 2 || f->ret.dims[0] != TFX_DIM_T))
+    ERR(s, it->ret->loc, "forward must return f32[T, N], got %s", tfx_type_str(&f->ret, buf, sizeof buf));
+}
+
+/* ---- schedule ---- */
+
+static int is_value(const tfx_fe_expr *v, const char *name) {
+  return (v->kind == TFX_FE_EXPR_NAME || v->kind == TFX_FE_EXPR_CALL) && !strcmp(v->str, name);
+}
+
+static int one_of(const tfx_fe_expr *v, const char *const *names) {
+  for (int i = 0; names[i]; i++)
+    if (is_value(v, names[i])) return 1;
+  return 0;
+}
+
+static void check_schedule(tfx_fe_sema *s) {
+  static const char *const keys[] = {"attention", "quantize", "threads", NULL};
+  static const char *const attn_future[] = {"flash", "block_sparse", NULL};
+  static const char *const quant_future[] = {"q8_0", "q4_0", "int8", "w8a8", "ternary", NULL};
+  if (!s->schedule) return;
+  for (const tfx_fe_stmt *st = s->schedule->body; st; st = st->next) {
+    if (st->kind != TFX_FE_STMT_ASSIGN) {
+      ERR(s, st->loc, "a schedule holds only `key = value` entries");
+      continue;
+    }
+    const tfx_fe_expr *v = st->value;
+    int known = 0;
+    for (int i = 0; keys[i]; i++) known |= !strcmp(st->name, keys[i]);
+    if (!known) {
+      ERR(s, st->loc, "unknown schedule key '%s' (known: attention, quantize, threads)", st->name);
+      continue;
+    }
+    const tfx_fe_stmt *prev = s->schedule->body;
+    while (prev != st && (prev->kind != TFX_FE_STMT_ASSIGN || strcmp(prev->name, st->name))) prev = prev->next;
+    if (prev != st) {
+      ERR(s, st->loc, "schedule key '%s' is set twice", st->name);
+      NOTE(s, prev->loc, "previous setting of '%s' is here", st->name);
+      continue;
+    }
+    if (!strcmp(st->name, "attention")) {
+      if (v->kind == TFX_FE_EXPR_NAME && (!strcmp(v->str, "auto") || !strcmp(v->str, "dense"))) continue;
+      if (one_of(v, attn_future))
+        ERR(s, v->loc, "attention = %s is not supported yet (supported: auto, dense)", v->str);
+      else
+        ERR(s, v->loc, "bad value for attention: expected auto, dense, flash(...) or block_sparse");
+    } else if (!strcmp(st->name, "quantize")) {
+      if (is_value(v, "none") && v->kind == TFX_FE_EXPR_NAME) continue;
+      if (one_of(v, quant_future))
+        ERR(s, v->loc, "quantize = %s is not supported yet (supported: none)", v->str);
+      else
+        ERR(s, v->loc, "bad value for quantize: expected none, q8_0, q4_0, int8, w8a8(...) or ternary");
+    } else {
+      int64_t n;
+      if (v->kind == TFX_FE_EXPR_NAME && !strcmp(v->str, "auto")) {
+        s->threads = 0;
+      } else if (!tfx_fe_eval_int(s, v, 1, "threads", &n)) {
+        if (n > 4096)
+          ERR(s, v->loc, "threads = %lld is too many (at most 4096)", (long long)n);
+        else
+          s->threads = (int)n;
+      }
+    }
+  }
+}
+
+/* ---- entry ---- */
+
+int tfx_fe_sema_run(tfx_fe_sema *s, const tfx_fe_program *p, tfx_fe_diag *diag, tfx_fe_arena *arena, const char *path) {
+  memset(s, 0, sizeof *s);
+  s->diag = diag;
+  s->arena = arena;
+  int before = diag->errors;
+  declare_items(s, p);
+  eval_consts(s, p);
+  check_max_seq(s);
+  model_name(s, path);
+  global_param_types(s, p);
+  for (int i = 0; i < s->n_blocks; i++) signature(s, s->block_list[i]);
+  if (s->forward) signature(s, s->forward);
+  for (int i = 0; i < s->n_blocks && !diag->stopped; i++) check_body(s, s->block_list[i]);
+  if (s->forward && !diag->stopped) check_body(s, s->forward);
+  check_forward(s);
+  check_schedule(s);
+  if (arena->failed) ERR(s, file_start, "out of memory");
+  return diag->errors - before;
+}
+
+void tfx_fe_sema_free(tfx_fe_sema *s) {
+  for (int i = 0; i < s->n_blocks; i++) tfx_fe_symtab_free(&s->block_list[i]->params);
+  if (s->forward) tfx_fe_symtab_free(&s->forward->params);
+  tfx_fe_symtab_free(&s->consts);
+  tfx_fe_symtab_free(&s->all_consts);
+  tfx_fe_symtab_free(&s->globals);
+  tfx_fe_symtab_free(&s->params);
+  tfx_fe_symtab_free(&s->blocks);
+}

@@ -1,0 +1,133 @@
+/* frontend/sema.h — what semantic analysis learns about a program (its
+ * constants, params, blocks, forward, schedule) and the interfaces between
+ * the checking files (consts.c, builtins.c, sema.c) and lowering (lower.c). */
+#ifndef TFX_FE_SEMA_H
+#define TFX_FE_SEMA_H
+
+#include <stdint.h>
+
+#include "../ir/ir.h"
+#include "ast.h"
+#include "diag.h"
+#include "symtab.h"
+
+/* ---- constant values (consts.c) ---- */
+typedef struct tfx_fe_value {
+  int is_float;
+  int64_t i;
+  double f;
+} tfx_fe_value;
+
+typedef struct tfx_fe_constsym {
+  const tfx_fe_const *decl;
+  tfx_fe_value value;
+  int ok; /* evaluated without error */
+} tfx_fe_constsym;
+
+/* A param declaration with its evaluated type. */
+typedef struct tfx_fe_paramsym {
+  const tfx_fe_param *decl;
+  tfx_type type;
+  int ok;
+} tfx_fe_paramsym;
+
+#define TFX_FE_MAX_BLOCK_INPUTS 16
+
+/* A block, or the forward function. */
+typedef struct tfx_fe_blocksym {
+  const tfx_fe_item *item;
+  int n_inputs;
+  tfx_type *in_types; /* [n_inputs], from the arena */
+  tfx_type ret;
+  int sig_ok;           /* input and return types evaluated */
+  tfx_fe_symtab params; /* local params: name -> tfx_fe_paramsym */
+  int active;           /* being instantiated (recursion check) */
+} tfx_fe_blocksym;
+
+typedef struct tfx_fe_sema {
+  tfx_fe_diag *diag;
+  tfx_fe_arena *arena;
+  const char *name; /* the model's name */
+  const tfx_fe_item *model, *weights, *schedule;
+  tfx_fe_blocksym *forward;
+  tfx_fe_symtab consts;     /* name -> tfx_fe_constsym, as evaluated so far */
+  tfx_fe_symtab all_consts; /* name -> tfx_fe_const: every const declared */
+  tfx_fe_symtab globals;    /* consts, params and blocks: name -> declaration loc (ptr: tfx_fe_loc) */
+  tfx_fe_symtab params;     /* top-level params: name -> tfx_fe_paramsym */
+  tfx_fe_symtab blocks;     /* name -> tfx_fe_blocksym */
+  tfx_fe_blocksym **block_list;
+  int n_blocks;
+  int64_t max_seq;
+  int threads;
+} tfx_fe_sema;
+
+/* ---- consts.c ---- */
+/* Evaluates a constant expression: numbers, earlier constants, + - * / and
+ * parentheses; integer arithmetic for integers. 0, or -1 after an error. */
+int tfx_fe_eval(tfx_fe_sema *s, const tfx_fe_expr *e, tfx_fe_value *out);
+/* An integer constant expression >= min; `what` names it in messages. */
+int tfx_fe_eval_int(tfx_fe_sema *s, const tfx_fe_expr *e, int64_t min, const char *what, int64_t *out);
+/* A type: dtype f32 or i32, 1..4 dims, each a positive integer constant
+ * expression; T allowed only as the first dim and only when allow_t. */
+int tfx_fe_eval_type(tfx_fe_sema *s, const tfx_fe_type *t, int allow_t, const char *what, tfx_type *out);
+double tfx_fe_value_f(tfx_fe_value v);
+
+/* ---- builtins.c: the builtin ops and their arguments ---- */
+typedef enum {
+  TFX_FE_KW_TENSOR,   /* a tensor expression */
+  TFX_FE_KW_INT,      /* integer constant expression >= 1 */
+  TFX_FE_KW_NUM,      /* numeric constant expression */
+  TFX_FE_KW_ENUM,     /* one of `values` */
+  TFX_FE_KW_POSITION, /* none | rope(theta = .., style = .., rotary_dim = ..) */
+} tfx_fe_kw_kind;
+
+typedef struct tfx_fe_kwspec {
+  const char *name;
+  tfx_fe_kw_kind kind;
+  int required;
+  const char *const *values; /* ENUM: NULL-terminated, the first is the default */
+  const char *dflt;          /* the default, for messages and docs */
+} tfx_fe_kwspec;
+
+#define TFX_FE_MAX_KW 8
+
+typedef struct tfx_fe_opspec {
+  const char *name;
+  int min_pos, max_pos;
+  const char *pos[5]; /* names of the positional arguments */
+  tfx_fe_kwspec kw[TFX_FE_MAX_KW];
+  int n_kw;
+} tfx_fe_opspec;
+
+const tfx_fe_opspec *tfx_fe_builtin(const char *name);
+/* The spec of the arguments of `rope(...)` given as attention's position. */
+const tfx_fe_opspec *tfx_fe_position_rope(void);
+/* The name of the i-th builtin, NULL past the end. */
+const char *tfx_fe_builtin_at(int i);
+/* "rmsnorm(x, g, eps = 1e-05)" */
+void tfx_fe_signature(const tfx_fe_opspec *op, char *buf, size_t len);
+/* The argument `key = ...` of a call, or NULL. */
+const tfx_fe_arg *tfx_fe_kwarg(const tfx_fe_arg *args, const char *key);
+/* The i-th positional argument, or NULL. */
+const tfx_fe_arg *tfx_fe_posarg(const tfx_fe_arg *args, int i);
+int tfx_fe_count_pos(const tfx_fe_arg *args);
+
+/* Checks the arguments of `call` against `op`: positional count, keywords
+ * known, given once, required ones present, values of the right kind
+ * (constants evaluated, enum values known). Tensor arguments are passed to
+ * check_tensor(ctx, expr). Returns the number of errors. */
+typedef int (*tfx_fe_check_tensor_fn)(void *ctx, const tfx_fe_expr *e);
+int tfx_fe_check_call(tfx_fe_sema *s, const tfx_fe_opspec *op, const tfx_fe_expr *call,
+                      tfx_fe_check_tensor_fn check_tensor, void *ctx);
+
+/* ---- sema.c ---- */
+/* Checks the program; fills *s (which the caller frees with
+ * tfx_fe_sema_free). Returns the number of errors. */
+int tfx_fe_sema_run(tfx_fe_sema *s, const tfx_fe_program *p, tfx_fe_diag *diag, tfx_fe_arena *arena, const char *path);
+void tfx_fe_sema_free(tfx_fe_sema *s);
+
+/* ---- lower.c ---- */
+/* Lowers a checked program to a graph; NULL after errors (reported). */
+tfx_graph *tfx_fe_lower(tfx_fe_sema *s);
+
+#endif
