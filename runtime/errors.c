@@ -11,7 +11,7 @@ const char *tfx_error_message(int code) {
   case TFX_ERR_INVALID_ARGUMENT: return "invalid argument (NULL pointer, n <= 0 or a bad option)";
   case TFX_ERR_OUT_OF_MEMORY: return "out of memory";
   case TFX_ERR_OPEN: return "the model file could not be loaded";
-  case TFX_ERR_NOT_A_MODEL: return "not a tfx model (no valid tfx_model_descriptor)";
+  case TFX_ERR_NOT_A_MODEL: return "not a tfx model (no valid model descriptor)";
   case TFX_ERR_ABI_VERSION: return "the model was compiled for another runtime ABI version";
   case TFX_ERR_TOKEN_RANGE: return "a token id is outside [0, vocab)";
   case TFX_ERR_CONTEXT_FULL: return "the context is full (position + n would exceed max_seq)";

@@ -60,11 +60,11 @@ int tfx_model_open_ex(const char *path, tfx_model **out, char *errbuf, size_t er
     return tfx_rt_error(errbuf, errlen, TFX_ERR_OPEN, "cannot load '%s': %s", path, e ? e : "unknown dlopen error");
   }
   dlerror();
-  const tfx_model_desc *desc = (const tfx_model_desc *)dlsym(h, "tfx_model_descriptor");
+  const tfx_model_desc *desc = (const tfx_model_desc *)dlsym(h, TFX_DESC_SYMBOL);
   if (!desc) {
     dlclose(h);
-    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL, "'%s' is not a tfx model: no symbol tfx_model_descriptor",
-                        path);
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL, "'%s' is not a tfx model: no symbol %s", path,
+                        TFX_DESC_SYMBOL);
   }
   tfx_model *m = NULL;
   int rc = make_model(desc, NULL, &m, errbuf, errlen);

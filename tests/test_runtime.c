@@ -530,7 +530,7 @@ static const char *k_so_source =
     "static const int kinds[4] = {TFX_ARG_INPUT, TFX_ARG_NTOKENS, TFX_ARG_POS, TFX_ARG_OUTPUT};\n"
     "static const tfx_entry_desc entries[1] = {{\"forward\", (void *)fwd, 1, 8, 4, kinds}};\n"
     "#ifndef NO_DESC\n"
-    "const tfx_model_desc tfx_model_descriptor = {MAGIC, ABI, NAME, TFX_INPUT_TOKENS, 1, 2, 10, 8, 1,\n"
+    "const tfx_model_desc tfx_model_descriptor_data = {MAGIC, ABI, NAME, TFX_INPUT_TOKENS, 1, 2, 10, 8, 1,\n"
     "  0, 0, 0, 0, 1, 0, entries};\n"
     "#endif\n"
     "int unrelated_symbol(void) { return 1; }\n";
@@ -587,7 +587,7 @@ static void test_model_open(void **state) {
   snprintf(defs, sizeof defs, "%s -DNAME='\"x\"' -DNO_DESC", common);
   assert_int_equal(build_so("nodesc", defs, path, sizeof path), 0);
   assert_int_equal(tfx_model_open_ex(path, &m, err, sizeof err), TFX_ERR_NOT_A_MODEL);
-  assert_non_null(strstr(err, "tfx_model_descriptor"));
+  assert_non_null(strstr(err, TFX_DESC_SYMBOL));
   /* bad magic */
   assert_int_equal(
       build_so("badmagic", "-DMAGIC=0x1234 -DABI=TFX_ABI_VERSION -DBIAS=0.5f -DNAME='\"x\"'", path, sizeof path), 0);

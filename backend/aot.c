@@ -1,0 +1,166 @@
+/* backend/aot.c — ahead-of-time emission: the optimized PIC module as an
+ * object, the weights blob as its own ELF object (elf_blob.c), both combined
+ * into one relocatable object with `ld -r`; linking that object with the
+ * runtime archive into a self-contained shared library with `cc -shared`;
+ * and the module printed as LLVM IR or assembly. Temporary files live in a
+ * mkdtemp directory removed afterwards. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cg.h"
+
+#ifndef TFX_RUNTIME_ARCHIVE
+#define TFX_RUNTIME_ARCHIVE "libtfxrt.a"
+#endif
+#ifndef TFX_FFI_LDFLAGS
+#define TFX_FFI_LDFLAGS "-lffi"
+#endif
+
+#define WEIGHTS_SYMBOL "tfx_weights_blob"
+
+int tfx_cg_aot_build(const tfx_graph *g, const tfx_target_options *o, tfx_cg_aot *a, char *err, size_t errlen) {
+  memset(a, 0, sizeof *a);
+  if (tfx_cg_target_resolve(o, &a->t, err, errlen)) return -1;
+  a->tm = tfx_cg_target_machine(&a->t, 1, 0, err, errlen);
+  if (!a->tm) goto fail;
+  a->ctx = LLVMContextCreate();
+  if (tfx_cg_build_module(g, &a->t, a->ctx, a->tm, WEIGHTS_SYMBOL, &a->mod, err, errlen)) goto fail;
+  if (tfx_cg_optimize(a->mod, a->tm, a->t.opt_level, err, errlen)) goto fail;
+  return 0;
+fail:
+  tfx_cg_aot_free(a);
+  return -1;
+}
+
+void tfx_cg_aot_free(tfx_cg_aot *a) {
+  if (a->mod) LLVMDisposeModule(a->mod);
+  if (a->ctx) LLVMContextDispose(a->ctx);
+  if (a->tm) LLVMDisposeTargetMachine(a->tm);
+  tfx_cg_target_free(&a->t);
+  memset(a, 0, sizeof *a);
+}
+
+int tfx_backend_emit_text(const tfx_graph *g, const tfx_target_options *o, tfx_emit_kind kind, FILE *out, char *err,
+                          size_t errlen) {
+  if (!g || !out) return tfx_cg_errf(err, errlen, "backend: tfx_backend_emit_text: NULL argument");
+  tfx_cg_aot a;
+  if (tfx_cg_aot_build(g, o, &a, err, errlen)) return -1;
+  int rc = 0;
+  if (kind == TFX_EMIT_LLVM_IR) {
+    char *s = LLVMPrintModuleToString(a.mod);
+    if (fputs(s, out) < 0) rc = tfx_cg_errf(err, errlen, "backend: writing the LLVM IR failed");
+    LLVMDisposeMessage(s);
+  } else {
+    char *msg = NULL;
+    LLVMMemoryBufferRef buf = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(a.tm, a.mod, LLVMAssemblyFile, &msg, &buf)) {
+      rc = tfx_cg_errf(err, errlen, "backend: assembly emission failed: %s", msg ? msg : "?");
+    } else {
+      size_t n = LLVMGetBufferSize(buf);
+      if (fwrite(LLVMGetBufferStart(buf), 1, n, out) != n) rc = tfx_cg_errf(err, errlen, "backend: writing failed");
+      LLVMDisposeMemoryBuffer(buf);
+    }
+    LLVMDisposeMessage(msg);
+  }
+  tfx_cg_aot_free(&a);
+  return rc;
+}
+
+/* A fresh directory under $TMPDIR (or /tmp); malloc'd path. */
+static char *make_tmpdir(char *err, size_t errlen) {
+  const char *base = getenv("TMPDIR");
+  if (!base || !base[0]) base = "/tmp";
+  size_t len = strlen(base) + 32;
+  char *dir = malloc(len);
+  if (!dir) {
+    tfx_cg_errf(err, errlen, "backend: out of memory");
+    return NULL;
+  }
+  snprintf(dir, len, "%s/tfxc-XXXXXX", base);
+  if (!mkdtemp(dir)) {
+    tfx_cg_errf(err, errlen, "backend: cannot create a temporary directory in %s: %s", base, strerror(errno));
+    free(dir);
+    return NULL;
+  }
+  return dir;
+}
+
+int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
+                             const tfx_target_options *o, const char *obj_path, char *err, size_t errlen) {
+  if (!g || !obj_path || !obj_path[0])
+    return tfx_cg_errf(err, errlen, "backend: tfx_backend_write_object: NULL argument");
+  if ((uint64_t)weights_bytes < (uint64_t)g->weights_bytes || (weights_bytes > 0 && !weights))
+    return tfx_cg_errf(err, errlen, "backend: the weights blob has %zu bytes, the model needs %lld", weights_bytes,
+                       (long long)g->weights_bytes);
+  tfx_cg_aot a;
+  if (tfx_cg_aot_build(g, o, &a, err, errlen)) return -1;
+  char *dir = make_tmpdir(err, errlen);
+  if (!dir) {
+    tfx_cg_aot_free(&a);
+    return -1;
+  }
+  size_t plen = strlen(dir) + 32;
+  char *code = malloc(plen), *blob = malloc(plen);
+  int rc = -1;
+  if (!code || !blob) {
+    tfx_cg_errf(err, errlen, "backend: out of memory");
+    goto done;
+  }
+  snprintf(code, plen, "%s/code.o", dir);
+  snprintf(blob, plen, "%s/weights.o", dir);
+  char *msg = NULL;
+  if (LLVMTargetMachineEmitToFile(a.tm, a.mod, code, LLVMObjectFile, &msg)) {
+    tfx_cg_errf(err, errlen, "backend: object emission failed: %s", msg ? msg : "?");
+    LLVMDisposeMessage(msg);
+    goto done;
+  }
+  LLVMDisposeMessage(msg);
+  tfx_cg_aot_free(&a); /* free LLVM's memory before the (possibly large) blob */
+  if (tfx_cg_write_blob_object(blob, WEIGHTS_SYMBOL, weights, weights_bytes, err, errlen)) goto done;
+  char *argv[] = {"ld", "-r", "-o", (char *)obj_path, code, blob, NULL};
+  rc = tfx_cg_run(argv, err, errlen);
+done:
+  tfx_cg_aot_free(&a);
+  if (code) unlink(code);
+  if (blob) unlink(blob);
+  rmdir(dir);
+  free(code);
+  free(blob);
+  free(dir);
+  return rc;
+}
+
+int tfx_backend_link_shared(const char *obj_path, const char *so_path, char *err, size_t errlen) {
+  if (!obj_path || !so_path || !obj_path[0] || !so_path[0])
+    return tfx_cg_errf(err, errlen, "backend: tfx_backend_link_shared: NULL argument");
+  const char *archive = getenv("TFX_RUNTIME_ARCHIVE");
+  if (!archive || !archive[0]) archive = TFX_RUNTIME_ARCHIVE;
+  if (access(archive, R_OK))
+    return tfx_cg_errf(err, errlen, "backend: the runtime archive %s is not readable: %s (set TFX_RUNTIME_ARCHIVE)",
+                       archive, strerror(errno));
+  if (access(obj_path, R_OK)) return tfx_cg_errf(err, errlen, "backend: %s: %s", obj_path, strerror(errno));
+  char ffi[1024];
+  snprintf(ffi, sizeof ffi, "%s", TFX_FFI_LDFLAGS);
+  char *argv[64];
+  int n = 0;
+  argv[n++] = "cc";
+  argv[n++] = "-shared";
+  argv[n++] = "-o";
+  argv[n++] = (char *)so_path;
+  argv[n++] = (char *)obj_path;
+  argv[n++] = "-Wl,--whole-archive";
+  argv[n++] = (char *)archive;
+  argv[n++] = "-Wl,--no-whole-archive";
+  for (char *save = NULL, *tok = strtok_r(ffi, "; \t", &save); tok && n < 56; tok = strtok_r(NULL, "; \t", &save))
+    argv[n++] = tok;
+  argv[n++] = "-lpthread";
+  argv[n++] = "-ldl";
+  argv[n++] = "-lm";
+  argv[n++] = "-Wl,-z,noexecstack";
+  argv[n++] = "-Wl,--no-undefined";
+  argv[n] = NULL;
+  return tfx_cg_run(argv, err, errlen);
+}

@@ -1,0 +1,266 @@
+/* backend/cg.h — the backend's internal interface: the code generation
+ * context (LLVM context, module, builder, vector width, the kernel being
+ * emitted), the IR-building helpers every kernel emitter shares (loops,
+ * vector loads and stores with tails, reductions, intrinsics), the vector math
+ * (exp, sigmoid, erf, sin/cos), the per-op kernel emitters, target selection,
+ * module construction and the subprocess/ELF helpers of AOT emission.
+ * Private to backend/. */
+#ifndef TFX_CG_H
+#define TFX_CG_H
+
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+#define TFX_CG_MAX_KERNELS_GROW 64
+
+/* Fields of the argument block every entry point builds for its kernels (the
+ * eight entry arguments, in entry order). */
+enum {
+  TFX_CG_ARG_INPUT = 0,
+  TFX_CG_ARG_N,
+  TFX_CG_ARG_POS,
+  TFX_CG_ARG_OUTPUT,
+  TFX_CG_ARG_ARENA,
+  TFX_CG_ARG_KV,
+  TFX_CG_ARG_WEIGHTS,
+  TFX_CG_ARG_EXEC,
+  TFX_CG_ARG_COUNT
+};
+
+/* A kernel and the size of its work range: items = per_t * T + fixed. */
+typedef struct tfx_cg_kernel {
+  LLVMValueRef fn;
+  int64_t per_t, fixed;
+} tfx_cg_kernel;
+
+/* The resolved target: triple, cpu, features and what the kernels use. */
+typedef struct tfx_cg_target {
+  char *triple, *cpu, *features; /* malloc'd */
+  int width;                     /* floats per vector: 16, 8 or 4 */
+  int has_fma;
+  int opt_level;
+} tfx_cg_target;
+
+typedef struct tfx_cg {
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LLVMBuilderRef b;
+  const tfx_graph *g;
+  const tfx_cg_target *tgt;
+  int W; /* vector width in floats */
+
+  LLVMTypeRef t_void, t_i1, t_i32, t_i64, t_f32, t_f64, t_ptr;
+  LLVMTypeRef t_vf, t_vi, t_vm; /* <W x float>, <W x i32>, <W x i1> */
+  LLVMTypeRef t_kernel, t_args; /* void(ptr, i64, i64); the argument block */
+  LLVMAttributeRef fn_attrs[4];
+  int n_fn_attrs;
+
+  /* the kernel or body being emitted */
+  LLVMValueRef fn, args, kbegin, kend, T, pos;
+  LLVMBasicBlockRef entry_bb;
+  int decode; /* T is the constant 1 */
+  const char *mode;
+
+  /* kernels of the entry point being built, in order */
+  tfx_cg_kernel *kernels;
+  int n_kernels, cap_kernels;
+
+  /* shared kernel bodies by key (one per distinct shape/attributes/mode) */
+  char **body_keys;
+  LLVMValueRef *body_fns;
+  int n_bodies, cap_bodies;
+  LLVMValueRef body; /* the body the next tfx_cg_kernel_call calls */
+  LLVMTypeRef t_body;
+
+  char *err;
+  size_t errlen;
+  int failed;
+} tfx_cg;
+
+/* ---- errors ---- */
+int tfx_cg_fail(tfx_cg *cg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int tfx_cg_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- target.c ---- */
+/* One-time, thread-safe initialization of LLVM's native target. */
+int tfx_cg_init_llvm(char *err, size_t errlen);
+int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *err, size_t errlen);
+void tfx_cg_target_free(tfx_cg_target *t);
+/* A target machine for t; pic selects position-independent code, jit the
+ * JIT code model. */
+LLVMTargetMachineRef tfx_cg_target_machine(const tfx_cg_target *t, int pic, int jit, char *err, size_t errlen);
+
+/* ---- module.c ---- */
+/* Builds the whole module (kernels, entries, descriptor) for a planned graph
+ * into a new module of ctx. weights_symbol: the AOT blob symbol to reference,
+ * or NULL (JIT: descriptor weights NULL). */
+int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextRef ctx, LLVMTargetMachineRef tm,
+                        const char *weights_symbol, LLVMModuleRef *out, char *err, size_t errlen);
+/* Runs default<O%d> over the module. */
+int tfx_cg_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level, char *err, size_t errlen);
+
+/* ---- descriptor.c ---- */
+typedef struct tfx_cg_entry_fns {
+  LLVMValueRef forward, decode;
+} tfx_cg_entry_fns;
+int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *weights_symbol);
+/* The descriptor fields the graph determines. */
+int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_width, int32_t *output_width,
+                       int32_t *vocab, int32_t *has_kv, char *err, size_t errlen);
+
+/* ---- cg_ir.c: IR helpers ---- */
+LLVMValueRef tfx_cg_i64(tfx_cg *cg, int64_t v);
+LLVMValueRef tfx_cg_i32(tfx_cg *cg, int32_t v);
+/* A float constant of type ty (f32, f64 or a vector of f32: splat). */
+LLVMValueRef tfx_cg_fconst(tfx_cg *cg, LLVMTypeRef ty, double v);
+LLVMValueRef tfx_cg_splat(tfx_cg *cg, LLVMValueRef scalar);
+/* An alloca in the function's entry block (so SROA promotes it). */
+LLVMValueRef tfx_cg_alloca(tfx_cg *cg, LLVMTypeRef ty, const char *name);
+LLVMValueRef tfx_cg_alloca_array(tfx_cg *cg, LLVMTypeRef elem, int64_t count, const char *name);
+/* Index arithmetic (nsw). */
+LLVMValueRef tfx_cg_add(tfx_cg *cg, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef tfx_cg_sub(tfx_cg *cg, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef tfx_cg_mul(tfx_cg *cg, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef tfx_cg_addc(tfx_cg *cg, LLVMValueRef a, int64_t c);
+LLVMValueRef tfx_cg_mulc(tfx_cg *cg, LLVMValueRef a, int64_t c);
+LLVMValueRef tfx_cg_smin(tfx_cg *cg, LLVMValueRef a, LLVMValueRef b);
+/* &base[idx] for float/int32 elements (idx i64). */
+LLVMValueRef tfx_cg_fptr(tfx_cg *cg, LLVMValueRef base, LLVMValueRef idx);
+LLVMValueRef tfx_cg_fptrc(tfx_cg *cg, LLVMValueRef base, int64_t idx);
+LLVMValueRef tfx_cg_byteptr(tfx_cg *cg, LLVMValueRef base, int64_t bytes);
+LLVMValueRef tfx_cg_loadf(tfx_cg *cg, LLVMValueRef ptr);
+void tfx_cg_storef(tfx_cg *cg, LLVMValueRef v, LLVMValueRef ptr);
+
+/* Loops: for (iv = start; iv < end; iv += step). */
+typedef struct tfx_cg_loop {
+  LLVMValueRef iv;
+  LLVMBasicBlockRef header, exit;
+  int64_t step;
+} tfx_cg_loop;
+void tfx_cg_for(tfx_cg *cg, tfx_cg_loop *l, LLVMValueRef start, LLVMValueRef end, int64_t step, const char *name);
+void tfx_cg_for_end(tfx_cg *cg, tfx_cg_loop *l);
+/* if (cond) { ... } : tfx_cg_if opens the then-block, tfx_cg_else switches to
+ * the else-block (optional), tfx_cg_endif closes. */
+typedef struct tfx_cg_if {
+  LLVMBasicBlockRef then_bb, else_bb, merge;
+  int has_else;
+} tfx_cg_if;
+void tfx_cg_if_begin(tfx_cg *cg, tfx_cg_if *c, LLVMValueRef cond, const char *name);
+void tfx_cg_if_else(tfx_cg *cg, tfx_cg_if *c);
+void tfx_cg_if_end(tfx_cg *cg, tfx_cg_if *c);
+
+/* Vector memory: nvalid (compile time, 1..W) lanes starting at ptr; lanes
+ * beyond read as 0 and are not written. */
+LLVMValueRef tfx_cg_vload(tfx_cg *cg, LLVMValueRef ptr, int nvalid);
+void tfx_cg_vstore(tfx_cg *cg, LLVMValueRef v, LLVMValueRef ptr, int nvalid);
+/* Constant mask of the first nvalid lanes; dynamic mask of lanes < n (i64). */
+LLVMValueRef tfx_cg_mask_const(tfx_cg *cg, int nvalid);
+LLVMValueRef tfx_cg_mask_dyn(tfx_cg *cg, LLVMValueRef n);
+LLVMValueRef tfx_cg_vload_masked(tfx_cg *cg, LLVMValueRef ptr, LLVMValueRef mask);
+void tfx_cg_vstore_masked(tfx_cg *cg, LLVMValueRef v, LLVMValueRef ptr, LLVMValueRef mask);
+
+/* Calls an intrinsic by name, overloaded on the given types. */
+LLVMValueRef tfx_cg_intrinsic(tfx_cg *cg, const char *name, LLVMTypeRef *over, int n_over, LLVMValueRef *args,
+                              int n_args);
+/* a * b + c: llvm.fma when the target has FMA, else llvm.fmuladd. */
+LLVMValueRef tfx_cg_fma(tfx_cg *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c);
+LLVMValueRef tfx_cg_hsum(tfx_cg *cg, LLVMValueRef v); /* reassociating reduction */
+LLVMValueRef tfx_cg_hmax(tfx_cg *cg, LLVMValueRef v);
+LLVMValueRef tfx_cg_fmax(tfx_cg *cg, LLVMValueRef a, LLVMValueRef b); /* maxnum */
+LLVMValueRef tfx_cg_sqrt(tfx_cg *cg, LLVMValueRef v);
+
+/* Chunks over n (static) floats: fn(col, nvalid) for col = 0, W, 2W, ...
+ * with a loop over the full chunks and one tail call with nvalid < W. */
+typedef void (*tfx_cg_chunk_fn)(tfx_cg *cg, void *ctx, LLVMValueRef col, int nvalid);
+void tfx_cg_chunks(tfx_cg *cg, int64_t n, tfx_cg_chunk_fn fn, void *ctx);
+
+/* ---- kernels (kernel.c) ----
+ * A kernel is split in two: a shared *body*
+ *   void body(ptr p0, ptr p1, ptr p2, ptr p3, i64 T, i64 pos, i64 begin, i64 end)
+ * holding the loops, generated once per distinct key (op, shapes, attributes,
+ * mode: all nodes of the same shape share it, which keeps compile time low),
+ * and a per-node kernel `void k(const void *args, i64 begin, i64 end)` that
+ * computes the node's pointers from the argument block and compile-time
+ * offsets and calls the body. In a decode body T is the constant 1. */
+typedef enum { TFX_CG_PTR_NONE, TFX_CG_PTR_VALUE, TFX_CG_PTR_KV, TFX_CG_PTR_OUTPUT } tfx_cg_ptr_kind;
+typedef struct tfx_cg_ptr {
+  tfx_cg_ptr_kind kind;
+  int node;       /* VALUE: the node whose value it addresses */
+  int64_t offset; /* KV: byte offset in the KV cache */
+} tfx_cg_ptr;
+#define TFX_CG_VAL(id) ((tfx_cg_ptr){TFX_CG_PTR_VALUE, (id), 0})
+#define TFX_CG_KVAT(off) ((tfx_cg_ptr){TFX_CG_PTR_KV, -1, (off)})
+#define TFX_CG_OUT ((tfx_cg_ptr){TFX_CG_PTR_OUTPUT, -1, 0})
+#define TFX_CG_NONE ((tfx_cg_ptr){TFX_CG_PTR_NONE, -1, 0})
+/* Selects the body of `key` (the current mode is added to it) for the next
+ * tfx_cg_kernel_call. Returns 1 when the body is new: the builder is then
+ * inside it (cg->fn, kbegin, kend, T, pos set; tfx_cg_body_ptr gives the
+ * pointers) and the caller emits it and calls tfx_cg_body_end. Returns 0 when
+ * it already exists, -1 on failure. */
+int tfx_cg_body_begin(tfx_cg *cg, const char *key);
+LLVMValueRef tfx_cg_body_ptr(tfx_cg *cg, int i);
+void tfx_cg_body_end(tfx_cg *cg);
+/* Emits the node's kernel: work range per_t * T + fixed items, calling the
+ * selected body with the four pointers. */
+void tfx_cg_kernel_call(tfx_cg *cg, const tfx_node *n, const char *what, int64_t per_t, int64_t fixed,
+                        const tfx_cg_ptr ptrs[4]);
+void tfx_cg_bodies_free(tfx_cg *cg);
+/* Loads a field of the argument block. */
+LLVMValueRef tfx_cg_arg(tfx_cg *cg, int field);
+/* The address of a node's value: INPUT, OUTPUT, a param or its arena slot. */
+LLVMValueRef tfx_cg_value_ptr(tfx_cg *cg, int node_id);
+/* Rows of a value (last dim = columns) with the current T; and as per_t/fixed. */
+LLVMValueRef tfx_cg_rows(tfx_cg *cg, const tfx_node *n);
+void tfx_cg_rows_split(const tfx_node *n, int64_t *per_t, int64_t *fixed);
+void tfx_cg_set_fn_attrs(tfx_cg *cg, LLVMValueRef fn);
+
+/* ---- cg_math.c: inline vector math (any f32 scalar or vector type) ---- */
+LLVMValueRef tfx_cg_exp(tfx_cg *cg, LLVMValueRef x);
+LLVMValueRef tfx_cg_sigmoid(tfx_cg *cg, LLVMValueRef x);
+LLVMValueRef tfx_cg_erf(tfx_cg *cg, LLVMValueRef x);
+LLVMValueRef tfx_cg_gelu_erf(tfx_cg *cg, LLVMValueRef x);
+LLVMValueRef tfx_cg_gelu_tanh(tfx_cg *cg, LLVMValueRef x);
+/* sin and cos of a scalar double (inline polynomial, no libm). */
+void tfx_cg_sincos_f64(tfx_cg *cg, LLVMValueRef x, LLVMValueRef *s, LLVMValueRef *c);
+
+/* ---- the per-op kernel emitters: each adds its kernels to cg->kernels ---- */
+int tfx_cg_emit_embedding(tfx_cg *cg, const tfx_node *n);
+int tfx_cg_emit_linear(tfx_cg *cg, const tfx_node *n);
+int tfx_cg_emit_matmul(tfx_cg *cg, const tfx_node *n);
+int tfx_cg_emit_binary(tfx_cg *cg, const tfx_node *n);
+int tfx_cg_emit_unary(tfx_cg *cg, const tfx_node *n);
+int tfx_cg_emit_copy(tfx_cg *cg, const tfx_node *n, int src_id);
+int tfx_cg_emit_rmsnorm(tfx_cg *cg, const tfx_node *n);
+int tfx_cg_emit_layernorm(tfx_cg *cg, const tfx_node *n);
+int tfx_cg_emit_softmax(tfx_cg *cg, const tfx_node *n);
+int tfx_cg_emit_rope(tfx_cg *cg, const tfx_node *n);
+int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n);
+
+/* ---- aot.c ---- */
+/* An optimized module for AOT emission (PIC, descriptor weights pointing at
+ * the blob symbol tfx_weights_blob). */
+typedef struct tfx_cg_aot {
+  tfx_cg_target t;
+  LLVMTargetMachineRef tm;
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+} tfx_cg_aot;
+int tfx_cg_aot_build(const tfx_graph *g, const tfx_target_options *o, tfx_cg_aot *a, char *err, size_t errlen);
+void tfx_cg_aot_free(tfx_cg_aot *a);
+
+/* ---- spawn.c ---- */
+/* Runs argv (argv[0] looked up in PATH), waits, and returns 0 when it exited
+ * with status 0; otherwise -1 with its stderr (or the failure) in err. */
+int tfx_cg_run(char *const argv[], char *err, size_t errlen);
+
+/* ---- elf_blob.c ---- */
+/* Writes a relocatable ELF64 x86-64 object holding `bytes` of data in one
+ * SHF_ALLOC section aligned 64 and a global (hidden) STT_OBJECT `symbol`. */
+int tfx_cg_write_blob_object(const char *path, const char *symbol, const uint8_t *data, size_t bytes, char *err,
+                             size_t errlen);
+
+#endif

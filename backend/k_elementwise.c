@@ -1,0 +1,110 @@
+/* backend/k_elementwise.c — kernels of the elementwise ops: ADD/SUB/MUL
+ * (same shape, or a row [N] broadcast over the rows), SILU, GELU (erf and
+ * tanh forms), RELU, and the plain row copy used when the graph's output is
+ * its input. Work items are rows; each row is processed in vectors of W
+ * floats with a masked tail. */
+#include <stdio.h>
+
+#include "cg.h"
+
+typedef struct {
+  const tfx_node *n;
+  LLVMValueRef a, b, y; /* row pointers */
+} ew_ctx;
+
+static LLVMValueRef apply_unary(tfx_cg *cg, const tfx_node *n, LLVMValueRef v) {
+  switch (n->op) {
+  case TFX_OP_SILU: return LLVMBuildFMul(cg->b, v, tfx_cg_sigmoid(cg, v), "");
+  case TFX_OP_GELU: return n->gelu_tanh ? tfx_cg_gelu_tanh(cg, v) : tfx_cg_gelu_erf(cg, v);
+  case TFX_OP_RELU: {
+    LLVMValueRef zero = LLVMConstNull(LLVMTypeOf(v));
+    return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, v, zero, ""), v, zero, "");
+  }
+  default: return v;
+  }
+}
+
+static void binary_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
+  ew_ctx *c = vctx;
+  LLVMValueRef va = tfx_cg_vload(cg, tfx_cg_fptr(cg, c->a, col), nvalid);
+  LLVMValueRef vb = tfx_cg_vload(cg, tfx_cg_fptr(cg, c->b, col), nvalid);
+  LLVMValueRef r;
+  switch (c->n->op) {
+  case TFX_OP_ADD: r = LLVMBuildFAdd(cg->b, va, vb, ""); break;
+  case TFX_OP_SUB: r = LLVMBuildFSub(cg->b, va, vb, ""); break;
+  default: r = LLVMBuildFMul(cg->b, va, vb, ""); break;
+  }
+  tfx_cg_vstore(cg, r, tfx_cg_fptr(cg, c->y, col), nvalid);
+}
+
+static void unary_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
+  ew_ctx *c = vctx;
+  LLVMValueRef v = tfx_cg_vload(cg, tfx_cg_fptr(cg, c->a, col), nvalid);
+  tfx_cg_vstore(cg, apply_unary(cg, c->n, v), tfx_cg_fptr(cg, c->y, col), nvalid);
+}
+
+int tfx_cg_emit_binary(tfx_cg *cg, const tfx_node *n) {
+  const tfx_node *a = &cg->g->nodes[n->inputs[0]];
+  const tfx_node *b = &cg->g->nodes[n->inputs[1]];
+  int64_t cols = tfx_node_cols(n), per_t, fixed;
+  int bcast = !tfx_type_equal(&a->type, &b->type);
+  tfx_cg_rows_split(n, &per_t, &fixed);
+  char key[96];
+  snprintf(key, sizeof key, "%s_c%lld_b%d", tfx_op_name(n->op), (long long)cols, bcast);
+  int fresh = tfx_cg_body_begin(cg, key);
+  if (fresh < 0) return -1;
+  if (fresh) {
+    LLVMValueRef pa = tfx_cg_body_ptr(cg, 0), pb = tfx_cg_body_ptr(cg, 1), py = tfx_cg_body_ptr(cg, 2);
+    tfx_cg_loop row;
+    tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
+    LLVMValueRef off = tfx_cg_mulc(cg, row.iv, cols);
+    ew_ctx c = {n, tfx_cg_fptr(cg, pa, off), bcast ? pb : tfx_cg_fptr(cg, pb, off), tfx_cg_fptr(cg, py, off)};
+    tfx_cg_chunks(cg, cols, binary_chunk, &c);
+    tfx_cg_for_end(cg, &row);
+    tfx_cg_body_end(cg);
+  }
+  tfx_cg_kernel_call(cg, n, NULL, per_t, fixed,
+                     (tfx_cg_ptr[4]){TFX_CG_VAL(a->id), TFX_CG_VAL(b->id), TFX_CG_VAL(n->id), TFX_CG_NONE});
+  return 0;
+}
+
+/* The row loop of a unary op (or of a copy when n->op is not an activation). */
+static int unary_body(tfx_cg *cg, const tfx_node *n, const char *key, int64_t cols) {
+  int fresh = tfx_cg_body_begin(cg, key);
+  if (fresh <= 0) return fresh;
+  LLVMValueRef px = tfx_cg_body_ptr(cg, 0), py = tfx_cg_body_ptr(cg, 1);
+  tfx_cg_loop row;
+  tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
+  LLVMValueRef off = tfx_cg_mulc(cg, row.iv, cols);
+  ew_ctx c = {n, tfx_cg_fptr(cg, px, off), NULL, tfx_cg_fptr(cg, py, off)};
+  tfx_cg_chunks(cg, cols, unary_chunk, &c);
+  tfx_cg_for_end(cg, &row);
+  tfx_cg_body_end(cg);
+  return 1;
+}
+
+int tfx_cg_emit_unary(tfx_cg *cg, const tfx_node *n) {
+  int64_t cols = tfx_node_cols(n), per_t, fixed;
+  tfx_cg_rows_split(n, &per_t, &fixed);
+  char key[96];
+  snprintf(key, sizeof key, "%s%s_c%lld", tfx_op_name(n->op), n->op == TFX_OP_GELU && n->gelu_tanh ? "tanh" : "",
+           (long long)cols);
+  if (unary_body(cg, n, key, cols) < 0) return -1;
+  tfx_cg_kernel_call(cg, n, NULL, per_t, fixed,
+                     (tfx_cg_ptr[4]){TFX_CG_VAL(n->inputs[0]), TFX_CG_VAL(n->id), TFX_CG_NONE, TFX_CG_NONE});
+  return 0;
+}
+
+/* Copies the value of node src (same type as n) into the OUTPUT argument. */
+int tfx_cg_emit_copy(tfx_cg *cg, const tfx_node *n, int src_id) {
+  int64_t cols = tfx_node_cols(n), per_t, fixed;
+  tfx_cg_rows_split(n, &per_t, &fixed);
+  tfx_node ident = *n;
+  ident.op = TFX_OP_INPUT; /* apply_unary leaves it unchanged */
+  char key[64];
+  snprintf(key, sizeof key, "copy_c%lld", (long long)cols);
+  if (unary_body(cg, &ident, key, cols) < 0) return -1;
+  tfx_cg_kernel_call(cg, n, "copy", per_t, fixed,
+                     (tfx_cg_ptr[4]){TFX_CG_VAL(src_id), TFX_CG_OUT, TFX_CG_NONE, TFX_CG_NONE});
+  return 0;
+}

@@ -1,0 +1,160 @@
+/* backend/kernel.c — the frame every kernel shares: the shared bodies
+ * (created once per key, holding the loops) and the per-node kernels
+ * `void k(const void *args, int64_t begin, int64_t end)` that compute the
+ * node's pointers from the argument block and compile-time offsets, then call
+ * their body; registering each kernel (and its work-range size) with the entry
+ * being built; reading the argument block; locating each node's value (input,
+ * output, weights or arena slot) and its number of rows for the current T. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cg.h"
+
+static void add_enum_attr(tfx_cg *cg, LLVMValueRef fn, unsigned idx, const char *name) {
+  unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+  if (kind) LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(cg->ctx, kind, 0));
+}
+
+void tfx_cg_set_fn_attrs(tfx_cg *cg, LLVMValueRef fn) {
+  for (int i = 0; i < cg->n_fn_attrs; i++) LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, cg->fn_attrs[i]);
+  add_enum_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
+}
+
+/* ---- bodies ---- */
+
+int tfx_cg_body_begin(tfx_cg *cg, const char *key) {
+  char full[256];
+  snprintf(full, sizeof full, "tfx_body_%s_%s", cg->mode, key);
+  for (int i = 0; i < cg->n_bodies; i++)
+    if (!strcmp(cg->body_keys[i], full)) {
+      cg->body = cg->body_fns[i];
+      return 0;
+    }
+  if (cg->n_bodies == cg->cap_bodies) {
+    int cap = cg->cap_bodies ? cg->cap_bodies * 2 : 32;
+    char **keys = realloc(cg->body_keys, (size_t)cap * sizeof *keys);
+    if (keys) cg->body_keys = keys;
+    LLVMValueRef *fns = keys ? realloc(cg->body_fns, (size_t)cap * sizeof *fns) : NULL;
+    if (fns) cg->body_fns = fns;
+    if (!keys || !fns) return tfx_cg_fail(cg, "backend: out of memory");
+    cg->cap_bodies = cap;
+  }
+  char *k = strdup(full);
+  if (!k) return tfx_cg_fail(cg, "backend: out of memory");
+  LLVMValueRef fn = LLVMAddFunction(cg->mod, full, cg->t_body);
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  tfx_cg_set_fn_attrs(cg, fn);
+  cg->body_keys[cg->n_bodies] = k;
+  cg->body_fns[cg->n_bodies++] = fn;
+  cg->body = fn;
+  cg->fn = fn;
+  cg->args = NULL;
+  cg->entry_bb = LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry");
+  LLVMPositionBuilderAtEnd(cg->b, cg->entry_bb);
+  cg->T = cg->decode ? tfx_cg_i64(cg, 1) : LLVMGetParam(fn, 4);
+  cg->pos = LLVMGetParam(fn, 5);
+  cg->kbegin = LLVMGetParam(fn, 6);
+  cg->kend = LLVMGetParam(fn, 7);
+  return 1;
+}
+
+LLVMValueRef tfx_cg_body_ptr(tfx_cg *cg, int i) { return LLVMGetParam(cg->fn, (unsigned)i); }
+
+void tfx_cg_body_end(tfx_cg *cg) { LLVMBuildRetVoid(cg->b); }
+
+void tfx_cg_bodies_free(tfx_cg *cg) {
+  for (int i = 0; i < cg->n_bodies; i++) free(cg->body_keys[i]);
+  free(cg->body_keys);
+  free(cg->body_fns);
+  cg->body_keys = NULL;
+  cg->body_fns = NULL;
+  cg->n_bodies = cg->cap_bodies = 0;
+}
+
+/* ---- per-node kernels ---- */
+
+static LLVMValueRef resolve_ptr(tfx_cg *cg, const tfx_cg_ptr *p) {
+  switch (p->kind) {
+  case TFX_CG_PTR_VALUE: return tfx_cg_value_ptr(cg, p->node);
+  case TFX_CG_PTR_KV: return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_KV), p->offset);
+  case TFX_CG_PTR_OUTPUT: return tfx_cg_arg(cg, TFX_CG_ARG_OUTPUT);
+  default: return LLVMConstNull(cg->t_ptr);
+  }
+}
+
+void tfx_cg_kernel_call(tfx_cg *cg, const tfx_node *n, const char *what, int64_t per_t, int64_t fixed,
+                        const tfx_cg_ptr ptrs[4]) {
+  if (cg->failed || !cg->body) return;
+  char name[160];
+  snprintf(name, sizeof name, "tfx_%s_%d_%s%s%s", cg->mode, n->id, tfx_op_name(n->op), what ? "_" : "",
+           what ? what : "");
+  LLVMValueRef fn = LLVMAddFunction(cg->mod, name, cg->t_kernel);
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  tfx_cg_set_fn_attrs(cg, fn);
+  add_enum_attr(cg, fn, 1, "noalias");
+  add_enum_attr(cg, fn, 1, "nocapture");
+  add_enum_attr(cg, fn, 1, "readonly");
+  cg->fn = fn;
+  cg->entry_bb = LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry");
+  LLVMPositionBuilderAtEnd(cg->b, cg->entry_bb);
+  cg->args = LLVMGetParam(fn, 0);
+  LLVMValueRef cargs[8];
+  for (int i = 0; i < 4; i++) cargs[i] = resolve_ptr(cg, &ptrs[i]);
+  cargs[4] = cg->decode ? tfx_cg_i64(cg, 1) : tfx_cg_arg(cg, TFX_CG_ARG_N);
+  cargs[5] = tfx_cg_arg(cg, TFX_CG_ARG_POS);
+  cargs[6] = LLVMGetParam(fn, 1);
+  cargs[7] = LLVMGetParam(fn, 2);
+  LLVMBuildCall2(cg->b, cg->t_body, cg->body, cargs, 8, "");
+  LLVMBuildRetVoid(cg->b);
+  cg->body = NULL;
+
+  if (cg->n_kernels == cg->cap_kernels) {
+    int cap = cg->cap_kernels ? cg->cap_kernels * 2 : TFX_CG_MAX_KERNELS_GROW;
+    tfx_cg_kernel *k = realloc(cg->kernels, (size_t)cap * sizeof *k);
+    if (!k) {
+      tfx_cg_fail(cg, "backend: out of memory");
+      return;
+    }
+    cg->kernels = k;
+    cg->cap_kernels = cap;
+  }
+  cg->kernels[cg->n_kernels++] = (tfx_cg_kernel){fn, per_t, fixed};
+}
+
+LLVMValueRef tfx_cg_arg(tfx_cg *cg, int field) {
+  LLVMValueRef p = LLVMBuildStructGEP2(cg->b, cg->t_args, cg->args, (unsigned)field, "");
+  LLVMTypeRef ty = (field == TFX_CG_ARG_N || field == TFX_CG_ARG_POS) ? cg->t_i64 : cg->t_ptr;
+  static const char *const names[TFX_CG_ARG_COUNT] = {"input", "n", "pos", "output", "arena", "kv", "weights", "exec"};
+  LLVMValueRef v = LLVMBuildLoad2(cg->b, ty, p, names[field]);
+  LLVMSetAlignment(v, 8);
+  return v;
+}
+
+LLVMValueRef tfx_cg_value_ptr(tfx_cg *cg, int node_id) {
+  const tfx_node *n = &cg->g->nodes[node_id];
+  if (n->op == TFX_OP_INPUT) return tfx_cg_arg(cg, TFX_CG_ARG_INPUT);
+  if (n->op == TFX_OP_PARAM) return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_WEIGHTS), n->weight_offset);
+  if (node_id == cg->g->output) return tfx_cg_arg(cg, TFX_CG_ARG_OUTPUT);
+  return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_ARENA), n->arena_offset);
+}
+
+void tfx_cg_rows_split(const tfx_node *n, int64_t *per_t, int64_t *fixed) {
+  int64_t prod = 1;
+  int has_t = 0;
+  for (int i = 0; i + 1 < n->type.rank; i++) {
+    if (n->type.dims[i] == TFX_DIM_T)
+      has_t = 1;
+    else
+      prod *= n->type.dims[i];
+  }
+  *per_t = has_t ? prod : 0;
+  *fixed = has_t ? 0 : prod;
+}
+
+LLVMValueRef tfx_cg_rows(tfx_cg *cg, const tfx_node *n) {
+  int64_t per_t, fixed;
+  tfx_cg_rows_split(n, &per_t, &fixed);
+  if (!per_t) return tfx_cg_i64(cg, fixed);
+  return tfx_cg_addc(cg, tfx_cg_mulc(cg, cg->T, per_t), fixed);
+}

@@ -1,0 +1,351 @@
+/* backend/module.c — builds the LLVM module of a planned graph: checks that
+ * the graph is one the kernels can run (types, planning, bindings), emits the
+ * kernels of every live node twice (entry `forward` with T an argument, entry
+ * `decode` with T the constant 1 so LLVM specializes it), the two entry points
+ * that fill the argument block and run each kernel through
+ * exec->parallel_for, and the descriptor; then optimizes with default<On>. */
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cg.h"
+
+/* ---- graph checks ---- */
+
+static int node_fail(char *err, size_t errlen, const tfx_node *n, const char *what) {
+  return tfx_cg_errf(err, errlen, "backend: %%%d (%s): %s", n->id, tfx_op_name(n->op), what);
+}
+
+static int check_value_type(const tfx_graph *g, const tfx_node *n, char *err, size_t errlen) {
+  if (n->type.rank < 1 || n->type.rank > TFX_MAX_RANK) return node_fail(err, errlen, n, "values must have rank 1..4");
+  double numel = 1;
+  for (int i = 0; i < n->type.rank; i++) {
+    int64_t d = n->type.dims[i];
+    if (d == TFX_DIM_T) {
+      if (i != 0) return node_fail(err, errlen, n, "T may only be the first dimension");
+      d = g->max_seq;
+    } else if (d <= 0 || d > INT32_MAX) {
+      return node_fail(err, errlen, n, "dimensions must be in 1..2^31-1");
+    }
+    numel *= (double)d;
+  }
+  if (numel > (double)(INT64_C(1) << 40)) return node_fail(err, errlen, n, "value too large (more than 2^40 elements)");
+  return 0;
+}
+
+/* Marks the nodes the output depends on; -1 when an operand is not an
+ * earlier node (nothing else may be trusted then). */
+static int mark_live(const tfx_graph *g, char *live, char *err, size_t errlen) {
+  memset(live, 0, (size_t)g->n_nodes);
+  live[g->output] = 1;
+  for (int i = g->output; i >= 0; i--) {
+    if (!live[i]) continue;
+    const tfx_node *n = &g->nodes[i];
+    if (n->n_inputs < 0 || n->n_inputs > TFX_MAX_INPUTS) return node_fail(err, errlen, n, "bad operand count");
+    for (int j = 0; j < n->n_inputs; j++) {
+      if (n->inputs[j] < 0 || n->inputs[j] >= i) return node_fail(err, errlen, n, "operand is not an earlier node");
+      live[n->inputs[j]] = 1;
+    }
+  }
+  return 0;
+}
+
+static int check_graph(const tfx_graph *g, const char *live, char *err, size_t errlen) {
+  char msg[256];
+  if (g->max_seq < 1 || g->max_seq > INT32_MAX)
+    return tfx_cg_errf(err, errlen, "backend: max_seq = %lld must be in 1..%d", (long long)g->max_seq, INT32_MAX);
+  if (g->arena_bytes < 0 || g->kv_bytes < 0 || g->weights_bytes < 0)
+    return tfx_cg_errf(err, errlen, "backend: negative memory sizes in the plan");
+  for (int i = 0; i < g->n_nodes; i++) {
+    const tfx_node *n = &g->nodes[i];
+    if (!live[i]) continue;
+    if (n->id != i) return tfx_cg_errf(err, errlen, "backend: node %d has id %d", i, n->id);
+    for (int j = 0; j < n->n_inputs; j++)
+      if (n->inputs[j] < 0 || n->inputs[j] >= i) return node_fail(err, errlen, n, "operand is not an earlier node");
+    if (check_value_type(g, n, err, errlen)) return -1;
+    if (n->op != TFX_OP_INPUT && n->op != TFX_OP_PARAM) {
+      tfx_type t;
+      if (tfx_infer_type(g, n, &t, msg, sizeof msg)) return node_fail(err, errlen, n, msg);
+      if (!tfx_type_equal(&t, &n->type)) return node_fail(err, errlen, n, "result type differs from the inferred one");
+    }
+    switch (n->op) {
+    case TFX_OP_INPUT:
+      if (i != g->input) return node_fail(err, errlen, n, "a second graph input");
+      if (!((n->type.dtype == TFX_DT_I32 && n->type.rank == 1 && n->type.dims[0] == TFX_DIM_T) ||
+            (n->type.dtype == TFX_DT_F32 && n->type.rank == 2 && n->type.dims[0] == TFX_DIM_T)))
+        return node_fail(err, errlen, n, "the input must be i32[T] tokens or f32[T, D]");
+      break;
+    case TFX_OP_PARAM: {
+      if (tfx_type_has_t(&n->type)) return node_fail(err, errlen, n, "a parameter cannot have the dimension T");
+      if (n->type.dtype != TFX_DT_F32) return node_fail(err, errlen, n, "parameters must be f32");
+      int64_t bytes = tfx_type_bytes(&n->type, 1);
+      if (n->weight_offset < 0 || n->weight_offset % 4 || n->weight_offset + bytes > g->weights_bytes) {
+        snprintf(msg, sizeof msg,
+                 "param '%s' is not bound inside the weights blob (offset %lld, %lld bytes, blob %lld)",
+                 n->name ? n->name : "?", (long long)n->weight_offset, (long long)bytes, (long long)g->weights_bytes);
+        return node_fail(err, errlen, n, msg);
+      }
+      break;
+    }
+    default:
+      if (i != g->output) {
+        int64_t bytes = tfx_type_bytes(&n->type, g->max_seq);
+        if (n->arena_offset < 0 || n->arena_offset % 4 || n->arena_offset + bytes > g->arena_bytes)
+          return node_fail(err, errlen, n, "no arena slot: the graph is not planned (run tfx_pass_plan_memory)");
+      }
+      if (n->op == TFX_OP_ATTENTION && n->mask == TFX_MASK_CAUSAL) {
+        int64_t bytes = 2 * g->max_seq * (int64_t)n->kv_heads * n->head_dim * 4;
+        if (n->kv_offset < 0 || n->kv_offset % 4 || n->kv_offset + bytes > g->kv_bytes)
+          return node_fail(err, errlen, n, "no KV cache slot: the graph is not planned (run tfx_pass_plan_memory)");
+      }
+      if (n->op < TFX_OP_EMBEDDING || n->op >= TFX_OP_COUNT) return node_fail(err, errlen, n, "unsupported op");
+      break;
+    }
+  }
+  if (g->nodes[g->input].op != TFX_OP_INPUT) return node_fail(err, errlen, &g->nodes[g->input], "is not the input");
+  const tfx_node *out = &g->nodes[g->output];
+  if (out->type.dtype != TFX_DT_F32) return node_fail(err, errlen, out, "the graph output must be f32");
+  if (out->type.dims[0] != TFX_DIM_T || out->type.rank < 2)
+    return node_fail(err, errlen, out, "the graph output must be f32[T, N] (one row per token)");
+  if (out->op == TFX_OP_PARAM) return node_fail(err, errlen, out, "the graph output cannot be a parameter");
+  return 0;
+}
+
+int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_width, int32_t *output_width,
+                       int32_t *vocab, int32_t *has_kv, char *err, size_t errlen) {
+  if (!g || g->n_nodes < 1 || g->input < 0 || g->input >= g->n_nodes || g->output < 0 || g->output >= g->n_nodes)
+    return tfx_cg_errf(err, errlen, "backend: the graph has no input or no output");
+  char *live = malloc((size_t)g->n_nodes);
+  if (!live) return tfx_cg_errf(err, errlen, "backend: out of memory");
+  if (mark_live(g, live, err, errlen)) {
+    free(live);
+    return -1;
+  }
+  const tfx_node *in = &g->nodes[g->input], *out = &g->nodes[g->output];
+  int64_t per_t, fixed;
+  tfx_cg_rows_split(out, &per_t, &fixed);
+  int64_t ow = per_t * tfx_node_cols(out);
+  int64_t iw = in->type.dtype == TFX_DT_I32 ? 1 : tfx_node_cols(in);
+  int64_t voc = -1;
+  int kv = 0;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const tfx_node *n = &g->nodes[i];
+    if (!live[i]) continue;
+    if (n->op == TFX_OP_EMBEDDING && n->inputs[1] == g->input) {
+      int64_t v = g->nodes[n->inputs[0]].type.dims[0];
+      if (voc < 0 || v < voc) voc = v;
+    }
+    if (n->op == TFX_OP_ATTENTION && n->mask == TFX_MASK_CAUSAL) kv = 1;
+  }
+  free(live);
+  if (ow < 1 || ow > INT32_MAX || iw < 1 || iw > INT32_MAX || voc > INT32_MAX)
+    return tfx_cg_errf(err, errlen, "backend: input or output width out of range");
+  *input_kind = in->type.dtype == TFX_DT_I32 ? TFX_INPUT_TOKENS : TFX_INPUT_F32;
+  *input_width = (int32_t)iw;
+  *output_width = (int32_t)ow;
+  /* a token input no embedding reads accepts any id */
+  *vocab = in->type.dtype == TFX_DT_I32 ? (voc < 0 ? INT32_MAX : (int32_t)voc) : 0;
+  *has_kv = kv;
+  return 0;
+}
+
+/* ---- emission ---- */
+
+static int emit_node(tfx_cg *cg, const tfx_node *n) {
+  switch (n->op) {
+  case TFX_OP_EMBEDDING: return tfx_cg_emit_embedding(cg, n);
+  case TFX_OP_LINEAR: return tfx_cg_emit_linear(cg, n);
+  case TFX_OP_MATMUL: return tfx_cg_emit_matmul(cg, n);
+  case TFX_OP_ADD:
+  case TFX_OP_SUB:
+  case TFX_OP_MUL: return tfx_cg_emit_binary(cg, n);
+  case TFX_OP_RMSNORM: return tfx_cg_emit_rmsnorm(cg, n);
+  case TFX_OP_LAYERNORM: return tfx_cg_emit_layernorm(cg, n);
+  case TFX_OP_SILU:
+  case TFX_OP_GELU:
+  case TFX_OP_RELU: return tfx_cg_emit_unary(cg, n);
+  case TFX_OP_SOFTMAX: return tfx_cg_emit_softmax(cg, n);
+  case TFX_OP_ROPE: return tfx_cg_emit_rope(cg, n);
+  case TFX_OP_ATTENTION: return tfx_cg_emit_attention(cg, n);
+  default: return tfx_cg_fail(cg, "backend: %%%d (%s): no kernel for this op", n->id, tfx_op_name(n->op));
+  }
+}
+
+/* void entry(input, n, pos, output, arena, kv, weights, exec) */
+static LLVMValueRef emit_entry(tfx_cg *cg, const char *name, int has_kv) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef params[TFX_CG_ARG_COUNT] = {cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_ptr,
+                                          cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr};
+  LLVMTypeRef fty = LLVMFunctionType(cg->t_void, params, TFX_CG_ARG_COUNT, 0);
+  LLVMValueRef fn = LLVMAddFunction(cg->mod, name, fty);
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  tfx_cg_set_fn_attrs(cg, fn);
+  cg->fn = fn;
+  cg->entry_bb = LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry");
+  LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(cg->ctx, fn, "run");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, fn, "done");
+  LLVMPositionBuilderAtEnd(b, cg->entry_bb);
+  LLVMValueRef n = LLVMGetParam(fn, TFX_CG_ARG_N), pos = LLVMGetParam(fn, TFX_CG_ARG_POS);
+  LLVMValueRef max_seq = tfx_cg_i64(cg, cg->g->max_seq);
+  /* a call outside the contract does nothing rather than touch memory it must not */
+  LLVMValueRef bad = cg->decode ? LLVMBuildICmp(b, LLVMIntNE, n, tfx_cg_i64(cg, 1), "")
+                                : LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntSLT, n, tfx_cg_i64(cg, 1), ""),
+                                              LLVMBuildICmp(b, LLVMIntSGT, n, max_seq, ""), "");
+  bad = LLVMBuildOr(b, bad, LLVMBuildICmp(b, LLVMIntSLT, pos, tfx_cg_i64(cg, 0), ""), "");
+  if (has_kv) bad = LLVMBuildOr(b, bad, LLVMBuildICmp(b, LLVMIntSGT, pos, LLVMBuildSub(b, max_seq, n, ""), ""), "");
+  LLVMBuildCondBr(b, bad, done, run);
+  LLVMPositionBuilderAtEnd(b, run);
+  LLVMValueRef args = LLVMBuildAlloca(b, cg->t_args, "args");
+  LLVMSetAlignment(args, 16);
+  for (unsigned i = 0; i < TFX_CG_ARG_COUNT; i++) {
+    LLVMValueRef st = LLVMBuildStore(b, LLVMGetParam(fn, i), LLVMBuildStructGEP2(b, cg->t_args, args, i, ""));
+    LLVMSetAlignment(st, 8);
+  }
+  LLVMValueRef exec = LLVMGetParam(fn, TFX_CG_ARG_EXEC);
+  LLVMValueRef pf = LLVMBuildLoad2(b, cg->t_ptr, exec, "parallel_for");
+  LLVMSetAlignment(pf, 8);
+  LLVMTypeRef pf_params[4] = {cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_i64};
+  LLVMTypeRef pf_ty = LLVMFunctionType(cg->t_void, pf_params, 4, 0);
+  LLVMValueRef T = cg->decode ? tfx_cg_i64(cg, 1) : n;
+  for (int k = 0; k < cg->n_kernels; k++) {
+    const tfx_cg_kernel *kn = &cg->kernels[k];
+    LLVMValueRef items = tfx_cg_i64(cg, kn->fixed);
+    if (kn->per_t) items = tfx_cg_addc(cg, tfx_cg_mulc(cg, T, kn->per_t), kn->fixed);
+    LLVMValueRef cargs[4] = {exec, kn->fn, args, items};
+    LLVMBuildCall2(b, pf_ty, pf, cargs, 4, "");
+  }
+  LLVMBuildBr(b, done);
+  LLVMPositionBuilderAtEnd(b, done);
+  LLVMBuildRetVoid(b);
+  return fn;
+}
+
+static void init_types(tfx_cg *cg) {
+  LLVMContextRef c = cg->ctx;
+  cg->t_void = LLVMVoidTypeInContext(c);
+  cg->t_i1 = LLVMInt1TypeInContext(c);
+  cg->t_i32 = LLVMInt32TypeInContext(c);
+  cg->t_i64 = LLVMInt64TypeInContext(c);
+  cg->t_f32 = LLVMFloatTypeInContext(c);
+  cg->t_f64 = LLVMDoubleTypeInContext(c);
+  cg->t_ptr = LLVMPointerTypeInContext(c, 0);
+  cg->t_vf = LLVMVectorType(cg->t_f32, (unsigned)cg->W);
+  cg->t_vi = LLVMVectorType(cg->t_i32, (unsigned)cg->W);
+  cg->t_vm = LLVMVectorType(cg->t_i1, (unsigned)cg->W);
+  LLVMTypeRef kp[3] = {cg->t_ptr, cg->t_i64, cg->t_i64};
+  cg->t_kernel = LLVMFunctionType(cg->t_void, kp, 3, 0);
+  LLVMTypeRef fields[TFX_CG_ARG_COUNT] = {cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_ptr,
+                                          cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr};
+  cg->t_args = LLVMStructTypeInContext(c, fields, TFX_CG_ARG_COUNT, 0);
+  LLVMTypeRef bp[8] = {cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_i64, cg->t_i64};
+  cg->t_body = LLVMFunctionType(cg->t_void, bp, 8, 0);
+}
+
+static void init_fn_attrs(tfx_cg *cg) {
+  char buf[32];
+  const char *cpu = cg->tgt->cpu ? cg->tgt->cpu : "";
+  const char *feat = cg->tgt->features ? cg->tgt->features : "";
+  cg->n_fn_attrs = 0;
+  cg->fn_attrs[cg->n_fn_attrs++] = LLVMCreateStringAttribute(cg->ctx, "target-cpu", 10, cpu, (unsigned)strlen(cpu));
+  if (feat[0])
+    cg->fn_attrs[cg->n_fn_attrs++] =
+        LLVMCreateStringAttribute(cg->ctx, "target-features", 15, feat, (unsigned)strlen(feat));
+  snprintf(buf, sizeof buf, "%d", cg->W * 32);
+  cg->fn_attrs[cg->n_fn_attrs++] =
+      LLVMCreateStringAttribute(cg->ctx, "min-legal-vector-width", 22, buf, (unsigned)strlen(buf));
+}
+
+int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextRef ctx, LLVMTargetMachineRef tm,
+                        const char *weights_symbol, LLVMModuleRef *out, char *err, size_t errlen) {
+  *out = NULL;
+  if (!g) return tfx_cg_errf(err, errlen, "backend: no graph");
+  if (g->n_nodes < 1 || !g->nodes || g->input < 0 || g->input >= g->n_nodes || g->output < 0 || g->output >= g->n_nodes)
+    return tfx_cg_errf(err, errlen, "backend: the graph has no input or no output");
+  char *live = malloc((size_t)g->n_nodes);
+  if (!live) return tfx_cg_errf(err, errlen, "backend: out of memory");
+  if (mark_live(g, live, err, errlen) || check_graph(g, live, err, errlen)) {
+    free(live);
+    return -1;
+  }
+  int32_t ik, iw, ow, voc, has_kv;
+  if (tfx_cg_model_shape(g, &ik, &iw, &ow, &voc, &has_kv, err, errlen)) {
+    free(live);
+    return -1;
+  }
+
+  tfx_cg cg;
+  memset(&cg, 0, sizeof cg);
+  cg.ctx = ctx;
+  cg.g = g;
+  cg.tgt = t;
+  cg.W = t->width;
+  cg.err = err;
+  cg.errlen = errlen;
+  char modname[160];
+  snprintf(modname, sizeof modname, "tfx_%s", g->name ? g->name : "model");
+  cg.mod = LLVMModuleCreateWithNameInContext(modname, ctx);
+  LLVMSetTarget(cg.mod, t->triple);
+  LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+  LLVMSetModuleDataLayout(cg.mod, td);
+  LLVMDisposeTargetData(td);
+  cg.b = LLVMCreateBuilderInContext(ctx);
+  init_types(&cg);
+  init_fn_attrs(&cg);
+
+  tfx_cg_entry_fns entries = {0};
+  for (int mode = 0; mode < 2 && !cg.failed; mode++) {
+    cg.decode = mode == 1;
+    cg.mode = cg.decode ? "dec" : "fwd";
+    cg.n_kernels = 0;
+    for (int i = 0; i < g->n_nodes && !cg.failed; i++) {
+      const tfx_node *n = &g->nodes[i];
+      if (!live[i] || n->op == TFX_OP_INPUT || n->op == TFX_OP_PARAM) continue;
+      emit_node(&cg, n);
+    }
+    if (!cg.failed && g->nodes[g->output].op == TFX_OP_INPUT) tfx_cg_emit_copy(&cg, &g->nodes[g->output], g->output);
+    if (cg.failed) break;
+    LLVMValueRef fn = emit_entry(&cg, cg.decode ? "tfx_entry_decode" : "tfx_entry_forward", has_kv);
+    if (cg.decode)
+      entries.decode = fn;
+    else
+      entries.forward = fn;
+  }
+  free(live);
+  if (!cg.failed) tfx_cg_emit_descriptor(&cg, &entries, weights_symbol);
+  LLVMDisposeBuilder(cg.b);
+  free(cg.kernels);
+  tfx_cg_bodies_free(&cg);
+  if (cg.failed) {
+    LLVMDisposeModule(cg.mod);
+    return -1;
+  }
+  char *msg = NULL;
+  if (LLVMVerifyModule(cg.mod, LLVMReturnStatusAction, &msg)) {
+    tfx_cg_errf(err, errlen, "backend: internal error, invalid LLVM module: %.400s", msg ? msg : "?");
+    LLVMDisposeMessage(msg);
+    LLVMDisposeModule(cg.mod);
+    return -1;
+  }
+  LLVMDisposeMessage(msg);
+  *out = cg.mod;
+  return 0;
+}
+
+int tfx_cg_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level, char *err, size_t errlen) {
+  char pipeline[32];
+  if (opt_level < 0) opt_level = 0;
+  if (opt_level > 3) opt_level = 3;
+  snprintf(pipeline, sizeof pipeline, "default<O%d>", opt_level);
+  LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+  LLVMErrorRef e = LLVMRunPasses(mod, pipeline, tm, po);
+  LLVMDisposePassBuilderOptions(po);
+  if (e) {
+    char *m = LLVMGetErrorMessage(e);
+    tfx_cg_errf(err, errlen, "backend: LLVM optimization failed: %s", m);
+    LLVMDisposeErrorMessage(m);
+    return -1;
+  }
+  return 0;
+}
