@@ -160,6 +160,9 @@ int tfx_backend_link_shared(const char *obj_path, const char *so_path, char *err
   argv[n++] = "-ldl";
   argv[n++] = "-lm";
   argv[n++] = "-Wl,-z,noexecstack";
+#ifdef TFX_RUNTIME_SANITIZE_FLAGS
+  argv[n++] = TFX_RUNTIME_SANITIZE_FLAGS; /* the sanitizer build's runtime archive is instrumented */
+#endif
   argv[n++] = "-Wl,--no-undefined";
   argv[n] = NULL;
   return tfx_cg_run(argv, err, errlen);

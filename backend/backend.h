@@ -40,4 +40,9 @@ int tfx_backend_jit(const tfx_graph *g, const tfx_target_options *o, tfx_jit_mod
                     const tfx_model_desc **desc, char *err, size_t errlen);
 void tfx_backend_jit_free(tfx_jit_module *m);
 
+/* Kernels launched by one call of the `forward` and `decode` entries of the
+ * module built for g (backend/kernel_count.c). */
+int tfx_backend_kernel_counts(const tfx_graph *g, const tfx_target_options *o, int *forward, int *decode, char *err,
+                              size_t errlen);
+
 #endif

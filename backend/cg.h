@@ -208,6 +208,11 @@ void tfx_cg_body_end(tfx_cg *cg);
  * selected body with the four pointers. */
 void tfx_cg_kernel_call(tfx_cg *cg, const tfx_node *n, const char *what, int64_t per_t, int64_t fixed,
                         const tfx_cg_ptr ptrs[4]);
+/* The same with up to TFX_CG_BODY_PTRS pointers (a body has that many
+ * pointer parameters; tfx_cg_body_ptr(cg, i) for i < TFX_CG_BODY_PTRS). */
+#define TFX_CG_BODY_PTRS 8
+void tfx_cg_kernel_call_n(tfx_cg *cg, const tfx_node *n, const char *what, int64_t per_t, int64_t fixed,
+                          const tfx_cg_ptr *ptrs, int n_ptrs);
 void tfx_cg_bodies_free(tfx_cg *cg);
 /* Loads a field of the argument block. */
 LLVMValueRef tfx_cg_arg(tfx_cg *cg, int field);
@@ -239,6 +244,82 @@ int tfx_cg_emit_layernorm(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_softmax(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_rope(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n);
+int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n); /* k_mla.c */
+
+/* ---- k_attn_mask.c: the options of ATTENTION / MLA_ATTENTION in IR ---- */
+/* A body-key fragment naming the node's alibi and sparse options. */
+void tfx_cg_attn_key(const tfx_node *n, int64_t max_seq, char *buf, size_t len);
+/* The keys [lo, hi) query position i must visit among 0..nkeys (narrowed for
+ * windowed patterns; hi may be <= lo). */
+void tfx_cg_attn_key_range(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, LLVMValueRef nkeys, LLVMValueRef *lo,
+                           LLVMValueRef *hi);
+/* i1: key j allowed for query i by the sparse pattern (j within the key
+ * range); NULL when the range alone is exact. */
+LLVMValueRef tfx_cg_attn_allowed(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, LLVMValueRef j);
+/* The ALiBi slope (f32) of head h (i64), NULL without ALiBi. */
+LLVMValueRef tfx_cg_attn_slope(tfx_cg *cg, const tfx_node *n, LLVMValueRef h);
+/* k_positions.c: POSITIONS, SINUSOIDAL; k_moe.c: MOE_ROUTE, MOE_UP, MOE_DOWN */
+int tfx_cg_emit_positions(tfx_cg *cg, const tfx_node *n);
+int tfx_cg_emit_sinusoidal(tfx_cg *cg, const tfx_node *n);
+int tfx_cg_emit_moe_route(tfx_cg *cg, const tfx_node *n);
+int tfx_cg_emit_moe_up(tfx_cg *cg, const tfx_node *n);
+int tfx_cg_emit_moe_down(tfx_cg *cg, const tfx_node *n);
+
+/* ---- k_linear.c: the GEMM y = x @ w^T every linear kernel runs ----
+ * Work items are panels of TFX_CG_LIN_NB weight rows (output columns) of
+ * one segment; an item walks the rows of x in blocks of TFX_CG_LIN_MR (then
+ * one row at a time), each block in tiles of 4 columns (2 for GLU: gate and
+ * up), accumulating dot products along K in chunks of kc floats with vector
+ * FMAs. Weights are row-major [R, K] or packed (tfx_packed_index with panel
+ * TFX_CG_LIN_NB). The hooks wrap the inner product: the prologue transforms
+ * each x vector as it is loaded; the epilogue receives each finished row of
+ * the panel (emitted once per site, in a loop over the block's rows). */
+#define TFX_CG_LIN_NB 8
+#define TFX_CG_LIN_MR 4
+typedef struct tfx_cg_row {
+  int seg, nb, ngrp;   /* segment, panel columns, groups of W columns (static) */
+  LLVMValueRef row;    /* the row of x / y (i64) */
+  LLVMValueRef col;    /* the panel's first output column within the segment (i64) */
+  LLVMValueRef acc[TFX_CG_LIN_NB]; /* dot products of columns g*W.. as <W x float>; GLU: the gate */
+  LLVMValueRef up[TFX_CG_LIN_NB];  /* GLU: the up projection */
+  LLVMValueRef y;                  /* the output row (segment base + row * stride) */
+} tfx_cg_row;
+/* Lanes of group g of a row of nb columns. */
+int tfx_cg_row_lanes(const tfx_cg *cg, const tfx_cg_row *r, int g);
+typedef struct tfx_cg_gemm tfx_cg_gemm;
+typedef struct tfx_cg_gemm_hooks {
+  /* once per tile row i (row index `row`), before its dot products */
+  void (*row_begin)(tfx_cg *cg, const tfx_cg_gemm *G, int i, LLVMValueRef row);
+  /* the x vector of tile row i at reduction index k (nvalid lanes) as loaded */
+  LLVMValueRef (*x_load)(tfx_cg *cg, const tfx_cg_gemm *G, int i, LLVMValueRef xv, LLVMValueRef k, int nvalid);
+  /* a finished output row of the panel: compute and store */
+  void (*epilogue)(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r);
+} tfx_cg_gemm_hooks;
+struct tfx_cg_gemm {
+  const tfx_node *n;
+  LLVMValueRef x, w, bias, y; /* body pointers (bias may be NULL) */
+  LLVMValueRef M;             /* rows of x (i64) */
+  int64_t K, R;               /* reduction length, weight rows */
+  int packed, kc;             /* packed weights (kc floats per chunk) */
+  int glu;                    /* output column c of the item reads weight rows c and N + c */
+  int planar;                 /* segment s is stored at y + M * (rows before s), row stride its rows */
+  int n_segs;
+  int64_t segs[TFX_MAX_SEGS]; /* weight rows per segment */
+  const tfx_cg_gemm_hooks *hooks; /* NULL members use the defaults: none, none, + bias and store */
+  void *ctx;                      /* the hooks' state */
+};
+/* Emits the item loop of G into the current body; the number of work items
+ * is tfx_cg_gemm_items(G). */
+void tfx_cg_gemm_emit(tfx_cg *cg, const tfx_cg_gemm *G);
+int64_t tfx_cg_gemm_items(const tfx_cg_gemm *G);
+/* The default epilogue: + bias (when G->bias), store. */
+void tfx_cg_gemm_store(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r);
+
+/* ---- k_fused_linear.c: FUSED_LINEAR (hooks above), NORM_STATS, SLICE views ---- */
+int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n);
+int tfx_cg_emit_norm_stats(tfx_cg *cg, const tfx_node *n);
+/* The address of a SLICE view: its producer's value + M * (columns before the segment). */
+LLVMValueRef tfx_cg_slice_ptr(tfx_cg *cg, const tfx_node *n);
 
 /* ---- aot.c ---- */
 /* An optimized module for AOT emission (PIC, descriptor weights pointing at

@@ -1,7 +1,7 @@
 /* backend/k_elementwise.c — kernels of the elementwise ops: ADD/SUB/MUL
  * (same shape, or a row [N] broadcast over the rows), SILU, GELU (erf and
- * tanh forms), RELU, and the plain row copy used when the graph's output is
- * its input. Work items are rows; each row is processed in vectors of W
+ * tanh forms), RELU, SIGMOID, and the plain row copy used when the graph's
+ * output is its input. Work items are rows; each row is processed in vectors of W
  * floats with a masked tail. */
 #include <stdio.h>
 
@@ -16,6 +16,7 @@ static LLVMValueRef apply_unary(tfx_cg *cg, const tfx_node *n, LLVMValueRef v) {
   switch (n->op) {
   case TFX_OP_SILU: return LLVMBuildFMul(cg->b, v, tfx_cg_sigmoid(cg, v), "");
   case TFX_OP_GELU: return n->gelu_tanh ? tfx_cg_gelu_tanh(cg, v) : tfx_cg_gelu_erf(cg, v);
+  case TFX_OP_SIGMOID: return tfx_cg_sigmoid(cg, v);
   case TFX_OP_RELU: {
     LLVMValueRef zero = LLVMConstNull(LLVMTypeOf(v));
     return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, v, zero, ""), v, zero, "");

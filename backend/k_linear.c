@@ -1,117 +1,281 @@
-/* backend/k_linear.c — the LINEAR kernel y[M, N] = x[M, K] @ w[N, K]^T (+ b).
- * Work items are blocks of NB = 8 output columns (rows of w), so each weight
- * row is streamed by exactly one item. Inside an item, rows of x go in tiles
- * of 4 against two 4-column halves (16 vector accumulators: several tokens per
- * weight row block for prefill); leftover rows use a 1 x 8 tile (the decode
- * matvec: 8 weight rows at once, 8 independent accumulators). The dot
- * products run along K in vectors of W with a masked tail and llvm.fma, and
- * are reduced horizontally at the end of the tile. */
+/* backend/k_linear.c — the GEMM y[M, N] = x[M, K] @ w[N, K]^T behind LINEAR
+ * and FUSED_LINEAR (k_fused_linear.c), and the LINEAR kernel itself.
+ * Work items are panels of TFX_CG_LIN_NB = 8 weight rows (output columns) of
+ * one segment, so each weight row is streamed by exactly one item. Inside an
+ * item, rows of x go in tiles of 4 against 4 output columns (16 vector
+ * accumulators: several tokens per weight row block for prefill; a GLU tile
+ * is 4 rows x 2 columns, each column reading its gate and up rows); leftover
+ * rows use a 1 x panel tile (the decode matvec: 8 weight rows at once, 8
+ * independent accumulators). The dot products run along K in chunks of kc
+ * floats (kc / W vectors each, llvm.fma), then a masked tail, and are reduced
+ * horizontally at the end of the tile. Row-major weights are read row by
+ * row; packed weights (pack_weights: panels of 8 rows, K chunk-major) make
+ * one item's loads a single contiguous stream. The prologue hook transforms
+ * each x vector as loaded (norm), the epilogue hook consumes each finished
+ * tile (bias, RoPE, activation, GLU, residual, store). */
 #include <stdio.h>
 
 #include "cg.h"
 
-#define LIN_NB 8
-#define LIN_MR 4
-#define LIN_MAX_ACC 32
+#define NB TFX_CG_LIN_NB
+#define MR TFX_CG_LIN_MR
+#define MAX_ACC 16
+
+static int64_t seg_base(const tfx_cg_gemm *G, int s) {
+  int64_t b = 0;
+  for (int i = 0; i < s; i++) b += G->segs[i];
+  return b;
+}
+
+static int64_t seg_cols(const tfx_cg_gemm *G, int s) { return G->glu ? G->segs[0] : G->segs[s]; }
+
+int64_t tfx_cg_gemm_items(const tfx_cg_gemm *G) {
+  if (G->glu) return (G->segs[0] + NB - 1) / NB;
+  int64_t items = 0;
+  for (int s = 0; s < G->n_segs; s++) items += (G->segs[s] + NB - 1) / NB;
+  return items;
+}
+
+int tfx_cg_row_lanes(const tfx_cg *cg, const tfx_cg_row *r, int g) {
+  int left = r->nb - g * cg->W;
+  return left < cg->W ? left : cg->W;
+}
+
+void tfx_cg_gemm_store(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r) {
+  int64_t base = seg_base(G, r->seg);
+  for (int g = 0; g < r->ngrp; g++) {
+    int lanes = tfx_cg_row_lanes(cg, r, g);
+    LLVMValueRef col = tfx_cg_addc(cg, r->col, (int64_t)g * cg->W), v = r->acc[g];
+    if (G->bias) v = LLVMBuildFAdd(cg->b, v, tfx_cg_vload(cg, tfx_cg_fptr(cg, G->bias, tfx_cg_addc(cg, col, base)), lanes), "");
+    tfx_cg_vstore(cg, v, tfx_cg_fptr(cg, r->y, col), lanes);
+  }
+}
+
+/* The panel being computed: segment, first local row, rows (static). */
+typedef struct {
+  int seg, nb;
+  LLVMValueRef p;         /* panel index within the segment (i64) */
+  LLVMValueRef M;         /* rows of x */
+  LLVMValueRef y;         /* the segment's output base */
+  int64_t ld;             /* its row stride */
+  LLVMValueRef blk, blku; /* [MR][NB] floats: finished dot products of a block (gate, up) */
+} panel_ctx;
+
+/* Base pointers of weight row `jj` of the panel whose first global row is
+ * prow (i64): for the full chunks and for the K tail. */
+static void wrow_ptrs(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef prow, int nb, int jj, LLVMValueRef *full,
+                      LLVMValueRef *tail) {
+  int64_t K = G->K, kf = K - K % G->kc;
+  LLVMValueRef pbase = tfx_cg_fptr(cg, G->w, tfx_cg_mulc(cg, prow, K));
+  if (G->packed) {
+    *full = tfx_cg_fptrc(cg, pbase, (int64_t)jj * G->kc);
+    *tail = tfx_cg_fptrc(cg, pbase, kf * nb + (int64_t)jj * (K - kf));
+  } else {
+    *full = tfx_cg_fptrc(cg, pbase, (int64_t)jj * K);
+    *tail = tfx_cg_fptrc(cg, *full, kf);
+  }
+}
 
 typedef struct {
-  LLVMValueRef x, w, bias, y; /* base pointers */
-  int64_t K, N;
-} lin_op;
+  const tfx_cg_gemm *G;
+  int mr, nw, nb;
+  LLVMValueRef xrow[MR], wfull[MAX_ACC], wtail[MAX_ACC];
+  LLVMValueRef acc[MR * MAX_ACC];
+} tile_state;
 
-typedef struct {
-  int mr, nr;
-  LLVMValueRef xrow[LIN_MR], wrow[LIN_NB];
-  LLVMValueRef acc[LIN_MAX_ACC]; /* allocas, [i * nr + j] */
-} tile_ctx;
-
-static void tile_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
-  tile_ctx *t = vctx;
-  LLVMValueRef xv[LIN_MR], wv[LIN_NB];
-  for (int i = 0; i < t->mr; i++) xv[i] = tfx_cg_vload(cg, tfx_cg_fptr(cg, t->xrow[i], col), nvalid);
-  for (int j = 0; j < t->nr; j++) wv[j] = tfx_cg_vload(cg, tfx_cg_fptr(cg, t->wrow[j], col), nvalid);
+/* acc[i][j] += x_i[k..] * w_j[k..] for one vector at x offset xk. */
+static void fma_step(tfx_cg *cg, tile_state *t, LLVMValueRef xk, LLVMValueRef *wp, LLVMValueRef woff, int nvalid) {
+  const tfx_cg_gemm *G = t->G;
+  LLVMValueRef xv[MR], wv[MAX_ACC];
+  for (int i = 0; i < t->mr; i++) {
+    xv[i] = tfx_cg_vload(cg, tfx_cg_fptr(cg, t->xrow[i], xk), nvalid);
+    if (G->hooks && G->hooks->x_load) xv[i] = G->hooks->x_load(cg, G, i, xv[i], xk, nvalid);
+  }
+  for (int j = 0; j < t->nw; j++) wv[j] = tfx_cg_vload(cg, tfx_cg_fptr(cg, wp[j], woff), nvalid);
   for (int i = 0; i < t->mr; i++)
-    for (int j = 0; j < t->nr; j++) {
-      LLVMValueRef a = t->acc[i * t->nr + j];
-      LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_vf, a, "");
-      LLVMBuildStore(cg->b, tfx_cg_fma(cg, xv[i], wv[j], v), a);
+    for (int j = 0; j < t->nw; j++) {
+      LLVMValueRef a = t->acc[i * t->nw + j];
+      LLVMBuildStore(cg->b, tfx_cg_fma(cg, xv[i], wv[j], LLVMBuildLoad2(cg->b, cg->t_vf, a, "")), a);
     }
 }
 
-/* The mr x nr block of y at rows m.., columns n0.. */
-static void emit_tile(tfx_cg *cg, const lin_op *L, LLVMValueRef m, LLVMValueRef n0, int mr, int nr) {
-  tile_ctx t = {.mr = mr, .nr = nr};
-  for (int i = 0; i < mr; i++) t.xrow[i] = tfx_cg_fptr(cg, L->x, tfx_cg_mulc(cg, tfx_cg_addc(cg, m, i), L->K));
-  for (int j = 0; j < nr; j++) t.wrow[j] = tfx_cg_fptr(cg, L->w, tfx_cg_mulc(cg, tfx_cg_addc(cg, n0, j), L->K));
-  for (int k = 0; k < mr * nr; k++) {
+/* The mr x nc tile at rows m.., panel columns c0.. (static). */
+static void emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const panel_ctx *P, LLVMValueRef m, int mr, int c0, int nc) {
+  tile_state t = {.G = G, .mr = mr, .nw = G->glu ? 2 * nc : nc, .nb = P->nb};
+  int64_t K = G->K, kf = K - K % G->kc;
+  LLVMValueRef first = tfx_cg_mulc(cg, P->p, NB); /* first local row of the panel */
+  for (int j = 0; j < nc; j++) {
+    for (int h = 0; h < (G->glu ? 2 : 1); h++) {
+      int64_t sb = G->glu ? h * G->segs[0] : seg_base(G, P->seg);
+      LLVMValueRef prow = tfx_cg_addc(cg, first, sb);
+      int k = G->glu ? 2 * j + h : j;
+      wrow_ptrs(cg, G, prow, P->nb, c0 + j, &t.wfull[k], &t.wtail[k]);
+    }
+  }
+  for (int i = 0; i < mr; i++) {
+    /* rows past the end of x (the last block of a prefill) reread the last
+     * row; their results are not stored */
+    LLVMValueRef row = mr > 1 ? tfx_cg_smin(cg, tfx_cg_addc(cg, m, i), tfx_cg_addc(cg, P->M, -1)) : m;
+    t.xrow[i] = tfx_cg_fptr(cg, G->x, tfx_cg_mulc(cg, row, K));
+    if (G->hooks && G->hooks->row_begin) G->hooks->row_begin(cg, G, i, row);
+  }
+  for (int k = 0; k < mr * t.nw; k++) {
     t.acc[k] = tfx_cg_alloca(cg, cg->t_vf, "acc");
     LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), t.acc[k]);
   }
-  tfx_cg_chunks(cg, L->K, tile_chunk, &t);
-  for (int i = 0; i < mr; i++) {
-    LLVMValueRef yrow = tfx_cg_fptr(cg, L->y, tfx_cg_mulc(cg, tfx_cg_addc(cg, m, i), L->N));
-    for (int j = 0; j < nr; j++) {
-      LLVMValueRef s = tfx_cg_hsum(cg, LLVMBuildLoad2(cg->b, cg->t_vf, t.acc[i * nr + j], ""));
-      LLVMValueRef col = tfx_cg_addc(cg, n0, j);
-      if (L->bias) s = LLVMBuildFAdd(cg->b, s, tfx_cg_loadf(cg, tfx_cg_fptr(cg, L->bias, col)), "");
-      tfx_cg_storef(cg, s, tfx_cg_fptr(cg, yrow, col));
+  /* full chunks: x at k, weights at k * (packed ? nb : 1) from the row base */
+  int64_t per = G->packed ? P->nb : 1;
+  if (kf > 0) {
+    tfx_cg_loop lk;
+    int loop = kf > G->kc;
+    LLVMValueRef k0 = tfx_cg_i64(cg, 0);
+    if (loop) {
+      tfx_cg_for(cg, &lk, k0, tfx_cg_i64(cg, kf), G->kc, "k");
+      k0 = lk.iv;
     }
+    LLVMValueRef w0 = tfx_cg_mulc(cg, k0, per);
+    for (int v = 0; v < G->kc; v += cg->W)
+      fma_step(cg, &t, tfx_cg_addc(cg, k0, v), t.wfull, tfx_cg_addc(cg, w0, v), cg->W);
+    if (loop) tfx_cg_for_end(cg, &lk);
+  }
+  for (int64_t q = kf; q < K; q += cg->W) {
+    int nvalid = (int)(K - q < cg->W ? K - q : cg->W);
+    fma_step(cg, &t, tfx_cg_i64(cg, q), t.wtail, tfx_cg_i64(cg, q - kf), nvalid);
+  }
+  /* the sums go to the block buffer; the epilogue reads them back by rows */
+  for (int i = 0; i < mr; i++)
+    for (int j = 0; j < nc; j++) {
+      int k = G->glu ? 2 * j : j;
+      LLVMValueRef at = tfx_cg_fptrc(cg, P->blk, (int64_t)i * NB + c0 + j);
+      tfx_cg_storef(cg, tfx_cg_hsum(cg, LLVMBuildLoad2(cg->b, cg->t_vf, t.acc[i * t.nw + k], "")), at);
+      if (G->glu) {
+        at = tfx_cg_fptrc(cg, P->blku, (int64_t)i * NB + c0 + j);
+        tfx_cg_storef(cg, tfx_cg_hsum(cg, LLVMBuildLoad2(cg->b, cg->t_vf, t.acc[i * t.nw + k + 1], "")), at);
+      }
+    }
+}
+
+/* The epilogue of rows m .. m + rows - 1 of the block (one code site: a
+ * loop); rows is NULL for the single row m. */
+static void emit_rows(tfx_cg *cg, const tfx_cg_gemm *G, const panel_ctx *P, LLVMValueRef m, LLVMValueRef rows) {
+  tfx_cg_loop li;
+  LLVMValueRef i = tfx_cg_i64(cg, 0);
+  if (rows) {
+    tfx_cg_for(cg, &li, i, rows, 1, "erow");
+    i = li.iv;
+  }
+  tfx_cg_row r = {.seg = P->seg, .nb = P->nb, .ngrp = (P->nb + cg->W - 1) / cg->W};
+  r.row = tfx_cg_add(cg, m, i);
+  r.col = tfx_cg_mulc(cg, P->p, NB);
+  r.y = tfx_cg_fptr(cg, P->y, tfx_cg_mulc(cg, r.row, P->ld));
+  LLVMValueRef off = tfx_cg_mulc(cg, i, NB);
+  for (int g = 0; g < r.ngrp; g++) {
+    int lanes = tfx_cg_row_lanes(cg, &r, g);
+    LLVMValueRef at = tfx_cg_addc(cg, off, (int64_t)g * cg->W);
+    r.acc[g] = tfx_cg_vload(cg, tfx_cg_fptr(cg, P->blk, at), lanes);
+    if (G->glu) r.up[g] = tfx_cg_vload(cg, tfx_cg_fptr(cg, P->blku, at), lanes);
+  }
+  if (G->hooks && G->hooks->epilogue)
+    G->hooks->epilogue(cg, G, &r);
+  else
+    tfx_cg_gemm_store(cg, G, &r);
+  if (rows) tfx_cg_for_end(cg, &li);
+}
+
+/* All rows of x against one panel of nb (static) rows. */
+static void emit_panel(tfx_cg *cg, const tfx_cg_gemm *G, panel_ctx *P, int nb) {
+  P->nb = nb;
+  int ncf = G->glu ? 2 : 4; /* columns of a full-row tile: 16 accumulators */
+  /* rows known to be fewer than a block (the decode entry): one row at a
+   * time, a 1 x panel tile; otherwise blocks of MR rows, the last one partial */
+  int few = LLVMIsAConstantInt(P->M) && LLVMConstIntGetSExtValue(P->M) < MR;
+  tfx_cg_loop lm;
+  if (few) {
+    tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), P->M, 1, "m1");
+    emit_tile(cg, G, P, lm.iv, 1, 0, nb);
+    emit_rows(cg, G, P, lm.iv, NULL);
+  } else {
+    tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), P->M, MR, "m");
+    for (int c0 = 0; c0 < nb; c0 += ncf) emit_tile(cg, G, P, lm.iv, MR, c0, nb - c0 < ncf ? nb - c0 : ncf);
+    emit_rows(cg, G, P, lm.iv, tfx_cg_smin(cg, tfx_cg_i64(cg, MR), tfx_cg_sub(cg, P->M, lm.iv)));
+  }
+  tfx_cg_for_end(cg, &lm);
+}
+
+/* Segment s, panel p (i64): full panels of NB rows and the last, shorter one. */
+static void emit_segment(tfx_cg *cg, const tfx_cg_gemm *G, int s, LLVMValueRef p) {
+  int64_t rows = seg_cols(G, s), full = rows / NB;
+  int part = (int)(rows % NB);
+  panel_ctx P = {.seg = s, .p = p, .M = G->M};
+  P.blk = tfx_cg_alloca_array(cg, cg->t_f32, (int64_t)MR * NB + 16, "blk");
+  if (G->glu) P.blku = tfx_cg_alloca_array(cg, cg->t_f32, (int64_t)MR * NB + 16, "blku");
+  if (G->planar) {
+    P.y = tfx_cg_fptr(cg, G->y, tfx_cg_mulc(cg, G->M, seg_base(G, s)));
+    P.ld = G->segs[s];
+  } else {
+    P.y = G->y;
+    P.ld = G->glu ? G->segs[0] : G->R;
+  }
+  if (!part) {
+    emit_panel(cg, G, &P, NB);
+  } else if (full == 0) {
+    emit_panel(cg, G, &P, part);
+  } else {
+    tfx_cg_if c;
+    tfx_cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntSLT, p, tfx_cg_i64(cg, full), ""), "full");
+    emit_panel(cg, G, &P, NB);
+    tfx_cg_if_else(cg, &c);
+    emit_panel(cg, G, &P, part);
+    tfx_cg_if_end(cg, &c);
   }
 }
 
-/* All rows of x against nb (<= NB) columns starting at n0. */
-static void emit_block(tfx_cg *cg, const lin_op *L, LLVMValueRef M, LLVMValueRef n0, int nb) {
-  LLVMValueRef m4 = LLVMBuildAnd(cg->b, M, tfx_cg_i64(cg, ~(int64_t)(LIN_MR - 1)), "m4");
-  tfx_cg_loop lm;
-  tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), m4, LIN_MR, "m");
-  for (int j0 = 0; j0 < nb; j0 += 4)
-    emit_tile(cg, L, lm.iv, tfx_cg_addc(cg, n0, j0), LIN_MR, nb - j0 < 4 ? nb - j0 : 4);
-  tfx_cg_for_end(cg, &lm);
-  tfx_cg_loop l1;
-  tfx_cg_for(cg, &l1, m4, M, 1, "mtail");
-  emit_tile(cg, L, l1.iv, n0, 1, nb);
-  tfx_cg_for_end(cg, &l1);
+/* item -> (segment, panel): a chain of ifs over the segments' item ranges */
+static void emit_segments(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef item, int s, int64_t start) {
+  int ns = G->glu ? 1 : G->n_segs;
+  LLVMValueRef p = tfx_cg_addc(cg, item, -start);
+  if (s == ns - 1) {
+    emit_segment(cg, G, s, p);
+    return;
+  }
+  int64_t items = (seg_cols(G, s) + NB - 1) / NB;
+  tfx_cg_if c;
+  tfx_cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntSLT, item, tfx_cg_i64(cg, start + items), ""), "seg");
+  emit_segment(cg, G, s, p);
+  tfx_cg_if_else(cg, &c);
+  emit_segments(cg, G, item, s + 1, start + items);
+  tfx_cg_if_end(cg, &c);
+}
+
+void tfx_cg_gemm_emit(tfx_cg *cg, const tfx_cg_gemm *G) {
+  tfx_cg_loop it;
+  tfx_cg_for(cg, &it, cg->kbegin, cg->kend, 1, "item");
+  emit_segments(cg, G, it.iv, 0, 0);
+  tfx_cg_for_end(cg, &it);
 }
 
 int tfx_cg_emit_linear(tfx_cg *cg, const tfx_node *n) {
   const tfx_node *x = &cg->g->nodes[n->inputs[0]];
   const tfx_node *w = &cg->g->nodes[n->inputs[1]];
-  int64_t N = w->type.dims[0], K = w->type.dims[1];
-  int64_t items = (N + LIN_NB - 1) / LIN_NB, full = N / LIN_NB, m_per_t, m_fixed;
-  int part = (int)(N % LIN_NB), bias = n->n_inputs > 2;
+  int64_t N = w->type.dims[0], K = w->type.dims[1], m_per_t, m_fixed;
+  int bias = n->n_inputs > 2;
   tfx_cg_rows_split(x, &m_per_t, &m_fixed);
+  tfx_cg_gemm G = {.n = n, .K = K, .R = N, .kc = 16 > cg->W ? 16 : cg->W, .n_segs = 1, .segs = {N}};
   char key[128];
   snprintf(key, sizeof key, "linear_K%lld_N%lld_b%d_M%s%lld", (long long)K, (long long)N, bias, m_per_t ? "T" : "",
            (long long)(m_per_t ? m_per_t : m_fixed));
   int fresh = tfx_cg_body_begin(cg, key);
   if (fresh < 0) return -1;
   if (fresh) {
-    lin_op L = {tfx_cg_body_ptr(cg, 0),
-                tfx_cg_body_ptr(cg, 1),
-                bias ? tfx_cg_body_ptr(cg, 2) : NULL,
-                tfx_cg_body_ptr(cg, 3),
-                K,
-                N};
-    LLVMValueRef M = tfx_cg_rows(cg, x);
-    tfx_cg_loop it;
-    tfx_cg_for(cg, &it, cg->kbegin, cg->kend, 1, "item");
-    LLVMValueRef n0 = tfx_cg_mulc(cg, it.iv, LIN_NB);
-    if (!part) {
-      emit_block(cg, &L, M, n0, LIN_NB);
-    } else if (full == 0) {
-      emit_block(cg, &L, M, n0, part);
-    } else {
-      tfx_cg_if c;
-      tfx_cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntSLT, it.iv, tfx_cg_i64(cg, full), ""), "full");
-      emit_block(cg, &L, M, n0, LIN_NB);
-      tfx_cg_if_else(cg, &c);
-      emit_block(cg, &L, M, n0, part);
-      tfx_cg_if_end(cg, &c);
-    }
-    tfx_cg_for_end(cg, &it);
+    G.x = tfx_cg_body_ptr(cg, 0);
+    G.w = tfx_cg_body_ptr(cg, 1);
+    G.bias = bias ? tfx_cg_body_ptr(cg, 2) : NULL;
+    G.y = tfx_cg_body_ptr(cg, 3);
+    G.M = tfx_cg_rows(cg, x);
+    tfx_cg_gemm_emit(cg, &G);
     tfx_cg_body_end(cg);
   }
-  tfx_cg_kernel_call(cg, n, NULL, 0, items,
+  tfx_cg_kernel_call(cg, n, NULL, 0, tfx_cg_gemm_items(&G),
                      (tfx_cg_ptr[4]){TFX_CG_VAL(x->id), TFX_CG_VAL(w->id),
                                      bias ? TFX_CG_VAL(n->inputs[2]) : TFX_CG_NONE, TFX_CG_VAL(n->id)});
   return 0;

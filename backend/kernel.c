@@ -52,10 +52,10 @@ int tfx_cg_body_begin(tfx_cg *cg, const char *key) {
   cg->args = NULL;
   cg->entry_bb = LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry");
   LLVMPositionBuilderAtEnd(cg->b, cg->entry_bb);
-  cg->T = cg->decode ? tfx_cg_i64(cg, 1) : LLVMGetParam(fn, 4);
-  cg->pos = LLVMGetParam(fn, 5);
-  cg->kbegin = LLVMGetParam(fn, 6);
-  cg->kend = LLVMGetParam(fn, 7);
+  cg->T = cg->decode ? tfx_cg_i64(cg, 1) : LLVMGetParam(fn, TFX_CG_BODY_PTRS);
+  cg->pos = LLVMGetParam(fn, TFX_CG_BODY_PTRS + 1);
+  cg->kbegin = LLVMGetParam(fn, TFX_CG_BODY_PTRS + 2);
+  cg->kend = LLVMGetParam(fn, TFX_CG_BODY_PTRS + 3);
   return 1;
 }
 
@@ -85,6 +85,11 @@ static LLVMValueRef resolve_ptr(tfx_cg *cg, const tfx_cg_ptr *p) {
 
 void tfx_cg_kernel_call(tfx_cg *cg, const tfx_node *n, const char *what, int64_t per_t, int64_t fixed,
                         const tfx_cg_ptr ptrs[4]) {
+  tfx_cg_kernel_call_n(cg, n, what, per_t, fixed, ptrs, 4);
+}
+
+void tfx_cg_kernel_call_n(tfx_cg *cg, const tfx_node *n, const char *what, int64_t per_t, int64_t fixed,
+                          const tfx_cg_ptr *ptrs, int n_ptrs) {
   if (cg->failed || !cg->body) return;
   char name[160];
   snprintf(name, sizeof name, "tfx_%s_%d_%s%s%s", cg->mode, n->id, tfx_op_name(n->op), what ? "_" : "",
@@ -99,13 +104,14 @@ void tfx_cg_kernel_call(tfx_cg *cg, const tfx_node *n, const char *what, int64_t
   cg->entry_bb = LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry");
   LLVMPositionBuilderAtEnd(cg->b, cg->entry_bb);
   cg->args = LLVMGetParam(fn, 0);
-  LLVMValueRef cargs[8];
-  for (int i = 0; i < 4; i++) cargs[i] = resolve_ptr(cg, &ptrs[i]);
-  cargs[4] = cg->decode ? tfx_cg_i64(cg, 1) : tfx_cg_arg(cg, TFX_CG_ARG_N);
-  cargs[5] = tfx_cg_arg(cg, TFX_CG_ARG_POS);
-  cargs[6] = LLVMGetParam(fn, 1);
-  cargs[7] = LLVMGetParam(fn, 2);
-  LLVMBuildCall2(cg->b, cg->t_body, cg->body, cargs, 8, "");
+  LLVMValueRef cargs[TFX_CG_BODY_PTRS + 4];
+  for (int i = 0; i < TFX_CG_BODY_PTRS; i++)
+    cargs[i] = i < n_ptrs ? resolve_ptr(cg, &ptrs[i]) : LLVMConstNull(cg->t_ptr);
+  cargs[TFX_CG_BODY_PTRS] = cg->decode ? tfx_cg_i64(cg, 1) : tfx_cg_arg(cg, TFX_CG_ARG_N);
+  cargs[TFX_CG_BODY_PTRS + 1] = tfx_cg_arg(cg, TFX_CG_ARG_POS);
+  cargs[TFX_CG_BODY_PTRS + 2] = LLVMGetParam(fn, 1);
+  cargs[TFX_CG_BODY_PTRS + 3] = LLVMGetParam(fn, 2);
+  LLVMBuildCall2(cg->b, cg->t_body, cg->body, cargs, TFX_CG_BODY_PTRS + 4, "");
   LLVMBuildRetVoid(cg->b);
   cg->body = NULL;
 
@@ -135,6 +141,7 @@ LLVMValueRef tfx_cg_value_ptr(tfx_cg *cg, int node_id) {
   const tfx_node *n = &cg->g->nodes[node_id];
   if (n->op == TFX_OP_INPUT) return tfx_cg_arg(cg, TFX_CG_ARG_INPUT);
   if (n->op == TFX_OP_PARAM) return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_WEIGHTS), n->weight_offset);
+  if (n->op == TFX_OP_SLICE) return tfx_cg_slice_ptr(cg, n); /* a view into its producer */
   if (node_id == cg->g->output) return tfx_cg_arg(cg, TFX_CG_ARG_OUTPUT);
   return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_ARENA), n->arena_offset);
 }

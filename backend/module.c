@@ -90,13 +90,13 @@ static int check_graph(const tfx_graph *g, const char *live, char *err, size_t e
       break;
     }
     default:
-      if (i != g->output) {
+      if (i != g->output && n->op != TFX_OP_SLICE) { /* a slice is a view into its producer's slot */
         int64_t bytes = tfx_type_bytes(&n->type, g->max_seq);
         if (n->arena_offset < 0 || n->arena_offset % 4 || n->arena_offset + bytes > g->arena_bytes)
           return node_fail(err, errlen, n, "no arena slot: the graph is not planned (run tfx_pass_plan_memory)");
       }
-      if (n->op == TFX_OP_ATTENTION && n->mask == TFX_MASK_CAUSAL) {
-        int64_t bytes = 2 * g->max_seq * (int64_t)n->kv_heads * n->head_dim * 4;
+      if (tfx_node_kv_bytes(n, g->max_seq) > 0) { /* causal ATTENTION, MLA_ATTENTION */
+        int64_t bytes = tfx_node_kv_bytes(n, g->max_seq);
         if (n->kv_offset < 0 || n->kv_offset % 4 || n->kv_offset + bytes > g->kv_bytes)
           return node_fail(err, errlen, n, "no KV cache slot: the graph is not planned (run tfx_pass_plan_memory)");
       }
@@ -137,7 +137,7 @@ int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_w
       int64_t v = g->nodes[n->inputs[0]].type.dims[0];
       if (voc < 0 || v < voc) voc = v;
     }
-    if (n->op == TFX_OP_ATTENTION && n->mask == TFX_MASK_CAUSAL) kv = 1;
+    if (tfx_node_kv_bytes(n, g->max_seq) > 0) kv = 1;
   }
   free(live);
   if (ow < 1 || ow > INT32_MAX || iw < 1 || iw > INT32_MAX || voc > INT32_MAX)
@@ -169,6 +169,20 @@ static int emit_node(tfx_cg *cg, const tfx_node *n) {
   case TFX_OP_SOFTMAX: return tfx_cg_emit_softmax(cg, n);
   case TFX_OP_ROPE: return tfx_cg_emit_rope(cg, n);
   case TFX_OP_ATTENTION: return tfx_cg_emit_attention(cg, n);
+  case TFX_OP_MLA_ATTENTION: return tfx_cg_emit_mla(cg, n);
+  case TFX_OP_SIGMOID: return tfx_cg_emit_unary(cg, n);
+  case TFX_OP_POSITIONS: return tfx_cg_emit_positions(cg, n);
+  case TFX_OP_SINUSOIDAL: return tfx_cg_emit_sinusoidal(cg, n);
+  case TFX_OP_MOE_ROUTE: return tfx_cg_emit_moe_route(cg, n);
+  case TFX_OP_MOE_UP: return tfx_cg_emit_moe_up(cg, n);
+  case TFX_OP_MOE_DOWN: return tfx_cg_emit_moe_down(cg, n);
+  case TFX_OP_FUSED_LINEAR: return tfx_cg_emit_fused_linear(cg, n);
+  case TFX_OP_NORM_STATS: return tfx_cg_emit_norm_stats(cg, n);
+  case TFX_OP_SLICE: return 0; /* a view: no kernel */
+  case TFX_OP_CONCAT:
+  case TFX_OP_PACK:
+    return tfx_cg_fail(cg, "backend: %%%d (%s): a weight transform was not folded (compile with weights)", n->id,
+                       tfx_op_name(n->op));
   default: return tfx_cg_fail(cg, "backend: %%%d (%s): no kernel for this op", n->id, tfx_op_name(n->op));
   }
 }
@@ -239,8 +253,9 @@ static void init_types(tfx_cg *cg) {
   LLVMTypeRef fields[TFX_CG_ARG_COUNT] = {cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_ptr,
                                           cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr};
   cg->t_args = LLVMStructTypeInContext(c, fields, TFX_CG_ARG_COUNT, 0);
-  LLVMTypeRef bp[8] = {cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_i64, cg->t_i64};
-  cg->t_body = LLVMFunctionType(cg->t_void, bp, 8, 0);
+  LLVMTypeRef bp[TFX_CG_BODY_PTRS + 4]; /* TFX_CG_BODY_PTRS pointers, then T, pos, begin, end */
+  for (int i = 0; i < TFX_CG_BODY_PTRS + 4; i++) bp[i] = i < TFX_CG_BODY_PTRS ? cg->t_ptr : cg->t_i64;
+  cg->t_body = LLVMFunctionType(cg->t_void, bp, TFX_CG_BODY_PTRS + 4, 0);
 }
 
 static void init_fn_attrs(tfx_cg *cg) {

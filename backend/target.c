@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cg.h"
+#include "cpu_names.h"
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_status = -1;
@@ -76,6 +77,11 @@ int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *e
   t->triple = strdup(triple);
   LLVMDisposeMessage(triple);
   if (o && o->cpu) {
+    if (tfx_cg_cpu_check(t->triple, o->cpu, err, errlen)) {
+      free(t->triple);
+      t->triple = NULL;
+      return -1;
+    }
     t->cpu = strdup(o->cpu);
     t->features = strdup(o->features ? o->features : "");
   } else {

@@ -22,7 +22,21 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
     return errors;
   }
   char err[512];
-  if (tfx_run_pipeline(out->graph, o ? o->opt_level : 2, err, sizeof err)) {
+  tfx_pass_options po;
+  tfx_pass_options_init(&po, o ? o->opt_level : 2);
+  if (o) {
+    po.passes = o->passes;
+    po.print_after = o->print_after;
+    po.print_after_all = o->print_after_all;
+    po.time_passes = o->time_passes;
+    po.verify_each |= o->verify_passes;
+    po.dump = o->dump;
+  }
+  if (!fo.no_weights) { /* weight transforms (concatenation, packing) rewrite the blob */
+    po.weights = &out->weights.data;
+    po.weights_size = &out->weights.size;
+  }
+  if (tfx_run_passes(out->graph, &po, err, sizeof err)) {
     fprintf(diag, "%s: error: %s\n", path ? path : "<source>", err);
     tfx_build_free(out);
     return 1;

@@ -22,6 +22,13 @@ typedef struct tfx_build_options {
   int no_weights;      /* lower and plan without binding weights */
   int opt_level;       /* 0..3 */
   FILE *diag;          /* NULL: stderr */
+  /* the pass manager (passes/passes.h, docs/passes.md) */
+  const char *passes;      /* NULL: the -O pipeline; else "a,b,c" */
+  const char *print_after; /* comma-separated pass names */
+  int print_after_all;
+  int time_passes;
+  int verify_passes;       /* verify after every pass (also TFX_VERIFY_PASSES=1, debug builds) */
+  FILE *dump;              /* where printing and timing go; NULL: stderr */
 } tfx_build_options;
 
 /* Frontend, then the -O pipeline. Returns 0, or the number of errors (all
@@ -32,6 +39,11 @@ void tfx_build_free(tfx_build *b);
 /* JIT-compiles a build into a runtime model; takes ownership of b's weights
  * (b->weights is emptied) and frees them with the model. */
 int tfx_build_jit(tfx_build *b, const tfx_target_options *t, tfx_model **out, char *err, size_t errlen);
+
+/* Prints `tfxc --stats` for a planned, bound graph (driver/stats.c);
+ * pipeline names the passes that ran. */
+int tfx_print_stats(const tfx_graph *g, const tfx_target_options *t, const char *pipeline, FILE *out, char *err,
+                    size_t errlen);
 
 /* Writes the C header of a compiled model (descriptor declaration, sizes). */
 int tfx_write_header(const tfx_graph *g, const char *source_name, FILE *out);

@@ -10,13 +10,16 @@
 #include <unistd.h>
 
 #include "../include/tfx/jit.h"
+#include "../passes/passes.h"
 #include "compile.h"
 
 enum { EXIT_COMPILE = 1, EXIT_USAGE = 2 };
 
 static const char usage_text[] =
     "usage: tfxc FILE.tfx [-o OUT.so] [-c] [-O0|-O1|-O2|-O3] [--weights PATH|random[:SEED]]\n"
-    "            [--emit=ir|llvm|asm] [--emit-header OUT.h] [--cpu NAME]\n"
+    "            [--emit=ir|llvm|asm] [--emit-header OUT.h] [--cpu NAME] [--stats]\n"
+    "            [--passes=P,Q,..] [--print-after=P,..] [--print-after-all] [--time-passes]\n"
+    "            [--verify-passes]\n"
     "       tfxc run (FILE.tfx|FILE.so) [--weights PATH|random[:SEED]] [-O0..-O3] [-n N]\n"
     "            [--prompt-ids \"i j k\"] [--temperature T] [--top-p P] [--seed S]\n"
     "            [--threads N] [--print-ids] [--dump-logits FILE]\n"
@@ -36,6 +39,17 @@ static const char help_text[] =
     "  --emit=llvm|asm      print the optimized LLVM IR or assembly to stdout\n"
     "  --emit-header OUT.h  write the model's C header (alone, or next to -o / -c)\n"
     "  --cpu NAME           target CPU (default: the host, with its features)\n"
+    "  --stats              print the plan's costs to stdout (kernels per call, arena,\n"
+    "                       KV cache and weight bytes, FLOPs and bytes per token, the\n"
+    "                       fused linears); no output file\n"
+    "\n"
+    "Optimizer (passes and pipelines: docs/passes.md):\n"
+    "  --passes=P,Q,..      run these passes instead of the -O pipeline (fold_weights\n"
+    "                       and plan_memory are added at the end when needed)\n"
+    "  --print-after=P,..   print the graph IR to stderr after each named pass\n"
+    "  --print-after-all    print the graph IR to stderr after every pass\n"
+    "  --time-passes        print each pass's time and node counts to stderr\n"
+    "  --verify-passes      run the IR verifier after every pass\n"
     "\n"
     "Run (a .tfx goes through the JIT, a .so is loaded):\n"
     "  -n N                 generate up to N tokens (default 256, at most max_seq)\n"
@@ -114,9 +128,24 @@ static char *default_output(const char *input, const char *ext) {
   return out;
 }
 
+/* The directory an output file goes to exists and is writable (checked
+ * before compiling, so the error names the file, not a temporary). */
+static int output_dir_ok(const char *path) {
+  const char *slash = strrchr(path, '/');
+  char dir[4096];
+  if (!slash)
+    snprintf(dir, sizeof dir, ".");
+  else
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+  if (access(dir, W_OK) == 0) return 1;
+  fprintf(stderr, "tfxc: error: cannot write '%s': %s\n", path, strerror(errno));
+  return 0;
+}
+
 static int compile_main(int argc, char **argv) {
   const char *input = NULL, *output = NULL, *weights = NULL, *emit = NULL, *header = NULL, *cpu = NULL;
-  int object = 0, opt = 2;
+  const char *passes = NULL, *print_after = NULL;
+  int object = 0, opt = 2, stats = 0, print_all = 0, time_passes = 0, verify_passes = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
     if (strcmp(a, "-o") == 0) {
@@ -140,6 +169,21 @@ static int compile_main(int argc, char **argv) {
     } else if (is_option(a, "--cpu")) {
       if (!(v = option_value(argc, argv, &i, "--cpu"))) return usage_error("%s needs a value", a);
       cpu = v;
+    } else if (strcmp(a, "--stats") == 0) {
+      stats = 1;
+    } else if (is_option(a, "--passes")) {
+      if (!(v = option_value(argc, argv, &i, "--passes")) || !*v) return usage_error("%s needs a list of passes", a);
+      passes = v;
+    } else if (is_option(a, "--print-after")) {
+      if (!(v = option_value(argc, argv, &i, "--print-after")) || !*v)
+        return usage_error("%s needs a list of passes", a);
+      print_after = v;
+    } else if (strcmp(a, "--print-after-all") == 0) {
+      print_all = 1;
+    } else if (strcmp(a, "--time-passes") == 0) {
+      time_passes = 1;
+    } else if (strcmp(a, "--verify-passes") == 0) {
+      verify_passes = 1;
     } else if (a[0] == '-' && a[1]) {
       return usage_error("unknown option '%s'", a);
     } else if (input) {
@@ -151,13 +195,23 @@ static int compile_main(int argc, char **argv) {
   if (!input) return usage_error("%s", "no input file");
   if (!ends_with(input, ".tfx")) return usage_error("the input '%s' is not a .tfx file", input);
   if (emit && (output || object)) return usage_error("%s", "--emit prints to stdout; it does not combine with -o or -c");
+  if (stats && (emit || output || object || header))
+    return usage_error("%s", "--stats prints to stdout; it does not combine with --emit, -o, -c or --emit-header");
   if (access(input, R_OK) != 0) {
     fprintf(stderr, "tfxc: error: cannot read '%s': %s\n", input, strerror(errno));
     return EXIT_COMPILE;
   }
+  if ((output && !output_dir_ok(output)) || (header && !output_dir_ok(header))) return EXIT_COMPILE;
 
   int only_ir = emit && strcmp(emit, "ir") == 0;
-  tfx_build_options bo = {.weights = weights, .no_weights = only_ir && !weights, .opt_level = opt};
+  tfx_build_options bo = {.weights = weights,
+                          .no_weights = only_ir && !weights,
+                          .opt_level = opt,
+                          .passes = passes,
+                          .print_after = print_after,
+                          .print_after_all = print_all,
+                          .time_passes = time_passes,
+                          .verify_passes = verify_passes};
   tfx_build b;
   if (tfx_build_source(input, NULL, &bo, &b)) return EXIT_COMPILE;
 
@@ -166,6 +220,11 @@ static int compile_main(int argc, char **argv) {
   tfx_target_options t = {.opt_level = opt, .cpu = cpu};
   if (only_ir) {
     tfx_print_graph(b.graph, stdout);
+  } else if (stats) {
+    if (tfx_print_stats(b.graph, &t, passes ? passes : tfx_pass_pipeline(opt), stdout, err, sizeof err)) {
+      fprintf(stderr, "tfxc: error: %s\n", err);
+      rc = EXIT_COMPILE;
+    }
   } else if (emit) {
     if (tfx_backend_emit_text(b.graph, &t, strcmp(emit, "llvm") == 0 ? TFX_EMIT_LLVM_IR : TFX_EMIT_ASM, stdout, err,
                               sizeof err)) {
@@ -309,7 +368,8 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
   }
   double t_decode = now_seconds() - t1;
   if (rc != TFX_OK) {
-    fprintf(stderr, "tfxc: error: forward failed: %s\n", tfx_error_message(rc));
+    const char *detail = tfx_session_last_error(s);
+    fprintf(stderr, "tfxc: error: forward failed: %s\n", detail[0] ? detail : tfx_error_message(rc));
   } else {
     if (o->print_ids) {
       for (long i = 0; i < generated; i++) printf("%s%d", i ? " " : "", out[i]);

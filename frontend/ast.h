@@ -99,6 +99,14 @@ typedef struct tfx_fe_const {
   tfx_fe_expr *value;
 } tfx_fe_const;
 
+/* `"from" = "to"` in a weights statement's rename { } list. */
+typedef struct tfx_fe_rename {
+  struct tfx_fe_rename *next; /* must be first */
+  tfx_fe_loc loc;             /* the `from` string */
+  const char *from, *to;
+  tfx_fe_loc to_loc;
+} tfx_fe_rename;
+
 typedef enum {
   TFX_FE_ITEM_MODEL,
   TFX_FE_ITEM_CONST,
@@ -117,6 +125,7 @@ typedef struct tfx_fe_item {
   tfx_fe_loc name_loc;
   const char *format; /* WEIGHTS: the format name or NULL */
   tfx_fe_loc format_loc;
+  tfx_fe_rename *renames; /* WEIGHTS: the rename { } rules, in order, or NULL */
   tfx_fe_const *consts; /* CONST */
   tfx_fe_param *param;  /* PARAM */
   tfx_fe_param *inputs; /* BLOCK, FORWARD */

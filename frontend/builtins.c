@@ -9,6 +9,9 @@
 static const char *const mask_values[] = {"causal", "none", NULL};
 static const char *const style_values[] = {"interleaved", "half", NULL};
 static const char *const approx_values[] = {"none", "tanh", NULL};
+static const char *const glu_act_values[] = {"sigmoid", "relu", "gelu", "gelu_tanh", "silu", "none", NULL};
+static const char *const moe_act_values[] = {"silu", "sigmoid", "relu", "gelu", "gelu_tanh", "none", NULL};
+static const char *const moe_gate_values[] = {"softmax_topk", "softmax", NULL};
 
 #define TENSOR(n)                                                                                                      \
   { n, TFX_FE_KW_TENSOR, 0, NULL, NULL }
@@ -43,7 +46,45 @@ static const tfx_fe_opspec ops[] = {
       TENSOR("bq"),
       TENSOR("bk"),
       TENSOR("bv"),
-      TENSOR("bo")},
+      TENSOR("bo"),
+      TENSOR("memory"),
+      {"sparse", TFX_FE_KW_SPARSE, 0, NULL, "none"}},
+     10},
+    {"mla_attention",
+     5,
+     5,
+     {"x", "wq", "wkv_a", "wkv_b", "wo"},
+     {{"heads", TFX_FE_KW_INT, 1, NULL, "H"},
+      {"rope_dim", TFX_FE_KW_INT, 1, NULL, "dr"},
+      {"position", TFX_FE_KW_POSITION, 0, NULL, "rope()"},
+      {"mask", TFX_FE_KW_ENUM, 1, mask_values, "causal"},
+      {"sparse", TFX_FE_KW_SPARSE, 0, NULL, "none"},
+      TENSOR("kv_norm"),
+      {"eps", TFX_FE_KW_NUM, 0, NULL, "1e-6"},
+      TENSOR("wq_a"),
+      TENSOR("q_norm")},
+     9},
+    {"sigmoid", 1, 1, {"x"}, {{0}}, 0},
+    {"glu",
+     3,
+     3,
+     {"x", "w1", "w3"},
+     {{"act", TFX_FE_KW_ENUM, 0, glu_act_values, "sigmoid"}, TENSOR("b1"), TENSOR("b3")},
+     3},
+    {"positions", 2, 2, {"table", "x"}, {{0}}, 0},
+    {"sinusoidal", 1, 1, {"x"}, {{"base", TFX_FE_KW_NUM, 0, NULL, "10000"}}, 1},
+    {"moe",
+     4,
+     5,
+     {"x", "router", "w1", "w2", "w3"},
+     {{"top_k", TFX_FE_KW_INT, 1, NULL, "k"},
+      {"experts", TFX_FE_KW_INT, 0, NULL, "rows of router"},
+      {"act", TFX_FE_KW_ENUM, 0, moe_act_values, "silu"},
+      {"gate", TFX_FE_KW_ENUM, 0, moe_gate_values, "softmax_topk"},
+      {"capacity", TFX_FE_KW_NUM, 0, NULL, "none"},
+      TENSOR("shared_w1"),
+      TENSOR("shared_w2"),
+      TENSOR("shared_w3")},
      8},
 };
 
@@ -129,6 +170,15 @@ static int check_value(tfx_fe_sema *s, const tfx_fe_opspec *op, const tfx_fe_kws
       tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s's theta must be > 0, got %g", op->name, f);
       return 1;
     }
+    if (!strcmp(k->name, "base") && !(f > 0 && f <= 1e300)) {
+      tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s's base must be > 0, got %g", op->name, f);
+      return 1;
+    }
+    if (!strcmp(k->name, "capacity") && !(f > 0 && f <= 1e6)) {
+      tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s's capacity must be > 0 and at most 1e6, got %g", op->name,
+                   f);
+      return 1;
+    }
     if (!strcmp(k->name, "eps") && !(f >= 0)) {
       tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s's eps must be >= 0, got %g", op->name, f);
       return 1;
@@ -148,13 +198,14 @@ static int check_value(tfx_fe_sema *s, const tfx_fe_opspec *op, const tfx_fe_kws
     return 1;
   }
   case TFX_FE_KW_POSITION:
-    if (v->kind == TFX_FE_EXPR_NAME && !strcmp(v->str, "none")) return 0;
+    if (v->kind == TFX_FE_EXPR_NAME && (!strcmp(v->str, "none") || !strcmp(v->str, "alibi"))) return 0;
     if (v->kind == TFX_FE_EXPR_CALL && !strcmp(v->str, "rope"))
       return tfx_fe_check_call(s, &position_rope, v, check_tensor, ctx);
     tfx_fe_error(s->diag, v->loc.line, v->loc.col,
-                 "bad value for %s's position: expected none or rope(theta = .., style = .., rotary_dim = ..)",
+                 "bad value for %s's position: expected none, alibi or rope(theta = .., style = .., rotary_dim = ..)",
                  op->name);
     return 1;
+  case TFX_FE_KW_SPARSE: return tfx_fe_check_sparse(s, op->name, v);
   }
   return 0;
 }

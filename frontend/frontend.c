@@ -43,6 +43,8 @@ static char *read_file(const char *path, size_t *len) {
   return buf;
 }
 
+#define TFX_FE_MAX_RENAMES 256
+
 typedef struct bind_ctx {
   tfx_fe_diag *diag;
   const tfx_graph *g;
@@ -73,8 +75,10 @@ static char *resolve_weights(const char *source_path, const char *spec) {
 
 static int bind(tfx_fe_sema *s, tfx_graph *g, const char *path, const tfx_frontend_options *o, tfx_weights *w) {
   tfx_fe_diag *d = s->diag;
-  bind_ctx ctx = {d, g, {1, 1}};
-  if (s->weights) ctx.at = s->weights->name_loc;
+  /* errors about the file as a whole point at the weights statement, unless
+   * --weights replaced its file: then they have no place in the source */
+  bind_ctx ctx = {d, g, {0, 0}};
+  if (s->weights && !o->weights) ctx.at = s->weights->name_loc;
   if (!o->weights && !s->weights) {
     tfx_fe_error(d, 1, 1, "no weights: add a `weights` statement or pass --weights");
     return 1;
@@ -84,9 +88,20 @@ static int bind(tfx_fe_sema *s, tfx_graph *g, const char *path, const tfx_fronte
     tfx_fe_error(d, 0, 0, "out of memory");
     return 1;
   }
-  const char *format = s->weights ? s->weights->format : NULL;
-  int before = d->errors;
-  int n = tfx_weights_bind(g, spec, format, w, on_bind_error, &ctx);
+  /* --weights names another file: its format is guessed from it */
+  const char *format = s->weights && !o->weights ? s->weights->format : NULL;
+  int before = d->errors, n_rules = 0;
+  tfx_wrename rules[TFX_FE_MAX_RENAMES];
+  for (const tfx_fe_rename *r = s->weights ? s->weights->renames : NULL; r; r = r->next) {
+    if (n_rules == TFX_FE_MAX_RENAMES) {
+      tfx_fe_error(d, r->loc.line, r->loc.col, "too many rename rules (at most %d)", TFX_FE_MAX_RENAMES);
+      free(spec);
+      return 1;
+    }
+    rules[n_rules++] = (tfx_wrename){r->from, r->to};
+  }
+  /* the statement's renaming applies to --weights files too */
+  int n = tfx_weights_bind_renamed(g, spec, format, rules, n_rules, w, on_bind_error, &ctx);
   if (n > 0 && d->errors == before) tfx_fe_error(d, ctx.at.line, ctx.at.col, "binding weights from '%s' failed", spec);
   free(spec);
   return n;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lower_ffn.h"
 #include "sema.h"
 
 #define ERR(L, loc, ...) tfx_fe_error((L)->s->diag, (loc).line, (loc).col, __VA_ARGS__)
@@ -164,16 +165,18 @@ static int lower_rope(lower *L, int x, const tfx_fe_expr *call) {
 
 static int lower_attention(lower *L, frame *f, const int *in, const tfx_fe_expr *call) {
   tfx_fe_loc loc = call->loc;
-  const tfx_graph *g = L->g;
-  const tfx_type *wq = &g->nodes[in[1]].type, *wk = &g->nodes[in[2]].type, *wv = &g->nodes[in[3]].type,
-                 *wo = &g->nodes[in[4]].type;
   int heads = int_kw(L, call, "heads", 1), kv_heads = int_kw(L, call, "kv_heads", heads);
   char a[64], b[64];
   int bias[4];
   static const char *const bias_names[4] = {"bq", "bk", "bv", "bo"};
   int bad = 0;
   for (int i = 0; i < 4; i++) bad |= (bias[i] = tensor_kw(L, f, call, bias_names[i])) == -2;
-  if (bad) return -1;
+  int mem = tensor_kw(L, f, call, "memory"); /* cross-attention: k, v from another tensor */
+  if (bad || mem == -2) return -1;
+  /* pointers into the node array only after the keyword tensors (which may add nodes) */
+  const tfx_graph *g = L->g;
+  const tfx_type *wq = &g->nodes[in[1]].type, *wk = &g->nodes[in[2]].type, *wv = &g->nodes[in[3]].type,
+                 *wo = &g->nodes[in[4]].type;
   if (wq->rank != 2 || wq->dims[0] <= 0 || wq->dims[0] % heads) {
     ERR(L, loc, "attention: heads = %d does not divide the rows of wq %s", heads, tfx_type_str(wq, a, sizeof a));
     return -1;
@@ -197,23 +200,158 @@ static int lower_attention(lower *L, frame *f, const int *in, const tfx_fe_expr 
         (long long)wq->dims[0], tfx_type_str(wq, b, sizeof b));
     return -1;
   }
-  int q = add_linear(L, in[0], in[1], bias[0], loc);
-  int k = q < 0 ? -1 : add_linear(L, in[0], in[2], bias[1], loc);
-  int v = k < 0 ? -1 : add_linear(L, in[0], in[3], bias[2], loc);
-  if (v < 0) return -1;
+  int causal = strcmp(enum_kw(call, "mask", "causal"), "none") != 0;
   const tfx_fe_arg *pos = tfx_fe_kwarg(call->args, "position");
+  if (mem >= 0) {
+    const tfx_type *mt = &g->nodes[mem].type;
+    if (mt->rank == 2 && mt->dims[0] != TFX_DIM_T && causal) {
+      ERR(L, loc, "attention: a memory of static rows (%s) needs mask = none", tfx_type_str(mt, a, sizeof a));
+      return -1;
+    }
+    if (mt->rank == 2 && mt->dims[0] != TFX_DIM_T && pos && pos->value->kind == TFX_FE_EXPR_CALL) {
+      ERR(L, loc, "attention: position = rope(...) needs a memory of T rows, got %s", tfx_type_str(mt, a, sizeof a));
+      return -1;
+    }
+  }
+  tfx_node n = tfx_node_proto(TFX_OP_ATTENTION, 3, (int[]){0, 0, 0});
+  const tfx_fe_arg *sparse = tfx_fe_kwarg(call->args, "sparse");
+  if (sparse && tfx_fe_lower_sparse(L->s, "attention", sparse->value, &n.sparse)) return -1;
+  int kv_src = mem >= 0 ? mem : in[0];
+  int q = add_linear(L, in[0], in[1], bias[0], loc);
+  int k = q < 0 ? -1 : add_linear(L, kv_src, in[2], bias[1], loc);
+  int v = k < 0 ? -1 : add_linear(L, kv_src, in[3], bias[2], loc);
+  if (v < 0) return -1;
   if (pos && pos->value->kind == TFX_FE_EXPR_CALL) {
     q = add_rope(L, q, heads, (int)head_dim, pos->value, pos->value->loc);
     k = q < 0 ? -1 : add_rope(L, k, kv_heads, (int)head_dim, pos->value, pos->value->loc);
     if (k < 0) return -1;
   }
-  tfx_node n = tfx_node_proto(TFX_OP_ATTENTION, 3, (int[]){q, k, v});
+  n.inputs[0] = q, n.inputs[1] = k, n.inputs[2] = v;
   n.heads = heads;
   n.kv_heads = kv_heads;
   n.head_dim = (int)head_dim;
-  n.mask = strcmp(enum_kw(call, "mask", "causal"), "none") ? TFX_MASK_CAUSAL : TFX_MASK_NONE;
+  n.mask = causal ? TFX_MASK_CAUSAL : TFX_MASK_NONE;
+  n.alibi = pos && pos->value->kind == TFX_FE_EXPR_NAME && !strcmp(pos->value->str, "alibi");
   int o = add(L, &n, loc);
   return o < 0 ? -1 : add_linear(L, o, in[4], bias[3], loc);
+}
+
+/* mla_attention(x, wq, wkv_a, wkv_b, wo, heads, rope_dim, ...): DeepSeek-V2's
+ * layout. wq [H*(dn+dr), D] (or [.., rq] after wq_a [rq, D] and q_norm),
+ * wkv_a [r+dr, D] (latent, then the shared rope key), wkv_b [H*(dn+dv), r]
+ * (per head: dn rows of W_uk, dv rows of W_uv), wo [D_out, H*dv]. */
+static int lower_mla(lower *L, frame *f, const int *in, const tfx_fe_expr *call) {
+  tfx_fe_loc loc = call->loc;
+  const tfx_graph *g = L->g;
+  char a[64], b[64];
+  const tfx_type *wq = &g->nodes[in[1]].type, *wa = &g->nodes[in[2]].type, *wb = &g->nodes[in[3]].type,
+                 *wo = &g->nodes[in[4]].type;
+  int64_t H = int_kw(L, call, "heads", 1), dr = int_kw(L, call, "rope_dim", 1);
+  if (strcmp(enum_kw(call, "mask", "causal"), "causal")) {
+    ERR(L, loc, "mla_attention needs mask = causal (its KV cache holds the latent)");
+    return -1;
+  }
+  if (dr % 2) {
+    ERR(L, loc, "mla_attention: rope_dim = %lld must be even", (long long)dr);
+    return -1;
+  }
+  if (wa->rank != 2 || wa->dims[0] <= dr) {
+    ERR(L, loc, "mla_attention: wkv_a is %s, expected [rank + rope_dim, D] with rope_dim = %lld",
+        tfx_type_str(wa, a, sizeof a), (long long)dr);
+    return -1;
+  }
+  int64_t r = wa->dims[0] - dr;
+  if (wq->rank != 2 || wq->dims[0] % H || wq->dims[0] / H <= dr) {
+    ERR(L, loc, "mla_attention: wq is %s, expected %lld heads of head_dim + rope_dim (%lld) rows",
+        tfx_type_str(wq, a, sizeof a), (long long)H, (long long)dr);
+    return -1;
+  }
+  int64_t dn = wq->dims[0] / H - dr;
+  if (wb->rank != 2 || wb->dims[1] != r || wb->dims[0] % H || wb->dims[0] / H <= dn) {
+    ERR(L, loc, "mla_attention: wkv_b is %s, expected [%lld * (%lld + v_dim), %lld] (heads * (head_dim + v_dim), rank)",
+        tfx_type_str(wb, a, sizeof a), (long long)H, (long long)dn, (long long)r);
+    return -1;
+  }
+  int64_t dv = wb->dims[0] / H - dn;
+  if (wo->rank != 2 || wo->dims[1] != H * dv) {
+    ERR(L, loc, "mla_attention: wo is %s, expected %lld columns (heads %lld x v_dim %lld) to match wkv_b %s",
+        tfx_type_str(wo, a, sizeof a), (long long)(H * dv), (long long)H, (long long)dv, tfx_type_str(wb, b, sizeof b));
+    return -1;
+  }
+  const tfx_fe_arg *pos = tfx_fe_kwarg(call->args, "position");
+  if (pos && pos->value->kind != TFX_FE_EXPR_CALL) {
+    ERR(L, pos->value->loc, "mla_attention's position must be rope(theta = .., style = ..)");
+    return -1;
+  }
+  const tfx_fe_expr *rope = pos ? pos->value : call; /* rope's keywords, or the defaults */
+  if (pos && tfx_fe_kwarg(rope->args, "rotary_dim") && int_kw(L, rope, "rotary_dim", (int)dr) != dr) {
+    ERR(L, pos->value->loc, "mla_attention: rope's rotary_dim must equal rope_dim (%lld)", (long long)dr);
+    return -1;
+  }
+  double eps = num_kw(L, call, "eps", 1e-6);
+  int kv_norm = tensor_kw(L, f, call, "kv_norm"), wq_a = tensor_kw(L, f, call, "wq_a");
+  int q_norm = tensor_kw(L, f, call, "q_norm");
+  if (kv_norm == -2 || wq_a == -2 || q_norm == -2) return -1;
+  if (q_norm >= 0 && wq_a < 0) {
+    ERR(L, loc, "mla_attention: q_norm needs wq_a (the low-rank query path)");
+    return -1;
+  }
+  tfx_node n = tfx_node_proto(TFX_OP_MLA_ATTENTION, kv_norm >= 0 ? 4 : 3, (int[]){0, 0, in[3], kv_norm});
+  const tfx_fe_arg *sparse = tfx_fe_kwarg(call->args, "sparse");
+  if (sparse && tfx_fe_lower_sparse(L->s, "mla_attention", sparse->value, &n.sparse)) return -1;
+  int qin = in[0];
+  if (wq_a >= 0) {
+    qin = add_linear(L, in[0], wq_a, -1, loc);
+    if (qin >= 0 && q_norm >= 0) {
+      tfx_node nn = tfx_node_proto(TFX_OP_RMSNORM, 2, (int[]){qin, q_norm});
+      nn.eps = eps;
+      qin = add(L, &nn, loc);
+    }
+    if (qin < 0) return -1;
+  }
+  int q = add_linear(L, qin, in[1], -1, loc);
+  int ckv = q < 0 ? -1 : add_linear(L, in[0], in[2], -1, loc);
+  if (ckv < 0) return -1;
+  n.inputs[0] = q, n.inputs[1] = ckv;
+  n.heads = (int)H, n.head_dim = (int)dn, n.rope_dim = (int)dr, n.v_dim = (int)dv, n.rank = (int)r;
+  n.theta = num_kw(L, rope, "theta", 10000.0);
+  n.rope_style = strcmp(enum_kw(rope, "style", "interleaved"), "half") ? TFX_ROPE_INTERLEAVED : TFX_ROPE_HALF;
+  n.eps = eps;
+  n.mask = TFX_MASK_CAUSAL;
+  int o = add(L, &n, loc);
+  return o < 0 ? -1 : add_linear(L, o, in[4], -1, loc);
+}
+
+/* glu and moe (frontend/lower_ffn.c); in: the n positional operands. */
+static int lower_ffn_op(lower *L, frame *f, const int *in, int n, const tfx_fe_expr *call) {
+  char err[512] = "";
+  int id;
+  if (L->g->n_nodes >= MAX_NODES - 32) {
+    ERR(L, call->loc, "the model is too large (more than %d graph nodes)", MAX_NODES);
+    return -1;
+  }
+  if (call->str[0] == 'g') {
+    int b1 = tensor_kw(L, f, call, "b1"), b3 = tensor_kw(L, f, call, "b3");
+    if (b1 == -2 || b3 == -2) return -1;
+    id = tfx_fe_lower_glu(L->g, in[0], in[1], in[2], b1, b3, enum_kw(call, "act", "sigmoid"), call->loc.line,
+                          call->loc.col, err, sizeof err);
+  } else {
+    tfx_fe_moe_spec m = {.x = in[0], .router = in[1], .w1 = in[2], .w2 = in[3], .w3 = n > 4 ? in[4] : -1};
+    m.shared_w1 = tensor_kw(L, f, call, "shared_w1");
+    m.shared_w2 = tensor_kw(L, f, call, "shared_w2");
+    m.shared_w3 = tensor_kw(L, f, call, "shared_w3");
+    if (m.shared_w1 == -2 || m.shared_w2 == -2 || m.shared_w3 == -2) return -1;
+    m.top_k = int_kw(L, call, "top_k", 1);
+    m.experts = int_kw(L, call, "experts", 0);
+    m.act = enum_kw(call, "act", "silu");
+    m.gate = enum_kw(call, "gate", "softmax_topk");
+    m.capacity = num_kw(L, call, "capacity", 0.0);
+    m.line = call->loc.line;
+    m.col = call->loc.col;
+    id = tfx_fe_lower_moe(L->g, &m, err, sizeof err);
+  }
+  if (id < 0) ERR(L, call->loc, "%s", err[0] ? err : "internal error lowering an op");
+  return id;
 }
 
 static int lower_op(lower *L, frame *f, const tfx_fe_opspec *op, const tfx_fe_expr *call) {
@@ -245,6 +383,15 @@ static int lower_op(lower *L, frame *f, const tfx_fe_opspec *op, const tfx_fe_ex
   }
   if (!strcmp(name, "rope")) return lower_rope(L, in[0], call);
   if (!strcmp(name, "attention")) return lower_attention(L, f, in, call);
+  if (!strcmp(name, "mla_attention")) return lower_mla(L, f, in, call);
+  if (!strcmp(name, "sigmoid")) return add1(L, TFX_OP_SIGMOID, in[0], loc);
+  if (!strcmp(name, "positions")) return add2(L, TFX_OP_POSITIONS, in[0], in[1], loc);
+  if (!strcmp(name, "sinusoidal")) {
+    tfx_node nd = tfx_node_proto(TFX_OP_SINUSOIDAL, 1, in);
+    nd.theta = num_kw(L, call, "base", 10000.0);
+    return add(L, &nd, loc);
+  }
+  if (!strcmp(name, "glu") || !strcmp(name, "moe")) return lower_ffn_op(L, f, in, n, call);
   ERR(L, loc, "internal error: no lowering for op '%s'", name);
   return -1;
 }
@@ -323,6 +470,8 @@ static int instantiate(lower *L, tfx_fe_blocksym *b, const int *args, const tfx_
       for (int k = 0; k < i; k++) in = in->next;
       ERR(L, at, "argument '%s' of block '%s' is %s, expected %s", in->name, it->name, tfx_type_str(got, t0, sizeof t0),
           tfx_type_str(&b->in_types[i], t1, sizeof t1));
+      tfx_fe_note(L->s->diag, in->loc.line, in->loc.col, "input '%s' of block '%s' is declared here", in->name,
+                  it->name);
       return -1;
     }
   }
@@ -347,6 +496,7 @@ static int instantiate(lower *L, tfx_fe_blocksym *b, const int *args, const tfx_
       else
         ERR(L, st->value->loc, "block '%s' returns %s, but its declared type is %s", it->name,
             tfx_type_str(got, t0, sizeof t0), tfx_type_str(&b->ret, t1, sizeof t1));
+      if (it->ret) tfx_fe_note(L->s->diag, it->ret->loc.line, it->ret->loc.col, "the declared return type is here");
       id = -1;
     }
     result = id;

@@ -26,6 +26,7 @@
   tfx_fe_stmt *stmt;
   tfx_fe_const *cdef;
   tfx_fe_item *item;
+  tfx_fe_rename *ren;
 }
 
 %code {
@@ -58,7 +59,7 @@ static tfx_fe_expr *leaf(tfx_fe_parse_state *P, tfx_fe_expr_kind kind, TFX_FE_YY
 %token <fval> FLOAT "number"
 %token KW_MODEL "'model'" KW_CONST "'const'" KW_PARAM "'param'" KW_BLOCK "'block'"
 %token KW_FORWARD "'forward'" KW_RETURN "'return'" KW_REPEAT "'repeat'"
-%token KW_WEIGHTS "'weights'" KW_FORMAT "'format'" KW_SCHEDULE "'schedule'"
+%token KW_WEIGHTS "'weights'" KW_FORMAT "'format'" KW_SCHEDULE "'schedule'" KW_RENAME "'rename'"
 %token ARROW "'->'"
 %token NL "end of line"
 
@@ -69,6 +70,7 @@ static tfx_fe_expr *leaf(tfx_fe_parse_state *P, tfx_fe_expr_kind kind, TFX_FE_YY
 %type <stmt> stmts stmt body
 %type <expr> dims expr primary
 %type <arg> args args_opt arg
+%type <ren> renames rename_list rename
 
 %left '+' '-'
 %left '*' '/'
@@ -97,6 +99,12 @@ item
   | KW_WEIGHTS STRING KW_FORMAT IDENT     { $$ = tfx_fe_item_new(P->arena, TFX_FE_ITEM_WEIGHTS, L(@1));
                                             if ($$) { $$->name = $2; $$->name_loc = L(@2);
                                                       $$->format = $4; $$->format_loc = L(@4); } }
+  | KW_WEIGHTS STRING KW_RENAME renames   { $$ = tfx_fe_item_new(P->arena, TFX_FE_ITEM_WEIGHTS, L(@1));
+                                            if ($$) { $$->name = $2; $$->name_loc = L(@2); $$->renames = $4; } }
+  | KW_WEIGHTS STRING KW_FORMAT IDENT KW_RENAME renames
+                                          { $$ = tfx_fe_item_new(P->arena, TFX_FE_ITEM_WEIGHTS, L(@1));
+                                            if ($$) { $$->name = $2; $$->name_loc = L(@2);
+                                                      $$->format = $4; $$->format_loc = L(@4); $$->renames = $6; } }
   | param_decl                            { $$ = tfx_fe_item_new(P->arena, TFX_FE_ITEM_PARAM, L(@1));
                                             if ($$) $$->param = $1; }
   | KW_BLOCK IDENT '(' inputs_opt ')' ARROW type body
@@ -111,6 +119,30 @@ item
   | KW_FORWARD error body                 { $$ = NULL; }
   | KW_SCHEDULE body                      { $$ = tfx_fe_item_new(P->arena, TFX_FE_ITEM_SCHEDULE, L(@1));
                                             if ($$) { $$->body = $2; $$->end_loc = L(@2); } }
+  ;
+
+/* renames: `{ "model.layers.{i}.x" = "layers.{i}.x", … }`, one rule per line
+   or separated by commas */
+renames
+  : '{' '}'                               { $$ = NULL; }
+  | '{' rename_list '}'                   { $$ = HEAD($2); }
+  | '{' rename_list rename_sep '}'        { $$ = HEAD($2); }
+  ;
+
+rename_list
+  : rename                                { $$ = APPEND(NULL, $1); }
+  | rename_list rename_sep rename         { $$ = APPEND($1, $3); }
+  ;
+
+rename_sep
+  : ','
+  | NL
+  ;
+
+rename
+  : STRING '=' STRING                     { $$ = tfx_fe_alloc(P->arena, sizeof *$$);
+                                            if ($$) { $$->loc = L(@1); $$->from = $1; $$->to = $3;
+                                                      $$->to_loc = L(@3); } }
   ;
 
 /* const_defs: `a = 1, b = a * 2` */

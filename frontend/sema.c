@@ -49,7 +49,10 @@ static void declare_items(tfx_fe_sema *s, const tfx_fe_program *p) {
   for (const tfx_fe_item *it = p->items; it; it = it->next) {
     switch (it->kind) {
     case TFX_FE_ITEM_MODEL: s->model = once(s, s->model, it, "'model' statement"); break;
-    case TFX_FE_ITEM_WEIGHTS: s->weights = once(s, s->weights, it, "'weights' statement"); break;
+    case TFX_FE_ITEM_WEIGHTS:
+      s->weights = once(s, s->weights, it, "'weights' statement");
+      tfx_fe_check_weights_stmt(s, it);
+      break;
     case TFX_FE_ITEM_SCHEDULE: s->schedule = once(s, s->schedule, it, "'schedule' section"); break;
     case TFX_FE_ITEM_FORWARD:
       if (s->forward) {
@@ -238,6 +241,7 @@ static int check_block_args(scope *sc, const tfx_fe_blocksym *b, const tfx_fe_ex
   if (npos != b->n_inputs) {
     ERR(s, call->loc, "block '%s' takes %d argument%s, got %d", call->str, b->n_inputs, b->n_inputs == 1 ? "" : "s",
         npos);
+    NOTE(s, b->item->name_loc, "block '%s' is declared here", call->str);
     errors++;
   }
   return errors;
@@ -283,6 +287,7 @@ static int check_repeat(scope *sc, const tfx_fe_expr *e) {
     char t0[64], t1[64];
     ERR(s, call->loc, "repeat needs block '%s' to return the type of its first input: it takes %s and returns %s",
         call->str, tfx_type_str(&b->in_types[0], t0, sizeof t0), tfx_type_str(&b->ret, t1, sizeof t1));
+    NOTE(s, b->item->name_loc, "block '%s' is declared here", call->str);
     errors++;
   }
   return errors;

@@ -78,7 +78,8 @@ typedef enum {
   TFX_FE_KW_INT,      /* integer constant expression >= 1 */
   TFX_FE_KW_NUM,      /* numeric constant expression */
   TFX_FE_KW_ENUM,     /* one of `values` */
-  TFX_FE_KW_POSITION, /* none | rope(theta = .., style = .., rotary_dim = ..) */
+  TFX_FE_KW_POSITION, /* none | alibi | rope(theta = .., style = .., rotary_dim = ..) */
+  TFX_FE_KW_SPARSE,   /* none | a sparse pattern call (attn_options.c) */
 } tfx_fe_kw_kind;
 
 typedef struct tfx_fe_kwspec {
@@ -89,7 +90,7 @@ typedef struct tfx_fe_kwspec {
   const char *dflt;          /* the default, for messages and docs */
 } tfx_fe_kwspec;
 
-#define TFX_FE_MAX_KW 8
+#define TFX_FE_MAX_KW 16
 
 typedef struct tfx_fe_opspec {
   const char *name;
@@ -120,10 +121,19 @@ typedef int (*tfx_fe_check_tensor_fn)(void *ctx, const tfx_fe_expr *e);
 int tfx_fe_check_call(tfx_fe_sema *s, const tfx_fe_opspec *op, const tfx_fe_expr *call,
                       tfx_fe_check_tensor_fn check_tensor, void *ctx);
 
+/* ---- attn_options.c: attention's `sparse = ...` ---- */
+/* Checks a sparse pattern value of op `opname` (errors reported); returns
+ * the number of errors. */
+int tfx_fe_check_sparse(tfx_fe_sema *s, const char *opname, const tfx_fe_expr *v);
+/* Converts a checked pattern value; 0, or the number of errors. */
+int tfx_fe_lower_sparse(tfx_fe_sema *s, const char *opname, const tfx_fe_expr *v, tfx_sparse *out);
+
 /* ---- sema.c ---- */
 /* Checks the program; fills *s (which the caller frees with
  * tfx_fe_sema_free). Returns the number of errors. */
 int tfx_fe_sema_run(tfx_fe_sema *s, const tfx_fe_program *p, tfx_fe_diag *diag, tfx_fe_arena *arena, const char *path);
+/* sema_weights.c: checks a WEIGHTS item's rename rules (errors reported). */
+void tfx_fe_check_weights_stmt(tfx_fe_sema *s, const tfx_fe_item *it);
 void tfx_fe_sema_free(tfx_fe_sema *s);
 
 /* ---- lower.c ---- */

@@ -1,8 +1,9 @@
 /* frontend/weights.c — binding PARAM nodes to weights: lays out the blob (one
  * 64-byte-aligned slot per distinct param name, in node order), then either
  * reads each tensor straight from a weights file into its slot (matching by
- * name and shape, reporting missing, mis-shaped and unused tensors) or fills
- * every slot deterministically for `random[:SEED]`. */
+ * name — after the weights statement's renaming rules — and shape, reporting
+ * missing, mis-shaped and unused tensors; f16/bf16 data widened to f32) or
+ * fills every slot deterministically for `random[:SEED]`. */
 #include "weights.h"
 
 #include <errno.h>
@@ -199,14 +200,15 @@ static int is_freq_cis(const char *name) {
   return strcmp(name, "freq_cis_real") == 0 || strcmp(name, "freq_cis_imag") == 0;
 }
 
-/* "a, b, c, … (N tensors)" */
-static void list_names(const tfx_wfile *f, char *buf, size_t len) {
+/* "a, b, c, … (N tensors)"; names[i] is tensor i's name after renaming
+ * (NULL: ignored) */
+static void list_names(const tfx_wfile *f, char *const *names, char *buf, size_t len) {
   size_t used = 0;
   int shown = 0;
   buf[0] = 0;
   for (int i = 0; i < f->n_tensors && shown < 6 && used < len; i++) {
-    if (is_freq_cis(f->tensors[i].name)) continue;
-    int k = snprintf(buf + used, len - used, "%s%s", shown ? ", " : "", f->tensors[i].name);
+    if (!names[i] || is_freq_cis(names[i])) continue;
+    int k = snprintf(buf + used, len - used, "%s%s", shown ? ", " : "", names[i]);
     if (k < 0) break;
     used += (size_t)k;
     shown++;
@@ -227,30 +229,112 @@ static int read_exact(int fd, uint8_t *dst, uint64_t bytes, uint64_t off) {
   return 0;
 }
 
-static int bind_file(tfx_graph *g, const char *path, const char *format, tfx_weights *out, reporter *r, int *first) {
-  char msg[512], s0[64], s1[64];
-  if (format && strcmp(format, "llama2c") != 0) {
-    report(r, -1, "%s: unknown weights format '%s' (supported: llama2c)", path, format);
+/* Opens path in the given format, or guesses it (extension, then the header's
+ * shape). Returns 0, or -1 after reporting. */
+static int open_wfile(const char *path, const char *format, tfx_wfile *f, reporter *r) {
+  char msg[512];
+  if (format && strcmp(format, "llama2c") != 0 && strcmp(format, "safetensors") != 0) {
+    report(r, -1, "%s: unknown weights format '%s' (supported: llama2c, safetensors)", path, format);
     return -1;
   }
-  tfx_wfile f;
-  if (tfx_wfile_open_llama2c(path, &f, msg, sizeof msg)) {
-    if (format || ends_with(path, ".bin"))
-      report(r, -1, "%s", msg);
-    else {
-      size_t pl = strlen(path);
-      const char *why = strncmp(msg, path, pl) == 0 && msg[pl] == ':' && msg[pl + 1] == ' ' ? msg + pl + 2 : msg;
-      report(r, -1, "%s: cannot tell the weights format (supported: llama2c); as llama2c: %s", path, why);
+  int st = format ? strcmp(format, "safetensors") == 0
+                  : ends_with(path, ".safetensors") || (!ends_with(path, ".bin") && tfx_wfile_looks_safetensors(path));
+  int rc = st ? tfx_wfile_open_safetensors(path, f, msg, sizeof msg) : tfx_wfile_open_llama2c(path, f, msg, sizeof msg);
+  if (rc == 0) return 0;
+  if (format || st || ends_with(path, ".bin"))
+    report(r, -1, "%s", msg);
+  else {
+    size_t pl = strlen(path);
+    const char *why = strncmp(msg, path, pl) == 0 && msg[pl] == ':' && msg[pl + 1] == ' ' ? msg + pl + 2 : msg;
+    report(r, -1, "%s: cannot tell the weights format (supported: llama2c, safetensors); as llama2c: %s", path, why);
+  }
+  return -1;
+}
+
+/* names[k] = tensor k's name after renaming (malloc'd), NULL when a rule
+ * ignores it. Reports two tensors renamed to one name. */
+static int rename_tensors(const tfx_wfile *f, const char *path, const tfx_wrename *rules, int n_rules, char **names,
+                          reporter *r) {
+  char buf[1024];
+  int errors = r->count;
+  for (int k = 0; k < f->n_tensors; k++) {
+    names[k] = NULL;
+    int m = tfx_wrename_apply(rules, n_rules, f->tensors[k].name, buf, sizeof buf);
+    if (m < 0) {
+      report(r, -1, "tensor '%s' of %s: its renamed name is too long", f->tensors[k].name, path);
+      continue;
     }
-    return -1;
+    if (m == 1 && !buf[0]) continue; /* ignored */
+    names[k] = strdup(buf);
+    if (!names[k]) {
+      report(r, -1, "%s: out of memory", path);
+      return -1;
+    }
   }
+  if (n_rules > 0)
+    for (int k = 0; k < f->n_tensors; k++)
+      for (int j = 0; names[k] && j < k; j++)
+        if (names[j] && strcmp(names[j], names[k]) == 0) {
+          report(r, -1, "tensors '%s' and '%s' of %s are both renamed to '%s'", f->tensors[j].name, f->tensors[k].name,
+                 path, names[k]);
+          break;
+        }
+  return r->count > errors ? -1 : 0;
+}
+
+static float f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ffu, bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | man << 13; /* inf, nan */
+  } else if (exp != 0) {
+    bits = sign | (exp + 112) << 23 | man << 13;
+  } else if (man == 0) {
+    bits = sign;
+  } else { /* subnormal: normalize */
+    int e = -1;
+    do {
+      e++;
+      man <<= 1;
+    } while (!(man & 0x400u));
+    bits = sign | (uint32_t)(112 - e) << 23 | (man & 0x3ffu) << 13;
+  }
+  float v;
+  memcpy(&v, &bits, 4);
+  return v;
+}
+
+/* Reads numel elements stored as dtype at off into dst as f32. */
+static int read_tensor(int fd, const tfx_wfile_tensor *t, float *dst, uint64_t numel) {
+  if (t->dtype == TFX_WF_F32) return read_exact(fd, (uint8_t *)dst, numel * 4, t->file_offset);
+  /* 2-byte dtypes: read into the upper half of dst, then widen front to back */
+  uint8_t *raw = (uint8_t *)dst + numel * 2;
+  if (read_exact(fd, raw, numel * 2, t->file_offset)) return -1;
+  for (uint64_t i = 0; i < numel; i++) {
+    uint16_t h = (uint16_t)(raw[2 * i] | raw[2 * i + 1] << 8);
+    if (t->dtype == TFX_WF_F16) {
+      dst[i] = f16_to_f32(h);
+    } else {
+      uint32_t bits = (uint32_t)h << 16;
+      memcpy(&dst[i], &bits, 4);
+    }
+  }
+  return 0;
+}
+
+static int bind_file(tfx_graph *g, const char *path, const char *format, const tfx_wrename *rules, int n_rules,
+                     tfx_weights *out, reporter *r, int *first) {
+  char msg[512], s0[64], s1[64];
+  tfx_wfile f;
+  if (open_wfile(path, format, &f, r)) return -1;
   int *tensor_of = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *tensor_of);
   char *used = calloc((size_t)(f.n_tensors > 0 ? f.n_tensors : 1), 1);
+  char **names = calloc((size_t)(f.n_tensors > 0 ? f.n_tensors : 1), sizeof *names);
   int rc = -1, errors = r->count;
-  if (!tensor_of || !used) {
+  if (!tensor_of || !used || !names) {
     report(r, -1, "%s: out of memory", path);
     goto done;
   }
+  if (rename_tensors(&f, path, rules, n_rules, names, r)) goto done;
   int64_t total = layout(g, first, r);
   if (total < 0) goto done;
   for (int i = 0; i < g->n_nodes; i++) {
@@ -258,29 +342,42 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, tfx_wei
     if (first[i] < 0) continue;
     const tfx_node *n = &g->nodes[i];
     int k = 0;
-    while (k < f.n_tensors && strcmp(f.tensors[k].name, n->name) != 0) k++;
+    while (k < f.n_tensors && (!names[k] || strcmp(names[k], n->name) != 0)) k++;
     if (k == f.n_tensors) {
-      list_names(&f, msg, sizeof msg);
-      report(r, i, "param '%s' %s not found in %s (it has: %s)", n->name, tfx_type_str(&n->type, s0, sizeof s0), path,
-             msg);
+      list_names(&f, names, msg, sizeof msg);
+      report(r, i, "param '%s' %s not found in %s (it has%s: %s)", n->name, tfx_type_str(&n->type, s0, sizeof s0), path,
+             n_rules > 0 ? ", after renaming" : "", msg);
       continue;
     }
     used[k] = 1;
+    char from[600] = "";
+    if (strcmp(f.tensors[k].name, names[k]) != 0) snprintf(from, sizeof from, " (renamed from '%s')", f.tensors[k].name);
+    if (f.tensors[k].dtype == TFX_WF_UNSUPPORTED) {
+      report(r, i, "param '%s': tensor '%s'%s of %s has dtype %s, which cannot be bound (supported: F32, F16, BF16)",
+             n->name, names[k], from, path, f.tensors[k].dtype_name);
+      continue;
+    }
     if (!tfx_type_equal(&f.tensors[k].type, &n->type)) {
-      report(r, i, "param '%s' is %s but tensor '%s' of %s is %s", n->name, tfx_type_str(&n->type, s0, sizeof s0),
-             f.tensors[k].name, path, tfx_type_str(&f.tensors[k].type, s1, sizeof s1));
+      report(r, i, "param '%s' is %s but tensor '%s'%s of %s is %s", n->name, tfx_type_str(&n->type, s0, sizeof s0),
+             names[k], from, path, tfx_type_str(&f.tensors[k].type, s1, sizeof s1));
       continue;
     }
     tensor_of[i] = k;
   }
   int unused = 0;
   for (int k = 0; k < f.n_tensors; k++) {
-    if (used[k] || is_freq_cis(f.tensors[k].name)) continue;
-    if (unused++ < MAX_UNUSED_REPORTS)
-      report(r, -1, "tensor '%s' of %s is not used by any param", f.tensors[k].name, path);
+    if (used[k] || !names[k] || is_freq_cis(names[k])) continue;
+    if (unused++ < MAX_UNUSED_REPORTS) {
+      if (strcmp(f.tensors[k].name, names[k]) != 0)
+        report(r, -1, "tensor '%s' of %s (renamed to '%s') is not used by any param", f.tensors[k].name, path,
+               names[k]);
+      else
+        report(r, -1, "tensor '%s' of %s is not used by any param", f.tensors[k].name, path);
+    }
   }
   if (unused > MAX_UNUSED_REPORTS)
-    report(r, -1, "%d more tensors of %s are not used by any param", unused - MAX_UNUSED_REPORTS, path);
+    report(r, -1, "%d more tensor%s of %s %s not used by any param", unused - MAX_UNUSED_REPORTS,
+           unused - MAX_UNUSED_REPORTS == 1 ? "" : "s", path, unused - MAX_UNUSED_REPORTS == 1 ? "is" : "are");
   if (r->count > errors || alloc_blob(g, first, total, out, r)) goto done;
 
   int fd = open(path, O_RDONLY);
@@ -293,9 +390,9 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, tfx_wei
     const tfx_node *n = &g->nodes[i];
     uint64_t bytes = (uint64_t)tfx_type_bytes(&n->type, 1);
     const tfx_wfile_tensor *t = &f.tensors[tensor_of[i]];
-    if (read_exact(fd, out->data + n->weight_offset, bytes, t->file_offset)) {
-      report(r, i, "%s: cannot read tensor '%s' (%llu bytes at offset %llu)", path, t->name, (unsigned long long)bytes,
-             (unsigned long long)t->file_offset);
+    if (read_tensor(fd, t, (float *)(out->data + n->weight_offset), bytes / 4)) {
+      report(r, i, "%s: cannot read tensor '%s' (%llu elements of %s at offset %llu)", path, t->name,
+             (unsigned long long)(bytes / 4), t->dtype_name, (unsigned long long)t->file_offset);
       break;
     }
     zero_pad(out, n->weight_offset, (int64_t)bytes);
@@ -303,6 +400,9 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, tfx_wei
   close(fd);
   rc = r->count > errors ? -1 : 0;
 done:
+  if (names)
+    for (int k = 0; k < f.n_tensors; k++) free(names[k]);
+  free(names);
   free(tensor_of);
   free(used);
   tfx_wfile_close(&f);
@@ -311,6 +411,11 @@ done:
 
 int tfx_weights_bind(tfx_graph *g, const char *spec, const char *format, tfx_weights *out, tfx_bind_error_fn on_error,
                      void *ctx) {
+  return tfx_weights_bind_renamed(g, spec, format, NULL, 0, out, on_error, ctx);
+}
+
+int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format, const tfx_wrename *rules,
+                             int n_rules, tfx_weights *out, tfx_bind_error_fn on_error, void *ctx) {
   reporter r = {on_error, ctx, 0};
   if (out) {
     out->data = NULL;
@@ -330,7 +435,7 @@ int tfx_weights_bind(tfx_graph *g, const char *spec, const char *format, tfx_wei
   if (strncmp(spec, "random", 6) == 0 && (spec[6] == 0 || spec[6] == ':'))
     rc = bind_random(g, spec, out, &r, first);
   else
-    rc = bind_file(g, spec, format, out, &r, first);
+    rc = bind_file(g, spec, format, rules, n_rules, out, &r, first);
   free(first);
   if (rc || r.count) {
     tfx_weights_free(out);

@@ -1,5 +1,5 @@
 /* frontend/weights.h — weight files and binding: reads the tensor table of a
- * weights file (llama2.c's .bin today; safetensors and GGUF later), binds
+ * weights file (llama2.c's .bin, safetensors; GGUF later), binds
  * every PARAM of a graph to a tensor by name and shape, and builds the weights
  * blob, or fills every param deterministically for `random[:SEED]`. */
 #ifndef TFX_WEIGHTS_H
@@ -10,15 +10,26 @@
 
 #include "frontend.h"
 
+/* How a tensor's elements are stored in the file; the blob is always f32
+ * (f16 and bf16 are converted while binding). */
+typedef enum {
+  TFX_WF_F32 = 0,
+  TFX_WF_F16,
+  TFX_WF_BF16,
+  TFX_WF_UNSUPPORTED /* a dtype the file format knows but tfxc cannot bind (F64, I64, …) */
+} tfx_wfile_dtype;
+
 typedef struct tfx_wfile_tensor {
   char *name;           /* the name the loader gives it, e.g. "layers.3.wq" */
-  tfx_type type;        /* f32 and its shape */
+  tfx_type type;        /* f32 and its shape (the type it binds as) */
   uint64_t file_offset; /* where its data starts in the file */
+  tfx_wfile_dtype dtype;  /* how its data is stored */
+  const char *dtype_name; /* static: "F32", "F16", "BF16", "F64", … */
 } tfx_wfile_tensor;
 
 typedef struct tfx_wfile {
   char *path;
-  const char *format; /* "llama2c" */
+  const char *format; /* "llama2c", "safetensors" */
   uint64_t file_size;
   int n_tensors;
   tfx_wfile_tensor *tensors;
@@ -27,16 +38,48 @@ typedef struct tfx_wfile {
 /* Opens and validates a llama2.c checkpoint: header, sizes, every offset
  * inside the file. 0 on success, else -1 with a message. */
 int tfx_wfile_open_llama2c(const char *path, tfx_wfile *out, char *err, size_t errlen);
+/* Opens and validates a safetensors file (8-byte little-endian header length,
+ * JSON header, data): every tensor's dtype, shape and data_offsets are checked
+ * against the file before any data is read. 0 on success, else -1 with a
+ * message naming the file (and the tensor concerned). */
+int tfx_wfile_open_safetensors(const char *path, tfx_wfile *out, char *err, size_t errlen);
+/* 1 when the file starts like a safetensors file (a plausible header length
+ * followed by '{'), 0 otherwise (also when it cannot be read). */
+int tfx_wfile_looks_safetensors(const char *path);
 void tfx_wfile_close(tfx_wfile *f);
 
 /* Reports one binding error: node_id is the PARAM concerned, or -1. */
 typedef void (*tfx_bind_error_fn)(void *ctx, int node_id, const char *message);
 
 /* Binds every PARAM node of g: spec is a file path or "random" / "random:SEED";
- * format is "llama2c" or NULL (guessed from the file). Sets each param's
+ * format is "llama2c", "safetensors" or NULL (guessed from the file: the
+ * extension .safetensors / .bin, else the header's shape). Sets each param's
  * weight_offset, g->weights_bytes, and fills *out (64-byte aligned offsets).
  * Returns the number of errors reported through on_error (0 on success). */
 int tfx_weights_bind(tfx_graph *g, const char *spec, const char *format, tfx_weights *out,
                      tfx_bind_error_fn on_error, void *ctx);
+
+/* A renaming rule of the weights statement: a file tensor whose name matches
+ * `from` binds to the param named `to`. `{x}` (x an identifier) in
+ * `from` matches a decimal index (1 to 9 digits; at most 4 placeholders) and
+ * is substituted in `to`; an empty `to` means "ignore this tensor". See docs/language.md. */
+typedef struct tfx_wrename {
+  const char *from;
+  const char *to;
+} tfx_wrename;
+
+/* Checks one rule: placeholders well formed, each at most once in `from`,
+ * every placeholder of `to` present in `from`. 0 if valid, else a message and
+ * -1 (the fault is in `from`) or -2 (in `to`). */
+int tfx_wrename_check(const tfx_wrename *rule, char *err, size_t errlen);
+/* Applies the first rule whose `from` matches the whole name: 1 and the new
+ * name in out (possibly ""), 0 when no rule matches (out = name), -1 when the
+ * result does not fit in outlen. */
+int tfx_wrename_apply(const tfx_wrename *rules, int n_rules, const char *name, char *out, size_t outlen);
+
+/* tfx_weights_bind with renaming rules applied to the file's tensor names
+ * before matching them to params (ignored for random[:SEED]). */
+int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format, const tfx_wrename *rules,
+                             int n_rules, tfx_weights *out, tfx_bind_error_fn on_error, void *ctx);
 
 #endif

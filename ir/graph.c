@@ -1,6 +1,7 @@
 /* ir/graph.c — tensor types, the graph builder and type inference: the one
  * place that knows which shapes each op accepts and what it produces. */
 #include "ir.h"
+#include "fused.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -13,6 +14,11 @@ static const char *const op_names[TFX_OP_COUNT] = {
     [TFX_OP_LAYERNORM] = "layernorm", [TFX_OP_SILU] = "silu",       [TFX_OP_GELU] = "gelu",
     [TFX_OP_RELU] = "relu",           [TFX_OP_SOFTMAX] = "softmax", [TFX_OP_ROPE] = "rope",
     [TFX_OP_ATTENTION] = "attention",
+    [TFX_OP_MLA_ATTENTION] = "mla_attention",
+    [TFX_OP_SIGMOID] = "sigmoid",       [TFX_OP_POSITIONS] = "positions", [TFX_OP_SINUSOIDAL] = "sinusoidal",
+    [TFX_OP_MOE_ROUTE] = "moe_route",   [TFX_OP_MOE_UP] = "moe_up",       [TFX_OP_MOE_DOWN] = "moe_down",
+    [TFX_OP_NORM_STATS] = "norm_stats", [TFX_OP_FUSED_LINEAR] = "fused_linear", [TFX_OP_SLICE] = "slice",
+    [TFX_OP_CONCAT] = "concat",         [TFX_OP_PACK] = "pack",
 };
 
 const char *tfx_op_name(tfx_op op) { return (op >= 0 && op < TFX_OP_COUNT) ? op_names[op] : "?"; }
@@ -134,9 +140,15 @@ static void arity(tfx_op op, int *lo, int *hi) {
   case TFX_OP_ADD:
   case TFX_OP_SUB:
   case TFX_OP_MUL:
-  case TFX_OP_RMSNORM: *lo = *hi = 2; return;
+  case TFX_OP_RMSNORM:
+  case TFX_OP_POSITIONS: *lo = *hi = 2; return;
+  case TFX_OP_MOE_UP:
+  case TFX_OP_MOE_DOWN: *lo = *hi = 3; return;
   case TFX_OP_LAYERNORM:
   case TFX_OP_ATTENTION: *lo = *hi = 3; return;
+  case TFX_OP_MLA_ATTENTION: *lo = 3, *hi = 4; return;
+  case TFX_OP_FUSED_LINEAR:
+  case TFX_OP_CONCAT: tfx_fused_arity(op, lo, hi); return;
   default: *lo = *hi = 1; return;
   }
 }
@@ -223,6 +235,7 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
   case TFX_OP_SILU:
   case TFX_OP_GELU:
   case TFX_OP_RELU:
+  case TFX_OP_SIGMOID:
   case TFX_OP_SOFTMAX:
     if (a[0]->dtype != TFX_DT_F32 || a[0]->rank < 1)
       return fail(err, errlen, "%s expects an f32 tensor, got %s", on, tfx_type_str(a[0], s0, sizeof s0));
@@ -244,22 +257,59 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
     *out = *a[0];
     return 0;
 
-  case TFX_OP_ATTENTION: {
-    if (n->heads <= 0 || n->kv_heads <= 0 || n->head_dim <= 0 || n->heads % n->kv_heads)
-      return fail(err, errlen, "attention: heads (%d) must be a positive multiple of kv_heads (%d)", n->heads,
-                  n->kv_heads);
-    int64_t qd = (int64_t)n->heads * n->head_dim, kd = (int64_t)n->kv_heads * n->head_dim;
-    if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] != qd)
-      return fail(err, errlen, "attention: q is %s, expected f32[T, %lld] (%d heads of %d)",
-                  tfx_type_str(a[0], s0, sizeof s0), (long long)qd, n->heads, n->head_dim);
-    for (int i = 1; i < 3; i++)
-      if (!is_f32_rank(a[i], 2) || a[i]->dims[0] != TFX_DIM_T || a[i]->dims[1] != kd)
-        return fail(err, errlen, "attention: %s is %s, expected f32[T, %lld] (%d kv_heads of %d)", i == 1 ? "k" : "v",
-                    tfx_type_str(a[i], s1, sizeof s1), (long long)kd, n->kv_heads, n->head_dim);
+  case TFX_OP_ATTENTION: return tfx_infer_attention(g, n, a, out, err, errlen);
+  case TFX_OP_MLA_ATTENTION: return tfx_infer_mla(g, n, a, out, err, errlen);
+  case TFX_OP_POSITIONS:
+    if (!is_f32_rank(a[0], 2) || tfx_type_has_t(a[0]))
+      return fail(err, errlen, "positions: table must be f32[max_pos, D], got %s", tfx_type_str(a[0], s0, sizeof s0));
+    if (a[1]->rank < 1 || a[1]->dims[0] != TFX_DIM_T ||
+        (a[1]->dtype == TFX_DT_F32 && (a[1]->rank != 2 || a[1]->dims[1] != a[0]->dims[1])))
+      return fail(err, errlen, "positions: x must be i32[T] or f32[T, %lld] to match the table %s, got %s",
+                  (long long)a[0]->dims[1], tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
+    if (a[0]->dims[0] < g->max_seq)
+      return fail(err, errlen, "positions: the table %s has %lld rows but max_seq is %lld (need max_pos >= max_seq)",
+                  tfx_type_str(a[0], s0, sizeof s0), (long long)a[0]->dims[0], (long long)g->max_seq);
+    *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, a[0]->dims[1]});
+    return 0;
+
+  case TFX_OP_SINUSOIDAL:
+    if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] == TFX_DIM_T)
+      return fail(err, errlen, "sinusoidal expects x : f32[T, D], got %s", tfx_type_str(a[0], s0, sizeof s0));
+    if (!(n->theta > 0)) return fail(err, errlen, "sinusoidal: base must be > 0");
     *out = *a[0];
     return 0;
+
+  case TFX_OP_MOE_ROUTE:
+    if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] == TFX_DIM_T)
+      return fail(err, errlen, "moe_route expects router logits f32[T, E], got %s", tfx_type_str(a[0], s0, sizeof s0));
+    if (n->top_k < 1 || n->top_k > a[0]->dims[1])
+      return fail(err, errlen, "moe_route: top_k = %d must be in 1..%lld (the number of experts)", n->top_k,
+                  (long long)a[0]->dims[1]);
+    if (!(n->capacity >= 0 && n->capacity <= 1e6))
+      return fail(err, errlen, "moe_route: capacity = %g must be in (0, 1e6] (or 0 for none)", n->capacity);
+    *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, 2 * (int64_t)n->top_k});
+    return 0;
+
+  case TFX_OP_MOE_UP:
+  case TFX_OP_MOE_DOWN: {
+    int up = n->op == TFX_OP_MOE_UP;
+    if (!is_f32_rank(a[2], 3) || tfx_type_has_t(a[2]))
+      return fail(err, errlen, "%s: experts' weights must be f32[E, N, K], got %s", on,
+                  tfx_type_str(a[2], s2, sizeof s2));
+    if (!is_f32_rank(a[1], 2) || a[1]->dims[0] != TFX_DIM_T || a[1]->dims[1] == TFX_DIM_T || a[1]->dims[1] % 2)
+      return fail(err, errlen, "%s: route must be f32[T, 2k] (from moe_route), got %s", on,
+                  tfx_type_str(a[1], s1, sizeof s1));
+    int64_t k = a[1]->dims[1] / 2, N = a[2]->dims[1], K = a[2]->dims[2];
+    if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] != (up ? K : k * K))
+      return fail(err, errlen, "%s: x is %s, expected f32[T, %lld] for weights %s and %lld slots", on,
+                  tfx_type_str(a[0], s0, sizeof s0), (long long)(up ? K : k * K), tfx_type_str(a[2], s2, sizeof s2),
+                  (long long)k);
+    *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, up ? k * N : N});
+    return 0;
   }
-  default: return fail(err, errlen, "unknown op");
+  default:
+    if (tfx_fused_owns(n->op)) return tfx_fused_infer(g, n, a, out, err, errlen);
+    return fail(err, errlen, "unknown op");
   }
 }
 

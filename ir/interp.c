@@ -4,6 +4,9 @@
  * value's definition and freed after its last use) and its own KV cache per
  * causal ATTENTION node, and never depends on planning. */
 #include "ir.h"
+#include "fused.h"
+#include "interp_ffn.h"
+#include "interp_attention.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -16,7 +19,7 @@ struct tfx_interp {
   int64_t pos;
   int has_causal;
   int *last_use;  /* per node: id of the last node reading it (or itself) */
-  float **kcache; /* per node: [max_seq, G*d] for causal ATTENTION, else NULL */
+  float **kcache; /* per node: [max_seq, G*d] for causal ATTENTION, [max_seq, r+dr] for MLA, else NULL */
   float **vcache;
   char init_err[256]; /* non-empty when the graph cannot be interpreted */
 };
@@ -77,10 +80,11 @@ tfx_interp *tfx_interp_new(const tfx_graph *g, const uint8_t *weights) {
     const tfx_node *n = &g->nodes[i];
     it->last_use[i] = i;
     for (int j = 0; j < n->n_inputs; j++) it->last_use[n->inputs[j]] = i;
-    if (n->op == TFX_OP_ATTENTION && n->mask == TFX_MASK_CAUSAL) {
-      size_t cnt = (size_t)g->max_seq * (size_t)n->kv_heads * (size_t)n->head_dim;
-      it->kcache[i] = calloc(cnt, sizeof(float));
-      it->vcache[i] = calloc(cnt, sizeof(float));
+    if (tfx_node_kv_bytes(n, g->max_seq) > 0) { /* causal ATTENTION: K and V; MLA: its latent (kcache) */
+      size_t cnt = (size_t)(tfx_node_kv_bytes(n, g->max_seq) / 4);
+      int mla = n->op == TFX_OP_MLA_ATTENTION;
+      it->kcache[i] = calloc(mla ? cnt : cnt / 2, sizeof(float));
+      it->vcache[i] = calloc(mla ? 1 : cnt / 2, sizeof(float));
       if (!it->kcache[i] || !it->vcache[i]) {
         snprintf(it->init_err, sizeof it->init_err, "interpreter: out of memory for the KV cache of %%%d", i);
         return it;
@@ -208,42 +212,6 @@ static void op_rope(const tfx_node *n, const float *x, float *y, int64_t rows, i
   }
 }
 
-/* keys/vals: [n_keys, G*d]; query t attends keys 0..limit(t)-1. */
-static int op_attention(const tfx_node *n, const float *q, const float *keys, const float *vals, float *y, int64_t rows,
-                        int64_t n_keys, int64_t pos, char *err, size_t errlen) {
-  int64_t H = n->heads, G = n->kv_heads, d = n->head_dim, group = H / G;
-  int64_t qs = H * d, ks = G * d;
-  double scale = 1.0 / sqrt((double)d);
-  double *sc = malloc((size_t)(n_keys > 0 ? n_keys : 1) * sizeof *sc);
-  if (!sc) return ifail(err, errlen, "%%%d (attention): out of memory", n->id);
-  for (int64_t t = 0; t < rows; t++) {
-    int64_t limit = n->mask == TFX_MASK_CAUSAL ? pos + t + 1 : n_keys;
-    for (int64_t h = 0; h < H; h++) {
-      int64_t kh = h / group;
-      const float *qr = q + t * qs + h * d;
-      double mx = -INFINITY, sum = 0.0;
-      for (int64_t j = 0; j < limit; j++) {
-        const float *kr = keys + j * ks + kh * d;
-        double s = 0.0;
-        for (int64_t i = 0; i < d; i++) s += (double)qr[i] * kr[i];
-        sc[j] = s * scale;
-        mx = sc[j] > mx ? sc[j] : mx;
-      }
-      for (int64_t j = 0; j < limit; j++) {
-        sc[j] = exp(sc[j] - mx);
-        sum += sc[j];
-      }
-      for (int64_t i = 0; i < d; i++) {
-        double acc = 0.0;
-        for (int64_t j = 0; j < limit; j++) acc += sc[j] * vals[j * ks + kh * d + i];
-        y[t * qs + h * d + i] = (float)(acc / sum);
-      }
-    }
-  }
-  free(sc);
-  return 0;
-}
-
 /* Computes node i into y (sized for its type with T = n). */
 static int eval_node(tfx_interp *it, const tfx_node *nd, void *const *val, float *y, int64_t n, char *err,
                      size_t errlen) {
@@ -278,14 +246,17 @@ static int eval_node(tfx_interp *it, const tfx_node *nd, void *const *val, float
   case TFX_OP_RELU: op_unary(nd, a, y, numel); return 0;
   case TFX_OP_SOFTMAX: op_softmax(a, y, rows, cols); return 0;
   case TFX_OP_ROPE: op_rope(nd, a, y, rows, it->pos); return 0;
-  case TFX_OP_ATTENTION: {
-    if (nd->mask != TFX_MASK_CAUSAL) return op_attention(nd, a, b, c, y, rows, rows, it->pos, err, errlen);
-    int64_t ks = (int64_t)nd->kv_heads * nd->head_dim;
-    memcpy(it->kcache[nd->id] + it->pos * ks, b, (size_t)(rows * ks) * sizeof(float));
-    memcpy(it->vcache[nd->id] + it->pos * ks, c, (size_t)(rows * ks) * sizeof(float));
-    return op_attention(nd, a, it->kcache[nd->id], it->vcache[nd->id], y, rows, it->pos + rows, it->pos, err, errlen);
-  }
-  default: return ifail(err, errlen, "%%%d (%s): not supported by the interpreter", nd->id, tfx_op_name(nd->op));
+  case TFX_OP_ATTENTION:
+    return tfx_interp_attention(nd, a, b, c, it->kcache[nd->id], it->vcache[nd->id], y, rows,
+                                tfx_node_rows(&g->nodes[nd->inputs[1]], n), it->pos, g->max_seq, err, errlen);
+  case TFX_OP_MLA_ATTENTION:
+    return tfx_interp_mla(nd, a, b, c, nd->n_inputs > 3 ? val[nd->inputs[3]] : NULL, it->kcache[nd->id], y, rows,
+                          it->pos, g->max_seq, err, errlen);
+  default:
+    if (tfx_interp_ffn_handles(nd->op))
+      return tfx_interp_ffn_eval(g, nd, val, y, n, it->has_causal ? it->pos : 0, err, errlen);
+    if (tfx_fused_owns(nd->op)) return tfx_interp_fused_eval(g, nd, val, y, n, it->pos, err, errlen);
+    return ifail(err, errlen, "%%%d (%s): not supported by the interpreter", nd->id, tfx_op_name(nd->op));
   }
 }
 

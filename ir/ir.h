@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #define TFX_MAX_RANK 4
-#define TFX_MAX_INPUTS 4
+#define TFX_MAX_INPUTS 8 /* FUSED_LINEAR takes up to 7 */
 #define TFX_DIM_T (-1) /* the dynamic token dimension, 1 <= T <= max_seq */
 
 typedef enum { TFX_DT_F32, TFX_DT_I32, TFX_DT_COUNT } tfx_dtype;
@@ -38,12 +38,102 @@ typedef enum {
   TFX_OP_RELU,
   TFX_OP_SOFTMAX,   /* over the last dimension */
   TFX_OP_ROPE,      /* (x[T, heads * head_dim]) rotated by angle (pos + t) * theta^(-2i/rotary_dim) */
-  TFX_OP_ATTENTION, /* (q[T, H*d], k[T, G*d], v[T, G*d]) -> [T, H*d]; see below */
+  TFX_OP_ATTENTION, /* (q[T, H*d], k[T, G*d], v[T, G*d]) -> [T, H*d]; without a mask q[M, H*d], k, v[S, G*d]
+                       -> [M, H*d] (cross-attention, static rows); see below */
+  /* FFN variants, positions and mixture of experts (ir/interp_ffn.c): */
+  TFX_OP_SIGMOID,    /* 1 / (1 + exp(-x)) */
+  TFX_OP_POSITIONS,  /* (table f32[P, D], x i32[T] or f32[T, ...]) -> f32[T, D]: rows pos..pos+T-1 of the
+                        table (learned absolute positions); P >= max_seq; x only gives T */
+  TFX_OP_SINUSOIDAL, /* (x f32[T, D]) theta -> f32[T, D]: PE[p, 2i] = sin(p / theta^(2i/D)),
+                        PE[p, 2i+1] = cos(p / theta^(2i/D)) for p = pos + t; x only gives T and D */
+  TFX_OP_MOE_ROUTE,  /* (logits f32[T, E]) top_k, moe_gate, capacity -> route f32[T, 2k]: see below */
+  TFX_OP_MOE_UP,     /* (x f32[T, K], route f32[T, 2k], w f32[E, N, K]) -> f32[T, k*N]: slot s of row t is
+                        x[t] @ w[e_s]^T, zeros when slot s is empty */
+  TFX_OP_MOE_DOWN,   /* (h f32[T, k*K], route f32[T, 2k], w f32[E, N, K]) -> f32[T, N]:
+                        sum over the non-empty slots s of weight_s * (h[t, slot s] @ w[e_s]^T) */
+  /* attention variants (ir/attention.c, ir/interp_attention.c): */
+  TFX_OP_MLA_ATTENTION, /* (q[T, H*(dn+dr)], ckv[T, r+dr], wkv_b[H*(dn+dv), r] [, kv_norm g[r]]) -> [T, H*dv]:
+                           DeepSeek-V2 multi-head latent attention, causal; see below */
+  /* made by the optimizer (ir/fused.c, passes/, docs/passes.md): */
+  TFX_OP_NORM_STATS,   /* (x f32[M, K]) fx.norm, eps -> f32[M, 2]: per row [mean, 1/sqrt(var + eps)] (LAYER) or
+                          [0, 1/sqrt(mean(x^2) + eps)] (RMS), the prologue statistics of FUSED_LINEAR */
+  TFX_OP_FUSED_LINEAR, /* (x, w, [bias], [stats, gain, [norm bias]], [residual]) fx -> f32[M, N]: a linear
+                          with a norm prologue and a bias/RoPE/activation/GLU/residual epilogue; see tfx_fused */
+  TFX_OP_SLICE,        /* (planar FUSED_LINEAR) fx.index -> f32[M, segs[index]]: a view of one segment */
+  TFX_OP_CONCAT,       /* (a[R0, K], b[R1, K], ...) -> [R0 + R1 + ..., K] (or rank 1): weight rows joined;
+                          constant-folded into a PARAM */
+  TFX_OP_PACK,         /* (w f32[R, K]) fx.panel, fx.kc, fx.segs -> f32[R, K] in the packed layout (see
+                          tfx_packed_index); constant-folded into a PARAM */
   TFX_OP_COUNT
 } tfx_op;
 
 typedef enum { TFX_ROPE_INTERLEAVED, TFX_ROPE_HALF } tfx_rope_style;
 typedef enum { TFX_MASK_NONE, TFX_MASK_CAUSAL } tfx_mask_kind;
+
+/* Sparse attention patterns (ATTENTION, MLA_ATTENTION), ANDed with the mask.
+ * i is the query's position, j the key's; d = i - j under a causal mask (which
+ * already requires j <= i), |i - j| otherwise. Exact rules: ir/attention.c
+ * (tfx_attn_allowed) and docs/language.md. */
+typedef enum {
+  TFX_SPARSE_NONE,       /* every key the mask allows */
+  TFX_SPARSE_SLIDING,    /* d < window */
+  TFX_SPARSE_DILATED,    /* d % dilation == 0 and (window == 0 or d < window) */
+  TFX_SPARSE_STRIDED,    /* d < stride or d % stride == 0 (OpenAI strided) */
+  TFX_SPARSE_FIXED,      /* i / stride == j / stride or j % stride >= stride - summary (OpenAI fixed) */
+  TFX_SPARSE_LONGFORMER, /* (d < window and d % dilation == 0) or i global or j global */
+  TFX_SPARSE_BIGBIRD     /* blocks qb = i / block, kb = j / block: |qb - kb| <= 1, or qb < n_global, or
+                            kb < n_global, or kb one of the `random` blocks drawn for qb */
+} tfx_sparse_kind;
+
+#define TFX_MAX_GLOBAL_TOKENS 16
+typedef struct tfx_sparse {
+  tfx_sparse_kind kind;
+  int window;        /* SLIDING, LONGFORMER (>= 1); DILATED (0 = unbounded) */
+  int dilation;      /* DILATED, LONGFORMER (>= 1) */
+  int stride;        /* STRIDED, FIXED: l */
+  int summary;       /* FIXED: c, the last c columns of every stride-block are seen by all (1..stride) */
+  int block;         /* BIGBIRD: block_size */
+  int n_global;      /* LONGFORMER: tokens 0..n_global-1 are global; BIGBIRD: blocks 0..n_global-1 */
+  int n_global_list; /* LONGFORMER: how many positions global_list holds (also global) */
+  int global_list[TFX_MAX_GLOBAL_TOKENS];
+  int random;    /* BIGBIRD: random blocks per query block (tfx_bigbird_random_blocks) */
+  uint64_t seed; /* BIGBIRD */
+} tfx_sparse;
+/* MOE_ROUTE's expert weights: SOFTMAX_TOPK = softmax over the k chosen logits
+ * (Mixtral; equal to softmax over all E renormalized over the chosen);
+ * SOFTMAX = softmax over all E logits, the chosen probabilities as they are
+ * (Switch, DeepSeek without normalization). */
+typedef enum { TFX_MOE_GATE_SOFTMAX_TOPK, TFX_MOE_GATE_SOFTMAX } tfx_moe_gate;
+
+/* Attributes of the optimizer's ops (NORM_STATS, FUSED_LINEAR, SLICE, PACK)
+ * and of packed PARAMs; exact semantics in ir/fused.c and docs/passes.md. */
+typedef enum { TFX_NORM_NONE, TFX_NORM_RMS, TFX_NORM_LAYER } tfx_norm_kind;
+typedef enum { TFX_ACT_NONE, TFX_ACT_SILU, TFX_ACT_GELU, TFX_ACT_GELU_TANH, TFX_ACT_RELU, TFX_ACT_SIGMOID } tfx_act_kind;
+#define TFX_MAX_SEGS 4
+typedef struct tfx_fused {
+  /* FUSED_LINEAR y = epilogue(prologue(x) @ w^T). Operands in this order:
+   * x[M, K], w[R, K], bias[R] (has_bias), stats[M, 2], gain[K] (norm != NONE),
+   * norm bias[K] (norm == LAYER), residual[M, N] (residual). The weight rows
+   * are n_segs segments of segs[s] rows (n_segs >= 1, sum = R). Prologue: x
+   * normalized per row with the stats (NORM_STATS of x) and gain (and bias).
+   * Epilogue, per output element: + bias; RoPE on segment s when bit s of
+   * rope is set (head_dim, rotary_dim, theta, rope_style of the node; pairs
+   * within each head_dim-wide head of the segment, position pos + row); act;
+   * with glu (n_segs == 2, equal halves) y = act(gate) * up, N = R / 2; then
+   * + residual. Without glu and n_segs > 1 the output is PLANAR: segment s is
+   * a row-major [M, segs[s]] block at float offset M * (segs[0] + .. +
+   * segs[s-1]); only SLICE nodes may read it. Otherwise y is [M, R]. */
+  int norm;      /* tfx_norm_kind; NORM_STATS: which statistics */
+  int has_bias;  /* FUSED_LINEAR */
+  int act;       /* tfx_act_kind */
+  int glu;       /* FUSED_LINEAR */
+  int residual;  /* FUSED_LINEAR */
+  unsigned rope; /* FUSED_LINEAR: bit s = RoPE on segment s */
+  int n_segs;    /* FUSED_LINEAR, PACK, packed PARAM: row segments (0 means 1 segment of all rows) */
+  int64_t segs[TFX_MAX_SEGS];
+  int panel, kc; /* PACK, PARAM: packed layout (tfx_packed_index); panel 0 = row-major */
+  int index;     /* SLICE: the segment */
+} tfx_fused;
 
 /* One node = one op = one value (%id). Attributes are plain fields; an op reads
  * only those its comment in tfx_op names. */
@@ -63,7 +153,7 @@ typedef struct tfx_node {
   int kv_heads;      /* ATTENTION: key/value heads G (H % G == 0) */
   int head_dim;      /* ROPE, ATTENTION: d */
   int rotary_dim;    /* ROPE: dims of each head rotated (even, <= head_dim) */
-  double theta;      /* ROPE: base */
+  double theta;      /* ROPE, SINUSOIDAL: base */
   tfx_rope_style rope_style;
   tfx_mask_kind mask; /* ATTENTION */
   /* ATTENTION with mask CAUSAL keeps K and V in the session's KV cache: each
@@ -71,6 +161,37 @@ typedef struct tfx_node {
    * attends keys 0..pos+t. With mask NONE it attends the T keys of this call
    * and keeps nothing. Scale is 1/sqrt(head_dim); query head h uses KV head
    * h / (H / G). */
+  /* ATTENTION, MLA_ATTENTION options (ir/attention.c). Positions: with a
+   * causal mask i = pos + t and j is the key's absolute position; without,
+   * i is the query's row and j the key's row in this call. ATTENTION without
+   * a mask may take q with static rows and k, v with other rows (T or
+   * static): cross-attention to a memory. A query row whose keys are all
+   * masked outputs zeros. */
+  int alibi;         /* add -slope_h * |i - j| to the scaled scores (tfx_alibi_slope) */
+  tfx_sparse sparse; /* the sparse pattern; kind NONE by default */
+  int rank;          /* MLA_ATTENTION: r, the latent's width */
+  int rope_dim;      /* MLA_ATTENTION: dr, the decoupled RoPE dims (even, may be 0) */
+  int v_dim;         /* MLA_ATTENTION: dv, value dims per head (head_dim is dn, the no-RoPE dims) */
+  /* MLA_ATTENTION (mask CAUSAL): row t at p = pos + t has latent c = ckv[t, 0:r]
+   * (RMS-normalized with eps and the gain g when the 4th operand is given)
+   * and shared key kr = rope(ckv[t, r:r+dr], p) (theta, rope_style); the KV
+   * cache holds [c | kr], r + dr floats per token. Head h: q_nope = its first
+   * dn dims, q_pe = rope(its last dr dims, p); K_h = c W_uk_h^T (W_uk_h: rows
+   * h(dn+dv) .. +dn of wkv_b), V_h = c W_uv_h^T (the next dv rows); score
+   * (q_nope . K_h[j] + q_pe . kr[j]) / sqrt(dn + dr). */
+  int top_k;             /* MOE_ROUTE: experts per token, 1..E */
+  tfx_moe_gate moe_gate; /* MOE_ROUTE */
+  double capacity;       /* MOE_ROUTE: capacity factor C > 0, or 0 for no capacity limit */
+  /* MOE_ROUTE: per row t, the k experts of the largest logits in decreasing
+   * order (ties: the lowest expert index first) and their weights; the route
+   * row is [e_0 .. e_{k-1}, w_0 .. w_{k-1}], expert indices stored as floats.
+   * With a capacity C each expert accepts at most
+   * cap = ceil(C * T * k / E) (evaluated in double, left to right) of this
+   * call's tokens, in token order; a slot whose expert is full becomes empty:
+   * index -1, weight 0 (the other weights are not renormalized). T is the
+   * rows of this call, so capacity is per call (decode: T = 1, cap >= 1).
+   * MOE_UP and MOE_DOWN treat a slot whose index is outside [0, E) as empty. */
+  tfx_fused fx; /* NORM_STATS, FUSED_LINEAR, SLICE, CONCAT, PACK; PARAM: its layout (fx.panel) */
 
   /* filled by binding and planning */
   int64_t weight_offset; /* PARAM: byte offset in the weights blob, -1 unbound */
@@ -137,6 +258,20 @@ int64_t tfx_node_rows(const tfx_node *n, int64_t t_value);
  * otherwise -1 and a message "%id (op): what is wrong". */
 int tfx_verify(const tfx_graph *g, int require_bound, char *err, size_t errlen);
 
+/* ---- the optimizer's ops (ir/fused.c) ---- */
+/* Operand index of a FUSED_LINEAR role, or -1 when the node has none. */
+typedef enum { TFX_FL_X, TFX_FL_W, TFX_FL_BIAS, TFX_FL_STATS, TFX_FL_GAIN, TFX_FL_NBIAS, TFX_FL_RESIDUAL } tfx_fl_role;
+int tfx_fl_operand(const tfx_node *n, tfx_fl_role role);
+int tfx_fl_n_operands(const tfx_fused *fx); /* operands a FUSED_LINEAR with these attributes takes */
+int tfx_fl_planar(const tfx_node *n);       /* FUSED_LINEAR whose output is planar */
+/* Float index of element (r, k) of a [R, K] weight in the packed layout of
+ * fx (panel > 0): each row segment is cut into panels of `panel` rows (the
+ * last may be shorter, p rows); inside a panel, K is cut into chunks of kc
+ * floats, chunk-major, each chunk holding its p rows of kc floats; the last
+ * K % kc columns follow as p rows of K % kc floats. */
+int64_t tfx_packed_index(const tfx_fused *fx, int64_t R, int64_t K, int64_t r, int64_t k);
+const char *tfx_act_name(int act);
+
 /* ---- printer (ir/print.c) ---- */
 void tfx_print_graph(const tfx_graph *g, FILE *out);
 
@@ -149,5 +284,35 @@ tfx_interp *tfx_interp_new(const tfx_graph *g, const uint8_t *weights);
 int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out, char *err, size_t errlen);
 void tfx_interp_reset(tfx_interp *it);
 void tfx_interp_free(tfx_interp *it);
+
+/* ---- attention variants (ir/attention.c) ---- */
+/* Type inference of ATTENTION and MLA_ATTENTION (a: the operand types). */
+int tfx_infer_attention(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                        size_t errlen);
+int tfx_infer_mla(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                  size_t errlen);
+/* ALiBi slope of query head h (0-based) of `heads`: 2^(-8(h+1)/H) when H is a
+ * power of two; otherwise, with n the largest power of two < H, heads
+ * 0..n-1 take n's slopes and head n+k takes 2^(-8(2k+1)/(2n)) (the odd terms
+ * of 2n's sequence), as in the ALiBi paper and BLOOM. */
+double tfx_alibi_slope(int h, int heads);
+/* Number of BigBird blocks for max_seq: ceil(max_seq / block). */
+int64_t tfx_bigbird_blocks(const tfx_sparse *s, int64_t max_seq);
+/* The `random` blocks drawn for query block qb (out[0..random-1]):
+ * x = seed + 0x9E3779B97F4A7C15 * (qb + 1) (mod 2^64; if 0, 0x9E3779B97F4A7C15);
+ * per draw: x ^= x << 13; x ^= x >> 7; x ^= x << 17 (xorshift64, mod 2^64);
+ * block = x % range, range = qb + 1 when causal, else tfx_bigbird_blocks. */
+void tfx_bigbird_random_blocks(const tfx_sparse *s, int causal, int64_t max_seq, int64_t qb, int64_t *out);
+/* 1 when query position i may attend key position j under n's mask and
+ * sparse pattern (ATTENTION, MLA_ATTENTION). */
+int tfx_attn_allowed(const tfx_node *n, int64_t i, int64_t j, int64_t max_seq);
+/* Checks the mask, alibi and sparse attributes; 0 or -1 with a message. */
+int tfx_attn_check_attrs(const tfx_node *n, char *err, size_t errlen);
+/* Bytes of the node's KV cache slot (0 when it keeps nothing): causal
+ * ATTENTION 2 * max_seq * G * d * 4 (K then V), MLA_ATTENTION
+ * max_seq * (r + dr) * 4. */
+int64_t tfx_node_kv_bytes(const tfx_node *n, int64_t max_seq);
+/* " {heads = .., ...}" of ATTENTION / MLA_ATTENTION for the printer. */
+void tfx_print_attention_attrs(const tfx_node *n, FILE *out);
 
 #endif

@@ -5,6 +5,7 @@
  *     return %ID
  * Only the attributes an op uses are printed; doubles use %.9g. */
 #include "ir.h"
+#include "fused.h"
 
 static void print_quoted(const char *s, FILE *out) {
   fputc('"', out);
@@ -30,10 +31,15 @@ static void print_attrs(const tfx_node *n, FILE *out) {
             n->rotary_dim, n->theta, n->rope_style == TFX_ROPE_HALF ? "half" : "interleaved");
     break;
   case TFX_OP_ATTENTION:
-    fprintf(out, " {heads = %d, kv_heads = %d, head_dim = %d, mask = %s}", n->heads, n->kv_heads, n->head_dim,
-            n->mask == TFX_MASK_CAUSAL ? "causal" : "none");
+  case TFX_OP_MLA_ATTENTION: tfx_print_attention_attrs(n, out); break;
+  case TFX_OP_SINUSOIDAL: fprintf(out, " {base = %.9g}", n->theta); break;
+  case TFX_OP_MOE_ROUTE:
+    fprintf(out, " {top_k = %d, gate = %s", n->top_k,
+            n->moe_gate == TFX_MOE_GATE_SOFTMAX ? "softmax" : "softmax_topk");
+    if (n->capacity > 0) fprintf(out, ", capacity = %.9g", n->capacity);
+    fputc('}', out);
     break;
-  default: break;
+  default: tfx_fused_print_attrs(n, out); break;
   }
 }
 
@@ -51,6 +57,7 @@ void tfx_print_graph(const tfx_graph *g, FILE *out) {
     if (n->op == TFX_OP_INPUT || n->op == TFX_OP_PARAM) {
       fputc(' ', out);
       print_quoted(n->name, out);
+      tfx_fused_print_attrs(n, out); /* a packed param's layout */
     } else {
       fputc('(', out);
       for (int j = 0; j < n->n_inputs; j++) fprintf(out, "%s%%%d", j ? ", " : "", n->inputs[j]);

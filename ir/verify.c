@@ -3,6 +3,7 @@
  * contract of the ABI, and, when asked, bound parameters and consistent
  * planning results. Messages read "%<id> (<op>): <what is wrong>". */
 #include "ir.h"
+#include "fused.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -49,8 +50,18 @@ static int check_attrs(const tfx_node *n, char *err, size_t errlen) {
     if (!isfinite(n->theta)) return vfail(err, errlen, n, "theta must be finite");
     return 0;
   case TFX_OP_ATTENTION:
-    if (n->mask != TFX_MASK_NONE && n->mask != TFX_MASK_CAUSAL)
-      return vfail(err, errlen, n, "unknown mask kind %d", (int)n->mask);
+  case TFX_OP_MLA_ATTENTION: {
+    char msg[200];
+    if (tfx_attn_check_attrs(n, msg, sizeof msg)) return vfail(err, errlen, n, "%s", msg);
+    return 0;
+  }
+  case TFX_OP_SINUSOIDAL:
+    if (!isfinite(n->theta)) return vfail(err, errlen, n, "base must be finite");
+    return 0;
+  case TFX_OP_MOE_ROUTE:
+    if (n->moe_gate != TFX_MOE_GATE_SOFTMAX_TOPK && n->moe_gate != TFX_MOE_GATE_SOFTMAX)
+      return vfail(err, errlen, n, "unknown gate kind %d", (int)n->moe_gate);
+    if (!isfinite(n->capacity)) return vfail(err, errlen, n, "capacity must be finite");
     return 0;
   default: return 0;
   }
@@ -66,9 +77,8 @@ static int check_planning(const tfx_graph *g, const tfx_node *n, char *err, size
                    (long long)n->arena_offset, (long long)bytes, (long long)g->arena_bytes);
   }
   if (n->kv_offset >= 0) {
-    if (n->op != TFX_OP_ATTENTION || n->mask != TFX_MASK_CAUSAL)
-      return vfail(err, errlen, n, "has a KV cache slot but is not a causal attention");
-    int64_t bytes = 2 * g->max_seq * (int64_t)n->kv_heads * n->head_dim * 4;
+    int64_t bytes = tfx_node_kv_bytes(n, g->max_seq);
+    if (bytes <= 0) return vfail(err, errlen, n, "has a KV cache slot but is not a causal attention");
     if (n->kv_offset % 64 || n->kv_offset + bytes > g->kv_bytes)
       return vfail(err, errlen, n, "KV slot +%lld (%lld bytes) is unaligned or outside the KV cache of %lld bytes",
                    (long long)n->kv_offset, (long long)bytes, (long long)g->kv_bytes);
@@ -98,6 +108,7 @@ int tfx_verify(const tfx_graph *g, int require_bound, char *err, size_t errlen) 
       return vfail(err, errlen, n, "type is %s but its operands give %s", tfx_type_str(&n->type, s0, sizeof s0),
                    tfx_type_str(&t, s1, sizeof s1));
     if (check_attrs(n, err, errlen)) return -1;
+    if (tfx_fused_check_attrs(n, msg, sizeof msg)) return vfail(err, errlen, n, "%s", msg);
 
     if (n->op == TFX_OP_INPUT) {
       n_input++;
@@ -140,5 +151,6 @@ int tfx_verify(const tfx_graph *g, int require_bound, char *err, size_t errlen) 
   const tfx_node *o = &g->nodes[g->output];
   if (o->type.dtype != TFX_DT_F32 || o->type.dims[0] != TFX_DIM_T)
     return vfail(err, errlen, o, "the output must be f32[T, ...], got %s", tfx_type_str(&o->type, s0, sizeof s0));
+  if (tfx_fused_check_uses(g, err, errlen)) return -1;
   return 0;
 }

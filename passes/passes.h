@@ -1,20 +1,109 @@
-/* passes/passes.h — graph-to-graph passes and the -O pipelines. Each pass is
- * one file; the verifier runs after each in debug builds and tests. */
+/* passes/passes.h — graph-to-graph passes, the pass manager and the -O
+ * pipelines. Each pass is one file; docs/passes.md describes what each one
+ * matches and guarantees. The verifier runs after every pass when asked
+ * (debug builds, tests, --verify-passes, TFX_VERIFY_PASSES=1). */
 #ifndef TFX_PASSES_H
 #define TFX_PASSES_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "../ir/ir.h"
 
-/* Memory planning (plan_memory.c): gives every intermediate value an
- * arena_offset (64-byte aligned) from liveness over the node order, sized for
- * T = max_seq, and sets g->arena_bytes; gives every causal ATTENTION node its
- * kv_offset and sets g->kv_bytes. The graph's output, its input and params get
- * no arena slot. */
-int tfx_pass_plan_memory(tfx_graph *g, char *err, size_t errlen);
+/* ---- the pass manager (manager.c) ---- */
 
-/* Runs the pipeline of -O<opt_level> (planning always last). */
+typedef struct tfx_pass_options {
+  int opt_level;           /* 0..3: the pipeline when `passes` is NULL; -O0 plans without in-place reuse */
+  const char *passes;      /* "a,b,c": run exactly these passes, then fold_weights (when weight
+                              transforms are left and weights are given) and plan_memory */
+  const char *print_after; /* comma-separated pass names: print the graph after each of them */
+  int print_after_all;     /* print the graph after every pass */
+  int time_passes;         /* print each pass's wall time and node counts at the end */
+  int verify_each;         /* run tfx_verify after every pass (forced on by TFX_VERIFY_PASSES=1) */
+  FILE *dump;              /* where printing and timing go; NULL: stderr */
+  /* The bound weights blob (64-byte aligned, from malloc/aligned_alloc), or
+   * NULL. With it, fold_weights computes derived weights (concatenated,
+   * packed) and rewrites the blob: *weights may be replaced (the old one
+   * freed) and *weights_size changes; g->weights_bytes follows. */
+  uint8_t **weights;
+  size_t *weights_size;
+} tfx_pass_options;
+
+void tfx_pass_options_init(tfx_pass_options *o, int opt_level);
+/* Runs the pipeline o describes (memory planning always last). 0, or -1 with
+ * a message naming the pass. */
+int tfx_run_passes(tfx_graph *g, const tfx_pass_options *o, char *err, size_t errlen);
+/* The -O<opt_level> pipeline without weights (weight transforms are only
+ * made when no parameter is bound, so a bound graph stays runnable). */
 int tfx_run_pipeline(tfx_graph *g, int opt_level, char *err, size_t errlen);
+/* The names of the passes, NULL-terminated; and the comma-separated pass list
+ * of -O<level> (a static string). */
+const char *const *tfx_pass_names(void);
+const char *tfx_pass_pipeline(int opt_level);
+
+/* ---- what each pass gets (passes written as tfx_pass_fn) ---- */
+
+typedef struct tfx_pass_ctx {
+  tfx_graph *g;
+  uint8_t **weights; /* may be NULL (see tfx_pass_options) */
+  size_t *weights_size;
+  int weight_transforms; /* passes may add CONCAT/PACK (weights given, or no param bound) */
+  int in_place;          /* plan_memory may reuse a dying operand's slot */
+  char *err;
+  size_t errlen;
+} tfx_pass_ctx;
+typedef int (*tfx_pass_fn)(tfx_pass_ctx *c);
+
+int tfx_pass_canonicalize(tfx_pass_ctx *c);
+int tfx_pass_cse(tfx_pass_ctx *c);
+int tfx_pass_dce(tfx_pass_ctx *c);
+int tfx_pass_fuse_glu(tfx_pass_ctx *c);
+int tfx_pass_fuse_qkv(tfx_pass_ctx *c);
+int tfx_pass_fuse_rope(tfx_pass_ctx *c);
+int tfx_pass_fuse_epilogue(tfx_pass_ctx *c);
+int tfx_pass_fuse_norm(tfx_pass_ctx *c);
+int tfx_pass_pack_weights(tfx_pass_ctx *c);
+int tfx_pass_fold_weights(tfx_pass_ctx *c);
+int tfx_pass_plan(tfx_pass_ctx *c);
+
+/* The packed layout pack_weights chooses (the backend's linear kernel reads
+ * panels of this many weight rows, K in chunks of TFX_PACK_KC floats). */
+#define TFX_PACK_PANEL 8
+#define TFX_PACK_KC 16
+
+/* ---- memory planning (plan_memory.c) ---- */
+
+/* Gives every intermediate value an arena_offset (64-byte aligned) from
+ * liveness over the node order, sized for T = max_seq, and sets
+ * g->arena_bytes; gives every causal ATTENTION node its kv_offset and sets
+ * g->kv_bytes. The graph's output, its input, params and SLICE views get no
+ * slot (a view lives in its producer's slot, which stays live as long as
+ * the view). Without in-place reuse (this function, and -O0) a value never
+ * shares memory with its node's operands. */
+int tfx_pass_plan_memory(tfx_graph *g, char *err, size_t errlen);
+/* The same with in-place reuse: an elementwise node (add, sub, mul, silu,
+ * gelu, relu, sigmoid; fused_linear on its residual) may take the slot of an
+ * operand of the same size that dies at it. */
+int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen);
+
+/* What liveness gives for a planned graph: the peak over nodes of the bytes
+ * (64-byte aligned slots, each counted once) live while the node runs, and
+ * the naive sum of every slot. */
+typedef struct tfx_mem_stats {
+  int64_t peak_live, naive_sum;
+  int values; /* values with a slot */
+} tfx_mem_stats;
+int tfx_pass_mem_stats(const tfx_graph *g, tfx_mem_stats *out);
+
+/* ---- model statistics (stats.c) ---- */
+typedef struct tfx_graph_stats {
+  int64_t flops_per_token;     /* decode step (T = 1), attention over one context position excluded */
+  int64_t attn_flops_per_ctx;  /* added per cached context position by the attentions */
+  int64_t bytes_per_token;     /* weights read + activations read/written by one decode step */
+  int64_t kv_bytes_per_ctx;    /* KV cache bytes read per cached context position */
+  int fused_linears, packed_weights, norm_prologues;
+} tfx_graph_stats;
+void tfx_pass_graph_stats(const tfx_graph *g, tfx_graph_stats *out);
 
 #endif

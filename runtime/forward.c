@@ -3,6 +3,8 @@
  * else one whose token range admits n; a KV-cache model is run in chunks
  * when no entry admits n at once), the call, position advance and the copy
  * of the last output row. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "rt_internal.h"
@@ -19,13 +21,27 @@ static const tfx_rt_entry *pick_entry(const tfx_model *m, int64_t n) {
   return NULL;
 }
 
+/* Records the detail of a failure in the session and returns code. */
+static int fail(tfx_session *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(tfx_session *s, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(s->error, sizeof s->error, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
 /* Checks the position/capacity of a call of n rows. */
-static int check_context(const tfx_session *s, int32_t n) {
+static int check_context(tfx_session *s, int32_t n) {
   const tfx_model_desc *d = &s->model->desc;
   if (d->has_kv_cache) {
-    if ((int64_t)s->pos + (int64_t)n > (int64_t)d->max_seq) return TFX_ERR_CONTEXT_FULL;
+    if ((int64_t)s->pos + (int64_t)n > (int64_t)d->max_seq)
+      return fail(s, TFX_ERR_CONTEXT_FULL,
+                  "%d tokens do not fit: the session is at position %d of max_seq = %d (%d left; "
+                  "tfx_session_reset starts over)",
+                  n, s->pos, d->max_seq, d->max_seq - s->pos);
   } else if (n > d->max_seq) {
-    return TFX_ERR_CONTEXT_FULL;
+    return fail(s, TFX_ERR_CONTEXT_FULL, "%d rows exceed max_seq = %d", n, d->max_seq);
   }
   return TFX_OK;
 }
@@ -48,12 +64,14 @@ static int run(tfx_session *s, const void *input, size_t row_bytes, int32_t n, f
   }
   /* No entry takes n rows at once: a KV-cache model appends them in chunks
    * (the same computation); other models cannot be split. */
-  if (!d->has_kv_cache || m->max_entry_tokens < 1) return TFX_ERR_INVALID_ARGUMENT;
+  if (!d->has_kv_cache || m->max_entry_tokens < 1)
+    return fail(s, TFX_ERR_INVALID_ARGUMENT, "no entry point of the model accepts n = %d", n);
   int32_t chunk_max = m->max_entry_tokens;
   /* Every chunk size used below must have an entry. */
   for (int32_t done = 0; done < n;) {
     int32_t c = n - done < chunk_max ? n - done : chunk_max;
-    if (!pick_entry(m, c)) return TFX_ERR_INVALID_ARGUMENT;
+    if (!pick_entry(m, c))
+      return fail(s, TFX_ERR_INVALID_ARGUMENT, "no entry point of the model accepts a chunk of %d rows", c);
     done += c;
   }
   const float *last = NULL;
@@ -70,26 +88,67 @@ static int run(tfx_session *s, const void *input, size_t row_bytes, int32_t n, f
   return TFX_OK;
 }
 
-int tfx_forward_ex(tfx_session *s, const int32_t *tokens, int32_t n, float *logits, int last_only) {
-  if (!s || !tokens || n < 1) return TFX_ERR_INVALID_ARGUMENT;
+/* Calls on one session must not overlap; the flag refuses a second one. */
+static int enter(tfx_session *s) {
+  if (atomic_flag_test_and_set_explicit(&s->busy, memory_order_acquire)) return -1;
+  s->error[0] = 0;
+  return 0;
+}
+
+static int leave(tfx_session *s, int rc) {
+  atomic_flag_clear_explicit(&s->busy, memory_order_release);
+  return rc;
+}
+
+/* The message of a refused overlapping call (not stored: the session's
+ * buffer belongs to the call that runs). */
+#define BUSY TFX_ERR_INVALID_ARGUMENT
+
+static int forward_tokens(tfx_session *s, const int32_t *tokens, int32_t n, float *logits, int last_only) {
   const tfx_model_desc *d = &s->model->desc;
-  if (d->input_kind != TFX_INPUT_TOKENS) return TFX_ERR_WRONG_INPUT;
-  for (int32_t i = 0; i < n; i++)
-    if (tokens[i] < 0 || tokens[i] >= d->vocab) return TFX_ERR_TOKEN_RANGE;
+  if (!tokens) return fail(s, TFX_ERR_INVALID_ARGUMENT, "tokens is NULL");
+  if (n < 1) return fail(s, TFX_ERR_INVALID_ARGUMENT, "n = %d: a call needs at least one token", n);
+  if (d->input_kind != TFX_INPUT_TOKENS)
+    return fail(s, TFX_ERR_WRONG_INPUT, "model '%s' takes f32 activations [n, %d], not tokens: use tfx_forward_f32",
+                d->name, d->input_width);
+  /* the room first: a wrong n is reported before tokens[0..n) is read */
   int rc = check_context(s, n);
   if (rc != TFX_OK) return rc;
+  for (int32_t i = 0; i < n; i++)
+    if (tokens[i] < 0 || tokens[i] >= d->vocab)
+      return fail(s, TFX_ERR_TOKEN_RANGE, "token %d (at index %d) is outside the vocabulary [0, %d)", tokens[i], i,
+                  d->vocab);
   return run(s, tokens, sizeof(int32_t), n, logits, last_only);
+}
+
+int tfx_forward_ex(tfx_session *s, const int32_t *tokens, int32_t n, float *logits, int last_only) {
+  if (!s) return TFX_ERR_INVALID_ARGUMENT;
+  if (enter(s)) return BUSY;
+  return leave(s, forward_tokens(s, tokens, n, logits, last_only));
 }
 
 int tfx_forward(tfx_session *s, const int32_t *tokens, int32_t n, float *logits) {
   return tfx_forward_ex(s, tokens, n, logits, 1);
 }
 
-int tfx_forward_f32(tfx_session *s, const float *x, int32_t n, float *out) {
-  if (!s || !x || n < 1) return TFX_ERR_INVALID_ARGUMENT;
+static int forward_f32(tfx_session *s, const float *x, int32_t n, float *out) {
   const tfx_model_desc *d = &s->model->desc;
-  if (d->input_kind != TFX_INPUT_F32) return TFX_ERR_WRONG_INPUT;
+  if (!x) return fail(s, TFX_ERR_INVALID_ARGUMENT, "x is NULL");
+  if (n < 1) return fail(s, TFX_ERR_INVALID_ARGUMENT, "n = %d: a call needs at least one row", n);
+  if (d->input_kind != TFX_INPUT_F32)
+    return fail(s, TFX_ERR_WRONG_INPUT, "model '%s' takes token ids, not f32 activations: use tfx_forward", d->name);
   int rc = check_context(s, n);
   if (rc != TFX_OK) return rc;
   return run(s, x, (size_t)d->input_width * sizeof(float), n, out, 0);
+}
+
+int tfx_forward_f32(tfx_session *s, const float *x, int32_t n, float *out) {
+  if (!s) return TFX_ERR_INVALID_ARGUMENT;
+  if (enter(s)) return BUSY;
+  return leave(s, forward_f32(s, x, n, out));
+}
+
+const char *tfx_session_last_error(const tfx_session *s) {
+  if (!s) return "no session (NULL)";
+  return s->error;
 }

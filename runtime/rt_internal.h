@@ -6,6 +6,7 @@
 #define TFX_RT_INTERNAL_H
 
 #include <ffi.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,8 @@ struct tfx_session {
   float *out; /* max_seq * output_width floats */
   tfx_rt_pool *pool;
   tfx_exec exec;
+  atomic_flag busy; /* set while a forward call runs (a second thread is refused) */
+  char error[256];  /* the detail of the last failed call, "" after a success */
 };
 
 /* errors.c: formats a message into errbuf (when non-NULL and errlen > 0) and

@@ -47,6 +47,7 @@ int tfx_session_create(const tfx_model *model, const tfx_session_options *opts, 
   if (!s) return TFX_ERR_OUT_OF_MEMORY;
   s->model = model;
   s->threads = threads;
+  atomic_flag_clear(&s->busy);
   s->arena = alloc_aligned(d->arena_bytes, 0);
   s->kv = alloc_aligned(d->kv_bytes, 1);
   s->out = alloc_aligned((uint64_t)d->max_seq * (uint64_t)d->output_width * sizeof(float), 0);

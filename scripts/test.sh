@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# scripts/test.sh — installs the dependencies, builds, and runs the whole test
-# suite (cmocka tests through CTest). The real model must be in
-# ../shared/models (or $TFX_MODELS_DIR): the end-to-end tests need it.
+# scripts/test.sh — the README's test command, run by CI: installs the
+# dependencies, then
+#   1. builds into build/ and runs the whole test suite (CTest);
+#   2. builds the suite with AddressSanitizer + UndefinedBehaviorSanitizer
+#      (LeakSanitizer on) into build-asan/ and runs it, except the PyTorch
+#      comparisons (see below);
+#   3. builds the libFuzzer targets with clang-14 into build-fuzz/ and runs
+#      each for 30 seconds (tests/fuzz/run.sh).
+# The real model must be in ../shared/models (or $TFX_MODELS_DIR): the
+# end-to-end tests need it. TFX_TEST_SANITIZE=0 / TFX_TEST_FUZZ=0 skip steps
+# 2 / 3 (for a quick local run); TFX_FUZZ_SECONDS changes the 30 seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -10,5 +18,29 @@ if [ ! -f "$models/stories260K.bin" ]; then
   echo "test: the reference model is missing: $models/stories260K.bin (set TFX_MODELS_DIR)" >&2
   exit 1
 fi
+jobs="${TFX_JOBS:-2}"
+start=$SECONDS
 ./scripts/build.sh
-ctest --test-dir build --output-on-failure -j"${TFX_JOBS:-2}"
+ctest --test-dir build --output-on-failure -j"$jobs"
+echo "test: suite passed ($((SECONDS - start)) s so far)"
+
+if [ "${TFX_TEST_SANITIZE:-1}" != 0 ]; then
+  # The sanitizer suite. The tests/test_torch_* comparisons are left out:
+  # they check numerics of JIT-compiled kernels, which the sanitizers do not
+  # instrument, and the compiler code they run (sema, lowering, passes and
+  # code generation of every op) is run under the sanitizers by
+  # test_attention_variants, test_ffn_variants, test_backend_ops and the
+  # others; with them the suite would take most of CI's time.
+  # No suppressions are needed: LLVM's JIT and libffi report nothing.
+  cmake -S . -B build-asan -DTFX_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build-asan -j"$jobs"
+  ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+    ctest --test-dir build-asan --output-on-failure -j"$jobs" -E '^test_torch_'
+  echo "test: sanitizer suite passed ($((SECONDS - start)) s so far)"
+fi
+
+if [ "${TFX_TEST_FUZZ:-1}" != 0 ]; then
+  tests/fuzz/run.sh "${TFX_FUZZ_SECONDS:-30}"
+  echo "test: fuzz smoke runs passed ($((SECONDS - start)) s in all)"
+fi

@@ -105,8 +105,13 @@ static void test_header_and_object_link_into_an_app(void **state) {
   free(h);
   char incdir[4200];
   snprintf(incdir, sizeof incdir, "-I%s", dir);
-  expect((char *[]){"/usr/bin/cc", "-std=c11", "-O1", inc, incdir, "-o", app, app_src, obj, rt, "-lffi", "-lpthread",
-                    "-ldl", "-lm", NULL},
+#ifdef TFX_SANITIZE_FLAGS
+#define SANITIZE_ARG TFX_SANITIZE_FLAGS,
+#else
+#define SANITIZE_ARG
+#endif
+  expect((char *[]){"/usr/bin/cc", "-std=c11", "-O1", SANITIZE_ARG inc, incdir, "-o", app, app_src, obj, rt, "-lffi",
+                    "-lpthread", "-ldl", "-lm", NULL},
          0, NULL, NULL);
   expect((char *[]){app, NULL}, 0, "generated", NULL);
   expect((char *[]){TFXC_PATH, example_tfx, "--weights", "random:3", "-o", so, NULL}, 0, NULL, NULL);

@@ -196,7 +196,7 @@ static const bad_case bad_cases[] = {
      "attention: kv_heads = 3 must divide heads = 8"},
     {"attention wk rows", HDR ATTN_PARAMS ATTN("heads = 8, mask = none"), "9:10",
      "attention: wk is f32[32, 64], expected 64 rows"},
-    {"bad position", HDR ATTN_PARAMS ATTN("heads = 8, kv_heads = 4, mask = none, position = alibi"), "9:88",
+    {"bad position", HDR ATTN_PARAMS ATTN("heads = 8, kv_heads = 4, mask = none, position = xpos"), "9:88",
      "bad value for attention's position"},
     {"heads not an integer", HDR ATTN_PARAMS ATTN("heads = 2.5, mask = none"), "9:47",
      "attention's heads must be an integer, got 2.5"},

@@ -62,6 +62,11 @@ int tfx_forward(tfx_session *s, const int32_t *tokens, int32_t n, float *logits)
 /* For models whose input is f32[T, D]: x is [n, input_width], out [n, output_width]. */
 int tfx_forward_f32(tfx_session *s, const float *x, int32_t n, float *out);
 int32_t tfx_session_position(const tfx_session *s);
+/* The detail of the last failed call on this session (which token, which
+ * limit), or "" after a successful call; never NULL. Calls on one session
+ * must not overlap: a call made while another thread's call on the same
+ * session runs is refused with TFX_ERR_INVALID_ARGUMENT. */
+const char *tfx_session_last_error(const tfx_session *s);
 void tfx_session_reset(tfx_session *s);
 void tfx_session_free(tfx_session *s);
 

@@ -1,0 +1,176 @@
+/* backend/k_attn_mask.c — the options of ATTENTION and MLA_ATTENTION in
+ * LLVM IR, shared by their kernels: the key range a query row needs to visit
+ * (0..i under a causal mask, narrowed to the window of sliding and windowed
+ * dilated patterns), the predicate "key j is allowed for query i" of every
+ * sparse pattern (ir/attention.c's tfx_attn_allowed, in integer IR; BigBird's
+ * random blocks come from a constant table built at compile time with
+ * tfx_bigbird_random_blocks), the ALiBi slope of a head (a constant table)
+ * and the string that keys the shared kernel bodies on all of these. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cg.h"
+
+static LLVMValueRef icmp(tfx_cg *cg, LLVMIntPredicate p, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildICmp(cg->b, p, a, b, "");
+}
+
+static LLVMValueRef or1(tfx_cg *cg, LLVMValueRef a, LLVMValueRef b) { return a ? LLVMBuildOr(cg->b, a, b, "") : b; }
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  const unsigned char *c = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 0x100000001b3ull;
+  return h;
+}
+
+void tfx_cg_attn_key(const tfx_node *n, int64_t max_seq, char *buf, size_t len) {
+  const tfx_sparse *s = &n->sparse;
+  uint64_t h = 0xcbf29ce484222325ull;
+  h = fnv(h, s->global_list, sizeof(int) * (size_t)(s->n_global_list > 0 ? s->n_global_list : 0));
+  snprintf(buf, len, "al%d_sp%d_%d_%d_%d_%d_%d_%d_%d_%d_%llu_%016llx_S%lld", n->alibi, (int)s->kind, s->window,
+           s->dilation, s->stride, s->summary, s->block, s->n_global, s->n_global_list, s->random,
+           (unsigned long long)s->seed, (unsigned long long)h, (long long)max_seq);
+}
+
+static int windowed(const tfx_sparse *s) {
+  return s->kind == TFX_SPARSE_SLIDING || (s->kind == TFX_SPARSE_DILATED && s->window > 0);
+}
+
+void tfx_cg_attn_key_range(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, LLVMValueRef nkeys, LLVMValueRef *lo,
+                           LLVMValueRef *hi) {
+  *lo = tfx_cg_i64(cg, 0);
+  *hi = nkeys;
+  if (!windowed(&n->sparse)) return;
+  int64_t w = n->sparse.window;
+  LLVMValueRef first = tfx_cg_addc(cg, i, 1 - w);
+  *lo = LLVMBuildSelect(cg->b, icmp(cg, LLVMIntSGT, first, *lo), first, *lo, "lo");
+  if (n->mask != TFX_MASK_CAUSAL) *hi = tfx_cg_smin(cg, nkeys, tfx_cg_addc(cg, i, w));
+}
+
+/* A private constant array of i32 or f32 values named `name` (reused when it
+ * exists already). */
+static LLVMValueRef const_table(tfx_cg *cg, const char *name, LLVMTypeRef elem, LLVMValueRef *vals, int64_t n) {
+  LLVMValueRef gv = LLVMGetNamedGlobal(cg->mod, name);
+  if (gv) return gv;
+  LLVMValueRef init = LLVMConstArray2(elem, vals, (uint64_t)n);
+  gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), name);
+  LLVMSetInitializer(gv, init);
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+  return gv;
+}
+
+static LLVMValueRef load_table(tfx_cg *cg, LLVMValueRef gv, LLVMTypeRef elem, LLVMValueRef idx) {
+  LLVMValueRef ix[2] = {tfx_cg_i64(cg, 0), idx};
+  LLVMValueRef p = LLVMBuildInBoundsGEP2(cg->b, LLVMGlobalGetValueType(gv), gv, ix, 2, "");
+  return LLVMBuildLoad2(cg->b, elem, p, "");
+}
+
+LLVMValueRef tfx_cg_attn_slope(tfx_cg *cg, const tfx_node *n, LLVMValueRef h) {
+  if (!n->alibi) return NULL;
+  char name[64];
+  snprintf(name, sizeof name, "tfx_alibi_slopes_H%d", n->heads);
+  LLVMValueRef *vals = malloc((size_t)n->heads * sizeof *vals);
+  if (!vals) {
+    tfx_cg_fail(cg, "backend: out of memory");
+    return NULL;
+  }
+  for (int k = 0; k < n->heads; k++) vals[k] = LLVMConstReal(cg->t_f32, tfx_alibi_slope(k, n->heads));
+  LLVMValueRef gv = const_table(cg, name, cg->t_f32, vals, n->heads);
+  free(vals);
+  return load_table(cg, gv, cg->t_f32, h);
+}
+
+/* BigBird's random blocks: [blocks x random] i32, row qb = the draws of qb. */
+static LLVMValueRef bigbird_table(tfx_cg *cg, const tfx_node *n, int64_t nb) {
+  const tfx_sparse *s = &n->sparse;
+  int causal = n->mask == TFX_MASK_CAUSAL;
+  char name[96];
+  int64_t f[5] = {s->block, s->n_global, s->random, (int64_t)s->seed, (int64_t)s->kind};
+  uint64_t h = fnv(0xcbf29ce484222325ull, f, sizeof f);
+  snprintf(name, sizeof name, "tfx_bigbird_%016llx_c%d_S%lld_n%lld", (unsigned long long)h, causal,
+           (long long)cg->g->max_seq, (long long)nb);
+  if (LLVMGetNamedGlobal(cg->mod, name)) return LLVMGetNamedGlobal(cg->mod, name);
+  int64_t cnt = nb * s->random;
+  LLVMValueRef *vals = malloc((size_t)cnt * sizeof *vals);
+  int64_t *r = malloc((size_t)s->random * sizeof *r);
+  if (!vals || !r) {
+    free(vals);
+    free(r);
+    tfx_cg_fail(cg, "backend: out of memory");
+    return NULL;
+  }
+  for (int64_t qb = 0; qb < nb; qb++) {
+    tfx_bigbird_random_blocks(s, causal, cg->g->max_seq, qb, r);
+    for (int k = 0; k < s->random; k++) vals[qb * s->random + k] = tfx_cg_i32(cg, (int32_t)r[k]);
+  }
+  LLVMValueRef gv = const_table(cg, name, cg->t_i32, vals, cnt);
+  free(vals);
+  free(r);
+  return gv;
+}
+
+static LLVMValueRef is_global(tfx_cg *cg, const tfx_sparse *s, LLVMValueRef p) {
+  LLVMValueRef r = NULL;
+  if (s->n_global > 0) r = icmp(cg, LLVMIntSLT, p, tfx_cg_i64(cg, s->n_global));
+  for (int k = 0; k < s->n_global_list; k++) r = or1(cg, r, icmp(cg, LLVMIntEQ, p, tfx_cg_i64(cg, s->global_list[k])));
+  return r;
+}
+
+LLVMValueRef tfx_cg_attn_allowed(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, LLVMValueRef j) {
+  LLVMBuilderRef b = cg->b;
+  const tfx_sparse *s = &n->sparse;
+  if (s->kind == TFX_SPARSE_NONE || s->kind == TFX_SPARSE_SLIDING) return NULL; /* the key range is exact */
+  LLVMValueRef d = tfx_cg_sub(cg, i, j);
+  if (n->mask != TFX_MASK_CAUSAL) d = LLVMBuildSelect(b, icmp(cg, LLVMIntSGE, i, j), d, tfx_cg_sub(cg, j, i), "d");
+  LLVMValueRef zero = tfx_cg_i64(cg, 0);
+  switch (s->kind) {
+  case TFX_SPARSE_DILATED: return icmp(cg, LLVMIntEQ, LLVMBuildURem(b, d, tfx_cg_i64(cg, s->dilation), ""), zero);
+  case TFX_SPARSE_STRIDED: {
+    LLVMValueRef l = tfx_cg_i64(cg, s->stride);
+    return LLVMBuildOr(b, icmp(cg, LLVMIntSLT, d, l), icmp(cg, LLVMIntEQ, LLVMBuildURem(b, d, l, ""), zero), "");
+  }
+  case TFX_SPARSE_FIXED: {
+    LLVMValueRef l = tfx_cg_i64(cg, s->stride);
+    LLVMValueRef same = icmp(cg, LLVMIntEQ, LLVMBuildUDiv(b, i, l, ""), LLVMBuildUDiv(b, j, l, ""));
+    LLVMValueRef summ = icmp(cg, LLVMIntSGE, LLVMBuildURem(b, j, l, ""), tfx_cg_i64(cg, s->stride - s->summary));
+    return LLVMBuildOr(b, same, summ, "");
+  }
+  case TFX_SPARSE_LONGFORMER: {
+    LLVMValueRef win = icmp(cg, LLVMIntSLT, d, tfx_cg_i64(cg, s->window));
+    if (s->dilation > 1)
+      win = LLVMBuildAnd(b, win, icmp(cg, LLVMIntEQ, LLVMBuildURem(b, d, tfx_cg_i64(cg, s->dilation), ""), zero), "");
+    LLVMValueRef gi = is_global(cg, s, i), gj = is_global(cg, s, j);
+    return or1(cg, or1(cg, gi, gj), win);
+  }
+  case TFX_SPARSE_BIGBIRD: {
+    LLVMValueRef bl = tfx_cg_i64(cg, s->block);
+    LLVMValueRef qb = LLVMBuildUDiv(b, i, bl, "qb"), kb = LLVMBuildUDiv(b, j, bl, "kb");
+    /* |qb - kb| <= 1  <=>  (qb - kb + 1) as unsigned < 3 */
+    LLVMValueRef ok = icmp(cg, LLVMIntULT, tfx_cg_addc(cg, tfx_cg_sub(cg, qb, kb), 1), tfx_cg_i64(cg, 3));
+    if (s->n_global > 0) {
+      LLVMValueRef g = tfx_cg_i64(cg, s->n_global);
+      ok = LLVMBuildOr(b, ok, LLVMBuildOr(b, icmp(cg, LLVMIntSLT, qb, g), icmp(cg, LLVMIntSLT, kb, g), ""), "");
+    }
+    if (s->random > 0) {
+      /* a row per query block: positions are < max_seq, rows of a static q fewer than its rows */
+      const tfx_type *qt = &cg->g->nodes[n->inputs[0]].type;
+      int64_t maxq = qt->dims[0] != TFX_DIM_T && qt->dims[0] > cg->g->max_seq ? qt->dims[0] : cg->g->max_seq;
+      int64_t nb = (maxq + s->block - 1) / s->block;
+      LLVMValueRef tab = bigbird_table(cg, n, nb);
+      if (!tab) return NULL;
+      /* the clamp only keeps loads in bounds */
+      LLVMValueRef row = tfx_cg_mulc(cg, tfx_cg_smin(cg, qb, tfx_cg_i64(cg, nb - 1)), s->random);
+      LLVMValueRef kb32 = LLVMBuildTrunc(b, kb, cg->t_i32, "");
+      for (int k = 0; k < s->random; k++) {
+        LLVMValueRef e = load_table(cg, tab, cg->t_i32, tfx_cg_addc(cg, row, k));
+        ok = LLVMBuildOr(b, ok, icmp(cg, LLVMIntEQ, e, kb32), "");
+      }
+    }
+    return ok;
+  }
+  default: return NULL;
+  }
+}

@@ -1,0 +1,288 @@
+/* backend/k_fused_linear.c — the FUSED_LINEAR kernel: the GEMM of
+ * k_linear.c with hooks. Prologue: each x vector is normalized as it is
+ * loaded, with the row's statistics from NORM_STATS (RMS: x * gain, the
+ * 1/rms factor applied once to the finished dot product; LayerNorm:
+ * (x - mean) * inv * gain + bias). Epilogue, per finished tile element:
+ * + bias, RoPE (interleaved pairs of the segment's heads, angle
+ * (pos + row) * theta^(-2k/rotary_dim) from a table of inverse frequencies,
+ * sin/cos inline), activation, GLU gating act(gate) * up, + residual, then
+ * one store (planar segments at their own offsets). Also the NORM_STATS
+ * kernel (one item per row: mean and 1/sqrt(var + eps)) and the address of
+ * SLICE views. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cg.h"
+
+typedef struct {
+  const tfx_node *n;
+  LLVMValueRef stats, gain, nbias, res, inv_freq;
+  LLVMValueRef mean[TFX_CG_LIN_MR], inv[TFX_CG_LIN_MR]; /* splats of the tile's rows (layer) */
+} fl_ctx;
+
+static void fl_row_begin(tfx_cg *cg, const tfx_cg_gemm *G, int i, LLVMValueRef row) {
+  fl_ctx *c = G->ctx;
+  if (c->n->fx.norm != TFX_NORM_LAYER) return; /* RMS: 1/rms is applied in the epilogue */
+  LLVMValueRef at = tfx_cg_fptr(cg, c->stats, tfx_cg_mulc(cg, row, 2));
+  LLVMValueRef inv = tfx_cg_loadf(cg, tfx_cg_fptrc(cg, at, 1));
+  if (c->n->fx.norm == TFX_NORM_LAYER) {
+    c->mean[i] = tfx_cg_splat(cg, tfx_cg_loadf(cg, at));
+    c->inv[i] = tfx_cg_splat(cg, inv);
+  }
+}
+
+static LLVMValueRef fl_x_load(tfx_cg *cg, const tfx_cg_gemm *G, int i, LLVMValueRef xv, LLVMValueRef k, int nvalid) {
+  fl_ctx *c = G->ctx;
+  if (c->n->fx.norm == TFX_NORM_NONE) return xv;
+  LLVMValueRef gv = tfx_cg_vload(cg, tfx_cg_fptr(cg, c->gain, k), nvalid);
+  if (c->n->fx.norm == TFX_NORM_RMS) return LLVMBuildFMul(cg->b, xv, gv, "");
+  LLVMValueRef bv = tfx_cg_vload(cg, tfx_cg_fptr(cg, c->nbias, k), nvalid);
+  LLVMValueRef d = LLVMBuildFMul(cg->b, LLVMBuildFSub(cg->b, xv, c->mean[i], ""), c->inv[i], "");
+  return tfx_cg_fma(cg, d, gv, bv);
+}
+
+static LLVMValueRef apply_act(tfx_cg *cg, int act, LLVMValueRef v) {
+  switch (act) {
+  case TFX_ACT_SILU: return LLVMBuildFMul(cg->b, v, tfx_cg_sigmoid(cg, v), "");
+  case TFX_ACT_GELU: return tfx_cg_gelu_erf(cg, v);
+  case TFX_ACT_GELU_TANH: return tfx_cg_gelu_tanh(cg, v);
+  case TFX_ACT_SIGMOID: return tfx_cg_sigmoid(cg, v);
+  case TFX_ACT_RELU: {
+    LLVMValueRef zero = LLVMConstNull(LLVMTypeOf(v));
+    return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, v, zero, ""), v, zero, "");
+  }
+  default: return v;
+  }
+}
+
+/* RoPE factors of the tile's columns for one row: cs[c] and sn[c] (stack
+ * arrays of the tile's width) get cos and -sin / +sin of the pair's angle
+ * (pos + row) * theta^(-2k/rotary_dim), k the pair's index in its head; the
+ * dims beyond rotary_dim get 1 and 0. A runtime loop over the pairs keeps the
+ * code small. */
+static void rope_factors(tfx_cg *cg, const fl_ctx *c, LLVMValueRef row, LLVMValueRef col0, int nc, LLVMValueRef cs,
+                         LLVMValueRef sn) {
+  LLVMBuilderRef b = cg->b;
+  const tfx_node *n = c->n;
+  LLVMValueRef p = LLVMBuildSIToFP(b, tfx_cg_add(cg, cg->pos, row), cg->t_f64, "p");
+  tfx_cg_loop lq;
+  tfx_cg_for(cg, &lq, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, nc), 2, "pair");
+  LLVMValueRef ih = LLVMBuildURem(b, tfx_cg_add(cg, col0, lq.iv), tfx_cg_i64(cg, n->head_dim), "ih");
+  LLVMValueRef rot = LLVMBuildICmp(b, LLVMIntSLT, ih, tfx_cg_i64(cg, n->rotary_dim), "");
+  LLVMValueRef k = LLVMBuildSelect(b, rot, LLVMBuildLShr(b, ih, tfx_cg_i64(cg, 1), ""), tfx_cg_i64(cg, 0), "k");
+  LLVMValueRef idx[2] = {tfx_cg_i64(cg, 0), k};
+  LLVMValueRef fp = LLVMBuildInBoundsGEP2(b, LLVMGlobalGetValueType(c->inv_freq), c->inv_freq, idx, 2, "");
+  LLVMValueRef ang = LLVMBuildFMul(b, p, LLVMBuildLoad2(b, cg->t_f64, fp, ""), "angle");
+  LLVMValueRef si, co;
+  tfx_cg_sincos_f64(cg, ang, &si, &co);
+  si = LLVMBuildSelect(b, rot, LLVMBuildFPTrunc(b, si, cg->t_f32, ""), LLVMConstReal(cg->t_f32, 0.0), "");
+  co = LLVMBuildSelect(b, rot, LLVMBuildFPTrunc(b, co, cg->t_f32, ""), LLVMConstReal(cg->t_f32, 1.0), "");
+  LLVMValueRef i1 = tfx_cg_addc(cg, lq.iv, 1);
+  tfx_cg_storef(cg, co, tfx_cg_fptr(cg, cs, lq.iv));
+  tfx_cg_storef(cg, co, tfx_cg_fptr(cg, cs, i1));
+  tfx_cg_storef(cg, LLVMBuildFNeg(b, si, ""), tfx_cg_fptr(cg, sn, lq.iv));
+  tfx_cg_storef(cg, si, tfx_cg_fptr(cg, sn, i1));
+  tfx_cg_for_end(cg, &lq);
+}
+
+/* One output row, per group of W columns, in vectors: (x 1/rms), + bias,
+ * RoPE on lane pairs, act, GLU, + residual, one masked store. The row's
+ * statistics come from the block's tile rows (row_begin ran for them). */
+static void fl_epilogue(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r) {
+  fl_ctx *c = G->ctx;
+  const tfx_fused *fx = &c->n->fx;
+  LLVMBuilderRef b = cg->b;
+  int64_t base = 0, N = G->glu ? G->segs[0] : G->R;
+  for (int s = 0; s < r->seg; s++) base += G->segs[s];
+  int rope = (fx->rope >> r->seg) & 1u;
+  LLVMValueRef cs = NULL, sn = NULL, swap = NULL, inv = NULL;
+  if (fx->norm == TFX_NORM_RMS) { /* 1/rms of this row, from the stats */
+    LLVMValueRef at = tfx_cg_fptr(cg, c->stats, tfx_cg_addc(cg, tfx_cg_mulc(cg, r->row, 2), 1));
+    inv = tfx_cg_splat(cg, tfx_cg_loadf(cg, at));
+  }
+  if (rope) {
+    cs = tfx_cg_alloca_array(cg, cg->t_f32, TFX_CG_LIN_NB + 16, "rope_cos");
+    sn = tfx_cg_alloca_array(cg, cg->t_f32, TFX_CG_LIN_NB + 16, "rope_sin");
+    LLVMValueRef lanes[64];
+    for (int l = 0; l < cg->W; l++) lanes[l] = tfx_cg_i32(cg, l ^ 1);
+    swap = LLVMConstVector(lanes, (unsigned)cg->W);
+    rope_factors(cg, c, r->row, r->col, r->nb, cs, sn);
+  }
+  for (int g = 0; g < r->ngrp; g++) {
+    int lanes = tfx_cg_row_lanes(cg, r, g);
+    LLVMValueRef col = tfx_cg_addc(cg, r->col, (int64_t)g * cg->W);
+    LLVMValueRef v = r->acc[g], u = G->glu ? r->up[g] : NULL;
+    if (inv) {
+      v = LLVMBuildFMul(b, v, inv, "");
+      if (u) u = LLVMBuildFMul(b, u, inv, "");
+    }
+    if (G->bias) {
+      v = LLVMBuildFAdd(b, v, tfx_cg_vload(cg, tfx_cg_fptr(cg, G->bias, tfx_cg_addc(cg, col, base)), lanes), "");
+      if (u) u = LLVMBuildFAdd(b, u, tfx_cg_vload(cg, tfx_cg_fptr(cg, G->bias, tfx_cg_addc(cg, col, N)), lanes), "");
+    }
+    if (rope) {
+      LLVMValueRef cv = tfx_cg_vload(cg, tfx_cg_fptrc(cg, cs, (int64_t)g * cg->W), lanes);
+      LLVMValueRef sv = tfx_cg_vload(cg, tfx_cg_fptrc(cg, sn, (int64_t)g * cg->W), lanes);
+      LLVMValueRef vs = LLVMBuildShuffleVector(b, v, v, swap, "");
+      v = LLVMBuildFAdd(b, LLVMBuildFMul(b, v, cv, ""), LLVMBuildFMul(b, vs, sv, ""), "");
+    }
+    v = apply_act(cg, fx->act, v);
+    if (u) v = LLVMBuildFMul(b, v, u, "");
+    if (c->res) {
+      LLVMValueRef rp = tfx_cg_fptr(cg, c->res, tfx_cg_add(cg, tfx_cg_mulc(cg, r->row, N), col));
+      v = LLVMBuildFAdd(b, v, tfx_cg_vload(cg, rp, lanes), "");
+    }
+    tfx_cg_vstore(cg, v, tfx_cg_fptr(cg, r->y, col), lanes);
+  }
+}
+
+static const tfx_cg_gemm_hooks fl_hooks = {fl_row_begin, fl_x_load, fl_epilogue};
+
+static LLVMValueRef inv_freq_table(tfx_cg *cg, const tfx_node *n) {
+  int64_t half = n->rotary_dim / 2;
+  LLVMValueRef *vals = malloc((size_t)(half > 0 ? half : 1) * sizeof *vals);
+  if (!vals) return NULL;
+  for (int64_t k = 0; k < half; k++)
+    vals[k] = LLVMConstReal(cg->t_f64, pow(n->theta, -2.0 * (double)k / (double)n->rotary_dim));
+  LLVMValueRef init = LLVMConstArray2(cg->t_f64, vals, (uint64_t)half);
+  free(vals);
+  LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), "tfx_fl_inv_freq");
+  LLVMSetInitializer(gv, init);
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+  return gv;
+}
+
+int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
+  const tfx_graph *g = cg->g;
+  const tfx_fused *fx = &n->fx;
+  const tfx_node *x = &g->nodes[n->inputs[0]], *w = &g->nodes[n->inputs[1]];
+  int64_t K = w->type.dims[1], R = w->type.dims[0], m_per_t, m_fixed;
+  tfx_cg_rows_split(x, &m_per_t, &m_fixed);
+  int packed = w->op == TFX_OP_PARAM && w->fx.panel > 0;
+  if (w->op != TFX_OP_PARAM)
+    return tfx_cg_fail(cg, "backend: %%%d (fused_linear): the weight %%%d (%s) is not a parameter", n->id, w->id,
+                       tfx_op_name(w->op));
+  if (packed && (w->fx.panel != TFX_CG_LIN_NB || w->fx.kc % cg->W))
+    return tfx_cg_fail(cg, "backend: %%%d (fused_linear): packed layout panel%dx%d is not the kernel's (panel %d, kc a "
+                           "multiple of %d)",
+                       n->id, w->fx.panel, w->fx.kc, TFX_CG_LIN_NB, cg->W);
+  tfx_cg_gemm G = {.n = n, .K = K, .R = R, .packed = packed, .glu = fx->glu, .planar = tfx_fl_planar(n),
+                   .n_segs = fx->n_segs, .hooks = &fl_hooks};
+  G.kc = packed ? w->fx.kc : (16 > cg->W ? 16 : cg->W);
+  for (int s = 0; s < fx->n_segs; s++) G.segs[s] = fx->segs[s];
+
+  char key[256], segs[64] = "";
+  for (int s = 0; s < fx->n_segs; s++)
+    snprintf(segs + strlen(segs), sizeof segs - strlen(segs), "_%lld", (long long)fx->segs[s]);
+  snprintf(key, sizeof key, "fl_K%lld_s%s_M%s%lld_n%d_b%d_a%d_g%d_r%d_p%d_kc%d_rope%u_%d_%d_%.17g", (long long)K, segs,
+           m_per_t ? "T" : "", (long long)(m_per_t ? m_per_t : m_fixed), fx->norm, fx->has_bias, fx->act, fx->glu,
+           fx->residual, packed, G.kc, fx->rope, fx->rope ? n->head_dim : 0, fx->rope ? n->rotary_dim : 0,
+           fx->rope ? n->theta : 0.0);
+  int fresh = tfx_cg_body_begin(cg, key);
+  if (fresh < 0) return -1;
+  if (fresh) {
+    fl_ctx c = {.n = n};
+    G.ctx = &c;
+    G.x = tfx_cg_body_ptr(cg, 0);
+    G.w = tfx_cg_body_ptr(cg, 1);
+    G.bias = fx->has_bias ? tfx_cg_body_ptr(cg, 2) : NULL;
+    c.stats = tfx_cg_body_ptr(cg, 3);
+    c.gain = tfx_cg_body_ptr(cg, 4);
+    c.nbias = tfx_cg_body_ptr(cg, 5);
+    c.res = fx->residual ? tfx_cg_body_ptr(cg, 6) : NULL;
+    G.y = tfx_cg_body_ptr(cg, 7);
+    G.M = tfx_cg_rows(cg, x);
+    if (fx->rope && !(c.inv_freq = inv_freq_table(cg, n))) return tfx_cg_fail(cg, "backend: out of memory");
+    tfx_cg_gemm_emit(cg, &G);
+    tfx_cg_body_end(cg);
+  }
+  tfx_cg_ptr ptrs[TFX_CG_BODY_PTRS];
+  static const tfx_fl_role roles[7] = {TFX_FL_X,    TFX_FL_W,     TFX_FL_BIAS,    TFX_FL_STATS,
+                                       TFX_FL_GAIN, TFX_FL_NBIAS, TFX_FL_RESIDUAL};
+  for (int i = 0; i < 7; i++) {
+    int op = tfx_fl_operand(n, roles[i]);
+    ptrs[i] = op >= 0 ? TFX_CG_VAL(n->inputs[op]) : TFX_CG_NONE;
+  }
+  ptrs[7] = TFX_CG_VAL(n->id);
+  tfx_cg_kernel_call_n(cg, n, NULL, 0, tfx_cg_gemm_items(&G), ptrs, TFX_CG_BODY_PTRS);
+  return 0;
+}
+
+/* ---- NORM_STATS ---- */
+
+typedef struct {
+  LLVMValueRef x, acc, mean;
+  int centred;
+} stats_ctx;
+
+static void stats_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
+  stats_ctx *c = vctx;
+  LLVMValueRef v = tfx_cg_vload(cg, tfx_cg_fptr(cg, c->x, col), nvalid);
+  LLVMValueRef acc = LLVMBuildLoad2(cg->b, cg->t_vf, c->acc, "");
+  if (c->mean) {
+    v = LLVMBuildFSub(cg->b, v, c->mean, "");
+    if (nvalid < cg->W) v = LLVMBuildSelect(cg->b, tfx_cg_mask_const(cg, nvalid), v, LLVMConstNull(cg->t_vf), "");
+  }
+  acc = c->centred ? tfx_cg_fma(cg, v, v, acc) : LLVMBuildFAdd(cg->b, acc, v, "");
+  LLVMBuildStore(cg->b, acc, c->acc);
+}
+
+static LLVMValueRef row_sum(tfx_cg *cg, stats_ctx *c, int64_t cols) {
+  LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), c->acc);
+  tfx_cg_chunks(cg, cols, stats_chunk, c);
+  return tfx_cg_hsum(cg, LLVMBuildLoad2(cg->b, cg->t_vf, c->acc, ""));
+}
+
+int tfx_cg_emit_norm_stats(tfx_cg *cg, const tfx_node *n) {
+  const tfx_node *x = &cg->g->nodes[n->inputs[0]];
+  int64_t cols = tfx_node_cols(x), per_t, fixed;
+  int layer = n->fx.norm == TFX_NORM_LAYER;
+  tfx_cg_rows_split(x, &per_t, &fixed);
+  char key[96];
+  snprintf(key, sizeof key, "norm_stats_c%lld_l%d_eps%.17g", (long long)cols, layer, n->eps);
+  int fresh = tfx_cg_body_begin(cg, key);
+  if (fresh < 0) return -1;
+  if (fresh) {
+    LLVMBuilderRef b = cg->b;
+    LLVMValueRef px = tfx_cg_body_ptr(cg, 0), py = tfx_cg_body_ptr(cg, 1);
+    stats_ctx c = {.acc = tfx_cg_alloca(cg, cg->t_vf, "acc")};
+    tfx_cg_loop row;
+    tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
+    c.x = tfx_cg_fptr(cg, px, tfx_cg_mulc(cg, row.iv, cols));
+    LLVMValueRef fcols = LLVMConstReal(cg->t_f32, (double)cols), mean = LLVMConstReal(cg->t_f32, 0.0);
+    if (layer) {
+      c.centred = 0;
+      mean = LLVMBuildFDiv(b, row_sum(cg, &c, cols), fcols, "mean");
+      c.mean = tfx_cg_splat(cg, mean);
+    }
+    c.centred = 1;
+    LLVMValueRef var = LLVMBuildFDiv(b, row_sum(cg, &c, cols), fcols, "");
+    var = LLVMBuildFAdd(b, var, LLVMConstReal(cg->t_f32, (float)n->eps), "");
+    LLVMValueRef inv = LLVMBuildFDiv(b, LLVMConstReal(cg->t_f32, 1.0), tfx_cg_sqrt(cg, var), "inv");
+    LLVMValueRef out = tfx_cg_fptr(cg, py, tfx_cg_mulc(cg, row.iv, 2));
+    tfx_cg_storef(cg, mean, out);
+    tfx_cg_storef(cg, inv, tfx_cg_fptrc(cg, out, 1));
+    tfx_cg_for_end(cg, &row);
+    tfx_cg_body_end(cg);
+  }
+  tfx_cg_kernel_call(cg, n, NULL, per_t, fixed,
+                     (tfx_cg_ptr[4]){TFX_CG_VAL(x->id), TFX_CG_VAL(n->id), TFX_CG_NONE, TFX_CG_NONE});
+  return 0;
+}
+
+/* ---- SLICE ---- */
+
+LLVMValueRef tfx_cg_slice_ptr(tfx_cg *cg, const tfx_node *n) {
+  const tfx_node *src = &cg->g->nodes[n->inputs[0]];
+  int64_t before = 0, per_t, fixed;
+  for (int s = 0; s < n->fx.index && s < src->fx.n_segs; s++) before += src->fx.segs[s];
+  tfx_cg_rows_split(src, &per_t, &fixed);
+  /* rows with this call's T (the kernel's argument block, not a body's T) */
+  LLVMValueRef T = cg->decode ? tfx_cg_i64(cg, 1) : tfx_cg_arg(cg, TFX_CG_ARG_N);
+  LLVMValueRef rows = per_t ? tfx_cg_addc(cg, tfx_cg_mulc(cg, T, per_t), fixed) : tfx_cg_i64(cg, fixed);
+  return tfx_cg_fptr(cg, tfx_cg_value_ptr(cg, src->id), tfx_cg_mulc(cg, rows, before));
+}

@@ -1,0 +1,108 @@
+/* backend/k_positions.c — kernels of the absolute position ops. Work items
+ * are rows t (position p = pos + t).
+ *  - POSITIONS: row t of the result is row p of the table, copied in vectors;
+ *    a p outside the table (impossible through the runtime: max_pos >=
+ *    max_seq is checked at compile time) reads the last row instead.
+ *  - SINUSOIDAL: PE[p, 2i] = sin(p * f_i), PE[p, 2i+1] = cos(p * f_i) with
+ *    f_i = base^(-2i/D) a compile-time table; angles and sin/cos in double
+ *    (inline polynomial with a 3-part pi/2 reduction, as RoPE), one sincos per
+ *    column pair, rounded to f32. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cg.h"
+
+typedef struct {
+  LLVMValueRef src, dst;
+} pos_copy;
+
+static void copy_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
+  pos_copy *c = vctx;
+  tfx_cg_vstore(cg, tfx_cg_vload(cg, tfx_cg_fptr(cg, c->src, col), nvalid), tfx_cg_fptr(cg, c->dst, col), nvalid);
+}
+
+int tfx_cg_emit_positions(tfx_cg *cg, const tfx_node *n) {
+  const tfx_node *table = &cg->g->nodes[n->inputs[0]];
+  int64_t P = table->type.dims[0], D = table->type.dims[1];
+  char key[96];
+  snprintf(key, sizeof key, "positions_P%lld_D%lld", (long long)P, (long long)D);
+  int fresh = tfx_cg_body_begin(cg, key);
+  if (fresh < 0) return -1;
+  if (fresh) {
+    LLVMValueRef ptab = tfx_cg_body_ptr(cg, 0), py = tfx_cg_body_ptr(cg, 1);
+    tfx_cg_loop row;
+    tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
+    LLVMValueRef p = tfx_cg_add(cg, cg->pos, row.iv);
+    LLVMValueRef ok = LLVMBuildICmp(cg->b, LLVMIntULT, p, tfx_cg_i64(cg, P), "");
+    p = LLVMBuildSelect(cg->b, ok, p, tfx_cg_i64(cg, P - 1), "");
+    pos_copy c = {tfx_cg_fptr(cg, ptab, tfx_cg_mulc(cg, p, D)), tfx_cg_fptr(cg, py, tfx_cg_mulc(cg, row.iv, D))};
+    tfx_cg_chunks(cg, D, copy_chunk, &c);
+    tfx_cg_for_end(cg, &row);
+    tfx_cg_body_end(cg);
+  }
+  tfx_cg_kernel_call(cg, n, NULL, 1, 0,
+                     (tfx_cg_ptr[4]){TFX_CG_VAL(table->id), TFX_CG_VAL(n->id), TFX_CG_NONE, TFX_CG_NONE});
+  return 0;
+}
+
+/* A private constant array of the frequencies base^(-2i/D), i < ceil(D/2). */
+static LLVMValueRef freq_table(tfx_cg *cg, double base, int64_t D, int64_t pairs) {
+  LLVMValueRef *vals = malloc((size_t)pairs * sizeof *vals);
+  if (!vals) return NULL;
+  for (int64_t i = 0; i < pairs; i++) vals[i] = LLVMConstReal(cg->t_f64, 1.0 / pow(base, (double)(2 * i) / (double)D));
+  LLVMValueRef init = LLVMConstArray2(cg->t_f64, vals, (uint64_t)pairs);
+  free(vals);
+  LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), "tfx_sinusoidal_freq");
+  LLVMSetInitializer(gv, init);
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+  return gv;
+}
+
+int tfx_cg_emit_sinusoidal(tfx_cg *cg, const tfx_node *n) {
+  LLVMBuilderRef b = cg->b;
+  int64_t D = tfx_node_cols(n), pairs = D / 2, odd = D % 2;
+  char key[96];
+  snprintf(key, sizeof key, "sinusoidal_D%lld_b%.17g", (long long)D, n->theta);
+  int fresh = tfx_cg_body_begin(cg, key);
+  if (fresh < 0) return -1;
+  if (fresh) {
+    LLVMValueRef table = freq_table(cg, n->theta, D, pairs + odd);
+    if (!table) return tfx_cg_fail(cg, "backend: out of memory");
+    LLVMValueRef py = tfx_cg_body_ptr(cg, 0);
+    tfx_cg_loop row;
+    tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
+    LLVMValueRef p = LLVMBuildSIToFP(b, tfx_cg_add(cg, cg->pos, row.iv), cg->t_f64, "p");
+    LLVMValueRef yrow = tfx_cg_fptr(cg, py, tfx_cg_mulc(cg, row.iv, D));
+    for (int last = 0; last < 2; last++) {
+      /* pass 0: the full (sin, cos) pairs; pass 1: the lone sin of an odd D */
+      if (last && !odd) break;
+      tfx_cg_loop li;
+      LLVMValueRef i = NULL;
+      if (!last) {
+        if (!pairs) continue;
+        tfx_cg_for(cg, &li, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, pairs), 1, "i");
+        i = li.iv;
+      } else {
+        i = tfx_cg_i64(cg, pairs);
+      }
+      LLVMValueRef fidx[2] = {tfx_cg_i64(cg, 0), i};
+      LLVMValueRef fp = LLVMBuildInBoundsGEP2(b, LLVMGlobalGetValueType(table), table, fidx, 2, "");
+      LLVMValueRef ang = LLVMBuildFMul(b, p, LLVMBuildLoad2(b, cg->t_f64, fp, ""), "angle");
+      LLVMValueRef s, co;
+      tfx_cg_sincos_f64(cg, ang, &s, &co);
+      LLVMValueRef c0 = tfx_cg_mulc(cg, i, 2);
+      tfx_cg_storef(cg, LLVMBuildFPTrunc(b, s, cg->t_f32, ""), tfx_cg_fptr(cg, yrow, c0));
+      if (!last) {
+        tfx_cg_storef(cg, LLVMBuildFPTrunc(b, co, cg->t_f32, ""), tfx_cg_fptr(cg, yrow, tfx_cg_addc(cg, c0, 1)));
+        tfx_cg_for_end(cg, &li);
+      }
+    }
+    tfx_cg_for_end(cg, &row);
+    tfx_cg_body_end(cg);
+  }
+  tfx_cg_kernel_call(cg, n, NULL, 1, 0, (tfx_cg_ptr[4]){TFX_CG_VAL(n->id), TFX_CG_NONE, TFX_CG_NONE, TFX_CG_NONE});
+  return 0;
+}

@@ -1,0 +1,347 @@
+/* bench/bench.c — the C side of the benchmark (never built or run by the
+ * tests). One measurement per process, printed as one JSON object on stdout:
+ *
+ *   bench blas  T N K THREADS REPS       OpenBLAS sgemm (T > 1) / sgemv (T = 1)
+ *                                         computing y[T,N] = x[T,K] · W[N,K]^T
+ *   bench gemm  MODEL.so T THREADS REPS  the same through a tfxc-compiled
+ *                                         `linear(x, w)` model (tfx_forward_f32)
+ *   bench model MODEL.so THREADS REPS PP TG
+ *                                         llama-bench's ppPP (one call of PP
+ *                                         tokens) and tgTG (TG one-token decodes
+ *                                         from an empty cache), tokens/s
+ *   bench triad THREADS REPS MIB          STREAM-like triad a = b + s·c (doubles,
+ *                                         MIB MiB per array) and a read-only sum
+ *
+ * Every figure is the median of REPS repetitions after one warm-up; a
+ * repetition of a short call loops it for at least MIN_REP_SECONDS. The
+ * process measures one engine at one thread count, so OpenBLAS's spinning
+ * workers never compete with tfxc's. */
+#define _GNU_SOURCE
+#include <cblas.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tfx/tfx.h"
+
+#define MIN_REP_SECONDS 0.25
+#define MAX_REPS 101
+
+void openblas_set_num_threads(int num_threads);
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Deterministic values in [-1, 1). */
+static void fill(float *p, size_t n, uint64_t seed) {
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    p[i] = (float)((double)(s >> 40) / (double)(1ull << 23) - 1.0);
+  }
+}
+
+static void *xalloc(size_t bytes) {
+  void *p = NULL;
+  if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) {
+    fprintf(stderr, "bench: out of memory (%zu bytes)\n", bytes);
+    exit(1);
+  }
+  memset(p, 0, bytes);
+  return p;
+}
+
+static int parse_int(const char *s, int lo, int hi, const char *what) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s == '\0' || *end != '\0' || v < lo || v > hi) {
+    fprintf(stderr, "bench: bad %s '%s' (expected %d..%d)\n", what, s, lo, hi);
+    exit(2);
+  }
+  return (int)v;
+}
+
+/* Times one repetition: calls fn(ctx) until MIN_REP_SECONDS have passed and
+ * returns the seconds per call. */
+typedef int (*call_fn)(void *ctx);
+static double time_rep(call_fn fn, void *ctx) {
+  int calls = 0;
+  double t0 = now(), t;
+  do {
+    if (fn(ctx) != 0) return -1.0;
+    calls++;
+    t = now();
+  } while (t - t0 < MIN_REP_SECONDS);
+  return (t - t0) / calls;
+}
+
+static double median_per_call(call_fn fn, void *ctx, int reps) {
+  double v[MAX_REPS];
+  if (fn(ctx) != 0) return -1.0; /* warm-up */
+  for (int r = 0; r < reps; r++) {
+    v[r] = time_rep(fn, ctx);
+    if (v[r] < 0) return -1.0;
+  }
+  return median(v, reps);
+}
+
+/* ---- OpenBLAS -------------------------------------------------------------- */
+typedef struct {
+  int T, N, K;
+  float *x, *w, *y;
+} blas_ctx;
+
+static int blas_call(void *p) {
+  blas_ctx *c = p;
+  if (c->T == 1)
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, c->N, c->K, 1.0f, c->w, c->K, c->x, 1, 0.0f, c->y, 1);
+  else
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->T, c->N, c->K, 1.0f, c->x, c->K, c->w, c->K, 0.0f,
+                c->y, c->N);
+  return 0;
+}
+
+static int cmd_blas(int argc, char **argv) {
+  if (argc != 7) return 2;
+  blas_ctx c;
+  c.T = parse_int(argv[2], 1, 1 << 16, "T");
+  c.N = parse_int(argv[3], 1, 1 << 20, "N");
+  c.K = parse_int(argv[4], 1, 1 << 20, "K");
+  int threads = parse_int(argv[5], 1, 256, "threads");
+  int reps = parse_int(argv[6], 1, MAX_REPS, "reps");
+  openblas_set_num_threads(threads);
+  c.x = xalloc((size_t)c.T * c.K * sizeof(float));
+  c.w = xalloc((size_t)c.N * c.K * sizeof(float));
+  c.y = xalloc((size_t)c.T * c.N * sizeof(float));
+  fill(c.x, (size_t)c.T * c.K, 1);
+  fill(c.w, (size_t)c.N * c.K, 2);
+  double s = median_per_call(blas_call, &c, reps);
+  double flops = 2.0 * c.T * c.N * c.K;
+  printf("{\"engine\":\"openblas\",\"T\":%d,\"N\":%d,\"K\":%d,\"threads\":%d,\"reps\":%d,"
+         "\"seconds\":%.9g,\"gflops\":%.6g}\n",
+         c.T, c.N, c.K, threads, reps, s, flops / s * 1e-9);
+  return 0;
+}
+
+/* ---- tfxc models ----------------------------------------------------------- */
+static tfx_model *open_model(const char *path) {
+  tfx_model *m = NULL;
+  char err[512] = "";
+  int rc = tfx_model_open_ex(path, &m, err, sizeof err);
+  if (rc != TFX_OK) {
+    fprintf(stderr, "bench: %s: %s (%s)\n", path, tfx_error_message(rc), err);
+    exit(1);
+  }
+  return m;
+}
+
+static tfx_session *open_session(tfx_model *m, int threads) {
+  tfx_session_options o = {threads};
+  tfx_session *s = NULL;
+  int rc = tfx_session_create(m, &o, &s);
+  if (rc != TFX_OK) {
+    fprintf(stderr, "bench: session: %s\n", tfx_error_message(rc));
+    exit(1);
+  }
+  return s;
+}
+
+typedef struct {
+  tfx_session *s;
+  int T;
+  float *x, *y;
+} gemm_ctx;
+
+static int gemm_call(void *p) {
+  gemm_ctx *c = p;
+  int rc = tfx_forward_f32(c->s, c->x, c->T, c->y);
+  if (rc != TFX_OK) fprintf(stderr, "bench: tfx_forward_f32: %s\n", tfx_error_message(rc));
+  return rc;
+}
+
+static int cmd_gemm(int argc, char **argv) {
+  if (argc != 6) return 2;
+  tfx_model *m = open_model(argv[2]);
+  gemm_ctx c;
+  c.T = parse_int(argv[3], 1, 1 << 16, "T");
+  int threads = parse_int(argv[4], 1, 256, "threads");
+  int reps = parse_int(argv[5], 1, MAX_REPS, "reps");
+  const tfx_model_desc *d = tfx_model_descriptor(m);
+  int K = (int)d->input_width, N = (int)d->output_width;
+  c.s = open_session(m, threads);
+  c.x = xalloc((size_t)c.T * K * sizeof(float));
+  c.y = xalloc((size_t)c.T * N * sizeof(float));
+  fill(c.x, (size_t)c.T * K, 1);
+  double s = median_per_call(gemm_call, &c, reps);
+  if (s < 0) return 1;
+  double flops = 2.0 * c.T * N * K;
+  printf("{\"engine\":\"tfxc\",\"T\":%d,\"N\":%d,\"K\":%d,\"threads\":%d,\"reps\":%d,"
+         "\"seconds\":%.9g,\"gflops\":%.6g}\n",
+         c.T, N, K, threads, reps, s, flops / s * 1e-9);
+  tfx_session_free(c.s);
+  tfx_model_close(m);
+  return 0;
+}
+
+/* The same token ids as bench/peers.py: (7919·i + 13) mod vocab, never BOS. */
+static int32_t token_at(int i, int32_t vocab) {
+  int32_t t = (int32_t)(((int64_t)7919 * i + 13) % vocab);
+  return t == 1 ? 2 : t;
+}
+
+static int cmd_model(int argc, char **argv) {
+  if (argc != 7) return 2;
+  tfx_model *m = open_model(argv[2]);
+  int threads = parse_int(argv[3], 1, 256, "threads");
+  int reps = parse_int(argv[4], 1, MAX_REPS, "reps");
+  int pp = parse_int(argv[5], 1, 1 << 20, "pp");
+  int tg = parse_int(argv[6], 1, 1 << 20, "tg");
+  const tfx_model_desc *d = tfx_model_descriptor(m);
+  tfx_session *s = open_session(m, threads);
+  int32_t vocab = (int32_t)d->vocab;
+  int32_t *toks = xalloc((size_t)(pp > tg ? pp : tg) * sizeof(int32_t));
+  for (int i = 0; i < (pp > tg ? pp : tg); i++) toks[i] = token_at(i, vocab);
+  float *logits = xalloc((size_t)d->output_width * sizeof(float));
+  double vpp[MAX_REPS], vtg[MAX_REPS];
+  for (int r = -1; r < reps; r++) { /* r = -1 is the warm-up */
+    tfx_session_reset(s);
+    double t0 = now();
+    int rc = tfx_forward_ex(s, toks, pp, logits, 1);
+    double t1 = now();
+    tfx_session_reset(s);
+    for (int i = 0; i < tg && rc == TFX_OK; i++) rc = tfx_forward(s, &toks[i], 1, logits);
+    double t2 = now();
+    if (rc != TFX_OK) {
+      fprintf(stderr, "bench: tfx_forward: %s\n", tfx_error_message(rc));
+      return 1;
+    }
+    if (r >= 0) {
+      vpp[r] = pp / (t1 - t0);
+      vtg[r] = tg / (t2 - t1);
+    }
+  }
+  printf("{\"engine\":\"tfxc\",\"threads\":%d,\"reps\":%d,\"pp\":%d,\"tg\":%d,"
+         "\"pp_tps\":%.6g,\"tg_tps\":%.6g}\n",
+         threads, reps, pp, tg, median(vpp, reps), median(vtg, reps));
+  tfx_session_free(s);
+  tfx_model_close(m);
+  return 0;
+}
+
+/* ---- memory bandwidth -------------------------------------------------------- */
+typedef double v8d __attribute__((vector_size(64)));
+
+typedef struct {
+  double *a, *b, *c;
+  size_t lo, hi; /* in doubles, multiples of 32 */
+  int op;        /* 0 triad, 1 read-only sum */
+  double sum;
+  pthread_barrier_t *bar;
+  int reps;
+  double *times; /* written by thread 0 */
+} bw_arg;
+
+static void bw_once(bw_arg *w) {
+  if (w->op == 0) {
+    const double s = 3.0;
+    for (size_t i = w->lo; i < w->hi; i++) w->a[i] = w->b[i] + s * w->c[i];
+  } else {
+    v8d s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    const v8d *p = (const v8d *)(w->b + w->lo);
+    size_t n = (w->hi - w->lo) / 8;
+    for (size_t i = 0; i < n; i += 4) {
+      s0 += p[i];
+      s1 += p[i + 1];
+      s2 += p[i + 2];
+      s3 += p[i + 3];
+    }
+    v8d t = s0 + s1 + s2 + s3;
+    for (int k = 0; k < 8; k++) w->sum += t[k];
+  }
+}
+
+static void *bw_thread(void *p) {
+  bw_arg *w = p;
+  for (int r = -1; r < w->reps; r++) {
+    pthread_barrier_wait(w->bar);
+    double t0 = now();
+    bw_once(w);
+    pthread_barrier_wait(w->bar);
+    if (w->times && r >= 0) w->times[r] = now() - t0;
+  }
+  return NULL;
+}
+
+static double bw_run(int op, int threads, int reps, double *a, double *b, double *c, size_t n, double *sum) {
+  pthread_t tid[256];
+  bw_arg args[256];
+  double times[MAX_REPS];
+  pthread_barrier_t bar;
+  pthread_barrier_init(&bar, NULL, (unsigned)threads);
+  size_t per = (n / threads) & ~(size_t)31;
+  for (int t = 0; t < threads; t++) {
+    args[t] = (bw_arg){a, b, c, per * t, t == threads - 1 ? n : per * (t + 1), op, 0.0, &bar, reps,
+                       t == 0 ? times : NULL};
+    if (t > 0) pthread_create(&tid[t], NULL, bw_thread, &args[t]);
+  }
+  bw_thread(&args[0]);
+  for (int t = 1; t < threads; t++) pthread_join(tid[t], NULL);
+  pthread_barrier_destroy(&bar);
+  for (int t = 0; t < threads; t++) *sum += args[t].sum;
+  return median(times, reps);
+}
+
+static int cmd_triad(int argc, char **argv) {
+  if (argc != 5) return 2;
+  int threads = parse_int(argv[2], 1, 256, "threads");
+  int reps = parse_int(argv[3], 1, MAX_REPS, "reps");
+  int mib = parse_int(argv[4], 1, 1 << 16, "MiB");
+  size_t n = ((size_t)mib << 20) / sizeof(double);
+  n &= ~(size_t)(32 * threads - 1);
+  double *a = xalloc(n * sizeof(double)), *b = xalloc(n * sizeof(double)), *c = xalloc(n * sizeof(double));
+  for (size_t i = 0; i < n; i++) {
+    a[i] = 0.0;
+    b[i] = 1.0;
+    c[i] = 2.0;
+  }
+  double sum = 0.0;
+  double t_triad = bw_run(0, threads, reps, a, b, c, n, &sum);
+  double t_read = bw_run(1, threads, reps, a, b, c, n, &sum);
+  /* STREAM's convention: triad moves 3 arrays (2 read, 1 written; the
+   * write-allocate read is not counted). */
+  printf("{\"threads\":%d,\"reps\":%d,\"array_mib\":%d,\"triad_gbs\":%.6g,\"read_gbs\":%.6g,"
+         "\"check\":%.3g}\n",
+         threads, reps, mib, 3.0 * n * sizeof(double) / t_triad * 1e-9, n * sizeof(double) / t_read * 1e-9,
+         sum + a[n / 2]);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  int rc = 2;
+  if (argc >= 2 && !strcmp(argv[1], "blas")) rc = cmd_blas(argc, argv);
+  else if (argc >= 2 && !strcmp(argv[1], "gemm")) rc = cmd_gemm(argc, argv);
+  else if (argc >= 2 && !strcmp(argv[1], "model")) rc = cmd_model(argc, argv);
+  else if (argc >= 2 && !strcmp(argv[1], "triad")) rc = cmd_triad(argc, argv);
+  if (rc == 2)
+    fprintf(stderr, "usage: bench blas T N K THREADS REPS | gemm MODEL.so T THREADS REPS |\n"
+                    "       model MODEL.so THREADS REPS PP TG | triad THREADS REPS MIB\n");
+  return rc;
+}

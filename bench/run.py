@@ -1,0 +1,367 @@
+"""bench/run.py — measures every row of the benchmark in one run and reports
+it (started by bench/run.sh, which builds and prepares everything first).
+
+Each measurement is its own process (bench/bench.c for tfxc, OpenBLAS and the
+triad; bench/peers.py for llama.cpp, ONNX Runtime and PyTorch) at one thread
+count, so no engine's idle workers compete with another's. Every figure is
+the median of REPS repetitions after a warm-up. Prints the markdown tables and
+writes bench/results.json (and bench/results.md, the same tables).
+
+Options: --reps N, --threads "1 2", --only triad,gemm,model (default all;
+also from TFXC_BENCH_REPS / TFXC_BENCH_THREADS / TFXC_BENCH_ONLY).
+TFXC_BENCH_WAIT_QUIET (15): before each measurement, wait up to this many
+seconds for the CPUs to be at least 90% idle (a shared machine); the idle
+fractions seen are reported.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import struct
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORK = os.environ.get("TFXC_BENCH_WORK", os.path.join(HERE, "work"))
+BUILD = os.environ.get("TFXC_BENCH_BUILD", os.path.join(ROOT, "build-bench"))
+BENCH = os.path.join(WORK, "bench")
+PP, TG = 128, 64
+TRIAD_MIB = 256  # per array: 3 × 256 MiB, far beyond the 32 MiB L3
+# (N, K) of y = x · w^T; T values measured for each
+GEMM_SHAPES = [((1024, 1024), [1024], "1024³"),
+               ((768, 768), [1, 128], "q/k/v/o 768×768"),
+               ((2048, 768), [1, 128], "w1/w3 2048×768"),
+               ((768, 2048), [1, 128], "w2 768×2048"),
+               ((32000, 768), [1, 128], "classifier 32000×768")]
+PEERS = ["llamacpp", "onnxruntime", "torch"]
+ENGINE_NAMES = {"tfxc": "tfxc", "llamacpp": "llama.cpp", "onnxruntime": "ONNX Runtime", "torch": "PyTorch"}
+
+errors = []
+quiet = []  # the idle fraction of the CPUs before each measurement
+WAIT_QUIET = float(os.environ.get("TFXC_BENCH_WAIT_QUIET", "15"))
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def cpu_idle(seconds=0.5):
+    """The fraction of the machine's CPU time that was idle over `seconds`."""
+    def snap():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[3] + v[4], sum(v)  # idle + iowait, total
+    i0, t0 = snap()
+    time.sleep(seconds)
+    i1, t1 = snap()
+    return (i1 - i0) / max(1, t1 - t0)
+
+
+def wait_quiet():
+    """On a shared machine, waits (at most WAIT_QUIET seconds) until other
+    processes leave the CPUs at least 90% idle, so a measurement starts on a
+    quiet machine; returns the idle fraction seen last (kept with the row)."""
+    deadline = time.time() + WAIT_QUIET
+    idle = cpu_idle()
+    while idle < 0.9 and time.time() < deadline:
+        time.sleep(2)
+        idle = cpu_idle()
+    quiet.append(idle)
+    return idle
+
+
+def run_json(cmd, threads):
+    wait_quiet()
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["OPENBLAS_NUM_THREADS"] = str(threads)
+    env.pop("TFX_NUM_THREADS", None)
+    try:
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+    except subprocess.TimeoutExpired:
+        errors.append(f"timeout: {' '.join(cmd)}")
+        return None
+    if p.returncode != 0:
+        errors.append(f"failed ({p.returncode}): {' '.join(cmd)}: {p.stderr.strip()[-400:]}")
+        log(errors[-1])
+        return None
+    for line in reversed(p.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    errors.append(f"no result: {' '.join(cmd)}")
+    return None
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=60).stdout.strip()
+    except Exception:  # noqa: BLE001 - informational only
+        return ""
+
+
+def machine():
+    info = {}
+    for line in sh("lscpu").splitlines():
+        k, _, v = line.partition(":")
+        if k.strip() in ("Model name", "CPU(s)", "Thread(s) per core", "L1d cache", "L2 cache", "L3 cache",
+                         "Hypervisor vendor", "CPU family", "Model"):
+            info[k.strip()] = v.strip()
+    flags = sh("grep -m1 '^flags' /proc/cpuinfo")
+    info["isa"] = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16") if f" {f}" in flags)
+    info["memory"] = sh("free -g | awk '/Mem:/ {print $2 \" GiB\"}'")
+    info["kernel"] = platform.release()
+    return info
+
+
+def versions():
+    v = {"tfxc": sh(f"cd {ROOT} && git rev-parse --short HEAD") + (" (dirty tree)" if sh(
+        f"cd {ROOT} && git status --porcelain -uno") else ""),
+         "openblas": sh("dpkg-query -W -f='${Version}' libopenblas0-pthread"),
+         "torch": sh("dpkg-query -W -f='${Version}' python3-torch")}
+    for mod, key in (("llama_cpp", "llama-cpp-python"), ("onnxruntime", "onnxruntime")):
+        try:
+            v[key] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001
+            v[key] = None
+    return v
+
+
+def ckpt_cfg(path):
+    with open(path, "rb") as f:
+        dim, hidden, layers, heads, kv_heads, vocab, seq = struct.unpack("<7i", f.read(28))
+    return dict(dim=dim, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, vocab=abs(vocab),
+                shared=vocab > 0)
+
+
+def bytes_per_token(c, tg):
+    """Weight bytes one decoded token reads (every matrix once, the norms, one
+    embedding row; the tied classifier is the embedding table), and the mean
+    KV-cache bytes over tg decodes from an empty cache."""
+    d, h, L = c["dim"], c["hidden"], c["layers"]
+    kv = c["kv_heads"] * (d // c["heads"])
+    per_layer = 2 * d + 2 * d * d + 2 * kv * d + 3 * d * h
+    params = L * per_layer + d + c["vocab"] * d + d
+    if not c["shared"]:
+        params += c["vocab"] * d
+    kv_bytes = 2 * L * kv * 4 * (tg + 1) / 2
+    return 4 * params, kv_bytes
+
+
+def fmt(x, nd=1):
+    if x is None:
+        return "—"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.{nd}f}"
+
+
+def ratio(a, b):
+    return a / b if a and b else None
+
+
+def fmt_ratio(r):
+    return "—" if r is None else f"{r:.2f}×"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=int(os.environ.get("TFXC_BENCH_REPS", "5")))
+    ap.add_argument("--threads", default=os.environ.get("TFXC_BENCH_THREADS", "1 2"))
+    ap.add_argument("--only", default=os.environ.get("TFXC_BENCH_ONLY", "triad,gemm,model"))
+    ap.add_argument("--render", metavar="RESULTS.json", help="only print the tables of a recorded run")
+    a = ap.parse_args()
+    if a.render:
+        with open(a.render) as f:
+            print(markdown(json.load(f)))
+        return
+    reps = max(5, a.reps)
+    threads = [int(t) for t in a.threads.split()]
+    only = set(a.only.split(","))
+    ckpts = os.environ.get("TFXC_BENCH_CKPTS", os.path.join(WORK, "stories110m.bin")).split()
+    py = sys.executable
+    t_start = time.time()
+    res = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(),
+           "versions": versions(), "reps": reps, "threads": threads, "load_before": os.getloadavg(),
+           "bandwidth": [], "gemm": [], "models": [], "roofline": [], "checks": {}}
+
+    if "triad" in only:
+        for t in threads:
+            log(f"triad, {t} thread(s)")
+            r = run_json([BENCH, "triad", str(t), str(reps), str(TRIAD_MIB)], t)
+            if r:
+                res["bandwidth"].append(r)
+
+    if "gemm" in only:
+        for (N, K), Ts, label in GEMM_SHAPES:
+            so = os.path.join(WORK, f"gemm_{N}x{K}.so")
+            for T in Ts:
+                for t in threads:
+                    log(f"gemm {label} T={T}, {t} thread(s)")
+                    mine = run_json([BENCH, "gemm", so, str(T), str(t), str(reps)], t)
+                    blas = run_json([BENCH, "blas", str(T), str(N), str(K), str(t), str(reps)], t)
+                    g1 = mine["gflops"] if mine else None
+                    g2 = blas["gflops"] if blas else None
+                    res["gemm"].append({"shape": label, "T": T, "N": N, "K": K, "threads": t, "tfxc_gflops": g1,
+                                        "openblas_gflops": g2, "ratio": ratio(g1, g2)})
+
+    if "model" in only:
+        for ck in ckpts:
+            stem = os.path.splitext(os.path.basename(ck))[0].lower()
+            so = os.path.join(WORK, stem + ".so")
+            for t in threads:
+                row = {"model": stem, "threads": t, "pp": PP, "tg": TG}
+                log(f"{stem}: tfxc, {t} thread(s)")
+                r = run_json([BENCH, "model", so, str(t), str(reps), str(PP), str(TG)], t)
+                row["tfxc"] = r and {"pp_tps": r["pp_tps"], "tg_tps": r["tg_tps"]}
+                for e in PEERS:
+                    log(f"{stem}: {e}, {t} thread(s)")
+                    r = run_json([py, os.path.join(HERE, "peers.py"), e, ck, WORK, str(t), str(reps), str(PP),
+                                  str(TG)], t)
+                    row[e] = r and {"pp_tps": r["pp_tps"], "tg_tps": r["tg_tps"]}
+                res["models"].append(row)
+            if stem == "stories260k":
+                # llama.cpp reads the same GGUF bytes with the same RoPE pairing:
+                # its greedy ids from BOS must equal tfxc's.
+                n = 32
+                mine = sh(f"{BUILD}/tfxc run {so} -n {n} --temperature 0 --print-ids 2>/dev/null")
+                theirs = sh(f"{py} {HERE}/peers.py greedy {ck} {WORK}/{stem}.gguf {n} 2>/dev/null")
+                res["checks"]["stories260k_greedy_tfxc"] = mine
+                res["checks"]["stories260k_greedy_llamacpp"] = theirs
+                res["checks"]["stories260k_greedy_equal"] = bool(mine) and mine.split() == theirs.split()
+
+        bw = {b["threads"]: b for b in res["bandwidth"]}
+        for row in res["models"]:
+            ck = next(c for c in ckpts if os.path.splitext(os.path.basename(c))[0].lower() == row["model"])
+            wb, kvb = bytes_per_token(ckpt_cfg(ck), TG)
+            b = bw.get(row["threads"])
+            roof = b["triad_gbs"] * 1e9 / (wb + kvb) if b else None
+            roof_read = b["read_gbs"] * 1e9 / (wb + kvb) if b else None
+            rr = {"model": row["model"], "threads": row["threads"], "weight_bytes_per_token": wb,
+                  "kv_bytes_per_token_mean": kvb, "triad_gbs": b and b["triad_gbs"], "roofline_tps": roof,
+                  "read_gbs": b and b["read_gbs"], "read_roofline_tps": roof_read}
+            for e in ["tfxc"] + PEERS:
+                tg = row[e]["tg_tps"] if row.get(e) else None
+                rr[e + "_tg_tps"] = tg
+                rr[e + "_fraction"] = ratio(tg, roof)
+                rr[e + "_read_fraction"] = ratio(tg, roof_read)
+            res["roofline"].append(rr)
+
+    res["load_after"] = os.getloadavg()
+    res["idle_before_measurements"] = {"min": min(quiet, default=None), "median": sorted(quiet)[len(quiet) // 2]
+                                       if quiet else None, "count": len(quiet)}
+    res["seconds"] = round(time.time() - t_start, 1)
+    res["targets"] = targets(res)
+    res["errors"] = errors
+    md = markdown(res)
+    with open(os.path.join(HERE, "results.json"), "w") as f:
+        json.dump(res, f, indent=1)
+        f.write("\n")
+    with open(os.path.join(HERE, "results.md"), "w") as f:
+        f.write(md)
+    print(md)
+
+
+def targets(res):
+    out = []
+
+    def add(name, value, goal, unit="×"):
+        met = None if value is None else value >= goal
+        out.append({"target": name, "value": value, "goal": goal, "unit": unit, "met": met})
+
+    T2 = 2
+    for g in res["gemm"]:
+        if g["threads"] != T2:
+            continue
+        goal = 0.9 if g["shape"] == "1024³" else 1.0
+        add(f"GEMM {g['shape']} T={g['T']} vs OpenBLAS", g["ratio"], goal)
+    for m in res["models"]:
+        if m["threads"] != T2 or not m.get("tfxc"):
+            continue
+        mine, lc = m["tfxc"], m.get("llamacpp")
+        if m["model"] == "stories110m":
+            add("stories110m tg64 vs llama.cpp", ratio(mine["tg_tps"], lc and lc["tg_tps"]), 0.95)
+            add("stories110m pp128 vs llama.cpp", ratio(mine["pp_tps"], lc and lc["pp_tps"]), 1.2)
+        if m["model"] == "stories260k":
+            add("stories260k tg64 vs llama.cpp", ratio(mine["tg_tps"], lc and lc["tg_tps"]), 3.0)
+        for e in ("onnxruntime", "torch"):
+            for k in ("pp", "tg"):
+                p = m.get(e)
+                add(f"{m['model']} {k}{m[k]} vs {ENGINE_NAMES[e]}",
+                    ratio(mine[k + "_tps"], p and p[k + "_tps"]), 1.0)
+    for r in res["roofline"]:
+        if r["threads"] == T2 and r["model"] == "stories110m":
+            add("stories110m tg64 fraction of the triad roofline", r["tfxc_fraction"], 0.9, "")
+    return out
+
+
+def markdown(res):
+    m = res["machine"]
+    L = [f"Run {res['date']} on {m.get('Model name', '?')} ({m.get('CPU(s)', '?')} CPUs, {m.get('isa', '')}; "
+         f"L2 {m.get('L2 cache', '?')}, L3 {m.get('L3 cache', '?')}; {m.get('memory', '?')}), "
+         f"median of {res['reps']} repetitions; load average before/after "
+         f"{res['load_before'][0]:.2f}/{res['load_after'][0]:.2f}; CPUs idle before each measurement: "
+         f"median {100 * (res['idle_before_measurements']['median'] or 0):.0f}%, "
+         f"min {100 * (res['idle_before_measurements']['min'] or 0):.0f}%; {res['seconds']:.0f} s in all.",
+         "Versions: " + ", ".join(f"{k} {v}" for k, v in res["versions"].items()) + ".", ""]
+    if res["bandwidth"]:
+        L += ["| threads | triad GB/s | read-only GB/s |", "|---:|---:|---:|"]
+        L += [f"| {b['threads']} | {b['triad_gbs']:.1f} | {b['read_gbs']:.1f} |" for b in res["bandwidth"]]
+        L.append("")
+    if res["gemm"]:
+        # at T = 1 every weight (4 bytes) is used by 2 flops: GB/s of weights = 2 × GFLOP/s
+        L += ["| GEMM (N×K) | T | threads | tfxc GFLOP/s | OpenBLAS GFLOP/s | tfxc / OpenBLAS | "
+              "weights GB/s (T=1): tfxc; OpenBLAS |", "|---|---:|---:|---:|---:|---:|---:|"]
+        L += [f"| {g['shape']} | {g['T']} | {g['threads']} | {fmt(g['tfxc_gflops'])} | "
+              f"{fmt(g['openblas_gflops'])} | {fmt_ratio(g['ratio'])} | "
+              + (f"{fmt(g['tfxc_gflops'] and 2 * g['tfxc_gflops'])}; "
+                 f"{fmt(g['openblas_gflops'] and 2 * g['openblas_gflops'])}" if g["T"] == 1 else "") + " |"
+              for g in res["gemm"]]
+        L.append("")
+    if res["models"]:
+        L += ["| model | test | threads | tfxc t/s | llama.cpp t/s | ONNX Runtime t/s | PyTorch t/s | "
+              "tfxc / llama.cpp | tfxc / ORT | tfxc / PyTorch |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for row in res["models"]:
+            for k in ("pp", "tg"):
+                key = k + "_tps"
+                v = {e: (row[e][key] if row.get(e) else None) for e in ["tfxc"] + PEERS}
+                L.append(f"| {row['model']} | {k}{row[k]} | {row['threads']} | {fmt(v['tfxc'])} | "
+                         f"{fmt(v['llamacpp'])} | {fmt(v['onnxruntime'])} | {fmt(v['torch'])} | "
+                         + " | ".join(fmt_ratio(ratio(v["tfxc"], v[e])) for e in PEERS) + " |")
+        L.append("")
+    if res["roofline"]:
+        L += ["| model | threads | weights MB/token | KV MB/token (mean) | roofline t/s (triad; read-only) | "
+              "tfxc tg | fraction (triad; read) | llama.cpp tg | fraction (triad; read) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in res["roofline"]:
+            L.append(f"| {r['model']} | {r['threads']} | {r['weight_bytes_per_token'] / 1e6:.1f} | "
+                     f"{r['kv_bytes_per_token_mean'] / 1e6:.2f} | {fmt(r['roofline_tps'])}; "
+                     f"{fmt(r['read_roofline_tps'])} | {fmt(r['tfxc_tg_tps'])} | {fmt(r['tfxc_fraction'], 2)}; "
+                     f"{fmt(r['tfxc_read_fraction'], 2)} | {fmt(r['llamacpp_tg_tps'])} | "
+                     f"{fmt(r['llamacpp_fraction'], 2)}; {fmt(r['llamacpp_read_fraction'], 2)} |")
+        L.append("")
+    if res["targets"]:
+        L += ["| target (2 threads) | measured | goal | status |", "|---|---:|---:|---|"]
+        for t in res["targets"]:
+            if t["met"] is None:
+                st = "not measured"
+            elif t["met"]:
+                st = "met"
+            else:
+                st = f"missed by {100 * (1 - t['value'] / t['goal']):.0f}%"
+            val = "—" if t["value"] is None else f"{t['value']:.2f}{t['unit']}"
+            L.append(f"| {t['target']} | {val} | ≥ {t['goal']}{t['unit']} | {st} |")
+        L.append("")
+    c = res["checks"]
+    if "stories260k_greedy_equal" in c:
+        L.append("Check: llama.cpp's greedy ids on the stories260K GGUF "
+                 + ("equal" if c["stories260k_greedy_equal"] else "DIFFER from") + " tfxc's (32 tokens from BOS).")
+    if res["errors"]:
+        L.append("Errors: " + "; ".join(res["errors"]))
+    return "\n".join(L) + "\n"
+
+
+if __name__ == "__main__":
+    main()

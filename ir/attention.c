@@ -1,0 +1,248 @@
+/* ir/attention.c — what the attention variants mean, in one place: type
+ * inference of ATTENTION (self- and cross-attention) and MLA_ATTENTION, the
+ * checks of their options, ALiBi slopes, the sparse patterns' rule
+ * (tfx_attn_allowed, with BigBird's documented random draw), the size of
+ * their KV cache slots, and their attributes in the IR's text form. The
+ * interpreter (interp_attention.c) and the backend evaluate exactly these. */
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "ir.h"
+
+static int afail(char *err, size_t errlen, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+#define MAX_RANDOM 64 /* BigBird random blocks per query block */
+#define MAX_PARAM (1 << 30)
+
+static int is_f32_2(const tfx_type *t) { return t->dtype == TFX_DT_F32 && t->rank == 2; }
+
+/* ---- options ---- */
+
+double tfx_alibi_slope(int h, int heads) {
+  int n = 1;
+  while (n * 2 <= heads) n *= 2;
+  if (h < n) return pow(2.0, -8.0 * (double)(h + 1) / (double)n);
+  return pow(2.0, -8.0 * (double)(2 * (h - n) + 1) / (2.0 * (double)n));
+}
+
+int64_t tfx_bigbird_blocks(const tfx_sparse *s, int64_t max_seq) {
+  return s->block > 0 ? (max_seq + s->block - 1) / s->block : 0;
+}
+
+void tfx_bigbird_random_blocks(const tfx_sparse *s, int causal, int64_t max_seq, int64_t qb, int64_t *out) {
+  const uint64_t golden = 0x9E3779B97F4A7C15ull;
+  uint64_t x = s->seed + golden * (uint64_t)(qb + 1);
+  if (!x) x = golden;
+  uint64_t range = causal ? (uint64_t)(qb + 1) : (uint64_t)tfx_bigbird_blocks(s, max_seq);
+  if (!range) range = 1;
+  for (int k = 0; k < s->random; k++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    out[k] = (int64_t)(x % range);
+  }
+}
+
+static int is_global(const tfx_sparse *s, int64_t p) {
+  if (p < s->n_global) return 1;
+  for (int k = 0; k < s->n_global_list; k++)
+    if (s->global_list[k] == p) return 1;
+  return 0;
+}
+
+int tfx_attn_allowed(const tfx_node *n, int64_t i, int64_t j, int64_t max_seq) {
+  int causal = n->mask == TFX_MASK_CAUSAL;
+  if (causal && j > i) return 0;
+  int64_t d = i >= j ? i - j : j - i;
+  const tfx_sparse *s = &n->sparse;
+  switch (s->kind) {
+  case TFX_SPARSE_NONE: return 1;
+  case TFX_SPARSE_SLIDING: return d < s->window;
+  case TFX_SPARSE_DILATED: return d % s->dilation == 0 && (s->window == 0 || d < s->window);
+  case TFX_SPARSE_STRIDED: return d < s->stride || d % s->stride == 0;
+  case TFX_SPARSE_FIXED: return i / s->stride == j / s->stride || j % s->stride >= s->stride - s->summary;
+  case TFX_SPARSE_LONGFORMER: return (d < s->window && d % s->dilation == 0) || is_global(s, i) || is_global(s, j);
+  case TFX_SPARSE_BIGBIRD: {
+    int64_t qb = i / s->block, kb = j / s->block;
+    if (qb - kb <= 1 && kb - qb <= 1) return 1;
+    if (qb < s->n_global || kb < s->n_global) return 1;
+    int64_t r[MAX_RANDOM];
+    tfx_bigbird_random_blocks(s, causal, max_seq, qb, r);
+    for (int k = 0; k < s->random; k++)
+      if (r[k] == kb) return 1;
+    return 0;
+  }
+  }
+  return 0;
+}
+
+int tfx_attn_check_attrs(const tfx_node *n, char *err, size_t errlen) {
+  const char *on = tfx_op_name(n->op);
+  const tfx_sparse *s = &n->sparse;
+  if (n->mask != TFX_MASK_NONE && n->mask != TFX_MASK_CAUSAL)
+    return afail(err, errlen, "%s: unknown mask kind %d", on, (int)n->mask);
+  if (n->alibi != 0 && n->alibi != 1) return afail(err, errlen, "%s: alibi must be 0 or 1", on);
+  switch (s->kind) {
+  case TFX_SPARSE_NONE: return 0;
+  case TFX_SPARSE_SLIDING:
+    if (s->window < 1 || s->window > MAX_PARAM)
+      return afail(err, errlen, "%s: sliding window %d must be >= 1", on, s->window);
+    return 0;
+  case TFX_SPARSE_DILATED:
+    if (s->dilation < 1 || s->dilation > MAX_PARAM)
+      return afail(err, errlen, "%s: dilation %d must be >= 1", on, s->dilation);
+    if (s->window < 0 || s->window > MAX_PARAM)
+      return afail(err, errlen, "%s: dilated window %d must be >= 0 (0: unbounded)", on, s->window);
+    return 0;
+  case TFX_SPARSE_STRIDED:
+  case TFX_SPARSE_FIXED:
+    if (s->stride < 1 || s->stride > MAX_PARAM) return afail(err, errlen, "%s: stride %d must be >= 1", on, s->stride);
+    if (s->kind == TFX_SPARSE_FIXED && (s->summary < 1 || s->summary > s->stride))
+      return afail(err, errlen, "%s: fixed summary %d must be in 1..%d (the stride)", on, s->summary, s->stride);
+    return 0;
+  case TFX_SPARSE_LONGFORMER:
+    if (s->window < 1 || s->window > MAX_PARAM)
+      return afail(err, errlen, "%s: longformer window %d must be >= 1", on, s->window);
+    if (s->dilation < 1 || s->dilation > MAX_PARAM)
+      return afail(err, errlen, "%s: longformer dilation %d must be >= 1", on, s->dilation);
+    if (s->n_global < 0 || s->n_global > MAX_PARAM)
+      return afail(err, errlen, "%s: longformer global %d must be >= 0", on, s->n_global);
+    if (s->n_global_list < 0 || s->n_global_list > TFX_MAX_GLOBAL_TOKENS)
+      return afail(err, errlen, "%s: at most %d listed global tokens", on, TFX_MAX_GLOBAL_TOKENS);
+    for (int k = 0; k < s->n_global_list; k++)
+      if (s->global_list[k] < 0) return afail(err, errlen, "%s: global token %d is negative", on, s->global_list[k]);
+    return 0;
+  case TFX_SPARSE_BIGBIRD:
+    if (s->block < 1 || s->block > MAX_PARAM)
+      return afail(err, errlen, "%s: bigbird block_size %d must be >= 1", on, s->block);
+    if (s->n_global < 0 || s->n_global > MAX_PARAM)
+      return afail(err, errlen, "%s: bigbird global %d must be >= 0", on, s->n_global);
+    if (s->random < 0 || s->random > MAX_RANDOM)
+      return afail(err, errlen, "%s: bigbird random %d must be in 0..%d", on, s->random, MAX_RANDOM);
+    return 0;
+  }
+  return afail(err, errlen, "%s: unknown sparse pattern %d", on, (int)s->kind);
+}
+
+/* ---- type inference ---- */
+
+int tfx_infer_attention(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                        size_t errlen) {
+  (void)g;
+  char s0[64], s1[64];
+  if (n->heads <= 0 || n->kv_heads <= 0 || n->head_dim <= 0 || n->heads % n->kv_heads)
+    return afail(err, errlen, "attention: heads (%d) must be a positive multiple of kv_heads (%d)", n->heads,
+                 n->kv_heads);
+  if (tfx_attn_check_attrs(n, err, errlen)) return -1;
+  int causal = n->mask == TFX_MASK_CAUSAL;
+  int64_t qd = (int64_t)n->heads * n->head_dim, kd = (int64_t)n->kv_heads * n->head_dim;
+  if (!is_f32_2(a[0]) || a[0]->dims[1] != qd || (causal && a[0]->dims[0] != TFX_DIM_T))
+    return afail(err, errlen, "attention: q is %s, expected f32[%s, %lld] (%d heads of %d)",
+                 tfx_type_str(a[0], s0, sizeof s0), causal ? "T" : "rows", (long long)qd, n->heads, n->head_dim);
+  for (int i = 1; i < 3; i++)
+    if (!is_f32_2(a[i]) || a[i]->dims[1] != kd || (causal && a[i]->dims[0] != TFX_DIM_T))
+      return afail(err, errlen, "attention: %s is %s, expected f32[%s, %lld] (%d kv_heads of %d)", i == 1 ? "k" : "v",
+                   tfx_type_str(a[i], s1, sizeof s1), causal ? "T" : "rows", (long long)kd, n->kv_heads, n->head_dim);
+  if (a[1]->dims[0] != a[2]->dims[0])
+    return afail(err, errlen, "attention: k %s and v %s must have the same rows", tfx_type_str(a[1], s0, sizeof s0),
+                 tfx_type_str(a[2], s1, sizeof s1));
+  *out = *a[0];
+  return 0;
+}
+
+int tfx_infer_mla(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                  size_t errlen) {
+  (void)g;
+  char s0[64];
+  int64_t H = n->heads, dn = n->head_dim, dr = n->rope_dim, dv = n->v_dim, r = n->rank;
+  if (H <= 0 || dn <= 0 || dv <= 0 || r <= 0 || dr < 0 || dr % 2)
+    return afail(err, errlen,
+                 "mla_attention: heads %lld, head_dim %lld, v_dim %lld and rank %lld must be >= 1 and rope_dim %lld "
+                 "even and >= 0",
+                 (long long)H, (long long)dn, (long long)dv, (long long)r, (long long)dr);
+  if (n->mask != TFX_MASK_CAUSAL)
+    return afail(err, errlen, "mla_attention needs mask = causal (its KV cache holds the latent)");
+  if (tfx_attn_check_attrs(n, err, errlen)) return -1;
+  if (dr > 0 && !(n->theta > 0 && isfinite(n->theta)))
+    return afail(err, errlen, "mla_attention: theta must be finite and > 0");
+  if (!(n->eps >= 0 && isfinite(n->eps))) return afail(err, errlen, "mla_attention: eps must be finite and >= 0");
+  if (!is_f32_2(a[0]) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] != H * (dn + dr))
+    return afail(err, errlen, "mla_attention: q is %s, expected f32[T, %lld] (%lld heads of %lld + %lld)",
+                 tfx_type_str(a[0], s0, sizeof s0), (long long)(H * (dn + dr)), (long long)H, (long long)dn,
+                 (long long)dr);
+  if (!is_f32_2(a[1]) || a[1]->dims[0] != TFX_DIM_T || a[1]->dims[1] != r + dr)
+    return afail(err, errlen, "mla_attention: ckv is %s, expected f32[T, %lld] (rank %lld + rope_dim %lld)",
+                 tfx_type_str(a[1], s0, sizeof s0), (long long)(r + dr), (long long)r, (long long)dr);
+  if (!is_f32_2(a[2]) || a[2]->dims[0] != H * (dn + dv) || a[2]->dims[1] != r)
+    return afail(err, errlen,
+                 "mla_attention: wkv_b is %s, expected f32[%lld, %lld] (%lld heads of %lld + %lld, rank %lld)",
+                 tfx_type_str(a[2], s0, sizeof s0), (long long)(H * (dn + dv)), (long long)r, (long long)H,
+                 (long long)dn, (long long)dv, (long long)r);
+  if (n->n_inputs == 4 && (a[3]->dtype != TFX_DT_F32 || a[3]->rank != 1 || a[3]->dims[0] != r))
+    return afail(err, errlen, "mla_attention: kv_norm is %s, expected f32[%lld]", tfx_type_str(a[3], s0, sizeof s0),
+                 (long long)r);
+  *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, H * dv});
+  return 0;
+}
+
+int64_t tfx_node_kv_bytes(const tfx_node *n, int64_t max_seq) {
+  if (n->op == TFX_OP_ATTENTION && n->mask == TFX_MASK_CAUSAL)
+    return 2 * max_seq * (int64_t)n->kv_heads * n->head_dim * 4;
+  if (n->op == TFX_OP_MLA_ATTENTION) return max_seq * ((int64_t)n->rank + n->rope_dim) * 4;
+  return 0;
+}
+
+/* ---- printing ---- */
+
+static void print_sparse(const tfx_sparse *s, FILE *out) {
+  switch (s->kind) {
+  case TFX_SPARSE_NONE: return;
+  case TFX_SPARSE_SLIDING: fprintf(out, ", sparse = sliding(window = %d)", s->window); return;
+  case TFX_SPARSE_DILATED:
+    fprintf(out, ", sparse = dilated(dilation = %d, window = %d)", s->dilation, s->window);
+    return;
+  case TFX_SPARSE_STRIDED: fprintf(out, ", sparse = strided(stride = %d)", s->stride); return;
+  case TFX_SPARSE_FIXED: fprintf(out, ", sparse = fixed(stride = %d, summary = %d)", s->stride, s->summary); return;
+  case TFX_SPARSE_LONGFORMER:
+    fprintf(out, ", sparse = longformer(window = %d, dilation = %d, global = ", s->window, s->dilation);
+    if (s->n_global_list) {
+      fprintf(out, "tokens(");
+      for (int k = 0; k < s->n_global_list; k++) fprintf(out, "%s%d", k ? ", " : "", s->global_list[k]);
+      fprintf(out, ")");
+      if (s->n_global) fprintf(out, ", global_first = %d", s->n_global);
+    } else {
+      fprintf(out, "%d", s->n_global);
+    }
+    fprintf(out, ")");
+    return;
+  case TFX_SPARSE_BIGBIRD:
+    fprintf(out, ", sparse = bigbird(block_size = %d, global = %d, random = %d, seed = %llu)", s->block, s->n_global,
+            s->random, (unsigned long long)s->seed);
+    return;
+  }
+}
+
+void tfx_print_attention_attrs(const tfx_node *n, FILE *out) {
+  if (n->op == TFX_OP_MLA_ATTENTION) {
+    fprintf(out, " {heads = %d, head_dim = %d, rope_dim = %d, v_dim = %d, rank = %d", n->heads, n->head_dim,
+            n->rope_dim, n->v_dim, n->rank);
+    if (n->rope_dim > 0)
+      fprintf(out, ", theta = %.9g, style = %s", n->theta, n->rope_style == TFX_ROPE_HALF ? "half" : "interleaved");
+    if (n->n_inputs == 4) fprintf(out, ", eps = %.9g", n->eps);
+  } else {
+    fprintf(out, " {heads = %d, kv_heads = %d, head_dim = %d", n->heads, n->kv_heads, n->head_dim);
+  }
+  fprintf(out, ", mask = %s", n->mask == TFX_MASK_CAUSAL ? "causal" : "none");
+  if (n->alibi) fprintf(out, ", position = alibi");
+  print_sparse(&n->sparse, out);
+  fprintf(out, "}");
+}

@@ -1,0 +1,291 @@
+/* ir/fused.c — the optimizer's ops in the IR: NORM_STATS, FUSED_LINEAR,
+ * SLICE, CONCAT, PACK and the packed layout of weights. Owns their operand
+ * roles, type inference, attribute and use checks (called by the verifier)
+ * and their text form (called by the printer). The passes that create them
+ * live in passes/; their semantics are documented in ir.h and
+ * docs/passes.md. */
+#include "fused.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+
+static int ffail(char *err, size_t errlen, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+int tfx_fused_owns(tfx_op op) {
+  return op == TFX_OP_NORM_STATS || op == TFX_OP_FUSED_LINEAR || op == TFX_OP_SLICE || op == TFX_OP_CONCAT ||
+         op == TFX_OP_PACK;
+}
+
+void tfx_fused_arity(tfx_op op, int *lo, int *hi) {
+  switch (op) {
+  case TFX_OP_FUSED_LINEAR: *lo = 2, *hi = 7; return;
+  case TFX_OP_CONCAT: *lo = 1, *hi = TFX_MAX_INPUTS; return;
+  default: *lo = *hi = 1; return;
+  }
+}
+
+int tfx_fl_n_operands(const tfx_fused *fx) {
+  return 2 + (fx->has_bias ? 1 : 0) + (fx->norm == TFX_NORM_RMS ? 2 : fx->norm == TFX_NORM_LAYER ? 3 : 0) +
+         (fx->residual ? 1 : 0);
+}
+
+int tfx_fl_operand(const tfx_node *n, tfx_fl_role role) {
+  const tfx_fused *fx = &n->fx;
+  int i = 2;
+  switch (role) {
+  case TFX_FL_X: return 0;
+  case TFX_FL_W: return 1;
+  case TFX_FL_BIAS: return fx->has_bias ? 2 : -1;
+  default: break;
+  }
+  i += fx->has_bias ? 1 : 0;
+  if (role == TFX_FL_STATS) return fx->norm != TFX_NORM_NONE ? i : -1;
+  if (role == TFX_FL_GAIN) return fx->norm != TFX_NORM_NONE ? i + 1 : -1;
+  if (role == TFX_FL_NBIAS) return fx->norm == TFX_NORM_LAYER ? i + 2 : -1;
+  i += fx->norm == TFX_NORM_RMS ? 2 : fx->norm == TFX_NORM_LAYER ? 3 : 0;
+  return fx->residual ? i : -1;
+}
+
+int tfx_fl_planar(const tfx_node *n) { return n->op == TFX_OP_FUSED_LINEAR && n->fx.n_segs > 1 && !n->fx.glu; }
+
+int64_t tfx_packed_index(const tfx_fused *fx, int64_t R, int64_t K, int64_t r, int64_t k) {
+  int ns = fx->n_segs > 0 ? fx->n_segs : 1;
+  int64_t base = 0, rows = R;
+  for (int s = 0; s < ns; s++) {
+    rows = fx->n_segs > 0 ? fx->segs[s] : R;
+    if (r < base + rows || s == ns - 1) break;
+    base += rows;
+  }
+  int64_t lr = r - base, P = fx->panel, kc = fx->kc;
+  int64_t p0 = lr / P * P;                     /* first row of the panel */
+  int64_t pr = rows - p0 < P ? rows - p0 : P;  /* rows of this panel */
+  int64_t jj = lr - p0, kf = K - K % kc;       /* row in the panel; columns in full chunks */
+  int64_t off = (base + p0) * K;               /* panels are stored one after another */
+  if (k < kf) return off + (k / kc) * pr * kc + jj * kc + k % kc;
+  return off + kf * pr + jj * (K - kf) + (k - kf);
+}
+
+const char *tfx_act_name(int act) {
+  switch (act) {
+  case TFX_ACT_NONE: return "none";
+  case TFX_ACT_SILU: return "silu";
+  case TFX_ACT_GELU: return "gelu";
+  case TFX_ACT_GELU_TANH: return "gelu_tanh";
+  case TFX_ACT_RELU: return "relu";
+  case TFX_ACT_SIGMOID: return "sigmoid";
+  default: return "?";
+  }
+}
+
+static int f32_rank(const tfx_type *t, int rank) { return t->dtype == TFX_DT_F32 && t->rank == rank; }
+
+static int segs_sum(const tfx_fused *fx, int64_t rows, char *err, size_t errlen, const char *on) {
+  if (fx->n_segs < 1 || fx->n_segs > TFX_MAX_SEGS)
+    return ffail(err, errlen, "%s: %d segments (expected 1..%d)", on, fx->n_segs, TFX_MAX_SEGS);
+  int64_t sum = 0;
+  for (int s = 0; s < fx->n_segs; s++) {
+    if (fx->segs[s] < 1) return ffail(err, errlen, "%s: segment %d has %lld rows", on, s, (long long)fx->segs[s]);
+    sum += fx->segs[s];
+  }
+  if (sum != rows)
+    return ffail(err, errlen, "%s: segments add up to %lld rows, the weight has %lld", on, (long long)sum,
+                 (long long)rows);
+  return 0;
+}
+
+static int infer_fused_linear(const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err, size_t errlen) {
+  char s0[64], s1[64];
+  const tfx_fused *fx = &n->fx;
+  const char *on = "fused_linear";
+  if (n->n_inputs != tfx_fl_n_operands(fx))
+    return ffail(err, errlen, "%s takes %d operands with these attributes, got %d", on, tfx_fl_n_operands(fx),
+                 n->n_inputs);
+  const tfx_type *x = a[0], *w = a[1];
+  if (!f32_rank(x, 2) || !f32_rank(w, 2) || tfx_type_has_t(w) || x->dims[1] != w->dims[1] || x->dims[1] == TFX_DIM_T)
+    return ffail(err, errlen, "%s expects x : f32[M, K] and w : f32[R, K], got %s and %s", on,
+                 tfx_type_str(x, s0, sizeof s0), tfx_type_str(w, s1, sizeof s1));
+  int64_t M = x->dims[0], K = x->dims[1], R = w->dims[0];
+  if (segs_sum(fx, R, err, errlen, on)) return -1;
+  if (fx->glu && (fx->n_segs != 2 || fx->segs[0] != fx->segs[1]))
+    return ffail(err, errlen, "%s: glu needs two equal segments (gate, up)", on);
+  if (fx->glu && fx->rope) return ffail(err, errlen, "%s: glu and rope do not combine", on);
+  int64_t N = fx->glu ? R / 2 : R;
+  if (fx->act < TFX_ACT_NONE || fx->act > TFX_ACT_SIGMOID) return ffail(err, errlen, "%s: unknown activation", on);
+  if (fx->norm < TFX_NORM_NONE || fx->norm > TFX_NORM_LAYER) return ffail(err, errlen, "%s: unknown norm", on);
+  int i = tfx_fl_operand(n, TFX_FL_BIAS);
+  if (i >= 0 && (!f32_rank(a[i], 1) || a[i]->dims[0] != R))
+    return ffail(err, errlen, "%s: bias is %s, expected f32[%lld]", on, tfx_type_str(a[i], s0, sizeof s0),
+                 (long long)R);
+  if ((i = tfx_fl_operand(n, TFX_FL_STATS)) >= 0 && (!f32_rank(a[i], 2) || a[i]->dims[0] != M || a[i]->dims[1] != 2))
+    return ffail(err, errlen, "%s: stats are %s, expected f32[%s, 2]", on, tfx_type_str(a[i], s0, sizeof s0),
+                 M == TFX_DIM_T ? "T" : "M");
+  for (int role = TFX_FL_GAIN; role <= TFX_FL_NBIAS; role++)
+    if ((i = tfx_fl_operand(n, (tfx_fl_role)role)) >= 0 && (!f32_rank(a[i], 1) || a[i]->dims[0] != K))
+      return ffail(err, errlen, "%s: norm %s is %s, expected f32[%lld]", on, role == TFX_FL_GAIN ? "gain" : "bias",
+                   tfx_type_str(a[i], s0, sizeof s0), (long long)K);
+  *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){M, N});
+  if ((i = tfx_fl_operand(n, TFX_FL_RESIDUAL)) >= 0 && !tfx_type_equal(a[i], out))
+    return ffail(err, errlen, "%s: residual is %s, expected %s", on, tfx_type_str(a[i], s0, sizeof s0),
+                 tfx_type_str(out, s1, sizeof s1));
+  if (fx->residual && fx->n_segs > 1 && !fx->glu)
+    return ffail(err, errlen, "%s: a planar output takes no residual", on);
+  if (fx->rope) {
+    if (fx->rope >> fx->n_segs) return ffail(err, errlen, "%s: rope names a missing segment", on);
+    if (M != TFX_DIM_T) return ffail(err, errlen, "%s: rope needs x with T rows", on);
+    if (n->head_dim <= 0 || n->rotary_dim <= 0 || n->rotary_dim > n->head_dim || n->rotary_dim % 2)
+      return ffail(err, errlen, "%s: rope head_dim %d / rotary_dim %d are invalid", on, n->head_dim, n->rotary_dim);
+    if (!(n->theta > 0) || !isfinite(n->theta)) return ffail(err, errlen, "%s: rope theta must be > 0", on);
+    for (int s = 0; s < fx->n_segs; s++)
+      if ((fx->rope >> s & 1u) && fx->segs[s] % n->head_dim)
+        return ffail(err, errlen, "%s: rope segment %d (%lld columns) is not whole heads of %d", on, s,
+                     (long long)fx->segs[s], n->head_dim);
+  }
+  return 0;
+}
+
+int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                    size_t errlen) {
+  char s0[64], s1[64];
+  switch (n->op) {
+  case TFX_OP_NORM_STATS:
+    if (!f32_rank(a[0], 2) || a[0]->dims[1] == TFX_DIM_T)
+      return ffail(err, errlen, "norm_stats expects x : f32[M, K], got %s", tfx_type_str(a[0], s0, sizeof s0));
+    if (n->fx.norm != TFX_NORM_RMS && n->fx.norm != TFX_NORM_LAYER)
+      return ffail(err, errlen, "norm_stats: norm must be rms or layer");
+    if (!(n->eps >= 0) || !isfinite(n->eps)) return ffail(err, errlen, "norm_stats: eps must be finite and >= 0");
+    *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], 2});
+    return 0;
+  case TFX_OP_FUSED_LINEAR: return infer_fused_linear(n, a, out, err, errlen);
+  case TFX_OP_SLICE: {
+    const tfx_node *src = &g->nodes[n->inputs[0]];
+    if (!tfx_fl_planar(src)) return ffail(err, errlen, "slice: %%%d is not a planar fused_linear", src->id);
+    if (n->fx.index < 0 || n->fx.index >= src->fx.n_segs)
+      return ffail(err, errlen, "slice: index %d is not a segment of %%%d (0..%d)", n->fx.index, src->id,
+                   src->fx.n_segs - 1);
+    *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], src->fx.segs[n->fx.index]});
+    return 0;
+  }
+  case TFX_OP_CONCAT: {
+    const tfx_type *t0 = a[0];
+    if (t0->dtype != TFX_DT_F32 || (t0->rank != 1 && t0->rank != 2) || tfx_type_has_t(t0))
+      return ffail(err, errlen, "concat expects static f32 tensors of rank 1 or 2, got %s",
+                   tfx_type_str(t0, s0, sizeof s0));
+    int64_t rows = 0;
+    for (int i = 0; i < n->n_inputs; i++) {
+      if (a[i]->dtype != TFX_DT_F32 || a[i]->rank != t0->rank || tfx_type_has_t(a[i]) ||
+          (t0->rank == 2 && a[i]->dims[1] != t0->dims[1]))
+        return ffail(err, errlen, "concat: operand %d is %s, expected rows like %s", i,
+                     tfx_type_str(a[i], s1, sizeof s1), tfx_type_str(t0, s0, sizeof s0));
+      rows += a[i]->dims[0];
+    }
+    *out = *t0;
+    out->dims[0] = rows;
+    return 0;
+  }
+  case TFX_OP_PACK:
+    if (!f32_rank(a[0], 2) || tfx_type_has_t(a[0]))
+      return ffail(err, errlen, "pack expects a static f32[R, K], got %s", tfx_type_str(a[0], s0, sizeof s0));
+    if (n->fx.panel < 1 || n->fx.kc < 1) return ffail(err, errlen, "pack: panel and kc must be >= 1");
+    if (segs_sum(&n->fx, a[0]->dims[0], err, errlen, "pack")) return -1;
+    *out = *a[0];
+    return 0;
+  default: return ffail(err, errlen, "unknown op");
+  }
+}
+
+int tfx_fused_check_attrs(const tfx_node *n, char *err, size_t errlen) {
+  if (n->op == TFX_OP_PARAM && n->fx.panel) {
+    if (n->fx.panel < 0 || n->fx.kc < 1 || n->type.rank != 2)
+      return ffail(err, errlen, "a packed param needs rank 2, panel >= 1 and kc >= 1");
+    return segs_sum(&n->fx, n->type.dims[0], err, errlen, "packed param");
+  }
+  return 0;
+}
+
+static int packed_value(const tfx_node *n) { return (n->op == TFX_OP_PARAM && n->fx.panel > 0) || n->op == TFX_OP_PACK; }
+
+static int same_segs(const tfx_fused *a, const tfx_fused *b) {
+  if (a->n_segs != b->n_segs) return 0;
+  for (int s = 0; s < a->n_segs; s++)
+    if (a->segs[s] != b->segs[s]) return 0;
+  return 1;
+}
+
+int tfx_fused_check_uses(const tfx_graph *g, char *err, size_t errlen) {
+  for (int i = 0; i < g->n_nodes; i++) {
+    const tfx_node *n = &g->nodes[i];
+    for (int j = 0; j < n->n_inputs; j++) {
+      const tfx_node *src = &g->nodes[n->inputs[j]];
+      if (tfx_fl_planar(src) && n->op != TFX_OP_SLICE)
+        return ffail(err, errlen, "%%%d (%s): reads the planar output of %%%d; only slice may", i, tfx_op_name(n->op),
+                     src->id);
+      if (packed_value(src) && !(n->op == TFX_OP_FUSED_LINEAR && j == 1 && same_segs(&n->fx, &src->fx)))
+        return ffail(err, errlen,
+                     "%%%d (%s): reads the packed weight %%%d; only fused_linear with the same segments may", i,
+                     tfx_op_name(n->op), src->id);
+    }
+  }
+  if (g->output >= 0 && g->output < g->n_nodes) {
+    const tfx_node *o = &g->nodes[g->output];
+    if (tfx_fl_planar(o) || o->op == TFX_OP_SLICE || packed_value(o))
+      return ffail(err, errlen, "%%%d (%s): a planar value, a slice or a packed weight cannot be the output", o->id,
+                   tfx_op_name(o->op));
+  }
+  return 0;
+}
+
+static void print_segs(const tfx_fused *fx, FILE *out) {
+  fprintf(out, "segs = [");
+  for (int s = 0; s < fx->n_segs; s++) fprintf(out, "%s%lld", s ? ", " : "", (long long)fx->segs[s]);
+  fputc(']', out);
+}
+
+void tfx_fused_print_attrs(const tfx_node *n, FILE *out) {
+  const tfx_fused *fx = &n->fx;
+  switch (n->op) {
+  case TFX_OP_PARAM:
+    if (fx->panel > 0) {
+      fprintf(out, " {layout = panel%dx%d, ", fx->panel, fx->kc);
+      print_segs(fx, out);
+      fputc('}', out);
+    }
+    return;
+  case TFX_OP_NORM_STATS:
+    fprintf(out, " {norm = %s, eps = %.9g}", fx->norm == TFX_NORM_LAYER ? "layer" : "rms", n->eps);
+    return;
+  case TFX_OP_FUSED_LINEAR:
+    fprintf(out, " {");
+    if (fx->norm != TFX_NORM_NONE) fprintf(out, "prologue = %s, ", fx->norm == TFX_NORM_LAYER ? "layernorm" : "rmsnorm");
+    print_segs(fx, out);
+    if (fx->has_bias) fprintf(out, ", bias");
+    if (fx->rope) {
+      fprintf(out, ", rope = [");
+      for (int s = 0, k = 0; s < fx->n_segs; s++)
+        if (fx->rope >> s & 1u) fprintf(out, "%s%d", k++ ? ", " : "", s);
+      fprintf(out, "] (head_dim = %d, rotary_dim = %d, theta = %.9g, style = %s)", n->head_dim, n->rotary_dim,
+              n->theta, n->rope_style == TFX_ROPE_HALF ? "half" : "interleaved");
+    }
+    if (fx->act != TFX_ACT_NONE) fprintf(out, ", act = %s", tfx_act_name(fx->act));
+    if (fx->glu) fprintf(out, ", glu");
+    if (fx->residual) fprintf(out, ", residual");
+    if (tfx_fl_planar(n)) fprintf(out, ", planar");
+    fputc('}', out);
+    return;
+  case TFX_OP_SLICE: fprintf(out, " {index = %d}", fx->index); return;
+  case TFX_OP_PACK:
+    fprintf(out, " {panel = %d, kc = %d, ", fx->panel, fx->kc);
+    print_segs(fx, out);
+    fputc('}', out);
+    return;
+  default: return;
+  }
+}

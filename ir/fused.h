@@ -1,0 +1,30 @@
+/* ir/fused.h — private to ir/: type inference, attribute checks, use rules,
+ * printing and interpretation of the optimizer's ops (NORM_STATS,
+ * FUSED_LINEAR, SLICE, CONCAT, PACK) and of packed PARAMs (ir/fused.c,
+ * ir/interp_fused.c). */
+#ifndef TFX_IR_FUSED_H
+#define TFX_IR_FUSED_H
+
+#include "ir.h"
+
+/* 1 for the ops this module owns. */
+int tfx_fused_owns(tfx_op op);
+void tfx_fused_arity(tfx_op op, int *lo, int *hi);
+/* a[i] is the type of operand i (already range-checked). */
+int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                    size_t errlen);
+/* Attribute ranges of one node (also a PARAM's layout); 0 or -1 with a message. */
+int tfx_fused_check_attrs(const tfx_node *n, char *err, size_t errlen);
+/* Rules that need the consumers: planar outputs only read by SLICE, packed
+ * weights only read as the weight of a FUSED_LINEAR with the same segments,
+ * neither being the graph output. */
+int tfx_fused_check_uses(const tfx_graph *g, char *err, size_t errlen);
+/* " {...}" for the owned ops and packed params; nothing otherwise. */
+void tfx_fused_print_attrs(const tfx_node *n, FILE *out);
+
+/* Interpreter (ir/interp_fused.c): evaluates an owned op into y (sized for
+ * its type with T = n); pos is the session position (RoPE). */
+int tfx_interp_fused_eval(const tfx_graph *g, const tfx_node *nd, void *const *val, float *y, int64_t n, int64_t pos,
+                          char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,169 @@
+/* ir/interp_attention.c — the reference interpreter's ATTENTION (self and
+ * cross, causal with its KV cache or not, ALiBi, sparse masks) and
+ * MLA_ATTENTION (rebuilding K and V of every head from the cached latent,
+ * not the absorbed form the backend uses). Naive loops, double accumulators:
+ * the test oracle. */
+#include "interp_attention.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int iafail(char *err, size_t errlen, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+/* Softmax in place over the allowed scores sc[0..n) (allowed[j] != 0); the
+ * others become 0, and all become 0 when nothing is allowed. */
+static void softmax_rows(double *sc, const char *allowed, int64_t n) {
+  double mx = -INFINITY, sum = 0.0;
+  for (int64_t j = 0; j < n; j++)
+    if (allowed[j] && sc[j] > mx) mx = sc[j];
+  for (int64_t j = 0; j < n; j++) {
+    sc[j] = allowed[j] ? exp(sc[j] - mx) : 0.0;
+    sum += sc[j];
+  }
+  for (int64_t j = 0; j < n; j++) sc[j] = sum > 0 ? sc[j] / sum : 0.0;
+}
+
+int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, const float *v, float *kc, float *vc,
+                         float *y, int64_t q_rows, int64_t k_rows, int64_t pos, int64_t max_seq, char *err,
+                         size_t errlen) {
+  int64_t H = n->heads, G = n->kv_heads, d = n->head_dim, group = H / G;
+  int64_t qs = H * d, ks = G * d;
+  int causal = n->mask == TFX_MASK_CAUSAL;
+  const float *keys = k, *vals = v;
+  int64_t n_keys = k_rows;
+  if (causal) {
+    memcpy(kc + pos * ks, k, (size_t)(q_rows * ks) * sizeof(float));
+    memcpy(vc + pos * ks, v, (size_t)(q_rows * ks) * sizeof(float));
+    keys = kc;
+    vals = vc;
+    n_keys = pos + q_rows;
+  }
+  double scale = 1.0 / sqrt((double)d);
+  double *sc = malloc((size_t)(n_keys > 0 ? n_keys : 1) * sizeof *sc);
+  char *ok = malloc((size_t)(n_keys > 0 ? n_keys : 1));
+  if (!sc || !ok) {
+    free(sc);
+    free(ok);
+    return iafail(err, errlen, "%%%d (attention): out of memory", n->id);
+  }
+  for (int64_t t = 0; t < q_rows; t++) {
+    int64_t i = causal ? pos + t : t;
+    for (int64_t h = 0; h < H; h++) {
+      int64_t kh = h / group;
+      double slope = n->alibi ? tfx_alibi_slope((int)h, (int)H) : 0.0;
+      const float *qr = q + t * qs + h * d;
+      for (int64_t j = 0; j < n_keys; j++) {
+        ok[j] = (char)tfx_attn_allowed(n, i, j, max_seq);
+        if (!ok[j]) continue;
+        const float *kr = keys + j * ks + kh * d;
+        double s = 0.0;
+        for (int64_t c = 0; c < d; c++) s += (double)qr[c] * kr[c];
+        sc[j] = s * scale - slope * (double)(i > j ? i - j : j - i);
+      }
+      softmax_rows(sc, ok, n_keys);
+      for (int64_t c = 0; c < d; c++) {
+        double acc = 0.0;
+        for (int64_t j = 0; j < n_keys; j++) acc += sc[j] * vals[j * ks + kh * d + c];
+        y[t * qs + h * d + c] = (float)acc;
+      }
+    }
+  }
+  free(sc);
+  free(ok);
+  return 0;
+}
+
+/* Rotates x[0..dr) in place by position p: pairs (2k, 2k+1) or (k, k + dr/2),
+ * angle p * theta^(-2k/dr). */
+static void rope_vec(double *x, int64_t dr, double p, double theta, tfx_rope_style style) {
+  for (int64_t k = 0; k < dr / 2; k++) {
+    double a = p * pow(theta, -2.0 * (double)k / (double)dr), c = cos(a), s = sin(a);
+    int64_t i0 = style == TFX_ROPE_INTERLEAVED ? 2 * k : k;
+    int64_t i1 = style == TFX_ROPE_INTERLEAVED ? 2 * k + 1 : k + dr / 2;
+    double x0 = x[i0], x1 = x[i1];
+    x[i0] = x0 * c - x1 * s;
+    x[i1] = x0 * s + x1 * c;
+  }
+}
+
+int tfx_interp_mla(const tfx_node *n, const float *q, const float *ckv, const float *wkv_b, const float *g,
+                   float *cache, float *y, int64_t rows, int64_t pos, int64_t max_seq, char *err, size_t errlen) {
+  int64_t H = n->heads, dn = n->head_dim, dr = n->rope_dim, dv = n->v_dim, r = n->rank;
+  int64_t cs = r + dr, qs = H * (dn + dr), n_keys = pos + rows;
+  double *tmp = malloc((size_t)(cs + 1) * sizeof *tmp);
+  double *sc = malloc((size_t)n_keys * sizeof *sc);
+  double *kn = malloc((size_t)(dn > dv ? dn : dv) * sizeof *kn);
+  char *ok = malloc((size_t)n_keys);
+  if (!tmp || !sc || !kn || !ok) {
+    free(tmp);
+    free(sc);
+    free(kn);
+    free(ok);
+    return iafail(err, errlen, "%%%d (mla_attention): out of memory", n->id);
+  }
+  /* the latent [c | kr] of the new rows into the cache */
+  for (int64_t t = 0; t < rows; t++) {
+    const float *src = ckv + t * cs;
+    float *dst = cache + (pos + t) * cs;
+    double ss = 0.0, inv = 1.0;
+    if (g) {
+      for (int64_t c = 0; c < r; c++) ss += (double)src[c] * src[c];
+      inv = 1.0 / sqrt(ss / (double)r + n->eps);
+    }
+    for (int64_t c = 0; c < r; c++) dst[c] = (float)(g ? src[c] * inv * g[c] : src[c]);
+    for (int64_t c = 0; c < dr; c++) tmp[c] = src[r + c];
+    rope_vec(tmp, dr, (double)(pos + t), n->theta, n->rope_style);
+    for (int64_t c = 0; c < dr; c++) dst[r + c] = (float)tmp[c];
+  }
+  double scale = 1.0 / sqrt((double)(dn + dr));
+  for (int64_t t = 0; t < rows; t++) {
+    int64_t i = pos + t;
+    for (int64_t h = 0; h < H; h++) {
+      const float *qn = q + t * qs + h * (dn + dr);
+      const float *wuk = wkv_b + h * (dn + dv) * r, *wuv = wuk + dn * r;
+      double slope = n->alibi ? tfx_alibi_slope((int)h, (int)H) : 0.0;
+      for (int64_t c = 0; c < dr; c++) tmp[c] = qn[dn + c];
+      rope_vec(tmp, dr, (double)i, n->theta, n->rope_style);
+      for (int64_t j = 0; j < n_keys; j++) {
+        ok[j] = (char)tfx_attn_allowed(n, i, j, max_seq);
+        if (!ok[j]) continue;
+        const float *cj = cache + j * cs;
+        double s = 0.0;
+        for (int64_t e = 0; e < dn; e++) { /* k_nope[e] = W_uk_h[e] . c_j */
+          double kv = 0.0;
+          for (int64_t c = 0; c < r; c++) kv += (double)wuk[e * r + c] * cj[c];
+          s += (double)qn[e] * kv;
+        }
+        for (int64_t c = 0; c < dr; c++) s += tmp[c] * cj[r + c];
+        sc[j] = s * scale - slope * (double)(i - j);
+      }
+      softmax_rows(sc, ok, n_keys);
+      for (int64_t e = 0; e < dv; e++) kn[e] = 0.0;
+      for (int64_t j = 0; j < n_keys; j++) {
+        if (!ok[j] || sc[j] == 0.0) continue;
+        const float *cj = cache + j * cs;
+        for (int64_t e = 0; e < dv; e++) { /* v[e] = W_uv_h[e] . c_j */
+          double vv = 0.0;
+          for (int64_t c = 0; c < r; c++) vv += (double)wuv[e * r + c] * cj[c];
+          kn[e] += sc[j] * vv;
+        }
+      }
+      for (int64_t e = 0; e < dv; e++) y[t * H * dv + h * dv + e] = (float)kn[e];
+    }
+  }
+  free(tmp);
+  free(sc);
+  free(kn);
+  free(ok);
+  return 0;
+}

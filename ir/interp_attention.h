@@ -1,0 +1,24 @@
+/* ir/interp_attention.h — the reference interpreter's attention kernels
+ * (interp_attention.c), called by interp.c for ATTENTION and MLA_ATTENTION.
+ * Private to ir/. */
+#ifndef TFX_INTERP_ATTENTION_H
+#define TFX_INTERP_ATTENTION_H
+
+#include "ir.h"
+
+/* ATTENTION: q [q_rows, H*d], k and v [k_rows, G*d]. Causal: k, v rows are
+ * first stored at positions pos.. of kc / vc ([max_seq, G*d] each) and query t
+ * (position pos + t) attends the cached keys 0..pos+t; otherwise query row t
+ * attends the k_rows keys of this call. Mask, ALiBi and sparse pattern as in
+ * ir/attention.c; a row with no allowed key gives zeros. */
+int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, const float *v, float *kc, float *vc,
+                         float *y, int64_t q_rows, int64_t k_rows, int64_t pos, int64_t max_seq, char *err,
+                         size_t errlen);
+
+/* MLA_ATTENTION (causal) in its plain, non-absorbed form: K and V of every
+ * head are rebuilt from the cached latent. cache: [max_seq, r + dr]; g the
+ * kv_norm gain or NULL. */
+int tfx_interp_mla(const tfx_node *n, const float *q, const float *ckv, const float *wkv_b, const float *g,
+                   float *cache, float *y, int64_t rows, int64_t pos, int64_t max_seq, char *err, size_t errlen);
+
+#endif

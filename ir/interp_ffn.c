@@ -1,0 +1,170 @@
+/* ir/interp_ffn.c — the reference interpreter's FFN-variant, position and
+ * mixture-of-experts ops: SIGMOID, POSITIONS (learned absolute positions),
+ * SINUSOIDAL (the fixed sin/cos table), MOE_ROUTE (top-k routing with the
+ * softmax gates and the optional capacity limit), MOE_UP and MOE_DOWN (the
+ * experts' projections by slot). Naive C with double accumulators: the test
+ * oracle of the backend's kernels (backend/k_ffn.c, backend/k_moe.c). */
+#include "interp_ffn.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int ffail(char *err, size_t errlen, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+int tfx_interp_ffn_handles(tfx_op op) {
+  switch (op) {
+  case TFX_OP_SIGMOID:
+  case TFX_OP_POSITIONS:
+  case TFX_OP_SINUSOIDAL:
+  case TFX_OP_MOE_ROUTE:
+  case TFX_OP_MOE_UP:
+  case TFX_OP_MOE_DOWN: return 1;
+  default: return 0;
+  }
+}
+
+/* The expert index of a route entry, -1 when the slot is empty (or the value
+ * is not an index in [0, E)). */
+static int64_t slot_expert(float v, int64_t E) {
+  if (!(v >= 0.0f && v < (float)E)) return -1;
+  return (int64_t)v;
+}
+
+static int op_route(const tfx_node *nd, const float *logits, float *y, int64_t rows, int64_t E, char *err,
+                    size_t errlen) {
+  int64_t k = nd->top_k;
+  char *chosen = malloc((size_t)E);
+  int64_t *count = calloc((size_t)E, sizeof *count), *idx = malloc((size_t)k * sizeof *idx);
+  if (!chosen || !count || !idx) {
+    free(chosen);
+    free(count);
+    free(idx);
+    return ffail(err, errlen, "%%%d (moe_route): out of memory", nd->id);
+  }
+  int64_t cap = -1;
+  if (nd->capacity > 0) cap = (int64_t)ceil(nd->capacity * (double)rows * (double)k / (double)E);
+  for (int64_t t = 0; t < rows; t++) {
+    const float *l = logits + t * E;
+    float *r = y + t * 2 * k;
+    memset(chosen, 0, (size_t)E);
+    /* top-k: the largest remaining logit, the lowest index on ties */
+    for (int64_t s = 0; s < k; s++) {
+      int64_t best = -1;
+      for (int64_t e = 0; e < E; e++)
+        if (!chosen[e] && (best < 0 || l[e] > l[best])) best = e;
+      chosen[best] = 1;
+      idx[s] = best;
+    }
+    double m = -INFINITY, z = 0.0;
+    if (nd->moe_gate == TFX_MOE_GATE_SOFTMAX) {
+      for (int64_t e = 0; e < E; e++) m = l[e] > m ? l[e] : m;
+      for (int64_t e = 0; e < E; e++) z += exp((double)l[e] - m);
+    } else {
+      for (int64_t s = 0; s < k; s++) m = l[idx[s]] > m ? l[idx[s]] : m;
+      for (int64_t s = 0; s < k; s++) z += exp((double)l[idx[s]] - m);
+    }
+    for (int64_t s = 0; s < k; s++) {
+      double w = exp((double)l[idx[s]] - m) / z;
+      if (cap >= 0 && count[idx[s]] >= cap) {
+        r[s] = -1.0f;
+        r[k + s] = 0.0f;
+        continue;
+      }
+      count[idx[s]]++;
+      r[s] = (float)idx[s];
+      r[k + s] = (float)w;
+    }
+  }
+  free(chosen);
+  free(count);
+  free(idx);
+  return 0;
+}
+
+/* MOE_UP: y[t, s*N + j] = x[t] . w[e_s, j] (zeros for an empty slot). */
+static void op_moe_up(const float *x, const float *route, const float *w, float *y, int64_t rows, int64_t k, int64_t E,
+                      int64_t N, int64_t K) {
+  for (int64_t t = 0; t < rows; t++)
+    for (int64_t s = 0; s < k; s++) {
+      int64_t e = slot_expert(route[t * 2 * k + s], E);
+      float *yr = y + t * k * N + s * N;
+      for (int64_t j = 0; j < N; j++) {
+        double acc = 0.0;
+        if (e >= 0) {
+          const float *wr = w + (e * N + j) * K;
+          for (int64_t i = 0; i < K; i++) acc += (double)x[t * K + i] * wr[i];
+        }
+        yr[j] = (float)acc;
+      }
+    }
+}
+
+/* MOE_DOWN: y[t, j] = sum over non-empty slots of weight_s * (h[t, s] . w[e_s, j]). */
+static void op_moe_down(const float *h, const float *route, const float *w, float *y, int64_t rows, int64_t k,
+                        int64_t E, int64_t N, int64_t K) {
+  for (int64_t t = 0; t < rows; t++)
+    for (int64_t j = 0; j < N; j++) {
+      double acc = 0.0;
+      for (int64_t s = 0; s < k; s++) {
+        int64_t e = slot_expert(route[t * 2 * k + s], E);
+        if (e < 0) continue;
+        const float *hr = h + t * k * K + s * K, *wr = w + (e * N + j) * K;
+        double dot = 0.0;
+        for (int64_t i = 0; i < K; i++) dot += (double)hr[i] * wr[i];
+        acc += (double)route[t * 2 * k + k + s] * dot;
+      }
+      y[t * N + j] = (float)acc;
+    }
+}
+
+int tfx_interp_ffn_eval(const tfx_graph *g, const tfx_node *nd, void *const *val, float *y, int64_t n, int64_t pos,
+                        char *err, size_t errlen) {
+  const float *a = nd->n_inputs > 0 ? val[nd->inputs[0]] : NULL;
+  const float *b = nd->n_inputs > 1 ? val[nd->inputs[1]] : NULL;
+  const float *c = nd->n_inputs > 2 ? val[nd->inputs[2]] : NULL;
+  const tfx_node *in0 = nd->n_inputs > 0 ? &g->nodes[nd->inputs[0]] : NULL;
+  const tfx_node *in2 = nd->n_inputs > 2 ? &g->nodes[nd->inputs[2]] : NULL;
+  int64_t rows = tfx_node_rows(nd, n), cols = tfx_node_cols(nd), numel = tfx_type_numel(&nd->type, n);
+  switch (nd->op) {
+  case TFX_OP_SIGMOID:
+    for (int64_t i = 0; i < numel; i++) y[i] = (float)(1.0 / (1.0 + exp(-(double)a[i])));
+    return 0;
+  case TFX_OP_POSITIONS: {
+    int64_t max_pos = in0->type.dims[0];
+    if (pos < 0 || pos + rows > max_pos)
+      return ffail(err, errlen, "%%%d (positions): positions %lld..%lld are outside the table of %lld rows", nd->id,
+                   (long long)pos, (long long)(pos + rows - 1), (long long)max_pos);
+    memcpy(y, a + pos * cols, (size_t)(rows * cols) * sizeof(float));
+    return 0;
+  }
+  case TFX_OP_SINUSOIDAL:
+    for (int64_t t = 0; t < rows; t++) {
+      double p = (double)(pos + t);
+      for (int64_t j = 0; j < cols; j++) {
+        double angle = p / pow(nd->theta, (double)(2 * (j / 2)) / (double)cols);
+        y[t * cols + j] = (float)(j % 2 ? cos(angle) : sin(angle));
+      }
+    }
+    return 0;
+  case TFX_OP_MOE_ROUTE: return op_route(nd, a, y, rows, tfx_node_cols(in0), err, errlen);
+  case TFX_OP_MOE_UP:
+    op_moe_up(a, b, c, y, rows, tfx_node_cols(&g->nodes[nd->inputs[1]]) / 2, in2->type.dims[0], in2->type.dims[1],
+              in2->type.dims[2]);
+    return 0;
+  case TFX_OP_MOE_DOWN:
+    op_moe_down(a, b, c, y, rows, tfx_node_cols(&g->nodes[nd->inputs[1]]) / 2, in2->type.dims[0], in2->type.dims[1],
+                in2->type.dims[2]);
+    return 0;
+  default: return ffail(err, errlen, "%%%d (%s): not an FFN op", nd->id, tfx_op_name(nd->op));
+  }
+}

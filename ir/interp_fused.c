@@ -1,0 +1,153 @@
+/* ir/interp_fused.c — the reference interpreter's naive implementation of the
+ * optimizer's ops: NORM_STATS, FUSED_LINEAR (prologue, packed or row-major
+ * weights, epilogue, planar output), SLICE (a copy of one planar segment),
+ * CONCAT and PACK. Accumulates in double; the oracle of fused graphs. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fused.h"
+
+static int xfail(char *err, size_t errlen, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+static double act(int kind, double v) {
+  switch (kind) {
+  case TFX_ACT_SILU: return v / (1.0 + exp(-v));
+  case TFX_ACT_GELU: return 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+  case TFX_ACT_GELU_TANH: return 0.5 * v * (1.0 + tanh(0.79788456080286535588 * (v + 0.044715 * v * v * v)));
+  case TFX_ACT_RELU: return v > 0 ? v : 0.0;
+  case TFX_ACT_SIGMOID: return 1.0 / (1.0 + exp(-v));
+  default: return v;
+  }
+}
+
+static void norm_stats(const tfx_node *nd, const float *x, float *y, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * cols;
+    double mean = 0.0, ss = 0.0;
+    if (nd->fx.norm == TFX_NORM_LAYER) {
+      for (int64_t i = 0; i < cols; i++) mean += xr[i];
+      mean /= (double)cols;
+    }
+    for (int64_t i = 0; i < cols; i++) ss += (xr[i] - mean) * (xr[i] - mean);
+    y[2 * r] = (float)mean;
+    y[2 * r + 1] = (float)(1.0 / sqrt(ss / (double)cols + nd->eps));
+  }
+}
+
+/* Rotates the pairs of one row segment z[0..cols) (whole heads) at position p. */
+static void rope_row(const tfx_node *nd, double *z, int64_t cols, double p) {
+  int64_t hd = nd->head_dim, rd = nd->rotary_dim;
+  for (int64_t h = 0; h < cols / hd; h++) {
+    double *row = z + h * hd;
+    for (int64_t k = 0; k < rd / 2; k++) {
+      double angle = p * pow(nd->theta, -2.0 * (double)k / (double)rd);
+      double c = cos(angle), s = sin(angle);
+      int64_t i0 = nd->rope_style == TFX_ROPE_INTERLEAVED ? 2 * k : k;
+      int64_t i1 = nd->rope_style == TFX_ROPE_INTERLEAVED ? 2 * k + 1 : k + rd / 2;
+      double x0 = row[i0], x1 = row[i1];
+      row[i0] = x0 * c - x1 * s;
+      row[i1] = x0 * s + x1 * c;
+    }
+  }
+}
+
+static int fused_linear(const tfx_graph *g, const tfx_node *nd, void *const *val, float *y, int64_t n, int64_t pos,
+                        char *err, size_t errlen) {
+  const tfx_fused *fx = &nd->fx;
+  const tfx_node *xn = &g->nodes[nd->inputs[0]], *wn = &g->nodes[nd->inputs[1]];
+  const float *x = val[xn->id], *w = val[wn->id];
+  int i;
+  const float *bias = (i = tfx_fl_operand(nd, TFX_FL_BIAS)) >= 0 ? val[nd->inputs[i]] : NULL;
+  const float *stats = (i = tfx_fl_operand(nd, TFX_FL_STATS)) >= 0 ? val[nd->inputs[i]] : NULL;
+  const float *gain = (i = tfx_fl_operand(nd, TFX_FL_GAIN)) >= 0 ? val[nd->inputs[i]] : NULL;
+  const float *nbias = (i = tfx_fl_operand(nd, TFX_FL_NBIAS)) >= 0 ? val[nd->inputs[i]] : NULL;
+  const float *res = (i = tfx_fl_operand(nd, TFX_FL_RESIDUAL)) >= 0 ? val[nd->inputs[i]] : NULL;
+  int64_t M = tfx_node_rows(xn, n), K = tfx_node_cols(xn), R = wn->type.dims[0], N = tfx_node_cols(nd);
+  const tfx_fused *layout = (wn->op == TFX_OP_PARAM && wn->fx.panel > 0) || wn->op == TFX_OP_PACK ? &wn->fx : NULL;
+  double *xr = malloc((size_t)K * sizeof *xr), *z = malloc((size_t)R * sizeof *z);
+  if (!xr || !z) {
+    free(xr);
+    free(z);
+    return xfail(err, errlen, "%%%d (fused_linear): out of memory", nd->id);
+  }
+  int planar = tfx_fl_planar(nd);
+  for (int64_t m = 0; m < M; m++) {
+    for (int64_t k = 0; k < K; k++) {
+      double v = x[m * K + k];
+      if (fx->norm == TFX_NORM_RMS) v = v * stats[2 * m + 1] * gain[k];
+      if (fx->norm == TFX_NORM_LAYER) v = (v - stats[2 * m]) * stats[2 * m + 1] * gain[k] + nbias[k];
+      xr[k] = v;
+    }
+    for (int64_t r = 0; r < R; r++) {
+      double s = 0.0;
+      for (int64_t k = 0; k < K; k++) s += xr[k] * w[layout ? tfx_packed_index(layout, R, K, r, k) : r * K + k];
+      z[r] = bias ? s + bias[r] : s;
+    }
+    int64_t base = 0;
+    for (int s = 0; s < fx->n_segs; s++) {
+      if (fx->rope >> s & 1u) rope_row(nd, z + base, fx->segs[s], (double)(pos + m));
+      base += fx->segs[s];
+    }
+    if (planar) {
+      base = 0;
+      for (int s = 0; s < fx->n_segs; s++) {
+        float *seg = y + M * base + m * fx->segs[s];
+        for (int64_t c = 0; c < fx->segs[s]; c++) seg[c] = (float)act(fx->act, z[base + c]);
+        base += fx->segs[s];
+      }
+      continue;
+    }
+    for (int64_t c = 0; c < N; c++) {
+      double v = act(fx->act, z[c]);
+      if (fx->glu) v *= z[N + c];
+      if (res) v += res[m * N + c];
+      y[m * N + c] = (float)v;
+    }
+  }
+  free(xr);
+  free(z);
+  return 0;
+}
+
+int tfx_interp_fused_eval(const tfx_graph *g, const tfx_node *nd, void *const *val, float *y, int64_t n, int64_t pos,
+                          char *err, size_t errlen) {
+  const tfx_node *in0 = &g->nodes[nd->inputs[0]];
+  const float *a = val[nd->inputs[0]];
+  switch (nd->op) {
+  case TFX_OP_NORM_STATS: norm_stats(nd, a, y, tfx_node_rows(in0, n), tfx_node_cols(in0)); return 0;
+  case TFX_OP_FUSED_LINEAR: return fused_linear(g, nd, val, y, n, pos, err, errlen);
+  case TFX_OP_SLICE: {
+    int64_t M = tfx_node_rows(nd, n), before = 0;
+    for (int s = 0; s < nd->fx.index; s++) before += in0->fx.segs[s];
+    memcpy(y, a + M * before, (size_t)tfx_type_bytes(&nd->type, n));
+    return 0;
+  }
+  case TFX_OP_CONCAT: {
+    float *dst = y;
+    for (int i = 0; i < nd->n_inputs; i++) {
+      const tfx_node *src = &g->nodes[nd->inputs[i]];
+      size_t bytes = (size_t)tfx_type_bytes(&src->type, n);
+      memcpy(dst, val[src->id], bytes);
+      dst += bytes / sizeof(float);
+    }
+    return 0;
+  }
+  case TFX_OP_PACK: {
+    int64_t R = nd->type.dims[0], K = nd->type.dims[1];
+    for (int64_t r = 0; r < R; r++)
+      for (int64_t k = 0; k < K; k++) y[tfx_packed_index(&nd->fx, R, K, r, k)] = a[r * K + k];
+    return 0;
+  }
+  default: return xfail(err, errlen, "%%%d (%s): not supported by the interpreter", nd->id, tfx_op_name(nd->op));
+  }
+}

@@ -1,0 +1,58 @@
+/* passes/fuse_rope.c — RoPE into the linear epilogue: rope(v) with the
+ * interleaved style, where v has no other use and is either a SLICE of a
+ * planar fused_linear (the rotation is applied to that segment as it is
+ * produced; the Q/K/V case) or a linear / one-segment fused_linear with no
+ * activation, GLU or residual yet. All rotated segments of one node share
+ * head_dim, rotary_dim, theta. The half-split style (pairs d/2 apart) is left
+ * to the ROPE kernel. */
+#include "rewrite.h"
+
+static int same_rope(const tfx_node *f, const tfx_node *r) {
+  return f->head_dim == r->head_dim && f->rotary_dim == r->rotary_dim && f->theta == r->theta &&
+         f->rope_style == r->rope_style;
+}
+
+static void set_rope(tfx_node *f, const tfx_node *r, int seg) {
+  f->fx.rope |= 1u << seg;
+  f->head_dim = r->head_dim;
+  f->rotary_dim = r->rotary_dim;
+  f->theta = r->theta;
+  f->rope_style = r->rope_style;
+}
+
+int tfx_pass_fuse_rope(tfx_pass_ctx *c) {
+  tfx_graph *g = c->g;
+  tfx_rw rw;
+  if (tfx_rw_begin(&rw, g, c->err, c->errlen)) return -1;
+  int nn = g->n_nodes;
+  for (int i = 0; i < nn; i++) {
+    const tfx_node *r = &g->nodes[i];
+    if (r->op != TFX_OP_ROPE || r->rope_style != TFX_ROPE_INTERLEAVED) continue;
+    int v = r->inputs[0];
+    tfx_node *vn = &g->nodes[v];
+    if (rw.uses[v] != 1 || v == g->output) continue;
+    if (vn->op == TFX_OP_SLICE) {
+      tfx_node *f = &g->nodes[vn->inputs[0]];
+      int seg = vn->fx.index;
+      if (f->fx.act != TFX_ACT_NONE || (f->fx.rope >> seg & 1u) || (f->fx.rope && !same_rope(f, r))) continue;
+      if (f->type.dims[0] != TFX_DIM_T) continue;
+      set_rope(f, r, seg);
+      tfx_rw_replace_uses(&rw, i, v);
+      continue;
+    }
+    if (vn->op == TFX_OP_LINEAR) {
+      if (tfx_rw_to_fused(&rw, v, c->err, c->errlen)) {
+        tfx_rw_abort(&rw);
+        return -1;
+      }
+      vn = &g->nodes[v];
+    }
+    if (vn->op != TFX_OP_FUSED_LINEAR || vn->fx.n_segs != 1 || vn->fx.rope || vn->fx.act != TFX_ACT_NONE ||
+        vn->fx.glu || vn->fx.residual || vn->type.dims[0] != TFX_DIM_T)
+      continue;
+    set_rope(vn, r, 0);
+    rw.key[v] = rw.key[i];
+    tfx_rw_replace_uses(&rw, i, v);
+  }
+  return tfx_rw_commit(&rw, c->err, c->errlen);
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""tests/fuzz/gen_seeds.py OUTDIR — writes the seed corpora of the fuzz
+targets: OUTDIR/frontend (every examples/**/*.tfx plus a few programs that
+use the rest of the language), OUTDIR/llama2c (tiny llama2.c checkpoints that
+match the target's fixed graph, with shared and separate classifier) and
+OUTDIR/safetensors (small files in F32/F16/BF16, with metadata, with the
+names the target's renaming rules map). Standard library only."""
+import glob
+import json
+import os
+import shutil
+import struct
+import sys
+
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+out = sys.argv[1]
+
+
+def write(sub, name, data):
+    d = os.path.join(out, sub)
+    os.makedirs(d, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    with open(os.path.join(d, name), mode) as f:
+        f.write(data)
+
+
+# ---- frontend: the examples and a few programs using the rest of the language
+for i, p in enumerate(sorted(glob.glob(os.path.join(root, "examples", "**", "*.tfx"), recursive=True))):
+    os.makedirs(os.path.join(out, "frontend"), exist_ok=True)
+    shutil.copy(p, os.path.join(out, "frontend", "example%02d_%s" % (i, os.path.basename(p))))
+write("frontend", "encoder.tfx", """model enc
+const d = 16, max_seq = 8, ff = 4 * d, eps = 1e-6
+param ln_g : f32[d]
+param ln_b : f32[d]
+param wq : f32[d, d]; param wk : f32[d, d]; param wv : f32[d, d]; param wo : f32[d, d]
+param bq : f32[d]
+param w_up : f32[ff, d]; param b_up : f32[ff]; param w_down : f32[d, ff]
+param m : f32[d, d]
+forward(x : f32[T, d]) -> f32[T, d] {
+  h = layernorm(x, ln_g, ln_b, eps = eps)
+  h = x + attention(h, wq, wk, wv, wo, heads = 2, mask = none, bq = bq,
+                    position = rope(theta = 500000.0, style = half, rotary_dim = 4))
+  u = gelu(linear(h, w_up, b_up), approximate = tanh)
+  h = h - linear(relu(u) * gelu(u), w_down)
+  return softmax(matmul(rope(h, heads = 4), m))
+}
+schedule { threads = 3; attention = dense }
+""")
+write("frontend", "blocks.tfx", """const d = 8, max_seq = 4
+weights "m.safetensors" format safetensors rename {
+  "model.layers.{i}.w.weight" = "layers.{i}.mlp.w"
+  "unused.{j}" = ""
+}
+param e : f32[16, d]
+block mlp(y : f32[T, d]) -> f32[T, d] {
+  param w : f32[d, d]
+  return linear(y, w)
+}
+block layer(y : f32[T, d]) -> f32[T, d] {
+  param g : f32[d]
+  return mlp(rmsnorm(y, g))
+}
+forward(t : i32[T]) -> f32[T, d] {
+  x = embedding(e, t)
+  x = repeat(2) layer(x)
+  x = repeat(1, prefix = "enc.h") layer(x)
+  x = mlp(x, prefix = "head")
+  return silu(x)
+}
+""")
+write("frontend", "errors.tfx", """model m
+const dim = 64, max_seq = 16, vocab = 32, z = dim / (dim - 64)
+param emb : f32[vocab, dim]
+param g : f32[T]
+forward(t : i32[T]) -> f32[T, dim] {
+  x = embedding(emb, t)
+  y = rmsnrom(x, g, epsilon = 1e-5)
+  return x + $
+}
+""")
+
+# ---- llama2c: dim 8, hidden 4, 1 layer, 2 heads, 2 kv heads, vocab 4, seq_len 4
+
+
+def llama2c(vocab_sign, n_layers=1, seq=4):
+    dim, hidden, heads, kv, vocab = 8, 4, 2, 2, 4
+    head = dim // heads
+    n = vocab * dim + n_layers * (2 * dim + 2 * dim * dim + 2 * dim * (kv * head) + 3 * dim * hidden)
+    n += dim + seq * head  # final norm, freq_cis real + imag
+    if vocab_sign < 0:
+        n += vocab * dim
+    hdr = struct.pack("<7i", dim, hidden, n_layers, heads, kv, vocab_sign * vocab, seq)
+    return hdr + struct.pack("<%df" % n, *[((i * 37) % 19 - 9) / 8.0 for i in range(n)])
+
+
+write("llama2c", "tiny_shared.bin", llama2c(1))
+write("llama2c", "tiny_unshared.bin", llama2c(-1))
+write("llama2c", "tiny_2layers.bin", llama2c(1, n_layers=2))
+write("llama2c", "header_only.bin", struct.pack("<7i", 8, 4, 1, 2, 2, 4, 4))
+
+# ---- safetensors
+
+
+def f16_bits(x):
+    return struct.unpack("<H", struct.pack("<e", x))[0]
+
+
+def bf16_bits(x):
+    return struct.unpack("<I", struct.pack("<f", x))[0] >> 16
+
+
+def safetensors(tensors, metadata=None):
+    """tensors: list of (name, dtype, shape)"""
+    header, blobs, off = {}, [], 0
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    for k, (name, dtype, shape) in enumerate(tensors):
+        n = 1
+        for s in shape:
+            n *= s
+        vals = [((i * 13 + k) % 11 - 5) / 4.0 for i in range(n)]
+        if dtype == "F32":
+            b = struct.pack("<%df" % n, *vals)
+        elif dtype == "F16":
+            b = struct.pack("<%dH" % n, *[f16_bits(v) for v in vals])
+        else:
+            b = struct.pack("<%dH" % n, *[bf16_bits(v) for v in vals])
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+
+
+small = [("emb", "F32", [16, 8]), ("g", "F32", [8]), ("w", "F32", [4, 8]), ("b", "F32", [4])]
+write("safetensors", "small_f32.safetensors", safetensors(small))
+write("safetensors", "small_f16.safetensors", safetensors([(n, "F16", s) for n, _, s in small]))
+write("safetensors", "small_bf16_meta.safetensors",
+      safetensors([(n, "BF16", s) for n, _, s in small], metadata={"format": "pt", "note": "caf\u00e9 \\ \""}))
+write("safetensors", "renamed.safetensors",
+      safetensors([("model.embed_tokens.weight", "F32", [16, 8]), ("model.layers.0.norm.weight", "F16", [8]),
+                   ("lm_head.1.2", "BF16", [4, 8]), ("b", "F32", [4]), ("ignored.7", "F32", [2])]))
+write("safetensors", "wrong_shape.safetensors", safetensors([("emb", "F32", [8, 16]), ("g", "F32", [8, 1])]))
+write("safetensors", "empty.safetensors", struct.pack("<Q", 2) + b"{}")

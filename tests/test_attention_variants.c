@@ -1,0 +1,593 @@
+/* tests/test_attention_variants.c — the attention family against the
+ * reference interpreter, and the interpreter's rules against hand-computed
+ * truth:
+ *  - ALiBi slopes (powers of two and the paper's rule for other H, against
+ *    the values of the ALiBi reference code), the mask predicate of every
+ *    sparse pattern on small tables written out by hand, BigBird's random
+ *    draw (xorshift64 values computed independently below);
+ *  - interpreter vs JIT (-O0 and -O3, 2 threads, through the runtime API) for
+ *    ALiBi (H a power of two and not, GQA), every sparse pattern causal and
+ *    bidirectional, prefill + single-token decode + chunks through the KV
+ *    cache, long contexts crossing the kernels' key blocks (with wholly
+ *    masked blocks), cross-attention to a static memory and to another
+ *    T-row tensor, an encoder over static rows, rows whose keys are all
+ *    masked (exact zeros, no NaN), and MLA with and without kv_norm, with and
+ *    without the decoupled RoPE key (both pair styles), with ALiBi and a
+ *    sliding window;
+ *  - MLA's KV cache holds r + dr floats per token (the latent), and the IR
+ *    printer / verifier on the new attributes.
+ * Tolerance: max |jit - ref| <= 1e-4 * max(1, max |ref|). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../backend/backend.h"
+#include "../passes/passes.h"
+#include "support/graphs.h"
+#include "support/testutil.h"
+#include "tfx/tfx.h"
+
+#define TOL 1e-4
+
+/* ---- harness: interpreter vs JIT through the runtime ---- */
+
+static void release_jit(void *m) { tfx_backend_jit_free(m); }
+
+static tfx_model *jit_model(tfx_tg *t, int opt_level) {
+  tfx_target_options o = {.opt_level = opt_level};
+  tfx_jit_module *jm = NULL;
+  const tfx_model_desc *desc = NULL;
+  char err[512] = "";
+  if (tfx_backend_jit(t->g, &o, &jm, &desc, err, sizeof err)) {
+    fprintf(stderr, "tfx_backend_jit: %s\n", err);
+    return NULL;
+  }
+  tfx_model *m = NULL;
+  if (tfx_model_from_descriptor(desc, t->blob, release_jit, jm, &m) != TFX_OK) {
+    tfx_backend_jit_free(jm);
+    return NULL;
+  }
+  return m;
+}
+
+/* Optional inspection of every call's outputs (interpreter's and JIT's). */
+typedef void (*row_check_fn)(const float *ref, const float *out, int n, int ow, int64_t pos);
+static row_check_fn g_row_check;
+
+static void compare_runs(tfx_tg *t, tfx_model *m, const int *ns, int n_calls, const char *what) {
+  const tfx_model_desc *d = tfx_model_descriptor(m);
+  tfx_interp *it = tfx_interp_new(t->g, t->blob);
+  assert_non_null(it);
+  tfx_session *s = NULL;
+  tfx_session_options so = {.threads = 2};
+  assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
+  int64_t pos = 0;
+  for (int c = 0; c < n_calls; c++) {
+    int n = ns[c];
+    size_t ow = (size_t)d->output_width;
+    float *ref = calloc((size_t)n * ow, sizeof(float)), *out = calloc((size_t)n * ow, sizeof(float));
+    float *x = calloc((size_t)n * (size_t)d->input_width, sizeof(float));
+    assert_true(ref && out && x);
+    for (int i = 0; i < n * d->input_width; i++) x[i] = 2.0f * tfx_tg_rand(t);
+    if (!d->has_kv_cache) {
+      tfx_interp_reset(it);
+      pos = 0;
+    }
+    char err[256];
+    if (tfx_interp_forward(it, x, n, ref, err, sizeof err)) fail_msg("%s: interpreter: %s", what, err);
+    assert_int_equal(tfx_forward_f32(s, x, n, out), TFX_OK);
+    double maxref = 1.0, diff = 0.0;
+    size_t worst = 0;
+    for (size_t i = 0; i < (size_t)n * ow; i++) {
+      if (!isfinite(ref[i]) || !isfinite(out[i])) fail_msg("%s: call %d: non-finite output at %zu", what, c, i);
+      if (fabs(ref[i]) > maxref) maxref = fabs(ref[i]);
+      double e = fabs((double)ref[i] - (double)out[i]);
+      if (e > diff) {
+        diff = e;
+        worst = i;
+      }
+    }
+    if (!(diff <= TOL * maxref))
+      fail_msg("%s: call %d (n = %d): max |err| = %g at [%zu, %zu] (jit %g, ref %g), allowed %g", what, c, n, diff,
+               worst / ow, worst % ow, out[worst], ref[worst], TOL * maxref);
+    if (g_row_check) g_row_check(ref, out, n, (int)ow, pos);
+    pos += n;
+    free(ref);
+    free(out);
+    free(x);
+  }
+  tfx_session_free(s);
+  tfx_interp_free(it);
+}
+
+static void check_levels(tfx_tg *t, const int *ns, int n_calls, const char *what) {
+  char err[256];
+  if (tfx_pass_plan_memory(t->g, err, sizeof err)) fail_msg("%s: plan: %s", what, err);
+  if (tfx_verify(t->g, 0, err, sizeof err)) fail_msg("%s: verify: %s", what, err);
+  static const int levels[2] = {0, 3};
+  for (int i = 0; i < 2; i++) {
+    char label[192];
+    snprintf(label, sizeof label, "%s -O%d", what, levels[i]);
+    tfx_model *m = jit_model(t, levels[i]);
+    if (!m) fail_msg("%s: JIT failed", label);
+    compare_runs(t, m, ns, n_calls, label);
+    tfx_model_close(m);
+  }
+}
+
+static const int k_decoder_calls[] = {7, 1, 1, 1, 5, 1, 2, 1};
+#define N_DECODER (int)(sizeof k_decoder_calls / sizeof k_decoder_calls[0])
+static const int k_encoder_calls[] = {7, 1, 16, 3};
+#define N_ENCODER (int)(sizeof k_encoder_calls / sizeof k_encoder_calls[0])
+
+static int linear(tfx_tg *t, int x, int64_t out, int64_t in, const char *wname, float scale) {
+  return tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, wname, out, in, scale));
+}
+
+/* An attention over q, k, v = linears of x (f32[T, dim]) with the given
+ * options; the graph's output is the attention's. */
+static tfx_tg *attn_graph(int H, int G, int d, tfx_mask_kind mask, int alibi, const tfx_sparse *sp, int64_t max_seq,
+                          uint64_t seed) {
+  const int64_t dim = 24;
+  tfx_tg *t = tfx_tg_new("attn", max_seq, seed);
+  int x = tfx_tg_input_f32(t, dim);
+  int q = linear(t, x, (int64_t)H * d, dim, "wq", 0.5f);
+  int k = linear(t, x, (int64_t)G * d, dim, "wk", 0.5f);
+  int v = linear(t, x, (int64_t)G * d, dim, "wv", 0.5f);
+  tfx_node a = tfx_node_proto(TFX_OP_ATTENTION, 3, (int[]){q, k, v});
+  a.heads = H;
+  a.kv_heads = G;
+  a.head_dim = d;
+  a.mask = mask;
+  a.alibi = alibi;
+  if (sp) a.sparse = *sp;
+  t->g->output = tfx_tg_add(t, &a);
+  assert_true(t->g->output >= 0);
+  return t;
+}
+
+static void run_attn(int H, int G, int d, tfx_mask_kind mask, int alibi, const tfx_sparse *sp, const char *what) {
+  tfx_tg *t = attn_graph(H, G, d, mask, alibi, sp, 40, (uint64_t)(H * 131 + G * 17 + d + mask * 7 + alibi));
+  char label[160];
+  snprintf(label, sizeof label, "%s (%s)", what, mask == TFX_MASK_CAUSAL ? "causal" : "none");
+  if (mask == TFX_MASK_CAUSAL)
+    check_levels(t, k_decoder_calls, N_DECODER, label);
+  else
+    check_levels(t, k_encoder_calls, N_ENCODER, label);
+  tfx_tg_free(t);
+}
+
+/* ---- the rules ---- */
+
+static void test_alibi_slopes(void **state) {
+  (void)state;
+  /* the ALiBi reference code's get_slopes(): powers of two ... */
+  for (int h = 0; h < 8; h++) assert_true(fabs(tfx_alibi_slope(h, 8) - pow(2.0, -(h + 1))) < 1e-15);
+  for (int h = 0; h < 16; h++) assert_true(fabs(tfx_alibi_slope(h, 16) - pow(2.0, -0.5 * (h + 1))) < 1e-15);
+  /* ... and H = 6: get_slopes(4) + get_slopes(8)[0::2][:2] */
+  static const double h6[6] = {0.25, 0.0625, 0.015625, 0.00390625, 0.5, 0.125};
+  for (int h = 0; h < 6; h++) assert_true(fabs(tfx_alibi_slope(h, 6) - h6[h]) < 1e-15);
+  /* H = 12: get_slopes(8) + get_slopes(16)[0::2][:4] */
+  for (int h = 0; h < 8; h++) assert_true(fabs(tfx_alibi_slope(h, 12) - pow(2.0, -(h + 1))) < 1e-15);
+  for (int k = 0; k < 4; k++) assert_true(fabs(tfx_alibi_slope(8 + k, 12) - pow(2.0, -0.5 * (2 * k + 1))) < 1e-15);
+  /* H = 1 and H = 3 */
+  assert_true(fabs(tfx_alibi_slope(0, 1) - pow(2.0, -8.0)) < 1e-15);
+  assert_true(fabs(tfx_alibi_slope(0, 3) - pow(2.0, -4.0)) < 1e-15);
+  assert_true(fabs(tfx_alibi_slope(1, 3) - pow(2.0, -8.0)) < 1e-15);
+  assert_true(fabs(tfx_alibi_slope(2, 3) - pow(2.0, -2.0)) < 1e-15);
+}
+
+/* The 8x8 table of allowed (i, j) of a pattern, rows i, as strings of 0/1. */
+static void check_table(tfx_mask_kind mask, tfx_sparse sp, const char *const rows[8], const char *what) {
+  tfx_node n = tfx_node_proto(TFX_OP_ATTENTION, 0, NULL);
+  n.mask = mask;
+  n.sparse = sp;
+  char err[160];
+  if (tfx_attn_check_attrs(&n, err, sizeof err)) fail_msg("%s: %s", what, err);
+  for (int i = 0; i < 8; i++)
+    for (int j = 0; j < 8; j++)
+      if (tfx_attn_allowed(&n, i, j, 8) != (rows[i][j] == '1'))
+        fail_msg("%s: (i = %d, j = %d) should be %c", what, i, j, rows[i][j]);
+}
+
+static void test_mask_tables(void **state) {
+  (void)state;
+  tfx_sparse sp = {0};
+  sp.kind = TFX_SPARSE_SLIDING;
+  sp.window = 3;
+  check_table(TFX_MASK_CAUSAL, sp,
+              (const char *const[8]){"10000000", "11000000", "11100000", "01110000", "00111000", "00011100", "00001110",
+                                     "00000111"},
+              "sliding(3) causal");
+  check_table(TFX_MASK_NONE, sp,
+              (const char *const[8]){"11100000", "11110000", "11111000", "01111100", "00111110", "00011111", "00001111",
+                                     "00000111"},
+              "sliding(3) symmetric");
+  memset(&sp, 0, sizeof sp);
+  sp.kind = TFX_SPARSE_DILATED;
+  sp.dilation = 3;
+  check_table(TFX_MASK_CAUSAL, sp,
+              (const char *const[8]){"10000000", "01000000", "00100000", "10010000", "01001000", "00100100", "10010010",
+                                     "01001001"},
+              "dilated(3) causal");
+  sp.window = 4; /* d in {0, 3} */
+  check_table(TFX_MASK_NONE, sp,
+              (const char *const[8]){"10010000", "01001000", "00100100", "10010010", "01001001", "00100100", "00010010",
+                                     "00001001"},
+              "dilated(3, window = 4) symmetric");
+  memset(&sp, 0, sizeof sp);
+  sp.kind = TFX_SPARSE_STRIDED;
+  sp.stride = 3; /* d < 3 or d % 3 == 0 */
+  check_table(TFX_MASK_CAUSAL, sp,
+              (const char *const[8]){"10000000", "11000000", "11100000", "11110000", "01111000", "00111100", "10011110",
+                                     "01001111"},
+              "strided(3) causal");
+  memset(&sp, 0, sizeof sp);
+  sp.kind = TFX_SPARSE_FIXED;
+  sp.stride = 4;
+  sp.summary = 1; /* same block of 4, or j = 3 (mod 4) */
+  check_table(TFX_MASK_CAUSAL, sp,
+              (const char *const[8]){"10000000", "11000000", "11100000", "11110000", "00011000", "00011100", "00011110",
+                                     "00011111"},
+              "fixed(4, 1) causal");
+  check_table(TFX_MASK_NONE, sp,
+              (const char *const[8]){"11110001", "11110001", "11110001", "11110001", "00011111", "00011111", "00011111",
+                                     "00011111"},
+              "fixed(4, 1) bidirectional");
+  memset(&sp, 0, sizeof sp);
+  sp.kind = TFX_SPARSE_LONGFORMER;
+  sp.window = 2;
+  sp.dilation = 1;
+  sp.n_global = 1; /* token 0 global */
+  sp.n_global_list = 1;
+  sp.global_list[0] = 5; /* and token 5 */
+  check_table(TFX_MASK_NONE, sp,
+              (const char *const[8]){"11111111", "11100100", "11110100", "10111100", "10011100", "11111111", "10000111",
+                                     "10000111"},
+              "longformer(2, global 0 and 5) bidirectional");
+  check_table(TFX_MASK_CAUSAL, sp,
+              (const char *const[8]){"10000000", "11000000", "11100000", "10110000", "10011000", "11111100", "10000110",
+                                     "10000111"},
+              "longformer(2, global 0 and 5) causal");
+  memset(&sp, 0, sizeof sp);
+  sp.kind = TFX_SPARSE_BIGBIRD; /* blocks of 2: qb, kb in 0..3; window |qb - kb| <= 1, block 0 global */
+  sp.block = 2;
+  sp.n_global = 1;
+  check_table(TFX_MASK_NONE, sp,
+              (const char *const[8]){"11111111", "11111111", "11111100", "11111100", "11111111", "11111111", "11001111",
+                                     "11001111"},
+              "bigbird(2, global 1, random 0) bidirectional");
+}
+
+/* xorshift64 of the documented rule, written out independently */
+static void test_bigbird_random(void **state) {
+  (void)state;
+  tfx_sparse sp = {0};
+  sp.kind = TFX_SPARSE_BIGBIRD;
+  sp.block = 4;
+  sp.random = 3;
+  sp.seed = 42;
+  int64_t got[3];
+  for (int64_t qb = 0; qb < 10; qb++) {
+    for (int causal = 0; causal < 2; causal++) {
+      tfx_bigbird_random_blocks(&sp, causal, 64, qb, got); /* 16 blocks */
+      uint64_t x = 42ull + 0x9E3779B97F4A7C15ull * (uint64_t)(qb + 1);
+      for (int k = 0; k < 3; k++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        uint64_t range = causal ? (uint64_t)qb + 1 : 16;
+        assert_int_equal(got[k], (int64_t)(x % range));
+      }
+    }
+  }
+  /* a draw is allowed exactly when the predicate says so */
+  tfx_node n = tfx_node_proto(TFX_OP_ATTENTION, 0, NULL);
+  n.mask = TFX_MASK_NONE;
+  n.sparse = sp;
+  tfx_bigbird_random_blocks(&sp, 0, 64, 9, got);
+  for (int k = 0; k < 3; k++) assert_true(tfx_attn_allowed(&n, 9 * 4 + 1, got[k] * 4 + 2, 64));
+  int far = 0;
+  for (int64_t kb = 0; kb < 16; kb++) {
+    int drawn = kb == got[0] || kb == got[1] || kb == got[2];
+    int near = kb >= 8 && kb <= 10;
+    if (!drawn && !near) {
+      assert_false(tfx_attn_allowed(&n, 9 * 4, kb * 4 + 3, 64));
+      far++;
+    }
+  }
+  assert_true(far >= 10);
+}
+
+/* ---- interpreter vs JIT ---- */
+
+static void test_alibi(void **state) {
+  (void)state;
+  run_attn(4, 4, 8, TFX_MASK_CAUSAL, 1, NULL, "alibi MHA H=4");
+  run_attn(6, 2, 12, TFX_MASK_CAUSAL, 1, NULL, "alibi GQA H=6");
+  run_attn(5, 1, 8, TFX_MASK_CAUSAL, 1, NULL, "alibi MQA H=5");
+  run_attn(6, 3, 8, TFX_MASK_NONE, 1, NULL, "alibi bidirectional H=6");
+}
+
+static tfx_sparse pattern(int which) {
+  tfx_sparse sp = {0};
+  switch (which) {
+  case 0: sp.kind = TFX_SPARSE_SLIDING, sp.window = 3; break;
+  case 1: sp.kind = TFX_SPARSE_DILATED, sp.dilation = 2; break;
+  case 2: sp.kind = TFX_SPARSE_DILATED, sp.dilation = 3, sp.window = 10; break;
+  case 3: sp.kind = TFX_SPARSE_STRIDED, sp.stride = 3; break;
+  case 4: sp.kind = TFX_SPARSE_FIXED, sp.stride = 4, sp.summary = 2; break;
+  case 5: sp.kind = TFX_SPARSE_LONGFORMER, sp.window = 3, sp.dilation = 1, sp.n_global = 2; break;
+  case 6:
+    sp.kind = TFX_SPARSE_LONGFORMER, sp.window = 4, sp.dilation = 2, sp.n_global_list = 2;
+    sp.global_list[0] = 3, sp.global_list[1] = 11;
+    break;
+  default: sp.kind = TFX_SPARSE_BIGBIRD, sp.block = 3, sp.n_global = 1, sp.random = 2, sp.seed = 7; break;
+  }
+  return sp;
+}
+static const char *const k_pattern_names[8] = {"sliding(3)",
+                                               "dilated(2)",
+                                               "dilated(3, window 10)",
+                                               "strided(3)",
+                                               "fixed(4, 2)",
+                                               "longformer(3, global 2)",
+                                               "longformer(4, dil 2, tokens 3 11)",
+                                               "bigbird(3, 1, 2, seed 7)"};
+
+static void test_sparse_causal(void **state) {
+  (void)state;
+  for (int p = 0; p < 8; p++) {
+    tfx_sparse sp = pattern(p);
+    run_attn(4, 2, 8, TFX_MASK_CAUSAL, p == 5, &sp, k_pattern_names[p]);
+  }
+}
+
+static void test_sparse_bidirectional(void **state) {
+  (void)state;
+  for (int p = 0; p < 8; p++) {
+    tfx_sparse sp = pattern(p);
+    run_attn(4, 4, 8, TFX_MASK_NONE, p == 3, &sp, k_pattern_names[p]);
+  }
+}
+
+/* More keys than one key block (128), with blocks entirely masked. */
+static void test_sparse_long(void **state) {
+  (void)state;
+  static const int calls[] = {200, 1, 1, 60, 1};
+  tfx_sparse sp = {0};
+  sp.kind = TFX_SPARSE_BIGBIRD, sp.block = 16; /* window only: the first key blocks are all masked */
+  tfx_tg *t = attn_graph(4, 2, 16, TFX_MASK_CAUSAL, 0, &sp, 300, 901);
+  check_levels(t, calls, 5, "bigbird window-only long causal");
+  tfx_tg_free(t);
+  sp = pattern(0);
+  sp.window = 40;
+  t = attn_graph(2, 1, 16, TFX_MASK_CAUSAL, 1, &sp, 300, 902);
+  check_levels(t, calls, 5, "sliding(40) + alibi long causal");
+  tfx_tg_free(t);
+  static const int calls2[] = {150, 150};
+  sp = pattern(6);
+  t = attn_graph(2, 2, 16, TFX_MASK_NONE, 0, &sp, 150, 903);
+  check_levels(t, calls2, 2, "longformer long bidirectional");
+  tfx_tg_free(t);
+}
+
+/* Rows t >= S + w - 1 of a cross-attention with sliding(w) to a memory of S
+ * rows have no key: exactly zero in both. */
+static int g_zero_from;
+static void zero_rows(const float *ref, const float *out, int n, int ow, int64_t pos) {
+  (void)pos;
+  for (int t = 0; t < n; t++)
+    for (int c = 0; c < ow; c++) {
+      float r = ref[(size_t)t * ow + c], o = out[(size_t)t * ow + c];
+      if (t >= g_zero_from) {
+        if (r != 0.0f || o != 0.0f) fail_msg("row %d col %d: expected 0, got ref %g jit %g", t, c, r, o);
+      } else if (r == 0.0f && o == 0.0f && c == 0) {
+        fail_msg("row %d: unexpectedly all zero", t);
+      }
+    }
+}
+
+/* q from x [T, 24]; k, v from a static memory [S, 16] (a linear of a param)
+ * or from another linear of x (T rows). */
+static tfx_tg *cross_graph(int64_t S, int alibi, const tfx_sparse *sp, uint64_t seed) {
+  const int H = 4, G = 2, d = 8;
+  tfx_tg *t = tfx_tg_new("cross", 32, seed);
+  int x = tfx_tg_input_f32(t, 24);
+  int mem;
+  if (S > 0) {
+    int src = tfx_tg_param2(t, "src", S, 16, 1.0f);
+    mem = linear(t, src, 16, 16, "menc", 0.5f); /* an "encoder" over static rows */
+  } else {
+    mem = linear(t, x, 16, 24, "menc", 0.5f);
+  }
+  int q = linear(t, x, H * d, 24, "wq", 0.5f);
+  int k = linear(t, mem, G * d, 16, "wk", 0.5f);
+  int v = linear(t, mem, G * d, 16, "wv", 0.5f);
+  tfx_node a = tfx_node_proto(TFX_OP_ATTENTION, 3, (int[]){q, k, v});
+  a.heads = H;
+  a.kv_heads = G;
+  a.head_dim = d;
+  a.mask = TFX_MASK_NONE;
+  a.alibi = alibi;
+  if (sp) a.sparse = *sp;
+  t->g->output = tfx_tg_add(t, &a);
+  assert_true(t->g->output >= 0);
+  return t;
+}
+
+static void test_cross_attention(void **state) {
+  (void)state;
+  tfx_tg *t = cross_graph(5, 0, NULL, 71);
+  check_levels(t, k_encoder_calls, N_ENCODER, "cross to static memory S=5");
+  tfx_tg_free(t);
+  t = cross_graph(13, 1, NULL, 72);
+  check_levels(t, k_encoder_calls, N_ENCODER, "cross + alibi to static memory S=13");
+  tfx_tg_free(t);
+  t = cross_graph(0, 0, NULL, 73);
+  check_levels(t, k_encoder_calls, N_ENCODER, "cross to a T-row memory");
+  tfx_tg_free(t);
+  tfx_sparse sp = pattern(7);
+  t = cross_graph(9, 0, &sp, 74);
+  check_levels(t, k_encoder_calls, N_ENCODER, "cross + bigbird to static memory S=9");
+  tfx_tg_free(t);
+  /* memory of 4 rows and sliding(2): query rows 5.. see no key */
+  sp = pattern(0);
+  sp.window = 2;
+  t = cross_graph(4, 0, &sp, 75);
+  g_zero_from = 5;
+  g_row_check = zero_rows;
+  static const int calls[] = {12, 3, 7};
+  check_levels(t, calls, 3, "cross + sliding(2), fully masked rows");
+  g_row_check = NULL;
+  tfx_tg_free(t);
+}
+
+/* A bidirectional encoder over static rows feeding a causal decoder's
+ * cross-attention: prefill and decode agree with the interpreter. */
+static void test_encoder_decoder(void **state) {
+  (void)state;
+  const int H = 2, d = 8, D = 16, S = 6;
+  tfx_tg *t = tfx_tg_new("encdec", 32, 81);
+  int x = tfx_tg_input_f32(t, D);
+  int src = tfx_tg_param2(t, "src", S, D, 1.0f);
+  tfx_node a = tfx_node_proto(TFX_OP_ATTENTION, 3,
+                              (int[]){linear(t, src, H * d, D, "eq", 0.5f), linear(t, src, H * d, D, "ek", 0.5f),
+                                      linear(t, src, H * d, D, "ev", 0.5f)});
+  a.heads = H, a.kv_heads = H, a.head_dim = d, a.mask = TFX_MASK_NONE;
+  int enc = tfx_tg_add(t, &a); /* f32[6, 16] */
+  assert_true(enc >= 0);
+  enc = tfx_tg_op2(t, TFX_OP_ADD, src, linear(t, enc, D, H * d, "eo", 0.5f));
+  tfx_node s = tfx_node_proto(TFX_OP_ATTENTION, 3,
+                              (int[]){linear(t, x, H * d, D, "sq", 0.5f), linear(t, x, H * d, D, "sk", 0.5f),
+                                      linear(t, x, H * d, D, "sv", 0.5f)});
+  s.heads = H, s.kv_heads = H, s.head_dim = d, s.mask = TFX_MASK_CAUSAL, s.alibi = 1;
+  int h = tfx_tg_op2(t, TFX_OP_ADD, x, linear(t, tfx_tg_add(t, &s), D, H * d, "so", 0.5f));
+  tfx_node c = tfx_node_proto(TFX_OP_ATTENTION, 3,
+                              (int[]){linear(t, h, H * d, D, "cq", 0.5f), linear(t, enc, H * d, D, "ck", 0.5f),
+                                      linear(t, enc, H * d, D, "cv", 0.5f)});
+  c.heads = H, c.kv_heads = H, c.head_dim = d, c.mask = TFX_MASK_NONE;
+  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, h, linear(t, tfx_tg_add(t, &c), D, H * d, "co", 0.5f));
+  assert_true(t->g->output >= 0);
+  check_levels(t, k_decoder_calls, N_DECODER, "encoder-decoder");
+  tfx_tg_free(t);
+}
+
+/* ---- MLA ---- */
+
+static tfx_tg *mla_graph(int H, int dn, int dr, int dv, int r, int norm, tfx_rope_style style, int alibi,
+                         const tfx_sparse *sp, int64_t max_seq, uint64_t seed) {
+  const int64_t D = 24;
+  tfx_tg *t = tfx_tg_new("mla", max_seq, seed);
+  int x = tfx_tg_input_f32(t, D);
+  int q = linear(t, x, (int64_t)H * (dn + dr), D, "wq", 0.5f);
+  int ckv = linear(t, x, r + dr, D, "wkv_a", 0.5f);
+  int wkv_b = tfx_tg_param2(t, "wkv_b", (int64_t)H * (dn + dv), r, 0.5f);
+  int in[4] = {q, ckv, wkv_b, norm ? tfx_tg_param1(t, "kv_norm", r, 0.3f, 1.0f) : -1};
+  tfx_node a = tfx_node_proto(TFX_OP_MLA_ATTENTION, norm ? 4 : 3, in);
+  a.heads = H, a.head_dim = dn, a.rope_dim = dr, a.v_dim = dv, a.rank = r;
+  a.theta = 10000.0, a.rope_style = style, a.eps = 1e-6;
+  a.mask = TFX_MASK_CAUSAL;
+  a.alibi = alibi;
+  if (sp) a.sparse = *sp;
+  t->g->output = tfx_tg_add(t, &a);
+  assert_true(t->g->output >= 0);
+  return t;
+}
+
+static void test_mla(void **state) {
+  (void)state;
+  tfx_tg *t = mla_graph(4, 8, 4, 6, 12, 1, TFX_ROPE_INTERLEAVED, 0, NULL, 40, 91);
+  check_levels(t, k_decoder_calls, N_DECODER, "mla kv_norm rope interleaved");
+  /* the KV cache holds the latent: r + dr floats per token */
+  assert_int_equal(t->g->kv_bytes, 40 * (12 + 4) * 4);
+  tfx_tg_free(t);
+  t = mla_graph(3, 5, 6, 7, 19, 0, TFX_ROPE_HALF, 0, NULL, 40, 92);
+  check_levels(t, k_decoder_calls, N_DECODER, "mla rope half, odd sizes");
+  tfx_tg_free(t);
+  t = mla_graph(2, 8, 0, 8, 16, 1, TFX_ROPE_INTERLEAVED, 1, NULL, 40, 93);
+  check_levels(t, k_decoder_calls, N_DECODER, "mla without rope key, alibi");
+  tfx_tg_free(t);
+  tfx_sparse sp = pattern(0);
+  t = mla_graph(4, 8, 8, 8, 16, 1, TFX_ROPE_INTERLEAVED, 0, &sp, 40, 94);
+  check_levels(t, k_decoder_calls, N_DECODER, "mla + sliding(3)");
+  tfx_tg_free(t);
+  static const int calls[] = {150, 1, 1, 40, 1};
+  t = mla_graph(2, 16, 8, 16, 32, 1, TFX_ROPE_HALF, 0, NULL, 200, 95);
+  check_levels(t, calls, 5, "mla long context");
+  tfx_tg_free(t);
+}
+
+/* ---- IR: printer and verifier ---- */
+
+static void test_ir_text_and_checks(void **state) {
+  (void)state;
+  tfx_sparse sp = pattern(6);
+  tfx_tg *t = attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 1, &sp, 16, 5);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  tfx_print_graph(t->g, f);
+  fclose(f);
+  assert_non_null(strstr(buf,
+                         "%7 = attention(%2, %4, %6) {heads = 4, kv_heads = 2, head_dim = 8, mask = causal, "
+                         "position = alibi, sparse = longformer(window = 4, dilation = 2, global = tokens(3, 11))}"));
+  free(buf);
+  char err[256];
+  assert_int_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
+  t->g->nodes[t->g->output].sparse.window = 0;
+  assert_int_not_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
+  assert_non_null(strstr(err, "longformer window 0 must be >= 1"));
+  tfx_tg_free(t);
+
+  t = mla_graph(4, 8, 4, 6, 12, 1, TFX_ROPE_INTERLEAVED, 0, NULL, 40, 91);
+  f = open_memstream(&buf, &len);
+  tfx_print_graph(t->g, f);
+  fclose(f);
+  assert_non_null(strstr(buf, "%7 = mla_attention(%2, %4, %5, %6) {heads = 4, head_dim = 8, rope_dim = 4, v_dim = 6, "
+                              "rank = 12, theta = 10000, style = interleaved, eps = 1e-06, mask = causal} "
+                              ": f32[T, 24]"));
+  free(buf);
+  /* MLA needs the causal mask; the verifier says so */
+  t->g->nodes[t->g->output].mask = TFX_MASK_NONE;
+  assert_int_not_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
+  assert_non_null(strstr(err, "mla_attention needs mask = causal"));
+  tfx_tg_free(t);
+
+  /* a static-row q with a causal mask is rejected by type inference */
+  t = tfx_tg_new("bad", 16, 3);
+  tfx_tg_input_f32(t, 8);
+  int src = tfx_tg_param2(t, "src", 5, 8, 1.0f);
+  tfx_node a = tfx_node_proto(TFX_OP_ATTENTION, 3, (int[]){src, src, src});
+  a.heads = 2, a.kv_heads = 2, a.head_dim = 4, a.mask = TFX_MASK_CAUSAL;
+  assert_int_equal(tfx_graph_add(t->g, &a, err, sizeof err), -1);
+  assert_non_null(strstr(err, "attention: q is f32[5, 8], expected f32[T, 8]"));
+  a.mask = TFX_MASK_NONE;
+  assert_true(tfx_graph_add(t->g, &a, err, sizeof err) >= 0);
+  tfx_tg_free(t);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_alibi_slopes),
+      cmocka_unit_test(test_mask_tables),
+      cmocka_unit_test(test_bigbird_random),
+      cmocka_unit_test(test_ir_text_and_checks),
+      cmocka_unit_test(test_alibi),
+      cmocka_unit_test(test_sparse_causal),
+      cmocka_unit_test(test_sparse_bidirectional),
+      cmocka_unit_test(test_sparse_long),
+      cmocka_unit_test(test_cross_attention),
+      cmocka_unit_test(test_encoder_decoder),
+      cmocka_unit_test(test_mla),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
