@@ -210,7 +210,7 @@ void tfx_cg_kernel_call(tfx_cg *cg, const tfx_node *n, const char *what, int64_t
                         const tfx_cg_ptr ptrs[4]);
 /* The same with up to TFX_CG_BODY_PTRS pointers (a body has that many
  * pointer parameters; tfx_cg_body_ptr(cg, i) for i < TFX_CG_BODY_PTRS). */
-#define TFX_CG_BODY_PTRS 8
+#define TFX_CG_BODY_PTRS 9
 void tfx_cg_kernel_call_n(tfx_cg *cg, const tfx_node *n, const char *what, int64_t per_t, int64_t fixed,
                           const tfx_cg_ptr *ptrs, int n_ptrs);
 void tfx_cg_bodies_free(tfx_cg *cg);
@@ -279,6 +279,7 @@ int tfx_cg_emit_moe_down(tfx_cg *cg, const tfx_node *n);
 typedef struct tfx_cg_row {
   int seg, nb, ngrp;   /* segment, panel columns, groups of W columns (static) */
   LLVMValueRef row;    /* the row of x / y (i64) */
+  LLVMValueRef i;      /* its index in the block of rows */
   LLVMValueRef col;    /* the panel's first output column within the segment (i64) */
   LLVMValueRef acc[TFX_CG_LIN_NB]; /* dot products of columns g*W.. as <W x float>; GLU: the gate */
   LLVMValueRef up[TFX_CG_LIN_NB];  /* GLU: the up projection */
@@ -288,6 +289,9 @@ typedef struct tfx_cg_row {
 int tfx_cg_row_lanes(const tfx_cg *cg, const tfx_cg_row *r, int g);
 typedef struct tfx_cg_gemm tfx_cg_gemm;
 typedef struct tfx_cg_gemm_hooks {
+  /* once per block of rows m .. m + mr - 1 (the rows past M are clamped to
+   * M - 1), before its tiles: per-row state (the norm's statistics) */
+  void (*block_begin)(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef m, int mr);
   /* once per tile row i (row index `row`), before its dot products */
   void (*row_begin)(tfx_cg *cg, const tfx_cg_gemm *G, int i, LLVMValueRef row);
   /* the x vector of tile row i at reduction index k (nvalid lanes) as loaded */
@@ -305,6 +309,8 @@ struct tfx_cg_gemm {
   int planar;                 /* segment s is stored at y + M * (rows before s), row stride its rows */
   int n_segs;
   int64_t segs[TFX_MAX_SEGS]; /* weight rows per segment */
+  unsigned perm;              /* segments computed in half-RoPE pair order (tfx_pair_row) */
+  int perm_hd, perm_rd;
   const tfx_cg_gemm_hooks *hooks; /* NULL members use the defaults: none, none, + bias and store */
   void *ctx;                      /* the hooks' state */
 };
@@ -312,6 +318,9 @@ struct tfx_cg_gemm {
  * is tfx_cg_gemm_items(G). */
 void tfx_cg_gemm_emit(tfx_cg *cg, const tfx_cg_gemm *G);
 int64_t tfx_cg_gemm_items(const tfx_cg_gemm *G);
+/* The row (column) of a segment computed at position q (i64) of a segment
+ * in half-RoPE pair order: tfx_pair_row of ir.h, in IR. */
+LLVMValueRef tfx_cg_pair_row(tfx_cg *cg, LLVMValueRef q, int hd, int rd);
 /* The default epilogue: + bias (when G->bias), store. */
 void tfx_cg_gemm_store(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r);
 

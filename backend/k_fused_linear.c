@@ -19,18 +19,110 @@
 typedef struct {
   const tfx_node *n;
   LLVMValueRef stats, gain, nbias, res, inv_freq;
+  LLVMValueRef sout;     /* stats_out: the partial statistics this kernel writes */
+  int64_t sout_groups;   /* their groups per row */
+  const tfx_node *snode; /* the stats operand's node */
+  int64_t parts;         /* stats from an epilogue: groups per row to combine (0: plain [M, 2]) */
+  LLVMValueRef rowbuf;   /* (mean, inv) of each row of the block, combined from the parts */
+  int64_t K;
   LLVMValueRef mean[TFX_CG_LIN_MR], inv[TFX_CG_LIN_MR]; /* splats of the tile's rows (layer) */
 } fl_ctx;
 
+/* mean and 1/sqrt(var + eps) of a row from the partial statistics the
+ * producer's epilogue wrote: RMS sums the groups' sums of squares; LayerNorm
+ * merges the groups' (mean, sum of squared deviations) one by one (Chan et
+ * al.), which keeps the centred form. */
+static void combine_parts(tfx_cg *cg, const fl_ctx *c, LLVMValueRef row, LLVMValueRef *mean, LLVMValueRef *inv) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef base = tfx_cg_fptr(cg, c->stats, tfx_cg_mulc(cg, row, c->parts * 2));
+  LLVMValueRef a_n = tfx_cg_alloca(cg, cg->t_f32, "cn"), a_mean = tfx_cg_alloca(cg, cg->t_f32, "cmean");
+  LLVMValueRef a_m2 = tfx_cg_alloca(cg, cg->t_f32, "cm2");
+  LLVMValueRef zero = LLVMConstReal(cg->t_f32, 0.0);
+  LLVMBuildStore(b, zero, a_n);
+  LLVMBuildStore(b, zero, a_mean);
+  LLVMBuildStore(b, zero, a_m2);
+  int layer = c->snode->fx.norm == TFX_NORM_LAYER;
+  tfx_cg_loop lp;
+  tfx_cg_for(cg, &lp, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->parts), 1, "part");
+  LLVMValueRef at = tfx_cg_fptr(cg, base, tfx_cg_mulc(cg, lp.iv, 2));
+  LLVMValueRef p0 = tfx_cg_loadf(cg, at), p1 = tfx_cg_loadf(cg, tfx_cg_fptrc(cg, at, 1));
+  if (!layer) {
+    LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildLoad2(b, cg->t_f32, a_m2, ""), p0, ""), a_m2);
+  } else {
+    LLVMValueRef left = tfx_cg_sub(cg, tfx_cg_i64(cg, c->K), tfx_cg_mulc(cg, lp.iv, TFX_STATS_GROUP));
+    LLVMValueRef cb = LLVMBuildSIToFP(b, tfx_cg_smin(cg, tfx_cg_i64(cg, TFX_STATS_GROUP), left), cg->t_f32, "");
+    LLVMValueRef na = LLVMBuildLoad2(b, cg->t_f32, a_n, ""), ma = LLVMBuildLoad2(b, cg->t_f32, a_mean, "");
+    LLVMValueRef m2 = LLVMBuildLoad2(b, cg->t_f32, a_m2, "");
+    LLVMValueRef nn = LLVMBuildFAdd(b, na, cb, "");
+    LLVMValueRef delta = LLVMBuildFSub(b, p0, ma, "");
+    LLVMValueRef w = LLVMBuildFDiv(b, cb, nn, "");
+    LLVMBuildStore(b, LLVMBuildFAdd(b, ma, LLVMBuildFMul(b, delta, w, ""), ""), a_mean);
+    LLVMValueRef corr = LLVMBuildFMul(b, LLVMBuildFMul(b, delta, delta, ""), LLVMBuildFMul(b, na, w, ""), "");
+    LLVMBuildStore(b, LLVMBuildFAdd(b, m2, LLVMBuildFAdd(b, p1, corr, ""), ""), a_m2);
+    LLVMBuildStore(b, nn, a_n);
+  }
+  tfx_cg_for_end(cg, &lp);
+  LLVMValueRef var =
+      LLVMBuildFDiv(b, LLVMBuildLoad2(b, cg->t_f32, a_m2, ""), LLVMConstReal(cg->t_f32, (double)c->K), "");
+  var = LLVMBuildFAdd(b, var, LLVMConstReal(cg->t_f32, (float)c->snode->eps), "");
+  *inv = LLVMBuildFDiv(b, LLVMConstReal(cg->t_f32, 1.0), tfx_cg_sqrt(cg, var), "inv");
+  *mean = layer ? LLVMBuildLoad2(b, cg->t_f32, a_mean, "") : zero;
+}
+
+/* The (mean, 1/std) of each row of the block into rowbuf, once per block
+ * (one code site: a loop): loaded from the stats, or combined from the
+ * parts an epilogue wrote. */
+static void fl_block_begin(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef m, int mr) {
+  fl_ctx *c = G->ctx;
+  if (c->n->fx.norm == TFX_NORM_NONE) return;
+  tfx_cg_loop li;
+  tfx_cg_for(cg, &li, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, mr), 1, "srow");
+  LLVMValueRef row = tfx_cg_smin(cg, tfx_cg_add(cg, m, li.iv), tfx_cg_addc(cg, G->M, -1)), mean, inv;
+  if (c->parts) {
+    combine_parts(cg, c, row, &mean, &inv);
+  } else {
+    LLVMValueRef at = tfx_cg_fptr(cg, c->stats, tfx_cg_mulc(cg, row, 2));
+    mean = tfx_cg_loadf(cg, at);
+    inv = tfx_cg_loadf(cg, tfx_cg_fptrc(cg, at, 1));
+  }
+  LLVMValueRef slot = tfx_cg_fptr(cg, c->rowbuf, tfx_cg_mulc(cg, li.iv, 2));
+  tfx_cg_storef(cg, mean, slot);
+  tfx_cg_storef(cg, inv, tfx_cg_fptrc(cg, slot, 1));
+  tfx_cg_for_end(cg, &li);
+}
+
 static void fl_row_begin(tfx_cg *cg, const tfx_cg_gemm *G, int i, LLVMValueRef row) {
   fl_ctx *c = G->ctx;
+  (void)row;
   if (c->n->fx.norm != TFX_NORM_LAYER) return; /* RMS: 1/rms is applied in the epilogue */
-  LLVMValueRef at = tfx_cg_fptr(cg, c->stats, tfx_cg_mulc(cg, row, 2));
-  LLVMValueRef inv = tfx_cg_loadf(cg, tfx_cg_fptrc(cg, at, 1));
-  if (c->n->fx.norm == TFX_NORM_LAYER) {
-    c->mean[i] = tfx_cg_splat(cg, tfx_cg_loadf(cg, at));
-    c->inv[i] = tfx_cg_splat(cg, inv);
+  c->mean[i] = tfx_cg_splat(cg, tfx_cg_loadf(cg, tfx_cg_fptrc(cg, c->rowbuf, 2 * i)));
+  c->inv[i] = tfx_cg_splat(cg, tfx_cg_loadf(cg, tfx_cg_fptrc(cg, c->rowbuf, 2 * i + 1)));
+}
+
+/* stats_out: the partial statistics of one output row of a panel (one group
+ * of TFX_STATS_GROUP columns), from its final values. */
+static void write_parts(tfx_cg *cg, const fl_ctx *c, const tfx_cg_row *r, LLVMValueRef *v) {
+  LLVMBuilderRef b = cg->b;
+  int layer = c->n->fx.stats_out == TFX_NORM_LAYER;
+  LLVMValueRef sum = LLVMConstReal(cg->t_f32, 0.0), zero = LLVMConstNull(cg->t_vf), mv[TFX_CG_LIN_NB];
+  for (int g = 0; g < r->ngrp; g++) {
+    int lanes = tfx_cg_row_lanes(cg, r, g);
+    mv[g] = lanes < cg->W ? LLVMBuildSelect(b, tfx_cg_mask_const(cg, lanes), v[g], zero, "") : v[g];
+    if (layer) sum = LLVMBuildFAdd(b, sum, tfx_cg_hsum(cg, mv[g]), "");
   }
+  LLVMValueRef mean = LLVMBuildFDiv(b, sum, LLVMConstReal(cg->t_f32, (double)r->nb), "");
+  LLVMValueRef ms = layer ? tfx_cg_splat(cg, mean) : zero, ss = LLVMConstReal(cg->t_f32, 0.0);
+  for (int g = 0; g < r->ngrp; g++) {
+    int lanes = tfx_cg_row_lanes(cg, r, g);
+    LLVMValueRef d = LLVMBuildFSub(b, mv[g], ms, "");
+    if (lanes < cg->W) d = LLVMBuildSelect(b, tfx_cg_mask_const(cg, lanes), d, zero, "");
+    ss = LLVMBuildFAdd(b, ss, tfx_cg_hsum(cg, LLVMBuildFMul(b, d, d, "")), "");
+  }
+  LLVMValueRef p = LLVMBuildUDiv(b, r->col, tfx_cg_i64(cg, TFX_STATS_GROUP), "");
+  LLVMValueRef slot = tfx_cg_add(cg, tfx_cg_mulc(cg, r->row, c->sout_groups), p);
+  LLVMValueRef at = tfx_cg_fptr(cg, c->sout, tfx_cg_mulc(cg, slot, 2));
+  tfx_cg_storef(cg, layer ? mean : ss, at);
+  tfx_cg_storef(cg, layer ? ss : LLVMConstReal(cg->t_f32, 0.0), tfx_cg_fptrc(cg, at, 1));
 }
 
 static LLVMValueRef fl_x_load(tfx_cg *cg, const tfx_cg_gemm *G, int i, LLVMValueRef xv, LLVMValueRef k, int nvalid) {
@@ -87,8 +179,27 @@ static void rope_factors(tfx_cg *cg, const fl_ctx *c, LLVMValueRef row, LLVMValu
   tfx_cg_for_end(cg, &lq);
 }
 
+/* Loads (gather) or stores (scatter) the `lanes` values of a pair-order
+ * group: lane l belongs to column tfx_pair_row(q0 + l) of the row at base. */
+static LLVMValueRef gather(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef base, LLVMValueRef q0, int lanes) {
+  LLVMValueRef v = LLVMConstNull(cg->t_vf);
+  for (int l = 0; l < lanes; l++) {
+    LLVMValueRef c = tfx_cg_pair_row(cg, tfx_cg_addc(cg, q0, l), G->perm_hd, G->perm_rd);
+    v = LLVMBuildInsertElement(cg->b, v, tfx_cg_loadf(cg, tfx_cg_fptr(cg, base, c)), tfx_cg_i32(cg, l), "");
+  }
+  return v;
+}
+
+static void scatter(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef v, LLVMValueRef base, LLVMValueRef q0, int lanes) {
+  for (int l = 0; l < lanes; l++) {
+    LLVMValueRef c = tfx_cg_pair_row(cg, tfx_cg_addc(cg, q0, l), G->perm_hd, G->perm_rd);
+    tfx_cg_storef(cg, LLVMBuildExtractElement(cg->b, v, tfx_cg_i32(cg, l), ""), tfx_cg_fptr(cg, base, c));
+  }
+}
+
 /* One output row, per group of W columns, in vectors: (x 1/rms), + bias,
- * RoPE on lane pairs, act, GLU, + residual, one masked store. The row's
+ * RoPE on lane pairs, act, GLU, + residual, one masked store (a gather and
+ * a scatter for a segment computed in half-RoPE pair order). The row's
  * statistics come from the block's tile rows (row_begin ran for them). */
 static void fl_epilogue(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r) {
   fl_ctx *c = G->ctx;
@@ -96,12 +207,13 @@ static void fl_epilogue(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r) {
   LLVMBuilderRef b = cg->b;
   int64_t base = 0, N = G->glu ? G->segs[0] : G->R;
   for (int s = 0; s < r->seg; s++) base += G->segs[s];
-  int rope = (fx->rope >> r->seg) & 1u;
+  int rope = (fx->rope >> r->seg) & 1u, perm = (G->perm >> r->seg) & 1u;
   LLVMValueRef cs = NULL, sn = NULL, swap = NULL, inv = NULL;
-  if (fx->norm == TFX_NORM_RMS) { /* 1/rms of this row, from the stats */
-    LLVMValueRef at = tfx_cg_fptr(cg, c->stats, tfx_cg_addc(cg, tfx_cg_mulc(cg, r->row, 2), 1));
+  if (fx->norm == TFX_NORM_RMS) { /* 1/rms of this row (block_begin) */
+    LLVMValueRef at = tfx_cg_fptr(cg, c->rowbuf, tfx_cg_addc(cg, tfx_cg_mulc(cg, r->i, 2), 1));
     inv = tfx_cg_splat(cg, tfx_cg_loadf(cg, at));
   }
+  LLVMValueRef final[TFX_CG_LIN_NB];
   if (rope) {
     cs = tfx_cg_alloca_array(cg, cg->t_f32, TFX_CG_LIN_NB + 16, "rope_cos");
     sn = tfx_cg_alloca_array(cg, cg->t_f32, TFX_CG_LIN_NB + 16, "rope_sin");
@@ -118,7 +230,9 @@ static void fl_epilogue(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r) {
       v = LLVMBuildFMul(b, v, inv, "");
       if (u) u = LLVMBuildFMul(b, u, inv, "");
     }
-    if (G->bias) {
+    if (G->bias && perm) {
+      v = LLVMBuildFAdd(b, v, gather(cg, G, tfx_cg_fptrc(cg, G->bias, base), col, lanes), "");
+    } else if (G->bias) {
       v = LLVMBuildFAdd(b, v, tfx_cg_vload(cg, tfx_cg_fptr(cg, G->bias, tfx_cg_addc(cg, col, base)), lanes), "");
       if (u) u = LLVMBuildFAdd(b, u, tfx_cg_vload(cg, tfx_cg_fptr(cg, G->bias, tfx_cg_addc(cg, col, N)), lanes), "");
     }
@@ -130,15 +244,23 @@ static void fl_epilogue(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r) {
     }
     v = apply_act(cg, fx->act, v);
     if (u) v = LLVMBuildFMul(b, v, u, "");
-    if (c->res) {
-      LLVMValueRef rp = tfx_cg_fptr(cg, c->res, tfx_cg_add(cg, tfx_cg_mulc(cg, r->row, N), col));
-      v = LLVMBuildFAdd(b, v, tfx_cg_vload(cg, rp, lanes), "");
+    if (perm) {
+      if (c->res)
+        v = LLVMBuildFAdd(b, v, gather(cg, G, tfx_cg_fptr(cg, c->res, tfx_cg_mulc(cg, r->row, N)), col, lanes), "");
+      scatter(cg, G, v, r->y, col, lanes);
+    } else {
+      if (c->res) {
+        LLVMValueRef rp = tfx_cg_fptr(cg, c->res, tfx_cg_add(cg, tfx_cg_mulc(cg, r->row, N), col));
+        v = LLVMBuildFAdd(b, v, tfx_cg_vload(cg, rp, lanes), "");
+      }
+      tfx_cg_vstore(cg, v, tfx_cg_fptr(cg, r->y, col), lanes);
     }
-    tfx_cg_vstore(cg, v, tfx_cg_fptr(cg, r->y, col), lanes);
+    final[g] = v;
   }
+  if (c->sout) write_parts(cg, c, r, final);
 }
 
-static const tfx_cg_gemm_hooks fl_hooks = {fl_row_begin, fl_x_load, fl_epilogue};
+static const tfx_cg_gemm_hooks fl_hooks = {fl_block_begin, fl_row_begin, fl_x_load, fl_epilogue};
 
 static LLVMValueRef inv_freq_table(tfx_cg *cg, const tfx_node *n) {
   int64_t half = n->rotary_dim / 2;
@@ -163,25 +285,46 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
   int64_t K = w->type.dims[1], R = w->type.dims[0], m_per_t, m_fixed;
   tfx_cg_rows_split(x, &m_per_t, &m_fixed);
   int packed = w->op == TFX_OP_PARAM && w->fx.panel > 0;
+  /* the prologue's statistics: a plain NORM_STATS, or partials written by
+   * the epilogue of x's producer (groups of TFX_STATS_GROUP columns) */
+  int st = tfx_fl_operand(n, TFX_FL_STATS), sout = -1;
+  const tfx_node *snode = st >= 0 ? &g->nodes[n->inputs[st]] : NULL;
+  int64_t parts = snode && snode->fx.index == 1 ? (K + TFX_STATS_GROUP - 1) / TFX_STATS_GROUP : 0;
+  if (fx->stats_out && (sout = tfx_fl_stats_node(g, n->id)) < 0)
+    return tfx_cg_fail(cg, "backend: %%%d (fused_linear): writes statistics no norm_stats reads", n->id);
+  if (TFX_STATS_GROUP != TFX_CG_LIN_NB)
+    return tfx_cg_fail(cg, "backend: statistics groups (%d) must be the panel width (%d)", TFX_STATS_GROUP,
+                       TFX_CG_LIN_NB);
   if (w->op != TFX_OP_PARAM)
     return tfx_cg_fail(cg, "backend: %%%d (fused_linear): the weight %%%d (%s) is not a parameter", n->id, w->id,
                        tfx_op_name(w->op));
   if (packed && (w->fx.panel != TFX_CG_LIN_NB || w->fx.kc % cg->W))
-    return tfx_cg_fail(cg, "backend: %%%d (fused_linear): packed layout panel%dx%d is not the kernel's (panel %d, kc a "
-                           "multiple of %d)",
+    return tfx_cg_fail(cg,
+                       "backend: %%%d (fused_linear): packed layout panel%dx%d is not the kernel's (panel %d, kc a "
+                       "multiple of %d)",
                        n->id, w->fx.panel, w->fx.kc, TFX_CG_LIN_NB, cg->W);
-  tfx_cg_gemm G = {.n = n, .K = K, .R = R, .packed = packed, .glu = fx->glu, .planar = tfx_fl_planar(n),
-                   .n_segs = fx->n_segs, .hooks = &fl_hooks};
+  tfx_cg_gemm G = {.n = n,
+                   .K = K,
+                   .R = R,
+                   .packed = packed,
+                   .glu = fx->glu,
+                   .planar = tfx_fl_planar(n),
+                   .n_segs = fx->n_segs,
+                   .hooks = &fl_hooks};
   G.kc = packed ? w->fx.kc : (16 > cg->W ? 16 : cg->W);
+  G.perm = tfx_fl_perm(n); /* half-split RoPE: columns computed in pair order */
+  G.perm_hd = n->head_dim;
+  G.perm_rd = n->rotary_dim;
   for (int s = 0; s < fx->n_segs; s++) G.segs[s] = fx->segs[s];
 
   char key[256], segs[64] = "";
   for (int s = 0; s < fx->n_segs; s++)
     snprintf(segs + strlen(segs), sizeof segs - strlen(segs), "_%lld", (long long)fx->segs[s]);
-  snprintf(key, sizeof key, "fl_K%lld_s%s_M%s%lld_n%d_b%d_a%d_g%d_r%d_p%d_kc%d_rope%u_%d_%d_%.17g", (long long)K, segs,
-           m_per_t ? "T" : "", (long long)(m_per_t ? m_per_t : m_fixed), fx->norm, fx->has_bias, fx->act, fx->glu,
-           fx->residual, packed, G.kc, fx->rope, fx->rope ? n->head_dim : 0, fx->rope ? n->rotary_dim : 0,
-           fx->rope ? n->theta : 0.0);
+  snprintf(key, sizeof key, "fl_K%lld_s%s_M%s%lld_n%d_b%d_a%d_g%d_r%d_p%d_kc%d_rope%u_%d_%d_%d_%.17g_so%d_pt%lld_%.17g",
+           (long long)K, segs, m_per_t ? "T" : "", (long long)(m_per_t ? m_per_t : m_fixed), fx->norm, fx->has_bias,
+           fx->act, fx->glu, fx->residual, packed, G.kc, fx->rope, fx->rope ? n->head_dim : 0,
+           fx->rope ? n->rotary_dim : 0, fx->rope ? (int)n->rope_style : 0, fx->rope ? n->theta : 0.0, fx->stats_out,
+           (long long)parts, parts ? snode->eps : 0.0);
   int fresh = tfx_cg_body_begin(cg, key);
   if (fresh < 0) return -1;
   if (fresh) {
@@ -196,11 +339,19 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
     c.res = fx->residual ? tfx_cg_body_ptr(cg, 6) : NULL;
     G.y = tfx_cg_body_ptr(cg, 7);
     G.M = tfx_cg_rows(cg, x);
+    c.K = K;
+    c.snode = snode;
+    c.parts = parts;
+    if (fx->norm) c.rowbuf = tfx_cg_alloca_array(cg, cg->t_f32, 2 * TFX_CG_LIN_MR, "rowstats");
+    if (fx->stats_out) {
+      c.sout = tfx_cg_body_ptr(cg, 8);
+      c.sout_groups = (tfx_node_cols(n) + TFX_STATS_GROUP - 1) / TFX_STATS_GROUP;
+    }
     if (fx->rope && !(c.inv_freq = inv_freq_table(cg, n))) return tfx_cg_fail(cg, "backend: out of memory");
     tfx_cg_gemm_emit(cg, &G);
     tfx_cg_body_end(cg);
   }
-  tfx_cg_ptr ptrs[TFX_CG_BODY_PTRS];
+  tfx_cg_ptr ptrs[TFX_CG_BODY_PTRS] = {TFX_CG_NONE};
   static const tfx_fl_role roles[7] = {TFX_FL_X,    TFX_FL_W,     TFX_FL_BIAS,    TFX_FL_STATS,
                                        TFX_FL_GAIN, TFX_FL_NBIAS, TFX_FL_RESIDUAL};
   for (int i = 0; i < 7; i++) {
@@ -208,6 +359,7 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
     ptrs[i] = op >= 0 ? TFX_CG_VAL(n->inputs[op]) : TFX_CG_NONE;
   }
   ptrs[7] = TFX_CG_VAL(n->id);
+  ptrs[8] = sout >= 0 ? TFX_CG_VAL(sout) : TFX_CG_NONE;
   tfx_cg_kernel_call_n(cg, n, NULL, 0, tfx_cg_gemm_items(&G), ptrs, TFX_CG_BODY_PTRS);
   return 0;
 }
@@ -238,6 +390,7 @@ static LLVMValueRef row_sum(tfx_cg *cg, stats_ctx *c, int64_t cols) {
 }
 
 int tfx_cg_emit_norm_stats(tfx_cg *cg, const tfx_node *n) {
+  if (n->fx.index == 1) return 0; /* written by its input's kernel (stats_out) */
   const tfx_node *x = &cg->g->nodes[n->inputs[0]];
   int64_t cols = tfx_node_cols(x), per_t, fixed;
   int layer = n->fx.norm == TFX_NORM_LAYER;

@@ -46,7 +46,8 @@ void tfx_cg_gemm_store(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r) {
   for (int g = 0; g < r->ngrp; g++) {
     int lanes = tfx_cg_row_lanes(cg, r, g);
     LLVMValueRef col = tfx_cg_addc(cg, r->col, (int64_t)g * cg->W), v = r->acc[g];
-    if (G->bias) v = LLVMBuildFAdd(cg->b, v, tfx_cg_vload(cg, tfx_cg_fptr(cg, G->bias, tfx_cg_addc(cg, col, base)), lanes), "");
+    if (G->bias)
+      v = LLVMBuildFAdd(cg->b, v, tfx_cg_vload(cg, tfx_cg_fptr(cg, G->bias, tfx_cg_addc(cg, col, base)), lanes), "");
     tfx_cg_vstore(cg, v, tfx_cg_fptr(cg, r->y, col), lanes);
   }
 }
@@ -61,17 +62,33 @@ typedef struct {
   LLVMValueRef blk, blku; /* [MR][NB] floats: finished dot products of a block (gate, up) */
 } panel_ctx;
 
-/* Base pointers of weight row `jj` of the panel whose first global row is
- * prow (i64): for the full chunks and for the K tail. */
-static void wrow_ptrs(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef prow, int nb, int jj, LLVMValueRef *full,
-                      LLVMValueRef *tail) {
+LLVMValueRef tfx_cg_pair_row(tfx_cg *cg, LLVMValueRef q, int hd, int rd) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef iq = LLVMBuildURem(b, q, tfx_cg_i64(cg, hd), "");
+  LLVMValueRef head = tfx_cg_sub(cg, q, iq);
+  LLVMValueRef half = LLVMBuildLShr(b, iq, tfx_cg_i64(cg, 1), "");
+  LLVMValueRef odd = LLVMBuildTrunc(b, iq, cg->t_i1, "");
+  LLVMValueRef pair = LLVMBuildSelect(b, odd, tfx_cg_addc(cg, half, rd / 2), half, "");
+  LLVMValueRef in = LLVMBuildICmp(b, LLVMIntSLT, iq, tfx_cg_i64(cg, rd), "");
+  return tfx_cg_add(cg, head, LLVMBuildSelect(b, in, pair, iq, ""));
+}
+
+/* Base pointers of weight row `jj` of the panel whose first local row is
+ * first (i64) in the segment starting at global row sb: for the full chunks
+ * and for the K tail. Packed panels are contiguous (already in the order the
+ * kernel computes); row-major weights of a pair-order segment are read at
+ * the row each position computes. */
+static void wrow_ptrs(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef first, int64_t sb, int seg, int nb, int jj,
+                      LLVMValueRef *full, LLVMValueRef *tail) {
   int64_t K = G->K, kf = K - K % G->kc;
-  LLVMValueRef pbase = tfx_cg_fptr(cg, G->w, tfx_cg_mulc(cg, prow, K));
   if (G->packed) {
+    LLVMValueRef pbase = tfx_cg_fptr(cg, G->w, tfx_cg_mulc(cg, tfx_cg_addc(cg, first, sb), K));
     *full = tfx_cg_fptrc(cg, pbase, (int64_t)jj * G->kc);
     *tail = tfx_cg_fptrc(cg, pbase, kf * nb + (int64_t)jj * (K - kf));
   } else {
-    *full = tfx_cg_fptrc(cg, pbase, (int64_t)jj * K);
+    LLVMValueRef q = tfx_cg_addc(cg, first, jj);
+    if (G->perm >> seg & 1u) q = tfx_cg_pair_row(cg, q, G->perm_hd, G->perm_rd);
+    *full = tfx_cg_fptr(cg, G->w, tfx_cg_mulc(cg, tfx_cg_addc(cg, q, sb), K));
     *tail = tfx_cg_fptrc(cg, *full, kf);
   }
 }
@@ -107,9 +124,8 @@ static void emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const panel_ctx *P, LLVM
   for (int j = 0; j < nc; j++) {
     for (int h = 0; h < (G->glu ? 2 : 1); h++) {
       int64_t sb = G->glu ? h * G->segs[0] : seg_base(G, P->seg);
-      LLVMValueRef prow = tfx_cg_addc(cg, first, sb);
       int k = G->glu ? 2 * j + h : j;
-      wrow_ptrs(cg, G, prow, P->nb, c0 + j, &t.wfull[k], &t.wtail[k]);
+      wrow_ptrs(cg, G, first, sb, G->glu ? h : P->seg, P->nb, c0 + j, &t.wfull[k], &t.wtail[k]);
     }
   }
   for (int i = 0; i < mr; i++) {
@@ -166,6 +182,7 @@ static void emit_rows(tfx_cg *cg, const tfx_cg_gemm *G, const panel_ctx *P, LLVM
   }
   tfx_cg_row r = {.seg = P->seg, .nb = P->nb, .ngrp = (P->nb + cg->W - 1) / cg->W};
   r.row = tfx_cg_add(cg, m, i);
+  r.i = i;
   r.col = tfx_cg_mulc(cg, P->p, NB);
   r.y = tfx_cg_fptr(cg, P->y, tfx_cg_mulc(cg, r.row, P->ld));
   LLVMValueRef off = tfx_cg_mulc(cg, i, NB);
@@ -192,10 +209,12 @@ static void emit_panel(tfx_cg *cg, const tfx_cg_gemm *G, panel_ctx *P, int nb) {
   tfx_cg_loop lm;
   if (few) {
     tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), P->M, 1, "m1");
+    if (G->hooks && G->hooks->block_begin) G->hooks->block_begin(cg, G, lm.iv, 1);
     emit_tile(cg, G, P, lm.iv, 1, 0, nb);
     emit_rows(cg, G, P, lm.iv, NULL);
   } else {
     tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), P->M, MR, "m");
+    if (G->hooks && G->hooks->block_begin) G->hooks->block_begin(cg, G, lm.iv, MR);
     for (int c0 = 0; c0 < nb; c0 += ncf) emit_tile(cg, G, P, lm.iv, MR, c0, nb - c0 < ncf ? nb - c0 : ncf);
     emit_rows(cg, G, P, lm.iv, tfx_cg_smin(cg, tfx_cg_i64(cg, MR), tfx_cg_sub(cg, P->M, lm.iv)));
   }

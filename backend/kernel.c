@@ -45,6 +45,10 @@ int tfx_cg_body_begin(tfx_cg *cg, const char *key) {
   LLVMValueRef fn = LLVMAddFunction(cg->mod, full, cg->t_body);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
   tfx_cg_set_fn_attrs(cg, fn);
+  /* a body is compiled once, not inlined into every node's kernel that
+   * calls it: the call costs nothing next to the loops, and code size (thus
+   * compile time) no longer grows with the number of nodes sharing a body */
+  add_enum_attr(cg, fn, LLVMAttributeFunctionIndex, "noinline");
   cg->body_keys[cg->n_bodies] = k;
   cg->body_fns[cg->n_bodies++] = fn;
   cg->body = fn;

@@ -117,8 +117,10 @@ def machine():
 
 
 def versions():
-    v = {"tfxc": sh(f"cd {ROOT} && git rev-parse --short HEAD") + (" (dirty tree)" if sh(
-        f"cd {ROOT} && git status --porcelain -uno") else ""),
+    rev = os.environ.get("TFXC_BENCH_REV") or sh(f"cd {ROOT} && git rev-parse --short HEAD 2>/dev/null")
+    if rev and not os.environ.get("TFXC_BENCH_REV") and sh(f"cd {ROOT} && git status --porcelain -uno"):
+        rev += " (modified tree)"
+    v = {"tfxc": rev or "unknown",
          "openblas": sh("dpkg-query -W -f='${Version}' libopenblas0-pthread"),
          "torch": sh("dpkg-query -W -f='${Version}' python3-torch")}
     for mod, key in (("llama_cpp", "llama-cpp-python"), ("onnxruntime", "onnxruntime")):
@@ -192,6 +194,7 @@ def main():
             log(f"triad, {t} thread(s)")
             r = run_json([BENCH, "triad", str(t), str(reps), str(TRIAD_MIB)], t)
             if r:
+                r["when"] = "first"
                 res["bandwidth"].append(r)
 
     if "gemm" in only:
@@ -232,7 +235,21 @@ def main():
                 res["checks"]["stories260k_greedy_llamacpp"] = theirs
                 res["checks"]["stories260k_greedy_equal"] = bool(mine) and mine.split() == theirs.split()
 
-        bw = {b["threads"]: b for b in res["bandwidth"]}
+        if "triad" in only:
+            # again after the model rows: on a shared machine the bandwidth of
+            # one moment can be low; the roofline takes the best of the two,
+            # which is the harder bar
+            for t in threads:
+                log(f"triad again, {t} thread(s)")
+                r = run_json([BENCH, "triad", str(t), str(reps), str(TRIAD_MIB)], t)
+                if r:
+                    r["when"] = "after the models"
+                    res["bandwidth"].append(r)
+        bw = {}
+        for b in res["bandwidth"]:
+            best = bw.setdefault(b["threads"], {"threads": b["threads"], "triad_gbs": 0.0, "read_gbs": 0.0})
+            best["triad_gbs"] = max(best["triad_gbs"], b["triad_gbs"])
+            best["read_gbs"] = max(best["read_gbs"], b["read_gbs"])
         for row in res["models"]:
             ck = next(c for c in ckpts if os.path.splitext(os.path.basename(c))[0].lower() == row["model"])
             wb, kvb = bytes_per_token(ckpt_cfg(ck), TG)
@@ -307,8 +324,9 @@ def markdown(res):
          f"min {100 * (res['idle_before_measurements']['min'] or 0):.0f}%; {res['seconds']:.0f} s in all.",
          "Versions: " + ", ".join(f"{k} {v}" for k, v in res["versions"].items()) + ".", ""]
     if res["bandwidth"]:
-        L += ["| threads | triad GB/s | read-only GB/s |", "|---:|---:|---:|"]
-        L += [f"| {b['threads']} | {b['triad_gbs']:.1f} | {b['read_gbs']:.1f} |" for b in res["bandwidth"]]
+        L += ["| threads | measured | triad GB/s | read-only GB/s |", "|---:|---|---:|---:|"]
+        L += [f"| {b['threads']} | {b.get('when', '')} | {b['triad_gbs']:.1f} | {b['read_gbs']:.1f} |"
+              for b in res["bandwidth"]]
         L.append("")
     if res["gemm"]:
         # at T = 1 every weight (4 bytes) is used by 2 flops: GB/s of weights = 2 × GFLOP/s

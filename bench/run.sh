@@ -13,7 +13,9 @@
 # TFXC_BENCH_ONLY (comma list of triad,gemm,model; default all),
 # TFX_MODELS_DIR (../shared/models: stories260K.bin), TFXC_BENCH_HOME,
 # TFXC_BUILD_DIR (build-bench), TFXC_BENCH_JOBS (2), TFXC_BENCH_SKIP_SETUP=1 /
-# TFXC_BENCH_SKIP_BUILD=1 (use the peers / the tfxc build as they are).
+# TFXC_BENCH_SKIP_BUILD=1 (use the peers / the tfxc build as they are),
+# TFXC_BENCH_WAIT_QUIET (15: seconds to wait for idle CPUs before each
+# measurement), TFXC_BENCH_REV (the revision to report, else git's).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${TFXC_BUILD_DIR:-$ROOT/build-bench}"

@@ -34,7 +34,10 @@ void tfx_fused_arity(tfx_op op, int *lo, int *hi) {
 }
 
 int tfx_fl_n_operands(const tfx_fused *fx) {
-  return 2 + (fx->has_bias ? 1 : 0) + (fx->norm == TFX_NORM_RMS ? 2 : fx->norm == TFX_NORM_LAYER ? 3 : 0) +
+  return 2 + (fx->has_bias ? 1 : 0) +
+         (fx->norm == TFX_NORM_RMS     ? 2
+          : fx->norm == TFX_NORM_LAYER ? 3
+                                       : 0) +
          (fx->residual ? 1 : 0);
 }
 
@@ -57,19 +60,48 @@ int tfx_fl_operand(const tfx_node *n, tfx_fl_role role) {
 
 int tfx_fl_planar(const tfx_node *n) { return n->op == TFX_OP_FUSED_LINEAR && n->fx.n_segs > 1 && !n->fx.glu; }
 
+int64_t tfx_node_slot_bytes(const tfx_graph *g, const tfx_node *n, int64_t t) {
+  if (n->op == TFX_OP_NORM_STATS && n->fx.index == 1) {
+    const tfx_node *x = &g->nodes[n->inputs[0]];
+    int64_t groups = (tfx_node_cols(x) + TFX_STATS_GROUP - 1) / TFX_STATS_GROUP;
+    return tfx_node_rows(x, t) * groups * 2 * 4;
+  }
+  return tfx_type_bytes(&n->type, t);
+}
+
+int tfx_fl_stats_node(const tfx_graph *g, int id) {
+  for (int i = id + 1; i < g->n_nodes; i++)
+    if (g->nodes[i].op == TFX_OP_NORM_STATS && g->nodes[i].fx.index == 1 && g->nodes[i].inputs[0] == id) return i;
+  return -1;
+}
+
+int64_t tfx_pair_pos(int64_t i, int hd, int rd) {
+  int64_t h = i / hd, ih = i % hd;
+  if (ih < rd) ih = ih < rd / 2 ? 2 * ih : 2 * (ih - rd / 2) + 1;
+  return h * hd + ih;
+}
+
+int64_t tfx_pair_row(int64_t q, int hd, int rd) {
+  int64_t h = q / hd, iq = q % hd;
+  if (iq < rd) iq = iq % 2 ? rd / 2 + iq / 2 : iq / 2;
+  return h * hd + iq;
+}
+
 int64_t tfx_packed_index(const tfx_fused *fx, int64_t R, int64_t K, int64_t r, int64_t k) {
-  int ns = fx->n_segs > 0 ? fx->n_segs : 1;
+  int ns = fx->n_segs > 0 ? fx->n_segs : 1, seg = 0;
   int64_t base = 0, rows = R;
   for (int s = 0; s < ns; s++) {
     rows = fx->n_segs > 0 ? fx->segs[s] : R;
+    seg = s;
     if (r < base + rows || s == ns - 1) break;
     base += rows;
   }
   int64_t lr = r - base, P = fx->panel, kc = fx->kc;
-  int64_t p0 = lr / P * P;                     /* first row of the panel */
-  int64_t pr = rows - p0 < P ? rows - p0 : P;  /* rows of this panel */
-  int64_t jj = lr - p0, kf = K - K % kc;       /* row in the panel; columns in full chunks */
-  int64_t off = (base + p0) * K;               /* panels are stored one after another */
+  if (fx->perm >> seg & 1u) lr = tfx_pair_pos(lr, fx->perm_hd, fx->perm_rd);
+  int64_t p0 = lr / P * P;                    /* first row of the panel */
+  int64_t pr = rows - p0 < P ? rows - p0 : P; /* rows of this panel */
+  int64_t jj = lr - p0, kf = K - K % kc;      /* row in the panel; columns in full chunks */
+  int64_t off = (base + p0) * K;              /* panels are stored one after another */
   if (k < kf) return off + (k / kc) * pr * kc + jj * kc + k % kc;
   return off + kf * pr + jj * (K - kf) + (k - kf);
 }
@@ -118,6 +150,8 @@ static int infer_fused_linear(const tfx_node *n, const tfx_type *const *a, tfx_t
   if (fx->glu && (fx->n_segs != 2 || fx->segs[0] != fx->segs[1]))
     return ffail(err, errlen, "%s: glu needs two equal segments (gate, up)", on);
   if (fx->glu && fx->rope) return ffail(err, errlen, "%s: glu and rope do not combine", on);
+  if (fx->stats_out && (fx->stats_out < TFX_NORM_NONE || fx->stats_out > TFX_NORM_LAYER || tfx_fl_planar(n)))
+    return ffail(err, errlen, "%s: stats_out needs a non-planar output and rms or layer", on);
   int64_t N = fx->glu ? R / 2 : R;
   if (fx->act < TFX_ACT_NONE || fx->act > TFX_ACT_SIGMOID) return ffail(err, errlen, "%s: unknown activation", on);
   if (fx->norm < TFX_NORM_NONE || fx->norm > TFX_NORM_LAYER) return ffail(err, errlen, "%s: unknown norm", on);
@@ -161,6 +195,14 @@ int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const
       return ffail(err, errlen, "norm_stats expects x : f32[M, K], got %s", tfx_type_str(a[0], s0, sizeof s0));
     if (n->fx.norm != TFX_NORM_RMS && n->fx.norm != TFX_NORM_LAYER)
       return ffail(err, errlen, "norm_stats: norm must be rms or layer");
+    if (n->fx.index == 1) {
+      const tfx_node *p = &g->nodes[n->inputs[0]];
+      if (p->op != TFX_OP_FUSED_LINEAR || tfx_fl_planar(p) || p->fx.stats_out != n->fx.norm)
+        return ffail(err, errlen, "norm_stats from the epilogue: %%%d is not a fused_linear writing %s statistics",
+                     p->id, n->fx.norm == TFX_NORM_LAYER ? "layer" : "rms");
+    } else if (n->fx.index) {
+      return ffail(err, errlen, "norm_stats: index must be 0 or 1");
+    }
     if (!(n->eps >= 0) || !isfinite(n->eps)) return ffail(err, errlen, "norm_stats: eps must be finite and >= 0");
     *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], 2});
     return 0;
@@ -202,22 +244,46 @@ int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const
   }
 }
 
+static int check_perm(const tfx_fused *fx, char *err, size_t errlen) {
+  if (!fx->perm) return 0;
+  if (fx->perm >> fx->n_segs) return ffail(err, errlen, "perm names a missing segment");
+  if (fx->perm_hd < 2 || fx->perm_rd < 2 || fx->perm_rd > fx->perm_hd || fx->perm_rd % 2)
+    return ffail(err, errlen, "perm head_dim %d / rotary_dim %d are invalid", fx->perm_hd, fx->perm_rd);
+  for (int s = 0; s < fx->n_segs; s++)
+    if ((fx->perm >> s & 1u) && fx->segs[s] % fx->perm_hd)
+      return ffail(err, errlen, "perm segment %d is not whole heads of %d", s, fx->perm_hd);
+  return 0;
+}
+
 int tfx_fused_check_attrs(const tfx_node *n, char *err, size_t errlen) {
   if (n->op == TFX_OP_PARAM && n->fx.panel) {
     if (n->fx.panel < 0 || n->fx.kc < 1 || n->type.rank != 2)
       return ffail(err, errlen, "a packed param needs rank 2, panel >= 1 and kc >= 1");
-    return segs_sum(&n->fx, n->type.dims[0], err, errlen, "packed param");
+    if (segs_sum(&n->fx, n->type.dims[0], err, errlen, "packed param")) return -1;
+    return check_perm(&n->fx, err, errlen);
   }
+  if (n->op == TFX_OP_PACK) return check_perm(&n->fx, err, errlen);
   return 0;
 }
 
-static int packed_value(const tfx_node *n) { return (n->op == TFX_OP_PARAM && n->fx.panel > 0) || n->op == TFX_OP_PACK; }
+unsigned tfx_fl_perm(const tfx_node *n) {
+  return n->op == TFX_OP_FUSED_LINEAR && n->rope_style == TFX_ROPE_HALF ? n->fx.rope : 0u;
+}
 
-static int same_segs(const tfx_fused *a, const tfx_fused *b) {
+static int packed_value(const tfx_node *n) {
+  return (n->op == TFX_OP_PARAM && n->fx.panel > 0) || n->op == TFX_OP_PACK;
+}
+
+/* A packed weight w fits the fused linear n: same segments, and rows in the
+ * pair order exactly for n's half-RoPE segments. */
+static int layout_fits(const tfx_node *n, const tfx_node *w) {
+  const tfx_fused *a = &n->fx, *b = &w->fx;
   if (a->n_segs != b->n_segs) return 0;
   for (int s = 0; s < a->n_segs; s++)
     if (a->segs[s] != b->segs[s]) return 0;
-  return 1;
+  unsigned perm = tfx_fl_perm(n);
+  if (perm != b->perm) return 0;
+  return !perm || (b->perm_hd == n->head_dim && b->perm_rd == n->rotary_dim);
 }
 
 int tfx_fused_check_uses(const tfx_graph *g, char *err, size_t errlen) {
@@ -228,12 +294,39 @@ int tfx_fused_check_uses(const tfx_graph *g, char *err, size_t errlen) {
       if (tfx_fl_planar(src) && n->op != TFX_OP_SLICE)
         return ffail(err, errlen, "%%%d (%s): reads the planar output of %%%d; only slice may", i, tfx_op_name(n->op),
                      src->id);
-      if (packed_value(src) && !(n->op == TFX_OP_FUSED_LINEAR && j == 1 && same_segs(&n->fx, &src->fx)))
+      if (packed_value(src) && !(n->op == TFX_OP_FUSED_LINEAR && j == 1 && layout_fits(n, src)))
         return ffail(err, errlen,
                      "%%%d (%s): reads the packed weight %%%d; only fused_linear with the same segments may", i,
                      tfx_op_name(n->op), src->id);
     }
   }
+  /* statistics from an epilogue: exactly one norm_stats reads a producer's,
+   * and only fused linears (as their stats) read that norm_stats */
+  int *readers = calloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1), sizeof *readers);
+  if (!readers) return ffail(err, errlen, "out of memory");
+  int rc = 0;
+  for (int i = 0; i < g->n_nodes && !rc; i++) {
+    const tfx_node *n = &g->nodes[i];
+    if (n->op == TFX_OP_NORM_STATS && n->fx.index == 1) readers[n->inputs[0]]++;
+    for (int k = 0; k < n->n_inputs && !rc; k++) {
+      const tfx_node *src = &g->nodes[n->inputs[k]];
+      if (src->op == TFX_OP_NORM_STATS && src->fx.index == 1 &&
+          (n->op != TFX_OP_FUSED_LINEAR || k != tfx_fl_operand(n, TFX_FL_STATS)))
+        rc = ffail(err, errlen, "%%%d (%s): reads the epilogue statistics %%%d; only fused_linear may", i,
+                   tfx_op_name(n->op), src->id);
+    }
+  }
+  for (int i = 0; i < g->n_nodes && !rc; i++) {
+    const tfx_node *n = &g->nodes[i];
+    int want = n->op == TFX_OP_FUSED_LINEAR && n->fx.stats_out;
+    if (readers[i] != want)
+      rc = ffail(err, errlen, "%%%d (%s): %d norm_stats read its epilogue statistics (expected %d)", i,
+                 tfx_op_name(n->op), readers[i], want);
+    else if (want && i == g->output)
+      rc = ffail(err, errlen, "%%%d (fused_linear): the output cannot write statistics", i);
+  }
+  free(readers);
+  if (rc) return rc;
   if (g->output >= 0 && g->output < g->n_nodes) {
     const tfx_node *o = &g->nodes[g->output];
     if (tfx_fl_planar(o) || o->op == TFX_OP_SLICE || packed_value(o))
@@ -249,6 +342,14 @@ static void print_segs(const tfx_fused *fx, FILE *out) {
   fputc(']', out);
 }
 
+static void print_perm(const tfx_fused *fx, FILE *out) {
+  if (!fx->perm) return;
+  fprintf(out, ", pair_order = [");
+  for (int s = 0, k = 0; s < fx->n_segs; s++)
+    if (fx->perm >> s & 1u) fprintf(out, "%s%d", k++ ? ", " : "", s);
+  fprintf(out, "] (head_dim = %d, rotary_dim = %d)", fx->perm_hd, fx->perm_rd);
+}
+
 void tfx_fused_print_attrs(const tfx_node *n, FILE *out) {
   const tfx_fused *fx = &n->fx;
   switch (n->op) {
@@ -256,27 +357,31 @@ void tfx_fused_print_attrs(const tfx_node *n, FILE *out) {
     if (fx->panel > 0) {
       fprintf(out, " {layout = panel%dx%d, ", fx->panel, fx->kc);
       print_segs(fx, out);
+      print_perm(fx, out);
       fputc('}', out);
     }
     return;
   case TFX_OP_NORM_STATS:
-    fprintf(out, " {norm = %s, eps = %.9g}", fx->norm == TFX_NORM_LAYER ? "layer" : "rms", n->eps);
+    fprintf(out, " {norm = %s, eps = %.9g%s}", fx->norm == TFX_NORM_LAYER ? "layer" : "rms", n->eps,
+            fx->index == 1 ? ", from = epilogue" : "");
     return;
   case TFX_OP_FUSED_LINEAR:
     fprintf(out, " {");
-    if (fx->norm != TFX_NORM_NONE) fprintf(out, "prologue = %s, ", fx->norm == TFX_NORM_LAYER ? "layernorm" : "rmsnorm");
+    if (fx->norm != TFX_NORM_NONE)
+      fprintf(out, "prologue = %s, ", fx->norm == TFX_NORM_LAYER ? "layernorm" : "rmsnorm");
     print_segs(fx, out);
     if (fx->has_bias) fprintf(out, ", bias");
     if (fx->rope) {
       fprintf(out, ", rope = [");
       for (int s = 0, k = 0; s < fx->n_segs; s++)
         if (fx->rope >> s & 1u) fprintf(out, "%s%d", k++ ? ", " : "", s);
-      fprintf(out, "] (head_dim = %d, rotary_dim = %d, theta = %.9g, style = %s)", n->head_dim, n->rotary_dim,
-              n->theta, n->rope_style == TFX_ROPE_HALF ? "half" : "interleaved");
+      fprintf(out, "] (head_dim = %d, rotary_dim = %d, theta = %.9g, style = %s)", n->head_dim, n->rotary_dim, n->theta,
+              n->rope_style == TFX_ROPE_HALF ? "half" : "interleaved");
     }
     if (fx->act != TFX_ACT_NONE) fprintf(out, ", act = %s", tfx_act_name(fx->act));
     if (fx->glu) fprintf(out, ", glu");
     if (fx->residual) fprintf(out, ", residual");
+    if (fx->stats_out) fprintf(out, ", stats = %s", fx->stats_out == TFX_NORM_LAYER ? "layer" : "rms");
     if (tfx_fl_planar(n)) fprintf(out, ", planar");
     fputc('}', out);
     return;
@@ -284,6 +389,7 @@ void tfx_fused_print_attrs(const tfx_node *n, FILE *out) {
   case TFX_OP_PACK:
     fprintf(out, " {panel = %d, kc = %d, ", fx->panel, fx->kc);
     print_segs(fx, out);
+    print_perm(fx, out);
     fputc('}', out);
     return;
   default: return;

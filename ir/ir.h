@@ -110,6 +110,7 @@ typedef enum { TFX_MOE_GATE_SOFTMAX_TOPK, TFX_MOE_GATE_SOFTMAX } tfx_moe_gate;
 typedef enum { TFX_NORM_NONE, TFX_NORM_RMS, TFX_NORM_LAYER } tfx_norm_kind;
 typedef enum { TFX_ACT_NONE, TFX_ACT_SILU, TFX_ACT_GELU, TFX_ACT_GELU_TANH, TFX_ACT_RELU, TFX_ACT_SIGMOID } tfx_act_kind;
 #define TFX_MAX_SEGS 4
+#define TFX_STATS_GROUP 8 /* output columns per partial statistic (NORM_STATS from an epilogue) */
 typedef struct tfx_fused {
   /* FUSED_LINEAR y = epilogue(prologue(x) @ w^T). Operands in this order:
    * x[M, K], w[R, K], bias[R] (has_bias), stats[M, 2], gain[K] (norm != NONE),
@@ -132,7 +133,21 @@ typedef struct tfx_fused {
   int n_segs;    /* FUSED_LINEAR, PACK, packed PARAM: row segments (0 means 1 segment of all rows) */
   int64_t segs[TFX_MAX_SEGS];
   int panel, kc; /* PACK, PARAM: packed layout (tfx_packed_index); panel 0 = row-major */
-  int index;     /* SLICE: the segment */
+  /* PACK, packed PARAM: bit s = the rows of segment s are stored in the
+   * pair order of half-split RoPE (per head of perm_hd rows, the first
+   * perm_rd rows as 0, rd/2, 1, rd/2 + 1, ...), so a kernel computes each
+   * rotated pair in adjacent columns; see tfx_packed_index */
+  unsigned perm;
+  int perm_hd, perm_rd;
+  int index;     /* SLICE: the segment; NORM_STATS: 1 = "from the epilogue" (below) */
+  /* FUSED_LINEAR: stats_out = RMS or LAYER: the kernel also writes, per row
+   * and group of TFX_STATS_GROUP output columns, partial statistics of its
+   * outputs (RMS: the sum of squares; LAYER: the group's mean and sum of
+   * squared deviations) into the slot of the NORM_STATS node with index 1
+   * that reads it; that node launches no kernel, and the fused linears
+   * reading it combine the partials of a row in their prologue. The values
+   * (and what the interpreter computes) are those of a plain NORM_STATS. */
+  int stats_out;
 } tfx_fused;
 
 /* One node = one op = one value (%id). Attributes are plain fields; an op reads
@@ -264,12 +279,24 @@ typedef enum { TFX_FL_X, TFX_FL_W, TFX_FL_BIAS, TFX_FL_STATS, TFX_FL_GAIN, TFX_F
 int tfx_fl_operand(const tfx_node *n, tfx_fl_role role);
 int tfx_fl_n_operands(const tfx_fused *fx); /* operands a FUSED_LINEAR with these attributes takes */
 int tfx_fl_planar(const tfx_node *n);       /* FUSED_LINEAR whose output is planar */
+/* Arena bytes of a value's slot with T = t: its type's, except a NORM_STATS
+ * from an epilogue, which holds 2 floats per row and group of
+ * TFX_STATS_GROUP columns of its input. */
+int64_t tfx_node_slot_bytes(const tfx_graph *g, const tfx_node *n, int64_t t);
+/* The NORM_STATS (index 1) a FUSED_LINEAR with stats_out writes, or -1. */
+int tfx_fl_stats_node(const tfx_graph *g, int id);
+unsigned tfx_fl_perm(const tfx_node *n);    /* segments with half-split RoPE (kernels compute them in pair order) */
 /* Float index of element (r, k) of a [R, K] weight in the packed layout of
  * fx (panel > 0): each row segment is cut into panels of `panel` rows (the
  * last may be shorter, p rows); inside a panel, K is cut into chunks of kc
  * floats, chunk-major, each chunk holding its p rows of kc floats; the last
- * K % kc columns follow as p rows of K % kc floats. */
+ * K % kc columns follow as p rows of K % kc floats. Segments with a bit in
+ * fx->perm store their rows in half-RoPE pair order (tfx_pair_pos). */
 int64_t tfx_packed_index(const tfx_fused *fx, int64_t R, int64_t K, int64_t r, int64_t k);
+/* Half-split RoPE pair order of a head of hd rows, rd rotated: the stored
+ * position of row i, and the row stored at position q. */
+int64_t tfx_pair_pos(int64_t i, int hd, int rd);
+int64_t tfx_pair_row(int64_t q, int hd, int rd);
 const char *tfx_act_name(int act);
 
 /* ---- printer (ir/print.c) ---- */

@@ -38,7 +38,7 @@ static int same_attrs(const tfx_node *a, const tfx_node *b) {
   case TFX_OP_ROPE:
     return a->heads == b->heads && a->head_dim == b->head_dim && a->rotary_dim == b->rotary_dim &&
            a->theta == b->theta && a->rope_style == b->rope_style;
-  case TFX_OP_NORM_STATS: return a->fx.norm == b->fx.norm && a->eps == b->eps;
+  case TFX_OP_NORM_STATS: return a->fx.norm == b->fx.norm && a->eps == b->eps && a->fx.index == b->fx.index;
   case TFX_OP_SLICE: return a->fx.index == b->fx.index;
   default: return 1;
   }

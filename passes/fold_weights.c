@@ -111,8 +111,7 @@ int tfx_pass_fold_weights(tfx_pass_ctx *c) {
   size_t cap = (size_t)((total + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN);
   blob = aligned_alloc(BLOB_ALIGN, cap ? cap : BLOB_ALIGN);
   if (!blob) {
-    rc = tfx_pass_errf(c->err, c->errlen, "fold_weights: cannot allocate %lld bytes for the weights",
-                       (long long)total);
+    rc = tfx_pass_errf(c->err, c->errlen, "fold_weights: cannot allocate %lld bytes for the weights", (long long)total);
     goto done;
   }
   memset(blob, 0, cap ? cap : BLOB_ALIGN);

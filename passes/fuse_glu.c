@@ -29,8 +29,7 @@ static int try_fuse(tfx_rw *rw, int mul, int a, int b, char *err, size_t errlen)
   int gate = act->inputs[0], up = b;
   if (!glu_half(rw, gate) || !glu_half(rw, up)) return 0;
   const tfx_node *gn = &g->nodes[gate], *un = &g->nodes[up];
-  if (gn->inputs[0] != un->inputs[0] || gn->n_inputs != un->n_inputs || !tfx_type_equal(&gn->type, &un->type))
-    return 0;
+  if (gn->inputs[0] != un->inputs[0] || gn->n_inputs != un->n_inputs || !tfx_type_equal(&gn->type, &un->type)) return 0;
   int x = gn->inputs[0], bias = -1;
   double key = rw->key[mul];
   tfx_node cat = tfx_node_proto(TFX_OP_CONCAT, 2, (int[]){gn->inputs[1], un->inputs[1]});

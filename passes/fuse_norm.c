@@ -4,8 +4,11 @@
  * of x (per row: mean and 1/sqrt(var + eps), computed once per row) and, in
  * each of those linears, a prologue that normalizes x's row as it is loaded
  * ((x - mean) * inv * gain [+ bias]). The normalized tensor is never
- * written. A norm with any other kind of use (a residual add, an activation,
- * the graph output, ...) stays as it is. */
+ * written. When x itself comes from a fused linear (the residual stream of
+ * a pre-norm block), that kernel's epilogue writes the row statistics in
+ * parts (per 8 output columns) and the NORM_STATS launches nothing: the
+ * prologues combine the parts. A norm with any other kind of use (a
+ * residual add, an activation, the graph output, ...) stays as it is. */
 #include <stdlib.h>
 
 #include "rewrite.h"
@@ -37,6 +40,14 @@ int tfx_pass_fuse_norm(tfx_pass_ctx *c) {
     s.fx.norm = layer ? TFX_NORM_LAYER : TFX_NORM_RMS;
     s.eps = n->eps;
     s.line = n->line, s.col = n->col;
+    /* x made by a fused linear (a residual add, typically): its epilogue
+     * writes the partial statistics, so no kernel of its own */
+    tfx_node *p = &g->nodes[n->inputs[0]];
+    int from_epilogue = p->op == TFX_OP_FUSED_LINEAR && !tfx_fl_planar(p) && !p->fx.stats_out && p->id != g->output;
+    if (from_epilogue) {
+      s.fx.index = 1;
+      p->fx.stats_out = s.fx.norm;
+    }
     int st = tfx_rw_add(&rw, &s, rw.key[i], c->err, c->errlen);
     if (st < 0) {
       rc = -1;

@@ -32,8 +32,10 @@ static const pass_info pass_table[] = {
 static const char *const pipelines[4] = {
     "plan_memory",
     "canonicalize,cse,dce,fold_weights,plan_memory",
-    "canonicalize,cse,dce,fuse_glu,fuse_qkv,fuse_rope,fuse_epilogue,fuse_norm,pack_weights,fold_weights,dce,plan_memory",
-    "canonicalize,cse,dce,fuse_glu,fuse_qkv,fuse_rope,fuse_epilogue,fuse_norm,pack_weights,fold_weights,dce,plan_memory",
+    "canonicalize,cse,dce,fuse_glu,fuse_qkv,fuse_rope,fuse_epilogue,fuse_norm,pack_weights,fold_weights,dce,plan_"
+    "memory",
+    "canonicalize,cse,dce,fuse_glu,fuse_qkv,fuse_rope,fuse_epilogue,fuse_norm,pack_weights,fold_weights,dce,plan_"
+    "memory",
 };
 
 const char *const *tfx_pass_names(void) {

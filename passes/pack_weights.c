@@ -3,7 +3,8 @@
  * alone is replaced by PACK(w) {panel = 8, kc = 16, segs = the node's
  * segments}: each segment's rows in panels of 8 (the rows one kernel item
  * computes), K in chunks of 16 floats, chunk-major inside the panel, so an
- * item streams its weights from one contiguous block. fold_weights computes
+ * item streams its weights from one contiguous block (segments with
+ * half-split RoPE in the pair order the kernel computes). fold_weights computes
  * the packed data at compile time. A weight shared with other uses (a tied
  * embedding table) stays row-major; the kernel reads both layouts. */
 #include "rewrite.h"
@@ -26,6 +27,11 @@ int tfx_pass_pack_weights(tfx_pass_ctx *c) {
     p.fx.kc = TFX_PACK_KC;
     p.fx.n_segs = n->fx.n_segs;
     for (int s = 0; s < n->fx.n_segs; s++) p.fx.segs[s] = n->fx.segs[s];
+    p.fx.perm = tfx_fl_perm(n); /* half-RoPE segments: rows in pair order */
+    if (p.fx.perm) {
+      p.fx.perm_hd = n->head_dim;
+      p.fx.perm_rd = n->rotary_dim;
+    }
     int pk = tfx_rw_add(&rw, &p, rw.key[i] - 0.25, c->err, c->errlen);
     if (pk < 0) {
       tfx_rw_abort(&rw);

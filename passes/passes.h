@@ -98,10 +98,10 @@ int tfx_pass_mem_stats(const tfx_graph *g, tfx_mem_stats *out);
 
 /* ---- model statistics (stats.c) ---- */
 typedef struct tfx_graph_stats {
-  int64_t flops_per_token;     /* decode step (T = 1), attention over one context position excluded */
-  int64_t attn_flops_per_ctx;  /* added per cached context position by the attentions */
-  int64_t bytes_per_token;     /* weights read + activations read/written by one decode step */
-  int64_t kv_bytes_per_ctx;    /* KV cache bytes read per cached context position */
+  int64_t flops_per_token;    /* decode step (T = 1), attention over one context position excluded */
+  int64_t attn_flops_per_ctx; /* added per cached context position by the attentions */
+  int64_t bytes_per_token;    /* weights read + activations read/written by one decode step */
+  int64_t kv_bytes_per_ctx;   /* KV cache bytes read per cached context position */
   int fused_linears, packed_weights, norm_prologues;
 } tfx_graph_stats;
 void tfx_pass_graph_stats(const tfx_graph *g, tfx_graph_stats *out);

@@ -5,7 +5,8 @@
  * so the two form one buffer), offsets by lowest- or best-fit placement in
  * several orders (definition, size, lifetime, size x lifetime, then size with
  * ties broken by a fixed random stream) until one reaches the liveness peak,
- * keeping the smallest arena;
+ * then (small graphs) a bounded depth-first search for a placement at the
+ * peak; the smallest arena found is kept;
  * the KV cache layout
  * of the nodes that keep one (tfx_node_kv_bytes); and the liveness statistics (peak of bytes live
  * at once, naive sum) that --stats and the tests report. */
@@ -147,9 +148,50 @@ static int64_t place(buffer *bufs, int nb, const int *order, int *placed, int64_
   return top;
 }
 
+/* Bounded depth-first search for offsets with no buffer past `bound`:
+ * buffers in order[] (by start), each tried at 0, at the top (bound - size),
+ * and against every buffer already placed that it meets in time (just after
+ * its end, just before its start), lowest first. Returns 1 when found
+ * (offsets in bufs), 0 when not found within *budget steps. */
+static int search(buffer *bufs, const int *order, int nb, int k, int64_t bound, long *budget, int64_t *scratch) {
+  if (k == nb) return 1;
+  buffer *b = &bufs[order[k]];
+  int64_t *cand = scratch + (size_t)k * (2 * (size_t)nb + 2); /* this depth's candidates */
+  int nc = 0;
+  cand[nc++] = 0;
+  cand[nc++] = bound - b->size;
+  for (int j = 0; j < k; j++) {
+    const buffer *o = &bufs[order[j]];
+    if (!overlaps(o, b)) continue;
+    cand[nc++] = o->off + o->size;
+    if (o->off >= b->size) cand[nc++] = o->off - b->size;
+  }
+  for (int a = 1; a < nc; a++) /* ascending, duplicates dropped below */
+    for (int z = a; z > 0 && cand[z - 1] > cand[z]; z--) {
+      int64_t t = cand[z];
+      cand[z] = cand[z - 1];
+      cand[z - 1] = t;
+    }
+  for (int a = 0; a < nc; a++) {
+    if ((a && cand[a] == cand[a - 1]) || cand[a] < 0 || cand[a] + b->size > bound) continue;
+    if (--*budget < 0) return 0;
+    int ok = 1;
+    for (int j = 0; j < k && ok; j++) {
+      const buffer *o = &bufs[order[j]];
+      ok = !overlaps(o, b) || cand[a] + b->size <= o->off || o->off + o->size <= cand[a];
+    }
+    if (!ok) continue;
+    b->off = cand[a];
+    if (search(bufs, order, nb, k + 1, bound, budget, scratch)) return 1;
+    if (*budget < 0) return 0;
+  }
+  return 0;
+}
+
 int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen) {
   if (!g) return tfx_pass_errf(err, errlen, "plan_memory: no graph");
-  if (g->max_seq < 1) return tfx_pass_errf(err, errlen, "plan_memory: max_seq = %lld must be >= 1", (long long)g->max_seq);
+  if (g->max_seq < 1)
+    return tfx_pass_errf(err, errlen, "plan_memory: max_seq = %lld must be >= 1", (long long)g->max_seq);
   int nn = g->n_nodes, rc = 0;
   size_t cnt = (size_t)(nn > 0 ? nn : 1);
   int *last = malloc(cnt * sizeof *last), *buf_of = malloc(cnt * sizeof *buf_of);
@@ -170,7 +212,7 @@ int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen
     buf_of[i] = -1;
     size[i] = 0;
     if (needs_slot(g, n)) {
-      int64_t bytes = tfx_type_bytes(&n->type, g->max_seq);
+      int64_t bytes = tfx_node_slot_bytes(g, n, g->max_seq);
       if (bytes < 0 || bytes > INT64_MAX / 4) {
         rc = tfx_pass_errf(err, errlen, "plan_memory: %%%d (%s) is too large to plan", i, tfx_op_name(n->op));
         goto done;
@@ -181,8 +223,10 @@ int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen
         buf_of[i] = buf_of[v];
         bufs[buf_of[i]].end = last[i];
       } else {
+        /* statistics from an epilogue are written by their input's kernel */
+        int start = n->op == TFX_OP_NORM_STATS && n->fx.index == 1 ? n->inputs[0] : i;
         buf_of[i] = nb;
-        bufs[nb++] = (buffer){size[i], 0, i, last[i]};
+        bufs[nb++] = (buffer){size[i], 0, start, last[i]};
       }
     }
     int64_t kv_need = tfx_node_kv_bytes(n, g->max_seq); /* causal ATTENTION: K then V; MLA: its latent */
@@ -236,6 +280,26 @@ int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen
         if (buf_of[i] >= 0) g->nodes[i].arena_offset = alt[buf_of[i]].off;
     }
   }
+  /* the heuristics left a hole: search for a placement at the peak itself
+   * (small graphs; a fixed step budget keeps planning time bounded) */
+  if (best_top > bound && nb <= 512) {
+    for (int k = 0; k < nb; k++) {
+      keys[k] = (order_key){0, bufs[k].size, bufs[k].start, k};
+      alt[k] = bufs[k];
+    }
+    /* by start, larger first among equal starts */
+    for (int k = 0; k < nb; k++) keys[k].k1 = -(int64_t)bufs[k].start;
+    qsort(keys, (size_t)nb, sizeof *keys, cmp_keys);
+    for (int k = 0; k < nb; k++) order[k] = keys[k].idx;
+    long budget = 200000;
+    int64_t *scratch = malloc((size_t)nb * (2 * (size_t)nb + 2) * sizeof *scratch);
+    if (scratch && search(alt, order, nb, 0, bound, &budget, scratch)) {
+      best_top = bound;
+      for (int i = 0; i < nn; i++)
+        if (buf_of[i] >= 0) g->nodes[i].arena_offset = alt[buf_of[i]].off;
+    }
+    free(scratch);
+  }
   free(keys);
   g->arena_bytes = best_top > 0 ? best_top : 0;
   g->kv_bytes = align_up(kv);
@@ -272,34 +336,47 @@ int tfx_pass_mem_stats(const tfx_graph *g, tfx_mem_stats *out) {
     rc = -1;
     goto done;
   }
-  int n_offs = 0;
-  for (int i = 0; i < nn; i++)
-    if (g->nodes[i].arena_offset >= 0) {
-      out->naive_sum += align_up(tfx_type_bytes(&g->nodes[i].type, g->max_seq));
-      out->values++;
-      offs[n_offs++] = g->nodes[i].arena_offset;
-      end_start[last[i] + 1]++;
-    }
-  qsort(offs, (size_t)n_offs, sizeof *offs, cmp_i64);
-  for (int i = 0; i < nn; i++) end_start[i + 1] += end_start[i];
-  int *fill = calloc(cnt, sizeof *fill);
-  if (!fill) {
+  /* each value enters at its definition (statistics from an epilogue: at
+   * their input's) and leaves after its last reader */
+  int *def = malloc(cnt * sizeof *def), *starts = malloc(cnt * sizeof *starts);
+  int *start_at = calloc(cnt + 1, sizeof *start_at), *fill = calloc(cnt, sizeof *fill);
+  int *fill2 = calloc(cnt, sizeof *fill2);
+  if (!def || !starts || !start_at || !fill || !fill2) {
+    free(def), free(starts), free(start_at), free(fill), free(fill2);
     rc = -1;
     goto done;
   }
+  int n_offs = 0;
+  for (int i = 0; i < nn; i++) {
+    const tfx_node *n = &g->nodes[i];
+    def[i] = n->op == TFX_OP_NORM_STATS && n->fx.index == 1 ? n->inputs[0] : i;
+    if (n->arena_offset < 0) continue;
+    out->naive_sum += align_up(tfx_node_slot_bytes(g, n, g->max_seq));
+    out->values++;
+    offs[n_offs++] = n->arena_offset;
+    end_start[last[i] + 1]++;
+    start_at[def[i] + 1]++;
+  }
+  qsort(offs, (size_t)n_offs, sizeof *offs, cmp_i64);
+  for (int i = 0; i < nn; i++) {
+    end_start[i + 1] += end_start[i];
+    start_at[i + 1] += start_at[i];
+  }
   for (int i = 0; i < nn; i++)
-    if (g->nodes[i].arena_offset >= 0) ends[end_start[last[i]] + fill[last[i]]++] = i;
-  free(fill);
+    if (g->nodes[i].arena_offset >= 0) {
+      ends[end_start[last[i]] + fill[last[i]]++] = i;
+      starts[start_at[def[i]] + fill2[def[i]]++] = i;
+    }
   /* sweep: a slot counts once while any value in it is live (in-place pairs
    * meet at one node) */
   int64_t sum = 0;
   for (int i = 0; i < nn; i++) {
-    const tfx_node *n = &g->nodes[i];
-    if (n->arena_offset >= 0) {
+    for (int e = start_at[i]; e < start_at[i + 1]; e++) {
+      const tfx_node *n = &g->nodes[starts[e]];
       int64_t *at = bsearch(&n->arena_offset, offs, (size_t)n_offs, sizeof *offs, cmp_i64);
       int k = (int)(at - offs);
       while (k > 0 && offs[k - 1] == n->arena_offset) k--;
-      if (refs[k]++ == 0) sum += align_up(tfx_type_bytes(&n->type, g->max_seq));
+      if (refs[k]++ == 0) sum += align_up(tfx_node_slot_bytes(g, n, g->max_seq));
     }
     if (sum > out->peak_live) out->peak_live = sum;
     for (int e = end_start[i]; e < end_start[i + 1]; e++) {
@@ -307,9 +384,10 @@ int tfx_pass_mem_stats(const tfx_graph *g, tfx_mem_stats *out) {
       int64_t *at = bsearch(&d->arena_offset, offs, (size_t)n_offs, sizeof *offs, cmp_i64);
       int k = (int)(at - offs);
       while (k > 0 && offs[k - 1] == d->arena_offset) k--;
-      if (--refs[k] == 0) sum -= align_up(tfx_type_bytes(&d->type, g->max_seq));
+      if (--refs[k] == 0) sum -= align_up(tfx_node_slot_bytes(g, d, g->max_seq));
     }
   }
+  free(def), free(starts), free(start_at), free(fill), free(fill2);
 done:
   free(last);
   free(ends);

@@ -176,6 +176,13 @@ int tfx_rw_commit(tfx_rw *rw, char *err, size_t errlen) {
     for (int j = 0; j < g->nodes[v].n_inputs; j++)
       if (!live[g->nodes[v].inputs[j]]) stack[sp++] = g->nodes[v].inputs[j];
   }
+  /* a fused linear whose statistics nobody reads any more stops writing them */
+  for (int i = 0; i < nn; i++)
+    if (live[i] && g->nodes[i].op == TFX_OP_NORM_STATS && g->nodes[i].fx.index == 1) state[g->nodes[i].inputs[0]] = 1;
+  for (int i = 0; i < nn; i++) {
+    if (g->nodes[i].op == TFX_OP_FUSED_LINEAR && g->nodes[i].fx.stats_out && !state[i]) g->nodes[i].fx.stats_out = 0;
+    state[i] = 0;
+  }
   int nk = 0;
   for (int i = 0; i < nn; i++)
     if (live[i]) ks[nk++] = (keyed){rw->key[i], i};

@@ -30,7 +30,9 @@ void tfx_pass_graph_stats(const tfx_graph *g, tfx_graph_stats *s) {
     case TFX_OP_EMBEDDING:
     case TFX_OP_CONCAT:
     case TFX_OP_PACK: break;
-    case TFX_OP_LINEAR: s->flops_per_token += 2 * tfx_node_rows(a, 1) * tfx_node_cols(a) * tfx_node_cols(n) + out; break;
+    case TFX_OP_LINEAR:
+      s->flops_per_token += 2 * tfx_node_rows(a, 1) * tfx_node_cols(a) * tfx_node_cols(n) + out;
+      break;
     case TFX_OP_MATMUL: s->flops_per_token += 2 * tfx_node_rows(a, 1) * tfx_node_cols(a) * tfx_node_cols(n); break;
     case TFX_OP_FUSED_LINEAR: {
       int64_t rows = tfx_node_rows(a, 1), K = tfx_node_cols(a), R = b->type.dims[0];

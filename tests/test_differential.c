@@ -10,9 +10,12 @@
  *   |y - ref| <= TOL * (1 + max |ref| of the call)
  * (f32 kernels with other summation orders and inline exp/erf/sin/cos
  * against a float64 interpreter; observed differences are ~1e-6 relative).
- * TFX_DIFF_SEEDS=N runs seeds 1..N (default 100); TFX_DIFF_SEED=S runs only
+ * TFX_DIFF_SEEDS=N runs seeds 1..N (default 100) on TFX_DIFF_THREADS worker
+ * threads (default 2: LLVM's code generation dominates the time, and the
+ * compiler and runtime keep no global state); TFX_DIFF_SEED=S runs only
  * seed S and prints its model. A failure prints the seed and the model. */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,7 +32,7 @@
 #include "support/tfx_gen.h"
 
 #define TOL 2e-4
-#define AOT_EVERY 10
+#define AOT_EVERY 20
 #define MAX_CALLS 4
 
 typedef struct {
@@ -232,6 +235,27 @@ done:
   return rc;
 }
 
+/* Seeds are handed out one at a time to the worker threads. */
+typedef struct {
+  pthread_mutex_t lock;
+  int n, next, failed;
+} work;
+
+static void *worker(void *arg) {
+  work *w = arg;
+  for (;;) {
+    pthread_mutex_lock(&w->lock);
+    int s = w->next <= w->n ? w->next++ : 0;
+    pthread_mutex_unlock(&w->lock);
+    if (!s) return NULL;
+    if (check_seed((uint64_t)s, s % AOT_EVERY == 0, 0)) {
+      pthread_mutex_lock(&w->lock);
+      w->failed++;
+      pthread_mutex_unlock(&w->lock);
+    }
+  }
+}
+
 static void test_random_models(void **state) {
   (void)state;
   const char *one = getenv("TFX_DIFF_SEED"), *count = getenv("TFX_DIFF_SEEDS");
@@ -240,9 +264,18 @@ static void test_random_models(void **state) {
     assert_int_equal(check_seed(s, 1, 1), 0);
     return;
   }
-  int n = count && *count ? atoi(count) : 100, failed = 0;
-  for (int s = 1; s <= n; s++) failed += check_seed((uint64_t)s, s % AOT_EVERY == 0, 0) != 0;
-  if (failed) fail_msg("%d of %d random models differ (seeds printed above)", failed, n);
+  const char *th = getenv("TFX_DIFF_THREADS");
+  int n = count && *count ? atoi(count) : 100, threads = th && *th ? atoi(th) : 2;
+  if (threads < 1) threads = 1;
+  if (threads > 16) threads = 16;
+  work w = {.n = n, .next = 1, .failed = 0};
+  pthread_mutex_init(&w.lock, NULL);
+  pthread_t tid[16];
+  for (int i = 1; i < threads; i++) pthread_create(&tid[i], NULL, worker, &w);
+  worker(&w);
+  for (int i = 1; i < threads; i++) pthread_join(tid[i], NULL);
+  pthread_mutex_destroy(&w.lock);
+  if (w.failed) fail_msg("%d of %d random models differ (seeds printed above)", w.failed, n);
 }
 
 /* The generator is deterministic and its models differ from seed to seed. */

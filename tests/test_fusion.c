@@ -284,6 +284,29 @@ static void test_norm_golden_and_must_not(void **state) {
   assert_non_null(p);
   assert_non_null(strstr(p + 1, "prologue = layernorm"));
   free(ir);
+  /* x made by a fused linear: its epilogue writes the statistics (no
+   * kernel of the norm_stats's own) */
+  expect_ir("model pre\n"
+            "const max_seq = 8\n"
+            "forward(x : f32[T, 4]) -> f32[T, 4] {\n"
+            "  param w : f32[4, 4]\n"
+            "  param g : f32[4]\n"
+            "  param b : f32[4]\n"
+            "  param v : f32[4, 4]\n"
+            "  h = x + linear(x, w)\n"
+            "  return h + linear(layernorm(h, g, b), v)\n"
+            "}\n",
+            "fuse_epilogue,fuse_norm",
+            "graph pre (max_seq = 8)\n"
+            "  %0 = input \"x\" : f32[T, 4]\n"
+            "  %1 = param \"w\" : f32[4, 4]\n"
+            "  %2 = fused_linear(%0, %1, %0) {segs = [4], residual, stats = layer} : f32[T, 4]\n"
+            "  %3 = param \"g\" : f32[4]\n"
+            "  %4 = param \"b\" : f32[4]\n"
+            "  %5 = norm_stats(%2) {norm = layer, eps = 1e-05, from = epilogue} : f32[T, 2]\n"
+            "  %6 = param \"v\" : f32[4, 4]\n"
+            "  %7 = fused_linear(%2, %6, %5, %3, %4, %2) {prologue = layernorm, segs = [4], residual} : f32[T, 4]\n"
+            "  return %7\n");
 }
 
 /* ---- canonicalize, CSE, DCE ---- */
@@ -481,19 +504,16 @@ static void check_example(const example *ex) {
   for (int o = 0; o <= 3; o += 3) {
     tfx_build b;
     /* stories260k binds its real checkpoint; the others random weights */
-    tfx_build_options bo = {.weights = strstr(ex->path, "stories260k") ? NULL : "random:3", .opt_level = o,
-                            .verify_passes = 1};
+    tfx_build_options bo = {
+        .weights = strstr(ex->path, "stories260k") ? NULL : "random:3", .opt_level = o, .verify_passes = 1};
     assert_int_equal(tfx_build_source(path, NULL, &bo, &b), 0);
     if (tfx_backend_kernel_counts(b.graph, &t, &k[o][0], &k[o][1], err, sizeof err)) fail_msg("%s", err);
     tfx_mem_stats ms;
     assert_int_equal(tfx_pass_mem_stats(b.graph, &ms), 0);
-    fprintf(stderr, "%-28s -O%d: kernels prefill %3d decode %3d; arena %9lld = peak %9lld, naive %10lld\n", ex->path,
-            o, k[o][0], k[o][1], (long long)b.graph->arena_bytes, (long long)ms.peak_live, (long long)ms.naive_sum);
-    /* the optimizer's plan reaches the liveness peak (slots are 64-aligned
-     * in both); -O0's plan (no in-place reuse) is only checked against the
-     * naive sum: its offsets are a heuristic packing that can leave a hole */
-    if (o) assert_int_equal(b.graph->arena_bytes, ms.peak_live);
-    assert_true(b.graph->arena_bytes >= ms.peak_live);
+    fprintf(stderr, "%-28s -O%d: kernels prefill %3d decode %3d; arena %9lld = peak %9lld, naive %10lld\n", ex->path, o,
+            k[o][0], k[o][1], (long long)b.graph->arena_bytes, (long long)ms.peak_live, (long long)ms.naive_sum);
+    /* the plan reaches the liveness peak (slots are 64-aligned in both) */
+    assert_int_equal(b.graph->arena_bytes, ms.peak_live);
     assert_true(b.graph->arena_bytes < ms.naive_sum);
     if (o == 3 && strstr(ex->path, "stories260k")) {
       /* 5 layers at max_seq 512: the residual stream [T, 64], the planar
@@ -501,6 +521,12 @@ static void check_example(const example *ex) {
        * (64 + 128 + 64) * 512 * 4 bytes */
       assert_int_equal(b.graph->arena_bytes, 524288);
       assert_true(ms.naive_sum > 9 * b.graph->arena_bytes);
+      /* per layer: q|k|v, KV append, attention, wo + residual (+ stats),
+       * GLU, w2 + residual (+ stats) instead of 17; then the embedding, the
+       * statistics of the first norm (the embedding is no fused linear) and
+       * the classifier (-O0: embedding, final norm, classifier) */
+      assert_int_equal(k[3][1], 5 * 6 + 3);
+      assert_int_equal(k[0][1], 5 * 17 + 3);
     }
     tfx_build_free(&b);
   }
@@ -511,10 +537,24 @@ static void check_example(const example *ex) {
 static void test_examples(void **state) {
   (void)state;
   static const example examples[] = {
-      {"llama/stories260k.tfx", 1}, {"llama/tiny.tfx", 0},           {"llama/tiny_hf.tfx", 0},
-      {"gpt2/gpt2.tfx", 0},         {"bert/bert.tfx", 0},            {"sparse/masks.tfx", 0},
-      {"deepseek/mla.tfx", 0},      {"mixtral/mixtral.tfx", 0},      {"encdec/encdec.tfx", 0},
-      {"bloom/alibi.tfx", 0},       {"transformer/transformer.tfx", 0},
+      /* pre-norm decoders: at most half the kernels per decode step */
+      {"llama/stories260k.tfx", 1},
+      {"llama/tiny.tfx", 1},
+      {"llama/tiny_hf.tfx", 1},
+      {"sparse/masks.tfx", 1},
+      /* fewer kernels, but less than half saved: 2 layers of a 4-kernel
+       * MLP block with biases (alibi: 16 of 30; mla: 19 of 35, its
+       * attention is not a linear), learned positions added to the
+       * embedding (gpt2), post-norm blocks whose norms feed residuals (bert,
+       * transformer), MoE (mixtral), an encoder recomputed per call
+       * (encdec) */
+      {"deepseek/mla.tfx", 0},
+      {"bloom/alibi.tfx", 0},
+      {"gpt2/gpt2.tfx", 0},
+      {"bert/bert.tfx", 0},
+      {"transformer/transformer.tfx", 0},
+      {"mixtral/mixtral.tfx", 0},
+      {"encdec/encdec.tfx", 0},
   };
   for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++) {
     char path[4096];
@@ -560,11 +600,11 @@ static void test_cli_flags(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_glu_golden),       cmocka_unit_test(test_glu_must_not),
-      cmocka_unit_test(test_qkv_rope_golden),  cmocka_unit_test(test_rope_must_not),
-      cmocka_unit_test(test_epilogue_golden),  cmocka_unit_test(test_norm_golden_and_must_not),
-      cmocka_unit_test(test_cleanup_passes),   cmocka_unit_test(test_fold_weights),
-      cmocka_unit_test(test_pass_manager),     cmocka_unit_test(test_examples),
+      cmocka_unit_test(test_glu_golden),      cmocka_unit_test(test_glu_must_not),
+      cmocka_unit_test(test_qkv_rope_golden), cmocka_unit_test(test_rope_must_not),
+      cmocka_unit_test(test_epilogue_golden), cmocka_unit_test(test_norm_golden_and_must_not),
+      cmocka_unit_test(test_cleanup_passes),  cmocka_unit_test(test_fold_weights),
+      cmocka_unit_test(test_pass_manager),    cmocka_unit_test(test_examples),
       cmocka_unit_test(test_cli_flags),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,9 +1,10 @@
 /* tests/fuzz/fuzz_frontend.c — libFuzzer target for the frontend: the input
  * is .tfx source text. It is parsed, checked and lowered without weights
  * (diagnostics to a null stream); an accepted program then goes through the
- * -O pipeline of `tfxc --emit=ir` (opt level = input size mod 4), the
- * verifier and the printer. Any crash, sanitizer report or leak is a finding;
- * errors are the expected outcome for most inputs. */
+ * -O pipeline of `tfxc --emit=ir` (opt level = input size mod 4, the IR
+ * verifier after every pass), the verifier and the printer. Any crash,
+ * sanitizer report, leak or graph that does not verify is a finding; errors
+ * are the expected outcome for most inputs. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,7 +14,15 @@
 /* Larger inputs only slow the fuzzer down without reaching new code. */
 #define MAX_INPUT (64 * 1024)
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* the IR verifier runs after every pass of the pipeline */
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc, (void)argv;
+  setenv("TFX_VERIFY_PASSES", "1", 1);
+  return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > MAX_INPUT) return 0;
@@ -35,6 +44,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         abort();
       }
       tfx_print_graph(g, null);
+    } else if (!strncmp(err, "internal error", 14) || !strncmp(err, "invalid graph", 13)) {
+      /* a pass broke the graph, or the frontend made one that does not verify */
+      fprintf(stderr, "fuzz_frontend: %s\n", err);
+      abort();
     }
   }
   tfx_graph_free(g);

@@ -54,7 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (tfx_wfile_open_safetensors(path, &f, err, sizeof err) == 0) {
     /* the table the loader built stays inside the file */
     for (int i = 0; i < f.n_tensors; i++)
-      if (f.tensors[i].file_offset > f.file_size || stored_bytes(&f.tensors[i]) > f.file_size - f.tensors[i].file_offset)
+      if (f.tensors[i].file_offset > f.file_size ||
+          stored_bytes(&f.tensors[i]) > f.file_size - f.tensors[i].file_offset)
         abort();
     tfx_wfile_close(&f);
   }

@@ -53,8 +53,7 @@ static void norm_call(gen *g, const char *name, const norm_kind *nk, const char 
     out(g, "rmsnorm(%s, %s_g, eps = %s)", arg, name, nk->eps);
 }
 
-static const char *const acts[] = {"silu(%s)", "gelu(%s)", "gelu(%s, approximate = tanh)", "relu(%s)",
-                                   "sigmoid(%s)"};
+static const char *const acts[] = {"silu(%s)", "gelu(%s)", "gelu(%s, approximate = tanh)", "relu(%s)", "sigmoid(%s)"};
 
 static void act_call(gen *g, int act, const char *arg) { out(g, acts[act], arg); }
 
@@ -76,7 +75,7 @@ int tfx_gen_model(uint64_t seed, char *buf, size_t len, tfx_gen_info *info) {
   int rotary = hd;
   if (rope && hd >= 4 && chance(g, 30)) rotary = hd / 2 % 2 ? hd : hd / 2;
   int attn_bias = chance(g, 30), norm_place = pick(g, 3); /* 0 pre, 1 post, 2 shared */
-  int ffn = pick(g, 3);                                       /* 0 GLU, 1 MLP, 2 none */
+  int ffn = pick(g, 3);                                   /* 0 GLU, 1 MLP, 2 none */
   int act = pick(g, 5), ffn_bias = chance(g, 35), swap = chance(g, 50), res_first = chance(g, 50);
   int tied = tokens && chance(g, 50), out_w = tied ? vocab : 5 + pick(g, 20), head_bias = chance(g, 30);
   norm_kind nk = {chance(g, 40), chance(g, 50) ? "1e-5" : "1e-6"};
@@ -108,7 +107,8 @@ int tfx_gen_model(uint64_t seed, char *buf, size_t len, tfx_gen_info *info) {
   if (ffn != 2) {
     out(g, "  param w1 : f32[hidden, dim]\n  param w2 : f32[dim, hidden]\n");
     if (ffn == 0) out(g, "  param w3 : f32[hidden, dim]\n");
-    if (ffn_bias) out(g, "  param b1 : f32[hidden]\n  param b2 : f32[dim]\n%s", ffn == 0 ? "  param b3 : f32[hidden]\n" : "");
+    if (ffn_bias)
+      out(g, "  param b1 : f32[hidden]\n  param b2 : f32[dim]\n%s", ffn == 0 ? "  param b3 : f32[hidden]\n" : "");
   }
 
   /* attention */

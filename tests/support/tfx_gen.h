@@ -12,12 +12,12 @@
 #include <stdint.h>
 
 typedef struct tfx_gen_info {
-  int tokens;     /* 1: input i32[T] tokens in [0, vocab); 0: f32[T, width] */
-  int vocab;      /* token models */
-  int width;      /* f32 models: input columns */
-  int out_width;  /* output columns */
+  int tokens;    /* 1: input i32[T] tokens in [0, vocab); 0: f32[T, width] */
+  int vocab;     /* token models */
+  int width;     /* f32 models: input columns */
+  int out_width; /* output columns */
   int max_seq;
-  int causal;     /* some attention keeps a KV cache (decode continues a sequence) */
+  int causal; /* some attention keeps a KV cache (decode continues a sequence) */
 } tfx_gen_info;
 
 /* Writes the model of `seed` into buf (NUL-terminated). 0, or -1 when buf is
