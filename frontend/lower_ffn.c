@@ -11,16 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static int lfail(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 static int add(tfx_graph *g, tfx_node *n, int line, int col, char *err, size_t errlen) {
   n->line = line;
   n->col = col;
@@ -48,7 +38,7 @@ int tfx_fe_lower_act(tfx_graph *g, int x, const char *act, int line, int col, ch
     n.op = TFX_OP_GELU;
     n.gelu_tanh = !strcmp(act, "gelu_tanh");
   } else if (strcmp(act, "silu"))
-    return lfail(err, errlen, "unknown activation '%s'", act);
+    return tfx_errf(err, errlen, "unknown activation '%s'", act);
   return add(g, &n, line, col, err, errlen);
 }
 
@@ -57,7 +47,7 @@ int tfx_fe_lower_glu(tfx_graph *g, int x, int w1, int w3, int b1, int b3, const 
   char s1[64], s3[64];
   const tfx_type *t1 = &g->nodes[w1].type, *t3 = &g->nodes[w3].type;
   if (!tfx_type_equal(t1, t3))
-    return lfail(err, errlen, "glu: w1 is %s but w3 is %s; both are [hidden, in]", tfx_type_str(t1, s1, sizeof s1),
+    return tfx_errf(err, errlen, "glu: w1 is %s but w3 is %s; both are [hidden, in]", tfx_type_str(t1, s1, sizeof s1),
                  tfx_type_str(t3, s3, sizeof s3));
   int a = add_linear(g, x, w1, b1, line, col, err, errlen);
   a = tfx_fe_lower_act(g, a, act, line, col, err, errlen);
@@ -71,7 +61,7 @@ static int check_experts(const tfx_graph *g, int w, const char *name, int64_t E,
   const tfx_type *t = &g->nodes[w].type;
   char s[64];
   if (t->dtype != TFX_DT_F32 || t->rank != 3 || t->dims[0] != E || t->dims[1] != rows || t->dims[2] != cols)
-    return lfail(err, errlen, "moe: %s is %s, expected f32[%lld, %lld, %lld] (experts, %s)", name,
+    return tfx_errf(err, errlen, "moe: %s is %s, expected f32[%lld, %lld, %lld] (experts, %s)", name,
                  tfx_type_str(t, s, sizeof s), (long long)E, (long long)rows, (long long)cols,
                  !strcmp(name, "w2") ? "dim, hidden" : "hidden, dim");
   return 0;
@@ -81,29 +71,29 @@ int tfx_fe_lower_moe(tfx_graph *g, const tfx_fe_moe_spec *s, char *err, size_t e
   char a[64], b[64];
   const tfx_type *xt = &g->nodes[s->x].type, *rt = &g->nodes[s->router].type, *w1t = &g->nodes[s->w1].type;
   if (xt->dtype != TFX_DT_F32 || xt->rank != 2 || xt->dims[0] != TFX_DIM_T)
-    return lfail(err, errlen, "moe: x must be f32[T, dim], got %s", tfx_type_str(xt, a, sizeof a));
+    return tfx_errf(err, errlen, "moe: x must be f32[T, dim], got %s", tfx_type_str(xt, a, sizeof a));
   int64_t D = xt->dims[1];
   if (rt->dtype != TFX_DT_F32 || rt->rank != 2 || rt->dims[1] != D)
-    return lfail(err, errlen, "moe: router is %s, expected f32[experts, %lld] for x %s", tfx_type_str(rt, a, sizeof a),
+    return tfx_errf(err, errlen, "moe: router is %s, expected f32[experts, %lld] for x %s", tfx_type_str(rt, a, sizeof a),
                  (long long)D, tfx_type_str(xt, b, sizeof b));
   int64_t E = rt->dims[0];
   if (s->experts > 0 && s->experts != E)
-    return lfail(err, errlen, "moe: experts = %d but the router %s has %lld rows", s->experts,
+    return tfx_errf(err, errlen, "moe: experts = %d but the router %s has %lld rows", s->experts,
                  tfx_type_str(rt, a, sizeof a), (long long)E);
   if (s->top_k < 1 || s->top_k > E)
-    return lfail(err, errlen, "moe: top_k = %d must be in 1..%lld (the number of experts)", s->top_k, (long long)E);
+    return tfx_errf(err, errlen, "moe: top_k = %d must be in 1..%lld (the number of experts)", s->top_k, (long long)E);
   if (!(s->capacity >= 0 && s->capacity <= 1e6))
-    return lfail(err, errlen, "moe: capacity = %g must be > 0 and at most 1e6", s->capacity);
+    return tfx_errf(err, errlen, "moe: capacity = %g must be > 0 and at most 1e6", s->capacity);
   if (w1t->rank != 3)
-    return lfail(err, errlen, "moe: w1 is %s, expected f32[%lld, hidden, %lld] (experts, hidden, dim)",
+    return tfx_errf(err, errlen, "moe: w1 is %s, expected f32[%lld, hidden, %lld] (experts, hidden, dim)",
                  tfx_type_str(w1t, a, sizeof a), (long long)E, (long long)D);
   int64_t H = w1t->dims[1];
   if (check_experts(g, s->w1, "w1", E, H, D, err, errlen) || check_experts(g, s->w2, "w2", E, D, H, err, errlen) ||
       (s->w3 >= 0 && check_experts(g, s->w3, "w3", E, H, D, err, errlen)))
     return -1;
   if ((s->shared_w1 >= 0) != (s->shared_w2 >= 0))
-    return lfail(err, errlen, "moe: shared experts need both shared_w1 and shared_w2");
-  if (s->shared_w3 >= 0 && s->shared_w1 < 0) return lfail(err, errlen, "moe: shared_w3 needs shared_w1 and shared_w2");
+    return tfx_errf(err, errlen, "moe: shared experts need both shared_w1 and shared_w2");
+  if (s->shared_w3 >= 0 && s->shared_w1 < 0) return tfx_errf(err, errlen, "moe: shared_w3 needs shared_w1 and shared_w2");
 
   int logits = add_linear(g, s->x, s->router, -1, s->line, s->col, err, errlen);
   if (logits < 0) return -1;
@@ -124,7 +114,7 @@ int tfx_fe_lower_moe(tfx_graph *g, const tfx_fe_moe_spec *s, char *err, size_t e
 
   const tfx_type *s1 = &g->nodes[s->shared_w1].type, *s2 = &g->nodes[s->shared_w2].type;
   if (s1->rank != 2 || s1->dims[1] != D || s2->rank != 2 || s2->dims[0] != D || s2->dims[1] != s1->dims[0])
-    return lfail(err, errlen,
+    return tfx_errf(err, errlen,
                  "moe: shared_w1 %s and shared_w2 %s must be [shared_hidden, %lld] and [%lld, shared_hidden]",
                  tfx_type_str(s1, a, sizeof a), tfx_type_str(s2, b, sizeof b), (long long)D, (long long)D);
   int sh;

@@ -18,16 +18,6 @@
 
 #define ST_MAX_HEADER (100u << 20) /* the reference implementation's limit: 100 MB */
 
-static int wfail(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 typedef struct {
   const char *name;
   tfx_wfile_dtype dtype;
@@ -81,76 +71,76 @@ int tfx_wfile_looks_safetensors(const char *path) {
 static int add_entry(tfx_wfile *out, const char *path, const char *name, const tfx_fe_json *v, uint64_t data_size,
                      char *err, size_t errlen) {
   if (v->kind != TFX_FE_JSON_OBJECT)
-    return wfail(err, errlen, "%s: tensor '%s': expected an object, got %s", path, name,
+    return tfx_errf(err, errlen, "%s: tensor '%s': expected an object, got %s", path, name,
                  tfx_fe_json_kind_name(v->kind));
   static const char *const known[] = {"dtype", "shape", "data_offsets"};
   for (int i = 0; i < v->n; i++) {
     int k = 0;
     while (k < 3 && strcmp(v->keys[i], known[k]) != 0) k++;
     if (k == 3)
-      return wfail(err, errlen, "%s: tensor '%s': unknown field '%s' (expected dtype, shape, data_offsets)", path, name,
+      return tfx_errf(err, errlen, "%s: tensor '%s': unknown field '%s' (expected dtype, shape, data_offsets)", path, name,
                    v->keys[i]);
     for (int j = 0; j < i; j++)
       if (strcmp(v->keys[i], v->keys[j]) == 0)
-        return wfail(err, errlen, "%s: tensor '%s': field '%s' appears twice", path, name, v->keys[i]);
+        return tfx_errf(err, errlen, "%s: tensor '%s': field '%s' appears twice", path, name, v->keys[i]);
   }
   const tfx_fe_json *jd = tfx_fe_json_get(v, "dtype"), *js = tfx_fe_json_get(v, "shape"),
                     *jo = tfx_fe_json_get(v, "data_offsets");
   if (!jd || !js || !jo)
-    return wfail(err, errlen, "%s: tensor '%s': missing field '%s'", path, name,
+    return tfx_errf(err, errlen, "%s: tensor '%s': missing field '%s'", path, name,
                  !jd   ? "dtype"
                  : !js ? "shape"
                        : "data_offsets");
   if (jd->kind != TFX_FE_JSON_STRING)
-    return wfail(err, errlen, "%s: tensor '%s': dtype must be a string, got %s", path, name,
+    return tfx_errf(err, errlen, "%s: tensor '%s': dtype must be a string, got %s", path, name,
                  tfx_fe_json_kind_name(jd->kind));
   const st_dtype *dt = find_dtype(jd->str);
   if (!dt)
-    return wfail(err, errlen, "%s: tensor '%s' has unknown dtype '%.32s' (supported: F32, F16, BF16)", path, name,
+    return tfx_errf(err, errlen, "%s: tensor '%s' has unknown dtype '%.32s' (supported: F32, F16, BF16)", path, name,
                  jd->str);
   if (js->kind != TFX_FE_JSON_ARRAY)
-    return wfail(err, errlen, "%s: tensor '%s': shape must be an array, got %s", path, name,
+    return tfx_errf(err, errlen, "%s: tensor '%s': shape must be an array, got %s", path, name,
                  tfx_fe_json_kind_name(js->kind));
   if (js->n > TFX_MAX_RANK)
-    return wfail(err, errlen, "%s: tensor '%s' has rank %d (at most %d is supported)", path, name, js->n, TFX_MAX_RANK);
+    return tfx_errf(err, errlen, "%s: tensor '%s' has rank %d (at most %d is supported)", path, name, js->n, TFX_MAX_RANK);
   int64_t dims[TFX_MAX_RANK] = {0};
   uint64_t numel = 1;
   for (int i = 0; i < js->n; i++) {
     const tfx_fe_json *d = &js->items[i];
     if (d->kind != TFX_FE_JSON_NUMBER || !d->is_uint || d->uval > (uint64_t)INT64_MAX)
-      return wfail(err, errlen, "%s: tensor '%s': shape[%d] must be a non-negative integer", path, name, i);
+      return tfx_errf(err, errlen, "%s: tensor '%s': shape[%d] must be a non-negative integer", path, name, i);
     dims[i] = (int64_t)d->uval;
     if (numel && d->uval > UINT64_MAX / numel)
-      return wfail(err, errlen, "%s: tensor '%s': shape is too large", path, name);
+      return tfx_errf(err, errlen, "%s: tensor '%s': shape is too large", path, name);
     numel *= d->uval;
   }
   if (jo->kind != TFX_FE_JSON_ARRAY || jo->n != 2)
-    return wfail(err, errlen, "%s: tensor '%s': data_offsets must be an array [begin, end]", path, name);
+    return tfx_errf(err, errlen, "%s: tensor '%s': data_offsets must be an array [begin, end]", path, name);
   for (int i = 0; i < 2; i++)
     if (jo->items[i].kind != TFX_FE_JSON_NUMBER || !jo->items[i].is_uint)
-      return wfail(err, errlen, "%s: tensor '%s': data_offsets[%d] must be a non-negative integer", path, name, i);
+      return tfx_errf(err, errlen, "%s: tensor '%s': data_offsets[%d] must be a non-negative integer", path, name, i);
   uint64_t begin = jo->items[0].uval, end = jo->items[1].uval;
   if (begin > end)
-    return wfail(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] end before they begin", path, name,
+    return tfx_errf(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] end before they begin", path, name,
                  (unsigned long long)begin, (unsigned long long)end);
   if (end > data_size)
-    return wfail(err, errlen,
+    return tfx_errf(err, errlen,
                  "%s: tensor '%s': data_offsets [%llu, %llu] are out of range (the data section has %llu bytes)", path,
                  name, (unsigned long long)begin, (unsigned long long)end, (unsigned long long)data_size);
   if (numel > UINT64_MAX / dt->size)
-    return wfail(err, errlen,
+    return tfx_errf(err, errlen,
                  "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes but shape × %s needs more "
                  "than 2^64 bytes",
                  path, name, (unsigned long long)begin, (unsigned long long)end, (unsigned long long)(end - begin),
                  dt->name);
   if (numel * dt->size != end - begin)
-    return wfail(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes but shape × %s needs %llu",
+    return tfx_errf(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes but shape × %s needs %llu",
                  path, name, (unsigned long long)begin, (unsigned long long)end, (unsigned long long)(end - begin),
                  dt->name, (unsigned long long)(numel * dt->size));
   tfx_wfile_tensor *t = &out->tensors[out->n_tensors];
   memset(t, 0, sizeof *t);
   t->name = strdup(name);
-  if (!t->name) return wfail(err, errlen, "%s: out of memory", path);
+  if (!t->name) return tfx_errf(err, errlen, "%s: out of memory", path);
   t->type = tfx_type_make(TFX_DT_F32, js->n, dims);
   t->file_offset = begin; /* made absolute by the caller */
   t->dtype = dt->dtype;
@@ -165,70 +155,70 @@ static int cmp_name(const void *a, const void *b) { return strcmp(*(const char *
 static int check_duplicates(const tfx_wfile *f, const char *path, char *err, size_t errlen) {
   if (f->n_tensors < 2) return 0;
   const char **names = malloc((size_t)f->n_tensors * sizeof *names);
-  if (!names) return wfail(err, errlen, "%s: out of memory", path);
+  if (!names) return tfx_errf(err, errlen, "%s: out of memory", path);
   for (int i = 0; i < f->n_tensors; i++) names[i] = f->tensors[i].name;
   qsort(names, (size_t)f->n_tensors, sizeof *names, cmp_name);
   int rc = 0;
   for (int i = 1; i < f->n_tensors && rc == 0; i++)
     if (strcmp(names[i - 1], names[i]) == 0)
-      rc = wfail(err, errlen, "%s: tensor '%s' appears twice in the header", path, names[i]);
+      rc = tfx_errf(err, errlen, "%s: tensor '%s' appears twice in the header", path, names[i]);
   free(names);
   return rc;
 }
 
 int tfx_wfile_open_safetensors(const char *path, tfx_wfile *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
-  if (!path) return wfail(err, errlen, "no weights file given");
+  if (!path) return tfx_errf(err, errlen, "no weights file given");
   FILE *fp = fopen(path, "rb");
-  if (!fp) return wfail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+  if (!fp) return tfx_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
   struct stat st;
   if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) {
     fclose(fp);
-    return wfail(err, errlen, "%s: not a regular file", path);
+    return tfx_errf(err, errlen, "%s: not a regular file", path);
   }
   uint64_t file_size = (uint64_t)st.st_size;
   unsigned char h8[8];
   if (file_size < 8 || read_all(fp, h8, 8)) {
     fclose(fp);
-    return wfail(err, errlen, "%s: not a safetensors file: %llu bytes is too short for the 8-byte header length", path,
+    return tfx_errf(err, errlen, "%s: not a safetensors file: %llu bytes is too short for the 8-byte header length", path,
                  (unsigned long long)file_size);
   }
   uint64_t n = 0;
   for (int i = 7; i >= 0; i--) n = n << 8 | h8[i];
   if (n > file_size - 8) {
     fclose(fp);
-    return wfail(err, errlen, "%s: not a safetensors file: the header length %llu exceeds the file size (%llu bytes)",
+    return tfx_errf(err, errlen, "%s: not a safetensors file: the header length %llu exceeds the file size (%llu bytes)",
                  path, (unsigned long long)n, (unsigned long long)file_size);
   }
   if (n > ST_MAX_HEADER) {
     fclose(fp);
-    return wfail(err, errlen, "%s: the safetensors header length %llu exceeds the limit of %u bytes", path,
+    return tfx_errf(err, errlen, "%s: the safetensors header length %llu exceeds the limit of %u bytes", path,
                  (unsigned long long)n, ST_MAX_HEADER);
   }
   char *text = malloc(n ? (size_t)n : 1);
   if (!text) {
     fclose(fp);
-    return wfail(err, errlen, "%s: out of memory", path);
+    return tfx_errf(err, errlen, "%s: out of memory", path);
   }
   int rd = read_all(fp, text, (size_t)n);
   fclose(fp);
   if (rd) {
     free(text);
-    return wfail(err, errlen, "%s: cannot read the safetensors header", path);
+    return tfx_errf(err, errlen, "%s: cannot read the safetensors header", path);
   }
   char jerr[256];
   tfx_fe_json *root = tfx_fe_json_parse(text, (size_t)n, jerr, sizeof jerr);
   free(text);
-  if (!root) return wfail(err, errlen, "%s: bad safetensors header: invalid JSON %s", path, jerr);
+  if (!root) return tfx_errf(err, errlen, "%s: bad safetensors header: invalid JSON %s", path, jerr);
   int rc = 0;
   if (root->kind != TFX_FE_JSON_OBJECT) {
-    rc = wfail(err, errlen, "%s: bad safetensors header: expected a JSON object, got %s", path,
+    rc = tfx_errf(err, errlen, "%s: bad safetensors header: expected a JSON object, got %s", path,
                tfx_fe_json_kind_name(root->kind));
     goto done;
   }
   out->tensors = calloc((size_t)(root->n > 0 ? root->n : 1), sizeof *out->tensors);
   if (!out->tensors) {
-    rc = wfail(err, errlen, "%s: out of memory", path);
+    rc = tfx_errf(err, errlen, "%s: out of memory", path);
     goto done;
   }
   uint64_t data_start = 8 + n, data_size = file_size - data_start;
@@ -236,7 +226,7 @@ int tfx_wfile_open_safetensors(const char *path, tfx_wfile *out, char *err, size
     const char *name = root->keys[i];
     if (strcmp(name, "__metadata__") == 0) continue;
     if (!name[0]) {
-      rc = wfail(err, errlen, "%s: a tensor has an empty name", path);
+      rc = tfx_errf(err, errlen, "%s: a tensor has an empty name", path);
       break;
     }
     rc = add_entry(out, path, name, &root->items[i], data_size, err, errlen);
@@ -247,7 +237,7 @@ int tfx_wfile_open_safetensors(const char *path, tfx_wfile *out, char *err, size
     out->path = strdup(path);
     out->format = "safetensors";
     out->file_size = file_size;
-    if (!out->path) rc = wfail(err, errlen, "%s: out of memory", path);
+    if (!out->path) rc = tfx_errf(err, errlen, "%s: out of memory", path);
   }
 done:
   tfx_fe_json_free(root);

@@ -10,16 +10,6 @@
 
 #include "ir.h"
 
-static int afail(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 #define MAX_RANDOM 64 /* BigBird random blocks per query block */
 #define MAX_PARAM (1 << 30)
 
@@ -89,48 +79,48 @@ int tfx_attn_check_attrs(const tfx_node *n, char *err, size_t errlen) {
   const char *on = tfx_op_name(n->op);
   const tfx_sparse *s = &n->sparse;
   if (n->mask != TFX_MASK_NONE && n->mask != TFX_MASK_CAUSAL)
-    return afail(err, errlen, "%s: unknown mask kind %d", on, (int)n->mask);
-  if (n->alibi != 0 && n->alibi != 1) return afail(err, errlen, "%s: alibi must be 0 or 1", on);
+    return tfx_errf(err, errlen, "%s: unknown mask kind %d", on, (int)n->mask);
+  if (n->alibi != 0 && n->alibi != 1) return tfx_errf(err, errlen, "%s: alibi must be 0 or 1", on);
   switch (s->kind) {
   case TFX_SPARSE_NONE: return 0;
   case TFX_SPARSE_SLIDING:
     if (s->window < 1 || s->window > MAX_PARAM)
-      return afail(err, errlen, "%s: sliding window %d must be >= 1", on, s->window);
+      return tfx_errf(err, errlen, "%s: sliding window %d must be >= 1", on, s->window);
     return 0;
   case TFX_SPARSE_DILATED:
     if (s->dilation < 1 || s->dilation > MAX_PARAM)
-      return afail(err, errlen, "%s: dilation %d must be >= 1", on, s->dilation);
+      return tfx_errf(err, errlen, "%s: dilation %d must be >= 1", on, s->dilation);
     if (s->window < 0 || s->window > MAX_PARAM)
-      return afail(err, errlen, "%s: dilated window %d must be >= 0 (0: unbounded)", on, s->window);
+      return tfx_errf(err, errlen, "%s: dilated window %d must be >= 0 (0: unbounded)", on, s->window);
     return 0;
   case TFX_SPARSE_STRIDED:
   case TFX_SPARSE_FIXED:
-    if (s->stride < 1 || s->stride > MAX_PARAM) return afail(err, errlen, "%s: stride %d must be >= 1", on, s->stride);
+    if (s->stride < 1 || s->stride > MAX_PARAM) return tfx_errf(err, errlen, "%s: stride %d must be >= 1", on, s->stride);
     if (s->kind == TFX_SPARSE_FIXED && (s->summary < 1 || s->summary > s->stride))
-      return afail(err, errlen, "%s: fixed summary %d must be in 1..%d (the stride)", on, s->summary, s->stride);
+      return tfx_errf(err, errlen, "%s: fixed summary %d must be in 1..%d (the stride)", on, s->summary, s->stride);
     return 0;
   case TFX_SPARSE_LONGFORMER:
     if (s->window < 1 || s->window > MAX_PARAM)
-      return afail(err, errlen, "%s: longformer window %d must be >= 1", on, s->window);
+      return tfx_errf(err, errlen, "%s: longformer window %d must be >= 1", on, s->window);
     if (s->dilation < 1 || s->dilation > MAX_PARAM)
-      return afail(err, errlen, "%s: longformer dilation %d must be >= 1", on, s->dilation);
+      return tfx_errf(err, errlen, "%s: longformer dilation %d must be >= 1", on, s->dilation);
     if (s->n_global < 0 || s->n_global > MAX_PARAM)
-      return afail(err, errlen, "%s: longformer global %d must be >= 0", on, s->n_global);
+      return tfx_errf(err, errlen, "%s: longformer global %d must be >= 0", on, s->n_global);
     if (s->n_global_list < 0 || s->n_global_list > TFX_MAX_GLOBAL_TOKENS)
-      return afail(err, errlen, "%s: at most %d listed global tokens", on, TFX_MAX_GLOBAL_TOKENS);
+      return tfx_errf(err, errlen, "%s: at most %d listed global tokens", on, TFX_MAX_GLOBAL_TOKENS);
     for (int k = 0; k < s->n_global_list; k++)
-      if (s->global_list[k] < 0) return afail(err, errlen, "%s: global token %d is negative", on, s->global_list[k]);
+      if (s->global_list[k] < 0) return tfx_errf(err, errlen, "%s: global token %d is negative", on, s->global_list[k]);
     return 0;
   case TFX_SPARSE_BIGBIRD:
     if (s->block < 1 || s->block > MAX_PARAM)
-      return afail(err, errlen, "%s: bigbird block_size %d must be >= 1", on, s->block);
+      return tfx_errf(err, errlen, "%s: bigbird block_size %d must be >= 1", on, s->block);
     if (s->n_global < 0 || s->n_global > MAX_PARAM)
-      return afail(err, errlen, "%s: bigbird global %d must be >= 0", on, s->n_global);
+      return tfx_errf(err, errlen, "%s: bigbird global %d must be >= 0", on, s->n_global);
     if (s->random < 0 || s->random > MAX_RANDOM)
-      return afail(err, errlen, "%s: bigbird random %d must be in 0..%d", on, s->random, MAX_RANDOM);
+      return tfx_errf(err, errlen, "%s: bigbird random %d must be in 0..%d", on, s->random, MAX_RANDOM);
     return 0;
   }
-  return afail(err, errlen, "%s: unknown sparse pattern %d", on, (int)s->kind);
+  return tfx_errf(err, errlen, "%s: unknown sparse pattern %d", on, (int)s->kind);
 }
 
 /* ---- type inference ---- */
@@ -140,20 +130,20 @@ int tfx_infer_attention(const tfx_graph *g, const tfx_node *n, const tfx_type *c
   (void)g;
   char s0[64], s1[64];
   if (n->heads <= 0 || n->kv_heads <= 0 || n->head_dim <= 0 || n->heads % n->kv_heads)
-    return afail(err, errlen, "attention: heads (%d) must be a positive multiple of kv_heads (%d)", n->heads,
+    return tfx_errf(err, errlen, "attention: heads (%d) must be a positive multiple of kv_heads (%d)", n->heads,
                  n->kv_heads);
   if (tfx_attn_check_attrs(n, err, errlen)) return -1;
   int causal = n->mask == TFX_MASK_CAUSAL;
   int64_t qd = (int64_t)n->heads * n->head_dim, kd = (int64_t)n->kv_heads * n->head_dim;
   if (!is_f32_2(a[0]) || a[0]->dims[1] != qd || (causal && a[0]->dims[0] != TFX_DIM_T))
-    return afail(err, errlen, "attention: q is %s, expected f32[%s, %lld] (%d heads of %d)",
+    return tfx_errf(err, errlen, "attention: q is %s, expected f32[%s, %lld] (%d heads of %d)",
                  tfx_type_str(a[0], s0, sizeof s0), causal ? "T" : "rows", (long long)qd, n->heads, n->head_dim);
   for (int i = 1; i < 3; i++)
     if (!is_f32_2(a[i]) || a[i]->dims[1] != kd || (causal && a[i]->dims[0] != TFX_DIM_T))
-      return afail(err, errlen, "attention: %s is %s, expected f32[%s, %lld] (%d kv_heads of %d)", i == 1 ? "k" : "v",
+      return tfx_errf(err, errlen, "attention: %s is %s, expected f32[%s, %lld] (%d kv_heads of %d)", i == 1 ? "k" : "v",
                    tfx_type_str(a[i], s1, sizeof s1), causal ? "T" : "rows", (long long)kd, n->kv_heads, n->head_dim);
   if (a[1]->dims[0] != a[2]->dims[0])
-    return afail(err, errlen, "attention: k %s and v %s must have the same rows", tfx_type_str(a[1], s0, sizeof s0),
+    return tfx_errf(err, errlen, "attention: k %s and v %s must have the same rows", tfx_type_str(a[1], s0, sizeof s0),
                  tfx_type_str(a[2], s1, sizeof s1));
   *out = *a[0];
   return 0;
@@ -165,30 +155,30 @@ int tfx_infer_mla(const tfx_graph *g, const tfx_node *n, const tfx_type *const *
   char s0[64];
   int64_t H = n->heads, dn = n->head_dim, dr = n->rope_dim, dv = n->v_dim, r = n->rank;
   if (H <= 0 || dn <= 0 || dv <= 0 || r <= 0 || dr < 0 || dr % 2)
-    return afail(err, errlen,
+    return tfx_errf(err, errlen,
                  "mla_attention: heads %lld, head_dim %lld, v_dim %lld and rank %lld must be >= 1 and rope_dim %lld "
                  "even and >= 0",
                  (long long)H, (long long)dn, (long long)dv, (long long)r, (long long)dr);
   if (n->mask != TFX_MASK_CAUSAL)
-    return afail(err, errlen, "mla_attention needs mask = causal (its KV cache holds the latent)");
+    return tfx_errf(err, errlen, "mla_attention needs mask = causal (its KV cache holds the latent)");
   if (tfx_attn_check_attrs(n, err, errlen)) return -1;
   if (dr > 0 && !(n->theta > 0 && isfinite(n->theta)))
-    return afail(err, errlen, "mla_attention: theta must be finite and > 0");
-  if (!(n->eps >= 0 && isfinite(n->eps))) return afail(err, errlen, "mla_attention: eps must be finite and >= 0");
+    return tfx_errf(err, errlen, "mla_attention: theta must be finite and > 0");
+  if (!(n->eps >= 0 && isfinite(n->eps))) return tfx_errf(err, errlen, "mla_attention: eps must be finite and >= 0");
   if (!is_f32_2(a[0]) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] != H * (dn + dr))
-    return afail(err, errlen, "mla_attention: q is %s, expected f32[T, %lld] (%lld heads of %lld + %lld)",
+    return tfx_errf(err, errlen, "mla_attention: q is %s, expected f32[T, %lld] (%lld heads of %lld + %lld)",
                  tfx_type_str(a[0], s0, sizeof s0), (long long)(H * (dn + dr)), (long long)H, (long long)dn,
                  (long long)dr);
   if (!is_f32_2(a[1]) || a[1]->dims[0] != TFX_DIM_T || a[1]->dims[1] != r + dr)
-    return afail(err, errlen, "mla_attention: ckv is %s, expected f32[T, %lld] (rank %lld + rope_dim %lld)",
+    return tfx_errf(err, errlen, "mla_attention: ckv is %s, expected f32[T, %lld] (rank %lld + rope_dim %lld)",
                  tfx_type_str(a[1], s0, sizeof s0), (long long)(r + dr), (long long)r, (long long)dr);
   if (!is_f32_2(a[2]) || a[2]->dims[0] != H * (dn + dv) || a[2]->dims[1] != r)
-    return afail(err, errlen,
+    return tfx_errf(err, errlen,
                  "mla_attention: wkv_b is %s, expected f32[%lld, %lld] (%lld heads of %lld + %lld, rank %lld)",
                  tfx_type_str(a[2], s0, sizeof s0), (long long)(H * (dn + dv)), (long long)r, (long long)H,
                  (long long)dn, (long long)dv, (long long)r);
   if (n->n_inputs == 4 && (a[3]->dtype != TFX_DT_F32 || a[3]->rank != 1 || a[3]->dims[0] != r))
-    return afail(err, errlen, "mla_attention: kv_norm is %s, expected f32[%lld]", tfx_type_str(a[3], s0, sizeof s0),
+    return tfx_errf(err, errlen, "mla_attention: kv_norm is %s, expected f32[%lld]", tfx_type_str(a[3], s0, sizeof s0),
                  (long long)r);
   *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, H * dv});
   return 0;

@@ -10,16 +10,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 
-static int ffail(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 int tfx_fused_owns(tfx_op op) {
   return op == TFX_OP_NORM_STATS || op == TFX_OP_FUSED_LINEAR || op == TFX_OP_SLICE || op == TFX_OP_CONCAT ||
          op == TFX_OP_PACK;
@@ -122,14 +112,14 @@ static int f32_rank(const tfx_type *t, int rank) { return t->dtype == TFX_DT_F32
 
 static int segs_sum(const tfx_fused *fx, int64_t rows, char *err, size_t errlen, const char *on) {
   if (fx->n_segs < 1 || fx->n_segs > TFX_MAX_SEGS)
-    return ffail(err, errlen, "%s: %d segments (expected 1..%d)", on, fx->n_segs, TFX_MAX_SEGS);
+    return tfx_errf(err, errlen, "%s: %d segments (expected 1..%d)", on, fx->n_segs, TFX_MAX_SEGS);
   int64_t sum = 0;
   for (int s = 0; s < fx->n_segs; s++) {
-    if (fx->segs[s] < 1) return ffail(err, errlen, "%s: segment %d has %lld rows", on, s, (long long)fx->segs[s]);
+    if (fx->segs[s] < 1) return tfx_errf(err, errlen, "%s: segment %d has %lld rows", on, s, (long long)fx->segs[s]);
     sum += fx->segs[s];
   }
   if (sum != rows)
-    return ffail(err, errlen, "%s: segments add up to %lld rows, the weight has %lld", on, (long long)sum,
+    return tfx_errf(err, errlen, "%s: segments add up to %lld rows, the weight has %lld", on, (long long)sum,
                  (long long)rows);
   return 0;
 }
@@ -139,48 +129,48 @@ static int infer_fused_linear(const tfx_node *n, const tfx_type *const *a, tfx_t
   const tfx_fused *fx = &n->fx;
   const char *on = "fused_linear";
   if (n->n_inputs != tfx_fl_n_operands(fx))
-    return ffail(err, errlen, "%s takes %d operands with these attributes, got %d", on, tfx_fl_n_operands(fx),
+    return tfx_errf(err, errlen, "%s takes %d operands with these attributes, got %d", on, tfx_fl_n_operands(fx),
                  n->n_inputs);
   const tfx_type *x = a[0], *w = a[1];
   if (!f32_rank(x, 2) || !f32_rank(w, 2) || tfx_type_has_t(w) || x->dims[1] != w->dims[1] || x->dims[1] == TFX_DIM_T)
-    return ffail(err, errlen, "%s expects x : f32[M, K] and w : f32[R, K], got %s and %s", on,
+    return tfx_errf(err, errlen, "%s expects x : f32[M, K] and w : f32[R, K], got %s and %s", on,
                  tfx_type_str(x, s0, sizeof s0), tfx_type_str(w, s1, sizeof s1));
   int64_t M = x->dims[0], K = x->dims[1], R = w->dims[0];
   if (segs_sum(fx, R, err, errlen, on)) return -1;
   if (fx->glu && (fx->n_segs != 2 || fx->segs[0] != fx->segs[1]))
-    return ffail(err, errlen, "%s: glu needs two equal segments (gate, up)", on);
-  if (fx->glu && fx->rope) return ffail(err, errlen, "%s: glu and rope do not combine", on);
+    return tfx_errf(err, errlen, "%s: glu needs two equal segments (gate, up)", on);
+  if (fx->glu && fx->rope) return tfx_errf(err, errlen, "%s: glu and rope do not combine", on);
   if (fx->stats_out && (fx->stats_out < TFX_NORM_NONE || fx->stats_out > TFX_NORM_LAYER || tfx_fl_planar(n)))
-    return ffail(err, errlen, "%s: stats_out needs a non-planar output and rms or layer", on);
+    return tfx_errf(err, errlen, "%s: stats_out needs a non-planar output and rms or layer", on);
   int64_t N = fx->glu ? R / 2 : R;
-  if (fx->act < TFX_ACT_NONE || fx->act > TFX_ACT_SIGMOID) return ffail(err, errlen, "%s: unknown activation", on);
-  if (fx->norm < TFX_NORM_NONE || fx->norm > TFX_NORM_LAYER) return ffail(err, errlen, "%s: unknown norm", on);
+  if (fx->act < TFX_ACT_NONE || fx->act > TFX_ACT_SIGMOID) return tfx_errf(err, errlen, "%s: unknown activation", on);
+  if (fx->norm < TFX_NORM_NONE || fx->norm > TFX_NORM_LAYER) return tfx_errf(err, errlen, "%s: unknown norm", on);
   int i = tfx_fl_operand(n, TFX_FL_BIAS);
   if (i >= 0 && (!f32_rank(a[i], 1) || a[i]->dims[0] != R))
-    return ffail(err, errlen, "%s: bias is %s, expected f32[%lld]", on, tfx_type_str(a[i], s0, sizeof s0),
+    return tfx_errf(err, errlen, "%s: bias is %s, expected f32[%lld]", on, tfx_type_str(a[i], s0, sizeof s0),
                  (long long)R);
   if ((i = tfx_fl_operand(n, TFX_FL_STATS)) >= 0 && (!f32_rank(a[i], 2) || a[i]->dims[0] != M || a[i]->dims[1] != 2))
-    return ffail(err, errlen, "%s: stats are %s, expected f32[%s, 2]", on, tfx_type_str(a[i], s0, sizeof s0),
+    return tfx_errf(err, errlen, "%s: stats are %s, expected f32[%s, 2]", on, tfx_type_str(a[i], s0, sizeof s0),
                  M == TFX_DIM_T ? "T" : "M");
   for (int role = TFX_FL_GAIN; role <= TFX_FL_NBIAS; role++)
     if ((i = tfx_fl_operand(n, (tfx_fl_role)role)) >= 0 && (!f32_rank(a[i], 1) || a[i]->dims[0] != K))
-      return ffail(err, errlen, "%s: norm %s is %s, expected f32[%lld]", on, role == TFX_FL_GAIN ? "gain" : "bias",
+      return tfx_errf(err, errlen, "%s: norm %s is %s, expected f32[%lld]", on, role == TFX_FL_GAIN ? "gain" : "bias",
                    tfx_type_str(a[i], s0, sizeof s0), (long long)K);
   *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){M, N});
   if ((i = tfx_fl_operand(n, TFX_FL_RESIDUAL)) >= 0 && !tfx_type_equal(a[i], out))
-    return ffail(err, errlen, "%s: residual is %s, expected %s", on, tfx_type_str(a[i], s0, sizeof s0),
+    return tfx_errf(err, errlen, "%s: residual is %s, expected %s", on, tfx_type_str(a[i], s0, sizeof s0),
                  tfx_type_str(out, s1, sizeof s1));
   if (fx->residual && fx->n_segs > 1 && !fx->glu)
-    return ffail(err, errlen, "%s: a planar output takes no residual", on);
+    return tfx_errf(err, errlen, "%s: a planar output takes no residual", on);
   if (fx->rope) {
-    if (fx->rope >> fx->n_segs) return ffail(err, errlen, "%s: rope names a missing segment", on);
-    if (M != TFX_DIM_T) return ffail(err, errlen, "%s: rope needs x with T rows", on);
+    if (fx->rope >> fx->n_segs) return tfx_errf(err, errlen, "%s: rope names a missing segment", on);
+    if (M != TFX_DIM_T) return tfx_errf(err, errlen, "%s: rope needs x with T rows", on);
     if (n->head_dim <= 0 || n->rotary_dim <= 0 || n->rotary_dim > n->head_dim || n->rotary_dim % 2)
-      return ffail(err, errlen, "%s: rope head_dim %d / rotary_dim %d are invalid", on, n->head_dim, n->rotary_dim);
-    if (!(n->theta > 0) || !isfinite(n->theta)) return ffail(err, errlen, "%s: rope theta must be > 0", on);
+      return tfx_errf(err, errlen, "%s: rope head_dim %d / rotary_dim %d are invalid", on, n->head_dim, n->rotary_dim);
+    if (!(n->theta > 0) || !isfinite(n->theta)) return tfx_errf(err, errlen, "%s: rope theta must be > 0", on);
     for (int s = 0; s < fx->n_segs; s++)
       if ((fx->rope >> s & 1u) && fx->segs[s] % n->head_dim)
-        return ffail(err, errlen, "%s: rope segment %d (%lld columns) is not whole heads of %d", on, s,
+        return tfx_errf(err, errlen, "%s: rope segment %d (%lld columns) is not whole heads of %d", on, s,
                      (long long)fx->segs[s], n->head_dim);
   }
   return 0;
@@ -192,26 +182,26 @@ int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const
   switch (n->op) {
   case TFX_OP_NORM_STATS:
     if (!f32_rank(a[0], 2) || a[0]->dims[1] == TFX_DIM_T)
-      return ffail(err, errlen, "norm_stats expects x : f32[M, K], got %s", tfx_type_str(a[0], s0, sizeof s0));
+      return tfx_errf(err, errlen, "norm_stats expects x : f32[M, K], got %s", tfx_type_str(a[0], s0, sizeof s0));
     if (n->fx.norm != TFX_NORM_RMS && n->fx.norm != TFX_NORM_LAYER)
-      return ffail(err, errlen, "norm_stats: norm must be rms or layer");
+      return tfx_errf(err, errlen, "norm_stats: norm must be rms or layer");
     if (n->fx.index == 1) {
       const tfx_node *p = &g->nodes[n->inputs[0]];
       if (p->op != TFX_OP_FUSED_LINEAR || tfx_fl_planar(p) || p->fx.stats_out != n->fx.norm)
-        return ffail(err, errlen, "norm_stats from the epilogue: %%%d is not a fused_linear writing %s statistics",
+        return tfx_errf(err, errlen, "norm_stats from the epilogue: %%%d is not a fused_linear writing %s statistics",
                      p->id, n->fx.norm == TFX_NORM_LAYER ? "layer" : "rms");
     } else if (n->fx.index) {
-      return ffail(err, errlen, "norm_stats: index must be 0 or 1");
+      return tfx_errf(err, errlen, "norm_stats: index must be 0 or 1");
     }
-    if (!(n->eps >= 0) || !isfinite(n->eps)) return ffail(err, errlen, "norm_stats: eps must be finite and >= 0");
+    if (!(n->eps >= 0) || !isfinite(n->eps)) return tfx_errf(err, errlen, "norm_stats: eps must be finite and >= 0");
     *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], 2});
     return 0;
   case TFX_OP_FUSED_LINEAR: return infer_fused_linear(n, a, out, err, errlen);
   case TFX_OP_SLICE: {
     const tfx_node *src = &g->nodes[n->inputs[0]];
-    if (!tfx_fl_planar(src)) return ffail(err, errlen, "slice: %%%d is not a planar fused_linear", src->id);
+    if (!tfx_fl_planar(src)) return tfx_errf(err, errlen, "slice: %%%d is not a planar fused_linear", src->id);
     if (n->fx.index < 0 || n->fx.index >= src->fx.n_segs)
-      return ffail(err, errlen, "slice: index %d is not a segment of %%%d (0..%d)", n->fx.index, src->id,
+      return tfx_errf(err, errlen, "slice: index %d is not a segment of %%%d (0..%d)", n->fx.index, src->id,
                    src->fx.n_segs - 1);
     *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], src->fx.segs[n->fx.index]});
     return 0;
@@ -219,13 +209,13 @@ int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const
   case TFX_OP_CONCAT: {
     const tfx_type *t0 = a[0];
     if (t0->dtype != TFX_DT_F32 || (t0->rank != 1 && t0->rank != 2) || tfx_type_has_t(t0))
-      return ffail(err, errlen, "concat expects static f32 tensors of rank 1 or 2, got %s",
+      return tfx_errf(err, errlen, "concat expects static f32 tensors of rank 1 or 2, got %s",
                    tfx_type_str(t0, s0, sizeof s0));
     int64_t rows = 0;
     for (int i = 0; i < n->n_inputs; i++) {
       if (a[i]->dtype != TFX_DT_F32 || a[i]->rank != t0->rank || tfx_type_has_t(a[i]) ||
           (t0->rank == 2 && a[i]->dims[1] != t0->dims[1]))
-        return ffail(err, errlen, "concat: operand %d is %s, expected rows like %s", i,
+        return tfx_errf(err, errlen, "concat: operand %d is %s, expected rows like %s", i,
                      tfx_type_str(a[i], s1, sizeof s1), tfx_type_str(t0, s0, sizeof s0));
       rows += a[i]->dims[0];
     }
@@ -235,30 +225,30 @@ int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const
   }
   case TFX_OP_PACK:
     if (!f32_rank(a[0], 2) || tfx_type_has_t(a[0]))
-      return ffail(err, errlen, "pack expects a static f32[R, K], got %s", tfx_type_str(a[0], s0, sizeof s0));
-    if (n->fx.panel < 1 || n->fx.kc < 1) return ffail(err, errlen, "pack: panel and kc must be >= 1");
+      return tfx_errf(err, errlen, "pack expects a static f32[R, K], got %s", tfx_type_str(a[0], s0, sizeof s0));
+    if (n->fx.panel < 1 || n->fx.kc < 1) return tfx_errf(err, errlen, "pack: panel and kc must be >= 1");
     if (segs_sum(&n->fx, a[0]->dims[0], err, errlen, "pack")) return -1;
     *out = *a[0];
     return 0;
-  default: return ffail(err, errlen, "unknown op");
+  default: return tfx_errf(err, errlen, "unknown op");
   }
 }
 
 static int check_perm(const tfx_fused *fx, char *err, size_t errlen) {
   if (!fx->perm) return 0;
-  if (fx->perm >> fx->n_segs) return ffail(err, errlen, "perm names a missing segment");
+  if (fx->perm >> fx->n_segs) return tfx_errf(err, errlen, "perm names a missing segment");
   if (fx->perm_hd < 2 || fx->perm_rd < 2 || fx->perm_rd > fx->perm_hd || fx->perm_rd % 2)
-    return ffail(err, errlen, "perm head_dim %d / rotary_dim %d are invalid", fx->perm_hd, fx->perm_rd);
+    return tfx_errf(err, errlen, "perm head_dim %d / rotary_dim %d are invalid", fx->perm_hd, fx->perm_rd);
   for (int s = 0; s < fx->n_segs; s++)
     if ((fx->perm >> s & 1u) && fx->segs[s] % fx->perm_hd)
-      return ffail(err, errlen, "perm segment %d is not whole heads of %d", s, fx->perm_hd);
+      return tfx_errf(err, errlen, "perm segment %d is not whole heads of %d", s, fx->perm_hd);
   return 0;
 }
 
 int tfx_fused_check_attrs(const tfx_node *n, char *err, size_t errlen) {
   if (n->op == TFX_OP_PARAM && n->fx.panel) {
     if (n->fx.panel < 0 || n->fx.kc < 1 || n->type.rank != 2)
-      return ffail(err, errlen, "a packed param needs rank 2, panel >= 1 and kc >= 1");
+      return tfx_errf(err, errlen, "a packed param needs rank 2, panel >= 1 and kc >= 1");
     if (segs_sum(&n->fx, n->type.dims[0], err, errlen, "packed param")) return -1;
     return check_perm(&n->fx, err, errlen);
   }
@@ -292,10 +282,10 @@ int tfx_fused_check_uses(const tfx_graph *g, char *err, size_t errlen) {
     for (int j = 0; j < n->n_inputs; j++) {
       const tfx_node *src = &g->nodes[n->inputs[j]];
       if (tfx_fl_planar(src) && n->op != TFX_OP_SLICE)
-        return ffail(err, errlen, "%%%d (%s): reads the planar output of %%%d; only slice may", i, tfx_op_name(n->op),
+        return tfx_errf(err, errlen, "%%%d (%s): reads the planar output of %%%d; only slice may", i, tfx_op_name(n->op),
                      src->id);
       if (packed_value(src) && !(n->op == TFX_OP_FUSED_LINEAR && j == 1 && layout_fits(n, src)))
-        return ffail(err, errlen,
+        return tfx_errf(err, errlen,
                      "%%%d (%s): reads the packed weight %%%d; only fused_linear with the same segments may", i,
                      tfx_op_name(n->op), src->id);
     }
@@ -303,7 +293,7 @@ int tfx_fused_check_uses(const tfx_graph *g, char *err, size_t errlen) {
   /* statistics from an epilogue: exactly one norm_stats reads a producer's,
    * and only fused linears (as their stats) read that norm_stats */
   int *readers = calloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1), sizeof *readers);
-  if (!readers) return ffail(err, errlen, "out of memory");
+  if (!readers) return tfx_errf(err, errlen, "out of memory");
   int rc = 0;
   for (int i = 0; i < g->n_nodes && !rc; i++) {
     const tfx_node *n = &g->nodes[i];
@@ -312,7 +302,7 @@ int tfx_fused_check_uses(const tfx_graph *g, char *err, size_t errlen) {
       const tfx_node *src = &g->nodes[n->inputs[k]];
       if (src->op == TFX_OP_NORM_STATS && src->fx.index == 1 &&
           (n->op != TFX_OP_FUSED_LINEAR || k != tfx_fl_operand(n, TFX_FL_STATS)))
-        rc = ffail(err, errlen, "%%%d (%s): reads the epilogue statistics %%%d; only fused_linear may", i,
+        rc = tfx_errf(err, errlen, "%%%d (%s): reads the epilogue statistics %%%d; only fused_linear may", i,
                    tfx_op_name(n->op), src->id);
     }
   }
@@ -320,17 +310,17 @@ int tfx_fused_check_uses(const tfx_graph *g, char *err, size_t errlen) {
     const tfx_node *n = &g->nodes[i];
     int want = n->op == TFX_OP_FUSED_LINEAR && n->fx.stats_out;
     if (readers[i] != want)
-      rc = ffail(err, errlen, "%%%d (%s): %d norm_stats read its epilogue statistics (expected %d)", i,
+      rc = tfx_errf(err, errlen, "%%%d (%s): %d norm_stats read its epilogue statistics (expected %d)", i,
                  tfx_op_name(n->op), readers[i], want);
     else if (want && i == g->output)
-      rc = ffail(err, errlen, "%%%d (fused_linear): the output cannot write statistics", i);
+      rc = tfx_errf(err, errlen, "%%%d (fused_linear): the output cannot write statistics", i);
   }
   free(readers);
   if (rc) return rc;
   if (g->output >= 0 && g->output < g->n_nodes) {
     const tfx_node *o = &g->nodes[g->output];
     if (tfx_fl_planar(o) || o->op == TFX_OP_SLICE || packed_value(o))
-      return ffail(err, errlen, "%%%d (%s): a planar value, a slice or a packed weight cannot be the output", o->id,
+      return tfx_errf(err, errlen, "%%%d (%s): a planar value, a slice or a packed weight cannot be the output", o->id,
                    tfx_op_name(o->op));
   }
   return 0;

@@ -1,24 +1,41 @@
 /* ir/graph.c — tensor types, the graph builder and type inference: the one
  * place that knows which shapes each op accepts and what it produces. */
-#include "ir.h"
 #include "fused.h"
+#include "ir.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const op_names[TFX_OP_COUNT] = {
-    [TFX_OP_INPUT] = "input",         [TFX_OP_PARAM] = "param",     [TFX_OP_EMBEDDING] = "embedding",
-    [TFX_OP_LINEAR] = "linear",       [TFX_OP_MATMUL] = "matmul",   [TFX_OP_ADD] = "add",
-    [TFX_OP_SUB] = "sub",             [TFX_OP_MUL] = "mul",         [TFX_OP_RMSNORM] = "rmsnorm",
-    [TFX_OP_LAYERNORM] = "layernorm", [TFX_OP_SILU] = "silu",       [TFX_OP_GELU] = "gelu",
-    [TFX_OP_RELU] = "relu",           [TFX_OP_SOFTMAX] = "softmax", [TFX_OP_ROPE] = "rope",
+    [TFX_OP_INPUT] = "input",
+    [TFX_OP_PARAM] = "param",
+    [TFX_OP_EMBEDDING] = "embedding",
+    [TFX_OP_LINEAR] = "linear",
+    [TFX_OP_MATMUL] = "matmul",
+    [TFX_OP_ADD] = "add",
+    [TFX_OP_SUB] = "sub",
+    [TFX_OP_MUL] = "mul",
+    [TFX_OP_RMSNORM] = "rmsnorm",
+    [TFX_OP_LAYERNORM] = "layernorm",
+    [TFX_OP_SILU] = "silu",
+    [TFX_OP_GELU] = "gelu",
+    [TFX_OP_RELU] = "relu",
+    [TFX_OP_SOFTMAX] = "softmax",
+    [TFX_OP_ROPE] = "rope",
     [TFX_OP_ATTENTION] = "attention",
     [TFX_OP_MLA_ATTENTION] = "mla_attention",
-    [TFX_OP_SIGMOID] = "sigmoid",       [TFX_OP_POSITIONS] = "positions", [TFX_OP_SINUSOIDAL] = "sinusoidal",
-    [TFX_OP_MOE_ROUTE] = "moe_route",   [TFX_OP_MOE_UP] = "moe_up",       [TFX_OP_MOE_DOWN] = "moe_down",
-    [TFX_OP_NORM_STATS] = "norm_stats", [TFX_OP_FUSED_LINEAR] = "fused_linear", [TFX_OP_SLICE] = "slice",
-    [TFX_OP_CONCAT] = "concat",         [TFX_OP_PACK] = "pack",
+    [TFX_OP_SIGMOID] = "sigmoid",
+    [TFX_OP_POSITIONS] = "positions",
+    [TFX_OP_SINUSOIDAL] = "sinusoidal",
+    [TFX_OP_MOE_ROUTE] = "moe_route",
+    [TFX_OP_MOE_UP] = "moe_up",
+    [TFX_OP_MOE_DOWN] = "moe_down",
+    [TFX_OP_NORM_STATS] = "norm_stats",
+    [TFX_OP_FUSED_LINEAR] = "fused_linear",
+    [TFX_OP_SLICE] = "slice",
+    [TFX_OP_CONCAT] = "concat",
+    [TFX_OP_PACK] = "pack",
 };
 
 const char *tfx_op_name(tfx_op op) { return (op >= 0 && op < TFX_OP_COUNT) ? op_names[op] : "?"; }
@@ -105,6 +122,16 @@ void tfx_graph_free(tfx_graph *g) {
   free(g);
 }
 
+int tfx_errf(char *err, size_t errlen, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
 tfx_node tfx_node_proto(tfx_op op, int n_inputs, const int *inputs) {
   tfx_node n;
   memset(&n, 0, sizeof n);
@@ -115,16 +142,6 @@ tfx_node tfx_node_proto(tfx_op op, int n_inputs, const int *inputs) {
   n.kv_offset = -1;
   n.arena_offset = -1;
   return n;
-}
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
 }
 
 static int is_f32_rank(const tfx_type *t, int rank) { return t->dtype == TFX_DT_F32 && t->rank == rank; }
@@ -157,16 +174,17 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
   char s0[64], s1[64], s2[64];
   const char *on = tfx_op_name(n->op);
   int lo, hi;
-  if (n->op < 0 || n->op >= TFX_OP_COUNT) return fail(err, errlen, "unknown op %d", (int)n->op);
+  if (n->op < 0 || n->op >= TFX_OP_COUNT) return tfx_errf(err, errlen, "unknown op %d", (int)n->op);
   arity(n->op, &lo, &hi);
   if (n->n_inputs < lo || n->n_inputs > hi) {
-    if (lo == hi) return fail(err, errlen, "%s takes %d operand%s, got %d", on, lo, lo == 1 ? "" : "s", n->n_inputs);
-    return fail(err, errlen, "%s takes %d to %d operands, got %d", on, lo, hi, n->n_inputs);
+    if (lo == hi)
+      return tfx_errf(err, errlen, "%s takes %d operand%s, got %d", on, lo, lo == 1 ? "" : "s", n->n_inputs);
+    return tfx_errf(err, errlen, "%s takes %d to %d operands, got %d", on, lo, hi, n->n_inputs);
   }
   const tfx_type *a[TFX_MAX_INPUTS] = {0};
   for (int i = 0; i < n->n_inputs; i++) {
     if (n->inputs[i] < 0 || n->inputs[i] >= g->n_nodes)
-      return fail(err, errlen, "%s: operand %d refers to a missing value", on, i);
+      return tfx_errf(err, errlen, "%s: operand %d refers to a missing value", on, i);
     a[i] = &g->nodes[n->inputs[i]].type;
   }
   switch (n->op) {
@@ -175,32 +193,31 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
 
   case TFX_OP_EMBEDDING:
     if (!is_f32_rank(a[0], 2) || tfx_type_has_t(a[0]))
-      return fail(err, errlen, "embedding table must be f32[V, D], got %s", tfx_type_str(a[0], s0, sizeof s0));
+      return tfx_errf(err, errlen, "embedding table must be f32[V, D], got %s", tfx_type_str(a[0], s0, sizeof s0));
     if (a[1]->dtype != TFX_DT_I32 || a[1]->rank != 1)
-      return fail(err, errlen, "embedding ids must be i32[T], got %s", tfx_type_str(a[1], s1, sizeof s1));
+      return tfx_errf(err, errlen, "embedding ids must be i32[T], got %s", tfx_type_str(a[1], s1, sizeof s1));
     *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[1]->dims[0], a[0]->dims[1]});
     return 0;
 
   case TFX_OP_LINEAR:
     if (!is_f32_rank(a[0], 2) || !is_f32_rank(a[1], 2) || tfx_type_has_t(a[1]))
-      return fail(err, errlen, "linear expects x : f32[M, K] and w : f32[N, K], got %s and %s",
-                  tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
+      return tfx_errf(err, errlen, "linear expects x : f32[M, K] and w : f32[N, K], got %s and %s",
+                      tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
     if (a[0]->dims[1] != a[1]->dims[1])
-      return fail(err, errlen, "linear: x is %s but w is %s (w is [out, in]; in must equal x's last dim)",
-                  tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
+      return tfx_errf(err, errlen, "linear: x is %s but w is %s (w is [out, in]; in must equal x's last dim)",
+                      tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
     if (n->n_inputs == 3 && (!is_f32_rank(a[2], 1) || a[2]->dims[0] != a[1]->dims[0]))
-      return fail(err, errlen, "linear: bias is %s, expected f32[%lld] for w %s", tfx_type_str(a[2], s2, sizeof s2),
-                  (long long)a[1]->dims[0], tfx_type_str(a[1], s1, sizeof s1));
+      return tfx_errf(err, errlen, "linear: bias is %s, expected f32[%lld] for w %s", tfx_type_str(a[2], s2, sizeof s2),
+                      (long long)a[1]->dims[0], tfx_type_str(a[1], s1, sizeof s1));
     *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], a[1]->dims[0]});
     return 0;
 
   case TFX_OP_MATMUL:
-    if (!is_f32_rank(a[0], 2) || !is_f32_rank(a[1], 2) || a[0]->dims[1] != a[1]->dims[0] ||
-        a[0]->dims[1] == TFX_DIM_T)
-      return fail(err, errlen, "matmul expects a : f32[M, K] and b : f32[K, N] with static K, got %s and %s",
-                  tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
+    if (!is_f32_rank(a[0], 2) || !is_f32_rank(a[1], 2) || a[0]->dims[1] != a[1]->dims[0] || a[0]->dims[1] == TFX_DIM_T)
+      return tfx_errf(err, errlen, "matmul expects a : f32[M, K] and b : f32[K, N] with static K, got %s and %s",
+                      tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
     if (a[1]->dims[1] == TFX_DIM_T)
-      return fail(err, errlen, "matmul: the columns of b (%s) cannot be T", tfx_type_str(a[1], s1, sizeof s1));
+      return tfx_errf(err, errlen, "matmul: the columns of b (%s) cannot be T", tfx_type_str(a[1], s1, sizeof s1));
     *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], a[1]->dims[1]});
     return 0;
 
@@ -208,27 +225,27 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
   case TFX_OP_SUB:
   case TFX_OP_MUL:
     if (a[0]->dtype != TFX_DT_F32 || a[1]->dtype != TFX_DT_F32 || a[0]->rank < 1)
-      return fail(err, errlen, "%s expects f32 operands, got %s and %s", on, tfx_type_str(a[0], s0, sizeof s0),
-                  tfx_type_str(a[1], s1, sizeof s1));
+      return tfx_errf(err, errlen, "%s expects f32 operands, got %s and %s", on, tfx_type_str(a[0], s0, sizeof s0),
+                      tfx_type_str(a[1], s1, sizeof s1));
     if (tfx_type_equal(a[0], a[1]) ||
         (a[1]->rank == 1 && a[1]->dims[0] == a[0]->dims[a[0]->rank - 1] && a[1]->dims[0] != TFX_DIM_T)) {
       *out = *a[0];
       return 0;
     }
-    return fail(err, errlen, "%s: shapes %s and %s do not match (the right operand may also be one row [%s])", on,
-                tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1),
-                a[0]->dims[a[0]->rank - 1] == TFX_DIM_T ? "T" : "N");
+    return tfx_errf(err, errlen, "%s: shapes %s and %s do not match (the right operand may also be one row [%s])", on,
+                    tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1),
+                    a[0]->dims[a[0]->rank - 1] == TFX_DIM_T ? "T" : "N");
 
   case TFX_OP_RMSNORM:
   case TFX_OP_LAYERNORM:
     if (a[0]->dtype != TFX_DT_F32 || a[0]->rank < 1 || a[0]->dims[a[0]->rank - 1] == TFX_DIM_T)
-      return fail(err, errlen, "%s expects x : f32[..., N], got %s", on, tfx_type_str(a[0], s0, sizeof s0));
+      return tfx_errf(err, errlen, "%s expects x : f32[..., N], got %s", on, tfx_type_str(a[0], s0, sizeof s0));
     for (int i = 1; i < n->n_inputs; i++)
       if (!is_f32_rank(a[i], 1) || a[i]->dims[0] != a[0]->dims[a[0]->rank - 1])
-        return fail(err, errlen, "%s: %s is %s, expected f32[%lld] to match x %s", on, i == 1 ? "gain" : "bias",
-                    tfx_type_str(a[i], s1, sizeof s1), (long long)a[0]->dims[a[0]->rank - 1],
-                    tfx_type_str(a[0], s0, sizeof s0));
-    if (!(n->eps >= 0)) return fail(err, errlen, "%s: eps must be >= 0", on);
+        return tfx_errf(err, errlen, "%s: %s is %s, expected f32[%lld] to match x %s", on, i == 1 ? "gain" : "bias",
+                        tfx_type_str(a[i], s1, sizeof s1), (long long)a[0]->dims[a[0]->rank - 1],
+                        tfx_type_str(a[0], s0, sizeof s0));
+    if (!(n->eps >= 0)) return tfx_errf(err, errlen, "%s: eps must be >= 0", on);
     *out = *a[0];
     return 0;
 
@@ -238,22 +255,22 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
   case TFX_OP_SIGMOID:
   case TFX_OP_SOFTMAX:
     if (a[0]->dtype != TFX_DT_F32 || a[0]->rank < 1)
-      return fail(err, errlen, "%s expects an f32 tensor, got %s", on, tfx_type_str(a[0], s0, sizeof s0));
+      return tfx_errf(err, errlen, "%s expects an f32 tensor, got %s", on, tfx_type_str(a[0], s0, sizeof s0));
     if (n->op == TFX_OP_SOFTMAX && a[0]->dims[a[0]->rank - 1] == TFX_DIM_T)
-      return fail(err, errlen, "softmax over a dimension of size T is not supported (%s)",
-                  tfx_type_str(a[0], s0, sizeof s0));
+      return tfx_errf(err, errlen, "softmax over a dimension of size T is not supported (%s)",
+                      tfx_type_str(a[0], s0, sizeof s0));
     *out = *a[0];
     return 0;
 
   case TFX_OP_ROPE:
     if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T)
-      return fail(err, errlen, "rope expects f32[T, heads * head_dim], got %s", tfx_type_str(a[0], s0, sizeof s0));
+      return tfx_errf(err, errlen, "rope expects f32[T, heads * head_dim], got %s", tfx_type_str(a[0], s0, sizeof s0));
     if (n->heads <= 0 || n->head_dim <= 0 || (int64_t)n->heads * n->head_dim != a[0]->dims[1])
-      return fail(err, errlen, "rope: %d heads of %d do not tile %s", n->heads, n->head_dim,
-                  tfx_type_str(a[0], s0, sizeof s0));
+      return tfx_errf(err, errlen, "rope: %d heads of %d do not tile %s", n->heads, n->head_dim,
+                      tfx_type_str(a[0], s0, sizeof s0));
     if (n->rotary_dim <= 0 || n->rotary_dim > n->head_dim || n->rotary_dim % 2)
-      return fail(err, errlen, "rope: rotary_dim %d must be even and in 2..%d", n->rotary_dim, n->head_dim);
-    if (!(n->theta > 0)) return fail(err, errlen, "rope: theta must be > 0");
+      return tfx_errf(err, errlen, "rope: rotary_dim %d must be even and in 2..%d", n->rotary_dim, n->head_dim);
+    if (!(n->theta > 0)) return tfx_errf(err, errlen, "rope: theta must be > 0");
     *out = *a[0];
     return 0;
 
@@ -261,32 +278,35 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
   case TFX_OP_MLA_ATTENTION: return tfx_infer_mla(g, n, a, out, err, errlen);
   case TFX_OP_POSITIONS:
     if (!is_f32_rank(a[0], 2) || tfx_type_has_t(a[0]))
-      return fail(err, errlen, "positions: table must be f32[max_pos, D], got %s", tfx_type_str(a[0], s0, sizeof s0));
+      return tfx_errf(err, errlen, "positions: table must be f32[max_pos, D], got %s",
+                      tfx_type_str(a[0], s0, sizeof s0));
     if (a[1]->rank < 1 || a[1]->dims[0] != TFX_DIM_T ||
         (a[1]->dtype == TFX_DT_F32 && (a[1]->rank != 2 || a[1]->dims[1] != a[0]->dims[1])))
-      return fail(err, errlen, "positions: x must be i32[T] or f32[T, %lld] to match the table %s, got %s",
-                  (long long)a[0]->dims[1], tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
+      return tfx_errf(err, errlen, "positions: x must be i32[T] or f32[T, %lld] to match the table %s, got %s",
+                      (long long)a[0]->dims[1], tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
     if (a[0]->dims[0] < g->max_seq)
-      return fail(err, errlen, "positions: the table %s has %lld rows but max_seq is %lld (need max_pos >= max_seq)",
-                  tfx_type_str(a[0], s0, sizeof s0), (long long)a[0]->dims[0], (long long)g->max_seq);
+      return tfx_errf(err, errlen,
+                      "positions: the table %s has %lld rows but max_seq is %lld (need max_pos >= max_seq)",
+                      tfx_type_str(a[0], s0, sizeof s0), (long long)a[0]->dims[0], (long long)g->max_seq);
     *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, a[0]->dims[1]});
     return 0;
 
   case TFX_OP_SINUSOIDAL:
     if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] == TFX_DIM_T)
-      return fail(err, errlen, "sinusoidal expects x : f32[T, D], got %s", tfx_type_str(a[0], s0, sizeof s0));
-    if (!(n->theta > 0)) return fail(err, errlen, "sinusoidal: base must be > 0");
+      return tfx_errf(err, errlen, "sinusoidal expects x : f32[T, D], got %s", tfx_type_str(a[0], s0, sizeof s0));
+    if (!(n->theta > 0)) return tfx_errf(err, errlen, "sinusoidal: base must be > 0");
     *out = *a[0];
     return 0;
 
   case TFX_OP_MOE_ROUTE:
     if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] == TFX_DIM_T)
-      return fail(err, errlen, "moe_route expects router logits f32[T, E], got %s", tfx_type_str(a[0], s0, sizeof s0));
+      return tfx_errf(err, errlen, "moe_route expects router logits f32[T, E], got %s",
+                      tfx_type_str(a[0], s0, sizeof s0));
     if (n->top_k < 1 || n->top_k > a[0]->dims[1])
-      return fail(err, errlen, "moe_route: top_k = %d must be in 1..%lld (the number of experts)", n->top_k,
-                  (long long)a[0]->dims[1]);
+      return tfx_errf(err, errlen, "moe_route: top_k = %d must be in 1..%lld (the number of experts)", n->top_k,
+                      (long long)a[0]->dims[1]);
     if (!(n->capacity >= 0 && n->capacity <= 1e6))
-      return fail(err, errlen, "moe_route: capacity = %g must be in (0, 1e6] (or 0 for none)", n->capacity);
+      return tfx_errf(err, errlen, "moe_route: capacity = %g must be in (0, 1e6] (or 0 for none)", n->capacity);
     *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, 2 * (int64_t)n->top_k});
     return 0;
 
@@ -294,22 +314,22 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
   case TFX_OP_MOE_DOWN: {
     int up = n->op == TFX_OP_MOE_UP;
     if (!is_f32_rank(a[2], 3) || tfx_type_has_t(a[2]))
-      return fail(err, errlen, "%s: experts' weights must be f32[E, N, K], got %s", on,
-                  tfx_type_str(a[2], s2, sizeof s2));
+      return tfx_errf(err, errlen, "%s: experts' weights must be f32[E, N, K], got %s", on,
+                      tfx_type_str(a[2], s2, sizeof s2));
     if (!is_f32_rank(a[1], 2) || a[1]->dims[0] != TFX_DIM_T || a[1]->dims[1] == TFX_DIM_T || a[1]->dims[1] % 2)
-      return fail(err, errlen, "%s: route must be f32[T, 2k] (from moe_route), got %s", on,
-                  tfx_type_str(a[1], s1, sizeof s1));
+      return tfx_errf(err, errlen, "%s: route must be f32[T, 2k] (from moe_route), got %s", on,
+                      tfx_type_str(a[1], s1, sizeof s1));
     int64_t k = a[1]->dims[1] / 2, N = a[2]->dims[1], K = a[2]->dims[2];
     if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] != (up ? K : k * K))
-      return fail(err, errlen, "%s: x is %s, expected f32[T, %lld] for weights %s and %lld slots", on,
-                  tfx_type_str(a[0], s0, sizeof s0), (long long)(up ? K : k * K), tfx_type_str(a[2], s2, sizeof s2),
-                  (long long)k);
+      return tfx_errf(err, errlen, "%s: x is %s, expected f32[T, %lld] for weights %s and %lld slots", on,
+                      tfx_type_str(a[0], s0, sizeof s0), (long long)(up ? K : k * K), tfx_type_str(a[2], s2, sizeof s2),
+                      (long long)k);
     *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, up ? k * N : N});
     return 0;
   }
   default:
     if (tfx_fused_owns(n->op)) return tfx_fused_infer(g, n, a, out, err, errlen);
-    return fail(err, errlen, "unknown op");
+    return tfx_errf(err, errlen, "unknown op");
   }
 }
 
@@ -326,7 +346,7 @@ static int grow(tfx_graph *g) {
 int tfx_graph_add(tfx_graph *g, const tfx_node *proto, char *err, size_t errlen) {
   tfx_type t;
   if (tfx_infer_type(g, proto, &t, err, errlen)) return -1;
-  if (grow(g)) return fail(err, errlen, "out of memory");
+  if (grow(g)) return tfx_errf(err, errlen, "out of memory");
   tfx_node *n = &g->nodes[g->n_nodes];
   *n = *proto;
   n->id = g->n_nodes;

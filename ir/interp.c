@@ -24,16 +24,6 @@ struct tfx_interp {
   char init_err[256]; /* non-empty when the graph cannot be interpreted */
 };
 
-static int ifail(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 /* Checks the graph and the parameters once; records the first problem. */
 static void check_graph(tfx_interp *it) {
   const tfx_graph *g = it->g;
@@ -228,7 +218,7 @@ static int eval_node(tfx_interp *it, const tfx_node *nd, void *const *val, float
     int64_t vocab = in0->type.dims[0];
     for (int64_t t = 0; t < rows; t++) {
       if (ids[t] < 0 || ids[t] >= vocab)
-        return ifail(err, errlen, "%%%d (embedding): token id %d at row %lld is out of range [0, %lld)", nd->id,
+        return tfx_errf(err, errlen, "%%%d (embedding): token id %d at row %lld is out of range [0, %lld)", nd->id,
                      (int)ids[t], (long long)t, (long long)vocab);
       memcpy(y + t * cols, a + (int64_t)ids[t] * cols, (size_t)cols * sizeof(float));
     }
@@ -256,29 +246,29 @@ static int eval_node(tfx_interp *it, const tfx_node *nd, void *const *val, float
     if (tfx_interp_ffn_handles(nd->op))
       return tfx_interp_ffn_eval(g, nd, val, y, n, it->has_causal ? it->pos : 0, err, errlen);
     if (tfx_fused_owns(nd->op)) return tfx_interp_fused_eval(g, nd, val, y, n, it->pos, err, errlen);
-    return ifail(err, errlen, "%%%d (%s): not supported by the interpreter", nd->id, tfx_op_name(nd->op));
+    return tfx_errf(err, errlen, "%%%d (%s): not supported by the interpreter", nd->id, tfx_op_name(nd->op));
   }
 }
 
 int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out, char *err, size_t errlen) {
-  if (!it) return ifail(err, errlen, "interpreter: NULL interpreter");
-  if (it->init_err[0]) return ifail(err, errlen, "%s", it->init_err);
+  if (!it) return tfx_errf(err, errlen, "interpreter: NULL interpreter");
+  if (it->init_err[0]) return tfx_errf(err, errlen, "%s", it->init_err);
   const tfx_graph *g = it->g;
-  if (!input || !out) return ifail(err, errlen, "interpreter: NULL input or output buffer");
-  if (n < 1) return ifail(err, errlen, "interpreter: n = %lld tokens; need at least 1", (long long)n);
+  if (!input || !out) return tfx_errf(err, errlen, "interpreter: NULL input or output buffer");
+  if (n < 1) return tfx_errf(err, errlen, "interpreter: n = %lld tokens; need at least 1", (long long)n);
   if (n > g->max_seq)
-    return ifail(err, errlen, "interpreter: n = %lld exceeds max_seq = %lld", (long long)n, (long long)g->max_seq);
+    return tfx_errf(err, errlen, "interpreter: n = %lld exceeds max_seq = %lld", (long long)n, (long long)g->max_seq);
   if (it->has_causal && it->pos + n > g->max_seq)
-    return ifail(err, errlen, "interpreter: position %lld + %lld tokens exceeds max_seq = %lld (reset the session)",
+    return tfx_errf(err, errlen, "interpreter: position %lld + %lld tokens exceeds max_seq = %lld (reset the session)",
                  (long long)it->pos, (long long)n, (long long)g->max_seq);
   if (g->nodes[g->output].type.dtype != TFX_DT_F32)
-    return ifail(err, errlen, "interpreter: the output %%%d is not f32", g->output);
+    return tfx_errf(err, errlen, "interpreter: the output %%%d is not f32", g->output);
 
   void **val = calloc((size_t)g->n_nodes, sizeof *val);
   char *owned = calloc((size_t)g->n_nodes, 1);
   int rc = 0;
   if (!val || !owned) {
-    rc = ifail(err, errlen, "interpreter: out of memory");
+    rc = tfx_errf(err, errlen, "interpreter: out of memory");
     goto done;
   }
   for (int i = 0; i < g->n_nodes && rc == 0; i++) {
@@ -291,7 +281,7 @@ int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out,
       size_t bytes = (size_t)tfx_type_bytes(&nd->type, n);
       val[i] = malloc(bytes ? bytes : 1);
       if (!val[i]) {
-        rc = ifail(err, errlen, "%%%d (%s): out of memory", i, tfx_op_name(nd->op));
+        rc = tfx_errf(err, errlen, "%%%d (%s): out of memory", i, tfx_op_name(nd->op));
         break;
       }
       owned[i] = 1;

@@ -10,16 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int iafail(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 /* Softmax in place over the allowed scores sc[0..n) (allowed[j] != 0); the
  * others become 0, and all become 0 when nothing is allowed. */
 static void softmax_rows(double *sc, const char *allowed, int64_t n) {
@@ -54,7 +44,7 @@ int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, cons
   if (!sc || !ok) {
     free(sc);
     free(ok);
-    return iafail(err, errlen, "%%%d (attention): out of memory", n->id);
+    return tfx_errf(err, errlen, "%%%d (attention): out of memory", n->id);
   }
   for (int64_t t = 0; t < q_rows; t++) {
     int64_t i = causal ? pos + t : t;
@@ -109,7 +99,7 @@ int tfx_interp_mla(const tfx_node *n, const float *q, const float *ckv, const fl
     free(sc);
     free(kn);
     free(ok);
-    return iafail(err, errlen, "%%%d (mla_attention): out of memory", n->id);
+    return tfx_errf(err, errlen, "%%%d (mla_attention): out of memory", n->id);
   }
   /* the latent [c | kr] of the new rows into the cache */
   for (int64_t t = 0; t < rows; t++) {

@@ -11,16 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int ffail(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 int tfx_interp_ffn_handles(tfx_op op) {
   switch (op) {
   case TFX_OP_SIGMOID:
@@ -49,7 +39,7 @@ static int op_route(const tfx_node *nd, const float *logits, float *y, int64_t r
     free(chosen);
     free(count);
     free(idx);
-    return ffail(err, errlen, "%%%d (moe_route): out of memory", nd->id);
+    return tfx_errf(err, errlen, "%%%d (moe_route): out of memory", nd->id);
   }
   int64_t cap = -1;
   if (nd->capacity > 0) cap = (int64_t)ceil(nd->capacity * (double)rows * (double)k / (double)E);
@@ -142,7 +132,7 @@ int tfx_interp_ffn_eval(const tfx_graph *g, const tfx_node *nd, void *const *val
   case TFX_OP_POSITIONS: {
     int64_t max_pos = in0->type.dims[0];
     if (pos < 0 || pos + rows > max_pos)
-      return ffail(err, errlen, "%%%d (positions): positions %lld..%lld are outside the table of %lld rows", nd->id,
+      return tfx_errf(err, errlen, "%%%d (positions): positions %lld..%lld are outside the table of %lld rows", nd->id,
                    (long long)pos, (long long)(pos + rows - 1), (long long)max_pos);
     memcpy(y, a + pos * cols, (size_t)(rows * cols) * sizeof(float));
     return 0;
@@ -165,6 +155,6 @@ int tfx_interp_ffn_eval(const tfx_graph *g, const tfx_node *nd, void *const *val
     op_moe_down(a, b, c, y, rows, tfx_node_cols(&g->nodes[nd->inputs[1]]) / 2, in2->type.dims[0], in2->type.dims[1],
                 in2->type.dims[2]);
     return 0;
-  default: return ffail(err, errlen, "%%%d (%s): not an FFN op", nd->id, tfx_op_name(nd->op));
+  default: return tfx_errf(err, errlen, "%%%d (%s): not an FFN op", nd->id, tfx_op_name(nd->op));
   }
 }

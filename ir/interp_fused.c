@@ -9,16 +9,6 @@
 
 #include "fused.h"
 
-static int xfail(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 static double act(int kind, double v) {
   switch (kind) {
   case TFX_ACT_SILU: return v / (1.0 + exp(-v));
@@ -78,7 +68,7 @@ static int fused_linear(const tfx_graph *g, const tfx_node *nd, void *const *val
   if (!xr || !z) {
     free(xr);
     free(z);
-    return xfail(err, errlen, "%%%d (fused_linear): out of memory", nd->id);
+    return tfx_errf(err, errlen, "%%%d (fused_linear): out of memory", nd->id);
   }
   int planar = tfx_fl_planar(nd);
   for (int64_t m = 0; m < M; m++) {
@@ -148,6 +138,6 @@ int tfx_interp_fused_eval(const tfx_graph *g, const tfx_node *nd, void *const *v
       for (int64_t k = 0; k < K; k++) y[tfx_packed_index(&nd->fx, R, K, r, k)] = a[r * K + k];
     return 0;
   }
-  default: return xfail(err, errlen, "%%%d (%s): not supported by the interpreter", nd->id, tfx_op_name(nd->op));
+  default: return tfx_errf(err, errlen, "%%%d (%s): not supported by the interpreter", nd->id, tfx_op_name(nd->op));
   }
 }

@@ -249,6 +249,10 @@ int64_t tfx_type_bytes(const tfx_type *t, int64_t t_value);
 /* "f32[T, 64]"; returns buf */
 char *tfx_type_str(const tfx_type *t, char *buf, size_t len);
 
+/* Writes a printf-style message to err (when non-NULL) and returns -1: the
+ * error convention of every function taking (char *err, size_t errlen). */
+int tfx_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* ---- graph and builder ---- */
 tfx_graph *tfx_graph_new(const char *name, int64_t max_seq);
 void tfx_graph_free(tfx_graph *g);
