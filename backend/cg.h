@@ -35,7 +35,12 @@ enum {
 typedef struct tfx_cg_kernel {
   LLVMValueRef fn;
   int64_t per_t, fixed;
+  int64_t work; /* static cost estimate: elements touched at T = 1 (the inline-or-fork grain) */
 } tfx_cg_kernel;
+
+/* A launch whose estimated work (tfx_cg_kernel.work x T) is below this many
+ * elements runs inline on the calling thread: the fork/join would cost more. */
+#define TFX_CG_INLINE_WORK ((int64_t)1 << 17)
 
 /* The resolved target: triple, cpu, features and what the kernels use. */
 typedef struct tfx_cg_target {

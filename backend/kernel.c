@@ -129,7 +129,13 @@ void tfx_cg_kernel_call_n(tfx_cg *cg, const tfx_node *n, const char *what, int64
     cg->kernels = k;
     cg->cap_kernels = cap;
   }
-  cg->kernels[cg->n_kernels++] = (tfx_cg_kernel){fn, per_t, fixed};
+  /* the grain: elements read and written at T = 1, plus a causal attention's KV cache at full length */
+  int64_t work = tfx_type_numel(&n->type, 1);
+  for (int i = 0; i < n->n_inputs; i++)
+    if (n->inputs[i] >= 0 && n->inputs[i] < cg->g->n_nodes) work += tfx_type_numel(&cg->g->nodes[n->inputs[i]].type, 1);
+  if (n->op == TFX_OP_ATTENTION || n->op == TFX_OP_MLA_ATTENTION)
+    work += 2 * (int64_t)cg->g->max_seq * (n->kv_heads > 0 ? n->kv_heads : 1) * (n->head_dim > 0 ? n->head_dim : 1);
+  cg->kernels[cg->n_kernels++] = (tfx_cg_kernel){fn, per_t, fixed, work};
 }
 
 LLVMValueRef tfx_cg_arg(tfx_cg *cg, int field) {

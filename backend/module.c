@@ -227,8 +227,22 @@ static LLVMValueRef emit_entry(tfx_cg *cg, const char *name, int has_kv) {
     const tfx_cg_kernel *kn = &cg->kernels[k];
     LLVMValueRef items = tfx_cg_i64(cg, kn->fixed);
     if (kn->per_t) items = tfx_cg_addc(cg, tfx_cg_mulc(cg, T, kn->per_t), kn->fixed);
+    /* compile-time grain: small work runs inline on [0, items), large through the pool */
+    LLVMValueRef work = tfx_cg_mulc(cg, T, kn->work);
+    LLVMValueRef small = LLVMBuildICmp(b, LLVMIntSLT, work, tfx_cg_i64(cg, TFX_CG_INLINE_WORK), "");
+    LLVMBasicBlockRef bb_in = LLVMAppendBasicBlockInContext(cg->ctx, fn, "inline");
+    LLVMBasicBlockRef bb_pf = LLVMAppendBasicBlockInContext(cg->ctx, fn, "fork");
+    LLVMBasicBlockRef bb_next = LLVMAppendBasicBlockInContext(cg->ctx, fn, "next");
+    LLVMBuildCondBr(b, small, bb_in, bb_pf);
+    LLVMPositionBuilderAtEnd(b, bb_in);
+    LLVMValueRef dargs[3] = {args, tfx_cg_i64(cg, 0), items};
+    LLVMBuildCall2(b, cg->t_kernel, kn->fn, dargs, 3, "");
+    LLVMBuildBr(b, bb_next);
+    LLVMPositionBuilderAtEnd(b, bb_pf);
     LLVMValueRef cargs[4] = {exec, kn->fn, args, items};
     LLVMBuildCall2(b, pf_ty, pf, cargs, 4, "");
+    LLVMBuildBr(b, bb_next);
+    LLVMPositionBuilderAtEnd(b, bb_next);
   }
   LLVMBuildBr(b, done);
   LLVMPositionBuilderAtEnd(b, done);

@@ -8,7 +8,9 @@
  *   bench model MODEL.so THREADS REPS PP TG
  *                                         llama-bench's ppPP (one call of PP
  *                                         tokens) and tgTG (TG one-token decodes
- *                                         from an empty cache), tokens/s
+ *                                         from an empty cache), tokens/s; the
+ *                                         session is reset before each; PP or
+ *                                         TG 0 skips that test (for profiles)
  *   bench triad THREADS REPS MIB          STREAM-like triad a = b + s·c (doubles,
  *                                         MIB MiB per array) and a read-only sum
  *
@@ -114,8 +116,8 @@ static int blas_call(void *p) {
   if (c->T == 1)
     cblas_sgemv(CblasRowMajor, CblasNoTrans, c->N, c->K, 1.0f, c->w, c->K, c->x, 1, 0.0f, c->y, 1);
   else
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->T, c->N, c->K, 1.0f, c->x, c->K, c->w, c->K, 0.0f,
-                c->y, c->N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->T, c->N, c->K, 1.0f, c->x, c->K, c->w, c->K, 0.0f, c->y,
+                c->N);
   return 0;
 }
 
@@ -212,8 +214,9 @@ static int cmd_model(int argc, char **argv) {
   tfx_model *m = open_model(argv[2]);
   int threads = parse_int(argv[3], 1, 256, "threads");
   int reps = parse_int(argv[4], 1, MAX_REPS, "reps");
-  int pp = parse_int(argv[5], 1, 1 << 20, "pp");
-  int tg = parse_int(argv[6], 1, 1 << 20, "tg");
+  int pp = parse_int(argv[5], 0, 1 << 20, "pp"); /* 0: skip (for profiles) */
+  int tg = parse_int(argv[6], 0, 1 << 20, "tg");
+  if (pp + tg == 0) return 2;
   const tfx_model_desc *d = tfx_model_descriptor(m);
   tfx_session *s = open_session(m, threads);
   int32_t vocab = (int32_t)d->vocab;
@@ -221,21 +224,31 @@ static int cmd_model(int argc, char **argv) {
   for (int i = 0; i < (pp > tg ? pp : tg); i++) toks[i] = token_at(i, vocab);
   float *logits = xalloc((size_t)d->output_width * sizeof(float));
   double vpp[MAX_REPS], vtg[MAX_REPS];
+  /* A repetition runs ppPP (then tgTG) from an empty cache as many times as
+   * fit in MIN_REP_SECONDS (at least once) and counts tokens per second. */
   for (int r = -1; r < reps; r++) { /* r = -1 is the warm-up */
-    tfx_session_reset(s);
-    double t0 = now();
-    int rc = tfx_forward_ex(s, toks, pp, logits, 1);
-    double t1 = now();
-    tfx_session_reset(s);
-    for (int i = 0; i < tg && rc == TFX_OK; i++) rc = tfx_forward(s, &toks[i], 1, logits);
-    double t2 = now();
+    int rc = TFX_OK, n_pp = 0, n_tg = 0;
+    double t0 = now(), t1;
+    do {
+      tfx_session_reset(s);
+      if (pp) rc = tfx_forward_ex(s, toks, pp, logits, 1);
+      n_pp++;
+      t1 = now();
+    } while (pp && rc == TFX_OK && t1 - t0 < MIN_REP_SECONDS);
+    double t2;
+    do {
+      tfx_session_reset(s);
+      for (int i = 0; i < tg && rc == TFX_OK; i++) rc = tfx_forward(s, &toks[i], 1, logits);
+      n_tg++;
+      t2 = now();
+    } while (tg && rc == TFX_OK && t2 - t1 < MIN_REP_SECONDS);
     if (rc != TFX_OK) {
       fprintf(stderr, "bench: tfx_forward: %s\n", tfx_error_message(rc));
       return 1;
     }
     if (r >= 0) {
-      vpp[r] = pp / (t1 - t0);
-      vtg[r] = tg / (t2 - t1);
+      vpp[r] = pp ? (double)pp * n_pp / (t1 - t0) : 0.0;
+      vtg[r] = tg ? (double)tg * n_tg / (t2 - t1) : 0.0;
     }
   }
   printf("{\"engine\":\"tfxc\",\"threads\":%d,\"reps\":%d,\"pp\":%d,\"tg\":%d,"
@@ -298,8 +311,8 @@ static double bw_run(int op, int threads, int reps, double *a, double *b, double
   pthread_barrier_init(&bar, NULL, (unsigned)threads);
   size_t per = (n / threads) & ~(size_t)31;
   for (int t = 0; t < threads; t++) {
-    args[t] = (bw_arg){a, b, c, per * t, t == threads - 1 ? n : per * (t + 1), op, 0.0, &bar, reps,
-                       t == 0 ? times : NULL};
+    args[t] =
+        (bw_arg){a, b, c, per * t, t == threads - 1 ? n : per * (t + 1), op, 0.0, &bar, reps, t == 0 ? times : NULL};
     if (t > 0) pthread_create(&tid[t], NULL, bw_thread, &args[t]);
   }
   bw_thread(&args[0]);
@@ -336,10 +349,14 @@ static int cmd_triad(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   int rc = 2;
-  if (argc >= 2 && !strcmp(argv[1], "blas")) rc = cmd_blas(argc, argv);
-  else if (argc >= 2 && !strcmp(argv[1], "gemm")) rc = cmd_gemm(argc, argv);
-  else if (argc >= 2 && !strcmp(argv[1], "model")) rc = cmd_model(argc, argv);
-  else if (argc >= 2 && !strcmp(argv[1], "triad")) rc = cmd_triad(argc, argv);
+  if (argc >= 2 && !strcmp(argv[1], "blas"))
+    rc = cmd_blas(argc, argv);
+  else if (argc >= 2 && !strcmp(argv[1], "gemm"))
+    rc = cmd_gemm(argc, argv);
+  else if (argc >= 2 && !strcmp(argv[1], "model"))
+    rc = cmd_model(argc, argv);
+  else if (argc >= 2 && !strcmp(argv[1], "triad"))
+    rc = cmd_triad(argc, argv);
   if (rc == 2)
     fprintf(stderr, "usage: bench blas T N K THREADS REPS | gemm MODEL.so T THREADS REPS |\n"
                     "       model MODEL.so THREADS REPS PP TG | triad THREADS REPS MIB\n");

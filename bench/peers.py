@@ -10,7 +10,7 @@ PyTorch eager, on the same llama2.c checkpoint tfxc compiles.
 Prints one JSON object: ppPP (one call on PP tokens from an empty cache;
 logits of the last token only, as llama-bench does) and tgTG (TG one-token
 calls from an empty cache), tokens/s, each the median of REPS repetitions
-after a warm-up. The token ids are (7919·i + 13) mod vocab, as in bench.c.
+after a warm-up (a repetition repeats a short test for at least 0.25 s). The token ids are (7919·i + 13) mod vocab, as in bench.c.
 
 The PyTorch model below is the reference LLaMA block (RMSNorm, interleaved
 RoPE, GQA, SwiGLU, tied classifier) with an explicit KV cache passed in and
@@ -118,17 +118,29 @@ def empty_cache(cfg):
     return z, z.copy()
 
 
+MIN_REP_SECONDS = 0.25  # as bench.c: a short test is repeated within one repetition
+
+
 def run_reps(reps, pp_fn, tg_fn, pp, tg):
     vpp, vtg = [], []
     for r in range(reps + 1):  # r == 0: warm-up
+        n_pp = n_tg = 0
         t0 = time.perf_counter()
-        pp_fn()
-        t1 = time.perf_counter()
-        tg_fn()
-        t2 = time.perf_counter()
+        while True:
+            pp_fn()
+            n_pp += 1
+            t1 = time.perf_counter()
+            if t1 - t0 >= MIN_REP_SECONDS:
+                break
+        while True:
+            tg_fn()
+            n_tg += 1
+            t2 = time.perf_counter()
+            if t2 - t1 >= MIN_REP_SECONDS:
+                break
         if r:
-            vpp.append(pp / (t1 - t0))
-            vtg.append(tg / (t2 - t1))
+            vpp.append(pp * n_pp / (t1 - t0))
+            vtg.append(tg * n_tg / (t2 - t1))
     return float(np.median(vpp)), float(np.median(vtg))
 
 

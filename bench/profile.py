@@ -7,9 +7,10 @@ of one node) or tfx_body_<entry>_<op>_<shape> (a parallel body run by the
 thread pool), so the op names group them; runtime symbols (thread pool,
 libffi calls), the OS kernel and libc are kept apart.
 
-  python3 bench/profile.py MODEL.so THREADS PP TG [REPS]
-      e.g. stories110m.so 2 1 64 → the decode (tg64) profile,
-           stories110m.so 2 128 1 → the prefill (pp128) profile.
+  python3 bench/profile.py BENCH-ARGUMENTS...       (those of bench/bench.c)
+      model bench/work/stories110m.so 2 5 0 64   → the decode (tg64) profile
+      model bench/work/stories110m.so 2 5 128 0  → the prefill (pp128) profile
+      gemm bench/work/gemm_1024x1024.so 1024 2 5 → one GEMM
 """
 import collections
 import os
@@ -25,7 +26,7 @@ RUNTIME_SYMS = {"worker_main", "run", "fail", "stop_workers.part.0"}
 
 
 def kind(dso, sym):
-    m = re.match(r"tfx_body_(?:fwd|dec)_([a-z_]+?)(?:_[A-Z]\w*)?$", sym)
+    m = re.match(r"tfx_body_(?:fwd|dec)_([a-z_]+?)(?:_[A-Z0-9].*)?$", sym)
     if m:
         return "kernel: " + m.group(1)
     m = re.match(r"tfx_(?:fwd|dec)_\d+_(\w+)$", sym)
@@ -85,11 +86,9 @@ def profile_callgrind(cmd):
 
 
 def main():
-    if len(sys.argv) not in (5, 6):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("model", "gemm"):
         sys.exit(__doc__)
-    so, threads, pp, tg = sys.argv[1:5]
-    reps = sys.argv[5] if len(sys.argv) == 6 else "5"
-    cmd = [BENCH, "model", so, threads, reps, pp, tg]
+    cmd = [BENCH] + sys.argv[1:]
     tool = "perf" if perf_works() else "callgrind"
     rows = profile_perf(cmd) if tool == "perf" else profile_callgrind(cmd)
     by_kind = collections.Counter()

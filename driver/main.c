@@ -17,7 +17,7 @@ enum { EXIT_COMPILE = 1, EXIT_USAGE = 2 };
 
 static const char usage_text[] =
     "usage: tfxc FILE.tfx [-o OUT.so] [-c] [-O0|-O1|-O2|-O3] [--weights PATH|random[:SEED]]\n"
-    "            [--emit=ir|llvm|asm] [--emit-header OUT.h] [--cpu NAME] [--stats]\n"
+    "            [--emit=ir|llvm|asm] [--emit-header OUT.h] [--mcpu NAME] [--stats]\n"
     "            [--passes=P,Q,..] [--print-after=P,..] [--print-after-all] [--time-passes]\n"
     "            [--verify-passes]\n"
     "       tfxc run (FILE.tfx|FILE.so) [--weights PATH|random[:SEED]] [-O0..-O3] [-n N]\n"
@@ -38,7 +38,9 @@ static const char help_text[] =
     "  --emit=ir            print the planned graph IR to stdout (no output file)\n"
     "  --emit=llvm|asm      print the optimized LLVM IR or assembly to stdout\n"
     "  --emit-header OUT.h  write the model's C header (alone, or next to -o / -c)\n"
-    "  --cpu NAME           target CPU (default: the host, with its features)\n"
+    "  --mcpu NAME          target CPU, e.g. x86-64-v2/v3/v4 or skylake-avx512; the\n"
+    "                       features follow the CPU (default: the host, with its\n"
+    "                       features); --cpu NAME is the same\n"
     "  --stats              print the plan's costs to stdout (kernels per call, arena,\n"
     "                       KV cache and weight bytes, FLOPs and bytes per token, the\n"
     "                       fused linears); no output file\n"
@@ -166,8 +168,9 @@ static int compile_main(int argc, char **argv) {
     } else if (is_option(a, "--emit-header")) {
       if (!(v = option_value(argc, argv, &i, "--emit-header"))) return usage_error("%s needs a file name", a);
       header = v;
-    } else if (is_option(a, "--cpu")) {
-      if (!(v = option_value(argc, argv, &i, "--cpu"))) return usage_error("%s needs a value", a);
+    } else if (is_option(a, "--cpu") || is_option(a, "--mcpu")) {
+      const char *opt = is_option(a, "--mcpu") ? "--mcpu" : "--cpu";
+      if (!(v = option_value(argc, argv, &i, opt))) return usage_error("%s needs a value", a);
       cpu = v;
     } else if (strcmp(a, "--stats") == 0) {
       stats = 1;

@@ -1,0 +1,92 @@
+/* tests/test_mcpu.c — `tfxc --mcpu NAME`: the documented spelling of the
+ * target CPU; the vector features follow the named CPU, not the host
+ * (x86-64-v2: SSE only, x86-64-v3: AVX2 ymm, no zmm; x86-64-v4: zmm), and an
+ * unknown name is a clear error. Also checks that 1 and 2 threads give the
+ * same greedy tokens (the inline-or-fork grain decision must not change
+ * results). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "support/testutil.h"
+
+static char model[4096];
+
+static char *asm_for(const char *flag, int *rc) {
+  char *out = NULL, *err = NULL;
+  *rc = tfx_test_run((char *[]){TFXC_PATH, model, "--weights", "random", (char *)flag, "--emit=asm", NULL}, &out, &err);
+  free(err);
+  return out;
+}
+
+static void test_mcpu_levels(void **state) {
+  (void)state;
+  int rc;
+  char *v2 = asm_for("--mcpu=x86-64-v2", &rc);
+  assert_int_equal(rc, 0);
+  assert_non_null(strstr(v2, "xmm"));
+  assert_null(strstr(v2, "ymm"));
+  assert_null(strstr(v2, "zmm"));
+  free(v2);
+  char *v3 = asm_for("--mcpu=x86-64-v3", &rc);
+  assert_int_equal(rc, 0);
+  assert_non_null(strstr(v3, "ymm"));
+  assert_null(strstr(v3, "zmm"));
+  free(v3);
+  char *v4 = asm_for("--mcpu=x86-64-v4", &rc);
+  assert_int_equal(rc, 0);
+  assert_non_null(strstr(v4, "zmm"));
+  free(v4);
+}
+
+static void test_mcpu_errors(void **state) {
+  (void)state;
+  char *out = NULL, *err = NULL;
+  int rc = tfx_test_run((char *[]){TFXC_PATH, model, "--weights", "random", "--mcpu", "bogus", "--emit=asm", NULL},
+                        &out, &err);
+  assert_int_equal(rc, 1);
+  assert_non_null(strstr(err, "unknown CPU 'bogus'"));
+  free(out);
+  free(err);
+  out = err = NULL;
+  rc = tfx_test_run((char *[]){TFXC_PATH, model, "--mcpu", NULL}, &out, &err);
+  assert_int_equal(rc, 2);
+  assert_non_null(strstr(err, "--mcpu needs a value"));
+  free(out);
+  free(err);
+}
+
+static void test_threads_same_tokens(void **state) {
+  (void)state;
+  char *o1 = NULL, *o2 = NULL, *e = NULL;
+  int rc = tfx_test_run((char *[]){TFXC_PATH, "run", model, "--weights", "random:7", "-n", "24", "--temperature", "0",
+                                   "--threads", "1", "--print-ids", NULL},
+                        &o1, &e);
+  free(e);
+  e = NULL;
+  assert_int_equal(rc, 0);
+  rc = tfx_test_run((char *[]){TFXC_PATH, "run", model, "--weights", "random:7", "-n", "24", "--temperature", "0",
+                               "--threads", "2", "--print-ids", NULL},
+                    &o2, &e);
+  free(e);
+  assert_int_equal(rc, 0);
+  assert_true(strlen(o1) > 0);
+  assert_string_equal(o1, o2);
+  free(o1);
+  free(o2);
+}
+
+int main(void) {
+  snprintf(model, sizeof model, "%s/examples/llama/stories260k.tfx", TFX_SOURCE_DIR);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_mcpu_levels),
+      cmocka_unit_test(test_mcpu_errors),
+      cmocka_unit_test(test_threads_same_tokens),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
