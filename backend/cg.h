@@ -36,6 +36,7 @@ typedef struct tfx_cg_kernel {
   LLVMValueRef fn;
   int64_t per_t, fixed;
   int64_t work; /* static cost estimate: elements touched at T = 1 (the inline-or-fork grain) */
+  int one_row;  /* the last-row entry's kernel of a tail node: its range is sized for T = 1 */
 } tfx_cg_kernel;
 
 /* A launch whose estimated work (tfx_cg_kernel.work x T) is below this many
@@ -67,8 +68,14 @@ typedef struct tfx_cg {
   /* the kernel or body being emitted */
   LLVMValueRef fn, args, kbegin, kend, T, pos;
   LLVMBasicBlockRef entry_bb;
-  int decode; /* T is the constant 1 */
-  const char *mode;
+  int decode;        /* T is the constant 1 */
+  const char *mode;  /* "fwd" / "dec": the bodies' key prefix */
+  const char *kmode; /* the per-node kernels' name prefix ("fwd", "dec", "lst") */
+  /* the last-row entry (module.c): tail[i] = node i is computed for the last
+   * row only; one_row = the node being emitted is such a node (decode
+   * bodies; operands written in full are read at row n - 1, pos + n - 1) */
+  const char *tail;
+  int one_row;
 
   /* kernels of the entry point being built, in order */
   tfx_cg_kernel *kernels;
@@ -78,7 +85,8 @@ typedef struct tfx_cg {
   char **body_keys;
   LLVMValueRef *body_fns;
   int n_bodies, cap_bodies;
-  LLVMValueRef body; /* the body the next tfx_cg_kernel_call calls */
+  LLVMValueRef body;    /* the body the next tfx_cg_kernel_call calls */
+  LLVMValueRef mk_abuf; /* the body's micro-kernel x buffer (k_microkernel.c), NULL until used */
   LLVMTypeRef t_body;
 
   char *err;
@@ -110,7 +118,7 @@ int tfx_cg_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level, c
 
 /* ---- descriptor.c ---- */
 typedef struct tfx_cg_entry_fns {
-  LLVMValueRef forward, decode;
+  LLVMValueRef forward, decode, last; /* last: NULL when the model has no last-row entry */
 } tfx_cg_entry_fns;
 int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *weights_symbol);
 /* The descriptor fields the graph determines. */
@@ -221,8 +229,12 @@ void tfx_cg_kernel_call_n(tfx_cg *cg, const tfx_node *n, const char *what, int64
 void tfx_cg_bodies_free(tfx_cg *cg);
 /* Loads a field of the argument block. */
 LLVMValueRef tfx_cg_arg(tfx_cg *cg, int field);
-/* The address of a node's value: INPUT, OUTPUT, a param or its arena slot. */
+/* The address of a node's value: INPUT, OUTPUT, a param or its arena slot
+ * (in a one-row kernel, the last row of a value written in full). */
 LLVMValueRef tfx_cg_value_ptr(tfx_cg *cg, int node_id);
+/* 1 when the kernel being emitted computes one row and node_id's storage
+ * holds all n rows (written by a full kernel of the last-row entry). */
+int tfx_cg_stored_full(const tfx_cg *cg, int node_id);
 /* Rows of a value (last dim = columns) with the current T; and as per_t/fixed. */
 LLVMValueRef tfx_cg_rows(tfx_cg *cg, const tfx_node *n);
 void tfx_cg_rows_split(const tfx_node *n, int64_t *per_t, int64_t *fixed);
@@ -272,20 +284,22 @@ int tfx_cg_emit_moe_down(tfx_cg *cg, const tfx_node *n);
 
 /* ---- k_linear.c: the GEMM y = x @ w^T every linear kernel runs ----
  * Work items are panels of TFX_CG_LIN_NB weight rows (output columns) of
- * one segment; an item walks the rows of x in blocks of TFX_CG_LIN_MR (then
- * one row at a time), each block in tiles of 4 columns (2 for GLU: gate and
- * up), accumulating dot products along K in chunks of kc floats with vector
- * FMAs. Weights are row-major [R, K] or packed (tfx_packed_index with panel
- * TFX_CG_LIN_NB). The hooks wrap the inner product: the prologue transforms
- * each x vector as it is loaded; the epilogue receives each finished row of
- * the panel (emitted once per site, in a loop over the block's rows). */
-#define TFX_CG_LIN_NB 8
+ * one segment; an item walks the rows of x in blocks. Packed weights
+ * (pack_weights: k-major panels of TFX_CG_LIN_NB rows, tfx_packed_index with
+ * kc = 1) run the register-blocked micro-kernel of k_microkernel.c; row-major
+ * weights (a weight shared with an embedding, or -O1 pipelines) run dot-product
+ * tiles along K (blocks of TFX_CG_LIN_MR rows, then one row at a time). The
+ * hooks wrap the inner product: the prologue transforms each x vector as it is
+ * loaded; the epilogue receives each finished row of the panel (emitted once
+ * per site, in a loop over the block's rows). */
+#define TFX_CG_LIN_NB 32
 #define TFX_CG_LIN_MR 4
+#define TFX_CG_GEMM_MAX_MR 16 /* rows of the largest micro-kernel tile */
 typedef struct tfx_cg_row {
-  int seg, nb, ngrp;   /* segment, panel columns, groups of W columns (static) */
-  LLVMValueRef row;    /* the row of x / y (i64) */
-  LLVMValueRef i;      /* its index in the block of rows */
-  LLVMValueRef col;    /* the panel's first output column within the segment (i64) */
+  int seg, nb, ngrp;               /* segment, panel columns, groups of W columns (static) */
+  LLVMValueRef row;                /* the row of x / y (i64) */
+  LLVMValueRef i;                  /* its index in the block of rows */
+  LLVMValueRef col;                /* the panel's first output column within the segment (i64) */
   LLVMValueRef acc[TFX_CG_LIN_NB]; /* dot products of columns g*W.. as <W x float>; GLU: the gate */
   LLVMValueRef up[TFX_CG_LIN_NB];  /* GLU: the up projection */
   LLVMValueRef y;                  /* the output row (segment base + row * stride) */
@@ -309,7 +323,8 @@ struct tfx_cg_gemm {
   LLVMValueRef x, w, bias, y; /* body pointers (bias may be NULL) */
   LLVMValueRef M;             /* rows of x (i64) */
   int64_t K, R;               /* reduction length, weight rows */
-  int packed, kc;             /* packed weights (kc floats per chunk) */
+  int packed, kc;             /* packed weights (k-major panels); kc: the row-major tiles' chunk */
+  int prologue;               /* x_load transforms x (a norm prologue) */
   int glu;                    /* output column c of the item reads weight rows c and N + c */
   int planar;                 /* segment s is stored at y + M * (rows before s), row stride its rows */
   int n_segs;
@@ -328,6 +343,33 @@ int64_t tfx_cg_gemm_items(const tfx_cg_gemm *G);
 LLVMValueRef tfx_cg_pair_row(tfx_cg *cg, LLVMValueRef q, int hd, int rd);
 /* The default epilogue: + bias (when G->bias), store. */
 void tfx_cg_gemm_store(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r);
+
+/* ---- k_microkernel.c: the register-blocked tile on packed panels ----
+ * A packed panel of pr weight rows (output columns) stores, for each k, the
+ * pr weights w[c][k] contiguously. A tile of mr rows x nc columns keeps
+ * mr x ceil(nc / W) vector accumulators (twice for GLU: gate and up) in
+ * registers: for every k, the tile's weight vectors are loaded once and each
+ * row's x[k] is broadcast into FMAs (outer products, no reductions). x goes
+ * through a small stack buffer in chunks of TFX_CG_MK_KC (the prologue
+ * applied there once per element, rows at a stride that avoids 4 KiB
+ * aliasing). The finished tile is stored to blk / blku ([mr][TFX_CG_LIN_NB]),
+ * which the epilogue reads by rows. */
+#define TFX_CG_MK_KC 256
+typedef struct tfx_cg_mk_shape {
+  int mr, mr_rem; /* rows of the main tile and of the remainder tile */
+  int cols;       /* columns of one tile (a panel is cut into tiles of this many) */
+} tfx_cg_mk_shape;
+tfx_cg_mk_shape tfx_cg_mk_shape_for(const tfx_cg *cg, int glu);
+typedef struct tfx_cg_mk_tile {
+  LLVMValueRef gate, up; /* base of the panel's packed weights (up: GLU only) */
+  int pr;                /* rows of the panel (its k-stride in floats) */
+  LLVMValueRef m;        /* first row of x */
+  int mr;                /* rows (static) */
+  int clamp;             /* rows past M - 1 reread row M - 1 (their results are not stored) */
+  int c0, nc;            /* the tile's columns within the panel (static) */
+  LLVMValueRef blk, blku;
+} tfx_cg_mk_tile;
+void tfx_cg_mk_emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_mk_tile *t);
 
 /* ---- k_fused_linear.c: FUSED_LINEAR (hooks above), NORM_STATS, SLICE views ---- */
 int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n);

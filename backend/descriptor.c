@@ -2,8 +2,9 @@
  * (`tfx_model_descriptor_data`, and the alias `<name>_descriptor`), laid out exactly as tfx_model_desc and
  * tfx_entry_desc of include/tfx/abi.h on x86-64: magic, ABI version, name,
  * input kind/width, output width, vocab, max_seq, KV flag, memory sizes, the
- * weights blob (AOT: the address of the blob symbol; JIT: NULL) and the two
- * entries `forward` (1..max_seq tokens) and `decode` (exactly 1). */
+ * weights blob (AOT: the address of the blob symbol; JIT: NULL) and the
+ * entries `forward` (1..max_seq tokens), `decode` (exactly 1) and, when the
+ * module has one, `forward_last` (1..max_seq tokens, TFX_ENTRY_LAST_ROW). */
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,25 +58,31 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
   LLVMSetLinkage(kinds_gv, LLVMPrivateLinkage);
   LLVMSetAlignment(kinds_gv, 4);
 
-  /* tfx_entry_desc { const char *name; void *fn; i32 min, max, n_args; const i32 *arg_kinds; } */
-  LLVMTypeRef ef[6] = {ptr, ptr, i32, i32, i32, ptr};
-  LLVMTypeRef entry_ty = LLVMStructTypeInContext(cg->ctx, ef, 6, 0);
-  LLVMValueRef ent[2];
-  LLVMValueRef f0[6] = {const_string(cg, "forward", "tfx_str_forward"),
-                        e->forward,
-                        c32(cg, 1),
-                        c32(cg, g->max_seq),
-                        c32(cg, TFX_CG_ARG_COUNT),
-                        kinds_gv};
-  LLVMValueRef f1[6] = {const_string(cg, "decode", "tfx_str_decode"),
-                        e->decode,
-                        c32(cg, 1),
-                        c32(cg, 1),
-                        c32(cg, TFX_CG_ARG_COUNT),
-                        kinds_gv};
-  ent[0] = LLVMConstNamedStruct(entry_ty, f0, 6);
-  ent[1] = LLVMConstNamedStruct(entry_ty, f1, 6);
-  LLVMValueRef ent_init = LLVMConstArray2(entry_ty, ent, 2);
+  /* tfx_entry_desc { const char *name; void *fn; i32 min, max, n_args; const i32 *arg_kinds; i32 flags, reserved; } */
+  LLVMTypeRef ef[8] = {ptr, ptr, i32, i32, i32, ptr, i32, i32};
+  LLVMTypeRef entry_ty = LLVMStructTypeInContext(cg->ctx, ef, 8, 0);
+  struct {
+    const char *name, *sym;
+    LLVMValueRef fn;
+    int64_t max;
+    int32_t flags;
+  } spec[3] = {{"forward", "tfx_str_forward", e->forward, g->max_seq, 0},
+               {"decode", "tfx_str_decode", e->decode, 1, 0},
+               {"forward_last", "tfx_str_forward_last", e->last, g->max_seq, TFX_ENTRY_LAST_ROW}};
+  int n_ent = e->last ? 3 : 2;
+  LLVMValueRef ent[3];
+  for (int i = 0; i < n_ent; i++) {
+    LLVMValueRef f[8] = {const_string(cg, spec[i].name, spec[i].sym),
+                         spec[i].fn,
+                         c32(cg, 1),
+                         c32(cg, spec[i].max),
+                         c32(cg, TFX_CG_ARG_COUNT),
+                         kinds_gv,
+                         c32(cg, spec[i].flags),
+                         c32(cg, 0)};
+    ent[i] = LLVMConstNamedStruct(entry_ty, f, 8);
+  }
+  LLVMValueRef ent_init = LLVMConstArray2(entry_ty, ent, (unsigned)n_ent);
   LLVMValueRef ent_gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(ent_init), "tfx_entries");
   LLVMSetInitializer(ent_gv, ent_init);
   LLVMSetGlobalConstant(ent_gv, 1);
@@ -107,7 +114,7 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
                          c64(cg, g->kv_bytes),
                          c64(cg, g->weights_bytes),
                          weights,
-                         c32(cg, 2),
+                         c32(cg, n_ent),
                          c32(cg, 0),
                          ent_gv};
   LLVMValueRef desc_init = LLVMConstNamedStruct(desc_ty, dv, 16);

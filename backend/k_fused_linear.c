@@ -25,7 +25,7 @@ typedef struct {
   int64_t parts;         /* stats from an epilogue: groups per row to combine (0: plain [M, 2]) */
   LLVMValueRef rowbuf;   /* (mean, inv) of each row of the block, combined from the parts */
   int64_t K;
-  LLVMValueRef mean[TFX_CG_LIN_MR], inv[TFX_CG_LIN_MR]; /* splats of the tile's rows (layer) */
+  LLVMValueRef mean[TFX_CG_GEMM_MAX_MR], inv[TFX_CG_GEMM_MAX_MR]; /* splats of the tile's rows (layer) */
 } fl_ctx;
 
 /* mean and 1/sqrt(var + eps) of a row from the partial statistics the
@@ -298,21 +298,20 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
   if (w->op != TFX_OP_PARAM)
     return tfx_cg_fail(cg, "backend: %%%d (fused_linear): the weight %%%d (%s) is not a parameter", n->id, w->id,
                        tfx_op_name(w->op));
-  if (packed && (w->fx.panel != TFX_CG_LIN_NB || w->fx.kc % cg->W))
-    return tfx_cg_fail(cg,
-                       "backend: %%%d (fused_linear): packed layout panel%dx%d is not the kernel's (panel %d, kc a "
-                       "multiple of %d)",
-                       n->id, w->fx.panel, w->fx.kc, TFX_CG_LIN_NB, cg->W);
+  if (packed && (w->fx.panel != TFX_CG_LIN_NB || w->fx.kc != 1))
+    return tfx_cg_fail(cg, "backend: %%%d (fused_linear): packed layout panel%dx%d is not the kernel's (panel%dx1)",
+                       n->id, w->fx.panel, w->fx.kc, TFX_CG_LIN_NB);
   tfx_cg_gemm G = {.n = n,
                    .K = K,
                    .R = R,
                    .packed = packed,
+                   .prologue = fx->norm != TFX_NORM_NONE,
                    .glu = fx->glu,
                    .planar = tfx_fl_planar(n),
                    .n_segs = fx->n_segs,
                    .hooks = &fl_hooks};
-  G.kc = packed ? w->fx.kc : (16 > cg->W ? 16 : cg->W);
-  G.perm = tfx_fl_perm(n); /* half-split RoPE: columns computed in pair order */
+  G.kc = 16 > cg->W ? 16 : cg->W; /* the row-major tiles' chunk */
+  G.perm = tfx_fl_perm(n);        /* half-split RoPE: columns computed in pair order */
   G.perm_hd = n->head_dim;
   G.perm_rd = n->rotary_dim;
   for (int s = 0; s < fx->n_segs; s++) G.segs[s] = fx->segs[s];
@@ -342,7 +341,7 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
     c.K = K;
     c.snode = snode;
     c.parts = parts;
-    if (fx->norm) c.rowbuf = tfx_cg_alloca_array(cg, cg->t_f32, 2 * TFX_CG_LIN_MR, "rowstats");
+    if (fx->norm) c.rowbuf = tfx_cg_alloca_array(cg, cg->t_f32, 2 * TFX_CG_GEMM_MAX_MR, "rowstats");
     if (fx->stats_out) {
       c.sout = tfx_cg_body_ptr(cg, 8);
       c.sout_groups = (tfx_node_cols(n) + TFX_STATS_GROUP - 1) / TFX_STATS_GROUP;
@@ -434,8 +433,10 @@ LLVMValueRef tfx_cg_slice_ptr(tfx_cg *cg, const tfx_node *n) {
   int64_t before = 0, per_t, fixed;
   for (int s = 0; s < n->fx.index && s < src->fx.n_segs; s++) before += src->fx.segs[s];
   tfx_cg_rows_split(src, &per_t, &fixed);
-  /* rows with this call's T (the kernel's argument block, not a body's T) */
-  LLVMValueRef T = cg->decode ? tfx_cg_i64(cg, 1) : tfx_cg_arg(cg, TFX_CG_ARG_N);
+  /* rows with this call's T (the kernel's argument block, not a body's T);
+   * a one-row kernel reading a producer written in full: all n rows */
+  int one = cg->decode && !tfx_cg_stored_full(cg, n->id);
+  LLVMValueRef T = one ? tfx_cg_i64(cg, 1) : tfx_cg_arg(cg, TFX_CG_ARG_N);
   LLVMValueRef rows = per_t ? tfx_cg_addc(cg, tfx_cg_mulc(cg, T, per_t), fixed) : tfx_cg_i64(cg, fixed);
   return tfx_cg_fptr(cg, tfx_cg_value_ptr(cg, src->id), tfx_cg_mulc(cg, rows, before));
 }

@@ -1,18 +1,20 @@
 /* backend/k_linear.c — the GEMM y[M, N] = x[M, K] @ w[N, K]^T behind LINEAR
  * and FUSED_LINEAR (k_fused_linear.c), and the LINEAR kernel itself.
- * Work items are panels of TFX_CG_LIN_NB = 8 weight rows (output columns) of
- * one segment, so each weight row is streamed by exactly one item. Inside an
- * item, rows of x go in tiles of 4 against 4 output columns (16 vector
- * accumulators: several tokens per weight row block for prefill; a GLU tile
- * is 4 rows x 2 columns, each column reading its gate and up rows); leftover
- * rows use a 1 x panel tile (the decode matvec: 8 weight rows at once, 8
- * independent accumulators). The dot products run along K in chunks of kc
- * floats (kc / W vectors each, llvm.fma), then a masked tail, and are reduced
- * horizontally at the end of the tile. Row-major weights are read row by
- * row; packed weights (pack_weights: panels of 8 rows, K chunk-major) make
- * one item's loads a single contiguous stream. The prologue hook transforms
- * each x vector as loaded (norm), the epilogue hook consumes each finished
- * tile (bias, RoPE, activation, GLU, residual, store). */
+ * Work items are panels of TFX_CG_LIN_NB = 32 weight rows (output columns) of
+ * one segment, so each weight row is streamed by exactly one item.
+ * Packed weights (pack_weights: k-major panels) run the register-blocked
+ * micro-kernel of k_microkernel.c: rows of x in blocks of its main tile
+ * (12 on AVX-512), the rest in remainder tiles, one row at a time when the
+ * rows are known to be few (decode). Row-major weights (a weight shared with
+ * an embedding; pipelines without pack_weights) run dot-product tiles: rows of
+ * x in tiles of 4 against 4 output columns (16 vector accumulators; a GLU tile
+ * is 4 rows x 2 columns, each column reading its gate and up rows), leftover
+ * rows a 1 x 8 tile (8 weight rows at once, 8 independent accumulators), the
+ * dot products along K in chunks of kc floats with vector FMAs, then a masked
+ * tail, reduced horizontally at the end of the tile. Either way the finished
+ * sums go to a block buffer that the epilogue reads row by row. The prologue
+ * hook transforms each x vector as loaded (norm), the epilogue hook consumes
+ * each finished row (bias, RoPE, activation, GLU, residual, store). */
 #include <stdio.h>
 
 #include "cg.h"
@@ -20,6 +22,7 @@
 #define NB TFX_CG_LIN_NB
 #define MR TFX_CG_LIN_MR
 #define MAX_ACC 16
+#define BLK_FLOATS ((int64_t)TFX_CG_GEMM_MAX_MR * NB + 16)
 
 static int64_t seg_base(const tfx_cg_gemm *G, int s) {
   int64_t b = 0;
@@ -73,24 +76,17 @@ LLVMValueRef tfx_cg_pair_row(tfx_cg *cg, LLVMValueRef q, int hd, int rd) {
   return tfx_cg_add(cg, head, LLVMBuildSelect(b, in, pair, iq, ""));
 }
 
-/* Base pointers of weight row `jj` of the panel whose first local row is
- * first (i64) in the segment starting at global row sb: for the full chunks
- * and for the K tail. Packed panels are contiguous (already in the order the
- * kernel computes); row-major weights of a pair-order segment are read at
- * the row each position computes. */
-static void wrow_ptrs(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef first, int64_t sb, int seg, int nb, int jj,
+/* Base pointers of row-major weight row `jj` of the panel whose first local
+ * row is first (i64) in the segment starting at global row sb: for the full
+ * chunks and for the K tail; a pair-order segment is read at the row each
+ * position computes. */
+static void wrow_ptrs(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef first, int64_t sb, int seg, int jj,
                       LLVMValueRef *full, LLVMValueRef *tail) {
   int64_t K = G->K, kf = K - K % G->kc;
-  if (G->packed) {
-    LLVMValueRef pbase = tfx_cg_fptr(cg, G->w, tfx_cg_mulc(cg, tfx_cg_addc(cg, first, sb), K));
-    *full = tfx_cg_fptrc(cg, pbase, (int64_t)jj * G->kc);
-    *tail = tfx_cg_fptrc(cg, pbase, kf * nb + (int64_t)jj * (K - kf));
-  } else {
-    LLVMValueRef q = tfx_cg_addc(cg, first, jj);
-    if (G->perm >> seg & 1u) q = tfx_cg_pair_row(cg, q, G->perm_hd, G->perm_rd);
-    *full = tfx_cg_fptr(cg, G->w, tfx_cg_mulc(cg, tfx_cg_addc(cg, q, sb), K));
-    *tail = tfx_cg_fptrc(cg, *full, kf);
-  }
+  LLVMValueRef q = tfx_cg_addc(cg, first, jj);
+  if (G->perm >> seg & 1u) q = tfx_cg_pair_row(cg, q, G->perm_hd, G->perm_rd);
+  *full = tfx_cg_fptr(cg, G->w, tfx_cg_mulc(cg, tfx_cg_addc(cg, q, sb), K));
+  *tail = tfx_cg_fptrc(cg, *full, kf);
 }
 
 typedef struct {
@@ -125,7 +121,7 @@ static void emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const panel_ctx *P, LLVM
     for (int h = 0; h < (G->glu ? 2 : 1); h++) {
       int64_t sb = G->glu ? h * G->segs[0] : seg_base(G, P->seg);
       int k = G->glu ? 2 * j + h : j;
-      wrow_ptrs(cg, G, first, sb, G->glu ? h : P->seg, P->nb, c0 + j, &t.wfull[k], &t.wtail[k]);
+      wrow_ptrs(cg, G, first, sb, G->glu ? h : P->seg, c0 + j, &t.wfull[k], &t.wtail[k]);
     }
   }
   for (int i = 0; i < mr; i++) {
@@ -139,8 +135,7 @@ static void emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const panel_ctx *P, LLVM
     t.acc[k] = tfx_cg_alloca(cg, cg->t_vf, "acc");
     LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), t.acc[k]);
   }
-  /* full chunks: x at k, weights at k * (packed ? nb : 1) from the row base */
-  int64_t per = G->packed ? P->nb : 1;
+  /* full chunks: x and weights at k from the row bases */
   if (kf > 0) {
     tfx_cg_loop lk;
     int loop = kf > G->kc;
@@ -149,9 +144,8 @@ static void emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const panel_ctx *P, LLVM
       tfx_cg_for(cg, &lk, k0, tfx_cg_i64(cg, kf), G->kc, "k");
       k0 = lk.iv;
     }
-    LLVMValueRef w0 = tfx_cg_mulc(cg, k0, per);
     for (int v = 0; v < G->kc; v += cg->W)
-      fma_step(cg, &t, tfx_cg_addc(cg, k0, v), t.wfull, tfx_cg_addc(cg, w0, v), cg->W);
+      fma_step(cg, &t, tfx_cg_addc(cg, k0, v), t.wfull, tfx_cg_addc(cg, k0, v), cg->W);
     if (loop) tfx_cg_for_end(cg, &lk);
   }
   for (int64_t q = kf; q < K; q += cg->W) {
@@ -199,18 +193,61 @@ static void emit_rows(tfx_cg *cg, const tfx_cg_gemm *G, const panel_ctx *P, LLVM
   if (rows) tfx_cg_for_end(cg, &li);
 }
 
+/* Packed weights: the micro-kernel's tiles over the panel's columns for
+ * rows m .. m + mr - 1. */
+static void mk_block(tfx_cg *cg, const tfx_cg_gemm *G, const panel_ctx *P, const tfx_cg_mk_shape *sh, LLVMValueRef m,
+                     int mr, int clamp) {
+  if (G->hooks && G->hooks->block_begin) G->hooks->block_begin(cg, G, m, mr);
+  LLVMValueRef first = tfx_cg_mulc(cg, P->p, NB); /* first local row of the panel */
+  int64_t sb = G->glu ? 0 : seg_base(G, P->seg);
+  tfx_cg_mk_tile t = {.pr = P->nb, .m = m, .mr = mr, .clamp = clamp, .blk = P->blk, .blku = P->blku};
+  t.gate = tfx_cg_fptr(cg, G->w, tfx_cg_mulc(cg, tfx_cg_addc(cg, first, sb), G->K));
+  if (G->glu) t.up = tfx_cg_fptr(cg, G->w, tfx_cg_mulc(cg, tfx_cg_addc(cg, first, G->segs[0]), G->K));
+  for (t.c0 = 0; t.c0 < P->nb; t.c0 += sh->cols) {
+    t.nc = P->nb - t.c0 < sh->cols ? P->nb - t.c0 : sh->cols;
+    tfx_cg_mk_emit_tile(cg, G, &t);
+  }
+}
+
+static void emit_panel_packed(tfx_cg *cg, const tfx_cg_gemm *G, panel_ctx *P) {
+  tfx_cg_mk_shape sh = tfx_cg_mk_shape_for(cg, G->glu);
+  tfx_cg_loop lm;
+  if (LLVMIsAConstantInt(P->M) && LLVMConstIntGetSExtValue(P->M) < sh.mr) { /* decode: one row at a time */
+    tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), P->M, 1, "m1");
+    mk_block(cg, G, P, &sh, lm.iv, 1, 0);
+    emit_rows(cg, G, P, lm.iv, NULL);
+    tfx_cg_for_end(cg, &lm);
+    return;
+  }
+  /* whole tiles of sh.mr rows, then remainder tiles of sh.mr_rem (clamped) */
+  tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), tfx_cg_addc(cg, P->M, 1 - sh.mr), sh.mr, "m");
+  mk_block(cg, G, P, &sh, lm.iv, sh.mr, 0);
+  emit_rows(cg, G, P, lm.iv, tfx_cg_i64(cg, sh.mr));
+  tfx_cg_for_end(cg, &lm);
+  LLVMValueRef done = tfx_cg_mulc(cg, LLVMBuildSDiv(cg->b, P->M, tfx_cg_i64(cg, sh.mr), ""), sh.mr);
+  tfx_cg_for(cg, &lm, done, P->M, sh.mr_rem, "mrem");
+  mk_block(cg, G, P, &sh, lm.iv, sh.mr_rem, 1);
+  emit_rows(cg, G, P, lm.iv, tfx_cg_smin(cg, tfx_cg_i64(cg, sh.mr_rem), tfx_cg_sub(cg, P->M, lm.iv)));
+  tfx_cg_for_end(cg, &lm);
+}
+
 /* All rows of x against one panel of nb (static) rows. */
 static void emit_panel(tfx_cg *cg, const tfx_cg_gemm *G, panel_ctx *P, int nb) {
   P->nb = nb;
+  if (G->packed) {
+    emit_panel_packed(cg, G, P);
+    return;
+  }
   int ncf = G->glu ? 2 : 4; /* columns of a full-row tile: 16 accumulators */
+  int nc1 = G->glu ? 4 : 8; /* columns of a one-row tile: 8 weight rows */
   /* rows known to be fewer than a block (the decode entry): one row at a
-   * time, a 1 x panel tile; otherwise blocks of MR rows, the last one partial */
+   * time, 1 x 8 tiles; otherwise blocks of MR rows, the last one partial */
   int few = LLVMIsAConstantInt(P->M) && LLVMConstIntGetSExtValue(P->M) < MR;
   tfx_cg_loop lm;
   if (few) {
     tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), P->M, 1, "m1");
     if (G->hooks && G->hooks->block_begin) G->hooks->block_begin(cg, G, lm.iv, 1);
-    emit_tile(cg, G, P, lm.iv, 1, 0, nb);
+    for (int c0 = 0; c0 < nb; c0 += nc1) emit_tile(cg, G, P, lm.iv, 1, c0, nb - c0 < nc1 ? nb - c0 : nc1);
     emit_rows(cg, G, P, lm.iv, NULL);
   } else {
     tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), P->M, MR, "m");
@@ -226,8 +263,8 @@ static void emit_segment(tfx_cg *cg, const tfx_cg_gemm *G, int s, LLVMValueRef p
   int64_t rows = seg_cols(G, s), full = rows / NB;
   int part = (int)(rows % NB);
   panel_ctx P = {.seg = s, .p = p, .M = G->M};
-  P.blk = tfx_cg_alloca_array(cg, cg->t_f32, (int64_t)MR * NB + 16, "blk");
-  if (G->glu) P.blku = tfx_cg_alloca_array(cg, cg->t_f32, (int64_t)MR * NB + 16, "blku");
+  P.blk = tfx_cg_alloca_array(cg, cg->t_f32, BLK_FLOATS, "blk");
+  if (G->glu) P.blku = tfx_cg_alloca_array(cg, cg->t_f32, BLK_FLOATS, "blku");
   if (G->planar) {
     P.y = tfx_cg_fptr(cg, G->y, tfx_cg_mulc(cg, G->M, seg_base(G, s)));
     P.ld = G->segs[s];

@@ -52,6 +52,7 @@ int tfx_cg_body_begin(tfx_cg *cg, const char *key) {
   cg->body_keys[cg->n_bodies] = k;
   cg->body_fns[cg->n_bodies++] = fn;
   cg->body = fn;
+  cg->mk_abuf = NULL;
   cg->fn = fn;
   cg->args = NULL;
   cg->entry_bb = LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry");
@@ -96,8 +97,8 @@ void tfx_cg_kernel_call_n(tfx_cg *cg, const tfx_node *n, const char *what, int64
                           const tfx_cg_ptr *ptrs, int n_ptrs) {
   if (cg->failed || !cg->body) return;
   char name[160];
-  snprintf(name, sizeof name, "tfx_%s_%d_%s%s%s", cg->mode, n->id, tfx_op_name(n->op), what ? "_" : "",
-           what ? what : "");
+  snprintf(name, sizeof name, "tfx_%s_%d_%s%s%s", cg->kmode ? cg->kmode : cg->mode, n->id, tfx_op_name(n->op),
+           what ? "_" : "", what ? what : "");
   LLVMValueRef fn = LLVMAddFunction(cg->mod, name, cg->t_kernel);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
   tfx_cg_set_fn_attrs(cg, fn);
@@ -113,6 +114,9 @@ void tfx_cg_kernel_call_n(tfx_cg *cg, const tfx_node *n, const char *what, int64
     cargs[i] = i < n_ptrs ? resolve_ptr(cg, &ptrs[i]) : LLVMConstNull(cg->t_ptr);
   cargs[TFX_CG_BODY_PTRS] = cg->decode ? tfx_cg_i64(cg, 1) : tfx_cg_arg(cg, TFX_CG_ARG_N);
   cargs[TFX_CG_BODY_PTRS + 1] = tfx_cg_arg(cg, TFX_CG_ARG_POS);
+  if (cg->one_row) /* the last row's position */
+    cargs[TFX_CG_BODY_PTRS + 1] =
+        tfx_cg_add(cg, cargs[TFX_CG_BODY_PTRS + 1], tfx_cg_addc(cg, tfx_cg_arg(cg, TFX_CG_ARG_N), -1));
   cargs[TFX_CG_BODY_PTRS + 2] = LLVMGetParam(fn, 1);
   cargs[TFX_CG_BODY_PTRS + 3] = LLVMGetParam(fn, 2);
   LLVMBuildCall2(cg->b, cg->t_body, cg->body, cargs, TFX_CG_BODY_PTRS + 4, "");
@@ -135,7 +139,7 @@ void tfx_cg_kernel_call_n(tfx_cg *cg, const tfx_node *n, const char *what, int64
     if (n->inputs[i] >= 0 && n->inputs[i] < cg->g->n_nodes) work += tfx_type_numel(&cg->g->nodes[n->inputs[i]].type, 1);
   if (n->op == TFX_OP_ATTENTION || n->op == TFX_OP_MLA_ATTENTION)
     work += 2 * (int64_t)cg->g->max_seq * (n->kv_heads > 0 ? n->kv_heads : 1) * (n->head_dim > 0 ? n->head_dim : 1);
-  cg->kernels[cg->n_kernels++] = (tfx_cg_kernel){fn, per_t, fixed, work};
+  cg->kernels[cg->n_kernels++] = (tfx_cg_kernel){fn, per_t, fixed, work, cg->one_row};
 }
 
 LLVMValueRef tfx_cg_arg(tfx_cg *cg, int field) {
@@ -147,13 +151,33 @@ LLVMValueRef tfx_cg_arg(tfx_cg *cg, int field) {
   return v;
 }
 
-LLVMValueRef tfx_cg_value_ptr(tfx_cg *cg, int node_id) {
+int tfx_cg_stored_full(const tfx_cg *cg, int node_id) {
+  if (!cg->one_row || !cg->tail) return 0;
+  const tfx_node *n = &cg->g->nodes[node_id];
+  if (n->type.dims[0] != TFX_DIM_T) return 0;
+  /* the kernel that writes the storage: a slice's producer, or the fused
+   * linear whose epilogue writes a norm_stats's partials */
+  int writer = node_id;
+  if (n->op == TFX_OP_SLICE || (n->op == TFX_OP_NORM_STATS && n->fx.index == 1)) writer = n->inputs[0];
+  return !cg->tail[writer];
+}
+
+static LLVMValueRef value_base(tfx_cg *cg, int node_id) {
   const tfx_node *n = &cg->g->nodes[node_id];
   if (n->op == TFX_OP_INPUT) return tfx_cg_arg(cg, TFX_CG_ARG_INPUT);
   if (n->op == TFX_OP_PARAM) return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_WEIGHTS), n->weight_offset);
   if (n->op == TFX_OP_SLICE) return tfx_cg_slice_ptr(cg, n); /* a view into its producer */
   if (node_id == cg->g->output) return tfx_cg_arg(cg, TFX_CG_ARG_OUTPUT);
   return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_ARENA), n->arena_offset);
+}
+
+LLVMValueRef tfx_cg_value_ptr(tfx_cg *cg, int node_id) {
+  LLVMValueRef p = value_base(cg, node_id);
+  if (!tfx_cg_stored_full(cg, node_id)) return p;
+  /* a one-row kernel reads the last of the n rows a full kernel wrote */
+  int64_t row = tfx_node_slot_bytes(cg->g, &cg->g->nodes[node_id], 1);
+  LLVMValueRef off = tfx_cg_mulc(cg, tfx_cg_addc(cg, tfx_cg_arg(cg, TFX_CG_ARG_N), -1), row);
+  return LLVMBuildInBoundsGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), p, &off, 1, "last_row");
 }
 
 void tfx_cg_rows_split(const tfx_node *n, int64_t *per_t, int64_t *fixed) {

@@ -1,9 +1,12 @@
 /* backend/module.c — builds the LLVM module of a planned graph: checks that
  * the graph is one the kernels can run (types, planning, bindings), emits the
  * kernels of every live node twice (entry `forward` with T an argument, entry
- * `decode` with T the constant 1 so LLVM specializes it), the two entry points
- * that fill the argument block and run each kernel through
- * exec->parallel_for, and the descriptor; then optimizes with default<On>. */
+ * `decode` with T the constant 1 so LLVM specializes it), and a third time for
+ * the last-row entry `forward_last` when the output is computed row by row
+ * after the last token-mixing op (the tail: those nodes run for the last row
+ * only, with the decode bodies); the entry points that fill the argument
+ * block and run each kernel inline or through exec->parallel_for; the
+ * descriptor; then optimizes with default<On>. */
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <stdio.h>
@@ -151,6 +154,68 @@ int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_w
   return 0;
 }
 
+/* ---- the last-row entry's tail ---- */
+
+/* 1 when row t of n's value depends only on row t of its operands with T
+ * rows (and on operands without T), each such value being [T, ...]. */
+static int row_wise(const tfx_graph *g, const tfx_node *n) {
+  switch (n->op) {
+  case TFX_OP_EMBEDDING:
+  case TFX_OP_LINEAR:
+  case TFX_OP_ADD:
+  case TFX_OP_SUB:
+  case TFX_OP_MUL:
+  case TFX_OP_RMSNORM:
+  case TFX_OP_LAYERNORM:
+  case TFX_OP_SILU:
+  case TFX_OP_GELU:
+  case TFX_OP_RELU:
+  case TFX_OP_SIGMOID:
+  case TFX_OP_SOFTMAX:
+  case TFX_OP_ROPE:
+  case TFX_OP_POSITIONS:
+  case TFX_OP_SINUSOIDAL:
+  case TFX_OP_NORM_STATS:
+  case TFX_OP_FUSED_LINEAR:
+  case TFX_OP_SLICE:
+  case TFX_OP_MOE_UP:
+  case TFX_OP_MOE_DOWN: break;
+  case TFX_OP_MOE_ROUTE:
+    if (n->capacity > 0) return 0; /* token dropping looks at the other rows */
+    break;
+  case TFX_OP_MATMUL:
+    if (tfx_type_has_t(&g->nodes[n->inputs[1]].type)) return 0; /* rows of b are tokens */
+    break;
+  default: return 0;
+  }
+  if (n->type.dims[0] != TFX_DIM_T) return 0;
+  int64_t per_t, fixed;
+  tfx_cg_rows_split(n, &per_t, &fixed);
+  if (n->type.rank >= 2 && (per_t != 1 || fixed != 0)) return 0;
+  for (int j = 0; j < n->n_inputs; j++) {
+    const tfx_type *t = &g->nodes[n->inputs[j]].type;
+    if (!tfx_type_has_t(t)) continue;
+    if (t->dims[0] != TFX_DIM_T) return 0;
+    for (int d = 1; d < t->rank; d++)
+      if (t->dims[d] == TFX_DIM_T) return 0;
+  }
+  return 1;
+}
+
+/* tail[i] = 1 for the live nodes that are row-wise and whose consumers are
+ * all tail nodes (the output's own rows). Returns 1 when the output is a
+ * tail node (the last-row entry is worth emitting). */
+static int mark_tail(const tfx_graph *g, const char *live, char *tail) {
+  memset(tail, 1, (size_t)g->n_nodes);
+  for (int i = g->n_nodes - 1; i >= 0; i--) {
+    const tfx_node *n = &g->nodes[i];
+    if (!live[i] || n->op == TFX_OP_INPUT || n->op == TFX_OP_PARAM || !row_wise(g, n)) tail[i] = 0;
+    if (live[i] && !tail[i])
+      for (int j = 0; j < n->n_inputs; j++) tail[n->inputs[j]] = 0;
+  }
+  return tail[g->output];
+}
+
 /* ---- emission ---- */
 
 static int emit_node(tfx_cg *cg, const tfx_node *n) {
@@ -189,6 +254,8 @@ static int emit_node(tfx_cg *cg, const tfx_node *n) {
 
 /* void entry(input, n, pos, output, arena, kv, weights, exec) */
 static LLVMValueRef emit_entry(tfx_cg *cg, const char *name, int has_kv) {
+  /* the last-row entry has the checks and T of the forward entry */
+  int decode = cg->decode;
   LLVMBuilderRef b = cg->b;
   LLVMTypeRef params[TFX_CG_ARG_COUNT] = {cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_ptr,
                                           cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr};
@@ -204,9 +271,9 @@ static LLVMValueRef emit_entry(tfx_cg *cg, const char *name, int has_kv) {
   LLVMValueRef n = LLVMGetParam(fn, TFX_CG_ARG_N), pos = LLVMGetParam(fn, TFX_CG_ARG_POS);
   LLVMValueRef max_seq = tfx_cg_i64(cg, cg->g->max_seq);
   /* a call outside the contract does nothing rather than touch memory it must not */
-  LLVMValueRef bad = cg->decode ? LLVMBuildICmp(b, LLVMIntNE, n, tfx_cg_i64(cg, 1), "")
-                                : LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntSLT, n, tfx_cg_i64(cg, 1), ""),
-                                              LLVMBuildICmp(b, LLVMIntSGT, n, max_seq, ""), "");
+  LLVMValueRef bad = decode ? LLVMBuildICmp(b, LLVMIntNE, n, tfx_cg_i64(cg, 1), "")
+                            : LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntSLT, n, tfx_cg_i64(cg, 1), ""),
+                                          LLVMBuildICmp(b, LLVMIntSGT, n, max_seq, ""), "");
   bad = LLVMBuildOr(b, bad, LLVMBuildICmp(b, LLVMIntSLT, pos, tfx_cg_i64(cg, 0), ""), "");
   if (has_kv) bad = LLVMBuildOr(b, bad, LLVMBuildICmp(b, LLVMIntSGT, pos, LLVMBuildSub(b, max_seq, n, ""), ""), "");
   LLVMBuildCondBr(b, bad, done, run);
@@ -222,9 +289,9 @@ static LLVMValueRef emit_entry(tfx_cg *cg, const char *name, int has_kv) {
   LLVMSetAlignment(pf, 8);
   LLVMTypeRef pf_params[4] = {cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_i64};
   LLVMTypeRef pf_ty = LLVMFunctionType(cg->t_void, pf_params, 4, 0);
-  LLVMValueRef T = cg->decode ? tfx_cg_i64(cg, 1) : n;
   for (int k = 0; k < cg->n_kernels; k++) {
     const tfx_cg_kernel *kn = &cg->kernels[k];
+    LLVMValueRef T = decode || kn->one_row ? tfx_cg_i64(cg, 1) : n;
     LLVMValueRef items = tfx_cg_i64(cg, kn->fixed);
     if (kn->per_t) items = tfx_cg_addc(cg, tfx_cg_mulc(cg, T, kn->per_t), kn->fixed);
     /* compile-time grain: small work runs inline on [0, items), large through the pool */
@@ -292,8 +359,9 @@ int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextR
   if (!g) return tfx_cg_errf(err, errlen, "backend: no graph");
   if (g->n_nodes < 1 || !g->nodes || g->input < 0 || g->input >= g->n_nodes || g->output < 0 || g->output >= g->n_nodes)
     return tfx_cg_errf(err, errlen, "backend: the graph has no input or no output");
-  char *live = malloc((size_t)g->n_nodes);
+  char *live = malloc((size_t)g->n_nodes * 2);
   if (!live) return tfx_cg_errf(err, errlen, "backend: out of memory");
+  char *tail = live + g->n_nodes;
   if (mark_live(g, live, err, errlen) || check_graph(g, live, err, errlen)) {
     free(live);
     return -1;
@@ -303,6 +371,7 @@ int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextR
     free(live);
     return -1;
   }
+  int has_last = mark_tail(g, live, tail);
 
   tfx_cg cg;
   memset(&cg, 0, sizeof cg);
@@ -324,22 +393,31 @@ int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextR
   init_fn_attrs(&cg);
 
   tfx_cg_entry_fns entries = {0};
-  for (int mode = 0; mode < 2 && !cg.failed; mode++) {
-    cg.decode = mode == 1;
-    cg.mode = cg.decode ? "dec" : "fwd";
+  /* mode 0: forward, 1: decode, 2: the last-row entry (tail nodes one-row
+   * with the decode bodies, the others as in forward) */
+  for (int mode = 0; mode < (has_last ? 3 : 2) && !cg.failed; mode++) {
+    static const char *const kmodes[3] = {"fwd", "dec", "lst"};
+    static const char *const names[3] = {"tfx_entry_forward", "tfx_entry_decode", "tfx_entry_last"};
+    cg.kmode = kmodes[mode];
+    cg.tail = mode == 2 ? tail : NULL;
     cg.n_kernels = 0;
     for (int i = 0; i < g->n_nodes && !cg.failed; i++) {
       const tfx_node *n = &g->nodes[i];
       if (!live[i] || n->op == TFX_OP_INPUT || n->op == TFX_OP_PARAM) continue;
+      cg.one_row = mode == 2 && tail[i];
+      cg.decode = mode == 1 || cg.one_row;
+      cg.mode = cg.decode ? "dec" : "fwd";
       emit_node(&cg, n);
     }
+    cg.one_row = 0;
+    cg.decode = mode == 1;
+    cg.mode = cg.decode ? "dec" : "fwd";
     if (!cg.failed && g->nodes[g->output].op == TFX_OP_INPUT) tfx_cg_emit_copy(&cg, &g->nodes[g->output], g->output);
     if (cg.failed) break;
-    LLVMValueRef fn = emit_entry(&cg, cg.decode ? "tfx_entry_decode" : "tfx_entry_forward", has_kv);
-    if (cg.decode)
-      entries.decode = fn;
-    else
-      entries.forward = fn;
+    LLVMValueRef fn = emit_entry(&cg, names[mode], has_kv);
+    if (mode == 0) entries.forward = fn;
+    if (mode == 1) entries.decode = fn;
+    if (mode == 2) entries.last = fn;
   }
   free(live);
   if (!cg.failed) tfx_cg_emit_descriptor(&cg, &entries, weights_symbol);

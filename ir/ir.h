@@ -110,7 +110,7 @@ typedef enum { TFX_MOE_GATE_SOFTMAX_TOPK, TFX_MOE_GATE_SOFTMAX } tfx_moe_gate;
 typedef enum { TFX_NORM_NONE, TFX_NORM_RMS, TFX_NORM_LAYER } tfx_norm_kind;
 typedef enum { TFX_ACT_NONE, TFX_ACT_SILU, TFX_ACT_GELU, TFX_ACT_GELU_TANH, TFX_ACT_RELU, TFX_ACT_SIGMOID } tfx_act_kind;
 #define TFX_MAX_SEGS 4
-#define TFX_STATS_GROUP 8 /* output columns per partial statistic (NORM_STATS from an epilogue) */
+#define TFX_STATS_GROUP 32 /* output columns per partial statistic (NORM_STATS from an epilogue) */
 typedef struct tfx_fused {
   /* FUSED_LINEAR y = epilogue(prologue(x) @ w^T). Operands in this order:
    * x[M, K], w[R, K], bias[R] (has_bias), stats[M, 2], gain[K] (norm != NONE),

@@ -1,8 +1,9 @@
 /* passes/pack_weights.c — weight layout: the weight of every fused_linear
  * that is a parameter (or a concatenation of parameters) used by that node
- * alone is replaced by PACK(w) {panel = 8, kc = 16, segs = the node's
- * segments}: each segment's rows in panels of 8 (the rows one kernel item
- * computes), K in chunks of 16 floats, chunk-major inside the panel, so an
+ * alone is replaced by PACK(w) {panel = 32, kc = 1, segs = the node's
+ * segments}: each segment's rows in panels of 32 (the output columns one
+ * kernel item computes), K-major inside the panel (for each k, the panel's 32
+ * weights are contiguous: what the micro-kernel's outer products load), so an
  * item streams its weights from one contiguous block (segments with
  * half-split RoPE in the pair order the kernel computes). fold_weights computes
  * the packed data at compile time. A weight shared with other uses (a tied

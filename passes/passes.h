@@ -67,10 +67,12 @@ int tfx_pass_pack_weights(tfx_pass_ctx *c);
 int tfx_pass_fold_weights(tfx_pass_ctx *c);
 int tfx_pass_plan(tfx_pass_ctx *c);
 
-/* The packed layout pack_weights chooses (the backend's linear kernel reads
- * panels of this many weight rows, K in chunks of TFX_PACK_KC floats). */
-#define TFX_PACK_PANEL 8
-#define TFX_PACK_KC 16
+/* The packed layout pack_weights chooses: panels of this many weight rows
+ * (the output columns one kernel item computes), K-major inside a panel
+ * (chunks of TFX_PACK_KC = 1 float: for each k the panel's rows are
+ * contiguous, the layout the backend's micro-kernel reads). */
+#define TFX_PACK_PANEL 32
+#define TFX_PACK_KC 1
 
 /* ---- memory planning (plan_memory.c) ---- */
 

@@ -14,6 +14,7 @@ int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen) {
     const tfx_entry_desc *d = &m->desc.entries[i];
     e->desc = d;
     e->is_decode = strcmp(d->name, "decode") == 0;
+    e->last_row = (d->flags & TFX_ENTRY_LAST_ROW) != 0;
     for (int32_t a = 0; a < d->n_args; a++) {
       int32_t k = d->arg_kinds[a];
       e->types[a] = (k == TFX_ARG_NTOKENS || k == TFX_ARG_POS) ? &ffi_type_sint64 : &ffi_type_pointer;

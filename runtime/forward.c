@@ -1,25 +1,33 @@
 /* runtime/forward.c — running a model: argument checks (input kind, token
- * range, context capacity), the choice of entry point (decode for n == 1,
- * else one whose token range admits n; a KV-cache model is run in chunks
- * when no entry admits n at once), the call, position advance and the copy
- * of the last output row. */
+ * range, context capacity), the choice of entry point (decode for n == 1;
+ * else, when only the last row is wanted, a last-row entry admitting n, or
+ * any entry writing every row; a KV-cache model is run in chunks when no
+ * entry admits n at once), the call, position advance and the copy of the
+ * last output row. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "rt_internal.h"
 
-/* decode when n == 1 and it exists, else the first entry admitting n. */
-static const tfx_rt_entry *pick_entry(const tfx_model *m, int64_t n) {
+/* decode when n == 1 and it exists; else (last_only) the first last-row
+ * entry admitting n; else the first entry admitting n that writes every
+ * row. */
+static const tfx_rt_entry *pick_entry(const tfx_model *m, int64_t n, int last_only) {
   if (n == 1)
     for (int32_t i = 0; i < m->desc.n_entries; i++)
       if (m->entries[i].is_decode) return &m->entries[i];
-  for (int32_t i = 0; i < m->desc.n_entries; i++) {
-    const tfx_entry_desc *d = m->entries[i].desc;
-    if (n >= d->min_tokens && n <= d->max_tokens) return &m->entries[i];
-  }
+  for (int pass = last_only ? 0 : 1; pass < 2; pass++)
+    for (int32_t i = 0; i < m->desc.n_entries; i++) {
+      const tfx_entry_desc *d = m->entries[i].desc;
+      if (m->entries[i].last_row != (pass == 0)) continue;
+      if (n >= d->min_tokens && n <= d->max_tokens) return &m->entries[i];
+    }
   return NULL;
 }
+
+/* The output row of a call of n rows that holds its last row. */
+static size_t last_row_of(const tfx_rt_entry *e, int64_t n) { return e->last_row ? 0 : (size_t)(n - 1); }
 
 /* Records the detail of a failure in the session and returns code. */
 static int fail(tfx_session *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -54,12 +62,12 @@ static int run(tfx_session *s, const void *input, size_t row_bytes, int32_t n, f
   size_t width = (size_t)d->output_width;
   float *all = (!last_only && dst) ? dst : NULL;
 
-  const tfx_rt_entry *e = pick_entry(m, n);
+  const tfx_rt_entry *e = pick_entry(m, n, !all);
   if (e) {
     float *out = all ? all : s->out;
     tfx_rt_call_entry(s, e, input, n, d->has_kv_cache ? s->pos : 0, out);
     if (d->has_kv_cache) s->pos += n;
-    if (!all && dst) memcpy(dst, out + (size_t)(n - 1) * width, width * sizeof(float));
+    if (!all && dst) memcpy(dst, out + last_row_of(e, n) * width, width * sizeof(float));
     return TFX_OK;
   }
   /* No entry takes n rows at once: a KV-cache model appends them in chunks
@@ -70,19 +78,19 @@ static int run(tfx_session *s, const void *input, size_t row_bytes, int32_t n, f
   /* Every chunk size used below must have an entry. */
   for (int32_t done = 0; done < n;) {
     int32_t c = n - done < chunk_max ? n - done : chunk_max;
-    if (!pick_entry(m, c))
+    if (!pick_entry(m, c, !all))
       return fail(s, TFX_ERR_INVALID_ARGUMENT, "no entry point of the model accepts a chunk of %d rows", c);
     done += c;
   }
   const float *last = NULL;
   for (int32_t done = 0; done < n;) {
     int32_t c = n - done < chunk_max ? n - done : chunk_max;
-    const tfx_rt_entry *ce = pick_entry(m, c);
+    const tfx_rt_entry *ce = pick_entry(m, c, !all);
     float *out = all ? all + (size_t)done * width : s->out;
     tfx_rt_call_entry(s, ce, (const char *)input + (size_t)done * row_bytes, c, s->pos, out);
     s->pos += c;
     done += c;
-    last = out + (size_t)(c - 1) * width;
+    last = out + last_row_of(ce, c) * width;
   }
   if (!all && dst) memcpy(dst, last, width * sizeof(float));
   return TFX_OK;
@@ -131,7 +139,7 @@ int tfx_forward(tfx_session *s, const int32_t *tokens, int32_t n, float *logits)
   return tfx_forward_ex(s, tokens, n, logits, 1);
 }
 
-static int forward_f32(tfx_session *s, const float *x, int32_t n, float *out) {
+static int forward_f32(tfx_session *s, const float *x, int32_t n, float *out, int last_only) {
   const tfx_model_desc *d = &s->model->desc;
   if (!x) return fail(s, TFX_ERR_INVALID_ARGUMENT, "x is NULL");
   if (n < 1) return fail(s, TFX_ERR_INVALID_ARGUMENT, "n = %d: a call needs at least one row", n);
@@ -139,13 +147,17 @@ static int forward_f32(tfx_session *s, const float *x, int32_t n, float *out) {
     return fail(s, TFX_ERR_WRONG_INPUT, "model '%s' takes token ids, not f32 activations: use tfx_forward", d->name);
   int rc = check_context(s, n);
   if (rc != TFX_OK) return rc;
-  return run(s, x, (size_t)d->input_width * sizeof(float), n, out, 0);
+  return run(s, x, (size_t)d->input_width * sizeof(float), n, out, last_only);
+}
+
+int tfx_forward_f32_ex(tfx_session *s, const float *x, int32_t n, float *out, int last_only) {
+  if (!s) return TFX_ERR_INVALID_ARGUMENT;
+  if (enter(s)) return BUSY;
+  return leave(s, forward_f32(s, x, n, out, last_only));
 }
 
 int tfx_forward_f32(tfx_session *s, const float *x, int32_t n, float *out) {
-  if (!s) return TFX_ERR_INVALID_ARGUMENT;
-  if (enter(s)) return BUSY;
-  return leave(s, forward_f32(s, x, n, out));
+  return tfx_forward_f32_ex(s, x, n, out, 0);
 }
 
 const char *tfx_session_last_error(const tfx_session *s) {

@@ -22,6 +22,7 @@ typedef struct tfx_rt_entry {
   ffi_cif cif;
   ffi_type *types[TFX_RT_MAX_ARGS];
   int is_decode; /* named "decode" */
+  int last_row;  /* TFX_ENTRY_LAST_ROW: writes the last output row only */
 } tfx_rt_entry;
 
 struct tfx_model {

@@ -22,6 +22,9 @@ static int check_entry(const tfx_entry_desc *e, int32_t i, char *errbuf, size_t 
     return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
                         "malformed model descriptor: entry '%s' has %d arguments (1..%d allowed)", e->name, e->n_args,
                         TFX_RT_MAX_ARGS);
+  if (e->flags & ~(int32_t)TFX_ENTRY_LAST_ROW)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL, "malformed model descriptor: entry '%s' has flags 0x%x",
+                        e->name, (unsigned)e->flags);
   for (int32_t a = 0; a < e->n_args; a++) {
     int32_t k = e->arg_kinds[a];
     if (k < TFX_ARG_INPUT || k > TFX_ARG_EXEC)

@@ -481,7 +481,9 @@ static void test_descriptor(void **state) {
   assert_int_equal(offsetof(tfx_entry_desc, max_tokens), 20);
   assert_int_equal(offsetof(tfx_entry_desc, n_args), 24);
   assert_int_equal(offsetof(tfx_entry_desc, arg_kinds), 32);
-  assert_int_equal(sizeof(tfx_entry_desc), 40);
+  assert_int_equal(offsetof(tfx_entry_desc, flags), 40);
+  assert_int_equal(offsetof(tfx_entry_desc, reserved), 44);
+  assert_int_equal(sizeof(tfx_entry_desc), 48);
 
   tfx_tg *t = tiny_llama("tiny_llama");
   char err[256];
@@ -506,20 +508,25 @@ static void test_descriptor(void **state) {
   assert_true(d->kv_bytes >= 2 * 2 * 24 * 2 * 8 * 4); /* 2 layers, K and V, [24, 16] floats */
   assert_int_equal(d->weights_bytes, (uint64_t)t->g->weights_bytes);
   assert_null(d->weights);
-  assert_int_equal(d->n_entries, 2);
+  /* the output (the classifier) comes after the last attention: the
+   * model has a last-row entry */
+  assert_int_equal(d->n_entries, 3);
   assert_int_equal(d->reserved, 0);
-  static const char *names[2] = {"forward", "decode"};
-  static const int32_t maxt[2] = {24, 1};
-  for (int e = 0; e < 2; e++) {
+  static const char *names[3] = {"forward", "decode", "forward_last"};
+  static const int32_t maxt[3] = {24, 1, 24};
+  static const int32_t flags[3] = {0, 0, TFX_ENTRY_LAST_ROW};
+  for (int e = 0; e < 3; e++) {
     const tfx_entry_desc *en = &d->entries[e];
     assert_string_equal(en->name, names[e]);
     assert_non_null(en->fn);
     assert_int_equal(en->min_tokens, 1);
     assert_int_equal(en->max_tokens, maxt[e]);
     assert_int_equal(en->n_args, 8);
+    assert_int_equal(en->flags, flags[e]);
     for (int a = 0; a < 8; a++) assert_int_equal(en->arg_kinds[a], TFX_ARG_INPUT + a);
   }
   assert_true(d->entries[0].fn != d->entries[1].fn);
+  assert_true(d->entries[0].fn != d->entries[2].fn);
   tfx_backend_jit_free(jm);
   tfx_tg_free(t);
 

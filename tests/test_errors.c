@@ -563,7 +563,7 @@ static void blocking_entry(const void *in, int64_t n, int64_t pos, void *out, vo
 }
 static const int32_t blocking_args[] = {TFX_ARG_INPUT, TFX_ARG_NTOKENS, TFX_ARG_POS,     TFX_ARG_OUTPUT,
                                         TFX_ARG_ARENA, TFX_ARG_KV,      TFX_ARG_WEIGHTS, TFX_ARG_EXEC};
-static tfx_entry_desc blocking_entries[1] = {{"forward", (void *)blocking_entry, 1, 8, 8, blocking_args}};
+static tfx_entry_desc blocking_entries[1] = {{"forward", (void *)blocking_entry, 1, 8, 8, blocking_args, 0, 0}};
 static tfx_model_desc fake_desc(void) {
   tfx_model_desc d;
   memset(&d, 0, sizeof d);

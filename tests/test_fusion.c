@@ -99,10 +99,10 @@ static void test_glu_golden(void **state) {
             "  %3 = param \"w1\" : f32[6, 4]\n"
             "  %4 = param \"w3\" : f32[6, 4]\n"
             "  %5 = concat(%3, %4) : f32[12, 4]\n"
-            "  %6 = pack(%5) {panel = 8, kc = 16, segs = [6, 6]} : f32[12, 4]\n"
+            "  %6 = pack(%5) {panel = 32, kc = 1, segs = [6, 6]} : f32[12, 4]\n"
             "  %7 = fused_linear(%0, %6, %2, %1) {prologue = rmsnorm, segs = [6, 6], act = silu, glu} : f32[T, 6]\n"
             "  %8 = param \"w2\" : f32[4, 6]\n"
-            "  %9 = pack(%8) {panel = 8, kc = 16, segs = [4]} : f32[4, 6]\n"
+            "  %9 = pack(%8) {panel = 32, kc = 1, segs = [4]} : f32[4, 6]\n"
             "  %10 = fused_linear(%7, %9, %0) {segs = [4], residual} : f32[T, 4]\n"
             "  return %10\n");
 }

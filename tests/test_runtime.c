@@ -95,8 +95,8 @@ static const int32_t k_dec_kinds[8] = {TFX_ARG_EXEC,   TFX_ARG_WEIGHTS, TFX_ARG_
                                        TFX_ARG_OUTPUT, TFX_ARG_POS,     TFX_ARG_NTOKENS, TFX_ARG_INPUT};
 
 static const tfx_entry_desc k_entries[2] = {
-    {"forward", (void *)fake_forward, 1, FAKE_MAX_SEQ, 8, k_fwd_kinds},
-    {"decode", (void *)fake_decode, 1, 1, 8, k_dec_kinds},
+    {"forward", (void *)fake_forward, 1, FAKE_MAX_SEQ, 8, k_fwd_kinds, 0, 0},
+    {"decode", (void *)fake_decode, 1, 1, 8, k_dec_kinds, 0, 0},
 };
 
 static tfx_model_desc fake_desc(void) {
@@ -362,7 +362,7 @@ static void test_threads_identical(void **state) {
 static void test_chunked_prefill(void **state) {
   (void)state;
   tfx_model_desc d = fake_desc();
-  tfx_entry_desc e[1] = {{"forward", (void *)fake_forward, 1, 4, 8, k_fwd_kinds}};
+  tfx_entry_desc e[1] = {{"forward", (void *)fake_forward, 1, 4, 8, k_fwd_kinds, 0, 0}};
   d.entries = e;
   d.n_entries = 1;
   tfx_model *m = NULL;
@@ -397,7 +397,7 @@ static void f32_forward(const void *in, int64_t n, void *out) {
 static void test_f32_model(void **state) {
   (void)state;
   static const int32_t kinds[3] = {TFX_ARG_INPUT, TFX_ARG_NTOKENS, TFX_ARG_OUTPUT};
-  tfx_entry_desc e[1] = {{"forward", (void *)f32_forward, 1, F32_MAX, 3, kinds}};
+  tfx_entry_desc e[1] = {{"forward", (void *)f32_forward, 1, F32_MAX, 3, kinds, 0, 0}};
   tfx_model_desc d;
   memset(&d, 0, sizeof d);
   d.magic = TFX_DESC_MAGIC;
@@ -444,7 +444,7 @@ static void dirty_forward(void *kv, void *out) {
 static void test_kv_zeroed(void **state) {
   (void)state;
   static const int32_t kinds[2] = {TFX_ARG_KV, TFX_ARG_OUTPUT};
-  tfx_entry_desc e[1] = {{"forward", (void *)dirty_forward, 1, 4, 2, kinds}};
+  tfx_entry_desc e[1] = {{"forward", (void *)dirty_forward, 1, 4, 2, kinds, 0, 0}};
   tfx_model_desc d = fake_desc();
   d.entries = e;
   d.n_entries = 1;

@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-#define TFX_ABI_VERSION 1
+#define TFX_ABI_VERSION 2
 #define TFX_DESC_MAGIC 0x31584654u /* "TFX1" little-endian */
 /* The symbol under which a compiled model exports its tfx_model_desc. It is
  * not `tfx_model_descriptor`: that name is the runtime API function of
@@ -49,13 +49,24 @@ enum tfx_arg_kind {
 
 enum tfx_input_kind { TFX_INPUT_TOKENS = 0, TFX_INPUT_F32 = 1 };
 
+/* Entry flags. */
+enum {
+  /* The entry writes only the last row of the output (output: float[1,
+   * output_width]): the rows after the last token-mixing op (attention) are
+   * computed for the last token alone. The runtime uses it when a caller
+   * wants the last row only (tfx_forward). */
+  TFX_ENTRY_LAST_ROW = 1
+};
+
 typedef struct tfx_entry_desc {
-  const char *name;  /* "forward" (any n) or "decode" (n == 1) */
-  void *fn;          /* void fn(args in arg_kinds order) */
+  const char *name;   /* "forward" (any n), "decode" (n == 1), "forward_last" (TFX_ENTRY_LAST_ROW) */
+  void *fn;           /* void fn(args in arg_kinds order) */
   int32_t min_tokens; /* n range this entry accepts */
   int32_t max_tokens;
   int32_t n_args;
   const int32_t *arg_kinds; /* enum tfx_arg_kind[n_args] */
+  int32_t flags;            /* TFX_ENTRY_* */
+  int32_t reserved;
 } tfx_entry_desc;
 
 typedef struct tfx_model_desc {

@@ -18,14 +18,14 @@ typedef enum tfx_status {
   TFX_OK = 0,
   TFX_ERR_INVALID_ARGUMENT = -1, /* NULL pointer, n <= 0, bad option */
   TFX_ERR_OUT_OF_MEMORY = -2,
-  TFX_ERR_OPEN = -3,             /* the model file could not be loaded */
-  TFX_ERR_NOT_A_MODEL = -4,      /* no descriptor, or a bad magic */
-  TFX_ERR_ABI_VERSION = -5,      /* compiled for another runtime ABI */
-  TFX_ERR_TOKEN_RANGE = -6,      /* a token id outside [0, vocab) */
-  TFX_ERR_CONTEXT_FULL = -7,     /* position + n would exceed max_seq */
-  TFX_ERR_WRONG_INPUT = -8,      /* tokens given to a model taking f32 input or vice versa */
-  TFX_ERR_INTERNAL = -9,         /* e.g. libffi or thread creation failed */
-  TFX_ERR_COMPILE = -10          /* (JIT API) the model did not compile; diagnostics were printed */
+  TFX_ERR_OPEN = -3,         /* the model file could not be loaded */
+  TFX_ERR_NOT_A_MODEL = -4,  /* no descriptor, or a bad magic */
+  TFX_ERR_ABI_VERSION = -5,  /* compiled for another runtime ABI */
+  TFX_ERR_TOKEN_RANGE = -6,  /* a token id outside [0, vocab) */
+  TFX_ERR_CONTEXT_FULL = -7, /* position + n would exceed max_seq */
+  TFX_ERR_WRONG_INPUT = -8,  /* tokens given to a model taking f32 input or vice versa */
+  TFX_ERR_INTERNAL = -9,     /* e.g. libffi or thread creation failed */
+  TFX_ERR_COMPILE = -10      /* (JIT API) the model did not compile; diagnostics were printed */
 } tfx_status;
 
 typedef struct tfx_model tfx_model;
@@ -55,12 +55,18 @@ typedef struct tfx_session_options {
 int tfx_session_create(const tfx_model *model, const tfx_session_options *opts, tfx_session **out);
 /* Runs n tokens at the session's position and appends them to its KV cache
  * (n > 1 prefill, n == 1 decode). logits receives the [n, output_width] rows,
- * or only the last row when last_only is nonzero; it may be NULL. */
+ * or only the last row when last_only is nonzero; it may be NULL. With
+ * last_only the model's last-row entry runs when it has one: the nodes after
+ * the last attention (final norm, classifier, ...) compute the last token
+ * alone, which is what a generation loop needs. */
 int tfx_forward_ex(tfx_session *s, const int32_t *tokens, int32_t n, float *logits, int last_only);
 /* tfx_forward_ex with last_only = 1: logits is [output_width]. */
 int tfx_forward(tfx_session *s, const int32_t *tokens, int32_t n, float *logits);
 /* For models whose input is f32[T, D]: x is [n, input_width], out [n, output_width]. */
 int tfx_forward_f32(tfx_session *s, const float *x, int32_t n, float *out);
+/* tfx_forward_f32 with the choice of tfx_forward_ex: with last_only, out is
+ * [output_width] (the last row); out may be NULL. */
+int tfx_forward_f32_ex(tfx_session *s, const float *x, int32_t n, float *out, int last_only);
 int32_t tfx_session_position(const tfx_session *s);
 /* The detail of the last failed call on this session (which token, which
  * limit), or "" after a successful call; never NULL. Calls on one session
@@ -72,8 +78,8 @@ void tfx_session_free(tfx_session *s);
 
 /* ---- sampling ---- */
 typedef struct tfx_sampler {
-  float temperature; /* 0: greedy (argmax, lowest id on ties) */
-  float top_p;       /* in (0, 1]; 1 disables nucleus sampling */
+  float temperature;  /* 0: greedy (argmax, lowest id on ties) */
+  float top_p;        /* in (0, 1]; 1 disables nucleus sampling */
   uint64_t rng_state; /* xorshift state; seeded by tfx_sampler_init */
 } tfx_sampler;
 

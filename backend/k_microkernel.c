@@ -1,0 +1,187 @@
+/* backend/k_microkernel.c — the register-blocked GEMM tile on packed
+ * weights, the inner loop of every LINEAR / FUSED_LINEAR whose weight
+ * pack_weights laid out in k-major panels (for each k, the panel's weights of
+ * all its output columns are contiguous).
+ *
+ * A tile is mr rows of x by nc output columns of one panel: mr x ceil(nc / W)
+ * vector accumulators (twice with GLU: gate and up columns) live in
+ * registers for the whole reduction. For each k the tile loads its weight
+ * vectors once and broadcasts x[row][k] of each row into FMAs (an outer
+ * product: no horizontal reductions, ~1 load per mr FMAs). The tile sizes
+ * come from the target's register file (tfx_cg_mk_shape_for): 12 x 32 on
+ * AVX-512 (24 accumulators of 32 zmm), 6 x 16 on AVX2 and SSE (12 of 16).
+ * One row (decode) keeps two independent accumulator sets so the FMA latency
+ * does not bound the weight stream, and prefetches the panel ahead.
+ *
+ * x goes through a stack buffer in chunks of TFX_CG_MK_KC floats per row:
+ * the prologue hook (the fused norm) runs there once per element, the rows
+ * sit at a stride that is not a multiple of 4 KiB (no L1 set aliasing when
+ * K * 4 is), and the broadcasts read L1. A single row without a prologue
+ * broadcasts straight from x. */
+#include "cg.h"
+
+/* Floats between rows of the x buffer: a chunk plus 64 bytes. */
+#define LDA (TFX_CG_MK_KC + 16)
+/* k steps per unrolled iteration. */
+#define UNROLL 4
+/* Decode: prefetch the panel this many floats ahead (8 KiB). */
+#define PREFETCH_AHEAD 2048
+
+tfx_cg_mk_shape tfx_cg_mk_shape_for(const tfx_cg *cg, int glu) {
+  int regs = cg->W >= 16 ? 32 : 16;        /* zmm0-31 with AVX-512, else 16 ymm / xmm */
+  int nv = glu && regs < 32 ? 1 : 2;       /* vectors of columns per tile */
+  int per_row = glu ? 2 * nv : nv;         /* accumulators per row */
+  int mr = (regs - 2 - per_row) / per_row; /* room for the weight vectors and a broadcast */
+  if (mr > 12) mr = 12;
+  if (mr < 1) mr = 1;
+  tfx_cg_mk_shape s = {mr, mr / 3 > 0 ? mr / 3 : 1, nv * cg->W};
+  return s;
+}
+
+typedef struct {
+  const tfx_cg_gemm *G;
+  const tfx_cg_mk_tile *t;
+  int nh, nvec, sets;
+  int lanes[TFX_CG_LIN_NB];
+  LLVMValueRef base[2];                  /* gate, up panel bases */
+  LLVMValueRef xrow[TFX_CG_GEMM_MAX_MR]; /* x rows (direct broadcast, and the pack) */
+  LLVMValueRef abuf;                     /* [mr][LDA] or NULL (direct) */
+  /* acc[((s * mr + i) * nh + h) * nvec + v] */
+  LLVMValueRef acc[2 * TFX_CG_GEMM_MAX_MR * 2 * 4];
+} mk_state;
+
+static LLVMValueRef *acc_at(mk_state *st, int s, int i, int h, int v) {
+  return &st->acc[((s * st->t->mr + i) * st->nh + h) * st->nvec + v];
+}
+
+/* The chunk's x rows into the buffer, through the prologue: floats
+ * [kb, kb + len) of each row (len static). */
+static void pack_chunk(tfx_cg *cg, mk_state *st, LLVMValueRef kb, int64_t len) {
+  const tfx_cg_gemm *G = st->G;
+  int64_t full = len / cg->W * cg->W;
+  int tail = (int)(len - full);
+  for (int part = 0; part < 2; part++) {
+    int nvalid = part ? tail : cg->W;
+    if (nvalid == 0 || (!part && full == 0)) continue;
+    tfx_cg_loop l;
+    LLVMValueRef kk = tfx_cg_i64(cg, full);
+    if (!part) {
+      tfx_cg_for(cg, &l, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, full), cg->W, "pack");
+      kk = l.iv;
+    }
+    LLVMValueRef k = tfx_cg_add(cg, kb, kk);
+    for (int i = 0; i < st->t->mr; i++) {
+      LLVMValueRef xv = tfx_cg_vload(cg, tfx_cg_fptr(cg, st->xrow[i], k), nvalid);
+      if (G->prologue && G->hooks && G->hooks->x_load) xv = G->hooks->x_load(cg, G, i, xv, k, nvalid);
+      tfx_cg_vstore(cg, xv, tfx_cg_fptr(cg, st->abuf, tfx_cg_addc(cg, kk, (int64_t)i * LDA)), nvalid);
+    }
+    if (!part) tfx_cg_for_end(cg, &l);
+  }
+}
+
+static void prefetch(tfx_cg *cg, LLVMValueRef ptr) {
+  LLVMTypeRef over = cg->t_ptr;
+  LLVMValueRef args[4] = {ptr, tfx_cg_i32(cg, 0), tfx_cg_i32(cg, 3), tfx_cg_i32(cg, 1)};
+  tfx_cg_intrinsic(cg, "llvm.prefetch", &over, 1, args, 4);
+}
+
+/* One k: the tile's weight vectors at kb + kk, each row's broadcast, FMAs
+ * into accumulator set s. */
+static void fma_step(tfx_cg *cg, mk_state *st, LLVMValueRef kb, LLVMValueRef kk, int s) {
+  const tfx_cg_mk_tile *t = st->t;
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef k = tfx_cg_add(cg, kb, kk), bv[2][4];
+  LLVMValueRef koff = tfx_cg_addc(cg, tfx_cg_mulc(cg, k, t->pr), t->c0);
+  for (int h = 0; h < st->nh; h++)
+    for (int v = 0; v < st->nvec; v++)
+      bv[h][v] =
+          tfx_cg_vload(cg, tfx_cg_fptr(cg, st->base[h], tfx_cg_addc(cg, koff, (int64_t)v * cg->W)), st->lanes[v]);
+  for (int i = 0; i < t->mr; i++) {
+    LLVMValueRef a = st->abuf ? tfx_cg_loadf(cg, tfx_cg_fptr(cg, st->abuf, tfx_cg_addc(cg, kk, (int64_t)i * LDA)))
+                              : tfx_cg_loadf(cg, tfx_cg_fptr(cg, st->xrow[i], k));
+    LLVMValueRef as = tfx_cg_splat(cg, a);
+    for (int h = 0; h < st->nh; h++)
+      for (int v = 0; v < st->nvec; v++) {
+        LLVMValueRef p = *acc_at(st, s, i, h, v);
+        LLVMBuildStore(b, tfx_cg_fma(cg, as, bv[h][v], LLVMBuildLoad2(b, cg->t_vf, p, "")), p);
+      }
+  }
+}
+
+/* k steps kb + [0, len) (len static), unrolled; a single row also
+ * prefetches the panel ahead, one line per 64 bytes it consumes. */
+static void fma_range(tfx_cg *cg, mk_state *st, LLVMValueRef kb, int64_t len) {
+  const tfx_cg_mk_tile *t = st->t;
+  int64_t main = len / UNROLL * UNROLL;
+  if (main > 0) {
+    tfx_cg_loop l;
+    tfx_cg_for(cg, &l, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, main), UNROLL, "kk");
+    if (t->mr == 1 && PREFETCH_AHEAD > 0) {
+      LLVMValueRef k = tfx_cg_add(cg, kb, l.iv);
+      LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, k, t->pr), PREFETCH_AHEAD);
+      for (int h = 0; h < st->nh; h++)
+        for (int64_t f = 0; f < (int64_t)UNROLL * t->pr; f += 16)
+          prefetch(cg, tfx_cg_fptr(cg, st->base[h], tfx_cg_addc(cg, at, f)));
+    }
+    for (int u = 0; u < UNROLL; u++) fma_step(cg, st, kb, tfx_cg_addc(cg, l.iv, u), u % st->sets);
+    tfx_cg_for_end(cg, &l);
+  }
+  for (int64_t q = main; q < len; q++) fma_step(cg, st, kb, tfx_cg_i64(cg, q), (int)(q % st->sets));
+}
+
+static void chunk(tfx_cg *cg, mk_state *st, LLVMValueRef kb, int64_t len) {
+  if (st->abuf) pack_chunk(cg, st, kb, len);
+  fma_range(cg, st, kb, len);
+}
+
+void tfx_cg_mk_emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_mk_tile *t) {
+  LLVMBuilderRef b = cg->b;
+  mk_state st = {.G = G, .t = t, .nh = G->glu ? 2 : 1, .nvec = (t->nc + cg->W - 1) / cg->W};
+  st.sets = t->mr == 1 ? 2 : 1;
+  for (int v = 0; v < st.nvec; v++) st.lanes[v] = t->nc - v * cg->W < cg->W ? t->nc - v * cg->W : cg->W;
+  st.base[0] = t->gate;
+  st.base[1] = t->up;
+  for (int i = 0; i < t->mr; i++) {
+    LLVMValueRef row = tfx_cg_addc(cg, t->m, i);
+    if (t->clamp) row = tfx_cg_smin(cg, row, tfx_cg_addc(cg, G->M, -1));
+    st.xrow[i] = tfx_cg_fptr(cg, G->x, tfx_cg_mulc(cg, row, G->K));
+    if (G->hooks && G->hooks->row_begin) G->hooks->row_begin(cg, G, i, row);
+  }
+  if (t->mr > 1 || G->prologue) {
+    if (!cg->mk_abuf) cg->mk_abuf = tfx_cg_alloca_array(cg, cg->t_f32, (int64_t)TFX_CG_GEMM_MAX_MR * LDA, "mk_x");
+    st.abuf = cg->mk_abuf;
+  }
+  for (int s = 0; s < st.sets; s++)
+    for (int i = 0; i < t->mr; i++)
+      for (int h = 0; h < st.nh; h++)
+        for (int v = 0; v < st.nvec; v++) {
+          LLVMValueRef *p = acc_at(&st, s, i, h, v);
+          *p = tfx_cg_alloca(cg, cg->t_vf, "mk_acc");
+          LLVMBuildStore(b, LLVMConstNull(cg->t_vf), *p);
+        }
+
+  int64_t K = G->K, full = K / TFX_CG_MK_KC, tail = K % TFX_CG_MK_KC;
+  if (full == 1) {
+    chunk(cg, &st, tfx_cg_i64(cg, 0), TFX_CG_MK_KC);
+  } else if (full > 1) {
+    tfx_cg_loop l;
+    tfx_cg_for(cg, &l, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, full * TFX_CG_MK_KC), TFX_CG_MK_KC, "kb");
+    chunk(cg, &st, l.iv, TFX_CG_MK_KC);
+    tfx_cg_for_end(cg, &l);
+  }
+  if (tail) chunk(cg, &st, tfx_cg_i64(cg, full * TFX_CG_MK_KC), tail);
+
+  /* the finished tile into the block buffers (whole vectors: a row of the
+   * buffer is TFX_CG_LIN_NB floats, a multiple of W, and lanes past nc are 0) */
+  for (int i = 0; i < t->mr; i++)
+    for (int h = 0; h < st.nh; h++)
+      for (int v = 0; v < st.nvec; v++) {
+        LLVMValueRef sum = LLVMBuildLoad2(b, cg->t_vf, *acc_at(&st, 0, i, h, v), "");
+        for (int s = 1; s < st.sets; s++)
+          sum = LLVMBuildFAdd(b, sum, LLVMBuildLoad2(b, cg->t_vf, *acc_at(&st, s, i, h, v), ""), "");
+        LLVMValueRef at =
+            tfx_cg_fptrc(cg, h ? t->blku : t->blk, (int64_t)i * TFX_CG_LIN_NB + t->c0 + (int64_t)v * cg->W);
+        LLVMValueRef stv = LLVMBuildStore(b, sum, at);
+        LLVMSetAlignment(stv, 4);
+      }
+}
