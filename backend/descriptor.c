@@ -115,7 +115,7 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
                          c64(cg, g->weights_bytes),
                          weights,
                          c32(cg, n_ent),
-                         c32(cg, 0),
+                         c32(cg, g->schedule.threads),
                          ent_gv};
   LLVMValueRef desc_init = LLVMConstNamedStruct(desc_ty, dv, 16);
   LLVMValueRef desc = LLVMAddGlobal(cg->mod, desc_ty, TFX_DESC_SYMBOL);

@@ -20,8 +20,9 @@ static void *alloc_aligned(uint64_t bytes, int zero) {
   return p;
 }
 
-/* TFX_NUM_THREADS when it is a positive integer, else the online CPUs. */
-static int32_t default_threads(void) {
+/* TFX_NUM_THREADS when it is a positive integer, else the model's schedule
+ * (threads = N), else the online CPUs. */
+static int32_t default_threads(const tfx_model_desc *d) {
   const char *env = getenv("TFX_NUM_THREADS");
   if (env && *env) {
     char *end = NULL;
@@ -30,6 +31,7 @@ static int32_t default_threads(void) {
     if (errno == 0 && end != env && *end == '\0' && v > 0)
       return v > TFX_RT_MAX_THREADS ? TFX_RT_MAX_THREADS : (int32_t)v;
   }
+  if (d->threads > 0) return d->threads > TFX_RT_MAX_THREADS ? TFX_RT_MAX_THREADS : d->threads;
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   if (n < 1) n = 1;
   return n > TFX_RT_MAX_THREADS ? TFX_RT_MAX_THREADS : (int32_t)n;
@@ -39,7 +41,7 @@ int tfx_session_create(const tfx_model *model, const tfx_session_options *opts, 
   if (out) *out = NULL;
   if (!model || !out) return TFX_ERR_INVALID_ARGUMENT;
   if (opts && opts->threads < 0) return TFX_ERR_INVALID_ARGUMENT;
-  int32_t threads = (opts && opts->threads > 0) ? opts->threads : default_threads();
+  int32_t threads = (opts && opts->threads > 0) ? opts->threads : default_threads(&model->desc);
   if (threads > TFX_RT_MAX_THREADS) threads = TFX_RT_MAX_THREADS;
 
   const tfx_model_desc *d = &model->desc;
@@ -67,6 +69,8 @@ int tfx_session_create(const tfx_model *model, const tfx_session_options *opts, 
 }
 
 int32_t tfx_session_position(const tfx_session *s) { return s ? s->pos : 0; }
+
+int32_t tfx_session_threads(const tfx_session *s) { return s ? s->threads : 0; }
 
 void tfx_session_reset(tfx_session *s) {
   if (s) s->pos = 0;

@@ -52,6 +52,7 @@ int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *err
   if (d->vocab < 0) return bad(errbuf, errlen, "vocab < 0");
   if (d->max_seq < 1) return bad(errbuf, errlen, "max_seq < 1");
   if (d->has_kv_cache != 0 && d->has_kv_cache != 1) return bad(errbuf, errlen, "has_kv_cache is neither 0 nor 1");
+  if (d->threads < 0) return bad(errbuf, errlen, "threads < 0");
   /* Sizes must fit comfortably in size_t (the session rounds them up). */
   const uint64_t limit = (uint64_t)(SIZE_MAX / 4);
   if (d->arena_bytes > limit || d->kv_bytes > limit || d->weights_bytes > limit)

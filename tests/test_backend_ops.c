@@ -472,7 +472,7 @@ static void test_descriptor(void **state) {
   assert_int_equal(offsetof(tfx_model_desc, weights_bytes), 56);
   assert_int_equal(offsetof(tfx_model_desc, weights), 64);
   assert_int_equal(offsetof(tfx_model_desc, n_entries), 72);
-  assert_int_equal(offsetof(tfx_model_desc, reserved), 76);
+  assert_int_equal(offsetof(tfx_model_desc, threads), 76);
   assert_int_equal(offsetof(tfx_model_desc, entries), 80);
   assert_int_equal(sizeof(tfx_model_desc), 88);
   assert_int_equal(offsetof(tfx_entry_desc, name), 0);
@@ -511,7 +511,7 @@ static void test_descriptor(void **state) {
   /* the output (the classifier) comes after the last attention: the
    * model has a last-row entry */
   assert_int_equal(d->n_entries, 3);
-  assert_int_equal(d->reserved, 0);
+  assert_int_equal(d->threads, 0); /* no schedule: automatic */
   static const char *names[3] = {"forward", "decode", "forward_last"};
   static const int32_t maxt[3] = {24, 1, 24};
   static const int32_t flags[3] = {0, 0, TFX_ENTRY_LAST_ROW};

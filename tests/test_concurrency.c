@@ -8,7 +8,9 @@
  *   decode) give bitwise-identical logits for a fixed thread count, and a
  *   session's pool of 1 or 2 threads gives the same logits;
  * - overlapping calls on ONE session from two threads never corrupt it: each
- *   call either runs or is refused with TFX_ERR_INVALID_ARGUMENT.
+ *   call either runs or is refused with TFX_ERR_INVALID_ARGUMENT;
+ * - a session's thread count: the options, else TFX_NUM_THREADS, else the
+ *   model's schedule { threads = N }, else the cores.
  * cmocka's assertions are not thread-safe: threads record, main asserts. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -260,8 +262,43 @@ static void test_overlapping_calls_on_one_session(void **state) {
   tfx_session_free(s);
 }
 
+static void test_thread_count_precedence(void **state) {
+  (void)state;
+  static const char src[] = "model sched\n"
+                            "const dim = 8, max_seq = 4\n"
+                            "param w : f32[dim, dim]\n"
+                            "forward(x : f32[T, dim]) -> f32[T, dim] { return linear(x, w) }\n"
+                            "schedule { threads = 3 }\n";
+  tfx_compile_options co = {.opt_level = 2, .weights = "random:1"};
+  tfx_model *m = NULL;
+  assert_int_equal(tfx_jit_compile_source("sched.tfx", src, &co, &m), TFX_OK);
+  assert_int_equal(tfx_model_descriptor(m)->threads, 3);
+  assert_int_equal(tfx_model_descriptor(small)->threads, 0); /* no schedule: automatic */
+  const char *saved = getenv("TFX_NUM_THREADS");
+  char *keep = saved ? strdup(saved) : NULL;
+  int expect[3] = {3, 2, 1};
+  for (int k = 0; k < 3; k++) {
+    if (k == 0) unsetenv("TFX_NUM_THREADS");
+    if (k >= 1) setenv("TFX_NUM_THREADS", "2", 1);
+    tfx_session_options so = {.threads = k == 2 ? 1 : 0};
+    tfx_session *s = NULL;
+    assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
+    assert_int_equal(tfx_session_threads(s), expect[k]);
+    float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, y[8];
+    assert_int_equal(tfx_forward_f32(s, x, 1, y), TFX_OK);
+    tfx_session_free(s);
+  }
+  if (keep)
+    setenv("TFX_NUM_THREADS", keep, 1);
+  else
+    unsetenv("TFX_NUM_THREADS");
+  free(keep);
+  tfx_model_close(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_thread_count_precedence),
       cmocka_unit_test(test_four_sessions_match_one),
       cmocka_unit_test(test_two_models_concurrently),
       cmocka_unit_test(test_repeatable_and_thread_count_independent),

@@ -84,7 +84,7 @@ typedef struct tfx_model_desc {
   uint64_t weights_bytes;
   const void *weights; /* the embedded blob (AOT), or NULL when the loader supplies it (JIT) */
   int32_t n_entries;
-  int32_t reserved;
+  int32_t threads; /* schedule { threads = N }: a session's default thread count; 0 = automatic */
   const tfx_entry_desc *entries;
 } tfx_model_desc;
 

@@ -49,7 +49,7 @@ void tfx_model_close(tfx_model *model);
 const tfx_model_desc *tfx_model_descriptor(const tfx_model *model);
 
 typedef struct tfx_session_options {
-  int32_t threads; /* 0: TFX_NUM_THREADS, else the number of cores */
+  int32_t threads; /* 0: TFX_NUM_THREADS, else the model's schedule { threads = N }, else the number of cores */
 } tfx_session_options;
 
 int tfx_session_create(const tfx_model *model, const tfx_session_options *opts, tfx_session **out);
@@ -68,6 +68,8 @@ int tfx_forward_f32(tfx_session *s, const float *x, int32_t n, float *out);
  * [output_width] (the last row); out may be NULL. */
 int tfx_forward_f32_ex(tfx_session *s, const float *x, int32_t n, float *out, int last_only);
 int32_t tfx_session_position(const tfx_session *s);
+/* The threads of the session's pool (the calling thread included). */
+int32_t tfx_session_threads(const tfx_session *s);
 /* The detail of the last failed call on this session (which token, which
  * limit), or "" after a successful call; never NULL. Calls on one session
  * must not overlap: a call made while another thread's call on the same
