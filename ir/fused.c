@@ -120,7 +120,7 @@ static int segs_sum(const tfx_fused *fx, int64_t rows, char *err, size_t errlen,
   }
   if (sum != rows)
     return tfx_errf(err, errlen, "%s: segments add up to %lld rows, the weight has %lld", on, (long long)sum,
-                 (long long)rows);
+                    (long long)rows);
   return 0;
 }
 
@@ -130,11 +130,11 @@ static int infer_fused_linear(const tfx_node *n, const tfx_type *const *a, tfx_t
   const char *on = "fused_linear";
   if (n->n_inputs != tfx_fl_n_operands(fx))
     return tfx_errf(err, errlen, "%s takes %d operands with these attributes, got %d", on, tfx_fl_n_operands(fx),
-                 n->n_inputs);
+                    n->n_inputs);
   const tfx_type *x = a[0], *w = a[1];
   if (!f32_rank(x, 2) || !f32_rank(w, 2) || tfx_type_has_t(w) || x->dims[1] != w->dims[1] || x->dims[1] == TFX_DIM_T)
     return tfx_errf(err, errlen, "%s expects x : f32[M, K] and w : f32[R, K], got %s and %s", on,
-                 tfx_type_str(x, s0, sizeof s0), tfx_type_str(w, s1, sizeof s1));
+                    tfx_type_str(x, s0, sizeof s0), tfx_type_str(w, s1, sizeof s1));
   int64_t M = x->dims[0], K = x->dims[1], R = w->dims[0];
   if (segs_sum(fx, R, err, errlen, on)) return -1;
   if (fx->glu && (fx->n_segs != 2 || fx->segs[0] != fx->segs[1]))
@@ -148,18 +148,18 @@ static int infer_fused_linear(const tfx_node *n, const tfx_type *const *a, tfx_t
   int i = tfx_fl_operand(n, TFX_FL_BIAS);
   if (i >= 0 && (!f32_rank(a[i], 1) || a[i]->dims[0] != R))
     return tfx_errf(err, errlen, "%s: bias is %s, expected f32[%lld]", on, tfx_type_str(a[i], s0, sizeof s0),
-                 (long long)R);
+                    (long long)R);
   if ((i = tfx_fl_operand(n, TFX_FL_STATS)) >= 0 && (!f32_rank(a[i], 2) || a[i]->dims[0] != M || a[i]->dims[1] != 2))
     return tfx_errf(err, errlen, "%s: stats are %s, expected f32[%s, 2]", on, tfx_type_str(a[i], s0, sizeof s0),
-                 M == TFX_DIM_T ? "T" : "M");
+                    M == TFX_DIM_T ? "T" : "M");
   for (int role = TFX_FL_GAIN; role <= TFX_FL_NBIAS; role++)
     if ((i = tfx_fl_operand(n, (tfx_fl_role)role)) >= 0 && (!f32_rank(a[i], 1) || a[i]->dims[0] != K))
       return tfx_errf(err, errlen, "%s: norm %s is %s, expected f32[%lld]", on, role == TFX_FL_GAIN ? "gain" : "bias",
-                   tfx_type_str(a[i], s0, sizeof s0), (long long)K);
+                      tfx_type_str(a[i], s0, sizeof s0), (long long)K);
   *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){M, N});
   if ((i = tfx_fl_operand(n, TFX_FL_RESIDUAL)) >= 0 && !tfx_type_equal(a[i], out))
     return tfx_errf(err, errlen, "%s: residual is %s, expected %s", on, tfx_type_str(a[i], s0, sizeof s0),
-                 tfx_type_str(out, s1, sizeof s1));
+                    tfx_type_str(out, s1, sizeof s1));
   if (fx->residual && fx->n_segs > 1 && !fx->glu)
     return tfx_errf(err, errlen, "%s: a planar output takes no residual", on);
   if (fx->rope) {
@@ -171,7 +171,7 @@ static int infer_fused_linear(const tfx_node *n, const tfx_type *const *a, tfx_t
     for (int s = 0; s < fx->n_segs; s++)
       if ((fx->rope >> s & 1u) && fx->segs[s] % n->head_dim)
         return tfx_errf(err, errlen, "%s: rope segment %d (%lld columns) is not whole heads of %d", on, s,
-                     (long long)fx->segs[s], n->head_dim);
+                        (long long)fx->segs[s], n->head_dim);
   }
   return 0;
 }
@@ -189,7 +189,7 @@ int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const
       const tfx_node *p = &g->nodes[n->inputs[0]];
       if (p->op != TFX_OP_FUSED_LINEAR || tfx_fl_planar(p) || p->fx.stats_out != n->fx.norm)
         return tfx_errf(err, errlen, "norm_stats from the epilogue: %%%d is not a fused_linear writing %s statistics",
-                     p->id, n->fx.norm == TFX_NORM_LAYER ? "layer" : "rms");
+                        p->id, n->fx.norm == TFX_NORM_LAYER ? "layer" : "rms");
     } else if (n->fx.index) {
       return tfx_errf(err, errlen, "norm_stats: index must be 0 or 1");
     }
@@ -202,7 +202,7 @@ int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const
     if (!tfx_fl_planar(src)) return tfx_errf(err, errlen, "slice: %%%d is not a planar fused_linear", src->id);
     if (n->fx.index < 0 || n->fx.index >= src->fx.n_segs)
       return tfx_errf(err, errlen, "slice: index %d is not a segment of %%%d (0..%d)", n->fx.index, src->id,
-                   src->fx.n_segs - 1);
+                      src->fx.n_segs - 1);
     *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], src->fx.segs[n->fx.index]});
     return 0;
   }
@@ -210,13 +210,13 @@ int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const
     const tfx_type *t0 = a[0];
     if (t0->dtype != TFX_DT_F32 || (t0->rank != 1 && t0->rank != 2) || tfx_type_has_t(t0))
       return tfx_errf(err, errlen, "concat expects static f32 tensors of rank 1 or 2, got %s",
-                   tfx_type_str(t0, s0, sizeof s0));
+                      tfx_type_str(t0, s0, sizeof s0));
     int64_t rows = 0;
     for (int i = 0; i < n->n_inputs; i++) {
       if (a[i]->dtype != TFX_DT_F32 || a[i]->rank != t0->rank || tfx_type_has_t(a[i]) ||
           (t0->rank == 2 && a[i]->dims[1] != t0->dims[1]))
         return tfx_errf(err, errlen, "concat: operand %d is %s, expected rows like %s", i,
-                     tfx_type_str(a[i], s1, sizeof s1), tfx_type_str(t0, s0, sizeof s0));
+                        tfx_type_str(a[i], s1, sizeof s1), tfx_type_str(t0, s0, sizeof s0));
       rows += a[i]->dims[0];
     }
     *out = *t0;
@@ -276,18 +276,27 @@ static int layout_fits(const tfx_node *n, const tfx_node *w) {
   return !perm || (b->perm_hd == n->head_dim && b->perm_rd == n->rotary_dim);
 }
 
+/* A packed table an embedding may read: one segment of all rows, rows in
+ * their order. */
+static int table_layout_fits(const tfx_node *w) {
+  const tfx_fused *b = &w->fx;
+  return (b->n_segs <= 1 || (b->n_segs == 1 && b->segs[0] == w->type.dims[0])) && !b->perm;
+}
+
 int tfx_fused_check_uses(const tfx_graph *g, char *err, size_t errlen) {
   for (int i = 0; i < g->n_nodes; i++) {
     const tfx_node *n = &g->nodes[i];
     for (int j = 0; j < n->n_inputs; j++) {
       const tfx_node *src = &g->nodes[n->inputs[j]];
       if (tfx_fl_planar(src) && n->op != TFX_OP_SLICE)
-        return tfx_errf(err, errlen, "%%%d (%s): reads the planar output of %%%d; only slice may", i, tfx_op_name(n->op),
-                     src->id);
-      if (packed_value(src) && !(n->op == TFX_OP_FUSED_LINEAR && j == 1 && layout_fits(n, src)))
+        return tfx_errf(err, errlen, "%%%d (%s): reads the planar output of %%%d; only slice may", i,
+                        tfx_op_name(n->op), src->id);
+      if (packed_value(src) && !(n->op == TFX_OP_FUSED_LINEAR && j == 1 && layout_fits(n, src)) &&
+          !(n->op == TFX_OP_EMBEDDING && j == 0 && table_layout_fits(src)))
         return tfx_errf(err, errlen,
-                     "%%%d (%s): reads the packed weight %%%d; only fused_linear with the same segments may", i,
-                     tfx_op_name(n->op), src->id);
+                        "%%%d (%s): reads the packed weight %%%d; only fused_linear with the same segments (or "
+                        "embedding, one segment) may",
+                        i, tfx_op_name(n->op), src->id);
     }
   }
   /* statistics from an epilogue: exactly one norm_stats reads a producer's,
@@ -303,7 +312,7 @@ int tfx_fused_check_uses(const tfx_graph *g, char *err, size_t errlen) {
       if (src->op == TFX_OP_NORM_STATS && src->fx.index == 1 &&
           (n->op != TFX_OP_FUSED_LINEAR || k != tfx_fl_operand(n, TFX_FL_STATS)))
         rc = tfx_errf(err, errlen, "%%%d (%s): reads the epilogue statistics %%%d; only fused_linear may", i,
-                   tfx_op_name(n->op), src->id);
+                      tfx_op_name(n->op), src->id);
     }
   }
   for (int i = 0; i < g->n_nodes && !rc; i++) {
@@ -311,7 +320,7 @@ int tfx_fused_check_uses(const tfx_graph *g, char *err, size_t errlen) {
     int want = n->op == TFX_OP_FUSED_LINEAR && n->fx.stats_out;
     if (readers[i] != want)
       rc = tfx_errf(err, errlen, "%%%d (%s): %d norm_stats read its epilogue statistics (expected %d)", i,
-                 tfx_op_name(n->op), readers[i], want);
+                    tfx_op_name(n->op), readers[i], want);
     else if (want && i == g->output)
       rc = tfx_errf(err, errlen, "%%%d (fused_linear): the output cannot write statistics", i);
   }
@@ -321,7 +330,7 @@ int tfx_fused_check_uses(const tfx_graph *g, char *err, size_t errlen) {
     const tfx_node *o = &g->nodes[g->output];
     if (tfx_fl_planar(o) || o->op == TFX_OP_SLICE || packed_value(o))
       return tfx_errf(err, errlen, "%%%d (%s): a planar value, a slice or a packed weight cannot be the output", o->id,
-                   tfx_op_name(o->op));
+                      tfx_op_name(o->op));
   }
   return 0;
 }

@@ -3,10 +3,10 @@
  * `--interpret` path; it owns its buffers (one per value, allocated at the
  * value's definition and freed after its last use) and its own KV cache per
  * causal ATTENTION node, and never depends on planning. */
-#include "ir.h"
 #include "fused.h"
-#include "interp_ffn.h"
 #include "interp_attention.h"
+#include "interp_ffn.h"
+#include "ir.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -216,11 +216,15 @@ static int eval_node(tfx_interp *it, const tfx_node *nd, void *const *val, float
   case TFX_OP_EMBEDDING: {
     const int32_t *ids = val[nd->inputs[1]];
     int64_t vocab = in0->type.dims[0];
+    int packed = (in0->op == TFX_OP_PARAM && in0->fx.panel > 0) || in0->op == TFX_OP_PACK;
     for (int64_t t = 0; t < rows; t++) {
       if (ids[t] < 0 || ids[t] >= vocab)
         return tfx_errf(err, errlen, "%%%d (embedding): token id %d at row %lld is out of range [0, %lld)", nd->id,
-                     (int)ids[t], (long long)t, (long long)vocab);
-      memcpy(y + t * cols, a + (int64_t)ids[t] * cols, (size_t)cols * sizeof(float));
+                        (int)ids[t], (long long)t, (long long)vocab);
+      if (!packed)
+        memcpy(y + t * cols, a + (int64_t)ids[t] * cols, (size_t)cols * sizeof(float));
+      else /* a table packed for the classifier (pack_weights) */
+        for (int64_t k = 0; k < cols; k++) y[t * cols + k] = a[tfx_packed_index(&in0->fx, vocab, cols, ids[t], k)];
     }
     return 0;
   }
@@ -260,7 +264,7 @@ int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out,
     return tfx_errf(err, errlen, "interpreter: n = %lld exceeds max_seq = %lld", (long long)n, (long long)g->max_seq);
   if (it->has_causal && it->pos + n > g->max_seq)
     return tfx_errf(err, errlen, "interpreter: position %lld + %lld tokens exceeds max_seq = %lld (reset the session)",
-                 (long long)it->pos, (long long)n, (long long)g->max_seq);
+                    (long long)it->pos, (long long)n, (long long)g->max_seq);
   if (g->nodes[g->output].type.dtype != TFX_DT_F32)
     return tfx_errf(err, errlen, "interpreter: the output %%%d is not f32", g->output);
 

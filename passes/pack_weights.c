@@ -6,15 +6,42 @@
  * weights are contiguous: what the micro-kernel's outer products load), so an
  * item streams its weights from one contiguous block (segments with
  * half-split RoPE in the pair order the kernel computes). fold_weights computes
- * the packed data at compile time. A weight shared with other uses (a tied
- * embedding table) stays row-major; the kernel reads both layouts. */
+ * the packed data at compile time. A weight whose other uses are all
+ * embedding lookups (a tied embedding table read by the classifier) is packed
+ * too when the linear has one segment: the embedding kernel reads rows of the
+ * packed table. A weight with any other use stays row-major; the linear
+ * kernel reads both layouts. */
+#include <stdlib.h>
+
 #include "rewrite.h"
+
+/* 1 when every use of w other than the fused linear fl (one segment, no
+ * pair order) is the table operand of an embedding. */
+static int shared_with_embeddings_only(const tfx_graph *g, const tfx_rw *rw, const int *start, const int *list, int w,
+                                       int fl) {
+  const tfx_node *n = &g->nodes[fl];
+  if (n->fx.n_segs > 1 || tfx_fl_perm(n) || rw->uses[w] != start[w + 1] - start[w] || w == g->output) return 0;
+  int fl_uses = 0;
+  for (int u = start[w]; u < start[w + 1]; u++) {
+    const tfx_node *c = &g->nodes[list[u]];
+    if (list[u] == fl)
+      fl_uses++;
+    else if (c->op != TFX_OP_EMBEDDING || c->inputs[0] != w || c->inputs[1] == w)
+      return 0;
+  }
+  return fl_uses == 1;
+}
 
 int tfx_pass_pack_weights(tfx_pass_ctx *c) {
   if (!c->weight_transforms) return 0;
   tfx_graph *g = c->g;
   tfx_rw rw;
   if (tfx_rw_begin(&rw, g, c->err, c->errlen)) return -1;
+  int *start = NULL, *list = NULL;
+  if (tfx_rw_consumers(g, &start, &list)) {
+    tfx_rw_abort(&rw);
+    return tfx_pass_errf(c->err, c->errlen, "pack_weights: out of memory");
+  }
   int nn = g->n_nodes;
   for (int i = 0; i < nn; i++) {
     const tfx_node *n = &g->nodes[i];
@@ -22,7 +49,9 @@ int tfx_pass_pack_weights(tfx_pass_ctx *c) {
     int w = n->inputs[1];
     const tfx_node *wn = &g->nodes[w];
     int constant = wn->op == TFX_OP_PARAM || wn->op == TFX_OP_CONCAT;
-    if (!constant || wn->fx.panel || rw.uses[w] != 1) continue;
+    if (!constant || wn->fx.panel) continue;
+    int shared = rw.uses[w] != 1;
+    if (shared && !shared_with_embeddings_only(g, &rw, start, list, w, i)) continue;
     tfx_node p = tfx_node_proto(TFX_OP_PACK, 1, &w);
     p.fx.panel = TFX_PACK_PANEL;
     p.fx.kc = TFX_PACK_KC;
@@ -33,19 +62,25 @@ int tfx_pass_pack_weights(tfx_pass_ctx *c) {
       p.fx.perm_hd = n->head_dim;
       p.fx.perm_rd = n->rotary_dim;
     }
-    int pk = tfx_rw_add(&rw, &p, rw.key[i] - 0.25, c->err, c->errlen);
-    if (pk < 0) {
-      tfx_rw_abort(&rw);
-      return -1;
+    /* before its first use (a shared table: before the embeddings) */
+    int pk = tfx_rw_add(&rw, &p, shared ? rw.key[w] + 0.5 : rw.key[i] - 0.25, c->err, c->errlen);
+    if (pk < 0) goto fail;
+    if (shared) {
+      tfx_rw_replace_uses(&rw, w, pk); /* the embeddings and the linear */
+      continue;
     }
     int in[TFX_MAX_INPUTS];
     n = &g->nodes[i];
     for (int j = 0; j < n->n_inputs; j++) in[j] = n->inputs[j];
     in[1] = pk;
-    if (tfx_rw_set_inputs(&rw, i, n->n_inputs, in, c->err, c->errlen)) {
-      tfx_rw_abort(&rw);
-      return -1;
-    }
+    if (tfx_rw_set_inputs(&rw, i, n->n_inputs, in, c->err, c->errlen)) goto fail;
   }
+  free(start);
+  free(list);
   return tfx_rw_commit(&rw, c->err, c->errlen);
+fail:
+  free(start);
+  free(list);
+  tfx_rw_abort(&rw);
+  return -1;
 }

@@ -401,8 +401,9 @@ static void test_fold_weights(void **state) {
   assert_int_equal(count_op(g, TFX_OP_PACK), 0);
   assert_int_equal(count_op(g, TFX_OP_LINEAR), 0);
   assert_int_equal(count_op(g, TFX_OP_FUSED_LINEAR), 2 * 4 + 1); /* qkv, o, glu, down per layer; classifier */
-  /* every linear weight but the tied table is packed; the blob holds exactly
-   * the live params, each 64-byte aligned, in node order */
+  /* every linear weight is packed, the tied table too (the embedding reads
+   * its rows in the packed layout); the blob holds exactly the live params,
+   * each 64-byte aligned, in node order */
   int packed = 0;
   int64_t end = 0;
   for (int i = 0; i < g->n_nodes; i++) {
@@ -418,7 +419,7 @@ static void test_fold_weights(void **state) {
       assert_int_equal(n->fx.segs[1], 12);
     }
   }
-  assert_int_equal(packed, 2 * 4);
+  assert_int_equal(packed, 2 * 4 + 1);
   assert_int_equal(g->weights_bytes, end);
   assert_int_equal((int64_t)b2.weights.size, end);
   /* the fused, folded graph computes what the plain one does (interpreter) */
@@ -430,6 +431,39 @@ static void test_fold_weights(void **state) {
   assert_true(tfx_test_max_abs_diff(r0, r2, 5 * 32) < 1e-5);
   tfx_build_free(&b0);
   tfx_build_free(&b2);
+}
+
+/* A table shared by embeddings and one classifier is packed; shared with
+ * anything else it stays row-major (and nothing else reads a packed value). */
+static void test_pack_shared_table(void **state) {
+  (void)state;
+  static const char *const srcs[2] = {
+      "model tied\nconst max_seq = 8\nparam tok : f32[40, 16]\nparam g : f32[16]\n"
+      "forward(t : i32[T]) -> f32[T, 40] {\n"
+      "  x = embedding(tok, t) + embedding(tok, t) * embedding(tok, t)\n"
+      "  return linear(rmsnorm(x, g), tok)\n}\n",
+      "model twice\nconst max_seq = 8\nparam tok : f32[40, 16]\nparam g : f32[16]\n"
+      "forward(t : i32[T]) -> f32[T, 40] {\n"
+      "  x = embedding(tok, t)\n"
+      "  return linear(rmsnorm(x, g), tok) + linear(x, tok)\n}\n"};
+  for (int k = 0; k < 2; k++) {
+    tfx_build b0, b2;
+    tfx_build_options bo = {.weights = "random:3", .opt_level = 0, .verify_passes = 1};
+    assert_int_equal(tfx_build_source("tied.tfx", srcs[k], &bo, &b0), 0);
+    bo.opt_level = 2;
+    assert_int_equal(tfx_build_source("tied.tfx", srcs[k], &bo, &b2), 0);
+    int packed = 0;
+    for (int i = 0; i < b2.graph->n_nodes; i++)
+      packed += b2.graph->nodes[i].op == TFX_OP_PARAM && b2.graph->nodes[i].fx.panel > 0;
+    assert_int_equal(packed, k == 0 ? 1 : 0);
+    int32_t t[4] = {3, 39, 0, 7};
+    float r0[4 * 40], r2[4 * 40];
+    run_interp(&b0, t, 4, r0);
+    run_interp(&b2, t, 4, r2);
+    assert_true(tfx_test_max_abs_diff(r0, r2, 4 * 40) < 1e-5);
+    tfx_build_free(&b0);
+    tfx_build_free(&b2);
+  }
 }
 
 /* ---- the pass manager ---- */
@@ -604,6 +638,7 @@ int main(void) {
       cmocka_unit_test(test_qkv_rope_golden), cmocka_unit_test(test_rope_must_not),
       cmocka_unit_test(test_epilogue_golden), cmocka_unit_test(test_norm_golden_and_must_not),
       cmocka_unit_test(test_cleanup_passes),  cmocka_unit_test(test_fold_weights),
+      cmocka_unit_test(test_pack_shared_table),
       cmocka_unit_test(test_pass_manager),    cmocka_unit_test(test_examples),
       cmocka_unit_test(test_cli_flags),
   };
