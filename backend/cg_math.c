@@ -14,7 +14,7 @@
  * tests/test_vector_math.c (docs/performance.md, "Vector math"): sigmoid and
  * silu 1.6e-7, softmax 1.5e-7, gelu (erf) 7.9e-7 (4.1e-6 without FMA, in the
  * tail near x = -11), gelu (tanh) 1.1e-5 (at x ~ -9, where exp's argument of
- * ~66 amplifies its own f32 rounding; 2.5e-7 for |x| < 4). */
+ * ~66 amplifies its own f32 rounding; 1.3e-6 for |x| < 4). */
 #include <math.h>
 
 #include "cg.h"
