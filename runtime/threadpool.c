@@ -3,8 +3,12 @@
  * session and joined when it is freed. A fork publishes the job and bumps a
  * generation counter; workers spin briefly on it, then sleep on a condition
  * variable, so the fork/join between consecutive kernels costs microseconds.
- * [0, n) is split into contiguous chunks, one per thread, deterministically
- * for a given thread count; the calling thread runs chunk 0. */
+ * [0, n) is handed out in contiguous chunks of a grain (about a quarter of an
+ * even share) from an atomic counter: a thread that is descheduled or slowed
+ * (a shared machine, memory contention) takes fewer chunks instead of holding
+ * up the join, and a worker that wakes late finds the work done. Results do
+ * not depend on the split: a kernel's items write disjoint outputs, each
+ * computed entirely by one call. The calling thread takes chunks too. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdalign.h>
@@ -20,6 +24,9 @@
 /* Every this many spins a waiting thread yields its core, so a pool with
  * more threads than free cores still makes progress. */
 #define TFX_RT_YIELD_EVERY 64
+
+/* Chunks per thread a job is cut into (the grain is n / (threads * this)). */
+#define TFX_RT_CHUNKS_PER_THREAD 4
 
 /* One step of a spin-wait: a pause, and now and then a sched_yield. */
 static inline void spin_step(int spin) {
@@ -44,7 +51,8 @@ struct tfx_rt_pool {
   tfx_kernel_fn fn;
   const void *args;
   int64_t n;
-  int32_t active; /* threads that get a chunk: min(threads, n) */
+  int64_t grain;  /* items per chunk */
+  int32_t active; /* threads that take chunks: min(threads, n) */
   int32_t threads;
   int32_t n_workers; /* workers started */
   atomic_bool stop;
@@ -58,13 +66,17 @@ struct tfx_rt_pool {
   atomic_int sleepers;
   alignas(64) atomic_int remaining; /* workers that have not finished the current job */
   atomic_int caller_waiting;
+  alignas(64) _Atomic int64_t next; /* the first item no thread has taken */
 };
 
-/* The contiguous chunk of thread i among `active` threads. */
-static void chunk(int64_t n, int32_t active, int32_t i, int64_t *b, int64_t *e) {
-  int64_t base = n / active, rem = n % active;
-  *b = (int64_t)i * base + (i < rem ? i : rem);
-  *e = *b + base + (i < rem ? 1 : 0);
+/* Takes chunks of the current job until none is left. */
+static void take_chunks(tfx_rt_pool *p) {
+  int64_t n = p->n, grain = p->grain;
+  for (;;) {
+    int64_t b = atomic_fetch_add_explicit(&p->next, grain, memory_order_relaxed);
+    if (b >= n) return;
+    p->fn(p->args, b, b + grain < n ? b + grain : n);
+  }
 }
 
 static void *worker_main(void *arg) {
@@ -91,11 +103,7 @@ static void *worker_main(void *arg) {
     }
     seen = g;
     if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
-    if (w->index < p->active) {
-      int64_t b, e;
-      chunk(p->n, p->active, w->index, &b, &e);
-      if (e > b) p->fn(p->args, b, e);
-    }
+    if (w->index < p->active) take_chunks(p);
     if (atomic_fetch_sub(&p->remaining, 1) == 1 && atomic_load(&p->caller_waiting)) {
       pthread_mutex_lock(&p->mu);
       pthread_cond_signal(&p->done_cv);
@@ -156,6 +164,7 @@ tfx_rt_pool *tfx_rt_pool_create(int32_t threads) {
   atomic_init(&p->sleepers, 0);
   atomic_init(&p->remaining, 0);
   atomic_init(&p->caller_waiting, 0);
+  atomic_init(&p->next, 0);
   if (pthread_mutex_init(&p->mu, NULL) != 0) goto fail_mu;
   if (pthread_cond_init(&p->work_cv, NULL) != 0) goto fail_work;
   if (pthread_cond_init(&p->done_cv, NULL) != 0) goto fail_done;
@@ -211,14 +220,15 @@ void tfx_rt_pool_parallel_for(tfx_exec *self, tfx_kernel_fn fn, const void *args
   }
   int32_t active = p->n_workers + 1;
   if (n_items < active) active = (int32_t)n_items;
+  int64_t grain = n_items / ((int64_t)active * TFX_RT_CHUNKS_PER_THREAD);
   p->fn = fn;
   p->args = args;
   p->n = n_items;
+  p->grain = grain > 1 ? grain : 1;
   p->active = active;
-  publish(p);
-  int64_t b, e;
-  chunk(n_items, active, 0, &b, &e);
-  fn(args, b, e);
+  atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+  publish(p); /* its release orders the job fields and next before the workers' acquire */
+  take_chunks(p);
   wait_done(p);
   atomic_flag_clear_explicit(&p->busy, memory_order_release);
 }

@@ -301,8 +301,18 @@ static void test_entry_choice_position_and_rows(void **state) {
   tfx_model_close(m);
 }
 
-/* Outputs with threads 1/2/4 are identical; each kernel invocation is one
- * chunk per thread (min(threads, items)), covering every item exactly once. */
+/* The chunks one parallel_for of n items is cut into on a pool of `threads`
+ * (runtime/threadpool.c): one call without workers, else chunks of a grain of
+ * n / (min(threads, n) * 4) items (at least 1). */
+static int expected_chunks(int64_t n, int threads) {
+  if (threads == 1) return 1;
+  int64_t active = n < threads ? n : threads, grain = n / (active * 4);
+  if (grain < 1) grain = 1;
+  return (int)((n + grain - 1) / grain);
+}
+
+/* Outputs with threads 1/2/4 are identical; each kernel invocation is cut
+ * into the pool's chunks, covering every item exactly once. */
 static void test_threads_identical(void **state) {
   (void)state;
   tfx_model_desc storage;
@@ -318,7 +328,8 @@ static void test_threads_identical(void **state) {
       assert_int_equal(tfx_forward_ex(s, seq, 13, c == 0 ? ref : got, 0), TFX_OK);
     }
     assert_int_equal(atomic_load(&g_coverage_errors), 0);
-    assert_int_equal(atomic_load(&g_kernel_chunks), 20 * counts[c]);
+    assert_int_equal(tfx_session_threads(s), counts[c]);
+    assert_int_equal(atomic_load(&g_kernel_chunks), 20 * expected_chunks(13 * FAKE_W, counts[c]));
     if (c > 0) assert_memory_equal(ref, got, sizeof ref);
     /* n == 1 goes to the decode entry, which launches no kernel */
     tfx_session_reset(s);
@@ -336,12 +347,14 @@ static void test_threads_identical(void **state) {
   assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
   reset_counters();
   assert_int_equal(tfx_forward_ex(s, seq, 2, got, 0), TFX_OK);
-  assert_int_equal(atomic_load(&g_kernel_chunks), 3);
+  assert_int_equal(tfx_session_threads(s), 3);
+  assert_int_equal(atomic_load(&g_kernel_chunks), expected_chunks(2 * FAKE_W, 3));
   tfx_session_free(s);
   setenv("TFX_NUM_THREADS", "1", 1);
   assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
   reset_counters();
   assert_int_equal(tfx_forward_ex(s, seq, 13, got, 0), TFX_OK);
+  assert_int_equal(tfx_session_threads(s), 1);
   assert_int_equal(atomic_load(&g_kernel_chunks), 1);
   tfx_session_free(s);
   setenv("TFX_NUM_THREADS", "junk", 1); /* ignored: falls back to the CPUs */
@@ -349,7 +362,9 @@ static void test_threads_identical(void **state) {
   reset_counters();
   assert_int_equal(tfx_forward_ex(s, seq, 13, got, 0), TFX_OK);
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  assert_int_equal(atomic_load(&g_kernel_chunks), cpus < 1 ? 1 : (cpus > 64 ? 64 : cpus));
+  int pool = cpus < 1 ? 1 : (cpus > 64 ? 64 : (int)cpus);
+  assert_int_equal(tfx_session_threads(s), pool);
+  assert_int_equal(atomic_load(&g_kernel_chunks), expected_chunks(13 * FAKE_W, pool));
   assert_memory_equal(ref, got, sizeof ref);
   tfx_session_free(s);
   unsetenv("TFX_NUM_THREADS");
