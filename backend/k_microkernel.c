@@ -11,7 +11,11 @@
  * come from the target's register file (tfx_cg_mk_shape_for): 12 x 32 on
  * AVX-512 (24 accumulators of 32 zmm), 6 x 16 on AVX2 and SSE (12 of 16).
  * One row (decode) keeps two independent accumulator sets so the FMA latency
- * does not bound the weight stream, and prefetches the panel ahead.
+ * does not bound the weight stream, and, with schedule { prefetch = N },
+ * prefetches the panel N bytes ahead (llvm.prefetch, one per 64-byte line;
+ * off by default: on the Zen 4 machine of docs/performance.md the hardware
+ * prefetchers do as well on weights streamed from DRAM, and the extra
+ * instructions cost 8-25% when the weights sit in L2/L3).
  *
  * x goes through a stack buffer in chunks of TFX_CG_MK_KC floats per row:
  * the prologue hook (the fused norm) runs there once per element, the rows
@@ -24,8 +28,6 @@
 #define LDA (TFX_CG_MK_KC + 16)
 /* k steps per unrolled iteration. */
 #define UNROLL 4
-/* Decode: prefetch the panel this many floats ahead (8 KiB). */
-#define PREFETCH_AHEAD 2048
 
 tfx_cg_mk_shape tfx_cg_mk_shape_for(const tfx_cg *cg, int glu) {
   int regs = cg->W >= 16 ? 32 : 16;        /* zmm0-31 with AVX-512, else 16 ymm / xmm */
@@ -116,9 +118,10 @@ static void fma_range(tfx_cg *cg, mk_state *st, LLVMValueRef kb, int64_t len) {
   if (main > 0) {
     tfx_cg_loop l;
     tfx_cg_for(cg, &l, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, main), UNROLL, "kk");
-    if (t->mr == 1 && PREFETCH_AHEAD > 0) {
+    int64_t ahead = cg->g->schedule.prefetch / 4; /* floats */
+    if (t->mr == 1 && ahead > 0) {
       LLVMValueRef k = tfx_cg_add(cg, kb, l.iv);
-      LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, k, t->pr), PREFETCH_AHEAD);
+      LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, k, t->pr), ahead);
       for (int h = 0; h < st->nh; h++)
         for (int64_t f = 0; f < (int64_t)UNROLL * t->pr; f += 16)
           prefetch(cg, tfx_cg_fptr(cg, st->base[h], tfx_cg_addc(cg, at, f)));

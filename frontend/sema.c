@@ -472,7 +472,7 @@ static int one_of(const tfx_fe_expr *v, const char *const *names) {
 }
 
 static void check_schedule(tfx_fe_sema *s) {
-  static const char *const keys[] = {"attention", "quantize", "threads", NULL};
+  static const char *const keys[] = {"attention", "quantize", "threads", "prefetch", NULL};
   static const char *const attn_future[] = {"flash", "block_sparse", NULL};
   static const char *const quant_future[] = {"q8_0", "q4_0", "int8", "w8a8", "ternary", NULL};
   if (!s->schedule) return;
@@ -485,7 +485,7 @@ static void check_schedule(tfx_fe_sema *s) {
     int known = 0;
     for (int i = 0; keys[i]; i++) known |= !strcmp(st->name, keys[i]);
     if (!known) {
-      ERR(s, st->loc, "unknown schedule key '%s' (known: attention, quantize, threads)", st->name);
+      ERR(s, st->loc, "unknown schedule key '%s' (known: attention, quantize, threads, prefetch)", st->name);
       continue;
     }
     const tfx_fe_stmt *prev = s->schedule->body;
@@ -507,6 +507,16 @@ static void check_schedule(tfx_fe_sema *s) {
         ERR(s, v->loc, "quantize = %s is not supported yet (supported: none)", v->str);
       else
         ERR(s, v->loc, "bad value for quantize: expected none, q8_0, q4_0, int8, w8a8(...) or ternary");
+    } else if (!strcmp(st->name, "prefetch")) {
+      int64_t n;
+      if (v->kind == TFX_FE_EXPR_NAME && (!strcmp(v->str, "auto") || !strcmp(v->str, "none"))) {
+        s->prefetch = 0;
+      } else if (!tfx_fe_eval_int(s, v, 0, "prefetch", &n)) {
+        if (n > 65536 || n % 64)
+          ERR(s, v->loc, "prefetch = %lld must be a multiple of 64 bytes in 0..65536", (long long)n);
+        else
+          s->prefetch = (int)n;
+      }
     } else {
       int64_t n;
       if (v->kind == TFX_FE_EXPR_NAME && !strcmp(v->str, "auto")) {

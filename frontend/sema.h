@@ -59,6 +59,7 @@ typedef struct tfx_fe_sema {
   int n_blocks;
   int64_t max_seq;
   int threads;
+  int prefetch; /* schedule { prefetch = N }: bytes, 0 = none */
 } tfx_fe_sema;
 
 /* ---- consts.c ---- */

@@ -219,7 +219,8 @@ typedef struct tfx_node {
 } tfx_node;
 
 typedef struct tfx_schedule {
-  int threads; /* 0 = auto */
+  int threads;  /* 0 = auto */
+  int prefetch; /* bytes the decode matrix-vector kernels prefetch ahead of their weight stream; 0 = none */
 } tfx_schedule;
 
 typedef struct tfx_graph {

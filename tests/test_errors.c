@@ -111,6 +111,8 @@ static const src_case src_cases[] = {
      1},
     {"schedule: threads too many", HDR FWD END "schedule {\n  threads = 5000\n}\n", "10:13",
      "threads = 5000 is too many (at most 4096)", NULL, 1},
+    {"schedule: prefetch not a multiple of 64", HDR FWD END "schedule {\n  prefetch = 100\n}\n", "10:14",
+     "prefetch = 100 must be a multiple of 64 bytes in 0..65536", NULL, 1},
     {"schedule: key set twice (note)", HDR FWD END "schedule {\n  threads = 2\n  threads = 4\n}\n", "11:3",
      "schedule key 'threads' is set twice", "10:3: note: previous setting of 'threads' is here", 1},
     /* constants */

@@ -1,7 +1,9 @@
-/* tests/test_mcpu.c — `tfxc --mcpu NAME`: the documented spelling of the
- * target CPU; the vector features follow the named CPU, not the host
- * (x86-64-v2: SSE only, x86-64-v3: AVX2 ymm, no zmm; x86-64-v4: zmm), and an
- * unknown name is a clear error. Also checks that 1 and 2 threads give the
+/* tests/test_mcpu.c — code generation options: `tfxc --mcpu NAME`, the
+ * documented spelling of the target CPU; the vector features follow the named
+ * CPU, not the host (x86-64-v2: SSE only, x86-64-v3: AVX2 ymm, no zmm;
+ * x86-64-v4: zmm), and an unknown name is a clear error; `schedule {
+ * prefetch = N }` emits prefetches in the decode kernels (and none without
+ * it). Also checks that 1 and 2 threads give the
  * same greedy tokens (the inline-or-fork grain decision must not change
  * results). */
 #include <setjmp.h>
@@ -81,12 +83,42 @@ static void test_threads_same_tokens(void **state) {
   free(o2);
 }
 
+static void test_prefetch_schedule(void **state) {
+  (void)state;
+  char *dir = tfx_test_tmpdir();
+  assert_non_null(dir);
+  for (int k = 0; k < 2; k++) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/pf%d.tfx", dir, k);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "model pf\nconst max_seq = 8\nparam w : f32[256, 512]\n"
+            "forward(x : f32[T, 512]) -> f32[T, 256] { return linear(x, w) }\n%s",
+            k ? "schedule { prefetch = 4096 }\n" : "");
+    fclose(f);
+    char *out = NULL, *err = NULL;
+    int rc = tfx_test_run((char *[]){TFXC_PATH, path, "--weights", "random", "-O2", "--emit=asm", NULL}, &out, &err);
+    assert_int_equal(rc, 0);
+    /* x86's prefetcht0 (locality 3) */
+    if (k)
+      assert_non_null(strstr(out, "prefetcht0"));
+    else
+      assert_null(strstr(out, "prefetch"));
+    free(out);
+    free(err);
+  }
+  tfx_test_rmdir(dir);
+  free(dir);
+}
+
 int main(void) {
   snprintf(model, sizeof model, "%s/examples/llama/stories260k.tfx", TFX_SOURCE_DIR);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_mcpu_levels),
       cmocka_unit_test(test_mcpu_errors),
       cmocka_unit_test(test_threads_same_tokens),
+      cmocka_unit_test(test_prefetch_schedule),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
