@@ -102,15 +102,18 @@ static void test_interpreter_reproduces_llama2c(void **state) {
   tfx_build_free(&b);
 }
 
-static tfx_model *jit_model(int opt) {
+static tfx_model *jit_model_for(int opt, const char *cpu) {
   tfx_compile_options co;
   tfx_compile_options_init(&co);
   co.opt_level = opt;
   co.weights = model_bin;
+  co.cpu = cpu;
   tfx_model *m = NULL;
   assert_int_equal(tfx_jit_compile_file(example_tfx, &co, &m), TFX_OK);
   return m;
 }
+
+static tfx_model *jit_model(int opt) { return jit_model_for(opt, NULL); }
 
 static void check_model_greedy(const char *what, tfx_model *m, int threads) {
   tfx_session_options so = {.threads = threads};
@@ -140,9 +143,7 @@ static void test_jit_O3_reproduces_llama2c(void **state) {
 
 /* Prefill: BOS and the first 15 greedy ids in one call give the 16 reference
  * rows; then decoding continues from position 16 with the reference ids. */
-static void test_jit_prefill_matches_reference_rows(void **state) {
-  (void)state;
-  tfx_model *m = jit_model(2);
+static void check_prefill_rows(tfx_model *m) {
   tfx_session *s = NULL;
   assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
   int32_t tokens[REF_LOGIT_ROWS];
@@ -160,9 +161,36 @@ static void test_jit_prefill_matches_reference_rows(void **state) {
     assert_int_equal(tfx_forward(s, &next, 1, logits), TFX_OK);
     next = tfx_test_argmax(logits, VOCAB);
   }
+  /* the last-row entry: the same prefill asking for the last row only */
+  tfx_session_reset(s);
+  float last[VOCAB];
+  assert_int_equal(tfx_forward(s, tokens, REF_LOGIT_ROWS, last), TFX_OK);
+  diff = tfx_test_max_abs_diff(last, ref_logits + (REF_LOGIT_ROWS - 1) * VOCAB, VOCAB);
+  fprintf(stderr, "prefill of 16, last row only: max abs logit error %g\n", diff);
+  assert_true(diff <= LOGIT_TOL);
   free(logits);
   tfx_session_free(s);
+}
+
+static void test_jit_prefill_matches_reference_rows(void **state) {
+  (void)state;
+  tfx_model *m = jit_model(2);
+  check_prefill_rows(m);
   tfx_model_close(m);
+}
+
+/* The code for other x86 levels (which this machine also runs): AVX2 (6 x 16
+ * micro-kernel tiles on 16 ymm registers) and SSE only (4-wide vectors, no
+ * FMA) reproduce the reference too. */
+static void test_jit_other_cpu_levels(void **state) {
+  (void)state;
+  static const char *const cpus[2] = {"x86-64-v3", "x86-64-v2"};
+  for (int k = 0; k < 2; k++) {
+    tfx_model *m = jit_model_for(2, cpus[k]);
+    check_model_greedy(cpus[k], m, 2);
+    check_prefill_rows(m);
+    tfx_model_close(m);
+  }
 }
 
 typedef struct thread_job {
@@ -268,7 +296,8 @@ static void test_cli_run_prints_reference_ids(void **state) {
   (void)state;
   char expected[4096] = "";
   size_t used = 0;
-  for (int i = 0; i < STEPS; i++) used += (size_t)snprintf(expected + used, sizeof expected - used, "%s%d", i ? " " : "", ref_ids[i]);
+  for (int i = 0; i < STEPS; i++)
+    used += (size_t)snprintf(expected + used, sizeof expected - used, "%s%d", i ? " " : "", ref_ids[i]);
   snprintf(expected + used, sizeof expected - used, "\n");
 
   char *dir = tfx_test_tmpdir();
@@ -278,13 +307,14 @@ static void test_cli_run_prints_reference_ids(void **state) {
   char *so = build_so(dir);
   assert_non_null(so);
   for (int which = 0; which < 2; which++) {
-    char *jit_argv[] = {TFXC_PATH, "run", example_tfx, "--weights", model_bin, "-n", "200", "--temperature", "0",
-                        "--print-ids", "--dump-logits", dump, NULL};
-    char *so_argv[] = {TFXC_PATH, "run", so, "-n", "200", "--temperature", "0", "--print-ids", "--dump-logits", dump,
-                       NULL};
+    char *jit_argv[] = {TFXC_PATH,       "run", example_tfx,   "--weights",     model_bin, "-n", "200",
+                        "--temperature", "0",   "--print-ids", "--dump-logits", dump,      NULL};
+    char *so_argv[] = {TFXC_PATH,     "run",           so,   "-n", "200", "--temperature", "0",
+                       "--print-ids", "--dump-logits", dump, NULL};
     char *out = NULL, *err = NULL;
     int rc = tfx_test_run(which ? so_argv : jit_argv, &out, &err);
-    if (rc != 0 || strcmp(out, expected) != 0) fprintf(stderr, "tfxc run (%s): rc %d\n%s\n%s\n", which ? "so" : "jit", rc, out, err);
+    if (rc != 0 || strcmp(out, expected) != 0)
+      fprintf(stderr, "tfxc run (%s): rc %d\n%s\n%s\n", which ? "so" : "jit", rc, out, err);
     assert_int_equal(rc, 0);
     assert_string_equal(out, expected);
     size_t size = 0;
@@ -305,13 +335,10 @@ static void test_cli_run_prints_reference_ids(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_interpreter_reproduces_llama2c),
-      cmocka_unit_test(test_jit_O0_reproduces_llama2c),
-      cmocka_unit_test(test_jit_O3_reproduces_llama2c),
-      cmocka_unit_test(test_jit_prefill_matches_reference_rows),
-      cmocka_unit_test(test_two_sessions_on_two_threads),
-      cmocka_unit_test(test_two_models_in_one_process),
-      cmocka_unit_test(test_aot_so_reproduces_llama2c),
+      cmocka_unit_test(test_interpreter_reproduces_llama2c), cmocka_unit_test(test_jit_O0_reproduces_llama2c),
+      cmocka_unit_test(test_jit_O3_reproduces_llama2c),      cmocka_unit_test(test_jit_prefill_matches_reference_rows),
+      cmocka_unit_test(test_jit_other_cpu_levels),           cmocka_unit_test(test_two_sessions_on_two_threads),
+      cmocka_unit_test(test_two_models_in_one_process),      cmocka_unit_test(test_aot_so_reproduces_llama2c),
       cmocka_unit_test(test_cli_run_prints_reference_ids),
   };
   return cmocka_run_group_tests(tests, load_references, NULL);
