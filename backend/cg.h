@@ -62,7 +62,7 @@ typedef struct tfx_cg {
   LLVMTypeRef t_void, t_i1, t_i32, t_i64, t_f32, t_f64, t_ptr;
   LLVMTypeRef t_vf, t_vi, t_vm; /* <W x float>, <W x i32>, <W x i1> */
   LLVMTypeRef t_kernel, t_args; /* void(ptr, i64, i64); the argument block */
-  LLVMAttributeRef fn_attrs[4];
+  LLVMAttributeRef fn_attrs[6];
   int n_fn_attrs;
 
   /* the kernel or body being emitted */
@@ -262,6 +262,11 @@ int tfx_cg_emit_softmax(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_rope(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n); /* k_mla.c */
+/* k_flash_attention.c: the tiled schedule of ATTENTION (forward entry, no
+ * sparse pattern, schedule attention not dense); its body emitter (pointers
+ * q, keys, values, y; q and k rows TFX_DIM_T or static). */
+int tfx_cg_flash_eligible(const tfx_cg *cg, const tfx_node *n);
+void tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows);
 
 /* ---- k_attn_mask.c: the options of ATTENTION / MLA_ATTENTION in IR ---- */
 /* A body-key fragment naming the node's alibi and sparse options. */

@@ -16,7 +16,9 @@
  * -slope_h * |i - j| added, masked keys set to -inf), are exponentiated in
  * vectors, then accumulate p_j * v_j into o in vectors of W. While every key
  * seen so far is masked, m stays -inf and exponents are taken against 0 so
- * no NaN appears; a row with no allowed key ends with l = 0 and writes zeros. */
+ * no NaN appears; a row with no allowed key ends with l = 0 and writes zeros.
+ * In the forward entry, attention without a sparse pattern runs the tiled
+ * schedule of k_flash_attention.c instead (unless schedule attention = dense). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,13 +103,18 @@ int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n) {
   }
   char key[256], opts[160];
   tfx_cg_attn_key(n, max_seq, opts, sizeof opts);
-  snprintf(key, sizeof key, "attention_H%lld_G%lld_d%lld_m%d_q%lld_k%lld_%s", (long long)H, (long long)G, (long long)d,
-           causal, (long long)q_rows, (long long)k_rows, opts);
+  int flash = tfx_cg_flash_eligible(cg, n);
+  snprintf(key, sizeof key, "%sattention_H%lld_G%lld_d%lld_m%d_q%lld_k%lld_%s", flash ? "flash_" : "", (long long)H,
+           (long long)G, (long long)d, causal, (long long)q_rows, (long long)k_rows, opts);
   int fresh = tfx_cg_body_begin(cg, key);
-  if (fresh <= 0) {
+  if (fresh <= 0 || flash) {
     free(qv);
     free(oa);
     if (fresh < 0) return -1;
+    if (fresh) {
+      tfx_cg_emit_flash_body(cg, n, q_rows, k_rows);
+      tfx_cg_body_end(cg);
+    }
     return kernel_call(cg, n, causal, max_seq * ks * 4);
   }
   LLVMValueRef pq = tfx_cg_body_ptr(cg, 0), keys = tfx_cg_body_ptr(cg, 1), vals = tfx_cg_body_ptr(cg, 2);

@@ -539,6 +539,7 @@ tfx_graph *tfx_fe_lower(tfx_fe_sema *s) {
   }
   L.g->schedule.threads = s->threads;
   L.g->schedule.prefetch = s->prefetch;
+  L.g->schedule.attention = s->attention;
   const tfx_fe_param *in = fwd->item->inputs;
   int input = tfx_graph_add_input(L.g, in->name, fwd->in_types[0]);
   if (input >= 0) {

@@ -59,7 +59,8 @@ typedef struct tfx_fe_sema {
   int n_blocks;
   int64_t max_seq;
   int threads;
-  int prefetch; /* schedule { prefetch = N }: bytes, 0 = none */
+  int prefetch;  /* schedule { prefetch = N }: bytes, 0 = none */
+  int attention; /* tfx_sched_attention */
 } tfx_fe_sema;
 
 /* ---- consts.c ---- */

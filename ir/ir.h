@@ -218,8 +218,12 @@ typedef struct tfx_node {
   int line, col; /* source location that produced it, 0 if none */
 } tfx_node;
 
+/* schedule { attention = ... } */
+typedef enum { TFX_SCHED_ATTN_AUTO, TFX_SCHED_ATTN_DENSE, TFX_SCHED_ATTN_FLASH } tfx_sched_attention;
+
 typedef struct tfx_schedule {
-  int threads;  /* 0 = auto */
+  int threads;   /* 0 = auto */
+  int attention; /* tfx_sched_attention: AUTO and FLASH tile prefill attention without a sparse pattern */
   int prefetch; /* bytes the decode matrix-vector kernels prefetch ahead of their weight stream; 0 = none */
 } tfx_schedule;
 

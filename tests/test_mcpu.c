@@ -3,7 +3,9 @@
  * CPU, not the host (x86-64-v2: SSE only, x86-64-v3: AVX2 ymm, no zmm;
  * x86-64-v4: zmm), and an unknown name is a clear error; `schedule {
  * prefetch = N }` emits prefetches in the decode kernels (and none without
- * it). Also checks that 1 and 2 threads give the
+ * it); `schedule { attention = dense }` replaces the tiled (flash) prefill
+ * attention by the per-row kernel, with the same greedy tokens after a
+ * 40-token prompt. Also checks that 1 and 2 threads give the
  * same greedy tokens (the inline-or-fork grain decision must not change
  * results). */
 #include <setjmp.h>
@@ -112,13 +114,67 @@ static void test_prefetch_schedule(void **state) {
   free(dir);
 }
 
+/* stories260k.tfx with its schedule's `attention = auto` set to `value`,
+ * written to dir/name (path). */
+static void with_attention(const char *dir, const char *name, const char *value, char *path, size_t len) {
+  size_t size = 0;
+  char *src = tfx_test_read_file(model, &size);
+  assert_non_null(src);
+  char *at = strstr(src, "attention = auto");
+  assert_non_null(at);
+  snprintf(path, len, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fwrite(src, 1, (size_t)(at - src), f);
+  fprintf(f, "attention = %s", value);
+  fputs(at + strlen("attention = auto"), f);
+  fclose(f);
+  free(src);
+}
+
+static void test_attention_schedule(void **state) {
+  (void)state;
+  char *dir = tfx_test_tmpdir();
+  assert_non_null(dir);
+  char paths[2][4096];
+  with_attention(dir, "flash.tfx", "flash", paths[0], sizeof paths[0]);
+  with_attention(dir, "dense.tfx", "dense", paths[1], sizeof paths[1]);
+  char *ids[2];
+  for (int k = 0; k < 2; k++) {
+    char *out = NULL, *err = NULL;
+    int rc = tfx_test_run((char *[]){TFXC_PATH, paths[k], "--weights", "random:3", "--emit=asm", NULL}, &out, &err);
+    assert_int_equal(rc, 0);
+    if (k == 0)
+      assert_non_null(strstr(out, "tfx_body_fwd_flash_attention"));
+    else
+      assert_null(strstr(out, "flash_attention"));
+    assert_non_null(strstr(out, "tfx_body_dec_attention")); /* decode: the per-row kernel either way */
+    free(out);
+    free(err);
+    out = err = NULL;
+    rc = tfx_test_run((char *[]){TFXC_PATH, "run", paths[k], "--weights", "random:3", "-n", "24", "--temperature", "0",
+                                 "--prompt-ids",
+                                 "5 9 2 33 7 100 12 4 8 61 7 2 90 3 3 17 40 2 11 5 6 7 8 9 10 200 300 1 4 2 8 16 32 "
+                                 "64 128 256 3 5 7 9",
+                                 "--print-ids", NULL},
+                      &ids[k], &err);
+    free(err);
+    assert_int_equal(rc, 0);
+  }
+  assert_true(strlen(ids[0]) > 0);
+  assert_string_equal(ids[0], ids[1]);
+  free(ids[0]);
+  free(ids[1]);
+  tfx_test_rmdir(dir);
+  free(dir);
+}
+
 int main(void) {
   snprintf(model, sizeof model, "%s/examples/llama/stories260k.tfx", TFX_SOURCE_DIR);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_mcpu_levels),
-      cmocka_unit_test(test_mcpu_errors),
-      cmocka_unit_test(test_threads_same_tokens),
-      cmocka_unit_test(test_prefetch_schedule),
+      cmocka_unit_test(test_mcpu_levels),         cmocka_unit_test(test_mcpu_errors),
+      cmocka_unit_test(test_threads_same_tokens), cmocka_unit_test(test_prefetch_schedule),
+      cmocka_unit_test(test_attention_schedule),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,216 @@
+/* backend/k_flash_attention.c — the tiled (FlashAttention) schedule of
+ * ATTENTION for the forward entry: a work item is a tile of W query rows (W
+ * the vector width) of one head, walking its keys in groups of KG with the
+ * online softmax of TECHNIQUES.md (running max m, sum l, output O rescaled by
+ * e^(m_old - m_new)), so the T x T scores are never stored and each key and
+ * value row is loaded once for W queries.
+ *
+ * Everything is vectorized across the tile's rows, so nothing is reduced
+ * horizontally: the tile's queries are gathered transposed (Qt[c] = the W
+ * rows' c-th dims, scaled by 1/sqrt(d)); for a key j the scores of all rows
+ * are one vector s_j = sum_c Qt[c] * k_j[c] (an FMA with k_j[c] broadcast,
+ * KG accumulators for KG keys); masks (causal: key j <= the row's position),
+ * ALiBi (-slope * |i - j|) and the softmax update are lane-wise; the output is
+ * kept transposed too (Ot[c] += p_j * v_j[c], p_j broadcast-free: a vector,
+ * v_j[c] broadcast) and scattered to the rows at the end. Rows past the last
+ * query are computed on a clamped row and not stored.
+ *
+ * Used for attention without a sparse pattern (sparse masks keep the
+ * per-row kernel of k_attention.c, which narrows the key range per row), in
+ * the forward entry; the decode entry (one query) keeps the per-row kernel.
+ * The item space is (row, head) pairs like the per-row kernel's: the item of
+ * row r does the tile starting at r when r is a multiple of W and returns at
+ * once otherwise. */
+#include <math.h>
+
+#include "cg.h"
+
+/* Keys per group: the score accumulators (16 of 32 zmm, 8 of 16 ymm/xmm). */
+static int key_group(const tfx_cg *cg) { return cg->W >= 16 ? 16 : 8; }
+/* Output dims per chunk of the P.V update (its accumulators). */
+static int dim_chunk(const tfx_cg *cg) { return cg->W >= 16 ? 8 : 4; }
+
+static LLVMValueRef iota(tfx_cg *cg) {
+  LLVMValueRef lanes[64];
+  for (int i = 0; i < cg->W; i++) lanes[i] = LLVMConstInt(cg->t_i32, (unsigned long long)i, 0);
+  return LLVMConstVector(lanes, (unsigned)cg->W);
+}
+
+/* A vector of W pointers: base + offs (i64 elements, floats). */
+static LLVMValueRef ptr_vec(tfx_cg *cg, LLVMValueRef base, LLVMValueRef offs) {
+  return LLVMBuildInBoundsGEP2(cg->b, cg->t_f32, base, &offs, 1, "");
+}
+
+static LLVMValueRef gather(tfx_cg *cg, LLVMValueRef ptrs, LLVMValueRef mask) {
+  LLVMTypeRef pv = LLVMVectorType(cg->t_ptr, (unsigned)cg->W);
+  LLVMTypeRef over[2] = {cg->t_vf, pv};
+  LLVMValueRef args[4] = {ptrs, tfx_cg_i32(cg, 4), mask, LLVMConstNull(cg->t_vf)};
+  return tfx_cg_intrinsic(cg, "llvm.masked.gather", over, 2, args, 4);
+}
+
+static void scatter(tfx_cg *cg, LLVMValueRef v, LLVMValueRef ptrs, LLVMValueRef mask) {
+  LLVMTypeRef pv = LLVMVectorType(cg->t_ptr, (unsigned)cg->W);
+  LLVMTypeRef over[2] = {cg->t_vf, pv};
+  LLVMValueRef args[4] = {v, ptrs, tfx_cg_i32(cg, 4), mask};
+  tfx_cg_intrinsic(cg, "llvm.masked.scatter", over, 2, args, 4);
+}
+
+static LLVMValueRef vload_at(tfx_cg *cg, LLVMValueRef buf, int64_t row) {
+  return tfx_cg_vload(cg, tfx_cg_fptrc(cg, buf, row * cg->W), cg->W);
+}
+static LLVMValueRef vload_dyn(tfx_cg *cg, LLVMValueRef buf, LLVMValueRef row) {
+  return tfx_cg_vload(cg, tfx_cg_fptr(cg, buf, tfx_cg_mulc(cg, row, cg->W)), cg->W);
+}
+
+int tfx_cg_flash_eligible(const tfx_cg *cg, const tfx_node *n) {
+  return !cg->decode && n->op == TFX_OP_ATTENTION && n->sparse.kind == TFX_SPARSE_NONE &&
+         cg->g->schedule.attention != TFX_SCHED_ATTN_DENSE;
+}
+
+/* The body: pointers q, keys, values (the cache when causal), y. */
+void tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static, int64_t k_rows_static) {
+  LLVMBuilderRef b = cg->b;
+  const int W = cg->W, KG = key_group(cg), CH = dim_chunk(cg);
+  const int64_t H = n->heads, G = n->kv_heads, d = n->head_dim, group = H / G;
+  const int64_t qs = H * d, ks = G * d, max_seq = cg->g->max_seq;
+  const int causal = n->mask == TFX_MASK_CAUSAL;
+  LLVMValueRef pq = tfx_cg_body_ptr(cg, 0), keys = tfx_cg_body_ptr(cg, 1), vals = tfx_cg_body_ptr(cg, 2);
+  LLVMValueRef py = tfx_cg_body_ptr(cg, 3);
+  LLVMValueRef qt = tfx_cg_alloca_array(cg, cg->t_f32, d * W, "qt");
+  LLVMValueRef ot = tfx_cg_alloca_array(cg, cg->t_f32, d * W, "ot");
+  LLVMValueRef pbuf = tfx_cg_alloca_array(cg, cg->t_f32, (int64_t)KG * W, "p");
+  LLVMValueRef m_a = tfx_cg_alloca(cg, cg->t_vf, "m"), l_a = tfx_cg_alloca(cg, cg->t_vf, "l");
+  LLVMValueRef acc[16];
+  for (int jj = 0; jj < KG; jj++) acc[jj] = tfx_cg_alloca(cg, cg->t_vf, "s");
+  LLVMValueRef oacc[8];
+  for (int cc = 0; cc < CH; cc++) oacc[cc] = tfx_cg_alloca(cg, cg->t_vf, "o");
+  LLVMValueRef ninf = tfx_cg_fconst(cg, cg->t_vf, -INFINITY), vzero = LLVMConstNull(cg->t_vf);
+  LLVMValueRef lane = iota(cg);
+
+  LLVMValueRef Mq = q_rows_static == TFX_DIM_T ? cg->T : tfx_cg_i64(cg, q_rows_static);
+  LLVMValueRef Mk = k_rows_static == TFX_DIM_T ? cg->T : tfx_cg_i64(cg, k_rows_static);
+  tfx_cg_loop it;
+  tfx_cg_for(cg, &it, cg->kbegin, cg->kend, 1, "item");
+  LLVMValueRef r0 = LLVMBuildUDiv(b, it.iv, tfx_cg_i64(cg, H), "r0");
+  LLVMValueRef h = LLVMBuildURem(b, it.iv, tfx_cg_i64(cg, H), "h");
+  tfx_cg_if lead;
+  tfx_cg_if_begin(cg, &lead,
+                  LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildURem(b, r0, tfx_cg_i64(cg, W), ""), tfx_cg_i64(cg, 0), ""),
+                  "tile");
+  LLVMValueRef g = LLVMBuildUDiv(b, h, tfx_cg_i64(cg, group), "g");
+  LLVMValueRef rows = tfx_cg_smin(cg, tfx_cg_i64(cg, W), tfx_cg_sub(cg, Mq, r0)); /* valid rows of the tile */
+  LLVMValueRef valid = LLVMBuildICmp(b, LLVMIntSLT, lane, tfx_cg_splat(cg, LLVMBuildTrunc(b, rows, cg->t_i32, "")), "");
+  /* the rows (clamped to the last) and their query positions */
+  LLVMValueRef row_v = LLVMBuildAdd(b, tfx_cg_splat(cg, LLVMBuildTrunc(b, r0, cg->t_i32, "")), lane, "");
+  LLVMValueRef last_v = tfx_cg_splat(cg, LLVMBuildTrunc(b, tfx_cg_addc(cg, Mq, -1), cg->t_i32, ""));
+  row_v = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLE, row_v, last_v, ""), row_v, last_v, "");
+  LLVMValueRef row64 = LLVMBuildSExt(b, row_v, LLVMVectorType(cg->t_i64, (unsigned)W), "");
+  LLVMValueRef qi_v = row_v; /* i32 positions */
+  if (causal) qi_v = LLVMBuildAdd(b, row_v, tfx_cg_splat(cg, LLVMBuildTrunc(b, cg->pos, cg->t_i32, "")), "qi");
+  LLVMValueRef nkeys =
+      causal ? tfx_cg_smin(cg, tfx_cg_add(cg, cg->pos, tfx_cg_add(cg, r0, rows)), tfx_cg_i64(cg, max_seq)) : Mk;
+  LLVMValueRef slope = tfx_cg_attn_slope(cg, n, h);
+  LLVMValueRef slope_v = slope ? tfx_cg_splat(cg, slope) : NULL;
+
+  /* Qt[c] = q[row][h * d + c] / sqrt(d) for the tile's rows */
+  LLVMValueRef all = LLVMConstAllOnes(cg->t_vm);
+  LLVMValueRef qrow = LLVMBuildMul(b, row64, tfx_cg_splat(cg, tfx_cg_i64(cg, qs)), "");
+  LLVMValueRef qbase = tfx_cg_fptr(cg, pq, tfx_cg_mulc(cg, h, d));
+  LLVMValueRef scale = tfx_cg_fconst(cg, cg->t_vf, 1.0 / sqrt((double)d));
+  tfx_cg_loop lc;
+  tfx_cg_for(cg, &lc, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, d), 1, "qc");
+  LLVMValueRef qv = gather(cg, ptr_vec(cg, tfx_cg_fptr(cg, qbase, lc.iv), qrow), all);
+  tfx_cg_vstore(cg, LLVMBuildFMul(b, qv, scale, ""), tfx_cg_fptr(cg, qt, tfx_cg_mulc(cg, lc.iv, W)), W);
+  tfx_cg_vstore(cg, vzero, tfx_cg_fptr(cg, ot, tfx_cg_mulc(cg, lc.iv, W)), W);
+  tfx_cg_for_end(cg, &lc);
+  LLVMBuildStore(b, ninf, m_a);
+  LLVMBuildStore(b, vzero, l_a);
+  LLVMValueRef kh = tfx_cg_fptr(cg, keys, tfx_cg_mulc(cg, g, d));
+  LLVMValueRef vh = tfx_cg_fptr(cg, vals, tfx_cg_mulc(cg, g, d));
+
+  tfx_cg_loop lg;
+  tfx_cg_for(cg, &lg, tfx_cg_i64(cg, 0), nkeys, KG, "kgrp");
+  LLVMValueRef jg = lg.iv, lastkey = tfx_cg_addc(cg, nkeys, -1);
+  LLVMValueRef krow[16], vrow[16];
+  for (int jj = 0; jj < KG; jj++) { /* rows past the last key reread it; their scores are masked */
+    LLVMValueRef j = tfx_cg_smin(cg, tfx_cg_addc(cg, jg, jj), lastkey);
+    krow[jj] = tfx_cg_fptr(cg, kh, tfx_cg_mulc(cg, j, ks));
+    vrow[jj] = tfx_cg_fptr(cg, vh, tfx_cg_mulc(cg, j, ks));
+    LLVMBuildStore(b, vzero, acc[jj]);
+  }
+  /* scores: s_j = sum_c Qt[c] * k_j[c] */
+  tfx_cg_for(cg, &lc, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, d), 1, "sc");
+  LLVMValueRef qc = vload_dyn(cg, qt, lc.iv);
+  for (int jj = 0; jj < KG; jj++) {
+    LLVMValueRef kv = tfx_cg_splat(cg, tfx_cg_loadf(cg, tfx_cg_fptr(cg, krow[jj], lc.iv)));
+    LLVMBuildStore(b, tfx_cg_fma(cg, qc, kv, LLVMBuildLoad2(b, cg->t_vf, acc[jj], "")), acc[jj]);
+  }
+  tfx_cg_for_end(cg, &lc);
+  /* masks, ALiBi, the group's max */
+  LLVMValueRef s[16], bmax = ninf;
+  for (int jj = 0; jj < KG; jj++) {
+    LLVMValueRef j = tfx_cg_addc(cg, jg, jj);
+    LLVMValueRef j_v = tfx_cg_splat(cg, LLVMBuildTrunc(b, j, cg->t_i32, ""));
+    LLVMValueRef ok = LLVMBuildICmp(b, LLVMIntSLT, j, nkeys, "");
+    LLVMValueRef okv = LLVMBuildSelect(b, ok, valid, LLVMConstNull(cg->t_vm), "");
+    if (causal) okv = LLVMBuildAnd(b, okv, LLVMBuildICmp(b, LLVMIntSLE, j_v, qi_v, ""), "");
+    s[jj] = LLVMBuildLoad2(b, cg->t_vf, acc[jj], "");
+    if (slope_v) {
+      LLVMValueRef dist = LLVMBuildSub(b, qi_v, j_v, "");
+      if (!causal) {
+        LLVMValueRef neg = LLVMBuildNeg(b, dist, "");
+        dist = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGE, dist, LLVMConstNull(cg->t_vi), ""), dist, neg, "");
+      }
+      s[jj] = LLVMBuildFSub(b, s[jj], LLVMBuildFMul(b, slope_v, LLVMBuildSIToFP(b, dist, cg->t_vf, ""), ""), "alibi");
+    }
+    s[jj] = LLVMBuildSelect(b, okv, s[jj], ninf, "masked");
+    bmax = tfx_cg_fmax(cg, bmax, s[jj]);
+  }
+  LLVMValueRef m_old = LLVMBuildLoad2(b, cg->t_vf, m_a, "");
+  LLVMValueRef m_new = tfx_cg_fmax(cg, m_old, bmax);
+  LLVMValueRef m_use = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOEQ, m_new, ninf, ""), vzero, m_new, "m_use");
+  LLVMValueRef corr = tfx_cg_exp(cg, LLVMBuildFSub(b, m_old, m_use, ""));
+  LLVMValueRef lsum = LLVMBuildFMul(b, LLVMBuildLoad2(b, cg->t_vf, l_a, ""), corr, "");
+  for (int jj = 0; jj < KG; jj++) {
+    LLVMValueRef p = tfx_cg_exp(cg, LLVMBuildFSub(b, s[jj], m_use, ""));
+    lsum = LLVMBuildFAdd(b, lsum, p, "");
+    tfx_cg_vstore(cg, p, tfx_cg_fptrc(cg, pbuf, (int64_t)jj * W), W);
+  }
+  LLVMBuildStore(b, lsum, l_a);
+  LLVMBuildStore(b, m_new, m_a);
+  /* Ot[c] = Ot[c] * corr + sum_j p_j * v_j[c], CH dims at a time */
+  tfx_cg_for(cg, &lc, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, d), CH, "oc");
+  for (int cc = 0; cc < CH; cc++) {
+    /* dims past d (d not a multiple of CH) recompute dim d - 1: the same value */
+    LLVMValueRef c = tfx_cg_smin(cg, tfx_cg_addc(cg, lc.iv, cc), tfx_cg_i64(cg, d - 1));
+    LLVMBuildStore(b, LLVMBuildFMul(b, vload_dyn(cg, ot, c), corr, ""), oacc[cc]);
+  }
+  for (int jj = 0; jj < KG; jj++) {
+    LLVMValueRef p = vload_at(cg, pbuf, jj);
+    for (int cc = 0; cc < CH; cc++) {
+      LLVMValueRef c = tfx_cg_smin(cg, tfx_cg_addc(cg, lc.iv, cc), tfx_cg_i64(cg, d - 1));
+      LLVMValueRef vv = tfx_cg_splat(cg, tfx_cg_loadf(cg, tfx_cg_fptr(cg, vrow[jj], c)));
+      LLVMBuildStore(b, tfx_cg_fma(cg, p, vv, LLVMBuildLoad2(b, cg->t_vf, oacc[cc], "")), oacc[cc]);
+    }
+  }
+  for (int cc = 0; cc < CH; cc++) {
+    LLVMValueRef c = tfx_cg_smin(cg, tfx_cg_addc(cg, lc.iv, cc), tfx_cg_i64(cg, d - 1));
+    tfx_cg_vstore(cg, LLVMBuildLoad2(b, cg->t_vf, oacc[cc], ""), tfx_cg_fptr(cg, ot, tfx_cg_mulc(cg, c, W)), W);
+  }
+  tfx_cg_for_end(cg, &lc);
+  tfx_cg_for_end(cg, &lg);
+
+  /* y[row][h * d + c] = Ot[c] / l, zeros for a row that saw no key */
+  LLVMValueRef l = LLVMBuildLoad2(b, cg->t_vf, l_a, "");
+  LLVMValueRef any = LLVMBuildFCmp(b, LLVMRealOGT, l, vzero, "");
+  LLVMValueRef inv = LLVMBuildFDiv(b, tfx_cg_fconst(cg, cg->t_vf, 1.0),
+                                   LLVMBuildSelect(b, any, l, tfx_cg_fconst(cg, cg->t_vf, 1.0), ""), "");
+  inv = LLVMBuildSelect(b, any, inv, vzero, "");
+  LLVMValueRef ybase = tfx_cg_fptr(cg, py, tfx_cg_mulc(cg, h, d));
+  tfx_cg_for(cg, &lc, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, d), 1, "yc");
+  LLVMValueRef o = LLVMBuildFMul(b, vload_dyn(cg, ot, lc.iv), inv, "");
+  scatter(cg, o, ptr_vec(cg, tfx_cg_fptr(cg, ybase, lc.iv), qrow), valid);
+  tfx_cg_for_end(cg, &lc);
+  tfx_cg_if_end(cg, &lead);
+  tfx_cg_for_end(cg, &it);
+}
