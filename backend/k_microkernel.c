@@ -9,7 +9,9 @@
  * vectors once and broadcasts x[row][k] of each row into FMAs (an outer
  * product: no horizontal reductions, ~1 load per mr FMAs). The tile sizes
  * come from the target's register file (tfx_cg_mk_shape_for): 12 x 32 on
- * AVX-512 (24 accumulators of 32 zmm), 6 x 16 on AVX2 and SSE (12 of 16).
+ * AVX-512 (24 accumulators of 32 zmm), 6 x 2W with 16 registers (6 x 16 on
+ * AVX2, 6 x 8 on SSE: 12 accumulators); GLU tiles read gate and up columns,
+ * 6 x 32 on AVX-512 and 6 x W otherwise.
  * One row (decode) keeps two independent accumulator sets so the FMA latency
  * does not bound the weight stream, and, with schedule { prefetch = N },
  * prefetches the panel N bytes ahead (llvm.prefetch, one per 64-byte line;
