@@ -338,7 +338,6 @@ static void up_block(tfx_cg *cg, moe_op *o, LLVMValueRef e, LLVMValueRef n0, int
   tfx_cg_for(cg, &lt, tfx_cg_i64(cg, 0), cg->T, 1, "t");
   LLVMValueRef rr = tfx_cg_fptr(cg, o->route, tfx_cg_mulc(cg, lt.iv, 2 * o->k));
   LLVMValueRef xr = tfx_cg_fptr(cg, o->x, tfx_cg_mulc(cg, lt.iv, o->K));
-  pro_row(cg, &o->pro, lt.iv);
   tfx_cg_loop ls;
   tfx_cg_for(cg, &ls, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, o->k), 1, "s");
   LLVMValueRef se = slot_expert(cg, rr, ls.iv, o->E);
@@ -346,6 +345,7 @@ static void up_block(tfx_cg *cg, moe_op *o, LLVMValueRef e, LLVMValueRef n0, int
   LLVMValueRef yb = tfx_cg_fptr(cg, o->y, tfx_cg_add(cg, yoff, n0));
   tfx_cg_if mine;
   tfx_cg_if_begin(cg, &mine, LLVMBuildICmp(b, LLVMIntEQ, se, e, ""), "mine");
+  pro_row(cg, &o->pro, lt.iv); /* only for a row routed to this item's expert (at most one slot is) */
   LLVMValueRef woff = tfx_cg_mulc(cg, tfx_cg_add(cg, tfx_cg_mulc(cg, e, o->N), n0), o->K);
   LLVMValueRef sums[MOE_NB], ups[MOE_NB];
   emit_dots(cg, &o->pro, xr, tfx_cg_fptr(cg, o->w, woff), o->w3 ? tfx_cg_fptr(cg, o->w3, woff) : NULL, o->K, nr, o->acc,

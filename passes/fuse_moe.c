@@ -11,8 +11,9 @@
  *   moe_down(h, r, w2) + res (either order, res of its shape)
  *                                        -> moe_down(h, r, w2, res) {residual}.
  * The values are the same: the activation and the product act on the f32
- * projections, and the residual is added to the weighted sum (in the
- * kernel's accumulation order, like a linear's residual epilogue). fuse_norm
+ * projections, and the residual and the weighted expert outputs are one f32
+ * sum (the kernel starts it from the residual, so it may run in place over
+ * it: the order of the float additions is the kernel's). fuse_norm
  * then moves the FFN norm into the route's and moe_up's prologues and the
  * next norm's statistics into moe_down's epilogue. */
 #include "rewrite.h"

@@ -1,10 +1,14 @@
 /* tests/test_fusion.c — the optimizer's passes on small graphs: golden IR
- * text after each fusion pattern (what fuses) and the cases that must not
- * fuse (a value with another use, a norm output also used by a residual add,
- * an activation before a bias, the half-split RoPE); canonicalize, CSE, DCE;
- * weight folding with real data (no transform op left, packed layouts, the
- * blob rebuilt) checked numerically through the interpreter; the pass
- * manager's options; and, on the example models, kernels per decode step,
+ * text after each fusion pattern (what fuses: GLU, Q/K/V + RoPE, epilogue
+ * chains, norm prologues, post-norm residual norms, a planar segment's
+ * statistics, the embedding's epilogue, the MoE fusions) and the cases that
+ * must not fuse (a value with another use, a norm read as both the x and
+ * the residual of one linear or by a norm or an activation, an activation
+ * before a bias, a row before the positions, a shared router, a K/V group
+ * across an attention); canonicalize, CSE, DCE; weight folding with real
+ * data (no transform op left, packed layouts, the blob rebuilt) checked
+ * numerically through the interpreter; the pass manager's options; and, on
+ * every example model, kernels per decode step (-O3 at most half of -O0),
  * the arena against the liveness peak and the naive sum, and tfxc's
  * optimizer flags. */
 #include <setjmp.h>
