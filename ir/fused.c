@@ -18,7 +18,7 @@ int tfx_fused_owns(tfx_op op) {
 
 void tfx_fused_arity(tfx_op op, int *lo, int *hi) {
   switch (op) {
-  case TFX_OP_FUSED_LINEAR: *lo = 2, *hi = 8; return;
+  case TFX_OP_FUSED_LINEAR: *lo = 2, *hi = 7; return;
   case TFX_OP_CONCAT: *lo = 1, *hi = TFX_MAX_INPUTS; return;
   default: *lo = *hi = 1; return;
   }
