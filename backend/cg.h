@@ -258,6 +258,10 @@ int tfx_cg_emit_unary(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_copy(tfx_cg *cg, const tfx_node *n, int src_id);
 int tfx_cg_emit_rmsnorm(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_layernorm(tfx_cg *cg, const tfx_node *n);
+/* k_norm.c: one row of `cols` floats x normalized into y (may be x), gain g,
+ * bias (layer), as the norm kernels do. */
+void tfx_cg_norm_row(tfx_cg *cg, LLVMValueRef x, LLVMValueRef y, LLVMValueRef g, LLVMValueRef bias, int64_t cols,
+                     double eps, int layer);
 int tfx_cg_emit_softmax(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_rope(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n);
@@ -381,6 +385,17 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_norm_stats(tfx_cg *cg, const tfx_node *n);
 /* The address of a SLICE view: its producer's value + M * (columns before the segment). */
 LLVMValueRef tfx_cg_slice_ptr(tfx_cg *cg, const tfx_node *n);
+/* Row statistics for the kernels that read a NORM_STATS (fused linear,
+ * embedding, MoE): *mean and *inv (f32) of `row` of the value of `len`
+ * columns the stats describe, loaded from stats [M, 2] (parts = 0) or
+ * combined from the parts an epilogue wrote (parts groups of
+ * TFX_STATS_GROUP per row; layer: the merged centred form; eps added). */
+void tfx_cg_norm_row_stats(tfx_cg *cg, LLVMValueRef stats, LLVMValueRef row, int64_t parts, int64_t len, int layer,
+                           double eps, LLVMValueRef *mean, LLVMValueRef *inv);
+/* The partial statistics of `cols` (static) floats at src into dst[0..1]
+ * (layer: their mean and sum of squared deviations; rms: the sum of
+ * squares, 0): what a stats_out kernel writes per row and group. */
+void tfx_cg_stats_part(tfx_cg *cg, LLVMValueRef src, int64_t cols, int layer, LLVMValueRef dst);
 
 /* ---- aot.c ---- */
 /* An optimized module for AOT emission (PIC, descriptor weights pointing at

@@ -3,8 +3,16 @@
  * the runtime rejects before calling) read row 0 instead of out of bounds. A
  * row-major table is copied in vectors; a table packed for the classifier
  * that shares it (pack_weights: panels of P rows, K in chunks of kc) is read
- * element by element at tfx_packed_index (one token: D scattered loads). */
+ * element by element at tfx_packed_index (one token: D scattered loads).
+ * The epilogue fuse_embedding adds works on the row while it is in the
+ * item's hands (L1): + the position row p = pos + t of a table (vectors) or
+ * + the sinusoidal table computed in double (one sincos per column pair,
+ * rounded to f32 as the SINUSOIDAL kernel), + a row, then the norm of the
+ * finished row in place (the norm kernels' row code), then (stats_out) the
+ * partial statistics per TFX_STATS_GROUP columns for a pre-norm. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cg.h"
 
@@ -50,38 +58,151 @@ static void packed_row(tfx_cg *cg, const tfx_fused *fx, int64_t V, int64_t D, LL
   }
 }
 
+typedef struct {
+  LLVMValueRef src, dst;
+} add_ctx;
+
+static void add_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
+  add_ctx *c = vctx;
+  LLVMValueRef d = tfx_cg_fptr(cg, c->dst, col);
+  LLVMValueRef v =
+      LLVMBuildFAdd(cg->b, tfx_cg_vload(cg, d, nvalid), tfx_cg_vload(cg, tfx_cg_fptr(cg, c->src, col), nvalid), "");
+  tfx_cg_vstore(cg, v, d, nvalid);
+}
+
+/* A private constant array of the sinusoidal frequencies base^(-2i/D). */
+static LLVMValueRef sin_freqs(tfx_cg *cg, double base, int64_t D, int64_t pairs) {
+  LLVMValueRef *vals = malloc((size_t)(pairs > 0 ? pairs : 1) * sizeof *vals);
+  if (!vals) return NULL;
+  for (int64_t i = 0; i < pairs; i++) vals[i] = LLVMConstReal(cg->t_f64, 1.0 / pow(base, (double)(2 * i) / (double)D));
+  LLVMValueRef init = LLVMConstArray2(cg->t_f64, vals, (uint64_t)pairs);
+  free(vals);
+  LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), "tfx_emb_sin_freq");
+  LLVMSetInitializer(gv, init);
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+  return gv;
+}
+
+/* yrow[c] += (f32) sin / cos of the sinusoidal table at position p (f64),
+ * as the SINUSOIDAL kernel computes them (one sincos per column pair). */
+static int add_sinusoidal(tfx_cg *cg, const tfx_node *n, int64_t D, LLVMValueRef p, LLVMValueRef yrow) {
+  LLVMBuilderRef b = cg->b;
+  int64_t pairs = D / 2, odd = D % 2;
+  LLVMValueRef table = sin_freqs(cg, n->theta, D, pairs + odd);
+  if (!table) return tfx_cg_fail(cg, "backend: out of memory");
+  for (int last = 0; last < 2; last++) {
+    if ((last && !odd) || (!last && !pairs)) continue;
+    tfx_cg_loop li;
+    LLVMValueRef i;
+    if (!last) {
+      tfx_cg_for(cg, &li, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, pairs), 1, "i");
+      i = li.iv;
+    } else {
+      i = tfx_cg_i64(cg, pairs);
+    }
+    LLVMValueRef fidx[2] = {tfx_cg_i64(cg, 0), i};
+    LLVMValueRef fp = LLVMBuildInBoundsGEP2(b, LLVMGlobalGetValueType(table), table, fidx, 2, "");
+    LLVMValueRef si, co;
+    tfx_cg_sincos_f64(cg, LLVMBuildFMul(b, p, LLVMBuildLoad2(b, cg->t_f64, fp, ""), "angle"), &si, &co);
+    LLVMValueRef at = tfx_cg_fptr(cg, yrow, tfx_cg_mulc(cg, i, 2));
+    tfx_cg_storef(cg, LLVMBuildFAdd(b, tfx_cg_loadf(cg, at), LLVMBuildFPTrunc(b, si, cg->t_f32, ""), ""), at);
+    if (!last) {
+      LLVMValueRef at1 = tfx_cg_fptrc(cg, at, 1);
+      tfx_cg_storef(cg, LLVMBuildFAdd(b, tfx_cg_loadf(cg, at1), LLVMBuildFPTrunc(b, co, cg->t_f32, ""), ""), at1);
+      tfx_cg_for_end(cg, &li);
+    }
+  }
+  return 0;
+}
+
+/* stats_out: the partial statistics of the finished row, one per group of
+ * TFX_STATS_GROUP columns (a loop over the full groups, then the last). */
+static void row_parts(tfx_cg *cg, LLVMValueRef yrow, int64_t D, int layer, LLVMValueRef sout, LLVMValueRef row) {
+  int64_t full = D / TFX_STATS_GROUP, tail = D % TFX_STATS_GROUP, groups = full + (tail > 0);
+  LLVMValueRef base = tfx_cg_fptr(cg, sout, tfx_cg_mulc(cg, row, groups * 2));
+  if (full > 0) {
+    tfx_cg_loop lg;
+    tfx_cg_for(cg, &lg, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, full), 1, "grp");
+    tfx_cg_stats_part(cg, tfx_cg_fptr(cg, yrow, tfx_cg_mulc(cg, lg.iv, TFX_STATS_GROUP)), TFX_STATS_GROUP, layer,
+                      tfx_cg_fptr(cg, base, tfx_cg_mulc(cg, lg.iv, 2)));
+    tfx_cg_for_end(cg, &lg);
+  }
+  if (tail > 0)
+    tfx_cg_stats_part(cg, tfx_cg_fptrc(cg, yrow, full * TFX_STATS_GROUP), tail, layer,
+                      tfx_cg_fptrc(cg, base, full * 2));
+}
+
 int tfx_cg_emit_embedding(tfx_cg *cg, const tfx_node *n) {
-  const tfx_node *table = &cg->g->nodes[n->inputs[0]];
+  const tfx_graph *g = cg->g;
+  const tfx_node *table = &g->nodes[n->inputs[0]];
+  const tfx_fused *ex = &n->fx; /* what fuse_embedding added */
   int64_t V = table->type.dims[0], D = table->type.dims[1], per_t, fixed;
   tfx_cg_rows_split(n, &per_t, &fixed);
   const tfx_fused *fx = table->op == TFX_OP_PARAM && table->fx.panel > 0 ? &table->fx : NULL;
   if (fx && ((fx->n_segs > 1 && fx->segs[0] != V) || fx->perm || fx->kc < 1))
     return tfx_cg_fail(cg, "backend: %%%d (embedding): the table's packed layout has several segments", n->id);
-  char key[96];
-  snprintf(key, sizeof key, "embedding_V%lld_D%lld_p%dx%d", (long long)V, (long long)D, fx ? fx->panel : 0,
-           fx ? fx->kc : 0);
+  int ip = tfx_emb_operand(n, TFX_EMB_POS), sout = ex->stats_out ? tfx_fl_stats_node(g, n->id) : -1;
+  int64_t P = ip >= 0 ? g->nodes[n->inputs[ip]].type.dims[0] : 0;
+  if (ex->stats_out && sout < 0)
+    return tfx_cg_fail(cg, "backend: %%%d (embedding): writes statistics no norm_stats reads", n->id);
+  char key[200];
+  snprintf(key, sizeof key, "embedding_V%lld_D%lld_p%dx%d_pos%d_%lld_%.17g_r%d_n%d_%.17g_so%d", (long long)V,
+           (long long)D, fx ? fx->panel : 0, fx ? fx->kc : 0, ex->pos_add, (long long)P,
+           ex->pos_add == TFX_EMB_POS_SINUSOIDAL ? n->theta : 0.0, ex->has_bias, ex->norm, ex->norm ? n->eps : 0.0,
+           ex->stats_out);
   int fresh = tfx_cg_body_begin(cg, key);
   if (fresh < 0) return -1;
   if (fresh) {
+    LLVMBuilderRef b = cg->b;
     LLVMValueRef ptab = tfx_cg_body_ptr(cg, 0), pids = tfx_cg_body_ptr(cg, 1), py = tfx_cg_body_ptr(cg, 2);
     tfx_cg_loop row;
     tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
-    LLVMValueRef idp = LLVMBuildInBoundsGEP2(cg->b, cg->t_i32, pids, &row.iv, 1, "");
-    LLVMValueRef id32 = LLVMBuildLoad2(cg->b, cg->t_i32, idp, "id");
+    LLVMValueRef idp = LLVMBuildInBoundsGEP2(b, cg->t_i32, pids, &row.iv, 1, "");
+    LLVMValueRef id32 = LLVMBuildLoad2(b, cg->t_i32, idp, "id");
     LLVMSetAlignment(id32, 4);
-    LLVMValueRef id = LLVMBuildSExt(cg->b, id32, cg->t_i64, "");
-    LLVMValueRef ok = LLVMBuildICmp(cg->b, LLVMIntULT, id, tfx_cg_i64(cg, V), "");
-    id = LLVMBuildSelect(cg->b, ok, id, tfx_cg_i64(cg, 0), "");
+    LLVMValueRef id = LLVMBuildSExt(b, id32, cg->t_i64, "");
+    LLVMValueRef ok = LLVMBuildICmp(b, LLVMIntULT, id, tfx_cg_i64(cg, V), "");
+    id = LLVMBuildSelect(b, ok, id, tfx_cg_i64(cg, 0), "");
+    LLVMValueRef yrow = tfx_cg_fptr(cg, py, tfx_cg_mulc(cg, row.iv, D));
     if (fx) {
-      packed_row(cg, fx, V, D, ptab, id, tfx_cg_fptr(cg, py, tfx_cg_mulc(cg, row.iv, D)));
+      packed_row(cg, fx, V, D, ptab, id, yrow);
     } else {
-      copy_ctx c = {tfx_cg_fptr(cg, ptab, tfx_cg_mulc(cg, id, D)), tfx_cg_fptr(cg, py, tfx_cg_mulc(cg, row.iv, D))};
+      copy_ctx c = {tfx_cg_fptr(cg, ptab, tfx_cg_mulc(cg, id, D)), yrow};
       tfx_cg_chunks(cg, D, copy_chunk, &c);
     }
+    /* the epilogue, in the order of the unfused adds: positions, row, norm */
+    LLVMValueRef p = tfx_cg_add(cg, cg->pos, row.iv);
+    if (ex->pos_add == TFX_EMB_POS_TABLE) { /* row p of the table (the last one past its end, as POSITIONS) */
+      LLVMValueRef pin = LLVMBuildICmp(b, LLVMIntULT, p, tfx_cg_i64(cg, P), "");
+      LLVMValueRef pc = LLVMBuildSelect(b, pin, p, tfx_cg_i64(cg, P - 1), "");
+      add_ctx c = {tfx_cg_fptr(cg, tfx_cg_body_ptr(cg, 3), tfx_cg_mulc(cg, pc, D)), yrow};
+      tfx_cg_chunks(cg, D, add_chunk, &c);
+    }
+    if (ex->pos_add == TFX_EMB_POS_SINUSOIDAL && add_sinusoidal(cg, n, D, LLVMBuildSIToFP(b, p, cg->t_f64, "p"), yrow))
+      return -1;
+    if (ex->has_bias) {
+      add_ctx c = {tfx_cg_body_ptr(cg, 4), yrow};
+      tfx_cg_chunks(cg, D, add_chunk, &c);
+    }
+    if (ex->norm)
+      tfx_cg_norm_row(cg, yrow, yrow, tfx_cg_body_ptr(cg, 5), tfx_cg_body_ptr(cg, 6), D, n->eps,
+                      ex->norm == TFX_NORM_LAYER);
+    if (ex->stats_out) row_parts(cg, yrow, D, ex->stats_out == TFX_NORM_LAYER, tfx_cg_body_ptr(cg, 7), row.iv);
     tfx_cg_for_end(cg, &row);
     tfx_cg_body_end(cg);
   }
-  tfx_cg_kernel_call(cg, n, NULL, per_t, fixed,
-                     (tfx_cg_ptr[4]){TFX_CG_VAL(table->id), TFX_CG_VAL(n->inputs[1]), TFX_CG_VAL(n->id), TFX_CG_NONE});
+  tfx_cg_ptr ptrs[8] = {TFX_CG_VAL(table->id), TFX_CG_VAL(n->inputs[1]),
+                        TFX_CG_VAL(n->id),     TFX_CG_NONE,
+                        TFX_CG_NONE,           TFX_CG_NONE,
+                        TFX_CG_NONE,           TFX_CG_NONE};
+  static const tfx_emb_role roles[4] = {TFX_EMB_POS, TFX_EMB_ROW, TFX_EMB_GAIN, TFX_EMB_NBIAS};
+  for (int i = 0; i < 4; i++) {
+    int op = tfx_emb_operand(n, roles[i]);
+    if (op >= 0) ptrs[3 + i] = TFX_CG_VAL(n->inputs[op]);
+  }
+  if (sout >= 0) ptrs[7] = TFX_CG_VAL(sout);
+  tfx_cg_kernel_call_n(cg, n, NULL, per_t, fixed, ptrs, 8);
   return 0;
 }

@@ -5,10 +5,15 @@
  * (x - mean) * inv * gain + bias). Epilogue, per finished tile element:
  * + bias, RoPE (interleaved pairs of the segment's heads, angle
  * (pos + row) * theta^(-2k/rotary_dim) from a table of inverse frequencies,
- * sin/cos inline), activation, GLU gating act(gate) * up, + residual, then
- * one store (planar segments at their own offsets). Also the NORM_STATS
- * kernel (one item per row: mean and 1/sqrt(var + eps)) and the address of
- * SLICE views. */
+ * sin/cos inline), activation, GLU gating act(gate) * up, + residual (the
+ * residual normalized first with its row's statistics, rnorm: the residual
+ * stream of post-norm blocks), then one store (planar segments at their own
+ * offsets), then (stats_out) the partial statistics of the row's group of
+ * output columns (for a planar output, of the segment stats_seg only). Also
+ * the NORM_STATS kernel (one item per row: mean and 1/sqrt(var + eps)), the
+ * address of SLICE views, and the row-statistics helpers the embedding and
+ * MoE kernels share (loading or combining a row's statistics; one group's
+ * partial statistics). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,13 +23,14 @@
 
 typedef struct {
   const tfx_node *n;
-  LLVMValueRef stats, gain, nbias, res, inv_freq;
+  LLVMValueRef stats, gain, nbias, res, inv_freq; /* rnorm: stats, gain, nbias are the residual's norm */
   LLVMValueRef sout;     /* stats_out: the partial statistics this kernel writes */
   int64_t sout_groups;   /* their groups per row */
   const tfx_node *snode; /* the stats operand's node */
   int64_t parts;         /* stats from an epilogue: groups per row to combine (0: plain [M, 2]) */
   LLVMValueRef rowbuf;   /* (mean, inv) of each row of the block, combined from the parts */
-  int64_t K;
+  int64_t K;             /* columns of the normalized value: x's (prologue) or the residual's (rnorm) */
+  int norm;              /* the norm of the stats operand: fx.norm, or fx.rnorm */
   LLVMValueRef mean[TFX_CG_GEMM_MAX_MR], inv[TFX_CG_GEMM_MAX_MR]; /* splats of the tile's rows (layer) */
 } fl_ctx;
 
@@ -32,24 +38,24 @@ typedef struct {
  * producer's epilogue wrote: RMS sums the groups' sums of squares; LayerNorm
  * merges the groups' (mean, sum of squared deviations) one by one (Chan et
  * al.), which keeps the centred form. */
-static void combine_parts(tfx_cg *cg, const fl_ctx *c, LLVMValueRef row, LLVMValueRef *mean, LLVMValueRef *inv) {
+static void combine_parts(tfx_cg *cg, LLVMValueRef stats, LLVMValueRef row, int64_t parts, int64_t len, int layer,
+                          double eps, LLVMValueRef *mean, LLVMValueRef *inv) {
   LLVMBuilderRef b = cg->b;
-  LLVMValueRef base = tfx_cg_fptr(cg, c->stats, tfx_cg_mulc(cg, row, c->parts * 2));
+  LLVMValueRef base = tfx_cg_fptr(cg, stats, tfx_cg_mulc(cg, row, parts * 2));
   LLVMValueRef a_n = tfx_cg_alloca(cg, cg->t_f32, "cn"), a_mean = tfx_cg_alloca(cg, cg->t_f32, "cmean");
   LLVMValueRef a_m2 = tfx_cg_alloca(cg, cg->t_f32, "cm2");
   LLVMValueRef zero = LLVMConstReal(cg->t_f32, 0.0);
   LLVMBuildStore(b, zero, a_n);
   LLVMBuildStore(b, zero, a_mean);
   LLVMBuildStore(b, zero, a_m2);
-  int layer = c->snode->fx.norm == TFX_NORM_LAYER;
   tfx_cg_loop lp;
-  tfx_cg_for(cg, &lp, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->parts), 1, "part");
+  tfx_cg_for(cg, &lp, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, parts), 1, "part");
   LLVMValueRef at = tfx_cg_fptr(cg, base, tfx_cg_mulc(cg, lp.iv, 2));
   LLVMValueRef p0 = tfx_cg_loadf(cg, at), p1 = tfx_cg_loadf(cg, tfx_cg_fptrc(cg, at, 1));
   if (!layer) {
     LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildLoad2(b, cg->t_f32, a_m2, ""), p0, ""), a_m2);
   } else {
-    LLVMValueRef left = tfx_cg_sub(cg, tfx_cg_i64(cg, c->K), tfx_cg_mulc(cg, lp.iv, TFX_STATS_GROUP));
+    LLVMValueRef left = tfx_cg_sub(cg, tfx_cg_i64(cg, len), tfx_cg_mulc(cg, lp.iv, TFX_STATS_GROUP));
     LLVMValueRef cb = LLVMBuildSIToFP(b, tfx_cg_smin(cg, tfx_cg_i64(cg, TFX_STATS_GROUP), left), cg->t_f32, "");
     LLVMValueRef na = LLVMBuildLoad2(b, cg->t_f32, a_n, ""), ma = LLVMBuildLoad2(b, cg->t_f32, a_mean, "");
     LLVMValueRef m2 = LLVMBuildLoad2(b, cg->t_f32, a_m2, "");
@@ -63,10 +69,21 @@ static void combine_parts(tfx_cg *cg, const fl_ctx *c, LLVMValueRef row, LLVMVal
   }
   tfx_cg_for_end(cg, &lp);
   LLVMValueRef var =
-      LLVMBuildFDiv(b, LLVMBuildLoad2(b, cg->t_f32, a_m2, ""), LLVMConstReal(cg->t_f32, (double)c->K), "");
-  var = LLVMBuildFAdd(b, var, LLVMConstReal(cg->t_f32, (float)c->snode->eps), "");
+      LLVMBuildFDiv(b, LLVMBuildLoad2(b, cg->t_f32, a_m2, ""), LLVMConstReal(cg->t_f32, (double)len), "");
+  var = LLVMBuildFAdd(b, var, LLVMConstReal(cg->t_f32, (float)eps), "");
   *inv = LLVMBuildFDiv(b, LLVMConstReal(cg->t_f32, 1.0), tfx_cg_sqrt(cg, var), "inv");
   *mean = layer ? LLVMBuildLoad2(b, cg->t_f32, a_mean, "") : zero;
+}
+
+void tfx_cg_norm_row_stats(tfx_cg *cg, LLVMValueRef stats, LLVMValueRef row, int64_t parts, int64_t len, int layer,
+                           double eps, LLVMValueRef *mean, LLVMValueRef *inv) {
+  if (parts) {
+    combine_parts(cg, stats, row, parts, len, layer, eps, mean, inv);
+    return;
+  }
+  LLVMValueRef at = tfx_cg_fptr(cg, stats, tfx_cg_mulc(cg, row, 2));
+  *mean = tfx_cg_loadf(cg, at);
+  *inv = tfx_cg_loadf(cg, tfx_cg_fptrc(cg, at, 1));
 }
 
 /* The (mean, 1/std) of each row of the block into rowbuf, once per block
@@ -74,17 +91,11 @@ static void combine_parts(tfx_cg *cg, const fl_ctx *c, LLVMValueRef row, LLVMVal
  * parts an epilogue wrote. */
 static void fl_block_begin(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef m, int mr) {
   fl_ctx *c = G->ctx;
-  if (c->n->fx.norm == TFX_NORM_NONE) return;
+  if (c->norm == TFX_NORM_NONE) return;
   tfx_cg_loop li;
   tfx_cg_for(cg, &li, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, mr), 1, "srow");
   LLVMValueRef row = tfx_cg_smin(cg, tfx_cg_add(cg, m, li.iv), tfx_cg_addc(cg, G->M, -1)), mean, inv;
-  if (c->parts) {
-    combine_parts(cg, c, row, &mean, &inv);
-  } else {
-    LLVMValueRef at = tfx_cg_fptr(cg, c->stats, tfx_cg_mulc(cg, row, 2));
-    mean = tfx_cg_loadf(cg, at);
-    inv = tfx_cg_loadf(cg, tfx_cg_fptrc(cg, at, 1));
-  }
+  tfx_cg_norm_row_stats(cg, c->stats, row, c->parts, c->K, c->norm == TFX_NORM_LAYER, c->snode->eps, &mean, &inv);
   LLVMValueRef slot = tfx_cg_fptr(cg, c->rowbuf, tfx_cg_mulc(cg, li.iv, 2));
   tfx_cg_storef(cg, mean, slot);
   tfx_cg_storef(cg, inv, tfx_cg_fptrc(cg, slot, 1));
@@ -197,6 +208,16 @@ static void scatter(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef v, LLVMValueR
   }
 }
 
+/* The residual's norm (rnorm): (r - mean) * inv * gain + bias (LAYER) or
+ * r * inv * gain (RMS), the row's mean and inv splatted. */
+static LLVMValueRef residual_norm(tfx_cg *cg, int norm, LLVMValueRef r, LLVMValueRef mean, LLVMValueRef inv,
+                                  LLVMValueRef gain, LLVMValueRef bias) {
+  LLVMBuilderRef b = cg->b;
+  if (norm == TFX_NORM_RMS) return LLVMBuildFMul(b, LLVMBuildFMul(b, r, inv, ""), gain, "");
+  LLVMValueRef d = LLVMBuildFMul(b, LLVMBuildFSub(b, r, mean, ""), inv, "");
+  return tfx_cg_fma(cg, d, gain, bias);
+}
+
 /* One output row, per group of W columns, in vectors: (x 1/rms), + bias,
  * RoPE on lane pairs, act, GLU, + residual, one masked store (a gather and
  * a scatter for a segment computed in half-RoPE pair order). The row's
@@ -208,10 +229,15 @@ static void fl_epilogue(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r) {
   int64_t base = 0, N = G->glu ? G->segs[0] : G->R;
   for (int s = 0; s < r->seg; s++) base += G->segs[s];
   int rope = (fx->rope >> r->seg) & 1u, perm = (G->perm >> r->seg) & 1u;
-  LLVMValueRef cs = NULL, sn = NULL, swap = NULL, inv = NULL;
+  LLVMValueRef cs = NULL, sn = NULL, swap = NULL, inv = NULL, rmean = NULL, rinv = NULL;
   if (fx->norm == TFX_NORM_RMS) { /* 1/rms of this row (block_begin) */
     LLVMValueRef at = tfx_cg_fptr(cg, c->rowbuf, tfx_cg_addc(cg, tfx_cg_mulc(cg, r->i, 2), 1));
     inv = tfx_cg_splat(cg, tfx_cg_loadf(cg, at));
+  }
+  if (fx->rnorm) { /* the residual row's (mean, 1/std) (block_begin) */
+    LLVMValueRef at = tfx_cg_fptr(cg, c->rowbuf, tfx_cg_mulc(cg, r->i, 2));
+    rmean = tfx_cg_splat(cg, tfx_cg_loadf(cg, at));
+    rinv = tfx_cg_splat(cg, tfx_cg_loadf(cg, tfx_cg_fptrc(cg, at, 1)));
   }
   LLVMValueRef final[TFX_CG_LIN_NB];
   if (rope) {
@@ -245,19 +271,29 @@ static void fl_epilogue(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r) {
     v = apply_act(cg, fx->act, v);
     if (u) v = LLVMBuildFMul(b, v, u, "");
     if (perm) {
-      if (c->res)
-        v = LLVMBuildFAdd(b, v, gather(cg, G, tfx_cg_fptr(cg, c->res, tfx_cg_mulc(cg, r->row, N)), col, lanes), "");
+      if (c->res) {
+        LLVMValueRef rv = gather(cg, G, tfx_cg_fptr(cg, c->res, tfx_cg_mulc(cg, r->row, N)), col, lanes);
+        if (rinv)
+          rv = residual_norm(cg, fx->rnorm, rv, rmean, rinv, gather(cg, G, c->gain, col, lanes),
+                             fx->rnorm == TFX_NORM_LAYER ? gather(cg, G, c->nbias, col, lanes) : NULL);
+        v = LLVMBuildFAdd(b, v, rv, "");
+      }
       scatter(cg, G, v, r->y, col, lanes);
     } else {
       if (c->res) {
         LLVMValueRef rp = tfx_cg_fptr(cg, c->res, tfx_cg_add(cg, tfx_cg_mulc(cg, r->row, N), col));
-        v = LLVMBuildFAdd(b, v, tfx_cg_vload(cg, rp, lanes), "");
+        LLVMValueRef rv = tfx_cg_vload(cg, rp, lanes);
+        if (rinv)
+          rv = residual_norm(cg, fx->rnorm, rv, rmean, rinv, tfx_cg_vload(cg, tfx_cg_fptr(cg, c->gain, col), lanes),
+                             fx->rnorm == TFX_NORM_LAYER ? tfx_cg_vload(cg, tfx_cg_fptr(cg, c->nbias, col), lanes)
+                                                         : NULL);
+        v = LLVMBuildFAdd(b, v, rv, "");
       }
       tfx_cg_vstore(cg, v, tfx_cg_fptr(cg, r->y, col), lanes);
     }
     final[g] = v;
   }
-  if (c->sout) write_parts(cg, c, r, final);
+  if (c->sout && r->seg == fx->stats_seg) write_parts(cg, c, r, final);
 }
 
 static const tfx_cg_gemm_hooks fl_hooks = {fl_block_begin, fl_row_begin, fl_x_load, fl_epilogue};
@@ -287,9 +323,11 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
   int packed = w->op == TFX_OP_PARAM && w->fx.panel > 0;
   /* the prologue's statistics: a plain NORM_STATS, or partials written by
    * the epilogue of x's producer (groups of TFX_STATS_GROUP columns) */
-  int st = tfx_fl_operand(n, TFX_FL_STATS), sout = -1;
+  int rn = fx->rnorm != TFX_NORM_NONE; /* the stats normalize the residual (no prologue) */
+  int st = tfx_fl_operand(n, rn ? TFX_FL_RSTATS : TFX_FL_STATS), sout = -1;
   const tfx_node *snode = st >= 0 ? &g->nodes[n->inputs[st]] : NULL;
-  int64_t parts = snode && snode->fx.index == 1 ? (K + TFX_STATS_GROUP - 1) / TFX_STATS_GROUP : 0;
+  int64_t nlen = rn ? tfx_node_cols(n) : K; /* columns the statistics describe */
+  int64_t parts = snode && snode->fx.index == 1 ? (nlen + TFX_STATS_GROUP - 1) / TFX_STATS_GROUP : 0;
   if (fx->stats_out && (sout = tfx_fl_stats_node(g, n->id)) < 0)
     return tfx_cg_fail(cg, "backend: %%%d (fused_linear): writes statistics no norm_stats reads", n->id);
   if (TFX_STATS_GROUP != TFX_CG_LIN_NB)
@@ -319,15 +357,16 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
   char key[256], segs[64] = "";
   for (int s = 0; s < fx->n_segs; s++)
     snprintf(segs + strlen(segs), sizeof segs - strlen(segs), "_%lld", (long long)fx->segs[s]);
-  snprintf(key, sizeof key, "fl_K%lld_s%s_M%s%lld_n%d_b%d_a%d_g%d_r%d_p%d_kc%d_rope%u_%d_%d_%d_%.17g_so%d_pt%lld_%.17g",
+  snprintf(key, sizeof key,
+           "fl_K%lld_s%s_M%s%lld_n%d_b%d_a%d_g%d_r%d_rn%d_p%d_kc%d_rope%u_%d_%d_%d_%.17g_so%d_%d_pt%lld_%.17g",
            (long long)K, segs, m_per_t ? "T" : "", (long long)(m_per_t ? m_per_t : m_fixed), fx->norm, fx->has_bias,
-           fx->act, fx->glu, fx->residual, packed, G.kc, fx->rope, fx->rope ? n->head_dim : 0,
+           fx->act, fx->glu, fx->residual, fx->rnorm, packed, G.kc, fx->rope, fx->rope ? n->head_dim : 0,
            fx->rope ? n->rotary_dim : 0, fx->rope ? (int)n->rope_style : 0, fx->rope ? n->theta : 0.0, fx->stats_out,
-           (long long)parts, parts ? snode->eps : 0.0);
+           fx->stats_seg, (long long)parts, parts ? snode->eps : 0.0);
   int fresh = tfx_cg_body_begin(cg, key);
   if (fresh < 0) return -1;
   if (fresh) {
-    fl_ctx c = {.n = n};
+    fl_ctx c = {.n = n, .norm = rn ? fx->rnorm : fx->norm};
     G.ctx = &c;
     G.x = tfx_cg_body_ptr(cg, 0);
     G.w = tfx_cg_body_ptr(cg, 1);
@@ -338,21 +377,22 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
     c.res = fx->residual ? tfx_cg_body_ptr(cg, 6) : NULL;
     G.y = tfx_cg_body_ptr(cg, 7);
     G.M = tfx_cg_rows(cg, x);
-    c.K = K;
+    c.K = nlen;
     c.snode = snode;
     c.parts = parts;
-    if (fx->norm) c.rowbuf = tfx_cg_alloca_array(cg, cg->t_f32, 2 * TFX_CG_GEMM_MAX_MR, "rowstats");
+    if (c.norm) c.rowbuf = tfx_cg_alloca_array(cg, cg->t_f32, 2 * TFX_CG_GEMM_MAX_MR, "rowstats");
     if (fx->stats_out) {
       c.sout = tfx_cg_body_ptr(cg, 8);
-      c.sout_groups = (tfx_node_cols(n) + TFX_STATS_GROUP - 1) / TFX_STATS_GROUP;
+      c.sout_groups = (tfx_stats_cols(n) + TFX_STATS_GROUP - 1) / TFX_STATS_GROUP;
     }
     if (fx->rope && !(c.inv_freq = inv_freq_table(cg, n))) return tfx_cg_fail(cg, "backend: out of memory");
     tfx_cg_gemm_emit(cg, &G);
     tfx_cg_body_end(cg);
   }
   tfx_cg_ptr ptrs[TFX_CG_BODY_PTRS] = {TFX_CG_NONE};
-  static const tfx_fl_role roles[7] = {TFX_FL_X,    TFX_FL_W,     TFX_FL_BIAS,    TFX_FL_STATS,
-                                       TFX_FL_GAIN, TFX_FL_NBIAS, TFX_FL_RESIDUAL};
+  /* a residual norm takes the prologue's pointers (they never combine) */
+  tfx_fl_role roles[7] = {TFX_FL_X, TFX_FL_W, TFX_FL_BIAS, TFX_FL_STATS, TFX_FL_GAIN, TFX_FL_NBIAS, TFX_FL_RESIDUAL};
+  if (rn) roles[3] = TFX_FL_RSTATS, roles[4] = TFX_FL_RGAIN, roles[5] = TFX_FL_RNBIAS;
   for (int i = 0; i < 7; i++) {
     int op = tfx_fl_operand(n, roles[i]);
     ptrs[i] = op >= 0 ? TFX_CG_VAL(n->inputs[op]) : TFX_CG_NONE;
@@ -386,6 +426,20 @@ static LLVMValueRef row_sum(tfx_cg *cg, stats_ctx *c, int64_t cols) {
   LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), c->acc);
   tfx_cg_chunks(cg, cols, stats_chunk, c);
   return tfx_cg_hsum(cg, LLVMBuildLoad2(cg->b, cg->t_vf, c->acc, ""));
+}
+
+void tfx_cg_stats_part(tfx_cg *cg, LLVMValueRef src, int64_t cols, int layer, LLVMValueRef dst) {
+  LLVMBuilderRef b = cg->b;
+  stats_ctx c = {.acc = tfx_cg_alloca(cg, cg->t_vf, "pacc"), .x = src};
+  LLVMValueRef fcols = LLVMConstReal(cg->t_f32, (double)cols), mean = NULL;
+  if (layer) {
+    mean = LLVMBuildFDiv(b, row_sum(cg, &c, cols), fcols, "pmean");
+    c.mean = tfx_cg_splat(cg, mean);
+  }
+  c.centred = 1;
+  LLVMValueRef ss = row_sum(cg, &c, cols);
+  tfx_cg_storef(cg, layer ? mean : ss, dst);
+  tfx_cg_storef(cg, layer ? ss : LLVMConstReal(cg->t_f32, 0.0), tfx_cg_fptrc(cg, dst, 1));
 }
 
 int tfx_cg_emit_norm_stats(tfx_cg *cg, const tfx_node *n) {

@@ -3,17 +3,26 @@
  *    lowest index wins ties), the softmax gates (over the k chosen or over all
  *    E), and with a capacity the per-expert token counts walked in token
  *    order. Items are rows, or one item for the whole call when a capacity
- *    makes rows depend on earlier rows. Scalar code: E and k are small.
+ *    makes rows depend on earlier rows. Scalar code: E and k are small. With
+ *    the router fused (fuse_moe) the item first computes its row's E logits
+ *    (vector FMAs along D, x normalized by the norm prologue as it is
+ *    loaded) into a stack array: no [T, E] logits in memory.
  *  - MOE_UP: items are (column block of NB = 8 weight rows, expert) pairs,
  *    block-major so that a decode call's few active experts spread over the
  *    threads. An item walks the call's rows and slots and, for each slot
  *    routed to its expert, computes the 1 x NB tile x[t] . w[e, n0 + j] (NB
  *    vector accumulators along K, masked tail, llvm.fma, horizontal sums):
- *    each weight block is read from memory once per call. Empty slots are
- *    zeroed by the items of expert 0.
- *  - MOE_DOWN: items are column blocks of NB; an item zeroes its block of
- *    every row, then for each expert, row and slot routed to it adds
- *    weight * (h[t, slot] . w[e, n0 + j]). */
+ *    each weight block is read from memory once per call. The fused forms:
+ *    the norm prologue (x * gain, 1/rms on the sums; or (x - mean) * inv *
+ *    gain + bias), the activation, and GLU (the same tile against w3's rows:
+ *    act(gate) * up is stored). Empty slots are written by the items of
+ *    expert 0 (act(0), 0 with GLU).
+ *  - MOE_DOWN: items are column blocks of NB; an item starts its block of
+ *    every row from the residual (or 0), then for each expert, row and slot
+ *    routed to it adds weight * (h[t, slot] . w[e, n0 + j]). Writing the
+ *    statistics of its rows for the next norm (stats_out), an item owns a
+ *    whole group of TFX_STATS_GROUP columns (sub-blocks of NB) and writes the
+ *    group's partial statistics of every row once they are final. */
 #include <math.h>
 #include <stdio.h>
 
@@ -21,20 +30,116 @@
 
 #define MOE_NB 8
 
+/* ---- the norm prologue of MOE_ROUTE (router) and MOE_UP ---- */
+
+typedef struct {
+  int norm; /* tfx_norm_kind of the prologue */
+  LLVMValueRef stats, gain, nbias;
+  int64_t parts, K; /* stats from an epilogue: groups per row (0: plain [T, 2]); x's columns */
+  double eps;
+  LLVMValueRef mean, inv; /* the current row's, splatted (inv: f32 scalar for RMS) */
+} moe_pro;
+
+/* The prologue of x : f32[T, K] of node n reading its stats operand. */
+static moe_pro pro_for(tfx_cg *cg, const tfx_node *n, int64_t K, LLVMValueRef stats, LLVMValueRef gain,
+                       LLVMValueRef nbias) {
+  moe_pro p = {.norm = n->fx.norm, .stats = stats, .gain = gain, .nbias = nbias, .K = K};
+  int i = tfx_moe_operand(n, TFX_MOE_STATS);
+  if (i >= 0) {
+    const tfx_node *s = &cg->g->nodes[n->inputs[i]];
+    p.parts = s->fx.index == 1 ? (K + TFX_STATS_GROUP - 1) / TFX_STATS_GROUP : 0;
+    p.eps = s->eps;
+  }
+  return p;
+}
+
+/* The row's statistics (once per row, before its dot products). */
+static void pro_row(tfx_cg *cg, moe_pro *p, LLVMValueRef row) {
+  if (!p->norm) return;
+  LLVMValueRef mean, inv;
+  tfx_cg_norm_row_stats(cg, p->stats, row, p->parts, p->K, p->norm == TFX_NORM_LAYER, p->eps, &mean, &inv);
+  p->mean = tfx_cg_splat(cg, mean);
+  p->inv = p->norm == TFX_NORM_LAYER ? tfx_cg_splat(cg, inv) : inv;
+}
+
+/* An x vector as loaded at column col: x * gain (RMS: the 1/rms factor is
+ * applied to the finished dot product, pro_sum) or (x - mean) * inv * gain
+ * + bias (LayerNorm). Lanes past nvalid stay 0 (gain and bias load 0). */
+static LLVMValueRef pro_apply(tfx_cg *cg, const moe_pro *p, LLVMValueRef xv, LLVMValueRef col, int nvalid) {
+  if (!p->norm) return xv;
+  LLVMValueRef gv = tfx_cg_vload(cg, tfx_cg_fptr(cg, p->gain, col), nvalid);
+  if (p->norm == TFX_NORM_RMS) return LLVMBuildFMul(cg->b, xv, gv, "");
+  LLVMValueRef bv = tfx_cg_vload(cg, tfx_cg_fptr(cg, p->nbias, col), nvalid);
+  LLVMValueRef d = LLVMBuildFMul(cg->b, LLVMBuildFSub(cg->b, xv, p->mean, ""), p->inv, "");
+  return tfx_cg_fma(cg, d, gv, bv);
+}
+
+static LLVMValueRef pro_sum(tfx_cg *cg, const moe_pro *p, LLVMValueRef sum) {
+  return p->norm == TFX_NORM_RMS ? LLVMBuildFMul(cg->b, sum, p->inv, "") : sum;
+}
+
+static LLVMValueRef moe_act(tfx_cg *cg, int act, LLVMValueRef v) {
+  switch (act) {
+  case TFX_ACT_SILU: return LLVMBuildFMul(cg->b, v, tfx_cg_sigmoid(cg, v), "");
+  case TFX_ACT_GELU: return tfx_cg_gelu_erf(cg, v);
+  case TFX_ACT_GELU_TANH: return tfx_cg_gelu_tanh(cg, v);
+  case TFX_ACT_SIGMOID: return tfx_cg_sigmoid(cg, v);
+  case TFX_ACT_RELU: {
+    LLVMValueRef zero = LLVMConstNull(LLVMTypeOf(v));
+    return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, v, zero, ""), v, zero, "");
+  }
+  default: return v;
+  }
+}
+
+/* ---- the router's logits (MOE_ROUTE with fx.router) ---- */
+
+typedef struct {
+  const moe_pro *pro;
+  LLVMValueRef x, w, acc;
+} logit_ctx;
+
+static void logit_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
+  logit_ctx *c = vctx;
+  LLVMValueRef xv = pro_apply(cg, c->pro, tfx_cg_vload(cg, tfx_cg_fptr(cg, c->x, col), nvalid), col, nvalid);
+  LLVMValueRef wv = tfx_cg_vload(cg, tfx_cg_fptr(cg, c->w, col), nvalid);
+  LLVMBuildStore(cg->b, tfx_cg_fma(cg, xv, wv, LLVMBuildLoad2(cg->b, cg->t_vf, c->acc, "")), c->acc);
+}
+
+/* logits[e] = prologue(x row) . router[e] for e < E (a loop over the experts,
+ * vector FMAs along D). */
+static void router_logits(tfx_cg *cg, moe_pro *pro, LLVMValueRef xrow, LLVMValueRef w, int64_t E, int64_t D,
+                          LLVMValueRef acc, LLVMValueRef logits) {
+  tfx_cg_loop le;
+  tfx_cg_for(cg, &le, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, E), 1, "le");
+  logit_ctx c = {pro, xrow, tfx_cg_fptr(cg, w, tfx_cg_mulc(cg, le.iv, D)), acc};
+  LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), acc);
+  tfx_cg_chunks(cg, D, logit_chunk, &c);
+  LLVMValueRef sum = pro_sum(cg, pro, tfx_cg_hsum(cg, LLVMBuildLoad2(cg->b, cg->t_vf, acc, "")));
+  tfx_cg_storef(cg, sum, tfx_cg_fptr(cg, logits, le.iv));
+  tfx_cg_for_end(cg, &le);
+}
+
 /* ---- MOE_ROUTE ---- */
 
 int tfx_cg_emit_moe_route(tfx_cg *cg, const tfx_node *n) {
   LLVMBuilderRef b = cg->b;
-  const tfx_node *lg = &cg->g->nodes[n->inputs[0]];
-  int64_t E = tfx_node_cols(lg), k = n->top_k;
+  const tfx_node *lg = &cg->g->nodes[n->inputs[0]]; /* the logits, or x with the router */
+  int router = n->fx.router;
+  int64_t D = tfx_node_cols(lg), E = router ? cg->g->nodes[n->inputs[1]].type.dims[0] : D, k = n->top_k;
   int cap = n->capacity > 0, all = n->moe_gate == TFX_MOE_GATE_SOFTMAX;
-  char key[128];
-  snprintf(key, sizeof key, "moe_route_E%lld_k%lld_g%d_c%.17g", (long long)E, (long long)k, all,
-           cap ? n->capacity : 0.0);
+  moe_pro pro0 = pro_for(cg, n, D, NULL, NULL, NULL);
+  char key[160];
+  snprintf(key, sizeof key, "moe_route_E%lld_k%lld_g%d_c%.17g_r%d_D%lld_n%d_%lld_%.17g", (long long)E, (long long)k,
+           all, cap ? n->capacity : 0.0, router, (long long)(router ? D : 0), n->fx.norm, (long long)pro0.parts,
+           pro0.eps);
   int fresh = tfx_cg_body_begin(cg, key);
   if (fresh < 0) return -1;
   if (fresh) {
     LLVMValueRef pl = tfx_cg_body_ptr(cg, 0), py = tfx_cg_body_ptr(cg, 1);
+    moe_pro pro = pro_for(cg, n, D, tfx_cg_body_ptr(cg, 3), tfx_cg_body_ptr(cg, 4), tfx_cg_body_ptr(cg, 5));
+    LLVMValueRef logits = router ? tfx_cg_alloca_array(cg, cg->t_f32, E, "logits") : NULL;
+    LLVMValueRef lacc = router ? tfx_cg_alloca(cg, cg->t_vf, "lacc") : NULL;
     LLVMValueRef chosen = tfx_cg_alloca_array(cg, cg->t_i32, E, "chosen");
     LLVMValueRef count = tfx_cg_alloca_array(cg, cg->t_i64, E, "count");
     LLVMValueRef idx = tfx_cg_alloca_array(cg, cg->t_i64, k, "idx");
@@ -63,6 +168,12 @@ int tfx_cg_emit_moe_route(tfx_cg *cg, const tfx_node *n) {
         LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, cg->kbegin, cg->kend, ""), cg->T, tfx_cg_i64(cg, 0), "");
     tfx_cg_for(cg, &row, cap ? tfx_cg_i64(cg, 0) : cg->kbegin, cap ? all_rows : cg->kend, 1, "row");
     LLVMValueRef l = tfx_cg_fptr(cg, pl, tfx_cg_mulc(cg, row.iv, E));
+    if (router) { /* the row's logits, computed here (prologue(x) @ router^T) */
+      pro_row(cg, &pro, row.iv);
+      router_logits(cg, &pro, tfx_cg_fptr(cg, pl, tfx_cg_mulc(cg, row.iv, D)), tfx_cg_body_ptr(cg, 2), E, D, lacc,
+                    tfx_cg_fptrc(cg, logits, 0));
+      l = tfx_cg_fptrc(cg, logits, 0);
+    }
     LLVMValueRef y = tfx_cg_fptr(cg, py, tfx_cg_mulc(cg, row.iv, 2 * k));
     tfx_cg_loop lz;
     tfx_cg_for(cg, &lz, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, E), 1, "zch");
@@ -141,8 +252,13 @@ int tfx_cg_emit_moe_route(tfx_cg *cg, const tfx_node *n) {
     tfx_cg_body_end(cg);
   }
   /* with a capacity the rows depend on the earlier rows: one item */
-  tfx_cg_kernel_call(cg, n, NULL, cap ? 0 : 1, cap ? 1 : 0,
-                     (tfx_cg_ptr[4]){TFX_CG_VAL(lg->id), TFX_CG_VAL(n->id), TFX_CG_NONE, TFX_CG_NONE});
+  tfx_cg_ptr ptrs[6] = {TFX_CG_VAL(lg->id), TFX_CG_VAL(n->id), TFX_CG_NONE, TFX_CG_NONE, TFX_CG_NONE, TFX_CG_NONE};
+  static const tfx_moe_role roles[4] = {TFX_MOE_W1, TFX_MOE_STATS, TFX_MOE_GAIN, TFX_MOE_NBIAS};
+  for (int i = 0; i < 4; i++) {
+    int op = tfx_moe_operand(n, roles[i]);
+    if (op >= 0) ptrs[2 + i] = TFX_CG_VAL(n->inputs[op]);
+  }
+  tfx_cg_kernel_call_n(cg, n, NULL, cap ? 0 : 1, cap ? 1 : 0, ptrs, 6);
   return 0;
 }
 
@@ -150,30 +266,46 @@ int tfx_cg_emit_moe_route(tfx_cg *cg, const tfx_node *n) {
 
 typedef struct {
   int nr;
+  const moe_pro *pro; /* MOE_UP's prologue (NULL: none) */
   LLVMValueRef a, w[MOE_NB], acc[MOE_NB];
+  LLVMValueRef w3[MOE_NB], acc3[MOE_NB]; /* GLU: the up projection's rows (NULL: none) */
 } dot_tile;
 
 static void dot_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
   dot_tile *t = vctx;
   LLVMValueRef av = tfx_cg_vload(cg, tfx_cg_fptr(cg, t->a, col), nvalid);
+  if (t->pro) av = pro_apply(cg, t->pro, av, col, nvalid);
   for (int j = 0; j < t->nr; j++) {
     LLVMValueRef wv = tfx_cg_vload(cg, tfx_cg_fptr(cg, t->w[j], col), nvalid);
     LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_vf, t->acc[j], "");
     LLVMBuildStore(cg->b, tfx_cg_fma(cg, av, wv, v), t->acc[j]);
+    if (!t->w3[j]) continue;
+    LLVMValueRef uv = tfx_cg_vload(cg, tfx_cg_fptr(cg, t->w3[j], col), nvalid);
+    LLVMValueRef u = LLVMBuildLoad2(cg->b, cg->t_vf, t->acc3[j], "");
+    LLVMBuildStore(cg->b, tfx_cg_fma(cg, av, uv, u), t->acc3[j]);
   }
 }
 
-/* sums[j] = a[0..K) . w[j*K .. j*K + K) for j < nr; acc: nr vector allocas. */
-static void emit_dots(tfx_cg *cg, LLVMValueRef a, LLVMValueRef w, int64_t K, int nr, LLVMValueRef *acc,
-                      LLVMValueRef *sums) {
-  dot_tile t = {.nr = nr, .a = a};
+/* sums[j] = a[0..K) . w[j*K .. j*K + K) for j < nr (and ups[j] with w3 when
+ * w3 is not NULL); acc, acc3: nr vector allocas each. */
+static void emit_dots(tfx_cg *cg, const moe_pro *pro, LLVMValueRef a, LLVMValueRef w, LLVMValueRef w3, int64_t K,
+                      int nr, LLVMValueRef *acc, LLVMValueRef *acc3, LLVMValueRef *sums, LLVMValueRef *ups) {
+  dot_tile t = {.nr = nr, .pro = pro, .a = a};
   for (int j = 0; j < nr; j++) {
     t.w[j] = tfx_cg_fptrc(cg, w, (int64_t)j * K);
     t.acc[j] = acc[j];
     LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), acc[j]);
+    t.w3[j] = w3 ? tfx_cg_fptrc(cg, w3, (int64_t)j * K) : NULL;
+    if (w3) {
+      t.acc3[j] = acc3[j];
+      LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), acc3[j]);
+    }
   }
   tfx_cg_chunks(cg, K, dot_chunk, &t);
-  for (int j = 0; j < nr; j++) sums[j] = tfx_cg_hsum(cg, LLVMBuildLoad2(cg->b, cg->t_vf, acc[j], ""));
+  for (int j = 0; j < nr; j++) {
+    sums[j] = tfx_cg_hsum(cg, LLVMBuildLoad2(cg->b, cg->t_vf, acc[j], ""));
+    if (w3) ups[j] = tfx_cg_hsum(cg, LLVMBuildLoad2(cg->b, cg->t_vf, acc3[j], ""));
+  }
 }
 
 /* The expert of slot s of a route row: its index, or -1 when the entry is
@@ -188,14 +320,20 @@ static LLVMValueRef slot_expert(tfx_cg *cg, LLVMValueRef route_row, LLVMValueRef
 }
 
 typedef struct {
+  const tfx_node *n;
   LLVMValueRef x, route, w, y; /* base pointers */
-  int64_t E, k, N, K;
-  LLVMValueRef acc[MOE_NB];
+  LLVMValueRef w3;             /* MOE_UP with GLU: the up projection (else NULL) */
+  LLVMValueRef res, sout;      /* MOE_DOWN: the residual, the statistics written (else NULL) */
+  moe_pro pro;                 /* MOE_UP's prologue */
+  int64_t E, k, N, K, groups;  /* groups: MOE_DOWN's statistics groups per row */
+  LLVMValueRef acc[MOE_NB], acc3[MOE_NB];
 } moe_op;
 
-/* MOE_UP: the item's expert e and column block n0 (nr columns), all rows. */
-static void up_block(tfx_cg *cg, const moe_op *o, LLVMValueRef e, LLVMValueRef n0, int nr) {
+/* MOE_UP: the item's expert e and column block n0 (nr columns), all rows:
+ * act(x[t] . w[e]) (* x[t] . w3[e]) for each slot routed to e. */
+static void up_block(tfx_cg *cg, moe_op *o, LLVMValueRef e, LLVMValueRef n0, int nr) {
   LLVMBuilderRef b = cg->b;
+  const tfx_fused *fx = &o->n->fx;
   tfx_cg_loop lt;
   tfx_cg_for(cg, &lt, tfx_cg_i64(cg, 0), cg->T, 1, "t");
   LLVMValueRef rr = tfx_cg_fptr(cg, o->route, tfx_cg_mulc(cg, lt.iv, 2 * o->k));
@@ -207,30 +345,42 @@ static void up_block(tfx_cg *cg, const moe_op *o, LLVMValueRef e, LLVMValueRef n
   LLVMValueRef yb = tfx_cg_fptr(cg, o->y, tfx_cg_add(cg, yoff, n0));
   tfx_cg_if mine;
   tfx_cg_if_begin(cg, &mine, LLVMBuildICmp(b, LLVMIntEQ, se, e, ""), "mine");
-  LLVMValueRef wb = tfx_cg_fptr(cg, o->w, tfx_cg_mulc(cg, tfx_cg_add(cg, tfx_cg_mulc(cg, e, o->N), n0), o->K));
-  LLVMValueRef sums[MOE_NB];
-  emit_dots(cg, xr, wb, o->K, nr, (LLVMValueRef *)o->acc, sums);
-  for (int j = 0; j < nr; j++) tfx_cg_storef(cg, sums[j], tfx_cg_fptrc(cg, yb, j));
+  pro_row(cg, &o->pro, lt.iv); /* only for a row routed to this item's expert (at most one slot is) */
+  LLVMValueRef woff = tfx_cg_mulc(cg, tfx_cg_add(cg, tfx_cg_mulc(cg, e, o->N), n0), o->K);
+  LLVMValueRef sums[MOE_NB], ups[MOE_NB];
+  emit_dots(cg, &o->pro, xr, tfx_cg_fptr(cg, o->w, woff), o->w3 ? tfx_cg_fptr(cg, o->w3, woff) : NULL, o->K, nr, o->acc,
+            o->acc3, sums, ups);
+  for (int j = 0; j < nr; j++) {
+    LLVMValueRef v = moe_act(cg, fx->act, pro_sum(cg, &o->pro, sums[j]));
+    if (o->w3) v = LLVMBuildFMul(b, v, pro_sum(cg, &o->pro, ups[j]), "");
+    tfx_cg_storef(cg, v, tfx_cg_fptrc(cg, yb, j));
+  }
   tfx_cg_if_else(cg, &mine);
-  /* an empty slot is zeroed by expert 0's items */
+  /* an empty slot is written by expert 0's items: act(0) (* 0 with GLU),
+   * what the unfused activation and product give */
   LLVMValueRef empty = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSLT, se, tfx_cg_i64(cg, 0), ""),
                                     LLVMBuildICmp(b, LLVMIntEQ, e, tfx_cg_i64(cg, 0), ""), "");
+  double ev = fx->act == TFX_ACT_SIGMOID && !o->w3 ? 0.5 : 0.0;
   tfx_cg_if zero;
   tfx_cg_if_begin(cg, &zero, empty, "empty");
-  for (int j = 0; j < nr; j++) tfx_cg_storef(cg, LLVMConstReal(cg->t_f32, 0.0), tfx_cg_fptrc(cg, yb, j));
+  for (int j = 0; j < nr; j++) tfx_cg_storef(cg, LLVMConstReal(cg->t_f32, ev), tfx_cg_fptrc(cg, yb, j));
   tfx_cg_if_end(cg, &zero);
   tfx_cg_if_end(cg, &mine);
   tfx_cg_for_end(cg, &ls);
   tfx_cg_for_end(cg, &lt);
 }
 
-/* MOE_DOWN: the item's column block n0 (nr columns), every expert and row. */
+/* MOE_DOWN: the item's column block n0 (nr columns), every expert and row;
+ * the block starts from the residual (or 0). */
 static void down_block(tfx_cg *cg, const moe_op *o, LLVMValueRef n0, int nr) {
   LLVMBuilderRef b = cg->b;
   tfx_cg_loop lz;
   tfx_cg_for(cg, &lz, tfx_cg_i64(cg, 0), cg->T, 1, "tz");
-  LLVMValueRef yz = tfx_cg_fptr(cg, o->y, tfx_cg_add(cg, tfx_cg_mulc(cg, lz.iv, o->N), n0));
-  for (int j = 0; j < nr; j++) tfx_cg_storef(cg, LLVMConstReal(cg->t_f32, 0.0), tfx_cg_fptrc(cg, yz, j));
+  LLVMValueRef zoff = tfx_cg_add(cg, tfx_cg_mulc(cg, lz.iv, o->N), n0);
+  LLVMValueRef yz = tfx_cg_fptr(cg, o->y, zoff), rz = o->res ? tfx_cg_fptr(cg, o->res, zoff) : NULL;
+  for (int j = 0; j < nr; j++)
+    tfx_cg_storef(cg, rz ? tfx_cg_loadf(cg, tfx_cg_fptrc(cg, rz, j)) : LLVMConstReal(cg->t_f32, 0.0),
+                  tfx_cg_fptrc(cg, yz, j));
   tfx_cg_for_end(cg, &lz);
   tfx_cg_loop le;
   tfx_cg_for(cg, &le, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, o->E), 1, "e");
@@ -248,7 +398,7 @@ static void down_block(tfx_cg *cg, const moe_op *o, LLVMValueRef n0, int nr) {
   LLVMValueRef hr =
       tfx_cg_fptr(cg, o->x, tfx_cg_add(cg, tfx_cg_mulc(cg, lt.iv, o->k * o->K), tfx_cg_mulc(cg, ls.iv, o->K)));
   LLVMValueRef sums[MOE_NB];
-  emit_dots(cg, hr, wb, o->K, nr, (LLVMValueRef *)o->acc, sums);
+  emit_dots(cg, NULL, hr, wb, NULL, o->K, nr, (LLVMValueRef *)o->acc, NULL, sums, NULL);
   for (int j = 0; j < nr; j++) {
     LLVMValueRef p = tfx_cg_fptrc(cg, yr, j);
     tfx_cg_storef(cg, tfx_cg_fma(cg, gate, sums[j], tfx_cg_loadf(cg, p)), p);
@@ -259,54 +409,101 @@ static void down_block(tfx_cg *cg, const moe_op *o, LLVMValueRef n0, int nr) {
   tfx_cg_for_end(cg, &le);
 }
 
+/* One item's block of `width` (static) columns from n0: sub-blocks of
+ * MOE_NB; MOE_DOWN with statistics then writes the partial statistics of
+ * the finished block (one TFX_STATS_GROUP group) of every row. */
+static void block(tfx_cg *cg, moe_op *o, int up, LLVMValueRef e, LLVMValueRef blk, LLVMValueRef n0, int width) {
+  for (int off = 0; off < width; off += MOE_NB) {
+    int nr = width - off < MOE_NB ? width - off : MOE_NB;
+    if (up)
+      up_block(cg, o, e, tfx_cg_addc(cg, n0, off), nr);
+    else
+      down_block(cg, o, tfx_cg_addc(cg, n0, off), nr);
+  }
+  if (!o->sout) return;
+  tfx_cg_loop lt;
+  tfx_cg_for(cg, &lt, tfx_cg_i64(cg, 0), cg->T, 1, "ts");
+  LLVMValueRef src = tfx_cg_fptr(cg, o->y, tfx_cg_add(cg, tfx_cg_mulc(cg, lt.iv, o->N), n0));
+  LLVMValueRef dst =
+      tfx_cg_fptr(cg, o->sout, tfx_cg_mulc(cg, tfx_cg_add(cg, tfx_cg_mulc(cg, lt.iv, o->groups), blk), 2));
+  tfx_cg_stats_part(cg, src, width, o->n->fx.stats_out == TFX_NORM_LAYER, dst);
+  tfx_cg_for_end(cg, &lt);
+}
+
 static int emit_experts(tfx_cg *cg, const tfx_node *n, int up) {
-  const tfx_node *x = &cg->g->nodes[n->inputs[0]], *route = &cg->g->nodes[n->inputs[1]];
-  const tfx_node *w = &cg->g->nodes[n->inputs[2]];
+  const tfx_graph *g = cg->g;
+  const tfx_fused *fx = &n->fx;
+  const tfx_node *x = &g->nodes[n->inputs[0]], *route = &g->nodes[n->inputs[1]];
+  const tfx_node *w = &g->nodes[n->inputs[2]];
   int64_t E = w->type.dims[0], N = w->type.dims[1], K = w->type.dims[2], k = tfx_node_cols(route) / 2;
-  int64_t blocks = (N + MOE_NB - 1) / MOE_NB, full = N / MOE_NB;
-  int part = (int)(N % MOE_NB);
-  char key[128];
-  snprintf(key, sizeof key, "moe_%s_E%lld_N%lld_K%lld_k%lld", up ? "up" : "down", (long long)E, (long long)N,
-           (long long)K, (long long)k);
+  int sn = !up && fx->stats_out ? tfx_fl_stats_node(g, n->id) : -1;
+  if (!up && fx->stats_out && sn < 0)
+    return tfx_cg_fail(cg, "backend: %%%d (moe_down): writes statistics no norm_stats reads", n->id);
+  /* items: blocks of MOE_NB columns; MOE_DOWN writing statistics: groups of
+   * TFX_STATS_GROUP columns (an item finishes a whole group) */
+  int64_t bw = sn >= 0 ? TFX_STATS_GROUP : MOE_NB;
+  int64_t blocks = (N + bw - 1) / bw, full = N / bw;
+  int part = (int)(N % bw), glu = up && fx->glu;
+  moe_pro pro0 = up ? pro_for(cg, n, K, NULL, NULL, NULL) : (moe_pro){0};
+  char key[192];
+  snprintf(key, sizeof key, "moe_%s_E%lld_N%lld_K%lld_k%lld_a%d_g%d_n%d_%lld_%.17g_r%d_so%d", up ? "up" : "down",
+           (long long)E, (long long)N, (long long)K, (long long)k, fx->act, glu, up ? fx->norm : 0,
+           (long long)pro0.parts, pro0.eps, !up && fx->residual, sn >= 0 ? fx->stats_out : 0);
   int fresh = tfx_cg_body_begin(cg, key);
   if (fresh < 0) return -1;
   if (fresh) {
-    moe_op o = {tfx_cg_body_ptr(cg, 0),
-                tfx_cg_body_ptr(cg, 1),
-                tfx_cg_body_ptr(cg, 2),
-                tfx_cg_body_ptr(cg, 3),
-                E,
-                k,
-                N,
-                K,
-                {0}};
-    for (int j = 0; j < MOE_NB; j++) o.acc[j] = tfx_cg_alloca(cg, cg->t_vf, "acc");
+    moe_op o = {.n = n,
+                .x = tfx_cg_body_ptr(cg, 0),
+                .route = tfx_cg_body_ptr(cg, 1),
+                .w = tfx_cg_body_ptr(cg, 2),
+                .y = tfx_cg_body_ptr(cg, 3),
+                .w3 = glu ? tfx_cg_body_ptr(cg, 4) : NULL,
+                .res = !up && fx->residual ? tfx_cg_body_ptr(cg, 4) : NULL,
+                .sout = sn >= 0 ? tfx_cg_body_ptr(cg, 5) : NULL,
+                .E = E,
+                .k = k,
+                .N = N,
+                .K = K,
+                .groups = blocks};
+    if (up) o.pro = pro_for(cg, n, K, tfx_cg_body_ptr(cg, 5), tfx_cg_body_ptr(cg, 6), tfx_cg_body_ptr(cg, 7));
+    for (int j = 0; j < MOE_NB; j++) {
+      o.acc[j] = tfx_cg_alloca(cg, cg->t_vf, "acc");
+      o.acc3[j] = glu ? tfx_cg_alloca(cg, cg->t_vf, "acc3") : NULL;
+    }
     tfx_cg_loop it;
     tfx_cg_for(cg, &it, cg->kbegin, cg->kend, 1, "item");
     /* up: item = block * E + expert; down: item = block */
     LLVMValueRef blk = up ? LLVMBuildSDiv(cg->b, it.iv, tfx_cg_i64(cg, E), "blk") : it.iv;
     LLVMValueRef e = up ? LLVMBuildSRem(cg->b, it.iv, tfx_cg_i64(cg, E), "e") : NULL;
-    LLVMValueRef n0 = tfx_cg_mulc(cg, blk, MOE_NB);
+    LLVMValueRef n0 = tfx_cg_mulc(cg, blk, bw);
     tfx_cg_if c;
     int guarded = full > 0 && part > 0;
     for (int variant = 0; variant < 2; variant++) {
-      int nr = variant == 0 ? MOE_NB : part;
+      int width = variant == 0 ? (int)bw : part;
       if (variant == 0 && full == 0) continue;
       if (variant == 1 && part == 0) continue;
       if (guarded && variant == 0)
         tfx_cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntSLT, blk, tfx_cg_i64(cg, full), ""), "fullblk");
-      if (up)
-        up_block(cg, &o, e, n0, nr);
-      else
-        down_block(cg, &o, n0, nr);
+      block(cg, &o, up, e, blk, n0, width);
       if (guarded && variant == 0) tfx_cg_if_else(cg, &c);
       if (guarded && variant == 1) tfx_cg_if_end(cg, &c);
     }
     tfx_cg_for_end(cg, &it);
     tfx_cg_body_end(cg);
   }
-  tfx_cg_kernel_call(cg, n, NULL, 0, up ? blocks * E : blocks,
-                     (tfx_cg_ptr[4]){TFX_CG_VAL(x->id), TFX_CG_VAL(route->id), TFX_CG_VAL(w->id), TFX_CG_VAL(n->id)});
+  tfx_cg_ptr ptrs[8] = {TFX_CG_VAL(x->id), TFX_CG_VAL(route->id), TFX_CG_VAL(w->id), TFX_CG_VAL(n->id),
+                        TFX_CG_NONE,       TFX_CG_NONE,           TFX_CG_NONE,       TFX_CG_NONE};
+  if (up) {
+    static const tfx_moe_role roles[4] = {TFX_MOE_W3, TFX_MOE_STATS, TFX_MOE_GAIN, TFX_MOE_NBIAS};
+    for (int i = 0; i < 4; i++) {
+      int op = tfx_moe_operand(n, roles[i]);
+      if (op >= 0) ptrs[4 + i] = TFX_CG_VAL(n->inputs[op]);
+    }
+  } else {
+    if (fx->residual) ptrs[4] = TFX_CG_VAL(n->inputs[3]);
+    if (sn >= 0) ptrs[5] = TFX_CG_VAL(sn);
+  }
+  tfx_cg_kernel_call_n(cg, n, NULL, 0, up ? blocks * E : blocks, ptrs, 8);
   return 0;
 }
 

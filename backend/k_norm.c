@@ -1,7 +1,8 @@
 /* backend/k_norm.c — RMSNORM and LAYERNORM kernels. Work items are rows;
  * each row is reduced with vector accumulators (masked tails read as 0 and are
  * masked out of centred sums), then scaled by the gain (and shifted by the
- * bias) in vectors. LayerNorm uses the biased variance of the centred row. */
+ * bias) in vectors. LayerNorm uses the biased variance of the centred row.
+ * tfx_cg_norm_row is the same row code for the embedding kernel's norm. */
 #include <stdio.h>
 
 #include "cg.h"
@@ -68,6 +69,29 @@ static LLVMValueRef inv_std(tfx_cg *cg, LLVMValueRef sum, int64_t cols, double e
   return LLVMBuildFDiv(b, LLVMConstReal(cg->t_f32, 1.0), tfx_cg_sqrt(cg, m), "inv");
 }
 
+void tfx_cg_norm_row(tfx_cg *cg, LLVMValueRef x, LLVMValueRef y, LLVMValueRef g, LLVMValueRef bias, int64_t cols,
+                     double eps, int layer) {
+  norm_ctx c = {0};
+  c.x = x;
+  c.y = y;
+  c.g = g;
+  c.b = bias;
+  c.acc = tfx_cg_alloca(cg, cg->t_vf, "acc");
+  if (!layer) {
+    LLVMValueRef ss = reduce_pass(cg, &c, PASS_SUMSQ, cols);
+    c.inv = tfx_cg_splat(cg, inv_std(cg, ss, cols, eps));
+    c.pass = PASS_RMS_OUT;
+  } else {
+    LLVMValueRef s = reduce_pass(cg, &c, PASS_SUM, cols);
+    LLVMValueRef mean = LLVMBuildFDiv(cg->b, s, LLVMConstReal(cg->t_f32, (double)cols), "mean");
+    c.mean = tfx_cg_splat(cg, mean);
+    LLVMValueRef var = reduce_pass(cg, &c, PASS_VAR, cols);
+    c.inv = tfx_cg_splat(cg, inv_std(cg, var, cols, eps));
+    c.pass = PASS_LN_OUT;
+  }
+  tfx_cg_chunks(cg, cols, norm_chunk, &c);
+}
+
 static int emit_norm(tfx_cg *cg, const tfx_node *n, int layer) {
   int64_t cols = tfx_node_cols(n), per_t, fixed;
   tfx_cg_rows_split(n, &per_t, &fixed);
@@ -77,28 +101,11 @@ static int emit_norm(tfx_cg *cg, const tfx_node *n, int layer) {
   if (fresh < 0) return -1;
   if (fresh) {
     LLVMValueRef px = tfx_cg_body_ptr(cg, 0), py = tfx_cg_body_ptr(cg, 3);
-    norm_ctx c = {0};
-    c.g = tfx_cg_body_ptr(cg, 1);
-    c.b = tfx_cg_body_ptr(cg, 2);
-    c.acc = tfx_cg_alloca(cg, cg->t_vf, "acc");
     tfx_cg_loop row;
     tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
     LLVMValueRef off = tfx_cg_mulc(cg, row.iv, cols);
-    c.x = tfx_cg_fptr(cg, px, off);
-    c.y = tfx_cg_fptr(cg, py, off);
-    if (!layer) {
-      LLVMValueRef ss = reduce_pass(cg, &c, PASS_SUMSQ, cols);
-      c.inv = tfx_cg_splat(cg, inv_std(cg, ss, cols, n->eps));
-      c.pass = PASS_RMS_OUT;
-    } else {
-      LLVMValueRef s = reduce_pass(cg, &c, PASS_SUM, cols);
-      LLVMValueRef mean = LLVMBuildFDiv(cg->b, s, LLVMConstReal(cg->t_f32, (double)cols), "mean");
-      c.mean = tfx_cg_splat(cg, mean);
-      LLVMValueRef var = reduce_pass(cg, &c, PASS_VAR, cols);
-      c.inv = tfx_cg_splat(cg, inv_std(cg, var, cols, n->eps));
-      c.pass = PASS_LN_OUT;
-    }
-    tfx_cg_chunks(cg, cols, norm_chunk, &c);
+    tfx_cg_norm_row(cg, tfx_cg_fptr(cg, px, off), tfx_cg_fptr(cg, py, off), tfx_cg_body_ptr(cg, 1),
+                    tfx_cg_body_ptr(cg, 2), cols, n->eps, layer);
     tfx_cg_for_end(cg, &row);
     tfx_cg_body_end(cg);
   }

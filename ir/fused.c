@@ -1,7 +1,8 @@
 /* ir/fused.c — the optimizer's ops in the IR: NORM_STATS, FUSED_LINEAR,
- * SLICE, CONCAT, PACK and the packed layout of weights. Owns their operand
- * roles, type inference, attribute and use checks (called by the verifier)
- * and their text form (called by the printer). The passes that create them
+ * SLICE, CONCAT, PACK, the packed layout of weights, and the operands and
+ * attributes the optimizer adds to EMBEDDING and the MoE ops. Owns their
+ * operand roles, type inference, attribute and use checks (called by the
+ * verifier) and their text form (called by the printer). The passes that create them
  * live in passes/; their semantics are documented in ir.h and
  * docs/passes.md. */
 #include "fused.h"
@@ -23,12 +24,16 @@ void tfx_fused_arity(tfx_op op, int *lo, int *hi) {
   }
 }
 
+static int norm_operands(int norm) { return norm == TFX_NORM_RMS ? 2 : norm == TFX_NORM_LAYER ? 3 : 0; }
+
 int tfx_fl_n_operands(const tfx_fused *fx) {
-  return 2 + (fx->has_bias ? 1 : 0) +
-         (fx->norm == TFX_NORM_RMS     ? 2
-          : fx->norm == TFX_NORM_LAYER ? 3
-                                       : 0) +
-         (fx->residual ? 1 : 0);
+  return 2 + (fx->has_bias ? 1 : 0) + norm_operands(fx->norm) + (fx->residual ? 1 : 0) + norm_operands(fx->rnorm);
+}
+
+/* The index of role `k` (0 stats, 1 gain, 2 bias) of a norm starting at i. */
+static int norm_role(int norm, int i, int k) {
+  if (norm == TFX_NORM_NONE || (k == 2 && norm != TFX_NORM_LAYER)) return -1;
+  return i + k;
 }
 
 int tfx_fl_operand(const tfx_node *n, tfx_fl_role role) {
@@ -41,11 +46,51 @@ int tfx_fl_operand(const tfx_node *n, tfx_fl_role role) {
   default: break;
   }
   i += fx->has_bias ? 1 : 0;
-  if (role == TFX_FL_STATS) return fx->norm != TFX_NORM_NONE ? i : -1;
-  if (role == TFX_FL_GAIN) return fx->norm != TFX_NORM_NONE ? i + 1 : -1;
-  if (role == TFX_FL_NBIAS) return fx->norm == TFX_NORM_LAYER ? i + 2 : -1;
-  i += fx->norm == TFX_NORM_RMS ? 2 : fx->norm == TFX_NORM_LAYER ? 3 : 0;
-  return fx->residual ? i : -1;
+  if (role >= TFX_FL_STATS && role <= TFX_FL_NBIAS) return norm_role(fx->norm, i, (int)role - TFX_FL_STATS);
+  i += norm_operands(fx->norm);
+  if (role == TFX_FL_RESIDUAL) return fx->residual ? i : -1;
+  i += fx->residual ? 1 : 0;
+  return norm_role(fx->rnorm, i, (int)role - TFX_FL_RSTATS);
+}
+
+int tfx_emb_n_operands(const tfx_fused *fx) {
+  return 2 + (fx->pos_add == TFX_EMB_POS_TABLE ? 1 : 0) + (fx->has_bias ? 1 : 0) +
+         (fx->norm ? norm_operands(fx->norm) - 1 : 0);
+}
+
+int tfx_emb_operand(const tfx_node *n, tfx_emb_role role) {
+  const tfx_fused *fx = &n->fx;
+  int i = 2;
+  if (role == TFX_EMB_TABLE) return 0;
+  if (role == TFX_EMB_IDS) return 1;
+  if (role == TFX_EMB_POS) return fx->pos_add == TFX_EMB_POS_TABLE ? i : -1;
+  i += fx->pos_add == TFX_EMB_POS_TABLE ? 1 : 0;
+  if (role == TFX_EMB_ROW) return fx->has_bias ? i : -1;
+  i += fx->has_bias ? 1 : 0;
+  if (role == TFX_EMB_GAIN) return fx->norm != TFX_NORM_NONE ? i : -1;
+  return fx->norm == TFX_NORM_LAYER ? i + 1 : -1;
+}
+
+int tfx_moe_operand(const tfx_node *n, tfx_moe_role role) {
+  const tfx_fused *fx = &n->fx;
+  int route = n->op == TFX_OP_MOE_ROUTE;
+  if (route && !fx->router) return role == TFX_MOE_X ? 0 : -1;
+  if (role == TFX_MOE_X) return 0;
+  if (role == TFX_MOE_W1) return route ? 1 : 2;
+  int i = route ? 2 : 3;
+  if (role == TFX_MOE_W3) return !route && fx->glu ? i : -1;
+  i += !route && fx->glu ? 1 : 0;
+  return norm_role(fx->norm, i, (int)role - TFX_MOE_STATS);
+}
+
+int tfx_stats_writer(const tfx_node *n) {
+  if (n->op == TFX_OP_FUSED_LINEAR || n->op == TFX_OP_EMBEDDING || n->op == TFX_OP_MOE_DOWN) return n->fx.stats_out;
+  return TFX_NORM_NONE;
+}
+
+int64_t tfx_stats_cols(const tfx_node *n) {
+  if (tfx_fl_planar(n) && n->fx.stats_seg >= 0 && n->fx.stats_seg < n->fx.n_segs) return n->fx.segs[n->fx.stats_seg];
+  return tfx_node_cols(n);
 }
 
 int tfx_fl_planar(const tfx_node *n) { return n->op == TFX_OP_FUSED_LINEAR && n->fx.n_segs > 1 && !n->fx.glu; }
@@ -53,7 +98,7 @@ int tfx_fl_planar(const tfx_node *n) { return n->op == TFX_OP_FUSED_LINEAR && n-
 int64_t tfx_node_slot_bytes(const tfx_graph *g, const tfx_node *n, int64_t t) {
   if (n->op == TFX_OP_NORM_STATS && n->fx.index == 1) {
     const tfx_node *x = &g->nodes[n->inputs[0]];
-    int64_t groups = (tfx_node_cols(x) + TFX_STATS_GROUP - 1) / TFX_STATS_GROUP;
+    int64_t groups = (tfx_stats_cols(x) + TFX_STATS_GROUP - 1) / TFX_STATS_GROUP;
     return tfx_node_rows(x, t) * groups * 2 * 4;
   }
   return tfx_type_bytes(&n->type, t);
@@ -140,8 +185,14 @@ static int infer_fused_linear(const tfx_node *n, const tfx_type *const *a, tfx_t
   if (fx->glu && (fx->n_segs != 2 || fx->segs[0] != fx->segs[1]))
     return tfx_errf(err, errlen, "%s: glu needs two equal segments (gate, up)", on);
   if (fx->glu && fx->rope) return tfx_errf(err, errlen, "%s: glu and rope do not combine", on);
-  if (fx->stats_out && (fx->stats_out < TFX_NORM_NONE || fx->stats_out > TFX_NORM_LAYER || tfx_fl_planar(n)))
-    return tfx_errf(err, errlen, "%s: stats_out needs a non-planar output and rms or layer", on);
+  if (fx->stats_out && (fx->stats_out < TFX_NORM_NONE || fx->stats_out > TFX_NORM_LAYER))
+    return tfx_errf(err, errlen, "%s: stats_out must be rms or layer", on);
+  if (fx->stats_out && tfx_fl_planar(n) ? fx->stats_seg < 0 || fx->stats_seg >= fx->n_segs : fx->stats_seg != 0)
+    return tfx_errf(err, errlen, "%s: stats segment %d is not a segment of the planar output (or not 0)", on,
+                    fx->stats_seg);
+  if (fx->rnorm < TFX_NORM_NONE || fx->rnorm > TFX_NORM_LAYER) return tfx_errf(err, errlen, "%s: unknown rnorm", on);
+  if (fx->rnorm && (!fx->residual || fx->norm))
+    return tfx_errf(err, errlen, "%s: a residual norm needs a residual and no prologue", on);
   int64_t N = fx->glu ? R / 2 : R;
   if (fx->act < TFX_ACT_NONE || fx->act > TFX_ACT_SIGMOID) return tfx_errf(err, errlen, "%s: unknown activation", on);
   if (fx->norm < TFX_NORM_NONE || fx->norm > TFX_NORM_LAYER) return tfx_errf(err, errlen, "%s: unknown norm", on);
@@ -162,6 +213,13 @@ static int infer_fused_linear(const tfx_node *n, const tfx_type *const *a, tfx_t
                     tfx_type_str(out, s1, sizeof s1));
   if (fx->residual && fx->n_segs > 1 && !fx->glu)
     return tfx_errf(err, errlen, "%s: a planar output takes no residual", on);
+  if ((i = tfx_fl_operand(n, TFX_FL_RSTATS)) >= 0 && (!f32_rank(a[i], 2) || a[i]->dims[0] != M || a[i]->dims[1] != 2))
+    return tfx_errf(err, errlen, "%s: residual stats are %s, expected f32[%s, 2]", on,
+                    tfx_type_str(a[i], s0, sizeof s0), M == TFX_DIM_T ? "T" : "M");
+  for (int role = TFX_FL_RGAIN; role <= TFX_FL_RNBIAS; role++)
+    if ((i = tfx_fl_operand(n, (tfx_fl_role)role)) >= 0 && (!f32_rank(a[i], 1) || a[i]->dims[0] != N))
+      return tfx_errf(err, errlen, "%s: residual norm %s is %s, expected f32[%lld]", on,
+                      role == TFX_FL_RGAIN ? "gain" : "bias", tfx_type_str(a[i], s0, sizeof s0), (long long)N);
   if (fx->rope) {
     if (fx->rope >> fx->n_segs) return tfx_errf(err, errlen, "%s: rope names a missing segment", on);
     if (M != TFX_DIM_T) return tfx_errf(err, errlen, "%s: rope needs x with T rows", on);
@@ -176,6 +234,108 @@ static int infer_fused_linear(const tfx_node *n, const tfx_type *const *a, tfx_t
   return 0;
 }
 
+/* a[i] must be f32[len] (i < 0: the role is absent). */
+static int check_vec(const tfx_type *const *a, int i, int64_t len, const char *on, const char *what, char *err,
+                     size_t errlen) {
+  char s0[64];
+  if (i < 0 || (f32_rank(a[i], 1) && a[i]->dims[0] == len)) return 0;
+  return tfx_errf(err, errlen, "%s: %s is %s, expected f32[%lld]", on, what, tfx_type_str(a[i], s0, sizeof s0),
+                  (long long)len);
+}
+
+/* a[i] must be the [rows, 2] statistics of a value of `rows` rows. */
+static int check_stats(const tfx_type *const *a, int i, int64_t rows, const char *on, char *err, size_t errlen) {
+  char s0[64];
+  if (i < 0 || (f32_rank(a[i], 2) && a[i]->dims[0] == rows && a[i]->dims[1] == 2)) return 0;
+  return tfx_errf(err, errlen, "%s: stats are %s, expected f32[%s, 2]", on, tfx_type_str(a[i], s0, sizeof s0),
+                  rows == TFX_DIM_T ? "T" : "M");
+}
+
+static int check_norm_attrs(const tfx_node *n, const char *on, char *err, size_t errlen) {
+  if (n->fx.norm < TFX_NORM_NONE || n->fx.norm > TFX_NORM_LAYER) return tfx_errf(err, errlen, "%s: unknown norm", on);
+  if (n->fx.stats_out < TFX_NORM_NONE || n->fx.stats_out > TFX_NORM_LAYER)
+    return tfx_errf(err, errlen, "%s: stats_out must be rms or layer", on);
+  return 0;
+}
+
+int tfx_fused_infer_extra(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, const tfx_type *out,
+                          char *err, size_t errlen) {
+  char s0[64], s1[64];
+  const tfx_fused *fx = &n->fx;
+  const char *on = tfx_op_name(n->op);
+  int want = 0;
+  if (check_norm_attrs(n, on, err, errlen)) return -1;
+  switch (n->op) {
+  case TFX_OP_EMBEDDING: {
+    int64_t D = out->dims[1];
+    want = tfx_emb_n_operands(fx);
+    if (n->n_inputs != want) break;
+    if (fx->act || fx->glu || fx->residual || fx->rope || fx->rnorm || fx->router)
+      return tfx_errf(err, errlen, "embedding: only positions, a row, a norm and statistics fuse into it");
+    if (fx->pos_add < TFX_EMB_POS_NONE || fx->pos_add > TFX_EMB_POS_SINUSOIDAL)
+      return tfx_errf(err, errlen, "embedding: unknown positions kind %d", fx->pos_add);
+    int i = tfx_emb_operand(n, TFX_EMB_POS);
+    if (i >= 0) {
+      if (!f32_rank(a[i], 2) || tfx_type_has_t(a[i]) || a[i]->dims[1] != D)
+        return tfx_errf(err, errlen, "embedding: the positions table is %s, expected f32[max_pos, %lld]",
+                        tfx_type_str(a[i], s0, sizeof s0), (long long)D);
+      if (a[i]->dims[0] < g->max_seq)
+        return tfx_errf(err, errlen, "embedding: the positions table %s has fewer rows than max_seq = %lld",
+                        tfx_type_str(a[i], s0, sizeof s0), (long long)g->max_seq);
+    }
+    if (fx->pos_add == TFX_EMB_POS_SINUSOIDAL && (!(n->theta > 0) || !isfinite(n->theta)))
+      return tfx_errf(err, errlen, "embedding: the sinusoidal base must be > 0");
+    if (check_vec(a, tfx_emb_operand(n, TFX_EMB_ROW), D, on, "the row", err, errlen) ||
+        check_vec(a, tfx_emb_operand(n, TFX_EMB_GAIN), D, on, "the norm gain", err, errlen) ||
+        check_vec(a, tfx_emb_operand(n, TFX_EMB_NBIAS), D, on, "the norm bias", err, errlen))
+      return -1;
+    if (fx->norm && (!(n->eps >= 0) || !isfinite(n->eps)))
+      return tfx_errf(err, errlen, "embedding: eps must be finite and >= 0");
+    return 0;
+  }
+  case TFX_OP_MOE_ROUTE: {
+    int64_t D = a[0]->dims[1];
+    want = 2 + (fx->norm == TFX_NORM_RMS ? 2 : fx->norm == TFX_NORM_LAYER ? 3 : 0);
+    if (n->n_inputs != want) break;
+    if (fx->act || fx->glu || fx->residual || fx->stats_out || fx->pos_add)
+      return tfx_errf(err, errlen, "moe_route: only the router and a norm prologue fuse into it");
+    if (check_stats(a, tfx_moe_operand(n, TFX_MOE_STATS), TFX_DIM_T, on, err, errlen) ||
+        check_vec(a, tfx_moe_operand(n, TFX_MOE_GAIN), D, on, "the norm gain", err, errlen) ||
+        check_vec(a, tfx_moe_operand(n, TFX_MOE_NBIAS), D, on, "the norm bias", err, errlen))
+      return -1;
+    return 0;
+  }
+  case TFX_OP_MOE_UP: {
+    int64_t K = a[0]->dims[1];
+    want = 3 + (fx->glu ? 1 : 0) + (fx->norm == TFX_NORM_RMS ? 2 : fx->norm == TFX_NORM_LAYER ? 3 : 0);
+    if (n->n_inputs != want) break;
+    if (fx->residual || fx->stats_out || fx->router || fx->pos_add)
+      return tfx_errf(err, errlen, "moe_up: only a norm prologue, an activation and GLU fuse into it");
+    if (fx->act < TFX_ACT_NONE || fx->act > TFX_ACT_SIGMOID) return tfx_errf(err, errlen, "moe_up: unknown activation");
+    int i = tfx_moe_operand(n, TFX_MOE_W3);
+    if (i >= 0 && !tfx_type_equal(a[i], a[2]))
+      return tfx_errf(err, errlen, "moe_up: the up weights %s differ from the gate weights %s",
+                      tfx_type_str(a[i], s0, sizeof s0), tfx_type_str(a[2], s1, sizeof s1));
+    if (check_stats(a, tfx_moe_operand(n, TFX_MOE_STATS), TFX_DIM_T, on, err, errlen) ||
+        check_vec(a, tfx_moe_operand(n, TFX_MOE_GAIN), K, on, "the norm gain", err, errlen) ||
+        check_vec(a, tfx_moe_operand(n, TFX_MOE_NBIAS), K, on, "the norm bias", err, errlen))
+      return -1;
+    return 0;
+  }
+  case TFX_OP_MOE_DOWN:
+    want = 3 + (fx->residual ? 1 : 0);
+    if (n->n_inputs != want) break;
+    if (fx->norm || fx->act || fx->glu || fx->router || fx->pos_add)
+      return tfx_errf(err, errlen, "moe_down: only a residual and statistics fuse into it");
+    if (fx->residual && !tfx_type_equal(a[3], out))
+      return tfx_errf(err, errlen, "moe_down: residual is %s, expected %s", tfx_type_str(a[3], s0, sizeof s0),
+                      tfx_type_str(out, s1, sizeof s1));
+    return 0;
+  default: return tfx_errf(err, errlen, "%s: no fused form", on);
+  }
+  return tfx_errf(err, errlen, "%s takes %d operands with these attributes, got %d", on, want, n->n_inputs);
+}
+
 int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
                     size_t errlen) {
   char s0[64], s1[64];
@@ -187,8 +347,10 @@ int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const
       return tfx_errf(err, errlen, "norm_stats: norm must be rms or layer");
     if (n->fx.index == 1) {
       const tfx_node *p = &g->nodes[n->inputs[0]];
-      if (p->op != TFX_OP_FUSED_LINEAR || tfx_fl_planar(p) || p->fx.stats_out != n->fx.norm)
-        return tfx_errf(err, errlen, "norm_stats from the epilogue: %%%d is not a fused_linear writing %s statistics",
+      if (tfx_stats_writer(p) != n->fx.norm)
+        return tfx_errf(err, errlen,
+                        "norm_stats from the epilogue: %%%d is not a fused_linear, embedding or moe_down writing %s "
+                        "statistics",
                         p->id, n->fx.norm == TFX_NORM_LAYER ? "layer" : "rms");
     } else if (n->fx.index) {
       return tfx_errf(err, errlen, "norm_stats: index must be 0 or 1");
@@ -283,12 +445,20 @@ static int table_layout_fits(const tfx_node *w) {
   return (b->n_segs <= 1 || (b->n_segs == 1 && b->segs[0] == w->type.dims[0])) && !b->perm;
 }
 
+/* Operand k of n is a statistics operand (of a prologue or a residual norm). */
+static int stats_operand(const tfx_node *n, int k) {
+  if (n->op == TFX_OP_FUSED_LINEAR)
+    return k == tfx_fl_operand(n, TFX_FL_STATS) || k == tfx_fl_operand(n, TFX_FL_RSTATS);
+  if (n->op == TFX_OP_MOE_UP || n->op == TFX_OP_MOE_ROUTE) return k == tfx_moe_operand(n, TFX_MOE_STATS);
+  return 0;
+}
+
 int tfx_fused_check_uses(const tfx_graph *g, char *err, size_t errlen) {
   for (int i = 0; i < g->n_nodes; i++) {
     const tfx_node *n = &g->nodes[i];
     for (int j = 0; j < n->n_inputs; j++) {
       const tfx_node *src = &g->nodes[n->inputs[j]];
-      if (tfx_fl_planar(src) && n->op != TFX_OP_SLICE)
+      if (tfx_fl_planar(src) && n->op != TFX_OP_SLICE && !(n->op == TFX_OP_NORM_STATS && n->fx.index == 1))
         return tfx_errf(err, errlen, "%%%d (%s): reads the planar output of %%%d; only slice may", i,
                         tfx_op_name(n->op), src->id);
       if (packed_value(src) && !(n->op == TFX_OP_FUSED_LINEAR && j == 1 && layout_fits(n, src)) &&
@@ -309,20 +479,21 @@ int tfx_fused_check_uses(const tfx_graph *g, char *err, size_t errlen) {
     if (n->op == TFX_OP_NORM_STATS && n->fx.index == 1) readers[n->inputs[0]]++;
     for (int k = 0; k < n->n_inputs && !rc; k++) {
       const tfx_node *src = &g->nodes[n->inputs[k]];
-      if (src->op == TFX_OP_NORM_STATS && src->fx.index == 1 &&
-          (n->op != TFX_OP_FUSED_LINEAR || k != tfx_fl_operand(n, TFX_FL_STATS)))
-        rc = tfx_errf(err, errlen, "%%%d (%s): reads the epilogue statistics %%%d; only fused_linear may", i,
-                      tfx_op_name(n->op), src->id);
+      if (src->op == TFX_OP_NORM_STATS && src->fx.index == 1 && !stats_operand(n, k))
+        rc = tfx_errf(err, errlen,
+                      "%%%d (%s): reads the epilogue statistics %%%d; only the statistics operand of a "
+                      "fused_linear, moe_up or moe_route may",
+                      i, tfx_op_name(n->op), src->id);
     }
   }
   for (int i = 0; i < g->n_nodes && !rc; i++) {
     const tfx_node *n = &g->nodes[i];
-    int want = n->op == TFX_OP_FUSED_LINEAR && n->fx.stats_out;
+    int want = tfx_stats_writer(n) != TFX_NORM_NONE;
     if (readers[i] != want)
       rc = tfx_errf(err, errlen, "%%%d (%s): %d norm_stats read its epilogue statistics (expected %d)", i,
                     tfx_op_name(n->op), readers[i], want);
     else if (want && i == g->output)
-      rc = tfx_errf(err, errlen, "%%%d (fused_linear): the output cannot write statistics", i);
+      rc = tfx_errf(err, errlen, "%%%d (%s): the output cannot write statistics", i, tfx_op_name(n->op));
   }
   free(readers);
   if (rc) return rc;
@@ -349,9 +520,56 @@ static void print_perm(const tfx_fused *fx, FILE *out) {
   fprintf(out, "] (head_dim = %d, rotary_dim = %d)", fx->perm_hd, fx->perm_rd);
 }
 
+/* Appends ", what = rmsnorm|layernorm" to buf (used bytes *u). */
+static void put_norm(char *buf, size_t len, size_t *u, const char *what, int norm) {
+  if (norm && *u < len)
+    *u += (size_t)snprintf(buf + *u, len - *u, ", %s = %s", what, norm == TFX_NORM_LAYER ? "layernorm" : "rmsnorm");
+}
+
+static void put(char *buf, size_t len, size_t *u, const char *text) {
+  if (*u < len) *u += (size_t)snprintf(buf + *u, len - *u, "%s", text);
+}
+
+void tfx_fused_moe_attrs(const tfx_node *n, char *buf, size_t len) {
+  const tfx_fused *fx = &n->fx;
+  size_t u = 0;
+  buf[0] = 0;
+  if (n->op == TFX_OP_MOE_ROUTE && fx->router) put(buf, len, &u, ", router");
+  put_norm(buf, len, &u, "prologue", fx->norm);
+  if (fx->act) {
+    put(buf, len, &u, ", act = ");
+    put(buf, len, &u, tfx_act_name(fx->act));
+  }
+  if (fx->glu) put(buf, len, &u, ", glu");
+  if (fx->residual) put(buf, len, &u, ", residual");
+  if (fx->stats_out) put(buf, len, &u, fx->stats_out == TFX_NORM_LAYER ? ", stats = layer" : ", stats = rms");
+}
+
 void tfx_fused_print_attrs(const tfx_node *n, FILE *out) {
   const tfx_fused *fx = &n->fx;
   switch (n->op) {
+  case TFX_OP_EMBEDDING: {
+    char buf[160] = "";
+    size_t u = 0;
+    if (fx->pos_add == TFX_EMB_POS_TABLE) u += (size_t)snprintf(buf + u, sizeof buf - u, ", positions = table");
+    if (fx->pos_add == TFX_EMB_POS_SINUSOIDAL)
+      u += (size_t)snprintf(buf + u, sizeof buf - u, ", positions = sinusoidal (base = %.9g)", n->theta);
+    if (fx->has_bias) u += (size_t)snprintf(buf + u, sizeof buf - u, ", row");
+    if (fx->norm)
+      u += (size_t)snprintf(buf + u, sizeof buf - u, ", norm = %s, eps = %.9g",
+                            fx->norm == TFX_NORM_LAYER ? "layernorm" : "rmsnorm", n->eps);
+    if (fx->stats_out)
+      u += (size_t)snprintf(buf + u, sizeof buf - u, ", stats = %s", fx->stats_out == TFX_NORM_LAYER ? "layer" : "rms");
+    if (u) fprintf(out, " {%s}", buf + 2);
+    return;
+  }
+  case TFX_OP_MOE_UP:
+  case TFX_OP_MOE_DOWN: {
+    char buf[160];
+    tfx_fused_moe_attrs(n, buf, sizeof buf);
+    if (buf[0]) fprintf(out, " {%s}", buf + 2);
+    return;
+  }
   case TFX_OP_PARAM:
     if (fx->panel > 0) {
       fprintf(out, " {layout = panel%dx%d, ", fx->panel, fx->kc);
@@ -379,8 +597,11 @@ void tfx_fused_print_attrs(const tfx_node *n, FILE *out) {
     }
     if (fx->act != TFX_ACT_NONE) fprintf(out, ", act = %s", tfx_act_name(fx->act));
     if (fx->glu) fprintf(out, ", glu");
-    if (fx->residual) fprintf(out, ", residual");
+    if (fx->residual && fx->rnorm)
+      fprintf(out, ", residual = %s", fx->rnorm == TFX_NORM_LAYER ? "layernorm" : "rmsnorm");
+    if (fx->residual && !fx->rnorm) fprintf(out, ", residual");
     if (fx->stats_out) fprintf(out, ", stats = %s", fx->stats_out == TFX_NORM_LAYER ? "layer" : "rms");
+    if (fx->stats_out && tfx_fl_planar(n)) fprintf(out, " (segment %d)", fx->stats_seg);
     if (tfx_fl_planar(n)) fprintf(out, ", planar");
     fputc('}', out);
     return;

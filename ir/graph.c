@@ -152,15 +152,16 @@ static void arity(tfx_op op, int *lo, int *hi) {
   case TFX_OP_INPUT:
   case TFX_OP_PARAM: *lo = *hi = 0; return;
   case TFX_OP_LINEAR: *lo = 2, *hi = 3; return;
-  case TFX_OP_EMBEDDING:
+  case TFX_OP_EMBEDDING: *lo = 2, *hi = 6; return; /* the optional operands: tfx_fused */
+  case TFX_OP_MOE_ROUTE: *lo = 1, *hi = 5; return;
+  case TFX_OP_MOE_UP: *lo = 3, *hi = 7; return;
+  case TFX_OP_MOE_DOWN: *lo = 3, *hi = 4; return;
   case TFX_OP_MATMUL:
   case TFX_OP_ADD:
   case TFX_OP_SUB:
   case TFX_OP_MUL:
   case TFX_OP_RMSNORM:
   case TFX_OP_POSITIONS: *lo = *hi = 2; return;
-  case TFX_OP_MOE_UP:
-  case TFX_OP_MOE_DOWN: *lo = *hi = 3; return;
   case TFX_OP_LAYERNORM:
   case TFX_OP_ATTENTION: *lo = *hi = 3; return;
   case TFX_OP_MLA_ATTENTION: *lo = 3, *hi = 4; return;
@@ -197,7 +198,7 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
     if (a[1]->dtype != TFX_DT_I32 || a[1]->rank != 1)
       return tfx_errf(err, errlen, "embedding ids must be i32[T], got %s", tfx_type_str(a[1], s1, sizeof s1));
     *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[1]->dims[0], a[0]->dims[1]});
-    return 0;
+    return tfx_fused_infer_extra(g, n, a, out, err, errlen);
 
   case TFX_OP_LINEAR:
     if (!is_f32_rank(a[0], 2) || !is_f32_rank(a[1], 2) || tfx_type_has_t(a[1]))
@@ -298,17 +299,23 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
     *out = *a[0];
     return 0;
 
-  case TFX_OP_MOE_ROUTE:
+  case TFX_OP_MOE_ROUTE: {
     if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] == TFX_DIM_T)
       return tfx_errf(err, errlen, "moe_route expects router logits f32[T, E], got %s",
                       tfx_type_str(a[0], s0, sizeof s0));
-    if (n->top_k < 1 || n->top_k > a[0]->dims[1])
+    if (n->fx.router && (!is_f32_rank(a[1], 2) || tfx_type_has_t(a[1]) || a[1]->dims[1] != a[0]->dims[1]))
+      return tfx_errf(err, errlen, "moe_route: the router is %s, expected f32[E, %lld] for x %s",
+                      tfx_type_str(a[1], s1, sizeof s1), (long long)a[0]->dims[1], tfx_type_str(a[0], s0, sizeof s0));
+    if (!n->fx.router && n->n_inputs != 1) return tfx_errf(err, errlen, "moe_route takes 1 operand (the logits)");
+    int64_t E = n->fx.router ? a[1]->dims[0] : a[0]->dims[1];
+    if (n->top_k < 1 || n->top_k > E)
       return tfx_errf(err, errlen, "moe_route: top_k = %d must be in 1..%lld (the number of experts)", n->top_k,
-                      (long long)a[0]->dims[1]);
+                      (long long)E);
     if (!(n->capacity >= 0 && n->capacity <= 1e6))
       return tfx_errf(err, errlen, "moe_route: capacity = %g must be in (0, 1e6] (or 0 for none)", n->capacity);
     *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, 2 * (int64_t)n->top_k});
-    return 0;
+    return n->fx.router ? tfx_fused_infer_extra(g, n, a, out, err, errlen) : 0;
+  }
 
   case TFX_OP_MOE_UP:
   case TFX_OP_MOE_DOWN: {
@@ -325,7 +332,7 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
                       tfx_type_str(a[0], s0, sizeof s0), (long long)(up ? K : k * K), tfx_type_str(a[2], s2, sizeof s2),
                       (long long)k);
     *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, up ? k * N : N});
-    return 0;
+    return tfx_fused_infer_extra(g, n, a, out, err, errlen);
   }
   default:
     if (tfx_fused_owns(n->op)) return tfx_fused_infer(g, n, a, out, err, errlen);

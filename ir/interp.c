@@ -202,6 +202,41 @@ static void op_rope(const tfx_node *n, const float *x, float *y, int64_t rows, i
   }
 }
 
+/* What fuse_embedding adds to an embedding's rows y (tfx_fused): the
+ * positions (a table, or the sinusoidal table in double rounded to f32, at
+ * p = pos + t with pos as for POSITIONS), then the row, each an f32 add as
+ * the unfused adds; then the norm (in double, as the norm ops). */
+static int embedding_epilogue(const tfx_interp *it, const tfx_node *nd, void *const *val, float *y, int64_t rows,
+                              int64_t cols, char *err, size_t errlen) {
+  const tfx_fused *fx = &nd->fx;
+  int64_t pos = it->has_causal ? it->pos : 0;
+  int i = tfx_emb_operand(nd, TFX_EMB_POS);
+  const float *ptab = i >= 0 ? val[nd->inputs[i]] : NULL;
+  int64_t max_pos = i >= 0 ? it->g->nodes[nd->inputs[i]].type.dims[0] : 0;
+  const float *row = (i = tfx_emb_operand(nd, TFX_EMB_ROW)) >= 0 ? val[nd->inputs[i]] : NULL;
+  const float *gain = (i = tfx_emb_operand(nd, TFX_EMB_GAIN)) >= 0 ? val[nd->inputs[i]] : NULL;
+  const float *nbias = (i = tfx_emb_operand(nd, TFX_EMB_NBIAS)) >= 0 ? val[nd->inputs[i]] : NULL;
+  if (ptab && pos + rows > max_pos)
+    return tfx_errf(err, errlen, "%%%d (embedding): positions %lld..%lld are outside the table of %lld rows", nd->id,
+                    (long long)pos, (long long)(pos + rows - 1), (long long)max_pos);
+  for (int64_t t = 0; t < rows; t++) {
+    float *yr = y + t * cols;
+    for (int64_t j = 0; j < cols; j++) {
+      float p = 0.0f;
+      if (ptab) p = ptab[(pos + t) * cols + j];
+      if (fx->pos_add == TFX_EMB_POS_SINUSOIDAL) {
+        double angle = (double)(pos + t) / pow(nd->theta, (double)(2 * (j / 2)) / (double)cols);
+        p = (float)(j % 2 ? cos(angle) : sin(angle));
+      }
+      if (fx->pos_add) yr[j] = yr[j] + p;
+      if (row) yr[j] = yr[j] + row[j];
+    }
+    if (fx->norm == TFX_NORM_RMS) op_rmsnorm(yr, gain, nd->eps, yr, 1, cols);
+    if (fx->norm == TFX_NORM_LAYER) op_layernorm(yr, gain, nbias, nd->eps, yr, 1, cols);
+  }
+  return 0;
+}
+
 /* Computes node i into y (sized for its type with T = n). */
 static int eval_node(tfx_interp *it, const tfx_node *nd, void *const *val, float *y, int64_t n, char *err,
                      size_t errlen) {
@@ -226,7 +261,7 @@ static int eval_node(tfx_interp *it, const tfx_node *nd, void *const *val, float
       else /* a table packed for the classifier (pack_weights) */
         for (int64_t k = 0; k < cols; k++) y[t * cols + k] = a[tfx_packed_index(&in0->fx, vocab, cols, ids[t], k)];
     }
-    return 0;
+    return embedding_epilogue(it, nd, val, y, rows, cols, err, errlen);
   }
   case TFX_OP_LINEAR: op_linear(a, b, c, y, rows, tfx_node_cols(in0), cols); return 0;
   case TFX_OP_MATMUL: op_matmul(a, b, y, rows, tfx_node_cols(in0), cols); return 0;

@@ -6,6 +6,8 @@
  * oracle of the backend's kernels (backend/k_ffn.c, backend/k_moe.c). */
 #include "interp_ffn.h"
 
+#include "fused.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -81,30 +83,87 @@ static int op_route(const tfx_node *nd, const float *logits, float *y, int64_t r
   return 0;
 }
 
-/* MOE_UP: y[t, s*N + j] = x[t] . w[e_s, j] (zeros for an empty slot). */
-static void op_moe_up(const float *x, const float *route, const float *w, float *y, int64_t rows, int64_t k, int64_t E,
-                      int64_t N, int64_t K) {
-  for (int64_t t = 0; t < rows; t++)
+/* The row x (K floats) normalized by a prologue (stats row st, gain g,
+ * norm bias b) into xr, in double. */
+static void prologue_row(int norm, const float *x, const float *st, const float *g, const float *b, double *xr,
+                         int64_t K) {
+  for (int64_t i = 0; i < K; i++) {
+    double v = x[i];
+    if (norm == TFX_NORM_RMS) v = v * st[1] * g[i];
+    if (norm == TFX_NORM_LAYER) v = (v - st[0]) * st[1] * g[i] + b[i];
+    xr[i] = v;
+  }
+}
+
+/* The operands of a norm prologue of a MOE op (NULL when it has none). */
+static void moe_norm_operands(const tfx_node *nd, void *const *val, const float **st, const float **g,
+                              const float **b) {
+  int i;
+  *st = (i = tfx_moe_operand(nd, TFX_MOE_STATS)) >= 0 ? val[nd->inputs[i]] : NULL;
+  *g = (i = tfx_moe_operand(nd, TFX_MOE_GAIN)) >= 0 ? val[nd->inputs[i]] : NULL;
+  *b = (i = tfx_moe_operand(nd, TFX_MOE_NBIAS)) >= 0 ? val[nd->inputs[i]] : NULL;
+}
+
+/* MOE_ROUTE with the router: logits[t, e] = prologue(x[t]) . router[e]. */
+static int route_logits(const tfx_node *nd, void *const *val, float *logits, int64_t rows, int64_t E, int64_t D,
+                        char *err, size_t errlen) {
+  const float *x = val[nd->inputs[0]], *w = val[nd->inputs[1]], *st, *g, *b;
+  moe_norm_operands(nd, val, &st, &g, &b);
+  double *xr = malloc((size_t)D * sizeof *xr);
+  if (!xr) return tfx_errf(err, errlen, "%%%d (moe_route): out of memory", nd->id);
+  for (int64_t t = 0; t < rows; t++) {
+    prologue_row(nd->fx.norm, x + t * D, st ? st + 2 * t : NULL, g, b, xr, D);
+    for (int64_t e = 0; e < E; e++) {
+      double acc = 0.0;
+      for (int64_t i = 0; i < D; i++) acc += xr[i] * w[e * D + i];
+      logits[t * E + e] = (float)acc;
+    }
+  }
+  free(xr);
+  return 0;
+}
+
+/* MOE_UP: y[t, s*N + j] = x[t] . w[e_s, j] (zeros for an empty slot); with
+ * the optimizer's attributes x normalized by the prologue and
+ * act(x . w[e_s, j]) [* (x . w3[e_s, j])] (act(0) [* 0] for an empty slot,
+ * what the unfused activation and product give). */
+static int op_moe_up(const tfx_node *nd, void *const *val, float *y, int64_t rows, int64_t k, int64_t E, int64_t N,
+                     int64_t K, char *err, size_t errlen) {
+  const float *x = val[nd->inputs[0]], *route = val[nd->inputs[1]], *w = val[nd->inputs[2]], *st, *g, *b;
+  int i3 = tfx_moe_operand(nd, TFX_MOE_W3);
+  const float *w3 = i3 >= 0 ? val[nd->inputs[i3]] : NULL;
+  moe_norm_operands(nd, val, &st, &g, &b);
+  double *xr = malloc((size_t)K * sizeof *xr);
+  if (!xr) return tfx_errf(err, errlen, "%%%d (moe_up): out of memory", nd->id);
+  for (int64_t t = 0; t < rows; t++) {
+    prologue_row(nd->fx.norm, x + t * K, st ? st + 2 * t : NULL, g, b, xr, K);
     for (int64_t s = 0; s < k; s++) {
       int64_t e = slot_expert(route[t * 2 * k + s], E);
       float *yr = y + t * k * N + s * N;
       for (int64_t j = 0; j < N; j++) {
-        double acc = 0.0;
+        double acc = 0.0, up = 0.0;
         if (e >= 0) {
           const float *wr = w + (e * N + j) * K;
-          for (int64_t i = 0; i < K; i++) acc += (double)x[t * K + i] * wr[i];
+          for (int64_t i = 0; i < K; i++) acc += xr[i] * wr[i];
+          if (w3)
+            for (int64_t i = 0; i < K; i++) up += xr[i] * w3[(e * N + j) * K + i];
         }
-        yr[j] = (float)acc;
+        /* the unfused graph rounds the projections to f32 before the act */
+        double v = nd->fx.act ? tfx_interp_act(nd->fx.act, (float)acc) : acc;
+        yr[j] = (float)(w3 ? (float)v * (double)(float)up : v);
       }
     }
+  }
+  free(xr);
+  return 0;
 }
 
-/* MOE_DOWN: y[t, j] = sum over non-empty slots of weight_s * (h[t, s] . w[e_s, j]). */
-static void op_moe_down(const float *h, const float *route, const float *w, float *y, int64_t rows, int64_t k,
-                        int64_t E, int64_t N, int64_t K) {
+/* MOE_DOWN: y[t, j] = sum over non-empty slots of weight_s * (h[t, s] . w[e_s, j]) (+ residual[t, j]). */
+static void op_moe_down(const float *h, const float *route, const float *w, const float *res, float *y, int64_t rows,
+                        int64_t k, int64_t E, int64_t N, int64_t K) {
   for (int64_t t = 0; t < rows; t++)
     for (int64_t j = 0; j < N; j++) {
-      double acc = 0.0;
+      double acc = res ? res[t * N + j] : 0.0;
       for (int64_t s = 0; s < k; s++) {
         int64_t e = slot_expert(route[t * 2 * k + s], E);
         if (e < 0) continue;
@@ -146,14 +205,22 @@ int tfx_interp_ffn_eval(const tfx_graph *g, const tfx_node *nd, void *const *val
       }
     }
     return 0;
-  case TFX_OP_MOE_ROUTE: return op_route(nd, a, y, rows, tfx_node_cols(in0), err, errlen);
+  case TFX_OP_MOE_ROUTE: {
+    if (!nd->fx.router) return op_route(nd, a, y, rows, tfx_node_cols(in0), err, errlen);
+    int64_t E = g->nodes[nd->inputs[1]].type.dims[0];
+    float *logits = malloc((size_t)(rows * E > 0 ? rows * E : 1) * sizeof *logits);
+    if (!logits) return tfx_errf(err, errlen, "%%%d (moe_route): out of memory", nd->id);
+    int rc = route_logits(nd, val, logits, rows, E, tfx_node_cols(in0), err, errlen);
+    if (!rc) rc = op_route(nd, logits, y, rows, E, err, errlen);
+    free(logits);
+    return rc;
+  }
   case TFX_OP_MOE_UP:
-    op_moe_up(a, b, c, y, rows, tfx_node_cols(&g->nodes[nd->inputs[1]]) / 2, in2->type.dims[0], in2->type.dims[1],
-              in2->type.dims[2]);
-    return 0;
+    return op_moe_up(nd, val, y, rows, tfx_node_cols(&g->nodes[nd->inputs[1]]) / 2, in2->type.dims[0],
+                     in2->type.dims[1], in2->type.dims[2], err, errlen);
   case TFX_OP_MOE_DOWN:
-    op_moe_down(a, b, c, y, rows, tfx_node_cols(&g->nodes[nd->inputs[1]]) / 2, in2->type.dims[0], in2->type.dims[1],
-                in2->type.dims[2]);
+    op_moe_down(a, b, c, nd->fx.residual ? val[nd->inputs[3]] : NULL, y, rows,
+                tfx_node_cols(&g->nodes[nd->inputs[1]]) / 2, in2->type.dims[0], in2->type.dims[1], in2->type.dims[2]);
     return 0;
   default: return tfx_errf(err, errlen, "%%%d (%s): not an FFN op", nd->id, tfx_op_name(nd->op));
   }

@@ -1,6 +1,7 @@
 /* ir/interp_fused.c — the reference interpreter's naive implementation of the
- * optimizer's ops: NORM_STATS, FUSED_LINEAR (prologue, packed or row-major
- * weights, epilogue, planar output), SLICE (a copy of one planar segment),
+ * optimizer's ops: NORM_STATS (also of one segment of a planar value),
+ * FUSED_LINEAR (prologue, packed or row-major weights, epilogue with the
+ * residual's norm, planar output), SLICE (a copy of one planar segment),
  * CONCAT and PACK. Accumulates in double; the oracle of fused graphs. */
 #include <math.h>
 #include <stdarg.h>
@@ -9,7 +10,7 @@
 
 #include "fused.h"
 
-static double act(int kind, double v) {
+double tfx_interp_act(int kind, double v) {
   switch (kind) {
   case TFX_ACT_SILU: return v / (1.0 + exp(-v));
   case TFX_ACT_GELU: return 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
@@ -62,6 +63,9 @@ static int fused_linear(const tfx_graph *g, const tfx_node *nd, void *const *val
   const float *gain = (i = tfx_fl_operand(nd, TFX_FL_GAIN)) >= 0 ? val[nd->inputs[i]] : NULL;
   const float *nbias = (i = tfx_fl_operand(nd, TFX_FL_NBIAS)) >= 0 ? val[nd->inputs[i]] : NULL;
   const float *res = (i = tfx_fl_operand(nd, TFX_FL_RESIDUAL)) >= 0 ? val[nd->inputs[i]] : NULL;
+  const float *rstats = (i = tfx_fl_operand(nd, TFX_FL_RSTATS)) >= 0 ? val[nd->inputs[i]] : NULL;
+  const float *rgain = (i = tfx_fl_operand(nd, TFX_FL_RGAIN)) >= 0 ? val[nd->inputs[i]] : NULL;
+  const float *rnbias = (i = tfx_fl_operand(nd, TFX_FL_RNBIAS)) >= 0 ? val[nd->inputs[i]] : NULL;
   int64_t M = tfx_node_rows(xn, n), K = tfx_node_cols(xn), R = wn->type.dims[0], N = tfx_node_cols(nd);
   const tfx_fused *layout = (wn->op == TFX_OP_PARAM && wn->fx.panel > 0) || wn->op == TFX_OP_PACK ? &wn->fx : NULL;
   double *xr = malloc((size_t)K * sizeof *xr), *z = malloc((size_t)R * sizeof *z);
@@ -92,15 +96,20 @@ static int fused_linear(const tfx_graph *g, const tfx_node *nd, void *const *val
       base = 0;
       for (int s = 0; s < fx->n_segs; s++) {
         float *seg = y + M * base + m * fx->segs[s];
-        for (int64_t c = 0; c < fx->segs[s]; c++) seg[c] = (float)act(fx->act, z[base + c]);
+        for (int64_t c = 0; c < fx->segs[s]; c++) seg[c] = (float)tfx_interp_act(fx->act, z[base + c]);
         base += fx->segs[s];
       }
       continue;
     }
     for (int64_t c = 0; c < N; c++) {
-      double v = act(fx->act, z[c]);
+      double v = tfx_interp_act(fx->act, z[c]);
       if (fx->glu) v *= z[N + c];
-      if (res) v += res[m * N + c];
+      if (res) {
+        double r = res[m * N + c];
+        if (fx->rnorm == TFX_NORM_RMS) r = r * rstats[2 * m + 1] * rgain[c];
+        if (fx->rnorm == TFX_NORM_LAYER) r = (r - rstats[2 * m]) * rstats[2 * m + 1] * rgain[c] + rnbias[c];
+        v += r;
+      }
       y[m * N + c] = (float)v;
     }
   }
@@ -114,7 +123,14 @@ int tfx_interp_fused_eval(const tfx_graph *g, const tfx_node *nd, void *const *v
   const tfx_node *in0 = &g->nodes[nd->inputs[0]];
   const float *a = val[nd->inputs[0]];
   switch (nd->op) {
-  case TFX_OP_NORM_STATS: norm_stats(nd, a, y, tfx_node_rows(in0, n), tfx_node_cols(in0)); return 0;
+  case TFX_OP_NORM_STATS: {
+    /* from a planar producer's epilogue: the statistics of segment stats_seg */
+    int64_t M = tfx_node_rows(in0, n), before = 0;
+    if (tfx_fl_planar(in0))
+      for (int s = 0; s < in0->fx.stats_seg; s++) before += in0->fx.segs[s];
+    norm_stats(nd, a + M * before, y, M, tfx_stats_cols(in0));
+    return 0;
+  }
   case TFX_OP_FUSED_LINEAR: return fused_linear(g, nd, val, y, n, pos, err, errlen);
   case TFX_OP_SLICE: {
     int64_t M = tfx_node_rows(nd, n), before = 0;

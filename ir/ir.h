@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #define TFX_MAX_RANK 4
-#define TFX_MAX_INPUTS 8 /* FUSED_LINEAR takes up to 7 */
+#define TFX_MAX_INPUTS 8 /* FUSED_LINEAR and MOE_UP take up to 7 */
 #define TFX_DIM_T (-1) /* the dynamic token dimension, 1 <= T <= max_seq */
 
 typedef enum { TFX_DT_F32, TFX_DT_I32, TFX_DT_COUNT } tfx_dtype;
@@ -25,7 +25,8 @@ typedef struct {
 typedef enum {
   TFX_OP_INPUT,     /* the graph input: tokens i32[T] or activations f32[T, D] */
   TFX_OP_PARAM,     /* a weight tensor in the weights blob; name, weight_offset */
-  TFX_OP_EMBEDDING, /* (table f32[V, D], ids i32[T]) -> f32[T, D] */
+  TFX_OP_EMBEDDING, /* (table f32[V, D], ids i32[T] [, pos table, row, gain, norm bias]) -> f32[T, D]; the
+                       optional operands and fx attributes are the optimizer's (tfx_fused, fuse_embedding) */
   TFX_OP_LINEAR,    /* (x[M, K], w[N, K] [, b[N]]) -> [M, N] = x @ w^T + b */
   TFX_OP_MATMUL,    /* (a[M, K], b[K, N]) -> [M, N] */
   TFX_OP_ADD,       /* (a[M, N], b[M, N] or b[N]) -> [M, N]; b[N] broadcasts over rows */
@@ -46,11 +47,15 @@ typedef enum {
                         table (learned absolute positions); P >= max_seq; x only gives T */
   TFX_OP_SINUSOIDAL, /* (x f32[T, D]) theta -> f32[T, D]: PE[p, 2i] = sin(p / theta^(2i/D)),
                         PE[p, 2i+1] = cos(p / theta^(2i/D)) for p = pos + t; x only gives T and D */
-  TFX_OP_MOE_ROUTE,  /* (logits f32[T, E]) top_k, moe_gate, capacity -> route f32[T, 2k]: see below */
-  TFX_OP_MOE_UP,     /* (x f32[T, K], route f32[T, 2k], w f32[E, N, K]) -> f32[T, k*N]: slot s of row t is
-                        x[t] @ w[e_s]^T, zeros when slot s is empty */
-  TFX_OP_MOE_DOWN,   /* (h f32[T, k*K], route f32[T, 2k], w f32[E, N, K]) -> f32[T, N]:
-                        sum over the non-empty slots s of weight_s * (h[t, slot s] @ w[e_s]^T) */
+  TFX_OP_MOE_ROUTE,  /* (logits f32[T, E]) top_k, moe_gate, capacity -> route f32[T, 2k]: see below; with
+                        fx.router (x f32[T, D], router f32[E, D] [, stats, gain [, norm bias]]): the logits are
+                        prologue(x) @ router^T, computed by the route itself */
+  TFX_OP_MOE_UP,     /* (x f32[T, K], route f32[T, 2k], w f32[E, N, K] [, w3] [, stats, gain [, norm bias]])
+                        -> f32[T, k*N]: slot s of row t is x[t] @ w[e_s]^T, zeros when slot s is empty; the
+                        optimizer's fx.norm (prologue), fx.act, fx.glu (act(x w^T) * (x w3^T)): tfx_fused */
+  TFX_OP_MOE_DOWN,   /* (h f32[T, k*K], route f32[T, 2k], w f32[E, N, K] [, residual f32[T, N]]) -> f32[T, N]:
+                        sum over the non-empty slots s of weight_s * (h[t, slot s] @ w[e_s]^T) [+ residual];
+                        fx.residual, fx.stats_out are the optimizer's */
   /* attention variants (ir/attention.c, ir/interp_attention.c): */
   TFX_OP_MLA_ATTENTION, /* (q[T, H*(dn+dr)], ckv[T, r+dr], wkv_b[H*(dn+dv), r] [, kv_norm g[r]]) -> [T, H*dv]:
                            DeepSeek-V2 multi-head latent attention, causal; see below */
@@ -105,8 +110,9 @@ typedef struct tfx_sparse {
  * (Switch, DeepSeek without normalization). */
 typedef enum { TFX_MOE_GATE_SOFTMAX_TOPK, TFX_MOE_GATE_SOFTMAX } tfx_moe_gate;
 
-/* Attributes of the optimizer's ops (NORM_STATS, FUSED_LINEAR, SLICE, PACK)
- * and of packed PARAMs; exact semantics in ir/fused.c and docs/passes.md. */
+/* Attributes of the optimizer's ops (NORM_STATS, FUSED_LINEAR, SLICE, PACK),
+ * of the fused forms of EMBEDDING and the MoE ops, and of packed PARAMs;
+ * exact semantics in ir/fused.c and docs/passes.md. */
 typedef enum { TFX_NORM_NONE, TFX_NORM_RMS, TFX_NORM_LAYER } tfx_norm_kind;
 typedef enum { TFX_ACT_NONE, TFX_ACT_SILU, TFX_ACT_GELU, TFX_ACT_GELU_TANH, TFX_ACT_RELU, TFX_ACT_SIGMOID } tfx_act_kind;
 #define TFX_MAX_SEGS 4
@@ -114,14 +120,15 @@ typedef enum { TFX_ACT_NONE, TFX_ACT_SILU, TFX_ACT_GELU, TFX_ACT_GELU_TANH, TFX_
 typedef struct tfx_fused {
   /* FUSED_LINEAR y = epilogue(prologue(x) @ w^T). Operands in this order:
    * x[M, K], w[R, K], bias[R] (has_bias), stats[M, 2], gain[K] (norm != NONE),
-   * norm bias[K] (norm == LAYER), residual[M, N] (residual). The weight rows
+   * norm bias[K] (norm == LAYER), residual[M, N] (residual), rstats[M, 2],
+   * rgain[N] (rnorm != NONE), rnbias[N] (rnorm == LAYER). The weight rows
    * are n_segs segments of segs[s] rows (n_segs >= 1, sum = R). Prologue: x
    * normalized per row with the stats (NORM_STATS of x) and gain (and bias).
    * Epilogue, per output element: + bias; RoPE on segment s when bit s of
    * rope is set (head_dim, rotary_dim, theta, rope_style of the node; pairs
    * within each head_dim-wide head of the segment, position pos + row); act;
    * with glu (n_segs == 2, equal halves) y = act(gate) * up, N = R / 2; then
-   * + residual. Without glu and n_segs > 1 the output is PLANAR: segment s is
+   * + residual (normalized first with rnorm). Without glu and n_segs > 1 the output is PLANAR: segment s is
    * a row-major [M, segs[s]] block at float offset M * (segs[0] + .. +
    * segs[s-1]); only SLICE nodes may read it. Otherwise y is [M, R]. */
   int norm;      /* tfx_norm_kind; NORM_STATS: which statistics */
@@ -140,15 +147,42 @@ typedef struct tfx_fused {
   unsigned perm;
   int perm_hd, perm_rd;
   int index;     /* SLICE: the segment; NORM_STATS: 1 = "from the epilogue" (below) */
-  /* FUSED_LINEAR: stats_out = RMS or LAYER: the kernel also writes, per row
-   * and group of TFX_STATS_GROUP output columns, partial statistics of its
-   * outputs (RMS: the sum of squares; LAYER: the group's mean and sum of
-   * squared deviations) into the slot of the NORM_STATS node with index 1
-   * that reads it; that node launches no kernel, and the fused linears
-   * reading it combine the partials of a row in their prologue. The values
-   * (and what the interpreter computes) are those of a plain NORM_STATS. */
+  /* FUSED_LINEAR, EMBEDDING, MOE_DOWN: stats_out = RMS or LAYER: the kernel
+   * also writes, per row and group of TFX_STATS_GROUP output columns,
+   * partial statistics of its outputs (RMS: the sum of squares; LAYER: the
+   * group's mean and sum of squared deviations) into the slot of the
+   * NORM_STATS node with index 1 that reads it; that node launches no
+   * kernel, and the kernels reading it combine the partials of a row in
+   * their prologue (or residual norm). The values (and what the interpreter
+   * computes) are those of a plain NORM_STATS. */
   int stats_out;
+  /* FUSED_LINEAR with stats_out and a planar output: the segment whose
+   * statistics it writes (the NORM_STATS reading them takes the planar node
+   * itself as its operand; the values are those of the segment's slice). */
+  int stats_seg;
+  /* FUSED_LINEAR: rnorm = RMS or LAYER: the residual is normalized per row
+   * before it is added, with operands rstats[M, 2] (a NORM_STATS of the
+   * residual's value), rgain[N] (and rnbias[N] for LAYER) after the
+   * residual: y = ... + (r - mean) * inv * rgain + rnbias (LAYER) or
+   * r * inv * rgain (RMS). Never with a prologue (norm). The residual stream
+   * of a post-norm block: the normalized tensor is never written. */
+  int rnorm;
+  /* EMBEDDING (tfx_emb_operand): y[t] = norm((table[ids[t]] + P[p]) + row)
+   * for p = pos + t (pos as for POSITIONS/SINUSOIDAL: 0 in a graph without
+   * a causal attention). pos_add = TABLE: P is the operand pos table
+   * f32[P, D] (P >= max_seq); SINUSOIDAL: P is the sinusoidal table of
+   * base theta (as SINUSOIDAL). has_bias: + the row operand f32[D] (every
+   * row). norm = RMS or LAYER: the row normalized with eps, gain[D] (and
+   * norm bias[D]). stats_out as for FUSED_LINEAR (groups of
+   * TFX_STATS_GROUP columns of y). */
+  int pos_add;
+  /* MOE_ROUTE: the operands are x and the router weight (and the prologue's
+   * stats, gain [, norm bias] when norm != NONE); the kernel computes the
+   * logits. MOE_UP uses norm (prologue of x, operands after w / w3), act
+   * and glu (operand w3); MOE_DOWN uses residual and stats_out. */
+  int router;
 } tfx_fused;
+typedef enum { TFX_EMB_POS_NONE, TFX_EMB_POS_TABLE, TFX_EMB_POS_SINUSOIDAL } tfx_emb_pos;
 
 /* One node = one op = one value (%id). Attributes are plain fields; an op reads
  * only those its comment in tfx_op names. */
@@ -284,15 +318,40 @@ int tfx_verify(const tfx_graph *g, int require_bound, char *err, size_t errlen);
 
 /* ---- the optimizer's ops (ir/fused.c) ---- */
 /* Operand index of a FUSED_LINEAR role, or -1 when the node has none. */
-typedef enum { TFX_FL_X, TFX_FL_W, TFX_FL_BIAS, TFX_FL_STATS, TFX_FL_GAIN, TFX_FL_NBIAS, TFX_FL_RESIDUAL } tfx_fl_role;
+typedef enum {
+  TFX_FL_X,
+  TFX_FL_W,
+  TFX_FL_BIAS,
+  TFX_FL_STATS,
+  TFX_FL_GAIN,
+  TFX_FL_NBIAS,
+  TFX_FL_RESIDUAL,
+  TFX_FL_RSTATS, /* rnorm: the residual's normalization */
+  TFX_FL_RGAIN,
+  TFX_FL_RNBIAS
+} tfx_fl_role;
 int tfx_fl_operand(const tfx_node *n, tfx_fl_role role);
+/* Operand index of an EMBEDDING role (-1 when absent). */
+typedef enum { TFX_EMB_TABLE, TFX_EMB_IDS, TFX_EMB_POS, TFX_EMB_ROW, TFX_EMB_GAIN, TFX_EMB_NBIAS } tfx_emb_role;
+int tfx_emb_operand(const tfx_node *n, tfx_emb_role role);
+int tfx_emb_n_operands(const tfx_fused *fx);
+/* Operand index of a MOE_UP / MOE_ROUTE (router) role (-1 when absent):
+ * x, route (MOE_UP) or router weight (MOE_ROUTE), w1, w3, stats, gain, nbias. */
+typedef enum { TFX_MOE_X, TFX_MOE_W1, TFX_MOE_W3, TFX_MOE_STATS, TFX_MOE_GAIN, TFX_MOE_NBIAS } tfx_moe_role;
+int tfx_moe_operand(const tfx_node *n, tfx_moe_role role);
+/* The statistics a node's kernel writes for a NORM_STATS from the epilogue
+ * (fx.stats_out of a FUSED_LINEAR, EMBEDDING or MOE_DOWN), TFX_NORM_NONE
+ * otherwise; and the number of columns they cover (the segment stats_seg
+ * of a planar fused linear, else the node's columns). */
+int tfx_stats_writer(const tfx_node *n);
+int64_t tfx_stats_cols(const tfx_node *n);
 int tfx_fl_n_operands(const tfx_fused *fx); /* operands a FUSED_LINEAR with these attributes takes */
 int tfx_fl_planar(const tfx_node *n);       /* FUSED_LINEAR whose output is planar */
 /* Arena bytes of a value's slot with T = t: its type's, except a NORM_STATS
  * from an epilogue, which holds 2 floats per row and group of
  * TFX_STATS_GROUP columns of its input. */
 int64_t tfx_node_slot_bytes(const tfx_graph *g, const tfx_node *n, int64_t t);
-/* The NORM_STATS (index 1) a FUSED_LINEAR with stats_out writes, or -1. */
+/* The NORM_STATS (index 1) a node with stats_out (tfx_stats_writer) writes, or -1. */
 int tfx_fl_stats_node(const tfx_graph *g, int id);
 unsigned tfx_fl_perm(const tfx_node *n);    /* segments with half-split RoPE (kernels compute them in pair order) */
 /* Float index of element (r, k) of a [R, K] weight in the packed layout of

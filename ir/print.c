@@ -37,7 +37,9 @@ static void print_attrs(const tfx_node *n, FILE *out) {
     fprintf(out, " {top_k = %d, gate = %s", n->top_k,
             n->moe_gate == TFX_MOE_GATE_SOFTMAX ? "softmax" : "softmax_topk");
     if (n->capacity > 0) fprintf(out, ", capacity = %.9g", n->capacity);
-    fputc('}', out);
+    char more[160];
+    tfx_fused_moe_attrs(n, more, sizeof more);
+    fprintf(out, "%s}", more);
     break;
   default: tfx_fused_print_attrs(n, out); break;
   }

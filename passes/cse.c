@@ -40,6 +40,10 @@ static int same_attrs(const tfx_node *a, const tfx_node *b) {
            a->theta == b->theta && a->rope_style == b->rope_style;
   case TFX_OP_NORM_STATS: return a->fx.norm == b->fx.norm && a->eps == b->eps && a->fx.index == b->fx.index;
   case TFX_OP_SLICE: return a->fx.index == b->fx.index;
+  case TFX_OP_EMBEDDING: /* the fused forms (fuse_embedding); one writing statistics has its own reader */
+    return a->fx.pos_add == b->fx.pos_add && a->fx.has_bias == b->fx.has_bias && a->fx.norm == b->fx.norm &&
+           !a->fx.stats_out && !b->fx.stats_out && (!a->fx.norm || a->eps == b->eps) &&
+           (a->fx.pos_add != TFX_EMB_POS_SINUSOIDAL || a->theta == b->theta);
   default: return 1;
   }
 }

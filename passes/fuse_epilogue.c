@@ -45,6 +45,7 @@ static int absorb(tfx_rw *rw, int i, char *err, size_t errlen) {
     if (tfx_rw_fl_operands(rw, p, x, w, bias, stats, gain, nbias, res, err, errlen)) return -1;
     rw->key[p] = rw->key[i];
     tfx_rw_replace_uses(rw, i, p);
+    tfx_rw_detach(rw, i); /* P's only use is again its new consumer: the chain goes on */
     return 1;
   }
   return 0;

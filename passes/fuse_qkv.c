@@ -5,7 +5,12 @@
  * after another), and one SLICE view per former linear (no copy: the slice
  * addresses its segment in the fused node's memory). The attention's q, k
  * and v projections are the main case; fuse_rope then moves their RoPE into
- * the epilogue. Linears that are the graph output are left alone. */
+ * the epilogue. Linears that are the graph output are left alone. A group
+ * ends at an attention that reads one of its members (or its rope): the
+ * cross-attention K/V projections of one encoder memory in two decoder
+ * layers stay two matmuls, because fusing the second layer's into the first
+ * would keep its [S, 2 * d] output live across the whole first layer (the
+ * arena grows by it; the saved kernel reads a few rows). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,25 +75,44 @@ int tfx_pass_fuse_qkv(tfx_pass_ctx *c) {
   int nn = g->n_nodes, ng = 0, rc = 0;
   group *groups = calloc((size_t)(nn > 0 ? nn : 1), sizeof *groups);
   int *open_of = malloc((size_t)(nn > 0 ? nn : 1) * 2 * sizeof *open_of); /* [x * 2 + has_bias] -> group */
-  if (!groups || !open_of) {
+  int *group_of = malloc((size_t)(nn > 0 ? nn : 1) * sizeof *group_of);   /* a member's group */
+  if (!groups || !open_of || !group_of) {
     free(groups);
     free(open_of);
+    free(group_of);
     tfx_rw_abort(&rw);
     return tfx_pass_errf(c->err, c->errlen, "fuse_qkv: out of memory");
   }
   for (int i = 0; i < 2 * nn; i++) open_of[i] = -1;
+  for (int i = 0; i < nn; i++) group_of[i] = -1;
   for (int i = 0; i < nn; i++) {
+    const tfx_node *a = &g->nodes[i];
+    if (a->op == TFX_OP_ATTENTION || a->op == TFX_OP_MLA_ATTENTION) {
+      /* an attention that reads members (or their rope) ends their group:
+       * a later linear of the same x joining it would only live longer */
+      for (int j = 0; j < a->n_inputs; j++) {
+        int v = a->inputs[j];
+        if (g->nodes[v].op == TFX_OP_ROPE) v = g->nodes[v].inputs[0];
+        int gi = group_of[v];
+        if (gi < 0) continue;
+        int x = g->nodes[groups[gi].member[0]].inputs[0], slot = x * 2 + (g->nodes[groups[gi].member[0]].n_inputs == 3);
+        if (open_of[slot] == gi) open_of[slot] = -1;
+      }
+      continue;
+    }
     if (!candidate(&rw, i)) continue;
     const tfx_node *n = &g->nodes[i];
     int slot = n->inputs[0] * 2 + (n->n_inputs == 3);
     int gi = open_of[slot];
     if (gi < 0 || groups[gi].n == TFX_MAX_SEGS) open_of[slot] = gi = ng++;
     groups[gi].member[groups[gi].n++] = i;
+    group_of[i] = gi;
   }
   for (int gi = 0; gi < ng && rc == 0; gi++)
     if (groups[gi].n >= 2) rc = fuse_group(&rw, &groups[gi], c->err, c->errlen);
   free(groups);
   free(open_of);
+  free(group_of);
   if (rc) {
     tfx_rw_abort(&rw);
     return -1;

@@ -18,6 +18,8 @@ static const pass_info pass_table[] = {
     {"canonicalize", tfx_pass_canonicalize},
     {"cse", tfx_pass_cse},
     {"dce", tfx_pass_dce},
+    {"fuse_moe", tfx_pass_fuse_moe},
+    {"fuse_embedding", tfx_pass_fuse_embedding},
     {"fuse_glu", tfx_pass_fuse_glu},
     {"fuse_qkv", tfx_pass_fuse_qkv},
     {"fuse_rope", tfx_pass_fuse_rope},
@@ -32,10 +34,10 @@ static const pass_info pass_table[] = {
 static const char *const pipelines[4] = {
     "plan_memory",
     "canonicalize,cse,dce,fold_weights,plan_memory",
-    "canonicalize,cse,dce,fuse_glu,fuse_qkv,fuse_rope,fuse_epilogue,fuse_norm,pack_weights,fold_weights,dce,plan_"
-    "memory",
-    "canonicalize,cse,dce,fuse_glu,fuse_qkv,fuse_rope,fuse_epilogue,fuse_norm,pack_weights,fold_weights,dce,plan_"
-    "memory",
+    "canonicalize,cse,dce,fuse_moe,fuse_embedding,fuse_glu,fuse_qkv,fuse_rope,fuse_epilogue,fuse_norm,pack_weights,"
+    "fold_weights,dce,plan_memory",
+    "canonicalize,cse,dce,fuse_moe,fuse_embedding,fuse_glu,fuse_qkv,fuse_rope,fuse_epilogue,fuse_norm,pack_weights,"
+    "fold_weights,dce,plan_memory",
 };
 
 const char *const *tfx_pass_names(void) {

@@ -26,8 +26,11 @@ static int shared_with_embeddings_only(const tfx_graph *g, const tfx_rw *rw, con
     const tfx_node *c = &g->nodes[list[u]];
     if (list[u] == fl)
       fl_uses++;
-    else if (c->op != TFX_OP_EMBEDDING || c->inputs[0] != w || c->inputs[1] == w)
+    else if (c->op != TFX_OP_EMBEDDING || c->inputs[0] != w)
       return 0;
+    else
+      for (int j = 1; j < c->n_inputs; j++)
+        if (c->inputs[j] == w) return 0; /* only as the table */
   }
   return fl_uses == 1;
 }

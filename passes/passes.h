@@ -58,6 +58,8 @@ typedef int (*tfx_pass_fn)(tfx_pass_ctx *c);
 int tfx_pass_canonicalize(tfx_pass_ctx *c);
 int tfx_pass_cse(tfx_pass_ctx *c);
 int tfx_pass_dce(tfx_pass_ctx *c);
+int tfx_pass_fuse_moe(tfx_pass_ctx *c);
+int tfx_pass_fuse_embedding(tfx_pass_ctx *c);
 int tfx_pass_fuse_glu(tfx_pass_ctx *c);
 int tfx_pass_fuse_qkv(tfx_pass_ctx *c);
 int tfx_pass_fuse_rope(tfx_pass_ctx *c);
@@ -85,7 +87,7 @@ int tfx_pass_plan(tfx_pass_ctx *c);
  * shares memory with its node's operands. */
 int tfx_pass_plan_memory(tfx_graph *g, char *err, size_t errlen);
 /* The same with in-place reuse: an elementwise node (add, sub, mul, silu,
- * gelu, relu, sigmoid; fused_linear on its residual) may take the slot of an
+ * gelu, relu, sigmoid; fused_linear and moe_down on their residual) may take the slot of an
  * operand of the same size that dies at it. */
 int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen);
 

@@ -1,7 +1,8 @@
 /* passes/plan_memory.c — memory planning: liveness over the node order (a
  * SLICE view keeps its producer live), one 64-byte-aligned arena slot per
  * intermediate value sized for T = max_seq, optional in-place reuse (an
- * elementwise node takes the slot of a same-sized operand that dies at it,
+ * elementwise node — or a fused linear or moe_down over its residual —
+ * takes the slot of a same-sized operand that dies at it,
  * so the two form one buffer), offsets by lowest- or best-fit placement in
  * several orders (definition, size, lifetime, size x lifetime, then size with
  * ties broken by a fixed random stream) until one reaches the liveness peak,
@@ -63,6 +64,10 @@ static int in_place_operand(const tfx_graph *g, const tfx_node *n, const int *la
     cand[nc++] = n->inputs[r];
     break;
   }
+  case TFX_OP_MOE_DOWN: /* over its residual: an item reads and writes its own columns of every row */
+    if (!n->fx.residual || n->inputs[3] == n->inputs[0] || n->inputs[3] == n->inputs[1]) return -1;
+    cand[nc++] = n->inputs[3];
+    break;
   default: return -1;
   }
   for (int k = 0; k < nc; k++) {

@@ -90,6 +90,13 @@ void tfx_rw_replace_uses(tfx_rw *rw, int from, int to) {
   rw->changed = 1;
 }
 
+void tfx_rw_detach(tfx_rw *rw, int id) {
+  tfx_node *n = &rw->g->nodes[id];
+  for (int j = 0; j < n->n_inputs; j++) rw->uses[n->inputs[j]]--;
+  n->n_inputs = 0;
+  rw->changed = 1;
+}
+
 int tfx_rw_set_inputs(tfx_rw *rw, int id, int n, const int *inputs, char *err, size_t errlen) {
   tfx_graph *g = rw->g;
   tfx_node *nd = &g->nodes[id];
@@ -176,11 +183,11 @@ int tfx_rw_commit(tfx_rw *rw, char *err, size_t errlen) {
     for (int j = 0; j < g->nodes[v].n_inputs; j++)
       if (!live[g->nodes[v].inputs[j]]) stack[sp++] = g->nodes[v].inputs[j];
   }
-  /* a fused linear whose statistics nobody reads any more stops writing them */
+  /* a kernel whose statistics nobody reads any more stops writing them */
   for (int i = 0; i < nn; i++)
     if (live[i] && g->nodes[i].op == TFX_OP_NORM_STATS && g->nodes[i].fx.index == 1) state[g->nodes[i].inputs[0]] = 1;
   for (int i = 0; i < nn; i++) {
-    if (g->nodes[i].op == TFX_OP_FUSED_LINEAR && g->nodes[i].fx.stats_out && !state[i]) g->nodes[i].fx.stats_out = 0;
+    if (tfx_stats_writer(&g->nodes[i]) && !state[i]) g->nodes[i].fx.stats_out = g->nodes[i].fx.stats_seg = 0;
     state[i] = 0;
   }
   int nk = 0;
@@ -253,24 +260,50 @@ int tfx_rw_act_kind(const tfx_node *n) {
   }
 }
 
-int tfx_rw_fl_operands(tfx_rw *rw, int id, int x, int w, int bias, int stats, int gain, int nbias, int residual,
-                       char *err, size_t errlen) {
+int tfx_rw_fl_set(tfx_rw *rw, int id, const int *op, char *err, size_t errlen) {
   tfx_node *n = &rw->g->nodes[id];
   tfx_fused saved = n->fx;
   int in[TFX_MAX_INPUTS], k = 0;
-  in[k++] = x;
-  in[k++] = w;
-  if (bias >= 0) in[k++] = bias;
-  if (stats >= 0) {
-    in[k++] = stats;
-    in[k++] = gain;
-    if (nbias >= 0) in[k++] = nbias;
+  for (int r = TFX_FL_X; r <= TFX_FL_RNBIAS; r++) {
+    if (op[r] < 0) continue;
+    if (k == TFX_MAX_INPUTS) return tfx_pass_errf(err, errlen, "internal error: %%%d: too many operands", id);
+    in[k++] = op[r];
   }
-  if (residual >= 0) in[k++] = residual;
-  n->fx.has_bias = bias >= 0;
-  n->fx.norm = stats < 0 ? TFX_NORM_NONE : nbias >= 0 ? TFX_NORM_LAYER : TFX_NORM_RMS;
-  n->fx.residual = residual >= 0;
+  n->fx.has_bias = op[TFX_FL_BIAS] >= 0;
+  n->fx.norm = op[TFX_FL_STATS] < 0 ? TFX_NORM_NONE : op[TFX_FL_NBIAS] >= 0 ? TFX_NORM_LAYER : TFX_NORM_RMS;
+  n->fx.residual = op[TFX_FL_RESIDUAL] >= 0;
+  n->fx.rnorm = op[TFX_FL_RSTATS] < 0 ? TFX_NORM_NONE : op[TFX_FL_RNBIAS] >= 0 ? TFX_NORM_LAYER : TFX_NORM_RMS;
   if (tfx_rw_set_inputs(rw, id, k, in, err, errlen)) {
+    rw->g->nodes[id].fx = saved;
+    return -1;
+  }
+  return 0;
+}
+
+void tfx_rw_fl_get(const tfx_graph *g, int id, int *op) {
+  const tfx_node *n = &g->nodes[id];
+  for (int r = TFX_FL_X; r <= TFX_FL_RNBIAS; r++) {
+    int i = tfx_fl_operand(n, (tfx_fl_role)r);
+    op[r] = i >= 0 ? n->inputs[i] : -1;
+  }
+}
+
+int tfx_rw_fl_operands(tfx_rw *rw, int id, int x, int w, int bias, int stats, int gain, int nbias, int residual,
+                       char *err, size_t errlen) {
+  int op[TFX_FL_RNBIAS + 1];
+  tfx_rw_fl_get(rw->g, id, op); /* keeps the residual's norm */
+  op[TFX_FL_X] = x, op[TFX_FL_W] = w, op[TFX_FL_BIAS] = bias;
+  op[TFX_FL_STATS] = stats, op[TFX_FL_GAIN] = stats >= 0 ? gain : -1, op[TFX_FL_NBIAS] = stats >= 0 ? nbias : -1;
+  op[TFX_FL_RESIDUAL] = residual;
+  if (residual < 0) op[TFX_FL_RSTATS] = op[TFX_FL_RGAIN] = op[TFX_FL_RNBIAS] = -1;
+  return tfx_rw_fl_set(rw, id, op, err, errlen);
+}
+
+int tfx_rw_set_node(tfx_rw *rw, int id, const tfx_fused *fx, int n, const int *inputs, char *err, size_t errlen) {
+  tfx_node *nd = &rw->g->nodes[id];
+  tfx_fused saved = nd->fx;
+  nd->fx = *fx;
+  if (tfx_rw_set_inputs(rw, id, n, inputs, err, errlen)) {
     rw->g->nodes[id].fx = saved;
     return -1;
   }

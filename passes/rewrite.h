@@ -23,6 +23,10 @@ int tfx_rw_begin(tfx_rw *rw, tfx_graph *g, char *err, size_t errlen);
 int tfx_rw_add(tfx_rw *rw, const tfx_node *proto, double key, char *err, size_t errlen);
 /* Every use of `from` (operands and the graph output) now reads `to`. */
 void tfx_rw_replace_uses(tfx_rw *rw, int from, int to);
+/* A node left without uses (its value now made by another node) lets go of
+ * its operands, so their use counts are exact again; it is dropped at the
+ * commit. */
+void tfx_rw_detach(tfx_rw *rw, int id);
 /* Sets the operands of node id (counts follow); re-infers its type and
  * fails when it changes (the edit would change the value's type). */
 int tfx_rw_set_inputs(tfx_rw *rw, int id, int n, const int *inputs, char *err, size_t errlen);
@@ -38,9 +42,18 @@ int tfx_pass_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__(
 int tfx_rw_is_act(tfx_op op); /* silu, gelu, relu, sigmoid */
 int tfx_rw_act_kind(const tfx_node *n);
 /* Sets a FUSED_LINEAR's operands from their roles (-1 = absent) and the
- * matching presence flags of n->fx. */
+ * matching presence flags of n->fx (the residual's norm operands are kept
+ * while there is a residual). */
 int tfx_rw_fl_operands(tfx_rw *rw, int id, int x, int w, int bias, int stats, int gain, int nbias, int residual,
                        char *err, size_t errlen);
+/* The same with every role (op[r] for r = TFX_FL_X .. TFX_FL_RNBIAS, -1 =
+ * absent; sets has_bias, norm, residual and rnorm); and the node's current
+ * operands by role. */
+int tfx_rw_fl_set(tfx_rw *rw, int id, const int *op, char *err, size_t errlen);
+void tfx_rw_fl_get(const tfx_graph *g, int id, int *op);
+/* Gives node id the attributes *fx and these operands (type re-inferred and
+ * unchanged, as tfx_rw_set_inputs); both are restored on failure. */
+int tfx_rw_set_node(tfx_rw *rw, int id, const tfx_fused *fx, int n, const int *inputs, char *err, size_t errlen);
 /* Turns a LINEAR into an equivalent FUSED_LINEAR (one segment); no-op on a
  * FUSED_LINEAR. */
 int tfx_rw_to_fused(tfx_rw *rw, int id, char *err, size_t errlen);

@@ -1,7 +1,8 @@
 /* tests/test_ops_jit_api.c — every op of the language, written as a small
  * .tfx program, compiled through the public JIT API (tfx/jit.h) and compared
  * with the reference interpreter running the graph the frontend builds from
- * the same source and the same random weights. Inputs are random; causal
+ * the same source and the same random weights; also the fused forms the
+ * optimizer makes of small blocks (at -O3). Inputs are random; causal
  * programs are run as a prefill and then token by token. Tolerance: max abs
  * error <= 1e-4 * max(1, max |reference|). */
 #include <math.h>
@@ -59,6 +60,46 @@ static const op_case cases[] = {
      "param wq : f32[24, 24]\nparam wk : f32[6, 24]\nparam wv : f32[6, 24]\nparam wo : f32[24, 24]", 24, 1},
     {"attention_bidirectional", "return attention(x, wq, wk, wv, wo, heads = 2, mask = none)",
      "param wq : f32[24, 24]\nparam wk : f32[24, 24]\nparam wv : f32[24, 24]\nparam wo : f32[24, 24]", 24, 0},
+    /* the optimizer's fused forms at -O3 (docs/passes.md), on 40 columns (two
+     * statistics groups of 32): post-norm blocks (a norm into a prologue and
+     * into a later residual's epilogue), the residual's norm on a half-RoPE
+     * segment (gathered gain and bias), the statistics of one segment of a
+     * planar projection, the MoE kernels with the router, norm prologues,
+     * GLU, residual and statistics, and Switch's activation with dropped
+     * slots */
+    {"post_layernorm",
+     "u = linear(x, wu)\n  h = layernorm(u + linear(u, w1), g, b)\n"
+     "  return layernorm(h + linear(relu(linear(h, w2)), w3), g2, b2)",
+     "param wu : f32[40, 24]\nparam w1 : f32[40, 40]\nparam g : f32[40]\nparam b : f32[40]\n"
+     "param w2 : f32[56, 40]\nparam w3 : f32[40, 56]\nparam g2 : f32[40]\nparam b2 : f32[40]",
+     40, 0},
+    {"post_rmsnorm",
+     "u = linear(x, wu)\n  h = rmsnorm(u + linear(u, w1), g)\n  return rmsnorm(h + linear(gelu(linear(h, w2)), w3), "
+     "g2)",
+     "param wu : f32[40, 24]\nparam w1 : f32[40, 40]\nparam g : f32[40]\nparam w2 : f32[56, 40]\n"
+     "param w3 : f32[40, 56]\nparam g2 : f32[40]",
+     40, 0},
+    {"residual_norm_half_rope",
+     "u = linear(x, wu)\n  n = layernorm(u + linear(u, w1), g, b)\n"
+     "  return n + rope(linear(relu(u), w2), heads = 5, theta = 100, style = half)",
+     "param wu : f32[40, 24]\nparam w1 : f32[40, 40]\nparam g : f32[40]\nparam b : f32[40]\nparam w2 : f32[40, 40]", 40,
+     0},
+    {"segment_statistics", "return linear(layernorm(linear(x, wa), g, b), wq) + linear(linear(x, wb), wc)",
+     "param wa : f32[40, 24]\nparam wb : f32[12, 24]\nparam g : f32[40]\nparam b : f32[40]\nparam wq : f32[24, 40]\n"
+     "param wc : f32[24, 12]",
+     24, 0},
+    {"moe_glu_fused",
+     "y = linear(x, w0)\n  h = y + moe(rmsnorm(y, g), r, w1, w2, w3, top_k = 2)\n"
+     "  return linear(layernorm(h, g2, b2), wo)",
+     "param w0 : f32[40, 24]\nparam g : f32[40]\nparam r : f32[4, 40]\nparam w1 : f32[4, 20, 40]\n"
+     "param w2 : f32[4, 40, 20]\nparam w3 : f32[4, 20, 40]\nparam g2 : f32[40]\nparam b2 : f32[40]\n"
+     "param wo : f32[24, 40]",
+     24, 0},
+    {"moe_switch_capacity",
+     "return x + moe(layernorm(x, g, b), r, w1, w2, top_k = 1, act = sigmoid, gate = softmax, capacity = 1.0)",
+     "param g : f32[24]\nparam b : f32[24]\nparam r : f32[4, 24]\nparam w1 : f32[4, 20, 24]\n"
+     "param w2 : f32[4, 24, 20]",
+     24, 0},
 };
 
 static char *program(const op_case *c) {
@@ -163,10 +204,93 @@ static void test_embedding_through_the_jit_api(void **state) {
   tfx_build_free(&b);
 }
 
+/* The embedding's fused epilogue (fuse_embedding) through the JIT at -O0 and
+ * -O3 against the interpreter: learned positions, a token-type row and a
+ * layernorm before a causal layer (prefill, then token by token: the
+ * positions follow the session), sinusoidal positions with the first
+ * pre-norm's statistics, and models without attention whose every node is
+ * in the last-row entry (the embedding computes the last token at pos + n -
+ * 1, with the statistics of a pre-norm or with the norm applied) with a
+ * tied, packed table. */
+static const char *const emb_programs[] = {
+    "model emb_ln\nconst max_seq = 16\nparam e : f32[50, 40]\nparam pe : f32[20, 40]\nparam typ : f32[40]\n"
+    "param g : f32[40]\nparam b : f32[40]\nparam ga : f32[40]\nparam wq : f32[40, 40]\nparam wk : f32[40, 40]\n"
+    "param wv : f32[40, 40]\nparam wo : f32[40, 40]\n"
+    "forward(tokens : i32[T]) -> f32[T, 40] {\n"
+    "  x = layernorm(embedding(e, tokens) + positions(pe, tokens) + typ, g, b)\n"
+    "  return x + attention(rmsnorm(x, ga), wq, wk, wv, wo, heads = 4, mask = causal)\n}\n",
+    "model emb_sin\nconst max_seq = 16\nparam e : f32[50, 40]\nparam ga : f32[40]\nparam wq : f32[40, 40]\n"
+    "param wk : f32[40, 40]\nparam wv : f32[40, 40]\nparam wo : f32[40, 40]\n"
+    "forward(tokens : i32[T]) -> f32[T, 40] {\n"
+    "  x = embedding(e, tokens)\n  x = x + sinusoidal(x, base = 1000)\n"
+    "  return x + attention(rmsnorm(x, ga), wq, wk, wv, wo, heads = 4, mask = causal)\n}\n",
+    "model emb_tail\nconst max_seq = 16\nparam e : f32[50, 40]\nparam pe : f32[16, 40]\nparam typ : f32[40]\n"
+    "param g : f32[40]\nparam w : f32[50, 40]\n"
+    "forward(tokens : i32[T]) -> f32[T, 50] {\n"
+    "  x = embedding(e, tokens) + positions(pe, tokens) + typ\n"
+    "  return linear(rmsnorm(x, g), e) + linear(x, w)\n}\n",
+    "model emb_tail_norm\nconst max_seq = 16\nparam e : f32[50, 40]\nparam pe : f32[16, 40]\nparam g : f32[40]\n"
+    "param b : f32[40]\n"
+    "forward(tokens : i32[T]) -> f32[T, 50] {\n"
+    "  return linear(layernorm(embedding(e, tokens) + positions(pe, tokens), g, b), e)\n}\n",
+};
+
+static void run_embedding_program(const char *src, int opt, int causal) {
+  enum { T = 7 };
+  int32_t tokens[T] = {3, 49, 0, 17, 17, 8, 31};
+  tfx_build_options bo = {.weights = WEIGHTS};
+  tfx_build b;
+  assert_int_equal(tfx_build_source("emb.tfx", src, &bo, &b), 0);
+  int64_t cols = tfx_node_cols(&b.graph->nodes[b.graph->output]);
+  float *ref = calloc((size_t)(T * cols), sizeof *ref), *got = calloc((size_t)(T * cols), sizeof *got);
+  tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+  char err[256];
+  assert_int_equal(tfx_interp_forward(it, tokens, T, ref, err, sizeof err), 0);
+  tfx_compile_options co;
+  tfx_compile_options_init(&co);
+  co.opt_level = opt;
+  co.weights = WEIGHTS;
+  tfx_model *m = NULL;
+  assert_int_equal(tfx_jit_compile_source("emb.tfx", src, &co, &m), TFX_OK);
+  tfx_session *s = NULL;
+  tfx_session_options so = {.threads = 2};
+  assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
+  assert_int_equal(tfx_forward_ex(s, tokens, T, got, 0), TFX_OK);
+  double tol = TOL * ref_scale(ref, (size_t)(T * cols));
+  double diff = tfx_test_max_abs_diff(got, ref, (size_t)(T * cols));
+  if (!(diff <= tol)) fprintf(stderr, "embedding -O%d prefill: max abs error %g > %g\n%s", opt, diff, tol, src);
+  assert_true(diff <= tol);
+  tfx_session_reset(s);
+  if (causal) {
+    for (int t = 0; t < T; t++) assert_int_equal(tfx_forward_ex(s, tokens + t, 1, got + t * cols, 0), TFX_OK);
+    diff = tfx_test_max_abs_diff(got, ref, (size_t)(T * cols));
+  } else { /* the last row only (the last-row entry) */
+    assert_int_equal(tfx_forward_ex(s, tokens, T, got, 1), TFX_OK);
+    diff = tfx_test_max_abs_diff(got, ref + (T - 1) * cols, (size_t)cols);
+  }
+  if (!(diff <= tol))
+    fprintf(stderr, "embedding -O%d %s: max abs error %g > %g\n%s", opt, causal ? "decode" : "last row", diff, tol,
+            src);
+  assert_true(diff <= tol);
+  tfx_session_free(s);
+  tfx_model_close(m);
+  tfx_interp_free(it);
+  tfx_build_free(&b);
+  free(ref);
+  free(got);
+}
+
+static void test_fused_embeddings_through_the_jit_api(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof emb_programs / sizeof emb_programs[0]; i++)
+    for (int opt = 0; opt <= 3; opt += 3) run_embedding_program(emb_programs[i], opt, i < 2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_op_through_the_jit_api),
       cmocka_unit_test(test_embedding_through_the_jit_api),
+      cmocka_unit_test(test_fused_embeddings_through_the_jit_api),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

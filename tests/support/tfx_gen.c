@@ -79,6 +79,19 @@ int tfx_gen_model(uint64_t seed, char *buf, size_t len, tfx_gen_info *info) {
   int act = pick(g, 5), ffn_bias = chance(g, 35), swap = chance(g, 50), res_first = chance(g, 50);
   int tied = tokens && chance(g, 50), out_w = tied ? vocab : 5 + pick(g, 20), head_bias = chance(g, 30);
   norm_kind nk = {chance(g, 40), chance(g, 50) ? "1e-5" : "1e-6"};
+  /* later additions draw from a second stream, so the choices above (and
+   * the models of earlier seeds) stay as they were: the embedding's
+   * epilogue (learned or sinusoidal positions, a token-type row, a norm)
+   * and a mixture of experts instead of the dense FFN */
+  gen G2 = {NULL, 0, 0, 0, seed * 0xd1b54a32d192ed03ull + 0x8cb92ba72f3d8dd7ull};
+  gen *g2 = &G2;
+  for (int i = 0; i < 4; i++) next(g2);
+  int emb_pos = tokens ? pick(g2, 4) : 0; /* 0, 1 none, 2 table, 3 sinusoidal */
+  emb_pos = emb_pos <= 1 ? 0 : emb_pos - 1;
+  int emb_row = tokens && chance(g2, 25), emb_norm = tokens && chance(g2, 30);
+  int moe = ffn != 2 && chance(g2, 30), experts = 2 + pick(g2, 4), top_k = 1 + pick(g2, experts < 3 ? experts : 3);
+  int moe_act = pick(g2, 6), moe_softmax = chance(g2, 40), shared = chance(g2, 25);
+  static const char *const moe_acts[] = {"silu", "gelu", "gelu_tanh", "relu", "sigmoid", "none"};
 
   info->tokens = tokens;
   info->vocab = vocab;
@@ -92,6 +105,9 @@ int tfx_gen_model(uint64_t seed, char *buf, size_t len, tfx_gen_info *info) {
   out(g, "const dim = %d, heads = %d, kv_heads = %d, hd = %d, hidden = %d\n", dim, heads, kv_heads, hd, hidden);
   out(g, "const vocab = %d, max_seq = %d, layers = %d, out_w = %d\n", vocab, max_seq, layers, out_w);
   if (tokens) out(g, "param tok : f32[vocab, dim]\n");
+  if (emb_pos == 1) out(g, "param pos_tab : f32[%d, dim]\n", max_seq + pick(g2, 3));
+  if (emb_row) out(g, "param typ : f32[dim]\n");
+  if (emb_norm) norm_params(g, "emb", &nk, "");
   norm_params(g, "final", &nk, "");
   if (!tied) out(g, "param head : f32[out_w, dim]\n");
   if (head_bias) out(g, "param head_b : f32[out_w]\n");
@@ -104,7 +120,12 @@ int tfx_gen_model(uint64_t seed, char *buf, size_t len, tfx_gen_info *info) {
   if (attn_bias)
     out(g, "  param bq : f32[heads * hd]\n  param bk : f32[kv_heads * hd]\n  param bv : f32[kv_heads * hd]\n"
            "  param bo : f32[dim]\n");
-  if (ffn != 2) {
+  if (ffn != 2 && moe) {
+    out(g, "  param router : f32[%d, dim]\n  param mw1 : f32[%d, hidden, dim]\n  param mw2 : f32[%d, dim, hidden]\n",
+        experts, experts, experts);
+    if (ffn == 0) out(g, "  param mw3 : f32[%d, hidden, dim]\n", experts);
+    if (shared) out(g, "  param sw1 : f32[hidden, dim]\n  param sw2 : f32[dim, hidden]\n");
+  } else if (ffn != 2) {
     out(g, "  param w1 : f32[hidden, dim]\n  param w2 : f32[dim, hidden]\n");
     if (ffn == 0) out(g, "  param w3 : f32[hidden, dim]\n");
     if (ffn_bias)
@@ -146,7 +167,11 @@ int tfx_gen_model(uint64_t seed, char *buf, size_t len, tfx_gen_info *info) {
       norm_call(g, "n2", &nk, "h");
       out(g, "\n");
     }
-    if (ffn == 0) {
+    if (moe) {
+      out(g, "  y = moe(f, router, mw1, mw2%s, top_k = %d, act = %s, gate = %s%s)\n", ffn == 0 ? ", mw3" : "", top_k,
+          moe_acts[moe_act], moe_softmax ? "softmax" : "softmax_topk",
+          shared ? ", shared_w1 = sw1, shared_w2 = sw2" : "");
+    } else if (ffn == 0) {
       out(g, "  u1 = linear(f, w1%s)\n  u3 = linear(f, w3%s)\n", ffn_bias ? ", b1" : "", ffn_bias ? ", b3" : "");
       out(g, "  gt = ");
       act_call(g, act, "u1");
@@ -156,7 +181,7 @@ int tfx_gen_model(uint64_t seed, char *buf, size_t len, tfx_gen_info *info) {
       act_call(g, act, "u1");
       out(g, "\n");
     }
-    out(g, "  y = %s\n", ffn_bias ? (swap ? "linear(m, w2) + b2" : "linear(m, w2, b2)") : "linear(m, w2)");
+    if (!moe) out(g, "  y = %s\n", ffn_bias ? (swap ? "linear(m, w2) + b2" : "linear(m, w2, b2)") : "linear(m, w2)");
     if (norm_place == 1) {
       out(g, "  return ");
       norm_call(g, "n2", &nk, res_first ? "h + y" : "y + h");
@@ -166,9 +191,17 @@ int tfx_gen_model(uint64_t seed, char *buf, size_t len, tfx_gen_info *info) {
     }
   }
 
-  if (tokens)
+  if (tokens) {
     out(g, "\nforward(tokens : i32[T]) -> f32[T, out_w] {\n  x = embedding(tok, tokens)\n");
-  else
+    if (emb_pos == 1) out(g, "  x = x + positions(pos_tab, tokens)\n");
+    if (emb_pos == 2) out(g, "  x = x + sinusoidal(x, base = %s)\n", chance(g2, 50) ? "10000" : "300");
+    if (emb_row) out(g, "  x = x + typ\n");
+    if (emb_norm) {
+      out(g, "  x = ");
+      norm_call(g, "emb", &nk, "x");
+      out(g, "\n");
+    }
+  } else
     out(g, "\nforward(x : f32[T, dim]) -> f32[T, out_w] {\n");
   out(g, "  x = repeat(layers) layer(x)\n  z = ");
   norm_call(g, "final", &nk, "x");

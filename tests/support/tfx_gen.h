@@ -3,8 +3,11 @@
  * dimensions, norms (RMSNorm/LayerNorm, pre- or post-norm), attention (heads,
  * grouped KV, causal or no mask, RoPE interleaved/half/partial or none,
  * biases), feed-forward (GLU with a random activation, plain MLP, or none),
- * residual forms, biases added as `+ b`, and a tied or untied classifier over
- * token or f32 input. The same seed always gives the same text. */
+ * residual forms, biases added as `+ b`, a tied or untied classifier over
+ * token or f32 input, the embedding's learned or sinusoidal positions,
+ * token-type row and norm, and mixtures of experts (top-k, gates, GLU or
+ * plain experts with any activation, shared experts) in place of the dense
+ * FFN. The same seed always gives the same text. */
 #ifndef TFX_TEST_GEN_H
 #define TFX_TEST_GEN_H
 
