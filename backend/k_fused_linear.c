@@ -492,5 +492,16 @@ LLVMValueRef tfx_cg_slice_ptr(tfx_cg *cg, const tfx_node *n) {
   int one = cg->decode && !tfx_cg_stored_full(cg, n->id);
   LLVMValueRef T = one ? tfx_cg_i64(cg, 1) : tfx_cg_arg(cg, TFX_CG_ARG_N);
   LLVMValueRef rows = per_t ? tfx_cg_addc(cg, tfx_cg_mulc(cg, T, per_t), fixed) : tfx_cg_i64(cg, fixed);
-  return tfx_cg_fptr(cg, tfx_cg_value_ptr(cg, src->id), tfx_cg_mulc(cg, rows, before));
+  /* the producer's storage from its first row: for a producer written in
+   * full, tfx_cg_value_ptr points a one-row kernel at the producer's last
+   * row, which in the planar layout is inside the last segment, not where
+   * this one starts (the slice's own last row is added by tfx_cg_value_ptr
+   * of the slice) */
+  LLVMValueRef base = tfx_cg_value_ptr(cg, src->id);
+  if (tfx_cg_stored_full(cg, src->id)) {
+    LLVMValueRef back =
+        tfx_cg_mulc(cg, tfx_cg_addc(cg, tfx_cg_arg(cg, TFX_CG_ARG_N), -1), -tfx_node_slot_bytes(cg->g, src, 1));
+    base = LLVMBuildInBoundsGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), base, &back, 1, "first_row");
+  }
+  return tfx_cg_fptr(cg, base, tfx_cg_mulc(cg, rows, before));
 }

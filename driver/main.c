@@ -72,6 +72,28 @@ static int usage_error(const char *fmt, const char *arg) {
   return EXIT_USAGE;
 }
 
+/* Checks the names of a comma-separated pass list (--passes, --print-after):
+ * an unknown or empty name is a usage error (exit 2), found before any
+ * compiling. */
+static int check_pass_list(const char *option, const char *list) {
+  for (const char *p = list; p;) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    int known = 0;
+    for (const char *const *n = tfx_pass_names(); *n && !known; n++) known = strlen(*n) == len && !strncmp(*n, p, len);
+    if (!known) {
+      fprintf(stderr, "tfxc: error: %s: %s '%.*s' (passes:", option, len ? "unknown pass" : "empty pass name", (int)len,
+              p);
+      for (const char *const *n = tfx_pass_names(); *n; n++)
+        fprintf(stderr, "%s %s", n == tfx_pass_names() ? "" : ",", *n);
+      fprintf(stderr, ")\n%s", usage_text);
+      return EXIT_USAGE;
+    }
+    p = e ? e + 1 : NULL;
+  }
+  return 0;
+}
+
 static int parse_long(const char *s, long lo, long hi, long *out) {
   if (!s || !*s) return -1;
   char *end;
@@ -176,10 +198,12 @@ static int compile_main(int argc, char **argv) {
       stats = 1;
     } else if (is_option(a, "--passes")) {
       if (!(v = option_value(argc, argv, &i, "--passes")) || !*v) return usage_error("%s needs a list of passes", a);
+      if (check_pass_list("--passes", v)) return EXIT_USAGE;
       passes = v;
     } else if (is_option(a, "--print-after")) {
       if (!(v = option_value(argc, argv, &i, "--print-after")) || !*v)
         return usage_error("%s needs a list of passes", a);
+      if (check_pass_list("--print-after", v)) return EXIT_USAGE;
       print_after = v;
     } else if (strcmp(a, "--print-after-all") == 0) {
       print_all = 1;

@@ -16,7 +16,7 @@
 struct tfx_interp {
   const tfx_graph *g;
   const uint8_t *weights;
-  int64_t pos;
+  int64_t pos; /* tokens in the KV cache; stays 0 without one */
   int has_causal;
   int *last_use;  /* per node: id of the last node reading it (or itself) */
   float **kcache; /* per node: [max_seq, G*d] for causal ATTENTION, [max_seq, r+dr] for MLA, else NULL */
@@ -282,8 +282,7 @@ static int eval_node(tfx_interp *it, const tfx_node *nd, void *const *val, float
     return tfx_interp_mla(nd, a, b, c, nd->n_inputs > 3 ? val[nd->inputs[3]] : NULL, it->kcache[nd->id], y, rows,
                           it->pos, g->max_seq, err, errlen);
   default:
-    if (tfx_interp_ffn_handles(nd->op))
-      return tfx_interp_ffn_eval(g, nd, val, y, n, it->has_causal ? it->pos : 0, err, errlen);
+    if (tfx_interp_ffn_handles(nd->op)) return tfx_interp_ffn_eval(g, nd, val, y, n, it->pos, err, errlen);
     if (tfx_fused_owns(nd->op)) return tfx_interp_fused_eval(g, nd, val, y, n, it->pos, err, errlen);
     return tfx_errf(err, errlen, "%%%d (%s): not supported by the interpreter", nd->id, tfx_op_name(nd->op));
   }
@@ -338,7 +337,10 @@ int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out,
       }
     }
   }
-  if (rc == 0) it->pos += n;
+  /* the session's position advances only with a KV cache: a model without
+   * one sees every call as a whole sequence at position 0 (as the runtime
+   * passes it), so rope and fused rope epilogues restart at 0 */
+  if (rc == 0 && it->has_causal) it->pos += n;
 done:
   if (val && owned)
     for (int i = 0; i < g->n_nodes; i++)

@@ -47,6 +47,9 @@ static void test_usage_errors_exit_2(void **state) {
   expect((char *[]){TFXC_PATH, example_tfx, "-o", NULL}, 2, NULL, "-o needs a file name");
   expect((char *[]){TFXC_PATH, example_tfx, "--emit=bytecode", NULL}, 2, NULL, "unknown --emit kind 'bytecode'");
   expect((char *[]){TFXC_PATH, "model.txt", NULL}, 2, NULL, "is not a .tfx file");
+  expect((char *[]){TFXC_PATH, example_tfx, "--passes=bogus", NULL}, 2, NULL, "--passes: unknown pass 'bogus'");
+  expect((char *[]){TFXC_PATH, example_tfx, "--print-after=cse,bogus", NULL}, 2, NULL,
+         "--print-after: unknown pass 'bogus'");
   expect((char *[]){TFXC_PATH, "run", NULL}, 2, NULL, "run needs a model");
   expect((char *[]){TFXC_PATH, "run", example_tfx, "-n", "many", NULL}, 2, NULL, "-n needs a number");
   expect((char *[]){TFXC_PATH, "run", example_tfx, "--top-p", "1.5", NULL}, 2, NULL, "--top-p needs a number in (0, 1]");

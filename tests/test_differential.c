@@ -1,13 +1,19 @@
 /* tests/test_differential.c — differential testing of the optimizer and the
- * backend on random models (tests/support/tfx_gen.c): for each seed, the
+ * backend on random models (tests/support/tfx_gen.c: norms, pre/post-norm,
+ * MHA/GQA/MQA, MLA, RoPE, ALiBi, every sparse pattern, causal or not,
+ * cross-attention to a static encoder output or a T-row tensor, GLU
+ * variants, MLPs, MoE with capacity and shared experts, learned and
+ * sinusoidal positions, the rope op; see tfx_gen.h): for each seed, the
  * model is compiled at -O0 and -O3 (random weights from the same seed) and
- * run on a prefill of random length then single-token steps through
+ * run on a prefill of random length, then single-token steps, then a
+ * two-row chunk through
  *   the interpreter on the -O0 graph (the reference),
  *   the interpreter on the -O3 graph (fused ops, packed and folded weights),
  *   the JIT at -O0 and at -O3,
  *   the JIT at -O3 asking for the last row only (the last-row entry, when
  *   the model has one),
- *   the AOT shared library at -O3 (every AOT_EVERY-th seed, linking is slow);
+ *   the AOT shared library at -O3 (object file, linked .so, dlopen), on
+ *   every seed (every TFX_DIFF_AOT_EVERY-th; 0: none);
  * every output must match the reference within
  *   |y - ref| <= TOL * (1 + max |ref| of the call)
  * (f32 kernels with other summation orders and inline exp/erf/sin/cos
@@ -15,7 +21,21 @@
  * TFX_DIFF_SEEDS=N runs seeds 1..N (default 100) on TFX_DIFF_THREADS worker
  * threads (default 2: LLVM's code generation dominates the time, and the
  * compiler and runtime keep no global state); TFX_DIFF_SEED=S runs only
- * seed S and prints its model. A failure prints the seed and the model. */
+ * seed S (with the AOT library) and prints its model. A failure prints the
+ * seed and the model. TFX_DIFF_TIMES=1 prints where the time went.
+ *
+ * The cost of the AOT library on every seed, measured on the 2-core
+ * development machine (shared with other jobs, hence the spread), 100
+ * seeds, 2 worker threads, the test alone (wall / user CPU seconds):
+ *   without AOT                     49.5, 49.7, 111 / 96, 98, 111
+ *   AOT on every seed              107, 123, 147 / 185, 192, 201
+ *   (the previous generator, AOT every 20th seed: 48, 59, 72 / 74, 77, 86)
+ * so AOT adds ~90 s of CPU, 0.9 s a seed (writing the object is an LLVM -O3
+ * compile as long as the JIT's; linking the .so ~0.17 s), i.e. ~+57 s of
+ * wall time when both cores are free (49.5 -> 107; +55 s between the
+ * means): within the ~60 s allowed for it, so every seed runs it. On a
+ * loaded machine it is more (one free core: ~+90 s); TFX_DIFF_AOT_EVERY=k
+ * runs it on every k-th seed only. */
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -25,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -34,7 +55,7 @@
 #include "support/tfx_gen.h"
 
 #define TOL 2e-4
-#define AOT_EVERY 20
+#define AOT_EVERY 1 /* the default of TFX_DIFF_AOT_EVERY (see above) */
 #define MAX_CALLS 4
 
 typedef struct {
@@ -46,10 +67,21 @@ typedef struct {
 typedef struct {
   uint64_t seed;
   tfx_gen_info info;
-  char src[16384];
+  char src[32768];
   int n_calls, rows[MAX_CALLS];
   void *input[MAX_CALLS]; /* int32 tokens or float rows */
 } case_t;
+
+/* where a seed's time goes (TFX_DIFF_TIMES=1 prints the totals) */
+enum { T_BUILD, T_INTERP, T_JIT0, T_JIT3, T_AOT, N_TIMES };
+static const char *const time_names[N_TIMES] = {"build -O0 + -O3", "interpreter x2", "JIT -O0", "JIT -O3 (+ last rows)",
+                                                "AOT .so"};
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static void free_result(run_result *r) {
   for (int i = 0; i < r->n_calls; i++) free(r->out[i]);
@@ -181,8 +213,9 @@ static int aot_run(const case_t *c, const tfx_build *b, run_result *r) {
   return rc;
 }
 
-/* Runs one seed; 0 when every engine agrees. */
-static int check_seed(uint64_t seed, int aot, int verbose) {
+/* Runs one seed; 0 when every engine agrees. Adds the time of each stage to
+ * times[N_TIMES]. */
+static int check_seed(uint64_t seed, int aot, int verbose, double *times) {
   case_t *c = calloc(1, sizeof *c);
   c->seed = seed;
   if (tfx_gen_model(seed, c->src, sizeof c->src, &c->info)) {
@@ -198,18 +231,23 @@ static int check_seed(uint64_t seed, int aot, int verbose) {
   memset(&b0, 0, sizeof b0);
   memset(&b3, 0, sizeof b3);
   const char *stage = "build -O0";
+  double t = now_s(), t1;
+#define LAP(k) (t1 = now_s(), times[k] += t1 - t, t = t1)
   if (build(c, 0, &b0)) goto fail;
   stage = "build -O3";
   if (build(c, 3, &b3)) goto fail;
+  LAP(T_BUILD);
   stage = "interpreter -O0";
   if (run_interp(c, &b0, &ref)) goto fail;
   stage = "interpreter on the -O3 graph";
   if (run_interp(c, &b3, &r) || compare(c, stage, &ref, &r)) goto fail;
   free_result(&r);
+  LAP(T_INTERP);
   if (aot) {
     stage = "AOT .so -O3";
     if (aot_run(c, &b3, &r) || compare(c, stage, &ref, &r)) goto fail;
     free_result(&r);
+    LAP(T_AOT);
   }
   tfx_target_options t0 = {.opt_level = 0}, t3 = {.opt_level = 3};
   char err[1024] = "";
@@ -229,7 +267,9 @@ static int check_seed(uint64_t seed, int aot, int verbose) {
     }
     tfx_model_close(m);
     if (rc) goto fail;
+    LAP(k ? T_JIT3 : T_JIT0);
   }
+#undef LAP
   goto done;
 fail:
   rc = -1;
@@ -248,7 +288,8 @@ done:
 /* Seeds are handed out one at a time to the worker threads. */
 typedef struct {
   pthread_mutex_t lock;
-  int n, next, failed;
+  int n, next, failed, aot_every;
+  double times[N_TIMES];
 } work;
 
 static void *worker(void *arg) {
@@ -258,11 +299,12 @@ static void *worker(void *arg) {
     int s = w->next <= w->n ? w->next++ : 0;
     pthread_mutex_unlock(&w->lock);
     if (!s) return NULL;
-    if (check_seed((uint64_t)s, s % AOT_EVERY == 0, 0)) {
-      pthread_mutex_lock(&w->lock);
-      w->failed++;
-      pthread_mutex_unlock(&w->lock);
-    }
+    double times[N_TIMES] = {0};
+    int rc = check_seed((uint64_t)s, w->aot_every > 0 && s % w->aot_every == 0, 0, times);
+    pthread_mutex_lock(&w->lock);
+    w->failed += rc != 0;
+    for (int k = 0; k < N_TIMES; k++) w->times[k] += times[k];
+    pthread_mutex_unlock(&w->lock);
   }
 }
 
@@ -271,27 +313,33 @@ static void test_random_models(void **state) {
   const char *one = getenv("TFX_DIFF_SEED"), *count = getenv("TFX_DIFF_SEEDS");
   if (one && *one) {
     uint64_t s = strtoull(one, NULL, 10);
-    assert_int_equal(check_seed(s, 1, 1), 0);
+    double times[N_TIMES] = {0};
+    assert_int_equal(check_seed(s, 1, 1, times), 0);
     return;
   }
   const char *th = getenv("TFX_DIFF_THREADS");
   int n = count && *count ? atoi(count) : 100, threads = th && *th ? atoi(th) : 2;
   if (threads < 1) threads = 1;
   if (threads > 16) threads = 16;
-  work w = {.n = n, .next = 1, .failed = 0};
+  const char *ae = getenv("TFX_DIFF_AOT_EVERY");
+  work w = {.n = n, .next = 1, .failed = 0, .aot_every = ae && *ae ? atoi(ae) : AOT_EVERY};
   pthread_mutex_init(&w.lock, NULL);
   pthread_t tid[16];
   for (int i = 1; i < threads; i++) pthread_create(&tid[i], NULL, worker, &w);
   worker(&w);
   for (int i = 1; i < threads; i++) pthread_join(tid[i], NULL);
   pthread_mutex_destroy(&w.lock);
+  const char *tm = getenv("TFX_DIFF_TIMES");
+  if (tm && *tm && *tm != '0')
+    for (int k = 0; k < N_TIMES; k++)
+      fprintf(stderr, "differential: %-22s %7.1f s (summed over the worker threads)\n", time_names[k], w.times[k]);
   if (w.failed) fail_msg("%d of %d random models differ (seeds printed above)", w.failed, n);
 }
 
 /* The generator is deterministic and its models differ from seed to seed. */
 static void test_generator(void **state) {
   (void)state;
-  char a[16384], b[16384];
+  static char a[32768], b[32768];
   tfx_gen_info ia, ib;
   assert_int_equal(tfx_gen_model(42, a, sizeof a, &ia), 0);
   assert_int_equal(tfx_gen_model(42, b, sizeof b, &ib), 0);
@@ -301,7 +349,42 @@ static void test_generator(void **state) {
   assert_int_equal(tfx_gen_model(42, a, 64, &ia), -1); /* too small a buffer */
 }
 
+/* The default 100 seeds draw every feature of the generator, several times
+ * (so a change to the generator cannot silently drop one), and no model of
+ * the first 2000 seeds outgrows the case's buffer. */
+static void test_generator_coverage(void **state) {
+  (void)state;
+  static char text[32768];
+  enum { SPARSE_KINDS = 6, N_FEATURES = 24 };
+  static const char *const names[N_FEATURES] = {
+      "tokens",       "f32 input",   "decoder",    "encoder",      "two blocks", "alibi",
+      "rope",         "mla",         "moe",        "moe capacity", "moe shared", "cross static",
+      "cross T rows", "learned pos", "sinusoidal", "glu builtin",  "layernorm",  "post-norm",
+      "softmax out",  "matmul",      "any sparse", "rope op",      "emb row",    "emb norm"};
+  int count[N_FEATURES] = {0}, sparse[SPARSE_KINDS + 1] = {0};
+  for (uint64_t s = 1; s <= 2000; s++) {
+    tfx_gen_info in;
+    assert_int_equal(tfx_gen_model(s, text, sizeof text, &in), 0);
+    if (s > 100) continue;
+    const int f[N_FEATURES] = {in.tokens,       !in.tokens,       in.causal,
+                               !in.causal,      in.n_blocks == 2, in.alibi,
+                               in.rope,         in.mla,           in.moe,
+                               in.moe_capacity, in.moe_shared,    in.cross_static,
+                               in.cross_trows,  in.learned_pos,   in.sinusoidal,
+                               in.glu_builtin,  in.layernorm,     in.post_norm,
+                               in.softmax_out,  in.matmul,        in.sparse_kinds != 0,
+                               in.rope_op,      in.emb_row,       in.emb_norm};
+    for (int k = 0; k < N_FEATURES; k++) count[k] += f[k] != 0;
+    for (int k = 1; k <= SPARSE_KINDS; k++) sparse[k] += (in.sparse_kinds >> k & 1) != 0;
+  }
+  for (int k = 0; k < N_FEATURES; k++)
+    if (count[k] < 3) fail_msg("only %d of seeds 1..100 draw '%s'", count[k], names[k]);
+  for (int k = 1; k <= SPARSE_KINDS; k++)
+    if (sparse[k] < 3) fail_msg("only %d of seeds 1..100 draw sparse pattern %d", sparse[k], k);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_generator), cmocka_unit_test(test_random_models)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_generator), cmocka_unit_test(test_generator_coverage),
+                                     cmocka_unit_test(test_random_models)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1027,9 +1027,26 @@ static void test_cli_flags(void **state) {
   assert_non_null(strstr(out, "concat(")); /* no weights with --emit=ir: the transform stays an op */
   free(out);
   free(err);
+  /* an unknown pass name is a usage error (exit 2), for --passes and --print-after */
   char *bad[] = {TFXC_PATH, ex, "--emit=ir", "--passes=cse,nope", NULL};
-  assert_int_equal(tfx_test_run(bad, &out, &err), 1);
-  assert_non_null(strstr(err, "unknown pass 'nope'"));
+  assert_int_equal(tfx_test_run(bad, &out, &err), 2);
+  assert_non_null(strstr(err, "--passes: unknown pass 'nope' (passes: canonicalize,"));
+  assert_non_null(strstr(err, "usage: tfxc"));
+  free(out);
+  free(err);
+  char *bogus[] = {TFXC_PATH, ex, "--passes=bogus", NULL};
+  assert_int_equal(tfx_test_run(bogus, &out, &err), 2);
+  assert_non_null(strstr(err, "unknown pass 'bogus'"));
+  free(out);
+  free(err);
+  char *empty[] = {TFXC_PATH, ex, "--emit=ir", "--passes=cse,,dce", NULL};
+  assert_int_equal(tfx_test_run(empty, &out, &err), 2);
+  assert_non_null(strstr(err, "--passes: empty pass name ''"));
+  free(out);
+  free(err);
+  char *pa_bad[] = {TFXC_PATH, ex, "--emit=ir", "--print-after=fuse_nothing", NULL};
+  assert_int_equal(tfx_test_run(pa_bad, &out, &err), 2);
+  assert_non_null(strstr(err, "--print-after: unknown pass 'fuse_nothing'"));
   free(out);
   free(err);
   char *mix[] = {TFXC_PATH, ex, "--stats", "-c", NULL};

@@ -286,11 +286,124 @@ static void test_fused_embeddings_through_the_jit_api(void **state) {
     for (int opt = 0; opt <= 3; opt += 3) run_embedding_program(emb_programs[i], opt, i < 2);
 }
 
+/* The last-row entry (tfx_forward_ex(.., last_only = 1)) runs the nodes
+ * after the last attention for the last row only; position-dependent ops
+ * among them (rope, sinusoidal, positions) must see that row's position
+ * pos + n - 1. Each program puts one after a causal attention; a prefill of
+ * 7 rows then a chunk of 4, last rows only, against the interpreter. */
+static const char *const tail_bodies[] = {
+    "o = attention(x, wq, wk, wv, wo, heads = 4, mask = causal)\n"
+    "  return o + linear(rope(linear(x, r), heads = 2, theta = 500, style = half), ro)",
+    "o = attention(x, wq, wk, wv, wo, heads = 4, mask = causal)\n"
+    "  return o + linear(rope(linear(x, r), heads = 3, theta = 50), ro)",
+    "o = attention(x, wq, wk, wv, wo, heads = 4, mask = causal)\n"
+    "  return linear(rope(o, heads = 2, theta = 100, style = half, rotary_dim = 8), ro)",
+    "o = attention(x, wq, wk, wv, wo, heads = 4, mask = causal)\n  return o + linear(x, r)",
+    "o = attention(x, wq, wk, wv, wo, heads = 4, mask = causal)\n  return linear(o, ro) * linear(x, r)",
+    "o = attention(x, wq, wk, wv, wo, heads = 4, mask = causal)\n  return o + sinusoidal(o, base = 30)",
+    "o = attention(x, wq, wk, wv, wo, heads = 4, mask = causal)\n  return o + positions(pt, o)",
+};
+
+static void test_last_row_entry_positions(void **state) {
+  (void)state;
+  enum { D = 24, N1 = 7, N2 = 4, N = N1 + N2 };
+  float x[N * D], ref[N * D], got[D];
+  for (int i = 0; i < N * D; i++) x[i] = frand();
+  int failures = 0;
+  for (size_t c = 0; c < sizeof tail_bodies / sizeof tail_bodies[0]; c++) {
+    static char src[4096];
+    snprintf(src, sizeof src,
+             "model tail\nconst max_seq = 32\nparam wq : f32[24, 24]\nparam wk : f32[24, 24]\nparam wv : f32[24, "
+             "24]\nparam wo : f32[24, 24]\nparam r : f32[24, 24]\nparam ro : f32[24, 24]\nparam pt : f32[32, 24]\n"
+             "forward(x : f32[T, 24]) -> f32[T, 24] {\n  %s\n}\n",
+             tail_bodies[c]);
+    tfx_build_options bo = {.weights = WEIGHTS, .opt_level = 0};
+    tfx_build b;
+    assert_int_equal(tfx_build_source("tail.tfx", src, &bo, &b), 0);
+    tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+    char err[256];
+    assert_int_equal(tfx_interp_forward(it, x, N1, ref, err, sizeof err), 0);
+    assert_int_equal(tfx_interp_forward(it, x + N1 * D, N2, ref + N1 * D, err, sizeof err), 0);
+    for (int opt = 0; opt <= 3; opt += 3) {
+      tfx_compile_options co;
+      tfx_compile_options_init(&co);
+      co.opt_level = opt;
+      co.weights = WEIGHTS;
+      tfx_model *m = NULL;
+      assert_int_equal(tfx_jit_compile_source("tail.tfx", src, &co, &m), TFX_OK);
+      tfx_session *s = NULL;
+      assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
+      for (int k = 0; k < 2; k++) {
+        int t0 = k ? N1 : 0, n = k ? N2 : N1;
+        assert_int_equal(tfx_forward_f32_ex(s, x + t0 * D, n, got, 1), TFX_OK);
+        const float *want = ref + (t0 + n - 1) * D;
+        double tol = TOL * ref_scale(want, D), diff = tfx_test_max_abs_diff(got, want, D);
+        if (!(diff <= tol)) {
+          fprintf(stderr, "tail case %zu -O%d call %d (last row %d): max abs error %g > %g\n", c, opt, k, t0 + n - 1,
+                  diff, tol);
+          failures++;
+        }
+      }
+      tfx_session_free(s);
+      tfx_model_close(m);
+    }
+    tfx_interp_free(it);
+    tfx_build_free(&b);
+  }
+  assert_int_equal(failures, 0);
+}
+
+/* A model without a KV cache sees every call as a whole sequence at
+ * position 0: the rope op, a rope fused into a linear's epilogue (the
+ * interpreter runs the -O3 graph too), sinusoidal and positions give a
+ * second call the same rows as the first, in the interpreter and the JIT.
+ * (The interpreter used to advance its position in such models, so its rope
+ * of a later call disagreed with the compiled code.) */
+static void test_no_kv_cache_restarts_positions(void **state) {
+  (void)state;
+  static const char src[] =
+      "model enc\nconst max_seq = 16\nparam r : f32[24, 24]\nparam pt : f32[16, 24]\n"
+      "forward(x : f32[T, 24]) -> f32[T, 24] {\n"
+      "  y = rope(x, heads = 2, theta = 100, style = half) + rope(linear(x, r), heads = 4, theta = 50)\n"
+      "  return y + sinusoidal(x, base = 20) + positions(pt, x)\n}\n";
+  enum { T = 5, D = 24 };
+  float x[T * D], first[T * D], again[T * D];
+  for (int i = 0; i < T * D; i++) x[i] = frand();
+  for (int opt = 0; opt <= 3; opt += 3) {
+    tfx_build_options bo = {.weights = WEIGHTS, .opt_level = opt};
+    tfx_build b;
+    assert_int_equal(tfx_build_source("enc.tfx", src, &bo, &b), 0);
+    tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+    char err[256];
+    assert_int_equal(tfx_interp_forward(it, x, T, first, err, sizeof err), 0);
+    assert_int_equal(tfx_interp_forward(it, x, T, again, err, sizeof err), 0);
+    assert_true(tfx_test_max_abs_diff(again, first, T * D) == 0.0);
+    tfx_compile_options co;
+    tfx_compile_options_init(&co);
+    co.opt_level = opt;
+    co.weights = WEIGHTS;
+    tfx_model *m = NULL;
+    assert_int_equal(tfx_jit_compile_source("enc.tfx", src, &co, &m), TFX_OK);
+    tfx_session *s = NULL;
+    assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
+    for (int k = 0; k < 2; k++) {
+      assert_int_equal(tfx_forward_f32(s, x, T, again), TFX_OK);
+      assert_true(tfx_test_max_abs_diff(again, first, T * D) <= TOL * ref_scale(first, T * D));
+    }
+    tfx_session_free(s);
+    tfx_model_close(m);
+    tfx_interp_free(it);
+    tfx_build_free(&b);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_op_through_the_jit_api),
       cmocka_unit_test(test_embedding_through_the_jit_api),
       cmocka_unit_test(test_fused_embeddings_through_the_jit_api),
+      cmocka_unit_test(test_last_row_entry_positions),
+      cmocka_unit_test(test_no_kv_cache_restarts_positions),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

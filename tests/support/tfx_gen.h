@@ -1,13 +1,31 @@
 /* tests/support/tfx_gen.h — a generator of random valid .tfx models for
- * differential testing: from a seed, a small Transformer with random depth,
- * dimensions, norms (RMSNorm/LayerNorm, pre- or post-norm), attention (heads,
- * grouped KV, causal or no mask, RoPE interleaved/half/partial or none,
- * biases), feed-forward (GLU with a random activation, plain MLP, or none),
- * residual forms, biases added as `+ b`, a tied or untied classifier over
- * token or f32 input, the embedding's learned or sinusoidal positions,
- * token-type row and norm, and mixtures of experts (top-k, gates, GLU or
- * plain experts with any activation, shared experts) in place of the dense
- * FFN. The same seed always gives the same text. */
+ * differential testing. From a seed, a small Transformer of one or two
+ * distinct blocks (each called once or stacked with repeat, with its own
+ * prefix), drawing per model: token or f32 input; no, learned
+ * (`positions`) or sinusoidal absolute positions; a decoder (causal, with a
+ * KV cache) or an encoder (mask = none); a static source with an encoder
+ * (nothing, a linear, or an attention + layernorm over its rows) for
+ * cross-attention; a tied or untied classifier with or without a bias, and
+ * sometimes a softmax over it. Per block: RMSNorm or LayerNorm, pre-norm,
+ * post-norm or a shared-norm residual; a token mixer that is `attention`
+ * (heads, grouped KV, biases, RoPE interleaved/half/partial with a random
+ * base, or ALiBi, and a sparse pattern: sliding, dilated (with or without a
+ * window), strided, fixed, Longformer (count or listed global tokens,
+ * dilation), BigBird (global and seeded random blocks), with positional or
+ * named arguments, under the model's mask) or, in decoders, `mla_attention`
+ * (direct or low-rank query with or without q_norm, with or without
+ * kv_norm, both RoPE pairings, a sparse pattern), sometimes plus a
+ * standalone `rope(...)` of a projection or of the normed input; an optional
+ * cross-attention to the static encoder output or to a T-row tensor of the
+ * block (under the model's mask, RoPE or ALiBi where the language allows);
+ * a channel mixer that is a hand-written GLU (act(x W1) * x W3), the `glu`
+ * builtin (sigmoid, relu, gelu, gelu_tanh, silu, none), a plain MLP
+ * (linear or matmul down projection) with ReLU / GELU (erf, tanh) / SiLU /
+ * sigmoid, a `moe` (top-k, softmax_topk or softmax gate, SwiGLU-style or
+ * plain experts, a capacity with token dropping, shared experts) or none;
+ * biases as `+ b` or `linear(.., b)`, a layer scale `* g`, operand orders;
+ * after the embedding and positions, a token-type row and a norm.
+ * The same seed always gives the same text. */
 #ifndef TFX_TEST_GEN_H
 #define TFX_TEST_GEN_H
 
@@ -21,6 +39,12 @@ typedef struct tfx_gen_info {
   int out_width; /* output columns */
   int max_seq;
   int causal; /* some attention keeps a KV cache (decode continues a sequence) */
+  /* what the model uses (for the generator's coverage test) */
+  int n_blocks;
+  int sparse_kinds; /* bit k: sparse pattern k (1 sliding … 6 bigbird) somewhere */
+  int alibi, rope, rope_op, mla, moe, moe_capacity, moe_shared, cross_static, cross_trows;
+  int learned_pos, sinusoidal, glu_builtin, layernorm, post_norm, softmax_out, matmul;
+  int emb_row, emb_norm; /* a row added after the positions, a norm of the sum */
 } tfx_gen_info;
 
 /* Writes the model of `seed` into buf (NUL-terminated). 0, or -1 when buf is

@@ -1,8 +1,9 @@
 """tests/torch/encoder_common.py — the RoBERTa-style encoder shared by the
 sparse-attention references (longformer.py, bigbird.py): word + learned
 position embeddings, LayerNorm, post-norm layers y = norm(x + f(x)) of
-biased multi-head attention (with the caller's [T, T] mask) and a GELU FFN
-of 4 x dim, then a classifier tied to the word embedding. float64.
+biased multi-head attention (with the caller's [T, T] mask, or a list of one
+mask per layer) and a GELU FFN of 4 x dim, then a classifier tied to the
+word embedding. float64.
 """
 import torch
 
@@ -32,7 +33,8 @@ def forward(w, tokens, c, allowed, act):
     for l in range(c["layers"]):
         p = "layers.%d." % l
         q, k, v = (x @ w[p + "w" + n].T + w[p + "b" + n] for n in ("q", "k", "v"))
-        a = attention(q, k, v, H, H, allowed) @ w[p + "wo"].T + w[p + "bo"]
+        mask = allowed[l] if isinstance(allowed, (list, tuple)) else allowed
+        a = attention(q, k, v, H, H, mask) @ w[p + "wo"].T + w[p + "bo"]
         h = layernorm(x + a, w[p + "ln_1_g"], w[p + "ln_1_b"], eps)
         f = act(h @ w[p + "w1"].T + w[p + "b1"]) @ w[p + "w2"].T + w[p + "b2"]
         x = layernorm(h + f, w[p + "ln_2_g"], w[p + "ln_2_b"], eps)

@@ -40,12 +40,13 @@ def make_weights(gen):
     return as_f32(w)
 
 
-def forward(w, tokens, causal):
+def forward(w, tokens, causal, masks=None):
+    """masks: one [T, T] allowed table per layer (default: patterns())."""
     T, H, G, eps = tokens.shape[0], C["heads"], C["kv_heads"], C["eps"]
     d = C["dim"] // H
     pos = torch.arange(T)
     x = w["tok_embeddings"][tokens.long()]
-    for l, allowed in enumerate(patterns(T, causal)):
+    for l, allowed in enumerate(masks if masks is not None else patterns(T, causal)):
         p = "layers.%d." % l
         a = rmsnorm(x, w[p + "attention_norm"], eps)
         q = rope((a @ w[p + "wq"].T).reshape(T, H, d), pos, C["theta"], "interleaved").reshape(T, H * d)
