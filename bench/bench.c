@@ -13,6 +13,12 @@
  *                                         TG 0 skips that test (for profiles)
  *   bench triad THREADS REPS MIB          STREAM-like triad a = b + s·c (doubles,
  *                                         MIB MiB per array) and a read-only sum
+ *   bench roofline MODEL.so THREADS REPS TG MIB
+ *                                         pairs, REPS times: one triad and one
+ *                                         read-only pass, then tgTG; every
+ *                                         pair's figures (a machine whose
+ *                                         bandwidth drifts from minute to
+ *                                         minute is compared with itself)
  *
  * Every figure is the median of REPS repetitions after one warm-up; a
  * repetition of a short call loops it for at least MIN_REP_SECONDS. The
@@ -322,6 +328,71 @@ static double bw_run(int op, int threads, int reps, double *a, double *b, double
   return median(times, reps);
 }
 
+/* Decodes tg tokens from an empty cache as many times as fit in
+ * MIN_REP_SECONDS (at least once); tokens/s, or a negative value on failure. */
+static double tg_rate(tfx_session *s, const int32_t *toks, int tg, float *logits) {
+  int n = 0, rc = TFX_OK;
+  double t0 = now(), t1;
+  do {
+    tfx_session_reset(s);
+    for (int i = 0; i < tg && rc == TFX_OK; i++) rc = tfx_forward(s, &toks[i], 1, logits);
+    n++;
+    t1 = now();
+  } while (rc == TFX_OK && t1 - t0 < MIN_REP_SECONDS);
+  if (rc != TFX_OK) {
+    fprintf(stderr, "bench: tfx_forward: %s\n", tfx_error_message(rc));
+    return -1.0;
+  }
+  return (double)tg * n / (t1 - t0);
+}
+
+static void print_array(const char *name, const double *v, int n) {
+  printf(",\"%s\":[", name);
+  for (int i = 0; i < n; i++) printf("%s%.6g", i ? "," : "", v[i]);
+  printf("]");
+}
+
+static int cmd_roofline(int argc, char **argv) {
+  if (argc != 7) return 2;
+  tfx_model *m = open_model(argv[2]);
+  int threads = parse_int(argv[3], 1, 256, "threads");
+  int reps = parse_int(argv[4], 1, MAX_REPS, "reps");
+  int tg = parse_int(argv[5], 1, 1 << 20, "tg");
+  int mib = parse_int(argv[6], 1, 1 << 16, "MiB");
+  const tfx_model_desc *d = tfx_model_descriptor(m);
+  tfx_session *s = open_session(m, threads);
+  int32_t *toks = xalloc((size_t)tg * sizeof(int32_t));
+  for (int i = 0; i < tg; i++) toks[i] = token_at(i, (int32_t)d->vocab);
+  float *logits = xalloc((size_t)d->output_width * sizeof(float));
+  size_t n = ((size_t)mib << 20) / sizeof(double);
+  n &= ~(size_t)(32 * threads - 1);
+  double *a = xalloc(n * sizeof(double)), *b = xalloc(n * sizeof(double)), *c = xalloc(n * sizeof(double));
+  for (size_t i = 0; i < n; i++) {
+    a[i] = 0.0;
+    b[i] = 1.0;
+    c[i] = 2.0;
+  }
+  double triad[MAX_REPS], readbw[MAX_REPS], tps[MAX_REPS], sum = 0.0;
+  for (int r = -1; r < reps; r++) { /* r = -1 is the warm-up */
+    double t_triad = bw_run(0, threads, 1, a, b, c, n, &sum);
+    double t_read = bw_run(1, threads, 1, a, b, c, n, &sum);
+    double rate = tg_rate(s, toks, tg, logits);
+    if (rate < 0) return 1;
+    if (r < 0) continue;
+    triad[r] = 3.0 * n * sizeof(double) / t_triad * 1e-9;
+    readbw[r] = n * sizeof(double) / t_read * 1e-9;
+    tps[r] = rate;
+  }
+  printf("{\"engine\":\"tfxc\",\"threads\":%d,\"reps\":%d,\"tg\":%d,\"array_mib\":%d", threads, reps, tg, mib);
+  print_array("tg_tps", tps, reps);
+  print_array("triad_gbs", triad, reps);
+  print_array("read_gbs", readbw, reps);
+  printf(",\"check\":%.3g}\n", sum + a[n / 2]);
+  tfx_session_free(s);
+  tfx_model_close(m);
+  return 0;
+}
+
 static int cmd_triad(int argc, char **argv) {
   if (argc != 5) return 2;
   int threads = parse_int(argv[2], 1, 256, "threads");
@@ -357,8 +428,11 @@ int main(int argc, char **argv) {
     rc = cmd_model(argc, argv);
   else if (argc >= 2 && !strcmp(argv[1], "triad"))
     rc = cmd_triad(argc, argv);
+  else if (argc >= 2 && !strcmp(argv[1], "roofline"))
+    rc = cmd_roofline(argc, argv);
   if (rc == 2)
     fprintf(stderr, "usage: bench blas T N K THREADS REPS | gemm MODEL.so T THREADS REPS |\n"
-                    "       model MODEL.so THREADS REPS PP TG | triad THREADS REPS MIB\n");
+                    "       model MODEL.so THREADS REPS PP TG | triad THREADS REPS MIB |\n"
+                    "       roofline MODEL.so THREADS REPS TG MIB\n");
   return rc;
 }

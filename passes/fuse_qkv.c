@@ -36,7 +36,7 @@ static int fuse_group(tfx_rw *rw, const group *gr, char *err, size_t errlen) {
   const tfx_node *first = &g->nodes[gr->member[0]];
   int x = first->inputs[0], has_bias = first->n_inputs == 3;
   double key = rw->key[gr->member[0]];
-  int ws[TFX_MAX_SEGS], bs[TFX_MAX_SEGS];
+  int ws[TFX_MAX_SEGS] = {0}, bs[TFX_MAX_SEGS] = {0}; /* = {0}: GCC -O3 cannot see that n >= 1 */
   for (int i = 0; i < gr->n; i++) {
     ws[i] = g->nodes[gr->member[i]].inputs[1];
     bs[i] = has_bias ? g->nodes[gr->member[i]].inputs[2] : -1;
