@@ -328,6 +328,22 @@ static double bw_run(int op, int threads, int reps, double *a, double *b, double
   return median(times, reps);
 }
 
+/* The three arrays of MIB MiB each the bandwidth loops read and write (a
+ * multiple of 32 doubles per thread), touched once; returns their length. */
+static size_t bw_arrays(int mib, int threads, double **a, double **b, double **c) {
+  size_t n = ((size_t)mib << 20) / sizeof(double);
+  n &= ~(size_t)(32 * threads - 1);
+  *a = xalloc(n * sizeof(double));
+  *b = xalloc(n * sizeof(double));
+  *c = xalloc(n * sizeof(double));
+  for (size_t i = 0; i < n; i++) {
+    (*a)[i] = 0.0;
+    (*b)[i] = 1.0;
+    (*c)[i] = 2.0;
+  }
+  return n;
+}
+
 /* Decodes tg tokens from an empty cache as many times as fit in
  * MIN_REP_SECONDS (at least once); tokens/s, or a negative value on failure. */
 static double tg_rate(tfx_session *s, const int32_t *toks, int tg, float *logits) {
@@ -364,14 +380,8 @@ static int cmd_roofline(int argc, char **argv) {
   int32_t *toks = xalloc((size_t)tg * sizeof(int32_t));
   for (int i = 0; i < tg; i++) toks[i] = token_at(i, (int32_t)d->vocab);
   float *logits = xalloc((size_t)d->output_width * sizeof(float));
-  size_t n = ((size_t)mib << 20) / sizeof(double);
-  n &= ~(size_t)(32 * threads - 1);
-  double *a = xalloc(n * sizeof(double)), *b = xalloc(n * sizeof(double)), *c = xalloc(n * sizeof(double));
-  for (size_t i = 0; i < n; i++) {
-    a[i] = 0.0;
-    b[i] = 1.0;
-    c[i] = 2.0;
-  }
+  double *a, *b, *c;
+  size_t n = bw_arrays(mib, threads, &a, &b, &c);
   double triad[MAX_REPS], readbw[MAX_REPS], tps[MAX_REPS], sum = 0.0;
   for (int r = -1; r < reps; r++) { /* r = -1 is the warm-up */
     double t_triad = bw_run(0, threads, 1, a, b, c, n, &sum);
@@ -398,14 +408,8 @@ static int cmd_triad(int argc, char **argv) {
   int threads = parse_int(argv[2], 1, 256, "threads");
   int reps = parse_int(argv[3], 1, MAX_REPS, "reps");
   int mib = parse_int(argv[4], 1, 1 << 16, "MiB");
-  size_t n = ((size_t)mib << 20) / sizeof(double);
-  n &= ~(size_t)(32 * threads - 1);
-  double *a = xalloc(n * sizeof(double)), *b = xalloc(n * sizeof(double)), *c = xalloc(n * sizeof(double));
-  for (size_t i = 0; i < n; i++) {
-    a[i] = 0.0;
-    b[i] = 1.0;
-    c[i] = 2.0;
-  }
+  double *a, *b, *c;
+  size_t n = bw_arrays(mib, threads, &a, &b, &c);
   double sum = 0.0;
   double t_triad = bw_run(0, threads, reps, a, b, c, n, &sum);
   double t_read = bw_run(1, threads, reps, a, b, c, n, &sum);
