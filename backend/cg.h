@@ -232,6 +232,8 @@ LLVMValueRef tfx_cg_arg(tfx_cg *cg, int field);
 /* The address of a node's value: INPUT, OUTPUT, a param or its arena slot
  * (in a one-row kernel, the last row of a value written in full). */
 LLVMValueRef tfx_cg_value_ptr(tfx_cg *cg, int node_id);
+/* The same from the value's first row, in every kernel. */
+LLVMValueRef tfx_cg_value_base(tfx_cg *cg, int node_id);
 /* 1 when the kernel being emitted computes one row and node_id's storage
  * holds all n rows (written by a full kernel of the last-row entry). */
 int tfx_cg_stored_full(const tfx_cg *cg, int node_id);
@@ -246,6 +248,8 @@ LLVMValueRef tfx_cg_sigmoid(tfx_cg *cg, LLVMValueRef x);
 LLVMValueRef tfx_cg_erf(tfx_cg *cg, LLVMValueRef x);
 LLVMValueRef tfx_cg_gelu_erf(tfx_cg *cg, LLVMValueRef x);
 LLVMValueRef tfx_cg_gelu_tanh(tfx_cg *cg, LLVMValueRef x);
+/* A fused epilogue's activation (tfx_act_kind) of v; v itself for none. */
+LLVMValueRef tfx_cg_act(tfx_cg *cg, int act, LLVMValueRef v);
 /* sin and cos of a scalar double (inline polynomial, no libm). */
 void tfx_cg_sincos_f64(tfx_cg *cg, LLVMValueRef x, LLVMValueRef *s, LLVMValueRef *c);
 
@@ -287,6 +291,9 @@ LLVMValueRef tfx_cg_attn_slope(tfx_cg *cg, const tfx_node *n, LLVMValueRef h);
 /* k_positions.c: POSITIONS, SINUSOIDAL; k_moe.c: MOE_ROUTE, MOE_UP, MOE_DOWN */
 int tfx_cg_emit_positions(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_sinusoidal(tfx_cg *cg, const tfx_node *n);
+/* Writes (add = 0) or adds (add = 1) the sinusoidal table's row at position p
+ * (f64) into yrow[0, D): sin / cos of p * base^(-2i/D), rounded to f32. */
+int tfx_cg_sinusoidal_row(tfx_cg *cg, double base, int64_t D, LLVMValueRef p, LLVMValueRef yrow, int add);
 int tfx_cg_emit_moe_route(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_moe_up(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_moe_down(tfx_cg *cg, const tfx_node *n);

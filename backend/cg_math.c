@@ -196,3 +196,19 @@ void tfx_cg_sincos_f64(tfx_cg *cg, LLVMValueRef x, LLVMValueRef *s_out, LLVMValu
   *s_out = LLVMBuildSelect(b, sneg, LLVMBuildFNeg(b, s, ""), s, "sin");
   *c_out = LLVMBuildSelect(b, cneg, LLVMBuildFNeg(b, c, ""), c, "cos");
 }
+
+/* A fused epilogue's activation (tfx_act_kind) of v: silu, gelu (erf or
+ * tanh form), sigmoid, relu, or v itself. */
+LLVMValueRef tfx_cg_act(tfx_cg *cg, int act, LLVMValueRef v) {
+  switch (act) {
+  case TFX_ACT_SILU: return LLVMBuildFMul(cg->b, v, tfx_cg_sigmoid(cg, v), "");
+  case TFX_ACT_GELU: return tfx_cg_gelu_erf(cg, v);
+  case TFX_ACT_GELU_TANH: return tfx_cg_gelu_tanh(cg, v);
+  case TFX_ACT_SIGMOID: return tfx_cg_sigmoid(cg, v);
+  case TFX_ACT_RELU: {
+    LLVMValueRef zero = LLVMConstNull(LLVMTypeOf(v));
+    return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, v, zero, ""), v, zero, "");
+  }
+  default: return v;
+  }
+}

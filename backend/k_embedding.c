@@ -70,53 +70,6 @@ static void add_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
   tfx_cg_vstore(cg, v, d, nvalid);
 }
 
-/* A private constant array of the sinusoidal frequencies base^(-2i/D). */
-static LLVMValueRef sin_freqs(tfx_cg *cg, double base, int64_t D, int64_t pairs) {
-  LLVMValueRef *vals = malloc((size_t)(pairs > 0 ? pairs : 1) * sizeof *vals);
-  if (!vals) return NULL;
-  for (int64_t i = 0; i < pairs; i++) vals[i] = LLVMConstReal(cg->t_f64, 1.0 / pow(base, (double)(2 * i) / (double)D));
-  LLVMValueRef init = LLVMConstArray2(cg->t_f64, vals, (uint64_t)pairs);
-  free(vals);
-  LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), "tfx_emb_sin_freq");
-  LLVMSetInitializer(gv, init);
-  LLVMSetGlobalConstant(gv, 1);
-  LLVMSetLinkage(gv, LLVMPrivateLinkage);
-  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
-  return gv;
-}
-
-/* yrow[c] += (f32) sin / cos of the sinusoidal table at position p (f64),
- * as the SINUSOIDAL kernel computes them (one sincos per column pair). */
-static int add_sinusoidal(tfx_cg *cg, const tfx_node *n, int64_t D, LLVMValueRef p, LLVMValueRef yrow) {
-  LLVMBuilderRef b = cg->b;
-  int64_t pairs = D / 2, odd = D % 2;
-  LLVMValueRef table = sin_freqs(cg, n->theta, D, pairs + odd);
-  if (!table) return tfx_cg_fail(cg, "backend: out of memory");
-  for (int last = 0; last < 2; last++) {
-    if ((last && !odd) || (!last && !pairs)) continue;
-    tfx_cg_loop li;
-    LLVMValueRef i;
-    if (!last) {
-      tfx_cg_for(cg, &li, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, pairs), 1, "i");
-      i = li.iv;
-    } else {
-      i = tfx_cg_i64(cg, pairs);
-    }
-    LLVMValueRef fidx[2] = {tfx_cg_i64(cg, 0), i};
-    LLVMValueRef fp = LLVMBuildInBoundsGEP2(b, LLVMGlobalGetValueType(table), table, fidx, 2, "");
-    LLVMValueRef si, co;
-    tfx_cg_sincos_f64(cg, LLVMBuildFMul(b, p, LLVMBuildLoad2(b, cg->t_f64, fp, ""), "angle"), &si, &co);
-    LLVMValueRef at = tfx_cg_fptr(cg, yrow, tfx_cg_mulc(cg, i, 2));
-    tfx_cg_storef(cg, LLVMBuildFAdd(b, tfx_cg_loadf(cg, at), LLVMBuildFPTrunc(b, si, cg->t_f32, ""), ""), at);
-    if (!last) {
-      LLVMValueRef at1 = tfx_cg_fptrc(cg, at, 1);
-      tfx_cg_storef(cg, LLVMBuildFAdd(b, tfx_cg_loadf(cg, at1), LLVMBuildFPTrunc(b, co, cg->t_f32, ""), ""), at1);
-      tfx_cg_for_end(cg, &li);
-    }
-  }
-  return 0;
-}
-
 /* stats_out: the partial statistics of the finished row, one per group of
  * TFX_STATS_GROUP columns (a loop over the full groups, then the last). */
 static void row_parts(tfx_cg *cg, LLVMValueRef yrow, int64_t D, int layer, LLVMValueRef sout, LLVMValueRef row) {
@@ -180,7 +133,8 @@ int tfx_cg_emit_embedding(tfx_cg *cg, const tfx_node *n) {
       add_ctx c = {tfx_cg_fptr(cg, tfx_cg_body_ptr(cg, 3), tfx_cg_mulc(cg, pc, D)), yrow};
       tfx_cg_chunks(cg, D, add_chunk, &c);
     }
-    if (ex->pos_add == TFX_EMB_POS_SINUSOIDAL && add_sinusoidal(cg, n, D, LLVMBuildSIToFP(b, p, cg->t_f64, "p"), yrow))
+    if (ex->pos_add == TFX_EMB_POS_SINUSOIDAL &&
+        tfx_cg_sinusoidal_row(cg, n->theta, D, LLVMBuildSIToFP(b, p, cg->t_f64, "p"), yrow, 1))
       return -1;
     if (ex->has_bias) {
       add_ctx c = {tfx_cg_body_ptr(cg, 4), yrow};

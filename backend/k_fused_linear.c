@@ -24,13 +24,13 @@
 typedef struct {
   const tfx_node *n;
   LLVMValueRef stats, gain, nbias, res, inv_freq; /* rnorm: stats, gain, nbias are the residual's norm */
-  LLVMValueRef sout;     /* stats_out: the partial statistics this kernel writes */
-  int64_t sout_groups;   /* their groups per row */
-  const tfx_node *snode; /* the stats operand's node */
-  int64_t parts;         /* stats from an epilogue: groups per row to combine (0: plain [M, 2]) */
-  LLVMValueRef rowbuf;   /* (mean, inv) of each row of the block, combined from the parts */
-  int64_t K;             /* columns of the normalized value: x's (prologue) or the residual's (rnorm) */
-  int norm;              /* the norm of the stats operand: fx.norm, or fx.rnorm */
+  LLVMValueRef sout;                              /* stats_out: the partial statistics this kernel writes */
+  int64_t sout_groups;                            /* their groups per row */
+  const tfx_node *snode;                          /* the stats operand's node */
+  int64_t parts;       /* stats from an epilogue: groups per row to combine (0: plain [M, 2]) */
+  LLVMValueRef rowbuf; /* (mean, inv) of each row of the block, combined from the parts */
+  int64_t K;           /* columns of the normalized value: x's (prologue) or the residual's (rnorm) */
+  int norm;            /* the norm of the stats operand: fx.norm, or fx.rnorm */
   LLVMValueRef mean[TFX_CG_GEMM_MAX_MR], inv[TFX_CG_GEMM_MAX_MR]; /* splats of the tile's rows (layer) */
 } fl_ctx;
 
@@ -146,20 +146,6 @@ static LLVMValueRef fl_x_load(tfx_cg *cg, const tfx_cg_gemm *G, int i, LLVMValue
   return tfx_cg_fma(cg, d, gv, bv);
 }
 
-static LLVMValueRef apply_act(tfx_cg *cg, int act, LLVMValueRef v) {
-  switch (act) {
-  case TFX_ACT_SILU: return LLVMBuildFMul(cg->b, v, tfx_cg_sigmoid(cg, v), "");
-  case TFX_ACT_GELU: return tfx_cg_gelu_erf(cg, v);
-  case TFX_ACT_GELU_TANH: return tfx_cg_gelu_tanh(cg, v);
-  case TFX_ACT_SIGMOID: return tfx_cg_sigmoid(cg, v);
-  case TFX_ACT_RELU: {
-    LLVMValueRef zero = LLVMConstNull(LLVMTypeOf(v));
-    return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, v, zero, ""), v, zero, "");
-  }
-  default: return v;
-  }
-}
-
 /* RoPE factors of the tile's columns for one row: cs[c] and sn[c] (stack
  * arrays of the tile's width) get cos and -sin / +sin of the pair's angle
  * (pos + row) * theta^(-2k/rotary_dim), k the pair's index in its head; the
@@ -268,7 +254,7 @@ static void fl_epilogue(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r) {
       LLVMValueRef vs = LLVMBuildShuffleVector(b, v, v, swap, "");
       v = LLVMBuildFAdd(b, LLVMBuildFMul(b, v, cv, ""), LLVMBuildFMul(b, vs, sv, ""), "");
     }
-    v = apply_act(cg, fx->act, v);
+    v = tfx_cg_act(cg, fx->act, v);
     if (u) v = LLVMBuildFMul(b, v, u, "");
     if (perm) {
       if (c->res) {
@@ -492,16 +478,8 @@ LLVMValueRef tfx_cg_slice_ptr(tfx_cg *cg, const tfx_node *n) {
   int one = cg->decode && !tfx_cg_stored_full(cg, n->id);
   LLVMValueRef T = one ? tfx_cg_i64(cg, 1) : tfx_cg_arg(cg, TFX_CG_ARG_N);
   LLVMValueRef rows = per_t ? tfx_cg_addc(cg, tfx_cg_mulc(cg, T, per_t), fixed) : tfx_cg_i64(cg, fixed);
-  /* the producer's storage from its first row: for a producer written in
-   * full, tfx_cg_value_ptr points a one-row kernel at the producer's last
-   * row, which in the planar layout is inside the last segment, not where
-   * this one starts (the slice's own last row is added by tfx_cg_value_ptr
-   * of the slice) */
-  LLVMValueRef base = tfx_cg_value_ptr(cg, src->id);
-  if (tfx_cg_stored_full(cg, src->id)) {
-    LLVMValueRef back =
-        tfx_cg_mulc(cg, tfx_cg_addc(cg, tfx_cg_arg(cg, TFX_CG_ARG_N), -1), -tfx_node_slot_bytes(cg->g, src, 1));
-    base = LLVMBuildInBoundsGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), base, &back, 1, "first_row");
-  }
-  return tfx_cg_fptr(cg, base, tfx_cg_mulc(cg, rows, before));
+  /* from the producer's first row: in the planar layout its last row is
+   * inside the last segment, so the last-row offset of a one-row reader is
+   * the slice's own (tfx_cg_value_ptr of the slice adds it) */
+  return tfx_cg_fptr(cg, tfx_cg_value_base(cg, src->id), tfx_cg_mulc(cg, rows, before));
 }

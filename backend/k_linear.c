@@ -91,7 +91,7 @@ static void wrow_ptrs(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef first, int6
 
 typedef struct {
   const tfx_cg_gemm *G;
-  int mr, nw, nb;
+  int mr, nw;
   LLVMValueRef xrow[MR], wfull[MAX_ACC], wtail[MAX_ACC];
   LLVMValueRef acc[MR * MAX_ACC];
 } tile_state;
@@ -114,7 +114,7 @@ static void fma_step(tfx_cg *cg, tile_state *t, LLVMValueRef xk, LLVMValueRef *w
 
 /* The mr x nc tile at rows m.., panel columns c0.. (static). */
 static void emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const panel_ctx *P, LLVMValueRef m, int mr, int c0, int nc) {
-  tile_state t = {.G = G, .mr = mr, .nw = G->glu ? 2 * nc : nc, .nb = P->nb};
+  tile_state t = {.G = G, .mr = mr, .nw = G->glu ? 2 * nc : nc};
   int64_t K = G->K, kf = K - K % G->kc;
   LLVMValueRef first = tfx_cg_mulc(cg, P->p, NB); /* first local row of the panel */
   for (int j = 0; j < nc; j++) {

@@ -78,20 +78,6 @@ static LLVMValueRef pro_sum(tfx_cg *cg, const moe_pro *p, LLVMValueRef sum) {
   return p->norm == TFX_NORM_RMS ? LLVMBuildFMul(cg->b, sum, p->inv, "") : sum;
 }
 
-static LLVMValueRef moe_act(tfx_cg *cg, int act, LLVMValueRef v) {
-  switch (act) {
-  case TFX_ACT_SILU: return LLVMBuildFMul(cg->b, v, tfx_cg_sigmoid(cg, v), "");
-  case TFX_ACT_GELU: return tfx_cg_gelu_erf(cg, v);
-  case TFX_ACT_GELU_TANH: return tfx_cg_gelu_tanh(cg, v);
-  case TFX_ACT_SIGMOID: return tfx_cg_sigmoid(cg, v);
-  case TFX_ACT_RELU: {
-    LLVMValueRef zero = LLVMConstNull(LLVMTypeOf(v));
-    return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealOGT, v, zero, ""), v, zero, "");
-  }
-  default: return v;
-  }
-}
-
 /* ---- the router's logits (MOE_ROUTE with fx.router) ---- */
 
 typedef struct {
@@ -351,7 +337,7 @@ static void up_block(tfx_cg *cg, moe_op *o, LLVMValueRef e, LLVMValueRef n0, int
   emit_dots(cg, &o->pro, xr, tfx_cg_fptr(cg, o->w, woff), o->w3 ? tfx_cg_fptr(cg, o->w3, woff) : NULL, o->K, nr, o->acc,
             o->acc3, sums, ups);
   for (int j = 0; j < nr; j++) {
-    LLVMValueRef v = moe_act(cg, fx->act, pro_sum(cg, &o->pro, sums[j]));
+    LLVMValueRef v = tfx_cg_act(cg, fx->act, pro_sum(cg, &o->pro, sums[j]));
     if (o->w3) v = LLVMBuildFMul(b, v, pro_sum(cg, &o->pro, ups[j]), "");
     tfx_cg_storef(cg, v, tfx_cg_fptrc(cg, yb, j));
   }

@@ -61,45 +61,48 @@ static LLVMValueRef freq_table(tfx_cg *cg, double base, int64_t D, int64_t pairs
   return gv;
 }
 
+int tfx_cg_sinusoidal_row(tfx_cg *cg, double base, int64_t D, LLVMValueRef p, LLVMValueRef yrow, int add) {
+  LLVMBuilderRef b = cg->b;
+  int64_t pairs = D / 2, odd = D % 2;
+  LLVMValueRef table = freq_table(cg, base, D, pairs + odd);
+  if (!table) return tfx_cg_fail(cg, "backend: out of memory");
+  for (int last = 0; last < 2; last++) {
+    /* pass 0: the full (sin, cos) pairs; pass 1: the lone sin of an odd D */
+    if ((last && !odd) || (!last && !pairs)) continue;
+    tfx_cg_loop li;
+    LLVMValueRef i = tfx_cg_i64(cg, pairs);
+    if (!last) {
+      tfx_cg_for(cg, &li, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, pairs), 1, "i");
+      i = li.iv;
+    }
+    LLVMValueRef fidx[2] = {tfx_cg_i64(cg, 0), i};
+    LLVMValueRef fp = LLVMBuildInBoundsGEP2(b, LLVMGlobalGetValueType(table), table, fidx, 2, "");
+    LLVMValueRef si, co;
+    tfx_cg_sincos_f64(cg, LLVMBuildFMul(b, p, LLVMBuildLoad2(b, cg->t_f64, fp, ""), "angle"), &si, &co);
+    LLVMValueRef v[2] = {LLVMBuildFPTrunc(b, si, cg->t_f32, ""), LLVMBuildFPTrunc(b, co, cg->t_f32, "")};
+    LLVMValueRef at = tfx_cg_fptr(cg, yrow, tfx_cg_mulc(cg, i, 2));
+    for (int k = 0; k < (last ? 1 : 2); k++) {
+      LLVMValueRef ak = tfx_cg_fptrc(cg, at, k);
+      tfx_cg_storef(cg, add ? LLVMBuildFAdd(b, tfx_cg_loadf(cg, ak), v[k], "") : v[k], ak);
+    }
+    if (!last) tfx_cg_for_end(cg, &li);
+  }
+  return 0;
+}
+
 int tfx_cg_emit_sinusoidal(tfx_cg *cg, const tfx_node *n) {
   LLVMBuilderRef b = cg->b;
-  int64_t D = tfx_node_cols(n), pairs = D / 2, odd = D % 2;
+  int64_t D = tfx_node_cols(n);
   char key[96];
   snprintf(key, sizeof key, "sinusoidal_D%lld_b%.17g", (long long)D, n->theta);
   int fresh = tfx_cg_body_begin(cg, key);
   if (fresh < 0) return -1;
   if (fresh) {
-    LLVMValueRef table = freq_table(cg, n->theta, D, pairs + odd);
-    if (!table) return tfx_cg_fail(cg, "backend: out of memory");
     LLVMValueRef py = tfx_cg_body_ptr(cg, 0);
     tfx_cg_loop row;
     tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
     LLVMValueRef p = LLVMBuildSIToFP(b, tfx_cg_add(cg, cg->pos, row.iv), cg->t_f64, "p");
-    LLVMValueRef yrow = tfx_cg_fptr(cg, py, tfx_cg_mulc(cg, row.iv, D));
-    for (int last = 0; last < 2; last++) {
-      /* pass 0: the full (sin, cos) pairs; pass 1: the lone sin of an odd D */
-      if (last && !odd) break;
-      tfx_cg_loop li;
-      LLVMValueRef i = NULL;
-      if (!last) {
-        if (!pairs) continue;
-        tfx_cg_for(cg, &li, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, pairs), 1, "i");
-        i = li.iv;
-      } else {
-        i = tfx_cg_i64(cg, pairs);
-      }
-      LLVMValueRef fidx[2] = {tfx_cg_i64(cg, 0), i};
-      LLVMValueRef fp = LLVMBuildInBoundsGEP2(b, LLVMGlobalGetValueType(table), table, fidx, 2, "");
-      LLVMValueRef ang = LLVMBuildFMul(b, p, LLVMBuildLoad2(b, cg->t_f64, fp, ""), "angle");
-      LLVMValueRef s, co;
-      tfx_cg_sincos_f64(cg, ang, &s, &co);
-      LLVMValueRef c0 = tfx_cg_mulc(cg, i, 2);
-      tfx_cg_storef(cg, LLVMBuildFPTrunc(b, s, cg->t_f32, ""), tfx_cg_fptr(cg, yrow, c0));
-      if (!last) {
-        tfx_cg_storef(cg, LLVMBuildFPTrunc(b, co, cg->t_f32, ""), tfx_cg_fptr(cg, yrow, tfx_cg_addc(cg, c0, 1)));
-        tfx_cg_for_end(cg, &li);
-      }
-    }
+    if (tfx_cg_sinusoidal_row(cg, n->theta, D, p, tfx_cg_fptr(cg, py, tfx_cg_mulc(cg, row.iv, D)), 0)) return -1;
     tfx_cg_for_end(cg, &row);
     tfx_cg_body_end(cg);
   }

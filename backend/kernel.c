@@ -162,7 +162,7 @@ int tfx_cg_stored_full(const tfx_cg *cg, int node_id) {
   return !cg->tail[writer];
 }
 
-static LLVMValueRef value_base(tfx_cg *cg, int node_id) {
+LLVMValueRef tfx_cg_value_base(tfx_cg *cg, int node_id) {
   const tfx_node *n = &cg->g->nodes[node_id];
   if (n->op == TFX_OP_INPUT) return tfx_cg_arg(cg, TFX_CG_ARG_INPUT);
   if (n->op == TFX_OP_PARAM) return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_WEIGHTS), n->weight_offset);
@@ -172,7 +172,7 @@ static LLVMValueRef value_base(tfx_cg *cg, int node_id) {
 }
 
 LLVMValueRef tfx_cg_value_ptr(tfx_cg *cg, int node_id) {
-  LLVMValueRef p = value_base(cg, node_id);
+  LLVMValueRef p = tfx_cg_value_base(cg, node_id);
   if (!tfx_cg_stored_full(cg, node_id)) return p;
   /* a one-row kernel reads the last of the n rows a full kernel wrote */
   int64_t row = tfx_node_slot_bytes(cg->g, &cg->g->nodes[node_id], 1);
