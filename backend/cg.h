@@ -124,6 +124,9 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
 /* The descriptor fields the graph determines. */
 int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_width, int32_t *output_width,
                        int32_t *vocab, int32_t *has_kv, char *err, size_t errlen);
+/* Marks in live[n_nodes] the nodes the output depends on; -1 when an
+ * operand is not an earlier node (nothing else may be trusted then). */
+int tfx_cg_mark_live(const tfx_graph *g, char *live, char *err, size_t errlen);
 
 /* ---- cg_ir.c: IR helpers ---- */
 LLVMValueRef tfx_cg_i64(tfx_cg *cg, int64_t v);
@@ -147,6 +150,12 @@ LLVMValueRef tfx_cg_fptrc(tfx_cg *cg, LLVMValueRef base, int64_t idx);
 LLVMValueRef tfx_cg_byteptr(tfx_cg *cg, LLVMValueRef base, int64_t bytes);
 LLVMValueRef tfx_cg_loadf(tfx_cg *cg, LLVMValueRef ptr);
 void tfx_cg_storef(tfx_cg *cg, LLVMValueRef v, LLVMValueRef ptr);
+/* A private constant global `name` (unnamed_addr) holding init, aligned to
+ * align bytes (0: the type's). A global of that name with the same
+ * initializer is returned instead (constants are uniqued, so pointer equality
+ * is content equality); another one keeps its name and the new global gets a
+ * suffix from LLVM. */
+LLVMValueRef tfx_cg_const_global(tfx_cg *cg, const char *name, LLVMValueRef init, unsigned align);
 
 /* Loops: for (iv = start; iv < end; iv += step). */
 typedef struct tfx_cg_loop {
@@ -234,6 +243,8 @@ LLVMValueRef tfx_cg_arg(tfx_cg *cg, int field);
 LLVMValueRef tfx_cg_value_ptr(tfx_cg *cg, int node_id);
 /* The same from the value's first row, in every kernel. */
 LLVMValueRef tfx_cg_value_base(tfx_cg *cg, int node_id);
+/* The address of a SLICE view: its producer's value + M * (columns before the segment). */
+LLVMValueRef tfx_cg_slice_ptr(tfx_cg *cg, const tfx_node *n);
 /* 1 when the kernel being emitted computes one row and node_id's storage
  * holds all n rows (written by a full kernel of the last-row entry). */
 int tfx_cg_stored_full(const tfx_cg *cg, int node_id);
@@ -268,6 +279,16 @@ void tfx_cg_norm_row(tfx_cg *cg, LLVMValueRef x, LLVMValueRef y, LLVMValueRef g,
                      double eps, int layer);
 int tfx_cg_emit_softmax(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_rope(tfx_cg *cg, const tfx_node *n);
+/* k_rope.c, the RoPE of every rotating kernel: the inverse frequencies
+ * tfx_rope_inv_freq(theta, k, rd), k < rd/2, as a constant f64 array (NULL
+ * and cg failed when out of memory); sin and cos (f32) of the angle
+ * p * table[k] (p: the position as f64, k: i64); and a loop over the pairs
+ * k < half calling fn with each pair's sin and cos. */
+LLVMValueRef tfx_cg_rope_table(tfx_cg *cg, double theta, int64_t rd);
+void tfx_cg_rope_sincos(tfx_cg *cg, LLVMValueRef table, LLVMValueRef p, LLVMValueRef k, LLVMValueRef *s,
+                        LLVMValueRef *c);
+typedef void (*tfx_cg_rope_fn)(tfx_cg *cg, void *ctx, LLVMValueRef k, LLVMValueRef s, LLVMValueRef c);
+void tfx_cg_rope_pairs(tfx_cg *cg, LLVMValueRef table, LLVMValueRef p, int64_t half, tfx_cg_rope_fn fn, void *ctx);
 int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n); /* k_mla.c */
 /* k_flash_attention.c: the tiled schedule of ATTENTION (forward entry, no
@@ -387,11 +408,9 @@ typedef struct tfx_cg_mk_tile {
 } tfx_cg_mk_tile;
 void tfx_cg_mk_emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_mk_tile *t);
 
-/* ---- k_fused_linear.c: FUSED_LINEAR (hooks above), NORM_STATS, SLICE views ---- */
+/* ---- k_fused_linear.c: FUSED_LINEAR (hooks above), NORM_STATS, the norm helpers ---- */
 int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_norm_stats(tfx_cg *cg, const tfx_node *n);
-/* The address of a SLICE view: its producer's value + M * (columns before the segment). */
-LLVMValueRef tfx_cg_slice_ptr(tfx_cg *cg, const tfx_node *n);
 /* Row statistics for the kernels that read a NORM_STATS (fused linear,
  * embedding, MoE): *mean and *inv (f32) of `row` of the value of `len`
  * columns the stats describe, loaded from stats [M, 2] (parts = 0) or
@@ -399,6 +418,12 @@ LLVMValueRef tfx_cg_slice_ptr(tfx_cg *cg, const tfx_node *n);
  * TFX_STATS_GROUP per row; layer: the merged centred form; eps added). */
 void tfx_cg_norm_row_stats(tfx_cg *cg, LLVMValueRef stats, LLVMValueRef row, int64_t parts, int64_t len, int layer,
                            double eps, LLVMValueRef *mean, LLVMValueRef *inv);
+/* The norm prologue (tfx_norm_kind norm) of an x vector as loaded at column
+ * col (nvalid lanes): xv itself for none; x * gain for RMS (its 1/rms is
+ * applied to the finished dot product); (x - mean) * inv * gain + bias for
+ * LayerNorm (mean, inv: the row's, splatted). Lanes past nvalid stay 0. */
+LLVMValueRef tfx_cg_norm_x_load(tfx_cg *cg, int norm, LLVMValueRef xv, LLVMValueRef col, int nvalid, LLVMValueRef gain,
+                                LLVMValueRef bias, LLVMValueRef mean, LLVMValueRef inv);
 /* The partial statistics of `cols` (static) floats at src into dst[0..1]
  * (layer: their mean and sum of squared deviations; rms: the sum of
  * squares, 0): what a stats_out kernel writes per row and group. */

@@ -1,5 +1,5 @@
 /* backend/cg_ir.c — IR-building helpers shared by every kernel emitter:
- * constants, entry-block allocas, index arithmetic, loops and conditionals,
+ * constants and constant globals, entry-block allocas, index arithmetic, loops and conditionals,
  * vector loads/stores with masked tails, intrinsic calls, reductions and the
  * chunked iteration over a static number of floats. */
 #include <stdarg.h>
@@ -103,6 +103,18 @@ LLVMValueRef tfx_cg_loadf(tfx_cg *cg, LLVMValueRef ptr) {
 void tfx_cg_storef(tfx_cg *cg, LLVMValueRef v, LLVMValueRef ptr) {
   LLVMValueRef s = LLVMBuildStore(cg->b, v, ptr);
   LLVMSetAlignment(s, 4);
+}
+
+LLVMValueRef tfx_cg_const_global(tfx_cg *cg, const char *name, LLVMValueRef init, unsigned align) {
+  LLVMValueRef gv = LLVMGetNamedGlobal(cg->mod, name);
+  if (gv && LLVMGetInitializer(gv) == init && LLVMIsGlobalConstant(gv)) return gv;
+  gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), name);
+  LLVMSetInitializer(gv, init);
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+  if (align) LLVMSetAlignment(gv, align);
+  return gv;
 }
 
 void tfx_cg_for(tfx_cg *cg, tfx_cg_loop *l, LLVMValueRef start, LLVMValueRef end, int64_t step, const char *name) {

@@ -4,21 +4,19 @@
  * input kind/width, output width, vocab, max_seq, KV flag, memory sizes, the
  * weights blob (AOT: the address of the blob symbol; JIT: NULL) and the
  * entries `forward` (1..max_seq tokens), `decode` (exactly 1) and, when the
- * module has one, `forward_last` (1..max_seq tokens, TFX_ENTRY_LAST_ROW). */
+ * module has one, `forward_last` (1..max_seq tokens, TFX_ENTRY_LAST_ROW).
+ * Also what the graph determines of it (tfx_cg_model_shape: input kind and
+ * width, output width, vocabulary, KV flag, from the nodes the output
+ * depends on, tfx_cg_mark_live), which module.c checks before emitting. */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cg.h"
 
 static LLVMValueRef const_string(tfx_cg *cg, const char *s, const char *name) {
-  LLVMValueRef init = LLVMConstStringInContext2(cg->ctx, s, strlen(s), 0);
-  LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), name);
-  LLVMSetInitializer(gv, init);
-  LLVMSetGlobalConstant(gv, 1);
-  LLVMSetLinkage(gv, LLVMPrivateLinkage);
-  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
-  return gv;
+  return tfx_cg_const_global(cg, name, LLVMConstStringInContext2(cg->ctx, s, strlen(s), 0), 0);
 }
 
 static LLVMValueRef c32(tfx_cg *cg, int64_t v) { return LLVMConstInt(cg->t_i32, (unsigned long long)v, 1); }
@@ -37,6 +35,67 @@ static void c_identifier(const char *name, char *buf, size_t len) {
   buf[j] = 0;
 }
 
+/* ---- the graph's shape, as the descriptor states it ---- */
+
+static int live_fail(char *err, size_t errlen, const tfx_node *n, const char *what) {
+  return tfx_cg_errf(err, errlen, "backend: %%%d (%s): %s", n->id, tfx_op_name(n->op), what);
+}
+
+/* Marks the nodes the output depends on; -1 when an operand is not an
+ * earlier node (nothing else may be trusted then). */
+int tfx_cg_mark_live(const tfx_graph *g, char *live, char *err, size_t errlen) {
+  memset(live, 0, (size_t)g->n_nodes);
+  live[g->output] = 1;
+  for (int i = g->output; i >= 0; i--) {
+    if (!live[i]) continue;
+    const tfx_node *n = &g->nodes[i];
+    if (n->n_inputs < 0 || n->n_inputs > TFX_MAX_INPUTS) return live_fail(err, errlen, n, "bad operand count");
+    for (int j = 0; j < n->n_inputs; j++) {
+      if (n->inputs[j] < 0 || n->inputs[j] >= i) return live_fail(err, errlen, n, "operand is not an earlier node");
+      live[n->inputs[j]] = 1;
+    }
+  }
+  return 0;
+}
+
+int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_width, int32_t *output_width,
+                       int32_t *vocab, int32_t *has_kv, char *err, size_t errlen) {
+  if (!g || g->n_nodes < 1 || g->input < 0 || g->input >= g->n_nodes || g->output < 0 || g->output >= g->n_nodes)
+    return tfx_cg_errf(err, errlen, "backend: the graph has no input or no output");
+  char *live = malloc((size_t)g->n_nodes);
+  if (!live) return tfx_cg_errf(err, errlen, "backend: out of memory");
+  if (tfx_cg_mark_live(g, live, err, errlen)) {
+    free(live);
+    return -1;
+  }
+  const tfx_node *in = &g->nodes[g->input], *out = &g->nodes[g->output];
+  int64_t per_t, fixed;
+  tfx_cg_rows_split(out, &per_t, &fixed);
+  int64_t ow = per_t * tfx_node_cols(out);
+  int64_t iw = in->type.dtype == TFX_DT_I32 ? 1 : tfx_node_cols(in);
+  int64_t voc = -1;
+  int kv = 0;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const tfx_node *n = &g->nodes[i];
+    if (!live[i]) continue;
+    if (n->op == TFX_OP_EMBEDDING && n->inputs[1] == g->input) {
+      int64_t v = g->nodes[n->inputs[0]].type.dims[0];
+      if (voc < 0 || v < voc) voc = v;
+    }
+    if (tfx_node_kv_bytes(n, g->max_seq) > 0) kv = 1;
+  }
+  free(live);
+  if (ow < 1 || ow > INT32_MAX || iw < 1 || iw > INT32_MAX || voc > INT32_MAX)
+    return tfx_cg_errf(err, errlen, "backend: input or output width out of range");
+  *input_kind = in->type.dtype == TFX_DT_I32 ? TFX_INPUT_TOKENS : TFX_INPUT_F32;
+  *input_width = (int32_t)iw;
+  *output_width = (int32_t)ow;
+  /* a token input no embedding reads accepts any id */
+  *vocab = in->type.dtype == TFX_DT_I32 ? (voc < 0 ? INT32_MAX : (int32_t)voc) : 0;
+  *has_kv = kv;
+  return 0;
+}
+
 int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *weights_symbol) {
   const tfx_graph *g = cg->g;
   int32_t ik, iw, ow, voc, has_kv;
@@ -52,11 +111,7 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
                                                     TFX_ARG_ARENA, TFX_ARG_KV,      TFX_ARG_WEIGHTS, TFX_ARG_EXEC};
   for (int i = 0; i < TFX_CG_ARG_COUNT; i++) kinds[i] = c32(cg, kind_of[i]);
   LLVMValueRef kinds_init = LLVMConstArray2(i32, kinds, TFX_CG_ARG_COUNT);
-  LLVMValueRef kinds_gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(kinds_init), "tfx_arg_kinds");
-  LLVMSetInitializer(kinds_gv, kinds_init);
-  LLVMSetGlobalConstant(kinds_gv, 1);
-  LLVMSetLinkage(kinds_gv, LLVMPrivateLinkage);
-  LLVMSetAlignment(kinds_gv, 4);
+  LLVMValueRef kinds_gv = tfx_cg_const_global(cg, "tfx_arg_kinds", kinds_init, 4);
 
   /* tfx_entry_desc { const char *name; void *fn; i32 min, max, n_args; const i32 *arg_kinds; i32 flags, reserved; } */
   LLVMTypeRef ef[8] = {ptr, ptr, i32, i32, i32, ptr, i32, i32};
@@ -83,11 +138,7 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
     ent[i] = LLVMConstNamedStruct(entry_ty, f, 8);
   }
   LLVMValueRef ent_init = LLVMConstArray2(entry_ty, ent, (unsigned)n_ent);
-  LLVMValueRef ent_gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(ent_init), "tfx_entries");
-  LLVMSetInitializer(ent_gv, ent_init);
-  LLVMSetGlobalConstant(ent_gv, 1);
-  LLVMSetLinkage(ent_gv, LLVMPrivateLinkage);
-  LLVMSetAlignment(ent_gv, 8);
+  LLVMValueRef ent_gv = tfx_cg_const_global(cg, "tfx_entries", ent_init, 8);
 
   LLVMValueRef weights = LLVMConstNull(ptr);
   if (weights_symbol) {

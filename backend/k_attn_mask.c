@@ -53,13 +53,7 @@ void tfx_cg_attn_key_range(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, LLVMVa
 static LLVMValueRef const_table(tfx_cg *cg, const char *name, LLVMTypeRef elem, LLVMValueRef *vals, int64_t n) {
   LLVMValueRef gv = LLVMGetNamedGlobal(cg->mod, name);
   if (gv) return gv;
-  LLVMValueRef init = LLVMConstArray2(elem, vals, (uint64_t)n);
-  gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), name);
-  LLVMSetInitializer(gv, init);
-  LLVMSetGlobalConstant(gv, 1);
-  LLVMSetLinkage(gv, LLVMPrivateLinkage);
-  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
-  return gv;
+  return tfx_cg_const_global(cg, name, LLVMConstArray2(elem, vals, (uint64_t)n), 0);
 }
 
 static LLVMValueRef load_table(tfx_cg *cg, LLVMValueRef gv, LLVMTypeRef elem, LLVMValueRef idx) {

@@ -10,10 +10,10 @@
  * stream of post-norm blocks), then one store (planar segments at their own
  * offsets), then (stats_out) the partial statistics of the row's group of
  * output columns (for a planar output, of the segment stats_seg only). Also
- * the NORM_STATS kernel (one item per row: mean and 1/sqrt(var + eps)), the
- * address of SLICE views, and the row-statistics helpers the embedding and
- * MoE kernels share (loading or combining a row's statistics; one group's
- * partial statistics). */
+ * the NORM_STATS kernel (one item per row: mean and 1/sqrt(var + eps)), and
+ * the norm helpers the embedding and MoE kernels share (loading or combining
+ * a row's statistics; one group's partial statistics; the prologue of an x
+ * vector). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,14 +136,19 @@ static void write_parts(tfx_cg *cg, const fl_ctx *c, const tfx_cg_row *r, LLVMVa
   tfx_cg_storef(cg, layer ? ss : LLVMConstReal(cg->t_f32, 0.0), tfx_cg_fptrc(cg, at, 1));
 }
 
+LLVMValueRef tfx_cg_norm_x_load(tfx_cg *cg, int norm, LLVMValueRef xv, LLVMValueRef col, int nvalid, LLVMValueRef gain,
+                                LLVMValueRef bias, LLVMValueRef mean, LLVMValueRef inv) {
+  if (norm == TFX_NORM_NONE) return xv;
+  LLVMValueRef gv = tfx_cg_vload(cg, tfx_cg_fptr(cg, gain, col), nvalid);
+  if (norm == TFX_NORM_RMS) return LLVMBuildFMul(cg->b, xv, gv, "");
+  LLVMValueRef bv = tfx_cg_vload(cg, tfx_cg_fptr(cg, bias, col), nvalid);
+  LLVMValueRef d = LLVMBuildFMul(cg->b, LLVMBuildFSub(cg->b, xv, mean, ""), inv, "");
+  return tfx_cg_fma(cg, d, gv, bv);
+}
+
 static LLVMValueRef fl_x_load(tfx_cg *cg, const tfx_cg_gemm *G, int i, LLVMValueRef xv, LLVMValueRef k, int nvalid) {
   fl_ctx *c = G->ctx;
-  if (c->n->fx.norm == TFX_NORM_NONE) return xv;
-  LLVMValueRef gv = tfx_cg_vload(cg, tfx_cg_fptr(cg, c->gain, k), nvalid);
-  if (c->n->fx.norm == TFX_NORM_RMS) return LLVMBuildFMul(cg->b, xv, gv, "");
-  LLVMValueRef bv = tfx_cg_vload(cg, tfx_cg_fptr(cg, c->nbias, k), nvalid);
-  LLVMValueRef d = LLVMBuildFMul(cg->b, LLVMBuildFSub(cg->b, xv, c->mean[i], ""), c->inv[i], "");
-  return tfx_cg_fma(cg, d, gv, bv);
+  return tfx_cg_norm_x_load(cg, c->n->fx.norm, xv, k, nvalid, c->gain, c->nbias, c->mean[i], c->inv[i]);
 }
 
 /* RoPE factors of the tile's columns for one row: cs[c] and sn[c] (stack
@@ -161,13 +166,10 @@ static void rope_factors(tfx_cg *cg, const fl_ctx *c, LLVMValueRef row, LLVMValu
   LLVMValueRef ih = LLVMBuildURem(b, tfx_cg_add(cg, col0, lq.iv), tfx_cg_i64(cg, n->head_dim), "ih");
   LLVMValueRef rot = LLVMBuildICmp(b, LLVMIntSLT, ih, tfx_cg_i64(cg, n->rotary_dim), "");
   LLVMValueRef k = LLVMBuildSelect(b, rot, LLVMBuildLShr(b, ih, tfx_cg_i64(cg, 1), ""), tfx_cg_i64(cg, 0), "k");
-  LLVMValueRef idx[2] = {tfx_cg_i64(cg, 0), k};
-  LLVMValueRef fp = LLVMBuildInBoundsGEP2(b, LLVMGlobalGetValueType(c->inv_freq), c->inv_freq, idx, 2, "");
-  LLVMValueRef ang = LLVMBuildFMul(b, p, LLVMBuildLoad2(b, cg->t_f64, fp, ""), "angle");
   LLVMValueRef si, co;
-  tfx_cg_sincos_f64(cg, ang, &si, &co);
-  si = LLVMBuildSelect(b, rot, LLVMBuildFPTrunc(b, si, cg->t_f32, ""), LLVMConstReal(cg->t_f32, 0.0), "");
-  co = LLVMBuildSelect(b, rot, LLVMBuildFPTrunc(b, co, cg->t_f32, ""), LLVMConstReal(cg->t_f32, 1.0), "");
+  tfx_cg_rope_sincos(cg, c->inv_freq, p, k, &si, &co);
+  si = LLVMBuildSelect(b, rot, si, LLVMConstReal(cg->t_f32, 0.0), "");
+  co = LLVMBuildSelect(b, rot, co, LLVMConstReal(cg->t_f32, 1.0), "");
   LLVMValueRef i1 = tfx_cg_addc(cg, lq.iv, 1);
   tfx_cg_storef(cg, co, tfx_cg_fptr(cg, cs, lq.iv));
   tfx_cg_storef(cg, co, tfx_cg_fptr(cg, cs, i1));
@@ -284,22 +286,6 @@ static void fl_epilogue(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r) {
 
 static const tfx_cg_gemm_hooks fl_hooks = {fl_block_begin, fl_row_begin, fl_x_load, fl_epilogue};
 
-static LLVMValueRef inv_freq_table(tfx_cg *cg, const tfx_node *n) {
-  int64_t half = n->rotary_dim / 2;
-  LLVMValueRef *vals = malloc((size_t)(half > 0 ? half : 1) * sizeof *vals);
-  if (!vals) return NULL;
-  for (int64_t k = 0; k < half; k++)
-    vals[k] = LLVMConstReal(cg->t_f64, pow(n->theta, -2.0 * (double)k / (double)n->rotary_dim));
-  LLVMValueRef init = LLVMConstArray2(cg->t_f64, vals, (uint64_t)half);
-  free(vals);
-  LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), "tfx_fl_inv_freq");
-  LLVMSetInitializer(gv, init);
-  LLVMSetGlobalConstant(gv, 1);
-  LLVMSetLinkage(gv, LLVMPrivateLinkage);
-  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
-  return gv;
-}
-
 int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
   const tfx_graph *g = cg->g;
   const tfx_fused *fx = &n->fx;
@@ -371,7 +357,7 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
       c.sout = tfx_cg_body_ptr(cg, 8);
       c.sout_groups = (tfx_stats_cols(n) + TFX_STATS_GROUP - 1) / TFX_STATS_GROUP;
     }
-    if (fx->rope && !(c.inv_freq = inv_freq_table(cg, n))) return tfx_cg_fail(cg, "backend: out of memory");
+    if (fx->rope && !(c.inv_freq = tfx_cg_rope_table(cg, n->theta, n->rotary_dim))) return -1;
     tfx_cg_gemm_emit(cg, &G);
     tfx_cg_body_end(cg);
   }
@@ -464,22 +450,4 @@ int tfx_cg_emit_norm_stats(tfx_cg *cg, const tfx_node *n) {
   tfx_cg_kernel_call(cg, n, NULL, per_t, fixed,
                      (tfx_cg_ptr[4]){TFX_CG_VAL(x->id), TFX_CG_VAL(n->id), TFX_CG_NONE, TFX_CG_NONE});
   return 0;
-}
-
-/* ---- SLICE ---- */
-
-LLVMValueRef tfx_cg_slice_ptr(tfx_cg *cg, const tfx_node *n) {
-  const tfx_node *src = &cg->g->nodes[n->inputs[0]];
-  int64_t before = 0, per_t, fixed;
-  for (int s = 0; s < n->fx.index && s < src->fx.n_segs; s++) before += src->fx.segs[s];
-  tfx_cg_rows_split(src, &per_t, &fixed);
-  /* rows with this call's T (the kernel's argument block, not a body's T);
-   * a one-row kernel reading a producer written in full: all n rows */
-  int one = cg->decode && !tfx_cg_stored_full(cg, n->id);
-  LLVMValueRef T = one ? tfx_cg_i64(cg, 1) : tfx_cg_arg(cg, TFX_CG_ARG_N);
-  LLVMValueRef rows = per_t ? tfx_cg_addc(cg, tfx_cg_mulc(cg, T, per_t), fixed) : tfx_cg_i64(cg, fixed);
-  /* from the producer's first row: in the planar layout its last row is
-   * inside the last segment, so the last-row offset of a one-row reader is
-   * the slice's own (tfx_cg_value_ptr of the slice adds it) */
-  return tfx_cg_fptr(cg, tfx_cg_value_base(cg, src->id), tfx_cg_mulc(cg, rows, before));
 }

@@ -79,54 +79,32 @@ static LLVMValueRef vdot(tfx_cg *cg, LLVMValueRef y, LLVMValueRef x, LLVMValueRe
 
 /* ---- RoPE of one dr-wide vector ---- */
 
-static LLVMValueRef inv_freq_table(tfx_cg *cg, const tfx_node *n) {
-  int64_t half = n->rope_dim / 2;
-  char name[96];
-  snprintf(name, sizeof name, "tfx_mla_inv_freq_%d_%a", n->rope_dim, n->theta);
-  LLVMValueRef gv = LLVMGetNamedGlobal(cg->mod, name);
-  if (gv) return gv;
-  LLVMValueRef *vals = malloc((size_t)(half > 0 ? half : 1) * sizeof *vals);
-  if (!vals) {
-    tfx_cg_fail(cg, "backend: out of memory");
-    return NULL;
-  }
-  for (int64_t k = 0; k < half; k++)
-    vals[k] = LLVMConstReal(cg->t_f64, pow(n->theta, -2.0 * (double)k / (double)n->rope_dim));
-  LLVMValueRef init = LLVMConstArray2(cg->t_f64, vals, (uint64_t)half);
-  free(vals);
-  gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), name);
-  LLVMSetInitializer(gv, init);
-  LLVMSetGlobalConstant(gv, 1);
-  LLVMSetLinkage(gv, LLVMPrivateLinkage);
-  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
-  return gv;
-}
+typedef struct {
+  LLVMValueRef src, dst, scale;
+  int64_t half;
+  int inter;
+} mla_rope;
 
-/* dst[0..dr) = scale * rope(src[0..dr), position p (i64)); dst may not alias src. */
-static void emit_rope(tfx_cg *cg, const tfx_node *n, LLVMValueRef table, LLVMValueRef src, LLVMValueRef dst,
-                      LLVMValueRef p, double scale) {
+/* Pair k of the vector: (2k, 2k+1) or (k, k + dr/2), rotated and scaled. */
+static void rope_pair(tfx_cg *cg, void *vctx, LLVMValueRef k, LLVMValueRef s, LLVMValueRef c) {
+  mla_rope *r = vctx;
   LLVMBuilderRef b = cg->b;
-  int64_t dr = n->rope_dim, half = dr / 2;
-  int inter = n->rope_style == TFX_ROPE_INTERLEAVED;
-  LLVMValueRef pf = LLVMBuildSIToFP(b, p, cg->t_f64, "p");
-  LLVMValueRef sc = LLVMConstReal(cg->t_f32, scale);
-  tfx_cg_loop lk;
-  tfx_cg_for(cg, &lk, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, half), 1, "rk");
-  LLVMValueRef ix[2] = {tfx_cg_i64(cg, 0), lk.iv};
-  LLVMValueRef fp = LLVMBuildInBoundsGEP2(b, LLVMGlobalGetValueType(table), table, ix, 2, "");
-  LLVMValueRef ang = LLVMBuildFMul(b, pf, LLVMBuildLoad2(b, cg->t_f64, fp, ""), "angle");
-  LLVMValueRef s, c;
-  tfx_cg_sincos_f64(cg, ang, &s, &c);
-  s = LLVMBuildFPTrunc(b, s, cg->t_f32, "");
-  c = LLVMBuildFPTrunc(b, c, cg->t_f32, "");
-  LLVMValueRef i0 = inter ? tfx_cg_mulc(cg, lk.iv, 2) : lk.iv;
-  LLVMValueRef i1 = inter ? tfx_cg_addc(cg, i0, 1) : tfx_cg_addc(cg, lk.iv, half);
-  LLVMValueRef x0 = tfx_cg_loadf(cg, tfx_cg_fptr(cg, src, i0)), x1 = tfx_cg_loadf(cg, tfx_cg_fptr(cg, src, i1));
+  LLVMValueRef i0 = r->inter ? tfx_cg_mulc(cg, k, 2) : k;
+  LLVMValueRef i1 = r->inter ? tfx_cg_addc(cg, i0, 1) : tfx_cg_addc(cg, k, r->half);
+  LLVMValueRef x0 = tfx_cg_loadf(cg, tfx_cg_fptr(cg, r->src, i0)), x1 = tfx_cg_loadf(cg, tfx_cg_fptr(cg, r->src, i1));
   LLVMValueRef y0 = LLVMBuildFSub(b, LLVMBuildFMul(b, x0, c, ""), LLVMBuildFMul(b, x1, s, ""), "");
   LLVMValueRef y1 = LLVMBuildFAdd(b, LLVMBuildFMul(b, x0, s, ""), LLVMBuildFMul(b, x1, c, ""), "");
-  tfx_cg_storef(cg, LLVMBuildFMul(b, y0, sc, ""), tfx_cg_fptr(cg, dst, i0));
-  tfx_cg_storef(cg, LLVMBuildFMul(b, y1, sc, ""), tfx_cg_fptr(cg, dst, i1));
-  tfx_cg_for_end(cg, &lk);
+  tfx_cg_storef(cg, LLVMBuildFMul(b, y0, r->scale, ""), tfx_cg_fptr(cg, r->dst, i0));
+  tfx_cg_storef(cg, LLVMBuildFMul(b, y1, r->scale, ""), tfx_cg_fptr(cg, r->dst, i1));
+}
+
+/* dst[0..dr) = scale * rope(src[0..dr), position p (i64)); dst may not alias
+ * src. table: tfx_cg_rope_table of the node. */
+static void emit_rope(tfx_cg *cg, const tfx_node *n, LLVMValueRef table, LLVMValueRef src, LLVMValueRef dst,
+                      LLVMValueRef p, double scale) {
+  mla_rope r = {src, dst, LLVMConstReal(cg->t_f32, scale), n->rope_dim / 2, n->rope_style == TFX_ROPE_INTERLEAVED};
+  LLVMValueRef pf = LLVMBuildSIToFP(cg->b, p, cg->t_f64, "p");
+  tfx_cg_rope_pairs(cg, table, pf, r.half, rope_pair, &r);
 }
 
 /* ---- the latent store ---- */
@@ -143,7 +121,7 @@ static int emit_store(tfx_cg *cg, const tfx_node *n) {
   if (fresh) {
     LLVMValueRef pc = tfx_cg_body_ptr(cg, 0), pg = tfx_cg_body_ptr(cg, 1), cache = tfx_cg_body_ptr(cg, 2);
     LLVMValueRef acc = tfx_cg_alloca(cg, cg->t_vf, "acc");
-    LLVMValueRef table = dr > 0 ? inv_freq_table(cg, n) : NULL;
+    LLVMValueRef table = dr > 0 ? tfx_cg_rope_table(cg, n->theta, dr) : NULL;
     if (dr > 0 && !table) return -1;
     tfx_cg_loop row;
     tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
@@ -196,7 +174,7 @@ int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n) {
     LLVMValueRef lsum_a = tfx_cg_alloca(cg, cg->t_vf, "lsum");
     LLVMValueRef m_a = tfx_cg_alloca(cg, cg->t_f32, "m"), l_a = tfx_cg_alloca(cg, cg->t_f32, "l");
     LLVMValueRef bmax_a = tfx_cg_alloca(cg, cg->t_f32, "bmax");
-    LLVMValueRef table = dr > 0 ? inv_freq_table(cg, n) : NULL;
+    LLVMValueRef table = dr > 0 ? tfx_cg_rope_table(cg, n->theta, dr) : NULL;
     if (dr > 0 && !table) return -1;
     double scale = 1.0 / sqrt((double)(dn + dr));
     LLVMValueRef ninf = LLVMConstReal(cg->t_f32, -INFINITY), fzero = LLVMConstReal(cg->t_f32, 0.0);

@@ -66,12 +66,7 @@ static void pro_row(tfx_cg *cg, moe_pro *p, LLVMValueRef row) {
  * applied to the finished dot product, pro_sum) or (x - mean) * inv * gain
  * + bias (LayerNorm). Lanes past nvalid stay 0 (gain and bias load 0). */
 static LLVMValueRef pro_apply(tfx_cg *cg, const moe_pro *p, LLVMValueRef xv, LLVMValueRef col, int nvalid) {
-  if (!p->norm) return xv;
-  LLVMValueRef gv = tfx_cg_vload(cg, tfx_cg_fptr(cg, p->gain, col), nvalid);
-  if (p->norm == TFX_NORM_RMS) return LLVMBuildFMul(cg->b, xv, gv, "");
-  LLVMValueRef bv = tfx_cg_vload(cg, tfx_cg_fptr(cg, p->nbias, col), nvalid);
-  LLVMValueRef d = LLVMBuildFMul(cg->b, LLVMBuildFSub(cg->b, xv, p->mean, ""), p->inv, "");
-  return tfx_cg_fma(cg, d, gv, bv);
+  return tfx_cg_norm_x_load(cg, p->norm, xv, col, nvalid, p->gain, p->nbias, p->mean, p->inv);
 }
 
 static LLVMValueRef pro_sum(tfx_cg *cg, const moe_pro *p, LLVMValueRef sum) {

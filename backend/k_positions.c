@@ -53,12 +53,7 @@ static LLVMValueRef freq_table(tfx_cg *cg, double base, int64_t D, int64_t pairs
   for (int64_t i = 0; i < pairs; i++) vals[i] = LLVMConstReal(cg->t_f64, 1.0 / pow(base, (double)(2 * i) / (double)D));
   LLVMValueRef init = LLVMConstArray2(cg->t_f64, vals, (uint64_t)pairs);
   free(vals);
-  LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), "tfx_sinusoidal_freq");
-  LLVMSetInitializer(gv, init);
-  LLVMSetGlobalConstant(gv, 1);
-  LLVMSetLinkage(gv, LLVMPrivateLinkage);
-  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
-  return gv;
+  return tfx_cg_const_global(cg, "tfx_sinusoidal_freq", init, 0);
 }
 
 int tfx_cg_sinusoidal_row(tfx_cg *cg, double base, int64_t D, LLVMValueRef p, LLVMValueRef yrow, int add) {

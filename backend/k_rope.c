@@ -4,8 +4,9 @@
  * frequencies are compile-time constants) and shared by every head; each head
  * is then rotated in vectors: interleaved pairs (2k, 2k+1) with a lane swap,
  * or half-split pairs (k, k + rotary_dim/2). Dims beyond rotary_dim are copied
- * unchanged. */
-#include <math.h>
+ * unchanged. Also the RoPE helpers the fused linear's epilogue and MLA share:
+ * the inverse-frequency table (tfx_rope_inv_freq, a constant global), the
+ * sin/cos of one pair's angle, the loop over a row's pairs. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -16,6 +17,7 @@ typedef struct {
   LLVMValueRef cs, sn; /* per-row tables (allocas) */
   LLVMValueRef swap;   /* shuffle mask swapping lane pairs */
   int64_t half, rd;
+  int inter;
 } rope_ctx;
 
 static void interleaved_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
@@ -49,20 +51,59 @@ static void copy_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
   tfx_cg_vstore(cg, tfx_cg_vload(cg, tfx_cg_fptr(cg, c->x, at), nvalid), tfx_cg_fptr(cg, c->y, at), nvalid);
 }
 
-/* A private constant array of the inverse frequencies theta^(-2k/rd). */
-static LLVMValueRef inv_freq_table(tfx_cg *cg, const tfx_node *n, int64_t half) {
-  LLVMValueRef *vals = malloc((size_t)half * sizeof *vals);
-  if (!vals) return NULL;
-  for (int64_t k = 0; k < half; k++)
-    vals[k] = LLVMConstReal(cg->t_f64, pow(n->theta, -2.0 * (double)k / (double)n->rotary_dim));
+/* ---- the RoPE helpers of every rotating kernel (ROPE, fused linear, MLA) ---- */
+
+LLVMValueRef tfx_cg_rope_table(tfx_cg *cg, double theta, int64_t rd) {
+  int64_t half = rd / 2;
+  char name[96];
+  snprintf(name, sizeof name, "tfx_rope_inv_freq_%lld_%.17g", (long long)rd, theta);
+  LLVMValueRef *vals = malloc((size_t)(half > 0 ? half : 1) * sizeof *vals);
+  if (!vals) {
+    tfx_cg_fail(cg, "backend: out of memory");
+    return NULL;
+  }
+  for (int64_t k = 0; k < half; k++) vals[k] = LLVMConstReal(cg->t_f64, tfx_rope_inv_freq(theta, k, rd));
   LLVMValueRef init = LLVMConstArray2(cg->t_f64, vals, (uint64_t)half);
   free(vals);
-  LLVMValueRef gv = LLVMAddGlobal(cg->mod, LLVMTypeOf(init), "tfx_rope_inv_freq");
-  LLVMSetInitializer(gv, init);
-  LLVMSetGlobalConstant(gv, 1);
-  LLVMSetLinkage(gv, LLVMPrivateLinkage);
-  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
-  return gv;
+  return tfx_cg_const_global(cg, name, init, 0);
+}
+
+void tfx_cg_rope_sincos(tfx_cg *cg, LLVMValueRef table, LLVMValueRef p, LLVMValueRef k, LLVMValueRef *s,
+                        LLVMValueRef *c) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef ix[2] = {tfx_cg_i64(cg, 0), k};
+  LLVMValueRef fp = LLVMBuildInBoundsGEP2(b, LLVMGlobalGetValueType(table), table, ix, 2, "");
+  LLVMValueRef ang = LLVMBuildFMul(b, p, LLVMBuildLoad2(b, cg->t_f64, fp, ""), "angle");
+  tfx_cg_sincos_f64(cg, ang, s, c);
+  *s = LLVMBuildFPTrunc(b, *s, cg->t_f32, "");
+  *c = LLVMBuildFPTrunc(b, *c, cg->t_f32, "");
+}
+
+void tfx_cg_rope_pairs(tfx_cg *cg, LLVMValueRef table, LLVMValueRef p, int64_t half, tfx_cg_rope_fn fn, void *ctx) {
+  tfx_cg_loop lk;
+  tfx_cg_for(cg, &lk, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, half), 1, "k");
+  LLVMValueRef s, c;
+  tfx_cg_rope_sincos(cg, table, p, lk.iv, &s, &c);
+  fn(cg, ctx, lk.iv, s, c);
+  tfx_cg_for_end(cg, &lk);
+}
+
+/* ---- ROPE ---- */
+
+/* The row's factors of pair k: cos and -sin / +sin at both lanes of an
+ * interleaved pair, or cos and sin at k (half-split). */
+static void row_factors(tfx_cg *cg, void *vctx, LLVMValueRef k, LLVMValueRef s, LLVMValueRef co) {
+  rope_ctx *c = vctx;
+  if (c->inter) {
+    LLVMValueRef i0 = tfx_cg_mulc(cg, k, 2), i1 = tfx_cg_addc(cg, i0, 1);
+    tfx_cg_storef(cg, co, tfx_cg_fptr(cg, c->cs, i0));
+    tfx_cg_storef(cg, co, tfx_cg_fptr(cg, c->cs, i1));
+    tfx_cg_storef(cg, LLVMBuildFNeg(cg->b, s, ""), tfx_cg_fptr(cg, c->sn, i0));
+    tfx_cg_storef(cg, s, tfx_cg_fptr(cg, c->sn, i1));
+  } else {
+    tfx_cg_storef(cg, co, tfx_cg_fptr(cg, c->cs, k));
+    tfx_cg_storef(cg, s, tfx_cg_fptr(cg, c->sn, k));
+  }
 }
 
 int tfx_cg_emit_rope(tfx_cg *cg, const tfx_node *n) {
@@ -75,8 +116,8 @@ int tfx_cg_emit_rope(tfx_cg *cg, const tfx_node *n) {
   int fresh = tfx_cg_body_begin(cg, key);
   if (fresh < 0) return -1;
   if (fresh) {
-    LLVMValueRef table = inv_freq_table(cg, n, half);
-    if (!table) return tfx_cg_fail(cg, "backend: out of memory");
+    LLVMValueRef table = tfx_cg_rope_table(cg, n->theta, rd);
+    if (!table) return -1;
     LLVMValueRef px = tfx_cg_body_ptr(cg, 0), py = tfx_cg_body_ptr(cg, 1);
     int64_t tab_len = inter ? rd : half;
     rope_ctx c = {0};
@@ -84,6 +125,7 @@ int tfx_cg_emit_rope(tfx_cg *cg, const tfx_node *n) {
     c.sn = tfx_cg_alloca_array(cg, cg->t_f32, tab_len, "sin");
     c.half = half;
     c.rd = rd;
+    c.inter = inter;
     LLVMValueRef lanes[64];
     for (int i = 0; i < cg->W; i++) lanes[i] = tfx_cg_i32(cg, i ^ 1);
     c.swap = LLVMConstVector(lanes, (unsigned)cg->W);
@@ -91,26 +133,7 @@ int tfx_cg_emit_rope(tfx_cg *cg, const tfx_node *n) {
     tfx_cg_loop row;
     tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
     LLVMValueRef p = LLVMBuildSIToFP(b, tfx_cg_add(cg, cg->pos, row.iv), cg->t_f64, "p");
-    tfx_cg_loop lk;
-    tfx_cg_for(cg, &lk, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, half), 1, "k");
-    LLVMValueRef fidx[2] = {tfx_cg_i64(cg, 0), lk.iv};
-    LLVMValueRef fp = LLVMBuildInBoundsGEP2(b, LLVMGlobalGetValueType(table), table, fidx, 2, "");
-    LLVMValueRef ang = LLVMBuildFMul(b, p, LLVMBuildLoad2(b, cg->t_f64, fp, ""), "angle");
-    LLVMValueRef s, co;
-    tfx_cg_sincos_f64(cg, ang, &s, &co);
-    s = LLVMBuildFPTrunc(b, s, cg->t_f32, "");
-    co = LLVMBuildFPTrunc(b, co, cg->t_f32, "");
-    if (inter) {
-      LLVMValueRef i0 = tfx_cg_mulc(cg, lk.iv, 2), i1 = tfx_cg_addc(cg, i0, 1);
-      tfx_cg_storef(cg, co, tfx_cg_fptr(cg, c.cs, i0));
-      tfx_cg_storef(cg, co, tfx_cg_fptr(cg, c.cs, i1));
-      tfx_cg_storef(cg, LLVMBuildFNeg(b, s, ""), tfx_cg_fptr(cg, c.sn, i0));
-      tfx_cg_storef(cg, s, tfx_cg_fptr(cg, c.sn, i1));
-    } else {
-      tfx_cg_storef(cg, co, tfx_cg_fptr(cg, c.cs, lk.iv));
-      tfx_cg_storef(cg, s, tfx_cg_fptr(cg, c.sn, lk.iv));
-    }
-    tfx_cg_for_end(cg, &lk);
+    tfx_cg_rope_pairs(cg, table, p, half, row_factors, &c);
 
     tfx_cg_loop lh;
     tfx_cg_for(cg, &lh, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, H), 1, "head");

@@ -4,7 +4,8 @@
  * node's pointers from the argument block and compile-time offsets, then call
  * their body; registering each kernel (and its work-range size) with the entry
  * being built; reading the argument block; locating each node's value (input,
- * output, weights or arena slot) and its number of rows for the current T. */
+ * output, weights, arena slot, or a SLICE's view into its producer) and its
+ * number of rows for the current T. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,23 @@ int tfx_cg_stored_full(const tfx_cg *cg, int node_id) {
   int writer = node_id;
   if (n->op == TFX_OP_SLICE || (n->op == TFX_OP_NORM_STATS && n->fx.index == 1)) writer = n->inputs[0];
   return !cg->tail[writer];
+}
+
+/* A SLICE is a view: its producer's value + M * (columns before the segment). */
+LLVMValueRef tfx_cg_slice_ptr(tfx_cg *cg, const tfx_node *n) {
+  const tfx_node *src = &cg->g->nodes[n->inputs[0]];
+  int64_t before = 0, per_t, fixed;
+  for (int s = 0; s < n->fx.index && s < src->fx.n_segs; s++) before += src->fx.segs[s];
+  tfx_cg_rows_split(src, &per_t, &fixed);
+  /* rows with this call's T (the kernel's argument block, not a body's T);
+   * a one-row kernel reading a producer written in full: all n rows */
+  int one = cg->decode && !tfx_cg_stored_full(cg, n->id);
+  LLVMValueRef T = one ? tfx_cg_i64(cg, 1) : tfx_cg_arg(cg, TFX_CG_ARG_N);
+  LLVMValueRef rows = per_t ? tfx_cg_addc(cg, tfx_cg_mulc(cg, T, per_t), fixed) : tfx_cg_i64(cg, fixed);
+  /* from the producer's first row: in the planar layout its last row is
+   * inside the last segment, so the last-row offset of a one-row reader is
+   * the slice's own (tfx_cg_value_ptr of the slice adds it) */
+  return tfx_cg_fptr(cg, tfx_cg_value_base(cg, src->id), tfx_cg_mulc(cg, rows, before));
 }
 
 LLVMValueRef tfx_cg_value_base(tfx_cg *cg, int node_id) {

@@ -38,23 +38,6 @@ static int check_value_type(const tfx_graph *g, const tfx_node *n, char *err, si
   return 0;
 }
 
-/* Marks the nodes the output depends on; -1 when an operand is not an
- * earlier node (nothing else may be trusted then). */
-static int mark_live(const tfx_graph *g, char *live, char *err, size_t errlen) {
-  memset(live, 0, (size_t)g->n_nodes);
-  live[g->output] = 1;
-  for (int i = g->output; i >= 0; i--) {
-    if (!live[i]) continue;
-    const tfx_node *n = &g->nodes[i];
-    if (n->n_inputs < 0 || n->n_inputs > TFX_MAX_INPUTS) return node_fail(err, errlen, n, "bad operand count");
-    for (int j = 0; j < n->n_inputs; j++) {
-      if (n->inputs[j] < 0 || n->inputs[j] >= i) return node_fail(err, errlen, n, "operand is not an earlier node");
-      live[n->inputs[j]] = 1;
-    }
-  }
-  return 0;
-}
-
 static int check_graph(const tfx_graph *g, const char *live, char *err, size_t errlen) {
   char msg[256];
   if (g->max_seq < 1 || g->max_seq > INT32_MAX)
@@ -113,44 +96,6 @@ static int check_graph(const tfx_graph *g, const char *live, char *err, size_t e
   if (out->type.dims[0] != TFX_DIM_T || out->type.rank < 2)
     return node_fail(err, errlen, out, "the graph output must be f32[T, N] (one row per token)");
   if (out->op == TFX_OP_PARAM) return node_fail(err, errlen, out, "the graph output cannot be a parameter");
-  return 0;
-}
-
-int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_width, int32_t *output_width,
-                       int32_t *vocab, int32_t *has_kv, char *err, size_t errlen) {
-  if (!g || g->n_nodes < 1 || g->input < 0 || g->input >= g->n_nodes || g->output < 0 || g->output >= g->n_nodes)
-    return tfx_cg_errf(err, errlen, "backend: the graph has no input or no output");
-  char *live = malloc((size_t)g->n_nodes);
-  if (!live) return tfx_cg_errf(err, errlen, "backend: out of memory");
-  if (mark_live(g, live, err, errlen)) {
-    free(live);
-    return -1;
-  }
-  const tfx_node *in = &g->nodes[g->input], *out = &g->nodes[g->output];
-  int64_t per_t, fixed;
-  tfx_cg_rows_split(out, &per_t, &fixed);
-  int64_t ow = per_t * tfx_node_cols(out);
-  int64_t iw = in->type.dtype == TFX_DT_I32 ? 1 : tfx_node_cols(in);
-  int64_t voc = -1;
-  int kv = 0;
-  for (int i = 0; i < g->n_nodes; i++) {
-    const tfx_node *n = &g->nodes[i];
-    if (!live[i]) continue;
-    if (n->op == TFX_OP_EMBEDDING && n->inputs[1] == g->input) {
-      int64_t v = g->nodes[n->inputs[0]].type.dims[0];
-      if (voc < 0 || v < voc) voc = v;
-    }
-    if (tfx_node_kv_bytes(n, g->max_seq) > 0) kv = 1;
-  }
-  free(live);
-  if (ow < 1 || ow > INT32_MAX || iw < 1 || iw > INT32_MAX || voc > INT32_MAX)
-    return tfx_cg_errf(err, errlen, "backend: input or output width out of range");
-  *input_kind = in->type.dtype == TFX_DT_I32 ? TFX_INPUT_TOKENS : TFX_INPUT_F32;
-  *input_width = (int32_t)iw;
-  *output_width = (int32_t)ow;
-  /* a token input no embedding reads accepts any id */
-  *vocab = in->type.dtype == TFX_DT_I32 ? (voc < 0 ? INT32_MAX : (int32_t)voc) : 0;
-  *has_kv = kv;
   return 0;
 }
 
@@ -365,7 +310,7 @@ int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextR
   char *live = malloc((size_t)g->n_nodes * 2);
   if (!live) return tfx_cg_errf(err, errlen, "backend: out of memory");
   char *tail = live + g->n_nodes;
-  if (mark_live(g, live, err, errlen) || check_graph(g, live, err, errlen)) {
+  if (tfx_cg_mark_live(g, live, err, errlen) || check_graph(g, live, err, errlen)) {
     free(live);
     return -1;
   }

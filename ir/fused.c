@@ -122,6 +122,8 @@ int64_t tfx_pair_row(int64_t q, int hd, int rd) {
   return h * hd + iq;
 }
 
+double tfx_rope_inv_freq(double theta, int64_t k, int64_t rd) { return pow(theta, -2.0 * (double)k / (double)rd); }
+
 int64_t tfx_packed_index(const tfx_fused *fx, int64_t R, int64_t K, int64_t r, int64_t k) {
   int ns = fx->n_segs > 0 ? fx->n_segs : 1, seg = 0;
   int64_t base = 0, rows = R;

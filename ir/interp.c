@@ -190,7 +190,7 @@ static void op_rope(const tfx_node *n, const float *x, float *y, int64_t rows, i
       float *row = y + t * cols + h * hd;
       const float *src = x + t * cols + h * hd;
       for (int64_t k = 0; k < rd / 2; k++) {
-        double angle = p * pow(n->theta, -2.0 * (double)k / (double)rd);
+        double angle = p * tfx_rope_inv_freq(n->theta, k, rd);
         double c = cos(angle), s = sin(angle);
         int64_t i0 = n->rope_style == TFX_ROPE_INTERLEAVED ? 2 * k : k;
         int64_t i1 = n->rope_style == TFX_ROPE_INTERLEAVED ? 2 * k + 1 : k + rd / 2;

@@ -77,7 +77,7 @@ int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, cons
  * angle p * theta^(-2k/dr). */
 static void rope_vec(double *x, int64_t dr, double p, double theta, tfx_rope_style style) {
   for (int64_t k = 0; k < dr / 2; k++) {
-    double a = p * pow(theta, -2.0 * (double)k / (double)dr), c = cos(a), s = sin(a);
+    double a = p * tfx_rope_inv_freq(theta, k, dr), c = cos(a), s = sin(a);
     int64_t i0 = style == TFX_ROPE_INTERLEAVED ? 2 * k : k;
     int64_t i1 = style == TFX_ROPE_INTERLEAVED ? 2 * k + 1 : k + dr / 2;
     double x0 = x[i0], x1 = x[i1];

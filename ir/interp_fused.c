@@ -41,7 +41,7 @@ static void rope_row(const tfx_node *nd, double *z, int64_t cols, double p) {
   for (int64_t h = 0; h < cols / hd; h++) {
     double *row = z + h * hd;
     for (int64_t k = 0; k < rd / 2; k++) {
-      double angle = p * pow(nd->theta, -2.0 * (double)k / (double)rd);
+      double angle = p * tfx_rope_inv_freq(nd->theta, k, rd);
       double c = cos(angle), s = sin(angle);
       int64_t i0 = nd->rope_style == TFX_ROPE_INTERLEAVED ? 2 * k : k;
       int64_t i1 = nd->rope_style == TFX_ROPE_INTERLEAVED ? 2 * k + 1 : k + rd / 2;

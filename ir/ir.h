@@ -365,6 +365,10 @@ int64_t tfx_packed_index(const tfx_fused *fx, int64_t R, int64_t K, int64_t r, i
  * position of row i, and the row stored at position q. */
 int64_t tfx_pair_pos(int64_t i, int hd, int rd);
 int64_t tfx_pair_row(int64_t q, int hd, int rd);
+/* RoPE's inverse frequency of pair k of rd rotated dims: theta^(-2k/rd) (the
+ * angle of position p is p times it; the interpreter and the kernels' tables
+ * both take it from here). */
+double tfx_rope_inv_freq(double theta, int64_t k, int64_t rd);
 const char *tfx_act_name(int act);
 
 /* ---- printer (ir/print.c) ---- */
