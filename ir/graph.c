@@ -1,5 +1,8 @@
-/* ir/graph.c — tensor types, the graph builder and type inference: the one
- * place that knows which shapes each op accepts and what it produces. */
+/* ir/graph.c — tensor types, the graph builder and type inference:
+ * tfx_infer_type is the one entry point that says which shapes an op accepts
+ * and what it produces; it checks the core ops itself and calls
+ * ir/attention.c for ATTENTION and MLA_ATTENTION and ir/fused.c for the
+ * optimizer's ops and the operands fusion adds to EMBEDDING and the MoE ops. */
 #include "fused.h"
 #include "ir.h"
 

@@ -3,7 +3,8 @@
  * SINUSOIDAL (the fixed sin/cos table), MOE_ROUTE (top-k routing with the
  * softmax gates and the optional capacity limit), MOE_UP and MOE_DOWN (the
  * experts' projections by slot). Naive C with double accumulators: the test
- * oracle of the backend's kernels (backend/k_ffn.c, backend/k_moe.c). */
+ * oracle of the backend's kernels (backend/k_elementwise.c,
+ * backend/k_positions.c, backend/k_moe.c). */
 #include "interp_ffn.h"
 
 #include "fused.h"

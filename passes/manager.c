@@ -31,6 +31,11 @@ static const pass_info pass_table[] = {
 };
 #define N_PASSES ((int)(sizeof pass_table / sizeof pass_table[0]))
 
+/* -O2 and -O3 run the same graph pipeline (no graph pass is reserved for
+ * -O3). The levels differ in LLVM's pipeline only (the backend runs
+ * default<O2> or default<O3> and code generation at Default or Aggressive),
+ * which does give different code (docs/passes.md; tests/test_cli.c checks
+ * it). */
 static const char *const pipelines[4] = {
     "plan_memory",
     "canonicalize,cse,dce,fold_weights,plan_memory",

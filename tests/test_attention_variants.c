@@ -32,95 +32,18 @@
 #include "../backend/backend.h"
 #include "../passes/passes.h"
 #include "support/graphs.h"
+#include "support/jit_harness.h"
 #include "support/testutil.h"
 #include "tfx/tfx.h"
 
-#define TOL 1e-4
 
-/* ---- harness: interpreter vs JIT through the runtime ---- */
-
-static void release_jit(void *m) { tfx_backend_jit_free(m); }
-
-static tfx_model *jit_model(tfx_tg *t, int opt_level) {
-  tfx_target_options o = {.opt_level = opt_level};
-  tfx_jit_module *jm = NULL;
-  const tfx_model_desc *desc = NULL;
-  char err[512] = "";
-  if (tfx_backend_jit(t->g, &o, &jm, &desc, err, sizeof err)) {
-    fprintf(stderr, "tfx_backend_jit: %s\n", err);
-    return NULL;
-  }
-  tfx_model *m = NULL;
-  if (tfx_model_from_descriptor(desc, t->blob, release_jit, jm, &m) != TFX_OK) {
-    tfx_backend_jit_free(jm);
-    return NULL;
-  }
-  return m;
-}
+/* ---- harness: interpreter vs JIT through the runtime (tests/support/jit_harness.c) ---- */
 
 /* Optional inspection of every call's outputs (interpreter's and JIT's). */
-typedef void (*row_check_fn)(const float *ref, const float *out, int n, int ow, int64_t pos);
-static row_check_fn g_row_check;
-
-static void compare_runs(tfx_tg *t, tfx_model *m, const int *ns, int n_calls, const char *what) {
-  const tfx_model_desc *d = tfx_model_descriptor(m);
-  tfx_interp *it = tfx_interp_new(t->g, t->blob);
-  assert_non_null(it);
-  tfx_session *s = NULL;
-  tfx_session_options so = {.threads = 2};
-  assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
-  int64_t pos = 0;
-  for (int c = 0; c < n_calls; c++) {
-    int n = ns[c];
-    size_t ow = (size_t)d->output_width;
-    float *ref = calloc((size_t)n * ow, sizeof(float)), *out = calloc((size_t)n * ow, sizeof(float));
-    float *x = calloc((size_t)n * (size_t)d->input_width, sizeof(float));
-    assert_true(ref && out && x);
-    for (int i = 0; i < n * d->input_width; i++) x[i] = 2.0f * tfx_tg_rand(t);
-    if (!d->has_kv_cache) {
-      tfx_interp_reset(it);
-      pos = 0;
-    }
-    char err[256];
-    if (tfx_interp_forward(it, x, n, ref, err, sizeof err)) fail_msg("%s: interpreter: %s", what, err);
-    assert_int_equal(tfx_forward_f32(s, x, n, out), TFX_OK);
-    double maxref = 1.0, diff = 0.0;
-    size_t worst = 0;
-    for (size_t i = 0; i < (size_t)n * ow; i++) {
-      if (!isfinite(ref[i]) || !isfinite(out[i])) fail_msg("%s: call %d: non-finite output at %zu", what, c, i);
-      if (fabs(ref[i]) > maxref) maxref = fabs(ref[i]);
-      double e = fabs((double)ref[i] - (double)out[i]);
-      if (e > diff) {
-        diff = e;
-        worst = i;
-      }
-    }
-    if (!(diff <= TOL * maxref))
-      fail_msg("%s: call %d (n = %d): max |err| = %g at [%zu, %zu] (jit %g, ref %g), allowed %g", what, c, n, diff,
-               worst / ow, worst % ow, out[worst], ref[worst], TOL * maxref);
-    if (g_row_check) g_row_check(ref, out, n, (int)ow, pos);
-    pos += n;
-    free(ref);
-    free(out);
-    free(x);
-  }
-  tfx_session_free(s);
-  tfx_interp_free(it);
-}
+static tfx_tg_row_check g_row_check;
 
 static void check_levels(tfx_tg *t, const int *ns, int n_calls, const char *what) {
-  char err[256];
-  if (tfx_pass_plan_memory(t->g, err, sizeof err)) fail_msg("%s: plan: %s", what, err);
-  if (tfx_verify(t->g, 0, err, sizeof err)) fail_msg("%s: verify: %s", what, err);
-  static const int levels[2] = {0, 3};
-  for (int i = 0; i < 2; i++) {
-    char label[192];
-    snprintf(label, sizeof label, "%s -O%d", what, levels[i]);
-    tfx_model *m = jit_model(t, levels[i]);
-    if (!m) fail_msg("%s: JIT failed", label);
-    compare_runs(t, m, ns, n_calls, label);
-    tfx_model_close(m);
-  }
+  tfx_tg_check_levels(t, ns, n_calls, &(tfx_tg_run_opts){.in_scale = 2.0f, .row_check = g_row_check}, what);
 }
 
 static const int k_decoder_calls[] = {7, 1, 1, 1, 5, 1, 2, 1};

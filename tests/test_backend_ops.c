@@ -31,97 +31,19 @@
 #include "../backend/backend.h"
 #include "../passes/passes.h"
 #include "support/graphs.h"
+#include "support/jit_harness.h"
 #include "support/testutil.h"
 #include "tfx/tfx.h"
 
-#define TOL 1e-4
+/* ---- the harness (tests/support/jit_harness.c) ---- */
 
-/* ---- the harness ---- */
-
-static void release_jit(void *m) { tfx_backend_jit_free(m); }
-
-/* JIT-compiles the (planned) graph at opt_level into a runtime model that
- * owns the JIT module; NULL on failure (the message is printed). */
-static tfx_model *jit_model(tfx_tg *t, int opt_level) {
-  tfx_target_options o = {.opt_level = opt_level};
-  tfx_jit_module *jm = NULL;
-  const tfx_model_desc *desc = NULL;
-  char err[512] = "";
-  if (tfx_backend_jit(t->g, &o, &jm, &desc, err, sizeof err)) {
-    fprintf(stderr, "tfx_backend_jit: %s\n", err);
-    return NULL;
-  }
-  tfx_model *m = NULL;
-  int rc = tfx_model_from_descriptor(desc, t->blob, release_jit, jm, &m);
-  if (rc != TFX_OK) {
-    fprintf(stderr, "tfx_model_from_descriptor: %s\n", tfx_error_message(rc));
-    tfx_backend_jit_free(jm);
-    return NULL;
-  }
-  return m;
-}
-
-/* Runs calls of ns[c] rows on the interpreter and on model m (one session)
- * and checks every output row. Models without a KV cache always run at
- * position 0, so the interpreter is reset before each of their calls. */
 static void compare_runs(tfx_tg *t, tfx_model *m, const int *ns, int n_calls, float in_scale, const char *what) {
-  const tfx_model_desc *d = tfx_model_descriptor(m);
-  tfx_interp *it = tfx_interp_new(t->g, t->blob);
-  assert_non_null(it);
-  tfx_session *s = NULL;
-  tfx_session_options so = {.threads = 2};
-  assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
-  for (int c = 0; c < n_calls; c++) {
-    int n = ns[c];
-    size_t ow = (size_t)d->output_width;
-    float *ref = calloc((size_t)n * ow, sizeof(float)), *out = calloc((size_t)n * ow, sizeof(float));
-    int32_t *tok = calloc((size_t)n, sizeof(int32_t));
-    float *x = calloc((size_t)n * (size_t)d->input_width, sizeof(float));
-    assert_true(ref && out && tok && x);
-    for (int i = 0; i < n && d->vocab > 0; i++)
-      tok[i] = (int32_t)(((t->rng = t->rng * 6364136223846793005ull + 1) >> 33) % (uint64_t)d->vocab);
-    for (int i = 0; i < n * d->input_width; i++) x[i] = in_scale * tfx_tg_rand(t);
-    if (!d->has_kv_cache) tfx_interp_reset(it);
-    char err[256];
-    const void *input = d->input_kind == TFX_INPUT_TOKENS ? (const void *)tok : (const void *)x;
-    if (tfx_interp_forward(it, input, n, ref, err, sizeof err)) fail_msg("%s: interpreter: %s", what, err);
-    int rc = d->input_kind == TFX_INPUT_TOKENS ? tfx_forward_ex(s, tok, n, out, 0) : tfx_forward_f32(s, x, n, out);
-    assert_int_equal(rc, TFX_OK);
-    double maxref = 1.0, diff = 0.0;
-    size_t worst = 0;
-    for (size_t i = 0; i < (size_t)n * ow; i++) {
-      if (fabs(ref[i]) > maxref) maxref = fabs(ref[i]);
-      double e = fabs((double)ref[i] - (double)out[i]);
-      if (!(e <= diff)) {
-        diff = e;
-        worst = i;
-      }
-    }
-    if (!(diff <= TOL * maxref))
-      fail_msg("%s: call %d (n = %d): max |err| = %g at [%zu, %zu] (jit %g, ref %g), allowed %g", what, c, n, diff,
-               worst / ow, worst % ow, out[worst], ref[worst], TOL * maxref);
-    free(ref);
-    free(out);
-    free(tok);
-    free(x);
-  }
-  tfx_session_free(s);
-  tfx_interp_free(it);
+  tfx_tg_compare_runs(t, m, ns, n_calls, &(tfx_tg_run_opts){.in_scale = in_scale}, what);
 }
 
 /* Plans the graph, then checks it at -O0 and -O3. */
 static void check_graph_scaled(tfx_tg *t, const int *ns, int n_calls, float in_scale, const char *what) {
-  char err[256];
-  if (tfx_pass_plan_memory(t->g, err, sizeof err)) fail_msg("%s: plan: %s", what, err);
-  static const int levels[2] = {0, 3};
-  for (int i = 0; i < 2; i++) {
-    char label[160];
-    snprintf(label, sizeof label, "%s -O%d", what, levels[i]);
-    tfx_model *m = jit_model(t, levels[i]);
-    if (!m) fail_msg("%s: JIT failed", label);
-    compare_runs(t, m, ns, n_calls, in_scale, label);
-    tfx_model_close(m);
-  }
+  tfx_tg_check_levels(t, ns, n_calls, &(tfx_tg_run_opts){.in_scale = in_scale}, what);
 }
 
 static const int k_stateless_calls[] = {7, 1, 4, 16, 3};
@@ -505,7 +427,7 @@ static void test_descriptor(void **state) {
   assert_int_equal(d->arena_bytes, (uint64_t)t->g->arena_bytes);
   assert_true(d->arena_bytes > 0);
   assert_int_equal(d->kv_bytes, (uint64_t)t->g->kv_bytes);
-  assert_true(d->kv_bytes >= 2 * 2 * 24 * 2 * 8 * 4); /* 2 layers, K and V, [24, 16] floats */
+  assert_int_equal(d->kv_bytes, 2 * 2 * 24 * 2 * 8 * 4); /* 2 layers, K and V, [max_seq 24, G 2 x hd 8] floats */
   assert_int_equal(d->weights_bytes, (uint64_t)t->g->weights_bytes);
   assert_null(d->weights);
   /* the output (the classifier) comes after the last attention: the
@@ -615,11 +537,11 @@ static void test_two_jit_models(void **state) {
   assert_int_equal(tfx_pass_plan_memory(b->g, err, sizeof err), 0);
   /* many create/free cycles must not leak state between modules */
   for (int i = 0; i < 6; i++) {
-    tfx_model *m = jit_model(i % 2 ? a : b, i % 4);
+    tfx_model *m = tfx_tg_jit_model(i % 2 ? a : b, i % 4);
     assert_non_null(m);
     tfx_model_close(m);
   }
-  tfx_model *ma = jit_model(a, 2), *mb = jit_model(b, 2);
+  tfx_model *ma = tfx_tg_jit_model(a, 2), *mb = tfx_tg_jit_model(b, 2);
   assert_non_null(ma);
   assert_non_null(mb);
   assert_string_equal(tfx_model_descriptor(ma)->name, "model_a");
@@ -657,7 +579,7 @@ static void check_precision(tfx_op op, int gelu_tanh, double lo, double hi, doub
   t->g->output = tfx_tg_add(t, &n);
   char err[256];
   assert_int_equal(tfx_pass_plan_memory(t->g, err, sizeof err), 0);
-  tfx_model *m = jit_model(t, 3);
+  tfx_model *m = tfx_tg_jit_model(t, 3);
   assert_non_null(m);
   tfx_session *s = NULL;
   assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
@@ -702,13 +624,9 @@ static void test_transcendental_precision(void **state) {
 /* ---- other vector widths: AVX2 (8 floats, FMA) and baseline x86-64 (4, no FMA) ---- */
 
 static void check_cpu(tfx_tg *t, const char *cpu, const int *ns, int n_calls, float in_scale, const char *what) {
-  tfx_target_options o = {.opt_level = 2, .cpu = cpu};
-  tfx_jit_module *jm = NULL;
-  const tfx_model_desc *desc = NULL;
-  char err[512], label[128];
-  if (tfx_backend_jit(t->g, &o, &jm, &desc, err, sizeof err)) fail_msg("%s on %s: %s", what, cpu, err);
-  tfx_model *m = NULL;
-  assert_int_equal(tfx_model_from_descriptor(desc, t->blob, release_jit, jm, &m), TFX_OK);
+  char label[128];
+  tfx_model *m = tfx_tg_jit_model_cpu(t, 2, cpu);
+  if (!m) fail_msg("%s on %s: JIT failed", what, cpu);
   snprintf(label, sizeof label, "%s on %s", what, cpu);
   compare_runs(t, m, ns, n_calls, in_scale, label);
   tfx_model_close(m);

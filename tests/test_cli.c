@@ -1,8 +1,9 @@
 /* tests/test_cli.c — the tfxc command-line contract: --help and --version
  * exit 0, usage errors exit 2 with a message, compile errors exit 1 with a
- * `file:line:col: error:` diagnostic, --emit=ir prints the graph, and a model
- * with random weights compiles to a .so, a .o and a header that a C program
- * links against. */
+ * `file:line:col: error:` diagnostic, --emit=ir prints the graph, -O2 and -O3
+ * run LLVM at different levels, and the real stories260K compiles to a .so,
+ * a .o and a header that a C program links against, both generating
+ * llama2.c's greedy ids. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -85,11 +86,59 @@ static void test_emit_ir_prints_the_graph(void **state) {
          NULL);
 }
 
-/* Compile with random weights to a .so, an object and a header, and build
+/* -O2 and -O3 run the same graph pipeline (the same --emit=ir) and LLVM at
+ * different levels (default<O2> / default<O3>, codegen Default /
+ * Aggressive), which gives different code (docs/passes.md). */
+static void test_O2_and_O3_differ_in_llvm_only(void **state) {
+  (void)state;
+  char *ir[2], *ll[2], *err = NULL;
+  for (int i = 0; i < 2; i++) {
+    char *level = i ? "-O3" : "-O2";
+    assert_int_equal(run((char *[]){TFXC_PATH, example_tfx, level, "--emit=ir", NULL}, &ir[i], &err), 0);
+    free(err);
+    assert_int_equal(
+        run((char *[]){TFXC_PATH, example_tfx, "--weights", "random", level, "--emit=llvm", NULL}, &ll[i], &err), 0);
+    free(err);
+  }
+  assert_string_equal(ir[0], ir[1]);
+  assert_true(strlen(ll[0]) > 1000 && strcmp(ll[0], ll[1]) != 0);
+  for (int i = 0; i < 2; i++) {
+    free(ir[i]);
+    free(ll[i]);
+  }
+}
+
+/* "generated" + sep + the first n reference greedy ids of stories260K
+ * (llama2.c's, tests/test_e2e.c) + "\n". */
+static void reference_line(const char *sep, int n, char *buf, size_t len) {
+  char path[4096];
+  int32_t ids[256];
+  assert_int_equal(tfx_test_read_ids(tfx_test_model_path("stories260K.greedy.ids", path, sizeof path), ids, 256), 256);
+  size_t used = (size_t)snprintf(buf, len, "generated%s", sep);
+  for (int i = 0; i < n; i++) used += (size_t)snprintf(buf + used, len - used, " %d", ids[i]);
+  snprintf(buf + used, len - used, "\n");
+}
+
+/* Runs argv and returns its stdout (exit status 0 asserted). */
+static char *stdout_of(char *const argv[]) {
+  char *out = NULL, *err = NULL;
+  int rc = run(argv, &out, &err);
+  if (rc != 0) fprintf(stderr, "%s: rc %d\nstdout: %s\nstderr: %s\n", argv[0], rc, out, err);
+  assert_int_equal(rc, 0);
+  free(err);
+  return out;
+}
+
+/* Compile the real stories260K to a .so, an object and a header, and build
  * the embedding example against the header: the program it makes runs the
- * model and prints the ids it generated. */
+ * model and prints the 16 ids it generated greedily, which must be
+ * llama2.c's; so must `tfxc run`'s greedy ids from the .so, and its sampled
+ * ids (temperature 1, top-p 0.9, seed 9) must be the same on a second run. */
 static void test_header_and_object_link_into_an_app(void **state) {
   (void)state;
+  char model_bin[4096], want[4096];
+  tfx_test_model_path("stories260K.bin", model_bin, sizeof model_bin);
+  if (access(model_bin, R_OK) != 0) fail_msg("the real model is missing: %s (set TFX_MODELS_DIR)", model_bin);
   char *dir = tfx_test_tmpdir();
   char so[4096], obj[4096], hdr[4096], app[4096], inc[4200], app_src[4200], rt[4200];
   snprintf(so, sizeof so, "%s/m.so", dir);
@@ -99,7 +148,7 @@ static void test_header_and_object_link_into_an_app(void **state) {
   snprintf(inc, sizeof inc, "-I%s/include", TFX_SOURCE_DIR);
   snprintf(app_src, sizeof app_src, "%s/examples/embed/main.c", TFX_SOURCE_DIR);
   snprintf(rt, sizeof rt, "%s/libtfxrt.a", TFX_BINARY_DIR);
-  expect((char *[]){TFXC_PATH, example_tfx, "--weights", "random:3", "-c", "-o", obj, "--emit-header", hdr, NULL}, 0,
+  expect((char *[]){TFXC_PATH, example_tfx, "--weights", model_bin, "-c", "-o", obj, "--emit-header", hdr, NULL}, 0,
          NULL, NULL);
   char *h = tfx_test_read_file(hdr, NULL);
   assert_non_null(h);
@@ -116,9 +165,24 @@ static void test_header_and_object_link_into_an_app(void **state) {
   expect((char *[]){"/usr/bin/cc", "-std=c11", "-O1", SANITIZE_ARG inc, incdir, "-o", app, app_src, obj, rt, "-lffi",
                     "-lpthread", "-ldl", "-lm", NULL},
          0, NULL, NULL);
-  expect((char *[]){app, NULL}, 0, "generated", NULL);
-  expect((char *[]){TFXC_PATH, example_tfx, "--weights", "random:3", "-o", so, NULL}, 0, NULL, NULL);
-  expect((char *[]){TFXC_PATH, "run", so, "-n", "5", "--seed", "9", NULL}, 0, "generated", NULL);
+  char *out = stdout_of((char *[]){app, NULL});
+  reference_line(":", 16, want, sizeof want);
+  assert_string_equal(out, want);
+  free(out);
+  expect((char *[]){TFXC_PATH, example_tfx, "--weights", model_bin, "-o", so, NULL}, 0, NULL, NULL);
+  out = stdout_of((char *[]){TFXC_PATH, "run", so, "-n", "5", "--temperature", "0", NULL});
+  reference_line(" 5 tokens:", 5, want, sizeof want);
+  assert_string_equal(out, want);
+  free(out);
+  char *sampled = stdout_of((char *[]){TFXC_PATH, "run", so, "-n", "5", "--seed", "9", NULL});
+  int ids[5];
+  assert_int_equal(sscanf(sampled, "generated 5 tokens: %d %d %d %d %d", &ids[0], &ids[1], &ids[2], &ids[3], &ids[4]),
+                   5);
+  for (int i = 0; i < 5; i++) assert_true(ids[i] >= 0 && ids[i] < 512);
+  out = stdout_of((char *[]){TFXC_PATH, "run", so, "-n", "5", "--seed", "9", NULL});
+  assert_string_equal(out, sampled);
+  free(out);
+  free(sampled);
   tfx_test_rmdir(dir);
   free(dir);
 }
@@ -130,6 +194,7 @@ int main(void) {
       cmocka_unit_test(test_usage_errors_exit_2),
       cmocka_unit_test(test_compile_errors_exit_1),
       cmocka_unit_test(test_emit_ir_prints_the_graph),
+      cmocka_unit_test(test_O2_and_O3_differ_in_llvm_only),
       cmocka_unit_test(test_header_and_object_link_into_an_app),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,101 +35,16 @@
 #include "../include/tfx/jit.h"
 #include "../passes/passes.h"
 #include "support/graphs.h"
+#include "support/jit_harness.h"
 #include "support/testutil.h"
 #include "tfx/tfx.h"
 
-#define TOL 1e-4
 
-/* ---- the IR harness: interpreter vs JIT ---- */
+/* ---- the IR harness: interpreter vs JIT (tests/support/jit_harness.c) ---- */
 
-static void release_jit(void *m) { tfx_backend_jit_free(m); }
-
-static tfx_model *jit_model(tfx_tg *t, int opt_level) {
-  tfx_target_options o = {.opt_level = opt_level};
-  tfx_jit_module *jm = NULL;
-  const tfx_model_desc *desc = NULL;
-  char err[512] = "";
-  if (tfx_backend_jit(t->g, &o, &jm, &desc, err, sizeof err)) {
-    fprintf(stderr, "tfx_backend_jit: %s\n", err);
-    return NULL;
-  }
-  tfx_model *m = NULL;
-  int rc = tfx_model_from_descriptor(desc, t->blob, release_jit, jm, &m);
-  if (rc != TFX_OK) {
-    fprintf(stderr, "tfx_model_from_descriptor: %s\n", tfx_error_message(rc));
-    tfx_backend_jit_free(jm);
-    return NULL;
-  }
-  return m;
-}
-
-/* Checks got against ref: max |err| <= TOL * max(1, max |ref|). */
-static void check_close(const float *ref, const float *got, size_t n, size_t width, const char *what, int call) {
-  double maxref = 1.0, diff = 0.0;
-  size_t worst = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (fabs(ref[i]) > maxref) maxref = fabs(ref[i]);
-    double e = fabs((double)ref[i] - (double)got[i]);
-    if (!(e <= diff)) {
-      diff = e;
-      worst = i;
-    }
-  }
-  if (!(diff <= TOL * maxref))
-    fail_msg("%s: call %d: max |err| = %g at [%zu, %zu] (jit %g, ref %g), allowed %g", what, call, diff, worst / width,
-             worst % width, got[worst], ref[worst], TOL * maxref);
-}
-
-/* Runs calls of ns[c] rows on the interpreter and the model (one session);
- * models without a KV cache run at position 0, so the interpreter is reset
- * before each of their calls. */
-static void compare_runs(tfx_tg *t, tfx_model *m, const int *ns, int n_calls, float in_scale, const char *what) {
-  const tfx_model_desc *d = tfx_model_descriptor(m);
-  tfx_interp *it = tfx_interp_new(t->g, t->blob);
-  assert_non_null(it);
-  tfx_session *s = NULL;
-  tfx_session_options so = {.threads = 2};
-  assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
-  uint64_t rng = 99;
-  for (int c = 0; c < n_calls; c++) {
-    int n = ns[c];
-    size_t ow = (size_t)d->output_width;
-    float *ref = calloc((size_t)n * ow, sizeof(float)), *out = calloc((size_t)n * ow, sizeof(float));
-    int32_t *tok = calloc((size_t)n, sizeof(int32_t));
-    float *x = calloc((size_t)n * (size_t)d->input_width, sizeof(float));
-    assert_true(ref && out && tok && x);
-    for (int i = 0; i < n && d->vocab > 0; i++)
-      tok[i] = (int32_t)(((rng = rng * 6364136223846793005ull + 1) >> 33) % (uint64_t)d->vocab);
-    for (int i = 0; i < n * d->input_width; i++) x[i] = in_scale * tfx_tg_rand(t);
-    if (!d->has_kv_cache) tfx_interp_reset(it);
-    char err[256];
-    const void *input = d->input_kind == TFX_INPUT_TOKENS ? (const void *)tok : (const void *)x;
-    if (tfx_interp_forward(it, input, n, ref, err, sizeof err)) fail_msg("%s: interpreter: %s", what, err);
-    int rc = d->input_kind == TFX_INPUT_TOKENS ? tfx_forward_ex(s, tok, n, out, 0) : tfx_forward_f32(s, x, n, out);
-    assert_int_equal(rc, TFX_OK);
-    check_close(ref, out, (size_t)n * ow, ow, what, c);
-    free(ref);
-    free(out);
-    free(tok);
-    free(x);
-  }
-  tfx_session_free(s);
-  tfx_interp_free(it);
-}
-
+/* Token inputs come from a generator seeded with 99 in every run. */
 static void check_graph_calls(tfx_tg *t, const int *ns, int n_calls, float in_scale, const char *what) {
-  char err[256];
-  if (tfx_pass_plan_memory(t->g, err, sizeof err)) fail_msg("%s: plan: %s", what, err);
-  if (tfx_verify(t->g, 0, err, sizeof err)) fail_msg("%s: verify: %s", what, err);
-  static const int levels[2] = {0, 3};
-  for (int i = 0; i < 2; i++) {
-    char label[160];
-    snprintf(label, sizeof label, "%s -O%d", what, levels[i]);
-    tfx_model *m = jit_model(t, levels[i]);
-    if (!m) fail_msg("%s: JIT failed", label);
-    compare_runs(t, m, ns, n_calls, in_scale, label);
-    tfx_model_close(m);
-  }
+  tfx_tg_check_levels(t, ns, n_calls, &(tfx_tg_run_opts){.in_scale = in_scale, .tok_seed = 99}, what);
 }
 
 static const int k_calls[] = {7, 1, 4, 16, 3};
@@ -338,7 +253,7 @@ static void check_route(tfx_tg *t, const float *logits, int n, const float *want
       fail_msg("interpreter route[%d][%d] = %g, expected %g", i / (2 * k), i % (2 * k), got[i], want[i]);
   tfx_interp_free(it);
   if (!t->g->arena_bytes) assert_int_equal(tfx_pass_plan_memory(t->g, err, sizeof err), 0);
-  tfx_model *m = jit_model(t, 3);
+  tfx_model *m = tfx_tg_jit_model(t, 3);
   assert_non_null(m);
   tfx_session *s = NULL;
   assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
@@ -565,11 +480,11 @@ static void run_src_case(const src_case *c, int opt) {
   tfx_session_options so = {.threads = 2};
   assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
   assert_int_equal(tfx_forward_f32(s, x, T, got), TFX_OK);
-  check_close(ref, got, out_n, (size_t)c->out_cols, label, 0);
+  tfx_tg_check_close(ref, got, out_n, (size_t)c->out_cols, label, 0);
   if (c->causal) {
     tfx_session_reset(s);
     for (int t = 0; t < T; t++) assert_int_equal(tfx_forward_f32(s, x + t * D, 1, got + t * c->out_cols), TFX_OK);
-    check_close(ref, got, out_n, (size_t)c->out_cols, label, 1);
+    tfx_tg_check_close(ref, got, out_n, (size_t)c->out_cols, label, 1);
   }
   tfx_session_free(s);
   tfx_model_close(m);
