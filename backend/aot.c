@@ -118,8 +118,9 @@ int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t 
     goto done;
   }
   LLVMDisposeMessage(msg);
-  tfx_cg_aot_free(&a); /* free LLVM's memory before the (possibly large) blob */
-  if (tfx_cg_write_blob_object(blob, WEIGHTS_SYMBOL, weights, weights_bytes, err, errlen)) goto done;
+  tfx_cg_elf_id elf = a.t.elf; /* the blob's object is for the code's machine */
+  tfx_cg_aot_free(&a);         /* free LLVM's memory before the (possibly large) blob */
+  if (tfx_cg_write_blob_object(blob, &elf, WEIGHTS_SYMBOL, weights, weights_bytes, err, errlen)) goto done;
   char *argv[] = {"ld", "-r", "-o", (char *)obj_path, code, blob, NULL};
   rc = tfx_cg_run(argv, err, errlen);
 done:

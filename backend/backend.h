@@ -19,6 +19,11 @@ typedef struct tfx_target_options {
 
 typedef enum { TFX_EMIT_LLVM_IR, TFX_EMIT_ASM } tfx_emit_kind;
 
+/* The packed weight layout the target's kernels read (its target
+ * description's, backend/target.c): what the passes must pack weights in
+ * (tfx_pass_options.pack) for a graph compiled for o. */
+int tfx_backend_pack_layout(const tfx_target_options *o, tfx_pack_layout *out, char *err, size_t errlen);
+
 /* Prints the optimized module as LLVM IR or assembly. */
 int tfx_backend_emit_text(const tfx_graph *g, const tfx_target_options *o, tfx_emit_kind kind, FILE *out,
                           char *err, size_t errlen);

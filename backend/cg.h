@@ -43,11 +43,48 @@ typedef struct tfx_cg_kernel {
  * elements runs inline on the calling thread: the fork/join would cost more. */
 #define TFX_CG_INLINE_WORK ((int64_t)1 << 17)
 
-/* The resolved target: triple, cpu, features and what the kernels use. */
+/* The target description (target.c): the triple, cpu and LLVM feature
+ * string compiled for, and everything the kernels and the object writer
+ * assume about the machine, derived once from them. Kernels read it here
+ * instead of guessing from the vector width. */
+/* int8 dot-product instructions (tfx_cg_target.i8dot, a bit set) */
+enum {
+  TFX_CG_I8_MADDUBS = 1, /* x86 pmaddubsw at the vector width (SSSE3 xmm, AVX2 ymm, AVX512BW zmm) */
+  TFX_CG_I8_AVXVNNI = 2, /* x86 AVX-VNNI vpdpbusd ymm */
+  TFX_CG_I8_VNNI512 = 4, /* x86 AVX512_VNNI vpdpbusd zmm */
+  TFX_CG_I8_SDOT = 8     /* AArch64 sdot/udot (dotprod) */
+};
+typedef struct tfx_cg_tile {
+  int mr, mr_rem; /* rows of x of the main tile and of the remainder tile */
+  int cols;       /* output columns of a tile (a multiple of the width) */
+} tfx_cg_tile;
+/* The ELF identity of the objects LLVM writes for a target, read from an
+ * object LLVM emits (never written by hand); machine 0: LLVM's objects for
+ * the target are not 64-bit little-endian ELF. */
+typedef struct tfx_cg_elf_id {
+  uint16_t machine; /* e_machine: EM_X86_64, EM_AARCH64, ... */
+  uint32_t flags;   /* e_flags (the ABI bits of RISC-V, MIPS, ...) */
+  uint8_t osabi;    /* e_ident[EI_OSABI] */
+} tfx_cg_elf_id;
 typedef struct tfx_cg_target {
   char *triple, *cpu, *features; /* malloc'd */
+  const char *arch;              /* LLVM's target name: "x86-64", "aarch64" */
   int width;                     /* floats per vector: 16, 8 or 4 */
+  int vregs;                     /* vector registers of that width */
   int has_fma;
+  unsigned i8dot; /* TFX_CG_I8_* */
+  int has_bf16;   /* bf16 dot products: x86 AVX512_BF16 (vdpbf16ps), AArch64 BF16 (bfdot) */
+  /* the micro-kernel's register tiles (k_microkernel.c): [0] plain, [1] GLU
+   * (gate and up accumulators per column) */
+  tfx_cg_tile mk[2];
+  /* the flash attention's tile (k_flash_attention.c): query rows (the
+   * vector width: the kernel vectorizes across them), keys per group (its
+   * score accumulators), head-dimension chunk */
+  struct {
+    int rows, keys, dims;
+  } flash;
+  tfx_pack_layout pack; /* the packed weight layout the linear kernels read */
+  tfx_cg_elf_id elf;    /* the objects' machine (elf_blob.c writes the weights with it) */
   int opt_level;
 } tfx_cg_target;
 
@@ -101,7 +138,14 @@ int tfx_cg_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((f
 /* ---- target.c ---- */
 /* One-time, thread-safe initialization of LLVM's native target. */
 int tfx_cg_init_llvm(char *err, size_t errlen);
+/* The description of the host (or o->cpu / o->features on the host's triple). */
 int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *err, size_t errlen);
+/* The description of any triple LLVM has a target for (its target must be
+ * initialized: the native one is by tfx_cg_init_llvm): copies triple, cpu and
+ * features (NULL: "") into t and derives the rest; -1 with a message when
+ * LLVM has no such target or tfxc cannot describe its architecture. */
+int tfx_cg_target_describe(tfx_cg_target *t, const char *triple, const char *cpu, const char *features, int opt_level,
+                           char *err, size_t errlen);
 void tfx_cg_target_free(tfx_cg_target *t);
 /* A target machine for t; pic selects position-independent code, jit the
  * JIT code model. */
@@ -329,7 +373,7 @@ int tfx_cg_emit_moe_down(tfx_cg *cg, const tfx_node *n);
  * hooks wrap the inner product: the prologue transforms each x vector as it is
  * loaded; the epilogue receives each finished row of the panel (emitted once
  * per site, in a loop over the block's rows). */
-#define TFX_CG_LIN_NB 32
+#define TFX_CG_LIN_NB TFX_STATS_GROUP /* 32: the target description's pack.panel */
 #define TFX_CG_LIN_MR 4
 #define TFX_CG_GEMM_MAX_MR 16 /* rows of the largest micro-kernel tile */
 typedef struct tfx_cg_row {
@@ -447,9 +491,10 @@ void tfx_cg_aot_free(tfx_cg_aot *a);
 int tfx_cg_run(char *const argv[], char *err, size_t errlen);
 
 /* ---- elf_blob.c ---- */
-/* Writes a relocatable ELF64 x86-64 object holding `bytes` of data in one
- * SHF_ALLOC section aligned 64 and a global (hidden) STT_OBJECT `symbol`. */
-int tfx_cg_write_blob_object(const char *path, const char *symbol, const uint8_t *data, size_t bytes, char *err,
-                             size_t errlen);
+/* Writes a relocatable ELF64 little-endian object for the machine `elf`
+ * (the target description's) holding `bytes` of data in one SHF_ALLOC
+ * section aligned 64 and a global (hidden) STT_OBJECT `symbol`. */
+int tfx_cg_write_blob_object(const char *path, const tfx_cg_elf_id *elf, const char *symbol, const uint8_t *data,
+                             size_t bytes, char *err, size_t errlen);
 
 #endif

@@ -1,5 +1,7 @@
-/* backend/elf_blob.c — a minimal writer of relocatable ELF64 x86-64 objects
- * holding one blob of data: section .rodata.tfx_weights (SHT_PROGBITS,
+/* backend/elf_blob.c — a minimal writer of relocatable ELF64 little-endian
+ * objects for the target description's machine (tfx_cg_elf_id: e_machine,
+ * e_flags and OS ABI as LLVM writes them for the target) holding one blob of
+ * data: section .rodata.tfx_weights (SHT_PROGBITS,
  * SHF_ALLOC, 64-byte aligned), an empty .note.GNU-stack (non-executable
  * stack), and a global hidden STT_OBJECT symbol naming the blob. The data is
  * streamed to the file, never copied or handed to LLVM. */
@@ -22,9 +24,13 @@ static int pad_to(FILE *f, uint64_t *off, uint64_t align) {
   return 0;
 }
 
-int tfx_cg_write_blob_object(const char *path, const char *symbol, const uint8_t *data, size_t bytes, char *err,
-                             size_t errlen) {
+int tfx_cg_write_blob_object(const char *path, const tfx_cg_elf_id *elf, const char *symbol, const uint8_t *data,
+                             size_t bytes, char *err, size_t errlen) {
   if (bytes > 0 && !data) return tfx_cg_errf(err, errlen, "backend: no weights data to write");
+  if (!elf || elf->machine == EM_NONE)
+    return tfx_cg_errf(err, errlen,
+                       "backend: the target's objects are not 64-bit little-endian ELF; tfxc writes the weights "
+                       "only into such objects");
   /* string tables */
   char strtab[256];
   size_t sym_len = strlen(symbol);
@@ -59,9 +65,10 @@ int tfx_cg_write_blob_object(const char *path, const char *symbol, const uint8_t
   eh.e_ident[EI_CLASS] = ELFCLASS64;
   eh.e_ident[EI_DATA] = ELFDATA2LSB;
   eh.e_ident[EI_VERSION] = EV_CURRENT;
-  eh.e_ident[EI_OSABI] = ELFOSABI_SYSV;
+  eh.e_ident[EI_OSABI] = elf->osabi;
   eh.e_type = ET_REL;
-  eh.e_machine = EM_X86_64;
+  eh.e_machine = elf->machine;
+  eh.e_flags = elf->flags;
   eh.e_version = EV_CURRENT;
   eh.e_shoff = off_sh;
   eh.e_ehsize = sizeof(Elf64_Ehdr);

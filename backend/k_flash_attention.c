@@ -25,10 +25,11 @@
 
 #include "cg.h"
 
-/* Keys per group: the score accumulators (16 of 32 zmm, 8 of 16 ymm/xmm). */
-static int key_group(const tfx_cg *cg) { return cg->W >= 16 ? 16 : 8; }
+/* Keys per group: the score accumulators (the target description's: 16 of
+ * 32 zmm, 8 of 16 ymm/xmm). */
+static int key_group(const tfx_cg *cg) { return cg->tgt->flash.keys; }
 /* Output dims per chunk of the P.V update (its accumulators). */
-static int dim_chunk(const tfx_cg *cg) { return cg->W >= 16 ? 8 : 4; }
+static int dim_chunk(const tfx_cg *cg) { return cg->tgt->flash.dims; }
 
 static LLVMValueRef iota(tfx_cg *cg) {
   LLVMValueRef lanes[64];

@@ -302,15 +302,14 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
   int64_t parts = snode && snode->fx.index == 1 ? (nlen + TFX_STATS_GROUP - 1) / TFX_STATS_GROUP : 0;
   if (fx->stats_out && (sout = tfx_fl_stats_node(g, n->id)) < 0)
     return tfx_cg_fail(cg, "backend: %%%d (fused_linear): writes statistics no norm_stats reads", n->id);
-  if (TFX_STATS_GROUP != TFX_CG_LIN_NB)
-    return tfx_cg_fail(cg, "backend: statistics groups (%d) must be the panel width (%d)", TFX_STATS_GROUP,
-                       TFX_CG_LIN_NB);
   if (w->op != TFX_OP_PARAM)
     return tfx_cg_fail(cg, "backend: %%%d (fused_linear): the weight %%%d (%s) is not a parameter", n->id, w->id,
                        tfx_op_name(w->op));
-  if (packed && (w->fx.panel != TFX_CG_LIN_NB || w->fx.kc != 1))
-    return tfx_cg_fail(cg, "backend: %%%d (fused_linear): packed layout panel%dx%d is not the kernel's (panel%dx1)",
-                       n->id, w->fx.panel, w->fx.kc, TFX_CG_LIN_NB);
+  if (packed && (w->fx.panel != cg->tgt->pack.panel || w->fx.kc != cg->tgt->pack.kc))
+    return tfx_cg_fail(cg,
+                       "backend: %%%d (fused_linear): packed layout panel%dx%d is not the target's (panel%dx%d: "
+                       "pass tfx_backend_pack_layout to the passes)",
+                       n->id, w->fx.panel, w->fx.kc, cg->tgt->pack.panel, cg->tgt->pack.kc);
   tfx_cg_gemm G = {.n = n,
                    .K = K,
                    .R = R,

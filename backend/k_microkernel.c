@@ -8,10 +8,10 @@
  * registers for the whole reduction. For each k the tile loads its weight
  * vectors once and broadcasts x[row][k] of each row into FMAs (an outer
  * product: no horizontal reductions, ~1 load per mr FMAs). The tile sizes
- * come from the target's register file (tfx_cg_mk_shape_for): 12 x 32 on
- * AVX-512 (24 accumulators of 32 zmm), 6 x 2W with 16 registers (6 x 16 on
- * AVX2, 6 x 8 on SSE: 12 accumulators); GLU tiles read gate and up columns,
- * 6 x 32 on AVX-512 and 6 x W otherwise.
+ * are the target description's (tfx_cg_target.mk, from its register file:
+ * 12 x 32 on AVX-512 (24 accumulators of 32 zmm), 6 x 2W with 16 registers
+ * (6 x 16 on AVX2, 6 x 8 on SSE: 12 accumulators); GLU tiles read gate and up
+ * columns, 6 x 32 on AVX-512 and 6 x W otherwise).
  * One row (decode) keeps two independent accumulator sets so the FMA latency
  * does not bound the weight stream, and, with schedule { prefetch = N },
  * prefetches the panel N bytes ahead (llvm.prefetch, one per 64-byte line;
@@ -34,13 +34,8 @@
 #define UNROLL 4
 
 tfx_cg_mk_shape tfx_cg_mk_shape_for(const tfx_cg *cg, int glu) {
-  int regs = cg->W >= 16 ? 32 : 16;        /* zmm0-31 with AVX-512, else 16 ymm / xmm */
-  int nv = glu && regs < 32 ? 1 : 2;       /* vectors of columns per tile */
-  int per_row = glu ? 2 * nv : nv;         /* accumulators per row */
-  int mr = (regs - 2 - per_row) / per_row; /* room for the weight vectors and a broadcast */
-  if (mr > 12) mr = 12;
-  if (mr < 1) mr = 1;
-  tfx_cg_mk_shape s = {mr, mr / 3 > 0 ? mr / 3 : 1, nv * cg->W};
+  const tfx_cg_tile *t = &cg->tgt->mk[glu != 0];
+  tfx_cg_mk_shape s = {t->mr, t->mr_rem, t->cols};
   return s;
 }
 

@@ -1,7 +1,17 @@
-/* backend/target.c — target selection: LLVM's one-time native target
+/* backend/target.c — the target description: LLVM's one-time native target
  * initialization (pthread_once), the triple/cpu/features to compile for (the
- * host by default), the vector width the kernels use (16 floats with
- * AVX-512F, 8 with AVX, else 4) and FMA availability, and target machines. */
+ * host by default), and everything derived from them that the kernels and the
+ * object writer assume (tfx_cg_target in cg.h): vector width and register
+ * count, FMA, int8 dot-product and bf16 instructions, the micro-kernel's and
+ * the flash attention's tile shapes, the packed weight layout, and the ELF
+ * identity of the objects LLVM writes; and target machines.
+ *
+ * Features come from LLVM's feature string: the host's
+ * (LLVMGetHostCPUFeatures, complete) or the one given with the cpu. LLVM's C
+ * API cannot expand a named cpu (--mcpu NAME) into its features, so for a
+ * named x86 cpu the features it implies are listed here (x86_levels) and the
+ * given feature string is applied over them. */
+#include <elf.h>
 #include <llvm-c/Target.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -38,81 +48,229 @@ static int feature_on(const char *features, const char *name) {
   return on; /* 1 on, 0 off, -1 not mentioned */
 }
 
-/* Vector ISA implied by a CPU name when no feature list is given. */
-static void cpu_isa(const char *cpu, int *avx512, int *avx, int *fma) {
-  static const char *const v4[] = {"skylake-avx512",
-                                   "cascadelake",
-                                   "cooperlake",
-                                   "cannonlake",
-                                   "icelake-client",
-                                   "icelake-server",
-                                   "tigerlake",
-                                   "rocketlake",
-                                   "sapphirerapids",
-                                   "graniterapids",
-                                   "emeraldrapids",
-                                   "znver4",
-                                   "znver5",
-                                   "x86-64-v4",
-                                   "knl",
-                                   "knm",
-                                   NULL};
-  static const char *const v3[] = {"haswell",   "broadwell", "skylake",   "alderlake", "raptorlake", "meteorlake",
-                                   "arrowlake", "lunarlake", "gracemont", "znver1",    "znver2",     "znver3",
-                                   "x86-64-v3", "bdver2",    "bdver3",    "bdver4",    NULL};
-  static const char *const avx_only[] = {"sandybridge", "ivybridge", "bdver1", "btver2", NULL};
-  *avx512 = *avx = *fma = 0;
-  for (int i = 0; v4[i]; i++)
-    if (!strcmp(cpu, v4[i])) *avx512 = *avx = *fma = 1;
-  for (int i = 0; v3[i]; i++)
-    if (!strcmp(cpu, v3[i])) *avx = *fma = 1;
-  for (int i = 0; avx_only[i]; i++)
-    if (!strcmp(cpu, avx_only[i])) *avx = 1;
+/* ---- x86-64 ---- */
+
+/* The vector features a named x86 cpu implies (LLVM 19's X86TargetParser),
+ * for the names whose vector ISA goes beyond SSE2. */
+typedef struct {
+  const char *features;
+  const char *const *cpus;
+} x86_level;
+
+static const char *const amx_cpus[] = {
+    "sapphirerapids", "emeraldrapids", "graniterapids", "graniterapids-d", "graniterapids_d", "znver5", NULL};
+static const char *const bf16_cpus[] = {"cooperlake", "znver4", NULL};
+static const char *const vnni512_cpus[] = {"cascadelake",    "icelake-client", "icelake-server", "icelake_client",
+                                           "icelake_server", "tigerlake",      "rocketlake",     NULL};
+static const char *const avx512_cpus[] = {"skylake-avx512", "skylake_avx512", "skx", "cannonlake", "x86-64-v4", NULL};
+static const char *const knl_cpus[] = {"knl", "knm", "mic_avx512", NULL};
+static const char *const avxvnni_cpus[] = {
+    "alderlake", "raptorlake",  "meteorlake",   "arrowlake",  "arrowlake-s",      "arrowlake_s", "lunarlake",
+    "gracemont", "pantherlake", "sierraforest", "grandridge", "clearwaterforest", NULL};
+static const char *const avx2_cpus[] = {"haswell",
+                                        "broadwell",
+                                        "skylake",
+                                        "core-avx2",
+                                        "core_4th_gen_avx",
+                                        "core_4th_gen_avx_tsx",
+                                        "core_5th_gen_avx",
+                                        "core_5th_gen_avx_tsx",
+                                        "znver1",
+                                        "znver2",
+                                        "znver3",
+                                        "x86-64-v3",
+                                        NULL};
+static const char *const avx_fma_cpus[] = {"bdver2", "bdver3", "bdver4", NULL};
+static const char *const avx_cpus[] = {"sandybridge",      "ivybridge", "core-avx-i", "corei7-avx", "core_2nd_gen_avx",
+                                       "core_3rd_gen_avx", "bdver1",    "btver2",     NULL};
+static const char *const ssse3_cpus[] = {
+    "x86-64-v2",  "core2", "penryn",   "nehalem",       "westmere",      "corei7",  "core_i7_sse4_2", "atom", "bonnell",
+    "silvermont", "slm",   "goldmont", "goldmont-plus", "goldmont_plus", "tremont", "btver1",         NULL};
+
+#define AVX512_BASE "+avx,+avx2,+fma,+ssse3,+avx512f"
+static const x86_level x86_levels[] = {
+    {AVX512_BASE ",+avx512bw,+avx512vnni,+avx512bf16,+avxvnni", amx_cpus},
+    {AVX512_BASE ",+avx512bw,+avx512vnni,+avx512bf16", bf16_cpus},
+    {AVX512_BASE ",+avx512bw,+avx512vnni", vnni512_cpus},
+    {AVX512_BASE ",+avx512bw", avx512_cpus},
+    {AVX512_BASE, knl_cpus},
+    {"+avx,+avx2,+fma,+ssse3,+avxvnni", avxvnni_cpus},
+    {"+avx,+avx2,+fma,+ssse3", avx2_cpus},
+    {"+avx,+fma,+ssse3", avx_fma_cpus},
+    {"+avx,+ssse3", avx_cpus},
+    {"+ssse3", ssse3_cpus},
+};
+
+static const char *x86_implied(const char *cpu) {
+  for (size_t l = 0; l < sizeof x86_levels / sizeof x86_levels[0]; l++)
+    for (int i = 0; x86_levels[l].cpus[i]; i++)
+      if (!strcmp(cpu, x86_levels[l].cpus[i])) return x86_levels[l].features;
+  return "";
+}
+
+/* A feature as the given list says, else as the cpu implies, else off. */
+static int x86_feature(const char *features, const char *implied, const char *name) {
+  int f = feature_on(features, name);
+  if (f < 0) f = feature_on(implied, name);
+  return f > 0;
+}
+
+static void describe_x86(tfx_cg_target *t) {
+  const char *fs = t->features, *im = x86_implied(t->cpu);
+  int avx512 = x86_feature(fs, im, "avx512f"), avx = x86_feature(fs, im, "avx"), fma = x86_feature(fs, im, "fma");
+  if (feature_on(fs, "avx2") == 1) avx = 1;
+  /* LLVM: avx512f implies avx2 and fma; turning avx off turns avx512f off */
+  if (feature_on(fs, "avx") == 0) avx512 = 0;
+  if (avx512) avx = fma = 1;
+  int avx2 = avx && (avx512 || x86_feature(fs, im, "avx2"));
+  t->width = avx512 ? 16 : avx ? 8 : 4;
+  t->vregs = avx512 ? 32 : 16; /* zmm0-31, else ymm0-15 / xmm0-15 */
+  t->has_fma = fma;
+  int maddubs = avx512 ? x86_feature(fs, im, "avx512bw") : avx ? avx2 : x86_feature(fs, im, "ssse3");
+  t->i8dot = (maddubs ? TFX_CG_I8_MADDUBS : 0) | (avx2 && x86_feature(fs, im, "avxvnni") ? TFX_CG_I8_AVXVNNI : 0) |
+             (avx512 && x86_feature(fs, im, "avx512vnni") ? TFX_CG_I8_VNNI512 : 0);
+  t->has_bf16 = avx512 && x86_feature(fs, im, "avx512bf16");
+}
+
+/* ---- AArch64: NEON (SVE is not used) ---- */
+
+static void describe_aarch64(tfx_cg_target *t) {
+  t->width = 4;
+  t->vregs = 32; /* v0-v31 */
+  t->has_fma = 1;
+  t->i8dot = feature_on(t->features, "dotprod") == 1 ? TFX_CG_I8_SDOT : 0;
+  t->has_bf16 = feature_on(t->features, "bf16") == 1;
+}
+
+/* ---- what the kernels derive from the registers ---- */
+
+/* The micro-kernel's tile: per row of x, 2 vectors of columns (1 for GLU
+ * with 16 registers); rows to fill the registers, leaving room for the
+ * weight vectors and a broadcast: 12 x 32 on AVX-512 (24 accumulators of 32
+ * zmm), 6 x 2W with 16 registers; GLU 6 x 32 on AVX-512, 6 x W otherwise. */
+static tfx_cg_tile mk_tile(int regs, int width, int glu) {
+  int nv = glu && regs < 32 ? 1 : 2;       /* vectors of columns per tile */
+  int per_row = glu ? 2 * nv : nv;         /* accumulators per row */
+  int mr = (regs - 2 - per_row) / per_row; /* room for the weight vectors and a broadcast */
+  if (mr > 12) mr = 12;
+  if (mr < 1) mr = 1;
+  return (tfx_cg_tile){mr, mr / 3 > 0 ? mr / 3 : 1, nv * width};
+}
+
+/* The ELF identity of the objects LLVM writes for t: an empty module
+ * emitted by LLVM, its header read back. */
+static int elf_identity(tfx_cg_target *t, char *err, size_t errlen) {
+  LLVMTargetMachineRef tm = tfx_cg_target_machine(t, 1, 0, err, errlen);
+  if (!tm) return -1;
+  LLVMContextRef ctx = LLVMContextCreate();
+  LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("tfx_elf_probe", ctx);
+  LLVMSetTarget(mod, t->triple);
+  LLVMMemoryBufferRef buf = NULL;
+  char *msg = NULL;
+  int rc = 0;
+  if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, &buf)) {
+    rc = tfx_cg_errf(err, errlen, "backend: LLVM cannot write objects for %s: %s", t->triple, msg ? msg : "?");
+  } else {
+    const unsigned char *p = (const unsigned char *)LLVMGetBufferStart(buf);
+    Elf64_Ehdr eh;
+    memset(&t->elf, 0, sizeof t->elf);
+    if (LLVMGetBufferSize(buf) >= sizeof eh && !memcmp(p, ELFMAG, SELFMAG) && p[EI_CLASS] == ELFCLASS64 &&
+        p[EI_DATA] == ELFDATA2LSB) {
+      memcpy(&eh, p, sizeof eh);
+      t->elf.machine = eh.e_machine;
+      t->elf.flags = eh.e_flags;
+      t->elf.osabi = p[EI_OSABI];
+    }
+    LLVMDisposeMemoryBuffer(buf);
+  }
+  LLVMDisposeMessage(msg);
+  LLVMDisposeModule(mod);
+  LLVMContextDispose(ctx);
+  LLVMDisposeTargetMachine(tm);
+  return rc;
+}
+
+int tfx_cg_target_describe(tfx_cg_target *t, const char *triple, const char *cpu, const char *features, int opt_level,
+                           char *err, size_t errlen) {
+  memset(t, 0, sizeof *t);
+  if (opt_level < 0 || opt_level > 3)
+    return tfx_cg_errf(err, errlen, "backend: optimization level %d is not in 0..3", opt_level);
+  t->opt_level = opt_level;
+  t->triple = strdup(triple ? triple : "");
+  t->cpu = strdup(cpu ? cpu : "");
+  t->features = strdup(features ? features : "");
+  if (!t->triple || !t->cpu || !t->features) {
+    tfx_cg_target_free(t);
+    return tfx_cg_errf(err, errlen, "backend: out of memory");
+  }
+  LLVMTargetRef target;
+  char *msg = NULL;
+  if (LLVMGetTargetFromTriple(t->triple, &target, &msg)) {
+    tfx_cg_errf(err, errlen, "backend: LLVM has no target for '%s': %s", t->triple, msg ? msg : "?");
+    LLVMDisposeMessage(msg);
+    tfx_cg_target_free(t);
+    return -1;
+  }
+  LLVMDisposeMessage(msg);
+  t->arch = LLVMGetTargetName(target);
+  if (!strcmp(t->arch, "x86-64")) {
+    describe_x86(t);
+  } else if (!strcmp(t->arch, "aarch64")) {
+    describe_aarch64(t);
+  } else {
+    tfx_cg_errf(err, errlen,
+                "backend: no target description for '%s' (LLVM target %s; tfxc describes x86-64 and aarch64)",
+                t->triple, t->arch);
+    tfx_cg_target_free(t);
+    return -1;
+  }
+  t->mk[0] = mk_tile(t->vregs, t->width, 0);
+  t->mk[1] = mk_tile(t->vregs, t->width, 1);
+  t->flash.rows = t->width;
+  /* the score accumulators: half the registers; the P.V chunk: a quarter
+   * (the kernel's arrays hold at most 16 and 8) */
+  t->flash.keys = t->vregs / 2 < 16 ? t->vregs / 2 : 16;
+  t->flash.dims = t->vregs / 4 < 8 ? t->vregs / 4 : 8;
+  t->pack = (tfx_pack_layout){.panel = TFX_CG_LIN_NB, .kc = 1}; /* the micro-kernel reads kc = 1 */
+  if (t->pack.panel % t->width || t->mk[0].cols > t->pack.panel || t->mk[1].cols > t->pack.panel ||
+      t->mk[0].mr > TFX_CG_GEMM_MAX_MR) {
+    tfx_cg_errf(err, errlen, "backend: internal error: the panel (%d) does not hold the tiles of width %d",
+                t->pack.panel, t->width);
+    tfx_cg_target_free(t);
+    return -1;
+  }
+  if (elf_identity(t, err, errlen)) {
+    tfx_cg_target_free(t);
+    return -1;
+  }
+  return 0;
 }
 
 int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *err, size_t errlen) {
   memset(t, 0, sizeof *t);
   if (tfx_cg_init_llvm(err, errlen)) return -1;
-  char *triple = LLVMGetDefaultTargetTriple();
-  t->triple = strdup(triple);
-  LLVMDisposeMessage(triple);
+  char *triple = LLVMGetDefaultTargetTriple(), *cpu = NULL, *feat = NULL;
+  int rc = -1;
   if (o && o->cpu) {
-    if (tfx_cg_cpu_check(t->triple, o->cpu, err, errlen)) {
-      free(t->triple);
-      t->triple = NULL;
-      return -1;
-    }
-    t->cpu = strdup(o->cpu);
-    t->features = strdup(o->features ? o->features : "");
+    if (!tfx_cg_cpu_check(triple, o->cpu, err, errlen))
+      rc = tfx_cg_target_describe(t, triple, o->cpu, o->features ? o->features : "", o->opt_level, err, errlen);
   } else {
-    char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
-    t->cpu = strdup(cpu);
-    t->features = strdup(o && o->features ? o->features : feat);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(feat);
+    cpu = LLVMGetHostCPUName();
+    feat = LLVMGetHostCPUFeatures();
+    rc = tfx_cg_target_describe(t, triple, cpu, o && o->features ? o->features : feat, o ? o->opt_level : 2, err,
+                                errlen);
   }
-  if (!t->triple || !t->cpu || !t->features) {
-    tfx_cg_target_free(t);
-    return tfx_cg_errf(err, errlen, "backend: out of memory");
-  }
-  t->opt_level = o ? o->opt_level : 2;
-  if (t->opt_level < 0 || t->opt_level > 3) {
-    int lvl = t->opt_level;
-    tfx_cg_target_free(t);
-    return tfx_cg_errf(err, errlen, "backend: optimization level %d is not in 0..3", lvl);
-  }
-  int avx512, avx, fma;
-  cpu_isa(t->cpu, &avx512, &avx, &fma);
-  int f;
-  if ((f = feature_on(t->features, "avx512f")) >= 0) avx512 = f;
-  if ((f = feature_on(t->features, "avx")) >= 0) avx = f;
-  if ((f = feature_on(t->features, "avx2")) == 1) avx = 1;
-  if ((f = feature_on(t->features, "fma")) >= 0) fma = f;
-  /* LLVM: avx512f implies avx2 and fma; turning avx off turns avx512f off */
-  if (feature_on(t->features, "avx") == 0) avx512 = 0;
-  if (avx512) avx = fma = 1;
-  t->width = avx512 ? 16 : avx ? 8 : 4;
-  t->has_fma = fma;
+  LLVMDisposeMessage(triple);
+  if (cpu) LLVMDisposeMessage(cpu);
+  if (feat) LLVMDisposeMessage(feat);
+  return rc;
+}
+
+int tfx_backend_pack_layout(const tfx_target_options *o, tfx_pack_layout *out, char *err, size_t errlen) {
+  tfx_cg_target t;
+  if (tfx_cg_target_resolve(o, &t, err, errlen)) return -1;
+  *out = t.pack;
+  tfx_cg_target_free(&t);
   return 0;
 }
 

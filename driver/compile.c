@@ -32,6 +32,12 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
     po.verify_each |= o->verify_passes;
     po.dump = o->dump;
   }
+  /* the packed layout is the target's (its description owns the panel width) */
+  if (tfx_backend_pack_layout(o ? o->target : NULL, &po.pack, err, sizeof err)) {
+    fprintf(diag, "%s: error: %s\n", path ? path : "<source>", err);
+    tfx_build_free(out);
+    return 1;
+  }
   if (!fo.no_weights) { /* weight transforms (concatenation, packing) rewrite the blob */
     po.weights = &out->weights.data;
     po.weights_size = &out->weights.size;

@@ -29,6 +29,9 @@ typedef struct tfx_build_options {
   int time_passes;
   int verify_passes;       /* verify after every pass (also TFX_VERIFY_PASSES=1, debug builds) */
   FILE *dump;              /* where printing and timing go; NULL: stderr */
+  /* the target the graph is compiled for (NULL: the host): the passes pack
+   * weights in its layout (tfx_backend_pack_layout) */
+  const tfx_target_options *target;
 } tfx_build_options;
 
 /* Frontend, then the -O pipeline. Returns 0, or the number of errors (all

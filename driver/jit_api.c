@@ -22,10 +22,10 @@ int tfx_jit_compile_source(const char *filename, const char *source, const tfx_c
   if (o->opt_level < 0 || o->opt_level > 3) return TFX_ERR_INVALID_ARGUMENT;
   FILE *diag = o->diagnostics ? o->diagnostics : stderr;
 
-  tfx_build_options bo = {.weights = o->weights, .opt_level = o->opt_level, .diag = diag};
+  tfx_target_options t = {.opt_level = o->opt_level, .cpu = o->cpu};
+  tfx_build_options bo = {.weights = o->weights, .opt_level = o->opt_level, .diag = diag, .target = &t};
   tfx_build b;
   if (tfx_build_source(filename, source, &bo, &b)) return TFX_ERR_COMPILE;
-  tfx_target_options t = {.opt_level = o->opt_level, .cpu = o->cpu};
   char err[1024] = "";
   int rc = tfx_build_jit(&b, &t, out, err, sizeof err);
   if (rc != TFX_OK) fprintf(diag, "%s: error: %s\n", filename ? filename : "<source>", err);

@@ -232,7 +232,9 @@ static int compile_main(int argc, char **argv) {
   if ((output && !output_dir_ok(output)) || (header && !output_dir_ok(header))) return EXIT_COMPILE;
 
   int only_ir = emit && strcmp(emit, "ir") == 0;
-  tfx_build_options bo = {.weights = weights,
+  tfx_target_options t = {.opt_level = opt, .cpu = cpu};
+  tfx_build_options bo = {.target = &t,
+                          .weights = weights,
                           .no_weights = only_ir && !weights,
                           .opt_level = opt,
                           .passes = passes,
@@ -245,7 +247,6 @@ static int compile_main(int argc, char **argv) {
 
   int rc = 0;
   char err[1024] = "";
-  tfx_target_options t = {.opt_level = opt, .cpu = cpu};
   if (only_ir) {
     tfx_print_graph(b.graph, stdout);
   } else if (stats) {

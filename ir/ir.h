@@ -361,6 +361,15 @@ unsigned tfx_fl_perm(const tfx_node *n);    /* segments with half-split RoPE (ke
  * K % kc columns follow as p rows of K % kc floats. Segments with a bit in
  * fx->perm store their rows in half-RoPE pair order (tfx_pair_pos). */
 int64_t tfx_packed_index(const tfx_fused *fx, int64_t R, int64_t K, int64_t r, int64_t k);
+/* The packed layout pack_weights gives weights (fx.panel, fx.kc above). It
+ * belongs to the target: the backend's target description says which layout
+ * its kernels read (tfx_backend_pack_layout) and the driver hands it to the
+ * passes (tfx_pass_options.pack). Pipelines run without a target use
+ * tfx_pass_options_init's default, the layout of every current target. */
+typedef struct tfx_pack_layout {
+  int panel; /* weight rows (output columns) per panel */
+  int kc;    /* floats per chunk of K inside a panel (1: for each k the panel's rows are contiguous) */
+} tfx_pack_layout;
 /* Half-split RoPE pair order of a head of hd rows, rd rotated: the stored
  * position of row i, and the row stored at position q. */
 int64_t tfx_pair_pos(int64_t i, int hd, int rd);

@@ -57,6 +57,7 @@ const char *tfx_pass_pipeline(int opt_level) { return opt_level >= 0 && opt_leve
 void tfx_pass_options_init(tfx_pass_options *o, int opt_level) {
   memset(o, 0, sizeof *o);
   o->opt_level = opt_level;
+  o->pack = (tfx_pack_layout){.panel = TFX_STATS_GROUP, .kc = 1};
 #ifndef NDEBUG
   o->verify_each = 1;
 #endif
@@ -141,7 +142,9 @@ int tfx_run_passes(tfx_graph *g, const tfx_pass_options *o, char *err, size_t er
   FILE *dump = o->dump ? o->dump : stderr;
   const char *env = getenv("TFX_VERIFY_PASSES");
   int verify = o->verify_each || (env && *env && strcmp(env, "0"));
-  tfx_pass_ctx c = {g, o->weights, o->weights_size, 0, o->opt_level >= 1, msg, sizeof msg};
+  if (o->pack.panel < 1 || o->pack.kc < 1)
+    return tfx_pass_errf(err, errlen, "packed layout panel %d x kc %d: both must be >= 1", o->pack.panel, o->pack.kc);
+  tfx_pass_ctx c = {g, o->weights, o->weights_size, 0, o->opt_level >= 1, o->pack, msg, sizeof msg};
   c.weight_transforms = (o->weights && *o->weights) || !any_bound(g);
 
   /* the list to run: the given one (then the mandatory tail) or -O's */

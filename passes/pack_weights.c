@@ -1,12 +1,13 @@
 /* passes/pack_weights.c — weight layout: the weight of every fused_linear
  * that is a parameter (or a concatenation of parameters) used by that node
- * alone is replaced by PACK(w) {panel = 32, kc = 1, segs = the node's
- * segments}: each segment's rows in panels of 32 (the output columns one
- * kernel item computes), K-major inside the panel (for each k, the panel's 32
- * weights are contiguous: what the micro-kernel's outer products load), so an
- * item streams its weights from one contiguous block (segments with
- * half-split RoPE in the pair order the kernel computes). fold_weights computes
- * the packed data at compile time. A weight whose other uses are all
+ * alone is replaced by PACK(w) {panel, kc = the target's layout (the pass
+ * context's `pack`: 32 and 1 on every current target), segs = the node's
+ * segments}: each segment's rows in panels of `panel` rows (the output
+ * columns one kernel item computes), K-major inside the panel (kc = 1: for
+ * each k, the panel's weights are contiguous: what the micro-kernel's outer
+ * products load), so an item streams its weights from one contiguous block
+ * (segments with half-split RoPE in the pair order the kernel computes).
+ * fold_weights computes the packed data at compile time. A weight whose other uses are all
  * embedding lookups (a tied embedding table read by the classifier) is packed
  * too when the linear has one segment: the embedding kernel reads rows of the
  * packed table. A weight with any other use stays row-major; the linear
@@ -56,8 +57,8 @@ int tfx_pass_pack_weights(tfx_pass_ctx *c) {
     int shared = rw.uses[w] != 1;
     if (shared && !shared_with_embeddings_only(g, &rw, start, list, w, i)) continue;
     tfx_node p = tfx_node_proto(TFX_OP_PACK, 1, &w);
-    p.fx.panel = TFX_PACK_PANEL;
-    p.fx.kc = TFX_PACK_KC;
+    p.fx.panel = c->pack.panel;
+    p.fx.kc = c->pack.kc;
     p.fx.n_segs = n->fx.n_segs;
     for (int s = 0; s < n->fx.n_segs; s++) p.fx.segs[s] = n->fx.segs[s];
     p.fx.perm = tfx_fl_perm(n); /* half-RoPE segments: rows in pair order */

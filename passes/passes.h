@@ -28,6 +28,11 @@ typedef struct tfx_pass_options {
    * freed) and *weights_size changes; g->weights_bytes follows. */
   uint8_t **weights;
   size_t *weights_size;
+  /* The packed layout pack_weights uses: the target's (the driver asks the
+   * backend, tfx_backend_pack_layout); tfx_pass_options_init sets the
+   * default, panels of TFX_STATS_GROUP rows with kc = 1 (every current
+   * target's: the fused linear kernel writes one partial statistic per panel). */
+  tfx_pack_layout pack;
 } tfx_pass_options;
 
 void tfx_pass_options_init(tfx_pass_options *o, int opt_level);
@@ -50,6 +55,7 @@ typedef struct tfx_pass_ctx {
   size_t *weights_size;
   int weight_transforms; /* passes may add CONCAT/PACK (weights given, or no param bound) */
   int in_place;          /* plan_memory may reuse a dying operand's slot */
+  tfx_pack_layout pack;  /* pack_weights' layout (tfx_pass_options.pack) */
   char *err;
   size_t errlen;
 } tfx_pass_ctx;
@@ -68,13 +74,6 @@ int tfx_pass_fuse_norm(tfx_pass_ctx *c);
 int tfx_pass_pack_weights(tfx_pass_ctx *c);
 int tfx_pass_fold_weights(tfx_pass_ctx *c);
 int tfx_pass_plan(tfx_pass_ctx *c);
-
-/* The packed layout pack_weights chooses: panels of this many weight rows
- * (the output columns one kernel item computes), K-major inside a panel
- * (chunks of TFX_PACK_KC = 1 float: for each k the panel's rows are
- * contiguous, the layout the backend's micro-kernel reads). */
-#define TFX_PACK_PANEL 32
-#define TFX_PACK_KC 1
 
 /* ---- memory planning (plan_memory.c) ---- */
 
