@@ -66,6 +66,7 @@ int tfx_pass_fuse_rope(tfx_pass_ctx *c);
 int tfx_pass_fuse_epilogue(tfx_pass_ctx *c);
 int tfx_pass_fuse_norm(tfx_pass_ctx *c);
 int tfx_pass_pack_weights(tfx_pass_ctx *c);
+int tfx_pass_schedule_attention(tfx_pass_ctx *c);
 int tfx_pass_fold_weights(tfx_pass_ctx *c);
 int tfx_pass_plan(tfx_pass_ctx *c);
 
