@@ -335,11 +335,55 @@ typedef void (*tfx_cg_rope_fn)(tfx_cg *cg, void *ctx, LLVMValueRef k, LLVMValueR
 void tfx_cg_rope_pairs(tfx_cg *cg, LLVMValueRef table, LLVMValueRef p, int64_t half, tfx_cg_rope_fn fn, void *ctx);
 int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n); /* k_mla.c */
-/* k_flash_attention.c: the tiled schedule of ATTENTION (forward entry, no
- * sparse pattern, schedule attention not dense); its body emitter (pointers
- * q, keys, values, y; q and k rows TFX_DIM_T or static). */
-int tfx_cg_flash_eligible(const tfx_cg *cg, const tfx_node *n);
-void tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows);
+/* ATTENTION's body emitters, one per schedule (tfx_attn_sched; the
+ * schedule an entry runs is tfx_attn_schedule_of): pointers q, keys, values
+ * (the cache when causal), y; items (row, head) pairs of q; q and k rows
+ * TFX_DIM_T or static. 0, or -1 after tfx_cg_fail.
+ *  - k_attention.c: ROW, one query row and head per item;
+ *  - k_flash_attention.c: FLASH, tiles of W query rows (forward entry, no
+ *    sparse pattern). */
+int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows);
+int tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows);
+
+/* ---- k_attn_softmax.c: the online softmax of every attention schedule ---- */
+typedef struct tfx_cg_osm {
+  LLVMTypeRef ty;    /* t_f32: one query (row schedules); t_vf: W queries lane-wise (flash) */
+  LLVMValueRef m, l; /* allocas of ty: the running max and sum */
+} tfx_cg_osm;
+/* One step's work besides the max, sum and rescale factor the step computes. */
+typedef struct tfx_cg_osm_block {
+  LLVMValueRef bmax; /* the block's max score (ty; -inf when all its keys are masked) */
+  /* p_j = e^(s_j - m_use) of the block's keys, kept for accumulate; returns lsum + sum_j p_j */
+  LLVMValueRef (*probs)(tfx_cg *cg, void *ctx, LLVMValueRef m_use, LLVMValueRef lsum);
+  /* o *= corr (NULL: accumulate applies corr itself), then o += sum_j p_j v_j */
+  void (*rescale)(tfx_cg *cg, void *ctx, LLVMValueRef corr);
+  void (*accumulate)(tfx_cg *cg, void *ctx, LLVMValueRef corr);
+  void *ctx;
+} tfx_cg_osm_block;
+void tfx_cg_osm_init(tfx_cg *cg, tfx_cg_osm *s, LLVMTypeRef ty); /* the allocas */
+void tfx_cg_osm_reset(tfx_cg *cg, const tfx_cg_osm *s);          /* m = -inf, l = 0: a new query */
+void tfx_cg_osm_step(tfx_cg *cg, const tfx_cg_osm *s, const tfx_cg_osm_block *blk);
+/* After the last step: *any = l > 0 (per lane), returns l where any, else 1
+ * (y = any ? o / l : 0). */
+LLVMValueRef tfx_cg_osm_denominator(tfx_cg *cg, const tfx_cg_osm *s, LLVMValueRef *any);
+/* The row schedules' key walk for one query at position qi over keys
+ * [jlo, jhi) in blocks of kb: scores to a stack buffer (ALiBi and the mask
+ * applied), the online-softmax step, o += p_j v_j. The caller zeroes o. */
+typedef struct tfx_cg_attn_row {
+  const tfx_node *n;
+  /* the scaled score of key j (f32); o *= corr (f32); o += p_j v_j (pj f32) */
+  LLVMValueRef (*score)(tfx_cg *cg, void *ctx, LLVMValueRef j);
+  void (*rescale)(tfx_cg *cg, void *ctx, LLVMValueRef corr);
+  void (*accumulate)(tfx_cg *cg, void *ctx, LLVMValueRef j, LLVMValueRef pj);
+  void *ctx;
+  /* set by tfx_cg_attn_row_init */
+  tfx_cg_osm sm;
+  int64_t kb;
+  LLVMValueRef bmax, lsum, buf;
+} tfx_cg_attn_row;
+void tfx_cg_attn_row_init(tfx_cg *cg, tfx_cg_attn_row *r, int64_t kb); /* the allocas */
+void tfx_cg_attn_row_walk(tfx_cg *cg, const tfx_cg_attn_row *r, LLVMValueRef qi, LLVMValueRef jlo, LLVMValueRef jhi,
+                          LLVMValueRef slope);
 
 /* ---- k_attn_mask.c: the options of ATTENTION / MLA_ATTENTION in IR ---- */
 /* A body-key fragment naming the node's alibi and sparse options. */
@@ -353,6 +397,10 @@ void tfx_cg_attn_key_range(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, LLVMVa
 LLVMValueRef tfx_cg_attn_allowed(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, LLVMValueRef j);
 /* The ALiBi slope (f32) of head h (i64), NULL without ALiBi. */
 LLVMValueRef tfx_cg_attn_slope(tfx_cg *cg, const tfx_node *n, LLVMValueRef h);
+/* A scalar score s of query i and key j with ALiBi (slope, may be NULL:
+ * - slope * |i - j|) and the sparse mask (-inf when not allowed) applied. */
+LLVMValueRef tfx_cg_attn_score_adjust(tfx_cg *cg, const tfx_node *n, LLVMValueRef s, LLVMValueRef i, LLVMValueRef j,
+                                      LLVMValueRef slope);
 /* k_positions.c: POSITIONS, SINUSOIDAL; k_moe.c: MOE_ROUTE, MOE_UP, MOE_DOWN */
 int tfx_cg_emit_positions(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_sinusoidal(tfx_cg *cg, const tfx_node *n);

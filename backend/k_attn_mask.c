@@ -4,8 +4,10 @@
  * dilated patterns), the predicate "key j is allowed for query i" of every
  * sparse pattern (ir/attention.c's tfx_attn_allowed, in integer IR; BigBird's
  * random blocks come from a constant table built at compile time with
- * tfx_bigbird_random_blocks), the ALiBi slope of a head (a constant table)
- * and the string that keys the shared kernel bodies on all of these. */
+ * tfx_bigbird_random_blocks), the ALiBi slope of a head (a constant table),
+ * a row schedule's score with both applied, and the string that keys the
+ * shared kernel bodies on all of these. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +113,20 @@ static LLVMValueRef is_global(tfx_cg *cg, const tfx_sparse *s, LLVMValueRef p) {
   if (s->n_global > 0) r = icmp(cg, LLVMIntSLT, p, tfx_cg_i64(cg, s->n_global));
   for (int k = 0; k < s->n_global_list; k++) r = or1(cg, r, icmp(cg, LLVMIntEQ, p, tfx_cg_i64(cg, s->global_list[k])));
   return r;
+}
+
+LLVMValueRef tfx_cg_attn_score_adjust(tfx_cg *cg, const tfx_node *n, LLVMValueRef s, LLVMValueRef i, LLVMValueRef j,
+                                      LLVMValueRef slope) {
+  LLVMBuilderRef b = cg->b;
+  if (slope) {
+    LLVMValueRef dist = tfx_cg_sub(cg, i, j);
+    if (n->mask != TFX_MASK_CAUSAL)
+      dist = LLVMBuildSelect(b, icmp(cg, LLVMIntSGE, i, j), dist, tfx_cg_sub(cg, j, i), "");
+    s = LLVMBuildFSub(b, s, LLVMBuildFMul(b, slope, LLVMBuildSIToFP(b, dist, cg->t_f32, ""), ""), "alibi");
+  }
+  LLVMValueRef allowed = tfx_cg_attn_allowed(cg, n, i, j);
+  if (allowed) s = LLVMBuildSelect(b, allowed, s, LLVMConstReal(cg->t_f32, -INFINITY), "masked");
+  return s;
 }
 
 LLVMValueRef tfx_cg_attn_allowed(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, LLVMValueRef j) {

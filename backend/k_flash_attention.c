@@ -1,9 +1,9 @@
 /* backend/k_flash_attention.c — the tiled (FlashAttention) schedule of
  * ATTENTION for the forward entry: a work item is a tile of W query rows (W
  * the vector width) of one head, walking its keys in groups of KG with the
- * online softmax of TECHNIQUES.md (running max m, sum l, output O rescaled by
- * e^(m_old - m_new)), so the T x T scores are never stored and each key and
- * value row is loaded once for W queries.
+ * online softmax of k_attn_softmax.c, lane-wise (running max m, sum l,
+ * output O rescaled by e^(m_old - m_new)), so the T x T scores are never
+ * stored and each key and value row is loaded once for W queries.
  *
  * Everything is vectorized across the tile's rows, so nothing is reduced
  * horizontally: the tile's queries are gathered transposed (Qt[c] = the W
@@ -15,9 +15,10 @@
  * v_j[c] broadcast) and scattered to the rows at the end. Rows past the last
  * query are computed on a clamped row and not stored.
  *
- * Used for attention without a sparse pattern (sparse masks keep the
- * per-row kernel of k_attention.c, which narrows the key range per row), in
- * the forward entry; the decode entry (one query) keeps the per-row kernel.
+ * The FLASH schedule (tfx_attn_sched): attention without a sparse pattern
+ * (sparse masks run the ROW schedule of k_attention.c, which narrows the key
+ * range per row), in the forward entry; the decode entry (one query) runs
+ * ROW.
  * The item space is (row, head) pairs like the per-row kernel's: the item of
  * row r does the tile starting at r when r is a multiple of W and returns at
  * once otherwise. */
@@ -63,13 +64,55 @@ static LLVMValueRef vload_dyn(tfx_cg *cg, LLVMValueRef buf, LLVMValueRef row) {
   return tfx_cg_vload(cg, tfx_cg_fptr(cg, buf, tfx_cg_mulc(cg, row, cg->W)), cg->W);
 }
 
-int tfx_cg_flash_eligible(const tfx_cg *cg, const tfx_node *n) {
-  return !cg->decode && n->op == TFX_OP_ATTENTION && n->sparse.kind == TFX_SPARSE_NONE &&
-         cg->g->schedule.attention != TFX_SCHED_ATTN_DENSE;
+/* One key group's softmax work (tfx_cg_osm_step): its scores s[jj], the
+ * probabilities' buffer, the transposed output Ot and its chunk accumulators. */
+typedef struct {
+  int KG, CH;
+  int64_t d;
+  LLVMValueRef *s, *vrow, *oacc;
+  LLVMValueRef pbuf, ot;
+} flash_group;
+
+/* p_j = e^(s_j - m_use) per lane, stored for the P.V update; summed onto lsum */
+static LLVMValueRef flash_probs(tfx_cg *cg, void *vctx, LLVMValueRef m_use, LLVMValueRef lsum) {
+  flash_group *f = vctx;
+  for (int jj = 0; jj < f->KG; jj++) {
+    LLVMValueRef p = tfx_cg_exp(cg, LLVMBuildFSub(cg->b, f->s[jj], m_use, ""));
+    lsum = LLVMBuildFAdd(cg->b, lsum, p, "");
+    tfx_cg_vstore(cg, p, tfx_cg_fptrc(cg, f->pbuf, (int64_t)jj * cg->W), cg->W);
+  }
+  return lsum;
+}
+
+/* Ot[c] = Ot[c] * corr + sum_j p_j * v_j[c], CH dims at a time */
+static void flash_accumulate(tfx_cg *cg, void *vctx, LLVMValueRef corr) {
+  flash_group *f = vctx;
+  LLVMBuilderRef b = cg->b;
+  const int W = cg->W;
+  tfx_cg_loop lc;
+  tfx_cg_for(cg, &lc, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, f->d), f->CH, "oc");
+  for (int cc = 0; cc < f->CH; cc++) {
+    /* dims past d (d not a multiple of CH) recompute dim d - 1: the same value */
+    LLVMValueRef c = tfx_cg_smin(cg, tfx_cg_addc(cg, lc.iv, cc), tfx_cg_i64(cg, f->d - 1));
+    LLVMBuildStore(b, LLVMBuildFMul(b, vload_dyn(cg, f->ot, c), corr, ""), f->oacc[cc]);
+  }
+  for (int jj = 0; jj < f->KG; jj++) {
+    LLVMValueRef p = vload_at(cg, f->pbuf, jj);
+    for (int cc = 0; cc < f->CH; cc++) {
+      LLVMValueRef c = tfx_cg_smin(cg, tfx_cg_addc(cg, lc.iv, cc), tfx_cg_i64(cg, f->d - 1));
+      LLVMValueRef vv = tfx_cg_splat(cg, tfx_cg_loadf(cg, tfx_cg_fptr(cg, f->vrow[jj], c)));
+      LLVMBuildStore(b, tfx_cg_fma(cg, p, vv, LLVMBuildLoad2(b, cg->t_vf, f->oacc[cc], "")), f->oacc[cc]);
+    }
+  }
+  for (int cc = 0; cc < f->CH; cc++) {
+    LLVMValueRef c = tfx_cg_smin(cg, tfx_cg_addc(cg, lc.iv, cc), tfx_cg_i64(cg, f->d - 1));
+    tfx_cg_vstore(cg, LLVMBuildLoad2(b, cg->t_vf, f->oacc[cc], ""), tfx_cg_fptr(cg, f->ot, tfx_cg_mulc(cg, c, W)), W);
+  }
+  tfx_cg_for_end(cg, &lc);
 }
 
 /* The body: pointers q, keys, values (the cache when causal), y. */
-void tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static, int64_t k_rows_static) {
+int tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static, int64_t k_rows_static) {
   LLVMBuilderRef b = cg->b;
   const int W = cg->W, KG = key_group(cg), CH = dim_chunk(cg);
   const int64_t H = n->heads, G = n->kv_heads, d = n->head_dim, group = H / G;
@@ -80,7 +123,8 @@ void tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static
   LLVMValueRef qt = tfx_cg_alloca_array(cg, cg->t_f32, d * W, "qt");
   LLVMValueRef ot = tfx_cg_alloca_array(cg, cg->t_f32, d * W, "ot");
   LLVMValueRef pbuf = tfx_cg_alloca_array(cg, cg->t_f32, (int64_t)KG * W, "p");
-  LLVMValueRef m_a = tfx_cg_alloca(cg, cg->t_vf, "m"), l_a = tfx_cg_alloca(cg, cg->t_vf, "l");
+  tfx_cg_osm sm;
+  tfx_cg_osm_init(cg, &sm, cg->t_vf);
   LLVMValueRef acc[16];
   for (int jj = 0; jj < KG; jj++) acc[jj] = tfx_cg_alloca(cg, cg->t_vf, "s");
   LLVMValueRef oacc[8];
@@ -124,8 +168,7 @@ void tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static
   tfx_cg_vstore(cg, LLVMBuildFMul(b, qv, scale, ""), tfx_cg_fptr(cg, qt, tfx_cg_mulc(cg, lc.iv, W)), W);
   tfx_cg_vstore(cg, vzero, tfx_cg_fptr(cg, ot, tfx_cg_mulc(cg, lc.iv, W)), W);
   tfx_cg_for_end(cg, &lc);
-  LLVMBuildStore(b, ninf, m_a);
-  LLVMBuildStore(b, vzero, l_a);
+  tfx_cg_osm_reset(cg, &sm);
   LLVMValueRef kh = tfx_cg_fptr(cg, keys, tfx_cg_mulc(cg, g, d));
   LLVMValueRef vh = tfx_cg_fptr(cg, vals, tfx_cg_mulc(cg, g, d));
 
@@ -167,45 +210,14 @@ void tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static
     s[jj] = LLVMBuildSelect(b, okv, s[jj], ninf, "masked");
     bmax = tfx_cg_fmax(cg, bmax, s[jj]);
   }
-  LLVMValueRef m_old = LLVMBuildLoad2(b, cg->t_vf, m_a, "");
-  LLVMValueRef m_new = tfx_cg_fmax(cg, m_old, bmax);
-  LLVMValueRef m_use = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOEQ, m_new, ninf, ""), vzero, m_new, "m_use");
-  LLVMValueRef corr = tfx_cg_exp(cg, LLVMBuildFSub(b, m_old, m_use, ""));
-  LLVMValueRef lsum = LLVMBuildFMul(b, LLVMBuildLoad2(b, cg->t_vf, l_a, ""), corr, "");
-  for (int jj = 0; jj < KG; jj++) {
-    LLVMValueRef p = tfx_cg_exp(cg, LLVMBuildFSub(b, s[jj], m_use, ""));
-    lsum = LLVMBuildFAdd(b, lsum, p, "");
-    tfx_cg_vstore(cg, p, tfx_cg_fptrc(cg, pbuf, (int64_t)jj * W), W);
-  }
-  LLVMBuildStore(b, lsum, l_a);
-  LLVMBuildStore(b, m_new, m_a);
-  /* Ot[c] = Ot[c] * corr + sum_j p_j * v_j[c], CH dims at a time */
-  tfx_cg_for(cg, &lc, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, d), CH, "oc");
-  for (int cc = 0; cc < CH; cc++) {
-    /* dims past d (d not a multiple of CH) recompute dim d - 1: the same value */
-    LLVMValueRef c = tfx_cg_smin(cg, tfx_cg_addc(cg, lc.iv, cc), tfx_cg_i64(cg, d - 1));
-    LLVMBuildStore(b, LLVMBuildFMul(b, vload_dyn(cg, ot, c), corr, ""), oacc[cc]);
-  }
-  for (int jj = 0; jj < KG; jj++) {
-    LLVMValueRef p = vload_at(cg, pbuf, jj);
-    for (int cc = 0; cc < CH; cc++) {
-      LLVMValueRef c = tfx_cg_smin(cg, tfx_cg_addc(cg, lc.iv, cc), tfx_cg_i64(cg, d - 1));
-      LLVMValueRef vv = tfx_cg_splat(cg, tfx_cg_loadf(cg, tfx_cg_fptr(cg, vrow[jj], c)));
-      LLVMBuildStore(b, tfx_cg_fma(cg, p, vv, LLVMBuildLoad2(b, cg->t_vf, oacc[cc], "")), oacc[cc]);
-    }
-  }
-  for (int cc = 0; cc < CH; cc++) {
-    LLVMValueRef c = tfx_cg_smin(cg, tfx_cg_addc(cg, lc.iv, cc), tfx_cg_i64(cg, d - 1));
-    tfx_cg_vstore(cg, LLVMBuildLoad2(b, cg->t_vf, oacc[cc], ""), tfx_cg_fptr(cg, ot, tfx_cg_mulc(cg, c, W)), W);
-  }
-  tfx_cg_for_end(cg, &lc);
+  /* the softmax step; Ot[c] = Ot[c] * corr + sum_j p_j * v_j[c] */
+  flash_group fg = {KG, CH, d, s, vrow, oacc, pbuf, ot};
+  tfx_cg_osm_step(cg, &sm, &(tfx_cg_osm_block){bmax, flash_probs, NULL, flash_accumulate, &fg});
   tfx_cg_for_end(cg, &lg);
 
   /* y[row][h * d + c] = Ot[c] / l, zeros for a row that saw no key */
-  LLVMValueRef l = LLVMBuildLoad2(b, cg->t_vf, l_a, "");
-  LLVMValueRef any = LLVMBuildFCmp(b, LLVMRealOGT, l, vzero, "");
-  LLVMValueRef inv = LLVMBuildFDiv(b, tfx_cg_fconst(cg, cg->t_vf, 1.0),
-                                   LLVMBuildSelect(b, any, l, tfx_cg_fconst(cg, cg->t_vf, 1.0), ""), "");
+  LLVMValueRef any;
+  LLVMValueRef inv = LLVMBuildFDiv(b, tfx_cg_fconst(cg, cg->t_vf, 1.0), tfx_cg_osm_denominator(cg, &sm, &any), "");
   inv = LLVMBuildSelect(b, any, inv, vzero, "");
   LLVMValueRef ybase = tfx_cg_fptr(cg, py, tfx_cg_mulc(cg, h, d));
   tfx_cg_for(cg, &lc, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, d), 1, "yc");
@@ -214,4 +226,5 @@ void tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static
   tfx_cg_for_end(cg, &lc);
   tfx_cg_if_end(cg, &lead);
   tfx_cg_for_end(cg, &it);
+  return 0;
 }

@@ -10,10 +10,11 @@
  *  - attention (items: (t, h)): the query is folded into latent space,
  *    qbuf = [W_uk_h^T q_nope | rope(q_pe, p)] / sqrt(dn + dr) (r + dr floats
  *    on the stack), so a score is one dot product with a cached row; the keys
- *    0..p (narrowed by sliding patterns) are walked in blocks of KB with the
- *    online softmax of k_attention.c (ALiBi, sparse masks, -inf-safe, zeros
- *    for a row without keys), accumulating ctx = sum_j p_j c_j (r floats);
- *    finally y_h[e] = W_uv_h[e] . ctx / l. */
+ *    0..p (narrowed by sliding patterns) are walked in blocks of KB by the
+ *    row schedules' key walk and online softmax of k_attn_softmax.c (ALiBi,
+ *    sparse masks, -inf-safe, zeros for a row without keys), accumulating
+ *    ctx = sum_j p_j c_j (r floats); finally y_h[e] = W_uv_h[e] . ctx / l.
+ *    MLA has one schedule, ROW (tfx_attn_sched). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,10 +154,34 @@ static int emit_store(tfx_cg *cg, const tfx_node *n) {
 
 /* ---- the attention ---- */
 
+typedef struct {
+  int64_t r, cs;
+  LLVMValueRef qbuf, ctx, cache, acc;
+} mla_row;
+
+/* q . [c_j | kr_j], the query folded into latent space and scaled */
+static LLVMValueRef mla_score(tfx_cg *cg, void *vctx, LLVMValueRef j) {
+  mla_row *m = vctx;
+  return vdot(cg, m->qbuf, tfx_cg_fptr(cg, m->cache, tfx_cg_mulc(cg, j, m->cs)), m->acc, m->cs);
+}
+
+static void mla_rescale(tfx_cg *cg, void *vctx, LLVMValueRef corr) {
+  mla_row *m = vctx;
+  vrun(cg, V_SCALE, m->ctx, NULL, corr, NULL, m->r);
+}
+
+/* ctx += p_j * c_j */
+static void mla_accumulate(tfx_cg *cg, void *vctx, LLVMValueRef j, LLVMValueRef pj) {
+  mla_row *m = vctx;
+  vrun(cg, V_AXPY, m->ctx, tfx_cg_fptr(cg, m->cache, tfx_cg_mulc(cg, j, m->cs)), pj, NULL, m->r);
+}
+
 int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n) {
   LLVMBuilderRef b = cg->b;
   int64_t H = n->heads, dn = n->head_dim, dr = n->rope_dim, dv = n->v_dim, r = n->rank;
   int64_t cs = r + dr, qs = H * (dn + dr), max_seq = cg->g->max_seq;
+  if (tfx_attn_schedule_of(cg->g, n, cg->decode) != TFX_ATTN_SCHED_ROW)
+    return tfx_cg_fail(cg, "backend: %%%d (mla_attention): only the row schedule is available", n->id);
   if (emit_store(cg, n)) return -1;
   char key[256], opts[160];
   tfx_cg_attn_key(n, max_seq, opts, sizeof opts);
@@ -169,15 +194,15 @@ int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n) {
     LLVMValueRef py = tfx_cg_body_ptr(cg, 3);
     LLVMValueRef qbuf = tfx_cg_alloca_array(cg, cg->t_f32, cs, "qbuf");
     LLVMValueRef ctx = tfx_cg_alloca_array(cg, cg->t_f32, r, "ctx");
-    LLVMValueRef buf = tfx_cg_alloca_array(cg, cg->t_f32, MLA_KB, "scores");
     LLVMValueRef acc = tfx_cg_alloca(cg, cg->t_vf, "acc");
-    LLVMValueRef lsum_a = tfx_cg_alloca(cg, cg->t_vf, "lsum");
-    LLVMValueRef m_a = tfx_cg_alloca(cg, cg->t_f32, "m"), l_a = tfx_cg_alloca(cg, cg->t_f32, "l");
-    LLVMValueRef bmax_a = tfx_cg_alloca(cg, cg->t_f32, "bmax");
+    mla_row mr = {r, cs, qbuf, ctx, cache, acc};
+    tfx_cg_attn_row walk = {
+        .n = n, .score = mla_score, .rescale = mla_rescale, .accumulate = mla_accumulate, .ctx = &mr};
+    tfx_cg_attn_row_init(cg, &walk, MLA_KB);
     LLVMValueRef table = dr > 0 ? tfx_cg_rope_table(cg, n->theta, dr) : NULL;
     if (dr > 0 && !table) return -1;
     double scale = 1.0 / sqrt((double)(dn + dr));
-    LLVMValueRef ninf = LLVMConstReal(cg->t_f32, -INFINITY), fzero = LLVMConstReal(cg->t_f32, 0.0);
+    LLVMValueRef fzero = LLVMConstReal(cg->t_f32, 0.0);
 
     tfx_cg_loop it;
     tfx_cg_for(cg, &it, cg->kbegin, cg->kend, 1, "item");
@@ -199,56 +224,12 @@ int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n) {
     LLVMValueRef jlo, jhi;
     tfx_cg_attn_key_range(cg, n, qi, tfx_cg_addc(cg, qi, 1), &jlo, &jhi);
     LLVMValueRef slope = tfx_cg_attn_slope(cg, n, h);
-    LLVMBuildStore(b, ninf, m_a);
-    LLVMBuildStore(b, fzero, l_a);
     vrun(cg, V_ZERO, ctx, NULL, NULL, NULL, r);
-
-    tfx_cg_loop blk;
-    tfx_cg_for(cg, &blk, jlo, jhi, MLA_KB, "blk");
-    LLVMValueRef jn = tfx_cg_smin(cg, tfx_cg_i64(cg, MLA_KB), tfx_cg_sub(cg, jhi, blk.iv));
-    LLVMBuildStore(b, ninf, bmax_a);
-    tfx_cg_loop lj;
-    tfx_cg_for(cg, &lj, tfx_cg_i64(cg, 0), jn, 1, "key");
-    LLVMValueRef j = tfx_cg_add(cg, blk.iv, lj.iv);
-    LLVMValueRef s = vdot(cg, qbuf, tfx_cg_fptr(cg, cache, tfx_cg_mulc(cg, j, cs)), acc, cs);
-    if (slope)
-      s = LLVMBuildFSub(b, s, LLVMBuildFMul(b, slope, LLVMBuildSIToFP(b, tfx_cg_sub(cg, qi, j), cg->t_f32, ""), ""),
-                        "alibi");
-    LLVMValueRef allowed = tfx_cg_attn_allowed(cg, n, qi, j);
-    if (allowed) s = LLVMBuildSelect(b, allowed, s, ninf, "masked");
-    tfx_cg_storef(cg, s, tfx_cg_fptr(cg, buf, lj.iv));
-    LLVMBuildStore(b, tfx_cg_fmax(cg, LLVMBuildLoad2(b, cg->t_f32, bmax_a, ""), s), bmax_a);
-    tfx_cg_for_end(cg, &lj);
-    LLVMValueRef m_old = LLVMBuildLoad2(b, cg->t_f32, m_a, "");
-    LLVMValueRef m_new = tfx_cg_fmax(cg, m_old, LLVMBuildLoad2(b, cg->t_f32, bmax_a, ""));
-    LLVMValueRef m_use = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOEQ, m_new, ninf, ""), fzero, m_new, "m_use");
-    LLVMValueRef corr = tfx_cg_exp(cg, LLVMBuildFSub(b, m_old, m_use, ""));
-    LLVMBuildStore(b, LLVMBuildFMul(b, LLVMBuildLoad2(b, cg->t_f32, l_a, ""), corr, ""), l_a);
-    vrun(cg, V_SCALE, ctx, NULL, corr, NULL, r);
-    LLVMValueRef m_use_v = tfx_cg_splat(cg, m_use);
-    LLVMBuildStore(b, LLVMConstNull(cg->t_vf), lsum_a);
-    tfx_cg_loop lv;
-    tfx_cg_for(cg, &lv, tfx_cg_i64(cg, 0), jn, cg->W, "pexp");
-    LLVMValueRef sp = tfx_cg_fptr(cg, buf, lv.iv);
-    LLVMValueRef p = tfx_cg_exp(cg, LLVMBuildFSub(b, tfx_cg_vload(cg, sp, cg->W), m_use_v, ""));
-    p = LLVMBuildSelect(b, tfx_cg_mask_dyn(cg, tfx_cg_sub(cg, jn, lv.iv)), p, LLVMConstNull(cg->t_vf), "");
-    tfx_cg_vstore(cg, p, sp, cg->W);
-    LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildLoad2(b, cg->t_vf, lsum_a, ""), p, ""), lsum_a);
-    tfx_cg_for_end(cg, &lv);
-    LLVMValueRef lsum = tfx_cg_hsum(cg, LLVMBuildLoad2(b, cg->t_vf, lsum_a, ""));
-    LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildLoad2(b, cg->t_f32, l_a, ""), lsum, ""), l_a);
-    /* ctx += p_j * c_j */
-    tfx_cg_loop lo;
-    tfx_cg_for(cg, &lo, tfx_cg_i64(cg, 0), jn, 1, "val");
-    LLVMValueRef pj = tfx_cg_loadf(cg, tfx_cg_fptr(cg, buf, lo.iv));
-    vrun(cg, V_AXPY, ctx, tfx_cg_fptr(cg, cache, tfx_cg_mulc(cg, tfx_cg_add(cg, blk.iv, lo.iv), cs)), pj, NULL, r);
-    tfx_cg_for_end(cg, &lo);
-    LLVMBuildStore(b, m_new, m_a);
-    tfx_cg_for_end(cg, &blk);
+    tfx_cg_attn_row_walk(cg, &walk, qi, jlo, jhi, slope);
 
     /* y_h[e] = W_uv_h[e] . ctx / l (zeros when no key was allowed) */
-    LLVMValueRef l = LLVMBuildLoad2(b, cg->t_f32, l_a, "");
-    LLVMValueRef any = LLVMBuildFCmp(b, LLVMRealOGT, l, fzero, "any");
+    LLVMValueRef any;
+    LLVMValueRef l = tfx_cg_osm_denominator(cg, &walk.sm, &any);
     LLVMValueRef inv = LLVMBuildSelect(b, any, LLVMBuildFDiv(b, LLVMConstReal(cg->t_f32, 1.0), l, ""), fzero, "inv");
     LLVMValueRef yrow = tfx_cg_fptr(cg, py, tfx_cg_add(cg, tfx_cg_mulc(cg, t, H * dv), tfx_cg_mulc(cg, h, dv)));
     tfx_cg_loop lout;

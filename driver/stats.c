@@ -1,8 +1,8 @@
 /* driver/stats.c — `tfxc FILE.tfx --stats`: what the compiled plan costs:
  * kernels launched per call of each entry (counted in the generated module),
  * arena bytes against the liveness peak and the naive sum, KV-cache and
- * weight bytes, FLOPs and bytes moved per decoded token, and the fused plan
- * (one line per fused linear). */
+ * weight bytes, FLOPs and bytes moved per decoded token, the attention
+ * schedules, and the fused plan (one line per fused linear). */
 #include <string.h>
 
 #include "../passes/passes.h"
@@ -57,6 +57,13 @@ int tfx_print_stats(const tfx_graph *g, const tfx_target_options *t, const char 
           (long long)gs.flops_per_token, (long long)gs.attn_flops_per_ctx);
   fprintf(out, "                     %lld bytes moved + %lld per cached position (KV reads)\n",
           (long long)gs.bytes_per_token, (long long)gs.kv_bytes_per_ctx);
+  if (gs.attn_nodes) {
+    fprintf(out, "  attention:         %d nodes, schedules", gs.attn_nodes);
+    for (int s = TFX_ATTN_SCHED_UNSET + 1; s < TFX_ATTN_SCHED_COUNT; s++)
+      fprintf(out, "%s %s %d", s > TFX_ATTN_SCHED_UNSET + 1 ? "," : "", tfx_attn_schedule_name(s),
+              gs.attn_schedules[s]);
+    fprintf(out, " (prefill; decode runs row)\n");
+  }
   fprintf(out, "  fused plan:        %d fused linears, %d with a norm prologue\n", gs.fused_linears, gs.norm_prologues);
   for (int i = 0; i < g->n_nodes; i++)
     if (g->nodes[i].op == TFX_OP_FUSED_LINEAR) describe_fused(g, &g->nodes[i], out);

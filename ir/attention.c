@@ -1,7 +1,9 @@
 /* ir/attention.c — what the attention variants mean, in one place: type
  * inference of ATTENTION (self- and cross-attention) and MLA_ATTENTION, the
  * checks of their options, ALiBi slopes, the sparse patterns' rule
- * (tfx_attn_allowed, with BigBird's documented random draw), the size of
+ * (tfx_attn_allowed, with BigBird's documented random draw) and its block
+ * form (tfx_attn_block_allowed), the attention schedules (today's automatic
+ * rule, shared by the schedule_attention pass and the backend), the size of
  * their KV cache slots, and their attributes in the IR's text form. The
  * interpreter (interp_attention.c) and the backend evaluate exactly these. */
 #include <math.h>
@@ -75,11 +77,180 @@ int tfx_attn_allowed(const tfx_node *n, int64_t i, int64_t j, int64_t max_seq) {
   return 0;
 }
 
+/* ---- the block rule ----
+ * Within a block, d = i - j takes every integer of [i0 - (j1 - 1), (i1 - 1) - j0];
+ * so the distances of the pairs a mask keeps form one contiguous range
+ * [a, b] (all values reached), over which the distance-only rules are
+ * decided exactly. */
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* dilated(dil, window w; 0 = unbounded) over distances [a, b]: some / every e allowed */
+static int dilated_any(int64_t a, int64_t b, int64_t dil, int64_t w) {
+  int64_t hi = w ? min64(b, w - 1) : b;
+  return hi >= a && hi / dil * dil >= a;
+}
+static int dilated_all(int64_t a, int64_t b, int64_t dil, int64_t w) {
+  return (w == 0 || b < w) && (a == b ? a % dil == 0 : dil == 1);
+}
+
+/* the distinct global positions (Longformer) in [lo, hi) */
+static int64_t global_count(const tfx_sparse *s, int64_t lo, int64_t hi) {
+  if (lo >= hi) return 0;
+  int64_t c = max64(0, min64(hi, s->n_global) - lo);
+  for (int k = 0; k < s->n_global_list; k++) {
+    int64_t p = s->global_list[k];
+    int dup = p < s->n_global;
+    for (int e = 0; e < k && !dup; e++) dup = s->global_list[e] == p;
+    if (!dup && p >= lo && p < hi) c++;
+  }
+  return c;
+}
+
+/* FIXED: some / every key column of [lo, hi) is a summary column (j % l >= l - c) */
+static int summary_any(const tfx_sparse *s, int64_t lo, int64_t hi) {
+  if (lo >= hi) return 0;
+  int64_t l = s->stride, r = lo % l, first = r >= l - s->summary ? lo : lo + (l - s->summary - r);
+  return first < hi;
+}
+static int summary_all(const tfx_sparse *s, int64_t lo, int64_t hi) {
+  if (lo >= hi) return 1;
+  int64_t l = s->stride;
+  if (s->summary >= l) return 1;
+  return lo / l == (hi - 1) / l && lo % l >= l - s->summary;
+}
+
+/* BigBird, query block qb (its positions [ia, ib) of the block), keys [j0, j1) */
+static tfx_attn_block bigbird_qblock(const tfx_node *n, int64_t qb, int64_t ia, int64_t ib, int64_t j0, int64_t j1,
+                                     int64_t max_seq) {
+  const tfx_sparse *s = &n->sparse;
+  int causal = n->mask == TFX_MASK_CAUSAL;
+  int64_t B = s->block, jb = causal ? min64(j1, ib) : j1; /* keys some query of the block may see */
+  if (j0 >= jb) return TFX_ATTN_BLOCK_NONE;
+  int causal_full = !causal || j1 - 1 <= ia;
+  if (qb < s->n_global) return causal_full ? TFX_ATTN_BLOCK_FULL : TFX_ATTN_BLOCK_PARTIAL;
+  int64_t r[MAX_RANDOM];
+  tfx_bigbird_random_blocks(s, causal, max_seq, qb, r);
+  /* any: a key of [j0, jb) in a global block, a neighbour block or a random block */
+  int any = j0 < (int64_t)s->n_global * B || (max64(j0, (qb - 1) * B) < min64(jb, (qb + 2) * B));
+  for (int k = 0; k < s->random && !any; k++) any = max64(j0, r[k] * B) < min64(jb, r[k] * B + B);
+  if (!any) return TFX_ATTN_BLOCK_NONE;
+  if (!causal_full) return TFX_ATTN_BLOCK_PARTIAL;
+  /* all: every key block of [j0, j1) is allowed (a disallowed one comes within 4 + random blocks) */
+  for (int64_t kb = max64(j0 / B, s->n_global); kb <= (j1 - 1) / B; kb++) {
+    int ok = kb >= qb - 1 && kb <= qb + 1;
+    for (int k = 0; k < s->random && !ok; k++) ok = r[k] == kb;
+    if (!ok) return TFX_ATTN_BLOCK_PARTIAL;
+  }
+  return TFX_ATTN_BLOCK_FULL;
+}
+
+tfx_attn_block tfx_attn_block_allowed(const tfx_node *n, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
+                                      int64_t max_seq) {
+  if (i0 >= i1 || j0 >= j1) return TFX_ATTN_BLOCK_NONE;
+  int causal = n->mask == TFX_MASK_CAUSAL;
+  if (causal && j0 > i1 - 1) return TFX_ATTN_BLOCK_NONE; /* every key after every query */
+  int causal_full = !causal || j1 - 1 <= i0;
+  /* the distances [a, b] of the pairs the mask keeps */
+  int64_t dmin = i0 - (j1 - 1), dmax = (i1 - 1) - j0, a, b;
+  if (causal) {
+    a = max64(dmin, 0), b = dmax;
+  } else if (dmin <= 0 && dmax >= 0) {
+    a = 0, b = max64(-dmin, dmax);
+  } else {
+    a = dmin > 0 ? dmin : -dmax, b = dmin > 0 ? dmax : -dmin;
+  }
+  const tfx_sparse *s = &n->sparse;
+  int any = 0, all = 0;
+  switch (s->kind) {
+  case TFX_SPARSE_NONE: any = 1, all = 1; break;
+  case TFX_SPARSE_SLIDING: any = a < s->window, all = b < s->window; break;
+  case TFX_SPARSE_DILATED:
+    any = dilated_any(a, b, s->dilation, s->window), all = dilated_all(a, b, s->dilation, s->window);
+    break;
+  case TFX_SPARSE_STRIDED: {
+    int64_t l = s->stride, lo = max64(a, l);
+    any = a < l || b / l * l >= a;
+    all = lo > b || l == 1 || (lo == b && b % l == 0);
+    break;
+  }
+  case TFX_SPARSE_FIXED: {
+    int64_t l = s->stride, jb = causal ? min64(j1, i1) : j1;
+    /* a common stride-block (under a causal mask its pairs include one with j <= i) or a summary column */
+    any = max64(i0 / l, j0 / l) <= min64((i1 - 1) / l, (j1 - 1) / l) || summary_any(s, j0, jb);
+    if (i0 / l == (i1 - 1) / l) {
+      int64_t qb = i0 / l; /* the queries' block: every other key must be a summary column */
+      all = summary_all(s, j0, min64(j1, qb * l)) && summary_all(s, max64(j0, qb * l + l), j1);
+    } else {
+      all = summary_all(s, j0, j1);
+    }
+    break;
+  }
+  case TFX_SPARSE_LONGFORMER: {
+    int64_t w = s->window, dil = s->dilation;
+    int64_t gi = causal ? global_count(s, max64(i0, j0), i1) : global_count(s, i0, i1);
+    int64_t gj = causal ? global_count(s, j0, min64(j1, i1)) : global_count(s, j0, j1);
+    any = dilated_any(a, b, dil, w) || gi > 0 || gj > 0;
+    all = dilated_all(a, b, dil, w) || global_count(s, i0, i1) == i1 - i0 || global_count(s, j0, j1) == j1 - j0;
+    break;
+  }
+  case TFX_SPARSE_BIGBIRD: {
+    int64_t B = s->block;
+    int none = 1, full = 1;
+    for (int64_t qb = i0 / B; qb <= (i1 - 1) / B; qb++) {
+      tfx_attn_block r = bigbird_qblock(n, qb, max64(i0, qb * B), min64(i1, qb * B + B), j0, j1, max_seq);
+      none &= r == TFX_ATTN_BLOCK_NONE;
+      full &= r == TFX_ATTN_BLOCK_FULL;
+      if (!none && !full) break;
+    }
+    return none ? TFX_ATTN_BLOCK_NONE : full ? TFX_ATTN_BLOCK_FULL : TFX_ATTN_BLOCK_PARTIAL;
+  }
+  }
+  if (!any) return TFX_ATTN_BLOCK_NONE;
+  return all && causal_full ? TFX_ATTN_BLOCK_FULL : TFX_ATTN_BLOCK_PARTIAL;
+}
+
+/* ---- schedules ---- */
+
+tfx_attn_sched tfx_attn_schedule_auto(const tfx_graph *g, const tfx_node *n) {
+  if (tfx_attn_schedule_applicable(n, TFX_ATTN_SCHED_FLASH) && g->schedule.attention != TFX_SCHED_ATTN_DENSE)
+    return TFX_ATTN_SCHED_FLASH;
+  return TFX_ATTN_SCHED_ROW;
+}
+
+int tfx_attn_schedule_applicable(const tfx_node *n, int s) {
+  if (n->op != TFX_OP_ATTENTION && n->op != TFX_OP_MLA_ATTENTION) return 0;
+  switch (s) {
+  case TFX_ATTN_SCHED_ROW: return 1;
+  case TFX_ATTN_SCHED_FLASH: return n->op == TFX_OP_ATTENTION && n->sparse.kind == TFX_SPARSE_NONE;
+  default: return 0;
+  }
+}
+
+tfx_attn_sched tfx_attn_schedule_of(const tfx_graph *g, const tfx_node *n, int decode) {
+  if (decode) return TFX_ATTN_SCHED_ROW;
+  return n->attn_schedule != TFX_ATTN_SCHED_UNSET ? (tfx_attn_sched)n->attn_schedule : tfx_attn_schedule_auto(g, n);
+}
+
+const char *tfx_attn_schedule_name(int s) {
+  switch (s) {
+  case TFX_ATTN_SCHED_ROW: return "row";
+  case TFX_ATTN_SCHED_FLASH: return "flash";
+  default: return "unset";
+  }
+}
+
+/* ---- checks ---- */
+
 int tfx_attn_check_attrs(const tfx_node *n, char *err, size_t errlen) {
   const char *on = tfx_op_name(n->op);
   const tfx_sparse *s = &n->sparse;
   if (n->mask != TFX_MASK_NONE && n->mask != TFX_MASK_CAUSAL)
     return tfx_errf(err, errlen, "%s: unknown mask kind %d", on, (int)n->mask);
+  if (n->attn_schedule != TFX_ATTN_SCHED_UNSET && !tfx_attn_schedule_applicable(n, n->attn_schedule))
+    return tfx_errf(err, errlen, "%s: schedule %s (%d) does not apply to this node", on,
+                    tfx_attn_schedule_name(n->attn_schedule), n->attn_schedule);
   if (n->alibi != 0 && n->alibi != 1) return tfx_errf(err, errlen, "%s: alibi must be 0 or 1", on);
   switch (s->kind) {
   case TFX_SPARSE_NONE: return 0;
@@ -234,5 +405,7 @@ void tfx_print_attention_attrs(const tfx_node *n, FILE *out) {
   fprintf(out, ", mask = %s", n->mask == TFX_MASK_CAUSAL ? "causal" : "none");
   if (n->alibi) fprintf(out, ", position = alibi");
   print_sparse(&n->sparse, out);
+  if (n->attn_schedule != TFX_ATTN_SCHED_UNSET)
+    fprintf(out, ", schedule = %s", tfx_attn_schedule_name(n->attn_schedule));
   fprintf(out, "}");
 }

@@ -90,6 +90,26 @@ typedef enum {
                             kb < n_global, or kb one of the `random` blocks drawn for qb */
 } tfx_sparse_kind;
 
+/* How the backend computes an ATTENTION / MLA_ATTENTION node (the node's
+ * attn_schedule, chosen by the schedule_attention pass; ir/attention.c).
+ * The schedule never changes what is computed, only the loops (and the
+ * rounding of the sums within the stated tolerance). UNSET (no pass ran,
+ * -O0): the backend applies tfx_attn_schedule_auto. The schedule is the
+ * forward (prefill) entry's; the decode entry (one query row) runs ROW. */
+typedef enum {
+  TFX_ATTN_SCHED_UNSET, /* not chosen: tfx_attn_schedule_auto decides */
+  TFX_ATTN_SCHED_ROW,   /* an item per (query row, head) walks its keys in blocks with the online softmax */
+  TFX_ATTN_SCHED_FLASH, /* tiles of query rows x key groups (FlashAttention); ATTENTION without a sparse pattern */
+  /* the next ones (BLOCK_SPARSE: only the tiles tfx_attn_block_allowed does not rule out; SPLIT_DECODE:
+     the decode entry's keys split across threads) go here */
+  TFX_ATTN_SCHED_COUNT
+} tfx_attn_sched;
+
+/* What a block of (query, key) pairs holds under a node's mask and sparse
+ * pattern (tfx_attn_block_allowed): no allowed pair, some, or only allowed
+ * pairs. */
+typedef enum { TFX_ATTN_BLOCK_NONE, TFX_ATTN_BLOCK_PARTIAL, TFX_ATTN_BLOCK_FULL } tfx_attn_block;
+
 #define TFX_MAX_GLOBAL_TOKENS 16
 typedef struct tfx_sparse {
   tfx_sparse_kind kind;
@@ -218,6 +238,7 @@ typedef struct tfx_node {
    * masked outputs zeros. */
   int alibi;         /* add -slope_h * |i - j| to the scaled scores (tfx_alibi_slope) */
   tfx_sparse sparse; /* the sparse pattern; kind NONE by default */
+  int attn_schedule; /* ATTENTION, MLA_ATTENTION: tfx_attn_sched (schedule_attention); UNSET by default */
   int rank;          /* MLA_ATTENTION: r, the latent's width */
   int rope_dim;      /* MLA_ATTENTION: dr, the decoupled RoPE dims (even, may be 0) */
   int v_dim;         /* MLA_ATTENTION: dv, value dims per head (head_dim is dn, the no-RoPE dims) */
@@ -257,7 +278,8 @@ typedef enum { TFX_SCHED_ATTN_AUTO, TFX_SCHED_ATTN_DENSE, TFX_SCHED_ATTN_FLASH }
 
 typedef struct tfx_schedule {
   int threads;   /* 0 = auto */
-  int attention; /* tfx_sched_attention: AUTO and FLASH tile prefill attention without a sparse pattern */
+  int attention; /* tfx_sched_attention: AUTO and FLASH tile prefill attention without a sparse pattern
+                    (tfx_attn_schedule_auto) */
   int prefetch; /* bytes the decode matrix-vector kernels prefetch ahead of their weight stream; 0 = none */
 } tfx_schedule;
 
@@ -414,7 +436,28 @@ void tfx_bigbird_random_blocks(const tfx_sparse *s, int causal, int64_t max_seq,
 /* 1 when query position i may attend key position j under n's mask and
  * sparse pattern (ATTENTION, MLA_ATTENTION). */
 int tfx_attn_allowed(const tfx_node *n, int64_t i, int64_t j, int64_t max_seq);
-/* Checks the mask, alibi and sparse attributes; 0 or -1 with a message. */
+/* The block rule of the same predicate: over query positions [i0, i1) and
+ * key positions [j0, j1), NONE when tfx_attn_allowed holds for no pair,
+ * FULL when it holds for every pair, PARTIAL otherwise (an empty block is
+ * NONE). Exact for every mask and pattern except Longformer's FULL (a block
+ * whose pairs are allowed partly by the window and partly by global tokens
+ * may answer PARTIAL); PARTIAL is always a safe answer. The cost is O(1)
+ * per pattern, BigBird's O(random) per query block of the range. */
+tfx_attn_block tfx_attn_block_allowed(const tfx_node *n, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
+                                      int64_t max_seq);
+/* The schedule of today's automatic rule: FLASH for an ATTENTION without a
+ * sparse pattern unless the graph's schedule says attention = dense, else
+ * ROW. The pass writes it; the backend applies it to an UNSET node. */
+tfx_attn_sched tfx_attn_schedule_auto(const tfx_graph *g, const tfx_node *n);
+/* 1 when node n can run schedule s (ROW: always; FLASH: ATTENTION without
+ * a sparse pattern). */
+int tfx_attn_schedule_applicable(const tfx_node *n, int s);
+/* The schedule an entry runs: the decode entry (one query row) ROW; the
+ * forward entry the node's attn_schedule, or tfx_attn_schedule_auto when
+ * UNSET. */
+tfx_attn_sched tfx_attn_schedule_of(const tfx_graph *g, const tfx_node *n, int decode);
+const char *tfx_attn_schedule_name(int s); /* "row", "flash"; "unset" */
+/* Checks the mask, alibi, sparse and schedule attributes; 0 or -1 with a message. */
 int tfx_attn_check_attrs(const tfx_node *n, char *err, size_t errlen);
 /* Bytes of the node's KV cache slot (0 when it keeps nothing): causal
  * ATTENTION 2 * max_seq * G * d * 4 (K then V), MLA_ATTENTION

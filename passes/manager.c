@@ -27,6 +27,7 @@ static const pass_info pass_table[] = {
     {"fuse_norm", tfx_pass_fuse_norm},
     {"pack_weights", tfx_pass_pack_weights},
     {"fold_weights", tfx_pass_fold_weights},
+    {"schedule_attention", tfx_pass_schedule_attention},
     {"plan_memory", tfx_pass_plan},
 };
 #define N_PASSES ((int)(sizeof pass_table / sizeof pass_table[0]))
@@ -38,11 +39,11 @@ static const pass_info pass_table[] = {
  * it). */
 static const char *const pipelines[4] = {
     "plan_memory",
-    "canonicalize,cse,dce,fold_weights,plan_memory",
+    "canonicalize,cse,dce,fold_weights,schedule_attention,plan_memory",
     "canonicalize,cse,dce,fuse_moe,fuse_embedding,fuse_glu,fuse_qkv,fuse_rope,fuse_epilogue,fuse_norm,pack_weights,"
-    "fold_weights,dce,plan_memory",
+    "fold_weights,dce,schedule_attention,plan_memory",
     "canonicalize,cse,dce,fuse_moe,fuse_embedding,fuse_glu,fuse_qkv,fuse_rope,fuse_epilogue,fuse_norm,pack_weights,"
-    "fold_weights,dce,plan_memory",
+    "fold_weights,dce,schedule_attention,plan_memory",
 };
 
 const char *const *tfx_pass_names(void) {

@@ -72,6 +72,7 @@ int tfx_pass_fuse_rope(tfx_pass_ctx *c);
 int tfx_pass_fuse_epilogue(tfx_pass_ctx *c);
 int tfx_pass_fuse_norm(tfx_pass_ctx *c);
 int tfx_pass_pack_weights(tfx_pass_ctx *c);
+int tfx_pass_schedule_attention(tfx_pass_ctx *c);
 int tfx_pass_fold_weights(tfx_pass_ctx *c);
 int tfx_pass_plan(tfx_pass_ctx *c);
 
@@ -106,6 +107,8 @@ typedef struct tfx_graph_stats {
   int64_t bytes_per_token;    /* weights read + activations read/written by one decode step */
   int64_t kv_bytes_per_ctx;   /* KV cache bytes read per cached context position */
   int fused_linears, packed_weights, norm_prologues;
+  int attn_nodes;                           /* ATTENTION and MLA_ATTENTION nodes */
+  int attn_schedules[TFX_ATTN_SCHED_COUNT]; /* of those, by the schedule of the forward entry */
 } tfx_graph_stats;
 void tfx_pass_graph_stats(const tfx_graph *g, tfx_graph_stats *out);
 

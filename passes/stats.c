@@ -4,13 +4,18 @@
  * file does not know count one operation per output element), and bytes
  * moved: every weight a node reads (an embedding reads one row), every
  * activation read and written; attention's work and KV reads per cached
- * context position are reported apart, and the fused plan is counted. */
+ * context position are reported apart, and the fused plan and the attention
+ * schedules (tfx_attn_schedule_of, forward entry) are counted. */
 #include "rewrite.h"
 
 void tfx_pass_graph_stats(const tfx_graph *g, tfx_graph_stats *s) {
   *s = (tfx_graph_stats){0};
   for (int i = 0; i < g->n_nodes; i++) {
     const tfx_node *n = &g->nodes[i];
+    if (n->op == TFX_OP_ATTENTION || n->op == TFX_OP_MLA_ATTENTION) {
+      s->attn_nodes++;
+      s->attn_schedules[tfx_attn_schedule_of(g, n, 0)]++;
+    }
     if (n->op == TFX_OP_INPUT || n->op == TFX_OP_PARAM || n->op == TFX_OP_SLICE) {
       if (n->op == TFX_OP_PARAM && n->fx.panel) s->packed_weights++;
       continue;

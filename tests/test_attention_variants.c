@@ -15,8 +15,18 @@
  *    without the decoupled RoPE key (both pair styles), with ALiBi and a
  *    sliding window;
  *  - MLA's KV cache holds r + dr floats per token (the latent), and the IR
- *    printer / verifier on the new attributes.
- * Tolerance: max |jit - ref| <= 1e-4 * max(1, max |ref|). */
+ *    printer / verifier on the new attributes;
+ *  - the block rule (tfx_attn_block_allowed) against the element rule on
+ *    random blocks of every pattern, causal and not (exact but for
+ *    Longformer's FULL, which must still be safe), producing NONE and FULL;
+ *  - attention schedules: the schedule_attention pass's choice (flash, row
+ *    for sparse patterns, dense and MLA), printed and verified, counted by
+ *    --stats; forcing each applicable schedule on causal MHA / GQA, ALiBi
+ *    (causal and not), cross-attention (static and T-row memory), an
+ *    encoder over static rows and MLA gives the interpreter's results, and
+ *    the schedules agree with each other, prefill and decode.
+ * Tolerance: max |jit - ref| <= 1e-4 * max(1, max |ref|), between two
+ * schedules 2e-4 * max(1, max |ref|). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -376,10 +386,9 @@ static void test_cross_attention(void **state) {
 
 /* A bidirectional encoder over static rows feeding a causal decoder's
  * cross-attention: prefill and decode agree with the interpreter. */
-static void test_encoder_decoder(void **state) {
-  (void)state;
+static tfx_tg *encdec_graph(int64_t max_seq, uint64_t seed) {
   const int H = 2, d = 8, D = 16, S = 6;
-  tfx_tg *t = tfx_tg_new("encdec", 32, 81);
+  tfx_tg *t = tfx_tg_new("encdec", max_seq, seed);
   int x = tfx_tg_input_f32(t, D);
   int src = tfx_tg_param2(t, "src", S, D, 1.0f);
   tfx_node a = tfx_node_proto(TFX_OP_ATTENTION, 3,
@@ -400,6 +409,12 @@ static void test_encoder_decoder(void **state) {
   c.heads = H, c.kv_heads = H, c.head_dim = d, c.mask = TFX_MASK_NONE;
   t->g->output = tfx_tg_op2(t, TFX_OP_ADD, h, linear(t, tfx_tg_add(t, &c), D, H * d, "co", 0.5f));
   assert_true(t->g->output >= 0);
+  return t;
+}
+
+static void test_encoder_decoder(void **state) {
+  (void)state;
+  tfx_tg *t = encdec_graph(32, 81);
   check_levels(t, k_decoder_calls, N_DECODER, "encoder-decoder");
   tfx_tg_free(t);
 }
@@ -498,6 +513,319 @@ static void test_ir_text_and_checks(void **state) {
   tfx_tg_free(t);
 }
 
+/* ---- the block rule ---- */
+
+/* brute force over the block: NONE, FULL or PARTIAL */
+static tfx_attn_block block_truth(const tfx_node *n, int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t S) {
+  int any = 0, all = 1;
+  for (int64_t i = i0; i < i1; i++)
+    for (int64_t j = j0; j < j1; j++) {
+      int a = tfx_attn_allowed(n, i, j, S);
+      any |= a;
+      all &= a;
+    }
+  if (i0 >= i1 || j0 >= j1 || !any) return TFX_ATTN_BLOCK_NONE;
+  return all ? TFX_ATTN_BLOCK_FULL : TFX_ATTN_BLOCK_PARTIAL;
+}
+
+/* all_allowed: the pattern allows every pair (a mask none then gives only FULL blocks) */
+static void check_blocks(const tfx_node *n, int64_t S, uint64_t seed, int all_allowed, const char *what) {
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  int counts[3] = {0, 0, 0}, truth[3] = {0, 0, 0};
+  for (int trial = 0; trial < 6000; trial++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    int64_t i0, i1, j0, j1;
+    if (trial % 3 == 2) { /* aligned tiles, as a tiled schedule asks */
+      static const int64_t tq[3] = {4, 8, 16}, tk[3] = {4, 8, 16};
+      int64_t qt = tq[x % 3], kt = tk[(x >> 4) % 3];
+      i0 = (int64_t)((x >> 8) % (uint64_t)(S / qt)) * qt, j0 = (int64_t)((x >> 24) % (uint64_t)(S / kt)) * kt;
+      i1 = i0 + qt, j1 = j0 + kt;
+    } else { /* any block, mostly small (1 x 1 included) */
+      int64_t lq = 1 + (int64_t)((x >> 8) % (trial % 3 ? 24u : 4u)),
+              lk = 1 + (int64_t)((x >> 16) % (trial % 3 ? 24u : 4u));
+      i0 = (int64_t)((x >> 24) % (uint64_t)(S - lq + 1)), j0 = (int64_t)((x >> 40) % (uint64_t)(S - lk + 1));
+      i1 = i0 + lq, j1 = j0 + lk;
+    }
+    tfx_attn_block got = tfx_attn_block_allowed(n, i0, i1, j0, j1, S), want = block_truth(n, i0, i1, j0, j1, S);
+    counts[got]++;
+    truth[want]++;
+    int ok = got == want;
+    /* Longformer may say PARTIAL for a FULL block (the window and the globals together) */
+    if (!ok && n->sparse.kind == TFX_SPARSE_LONGFORMER)
+      ok = got == TFX_ATTN_BLOCK_PARTIAL && want == TFX_ATTN_BLOCK_FULL;
+    if (!ok)
+      fail_msg("%s: block [%lld, %lld) x [%lld, %lld): rule %d, truth %d", what, (long long)i0, (long long)i1,
+               (long long)j0, (long long)j1, (int)got, (int)want);
+  }
+  /* the rule is not trivially PARTIAL: it rules out and in what the truth does */
+  if ((truth[TFX_ATTN_BLOCK_NONE] && !counts[TFX_ATTN_BLOCK_NONE]) ||
+      (truth[TFX_ATTN_BLOCK_FULL] && !counts[TFX_ATTN_BLOCK_FULL]))
+    fail_msg("%s: none %d, partial %d, full %d (truth %d, %d, %d)", what, counts[0], counts[1], counts[2], truth[0],
+             truth[1], truth[2]);
+  /* and the random blocks exercise it: every kind of block occurs where the pattern has it */
+  if (!(n->mask == TFX_MASK_NONE && (n->sparse.kind == TFX_SPARSE_NONE || all_allowed)))
+    if (!truth[TFX_ATTN_BLOCK_NONE] || !truth[TFX_ATTN_BLOCK_PARTIAL] || !truth[TFX_ATTN_BLOCK_FULL])
+      fail_msg("%s: the random blocks give none %d, partial %d, full %d", what, truth[0], truth[1], truth[2]);
+  /* an empty block holds no pair */
+  assert_int_equal(tfx_attn_block_allowed(n, 5, 5, 0, 9, S), TFX_ATTN_BLOCK_NONE);
+  assert_int_equal(tfx_attn_block_allowed(n, 0, 9, 7, 7, S), TFX_ATTN_BLOCK_NONE);
+}
+
+static void test_block_rule(void **state) {
+  (void)state;
+  const int64_t S = 96;
+  char what[128];
+  for (int p = -1; p < 12; p++) {
+    tfx_sparse sp = {0};
+    if (p >= 0 && p < 8) sp = pattern(p);
+    if (p == 8) sp.kind = TFX_SPARSE_FIXED, sp.stride = 5, sp.summary = 5; /* every column a summary */
+    if (p == 9) sp.kind = TFX_SPARSE_STRIDED, sp.stride = 1;
+    if (p == 10) /* globals listed inside and beyond the leading ones, twice */
+      sp.kind = TFX_SPARSE_LONGFORMER, sp.window = 2, sp.dilation = 3, sp.n_global = 3, sp.n_global_list = 4,
+      sp.global_list[0] = 1, sp.global_list[1] = 40, sp.global_list[2] = 41, sp.global_list[3] = 40;
+    if (p == 11) sp.kind = TFX_SPARSE_BIGBIRD, sp.block = 7, sp.n_global = 0, sp.random = 3, sp.seed = 12345;
+    for (int causal = 0; causal < 2; causal++) {
+      tfx_node n = tfx_node_proto(TFX_OP_ATTENTION, 0, NULL);
+      n.heads = n.kv_heads = 1, n.head_dim = 4;
+      n.mask = causal ? TFX_MASK_CAUSAL : TFX_MASK_NONE;
+      n.sparse = sp;
+      snprintf(what, sizeof what, "%s (%s)",
+               p < 0   ? "no pattern"
+               : p < 8 ? k_pattern_names[p]
+                       : "extra",
+               causal ? "causal" : "none");
+      check_blocks(&n, S, (uint64_t)(p + 2) * 2 + (uint64_t)causal, p == 8 || p == 9, what);
+    }
+  }
+  /* MLA (always causal) with a sliding window */
+  tfx_node m = tfx_node_proto(TFX_OP_MLA_ATTENTION, 0, NULL);
+  m.mask = TFX_MASK_CAUSAL;
+  m.sparse = pattern(0);
+  check_blocks(&m, S, 77, 0, "mla sliding(3)");
+  /* exact answers on a causal tile: the diagonal tile is partial, below it full, above it none */
+  tfx_node c = tfx_node_proto(TFX_OP_ATTENTION, 0, NULL);
+  c.mask = TFX_MASK_CAUSAL;
+  assert_int_equal(tfx_attn_block_allowed(&c, 16, 32, 16, 32, S), TFX_ATTN_BLOCK_PARTIAL);
+  assert_int_equal(tfx_attn_block_allowed(&c, 16, 32, 0, 16, S), TFX_ATTN_BLOCK_FULL);
+  assert_int_equal(tfx_attn_block_allowed(&c, 16, 32, 32, 48, S), TFX_ATTN_BLOCK_NONE);
+  c.sparse = pattern(0); /* sliding(3): a tile two tiles back sees nothing */
+  assert_int_equal(tfx_attn_block_allowed(&c, 32, 48, 0, 16, S), TFX_ATTN_BLOCK_NONE);
+}
+
+/* ---- schedules ---- */
+
+static char *print_to_string(const tfx_graph *g) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  tfx_print_graph(g, f);
+  fclose(f);
+  return buf;
+}
+
+static void run_schedule_pass(tfx_graph *g) {
+  tfx_pass_options o;
+  tfx_pass_options_init(&o, 2);
+  o.passes = "schedule_attention";
+  o.verify_each = 1;
+  char err[256];
+  if (tfx_run_passes(g, &o, err, sizeof err)) fail_msg("schedule_attention: %s", err);
+}
+
+static void test_schedule_pass(void **state) {
+  (void)state;
+  char err[256];
+  /* causal attention without a pattern: flash, printed among the attributes */
+  tfx_tg *t = attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 1, NULL, 16, 5);
+  tfx_node *a = &t->g->nodes[t->g->output];
+  assert_int_equal(a->attn_schedule, TFX_ATTN_SCHED_UNSET);
+  assert_int_equal(tfx_attn_schedule_of(t->g, a, 0), TFX_ATTN_SCHED_FLASH); /* -O0: the same rule */
+  char *txt = print_to_string(t->g);
+  assert_null(strstr(txt, "schedule ="));
+  free(txt);
+  run_schedule_pass(t->g);
+  a = &t->g->nodes[t->g->output];
+  assert_int_equal(a->attn_schedule, TFX_ATTN_SCHED_FLASH);
+  assert_int_equal(tfx_attn_schedule_of(t->g, a, 1), TFX_ATTN_SCHED_ROW); /* decode: one query row */
+  txt = print_to_string(t->g);
+  assert_non_null(strstr(txt, "{heads = 4, kv_heads = 2, head_dim = 8, mask = causal, position = alibi, "
+                              "schedule = flash}"));
+  free(txt);
+  tfx_graph_stats gs;
+  tfx_pass_graph_stats(t->g, &gs);
+  assert_int_equal(gs.attn_nodes, 1);
+  assert_int_equal(gs.attn_schedules[TFX_ATTN_SCHED_FLASH], 1);
+  assert_int_equal(gs.attn_schedules[TFX_ATTN_SCHED_ROW], 0);
+  /* a forced schedule stays; one that does not apply is refused */
+  a->attn_schedule = TFX_ATTN_SCHED_ROW;
+  run_schedule_pass(t->g);
+  assert_int_equal(t->g->nodes[t->g->output].attn_schedule, TFX_ATTN_SCHED_ROW);
+  t->g->nodes[t->g->output].attn_schedule = TFX_ATTN_SCHED_COUNT;
+  assert_int_not_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
+  tfx_tg_free(t);
+  /* schedule { attention = dense }: row */
+  t = attn_graph(4, 4, 8, TFX_MASK_NONE, 0, NULL, 16, 6);
+  t->g->schedule.attention = TFX_SCHED_ATTN_DENSE;
+  run_schedule_pass(t->g);
+  assert_int_equal(t->g->nodes[t->g->output].attn_schedule, TFX_ATTN_SCHED_ROW);
+  tfx_tg_free(t);
+  /* a sparse pattern: row, even with attention = flash; flash is refused */
+  tfx_sparse sp = pattern(4);
+  t = attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 0, &sp, 16, 7);
+  t->g->schedule.attention = TFX_SCHED_ATTN_FLASH;
+  run_schedule_pass(t->g);
+  assert_int_equal(t->g->nodes[t->g->output].attn_schedule, TFX_ATTN_SCHED_ROW);
+  txt = print_to_string(t->g);
+  assert_non_null(strstr(txt, "sparse = fixed(stride = 4, summary = 2), schedule = row}"));
+  free(txt);
+  t->g->nodes[t->g->output].attn_schedule = TFX_ATTN_SCHED_FLASH;
+  assert_int_not_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
+  assert_non_null(strstr(err, "schedule flash (2) does not apply"));
+  tfx_tg_free(t);
+  /* MLA: row; flash is refused */
+  t = mla_graph(4, 8, 4, 6, 12, 1, TFX_ROPE_INTERLEAVED, 0, NULL, 40, 91);
+  run_schedule_pass(t->g);
+  assert_int_equal(t->g->nodes[t->g->output].attn_schedule, TFX_ATTN_SCHED_ROW);
+  tfx_pass_graph_stats(t->g, &gs);
+  assert_int_equal(gs.attn_schedules[TFX_ATTN_SCHED_ROW], 1);
+  t->g->nodes[t->g->output].attn_schedule = TFX_ATTN_SCHED_FLASH;
+  assert_int_not_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
+  tfx_tg_free(t);
+
+  /* tfxc: --emit=ir shows every node's schedule, --stats counts them (5 layers of stories260k) */
+  char ex[4096];
+  snprintf(ex, sizeof ex, "%s/examples/llama/stories260k.tfx", TFX_SOURCE_DIR);
+  char *out = NULL, *errs = NULL;
+  char *ir[] = {TFXC_PATH, ex, "--emit=ir", NULL};
+  assert_int_equal(tfx_test_run(ir, &out, &errs), 0);
+  int n_flash = 0;
+  for (const char *p = out; (p = strstr(p, "mask = causal, schedule = flash}")); p++) n_flash++;
+  assert_int_equal(n_flash, 5);
+  free(out);
+  free(errs);
+  char *st[] = {TFXC_PATH, ex, "--stats", NULL};
+  assert_int_equal(tfx_test_run(st, &out, &errs), 0);
+  assert_non_null(strstr(out, "attention:         5 nodes, schedules row 0, flash 5 (prefill; decode runs row)"));
+  free(out);
+  free(errs);
+  snprintf(ex, sizeof ex, "%s/examples/sparse/masks.tfx", TFX_SOURCE_DIR);
+  char *st0[] = {TFXC_PATH, ex, "-O0", "--stats", "--weights", "random", NULL};
+  assert_int_equal(tfx_test_run(st0, &out, &errs), 0);
+  /* -O0 runs no pass: the backend's rule (the same function) gives every sparse layer row */
+  assert_non_null(strstr(out, "attention:         4 nodes, schedules row 4, flash 0 (prefill; decode runs row)"));
+  free(out);
+  free(errs);
+}
+
+/* Every call's JIT output, appended (g_row_check), per schedule. */
+static float *g_capture;
+static size_t g_capture_n, g_capture_cap;
+static void capture_rows(const float *ref, const float *out, int n, int ow, int64_t pos) {
+  (void)ref, (void)pos;
+  size_t add = (size_t)n * (size_t)ow;
+  if (g_capture_n + add > g_capture_cap) {
+    g_capture_cap = (g_capture_n + add) * 2;
+    g_capture = realloc(g_capture, g_capture_cap * sizeof(float));
+    assert_non_null(g_capture);
+  }
+  memcpy(g_capture + g_capture_n, out, add * sizeof(float));
+  g_capture_n += add;
+}
+
+/* Forces each schedule of `scheds` on every attention node of t and checks
+ * it against the interpreter (-O0 and -O3, check_levels), then the
+ * schedules' outputs against each other. */
+static void check_schedules(tfx_tg *t, const int *scheds, int n_scheds, const int *ns, int n_calls, const char *what) {
+  float *outs[TFX_ATTN_SCHED_COUNT] = {0};
+  size_t lens[TFX_ATTN_SCHED_COUNT] = {0};
+  uint64_t rng = t->rng; /* every schedule gets the same inputs */
+  for (int k = 0; k < n_scheds; k++) {
+    t->rng = rng;
+    int forced = 0;
+    for (int i = 0; i < t->g->n_nodes; i++) {
+      tfx_node *n = &t->g->nodes[i];
+      if (n->op != TFX_OP_ATTENTION && n->op != TFX_OP_MLA_ATTENTION) continue;
+      n->attn_schedule = scheds[k];
+      forced++;
+    }
+    assert_true(forced > 0);
+    char label[192];
+    snprintf(label, sizeof label, "%s, schedule %s", what, tfx_attn_schedule_name(scheds[k]));
+    g_capture = NULL, g_capture_n = g_capture_cap = 0;
+    g_row_check = capture_rows;
+    check_levels(t, ns, n_calls, label);
+    g_row_check = NULL;
+    outs[scheds[k]] = g_capture, lens[scheds[k]] = g_capture_n;
+    /* the backend ran the forced schedule: the forward entry's body is the schedule's */
+    char *ll = NULL, err[256];
+    size_t len = 0;
+    FILE *f = open_memstream(&ll, &len);
+    tfx_target_options o = {.opt_level = 0};
+    if (tfx_backend_emit_text(t->g, &o, TFX_EMIT_LLVM_IR, f, err, sizeof err)) fail_msg("%s: emit: %s", label, err);
+    fclose(f);
+    int flash = strstr(ll, "@tfx_body_fwd_flash_attention_") != NULL;
+    if (flash != (scheds[k] == TFX_ATTN_SCHED_FLASH))
+      fail_msg("%s: the module %s a flash body", label, flash ? "has" : "lacks");
+    free(ll);
+  }
+  /* the schedules agree (each level's outputs, -O0 then -O3) */
+  for (int k = 1; k < n_scheds; k++) {
+    const float *a = outs[scheds[0]], *b = outs[scheds[k]];
+    assert_int_equal(lens[scheds[0]], lens[scheds[k]]);
+    double maxref = 1.0, diff = 0.0;
+    for (size_t i = 0; i < lens[scheds[0]]; i++) {
+      if (fabs(a[i]) > maxref) maxref = fabs(a[i]);
+      if (fabs((double)a[i] - b[i]) > diff) diff = fabs((double)a[i] - b[i]);
+    }
+    if (!(diff <= 2 * TOL * maxref))
+      fail_msg("%s: schedules %s and %s differ by %g", what, tfx_attn_schedule_name(scheds[0]),
+               tfx_attn_schedule_name(scheds[k]), diff);
+  }
+  for (int s = 0; s < TFX_ATTN_SCHED_COUNT; s++) free(outs[s]);
+}
+
+static const int k_both[2] = {TFX_ATTN_SCHED_ROW, TFX_ATTN_SCHED_FLASH};
+static const int k_row[1] = {TFX_ATTN_SCHED_ROW};
+
+static void test_schedules_agree(void **state) {
+  (void)state;
+  /* prefills longer than a flash tile (W rows) and a key group, then decode steps and chunks */
+  static const int dec[] = {37, 1, 1, 19, 1, 2, 1};
+  static const int enc[] = {37, 1, 16, 3}, cross[] = {29, 1, 16, 3}; /* cross_graph: max_seq 32 */
+  const int nd = (int)(sizeof dec / sizeof dec[0]), ne = (int)(sizeof enc / sizeof enc[0]);
+  tfx_tg *t = attn_graph(4, 4, 8, TFX_MASK_CAUSAL, 0, NULL, 80, 301);
+  check_schedules(t, k_both, 2, dec, nd, "causal MHA");
+  tfx_tg_free(t);
+  t = attn_graph(6, 2, 12, TFX_MASK_CAUSAL, 0, NULL, 80, 302);
+  check_schedules(t, k_both, 2, dec, nd, "causal GQA d=12");
+  tfx_tg_free(t);
+  t = attn_graph(5, 1, 8, TFX_MASK_CAUSAL, 1, NULL, 80, 303);
+  check_schedules(t, k_both, 2, dec, nd, "alibi MQA H=5");
+  tfx_tg_free(t);
+  t = attn_graph(6, 3, 8, TFX_MASK_NONE, 1, NULL, 80, 304);
+  check_schedules(t, k_both, 2, enc, ne, "alibi bidirectional");
+  tfx_tg_free(t);
+  t = cross_graph(13, 1, NULL, 305);
+  check_schedules(t, k_both, 2, cross, ne, "cross + alibi to static memory S=13");
+  tfx_tg_free(t);
+  t = cross_graph(0, 0, NULL, 306);
+  check_schedules(t, k_both, 2, cross, ne, "cross to a T-row memory");
+  tfx_tg_free(t);
+  t = encdec_graph(80, 307); /* an encoder over static rows, a causal decoder, cross-attention */
+  check_schedules(t, k_both, 2, dec, nd, "encoder-decoder");
+  tfx_tg_free(t);
+  /* sparse patterns and MLA have one schedule: row (forced explicitly) */
+  for (int p = 0; p < 8; p += 3) {
+    tfx_sparse sp = pattern(p);
+    t = attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 0, &sp, 80, 310 + (uint64_t)p);
+    check_schedules(t, k_row, 1, dec, nd, k_pattern_names[p]);
+    tfx_tg_free(t);
+  }
+  t = mla_graph(4, 8, 4, 6, 12, 1, TFX_ROPE_INTERLEAVED, 1, NULL, 80, 320);
+  check_schedules(t, k_row, 1, dec, nd, "mla + alibi");
+  tfx_tg_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_alibi_slopes),
@@ -511,6 +839,9 @@ int main(void) {
       cmocka_unit_test(test_cross_attention),
       cmocka_unit_test(test_encoder_decoder),
       cmocka_unit_test(test_mla),
+      cmocka_unit_test(test_block_rule),
+      cmocka_unit_test(test_schedule_pass),
+      cmocka_unit_test(test_schedules_agree),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
