@@ -18,7 +18,8 @@
  * same graphs with every scale replaced by 1 (what a stream ignoring the
  * scale computes) are checked to differ from the twin by far more, so the
  * comparisons would catch it. Cases: linear + bias, SwiGLU FFN, MoE (router,
- * up with GLU, down), embedding tied to the classifier, matmul with a toy b.
+ * up with GLU, down), embedding tied to the classifier, matmul with a toy b,
+ * MLA with a toy wkv_b (causal: the calls run on from the KV cache).
  *
  * Also: the byte sizes, names and reference decoders of every format
  * (f16, bf16, i8 with row scales, q8_0, q4_0 on hand-made bytes), the
@@ -163,6 +164,23 @@ static tfx_tg *build_matmul(int fmt) {
   return t;
 }
 
+/* DeepSeek's latent attention (causal: the calls run on from the KV cache):
+ * its absorbed projections W_uk, W_uv are the rows of a toy wkv_b */
+static tfx_tg *build_mla(int fmt) {
+  tfx_tg *t = tfx_tg_new("wf_mla", 32, 23);
+  int64_t D = 24, H = 2, dn = 8, dr = 4, dv = 8, r = 20;
+  int x = tfx_tg_input_f32(t, D);
+  int q = tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, "wq", H * (dn + dr), D, 0.5f));
+  int ckv = tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, "wkv_a", r + dr, D, 0.5f));
+  tfx_node a =
+      tfx_node_proto(TFX_OP_MLA_ATTENTION, 3, (int[]){q, ckv, wparam2(t, fmt, "wkv_b", H * (dn + dv), r, 0.5f)});
+  a.heads = (int)H, a.head_dim = (int)dn, a.rope_dim = (int)dr, a.v_dim = (int)dv, a.rank = (int)r;
+  a.theta = 10000.0, a.rope_style = TFX_ROPE_HALF, a.eps = 1e-6;
+  a.mask = TFX_MASK_CAUSAL;
+  t->g->output = tfx_tg_add(t, &a);
+  return t;
+}
+
 /* ---- running them ---- */
 
 static void release_jit(void *m) { tfx_backend_jit_free(m); }
@@ -211,7 +229,7 @@ static void run_interp(tfx_tg *t, const uint8_t *blob, const run_plan *p, float 
   char err[256];
   for (int c = 0; c < p->n_calls; c++) {
     make_input(p, c, &rng, tok, x);
-    tfx_interp_reset(it);
+    if (t->g->kv_bytes == 0) tfx_interp_reset(it); /* (with a KV cache the calls run on, as the session's) */
     if (tfx_interp_forward(it, p->vocab > 0 ? (const void *)tok : (const void *)x, p->ns[c], out, err, sizeof err))
       fail_msg("%s: interpreter: %s", what, err);
     out += (size_t)p->ns[c] * (size_t)p->out_w;
@@ -365,6 +383,12 @@ static void test_toy_embedding(void **state) {
   check_case(build_embedding, 0, "tied embedding", NULL);
   check_case(build_embedding, 2, "tied embedding", &packed);
   assert_int_equal(packed, 1); /* the shared table, packed: the embedding reads its panels */
+}
+
+static void test_toy_mla(void **state) {
+  (void)state;
+  check_case(build_mla, 0, "mla", NULL);
+  check_case(build_mla, 2, "mla", NULL);
 }
 
 static void test_toy_matmul(void **state) {
@@ -528,6 +552,7 @@ int main(void) {
       cmocka_unit_test(test_toy_moe),
       cmocka_unit_test(test_toy_embedding),
       cmocka_unit_test(test_toy_matmul),
+      cmocka_unit_test(test_toy_mla),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
