@@ -411,6 +411,75 @@ int tfx_cg_emit_moe_route(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_moe_up(tfx_cg *cg, const tfx_node *n);
 int tfx_cg_emit_moe_down(tfx_cg *cg, const tfx_node *n);
 
+/* ---- weight_stream.c: how kernels read weights ----
+ * Every weight operand a kernel reads (linear / fused-linear w, MoE up/down
+ * and router weights, MATMUL's b, MLA's wkv_b, embedding tables) is read
+ * through a stream made from its node: its format (ir/dtype.c) and layout
+ * (row-major, or k-major panels of fx.panel rows: pack_weights) are the
+ * stream's business, and the kernel gets <W x float> vectors already decoded
+ * and scaled. A new weight format is an entry of the format table, its
+ * packing (passes/fold_weights.c) and one tfx_cg_wformat below.
+ * Row-major access goes through row cursors (row r, a few rows further, an
+ * offset along the row); packed access through panel cursors (the panel of
+ * pr stored rows from a first row, then (k, j) positions in it). For f32
+ * every call emits exactly the address arithmetic and load the kernels
+ * always had. */
+typedef struct tfx_cg_wformat tfx_cg_wformat;
+typedef struct tfx_cg_wstream {
+  const tfx_node *w; /* the weight's node (a PARAM, or an f32 value: MATMUL's b) */
+  const tfx_cg_wformat *fmt;
+  LLVMValueRef base; /* its body pointer */
+  int64_t R, K;      /* rows (leading dims flattened) and their length (the last dim) */
+  int panel;         /* fx.panel of a packed weight: rows per panel (0: row-major) */
+} tfx_cg_wstream;
+typedef struct tfx_cg_wrow {
+  LLVMValueRef ptr;   /* the row's element 0 (or the element the cursor was moved to) */
+  LLVMValueRef row;   /* its stored row (i64), kept only by formats with per-row state */
+  LLVMValueRef state; /* the format's per-row state (a scale), or NULL */
+} tfx_cg_wrow;
+typedef struct tfx_cg_wpanel {
+  LLVMValueRef ptr;   /* the panel's element (0, 0): element (k, j) is at k * pr + j */
+  LLVMValueRef state; /* the format's per-column state (the rows' scales), or NULL */
+  int pr;             /* rows of the panel (its k-stride) */
+} tfx_cg_wpanel;
+typedef struct tfx_cg_wpos {
+  LLVMValueRef off; /* k * pr + j */
+  int64_t j;
+} tfx_cg_wpos;
+/* 0 when the backend can read weight w (its format has a stream); -1 with
+ * a message naming the param and its format. */
+int tfx_cg_ws_check(const tfx_node *w, char *err, size_t errlen);
+/* "" for f32, else a body-key fragment naming w's format (bodies differ). */
+const char *tfx_cg_ws_key(const tfx_node *w);
+/* The stream of weight w read at body pointer base. */
+void tfx_cg_ws_init(tfx_cg *cg, tfx_cg_wstream *s, const tfx_node *w, LLVMValueRef base);
+/* The cursor of row r (i64) of a row-major weight; the one j rows further;
+ * the one kf elements along the row (kf a multiple of the format's block). */
+tfx_cg_wrow tfx_cg_ws_row(tfx_cg *cg, const tfx_cg_wstream *s, LLVMValueRef r);
+tfx_cg_wrow tfx_cg_ws_row_next(tfx_cg *cg, const tfx_cg_wstream *s, const tfx_cg_wrow *h, int64_t j);
+tfx_cg_wrow tfx_cg_ws_row_skip(tfx_cg *cg, const tfx_cg_wstream *s, const tfx_cg_wrow *h, int64_t kf);
+/* The cursor j (i64) rows further. */
+tfx_cg_wrow tfx_cg_ws_row_nextv(tfx_cg *cg, const tfx_cg_wstream *s, const tfx_cg_wrow *h, LLVMValueRef j);
+/* Elements c .. c + nvalid - 1 (c i64) of the cursor's row, decoded and
+ * scaled (lanes past nvalid are 0). */
+LLVMValueRef tfx_cg_ws_row_vec(tfx_cg *cg, const tfx_cg_wstream *s, const tfx_cg_wrow *h, LLVMValueRef c, int nvalid);
+/* Elements c .. of row r: tfx_cg_ws_row_vec of tfx_cg_ws_row(r) in one step. */
+LLVMValueRef tfx_cg_ws_vec(tfx_cg *cg, const tfx_cg_wstream *s, LLVMValueRef r, LLVMValueRef c, int nvalid);
+/* Panel p (i64) of the segment whose first stored row is sb, pr rows; the
+ * panel width is the weight's fx.panel. */
+tfx_cg_wpanel tfx_cg_ws_panel(tfx_cg *cg, const tfx_cg_wstream *s, LLVMValueRef p, int64_t sb, int pr);
+/* Position (k, j) of a panel (j static); the vector of columns j + dj ..
+ * j + dj + nvalid - 1 at that k, decoded and scaled. */
+tfx_cg_wpos tfx_cg_ws_panel_at(tfx_cg *cg, const tfx_cg_wpanel *p, LLVMValueRef k, int64_t j);
+LLVMValueRef tfx_cg_ws_panel_vec(tfx_cg *cg, const tfx_cg_wstream *s, const tfx_cg_wpanel *p, const tfx_cg_wpos *at,
+                                 int64_t dj, int nvalid);
+/* The address of element off (i64) of a panel (prefetching). */
+LLVMValueRef tfx_cg_ws_panel_ptr(tfx_cg *cg, const tfx_cg_wstream *s, const tfx_cg_wpanel *p, LLVMValueRef off);
+/* One scalar of a packed weight: element off (i64) of panel p, which
+ * belongs to the panel's row jj (i64), decoded and scaled. */
+LLVMValueRef tfx_cg_ws_panel_scalar(tfx_cg *cg, const tfx_cg_wstream *s, const tfx_cg_wpanel *p, LLVMValueRef jj,
+                                    LLVMValueRef off);
+
 /* ---- k_linear.c: the GEMM y = x @ w^T every linear kernel runs ----
  * Work items are panels of TFX_CG_LIN_NB weight rows (output columns) of
  * one segment; an item walks the rows of x in blocks. Packed weights
@@ -462,6 +531,7 @@ struct tfx_cg_gemm {
   int perm_hd, perm_rd;
   const tfx_cg_gemm_hooks *hooks; /* NULL members use the defaults: none, none, + bias and store */
   void *ctx;                      /* the hooks' state */
+  const tfx_cg_wstream *ws;       /* the weight's stream: set by tfx_cg_gemm_emit from n's operand 1 and w */
 };
 /* Emits the item loop of G into the current body; the number of work items
  * is tfx_cg_gemm_items(G). */
@@ -490,7 +560,7 @@ typedef struct tfx_cg_mk_shape {
 } tfx_cg_mk_shape;
 tfx_cg_mk_shape tfx_cg_mk_shape_for(const tfx_cg *cg, int glu);
 typedef struct tfx_cg_mk_tile {
-  LLVMValueRef gate, up; /* base of the panel's packed weights (up: GLU only) */
+  tfx_cg_wpanel gate, up; /* the panel's packed weights (up: GLU only) */
   int pr;                /* rows of the panel (its k-stride in floats) */
   LLVMValueRef m;        /* first row of x */
   int mr;                /* rows (static) */

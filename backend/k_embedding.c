@@ -17,35 +17,38 @@
 #include "cg.h"
 
 typedef struct {
-  LLVMValueRef src, dst;
+  const tfx_cg_wstream *ws;
+  tfx_cg_wrow src; /* the table's row */
+  LLVMValueRef dst;
 } copy_ctx;
 
 static void copy_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
   copy_ctx *c = vctx;
-  LLVMValueRef v = tfx_cg_vload(cg, tfx_cg_fptr(cg, c->src, col), nvalid);
+  LLVMValueRef v = tfx_cg_ws_row_vec(cg, c->ws, &c->src, col, nvalid);
   tfx_cg_vstore(cg, v, tfx_cg_fptr(cg, c->dst, col), nvalid);
 }
 
 /* Row id of a packed table (one segment) into dst: element k of the row is
  * at tfx_packed_index(fx, V, D, id, k). */
-static void packed_row(tfx_cg *cg, const tfx_fused *fx, int64_t V, int64_t D, LLVMValueRef tab, LLVMValueRef id,
-                       LLVMValueRef dst) {
+static void packed_row(tfx_cg *cg, const tfx_fused *fx, int64_t V, int64_t D, const tfx_cg_wstream *ws,
+                       LLVMValueRef id, LLVMValueRef dst) {
   LLVMBuilderRef b = cg->b;
   int64_t P = fx->panel, kc = fx->kc, kf = D - D % kc, last = V - V % P;
-  LLVMValueRef p0 = tfx_cg_mulc(cg, LLVMBuildUDiv(b, id, tfx_cg_i64(cg, P), ""), P); /* first row of the panel */
+  LLVMValueRef pi = LLVMBuildUDiv(b, id, tfx_cg_i64(cg, P), "");
+  LLVMValueRef p0 = tfx_cg_mulc(cg, pi, P); /* first row of the panel */
   LLVMValueRef jj = tfx_cg_sub(cg, id, p0);
   /* rows of this panel: P, or V % P for the last, shorter one */
   LLVMValueRef pr = last < V ? LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGE, p0, tfx_cg_i64(cg, last), ""),
                                                tfx_cg_i64(cg, V - last), tfx_cg_i64(cg, P), "")
                              : tfx_cg_i64(cg, P);
-  LLVMValueRef base = tfx_cg_fptr(cg, tab, tfx_cg_mulc(cg, p0, D));
+  tfx_cg_wpanel pan = tfx_cg_ws_panel(cg, ws, pi, 0, 0); /* rows from p0 (pr is dynamic: the scalar reads) */
   if (kf > 0) { /* full chunks: chunk c at c * pr * kc, the row's kc floats at jj * kc */
     tfx_cg_loop l;
     tfx_cg_for(cg, &l, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, kf), 1, "k");
     LLVMValueRef c = LLVMBuildUDiv(b, l.iv, tfx_cg_i64(cg, kc), ""), r = LLVMBuildURem(b, l.iv, tfx_cg_i64(cg, kc), "");
     LLVMValueRef at =
         tfx_cg_add(cg, tfx_cg_mulc(cg, tfx_cg_mul(cg, c, pr), kc), tfx_cg_add(cg, tfx_cg_mulc(cg, jj, kc), r));
-    tfx_cg_storef(cg, tfx_cg_loadf(cg, tfx_cg_fptr(cg, base, at)), tfx_cg_fptr(cg, dst, l.iv));
+    tfx_cg_storef(cg, tfx_cg_ws_panel_scalar(cg, ws, &pan, jj, at), tfx_cg_fptr(cg, dst, l.iv));
     tfx_cg_for_end(cg, &l);
   }
   if (kf < D) { /* the last D % kc columns: pr rows of D - kf floats */
@@ -53,7 +56,7 @@ static void packed_row(tfx_cg *cg, const tfx_fused *fx, int64_t V, int64_t D, LL
     tfx_cg_for(cg, &l, tfx_cg_i64(cg, kf), tfx_cg_i64(cg, D), 1, "kt");
     LLVMValueRef at = tfx_cg_add(cg, tfx_cg_addc(cg, tfx_cg_mulc(cg, pr, kf), -kf),
                                  tfx_cg_add(cg, tfx_cg_mulc(cg, jj, D - kf), l.iv));
-    tfx_cg_storef(cg, tfx_cg_loadf(cg, tfx_cg_fptr(cg, base, at)), tfx_cg_fptr(cg, dst, l.iv));
+    tfx_cg_storef(cg, tfx_cg_ws_panel_scalar(cg, ws, &pan, jj, at), tfx_cg_fptr(cg, dst, l.iv));
     tfx_cg_for_end(cg, &l);
   }
 }
@@ -101,10 +104,10 @@ int tfx_cg_emit_embedding(tfx_cg *cg, const tfx_node *n) {
   if (ex->stats_out && sout < 0)
     return tfx_cg_fail(cg, "backend: %%%d (embedding): writes statistics no norm_stats reads", n->id);
   char key[200];
-  snprintf(key, sizeof key, "embedding_V%lld_D%lld_p%dx%d_pos%d_%lld_%.17g_r%d_n%d_%.17g_so%d", (long long)V,
+  snprintf(key, sizeof key, "embedding_V%lld_D%lld_p%dx%d_pos%d_%lld_%.17g_r%d_n%d_%.17g_so%d%s", (long long)V,
            (long long)D, fx ? fx->panel : 0, fx ? fx->kc : 0, ex->pos_add, (long long)P,
            ex->pos_add == TFX_EMB_POS_SINUSOIDAL ? n->theta : 0.0, ex->has_bias, ex->norm, ex->norm ? n->eps : 0.0,
-           ex->stats_out);
+           ex->stats_out, tfx_cg_ws_key(table));
   int fresh = tfx_cg_body_begin(cg, key);
   if (fresh < 0) return -1;
   if (fresh) {
@@ -119,10 +122,12 @@ int tfx_cg_emit_embedding(tfx_cg *cg, const tfx_node *n) {
     LLVMValueRef ok = LLVMBuildICmp(b, LLVMIntULT, id, tfx_cg_i64(cg, V), "");
     id = LLVMBuildSelect(b, ok, id, tfx_cg_i64(cg, 0), "");
     LLVMValueRef yrow = tfx_cg_fptr(cg, py, tfx_cg_mulc(cg, row.iv, D));
+    tfx_cg_wstream ws;
+    tfx_cg_ws_init(cg, &ws, table, ptab);
     if (fx) {
-      packed_row(cg, fx, V, D, ptab, id, yrow);
+      packed_row(cg, fx, V, D, &ws, id, yrow);
     } else {
-      copy_ctx c = {tfx_cg_fptr(cg, ptab, tfx_cg_mulc(cg, id, D)), yrow};
+      copy_ctx c = {&ws, tfx_cg_ws_row(cg, &ws, id), yrow};
       tfx_cg_chunks(cg, D, copy_chunk, &c);
     }
     /* the epilogue, in the order of the unfused adds: positions, row, norm */

@@ -81,30 +81,32 @@ LLVMValueRef tfx_cg_pair_row(tfx_cg *cg, LLVMValueRef q, int hd, int rd) {
  * chunks and for the K tail; a pair-order segment is read at the row each
  * position computes. */
 static void wrow_ptrs(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef first, int64_t sb, int seg, int jj,
-                      LLVMValueRef *full, LLVMValueRef *tail) {
+                      tfx_cg_wrow *full, tfx_cg_wrow *tail) {
   int64_t K = G->K, kf = K - K % G->kc;
   LLVMValueRef q = tfx_cg_addc(cg, first, jj);
   if (G->perm >> seg & 1u) q = tfx_cg_pair_row(cg, q, G->perm_hd, G->perm_rd);
-  *full = tfx_cg_fptr(cg, G->w, tfx_cg_mulc(cg, tfx_cg_addc(cg, q, sb), K));
-  *tail = tfx_cg_fptrc(cg, *full, kf);
+  *full = tfx_cg_ws_row(cg, G->ws, tfx_cg_addc(cg, q, sb));
+  *tail = tfx_cg_ws_row_skip(cg, G->ws, full, kf);
 }
 
 typedef struct {
   const tfx_cg_gemm *G;
   int mr, nw;
-  LLVMValueRef xrow[MR], wfull[MAX_ACC], wtail[MAX_ACC];
+  LLVMValueRef xrow[MR];
+  tfx_cg_wrow wfull[MAX_ACC], wtail[MAX_ACC]; /* weight row cursors: full chunks, K tail */
   LLVMValueRef acc[MR * MAX_ACC];
 } tile_state;
 
 /* acc[i][j] += x_i[k..] * w_j[k..] for one vector at x offset xk. */
-static void fma_step(tfx_cg *cg, tile_state *t, LLVMValueRef xk, LLVMValueRef *wp, LLVMValueRef woff, int nvalid) {
+static void fma_step(tfx_cg *cg, tile_state *t, LLVMValueRef xk, const tfx_cg_wrow *wp, LLVMValueRef woff,
+                     int nvalid) {
   const tfx_cg_gemm *G = t->G;
   LLVMValueRef xv[MR], wv[MAX_ACC];
   for (int i = 0; i < t->mr; i++) {
     xv[i] = tfx_cg_vload(cg, tfx_cg_fptr(cg, t->xrow[i], xk), nvalid);
     if (G->hooks && G->hooks->x_load) xv[i] = G->hooks->x_load(cg, G, i, xv[i], xk, nvalid);
   }
-  for (int j = 0; j < t->nw; j++) wv[j] = tfx_cg_vload(cg, tfx_cg_fptr(cg, wp[j], woff), nvalid);
+  for (int j = 0; j < t->nw; j++) wv[j] = tfx_cg_ws_row_vec(cg, G->ws, &wp[j], woff, nvalid);
   for (int i = 0; i < t->mr; i++)
     for (int j = 0; j < t->nw; j++) {
       LLVMValueRef a = t->acc[i * t->nw + j];
@@ -198,11 +200,10 @@ static void emit_rows(tfx_cg *cg, const tfx_cg_gemm *G, const panel_ctx *P, LLVM
 static void mk_block(tfx_cg *cg, const tfx_cg_gemm *G, const panel_ctx *P, const tfx_cg_mk_shape *sh, LLVMValueRef m,
                      int mr, int clamp) {
   if (G->hooks && G->hooks->block_begin) G->hooks->block_begin(cg, G, m, mr);
-  LLVMValueRef first = tfx_cg_mulc(cg, P->p, NB); /* first local row of the panel */
   int64_t sb = G->glu ? 0 : seg_base(G, P->seg);
   tfx_cg_mk_tile t = {.pr = P->nb, .m = m, .mr = mr, .clamp = clamp, .blk = P->blk, .blku = P->blku};
-  t.gate = tfx_cg_fptr(cg, G->w, tfx_cg_mulc(cg, tfx_cg_addc(cg, first, sb), G->K));
-  if (G->glu) t.up = tfx_cg_fptr(cg, G->w, tfx_cg_mulc(cg, tfx_cg_addc(cg, first, G->segs[0]), G->K));
+  t.gate = tfx_cg_ws_panel(cg, G->ws, P->p, sb, P->nb); /* the panel width is the weight's fx.panel */
+  if (G->glu) t.up = tfx_cg_ws_panel(cg, G->ws, P->p, G->segs[0], P->nb);
   for (t.c0 = 0; t.c0 < P->nb; t.c0 += sh->cols) {
     t.nc = P->nb - t.c0 < sh->cols ? P->nb - t.c0 : sh->cols;
     tfx_cg_mk_emit_tile(cg, G, &t);
@@ -303,10 +304,14 @@ static void emit_segments(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef item, i
   tfx_cg_if_end(cg, &c);
 }
 
-void tfx_cg_gemm_emit(tfx_cg *cg, const tfx_cg_gemm *G) {
+void tfx_cg_gemm_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
+  tfx_cg_wstream ws; /* the weight (operand 1 of LINEAR and FUSED_LINEAR) */
+  tfx_cg_ws_init(cg, &ws, &cg->g->nodes[G0->n->inputs[1]], G0->w);
+  tfx_cg_gemm G = *G0;
+  G.ws = &ws;
   tfx_cg_loop it;
   tfx_cg_for(cg, &it, cg->kbegin, cg->kend, 1, "item");
-  emit_segments(cg, G, it.iv, 0, 0);
+  emit_segments(cg, &G, it.iv, 0, 0);
   tfx_cg_for_end(cg, &it);
 }
 
@@ -318,8 +323,8 @@ int tfx_cg_emit_linear(tfx_cg *cg, const tfx_node *n) {
   tfx_cg_rows_split(x, &m_per_t, &m_fixed);
   tfx_cg_gemm G = {.n = n, .K = K, .R = N, .kc = 16 > cg->W ? 16 : cg->W, .n_segs = 1, .segs = {N}};
   char key[128];
-  snprintf(key, sizeof key, "linear_K%lld_N%lld_b%d_M%s%lld", (long long)K, (long long)N, bias, m_per_t ? "T" : "",
-           (long long)(m_per_t ? m_per_t : m_fixed));
+  snprintf(key, sizeof key, "linear_K%lld_N%lld_b%d_M%s%lld%s", (long long)K, (long long)N, bias, m_per_t ? "T" : "",
+           (long long)(m_per_t ? m_per_t : m_fixed), tfx_cg_ws_key(w));
   int fresh = tfx_cg_body_begin(cg, key);
   if (fresh < 0) return -1;
   if (fresh) {

@@ -1,7 +1,8 @@
 /* backend/k_matmul.c — the MATMUL kernel y[M, N] = a[M, K] @ b[K, N] (b not
  * transposed). Work items are vectors of W output columns (masked on the last
  * one when N % W != 0); each item walks the rows of a in tiles of 4, keeping 4
- * vector accumulators and broadcasting a[m, k] against row k of b. */
+ * vector accumulators and broadcasting a[m, k] against row k of b (read
+ * through its weight stream: b may be a weight in any format). */
 #include <stdio.h>
 
 #include "cg.h"
@@ -11,6 +12,7 @@
 typedef struct {
   LLVMValueRef a, b, y;
   int64_t K, N;
+  tfx_cg_wstream ws; /* b's (a weight, or any static value) */
 } mm_op;
 
 static void emit_rows(tfx_cg *cg, const mm_op *op, LLVMValueRef m, LLVMValueRef n0, int mr, int nvalid) {
@@ -22,7 +24,7 @@ static void emit_rows(tfx_cg *cg, const mm_op *op, LLVMValueRef m, LLVMValueRef 
   }
   tfx_cg_loop lk;
   tfx_cg_for(cg, &lk, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, op->K), 1, "k");
-  LLVMValueRef bv = tfx_cg_vload(cg, tfx_cg_fptr(cg, op->b, tfx_cg_add(cg, tfx_cg_mulc(cg, lk.iv, op->N), n0)), nvalid);
+  LLVMValueRef bv = tfx_cg_ws_vec(cg, &op->ws, lk.iv, n0, nvalid); /* row k of b, columns n0.. */
   for (int i = 0; i < mr; i++) {
     LLVMValueRef as = tfx_cg_splat(cg, tfx_cg_loadf(cg, tfx_cg_fptr(cg, arow[i], lk.iv)));
     LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_vf, acc[i], "");
@@ -55,12 +57,13 @@ int tfx_cg_emit_matmul(tfx_cg *cg, const tfx_node *n) {
   int tail = (int)(N % cg->W);
   tfx_cg_rows_split(a, &m_per_t, &m_fixed);
   char key[128];
-  snprintf(key, sizeof key, "matmul_K%lld_N%lld_M%s%lld", (long long)K, (long long)N, m_per_t ? "T" : "",
-           (long long)(m_per_t ? m_per_t : m_fixed));
+  snprintf(key, sizeof key, "matmul_K%lld_N%lld_M%s%lld%s", (long long)K, (long long)N, m_per_t ? "T" : "",
+           (long long)(m_per_t ? m_per_t : m_fixed), tfx_cg_ws_key(b));
   int fresh = tfx_cg_body_begin(cg, key);
   if (fresh < 0) return -1;
   if (fresh) {
-    mm_op op = {tfx_cg_body_ptr(cg, 0), tfx_cg_body_ptr(cg, 1), tfx_cg_body_ptr(cg, 2), K, N};
+    mm_op op = {tfx_cg_body_ptr(cg, 0), tfx_cg_body_ptr(cg, 1), tfx_cg_body_ptr(cg, 2), K, N, {0}};
+    tfx_cg_ws_init(cg, &op.ws, b, op.b);
     LLVMValueRef M = tfx_cg_rows(cg, a);
     tfx_cg_loop it;
     tfx_cg_for(cg, &it, cg->kbegin, cg->kend, 1, "item");

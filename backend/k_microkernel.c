@@ -44,7 +44,7 @@ typedef struct {
   const tfx_cg_mk_tile *t;
   int nh, nvec, sets;
   int lanes[TFX_CG_LIN_NB];
-  LLVMValueRef base[2];                  /* gate, up panel bases */
+  tfx_cg_wpanel base[2];                 /* gate, up panels */
   LLVMValueRef xrow[TFX_CG_GEMM_MAX_MR]; /* x rows (direct broadcast, and the pack) */
   LLVMValueRef abuf;                     /* [mr][LDA] or NULL (direct) */
   /* acc[((s * mr + i) * nh + h) * nvec + v] */
@@ -92,11 +92,10 @@ static void fma_step(tfx_cg *cg, mk_state *st, LLVMValueRef kb, LLVMValueRef kk,
   const tfx_cg_mk_tile *t = st->t;
   LLVMBuilderRef b = cg->b;
   LLVMValueRef k = tfx_cg_add(cg, kb, kk), bv[2][4];
-  LLVMValueRef koff = tfx_cg_addc(cg, tfx_cg_mulc(cg, k, t->pr), t->c0);
+  tfx_cg_wpos at = tfx_cg_ws_panel_at(cg, &st->base[0], k, t->c0); /* gate and up panels share the layout */
   for (int h = 0; h < st->nh; h++)
     for (int v = 0; v < st->nvec; v++)
-      bv[h][v] =
-          tfx_cg_vload(cg, tfx_cg_fptr(cg, st->base[h], tfx_cg_addc(cg, koff, (int64_t)v * cg->W)), st->lanes[v]);
+      bv[h][v] = tfx_cg_ws_panel_vec(cg, st->G->ws, &st->base[h], &at, (int64_t)v * cg->W, st->lanes[v]);
   for (int i = 0; i < t->mr; i++) {
     LLVMValueRef a = st->abuf ? tfx_cg_loadf(cg, tfx_cg_fptr(cg, st->abuf, tfx_cg_addc(cg, kk, (int64_t)i * LDA)))
                               : tfx_cg_loadf(cg, tfx_cg_fptr(cg, st->xrow[i], k));
@@ -123,7 +122,7 @@ static void fma_range(tfx_cg *cg, mk_state *st, LLVMValueRef kb, int64_t len) {
       LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, k, t->pr), ahead);
       for (int h = 0; h < st->nh; h++)
         for (int64_t f = 0; f < (int64_t)UNROLL * t->pr; f += 16)
-          prefetch(cg, tfx_cg_fptr(cg, st->base[h], tfx_cg_addc(cg, at, f)));
+          prefetch(cg, tfx_cg_ws_panel_ptr(cg, st->G->ws, &st->base[h], tfx_cg_addc(cg, at, f)));
     }
     for (int u = 0; u < UNROLL; u++) fma_step(cg, st, kb, tfx_cg_addc(cg, l.iv, u), u % st->sets);
     tfx_cg_for_end(cg, &l);

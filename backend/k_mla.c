@@ -32,7 +32,15 @@ typedef struct {
   LLVMValueRef y, x; /* y: destination / first operand; x: second operand */
   LLVMValueRef a;    /* splat scalar */
   LLVMValueRef acc;  /* V_DOT: alloca of a vector accumulator */
+  const tfx_cg_wstream *ws; /* V_AXPY, V_DOT: x is the weight row w read through ws (else NULL) */
+  tfx_cg_wrow w;
 } vop;
+
+/* The x operand's vector at col: x, or the weight row. */
+static LLVMValueRef vop_x(tfx_cg *cg, const vop *o, LLVMValueRef col, int nvalid) {
+  if (o->ws) return tfx_cg_ws_row_vec(cg, o->ws, &o->w, col, nvalid);
+  return tfx_cg_vload(cg, tfx_cg_fptr(cg, o->x, col), nvalid);
+}
 
 static void vop_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
   vop *o = vctx;
@@ -41,7 +49,7 @@ static void vop_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
   switch (o->op) {
   case V_ZERO: tfx_cg_vstore(cg, LLVMConstNull(cg->t_vf), yp, nvalid); return;
   case V_AXPY: {
-    LLVMValueRef x = tfx_cg_vload(cg, tfx_cg_fptr(cg, o->x, col), nvalid);
+    LLVMValueRef x = vop_x(cg, o, col, nvalid);
     tfx_cg_vstore(cg, tfx_cg_fma(cg, o->a, x, tfx_cg_vload(cg, yp, nvalid)), yp, nvalid);
     return;
   }
@@ -57,9 +65,10 @@ static void vop_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
     return;
   }
   case V_DOT: {
-    LLVMValueRef x = tfx_cg_vload(cg, tfx_cg_fptr(cg, o->x, col), nvalid);
+    LLVMValueRef x = vop_x(cg, o, col, nvalid);
     LLVMValueRef acc = LLVMBuildLoad2(b, cg->t_vf, o->acc, "");
-    LLVMBuildStore(b, tfx_cg_fma(cg, tfx_cg_vload(cg, yp, nvalid), x, acc), o->acc);
+    LLVMValueRef yv = tfx_cg_vload(cg, yp, nvalid); /* a weight row is the first factor */
+    LLVMBuildStore(b, o->ws ? tfx_cg_fma(cg, x, yv, acc) : tfx_cg_fma(cg, yv, x, acc), o->acc);
     return;
   }
   }
@@ -67,8 +76,17 @@ static void vop_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
 
 static void vrun(tfx_cg *cg, vop_kind op, LLVMValueRef y, LLVMValueRef x, LLVMValueRef a_scalar, LLVMValueRef acc,
                  int64_t n) {
-  vop o = {op, y, x, a_scalar ? tfx_cg_splat(cg, a_scalar) : NULL, acc};
+  vop o = {op, y, x, a_scalar ? tfx_cg_splat(cg, a_scalar) : NULL, acc, NULL, {0}};
   tfx_cg_chunks(cg, n, vop_chunk, &o);
+}
+
+/* V_AXPY (acc NULL) or V_DOT (returns the sum) with x a weight row. */
+static LLVMValueRef vrun_w(tfx_cg *cg, vop_kind op, LLVMValueRef y, const tfx_cg_wstream *ws, tfx_cg_wrow w,
+                           LLVMValueRef a_scalar, LLVMValueRef acc, int64_t n) {
+  vop o = {op, y, NULL, a_scalar ? tfx_cg_splat(cg, a_scalar) : NULL, acc, ws, w};
+  if (acc) LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), acc);
+  tfx_cg_chunks(cg, n, vop_chunk, &o);
+  return acc ? tfx_cg_hsum(cg, LLVMBuildLoad2(cg->b, cg->t_vf, acc, "")) : NULL;
 }
 
 /* sum y[0..n) * x[0..n) */
@@ -185,13 +203,16 @@ int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n) {
   if (emit_store(cg, n)) return -1;
   char key[256], opts[160];
   tfx_cg_attn_key(n, max_seq, opts, sizeof opts);
-  snprintf(key, sizeof key, "mla_H%lld_dn%lld_dr%lld_dv%lld_r%lld_th%a_s%d_%s", (long long)H, (long long)dn,
-           (long long)dr, (long long)dv, (long long)r, n->theta, (int)n->rope_style, opts);
+  snprintf(key, sizeof key, "mla_H%lld_dn%lld_dr%lld_dv%lld_r%lld_th%a_s%d_%s%s", (long long)H, (long long)dn,
+           (long long)dr, (long long)dv, (long long)r, n->theta, (int)n->rope_style, opts,
+           tfx_cg_ws_key(&cg->g->nodes[n->inputs[2]]));
   int fresh = tfx_cg_body_begin(cg, key);
   if (fresh < 0) return -1;
   if (fresh) {
     LLVMValueRef pq = tfx_cg_body_ptr(cg, 0), pw = tfx_cg_body_ptr(cg, 1), cache = tfx_cg_body_ptr(cg, 2);
     LLVMValueRef py = tfx_cg_body_ptr(cg, 3);
+    tfx_cg_wstream ws; /* wkv_b: the absorbed projections W_uk, W_uv */
+    tfx_cg_ws_init(cg, &ws, &cg->g->nodes[n->inputs[2]], pw);
     LLVMValueRef qbuf = tfx_cg_alloca_array(cg, cg->t_f32, cs, "qbuf");
     LLVMValueRef ctx = tfx_cg_alloca_array(cg, cg->t_f32, r, "ctx");
     LLVMValueRef acc = tfx_cg_alloca(cg, cg->t_vf, "acc");
@@ -210,15 +231,15 @@ int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n) {
     LLVMValueRef h = LLVMBuildURem(b, it.iv, tfx_cg_i64(cg, H), "h");
     LLVMValueRef qi = tfx_cg_add(cg, cg->pos, t);
     LLVMValueRef qn = tfx_cg_fptr(cg, pq, tfx_cg_add(cg, tfx_cg_mulc(cg, t, qs), tfx_cg_mulc(cg, h, dn + dr)));
-    LLVMValueRef wuk = tfx_cg_fptr(cg, pw, tfx_cg_mulc(cg, h, (dn + dv) * r));
-    LLVMValueRef wuv = tfx_cg_fptrc(cg, wuk, dn * r);
+    tfx_cg_wrow wuk = tfx_cg_ws_row(cg, &ws, tfx_cg_mulc(cg, h, dn + dv)); /* W_uk_h's first row */
+    tfx_cg_wrow wuv = tfx_cg_ws_row_next(cg, &ws, &wuk, dn);
     /* qbuf[0..r) = scale * sum_e q_nope[e] * W_uk_h[e, :] */
     vrun(cg, V_ZERO, qbuf, NULL, NULL, NULL, r);
     tfx_cg_loop le;
     tfx_cg_for(cg, &le, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, dn), 1, "absorb");
     LLVMValueRef qe =
         LLVMBuildFMul(b, tfx_cg_loadf(cg, tfx_cg_fptr(cg, qn, le.iv)), LLVMConstReal(cg->t_f32, scale), "");
-    vrun(cg, V_AXPY, qbuf, tfx_cg_fptr(cg, wuk, tfx_cg_mulc(cg, le.iv, r)), qe, NULL, r);
+    vrun_w(cg, V_AXPY, qbuf, &ws, tfx_cg_ws_row_nextv(cg, &ws, &wuk, le.iv), qe, NULL, r);
     tfx_cg_for_end(cg, &le);
     if (dr > 0) emit_rope(cg, n, table, tfx_cg_fptrc(cg, qn, dn), tfx_cg_fptrc(cg, qbuf, r), qi, scale);
     LLVMValueRef jlo, jhi;
@@ -234,7 +255,7 @@ int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n) {
     LLVMValueRef yrow = tfx_cg_fptr(cg, py, tfx_cg_add(cg, tfx_cg_mulc(cg, t, H * dv), tfx_cg_mulc(cg, h, dv)));
     tfx_cg_loop lout;
     tfx_cg_for(cg, &lout, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, dv), 1, "out");
-    LLVMValueRef o = vdot(cg, tfx_cg_fptr(cg, wuv, tfx_cg_mulc(cg, lout.iv, r)), ctx, acc, r);
+    LLVMValueRef o = vrun_w(cg, V_DOT, ctx, &ws, tfx_cg_ws_row_nextv(cg, &ws, &wuv, lout.iv), NULL, acc, r);
     tfx_cg_storef(cg, LLVMBuildFMul(b, o, inv, ""), tfx_cg_fptr(cg, yrow, lout.iv));
     tfx_cg_for_end(cg, &lout);
     tfx_cg_for_end(cg, &it);

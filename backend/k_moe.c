@@ -77,23 +77,26 @@ static LLVMValueRef pro_sum(tfx_cg *cg, const moe_pro *p, LLVMValueRef sum) {
 
 typedef struct {
   const moe_pro *pro;
-  LLVMValueRef x, w, acc;
+  LLVMValueRef x, acc;
+  const tfx_cg_wstream *ws;
+  tfx_cg_wrow w; /* the expert's router row */
 } logit_ctx;
 
 static void logit_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
   logit_ctx *c = vctx;
   LLVMValueRef xv = pro_apply(cg, c->pro, tfx_cg_vload(cg, tfx_cg_fptr(cg, c->x, col), nvalid), col, nvalid);
-  LLVMValueRef wv = tfx_cg_vload(cg, tfx_cg_fptr(cg, c->w, col), nvalid);
+  LLVMValueRef wv = tfx_cg_ws_row_vec(cg, c->ws, &c->w, col, nvalid);
   LLVMBuildStore(cg->b, tfx_cg_fma(cg, xv, wv, LLVMBuildLoad2(cg->b, cg->t_vf, c->acc, "")), c->acc);
 }
 
 /* logits[e] = prologue(x row) . router[e] for e < E (a loop over the experts,
  * vector FMAs along D). */
-static void router_logits(tfx_cg *cg, moe_pro *pro, LLVMValueRef xrow, LLVMValueRef w, int64_t E, int64_t D,
-                          LLVMValueRef acc, LLVMValueRef logits) {
+static void router_logits(tfx_cg *cg, moe_pro *pro, LLVMValueRef xrow, const tfx_cg_wstream *ws, int64_t E,
+                          int64_t D, LLVMValueRef acc, LLVMValueRef logits) {
+  (void)D;
   tfx_cg_loop le;
   tfx_cg_for(cg, &le, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, E), 1, "le");
-  logit_ctx c = {pro, xrow, tfx_cg_fptr(cg, w, tfx_cg_mulc(cg, le.iv, D)), acc};
+  logit_ctx c = {pro, xrow, acc, ws, tfx_cg_ws_row(cg, ws, le.iv)};
   LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), acc);
   tfx_cg_chunks(cg, D, logit_chunk, &c);
   LLVMValueRef sum = pro_sum(cg, pro, tfx_cg_hsum(cg, LLVMBuildLoad2(cg->b, cg->t_vf, acc, "")));
@@ -110,10 +113,10 @@ int tfx_cg_emit_moe_route(tfx_cg *cg, const tfx_node *n) {
   int64_t D = tfx_node_cols(lg), E = router ? cg->g->nodes[n->inputs[1]].type.dims[0] : D, k = n->top_k;
   int cap = n->capacity > 0, all = n->moe_gate == TFX_MOE_GATE_SOFTMAX;
   moe_pro pro0 = pro_for(cg, n, D, NULL, NULL, NULL);
-  char key[160];
-  snprintf(key, sizeof key, "moe_route_E%lld_k%lld_g%d_c%.17g_r%d_D%lld_n%d_%lld_%.17g", (long long)E, (long long)k,
+  char key[176];
+  snprintf(key, sizeof key, "moe_route_E%lld_k%lld_g%d_c%.17g_r%d_D%lld_n%d_%lld_%.17g%s", (long long)E, (long long)k,
            all, cap ? n->capacity : 0.0, router, (long long)(router ? D : 0), n->fx.norm, (long long)pro0.parts,
-           pro0.eps);
+           pro0.eps, router ? tfx_cg_ws_key(&cg->g->nodes[n->inputs[1]]) : "");
   int fresh = tfx_cg_body_begin(cg, key);
   if (fresh < 0) return -1;
   if (fresh) {
@@ -151,7 +154,9 @@ int tfx_cg_emit_moe_route(tfx_cg *cg, const tfx_node *n) {
     LLVMValueRef l = tfx_cg_fptr(cg, pl, tfx_cg_mulc(cg, row.iv, E));
     if (router) { /* the row's logits, computed here (prologue(x) @ router^T) */
       pro_row(cg, &pro, row.iv);
-      router_logits(cg, &pro, tfx_cg_fptr(cg, pl, tfx_cg_mulc(cg, row.iv, D)), tfx_cg_body_ptr(cg, 2), E, D, lacc,
+      tfx_cg_wstream ws;
+      tfx_cg_ws_init(cg, &ws, &cg->g->nodes[n->inputs[1]], tfx_cg_body_ptr(cg, 2));
+      router_logits(cg, &pro, tfx_cg_fptr(cg, pl, tfx_cg_mulc(cg, row.iv, D)), &ws, E, D, lacc,
                     tfx_cg_fptrc(cg, logits, 0));
       l = tfx_cg_fptrc(cg, logits, 0);
     }
@@ -248,8 +253,10 @@ int tfx_cg_emit_moe_route(tfx_cg *cg, const tfx_node *n) {
 typedef struct {
   int nr;
   const moe_pro *pro; /* MOE_UP's prologue (NULL: none) */
-  LLVMValueRef a, w[MOE_NB], acc[MOE_NB];
-  LLVMValueRef w3[MOE_NB], acc3[MOE_NB]; /* GLU: the up projection's rows (NULL: none) */
+  LLVMValueRef a, acc[MOE_NB];
+  const tfx_cg_wstream *ws, *ws3; /* the weights; GLU: the up projection's (NULL: none) */
+  tfx_cg_wrow w[MOE_NB], w3[MOE_NB];
+  LLVMValueRef acc3[MOE_NB];
 } dot_tile;
 
 static void dot_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
@@ -257,27 +264,28 @@ static void dot_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
   LLVMValueRef av = tfx_cg_vload(cg, tfx_cg_fptr(cg, t->a, col), nvalid);
   if (t->pro) av = pro_apply(cg, t->pro, av, col, nvalid);
   for (int j = 0; j < t->nr; j++) {
-    LLVMValueRef wv = tfx_cg_vload(cg, tfx_cg_fptr(cg, t->w[j], col), nvalid);
+    LLVMValueRef wv = tfx_cg_ws_row_vec(cg, t->ws, &t->w[j], col, nvalid);
     LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_vf, t->acc[j], "");
     LLVMBuildStore(cg->b, tfx_cg_fma(cg, av, wv, v), t->acc[j]);
-    if (!t->w3[j]) continue;
-    LLVMValueRef uv = tfx_cg_vload(cg, tfx_cg_fptr(cg, t->w3[j], col), nvalid);
+    if (!t->ws3) continue;
+    LLVMValueRef uv = tfx_cg_ws_row_vec(cg, t->ws3, &t->w3[j], col, nvalid);
     LLVMValueRef u = LLVMBuildLoad2(cg->b, cg->t_vf, t->acc3[j], "");
     LLVMBuildStore(cg->b, tfx_cg_fma(cg, av, uv, u), t->acc3[j]);
   }
 }
 
-/* sums[j] = a[0..K) . w[j*K .. j*K + K) for j < nr (and ups[j] with w3 when
- * w3 is not NULL); acc, acc3: nr vector allocas each. */
-static void emit_dots(tfx_cg *cg, const moe_pro *pro, LLVMValueRef a, LLVMValueRef w, LLVMValueRef w3, int64_t K,
-                      int nr, LLVMValueRef *acc, LLVMValueRef *acc3, LLVMValueRef *sums, LLVMValueRef *ups) {
-  dot_tile t = {.nr = nr, .pro = pro, .a = a};
+/* sums[j] = a[0..K) . (row j from the cursor w) for j < nr (and ups[j] with
+ * the rows of w3 when ws3 is not NULL); acc, acc3: nr vector allocas each. */
+static void emit_dots(tfx_cg *cg, const moe_pro *pro, LLVMValueRef a, const tfx_cg_wstream *ws, const tfx_cg_wrow *w,
+                      const tfx_cg_wstream *ws3, const tfx_cg_wrow *w3, int64_t K, int nr, LLVMValueRef *acc,
+                      LLVMValueRef *acc3, LLVMValueRef *sums, LLVMValueRef *ups) {
+  dot_tile t = {.nr = nr, .pro = pro, .a = a, .ws = ws, .ws3 = ws3};
   for (int j = 0; j < nr; j++) {
-    t.w[j] = tfx_cg_fptrc(cg, w, (int64_t)j * K);
+    t.w[j] = tfx_cg_ws_row_next(cg, ws, w, j);
     t.acc[j] = acc[j];
     LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), acc[j]);
-    t.w3[j] = w3 ? tfx_cg_fptrc(cg, w3, (int64_t)j * K) : NULL;
-    if (w3) {
+    if (ws3) {
+      t.w3[j] = tfx_cg_ws_row_next(cg, ws3, w3, j);
       t.acc3[j] = acc3[j];
       LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), acc3[j]);
     }
@@ -285,7 +293,7 @@ static void emit_dots(tfx_cg *cg, const moe_pro *pro, LLVMValueRef a, LLVMValueR
   tfx_cg_chunks(cg, K, dot_chunk, &t);
   for (int j = 0; j < nr; j++) {
     sums[j] = tfx_cg_hsum(cg, LLVMBuildLoad2(cg->b, cg->t_vf, acc[j], ""));
-    if (w3) ups[j] = tfx_cg_hsum(cg, LLVMBuildLoad2(cg->b, cg->t_vf, acc3[j], ""));
+    if (ws3) ups[j] = tfx_cg_hsum(cg, LLVMBuildLoad2(cg->b, cg->t_vf, acc3[j], ""));
   }
 }
 
@@ -304,6 +312,7 @@ typedef struct {
   const tfx_node *n;
   LLVMValueRef x, route, w, y; /* base pointers */
   LLVMValueRef w3;             /* MOE_UP with GLU: the up projection (else NULL) */
+  tfx_cg_wstream ws, ws3;      /* the streams of w and w3 */
   LLVMValueRef res, sout;      /* MOE_DOWN: the residual, the statistics written (else NULL) */
   moe_pro pro;                 /* MOE_UP's prologue */
   int64_t E, k, N, K, groups;  /* groups: MOE_DOWN's statistics groups per row */
@@ -327,10 +336,12 @@ static void up_block(tfx_cg *cg, moe_op *o, LLVMValueRef e, LLVMValueRef n0, int
   tfx_cg_if mine;
   tfx_cg_if_begin(cg, &mine, LLVMBuildICmp(b, LLVMIntEQ, se, e, ""), "mine");
   pro_row(cg, &o->pro, lt.iv); /* only for a row routed to this item's expert (at most one slot is) */
-  LLVMValueRef woff = tfx_cg_mulc(cg, tfx_cg_add(cg, tfx_cg_mulc(cg, e, o->N), n0), o->K);
+  LLVMValueRef wrow = tfx_cg_add(cg, tfx_cg_mulc(cg, e, o->N), n0); /* the block's first row of w[e] */
+  tfx_cg_wrow w3 = {0}; /* (w3's cursor first: the order the IR always had) */
+  if (o->w3) w3 = tfx_cg_ws_row(cg, &o->ws3, wrow);
+  tfx_cg_wrow w = tfx_cg_ws_row(cg, &o->ws, wrow);
   LLVMValueRef sums[MOE_NB], ups[MOE_NB];
-  emit_dots(cg, &o->pro, xr, tfx_cg_fptr(cg, o->w, woff), o->w3 ? tfx_cg_fptr(cg, o->w3, woff) : NULL, o->K, nr, o->acc,
-            o->acc3, sums, ups);
+  emit_dots(cg, &o->pro, xr, &o->ws, &w, o->w3 ? &o->ws3 : NULL, &w3, o->K, nr, o->acc, o->acc3, sums, ups);
   for (int j = 0; j < nr; j++) {
     LLVMValueRef v = tfx_cg_act(cg, fx->act, pro_sum(cg, &o->pro, sums[j]));
     if (o->w3) v = LLVMBuildFMul(b, v, pro_sum(cg, &o->pro, ups[j]), "");
@@ -365,7 +376,7 @@ static void down_block(tfx_cg *cg, const moe_op *o, LLVMValueRef n0, int nr) {
   tfx_cg_for_end(cg, &lz);
   tfx_cg_loop le;
   tfx_cg_for(cg, &le, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, o->E), 1, "e");
-  LLVMValueRef wb = tfx_cg_fptr(cg, o->w, tfx_cg_mulc(cg, tfx_cg_add(cg, tfx_cg_mulc(cg, le.iv, o->N), n0), o->K));
+  tfx_cg_wrow wb = tfx_cg_ws_row(cg, &o->ws, tfx_cg_add(cg, tfx_cg_mulc(cg, le.iv, o->N), n0));
   tfx_cg_loop lt;
   tfx_cg_for(cg, &lt, tfx_cg_i64(cg, 0), cg->T, 1, "t");
   LLVMValueRef rr = tfx_cg_fptr(cg, o->route, tfx_cg_mulc(cg, lt.iv, 2 * o->k));
@@ -379,7 +390,7 @@ static void down_block(tfx_cg *cg, const moe_op *o, LLVMValueRef n0, int nr) {
   LLVMValueRef hr =
       tfx_cg_fptr(cg, o->x, tfx_cg_add(cg, tfx_cg_mulc(cg, lt.iv, o->k * o->K), tfx_cg_mulc(cg, ls.iv, o->K)));
   LLVMValueRef sums[MOE_NB];
-  emit_dots(cg, NULL, hr, wb, NULL, o->K, nr, (LLVMValueRef *)o->acc, NULL, sums, NULL);
+  emit_dots(cg, NULL, hr, &o->ws, &wb, NULL, NULL, o->K, nr, (LLVMValueRef *)o->acc, NULL, sums, NULL);
   for (int j = 0; j < nr; j++) {
     LLVMValueRef p = tfx_cg_fptrc(cg, yr, j);
     tfx_cg_storef(cg, tfx_cg_fma(cg, gate, sums[j], tfx_cg_loadf(cg, p)), p);
@@ -426,10 +437,10 @@ static int emit_experts(tfx_cg *cg, const tfx_node *n, int up) {
   int64_t blocks = (N + bw - 1) / bw, full = N / bw;
   int part = (int)(N % bw), glu = up && fx->glu;
   moe_pro pro0 = up ? pro_for(cg, n, K, NULL, NULL, NULL) : (moe_pro){0};
-  char key[192];
-  snprintf(key, sizeof key, "moe_%s_E%lld_N%lld_K%lld_k%lld_a%d_g%d_n%d_%lld_%.17g_r%d_so%d", up ? "up" : "down",
+  char key[208];
+  snprintf(key, sizeof key, "moe_%s_E%lld_N%lld_K%lld_k%lld_a%d_g%d_n%d_%lld_%.17g_r%d_so%d%s", up ? "up" : "down",
            (long long)E, (long long)N, (long long)K, (long long)k, fx->act, glu, up ? fx->norm : 0,
-           (long long)pro0.parts, pro0.eps, !up && fx->residual, sn >= 0 ? fx->stats_out : 0);
+           (long long)pro0.parts, pro0.eps, !up && fx->residual, sn >= 0 ? fx->stats_out : 0, tfx_cg_ws_key(w));
   int fresh = tfx_cg_body_begin(cg, key);
   if (fresh < 0) return -1;
   if (fresh) {
@@ -447,6 +458,8 @@ static int emit_experts(tfx_cg *cg, const tfx_node *n, int up) {
                 .K = K,
                 .groups = blocks};
     if (up) o.pro = pro_for(cg, n, K, tfx_cg_body_ptr(cg, 5), tfx_cg_body_ptr(cg, 6), tfx_cg_body_ptr(cg, 7));
+    tfx_cg_ws_init(cg, &o.ws, w, o.w);
+    if (glu) tfx_cg_ws_init(cg, &o.ws3, &g->nodes[n->inputs[tfx_moe_operand(n, TFX_MOE_W3)]], o.w3);
     for (int j = 0; j < MOE_NB; j++) {
       o.acc[j] = tfx_cg_alloca(cg, cg->t_vf, "acc");
       o.acc3[j] = glu ? tfx_cg_alloca(cg, cg->t_vf, "acc3") : NULL;

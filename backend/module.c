@@ -65,7 +65,8 @@ static int check_graph(const tfx_graph *g, const char *live, char *err, size_t e
       break;
     case TFX_OP_PARAM: {
       if (tfx_type_has_t(&n->type)) return node_fail(err, errlen, n, "a parameter cannot have the dimension T");
-      if (n->type.dtype != TFX_DT_F32) return node_fail(err, errlen, n, "parameters must be f32");
+      if (n->type.dtype != TFX_DT_F32 && tfx_cg_ws_check(n, msg, sizeof msg)) /* a format no stream reads */
+        return node_fail(err, errlen, n, msg);
       int64_t bytes = tfx_type_bytes(&n->type, 1);
       if (n->weight_offset < 0 || n->weight_offset % 4 || n->weight_offset + bytes > g->weights_bytes) {
         snprintf(msg, sizeof msg,
@@ -76,6 +77,8 @@ static int check_graph(const tfx_graph *g, const char *live, char *err, size_t e
       break;
     }
     default:
+      if (n->type.dtype != TFX_DT_F32 && n->type.dtype != TFX_DT_I32) /* an unfolded CONCAT / PACK of weights */
+        return node_fail(err, errlen, n, "weights stored as another format than f32 must be folded (fold_weights)");
       if (i != g->output && n->op != TFX_OP_SLICE) { /* a slice is a view into its producer's slot */
         int64_t bytes = tfx_type_bytes(&n->type, g->max_seq);
         if (n->arena_offset < 0 || n->arena_offset % 4 || n->arena_offset + bytes > g->arena_bytes)

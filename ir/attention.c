@@ -343,7 +343,7 @@ int tfx_infer_mla(const tfx_graph *g, const tfx_node *n, const tfx_type *const *
   if (!is_f32_2(a[1]) || a[1]->dims[0] != TFX_DIM_T || a[1]->dims[1] != r + dr)
     return tfx_errf(err, errlen, "mla_attention: ckv is %s, expected f32[T, %lld] (rank %lld + rope_dim %lld)",
                  tfx_type_str(a[1], s0, sizeof s0), (long long)(r + dr), (long long)r, (long long)dr);
-  if (!is_f32_2(a[2]) || a[2]->dims[0] != H * (dn + dv) || a[2]->dims[1] != r)
+  if (!tfx_dtype_weight_ok(a[2]->dtype) || a[2]->rank != 2 || a[2]->dims[0] != H * (dn + dv) || a[2]->dims[1] != r)
     return tfx_errf(err, errlen,
                  "mla_attention: wkv_b is %s, expected f32[%lld, %lld] (%lld heads of %lld + %lld, rank %lld)",
                  tfx_type_str(a[2], s0, sizeof s0), (long long)(H * (dn + dv)), (long long)r, (long long)H,

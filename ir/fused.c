@@ -156,6 +156,7 @@ const char *tfx_act_name(int act) {
 }
 
 static int f32_rank(const tfx_type *t, int rank) { return t->dtype == TFX_DT_F32 && t->rank == rank; }
+static int w_rank(const tfx_type *t, int rank) { return tfx_dtype_weight_ok(t->dtype) && t->rank == rank; }
 
 static int segs_sum(const tfx_fused *fx, int64_t rows, char *err, size_t errlen, const char *on) {
   if (fx->n_segs < 1 || fx->n_segs > TFX_MAX_SEGS)
@@ -179,7 +180,7 @@ static int infer_fused_linear(const tfx_node *n, const tfx_type *const *a, tfx_t
     return tfx_errf(err, errlen, "%s takes %d operands with these attributes, got %d", on, tfx_fl_n_operands(fx),
                     n->n_inputs);
   const tfx_type *x = a[0], *w = a[1];
-  if (!f32_rank(x, 2) || !f32_rank(w, 2) || tfx_type_has_t(w) || x->dims[1] != w->dims[1] || x->dims[1] == TFX_DIM_T)
+  if (!f32_rank(x, 2) || !w_rank(w, 2) || tfx_type_has_t(w) || x->dims[1] != w->dims[1] || x->dims[1] == TFX_DIM_T)
     return tfx_errf(err, errlen, "%s expects x : f32[M, K] and w : f32[R, K], got %s and %s", on,
                     tfx_type_str(x, s0, sizeof s0), tfx_type_str(w, s1, sizeof s1));
   int64_t M = x->dims[0], K = x->dims[1], R = w->dims[0];
@@ -372,12 +373,12 @@ int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const
   }
   case TFX_OP_CONCAT: {
     const tfx_type *t0 = a[0];
-    if (t0->dtype != TFX_DT_F32 || (t0->rank != 1 && t0->rank != 2) || tfx_type_has_t(t0))
-      return tfx_errf(err, errlen, "concat expects static f32 tensors of rank 1 or 2, got %s",
+    if (!tfx_dtype_weight_ok(t0->dtype) || (t0->rank != 1 && t0->rank != 2) || tfx_type_has_t(t0))
+      return tfx_errf(err, errlen, "concat expects static weights (f32 or a storage format) of rank 1 or 2, got %s",
                       tfx_type_str(t0, s0, sizeof s0));
     int64_t rows = 0;
     for (int i = 0; i < n->n_inputs; i++) {
-      if (a[i]->dtype != TFX_DT_F32 || a[i]->rank != t0->rank || tfx_type_has_t(a[i]) ||
+      if (a[i]->dtype != t0->dtype || a[i]->rank != t0->rank || tfx_type_has_t(a[i]) ||
           (t0->rank == 2 && a[i]->dims[1] != t0->dims[1]))
         return tfx_errf(err, errlen, "concat: operand %d is %s, expected rows like %s", i,
                         tfx_type_str(a[i], s1, sizeof s1), tfx_type_str(t0, s0, sizeof s0));
@@ -388,8 +389,8 @@ int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const
     return 0;
   }
   case TFX_OP_PACK:
-    if (!f32_rank(a[0], 2) || tfx_type_has_t(a[0]))
-      return tfx_errf(err, errlen, "pack expects a static f32[R, K], got %s", tfx_type_str(a[0], s0, sizeof s0));
+    if (!w_rank(a[0], 2) || tfx_type_has_t(a[0]) || tfx_dtype_info_of(a[0]->dtype)->block != 1)
+      return tfx_errf(err, errlen, "pack expects a static f32[R, K] (or an element storage format), got %s", tfx_type_str(a[0], s0, sizeof s0));
     if (n->fx.panel < 1 || n->fx.kc < 1) return tfx_errf(err, errlen, "pack: panel and kc must be >= 1");
     if (segs_sum(&n->fx, a[0]->dims[0], err, errlen, "pack")) return -1;
     *out = *a[0];

@@ -43,19 +43,6 @@ static const char *const op_names[TFX_OP_COUNT] = {
 
 const char *tfx_op_name(tfx_op op) { return (op >= 0 && op < TFX_OP_COUNT) ? op_names[op] : "?"; }
 
-const char *tfx_dtype_name(tfx_dtype dt) {
-  switch (dt) {
-  case TFX_DT_F32: return "f32";
-  case TFX_DT_I32: return "i32";
-  default: return "?";
-  }
-}
-
-int64_t tfx_dtype_size(tfx_dtype dt) {
-  (void)dt;
-  return 4;
-}
-
 tfx_type tfx_type_make(tfx_dtype dt, int rank, const int64_t *dims) {
   tfx_type t;
   memset(&t, 0, sizeof t);
@@ -82,10 +69,6 @@ int64_t tfx_type_numel(const tfx_type *t, int64_t t_value) {
   int64_t n = 1;
   for (int i = 0; i < t->rank; i++) n *= t->dims[i] == TFX_DIM_T ? t_value : t->dims[i];
   return n;
-}
-
-int64_t tfx_type_bytes(const tfx_type *t, int64_t t_value) {
-  return tfx_type_numel(t, t_value) * tfx_dtype_size(t->dtype);
 }
 
 char *tfx_type_str(const tfx_type *t, char *buf, size_t len) {
@@ -148,6 +131,8 @@ tfx_node tfx_node_proto(tfx_op op, int n_inputs, const int *inputs) {
 }
 
 static int is_f32_rank(const tfx_type *t, int rank) { return t->dtype == TFX_DT_F32 && t->rank == rank; }
+/* a weight operand: f32 or a storage format (tfx_dtype_weight_ok) */
+static int is_w_rank(const tfx_type *t, int rank) { return tfx_dtype_weight_ok(t->dtype) && t->rank == rank; }
 
 /* Expected number of inputs of each op: min and max. */
 static void arity(tfx_op op, int *lo, int *hi) {
@@ -196,7 +181,7 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
   case TFX_OP_PARAM: *out = n->type; return 0;
 
   case TFX_OP_EMBEDDING:
-    if (!is_f32_rank(a[0], 2) || tfx_type_has_t(a[0]))
+    if (!is_w_rank(a[0], 2) || tfx_type_has_t(a[0]))
       return tfx_errf(err, errlen, "embedding table must be f32[V, D], got %s", tfx_type_str(a[0], s0, sizeof s0));
     if (a[1]->dtype != TFX_DT_I32 || a[1]->rank != 1)
       return tfx_errf(err, errlen, "embedding ids must be i32[T], got %s", tfx_type_str(a[1], s1, sizeof s1));
@@ -204,7 +189,7 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
     return tfx_fused_infer_extra(g, n, a, out, err, errlen);
 
   case TFX_OP_LINEAR:
-    if (!is_f32_rank(a[0], 2) || !is_f32_rank(a[1], 2) || tfx_type_has_t(a[1]))
+    if (!is_f32_rank(a[0], 2) || !is_w_rank(a[1], 2) || tfx_type_has_t(a[1]))
       return tfx_errf(err, errlen, "linear expects x : f32[M, K] and w : f32[N, K], got %s and %s",
                       tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
     if (a[0]->dims[1] != a[1]->dims[1])
@@ -217,7 +202,7 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
     return 0;
 
   case TFX_OP_MATMUL:
-    if (!is_f32_rank(a[0], 2) || !is_f32_rank(a[1], 2) || a[0]->dims[1] != a[1]->dims[0] || a[0]->dims[1] == TFX_DIM_T)
+    if (!is_f32_rank(a[0], 2) || !is_w_rank(a[1], 2) || a[0]->dims[1] != a[1]->dims[0] || a[0]->dims[1] == TFX_DIM_T)
       return tfx_errf(err, errlen, "matmul expects a : f32[M, K] and b : f32[K, N] with static K, got %s and %s",
                       tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
     if (a[1]->dims[1] == TFX_DIM_T)
@@ -306,7 +291,7 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
     if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] == TFX_DIM_T)
       return tfx_errf(err, errlen, "moe_route expects router logits f32[T, E], got %s",
                       tfx_type_str(a[0], s0, sizeof s0));
-    if (n->fx.router && (!is_f32_rank(a[1], 2) || tfx_type_has_t(a[1]) || a[1]->dims[1] != a[0]->dims[1]))
+    if (n->fx.router && (!is_w_rank(a[1], 2) || tfx_type_has_t(a[1]) || a[1]->dims[1] != a[0]->dims[1]))
       return tfx_errf(err, errlen, "moe_route: the router is %s, expected f32[E, %lld] for x %s",
                       tfx_type_str(a[1], s1, sizeof s1), (long long)a[0]->dims[1], tfx_type_str(a[0], s0, sizeof s0));
     if (!n->fx.router && n->n_inputs != 1) return tfx_errf(err, errlen, "moe_route takes 1 operand (the logits)");
@@ -323,7 +308,7 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
   case TFX_OP_MOE_UP:
   case TFX_OP_MOE_DOWN: {
     int up = n->op == TFX_OP_MOE_UP;
-    if (!is_f32_rank(a[2], 3) || tfx_type_has_t(a[2]))
+    if (!is_w_rank(a[2], 3) || tfx_type_has_t(a[2]))
       return tfx_errf(err, errlen, "%s: experts' weights must be f32[E, N, K], got %s", on,
                       tfx_type_str(a[2], s2, sizeof s2));
     if (!is_f32_rank(a[1], 2) || a[1]->dims[0] != TFX_DIM_T || a[1]->dims[1] == TFX_DIM_T || a[1]->dims[1] % 2)

@@ -41,6 +41,13 @@ static void check_graph(tfx_interp *it) {
     const tfx_node *n = &g->nodes[i];
     if (n->op != TFX_OP_PARAM) continue;
     int64_t bytes = tfx_type_bytes(&n->type, 1);
+    const tfx_dtype_info *f = tfx_dtype_info_of(n->type.dtype);
+    if (n->type.dtype != TFX_DT_F32 && !f->dequant_row) {
+      snprintf(it->init_err, sizeof it->init_err,
+               "interpreter: %%%d (param '%s') is stored as %s, which it cannot decode yet", i,
+               n->name ? n->name : "?", f->name);
+      return;
+    }
     if (!it->weights || n->weight_offset < 0 || n->weight_offset % 4 ||
         (g->weights_bytes > 0 && n->weight_offset + bytes > g->weights_bytes)) {
       snprintf(it->init_err, sizeof it->init_err, "interpreter: %%%d (param '%s') is not bound to the weights blob", i,
@@ -288,6 +295,26 @@ static int eval_node(tfx_interp *it, const tfx_node *nd, void *const *val, float
   }
 }
 
+/* A weight stored in a format other than f32, decoded row by row
+ * (tfx_weight_dequant_row) into f32 at the same element positions (a packed
+ * layout stays packed); NULL when out of memory. */
+static float *dequant_param(const tfx_node *nd, const uint8_t *data) {
+  int64_t K = tfx_node_cols(nd), R = tfx_node_rows(nd, 1);
+  const tfx_fused *layout = nd->fx.panel > 0 ? &nd->fx : NULL;
+  float *buf = malloc((size_t)(R * K > 0 ? R * K : 1) * sizeof(float)), *row = malloc((size_t)(K > 0 ? K : 1) * 4);
+  if (!buf || !row) {
+    free(buf);
+    free(row);
+    return NULL;
+  }
+  for (int64_t r = 0; r < R; r++) {
+    tfx_weight_dequant_row(nd, data, r, row);
+    for (int64_t k = 0; k < K; k++) buf[layout ? tfx_packed_index(layout, R, K, r, k) : r * K + k] = row[k];
+  }
+  free(row);
+  return buf;
+}
+
 int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out, char *err, size_t errlen) {
   if (!it) return tfx_errf(err, errlen, "interpreter: NULL interpreter");
   if (it->init_err[0]) return tfx_errf(err, errlen, "%s", it->init_err);
@@ -311,12 +338,20 @@ int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out,
   }
   for (int i = 0; i < g->n_nodes && rc == 0; i++) {
     const tfx_node *nd = &g->nodes[i];
-    if (nd->op == TFX_OP_PARAM) {
+    if (nd->op == TFX_OP_PARAM && nd->type.dtype != TFX_DT_F32) {
+      /* a weight in another format: decoded once per call into f32, in its layout */
+      val[i] = dequant_param(nd, it->weights + nd->weight_offset);
+      if (!val[i]) {
+        rc = tfx_errf(err, errlen, "%%%d (param): out of memory", i);
+        break;
+      }
+      owned[i] = 1;
+    } else if (nd->op == TFX_OP_PARAM) {
       val[i] = (void *)(it->weights + nd->weight_offset);
     } else if (nd->op == TFX_OP_INPUT) {
       val[i] = (void *)input;
     } else {
-      size_t bytes = (size_t)tfx_type_bytes(&nd->type, n);
+      size_t bytes = (size_t)tfx_type_numel(&nd->type, n) * 4; /* weights too are held as f32 */
       val[i] = malloc(bytes ? bytes : 1);
       if (!val[i]) {
         rc = tfx_errf(err, errlen, "%%%d (%s): out of memory", i, tfx_op_name(nd->op));

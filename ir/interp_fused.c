@@ -142,7 +142,7 @@ int tfx_interp_fused_eval(const tfx_graph *g, const tfx_node *nd, void *const *v
     float *dst = y;
     for (int i = 0; i < nd->n_inputs; i++) {
       const tfx_node *src = &g->nodes[nd->inputs[i]];
-      size_t bytes = (size_t)tfx_type_bytes(&src->type, n);
+      size_t bytes = (size_t)tfx_type_numel(&src->type, n) * sizeof(float); /* weights are held as f32 */
       memcpy(dst, val[src->id], bytes);
       dst += bytes / sizeof(float);
     }

@@ -14,7 +14,26 @@
 #define TFX_MAX_INPUTS 8 /* FUSED_LINEAR and MOE_UP take up to 7 */
 #define TFX_DIM_T (-1) /* the dynamic token dimension, 1 <= T <= max_seq */
 
-typedef enum { TFX_DT_F32, TFX_DT_I32, TFX_DT_COUNT } tfx_dtype;
+/* Element types and weight storage formats. Values (every node's result but
+ * a weight's) are f32 or i32; the others are formats a weight (PARAM, and the
+ * CONCAT / PACK that fold into one) may be stored in, with their sizes and
+ * reference decoders in the format table of ir/dtype.c (tfx_dtype_info). */
+typedef enum {
+  TFX_DT_F32,
+  TFX_DT_I32,
+  TFX_DT_F16,  /* IEEE half */
+  TFX_DT_BF16, /* bfloat16 */
+  TFX_DT_I8,   /* int8 with a per-row f32 scale (per-channel int8) */
+  TFX_DT_Q8_0, /* GGUF blocks of 32: f16 scale + 32 x i8 (34 bytes) */
+  TFX_DT_Q4_0, /* GGUF blocks of 32: f16 scale + 16 bytes of nibbles (18 bytes) */
+  TFX_DT_Q4_K, /* GGUF super-blocks of 256 (144 bytes) */
+  TFX_DT_Q6_K, /* GGUF super-blocks of 256 (210 bytes) */
+  /* a toy format for the weight-format seam's test (tests/test_weight_format.c):
+   * f32 values stored divided by a per-row f32 scale; internal (the
+   * frontend never makes it) */
+  TFX_DT_F32_ROWSCALE,
+  TFX_DT_COUNT
+} tfx_dtype;
 
 typedef struct {
   tfx_dtype dtype;
@@ -298,13 +317,50 @@ typedef struct tfx_graph {
   int64_t weights_bytes; /* size of the bound weights blob */
 } tfx_graph;
 
-/* ---- types ---- */
+/* ---- types and weight formats (ir/dtype.c) ---- */
+/* One entry of the format table. A tensor of a format stores, row after row
+ * of its last dimension (R rows of K elements: the leading dims flattened),
+ * a values plane of numel / block blocks of block_bytes, then (row_bytes > 0)
+ * a scale plane of R entries of row_bytes, entry i for the i-th STORED row
+ * (tfx_packed_row: a packed layout permutes rows, and its scales with them).
+ * A packed layout (fx.panel > 0) permutes the elements of the values plane as
+ * tfx_packed_index does floats; only element formats (block 1) can be packed. */
+typedef struct tfx_dtype_info {
+  const char *name;  /* as printed: "f32", "q4_0", ... */
+  int block;         /* elements per block along the last dimension (1: an element format) */
+  int block_bytes;   /* bytes of one block */
+  int row_bytes;     /* bytes of a row's entry in the scale plane (0: none) */
+  int storage;       /* 1: a weight storage format (never a value's type) */
+  /* Row r (K elements, in order) of an [R, K] tensor in this format stored at
+   * data with the packed layout (NULL or panel 0: row-major), as f32 into
+   * out; NULL when the format has no reference decoder yet. */
+  void (*dequant_row)(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r,
+                      float *out);
+} tfx_dtype_info;
+/* The format table's entry of dt (NULL when dt is out of range). */
+const tfx_dtype_info *tfx_dtype_info_of(tfx_dtype dt);
 const char *tfx_dtype_name(tfx_dtype dt);
+/* Bytes per element of an element format (block 1) without a scale plane
+ * counted; 0 for block formats (use tfx_type_bytes). */
 int64_t tfx_dtype_size(tfx_dtype dt);
+/* 1 when a weight operand (linear / fused_linear w, matmul b, embedding
+ * table, MoE and router weights, MLA's wkv_b, concat, pack) may have this
+ * type: f32 or a storage format. */
+int tfx_dtype_weight_ok(tfx_dtype dt);
+/* The stored row position of row r of an [R, K] weight in layout fx (r when
+ * fx is NULL or row-major): where its scale-plane entry lives. */
+int64_t tfx_packed_row(const tfx_fused *fx, int64_t R, int64_t r);
+/* Byte offset of a format's scale plane in a tensor of numel elements. */
+int64_t tfx_type_values_bytes(const tfx_type *t, int64_t t_value);
+/* Row r of weight node w (a PARAM, or a PACK/CONCAT folded into one) stored
+ * at data, decoded into out[0 .. last dim): 0, or -1 when its format has no
+ * reference decoder. */
+int tfx_weight_dequant_row(const tfx_node *w, const uint8_t *data, int64_t r, float *out);
 tfx_type tfx_type_make(tfx_dtype dt, int rank, const int64_t *dims);
 int tfx_type_equal(const tfx_type *a, const tfx_type *b);
 int tfx_type_has_t(const tfx_type *t);
-/* number of elements / bytes with T bound to `t_value` */
+/* number of elements / bytes with T bound to `t_value` (bytes: the format's
+ * values and scale planes) */
 int64_t tfx_type_numel(const tfx_type *t, int64_t t_value);
 int64_t tfx_type_bytes(const tfx_type *t, int64_t t_value);
 /* "f32[T, 64]"; returns buf */

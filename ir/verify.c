@@ -29,6 +29,12 @@ static int check_type_shape(const tfx_node *n, char *err, size_t errlen) {
   if (n->type.rank < 1 || n->type.rank > TFX_MAX_RANK)
     return vfail(err, errlen, n, "rank %d is out of range 1..%d", n->type.rank, TFX_MAX_RANK);
   if (n->type.dtype < 0 || n->type.dtype >= TFX_DT_COUNT) return vfail(err, errlen, n, "unknown dtype");
+  const tfx_dtype_info *f = tfx_dtype_info_of(n->type.dtype);
+  if (f->storage && n->op != TFX_OP_PARAM && n->op != TFX_OP_PACK && n->op != TFX_OP_CONCAT)
+    return vfail(err, errlen, n, "only weights are stored as %s", f->name);
+  if (f->block > 1 && (n->type.dims[n->type.rank - 1] == TFX_DIM_T || n->type.dims[n->type.rank - 1] % f->block))
+    return vfail(err, errlen, n, "%s stores blocks of %d elements; the last dimension %lld is not a multiple",
+                 f->name, f->block, (long long)n->type.dims[n->type.rank - 1]);
   for (int d = 0; d < n->type.rank; d++)
     if (n->type.dims[d] <= 0 && n->type.dims[d] != TFX_DIM_T)
       return vfail(err, errlen, n, "dimension %d is %lld; dims must be > 0 or T", d, (long long)n->type.dims[d]);
@@ -123,8 +129,8 @@ int tfx_verify(const tfx_graph *g, int require_bound, char *err, size_t errlen) 
     }
     if (n->op == TFX_OP_PARAM) {
       if (!n->name || !n->name[0]) return vfail(err, errlen, n, "param has no name");
-      if (n->type.dtype != TFX_DT_F32 || tfx_type_has_t(&n->type))
-        return vfail(err, errlen, n, "param '%s' must be f32 with static dims, got %s", n->name,
+      if (!tfx_dtype_weight_ok(n->type.dtype) || tfx_type_has_t(&n->type))
+        return vfail(err, errlen, n, "param '%s' must be f32 (or a weight format) with static dims, got %s", n->name,
                      tfx_type_str(&n->type, s0, sizeof s0));
       if (require_bound) {
         int64_t bytes = tfx_type_bytes(&n->type, 1);

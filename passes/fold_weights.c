@@ -4,8 +4,10 @@
  * its packed layout as the param's `layout`; a CONCAT's name joins its
  * sources' with '+'). The blob is then rebuilt with only the parameters the
  * output still needs (64-byte aligned, in node order), so parameters folded
- * away or no longer used cost nothing. Without a weights blob (tfxc
- * --emit=ir with no weights) the transforms stay in the graph as ops. */
+ * away or no longer used cost nothing. Weights in other formats fold
+ * byte-wise by their format (tfx_dtype_info: values and scale planes).
+ * Without a weights blob (tfxc --emit=ir with no weights) the transforms
+ * stay in the graph as ops. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,24 +20,56 @@ typedef struct {
   const uint8_t *old;
 } fold_src;
 
-/* Element (r, k) of the original value of node id (k = 0 for rank 1). */
-static float value_at(const fold_src *s, int id, int64_t r, int64_t k) {
+/* The original PARAM holding row r of node id's value (through CONCATs and
+ * PACKs); *r becomes the row within it. */
+static const tfx_node *source_row(const fold_src *s, int id, int64_t *r) {
   const tfx_node *n = &s->orig[id];
-  switch (n->op) {
-  case TFX_OP_CONCAT:
-    for (int i = 0; i < n->n_inputs; i++) {
-      int64_t rows = s->orig[n->inputs[i]].type.dims[0];
-      if (r < rows || i == n->n_inputs - 1) return value_at(s, n->inputs[i], r, k);
-      r -= rows;
-    }
-    return 0;
-  case TFX_OP_PACK: return value_at(s, n->inputs[0], r, k);
-  default: { /* PARAM */
-    const float *base = (const float *)(s->old + n->weight_offset);
-    if (n->type.rank == 1) return base[r];
-    int64_t R = n->type.dims[0], K = n->type.dims[1];
-    return base[n->fx.panel ? tfx_packed_index(&n->fx, R, K, r, k) : r * K + k];
+  while (n->op != TFX_OP_PARAM) {
+    int next = n->inputs[0];
+    if (n->op == TFX_OP_CONCAT)
+      for (int i = 0; i < n->n_inputs; i++) {
+        int64_t rows = s->orig[n->inputs[i]].type.dims[0];
+        next = n->inputs[i];
+        if (*r < rows || i == n->n_inputs - 1) break;
+        *r -= rows;
+      }
+    n = &s->orig[next];
   }
+  return n;
+}
+
+/* Row r of the folded weight n (R rows of K elements, its format and
+ * layout) copied from its source PARAM: the values plane element by element
+ * (element formats; a packed layout at tfx_packed_index), or as whole rows
+ * of blocks (block formats, row-major only), and the row's scale-plane
+ * entry (tfx_packed_row). */
+static void fold_row(const fold_src *s, const tfx_node *n, int64_t R, int64_t K, int64_t r, uint8_t *dst) {
+  const tfx_dtype_info *f = tfx_dtype_info_of(n->type.dtype);
+  int64_t sr = r;
+  const tfx_node *src = source_row(s, n->id, &sr);
+  const uint8_t *sdata = s->old + src->weight_offset;
+  int64_t SR = src->type.dims[0], eb = f->block_bytes;
+  const tfx_fused *dl = n->fx.panel ? &n->fx : NULL, *sl = src->fx.panel ? &src->fx : NULL;
+  if (f->block > 1) {
+    int64_t rb = K / f->block * eb;
+    memcpy(dst + r * rb, sdata + sr * rb, (size_t)rb);
+  } else if (eb == 4) {
+    for (int64_t k = 0; k < K; k++) {
+      int64_t di = dl ? tfx_packed_index(dl, R, K, r, k) : r * K + k;
+      int64_t si = sl ? tfx_packed_index(sl, SR, K, sr, k) : sr * K + k;
+      ((float *)dst)[di] = ((const float *)sdata)[si];
+    }
+  } else {
+    for (int64_t k = 0; k < K; k++) {
+      int64_t di = dl ? tfx_packed_index(dl, R, K, r, k) : r * K + k;
+      int64_t si = sl ? tfx_packed_index(sl, SR, K, sr, k) : sr * K + k;
+      memcpy(dst + di * eb, sdata + si * eb, (size_t)eb);
+    }
+  }
+  if (f->row_bytes) {
+    int64_t rb = f->row_bytes;
+    memcpy(dst + tfx_type_values_bytes(&n->type, 1) + tfx_packed_row(dl, R, r) * rb,
+           sdata + tfx_type_values_bytes(&src->type, 1) + tfx_packed_row(sl, SR, sr) * rb, (size_t)rb);
   }
 }
 
@@ -124,11 +158,8 @@ int tfx_pass_fold_weights(tfx_pass_ctx *c) {
       memcpy(blob + off[i], *c->weights + o->weight_offset, (size_t)tfx_type_bytes(&o->type, 1));
       continue;
     }
-    float *dst = (float *)(blob + off[i]);
     int64_t R = n->type.dims[0], K = n->type.rank == 2 ? n->type.dims[1] : 1;
-    for (int64_t r = 0; r < R; r++)
-      for (int64_t k = 0; k < K; k++)
-        dst[n->fx.panel ? tfx_packed_index(&n->fx, R, K, r, k) : r * K + k] = value_at(&src, i, r, k);
+    for (int64_t r = 0; r < R; r++) fold_row(&src, n, R, K, r, blob + off[i]);
   }
   for (int i = 0; i < nn; i++)
     if (g->nodes[i].op == TFX_OP_PARAM) g->nodes[i].weight_offset = off[i];

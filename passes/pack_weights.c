@@ -53,7 +53,8 @@ int tfx_pass_pack_weights(tfx_pass_ctx *c) {
     int w = n->inputs[1];
     const tfx_node *wn = &g->nodes[w];
     int constant = wn->op == TFX_OP_PARAM || wn->op == TFX_OP_CONCAT;
-    if (!constant || wn->fx.panel) continue;
+    /* a block format has no packed layout yet (tfx_dtype_info): it stays row-major */
+    if (!constant || wn->fx.panel || tfx_dtype_info_of(wn->type.dtype)->block != 1) continue;
     int shared = rw.uses[w] != 1;
     if (shared && !shared_with_embeddings_only(g, &rw, start, list, w, i)) continue;
     tfx_node p = tfx_node_proto(TFX_OP_PACK, 1, &w);

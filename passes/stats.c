@@ -25,7 +25,8 @@ void tfx_pass_graph_stats(const tfx_graph *g, tfx_graph_stats *s) {
     for (int j = 0; j < n->n_inputs; j++) {
       const tfx_node *in = &g->nodes[n->inputs[j]];
       if (in->op == TFX_OP_PARAM)
-        s->bytes_per_token += n->op == TFX_OP_EMBEDDING ? tfx_node_cols(in) * 4 : tfx_type_bytes(&in->type, 1);
+        s->bytes_per_token += n->op == TFX_OP_EMBEDDING ? tfx_type_bytes(&in->type, 1) / tfx_node_rows(in, 1)
+                                                        : tfx_type_bytes(&in->type, 1);
       else
         s->bytes_per_token += tfx_type_bytes(&in->type, 1);
     }

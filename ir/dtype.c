@@ -1,0 +1,169 @@
+/* ir/dtype.c — the format table: every element type and weight storage
+ * format with its name, block size (elements per block along the last
+ * dimension, bytes per block), scale plane and reference decoder, and the
+ * byte sizes derived from it (tfx_type_bytes). A new weight format is an
+ * entry here (plus its packing, passes/fold_weights.c, and one stream
+ * implementation in backend/weight_stream.c). Layout rules: ir.h
+ * (tfx_dtype_info). */
+#include "ir.h"
+
+#include <string.h>
+
+/* Element e of row r of an [R, K] tensor: its index in the values plane. */
+static int64_t elem_index(const tfx_fused *layout, int64_t R, int64_t K, int64_t r, int64_t k) {
+  return layout && layout->panel > 0 ? tfx_packed_index(layout, R, K, r, k) : r * K + k;
+}
+
+static float f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = h >> 10 & 0x1fu, man = h & 0x3ffu, bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | man << 13; /* inf, nan */
+  } else if (exp) {
+    bits = sign | (exp + 112) << 23 | man << 13;
+  } else if (man) { /* subnormal: normalize */
+    int e = -1;
+    do {
+      e++;
+      man <<= 1;
+    } while (!(man & 0x400u));
+    bits = sign | (uint32_t)(112 - e) << 23 | (man & 0x3ffu) << 13;
+  } else {
+    bits = sign;
+  }
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+static float rdf32(const uint8_t *p) {
+  float f;
+  memcpy(&f, p, 4);
+  return f;
+}
+
+/* The row's scale-plane entry as an f32 (formats whose row_bytes is 4). */
+static float row_scale(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, int elem_bytes) {
+  return rdf32(data + R * K * elem_bytes + tfx_packed_row(layout, R, r) * 4);
+}
+
+static void dq_f32(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  for (int64_t k = 0; k < K; k++) out[k] = rdf32(data + 4 * elem_index(layout, R, K, r, k));
+}
+
+static void dq_f16(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  for (int64_t k = 0; k < K; k++) out[k] = f16_to_f32(rd16(data + 2 * elem_index(layout, R, K, r, k)));
+}
+
+static void dq_bf16(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  for (int64_t k = 0; k < K; k++) {
+    uint32_t bits = (uint32_t)rd16(data + 2 * elem_index(layout, R, K, r, k)) << 16;
+    memcpy(&out[k], &bits, 4);
+  }
+}
+
+static void dq_i8(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  float s = row_scale(data, layout, R, K, r, 1);
+  for (int64_t k = 0; k < K; k++) out[k] = (float)(int8_t)data[elem_index(layout, R, K, r, k)] * s;
+}
+
+/* GGUF Q8_0: per block of 32, an f16 scale d then 32 x i8: x = d * q. Row-major only. */
+static void dq_q8_0(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  (void)layout;
+  (void)R;
+  const uint8_t *row = data + r * (K / 32) * 34;
+  for (int64_t b = 0; b < K / 32; b++) {
+    float d = f16_to_f32(rd16(row + b * 34));
+    for (int j = 0; j < 32; j++) out[b * 32 + j] = d * (float)(int8_t)row[b * 34 + 2 + j];
+  }
+}
+
+/* GGUF Q4_0: per block of 32, an f16 scale d then 16 bytes: element j < 16 is
+ * the low nibble of byte j, element j + 16 its high nibble; x = d * (q - 8). */
+static void dq_q4_0(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  (void)layout;
+  (void)R;
+  const uint8_t *row = data + r * (K / 32) * 18;
+  for (int64_t b = 0; b < K / 32; b++) {
+    const uint8_t *blk = row + b * 18;
+    float d = f16_to_f32(rd16(blk));
+    for (int j = 0; j < 16; j++) {
+      out[b * 32 + j] = d * (float)((blk[2 + j] & 0xf) - 8);
+      out[b * 32 + j + 16] = d * (float)((blk[2 + j] >> 4) - 8);
+    }
+  }
+}
+
+/* The toy format: the stored values times the row's scale. */
+static void dq_rowscale(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  float s = row_scale(data, layout, R, K, r, 4);
+  for (int64_t k = 0; k < K; k++) out[k] = rdf32(data + 4 * elem_index(layout, R, K, r, k)) * s;
+}
+
+static const tfx_dtype_info formats[TFX_DT_COUNT] = {
+    [TFX_DT_F32] = {"f32", 1, 4, 0, 0, dq_f32},      [TFX_DT_I32] = {"i32", 1, 4, 0, 0, NULL},
+    [TFX_DT_F16] = {"f16", 1, 2, 0, 1, dq_f16},      [TFX_DT_BF16] = {"bf16", 1, 2, 0, 1, dq_bf16},
+    [TFX_DT_I8] = {"i8", 1, 1, 4, 1, dq_i8},         [TFX_DT_Q8_0] = {"q8_0", 32, 34, 0, 1, dq_q8_0},
+    [TFX_DT_Q4_0] = {"q4_0", 32, 18, 0, 1, dq_q4_0}, [TFX_DT_Q4_K] = {"q4_k", 256, 144, 0, 1, NULL},
+    [TFX_DT_Q6_K] = {"q6_k", 256, 210, 0, 1, NULL},  [TFX_DT_F32_ROWSCALE] = {"f32_rowscale", 1, 4, 4, 1, dq_rowscale},
+};
+
+const tfx_dtype_info *tfx_dtype_info_of(tfx_dtype dt) {
+  return dt >= 0 && dt < TFX_DT_COUNT && formats[dt].name ? &formats[dt] : NULL;
+}
+
+const char *tfx_dtype_name(tfx_dtype dt) {
+  const tfx_dtype_info *f = tfx_dtype_info_of(dt);
+  return f ? f->name : "?";
+}
+
+int64_t tfx_dtype_size(tfx_dtype dt) {
+  const tfx_dtype_info *f = tfx_dtype_info_of(dt);
+  return f && f->block == 1 ? f->block_bytes : 0;
+}
+
+int tfx_dtype_weight_ok(tfx_dtype dt) {
+  const tfx_dtype_info *f = tfx_dtype_info_of(dt);
+  return dt == TFX_DT_F32 || (f && f->storage);
+}
+
+int64_t tfx_type_values_bytes(const tfx_type *t, int64_t t_value) {
+  const tfx_dtype_info *f = tfx_dtype_info_of(t->dtype);
+  if (!f) return 0;
+  return tfx_type_numel(t, t_value) / f->block * f->block_bytes;
+}
+
+int64_t tfx_type_bytes(const tfx_type *t, int64_t t_value) {
+  const tfx_dtype_info *f = tfx_dtype_info_of(t->dtype);
+  if (!f) return 0;
+  int64_t bytes = tfx_type_values_bytes(t, t_value);
+  if (f->row_bytes && t->rank > 0) {
+    int64_t cols = t->dims[t->rank - 1] == TFX_DIM_T ? t_value : t->dims[t->rank - 1];
+    bytes += cols > 0 ? tfx_type_numel(t, t_value) / cols * f->row_bytes : 0;
+  }
+  return bytes;
+}
+
+int64_t tfx_packed_row(const tfx_fused *fx, int64_t R, int64_t r) {
+  if (!fx || fx->panel <= 0) return r;
+  int ns = fx->n_segs > 0 ? fx->n_segs : 1, seg = 0;
+  int64_t base = 0, rows = R;
+  for (int s = 0; s < ns; s++) { /* as tfx_packed_index */
+    rows = fx->n_segs > 0 ? fx->segs[s] : R;
+    seg = s;
+    if (r < base + rows || s == ns - 1) break;
+    base += rows;
+  }
+  int64_t lr = r - base;
+  if (fx->perm >> seg & 1u) lr = tfx_pair_pos(lr, fx->perm_hd, fx->perm_rd);
+  return base + lr;
+}
+
+int tfx_weight_dequant_row(const tfx_node *w, const uint8_t *data, int64_t r, float *out) {
+  const tfx_dtype_info *f = tfx_dtype_info_of(w->type.dtype);
+  if (!f || !f->dequant_row || w->type.rank < 1) return -1;
+  int64_t K = w->type.dims[w->type.rank - 1], R = K > 0 ? tfx_type_numel(&w->type, 1) / K : 0;
+  f->dequant_row(data, w->op == TFX_OP_PARAM && w->fx.panel > 0 ? &w->fx : NULL, R, K, r, out);
+  return 0;
+}
