@@ -159,35 +159,7 @@ int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_w
 /* 1 when row t of n's value depends only on row t of its operands with T
  * rows (and on operands without T), each such value being [T, ...]. */
 static int row_wise(const tfx_graph *g, const tfx_node *n) {
-  switch (n->op) {
-  case TFX_OP_EMBEDDING:
-  case TFX_OP_LINEAR:
-  case TFX_OP_ADD:
-  case TFX_OP_SUB:
-  case TFX_OP_MUL:
-  case TFX_OP_RMSNORM:
-  case TFX_OP_LAYERNORM:
-  case TFX_OP_SILU:
-  case TFX_OP_GELU:
-  case TFX_OP_RELU:
-  case TFX_OP_SIGMOID:
-  case TFX_OP_SOFTMAX:
-  case TFX_OP_ROPE:
-  case TFX_OP_POSITIONS:
-  case TFX_OP_SINUSOIDAL:
-  case TFX_OP_NORM_STATS:
-  case TFX_OP_FUSED_LINEAR:
-  case TFX_OP_SLICE:
-  case TFX_OP_MOE_UP:
-  case TFX_OP_MOE_DOWN: break;
-  case TFX_OP_MOE_ROUTE:
-    if (n->capacity > 0) return 0; /* token dropping looks at the other rows */
-    break;
-  case TFX_OP_MATMUL:
-    if (tfx_type_has_t(&g->nodes[n->inputs[1]].type)) return 0; /* rows of b are tokens */
-    break;
-  default: return 0;
-  }
+  if (!tfx_node_row_wise(g, n)) return 0; /* the op's trait (ir/ops.h) */
   if (n->type.dims[0] != TFX_DIM_T) return 0;
   int64_t per_t, fixed;
   tfx_cg_rows_split(n, &per_t, &fixed);
@@ -218,38 +190,34 @@ static int mark_tail(const tfx_graph *g, const char *live, char *tail) {
 
 /* ---- emission ---- */
 
+/* The emitters of the ops without a kernel of their own (the emit column of
+ * ir/ops.h): a source is never emitted, a view addresses its producer's
+ * slot, a weight transform must have been folded into a PARAM. */
+static int tfx_cg_emit_source(tfx_cg *cg, const tfx_node *n) {
+  return tfx_cg_fail(cg, "backend: %%%d (%s): no kernel for this op", n->id, tfx_op_name(n->op));
+}
+
+static int tfx_cg_emit_view(tfx_cg *cg, const tfx_node *n) {
+  (void)cg;
+  (void)n;
+  return 0;
+}
+
+static int tfx_cg_emit_folded(tfx_cg *cg, const tfx_node *n) {
+  return tfx_cg_fail(cg, "backend: %%%d (%s): a weight transform was not folded (compile with weights)", n->id,
+                     tfx_op_name(n->op));
+}
+
+/* the dispatch: the emit column of ir/ops.h */
+static int (*const emitters[TFX_OP_COUNT])(tfx_cg *cg, const tfx_node *n) = {
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit) [TFX_OP_##NAME] = tfx_cg_emit_##emit,
+#include "../ir/ops.h"
+#undef TFX_OP
+};
+
 static int emit_node(tfx_cg *cg, const tfx_node *n) {
-  switch (n->op) {
-  case TFX_OP_EMBEDDING: return tfx_cg_emit_embedding(cg, n);
-  case TFX_OP_LINEAR: return tfx_cg_emit_linear(cg, n);
-  case TFX_OP_MATMUL: return tfx_cg_emit_matmul(cg, n);
-  case TFX_OP_ADD:
-  case TFX_OP_SUB:
-  case TFX_OP_MUL: return tfx_cg_emit_binary(cg, n);
-  case TFX_OP_RMSNORM: return tfx_cg_emit_rmsnorm(cg, n);
-  case TFX_OP_LAYERNORM: return tfx_cg_emit_layernorm(cg, n);
-  case TFX_OP_SILU:
-  case TFX_OP_GELU:
-  case TFX_OP_RELU: return tfx_cg_emit_unary(cg, n);
-  case TFX_OP_SOFTMAX: return tfx_cg_emit_softmax(cg, n);
-  case TFX_OP_ROPE: return tfx_cg_emit_rope(cg, n);
-  case TFX_OP_ATTENTION: return tfx_cg_emit_attention(cg, n);
-  case TFX_OP_MLA_ATTENTION: return tfx_cg_emit_mla(cg, n);
-  case TFX_OP_SIGMOID: return tfx_cg_emit_unary(cg, n);
-  case TFX_OP_POSITIONS: return tfx_cg_emit_positions(cg, n);
-  case TFX_OP_SINUSOIDAL: return tfx_cg_emit_sinusoidal(cg, n);
-  case TFX_OP_MOE_ROUTE: return tfx_cg_emit_moe_route(cg, n);
-  case TFX_OP_MOE_UP: return tfx_cg_emit_moe_up(cg, n);
-  case TFX_OP_MOE_DOWN: return tfx_cg_emit_moe_down(cg, n);
-  case TFX_OP_FUSED_LINEAR: return tfx_cg_emit_fused_linear(cg, n);
-  case TFX_OP_NORM_STATS: return tfx_cg_emit_norm_stats(cg, n);
-  case TFX_OP_SLICE: return 0; /* a view: no kernel */
-  case TFX_OP_CONCAT:
-  case TFX_OP_PACK:
-    return tfx_cg_fail(cg, "backend: %%%d (%s): a weight transform was not folded (compile with weights)", n->id,
-                       tfx_op_name(n->op));
-  default: return tfx_cg_fail(cg, "backend: %%%d (%s): no kernel for this op", n->id, tfx_op_name(n->op));
-  }
+  if (n->op < 0 || n->op >= TFX_OP_COUNT) return tfx_cg_fail(cg, "backend: %%%d: no kernel for this op", n->id);
+  return emitters[n->op](cg, n);
 }
 
 /* void entry(input, n, pos, output, arena, kv, weights, exec) */
