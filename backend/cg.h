@@ -254,22 +254,17 @@ LLVMValueRef tfx_cg_act(tfx_cg *cg, int act, LLVMValueRef v);
 void tfx_cg_sincos_f64(tfx_cg *cg, LLVMValueRef x, LLVMValueRef *s, LLVMValueRef *c);
 
 /* ---- the per-op kernel emitters: each adds its kernels to cg->kernels ---- */
-int tfx_cg_emit_embedding(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_linear(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_matmul(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_binary(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_unary(tfx_cg *cg, const tfx_node *n);
+/* the emit column of ir/ops.h: tfx_cg_emit_<token> of every op, defined in
+ * backend/k_*.c (source, view and folded in backend/module.c) */
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit)                                        \
+  int tfx_cg_emit_##emit(tfx_cg *cg, const tfx_node *n);
+#include "../ir/ops.h"
+#undef TFX_OP
 int tfx_cg_emit_copy(tfx_cg *cg, const tfx_node *n, int src_id);
-int tfx_cg_emit_rmsnorm(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_layernorm(tfx_cg *cg, const tfx_node *n);
 /* k_norm.c: one row of `cols` floats x normalized into y (may be x), gain g,
  * bias (layer), as the norm kernels do. */
 void tfx_cg_norm_row(tfx_cg *cg, LLVMValueRef x, LLVMValueRef y, LLVMValueRef g, LLVMValueRef bias, int64_t cols,
                      double eps, int layer);
-int tfx_cg_emit_softmax(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_rope(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n); /* k_mla.c */
 /* k_flash_attention.c: the tiled schedule of ATTENTION (forward entry, no
  * sparse pattern, schedule attention not dense); its body emitter (pointers
  * q, keys, values, y; q and k rows TFX_DIM_T or static). */
@@ -289,14 +284,9 @@ LLVMValueRef tfx_cg_attn_allowed(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, 
 /* The ALiBi slope (f32) of head h (i64), NULL without ALiBi. */
 LLVMValueRef tfx_cg_attn_slope(tfx_cg *cg, const tfx_node *n, LLVMValueRef h);
 /* k_positions.c: POSITIONS, SINUSOIDAL; k_moe.c: MOE_ROUTE, MOE_UP, MOE_DOWN */
-int tfx_cg_emit_positions(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_sinusoidal(tfx_cg *cg, const tfx_node *n);
 /* Writes (add = 0) or adds (add = 1) the sinusoidal table's row at position p
  * (f64) into yrow[0, D): sin / cos of p * base^(-2i/D), rounded to f32. */
 int tfx_cg_sinusoidal_row(tfx_cg *cg, double base, int64_t D, LLVMValueRef p, LLVMValueRef yrow, int add);
-int tfx_cg_emit_moe_route(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_moe_up(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_moe_down(tfx_cg *cg, const tfx_node *n);
 
 /* ---- k_linear.c: the GEMM y = x @ w^T every linear kernel runs ----
  * Work items are panels of TFX_CG_LIN_NB weight rows (output columns) of
@@ -388,8 +378,6 @@ typedef struct tfx_cg_mk_tile {
 void tfx_cg_mk_emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_mk_tile *t);
 
 /* ---- k_fused_linear.c: FUSED_LINEAR (hooks above), NORM_STATS, SLICE views ---- */
-int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_norm_stats(tfx_cg *cg, const tfx_node *n);
 /* The address of a SLICE view: its producer's value + M * (columns before the segment). */
 LLVMValueRef tfx_cg_slice_ptr(tfx_cg *cg, const tfx_node *n);
 /* Row statistics for the kernels that read a NORM_STATS (fused linear,

@@ -137,7 +137,7 @@ void tfx_cg_kernel_call_n(tfx_cg *cg, const tfx_node *n, const char *what, int64
   int64_t work = tfx_type_numel(&n->type, 1);
   for (int i = 0; i < n->n_inputs; i++)
     if (n->inputs[i] >= 0 && n->inputs[i] < cg->g->n_nodes) work += tfx_type_numel(&cg->g->nodes[n->inputs[i]].type, 1);
-  if (n->op == TFX_OP_ATTENTION || n->op == TFX_OP_MLA_ATTENTION)
+  if (tfx_op_has(n->op, TFX_TRAIT_KV_CACHE))
     work += 2 * (int64_t)cg->g->max_seq * (n->kv_heads > 0 ? n->kv_heads : 1) * (n->head_dim > 0 ? n->head_dim : 1);
   cg->kernels[cg->n_kernels++] = (tfx_cg_kernel){fn, per_t, fixed, work, cg->one_row};
 }
@@ -158,7 +158,7 @@ int tfx_cg_stored_full(const tfx_cg *cg, int node_id) {
   /* the kernel that writes the storage: a slice's producer, or the fused
    * linear whose epilogue writes a norm_stats's partials */
   int writer = node_id;
-  if (n->op == TFX_OP_SLICE || (n->op == TFX_OP_NORM_STATS && n->fx.index == 1)) writer = n->inputs[0];
+  if (tfx_op_has(n->op, TFX_TRAIT_VIEW) || (n->op == TFX_OP_NORM_STATS && n->fx.index == 1)) writer = n->inputs[0];
   return !cg->tail[writer];
 }
 
@@ -166,7 +166,7 @@ LLVMValueRef tfx_cg_value_base(tfx_cg *cg, int node_id) {
   const tfx_node *n = &cg->g->nodes[node_id];
   if (n->op == TFX_OP_INPUT) return tfx_cg_arg(cg, TFX_CG_ARG_INPUT);
   if (n->op == TFX_OP_PARAM) return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_WEIGHTS), n->weight_offset);
-  if (n->op == TFX_OP_SLICE) return tfx_cg_slice_ptr(cg, n); /* a view into its producer */
+  if (tfx_op_has(n->op, TFX_TRAIT_VIEW)) return tfx_cg_slice_ptr(cg, n); /* a view into its producer */
   if (node_id == cg->g->output) return tfx_cg_arg(cg, TFX_CG_ARG_OUTPUT);
   return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_ARENA), n->arena_offset);
 }

@@ -73,14 +73,12 @@ static int check_graph(const tfx_graph *g, const char *live, char *err, size_t e
       if (tfx_infer_type(g, n, &t, msg, sizeof msg)) return node_fail(err, errlen, n, msg);
       if (!tfx_type_equal(&t, &n->type)) return node_fail(err, errlen, n, "result type differs from the inferred one");
     }
-    switch (n->op) {
-    case TFX_OP_INPUT:
+    if (n->op == TFX_OP_INPUT) {
       if (i != g->input) return node_fail(err, errlen, n, "a second graph input");
       if (!((n->type.dtype == TFX_DT_I32 && n->type.rank == 1 && n->type.dims[0] == TFX_DIM_T) ||
             (n->type.dtype == TFX_DT_F32 && n->type.rank == 2 && n->type.dims[0] == TFX_DIM_T)))
         return node_fail(err, errlen, n, "the input must be i32[T] tokens or f32[T, D]");
-      break;
-    case TFX_OP_PARAM: {
+    } else if (n->op == TFX_OP_PARAM) {
       if (tfx_type_has_t(&n->type)) return node_fail(err, errlen, n, "a parameter cannot have the dimension T");
       if (n->type.dtype != TFX_DT_F32) return node_fail(err, errlen, n, "parameters must be f32");
       int64_t bytes = tfx_type_bytes(&n->type, 1);
@@ -90,10 +88,9 @@ static int check_graph(const tfx_graph *g, const char *live, char *err, size_t e
                  n->name ? n->name : "?", (long long)n->weight_offset, (long long)bytes, (long long)g->weights_bytes);
         return node_fail(err, errlen, n, msg);
       }
-      break;
-    }
-    default:
-      if (i != g->output && n->op != TFX_OP_SLICE) { /* a slice is a view into its producer's slot */
+    } else {
+      /* a view (SLICE) addresses its producer's slot */
+      if (i != g->output && !tfx_op_has(n->op, TFX_TRAIT_VIEW)) {
         int64_t bytes = tfx_type_bytes(&n->type, g->max_seq);
         if (n->arena_offset < 0 || n->arena_offset % 4 || n->arena_offset + bytes > g->arena_bytes)
           return node_fail(err, errlen, n, "no arena slot: the graph is not planned (run tfx_pass_plan_memory)");
@@ -103,11 +100,10 @@ static int check_graph(const tfx_graph *g, const char *live, char *err, size_t e
         if (n->kv_offset < 0 || n->kv_offset % 4 || n->kv_offset + bytes > g->kv_bytes)
           return node_fail(err, errlen, n, "no KV cache slot: the graph is not planned (run tfx_pass_plan_memory)");
       }
-      if (n->op < TFX_OP_EMBEDDING || n->op >= TFX_OP_COUNT) return node_fail(err, errlen, n, "unsupported op");
-      break;
+      if (n->op < 0 || n->op >= TFX_OP_COUNT) return node_fail(err, errlen, n, "unsupported op");
     }
   }
-  if (g->nodes[g->input].op != TFX_OP_INPUT) return node_fail(err, errlen, &g->nodes[g->input], "is not the input");
+    if (g->nodes[g->input].op != TFX_OP_INPUT) return node_fail(err, errlen, &g->nodes[g->input], "is not the input");
   const tfx_node *out = &g->nodes[g->output];
   if (out->type.dtype != TFX_DT_F32) return node_fail(err, errlen, out, "the graph output must be f32");
   if (out->type.dims[0] != TFX_DIM_T || out->type.rank < 2)
@@ -193,17 +189,17 @@ static int mark_tail(const tfx_graph *g, const char *live, char *tail) {
 /* The emitters of the ops without a kernel of their own (the emit column of
  * ir/ops.h): a source is never emitted, a view addresses its producer's
  * slot, a weight transform must have been folded into a PARAM. */
-static int tfx_cg_emit_source(tfx_cg *cg, const tfx_node *n) {
+int tfx_cg_emit_source(tfx_cg *cg, const tfx_node *n) {
   return tfx_cg_fail(cg, "backend: %%%d (%s): no kernel for this op", n->id, tfx_op_name(n->op));
 }
 
-static int tfx_cg_emit_view(tfx_cg *cg, const tfx_node *n) {
+int tfx_cg_emit_view(tfx_cg *cg, const tfx_node *n) {
   (void)cg;
   (void)n;
   return 0;
 }
 
-static int tfx_cg_emit_folded(tfx_cg *cg, const tfx_node *n) {
+int tfx_cg_emit_folded(tfx_cg *cg, const tfx_node *n) {
   return tfx_cg_fail(cg, "backend: %%%d (%s): a weight transform was not folded (compile with weights)", n->id,
                      tfx_op_name(n->op));
 }
@@ -374,7 +370,7 @@ int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextR
     cg.n_kernels = 0;
     for (int i = 0; i < g->n_nodes && !cg.failed; i++) {
       const tfx_node *n = &g->nodes[i];
-      if (!live[i] || n->op == TFX_OP_INPUT || n->op == TFX_OP_PARAM) continue;
+      if (!live[i] || tfx_op_has(n->op, TFX_TRAIT_SOURCE)) continue;
       cg.one_row = mode == 2 && tail[i];
       cg.decode = mode == 1 || cg.one_row;
       cg.mode = cg.decode ? "dec" : "fwd";

@@ -308,6 +308,7 @@ enum {
   TFX_TRAIT_NO_KERNEL = 1 << 4,   /* launches no kernel: a source, a view, or folded into a PARAM */
   TFX_TRAIT_SOURCE = 1 << 5,      /* INPUT / PARAM: has a value without being computed */
   TFX_TRAIT_FOLDED = 1 << 6,      /* a weight transform constant-folded into a PARAM (passes/fold_weights.c) */
+  TFX_TRAIT_VIEW = 1 << 7,        /* its value is a view into operand 0's slot (no slot, no kernel of its own) */
 };
 /* The operand whose arena slot the result may take (passes/plan_memory.c). */
 typedef enum {

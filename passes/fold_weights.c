@@ -21,22 +21,20 @@ typedef struct {
 /* Element (r, k) of the original value of node id (k = 0 for rank 1). */
 static float value_at(const fold_src *s, int id, int64_t r, int64_t k) {
   const tfx_node *n = &s->orig[id];
-  switch (n->op) {
-  case TFX_OP_CONCAT:
+  if (n->op == TFX_OP_CONCAT) {
     for (int i = 0; i < n->n_inputs; i++) {
       int64_t rows = s->orig[n->inputs[i]].type.dims[0];
       if (r < rows || i == n->n_inputs - 1) return value_at(s, n->inputs[i], r, k);
       r -= rows;
     }
     return 0;
-  case TFX_OP_PACK: return value_at(s, n->inputs[0], r, k);
-  default: { /* PARAM */
-    const float *base = (const float *)(s->old + n->weight_offset);
-    if (n->type.rank == 1) return base[r];
-    int64_t R = n->type.dims[0], K = n->type.dims[1];
-    return base[n->fx.panel ? tfx_packed_index(&n->fx, R, K, r, k) : r * K + k];
   }
-  }
+  if (n->op == TFX_OP_PACK) return value_at(s, n->inputs[0], r, k);
+  /* a PARAM (the folder only reads FOLDED ops of params) */
+  const float *base = (const float *)(s->old + n->weight_offset);
+  if (n->type.rank == 1) return base[r];
+  int64_t R = n->type.dims[0], K = n->type.dims[1];
+  return base[n->fx.panel ? tfx_packed_index(&n->fx, R, K, r, k) : r * K + k];
 }
 
 static char *join_names(const tfx_graph *g, const tfx_node *n) {
@@ -76,7 +74,7 @@ int tfx_pass_fold_weights(tfx_pass_ctx *c) {
   /* which transforms fold: in order, so a PACK of a CONCAT folds too */
   for (int i = 0; i < nn; i++) {
     tfx_node *n = &g->nodes[i];
-    if (n->op != TFX_OP_CONCAT && n->op != TFX_OP_PACK) continue;
+    if (!tfx_op_has(n->op, TFX_TRAIT_FOLDED)) continue;
     int all = 1;
     for (int j = 0; j < n->n_inputs; j++) all &= g->nodes[n->inputs[j]].op == TFX_OP_PARAM;
     if (!all) continue;

@@ -21,7 +21,7 @@
 static int64_t align_up(int64_t v) { return (v + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN; }
 
 static int needs_slot(const tfx_graph *g, const tfx_node *n) {
-  return n->op != TFX_OP_INPUT && n->op != TFX_OP_PARAM && n->op != TFX_OP_SLICE && n->id != g->output;
+  return !tfx_op_has(n->op, TFX_TRAIT_SOURCE | TFX_TRAIT_VIEW) && n->id != g->output; /* ir/ops.h */
 }
 
 /* last[v]: the last node reading v, or v; a slice's readers also read its producer. */
@@ -34,7 +34,7 @@ static int liveness(const tfx_graph *g, int *last, char *err, size_t errlen) {
         return tfx_pass_errf(err, errlen, "plan_memory: %%%d (%s): operand %%%d is not an earlier node", i,
                              tfx_op_name(g->nodes[i].op), v);
       last[v] = i;
-      if (g->nodes[v].op == TFX_OP_SLICE) {
+      if (tfx_op_has(g->nodes[v].op, TFX_TRAIT_VIEW)) { /* a view keeps its producer alive */
         int p = g->nodes[v].inputs[0];
         if (p >= 0 && p < v && last[p] < i) last[p] = i;
       }
