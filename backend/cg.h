@@ -215,6 +215,13 @@ typedef struct tfx_cg_ptr {
  * pointers) and the caller emits it and calls tfx_cg_body_end. Returns 0 when
  * it already exists, -1 on failure. */
 int tfx_cg_body_begin(tfx_cg *cg, const char *key);
+/* The same for the body of node n's kernel: the key is `key` (the kernel's
+ * kind and shapes, and what it derives from other nodes) followed by n's
+ * attribute key (tfx_node_attr_key: every attribute its op reads, from
+ * ir/ops.h), so two nodes differing in any attribute never share a body. A
+ * body keyed by its own parameters only (a helper such as the KV store, the
+ * output copy) uses tfx_cg_body_begin. */
+int tfx_cg_body_begin_node(tfx_cg *cg, const tfx_node *n, const char *key);
 LLVMValueRef tfx_cg_body_ptr(tfx_cg *cg, int i);
 void tfx_cg_body_end(tfx_cg *cg);
 /* Emits the node's kernel: work range per_t * T + fixed items, calling the

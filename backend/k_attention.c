@@ -106,7 +106,7 @@ int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n) {
   int flash = tfx_cg_flash_eligible(cg, n);
   snprintf(key, sizeof key, "%sattention_H%lld_G%lld_d%lld_m%d_q%lld_k%lld_%s", flash ? "flash_" : "", (long long)H,
            (long long)G, (long long)d, causal, (long long)q_rows, (long long)k_rows, opts);
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh <= 0 || flash) {
     free(qv);
     free(oa);

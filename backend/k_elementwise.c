@@ -78,7 +78,7 @@ static int emit_binary(tfx_cg *cg, const tfx_node *n, ew_fn fn) {
   tfx_cg_rows_split(n, &per_t, &fixed);
   char key[96];
   snprintf(key, sizeof key, "%s_c%lld_b%d", tfx_op_name(n->op), (long long)cols, bcast);
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     LLVMValueRef pa = tfx_cg_body_ptr(cg, 0), pb = tfx_cg_body_ptr(cg, 1), py = tfx_cg_body_ptr(cg, 2);
@@ -99,9 +99,10 @@ int tfx_cg_emit_add(tfx_cg *cg, const tfx_node *n) { return emit_binary(cg, n, v
 int tfx_cg_emit_sub(tfx_cg *cg, const tfx_node *n) { return emit_binary(cg, n, v_sub); }
 int tfx_cg_emit_mul(tfx_cg *cg, const tfx_node *n) { return emit_binary(cg, n, v_mul); }
 
-/* The row loop of a unary op (fn) or of a copy (v_copy). */
+/* The row loop of a unary op (fn; its body keyed with n's attributes) or of
+ * a copy (v_copy: keyed by its width only). */
 static int unary_body(tfx_cg *cg, const tfx_node *n, ew_fn fn, const char *key, int64_t cols) {
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = fn == v_copy ? tfx_cg_body_begin(cg, key) : tfx_cg_body_begin_node(cg, n, key);
   if (fresh <= 0) return fresh;
   LLVMValueRef px = tfx_cg_body_ptr(cg, 0), py = tfx_cg_body_ptr(cg, 1);
   tfx_cg_loop row;

@@ -23,9 +23,26 @@ void tfx_cg_set_fn_attrs(tfx_cg *cg, LLVMValueRef fn) {
 
 /* ---- bodies ---- */
 
+#define BODY_KEY_MAX 1024
+
+int tfx_cg_body_begin_node(tfx_cg *cg, const tfx_node *n, const char *key) {
+  char attrs[BODY_KEY_MAX / 2], full[BODY_KEY_MAX];
+  int need = tfx_node_attr_key(n, attrs, sizeof attrs);
+  if (need < 0 || (size_t)need >= sizeof attrs)
+    return tfx_cg_fail(cg, "backend: %%%d (%s): attribute key too long", n->id, tfx_op_name(n->op));
+  /* "name=value;..." as a symbol-friendly "name_value_..." (values hold no '_') */
+  for (char *p = attrs; *p; p++)
+    if (*p == '=' || *p == ';') *p = '_';
+  int len = snprintf(full, sizeof full, "%s_%s", key, attrs);
+  if (len < 0 || (size_t)len >= sizeof full)
+    return tfx_cg_fail(cg, "backend: %%%d (%s): body key too long", n->id, tfx_op_name(n->op));
+  return tfx_cg_body_begin(cg, full);
+}
+
 int tfx_cg_body_begin(tfx_cg *cg, const char *key) {
-  char full[256];
-  snprintf(full, sizeof full, "tfx_body_%s_%s", cg->mode, key);
+  char full[BODY_KEY_MAX + 32];
+  int len = snprintf(full, sizeof full, "tfx_body_%s_%s", cg->mode, key);
+  if (len < 0 || (size_t)len >= sizeof full) return tfx_cg_fail(cg, "backend: body key too long: %.64s", key);
   for (int i = 0; i < cg->n_bodies; i++)
     if (!strcmp(cg->body_keys[i], full)) {
       cg->body = cg->body_fns[i];

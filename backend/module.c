@@ -103,7 +103,7 @@ static int check_graph(const tfx_graph *g, const char *live, char *err, size_t e
       if (n->op < 0 || n->op >= TFX_OP_COUNT) return node_fail(err, errlen, n, "unsupported op");
     }
   }
-    if (g->nodes[g->input].op != TFX_OP_INPUT) return node_fail(err, errlen, &g->nodes[g->input], "is not the input");
+  if (g->nodes[g->input].op != TFX_OP_INPUT) return node_fail(err, errlen, &g->nodes[g->input], "is not the input");
   const tfx_node *out = &g->nodes[g->output];
   if (out->type.dtype != TFX_DT_F32) return node_fail(err, errlen, out, "the graph output must be f32");
   if (out->type.dims[0] != TFX_DIM_T || out->type.rank < 2)

@@ -29,7 +29,6 @@ void tfx_fused_print_attrs(const tfx_node *n, FILE *out);
 /* ", router, prologue = rmsnorm, ..." of a MOE op into buf ("" when plain). */
 void tfx_fused_moe_attrs(const tfx_node *n, char *buf, size_t len);
 
-
 /* The activation of kind `kind` (tfx_act_kind) in double. */
 double tfx_interp_act(int kind, double v);
 

@@ -322,13 +322,14 @@ int tfx_interp_op_attention(const tfx_interp_call *c) {
 }
 
 int tfx_interp_op_mla(const tfx_interp_call *c) {
-  return tfx_interp_mla(c->nd, OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), OPERAND(c, 3), c->kc, c->y, ROWS(c),
-                        c->pos, c->g->max_seq, c->err, c->errlen);
+  return tfx_interp_mla(c->nd, OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), OPERAND(c, 3), c->kc, c->y, ROWS(c), c->pos,
+                        c->g->max_seq, c->err, c->errlen);
 }
 
 /* the dispatch: the interp column of ir/ops.h */
 static const tfx_interp_fn interp_fns[TFX_OP_COUNT] = {
-#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit) [TFX_OP_##NAME] = tfx_interp_op_##interp,
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit)                                        \
+  [TFX_OP_##NAME] = tfx_interp_op_##interp,
 #include "ops.h"
 #undef TFX_OP
 };

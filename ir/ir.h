@@ -327,20 +327,20 @@ typedef enum {
 #define TFX_A(ID) (UINT64_C(1) << TFX_ATTR_##ID)
 typedef enum { TFX_ATTR_KIND_INT, TFX_ATTR_KIND_UINT, TFX_ATTR_KIND_DOUBLE, TFX_ATTR_KIND_BYTES } tfx_attr_kind;
 typedef struct {
-  const char *name;   /* "eps" */
-  size_t offset;      /* in tfx_node */
-  size_t size;        /* bytes of the field */
+  const char *name; /* "eps" */
+  size_t offset;    /* in tfx_node */
+  size_t size;      /* bytes of the field */
   tfx_attr_kind kind;
 } tfx_attr_desc;
 typedef struct {
-  const char *name;     /* the text name ("rmsnorm") */
+  const char *name; /* the text name ("rmsnorm") */
   int min_inputs, max_inputs;
-  const char *roles;    /* the operands' roles ("x,gain"); see ir/ops.h */
-  unsigned traits;      /* TFX_TRAIT_* */
+  const char *roles; /* the operands' roles ("x,gain"); see ir/ops.h */
+  unsigned traits;   /* TFX_TRAIT_* */
   tfx_inplace inplace;
-  uint64_t attrs;       /* TFX_A(...) of the attributes it reads */
-  const char *interp;   /* the interpreter entry's token ("rmsnorm": tfx_interp_op_rmsnorm) */
-  const char *emit;     /* the backend emitter's token ("rmsnorm": tfx_cg_emit_rmsnorm) */
+  uint64_t attrs;     /* TFX_A(...) of the attributes it reads */
+  const char *interp; /* the interpreter entry's token ("rmsnorm": tfx_interp_op_rmsnorm) */
+  const char *emit;   /* the backend emitter's token ("rmsnorm": tfx_cg_emit_rmsnorm) */
 } tfx_op_desc;
 /* The row of op in ir/ops.h (a row of "?" with nothing set for a bad op). */
 const tfx_op_desc *tfx_op_info(tfx_op op);

@@ -37,15 +37,14 @@ static const tfx_attr_desc attr_table[TFX_ATTR_COUNT] = {
  * DOUBLE a double: checked when the table is compiled */
 #define TFX_ATTR(ID, name, field, kind)                                                                                \
   _Static_assert(TFX_ATTR_KIND_##kind == TFX_ATTR_KIND_BYTES ||                                                        \
-                     FIELD_SIZE(field) == (TFX_ATTR_KIND_##kind == TFX_ATTR_KIND_DOUBLE ? sizeof(double) : sizeof(int)), \
+                     FIELD_SIZE(field) ==                                                                              \
+                         (TFX_ATTR_KIND_##kind == TFX_ATTR_KIND_DOUBLE ? sizeof(double) : sizeof(int)),                \
                  "attribute " name ": field size does not match its kind");
 #include "ops.h"
 #undef TFX_ATTR
 _Static_assert(TFX_ATTR_COUNT <= 64, "attribute masks are 64 bits");
 
-const tfx_attr_desc *tfx_attr_info(tfx_attr_id id) {
-  return (id >= 0 && id < TFX_ATTR_COUNT) ? &attr_table[id] : NULL;
-}
+const tfx_attr_desc *tfx_attr_info(tfx_attr_id id) { return (id >= 0 && id < TFX_ATTR_COUNT) ? &attr_table[id] : NULL; }
 
 static double attr_double(const tfx_node *n, const tfx_attr_desc *a) {
   double v;

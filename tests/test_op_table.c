@@ -7,7 +7,9 @@
  * when equal; tfx_node_attr_key tells them apart; and, run through the
  * reference interpreter, an attribute the table says an op does NOT read
  * indeed leaves its result unchanged (so an attribute missing from an op's
- * row, which CSE and the body keys would ignore, fails here). */
+ * row, which CSE and the body keys would ignore, fails here). Also the
+ * frontend's builtin specs: each lowers to an IR op that takes its operands,
+ * and each keyword sets an attribute its op reads, with one typed default. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "../frontend/sema.h"
 #include "../ir/ir.h"
 #include "../passes/passes.h"
 
@@ -282,8 +285,8 @@ static tfx_graph *make_fixture(fixture *f, tfx_op op) {
 
 /* The interpreter's output for 3 rows; 0, or -1 when the graph is rejected. */
 static int interpret(fixture *f, float *out) {
-  static const float in[24] = {0.5f, -1, 2, 0.25f, -0.75f, 1.5f, 3, -2, 1, 0, -0.5f, 0.125f,
-                               2.5f, -3, 0.75f, 1, -1.25f, 0.5f, 0, 2, -0.25f, 1.75f, -2.5f, 0.375f};
+  static const float in[24] = {0.5f, -1, 2,     0.25f, -0.75f, 1.5f, 3, -2, 1,      0,     -0.5f, 0.125f,
+                               2.5f, -3, 0.75f, 1,     -1.25f, 0.5f, 0, 2,  -0.25f, 1.75f, -2.5f, 0.375f};
   tfx_interp *it = tfx_interp_new(f->g, (const uint8_t *)f->blob);
   char err[256] = "";
   int rc = tfx_interp_forward(it, in, 3, out, err, sizeof err);
@@ -313,7 +316,8 @@ static void test_unread_attributes_do_not_matter(void **state) {
       if (interpret(&f, got) == 0) {
         checked++;
         if (memcmp(got, want, bytes))
-          fail_msg("%s reads %s, which its row of ir/ops.h does not list", d->name, tfx_attr_info((tfx_attr_id)a)->name);
+          fail_msg("%s reads %s, which its row of ir/ops.h does not list", d->name,
+                   tfx_attr_info((tfx_attr_id)a)->name);
       }
       f.g->nodes[id] = saved;
     }
@@ -347,6 +351,56 @@ static void test_read_attributes_matter(void **state) {
   }
 }
 
+/* ---- the frontend's builtin specs (frontend/builtins.c) ---- */
+
+static void test_builtin_specs(void **state) {
+  (void)state;
+  int direct = 0;
+  for (int i = 0; tfx_fe_builtin_at(i); i++) {
+    const tfx_fe_opspec *op = tfx_fe_builtin(tfx_fe_builtin_at(i));
+    assert_non_null(op);
+    assert_true(op->lowering >= 0 && op->lowering < TFX_FE_LOWER_COUNT);
+    if (op->lowering == TFX_FE_LOWER_OP) {
+      /* one IR node on the positional operands: the IR op takes that many */
+      const tfx_op_desc *d = tfx_op_info(op->ir);
+      assert_false(d->traits & TFX_TRAIT_SOURCE);
+      assert_true(d->min_inputs <= op->min_pos && op->max_pos <= d->max_inputs);
+      direct++;
+    }
+    for (int k = 0; k < op->n_kw; k++) {
+      const tfx_fe_kwspec *kw = &op->kw[k];
+      if (kw->kind == TFX_FE_KW_ENUM) {
+        assert_non_null(kw->values);
+        /* the default of an enum is its first value */
+        if (kw->dflt && !kw->required) assert_string_equal(kw->dflt, kw->values[0]);
+      }
+      if (kw->kind == TFX_FE_KW_NUM && kw->dflt && strcmp(kw->dflt, "none")) {
+        /* the typed default and its text are one literal */
+        char *end;
+        double v = strtod(kw->dflt, &end);
+        assert_true(*end == 0);
+        assert_true(v == kw->num);
+      }
+      if (kw->sets_attr) {
+        /* a keyword sets an attribute its op reads */
+        assert_int_equal(op->lowering, TFX_FE_LOWER_OP);
+        if (!(tfx_op_info(op->ir)->attrs >> kw->attr & 1))
+          fail_msg("%s's %s sets %s, which %s does not read", op->name, kw->name, tfx_attr_info(kw->attr)->name,
+                   tfx_op_name(op->ir));
+      }
+    }
+  }
+  assert_true(direct >= 12);
+  const tfx_fe_opspec *rms = tfx_fe_builtin("rmsnorm");
+  assert_int_equal(rms->ir, TFX_OP_RMSNORM);
+  assert_true(tfx_fe_kwspec_of(rms, "eps")->num == 1e-5);
+  char sig[128];
+  tfx_fe_signature(tfx_fe_builtin("gelu"), sig, sizeof sig);
+  assert_string_equal(sig, "gelu(x, approximate = none)");
+  tfx_fe_signature(rms, sig, sizeof sig);
+  assert_string_equal(sig, "rmsnorm(x, g, eps = 1e-5)");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_op_is_described),
@@ -356,6 +410,7 @@ int main(void) {
       cmocka_unit_test(test_attr_key),
       cmocka_unit_test(test_unread_attributes_do_not_matter),
       cmocka_unit_test(test_read_attributes_matter),
+      cmocka_unit_test(test_builtin_specs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
