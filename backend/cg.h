@@ -268,6 +268,13 @@ typedef struct tfx_cg_ptr {
  * pointers) and the caller emits it and calls tfx_cg_body_end. Returns 0 when
  * it already exists, -1 on failure. */
 int tfx_cg_body_begin(tfx_cg *cg, const char *key);
+/* The same for the body of node n's kernel: the key is `key` (the kernel's
+ * kind and shapes, and what it derives from other nodes) followed by n's
+ * attribute key (tfx_node_attr_key: every attribute its op reads, from
+ * ir/ops.h), so two nodes differing in any attribute never share a body. A
+ * body keyed by its own parameters only (a helper such as the KV store, the
+ * output copy) uses tfx_cg_body_begin. */
+int tfx_cg_body_begin_node(tfx_cg *cg, const tfx_node *n, const char *key);
 LLVMValueRef tfx_cg_body_ptr(tfx_cg *cg, int i);
 void tfx_cg_body_end(tfx_cg *cg);
 /* Emits the node's kernel: work range per_t * T + fixed items, calling the
@@ -309,20 +316,17 @@ LLVMValueRef tfx_cg_act(tfx_cg *cg, int act, LLVMValueRef v);
 void tfx_cg_sincos_f64(tfx_cg *cg, LLVMValueRef x, LLVMValueRef *s, LLVMValueRef *c);
 
 /* ---- the per-op kernel emitters: each adds its kernels to cg->kernels ---- */
-int tfx_cg_emit_embedding(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_linear(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_matmul(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_binary(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_unary(tfx_cg *cg, const tfx_node *n);
+/* the emit column of ir/ops.h: tfx_cg_emit_<token> of every op, defined in
+ * backend/k_*.c (source, view and folded in backend/module.c) */
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit)                                        \
+  int tfx_cg_emit_##emit(tfx_cg *cg, const tfx_node *n);
+#include "../ir/ops.h"
+#undef TFX_OP
 int tfx_cg_emit_copy(tfx_cg *cg, const tfx_node *n, int src_id);
-int tfx_cg_emit_rmsnorm(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_layernorm(tfx_cg *cg, const tfx_node *n);
 /* k_norm.c: one row of `cols` floats x normalized into y (may be x), gain g,
  * bias (layer), as the norm kernels do. */
 void tfx_cg_norm_row(tfx_cg *cg, LLVMValueRef x, LLVMValueRef y, LLVMValueRef g, LLVMValueRef bias, int64_t cols,
                      double eps, int layer);
-int tfx_cg_emit_softmax(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_rope(tfx_cg *cg, const tfx_node *n);
 /* k_rope.c, the RoPE of every rotating kernel: the inverse frequencies
  * tfx_rope_inv_freq(theta, k, rd), k < rd/2, as a constant f64 array (NULL
  * and cg failed when out of memory); sin and cos (f32) of the angle
@@ -333,8 +337,6 @@ void tfx_cg_rope_sincos(tfx_cg *cg, LLVMValueRef table, LLVMValueRef p, LLVMValu
                         LLVMValueRef *c);
 typedef void (*tfx_cg_rope_fn)(tfx_cg *cg, void *ctx, LLVMValueRef k, LLVMValueRef s, LLVMValueRef c);
 void tfx_cg_rope_pairs(tfx_cg *cg, LLVMValueRef table, LLVMValueRef p, int64_t half, tfx_cg_rope_fn fn, void *ctx);
-int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n); /* k_mla.c */
 /* ATTENTION's body emitters, one per schedule (tfx_attn_sched; the
  * schedule an entry runs is tfx_attn_schedule_of): pointers q, keys, values
  * (the cache when causal), y; items (row, head) pairs of q; q and k rows
@@ -402,14 +404,9 @@ LLVMValueRef tfx_cg_attn_slope(tfx_cg *cg, const tfx_node *n, LLVMValueRef h);
 LLVMValueRef tfx_cg_attn_score_adjust(tfx_cg *cg, const tfx_node *n, LLVMValueRef s, LLVMValueRef i, LLVMValueRef j,
                                       LLVMValueRef slope);
 /* k_positions.c: POSITIONS, SINUSOIDAL; k_moe.c: MOE_ROUTE, MOE_UP, MOE_DOWN */
-int tfx_cg_emit_positions(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_sinusoidal(tfx_cg *cg, const tfx_node *n);
 /* Writes (add = 0) or adds (add = 1) the sinusoidal table's row at position p
  * (f64) into yrow[0, D): sin / cos of p * base^(-2i/D), rounded to f32. */
 int tfx_cg_sinusoidal_row(tfx_cg *cg, double base, int64_t D, LLVMValueRef p, LLVMValueRef yrow, int add);
-int tfx_cg_emit_moe_route(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_moe_up(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_moe_down(tfx_cg *cg, const tfx_node *n);
 
 /* ---- weight_stream.c: how kernels read weights ----
  * Every weight operand a kernel reads (linear / fused-linear w, MoE up/down
@@ -571,8 +568,6 @@ typedef struct tfx_cg_mk_tile {
 void tfx_cg_mk_emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_mk_tile *t);
 
 /* ---- k_fused_linear.c: FUSED_LINEAR (hooks above), NORM_STATS, the norm helpers ---- */
-int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n);
-int tfx_cg_emit_norm_stats(tfx_cg *cg, const tfx_node *n);
 /* Row statistics for the kernels that read a NORM_STATS (fused linear,
  * embedding, MoE): *mean and *inv (f32) of `row` of the value of `len`
  * columns the stats describe, loaded from stats [M, 2] (parts = 0) or

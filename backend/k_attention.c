@@ -208,7 +208,7 @@ int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n) {
   tfx_cg_attn_key(n, max_seq, opts, sizeof opts);
   snprintf(key, sizeof key, "%sattention_H%lld_G%lld_d%lld_m%d_q%lld_k%lld_%s", k_schedules[sched].key, (long long)H,
            (long long)G, (long long)d, causal, (long long)q_rows, (long long)k_rows, opts);
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     int rc = k_schedules[sched].emit(cg, n, q_rows, k_rows);

@@ -108,7 +108,7 @@ int tfx_cg_emit_embedding(tfx_cg *cg, const tfx_node *n) {
            (long long)D, fx ? fx->panel : 0, fx ? fx->kc : 0, ex->pos_add, (long long)P,
            ex->pos_add == TFX_EMB_POS_SINUSOIDAL ? n->theta : 0.0, ex->has_bias, ex->norm, ex->norm ? n->eps : 0.0,
            ex->stats_out, tfx_cg_ws_key(table));
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     LLVMBuilderRef b = cg->b;

@@ -334,7 +334,7 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
            fx->act, fx->glu, fx->residual, fx->rnorm, packed, G.kc, fx->rope, fx->rope ? n->head_dim : 0,
            fx->rope ? n->rotary_dim : 0, fx->rope ? (int)n->rope_style : 0, fx->rope ? n->theta : 0.0, fx->stats_out,
            fx->stats_seg, (long long)parts, parts ? snode->eps : 0.0, tfx_cg_ws_key(w));
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     fl_ctx c = {.n = n, .norm = rn ? fx->rnorm : fx->norm};
@@ -421,7 +421,7 @@ int tfx_cg_emit_norm_stats(tfx_cg *cg, const tfx_node *n) {
   tfx_cg_rows_split(x, &per_t, &fixed);
   char key[96];
   snprintf(key, sizeof key, "norm_stats_c%lld_l%d_eps%.17g", (long long)cols, layer, n->eps);
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     LLVMBuilderRef b = cg->b;

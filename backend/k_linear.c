@@ -325,7 +325,7 @@ int tfx_cg_emit_linear(tfx_cg *cg, const tfx_node *n) {
   char key[128];
   snprintf(key, sizeof key, "linear_K%lld_N%lld_b%d_M%s%lld%s", (long long)K, (long long)N, bias, m_per_t ? "T" : "",
            (long long)(m_per_t ? m_per_t : m_fixed), tfx_cg_ws_key(w));
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     G.x = tfx_cg_body_ptr(cg, 0);

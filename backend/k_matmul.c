@@ -59,7 +59,7 @@ int tfx_cg_emit_matmul(tfx_cg *cg, const tfx_node *n) {
   char key[128];
   snprintf(key, sizeof key, "matmul_K%lld_N%lld_M%s%lld%s", (long long)K, (long long)N, m_per_t ? "T" : "",
            (long long)(m_per_t ? m_per_t : m_fixed), tfx_cg_ws_key(b));
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     mm_op op = {tfx_cg_body_ptr(cg, 0), tfx_cg_body_ptr(cg, 1), tfx_cg_body_ptr(cg, 2), K, N, {0}};

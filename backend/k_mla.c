@@ -135,7 +135,7 @@ static int emit_store(tfx_cg *cg, const tfx_node *n) {
   char key[192];
   snprintf(key, sizeof key, "mla_store_r%lld_dr%lld_n%d_e%a_th%a_s%d_S%lld", (long long)r, (long long)dr, norm, n->eps,
            n->theta, (int)n->rope_style, (long long)max_seq);
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     LLVMValueRef pc = tfx_cg_body_ptr(cg, 0), pg = tfx_cg_body_ptr(cg, 1), cache = tfx_cg_body_ptr(cg, 2);
@@ -206,7 +206,7 @@ int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n) {
   snprintf(key, sizeof key, "mla_H%lld_dn%lld_dr%lld_dv%lld_r%lld_th%a_s%d_%s%s", (long long)H, (long long)dn,
            (long long)dr, (long long)dv, (long long)r, n->theta, (int)n->rope_style, opts,
            tfx_cg_ws_key(&cg->g->nodes[n->inputs[2]]));
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     LLVMValueRef pq = tfx_cg_body_ptr(cg, 0), pw = tfx_cg_body_ptr(cg, 1), cache = tfx_cg_body_ptr(cg, 2);

@@ -117,7 +117,7 @@ int tfx_cg_emit_moe_route(tfx_cg *cg, const tfx_node *n) {
   snprintf(key, sizeof key, "moe_route_E%lld_k%lld_g%d_c%.17g_r%d_D%lld_n%d_%lld_%.17g%s", (long long)E, (long long)k,
            all, cap ? n->capacity : 0.0, router, (long long)(router ? D : 0), n->fx.norm, (long long)pro0.parts,
            pro0.eps, router ? tfx_cg_ws_key(&cg->g->nodes[n->inputs[1]]) : "");
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     LLVMValueRef pl = tfx_cg_body_ptr(cg, 0), py = tfx_cg_body_ptr(cg, 1);
@@ -441,7 +441,7 @@ static int emit_experts(tfx_cg *cg, const tfx_node *n, int up) {
   snprintf(key, sizeof key, "moe_%s_E%lld_N%lld_K%lld_k%lld_a%d_g%d_n%d_%lld_%.17g_r%d_so%d%s", up ? "up" : "down",
            (long long)E, (long long)N, (long long)K, (long long)k, fx->act, glu, up ? fx->norm : 0,
            (long long)pro0.parts, pro0.eps, !up && fx->residual, sn >= 0 ? fx->stats_out : 0, tfx_cg_ws_key(w));
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     moe_op o = {.n = n,

@@ -97,7 +97,7 @@ static int emit_norm(tfx_cg *cg, const tfx_node *n, int layer) {
   tfx_cg_rows_split(n, &per_t, &fixed);
   char key[96];
   snprintf(key, sizeof key, "%s_c%lld_eps%.17g", tfx_op_name(n->op), (long long)cols, n->eps);
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     LLVMValueRef px = tfx_cg_body_ptr(cg, 0), py = tfx_cg_body_ptr(cg, 3);

@@ -27,7 +27,7 @@ int tfx_cg_emit_positions(tfx_cg *cg, const tfx_node *n) {
   int64_t P = table->type.dims[0], D = table->type.dims[1];
   char key[96];
   snprintf(key, sizeof key, "positions_P%lld_D%lld", (long long)P, (long long)D);
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     LLVMValueRef ptab = tfx_cg_body_ptr(cg, 0), py = tfx_cg_body_ptr(cg, 1);
@@ -90,7 +90,7 @@ int tfx_cg_emit_sinusoidal(tfx_cg *cg, const tfx_node *n) {
   int64_t D = tfx_node_cols(n);
   char key[96];
   snprintf(key, sizeof key, "sinusoidal_D%lld_b%.17g", (long long)D, n->theta);
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     LLVMValueRef py = tfx_cg_body_ptr(cg, 0);

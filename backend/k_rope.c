@@ -113,7 +113,7 @@ int tfx_cg_emit_rope(tfx_cg *cg, const tfx_node *n) {
   char key[128];
   snprintf(key, sizeof key, "rope_H%lld_d%lld_r%lld_s%d_th%.17g", (long long)H, (long long)d, (long long)rd, inter,
            n->theta);
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     LLVMValueRef table = tfx_cg_rope_table(cg, n->theta, rd);

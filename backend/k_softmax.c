@@ -37,7 +37,7 @@ int tfx_cg_emit_softmax(tfx_cg *cg, const tfx_node *n) {
   tfx_cg_rows_split(n, &per_t, &fixed);
   char key[64];
   snprintf(key, sizeof key, "softmax_c%lld", (long long)cols);
-  int fresh = tfx_cg_body_begin(cg, key);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     LLVMValueRef px = tfx_cg_body_ptr(cg, 0), py = tfx_cg_body_ptr(cg, 1);

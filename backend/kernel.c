@@ -24,9 +24,26 @@ void tfx_cg_set_fn_attrs(tfx_cg *cg, LLVMValueRef fn) {
 
 /* ---- bodies ---- */
 
+#define BODY_KEY_MAX 1024
+
+int tfx_cg_body_begin_node(tfx_cg *cg, const tfx_node *n, const char *key) {
+  char attrs[BODY_KEY_MAX / 2], full[BODY_KEY_MAX];
+  int need = tfx_node_attr_key(n, attrs, sizeof attrs);
+  if (need < 0 || (size_t)need >= sizeof attrs)
+    return tfx_cg_fail(cg, "backend: %%%d (%s): attribute key too long", n->id, tfx_op_name(n->op));
+  /* "name=value;..." as a symbol-friendly "name_value_..." (values hold no '_') */
+  for (char *p = attrs; *p; p++)
+    if (*p == '=' || *p == ';') *p = '_';
+  int len = snprintf(full, sizeof full, "%s_%s", key, attrs);
+  if (len < 0 || (size_t)len >= sizeof full)
+    return tfx_cg_fail(cg, "backend: %%%d (%s): body key too long", n->id, tfx_op_name(n->op));
+  return tfx_cg_body_begin(cg, full);
+}
+
 int tfx_cg_body_begin(tfx_cg *cg, const char *key) {
-  char full[256];
-  snprintf(full, sizeof full, "tfx_body_%s_%s", cg->mode, key);
+  char full[BODY_KEY_MAX + 32];
+  int len = snprintf(full, sizeof full, "tfx_body_%s_%s", cg->mode, key);
+  if (len < 0 || (size_t)len >= sizeof full) return tfx_cg_fail(cg, "backend: body key too long: %.64s", key);
   for (int i = 0; i < cg->n_bodies; i++)
     if (!strcmp(cg->body_keys[i], full)) {
       cg->body = cg->body_fns[i];
@@ -138,7 +155,7 @@ void tfx_cg_kernel_call_n(tfx_cg *cg, const tfx_node *n, const char *what, int64
   int64_t work = tfx_type_numel(&n->type, 1);
   for (int i = 0; i < n->n_inputs; i++)
     if (n->inputs[i] >= 0 && n->inputs[i] < cg->g->n_nodes) work += tfx_type_numel(&cg->g->nodes[n->inputs[i]].type, 1);
-  if (n->op == TFX_OP_ATTENTION || n->op == TFX_OP_MLA_ATTENTION)
+  if (tfx_op_has(n->op, TFX_TRAIT_KV_CACHE))
     work += 2 * (int64_t)cg->g->max_seq * (n->kv_heads > 0 ? n->kv_heads : 1) * (n->head_dim > 0 ? n->head_dim : 1);
   cg->kernels[cg->n_kernels++] = (tfx_cg_kernel){fn, per_t, fixed, work, cg->one_row};
 }
@@ -159,7 +176,7 @@ int tfx_cg_stored_full(const tfx_cg *cg, int node_id) {
   /* the kernel that writes the storage: a slice's producer, or the fused
    * linear whose epilogue writes a norm_stats's partials */
   int writer = node_id;
-  if (n->op == TFX_OP_SLICE || (n->op == TFX_OP_NORM_STATS && n->fx.index == 1)) writer = n->inputs[0];
+  if (tfx_op_has(n->op, TFX_TRAIT_VIEW) || (n->op == TFX_OP_NORM_STATS && n->fx.index == 1)) writer = n->inputs[0];
   return !cg->tail[writer];
 }
 
@@ -184,7 +201,7 @@ LLVMValueRef tfx_cg_value_base(tfx_cg *cg, int node_id) {
   const tfx_node *n = &cg->g->nodes[node_id];
   if (n->op == TFX_OP_INPUT) return tfx_cg_arg(cg, TFX_CG_ARG_INPUT);
   if (n->op == TFX_OP_PARAM) return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_WEIGHTS), n->weight_offset);
-  if (n->op == TFX_OP_SLICE) return tfx_cg_slice_ptr(cg, n); /* a view into its producer */
+  if (tfx_op_has(n->op, TFX_TRAIT_VIEW)) return tfx_cg_slice_ptr(cg, n); /* a view into its producer */
   if (node_id == cg->g->output) return tfx_cg_arg(cg, TFX_CG_ARG_OUTPUT);
   return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_ARENA), n->arena_offset);
 }

@@ -56,14 +56,12 @@ static int check_graph(const tfx_graph *g, const char *live, char *err, size_t e
       if (tfx_infer_type(g, n, &t, msg, sizeof msg)) return node_fail(err, errlen, n, msg);
       if (!tfx_type_equal(&t, &n->type)) return node_fail(err, errlen, n, "result type differs from the inferred one");
     }
-    switch (n->op) {
-    case TFX_OP_INPUT:
+    if (n->op == TFX_OP_INPUT) {
       if (i != g->input) return node_fail(err, errlen, n, "a second graph input");
       if (!((n->type.dtype == TFX_DT_I32 && n->type.rank == 1 && n->type.dims[0] == TFX_DIM_T) ||
             (n->type.dtype == TFX_DT_F32 && n->type.rank == 2 && n->type.dims[0] == TFX_DIM_T)))
         return node_fail(err, errlen, n, "the input must be i32[T] tokens or f32[T, D]");
-      break;
-    case TFX_OP_PARAM: {
+    } else if (n->op == TFX_OP_PARAM) {
       if (tfx_type_has_t(&n->type)) return node_fail(err, errlen, n, "a parameter cannot have the dimension T");
       if (n->type.dtype != TFX_DT_F32 && tfx_cg_ws_check(n, msg, sizeof msg)) /* a format no stream reads */
         return node_fail(err, errlen, n, msg);
@@ -74,12 +72,11 @@ static int check_graph(const tfx_graph *g, const char *live, char *err, size_t e
                  n->name ? n->name : "?", (long long)n->weight_offset, (long long)bytes, (long long)g->weights_bytes);
         return node_fail(err, errlen, n, msg);
       }
-      break;
-    }
-    default:
+    } else {
       if (n->type.dtype != TFX_DT_F32 && n->type.dtype != TFX_DT_I32) /* an unfolded CONCAT / PACK of weights */
         return node_fail(err, errlen, n, "weights stored as another format than f32 must be folded (fold_weights)");
-      if (i != g->output && n->op != TFX_OP_SLICE) { /* a slice is a view into its producer's slot */
+      /* a view (SLICE) addresses its producer's slot */
+      if (i != g->output && !tfx_op_has(n->op, TFX_TRAIT_VIEW)) {
         int64_t bytes = tfx_type_bytes(&n->type, g->max_seq);
         if (n->arena_offset < 0 || n->arena_offset % 4 || n->arena_offset + bytes > g->arena_bytes)
           return node_fail(err, errlen, n, "no arena slot: the graph is not planned (run tfx_pass_plan_memory)");
@@ -89,8 +86,7 @@ static int check_graph(const tfx_graph *g, const char *live, char *err, size_t e
         if (n->kv_offset < 0 || n->kv_offset % 4 || n->kv_offset + bytes > g->kv_bytes)
           return node_fail(err, errlen, n, "no KV cache slot: the graph is not planned (run tfx_pass_plan_memory)");
       }
-      if (n->op < TFX_OP_EMBEDDING || n->op >= TFX_OP_COUNT) return node_fail(err, errlen, n, "unsupported op");
-      break;
+      if (n->op < 0 || n->op >= TFX_OP_COUNT) return node_fail(err, errlen, n, "unsupported op");
     }
   }
   if (g->nodes[g->input].op != TFX_OP_INPUT) return node_fail(err, errlen, &g->nodes[g->input], "is not the input");
@@ -107,35 +103,7 @@ static int check_graph(const tfx_graph *g, const char *live, char *err, size_t e
 /* 1 when row t of n's value depends only on row t of its operands with T
  * rows (and on operands without T), each such value being [T, ...]. */
 static int row_wise(const tfx_graph *g, const tfx_node *n) {
-  switch (n->op) {
-  case TFX_OP_EMBEDDING:
-  case TFX_OP_LINEAR:
-  case TFX_OP_ADD:
-  case TFX_OP_SUB:
-  case TFX_OP_MUL:
-  case TFX_OP_RMSNORM:
-  case TFX_OP_LAYERNORM:
-  case TFX_OP_SILU:
-  case TFX_OP_GELU:
-  case TFX_OP_RELU:
-  case TFX_OP_SIGMOID:
-  case TFX_OP_SOFTMAX:
-  case TFX_OP_ROPE:
-  case TFX_OP_POSITIONS:
-  case TFX_OP_SINUSOIDAL:
-  case TFX_OP_NORM_STATS:
-  case TFX_OP_FUSED_LINEAR:
-  case TFX_OP_SLICE:
-  case TFX_OP_MOE_UP:
-  case TFX_OP_MOE_DOWN: break;
-  case TFX_OP_MOE_ROUTE:
-    if (n->capacity > 0) return 0; /* token dropping looks at the other rows */
-    break;
-  case TFX_OP_MATMUL:
-    if (tfx_type_has_t(&g->nodes[n->inputs[1]].type)) return 0; /* rows of b are tokens */
-    break;
-  default: return 0;
-  }
+  if (!tfx_node_row_wise(g, n)) return 0; /* the op's trait (ir/ops.h) */
   if (n->type.dims[0] != TFX_DIM_T) return 0;
   int64_t per_t, fixed;
   tfx_cg_rows_split(n, &per_t, &fixed);
@@ -166,38 +134,34 @@ static int mark_tail(const tfx_graph *g, const char *live, char *tail) {
 
 /* ---- emission ---- */
 
+/* The emitters of the ops without a kernel of their own (the emit column of
+ * ir/ops.h): a source is never emitted, a view addresses its producer's
+ * slot, a weight transform must have been folded into a PARAM. */
+int tfx_cg_emit_source(tfx_cg *cg, const tfx_node *n) {
+  return tfx_cg_fail(cg, "backend: %%%d (%s): no kernel for this op", n->id, tfx_op_name(n->op));
+}
+
+int tfx_cg_emit_view(tfx_cg *cg, const tfx_node *n) {
+  (void)cg;
+  (void)n;
+  return 0;
+}
+
+int tfx_cg_emit_folded(tfx_cg *cg, const tfx_node *n) {
+  return tfx_cg_fail(cg, "backend: %%%d (%s): a weight transform was not folded (compile with weights)", n->id,
+                     tfx_op_name(n->op));
+}
+
+/* the dispatch: the emit column of ir/ops.h */
+static int (*const emitters[TFX_OP_COUNT])(tfx_cg *cg, const tfx_node *n) = {
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit) [TFX_OP_##NAME] = tfx_cg_emit_##emit,
+#include "../ir/ops.h"
+#undef TFX_OP
+};
+
 static int emit_node(tfx_cg *cg, const tfx_node *n) {
-  switch (n->op) {
-  case TFX_OP_EMBEDDING: return tfx_cg_emit_embedding(cg, n);
-  case TFX_OP_LINEAR: return tfx_cg_emit_linear(cg, n);
-  case TFX_OP_MATMUL: return tfx_cg_emit_matmul(cg, n);
-  case TFX_OP_ADD:
-  case TFX_OP_SUB:
-  case TFX_OP_MUL: return tfx_cg_emit_binary(cg, n);
-  case TFX_OP_RMSNORM: return tfx_cg_emit_rmsnorm(cg, n);
-  case TFX_OP_LAYERNORM: return tfx_cg_emit_layernorm(cg, n);
-  case TFX_OP_SILU:
-  case TFX_OP_GELU:
-  case TFX_OP_RELU: return tfx_cg_emit_unary(cg, n);
-  case TFX_OP_SOFTMAX: return tfx_cg_emit_softmax(cg, n);
-  case TFX_OP_ROPE: return tfx_cg_emit_rope(cg, n);
-  case TFX_OP_ATTENTION: return tfx_cg_emit_attention(cg, n);
-  case TFX_OP_MLA_ATTENTION: return tfx_cg_emit_mla(cg, n);
-  case TFX_OP_SIGMOID: return tfx_cg_emit_unary(cg, n);
-  case TFX_OP_POSITIONS: return tfx_cg_emit_positions(cg, n);
-  case TFX_OP_SINUSOIDAL: return tfx_cg_emit_sinusoidal(cg, n);
-  case TFX_OP_MOE_ROUTE: return tfx_cg_emit_moe_route(cg, n);
-  case TFX_OP_MOE_UP: return tfx_cg_emit_moe_up(cg, n);
-  case TFX_OP_MOE_DOWN: return tfx_cg_emit_moe_down(cg, n);
-  case TFX_OP_FUSED_LINEAR: return tfx_cg_emit_fused_linear(cg, n);
-  case TFX_OP_NORM_STATS: return tfx_cg_emit_norm_stats(cg, n);
-  case TFX_OP_SLICE: return 0; /* a view: no kernel */
-  case TFX_OP_CONCAT:
-  case TFX_OP_PACK:
-    return tfx_cg_fail(cg, "backend: %%%d (%s): a weight transform was not folded (compile with weights)", n->id,
-                       tfx_op_name(n->op));
-  default: return tfx_cg_fail(cg, "backend: %%%d (%s): no kernel for this op", n->id, tfx_op_name(n->op));
-  }
+  if (n->op < 0 || n->op >= TFX_OP_COUNT) return tfx_cg_fail(cg, "backend: %%%d: no kernel for this op", n->id);
+  return emitters[n->op](cg, n);
 }
 
 /* void entry(input, n, pos, output, arena, kv, weights, exec) */
@@ -354,7 +318,7 @@ int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextR
     cg.n_kernels = 0;
     for (int i = 0; i < g->n_nodes && !cg.failed; i++) {
       const tfx_node *n = &g->nodes[i];
-      if (!live[i] || n->op == TFX_OP_INPUT || n->op == TFX_OP_PARAM) continue;
+      if (!live[i] || tfx_op_has(n->op, TFX_TRAIT_SOURCE)) continue;
       cg.one_row = mode == 2 && tail[i];
       cg.decode = mode == 1 || cg.one_row;
       cg.mode = cg.decode ? "dec" : "fwd";

@@ -1,6 +1,8 @@
 /* frontend/builtins.c — the table of builtin ops (their positional
- * arguments and keywords with kinds and defaults) and the checking of a
- * call's arguments against it. Lowering (lower.c) reads the same table. */
+ * arguments, keywords with kinds and typed defaults, and how each lowers: the
+ * IR op with the attribute each keyword sets, or a lowering of lower.c) and
+ * the checking of a call's arguments against it. Lowering (lower.c) reads the
+ * same table: a default is written once, here. */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,88 +16,103 @@ static const char *const moe_act_values[] = {"silu", "sigmoid", "relu", "gelu", 
 static const char *const moe_gate_values[] = {"softmax_topk", "softmax", NULL};
 
 #define TENSOR(n)                                                                                                      \
-  { n, TFX_FE_KW_TENSOR, 0, NULL, NULL }
+  { n, TFX_FE_KW_TENSOR, 0, NULL, NULL, 0, 0, 0 }
+/* a keyword with no typed default and no attribute (lowered by a lowering of lower.c) */
+#define KW(name, kind, required, values, dflt)                                                                         \
+  { name, kind, required, values, dflt, 0, 0, 0 }
 
 static const tfx_fe_opspec ops[] = {
-    {"embedding", 2, 2, {"table", "ids"}, {{0}}, 0},
-    {"linear", 2, 3, {"x", "w", "b"}, {{0}}, 0},
-    {"matmul", 2, 2, {"a", "b"}, {{0}}, 0},
-    {"rmsnorm", 2, 2, {"x", "g"}, {{"eps", TFX_FE_KW_NUM, 0, NULL, "1e-5"}}, 1},
-    {"layernorm", 3, 3, {"x", "g", "b"}, {{"eps", TFX_FE_KW_NUM, 0, NULL, "1e-5"}}, 1},
-    {"silu", 1, 1, {"x"}, {{0}}, 0},
-    {"gelu", 1, 1, {"x"}, {{"approximate", TFX_FE_KW_ENUM, 0, approx_values, "none"}}, 1},
-    {"relu", 1, 1, {"x"}, {{0}}, 0},
-    {"softmax", 1, 1, {"x"}, {{0}}, 0},
+    {"embedding", 2, 2, {"table", "ids"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_EMBEDDING},
+    {"linear", 2, 3, {"x", "w", "b"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_LINEAR},
+    {"matmul", 2, 2, {"a", "b"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_MATMUL},
+    {"rmsnorm", 2, 2, {"x", "g"}, {TFX_FE_NUM_ATTR("eps", 1e-5, EPS)}, 1, TFX_FE_LOWER_OP, TFX_OP_RMSNORM},
+    {"layernorm", 3, 3, {"x", "g", "b"}, {TFX_FE_NUM_ATTR("eps", 1e-5, EPS)}, 1, TFX_FE_LOWER_OP, TFX_OP_LAYERNORM},
+    {"silu", 1, 1, {"x"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_SILU},
+    {"gelu", 1, 1, {"x"}, {TFX_FE_ENUM_ATTR("approximate", approx_values, GELU_TANH)}, 1, TFX_FE_LOWER_OP, TFX_OP_GELU},
+    {"relu", 1, 1, {"x"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_RELU},
+    {"softmax", 1, 1, {"x"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_SOFTMAX},
     {"rope",
      1,
      1,
      {"x"},
-     {{"heads", TFX_FE_KW_INT, 1, NULL, "H"},
-      {"theta", TFX_FE_KW_NUM, 0, NULL, "10000"},
-      {"style", TFX_FE_KW_ENUM, 0, style_values, "interleaved"},
-      {"rotary_dim", TFX_FE_KW_INT, 0, NULL, "head_dim"}},
-     4},
+     {KW("heads", TFX_FE_KW_INT, 1, NULL, "H"),
+      TFX_FE_NUM_KW("theta", 10000),
+      KW("style", TFX_FE_KW_ENUM, 0, style_values, "interleaved"),
+      KW("rotary_dim", TFX_FE_KW_INT, 0, NULL, "head_dim")},
+     4,
+     TFX_FE_LOWER_ROPE,
+     TFX_OP_COUNT},
     {"attention",
      5,
      5,
      {"x", "wq", "wk", "wv", "wo"},
-     {{"heads", TFX_FE_KW_INT, 1, NULL, "H"},
-      {"kv_heads", TFX_FE_KW_INT, 0, NULL, "heads"},
-      {"position", TFX_FE_KW_POSITION, 0, NULL, "none"},
-      {"mask", TFX_FE_KW_ENUM, 1, mask_values, "causal|none"},
+     {KW("heads", TFX_FE_KW_INT, 1, NULL, "H"),
+      KW("kv_heads", TFX_FE_KW_INT, 0, NULL, "heads"),
+      KW("position", TFX_FE_KW_POSITION, 0, NULL, "none"),
+      KW("mask", TFX_FE_KW_ENUM, 1, mask_values, "causal|none"),
       TENSOR("bq"),
       TENSOR("bk"),
       TENSOR("bv"),
       TENSOR("bo"),
       TENSOR("memory"),
-      {"sparse", TFX_FE_KW_SPARSE, 0, NULL, "none"}},
-     10},
+      KW("sparse", TFX_FE_KW_SPARSE, 0, NULL, "none")},
+     10,
+     TFX_FE_LOWER_ATTENTION,
+     TFX_OP_COUNT},
     {"mla_attention",
      5,
      5,
      {"x", "wq", "wkv_a", "wkv_b", "wo"},
-     {{"heads", TFX_FE_KW_INT, 1, NULL, "H"},
-      {"rope_dim", TFX_FE_KW_INT, 1, NULL, "dr"},
-      {"position", TFX_FE_KW_POSITION, 0, NULL, "rope()"},
-      {"mask", TFX_FE_KW_ENUM, 1, mask_values, "causal"},
-      {"sparse", TFX_FE_KW_SPARSE, 0, NULL, "none"},
+     {KW("heads", TFX_FE_KW_INT, 1, NULL, "H"),
+      KW("rope_dim", TFX_FE_KW_INT, 1, NULL, "dr"),
+      KW("position", TFX_FE_KW_POSITION, 0, NULL, "rope()"),
+      KW("mask", TFX_FE_KW_ENUM, 1, mask_values, "causal"),
+      KW("sparse", TFX_FE_KW_SPARSE, 0, NULL, "none"),
       TENSOR("kv_norm"),
-      {"eps", TFX_FE_KW_NUM, 0, NULL, "1e-6"},
+      TFX_FE_NUM_KW("eps", 1e-6),
       TENSOR("wq_a"),
       TENSOR("q_norm")},
-     9},
-    {"sigmoid", 1, 1, {"x"}, {{0}}, 0},
+     9,
+     TFX_FE_LOWER_MLA,
+     TFX_OP_COUNT},
+    {"sigmoid", 1, 1, {"x"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_SIGMOID},
     {"glu",
      3,
      3,
      {"x", "w1", "w3"},
-     {{"act", TFX_FE_KW_ENUM, 0, glu_act_values, "sigmoid"}, TENSOR("b1"), TENSOR("b3")},
-     3},
-    {"positions", 2, 2, {"table", "x"}, {{0}}, 0},
-    {"sinusoidal", 1, 1, {"x"}, {{"base", TFX_FE_KW_NUM, 0, NULL, "10000"}}, 1},
+     {KW("act", TFX_FE_KW_ENUM, 0, glu_act_values, "sigmoid"), TENSOR("b1"), TENSOR("b3")},
+     3,
+     TFX_FE_LOWER_GLU,
+     TFX_OP_COUNT},
+    {"positions", 2, 2, {"table", "x"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_POSITIONS},
+    {"sinusoidal", 1, 1, {"x"}, {TFX_FE_NUM_ATTR("base", 10000, THETA)}, 1, TFX_FE_LOWER_OP, TFX_OP_SINUSOIDAL},
     {"moe",
      4,
      5,
      {"x", "router", "w1", "w2", "w3"},
-     {{"top_k", TFX_FE_KW_INT, 1, NULL, "k"},
-      {"experts", TFX_FE_KW_INT, 0, NULL, "rows of router"},
-      {"act", TFX_FE_KW_ENUM, 0, moe_act_values, "silu"},
-      {"gate", TFX_FE_KW_ENUM, 0, moe_gate_values, "softmax_topk"},
-      {"capacity", TFX_FE_KW_NUM, 0, NULL, "none"},
+     {KW("top_k", TFX_FE_KW_INT, 1, NULL, "k"),
+      KW("experts", TFX_FE_KW_INT, 0, NULL, "rows of router"),
+      KW("act", TFX_FE_KW_ENUM, 0, moe_act_values, "silu"),
+      KW("gate", TFX_FE_KW_ENUM, 0, moe_gate_values, "softmax_topk"),
+      KW("capacity", TFX_FE_KW_NUM, 0, NULL, "none"),
       TENSOR("shared_w1"),
       TENSOR("shared_w2"),
       TENSOR("shared_w3")},
-     8},
+     8,
+     TFX_FE_LOWER_MOE,
+     TFX_OP_COUNT},
 };
 
 static const tfx_fe_opspec position_rope = {"rope",
                                             0,
                                             0,
                                             {NULL},
-                                            {{"theta", TFX_FE_KW_NUM, 0, NULL, "10000"},
-                                             {"style", TFX_FE_KW_ENUM, 0, style_values, "interleaved"},
-                                             {"rotary_dim", TFX_FE_KW_INT, 0, NULL, "head_dim"}},
-                                            3};
+                                            {TFX_FE_NUM_KW("theta", 10000),
+                                             KW("style", TFX_FE_KW_ENUM, 0, style_values, "interleaved"),
+                                             KW("rotary_dim", TFX_FE_KW_INT, 0, NULL, "head_dim")},
+                                            3,
+                                            TFX_FE_LOWER_ROPE,
+                                            TFX_OP_COUNT};
 
 const tfx_fe_opspec *tfx_fe_builtin(const char *name) {
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
@@ -107,6 +124,12 @@ const char *tfx_fe_builtin_at(int i) { return i >= 0 && (size_t)i < sizeof ops /
 
 const tfx_fe_opspec *tfx_fe_position_rope(void) { return &position_rope; }
 
+const tfx_fe_kwspec *tfx_fe_kwspec_of(const tfx_fe_opspec *op, const char *key) {
+  for (int i = 0; i < op->n_kw; i++)
+    if (!strcmp(op->kw[i].name, key)) return &op->kw[i];
+  return NULL;
+}
+
 void tfx_fe_signature(const tfx_fe_opspec *op, char *buf, size_t len) {
   size_t used = (size_t)snprintf(buf, len, "%s(", op->name);
   int first = 1;
@@ -116,7 +139,8 @@ void tfx_fe_signature(const tfx_fe_opspec *op, char *buf, size_t len) {
   for (int i = 0; i < op->n_kw && used < len; i++, first = 0) {
     const tfx_fe_kwspec *k = &op->kw[i];
     if (k->kind == TFX_FE_KW_TENSOR) continue;
-    used += (size_t)snprintf(buf + used, len - used, "%s%s = %s", first ? "" : ", ", k->name, k->dflt ? k->dflt : "?");
+    const char *d = k->dflt ? k->dflt : k->values ? k->values[0] : "?"; /* an enum: its first value */
+    used += (size_t)snprintf(buf + used, len - used, "%s%s = %s", first ? "" : ", ", k->name, d);
   }
   if (used < len) snprintf(buf + used, len - used, ")");
 }

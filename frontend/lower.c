@@ -1,8 +1,9 @@
 /* frontend/lower.c — lowering a checked program to the graph IR: forward's
  * input, block instantiation (plain calls and repeat(n), with parameter
- * names prefixed per instance), builtin ops (attention expands to its
- * projections, RoPE and the ATTENTION node), and shape errors from the IR's
- * type inference reported at the expression that caused them. */
+ * names prefixed per instance), builtin ops (by their spec in builtins.c: one
+ * IR node with the keywords' attributes, or a lowering here: attention
+ * expands to its projections, RoPE and the ATTENTION node), and shape errors
+ * from the IR's type inference reported at the expression that caused them. */
 #include <stdio.h>
 #include <string.h>
 
@@ -53,11 +54,6 @@ static int add(lower *L, tfx_node *proto, tfx_fe_loc loc) {
   int id = tfx_graph_add(L->g, proto, err, sizeof err);
   if (id < 0) ERR(L, loc, "%s", err);
   return id;
-}
-
-static int add1(lower *L, tfx_op op, int a, tfx_fe_loc loc) {
-  tfx_node n = tfx_node_proto(op, 1, (int[]){a});
-  return add(L, &n, loc);
 }
 
 static int add2(lower *L, tfx_op op, int a, int b, tfx_fe_loc loc) {
@@ -113,8 +109,11 @@ static int lower_name(lower *L, frame *f, const tfx_fe_expr *e) {
 
 /* ---- builtin ops ---- */
 
-static double num_kw(lower *L, const tfx_fe_expr *call, const char *key, double dflt) {
+/* The numeric keyword `key` of call, or its typed default in spec (builtins.c). */
+static double num_kw(lower *L, const tfx_fe_opspec *spec, const tfx_fe_expr *call, const char *key) {
   const tfx_fe_arg *a = tfx_fe_kwarg(call->args, key);
+  const tfx_fe_kwspec *k = tfx_fe_kwspec_of(spec, key);
+  double dflt = k ? k->num : 0.0;
   tfx_fe_value v;
   if (!a || tfx_fe_eval(L->s, a->value, &v)) return dflt;
   return tfx_fe_value_f(v);
@@ -127,8 +126,11 @@ static int int_kw(lower *L, const tfx_fe_expr *call, const char *key, int dflt) 
   return (int)v.i;
 }
 
-static const char *enum_kw(const tfx_fe_expr *call, const char *key, const char *dflt) {
+/* The enum keyword `key` of call, or its default in spec (the first of its values). */
+static const char *enum_kw(const tfx_fe_opspec *spec, const tfx_fe_expr *call, const char *key) {
   const tfx_fe_arg *a = tfx_fe_kwarg(call->args, key);
+  const tfx_fe_kwspec *k = tfx_fe_kwspec_of(spec, key);
+  const char *dflt = k && k->values ? k->values[0] : "";
   return a && a->value->kind == TFX_FE_EXPR_NAME ? a->value->str : dflt;
 }
 
@@ -141,18 +143,22 @@ static int tensor_kw(lower *L, frame *f, const tfx_fe_expr *call, const char *ke
 }
 
 /* rope(x, heads, theta, style, rotary_dim) from the keywords of `spec_call`
- * (rope itself, or the rope(...) of attention's position). */
+ * (rope itself, or the rope(...) of attention's position; the defaults of
+ * both are those of tfx_fe_position_rope). */
 static int add_rope(lower *L, int x, int heads, int head_dim, const tfx_fe_expr *spec_call, tfx_fe_loc loc) {
+  const tfx_fe_opspec *rs = tfx_fe_position_rope();
   tfx_node n = tfx_node_proto(TFX_OP_ROPE, 1, (int[]){x});
   n.heads = heads;
   n.head_dim = head_dim;
-  n.theta = num_kw(L, spec_call, "theta", 10000.0);
-  n.rope_style = strcmp(enum_kw(spec_call, "style", "interleaved"), "half") ? TFX_ROPE_INTERLEAVED : TFX_ROPE_HALF;
+  n.theta = num_kw(L, rs, spec_call, "theta");
+  n.rope_style = strcmp(enum_kw(rs, spec_call, "style"), "half") ? TFX_ROPE_INTERLEAVED : TFX_ROPE_HALF;
   n.rotary_dim = int_kw(L, spec_call, "rotary_dim", head_dim);
   return add(L, &n, loc);
 }
 
-static int lower_rope(lower *L, int x, const tfx_fe_expr *call) {
+static int lower_rope(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n_in, const tfx_fe_expr *call) {
+  (void)f, (void)op, (void)n_in;
+  int x = in[0];
   const tfx_type *t = &L->g->nodes[x].type;
   int heads = int_kw(L, call, "heads", 1);
   char buf[64];
@@ -163,7 +169,9 @@ static int lower_rope(lower *L, int x, const tfx_fe_expr *call) {
   return add_rope(L, x, heads, (int)(t->dims[1] / heads), call, call->loc);
 }
 
-static int lower_attention(lower *L, frame *f, const int *in, const tfx_fe_expr *call) {
+static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n_in,
+                           const tfx_fe_expr *call) {
+  (void)n_in;
   tfx_fe_loc loc = call->loc;
   int heads = int_kw(L, call, "heads", 1), kv_heads = int_kw(L, call, "kv_heads", heads);
   char a[64], b[64];
@@ -200,7 +208,7 @@ static int lower_attention(lower *L, frame *f, const int *in, const tfx_fe_expr 
         (long long)wq->dims[0], tfx_type_str(wq, b, sizeof b));
     return -1;
   }
-  int causal = strcmp(enum_kw(call, "mask", "causal"), "none") != 0;
+  int causal = strcmp(enum_kw(op, call, "mask"), "none") != 0;
   const tfx_fe_arg *pos = tfx_fe_kwarg(call->args, "position");
   if (mem >= 0) {
     const tfx_type *mt = &g->nodes[mem].type;
@@ -240,14 +248,15 @@ static int lower_attention(lower *L, frame *f, const int *in, const tfx_fe_expr 
  * layout. wq [H*(dn+dr), D] (or [.., rq] after wq_a [rq, D] and q_norm),
  * wkv_a [r+dr, D] (latent, then the shared rope key), wkv_b [H*(dn+dv), r]
  * (per head: dn rows of W_uk, dv rows of W_uv), wo [D_out, H*dv]. */
-static int lower_mla(lower *L, frame *f, const int *in, const tfx_fe_expr *call) {
+static int lower_mla(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n_in, const tfx_fe_expr *call) {
+  (void)n_in;
   tfx_fe_loc loc = call->loc;
   const tfx_graph *g = L->g;
   char a[64], b[64];
   const tfx_type *wq = &g->nodes[in[1]].type, *wa = &g->nodes[in[2]].type, *wb = &g->nodes[in[3]].type,
                  *wo = &g->nodes[in[4]].type;
   int64_t H = int_kw(L, call, "heads", 1), dr = int_kw(L, call, "rope_dim", 1);
-  if (strcmp(enum_kw(call, "mask", "causal"), "causal")) {
+  if (strcmp(enum_kw(op, call, "mask"), "causal")) {
     ERR(L, loc, "mla_attention needs mask = causal (its KV cache holds the latent)");
     return -1;
   }
@@ -288,7 +297,7 @@ static int lower_mla(lower *L, frame *f, const int *in, const tfx_fe_expr *call)
     ERR(L, pos->value->loc, "mla_attention: rope's rotary_dim must equal rope_dim (%lld)", (long long)dr);
     return -1;
   }
-  double eps = num_kw(L, call, "eps", 1e-6);
+  double eps = num_kw(L, op, call, "eps");
   int kv_norm = tensor_kw(L, f, call, "kv_norm"), wq_a = tensor_kw(L, f, call, "wq_a");
   int q_norm = tensor_kw(L, f, call, "q_norm");
   if (kv_norm == -2 || wq_a == -2 || q_norm == -2) return -1;
@@ -314,8 +323,8 @@ static int lower_mla(lower *L, frame *f, const int *in, const tfx_fe_expr *call)
   if (ckv < 0) return -1;
   n.inputs[0] = q, n.inputs[1] = ckv;
   n.heads = (int)H, n.head_dim = (int)dn, n.rope_dim = (int)dr, n.v_dim = (int)dv, n.rank = (int)r;
-  n.theta = num_kw(L, rope, "theta", 10000.0);
-  n.rope_style = strcmp(enum_kw(rope, "style", "interleaved"), "half") ? TFX_ROPE_INTERLEAVED : TFX_ROPE_HALF;
+  n.theta = num_kw(L, tfx_fe_position_rope(), rope, "theta");
+  n.rope_style = strcmp(enum_kw(tfx_fe_position_rope(), rope, "style"), "half") ? TFX_ROPE_INTERLEAVED : TFX_ROPE_HALF;
   n.eps = eps;
   n.mask = TFX_MASK_CAUSAL;
   int o = add(L, &n, loc);
@@ -323,36 +332,79 @@ static int lower_mla(lower *L, frame *f, const int *in, const tfx_fe_expr *call)
 }
 
 /* glu and moe (frontend/lower_ffn.c); in: the n positional operands. */
-static int lower_ffn_op(lower *L, frame *f, const int *in, int n, const tfx_fe_expr *call) {
-  char err[512] = "";
-  int id;
-  if (L->g->n_nodes >= MAX_NODES - 32) {
-    ERR(L, call->loc, "the model is too large (more than %d graph nodes)", MAX_NODES);
-    return -1;
-  }
-  if (call->str[0] == 'g') {
-    int b1 = tensor_kw(L, f, call, "b1"), b3 = tensor_kw(L, f, call, "b3");
-    if (b1 == -2 || b3 == -2) return -1;
-    id = tfx_fe_lower_glu(L->g, in[0], in[1], in[2], b1, b3, enum_kw(call, "act", "sigmoid"), call->loc.line,
-                          call->loc.col, err, sizeof err);
-  } else {
-    tfx_fe_moe_spec m = {.x = in[0], .router = in[1], .w1 = in[2], .w2 = in[3], .w3 = n > 4 ? in[4] : -1};
-    m.shared_w1 = tensor_kw(L, f, call, "shared_w1");
-    m.shared_w2 = tensor_kw(L, f, call, "shared_w2");
-    m.shared_w3 = tensor_kw(L, f, call, "shared_w3");
-    if (m.shared_w1 == -2 || m.shared_w2 == -2 || m.shared_w3 == -2) return -1;
-    m.top_k = int_kw(L, call, "top_k", 1);
-    m.experts = int_kw(L, call, "experts", 0);
-    m.act = enum_kw(call, "act", "silu");
-    m.gate = enum_kw(call, "gate", "softmax_topk");
-    m.capacity = num_kw(L, call, "capacity", 0.0);
-    m.line = call->loc.line;
-    m.col = call->loc.col;
-    id = tfx_fe_lower_moe(L->g, &m, err, sizeof err);
-  }
+static int ffn_begin(lower *L, const tfx_fe_expr *call) {
+  if (L->g->n_nodes < MAX_NODES - 32) return 0;
+  ERR(L, call->loc, "the model is too large (more than %d graph nodes)", MAX_NODES);
+  return -1;
+}
+
+static int ffn_end(lower *L, const tfx_fe_expr *call, int id, const char *err) {
   if (id < 0) ERR(L, call->loc, "%s", err[0] ? err : "internal error lowering an op");
   return id;
 }
+
+static int lower_glu(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n, const tfx_fe_expr *call) {
+  (void)n;
+  char err[512] = "";
+  if (ffn_begin(L, call)) return -1;
+  int b1 = tensor_kw(L, f, call, "b1"), b3 = tensor_kw(L, f, call, "b3");
+  if (b1 == -2 || b3 == -2) return -1;
+  int id = tfx_fe_lower_glu(L->g, in[0], in[1], in[2], b1, b3, enum_kw(op, call, "act"), call->loc.line, call->loc.col,
+                            err, sizeof err);
+  return ffn_end(L, call, id, err);
+}
+
+static int lower_moe(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n, const tfx_fe_expr *call) {
+  char err[512] = "";
+  if (ffn_begin(L, call)) return -1;
+  tfx_fe_moe_spec m = {.x = in[0], .router = in[1], .w1 = in[2], .w2 = in[3], .w3 = n > 4 ? in[4] : -1};
+  m.shared_w1 = tensor_kw(L, f, call, "shared_w1");
+  m.shared_w2 = tensor_kw(L, f, call, "shared_w2");
+  m.shared_w3 = tensor_kw(L, f, call, "shared_w3");
+  if (m.shared_w1 == -2 || m.shared_w2 == -2 || m.shared_w3 == -2) return -1;
+  m.top_k = int_kw(L, call, "top_k", 1);
+  m.experts = int_kw(L, call, "experts", 0);
+  m.act = enum_kw(op, call, "act");
+  m.gate = enum_kw(op, call, "gate");
+  m.capacity = num_kw(L, op, call, "capacity"); /* default "none": 0 */
+  m.line = call->loc.line;
+  m.col = call->loc.col;
+  return ffn_end(L, call, tfx_fe_lower_moe(L->g, &m, err, sizeof err), err);
+}
+
+/* A builtin that is one IR node (TFX_FE_LOWER_OP): the spec's IR op on the
+ * positional operands, each keyword with an attribute setting it (a number,
+ * or an enum's index among its values), absent keywords their defaults. */
+static int lower_ir_op(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n, const tfx_fe_expr *call) {
+  (void)f;
+  tfx_node nd = tfx_node_proto(op->ir, n, in);
+  for (int i = 0; i < op->n_kw; i++) {
+    const tfx_fe_kwspec *k = &op->kw[i];
+    if (!k->sets_attr) continue;
+    const tfx_attr_desc *d = tfx_attr_info(k->attr);
+    char *field = (char *)&nd + d->offset;
+    if (k->kind == TFX_FE_KW_NUM && d->kind == TFX_ATTR_KIND_DOUBLE) {
+      double v = num_kw(L, op, call, k->name);
+      memcpy(field, &v, sizeof v);
+    } else if (k->kind == TFX_FE_KW_ENUM && d->kind == TFX_ATTR_KIND_INT) {
+      const char *s = enum_kw(op, call, k->name);
+      int v = 0;
+      while (k->values[v] && strcmp(k->values[v], s)) v++;
+      memcpy(field, &v, sizeof v);
+    } else {
+      ERR(L, call->loc, "internal error: %s's keyword %s cannot set %s", op->name, k->name, d->name);
+      return -1;
+    }
+  }
+  return add(L, &nd, call->loc);
+}
+
+/* the lowering of each kind of builtin (tfx_fe_opspec.lowering) */
+typedef int (*lower_fn)(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n, const tfx_fe_expr *call);
+static const lower_fn lowerings[TFX_FE_LOWER_COUNT] = {
+    [TFX_FE_LOWER_OP] = lower_ir_op, [TFX_FE_LOWER_ROPE] = lower_rope, [TFX_FE_LOWER_ATTENTION] = lower_attention,
+    [TFX_FE_LOWER_MLA] = lower_mla,  [TFX_FE_LOWER_GLU] = lower_glu,   [TFX_FE_LOWER_MOE] = lower_moe,
+};
 
 static int lower_op(lower *L, frame *f, const tfx_fe_opspec *op, const tfx_fe_expr *call) {
   int in[5] = {-1, -1, -1, -1, -1}, n = 0, bad = 0;
@@ -362,38 +414,11 @@ static int lower_op(lower *L, frame *f, const tfx_fe_opspec *op, const tfx_fe_ex
     bad |= in[n++] < 0;
   }
   if (bad) return -1;
-  const char *name = op->name;
-  tfx_fe_loc loc = call->loc;
-  if (!strcmp(name, "embedding")) return add2(L, TFX_OP_EMBEDDING, in[0], in[1], loc);
-  if (!strcmp(name, "linear")) return add_linear(L, in[0], in[1], n == 3 ? in[2] : -1, loc);
-  if (!strcmp(name, "matmul")) return add2(L, TFX_OP_MATMUL, in[0], in[1], loc);
-  if (!strcmp(name, "rmsnorm") || !strcmp(name, "layernorm")) {
-    int is_ln = name[0] == 'l';
-    tfx_node nd = tfx_node_proto(is_ln ? TFX_OP_LAYERNORM : TFX_OP_RMSNORM, is_ln ? 3 : 2, in);
-    nd.eps = num_kw(L, call, "eps", 1e-5);
-    return add(L, &nd, loc);
+  if (op->lowering < 0 || op->lowering >= TFX_FE_LOWER_COUNT || !lowerings[op->lowering]) {
+    ERR(L, call->loc, "internal error: no lowering for op '%s'", op->name);
+    return -1;
   }
-  if (!strcmp(name, "silu")) return add1(L, TFX_OP_SILU, in[0], loc);
-  if (!strcmp(name, "relu")) return add1(L, TFX_OP_RELU, in[0], loc);
-  if (!strcmp(name, "softmax")) return add1(L, TFX_OP_SOFTMAX, in[0], loc);
-  if (!strcmp(name, "gelu")) {
-    tfx_node nd = tfx_node_proto(TFX_OP_GELU, 1, in);
-    nd.gelu_tanh = !strcmp(enum_kw(call, "approximate", "none"), "tanh");
-    return add(L, &nd, loc);
-  }
-  if (!strcmp(name, "rope")) return lower_rope(L, in[0], call);
-  if (!strcmp(name, "attention")) return lower_attention(L, f, in, call);
-  if (!strcmp(name, "mla_attention")) return lower_mla(L, f, in, call);
-  if (!strcmp(name, "sigmoid")) return add1(L, TFX_OP_SIGMOID, in[0], loc);
-  if (!strcmp(name, "positions")) return add2(L, TFX_OP_POSITIONS, in[0], in[1], loc);
-  if (!strcmp(name, "sinusoidal")) {
-    tfx_node nd = tfx_node_proto(TFX_OP_SINUSOIDAL, 1, in);
-    nd.theta = num_kw(L, call, "base", 10000.0);
-    return add(L, &nd, loc);
-  }
-  if (!strcmp(name, "glu") || !strcmp(name, "moe")) return lower_ffn_op(L, f, in, n, call);
-  ERR(L, loc, "internal error: no lowering for op '%s'", name);
-  return -1;
+  return lowerings[op->lowering](L, f, op, in, n, call);
 }
 
 /* ---- blocks ---- */

@@ -90,7 +90,35 @@ typedef struct tfx_fe_kwspec {
   int required;
   const char *const *values; /* ENUM: NULL-terminated, the first is the default */
   const char *dflt;          /* the default, for messages and docs */
+  /* NUM: the typed default (written once with the text above by
+   * TFX_FE_NUM_KW); sets_attr: the IR attribute the keyword sets in the
+   * generic lowering (NUM: the value; ENUM: the index of the value) */
+  double num;
+  int sets_attr;
+  tfx_attr_id attr;
 } tfx_fe_kwspec;
+/* A numeric keyword whose default is the literal `dflt` (its text shown in
+ * messages, its value used by lowering), setting IR attribute ATTR (or none). */
+#define TFX_FE_NUM_KW(name, dflt)                                                                                      \
+  { name, TFX_FE_KW_NUM, 0, NULL, #dflt, dflt, 0, 0 }
+#define TFX_FE_NUM_ATTR(name, dflt, ATTR)                                                                              \
+  { name, TFX_FE_KW_NUM, 0, NULL, #dflt, dflt, 1, TFX_ATTR_##ATTR }
+/* An enum keyword (default: the first of values) setting IR attribute ATTR to the value's index. */
+#define TFX_FE_ENUM_ATTR(name, values, ATTR)                                                                           \
+  { name, TFX_FE_KW_ENUM, 0, values, NULL, 0, 1, TFX_ATTR_##ATTR }
+
+/* How a builtin lowers to the IR (frontend/lower.c): OP is one node of the
+ * spec's IR op on the positional operands, with the keywords' attributes;
+ * the others expand to several nodes. */
+typedef enum {
+  TFX_FE_LOWER_OP,
+  TFX_FE_LOWER_ROPE,
+  TFX_FE_LOWER_ATTENTION,
+  TFX_FE_LOWER_MLA,
+  TFX_FE_LOWER_GLU,
+  TFX_FE_LOWER_MOE,
+  TFX_FE_LOWER_COUNT
+} tfx_fe_lowering;
 
 #define TFX_FE_MAX_KW 16
 
@@ -100,7 +128,11 @@ typedef struct tfx_fe_opspec {
   const char *pos[5]; /* names of the positional arguments */
   tfx_fe_kwspec kw[TFX_FE_MAX_KW];
   int n_kw;
+  tfx_fe_lowering lowering;
+  tfx_op ir; /* LOWER_OP: the IR op */
 } tfx_fe_opspec;
+/* The spec of keyword `key` of op, NULL if it has none. */
+const tfx_fe_kwspec *tfx_fe_kwspec_of(const tfx_fe_opspec *op, const char *key);
 
 const tfx_fe_opspec *tfx_fe_builtin(const char *name);
 /* The spec of the arguments of `rope(...)` given as attention's position. */

@@ -16,14 +16,6 @@ int tfx_fused_owns(tfx_op op) {
          op == TFX_OP_PACK;
 }
 
-void tfx_fused_arity(tfx_op op, int *lo, int *hi) {
-  switch (op) {
-  case TFX_OP_FUSED_LINEAR: *lo = 2, *hi = 7; return;
-  case TFX_OP_CONCAT: *lo = 1, *hi = TFX_MAX_INPUTS; return;
-  default: *lo = *hi = 1; return;
-  }
-}
-
 static int norm_operands(int norm) { return norm == TFX_NORM_RMS ? 2 : norm == TFX_NORM_LAYER ? 3 : 0; }
 
 int tfx_fl_n_operands(const tfx_fused *fx) {
@@ -84,7 +76,7 @@ int tfx_moe_operand(const tfx_node *n, tfx_moe_role role) {
 }
 
 int tfx_stats_writer(const tfx_node *n) {
-  if (n->op == TFX_OP_FUSED_LINEAR || n->op == TFX_OP_EMBEDDING || n->op == TFX_OP_MOE_DOWN) return n->fx.stats_out;
+  if (tfx_op_info(n->op)->attrs & TFX_A(STATS_OUT)) return n->fx.stats_out; /* ir/ops.h */
   return TFX_NORM_NONE;
 }
 

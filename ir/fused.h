@@ -9,7 +9,6 @@
 
 /* 1 for the ops this module owns. */
 int tfx_fused_owns(tfx_op op);
-void tfx_fused_arity(tfx_op op, int *lo, int *hi);
 /* a[i] is the type of operand i (already range-checked). */
 int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
                     size_t errlen);
@@ -29,11 +28,6 @@ int tfx_fused_check_uses(const tfx_graph *g, char *err, size_t errlen);
 void tfx_fused_print_attrs(const tfx_node *n, FILE *out);
 /* ", router, prologue = rmsnorm, ..." of a MOE op into buf ("" when plain). */
 void tfx_fused_moe_attrs(const tfx_node *n, char *buf, size_t len);
-
-/* Interpreter (ir/interp_fused.c): evaluates an owned op into y (sized for
- * its type with T = n); pos is the session position (RoPE). */
-int tfx_interp_fused_eval(const tfx_graph *g, const tfx_node *nd, void *const *val, float *y, int64_t n, int64_t pos,
-                          char *err, size_t errlen);
 
 /* The activation of kind `kind` (tfx_act_kind) in double. */
 double tfx_interp_act(int kind, double v);

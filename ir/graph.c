@@ -10,38 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const op_names[TFX_OP_COUNT] = {
-    [TFX_OP_INPUT] = "input",
-    [TFX_OP_PARAM] = "param",
-    [TFX_OP_EMBEDDING] = "embedding",
-    [TFX_OP_LINEAR] = "linear",
-    [TFX_OP_MATMUL] = "matmul",
-    [TFX_OP_ADD] = "add",
-    [TFX_OP_SUB] = "sub",
-    [TFX_OP_MUL] = "mul",
-    [TFX_OP_RMSNORM] = "rmsnorm",
-    [TFX_OP_LAYERNORM] = "layernorm",
-    [TFX_OP_SILU] = "silu",
-    [TFX_OP_GELU] = "gelu",
-    [TFX_OP_RELU] = "relu",
-    [TFX_OP_SOFTMAX] = "softmax",
-    [TFX_OP_ROPE] = "rope",
-    [TFX_OP_ATTENTION] = "attention",
-    [TFX_OP_MLA_ATTENTION] = "mla_attention",
-    [TFX_OP_SIGMOID] = "sigmoid",
-    [TFX_OP_POSITIONS] = "positions",
-    [TFX_OP_SINUSOIDAL] = "sinusoidal",
-    [TFX_OP_MOE_ROUTE] = "moe_route",
-    [TFX_OP_MOE_UP] = "moe_up",
-    [TFX_OP_MOE_DOWN] = "moe_down",
-    [TFX_OP_NORM_STATS] = "norm_stats",
-    [TFX_OP_FUSED_LINEAR] = "fused_linear",
-    [TFX_OP_SLICE] = "slice",
-    [TFX_OP_CONCAT] = "concat",
-    [TFX_OP_PACK] = "pack",
-};
-
-const char *tfx_op_name(tfx_op op) { return (op >= 0 && op < TFX_OP_COUNT) ? op_names[op] : "?"; }
 
 tfx_type tfx_type_make(tfx_dtype dt, int rank, const int64_t *dims) {
   tfx_type t;
@@ -134,37 +102,13 @@ static int is_f32_rank(const tfx_type *t, int rank) { return t->dtype == TFX_DT_
 /* a weight operand: f32 or a storage format (tfx_dtype_weight_ok) */
 static int is_w_rank(const tfx_type *t, int rank) { return tfx_dtype_weight_ok(t->dtype) && t->rank == rank; }
 
-/* Expected number of inputs of each op: min and max. */
-static void arity(tfx_op op, int *lo, int *hi) {
-  switch (op) {
-  case TFX_OP_INPUT:
-  case TFX_OP_PARAM: *lo = *hi = 0; return;
-  case TFX_OP_LINEAR: *lo = 2, *hi = 3; return;
-  case TFX_OP_EMBEDDING: *lo = 2, *hi = 6; return; /* the optional operands: tfx_fused */
-  case TFX_OP_MOE_ROUTE: *lo = 1, *hi = 5; return;
-  case TFX_OP_MOE_UP: *lo = 3, *hi = 7; return;
-  case TFX_OP_MOE_DOWN: *lo = 3, *hi = 4; return;
-  case TFX_OP_MATMUL:
-  case TFX_OP_ADD:
-  case TFX_OP_SUB:
-  case TFX_OP_MUL:
-  case TFX_OP_RMSNORM:
-  case TFX_OP_POSITIONS: *lo = *hi = 2; return;
-  case TFX_OP_LAYERNORM:
-  case TFX_OP_ATTENTION: *lo = *hi = 3; return;
-  case TFX_OP_MLA_ATTENTION: *lo = 3, *hi = 4; return;
-  case TFX_OP_FUSED_LINEAR:
-  case TFX_OP_CONCAT: tfx_fused_arity(op, lo, hi); return;
-  default: *lo = *hi = 1; return;
-  }
-}
-
 int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *err, size_t errlen) {
   char s0[64], s1[64], s2[64];
   const char *on = tfx_op_name(n->op);
   int lo, hi;
   if (n->op < 0 || n->op >= TFX_OP_COUNT) return tfx_errf(err, errlen, "unknown op %d", (int)n->op);
-  arity(n->op, &lo, &hi);
+  lo = tfx_op_info(n->op)->min_inputs; /* ir/ops.h */
+  hi = tfx_op_info(n->op)->max_inputs;
   if (n->n_inputs < lo || n->n_inputs > hi) {
     if (lo == hi)
       return tfx_errf(err, errlen, "%s takes %d operand%s, got %d", on, lo, lo == 1 ? "" : "s", n->n_inputs);
@@ -322,10 +266,14 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
     *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, up ? k * N : N});
     return tfx_fused_infer_extra(g, n, a, out, err, errlen);
   }
-  default:
-    if (tfx_fused_owns(n->op)) return tfx_fused_infer(g, n, a, out, err, errlen);
-    return tfx_errf(err, errlen, "unknown op");
+  case TFX_OP_NORM_STATS:
+  case TFX_OP_FUSED_LINEAR:
+  case TFX_OP_SLICE:
+  case TFX_OP_CONCAT:
+  case TFX_OP_PACK: return tfx_fused_infer(g, n, a, out, err, errlen);
+  case TFX_OP_COUNT: break;
   }
+  return tfx_errf(err, errlen, "unknown op");
 }
 
 static int grow(tfx_graph *g) {

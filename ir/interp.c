@@ -5,7 +5,7 @@
  * causal ATTENTION node, and never depends on planning. */
 #include "fused.h"
 #include "interp_attention.h"
-#include "interp_ffn.h"
+#include "interp_ops.h"
 #include "ir.h"
 
 #include <math.h>
@@ -160,24 +160,6 @@ static void op_layernorm(const float *x, const float *g, const float *b, double 
   }
 }
 
-static void op_unary(const tfx_node *n, const float *x, float *y, int64_t numel) {
-  for (int64_t i = 0; i < numel; i++) {
-    double v = x[i];
-    switch (n->op) {
-    case TFX_OP_SILU: v = v / (1.0 + exp(-v)); break;
-    case TFX_OP_RELU: v = v > 0 ? v : 0.0; break;
-    case TFX_OP_GELU:
-      if (n->gelu_tanh)
-        v = 0.5 * v * (1.0 + tanh(0.79788456080286535588 /* sqrt(2/pi) */ * (v + 0.044715 * v * v * v)));
-      else
-        v = 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
-      break;
-    default: break;
-    }
-    y[i] = (float)v;
-  }
-}
-
 static void op_softmax(const float *x, float *y, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols;
@@ -213,13 +195,16 @@ static void op_rope(const tfx_node *n, const float *x, float *y, int64_t rows, i
  * positions (a table, or the sinusoidal table in double rounded to f32, at
  * p = pos + t with pos as for POSITIONS), then the row, each an f32 add as
  * the unfused adds; then the norm (in double, as the norm ops). */
-static int embedding_epilogue(const tfx_interp *it, const tfx_node *nd, void *const *val, float *y, int64_t rows,
-                              int64_t cols, char *err, size_t errlen) {
+static int embedding_epilogue(const tfx_interp_call *c, float *y, int64_t rows, int64_t cols) {
+  const tfx_node *nd = c->nd;
+  void *const *val = c->val;
+  char *err = c->err;
+  size_t errlen = c->errlen;
   const tfx_fused *fx = &nd->fx;
-  int64_t pos = it->has_causal ? it->pos : 0;
+  int64_t pos = c->pos; /* 0 without a KV cache */
   int i = tfx_emb_operand(nd, TFX_EMB_POS);
   const float *ptab = i >= 0 ? val[nd->inputs[i]] : NULL;
-  int64_t max_pos = i >= 0 ? it->g->nodes[nd->inputs[i]].type.dims[0] : 0;
+  int64_t max_pos = i >= 0 ? c->g->nodes[nd->inputs[i]].type.dims[0] : 0;
   const float *row = (i = tfx_emb_operand(nd, TFX_EMB_ROW)) >= 0 ? val[nd->inputs[i]] : NULL;
   const float *gain = (i = tfx_emb_operand(nd, TFX_EMB_GAIN)) >= 0 ? val[nd->inputs[i]] : NULL;
   const float *nbias = (i = tfx_emb_operand(nd, TFX_EMB_NBIAS)) >= 0 ? val[nd->inputs[i]] : NULL;
@@ -244,55 +229,123 @@ static int embedding_epilogue(const tfx_interp *it, const tfx_node *nd, void *co
   return 0;
 }
 
-/* Computes node i into y (sized for its type with T = n). */
+/* ---- the interpreter entries of ir/ops.h (tfx_interp_op_<token>) ---- */
+
+#define OPERAND(c, i) ((c)->nd->n_inputs > (i) ? (const float *)(c)->val[(c)->nd->inputs[i]] : NULL)
+#define IN_NODE(c, i) (&(c)->g->nodes[(c)->nd->inputs[i]])
+#define ROWS(c) tfx_node_rows((c)->nd, (c)->n)
+#define COLS(c) tfx_node_cols((c)->nd)
+
+int tfx_interp_op_source(const tfx_interp_call *c) {
+  return tfx_errf(c->err, c->errlen, "%%%d (%s): not supported by the interpreter", c->nd->id, tfx_op_name(c->nd->op));
+}
+
+int tfx_interp_op_embedding(const tfx_interp_call *c) {
+  const tfx_node *nd = c->nd, *in0 = IN_NODE(c, 0);
+  const float *a = OPERAND(c, 0);
+  float *y = c->y;
+  const int32_t *ids = c->val[nd->inputs[1]];
+  int64_t rows = ROWS(c), cols = COLS(c), vocab = in0->type.dims[0];
+  int packed = (in0->op == TFX_OP_PARAM && in0->fx.panel > 0) || in0->op == TFX_OP_PACK;
+  for (int64_t t = 0; t < rows; t++) {
+    if (ids[t] < 0 || ids[t] >= vocab)
+      return tfx_errf(c->err, c->errlen, "%%%d (embedding): token id %d at row %lld is out of range [0, %lld)", nd->id,
+                      (int)ids[t], (long long)t, (long long)vocab);
+    if (!packed)
+      memcpy(y + t * cols, a + (int64_t)ids[t] * cols, (size_t)cols * sizeof(float));
+    else /* a table packed for the classifier (pack_weights) */
+      for (int64_t k = 0; k < cols; k++) y[t * cols + k] = a[tfx_packed_index(&in0->fx, vocab, cols, ids[t], k)];
+  }
+  return embedding_epilogue(c, y, rows, cols);
+}
+
+int tfx_interp_op_linear(const tfx_interp_call *c) {
+  op_linear(OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), c->y, ROWS(c), tfx_node_cols(IN_NODE(c, 0)), COLS(c));
+  return 0;
+}
+
+int tfx_interp_op_matmul(const tfx_interp_call *c) {
+  op_matmul(OPERAND(c, 0), OPERAND(c, 1), c->y, ROWS(c), tfx_node_cols(IN_NODE(c, 0)), COLS(c));
+  return 0;
+}
+
+int tfx_interp_op_binary(const tfx_interp_call *c) {
+  op_binary(c->nd->op, OPERAND(c, 0), OPERAND(c, 1), tfx_type_numel(&IN_NODE(c, 1)->type, c->n), c->y,
+            tfx_type_numel(&c->nd->type, c->n));
+  return 0;
+}
+
+int tfx_interp_op_rmsnorm(const tfx_interp_call *c) {
+  op_rmsnorm(OPERAND(c, 0), OPERAND(c, 1), c->nd->eps, c->y, ROWS(c), COLS(c));
+  return 0;
+}
+
+int tfx_interp_op_layernorm(const tfx_interp_call *c) {
+  op_layernorm(OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), c->nd->eps, c->y, ROWS(c), COLS(c));
+  return 0;
+}
+
+int tfx_interp_op_silu(const tfx_interp_call *c) {
+  const float *x = OPERAND(c, 0);
+  int64_t numel = tfx_type_numel(&c->nd->type, c->n);
+  for (int64_t i = 0; i < numel; i++) c->y[i] = (float)((double)x[i] / (1.0 + exp(-(double)x[i])));
+  return 0;
+}
+
+int tfx_interp_op_relu(const tfx_interp_call *c) {
+  const float *x = OPERAND(c, 0);
+  int64_t numel = tfx_type_numel(&c->nd->type, c->n);
+  for (int64_t i = 0; i < numel; i++) c->y[i] = (float)(x[i] > 0 ? (double)x[i] : 0.0);
+  return 0;
+}
+
+int tfx_interp_op_gelu(const tfx_interp_call *c) {
+  const float *x = OPERAND(c, 0);
+  int64_t numel = tfx_type_numel(&c->nd->type, c->n);
+  for (int64_t i = 0; i < numel; i++) {
+    double v = x[i];
+    if (c->nd->gelu_tanh)
+      v = 0.5 * v * (1.0 + tanh(0.79788456080286535588 /* sqrt(2/pi) */ * (v + 0.044715 * v * v * v)));
+    else
+      v = 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+    c->y[i] = (float)v;
+  }
+  return 0;
+}
+
+int tfx_interp_op_softmax(const tfx_interp_call *c) {
+  op_softmax(OPERAND(c, 0), c->y, ROWS(c), COLS(c));
+  return 0;
+}
+
+int tfx_interp_op_rope(const tfx_interp_call *c) {
+  op_rope(c->nd, OPERAND(c, 0), c->y, ROWS(c), c->pos);
+  return 0;
+}
+
+int tfx_interp_op_attention(const tfx_interp_call *c) {
+  return tfx_interp_attention(c->nd, OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), c->kc, c->vc, c->y, ROWS(c),
+                              tfx_node_rows(IN_NODE(c, 1), c->n), c->pos, c->g->max_seq, c->err, c->errlen);
+}
+
+int tfx_interp_op_mla(const tfx_interp_call *c) {
+  return tfx_interp_mla(c->nd, OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), OPERAND(c, 3), c->kc, c->y, ROWS(c), c->pos,
+                        c->g->max_seq, c->err, c->errlen);
+}
+
+/* the dispatch: the interp column of ir/ops.h */
+static const tfx_interp_fn interp_fns[TFX_OP_COUNT] = {
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit)                                        \
+  [TFX_OP_##NAME] = tfx_interp_op_##interp,
+#include "ops.h"
+#undef TFX_OP
+};
+
+/* Computes node nd into y (sized for its type with T = n). */
 static int eval_node(tfx_interp *it, const tfx_node *nd, void *const *val, float *y, int64_t n, char *err,
                      size_t errlen) {
-  const tfx_graph *g = it->g;
-  const float *a = nd->n_inputs > 0 ? val[nd->inputs[0]] : NULL;
-  const float *b = nd->n_inputs > 1 ? val[nd->inputs[1]] : NULL;
-  const float *c = nd->n_inputs > 2 ? val[nd->inputs[2]] : NULL;
-  const tfx_node *in0 = nd->n_inputs > 0 ? &g->nodes[nd->inputs[0]] : NULL;
-  const tfx_node *in1 = nd->n_inputs > 1 ? &g->nodes[nd->inputs[1]] : NULL;
-  int64_t rows = tfx_node_rows(nd, n), cols = tfx_node_cols(nd), numel = tfx_type_numel(&nd->type, n);
-  switch (nd->op) {
-  case TFX_OP_EMBEDDING: {
-    const int32_t *ids = val[nd->inputs[1]];
-    int64_t vocab = in0->type.dims[0];
-    int packed = (in0->op == TFX_OP_PARAM && in0->fx.panel > 0) || in0->op == TFX_OP_PACK;
-    for (int64_t t = 0; t < rows; t++) {
-      if (ids[t] < 0 || ids[t] >= vocab)
-        return tfx_errf(err, errlen, "%%%d (embedding): token id %d at row %lld is out of range [0, %lld)", nd->id,
-                        (int)ids[t], (long long)t, (long long)vocab);
-      if (!packed)
-        memcpy(y + t * cols, a + (int64_t)ids[t] * cols, (size_t)cols * sizeof(float));
-      else /* a table packed for the classifier (pack_weights) */
-        for (int64_t k = 0; k < cols; k++) y[t * cols + k] = a[tfx_packed_index(&in0->fx, vocab, cols, ids[t], k)];
-    }
-    return embedding_epilogue(it, nd, val, y, rows, cols, err, errlen);
-  }
-  case TFX_OP_LINEAR: op_linear(a, b, c, y, rows, tfx_node_cols(in0), cols); return 0;
-  case TFX_OP_MATMUL: op_matmul(a, b, y, rows, tfx_node_cols(in0), cols); return 0;
-  case TFX_OP_ADD:
-  case TFX_OP_SUB:
-  case TFX_OP_MUL: op_binary(nd->op, a, b, tfx_type_numel(&in1->type, n), y, numel); return 0;
-  case TFX_OP_RMSNORM: op_rmsnorm(a, b, nd->eps, y, rows, cols); return 0;
-  case TFX_OP_LAYERNORM: op_layernorm(a, b, c, nd->eps, y, rows, cols); return 0;
-  case TFX_OP_SILU:
-  case TFX_OP_GELU:
-  case TFX_OP_RELU: op_unary(nd, a, y, numel); return 0;
-  case TFX_OP_SOFTMAX: op_softmax(a, y, rows, cols); return 0;
-  case TFX_OP_ROPE: op_rope(nd, a, y, rows, it->pos); return 0;
-  case TFX_OP_ATTENTION:
-    return tfx_interp_attention(nd, a, b, c, it->kcache[nd->id], it->vcache[nd->id], y, rows,
-                                tfx_node_rows(&g->nodes[nd->inputs[1]], n), it->pos, g->max_seq, err, errlen);
-  case TFX_OP_MLA_ATTENTION:
-    return tfx_interp_mla(nd, a, b, c, nd->n_inputs > 3 ? val[nd->inputs[3]] : NULL, it->kcache[nd->id], y, rows,
-                          it->pos, g->max_seq, err, errlen);
-  default:
-    if (tfx_interp_ffn_handles(nd->op)) return tfx_interp_ffn_eval(g, nd, val, y, n, it->pos, err, errlen);
-    if (tfx_fused_owns(nd->op)) return tfx_interp_fused_eval(g, nd, val, y, n, it->pos, err, errlen);
-    return tfx_errf(err, errlen, "%%%d (%s): not supported by the interpreter", nd->id, tfx_op_name(nd->op));
-  }
+  tfx_interp_call c = {it->g, nd, val, y, n, it->pos, it->kcache[nd->id], it->vcache[nd->id], err, errlen};
+  return interp_fns[nd->op](&c);
 }
 
 /* A weight stored in a format other than f32, decoded row by row

@@ -5,7 +5,7 @@
  * experts' projections by slot). Naive C with double accumulators: the test
  * oracle of the backend's kernels (backend/k_elementwise.c,
  * backend/k_positions.c, backend/k_moe.c). */
-#include "interp_ffn.h"
+#include "interp_ops.h"
 
 #include "fused.h"
 
@@ -13,18 +13,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-int tfx_interp_ffn_handles(tfx_op op) {
-  switch (op) {
-  case TFX_OP_SIGMOID:
-  case TFX_OP_POSITIONS:
-  case TFX_OP_SINUSOIDAL:
-  case TFX_OP_MOE_ROUTE:
-  case TFX_OP_MOE_UP:
-  case TFX_OP_MOE_DOWN: return 1;
-  default: return 0;
-  }
-}
 
 /* The expert index of a route entry, -1 when the slot is empty (or the value
  * is not an index in [0, E)). */
@@ -177,52 +165,66 @@ static void op_moe_down(const float *h, const float *route, const float *w, cons
     }
 }
 
-int tfx_interp_ffn_eval(const tfx_graph *g, const tfx_node *nd, void *const *val, float *y, int64_t n, int64_t pos,
-                        char *err, size_t errlen) {
-  const float *a = nd->n_inputs > 0 ? val[nd->inputs[0]] : NULL;
-  const float *b = nd->n_inputs > 1 ? val[nd->inputs[1]] : NULL;
-  const float *c = nd->n_inputs > 2 ? val[nd->inputs[2]] : NULL;
-  const tfx_node *in0 = nd->n_inputs > 0 ? &g->nodes[nd->inputs[0]] : NULL;
-  const tfx_node *in2 = nd->n_inputs > 2 ? &g->nodes[nd->inputs[2]] : NULL;
-  int64_t rows = tfx_node_rows(nd, n), cols = tfx_node_cols(nd), numel = tfx_type_numel(&nd->type, n);
-  switch (nd->op) {
-  case TFX_OP_SIGMOID:
-    for (int64_t i = 0; i < numel; i++) y[i] = (float)(1.0 / (1.0 + exp(-(double)a[i])));
-    return 0;
-  case TFX_OP_POSITIONS: {
-    int64_t max_pos = in0->type.dims[0];
-    if (pos < 0 || pos + rows > max_pos)
-      return tfx_errf(err, errlen, "%%%d (positions): positions %lld..%lld are outside the table of %lld rows", nd->id,
-                   (long long)pos, (long long)(pos + rows - 1), (long long)max_pos);
-    memcpy(y, a + pos * cols, (size_t)(rows * cols) * sizeof(float));
-    return 0;
-  }
-  case TFX_OP_SINUSOIDAL:
-    for (int64_t t = 0; t < rows; t++) {
-      double p = (double)(pos + t);
-      for (int64_t j = 0; j < cols; j++) {
-        double angle = p / pow(nd->theta, (double)(2 * (j / 2)) / (double)cols);
-        y[t * cols + j] = (float)(j % 2 ? cos(angle) : sin(angle));
-      }
+/* ---- the interpreter entries of ir/ops.h ---- */
+
+#define OPERAND(c, i) ((c)->nd->n_inputs > (i) ? (const float *)(c)->val[(c)->nd->inputs[i]] : NULL)
+#define IN_NODE(c, i) (&(c)->g->nodes[(c)->nd->inputs[i]])
+
+int tfx_interp_op_sigmoid(const tfx_interp_call *c) {
+  const float *a = OPERAND(c, 0);
+  int64_t numel = tfx_type_numel(&c->nd->type, c->n);
+  for (int64_t i = 0; i < numel; i++) c->y[i] = (float)(1.0 / (1.0 + exp(-(double)a[i])));
+  return 0;
+}
+
+int tfx_interp_op_positions(const tfx_interp_call *c) {
+  const tfx_node *nd = c->nd;
+  int64_t rows = tfx_node_rows(nd, c->n), cols = tfx_node_cols(nd), pos = c->pos;
+  int64_t max_pos = IN_NODE(c, 0)->type.dims[0];
+  if (pos < 0 || pos + rows > max_pos)
+    return tfx_errf(c->err, c->errlen, "%%%d (positions): positions %lld..%lld are outside the table of %lld rows",
+                    nd->id, (long long)pos, (long long)(pos + rows - 1), (long long)max_pos);
+  memcpy(c->y, OPERAND(c, 0) + pos * cols, (size_t)(rows * cols) * sizeof(float));
+  return 0;
+}
+
+int tfx_interp_op_sinusoidal(const tfx_interp_call *c) {
+  const tfx_node *nd = c->nd;
+  int64_t rows = tfx_node_rows(nd, c->n), cols = tfx_node_cols(nd);
+  for (int64_t t = 0; t < rows; t++) {
+    double p = (double)(c->pos + t);
+    for (int64_t j = 0; j < cols; j++) {
+      double angle = p / pow(nd->theta, (double)(2 * (j / 2)) / (double)cols);
+      c->y[t * cols + j] = (float)(j % 2 ? cos(angle) : sin(angle));
     }
-    return 0;
-  case TFX_OP_MOE_ROUTE: {
-    if (!nd->fx.router) return op_route(nd, a, y, rows, tfx_node_cols(in0), err, errlen);
-    int64_t E = g->nodes[nd->inputs[1]].type.dims[0];
-    float *logits = malloc((size_t)(rows * E > 0 ? rows * E : 1) * sizeof *logits);
-    if (!logits) return tfx_errf(err, errlen, "%%%d (moe_route): out of memory", nd->id);
-    int rc = route_logits(nd, val, logits, rows, E, tfx_node_cols(in0), err, errlen);
-    if (!rc) rc = op_route(nd, logits, y, rows, E, err, errlen);
-    free(logits);
-    return rc;
   }
-  case TFX_OP_MOE_UP:
-    return op_moe_up(nd, val, y, rows, tfx_node_cols(&g->nodes[nd->inputs[1]]) / 2, in2->type.dims[0],
-                     in2->type.dims[1], in2->type.dims[2], err, errlen);
-  case TFX_OP_MOE_DOWN:
-    op_moe_down(a, b, c, nd->fx.residual ? val[nd->inputs[3]] : NULL, y, rows,
-                tfx_node_cols(&g->nodes[nd->inputs[1]]) / 2, in2->type.dims[0], in2->type.dims[1], in2->type.dims[2]);
-    return 0;
-  default: return tfx_errf(err, errlen, "%%%d (%s): not an FFN op", nd->id, tfx_op_name(nd->op));
-  }
+  return 0;
+}
+
+int tfx_interp_op_moe_route(const tfx_interp_call *c) {
+  const tfx_node *nd = c->nd;
+  int64_t rows = tfx_node_rows(nd, c->n);
+  const tfx_node *in0 = IN_NODE(c, 0);
+  if (!nd->fx.router) return op_route(nd, OPERAND(c, 0), c->y, rows, tfx_node_cols(in0), c->err, c->errlen);
+  int64_t E = IN_NODE(c, 1)->type.dims[0];
+  float *logits = malloc((size_t)(rows * E > 0 ? rows * E : 1) * sizeof *logits);
+  if (!logits) return tfx_errf(c->err, c->errlen, "%%%d (moe_route): out of memory", nd->id);
+  int rc = route_logits(nd, c->val, logits, rows, E, tfx_node_cols(in0), c->err, c->errlen);
+  if (!rc) rc = op_route(nd, logits, c->y, rows, E, c->err, c->errlen);
+  free(logits);
+  return rc;
+}
+
+int tfx_interp_op_moe_up(const tfx_interp_call *c) {
+  const tfx_node *nd = c->nd, *in2 = IN_NODE(c, 2);
+  return op_moe_up(nd, c->val, c->y, tfx_node_rows(nd, c->n), tfx_node_cols(IN_NODE(c, 1)) / 2, in2->type.dims[0],
+                   in2->type.dims[1], in2->type.dims[2], c->err, c->errlen);
+}
+
+int tfx_interp_op_moe_down(const tfx_interp_call *c) {
+  const tfx_node *nd = c->nd, *in2 = IN_NODE(c, 2);
+  op_moe_down(OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), nd->fx.residual ? c->val[nd->inputs[3]] : NULL, c->y,
+              tfx_node_rows(nd, c->n), tfx_node_cols(IN_NODE(c, 1)) / 2, in2->type.dims[0], in2->type.dims[1],
+              in2->type.dims[2]);
+  return 0;
 }

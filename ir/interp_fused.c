@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fused.h"
+#include "interp_ops.h"
 
 double tfx_interp_act(int kind, double v) {
   switch (kind) {
@@ -118,42 +119,48 @@ static int fused_linear(const tfx_graph *g, const tfx_node *nd, void *const *val
   return 0;
 }
 
-int tfx_interp_fused_eval(const tfx_graph *g, const tfx_node *nd, void *const *val, float *y, int64_t n, int64_t pos,
-                          char *err, size_t errlen) {
-  const tfx_node *in0 = &g->nodes[nd->inputs[0]];
-  const float *a = val[nd->inputs[0]];
-  switch (nd->op) {
-  case TFX_OP_NORM_STATS: {
-    /* from a planar producer's epilogue: the statistics of segment stats_seg */
-    int64_t M = tfx_node_rows(in0, n), before = 0;
-    if (tfx_fl_planar(in0))
-      for (int s = 0; s < in0->fx.stats_seg; s++) before += in0->fx.segs[s];
-    norm_stats(nd, a + M * before, y, M, tfx_stats_cols(in0));
-    return 0;
+/* ---- the interpreter entries of ir/ops.h ---- */
+
+int tfx_interp_op_norm_stats(const tfx_interp_call *c) {
+  /* from a planar producer's epilogue: the statistics of segment stats_seg */
+  const tfx_node *in0 = &c->g->nodes[c->nd->inputs[0]];
+  const float *a = c->val[c->nd->inputs[0]];
+  int64_t M = tfx_node_rows(in0, c->n), before = 0;
+  if (tfx_fl_planar(in0))
+    for (int s = 0; s < in0->fx.stats_seg; s++) before += in0->fx.segs[s];
+  norm_stats(c->nd, a + M * before, c->y, M, tfx_stats_cols(in0));
+  return 0;
+}
+
+int tfx_interp_op_fused_linear(const tfx_interp_call *c) {
+  return fused_linear(c->g, c->nd, c->val, c->y, c->n, c->pos, c->err, c->errlen);
+}
+
+int tfx_interp_op_slice(const tfx_interp_call *c) {
+  const tfx_node *nd = c->nd, *in0 = &c->g->nodes[nd->inputs[0]];
+  const float *a = c->val[nd->inputs[0]];
+  int64_t M = tfx_node_rows(nd, c->n), before = 0;
+  for (int s = 0; s < nd->fx.index; s++) before += in0->fx.segs[s];
+  memcpy(c->y, a + M * before, (size_t)tfx_type_bytes(&nd->type, c->n));
+  return 0;
+}
+
+int tfx_interp_op_concat(const tfx_interp_call *c) {
+  float *dst = c->y;
+  for (int i = 0; i < c->nd->n_inputs; i++) {
+    const tfx_node *src = &c->g->nodes[c->nd->inputs[i]];
+    size_t bytes = (size_t)tfx_type_bytes(&src->type, c->n);
+    memcpy(dst, c->val[src->id], bytes);
+    dst += bytes / sizeof(float);
   }
-  case TFX_OP_FUSED_LINEAR: return fused_linear(g, nd, val, y, n, pos, err, errlen);
-  case TFX_OP_SLICE: {
-    int64_t M = tfx_node_rows(nd, n), before = 0;
-    for (int s = 0; s < nd->fx.index; s++) before += in0->fx.segs[s];
-    memcpy(y, a + M * before, (size_t)tfx_type_bytes(&nd->type, n));
-    return 0;
-  }
-  case TFX_OP_CONCAT: {
-    float *dst = y;
-    for (int i = 0; i < nd->n_inputs; i++) {
-      const tfx_node *src = &g->nodes[nd->inputs[i]];
-      size_t bytes = (size_t)tfx_type_numel(&src->type, n) * sizeof(float); /* weights are held as f32 */
-      memcpy(dst, val[src->id], bytes);
-      dst += bytes / sizeof(float);
-    }
-    return 0;
-  }
-  case TFX_OP_PACK: {
-    int64_t R = nd->type.dims[0], K = nd->type.dims[1];
-    for (int64_t r = 0; r < R; r++)
-      for (int64_t k = 0; k < K; k++) y[tfx_packed_index(&nd->fx, R, K, r, k)] = a[r * K + k];
-    return 0;
-  }
-  default: return tfx_errf(err, errlen, "%%%d (%s): not supported by the interpreter", nd->id, tfx_op_name(nd->op));
-  }
+  return 0;
+}
+
+int tfx_interp_op_pack(const tfx_interp_call *c) {
+  const tfx_node *nd = c->nd;
+  const float *a = c->val[nd->inputs[0]];
+  int64_t R = nd->type.dims[0], K = nd->type.dims[1];
+  for (int64_t r = 0; r < R; r++)
+    for (int64_t k = 0; k < K; k++) c->y[tfx_packed_index(&nd->fx, R, K, r, k)] = a[r * K + k];
+  return 0;
 }

@@ -41,53 +41,59 @@ typedef struct {
   int64_t dims[TFX_MAX_RANK]; /* a dim is > 0, or TFX_DIM_T */
 } tfx_type;
 
+/* The ops, defined once in ir/ops.h (name, arity, roles, traits, attributes,
+ * interpreter and backend entries; tfx_op_info). Their semantics:
+ * input:      the graph input: tokens i32[T] or activations f32[T, D]
+ * param:      a weight tensor in the weights blob; name, weight_offset
+ * embedding:  (table f32[V, D], ids i32[T] [, pos table, row, gain, norm bias]) -> f32[T, D]; the
+ *   optional operands and fx attributes are the optimizer's (tfx_fused, fuse_embedding)
+ * linear:     (x[M, K], w[N, K] [, b[N]]) -> [M, N] = x @ w^T + b
+ * matmul:     (a[M, K], b[K, N]) -> [M, N]
+ * add:        (a[M, N], b[M, N] or b[N]) -> [M, N]; b[N] broadcasts over rows
+ * sub:
+ * mul:
+ * rmsnorm:    (x[M, N], g[N]) eps -> x / sqrt(mean(x^2) + eps) * g
+ * layernorm:  (x[M, N], g[N], b[N]) eps -> (x - mean) / sqrt(var + eps) * g + b
+ * silu:       x * sigmoid(x)
+ * gelu:       gelu_tanh selects the tanh form, else the erf form
+ * relu:
+ * softmax:    over the last dimension
+ * rope:       (x[T, heads * head_dim]) rotated by angle (pos + t) * theta^(-2i/rotary_dim)
+ * attention:  (q[T, H*d], k[T, G*d], v[T, G*d]) -> [T, H*d]; without a mask q[M, H*d], k, v[S, G*d]
+ *   -> [M, H*d] (cross-attention, static rows); see below
+ * -- FFN variants, positions and mixture of experts (ir/interp_ffn.c):
+ * sigmoid:     1 / (1 + exp(-x))
+ * positions:   (table f32[P, D], x i32[T] or f32[T, ...]) -> f32[T, D]: rows pos..pos+T-1 of the
+ *   table (learned absolute positions); P >= max_seq; x only gives T
+ * sinusoidal:  (x f32[T, D]) theta -> f32[T, D]: PE[p, 2i] = sin(p / theta^(2i/D)),
+ *   PE[p, 2i+1] = cos(p / theta^(2i/D)) for p = pos + t; x only gives T and D
+ * moe_route:   (logits f32[T, E]) top_k, moe_gate, capacity -> route f32[T, 2k]: see below; with
+ *   fx.router (x f32[T, D], router f32[E, D] [, stats, gain [, norm bias]]): the logits are
+ *   prologue(x) @ router^T, computed by the route itself
+ * moe_up:      (x f32[T, K], route f32[T, 2k], w f32[E, N, K] [, w3] [, stats, gain [, norm bias]])
+ *   -> f32[T, k*N]: slot s of row t is x[t] @ w[e_s]^T, zeros when slot s is empty; the
+ *   optimizer's fx.norm (prologue), fx.act, fx.glu (act(x w^T) * (x w3^T)): tfx_fused
+ * moe_down:    (h f32[T, k*K], route f32[T, 2k], w f32[E, N, K] [, residual f32[T, N]]) -> f32[T, N]:
+ *   sum over the non-empty slots s of weight_s * (h[t, slot s] @ w[e_s]^T) [+ residual];
+ *   fx.residual, fx.stats_out are the optimizer's
+ * -- attention variants (ir/attention.c, ir/interp_attention.c):
+ * mla_attention:  (q[T, H*(dn+dr)], ckv[T, r+dr], wkv_b[H*(dn+dv), r] [, kv_norm g[r]]) -> [T, H*dv]:
+ *   DeepSeek-V2 multi-head latent attention, causal; see below
+ * -- made by the optimizer (ir/fused.c, passes/, docs/passes.md):
+ * norm_stats:    (x f32[M, K]) fx.norm, eps -> f32[M, 2]: per row [mean, 1/sqrt(var + eps)] (LAYER) or
+ *   [0, 1/sqrt(mean(x^2) + eps)] (RMS), the prologue statistics of FUSED_LINEAR
+ * fused_linear:  (x, w, [bias], [stats, gain, [norm bias]], [residual]) fx -> f32[M, N]: a linear
+ *   with a norm prologue and a bias/RoPE/activation/GLU/residual epilogue; see tfx_fused
+ * slice:         (planar FUSED_LINEAR) fx.index -> f32[M, segs[index]]: a view of one segment
+ * concat:        (a[R0, K], b[R1, K], ...) -> [R0 + R1 + ..., K] (or rank 1): weight rows joined;
+ *   constant-folded into a PARAM
+ * pack:          (w f32[R, K]) fx.panel, fx.kc, fx.segs -> f32[R, K] in the packed layout (see
+ *   tfx_packed_index); constant-folded into a PARAM
+ */
 typedef enum {
-  TFX_OP_INPUT,     /* the graph input: tokens i32[T] or activations f32[T, D] */
-  TFX_OP_PARAM,     /* a weight tensor in the weights blob; name, weight_offset */
-  TFX_OP_EMBEDDING, /* (table f32[V, D], ids i32[T] [, pos table, row, gain, norm bias]) -> f32[T, D]; the
-                       optional operands and fx attributes are the optimizer's (tfx_fused, fuse_embedding) */
-  TFX_OP_LINEAR,    /* (x[M, K], w[N, K] [, b[N]]) -> [M, N] = x @ w^T + b */
-  TFX_OP_MATMUL,    /* (a[M, K], b[K, N]) -> [M, N] */
-  TFX_OP_ADD,       /* (a[M, N], b[M, N] or b[N]) -> [M, N]; b[N] broadcasts over rows */
-  TFX_OP_SUB,
-  TFX_OP_MUL,
-  TFX_OP_RMSNORM,   /* (x[M, N], g[N]) eps -> x / sqrt(mean(x^2) + eps) * g */
-  TFX_OP_LAYERNORM, /* (x[M, N], g[N], b[N]) eps -> (x - mean) / sqrt(var + eps) * g + b */
-  TFX_OP_SILU,      /* x * sigmoid(x) */
-  TFX_OP_GELU,      /* gelu_tanh selects the tanh form, else the erf form */
-  TFX_OP_RELU,
-  TFX_OP_SOFTMAX,   /* over the last dimension */
-  TFX_OP_ROPE,      /* (x[T, heads * head_dim]) rotated by angle (pos + t) * theta^(-2i/rotary_dim) */
-  TFX_OP_ATTENTION, /* (q[T, H*d], k[T, G*d], v[T, G*d]) -> [T, H*d]; without a mask q[M, H*d], k, v[S, G*d]
-                       -> [M, H*d] (cross-attention, static rows); see below */
-  /* FFN variants, positions and mixture of experts (ir/interp_ffn.c): */
-  TFX_OP_SIGMOID,    /* 1 / (1 + exp(-x)) */
-  TFX_OP_POSITIONS,  /* (table f32[P, D], x i32[T] or f32[T, ...]) -> f32[T, D]: rows pos..pos+T-1 of the
-                        table (learned absolute positions); P >= max_seq; x only gives T */
-  TFX_OP_SINUSOIDAL, /* (x f32[T, D]) theta -> f32[T, D]: PE[p, 2i] = sin(p / theta^(2i/D)),
-                        PE[p, 2i+1] = cos(p / theta^(2i/D)) for p = pos + t; x only gives T and D */
-  TFX_OP_MOE_ROUTE,  /* (logits f32[T, E]) top_k, moe_gate, capacity -> route f32[T, 2k]: see below; with
-                        fx.router (x f32[T, D], router f32[E, D] [, stats, gain [, norm bias]]): the logits are
-                        prologue(x) @ router^T, computed by the route itself */
-  TFX_OP_MOE_UP,     /* (x f32[T, K], route f32[T, 2k], w f32[E, N, K] [, w3] [, stats, gain [, norm bias]])
-                        -> f32[T, k*N]: slot s of row t is x[t] @ w[e_s]^T, zeros when slot s is empty; the
-                        optimizer's fx.norm (prologue), fx.act, fx.glu (act(x w^T) * (x w3^T)): tfx_fused */
-  TFX_OP_MOE_DOWN,   /* (h f32[T, k*K], route f32[T, 2k], w f32[E, N, K] [, residual f32[T, N]]) -> f32[T, N]:
-                        sum over the non-empty slots s of weight_s * (h[t, slot s] @ w[e_s]^T) [+ residual];
-                        fx.residual, fx.stats_out are the optimizer's */
-  /* attention variants (ir/attention.c, ir/interp_attention.c): */
-  TFX_OP_MLA_ATTENTION, /* (q[T, H*(dn+dr)], ckv[T, r+dr], wkv_b[H*(dn+dv), r] [, kv_norm g[r]]) -> [T, H*dv]:
-                           DeepSeek-V2 multi-head latent attention, causal; see below */
-  /* made by the optimizer (ir/fused.c, passes/, docs/passes.md): */
-  TFX_OP_NORM_STATS,   /* (x f32[M, K]) fx.norm, eps -> f32[M, 2]: per row [mean, 1/sqrt(var + eps)] (LAYER) or
-                          [0, 1/sqrt(mean(x^2) + eps)] (RMS), the prologue statistics of FUSED_LINEAR */
-  TFX_OP_FUSED_LINEAR, /* (x, w, [bias], [stats, gain, [norm bias]], [residual]) fx -> f32[M, N]: a linear
-                          with a norm prologue and a bias/RoPE/activation/GLU/residual epilogue; see tfx_fused */
-  TFX_OP_SLICE,        /* (planar FUSED_LINEAR) fx.index -> f32[M, segs[index]]: a view of one segment */
-  TFX_OP_CONCAT,       /* (a[R0, K], b[R1, K], ...) -> [R0 + R1 + ..., K] (or rank 1): weight rows joined;
-                          constant-folded into a PARAM */
-  TFX_OP_PACK,         /* (w f32[R, K]) fx.panel, fx.kc, fx.segs -> f32[R, K] in the packed layout (see
-                          tfx_packed_index); constant-folded into a PARAM */
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit) TFX_OP_##NAME,
+#include "ops.h"
+#undef TFX_OP
   TFX_OP_COUNT
 } tfx_op;
 
@@ -369,6 +375,67 @@ char *tfx_type_str(const tfx_type *t, char *buf, size_t len);
 /* Writes a printf-style message to err (when non-NULL) and returns -1: the
  * error convention of every function taking (char *err, size_t errlen). */
 int tfx_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- the op table (ir/ops.h, ir/ops.c) ---- */
+/* Traits of an op (the TFX_OP rows of ir/ops.h). */
+enum {
+  TFX_TRAIT_ROW_WISE = 1 << 0,    /* row t of the value depends only on row t of its operands with T rows */
+  TFX_TRAIT_ROW_WISE_IF = 1 << 1, /* row-wise unless its attributes or operands say otherwise (tfx_node_row_wise) */
+  TFX_TRAIT_CSE = 1 << 2,         /* pure: equal operands and attributes give the same value (passes/cse.c) */
+  TFX_TRAIT_KV_CACHE = 1 << 3,    /* may own a KV cache slot (tfx_node_kv_bytes) */
+  TFX_TRAIT_NO_KERNEL = 1 << 4,   /* launches no kernel: a source, a view, or folded into a PARAM */
+  TFX_TRAIT_SOURCE = 1 << 5,      /* INPUT / PARAM: has a value without being computed */
+  TFX_TRAIT_FOLDED = 1 << 6,      /* a weight transform constant-folded into a PARAM (passes/fold_weights.c) */
+  TFX_TRAIT_VIEW = 1 << 7,        /* its value is a view into operand 0's slot (no slot, no kernel of its own) */
+};
+/* The operand whose arena slot the result may take (passes/plan_memory.c). */
+typedef enum {
+  TFX_INPLACE_NONE,
+  TFX_INPLACE_FIRST,   /* operand 0 (same type) */
+  TFX_INPLACE_EITHER,  /* operand 0, or operand 1 when it has the result's type */
+  TFX_INPLACE_RESIDUAL /* the residual operand when present (tfx_residual_operand) */
+} tfx_inplace;
+/* The node attributes (TFX_ATTR rows of ir/ops.h). */
+typedef enum {
+#define TFX_ATTR(ID, name, field, kind) TFX_ATTR_##ID,
+#include "ops.h"
+#undef TFX_ATTR
+  TFX_ATTR_COUNT
+} tfx_attr_id;
+#define TFX_A(ID) (UINT64_C(1) << TFX_ATTR_##ID)
+typedef enum { TFX_ATTR_KIND_INT, TFX_ATTR_KIND_UINT, TFX_ATTR_KIND_DOUBLE, TFX_ATTR_KIND_BYTES } tfx_attr_kind;
+typedef struct {
+  const char *name; /* "eps" */
+  size_t offset;    /* in tfx_node */
+  size_t size;      /* bytes of the field */
+  tfx_attr_kind kind;
+} tfx_attr_desc;
+typedef struct {
+  const char *name; /* the text name ("rmsnorm") */
+  int min_inputs, max_inputs;
+  const char *roles; /* the operands' roles ("x,gain"); see ir/ops.h */
+  unsigned traits;   /* TFX_TRAIT_* */
+  tfx_inplace inplace;
+  uint64_t attrs;     /* TFX_A(...) of the attributes it reads */
+  const char *interp; /* the interpreter entry's token ("rmsnorm": tfx_interp_op_rmsnorm) */
+  const char *emit;   /* the backend emitter's token ("rmsnorm": tfx_cg_emit_rmsnorm) */
+} tfx_op_desc;
+/* The row of op in ir/ops.h (a row of "?" with nothing set for a bad op). */
+const tfx_op_desc *tfx_op_info(tfx_op op);
+int tfx_op_has(tfx_op op, unsigned trait);
+const tfx_attr_desc *tfx_attr_info(tfx_attr_id id);
+/* 1 when a and b (same op) have equal values of every attribute their op reads. */
+int tfx_node_attrs_equal(const tfx_node *a, const tfx_node *b);
+/* Writes "name=value;..." for every attribute n's op reads, in table order
+ * (doubles exactly, %a; structs and arrays as a 64-bit hash), into buf.
+ * Returns the length it needed (as snprintf): a result >= len means buf was
+ * too small. */
+int tfx_node_attr_key(const tfx_node *n, char *buf, size_t len);
+/* Row-wise (TFX_TRAIT_ROW_WISE, or ROW_WISE_IF and its condition): row t of
+ * n depends only on row t of its operands with T rows. */
+int tfx_node_row_wise(const tfx_graph *g, const tfx_node *n);
+/* The index of n's residual operand (TFX_INPLACE_RESIDUAL ops), -1 if none. */
+int tfx_residual_operand(const tfx_node *n);
 
 /* ---- graph and builder ---- */
 tfx_graph *tfx_graph_new(const char *name, int64_t max_seq);

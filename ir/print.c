@@ -41,7 +41,29 @@ static void print_attrs(const tfx_node *n, FILE *out) {
     tfx_fused_moe_attrs(n, more, sizeof more);
     fprintf(out, "%s}", more);
     break;
-  default: tfx_fused_print_attrs(n, out); break;
+  /* the optimizer's ops and forms (ir/fused.c) */
+  case TFX_OP_PARAM:
+  case TFX_OP_EMBEDDING:
+  case TFX_OP_MOE_UP:
+  case TFX_OP_MOE_DOWN:
+  case TFX_OP_NORM_STATS:
+  case TFX_OP_FUSED_LINEAR:
+  case TFX_OP_SLICE:
+  case TFX_OP_PACK: tfx_fused_print_attrs(n, out); break;
+  /* no attributes */
+  case TFX_OP_INPUT:
+  case TFX_OP_LINEAR:
+  case TFX_OP_MATMUL:
+  case TFX_OP_ADD:
+  case TFX_OP_SUB:
+  case TFX_OP_MUL:
+  case TFX_OP_SILU:
+  case TFX_OP_RELU:
+  case TFX_OP_SOFTMAX:
+  case TFX_OP_SIGMOID:
+  case TFX_OP_POSITIONS:
+  case TFX_OP_CONCAT:
+  case TFX_OP_COUNT: break;
   }
 }
 

@@ -69,8 +69,30 @@ static int check_attrs(const tfx_node *n, char *err, size_t errlen) {
       return vfail(err, errlen, n, "unknown gate kind %d", (int)n->moe_gate);
     if (!isfinite(n->capacity)) return vfail(err, errlen, n, "capacity must be finite");
     return 0;
-  default: return 0;
+  /* no attributes, or the optimizer's (tfx_fused_check_attrs) */
+  case TFX_OP_INPUT:
+  case TFX_OP_PARAM:
+  case TFX_OP_EMBEDDING:
+  case TFX_OP_LINEAR:
+  case TFX_OP_MATMUL:
+  case TFX_OP_ADD:
+  case TFX_OP_SUB:
+  case TFX_OP_MUL:
+  case TFX_OP_SILU:
+  case TFX_OP_RELU:
+  case TFX_OP_SOFTMAX:
+  case TFX_OP_SIGMOID:
+  case TFX_OP_POSITIONS:
+  case TFX_OP_MOE_UP:
+  case TFX_OP_MOE_DOWN:
+  case TFX_OP_NORM_STATS:
+  case TFX_OP_FUSED_LINEAR:
+  case TFX_OP_SLICE:
+  case TFX_OP_CONCAT:
+  case TFX_OP_PACK:
+  case TFX_OP_COUNT: return 0;
   }
+  return 0;
 }
 
 static int check_planning(const tfx_graph *g, const tfx_node *n, char *err, size_t errlen) {

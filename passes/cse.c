@@ -1,51 +1,18 @@
 /* passes/cse.c — common-subexpression elimination: two nodes of the same
  * pure op with the same operands and equal attributes compute the same value;
- * the later one's uses read the earlier one. Only ops whose attributes this
- * pass compares are merged (others, stateful attention included, never). */
+ * the later one's uses read the earlier one. Only the ops the op table marks
+ * CSE-able are merged (others, stateful attention included, never). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "rewrite.h"
 
-/* 1 if op is merged by CSE; the attributes compared are those same_attrs reads. */
-static int cse_op(tfx_op op) {
-  switch (op) {
-  case TFX_OP_EMBEDDING:
-  case TFX_OP_LINEAR:
-  case TFX_OP_MATMUL:
-  case TFX_OP_ADD:
-  case TFX_OP_SUB:
-  case TFX_OP_MUL:
-  case TFX_OP_RMSNORM:
-  case TFX_OP_LAYERNORM:
-  case TFX_OP_SILU:
-  case TFX_OP_GELU:
-  case TFX_OP_RELU:
-  case TFX_OP_SIGMOID:
-  case TFX_OP_SOFTMAX:
-  case TFX_OP_ROPE:
-  case TFX_OP_NORM_STATS:
-  case TFX_OP_SLICE: return 1;
-  default: return 0;
-  }
-}
-
-static int same_attrs(const tfx_node *a, const tfx_node *b) {
-  switch (a->op) {
-  case TFX_OP_RMSNORM:
-  case TFX_OP_LAYERNORM: return a->eps == b->eps;
-  case TFX_OP_GELU: return a->gelu_tanh == b->gelu_tanh;
-  case TFX_OP_ROPE:
-    return a->heads == b->heads && a->head_dim == b->head_dim && a->rotary_dim == b->rotary_dim &&
-           a->theta == b->theta && a->rope_style == b->rope_style;
-  case TFX_OP_NORM_STATS: return a->fx.norm == b->fx.norm && a->eps == b->eps && a->fx.index == b->fx.index;
-  case TFX_OP_SLICE: return a->fx.index == b->fx.index;
-  case TFX_OP_EMBEDDING: /* the fused forms (fuse_embedding); one writing statistics has its own reader */
-    return a->fx.pos_add == b->fx.pos_add && a->fx.has_bias == b->fx.has_bias && a->fx.norm == b->fx.norm &&
-           !a->fx.stats_out && !b->fx.stats_out && (!a->fx.norm || a->eps == b->eps) &&
-           (a->fx.pos_add != TFX_EMB_POS_SINUSOIDAL || a->theta == b->theta);
-  default: return 1;
-  }
+/* The ops CSE merges are those with TFX_TRAIT_CSE (ir/ops.h); their
+ * attributes are compared through the op table (tfx_node_attrs_equal: every
+ * attribute the op reads). A node whose kernel also writes statistics for a
+ * NORM_STATS (tfx_stats_writer) has its own reader and is never merged. */
+static int cse_node(const tfx_node *n) {
+  return tfx_op_has(n->op, TFX_TRAIT_CSE) && tfx_stats_writer(n) == TFX_NORM_NONE;
 }
 
 static uint64_t node_hash(const tfx_node *n) {
@@ -79,7 +46,7 @@ int tfx_pass_cse(tfx_pass_ctx *c) {
         n->inputs[j] = repl[n->inputs[j]];
         rw.uses[n->inputs[j]]++;
       }
-    if (!cse_op(n->op)) continue;
+    if (!cse_node(n)) continue;
     size_t h = (size_t)node_hash(n) & (cap - 1);
     for (;; h = (h + 1) & (cap - 1)) {
       int o = table[h];
@@ -89,7 +56,7 @@ int tfx_pass_cse(tfx_pass_ctx *c) {
       }
       const tfx_node *m = &g->nodes[o];
       if (m->op == n->op && m->n_inputs == n->n_inputs && !memcmp(m->inputs, n->inputs, sizeof(int) * n->n_inputs) &&
-          tfx_type_equal(&m->type, &n->type) && same_attrs(m, n)) {
+          tfx_type_equal(&m->type, &n->type) && tfx_node_attrs_equal(m, n)) {
         repl[i] = o;
         break;
       }

@@ -110,7 +110,7 @@ int tfx_pass_fold_weights(tfx_pass_ctx *c) {
   /* which transforms fold: in order, so a PACK of a CONCAT folds too */
   for (int i = 0; i < nn; i++) {
     tfx_node *n = &g->nodes[i];
-    if (n->op != TFX_OP_CONCAT && n->op != TFX_OP_PACK) continue;
+    if (!tfx_op_has(n->op, TFX_TRAIT_FOLDED)) continue;
     int all = 1;
     for (int j = 0; j < n->n_inputs; j++) all &= g->nodes[n->inputs[j]].op == TFX_OP_PARAM;
     if (!all) continue;

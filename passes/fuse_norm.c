@@ -39,15 +39,15 @@ static use_kind classify(const tfx_graph *g, int u, int n) {
       elsewhere++;
   }
   if (elsewhere || (at_x && at_res)) return USE_BAD;
-  switch (c->op) {
-  case TFX_OP_LINEAR: return at_x ? USE_PROLOGUE : USE_BAD;
-  case TFX_OP_FUSED_LINEAR:
+  /* the consumers that take a norm prologue (or a normalized residual) */
+  if (c->op == TFX_OP_LINEAR) return at_x ? USE_PROLOGUE : USE_BAD;
+  if (c->op == TFX_OP_FUSED_LINEAR) {
     if (c->fx.norm != TFX_NORM_NONE || c->fx.rnorm != TFX_NORM_NONE) return USE_BAD;
     return at_x ? USE_PROLOGUE : USE_RESIDUAL;
-  case TFX_OP_MOE_UP: return at_x && c->fx.norm == TFX_NORM_NONE ? USE_PROLOGUE : USE_BAD;
-  case TFX_OP_MOE_ROUTE: return at_x && c->fx.router && c->fx.norm == TFX_NORM_NONE ? USE_PROLOGUE : USE_BAD;
-  default: return USE_BAD;
   }
+  if (c->op == TFX_OP_MOE_UP) return at_x && c->fx.norm == TFX_NORM_NONE ? USE_PROLOGUE : USE_BAD;
+  if (c->op == TFX_OP_MOE_ROUTE) return at_x && c->fx.router && c->fx.norm == TFX_NORM_NONE ? USE_PROLOGUE : USE_BAD;
+  return USE_BAD;
 }
 
 /* The kernel that may write the statistics of x's rows in its epilogue (x

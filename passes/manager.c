@@ -110,7 +110,7 @@ static double now_ms(void) {
 
 static int has_weight_ops(const tfx_graph *g) {
   for (int i = 0; i < g->n_nodes; i++)
-    if (g->nodes[i].op == TFX_OP_CONCAT || g->nodes[i].op == TFX_OP_PACK) return 1;
+    if (tfx_op_has(g->nodes[i].op, TFX_TRAIT_FOLDED)) return 1;
   return 0;
 }
 

@@ -21,7 +21,7 @@
 static int64_t align_up(int64_t v) { return (v + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN; }
 
 static int needs_slot(const tfx_graph *g, const tfx_node *n) {
-  return n->op != TFX_OP_INPUT && n->op != TFX_OP_PARAM && n->op != TFX_OP_SLICE && n->id != g->output;
+  return !tfx_op_has(n->op, TFX_TRAIT_SOURCE | TFX_TRAIT_VIEW) && n->id != g->output; /* ir/ops.h */
 }
 
 /* last[v]: the last node reading v, or v; a slice's readers also read its producer. */
@@ -34,7 +34,7 @@ static int liveness(const tfx_graph *g, int *last, char *err, size_t errlen) {
         return tfx_pass_errf(err, errlen, "plan_memory: %%%d (%s): operand %%%d is not an earlier node", i,
                              tfx_op_name(g->nodes[i].op), v);
       last[v] = i;
-      if (g->nodes[v].op == TFX_OP_SLICE) {
+      if (tfx_op_has(g->nodes[v].op, TFX_TRAIT_VIEW)) { /* a view keeps its producer alive */
         int p = g->nodes[v].inputs[0];
         if (p >= 0 && p < v && last[p] < i) last[p] = i;
       }
@@ -45,30 +45,23 @@ static int liveness(const tfx_graph *g, int *last, char *err, size_t errlen) {
 /* The operand of node n whose slot it may take, or -1. */
 static int in_place_operand(const tfx_graph *g, const tfx_node *n, const int *last, const int64_t *size) {
   int cand[2], nc = 0;
-  switch (n->op) {
-  case TFX_OP_ADD:
-  case TFX_OP_SUB:
-  case TFX_OP_MUL:
+  switch (tfx_op_info(n->op)->inplace) { /* ir/ops.h */
+  case TFX_INPLACE_NONE: return -1;
+  case TFX_INPLACE_EITHER:
     cand[nc++] = n->inputs[0];
     if (tfx_type_equal(&g->nodes[n->inputs[1]].type, &n->type)) cand[nc++] = n->inputs[1];
     break;
-  case TFX_OP_SILU:
-  case TFX_OP_GELU:
-  case TFX_OP_RELU:
-  case TFX_OP_SIGMOID: cand[nc++] = n->inputs[0]; break;
-  case TFX_OP_FUSED_LINEAR: {
-    int r = tfx_fl_operand(n, TFX_FL_RESIDUAL);
+  case TFX_INPLACE_FIRST: cand[nc++] = n->inputs[0]; break;
+  case TFX_INPLACE_RESIDUAL: {
+    /* FUSED_LINEAR, MOE_DOWN (an item reads and writes its own columns of
+     * every row): the residual must not also be read as x, stats ... */
+    int r = tfx_residual_operand(n);
     if (r < 0) return -1;
-    for (int j = 0; j < n->n_inputs; j++) /* the residual must not also be read as x, stats ... */
+    for (int j = 0; j < n->n_inputs; j++)
       if (j != r && n->inputs[j] == n->inputs[r]) return -1;
     cand[nc++] = n->inputs[r];
     break;
   }
-  case TFX_OP_MOE_DOWN: /* over its residual: an item reads and writes its own columns of every row */
-    if (!n->fx.residual || n->inputs[3] == n->inputs[0] || n->inputs[3] == n->inputs[1]) return -1;
-    cand[nc++] = n->inputs[3];
-    break;
-  default: return -1;
   }
   for (int k = 0; k < nc; k++) {
     const tfx_node *v = &g->nodes[cand[k]];

@@ -250,14 +250,13 @@ int tfx_rw_is_act(tfx_op op) {
   return op == TFX_OP_SILU || op == TFX_OP_GELU || op == TFX_OP_RELU || op == TFX_OP_SIGMOID;
 }
 
+/* the activation ops an epilogue can apply (the others: TFX_ACT_NONE) */
 int tfx_rw_act_kind(const tfx_node *n) {
-  switch (n->op) {
-  case TFX_OP_SILU: return TFX_ACT_SILU;
-  case TFX_OP_GELU: return n->gelu_tanh ? TFX_ACT_GELU_TANH : TFX_ACT_GELU;
-  case TFX_OP_RELU: return TFX_ACT_RELU;
-  case TFX_OP_SIGMOID: return TFX_ACT_SIGMOID;
-  default: return TFX_ACT_NONE;
-  }
+  if (n->op == TFX_OP_SILU) return TFX_ACT_SILU;
+  if (n->op == TFX_OP_GELU) return n->gelu_tanh ? TFX_ACT_GELU_TANH : TFX_ACT_GELU;
+  if (n->op == TFX_OP_RELU) return TFX_ACT_RELU;
+  if (n->op == TFX_OP_SIGMOID) return TFX_ACT_SIGMOID;
+  return TFX_ACT_NONE;
 }
 
 int tfx_rw_fl_set(tfx_rw *rw, int id, const int *op, char *err, size_t errlen) {

@@ -16,7 +16,7 @@ void tfx_pass_graph_stats(const tfx_graph *g, tfx_graph_stats *s) {
       s->attn_nodes++;
       s->attn_schedules[tfx_attn_schedule_of(g, n, 0)]++;
     }
-    if (n->op == TFX_OP_INPUT || n->op == TFX_OP_PARAM || n->op == TFX_OP_SLICE) {
+    if (tfx_op_has(n->op, TFX_TRAIT_SOURCE | TFX_TRAIT_VIEW)) {
       if (n->op == TFX_OP_PARAM && n->fx.panel) s->packed_weights++;
       continue;
     }
@@ -62,7 +62,24 @@ void tfx_pass_graph_stats(const tfx_graph *g, tfx_graph_stats *s) {
       }
       break;
     }
-    default: s->flops_per_token += out; break;
+    /* the others: one operation per output element */
+    case TFX_OP_INPUT:
+    case TFX_OP_PARAM:
+    case TFX_OP_ADD:
+    case TFX_OP_SUB:
+    case TFX_OP_MUL:
+    case TFX_OP_SILU:
+    case TFX_OP_GELU:
+    case TFX_OP_RELU:
+    case TFX_OP_SIGMOID:
+    case TFX_OP_POSITIONS:
+    case TFX_OP_SINUSOIDAL:
+    case TFX_OP_MOE_ROUTE:
+    case TFX_OP_MOE_UP:
+    case TFX_OP_MOE_DOWN:
+    case TFX_OP_MLA_ATTENTION:
+    case TFX_OP_SLICE:
+    case TFX_OP_COUNT: s->flops_per_token += out; break;
     }
   }
 }

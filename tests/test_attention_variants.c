@@ -777,7 +777,7 @@ static void check_schedules(tfx_tg *t, const int *scheds, int n_scheds, const in
       if (fabs(a[i]) > maxref) maxref = fabs(a[i]);
       if (fabs((double)a[i] - b[i]) > diff) diff = fabs((double)a[i] - b[i]);
     }
-    if (!(diff <= 2 * TOL * maxref))
+    if (!(diff <= 2 * TFX_TG_TOL * maxref))
       fail_msg("%s: schedules %s and %s differ by %g", what, tfx_attn_schedule_name(scheds[0]),
                tfx_attn_schedule_name(scheds[k]), diff);
   }

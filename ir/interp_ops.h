@@ -1,0 +1,34 @@
+/* ir/interp_ops.h — private to ir/: the interpreter's per-op entries, one per
+ * distinct token of the interp column of ir/ops.h (tfx_interp_op_<token>),
+ * declared from the table; ir/interp.c dispatches through a table built
+ * from the same column. Defined in ir/interp.c, ir/interp_ffn.c and
+ * ir/interp_fused.c. */
+#ifndef TFX_IR_INTERP_OPS_H
+#define TFX_IR_INTERP_OPS_H
+
+#include "ir.h"
+
+/* One node's evaluation: computes nd into y (sized for its type with T = n);
+ * val[i] is the value of node i; pos the session's position (0 without a KV
+ * cache); kc/vc the node's KV cache (NULL unless it owns one). */
+typedef struct tfx_interp_call {
+  const tfx_graph *g;
+  const tfx_node *nd;
+  void *const *val;
+  float *y;
+  int64_t n, pos;
+  float *kc, *vc;
+  char *err;
+  size_t errlen;
+} tfx_interp_call;
+
+typedef int (*tfx_interp_fn)(const tfx_interp_call *c);
+
+/* the same token may serve several ops (binary, unary): declared once each,
+ * redundant declarations are fine in C */
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit)                                        \
+  int tfx_interp_op_##interp(const tfx_interp_call *c);
+#include "ops.h"
+#undef TFX_OP
+
+#endif
