@@ -343,8 +343,7 @@ int tfx_fused_infer_extra(const tfx_graph *g, const tfx_node *n, const tfx_type 
   case TFX_OP_SLICE:
   case TFX_OP_CONCAT:
   case TFX_OP_PACK:
-  case TFX_OP_COUNT:
-    return tfx_errf(err, errlen, "%s: no fused form", on);
+  case TFX_OP_COUNT: return tfx_errf(err, errlen, "%s: no fused form", on);
   }
   return tfx_errf(err, errlen, "%s takes %d operands with these attributes, got %d", on, want, n->n_inputs);
 }
@@ -429,8 +428,7 @@ int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const
   case TFX_OP_MOE_UP:
   case TFX_OP_MOE_DOWN:
   case TFX_OP_MLA_ATTENTION:
-  case TFX_OP_COUNT:
-    break;
+  case TFX_OP_COUNT: break;
   }
   return tfx_errf(err, errlen, "unknown op");
 }
@@ -672,7 +670,6 @@ void tfx_fused_print_attrs(const tfx_node *n, FILE *out) {
   case TFX_OP_MOE_ROUTE:
   case TFX_OP_MLA_ATTENTION:
   case TFX_OP_CONCAT:
-  case TFX_OP_COUNT:
-    return;
+  case TFX_OP_COUNT: return;
   }
 }
