@@ -61,7 +61,8 @@ static void binary_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
   ew_ctx *c = vctx;
   LLVMValueRef va = tfx_cg_vload(cg, tfx_cg_fptr(cg, c->a, col), nvalid);
   LLVMValueRef vb = tfx_cg_vload(cg, tfx_cg_fptr(cg, c->b, col), nvalid);
-  tfx_cg_vstore(cg, c->fn(cg, c->n, va, vb), tfx_cg_fptr(cg, c->y, col), nvalid);
+  LLVMValueRef r = c->fn(cg, c->n, va, vb); /* before the store's address (as it always was emitted) */
+  tfx_cg_vstore(cg, r, tfx_cg_fptr(cg, c->y, col), nvalid);
 }
 
 static void unary_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {

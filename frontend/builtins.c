@@ -21,6 +21,8 @@ static const char *const moe_gate_values[] = {"softmax_topk", "softmax", NULL};
 #define KW(name, kind, required, values, dflt)                                                                         \
   { name, kind, required, values, dflt, 0, 0, 0 }
 
+/* one keyword per line */
+/* clang-format off */
 static const tfx_fe_opspec ops[] = {
     {"embedding", 2, 2, {"table", "ids"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_EMBEDDING},
     {"linear", 2, 3, {"x", "w", "b"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_LINEAR},
@@ -102,6 +104,7 @@ static const tfx_fe_opspec ops[] = {
      TFX_FE_LOWER_MOE,
      TFX_OP_COUNT},
 };
+/* clang-format on */
 
 static const tfx_fe_opspec position_rope = {"rope",
                                             0,

@@ -11,11 +11,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 
-int tfx_fused_owns(tfx_op op) {
-  return op == TFX_OP_NORM_STATS || op == TFX_OP_FUSED_LINEAR || op == TFX_OP_SLICE || op == TFX_OP_CONCAT ||
-         op == TFX_OP_PACK;
-}
-
 static int norm_operands(int norm) { return norm == TFX_NORM_RMS ? 2 : norm == TFX_NORM_LAYER ? 3 : 0; }
 
 int tfx_fl_n_operands(const tfx_fused *fx) {
@@ -326,7 +321,32 @@ int tfx_fused_infer_extra(const tfx_graph *g, const tfx_node *n, const tfx_type 
       return tfx_errf(err, errlen, "moe_down: residual is %s, expected %s", tfx_type_str(a[3], s0, sizeof s0),
                       tfx_type_str(out, s1, sizeof s1));
     return 0;
-  default: return tfx_errf(err, errlen, "%s: no fused form", on);
+  /* the others have no fused form */
+  case TFX_OP_INPUT:
+  case TFX_OP_PARAM:
+  case TFX_OP_LINEAR:
+  case TFX_OP_MATMUL:
+  case TFX_OP_ADD:
+  case TFX_OP_SUB:
+  case TFX_OP_MUL:
+  case TFX_OP_RMSNORM:
+  case TFX_OP_LAYERNORM:
+  case TFX_OP_SILU:
+  case TFX_OP_GELU:
+  case TFX_OP_RELU:
+  case TFX_OP_SOFTMAX:
+  case TFX_OP_ROPE:
+  case TFX_OP_ATTENTION:
+  case TFX_OP_SIGMOID:
+  case TFX_OP_POSITIONS:
+  case TFX_OP_SINUSOIDAL:
+  case TFX_OP_MLA_ATTENTION:
+  case TFX_OP_NORM_STATS:
+  case TFX_OP_FUSED_LINEAR:
+  case TFX_OP_SLICE:
+  case TFX_OP_CONCAT:
+  case TFX_OP_PACK:
+  case TFX_OP_COUNT: return tfx_errf(err, errlen, "%s: no fused form", on);
   }
   return tfx_errf(err, errlen, "%s takes %d operands with these attributes, got %d", on, want, n->n_inputs);
 }
@@ -387,8 +407,33 @@ int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const
     if (segs_sum(&n->fx, a[0]->dims[0], err, errlen, "pack")) return -1;
     *out = *a[0];
     return 0;
-  default: return tfx_errf(err, errlen, "unknown op");
+  /* not the optimizer's ops (tfx_infer_type) */
+  case TFX_OP_INPUT:
+  case TFX_OP_PARAM:
+  case TFX_OP_EMBEDDING:
+  case TFX_OP_LINEAR:
+  case TFX_OP_MATMUL:
+  case TFX_OP_ADD:
+  case TFX_OP_SUB:
+  case TFX_OP_MUL:
+  case TFX_OP_RMSNORM:
+  case TFX_OP_LAYERNORM:
+  case TFX_OP_SILU:
+  case TFX_OP_GELU:
+  case TFX_OP_RELU:
+  case TFX_OP_SOFTMAX:
+  case TFX_OP_ROPE:
+  case TFX_OP_ATTENTION:
+  case TFX_OP_SIGMOID:
+  case TFX_OP_POSITIONS:
+  case TFX_OP_SINUSOIDAL:
+  case TFX_OP_MOE_ROUTE:
+  case TFX_OP_MOE_UP:
+  case TFX_OP_MOE_DOWN:
+  case TFX_OP_MLA_ATTENTION:
+  case TFX_OP_COUNT: break;
   }
+  return tfx_errf(err, errlen, "unknown op");
 }
 
 static int check_perm(const tfx_fused *fx, char *err, size_t errlen) {
@@ -607,6 +652,27 @@ void tfx_fused_print_attrs(const tfx_node *n, FILE *out) {
     print_perm(fx, out);
     fputc('}', out);
     return;
-  default: return;
+  /* no attributes of the optimizer (ir/print.c prints the others') */
+  case TFX_OP_INPUT:
+  case TFX_OP_LINEAR:
+  case TFX_OP_MATMUL:
+  case TFX_OP_ADD:
+  case TFX_OP_SUB:
+  case TFX_OP_MUL:
+  case TFX_OP_RMSNORM:
+  case TFX_OP_LAYERNORM:
+  case TFX_OP_SILU:
+  case TFX_OP_GELU:
+  case TFX_OP_RELU:
+  case TFX_OP_SOFTMAX:
+  case TFX_OP_ROPE:
+  case TFX_OP_ATTENTION:
+  case TFX_OP_SIGMOID:
+  case TFX_OP_POSITIONS:
+  case TFX_OP_SINUSOIDAL:
+  case TFX_OP_MOE_ROUTE:
+  case TFX_OP_MLA_ATTENTION:
+  case TFX_OP_CONCAT:
+  case TFX_OP_COUNT: return;
   }
 }

@@ -7,8 +7,6 @@
 
 #include "ir.h"
 
-/* 1 for the ops this module owns. */
-int tfx_fused_owns(tfx_op op);
 /* a[i] is the type of operand i (already range-checked). */
 int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
                     size_t errlen);
