@@ -486,7 +486,8 @@ LLVMValueRef tfx_cg_ws_panel_scalar(tfx_cg *cg, const tfx_cg_wstream *s, const t
  * tiles along K (blocks of TFX_CG_LIN_MR rows, then one row at a time). The
  * hooks wrap the inner product: the prologue transforms each x vector as it is
  * loaded; the epilogue receives each finished row of the panel (emitted once
- * per site, in a loop over the block's rows). */
+ * per site, in a loop over the block's rows). Either kind reads the weights
+ * through their stream (G->ws, weight_stream.c), whatever their format. */
 #define TFX_CG_LIN_NB TFX_STATS_GROUP /* 32: the target description's pack.panel */
 #define TFX_CG_LIN_MR 4
 #define TFX_CG_GEMM_MAX_MR 16 /* rows of the largest micro-kernel tile */

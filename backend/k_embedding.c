@@ -30,8 +30,8 @@ static void copy_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
 
 /* Row id of a packed table (one segment) into dst: element k of the row is
  * at tfx_packed_index(fx, V, D, id, k). */
-static void packed_row(tfx_cg *cg, const tfx_fused *fx, int64_t V, int64_t D, const tfx_cg_wstream *ws,
-                       LLVMValueRef id, LLVMValueRef dst) {
+static void packed_row(tfx_cg *cg, const tfx_fused *fx, int64_t V, int64_t D, const tfx_cg_wstream *ws, LLVMValueRef id,
+                       LLVMValueRef dst) {
   LLVMBuilderRef b = cg->b;
   int64_t P = fx->panel, kc = fx->kc, kf = D - D % kc, last = V - V % P;
   LLVMValueRef pi = LLVMBuildUDiv(b, id, tfx_cg_i64(cg, P), "");

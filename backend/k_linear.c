@@ -98,8 +98,7 @@ typedef struct {
 } tile_state;
 
 /* acc[i][j] += x_i[k..] * w_j[k..] for one vector at x offset xk. */
-static void fma_step(tfx_cg *cg, tile_state *t, LLVMValueRef xk, const tfx_cg_wrow *wp, LLVMValueRef woff,
-                     int nvalid) {
+static void fma_step(tfx_cg *cg, tile_state *t, LLVMValueRef xk, const tfx_cg_wrow *wp, LLVMValueRef woff, int nvalid) {
   const tfx_cg_gemm *G = t->G;
   LLVMValueRef xv[MR], wv[MAX_ACC];
   for (int i = 0; i < t->mr; i++) {

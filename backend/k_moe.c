@@ -91,9 +91,8 @@ static void logit_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
 
 /* logits[e] = prologue(x row) . router[e] for e < E (a loop over the experts,
  * vector FMAs along D). */
-static void router_logits(tfx_cg *cg, moe_pro *pro, LLVMValueRef xrow, const tfx_cg_wstream *ws, int64_t E,
-                          int64_t D, LLVMValueRef acc, LLVMValueRef logits) {
-  (void)D;
+static void router_logits(tfx_cg *cg, moe_pro *pro, LLVMValueRef xrow, const tfx_cg_wstream *ws, int64_t E, int64_t D,
+                          LLVMValueRef acc, LLVMValueRef logits) {
   tfx_cg_loop le;
   tfx_cg_for(cg, &le, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, E), 1, "le");
   logit_ctx c = {pro, xrow, acc, ws, tfx_cg_ws_row(cg, ws, le.iv)};

@@ -402,7 +402,8 @@ int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const
   }
   case TFX_OP_PACK:
     if (!w_rank(a[0], 2) || tfx_type_has_t(a[0]) || tfx_dtype_info_of(a[0]->dtype)->block != 1)
-      return tfx_errf(err, errlen, "pack expects a static f32[R, K] (or an element storage format), got %s", tfx_type_str(a[0], s0, sizeof s0));
+      return tfx_errf(err, errlen, "pack expects a static f32[R, K] (or an element storage format), got %s",
+                      tfx_type_str(a[0], s0, sizeof s0));
     if (n->fx.panel < 1 || n->fx.kc < 1) return tfx_errf(err, errlen, "pack: panel and kc must be >= 1");
     if (segs_sum(&n->fx, a[0]->dims[0], err, errlen, "pack")) return -1;
     *out = *a[0];

@@ -44,8 +44,8 @@ static void check_graph(tfx_interp *it) {
     const tfx_dtype_info *f = tfx_dtype_info_of(n->type.dtype);
     if (n->type.dtype != TFX_DT_F32 && !f->dequant_row) {
       snprintf(it->init_err, sizeof it->init_err,
-               "interpreter: %%%d (param '%s') is stored as %s, which it cannot decode yet", i,
-               n->name ? n->name : "?", f->name);
+               "interpreter: %%%d (param '%s') is stored as %s, which it cannot decode yet", i, n->name ? n->name : "?",
+               f->name);
       return;
     }
     if (!it->weights || n->weight_offset < 0 || n->weight_offset % 4 ||

@@ -332,16 +332,15 @@ typedef struct tfx_graph {
  * A packed layout (fx.panel > 0) permutes the elements of the values plane as
  * tfx_packed_index does floats; only element formats (block 1) can be packed. */
 typedef struct tfx_dtype_info {
-  const char *name;  /* as printed: "f32", "q4_0", ... */
-  int block;         /* elements per block along the last dimension (1: an element format) */
-  int block_bytes;   /* bytes of one block */
-  int row_bytes;     /* bytes of a row's entry in the scale plane (0: none) */
-  int storage;       /* 1: a weight storage format (never a value's type) */
+  const char *name; /* as printed: "f32", "q4_0", ... */
+  int block;        /* elements per block along the last dimension (1: an element format) */
+  int block_bytes;  /* bytes of one block */
+  int row_bytes;    /* bytes of a row's entry in the scale plane (0: none) */
+  int storage;      /* 1: a weight storage format (never a value's type) */
   /* Row r (K elements, in order) of an [R, K] tensor in this format stored at
    * data with the packed layout (NULL or panel 0: row-major), as f32 into
    * out; NULL when the format has no reference decoder yet. */
-  void (*dequant_row)(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r,
-                      float *out);
+  void (*dequant_row)(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out);
 } tfx_dtype_info;
 /* The format table's entry of dt (NULL when dt is out of range). */
 const tfx_dtype_info *tfx_dtype_info_of(tfx_dtype dt);

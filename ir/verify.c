@@ -33,8 +33,8 @@ static int check_type_shape(const tfx_node *n, char *err, size_t errlen) {
   if (f->storage && n->op != TFX_OP_PARAM && n->op != TFX_OP_PACK && n->op != TFX_OP_CONCAT)
     return vfail(err, errlen, n, "only weights are stored as %s", f->name);
   if (f->block > 1 && (n->type.dims[n->type.rank - 1] == TFX_DIM_T || n->type.dims[n->type.rank - 1] % f->block))
-    return vfail(err, errlen, n, "%s stores blocks of %d elements; the last dimension %lld is not a multiple",
-                 f->name, f->block, (long long)n->type.dims[n->type.rank - 1]);
+    return vfail(err, errlen, n, "%s stores blocks of %d elements; the last dimension %lld is not a multiple", f->name,
+                 f->block, (long long)n->type.dims[n->type.rank - 1]);
   for (int d = 0; d < n->type.rank; d++)
     if (n->type.dims[d] <= 0 && n->type.dims[d] != TFX_DIM_T)
       return vfail(err, errlen, n, "dimension %d is %lld; dims must be > 0 or T", d, (long long)n->type.dims[d]);
