@@ -40,6 +40,7 @@
 #include <string.h>
 
 #include "../backend/backend.h"
+#include "../driver/compile.h"
 #include "../passes/passes.h"
 #include "support/graphs.h"
 #include "support/jit_harness.h"
@@ -691,6 +692,35 @@ static void test_schedule_pass(void **state) {
   t->g->nodes[t->g->output].attn_schedule = TFX_ATTN_SCHED_FLASH;
   assert_int_not_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
   tfx_tg_free(t);
+
+  /* from the source: schedule { attention = ... } through the -O2 pipeline, and -O0 (no pass) */
+  static const char *const sched_src[3] = {"", "schedule {\n  attention = dense\n}\n",
+                                           "schedule {\n  attention = flash\n}\n"};
+  static const int sched_want[3] = {TFX_ATTN_SCHED_FLASH, TFX_ATTN_SCHED_ROW, TFX_ATTN_SCHED_FLASH};
+  for (int k = 0; k < 3; k++)
+    for (int level = 0; level <= 2; level += 2) {
+      char src[1024];
+      snprintf(src, sizeof src,
+               "model s\nconst max_seq = 16\n"
+               "forward(x : f32[T, 8]) -> f32[T, 8] {\n"
+               "  param wq : f32[8, 8]\n  param wk : f32[8, 8]\n  param wv : f32[8, 8]\n  param wo : f32[8, 8]\n"
+               "  return x + attention(x, wq, wk, wv, wo, heads = 2, mask = causal)\n"
+               "}\n%s",
+               sched_src[k]);
+      tfx_build_options bo = {.weights = "random", .opt_level = level};
+      tfx_build b;
+      assert_int_equal(tfx_build_source("s.tfx", src, &bo, &b), 0);
+      int found = 0;
+      for (int i = 0; i < b.graph->n_nodes; i++) {
+        const tfx_node *n = &b.graph->nodes[i];
+        if (n->op != TFX_OP_ATTENTION) continue;
+        found++;
+        assert_int_equal(n->attn_schedule, level ? sched_want[k] : TFX_ATTN_SCHED_UNSET);
+        assert_int_equal(tfx_attn_schedule_of(b.graph, n, 0), sched_want[k]);
+      }
+      assert_int_equal(found, 1);
+      tfx_build_free(&b);
+    }
 
   /* tfxc: --emit=ir shows every node's schedule, --stats counts them (5 layers of stories260k) */
   char ex[4096];
