@@ -360,16 +360,16 @@ static void test_kernels_read_description(void **state) {
   t = resolve("x86-64-v3", NULL);
   t.mk[0] = (tfx_cg_tile){3, 1, 8}; /* narrower, shorter tiles */
   char *mk = module_ir(b.graph, &t);
-  assert_string_not_equal(base, mk);
+  assert_true(strcmp(base, mk) != 0);
   tfx_cg_target_free(&t);
   t = resolve("x86-64-v3", NULL);
   t.flash.keys = 4;
   char *fa = module_ir(b.graph, &t);
-  assert_string_not_equal(base, fa);
+  assert_true(strcmp(base, fa) != 0);
   tfx_cg_target_free(&t);
   t = resolve("x86-64-v3", NULL); /* the same description gives the same module */
   char *again = module_ir(b.graph, &t);
-  assert_string_equal(base, again);
+  assert_true(strcmp(base, again) == 0);
   tfx_cg_target_free(&t);
   free(base);
   free(mk);
