@@ -171,6 +171,19 @@ static void test_mcpu_levels(void **state) {
     assert_int_equal(lay.panel, 32);
     assert_int_equal(lay.kc, 1);
   }
+  /* --stats prints the description */
+  char *out = NULL, *serr = NULL;
+  char model[4096];
+  snprintf(model, sizeof model, "%s/examples/llama/stories260k.tfx", TFX_SOURCE_DIR);
+  assert_int_equal(
+      tfx_test_run((char *[]){TFXC_PATH, model, "--weights", "random", "--mcpu", "x86-64-v3", "--stats", NULL}, &out,
+                   &serr),
+      0);
+  assert_non_null(strstr(out, "  target:            x86_64"));
+  assert_non_null(strstr(out, " x86-64-v3: 8 floats x 16 vector registers, fma yes, int8 dot maddubs, bf16 no; "
+                              "micro-kernel 6x16 (glu 6x8), flash 8 rows x 8 keys, panel 32x1, ELF machine 62\n"));
+  free(out);
+  free(serr);
   tfx_target_options bad = {.opt_level = 2, .cpu = "bogus"};
   tfx_pack_layout lay;
   char err[512];
