@@ -23,6 +23,10 @@ typedef enum { TFX_EMIT_LLVM_IR, TFX_EMIT_ASM } tfx_emit_kind;
  * description's, backend/target.c): what the passes must pack weights in
  * (tfx_pass_options.pack) for a graph compiled for o. */
 int tfx_backend_pack_layout(const tfx_target_options *o, tfx_pack_layout *out, char *err, size_t errlen);
+/* One line describing the target o resolves to (triple, cpu, vector width and
+ * registers, FMA, int8 dot-product and bf16 instructions, tiles, packed
+ * layout, object machine), for `tfxc --stats`. */
+int tfx_backend_target_summary(const tfx_target_options *o, char *buf, size_t len, char *err, size_t errlen);
 
 /* Prints the optimized module as LLVM IR or assembly. */
 int tfx_backend_emit_text(const tfx_graph *g, const tfx_target_options *o, tfx_emit_kind kind, FILE *out,

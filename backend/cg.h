@@ -43,10 +43,6 @@ typedef struct tfx_cg_kernel {
  * elements runs inline on the calling thread: the fork/join would cost more. */
 #define TFX_CG_INLINE_WORK ((int64_t)1 << 17)
 
-/* The target description (target.c): the triple, cpu and LLVM feature
- * string compiled for, and everything the kernels and the object writer
- * assume about the machine, derived once from them. Kernels read it here
- * instead of guessing from the vector width. */
 /* int8 dot-product instructions (tfx_cg_target.i8dot, a bit set) */
 enum {
   TFX_CG_I8_MADDUBS = 1, /* x86 pmaddubsw at the vector width (SSSE3 xmm, AVX2 ymm, AVX512BW zmm) */
@@ -54,6 +50,7 @@ enum {
   TFX_CG_I8_VNNI512 = 4, /* x86 AVX512_VNNI vpdpbusd zmm */
   TFX_CG_I8_SDOT = 8     /* AArch64 sdot/udot (dotprod) */
 };
+/* A register tile of the micro-kernel (tfx_cg_target.mk). */
 typedef struct tfx_cg_tile {
   int mr, mr_rem; /* rows of x of the main tile and of the remainder tile */
   int cols;       /* output columns of a tile (a multiple of the width) */
@@ -66,6 +63,10 @@ typedef struct tfx_cg_elf_id {
   uint32_t flags;   /* e_flags (the ABI bits of RISC-V, MIPS, ...) */
   uint8_t osabi;    /* e_ident[EI_OSABI] */
 } tfx_cg_elf_id;
+/* The target description (target.c): the triple, cpu and LLVM feature
+ * string compiled for, and everything the kernels and the object writer
+ * assume about the machine, derived once from them. Kernels read it here
+ * instead of guessing from the vector width. */
 typedef struct tfx_cg_target {
   char *triple, *cpu, *features; /* malloc'd */
   const char *arch;              /* LLVM's target name: "x86-64", "aarch64" */

@@ -274,6 +274,32 @@ int tfx_backend_pack_layout(const tfx_target_options *o, tfx_pack_layout *out, c
   return 0;
 }
 
+int tfx_backend_target_summary(const tfx_target_options *o, char *buf, size_t len, char *err, size_t errlen) {
+  tfx_cg_target t;
+  if (tfx_cg_target_resolve(o, &t, err, errlen)) return -1;
+  char i8[64] = "";
+  static const struct {
+    unsigned bit;
+    const char *name;
+  } dots[] = {{TFX_CG_I8_VNNI512, "avx512-vnni"},
+              {TFX_CG_I8_AVXVNNI, "avx-vnni"},
+              {TFX_CG_I8_MADDUBS, "maddubs"},
+              {TFX_CG_I8_SDOT, "sdot"}};
+  for (size_t i = 0; i < sizeof dots / sizeof dots[0]; i++)
+    if (t.i8dot & dots[i].bit) {
+      if (i8[0]) strcat(i8, ",");
+      strcat(i8, dots[i].name);
+    }
+  snprintf(buf, len,
+           "%s %s: %d floats x %d vector registers, fma %s, int8 dot %s, bf16 %s; micro-kernel %dx%d (glu %dx%d), "
+           "flash %d rows x %d keys, panel %dx%d, ELF machine %u",
+           t.triple, t.cpu, t.width, t.vregs, t.has_fma ? "yes" : "no", i8[0] ? i8 : "none", t.has_bf16 ? "yes" : "no",
+           t.mk[0].mr, t.mk[0].cols, t.mk[1].mr, t.mk[1].cols, t.flash.rows, t.flash.keys, t.pack.panel, t.pack.kc,
+           (unsigned)t.elf.machine);
+  tfx_cg_target_free(&t);
+  return 0;
+}
+
 void tfx_cg_target_free(tfx_cg_target *t) {
   if (!t) return;
   free(t->triple);

@@ -233,6 +233,12 @@ static int compile_main(int argc, char **argv) {
 
   int only_ir = emit && strcmp(emit, "ir") == 0;
   tfx_target_options t = {.opt_level = opt, .cpu = cpu};
+  char err[1024] = "";
+  tfx_pack_layout layout; /* the target first: its errors (an unknown --mcpu) are tfxc's, not the source's */
+  if (tfx_backend_pack_layout(&t, &layout, err, sizeof err)) {
+    fprintf(stderr, "tfxc: error: %s\n", err);
+    return EXIT_COMPILE;
+  }
   tfx_build_options bo = {.target = &t,
                           .weights = weights,
                           .no_weights = only_ir && !weights,
@@ -246,7 +252,6 @@ static int compile_main(int argc, char **argv) {
   if (tfx_build_source(input, NULL, &bo, &b)) return EXIT_COMPILE;
 
   int rc = 0;
-  char err[1024] = "";
   if (only_ir) {
     tfx_print_graph(b.graph, stdout);
   } else if (stats) {

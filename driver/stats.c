@@ -35,7 +35,9 @@ static void describe_fused(const tfx_graph *g, const tfx_node *n, FILE *out) {
 int tfx_print_stats(const tfx_graph *g, const tfx_target_options *t, const char *pipeline, FILE *out, char *err,
                     size_t errlen) {
   int fwd = 0, dec = 0;
+  char target[512];
   if (tfx_backend_kernel_counts(g, t, &fwd, &dec, err, errlen)) return -1;
+  if (tfx_backend_target_summary(t, target, sizeof target, err, errlen)) return -1;
   tfx_mem_stats ms;
   if (tfx_pass_mem_stats(g, &ms)) {
     snprintf(err, errlen, "cannot compute the liveness statistics");
@@ -47,6 +49,7 @@ int tfx_print_stats(const tfx_graph *g, const tfx_target_options *t, const char 
   for (int i = 0; i < g->n_nodes; i++) params += g->nodes[i].op == TFX_OP_PARAM;
   fprintf(out, "model %s: %d nodes, max_seq %lld\n", g->name ? g->name : "?", g->n_nodes, (long long)g->max_seq);
   fprintf(out, "  passes:            %s\n", pipeline ? pipeline : "?");
+  fprintf(out, "  target:            %s\n", target);
   fprintf(out, "  kernels per call:  prefill (forward) %d, decode %d\n", fwd, dec);
   fprintf(out, "  arena:             %lld bytes (liveness peak %lld, naive sum of %d values %lld)\n",
           (long long)g->arena_bytes, (long long)ms.peak_live, ms.values, (long long)ms.naive_sum);

@@ -7,7 +7,9 @@
  * attention by the per-row kernel, with the same greedy tokens after a
  * 40-token prompt. Also checks that 1 and 2 threads give the
  * same greedy tokens (the inline-or-fork grain decision must not change
- * results). */
+ * results). The greedy tokens of both comparisons are also checked against
+ * the reference interpreter on the same weights, so a result wrong in both
+ * configurations fails too. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,9 +19,66 @@
 
 #include <cmocka.h>
 
+#include "../driver/compile.h"
 #include "support/testutil.h"
 
 static char model[4096];
+
+/* Checks the ids `tfxc run --temperature 0 --print-ids` printed for the
+ * model at path (weights, prompt: as given to tfxc; up to `steps` ids)
+ * against the reference interpreter on the -O0 graph of the same weights:
+ * each id must be the interpreter's argmax after BOS, the prompt and the
+ * ids before it (or within 1e-4 of its maximum: a near tie may round either
+ * way), and a run stopping early must stop where BOS (id 1) is the argmax. */
+static void check_ids_with_interpreter(const char *path, const char *weights, const char *prompt, const char *ids,
+                                       int steps) {
+  tfx_build_options bo = {.weights = weights, .opt_level = 0};
+  tfx_build b;
+  assert_int_equal(tfx_build_source(path, NULL, &bo, &b), 0);
+  int64_t vocab = tfx_node_cols(&b.graph->nodes[b.graph->output]), max_seq = b.graph->max_seq;
+  int32_t *tok = calloc((size_t)max_seq, sizeof *tok);
+  float *logits = malloc((size_t)(max_seq * vocab) * sizeof *logits);
+  assert_true(tok && logits);
+  int n = 0;
+  tok[n++] = 1; /* BOS */
+  for (const char *p = prompt; p && *p;) {
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (end == p) break;
+    tok[n++] = (int32_t)v;
+    p = end;
+  }
+  tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+  assert_non_null(it);
+  char err[512];
+  int64_t rows = n, done = 0;
+  const char *p = ids;
+  for (;;) {
+    if (tfx_interp_forward(it, tok + n - rows, rows, logits, err, sizeof err)) fail_msg("interpreter: %s", err);
+    const float *last = logits + (rows - 1) * vocab;
+    int best = tfx_test_argmax(last, (int)vocab);
+    char *end;
+    long id = strtol(p, &end, 10);
+    if (end == p) { /* no more ids: the run generated all it was asked, or stopped at BOS */
+      if (done < steps && n < max_seq) assert_int_equal(best, 1);
+      break;
+    }
+    p = end;
+    assert_true(id >= 0 && id < vocab && id != 1);
+    if (id != best && last[id] < last[best] - 1e-4f)
+      fail_msg("id %lld of %s: %ld, the interpreter's argmax is %d (%g vs %g)", (long long)done, path, id, best,
+               (double)last[id], (double)last[best]);
+    done++;
+    if (done == steps || n == max_seq) break;
+    tok[n++] = (int32_t)id;
+    rows = 1;
+  }
+  assert_true(done > 0);
+  tfx_interp_free(it);
+  free(tok);
+  free(logits);
+  tfx_build_free(&b);
+}
 
 static char *asm_for(const char *flag, int *rc) {
   char *out = NULL, *err = NULL;
@@ -81,6 +140,7 @@ static void test_threads_same_tokens(void **state) {
   assert_int_equal(rc, 0);
   assert_true(strlen(o1) > 0);
   assert_string_equal(o1, o2);
+  check_ids_with_interpreter(model, "random:7", NULL, o1, 24);
   free(o1);
   free(o2);
 }
@@ -136,6 +196,8 @@ static void test_attention_schedule(void **state) {
   (void)state;
   char *dir = tfx_test_tmpdir();
   assert_non_null(dir);
+  static const char *prompt = "5 9 2 33 7 100 12 4 8 61 7 2 90 3 3 17 40 2 11 5 6 7 8 9 10 200 300 1 4 2 8 16 32 "
+                              "64 128 256 3 5 7 9";
   char paths[2][4096];
   with_attention(dir, "flash.tfx", "flash", paths[0], sizeof paths[0]);
   with_attention(dir, "dense.tfx", "dense", paths[1], sizeof paths[1]);
@@ -153,16 +215,14 @@ static void test_attention_schedule(void **state) {
     free(err);
     out = err = NULL;
     rc = tfx_test_run((char *[]){TFXC_PATH, "run", paths[k], "--weights", "random:3", "-n", "24", "--temperature", "0",
-                                 "--prompt-ids",
-                                 "5 9 2 33 7 100 12 4 8 61 7 2 90 3 3 17 40 2 11 5 6 7 8 9 10 200 300 1 4 2 8 16 32 "
-                                 "64 128 256 3 5 7 9",
-                                 "--print-ids", NULL},
+                                 "--prompt-ids", (char *)prompt, "--print-ids", NULL},
                       &ids[k], &err);
     free(err);
     assert_int_equal(rc, 0);
   }
   assert_true(strlen(ids[0]) > 0);
   assert_string_equal(ids[0], ids[1]);
+  check_ids_with_interpreter(paths[0], "random:3", prompt, ids[0], 24);
   free(ids[0]);
   free(ids[1]);
   tfx_test_rmdir(dir);

@@ -171,6 +171,19 @@ static void test_mcpu_levels(void **state) {
     assert_int_equal(lay.panel, 32);
     assert_int_equal(lay.kc, 1);
   }
+  /* --stats prints the description */
+  char *out = NULL, *serr = NULL;
+  char model[4096];
+  snprintf(model, sizeof model, "%s/examples/llama/stories260k.tfx", TFX_SOURCE_DIR);
+  assert_int_equal(
+      tfx_test_run((char *[]){TFXC_PATH, model, "--weights", "random", "--mcpu", "x86-64-v3", "--stats", NULL}, &out,
+                   &serr),
+      0);
+  assert_non_null(strstr(out, "  target:            x86_64"));
+  assert_non_null(strstr(out, " x86-64-v3: 8 floats x 16 vector registers, fma yes, int8 dot maddubs, bf16 no; "
+                              "micro-kernel 6x16 (glu 6x8), flash 8 rows x 8 keys, panel 32x1, ELF machine 62\n"));
+  free(out);
+  free(serr);
   tfx_target_options bad = {.opt_level = 2, .cpu = "bogus"};
   tfx_pack_layout lay;
   char err[512];
@@ -321,12 +334,70 @@ static void test_layout_is_data(void **state) {
   fclose(diag);
 }
 
+/* The unoptimized LLVM IR of g's module built for description t. */
+static char *module_ir(const tfx_graph *g, const tfx_cg_target *t) {
+  char err[512] = "";
+  LLVMTargetMachineRef tm = tfx_cg_target_machine(t, 0, 1, err, sizeof err);
+  assert_non_null(tm);
+  LLVMContextRef ctx = LLVMContextCreate();
+  LLVMModuleRef mod = NULL;
+  if (tfx_cg_build_module(g, t, ctx, tm, NULL, &mod, err, sizeof err)) fail_msg("build_module: %s", err);
+  char *ir = LLVMPrintModuleToString(mod), *copy = strdup(ir);
+  LLVMDisposeMessage(ir);
+  LLVMDisposeModule(mod);
+  LLVMContextDispose(ctx);
+  LLVMDisposeTargetMachine(tm);
+  return copy;
+}
+
+/* The kernels take their tiles from the description, not from the width:
+ * changing only the description's micro-kernel tile or flash key group
+ * changes the module. */
+static void test_kernels_read_description(void **state) {
+  (void)state;
+  static const char *src = "model kd\n"
+                           "const max_seq = 16\n"
+                           "param wq : f32[32, 32]\nparam wk : f32[32, 32]\nparam wv : f32[32, 32]\n"
+                           "param wo : f32[32, 32]\nparam w1 : f32[64, 32]\n"
+                           "forward(x : f32[T, 32]) -> f32[T, 64] {\n"
+                           "  h = x + attention(x, wq, wk, wv, wo, heads = 4, mask = causal)\n"
+                           "  return linear(h, w1)\n"
+                           "}\n";
+  tfx_build_options bo = {.weights = "random:1", .opt_level = 2};
+  tfx_build b;
+  assert_int_equal(tfx_build_source("kd.tfx", src, &bo, &b), 0);
+  tfx_cg_target t = resolve("x86-64-v3", NULL);
+  char *base = module_ir(b.graph, &t);
+  assert_non_null(strstr(base, "flash_attention"));
+  tfx_cg_target_free(&t);
+  t = resolve("x86-64-v3", NULL);
+  t.mk[0] = (tfx_cg_tile){3, 1, 8}; /* narrower, shorter tiles */
+  char *mk = module_ir(b.graph, &t);
+  assert_true(strcmp(base, mk) != 0);
+  tfx_cg_target_free(&t);
+  t = resolve("x86-64-v3", NULL);
+  t.flash.keys = 4;
+  char *fa = module_ir(b.graph, &t);
+  assert_true(strcmp(base, fa) != 0);
+  tfx_cg_target_free(&t);
+  t = resolve("x86-64-v3", NULL); /* the same description gives the same module */
+  char *again = module_ir(b.graph, &t);
+  assert_true(strcmp(base, again) == 0);
+  tfx_cg_target_free(&t);
+  free(base);
+  free(mk);
+  free(fa);
+  free(again);
+  tfx_build_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_host),
       cmocka_unit_test(test_mcpu_levels),
       cmocka_unit_test(test_object_machine),
       cmocka_unit_test(test_layout_is_data),
+      cmocka_unit_test(test_kernels_read_description),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
