@@ -45,22 +45,22 @@ void tfx_cg_aot_free(tfx_cg_aot *a) {
 
 int tfx_backend_emit_text(const tfx_graph *g, const tfx_target_options *o, tfx_emit_kind kind, FILE *out, char *err,
                           size_t errlen) {
-  if (!g || !out) return tfx_cg_errf(err, errlen, "backend: tfx_backend_emit_text: NULL argument");
+  if (!g || !out) return tfx_errf(err, errlen, "backend: tfx_backend_emit_text: NULL argument");
   tfx_cg_aot a;
   if (tfx_cg_aot_build(g, o, &a, err, errlen)) return -1;
   int rc = 0;
   if (kind == TFX_EMIT_LLVM_IR) {
     char *s = LLVMPrintModuleToString(a.mod);
-    if (fputs(s, out) < 0) rc = tfx_cg_errf(err, errlen, "backend: writing the LLVM IR failed");
+    if (fputs(s, out) < 0) rc = tfx_errf(err, errlen, "backend: writing the LLVM IR failed");
     LLVMDisposeMessage(s);
   } else {
     char *msg = NULL;
     LLVMMemoryBufferRef buf = NULL;
     if (LLVMTargetMachineEmitToMemoryBuffer(a.tm, a.mod, LLVMAssemblyFile, &msg, &buf)) {
-      rc = tfx_cg_errf(err, errlen, "backend: assembly emission failed: %s", msg ? msg : "?");
+      rc = tfx_errf(err, errlen, "backend: assembly emission failed: %s", msg ? msg : "?");
     } else {
       size_t n = LLVMGetBufferSize(buf);
-      if (fwrite(LLVMGetBufferStart(buf), 1, n, out) != n) rc = tfx_cg_errf(err, errlen, "backend: writing failed");
+      if (fwrite(LLVMGetBufferStart(buf), 1, n, out) != n) rc = tfx_errf(err, errlen, "backend: writing failed");
       LLVMDisposeMemoryBuffer(buf);
     }
     LLVMDisposeMessage(msg);
@@ -76,12 +76,12 @@ static char *make_tmpdir(char *err, size_t errlen) {
   size_t len = strlen(base) + 32;
   char *dir = malloc(len);
   if (!dir) {
-    tfx_cg_errf(err, errlen, "backend: out of memory");
+    tfx_errf(err, errlen, "backend: out of memory");
     return NULL;
   }
   snprintf(dir, len, "%s/tfxc-XXXXXX", base);
   if (!mkdtemp(dir)) {
-    tfx_cg_errf(err, errlen, "backend: cannot create a temporary directory in %s: %s", base, strerror(errno));
+    tfx_errf(err, errlen, "backend: cannot create a temporary directory in %s: %s", base, strerror(errno));
     free(dir);
     return NULL;
   }
@@ -90,11 +90,10 @@ static char *make_tmpdir(char *err, size_t errlen) {
 
 int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
                              const tfx_target_options *o, const char *obj_path, char *err, size_t errlen) {
-  if (!g || !obj_path || !obj_path[0])
-    return tfx_cg_errf(err, errlen, "backend: tfx_backend_write_object: NULL argument");
+  if (!g || !obj_path || !obj_path[0]) return tfx_errf(err, errlen, "backend: tfx_backend_write_object: NULL argument");
   if ((uint64_t)weights_bytes < (uint64_t)g->weights_bytes || (weights_bytes > 0 && !weights))
-    return tfx_cg_errf(err, errlen, "backend: the weights blob has %zu bytes, the model needs %lld", weights_bytes,
-                       (long long)g->weights_bytes);
+    return tfx_errf(err, errlen, "backend: the weights blob has %zu bytes, the model needs %lld", weights_bytes,
+                    (long long)g->weights_bytes);
   tfx_cg_aot a;
   if (tfx_cg_aot_build(g, o, &a, err, errlen)) return -1;
   char *dir = make_tmpdir(err, errlen);
@@ -106,14 +105,14 @@ int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t 
   char *code = malloc(plen), *blob = malloc(plen);
   int rc = -1;
   if (!code || !blob) {
-    tfx_cg_errf(err, errlen, "backend: out of memory");
+    tfx_errf(err, errlen, "backend: out of memory");
     goto done;
   }
   snprintf(code, plen, "%s/code.o", dir);
   snprintf(blob, plen, "%s/weights.o", dir);
   char *msg = NULL;
   if (LLVMTargetMachineEmitToFile(a.tm, a.mod, code, LLVMObjectFile, &msg)) {
-    tfx_cg_errf(err, errlen, "backend: object emission failed: %s", msg ? msg : "?");
+    tfx_errf(err, errlen, "backend: object emission failed: %s", msg ? msg : "?");
     LLVMDisposeMessage(msg);
     goto done;
   }
@@ -136,13 +135,13 @@ done:
 
 int tfx_backend_link_shared(const char *obj_path, const char *so_path, char *err, size_t errlen) {
   if (!obj_path || !so_path || !obj_path[0] || !so_path[0])
-    return tfx_cg_errf(err, errlen, "backend: tfx_backend_link_shared: NULL argument");
+    return tfx_errf(err, errlen, "backend: tfx_backend_link_shared: NULL argument");
   const char *archive = getenv("TFX_RUNTIME_ARCHIVE");
   if (!archive || !archive[0]) archive = TFX_RUNTIME_ARCHIVE;
   if (access(archive, R_OK))
-    return tfx_cg_errf(err, errlen, "backend: the runtime archive %s is not readable: %s (set TFX_RUNTIME_ARCHIVE)",
-                       archive, strerror(errno));
-  if (access(obj_path, R_OK)) return tfx_cg_errf(err, errlen, "backend: %s: %s", obj_path, strerror(errno));
+    return tfx_errf(err, errlen, "backend: the runtime archive %s is not readable: %s (set TFX_RUNTIME_ARCHIVE)",
+                    archive, strerror(errno));
+  if (access(obj_path, R_OK)) return tfx_errf(err, errlen, "backend: %s: %s", obj_path, strerror(errno));
   char ffi[1024];
   snprintf(ffi, sizeof ffi, "%s", TFX_FFI_LDFLAGS);
   char *argv[64];

@@ -134,7 +134,6 @@ typedef struct tfx_cg {
 
 /* ---- errors ---- */
 int tfx_cg_fail(tfx_cg *cg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int tfx_cg_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- target.c ---- */
 /* One-time, thread-safe initialization of LLVM's native target. */
@@ -560,11 +559,11 @@ typedef struct tfx_cg_mk_shape {
 tfx_cg_mk_shape tfx_cg_mk_shape_for(const tfx_cg *cg, int glu);
 typedef struct tfx_cg_mk_tile {
   tfx_cg_wpanel gate, up; /* the panel's packed weights (up: GLU only) */
-  int pr;                /* rows of the panel (its k-stride in floats) */
-  LLVMValueRef m;        /* first row of x */
-  int mr;                /* rows (static) */
-  int clamp;             /* rows past M - 1 reread row M - 1 (their results are not stored) */
-  int c0, nc;            /* the tile's columns within the panel (static) */
+  int pr;                 /* rows of the panel (its k-stride in floats) */
+  LLVMValueRef m;         /* first row of x */
+  int mr;                 /* rows (static) */
+  int clamp;              /* rows past M - 1 reread row M - 1 (their results are not stored) */
+  int c0, nc;             /* the tile's columns within the panel (static) */
   LLVMValueRef blk, blku;
 } tfx_cg_mk_tile;
 void tfx_cg_mk_emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_mk_tile *t);

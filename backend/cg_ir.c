@@ -9,16 +9,6 @@
 
 #include "cg.h"
 
-int tfx_cg_errf(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 int tfx_cg_fail(tfx_cg *cg, const char *fmt, ...) {
   if (!cg->failed && cg->err && cg->errlen) {
     va_list ap;

@@ -38,7 +38,7 @@ static void c_identifier(const char *name, char *buf, size_t len) {
 /* ---- the graph's shape, as the descriptor states it ---- */
 
 static int live_fail(char *err, size_t errlen, const tfx_node *n, const char *what) {
-  return tfx_cg_errf(err, errlen, "backend: %%%d (%s): %s", n->id, tfx_op_name(n->op), what);
+  return tfx_errf(err, errlen, "backend: %%%d (%s): %s", n->id, tfx_op_name(n->op), what);
 }
 
 /* Marks the nodes the output depends on; -1 when an operand is not an
@@ -61,9 +61,9 @@ int tfx_cg_mark_live(const tfx_graph *g, char *live, char *err, size_t errlen) {
 int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_width, int32_t *output_width,
                        int32_t *vocab, int32_t *has_kv, char *err, size_t errlen) {
   if (!g || g->n_nodes < 1 || g->input < 0 || g->input >= g->n_nodes || g->output < 0 || g->output >= g->n_nodes)
-    return tfx_cg_errf(err, errlen, "backend: the graph has no input or no output");
+    return tfx_errf(err, errlen, "backend: the graph has no input or no output");
   char *live = malloc((size_t)g->n_nodes);
-  if (!live) return tfx_cg_errf(err, errlen, "backend: out of memory");
+  if (!live) return tfx_errf(err, errlen, "backend: out of memory");
   if (tfx_cg_mark_live(g, live, err, errlen)) {
     free(live);
     return -1;
@@ -86,7 +86,7 @@ int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_w
   }
   free(live);
   if (ow < 1 || ow > INT32_MAX || iw < 1 || iw > INT32_MAX || voc > INT32_MAX)
-    return tfx_cg_errf(err, errlen, "backend: input or output width out of range");
+    return tfx_errf(err, errlen, "backend: input or output width out of range");
   *input_kind = in->type.dtype == TFX_DT_I32 ? TFX_INPUT_TOKENS : TFX_INPUT_F32;
   *input_width = (int32_t)iw;
   *output_width = (int32_t)ow;

@@ -26,15 +26,15 @@ static int pad_to(FILE *f, uint64_t *off, uint64_t align) {
 
 int tfx_cg_write_blob_object(const char *path, const tfx_cg_elf_id *elf, const char *symbol, const uint8_t *data,
                              size_t bytes, char *err, size_t errlen) {
-  if (bytes > 0 && !data) return tfx_cg_errf(err, errlen, "backend: no weights data to write");
+  if (bytes > 0 && !data) return tfx_errf(err, errlen, "backend: no weights data to write");
   if (!elf || elf->machine == EM_NONE)
-    return tfx_cg_errf(err, errlen,
-                       "backend: the target's objects are not 64-bit little-endian ELF; tfxc writes the weights "
-                       "only into such objects");
+    return tfx_errf(err, errlen,
+                    "backend: the target's objects are not 64-bit little-endian ELF; tfxc writes the weights "
+                    "only into such objects");
   /* string tables */
   char strtab[256];
   size_t sym_len = strlen(symbol);
-  if (sym_len + 2 > sizeof strtab) return tfx_cg_errf(err, errlen, "backend: symbol name too long");
+  if (sym_len + 2 > sizeof strtab) return tfx_errf(err, errlen, "backend: symbol name too long");
   strtab[0] = 0;
   memcpy(strtab + 1, symbol, sym_len + 1);
   size_t strtab_size = sym_len + 2;
@@ -102,7 +102,7 @@ int tfx_cg_write_blob_object(const char *path, const tfx_cg_elf_id *elf, const c
                                   .sh_addralign = 1};
 
   FILE *f = fopen(path, "wb");
-  if (!f) return tfx_cg_errf(err, errlen, "backend: cannot create %s: %s", path, strerror(errno));
+  if (!f) return tfx_errf(err, errlen, "backend: cannot create %s: %s", path, strerror(errno));
   uint64_t off = off_data;
   int bad = write_all(f, &eh, sizeof eh) || write_all(f, data, bytes);
   off += bytes;
@@ -110,6 +110,6 @@ int tfx_cg_write_blob_object(const char *path, const tfx_cg_elf_id *elf, const c
         write_all(f, shstrtab, sizeof shstrtab);
   off = off_shstrtab + sizeof shstrtab;
   bad = bad || pad_to(f, &off, 8) || write_all(f, sh, sizeof sh);
-  if (fclose(f) || bad) return tfx_cg_errf(err, errlen, "backend: writing %s failed: %s", path, strerror(errno));
+  if (fclose(f) || bad) return tfx_errf(err, errlen, "backend: writing %s failed: %s", path, strerror(errno));
   return 0;
 }

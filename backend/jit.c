@@ -16,7 +16,7 @@ struct tfx_jit_module {
 
 static int llvm_error(LLVMErrorRef e, const char *what, char *err, size_t errlen) {
   char *m = LLVMGetErrorMessage(e);
-  tfx_cg_errf(err, errlen, "backend: %s: %s", what, m ? m : "?");
+  tfx_errf(err, errlen, "backend: %s: %s", what, m ? m : "?");
   LLVMDisposeErrorMessage(m);
   return -1;
 }
@@ -25,7 +25,7 @@ int tfx_backend_jit(const tfx_graph *g, const tfx_target_options *o, tfx_jit_mod
                     char *err, size_t errlen) {
   if (out) *out = NULL;
   if (desc) *desc = NULL;
-  if (!g || !out || !desc) return tfx_cg_errf(err, errlen, "backend: tfx_backend_jit: NULL argument");
+  if (!g || !out || !desc) return tfx_errf(err, errlen, "backend: tfx_backend_jit: NULL argument");
   tfx_cg_target t;
   if (tfx_cg_target_resolve(o, &t, err, errlen)) return -1;
 
@@ -74,12 +74,12 @@ int tfx_backend_jit(const tfx_graph *g, const tfx_target_options *o, tfx_jit_mod
     goto done;
   }
   if (!addr) {
-    tfx_cg_errf(err, errlen, "backend: the JIT'd module has no " TFX_DESC_SYMBOL);
+    tfx_errf(err, errlen, "backend: the JIT'd module has no " TFX_DESC_SYMBOL);
     goto done;
   }
   m = calloc(1, sizeof *m);
   if (!m) {
-    tfx_cg_errf(err, errlen, "backend: out of memory");
+    tfx_errf(err, errlen, "backend: out of memory");
     goto done;
   }
   m->jit = jit;

@@ -29,7 +29,7 @@ int tfx_backend_kernel_counts(const tfx_graph *g, const tfx_target_options *o, i
   if (tm && !tfx_cg_build_module(g, &t, ctx, tm, NULL, &mod, err, errlen)) {
     *forward = count_launches(mod, "tfx_entry_forward");
     *decode = count_launches(mod, "tfx_entry_decode");
-    rc = *forward >= 0 && *decode >= 0 ? 0 : tfx_cg_errf(err, errlen, "backend: the module has no entry points");
+    rc = *forward >= 0 && *decode >= 0 ? 0 : tfx_errf(err, errlen, "backend: the module has no entry points");
     LLVMDisposeModule(mod);
   }
   LLVMContextDispose(ctx);

@@ -18,7 +18,7 @@
 /* ---- graph checks ---- */
 
 static int node_fail(char *err, size_t errlen, const tfx_node *n, const char *what) {
-  return tfx_cg_errf(err, errlen, "backend: %%%d (%s): %s", n->id, tfx_op_name(n->op), what);
+  return tfx_errf(err, errlen, "backend: %%%d (%s): %s", n->id, tfx_op_name(n->op), what);
 }
 
 static int check_value_type(const tfx_graph *g, const tfx_node *n, char *err, size_t errlen) {
@@ -41,13 +41,13 @@ static int check_value_type(const tfx_graph *g, const tfx_node *n, char *err, si
 static int check_graph(const tfx_graph *g, const char *live, char *err, size_t errlen) {
   char msg[256];
   if (g->max_seq < 1 || g->max_seq > INT32_MAX)
-    return tfx_cg_errf(err, errlen, "backend: max_seq = %lld must be in 1..%d", (long long)g->max_seq, INT32_MAX);
+    return tfx_errf(err, errlen, "backend: max_seq = %lld must be in 1..%d", (long long)g->max_seq, INT32_MAX);
   if (g->arena_bytes < 0 || g->kv_bytes < 0 || g->weights_bytes < 0)
-    return tfx_cg_errf(err, errlen, "backend: negative memory sizes in the plan");
+    return tfx_errf(err, errlen, "backend: negative memory sizes in the plan");
   for (int i = 0; i < g->n_nodes; i++) {
     const tfx_node *n = &g->nodes[i];
     if (!live[i]) continue;
-    if (n->id != i) return tfx_cg_errf(err, errlen, "backend: node %d has id %d", i, n->id);
+    if (n->id != i) return tfx_errf(err, errlen, "backend: node %d has id %d", i, n->id);
     for (int j = 0; j < n->n_inputs; j++)
       if (n->inputs[j] < 0 || n->inputs[j] >= i) return node_fail(err, errlen, n, "operand is not an earlier node");
     if (check_value_type(g, n, err, errlen)) return -1;
@@ -271,11 +271,11 @@ static void init_fn_attrs(tfx_cg *cg) {
 int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextRef ctx, LLVMTargetMachineRef tm,
                         const char *weights_symbol, LLVMModuleRef *out, char *err, size_t errlen) {
   *out = NULL;
-  if (!g) return tfx_cg_errf(err, errlen, "backend: no graph");
+  if (!g) return tfx_errf(err, errlen, "backend: no graph");
   if (g->n_nodes < 1 || !g->nodes || g->input < 0 || g->input >= g->n_nodes || g->output < 0 || g->output >= g->n_nodes)
-    return tfx_cg_errf(err, errlen, "backend: the graph has no input or no output");
+    return tfx_errf(err, errlen, "backend: the graph has no input or no output");
   char *live = malloc((size_t)g->n_nodes * 2);
-  if (!live) return tfx_cg_errf(err, errlen, "backend: out of memory");
+  if (!live) return tfx_errf(err, errlen, "backend: out of memory");
   char *tail = live + g->n_nodes;
   if (tfx_cg_mark_live(g, live, err, errlen) || check_graph(g, live, err, errlen)) {
     free(live);
@@ -345,7 +345,7 @@ int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextR
   }
   char *msg = NULL;
   if (LLVMVerifyModule(cg.mod, LLVMReturnStatusAction, &msg)) {
-    tfx_cg_errf(err, errlen, "backend: internal error, invalid LLVM module: %.400s", msg ? msg : "?");
+    tfx_errf(err, errlen, "backend: internal error, invalid LLVM module: %.400s", msg ? msg : "?");
     LLVMDisposeMessage(msg);
     LLVMDisposeModule(cg.mod);
     return -1;
@@ -365,7 +365,7 @@ int tfx_cg_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level, c
   LLVMDisposePassBuilderOptions(po);
   if (e) {
     char *m = LLVMGetErrorMessage(e);
-    tfx_cg_errf(err, errlen, "backend: LLVM optimization failed: %s", m);
+    tfx_errf(err, errlen, "backend: LLVM optimization failed: %s", m);
     LLVMDisposeErrorMessage(m);
     return -1;
   }

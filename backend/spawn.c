@@ -18,7 +18,7 @@ extern char **environ;
 
 int tfx_cg_run(char *const argv[], char *err, size_t errlen) {
   int fds[2];
-  if (pipe(fds)) return tfx_cg_errf(err, errlen, "backend: cannot run %s: pipe: %s", argv[0], strerror(errno));
+  if (pipe(fds)) return tfx_errf(err, errlen, "backend: cannot run %s: pipe: %s", argv[0], strerror(errno));
   fcntl(fds[0], F_SETFD, FD_CLOEXEC);
   fcntl(fds[1], F_SETFD, FD_CLOEXEC);
   posix_spawn_file_actions_t fa;
@@ -31,7 +31,7 @@ int tfx_cg_run(char *const argv[], char *err, size_t errlen) {
   close(fds[1]);
   if (rc) {
     close(fds[0]);
-    return tfx_cg_errf(err, errlen, "backend: cannot run %s: %s", argv[0], strerror(rc));
+    return tfx_errf(err, errlen, "backend: cannot run %s: %s", argv[0], strerror(rc));
   }
   char text[SPAWN_CAPTURE];
   size_t used = 0;
@@ -48,11 +48,11 @@ int tfx_cg_run(char *const argv[], char *err, size_t errlen) {
   close(fds[0]);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return tfx_cg_errf(err, errlen, "backend: waiting for %s: %s", argv[0], strerror(errno));
+    if (errno != EINTR) return tfx_errf(err, errlen, "backend: waiting for %s: %s", argv[0], strerror(errno));
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
   while (used > 0 && (text[used - 1] == '\n' || text[used - 1] == ' ')) text[--used] = 0;
   if (WIFSIGNALED(status))
-    return tfx_cg_errf(err, errlen, "backend: %s killed by signal %d: %s", argv[0], WTERMSIG(status), text);
-  return tfx_cg_errf(err, errlen, "backend: %s failed (exit status %d): %s", argv[0], WEXITSTATUS(status), text);
+    return tfx_errf(err, errlen, "backend: %s killed by signal %d: %s", argv[0], WTERMSIG(status), text);
+  return tfx_errf(err, errlen, "backend: %s failed (exit status %d): %s", argv[0], WEXITSTATUS(status), text);
 }

@@ -30,7 +30,7 @@ static void init_llvm(void) {
 
 int tfx_cg_init_llvm(char *err, size_t errlen) {
   pthread_once(&init_once, init_llvm);
-  if (init_status) return tfx_cg_errf(err, errlen, "backend: LLVM has no native target for this machine");
+  if (init_status) return tfx_errf(err, errlen, "backend: LLVM has no native target for this machine");
   return 0;
 }
 
@@ -169,7 +169,7 @@ static int elf_identity(tfx_cg_target *t, char *err, size_t errlen) {
   char *msg = NULL;
   int rc = 0;
   if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, &buf)) {
-    rc = tfx_cg_errf(err, errlen, "backend: LLVM cannot write objects for %s: %s", t->triple, msg ? msg : "?");
+    rc = tfx_errf(err, errlen, "backend: LLVM cannot write objects for %s: %s", t->triple, msg ? msg : "?");
   } else {
     const unsigned char *p = (const unsigned char *)LLVMGetBufferStart(buf);
     Elf64_Ehdr eh;
@@ -194,19 +194,19 @@ int tfx_cg_target_describe(tfx_cg_target *t, const char *triple, const char *cpu
                            char *err, size_t errlen) {
   memset(t, 0, sizeof *t);
   if (opt_level < 0 || opt_level > 3)
-    return tfx_cg_errf(err, errlen, "backend: optimization level %d is not in 0..3", opt_level);
+    return tfx_errf(err, errlen, "backend: optimization level %d is not in 0..3", opt_level);
   t->opt_level = opt_level;
   t->triple = strdup(triple ? triple : "");
   t->cpu = strdup(cpu ? cpu : "");
   t->features = strdup(features ? features : "");
   if (!t->triple || !t->cpu || !t->features) {
     tfx_cg_target_free(t);
-    return tfx_cg_errf(err, errlen, "backend: out of memory");
+    return tfx_errf(err, errlen, "backend: out of memory");
   }
   LLVMTargetRef target;
   char *msg = NULL;
   if (LLVMGetTargetFromTriple(t->triple, &target, &msg)) {
-    tfx_cg_errf(err, errlen, "backend: LLVM has no target for '%s': %s", t->triple, msg ? msg : "?");
+    tfx_errf(err, errlen, "backend: LLVM has no target for '%s': %s", t->triple, msg ? msg : "?");
     LLVMDisposeMessage(msg);
     tfx_cg_target_free(t);
     return -1;
@@ -218,9 +218,8 @@ int tfx_cg_target_describe(tfx_cg_target *t, const char *triple, const char *cpu
   } else if (!strcmp(t->arch, "aarch64")) {
     describe_aarch64(t);
   } else {
-    tfx_cg_errf(err, errlen,
-                "backend: no target description for '%s' (LLVM target %s; tfxc describes x86-64 and aarch64)",
-                t->triple, t->arch);
+    tfx_errf(err, errlen, "backend: no target description for '%s' (LLVM target %s; tfxc describes x86-64 and aarch64)",
+             t->triple, t->arch);
     tfx_cg_target_free(t);
     return -1;
   }
@@ -234,8 +233,8 @@ int tfx_cg_target_describe(tfx_cg_target *t, const char *triple, const char *cpu
   t->pack = (tfx_pack_layout){.panel = TFX_CG_LIN_NB, .kc = 1}; /* the micro-kernel reads kc = 1 */
   if (t->pack.panel % t->width || t->mk[0].cols > t->pack.panel || t->mk[1].cols > t->pack.panel ||
       t->mk[0].mr > TFX_CG_GEMM_MAX_MR) {
-    tfx_cg_errf(err, errlen, "backend: internal error: the panel (%d) does not hold the tiles of width %d",
-                t->pack.panel, t->width);
+    tfx_errf(err, errlen, "backend: internal error: the panel (%d) does not hold the tiles of width %d", t->pack.panel,
+             t->width);
     tfx_cg_target_free(t);
     return -1;
   }
@@ -312,7 +311,7 @@ LLVMTargetMachineRef tfx_cg_target_machine(const tfx_cg_target *t, int pic, int 
   LLVMTargetRef target;
   char *msg = NULL;
   if (LLVMGetTargetFromTriple(t->triple, &target, &msg)) {
-    tfx_cg_errf(err, errlen, "backend: no LLVM target for %s: %s", t->triple, msg ? msg : "?");
+    tfx_errf(err, errlen, "backend: no LLVM target for %s: %s", t->triple, msg ? msg : "?");
     LLVMDisposeMessage(msg);
     return NULL;
   }
@@ -321,6 +320,6 @@ LLVMTargetMachineRef tfx_cg_target_machine(const tfx_cg_target *t, int pic, int 
   LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, t->triple, t->cpu, t->features, levels[t->opt_level],
                                                     pic ? LLVMRelocPIC : LLVMRelocDefault,
                                                     jit ? LLVMCodeModelJITDefault : LLVMCodeModelDefault);
-  if (!tm) tfx_cg_errf(err, errlen, "backend: cannot create a target machine for %s (cpu %s)", t->triple, t->cpu);
+  if (!tm) tfx_errf(err, errlen, "backend: cannot create a target machine for %s (cpu %s)", t->triple, t->cpu);
   return tm;
 }

@@ -96,10 +96,10 @@ static const tfx_cg_wformat *format_of(tfx_dtype dt) {
 
 int tfx_cg_ws_check(const tfx_node *w, char *err, size_t errlen) {
   if (format_of(w->type.dtype)) return 0;
-  return tfx_cg_errf(err, errlen,
-                     "param '%s' is stored as %s, which the backend cannot read yet (weight formats with a "
-                     "stream: f32, f32_rowscale)",
-                     w->name ? w->name : "?", tfx_dtype_name(w->type.dtype));
+  return tfx_errf(err, errlen,
+                  "param '%s' is stored as %s, which the backend cannot read yet (weight formats with a "
+                  "stream: f32, f32_rowscale)",
+                  w->name ? w->name : "?", tfx_dtype_name(w->type.dtype));
 }
 
 const char *tfx_cg_ws_key(const tfx_node *w) {

@@ -192,8 +192,8 @@ static int compile_main(int argc, char **argv) {
       if (!(v = option_value(argc, argv, &i, "--emit-header"))) return usage_error("%s needs a file name", a);
       header = v;
     } else if (is_option(a, "--cpu") || is_option(a, "--mcpu")) {
-      const char *opt = is_option(a, "--mcpu") ? "--mcpu" : "--cpu";
-      if (!(v = option_value(argc, argv, &i, opt))) return usage_error("%s needs a value", a);
+      const char *name = is_option(a, "--mcpu") ? "--mcpu" : "--cpu";
+      if (!(v = option_value(argc, argv, &i, name))) return usage_error("%s needs a value", a);
       cpu = v;
     } else if (strcmp(a, "--stats") == 0) {
       stats = 1;

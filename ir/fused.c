@@ -111,6 +111,17 @@ int64_t tfx_pair_row(int64_t q, int hd, int rd) {
 
 double tfx_rope_inv_freq(double theta, int64_t k, int64_t rd) { return pow(theta, -2.0 * (double)k / (double)rd); }
 
+void tfx_rope_rotate(double *x, int64_t rd, double p, double theta, tfx_rope_style style) {
+  for (int64_t k = 0; k < rd / 2; k++) {
+    double angle = p * tfx_rope_inv_freq(theta, k, rd), c = cos(angle), s = sin(angle);
+    int64_t i0 = style == TFX_ROPE_INTERLEAVED ? 2 * k : k;
+    int64_t i1 = style == TFX_ROPE_INTERLEAVED ? 2 * k + 1 : k + rd / 2;
+    double x0 = x[i0], x1 = x[i1];
+    x[i0] = x0 * c - x1 * s;
+    x[i1] = x0 * s + x1 * c;
+  }
+}
+
 int64_t tfx_packed_index(const tfx_fused *fx, int64_t R, int64_t K, int64_t r, int64_t k) {
   int ns = fx->n_segs > 0 ? fx->n_segs : 1, seg = 0;
   int64_t base = 0, rows = R;

@@ -170,27 +170,6 @@ static void op_softmax(const float *x, float *y, int64_t rows, int64_t cols) {
   }
 }
 
-static void op_rope(const tfx_node *n, const float *x, float *y, int64_t rows, int64_t pos) {
-  int64_t hd = n->head_dim, rd = n->rotary_dim, cols = (int64_t)n->heads * hd;
-  memcpy(y, x, (size_t)(rows * cols) * sizeof(float));
-  for (int64_t t = 0; t < rows; t++) {
-    double p = (double)(pos + t);
-    for (int64_t h = 0; h < n->heads; h++) {
-      float *row = y + t * cols + h * hd;
-      const float *src = x + t * cols + h * hd;
-      for (int64_t k = 0; k < rd / 2; k++) {
-        double angle = p * tfx_rope_inv_freq(n->theta, k, rd);
-        double c = cos(angle), s = sin(angle);
-        int64_t i0 = n->rope_style == TFX_ROPE_INTERLEAVED ? 2 * k : k;
-        int64_t i1 = n->rope_style == TFX_ROPE_INTERLEAVED ? 2 * k + 1 : k + rd / 2;
-        double x0 = src[i0], x1 = src[i1];
-        row[i0] = (float)(x0 * c - x1 * s);
-        row[i1] = (float)(x0 * s + x1 * c);
-      }
-    }
-  }
-}
-
 /* What fuse_embedding adds to an embedding's rows y (tfx_fused): the
  * positions (a table, or the sinusoidal table in double rounded to f32, at
  * p = pos + t with pos as for POSITIONS), then the row, each an f32 add as
@@ -319,7 +298,20 @@ int tfx_interp_op_softmax(const tfx_interp_call *c) {
 }
 
 int tfx_interp_op_rope(const tfx_interp_call *c) {
-  op_rope(c->nd, OPERAND(c, 0), c->y, ROWS(c), c->pos);
+  const tfx_node *n = c->nd;
+  const float *x = OPERAND(c, 0);
+  int64_t hd = n->head_dim, rd = n->rotary_dim, cols = (int64_t)n->heads * hd, rows = ROWS(c);
+  double *z = malloc((size_t)(rd > 0 ? rd : 1) * sizeof *z);
+  if (!z) return tfx_errf(c->err, c->errlen, "%%%d (rope): out of memory", n->id);
+  memcpy(c->y, x, (size_t)(rows * cols) * sizeof(float));
+  for (int64_t t = 0; t < rows; t++)
+    for (int64_t h = 0; h < n->heads; h++) {
+      float *row = c->y + t * cols + h * hd;
+      for (int64_t i = 0; i < rd; i++) z[i] = row[i];
+      tfx_rope_rotate(z, rd, (double)(c->pos + t), n->theta, n->rope_style);
+      for (int64_t i = 0; i < rd; i++) row[i] = (float)z[i];
+    }
+  free(z);
   return 0;
 }
 

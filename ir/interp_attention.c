@@ -73,19 +73,6 @@ int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, cons
   return 0;
 }
 
-/* Rotates x[0..dr) in place by position p: pairs (2k, 2k+1) or (k, k + dr/2),
- * angle p * theta^(-2k/dr). */
-static void rope_vec(double *x, int64_t dr, double p, double theta, tfx_rope_style style) {
-  for (int64_t k = 0; k < dr / 2; k++) {
-    double a = p * tfx_rope_inv_freq(theta, k, dr), c = cos(a), s = sin(a);
-    int64_t i0 = style == TFX_ROPE_INTERLEAVED ? 2 * k : k;
-    int64_t i1 = style == TFX_ROPE_INTERLEAVED ? 2 * k + 1 : k + dr / 2;
-    double x0 = x[i0], x1 = x[i1];
-    x[i0] = x0 * c - x1 * s;
-    x[i1] = x0 * s + x1 * c;
-  }
-}
-
 int tfx_interp_mla(const tfx_node *n, const float *q, const float *ckv, const float *wkv_b, const float *g,
                    float *cache, float *y, int64_t rows, int64_t pos, int64_t max_seq, char *err, size_t errlen) {
   int64_t H = n->heads, dn = n->head_dim, dr = n->rope_dim, dv = n->v_dim, r = n->rank;
@@ -112,7 +99,7 @@ int tfx_interp_mla(const tfx_node *n, const float *q, const float *ckv, const fl
     }
     for (int64_t c = 0; c < r; c++) dst[c] = (float)(g ? src[c] * inv * g[c] : src[c]);
     for (int64_t c = 0; c < dr; c++) tmp[c] = src[r + c];
-    rope_vec(tmp, dr, (double)(pos + t), n->theta, n->rope_style);
+    tfx_rope_rotate(tmp, dr, (double)(pos + t), n->theta, n->rope_style);
     for (int64_t c = 0; c < dr; c++) dst[r + c] = (float)tmp[c];
   }
   double scale = 1.0 / sqrt((double)(dn + dr));
@@ -123,7 +110,7 @@ int tfx_interp_mla(const tfx_node *n, const float *q, const float *ckv, const fl
       const float *wuk = wkv_b + h * (dn + dv) * r, *wuv = wuk + dn * r;
       double slope = n->alibi ? tfx_alibi_slope((int)h, (int)H) : 0.0;
       for (int64_t c = 0; c < dr; c++) tmp[c] = qn[dn + c];
-      rope_vec(tmp, dr, (double)i, n->theta, n->rope_style);
+      tfx_rope_rotate(tmp, dr, (double)i, n->theta, n->rope_style);
       for (int64_t j = 0; j < n_keys; j++) {
         ok[j] = (char)tfx_attn_allowed(n, i, j, max_seq);
         if (!ok[j]) continue;

@@ -38,19 +38,8 @@ static void norm_stats(const tfx_node *nd, const float *x, float *y, int64_t row
 
 /* Rotates the pairs of one row segment z[0..cols) (whole heads) at position p. */
 static void rope_row(const tfx_node *nd, double *z, int64_t cols, double p) {
-  int64_t hd = nd->head_dim, rd = nd->rotary_dim;
-  for (int64_t h = 0; h < cols / hd; h++) {
-    double *row = z + h * hd;
-    for (int64_t k = 0; k < rd / 2; k++) {
-      double angle = p * tfx_rope_inv_freq(nd->theta, k, rd);
-      double c = cos(angle), s = sin(angle);
-      int64_t i0 = nd->rope_style == TFX_ROPE_INTERLEAVED ? 2 * k : k;
-      int64_t i1 = nd->rope_style == TFX_ROPE_INTERLEAVED ? 2 * k + 1 : k + rd / 2;
-      double x0 = row[i0], x1 = row[i1];
-      row[i0] = x0 * c - x1 * s;
-      row[i1] = x0 * s + x1 * c;
-    }
-  }
+  for (int64_t h = 0; h < cols / nd->head_dim; h++)
+    tfx_rope_rotate(z + h * nd->head_dim, nd->rotary_dim, p, nd->theta, nd->rope_style);
 }
 
 static int fused_linear(const tfx_graph *g, const tfx_node *nd, void *const *val, float *y, int64_t n, int64_t pos,

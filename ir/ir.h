@@ -12,7 +12,7 @@
 
 #define TFX_MAX_RANK 4
 #define TFX_MAX_INPUTS 8 /* FUSED_LINEAR and MOE_UP take up to 7 */
-#define TFX_DIM_T (-1) /* the dynamic token dimension, 1 <= T <= max_seq */
+#define TFX_DIM_T (-1)   /* the dynamic token dimension, 1 <= T <= max_seq */
 
 /* Element types and weight storage formats. Values (every node's result but
  * a weight's) are f32 or i32; the others are formats a weight (PARAM, and the
@@ -159,7 +159,14 @@ typedef enum { TFX_MOE_GATE_SOFTMAX_TOPK, TFX_MOE_GATE_SOFTMAX } tfx_moe_gate;
  * of the fused forms of EMBEDDING and the MoE ops, and of packed PARAMs;
  * exact semantics in ir/fused.c and docs/passes.md. */
 typedef enum { TFX_NORM_NONE, TFX_NORM_RMS, TFX_NORM_LAYER } tfx_norm_kind;
-typedef enum { TFX_ACT_NONE, TFX_ACT_SILU, TFX_ACT_GELU, TFX_ACT_GELU_TANH, TFX_ACT_RELU, TFX_ACT_SIGMOID } tfx_act_kind;
+typedef enum {
+  TFX_ACT_NONE,
+  TFX_ACT_SILU,
+  TFX_ACT_GELU,
+  TFX_ACT_GELU_TANH,
+  TFX_ACT_RELU,
+  TFX_ACT_SIGMOID
+} tfx_act_kind;
 #define TFX_MAX_SEGS 4
 #define TFX_STATS_GROUP 32 /* output columns per partial statistic (NORM_STATS from an epilogue) */
 typedef struct tfx_fused {
@@ -191,7 +198,7 @@ typedef struct tfx_fused {
    * rotated pair in adjacent columns; see tfx_packed_index */
   unsigned perm;
   int perm_hd, perm_rd;
-  int index;     /* SLICE: the segment; NORM_STATS: 1 = "from the epilogue" (below) */
+  int index; /* SLICE: the segment; NORM_STATS: 1 = "from the epilogue" (below) */
   /* FUSED_LINEAR, EMBEDDING, MOE_DOWN: stats_out = RMS or LAYER: the kernel
    * also writes, per row and group of TFX_STATS_GROUP output columns,
    * partial statistics of its outputs (RMS: the sum of squares; LAYER: the
@@ -241,13 +248,13 @@ typedef struct tfx_node {
   char *name; /* PARAM: binding name ("layers.0.wq"); INPUT: "tokens"/"x"; else NULL */
 
   /* attributes */
-  double eps;        /* RMSNORM, LAYERNORM */
-  int gelu_tanh;     /* GELU */
-  int heads;         /* ROPE, ATTENTION: query heads H */
-  int kv_heads;      /* ATTENTION: key/value heads G (H % G == 0) */
-  int head_dim;      /* ROPE, ATTENTION: d */
-  int rotary_dim;    /* ROPE: dims of each head rotated (even, <= head_dim) */
-  double theta;      /* ROPE, SINUSOIDAL: base */
+  double eps;     /* RMSNORM, LAYERNORM */
+  int gelu_tanh;  /* GELU */
+  int heads;      /* ROPE, ATTENTION: query heads H */
+  int kv_heads;   /* ATTENTION: key/value heads G (H % G == 0) */
+  int head_dim;   /* ROPE, ATTENTION: d */
+  int rotary_dim; /* ROPE: dims of each head rotated (even, <= head_dim) */
+  double theta;   /* ROPE, SINUSOIDAL: base */
   tfx_rope_style rope_style;
   tfx_mask_kind mask; /* ATTENTION */
   /* ATTENTION with mask CAUSAL keeps K and V in the session's KV cache: each
@@ -305,7 +312,7 @@ typedef struct tfx_schedule {
   int threads;   /* 0 = auto */
   int attention; /* tfx_sched_attention: AUTO and FLASH tile prefill attention without a sparse pattern
                     (tfx_attn_schedule_auto) */
-  int prefetch; /* bytes the decode matrix-vector kernels prefetch ahead of their weight stream; 0 = none */
+  int prefetch;  /* bytes the decode matrix-vector kernels prefetch ahead of their weight stream; 0 = none */
 } tfx_schedule;
 
 typedef struct tfx_graph {
@@ -497,7 +504,7 @@ int tfx_fl_planar(const tfx_node *n);       /* FUSED_LINEAR whose output is plan
 int64_t tfx_node_slot_bytes(const tfx_graph *g, const tfx_node *n, int64_t t);
 /* The NORM_STATS (index 1) a node with stats_out (tfx_stats_writer) writes, or -1. */
 int tfx_fl_stats_node(const tfx_graph *g, int id);
-unsigned tfx_fl_perm(const tfx_node *n);    /* segments with half-split RoPE (kernels compute them in pair order) */
+unsigned tfx_fl_perm(const tfx_node *n); /* segments with half-split RoPE (kernels compute them in pair order) */
 /* Float index of element (r, k) of a [R, K] weight in the packed layout of
  * fx (panel > 0): each row segment is cut into panels of `panel` rows (the
  * last may be shorter, p rows); inside a panel, K is cut into chunks of kc
@@ -522,6 +529,10 @@ int64_t tfx_pair_row(int64_t q, int hd, int rd);
  * angle of position p is p times it; the interpreter and the kernels' tables
  * both take it from here). */
 double tfx_rope_inv_freq(double theta, int64_t k, int64_t rd);
+/* Rotates x[0..rd) in place by position p, in double: pairs (2k, 2k+1)
+ * (interleaved) or (k, k + rd/2) (half), angle p * tfx_rope_inv_freq(theta,
+ * k, rd). The interpreter's one RoPE (ROPE, the fused epilogue, MLA). */
+void tfx_rope_rotate(double *x, int64_t rd, double p, double theta, tfx_rope_style style);
 const char *tfx_act_name(int act);
 
 /* ---- printer (ir/print.c) ---- */

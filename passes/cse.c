@@ -33,7 +33,7 @@ int tfx_pass_cse(tfx_pass_ctx *c) {
     free(table);
     free(repl);
     tfx_rw_abort(&rw);
-    return tfx_pass_errf(c->err, c->errlen, "cse: out of memory");
+    return tfx_errf(c->err, c->errlen, "cse: out of memory");
   }
   for (size_t i = 0; i < cap; i++) table[i] = -1;
   /* one walk in order: operands are rewritten to their representatives first */

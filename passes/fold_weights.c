@@ -94,8 +94,8 @@ int tfx_pass_fold_weights(tfx_pass_ctx *c) {
     const tfx_node *n = &g->nodes[i];
     if (n->op == TFX_OP_PARAM &&
         (n->weight_offset < 0 || n->weight_offset + tfx_type_bytes(&n->type, 1) > (int64_t)*c->weights_size))
-      return tfx_pass_errf(c->err, c->errlen, "fold_weights: param '%s' is not bound to the weights blob",
-                           n->name ? n->name : "?");
+      return tfx_errf(c->err, c->errlen, "fold_weights: param '%s' is not bound to the weights blob",
+                      n->name ? n->name : "?");
   }
   tfx_node *orig = malloc((size_t)(nn > 0 ? nn : 1) * sizeof *orig);
   char *live = calloc((size_t)nn + 1, 1);
@@ -103,7 +103,7 @@ int tfx_pass_fold_weights(tfx_pass_ctx *c) {
   int64_t *off = malloc((size_t)(nn > 0 ? nn : 1) * sizeof *off);
   uint8_t *blob = NULL;
   if (!orig || !live || !stack || !off) {
-    rc = tfx_pass_errf(c->err, c->errlen, "fold_weights: out of memory");
+    rc = tfx_errf(c->err, c->errlen, "fold_weights: out of memory");
     goto done;
   }
   memcpy(orig, g->nodes, (size_t)nn * sizeof *orig);
@@ -116,7 +116,7 @@ int tfx_pass_fold_weights(tfx_pass_ctx *c) {
     if (!all) continue;
     char *name = n->op == TFX_OP_CONCAT ? join_names(g, n) : strdup(g->nodes[n->inputs[0]].name);
     if (!name) {
-      rc = tfx_pass_errf(c->err, c->errlen, "fold_weights: out of memory");
+      rc = tfx_errf(c->err, c->errlen, "fold_weights: out of memory");
       goto done;
     }
     free(n->name);
@@ -145,7 +145,7 @@ int tfx_pass_fold_weights(tfx_pass_ctx *c) {
   size_t cap = (size_t)((total + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN);
   blob = aligned_alloc(BLOB_ALIGN, cap ? cap : BLOB_ALIGN);
   if (!blob) {
-    rc = tfx_pass_errf(c->err, c->errlen, "fold_weights: cannot allocate %lld bytes for the weights", (long long)total);
+    rc = tfx_errf(c->err, c->errlen, "fold_weights: cannot allocate %lld bytes for the weights", (long long)total);
     goto done;
   }
   memset(blob, 0, cap ? cap : BLOB_ALIGN);

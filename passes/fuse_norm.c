@@ -87,7 +87,7 @@ int tfx_pass_fuse_norm(tfx_pass_ctx *c) {
   int *start = NULL, *list = NULL, nn = g->n_nodes, rc = 0;
   if (tfx_rw_consumers(g, &start, &list)) {
     tfx_rw_abort(&rw);
-    return tfx_pass_errf(c->err, c->errlen, "fuse_norm: out of memory");
+    return tfx_errf(c->err, c->errlen, "fuse_norm: out of memory");
   }
   for (int i = 0; i < nn && rc == 0; i++) {
     const tfx_node *n = &g->nodes[i];

@@ -81,7 +81,7 @@ int tfx_pass_fuse_qkv(tfx_pass_ctx *c) {
     free(open_of);
     free(group_of);
     tfx_rw_abort(&rw);
-    return tfx_pass_errf(c->err, c->errlen, "fuse_qkv: out of memory");
+    return tfx_errf(c->err, c->errlen, "fuse_qkv: out of memory");
   }
   for (int i = 0; i < 2 * nn; i++) open_of[i] = -1;
   for (int i = 0; i < nn; i++) group_of[i] = -1;

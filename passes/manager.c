@@ -85,7 +85,7 @@ static int in_list(const char *list, const char *name) {
 /* Checks every name of a comma-separated list; -1 naming the first unknown. */
 static int check_names(const char *list, const char *what, char *err, size_t errlen) {
   if (!list) return 0;
-  if (!*list) return tfx_pass_errf(err, errlen, "%s: empty pass list", what);
+  if (!*list) return tfx_errf(err, errlen, "%s: empty pass list", what);
   for (const char *p = list; p;) {
     const char *e = strchr(p, ',');
     size_t len = e ? (size_t)(e - p) : strlen(p);
@@ -95,7 +95,7 @@ static int check_names(const char *list, const char *what, char *err, size_t err
         strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
         strncat(known, pass_table[i].name, sizeof known - strlen(known) - 1);
       }
-      return tfx_pass_errf(err, errlen, "%s: unknown pass '%.*s' (passes: %s)", what, (int)len, p, known);
+      return tfx_errf(err, errlen, "%s: unknown pass '%.*s' (passes: %s)", what, (int)len, p, known);
     }
     p = e ? e + 1 : NULL;
   }
@@ -134,17 +134,17 @@ int tfx_run_passes(tfx_graph *g, const tfx_pass_options *o, char *err, size_t er
     tfx_pass_options_init(&defaults, 2);
     o = &defaults;
   }
-  if (!g) return tfx_pass_errf(err, errlen, "no graph");
+  if (!g) return tfx_errf(err, errlen, "no graph");
   if (!o->passes && (o->opt_level < 0 || o->opt_level > 3))
-    return tfx_pass_errf(err, errlen, "unknown optimization level -O%d (expected 0..3)", o->opt_level);
+    return tfx_errf(err, errlen, "unknown optimization level -O%d (expected 0..3)", o->opt_level);
   if (check_names(o->passes, "--passes", err, errlen) || check_names(o->print_after, "--print-after", err, errlen))
     return -1;
-  if (tfx_verify(g, 0, msg, sizeof msg)) return tfx_pass_errf(err, errlen, "invalid graph: %s", msg);
+  if (tfx_verify(g, 0, msg, sizeof msg)) return tfx_errf(err, errlen, "invalid graph: %s", msg);
   FILE *dump = o->dump ? o->dump : stderr;
   const char *env = getenv("TFX_VERIFY_PASSES");
   int verify = o->verify_each || (env && *env && strcmp(env, "0"));
   if (o->pack.panel < 1 || o->pack.kc < 1)
-    return tfx_pass_errf(err, errlen, "packed layout panel %d x kc %d: both must be >= 1", o->pack.panel, o->pack.kc);
+    return tfx_errf(err, errlen, "packed layout panel %d x kc %d: both must be >= 1", o->pack.panel, o->pack.kc);
   tfx_pass_ctx c = {g, o->weights, o->weights_size, 0, o->opt_level >= 1, o->pack, msg, sizeof msg};
   c.weight_transforms = (o->weights && *o->weights) || !any_bound(g);
 
@@ -174,14 +174,14 @@ int tfx_run_passes(tfx_graph *g, const tfx_pass_options *o, char *err, size_t er
       double t0 = now_ms();
       msg[0] = 0;
       if (pi->fn(&c)) {
-        rc = tfx_pass_errf(err, errlen, "pass %s: %s", pi->name, msg);
+        rc = tfx_errf(err, errlen, "pass %s: %s", pi->name, msg);
         break;
       }
       double ms = now_ms() - t0;
       total += ms;
       if (n_rec < MAX_RUN) rec[n_rec++] = (run_record){pi->name, ms, before, g->n_nodes};
       if (verify && tfx_verify(g, 0, msg, sizeof msg)) {
-        rc = tfx_pass_errf(err, errlen, "internal error: the graph does not verify after pass %s: %s", pi->name, msg);
+        rc = tfx_errf(err, errlen, "internal error: the graph does not verify after pass %s: %s", pi->name, msg);
         break;
       }
       if (o->print_after_all || in_list(o->print_after, pi->name)) {

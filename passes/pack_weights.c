@@ -44,7 +44,7 @@ int tfx_pass_pack_weights(tfx_pass_ctx *c) {
   int *start = NULL, *list = NULL;
   if (tfx_rw_consumers(g, &start, &list)) {
     tfx_rw_abort(&rw);
-    return tfx_pass_errf(c->err, c->errlen, "pack_weights: out of memory");
+    return tfx_errf(c->err, c->errlen, "pack_weights: out of memory");
   }
   int nn = g->n_nodes;
   for (int i = 0; i < nn; i++) {

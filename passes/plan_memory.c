@@ -31,8 +31,8 @@ static int liveness(const tfx_graph *g, int *last, char *err, size_t errlen) {
     for (int j = 0; j < g->nodes[i].n_inputs; j++) {
       int v = g->nodes[i].inputs[j];
       if (v < 0 || v >= i)
-        return tfx_pass_errf(err, errlen, "plan_memory: %%%d (%s): operand %%%d is not an earlier node", i,
-                             tfx_op_name(g->nodes[i].op), v);
+        return tfx_errf(err, errlen, "plan_memory: %%%d (%s): operand %%%d is not an earlier node", i,
+                        tfx_op_name(g->nodes[i].op), v);
       last[v] = i;
       if (tfx_op_has(g->nodes[v].op, TFX_TRAIT_VIEW)) { /* a view keeps its producer alive */
         int p = g->nodes[v].inputs[0];
@@ -187,9 +187,8 @@ static int search(buffer *bufs, const int *order, int nb, int k, int64_t bound, 
 }
 
 int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen) {
-  if (!g) return tfx_pass_errf(err, errlen, "plan_memory: no graph");
-  if (g->max_seq < 1)
-    return tfx_pass_errf(err, errlen, "plan_memory: max_seq = %lld must be >= 1", (long long)g->max_seq);
+  if (!g) return tfx_errf(err, errlen, "plan_memory: no graph");
+  if (g->max_seq < 1) return tfx_errf(err, errlen, "plan_memory: max_seq = %lld must be >= 1", (long long)g->max_seq);
   int nn = g->n_nodes, rc = 0;
   size_t cnt = (size_t)(nn > 0 ? nn : 1);
   int *last = malloc(cnt * sizeof *last), *buf_of = malloc(cnt * sizeof *buf_of);
@@ -197,7 +196,7 @@ int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen
   int64_t *size = malloc(cnt * sizeof *size), *ranges = malloc(2 * cnt * sizeof *ranges);
   buffer *bufs = malloc(cnt * sizeof *bufs), *alt = malloc(cnt * sizeof *alt);
   if (!last || !buf_of || !order || !placed || !size || !ranges || !bufs || !alt) {
-    rc = tfx_pass_errf(err, errlen, "plan_memory: out of memory");
+    rc = tfx_errf(err, errlen, "plan_memory: out of memory");
     goto done;
   }
   if ((rc = liveness(g, last, err, errlen))) goto done;
@@ -212,7 +211,7 @@ int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen
     if (needs_slot(g, n)) {
       int64_t bytes = tfx_node_slot_bytes(g, n, g->max_seq);
       if (bytes < 0 || bytes > INT64_MAX / 4) {
-        rc = tfx_pass_errf(err, errlen, "plan_memory: %%%d (%s) is too large to plan", i, tfx_op_name(n->op));
+        rc = tfx_errf(err, errlen, "plan_memory: %%%d (%s) is too large to plan", i, tfx_op_name(n->op));
         goto done;
       }
       size[i] = align_up(bytes > 0 ? bytes : 1);
@@ -239,7 +238,7 @@ int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen
    * largest size x lifetime first */
   order_key *keys = malloc((size_t)(nb > 0 ? nb : 1) * sizeof *keys);
   if (!keys) {
-    rc = tfx_pass_errf(err, errlen, "plan_memory: out of memory");
+    rc = tfx_errf(err, errlen, "plan_memory: out of memory");
     goto done;
   }
   /* no placement beats the bytes live at once (the liveness peak) */

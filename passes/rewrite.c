@@ -8,16 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int tfx_pass_errf(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 static int rw_grow(tfx_rw *rw, int need) {
   if (need <= rw->cap) return 0;
   int cap = rw->cap ? rw->cap : 64;
@@ -36,7 +26,7 @@ int tfx_rw_begin(tfx_rw *rw, tfx_graph *g, char *err, size_t errlen) {
   rw->g = g;
   if (rw_grow(rw, g->n_nodes + 1)) {
     tfx_rw_abort(rw);
-    return tfx_pass_errf(err, errlen, "out of memory");
+    return tfx_errf(err, errlen, "out of memory");
   }
   for (int i = 0; i < g->n_nodes; i++) {
     rw->key[i] = i;
@@ -58,10 +48,10 @@ void tfx_rw_abort(tfx_rw *rw) {
 
 int tfx_rw_add(tfx_rw *rw, const tfx_node *proto, double key, char *err, size_t errlen) {
   tfx_graph *g = rw->g;
-  if (rw_grow(rw, g->n_nodes + 1)) return tfx_pass_errf(err, errlen, "out of memory");
+  if (rw_grow(rw, g->n_nodes + 1)) return tfx_errf(err, errlen, "out of memory");
   char msg[256];
   int id = tfx_graph_add(g, proto, msg, sizeof msg);
-  if (id < 0) return tfx_pass_errf(err, errlen, "cannot add a %s node: %s", tfx_op_name(proto->op), msg);
+  if (id < 0) return tfx_errf(err, errlen, "cannot add a %s node: %s", tfx_op_name(proto->op), msg);
   rw->key[id] = key;
   rw->uses[id] = 0;
   for (int j = 0; j < g->nodes[id].n_inputs; j++) rw->uses[g->nodes[id].inputs[j]]++;
@@ -100,7 +90,7 @@ void tfx_rw_detach(tfx_rw *rw, int id) {
 int tfx_rw_set_inputs(tfx_rw *rw, int id, int n, const int *inputs, char *err, size_t errlen) {
   tfx_graph *g = rw->g;
   tfx_node *nd = &g->nodes[id];
-  if (n < 0 || n > TFX_MAX_INPUTS) return tfx_pass_errf(err, errlen, "%%%d: %d operands", id, n);
+  if (n < 0 || n > TFX_MAX_INPUTS) return tfx_errf(err, errlen, "%%%d: %d operands", id, n);
   tfx_node old = *nd;
   for (int j = 0; j < nd->n_inputs; j++) rw->uses[nd->inputs[j]]--;
   nd->n_inputs = n;
@@ -114,8 +104,8 @@ int tfx_rw_set_inputs(tfx_rw *rw, int id, int n, const int *inputs, char *err, s
     for (int j = 0; j < nd->n_inputs; j++) rw->uses[nd->inputs[j]]--;
     *nd = old;
     for (int j = 0; j < nd->n_inputs; j++) rw->uses[nd->inputs[j]]++;
-    return tfx_pass_errf(err, errlen, "internal error: rewriting %%%d (%s) changes its type or breaks it: %s", id,
-                         tfx_op_name(nd->op), msg);
+    return tfx_errf(err, errlen, "internal error: rewriting %%%d (%s) changes its type or breaks it: %s", id,
+                    tfx_op_name(nd->op), msg);
   }
   rw->changed = 1;
   return 0;
@@ -169,7 +159,7 @@ int tfx_rw_commit(tfx_rw *rw, char *err, size_t errlen) {
   keyed *ks = malloc(((size_t)nn + 1) * sizeof *ks);
   tfx_node *nodes = malloc(((size_t)nn + 1) * sizeof *nodes);
   if (!live || !state || !stack || !order || !newid || !ks || !nodes) {
-    rc = tfx_pass_errf(err, errlen, "out of memory");
+    rc = tfx_errf(err, errlen, "out of memory");
     goto done;
   }
   /* liveness from the output (operands may have larger ids after appends) */
@@ -209,7 +199,7 @@ int tfx_rw_commit(tfx_rw *rw, char *err, size_t errlen) {
         state[u] = 1;
         for (int j = g->nodes[u].n_inputs - 1; j >= 0; j--) {
           int v = g->nodes[u].inputs[j];
-          if (state[v] == 1) rc = tfx_pass_errf(err, errlen, "internal error: the rewrite made a cycle at %%%d", v);
+          if (state[v] == 1) rc = tfx_errf(err, errlen, "internal error: the rewrite made a cycle at %%%d", v);
           if (state[v] == 0) stack[sp++] = v;
         }
       } else {
@@ -265,7 +255,7 @@ int tfx_rw_fl_set(tfx_rw *rw, int id, const int *op, char *err, size_t errlen) {
   int in[TFX_MAX_INPUTS], k = 0;
   for (int r = TFX_FL_X; r <= TFX_FL_RNBIAS; r++) {
     if (op[r] < 0) continue;
-    if (k == TFX_MAX_INPUTS) return tfx_pass_errf(err, errlen, "internal error: %%%d: too many operands", id);
+    if (k == TFX_MAX_INPUTS) return tfx_errf(err, errlen, "internal error: %%%d: too many operands", id);
     in[k++] = op[r];
   }
   n->fx.has_bias = op[TFX_FL_BIAS] >= 0;
@@ -312,7 +302,7 @@ int tfx_rw_set_node(tfx_rw *rw, int id, const tfx_fused *fx, int n, const int *i
 int tfx_rw_to_fused(tfx_rw *rw, int id, char *err, size_t errlen) {
   tfx_node *n = &rw->g->nodes[id];
   if (n->op == TFX_OP_FUSED_LINEAR) return 0;
-  if (n->op != TFX_OP_LINEAR) return tfx_pass_errf(err, errlen, "internal error: %%%d is not a linear", id);
+  if (n->op != TFX_OP_LINEAR) return tfx_errf(err, errlen, "internal error: %%%d is not a linear", id);
   int x = n->inputs[0], w = n->inputs[1], b = n->n_inputs > 2 ? n->inputs[2] : -1;
   n->op = TFX_OP_FUSED_LINEAR;
   memset(&n->fx, 0, sizeof n->fx);

@@ -36,8 +36,6 @@ int tfx_rw_consumers(const tfx_graph *g, int **start, int **list);
 int tfx_rw_commit(tfx_rw *rw, char *err, size_t errlen);
 void tfx_rw_abort(tfx_rw *rw);
 
-int tfx_pass_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
 /* Shared predicates. */
 int tfx_rw_is_act(tfx_op op); /* silu, gelu, relu, sigmoid */
 int tfx_rw_act_kind(const tfx_node *n);
