@@ -393,6 +393,7 @@ static void print_sparse(const tfx_sparse *s, FILE *out) {
   }
 }
 
+/* the print column of ATTENTION and MLA_ATTENTION */
 void tfx_print_attention(const tfx_node *n, FILE *out) {
   if (n->op == TFX_OP_MLA_ATTENTION) {
     fprintf(out, " {heads = %d, head_dim = %d, rope_dim = %d, v_dim = %d, rank = %d", n->heads, n->head_dim,
