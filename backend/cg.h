@@ -318,7 +318,7 @@ void tfx_cg_sincos_f64(tfx_cg *cg, LLVMValueRef x, LLVMValueRef *s, LLVMValueRef
 /* ---- the per-op kernel emitters: each adds its kernels to cg->kernels ---- */
 /* the emit column of ir/ops.h: tfx_cg_emit_<token> of every op, defined in
  * backend/k_*.c (source, view and folded in backend/module.c) */
-#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit)                                        \
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit, infer, check, print, cost)             \
   int tfx_cg_emit_##emit(tfx_cg *cg, const tfx_node *n);
 #include "../ir/ops.h"
 #undef TFX_OP

@@ -154,7 +154,8 @@ int tfx_cg_emit_folded(tfx_cg *cg, const tfx_node *n) {
 
 /* the dispatch: the emit column of ir/ops.h */
 static int (*const emitters[TFX_OP_COUNT])(tfx_cg *cg, const tfx_node *n) = {
-#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit) [TFX_OP_##NAME] = tfx_cg_emit_##emit,
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit, infer, check, print, cost)             \
+  [TFX_OP_##NAME] = tfx_cg_emit_##emit,
 #include "../ir/ops.h"
 #undef TFX_OP
 };

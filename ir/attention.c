@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ir.h"
+#include "op_fns.h"
 
 #define MAX_RANDOM 64 /* BigBird random blocks per query block */
 #define MAX_PARAM (1 << 30)
@@ -243,7 +244,7 @@ const char *tfx_attn_schedule_name(int s) {
 
 /* ---- checks ---- */
 
-int tfx_attn_check_attrs(const tfx_node *n, char *err, size_t errlen) {
+int tfx_check_attention(const tfx_node *n, char *err, size_t errlen) {
   const char *on = tfx_op_name(n->op);
   const tfx_sparse *s = &n->sparse;
   if (n->mask != TFX_MASK_NONE && n->mask != TFX_MASK_CAUSAL)
@@ -303,7 +304,7 @@ int tfx_infer_attention(const tfx_graph *g, const tfx_node *n, const tfx_type *c
   if (n->heads <= 0 || n->kv_heads <= 0 || n->head_dim <= 0 || n->heads % n->kv_heads)
     return tfx_errf(err, errlen, "attention: heads (%d) must be a positive multiple of kv_heads (%d)", n->heads,
                  n->kv_heads);
-  if (tfx_attn_check_attrs(n, err, errlen)) return -1;
+  if (tfx_check_attention(n, err, errlen)) return -1;
   int causal = n->mask == TFX_MASK_CAUSAL;
   int64_t qd = (int64_t)n->heads * n->head_dim, kd = (int64_t)n->kv_heads * n->head_dim;
   if (!is_f32_2(a[0]) || a[0]->dims[1] != qd || (causal && a[0]->dims[0] != TFX_DIM_T))
@@ -332,7 +333,7 @@ int tfx_infer_mla(const tfx_graph *g, const tfx_node *n, const tfx_type *const *
                  (long long)H, (long long)dn, (long long)dv, (long long)r, (long long)dr);
   if (n->mask != TFX_MASK_CAUSAL)
     return tfx_errf(err, errlen, "mla_attention needs mask = causal (its KV cache holds the latent)");
-  if (tfx_attn_check_attrs(n, err, errlen)) return -1;
+  if (tfx_check_attention(n, err, errlen)) return -1;
   if (dr > 0 && !(n->theta > 0 && isfinite(n->theta)))
     return tfx_errf(err, errlen, "mla_attention: theta must be finite and > 0");
   if (!(n->eps >= 0 && isfinite(n->eps))) return tfx_errf(err, errlen, "mla_attention: eps must be finite and >= 0");
@@ -392,7 +393,8 @@ static void print_sparse(const tfx_sparse *s, FILE *out) {
   }
 }
 
-void tfx_print_attention_attrs(const tfx_node *n, FILE *out) {
+/* the print column of ATTENTION and MLA_ATTENTION */
+void tfx_print_attention(const tfx_node *n, FILE *out) {
   if (n->op == TFX_OP_MLA_ATTENTION) {
     fprintf(out, " {heads = %d, head_dim = %d, rope_dim = %d, v_dim = %d, rank = %d", n->heads, n->head_dim,
             n->rope_dim, n->v_dim, n->rank);

@@ -1,11 +1,15 @@
 /* ir/fused.c — the optimizer's ops in the IR: NORM_STATS, FUSED_LINEAR,
  * SLICE, CONCAT, PACK, the packed layout of weights, and the operands and
  * attributes the optimizer adds to EMBEDDING and the MoE ops. Owns their
- * operand roles, type inference, attribute and use checks (called by the
- * verifier) and their text form (called by the printer). The passes that create them
+ * operand roles, type inference, attribute checks and text form (the infer,
+ * check and print columns of their rows in ir/ops.h: tfx_infer_<op>,
+ * tfx_check_<op>, tfx_print_<op>), the checks of the fused forms
+ * (tfx_fused_<op>_extra, called by ir/graph.c's inference) and the use
+ * rules (called by the verifier). The passes that create them
  * live in passes/; their semantics are documented in ir.h and
  * docs/passes.md. */
 #include "fused.h"
+#include "op_fns.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -170,7 +174,9 @@ static int segs_sum(const tfx_fused *fx, int64_t rows, char *err, size_t errlen,
   return 0;
 }
 
-static int infer_fused_linear(const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err, size_t errlen) {
+int tfx_infer_fused_linear(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                           size_t errlen) {
+  (void)g;
   char s0[64], s1[64];
   const tfx_fused *fx = &n->fx;
   const char *on = "fused_linear";
@@ -259,193 +265,170 @@ static int check_norm_attrs(const tfx_node *n, const char *on, char *err, size_t
   return 0;
 }
 
-int tfx_fused_infer_extra(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, const tfx_type *out,
-                          char *err, size_t errlen) {
+/* the optimizer's operands and attributes of EMBEDDING, MOE_ROUTE (with the
+ * router), MOE_UP and MOE_DOWN: after their base checks (ir/graph.c) */
+static int operand_count(const tfx_node *n, int want, char *err, size_t errlen) {
+  return tfx_errf(err, errlen, "%s takes %d operands with these attributes, got %d", tfx_op_name(n->op), want,
+                  n->n_inputs);
+}
+
+int tfx_fused_embedding_extra(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, const tfx_type *out,
+                              char *err, size_t errlen) {
+  char s0[64];
+  const tfx_fused *fx = &n->fx;
+  const char *on = tfx_op_name(n->op);
+  if (check_norm_attrs(n, on, err, errlen)) return -1;
+  int64_t D = out->dims[1];
+  int want = tfx_emb_n_operands(fx);
+  if (n->n_inputs != want) return operand_count(n, want, err, errlen);
+  if (fx->act || fx->glu || fx->residual || fx->rope || fx->rnorm || fx->router)
+    return tfx_errf(err, errlen, "embedding: only positions, a row, a norm and statistics fuse into it");
+  if (fx->pos_add < TFX_EMB_POS_NONE || fx->pos_add > TFX_EMB_POS_SINUSOIDAL)
+    return tfx_errf(err, errlen, "embedding: unknown positions kind %d", fx->pos_add);
+  int i = tfx_emb_operand(n, TFX_EMB_POS);
+  if (i >= 0) {
+    if (!f32_rank(a[i], 2) || tfx_type_has_t(a[i]) || a[i]->dims[1] != D)
+      return tfx_errf(err, errlen, "embedding: the positions table is %s, expected f32[max_pos, %lld]",
+                      tfx_type_str(a[i], s0, sizeof s0), (long long)D);
+    if (a[i]->dims[0] < g->max_seq)
+      return tfx_errf(err, errlen, "embedding: the positions table %s has fewer rows than max_seq = %lld",
+                      tfx_type_str(a[i], s0, sizeof s0), (long long)g->max_seq);
+  }
+  if (fx->pos_add == TFX_EMB_POS_SINUSOIDAL && (!(n->theta > 0) || !isfinite(n->theta)))
+    return tfx_errf(err, errlen, "embedding: the sinusoidal base must be > 0");
+  if (check_vec(a, tfx_emb_operand(n, TFX_EMB_ROW), D, on, "the row", err, errlen) ||
+      check_vec(a, tfx_emb_operand(n, TFX_EMB_GAIN), D, on, "the norm gain", err, errlen) ||
+      check_vec(a, tfx_emb_operand(n, TFX_EMB_NBIAS), D, on, "the norm bias", err, errlen))
+    return -1;
+  if (fx->norm && (!(n->eps >= 0) || !isfinite(n->eps)))
+    return tfx_errf(err, errlen, "embedding: eps must be finite and >= 0");
+  return 0;
+}
+
+int tfx_fused_moe_route_extra(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, const tfx_type *out,
+                              char *err, size_t errlen) {
+  (void)g, (void)out;
+  const tfx_fused *fx = &n->fx;
+  const char *on = tfx_op_name(n->op);
+  if (check_norm_attrs(n, on, err, errlen)) return -1;
+  int64_t D = a[0]->dims[1];
+  int want = 2 + (fx->norm == TFX_NORM_RMS ? 2 : fx->norm == TFX_NORM_LAYER ? 3 : 0);
+  if (n->n_inputs != want) return operand_count(n, want, err, errlen);
+  if (fx->act || fx->glu || fx->residual || fx->stats_out || fx->pos_add)
+    return tfx_errf(err, errlen, "moe_route: only the router and a norm prologue fuse into it");
+  if (check_stats(a, tfx_moe_operand(n, TFX_MOE_STATS), TFX_DIM_T, on, err, errlen) ||
+      check_vec(a, tfx_moe_operand(n, TFX_MOE_GAIN), D, on, "the norm gain", err, errlen) ||
+      check_vec(a, tfx_moe_operand(n, TFX_MOE_NBIAS), D, on, "the norm bias", err, errlen))
+    return -1;
+  return 0;
+}
+
+int tfx_fused_moe_up_extra(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, const tfx_type *out,
+                           char *err, size_t errlen) {
+  (void)g, (void)out;
   char s0[64], s1[64];
   const tfx_fused *fx = &n->fx;
   const char *on = tfx_op_name(n->op);
-  int want = 0;
   if (check_norm_attrs(n, on, err, errlen)) return -1;
-  switch (n->op) {
-  case TFX_OP_EMBEDDING: {
-    int64_t D = out->dims[1];
-    want = tfx_emb_n_operands(fx);
-    if (n->n_inputs != want) break;
-    if (fx->act || fx->glu || fx->residual || fx->rope || fx->rnorm || fx->router)
-      return tfx_errf(err, errlen, "embedding: only positions, a row, a norm and statistics fuse into it");
-    if (fx->pos_add < TFX_EMB_POS_NONE || fx->pos_add > TFX_EMB_POS_SINUSOIDAL)
-      return tfx_errf(err, errlen, "embedding: unknown positions kind %d", fx->pos_add);
-    int i = tfx_emb_operand(n, TFX_EMB_POS);
-    if (i >= 0) {
-      if (!f32_rank(a[i], 2) || tfx_type_has_t(a[i]) || a[i]->dims[1] != D)
-        return tfx_errf(err, errlen, "embedding: the positions table is %s, expected f32[max_pos, %lld]",
-                        tfx_type_str(a[i], s0, sizeof s0), (long long)D);
-      if (a[i]->dims[0] < g->max_seq)
-        return tfx_errf(err, errlen, "embedding: the positions table %s has fewer rows than max_seq = %lld",
-                        tfx_type_str(a[i], s0, sizeof s0), (long long)g->max_seq);
-    }
-    if (fx->pos_add == TFX_EMB_POS_SINUSOIDAL && (!(n->theta > 0) || !isfinite(n->theta)))
-      return tfx_errf(err, errlen, "embedding: the sinusoidal base must be > 0");
-    if (check_vec(a, tfx_emb_operand(n, TFX_EMB_ROW), D, on, "the row", err, errlen) ||
-        check_vec(a, tfx_emb_operand(n, TFX_EMB_GAIN), D, on, "the norm gain", err, errlen) ||
-        check_vec(a, tfx_emb_operand(n, TFX_EMB_NBIAS), D, on, "the norm bias", err, errlen))
-      return -1;
-    if (fx->norm && (!(n->eps >= 0) || !isfinite(n->eps)))
-      return tfx_errf(err, errlen, "embedding: eps must be finite and >= 0");
-    return 0;
-  }
-  case TFX_OP_MOE_ROUTE: {
-    int64_t D = a[0]->dims[1];
-    want = 2 + (fx->norm == TFX_NORM_RMS ? 2 : fx->norm == TFX_NORM_LAYER ? 3 : 0);
-    if (n->n_inputs != want) break;
-    if (fx->act || fx->glu || fx->residual || fx->stats_out || fx->pos_add)
-      return tfx_errf(err, errlen, "moe_route: only the router and a norm prologue fuse into it");
-    if (check_stats(a, tfx_moe_operand(n, TFX_MOE_STATS), TFX_DIM_T, on, err, errlen) ||
-        check_vec(a, tfx_moe_operand(n, TFX_MOE_GAIN), D, on, "the norm gain", err, errlen) ||
-        check_vec(a, tfx_moe_operand(n, TFX_MOE_NBIAS), D, on, "the norm bias", err, errlen))
-      return -1;
-    return 0;
-  }
-  case TFX_OP_MOE_UP: {
-    int64_t K = a[0]->dims[1];
-    want = 3 + (fx->glu ? 1 : 0) + (fx->norm == TFX_NORM_RMS ? 2 : fx->norm == TFX_NORM_LAYER ? 3 : 0);
-    if (n->n_inputs != want) break;
-    if (fx->residual || fx->stats_out || fx->router || fx->pos_add)
-      return tfx_errf(err, errlen, "moe_up: only a norm prologue, an activation and GLU fuse into it");
-    if (fx->act < TFX_ACT_NONE || fx->act > TFX_ACT_SIGMOID) return tfx_errf(err, errlen, "moe_up: unknown activation");
-    int i = tfx_moe_operand(n, TFX_MOE_W3);
-    if (i >= 0 && !tfx_type_equal(a[i], a[2]))
-      return tfx_errf(err, errlen, "moe_up: the up weights %s differ from the gate weights %s",
-                      tfx_type_str(a[i], s0, sizeof s0), tfx_type_str(a[2], s1, sizeof s1));
-    if (check_stats(a, tfx_moe_operand(n, TFX_MOE_STATS), TFX_DIM_T, on, err, errlen) ||
-        check_vec(a, tfx_moe_operand(n, TFX_MOE_GAIN), K, on, "the norm gain", err, errlen) ||
-        check_vec(a, tfx_moe_operand(n, TFX_MOE_NBIAS), K, on, "the norm bias", err, errlen))
-      return -1;
-    return 0;
-  }
-  case TFX_OP_MOE_DOWN:
-    want = 3 + (fx->residual ? 1 : 0);
-    if (n->n_inputs != want) break;
-    if (fx->norm || fx->act || fx->glu || fx->router || fx->pos_add)
-      return tfx_errf(err, errlen, "moe_down: only a residual and statistics fuse into it");
-    if (fx->residual && !tfx_type_equal(a[3], out))
-      return tfx_errf(err, errlen, "moe_down: residual is %s, expected %s", tfx_type_str(a[3], s0, sizeof s0),
-                      tfx_type_str(out, s1, sizeof s1));
-    return 0;
-  /* the others have no fused form */
-  case TFX_OP_INPUT:
-  case TFX_OP_PARAM:
-  case TFX_OP_LINEAR:
-  case TFX_OP_MATMUL:
-  case TFX_OP_ADD:
-  case TFX_OP_SUB:
-  case TFX_OP_MUL:
-  case TFX_OP_RMSNORM:
-  case TFX_OP_LAYERNORM:
-  case TFX_OP_SILU:
-  case TFX_OP_GELU:
-  case TFX_OP_RELU:
-  case TFX_OP_SOFTMAX:
-  case TFX_OP_ROPE:
-  case TFX_OP_ATTENTION:
-  case TFX_OP_SIGMOID:
-  case TFX_OP_POSITIONS:
-  case TFX_OP_SINUSOIDAL:
-  case TFX_OP_MLA_ATTENTION:
-  case TFX_OP_NORM_STATS:
-  case TFX_OP_FUSED_LINEAR:
-  case TFX_OP_SLICE:
-  case TFX_OP_CONCAT:
-  case TFX_OP_PACK:
-  case TFX_OP_COUNT: return tfx_errf(err, errlen, "%s: no fused form", on);
-  }
-  return tfx_errf(err, errlen, "%s takes %d operands with these attributes, got %d", on, want, n->n_inputs);
+  int64_t K = a[0]->dims[1];
+  int want = 3 + (fx->glu ? 1 : 0) + (fx->norm == TFX_NORM_RMS ? 2 : fx->norm == TFX_NORM_LAYER ? 3 : 0);
+  if (n->n_inputs != want) return operand_count(n, want, err, errlen);
+  if (fx->residual || fx->stats_out || fx->router || fx->pos_add)
+    return tfx_errf(err, errlen, "moe_up: only a norm prologue, an activation and GLU fuse into it");
+  if (fx->act < TFX_ACT_NONE || fx->act > TFX_ACT_SIGMOID) return tfx_errf(err, errlen, "moe_up: unknown activation");
+  int i = tfx_moe_operand(n, TFX_MOE_W3);
+  if (i >= 0 && !tfx_type_equal(a[i], a[2]))
+    return tfx_errf(err, errlen, "moe_up: the up weights %s differ from the gate weights %s",
+                    tfx_type_str(a[i], s0, sizeof s0), tfx_type_str(a[2], s1, sizeof s1));
+  if (check_stats(a, tfx_moe_operand(n, TFX_MOE_STATS), TFX_DIM_T, on, err, errlen) ||
+      check_vec(a, tfx_moe_operand(n, TFX_MOE_GAIN), K, on, "the norm gain", err, errlen) ||
+      check_vec(a, tfx_moe_operand(n, TFX_MOE_NBIAS), K, on, "the norm bias", err, errlen))
+    return -1;
+  return 0;
 }
 
-int tfx_fused_infer(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
-                    size_t errlen) {
+int tfx_fused_moe_down_extra(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, const tfx_type *out,
+                             char *err, size_t errlen) {
+  (void)g;
   char s0[64], s1[64];
-  switch (n->op) {
-  case TFX_OP_NORM_STATS:
-    if (!f32_rank(a[0], 2) || a[0]->dims[1] == TFX_DIM_T)
-      return tfx_errf(err, errlen, "norm_stats expects x : f32[M, K], got %s", tfx_type_str(a[0], s0, sizeof s0));
-    if (n->fx.norm != TFX_NORM_RMS && n->fx.norm != TFX_NORM_LAYER)
-      return tfx_errf(err, errlen, "norm_stats: norm must be rms or layer");
-    if (n->fx.index == 1) {
-      const tfx_node *p = &g->nodes[n->inputs[0]];
-      if (tfx_stats_writer(p) != n->fx.norm)
-        return tfx_errf(err, errlen,
-                        "norm_stats from the epilogue: %%%d is not a fused_linear, embedding or moe_down writing %s "
-                        "statistics",
-                        p->id, n->fx.norm == TFX_NORM_LAYER ? "layer" : "rms");
-    } else if (n->fx.index) {
-      return tfx_errf(err, errlen, "norm_stats: index must be 0 or 1");
-    }
-    if (!(n->eps >= 0) || !isfinite(n->eps)) return tfx_errf(err, errlen, "norm_stats: eps must be finite and >= 0");
-    *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], 2});
-    return 0;
-  case TFX_OP_FUSED_LINEAR: return infer_fused_linear(n, a, out, err, errlen);
-  case TFX_OP_SLICE: {
-    const tfx_node *src = &g->nodes[n->inputs[0]];
-    if (!tfx_fl_planar(src)) return tfx_errf(err, errlen, "slice: %%%d is not a planar fused_linear", src->id);
-    if (n->fx.index < 0 || n->fx.index >= src->fx.n_segs)
-      return tfx_errf(err, errlen, "slice: index %d is not a segment of %%%d (0..%d)", n->fx.index, src->id,
-                      src->fx.n_segs - 1);
-    *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], src->fx.segs[n->fx.index]});
-    return 0;
+  const tfx_fused *fx = &n->fx;
+  const char *on = tfx_op_name(n->op);
+  if (check_norm_attrs(n, on, err, errlen)) return -1;
+  int want = 3 + (fx->residual ? 1 : 0);
+  if (n->n_inputs != want) return operand_count(n, want, err, errlen);
+  if (fx->norm || fx->act || fx->glu || fx->router || fx->pos_add)
+    return tfx_errf(err, errlen, "moe_down: only a residual and statistics fuse into it");
+  if (fx->residual && !tfx_type_equal(a[3], out))
+    return tfx_errf(err, errlen, "moe_down: residual is %s, expected %s", tfx_type_str(a[3], s0, sizeof s0),
+                    tfx_type_str(out, s1, sizeof s1));
+  return 0;
+}
+
+int tfx_infer_norm_stats(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                         size_t errlen) {
+  char s0[64];
+  if (!f32_rank(a[0], 2) || a[0]->dims[1] == TFX_DIM_T)
+    return tfx_errf(err, errlen, "norm_stats expects x : f32[M, K], got %s", tfx_type_str(a[0], s0, sizeof s0));
+  if (n->fx.norm != TFX_NORM_RMS && n->fx.norm != TFX_NORM_LAYER)
+    return tfx_errf(err, errlen, "norm_stats: norm must be rms or layer");
+  if (n->fx.index == 1) {
+    const tfx_node *p = &g->nodes[n->inputs[0]];
+    if (tfx_stats_writer(p) != n->fx.norm)
+      return tfx_errf(err, errlen,
+                      "norm_stats from the epilogue: %%%d is not a fused_linear, embedding or moe_down writing %s "
+                      "statistics",
+                      p->id, n->fx.norm == TFX_NORM_LAYER ? "layer" : "rms");
+  } else if (n->fx.index) {
+    return tfx_errf(err, errlen, "norm_stats: index must be 0 or 1");
   }
-  case TFX_OP_CONCAT: {
-    const tfx_type *t0 = a[0];
-    if (!tfx_dtype_weight_ok(t0->dtype) || (t0->rank != 1 && t0->rank != 2) || tfx_type_has_t(t0))
-      return tfx_errf(err, errlen, "concat expects static weights (f32 or a storage format) of rank 1 or 2, got %s",
-                      tfx_type_str(t0, s0, sizeof s0));
-    int64_t rows = 0;
-    for (int i = 0; i < n->n_inputs; i++) {
-      if (a[i]->dtype != t0->dtype || a[i]->rank != t0->rank || tfx_type_has_t(a[i]) ||
-          (t0->rank == 2 && a[i]->dims[1] != t0->dims[1]))
-        return tfx_errf(err, errlen, "concat: operand %d is %s, expected rows like %s", i,
-                        tfx_type_str(a[i], s1, sizeof s1), tfx_type_str(t0, s0, sizeof s0));
-      rows += a[i]->dims[0];
-    }
-    *out = *t0;
-    out->dims[0] = rows;
-    return 0;
+  if (!(n->eps >= 0) || !isfinite(n->eps)) return tfx_errf(err, errlen, "norm_stats: eps must be finite and >= 0");
+  *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], 2});
+  return 0;
+}
+
+int tfx_infer_slice(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                    size_t errlen) {
+  const tfx_node *src = &g->nodes[n->inputs[0]];
+  if (!tfx_fl_planar(src)) return tfx_errf(err, errlen, "slice: %%%d is not a planar fused_linear", src->id);
+  if (n->fx.index < 0 || n->fx.index >= src->fx.n_segs)
+    return tfx_errf(err, errlen, "slice: index %d is not a segment of %%%d (0..%d)", n->fx.index, src->id,
+                    src->fx.n_segs - 1);
+  *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], src->fx.segs[n->fx.index]});
+  return 0;
+}
+
+int tfx_infer_concat(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                     size_t errlen) {
+  (void)g;
+  char s0[64], s1[64];
+  const tfx_type *t0 = a[0];
+  if (!tfx_dtype_weight_ok(t0->dtype) || (t0->rank != 1 && t0->rank != 2) || tfx_type_has_t(t0))
+    return tfx_errf(err, errlen, "concat expects static weights (f32 or a storage format) of rank 1 or 2, got %s",
+                    tfx_type_str(t0, s0, sizeof s0));
+  int64_t rows = 0;
+  for (int i = 0; i < n->n_inputs; i++) {
+    if (a[i]->dtype != t0->dtype || a[i]->rank != t0->rank || tfx_type_has_t(a[i]) ||
+        (t0->rank == 2 && a[i]->dims[1] != t0->dims[1]))
+      return tfx_errf(err, errlen, "concat: operand %d is %s, expected rows like %s", i,
+                      tfx_type_str(a[i], s1, sizeof s1), tfx_type_str(t0, s0, sizeof s0));
+    rows += a[i]->dims[0];
   }
-  case TFX_OP_PACK:
-    if (!w_rank(a[0], 2) || tfx_type_has_t(a[0]) || tfx_dtype_info_of(a[0]->dtype)->block != 1)
-      return tfx_errf(err, errlen, "pack expects a static f32[R, K] (or an element storage format), got %s",
-                      tfx_type_str(a[0], s0, sizeof s0));
-    if (n->fx.panel < 1 || n->fx.kc < 1) return tfx_errf(err, errlen, "pack: panel and kc must be >= 1");
-    if (segs_sum(&n->fx, a[0]->dims[0], err, errlen, "pack")) return -1;
-    *out = *a[0];
-    return 0;
-  /* not the optimizer's ops (tfx_infer_type) */
-  case TFX_OP_INPUT:
-  case TFX_OP_PARAM:
-  case TFX_OP_EMBEDDING:
-  case TFX_OP_LINEAR:
-  case TFX_OP_MATMUL:
-  case TFX_OP_ADD:
-  case TFX_OP_SUB:
-  case TFX_OP_MUL:
-  case TFX_OP_RMSNORM:
-  case TFX_OP_LAYERNORM:
-  case TFX_OP_SILU:
-  case TFX_OP_GELU:
-  case TFX_OP_RELU:
-  case TFX_OP_SOFTMAX:
-  case TFX_OP_ROPE:
-  case TFX_OP_ATTENTION:
-  case TFX_OP_SIGMOID:
-  case TFX_OP_POSITIONS:
-  case TFX_OP_SINUSOIDAL:
-  case TFX_OP_MOE_ROUTE:
-  case TFX_OP_MOE_UP:
-  case TFX_OP_MOE_DOWN:
-  case TFX_OP_MLA_ATTENTION:
-  case TFX_OP_COUNT: break;
-  }
-  return tfx_errf(err, errlen, "unknown op");
+  *out = *t0;
+  out->dims[0] = rows;
+  return 0;
+}
+
+int tfx_infer_pack(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                   size_t errlen) {
+  (void)g;
+  char s0[64];
+  if (!w_rank(a[0], 2) || tfx_type_has_t(a[0]) || tfx_dtype_info_of(a[0]->dtype)->block != 1)
+    return tfx_errf(err, errlen, "pack expects a static f32[R, K] (or an element storage format), got %s",
+                    tfx_type_str(a[0], s0, sizeof s0));
+  if (n->fx.panel < 1 || n->fx.kc < 1) return tfx_errf(err, errlen, "pack: panel and kc must be >= 1");
+  if (segs_sum(&n->fx, a[0]->dims[0], err, errlen, "pack")) return -1;
+  *out = *a[0];
+  return 0;
 }
 
 static int check_perm(const tfx_fused *fx, char *err, size_t errlen) {
@@ -459,16 +442,16 @@ static int check_perm(const tfx_fused *fx, char *err, size_t errlen) {
   return 0;
 }
 
-int tfx_fused_check_attrs(const tfx_node *n, char *err, size_t errlen) {
-  if (n->op == TFX_OP_PARAM && n->fx.panel) {
-    if (n->fx.panel < 0 || n->fx.kc < 1 || n->type.rank != 2)
-      return tfx_errf(err, errlen, "a packed param needs rank 2, panel >= 1 and kc >= 1");
-    if (segs_sum(&n->fx, n->type.dims[0], err, errlen, "packed param")) return -1;
-    return check_perm(&n->fx, err, errlen);
-  }
-  if (n->op == TFX_OP_PACK) return check_perm(&n->fx, err, errlen);
-  return 0;
+/* the check column: a packed PARAM's layout */
+int tfx_check_param(const tfx_node *n, char *err, size_t errlen) {
+  if (!n->fx.panel) return 0;
+  if (n->fx.panel < 0 || n->fx.kc < 1 || n->type.rank != 2)
+    return tfx_errf(err, errlen, "a packed param needs rank 2, panel >= 1 and kc >= 1");
+  if (segs_sum(&n->fx, n->type.dims[0], err, errlen, "packed param")) return -1;
+  return check_perm(&n->fx, err, errlen);
 }
+
+int tfx_check_pack(const tfx_node *n, char *err, size_t errlen) { return check_perm(&n->fx, err, errlen); }
 
 unsigned tfx_fl_perm(const tfx_node *n) {
   return n->op == TFX_OP_FUSED_LINEAR && n->rope_style == TFX_ROPE_HALF ? n->fx.rope : 0u;
@@ -597,94 +580,75 @@ void tfx_fused_moe_attrs(const tfx_node *n, char *buf, size_t len) {
   if (fx->stats_out) put(buf, len, &u, fx->stats_out == TFX_NORM_LAYER ? ", stats = layer" : ", stats = rms");
 }
 
-void tfx_fused_print_attrs(const tfx_node *n, FILE *out) {
+/* ---- the print column of the optimizer's ops and fused forms ---- */
+
+void tfx_print_embedding(const tfx_node *n, FILE *out) {
   const tfx_fused *fx = &n->fx;
-  switch (n->op) {
-  case TFX_OP_EMBEDDING: {
-    char buf[160] = "";
-    size_t u = 0;
-    if (fx->pos_add == TFX_EMB_POS_TABLE) u += (size_t)snprintf(buf + u, sizeof buf - u, ", positions = table");
-    if (fx->pos_add == TFX_EMB_POS_SINUSOIDAL)
-      u += (size_t)snprintf(buf + u, sizeof buf - u, ", positions = sinusoidal (base = %.9g)", n->theta);
-    if (fx->has_bias) u += (size_t)snprintf(buf + u, sizeof buf - u, ", row");
-    if (fx->norm)
-      u += (size_t)snprintf(buf + u, sizeof buf - u, ", norm = %s, eps = %.9g",
-                            fx->norm == TFX_NORM_LAYER ? "layernorm" : "rmsnorm", n->eps);
-    if (fx->stats_out)
-      u += (size_t)snprintf(buf + u, sizeof buf - u, ", stats = %s", fx->stats_out == TFX_NORM_LAYER ? "layer" : "rms");
-    if (u) fprintf(out, " {%s}", buf + 2);
-    return;
-  }
-  case TFX_OP_MOE_UP:
-  case TFX_OP_MOE_DOWN: {
-    char buf[160];
-    tfx_fused_moe_attrs(n, buf, sizeof buf);
-    if (buf[0]) fprintf(out, " {%s}", buf + 2);
-    return;
-  }
-  case TFX_OP_PARAM:
-    if (fx->panel > 0) {
-      fprintf(out, " {layout = panel%dx%d, ", fx->panel, fx->kc);
-      print_segs(fx, out);
-      print_perm(fx, out);
-      fputc('}', out);
-    }
-    return;
-  case TFX_OP_NORM_STATS:
-    fprintf(out, " {norm = %s, eps = %.9g%s}", fx->norm == TFX_NORM_LAYER ? "layer" : "rms", n->eps,
-            fx->index == 1 ? ", from = epilogue" : "");
-    return;
-  case TFX_OP_FUSED_LINEAR:
-    fprintf(out, " {");
-    if (fx->norm != TFX_NORM_NONE)
-      fprintf(out, "prologue = %s, ", fx->norm == TFX_NORM_LAYER ? "layernorm" : "rmsnorm");
-    print_segs(fx, out);
-    if (fx->has_bias) fprintf(out, ", bias");
-    if (fx->rope) {
-      fprintf(out, ", rope = [");
-      for (int s = 0, k = 0; s < fx->n_segs; s++)
-        if (fx->rope >> s & 1u) fprintf(out, "%s%d", k++ ? ", " : "", s);
-      fprintf(out, "] (head_dim = %d, rotary_dim = %d, theta = %.9g, style = %s)", n->head_dim, n->rotary_dim, n->theta,
-              n->rope_style == TFX_ROPE_HALF ? "half" : "interleaved");
-    }
-    if (fx->act != TFX_ACT_NONE) fprintf(out, ", act = %s", tfx_act_name(fx->act));
-    if (fx->glu) fprintf(out, ", glu");
-    if (fx->residual && fx->rnorm)
-      fprintf(out, ", residual = %s", fx->rnorm == TFX_NORM_LAYER ? "layernorm" : "rmsnorm");
-    if (fx->residual && !fx->rnorm) fprintf(out, ", residual");
-    if (fx->stats_out) fprintf(out, ", stats = %s", fx->stats_out == TFX_NORM_LAYER ? "layer" : "rms");
-    if (fx->stats_out && tfx_fl_planar(n)) fprintf(out, " (segment %d)", fx->stats_seg);
-    if (tfx_fl_planar(n)) fprintf(out, ", planar");
-    fputc('}', out);
-    return;
-  case TFX_OP_SLICE: fprintf(out, " {index = %d}", fx->index); return;
-  case TFX_OP_PACK:
-    fprintf(out, " {panel = %d, kc = %d, ", fx->panel, fx->kc);
+  char buf[160] = "";
+  size_t u = 0;
+  if (fx->pos_add == TFX_EMB_POS_TABLE) u += (size_t)snprintf(buf + u, sizeof buf - u, ", positions = table");
+  if (fx->pos_add == TFX_EMB_POS_SINUSOIDAL)
+    u += (size_t)snprintf(buf + u, sizeof buf - u, ", positions = sinusoidal (base = %.9g)", n->theta);
+  if (fx->has_bias) u += (size_t)snprintf(buf + u, sizeof buf - u, ", row");
+  if (fx->norm)
+    u += (size_t)snprintf(buf + u, sizeof buf - u, ", norm = %s, eps = %.9g",
+                          fx->norm == TFX_NORM_LAYER ? "layernorm" : "rmsnorm", n->eps);
+  if (fx->stats_out)
+    u += (size_t)snprintf(buf + u, sizeof buf - u, ", stats = %s", fx->stats_out == TFX_NORM_LAYER ? "layer" : "rms");
+  if (u) fprintf(out, " {%s}", buf + 2);
+}
+
+/* MOE_UP, MOE_DOWN */
+void tfx_print_moe(const tfx_node *n, FILE *out) {
+  char buf[160];
+  tfx_fused_moe_attrs(n, buf, sizeof buf);
+  if (buf[0]) fprintf(out, " {%s}", buf + 2);
+}
+
+/* a packed PARAM's layout (nothing for a plain one) */
+void tfx_print_param(const tfx_node *n, FILE *out) {
+  const tfx_fused *fx = &n->fx;
+  if (fx->panel > 0) {
+    fprintf(out, " {layout = panel%dx%d, ", fx->panel, fx->kc);
     print_segs(fx, out);
     print_perm(fx, out);
     fputc('}', out);
-    return;
-  /* no attributes of the optimizer (ir/print.c prints the others') */
-  case TFX_OP_INPUT:
-  case TFX_OP_LINEAR:
-  case TFX_OP_MATMUL:
-  case TFX_OP_ADD:
-  case TFX_OP_SUB:
-  case TFX_OP_MUL:
-  case TFX_OP_RMSNORM:
-  case TFX_OP_LAYERNORM:
-  case TFX_OP_SILU:
-  case TFX_OP_GELU:
-  case TFX_OP_RELU:
-  case TFX_OP_SOFTMAX:
-  case TFX_OP_ROPE:
-  case TFX_OP_ATTENTION:
-  case TFX_OP_SIGMOID:
-  case TFX_OP_POSITIONS:
-  case TFX_OP_SINUSOIDAL:
-  case TFX_OP_MOE_ROUTE:
-  case TFX_OP_MLA_ATTENTION:
-  case TFX_OP_CONCAT:
-  case TFX_OP_COUNT: return;
   }
+}
+
+void tfx_print_norm_stats(const tfx_node *n, FILE *out) {
+  const tfx_fused *fx = &n->fx;
+  fprintf(out, " {norm = %s, eps = %.9g%s}", fx->norm == TFX_NORM_LAYER ? "layer" : "rms", n->eps,
+          fx->index == 1 ? ", from = epilogue" : "");
+}
+
+void tfx_print_fused_linear(const tfx_node *n, FILE *out) {
+  const tfx_fused *fx = &n->fx;
+  fprintf(out, " {");
+  if (fx->norm != TFX_NORM_NONE) fprintf(out, "prologue = %s, ", fx->norm == TFX_NORM_LAYER ? "layernorm" : "rmsnorm");
+  print_segs(fx, out);
+  if (fx->has_bias) fprintf(out, ", bias");
+  if (fx->rope) {
+    fprintf(out, ", rope = [");
+    for (int s = 0, k = 0; s < fx->n_segs; s++)
+      if (fx->rope >> s & 1u) fprintf(out, "%s%d", k++ ? ", " : "", s);
+    fprintf(out, "] (head_dim = %d, rotary_dim = %d, theta = %.9g, style = %s)", n->head_dim, n->rotary_dim, n->theta,
+            n->rope_style == TFX_ROPE_HALF ? "half" : "interleaved");
+  }
+  if (fx->act != TFX_ACT_NONE) fprintf(out, ", act = %s", tfx_act_name(fx->act));
+  if (fx->glu) fprintf(out, ", glu");
+  if (fx->residual && fx->rnorm) fprintf(out, ", residual = %s", fx->rnorm == TFX_NORM_LAYER ? "layernorm" : "rmsnorm");
+  if (fx->residual && !fx->rnorm) fprintf(out, ", residual");
+  if (fx->stats_out) fprintf(out, ", stats = %s", fx->stats_out == TFX_NORM_LAYER ? "layer" : "rms");
+  if (fx->stats_out && tfx_fl_planar(n)) fprintf(out, " (segment %d)", fx->stats_seg);
+  if (tfx_fl_planar(n)) fprintf(out, ", planar");
+  fputc('}', out);
+}
+
+void tfx_print_pack(const tfx_node *n, FILE *out) {
+  const tfx_fused *fx = &n->fx;
+  fprintf(out, " {panel = %d, kc = %d, ", fx->panel, fx->kc);
+  print_segs(fx, out);
+  print_perm(fx, out);
+  fputc('}', out);
 }

@@ -1,10 +1,13 @@
 /* ir/graph.c — tensor types, the graph builder and type inference:
  * tfx_infer_type is the one entry point that says which shapes an op accepts
- * and what it produces; it checks the core ops itself and calls
- * ir/attention.c for ATTENTION and MLA_ATTENTION and ir/fused.c for the
- * optimizer's ops and the operands fusion adds to EMBEDDING and the MoE ops. */
+ * and what it produces; it does the common work (arity from the op's row,
+ * the operands' types) and dispatches through the infer column of ir/ops.h
+ * to tfx_infer_<token>: the core ops' are here, ATTENTION's and
+ * MLA_ATTENTION's in ir/attention.c, the optimizer's ops' in ir/fused.c
+ * (which also checks the operands fusion adds to EMBEDDING and the MoE ops). */
 #include "fused.h"
 #include "ir.h"
+#include "op_fns.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -102,8 +105,16 @@ static int is_f32_rank(const tfx_type *t, int rank) { return t->dtype == TFX_DT_
 /* a weight operand: f32 or a storage format (tfx_dtype_weight_ok) */
 static int is_w_rank(const tfx_type *t, int rank) { return tfx_dtype_weight_ok(t->dtype) && t->rank == rank; }
 
+/* ---- type inference: the infer column of ir/ops.h ---- */
+
+static const tfx_infer_fn infer_fns[TFX_OP_COUNT] = {
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit, infer, check, print, cost)             \
+  [TFX_OP_##NAME] = tfx_infer_##infer,
+#include "ops.h"
+#undef TFX_OP
+};
+
 int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *err, size_t errlen) {
-  char s0[64], s1[64], s2[64];
   const char *on = tfx_op_name(n->op);
   int lo, hi;
   if (n->op < 0 || n->op >= TFX_OP_COUNT) return tfx_errf(err, errlen, "unknown op %d", (int)n->op);
@@ -120,160 +131,211 @@ int tfx_infer_type(const tfx_graph *g, const tfx_node *n, tfx_type *out, char *e
       return tfx_errf(err, errlen, "%s: operand %d refers to a missing value", on, i);
     a[i] = &g->nodes[n->inputs[i]].type;
   }
-  switch (n->op) {
-  case TFX_OP_INPUT:
-  case TFX_OP_PARAM: *out = n->type; return 0;
+  return infer_fns[n->op](g, n, a, out, err, errlen);
+}
 
-  case TFX_OP_EMBEDDING:
-    if (!is_w_rank(a[0], 2) || tfx_type_has_t(a[0]))
-      return tfx_errf(err, errlen, "embedding table must be f32[V, D], got %s", tfx_type_str(a[0], s0, sizeof s0));
-    if (a[1]->dtype != TFX_DT_I32 || a[1]->rank != 1)
-      return tfx_errf(err, errlen, "embedding ids must be i32[T], got %s", tfx_type_str(a[1], s1, sizeof s1));
-    *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[1]->dims[0], a[0]->dims[1]});
-    return tfx_fused_infer_extra(g, n, a, out, err, errlen);
+/* INPUT, PARAM: the type they were given */
+int tfx_infer_source(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                     size_t errlen) {
+  (void)g, (void)a, (void)err, (void)errlen;
+  *out = n->type;
+  return 0;
+}
 
-  case TFX_OP_LINEAR:
-    if (!is_f32_rank(a[0], 2) || !is_w_rank(a[1], 2) || tfx_type_has_t(a[1]))
-      return tfx_errf(err, errlen, "linear expects x : f32[M, K] and w : f32[N, K], got %s and %s",
-                      tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
-    if (a[0]->dims[1] != a[1]->dims[1])
-      return tfx_errf(err, errlen, "linear: x is %s but w is %s (w is [out, in]; in must equal x's last dim)",
-                      tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
-    if (n->n_inputs == 3 && (!is_f32_rank(a[2], 1) || a[2]->dims[0] != a[1]->dims[0]))
-      return tfx_errf(err, errlen, "linear: bias is %s, expected f32[%lld] for w %s", tfx_type_str(a[2], s2, sizeof s2),
-                      (long long)a[1]->dims[0], tfx_type_str(a[1], s1, sizeof s1));
-    *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], a[1]->dims[0]});
-    return 0;
+int tfx_infer_embedding(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                        size_t errlen) {
+  char s0[64], s1[64];
+  if (!is_w_rank(a[0], 2) || tfx_type_has_t(a[0]))
+    return tfx_errf(err, errlen, "embedding table must be f32[V, D], got %s", tfx_type_str(a[0], s0, sizeof s0));
+  if (a[1]->dtype != TFX_DT_I32 || a[1]->rank != 1)
+    return tfx_errf(err, errlen, "embedding ids must be i32[T], got %s", tfx_type_str(a[1], s1, sizeof s1));
+  *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[1]->dims[0], a[0]->dims[1]});
+  return tfx_fused_embedding_extra(g, n, a, out, err, errlen);
+}
 
-  case TFX_OP_MATMUL:
-    if (!is_f32_rank(a[0], 2) || !is_w_rank(a[1], 2) || a[0]->dims[1] != a[1]->dims[0] || a[0]->dims[1] == TFX_DIM_T)
-      return tfx_errf(err, errlen, "matmul expects a : f32[M, K] and b : f32[K, N] with static K, got %s and %s",
-                      tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
-    if (a[1]->dims[1] == TFX_DIM_T)
-      return tfx_errf(err, errlen, "matmul: the columns of b (%s) cannot be T", tfx_type_str(a[1], s1, sizeof s1));
-    *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], a[1]->dims[1]});
-    return 0;
+int tfx_infer_linear(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                     size_t errlen) {
+  (void)g;
+  char s0[64], s1[64], s2[64];
+  if (!is_f32_rank(a[0], 2) || !is_w_rank(a[1], 2) || tfx_type_has_t(a[1]))
+    return tfx_errf(err, errlen, "linear expects x : f32[M, K] and w : f32[N, K], got %s and %s",
+                    tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
+  if (a[0]->dims[1] != a[1]->dims[1])
+    return tfx_errf(err, errlen, "linear: x is %s but w is %s (w is [out, in]; in must equal x's last dim)",
+                    tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
+  if (n->n_inputs == 3 && (!is_f32_rank(a[2], 1) || a[2]->dims[0] != a[1]->dims[0]))
+    return tfx_errf(err, errlen, "linear: bias is %s, expected f32[%lld] for w %s", tfx_type_str(a[2], s2, sizeof s2),
+                    (long long)a[1]->dims[0], tfx_type_str(a[1], s1, sizeof s1));
+  *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], a[1]->dims[0]});
+  return 0;
+}
 
-  case TFX_OP_ADD:
-  case TFX_OP_SUB:
-  case TFX_OP_MUL:
-    if (a[0]->dtype != TFX_DT_F32 || a[1]->dtype != TFX_DT_F32 || a[0]->rank < 1)
-      return tfx_errf(err, errlen, "%s expects f32 operands, got %s and %s", on, tfx_type_str(a[0], s0, sizeof s0),
-                      tfx_type_str(a[1], s1, sizeof s1));
-    if (tfx_type_equal(a[0], a[1]) ||
-        (a[1]->rank == 1 && a[1]->dims[0] == a[0]->dims[a[0]->rank - 1] && a[1]->dims[0] != TFX_DIM_T)) {
-      *out = *a[0];
-      return 0;
-    }
-    return tfx_errf(err, errlen, "%s: shapes %s and %s do not match (the right operand may also be one row [%s])", on,
-                    tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1),
-                    a[0]->dims[a[0]->rank - 1] == TFX_DIM_T ? "T" : "N");
+int tfx_infer_matmul(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                     size_t errlen) {
+  (void)g, (void)n;
+  char s0[64], s1[64];
+  if (!is_f32_rank(a[0], 2) || !is_w_rank(a[1], 2) || a[0]->dims[1] != a[1]->dims[0] || a[0]->dims[1] == TFX_DIM_T)
+    return tfx_errf(err, errlen, "matmul expects a : f32[M, K] and b : f32[K, N] with static K, got %s and %s",
+                    tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
+  if (a[1]->dims[1] == TFX_DIM_T)
+    return tfx_errf(err, errlen, "matmul: the columns of b (%s) cannot be T", tfx_type_str(a[1], s1, sizeof s1));
+  *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], a[1]->dims[1]});
+  return 0;
+}
 
-  case TFX_OP_RMSNORM:
-  case TFX_OP_LAYERNORM:
-    if (a[0]->dtype != TFX_DT_F32 || a[0]->rank < 1 || a[0]->dims[a[0]->rank - 1] == TFX_DIM_T)
-      return tfx_errf(err, errlen, "%s expects x : f32[..., N], got %s", on, tfx_type_str(a[0], s0, sizeof s0));
-    for (int i = 1; i < n->n_inputs; i++)
-      if (!is_f32_rank(a[i], 1) || a[i]->dims[0] != a[0]->dims[a[0]->rank - 1])
-        return tfx_errf(err, errlen, "%s: %s is %s, expected f32[%lld] to match x %s", on, i == 1 ? "gain" : "bias",
-                        tfx_type_str(a[i], s1, sizeof s1), (long long)a[0]->dims[a[0]->rank - 1],
-                        tfx_type_str(a[0], s0, sizeof s0));
-    if (!(n->eps >= 0)) return tfx_errf(err, errlen, "%s: eps must be >= 0", on);
+/* ADD, SUB, MUL: equal shapes, or the right operand one row */
+int tfx_infer_binary(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                     size_t errlen) {
+  (void)g;
+  char s0[64], s1[64];
+  const char *on = tfx_op_name(n->op);
+  if (a[0]->dtype != TFX_DT_F32 || a[1]->dtype != TFX_DT_F32 || a[0]->rank < 1)
+    return tfx_errf(err, errlen, "%s expects f32 operands, got %s and %s", on, tfx_type_str(a[0], s0, sizeof s0),
+                    tfx_type_str(a[1], s1, sizeof s1));
+  if (tfx_type_equal(a[0], a[1]) ||
+      (a[1]->rank == 1 && a[1]->dims[0] == a[0]->dims[a[0]->rank - 1] && a[1]->dims[0] != TFX_DIM_T)) {
     *out = *a[0];
     return 0;
-
-  case TFX_OP_SILU:
-  case TFX_OP_GELU:
-  case TFX_OP_RELU:
-  case TFX_OP_SIGMOID:
-  case TFX_OP_SOFTMAX:
-    if (a[0]->dtype != TFX_DT_F32 || a[0]->rank < 1)
-      return tfx_errf(err, errlen, "%s expects an f32 tensor, got %s", on, tfx_type_str(a[0], s0, sizeof s0));
-    if (n->op == TFX_OP_SOFTMAX && a[0]->dims[a[0]->rank - 1] == TFX_DIM_T)
-      return tfx_errf(err, errlen, "softmax over a dimension of size T is not supported (%s)",
-                      tfx_type_str(a[0], s0, sizeof s0));
-    *out = *a[0];
-    return 0;
-
-  case TFX_OP_ROPE:
-    if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T)
-      return tfx_errf(err, errlen, "rope expects f32[T, heads * head_dim], got %s", tfx_type_str(a[0], s0, sizeof s0));
-    if (n->heads <= 0 || n->head_dim <= 0 || (int64_t)n->heads * n->head_dim != a[0]->dims[1])
-      return tfx_errf(err, errlen, "rope: %d heads of %d do not tile %s", n->heads, n->head_dim,
-                      tfx_type_str(a[0], s0, sizeof s0));
-    if (n->rotary_dim <= 0 || n->rotary_dim > n->head_dim || n->rotary_dim % 2)
-      return tfx_errf(err, errlen, "rope: rotary_dim %d must be even and in 2..%d", n->rotary_dim, n->head_dim);
-    if (!(n->theta > 0)) return tfx_errf(err, errlen, "rope: theta must be > 0");
-    *out = *a[0];
-    return 0;
-
-  case TFX_OP_ATTENTION: return tfx_infer_attention(g, n, a, out, err, errlen);
-  case TFX_OP_MLA_ATTENTION: return tfx_infer_mla(g, n, a, out, err, errlen);
-  case TFX_OP_POSITIONS:
-    if (!is_f32_rank(a[0], 2) || tfx_type_has_t(a[0]))
-      return tfx_errf(err, errlen, "positions: table must be f32[max_pos, D], got %s",
-                      tfx_type_str(a[0], s0, sizeof s0));
-    if (a[1]->rank < 1 || a[1]->dims[0] != TFX_DIM_T ||
-        (a[1]->dtype == TFX_DT_F32 && (a[1]->rank != 2 || a[1]->dims[1] != a[0]->dims[1])))
-      return tfx_errf(err, errlen, "positions: x must be i32[T] or f32[T, %lld] to match the table %s, got %s",
-                      (long long)a[0]->dims[1], tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
-    if (a[0]->dims[0] < g->max_seq)
-      return tfx_errf(err, errlen,
-                      "positions: the table %s has %lld rows but max_seq is %lld (need max_pos >= max_seq)",
-                      tfx_type_str(a[0], s0, sizeof s0), (long long)a[0]->dims[0], (long long)g->max_seq);
-    *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, a[0]->dims[1]});
-    return 0;
-
-  case TFX_OP_SINUSOIDAL:
-    if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] == TFX_DIM_T)
-      return tfx_errf(err, errlen, "sinusoidal expects x : f32[T, D], got %s", tfx_type_str(a[0], s0, sizeof s0));
-    if (!(n->theta > 0)) return tfx_errf(err, errlen, "sinusoidal: base must be > 0");
-    *out = *a[0];
-    return 0;
-
-  case TFX_OP_MOE_ROUTE: {
-    if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] == TFX_DIM_T)
-      return tfx_errf(err, errlen, "moe_route expects router logits f32[T, E], got %s",
-                      tfx_type_str(a[0], s0, sizeof s0));
-    if (n->fx.router && (!is_w_rank(a[1], 2) || tfx_type_has_t(a[1]) || a[1]->dims[1] != a[0]->dims[1]))
-      return tfx_errf(err, errlen, "moe_route: the router is %s, expected f32[E, %lld] for x %s",
-                      tfx_type_str(a[1], s1, sizeof s1), (long long)a[0]->dims[1], tfx_type_str(a[0], s0, sizeof s0));
-    if (!n->fx.router && n->n_inputs != 1) return tfx_errf(err, errlen, "moe_route takes 1 operand (the logits)");
-    int64_t E = n->fx.router ? a[1]->dims[0] : a[0]->dims[1];
-    if (n->top_k < 1 || n->top_k > E)
-      return tfx_errf(err, errlen, "moe_route: top_k = %d must be in 1..%lld (the number of experts)", n->top_k,
-                      (long long)E);
-    if (!(n->capacity >= 0 && n->capacity <= 1e6))
-      return tfx_errf(err, errlen, "moe_route: capacity = %g must be in (0, 1e6] (or 0 for none)", n->capacity);
-    *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, 2 * (int64_t)n->top_k});
-    return n->fx.router ? tfx_fused_infer_extra(g, n, a, out, err, errlen) : 0;
   }
+  return tfx_errf(err, errlen, "%s: shapes %s and %s do not match (the right operand may also be one row [%s])", on,
+                  tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1),
+                  a[0]->dims[a[0]->rank - 1] == TFX_DIM_T ? "T" : "N");
+}
 
-  case TFX_OP_MOE_UP:
-  case TFX_OP_MOE_DOWN: {
-    int up = n->op == TFX_OP_MOE_UP;
-    if (!is_w_rank(a[2], 3) || tfx_type_has_t(a[2]))
-      return tfx_errf(err, errlen, "%s: experts' weights must be f32[E, N, K], got %s", on,
-                      tfx_type_str(a[2], s2, sizeof s2));
-    if (!is_f32_rank(a[1], 2) || a[1]->dims[0] != TFX_DIM_T || a[1]->dims[1] == TFX_DIM_T || a[1]->dims[1] % 2)
-      return tfx_errf(err, errlen, "%s: route must be f32[T, 2k] (from moe_route), got %s", on,
-                      tfx_type_str(a[1], s1, sizeof s1));
-    int64_t k = a[1]->dims[1] / 2, N = a[2]->dims[1], K = a[2]->dims[2];
-    if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] != (up ? K : k * K))
-      return tfx_errf(err, errlen, "%s: x is %s, expected f32[T, %lld] for weights %s and %lld slots", on,
-                      tfx_type_str(a[0], s0, sizeof s0), (long long)(up ? K : k * K), tfx_type_str(a[2], s2, sizeof s2),
-                      (long long)k);
-    *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, up ? k * N : N});
-    return tfx_fused_infer_extra(g, n, a, out, err, errlen);
-  }
-  case TFX_OP_NORM_STATS:
-  case TFX_OP_FUSED_LINEAR:
-  case TFX_OP_SLICE:
-  case TFX_OP_CONCAT:
-  case TFX_OP_PACK: return tfx_fused_infer(g, n, a, out, err, errlen);
-  case TFX_OP_COUNT: break;
-  }
-  return tfx_errf(err, errlen, "unknown op");
+/* RMSNORM (x, gain), LAYERNORM (x, gain, bias) */
+int tfx_infer_norm(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                   size_t errlen) {
+  (void)g;
+  char s0[64], s1[64];
+  const char *on = tfx_op_name(n->op);
+  if (a[0]->dtype != TFX_DT_F32 || a[0]->rank < 1 || a[0]->dims[a[0]->rank - 1] == TFX_DIM_T)
+    return tfx_errf(err, errlen, "%s expects x : f32[..., N], got %s", on, tfx_type_str(a[0], s0, sizeof s0));
+  for (int i = 1; i < n->n_inputs; i++)
+    if (!is_f32_rank(a[i], 1) || a[i]->dims[0] != a[0]->dims[a[0]->rank - 1])
+      return tfx_errf(err, errlen, "%s: %s is %s, expected f32[%lld] to match x %s", on, i == 1 ? "gain" : "bias",
+                      tfx_type_str(a[i], s1, sizeof s1), (long long)a[0]->dims[a[0]->rank - 1],
+                      tfx_type_str(a[0], s0, sizeof s0));
+  if (!(n->eps >= 0)) return tfx_errf(err, errlen, "%s: eps must be >= 0", on);
+  *out = *a[0];
+  return 0;
+}
+
+/* SILU, GELU, RELU, SIGMOID: any f32 tensor, the same type */
+int tfx_infer_unary(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                    size_t errlen) {
+  (void)g;
+  char s0[64];
+  if (a[0]->dtype != TFX_DT_F32 || a[0]->rank < 1)
+    return tfx_errf(err, errlen, "%s expects an f32 tensor, got %s", tfx_op_name(n->op),
+                    tfx_type_str(a[0], s0, sizeof s0));
+  *out = *a[0];
+  return 0;
+}
+
+int tfx_infer_softmax(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                      size_t errlen) {
+  char s0[64];
+  if (tfx_infer_unary(g, n, a, out, err, errlen)) return -1;
+  if (a[0]->dims[a[0]->rank - 1] == TFX_DIM_T)
+    return tfx_errf(err, errlen, "softmax over a dimension of size T is not supported (%s)",
+                    tfx_type_str(a[0], s0, sizeof s0));
+  return 0;
+}
+
+int tfx_infer_rope(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                   size_t errlen) {
+  (void)g;
+  char s0[64];
+  if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T)
+    return tfx_errf(err, errlen, "rope expects f32[T, heads * head_dim], got %s", tfx_type_str(a[0], s0, sizeof s0));
+  if (n->heads <= 0 || n->head_dim <= 0 || (int64_t)n->heads * n->head_dim != a[0]->dims[1])
+    return tfx_errf(err, errlen, "rope: %d heads of %d do not tile %s", n->heads, n->head_dim,
+                    tfx_type_str(a[0], s0, sizeof s0));
+  if (n->rotary_dim <= 0 || n->rotary_dim > n->head_dim || n->rotary_dim % 2)
+    return tfx_errf(err, errlen, "rope: rotary_dim %d must be even and in 2..%d", n->rotary_dim, n->head_dim);
+  if (!(n->theta > 0)) return tfx_errf(err, errlen, "rope: theta must be > 0");
+  *out = *a[0];
+  return 0;
+}
+
+int tfx_infer_positions(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                        size_t errlen) {
+  (void)n;
+  char s0[64], s1[64];
+  if (!is_f32_rank(a[0], 2) || tfx_type_has_t(a[0]))
+    return tfx_errf(err, errlen, "positions: table must be f32[max_pos, D], got %s", tfx_type_str(a[0], s0, sizeof s0));
+  if (a[1]->rank < 1 || a[1]->dims[0] != TFX_DIM_T ||
+      (a[1]->dtype == TFX_DT_F32 && (a[1]->rank != 2 || a[1]->dims[1] != a[0]->dims[1])))
+    return tfx_errf(err, errlen, "positions: x must be i32[T] or f32[T, %lld] to match the table %s, got %s",
+                    (long long)a[0]->dims[1], tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
+  if (a[0]->dims[0] < g->max_seq)
+    return tfx_errf(err, errlen, "positions: the table %s has %lld rows but max_seq is %lld (need max_pos >= max_seq)",
+                    tfx_type_str(a[0], s0, sizeof s0), (long long)a[0]->dims[0], (long long)g->max_seq);
+  *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, a[0]->dims[1]});
+  return 0;
+}
+
+int tfx_infer_sinusoidal(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                         size_t errlen) {
+  (void)g;
+  char s0[64];
+  if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] == TFX_DIM_T)
+    return tfx_errf(err, errlen, "sinusoidal expects x : f32[T, D], got %s", tfx_type_str(a[0], s0, sizeof s0));
+  if (!(n->theta > 0)) return tfx_errf(err, errlen, "sinusoidal: base must be > 0");
+  *out = *a[0];
+  return 0;
+}
+
+int tfx_infer_moe_route(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                        size_t errlen) {
+  char s0[64], s1[64];
+  if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] == TFX_DIM_T)
+    return tfx_errf(err, errlen, "moe_route expects router logits f32[T, E], got %s",
+                    tfx_type_str(a[0], s0, sizeof s0));
+  if (n->fx.router && (!is_w_rank(a[1], 2) || tfx_type_has_t(a[1]) || a[1]->dims[1] != a[0]->dims[1]))
+    return tfx_errf(err, errlen, "moe_route: the router is %s, expected f32[E, %lld] for x %s",
+                    tfx_type_str(a[1], s1, sizeof s1), (long long)a[0]->dims[1], tfx_type_str(a[0], s0, sizeof s0));
+  if (!n->fx.router && n->n_inputs != 1) return tfx_errf(err, errlen, "moe_route takes 1 operand (the logits)");
+  int64_t E = n->fx.router ? a[1]->dims[0] : a[0]->dims[1];
+  if (n->top_k < 1 || n->top_k > E)
+    return tfx_errf(err, errlen, "moe_route: top_k = %d must be in 1..%lld (the number of experts)", n->top_k,
+                    (long long)E);
+  if (!(n->capacity >= 0 && n->capacity <= 1e6))
+    return tfx_errf(err, errlen, "moe_route: capacity = %g must be in (0, 1e6] (or 0 for none)", n->capacity);
+  *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, 2 * (int64_t)n->top_k});
+  return n->fx.router ? tfx_fused_moe_route_extra(g, n, a, out, err, errlen) : 0;
+}
+
+/* MOE_UP (x, route, w, ...) and MOE_DOWN (h, route, w, [residual]): the
+ * common checks; `up` selects the shapes */
+static int infer_moe(const tfx_node *n, const tfx_type *const *a, int up, tfx_type *out, char *err, size_t errlen) {
+  char s0[64], s1[64], s2[64];
+  const char *on = tfx_op_name(n->op);
+  if (!is_w_rank(a[2], 3) || tfx_type_has_t(a[2]))
+    return tfx_errf(err, errlen, "%s: experts' weights must be f32[E, N, K], got %s", on,
+                    tfx_type_str(a[2], s2, sizeof s2));
+  if (!is_f32_rank(a[1], 2) || a[1]->dims[0] != TFX_DIM_T || a[1]->dims[1] == TFX_DIM_T || a[1]->dims[1] % 2)
+    return tfx_errf(err, errlen, "%s: route must be f32[T, 2k] (from moe_route), got %s", on,
+                    tfx_type_str(a[1], s1, sizeof s1));
+  int64_t k = a[1]->dims[1] / 2, N = a[2]->dims[1], K = a[2]->dims[2];
+  if (!is_f32_rank(a[0], 2) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] != (up ? K : k * K))
+    return tfx_errf(err, errlen, "%s: x is %s, expected f32[T, %lld] for weights %s and %lld slots", on,
+                    tfx_type_str(a[0], s0, sizeof s0), (long long)(up ? K : k * K), tfx_type_str(a[2], s2, sizeof s2),
+                    (long long)k);
+  *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, up ? k * N : N});
+  return 0;
+}
+
+int tfx_infer_moe_up(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                     size_t errlen) {
+  if (infer_moe(n, a, 1, out, err, errlen)) return -1;
+  return tfx_fused_moe_up_extra(g, n, a, out, err, errlen);
+}
+
+int tfx_infer_moe_down(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                       size_t errlen) {
+  if (infer_moe(n, a, 0, out, err, errlen)) return -1;
+  return tfx_fused_moe_down_extra(g, n, a, out, err, errlen);
 }
 
 static int grow(tfx_graph *g) {

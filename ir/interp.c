@@ -327,7 +327,7 @@ int tfx_interp_op_mla(const tfx_interp_call *c) {
 
 /* the dispatch: the interp column of ir/ops.h */
 static const tfx_interp_fn interp_fns[TFX_OP_COUNT] = {
-#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit)                                        \
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit, infer, check, print, cost)             \
   [TFX_OP_##NAME] = tfx_interp_op_##interp,
 #include "ops.h"
 #undef TFX_OP

@@ -26,7 +26,7 @@ typedef int (*tfx_interp_fn)(const tfx_interp_call *c);
 
 /* the same token may serve several ops (binary, unary): declared once each,
  * redundant declarations are fine in C */
-#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit)                                        \
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit, infer, check, print, cost)             \
   int tfx_interp_op_##interp(const tfx_interp_call *c);
 #include "ops.h"
 #undef TFX_OP

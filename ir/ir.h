@@ -91,7 +91,8 @@ typedef struct {
  *   tfx_packed_index); constant-folded into a PARAM
  */
 typedef enum {
-#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit) TFX_OP_##NAME,
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit, infer, check, print, cost)             \
+  TFX_OP_##NAME,
 #include "ops.h"
 #undef TFX_OP
   TFX_OP_COUNT
@@ -403,7 +404,7 @@ typedef enum {
 } tfx_inplace;
 /* The node attributes (TFX_ATTR rows of ir/ops.h). */
 typedef enum {
-#define TFX_ATTR(ID, name, field, kind) TFX_ATTR_##ID,
+#define TFX_ATTR(ID, name, field, kind, pname, values) TFX_ATTR_##ID,
 #include "ops.h"
 #undef TFX_ATTR
   TFX_ATTR_COUNT
@@ -415,6 +416,8 @@ typedef struct {
   size_t offset;    /* in tfx_node */
   size_t size;      /* bytes of the field */
   tfx_attr_kind kind;
+  const char *print;         /* the name the IR's text prints ("approximate") */
+  const char *const *values; /* the printed names of its values, NULL-terminated; NULL: the number */
 } tfx_attr_desc;
 typedef struct {
   const char *name; /* the text name ("rmsnorm") */
@@ -425,6 +428,10 @@ typedef struct {
   uint64_t attrs;     /* TFX_A(...) of the attributes it reads */
   const char *interp; /* the interpreter entry's token ("rmsnorm": tfx_interp_op_rmsnorm) */
   const char *emit;   /* the backend emitter's token ("rmsnorm": tfx_cg_emit_rmsnorm) */
+  const char *infer;  /* type inference's token ("norm": tfx_infer_norm) */
+  const char *check;  /* the verifier's attribute check ("norm": tfx_check_norm; "none") */
+  const char *print;  /* the printer's token ("attrs": the generic tfx_print_attrs) */
+  const char *cost;   /* passes/stats.c's cost token ("reduce_row") */
 } tfx_op_desc;
 /* The row of op in ir/ops.h (a row of "?" with nothing set for a bad op). */
 const tfx_op_desc *tfx_op_info(tfx_op op);
@@ -590,13 +597,12 @@ int tfx_attn_schedule_applicable(const tfx_node *n, int s);
  * UNSET. */
 tfx_attn_sched tfx_attn_schedule_of(const tfx_graph *g, const tfx_node *n, int decode);
 const char *tfx_attn_schedule_name(int s); /* "row", "flash"; "unset" */
-/* Checks the mask, alibi, sparse and schedule attributes; 0 or -1 with a message. */
-int tfx_attn_check_attrs(const tfx_node *n, char *err, size_t errlen);
+/* Checks the mask, alibi, sparse and schedule attributes; 0 or -1 with a
+ * message (the check column of ATTENTION and MLA_ATTENTION). */
+int tfx_check_attention(const tfx_node *n, char *err, size_t errlen);
 /* Bytes of the node's KV cache slot (0 when it keeps nothing): causal
  * ATTENTION 2 * max_seq * G * d * 4 (K then V), MLA_ATTENTION
  * max_seq * (r + dr) * 4. */
 int64_t tfx_node_kv_bytes(const tfx_node *n, int64_t max_seq);
-/* " {heads = .., ...}" of ATTENTION / MLA_ATTENTION for the printer. */
-void tfx_print_attention_attrs(const tfx_node *n, FILE *out);
 
 #endif

@@ -11,13 +11,13 @@
 #include <string.h>
 
 static const tfx_op_desc op_table[TFX_OP_COUNT] = {
-#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit)                                        \
-  [TFX_OP_##NAME] = {text, lo, hi, roles, traits, inplace, attrs, #interp, #emit},
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit, infer, check, print, cost)             \
+  [TFX_OP_##NAME] = {text, lo, hi, roles, traits, inplace, attrs, #interp, #emit, #infer, #check, #print, #cost},
 #include "ops.h"
 #undef TFX_OP
 };
 
-static const tfx_op_desc bad_op = {"?", 0, 0, "", 0, TFX_INPLACE_NONE, 0, "", ""};
+static const tfx_op_desc bad_op = {"?", 0, 0, "", 0, TFX_INPLACE_NONE, 0, "", "", "", "", "", ""};
 
 const tfx_op_desc *tfx_op_info(tfx_op op) { return (op >= 0 && op < TFX_OP_COUNT) ? &op_table[op] : &bad_op; }
 
@@ -26,16 +26,21 @@ int tfx_op_has(tfx_op op, unsigned trait) { return (tfx_op_info(op)->traits & tr
 const char *tfx_op_name(tfx_op op) { return tfx_op_info(op)->name; }
 
 #define FIELD_SIZE(field) sizeof(((const tfx_node *)0)->field)
+/* the print forms of TFX_ATTR: a number, or the names of the values */
+#define TFX_NUM NULL
+#define TFX_NAMES(...) ((const char *const[]){__VA_ARGS__, NULL})
 static const tfx_attr_desc attr_table[TFX_ATTR_COUNT] = {
-#define TFX_ATTR(ID, name, field, kind)                                                                                \
-  [TFX_ATTR_##ID] = {name, offsetof(tfx_node, field), FIELD_SIZE(field), TFX_ATTR_KIND_##kind},
+#define TFX_ATTR(ID, name, field, kind, pname, values)                                                                 \
+  [TFX_ATTR_##ID] = {name, offsetof(tfx_node, field), FIELD_SIZE(field), TFX_ATTR_KIND_##kind, pname, values},
 #include "ops.h"
 #undef TFX_ATTR
 };
+#undef TFX_NUM
+#undef TFX_NAMES
 
 /* every INT/UINT attribute is an int-sized field (an enum included), every
  * DOUBLE a double: checked when the table is compiled */
-#define TFX_ATTR(ID, name, field, kind)                                                                                \
+#define TFX_ATTR(ID, name, field, kind, pname, values)                                                                 \
   _Static_assert(TFX_ATTR_KIND_##kind == TFX_ATTR_KIND_BYTES ||                                                        \
                      FIELD_SIZE(field) ==                                                                              \
                          (TFX_ATTR_KIND_##kind == TFX_ATTR_KIND_DOUBLE ? sizeof(double) : sizeof(int)),                \

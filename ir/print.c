@@ -3,9 +3,14 @@
  *   graph NAME (max_seq = N[, arena = A][, kv = K][, weights = W])
  *     %ID = OP(%a, %b) {attr = value, ...} : TYPE [@arena+OFF] [@kv+OFF] [@weights+OFF]
  *     return %ID
- * Only the attributes an op uses are printed; doubles use %.9g. */
-#include "ir.h"
+ * Only the attributes an op uses are printed, by the function the print
+ * column of its row names (ir/ops.h): the generic tfx_print_attrs prints
+ * the row's attributes in their print forms; doubles use %.9g. */
 #include "fused.h"
+#include "ir.h"
+#include "op_fns.h"
+
+#include <string.h>
 
 static void print_quoted(const char *s, FILE *out) {
   fputc('"', out);
@@ -21,50 +26,61 @@ static void print_quoted(const char *s, FILE *out) {
   fputc('"', out);
 }
 
-static void print_attrs(const tfx_node *n, FILE *out) {
-  switch (n->op) {
-  case TFX_OP_RMSNORM:
-  case TFX_OP_LAYERNORM: fprintf(out, " {eps = %.9g}", n->eps); break;
-  case TFX_OP_GELU: fprintf(out, " {approximate = %s}", n->gelu_tanh ? "tanh" : "erf"); break;
-  case TFX_OP_ROPE:
-    fprintf(out, " {heads = %d, head_dim = %d, rotary_dim = %d, theta = %.9g, style = %s}", n->heads, n->head_dim,
-            n->rotary_dim, n->theta, n->rope_style == TFX_ROPE_HALF ? "half" : "interleaved");
-    break;
-  case TFX_OP_ATTENTION:
-  case TFX_OP_MLA_ATTENTION: tfx_print_attention_attrs(n, out); break;
-  case TFX_OP_SINUSOIDAL: fprintf(out, " {base = %.9g}", n->theta); break;
-  case TFX_OP_MOE_ROUTE:
-    fprintf(out, " {top_k = %d, gate = %s", n->top_k,
-            n->moe_gate == TFX_MOE_GATE_SOFTMAX ? "softmax" : "softmax_topk");
-    if (n->capacity > 0) fprintf(out, ", capacity = %.9g", n->capacity);
-    char more[160];
-    tfx_fused_moe_attrs(n, more, sizeof more);
-    fprintf(out, "%s}", more);
-    break;
-  /* the optimizer's ops and forms (ir/fused.c) */
-  case TFX_OP_PARAM:
-  case TFX_OP_EMBEDDING:
-  case TFX_OP_MOE_UP:
-  case TFX_OP_MOE_DOWN:
-  case TFX_OP_NORM_STATS:
-  case TFX_OP_FUSED_LINEAR:
-  case TFX_OP_SLICE:
-  case TFX_OP_PACK: tfx_fused_print_attrs(n, out); break;
-  /* no attributes */
-  case TFX_OP_INPUT:
-  case TFX_OP_LINEAR:
-  case TFX_OP_MATMUL:
-  case TFX_OP_ADD:
-  case TFX_OP_SUB:
-  case TFX_OP_MUL:
-  case TFX_OP_SILU:
-  case TFX_OP_RELU:
-  case TFX_OP_SOFTMAX:
-  case TFX_OP_SIGMOID:
-  case TFX_OP_POSITIONS:
-  case TFX_OP_CONCAT:
-  case TFX_OP_COUNT: break;
+/* ---- the print column of ir/ops.h ---- */
+
+/* The generic form: " {name = value, ...}" of every attribute of the op's
+ * row, in TFX_ATTR order, each in its print form (ir/ops.h); nothing for an
+ * op reading none. BYTES attributes have no generic form (an op reading one
+ * names a printer of its own; tests/test_op_table.c checks it). */
+void tfx_print_attrs(const tfx_node *n, FILE *out) {
+  uint64_t mask = tfx_op_info(n->op)->attrs;
+  const char *sep = " {";
+  for (int i = 0; i < TFX_ATTR_COUNT; i++) {
+    const tfx_attr_desc *d = tfx_attr_info((tfx_attr_id)i);
+    if (!(mask >> i & 1) || d->kind == TFX_ATTR_KIND_BYTES) continue;
+    const char *p = (const char *)n + d->offset;
+    fprintf(out, "%s%s = ", sep, d->print);
+    sep = ", ";
+    if (d->kind == TFX_ATTR_KIND_DOUBLE) {
+      double v;
+      memcpy(&v, p, sizeof v);
+      fprintf(out, "%.9g", v);
+      continue;
+    }
+    int v, k = 0;
+    memcpy(&v, p, sizeof v);
+    if (d->values)
+      while (d->values[k] && k < v) k++;
+    if (d->values && v >= 0 && d->values[k])
+      fputs(d->values[k], out);
+    else if (d->kind == TFX_ATTR_KIND_UINT)
+      fprintf(out, "%u", (unsigned)v);
+    else
+      fprintf(out, "%d", v);
   }
+  if (sep[0] == ',') fputc('}', out);
+}
+
+/* its attribute theta is the base here */
+void tfx_print_sinusoidal(const tfx_node *n, FILE *out) { fprintf(out, " {base = %.9g}", n->theta); }
+
+void tfx_print_moe_route(const tfx_node *n, FILE *out) {
+  fprintf(out, " {top_k = %d, gate = %s", n->top_k, n->moe_gate == TFX_MOE_GATE_SOFTMAX ? "softmax" : "softmax_topk");
+  if (n->capacity > 0) fprintf(out, ", capacity = %.9g", n->capacity);
+  char more[160];
+  tfx_fused_moe_attrs(n, more, sizeof more);
+  fprintf(out, "%s}", more);
+}
+
+static const tfx_print_fn print_fns[TFX_OP_COUNT] = {
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit, infer, check, print, cost)             \
+  [TFX_OP_##NAME] = tfx_print_##print,
+#include "ops.h"
+#undef TFX_OP
+};
+
+static void print_attrs(const tfx_node *n, FILE *out) {
+  if (n->op >= 0 && n->op < TFX_OP_COUNT) print_fns[n->op](n, out);
 }
 
 void tfx_print_graph(const tfx_graph *g, FILE *out) {
@@ -81,7 +97,7 @@ void tfx_print_graph(const tfx_graph *g, FILE *out) {
     if (n->op == TFX_OP_INPUT || n->op == TFX_OP_PARAM) {
       fputc(' ', out);
       print_quoted(n->name, out);
-      tfx_fused_print_attrs(n, out); /* a packed param's layout */
+      print_attrs(n, out); /* a packed param's layout */
     } else {
       fputc('(', out);
       for (int j = 0; j < n->n_inputs; j++) fprintf(out, "%s%%%d", j ? ", " : "", n->inputs[j]);

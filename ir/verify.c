@@ -1,9 +1,11 @@
 /* ir/verify.c — the graph verifier: structure (ids, topological order, arity),
- * types equal to what inference gives, attribute ranges, the input/output
+ * types equal to what inference gives, attribute ranges (the check column of
+ * ir/ops.h: tfx_check_<token>, the core ops' here), the input/output
  * contract of the ABI, and, when asked, bound parameters and consistent
  * planning results. Messages read "%<id> (<op>): <what is wrong>". */
-#include "ir.h"
 #include "fused.h"
+#include "ir.h"
+#include "op_fns.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -41,59 +43,49 @@ static int check_type_shape(const tfx_node *n, char *err, size_t errlen) {
   return 0;
 }
 
-static int check_attrs(const tfx_node *n, char *err, size_t errlen) {
-  switch (n->op) {
-  case TFX_OP_RMSNORM:
-  case TFX_OP_LAYERNORM:
-    if (!(n->eps >= 0) || !isfinite(n->eps)) return vfail(err, errlen, n, "eps = %g must be finite and >= 0", n->eps);
-    return 0;
-  case TFX_OP_GELU:
-    if (n->gelu_tanh != 0 && n->gelu_tanh != 1) return vfail(err, errlen, n, "gelu_tanh must be 0 or 1");
-    return 0;
-  case TFX_OP_ROPE:
-    if (n->rope_style != TFX_ROPE_INTERLEAVED && n->rope_style != TFX_ROPE_HALF)
-      return vfail(err, errlen, n, "unknown rope style %d", (int)n->rope_style);
-    if (!isfinite(n->theta)) return vfail(err, errlen, n, "theta must be finite");
-    return 0;
-  case TFX_OP_ATTENTION:
-  case TFX_OP_MLA_ATTENTION: {
-    char msg[200];
-    if (tfx_attn_check_attrs(n, msg, sizeof msg)) return vfail(err, errlen, n, "%s", msg);
-    return 0;
-  }
-  case TFX_OP_SINUSOIDAL:
-    if (!isfinite(n->theta)) return vfail(err, errlen, n, "base must be finite");
-    return 0;
-  case TFX_OP_MOE_ROUTE:
-    if (n->moe_gate != TFX_MOE_GATE_SOFTMAX_TOPK && n->moe_gate != TFX_MOE_GATE_SOFTMAX)
-      return vfail(err, errlen, n, "unknown gate kind %d", (int)n->moe_gate);
-    if (!isfinite(n->capacity)) return vfail(err, errlen, n, "capacity must be finite");
-    return 0;
-  /* no attributes, or the optimizer's (tfx_fused_check_attrs) */
-  case TFX_OP_INPUT:
-  case TFX_OP_PARAM:
-  case TFX_OP_EMBEDDING:
-  case TFX_OP_LINEAR:
-  case TFX_OP_MATMUL:
-  case TFX_OP_ADD:
-  case TFX_OP_SUB:
-  case TFX_OP_MUL:
-  case TFX_OP_SILU:
-  case TFX_OP_RELU:
-  case TFX_OP_SOFTMAX:
-  case TFX_OP_SIGMOID:
-  case TFX_OP_POSITIONS:
-  case TFX_OP_MOE_UP:
-  case TFX_OP_MOE_DOWN:
-  case TFX_OP_NORM_STATS:
-  case TFX_OP_FUSED_LINEAR:
-  case TFX_OP_SLICE:
-  case TFX_OP_CONCAT:
-  case TFX_OP_PACK:
-  case TFX_OP_COUNT: return 0;
-  }
+/* ---- the check column of ir/ops.h: attribute ranges beyond inference ---- */
+
+int tfx_check_none(const tfx_node *n, char *err, size_t errlen) {
+  (void)n, (void)err, (void)errlen;
   return 0;
 }
+
+/* RMSNORM, LAYERNORM */
+int tfx_check_norm(const tfx_node *n, char *err, size_t errlen) {
+  if (!(n->eps >= 0) || !isfinite(n->eps)) return tfx_errf(err, errlen, "eps = %g must be finite and >= 0", n->eps);
+  return 0;
+}
+
+int tfx_check_gelu(const tfx_node *n, char *err, size_t errlen) {
+  if (n->gelu_tanh != 0 && n->gelu_tanh != 1) return tfx_errf(err, errlen, "gelu_tanh must be 0 or 1");
+  return 0;
+}
+
+int tfx_check_rope(const tfx_node *n, char *err, size_t errlen) {
+  if (n->rope_style != TFX_ROPE_INTERLEAVED && n->rope_style != TFX_ROPE_HALF)
+    return tfx_errf(err, errlen, "unknown rope style %d", (int)n->rope_style);
+  if (!isfinite(n->theta)) return tfx_errf(err, errlen, "theta must be finite");
+  return 0;
+}
+
+int tfx_check_sinusoidal(const tfx_node *n, char *err, size_t errlen) {
+  if (!isfinite(n->theta)) return tfx_errf(err, errlen, "base must be finite");
+  return 0;
+}
+
+int tfx_check_moe_route(const tfx_node *n, char *err, size_t errlen) {
+  if (n->moe_gate != TFX_MOE_GATE_SOFTMAX_TOPK && n->moe_gate != TFX_MOE_GATE_SOFTMAX)
+    return tfx_errf(err, errlen, "unknown gate kind %d", (int)n->moe_gate);
+  if (!isfinite(n->capacity)) return tfx_errf(err, errlen, "capacity must be finite");
+  return 0;
+}
+
+static const tfx_check_fn check_fns[TFX_OP_COUNT] = {
+#define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit, infer, check, print, cost)             \
+  [TFX_OP_##NAME] = tfx_check_##check,
+#include "ops.h"
+#undef TFX_OP
+};
 
 static int check_planning(const tfx_graph *g, const tfx_node *n, char *err, size_t errlen) {
   if (n->arena_offset >= 0) {
@@ -135,8 +127,7 @@ int tfx_verify(const tfx_graph *g, int require_bound, char *err, size_t errlen) 
     if (!tfx_type_equal(&t, &n->type))
       return vfail(err, errlen, n, "type is %s but its operands give %s", tfx_type_str(&n->type, s0, sizeof s0),
                    tfx_type_str(&t, s1, sizeof s1));
-    if (check_attrs(n, err, errlen)) return -1;
-    if (tfx_fused_check_attrs(n, msg, sizeof msg)) return vfail(err, errlen, n, "%s", msg);
+    if (check_fns[n->op](n, msg, sizeof msg)) return vfail(err, errlen, n, "%s", msg); /* ir/ops.h */
 
     if (n->op == TFX_OP_INPUT) {
       n_input++;

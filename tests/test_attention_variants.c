@@ -125,7 +125,7 @@ static void check_table(tfx_mask_kind mask, tfx_sparse sp, const char *const row
   n.mask = mask;
   n.sparse = sp;
   char err[160];
-  if (tfx_attn_check_attrs(&n, err, sizeof err)) fail_msg("%s: %s", what, err);
+  if (tfx_check_attention(&n, err, sizeof err)) fail_msg("%s: %s", what, err);
   for (int i = 0; i < 8; i++)
     for (int j = 0; j < 8; j++)
       if (tfx_attn_allowed(&n, i, j, 8) != (rows[i][j] == '1'))

@@ -9,7 +9,13 @@
  * indeed leaves its result unchanged (so an attribute missing from an op's
  * row, which CSE and the body keys would ignore, fails here). Also the
  * frontend's builtin specs: each lowers to an IR op that takes its operands,
- * and each keyword sets an attribute its op reads, with one typed default. */
+ * and each keyword sets an attribute its op reads, with one typed default.
+ * And the ir/ columns: every row names its type inference, verifier check,
+ * printer and cost; tfx_infer_type checks every op's arity from its row; the
+ * generic printer prints exactly the row's attributes (changing one the op
+ * reads changes the text, changing another does not) in their print forms;
+ * the verifier runs the check the row names. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -352,6 +358,192 @@ static void test_read_attributes_matter(void **state) {
   }
 }
 
+/* ---- the ir/ columns: type inference, the verifier's checks, the printer; the cost ---- */
+
+static int is_token(const char *t) {
+  if (!t || !t[0]) return 0;
+  for (; *t; t++)
+    if (!((*t >= 'a' && *t <= 'z') || (*t >= '0' && *t <= '9') || *t == '_')) return 0;
+  return 1;
+}
+
+static void test_every_op_names_its_functions(void **state) {
+  (void)state;
+  for (int o = 0; o < TFX_OP_COUNT; o++) {
+    const tfx_op_desc *d = tfx_op_info((tfx_op)o);
+    /* every row names an inference function, a check, a printer and a cost */
+    if (!is_token(d->infer) || !is_token(d->check) || !is_token(d->print) || !is_token(d->cost))
+      fail_msg("%s: infer %s, check %s, print %s, cost %s", d->name, d->infer, d->check, d->print, d->cost);
+    /* the sources share one inference (the type they were given), and only they */
+    int source = (d->traits & TFX_TRAIT_SOURCE) != 0;
+    if (source != !strcmp(d->infer, "source")) fail_msg("%s: inference %s", d->name, d->infer);
+    /* an op reading no attribute has none to check or to print by itself */
+    if (!d->attrs) {
+      assert_string_equal(d->check, "none");
+      assert_string_equal(d->print, "attrs");
+    }
+    /* the generic printer has no form for a struct or an array */
+    if (!strcmp(d->print, "attrs"))
+      for (int a = 0; a < TFX_ATTR_COUNT; a++)
+        if ((d->attrs >> a & 1) && tfx_attr_info((tfx_attr_id)a)->kind == TFX_ATTR_KIND_BYTES)
+          fail_msg("%s prints with the generic printer but reads %s", d->name, tfx_attr_info((tfx_attr_id)a)->name);
+    /* sources and views are no work of their own (passes/stats.c skips them) */
+    if (d->traits & (TFX_TRAIT_SOURCE | TFX_TRAIT_VIEW)) assert_string_equal(d->cost, "none");
+  }
+  assert_string_equal(tfx_op_info(TFX_OP_RMSNORM)->infer, "norm");
+  assert_string_equal(tfx_op_info(TFX_OP_LAYERNORM)->infer, "norm");
+  assert_string_equal(tfx_op_info(TFX_OP_FUSED_LINEAR)->infer, "fused_linear");
+  assert_string_equal(tfx_op_info(TFX_OP_COUNT)->infer, "");
+  for (int i = 0; i < TFX_ATTR_COUNT; i++) {
+    const tfx_attr_desc *a = tfx_attr_info((tfx_attr_id)i);
+    assert_true(a->print && a->print[0]);
+    if (a->values) {
+      assert_true(a->kind == TFX_ATTR_KIND_INT && a->values[0]);
+      for (int k = 0; a->values[k]; k++) assert_true(a->values[k][0] != 0 && k < 64);
+    }
+  }
+}
+
+/* The common work of tfx_infer_type: the row's arity, for every op. */
+static void test_inference_checks_arity_from_the_row(void **state) {
+  (void)state;
+  tfx_graph *g = tfx_graph_new("arity", 16);
+  int x = tfx_graph_add_input(g, "x", tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, 8}));
+  int ins[TFX_MAX_INPUTS + 1] = {0};
+  for (int o = 0; o < TFX_OP_COUNT; o++) {
+    const tfx_op_desc *d = tfx_op_info((tfx_op)o);
+    int bad[2] = {d->min_inputs - 1, d->max_inputs + 1};
+    for (int k = 0; k < 2; k++) {
+      if (bad[k] < 0 || bad[k] > TFX_MAX_INPUTS) continue;
+      for (int i = 0; i < bad[k]; i++) ins[i] = x;
+      tfx_node n = tfx_node_proto((tfx_op)o, bad[k], ins);
+      tfx_type t;
+      char err[256] = "";
+      assert_int_equal(tfx_infer_type(g, &n, &t, err, sizeof err), -1);
+      if (strncmp(err, d->name, strlen(d->name)) || !strstr(err, " takes "))
+        fail_msg("%s with %d operands: %s", d->name, bad[k], err);
+    }
+  }
+  tfx_node n = tfx_node_proto(TFX_OP_COUNT, 0, NULL);
+  tfx_type t;
+  char err[256] = "";
+  assert_int_equal(tfx_infer_type(g, &n, &t, err, sizeof err), -1);
+  assert_non_null(strstr(err, "unknown op"));
+  tfx_graph_free(g);
+}
+
+/* The text of node 1 of a graph [x, n] (n raw, its operands x). */
+static void print_node(const tfx_node *proto, char *buf, size_t len) {
+  tfx_graph *g = tfx_graph_new("p", 16);
+  tfx_type t = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, 8});
+  tfx_graph_add_input(g, "x", t);
+  tfx_node *nodes = realloc(g->nodes, 4 * sizeof *nodes);
+  assert_non_null(nodes);
+  g->nodes = nodes;
+  g->cap = 4;
+  g->nodes[1] = *proto;
+  g->nodes[1].id = 1;
+  g->nodes[1].type = t;
+  g->nodes[1].name = NULL;
+  g->n_nodes = 2;
+  g->output = 1;
+  FILE *f = tmpfile();
+  assert_non_null(f);
+  tfx_print_graph(g, f);
+  rewind(f);
+  size_t got = fread(buf, 1, len - 1, f);
+  buf[got] = 0;
+  fclose(f);
+  tfx_graph_free(g);
+  char *line = strstr(buf, "%1 = ");
+  assert_non_null(line);
+  memmove(buf, line, strlen(line) + 1);
+}
+
+/* The generic printer prints exactly the attributes of the row: changing one
+ * the op reads changes the text, changing any other does not. */
+static void test_generic_printer_prints_the_row(void **state) {
+  (void)state;
+  int ops = 0;
+  for (int o = 0; o < TFX_OP_COUNT; o++) {
+    const tfx_op_desc *d = tfx_op_info((tfx_op)o);
+    if (strcmp(d->print, "attrs")) continue;
+    ops++;
+    int ins[TFX_MAX_INPUTS] = {0};
+    tfx_node n = tfx_node_proto((tfx_op)o, d->min_inputs, ins);
+    char base[512], got[512];
+    print_node(&n, base, sizeof base);
+    for (int a = 0; a < TFX_ATTR_COUNT; a++) {
+      tfx_node m = n;
+      perturb(&m, a);
+      print_node(&m, got, sizeof got);
+      int read = d->attrs >> a & 1;
+      if (read != (strcmp(base, got) != 0))
+        fail_msg("%s: changing %s %s the text (%s)", d->name, tfx_attr_info((tfx_attr_id)a)->name,
+                 read ? "does not change" : "changes", got);
+      if (read && !strstr(got, tfx_attr_info((tfx_attr_id)a)->print))
+        fail_msg("%s: %s is not printed as %s", d->name, tfx_attr_info((tfx_attr_id)a)->name,
+                 tfx_attr_info((tfx_attr_id)a)->print);
+    }
+  }
+  assert_true(ops >= 10);
+  /* the print forms: names of values, %.9g */
+  char buf[512];
+  tfx_node n = tfx_node_proto(TFX_OP_GELU, 1, (int[]){0});
+  n.gelu_tanh = 1;
+  print_node(&n, buf, sizeof buf);
+  assert_non_null(strstr(buf, "gelu(%0) {approximate = tanh} :"));
+  n.gelu_tanh = 0;
+  print_node(&n, buf, sizeof buf);
+  assert_non_null(strstr(buf, "{approximate = erf} :"));
+  n = tfx_node_proto(TFX_OP_ROPE, 1, (int[]){0});
+  n.heads = 2, n.head_dim = 4, n.rotary_dim = 4, n.theta = 10000, n.rope_style = TFX_ROPE_HALF;
+  print_node(&n, buf, sizeof buf);
+  assert_non_null(strstr(buf, "{heads = 2, head_dim = 4, rotary_dim = 4, theta = 10000, style = half} :"));
+  n = tfx_node_proto(TFX_OP_RMSNORM, 2, (int[]){0, 0});
+  n.eps = 1e-5;
+  print_node(&n, buf, sizeof buf);
+  assert_non_null(strstr(buf, "rmsnorm(%0, %0) {eps = 1e-05} :"));
+  n = tfx_node_proto(TFX_OP_ADD, 2, (int[]){0, 0});
+  print_node(&n, buf, sizeof buf);
+  assert_non_null(strstr(buf, "add(%0, %0) :"));
+}
+
+/* The check column: the verifier rejects a node breaking its op's check
+ * (values inference lets through), naming the node. */
+static void test_verifier_checks_from_the_row(void **state) {
+  (void)state;
+  static const struct {
+    tfx_op op;
+    const char *msg;
+  } cases[] = {
+      {TFX_OP_RMSNORM, "(rmsnorm): eps = inf must be finite"},
+      {TFX_OP_LAYERNORM, "(layernorm): eps = inf must be finite"},
+      {TFX_OP_GELU, "(gelu): gelu_tanh must be 0 or 1"},
+      {TFX_OP_ROPE, "(rope): theta must be finite"},
+      {TFX_OP_SINUSOIDAL, "(sinusoidal): base must be finite"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    fixture f;
+    assert_non_null(make_fixture(&f, cases[k].op));
+    char err[256] = "";
+    assert_int_equal(tfx_verify(f.g, 0, err, sizeof err), 0);
+    tfx_node *n = &f.g->nodes[f.g->output];
+    if (cases[k].op == TFX_OP_GELU)
+      n->gelu_tanh = 2;
+    else if (cases[k].op == TFX_OP_RMSNORM || cases[k].op == TFX_OP_LAYERNORM)
+      n->eps = INFINITY;
+    else
+      n->theta = INFINITY;
+    assert_int_equal(tfx_verify(f.g, 0, err, sizeof err), -1);
+    char want[256];
+    snprintf(want, sizeof want, "%%%d %s", f.g->output, cases[k].msg);
+    if (strncmp(err, want, strlen(want))) fail_msg("%s: %s", tfx_op_name(cases[k].op), err);
+    assert_int_equal(strcmp(tfx_op_info(cases[k].op)->check, "none") != 0, 1);
+    tfx_graph_free(f.g);
+  }
+}
+
 /* ---- the frontend's builtin specs (frontend/builtins.c) ---- */
 
 static void test_builtin_specs(void **state) {
@@ -412,6 +604,10 @@ int main(void) {
       cmocka_unit_test(test_unread_attributes_do_not_matter),
       cmocka_unit_test(test_read_attributes_matter),
       cmocka_unit_test(test_builtin_specs),
+      cmocka_unit_test(test_every_op_names_its_functions),
+      cmocka_unit_test(test_inference_checks_arity_from_the_row),
+      cmocka_unit_test(test_generic_printer_prints_the_row),
+      cmocka_unit_test(test_verifier_checks_from_the_row),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
