@@ -26,7 +26,7 @@ WORK = os.environ.get("TFXC_BENCH_WORK", os.path.join(HERE, "work"))
 MODELS = os.environ.get("TFX_MODELS_DIR", os.path.join(ROOT, "..", "shared", "models"))
 BENCH = os.path.join(WORK, "bench")
 THREADS, REPS = "2", "5"
-GEMMS = [("768x768", [1, 128]), ("2048x768", [1, 128]), ("32000x768", [1])]
+GEMMS = [("1024x1024", [1024]), ("768x768", [1, 128]), ("2048x768", [1, 128]), ("32000x768", [1])]
 
 
 def run(cmd):
