@@ -282,27 +282,6 @@ static int rename_tensors(const tfx_wfile *f, const char *path, const tfx_wrenam
   return r->count > errors ? -1 : 0;
 }
 
-static float f16_to_f32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ffu, bits;
-  if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | man << 13; /* inf, nan */
-  } else if (exp != 0) {
-    bits = sign | (exp + 112) << 23 | man << 13;
-  } else if (man == 0) {
-    bits = sign;
-  } else { /* subnormal: normalize */
-    int e = -1;
-    do {
-      e++;
-      man <<= 1;
-    } while (!(man & 0x400u));
-    bits = sign | (uint32_t)(112 - e) << 23 | (man & 0x3ffu) << 13;
-  }
-  float v;
-  memcpy(&v, &bits, 4);
-  return v;
-}
-
 /* Reads numel elements stored as dtype at off into dst as f32. */
 static int read_tensor(int fd, const tfx_wfile_tensor *t, float *dst, uint64_t numel) {
   if (t->dtype == TFX_WF_F32) return read_exact(fd, (uint8_t *)dst, numel * 4, t->file_offset);
@@ -312,7 +291,7 @@ static int read_tensor(int fd, const tfx_wfile_tensor *t, float *dst, uint64_t n
   for (uint64_t i = 0; i < numel; i++) {
     uint16_t h = (uint16_t)(raw[2 * i] | raw[2 * i + 1] << 8);
     if (t->dtype == TFX_WF_F16) {
-      dst[i] = f16_to_f32(h);
+      dst[i] = tfx_f16_to_f32(h);
     } else {
       uint32_t bits = (uint32_t)h << 16;
       memcpy(&dst[i], &bits, 4);

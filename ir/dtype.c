@@ -14,7 +14,7 @@ static int64_t elem_index(const tfx_fused *layout, int64_t R, int64_t K, int64_t
   return layout && layout->panel > 0 ? tfx_packed_index(layout, R, K, r, k) : r * K + k;
 }
 
-static float f16_to_f32(uint16_t h) {
+float tfx_f16_to_f32(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = h >> 10 & 0x1fu, man = h & 0x3ffu, bits;
   if (exp == 0x1f) {
     bits = sign | 0x7f800000u | man << 13; /* inf, nan */
@@ -53,7 +53,7 @@ static void dq_f32(const uint8_t *data, const tfx_fused *layout, int64_t R, int6
 }
 
 static void dq_f16(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
-  for (int64_t k = 0; k < K; k++) out[k] = f16_to_f32(rd16(data + 2 * elem_index(layout, R, K, r, k)));
+  for (int64_t k = 0; k < K; k++) out[k] = tfx_f16_to_f32(rd16(data + 2 * elem_index(layout, R, K, r, k)));
 }
 
 static void dq_bf16(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
@@ -74,7 +74,7 @@ static void dq_q8_0(const uint8_t *data, const tfx_fused *layout, int64_t R, int
   (void)R;
   const uint8_t *row = data + r * (K / 32) * 34;
   for (int64_t b = 0; b < K / 32; b++) {
-    float d = f16_to_f32(rd16(row + b * 34));
+    float d = tfx_f16_to_f32(rd16(row + b * 34));
     for (int j = 0; j < 32; j++) out[b * 32 + j] = d * (float)(int8_t)row[b * 34 + 2 + j];
   }
 }
@@ -87,7 +87,7 @@ static void dq_q4_0(const uint8_t *data, const tfx_fused *layout, int64_t R, int
   const uint8_t *row = data + r * (K / 32) * 18;
   for (int64_t b = 0; b < K / 32; b++) {
     const uint8_t *blk = row + b * 18;
-    float d = f16_to_f32(rd16(blk));
+    float d = tfx_f16_to_f32(rd16(blk));
     for (int j = 0; j < 16; j++) {
       out[b * 32 + j] = d * (float)((blk[2 + j] & 0xf) - 8);
       out[b * 32 + j + 16] = d * (float)((blk[2 + j] >> 4) - 8);

@@ -353,6 +353,8 @@ typedef struct tfx_dtype_info {
 /* The format table's entry of dt (NULL when dt is out of range). */
 const tfx_dtype_info *tfx_dtype_info_of(tfx_dtype dt);
 const char *tfx_dtype_name(tfx_dtype dt);
+/* An IEEE half (binary16) as f32, exactly (subnormals, inf and NaN included). */
+float tfx_f16_to_f32(uint16_t h);
 /* Bytes per element of an element format (block 1) without a scale plane
  * counted; 0 for block formats (use tfx_type_bytes). */
 int64_t tfx_dtype_size(tfx_dtype dt);
