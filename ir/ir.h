@@ -558,11 +558,7 @@ void tfx_interp_reset(tfx_interp *it);
 void tfx_interp_free(tfx_interp *it);
 
 /* ---- attention variants (ir/attention.c) ---- */
-/* Type inference of ATTENTION and MLA_ATTENTION (a: the operand types). */
-int tfx_infer_attention(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
-                        size_t errlen);
-int tfx_infer_mla(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
-                  size_t errlen);
+/* (their type inference, tfx_infer_attention / tfx_infer_mla: ir/op_fns.h) */
 /* ALiBi slope of query head h (0-based) of `heads`: 2^(-8(h+1)/H) when H is a
  * power of two; otherwise, with n the largest power of two < H, heads
  * 0..n-1 take n's slopes and head n+k takes 2^(-8(2k+1)/(2n)) (the odd terms
