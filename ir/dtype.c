@@ -95,6 +95,67 @@ static void dq_q4_0(const uint8_t *data, const tfx_fused *layout, int64_t R, int
   }
 }
 
+/* GGUF Q4_K: super-blocks of 256: f16 d, f16 dmin, 12 bytes of 6-bit scales
+ * and mins for 8 sub-blocks of 32, then 128 bytes of nibbles (bytes 32c ..
+ * 32c + 31: low nibbles are sub-block 2c, high nibbles sub-block 2c + 1);
+ * x = d * sc * q - dmin * m. */
+void tfx_q4_k_scale_min(const uint8_t *scales, int j, int *sc, int *m) {
+  if (j < 4) {
+    *sc = scales[j] & 63;
+    *m = scales[j + 4] & 63;
+  } else {
+    *sc = (scales[j + 4] & 0xf) | (scales[j - 4] >> 6) << 4;
+    *m = (scales[j + 4] >> 4) | (scales[j] >> 6) << 4;
+  }
+}
+
+static void dq_q4_k(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  (void)layout;
+  (void)R;
+  const uint8_t *row = data + r * (K / 256) * 144;
+  for (int64_t b = 0; b < K / 256; b++) {
+    const uint8_t *blk = row + b * 144, *q = blk + 16;
+    float d = tfx_f16_to_f32(rd16(blk)), dmin = tfx_f16_to_f32(rd16(blk + 2));
+    float *y = out + b * 256;
+    for (int c = 0; c < 4; c++) {
+      int sc0, m0, sc1, m1;
+      tfx_q4_k_scale_min(blk + 4, 2 * c, &sc0, &m0);
+      tfx_q4_k_scale_min(blk + 4, 2 * c + 1, &sc1, &m1);
+      float d0 = d * (float)sc0, mm0 = dmin * (float)m0, d1 = d * (float)sc1, mm1 = dmin * (float)m1;
+      for (int l = 0; l < 32; l++) y[64 * c + l] = d0 * (float)(q[32 * c + l] & 0xf) - mm0;
+      for (int l = 0; l < 32; l++) y[64 * c + 32 + l] = d1 * (float)(q[32 * c + l] >> 4) - mm1;
+    }
+  }
+}
+
+/* GGUF Q6_K: super-blocks of 256: 128 bytes ql (low 4 bits), 64 bytes qh
+ * (high 2 bits), 16 int8 scales (one per 16 elements), f16 d; per half of
+ * 128: element l (< 32) + 32i takes ql[l + 32 (i & 1)] >> 4 (i >> 1) and
+ * qh[l] >> 2i; x = d * sc * (q - 32). */
+static void dq_q6_k(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  (void)layout;
+  (void)R;
+  const uint8_t *row = data + r * (K / 256) * 210;
+  for (int64_t b = 0; b < K / 256; b++) {
+    const uint8_t *blk = row + b * 210;
+    float d = tfx_f16_to_f32(rd16(blk + 208));
+    for (int h = 0; h < 2; h++) {
+      const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
+      const int8_t *sc = (const int8_t *)(blk + 192 + 8 * h);
+      float *y = out + b * 256 + 128 * h;
+      for (int l = 0; l < 32; l++) {
+        int is = l / 16;
+        int q1 = ((ql[l] & 0xf) | (qh[l] >> 0 & 3) << 4) - 32, q2 = ((ql[l + 32] & 0xf) | (qh[l] >> 2 & 3) << 4) - 32;
+        int q3 = ((ql[l] >> 4) | (qh[l] >> 4 & 3) << 4) - 32, q4 = ((ql[l + 32] >> 4) | (qh[l] >> 6 & 3) << 4) - 32;
+        y[l] = d * (float)sc[is] * (float)q1;
+        y[l + 32] = d * (float)sc[is + 2] * (float)q2;
+        y[l + 64] = d * (float)sc[is + 4] * (float)q3;
+        y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+      }
+    }
+  }
+}
+
 /* The toy format: the stored values times the row's scale. */
 static void dq_rowscale(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
   float s = row_scale(data, layout, R, K, r, 4);
@@ -105,8 +166,8 @@ static const tfx_dtype_info formats[TFX_DT_COUNT] = {
     [TFX_DT_F32] = {"f32", 1, 4, 0, 0, dq_f32},      [TFX_DT_I32] = {"i32", 1, 4, 0, 0, NULL},
     [TFX_DT_F16] = {"f16", 1, 2, 0, 1, dq_f16},      [TFX_DT_BF16] = {"bf16", 1, 2, 0, 1, dq_bf16},
     [TFX_DT_I8] = {"i8", 1, 1, 4, 1, dq_i8},         [TFX_DT_Q8_0] = {"q8_0", 32, 34, 0, 1, dq_q8_0},
-    [TFX_DT_Q4_0] = {"q4_0", 32, 18, 0, 1, dq_q4_0}, [TFX_DT_Q4_K] = {"q4_k", 256, 144, 0, 1, NULL},
-    [TFX_DT_Q6_K] = {"q6_k", 256, 210, 0, 1, NULL},  [TFX_DT_F32_ROWSCALE] = {"f32_rowscale", 1, 4, 4, 1, dq_rowscale},
+    [TFX_DT_Q4_0] = {"q4_0", 32, 18, 0, 1, dq_q4_0}, [TFX_DT_Q4_K] = {"q4_k", 256, 144, 0, 1, dq_q4_k},
+    [TFX_DT_Q6_K] = {"q6_k", 256, 210, 0, 1, dq_q6_k},  [TFX_DT_F32_ROWSCALE] = {"f32_rowscale", 1, 4, 4, 1, dq_rowscale},
 };
 
 const tfx_dtype_info *tfx_dtype_info_of(tfx_dtype dt) {

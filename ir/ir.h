@@ -314,6 +314,8 @@ typedef struct tfx_schedule {
   int attention; /* tfx_sched_attention: AUTO and FLASH tile prefill attention without a sparse pattern
                     (tfx_attn_schedule_auto) */
   int prefetch;  /* bytes the decode matrix-vector kernels prefetch ahead of their weight stream; 0 = none */
+  int act_f32;   /* 1: linears with int8-block weights dequantize them into f32 instead of quantizing their
+                    activations for int8 dot products (tfx_node_act_quant) */
 } tfx_schedule;
 
 typedef struct tfx_graph {
@@ -371,6 +373,38 @@ int64_t tfx_type_values_bytes(const tfx_type *t, int64_t t_value);
  * at data, decoded into out[0 .. last dim): 0, or -1 when its format has no
  * reference decoder. */
 int tfx_weight_dequant_row(const tfx_node *w, const uint8_t *data, int64_t r, float *out);
+/* Q4_K's 6-bit scale and min of sub-block j (0..7) from the block's 12 scale
+ * bytes (ggml's get_scale_min_k4). */
+void tfx_q4_k_scale_min(const uint8_t *scales, int j, int *sc, int *m);
+/* ---- quantization (ir/quantize.c) ---- */
+/* Quantizes x[0 .. K) into dst in format dt, bytes identical to ggml's
+ * reference quantizers (quantize_row_*_ref) and the gguf package: q8_0,
+ * q4_0, q4_k, q6_k; f16 and bf16 round to nearest even (bf16 keeps NaN a
+ * quiet NaN). K must be a multiple of the format's block. Returns the bytes
+ * written (K / block * block_bytes), or -1 when dt has no quantizer or K
+ * does not divide into its blocks. */
+int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst);
+/* 1 when tfx_quantize_row can produce dt. */
+int tfx_quantize_supported(tfx_dtype dt);
+/* The format a weight whose rows hold K elements gets when dt is asked:
+ * dt when K divides into its blocks, else llama.cpp's fallback (a K-quant
+ * with K % 256 != 0 falls to a 32-block format; a 32-block format with
+ * K % 32 != 0 to f16). */
+tfx_dtype tfx_quantize_fallback(tfx_dtype dt, int64_t K);
+
+/* The activations of a linear whose weight is an int8-block format
+ * (tfx_node_act_quant) are quantized at run time, per row, in blocks of
+ * TFX_ACT_QBLOCK along K, before the int8 dot products: amax = max |x_i|,
+ * d = amax / 127 (f32), id = d != 0 ? 1 / d : 0, q_i = rint(x_i * id) (f32
+ * arithmetic, round to nearest even). The kernels do exactly this; the
+ * interpreter emulates it (the block's values become q_i * d). */
+#define TFX_ACT_QBLOCK 32
+/* One block of TFX_ACT_QBLOCK values: q and the scale d. */
+void tfx_act_quant_block(const float *x, int8_t *q, float *d);
+/* 1 when LINEAR / FUSED_LINEAR node n runs int8 dot products on quantized
+ * activations: its weight is q8_0, q4_0, q4_k or q6_k and the schedule does
+ * not ask for f32 activations (g->schedule.act_f32). */
+int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n);
 tfx_type tfx_type_make(tfx_dtype dt, int rank, const int64_t *dims);
 int tfx_type_equal(const tfx_type *a, const tfx_type *b);
 int tfx_type_has_t(const tfx_type *t);

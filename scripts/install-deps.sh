@@ -5,7 +5,7 @@
 # fuzz targets). Does nothing when they are all present.
 set -euo pipefail
 packages=(llvm-19-dev libffi-dev flex bison libcmocka-dev cmake pkg-config gcc make binutils
-          python3-torch python3-numpy
+          python3-torch python3-numpy python3-venv
           clang-14 libclang-rt-14-dev llvm-14)  # libFuzzer, ASan/UBSan runtimes, llvm-symbolizer
 missing=()
 for p in "${packages[@]}"; do

@@ -21,6 +21,7 @@ fi
 jobs="${TFX_JOBS:-2}"
 start=$SECONDS
 ./scripts/build.sh
+./scripts/pyenv.sh
 ctest --test-dir build --output-on-failure -j"$jobs"
 echo "test: suite passed ($((SECONDS - start)) s so far)"
 
