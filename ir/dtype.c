@@ -163,11 +163,16 @@ static void dq_rowscale(const uint8_t *data, const tfx_fused *layout, int64_t R,
 }
 
 static const tfx_dtype_info formats[TFX_DT_COUNT] = {
-    [TFX_DT_F32] = {"f32", 1, 4, 0, 0, dq_f32},      [TFX_DT_I32] = {"i32", 1, 4, 0, 0, NULL},
-    [TFX_DT_F16] = {"f16", 1, 2, 0, 1, dq_f16},      [TFX_DT_BF16] = {"bf16", 1, 2, 0, 1, dq_bf16},
-    [TFX_DT_I8] = {"i8", 1, 1, 4, 1, dq_i8},         [TFX_DT_Q8_0] = {"q8_0", 32, 34, 0, 1, dq_q8_0},
-    [TFX_DT_Q4_0] = {"q4_0", 32, 18, 0, 1, dq_q4_0}, [TFX_DT_Q4_K] = {"q4_k", 256, 144, 0, 1, dq_q4_k},
-    [TFX_DT_Q6_K] = {"q6_k", 256, 210, 0, 1, dq_q6_k},  [TFX_DT_F32_ROWSCALE] = {"f32_rowscale", 1, 4, 4, 1, dq_rowscale},
+    [TFX_DT_F32] = {"f32", 1, 4, 0, 0, dq_f32},
+    [TFX_DT_I32] = {"i32", 1, 4, 0, 0, NULL},
+    [TFX_DT_F16] = {"f16", 1, 2, 0, 1, dq_f16},
+    [TFX_DT_BF16] = {"bf16", 1, 2, 0, 1, dq_bf16},
+    [TFX_DT_I8] = {"i8", 1, 1, 4, 1, dq_i8},
+    [TFX_DT_Q8_0] = {"q8_0", 32, 34, 0, 1, dq_q8_0},
+    [TFX_DT_Q4_0] = {"q4_0", 32, 18, 0, 1, dq_q4_0},
+    [TFX_DT_Q4_K] = {"q4_k", 256, 144, 0, 1, dq_q4_k},
+    [TFX_DT_Q6_K] = {"q6_k", 256, 210, 0, 1, dq_q6_k},
+    [TFX_DT_F32_ROWSCALE] = {"f32_rowscale", 1, 4, 4, 1, dq_rowscale},
 };
 
 const tfx_dtype_info *tfx_dtype_info_of(tfx_dtype dt) {
