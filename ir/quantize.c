@@ -70,8 +70,223 @@ static void q4_0_block(const float *x, uint8_t *blk) {
   }
 }
 
+/* ---- 256-element super-blocks (K-quants) ----
+ * ggml's reference quantizers quantize_row_q4_K_ref / quantize_row_q6_K_ref
+ * (what llama-quantize runs without an importance matrix), re-implemented
+ * from their published algorithm. Identical bytes need identical float
+ * arithmetic: every expression keeps ggml's evaluation order and f32 types
+ * (int operands convert to float where ggml's do), rounding goes through
+ * nearest_int's bit trick (round half to even, no float-to-int conversion),
+ * and this file is compiled with -ffp-contract=off (CMakeLists.txt) so no
+ * a * b + c becomes a fused multiply-add. */
+
+#define KQ_MAX_EPS 1e-15f /* ggml's GROUP_MAX_EPS: a group below it is all zero */
+
+/* Round to nearest, ties to even, for |f| <= 2^22 (ggml's nearest_int): adding
+ * 1.5 * 2^23 leaves the integer in the low mantissa bits. */
+static int nearest_int(float f) {
+  float v = f + 12582912.f;
+  int32_t i;
+  memcpy(&i, &v, 4);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+static int imin(int a, int b) { return a < b ? a : b; }
+static int imax(int a, int b) { return a > b ? a : b; }
+
+/* Q4_K's sub-block fit (ggml's make_qkx2_quants with n 32, nmax 15, rmin -1,
+ * rdelta 0.1, 20 steps, squared error): x ~ scale * L + min with min <= 0,
+ * L in [0, 15], weighted least squares over a sweep of candidate inverse
+ * scales. Returns scale; *the_min = -min. */
+static float q4_k_fit(const float *x, const float *w, uint8_t *L, float *the_min) {
+  enum { N = 32, NMAX = 15, NSTEP = 20 };
+  const float rmin = -1.f, rdelta = 0.1f;
+  uint8_t Laux[N];
+  float min = x[0], max = x[0], sum_w = w[0], sum_x = sum_w * x[0];
+  for (int i = 1; i < N; i++) {
+    if (x[i] < min) min = x[i];
+    if (x[i] > max) max = x[i];
+    sum_w += w[i];
+    sum_x += w[i] * x[i];
+  }
+  if (min > 0) min = 0;
+  if (max == min) {
+    memset(L, 0, N);
+    *the_min = -min;
+    return 0.f;
+  }
+  float iscale = (float)NMAX / (max - min), scale = 1 / iscale, best_error = 0;
+  for (int i = 0; i < N; i++) {
+    int l = nearest_int(iscale * (x[i] - min));
+    L[i] = (uint8_t)imax(0, imin(NMAX, l));
+    float diff = scale * (float)L[i] + min - x[i];
+    best_error += w[i] * (diff * diff);
+  }
+  for (int is = 0; is <= NSTEP; is++) {
+    iscale = (rmin + rdelta * (float)is + (float)NMAX) / (max - min);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < N; i++) {
+      int l = imax(0, imin(NMAX, nearest_int(iscale * (x[i] - min))));
+      Laux[i] = (uint8_t)l;
+      float fl = (float)l;
+      sum_l += w[i] * fl;
+      sum_l2 += w[i] * fl * fl;
+      sum_xl += w[i] * fl * x[i];
+    }
+    float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D > 0) {
+      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D, this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      if (this_min > 0) {
+        this_min = 0;
+        this_scale = sum_xl / sum_l2;
+      }
+      float cur_error = 0;
+      for (int i = 0; i < N; i++) {
+        float diff = this_scale * (float)Laux[i] + this_min - x[i];
+        cur_error += w[i] * (diff * diff);
+      }
+      if (cur_error < best_error) {
+        memcpy(L, Laux, N);
+        best_error = cur_error;
+        scale = this_scale;
+        min = this_min;
+      }
+    }
+  }
+  *the_min = -min;
+  return scale;
+}
+
+/* Q4_K: f16 d, f16 dmin, 12 bytes of 6-bit sub-block scales and mins (the
+ * packing tfx_q4_k_scale_min reads), 128 bytes of nibbles; see ir/dtype.c. */
+static void q4_k_block(const float *x, uint8_t *blk) {
+  uint8_t L[256], *scales = blk + 4, *q = blk + 16;
+  float w[32], mins[8], sc[8], max_scale = 0, max_min = 0;
+  for (int j = 0; j < 8; j++) {
+    const float *xj = x + 32 * j;
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; l++) sum_x2 += xj[l] * xj[l];
+    float av_x = sqrtf(sum_x2 / 32);
+    for (int l = 0; l < 32; l++) w[l] = av_x + fabsf(xj[l]);
+    sc[j] = q4_k_fit(xj, w, L + 32 * j, &mins[j]);
+    if (sc[j] > max_scale) max_scale = sc[j];
+    if (mins[j] > max_min) max_min = mins[j];
+  }
+  float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f, inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+  memset(scales, 0, 12);
+  for (int j = 0; j < 8; j++) {
+    /* ggml stores nearest_int's result in a uint8_t before clamping to 63 */
+    uint8_t ls = (uint8_t)nearest_int(inv_scale * sc[j]), lm = (uint8_t)nearest_int(inv_min * mins[j]);
+    ls = ls < 63 ? ls : 63;
+    lm = lm < 63 ? lm : 63;
+    if (j < 4) {
+      scales[j] = ls;
+      scales[j + 4] = lm;
+    } else {
+      scales[j + 4] = (uint8_t)((ls & 0xf) | (lm & 0xf) << 4);
+      scales[j - 4] |= (uint8_t)((ls >> 4) << 6);
+      scales[j] |= (uint8_t)((lm >> 4) << 6);
+    }
+  }
+  uint16_t d16 = f32_to_f16(max_scale / 63.f), dmin16 = f32_to_f16(max_min / 63.f);
+  put16(blk, d16);
+  put16(blk + 2, dmin16);
+  float dd = tfx_f16_to_f32(d16), dmin = tfx_f16_to_f32(dmin16);
+  for (int j = 0; j < 8; j++) {
+    int s, m;
+    tfx_q4_k_scale_min(scales, j, &s, &m);
+    float d = dd * (float)s;
+    if (d == 0.0f) continue; /* keeps the fit's L */
+    float dm = dmin * (float)m;
+    for (int i = 0; i < 32; i++) L[32 * j + i] = (uint8_t)imax(0, imin(15, nearest_int((x[32 * j + i] + dm) / d)));
+  }
+  for (int j = 0; j < 256; j += 64, q += 32)
+    for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[j + l] | L[j + l + 32] << 4);
+}
+
+/* Q6_K's group fit (ggml's make_qx_quants with n 16, nmax 32, rmse_type 1,
+ * no importance weights): L in [0, 63] stands for L - 32, weights x^2, the
+ * inverse scale -nmax / max and 18 neighbours -(nmax + 0.1 is) / max tried.
+ * Returns the scale (signed: the value of largest magnitude maps to -32). */
+static float q6_k_fit(const float *x, int8_t *L) {
+  enum { N = 16, NMAX = 32 };
+  float max = 0, amax = 0;
+  for (int i = 0; i < N; i++) {
+    float ax = fabsf(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < KQ_MAX_EPS) {
+    memset(L, 0, N);
+    return 0.f;
+  }
+  float iscale = (float)-NMAX / max, sumlx = 0, suml2 = 0;
+  for (int i = 0; i < N; i++) {
+    int l = imax(-NMAX, imin(NMAX - 1, nearest_int(iscale * x[i])));
+    L[i] = (int8_t)(l + NMAX);
+    float w = x[i] * x[i], fl = (float)l;
+    sumlx += w * x[i] * fl;
+    suml2 += w * fl * fl;
+  }
+  float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f, best = scale * sumlx;
+  for (int is = -9; is <= 9; is++) {
+    if (is == 0) continue;
+    iscale = -((float)NMAX + 0.1f * (float)is) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < N; i++) {
+      int l = imax(-NMAX, imin(NMAX - 1, nearest_int(iscale * x[i])));
+      float w = x[i] * x[i], fl = (float)l;
+      sumlx += w * x[i] * fl;
+      suml2 += w * fl * fl;
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < N; i++) L[i] = (int8_t)(NMAX + imax(-NMAX, imin(NMAX - 1, nearest_int(iscale * x[i]))));
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+/* Q6_K: 128 bytes ql, 64 bytes qh, 16 int8 group scales, f16 d; see ir/dtype.c. */
+static void q6_k_block(const float *x, uint8_t *blk) {
+  int8_t L[256];
+  float sc[16], max_scale = 0, max_abs_scale = 0;
+  for (int g = 0; g < 16; g++) {
+    sc[g] = q6_k_fit(x + 16 * g, L + 16 * g);
+    if (fabsf(sc[g]) > max_abs_scale) {
+      max_abs_scale = fabsf(sc[g]);
+      max_scale = sc[g];
+    }
+  }
+  memset(blk, 0, 210);
+  if (max_abs_scale < KQ_MAX_EPS) return; /* all zero, d = 0 */
+  int8_t *scales = (int8_t *)(blk + 192);
+  float iscale = -128.f / max_scale;
+  uint16_t d16 = f32_to_f16(1 / iscale);
+  put16(blk + 208, d16);
+  for (int g = 0; g < 16; g++) scales[g] = (int8_t)imin(127, nearest_int(iscale * sc[g]));
+  float dd = tfx_f16_to_f32(d16);
+  for (int g = 0; g < 16; g++) {
+    float d = dd * (float)scales[g];
+    if (d == 0.0f) continue; /* keeps the fit's L */
+    for (int i = 0; i < 16; i++) L[16 * g + i] = (int8_t)(imax(-32, imin(31, nearest_int(x[16 * g + i] / d))) + 32);
+  }
+  uint8_t *ql = blk, *qh = blk + 128;
+  for (int j = 0; j < 256; j += 128, ql += 64, qh += 32)
+    for (int l = 0; l < 32; l++) {
+      const uint8_t *u = (const uint8_t *)L + j + l;
+      ql[l] = (uint8_t)((u[0] & 0xf) | (u[64] & 0xf) << 4);
+      ql[l + 32] = (uint8_t)((u[32] & 0xf) | (u[96] & 0xf) << 4);
+      qh[l] = (uint8_t)(u[0] >> 4 | (u[32] >> 4) << 2 | (u[64] >> 4) << 4 | (u[96] >> 4) << 6);
+    }
+}
+
 int tfx_quantize_supported(tfx_dtype dt) {
-  return dt == TFX_DT_F16 || dt == TFX_DT_BF16 || dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0;
+  return dt == TFX_DT_F16 || dt == TFX_DT_BF16 || dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K ||
+         dt == TFX_DT_Q6_K;
 }
 
 int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst) {
@@ -85,6 +300,8 @@ int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst) 
     case TFX_DT_BF16: put16(out, f32_to_bf16(xb[0])); break;
     case TFX_DT_Q8_0: q8_0_block(xb, out); break;
     case TFX_DT_Q4_0: q4_0_block(xb, out); break;
+    case TFX_DT_Q4_K: q4_k_block(xb, out); break;
+    case TFX_DT_Q6_K: q6_k_block(xb, out); break;
     default: return -1;
     }
   }

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""tests/quant/test_quant_bytes.py — ctest test_quant_bytes: tfxc's weight
+formats against the gguf package (scripts/pyenv.sh), through tfx-quant-tool
+(tfx_quantize_row and the reference decoders of ir/dtype.c).
+
+  test_quant_bytes.py PATH/TO/tfx-quant-tool
+
+Asserts:
+- F16, BF16, Q8_0, Q4_0: tfxc's bytes are identical to gguf.quants.quantize
+  on varied rows (Gaussian at several scales, zeros, tiny and subnormal
+  values, huge values up to f32's range, negative maxima, exact rounding
+  ties of each format, a single non-zero per block; no NaN);
+- Q4_K, Q6_K (gguf has no quantizer for them): tfxc's dequantization equals
+  gguf.quants.dequantize bit for bit on random valid blocks (any bytes, a
+  finite f16 d / dmin) and on rows tfxc quantized; and the quantization
+  error of tfxc's Q4_K / Q6_K on Gaussian rows, RMS(x - deq(q(x))) /
+  RMS(x), stays within bounds set from the measurement with margin (the
+  numbers are printed). The bytes of Q4_K / Q6_K are checked against
+  llama.cpp's own quantizer by bench/check_kquant_bytes.py.
+Exits 1 with a message on the first failure, 0 when all pass."""
+import os
+import subprocess
+import sys
+import tempfile
+
+try:
+    import numpy as np
+
+    np.seterr(all="ignore")  # the rows overflow f16 on purpose
+    from gguf import GGMLQuantizationType as QT
+    from gguf import quants
+except ImportError as e:
+    sys.exit(f"test_quant_bytes: {e}: this test needs the venv of scripts/pyenv.sh (numpy, gguf)")
+
+TOOL = sys.argv[1] if len(sys.argv) > 1 else None
+if not TOOL or not os.access(TOOL, os.X_OK):
+    sys.exit("usage: test_quant_bytes.py PATH/TO/tfx-quant-tool")
+
+TMP = tempfile.mkdtemp(prefix="tfx_quant_bytes_")
+failures = []
+
+
+def tool(mode, fmt, K, data):
+    src, dst = os.path.join(TMP, "in"), os.path.join(TMP, "out")
+    with open(src, "wb") as f:
+        f.write(data)
+    r = subprocess.run([TOOL, mode, fmt, str(K), src, dst], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"test_quant_bytes: tfx-quant-tool {mode} {fmt} {K} failed: {r.stderr.strip()}")
+    with open(dst, "rb") as f:
+        return f.read()
+
+
+def tfx_quantize(fmt, rows):
+    rows = np.ascontiguousarray(rows, dtype="<f4")
+    return np.frombuffer(tool("quantize", fmt, rows.shape[1], rows.tobytes()), dtype=np.uint8)
+
+
+def tfx_dequantize(fmt, K, raw):
+    return np.frombuffer(tool("dequantize", fmt, K, np.asarray(raw, dtype=np.uint8).tobytes()), dtype="<f4")
+
+
+def check(cond, msg):
+    if not cond:
+        failures.append(msg)
+        print("FAIL:", msg)
+
+
+rng = np.random.default_rng(20261203)
+
+# ---- rows for the byte comparisons (K = 256: 8 blocks of 32) ----
+K = 256
+
+
+def rows_32block(qmax):
+    """Rows exercising 32-block quantizers whose scale is amax / qmax."""
+    rows = []
+    for s in (1.0, 1e-3, 1e3, 0.02):
+        rows.append(rng.standard_normal(K) * s)
+    rows.append(np.zeros(K))
+    rows.append(rng.standard_normal(K) * 1e-30)  # d underflows f16: zero blocks
+    rows.append(rng.standard_normal(K) * 1e-7)  # d an f16 subnormal
+    rows.append(rng.standard_normal(K) * 1e35)  # d overflows f16: inf
+    rows.append(rng.standard_normal(K) * 3e5)  # d near f16's max
+    r = rng.standard_normal(K)
+    r[::32] = -10.0  # negative maxima
+    rows.append(r)
+    r = rng.standard_normal(K)
+    r[5::32] = 7.0  # positive maxima
+    rows.append(r)
+    one = np.zeros(K)
+    one[3::32] = rng.standard_normal(K // 32)  # one value per block
+    rows.append(one)
+    # exact ties: amax = qmax gives d = 1 and x * id = x; half-integers tie
+    t = rng.integers(-qmax, qmax, K).astype(np.float64) + 0.5
+    t[::32] = -qmax if qmax == 8 else qmax
+    rows.append(t)
+    rows.append(-t)
+    rows.append(rng.uniform(-1, 1, K) * np.where(rng.random(K) < 0.5, 1e-4, 1.0))
+    return np.array(rows, dtype=np.float32)
+
+
+def rows_elementwise():
+    """Rows for f16 / bf16: ties of both, subnormals, overflow, signed zeros."""
+    f32 = lambda u: np.array(u, dtype=np.uint32).view(np.float32)
+    rows = [rng.standard_normal(K) * s for s in (1.0, 1e-6, 1e4, 1e-40)]
+    rows.append(np.zeros(K))
+    # f16 ties: 1 + (2k + 1) * 2^-11 lies halfway between two f16 values
+    rows.append((1 + (2 * rng.integers(0, 1023, K) + 1) * 2.0 ** -11) * rng.choice([-1, 1], K))
+    # bf16 ties: low 16 bits 0x8000
+    rows.append(f32((rng.integers(0x3f000000 >> 16, 0x4f000000 >> 16, K) << 16) | 0x8000))
+    rows.append(f32(rng.integers(0, 0x7f800000, K)))  # any finite magnitude, subnormals included
+    rows.append(f32(rng.integers(0x80000000, 0xff800000, K, dtype=np.uint64).astype(np.uint32)))
+    big = np.array([65504, 65519.99, 65520, 65536, 1e9, -65520, 3.4e38, -3.4e38] * (K // 8))
+    rows.append(big)  # the edge of f16's range: 65520 rounds to inf
+    rows.append(np.array([-0.0, 0.0, 2.0 ** -24, 2.0 ** -25, 3 * 2.0 ** -26, 2.0 ** -14, 2.0 ** -15, 5.96e-8] * (K // 8)))
+    return np.array(rows, dtype=np.float32)
+
+
+def gguf_bytes(qt, rows):
+    q = quants.quantize(rows, qt)
+    return np.ascontiguousarray(q).view(np.uint8).reshape(-1)
+
+
+for fmt, qt, rows in (("f16", QT.F16, rows_elementwise()), ("bf16", QT.BF16, rows_elementwise()),
+                      ("q8_0", QT.Q8_0, rows_32block(127)), ("q4_0", QT.Q4_0, rows_32block(8))):
+    assert not np.isnan(rows).any()
+    before = len(failures)
+    ours, ref = tfx_quantize(fmt, rows), gguf_bytes(qt, rows)
+    check(ours.shape == ref.shape, f"{fmt}: {ours.size} bytes, gguf {ref.size}")
+    if ours.shape == ref.shape:
+        bad = np.flatnonzero(ours != ref)
+        check(bad.size == 0, f"{fmt}: {bad.size} bytes differ from gguf.quants.quantize (first at byte {bad[:1]})")
+    # the decoder too: tfxc's dequantization of its bytes equals gguf's of gguf's bytes
+    deq, gdeq = tfx_dequantize(fmt, K, ref), quants.dequantize(ref, qt).reshape(-1).astype(np.float32)
+    check(np.array_equal(deq, gdeq, equal_nan=True), f"{fmt}: dequantization differs from gguf.quants.dequantize")
+    print(f"{fmt}: {rows.shape[0]} rows x {K}: bytes identical to gguf.quants.quantize and "
+          f"dequantization equal to gguf's: {len(failures) == before}")
+
+# ---- Q4_K / Q6_K ----
+BLOCK = {"q4_k": (QT.Q4_K, 144), "q6_k": (QT.Q6_K, 210)}
+
+
+def random_blocks(fmt, n):
+    qt, nbytes = BLOCK[fmt]
+    b = rng.integers(0, 256, (n, nbytes), dtype=np.uint8)
+    # finite f16 scales over a wide range (including subnormals and zero)
+    d = (rng.standard_normal((n, 2)) * 10.0 ** rng.integers(-8, 4, (n, 2))).astype(np.float16)
+    d[0] = 0
+    if fmt == "q4_k":
+        b[:, 0:4] = d.view(np.uint8)
+    else:
+        b[:, 208:210] = d[:, :1].view(np.uint8)
+    return b
+
+
+def same_bits(a, b):
+    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+for fmt, (qt, nbytes) in BLOCK.items():
+    blocks = random_blocks(fmt, 4096)
+    for K2 in (256, 1024):
+        deq = tfx_dequantize(fmt, K2, blocks)
+        ref = quants.dequantize(blocks.reshape(-1), qt).reshape(-1).astype(np.float32)
+        check(same_bits(deq, ref), f"{fmt}: dequantization of random blocks (K = {K2}) differs from gguf's")
+    # rows tfxc quantized, at several scales
+    rows = np.concatenate([rng.standard_normal((16, 1024)) * s for s in (1.0, 0.02, 1e-5, 300.0)]).astype(np.float32)
+    rows[0, :256] = 0
+    q = tfx_quantize(fmt, rows)
+    check(q.size == rows.size // 256 * nbytes, f"{fmt}: {q.size} bytes for {rows.size // 256} super-blocks")
+    deq = tfx_dequantize(fmt, 1024, q)
+    ref = quants.dequantize(q, qt).reshape(-1).astype(np.float32)
+    check(same_bits(deq, ref), f"{fmt}: dequantization of tfxc-quantized rows differs from gguf's")
+    check(np.all(deq[:256] == 0), f"{fmt}: an all-zero super-block does not decode to zeros")
+    print(f"{fmt}: dequantization equals gguf.quants.dequantize bit for bit (random blocks, tfxc-quantized rows)")
+
+# ---- quantization error on Gaussian rows: RMS(x - deq(q(x))) / RMS(x) ----
+# Measured (this generator, 256 rows x 4096 of N(0, sigma)), sigma 1 / 1e-3:
+# q4_k 0.0713 / 0.0715, q6_k 0.0177 / 0.0205, q8_0 0.00535 / 0.00543, q4_0
+# 0.0858 / 0.0858 (at sigma 1e-3 the K-quants' f16 super-block scale d is
+# an f16 subnormal and loses bits: ggml's format does the same). Bounds:
+# the measured values -10% / +10%; the lower bound catches a format that
+# silently stayed f32 (or a comparison of a format with itself).
+BOUNDS = {"q4_k": (0.064, 0.079), "q6_k": (0.016, 0.0226), "q8_0": (0.0048, 0.0060), "q4_0": (0.077, 0.095)}
+gauss = rng.standard_normal((256, 4096)).astype(np.float32)
+for fmt, (lo, hi) in BOUNDS.items():
+    for scale in (1.0, 1e-3):
+        x = gauss * np.float32(scale)
+        deq = tfx_dequantize(fmt, 4096, tfx_quantize(fmt, x)).reshape(x.shape)
+        rel = float(np.sqrt(np.mean((deq.astype(np.float64) - x) ** 2)) / np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+        print(f"{fmt}: Gaussian rows (sigma {scale:g}): relative RMS error {rel:.5f} (bounds [{lo}, {hi}])")
+        check(lo <= rel <= hi, f"{fmt}: relative RMS error {rel:.5f} outside [{lo}, {hi}] (sigma {scale:g})")
+
+if failures:
+    print(f"test_quant_bytes: {len(failures)} failed")
+    sys.exit(1)
+print("test_quant_bytes: all checks passed")
