@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""bench/check_kquant_bytes.py — checks that tfxc's Q4_K and Q6_K quantizers
+(ir/quantize.c) give the same bytes as llama.cpp's own quantizer. Not a test
+(it needs the bench venv of bench/setup_peers.sh: llama-cpp-python + gguf).
+
+  ~/.cache/tfxc-bench/venv/bin/python bench/check_kquant_bytes.py [--tool TOOL] [--seed N]
+      TOOL: tfx-quant-tool (default build/tests/tfx-quant-tool); N: the
+      random weights' seed (default 11)
+
+It writes an f32 GGUF of a small random llama (dim 256, 2 layers, hidden 768,
+vocab 512, so every weight row holds 256 or 768 elements) with the gguf
+package's GGUFWriter, quantizes it with llama.cpp (llama_model_quantize, no
+importance matrix: ggml's quantize_row_q4_K_ref / quantize_row_q6_K_ref) to
+Q4_K_M (a mix of Q4_K and Q6_K tensors) and to Q6_K, reads the results with
+gguf.GGUFReader, and compares each Q4_K / Q6_K tensor's bytes with tfxc's
+quantization of the same f32 rows (tfx-quant-tool quantize). The weights mix
+distributions that reach the quantizers' corner cases: Gaussian and
+heavy-tailed rows, rows with outliers, all-positive and all-negative rows,
+all-zero and constant sub-blocks, tiny rows whose scales are f16 subnormals,
+and rows on a coarse grid (ties). Prints one line per tensor and a summary;
+exits 1 when any byte differs."""
+import argparse
+import ctypes
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+try:
+    import gguf
+    import llama_cpp
+except ImportError as e:
+    sys.exit(f"check_kquant_bytes: {e}: run with the bench venv (bench/setup_peers.sh)")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ap = argparse.ArgumentParser(description="tfxc's Q4_K / Q6_K bytes against llama.cpp's quantizer")
+ap.add_argument("--tool", default=os.path.join(HERE, "..", "build", "tests", "tfx-quant-tool"))
+ap.add_argument("--seed", type=int, default=11)
+ARGS = ap.parse_args()
+TOOL = ARGS.tool
+if not os.access(TOOL, os.X_OK):
+    sys.exit(f"check_kquant_bytes: {TOOL} not found: build the tests first")
+
+DIM, LAYERS, HIDDEN, VOCAB, HEADS = 256, 2, 768, 512, 4
+rng = np.random.default_rng(ARGS.seed)
+
+
+def weight(rows, cols):
+    """Rows of varied distributions, in blocks of 8 rows."""
+    w = np.empty((rows, cols), dtype=np.float32)
+    for r in range(rows):
+        kind = r % 12
+        if kind == 0:
+            x = rng.standard_normal(cols) * 0.02
+        elif kind == 1:
+            x = rng.laplace(size=cols) * 0.05
+        elif kind == 2:
+            x = rng.standard_normal(cols) * 0.02
+            x[rng.integers(0, cols, 4)] *= 50  # outliers
+        elif kind == 3:
+            x = np.abs(rng.standard_normal(cols)) + 0.1  # all positive: min > 0
+        elif kind == 4:
+            x = -np.abs(rng.standard_normal(cols)) - 0.1  # all negative
+        elif kind == 5:
+            x = rng.standard_normal(cols)
+            x[:32] = 0  # an all-zero sub-block
+            x[64:96] = 0.25  # a constant sub-block
+            x[128:144] = 0  # an all-zero Q6_K group
+        elif kind == 6:
+            x = rng.standard_normal(cols) * 1e-6  # f16-subnormal scales
+        elif kind == 7:
+            x = rng.integers(-8, 8, cols) * 0.125  # a coarse grid: ties
+        elif kind == 8:
+            x = np.zeros(cols)
+        elif kind == 9:
+            x = rng.uniform(-1, 1, cols) * 10.0 ** rng.integers(-3, 3)
+        elif kind == 10:
+            x = rng.standard_normal(cols) * np.repeat(10.0 ** rng.uniform(-3, 1, cols // 16), 16)
+        else:
+            x = rng.standard_t(3, cols) * 0.1
+        w[r] = x
+    return w
+
+
+def write_f32_gguf(path):
+    wr = gguf.GGUFWriter(path, "llama")
+    wr.add_name("kquant-check")
+    wr.add_context_length(256)
+    wr.add_embedding_length(DIM)
+    wr.add_block_count(LAYERS)
+    wr.add_feed_forward_length(HIDDEN)
+    wr.add_head_count(HEADS)
+    wr.add_head_count_kv(HEADS)
+    wr.add_rope_dimension_count(DIM // HEADS)
+    wr.add_layer_norm_rms_eps(1e-5)
+    wr.add_file_type(gguf.LlamaFileType.ALL_F32)
+    wr.add_tokenizer_model("llama")
+    wr.add_token_list([b"<unk>", b"<s>", b"</s>"] + [f"t{i}".encode() for i in range(VOCAB - 3)])
+    wr.add_token_scores([0.0] * VOCAB)
+    wr.add_token_types([2, 3, 3] + [1] * (VOCAB - 3))
+    wr.add_bos_token_id(1)
+    wr.add_eos_token_id(2)
+    tensors = {"token_embd.weight": weight(VOCAB, DIM), "output_norm.weight": np.ones(DIM, np.float32),
+               "output.weight": weight(VOCAB, DIM)}
+    for i in range(LAYERS):
+        p = f"blk.{i}."
+        tensors[p + "attn_norm.weight"] = np.ones(DIM, np.float32)
+        tensors[p + "ffn_norm.weight"] = np.ones(DIM, np.float32)
+        for n in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            tensors[p + n + ".weight"] = weight(DIM, DIM)
+        tensors[p + "ffn_gate.weight"] = weight(HIDDEN, DIM)
+        tensors[p + "ffn_up.weight"] = weight(HIDDEN, DIM)
+        tensors[p + "ffn_down.weight"] = weight(DIM, HIDDEN)
+    for name, t in tensors.items():
+        wr.add_tensor(name, t)
+    wr.write_header_to_file()
+    wr.write_kv_data_to_file()
+    wr.write_tensors_to_file()
+    wr.close()
+    return tensors
+
+
+def llama_quantize(src, dst, ftype):
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = 2
+    rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
+    if rc != 0:
+        sys.exit(f"check_kquant_bytes: llama_model_quantize failed ({rc})")
+
+
+def tfx_quantize(fmt, rows, tmp):
+    src, dst = os.path.join(tmp, "rows.f32"), os.path.join(tmp, "rows.bin")
+    np.ascontiguousarray(rows, dtype="<f4").tofile(src)
+    subprocess.run([TOOL, "quantize", fmt, str(rows.shape[-1]), src, dst], check=True)
+    return np.fromfile(dst, dtype=np.uint8)
+
+
+@llama_cpp.llama_log_callback
+def _quiet(level, text, user_data):  # llama.cpp's loader logs every key: keep the report readable
+    pass
+
+
+def main():
+    llama_cpp.llama_log_set(_quiet, ctypes.c_void_p(0))
+    tmp = tempfile.mkdtemp(prefix="tfx_kquant_")
+    f32 = os.path.join(tmp, "model-f32.gguf")
+    tensors = write_f32_gguf(f32)
+    fmts = {gguf.GGMLQuantizationType.Q4_K: "q4_k", gguf.GGMLQuantizationType.Q6_K: "q6_k"}
+    total = {"q4_k": [0, 0, 0], "q6_k": [0, 0, 0]}  # tensors, super-blocks, differing bytes
+    for label, ftype in (("Q4_K_M", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M), ("Q6_K", llama_cpp.LLAMA_FTYPE_MOSTLY_Q6_K)):
+        out = os.path.join(tmp, f"model-{label}.gguf")
+        llama_quantize(f32, out, ftype)
+        for t in gguf.GGUFReader(out).tensors:
+            fmt = fmts.get(t.tensor_type)
+            if fmt is None:
+                print(f"{label:7s} {t.name:24s} {t.tensor_type.name:5s} (not a K-quant: skipped)")
+                continue
+            theirs = np.asarray(t.data).view(np.uint8).reshape(-1)
+            ours = tfx_quantize(fmt, tensors[t.name], tmp)
+            nblk = tensors[t.name].size // 256
+            diff = int(np.count_nonzero(ours != theirs)) if ours.size == theirs.size else max(ours.size, theirs.size)
+            total[fmt][0] += 1
+            total[fmt][1] += nblk
+            total[fmt][2] += diff
+            print(f"{label:7s} {t.name:24s} {fmt:5s} {nblk:5d} super-blocks: "
+                  f"{'identical' if diff == 0 else f'{diff} bytes differ'}")
+    ok = all(v[2] == 0 for v in total.values()) and all(v[0] > 0 for v in total.values())
+    for fmt, (n, nblk, diff) in total.items():
+        print(f"{fmt}: {n} tensors, {nblk} super-blocks, {diff} differing bytes")
+    print(f"llama.cpp {llama_cpp.__version__} (llama-cpp-python): "
+          f"{'tfxc Q4_K / Q6_K bytes identical' if ok else 'MISMATCH'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
