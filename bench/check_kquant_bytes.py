@@ -11,9 +11,12 @@ It writes an f32 GGUF of a small random llama (dim 256, 2 layers, hidden 768,
 vocab 512, so every weight row holds 256 or 768 elements) with the gguf
 package's GGUFWriter, quantizes it with llama.cpp (llama_model_quantize, no
 importance matrix: ggml's quantize_row_q4_K_ref / quantize_row_q6_K_ref) to
-Q4_K_M (a mix of Q4_K and Q6_K tensors) and to Q6_K, reads the results with
-gguf.GGUFReader, and compares each Q4_K / Q6_K tensor's bytes with tfxc's
-quantization of the same f32 rows (tfx-quant-tool quantize). The weights mix
+Q4_K_M (a mix of Q4_K and Q6_K tensors) and to Q6_K (and to Q8_0 and Q4_0,
+whose output.weight is Q6_K), reads the results with gguf.GGUFReader, and
+compares each Q4_K / Q6_K / Q8_0 / Q4_0 / F16 tensor's bytes with tfxc's
+quantization of the same f32 rows (tfx-quant-tool quantize). It also
+quantizes models whose ffn_down rows hold 288 and 176 elements and compares
+the format llama.cpp falls back to with tfx_quantize_fallback. The weights mix
 distributions that reach the quantizers' corner cases: Gaussian and
 heavy-tailed rows, rows with outliers, all-positive and all-negative rows,
 all-zero and constant sub-blocks, tiny rows whose scales are f16 subnormals,
@@ -77,20 +80,20 @@ def weight(rows, cols):
         elif kind == 9:
             x = rng.uniform(-1, 1, cols) * 10.0 ** rng.integers(-3, 3)
         elif kind == 10:
-            x = rng.standard_normal(cols) * np.repeat(10.0 ** rng.uniform(-3, 1, cols // 16), 16)
+            x = rng.standard_normal(cols) * np.repeat(10.0 ** rng.uniform(-3, 1, cols // 16 + 1), 16)[:cols]
         else:
             x = rng.standard_t(3, cols) * 0.1
         w[r] = x
     return w
 
 
-def write_f32_gguf(path):
+def write_f32_gguf(path, hidden=HIDDEN):
     wr = gguf.GGUFWriter(path, "llama")
     wr.add_name("kquant-check")
     wr.add_context_length(256)
     wr.add_embedding_length(DIM)
     wr.add_block_count(LAYERS)
-    wr.add_feed_forward_length(HIDDEN)
+    wr.add_feed_forward_length(hidden)
     wr.add_head_count(HEADS)
     wr.add_head_count_kv(HEADS)
     wr.add_rope_dimension_count(DIM // HEADS)
@@ -110,9 +113,9 @@ def write_f32_gguf(path):
         tensors[p + "ffn_norm.weight"] = np.ones(DIM, np.float32)
         for n in ("attn_q", "attn_k", "attn_v", "attn_output"):
             tensors[p + n + ".weight"] = weight(DIM, DIM)
-        tensors[p + "ffn_gate.weight"] = weight(HIDDEN, DIM)
-        tensors[p + "ffn_up.weight"] = weight(HIDDEN, DIM)
-        tensors[p + "ffn_down.weight"] = weight(DIM, HIDDEN)
+        tensors[p + "ffn_gate.weight"] = weight(hidden, DIM)
+        tensors[p + "ffn_up.weight"] = weight(hidden, DIM)
+        tensors[p + "ffn_down.weight"] = weight(DIM, hidden)
     for name, t in tensors.items():
         wr.add_tensor(name, t)
     wr.write_header_to_file()
@@ -138,6 +141,61 @@ def tfx_quantize(fmt, rows, tmp):
     return np.fromfile(dst, dtype=np.uint8)
 
 
+QT = gguf.GGMLQuantizationType
+FMTS = {QT.Q4_K: "q4_k", QT.Q6_K: "q6_k", QT.Q8_0: "q8_0", QT.Q4_0: "q4_0", QT.F16: "f16"}
+TOTAL = {f: [0, 0, 0] for f in FMTS.values()}  # tensors, blocks, differing bytes
+
+
+def compare(label, path, tensors, tmp, only=None):
+    """Compares each quantized tensor of the GGUF at path with tfxc's
+    quantization of its f32 rows (only: the tensor names to look at)."""
+    for t in gguf.GGUFReader(path).tensors:
+        if only is not None and t.name not in only:
+            continue
+        fmt = FMTS.get(t.tensor_type)
+        if fmt is None:
+            print(f"{label:7s} {t.name:24s} {t.tensor_type.name:5s} (not compared)")
+            continue
+        theirs = np.asarray(t.data).view(np.uint8).reshape(-1)
+        ours = tfx_quantize(fmt, tensors[t.name], tmp)
+        nblk = tensors[t.name].size // {"q4_k": 256, "q6_k": 256, "q8_0": 32, "q4_0": 32, "f16": 1}[fmt]
+        diff = int(np.count_nonzero(ours != theirs)) if ours.size == theirs.size else max(ours.size, theirs.size)
+        TOTAL[fmt][0] += 1
+        TOTAL[fmt][1] += nblk
+        TOTAL[fmt][2] += diff
+        print(f"{label:7s} {t.name:24s} {fmt:5s} {nblk:6d} blocks: {'identical' if diff == 0 else f'{diff} bytes differ'}")
+
+
+def check_fallback(tmp):
+    """The format llama.cpp gives ffn_down (rows of `hidden` elements) when
+    the asked format's blocks do not divide its rows, against
+    tfx_quantize_fallback (tfx-quant-tool fallback), and the fallback
+    tensor's bytes. Q8_0, Q4_0 and Q6_K must agree; Q4_K differs by design
+    (llama.cpp: Q5_0, which tfxc lacks; tfxc: Q8_0): printed only."""
+    ok = True
+    for hidden in (288, 176):  # 288: 32 divides it, 256 does not; 176: neither
+        f32 = os.path.join(tmp, f"fallback-{hidden}.gguf")
+        tensors = write_f32_gguf(f32, hidden)
+        for label, ftype, want in (("Q8_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q8_0"),
+                                   ("Q4_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0, "q4_0"),
+                                   ("Q6_K", llama_cpp.LLAMA_FTYPE_MOSTLY_Q6_K, "q6_k"),
+                                   ("Q4_K_M", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M, "q4_k")):
+            out = os.path.join(tmp, f"fallback-{hidden}-{label}.gguf")
+            llama_quantize(f32, out, ftype)
+            t = {t.name: t for t in gguf.GGUFReader(out).tensors}["blk.0.ffn_down.weight"]
+            theirs = t.tensor_type.name.lower()
+            ours = subprocess.run([TOOL, "fallback", want, str(hidden)], check=True, capture_output=True,
+                                  text=True).stdout.strip()
+            same = theirs == ours
+            if not same and want != "q4_k":
+                ok = False
+            note = "same" if same else ("differs by design (no q5_0 in tfxc)" if want == "q4_k" else "MISMATCH")
+            print(f"fallback: {label:6s} rows of {hidden}: llama.cpp {theirs}, tfxc {ours}: {note}")
+            if same:
+                compare(f"{label}/{hidden}", out, tensors, tmp, only={"blk.0.ffn_down.weight"})
+    return ok
+
+
 @llama_cpp.llama_log_callback
 def _quiet(level, text, user_data):  # llama.cpp's loader logs every key: keep the report readable
     pass
@@ -148,30 +206,16 @@ def main():
     tmp = tempfile.mkdtemp(prefix="tfx_kquant_")
     f32 = os.path.join(tmp, "model-f32.gguf")
     tensors = write_f32_gguf(f32)
-    fmts = {gguf.GGMLQuantizationType.Q4_K: "q4_k", gguf.GGMLQuantizationType.Q6_K: "q6_k"}
-    total = {"q4_k": [0, 0, 0], "q6_k": [0, 0, 0]}  # tensors, super-blocks, differing bytes
-    for label, ftype in (("Q4_K_M", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M), ("Q6_K", llama_cpp.LLAMA_FTYPE_MOSTLY_Q6_K)):
+    for label in ("Q4_K_M", "Q6_K", "Q8_0", "Q4_0"):
         out = os.path.join(tmp, f"model-{label}.gguf")
-        llama_quantize(f32, out, ftype)
-        for t in gguf.GGUFReader(out).tensors:
-            fmt = fmts.get(t.tensor_type)
-            if fmt is None:
-                print(f"{label:7s} {t.name:24s} {t.tensor_type.name:5s} (not a K-quant: skipped)")
-                continue
-            theirs = np.asarray(t.data).view(np.uint8).reshape(-1)
-            ours = tfx_quantize(fmt, tensors[t.name], tmp)
-            nblk = tensors[t.name].size // 256
-            diff = int(np.count_nonzero(ours != theirs)) if ours.size == theirs.size else max(ours.size, theirs.size)
-            total[fmt][0] += 1
-            total[fmt][1] += nblk
-            total[fmt][2] += diff
-            print(f"{label:7s} {t.name:24s} {fmt:5s} {nblk:5d} super-blocks: "
-                  f"{'identical' if diff == 0 else f'{diff} bytes differ'}")
-    ok = all(v[2] == 0 for v in total.values()) and all(v[0] > 0 for v in total.values())
-    for fmt, (n, nblk, diff) in total.items():
-        print(f"{fmt}: {n} tensors, {nblk} super-blocks, {diff} differing bytes")
-    print(f"llama.cpp {llama_cpp.__version__} (llama-cpp-python): "
-          f"{'tfxc Q4_K / Q6_K bytes identical' if ok else 'MISMATCH'}")
+        llama_quantize(f32, out, getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{label}"))
+        compare(label, out, tensors, tmp)
+    ok = check_fallback(tmp)
+    ok = ok and all(v[2] == 0 for v in TOTAL.values()) and all(v[0] > 0 for v in TOTAL.values())
+    for fmt, (n, nblk, diff) in TOTAL.items():
+        print(f"{fmt}: {n} tensors, {nblk} blocks, {diff} differing bytes")
+    print(f"llama.cpp {llama_cpp.__version__} (llama-cpp-python), seed {ARGS.seed}: "
+          f"{'tfxc bytes identical, fallbacks as expected' if ok else 'MISMATCH'}")
     return 0 if ok else 1
 
 

@@ -7,6 +7,7 @@
  *
  *   tfx-quant-tool quantize   FORMAT K IN.f32 OUT.bin
  *   tfx-quant-tool dequantize FORMAT K IN.bin OUT.f32
+ *   tfx-quant-tool fallback   FORMAT K      the format a row of K gets (tfx_quantize_fallback)
  *   tfx-quant-tool formats
  *
  * K is the row length (elements); the input holds whole rows. Errors go to
@@ -29,6 +30,7 @@ static int fail(const char *fmt, const char *a, const char *b) {
 static int usage(void) {
   fprintf(stderr, "usage: tfx-quant-tool quantize FORMAT K IN.f32 OUT.bin\n"
                   "       tfx-quant-tool dequantize FORMAT K IN.bin OUT.f32\n"
+                  "       tfx-quant-tool fallback FORMAT K\n"
                   "       tfx-quant-tool formats\n");
   return 2;
 }
@@ -93,6 +95,16 @@ int main(int argc, char **argv) {
         printf("%s block %d bytes %d quantize %s\n", f->name, f->block, f->block_bytes,
                tfx_quantize_supported((tfx_dtype)i) ? "yes" : "no");
     }
+    return 0;
+  }
+  if (argc == 4 && strcmp(argv[1], "fallback") == 0) {
+    tfx_dtype dt;
+    if (find_format(argv[2], &dt)) return fail("unknown weight format '%s'%s", argv[2], "");
+    char *end;
+    errno = 0;
+    long long K = strtoll(argv[3], &end, 10);
+    if (errno || *end || K <= 0) return fail("bad row length '%s'%s", argv[3], "");
+    printf("%s\n", tfx_dtype_name(tfx_quantize_fallback(dt, K)));
     return 0;
   }
   if (argc != 6) return usage();
