@@ -6,6 +6,9 @@
   ~/.cache/tfxc-bench/venv/bin/python bench/check_kquant_bytes.py [--tool TOOL] [--seed N]
       TOOL: tfx-quant-tool (default build/tests/tfx-quant-tool); N: the
       random weights' seed (default 11)
+  ... bench/check_kquant_bytes.py --write-golden tests/quant
+      (re)writes the golden files of test_quant_bytes: llama.cpp's Q4_K and
+      Q6_K bytes of the rows of tests/quant/kquant_rows.py
 
 It writes an f32 GGUF of a small random llama (dim 256, 2 layers, hidden 768,
 vocab 512, so every weight row holds 256 or 768 elements) with the gguf
@@ -23,8 +26,10 @@ all-zero and constant sub-blocks, tiny rows whose scales are f16 subnormals,
 and rows on a coarse grid (ties). Prints one line per tensor and a summary;
 exits 1 when any byte differs."""
 import argparse
+import atexit
 import ctypes
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +46,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ap = argparse.ArgumentParser(description="tfxc's Q4_K / Q6_K bytes against llama.cpp's quantizer")
 ap.add_argument("--tool", default=os.path.join(HERE, "..", "build", "tests", "tfx-quant-tool"))
 ap.add_argument("--seed", type=int, default=11)
+ap.add_argument("--write-golden", metavar="DIR",
+                help="write llama.cpp's Q4_K / Q6_K bytes of tests/quant/kquant_rows.py's rows into DIR "
+                     "(golden_q4_k.bin, golden_q6_k.bin: the files test_quant_bytes compares with)")
 ARGS = ap.parse_args()
 TOOL = ARGS.tool
 if not os.access(TOOL, os.X_OK):
@@ -87,7 +95,30 @@ def weight(rows, cols):
     return w
 
 
+def make_tensors(hidden=HIDDEN):
+    """The random model's f32 tensors by GGUF name."""
+    tensors = {"token_embd.weight": weight(VOCAB, DIM), "output_norm.weight": np.ones(DIM, np.float32),
+               "output.weight": weight(VOCAB, DIM)}
+    for i in range(LAYERS):
+        p = f"blk.{i}."
+        tensors[p + "attn_norm.weight"] = np.ones(DIM, np.float32)
+        tensors[p + "ffn_norm.weight"] = np.ones(DIM, np.float32)
+        for n in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            tensors[p + n + ".weight"] = weight(DIM, DIM)
+        tensors[p + "ffn_gate.weight"] = weight(hidden, DIM)
+        tensors[p + "ffn_up.weight"] = weight(hidden, DIM)
+        tensors[p + "ffn_down.weight"] = weight(DIM, hidden)
+    return tensors
+
+
 def write_f32_gguf(path, hidden=HIDDEN):
+    tensors = make_tensors(hidden)
+    write_f32_gguf_tensors(path, tensors, hidden)
+    return tensors
+
+
+def write_f32_gguf_tensors(path, tensors, hidden=HIDDEN):
+    """The GGUF at path: the model's metadata and these f32 tensors."""
     wr = gguf.GGUFWriter(path, "llama")
     wr.add_name("kquant-check")
     wr.add_context_length(256)
@@ -105,24 +136,12 @@ def write_f32_gguf(path, hidden=HIDDEN):
     wr.add_token_types([2, 3, 3] + [1] * (VOCAB - 3))
     wr.add_bos_token_id(1)
     wr.add_eos_token_id(2)
-    tensors = {"token_embd.weight": weight(VOCAB, DIM), "output_norm.weight": np.ones(DIM, np.float32),
-               "output.weight": weight(VOCAB, DIM)}
-    for i in range(LAYERS):
-        p = f"blk.{i}."
-        tensors[p + "attn_norm.weight"] = np.ones(DIM, np.float32)
-        tensors[p + "ffn_norm.weight"] = np.ones(DIM, np.float32)
-        for n in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            tensors[p + n + ".weight"] = weight(DIM, DIM)
-        tensors[p + "ffn_gate.weight"] = weight(hidden, DIM)
-        tensors[p + "ffn_up.weight"] = weight(hidden, DIM)
-        tensors[p + "ffn_down.weight"] = weight(DIM, hidden)
     for name, t in tensors.items():
         wr.add_tensor(name, t)
     wr.write_header_to_file()
     wr.write_kv_data_to_file()
     wr.write_tensors_to_file()
     wr.close()
-    return tensors
 
 
 def llama_quantize(src, dst, ftype):
@@ -201,9 +220,41 @@ def _quiet(level, text, user_data):  # llama.cpp's loader logs every key: keep t
     pass
 
 
+def write_golden(tmp, outdir):
+    """llama.cpp's Q4_K and Q6_K bytes of kquant_rows.rows(), as the token
+    embedding of a model with that many tokens (Q4_K_M makes it Q4_K)."""
+    sys.path.insert(0, os.path.join(HERE, "..", "tests", "quant"))
+    import kquant_rows
+
+    global VOCAB
+    x = kquant_rows.rows()
+    VOCAB = x.shape[0]
+    f32 = os.path.join(tmp, "golden-f32.gguf")
+    tensors = make_tensors()
+    tensors["token_embd.weight"] = x
+    write_f32_gguf_tensors(f32, tensors)
+    ok = True
+    for label, fmt in (("Q4_K_M", "q4_k"), ("Q6_K", "q6_k")):
+        out = os.path.join(tmp, f"golden-{label}.gguf")
+        llama_quantize(f32, out, getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{label}"))
+        t = {t.name: t for t in gguf.GGUFReader(out).tensors}["token_embd.weight"]
+        if FMTS.get(t.tensor_type) != fmt:
+            sys.exit(f"check_kquant_bytes: llama.cpp made token_embd {t.tensor_type.name}, not {fmt}")
+        theirs = np.asarray(t.data).view(np.uint8).reshape(-1)
+        theirs.tofile(os.path.join(outdir, f"golden_{fmt}.bin"))
+        same = np.array_equal(theirs, tfx_quantize(fmt, x, tmp))
+        ok = ok and same
+        print(f"golden_{fmt}.bin: {theirs.size} bytes from llama.cpp {llama_cpp.__version__}; "
+              f"tfxc {'identical' if same else 'DIFFERS'}")
+    return 0 if ok else 1
+
+
 def main():
     llama_cpp.llama_log_set(_quiet, ctypes.c_void_p(0))
     tmp = tempfile.mkdtemp(prefix="tfx_kquant_")
+    atexit.register(shutil.rmtree, tmp, True)
+    if ARGS.write_golden:
+        return write_golden(tmp, ARGS.write_golden)
     f32 = os.path.join(tmp, "model-f32.gguf")
     tensors = write_f32_gguf(f32)
     for label in ("Q4_K_M", "Q6_K", "Q8_0", "Q4_0"):

@@ -10,15 +10,22 @@ Asserts:
   on varied rows (Gaussian at several scales, zeros, tiny and subnormal
   values, huge values up to f32's range, negative maxima, exact rounding
   ties of each format, a single non-zero per block; no NaN);
-- Q4_K, Q6_K (gguf has no quantizer for them): tfxc's dequantization equals
+- Q4_K, Q6_K: tfxc's bytes are identical to llama.cpp's (llama_model_quantize
+  without an importance matrix: ggml's quantize_row_q4_K_ref /
+  quantize_row_q6_K_ref) on the 128 rows of kquant_rows.py, recorded in
+  golden_q4_k.bin / golden_q6_k.bin by bench/check_kquant_bytes.py
+  --write-golden (llama-cpp-python 0.3.36; gguf has no K-quant quantizer);
+- Q4_K, Q6_K: tfxc's dequantization equals
   gguf.quants.dequantize bit for bit on random valid blocks (any bytes, a
   finite f16 d / dmin) and on rows tfxc quantized; and the quantization
   error of tfxc's Q4_K / Q6_K on Gaussian rows, RMS(x - deq(q(x))) /
   RMS(x), stays within bounds set from the measurement with margin (the
-  numbers are printed). The bytes of Q4_K / Q6_K are checked against
-  llama.cpp's own quantizer by bench/check_kquant_bytes.py.
+  numbers are printed). bench/check_kquant_bytes.py checks many more
+  Q4_K / Q6_K bytes against llama.cpp itself where its venv exists.
 Exits 1 with a message on the first failure, 0 when all pass."""
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,6 +44,7 @@ if not TOOL or not os.access(TOOL, os.X_OK):
     sys.exit("usage: test_quant_bytes.py PATH/TO/tfx-quant-tool")
 
 TMP = tempfile.mkdtemp(prefix="tfx_quant_bytes_")
+atexit.register(shutil.rmtree, TMP, True)
 failures = []
 
 
@@ -137,8 +145,32 @@ for fmt, qt, rows in (("f16", QT.F16, rows_elementwise()), ("bf16", QT.BF16, row
     print(f"{fmt}: {rows.shape[0]} rows x {K}: bytes identical to gguf.quants.quantize and "
           f"dequantization equal to gguf's: {len(failures) == before}")
 
+def same_bits(a, b):
+    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
 # ---- Q4_K / Q6_K ----
 BLOCK = {"q4_k": (QT.Q4_K, 144), "q6_k": (QT.Q6_K, 210)}
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kquant_rows  # noqa: E402
+
+golden_x = kquant_rows.rows()
+for fmt, (qt, nbytes) in BLOCK.items():
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"golden_{fmt}.bin")
+    golden = np.fromfile(path, dtype=np.uint8)
+    ours = tfx_quantize(fmt, golden_x)
+    check(ours.shape == golden.shape, f"{fmt}: {ours.size} bytes, llama.cpp's golden file {golden.size}")
+    if ours.shape == golden.shape:
+        bad = np.flatnonzero(ours != golden)
+        sb = sorted(set((bad // nbytes).tolist()))
+        check(bad.size == 0, f"{fmt}: {bad.size} bytes differ from llama.cpp's ({path}) in super-blocks {sb[:8]}")
+    # the golden bytes decode the same in tfxc and gguf (and close to x)
+    deq = tfx_dequantize(fmt, kquant_rows.GOLDEN_K, golden)
+    check(same_bits(deq, quants.dequantize(golden, qt).reshape(-1).astype(np.float32)),
+          f"{fmt}: dequantization of llama.cpp's bytes differs from gguf's")
+    print(f"{fmt}: {golden_x.shape[0]} rows x {golden_x.shape[1]}: bytes identical to llama.cpp's: "
+          f"{ours.shape == golden.shape and np.array_equal(ours, golden)}")
 
 
 def random_blocks(fmt, n):
@@ -152,10 +184,6 @@ def random_blocks(fmt, n):
     else:
         b[:, 208:210] = d[:, :1].view(np.uint8)
     return b
-
-
-def same_bits(a, b):
-    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
 for fmt, (qt, nbytes) in BLOCK.items():
