@@ -21,7 +21,9 @@ Asserts:
   error of tfxc's Q4_K / Q6_K on Gaussian rows, RMS(x - deq(q(x))) /
   RMS(x), stays within bounds set from the measurement with margin (the
   numbers are printed). bench/check_kquant_bytes.py checks many more
-  Q4_K / Q6_K bytes against llama.cpp itself where its venv exists.
+  Q4_K / Q6_K bytes against llama.cpp itself where its venv exists;
+- tfx-quant-tool's errors (unknown format, a row its blocks do not divide,
+  a file of partial rows) are clear messages with exit status 1.
 Exits 1 with a message on the first failure, 0 when all pass."""
 import atexit
 import os
@@ -219,6 +221,19 @@ for fmt, (lo, hi) in BOUNDS.items():
         rel = float(np.sqrt(np.mean((deq.astype(np.float64) - x) ** 2)) / np.sqrt(np.mean(x.astype(np.float64) ** 2)))
         print(f"{fmt}: Gaussian rows (sigma {scale:g}): relative RMS error {rel:.5f} (bounds [{lo}, {hi}])")
         check(lo <= rel <= hi, f"{fmt}: relative RMS error {rel:.5f} outside [{lo}, {hi}] (sigma {scale:g})")
+
+# ---- the tool's errors: clear messages, no crash ----
+src = os.path.join(TMP, "bad")
+with open(src, "wb") as f:
+    f.write(b"\0" * 100)
+for args, want in ((["quantize", "q9_9", "32"], "unknown weight format"),
+                   (["quantize", "q4_k", "288"], "not a multiple"),
+                   (["quantize", "i8", "32"], "scale plane"),
+                   (["quantize", "q8_0", "0"], "bad row length"),
+                   (["quantize", "q8_0", "32"], "whole rows"),
+                   (["dequantize", "q4_k", "256"], "whole rows")):
+    r = subprocess.run([TOOL] + args + [src, os.path.join(TMP, "o")], capture_output=True, text=True)
+    check(r.returncode == 1 and want in r.stderr, f"tfx-quant-tool {' '.join(args)}: rc {r.returncode}, {r.stderr!r}")
 
 if failures:
     print(f"test_quant_bytes: {len(failures)} failed")
