@@ -16,7 +16,9 @@
 typedef struct tfx_pass_options {
   int opt_level;           /* 0..3: the pipeline when `passes` is NULL; -O0 plans without in-place reuse */
   const char *passes;      /* "a,b,c": run exactly these passes, then fold_weights (when weight
-                              transforms are left and weights are given) and plan_memory */
+                              transforms are left and weights are given) and plan_memory; a graph
+                              that asks for weight formats (tfx_graph_asks_quant) runs
+                              quantize_weights first when the list does not name it */
   const char *print_after; /* comma-separated pass names: print the graph after each of them */
   int print_after_all;     /* print the graph after every pass */
   int time_passes;         /* print each pass's wall time and node counts at the end */
@@ -61,6 +63,7 @@ typedef struct tfx_pass_ctx {
 } tfx_pass_ctx;
 typedef int (*tfx_pass_fn)(tfx_pass_ctx *c);
 
+int tfx_pass_quantize_weights(tfx_pass_ctx *c);
 int tfx_pass_canonicalize(tfx_pass_ctx *c);
 int tfx_pass_cse(tfx_pass_ctx *c);
 int tfx_pass_dce(tfx_pass_ctx *c);
