@@ -67,7 +67,8 @@ static void weight_stats(const tfx_graph *g, int64_t kv_per_ctx, FILE *out) {
     }
   fprintf(out, "\n  bits per weight:   %.3f (%lld bytes for %lld weights)\n",
           elems ? 8.0 * (double)total / (double)elems : 0.0, (long long)total, (long long)elems);
-  fprintf(out, "  read per token:    %lld bytes of weights + %lld bytes of KV cache per cached position (%lld at max_seq)\n",
+  fprintf(out,
+          "  read per token:    %lld bytes of weights + %lld bytes of KV cache per cached position (%lld at max_seq)\n",
           (long long)per_token, (long long)kv_per_ctx, (long long)(per_token + kv_per_ctx * g->max_seq));
   if (g->schedule.quantize.mode != TFX_QUANT_KEEP || g->schedule.n_quant_rules)
     fprintf(out, "  quantize:          %s%s, %d fallback%s\n", tfx_quant_choice_name(g->schedule.quantize),

@@ -562,8 +562,9 @@ static void lower_quant_rules(lower *L) {
     for (int i = 0; i < L->g->n_nodes && !hit; i++)
       hit = L->g->nodes[i].op == TFX_OP_PARAM && tfx_quant_pattern_match(r->from, L->g->nodes[i].name);
     if (!hit) {
-      ERR(L, r->loc, "quantize rule \"%s\" matches no param the model uses (params in repeated blocks are named like "
-                     "\"layers.0.wq\"; '*' matches any characters)",
+      ERR(L, r->loc,
+          "quantize rule \"%s\" matches no param the model uses (params in repeated blocks are named like "
+          "\"layers.0.wq\"; '*' matches any characters)",
           r->from);
       continue;
     }

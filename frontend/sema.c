@@ -562,8 +562,8 @@ static void check_quantize(tfx_fe_sema *s) {
     int bad = !r->from[0];
     for (const char *c = r->from; *c; c++) bad |= (unsigned char)*c <= ' ' || *c == 0x7f;
     if (bad) {
-      ERR(s, r->loc, "bad pattern \"%s\": a pattern is a param name (e.g. \"layers.*.w2\"), '*' matching any characters",
-          r->from);
+      ERR(s, r->loc,
+          "bad pattern \"%s\": a pattern is a param name (e.g. \"layers.*.w2\"), '*' matching any characters", r->from);
       continue;
     }
     const tfx_fe_rename *prev = s->quantize_rules->renames;
