@@ -495,7 +495,8 @@ static int run_main(int argc, char **argv) {
   if (!o.model) return usage_error("%s", "run needs a model (.tfx or .so)");
   int is_so = ends_with(o.model, ".so");
   if (!is_so && !ends_with(o.model, ".tfx")) return usage_error("the model '%s' is neither a .tfx nor a .so", o.model);
-  if (is_so && o.weights) return usage_error("%s", "--weights applies to a .tfx; a compiled .so carries its weights");
+  if (is_so && o.weights)
+    return usage_error("%s", "--weights applies to a .tfx; a compiled .so carries its weights");
   if (is_so && o.quantize) return usage_error("%s", "--quantize applies to a .tfx; a compiled .so carries its weights");
   int32_t *prompt = NULL;
   int n_prompt = 0;
