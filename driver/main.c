@@ -274,7 +274,7 @@ static int compile_main(int argc, char **argv) {
   if (only_ir) {
     tfx_print_graph(b.graph, stdout);
   } else if (stats) {
-    if (tfx_print_stats(b.graph, &t, passes ? passes : tfx_pass_pipeline(opt), stdout, err, sizeof err)) {
+    if (tfx_print_stats(b.graph, &t, passes ? passes : tfx_pass_pipeline_of(b.graph, opt), stdout, err, sizeof err)) {
       fprintf(stderr, "tfxc: error: %s\n", err);
       rc = EXIT_COMPILE;
     }

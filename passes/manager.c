@@ -59,6 +59,10 @@ const char *const *tfx_pass_names(void) {
 
 const char *tfx_pass_pipeline(int opt_level) { return opt_level >= 0 && opt_level <= 3 ? pipelines[opt_level] : NULL; }
 
+const char *tfx_pass_pipeline_of(const tfx_graph *g, int opt_level) {
+  return opt_level == 0 && g && tfx_graph_asks_quant(g) ? pipeline0_quant : tfx_pass_pipeline(opt_level);
+}
+
 void tfx_pass_options_init(tfx_pass_options *o, int opt_level) {
   memset(o, 0, sizeof *o);
   o->opt_level = opt_level;

@@ -48,6 +48,9 @@ int tfx_run_pipeline(tfx_graph *g, int opt_level, char *err, size_t errlen);
  * of -O<level> (a static string). */
 const char *const *tfx_pass_names(void);
 const char *tfx_pass_pipeline(int opt_level);
+/* The -O<opt_level> list that runs on graph g (-O0 quantizes when g asks for
+ * weight formats; tfx_graph_asks_quant). */
+const char *tfx_pass_pipeline_of(const tfx_graph *g, int opt_level);
 
 /* ---- what each pass gets (passes written as tfx_pass_fn) ---- */
 

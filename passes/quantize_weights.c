@@ -1,11 +1,10 @@
 /* passes/quantize_weights.c — choosing the weights' formats: every PARAM of
  * rank >= 2 read only as a weight operand (an embedding table, the weight of
  * a linear / fused_linear / matmul, the experts' weights of moe_up /
- * moe_down, MLA's wkv_b; not a MoE router: llama.cpp keeps ffn_gate_inp in
- * f32) gets the format the graph's schedule asks (g->schedule.quantize, set by
- * schedule { quantize = ... } or --quantize; the quantize { } rules matched
- * against the param's name, the last matching rule winning), after
- * tfx_quantize_fallback for its rows (each fallback recorded in
+ * moe_down, MLA's wkv_b; not a MoE router, fused into moe_route or a linear
+ * read only by it: llama.cpp keeps ffn_gate_inp in f32) gets the format the graph's schedule asks
+ * (g->schedule.quantize, set by schedule { quantize = ... } or --quantize; the quantize { } rules matched against the
+ * param's name, the last matching rule winning), after tfx_quantize_fallback for its rows (each fallback recorded in
  * g->quant_fallbacks for --stats). Params read any other way (norm gains,
  * biases, positions) and 1-D params keep their format, and so does a param
  * asked `none`. The preset q4_k_m reproduces llama.cpp's Q4_K_M mix
@@ -29,12 +28,24 @@
 
 #define BLOB_ALIGN 64
 
+/* 1 when node id (a linear) is read only by moe_route: it computes router logits. */
+static int router_logits(const tfx_graph *g, int id) {
+  int uses = 0;
+  for (int i = id + 1; i < g->n_nodes; i++)
+    for (int j = 0; j < g->nodes[i].n_inputs; j++)
+      if (g->nodes[i].inputs[j] == id) {
+        if (g->nodes[i].op != TFX_OP_MOE_ROUTE) return 0;
+        uses++;
+      }
+  return uses > 0;
+}
+
 /* Is operand j of node c a weight operand the pass may quantize? */
 static int weight_operand(const tfx_graph *g, const tfx_node *c, int j) {
   switch (c->op) {
   case TFX_OP_EMBEDDING: return j == 0;
   case TFX_OP_LINEAR:
-  case TFX_OP_FUSED_LINEAR:
+  case TFX_OP_FUSED_LINEAR: return j == 1 && !router_logits(g, c->id);
   case TFX_OP_MATMUL: return j == 1;
   case TFX_OP_MOE_UP: return j >= 2 && g->nodes[c->inputs[j]].type.rank == 3;
   case TFX_OP_MOE_DOWN:

@@ -162,6 +162,28 @@ static void test_every_format(void **state) {
   tfx_build_free(&b);
   /* a bad --quantize value */
   build_fails(ffn_src, NULL, "q5_k", "unknown quantization 'q5_k'");
+  /* every pipeline quantizes: -O1, and a --passes list without the pass */
+  for (int opt = 0; opt <= 1; opt++) {
+    tfx_build bo;
+    char *diag = NULL;
+    size_t dlen = 0;
+    FILE *d = open_memstream(&diag, &dlen);
+    tfx_build_options o = {.no_weights = 1, .opt_level = opt, .quantize = "q8_0", .diag = d};
+    if (opt == 0) o.passes = "cse,dce";
+    assert_int_equal(tfx_build_source("q.tfx", ffn_src, &o, &bo), 0);
+    fclose(d);
+    free(diag);
+    ASSERT_DT(bo.graph, "w1", TFX_DT_Q8_0);
+    tfx_build_free(&bo);
+  }
+  /* the -O0 list a quantized graph runs */
+  build(ffn_src, NULL, "q8_0", 0, &b);
+  assert_string_equal(tfx_pass_pipeline_of(b.graph, 0), "quantize_weights,fold_weights,plan_memory");
+  assert_string_equal(tfx_pass_pipeline_of(b.graph, 2), tfx_pass_pipeline(2));
+  tfx_build_free(&b);
+  build(ffn_src, NULL, NULL, 0, &b);
+  assert_string_equal(tfx_pass_pipeline_of(b.graph, 0), "plan_memory");
+  tfx_build_free(&b);
 }
 
 /* ---- rules ---- */
@@ -383,6 +405,24 @@ static void test_fusions_keep_formats(void **state) {
   tfx_build_free(&b);
 }
 
+/* A MoE router stays f32 (llama.cpp never quantizes ffn_gate_inp); the
+ * experts' 3-D weights are quantized. */
+static void test_moe_router(void **state) {
+  (void)state;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/examples/mixtral/mixtral.tfx", TFX_SOURCE_DIR);
+  size_t len = 0;
+  char *src = tfx_test_read_file(path, &len);
+  assert_non_null(src);
+  tfx_build b;
+  build(src, NULL, "q8_0", 0, &b);
+  ASSERT_DT(b.graph, "layers.0.gate", TFX_DT_F32);
+  ASSERT_DT(b.graph, "layers.0.w1", TFX_DT_Q8_0);
+  ASSERT_DT(b.graph, "layers.0.wq", TFX_DT_Q8_0);
+  tfx_build_free(&b);
+  free(src);
+}
+
 /* ---- data ---- */
 
 static const char *small_src = "model qs\n"
@@ -518,27 +558,42 @@ static float *interp_logits(const tfx_build *b, const int32_t *ids, int n, int v
   return out;
 }
 
-/* f16 weights packed by -O2 (element formats pack through fold_weights)
- * compute what -O0's row-major f16 weights do. */
+/* f16 / bf16 weights packed by -O2 (element formats pack through
+ * fold_weights) compute what -O0's row-major weights do; q8_0 stays
+ * row-major and computes the same as well. */
 static void test_packed_f16(void **state) {
   (void)state;
   const int32_t ids[] = {1, 5, 9, 77, 3, 2, 60, 95};
-  tfx_build b0, b2;
-  build(small_src, "random:21", "f16", 0, &b0);
-  build(small_src, "random:21", "f16", 2, &b2);
-  int packed = 0;
-  for (int i = 0; i < b2.graph->n_nodes; i++)
-    packed += b2.graph->nodes[i].op == TFX_OP_PARAM && b2.graph->nodes[i].fx.panel > 0 &&
-              b2.graph->nodes[i].type.dtype == TFX_DT_F16;
-  assert_true(packed >= 1);
-  float *l0 = interp_logits(&b0, ids, 8, 96), *l2 = interp_logits(&b2, ids, 8, 96);
-  double scale = 0;
-  for (int i = 0; i < 8 * 96; i++) scale = fmax(scale, fabs(l0[i]));
-  assert_true(tfx_test_max_abs_diff(l0, l2, 8 * 96) <= 1e-4 * scale);
-  free(l0);
-  free(l2);
-  tfx_build_free(&b0);
-  tfx_build_free(&b2);
+  static const struct {
+    const char *q;
+    tfx_dtype dt;
+  } cases[] = {{"f16", TFX_DT_F16}, {"bf16", TFX_DT_BF16}, {"q8_0", TFX_DT_Q8_0}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    tfx_build b0, b2;
+    build(small_src, "random:21", cases[c].q, 0, &b0);
+    build(small_src, "random:21", cases[c].q, 2, &b2);
+    int packed = 0, quantized = 0;
+    for (int i = 0; i < b2.graph->n_nodes; i++) {
+      const tfx_node *n = &b2.graph->nodes[i];
+      if (n->op != TFX_OP_PARAM || n->type.dtype != cases[c].dt) continue;
+      quantized++;
+      packed += n->fx.panel > 0;
+    }
+    assert_true(quantized >= 2);
+    if (cases[c].dt == TFX_DT_Q8_0)
+      assert_int_equal(packed, 0); /* block formats stay row-major */
+    else
+      assert_true(packed >= 1);
+    float *l0 = interp_logits(&b0, ids, 8, 96), *l2 = interp_logits(&b2, ids, 8, 96);
+    double scale = 0;
+    for (int i = 0; i < 8 * 96; i++) scale = fmax(scale, fabs(l0[i]));
+    double d = tfx_test_max_abs_diff(l0, l2, 8 * 96);
+    if (d > 1e-4 * scale) fail_msg("%s: -O2 differs from -O0 by %g (scale %g)", cases[c].q, d, scale);
+    free(l0);
+    free(l2);
+    tfx_build_free(&b0);
+    tfx_build_free(&b2);
+  }
 }
 
 /* stories260K (the real weights) in each format through the reference
@@ -617,9 +672,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_format),         cmocka_unit_test(test_rules),
       cmocka_unit_test(test_q4_k_m_22_layers),     cmocka_unit_test(test_q4_k_m_stories260k),
-      cmocka_unit_test(test_fusions_keep_formats), cmocka_unit_test(test_blob_bytes),
-      cmocka_unit_test(test_requantize_stored),    cmocka_unit_test(test_packed_f16),
-      cmocka_unit_test(test_stories260k_quality),
+      cmocka_unit_test(test_fusions_keep_formats), cmocka_unit_test(test_moe_router),
+      cmocka_unit_test(test_blob_bytes),           cmocka_unit_test(test_requantize_stored),
+      cmocka_unit_test(test_packed_f16),           cmocka_unit_test(test_stories260k_quality),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
