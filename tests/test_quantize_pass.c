@@ -633,11 +633,14 @@ static void test_stories260k_quality(void **state) {
    * 2.6, top-1 0.99 / 0.96 / 0.89 / 0.27) with margin */
   static const struct {
     const char *q;
+    int act_f32; /* weight-only: activations = f32 */
     double max_kl, min_top1;
-  } cases[] = {{"f16", 2e-4, 0.97}, {"bf16", 0.01, 0.90}, {"q8_0", 0.05, 0.80}, {"q4_0", 4.0, 0.15}};
+  } cases[] = {{"f16", 0, 2e-4, 0.97},  {"bf16", 0, 0.01, 0.90}, {"q8_0", 0, 0.05, 0.80},
+               {"q8_0", 1, 0.05, 0.80}, {"q4_0", 0, 4.0, 0.15},  {"q4_0", 1, 4.0, 0.15}};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     tfx_build b;
     build(src, path, cases[c].q, 0, &b);
+    b.graph->schedule.act_f32 = cases[c].act_f32; /* the interpreter reads it per linear */
     float *lq = interp_logits(&b, ids, N_STEPS, VOCAB);
     double kl_sum = 0;
     int agree = 0;
@@ -654,8 +657,9 @@ static void test_stories260k_quality(void **state) {
       agree += tfx_test_argmax(p, VOCAB) == tfx_test_argmax(q, VOCAB);
     }
     double mean_kl = kl_sum / N_STEPS, top1 = (double)agree / N_STEPS;
-    printf("stories260K %-5s: mean KL %.6f, top-1 agreement %.3f (%d/%d), weights %lld bytes\n", cases[c].q, mean_kl,
-           top1, agree, N_STEPS, (long long)b.graph->weights_bytes);
+    printf("stories260K %-5s activations %s: mean KL %.6f, top-1 agreement %.3f (%d/%d), weights %lld bytes\n",
+           cases[c].q, cases[c].act_f32 ? "f32" : "q8 ", mean_kl, top1, agree, N_STEPS,
+           (long long)b.graph->weights_bytes);
     if (mean_kl > cases[c].max_kl || top1 < cases[c].min_top1)
       fail_msg("%s: mean KL %g (bound %g), top-1 %.3f (bound %.2f)", cases[c].q, mean_kl, cases[c].max_kl, top1,
                cases[c].min_top1);
