@@ -17,9 +17,10 @@
  * quantization; a stored q4_0 param asked for q8_0 is decoded and
  * requantized into a grown blob; f16 weights packed by -O2 give the
  * interpreter's -O0 logits. stories260K (the real weights) through the
- * reference interpreter in f16, bf16, q8_0 and q4_0 against f32: top-1
- * agreement and mean KL over a 128-token greedy f32 sequence, bounds chosen
- * from the measurement with margin (see the table in docs/quantization.md). */
+ * reference interpreter in f16, bf16, q8_0 and q4_0 (the last two with
+ * activations = f32 and q8) against f32: top-1 agreement and mean KL over a
+ * 128-token greedy f32 sequence, bounds chosen from the measurement with
+ * margin (see the table in docs/quantization.md). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -630,13 +631,16 @@ static void test_stories260k_quality(void **state) {
   tfx_interp_free(it);
   float *lref = interp_logits(&ref, ids, N_STEPS, VOCAB);
   /* bounds: measured (docs/quantization.md: mean KL 4.4e-5 / 0.0035 / 0.024 /
-   * 2.6, top-1 0.99 / 0.96 / 0.89 / 0.27) with margin */
+   * 2.6, top-1 0.99 / 0.96 / 0.89 / 0.27) with margin. The interpreter
+   * this was measured with did not yet emulate the q8 activations of
+   * int8-block linears (activations = q8 computed the weight-only numbers):
+   * those cases get a wider bound. */
   static const struct {
     const char *q;
     int act_f32; /* weight-only: activations = f32 */
     double max_kl, min_top1;
-  } cases[] = {{"f16", 0, 2e-4, 0.97},  {"bf16", 0, 0.01, 0.90}, {"q8_0", 0, 0.05, 0.80},
-               {"q8_0", 1, 0.05, 0.80}, {"q4_0", 0, 4.0, 0.15},  {"q4_0", 1, 4.0, 0.15}};
+  } cases[] = {{"f16", 0, 2e-4, 0.97},  {"bf16", 0, 0.01, 0.90}, {"q8_0", 1, 0.05, 0.80},
+               {"q8_0", 0, 0.08, 0.75}, {"q4_0", 1, 4.0, 0.15},  {"q4_0", 0, 4.5, 0.12}};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     tfx_build b;
     build(src, path, cases[c].q, 0, &b);
