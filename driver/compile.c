@@ -22,6 +22,16 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
     return errors;
   }
   char err[512];
+  if (o && o->quantize) { /* --quantize replaces the schedule's default */
+    tfx_quant_choice qc;
+    if (tfx_quant_choice_parse(o->quantize, 1, &qc)) {
+      fprintf(diag, "%s: error: unknown quantization '%s' (expected %s)\n", path ? path : "<source>", o->quantize,
+              tfx_quant_choice_names(1));
+      tfx_build_free(out);
+      return 1;
+    }
+    out->graph->schedule.quantize = qc;
+  }
   tfx_pass_options po;
   tfx_pass_options_init(&po, o ? o->opt_level : 2);
   if (o) {

@@ -32,6 +32,10 @@ typedef struct tfx_build_options {
   /* the target the graph is compiled for (NULL: the host): the passes pack
    * weights in its layout (tfx_backend_pack_layout) */
   const tfx_target_options *target;
+  /* --quantize: NULL keeps the source's schedule { quantize = ... }; else a
+   * name of tfx_quant_choice_parse (q4_k_m included) replacing that default
+   * (the source's quantize { } rules still apply over it) */
+  const char *quantize;
 } tfx_build_options;
 
 /* Frontend, then the -O pipeline. Returns 0, or the number of errors (all

@@ -19,10 +19,10 @@ static const char usage_text[] =
     "usage: tfxc FILE.tfx [-o OUT.so] [-c] [-O0|-O1|-O2|-O3] [--weights PATH|random[:SEED]]\n"
     "            [--emit=ir|llvm|asm] [--emit-header OUT.h] [--mcpu NAME] [--stats]\n"
     "            [--passes=P,Q,..] [--print-after=P,..] [--print-after-all] [--time-passes]\n"
-    "            [--verify-passes]\n"
+    "            [--verify-passes] [--quantize FMT]\n"
     "       tfxc run (FILE.tfx|FILE.so) [--weights PATH|random[:SEED]] [-O0..-O3] [-n N]\n"
     "            [--prompt-ids \"i j k\"] [--temperature T] [--top-p P] [--seed S]\n"
-    "            [--threads N] [--print-ids] [--dump-logits FILE]\n"
+    "            [--threads N] [--print-ids] [--dump-logits FILE] [--quantize FMT]\n"
     "       tfxc --help | --version\n";
 
 static const char help_text[] =
@@ -44,7 +44,12 @@ static const char help_text[] =
     "                       features); --cpu NAME is the same\n"
     "  --stats              print the plan's costs to stdout (kernels per call, arena,\n"
     "                       KV cache and weight bytes, FLOPs and bytes per token, the\n"
-    "                       fused linears); no output file\n"
+    "                       fused linears, the weights' formats and fallbacks); no\n"
+    "                       output file\n"
+    "  --quantize FMT       the weights' format: f16, bf16, q8_0, q4_0, q4_k, q6_k,\n"
+    "                       q4_k_m (llama.cpp's Q4_K_M mix) or none (as bound);\n"
+    "                       replaces the schedule's quantize, the source's\n"
+    "                       quantize { } rules still apply (also for `run`)\n"
     "\n"
     "Optimizer (passes and pipelines: docs/passes.md):\n"
     "  --passes=P,Q,..      run these passes instead of the -O pipeline (fold_weights\n"
@@ -93,6 +98,15 @@ static int check_pass_list(const char *option, const char *list) {
     p = e ? e + 1 : NULL;
   }
   return 0;
+}
+
+/* --quantize FMT: a usage error (exit 2) for an unknown name. */
+static int check_quantize(const char *v) {
+  tfx_quant_choice c;
+  if (!tfx_quant_choice_parse(v, 1, &c)) return 0;
+  fprintf(stderr, "tfxc: error: unknown --quantize format '%s' (expected %s)\n%s", v, tfx_quant_choice_names(1),
+          usage_text);
+  return EXIT_USAGE;
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out) {
@@ -169,7 +183,7 @@ static int output_dir_ok(const char *path) {
 
 static int compile_main(int argc, char **argv) {
   const char *input = NULL, *output = NULL, *weights = NULL, *emit = NULL, *header = NULL, *cpu = NULL;
-  const char *passes = NULL, *print_after = NULL;
+  const char *passes = NULL, *print_after = NULL, *quantize = NULL;
   int object = 0, opt = 2, stats = 0, print_all = 0, time_passes = 0, verify_passes = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
@@ -212,6 +226,10 @@ static int compile_main(int argc, char **argv) {
       time_passes = 1;
     } else if (strcmp(a, "--verify-passes") == 0) {
       verify_passes = 1;
+    } else if (is_option(a, "--quantize")) {
+      if (!(v = option_value(argc, argv, &i, "--quantize"))) return usage_error("%s needs a format", a);
+      if (check_quantize(v)) return EXIT_USAGE;
+      quantize = v;
     } else if (a[0] == '-' && a[1]) {
       return usage_error("unknown option '%s'", a);
     } else if (input) {
@@ -247,7 +265,8 @@ static int compile_main(int argc, char **argv) {
                           .print_after = print_after,
                           .print_after_all = print_all,
                           .time_passes = time_passes,
-                          .verify_passes = verify_passes};
+                          .verify_passes = verify_passes,
+                          .quantize = quantize};
   tfx_build b;
   if (tfx_build_source(input, NULL, &bo, &b)) return EXIT_COMPILE;
 
@@ -255,7 +274,7 @@ static int compile_main(int argc, char **argv) {
   if (only_ir) {
     tfx_print_graph(b.graph, stdout);
   } else if (stats) {
-    if (tfx_print_stats(b.graph, &t, passes ? passes : tfx_pass_pipeline(opt), stdout, err, sizeof err)) {
+    if (tfx_print_stats(b.graph, &t, passes ? passes : tfx_pass_pipeline_of(b.graph, opt), stdout, err, sizeof err)) {
       fprintf(stderr, "tfxc: error: %s\n", err);
       rc = EXIT_COMPILE;
     }
@@ -308,7 +327,7 @@ static int compile_main(int argc, char **argv) {
 /* ---- tfxc run MODEL ... ---- */
 
 typedef struct run_options {
-  const char *model, *weights, *prompt, *dump;
+  const char *model, *weights, *prompt, *dump, *quantize;
   long steps, threads;
   int opt, print_ids;
   double temperature, top_p;
@@ -462,6 +481,9 @@ static int run_main(int argc, char **argv) {
       o.print_ids = 1;
     } else if (is_option(a, "--dump-logits")) {
       if (!(o.dump = option_value(argc, argv, &i, "--dump-logits"))) return usage_error("%s needs a file name", a);
+    } else if (is_option(a, "--quantize")) {
+      if (!(o.quantize = option_value(argc, argv, &i, "--quantize"))) return usage_error("%s needs a format", a);
+      if (check_quantize(o.quantize)) return EXIT_USAGE;
     } else if (a[0] == '-' && a[1]) {
       return usage_error("unknown option '%s'", a);
     } else if (o.model) {
@@ -475,6 +497,7 @@ static int run_main(int argc, char **argv) {
   if (!is_so && !ends_with(o.model, ".tfx")) return usage_error("the model '%s' is neither a .tfx nor a .so", o.model);
   if (is_so && o.weights)
     return usage_error("%s", "--weights applies to a .tfx; a compiled .so carries its weights");
+  if (is_so && o.quantize) return usage_error("%s", "--quantize applies to a .tfx; a compiled .so carries its weights");
   int32_t *prompt = NULL;
   int n_prompt = 0;
   if (parse_prompt(o.prompt, &prompt, &n_prompt)) return usage_error("bad --prompt-ids '%s'", o.prompt);
@@ -490,6 +513,7 @@ static int run_main(int argc, char **argv) {
     tfx_compile_options_init(&co);
     co.opt_level = o.opt;
     co.weights = o.weights;
+    co.quantize = o.quantize;
     rc = tfx_jit_compile_file(o.model, &co, &model);
   }
   if (rc != TFX_OK) {

@@ -2,7 +2,9 @@
  * kernels launched per call of each entry (counted in the generated module),
  * arena bytes against the liveness peak and the naive sum, KV-cache and
  * weight bytes, FLOPs and bytes moved per decoded token, the attention
- * schedules, and the fused plan (one line per fused linear). */
+ * schedules, the weights' formats (bits per weight, bytes read per token,
+ * the quantization fallbacks), and the fused plan (one line per fused
+ * linear). */
 #include <string.h>
 
 #include "../passes/passes.h"
@@ -32,11 +34,64 @@ static void describe_fused(const tfx_graph *g, const tfx_node *n, FILE *out) {
   fprintf(out, "  weights=%s%s\n", w->name ? w->name : "?", w->fx.panel ? " (packed)" : "");
 }
 
+/* The weights section: bytes and tensors per format, bits per weight, the
+ * bytes one decoded token reads (weights: a table read only by embeddings
+ * costs one row; KV: per cached position), and the quantize_weights pass's
+ * fallbacks with their reason. */
+static void weight_stats(const tfx_graph *g, int64_t kv_per_ctx, FILE *out) {
+  int64_t bytes[TFX_DT_COUNT] = {0}, elems = 0, total = 0, per_token = 0;
+  int count[TFX_DT_COUNT] = {0};
+  for (int i = 0; i < g->n_nodes; i++) {
+    const tfx_node *n = &g->nodes[i];
+    if (n->op != TFX_OP_PARAM || n->type.dtype < 0 || n->type.dtype >= TFX_DT_COUNT) continue;
+    int64_t b = tfx_type_bytes(&n->type, 1);
+    bytes[n->type.dtype] += b;
+    count[n->type.dtype]++;
+    elems += tfx_type_numel(&n->type, 1);
+    total += b;
+    int table_only = 1, used = 0; /* read only as an embedding table: one row per token */
+    for (int j = i + 1; j < g->n_nodes; j++)
+      for (int k = 0; k < g->nodes[j].n_inputs; k++)
+        if (g->nodes[j].inputs[k] == i) {
+          used = 1;
+          table_only &= g->nodes[j].op == TFX_OP_EMBEDDING && k == 0;
+        }
+    if (used) per_token += table_only && tfx_node_rows(n, 1) > 0 ? b / tfx_node_rows(n, 1) : b;
+  }
+  fprintf(out, "  weights by format:");
+  for (int d = 0, first = 1; d < TFX_DT_COUNT; d++)
+    if (count[d]) {
+      fprintf(out, "%s %s %lld bytes (%d tensor%s)", first ? "" : ",", tfx_dtype_name((tfx_dtype)d),
+              (long long)bytes[d], count[d], count[d] == 1 ? "" : "s");
+      first = 0;
+    }
+  fprintf(out, "\n  bits per weight:   %.3f (%lld bytes for %lld weights)\n",
+          elems ? 8.0 * (double)total / (double)elems : 0.0, (long long)total, (long long)elems);
+  fprintf(out,
+          "  read per token:    %lld bytes of weights + %lld bytes of KV cache per cached position (%lld at max_seq)\n",
+          (long long)per_token, (long long)kv_per_ctx, (long long)(per_token + kv_per_ctx * g->max_seq));
+  if (g->schedule.quantize.mode != TFX_QUANT_KEEP || g->schedule.n_quant_rules)
+    fprintf(out, "  quantize:          %s%s, %d fallback%s\n", tfx_quant_choice_name(g->schedule.quantize),
+            g->schedule.n_quant_rules ? " with quantize { } rules" : "", g->n_quant_fallbacks,
+            g->n_quant_fallbacks == 1 ? "" : "s");
+  for (int i = 0; i < g->n_quant_fallbacks; i++) {
+    const tfx_quant_fallback *f = &g->quant_fallbacks[i];
+    const tfx_dtype_info *fi = tfx_dtype_info_of(f->asked);
+    fprintf(out, "    %s: %s -> %s: rows of %lld are not a multiple of %d\n", f->name, tfx_dtype_name(f->asked),
+            tfx_dtype_name(f->got), (long long)f->K, fi ? fi->block : 0);
+  }
+}
+
 int tfx_print_stats(const tfx_graph *g, const tfx_target_options *t, const char *pipeline, FILE *out, char *err,
                     size_t errlen) {
   int fwd = 0, dec = 0;
-  char target[512];
-  if (tfx_backend_kernel_counts(g, t, &fwd, &dec, err, errlen)) return -1;
+  char target[512], kernels[600];
+  /* a graph the backend cannot compile yet (a weight format without a
+   * kernel stream) still gets its statistics */
+  if (tfx_backend_kernel_counts(g, t, &fwd, &dec, err, errlen))
+    snprintf(kernels, sizeof kernels, "unavailable: %s", err);
+  else
+    snprintf(kernels, sizeof kernels, "prefill (forward) %d, decode %d", fwd, dec);
   if (tfx_backend_target_summary(t, target, sizeof target, err, errlen)) return -1;
   tfx_mem_stats ms;
   if (tfx_pass_mem_stats(g, &ms)) {
@@ -50,7 +105,7 @@ int tfx_print_stats(const tfx_graph *g, const tfx_target_options *t, const char 
   fprintf(out, "model %s: %d nodes, max_seq %lld\n", g->name ? g->name : "?", g->n_nodes, (long long)g->max_seq);
   fprintf(out, "  passes:            %s\n", pipeline ? pipeline : "?");
   fprintf(out, "  target:            %s\n", target);
-  fprintf(out, "  kernels per call:  prefill (forward) %d, decode %d\n", fwd, dec);
+  fprintf(out, "  kernels per call:  %s\n", kernels);
   fprintf(out, "  arena:             %lld bytes (liveness peak %lld, naive sum of %d values %lld)\n",
           (long long)g->arena_bytes, (long long)ms.peak_live, ms.values, (long long)ms.naive_sum);
   fprintf(out, "  kv cache:          %lld bytes\n", (long long)g->kv_bytes);
@@ -67,6 +122,7 @@ int tfx_print_stats(const tfx_graph *g, const tfx_target_options *t, const char 
               gs.attn_schedules[s]);
     fprintf(out, " (prefill; decode runs row)\n");
   }
+  weight_stats(g, gs.kv_bytes_per_ctx, out);
   fprintf(out, "  fused plan:        %d fused linears, %d with a norm prologue\n", gs.fused_linears, gs.norm_prologues);
   for (int i = 0; i < g->n_nodes; i++)
     if (g->nodes[i].op == TFX_OP_FUSED_LINEAR) describe_fused(g, &g->nodes[i], out);

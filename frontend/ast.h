@@ -114,7 +114,8 @@ typedef enum {
   TFX_FE_ITEM_PARAM,
   TFX_FE_ITEM_BLOCK,
   TFX_FE_ITEM_FORWARD,
-  TFX_FE_ITEM_SCHEDULE
+  TFX_FE_ITEM_SCHEDULE,
+  TFX_FE_ITEM_QUANTIZE
 } tfx_fe_item_kind;
 
 typedef struct tfx_fe_item {
@@ -125,7 +126,7 @@ typedef struct tfx_fe_item {
   tfx_fe_loc name_loc;
   const char *format; /* WEIGHTS: the format name or NULL */
   tfx_fe_loc format_loc;
-  tfx_fe_rename *renames; /* WEIGHTS: the rename { } rules, in order, or NULL */
+  tfx_fe_rename *renames; /* WEIGHTS: the rename { } rules; QUANTIZE: the rules (to: the format); in order, or NULL */
   tfx_fe_const *consts; /* CONST */
   tfx_fe_param *param;  /* PARAM */
   tfx_fe_param *inputs; /* BLOCK, FORWARD */

@@ -551,6 +551,27 @@ static int lower_expr(lower *L, frame *f, const tfx_fe_expr *e) {
   }
 }
 
+/* The quantize { } rules into the graph's schedule; a pattern that matches
+ * no param's name is an error (a misspelt rule would quietly do nothing). */
+static void lower_quant_rules(lower *L) {
+  if (!L->s->quantize_rules) return;
+  for (const tfx_fe_rename *r = L->s->quantize_rules->renames; r; r = r->next) {
+    tfx_quant_choice c;
+    if (tfx_quant_choice_parse(r->to, 0, &c)) continue; /* reported by sema */
+    int hit = 0;
+    for (int i = 0; i < L->g->n_nodes && !hit; i++)
+      hit = L->g->nodes[i].op == TFX_OP_PARAM && tfx_quant_pattern_match(r->from, L->g->nodes[i].name);
+    if (!hit) {
+      ERR(L, r->loc,
+          "quantize rule \"%s\" matches no param the model uses (params in repeated blocks are named like "
+          "\"layers.0.wq\"; '*' matches any characters)",
+          r->from);
+      continue;
+    }
+    if (tfx_graph_add_quant_rule(L->g, r->from, c, r->loc.line, r->loc.col)) L->oom = 1;
+  }
+}
+
 tfx_graph *tfx_fe_lower(tfx_fe_sema *s) {
   lower L;
   memset(&L, 0, sizeof L);
@@ -565,6 +586,8 @@ tfx_graph *tfx_fe_lower(tfx_fe_sema *s) {
   L.g->schedule.threads = s->threads;
   L.g->schedule.prefetch = s->prefetch;
   L.g->schedule.attention = s->attention;
+  L.g->schedule.quantize = s->quantize;
+  L.g->schedule.act_f32 = s->act_f32;
   const tfx_fe_param *in = fwd->item->inputs;
   int input = tfx_graph_add_input(L.g, in->name, fwd->in_types[0]);
   if (input >= 0) {
@@ -572,6 +595,7 @@ tfx_graph *tfx_fe_lower(tfx_fe_sema *s) {
     L.g->nodes[input].col = in->loc.col;
     L.g->output = instantiate(&L, fwd, &input, NULL, NULL, fwd->item->loc);
   }
+  if (s->diag->errors == before && L.g->output >= 0) lower_quant_rules(&L);
   if (L.oom || input < 0) tfx_fe_error(s->diag, 0, 0, "out of memory");
   tfx_fe_symtab_free(&L.param_nodes);
   if (s->diag->errors != before || L.g->output < 0) {

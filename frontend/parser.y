@@ -60,6 +60,7 @@ static tfx_fe_expr *leaf(tfx_fe_parse_state *P, tfx_fe_expr_kind kind, TFX_FE_YY
 %token KW_MODEL "'model'" KW_CONST "'const'" KW_PARAM "'param'" KW_BLOCK "'block'"
 %token KW_FORWARD "'forward'" KW_RETURN "'return'" KW_REPEAT "'repeat'"
 %token KW_WEIGHTS "'weights'" KW_FORMAT "'format'" KW_SCHEDULE "'schedule'" KW_RENAME "'rename'"
+%token KW_QUANTIZE "'quantize'"
 %token ARROW "'->'"
 %token NL "end of line"
 
@@ -70,7 +71,7 @@ static tfx_fe_expr *leaf(tfx_fe_parse_state *P, tfx_fe_expr_kind kind, TFX_FE_YY
 %type <stmt> stmts stmt body
 %type <expr> dims expr primary
 %type <arg> args args_opt arg
-%type <ren> renames rename_list rename
+%type <ren> renames rename_list rename quant_rules quant_list quant_rule
 
 %left '+' '-'
 %left '*' '/'
@@ -119,6 +120,28 @@ item
   | KW_FORWARD error body                 { $$ = NULL; }
   | KW_SCHEDULE body                      { $$ = tfx_fe_item_new(P->arena, TFX_FE_ITEM_SCHEDULE, L(@1));
                                             if ($$) { $$->body = $2; $$->end_loc = L(@2); } }
+  | KW_QUANTIZE quant_rules               { $$ = tfx_fe_item_new(P->arena, TFX_FE_ITEM_QUANTIZE, L(@1));
+                                            if ($$) $$->renames = $2; }
+  ;
+
+/* quantize { "layers.*.w2" = q6_k, "tok_embeddings" = q8_0 }: one rule per
+   line or separated by commas (kept as tfx_fe_rename: from = the pattern,
+   to = the format's name) */
+quant_rules
+  : '{' '}'                               { $$ = NULL; }
+  | '{' quant_list '}'                    { $$ = HEAD($2); }
+  | '{' quant_list rename_sep '}'         { $$ = HEAD($2); }
+  ;
+
+quant_list
+  : quant_rule                            { $$ = APPEND(NULL, $1); }
+  | quant_list rename_sep quant_rule      { $$ = APPEND($1, $3); }
+  ;
+
+quant_rule
+  : STRING '=' IDENT                      { $$ = tfx_fe_alloc(P->arena, sizeof *$$);
+                                            if ($$) { $$->loc = L(@1); $$->from = $1; $$->to = $3;
+                                                      $$->to_loc = L(@3); } }
   ;
 
 /* renames: `{ "model.layers.{i}.x" = "layers.{i}.x", … }`, one rule per line
@@ -203,6 +226,7 @@ stmt
   : param_decl                            { $$ = tfx_fe_stmt_new(P->arena, TFX_FE_STMT_PARAM, L(@1), NULL, NULL);
                                             if ($$) { $$->param = $1; if ($1) $$->name = $1->name; } }
   | IDENT '=' expr                        { $$ = tfx_fe_stmt_new(P->arena, TFX_FE_STMT_ASSIGN, L(@1), $1, $3); }
+  | KW_QUANTIZE '=' expr                  { $$ = tfx_fe_stmt_new(P->arena, TFX_FE_STMT_ASSIGN, L(@1), "quantize", $3); }
   | KW_RETURN expr                        { $$ = tfx_fe_stmt_new(P->arena, TFX_FE_STMT_RETURN, L(@1), NULL, $2); }
   ;
 
@@ -308,7 +332,8 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, tfx_fe_
     int operator = is_tok(t, "'+'") || is_tok(t, "'-'") || is_tok(t, "'*'") || is_tok(t, "'/'");
     if (expr && starts_expr) continue;
     if (t == YYSYMBOL_YYEOF && n > 1) continue;
-    if (stmt && (t == YYSYMBOL_IDENT || t == YYSYMBOL_KW_PARAM || t == YYSYMBOL_KW_RETURN)) continue;
+    if (stmt && (t == YYSYMBOL_IDENT || t == YYSYMBOL_KW_PARAM || t == YYSYMBOL_KW_RETURN || t == YYSYMBOL_KW_QUANTIZE))
+      continue;
     if (closer && (operator || is_tok(t, "'('") || is_tok(t, "'='"))) continue;
     names[k++] = yysymbol_name(t);
   }

@@ -54,6 +54,7 @@ static void declare_items(tfx_fe_sema *s, const tfx_fe_program *p) {
       tfx_fe_check_weights_stmt(s, it);
       break;
     case TFX_FE_ITEM_SCHEDULE: s->schedule = once(s, s->schedule, it, "'schedule' section"); break;
+    case TFX_FE_ITEM_QUANTIZE: s->quantize_rules = once(s, s->quantize_rules, it, "'quantize' section"); break;
     case TFX_FE_ITEM_FORWARD:
       if (s->forward) {
         ERR(s, it->loc, "duplicate forward: a model has exactly one");
@@ -472,9 +473,9 @@ static int one_of(const tfx_fe_expr *v, const char *const *names) {
 }
 
 static void check_schedule(tfx_fe_sema *s) {
-  static const char *const keys[] = {"attention", "quantize", "threads", "prefetch", NULL};
+  static const char *const keys[] = {"attention", "quantize", "activations", "threads", "prefetch", NULL};
   static const char *const attn_future[] = {"block_sparse", NULL};
-  static const char *const quant_future[] = {"q8_0", "q4_0", "int8", "w8a8", "ternary", NULL};
+  static const char *const quant_future[] = {"int8", "w8a8", "ternary", NULL};
   if (!s->schedule) return;
   for (const tfx_fe_stmt *st = s->schedule->body; st; st = st->next) {
     if (st->kind != TFX_FE_STMT_ASSIGN) {
@@ -485,7 +486,8 @@ static void check_schedule(tfx_fe_sema *s) {
     int known = 0;
     for (int i = 0; keys[i]; i++) known |= !strcmp(st->name, keys[i]);
     if (!known) {
-      ERR(s, st->loc, "unknown schedule key '%s' (known: attention, quantize, threads, prefetch)", st->name);
+      ERR(s, st->loc, "unknown schedule key '%s' (known: attention, quantize, activations, threads, prefetch)",
+          st->name);
       continue;
     }
     const tfx_fe_stmt *prev = s->schedule->body;
@@ -512,11 +514,18 @@ static void check_schedule(tfx_fe_sema *s) {
       else
         ERR(s, v->loc, "bad value for attention: expected auto, dense, flash or block_sparse");
     } else if (!strcmp(st->name, "quantize")) {
-      if (is_value(v, "none") && v->kind == TFX_FE_EXPR_NAME) continue;
+      if (v->kind == TFX_FE_EXPR_NAME && !tfx_quant_choice_parse(v->str, 1, &s->quantize)) continue;
       if (one_of(v, quant_future))
-        ERR(s, v->loc, "quantize = %s is not supported yet (supported: none)", v->str);
+        ERR(s, v->loc, "quantize = %s is not supported yet (supported: %s)", v->str, tfx_quant_choice_names(1));
+      else if (v->kind == TFX_FE_EXPR_NAME)
+        ERR(s, v->loc, "unknown format '%s' for quantize (expected %s)", v->str, tfx_quant_choice_names(1));
       else
-        ERR(s, v->loc, "bad value for quantize: expected none, q8_0, q4_0, int8, w8a8(...) or ternary");
+        ERR(s, v->loc, "bad value for quantize: expected %s", tfx_quant_choice_names(1));
+    } else if (!strcmp(st->name, "activations")) {
+      if (v->kind == TFX_FE_EXPR_NAME && (!strcmp(v->str, "q8") || !strcmp(v->str, "f32")))
+        s->act_f32 = !strcmp(v->str, "f32");
+      else
+        ERR(s, v->loc, "bad value for activations: expected q8 (int8 blocks for int8-block weights) or f32");
     } else if (!strcmp(st->name, "prefetch")) {
       int64_t n;
       if (v->kind == TFX_FE_EXPR_NAME && (!strcmp(v->str, "auto") || !strcmp(v->str, "none"))) {
@@ -541,6 +550,38 @@ static void check_schedule(tfx_fe_sema *s) {
   }
 }
 
+/* ---- the quantize { } section ---- */
+
+/* Each rule: a pattern (a param name, '*' any run of characters; no blank or
+ * control character), a format or none (not the q4_k_m preset: it chooses
+ * for the whole model), each pattern once. Whether a pattern matches a param
+ * is checked by lowering, which knows the params' full names. */
+static void check_quantize(tfx_fe_sema *s) {
+  if (!s->quantize_rules) return;
+  for (const tfx_fe_rename *r = s->quantize_rules->renames; r; r = r->next) {
+    int bad = !r->from[0];
+    for (const char *c = r->from; *c; c++) bad |= (unsigned char)*c <= ' ' || *c == 0x7f;
+    if (bad) {
+      ERR(s, r->loc,
+          "bad pattern \"%s\": a pattern is a param name (e.g. \"layers.*.w2\"), '*' matching any characters", r->from);
+      continue;
+    }
+    const tfx_fe_rename *prev = s->quantize_rules->renames;
+    while (prev != r && strcmp(prev->from, r->from)) prev = prev->next;
+    if (prev != r) {
+      ERR(s, r->loc, "duplicate quantize rule for \"%s\"", r->from);
+      NOTE(s, prev->loc, "previous rule for \"%s\" is here", r->from);
+      continue;
+    }
+    tfx_quant_choice c;
+    if (!strcmp(r->to, "q4_k_m"))
+      ERR(s, r->to_loc, "q4_k_m is a preset for the whole model (schedule { quantize = q4_k_m }); a rule takes %s",
+          tfx_quant_choice_names(0));
+    else if (tfx_quant_choice_parse(r->to, 0, &c))
+      ERR(s, r->to_loc, "unknown format '%s' (expected %s)", r->to, tfx_quant_choice_names(0));
+  }
+}
+
 /* ---- entry ---- */
 
 int tfx_fe_sema_run(tfx_fe_sema *s, const tfx_fe_program *p, tfx_fe_diag *diag, tfx_fe_arena *arena, const char *path) {
@@ -559,6 +600,7 @@ int tfx_fe_sema_run(tfx_fe_sema *s, const tfx_fe_program *p, tfx_fe_diag *diag, 
   if (s->forward && !diag->stopped) check_body(s, s->forward);
   check_forward(s);
   check_schedule(s);
+  check_quantize(s);
   if (arena->failed) ERR(s, file_start, "out of memory");
   return diag->errors - before;
 }

@@ -61,6 +61,12 @@ typedef struct tfx_fe_sema {
   int threads;
   int prefetch;  /* schedule { prefetch = N }: bytes, 0 = none */
   int attention; /* tfx_sched_attention */
+  /* schedule { quantize = ..., activations = ... } and the quantize { } section
+   * (its rules are checked here; lowering copies them into the graph and
+   * reports a pattern that matches no param) */
+  tfx_quant_choice quantize;
+  int act_f32;
+  const tfx_fe_item *quantize_rules;
 } tfx_fe_sema;
 
 /* ---- consts.c ---- */

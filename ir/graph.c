@@ -74,6 +74,7 @@ tfx_graph *tfx_graph_new(const char *name, int64_t max_seq) {
 void tfx_graph_free(tfx_graph *g) {
   if (!g) return;
   for (int i = 0; i < g->n_nodes; i++) free(g->nodes[i].name);
+  tfx_graph_free_quant(g);
   free(g->nodes);
   free(g->name);
   free(g);

@@ -306,6 +306,32 @@ typedef struct tfx_node {
   int line, col; /* source location that produced it, 0 if none */
 } tfx_node;
 
+/* What is asked of a weight's format (schedule { quantize = ... },
+ * --quantize, a quantize { } rule): KEEP (`none`, and the default) leaves the
+ * weight in the format it was bound in; FORMAT gives it `dtype` (after
+ * tfx_quantize_fallback for its rows); Q4_K_M is llama.cpp's Q4_K_M mix
+ * (passes/quantize_weights.c). */
+typedef enum { TFX_QUANT_KEEP, TFX_QUANT_FORMAT, TFX_QUANT_Q4_K_M } tfx_quant_mode;
+typedef struct tfx_quant_choice {
+  tfx_quant_mode mode;
+  tfx_dtype dtype; /* FORMAT: f16, bf16, q8_0, q4_0, q4_k or q6_k */
+} tfx_quant_choice;
+/* `"pattern" = fmt` of a quantize { } section: pattern is a param name where
+ * '*' matches any run of characters (dots included). */
+typedef struct tfx_quant_rule {
+  char *pattern;
+  tfx_quant_choice choice; /* KEEP or FORMAT */
+  int line, col;           /* the pattern in the source, 0 if none */
+} tfx_quant_rule;
+/* A weight that could not take the format asked (set by quantize_weights,
+ * shown by --stats): its rows of K elements do not divide into the format's
+ * blocks, so it got tfx_quantize_fallback's format. */
+typedef struct tfx_quant_fallback {
+  char *name;
+  tfx_dtype asked, got;
+  int64_t K;
+} tfx_quant_fallback;
+
 /* schedule { attention = ... } */
 typedef enum { TFX_SCHED_ATTN_AUTO, TFX_SCHED_ATTN_DENSE, TFX_SCHED_ATTN_FLASH } tfx_sched_attention;
 
@@ -316,6 +342,12 @@ typedef struct tfx_schedule {
   int prefetch;  /* bytes the decode matrix-vector kernels prefetch ahead of their weight stream; 0 = none */
   int act_f32;   /* 1: linears with int8-block weights dequantize them into f32 instead of quantizing their
                     activations for int8 dot products (tfx_node_act_quant) */
+  /* the weight formats the quantize_weights pass gives (ir/quant_choice.c): the
+   * default (schedule { quantize = ... } or --quantize) and the quantize { }
+   * section's rules, in source order (the last matching one wins) */
+  tfx_quant_choice quantize;
+  int n_quant_rules;
+  struct tfx_quant_rule *quant_rules; /* owned by the graph (tfx_graph_free) */
 } tfx_schedule;
 
 typedef struct tfx_graph {
@@ -331,6 +363,9 @@ typedef struct tfx_graph {
   int64_t arena_bytes;   /* 0 until planned */
   int64_t kv_bytes;      /* total KV cache bytes */
   int64_t weights_bytes; /* size of the bound weights blob */
+  /* the quantize_weights pass's fallbacks, in node order (owned) */
+  int n_quant_fallbacks;
+  tfx_quant_fallback *quant_fallbacks;
 } tfx_graph;
 
 /* ---- types and weight formats (ir/dtype.c) ---- */
@@ -405,6 +440,25 @@ void tfx_act_quant_block(const float *x, int8_t *q, float *d);
  * activations: its weight is q8_0, q4_0, q4_k or q6_k and the schedule does
  * not ask for f32 activations (g->schedule.act_f32). */
 int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n);
+/* ---- choosing formats (ir/quant_choice.c) ---- */
+/* The choice a name stands for: f16, bf16, q8_0, q4_0, q4_k, q6_k (FORMAT),
+ * none (KEEP), q4_k_m (Q4_K_M, only when allow_preset). 0, or -1 for an
+ * unknown name. */
+int tfx_quant_choice_parse(const char *name, int allow_preset, tfx_quant_choice *out);
+/* "q8_0", "none", "q4_k_m" */
+const char *tfx_quant_choice_name(tfx_quant_choice c);
+/* The names tfx_quant_choice_parse knows, for messages: "f16, bf16, ..., none". */
+const char *tfx_quant_choice_names(int allow_preset);
+/* 1 when name matches pattern ('*': any run of characters, dots included). */
+int tfx_quant_pattern_match(const char *pattern, const char *name);
+/* Adds a rule to g->schedule (the pattern copied); 0, or -1 out of memory. */
+int tfx_graph_add_quant_rule(tfx_graph *g, const char *pattern, tfx_quant_choice c, int line, int col);
+/* Records a fallback in g; 0, or -1 out of memory. */
+int tfx_graph_add_quant_fallback(tfx_graph *g, const char *name, tfx_dtype asked, tfx_dtype got, int64_t K);
+/* 1 when g asks for any format change (a default other than KEEP, or a rule). */
+int tfx_graph_asks_quant(const tfx_graph *g);
+/* Frees g's rules and fallbacks (tfx_graph_free calls it). */
+void tfx_graph_free_quant(tfx_graph *g);
 tfx_type tfx_type_make(tfx_dtype dt, int rank, const int64_t *dims);
 int tfx_type_equal(const tfx_type *a, const tfx_type *b);
 int tfx_type_has_t(const tfx_type *t);

@@ -5,7 +5,8 @@
  * products are computed by the same kernel item and combined in its
  * epilogue. Matches only when the two linears, the activation and the
  * weights have no other use and the weights (and biases) are parameters, so
- * the concatenation is a weight transform (folded by fold_weights). */
+ * the concatenation is a weight transform (folded by fold_weights), and the
+ * two weights have the same format (dtype). */
 #include <string.h>
 
 #include "rewrite.h"
@@ -30,6 +31,8 @@ static int try_fuse(tfx_rw *rw, int mul, int a, int b, char *err, size_t errlen)
   if (!glu_half(rw, gate) || !glu_half(rw, up)) return 0;
   const tfx_node *gn = &g->nodes[gate], *un = &g->nodes[up];
   if (gn->inputs[0] != un->inputs[0] || gn->n_inputs != un->n_inputs || !tfx_type_equal(&gn->type, &un->type)) return 0;
+  /* only weights of one format concatenate (quantize_weights may give w1 and w3 different ones) */
+  if (g->nodes[gn->inputs[1]].type.dtype != g->nodes[un->inputs[1]].type.dtype) return 0;
   int x = gn->inputs[0], bias = -1;
   double key = rw->key[mul];
   tfx_node cat = tfx_node_proto(TFX_OP_CONCAT, 2, (int[]){gn->inputs[1], un->inputs[1]});

@@ -1,6 +1,6 @@
 /* passes/fuse_qkv.c — horizontal linear fusion (Q/K/V): 2 to 4 linears that
  * read the same x (all with a bias or none; weights and biases parameters
- * with no other use) become ONE fused_linear over concat(w_0, .., w_k) whose
+ * with no other use; weights of one format) become ONE fused_linear over concat(w_0, .., w_k) whose
  * output is PLANAR (segment i is the [M, N_i] result of linear i, stored one
  * after another), and one SLICE view per former linear (no copy: the slice
  * addresses its segment in the fused node's memory). The attention's q, k
@@ -104,7 +104,11 @@ int tfx_pass_fuse_qkv(tfx_pass_ctx *c) {
     const tfx_node *n = &g->nodes[i];
     int slot = n->inputs[0] * 2 + (n->n_inputs == 3);
     int gi = open_of[slot];
-    if (gi < 0 || groups[gi].n == TFX_MAX_SEGS) open_of[slot] = gi = ng++;
+    /* only weights of one format concatenate: a weight in another format than
+     * the open group's starts a new group (Q4_K_M: q4_k Q and K fuse, a q6_k V stays apart) */
+    if (gi < 0 || groups[gi].n == TFX_MAX_SEGS ||
+        g->nodes[g->nodes[groups[gi].member[0]].inputs[1]].type.dtype != g->nodes[n->inputs[1]].type.dtype)
+      open_of[slot] = gi = ng++;
     groups[gi].member[groups[gi].n++] = i;
     group_of[i] = gi;
   }

@@ -29,6 +29,7 @@ static const pass_info pass_table[] = {
     {"fold_weights", tfx_pass_fold_weights},
     {"schedule_attention", tfx_pass_schedule_attention},
     {"plan_memory", tfx_pass_plan},
+    {"quantize_weights", tfx_pass_quantize_weights},
 };
 #define N_PASSES ((int)(sizeof pass_table / sizeof pass_table[0]))
 
@@ -39,12 +40,15 @@ static const pass_info pass_table[] = {
  * it). */
 static const char *const pipelines[4] = {
     "plan_memory",
-    "canonicalize,cse,dce,fold_weights,schedule_attention,plan_memory",
-    "canonicalize,cse,dce,fuse_moe,fuse_embedding,fuse_glu,fuse_qkv,fuse_rope,fuse_epilogue,fuse_norm,pack_weights,"
-    "fold_weights,dce,schedule_attention,plan_memory",
-    "canonicalize,cse,dce,fuse_moe,fuse_embedding,fuse_glu,fuse_qkv,fuse_rope,fuse_epilogue,fuse_norm,pack_weights,"
-    "fold_weights,dce,schedule_attention,plan_memory",
+    "quantize_weights,canonicalize,cse,dce,fold_weights,schedule_attention,plan_memory",
+    "quantize_weights,canonicalize,cse,dce,fuse_moe,fuse_embedding,fuse_glu,fuse_qkv,fuse_rope,fuse_epilogue,"
+    "fuse_norm,pack_weights,fold_weights,dce,schedule_attention,plan_memory",
+    "quantize_weights,canonicalize,cse,dce,fuse_moe,fuse_embedding,fuse_glu,fuse_qkv,fuse_rope,fuse_epilogue,"
+    "fuse_norm,pack_weights,fold_weights,dce,schedule_attention,plan_memory",
 };
+/* -O0 when the graph asks for weight formats (tfx_graph_asks_quant): the
+ * formats are chosen and the blob rebuilt compactly, nothing else changes */
+static const char *const pipeline0_quant = "quantize_weights,fold_weights,plan_memory";
 
 const char *const *tfx_pass_names(void) {
   static const char *names[N_PASSES + 1];
@@ -54,6 +58,10 @@ const char *const *tfx_pass_names(void) {
 }
 
 const char *tfx_pass_pipeline(int opt_level) { return opt_level >= 0 && opt_level <= 3 ? pipelines[opt_level] : NULL; }
+
+const char *tfx_pass_pipeline_of(const tfx_graph *g, int opt_level) {
+  return opt_level == 0 && g && tfx_graph_asks_quant(g) ? pipeline0_quant : tfx_pass_pipeline(opt_level);
+}
 
 void tfx_pass_options_init(tfx_pass_options *o, int opt_level) {
   memset(o, 0, sizeof *o);
@@ -150,7 +158,12 @@ int tfx_run_passes(tfx_graph *g, const tfx_pass_options *o, char *err, size_t er
 
   /* the list to run: the given one (then the mandatory tail) or -O's */
   char list[1024];
-  snprintf(list, sizeof list, "%s", o->passes ? o->passes : pipelines[o->opt_level]);
+  if (o->passes && tfx_graph_asks_quant(g) && !in_list(o->passes, "quantize_weights"))
+    snprintf(list, sizeof list, "quantize_weights,%s", o->passes); /* the formats asked are always given */
+  else if (!o->passes && o->opt_level == 0 && tfx_graph_asks_quant(g))
+    snprintf(list, sizeof list, "%s", pipeline0_quant);
+  else
+    snprintf(list, sizeof list, "%s", o->passes ? o->passes : pipelines[o->opt_level]);
   run_record rec[MAX_RUN];
   int n_rec = 0, rc = 0;
   double total = 0;

@@ -16,7 +16,9 @@
 typedef struct tfx_pass_options {
   int opt_level;           /* 0..3: the pipeline when `passes` is NULL; -O0 plans without in-place reuse */
   const char *passes;      /* "a,b,c": run exactly these passes, then fold_weights (when weight
-                              transforms are left and weights are given) and plan_memory */
+                              transforms are left and weights are given) and plan_memory; a graph
+                              that asks for weight formats (tfx_graph_asks_quant) runs
+                              quantize_weights first when the list does not name it */
   const char *print_after; /* comma-separated pass names: print the graph after each of them */
   int print_after_all;     /* print the graph after every pass */
   int time_passes;         /* print each pass's wall time and node counts at the end */
@@ -46,6 +48,9 @@ int tfx_run_pipeline(tfx_graph *g, int opt_level, char *err, size_t errlen);
  * of -O<level> (a static string). */
 const char *const *tfx_pass_names(void);
 const char *tfx_pass_pipeline(int opt_level);
+/* The -O<opt_level> list that runs on graph g (-O0 quantizes when g asks for
+ * weight formats; tfx_graph_asks_quant). */
+const char *tfx_pass_pipeline_of(const tfx_graph *g, int opt_level);
 
 /* ---- what each pass gets (passes written as tfx_pass_fn) ---- */
 
@@ -61,6 +66,7 @@ typedef struct tfx_pass_ctx {
 } tfx_pass_ctx;
 typedef int (*tfx_pass_fn)(tfx_pass_ctx *c);
 
+int tfx_pass_quantize_weights(tfx_pass_ctx *c);
 int tfx_pass_canonicalize(tfx_pass_ctx *c);
 int tfx_pass_cse(tfx_pass_ctx *c);
 int tfx_pass_dce(tfx_pass_ctx *c);

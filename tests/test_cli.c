@@ -57,6 +57,41 @@ static void test_usage_errors_exit_2(void **state) {
   expect((char *[]){TFXC_PATH, "run", example_tfx, "--temperature", "-1", NULL}, 2, NULL, "--temperature needs");
   expect((char *[]){TFXC_PATH, "run", example_tfx, "--prompt-ids", "1 x 3", NULL}, 2, NULL, "bad --prompt-ids");
   expect((char *[]){TFXC_PATH, "run", "m.so", "--weights", "random", NULL}, 2, NULL, "carries its weights");
+  expect((char *[]){TFXC_PATH, example_tfx, "--quantize", "q5_k", NULL}, 2, NULL,
+         "unknown --quantize format 'q5_k' (expected f16, bf16, q8_0, q4_0, q4_k, q6_k, q4_k_m or none)");
+  expect((char *[]){TFXC_PATH, example_tfx, "--quantize", NULL}, 2, NULL, "--quantize needs a format");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "--quantize=int8", NULL}, 2, NULL, "unknown --quantize format");
+  expect((char *[]){TFXC_PATH, "run", "m.so", "--quantize", "q8_0", NULL}, 2, NULL, "carries its weights");
+}
+
+/* --quantize: the formats in --emit=ir and --print-after=quantize_weights,
+ * the weights section of --stats with its fallbacks */
+static void test_quantize(void **state) {
+  (void)state;
+  expect((char *[]){TFXC_PATH, example_tfx, "--emit=ir", "-O0", "--quantize", "q8_0", NULL}, 0,
+         "param \"layers.0.w2\" : f16[64, 172]", NULL);
+  expect((char *[]){TFXC_PATH, example_tfx, "--emit=ir", "-O0", "--quantize=q8_0", NULL}, 0,
+         "param \"layers.4.wq\" : q8_0[64, 64]", NULL);
+  expect(
+      (char *[]){TFXC_PATH, example_tfx, "--emit=ir", "--quantize", "q4_k_m", "--print-after=quantize_weights", NULL},
+      0, NULL, "; ---- IR after quantize_weights ----\ngraph stories260k");
+  expect(
+      (char *[]){TFXC_PATH, example_tfx, "--emit=ir", "--quantize", "q4_k_m", "--print-after=quantize_weights", NULL},
+      0, NULL, "param \"tok_embeddings\" : q8_0[512, 64]");
+  char *out = NULL, *err = NULL;
+  int rc =
+      run((char *[]){TFXC_PATH, example_tfx, "--stats", "--weights", "random", "--quantize", "q8_0", NULL}, &out, &err);
+  if (rc) fprintf(stderr, "%s\n%s\n", out, err);
+  assert_int_equal(rc, 0);
+  assert_non_null(strstr(out, "weights by format: f32 "));
+  assert_non_null(strstr(out, "f16 "));
+  assert_non_null(strstr(out, "q8_0 "));
+  assert_non_null(strstr(out, "bits per weight:"));
+  assert_non_null(strstr(out, "read per token:"));
+  assert_non_null(strstr(out, "quantize:          q8_0, 5 fallbacks"));
+  assert_non_null(strstr(out, "    layers.3.w2: q8_0 -> f16: rows of 172 are not a multiple of 32\n"));
+  free(out);
+  free(err);
 }
 
 static void test_compile_errors_exit_1(void **state) {
@@ -192,6 +227,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_help_and_version),
       cmocka_unit_test(test_usage_errors_exit_2),
+      cmocka_unit_test(test_quantize),
       cmocka_unit_test(test_compile_errors_exit_1),
       cmocka_unit_test(test_emit_ir_prints_the_graph),
       cmocka_unit_test(test_O2_and_O3_differ_in_llvm_only),

@@ -115,6 +115,16 @@ static const src_case src_cases[] = {
      "prefetch = 100 must be a multiple of 64 bytes in 0..65536", NULL, 1},
     {"schedule: key set twice (note)", HDR FWD END "schedule {\n  threads = 2\n  threads = 4\n}\n", "11:3",
      "schedule key 'threads' is set twice", "10:3: note: previous setting of 'threads' is here", 1},
+    /* quantize { } rules */
+    {"quantize: duplicate rule (note)", HDR FWD END "quantize {\n  \"emb\" = q8_0\n  \"emb\" = f16\n}\n", "11:3",
+     "duplicate quantize rule for \"emb\"", "10:3: note: previous rule for \"emb\" is here", 1},
+    {"quantize: every bad rule reported",
+     HDR FWD END "quantize {\n  \"emb\" = q2_k\n  \"\" = f16\n  \"g\" = q4_k_m\n}\n", "10:11", "unknown format 'q2_k'",
+     NULL, 3},
+    {"quantize: section twice (note)", HDR FWD END "quantize { \"emb\" = f16 }\nquantize { \"emb\" = bf16 }\n", "10:1",
+     "duplicate 'quantize' section", "9:1: note: previous 'quantize' section is here", 1},
+    {"quantize: schedule format", HDR FWD END "schedule {\n  quantize = q8\n}\n", "10:14",
+     "unknown format 'q8' for quantize", NULL, 1},
     /* constants */
     {"const: division by zero", HDR "const z = dim / (dim - 16)\n" FWD END, "5:15",
      "division by zero in constant expression", NULL, 1},

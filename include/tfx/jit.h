@@ -17,6 +17,9 @@ typedef struct tfx_compile_options {
   const char *weights; /* NULL: the model's `weights` statement; a path; "random" or "random:SEED" */
   const char *cpu;     /* NULL: the host CPU */
   FILE *diagnostics;   /* where errors are printed; NULL: stderr */
+  /* NULL: the model's schedule; else the weights' default format, as tfxc
+   * --quantize: f16, bf16, q8_0, q4_0, q4_k, q6_k, q4_k_m or none */
+  const char *quantize;
 } tfx_compile_options;
 
 void tfx_compile_options_init(tfx_compile_options *o);

@@ -1,0 +1,252 @@
+/* passes/quantize_weights.c — choosing the weights' formats: every PARAM of
+ * rank >= 2 read only as a weight operand (an embedding table, the weight of
+ * a linear / fused_linear / matmul, the experts' weights of moe_up /
+ * moe_down, MLA's wkv_b; not a MoE router, fused into moe_route or a linear
+ * read only by it: llama.cpp keeps ffn_gate_inp in f32) gets the format the graph's schedule asks
+ * (g->schedule.quantize, set by schedule { quantize = ... } or --quantize; the quantize { } rules matched against the
+ * param's name, the last matching rule winning), after tfx_quantize_fallback for its rows (each fallback recorded in
+ * g->quant_fallbacks for --stats). Params read any other way (norm gains,
+ * biases, positions) and 1-D params keep their format, and so does a param
+ * asked `none`. The preset q4_k_m reproduces llama.cpp's Q4_K_M mix
+ * (llama_tensor_get_type), finding the tensors' roles from the graph, not
+ * from names (q4_k_m_choice).
+ *
+ * With a weights blob the data is converted: each row decoded to f32
+ * (tfx_weight_dequant_row: the source may be f32 or a stored format) and
+ * quantized (tfx_quantize_row); the result goes back in the param's slot
+ * when it fits (it always does from f32), else at the end of a grown blob.
+ * fold_weights rebuilds the blob compactly later. Without a blob (and no
+ * param bound) only the types change. It runs first (before the fusions,
+ * so the rules see the params of the source and concatenations never mix
+ * formats); the manager runs it at -O0 too when the graph asks for a
+ * format (passes/manager.c). A param already in the chosen format is left
+ * untouched, so running it twice changes nothing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "rewrite.h"
+
+#define BLOB_ALIGN 64
+
+/* 1 when node id (a linear) is read only by moe_route: it computes router logits. */
+static int router_logits(const tfx_graph *g, int id) {
+  int uses = 0;
+  for (int i = id + 1; i < g->n_nodes; i++)
+    for (int j = 0; j < g->nodes[i].n_inputs; j++)
+      if (g->nodes[i].inputs[j] == id) {
+        if (g->nodes[i].op != TFX_OP_MOE_ROUTE) return 0;
+        uses++;
+      }
+  return uses > 0;
+}
+
+/* Is operand j of node c a weight operand the pass may quantize? */
+static int weight_operand(const tfx_graph *g, const tfx_node *c, int j) {
+  switch (c->op) {
+  case TFX_OP_EMBEDDING: return j == 0;
+  case TFX_OP_LINEAR:
+  case TFX_OP_FUSED_LINEAR: return j == 1 && !router_logits(g, c->id);
+  case TFX_OP_MATMUL: return j == 1;
+  case TFX_OP_MOE_UP: return j >= 2 && g->nodes[c->inputs[j]].type.rank == 3;
+  case TFX_OP_MOE_DOWN:
+  case TFX_OP_MLA_ATTENTION: return j == 2;
+  default: return 0;
+  }
+}
+
+/* 1 when param p is read, at least once, and only as a weight operand. */
+static int weight_only(const tfx_graph *g, int p) {
+  int uses = 0;
+  if (g->output == p) return 0;
+  for (int i = p + 1; i < g->n_nodes; i++) {
+    const tfx_node *c = &g->nodes[i];
+    for (int j = 0; j < c->n_inputs; j++)
+      if (c->inputs[j] == p) {
+        if (!weight_operand(g, c, j)) return 0;
+        uses++;
+      }
+  }
+  return uses > 0;
+}
+
+/* ---- llama.cpp's Q4_K_M mix ---- */
+
+/* The tensor roles llama_tensor_get_type distinguishes, found in the graph. */
+typedef struct {
+  int classifier;        /* the param of the linear producing the output, or -1 */
+  int tok_embd;          /* the table of the embedding of the input tokens, or -1 */
+  int *attn_v, n_attn_v; /* attn_v index of each param (-1: none), and their count */
+  int *ffn_down, n_down; /* the same for the FFN down projections */
+} roles;
+
+static int param_weight_of(const tfx_graph *g, int id) {
+  const tfx_node *n = &g->nodes[id];
+  if ((n->op == TFX_OP_LINEAR || n->op == TFX_OP_FUSED_LINEAR) && g->nodes[n->inputs[1]].op == TFX_OP_PARAM)
+    return n->inputs[1];
+  return -1;
+}
+
+static int is_act(tfx_op op) {
+  return op == TFX_OP_SILU || op == TFX_OP_GELU || op == TFX_OP_RELU || op == TFX_OP_SIGMOID;
+}
+
+/* The FFN's hidden value: act(linear(..)), or a product with one (GLU). */
+static int ffn_hidden(const tfx_graph *g, int id) {
+  const tfx_node *n = &g->nodes[id];
+  if (is_act(n->op)) return param_weight_of(g, n->inputs[0]) >= 0;
+  if (n->op == TFX_OP_MUL)
+    for (int j = 0; j < 2; j++) {
+      const tfx_node *a = &g->nodes[n->inputs[j]];
+      if (is_act(a->op) && param_weight_of(g, a->inputs[0]) >= 0) return 1;
+    }
+  return 0;
+}
+
+static int find_roles(const tfx_graph *g, roles *r) {
+  int nn = g->n_nodes;
+  r->classifier = g->output >= 0 ? param_weight_of(g, g->output) : -1;
+  r->tok_embd = -1;
+  r->n_attn_v = r->n_down = 0;
+  r->attn_v = malloc((size_t)(nn > 0 ? nn : 1) * sizeof *r->attn_v);
+  r->ffn_down = malloc((size_t)(nn > 0 ? nn : 1) * sizeof *r->ffn_down);
+  if (!r->attn_v || !r->ffn_down) return -1;
+  for (int i = 0; i < nn; i++) r->attn_v[i] = r->ffn_down[i] = -1;
+  for (int i = 0; i < nn; i++) {
+    const tfx_node *n = &g->nodes[i];
+    int w = -1;
+    if (n->op == TFX_OP_EMBEDDING && n->inputs[1] == g->input && g->nodes[n->inputs[0]].op == TFX_OP_PARAM &&
+        r->tok_embd < 0)
+      r->tok_embd = n->inputs[0];
+    /* attn_v: the V projection, the attention's third operand */
+    if (n->op == TFX_OP_ATTENTION && (w = param_weight_of(g, n->inputs[2])) >= 0 && r->attn_v[w] < 0)
+      r->attn_v[w] = r->n_attn_v++;
+    /* ffn_down: the linear reading the FFN's hidden value, or the experts' down weights */
+    w = -1;
+    if (n->op == TFX_OP_LINEAR && ffn_hidden(g, n->inputs[0])) w = n->inputs[1];
+    if (n->op == TFX_OP_MOE_DOWN && g->nodes[n->inputs[2]].op == TFX_OP_PARAM) w = n->inputs[2];
+    if (w >= 0 && g->nodes[w].op == TFX_OP_PARAM && r->ffn_down[w] < 0) r->ffn_down[w] = r->n_down++;
+  }
+  return 0;
+}
+
+/* llama.cpp's use_more_bits: the first and last eighth of the layers and
+ * every third one between them. */
+static int use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+/* The format llama_tensor_get_type gives param p under LLAMA_FTYPE_MOSTLY_Q4_K_M
+ * (default Q4_K), before the fallback for rows: the classifier (and a token
+ * embedding tied to it: llama.cpp quantizes a shared token_embd with the
+ * output's rule) Q6_K, or Q8_0 when its rows are not a multiple of 256; attn_v
+ * and ffn_down Q6_K in the layers of use_more_bits; everything else Q4_K (a
+ * token embedding of its own included). llama.cpp's rules for 70B models,
+ * 8-expert models and Falcon are not reproduced. */
+static tfx_dtype q4_k_m_choice(const tfx_graph *g, const roles *r, int p) {
+  if (p == r->classifier) return tfx_node_cols(&g->nodes[p]) % 256 ? TFX_DT_Q8_0 : TFX_DT_Q6_K;
+  if (r->attn_v[p] >= 0 && use_more_bits(r->attn_v[p], r->n_attn_v)) return TFX_DT_Q6_K;
+  if (r->ffn_down[p] >= 0 && use_more_bits(r->ffn_down[p], r->n_down)) return TFX_DT_Q6_K;
+  return TFX_DT_Q4_K;
+}
+
+/* ---- conversion ---- */
+
+/* Converts param n's data in the blob to format dt (its type still the
+ * source's); 0 or -1 with a message. */
+static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt) {
+  const char *name = n->name ? n->name : "?";
+  if (!tfx_quantize_supported(dt))
+    return tfx_errf(c->err, c->errlen, "quantize_weights: no quantizer for %s yet (param '%s')", tfx_dtype_name(dt),
+                    name);
+  int64_t K = tfx_node_cols(n), R = tfx_node_rows(n, 1);
+  tfx_type nt = n->type;
+  nt.dtype = dt;
+  int64_t old_bytes = tfx_type_bytes(&n->type, 1), new_bytes = tfx_type_bytes(&nt, 1);
+  if (n->weight_offset < 0 || n->weight_offset + old_bytes > (int64_t)*c->weights_size)
+    return tfx_errf(c->err, c->errlen, "quantize_weights: param '%s' is not bound to the weights blob", name);
+  float *row = malloc((size_t)K * sizeof *row);
+  uint8_t *out = malloc((size_t)(new_bytes > 0 ? new_bytes : 1));
+  int rc = 0;
+  if (!row || !out) {
+    rc = tfx_errf(c->err, c->errlen, "quantize_weights: out of memory");
+    goto done;
+  }
+  int64_t rb = new_bytes / (R > 0 ? R : 1);
+  for (int64_t r = 0; r < R; r++) {
+    if (tfx_weight_dequant_row(n, *c->weights + n->weight_offset, r, row)) {
+      rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': no decoder for %s", name,
+                    tfx_dtype_name(n->type.dtype));
+      goto done;
+    }
+    if (tfx_quantize_row(dt, row, K, out + r * rb) != rb) {
+      rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': cannot quantize rows of %lld to %s", name,
+                    (long long)K, tfx_dtype_name(dt));
+      goto done;
+    }
+  }
+  if (new_bytes <= old_bytes) {
+    memcpy(*c->weights + n->weight_offset, out, (size_t)new_bytes);
+  } else { /* larger than the slot (from a stored format): at the end of a grown blob */
+    size_t off = (*c->weights_size + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN;
+    size_t size = off + (size_t)new_bytes, cap = (size + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN;
+    uint8_t *blob = aligned_alloc(BLOB_ALIGN, cap);
+    if (!blob) {
+      rc = tfx_errf(c->err, c->errlen, "quantize_weights: cannot allocate %zu bytes for the weights", cap);
+      goto done;
+    }
+    memset(blob, 0, cap);
+    memcpy(blob, *c->weights, *c->weights_size);
+    memcpy(blob + off, out, (size_t)new_bytes);
+    free(*c->weights);
+    *c->weights = blob;
+    *c->weights_size = size;
+    c->g->weights_bytes = (int64_t)size;
+    n->weight_offset = (int64_t)off;
+  }
+  n->type.dtype = dt;
+done:
+  free(row);
+  free(out);
+  return rc;
+}
+
+int tfx_pass_quantize_weights(tfx_pass_ctx *c) {
+  tfx_graph *g = c->g;
+  if (!tfx_graph_asks_quant(g)) return 0;
+  const tfx_schedule *s = &g->schedule;
+  int have_blob = c->weights && *c->weights;
+  roles r = {0};
+  int rc = 0;
+  if (s->quantize.mode == TFX_QUANT_Q4_K_M && find_roles(g, &r)) {
+    rc = tfx_errf(c->err, c->errlen, "quantize_weights: out of memory");
+    goto done;
+  }
+  /* a run after another (or after the fusions) starts its record anew */
+  for (int i = 0; i < g->n_quant_fallbacks; i++) free(g->quant_fallbacks[i].name);
+  g->n_quant_fallbacks = 0;
+  for (int i = 0; i < g->n_nodes && rc == 0; i++) {
+    tfx_node *n = &g->nodes[i];
+    if (n->op != TFX_OP_PARAM || n->type.rank < 2 || n->fx.panel || !weight_only(g, i)) continue;
+    tfx_quant_choice ch = s->quantize;
+    if (ch.mode == TFX_QUANT_Q4_K_M) ch = (tfx_quant_choice){TFX_QUANT_FORMAT, q4_k_m_choice(g, &r, i)};
+    for (int k = 0; k < s->n_quant_rules; k++)
+      if (n->name && tfx_quant_pattern_match(s->quant_rules[k].pattern, n->name)) ch = s->quant_rules[k].choice;
+    if (ch.mode != TFX_QUANT_FORMAT) continue;
+    int64_t K = tfx_node_cols(n);
+    tfx_dtype dt = tfx_quantize_fallback(ch.dtype, K);
+    if (dt != ch.dtype && tfx_graph_add_quant_fallback(g, n->name, ch.dtype, dt, K)) {
+      rc = tfx_errf(c->err, c->errlen, "quantize_weights: out of memory");
+      break;
+    }
+    if (dt == n->type.dtype) continue;
+    if (have_blob)
+      rc = convert(c, n, dt);
+    else if (n->weight_offset >= 0)
+      rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s' is bound but no weights blob was given",
+                    n->name ? n->name : "?");
+    else
+      n->type.dtype = dt; /* types only (--emit=ir without weights) */
+  }
+done:
+  free(r.attn_v);
+  free(r.ffn_down);
+  return rc;
+}
