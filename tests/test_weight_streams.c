@@ -23,8 +23,10 @@
  * Cases: linear + bias (K with a tail past the GEMM's K chunks), SwiGLU FFN
  * with a residual, MoE (router, top-2, GLU experts, down), embedding tied to
  * the classifier, matmul with b in the format, MLA with wkv_b in the format.
- * The linear and embedding cases also run for --mcpu haswell (AVX2: 8-wide
- * vectors, two per 16-element group of the block formats). */
+ * The linear, FFN and embedding cases also run for --mcpu haswell (AVX2:
+ * 8-wide vectors, two per 16-element group of the block formats), and the
+ * linear for x86-64 (SSE2, 4-wide, no F16C: f16 through LLVM's soft
+ * conversion). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -429,9 +431,10 @@ static void test_mla(void **state) {
   all_formats(build_mla, "mla", -1);
 }
 
-/* AVX2 (8-wide vectors): the linear, FFN and embedding paths */
+/* AVX2 (8-wide vectors): the linear, FFN and embedding paths; SSE2 (4-wide) the linear */
 static void test_haswell(void **state) {
   (void)state;
+  for (size_t f = 0; f < N_FORMATS; f++) check_case(build_linear, formats[f], 2, "x86-64", "linear");
   for (size_t f = 0; f < N_FORMATS; f++) {
     check_case(build_linear, formats[f], 2, "haswell", "linear");
     check_case(build_ffn, formats[f], 2, "haswell", "swiglu ffn");
