@@ -12,7 +12,8 @@
  *   cc -O2 -Iinclude -Iir bench/streams.c -o build/bench_streams build/libtfx_compiler.a \
  *      build/libtfx_passes.a build/libtfx_backend.a build/libtfx_ir.a build/libtfxrt.a \
  *      /usr/lib/llvm-19/lib/libLLVM.so.1 -lffi -ldl -lm -lpthread -Wl,-rpath,/usr/lib/llvm-19/lib
- * Run: build/bench_streams [THREADS] [L] [PP] [fmt ...] (default 2 12 128, every format) */
+ * Run: build/bench_streams [THREADS] [L] [PP] [fmt ...] (default 2 12 128: f32 f16 bf16 q8_0 q4_0);
+ * STREAMS_EMIT_ASM=DIR also writes each format's assembly to DIR/FORMAT.s. */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
@@ -143,6 +144,15 @@ int main(int argc, char **argv) {
     po.weights = &m.blob;
     po.weights_size = &m.size;
     if (tfx_run_passes(m.g, &po, err, sizeof err)) return fprintf(stderr, "passes: %s\n", err), 1;
+    const char *emit = getenv("STREAMS_EMIT_ASM"); /* a directory: FORMAT.s, the module's assembly */
+    if (emit) {
+      char path[512];
+      snprintf(path, sizeof path, "%s/%s.s", emit, names[f]);
+      FILE *fa = fopen(path, "w");
+      if (!fa || tfx_backend_emit_text(m.g, &to, TFX_EMIT_ASM, fa, err, sizeof err))
+        return fprintf(stderr, "%s\n", err), 1;
+      fclose(fa);
+    }
     tfx_jit_module *jm = NULL;
     const tfx_model_desc *desc = NULL;
     if (tfx_backend_jit(m.g, &to, &jm, &desc, err, sizeof err)) return fprintf(stderr, "JIT: %s\n", err), 1;
