@@ -177,6 +177,16 @@ static LLVMValueRef half_at(tfx_cg *cg, LLVMValueRef p, int64_t off) {
   return LLVMBuildFPExt(cg->b, load16s(cg, LLVMHalfTypeInContext(cg->ctx), tfx_cg_byteptr(cg, p, off)), cg->t_f32, "");
 }
 
+/* The f16 at p splat to <W x float>: the 16 bits splat, then widened as a
+ * vector (vpbroadcastw + vcvtph2ps instead of a scalar conversion and a
+ * broadcast). */
+static LLVMValueRef half_splat(tfx_cg *cg, LLVMValueRef p) {
+  LLVMTypeRef h = LLVMHalfTypeInContext(cg->ctx), vt = vec_of(cg, h);
+  LLVMValueRef ins = LLVMBuildInsertElement(cg->b, LLVMGetPoison(vt), load16s(cg, h, p), tfx_cg_i32(cg, 0), "");
+  LLVMValueRef sp = LLVMBuildShuffleVector(cg->b, ins, LLVMGetPoison(vt), LLVMConstNull(cg->t_vi), "");
+  return LLVMBuildFPExt(cg->b, sp, cg->t_vf, "");
+}
+
 /* The byte at p + off (off i64) as i32 (zero-extended). */
 static LLVMValueRef byte_at(tfx_cg *cg, LLVMValueRef p, LLVMValueRef off) {
   LLVMValueRef v = LLVMBuildLoad2(cg->b, t_i8(cg), at_byte(cg, p, off), "");
@@ -212,7 +222,7 @@ static LLVMValueRef i8_to_f32(tfx_cg *cg, LLVMValueRef q, int nvalid) {
 /* Q8_0 (34 bytes: f16 d, 32 x i8): x = d * q. */
 static LLVMValueRef q8_0_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int nvalid) {
   LLVMValueRef q = i8_to_f32(cg, bytes_at(cg, blk, tfx_cg_addc(cg, o, 2)), nvalid);
-  return LLVMBuildFMul(cg->b, tfx_cg_splat(cg, half_at(cg, blk, 0)), q, "");
+  return LLVMBuildFMul(cg->b, half_splat(cg, blk), q, "");
 }
 
 /* Q4_0 (18 bytes: f16 d, 16 bytes): element e < 16 is the low nibble of
@@ -223,7 +233,7 @@ static LLVMValueRef q4_0_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int
   LLVMValueRef shift = LLVMBuildShl(b, LLVMBuildLShr(b, o, tfx_cg_i64(cg, 4), ""), tfx_cg_i64(cg, 2), "");
   LLVMValueRef q = LLVMBuildLShr(b, bytes_at(cg, blk, byte), splat8(cg, shift), "");
   q = LLVMBuildSub(b, LLVMBuildAnd(b, q, splat8c(cg, 15), ""), splat8c(cg, 8), "");
-  return LLVMBuildFMul(b, tfx_cg_splat(cg, half_at(cg, blk, 0)), i8_to_f32(cg, q, nvalid), "");
+  return LLVMBuildFMul(b, half_splat(cg, blk), i8_to_f32(cg, q, nvalid), "");
 }
 
 static LLVMValueRef sel_i32(tfx_cg *cg, LLVMValueRef c, LLVMValueRef a, LLVMValueRef bb) {
