@@ -428,11 +428,14 @@ typedef struct tfx_cg_wstream {
   LLVMValueRef base; /* its body pointer */
   int64_t R, K;      /* rows (leading dims flattened) and their length (the last dim) */
   int panel;         /* fx.panel of a packed weight: rows per panel (0: row-major) */
+  int block;         /* a block format's elements per block (0: an element format) */
+  int64_t block_bytes;
 } tfx_cg_wstream;
 typedef struct tfx_cg_wrow {
   LLVMValueRef ptr;   /* the row's element 0 (or the element the cursor was moved to) */
   LLVMValueRef row;   /* its stored row (i64), kept only by formats with per-row state */
   LLVMValueRef state; /* the format's per-row state (a scale), or NULL */
+  int64_t k0;         /* block formats: elements skipped (tfx_cg_ws_row_skip; ptr stays at the row) */
 } tfx_cg_wrow;
 typedef struct tfx_cg_wpanel {
   LLVMValueRef ptr;   /* the panel's element (0, 0): element (k, j) is at k * pr + j */
@@ -458,7 +461,9 @@ tfx_cg_wrow tfx_cg_ws_row_skip(tfx_cg *cg, const tfx_cg_wstream *s, const tfx_cg
 /* The cursor j (i64) rows further. */
 tfx_cg_wrow tfx_cg_ws_row_nextv(tfx_cg *cg, const tfx_cg_wstream *s, const tfx_cg_wrow *h, LLVMValueRef j);
 /* Elements c .. c + nvalid - 1 (c i64) of the cursor's row, decoded and
- * scaled (lanes past nvalid are 0). */
+ * scaled (lanes past nvalid are 0). For a block format, c (plus the
+ * cursor's skip) must be a multiple of W: every kernel reads rows in
+ * vectors from multiples of W (tfx_cg_chunks, the GEMM's K steps). */
 LLVMValueRef tfx_cg_ws_row_vec(tfx_cg *cg, const tfx_cg_wstream *s, const tfx_cg_wrow *h, LLVMValueRef c, int nvalid);
 /* Elements c .. of row r: tfx_cg_ws_row_vec of tfx_cg_ws_row(r) in one step. */
 LLVMValueRef tfx_cg_ws_vec(tfx_cg *cg, const tfx_cg_wstream *s, LLVMValueRef r, LLVMValueRef c, int nvalid);
