@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../frontend/gguf.h"
+#include "../frontend/weights.h"
 #include "../passes/passes.h"
 
 int tfx_build_source(const char *path, const char *source, const tfx_build_options *o, tfx_build *out) {
@@ -22,6 +24,26 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
     return errors;
   }
   char err[512];
+  /* --emit-gguf: the params as bound (and, once a quantize pass exists, as
+   * it chose: it must run before this point, or this call moves after it),
+   * before fusion concatenates or packing permutes any of them (layouts
+   * GGUF cannot express) */
+  if (o && o->emit_gguf && !fo.no_weights) {
+    tfx_gguf_meta meta = {out->graph->name, path, TFX_VERSION};
+    if (tfx_gguf_write(out->graph, out->weights.data, out->weights.size, o->emit_gguf, &meta, err, sizeof err)) {
+      fprintf(diag, "%s: error: %s\n", path ? path : "<source>", err);
+      tfx_build_free(out);
+      return 1;
+    }
+  }
+  /* Binding keeps f16/bf16/q8_0/q4_0/q4_k/q6_k weights as stored; a format
+   * the code generator has no weight stream for yet is decoded to f32 here
+   * (a no-op once every format has its stream) */
+  if (!fo.no_weights && tfx_weights_widen(out->graph, &out->weights, tfx_backend_reads_format, err, sizeof err) < 0) {
+    fprintf(diag, "%s: error: %s\n", path ? path : "<source>", err);
+    tfx_build_free(out);
+    return 1;
+  }
   tfx_pass_options po;
   tfx_pass_options_init(&po, o ? o->opt_level : 2);
   if (o) {

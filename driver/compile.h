@@ -32,6 +32,10 @@ typedef struct tfx_build_options {
   /* the target the graph is compiled for (NULL: the host): the passes pack
    * weights in its layout (tfx_backend_pack_layout) */
   const tfx_target_options *target;
+  /* write the bound params as a GGUF v3 file here (tfxc --emit-gguf;
+   * frontend/gguf.h), in their stored formats, before the passes fuse or
+   * pack any of them */
+  const char *emit_gguf;
 } tfx_build_options;
 
 /* Frontend, then the -O pipeline. Returns 0, or the number of errors (all
