@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gguf.h"
@@ -107,6 +108,11 @@ int tfx_gguf_write(const tfx_graph *g, const uint8_t *weights, size_t weights_si
   memcpy(tmp, path, pl);
   memcpy(tmp + pl, ".tmp.XXXXXX", 12);
   int fd = mkstemp(tmp);
+  if (fd >= 0) { /* mkstemp makes it 0600: give it the mode a plain fopen would */
+    mode_t um = umask(0);
+    umask(um);
+    (void)fchmod(fd, 0666 & ~um);
+  }
   FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
   if (!fp) {
     int e = errno;
