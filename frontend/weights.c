@@ -104,6 +104,11 @@ static void weight_only(const tfx_graph *g, char *only_w) {
   free(other);
 }
 
+static int is_storage(tfx_dtype dt) {
+  const tfx_dtype_info *f = tfx_dtype_info_of(dt);
+  return f && f->storage;
+}
+
 static int64_t align_up(int64_t v) { return (v + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN; }
 
 /* ---- layout ---- */
@@ -528,6 +533,9 @@ int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format,
     return r.count;
   }
   g->weights_bytes = 0;
+  /* binding chooses the params' storage formats: a graph bound before is bound afresh */
+  for (int i = 0; i < g->n_nodes; i++)
+    if (g->nodes[i].op == TFX_OP_PARAM && is_storage(g->nodes[i].type.dtype)) g->nodes[i].type.dtype = TFX_DT_F32;
   int *first = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *first);
   if (!first) {
     report(&r, -1, "out of memory");
@@ -545,7 +553,7 @@ int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format,
     for (int i = 0; i < g->n_nodes; i++)
       if (g->nodes[i].op == TFX_OP_PARAM) {
         g->nodes[i].weight_offset = -1;
-        if (tfx_dtype_info_of(g->nodes[i].type.dtype)->storage) g->nodes[i].type.dtype = TFX_DT_F32;
+        if (is_storage(g->nodes[i].type.dtype)) g->nodes[i].type.dtype = TFX_DT_F32;
       }
     if (!r.count) r.count = 1;
   }
