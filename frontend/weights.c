@@ -459,7 +459,8 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
     const tfx_dtype_info *fi = tfx_dtype_info_of(t->storage);
     int64_t K = n->type.dims[n->type.rank - 1];
     if (!fi || K % fi->block) {
-      report(r, i, "param '%s': tensor '%s'%s of %s is %s but its rows of %lld elements do not divide into %s blocks of %d",
+      report(r, i,
+             "param '%s': tensor '%s'%s of %s is %s but its rows of %lld elements do not divide into %s blocks of %d",
              n->name, names[k], from, path, t->dtype_name, (long long)K, t->dtype_name, fi ? fi->block : 0);
       continue;
     }

@@ -22,9 +22,9 @@ typedef enum {
 } tfx_wfile_dtype;
 
 typedef struct tfx_wfile_tensor {
-  char *name;           /* the name the loader gives it, e.g. "layers.3.wq" */
-  tfx_type type;        /* f32 and its shape (the type it binds as) */
-  uint64_t file_offset; /* where its data starts in the file */
+  char *name;             /* the name the loader gives it, e.g. "layers.3.wq" */
+  tfx_type type;          /* f32 and its shape (the type it binds as) */
+  uint64_t file_offset;   /* where its data starts in the file */
   tfx_wfile_dtype dtype;  /* how its data is stored */
   const char *dtype_name; /* static: "F32", "F16", "BF16", "F64", "Q8_0", … */
   tfx_dtype storage;      /* the format table's format of its data (f32 when unsupported) */
