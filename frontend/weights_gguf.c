@@ -170,6 +170,19 @@ static int rd_value(rd *r, uint32_t vt, const char *key, int depth) {
   return 0;
 }
 
+/* Grows *arr (of *cap elements of size) to hold n + 1: the counts in the
+ * header are only claims, so arrays grow with what is actually read. */
+static int grow(void **arr, uint64_t *cap, uint64_t n, size_t size) {
+  if (n < *cap) return 0;
+  uint64_t c = *cap ? *cap * 2 : 64;
+  void *p = realloc(*arr, (size_t)c * size);
+  if (!p) return -1;
+  memset((char *)p + *cap * size, 0, (size_t)(c - *cap) * size);
+  *arr = p;
+  *cap = c;
+  return 0;
+}
+
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* The first duplicate of names[0 .. n) (sorted in place), or NULL. */
@@ -202,11 +215,14 @@ int tfx_wfile_looks_gguf(const char *path) {
 /* The metadata section: checks every key and value; *alignment from
  * general.alignment. */
 static int read_metadata(rd *r, uint64_t n_kv, uint64_t *alignment) {
-  char **keys = calloc((size_t)(n_kv ? n_kv : 1), sizeof *keys);
-  if (!keys) return tfx_errf(r->err, r->errlen, "%s: out of memory", r->path);
+  char **keys = NULL;
+  uint64_t cap = 0, i = 0;
   int rc = 0;
-  uint64_t i = 0;
   for (; i < n_kv && rc == 0; i++) {
+    if (grow((void **)&keys, &cap, i, sizeof *keys)) {
+      rc = tfx_errf(r->err, r->errlen, "%s: out of memory", r->path);
+      break;
+    }
     char what[64];
     snprintf(what, sizeof what, "metadata key %llu", (unsigned long long)i);
     if ((rc = rd_string(r, what, TFX_GGUF_MAX_KEY, &keys[i]))) break;
@@ -240,7 +256,7 @@ static int read_metadata(rd *r, uint64_t n_kv, uint64_t *alignment) {
     const char *dup = find_duplicate(keys, n_kv);
     if (dup) rc = tfx_errf(r->err, r->errlen, "%s: bad GGUF file: metadata key '%.200s' appears twice", r->path, dup);
   }
-  for (uint64_t k = 0; k < n_kv; k++) free(keys[k]);
+  for (uint64_t k = 0; k < cap; k++) free(keys[k]);
   free(keys);
   return rc;
 }
@@ -356,14 +372,13 @@ int tfx_wfile_open_gguf(const char *path, tfx_wfile *out, char *err, size_t errl
     goto done;
   }
   if (read_metadata(&r, n_kv, &alignment)) goto done;
-  out->tensors = calloc((size_t)(n_tensors ? n_tensors : 1), sizeof *out->tensors);
-  ext = calloc((size_t)(n_tensors ? n_tensors : 1), sizeof *ext);
-  names = calloc((size_t)(n_tensors ? n_tensors : 1), sizeof *names);
-  if (!out->tensors || !ext || !names) {
-    tfx_errf(err, errlen, "%s: out of memory", path);
-    goto done;
-  }
+  uint64_t cap_t = 0, cap_e = 0, cap_n = 0;
   for (uint64_t i = 0; i < n_tensors; i++) {
+    if (grow((void **)&out->tensors, &cap_t, i, sizeof *out->tensors) || grow((void **)&ext, &cap_e, i, sizeof *ext) ||
+        grow((void **)&names, &cap_n, i, sizeof *names)) {
+      tfx_errf(err, errlen, "%s: out of memory", path);
+      goto done;
+    }
     tfx_wfile_tensor *t = &out->tensors[i];
     int bad = read_tensor_info(&r, i, alignment, t, &ext[i].bytes);
     if (t->name) out->n_tensors = (int)i + 1; /* owned: freed by tfx_wfile_close */
@@ -388,7 +403,7 @@ int tfx_wfile_open_gguf(const char *path, tfx_wfile *out, char *err, size_t errl
     goto done;
   }
   uint64_t data_size = r.size - data_start;
-  qsort(ext, (size_t)n_tensors, sizeof *ext, cmp_extent);
+  if (n_tensors > 1) qsort(ext, (size_t)n_tensors, sizeof *ext, cmp_extent);
   for (uint64_t i = 0; i < n_tensors; i++) {
     const tfx_wfile_tensor *t = &out->tensors[ext[i].index];
     if (ext[i].off > data_size || ext[i].bytes > data_size - ext[i].off) {

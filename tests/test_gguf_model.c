@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "../driver/compile.h"
+#include "../passes/passes.h"
 #include "support/testutil.h"
 
 #ifndef TFX_PYENV_PYTHON
@@ -229,6 +230,51 @@ static void test_jit_matches_numpy_and_llama2c(void **state) {
   free(got);
 }
 
+/* The -O2 pipeline (fusions concatenate Q/K/V and gate/up, fold_weights
+ * folds them byte-wise, pack_weights leaves block formats row-major) on the
+ * params as stored, then the interpreter: the same logits. */
+static void test_passes_keep_formats(void **state) {
+  (void)state;
+  float *got = malloc(sizeof(float) * NTOK * VOCAB);
+  for (int k = 1; k < 4; k++) { /* f16, q8_0, q4_0 */
+    char path[4096], ref_name[64], err[512];
+    gguf_path(fmts[k], path, sizeof path);
+    snprintf(ref_name, sizeof ref_name, "ref.%s.f32", fmts[k]);
+    float *ref = read_ref(ref_name);
+    tfx_frontend_options o = {.weights = path};
+    tfx_graph *g = NULL;
+    tfx_weights w = {0};
+    assert_int_equal(tfx_frontend_compile(example, NULL, &o, &g, &w), 0);
+    tfx_pass_options po;
+    tfx_pass_options_init(&po, 2);
+    po.weights = &w.data;
+    po.weights_size = &w.size;
+    po.verify_each = 1;
+    if (tfx_run_passes(g, &po, err, sizeof err)) fail_msg("%s: passes: %s", fmts[k], err);
+    assert_int_equal(tfx_verify(g, 1, err, sizeof err), 0);
+    int stored = 0, fused = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+      const tfx_node *n = &g->nodes[i];
+      stored += n->op == TFX_OP_PARAM && n->type.dtype != TFX_DT_F32 && n->weight_offset >= 0;
+      fused += n->op == TFX_OP_FUSED_LINEAR;
+    }
+    assert_true(stored > 0 && fused > 0);
+    g->schedule.act_f32 = 1;
+    tfx_interp *it = tfx_interp_new(g, w.data);
+    assert_non_null(it);
+    if (tfx_interp_forward(it, tokens, NTOK, got, err, sizeof err)) fail_msg("interpreter: %s", err);
+    tfx_interp_free(it);
+    double e = rel_err(got, ref);
+    fprintf(stderr, "-O2 passes on %s params as stored (%d stored-format weights, %d fused linears): %.3g relative\n",
+            fmts[k], stored, fused, e);
+    assert_true(e <= TOL);
+    free(ref);
+    tfx_weights_free(&w);
+    tfx_graph_free(g);
+  }
+  free(got);
+}
+
 /* The example's `style = interleaved` is the one that undoes llama.cpp's
  * permutation: `half` computes something else. */
 static void test_half_rope_is_wrong(void **state) {
@@ -288,8 +334,11 @@ static void test_emit_gguf_round_trip(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_binding_keeps_formats),         cmocka_unit_test(test_interpreter_matches_numpy),
-      cmocka_unit_test(test_jit_matches_numpy_and_llama2c), cmocka_unit_test(test_half_rope_is_wrong),
+      cmocka_unit_test(test_binding_keeps_formats),
+      cmocka_unit_test(test_interpreter_matches_numpy),
+      cmocka_unit_test(test_jit_matches_numpy_and_llama2c),
+      cmocka_unit_test(test_passes_keep_formats),
+      cmocka_unit_test(test_half_rope_is_wrong),
       cmocka_unit_test(test_emit_gguf_round_trip),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
