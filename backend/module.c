@@ -372,3 +372,11 @@ int tfx_cg_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level, c
   }
   return 0;
 }
+
+int tfx_backend_reads_format(tfx_dtype dt) {
+  tfx_node w;
+  memset(&w, 0, sizeof w);
+  w.op = TFX_OP_PARAM;
+  w.type.dtype = dt;
+  return dt == TFX_DT_F32 || tfx_cg_ws_check(&w, NULL, 0) == 0;
+}

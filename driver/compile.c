@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../frontend/gguf.h"
+#include "../frontend/weights.h"
 #include "../passes/passes.h"
 
 int tfx_build_source(const char *path, const char *source, const tfx_build_options *o, tfx_build *out) {
@@ -31,6 +33,24 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
       return 1;
     }
     out->graph->schedule.quantize = qc;
+  }
+  /* --emit-gguf: the params as bound and quantized (quantize_weights runs
+   * here first; in the pipeline it then finds every format chosen), before
+   * fusion concatenates or packing permutes any of them (layouts GGUF cannot
+   * express) */
+  if (o && o->emit_gguf && !fo.no_weights) {
+    tfx_pass_ctx qc = {out->graph, &out->weights.data, &out->weights.size, 1, 0, {1, 1}, err, sizeof err};
+    if (tfx_graph_asks_quant(out->graph) && tfx_pass_quantize_weights(&qc)) {
+      fprintf(diag, "%s: error: pass quantize_weights: %s\n", path ? path : "<source>", err);
+      tfx_build_free(out);
+      return 1;
+    }
+    tfx_gguf_meta meta = {out->graph->name, path, TFX_VERSION};
+    if (tfx_gguf_write(out->graph, out->weights.data, out->weights.size, o->emit_gguf, &meta, err, sizeof err)) {
+      fprintf(diag, "%s: error: %s\n", path ? path : "<source>", err);
+      tfx_build_free(out);
+      return 1;
+    }
   }
   tfx_pass_options po;
   tfx_pass_options_init(&po, o ? o->opt_level : 2);

@@ -36,6 +36,10 @@ typedef struct tfx_build_options {
    * name of tfx_quant_choice_parse (q4_k_m included) replacing that default
    * (the source's quantize { } rules still apply over it) */
   const char *quantize;
+  /* write the bound params as a GGUF v3 file here (tfxc --emit-gguf;
+   * frontend/gguf.h), in their stored formats, before the passes fuse or
+   * pack any of them */
+  const char *emit_gguf;
 } tfx_build_options;
 
 /* Frontend, then the -O pipeline. Returns 0, or the number of errors (all

@@ -17,7 +17,8 @@ enum { EXIT_COMPILE = 1, EXIT_USAGE = 2 };
 
 static const char usage_text[] =
     "usage: tfxc FILE.tfx [-o OUT.so] [-c] [-O0|-O1|-O2|-O3] [--weights PATH|random[:SEED]]\n"
-    "            [--emit=ir|llvm|asm] [--emit-header OUT.h] [--mcpu NAME] [--stats]\n"
+    "            [--emit=ir|llvm|asm] [--emit-header OUT.h] [--emit-gguf OUT.gguf]\n"
+    "            [--mcpu NAME] [--stats]\n"
     "            [--passes=P,Q,..] [--print-after=P,..] [--print-after-all] [--time-passes]\n"
     "            [--verify-passes] [--quantize FMT]\n"
     "       tfxc run (FILE.tfx|FILE.so) [--weights PATH|random[:SEED]] [-O0..-O3] [-n N]\n"
@@ -39,6 +40,9 @@ static const char help_text[] =
     "  --emit=ir            print the planned graph IR to stdout (no output file)\n"
     "  --emit=llvm|asm      print the optimized LLVM IR or assembly to stdout\n"
     "  --emit-header OUT.h  write the model's C header (alone, or next to -o / -c)\n"
+    "  --emit-gguf OUT      write the model's weights as a GGUF v3 file, each param in\n"
+    "                       its stored format under its own name (alone, or next to\n"
+    "                       -o / -c / --emit-header)\n"
     "  --mcpu NAME          target CPU, e.g. x86-64-v2/v3/v4 or skylake-avx512; the\n"
     "                       features follow the CPU (default: the host, with its\n"
     "                       features); --cpu NAME is the same\n"
@@ -183,7 +187,7 @@ static int output_dir_ok(const char *path) {
 
 static int compile_main(int argc, char **argv) {
   const char *input = NULL, *output = NULL, *weights = NULL, *emit = NULL, *header = NULL, *cpu = NULL;
-  const char *passes = NULL, *print_after = NULL, *quantize = NULL;
+  const char *passes = NULL, *print_after = NULL, *quantize = NULL, *gguf = NULL;
   int object = 0, opt = 2, stats = 0, print_all = 0, time_passes = 0, verify_passes = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
@@ -205,6 +209,9 @@ static int compile_main(int argc, char **argv) {
     } else if (is_option(a, "--emit-header")) {
       if (!(v = option_value(argc, argv, &i, "--emit-header"))) return usage_error("%s needs a file name", a);
       header = v;
+    } else if (is_option(a, "--emit-gguf")) {
+      if (!(v = option_value(argc, argv, &i, "--emit-gguf")) || !*v) return usage_error("%s needs a file name", a);
+      gguf = v;
     } else if (is_option(a, "--cpu") || is_option(a, "--mcpu")) {
       const char *name = is_option(a, "--mcpu") ? "--mcpu" : "--cpu";
       if (!(v = option_value(argc, argv, &i, name))) return usage_error("%s needs a value", a);
@@ -243,11 +250,14 @@ static int compile_main(int argc, char **argv) {
   if (emit && (output || object)) return usage_error("%s", "--emit prints to stdout; it does not combine with -o or -c");
   if (stats && (emit || output || object || header))
     return usage_error("%s", "--stats prints to stdout; it does not combine with --emit, -o, -c or --emit-header");
+  if (gguf && (emit || stats))
+    return usage_error("%s", "--emit-gguf writes a file; it does not combine with --emit or --stats");
   if (access(input, R_OK) != 0) {
     fprintf(stderr, "tfxc: error: cannot read '%s': %s\n", input, strerror(errno));
     return EXIT_COMPILE;
   }
-  if ((output && !output_dir_ok(output)) || (header && !output_dir_ok(header))) return EXIT_COMPILE;
+  if ((output && !output_dir_ok(output)) || (header && !output_dir_ok(header)) || (gguf && !output_dir_ok(gguf)))
+    return EXIT_COMPILE;
 
   int only_ir = emit && strcmp(emit, "ir") == 0;
   tfx_target_options t = {.opt_level = opt, .cpu = cpu};
@@ -266,7 +276,8 @@ static int compile_main(int argc, char **argv) {
                           .print_after_all = print_all,
                           .time_passes = time_passes,
                           .verify_passes = verify_passes,
-                          .quantize = quantize};
+                          .quantize = quantize,
+                          .emit_gguf = gguf};
   tfx_build b;
   if (tfx_build_source(input, NULL, &bo, &b)) return EXIT_COMPILE;
 
@@ -296,7 +307,7 @@ static int compile_main(int argc, char **argv) {
         rc = EXIT_COMPILE;
       }
     }
-    if (rc == 0 && (!header || output || object)) {
+    if (rc == 0 && ((!header && !gguf) || output || object)) {
       char *def = output ? NULL : default_output(input, object ? ".o" : ".so");
       const char *out = output ? output : def;
       if (!out) {

@@ -2,8 +2,10 @@
  * 64-byte-aligned slot per distinct param name, in node order), then either
  * reads each tensor straight from a weights file into its slot (matching by
  * name — after the weights statement's renaming rules — and shape, reporting
- * missing, mis-shaped and unused tensors; f16/bf16 data widened to f32) or
- * fills every slot deterministically for `random[:SEED]`. */
+ * missing, mis-shaped and unused tensors) or fills every slot
+ * deterministically for `random[:SEED]`. A param read only as a weight
+ * operand keeps the tensor's storage format (f16, bf16, q8_0, q4_0, q4_k,
+ * q6_k) as stored; any other is decoded to f32 through the format table. */
 #include "weights.h"
 
 #include <errno.h>
@@ -51,6 +53,62 @@ static int64_t param_bytes(const tfx_type *t) {
   return n;
 }
 
+/* 1 when operand i of node n is read as a weight: the operand roles that
+ * accept storage formats (tfx_dtype_weight_ok; the op table, ir/ops.h). */
+static int weight_operand(const tfx_node *n, int i) {
+  switch (n->op) {
+  case TFX_OP_LINEAR:
+  case TFX_OP_MATMUL: return i == 1;
+  case TFX_OP_FUSED_LINEAR: return i == tfx_fl_operand(n, TFX_FL_W);
+  case TFX_OP_EMBEDDING: return i == tfx_emb_operand(n, TFX_EMB_TABLE);
+  case TFX_OP_MOE_ROUTE: return n->fx.router && i == tfx_moe_operand(n, TFX_MOE_W1);
+  case TFX_OP_MOE_UP: return i == tfx_moe_operand(n, TFX_MOE_W1) || i == tfx_moe_operand(n, TFX_MOE_W3);
+  case TFX_OP_MOE_DOWN:
+  case TFX_OP_MLA_ATTENTION: return i == 2;
+  case TFX_OP_CONCAT: return 1;
+  case TFX_OP_PACK: return i == 0;
+  default: return 0;
+  }
+}
+
+/* only_w[i] = 1 when PARAM i is used and every use of every param of its
+ * name reads it as a weight operand (then it may keep a storage format). */
+static void weight_only(const tfx_graph *g, char *only_w) {
+  size_t n = (size_t)(g->n_nodes > 0 ? g->n_nodes : 1);
+  char *w_use = calloc(n, 1), *other = calloc(n, 1);
+  for (int i = 0; i < g->n_nodes; i++) only_w[i] = 0;
+  if (w_use && other) {
+    for (int j = 0; j < g->n_nodes; j++)
+      for (int i = 0; i < g->nodes[j].n_inputs; i++) {
+        int p = g->nodes[j].inputs[i];
+        if (p < 0 || p >= g->n_nodes || g->nodes[p].op != TFX_OP_PARAM) continue;
+        if (weight_operand(&g->nodes[j], i))
+          w_use[p] = 1;
+        else
+          other[p] = 1;
+      }
+    if (g->output >= 0 && g->output < g->n_nodes) other[g->output] = 1;
+    for (int i = 0; i < g->n_nodes; i++) {
+      const tfx_node *p = &g->nodes[i];
+      if (p->op != TFX_OP_PARAM || !p->name) continue;
+      int any_w = 0, any_other = 0;
+      for (int j = 0; j < g->n_nodes; j++)
+        if (g->nodes[j].op == TFX_OP_PARAM && g->nodes[j].name && strcmp(g->nodes[j].name, p->name) == 0) {
+          any_w |= w_use[j];
+          any_other |= other[j];
+        }
+      only_w[i] = (char)(any_w && !any_other);
+    }
+  }
+  free(w_use);
+  free(other);
+}
+
+static int is_storage(tfx_dtype dt) {
+  const tfx_dtype_info *f = tfx_dtype_info_of(dt);
+  return f && f->storage;
+}
+
 static int64_t align_up(int64_t v) { return (v + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN; }
 
 /* ---- layout ---- */
@@ -58,7 +116,7 @@ static int64_t align_up(int64_t v) { return (v + BLOB_ALIGN - 1) / BLOB_ALIGN * 
 /* slot_of[i] = index of the first PARAM with the same name as node i (itself
  * when it is the first); offsets assigned to first occurrences only. Returns
  * the blob size or -1 after reporting errors. */
-static int64_t layout(tfx_graph *g, int *first, reporter *r) {
+static int64_t layout(tfx_graph *g, int *first, const tfx_dtype *stored, reporter *r) {
   char s0[64], s1[64];
   int64_t off = 0;
   int errors = r->count;
@@ -75,6 +133,10 @@ static int64_t layout(tfx_graph *g, int *first, reporter *r) {
     if (n->type.dtype != TFX_DT_F32 || bytes < 0) {
       report(r, i, "param '%s' has an unsupported type %s", n->name, tfx_type_str(&n->type, s0, sizeof s0));
       continue;
+    }
+    if (stored && stored[i] != TFX_DT_F32) { /* the format the file stores it in, kept */
+      n->type.dtype = stored[i];
+      bytes = tfx_type_bytes(&n->type, 1);
     }
     first[i] = i;
     for (int j = 0; j < i; j++)
@@ -178,7 +240,7 @@ static int bind_random(tfx_graph *g, const char *spec, tfx_weights *out, reporte
     report(r, -1, "bad weights spec '%s': expected random or random:SEED with a decimal SEED", spec);
     return -1;
   }
-  int64_t total = layout(g, first, r);
+  int64_t total = layout(g, first, NULL, r);
   if (total < 0 || alloc_blob(g, first, total, out, r)) return -1;
   for (int i = 0; i < g->n_nodes; i++) {
     if (first[i] != i) continue;
@@ -229,24 +291,29 @@ static int read_exact(int fd, uint8_t *dst, uint64_t bytes, uint64_t off) {
   return 0;
 }
 
-/* Opens path in the given format, or guesses it (extension, then the header's
- * shape). Returns 0, or -1 after reporting. */
+/* Opens path in the given format, or guesses it (GGUF's magic, the
+ * extension, then the header's shape). Returns 0, or -1 after reporting. */
 static int open_wfile(const char *path, const char *format, tfx_wfile *f, reporter *r) {
   char msg[512];
-  if (format && strcmp(format, "llama2c") != 0 && strcmp(format, "safetensors") != 0) {
-    report(r, -1, "%s: unknown weights format '%s' (supported: llama2c, safetensors)", path, format);
+  if (format && strcmp(format, "llama2c") != 0 && strcmp(format, "safetensors") != 0 && strcmp(format, "gguf") != 0) {
+    report(r, -1, "%s: unknown weights format '%s' (supported: llama2c, safetensors, gguf)", path, format);
     return -1;
   }
+  int gg = format ? strcmp(format, "gguf") == 0 : ends_with(path, ".gguf") || tfx_wfile_looks_gguf(path);
   int st = format ? strcmp(format, "safetensors") == 0
-                  : ends_with(path, ".safetensors") || (!ends_with(path, ".bin") && tfx_wfile_looks_safetensors(path));
-  int rc = st ? tfx_wfile_open_safetensors(path, f, msg, sizeof msg) : tfx_wfile_open_llama2c(path, f, msg, sizeof msg);
+                  : !gg && (ends_with(path, ".safetensors") ||
+                            (!ends_with(path, ".bin") && tfx_wfile_looks_safetensors(path)));
+  int rc = gg   ? tfx_wfile_open_gguf(path, f, msg, sizeof msg)
+           : st ? tfx_wfile_open_safetensors(path, f, msg, sizeof msg)
+                : tfx_wfile_open_llama2c(path, f, msg, sizeof msg);
   if (rc == 0) return 0;
-  if (format || st || ends_with(path, ".bin"))
+  if (format || st || gg || ends_with(path, ".bin"))
     report(r, -1, "%s", msg);
   else {
     size_t pl = strlen(path);
     const char *why = strncmp(msg, path, pl) == 0 && msg[pl] == ':' && msg[pl + 1] == ' ' ? msg + pl + 2 : msg;
-    report(r, -1, "%s: cannot tell the weights format (supported: llama2c, safetensors); as llama2c: %s", path, why);
+    report(r, -1, "%s: cannot tell the weights format (supported: llama2c, safetensors, gguf); as llama2c: %s", path,
+           why);
   }
   return -1;
 }
@@ -282,21 +349,56 @@ static int rename_tensors(const tfx_wfile *f, const char *path, const tfx_wrenam
   return r->count > errors ? -1 : 0;
 }
 
-/* Reads numel elements stored as dtype at off into dst as f32. */
-static int read_tensor(int fd, const tfx_wfile_tensor *t, float *dst, uint64_t numel) {
-  if (t->dtype == TFX_WF_F32) return read_exact(fd, (uint8_t *)dst, numel * 4, t->file_offset);
-  /* 2-byte dtypes: read into the upper half of dst, then widen front to back */
-  uint8_t *raw = (uint8_t *)dst + numel * 2;
-  if (read_exact(fd, raw, numel * 2, t->file_offset)) return -1;
-  for (uint64_t i = 0; i < numel; i++) {
-    uint16_t h = (uint16_t)(raw[2 * i] | raw[2 * i + 1] << 8);
-    if (t->dtype == TFX_WF_F16) {
-      dst[i] = tfx_f16_to_f32(h);
-    } else {
-      uint32_t bits = (uint32_t)h << 16;
-      memcpy(&dst[i], &bits, 4);
-    }
+/* Reads tensor t into dst as param type pt: the bytes as stored when pt has
+ * t's format, else decoded to f32 row by row through the format table. */
+static int read_tensor(int fd, const tfx_wfile_tensor *t, uint8_t *dst, const tfx_type *pt) {
+  tfx_type st = *pt;
+  st.dtype = t->storage;
+  uint64_t bytes = (uint64_t)tfx_type_bytes(&st, 1);
+  if (pt->dtype == t->storage) return read_exact(fd, dst, bytes, t->file_offset);
+  const tfx_dtype_info *fi = tfx_dtype_info_of(t->storage);
+  if (pt->dtype != TFX_DT_F32 || !fi || !fi->dequant_row) return -1;
+  uint8_t *raw = malloc(bytes ? (size_t)bytes : 1);
+  if (!raw) return -1;
+  int rc = read_exact(fd, raw, bytes, t->file_offset);
+  int64_t K = pt->dims[pt->rank - 1], R = K > 0 ? tfx_type_numel(pt, 1) / K : 0;
+  for (int64_t r = 0; rc == 0 && r < R; r++) fi->dequant_row(raw, NULL, R, K, r, (float *)dst + r * K);
+  free(raw);
+  return rc;
+}
+
+/* The index of the tensor renamed to name, or n_tensors. */
+static int find_tensor(const tfx_wfile *f, char *const *names, const char *name) {
+  int k = 0;
+  while (k < f->n_tensors && (!names[k] || strcmp(names[k], name) != 0)) k++;
+  return k;
+}
+
+/* The shapes of a and b are equal (their element types aside). */
+static int same_shape(const tfx_type *a, const tfx_type *b) {
+  tfx_type x = *a, y = *b;
+  x.dtype = y.dtype = TFX_DT_F32;
+  return tfx_type_equal(&x, &y);
+}
+
+/* stored[i]: the format param i keeps (its tensor's storage format when every
+ * use reads it as a weight and the shapes agree), else f32. */
+static int choose_formats(const tfx_graph *g, const tfx_wfile *f, char *const *names, tfx_dtype *stored) {
+  char *only_w = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1));
+  if (!only_w) return -1;
+  weight_only(g, only_w);
+  for (int i = 0; i < g->n_nodes; i++) {
+    const tfx_node *n = &g->nodes[i];
+    stored[i] = TFX_DT_F32;
+    if (n->op != TFX_OP_PARAM || !n->name || !only_w[i] || n->type.dtype != TFX_DT_F32) continue;
+    int k = find_tensor(f, names, n->name);
+    if (k == f->n_tensors || f->tensors[k].dtype == TFX_WF_UNSUPPORTED || !same_shape(&f->tensors[k].type, &n->type))
+      continue;
+    tfx_dtype dt = f->tensors[k].storage;
+    const tfx_dtype_info *fi = tfx_dtype_info_of(dt);
+    if (fi && tfx_dtype_weight_ok(dt) && n->type.dims[n->type.rank - 1] % fi->block == 0) stored[i] = dt;
   }
+  free(only_w);
   return 0;
 }
 
@@ -306,22 +408,26 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
   tfx_wfile f;
   if (open_wfile(path, format, &f, r)) return -1;
   int *tensor_of = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *tensor_of);
+  tfx_dtype *stored = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *stored);
   char *used = calloc((size_t)(f.n_tensors > 0 ? f.n_tensors : 1), 1);
   char **names = calloc((size_t)(f.n_tensors > 0 ? f.n_tensors : 1), sizeof *names);
   int rc = -1, errors = r->count;
-  if (!tensor_of || !used || !names) {
+  if (!tensor_of || !stored || !used || !names) {
     report(r, -1, "%s: out of memory", path);
     goto done;
   }
   if (rename_tensors(&f, path, rules, n_rules, names, r)) goto done;
-  int64_t total = layout(g, first, r);
+  if (choose_formats(g, &f, names, stored)) {
+    report(r, -1, "%s: out of memory", path);
+    goto done;
+  }
+  int64_t total = layout(g, first, stored, r);
   if (total < 0) goto done;
   for (int i = 0; i < g->n_nodes; i++) {
     tensor_of[i] = -1;
     if (first[i] < 0) continue;
     const tfx_node *n = &g->nodes[i];
-    int k = 0;
-    while (k < f.n_tensors && (!names[k] || strcmp(names[k], n->name) != 0)) k++;
+    int k = find_tensor(&f, names, n->name);
     if (k == f.n_tensors) {
       list_names(&f, names, msg, sizeof msg);
       report(r, i, "param '%s' %s not found in %s (it has%s: %s)", n->name, tfx_type_str(&n->type, s0, sizeof s0), path,
@@ -330,15 +436,37 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
     }
     used[k] = 1;
     char from[600] = "";
-    if (strcmp(f.tensors[k].name, names[k]) != 0) snprintf(from, sizeof from, " (renamed from '%s')", f.tensors[k].name);
-    if (f.tensors[k].dtype == TFX_WF_UNSUPPORTED) {
-      report(r, i, "param '%s': tensor '%s'%s of %s has dtype %s, which cannot be bound (supported: F32, F16, BF16)",
-             n->name, names[k], from, path, f.tensors[k].dtype_name);
+    const tfx_wfile_tensor *t = &f.tensors[k];
+    if (strcmp(t->name, names[k]) != 0) snprintf(from, sizeof from, " (renamed from '%s')", t->name);
+    if (t->dtype == TFX_WF_UNSUPPORTED) {
+      if (strcmp(f.format, "gguf") == 0)
+        report(r, i,
+               "param '%s': tensor '%s'%s of %s: unsupported GGUF tensor type %s (supported: F32, F16, BF16, Q8_0, "
+               "Q4_0, Q4_K, Q6_K)",
+               n->name, names[k], from, path, t->dtype_name);
+      else
+        report(r, i, "param '%s': tensor '%s'%s of %s has dtype %s, which cannot be bound (supported: F32, F16, BF16)",
+               n->name, names[k], from, path, t->dtype_name);
       continue;
     }
-    if (!tfx_type_equal(&f.tensors[k].type, &n->type)) {
-      report(r, i, "param '%s' is %s but tensor '%s'%s of %s is %s", n->name, tfx_type_str(&n->type, s0, sizeof s0),
-             names[k], from, path, tfx_type_str(&f.tensors[k].type, s1, sizeof s1));
+    if (!same_shape(&t->type, &n->type)) {
+      tfx_type nt = n->type;
+      nt.dtype = TFX_DT_F32;
+      report(r, i, "param '%s' is %s but tensor '%s'%s of %s is %s", n->name, tfx_type_str(&nt, s0, sizeof s0),
+             names[k], from, path, tfx_type_str(&t->type, s1, sizeof s1));
+      continue;
+    }
+    const tfx_dtype_info *fi = tfx_dtype_info_of(t->storage);
+    int64_t K = n->type.dims[n->type.rank - 1];
+    if (!fi || K % fi->block) {
+      report(r, i,
+             "param '%s': tensor '%s'%s of %s is %s but its rows of %lld elements do not divide into %s blocks of %d",
+             n->name, names[k], from, path, t->dtype_name, (long long)K, t->dtype_name, fi ? fi->block : 0);
+      continue;
+    }
+    if (n->type.dtype != t->storage && !fi->dequant_row) {
+      report(r, i, "param '%s': tensor '%s'%s of %s is %s, which tfxc cannot decode to f32", n->name, names[k], from,
+             path, t->dtype_name);
       continue;
     }
     tensor_of[i] = k;
@@ -369,9 +497,9 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
     const tfx_node *n = &g->nodes[i];
     uint64_t bytes = (uint64_t)tfx_type_bytes(&n->type, 1);
     const tfx_wfile_tensor *t = &f.tensors[tensor_of[i]];
-    if (read_tensor(fd, t, (float *)(out->data + n->weight_offset), bytes / 4)) {
-      report(r, i, "%s: cannot read tensor '%s' (%llu elements of %s at offset %llu)", path, t->name,
-             (unsigned long long)(bytes / 4), t->dtype_name, (unsigned long long)t->file_offset);
+    if (read_tensor(fd, t, out->data + n->weight_offset, &n->type)) {
+      report(r, i, "%s: cannot read tensor '%s' (%lld elements of %s at offset %llu)", path, t->name,
+             (long long)tfx_type_numel(&n->type, 1), t->dtype_name, (unsigned long long)t->file_offset);
       break;
     }
     zero_pad(out, n->weight_offset, (int64_t)bytes);
@@ -383,6 +511,7 @@ done:
     for (int k = 0; k < f.n_tensors; k++) free(names[k]);
   free(names);
   free(tensor_of);
+  free(stored);
   free(used);
   tfx_wfile_close(&f);
   return rc;
@@ -405,6 +534,9 @@ int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format,
     return r.count;
   }
   g->weights_bytes = 0;
+  /* binding chooses the params' storage formats: a graph bound before is bound afresh */
+  for (int i = 0; i < g->n_nodes; i++)
+    if (g->nodes[i].op == TFX_OP_PARAM && is_storage(g->nodes[i].type.dtype)) g->nodes[i].type.dtype = TFX_DT_F32;
   int *first = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *first);
   if (!first) {
     report(&r, -1, "out of memory");
@@ -420,8 +552,87 @@ int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format,
     tfx_weights_free(out);
     g->weights_bytes = 0;
     for (int i = 0; i < g->n_nodes; i++)
-      if (g->nodes[i].op == TFX_OP_PARAM) g->nodes[i].weight_offset = -1;
+      if (g->nodes[i].op == TFX_OP_PARAM) {
+        g->nodes[i].weight_offset = -1;
+        if (is_storage(g->nodes[i].type.dtype)) g->nodes[i].type.dtype = TFX_DT_F32;
+      }
     if (!r.count) r.count = 1;
   }
   return r.count;
+}
+
+int tfx_weights_widen(tfx_graph *g, tfx_weights *w, int (*keep)(tfx_dtype dt), char *err, size_t errlen) {
+  int n = g->n_nodes, widened = 0;
+  int64_t *newoff = malloc((size_t)(n > 0 ? n : 1) * sizeof *newoff);
+  char *wide = calloc((size_t)(n > 0 ? n : 1), 1);
+  uint8_t *blob = NULL;
+  if (!newoff || !wide) goto oom;
+  /* which slots widen; the new layout in node order (params sharing a slot share it) */
+  int64_t off = 0;
+  for (int i = 0; i < n; i++) {
+    tfx_node *p = &g->nodes[i];
+    newoff[i] = -1;
+    if (p->op != TFX_OP_PARAM || p->weight_offset < 0) continue;
+    int j = 0;
+    while (j < i && !(g->nodes[j].op == TFX_OP_PARAM && g->nodes[j].weight_offset == p->weight_offset)) j++;
+    if (j < i) {
+      newoff[i] = newoff[j];
+      wide[i] = wide[j];
+      continue;
+    }
+    wide[i] = p->type.dtype != TFX_DT_F32 && !keep(p->type.dtype);
+    if (wide[i] && p->fx.panel > 0) {
+      tfx_errf(err, errlen, "param '%s': a packed %s weight cannot be decoded to f32 in place", p->name,
+               tfx_dtype_name(p->type.dtype));
+      goto fail;
+    }
+    tfx_type t = p->type;
+    if (wide[i]) t.dtype = TFX_DT_F32;
+    newoff[i] = off;
+    off += align_up(tfx_type_bytes(&t, 1));
+    widened += wide[i];
+  }
+  if (!widened) goto done;
+  blob = aligned_alloc(BLOB_ALIGN, (size_t)(off > 0 ? off : BLOB_ALIGN));
+  if (!blob) goto oom;
+  memset(blob, 0, (size_t)(off > 0 ? off : BLOB_ALIGN));
+  for (int i = 0; i < n; i++) {
+    tfx_node *p = &g->nodes[i];
+    if (newoff[i] < 0) continue;
+    int j = 0;
+    while (j < i && newoff[j] != newoff[i]) j++;
+    if (j == i) { /* the slot's first param: move or decode its data */
+      const uint8_t *src = w->data + p->weight_offset;
+      if (!wide[i]) {
+        memcpy(blob + newoff[i], src, (size_t)tfx_type_bytes(&p->type, 1));
+      } else {
+        int64_t K = tfx_node_cols(p), R = K > 0 ? tfx_type_numel(&p->type, 1) / K : 0;
+        for (int64_t r = 0; r < R; r++)
+          if (tfx_weight_dequant_row(p, src, r, (float *)(blob + newoff[i]) + r * K)) {
+            tfx_errf(err, errlen, "param '%s': no decoder for %s", p->name, tfx_dtype_name(p->type.dtype));
+            goto fail;
+          }
+      }
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    if (newoff[i] < 0) continue;
+    g->nodes[i].weight_offset = newoff[i];
+    if (wide[i]) g->nodes[i].type.dtype = TFX_DT_F32;
+  }
+  free(w->data);
+  w->data = blob;
+  w->size = (size_t)off;
+  g->weights_bytes = off;
+  blob = NULL;
+  goto done;
+oom:
+  tfx_errf(err, errlen, "out of memory");
+fail:
+  widened = -1;
+done:
+  free(blob);
+  free(newoff);
+  free(wide);
+  return widened;
 }

@@ -1,5 +1,5 @@
 /* frontend/weights.h — weight files and binding: reads the tensor table of a
- * weights file (llama2.c's .bin, safetensors; GGUF later), binds
+ * weights file (llama2.c's .bin, safetensors, GGUF), binds
  * every PARAM of a graph to a tensor by name and shape, and builds the weights
  * blob, or fills every param deterministically for `random[:SEED]`. */
 #ifndef TFX_WEIGHTS_H
@@ -10,26 +10,29 @@
 
 #include "frontend.h"
 
-/* How a tensor's elements are stored in the file; the blob is always f32
- * (f16 and bf16 are converted while binding). */
+/* How a tensor's elements are stored in the file (tfx_wfile_tensor.storage
+ * names the format exactly). A param read only as a weight operand keeps
+ * the stored format in the blob; any other is decoded to f32 (weights.c). */
 typedef enum {
   TFX_WF_F32 = 0,
   TFX_WF_F16,
   TFX_WF_BF16,
+  TFX_WF_BLOCK,      /* a block format of the format table (GGUF's Q8_0, Q4_0, Q4_K, Q6_K): see storage */
   TFX_WF_UNSUPPORTED /* a dtype the file format knows but tfxc cannot bind (F64, I64, …) */
 } tfx_wfile_dtype;
 
 typedef struct tfx_wfile_tensor {
-  char *name;           /* the name the loader gives it, e.g. "layers.3.wq" */
-  tfx_type type;        /* f32 and its shape (the type it binds as) */
-  uint64_t file_offset; /* where its data starts in the file */
+  char *name;             /* the name the loader gives it, e.g. "layers.3.wq" */
+  tfx_type type;          /* f32 and its shape (the type it binds as) */
+  uint64_t file_offset;   /* where its data starts in the file */
   tfx_wfile_dtype dtype;  /* how its data is stored */
-  const char *dtype_name; /* static: "F32", "F16", "BF16", "F64", … */
+  const char *dtype_name; /* static: "F32", "F16", "BF16", "F64", "Q8_0", … */
+  tfx_dtype storage;      /* the format table's format of its data (f32 when unsupported) */
 } tfx_wfile_tensor;
 
 typedef struct tfx_wfile {
   char *path;
-  const char *format; /* "llama2c", "safetensors" */
+  const char *format; /* "llama2c", "safetensors", "gguf" */
   uint64_t file_size;
   int n_tensors;
   tfx_wfile_tensor *tensors;
@@ -46,15 +49,28 @@ int tfx_wfile_open_safetensors(const char *path, tfx_wfile *out, char *err, size
 /* 1 when the file starts like a safetensors file (a plausible header length
  * followed by '{'), 0 otherwise (also when it cannot be read). */
 int tfx_wfile_looks_safetensors(const char *path);
+/* Opens and validates a GGUF file (v2, v3; frontend/gguf.h): header,
+ * metadata, tensor infos, alignment and every tensor's extent, each error
+ * naming the file and the field (weights_gguf.c). Tensors of ggml types
+ * tfxc cannot read are listed as TFX_WF_UNSUPPORTED. 0, or -1 with a message. */
+int tfx_wfile_open_gguf(const char *path, tfx_wfile *out, char *err, size_t errlen);
+/* 1 when the file starts with GGUF's magic "GGUF". */
+int tfx_wfile_looks_gguf(const char *path);
 void tfx_wfile_close(tfx_wfile *f);
 
 /* Reports one binding error: node_id is the PARAM concerned, or -1. */
 typedef void (*tfx_bind_error_fn)(void *ctx, int node_id, const char *message);
 
 /* Binds every PARAM node of g: spec is a file path or "random" / "random:SEED";
- * format is "llama2c", "safetensors" or NULL (guessed from the file: the
- * extension .safetensors / .bin, else the header's shape). Sets each param's
- * weight_offset, g->weights_bytes, and fills *out (64-byte aligned offsets).
+ * format is "llama2c", "safetensors", "gguf" or NULL (guessed from the file:
+ * the magic "GGUF", the extension .safetensors / .bin, else the header's
+ * shape). Sets each param's weight_offset, g->weights_bytes, and fills *out
+ * (64-byte aligned offsets). A param whose every use reads it as a weight
+ * operand (linear / fused_linear w, matmul b, embedding table, MoE and router
+ * weights, MLA's wkv_b, concat, pack) bound to a tensor stored as f16, bf16,
+ * q8_0, q4_0, q4_k or q6_k keeps that format: its type.dtype becomes it and
+ * its slot holds the bytes as stored. Every other param is decoded to f32
+ * (tfx_weight_dequant_row).
  * Returns the number of errors reported through on_error (0 on success). */
 int tfx_weights_bind(tfx_graph *g, const char *spec, const char *format, tfx_weights *out,
                      tfx_bind_error_fn on_error, void *ctx);
@@ -81,5 +97,11 @@ int tfx_wrename_apply(const tfx_wrename *rules, int n_rules, const char *name, c
  * before matching them to params (ignored for random[:SEED]). */
 int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format, const tfx_wrename *rules,
                              int n_rules, tfx_weights *out, tfx_bind_error_fn on_error, void *ctx);
+
+/* Decodes to f32, in place, every bound PARAM whose format keep(dtype)
+ * refuses (a storage format the code generator cannot read yet), rebuilding
+ * the blob (64-byte aligned slots, in node order). Returns the number of
+ * params decoded, or -1 with a message. */
+int tfx_weights_widen(tfx_graph *g, tfx_weights *w, int (*keep)(tfx_dtype dt), char *err, size_t errlen);
 
 #endif

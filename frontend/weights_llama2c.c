@@ -64,6 +64,7 @@ static void add_tensor(table *t, const char *name, int rank, int64_t d0, int64_t
   w->file_offset = t->cursor;
   w->dtype = TFX_WF_F32;
   w->dtype_name = "F32";
+  w->storage = TFX_DT_F32;
   t->cursor += (uint64_t)tfx_type_bytes(&w->type, 1);
   t->f->n_tensors++;
 }

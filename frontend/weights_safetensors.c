@@ -145,6 +145,7 @@ static int add_entry(tfx_wfile *out, const char *path, const char *name, const t
   t->file_offset = begin; /* made absolute by the caller */
   t->dtype = dt->dtype;
   t->dtype_name = dt->name;
+  t->storage = dt->dtype == TFX_WF_F16 ? TFX_DT_F16 : dt->dtype == TFX_WF_BF16 ? TFX_DT_BF16 : TFX_DT_F32;
   out->n_tensors++;
   return 0;
 }

@@ -222,6 +222,34 @@ static void test_header_and_object_link_into_an_app(void **state) {
   free(dir);
 }
 
+/* --emit-gguf alone writes only the GGUF (no .so); `tfxc run` with
+ * --weights of that file generates llama2.c's greedy ids. */
+static void test_emit_gguf_then_run_it(void **state) {
+  (void)state;
+  char model_bin[4096], want[4096];
+  tfx_test_model_path("stories260K.bin", model_bin, sizeof model_bin);
+  char *dir = tfx_test_tmpdir();
+  char gguf[4096], so[4096];
+  snprintf(gguf, sizeof gguf, "%s/m.gguf", dir);
+  snprintf(so, sizeof so, "%s/m.so", dir);
+  expect((char *[]){TFXC_PATH, example_tfx, "--weights", model_bin, "--emit-gguf", gguf, "--stats", NULL}, 2, NULL,
+         "--emit-gguf writes a file; it does not combine with --emit or --stats");
+  expect((char *[]){TFXC_PATH, example_tfx, "--emit-gguf", NULL}, 2, NULL, "--emit-gguf needs a file name");
+  expect((char *[]){TFXC_PATH, example_tfx, "--weights", model_bin, "--emit-gguf", gguf, NULL}, 0, NULL, NULL);
+  char *data = tfx_test_read_file(gguf, NULL);
+  assert_non_null(data);
+  assert_memory_equal(data, "GGUF\3\0\0\0", 8);
+  free(data);
+  assert_int_equal(access(so, F_OK), -1);
+  char *out =
+      stdout_of((char *[]){TFXC_PATH, "run", example_tfx, "--weights", gguf, "-n", "16", "--temperature", "0", NULL});
+  reference_line(" 16 tokens:", 16, want, sizeof want);
+  assert_string_equal(out, want);
+  free(out);
+  tfx_test_rmdir(dir);
+  free(dir);
+}
+
 int main(void) {
   snprintf(example_tfx, sizeof example_tfx, "%s/examples/llama/stories260k.tfx", TFX_SOURCE_DIR);
   const struct CMUnitTest tests[] = {
@@ -232,6 +260,7 @@ int main(void) {
       cmocka_unit_test(test_emit_ir_prints_the_graph),
       cmocka_unit_test(test_O2_and_O3_differ_in_llvm_only),
       cmocka_unit_test(test_header_and_object_link_into_an_app),
+      cmocka_unit_test(test_emit_gguf_then_run_it),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -373,8 +373,10 @@ static const w_case w_cases[] = {
      "2:9", "nosuch.bin: cannot open: No such file or directory", NULL},
     {"file: a directory", TINY_TFX("weights \"adir.bin\"", "4", "", WITH_LAYER), W_DIR, NULL, 0, 0, NULL, 0, 0, NULL,
      "2:9", "adir.bin: not a regular file", NULL},
-    {"file: unknown format", TINY_TFX("weights \"w.bin\" format gguf", "4", "", WITH_LAYER), W_L2C, NULL, -1, 0, NULL,
-     0, 0, NULL, "2:9", "unknown weights format 'gguf' (supported: llama2c, safetensors)", NULL},
+    {"file: unknown format", TINY_TFX("weights \"w.bin\" format onnx", "4", "", WITH_LAYER), W_L2C, NULL, -1, 0, NULL,
+     0, 0, NULL, "2:9", "unknown weights format 'onnx' (supported: llama2c, safetensors, gguf)", NULL},
+    {"file: gguf format, llama2c file", TINY_TFX("weights \"w.bin\" format gguf", "4", "", WITH_LAYER), W_L2C, NULL, -1,
+     0, NULL, 0, 0, NULL, "2:9", "w.bin: not a GGUF file (it does not start with \"GGUF\")", NULL},
     {"file: bad random seed", TINY_TFX("weights \"random:12x\"", "4", "", WITH_LAYER), W_NONE, NULL, 0, 0, NULL, 0, 0,
      NULL, "2:9", "bad weights spec 'random:12x'", NULL},
     /* safetensors */

@@ -4,7 +4,9 @@ targets: OUTDIR/frontend (every examples/**/*.tfx plus a few programs that
 use the rest of the language), OUTDIR/llama2c (tiny llama2.c checkpoints that
 match the target's fixed graph, with shared and separate classifier) and
 OUTDIR/safetensors (small files in F32/F16/BF16, with metadata, with the
-names the target's renaming rules map). Standard library only."""
+names the target's renaming rules map) and OUTDIR/gguf (GGUF v2/v3 files with
+metadata arrays, F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q6_K tensors, another alignment,
+renamed names). Standard library only."""
 import glob
 import json
 import os
@@ -143,3 +145,55 @@ write("safetensors", "renamed.safetensors",
                    ("lm_head.1.2", "BF16", [4, 8]), ("b", "F32", [4]), ("ignored.7", "F32", [2])]))
 write("safetensors", "wrong_shape.safetensors", safetensors([("emb", "F32", [8, 16]), ("g", "F32", [8, 1])]))
 write("safetensors", "empty.safetensors", struct.pack("<Q", 2) + b"{}")
+
+# ---- gguf (fuzz_gguf's graph: emb f32[16, 32], g f32[32], w f32[4, 32], b f32[4])
+
+GGUF_TYPES = {"F32": (0, 1, 4), "F16": (1, 1, 2), "Q4_0": (2, 32, 18), "Q8_0": (8, 32, 34), "Q4_K": (12, 256, 144),
+              "Q6_K": (14, 256, 210), "BF16": (30, 1, 2), "Q5_K": (13, 256, 176)}
+
+
+def gguf_str(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def gguf(tensors, kvs=(), version=3, align=32):
+    """tensors: (name, type name, row-major shape); data: a byte pattern."""
+    body = b""
+    kv = [(k, t, v) for k, t, v in kvs]
+    if align != 32:
+        kv.append(("general.alignment", 4, struct.pack("<I", align)))
+    for k, t, v in kv:
+        body += gguf_str(k) + struct.pack("<I", t) + v
+    infos, data, off = b"", b"", 0
+    for name, tn, shape in tensors:
+        tid, blk, bb = GGUF_TYPES[tn]
+        ne = list(reversed(shape))
+        n = 1
+        for d in shape:
+            n *= d
+        size = n // blk * bb
+        infos += gguf_str(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", d) for d in ne)
+        infos += struct.pack("<IQ", tid, off)
+        chunk = bytes((i * 7 + 3) & 0x3f for i in range(size))
+        chunk += b"\0" * (-len(chunk) % align)
+        data += chunk
+        off += len(chunk)
+    head = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(kv)) + body + infos
+    head += b"\0" * (-len(head) % align)
+    return head + data
+
+
+arch = [("general.architecture", 8, gguf_str("llama")),
+        ("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, 2) + gguf_str("a") + gguf_str("bc")),
+        ("test.nested", 9, struct.pack("<IQ", 9, 1) + struct.pack("<IQ", 6, 1) + struct.pack("<f", 1.5))]
+small_g = [("emb", "F16", [16, 32]), ("g", "F32", [32]), ("w", "Q8_0", [4, 32]), ("b", "F32", [4])]
+write("gguf", "small_q8_0.gguf", gguf(small_g, arch))
+write("gguf", "small_q4_0_v2.gguf", gguf([("emb", "BF16", [16, 32]), ("g", "F16", [32]), ("w", "Q4_0", [4, 32]),
+                                          ("b", "F32", [4])], version=2))
+write("gguf", "small_align64.gguf", gguf(small_g, arch, align=64))
+write("gguf", "renamed.gguf", gguf([("token_embd.weight", "F32", [16, 32]), ("blk.0.attn_norm.weight", "F32", [32]),
+                                    ("output.0.1", "Q8_0", [4, 32]), ("b", "F32", [4]), ("ignored.3", "Q5_K", [256])],
+                                   arch))
+write("gguf", "kquants.gguf", gguf([("x", "Q4_K", [2, 256]), ("y", "Q6_K", [1, 256])]))
+write("gguf", "empty.gguf", gguf([]))

@@ -18,7 +18,7 @@ command -v "$cc" >/dev/null || { echo "fuzz: $cc not found (scripts/install-deps
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER="$cc" -DTFX_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"${TFX_JOBS:-2}" --target fuzz >/dev/null
 
-targets="${TFX_FUZZ_TARGETS:-fuzz_frontend fuzz_llama2c fuzz_safetensors}"
+targets="${TFX_FUZZ_TARGETS:-fuzz_frontend fuzz_llama2c fuzz_safetensors fuzz_gguf}"
 seeds="$build/seeds"
 rm -rf "$seeds"
 python3 "$root/tests/fuzz/gen_seeds.py" "$seeds"
@@ -42,6 +42,7 @@ for t in $targets; do
   case "$name" in
   frontend) dict=(-dict="$root/tests/fuzz/tfx.dict") ;;
   safetensors) dict=(-dict="$root/tests/fuzz/safetensors.dict") ;;
+  gguf) dict=(-dict="$root/tests/fuzz/gguf.dict") ;;
   esac
   log="$build/$t.log"
   echo "fuzz: $t for ${secs}s (corpus $corpus, log $log)"
