@@ -53,24 +53,6 @@ static int64_t param_bytes(const tfx_type *t) {
   return n;
 }
 
-/* 1 when operand i of node n is read as a weight: the operand roles that
- * accept storage formats (tfx_dtype_weight_ok; the op table, ir/ops.h). */
-static int weight_operand(const tfx_node *n, int i) {
-  switch (n->op) {
-  case TFX_OP_LINEAR:
-  case TFX_OP_MATMUL: return i == 1;
-  case TFX_OP_FUSED_LINEAR: return i == tfx_fl_operand(n, TFX_FL_W);
-  case TFX_OP_EMBEDDING: return i == tfx_emb_operand(n, TFX_EMB_TABLE);
-  case TFX_OP_MOE_ROUTE: return n->fx.router && i == tfx_moe_operand(n, TFX_MOE_W1);
-  case TFX_OP_MOE_UP: return i == tfx_moe_operand(n, TFX_MOE_W1) || i == tfx_moe_operand(n, TFX_MOE_W3);
-  case TFX_OP_MOE_DOWN:
-  case TFX_OP_MLA_ATTENTION: return i == 2;
-  case TFX_OP_CONCAT: return 1;
-  case TFX_OP_PACK: return i == 0;
-  default: return 0;
-  }
-}
-
 /* only_w[i] = 1 when PARAM i is used and every use of every param of its
  * name reads it as a weight operand (then it may keep a storage format). */
 static void weight_only(const tfx_graph *g, char *only_w) {
@@ -82,7 +64,7 @@ static void weight_only(const tfx_graph *g, char *only_w) {
       for (int i = 0; i < g->nodes[j].n_inputs; i++) {
         int p = g->nodes[j].inputs[i];
         if (p < 0 || p >= g->n_nodes || g->nodes[p].op != TFX_OP_PARAM) continue;
-        if (weight_operand(&g->nodes[j], i))
+        if (tfx_node_weight_operand(&g->nodes[j], i))
           w_use[p] = 1;
         else
           other[p] = 1;

@@ -411,6 +411,13 @@ int tfx_weight_dequant_row(const tfx_node *w, const uint8_t *data, int64_t r, fl
 /* Q4_K's 6-bit scale and min of sub-block j (0..7) from the block's 12 scale
  * bytes (ggml's get_scale_min_k4). */
 void tfx_q4_k_scale_min(const uint8_t *scales, int j, int *sc, int *m);
+/* 1 when operand i of node n is read as a weight, so it may be stored in a
+ * storage format (tfx_dtype_weight_ok; the operands type inference accepts
+ * them in): linear / fused_linear w, matmul b, the embedding table, MoE
+ * router and expert weights, MLA's wkv_b, concat and pack operands. Binding
+ * keeps a file's format and quantize_weights quantizes only params read so
+ * (ir/ops.c). */
+int tfx_node_weight_operand(const tfx_node *n, int i);
 /* ---- quantization (ir/quantize.c) ---- */
 /* Quantizes x[0 .. K) into dst in format dt, bytes identical to ggml's
  * reference quantizers (quantize_row_*_ref) and the gguf package: q8_0,

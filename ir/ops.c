@@ -120,3 +120,19 @@ int tfx_residual_operand(const tfx_node *n) {
   if (n->op == TFX_OP_FUSED_LINEAR) return tfx_fl_operand(n, TFX_FL_RESIDUAL);
   return n->fx.residual ? 3 : -1; /* MOE_DOWN: h, route, w, residual */
 }
+
+int tfx_node_weight_operand(const tfx_node *n, int i) {
+  switch (n->op) {
+  case TFX_OP_LINEAR:
+  case TFX_OP_MATMUL: return i == 1;
+  case TFX_OP_FUSED_LINEAR: return i == tfx_fl_operand(n, TFX_FL_W);
+  case TFX_OP_EMBEDDING: return i == tfx_emb_operand(n, TFX_EMB_TABLE);
+  case TFX_OP_MOE_ROUTE: return n->fx.router && i == tfx_moe_operand(n, TFX_MOE_W1);
+  case TFX_OP_MOE_UP: return i == tfx_moe_operand(n, TFX_MOE_W1) || i == tfx_moe_operand(n, TFX_MOE_W3);
+  case TFX_OP_MOE_DOWN:
+  case TFX_OP_MLA_ATTENTION: return i == 2;
+  case TFX_OP_CONCAT: return 1;
+  case TFX_OP_PACK: return i == 0;
+  default: return 0;
+  }
+}

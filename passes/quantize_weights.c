@@ -21,6 +21,7 @@
  * formats); the manager runs it at -O0 too when the graph asks for a
  * format (passes/manager.c). A param already in the chosen format is left
  * untouched, so running it twice changes nothing. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,18 +41,15 @@ static int router_logits(const tfx_graph *g, int id) {
   return uses > 0;
 }
 
-/* Is operand j of node c a weight operand the pass may quantize? */
+/* Is operand j of node c a weight operand the pass may quantize? Any
+ * operand that accepts a storage format (tfx_node_weight_operand) except a
+ * MoE router's (llama.cpp never quantizes ffn_gate_inp) and the operands of
+ * CONCAT / PACK (the pass runs before the fusions build them; their
+ * operands must share one format). */
 static int weight_operand(const tfx_graph *g, const tfx_node *c, int j) {
-  switch (c->op) {
-  case TFX_OP_EMBEDDING: return j == 0;
-  case TFX_OP_LINEAR:
-  case TFX_OP_FUSED_LINEAR: return j == 1 && !router_logits(g, c->id);
-  case TFX_OP_MATMUL: return j == 1;
-  case TFX_OP_MOE_UP: return j >= 2 && g->nodes[c->inputs[j]].type.rank == 3;
-  case TFX_OP_MOE_DOWN:
-  case TFX_OP_MLA_ATTENTION: return j == 2;
-  default: return 0;
-  }
+  if (c->op == TFX_OP_MOE_ROUTE || c->op == TFX_OP_CONCAT || c->op == TFX_OP_PACK) return 0;
+  if ((c->op == TFX_OP_LINEAR || c->op == TFX_OP_FUSED_LINEAR) && router_logits(g, c->id)) return 0;
+  return tfx_node_weight_operand(c, j);
 }
 
 /* 1 when param p is read, at least once, and only as a weight operand. */
@@ -147,6 +145,16 @@ static tfx_dtype q4_k_m_choice(const tfx_graph *g, const roles *r, int p) {
   return TFX_DT_Q4_K;
 }
 
+/* An earlier PARAM node bound to the same slot as node i (one slot per
+ * param name: frontend/weights.c), or NULL. */
+static const tfx_node *same_slot(const tfx_graph *g, int i) {
+  const tfx_node *n = &g->nodes[i];
+  if (n->weight_offset < 0 || !n->name) return NULL;
+  for (int j = 0; j < i; j++)
+    if (g->nodes[j].op == TFX_OP_PARAM && g->nodes[j].name && !strcmp(g->nodes[j].name, n->name)) return &g->nodes[j];
+  return NULL;
+}
+
 /* ---- conversion ---- */
 
 /* Converts param n's data in the blob to format dt (its type still the
@@ -176,6 +184,14 @@ static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt) {
                     tfx_dtype_name(n->type.dtype));
       goto done;
     }
+    for (int64_t k = 0; k < K; k++)
+      if (!isfinite(row[k])) {
+        rc = tfx_errf(c->err, c->errlen,
+                      "quantize_weights: param '%s' holds a non-finite value (%g at row %lld, column %lld): "
+                      "cannot quantize it to %s",
+                      name, (double)row[k], (long long)r, (long long)k, tfx_dtype_name(dt));
+        goto done;
+      }
     if (tfx_quantize_row(dt, row, K, out + r * rb) != rb) {
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': cannot quantize rows of %lld to %s", name,
                     (long long)K, tfx_dtype_name(dt));
@@ -237,6 +253,12 @@ int tfx_pass_quantize_weights(tfx_pass_ctx *c) {
       break;
     }
     if (dt == n->type.dtype) continue;
+    const tfx_node *twin = same_slot(g, i);
+    if (twin) { /* another PARAM node of this name shares the slot: already converted */
+      n->type.dtype = twin->type.dtype;
+      n->weight_offset = twin->weight_offset;
+      continue;
+    }
     if (have_blob)
       rc = convert(c, n, dt);
     else if (n->weight_offset >= 0)
