@@ -106,6 +106,10 @@ const char *tfx_cg_ws_key(const tfx_node *w) {
   switch (w->type.dtype) {
   case TFX_DT_F32: return "";
   case TFX_DT_F32_ROWSCALE: return "_wf32rs";
+  case TFX_DT_Q8_0: return "_wq8_0"; /* (the int8 linears of k_linear_q8.c) */
+  case TFX_DT_Q4_0: return "_wq4_0";
+  case TFX_DT_Q4_K: return "_wq4_k";
+  case TFX_DT_Q6_K: return "_wq6_k";
   default: return "_w?";
   }
 }
