@@ -25,8 +25,8 @@
  * Instructions (tfx_cg_target.i8dot): vpdpbusd ymm (AVX512-VNNI with VL, or
  * AVX-VNNI), AVX2 vpmaddubsw + vpmaddwd (|u| * |s| <= 128 * 127: pairs never
  * saturate), else plain IR (extend, multiply, add). f16 scales are widened
- * with integer ops and one multiply (no F16C needed; an inf or NaN scale is
- * not preserved). */
+ * by vcvtph2ps on those x86 paths (F16C), else with integer ops and one
+ * multiply (an inf or NaN scale is not preserved there). */
 #include "cg.h"
 
 #define NB TFX_CG_LIN_NB
@@ -43,6 +43,7 @@ typedef struct {
   LLVMTypeRef t_i8, t_i16, t_b16, t_b32, t_i8x8, t_f8;
   LLVMValueRef xq, xd, xs; /* [QMR][K] i8, [QMR][nqb] f32, [QMR][nqb][8] i32 */
   int vnni, maddubs;
+  int f16c; /* vcvtph2ps for the f16 scales (every AVX2-class x86 CPU has F16C) */
 } qctx;
 
 static LLVMValueRef bptr(tfx_cg *cg, LLVMValueRef base, LLVMValueRef off) {
@@ -75,8 +76,9 @@ static LLVMValueRef splat8(tfx_cg *cg, qctx *c, LLVMValueRef s) {
 
 /* The f16 at ptr as f32: magnitude bits moved to f32's place and scaled by
  * 2^112 (exact for normal and subnormal halves), then the sign. */
-static LLVMValueRef half_at(tfx_cg *cg, LLVMValueRef ptr) {
+static LLVMValueRef half_at(tfx_cg *cg, int f16c, LLVMValueRef ptr) {
   LLVMBuilderRef b = cg->b;
+  if (f16c) return LLVMBuildFPExt(b, load_a(cg, LLVMHalfTypeInContext(cg->ctx), ptr, 1), cg->t_f32, "half");
   LLVMValueRef h = LLVMBuildZExt(b, load_a(cg, LLVMInt16TypeInContext(cg->ctx), ptr, 1), cg->t_i32, "");
   LLVMValueRef mag = LLVMBuildShl(b, LLVMBuildAnd(b, h, tfx_cg_i32(cg, 0x7fff), ""), tfx_cg_i32(cg, 13), "");
   LLVMValueRef f = LLVMBuildFMul(b, LLVMBuildBitCast(b, mag, cg->t_f32, ""), LLVMConstReal(cg->t_f32, 0x1p112), "");
@@ -308,12 +310,12 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, int c0, int nc) {
     LLVMValueRef wp = bptr(cg, wrow[k], off), sc[2] = {NULL, NULL};
     switch (c->dt) {
     case TFX_DT_Q8_0:
-    case TFX_DT_Q4_0: sc[0] = half_at(cg, wp); break;
+    case TFX_DT_Q4_0: sc[0] = half_at(cg, c->f16c, wp); break;
     case TFX_DT_Q4_K:
-      sc[0] = half_at(cg, wp);
-      sc[1] = half_at(cg, tfx_cg_byteptr(cg, wp, 2));
+      sc[0] = half_at(cg, c->f16c, wp);
+      sc[1] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 2));
       break;
-    case TFX_DT_Q6_K: sc[0] = half_at(cg, tfx_cg_byteptr(cg, wp, 208)); break;
+    case TFX_DT_Q6_K: sc[0] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 208)); break;
     default: break;
     }
     for (int sb = 0; sb < c->wblk / QB; sb++) sub_block(cg, c, &t, k, wp, lk.iv, sb, sc);
@@ -369,6 +371,7 @@ void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
   unsigned i8 = cg->tgt->i8dot;
   c.vnni = (i8 & (TFX_CG_I8_AVXVNNI | TFX_CG_I8_VNNI512)) != 0;
   c.maddubs = !c.vnni && (i8 & TFX_CG_I8_MADDUBS) && cg->W >= 8; /* the ymm forms: AVX2 */
+  c.f16c = c.vnni || c.maddubs;
   c.xq = tfx_cg_alloca_array(cg, c.t_i8, QMR * G->K, "xq");
   c.xd = tfx_cg_alloca_array(cg, cg->t_f32, QMR * c.nqb, "xd");
   c.xs = tfx_cg_alloca_array(cg, cg->t_i32, QMR * c.nqb * 8, "xs");
