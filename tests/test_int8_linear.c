@@ -3,23 +3,25 @@
  *
  * Graphs are built with the IR builder, their weights quantized from random
  * f32 rows by tfx_quantize_row (q8_0, q4_0) or made of random valid blocks
- * (q4_k, q6_k: small positive f16 scales, any other byte). Each graph runs
- * through the pass pipeline at -O0 (LINEAR nodes, row-major) and -O2
- * (FUSED_LINEAR: RMSNorm prologue, GLU with w1/w3 interleaved in one
- * weight, residual epilogue, bias) and the JIT (2 threads; calls of 1, 2, 5,
- * 40 and 3 rows: the decode entry and prefill blocks with remainders), on the
- * host (AVX-512 VNNI here), at --mcpu haswell (AVX2 vpmaddubsw) and at
- * x86-64 (SSE2 only: the plain-IR path), each where this machine runs it.
+ * (q4_k, q6_k: small positive f16 scales, any other byte). Cases: LINEAR +
+ * bias at -O0 (K = 256, 512, 768; 256, 768, 1024 for the K-quants; N = 45);
+ * at -O2 a pre-norm SwiGLU (one FUSED_LINEAR: RMSNorm prologue, w1 and w3
+ * interleaved as GLU; its w2 stays f32, see build_ffn) and x + linear(
+ * rmsnorm(x)) + b (prologue, bias, residual epilogue). The JIT runs them with
+ * 2 threads on calls of 1, 2, 5, 40 and 3 rows (the decode entry, prefill
+ * blocks of 4 with remainders) on the host (AVX-512 VNNI here) and, for the
+ * first size of each case, at --mcpu haswell (AVX2 vpmaddubsw) and x86-64
+ * (SSE2: the plain-IR path), where this machine runs them.
  * The oracle is the reference interpreter on the same optimized graph, which
  * emulates the activation quantization (tfx_act_quant_block): max |jit - ref|
  * <= 1e-4 * max(1, max |ref|) (the harness's tolerance; f32 accumulation
  * order is all that differs). The same outputs are checked to differ from
  * the interpreter without the emulation (schedule act_f32) by more than that
  * tolerance, so the comparison would catch kernels that skip or get the
- * quantization wrong. K = 256, 512, 768 (and 1024 for the K-quants), N not a
- * multiple of 32. With act_f32 the linears must not run the int8 kernels:
- * either the backend refuses the format with a clear error (no dequantizing
- * stream yet) or its output matches the interpreter without emulation. */
+ * quantization wrong. With act_f32 the linears must not run the int8
+ * kernels: either the backend refuses the format with a clear error (no
+ * dequantizing stream yet) or its output matches the interpreter without
+ * emulation. Not covered yet: QKV segments with pair-order rows. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
