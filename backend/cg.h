@@ -535,6 +535,7 @@ struct tfx_cg_gemm {
   const tfx_cg_gemm_hooks *hooks; /* NULL members use the defaults: none, none, + bias and store */
   void *ctx;                      /* the hooks' state */
   const tfx_cg_wstream *ws;       /* the weight's stream: set by tfx_cg_gemm_emit from n's operand 1 and w */
+  int aq; /* int8 dot products on quantized activations (tfx_node_act_quant: k_linear_q8.c; no stream) */
 };
 /* Emits the item loop of G into the current body; the number of work items
  * is tfx_cg_gemm_items(G). */
@@ -545,6 +546,28 @@ int64_t tfx_cg_gemm_items(const tfx_cg_gemm *G);
 LLVMValueRef tfx_cg_pair_row(tfx_cg *cg, LLVMValueRef q, int hd, int rd);
 /* The default epilogue: + bias (when G->bias), store. */
 void tfx_cg_gemm_store(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r);
+/* The panel an item computes: segment, its rows (static), the panel index
+ * within the segment (i64), rows of x, the segment's output base and row
+ * stride, the block buffers ([TFX_CG_GEMM_MAX_MR][TFX_CG_LIN_NB] floats: the
+ * finished dot products of a block of rows; GLU: gate and up). */
+typedef struct tfx_cg_panel {
+  int seg, nb;
+  LLVMValueRef p, M, y;
+  int64_t ld;
+  LLVMValueRef blk, blku;
+} tfx_cg_panel;
+/* The epilogue of rows m .. m + rows - 1 of the block buffers (rows NULL:
+ * the single row m). */
+void tfx_cg_gemm_rows(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P, LLVMValueRef m, LLVMValueRef rows);
+
+/* ---- k_linear_q8.c: the int8 dot-product panels (G->aq) ----
+ * All rows of x against one row-major panel of a q8_0 / q4_0 / q4_k / q6_k
+ * weight: activations quantized per TFX_ACT_QBLOCK (tfx_act_quant_block),
+ * integer dot products per block, f32 accumulation, the block buffers
+ * filled for tfx_cg_gemm_rows. */
+void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P);
+/* 1 for the weight formats tfx_cg_q8_panel reads. */
+int tfx_cg_q8_supported(tfx_dtype dt);
 
 /* ---- k_microkernel.c: the register-blocked tile on packed panels ----
  * A packed panel of pr weight rows (output columns) stores, for each k, the

@@ -55,15 +55,8 @@ void tfx_cg_gemm_store(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_row *r) {
   }
 }
 
-/* The panel being computed: segment, first local row, rows (static). */
-typedef struct {
-  int seg, nb;
-  LLVMValueRef p;         /* panel index within the segment (i64) */
-  LLVMValueRef M;         /* rows of x */
-  LLVMValueRef y;         /* the segment's output base */
-  int64_t ld;             /* its row stride */
-  LLVMValueRef blk, blku; /* [MR][NB] floats: finished dot products of a block (gate, up) */
-} panel_ctx;
+/* The panel being computed (cg.h). */
+typedef tfx_cg_panel panel_ctx;
 
 LLVMValueRef tfx_cg_pair_row(tfx_cg *cg, LLVMValueRef q, int hd, int rd) {
   LLVMBuilderRef b = cg->b;
@@ -194,6 +187,10 @@ static void emit_rows(tfx_cg *cg, const tfx_cg_gemm *G, const panel_ctx *P, LLVM
   if (rows) tfx_cg_for_end(cg, &li);
 }
 
+void tfx_cg_gemm_rows(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P, LLVMValueRef m, LLVMValueRef rows) {
+  emit_rows(cg, G, P, m, rows);
+}
+
 /* Packed weights: the micro-kernel's tiles over the panel's columns for
  * rows m .. m + mr - 1. */
 static void mk_block(tfx_cg *cg, const tfx_cg_gemm *G, const panel_ctx *P, const tfx_cg_mk_shape *sh, LLVMValueRef m,
@@ -234,6 +231,10 @@ static void emit_panel_packed(tfx_cg *cg, const tfx_cg_gemm *G, panel_ctx *P) {
 /* All rows of x against one panel of nb (static) rows. */
 static void emit_panel(tfx_cg *cg, const tfx_cg_gemm *G, panel_ctx *P, int nb) {
   P->nb = nb;
+  if (G->aq) { /* int8-block weights: int8 dot products (k_linear_q8.c) */
+    tfx_cg_q8_panel(cg, G, P);
+    return;
+  }
   if (G->packed) {
     emit_panel_packed(cg, G, P);
     return;
@@ -305,9 +306,11 @@ static void emit_segments(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef item, i
 
 void tfx_cg_gemm_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   tfx_cg_wstream ws; /* the weight (operand 1 of LINEAR and FUSED_LINEAR) */
-  tfx_cg_ws_init(cg, &ws, &cg->g->nodes[G0->n->inputs[1]], G0->w);
   tfx_cg_gemm G = *G0;
-  G.ws = &ws;
+  if (!G.aq) { /* (the int8 panels read the blocks themselves) */
+    tfx_cg_ws_init(cg, &ws, &cg->g->nodes[G0->n->inputs[1]], G0->w);
+    G.ws = &ws;
+  }
   tfx_cg_loop it;
   tfx_cg_for(cg, &it, cg->kbegin, cg->kend, 1, "item");
   emit_segments(cg, &G, it.iv, 0, 0);
@@ -321,9 +324,10 @@ int tfx_cg_emit_linear(tfx_cg *cg, const tfx_node *n) {
   int bias = n->n_inputs > 2;
   tfx_cg_rows_split(x, &m_per_t, &m_fixed);
   tfx_cg_gemm G = {.n = n, .K = K, .R = N, .kc = 16 > cg->W ? 16 : cg->W, .n_segs = 1, .segs = {N}};
+  G.aq = tfx_node_act_quant(cg->g, n);
   char key[128];
-  snprintf(key, sizeof key, "linear_K%lld_N%lld_b%d_M%s%lld%s", (long long)K, (long long)N, bias, m_per_t ? "T" : "",
-           (long long)(m_per_t ? m_per_t : m_fixed), tfx_cg_ws_key(w));
+  snprintf(key, sizeof key, "linear_K%lld_N%lld_b%d_M%s%lld%s%s", (long long)K, (long long)N, bias, m_per_t ? "T" : "",
+           (long long)(m_per_t ? m_per_t : m_fixed), tfx_cg_ws_key(w), G.aq ? "_aq" : "");
   int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {

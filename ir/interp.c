@@ -238,8 +238,27 @@ int tfx_interp_op_embedding(const tfx_interp_call *c) {
   return embedding_epilogue(c, y, rows, cols);
 }
 
+void tfx_interp_act_quant_row(float *x, int64_t K) {
+  int8_t q[TFX_ACT_QBLOCK];
+  float d;
+  for (int64_t b = 0; b + TFX_ACT_QBLOCK <= K; b += TFX_ACT_QBLOCK) {
+    tfx_act_quant_block(x + b, q, &d);
+    for (int j = 0; j < TFX_ACT_QBLOCK; j++) x[b + j] = (float)q[j] * d;
+  }
+}
+
 int tfx_interp_op_linear(const tfx_interp_call *c) {
-  op_linear(OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), c->y, ROWS(c), tfx_node_cols(IN_NODE(c, 0)), COLS(c));
+  const float *x = OPERAND(c, 0);
+  int64_t M = ROWS(c), K = tfx_node_cols(IN_NODE(c, 0));
+  float *xq = NULL;
+  if (tfx_node_act_quant(c->g, c->nd)) { /* the int8 kernels' activations (ir.h, TFX_ACT_QBLOCK) */
+    if (!(xq = malloc((size_t)(M * K) * sizeof *xq))) return tfx_errf(c->err, c->errlen, "out of memory");
+    memcpy(xq, x, (size_t)(M * K) * sizeof *xq);
+    for (int64_t m = 0; m < M; m++) tfx_interp_act_quant_row(xq + m * K, K);
+    x = xq;
+  }
+  op_linear(x, OPERAND(c, 1), OPERAND(c, 2), c->y, M, K, COLS(c));
+  free(xq);
   return 0;
 }
 

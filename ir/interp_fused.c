@@ -65,16 +65,39 @@ static int fused_linear(const tfx_graph *g, const tfx_node *nd, void *const *val
     return tfx_errf(err, errlen, "%%%d (fused_linear): out of memory", nd->id);
   }
   int planar = tfx_fl_planar(nd);
+  /* int8 linears (tfx_node_act_quant): the prologue in f32 as the kernel
+   * computes it (RMS: x * gain, its 1/rms applied to the finished dot
+   * product), then the activation quantization */
+  int aq = tfx_node_act_quant(g, nd);
+  float *xf = aq ? malloc((size_t)K * sizeof *xf) : NULL;
+  if (aq && !xf) {
+    free(xr);
+    free(z);
+    return tfx_errf(err, errlen, "%%%d (fused_linear): out of memory", nd->id);
+  }
   for (int64_t m = 0; m < M; m++) {
-    for (int64_t k = 0; k < K; k++) {
+    double post = 1.0;
+    for (int64_t k = 0; k < K && !aq; k++) {
       double v = x[m * K + k];
       if (fx->norm == TFX_NORM_RMS) v = v * stats[2 * m + 1] * gain[k];
       if (fx->norm == TFX_NORM_LAYER) v = (v - stats[2 * m]) * stats[2 * m + 1] * gain[k] + nbias[k];
       xr[k] = v;
     }
+    if (aq) {
+      for (int64_t k = 0; k < K; k++) {
+        float v = x[m * K + k];
+        if (fx->norm == TFX_NORM_RMS) v = v * gain[k];
+        if (fx->norm == TFX_NORM_LAYER) v = fmaf((v - stats[2 * m]) * stats[2 * m + 1], gain[k], nbias[k]);
+        xf[k] = v;
+      }
+      tfx_interp_act_quant_row(xf, K);
+      for (int64_t k = 0; k < K; k++) xr[k] = xf[k];
+      if (fx->norm == TFX_NORM_RMS) post = stats[2 * m + 1];
+    }
     for (int64_t r = 0; r < R; r++) {
       double s = 0.0;
       for (int64_t k = 0; k < K; k++) s += xr[k] * w[layout ? tfx_packed_index(layout, R, K, r, k) : r * K + k];
+      s *= post;
       z[r] = bias ? s + bias[r] : s;
     }
     int64_t base = 0;
@@ -105,6 +128,7 @@ static int fused_linear(const tfx_graph *g, const tfx_node *nd, void *const *val
   }
   free(xr);
   free(z);
+  free(xf);
   return 0;
 }
 

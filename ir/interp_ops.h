@@ -22,6 +22,11 @@ typedef struct tfx_interp_call {
   size_t errlen;
 } tfx_interp_call;
 
+/* The activation quantization of the int8 linears (tfx_node_act_quant), emulated
+ * in place on one row of K values: each whole block of TFX_ACT_QBLOCK becomes
+ * q * d (tfx_act_quant_block). */
+void tfx_interp_act_quant_row(float *x, int64_t K);
+
 typedef int (*tfx_interp_fn)(const tfx_interp_call *c);
 
 /* the same token may serve several ops (binary, unary): declared once each,
