@@ -13,7 +13,9 @@
  * blocks once: per 32-element sub-block, the weight's integers are decoded
  * into 32 bytes and dotted with the activation's in 8 i32 lanes (lane l: bytes
  * 4l .. 4l + 3), scaled by the block scales into <8 x float> accumulators
- * (one per row pair, across all blocks: ggml's scheme), reduced once per
+ * (one per row pair, across all blocks: ggml's scheme; a decode tile is one
+ * weight row, or a GLU column's two, so a panel streams through memory in
+ * order, with two accumulator sets), reduced once per
  * output into the block buffer the epilogue reads (k_linear.c's
  * tfx_cg_gemm_rows: bias, RoPE, activation, GLU, residual, stores, all
  * unchanged).
@@ -170,9 +172,11 @@ static void quant_row(tfx_cg *cg, qctx *c, int i, LLVMValueRef row) {
 
 /* ---- the tiles ---- */
 
+#define QSETS 2 /* accumulator sets of a one-row tile: independent FMA chains */
+
 typedef struct {
   int mr, nw;
-  LLVMValueRef acc[QMR * 8];
+  LLVMValueRef acc[QSETS * QMR * 8]; /* [set][row][weight row] */
 } qtile;
 
 /* Activation block xb (i64) of tile row i: q bytes, d, lane sums. */
@@ -194,7 +198,7 @@ static void acc_fma(tfx_cg *cg, qtile *t, int k, LLVMValueRef lanes, LLVMValueRe
 /* Sub-block sb (0 .. wblk / 32 - 1) of the weight block at wp, for weight
  * row k of the tile, against activation block xb of every tile row. */
 static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLVMValueRef wblock, int sb,
-                      const LLVMValueRef *wscal) {
+                      const LLVMValueRef *wscal, int set) {
   LLVMBuilderRef b = cg->b;
   LLVMValueRef xb = tfx_cg_addc(cg, tfx_cg_mulc(cg, wblock, c->wblk / QB), sb), wq = NULL, wsc = NULL, wmin = NULL;
   LLVMValueRef lo4 = ivec(c->t_i8, 32, 0x0f), sh4 = ivec(c->t_i8, 32, 4);
@@ -250,7 +254,7 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
   for (int i = 0; i < t->mr; i++) {
     LLVMValueRef xq, xd, xs;
     xblock(cg, c, i, xb, &xq, &xd, &xs);
-    int a = i * t->nw + k;
+    int a = set * t->mr * t->nw + i * t->nw + k;
     LLVMValueRef zero = LLVMConstNull(c->t_i8x8);
     switch (c->dt) {
     case TFX_DT_Q8_0:
@@ -299,28 +303,42 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, int c0, int nc) {
   LLVMValueRef wrow[8];
   for (int j = 0; j < nc; j++)
     for (int h = 0; h < (G->glu ? 2 : 1); h++) wrow[G->glu ? 2 * j + h : j] = wrow_ptr(cg, c, c0 + j, h);
-  for (int k = 0; k < mr * t.nw; k++) {
+  /* one-row tiles (decode) alternate two accumulator sets (by block and
+   * sub-block) so consecutive FMAs do not wait on each other; 32-element
+   * formats then take two blocks per iteration */
+  int sets = mr == 1 ? QSETS : 1, nblk = (int)(c->K / c->wblk);
+  int unroll = sets > 1 && c->wblk == QB && nblk % 2 == 0 ? 2 : 1;
+  for (int k = 0; k < sets * mr * t.nw; k++) {
     t.acc[k] = tfx_cg_alloca(cg, c->t_f8, "qacc");
     LLVMBuildStore(b, LLVMConstNull(c->t_f8), t.acc[k]);
   }
   tfx_cg_loop lk;
-  tfx_cg_for(cg, &lk, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->K / c->wblk), 1, "wblk");
-  LLVMValueRef off = tfx_cg_mulc(cg, lk.iv, c->wbytes);
-  for (int k = 0; k < t.nw; k++) {
-    LLVMValueRef wp = bptr(cg, wrow[k], off), sc[2] = {NULL, NULL};
-    switch (c->dt) {
-    case TFX_DT_Q8_0:
-    case TFX_DT_Q4_0: sc[0] = half_at(cg, c->f16c, wp); break;
-    case TFX_DT_Q4_K:
-      sc[0] = half_at(cg, c->f16c, wp);
-      sc[1] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 2));
-      break;
-    case TFX_DT_Q6_K: sc[0] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 208)); break;
-    default: break;
+  tfx_cg_for(cg, &lk, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, nblk / unroll), 1, "wblk");
+  for (int u = 0; u < unroll; u++) {
+    LLVMValueRef blk = tfx_cg_addc(cg, tfx_cg_mulc(cg, lk.iv, unroll), u);
+    LLVMValueRef off = tfx_cg_mulc(cg, blk, c->wbytes);
+    for (int k = 0; k < t.nw; k++) {
+      LLVMValueRef wp = bptr(cg, wrow[k], off), sc[2] = {NULL, NULL};
+      switch (c->dt) {
+      case TFX_DT_Q8_0:
+      case TFX_DT_Q4_0: sc[0] = half_at(cg, c->f16c, wp); break;
+      case TFX_DT_Q4_K:
+        sc[0] = half_at(cg, c->f16c, wp);
+        sc[1] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 2));
+        break;
+      case TFX_DT_Q6_K: sc[0] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 208)); break;
+      default: break;
+      }
+      for (int sb = 0; sb < c->wblk / QB; sb++) sub_block(cg, c, &t, k, wp, blk, sb, sc, (u + sb) % sets);
     }
-    for (int sb = 0; sb < c->wblk / QB; sb++) sub_block(cg, c, &t, k, wp, lk.iv, sb, sc);
   }
   tfx_cg_for_end(cg, &lk);
+  for (int k = 0; k < mr * t.nw; k++) /* the sets summed into set 0 */
+    for (int st = 1; st < sets; st++) {
+      LLVMValueRef a0 = LLVMBuildLoad2(b, c->t_f8, t.acc[k], "");
+      LLVMValueRef a1 = LLVMBuildLoad2(b, c->t_f8, t.acc[st * mr * t.nw + k], "");
+      LLVMBuildStore(b, LLVMBuildFAdd(b, a0, a1, ""), t.acc[k]);
+    }
   for (int i = 0; i < mr; i++)
     for (int j = 0; j < nc; j++) {
       int k = G->glu ? 2 * j : j;
@@ -342,7 +360,11 @@ static void qblock(tfx_cg *cg, qctx *c, LLVMValueRef m, int mr) {
     if (G->hooks && G->hooks->row_begin) G->hooks->row_begin(cg, G, i, row);
     quant_row(cg, c, i, row);
   }
-  int ncol = mr == 1 ? (G->glu ? 4 : 8) : (G->glu ? 2 : 4); /* 8 weight rows (decode) or 4 x 4 */
+  /* decode: one weight row at a time (a GLU column: its gate and up rows),
+   * so the panel's rows stream through memory in order (tiles of 8 rows
+   * read 8 strided streams and ran at half the speed: docs/quantization.md);
+   * prefill: 4 x 4 tiles reusing each weight block across 4 rows of x */
+  int ncol = mr == 1 ? 1 : (G->glu ? 2 : 4);
   int nb = c->P->nb;
   for (int c0 = 0; c0 < nb; c0 += ncol) emit_qtile(cg, c, mr, c0, nb - c0 < ncol ? nb - c0 : ncol);
 }
