@@ -21,10 +21,13 @@ Checks:
 2. For each format (f16, bf16, q8_0, q4_0, q4_k, q6_k, q4_k_m), with the
    activations quantized to int8 blocks (the default) and with
    `schedule { activations = f32 }` (block formats only): tfxc --quantize FMT
-   stays within BOUNDS below. For q8_0 and q4_0 with f32 activations, it is also
-   compared with the float64 forward of weights quantized and dequantized
-   here in numpy (every 2-D weight; rows that 32 does not divide kept in f16):
-   tfxc's KL is at most 1.5x + 0.01 of that emulation's.
+   stays within BOUNDS below. For f16, bf16, q8_0 and q4_0 it is also
+   compared with the float64 forward of the same scheme emulated here in
+   numpy (every 2-D weight quantized and dequantized, rows that 32 does not
+   divide kept in f16, and for int8 activations each quantized linear's input
+   through tfx_act_quant_block's rule): tfxc's KL is at most 1.5x + 0.01 of
+   the emulation's. The emulated q8_0/q4_0 weights are ggml's reference
+   quantizers (equal to the gguf package's quants.quantize).
 When tfxc has no --quantize yet (`tfxc --help` does not list it), part 2 is
 reported as not run and the test passes on part 1 alone.
 
@@ -44,25 +47,29 @@ except ImportError:
 
 FORMATS = ["f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m"]
 BLOCK = {"q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m"}
-# (max mean KL, min top-1 agreement) per (format, activations), from the
-# measurement (--measure) with margin. None: not measured yet (the formats
-# reach main with other branches): the lead fills them in from --measure,
-# until then such a row must only stay below SANITY.
+# (max mean KL, min top-1 agreement) per (format, activations). Chosen from
+# the float64 emulation of the same scheme (printed by this test; tfxc itself
+# could not be measured before --quantize reached main): KL x 1.5 + 0.01, top-1
+# minus 5 points. Emulated: f16 0.0001 / 98.4%, bf16 0.0038 / 96.1%, q8_0
+# 0.0253 / 91.0% (f32 activations) and 0.0358 / 88.9% (int8 blocks), q4_0
+# 2.257 / 33.2% and 2.264 / 32.6%. On stories260K the K-quants hold no row
+# (dim 64 and hidden 172 are not multiples of 256): q4_k, q6_k and q4_k_m fall
+# back to q8_0 (rows of 64) and f16 (rows of 172), so they get q8_0's bounds.
+# Re-choose them from `--measure` once tfxc's own numbers exist.
 BOUNDS = {
-    ("f16", "q8"): None,
-    ("bf16", "q8"): None,
-    ("q8_0", "q8"): None,
-    ("q8_0", "f32"): None,
-    ("q4_0", "q8"): None,
-    ("q4_0", "f32"): None,
-    ("q4_k", "q8"): None,
-    ("q4_k", "f32"): None,
-    ("q6_k", "q8"): None,
-    ("q6_k", "f32"): None,
-    ("q4_k_m", "q8"): None,
-    ("q4_k_m", "f32"): None,
+    ("f16", "q8"): (0.01, 0.93),
+    ("bf16", "q8"): (0.016, 0.91),
+    ("q8_0", "q8"): (0.064, 0.84),
+    ("q8_0", "f32"): (0.048, 0.86),
+    ("q4_0", "q8"): (3.40, 0.27),
+    ("q4_0", "f32"): (3.39, 0.28),
+    ("q4_k", "q8"): (0.064, 0.84),
+    ("q4_k", "f32"): (0.048, 0.86),
+    ("q6_k", "q8"): (0.064, 0.84),
+    ("q6_k", "f32"): (0.048, 0.86),
+    ("q4_k_m", "q8"): (0.064, 0.84),
+    ("q4_k_m", "f32"): (0.048, 0.86),
 }
-SANITY = (5.0, 0.10)  # a broken kernel gives KL >> 5 (uniform: ~6.2) and ~0% top-1
 N_IDS = 511
 
 
@@ -105,10 +112,25 @@ def read_llama2c(path):
     return cfg, w
 
 
-def forward64(cfg, w, tokens):
+def act_quant(x):
+    """x through tfx_act_quant_block and back: per row and block of 32,
+    d = amax / 127 and q = rint(x / d) in f32, x' = q d."""
+    b = np.asarray(x, np.float32).reshape(x.shape[0], -1, 32)
+    d = (np.abs(b).max(-1, keepdims=True) / np.float32(127)).astype(np.float32)
+    idd = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), 0).astype(np.float32)
+    return (np.rint(b * idd) * d).reshape(x.shape).astype(np.float64)
+
+
+def forward64(cfg, w, tokens, qact=()):
+    """The logits of tokens, in float64; the inputs of the linears whose
+    weight is named in qact go through act_quant first."""
     D, H, G, L = cfg["dim"], cfg["heads"], cfg["kv_heads"], cfg["layers"]
     hd, T = D // H, len(tokens)
     f = {k: np.asarray(v, np.float64) for k, v in w.items()}
+
+    def lin(x, name, i=None):
+        wt = f[name] if i is None else f[name][i]
+        return (act_quant(x) if name in qact else x) @ wt.T
 
     def rms(x, g):
         return x / np.sqrt((x * x).mean(-1, keepdims=True) + 1e-5) * g
@@ -125,20 +147,20 @@ def forward64(cfg, w, tokens):
     x = f["tok_embeddings"][tokens]
     for i in range(L):
         a = rms(x, f["attention_norm"][i])
-        q = rope(a @ f["wq"][i].T, H)
-        k = rope(a @ f["wk"][i].T, G)
-        v = (a @ f["wv"][i].T).reshape(T, G, hd)
+        q = rope(lin(a, "wq", i), H)
+        k = rope(lin(a, "wk", i), G)
+        v = lin(a, "wv", i).reshape(T, G, hd)
         o = np.empty((T, H, hd))
         for h in range(H):
             g = h // (H // G)
             s = q[:, h] @ k[:, g].T / np.sqrt(hd) + mask
             p = np.exp(s - s.max(-1, keepdims=True))
             o[:, h] = (p / p.sum(-1, keepdims=True)) @ v[:, g]
-        x = x + o.reshape(T, D) @ f["wo"][i].T
+        x = x + lin(o.reshape(T, D), "wo", i)
         r = rms(x, f["ffn_norm"][i])
-        g1 = r @ f["w1"][i].T
-        x = x + ((g1 / (1 + np.exp(-g1))) * (r @ f["w3"][i].T)) @ f["w2"][i].T
-    return rms(x, f["norm"]) @ f["output"].T
+        g1 = lin(r, "w1", i)
+        x = x + lin((g1 / (1 + np.exp(-g1))) * lin(r, "w3", i), "w2", i)
+    return lin(rms(x, f["norm"]), "output")
 
 
 # ---- weight-only quantization emulated in numpy (ggml's reference rules) ----
@@ -159,15 +181,33 @@ def qdq_q4_0(a):
     return ((q - 8) * d.astype(np.float16).astype(np.float32)[:, None]).reshape(a.shape)
 
 
+def to_bf16(a):  # round to nearest even, as ggml's fp32_to_bf16 (no NaN here)
+    u = np.ascontiguousarray(a, np.float32).view(np.uint32)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).astype(np.uint32).view(np.float32)
+
+
 def emulate(w, fmt):
-    out = dict(w)
+    """(weights, names of the linears with quantized activations): every 2-D
+    weight in fmt; a block format's rows that 32 does not divide in f16
+    (llama.cpp's fallback; on stories260K: w2, 172 inputs); the classifier
+    is the token embedding."""
+    out, qact = dict(w), set()
     for k, v in w.items():
         if v.ndim < 2 or k == "output":
             continue
-        out[k] = (qdq_q8_0 if fmt == "q8_0" else qdq_q4_0)(v) if v.shape[-1] % 32 == 0 else \
-            v.astype(np.float16).astype(np.float32)
+        if fmt == "f16":
+            out[k] = v.astype(np.float16).astype(np.float32)
+        elif fmt == "bf16":
+            out[k] = to_bf16(v)
+        elif v.shape[-1] % 32 == 0:
+            out[k] = (qdq_q8_0 if fmt == "q8_0" else qdq_q4_0)(v)
+            qact.add(k)
+        else:
+            out[k] = v.astype(np.float16).astype(np.float32)
     out["output"] = out["tok_embeddings"]
-    return out
+    if "tok_embeddings" in qact:
+        qact.add("output")
+    return out, qact
 
 
 # ---- the measure ----
@@ -239,10 +279,12 @@ def main():
 
     # the float64 emulation of weight-only Q8_0 / Q4_0 (the issue's reference numbers)
     emul = {}
-    for fmt in ("q8_0", "q4_0"):
-        emul[fmt] = compare(ref, forward64(cfg, emulate(w, fmt), tokens))
-        print(f"float64 emulation, weight-only {fmt} (rows of 172: f16): mean KL {emul[fmt][0]:.4f}, "
-              f"top-1 {100 * emul[fmt][1]:.1f}%")
+    for fmt in ("f16", "bf16", "q8_0", "q4_0"):
+        wq, qact = emulate(w, fmt)
+        for act in ("f32", "q8") if qact else ("f32",):
+            emul[fmt, act] = compare(ref, forward64(cfg, wq, tokens, qact if act == "q8" else ()))
+            print(f"float64 emulation, {fmt} weights{' (rows of 172: f16)' if qact else ''}, activations {act}: "
+                  f"mean KL {emul[fmt, act][0]:.4f}, top-1 {100 * emul[fmt, act][1]:.1f}%")
 
     # 2. the formats
     helptext = subprocess.run([tfxc, "--help"], capture_output=True, text=True).stdout
@@ -261,23 +303,22 @@ def main():
             model = act_f32 if act == "f32" else tfx
             lg = evaluate(model, ["--quantize", fmt], f"--quantize {fmt}, activations {act}")
             kl, top1 = compare(f32, lg)
-            bound = BOUNDS.get((fmt, act))
-            lim = bound or SANITY
+            lim = BOUNDS[fmt, act]
             ok = kl <= lim[0] and top1 >= lim[1]
             note = ""
-            if act == "f32" and fmt in emul:
-                ek = emul[fmt][0]
+            if (fmt, "f32" if fmt in ("f16", "bf16") else act) in emul:
+                ek = emul[fmt, "f32" if fmt in ("f16", "bf16") else act][0]
                 ok = ok and kl <= 1.5 * ek + 0.01
-                note = f"; emulation {ek:.4f}"
-            rows.append((fmt, act, kl, top1, lim, bound is None, ok, note))
+                note = f"; emulation {ek:.4f}, bound 1.5x + 0.01"
+            rows.append((fmt, act, kl, top1))
             print(f"{fmt:7s} activations {act:3s}: mean KL {kl:.4f}, top-1 {100 * top1:.1f}% "
-                  f"(bound KL <= {lim[0]}, top-1 >= {100 * lim[1]:.0f}%{' (sanity only: not measured yet)' if bound is None else ''}{note})"
-                  + ("" if ok else "  <-- FAIL"), flush=True)
+                  f"(bounds KL <= {lim[0]}, top-1 >= {100 * lim[1]:.0f}%{note})" + ("" if ok else "  <-- FAIL"),
+                  flush=True)
             if not ok:
                 failed.append(f"{fmt}/{act}")
     if measure:
         print("\nsuggested BOUNDS (measured KL x 1.5 + 0.002, top-1 - 5 points):")
-        for fmt, act, kl, top1, *_ in rows:
+        for fmt, act, kl, top1 in rows:
             print(f'    ("{fmt}", "{act}"): ({kl * 1.5 + 0.002:.3g}, {max(0.0, top1 - 0.05):.2f}),')
         return
     if failed:
