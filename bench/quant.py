@@ -15,9 +15,11 @@ Rows, 2 threads (TFXC_BENCH_THREADS): pp128 and tg64 t/s of tfxc
 (bench/bench.c `model`) and llama.cpp (libllama through llama-cpp-python, as
 bench/peers.py), their ratio, and tfxc's tg against the paired bandwidth
 roofline (bench.c `roofline`: a triad and a read-only pass right before each tg
-run). Bytes per decoded token: every tensor of llama.cpp's GGUF of that format
-(so the same mix) except the token embedding table (one row is read; a tied
-classifier reads it all), plus the mean f32 KV cache over the tg run.
+run). Bytes per decoded token: tfxc's weight blob (the model's descriptor,
+`weights_bytes`) less the token embedding table when the classifier is
+untied (its size taken from llama.cpp's file of the format: one row is
+read), plus the mean f32 KV cache over the tg run; llama.cpp's, reported
+beside it, every tensor of its GGUF but an untied embedding table.
 
 Quality on stories260K (as `llama-perplexity --kl-divergence`): BOS + the 511
 ids of tfxc's f32 greedy generation are evaluated in one batch with every
@@ -183,7 +185,20 @@ def bytes_per_token(path, tied):
     mix = {}
     for n, (t, b) in tt.items():
         mix[t] = mix.get(t, 0) + b
-    return total, mix
+    return total, mix, tt.get("token_embd.weight", (None, 0))[1]
+
+
+def so_bytes(path):
+    """weights_bytes and kv_bytes of a compiled tfxc model (its descriptor,
+    include/tfx/abi.h: tfx_model_desc)."""
+    import ctypes
+
+    lib = ctypes.CDLL(os.path.abspath(path))
+    d = ctypes.c_char.in_dll(lib, "tfx_model_descriptor_data")
+    raw = ctypes.string_at(ctypes.addressof(d), 64)
+    magic, abi = struct.unpack_from("<II", raw, 0)
+    arena, kv, weights = struct.unpack_from("<QQQ", raw, 40)
+    return {"weights_bytes": weights, "kv_bytes": kv, "arena_bytes": arena, "abi": abi}
 
 
 def llamacpp_bench(path, threads, reps, pp, tg):
@@ -290,9 +305,15 @@ def rows(ctx):
             if has_q or not ftype:
                 built = sh([tfxc, tfx, "--weights", ckpt, "-o", so] + (["--quantize", fmt] if ftype else []),
                            f"quant: tfxc compiles {shape} ({fmt})") is not None
+            tfxc_bpt = None
+            if built:  # tfxc's own bytes: its blob, less the embedding table when the classifier is untied
+                sb = sh([PY, me, "so-bytes", so], f"quant: weight bytes of tfxc's {shape} {fmt}")
+                if sb and bpt:
+                    tfxc_bpt = json.loads(sb)["weights_bytes"] - (0 if cfg["shared"] else bpt["token_embd_bytes"])
             for t in ctx["threads"]:
                 row = {"model": shape, "format": fmt, "threads": t, "pp": ctx["PP"], "tg": ctx["TG"],
-                       "llamacpp_gguf_mix": bpt and bpt["mix"], "weight_bytes_per_token": bpt and bpt["bytes"]}
+                       "llamacpp_gguf_mix": bpt and bpt["mix"], "weight_bytes_per_token": bpt and bpt["bytes"],
+                       "tfxc_weight_bytes_per_token": tfxc_bpt}
                 log(f"quant: {shape} {fmt}: llama.cpp {ftype or 'F32'}, {t} thread(s)")
                 r = run_json([PY, me, "llamacpp", gg, str(t), str(ctx["reps"]), str(ctx["PP"]), str(ctx["TG"])], t)
                 row["llamacpp"] = r and {"pp_tps": r["pp_tps"], "tg_tps": r["tg_tps"], "others_cpu": r["others_cpu"]}
@@ -304,10 +325,10 @@ def rows(ctx):
                     r = run_json([ctx["BENCH"], "roofline", so, str(t), str(ctx["reps"]), str(ctx["TG"]),
                                   str(ctx["TRIAD_MIB"])], t)
                     row["tfxc_paired"] = r and {k: r[k] for k in ("tg_tps", "triad_gbs", "read_gbs", "others_cpu")}
-                    if r and bpt:
+                    if r and tfxc_bpt:
                         hd = cfg["dim"] // cfg["heads"]
                         kvb = 2 * cfg["layers"] * cfg["kv_heads"] * hd * 4 * (ctx["TG"] + 1) / 2
-                        per = bpt["bytes"] + kvb
+                        per = tfxc_bpt + kvb
                         fr = sorted(x * per / (g * 1e9) for x, g in zip(r["tg_tps"], r["triad_gbs"]))
                         row["tfxc_paired_fraction"] = fr[len(fr) // 2]
                         row["kv_bytes_per_token_mean"] = kvb
@@ -405,13 +426,14 @@ def markdown(q):
 
     L = []
     if q.get("speed"):
-        L += ["| model | format | threads | weights MB/token | tfxc pp128 | llama.cpp pp128 | tfxc / llama.cpp | "
+        L += ["| model | format | threads | weights MB/token: tfxc; llama.cpp | tfxc pp128 | llama.cpp pp128 | tfxc / llama.cpp | "
               "tfxc tg64 | llama.cpp tg64 | tfxc / llama.cpp | tfxc paired roofline fraction |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in q["speed"]:
             m, lc = r.get("tfxc") or {}, r.get("llamacpp") or {}
             rat = [f"{m[k] / lc[k]:.2f}×" if m.get(k) and lc.get(k) else "—" for k in ("pp_tps", "tg_tps")]
             L.append(f"| {r['model']} | {r['format']} | {r['threads']} | "
+                     f"{f(r.get('tfxc_weight_bytes_per_token') and r['tfxc_weight_bytes_per_token'] / 1e6)}; "
                      f"{f(r['weight_bytes_per_token'] and r['weight_bytes_per_token'] / 1e6)} | "
                      f"{f(m.get('pp_tps'))} | {f(lc.get('pp_tps'))} | {rat[0]} | {f(m.get('tg_tps'))} | "
                      f"{f(lc.get('tg_tps'))} | {rat[1]} | {f(r.get('tfxc_paired_fraction'), 2)} |")
@@ -446,8 +468,10 @@ def main():
     elif a[:1] == ["quantize"] and len(a) == 4:
         quantize(a[1], a[2], a[3])
     elif a[:1] == ["bytes"] and len(a) == 3:
-        total, mix = bytes_per_token(a[1], a[2] == "1")
-        print(json.dumps({"bytes": total, "mix": mix}))
+        total, mix, embd = bytes_per_token(a[1], a[2] == "1")
+        print(json.dumps({"bytes": total, "mix": mix, "token_embd_bytes": embd}))
+    elif a[:1] == ["so-bytes"] and len(a) == 2:
+        print(json.dumps(so_bytes(a[1])))
     elif a[:1] == ["llamacpp"] and len(a) == 6:
         r = llamacpp_bench(a[1], int(a[2]), int(a[3]), int(a[4]), int(a[5]))
         print(json.dumps({"engine": "llamacpp", "pp_tps": r[0], "tg_tps": r[1]}))
