@@ -416,6 +416,20 @@ def rows(ctx):
                 g["tfxc"] = mine and mine.split()
                 g["equal"] = bool(mine and theirs) and g["tfxc"] == g["llamacpp"]
             out["greedy_q8_0"] = g
+            # the "stories260K in Q8_0 decodes no slower than in f32": both in this run
+            if has_q:
+                t = ctx["threads"][-1]
+                sp = {}
+                for fmt in ("f32", "q8_0"):
+                    so = os.path.join(W, f"q_stories260k.{fmt}.so")
+                    if sh([tfxc, tfx260, "--weights", b260, "-o", so] + (["--quantize", fmt] if fmt != "f32" else []),
+                          f"quant: tfxc compiles stories260K ({fmt})") is None:
+                        continue
+                    r = run_json([ctx["BENCH"], "model", so, str(t), str(ctx["reps"]), str(ctx["PP"]),
+                                  str(ctx["TG"])], t)
+                    sp[fmt] = r and {"pp_tps": r["pp_tps"], "tg_tps": r["tg_tps"], "others_cpu": r["others_cpu"]}
+                sp["threads"] = t
+                out["stories260k_q8_0_vs_f32"] = sp
     return out
 
 
@@ -447,6 +461,11 @@ def markdown(q):
         for fmt, r in q["quality"].items():
             L.append(f"| {fmt} | {kt(r.get('llamacpp'))} | {kt(r.get('tfxc'))} | {kt(r.get('tfxc_gguf'))} |")
         L.append("")
+    sp = q.get("stories260k_q8_0_vs_f32") or {}
+    if sp.get("f32") and sp.get("q8_0"):
+        L.append(f"stories260K, {sp['threads']} threads, tfxc: tg64 {f(sp['q8_0']['tg_tps'])} t/s in q8_0 against "
+                 f"{f(sp['f32']['tg_tps'])} in f32 ({sp['q8_0']['tg_tps'] / sp['f32']['tg_tps']:.2f}×); pp128 "
+                 f"{f(sp['q8_0']['pp_tps'])} against {f(sp['f32']['pp_tps'])}.")
     g = q.get("greedy_q8_0") or {}
     if g.get("tfxc_same_gguf") is not None:
         L.append("Check: tfxc's greedy ids on llama.cpp's Q8_0 GGUF of stories260K "
