@@ -14,8 +14,10 @@ before each of REPS tg runs, and the fraction is the median over those pairs
 (the memory bandwidth of this shared host drifts by ±30% from minute to
 minute, so a tg figure is best compared with the bandwidth of its moment).
 
-Options: --reps N, --threads "1 2", --only triad,gemm,model (default all;
-also from TFXC_BENCH_REPS / TFXC_BENCH_THREADS / TFXC_BENCH_ONLY).
+Options: --reps N, --threads "1 2", --only triad,gemm,model,quant (default
+triad,gemm,model; also from TFXC_BENCH_REPS / TFXC_BENCH_THREADS /
+TFXC_BENCH_ONLY). `quant` adds the weight-format rows of bench/quant.py
+(TFXC_BENCH_QUANT_THREADS "2", TFXC_BENCH_QUANT_SHAPES "stories110m tinyllama").
 TFXC_BENCH_WAIT_QUIET (15): before each measurement, wait up to this many
 seconds for the CPUs to be at least 90% idle (a shared machine); the idle
 fractions seen are reported. A measurement during which other processes used
@@ -321,6 +323,16 @@ def main():
                 rr["tfxc_paired"] = p
             res["roofline"].append(rr)
 
+    if "quant" in only:  # the weight formats of issue #11 (bench/quant.py)
+        import quant
+
+        res["quant"] = quant.rows({
+            "run_json": run_json, "log": log, "errors": errors, "BENCH": BENCH, "BUILD": BUILD, "WORK": WORK,
+            "PY": py, "reps": reps, "PP": PP, "TG": TG, "TRIAD_MIB": TRIAD_MIB,
+            "threads": [int(t) for t in os.environ.get("TFXC_BENCH_QUANT_THREADS", "2").split()],
+            "shapes": os.environ.get("TFXC_BENCH_QUANT_SHAPES", "stories110m tinyllama").split(),
+            "models": os.environ.get("TFX_MODELS_DIR", os.path.join(ROOT, "..", "shared", "models"))})
+
     res["load_after"] = os.getloadavg()
     res["idle_before_measurements"] = {"min": min(quiet, default=None), "median": sorted(quiet)[len(quiet) // 2]
                                        if quiet else None, "count": len(quiet)}
@@ -444,6 +456,10 @@ def markdown(res):
             val = "—" if t["value"] is None else f"{t['value']:.2f}{t['unit']}"
             L.append(f"| {t['target']} | {val} | ≥ {t['goal']}{t['unit']} | {st} |")
         L.append("")
+    if res.get("quant"):
+        import quant
+
+        L.append(quant.markdown(res["quant"]))
     c = res["checks"]
     if "stories260k_greedy_equal" in c:
         L.append("Check: llama.cpp's greedy ids on the stories260K GGUF "

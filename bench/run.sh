@@ -10,7 +10,8 @@
 # table, writing bench/results.json.
 #
 # Environment: TFXC_BENCH_REPS (5), TFXC_BENCH_THREADS ("1 2"),
-# TFXC_BENCH_ONLY (comma list of triad,gemm,model; default all),
+# TFXC_BENCH_ONLY (comma list of triad,gemm,model,quant; default
+# triad,gemm,model; quant: the weight formats, bench/quant.py),
 # TFX_MODELS_DIR (../shared/models: stories260K.bin), TFXC_BENCH_HOME,
 # TFXC_BUILD_DIR (build-bench), TFXC_BENCH_JOBS (2), TFXC_BENCH_SKIP_SETUP=1 /
 # TFXC_BENCH_SKIP_BUILD=1 (use the peers / the tfxc build as they are),

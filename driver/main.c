@@ -3,6 +3,7 @@
  * the JIT, or a compiled .so) and generate tokens.
  * Exit codes: 0 success, 1 compile or run error, 2 usage error. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,8 @@ static const char usage_text[] =
     "            [--verify-passes] [--quantize FMT]\n"
     "       tfxc run (FILE.tfx|FILE.so) [--weights PATH|random[:SEED]] [-O0..-O3] [-n N]\n"
     "            [--prompt-ids \"i j k\"] [--temperature T] [--top-p P] [--seed S]\n"
-    "            [--threads N] [--print-ids] [--dump-logits FILE] [--quantize FMT]\n"
+    "            [--threads N] [--print-ids] [--dump-logits FILE] [--eval-ids FILE]\n"
+    "            [--quantize FMT]\n"
     "       tfxc --help | --version\n";
 
 static const char help_text[] =
@@ -72,6 +74,11 @@ static const char help_text[] =
     "  --threads N          worker threads (default: TFX_NUM_THREADS or all cores)\n"
     "  --print-ids          print the generated ids, space-separated, on one line\n"
     "  --dump-logits FILE   write each step's float32 logits, [steps, vocab], raw LE\n"
+    "  --eval-ids FILE      teacher forcing instead of generation: feed BOS and the\n"
+    "                       ids of FILE (text, as --print-ids writes them) in one\n"
+    "                       call, print the sequence's perplexity, and with\n"
+    "                       --dump-logits write the logits of every position,\n"
+    "                       [1 + ids, vocab] (row i predicts the id after position i)\n"
     "Generation starts from BOS (id 1) and the prompt, and stops early when id 1 is\n"
     "generated. Speed is reported on stderr.\n";
 
@@ -338,7 +345,7 @@ static int compile_main(int argc, char **argv) {
 /* ---- tfxc run MODEL ... ---- */
 
 typedef struct run_options {
-  const char *model, *weights, *prompt, *dump, *quantize;
+  const char *model, *weights, *prompt, *dump, *quantize, *eval;
   long steps, threads;
   int opt, print_ids;
   double temperature, top_p;
@@ -460,6 +467,118 @@ done:
   return rc == TFX_OK ? 0 : EXIT_COMPILE;
 }
 
+/* Reads the ids of --eval-ids: a text file of non-negative integers separated
+ * by blanks, commas or newlines (what --print-ids writes). */
+static int read_ids_file(const char *path, int32_t **ids, int *n) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "tfxc: error: cannot read '%s': %s\n", path, strerror(errno));
+    return -1;
+  }
+  size_t cap = 4096, len = 0;
+  char *text = malloc(cap);
+  for (size_t got; text && (got = fread(text + len, 1, cap - 1 - len, f)) > 0;) {
+    len += got;
+    if (len + 1 == cap) {
+      char *t = realloc(text, cap *= 2);
+      if (!t) free(text);
+      text = t;
+    }
+  }
+  int bad_read = ferror(f);
+  fclose(f);
+  if (!text || bad_read) {
+    fprintf(stderr, "tfxc: error: cannot read '%s'\n", path);
+    free(text);
+    return -1;
+  }
+  text[len] = 0;
+  for (size_t i = 0; i < len; i++)
+    if (text[i] == '\n' || text[i] == '\r') text[i] = ' ';
+  int rc = parse_prompt(text, ids, n);
+  free(text);
+  if (rc || *n == 0) {
+    fprintf(stderr, "tfxc: error: '%s': %s\n", path,
+            rc ? "not a list of token ids (non-negative integers separated by blanks)" : "no token ids");
+    if (!rc) free(*ids);
+    *ids = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+/* --eval-ids: one forward call on BOS + ids with every row's logits (teacher
+ * forcing, what llama-perplexity measures); prints the mean negative
+ * log-likelihood of ids[i] under row i and writes the rows to --dump-logits. */
+static int evaluate(tfx_model *model, const run_options *o, const int32_t *ids, int n_ids) {
+  const tfx_model_desc *d = tfx_model_descriptor(model);
+  if (d->input_kind != TFX_INPUT_TOKENS) {
+    fprintf(stderr, "tfxc: error: '%s' takes f32 activations, not tokens; --eval-ids feeds tokens\n", o->model);
+    return EXIT_COMPILE;
+  }
+  int vocab = d->output_width, n_in = n_ids + 1;
+  if (n_in > d->max_seq) {
+    fprintf(stderr, "tfxc: error: '%s' has %d ids: with BOS they do not fit max_seq = %d\n", o->eval, n_ids,
+            d->max_seq);
+    return EXIT_COMPILE;
+  }
+  for (int i = 0; i < n_ids; i++)
+    if (ids[i] >= vocab) {
+      fprintf(stderr, "tfxc: error: '%s': id %d (number %d) is not below the vocabulary size %d\n", o->eval, ids[i],
+              i + 1, vocab);
+      return EXIT_COMPILE;
+    }
+  tfx_session_options so = {.threads = (int32_t)o->threads};
+  tfx_session *s = NULL;
+  int rc = tfx_session_create(model, &so, &s);
+  if (rc != TFX_OK) {
+    fprintf(stderr, "tfxc: error: cannot create a session: %s\n", tfx_error_message(rc));
+    return EXIT_COMPILE;
+  }
+  int32_t *tokens = malloc((size_t)n_in * sizeof *tokens);
+  float *logits = malloc((size_t)n_in * (size_t)vocab * sizeof *logits);
+  if (!tokens || !logits) {
+    fprintf(stderr, "tfxc: error: out of memory\n");
+    rc = TFX_ERR_OUT_OF_MEMORY;
+    goto done;
+  }
+  tokens[0] = 1; /* BOS */
+  memcpy(tokens + 1, ids, (size_t)n_ids * sizeof *tokens);
+  double t0 = now_seconds();
+  rc = tfx_forward_ex(s, tokens, n_in, logits, 0);
+  double t = now_seconds() - t0;
+  if (rc != TFX_OK) {
+    const char *detail = tfx_session_last_error(s);
+    fprintf(stderr, "tfxc: error: forward failed: %s\n", detail[0] ? detail : tfx_error_message(rc));
+    goto done;
+  }
+  double nll = 0;
+  for (int i = 0; i < n_ids; i++) { /* log-softmax of row i at ids[i], in double */
+    const float *r = logits + (size_t)i * vocab;
+    double mx = r[0], z = 0;
+    for (int j = 1; j < vocab; j++) mx = r[j] > mx ? r[j] : mx;
+    for (int j = 0; j < vocab; j++) z += exp(r[j] - mx);
+    nll += mx + log(z) - r[ids[i]];
+  }
+  nll /= n_ids;
+  printf("evaluated %d tokens: mean nll %.6f, perplexity %.4f\n", n_ids, nll, exp(nll));
+  fprintf(stderr, "tfxc: %d tokens (with BOS) in one call: %.3f ms (%.0f tok/s)\n", n_in, t * 1e3,
+          n_in / (t > 0 ? t : 1e-9));
+  if (o->dump) {
+    FILE *f = fopen(o->dump, "wb");
+    size_t cnt = (size_t)n_in * (size_t)vocab;
+    if (!f || fwrite(logits, sizeof *logits, cnt, f) != cnt || fclose(f) != 0) {
+      fprintf(stderr, "tfxc: error: cannot write '%s'\n", o->dump);
+      rc = TFX_ERR_INVALID_ARGUMENT;
+    }
+  }
+done:
+  free(tokens);
+  free(logits);
+  tfx_session_free(s);
+  return rc == TFX_OK ? 0 : EXIT_COMPILE;
+}
+
 static int run_main(int argc, char **argv) {
   run_options o = {.steps = 256, .opt = 2, .temperature = 1.0, .top_p = 0.9, .seed = 42};
   for (int i = 2; i < argc; i++) {
@@ -495,6 +614,8 @@ static int run_main(int argc, char **argv) {
     } else if (is_option(a, "--quantize")) {
       if (!(o.quantize = option_value(argc, argv, &i, "--quantize"))) return usage_error("%s needs a format", a);
       if (check_quantize(o.quantize)) return EXIT_USAGE;
+    } else if (is_option(a, "--eval-ids")) {
+      if (!(o.eval = option_value(argc, argv, &i, "--eval-ids"))) return usage_error("%s needs a file name", a);
     } else if (a[0] == '-' && a[1]) {
       return usage_error("unknown option '%s'", a);
     } else if (o.model) {
@@ -509,9 +630,12 @@ static int run_main(int argc, char **argv) {
   if (is_so && o.weights)
     return usage_error("%s", "--weights applies to a .tfx; a compiled .so carries its weights");
   if (is_so && o.quantize) return usage_error("%s", "--quantize applies to a .tfx; a compiled .so carries its weights");
+  if (o.eval && o.prompt)
+    return usage_error("%s", "--eval-ids and --prompt-ids do not combine (the ids file holds the text)");
   int32_t *prompt = NULL;
   int n_prompt = 0;
   if (parse_prompt(o.prompt, &prompt, &n_prompt)) return usage_error("bad --prompt-ids '%s'", o.prompt);
+  if (o.eval && read_ids_file(o.eval, &prompt, &n_prompt)) return EXIT_COMPILE;
 
   tfx_model *model = NULL;
   int rc;
@@ -533,7 +657,7 @@ static int run_main(int argc, char **argv) {
   }
   const tfx_model_desc *d = tfx_model_descriptor(model);
   if (o.steps > d->max_seq) o.steps = d->max_seq;
-  rc = generate(model, &o, prompt, n_prompt);
+  rc = o.eval ? evaluate(model, &o, prompt, n_prompt) : generate(model, &o, prompt, n_prompt);
   tfx_model_close(model);
   free(prompt);
   return rc;

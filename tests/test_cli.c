@@ -250,6 +250,60 @@ static void test_emit_gguf_then_run_it(void **state) {
   free(dir);
 }
 
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+/* --eval-ids: errors, and the logits of every position, whose last row is the
+ * one generation computes after the same prompt. */
+static void test_eval_ids(void **state) {
+  (void)state;
+  char *dir = tfx_test_tmpdir();
+  char ids[4096], bad[4096], empty[4096], big[4096], all[4096], last[4096];
+  snprintf(ids, sizeof ids, "%s/ids.txt", dir);
+  snprintf(bad, sizeof bad, "%s/bad.txt", dir);
+  snprintf(empty, sizeof empty, "%s/empty.txt", dir);
+  snprintf(big, sizeof big, "%s/big.txt", dir);
+  snprintf(all, sizeof all, "%s/all.bin", dir);
+  snprintf(last, sizeof last, "%s/last.bin", dir);
+  write_text(ids, "5 6,\n7\n");
+  write_text(bad, "5 x 7\n");
+  write_text(empty, " \n");
+  write_text(big, "5 512\n");
+  char *w[] = {"--weights", "random:3"};
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "--eval-ids", ids, "--prompt-ids", "3", NULL}, 2, NULL,
+         "do not combine");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "--eval-ids", NULL}, 2, NULL, "--eval-ids needs a file name");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, w[0], w[1], "--eval-ids", "/nonexistent/ids", NULL}, 1, NULL,
+         "cannot read '/nonexistent/ids'");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, w[0], w[1], "--eval-ids", bad, NULL}, 1, NULL,
+         "not a list of token ids");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, w[0], w[1], "--eval-ids", empty, NULL}, 1, NULL, "no token ids");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, w[0], w[1], "--eval-ids", big, NULL}, 1, NULL,
+         "id 512 (number 2) is not below the vocabulary size 512");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, w[0], w[1], "--eval-ids", ids, "--dump-logits", all, NULL}, 0,
+         "evaluated 3 tokens: mean nll ", NULL);
+  expect((char *[]){TFXC_PATH, "run", example_tfx, w[0], w[1], "--prompt-ids", "5 6 7", "-n", "1", "--temperature", "0",
+                    "--dump-logits", last, NULL},
+         0, NULL, NULL);
+  size_t n_all = 0, n_last = 0;
+  float *a = (float *)tfx_test_read_file(all, &n_all), *l = (float *)tfx_test_read_file(last, &n_last);
+  assert_non_null(a);
+  assert_non_null(l);
+  assert_int_equal(n_all, 4 * 512 * sizeof(float)); /* BOS + 3 ids, vocab 512 */
+  assert_int_equal(n_last, 512 * sizeof(float));
+  double diff = tfx_test_max_abs_diff(a + 3 * 512, l, 512);
+  if (diff > 1e-4) fprintf(stderr, "last row differs from generation's by %g\n", diff);
+  assert_true(diff <= 1e-4);
+  free(a);
+  free(l);
+  tfx_test_rmdir(dir);
+  free(dir);
+}
+
 int main(void) {
   snprintf(example_tfx, sizeof example_tfx, "%s/examples/llama/stories260k.tfx", TFX_SOURCE_DIR);
   const struct CMUnitTest tests[] = {
@@ -261,6 +315,7 @@ int main(void) {
       cmocka_unit_test(test_O2_and_O3_differ_in_llvm_only),
       cmocka_unit_test(test_header_and_object_link_into_an_app),
       cmocka_unit_test(test_emit_gguf_then_run_it),
+      cmocka_unit_test(test_eval_ids),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

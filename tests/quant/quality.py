@@ -1,0 +1,346 @@
+"""tests/quant/quality.py — test_quant_quality: the quality of each weight
+format on the real stories260K weights, measured like `llama-perplexity
+--kl-divergence`.
+
+  python3 tests/quant/quality.py TFXC SOURCE_DIR MODELS_DIR [--measure] [--formats=f16,q8_0,..]
+
+(TFX_MODELS_DIR, when set, overrides MODELS_DIR.)
+
+The sequence: stories260K's f32 greedy generation from BOS, 511 tokens
+(`tfxc run -n 511 --temperature 0 --print-ids`; it never emits BOS, so BOS +
+511 ids fill max_seq = 512). Each model is run teacher-forced on BOS + those
+ids (`tfxc run --eval-ids`, one call) and its 512 next-token distributions are
+compared with tfxc's f32 ones: mean KL(p_f32 || p_fmt) (natural log) and the
+top-1 agreement (argmax equal), over all 512 rows.
+
+Checks:
+1. tfxc's f32 logits equal an independent float64 numpy forward pass of the
+   checkpoint (max |diff| <= 2e-4 of the logit range, mean KL <= 1e-7), and
+   their argmax reproduces the greedy ids (>= 99%: generation and teacher
+   forcing agree).
+2. For each format (f16, bf16, q8_0, q4_0, q4_k, q6_k, q4_k_m), with the
+   activations quantized to int8 blocks (the default) and with
+   `schedule { activations = f32 }` (block formats only): tfxc --quantize FMT
+   stays within BOUNDS below. For f16, bf16, q8_0 and q4_0 it is also
+   compared with the float64 forward of the same scheme emulated here in
+   numpy (every 2-D weight quantized and dequantized, rows that 32 does not
+   divide kept in f16, and for int8 activations each quantized linear's input
+   through tfx_act_quant_block's rule): tfxc's KL is at most 1.5x + 0.01 of
+   the emulation's. The emulated q8_0/q4_0 weights are ggml's reference
+   quantizers (equal to the gguf package's quants.quantize).
+When tfxc has no --quantize yet (`tfxc --help` does not list it), part 2 is
+reported as not run and the test passes on part 1 alone.
+
+--measure prints the table (also for formats without bounds) and asserts
+nothing of part 2: how the bounds below were chosen.
+"""
+import os
+import atexit
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+try:
+    import numpy as np
+except ImportError:
+    sys.exit("test_quant_quality: FAIL: this python has no numpy (Debian: apt-get install python3-numpy)")
+
+FORMATS = ["f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m"]
+BLOCK = {"q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m"}
+# (max mean KL, min top-1 agreement) per (format, activations). Chosen from
+# the float64 emulation of the same scheme (printed by this test; tfxc itself
+# could not be measured before --quantize reached main): KL x 1.5 + 0.01, top-1
+# minus 5 points. Emulated: f16 0.0001 / 98.4%, bf16 0.0038 / 96.1%, q8_0
+# 0.0253 / 91.0% (f32 activations) and 0.0358 / 88.9% (int8 blocks), q4_0
+# 2.257 / 33.2% and 2.264 / 32.6%. On stories260K the K-quants hold no row
+# (dim 64 and hidden 172 are not multiples of 256): q4_k, q6_k and q4_k_m fall
+# back to q8_0 (rows of 64) and f16 (rows of 172), so they get q8_0's bounds.
+# Re-choose them from `--measure` once tfxc's own numbers exist. For the
+# comparison, llama.cpp 0.3.x on the same sequence against its own F32
+# (bench/quant.py; its Q4_0 keeps the tied embedding in Q8_0, its K-quants
+# fall back to Q5_0/Q8_0 here): F16 0.0001 / 99.4%, BF16 0.0032 / 95.1%,
+# Q8_0 0.034 / 89.8%, Q6_K = Q8_0, Q4_0 1.66 / 41.6%, Q4_K_M 0.62 / 60.5%.
+BOUNDS = {
+    ("f16", "q8"): (0.01, 0.93),
+    ("bf16", "q8"): (0.016, 0.91),
+    ("q8_0", "q8"): (0.064, 0.84),
+    ("q8_0", "f32"): (0.048, 0.86),
+    ("q4_0", "q8"): (3.40, 0.27),
+    ("q4_0", "f32"): (3.39, 0.28),
+    ("q4_k", "q8"): (0.064, 0.84),
+    ("q4_k", "f32"): (0.048, 0.86),
+    ("q6_k", "q8"): (0.064, 0.84),
+    ("q6_k", "f32"): (0.048, 0.86),
+    ("q4_k_m", "q8"): (0.064, 0.84),
+    ("q4_k_m", "f32"): (0.048, 0.86),
+}
+N_IDS = 511
+
+
+def fail(msg):
+    print(f"test_quant_quality: FAIL: {msg}", flush=True)
+    sys.exit(1)
+
+
+def run(cmd, what):
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        fail(f"{what}: exit {p.returncode}: {' '.join(cmd)}\n{p.stderr.strip()[-2000:]}")
+    return p.stdout
+
+
+# ---- the independent oracle: a float64 forward pass of a llama2.c checkpoint ----
+def read_llama2c(path):
+    with open(path, "rb") as f:
+        hdr = np.frombuffer(f.read(28), "<i4")
+        data = np.frombuffer(f.read(), "<f4")
+    dim, hidden, layers, heads, kv_heads, vocab, seq = (int(x) for x in hdr)
+    cfg = dict(dim=dim, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, vocab=abs(vocab), seq=seq)
+    hd, kv = dim // heads, kv_heads * (dim // heads)
+    pos = 0
+
+    def take(*shape):
+        nonlocal pos
+        n = int(np.prod(shape))
+        a = data[pos:pos + n].reshape(shape)
+        pos += n
+        return a
+
+    w = {"tok_embeddings": take(abs(vocab), dim), "attention_norm": take(layers, dim),
+         "wq": take(layers, dim, dim), "wk": take(layers, kv, dim), "wv": take(layers, kv, dim),
+         "wo": take(layers, dim, dim), "ffn_norm": take(layers, dim), "w1": take(layers, hidden, dim),
+         "w2": take(layers, dim, hidden), "w3": take(layers, hidden, dim), "norm": take(dim)}
+    take(seq, hd // 2)
+    take(seq, hd // 2)
+    w["output"] = w["tok_embeddings"] if vocab > 0 else take(abs(vocab), dim)
+    return cfg, w
+
+
+def act_quant(x):
+    """x through tfx_act_quant_block and back: per row and block of 32,
+    d = amax / 127 and q = rint(x / d) in f32, x' = q d."""
+    b = np.asarray(x, np.float32).reshape(x.shape[0], -1, 32)
+    d = (np.abs(b).max(-1, keepdims=True) / np.float32(127)).astype(np.float32)
+    idd = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), 0).astype(np.float32)
+    return (np.rint(b * idd) * d).reshape(x.shape).astype(np.float64)
+
+
+def forward64(cfg, w, tokens, qact=()):
+    """The logits of tokens, in float64; the inputs of the linears whose
+    weight is named in qact go through act_quant first."""
+    D, H, G, L = cfg["dim"], cfg["heads"], cfg["kv_heads"], cfg["layers"]
+    hd, T = D // H, len(tokens)
+    f = {k: np.asarray(v, np.float64) for k, v in w.items()}
+
+    def lin(x, name, i=None):
+        wt = f[name] if i is None else f[name][i]
+        return (act_quant(x) if name in qact else x) @ wt.T
+
+    def rms(x, g):
+        return x / np.sqrt((x * x).mean(-1, keepdims=True) + 1e-5) * g
+
+    ang = np.outer(np.arange(T), 1.0 / (10000.0 ** (np.arange(0, hd, 2) / hd)))
+    cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+
+    def rope(x, n):  # interleaved pairs (2i, 2i+1)
+        x = x.reshape(T, n, hd // 2, 2)
+        a, b = x[..., 0], x[..., 1]
+        return np.stack((a * cos - b * sin, a * sin + b * cos), -1).reshape(T, n, hd)
+
+    mask = np.triu(np.full((T, T), -np.inf), 1)
+    x = f["tok_embeddings"][tokens]
+    for i in range(L):
+        a = rms(x, f["attention_norm"][i])
+        q = rope(lin(a, "wq", i), H)
+        k = rope(lin(a, "wk", i), G)
+        v = lin(a, "wv", i).reshape(T, G, hd)
+        o = np.empty((T, H, hd))
+        for h in range(H):
+            g = h // (H // G)
+            s = q[:, h] @ k[:, g].T / np.sqrt(hd) + mask
+            p = np.exp(s - s.max(-1, keepdims=True))
+            o[:, h] = (p / p.sum(-1, keepdims=True)) @ v[:, g]
+        x = x + lin(o.reshape(T, D), "wo", i)
+        r = rms(x, f["ffn_norm"][i])
+        g1 = lin(r, "w1", i)
+        x = x + lin((g1 / (1 + np.exp(-g1))) * lin(r, "w3", i), "w2", i)
+    return lin(rms(x, f["norm"]), "output")
+
+
+# ---- weight-only quantization emulated in numpy (ggml's reference rules) ----
+def qdq_q8_0(a):
+    b = a.reshape(-1, 32).astype(np.float32)
+    d = (np.abs(b).max(1) / 127).astype(np.float32)
+    idd = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), 0).astype(np.float32)
+    q = np.rint(b * idd[:, None])
+    return (q * d.astype(np.float16).astype(np.float32)[:, None]).reshape(a.shape)
+
+
+def qdq_q4_0(a):
+    b = a.reshape(-1, 32).astype(np.float32)
+    mx = b[np.arange(len(b)), np.abs(b).argmax(1)]
+    d = (mx / -8).astype(np.float32)
+    idd = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), 0).astype(np.float32)
+    q = np.clip(np.floor(b * idd[:, None] + np.float32(8.5)), 0, 15)
+    return ((q - 8) * d.astype(np.float16).astype(np.float32)[:, None]).reshape(a.shape)
+
+
+def to_bf16(a):  # round to nearest even, as ggml's fp32_to_bf16 (no NaN here)
+    u = np.ascontiguousarray(a, np.float32).view(np.uint32)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).astype(np.uint32).view(np.float32)
+
+
+def emulate(w, fmt, embd=None):
+    """(weights, names of the linears with quantized activations): every 2-D
+    weight in fmt; a block format's rows that 32 does not divide in f16
+    (llama.cpp's fallback; on stories260K: w2, 172 inputs); the classifier
+    is the token embedding."""
+    out, qact = dict(w), set()
+    for k, v in w.items():
+        if v.ndim < 2 or k == "output":
+            continue
+        if k == "tok_embeddings" and embd == "q8_0":
+            out[k] = qdq_q8_0(v)
+            qact.add(k)
+            continue
+        if fmt == "f16":
+            out[k] = v.astype(np.float16).astype(np.float32)
+        elif fmt == "bf16":
+            out[k] = to_bf16(v)
+        elif v.shape[-1] % 32 == 0:
+            out[k] = (qdq_q8_0 if fmt == "q8_0" else qdq_q4_0)(v)
+            qact.add(k)
+        else:
+            out[k] = v.astype(np.float16).astype(np.float32)
+    out["output"] = out["tok_embeddings"]
+    if "tok_embeddings" in qact:
+        qact.add("output")
+    return out, qact
+
+
+# ---- the measure ----
+def log_softmax(x):
+    x = np.asarray(x, np.float64)
+    m = x.max(-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
+
+
+def compare(ref, got):
+    """mean KL(p_ref || p_got) and top-1 agreement over the rows."""
+    lp, lq = log_softmax(ref), log_softmax(got)
+    kl = (np.exp(lp) * (lp - lq)).sum(-1)
+    return float(kl.mean()), float((ref.argmax(-1) == got.argmax(-1)).mean())
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    measure = "--measure" in sys.argv
+    formats = FORMATS
+    for a in sys.argv[1:]:
+        if a.startswith("--formats="):
+            formats = a.split("=", 1)[1].split(",")
+    if len(args) != 3:
+        sys.exit(__doc__)
+    tfxc, src, models = args
+    models = os.environ.get("TFX_MODELS_DIR") or models
+    ckpt = os.path.join(models, "stories260K.bin")
+    if not os.path.exists(ckpt):
+        fail(f"no {ckpt} (set TFX_MODELS_DIR to the folder holding stories260K.bin)")
+    tfx = os.path.join(src, "examples", "llama", "stories260k.tfx")
+    tmp = tempfile.mkdtemp(prefix="tfx_quant_quality_")
+    atexit.register(shutil.rmtree, tmp, True)
+    ids_path = os.path.join(tmp, "ids.txt")
+    ids = run([tfxc, "run", tfx, "--weights", ckpt, "-n", str(N_IDS), "--temperature", "0", "--print-ids"],
+              "f32 greedy generation").split()
+    if len(ids) != N_IDS:
+        fail(f"the f32 greedy generation gave {len(ids)} ids, not {N_IDS}")
+    with open(ids_path, "w") as f:
+        f.write(" ".join(ids) + "\n")
+    ids = np.array(ids, np.int64)
+    cfg, w = read_llama2c(ckpt)
+    vocab = cfg["vocab"]
+
+    def evaluate(model, extra, what):
+        out = os.path.join(tmp, "logits.bin")
+        txt = run([tfxc, "run", model, "--weights", ckpt, "--eval-ids", ids_path, "--dump-logits", out] + extra,
+                  what)
+        if not re.search(r"evaluated 511 tokens: mean nll [0-9.]+", txt):
+            fail(f"{what}: unexpected output {txt!r}")
+        lg = np.fromfile(out, np.float32)
+        if lg.size != (N_IDS + 1) * vocab:
+            fail(f"{what}: {lg.size} logits, expected {(N_IDS + 1) * vocab}")
+        return lg.reshape(N_IDS + 1, vocab)
+
+    # 1. f32 against the float64 oracle and against generation
+    f32 = evaluate(tfx, [], "f32 teacher forcing")
+    tokens = np.concatenate(([1], ids))
+    ref = forward64(cfg, w, tokens)
+    err = float(np.abs(f32 - ref).max())
+    scale = float(ref.max() - ref.min())
+    kl, top1 = compare(ref, f32)
+    greedy = float((f32[:-1].argmax(-1) == ids).mean())
+    print(f"f32 vs float64 numpy: max |diff| {err:.3g} (logit range {scale:.3g}), mean KL {kl:.3g}, "
+          f"top-1 {100 * top1:.1f}%; argmax = greedy ids: {100 * greedy:.1f}%")
+    if not err <= 2e-4 * scale or not kl <= 1e-7:
+        fail("tfxc's f32 logits differ from the float64 forward pass")
+    if greedy < 0.99:
+        fail("the teacher-forced f32 logits do not reproduce the greedy generation")
+
+    # the float64 emulation of weight-only Q8_0 / Q4_0 (the issue's reference numbers)
+    emul = {}
+    for fmt in ("f16", "bf16", "q8_0", "q4_0"):
+        wq, qact = emulate(w, fmt)
+        for act in ("f32", "q8") if qact else ("f32",):
+            emul[fmt, act] = compare(ref, forward64(cfg, wq, tokens, qact if act == "q8" else ()))
+            print(f"float64 emulation, {fmt} weights{' (rows of 172: f16)' if qact else ''}, activations {act}: "
+                  f"mean KL {emul[fmt, act][0]:.4f}, top-1 {100 * emul[fmt, act][1]:.1f}%")
+
+    wq, qact = emulate(w, "q4_0", embd="q8_0")
+    e = compare(ref, forward64(cfg, wq, tokens, qact))
+    print(f"float64 emulation, q4_0 weights with the tied embedding in q8_0 (llama.cpp's Q4_0 mix here), "
+          f"activations q8: mean KL {e[0]:.4f}, top-1 {100 * e[1]:.1f}%")
+
+    # 2. the formats
+    helptext = subprocess.run([tfxc, "--help"], capture_output=True, text=True).stdout
+    if "--quantize" not in helptext:
+        print("NOTE: this tfxc has no --quantize: the formats were not measured (part 1 passed)")
+        print("test_quant_quality: 1 passed, 0 failed")
+        return
+    with open(tfx) as f:
+        src_text = f.read()
+    act_f32 = os.path.join(tmp, "stories260k_act_f32.tfx")
+    with open(act_f32, "w") as f:  # the same model with f32 activations
+        f.write(src_text.replace("schedule {", "schedule {\n  activations = f32", 1))
+    rows, failed = [], []
+    for fmt in formats:
+        for act in (["q8", "f32"] if fmt in BLOCK else ["q8"]):
+            model = act_f32 if act == "f32" else tfx
+            lg = evaluate(model, ["--quantize", fmt], f"--quantize {fmt}, activations {act}")
+            kl, top1 = compare(f32, lg)
+            lim = BOUNDS[fmt, act]
+            ok = kl <= lim[0] and top1 >= lim[1]
+            note = ""
+            if (fmt, "f32" if fmt in ("f16", "bf16") else act) in emul:
+                ek = emul[fmt, "f32" if fmt in ("f16", "bf16") else act][0]
+                ok = ok and kl <= 1.5 * ek + 0.01
+                note = f"; emulation {ek:.4f}, bound 1.5x + 0.01"
+            rows.append((fmt, act, kl, top1))
+            print(f"{fmt:7s} activations {act:3s}: mean KL {kl:.4f}, top-1 {100 * top1:.1f}% "
+                  f"(bounds KL <= {lim[0]}, top-1 >= {100 * lim[1]:.0f}%{note})" + ("" if ok else "  <-- FAIL"),
+                  flush=True)
+            if not ok:
+                failed.append(f"{fmt}/{act}")
+    if measure:
+        print("\nsuggested BOUNDS (measured KL x 1.5 + 0.002, top-1 - 5 points):")
+        for fmt, act, kl, top1 in rows:
+            print(f'    ("{fmt}", "{act}"): ({kl * 1.5 + 0.002:.3g}, {max(0.0, top1 - 0.05):.2f}),')
+        return
+    if failed:
+        fail("out of bounds: " + ", ".join(failed))
+    print(f"test_quant_quality: {1 + len(rows)} passed, 0 failed")
+
+
+if __name__ == "__main__":
+    main()
