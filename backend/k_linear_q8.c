@@ -282,7 +282,7 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
 }
 
 /* Stored weight row of the panel's local row jj for segment / GLU half h. */
-static LLVMValueRef wrow_ptr(tfx_cg *cg, qctx *c, int jj, int h) {
+static LLVMValueRef wrow_ptr(tfx_cg *cg, qctx *c, LLVMValueRef jj, int h) {
   const tfx_cg_gemm *G = c->G;
   int seg = G->glu ? h : c->P->seg;
   int64_t sb = 0;
@@ -290,19 +290,19 @@ static LLVMValueRef wrow_ptr(tfx_cg *cg, qctx *c, int jj, int h) {
     sb = h * G->segs[0];
   else
     for (int s = 0; s < c->P->seg; s++) sb += G->segs[s];
-  LLVMValueRef q = tfx_cg_addc(cg, tfx_cg_mulc(cg, c->P->p, NB), jj);
+  LLVMValueRef q = tfx_cg_add(cg, tfx_cg_mulc(cg, c->P->p, NB), jj);
   if (G->perm >> seg & 1u) q = tfx_cg_pair_row(cg, q, G->perm_hd, G->perm_rd);
   return bptr(cg, G->w, tfx_cg_mulc(cg, tfx_cg_addc(cg, q, sb), c->row_bytes));
 }
 
-/* The mr x nc tile at panel columns c0.. against the quantized rows. */
-static void emit_qtile(tfx_cg *cg, qctx *c, int mr, int c0, int nc) {
+/* The mr x nc tile at panel columns c0 (i64).. against the quantized rows. */
+static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
   const tfx_cg_gemm *G = c->G;
   LLVMBuilderRef b = cg->b;
   qtile t = {.mr = mr, .nw = G->glu ? 2 * nc : nc};
   LLVMValueRef wrow[8];
   for (int j = 0; j < nc; j++)
-    for (int h = 0; h < (G->glu ? 2 : 1); h++) wrow[G->glu ? 2 * j + h : j] = wrow_ptr(cg, c, c0 + j, h);
+    for (int h = 0; h < (G->glu ? 2 : 1); h++) wrow[G->glu ? 2 * j + h : j] = wrow_ptr(cg, c, tfx_cg_addc(cg, c0, j), h);
   /* one-row tiles (decode) alternate two accumulator sets (by block and
    * sub-block) so consecutive FMAs do not wait on each other; 32-element
    * formats then take two blocks per iteration */
@@ -342,10 +342,11 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, int c0, int nc) {
   for (int i = 0; i < mr; i++)
     for (int j = 0; j < nc; j++) {
       int k = G->glu ? 2 * j : j;
-      LLVMValueRef at = tfx_cg_fptrc(cg, c->P->blk, (int64_t)i * NB + c0 + j);
+      LLVMValueRef col = tfx_cg_addc(cg, c0, (int64_t)i * NB + j);
+      LLVMValueRef at = tfx_cg_fptr(cg, c->P->blk, col);
       tfx_cg_storef(cg, tfx_cg_hsum(cg, LLVMBuildLoad2(b, c->t_f8, t.acc[i * t.nw + k], "")), at);
       if (G->glu) {
-        at = tfx_cg_fptrc(cg, c->P->blku, (int64_t)i * NB + c0 + j);
+        at = tfx_cg_fptr(cg, c->P->blku, col);
         tfx_cg_storef(cg, tfx_cg_hsum(cg, LLVMBuildLoad2(b, c->t_f8, t.acc[i * t.nw + k + 1], "")), at);
       }
     }
@@ -366,7 +367,17 @@ static void qblock(tfx_cg *cg, qctx *c, LLVMValueRef m, int mr) {
    * prefill: 4 x 4 tiles reusing each weight block across 4 rows of x */
   int ncol = mr == 1 ? 1 : (G->glu ? 2 : 4);
   int nb = c->P->nb;
-  for (int c0 = 0; c0 < nb; c0 += ncol) emit_qtile(cg, c, mr, c0, nb - c0 < ncol ? nb - c0 : ncol);
+  /* the whole tiles in a loop (one copy of the tile's code), then the rest */
+  int full = nb / ncol, rest = nb % ncol;
+  if (full > 1) {
+    tfx_cg_loop lt;
+    tfx_cg_for(cg, &lt, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, (int64_t)full * ncol), ncol, "qtile");
+    emit_qtile(cg, c, mr, lt.iv, ncol);
+    tfx_cg_for_end(cg, &lt);
+  } else if (full == 1) {
+    emit_qtile(cg, c, mr, tfx_cg_i64(cg, 0), ncol);
+  }
+  if (rest) emit_qtile(cg, c, mr, tfx_cg_i64(cg, (int64_t)full * ncol), rest);
 }
 
 int tfx_cg_q8_supported(tfx_dtype dt) {
