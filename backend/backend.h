@@ -29,8 +29,8 @@ int tfx_backend_pack_layout(const tfx_target_options *o, tfx_pack_layout *out, c
 int tfx_backend_target_summary(const tfx_target_options *o, char *buf, size_t len, char *err, size_t errlen);
 
 /* Prints the optimized module as LLVM IR or assembly. */
-int tfx_backend_emit_text(const tfx_graph *g, const tfx_target_options *o, tfx_emit_kind kind, FILE *out,
-                          char *err, size_t errlen);
+int tfx_backend_emit_text(const tfx_graph *g, const tfx_target_options *o, tfx_emit_kind kind, FILE *out, char *err,
+                          size_t errlen);
 
 /* Writes a relocatable object holding the code, the descriptor and the weights
  * blob (the blob is written as its own read-only section, never as LLVM
@@ -45,8 +45,8 @@ int tfx_backend_link_shared(const char *obj_path, const char *so_path, char *err
 /* In-process compilation. The descriptor stays valid until the module is
  * freed; its `weights` is NULL (the caller supplies the blob). */
 typedef struct tfx_jit_module tfx_jit_module;
-int tfx_backend_jit(const tfx_graph *g, const tfx_target_options *o, tfx_jit_module **out,
-                    const tfx_model_desc **desc, char *err, size_t errlen);
+int tfx_backend_jit(const tfx_graph *g, const tfx_target_options *o, tfx_jit_module **out, const tfx_model_desc **desc,
+                    char *err, size_t errlen);
 void tfx_backend_jit_free(tfx_jit_module *m);
 
 /* Kernels launched by one call of the `forward` and `decode` entries of the

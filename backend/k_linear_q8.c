@@ -302,7 +302,8 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
   qtile t = {.mr = mr, .nw = G->glu ? 2 * nc : nc};
   LLVMValueRef wrow[8];
   for (int j = 0; j < nc; j++)
-    for (int h = 0; h < (G->glu ? 2 : 1); h++) wrow[G->glu ? 2 * j + h : j] = wrow_ptr(cg, c, tfx_cg_addc(cg, c0, j), h);
+    for (int h = 0; h < (G->glu ? 2 : 1); h++)
+      wrow[G->glu ? 2 * j + h : j] = wrow_ptr(cg, c, tfx_cg_addc(cg, c0, j), h);
   /* one-row tiles (decode) alternate two accumulator sets (by block and
    * sub-block) so consecutive FMAs do not wait on each other; 32-element
    * formats then take two blocks per iteration */

@@ -27,8 +27,8 @@ typedef struct tfx_build_options {
   const char *print_after; /* comma-separated pass names */
   int print_after_all;
   int time_passes;
-  int verify_passes;       /* verify after every pass (also TFX_VERIFY_PASSES=1, debug builds) */
-  FILE *dump;              /* where printing and timing go; NULL: stderr */
+  int verify_passes; /* verify after every pass (also TFX_VERIFY_PASSES=1, debug builds) */
+  FILE *dump;        /* where printing and timing go; NULL: stderr */
   /* the target the graph is compiled for (NULL: the host): the passes pack
    * weights in its layout (tfx_backend_pack_layout) */
   const tfx_target_options *target;

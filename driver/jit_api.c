@@ -11,8 +11,7 @@ void tfx_compile_options_init(tfx_compile_options *o) {
   o->opt_level = 2;
 }
 
-int tfx_jit_compile_source(const char *filename, const char *source, const tfx_compile_options *o,
-                           tfx_model **out) {
+int tfx_jit_compile_source(const char *filename, const char *source, const tfx_compile_options *o, tfx_model **out) {
   if (!out) return TFX_ERR_INVALID_ARGUMENT;
   *out = NULL;
   if (!filename && !source) return TFX_ERR_INVALID_ARGUMENT;

@@ -28,59 +28,58 @@ static const char usage_text[] =
     "            [--quantize FMT]\n"
     "       tfxc --help | --version\n";
 
-static const char help_text[] =
-    "\n"
-    "Compile:\n"
-    "  FILE.tfx             the model to compile\n"
-    "  -o OUT               output file (default: FILE's base name + .so, or .o with -c)\n"
-    "  -c                   write a relocatable object (code, descriptor and weights;\n"
-    "                       link it with the runtime, libtfxrt.a)\n"
-    "  -O0 .. -O3           optimization level (default -O2): the graph pipeline\n"
-    "                       (-O2 and -O3 run the same one) and LLVM's level\n"
-    "  --weights W          a weights file, or random / random:SEED (default: the\n"
-    "                       model's `weights` statement)\n"
-    "  --emit=ir            print the planned graph IR to stdout (no output file)\n"
-    "  --emit=llvm|asm      print the optimized LLVM IR or assembly to stdout\n"
-    "  --emit-header OUT.h  write the model's C header (alone, or next to -o / -c)\n"
-    "  --emit-gguf OUT      write the model's weights as a GGUF v3 file, each param in\n"
-    "                       its stored format under its own name (alone, or next to\n"
-    "                       -o / -c / --emit-header)\n"
-    "  --mcpu NAME          target CPU, e.g. x86-64-v2/v3/v4 or skylake-avx512; the\n"
-    "                       features follow the CPU (default: the host, with its\n"
-    "                       features); --cpu NAME is the same\n"
-    "  --stats              print the plan's costs to stdout (kernels per call, arena,\n"
-    "                       KV cache and weight bytes, FLOPs and bytes per token, the\n"
-    "                       fused linears, the weights' formats and fallbacks); no\n"
-    "                       output file\n"
-    "  --quantize FMT       the weights' format: f16, bf16, q8_0, q4_0, q4_k, q6_k,\n"
-    "                       q4_k_m (llama.cpp's Q4_K_M mix) or none (as bound);\n"
-    "                       replaces the schedule's quantize, the source's\n"
-    "                       quantize { } rules still apply (also for `run`)\n"
-    "\n"
-    "Optimizer (passes and pipelines: docs/passes.md):\n"
-    "  --passes=P,Q,..      run these passes instead of the -O pipeline (fold_weights\n"
-    "                       and plan_memory are added at the end when needed)\n"
-    "  --print-after=P,..   print the graph IR to stderr after each named pass\n"
-    "  --print-after-all    print the graph IR to stderr after every pass\n"
-    "  --time-passes        print each pass's time and node counts to stderr\n"
-    "  --verify-passes      run the IR verifier after every pass\n"
-    "\n"
-    "Run (a .tfx goes through the JIT, a .so is loaded):\n"
-    "  -n N                 generate up to N tokens (default 256, at most max_seq)\n"
-    "  --prompt-ids \"...\"   token ids fed after BOS (id 1)\n"
-    "  --temperature T      0 = greedy (default 1.0)\n"
-    "  --top-p P            nucleus sampling threshold in (0, 1] (default 0.9)\n"
-    "  --seed S             random seed for sampling (default 42)\n"
-    "  --threads N          worker threads (default: TFX_NUM_THREADS or all cores)\n"
-    "  --print-ids          print the generated ids, space-separated, on one line\n"
-    "  --dump-logits FILE   write each step's float32 logits, [steps, vocab], raw LE\n"
-    "  --eval-ids FILE      teacher forcing instead of generation: feed BOS and the\n"
-    "                       ids of FILE (text, as --print-ids writes them) in one\n"
-    "                       call, print the sequence's perplexity, and with\n"
-    "                       --dump-logits write the logits of every position,\n"
-    "                       [1 + ids, vocab] (row i predicts the id after position i)\n"
-    "Generation starts from BOS (id 1) and the prompt, and stops early when id 1 is\n"
-    "generated. Speed is reported on stderr.\n";
+static const char help_text[] = "\n"
+                                "Compile:\n"
+                                "  FILE.tfx             the model to compile\n"
+                                "  -o OUT               output file (default: FILE's base name + .so, or .o with -c)\n"
+                                "  -c                   write a relocatable object (code, descriptor and weights;\n"
+                                "                       link it with the runtime, libtfxrt.a)\n"
+                                "  -O0 .. -O3           optimization level (default -O2): the graph pipeline\n"
+                                "                       (-O2 and -O3 run the same one) and LLVM's level\n"
+                                "  --weights W          a weights file, or random / random:SEED (default: the\n"
+                                "                       model's `weights` statement)\n"
+                                "  --emit=ir            print the planned graph IR to stdout (no output file)\n"
+                                "  --emit=llvm|asm      print the optimized LLVM IR or assembly to stdout\n"
+                                "  --emit-header OUT.h  write the model's C header (alone, or next to -o / -c)\n"
+                                "  --emit-gguf OUT      write the model's weights as a GGUF v3 file, each param in\n"
+                                "                       its stored format under its own name (alone, or next to\n"
+                                "                       -o / -c / --emit-header)\n"
+                                "  --mcpu NAME          target CPU, e.g. x86-64-v2/v3/v4 or skylake-avx512; the\n"
+                                "                       features follow the CPU (default: the host, with its\n"
+                                "                       features); --cpu NAME is the same\n"
+                                "  --stats              print the plan's costs to stdout (kernels per call, arena,\n"
+                                "                       KV cache and weight bytes, FLOPs and bytes per token, the\n"
+                                "                       fused linears, the weights' formats and fallbacks); no\n"
+                                "                       output file\n"
+                                "  --quantize FMT       the weights' format: f16, bf16, q8_0, q4_0, q4_k, q6_k,\n"
+                                "                       q4_k_m (llama.cpp's Q4_K_M mix) or none (as bound);\n"
+                                "                       replaces the schedule's quantize, the source's\n"
+                                "                       quantize { } rules still apply (also for `run`)\n"
+                                "\n"
+                                "Optimizer (passes and pipelines: docs/passes.md):\n"
+                                "  --passes=P,Q,..      run these passes instead of the -O pipeline (fold_weights\n"
+                                "                       and plan_memory are added at the end when needed)\n"
+                                "  --print-after=P,..   print the graph IR to stderr after each named pass\n"
+                                "  --print-after-all    print the graph IR to stderr after every pass\n"
+                                "  --time-passes        print each pass's time and node counts to stderr\n"
+                                "  --verify-passes      run the IR verifier after every pass\n"
+                                "\n"
+                                "Run (a .tfx goes through the JIT, a .so is loaded):\n"
+                                "  -n N                 generate up to N tokens (default 256, at most max_seq)\n"
+                                "  --prompt-ids \"...\"   token ids fed after BOS (id 1)\n"
+                                "  --temperature T      0 = greedy (default 1.0)\n"
+                                "  --top-p P            nucleus sampling threshold in (0, 1] (default 0.9)\n"
+                                "  --seed S             random seed for sampling (default 42)\n"
+                                "  --threads N          worker threads (default: TFX_NUM_THREADS or all cores)\n"
+                                "  --print-ids          print the generated ids, space-separated, on one line\n"
+                                "  --dump-logits FILE   write each step's float32 logits, [steps, vocab], raw LE\n"
+                                "  --eval-ids FILE      teacher forcing instead of generation: feed BOS and the\n"
+                                "                       ids of FILE (text, as --print-ids writes them) in one\n"
+                                "                       call, print the sequence's perplexity, and with\n"
+                                "                       --dump-logits write the logits of every position,\n"
+                                "                       [1 + ids, vocab] (row i predicts the id after position i)\n"
+                                "Generation starts from BOS (id 1) and the prompt, and stops early when id 1 is\n"
+                                "generated. Speed is reported on stderr.\n";
 
 static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "tfxc: error: ");
@@ -254,7 +253,8 @@ static int compile_main(int argc, char **argv) {
   }
   if (!input) return usage_error("%s", "no input file");
   if (!ends_with(input, ".tfx")) return usage_error("the input '%s' is not a .tfx file", input);
-  if (emit && (output || object)) return usage_error("%s", "--emit prints to stdout; it does not combine with -o or -c");
+  if (emit && (output || object))
+    return usage_error("%s", "--emit prints to stdout; it does not combine with -o or -c");
   if (stats && (emit || output || object || header))
     return usage_error("%s", "--stats prints to stdout; it does not combine with --emit, -o, -c or --emit-header");
   if (gguf && (emit || stats))
@@ -586,20 +586,17 @@ static int run_main(int argc, char **argv) {
     if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && a[3] == 0) {
       o.opt = a[2] - '0';
     } else if (strcmp(a, "-n") == 0 || is_option(a, "--steps")) {
-      if (!(v = option_value(argc, argv, &i, a[1] == 'n' ? "-n" : "--steps")) ||
-          parse_long(v, 0, 1L << 30, &o.steps))
+      if (!(v = option_value(argc, argv, &i, a[1] == 'n' ? "-n" : "--steps")) || parse_long(v, 0, 1L << 30, &o.steps))
         return usage_error("%s needs a number of tokens >= 0", a);
     } else if (is_option(a, "--weights")) {
       if (!(o.weights = option_value(argc, argv, &i, "--weights"))) return usage_error("%s needs a value", a);
     } else if (is_option(a, "--prompt-ids")) {
       if (!(o.prompt = option_value(argc, argv, &i, "--prompt-ids"))) return usage_error("%s needs a value", a);
     } else if (is_option(a, "--temperature")) {
-      if (!(v = option_value(argc, argv, &i, "--temperature")) || parse_double(v, &o.temperature) ||
-          o.temperature < 0)
+      if (!(v = option_value(argc, argv, &i, "--temperature")) || parse_double(v, &o.temperature) || o.temperature < 0)
         return usage_error("%s needs a number >= 0", a);
     } else if (is_option(a, "--top-p")) {
-      if (!(v = option_value(argc, argv, &i, "--top-p")) || parse_double(v, &o.top_p) || !(o.top_p > 0) ||
-          o.top_p > 1)
+      if (!(v = option_value(argc, argv, &i, "--top-p")) || parse_double(v, &o.top_p) || !(o.top_p > 0) || o.top_p > 1)
         return usage_error("%s needs a number in (0, 1]", a);
     } else if (is_option(a, "--seed")) {
       if (!(v = option_value(argc, argv, &i, "--seed")) || parse_long(v, 0, (long)(~0UL >> 1), &o.seed))
@@ -627,8 +624,7 @@ static int run_main(int argc, char **argv) {
   if (!o.model) return usage_error("%s", "run needs a model (.tfx or .so)");
   int is_so = ends_with(o.model, ".so");
   if (!is_so && !ends_with(o.model, ".tfx")) return usage_error("the model '%s' is neither a .tfx nor a .so", o.model);
-  if (is_so && o.weights)
-    return usage_error("%s", "--weights applies to a .tfx; a compiled .so carries its weights");
+  if (is_so && o.weights) return usage_error("%s", "--weights applies to a .tfx; a compiled .so carries its weights");
   if (is_so && o.quantize) return usage_error("%s", "--quantize applies to a .tfx; a compiled .so carries its weights");
   if (o.eval && o.prompt)
     return usage_error("%s", "--eval-ids and --prompt-ids do not combine (the ids file holds the text)");
@@ -642,7 +638,8 @@ static int run_main(int argc, char **argv) {
   if (is_so) {
     char err[1024] = "";
     rc = tfx_model_open_ex(o.model, &model, err, sizeof err);
-    if (rc != TFX_OK) fprintf(stderr, "tfxc: error: cannot open '%s': %s\n", o.model, err[0] ? err : tfx_error_message(rc));
+    if (rc != TFX_OK)
+      fprintf(stderr, "tfxc: error: cannot open '%s': %s\n", o.model, err[0] ? err : tfx_error_message(rc));
   } else {
     tfx_compile_options co;
     tfx_compile_options_init(&co);

@@ -127,12 +127,12 @@ typedef struct tfx_fe_item {
   const char *format; /* WEIGHTS: the format name or NULL */
   tfx_fe_loc format_loc;
   tfx_fe_rename *renames; /* WEIGHTS: the rename { } rules; QUANTIZE: the rules (to: the format); in order, or NULL */
-  tfx_fe_const *consts; /* CONST */
-  tfx_fe_param *param;  /* PARAM */
-  tfx_fe_param *inputs; /* BLOCK, FORWARD */
-  tfx_fe_type *ret;     /* BLOCK, FORWARD */
-  tfx_fe_stmt *body;    /* BLOCK, FORWARD: statements; SCHEDULE: entries (ASSIGN) */
-  tfx_fe_loc end_loc;   /* BLOCK, FORWARD, SCHEDULE: the closing brace */
+  tfx_fe_const *consts;   /* CONST */
+  tfx_fe_param *param;    /* PARAM */
+  tfx_fe_param *inputs;   /* BLOCK, FORWARD */
+  tfx_fe_type *ret;       /* BLOCK, FORWARD */
+  tfx_fe_stmt *body;      /* BLOCK, FORWARD: statements; SCHEDULE: entries (ASSIGN) */
+  tfx_fe_loc end_loc;     /* BLOCK, FORWARD, SCHEDULE: the closing brace */
 } tfx_fe_item;
 
 typedef struct tfx_fe_program {

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define BLOB_ALIGN 64
@@ -504,8 +505,8 @@ int tfx_weights_bind(tfx_graph *g, const char *spec, const char *format, tfx_wei
   return tfx_weights_bind_renamed(g, spec, format, NULL, 0, out, on_error, ctx);
 }
 
-int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format, const tfx_wrename *rules,
-                             int n_rules, tfx_weights *out, tfx_bind_error_fn on_error, void *ctx) {
+int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format, const tfx_wrename *rules, int n_rules,
+                             tfx_weights *out, tfx_bind_error_fn on_error, void *ctx) {
   reporter r = {on_error, ctx, 0};
   if (out) {
     out->data = NULL;
@@ -617,4 +618,32 @@ done:
   free(newoff);
   free(wide);
   return widened;
+}
+
+FILE *tfx_wfile_fopen(const char *path, uint64_t *size, char *err, size_t errlen) {
+  if (!path) {
+    tfx_errf(err, errlen, "no weights file given");
+    return NULL;
+  }
+  int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO must not block the open */
+  if (fd < 0) {
+    tfx_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+    tfx_errf(err, errlen, "%s: %s", path, S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+    close(fd);
+    return NULL;
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  FILE *fp = fdopen(fd, "rb");
+  if (!fp) {
+    tfx_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    close(fd);
+    return NULL;
+  }
+  *size = (uint64_t)st.st_size;
+  return fp;
 }

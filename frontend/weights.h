@@ -40,6 +40,10 @@ typedef struct tfx_wfile {
 
 /* Opens and validates a llama2.c checkpoint: header, sizes, every offset
  * inside the file. 0 on success, else -1 with a message. */
+/* Opens a weights file for reading: a regular file (checked without
+ * blocking, so a FIFO or a directory is an error, never a hang), its size in
+ * *size; NULL with a message. The loaders' one way in. */
+FILE *tfx_wfile_fopen(const char *path, uint64_t *size, char *err, size_t errlen);
 int tfx_wfile_open_llama2c(const char *path, tfx_wfile *out, char *err, size_t errlen);
 /* Opens and validates a safetensors file (8-byte little-endian header length,
  * JSON header, data): every tensor's dtype, shape and data_offsets are checked
@@ -72,8 +76,8 @@ typedef void (*tfx_bind_error_fn)(void *ctx, int node_id, const char *message);
  * its slot holds the bytes as stored. Every other param is decoded to f32
  * (tfx_weight_dequant_row).
  * Returns the number of errors reported through on_error (0 on success). */
-int tfx_weights_bind(tfx_graph *g, const char *spec, const char *format, tfx_weights *out,
-                     tfx_bind_error_fn on_error, void *ctx);
+int tfx_weights_bind(tfx_graph *g, const char *spec, const char *format, tfx_weights *out, tfx_bind_error_fn on_error,
+                     void *ctx);
 
 /* A renaming rule of the weights statement: a file tensor whose name matches
  * `from` binds to the param named `to`. `{x}` (x an identifier) in
@@ -95,8 +99,8 @@ int tfx_wrename_apply(const tfx_wrename *rules, int n_rules, const char *name, c
 
 /* tfx_weights_bind with renaming rules applied to the file's tensor names
  * before matching them to params (ignored for random[:SEED]). */
-int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format, const tfx_wrename *rules,
-                             int n_rules, tfx_weights *out, tfx_bind_error_fn on_error, void *ctx);
+int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format, const tfx_wrename *rules, int n_rules,
+                             tfx_weights *out, tfx_bind_error_fn on_error, void *ctx);
 
 /* Decodes to f32, in place, every bound PARAM whose format keep(dtype)
  * refuses (a storage format the code generator cannot read yet), rebuilding

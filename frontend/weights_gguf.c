@@ -204,7 +204,9 @@ static int cmp_extent(const void *a, const void *b) {
 }
 
 int tfx_wfile_looks_gguf(const char *path) {
-  FILE *fp = path ? fopen(path, "rb") : NULL;
+  uint64_t size = 0;
+  char e[8];
+  FILE *fp = tfx_wfile_fopen(path, &size, e, sizeof e);
   if (!fp) return 0;
   char m[4];
   int ok = fread(m, 1, 4, fp) == 4 && memcmp(m, TFX_GGUF_MAGIC, 4) == 0;
@@ -326,15 +328,10 @@ static int read_tensor_info(rd *r, uint64_t i, uint64_t alignment, tfx_wfile_ten
 
 int tfx_wfile_open_gguf(const char *path, tfx_wfile *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
-  if (!path) return tfx_errf(err, errlen, "no weights file given");
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return tfx_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) {
-    fclose(fp);
-    return tfx_errf(err, errlen, "%s: not a regular file", path);
-  }
-  rd r = {fp, path, 0, (uint64_t)st.st_size, err, errlen};
+  uint64_t file_size = 0;
+  FILE *fp = tfx_wfile_fopen(path, &file_size, err, errlen);
+  if (!fp) return -1;
+  rd r = {fp, path, 0, file_size, err, errlen};
   char magic[4];
   uint32_t version;
   uint64_t n_tensors, n_kv, alignment = TFX_GGUF_DEFAULT_ALIGNMENT;

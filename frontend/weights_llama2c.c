@@ -75,21 +75,15 @@ static int32_t le32(const unsigned char *p) {
 
 int tfx_wfile_open_llama2c(const char *path, tfx_wfile *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
-  if (!path) return tfx_errf(err, errlen, "no weights file given");
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return tfx_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) {
-    fclose(fp);
-    return tfx_errf(err, errlen, "%s: not a regular file", path);
-  }
-  uint64_t file_size = (uint64_t)st.st_size;
+  uint64_t file_size = 0;
+  FILE *fp = tfx_wfile_fopen(path, &file_size, err, errlen);
+  if (!fp) return -1;
   unsigned char hb[28];
   size_t got = fread(hb, 1, sizeof hb, fp);
   fclose(fp);
   if (got != sizeof hb)
     return tfx_errf(err, errlen, "%s: truncated llama2c header: expected at least 28 bytes, file has %llu", path,
-                 (unsigned long long)file_size);
+                    (unsigned long long)file_size);
   int32_t dim = le32(hb), hidden = le32(hb + 4), layers = le32(hb + 8), heads = le32(hb + 12);
   int32_t kv_heads = le32(hb + 16), vocab_raw = le32(hb + 20), seq = le32(hb + 24);
   int shared = vocab_raw > 0;
@@ -97,24 +91,25 @@ int tfx_wfile_open_llama2c(const char *path, tfx_wfile *out, char *err, size_t e
 
   if (dim <= 0 || dim > L2C_MAX_DIM || hidden <= 0 || hidden > L2C_MAX_DIM)
     return tfx_errf(err, errlen, "%s: not a llama2c checkpoint: dim = %d, hidden_dim = %d (expected 1..%d)", path, dim,
-                 hidden, L2C_MAX_DIM);
+                    hidden, L2C_MAX_DIM);
   if (layers <= 0 || layers > L2C_MAX_LAYERS)
     return tfx_errf(err, errlen, "%s: not a llama2c checkpoint: n_layers = %d (expected 1..%d)", path, layers,
-                 L2C_MAX_LAYERS);
+                    L2C_MAX_LAYERS);
   if (heads <= 0 || heads > dim || dim % heads)
-    return tfx_errf(err, errlen, "%s: not a llama2c checkpoint: n_heads = %d does not divide dim = %d", path, heads, dim);
+    return tfx_errf(err, errlen, "%s: not a llama2c checkpoint: n_heads = %d does not divide dim = %d", path, heads,
+                    dim);
   if (kv_heads <= 0 || kv_heads > heads || heads % kv_heads)
     return tfx_errf(err, errlen, "%s: not a llama2c checkpoint: n_kv_heads = %d does not divide n_heads = %d", path,
-                 kv_heads, heads);
+                    kv_heads, heads);
   if (vocab == 0 || vocab > L2C_MAX_VOCAB)
     return tfx_errf(err, errlen, "%s: not a llama2c checkpoint: vocab_size = %d (expected 1..%d in magnitude)", path,
-                 vocab_raw, L2C_MAX_VOCAB);
+                    vocab_raw, L2C_MAX_VOCAB);
   if (seq <= 0 || seq > L2C_MAX_SEQ)
     return tfx_errf(err, errlen, "%s: not a llama2c checkpoint: seq_len = %d (expected 1..%d)", path, seq, L2C_MAX_SEQ);
   int64_t head_dim = dim / heads, kv_dim = head_dim * kv_heads;
   if (head_dim % 2)
     return tfx_errf(err, errlen, "%s: not a llama2c checkpoint: head_dim = %lld (dim / n_heads) must be even", path,
-                 (long long)head_dim);
+                    (long long)head_dim);
 
   /* Total bytes. The header limits bound every factor (dims <= 2^20, layers
    * <= 2^12, vocab and seq_len <= 2^24), so the sum stays below 2^60; the
@@ -131,17 +126,18 @@ int tfx_wfile_open_llama2c(const char *path, tfx_wfile *out, char *err, size_t e
   }
   if (!ok) return tfx_errf(err, errlen, "%s: not a llama2c checkpoint: sizes overflow", path);
   if (file_size < total)
-    return tfx_errf(err, errlen,
-                 "%s: truncated llama2c checkpoint: the header (dim %d, hidden %d, %d layers, %d heads, %d kv heads, "
-                 "vocab %d, seq_len %d) needs %llu bytes, file has %llu",
-                 path, dim, hidden, layers, heads, kv_heads, vocab_raw, seq, (unsigned long long)total,
-                 (unsigned long long)file_size);
+    return tfx_errf(
+        err, errlen,
+        "%s: truncated llama2c checkpoint: the header (dim %d, hidden %d, %d layers, %d heads, %d kv heads, "
+        "vocab %d, seq_len %d) needs %llu bytes, file has %llu",
+        path, dim, hidden, layers, heads, kv_heads, vocab_raw, seq, (unsigned long long)total,
+        (unsigned long long)file_size);
   if (file_size > total)
     return tfx_errf(err, errlen,
-                 "%s: llama2c checkpoint has %llu unexpected trailing bytes (the header needs %llu bytes, file has "
-                 "%llu; is vocab_size's sign right?)",
-                 path, (unsigned long long)(file_size - total), (unsigned long long)total,
-                 (unsigned long long)file_size);
+                    "%s: llama2c checkpoint has %llu unexpected trailing bytes (the header needs %llu bytes, file has "
+                    "%llu; is vocab_size's sign right?)",
+                    path, (unsigned long long)(file_size - total), (unsigned long long)total,
+                    (unsigned long long)file_size);
 
   table t = {out, 28, 0, 0};
   char name[64];
@@ -173,7 +169,7 @@ int tfx_wfile_open_llama2c(const char *path, tfx_wfile *out, char *err, size_t e
   if (t.cursor != total) { /* the table and the size formula disagree: a bug, not bad input */
     tfx_wfile_close(out);
     return tfx_errf(err, errlen, "%s: internal error: tensor table covers %llu bytes, expected %llu", path,
-                 (unsigned long long)t.cursor, (unsigned long long)total);
+                    (unsigned long long)t.cursor, (unsigned long long)total);
   }
   out->path = strdup(path);
   out->format = "llama2c";

@@ -53,15 +53,16 @@ static const st_dtype *find_dtype(const char *name) {
 static int read_all(FILE *fp, void *dst, size_t n) { return fread(dst, 1, n, fp) == n ? 0 : -1; }
 
 int tfx_wfile_looks_safetensors(const char *path) {
-  FILE *fp = path ? fopen(path, "rb") : NULL;
+  uint64_t size = 0;
+  char e[8];
+  FILE *fp = tfx_wfile_fopen(path, &size, e, sizeof e);
   if (!fp) return 0;
   unsigned char h[9];
   int ok = 0;
-  struct stat st;
-  if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode) && read_all(fp, h, sizeof h) == 0) {
+  if (read_all(fp, h, sizeof h) == 0) {
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | h[i];
-    ok = n >= 2 && n <= ST_MAX_HEADER && n <= (uint64_t)st.st_size - 8 && h[8] == '{';
+    ok = n >= 2 && n <= ST_MAX_HEADER && n <= size - 8 && h[8] == '{';
   }
   fclose(fp);
   return ok;
@@ -72,14 +73,14 @@ static int add_entry(tfx_wfile *out, const char *path, const char *name, const t
                      char *err, size_t errlen) {
   if (v->kind != TFX_FE_JSON_OBJECT)
     return tfx_errf(err, errlen, "%s: tensor '%s': expected an object, got %s", path, name,
-                 tfx_fe_json_kind_name(v->kind));
+                    tfx_fe_json_kind_name(v->kind));
   static const char *const known[] = {"dtype", "shape", "data_offsets"};
   for (int i = 0; i < v->n; i++) {
     int k = 0;
     while (k < 3 && strcmp(v->keys[i], known[k]) != 0) k++;
     if (k == 3)
-      return tfx_errf(err, errlen, "%s: tensor '%s': unknown field '%s' (expected dtype, shape, data_offsets)", path, name,
-                   v->keys[i]);
+      return tfx_errf(err, errlen, "%s: tensor '%s': unknown field '%s' (expected dtype, shape, data_offsets)", path,
+                      name, v->keys[i]);
     for (int j = 0; j < i; j++)
       if (strcmp(v->keys[i], v->keys[j]) == 0)
         return tfx_errf(err, errlen, "%s: tensor '%s': field '%s' appears twice", path, name, v->keys[i]);
@@ -88,21 +89,22 @@ static int add_entry(tfx_wfile *out, const char *path, const char *name, const t
                     *jo = tfx_fe_json_get(v, "data_offsets");
   if (!jd || !js || !jo)
     return tfx_errf(err, errlen, "%s: tensor '%s': missing field '%s'", path, name,
-                 !jd   ? "dtype"
-                 : !js ? "shape"
-                       : "data_offsets");
+                    !jd   ? "dtype"
+                    : !js ? "shape"
+                          : "data_offsets");
   if (jd->kind != TFX_FE_JSON_STRING)
     return tfx_errf(err, errlen, "%s: tensor '%s': dtype must be a string, got %s", path, name,
-                 tfx_fe_json_kind_name(jd->kind));
+                    tfx_fe_json_kind_name(jd->kind));
   const st_dtype *dt = find_dtype(jd->str);
   if (!dt)
     return tfx_errf(err, errlen, "%s: tensor '%s' has unknown dtype '%.32s' (supported: F32, F16, BF16)", path, name,
-                 jd->str);
+                    jd->str);
   if (js->kind != TFX_FE_JSON_ARRAY)
     return tfx_errf(err, errlen, "%s: tensor '%s': shape must be an array, got %s", path, name,
-                 tfx_fe_json_kind_name(js->kind));
+                    tfx_fe_json_kind_name(js->kind));
   if (js->n > TFX_MAX_RANK)
-    return tfx_errf(err, errlen, "%s: tensor '%s' has rank %d (at most %d is supported)", path, name, js->n, TFX_MAX_RANK);
+    return tfx_errf(err, errlen, "%s: tensor '%s' has rank %d (at most %d is supported)", path, name, js->n,
+                    TFX_MAX_RANK);
   int64_t dims[TFX_MAX_RANK] = {0};
   uint64_t numel = 1;
   for (int i = 0; i < js->n; i++) {
@@ -122,21 +124,21 @@ static int add_entry(tfx_wfile *out, const char *path, const char *name, const t
   uint64_t begin = jo->items[0].uval, end = jo->items[1].uval;
   if (begin > end)
     return tfx_errf(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] end before they begin", path, name,
-                 (unsigned long long)begin, (unsigned long long)end);
+                    (unsigned long long)begin, (unsigned long long)end);
   if (end > data_size)
     return tfx_errf(err, errlen,
-                 "%s: tensor '%s': data_offsets [%llu, %llu] are out of range (the data section has %llu bytes)", path,
-                 name, (unsigned long long)begin, (unsigned long long)end, (unsigned long long)data_size);
+                    "%s: tensor '%s': data_offsets [%llu, %llu] are out of range (the data section has %llu bytes)",
+                    path, name, (unsigned long long)begin, (unsigned long long)end, (unsigned long long)data_size);
   if (numel > UINT64_MAX / dt->size)
     return tfx_errf(err, errlen,
-                 "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes but shape × %s needs more "
-                 "than 2^64 bytes",
-                 path, name, (unsigned long long)begin, (unsigned long long)end, (unsigned long long)(end - begin),
-                 dt->name);
+                    "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes but shape × %s needs more "
+                    "than 2^64 bytes",
+                    path, name, (unsigned long long)begin, (unsigned long long)end, (unsigned long long)(end - begin),
+                    dt->name);
   if (numel * dt->size != end - begin)
     return tfx_errf(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes but shape × %s needs %llu",
-                 path, name, (unsigned long long)begin, (unsigned long long)end, (unsigned long long)(end - begin),
-                 dt->name, (unsigned long long)(numel * dt->size));
+                    path, name, (unsigned long long)begin, (unsigned long long)end, (unsigned long long)(end - begin),
+                    dt->name, (unsigned long long)(numel * dt->size));
   tfx_wfile_tensor *t = &out->tensors[out->n_tensors];
   memset(t, 0, sizeof *t);
   t->name = strdup(name);
@@ -169,32 +171,27 @@ static int check_duplicates(const tfx_wfile *f, const char *path, char *err, siz
 
 int tfx_wfile_open_safetensors(const char *path, tfx_wfile *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
-  if (!path) return tfx_errf(err, errlen, "no weights file given");
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return tfx_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) {
-    fclose(fp);
-    return tfx_errf(err, errlen, "%s: not a regular file", path);
-  }
-  uint64_t file_size = (uint64_t)st.st_size;
+  uint64_t file_size = 0;
+  FILE *fp = tfx_wfile_fopen(path, &file_size, err, errlen);
+  if (!fp) return -1;
   unsigned char h8[8];
   if (file_size < 8 || read_all(fp, h8, 8)) {
     fclose(fp);
-    return tfx_errf(err, errlen, "%s: not a safetensors file: %llu bytes is too short for the 8-byte header length", path,
-                 (unsigned long long)file_size);
+    return tfx_errf(err, errlen, "%s: not a safetensors file: %llu bytes is too short for the 8-byte header length",
+                    path, (unsigned long long)file_size);
   }
   uint64_t n = 0;
   for (int i = 7; i >= 0; i--) n = n << 8 | h8[i];
   if (n > file_size - 8) {
     fclose(fp);
-    return tfx_errf(err, errlen, "%s: not a safetensors file: the header length %llu exceeds the file size (%llu bytes)",
-                 path, (unsigned long long)n, (unsigned long long)file_size);
+    return tfx_errf(err, errlen,
+                    "%s: not a safetensors file: the header length %llu exceeds the file size (%llu bytes)", path,
+                    (unsigned long long)n, (unsigned long long)file_size);
   }
   if (n > ST_MAX_HEADER) {
     fclose(fp);
     return tfx_errf(err, errlen, "%s: the safetensors header length %llu exceeds the limit of %u bytes", path,
-                 (unsigned long long)n, ST_MAX_HEADER);
+                    (unsigned long long)n, ST_MAX_HEADER);
   }
   char *text = malloc(n ? (size_t)n : 1);
   if (!text) {
@@ -214,7 +211,7 @@ int tfx_wfile_open_safetensors(const char *path, tfx_wfile *out, char *err, size
   int rc = 0;
   if (root->kind != TFX_FE_JSON_OBJECT) {
     rc = tfx_errf(err, errlen, "%s: bad safetensors header: expected a JSON object, got %s", path,
-               tfx_fe_json_kind_name(root->kind));
+                  tfx_fe_json_kind_name(root->kind));
     goto done;
   }
   out->tensors = calloc((size_t)(root->n > 0 ? root->n : 1), sizeof *out->tensors);

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 tfx_type tfx_type_make(tfx_dtype dt, int rank, const int64_t *dims) {
   tfx_type t;
   memset(&t, 0, sizeof t);

@@ -53,7 +53,8 @@ static void test_usage_errors_exit_2(void **state) {
          "--print-after: unknown pass 'bogus'");
   expect((char *[]){TFXC_PATH, "run", NULL}, 2, NULL, "run needs a model");
   expect((char *[]){TFXC_PATH, "run", example_tfx, "-n", "many", NULL}, 2, NULL, "-n needs a number");
-  expect((char *[]){TFXC_PATH, "run", example_tfx, "--top-p", "1.5", NULL}, 2, NULL, "--top-p needs a number in (0, 1]");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "--top-p", "1.5", NULL}, 2, NULL,
+         "--top-p needs a number in (0, 1]");
   expect((char *[]){TFXC_PATH, "run", example_tfx, "--temperature", "-1", NULL}, 2, NULL, "--temperature needs");
   expect((char *[]){TFXC_PATH, "run", example_tfx, "--prompt-ids", "1 x 3", NULL}, 2, NULL, "bad --prompt-ids");
   expect((char *[]){TFXC_PATH, "run", "m.so", "--weights", "random", NULL}, 2, NULL, "carries its weights");

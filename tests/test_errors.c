@@ -372,7 +372,7 @@ static const w_case w_cases[] = {
     {"file: missing", TINY_TFX("weights \"nosuch.bin\"", "4", "", WITH_LAYER), W_NONE, NULL, 0, 0, NULL, 0, 0, NULL,
      "2:9", "nosuch.bin: cannot open: No such file or directory", NULL},
     {"file: a directory", TINY_TFX("weights \"adir.bin\"", "4", "", WITH_LAYER), W_DIR, NULL, 0, 0, NULL, 0, 0, NULL,
-     "2:9", "adir.bin: not a regular file", NULL},
+     "2:9", "adir.bin: is a directory", NULL},
     {"file: unknown format", TINY_TFX("weights \"w.bin\" format onnx", "4", "", WITH_LAYER), W_L2C, NULL, -1, 0, NULL,
      0, 0, NULL, "2:9", "unknown weights format 'onnx' (supported: llama2c, safetensors, gguf)", NULL},
     {"file: gguf format, llama2c file", TINY_TFX("weights \"w.bin\" format gguf", "4", "", WITH_LAYER), W_L2C, NULL, -1,

@@ -820,15 +820,14 @@ static void test_fold_weights(void **state) {
  * anything else it stays row-major (and nothing else reads a packed value). */
 static void test_pack_shared_table(void **state) {
   (void)state;
-  static const char *const srcs[2] = {
-      "model tied\nconst max_seq = 8\nparam tok : f32[40, 16]\nparam g : f32[16]\n"
-      "forward(t : i32[T]) -> f32[T, 40] {\n"
-      "  x = embedding(tok, t) + embedding(tok, t) * embedding(tok, t)\n"
-      "  return linear(rmsnorm(x, g), tok)\n}\n",
-      "model twice\nconst max_seq = 8\nparam tok : f32[40, 16]\nparam g : f32[16]\n"
-      "forward(t : i32[T]) -> f32[T, 40] {\n"
-      "  x = embedding(tok, t)\n"
-      "  return linear(rmsnorm(x, g), tok) + linear(x, tok)\n}\n"};
+  static const char *const srcs[2] = {"model tied\nconst max_seq = 8\nparam tok : f32[40, 16]\nparam g : f32[16]\n"
+                                      "forward(t : i32[T]) -> f32[T, 40] {\n"
+                                      "  x = embedding(tok, t) + embedding(tok, t) * embedding(tok, t)\n"
+                                      "  return linear(rmsnorm(x, g), tok)\n}\n",
+                                      "model twice\nconst max_seq = 8\nparam tok : f32[40, 16]\nparam g : f32[16]\n"
+                                      "forward(t : i32[T]) -> f32[T, 40] {\n"
+                                      "  x = embedding(tok, t)\n"
+                                      "  return linear(rmsnorm(x, g), tok) + linear(x, tok)\n}\n"};
   for (int k = 0; k < 2; k++) {
     tfx_build b0, b2;
     tfx_build_options bo = {.weights = "random:3", .opt_level = 0, .verify_passes = 1};
@@ -918,11 +917,21 @@ typedef struct {
 } example;
 
 static const example examples[] = {
-    {"llama/stories260k.tfx", 32, 88},  {"llama/stories110m.tfx", 74, 207}, {"llama/tiny.tfx", 14, 37},
-    {"llama/tiny_hf.tfx", 14, 37},      {"llama/tiny_neox.tfx", 14, 37},    {"sparse/masks.tfx", 18, 43},
-    {"sparse/masks_bidir.tfx", 14, 39}, {"deepseek/mla.tfx", 16, 35},       {"bloom/alibi.tfx", 14, 30},
-    {"gpt2/gpt2.tfx", 14, 31},          {"bert/bert.tfx", 12, 29},          {"transformer/transformer.tfx", 14, 30},
-    {"mixtral/mixtral.tfx", 16, 41},    {"encdec/encdec.tfx", 33, 69},      {"longformer/longformer.tfx", 12, 29},
+    {"llama/stories260k.tfx", 32, 88},
+    {"llama/stories110m.tfx", 74, 207},
+    {"llama/tiny.tfx", 14, 37},
+    {"llama/tiny_hf.tfx", 14, 37},
+    {"llama/tiny_neox.tfx", 14, 37},
+    {"sparse/masks.tfx", 18, 43},
+    {"sparse/masks_bidir.tfx", 14, 39},
+    {"deepseek/mla.tfx", 16, 35},
+    {"bloom/alibi.tfx", 14, 30},
+    {"gpt2/gpt2.tfx", 14, 31},
+    {"bert/bert.tfx", 12, 29},
+    {"transformer/transformer.tfx", 14, 30},
+    {"mixtral/mixtral.tfx", 16, 41},
+    {"encdec/encdec.tfx", 33, 69},
+    {"longformer/longformer.tfx", 12, 29},
     {"bigbird/bigbird.tfx", 12, 29},
     {"llama/stories260k_gguf.tfx", 32, 88}, /* its GGUF is written by test_gguf_model: random weights here */
 };
