@@ -142,7 +142,7 @@ static void make_data(void) {
 typedef struct {
   const char *name;
   uint32_t type, n_dims;
-  uint64_t ne[4];
+  uint64_t ne[5]; /* 5: room for the NDIMS_5 fault */
   const void *data;
   size_t bytes;
 } tinfo;
@@ -159,7 +159,7 @@ static size_t build(buf *b, int fault) {
   if (fault == EMPTY_NAME) t[1].name = "";
   if (fault == DUP_TENSOR) t[3].name = "w";
   if (fault == NDIMS_0) t[1].n_dims = 0;
-  if (fault == NDIMS_5) t[1].n_dims = 5, t[1].ne[2] = t[1].ne[3] = 1;
+  if (fault == NDIMS_5) t[1].n_dims = 5, t[1].ne[2] = t[1].ne[3] = t[1].ne[4] = 1;
   if (fault == DIM_0) t[0].ne[1] = 0;
   if (fault == DIMS_OVERFLOW) t[0].ne[0] = (uint64_t)1 << 40, t[0].ne[1] = (uint64_t)1 << 40;
   if (fault == BAD_GGML_TYPE) t[3].type = 99;
