@@ -58,6 +58,7 @@ typedef struct {
 } buf;
 
 static void put(buf *b, const void *src, size_t n) {
+  if (!n) return; /* memcpy of nothing into a buffer not yet allocated */
   if (b->n + n > b->cap) {
     b->cap = (b->n + n) * 2 + 64;
     b->p = realloc(b->p, b->cap);
