@@ -54,8 +54,4 @@ void tfx_backend_jit_free(tfx_jit_module *m);
 int tfx_backend_kernel_counts(const tfx_graph *g, const tfx_target_options *o, int *forward, int *decode, char *err,
                               size_t errlen);
 
-/* 1 when the kernels can read weights stored in format dt (a weight stream
- * exists for it, backend/weight_stream.c), 0 otherwise. */
-int tfx_backend_reads_format(tfx_dtype dt);
-
 #endif

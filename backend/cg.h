@@ -566,8 +566,6 @@ void tfx_cg_gemm_rows(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P, L
  * integer dot products per block, f32 accumulation, the block buffers
  * filled for tfx_cg_gemm_rows. */
 void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P);
-/* 1 for the weight formats tfx_cg_q8_panel reads. */
-int tfx_cg_q8_supported(tfx_dtype dt);
 
 /* ---- k_microkernel.c: the register-blocked tile on packed panels ----
  * A packed panel of pr weight rows (output columns) stores, for each k, the

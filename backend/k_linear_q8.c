@@ -381,14 +381,15 @@ static void qblock(tfx_cg *cg, qctx *c, LLVMValueRef m, int mr) {
   if (rest) emit_qtile(cg, c, mr, tfx_cg_i64(cg, (int64_t)full * ncol), rest);
 }
 
-int tfx_cg_q8_supported(tfx_dtype dt) {
+/* 1 for the weight formats this path reads. */
+static int q8_supported(tfx_dtype dt) {
   return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K;
 }
 
 void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
   const tfx_node *w = &cg->g->nodes[G->n->inputs[1]];
   const tfx_dtype_info *f = tfx_dtype_info_of(w->type.dtype);
-  if (!f || !tfx_cg_q8_supported(w->type.dtype) || G->K % f->block || G->packed) {
+  if (!f || !q8_supported(w->type.dtype) || G->K % f->block || G->packed) {
     tfx_cg_fail(cg, "backend: %%%d: int8 linear on a %s weight it cannot read", G->n->id,
                 tfx_dtype_name(w->type.dtype));
     return;

@@ -38,20 +38,6 @@ static int check_value_type(const tfx_graph *g, const tfx_node *n, char *err, si
   return 0;
 }
 
-/* 1 when every use of param p is as the weight of a linear that runs the
- * int8 dot products (k_linear_q8.c), which read its blocks without a stream. */
-static int int8_linears_only(const tfx_graph *g, int p) {
-  int uses = 0;
-  if (!tfx_cg_q8_supported(g->nodes[p].type.dtype) || g->nodes[p].fx.panel > 0) return 0;
-  for (int i = p + 1; i < g->n_nodes; i++)
-    for (int j = 0; j < g->nodes[i].n_inputs; j++)
-      if (g->nodes[i].inputs[j] == p) {
-        if (j != 1 || !tfx_node_act_quant(g, &g->nodes[i])) return 0;
-        uses++;
-      }
-  return uses > 0;
-}
-
 static int check_graph(const tfx_graph *g, const char *live, char *err, size_t errlen) {
   char msg[256];
   if (g->max_seq < 1 || g->max_seq > INT32_MAX)
@@ -77,8 +63,7 @@ static int check_graph(const tfx_graph *g, const char *live, char *err, size_t e
         return node_fail(err, errlen, n, "the input must be i32[T] tokens or f32[T, D]");
     } else if (n->op == TFX_OP_PARAM) {
       if (tfx_type_has_t(&n->type)) return node_fail(err, errlen, n, "a parameter cannot have the dimension T");
-      if (n->type.dtype != TFX_DT_F32 && !int8_linears_only(g, i) &&
-          tfx_cg_ws_check(n, msg, sizeof msg)) /* a format no stream reads */
+      if (n->type.dtype != TFX_DT_F32 && tfx_cg_ws_check(n, msg, sizeof msg)) /* a format no stream reads */
         return node_fail(err, errlen, n, msg);
       int64_t bytes = tfx_type_bytes(&n->type, 1);
       if (n->weight_offset < 0 || n->weight_offset % 4 || n->weight_offset + bytes > g->weights_bytes) {
@@ -386,12 +371,4 @@ int tfx_cg_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level, c
     return -1;
   }
   return 0;
-}
-
-int tfx_backend_reads_format(tfx_dtype dt) {
-  tfx_node w;
-  memset(&w, 0, sizeof w);
-  w.op = TFX_OP_PARAM;
-  w.type.dtype = dt;
-  return dt == TFX_DT_F32 || tfx_cg_ws_check(&w, NULL, 0) == 0;
 }
