@@ -3,7 +3,9 @@
  * into one relocatable object with `ld -r`; linking that object with the
  * runtime archive into a self-contained shared library with `cc -shared`;
  * and the module printed as LLVM IR or assembly. Temporary files live in a
- * mkdtemp directory removed afterwards. */
+ * mkdtemp directory removed afterwards (announced to tfx_backend_set_hooks).
+ * A path that begins with '-' reaches ld and cc as "./-...", never as an
+ * option. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +87,30 @@ static char *make_tmpdir(char *err, size_t errlen) {
     free(dir);
     return NULL;
   }
+  tfx_cg_temp_event(dir, 1);
   return dir;
+}
+
+/* path, or "./" + path when it begins with '-' (a file, not an option, for ld
+ * and cc); *owned is what to free. NULL when out of memory. */
+static char *tool_path(const char *path, char **owned) {
+  *owned = NULL;
+  if (path[0] != '-') return (char *)path;
+  size_t n = strlen(path);
+  char *p = malloc(n + 3);
+  if (!p) return NULL;
+  memcpy(p, "./", 2);
+  memcpy(p + 2, path, n + 1);
+  return *owned = p;
+}
+
+static void remove_temp(const char *path, int dir) {
+  if (!path) return;
+  if (dir)
+    rmdir(path);
+  else
+    unlink(path);
+  tfx_cg_temp_event(path, 0);
 }
 
 int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
@@ -110,6 +135,8 @@ int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t 
   }
   snprintf(code, plen, "%s/code.o", dir);
   snprintf(blob, plen, "%s/weights.o", dir);
+  tfx_cg_temp_event(code, 1);
+  tfx_cg_temp_event(blob, 1);
   char *msg = NULL;
   if (LLVMTargetMachineEmitToFile(a.tm, a.mod, code, LLVMObjectFile, &msg)) {
     tfx_errf(err, errlen, "backend: object emission failed: %s", msg ? msg : "?");
@@ -120,13 +147,19 @@ int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t 
   tfx_cg_elf_id elf = a.t.elf; /* the blob's object is for the code's machine */
   tfx_cg_aot_free(&a);         /* free LLVM's memory before the (possibly large) blob */
   if (tfx_cg_write_blob_object(blob, &elf, WEIGHTS_SYMBOL, weights, weights_bytes, err, errlen)) goto done;
-  char *argv[] = {"ld", "-r", "-o", (char *)obj_path, code, blob, NULL};
+  char *owned, *out = tool_path(obj_path, &owned);
+  if (!out) {
+    tfx_errf(err, errlen, "backend: out of memory");
+    goto done;
+  }
+  char *argv[] = {"ld", "-r", "-o", out, code, blob, NULL};
   rc = tfx_cg_run(argv, err, errlen);
+  free(owned);
 done:
   tfx_cg_aot_free(&a);
-  if (code) unlink(code);
-  if (blob) unlink(blob);
-  rmdir(dir);
+  remove_temp(code, 0);
+  remove_temp(blob, 0);
+  remove_temp(dir, 1);
   free(code);
   free(blob);
   free(dir);
@@ -144,15 +177,17 @@ int tfx_backend_link_shared(const char *obj_path, const char *so_path, char *err
   if (access(obj_path, R_OK)) return tfx_errf(err, errlen, "backend: %s: %s", obj_path, strerror(errno));
   char ffi[1024];
   snprintf(ffi, sizeof ffi, "%s", TFX_FFI_LDFLAGS);
+  char *owned[3], *so = tool_path(so_path, &owned[0]), *obj = tool_path(obj_path, &owned[1]),
+                  *ar = tool_path(archive, &owned[2]);
   char *argv[64];
   int n = 0;
   argv[n++] = "cc";
   argv[n++] = "-shared";
   argv[n++] = "-o";
-  argv[n++] = (char *)so_path;
-  argv[n++] = (char *)obj_path;
+  argv[n++] = so;
+  argv[n++] = obj;
   argv[n++] = "-Wl,--whole-archive";
-  argv[n++] = (char *)archive;
+  argv[n++] = ar;
   argv[n++] = "-Wl,--no-whole-archive";
   for (char *save = NULL, *tok = strtok_r(ffi, "; \t", &save); tok && n < 56; tok = strtok_r(NULL, "; \t", &save))
     argv[n++] = tok;
@@ -165,5 +200,7 @@ int tfx_backend_link_shared(const char *obj_path, const char *so_path, char *err
 #endif
   argv[n++] = "-Wl,--no-undefined";
   argv[n] = NULL;
-  return tfx_cg_run(argv, err, errlen);
+  int rc = so && obj && ar ? tfx_cg_run(argv, err, errlen) : tfx_errf(err, errlen, "backend: out of memory");
+  for (int i = 0; i < 3; i++) free(owned[i]);
+  return rc;
 }

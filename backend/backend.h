@@ -42,6 +42,19 @@ int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t 
  * a self-contained shared library. */
 int tfx_backend_link_shared(const char *obj_path, const char *so_path, char *err, size_t errlen);
 
+/* Hooks for a program that removes temporaries when a signal ends it
+ * (tfxc's driver/outfile.c). temp(path, 1) when the backend creates a
+ * temporary file or directory, temp(path, 0) once it is gone; tool(pid) when
+ * an external tool (ld, cc) starts, then in a process group of its own (pid
+ * names it) so a handler can end it with everything it started, tool(0) when
+ * it has exited. NULL (the default) or a NULL member: none; the tools then stay
+ * in the caller's process group. */
+typedef struct tfx_backend_hooks {
+  void (*temp)(const char *path, int created);
+  void (*tool)(long pid);
+} tfx_backend_hooks;
+void tfx_backend_set_hooks(const tfx_backend_hooks *h);
+
 /* In-process compilation. The descriptor stays valid until the module is
  * freed; its `weights` is NULL (the caller supplies the blob). */
 typedef struct tfx_jit_module tfx_jit_module;

@@ -629,6 +629,8 @@ void tfx_cg_aot_free(tfx_cg_aot *a);
 /* Runs argv (argv[0] looked up in PATH), waits, and returns 0 when it exited
  * with status 0; otherwise -1 with its stderr (or the failure) in err. */
 int tfx_cg_run(char *const argv[], char *err, size_t errlen);
+/* The hooks of tfx_backend_set_hooks: a temporary created (1) or gone (0). */
+void tfx_cg_temp_event(const char *path, int created);
 
 /* ---- elf_blob.c ---- */
 /* Writes a relocatable ELF64 little-endian object for the machine `elf`

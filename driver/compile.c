@@ -18,6 +18,8 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
   fo.weights = o ? o->weights : NULL;
   fo.no_weights = o ? o->no_weights : 0;
   fo.diag = diag;
+  fo.on_weights_path = o ? o->on_weights_path : NULL;
+  fo.on_weights_ctx = o ? o->on_weights_ctx : NULL;
   int errors = tfx_frontend_compile(path, source, &fo, &out->graph, &out->weights);
   if (errors) {
     tfx_build_free(out);
@@ -46,7 +48,10 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
       return 1;
     }
     tfx_gguf_meta meta = {out->graph->name, path, TFX_VERSION};
-    if (tfx_gguf_write(out->graph, out->weights.data, out->weights.size, o->emit_gguf, &meta, err, sizeof err)) {
+    if (o->emit_gguf_to
+            ? tfx_gguf_write_stream(out->graph, out->weights.data, out->weights.size, o->emit_gguf_to, o->emit_gguf,
+                                    &meta, err, sizeof err)
+            : tfx_gguf_write(out->graph, out->weights.data, out->weights.size, o->emit_gguf, &meta, err, sizeof err)) {
       fprintf(diag, "%s: error: %s\n", path ? path : "<source>", err);
       tfx_build_free(out);
       return 1;

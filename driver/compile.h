@@ -40,6 +40,12 @@ typedef struct tfx_build_options {
    * frontend/gguf.h), in their stored formats, before the passes fuse or
    * pack any of them */
   const char *emit_gguf;
+  /* when set, the GGUF goes to this open stream (tfxc's temporary file, renamed
+   * into place with the other outputs) and emit_gguf only names it */
+  FILE *emit_gguf_to;
+  /* passed to the frontend (tfx_frontend_options.on_weights_path) */
+  void (*on_weights_path)(void *ctx, const char *path);
+  void *on_weights_ctx;
 } tfx_build_options;
 
 /* Frontend, then the -O pipeline. Returns 0, or the number of errors (all

@@ -13,6 +13,7 @@
 #include "../include/tfx/jit.h"
 #include "../passes/passes.h"
 #include "compile.h"
+#include "outfile.h"
 
 enum { EXIT_COMPILE = 1, EXIT_USAGE = 2 };
 
@@ -177,18 +178,67 @@ static char *default_output(const char *input, const char *ext) {
   return out;
 }
 
-/* The directory an output file goes to exists and is writable (checked
- * before compiling, so the error names the file, not a temporary). */
-static int output_dir_ok(const char *path) {
-  const char *slash = strrchr(path, '/');
-  char dir[4096];
-  if (!slash)
-    snprintf(dir, sizeof dir, ".");
-  else
-    snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
-  if (access(dir, W_OK) == 0) return 1;
-  fprintf(stderr, "tfxc: error: cannot write '%s': %s\n", path, strerror(errno));
+/* ---- outputs (driver/outfile.c): same-file checks, temporaries ---- */
+
+/* A file the command reads or writes, and what it is ("the source", "-o"). */
+typedef struct named_file {
+  const char *path, *what;
+} named_file;
+
+/* An output that is the same file as an input, or as another output: a usage
+ * error naming both. Returns 0 or EXIT_USAGE. */
+static int check_same_files(const named_file *outs, int n_outs, const named_file *ins, int n_ins) {
+  for (int i = 0; i < n_outs; i++) {
+    if (!outs[i].path) continue;
+    for (int j = 0; j < n_ins; j++)
+      if (ins[j].path && tfx_drv_same_file(outs[i].path, ins[j].path)) {
+        fprintf(stderr, "tfxc: error: the output '%s' (%s) is the same file as the input '%s' (%s)\n%s", outs[i].path,
+                outs[i].what, ins[j].path, ins[j].what, usage_text);
+        return EXIT_USAGE;
+      }
+    for (int j = 0; j < i; j++)
+      if (outs[j].path && tfx_drv_same_file(outs[i].path, outs[j].path)) {
+        fprintf(stderr, "tfxc: error: the output '%s' (%s) is the same file as the output '%s' (%s)\n%s", outs[i].path,
+                outs[i].what, outs[j].path, outs[j].what, usage_text);
+        return EXIT_USAGE;
+      }
+  }
   return 0;
+}
+
+/* The weights file the frontend binds (the source's weights statement or
+ * --weights), recorded to check it against the outputs. */
+typedef struct weights_seen {
+  char path[4096];
+} weights_seen;
+
+static void on_weights_path(void *ctx, const char *path) {
+  weights_seen *w = ctx;
+  snprintf(w->path, sizeof w->path, "%s", path);
+}
+
+/* Replaces every occurrence of from in s (a message) by to, within len. */
+static void replace_all(char *s, size_t len, const char *from, const char *to) {
+  size_t nf = strlen(from), nt = strlen(to);
+  if (!nf) return;
+  for (char *p = strstr(s, from); p; p = strstr(p + nt, from)) {
+    size_t tail = strlen(p + nf);
+    if ((size_t)(p - s) + nt + tail + 1 > len) return;
+    memmove(p + nt, p + nf, tail + 1);
+    memcpy(p, to, nt);
+  }
+}
+
+/* A backend error about the temporaries tmp (and obj) of output dest: the
+ * names the user knows, without the "backend: " prefix. */
+static const char *user_message(char *err, size_t len, const char *tmp, const char *obj, const char *dest) {
+  if (tmp) replace_all(err, len, tmp, dest);
+  if (obj) {
+    char what[4200];
+    snprintf(what, sizeof what, "the object of '%s'", dest);
+    replace_all(err, len, obj, what);
+  }
+  return strncmp(err, "backend: ", 9) ? err : err + 9;
 }
 
 static int compile_main(int argc, char **argv) {
@@ -263,8 +313,26 @@ static int compile_main(int argc, char **argv) {
     fprintf(stderr, "tfxc: error: cannot read '%s': %s\n", input, strerror(errno));
     return EXIT_COMPILE;
   }
-  if ((output && !output_dir_ok(output)) || (header && !output_dir_ok(header)) || (gguf && !output_dir_ok(gguf)))
-    return EXIT_COMPILE;
+  /* the files written (none with --emit or --stats, which print to stdout) */
+  int writes = !emit && !stats;
+  char *def = NULL;
+  const char *out_name = NULL;
+  if (writes && ((!header && !gguf) || output || object)) {
+    out_name = output ? output : (def = default_output(input, object ? ".o" : ".so"));
+    if (!out_name) {
+      fprintf(stderr, "tfxc: error: out of memory\n");
+      return EXIT_COMPILE;
+    }
+  }
+  int is_random = weights && (!strcmp(weights, "random") || !strncmp(weights, "random:", 7));
+  named_file outs[3] = {{out_name, output ? "-o" : "the default output"},
+                        {writes ? header : NULL, "--emit-header"},
+                        {gguf, "--emit-gguf"}};
+  named_file ins[2] = {{input, "the source"}, {is_random ? NULL : weights, "--weights"}};
+  if (check_same_files(outs, 3, ins, 2)) {
+    free(def);
+    return EXIT_USAGE;
+  }
 
   int only_ir = emit && strcmp(emit, "ir") == 0;
   tfx_target_options t = {.opt_level = opt, .cpu = cpu};
@@ -272,8 +340,32 @@ static int compile_main(int argc, char **argv) {
   tfx_pack_layout layout; /* the target first: its errors (an unknown --mcpu) are tfxc's, not the source's */
   if (tfx_backend_pack_layout(&t, &layout, err, sizeof err)) {
     fprintf(stderr, "tfxc: error: %s\n", err);
+    free(def);
     return EXIT_COMPILE;
   }
+  /* every output starts as a temporary beside it (creating it is the check
+   * that it can be written, root included); all are renamed into place at the
+   * end, when all are complete, and removed on an error or a signal */
+  tfx_drv_output o_out = {0}, o_hdr = {0}, o_gguf = {0};
+  int rc = 0;
+  FILE *gguf_fp = NULL;
+  if ((out_name && tfx_drv_output_begin(&o_out, out_name, object ? ".o" : ".so", !object, err, sizeof err)) ||
+      (writes && header && tfx_drv_output_begin(&o_hdr, header, ".h", 0, err, sizeof err)) ||
+      (gguf && tfx_drv_output_begin(&o_gguf, gguf, ".gguf", 0, err, sizeof err))) {
+    fprintf(stderr, "tfxc: error: %s\n", err);
+    rc = EXIT_COMPILE;
+  } else if (gguf && !(gguf_fp = fopen(o_gguf.tmp, "wb"))) {
+    fprintf(stderr, "tfxc: error: cannot write '%s': %s\n", gguf, strerror(errno));
+    rc = EXIT_COMPILE;
+  }
+  if (rc) {
+    tfx_drv_output_discard(&o_out);
+    tfx_drv_output_discard(&o_hdr);
+    tfx_drv_output_discard(&o_gguf);
+    free(def);
+    return rc;
+  }
+  weights_seen seen = {""};
   tfx_build_options bo = {.target = &t,
                           .weights = weights,
                           .no_weights = only_ir && !weights,
@@ -284,12 +376,21 @@ static int compile_main(int argc, char **argv) {
                           .time_passes = time_passes,
                           .verify_passes = verify_passes,
                           .quantize = quantize,
-                          .emit_gguf = gguf};
+                          .emit_gguf = gguf,
+                          .emit_gguf_to = gguf_fp,
+                          .on_weights_path = on_weights_path,
+                          .on_weights_ctx = &seen};
   tfx_build b;
-  if (tfx_build_source(input, NULL, &bo, &b)) return EXIT_COMPILE;
-
-  int rc = 0;
-  if (only_ir) {
+  memset(&b, 0, sizeof b);
+  if (tfx_build_source(input, NULL, &bo, &b)) rc = EXIT_COMPILE;
+  if (gguf_fp && fclose(gguf_fp) != 0 && rc == 0) {
+    fprintf(stderr, "tfxc: error: cannot write '%s': %s\n", gguf, strerror(errno));
+    rc = EXIT_COMPILE;
+  }
+  named_file bound = {seen.path[0] ? seen.path : NULL, "the weights"};
+  if (rc == 0 && check_same_files(outs, 3, &bound, 1)) rc = EXIT_USAGE;
+  if (rc) {
+  } else if (only_ir) {
     tfx_print_graph(b.graph, stdout);
   } else if (stats) {
     if (tfx_print_stats(b.graph, &t, passes ? passes : tfx_pass_pipeline_of(b.graph, opt), stdout, err, sizeof err)) {
@@ -304,7 +405,7 @@ static int compile_main(int argc, char **argv) {
     }
   } else {
     if (header) {
-      FILE *h = fopen(header, "w");
+      FILE *h = fopen(o_hdr.tmp, "w");
       if (!h || tfx_write_header(b.graph, input, h) != 0) {
         fprintf(stderr, "tfxc: error: cannot write '%s': %s\n", header, strerror(errno));
         rc = EXIT_COMPILE;
@@ -314,31 +415,39 @@ static int compile_main(int argc, char **argv) {
         rc = EXIT_COMPILE;
       }
     }
-    if (rc == 0 && ((!header && !gguf) || output || object)) {
-      char *def = output ? NULL : default_output(input, object ? ".o" : ".so");
-      const char *out = output ? output : def;
-      if (!out) {
-        fprintf(stderr, "tfxc: error: out of memory\n");
+    if (rc == 0 && out_name && object) {
+      if (tfx_backend_write_object(b.graph, b.weights.data, b.weights.size, &t, o_out.tmp, err, sizeof err)) {
+        fprintf(stderr, "tfxc: error: cannot write '%s': %s\n", out_name,
+                user_message(err, sizeof err, o_out.tmp, NULL, out_name));
         rc = EXIT_COMPILE;
-      } else if (object) {
-        if (tfx_backend_write_object(b.graph, b.weights.data, b.weights.size, &t, out, err, sizeof err)) {
-          fprintf(stderr, "tfxc: error: %s\n", err);
-          rc = EXIT_COMPILE;
-        }
-      } else {
-        char obj[4096];
-        snprintf(obj, sizeof obj, "%s.tmp-%ld.o", out, (long)getpid());
-        if (tfx_backend_write_object(b.graph, b.weights.data, b.weights.size, &t, obj, err, sizeof err) ||
-            tfx_backend_link_shared(obj, out, err, sizeof err)) {
-          fprintf(stderr, "tfxc: error: %s\n", err);
-          rc = EXIT_COMPILE;
-        }
-        unlink(obj);
       }
-      free(def);
+    } else if (rc == 0 && out_name) { /* the object, then the link: both temporaries beside the output */
+      char *obj = NULL;
+      if (tfx_drv_output_scratch(&o_out, ".o", &obj, err, sizeof err)) {
+        fprintf(stderr, "tfxc: error: %s\n", err);
+        rc = EXIT_COMPILE;
+      } else if (tfx_backend_write_object(b.graph, b.weights.data, b.weights.size, &t, obj, err, sizeof err)) {
+        fprintf(stderr, "tfxc: error: cannot write '%s': %s\n", out_name,
+                user_message(err, sizeof err, o_out.tmp, obj, out_name));
+        rc = EXIT_COMPILE;
+      } else if (tfx_backend_link_shared(obj, o_out.tmp, err, sizeof err)) {
+        fprintf(stderr, "tfxc: error: cannot link '%s': %s\n", out_name,
+                user_message(err, sizeof err, o_out.tmp, obj, out_name));
+        rc = EXIT_COMPILE;
+      }
+      tfx_drv_temp_remove(obj);
     }
   }
+  /* all complete: each renamed into place; on an error none is */
+  tfx_drv_output *all[3] = {&o_gguf, &o_hdr, &o_out};
+  for (int i = 0; i < 3 && rc == 0; i++)
+    if (all[i]->tmp && tfx_drv_output_commit(all[i], err, sizeof err)) {
+      fprintf(stderr, "tfxc: error: %s\n", err);
+      rc = EXIT_COMPILE;
+    }
+  for (int i = 0; i < 3; i++) tfx_drv_output_discard(all[i]);
   tfx_build_free(&b);
+  free(def);
   return rc;
 }
 
@@ -346,6 +455,7 @@ static int compile_main(int argc, char **argv) {
 
 typedef struct run_options {
   const char *model, *weights, *prompt, *dump, *quantize, *eval;
+  const char *dump_file; /* where --dump-logits is written: its temporary (driver/outfile.c) */
   long steps, threads;
   int opt, print_ids;
   double temperature, top_p;
@@ -392,7 +502,7 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
     return EXIT_COMPILE;
   }
   FILE *dump = NULL;
-  if (o->dump && !(dump = fopen(o->dump, "wb"))) {
+  if (o->dump && !(dump = fopen(o->dump_file, "wb"))) {
     fprintf(stderr, "tfxc: error: cannot write '%s': %s\n", o->dump, strerror(errno));
     tfx_session_free(s);
     return EXIT_COMPILE;
@@ -565,7 +675,7 @@ static int evaluate(tfx_model *model, const run_options *o, const int32_t *ids, 
   fprintf(stderr, "tfxc: %d tokens (with BOS) in one call: %.3f ms (%.0f tok/s)\n", n_in, t * 1e3,
           n_in / (t > 0 ? t : 1e-9));
   if (o->dump) {
-    FILE *f = fopen(o->dump, "wb");
+    FILE *f = fopen(o->dump_file, "wb");
     size_t cnt = (size_t)n_in * (size_t)vocab;
     if (!f || fwrite(logits, sizeof *logits, cnt, f) != cnt || fclose(f) != 0) {
       fprintf(stderr, "tfxc: error: cannot write '%s'\n", o->dump);
@@ -631,10 +741,29 @@ static int run_main(int argc, char **argv) {
   int32_t *prompt = NULL;
   int n_prompt = 0;
   if (parse_prompt(o.prompt, &prompt, &n_prompt)) return usage_error("bad --prompt-ids '%s'", o.prompt);
+  int is_random = o.weights && (!strcmp(o.weights, "random") || !strncmp(o.weights, "random:", 7));
+  named_file dump_out = {o.dump, "--dump-logits"};
+  named_file ins[3] = {{o.model, "the model"}, {is_random ? NULL : o.weights, "--weights"}, {o.eval, "--eval-ids"}};
+  if (check_same_files(&dump_out, 1, ins, 3)) {
+    free(prompt);
+    return EXIT_USAGE;
+  }
   if (o.eval && read_ids_file(o.eval, &prompt, &n_prompt)) return EXIT_COMPILE;
+  /* the dump is written to a temporary beside it, renamed into place only
+   * after a successful run: a failed run leaves an existing dump as it was */
+  tfx_drv_output o_dump = {0};
+  char oerr[1024] = "";
+  if (o.dump && tfx_drv_output_begin(&o_dump, o.dump, ".bin", 0, oerr, sizeof oerr)) {
+    fprintf(stderr, "tfxc: error: %s\n", oerr);
+    free(prompt);
+    return EXIT_COMPILE;
+  }
+  o.dump_file = o_dump.tmp;
 
   tfx_model *model = NULL;
   int rc;
+  weights_seen seen = {""};
+  int same = 0;
   if (is_so) {
     char err[1024] = "";
     rc = tfx_model_open_ex(o.model, &model, err, sizeof err);
@@ -646,15 +775,39 @@ static int run_main(int argc, char **argv) {
     co.opt_level = o.opt;
     co.weights = o.weights;
     co.quantize = o.quantize;
-    rc = tfx_jit_compile_file(o.model, &co, &model);
+    /* tfx_jit_compile_file's steps, with the weights file recorded */
+    tfx_target_options t = {.opt_level = co.opt_level, .cpu = co.cpu};
+    tfx_build_options bo = {.weights = co.weights,
+                            .opt_level = co.opt_level,
+                            .target = &t,
+                            .quantize = co.quantize,
+                            .on_weights_path = on_weights_path,
+                            .on_weights_ctx = &seen};
+    tfx_build b;
+    rc = TFX_ERR_COMPILE;
+    named_file bound = {NULL, "the weights"};
+    if (tfx_build_source(o.model, NULL, &bo, &b) == 0) {
+      bound.path = seen.path[0] ? seen.path : NULL;
+      if (check_same_files(&dump_out, 1, &bound, 1))
+        same = 1;
+      else if ((rc = tfx_build_jit(&b, &t, &model, oerr, sizeof oerr)) != TFX_OK)
+        fprintf(stderr, "%s: error: %s\n", o.model, oerr);
+      tfx_build_free(&b);
+    }
   }
   if (rc != TFX_OK) {
+    tfx_drv_output_discard(&o_dump);
     free(prompt);
-    return EXIT_COMPILE;
+    return same ? EXIT_USAGE : EXIT_COMPILE;
   }
   const tfx_model_desc *d = tfx_model_descriptor(model);
   if (o.steps > d->max_seq) o.steps = d->max_seq;
   rc = o.eval ? evaluate(model, &o, prompt, n_prompt) : generate(model, &o, prompt, n_prompt);
+  if (rc == 0 && o.dump && tfx_drv_output_commit(&o_dump, oerr, sizeof oerr)) {
+    fprintf(stderr, "tfxc: error: %s\n", oerr);
+    rc = EXIT_COMPILE;
+  }
+  tfx_drv_output_discard(&o_dump);
   tfx_model_close(model);
   free(prompt);
   return rc;
@@ -665,14 +818,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s", usage_text);
     return EXIT_USAGE;
   }
-  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-    printf("tfxc %s — an ahead-of-time compiler for Transformer models\n\n%s%s", TFX_VERSION, usage_text, help_text);
-    return 0;
-  }
-  if (strcmp(argv[1], "--version") == 0) {
-    printf("tfxc %s\n", TFX_VERSION);
-    return 0;
-  }
-  if (strcmp(argv[1], "run") == 0) return run_main(argc, argv);
-  return compile_main(argc, argv);
+  tfx_drv_outfile_init();
+  int rc;
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+    rc = printf("tfxc %s — an ahead-of-time compiler for Transformer models\n\n%s%s", TFX_VERSION, usage_text,
+                help_text) < 0;
+  else if (strcmp(argv[1], "--version") == 0)
+    rc = printf("tfxc %s\n", TFX_VERSION) < 0;
+  else
+    rc = strcmp(argv[1], "run") == 0 ? run_main(argc, argv) : compile_main(argc, argv);
+  if (tfx_drv_finish_stdout() && rc == 0) rc = EXIT_COMPILE;
+  return rc;
 }

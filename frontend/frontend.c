@@ -88,6 +88,8 @@ static int bind(tfx_fe_sema *s, tfx_graph *g, const char *path, const tfx_fronte
     tfx_fe_error(d, 0, 0, "out of memory");
     return 1;
   }
+  if (o->on_weights_path && strcmp(spec, "random") && strncmp(spec, "random:", 7))
+    o->on_weights_path(o->on_weights_ctx, spec);
   /* --weights names another file: its format is guessed from it */
   const char *format = s->weights && !o->weights ? s->weights->format : NULL;
   int before = d->errors, n_rules = 0;

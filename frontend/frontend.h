@@ -25,6 +25,11 @@ typedef struct tfx_frontend_options {
   int no_weights;      /* 1: do not bind weights (for --emit=ir without a file) */
   FILE *diag;          /* NULL: stderr */
   int max_errors;      /* 0: 20 */
+  /* called with the path of the weights file about to be bound (--weights, or
+   * the weights statement's made relative to the source), not for random:
+   * tfxc refuses an output that is the same file (driver/outfile.c) */
+  void (*on_weights_path)(void *ctx, const char *path);
+  void *on_weights_ctx;
 } tfx_frontend_options;
 
 /* Parses `source` (read from `path` when NULL), checks it, lowers it to a

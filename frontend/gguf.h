@@ -13,6 +13,7 @@
 #define TFX_GGUF_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../ir/ir.h"
 
@@ -77,5 +78,11 @@ typedef struct tfx_gguf_meta {
  * error naming it. 0, or -1 with a message. */
 int tfx_gguf_write(const tfx_graph *g, const uint8_t *weights, size_t weights_size, const char *path,
                    const tfx_gguf_meta *meta, char *err, size_t errlen);
+/* The same file's bytes written to an open stream (not flushed or closed),
+ * for a caller that owns the temporary file and its renaming (tfxc, which
+ * renames every output into place only when all are complete); path names the
+ * file in messages. 0, or -1 with a message. */
+int tfx_gguf_write_stream(const tfx_graph *g, const uint8_t *weights, size_t weights_size, FILE *fp, const char *path,
+                          const tfx_gguf_meta *meta, char *err, size_t errlen);
 
 #endif

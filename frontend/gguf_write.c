@@ -87,9 +87,10 @@ static int collect(const tfx_graph *g, size_t weights_size, char *slot, char *er
   return 0;
 }
 
-int tfx_gguf_write(const tfx_graph *g, const uint8_t *weights, size_t weights_size, const char *path,
-                   const tfx_gguf_meta *meta, char *err, size_t errlen) {
-  if (!g || !path || !path[0]) return tfx_errf(err, errlen, "--emit-gguf: no graph or no output path");
+/* The file's bytes to fp (not flushed); path names it in messages. */
+int tfx_gguf_write_stream(const tfx_graph *g, const uint8_t *weights, size_t weights_size, FILE *fp, const char *path,
+                          const tfx_gguf_meta *meta, char *err, size_t errlen) {
+  if (!g || !fp || !path) return tfx_errf(err, errlen, "--emit-gguf: no graph or no output");
   if (!weights) return tfx_errf(err, errlen, "%s: no weights are bound, nothing to write", path);
   char *slot = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1));
   if (!slot) return tfx_errf(err, errlen, "out of memory");
@@ -99,31 +100,6 @@ int tfx_gguf_write(const tfx_graph *g, const uint8_t *weights, size_t weights_si
   }
   uint64_t n_tensors = 0;
   for (int i = 0; i < g->n_nodes; i++) n_tensors += (uint64_t)slot[i];
-  size_t pl = strlen(path);
-  char *tmp = malloc(pl + 16);
-  if (!tmp) {
-    free(slot);
-    return tfx_errf(err, errlen, "out of memory");
-  }
-  memcpy(tmp, path, pl);
-  memcpy(tmp + pl, ".tmp.XXXXXX", 12);
-  int fd = mkstemp(tmp);
-  if (fd >= 0) { /* mkstemp makes it 0600: give it the mode a plain fopen would */
-    mode_t um = umask(0);
-    umask(um);
-    (void)fchmod(fd, 0666 & ~um);
-  }
-  FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
-  if (!fp) {
-    int e = errno;
-    if (fd >= 0) {
-      close(fd);
-      unlink(tmp);
-    }
-    free(slot);
-    free(tmp);
-    return tfx_errf(err, errlen, "%s: cannot create a temporary file beside it: %s", path, strerror(e));
-  }
   const uint64_t align = TFX_GGUF_DEFAULT_ALIGNMENT;
   wr w = {fp, 0, 0};
   const char *name = meta && meta->name && meta->name[0] ? meta->name : NULL;
@@ -159,7 +135,42 @@ int tfx_gguf_write(const tfx_graph *g, const uint8_t *weights, size_t weights_si
     put(&w, weights + p->weight_offset, (size_t)tfx_type_bytes(&p->type, 1));
     pad_to(&w, align);
   }
-  int bad = w.failed || fflush(fp) != 0 || fsync(fileno(fp)) != 0;
+  free(slot);
+  return w.failed ? tfx_errf(err, errlen, "%s: cannot write the GGUF file: %s", path, strerror(errno)) : 0;
+}
+
+int tfx_gguf_write(const tfx_graph *g, const uint8_t *weights, size_t weights_size, const char *path,
+                   const tfx_gguf_meta *meta, char *err, size_t errlen) {
+  if (!g || !path || !path[0]) return tfx_errf(err, errlen, "--emit-gguf: no graph or no output path");
+  if (!weights) return tfx_errf(err, errlen, "%s: no weights are bound, nothing to write", path);
+  size_t pl = strlen(path);
+  char *tmp = malloc(pl + 16);
+  if (!tmp) return tfx_errf(err, errlen, "out of memory");
+  memcpy(tmp, path, pl);
+  memcpy(tmp + pl, ".tmp.XXXXXX", 12);
+  int fd = mkstemp(tmp);
+  if (fd >= 0) { /* mkstemp makes it 0600: give it the mode a plain fopen would */
+    mode_t um = umask(0);
+    umask(um);
+    (void)fchmod(fd, 0666 & ~um);
+  }
+  FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
+  if (!fp) {
+    int e = errno;
+    if (fd >= 0) {
+      close(fd);
+      unlink(tmp);
+    }
+    free(tmp);
+    return tfx_errf(err, errlen, "%s: cannot create a temporary file beside it: %s", path, strerror(e));
+  }
+  if (tfx_gguf_write_stream(g, weights, weights_size, fp, path, meta, err, errlen)) {
+    fclose(fp);
+    unlink(tmp);
+    free(tmp);
+    return -1;
+  }
+  int bad = fflush(fp) != 0 || fsync(fileno(fp)) != 0;
   int e = errno;
   if (fclose(fp) != 0 && !bad) {
     bad = 1;
@@ -171,6 +182,5 @@ int tfx_gguf_write(const tfx_graph *g, const uint8_t *weights, size_t weights_si
   }
   if (bad) unlink(tmp);
   free(tmp);
-  free(slot);
   return bad ? tfx_errf(err, errlen, "%s: cannot write the GGUF file: %s", path, strerror(e)) : 0;
 }
