@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "../driver/compile.h"
 #include "support/testutil.h"
 
 static char example_tfx[4096];
@@ -321,6 +322,35 @@ static void test_dash_names_are_files(void **state) {
   free(dir);
 }
 
+/* Item 7 in the backend's API: an object and a library named "-..." (relative
+ * to the cwd) are files for ld and cc, not options. */
+static void test_backend_dash_paths(void **state) {
+  (void)state;
+  char *dir = tfx_test_tmpdir();
+  char cwd[4096];
+  assert_non_null(getcwd(cwd, sizeof cwd));
+  tfx_target_options t = {.opt_level = 0};
+  tfx_build_options bo = {.weights = "random:2", .opt_level = 0, .target = &t};
+  tfx_build b;
+  assert_int_equal(tfx_build_source(example_tfx, NULL, &bo, &b), 0);
+  assert_int_equal(chdir(dir), 0);
+  char err[2048] = "";
+  int rc = tfx_backend_write_object(b.graph, b.weights.data, b.weights.size, &t, "-api.o", err, sizeof err);
+  if (rc == 0) rc = tfx_backend_link_shared("-api.o", "-api.so", err, sizeof err);
+  if (rc) fprintf(stderr, "%s\n", err);
+  assert_int_equal(rc, 0);
+  assert_dir_holds(".", (const char *[]){"-api.o", "-api.so", NULL});
+  char *out = NULL, *e = NULL;
+  assert_int_equal(tfx_test_run((char *[]){TFXC_PATH, "run", "./-api.so", "-n", "2", NULL}, &out, &e), 0);
+  assert_non_null(strstr(out, "generated 2 tokens:"));
+  free(out);
+  free(e);
+  assert_int_equal(chdir(cwd), 0);
+  tfx_build_free(&b);
+  tfx_test_rmdir(dir);
+  free(dir);
+}
+
 /* Item 11: where tfxc cannot create a file (as root too, where access(W_OK)
  * says yes to almost everything), the error names the output and the reason,
  * before any compiling. */
@@ -547,6 +577,7 @@ int main(void) {
       cmocka_unit_test(test_failed_link_leaves_everything_as_it_was),
       cmocka_unit_test(test_failed_run_keeps_the_dump),
       cmocka_unit_test(test_dash_names_are_files),
+      cmocka_unit_test(test_backend_dash_paths),
       cmocka_unit_test(test_unwritable_output_directory),
       cmocka_unit_test(test_stdout_errors),
       cmocka_unit_test(test_sigint_during_link),
