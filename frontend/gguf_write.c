@@ -17,11 +17,11 @@
 typedef struct {
   FILE *fp;
   uint64_t pos;
-  int failed;
+  int failed; /* the errno of the first failed write, or 0 */
 } wr;
 
 static void put(wr *w, const void *p, size_t n) {
-  if (!w->failed && n && fwrite(p, 1, n, w->fp) != n) w->failed = 1;
+  if (!w->failed && n && fwrite(p, 1, n, w->fp) != n) w->failed = errno ? errno : EIO;
   w->pos += n;
 }
 
@@ -136,7 +136,7 @@ int tfx_gguf_write_stream(const tfx_graph *g, const uint8_t *weights, size_t wei
     pad_to(&w, align);
   }
   free(slot);
-  return w.failed ? tfx_errf(err, errlen, "%s: cannot write the GGUF file: %s", path, strerror(errno)) : 0;
+  return w.failed ? tfx_errf(err, errlen, "%s: cannot write the GGUF file: %s", path, strerror(w.failed)) : 0;
 }
 
 int tfx_gguf_write(const tfx_graph *g, const uint8_t *weights, size_t weights_size, const char *path,
