@@ -1,7 +1,8 @@
 /* tests/test_outputs.c — what tfxc writes (issue #17, items 1, 2, 7, 11, 12):
  * an output that is the same file as an input (or another output) is a usage
  * error and the file is untouched (names, symlinks, hard links, the weights
- * statement's file); outputs are renamed into place only when all are
+ * statement's file); a symlink output replaces its file, a device is written in
+ * place; outputs are renamed into place only when all are
  * complete, so a failed link, a failed run, SIGINT or SIGTERM during the link
  * leave the previous outputs intact and no temporaries (a fake `cc`/`ld` on
  * PATH that sleeps holds the link; the test kills tfxc then); names beginning
@@ -279,6 +280,36 @@ static void test_failed_run_keeps_the_dump(void **state) {
   free(dump);
   free(fresh);
   free(ids);
+  tfx_test_rmdir(dir);
+  free(dir);
+}
+
+/* Outputs that are not plain files: a symlink to a file keeps the link and
+ * replaces the file it points at; a device is written in place and stays a
+ * device (never replaced by a regular file). */
+static void test_symlink_and_device_outputs(void **state) {
+  (void)state;
+  char *dir = tfx_test_tmpdir();
+  char *real = path_in(dir, "real.h"), *link_h = path_in(dir, "link.h"), *so = path_in(dir, "m.so");
+  write_file(real, "previous header");
+  assert_int_equal(symlink("real.h", link_h), 0);
+  expect((char *[]){TFXC_PATH, example_tfx, "--weights", "random", "-O0", "-o", so, "--emit-header", link_h, NULL}, 0,
+         NULL);
+  struct stat st;
+  assert_int_equal(lstat(link_h, &st), 0);
+  assert_true(S_ISLNK(st.st_mode));
+  char *h = tfx_test_read_file(real, NULL);
+  assert_non_null(h);
+  assert_non_null(strstr(h, "#define STORIES260K_VOCAB 512"));
+  free(h);
+  assert_dir_holds(dir, (const char *[]){"real.h", "link.h", "m.so", NULL});
+  expect((char *[]){TFXC_PATH, "run", so, "-n", "2", "--dump-logits", "/dev/null", NULL}, 0, NULL);
+  expect((char *[]){TFXC_PATH, example_tfx, "--weights", "random", "-O0", "--emit-header", "/dev/null", NULL}, 0, NULL);
+  assert_int_equal(stat("/dev/null", &st), 0);
+  assert_true(S_ISCHR(st.st_mode));
+  free(real);
+  free(link_h);
+  free(so);
   tfx_test_rmdir(dir);
   free(dir);
 }
@@ -576,6 +607,7 @@ int main(void) {
       cmocka_unit_test(test_output_same_as_input_is_refused),
       cmocka_unit_test(test_failed_link_leaves_everything_as_it_was),
       cmocka_unit_test(test_failed_run_keeps_the_dump),
+      cmocka_unit_test(test_symlink_and_device_outputs),
       cmocka_unit_test(test_dash_names_are_files),
       cmocka_unit_test(test_backend_dash_paths),
       cmocka_unit_test(test_unwritable_output_directory),
