@@ -390,6 +390,7 @@ static int compile_main(int argc, char **argv) {
   named_file bound = {seen.path[0] ? seen.path : NULL, "the weights"};
   if (rc == 0 && check_same_files(outs, 3, &bound, 1)) rc = EXIT_USAGE;
   if (rc) {
+    /* nothing more: the temporaries are removed below */
   } else if (only_ir) {
     tfx_print_graph(b.graph, stdout);
   } else if (stats) {
