@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cg.h"
 #include "../include/tfx/checksum.h"
+#include "cg.h"
 
 #ifndef TFX_RUNTIME_ARCHIVE
 #define TFX_RUNTIME_ARCHIVE "libtfxrt.a"

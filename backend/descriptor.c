@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cg.h"
 #include "../include/tfx/checksum.h"
+#include "cg.h"
 
 static LLVMValueRef const_string(tfx_cg *cg, const char *s, const char *name) {
   return tfx_cg_const_global(cg, name, LLVMConstStringInContext2(cg->ctx, s, strlen(s), 0), 0);
@@ -157,8 +157,8 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
                                                       TFX_ARG_ARENA, TFX_ARG_KV,      TFX_ARG_WEIGHTS, TFX_ARG_EXEC};
   tfx_entry_desc ck_ent[3];
   for (int i = 0; i < n_ent; i++)
-    ck_ent[i] = (tfx_entry_desc){spec[i].name, NULL,      1, (int32_t)spec[i].max, TFX_CG_ARG_COUNT,
-                                 kind_vals,    spec[i].flags, 0};
+    ck_ent[i] =
+        (tfx_entry_desc){spec[i].name, NULL, 1, (int32_t)spec[i].max, TFX_CG_ARG_COUNT, kind_vals, spec[i].flags, 0};
   tfx_model_desc ck = {.magic = TFX_DESC_MAGIC,
                        .abi_version = TFX_ABI_VERSION,
                        .name = g->name ? g->name : "model",
@@ -229,8 +229,8 @@ int tfx_cg_set_weights_checksum(LLVMModuleRef mod, uint64_t sum, char *err, size
     return tfx_errf(err, errlen, "backend: the module has no model descriptor to record the weights checksum in");
   LLVMValueRef f[18];
   for (unsigned i = 0; i < 18; i++) f[i] = LLVMGetAggregateElement(init, i);
-  f[DESC_WEIGHTS_CHECKSUM_FIELD] = LLVMConstInt(LLVMStructGetTypeAtIndex(ty, DESC_WEIGHTS_CHECKSUM_FIELD),
-                                                (unsigned long long)sum, 0);
+  f[DESC_WEIGHTS_CHECKSUM_FIELD] =
+      LLVMConstInt(LLVMStructGetTypeAtIndex(ty, DESC_WEIGHTS_CHECKSUM_FIELD), (unsigned long long)sum, 0);
   LLVMSetInitializer(desc, LLVMConstNamedStruct(ty, f, 18));
   return 0;
 }

@@ -38,8 +38,8 @@
 #endif
 
 #define MAX_PHDRS 64
-#define MAX_DYN 4096                       /* entries of the dynamic section */
-#define MAX_SPAN ((uint64_t)1 << 40)       /* the address span of all PT_LOAD */
+#define MAX_DYN 4096                 /* entries of the dynamic section */
+#define MAX_SPAN ((uint64_t)1 << 40) /* the address span of all PT_LOAD */
 #define MAX_VERSION_RECORDS ((uint64_t)4096)
 
 int tfx_rt_open_model_file(const char *path, int *fd_out, uint64_t *size_out, char *errbuf, size_t errlen) {
@@ -53,11 +53,16 @@ int tfx_rt_open_model_file(const char *path, int *fd_out, uint64_t *size_out, ch
     return tfx_rt_error(errbuf, errlen, TFX_ERR_OPEN, "cannot load '%s': %s", path, strerror(e));
   }
   const char *what = NULL;
-  if (S_ISDIR(st.st_mode)) what = "is a directory";
-  else if (S_ISFIFO(st.st_mode)) what = "is a FIFO, not a regular file";
-  else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) what = "is a device, not a regular file";
-  else if (S_ISSOCK(st.st_mode)) what = "is a socket, not a regular file";
-  else if (!S_ISREG(st.st_mode)) what = "is not a regular file";
+  if (S_ISDIR(st.st_mode))
+    what = "is a directory";
+  else if (S_ISFIFO(st.st_mode))
+    what = "is a FIFO, not a regular file";
+  else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
+    what = "is a device, not a regular file";
+  else if (S_ISSOCK(st.st_mode))
+    what = "is a socket, not a regular file";
+  else if (!S_ISREG(st.st_mode))
+    what = "is not a regular file";
   if (what) {
     close(fd);
     return tfx_rt_error(errbuf, errlen, TFX_ERR_OPEN, "cannot load '%s': %s", path, what);
@@ -141,7 +146,8 @@ static int is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 
 static int check_headers(elf_file *f) {
   Elf64_Ehdr eh;
-  if (f->size < sizeof eh) return bad(f, "the file has %llu bytes, less than an ELF header", (unsigned long long)f->size);
+  if (f->size < sizeof eh)
+    return bad(f, "the file has %llu bytes, less than an ELF header", (unsigned long long)f->size);
   if (read_at(f, &eh, sizeof eh, 0)) return bad(f, "cannot read the ELF header");
   if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) return bad(f, "not an ELF file");
   if (eh.e_ident[EI_CLASS] != ELFCLASS64) return bad(f, "not a 64-bit ELF file");
@@ -240,7 +246,8 @@ static int read_dynamic(elf_file *f, dyn_info *di) {
     case DT_SONAME:
     case DT_RPATH:
     case DT_RUNPATH:
-      if (di->n_needed < 64) di->needed[di->n_needed++] = v;
+      if (di->n_needed < 64)
+        di->needed[di->n_needed++] = v;
       else {
         free(d);
         return bad(f, "too many DT_NEEDED entries");
@@ -390,9 +397,11 @@ static int check_relocs(elf_file *f, const dyn_info *di, uint64_t addr, uint64_t
   for (uint64_t i = 0; i < n && rc == TFX_OK; i++) {
     const Elf64_Phdr *t = load_of(f, r[i].r_offset, 8);
     uint64_t sym = ELF64_R_SYM(r[i].r_info);
-    if (!t || !(t->p_flags & PF_W)) rc = bad(f, "relocation %llu writes outside the writable segments", (unsigned long long)i);
-    else if (sym >= nsyms) rc = bad(f, "relocation %llu names symbol %llu of %llu", (unsigned long long)i,
-                                    (unsigned long long)sym, (unsigned long long)nsyms);
+    if (!t || !(t->p_flags & PF_W))
+      rc = bad(f, "relocation %llu writes outside the writable segments", (unsigned long long)i);
+    else if (sym >= nsyms)
+      rc = bad(f, "relocation %llu names symbol %llu of %llu", (unsigned long long)i, (unsigned long long)sym,
+               (unsigned long long)nsyms);
 #if defined(__x86_64__)
     /* the loader applies the first DT_RELACOUNT as relative ones, asserting their type */
     else if (i < n_relative && ELF64_R_TYPE(r[i].r_info) != R_X86_64_RELATIVE)
@@ -402,14 +411,14 @@ static int check_relocs(elf_file *f, const dyn_info *di, uint64_t addr, uint64_t
     else if (ELF64_R_TYPE(r[i].r_info) == R_X86_64_RELATIVE || ELF64_R_TYPE(r[i].r_info) == R_X86_64_IRELATIVE) {
       uint64_t a = (uint64_t)r[i].r_addend;
       int in_init = 0;
-      static const int arrays[3][2] = {{DT_INIT_ARRAY, DT_INIT_ARRAYSZ},
-                                       {DT_FINI_ARRAY, DT_FINI_ARRAYSZ},
-                                       {DT_PREINIT_ARRAY, DT_PREINIT_ARRAYSZ}};
+      static const int arrays[3][2] = {
+          {DT_INIT_ARRAY, DT_INIT_ARRAYSZ}, {DT_FINI_ARRAY, DT_FINI_ARRAYSZ}, {DT_PREINIT_ARRAY, DT_PREINIT_ARRAYSZ}};
       for (int k = 0; k < 3; k++)
         if (di->has[arrays[k][0]] && r[i].r_offset >= di->val[arrays[k][0]] &&
             r[i].r_offset - di->val[arrays[k][0]] < di->val[arrays[k][1]])
           in_init = 1;
-      if (a < f->lo || a > f->hi) rc = bad(f, "relocation %llu points outside the library", (unsigned long long)i);
+      if (a < f->lo || a > f->hi)
+        rc = bad(f, "relocation %llu points outside the library", (unsigned long long)i);
       else if ((in_init || ELF64_R_TYPE(r[i].r_info) == R_X86_64_IRELATIVE) && !is_exec(load_of(f, a, 1)))
         rc = bad(f, "relocation %llu makes an initializer point at data", (unsigned long long)i);
     }
@@ -481,13 +490,15 @@ static int check_sections(elf_file *f, const dyn_info *di) {
   char *names = NULL;
   int rc = TFX_OK;
   const Elf64_Shdr *ns = &sh[eh.e_shstrndx];
-  if (read_at(f, sh, bytes, eh.e_shoff)) rc = bad(f, "cannot read the section headers");
+  if (read_at(f, sh, bytes, eh.e_shoff))
+    rc = bad(f, "cannot read the section headers");
   else if (ns->sh_size == 0 || ns->sh_size > 1 << 20 || ns->sh_offset > f->size ||
            ns->sh_size > f->size - ns->sh_offset)
     rc = bad(f, "the section names are outside the file");
   else if (!(names = malloc(ns->sh_size)) || read_at(f, names, ns->sh_size, ns->sh_offset))
     rc = bad(f, "cannot read the section names");
-  else if (names[ns->sh_size - 1] != 0) rc = bad(f, "the section names are not terminated");
+  else if (names[ns->sh_size - 1] != 0)
+    rc = bad(f, "the section names are not terminated");
   /* every allocated section is where the segments map it (code in code) */
   for (int i = 1; rc == TFX_OK && i < eh.e_shnum; i++) {
     const Elf64_Shdr *x = &sh[i];
@@ -518,8 +529,7 @@ static int check_sections(elf_file *f, const dyn_info *di) {
     if (!ok) rc = bad(f, "the dynamic section's %s is not the %s section", want[k].name + 1, want[k].name);
     /* every function pointer of an array is set by a checked relocation */
     for (uint64_t o = 0; ok && want[k].size_tag >= 0 && o < di->val[want[k].size_tag] && rc == TFX_OK; o += 8)
-      if (!slot_relocated(f, di, di->val[want[k].tag] + o))
-        rc = bad(f, "an initializer is not relocated");
+      if (!slot_relocated(f, di, di->val[want[k].tag] + o)) rc = bad(f, "an initializer is not relocated");
   }
   free(names);
   free(sh);
@@ -530,11 +540,10 @@ static int check_dynamic(elf_file *f) {
   dyn_info di;
   int rc = read_dynamic(f, &di);
   if (rc != TFX_OK) return rc;
-  if (!di.has[DT_STRTAB] || !di.has[DT_SYMTAB] || !di.has[DT_STRSZ])
-    return bad(f, "no dynamic string or symbol table");
+  if (!di.has[DT_STRTAB] || !di.has[DT_SYMTAB] || !di.has[DT_STRSZ]) return bad(f, "no dynamic string or symbol table");
   if (!di.has[DT_HASH] && !di.has_gnu_hash) return bad(f, "no symbol hash table");
-  if (di.has[DT_SYMENT] && di.val[DT_SYMENT] != sizeof(Elf64_Sym)) return bad(f, "a symbol size of %llu",
-                                                                              (unsigned long long)di.val[DT_SYMENT]);
+  if (di.has[DT_SYMENT] && di.val[DT_SYMENT] != sizeof(Elf64_Sym))
+    return bad(f, "a symbol size of %llu", (unsigned long long)di.val[DT_SYMENT]);
   if (di.has[DT_REL] || di.has[DT_RELSZ] || di.has[DT_RELENT]) return bad(f, "REL relocations (expected RELA)");
   if (di.has[DT_RELA] && (!di.has[DT_RELAENT] || di.val[DT_RELAENT] != sizeof(Elf64_Rela)))
     return bad(f, "a relocation table without its entry size");
@@ -547,8 +556,8 @@ static int check_dynamic(elf_file *f) {
   if (di.has[DT_PLTREL] && (!di.has[DT_JMPREL] || !di.has[DT_PLTRELSZ]))
     return bad(f, "a PLT relocation kind without its table");
   if (di.relacount && !di.has[DT_RELA]) return bad(f, "a relative relocation count without relocations");
-  if (di.has[DT_PLTREL] && di.val[DT_PLTREL] != DT_RELA) return bad(f, "PLT relocations of kind %llu",
-                                                                   (unsigned long long)di.val[DT_PLTREL]);
+  if (di.has[DT_PLTREL] && di.val[DT_PLTREL] != DT_RELA)
+    return bad(f, "PLT relocations of kind %llu", (unsigned long long)di.val[DT_PLTREL]);
   if (di.has[DT_TEXTREL]) return bad(f, "text relocations");
 
   /* the string table, NUL-terminated */
@@ -587,7 +596,8 @@ static int check_dynamic(elf_file *f) {
   if (!syms && nsyms) return bad(f, "the symbol table is outside the file");
   for (uint64_t i = 0; i < nsyms; i++) {
     const Elf64_Sym *s = &syms[i];
-    if (s->st_name >= strsz) rc = bad(f, "symbol %llu has its name outside the string table", (unsigned long long)i);
+    if (s->st_name >= strsz)
+      rc = bad(f, "symbol %llu has its name outside the string table", (unsigned long long)i);
     else if (s->st_shndx != SHN_UNDEF && s->st_shndx != SHN_ABS && ELF64_ST_TYPE(s->st_info) != STT_TLS &&
              (s->st_value < f->lo || s->st_value > f->hi))
       rc = bad(f, "symbol %llu is defined outside the library", (unsigned long long)i);
@@ -613,7 +623,8 @@ static int check_dynamic(elf_file *f) {
     if (di.has[arrays[k][0]] && (di.val[arrays[k][1]] % 8 || !load_of(f, di.val[arrays[k][0]], di.val[arrays[k][1]])))
       return bad(f, "an initializer array outside the library");
   }
-  if (di.has[DT_RELA] && (rc = check_relocs(f, &di, di.val[DT_RELA], di.val[DT_RELASZ], nsyms, di.relacount)) != TFX_OK) return rc;
+  if (di.has[DT_RELA] && (rc = check_relocs(f, &di, di.val[DT_RELA], di.val[DT_RELASZ], nsyms, di.relacount)) != TFX_OK)
+    return rc;
   if (di.has[DT_JMPREL] && (rc = check_relocs(f, &di, di.val[DT_JMPREL], di.val[DT_PLTRELSZ], nsyms, 0)) != TFX_OK)
     return rc;
   if (di.has[DT_RELR] && (rc = check_relr(f, di.val[DT_RELR], di.val[DT_RELRSZ])) != TFX_OK) return rc;
@@ -689,22 +700,30 @@ int tfx_rt_check_loaded(void *handle, const tfx_model_desc *d, const char *path,
   g->base = (uintptr_t)lm->l_addr;
   dl_iterate_phdr(collect, g);
   const char *what = NULL;
-  if (!g->found) what = "the library's segments were not found";
-  else if (!inside(g, d, sizeof *d, 0)) what = "the descriptor is not inside the library";
-  else if (d->magic != TFX_DESC_MAGIC || d->abi_version != TFX_ABI_VERSION) what = NULL; /* validate says which */
-  else if (!string_inside(g, d->name)) what = "the model name is not a string inside the library";
-  else if (d->n_entries < 1 || d->n_entries > TFX_RT_MAX_ENTRIES) what = NULL; /* validate says so */
+  if (!g->found)
+    what = "the library's segments were not found";
+  else if (!inside(g, d, sizeof *d, 0))
+    what = "the descriptor is not inside the library";
+  else if (d->magic != TFX_DESC_MAGIC || d->abi_version != TFX_ABI_VERSION)
+    what = NULL; /* validate says which */
+  else if (!string_inside(g, d->name))
+    what = "the model name is not a string inside the library";
+  else if (d->n_entries < 1 || d->n_entries > TFX_RT_MAX_ENTRIES)
+    what = NULL; /* validate says so */
   else if (!inside(g, d->entries, (uint64_t)d->n_entries * sizeof *d->entries, 0))
     what = "the entry table is not inside the library";
   else if (d->weights_bytes > 0 && !inside(g, d->weights, d->weights_bytes, 0))
     what = "the weights blob is not inside the library";
-  for (int32_t i = 0; !what && d->magic == TFX_DESC_MAGIC && d->abi_version == TFX_ABI_VERSION &&
-                      d->n_entries >= 1 && d->n_entries <= TFX_RT_MAX_ENTRIES && i < d->n_entries;
+  for (int32_t i = 0; !what && d->magic == TFX_DESC_MAGIC && d->abi_version == TFX_ABI_VERSION && d->n_entries >= 1 &&
+                      d->n_entries <= TFX_RT_MAX_ENTRIES && i < d->n_entries;
        i++) {
     const tfx_entry_desc *e = &d->entries[i];
-    if (!string_inside(g, e->name)) what = "an entry name is not a string inside the library";
-    else if (!inside(g, e->fn, 1, 1)) what = "an entry function is not code of the library";
-    else if (e->n_args < 1 || e->n_args > TFX_RT_MAX_ARGS) what = NULL; /* validate says so */
+    if (!string_inside(g, e->name))
+      what = "an entry name is not a string inside the library";
+    else if (!inside(g, e->fn, 1, 1))
+      what = "an entry function is not code of the library";
+    else if (e->n_args < 1 || e->n_args > TFX_RT_MAX_ARGS)
+      what = NULL; /* validate says so */
     else if (!inside(g, e->arg_kinds, (uint64_t)e->n_args * sizeof *e->arg_kinds, 0))
       what = "an entry's argument kinds are not inside the library";
   }

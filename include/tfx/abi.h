@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-#define TFX_ABI_VERSION 3 /* 3: desc_checksum and weights_checksum (tfx/checksum.h) */
+#define TFX_ABI_VERSION 3          /* 3: desc_checksum and weights_checksum (tfx/checksum.h) */
 #define TFX_DESC_MAGIC 0x31584654u /* "TFX1" little-endian */
 /* The symbol under which a compiled model exports its tfx_model_desc. It is
  * not `tfx_model_descriptor`: that name is the runtime API function of
