@@ -83,8 +83,12 @@ int tfx_model_open_flags(const char *path, unsigned flags, tfx_model **out, char
   rc = tfx_rt_check_loaded(h, desc, path, errbuf, errlen);
   tfx_model *m = NULL;
   if (rc == TFX_OK) rc = make_model(desc, NULL, &m, errbuf, errlen);
-  if (rc == TFX_OK && (flags & TFX_OPEN_VERIFY)) {
-    rc = tfx_rt_verify_checksums(desc, desc->weights, errbuf, errlen);
+  /* The descriptor's checksum is always checked: a few hundred bytes (well
+   * under a microsecond), and a field changed to another valid-looking value
+   * (an output width, a KV size) would make generated code write outside
+   * the session's buffers. The weights are hashed only on request. */
+  if (rc == TFX_OK) {
+    rc = tfx_rt_verify_checksums(desc, desc->weights, (flags & TFX_OPEN_VERIFY) != 0, errbuf, errlen);
     if (rc != TFX_OK) {
       free(m->entries);
       free(m);

@@ -94,15 +94,16 @@ int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *err
   return TFX_OK;
 }
 
-int tfx_rt_verify_checksums(const tfx_model_desc *d, const void *weights, char *errbuf, size_t errlen) {
-  if (!d->desc_checksum || (d->weights_bytes > 0 && !d->weights_checksum))
+int tfx_rt_verify_checksums(const tfx_model_desc *d, const void *weights, int with_weights, char *errbuf,
+                            size_t errlen) {
+  if (!d->desc_checksum || (with_weights && d->weights_bytes > 0 && !d->weights_checksum))
     return tfx_rt_error(errbuf, errlen, TFX_ERR_CHECKSUM, "model '%s' records no checksums to verify", d->name);
   uint64_t ds = tfx_desc_checksum(d);
   if (ds != d->desc_checksum)
     return tfx_rt_error(errbuf, errlen, TFX_ERR_CHECKSUM,
                         "model '%s': the descriptor's checksum is %016llx, the descriptor records %016llx", d->name,
                         (unsigned long long)ds, (unsigned long long)d->desc_checksum);
-  if (d->weights_bytes > 0) {
+  if (with_weights && d->weights_bytes > 0) {
     uint64_t ws = tfx_checksum64(weights, (size_t)d->weights_bytes);
     if (ws != d->weights_checksum)
       return tfx_rt_error(errbuf, errlen, TFX_ERR_CHECKSUM,

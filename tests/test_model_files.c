@@ -390,14 +390,18 @@ static void test_verify(void **state) {
   free(out);
   free(err);
 
-  /* a descriptor field the validation accepts, changed */
-  const patch threads = {"the threads field", desc_off + offsetof(tfx_model_desc, threads), 3, 4, TFX_OK, ""};
+  /* a descriptor field the validation accepts, changed: its checksum is
+   * checked on every open (a few hundred bytes), not only on request */
+  const patch threads = {
+      "the threads field",        desc_off + offsetof(tfx_model_desc, threads), 3, 4, TFX_ERR_CHECKSUM,
+      "the descriptor's checksum"};
   apply_and_check(&threads, 0);
-  patch tv = threads;
-  tv.rc = TFX_ERR_CHECKSUM;
-  tv.detail = "the descriptor's checksum";
-  apply_and_check(&tv, TFX_OPEN_VERIFY);
-  /* the recorded checksum itself */
+  apply_and_check(&threads, TFX_OPEN_VERIFY);
+  const patch width = {
+      "a smaller output width",   desc_off + offsetof(tfx_model_desc, output_width), 500, 4, TFX_ERR_CHECKSUM,
+      "the descriptor's checksum"};
+  apply_and_check(&width, 0);
+  /* the recorded checksums themselves */
   const patch sum = {"the weights checksum",
                      desc_off + offsetof(tfx_model_desc, weights_checksum),
                      12345,
@@ -407,7 +411,7 @@ static void test_verify(void **state) {
   apply_and_check(&sum, TFX_OPEN_VERIFY);
   const patch none = {"no checksums",        desc_off + offsetof(tfx_model_desc, desc_checksum), 0, 8, TFX_ERR_CHECKSUM,
                       "records no checksums"};
-  apply_and_check(&none, TFX_OPEN_VERIFY);
+  apply_and_check(&none, 0);
 
   /* usage */
   assert_int_equal(tfx_test_run((char *[]){TFXC_PATH, "verify", NULL}, NULL, NULL), 2);

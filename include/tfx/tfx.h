@@ -26,7 +26,7 @@ typedef enum tfx_status {
   TFX_ERR_WRONG_INPUT = -8,  /* tokens given to a model taking f32 input or vice versa */
   TFX_ERR_INTERNAL = -9,     /* e.g. libffi or thread creation failed */
   TFX_ERR_COMPILE = -10,     /* (JIT API) the model did not compile; diagnostics were printed */
-  TFX_ERR_CHECKSUM = -11     /* (TFX_OPEN_VERIFY) the descriptor or the weights differ from their checksums */
+  TFX_ERR_CHECKSUM = -11     /* the descriptor (or with TFX_OPEN_VERIFY the weights) differs from its checksum */
 } tfx_status;
 
 typedef struct tfx_model tfx_model;
@@ -43,10 +43,11 @@ int tfx_model_open(const char *path, tfx_model **out);
 int tfx_model_open_ex(const char *path, tfx_model **out, char *errbuf, size_t errlen);
 /* Flags of tfx_model_open_flags. */
 enum {
-  /* Recompute the checksums the compiler recorded in the descriptor (of the
-   * descriptor and of every weight byte; tfx/checksum.h) and refuse the
-   * model with TFX_ERR_CHECKSUM when one differs. Reads the whole weights
-   * blob once (several GB/s); without it, opening reads no weights. */
+  /* Also recompute the checksum of every weight byte the compiler recorded
+   * in the descriptor (tfx/checksum.h) and refuse the model with
+   * TFX_ERR_CHECKSUM when it differs. Reads the whole weights blob once
+   * (several GB/s); without it, opening reads no weights. (The descriptor's
+   * own checksum, a few hundred bytes, is checked on every open.) */
   TFX_OPEN_VERIFY = 1
 };
 /* tfx_model_open_ex with flags (TFX_OPEN_*; unknown bits are
