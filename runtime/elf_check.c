@@ -85,6 +85,10 @@ typedef struct elf_file {
   const Elf64_Phdr *load[MAX_PHDRS]; /* the PT_LOAD, by address */
   int n_load;
   uint64_t lo, hi; /* the address span of the PT_LOAD */
+  Elf64_Shdr *sh;  /* the section headers (load_sections), or NULL */
+  int n_sh;
+  char *names; /* the section names */
+  uint64_t names_size;
 } elf_file;
 
 static int bad(elf_file *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -428,6 +432,17 @@ static int check_relocs(elf_file *f, const dyn_info *di, uint64_t addr, uint64_t
   return rc;
 }
 
+/* One word a RELR relocation rebases: writable, and its implicit addend
+ * (the word in the file) inside the library. */
+static int relr_word_ok(elf_file *f, uint64_t w) {
+  const Elf64_Phdr *t = load_of(f, w, 8);
+  if (!t || !(t->p_flags & PF_W)) return 0;
+  uint64_t v = 0;
+  int64_t o = file_off(f, w, 8);
+  if (o >= 0 && read_at(f, &v, 8, (uint64_t)o)) return 0;
+  return v >= f->lo && v <= f->hi;
+}
+
 /* RELR relative relocations: an address, then bitmaps of the 63 words after
  * it; every word they name must be writable. */
 static int check_relr(elf_file *f, uint64_t addr, uint64_t bytes) {
@@ -441,15 +456,13 @@ static int check_relr(elf_file *f, uint64_t addr, uint64_t bytes) {
     if (!(r[i] & 1)) {
       where = r[i];
       have = 1;
-      const Elf64_Phdr *t = load_of(f, where, 8);
-      if (!t || !(t->p_flags & PF_W)) rc = bad(f, "a RELR relocation writes outside the writable segments");
+      if (!relr_word_ok(f, where)) rc = bad(f, "a RELR relocation outside the writable segments or the library");
       where += 8;
     } else {
       if (!have) rc = bad(f, "a RELR bitmap without an address");
       for (int b = 1; b < 64 && rc == TFX_OK; b++) {
-        if (!((r[i] >> b) & 1)) continue;
-        const Elf64_Phdr *t = load_of(f, where + (uint64_t)(b - 1) * 8, 8);
-        if (!t || !(t->p_flags & PF_W)) rc = bad(f, "a RELR relocation writes outside the writable segments");
+        if (((r[i] >> b) & 1) && !relr_word_ok(f, where + (uint64_t)(b - 1) * 8))
+          rc = bad(f, "a RELR relocation outside the writable segments or the library");
       }
       where += 63 * 8;
     }
@@ -458,26 +471,28 @@ static int check_relr(elf_file *f, uint64_t addr, uint64_t bytes) {
   return rc;
 }
 
-/* Whether the slot at vaddr is written by a relative relocation of the RELA
- * table (whose addend check_relocs checked). */
-static int slot_relocated(elf_file *f, const dyn_info *di, uint64_t slot) {
-  if (!di->has[DT_RELA] || di->val[DT_RELASZ] % sizeof(Elf64_Rela)) return 0;
-  Elf64_Rela *r = read_vaddr(f, di->val[DT_RELA], di->val[DT_RELASZ]);
+/* Whether the RELR table relocates the word at slot. */
+static int relr_covers(elf_file *f, const dyn_info *di, uint64_t slot) {
+  if (!di->has[DT_RELR] || di->val[DT_RELRSZ] % 8) return 0;
+  uint64_t *r = read_vaddr(f, di->val[DT_RELR], di->val[DT_RELRSZ]);
+  uint64_t where = 0;
   int found = 0;
-  for (uint64_t i = 0; r && i < di->val[DT_RELASZ] / sizeof *r && !found; i++)
-#if defined(__x86_64__)
-    found = r[i].r_offset == slot && ELF64_R_TYPE(r[i].r_info) == R_X86_64_RELATIVE;
-#else
-    found = r[i].r_offset == slot;
-#endif
+  for (uint64_t i = 0; r && i < di->val[DT_RELRSZ] / 8 && !found; i++) {
+    if (!(r[i] & 1)) {
+      found = r[i] == slot;
+      where = r[i] + 8;
+    } else {
+      for (int b = 1; b < 64 && !found; b++) found = ((r[i] >> b) & 1) && where + (uint64_t)(b - 1) * 8 == slot;
+      where += 63 * 8;
+    }
+  }
   free(r);
   return found;
 }
 
 /* The section headers (a model is linked with them; the loader ignores them,
- * which is why they help): where DT_INIT, DT_FINI and the initializer arrays
- * point must be the sections the linker made for them. */
-static int check_sections(elf_file *f, const dyn_info *di) {
+ * which is why they help): read and checked once, kept in f. */
+static int load_sections(elf_file *f) {
   Elf64_Ehdr eh;
   if (read_at(f, &eh, sizeof eh, 0)) return bad(f, "cannot read the ELF header");
   if (eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shnum < 1 || eh.e_shnum >= SHN_LORESERVE ||
@@ -485,61 +500,133 @@ static int check_sections(elf_file *f, const dyn_info *di) {
     return bad(f, "malformed section headers");
   uint64_t bytes = (uint64_t)eh.e_shnum * sizeof(Elf64_Shdr);
   if (eh.e_shoff > f->size || bytes > f->size - eh.e_shoff) return bad(f, "the section headers end beyond the file");
-  Elf64_Shdr *sh = malloc(bytes);
-  if (!sh) return tfx_rt_error(f->errbuf, f->errlen, TFX_ERR_OUT_OF_MEMORY, "out of memory");
-  char *names = NULL;
-  int rc = TFX_OK;
-  const Elf64_Shdr *ns = &sh[eh.e_shstrndx];
-  if (read_at(f, sh, bytes, eh.e_shoff))
-    rc = bad(f, "cannot read the section headers");
-  else if (ns->sh_size == 0 || ns->sh_size > 1 << 20 || ns->sh_offset > f->size ||
-           ns->sh_size > f->size - ns->sh_offset)
-    rc = bad(f, "the section names are outside the file");
-  else if (!(names = malloc(ns->sh_size)) || read_at(f, names, ns->sh_size, ns->sh_offset))
-    rc = bad(f, "cannot read the section names");
-  else if (names[ns->sh_size - 1] != 0)
-    rc = bad(f, "the section names are not terminated");
+  f->sh = malloc(bytes);
+  if (!f->sh) return tfx_rt_error(f->errbuf, f->errlen, TFX_ERR_OUT_OF_MEMORY, "out of memory");
+  f->n_sh = eh.e_shnum;
+  if (read_at(f, f->sh, bytes, eh.e_shoff)) return bad(f, "cannot read the section headers");
+  const Elf64_Shdr *ns = &f->sh[eh.e_shstrndx];
+  if (ns->sh_size == 0 || ns->sh_size > 1 << 20 || ns->sh_offset > f->size || ns->sh_size > f->size - ns->sh_offset)
+    return bad(f, "the section names are outside the file");
+  f->names_size = ns->sh_size;
+  if (!(f->names = malloc(ns->sh_size)) || read_at(f, f->names, ns->sh_size, ns->sh_offset))
+    return bad(f, "cannot read the section names");
+  if (f->names[ns->sh_size - 1] != 0) return bad(f, "the section names are not terminated");
   /* every allocated section is where the segments map it (code in code) */
-  for (int i = 1; rc == TFX_OK && i < eh.e_shnum; i++) {
-    const Elf64_Shdr *x = &sh[i];
+  for (int i = 1; i < f->n_sh; i++) {
+    const Elf64_Shdr *x = &f->sh[i];
     if (!(x->sh_flags & SHF_ALLOC) || x->sh_size == 0) continue;
     const Elf64_Phdr *p = load_of(f, x->sh_addr, x->sh_size);
     if (!p || (x->sh_type != SHT_NOBITS && file_off(f, x->sh_addr, x->sh_size) != (int64_t)x->sh_offset))
-      rc = bad(f, "section %d is not where the segments load it", i);
-    else if ((x->sh_flags & SHF_EXECINSTR) && !(p->p_flags & PF_X))
-      rc = bad(f, "section %d holds code in a segment that is not executable", i);
+      return bad(f, "section %d is not where the segments load it", i);
+    if ((x->sh_flags & SHF_EXECINSTR) && !(p->p_flags & PF_X))
+      return bad(f, "section %d holds code in a segment that is not executable", i);
   }
+  return TFX_OK;
+}
+
+static const Elf64_Shdr *section_named(const elf_file *f, const char *name) {
+  for (int i = 0; i < f->n_sh; i++)
+    if (f->sh[i].sh_name < f->names_size && strcmp(f->names + f->sh[i].sh_name, name) == 0) return &f->sh[i];
+  return NULL;
+}
+
+/* 1 when addr starts a function of the .eh_frame_hdr search table, 0 when it
+ * does not, -1 when there is no table tfxc can read. */
+static int in_unwind_table(elf_file *f, uint64_t addr) {
+  const Elf64_Phdr *hp = NULL;
+  for (int i = 0; i < f->n_ph; i++)
+    if (f->ph[i].p_type == PT_GNU_EH_FRAME) hp = &f->ph[i];
+  uint8_t h[12];
+  int64_t o = hp ? file_off(f, hp->p_vaddr, sizeof h) : -1;
+  if (o < 0 || read_at(f, h, sizeof h, (uint64_t)o)) return -1;
+  /* version 1; eh_frame_ptr sdata4; fde_count udata4; table datarel sdata4 */
+  if (h[0] != 1 || (h[1] & 0x0f) != 0x0b || h[2] != 0x03 || h[3] != 0x3b) return -1;
+  uint32_t count;
+  memcpy(&count, h + 8, 4);
+  if (count > (1u << 22)) return -1;
+  int32_t *t = read_vaddr(f, hp->p_vaddr + 12, (uint64_t)count * 8);
+  if (!t) return -1;
+  int found = 0;
+  for (uint32_t i = 0; i < count && !found; i++) found = hp->p_vaddr + (uint64_t)(int64_t)t[2 * i] == addr;
+  free(t);
+  return found;
+}
+
+/* Code the loader calls: in an executable segment, and the start of a code
+ * section or of a function the unwind table lists (when there is one). */
+static int callable(elf_file *f, uint64_t addr) {
+  if (!is_exec(load_of(f, addr, 1))) return 0;
+  for (int i = 0; i < f->n_sh; i++)
+    if ((f->sh[i].sh_flags & SHF_EXECINSTR) && f->sh[i].sh_addr == addr) return 1;
+  return in_unwind_table(f, addr) != 0;
+}
+
+/* The number of dynamic symbols by the .dynsym section, or -1. */
+static int64_t dynsym_count(const elf_file *f, uint64_t symtab) {
+  for (int i = 0; i < f->n_sh; i++)
+    if (f->sh[i].sh_type == SHT_DYNSYM && f->sh[i].sh_addr == symtab) return (int64_t)(f->sh[i].sh_size / 24);
+  return -1;
+}
+
+/* Whether the slot at vaddr is set by a relocation to code: a
+ * relative one of the RELA table, a RELR one (its implicit addend is the word
+ * in the file), or an absolute one naming a symbol defined here. */
+static int slot_relocated(elf_file *f, const dyn_info *di, uint64_t slot) {
+  if (relr_covers(f, di, slot)) {
+    uint64_t v;
+    int64_t o = file_off(f, slot, 8);
+    return o >= 0 && read_at(f, &v, 8, (uint64_t)o) == 0 && is_exec(load_of(f, v, 1));
+  }
+  if (!di->has[DT_RELA] || di->val[DT_RELASZ] % sizeof(Elf64_Rela)) return 0;
+  Elf64_Rela *r = read_vaddr(f, di->val[DT_RELA], di->val[DT_RELASZ]);
+  int found = 0;
+  for (uint64_t i = 0; r && i < di->val[DT_RELASZ] / sizeof *r && !found; i++) {
+    if (r[i].r_offset != slot) continue;
+#if defined(__x86_64__)
+    uint32_t type = (uint32_t)ELF64_R_TYPE(r[i].r_info);
+    if (type == R_X86_64_RELATIVE) {
+      found = is_exec(load_of(f, (uint64_t)r[i].r_addend, 1));
+    } else if (type == R_X86_64_64) {
+      Elf64_Sym sym;
+      int64_t so = file_off(f, di->val[DT_SYMTAB] + ELF64_R_SYM(r[i].r_info) * sizeof sym, sizeof sym);
+      found = so >= 0 && read_at(f, &sym, sizeof sym, (uint64_t)so) == 0 && sym.st_shndx != SHN_UNDEF &&
+              is_exec(load_of(f, sym.st_value + (uint64_t)r[i].r_addend, 1));
+    }
+#else
+    found = 1;
+#endif
+  }
+  free(r);
+  return found;
+}
+
+/* Where DT_INIT, DT_FINI and the initializer arrays point: code, and the
+ * array sections the linker made, every slot set by a checked relocation. */
+static int check_initializers(elf_file *f, const dyn_info *di) {
+  if (di->has[DT_INIT] && !callable(f, di->val[DT_INIT])) return bad(f, "DT_INIT is not the start of code");
+  if (di->has[DT_FINI] && !callable(f, di->val[DT_FINI])) return bad(f, "DT_FINI is not the start of code");
   static const struct {
     int tag, size_tag;
     const char *name;
-    int exec;
-  } want[] = {{DT_INIT, -1, ".init", 1},
-              {DT_FINI, -1, ".fini", 1},
-              {DT_INIT_ARRAY, DT_INIT_ARRAYSZ, ".init_array", 0},
-              {DT_FINI_ARRAY, DT_FINI_ARRAYSZ, ".fini_array", 0},
-              {DT_PREINIT_ARRAY, DT_PREINIT_ARRAYSZ, ".preinit_array", 0}};
-  for (size_t k = 0; rc == TFX_OK && k < sizeof want / sizeof want[0]; k++) {
+  } want[] = {{DT_INIT_ARRAY, DT_INIT_ARRAYSZ, ".init_array"},
+              {DT_FINI_ARRAY, DT_FINI_ARRAYSZ, ".fini_array"},
+              {DT_PREINIT_ARRAY, DT_PREINIT_ARRAYSZ, ".preinit_array"}};
+  for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
     if (!di->has[want[k].tag]) continue;
-    int ok = 0;
-    for (int i = 0; i < eh.e_shnum && !ok; i++) {
-      if (sh[i].sh_name >= ns->sh_size || strcmp(names + sh[i].sh_name, want[k].name) != 0) continue;
-      ok = sh[i].sh_addr == di->val[want[k].tag] && (!want[k].exec || (sh[i].sh_flags & SHF_EXECINSTR)) &&
-           (want[k].size_tag < 0 || sh[i].sh_size == di->val[want[k].size_tag]);
-    }
-    if (!ok) rc = bad(f, "the dynamic section's %s is not the %s section", want[k].name + 1, want[k].name);
-    /* every function pointer of an array is set by a checked relocation */
-    for (uint64_t o = 0; ok && want[k].size_tag >= 0 && o < di->val[want[k].size_tag] && rc == TFX_OK; o += 8)
-      if (!slot_relocated(f, di, di->val[want[k].tag] + o)) rc = bad(f, "an initializer is not relocated");
+    const Elf64_Shdr *x = section_named(f, want[k].name);
+    if (!x || x->sh_addr != di->val[want[k].tag] || x->sh_size != di->val[want[k].size_tag])
+      return bad(f, "the dynamic section's %s is not the %s section", want[k].name + 1, want[k].name);
+    for (uint64_t o = 0; o < di->val[want[k].size_tag]; o += 8)
+      if (!slot_relocated(f, di, di->val[want[k].tag] + o)) return bad(f, "an initializer is not relocated to code");
   }
-  free(names);
-  free(sh);
-  return rc;
+  return TFX_OK;
 }
 
 static int check_dynamic(elf_file *f) {
   dyn_info di;
   int rc = read_dynamic(f, &di);
   if (rc != TFX_OK) return rc;
+  if ((rc = load_sections(f)) != TFX_OK) return rc;
   if (!di.has[DT_STRTAB] || !di.has[DT_SYMTAB] || !di.has[DT_STRSZ]) return bad(f, "no dynamic string or symbol table");
   if (!di.has[DT_HASH] && !di.has_gnu_hash) return bad(f, "no symbol hash table");
   if (di.has[DT_SYMENT] && di.val[DT_SYMENT] != sizeof(Elf64_Sym))
@@ -591,6 +678,12 @@ static int check_dynamic(elf_file *f) {
       }
     free(t);
   }
+  /* the hash tables only bound the symbols they hash; .dynsym has them all */
+  int64_t by_section = dynsym_count(f, di.val[DT_SYMTAB]);
+  if (by_section >= 0) {
+    if ((uint64_t)by_section < nsyms) return bad(f, "the hash table names more symbols than .dynsym holds");
+    nsyms = (uint64_t)by_section;
+  }
   if (nsyms > (1u << 24)) return bad(f, "%llu symbols", (unsigned long long)nsyms);
   Elf64_Sym *syms = read_vaddr(f, di.val[DT_SYMTAB], nsyms * sizeof(Elf64_Sym));
   if (!syms && nsyms) return bad(f, "the symbol table is outside the file");
@@ -613,8 +706,6 @@ static int check_dynamic(elf_file *f) {
   if ((rc = check_versions(f, &di, strsz, nsyms, &max_version)) != TFX_OK) return rc;
 
   /* code the loader calls, the arrays it walks, the tables it applies */
-  if (di.has[DT_INIT] && !is_exec(load_of(f, di.val[DT_INIT], 1))) return bad(f, "DT_INIT is not code");
-  if (di.has[DT_FINI] && !is_exec(load_of(f, di.val[DT_FINI], 1))) return bad(f, "DT_FINI is not code");
   static const int arrays[3][2] = {
       {DT_INIT_ARRAY, DT_INIT_ARRAYSZ}, {DT_FINI_ARRAY, DT_FINI_ARRAYSZ}, {DT_PREINIT_ARRAY, DT_PREINIT_ARRAYSZ}};
   for (int k = 0; k < 3; k++) {
@@ -629,7 +720,7 @@ static int check_dynamic(elf_file *f) {
     return rc;
   if (di.has[DT_RELR] && (rc = check_relr(f, di.val[DT_RELR], di.val[DT_RELRSZ])) != TFX_OK) return rc;
   if (di.has[DT_PLTGOT] && !load_of(f, di.val[DT_PLTGOT], 24)) return bad(f, "the GOT is outside the library");
-  return check_sections(f, &di);
+  return check_initializers(f, &di);
 }
 
 int tfx_rt_check_elf(int fd, uint64_t size, const char *path, char *errbuf, size_t errlen) {
@@ -642,6 +733,8 @@ int tfx_rt_check_elf(int fd, uint64_t size, const char *path, char *errbuf, size
   f->errlen = errlen;
   int rc = check_headers(f);
   if (rc == TFX_OK) rc = check_dynamic(f);
+  free(f->sh);
+  free(f->names);
   free(f);
   return rc;
 }

@@ -70,9 +70,9 @@ int tfx_rt_check_elf(int fd, uint64_t size, const char *path, char *errbuf, size
 /* Checks that the descriptor a dlopen'ed library exports, and every pointer
  * in it, lies inside that library's segments (functions in code). */
 int tfx_rt_check_loaded(void *handle, const tfx_model_desc *d, const char *path, char *errbuf, size_t errlen);
-/* validate.c: recomputes the descriptor's checksum and, with with_weights,
- * the weights' (tfx/checksum.h) and compares them with the recorded ones
- * (TFX_ERR_CHECKSUM). */
+/* validate.c: recomputes the descriptor's checksum (when one is recorded)
+ * and, with with_weights, the weights' (tfx/checksum.h; both must then be
+ * recorded) and compares them with the recorded ones (TFX_ERR_CHECKSUM). */
 int tfx_rt_verify_checksums(const tfx_model_desc *d, const void *weights, int with_weights, char *errbuf,
                             size_t errlen);
 

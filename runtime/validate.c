@@ -76,7 +76,6 @@ int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *err
                         "malformed model descriptor: a token model with input_width %d (expected 1)", d->input_width);
   if (d->input_kind == TFX_INPUT_F32 && d->vocab != 0)
     return bad(errbuf, errlen, "an f32-input model with a vocabulary");
-  if (d->has_kv_cache && d->kv_bytes == 0) return bad(errbuf, errlen, "has_kv_cache but kv_bytes = 0");
   int has_all_rows = 0;
   for (int32_t i = 0; i < d->n_entries; i++) {
     const tfx_entry_desc *e = &d->entries[i];
@@ -96,9 +95,11 @@ int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *err
 
 int tfx_rt_verify_checksums(const tfx_model_desc *d, const void *weights, int with_weights, char *errbuf,
                             size_t errlen) {
-  if (!d->desc_checksum || (with_weights && d->weights_bytes > 0 && !d->weights_checksum))
+  /* 0 is "not recorded" (a descriptor not written by tfxc): an error only
+   * when the caller asked for verification */
+  if (with_weights && (!d->desc_checksum || (d->weights_bytes > 0 && !d->weights_checksum)))
     return tfx_rt_error(errbuf, errlen, TFX_ERR_CHECKSUM, "model '%s' records no checksums to verify", d->name);
-  uint64_t ds = tfx_desc_checksum(d);
+  uint64_t ds = d->desc_checksum ? tfx_desc_checksum(d) : 0;
   if (ds != d->desc_checksum)
     return tfx_rt_error(errbuf, errlen, TFX_ERR_CHECKSUM,
                         "model '%s': the descriptor's checksum is %016llx, the descriptor records %016llx", d->name,
