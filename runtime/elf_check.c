@@ -201,7 +201,10 @@ static int check_headers(elf_file *f) {
     if (p->p_type == PT_LOAD || p->p_type == PT_NULL || p->p_type == PT_GNU_STACK) continue;
     if (p->p_offset > f->size || p->p_filesz > f->size - p->p_offset)
       return bad(f, "segment %d (type 0x%x) ends beyond the file", i, (unsigned)p->p_type);
-    if (p->p_memsz > 0 && !load_of(f, p->p_vaddr, p->p_memsz))
+    /* RELRO may run to the end of its last page (lld); the loader only
+     * mprotects it, and reports failure */
+    uint64_t need = p->p_type == PT_GNU_RELRO ? 1 : p->p_memsz;
+    if (p->p_memsz > 0 && !load_of(f, p->p_vaddr, need))
       return bad(f, "segment %d (type 0x%x) is not inside a loadable segment", i, (unsigned)p->p_type);
     if (p->p_filesz > 0 && p->p_type != PT_TLS && p->p_type != PT_GNU_RELRO &&
         file_off(f, p->p_vaddr, p->p_filesz) != (int64_t)p->p_offset)
@@ -284,6 +287,8 @@ static int check_gnu_hash(elf_file *f, uint64_t addr, uint64_t *nsyms) {
   uint32_t nbuckets = h[0], symoffset = h[1], bloom = h[2], shift = h[3];
   if (nbuckets == 0 || !is_pow2(bloom) || shift >= 64 || nbuckets > (1u << 24) || bloom > (1u << 24))
     return bad(f, "a malformed GNU hash table");
+  if (file_off(f, addr, 16 + (uint64_t)bloom * 8 + (uint64_t)nbuckets * 4) < 0)
+    return bad(f, "the GNU hash table is outside the file");
   uint64_t buckets_addr = addr + 16 + (uint64_t)bloom * 8;
   uint32_t *b = read_vaddr(f, buckets_addr, (uint64_t)nbuckets * 4);
   if (!b) return bad(f, "the GNU hash table is outside the file");
