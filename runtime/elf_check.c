@@ -495,6 +495,38 @@ static int relr_covers(elf_file *f, const dyn_info *di, uint64_t slot) {
   return found;
 }
 
+static int starts_with(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
+
+/* PT_GNU_RELRO: the loader makes [page of its start, page of its end)
+ * read-only after relocation. It must stay within its segment's last page
+ * and protect none of the sections written later (.data*, .bss*,
+ * .tm_clone_table; .data.rel.ro is relocated, then read-only). */
+static int check_relro(elf_file *f) {
+  const long page = sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096;
+  const uint64_t pg = (uint64_t)page;
+  for (int i = 0; i < f->n_ph; i++) {
+    const Elf64_Phdr *r = &f->ph[i];
+    if (r->p_type != PT_GNU_RELRO || r->p_memsz == 0) continue;
+    const Elf64_Phdr *p = load_of(f, r->p_vaddr, 1);
+    if (!p) return bad(f, "the read-only-after-relocation range is not inside a loadable segment");
+    uint64_t lo = r->p_vaddr / pg * pg, hi = (r->p_vaddr + r->p_memsz) / pg * pg;
+    uint64_t seg_end = (p->p_vaddr + p->p_memsz + pg - 1) / pg * pg;
+    if (r->p_vaddr + r->p_memsz < r->p_vaddr || r->p_vaddr + r->p_memsz > seg_end)
+      return bad(f, "the read-only-after-relocation range runs past its segment");
+    for (int k = 1; k < f->n_sh; k++) {
+      const Elf64_Shdr *x = &f->sh[k];
+      if ((x->sh_flags & (SHF_ALLOC | SHF_WRITE)) != (SHF_ALLOC | SHF_WRITE) || x->sh_size == 0) continue;
+      const char *name = x->sh_name < f->names_size ? f->names + x->sh_name : "";
+      int data = (starts_with(name, ".data") && !starts_with(name, ".data.rel.ro")) || starts_with(name, ".bss") ||
+                 starts_with(name, ".tm_clone_table");
+      if (!data) continue;
+      if (x->sh_addr < hi && x->sh_addr + x->sh_size > lo)
+        return bad(f, "the read-only-after-relocation range covers the writable section %s", name);
+    }
+  }
+  return TFX_OK;
+}
+
 /* The section headers (a model is linked with them; the loader ignores them,
  * which is why they help): read and checked once, kept in f. */
 static int load_sections(elf_file *f) {
@@ -526,7 +558,7 @@ static int load_sections(elf_file *f) {
     if ((x->sh_flags & SHF_EXECINSTR) && !(p->p_flags & PF_X))
       return bad(f, "section %d holds code in a segment that is not executable", i);
   }
-  return TFX_OK;
+  return check_relro(f);
 }
 
 static const Elf64_Shdr *section_named(const elf_file *f, const char *name) {

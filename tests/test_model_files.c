@@ -310,16 +310,20 @@ static void test_patched_headers(void **state) {
   (void)state;
   const Elf64_Ehdr *eh = (const Elf64_Ehdr *)so_data;
   const uint64_t ph = eh->e_phoff;
-  int last_load = -1, first_load = -1, dyn = -1;
+  int last_load = -1, first_load = -1, dyn = -1, relro = -1;
   const Elf64_Phdr *p = (const Elf64_Phdr *)(so_data + ph);
   for (int i = 0; i < eh->e_phnum; i++) {
     if (p[i].p_type == PT_LOAD && first_load < 0) first_load = i;
     if (p[i].p_type == PT_LOAD) last_load = i;
     if (p[i].p_type == PT_DYNAMIC) dyn = i;
+    if (p[i].p_type == PT_GNU_RELRO) relro = i;
   }
   assert_true(first_load >= 0 && last_load > first_load && dyn >= 0);
   const uint64_t last = ph + (uint64_t)last_load * sizeof(Elf64_Phdr);
   const uint64_t dynh = ph + (uint64_t)dyn * sizeof(Elf64_Phdr);
+  /* the model's link has -z relro (ld's default); without it there is nothing to patch */
+  const uint64_t relroh = ph + (uint64_t)(relro >= 0 ? relro : dyn) * sizeof(Elf64_Phdr);
+  assert_true(relro >= 0);
   const int E = TFX_ERR_NOT_A_MODEL;
   const patch cases[] = {
       {"ELF magic", 1, 'X', 1, E, "not an ELF file"},
@@ -341,6 +345,11 @@ static void test_patched_headers(void **state) {
       {"the dynamic section moved", dynh + offsetof(Elf64_Phdr, p_vaddr),
        read_u64(dynh + offsetof(Elf64_Phdr, p_vaddr)) + 0x10000000, 8, E, "is not inside a loadable segment"},
       {"no dynamic section", dynh + offsetof(Elf64_Phdr, p_type), PT_NOTE, 4, E, "truncated or corrupted"},
+      /* read-only after relocation: .data and .bss must stay writable */
+      {"RELRO over .data", relroh + offsetof(Elf64_Phdr, p_memsz),
+       read_u64(relroh + offsetof(Elf64_Phdr, p_memsz)) + 4096, 8, E, "truncated or corrupted"},
+      {"RELRO past its segment", relroh + offsetof(Elf64_Phdr, p_memsz), 1 << 24, 8, E,
+       "the read-only-after-relocation range runs past its segment"},
       {"section headers beyond the file", offsetof(Elf64_Ehdr, e_shoff), so_size, 8, E,
        "the section headers end beyond the file"},
       /* the descriptor (include/tfx/abi.h's layout, checked by test_backend_ops) */
