@@ -104,10 +104,25 @@ static void die(const char *what) {
   abort();
 }
 
+/* Removes the temporary directory when the fuzzer exits (only the parent). */
+static pid_t owner;
+static void cleanup(void) {
+  if (getpid() != owner) return;
+  static const char *files[] = {"m.so", "base.c", "base.so"};
+  char p[160];
+  for (int i = 0; i < 3; i++) {
+    snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+    unlink(p);
+  }
+  rmdir(dir);
+}
+
 /* Loads (or builds) the base model and finds its regions. */
 static void init(void) {
   snprintf(dir, sizeof dir, "/tmp/tfx-fuzz-model-XXXXXX");
   if (!mkdtemp(dir)) die("cannot create a temporary directory");
+  owner = getpid();
+  atexit(cleanup);
   snprintf(path, sizeof path, "%s/m.so", dir);
   const char *given = getenv("TFX_FUZZ_MODEL");
   char base_path[160];
