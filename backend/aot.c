@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../include/tfx/checksum.h"
 #include "cg.h"
 
 #ifndef TFX_RUNTIME_ARCHIVE
@@ -121,6 +122,11 @@ int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t 
                     (long long)g->weights_bytes);
   tfx_cg_aot a;
   if (tfx_cg_aot_build(g, o, &a, err, errlen)) return -1;
+  /* the weights checksum of the descriptor (tfx/checksum.h, TFX_OPEN_VERIFY) */
+  if (tfx_cg_set_weights_checksum(a.mod, tfx_checksum64(weights, (size_t)g->weights_bytes), err, errlen)) {
+    tfx_cg_aot_free(&a);
+    return -1;
+  }
   char *dir = make_tmpdir(err, errlen);
   if (!dir) {
     tfx_cg_aot_free(&a);

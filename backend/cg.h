@@ -165,6 +165,9 @@ typedef struct tfx_cg_entry_fns {
   LLVMValueRef forward, decode, last; /* last: NULL when the model has no last-row entry */
 } tfx_cg_entry_fns;
 int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *weights_symbol);
+/* Records the weights blob's tfx_checksum64 in the descriptor of an emitted
+ * module (AOT: the blob is known when the object is written). */
+int tfx_cg_set_weights_checksum(LLVMModuleRef mod, uint64_t sum, char *err, size_t errlen);
 /* The descriptor fields the graph determines. */
 int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_width, int32_t *output_width,
                        int32_t *vocab, int32_t *has_kv, char *err, size_t errlen);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../include/tfx/checksum.h"
 #include "cg.h"
 
 static LLVMValueRef const_string(tfx_cg *cg, const char *s, const char *name) {
@@ -149,10 +150,37 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
     LLVMSetGlobalConstant(weights, 1);
   }
 
+  /* the descriptor's checksum, over the same values as the runtime sees
+   * them (tfx/checksum.h); the weights checksum is 0 until
+   * tfx_cg_set_weights_checksum records it (AOT) */
+  static const int32_t kind_vals[TFX_CG_ARG_COUNT] = {TFX_ARG_INPUT, TFX_ARG_NTOKENS, TFX_ARG_POS,     TFX_ARG_OUTPUT,
+                                                      TFX_ARG_ARENA, TFX_ARG_KV,      TFX_ARG_WEIGHTS, TFX_ARG_EXEC};
+  tfx_entry_desc ck_ent[3];
+  for (int i = 0; i < n_ent; i++)
+    ck_ent[i] =
+        (tfx_entry_desc){spec[i].name, NULL, 1, (int32_t)spec[i].max, TFX_CG_ARG_COUNT, kind_vals, spec[i].flags, 0};
+  tfx_model_desc ck = {.magic = TFX_DESC_MAGIC,
+                       .abi_version = TFX_ABI_VERSION,
+                       .name = g->name ? g->name : "model",
+                       .input_kind = ik,
+                       .input_width = iw,
+                       .output_width = ow,
+                       .vocab = voc,
+                       .max_seq = (int32_t)g->max_seq,
+                       .has_kv_cache = has_kv,
+                       .arena_bytes = (uint64_t)g->arena_bytes,
+                       .kv_bytes = (uint64_t)g->kv_bytes,
+                       .weights_bytes = (uint64_t)g->weights_bytes,
+                       .weights = weights_symbol ? (const void *)ck_ent : NULL, /* only its presence counts */
+                       .n_entries = n_ent,
+                       .threads = (int32_t)g->schedule.threads,
+                       .entries = ck_ent};
+  uint64_t desc_sum = tfx_desc_checksum(&ck);
+
   /* tfx_model_desc */
-  LLVMTypeRef df[16] = {i32, i32, ptr, i32, i32, i32, i32, i32, i32, i64, i64, i64, ptr, i32, i32, ptr};
-  LLVMTypeRef desc_ty = LLVMStructTypeInContext(cg->ctx, df, 16, 0);
-  LLVMValueRef dv[16] = {c32(cg, (int32_t)TFX_DESC_MAGIC),
+  LLVMTypeRef df[18] = {i32, i32, ptr, i32, i32, i32, i32, i32, i32, i64, i64, i64, ptr, i32, i32, ptr, i64, i64};
+  LLVMTypeRef desc_ty = LLVMStructTypeInContext(cg->ctx, df, 18, 0);
+  LLVMValueRef dv[18] = {c32(cg, (int32_t)TFX_DESC_MAGIC),
                          c32(cg, TFX_ABI_VERSION),
                          const_string(cg, g->name ? g->name : "model", "tfx_str_name"),
                          c32(cg, ik),
@@ -167,8 +195,10 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
                          weights,
                          c32(cg, n_ent),
                          c32(cg, g->schedule.threads),
-                         ent_gv};
-  LLVMValueRef desc_init = LLVMConstNamedStruct(desc_ty, dv, 16);
+                         ent_gv,
+                         c64(cg, (int64_t)desc_sum),
+                         c64(cg, 0)};
+  LLVMValueRef desc_init = LLVMConstNamedStruct(desc_ty, dv, 18);
   LLVMValueRef desc = LLVMAddGlobal(cg->mod, desc_ty, TFX_DESC_SYMBOL);
   LLVMSetInitializer(desc, desc_init);
   LLVMSetGlobalConstant(desc, 1);
@@ -185,5 +215,22 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
     LLVMSetLinkage(a, LLVMExternalLinkage);
     LLVMSetVisibility(a, LLVMDefaultVisibility);
   }
+  return 0;
+}
+
+/* Index of weights_checksum in the descriptor's LLVM struct (above). */
+#define DESC_WEIGHTS_CHECKSUM_FIELD 17
+
+int tfx_cg_set_weights_checksum(LLVMModuleRef mod, uint64_t sum, char *err, size_t errlen) {
+  LLVMValueRef desc = mod ? LLVMGetNamedGlobal(mod, TFX_DESC_SYMBOL) : NULL;
+  LLVMValueRef init = desc ? LLVMGetInitializer(desc) : NULL;
+  LLVMTypeRef ty = init ? LLVMTypeOf(init) : NULL;
+  if (!ty || LLVMGetTypeKind(ty) != LLVMStructTypeKind || LLVMCountStructElementTypes(ty) != 18)
+    return tfx_errf(err, errlen, "backend: the module has no model descriptor to record the weights checksum in");
+  LLVMValueRef f[18];
+  for (unsigned i = 0; i < 18; i++) f[i] = LLVMGetAggregateElement(init, i);
+  f[DESC_WEIGHTS_CHECKSUM_FIELD] =
+      LLVMConstInt(LLVMStructGetTypeAtIndex(ty, DESC_WEIGHTS_CHECKSUM_FIELD), (unsigned long long)sum, 0);
+  LLVMSetInitializer(desc, LLVMConstNamedStruct(ty, f, 18));
   return 0;
 }

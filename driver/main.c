@@ -27,6 +27,7 @@ static const char usage_text[] =
     "            [--prompt-ids \"i j k\"] [--temperature T] [--top-p P] [--seed S]\n"
     "            [--threads N] [--print-ids] [--dump-logits FILE] [--eval-ids FILE]\n"
     "            [--quantize FMT]\n"
+    "       tfxc verify FILE.so\n"
     "       tfxc --help | --version\n";
 
 static const char help_text[] = "\n"
@@ -80,7 +81,12 @@ static const char help_text[] = "\n"
                                 "                       --dump-logits write the logits of every position,\n"
                                 "                       [1 + ids, vocab] (row i predicts the id after position i)\n"
                                 "Generation starts from BOS (id 1) and the prompt, and stops early when id 1 is\n"
-                                "generated. Speed is reported on stderr.\n";
+                                "generated. Speed is reported on stderr.\n"
+                                "\n"
+                                "Verify:\n"
+                                "  verify FILE.so       check a compiled model against the checksums the compiler\n"
+                                "                       recorded (descriptor and every weight byte): prints ok,\n"
+                                "                       or what differs and exits 1\n";
 
 static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "tfxc: error: ");
@@ -814,6 +820,31 @@ static int run_main(int argc, char **argv) {
   return rc;
 }
 
+/* tfxc verify FILE.so: opens the model with TFX_OPEN_VERIFY (the file
+ * checks, then the descriptor's and the weights' checksums). */
+static int verify_main(int argc, char **argv) {
+  if (argc != 3 || argv[2][0] == '-' || !argv[2][0]) return usage_error("%s", "verify needs one model file (FILE.so)");
+  const char *path = argv[2];
+  tfx_model *model = NULL;
+  char err[1024] = "";
+  int rc = tfx_model_open_flags(path, TFX_OPEN_VERIFY, &model, err, sizeof err);
+  if (rc != TFX_OK) {
+    fprintf(stderr, "tfxc: error: %s: %s\n", path, err[0] ? err : tfx_error_message(rc));
+    return EXIT_COMPILE;
+  }
+  const tfx_model_desc *d = tfx_model_descriptor(model);
+  int ok = printf("%s: ok (model '%s', %llu weight bytes, checksums %016llx %016llx)\n", path, d->name,
+                  (unsigned long long)d->weights_bytes, (unsigned long long)d->desc_checksum,
+                  (unsigned long long)d->weights_checksum) > 0 &&
+           fflush(stdout) == 0;
+  tfx_model_close(model);
+  if (!ok) {
+    fprintf(stderr, "tfxc: error: writing to stdout failed: %s\n", strerror(errno));
+    return EXIT_COMPILE;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "%s", usage_text);
@@ -827,7 +858,9 @@ int main(int argc, char **argv) {
   else if (strcmp(argv[1], "--version") == 0)
     rc = printf("tfxc %s\n", TFX_VERSION) < 0;
   else
-    rc = strcmp(argv[1], "run") == 0 ? run_main(argc, argv) : compile_main(argc, argv);
+    rc = strcmp(argv[1], "run") == 0      ? run_main(argc, argv)
+         : strcmp(argv[1], "verify") == 0 ? verify_main(argc, argv)
+                                          : compile_main(argc, argv);
   if (tfx_drv_finish_stdout() && rc == 0) rc = EXIT_COMPILE;
   return rc;
 }

@@ -4,17 +4,44 @@
 #include "frontend.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "parse.h"
 #include "sema.h"
 #include "weights.h"
 
-/* Reads a whole file; NULL with errno set on failure. */
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
+/* Reads a whole regular file; NULL with the reason in why on failure. The
+ * file is opened without blocking and checked with fstat first, so a FIFO
+ * is an error, never a hang; a directory says so. */
+static char *read_file(const char *path, size_t *len, char *why, size_t whylen) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    snprintf(why, whylen, "%s", strerror(errno));
+    if (fd >= 0) close(fd);
+    return NULL;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    snprintf(why, whylen, "%s",
+             S_ISDIR(st.st_mode)    ? "is a directory"
+             : S_ISFIFO(st.st_mode) ? "is a FIFO, not a regular file"
+                                    : "not a regular file");
+    close(fd);
+    return NULL;
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  FILE *f = fdopen(fd, "rb");
+  if (!f) {
+    snprintf(why, whylen, "%s", strerror(errno));
+    close(fd);
+    return NULL;
+  }
   size_t cap = 4096, n = 0;
   char *buf = malloc(cap);
   while (buf) {
@@ -35,6 +62,7 @@ static char *read_file(const char *path, size_t *len) {
     buf = NULL;
     errno = EIO;
   }
+  if (!buf) snprintf(why, whylen, "%s", strerror(errno));
   fclose(f);
   if (buf) {
     buf[n] = 0;
@@ -121,10 +149,11 @@ int tfx_frontend_compile(const char *path, const char *source, const tfx_fronten
   size_t len = 0;
   tfx_fe_diag diag;
   if (!source) {
-    owned = read_file(path, &len);
+    char why[128] = "";
+    owned = read_file(path, &len, why, sizeof why);
     if (!owned) {
       tfx_fe_diag_init(&diag, o->diag, path, NULL, 0, o->max_errors);
-      tfx_fe_error(&diag, 0, 0, "cannot read the file: %s", strerror(errno));
+      tfx_fe_error(&diag, 0, 0, "cannot read the file: %s", why);
       tfx_fe_diag_free(&diag);
       return 1;
     }

@@ -18,6 +18,7 @@ const char *tfx_error_message(int code) {
   case TFX_ERR_WRONG_INPUT: return "wrong input kind (tokens given to an f32-input model or vice versa)";
   case TFX_ERR_INTERNAL: return "internal runtime error (libffi or thread creation failed)";
   case TFX_ERR_COMPILE: return "the model did not compile";
+  case TFX_ERR_CHECKSUM: return "the model file is corrupted (a checksum differs)";
   default: return "unknown error";
   }
 }

@@ -1,5 +1,6 @@
-/* runtime/model.c — opening models: dlopen of a compiled model.so and its
- * descriptor checks (tfx_model_open[_ex]), wrapping a descriptor already in
+/* runtime/model.c — opening models: the file checks (elf_check.c), dlopen
+ * of a compiled model.so, its descriptor checks and, on request, its
+ * checksums (tfx_model_open[_ex|_flags]), wrapping a descriptor already in
  * the process (tfx_model_from_descriptor, for linked and JIT models), and
  * closing them. */
 #include <dlfcn.h>
@@ -35,17 +36,30 @@ static int make_model(const tfx_model_desc *desc, const void *weights, tfx_model
   return TFX_OK;
 }
 
-int tfx_model_open_ex(const char *path, tfx_model **out, char *errbuf, size_t errlen) {
+int tfx_model_open_flags(const char *path, unsigned flags, tfx_model **out, char *errbuf, size_t errlen) {
   if (errbuf && errlen > 0) errbuf[0] = '\0';
   if (out) *out = NULL;
   if (!path || !out)
     return tfx_rt_error(errbuf, errlen, TFX_ERR_INVALID_ARGUMENT, "tfx_model_open: NULL path or output pointer");
+  if (flags & ~(unsigned)TFX_OPEN_VERIFY)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_INVALID_ARGUMENT, "tfx_model_open: unknown flags 0x%x",
+                        flags & ~(unsigned)TFX_OPEN_VERIFY);
   if (!path[0]) return tfx_rt_error(errbuf, errlen, TFX_ERR_OPEN, "tfx_model_open: empty path");
-  /* dlopen searches the library path for names without a slash; a model
-   * file named relative to the working directory is what callers mean. */
+  /* The file itself first: a regular file (opened without blocking, so a
+   * FIFO cannot hang), whose ELF headers and loader tables lie inside it; the
+   * dynamic loader trusts them and would crash on a truncated file. */
+  int fd = -1;
+  uint64_t size = 0;
+  int rc = tfx_rt_open_model_file(path, &fd, &size, errbuf, errlen);
+  if (rc != TFX_OK) return rc;
+  rc = tfx_rt_check_elf(fd, size, path, errbuf, errlen);
+  close(fd);
+  if (rc != TFX_OK) return rc;
+  /* dlopen searches the library path for names without a slash; the file
+   * just checked, relative to the working directory, is what callers mean. */
   const char *open_path = path;
   char *local = NULL;
-  if (!strchr(path, '/') && access(path, F_OK) == 0) {
+  if (!strchr(path, '/')) {
     size_t len = strlen(path);
     local = malloc(len + 3);
     if (!local) return tfx_rt_error(errbuf, errlen, TFX_ERR_OUT_OF_MEMORY, "out of memory");
@@ -66,8 +80,20 @@ int tfx_model_open_ex(const char *path, tfx_model **out, char *errbuf, size_t er
     return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL, "'%s' is not a tfx model: no symbol %s", path,
                         TFX_DESC_SYMBOL);
   }
+  rc = tfx_rt_check_loaded(h, desc, path, errbuf, errlen);
   tfx_model *m = NULL;
-  int rc = make_model(desc, NULL, &m, errbuf, errlen);
+  if (rc == TFX_OK) rc = make_model(desc, NULL, &m, errbuf, errlen);
+  /* The descriptor's checksum is always checked: a few hundred bytes (well
+   * under a microsecond), and a field changed to another valid-looking value
+   * (an output width, a KV size) would make generated code write outside
+   * the session's buffers. The weights are hashed only on request. */
+  if (rc == TFX_OK) {
+    rc = tfx_rt_verify_checksums(desc, desc->weights, (flags & TFX_OPEN_VERIFY) != 0, errbuf, errlen);
+    if (rc != TFX_OK) {
+      free(m->entries);
+      free(m);
+    }
+  }
   if (rc != TFX_OK) {
     dlclose(h);
     return rc;
@@ -75,6 +101,10 @@ int tfx_model_open_ex(const char *path, tfx_model **out, char *errbuf, size_t er
   m->dl_handle = h;
   *out = m;
   return TFX_OK;
+}
+
+int tfx_model_open_ex(const char *path, tfx_model **out, char *errbuf, size_t errlen) {
+  return tfx_model_open_flags(path, 0, out, errbuf, errlen);
 }
 
 int tfx_model_open(const char *path, tfx_model **out) { return tfx_model_open_ex(path, out, NULL, 0); }

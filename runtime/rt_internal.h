@@ -15,6 +15,7 @@
 #define TFX_RT_MAX_ARGS 32    /* an entry takes at most this many arguments */
 #define TFX_RT_MAX_THREADS 64 /* a session's thread pool is capped here */
 #define TFX_RT_ALIGN 64       /* every buffer a session hands to generated code */
+#define TFX_RT_MAX_ENTRIES 16 /* a descriptor has at most this many entry points */
 
 /* One entry point, ready for ffi_call. */
 typedef struct tfx_rt_entry {
@@ -58,6 +59,22 @@ int tfx_rt_error(char *errbuf, size_t errlen, int code, const char *fmt, ...) __
  * weights is the effective weights blob. Returns TFX_OK or a status with the
  * detail in errbuf. */
 int tfx_rt_validate_desc(const tfx_model_desc *desc, const void *weights, char *errbuf, size_t errlen);
+
+/* elf_check.c: opens path without blocking and checks that it is a regular
+ * file (a FIFO, a directory or a device is TFX_ERR_OPEN); *fd_out is the
+ * descriptor to close, *size_out the file's size. */
+int tfx_rt_open_model_file(const char *path, int *fd_out, uint64_t *size_out, char *errbuf, size_t errlen);
+/* Checks the ELF headers and the dynamic loader's tables of an open file
+ * before dlopen: TFX_ERR_NOT_A_MODEL for a truncated or corrupted one. */
+int tfx_rt_check_elf(int fd, uint64_t size, const char *path, char *errbuf, size_t errlen);
+/* Checks that the descriptor a dlopen'ed library exports, and every pointer
+ * in it, lies inside that library's segments (functions in code). */
+int tfx_rt_check_loaded(void *handle, const tfx_model_desc *d, const char *path, char *errbuf, size_t errlen);
+/* validate.c: recomputes the descriptor's checksum (when one is recorded)
+ * and, with with_weights, the weights' (tfx/checksum.h; both must then be
+ * recorded) and compares them with the recorded ones (TFX_ERR_CHECKSUM). */
+int tfx_rt_verify_checksums(const tfx_model_desc *d, const void *weights, int with_weights, char *errbuf,
+                            size_t errlen);
 
 /* ffi_call.c: prepares the libffi call interface of every entry of m->desc. */
 int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen);

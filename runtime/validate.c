@@ -1,9 +1,13 @@
 /* runtime/validate.c — checks a model descriptor before the runtime trusts
  * it: magic, ABI version, dimensions, memory sizes, weights and every entry
- * point (function, token range, argument kinds). */
+ * point (function, token range, argument kinds), the fields against each
+ * other (widths, KV cache, entry count, token ranges against max_seq), and
+ * on request the checksums the compiler recorded. */
 #include <stdint.h>
+#include <string.h>
 
 #include "rt_internal.h"
+#include "tfx/checksum.h"
 
 static int bad(char *errbuf, size_t errlen, const char *what) {
   return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL, "malformed model descriptor: %s", what);
@@ -63,9 +67,50 @@ int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *err
     return bad(errbuf, errlen, "max_seq * input_width is too large");
   if (d->weights_bytes > 0 && !weights) return bad(errbuf, errlen, "weights_bytes > 0 but no weights");
   if (d->n_entries < 1 || !d->entries) return bad(errbuf, errlen, "no entry points");
+  /* the fields against each other */
+  if (d->n_entries > TFX_RT_MAX_ENTRIES)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL, "malformed model descriptor: %d entry points (at most %d)",
+                        d->n_entries, TFX_RT_MAX_ENTRIES);
+  if (d->input_kind == TFX_INPUT_TOKENS && d->input_width != 1)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                        "malformed model descriptor: a token model with input_width %d (expected 1)", d->input_width);
+  if (d->input_kind == TFX_INPUT_F32 && d->vocab != 0)
+    return bad(errbuf, errlen, "an f32-input model with a vocabulary");
+  int has_all_rows = 0;
   for (int32_t i = 0; i < d->n_entries; i++) {
-    int rc = check_entry(&d->entries[i], i, errbuf, errlen);
+    const tfx_entry_desc *e = &d->entries[i];
+    int rc = check_entry(e, i, errbuf, errlen);
     if (rc != TFX_OK) return rc;
+    if (e->max_tokens > d->max_seq)
+      return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                          "malformed model descriptor: entry '%s' accepts %d tokens, more than max_seq = %d", e->name,
+                          e->max_tokens, d->max_seq);
+    if (strcmp(e->name, "decode") == 0 && e->min_tokens != 1)
+      return bad(errbuf, errlen, "the decode entry does not accept one token");
+    if (!(e->flags & TFX_ENTRY_LAST_ROW) && e->min_tokens == 1) has_all_rows = 1;
+  }
+  if (!has_all_rows) return bad(errbuf, errlen, "no entry writing every row accepts one token");
+  return TFX_OK;
+}
+
+int tfx_rt_verify_checksums(const tfx_model_desc *d, const void *weights, int with_weights, char *errbuf,
+                            size_t errlen) {
+  /* 0 is "not recorded" (a descriptor not written by tfxc): an error only
+   * when the caller asked for verification */
+  if (with_weights && (!d->desc_checksum || (d->weights_bytes > 0 && !d->weights_checksum)))
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_CHECKSUM, "model '%s' records no checksums to verify", d->name);
+  uint64_t ds = d->desc_checksum ? tfx_desc_checksum(d) : 0;
+  if (ds != d->desc_checksum)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_CHECKSUM,
+                        "model '%s': the descriptor's checksum is %016llx, the descriptor records %016llx", d->name,
+                        (unsigned long long)ds, (unsigned long long)d->desc_checksum);
+  if (with_weights && d->weights_bytes > 0) {
+    uint64_t ws = tfx_checksum64(weights, (size_t)d->weights_bytes);
+    if (ws != d->weights_checksum)
+      return tfx_rt_error(errbuf, errlen, TFX_ERR_CHECKSUM,
+                          "model '%s': the weights' checksum (%llu bytes) is %016llx, the descriptor records %016llx",
+                          d->name, (unsigned long long)d->weights_bytes, (unsigned long long)ws,
+                          (unsigned long long)d->weights_checksum);
   }
   return TFX_OK;
 }

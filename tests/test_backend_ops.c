@@ -396,7 +396,9 @@ static void test_descriptor(void **state) {
   assert_int_equal(offsetof(tfx_model_desc, n_entries), 72);
   assert_int_equal(offsetof(tfx_model_desc, threads), 76);
   assert_int_equal(offsetof(tfx_model_desc, entries), 80);
-  assert_int_equal(sizeof(tfx_model_desc), 88);
+  assert_int_equal(offsetof(tfx_model_desc, desc_checksum), 88);
+  assert_int_equal(offsetof(tfx_model_desc, weights_checksum), 96);
+  assert_int_equal(sizeof(tfx_model_desc), 104);
   assert_int_equal(offsetof(tfx_entry_desc, name), 0);
   assert_int_equal(offsetof(tfx_entry_desc, fn), 8);
   assert_int_equal(offsetof(tfx_entry_desc, min_tokens), 16);

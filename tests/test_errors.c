@@ -621,6 +621,24 @@ static void api_open_missing(api_result *r) {
   r->rc = tfx_model_open_ex("/nonexistent/m.so", &m, r->detail, sizeof r->detail);
 }
 static void api_open_not_a_model(api_result *r) {
+  /* the process's libm by its full path (a bare "libm.so.6" is a file of the
+   * working directory, never a search of the library path) */
+  char lib[4096] = "libm.so.6", line[4400];
+  FILE *maps = fopen("/proc/self/maps", "r");
+  while (maps && fgets(line, sizeof line, maps)) {
+    char *p = strchr(line, '/');
+    if (p && strstr(p, "/libm.so")) {
+      p[strcspn(p, "\n")] = 0;
+      snprintf(lib, sizeof lib, "%s", p);
+      break;
+    }
+  }
+  if (maps) fclose(maps);
+  tfx_model *m = NULL;
+  r->rc = tfx_model_open_ex(lib, &m, r->detail, sizeof r->detail);
+  tfx_model_close(m);
+}
+static void api_open_bare_name(api_result *r) {
   tfx_model *m = NULL;
   r->rc = tfx_model_open_ex("libm.so.6", &m, r->detail, sizeof r->detail);
   tfx_model_close(m);
@@ -817,8 +835,11 @@ static const api_case api_cases[] = {
     {"api: open NULL path", api_open_null, TFX_ERR_INVALID_ARGUMENT, "tfx_model_open: NULL path or output pointer"},
     {"api: open a missing file", api_open_missing, TFX_ERR_OPEN, "cannot load '/nonexistent/m.so'"},
     {"api: open a library that is not a model", api_open_not_a_model, TFX_ERR_NOT_A_MODEL,
-     "'libm.so.6' is not a tfx model: no symbol tfx_model_descriptor_data"},
-    {"api: open a file that is not a library", api_open_garbage, TFX_ERR_OPEN, "cannot load '"},
+     "libm.so.6' is not a tfx model: no symbol tfx_model_descriptor_data"},
+    {"api: a bare name is not looked up on the library path", api_open_bare_name, TFX_ERR_OPEN,
+     "cannot load 'libm.so.6': No such file or directory"},
+    {"api: open a file that is not a library", api_open_garbage, TFX_ERR_NOT_A_MODEL,
+     "is not a loadable model (truncated or corrupted?): the file has"},
     {"api: wrong ABI version", api_wrong_abi, TFX_ERR_ABI_VERSION, "compiled for another runtime ABI version"},
     {"api: bad descriptor magic", api_bad_magic, TFX_ERR_NOT_A_MODEL, "not a tfx model"},
     {"api: session of NULL model", api_session_null_model, TFX_ERR_INVALID_ARGUMENT, "invalid argument"},

@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-#define TFX_ABI_VERSION 2
+#define TFX_ABI_VERSION 3          /* 3: desc_checksum and weights_checksum (tfx/checksum.h) */
 #define TFX_DESC_MAGIC 0x31584654u /* "TFX1" little-endian */
 /* The symbol under which a compiled model exports its tfx_model_desc. It is
  * not `tfx_model_descriptor`: that name is the runtime API function of
@@ -86,6 +86,10 @@ typedef struct tfx_model_desc {
   int32_t n_entries;
   int32_t threads; /* schedule { threads = N }: a session's default thread count; 0 = automatic */
   const tfx_entry_desc *entries;
+  /* ABI 3: checksums (tfx/checksum.h), checked only on request
+   * (tfx_model_open_flags with TFX_OPEN_VERIFY, `tfxc verify`). */
+  uint64_t desc_checksum;    /* tfx_desc_checksum of this descriptor; 0 = not recorded */
+  uint64_t weights_checksum; /* tfx_checksum64 of the weights_bytes bytes at weights; 0 = not recorded (JIT) */
 } tfx_model_desc;
 
 #ifdef __cplusplus

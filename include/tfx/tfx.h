@@ -25,7 +25,8 @@ typedef enum tfx_status {
   TFX_ERR_CONTEXT_FULL = -7, /* position + n would exceed max_seq */
   TFX_ERR_WRONG_INPUT = -8,  /* tokens given to a model taking f32 input or vice versa */
   TFX_ERR_INTERNAL = -9,     /* e.g. libffi or thread creation failed */
-  TFX_ERR_COMPILE = -10      /* (JIT API) the model did not compile; diagnostics were printed */
+  TFX_ERR_COMPILE = -10,     /* (JIT API) the model did not compile; diagnostics were printed */
+  TFX_ERR_CHECKSUM = -11     /* the descriptor (or with TFX_OPEN_VERIFY the weights) differs from its checksum */
 } tfx_status;
 
 typedef struct tfx_model tfx_model;
@@ -40,6 +41,23 @@ int tfx_model_open(const char *path, tfx_model **out);
 /* The same, writing the detail of a failure (dlerror text, the check that
  * failed) into errbuf when it is non-NULL. */
 int tfx_model_open_ex(const char *path, tfx_model **out, char *errbuf, size_t errlen);
+/* Flags of tfx_model_open_flags. */
+enum {
+  /* Also recompute the checksum of every weight byte the compiler recorded
+   * in the descriptor (tfx/checksum.h) and refuse the model with
+   * TFX_ERR_CHECKSUM when it differs. Reads the whole weights blob once
+   * (several GB/s); without it, opening reads no weights. (The descriptor's
+   * own checksum, a few hundred bytes, is checked on every open.) */
+  TFX_OPEN_VERIFY = 1
+};
+/* tfx_model_open_ex with flags (TFX_OPEN_*; unknown bits are
+ * TFX_ERR_INVALID_ARGUMENT). Every open, with or without flags, opens exactly
+ * `path` (never a library of that name on the library path), refuses what is
+ * not a regular file (TFX_ERR_OPEN: "is a directory", a FIFO, a device) and
+ * checks the ELF headers and the loader's tables against the file before
+ * dlopen, and the descriptor's pointers against the loaded library after it
+ * (TFX_ERR_NOT_A_MODEL for a truncated or corrupted file). */
+int tfx_model_open_flags(const char *path, unsigned flags, tfx_model **out, char *errbuf, size_t errlen);
 /* Wraps a descriptor already in this process (a linked model.o/model.so, or a
  * JIT-compiled module). weights overrides desc->weights when non-NULL;
  * release(release_arg) runs when the model is closed (may be NULL). */

@@ -6,7 +6,8 @@ match the target's fixed graph, with shared and separate classifier) and
 OUTDIR/safetensors (small files in F32/F16/BF16, with metadata, with the
 names the target's renaming rules map) and OUTDIR/gguf (GGUF v2/v3 files with
 metadata arrays, F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q6_K tensors, another alignment,
-renamed names). Standard library only."""
+renamed names) and OUTDIR/model (mutation lists of fuzz_model.c: none, a
+truncation, one byte in each region). Standard library only."""
 import glob
 import json
 import os
@@ -197,3 +198,14 @@ write("gguf", "renamed.gguf", gguf([("token_embd.weight", "F32", [16, 32]), ("bl
                                    arch))
 write("gguf", "kquants.gguf", gguf([("x", "Q4_K", [2, 256]), ("y", "Q6_K", [1, 256])]))
 write("gguf", "empty.gguf", gguf([]))
+
+# ---- model: fuzz_model.c's inputs are mutation lists (flags; [truncation];
+# groups of region, offset low, offset high, byte)
+write("model", "open.bin", b"\x00")
+write("model", "verify_run.bin", b"\x05")
+write("model", "cut.bin", b"\x06" + struct.pack("<I", 70000))
+write("model", "ehdr.bin", b"\x04" + bytes([0, 0x12, 0, 0x3e]))
+write("model", "phdr.bin", b"\x04" + bytes([0x80, 0x98, 0, 0x10]))
+write("model", "desc.bin", b"\x05" + bytes([1, 24, 0, 7]))
+write("model", "dynamic.bin", b"\x04" + bytes([0x82, 0x40, 0, 0x01]))
+write("model", "sections.bin", b"\x04" + bytes([3, 0x58, 0, 0xff]))

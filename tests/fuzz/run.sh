@@ -18,10 +18,18 @@ command -v "$cc" >/dev/null || { echo "fuzz: $cc not found (scripts/install-deps
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER="$cc" -DTFX_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"${TFX_JOBS:-2}" --target fuzz >/dev/null
 
-targets="${TFX_FUZZ_TARGETS:-fuzz_frontend fuzz_llama2c fuzz_safetensors fuzz_gguf}"
+targets="${TFX_FUZZ_TARGETS:-fuzz_frontend fuzz_llama2c fuzz_safetensors fuzz_gguf fuzz_model}"
 seeds="$build/seeds"
 rm -rf "$seeds"
 python3 "$root/tests/fuzz/gen_seeds.py" "$seeds"
+
+# fuzz_model mutates a model compiled by the regular build's tfxc when there
+# is one (the real layout: runtime, libffi, relocations), else a small model it
+# builds itself with cc.
+if [ -z "${TFX_FUZZ_MODEL:-}" ] && [ -x "$root/build/tfxc" ] &&
+  "$root/build/tfxc" "$root/examples/llama/tiny.tfx" --weights random -o "$build/fuzz_model_base.so" 2>/dev/null; then
+  export TFX_FUZZ_MODEL="$build/fuzz_model_base.so"
+fi
 
 # ASan/UBSan: report leaks and stop on the first error with a symbolized trace.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}"
