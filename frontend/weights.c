@@ -512,8 +512,12 @@ int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format,
     out->data = NULL;
     out->size = 0;
   }
-  if (!g || !spec || !spec[0] || !out) {
+  if (!g || !spec || !out) {
     report(&r, -1, "no graph, no weights spec or no output blob to bind");
+    return r.count;
+  }
+  if (!spec[0]) {
+    report(&r, -1, "empty weights path (expected a file, random or random:SEED)");
     return r.count;
   }
   g->weights_bytes = 0;
