@@ -40,6 +40,7 @@ typedef struct tfx_build_options {
    * frontend/gguf.h), in their stored formats, before the passes fuse or
    * pack any of them */
   const char *emit_gguf;
+  int allow_nonfinite; /* accept NaN and inf weights (tfxc --allow-nonfinite) */
 } tfx_build_options;
 
 /* Frontend, then the -O pipeline. Returns 0, or the number of errors (all

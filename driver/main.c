@@ -22,11 +22,11 @@ static const char usage_text[] =
     "            [--emit=ir|llvm|asm] [--emit-header OUT.h] [--emit-gguf OUT.gguf]\n"
     "            [--mcpu NAME] [--stats]\n"
     "            [--passes=P,Q,..] [--print-after=P,..] [--print-after-all] [--time-passes]\n"
-    "            [--verify-passes] [--quantize FMT]\n"
+    "            [--verify-passes] [--quantize FMT] [--allow-nonfinite]\n"
     "       tfxc run (FILE.tfx|FILE.so) [--weights PATH|random[:SEED]] [-O0..-O3] [-n N]\n"
     "            [--prompt-ids \"i j k\"] [--temperature T] [--top-p P] [--seed S]\n"
     "            [--threads N] [--print-ids] [--dump-logits FILE] [--eval-ids FILE]\n"
-    "            [--quantize FMT]\n"
+    "            [--quantize FMT] [--allow-nonfinite]\n"
     "       tfxc --help | --version\n";
 
 static const char help_text[] = "\n"
@@ -56,6 +56,8 @@ static const char help_text[] = "\n"
                                 "                       q4_k_m (llama.cpp's Q4_K_M mix) or none (as bound);\n"
                                 "                       replaces the schedule's quantize, the source's\n"
                                 "                       quantize { } rules still apply (also for `run`)\n"
+                                "  --allow-nonfinite    accept NaN and inf weights (default: an error naming the\n"
+                                "                       tensor and the first element; also for `run`)\n"
                                 "\n"
                                 "Optimizer (passes and pipelines: docs/passes.md):\n"
                                 "  --passes=P,Q,..      run these passes instead of the -O pipeline (fold_weights\n"
@@ -256,7 +258,7 @@ static int output_dir_ok(const char *path) {
 static int compile_main(int argc, char **argv) {
   const char *input = NULL, *output = NULL, *weights = NULL, *emit = NULL, *header = NULL, *cpu = NULL;
   const char *passes = NULL, *print_after = NULL, *quantize = NULL, *gguf = NULL;
-  int object = 0, opt = 2, stats = 0, print_all = 0, time_passes = 0, verify_passes = 0;
+  int object = 0, opt = 2, stats = 0, print_all = 0, time_passes = 0, verify_passes = 0, allow_nonfinite = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
     if (strcmp(a, "-o") == 0) {
@@ -304,6 +306,8 @@ static int compile_main(int argc, char **argv) {
       time_passes = 1;
     } else if (strcmp(a, "--verify-passes") == 0) {
       verify_passes = 1;
+    } else if (strcmp(a, "--allow-nonfinite") == 0) {
+      allow_nonfinite = 1;
     } else if (is_option(a, "--quantize")) {
       if (!(v = option_value(argc, argv, &i, "--quantize"))) return usage_error("%s needs a format", a);
       if (check_quantize(v)) return EXIT_USAGE;
@@ -349,7 +353,8 @@ static int compile_main(int argc, char **argv) {
                           .time_passes = time_passes,
                           .verify_passes = verify_passes,
                           .quantize = quantize,
-                          .emit_gguf = gguf};
+                          .emit_gguf = gguf,
+                          .allow_nonfinite = allow_nonfinite};
   tfx_build b;
   if (tfx_build_source(input, NULL, &bo, &b)) return EXIT_COMPILE;
 
@@ -412,7 +417,7 @@ static int compile_main(int argc, char **argv) {
 typedef struct run_options {
   const char *model, *weights, *prompt, *dump, *quantize, *eval;
   long steps, threads;
-  int opt, print_ids;
+  int opt, print_ids, allow_nonfinite;
   double temperature, top_p;
   uint64_t seed;
 } run_options;
@@ -671,6 +676,8 @@ static int run_main(int argc, char **argv) {
       if (int_option("--threads", option_value(argc, argv, &i, "--threads"), 1, 64, &o.threads)) return EXIT_USAGE;
     } else if (strcmp(a, "--print-ids") == 0) {
       o.print_ids = 1;
+    } else if (strcmp(a, "--allow-nonfinite") == 0) {
+      o.allow_nonfinite = 1;
     } else if (is_option(a, "--dump-logits")) {
       if (!(o.dump = option_value(argc, argv, &i, "--dump-logits"))) return usage_error("%s needs a file name", a);
     } else if (is_option(a, "--quantize")) {
@@ -691,6 +698,8 @@ static int run_main(int argc, char **argv) {
   if (!is_so && !ends_with(o.model, ".tfx")) return usage_error("the model '%s' is neither a .tfx nor a .so", o.model);
   if (is_so && o.weights) return usage_error("%s", "--weights applies to a .tfx; a compiled .so carries its weights");
   if (is_so && o.quantize) return usage_error("%s", "--quantize applies to a .tfx; a compiled .so carries its weights");
+  if (is_so && o.allow_nonfinite)
+    return usage_error("%s", "--allow-nonfinite applies to a .tfx; a compiled .so carries its weights");
   if (o.eval && o.prompt)
     return usage_error("%s", "--eval-ids and --prompt-ids do not combine (the ids file holds the text)");
   int32_t *prompt = NULL;
@@ -711,6 +720,7 @@ static int run_main(int argc, char **argv) {
     co.opt_level = o.opt;
     co.weights = o.weights;
     co.quantize = o.quantize;
+    co.allow_nonfinite = o.allow_nonfinite;
     rc = tfx_jit_compile_file(o.model, &co, &model);
   }
   if (rc != TFX_OK) {

@@ -25,6 +25,7 @@ typedef struct tfx_frontend_options {
   int no_weights;      /* 1: do not bind weights (for --emit=ir without a file) */
   FILE *diag;          /* NULL: stderr */
   int max_errors;      /* 0: 20 */
+  int allow_nonfinite; /* 1: accept NaN and inf weights (else an error naming the tensor and element) */
 } tfx_frontend_options;
 
 /* Parses `source` (read from `path` when NULL), checks it, lowers it to a
