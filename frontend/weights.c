@@ -385,6 +385,8 @@ static int choose_formats(const tfx_graph *g, const tfx_wfile *f, char *const *n
   return 0;
 }
 
+static void report_cb(void *ctx, int node_id, const char *message) { report(ctx, node_id, "%s", message); }
+
 /* The non-finite check of param i's slot (weights_check.c), unless allowed. */
 static void check_finite(const tfx_graph *g, int i, const tfx_wfile_tensor *t, const char *path,
                          const tfx_weights *w, const tfx_bind_options *bo, reporter *r) {
@@ -419,6 +421,9 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
     goto done;
   }
   if (rename_tensors(&f, path, rules, n_rules, names, r)) goto done;
+  /* a header that disagrees with the program says so, field by field,
+   * instead of the tensor-by-tensor mismatches it causes */
+  if (tfx_wfile_check_llama2c(g, &f, rules, n_rules, report_cb, r)) goto done;
   if (choose_formats(g, &f, names, stored)) {
     report(r, -1, "%s: out of memory", path);
     goto done;

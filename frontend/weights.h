@@ -36,6 +36,9 @@ typedef struct tfx_wfile {
   uint64_t file_size;
   int n_tensors;
   tfx_wfile_tensor *tensors;
+  /* llama2c: the header as read (dim, hidden_dim, n_layers, n_heads,
+   * n_kv_heads, vocab_size (negative: a separate classifier), seq_len) */
+  int32_t llama2c[7];
 } tfx_wfile;
 
 /* Opens and validates a llama2.c checkpoint: header, sizes, every offset
@@ -112,6 +115,13 @@ typedef struct tfx_bind_options {
  * each slot read from a file is checked for non-finite values. */
 int tfx_weights_bind_opts(tfx_graph *g, const char *spec, const char *format, const tfx_wrename *rules, int n_rules,
                           const tfx_bind_options *opts, tfx_weights *out, tfx_bind_error_fn on_error, void *ctx);
+
+/* Cross-checks a llama2c file's header against the program g implies
+ * (weights_header.c): each field that disagrees is reported through fn
+ * (at the param or attention concerned, or -1) naming the field, the file's
+ * value and the program's. Returns the number of errors (0 for other formats). */
+int tfx_wfile_check_llama2c(const tfx_graph *g, const tfx_wfile *f, const tfx_wrename *rules, int n_rules,
+                            tfx_bind_error_fn fn, void *ctx);
 
 /* The non-finite values of one bound slot. */
 typedef struct tfx_nonfinite {
