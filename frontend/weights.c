@@ -35,13 +35,14 @@ typedef struct {
 } reporter;
 
 static void report(reporter *r, int node_id, const char *fmt, ...) {
-  char msg[1024];
+  char msg[1024], shown[4096];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  tfx_wfile_escape(msg, shown, sizeof shown); /* names from files: invalid UTF-8 as \xNN */
   r->count++;
-  if (r->fn) r->fn(r->ctx, node_id, msg);
+  if (r->fn) r->fn(r->ctx, node_id, shown);
 }
 
 /* Bytes of a static f32 type, or -1 if it has T or is absurdly large. */

@@ -123,6 +123,11 @@ int tfx_weights_bind_opts(tfx_graph *g, const char *spec, const char *format, co
 int tfx_wfile_check_llama2c(const tfx_graph *g, const tfx_wfile *f, const tfx_wrename *rules, int n_rules,
                             tfx_bind_error_fn fn, void *ctx);
 
+/* Copies a message for display: control bytes and bytes that are no part
+ * of a valid UTF-8 sequence (tensor names are the file's bytes) become
+ * \xNN; valid UTF-8 is kept. Truncates to outlen. */
+void tfx_wfile_escape(const char *in, char *out, size_t outlen);
+
 /* The non-finite values of one bound slot. */
 typedef struct tfx_nonfinite {
   int64_t count;     /* non-finite elements, or block scales for a block format */

@@ -8,6 +8,7 @@
  * with integer compares only, which the compiler vectorizes: one linear pass
  * over the weights, at memory speed. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,4 +166,49 @@ void tfx_weights_nonfinite_message(const tfx_type *t, const tfx_nonfinite *nf, c
     snprintf(buf, len, "%lld non-finite value%s; the first, %s, at element %lld%s", (long long)nf->count,
              nf->count == 1 ? "" : "s", nf->kind, (long long)nf->index, at);
   }
+}
+
+/* The length of the valid UTF-8 sequence at s (1..4), or 0 when it is not
+ * one (a stray continuation byte, an overlong form, a surrogate, past
+ * U+10FFFF, or cut short). */
+static int utf8_len(const unsigned char *s) {
+  unsigned char c = s[0];
+  int n;
+  unsigned char lo = 0x80, hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf)
+    n = 2;
+  else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else
+    return 0;
+  if (s[1] < lo || s[1] > hi) return 0;
+  for (int i = 2; i < n; i++)
+    if (s[i] < 0x80 || s[i] > 0xbf) return 0;
+  return n;
+}
+
+void tfx_wfile_escape(const char *in, char *out, size_t outlen) {
+  size_t j = 0;
+  if (!outlen) return;
+  for (const unsigned char *s = (const unsigned char *)in; *s;) {
+    int n = *s >= 0x20 && *s < 0x7f ? 1 : *s >= 0x80 ? utf8_len(s) : 0;
+    if (n > 0) {
+      if (j + (size_t)n >= outlen) break;
+      memcpy(out + j, s, (size_t)n);
+      j += (size_t)n;
+      s += n;
+    } else { /* a control byte or a byte of no valid UTF-8 sequence */
+      if (j + 4 >= outlen) break;
+      snprintf(out + j, outlen - j, "\\x%02X", *s);
+      j += 4;
+      s++;
+    }
+  }
+  out[j] = 0;
 }
