@@ -122,19 +122,16 @@ int tfx_wfile_check_llama2c(const tfx_graph *g, const tfx_wfile *f, const tfx_wr
   if (l > 0 && l != layers)
     mismatch(&c, -1, "n_layers = %d in the file, %s%d in the program (params layers.0.* to layers.%d.*)", layers,
              l > layers ? "more than " : "", l > layers ? layers : l, l - 1);
+  int bad_heads = 0, bad_kv = 0; /* each field once, at the first attention that disagrees */
   for (int i = 0; i < g->n_nodes; i++) {
     const tfx_node *n = &g->nodes[i];
     if (n->op != TFX_OP_ATTENTION) continue;
-    if (n->heads != heads) {
+    if (n->heads != heads && !bad_heads++)
       mismatch(&c, i, "n_heads = %d in the file, %d in the program (this attention's heads; head dim %d)", heads,
                n->heads, n->head_dim);
-      break;
-    }
-    if (n->kv_heads != kv_heads) {
+    if (n->kv_heads != kv_heads && !bad_kv++)
       mismatch(&c, i, "n_kv_heads = %d in the file, %d in the program (this attention's kv_heads)", kv_heads,
                n->kv_heads);
-      break;
-    }
   }
   int out = param_for(&c, "output");
   if (vocab_raw > 0 && out >= 0)
