@@ -445,6 +445,49 @@ static void test_nonfinite(void **state) {
   tfx_weights_free(&w);
 }
 
+/* The scans against isfinite() element by element: 1000 elements (chunks of
+ * 64 and a tail), every finite class around the boundary (the largest
+ * finite, subnormals, -0), non-finite values placed at chunk edges, inside
+ * chunks and in the tail. */
+static void test_find_nonfinite_scan(void **state) {
+  (void)state;
+  enum { N = 1000 };
+  static const uint32_t f32_finite[] = {0x7f7fffffu, 0xff7fffffu, 0x00000001u, 0x80000000u, 0x3f800000u, 0x007fffffu};
+  static const uint32_t f32_bad[] = {0x7f800000u, 0xff800000u, 0x7fc00000u, 0x7f800001u, 0xffffffffu};
+  static const uint16_t f16_finite[] = {0x7bff, 0xfbff, 0x0001, 0x8000, 0x3c00, 0x03ff};
+  static const uint16_t f16_bad[] = {0x7c00, 0xfc00, 0x7e00, 0x7c01, 0xffff};
+  static const uint16_t bf_finite[] = {0x7f7f, 0xff7f, 0x0001, 0x8000, 0x3f80, 0x007f};
+  static const uint16_t bf_bad[] = {0x7f80, 0xff80, 0x7fc0, 0x7f81, 0xffff};
+  static const int places[][3] = {{-1, -1, -1},    {0, -1, -1},    {63, 64, -1},
+                                  {127, 500, 999}, {960, 998, -1}, {999, -1, -1}};
+  uint8_t buf[4 * N];
+  int64_t dims[1] = {N};
+  for (int fmt = 0; fmt < 3; fmt++)
+    for (size_t pl = 0; pl < sizeof places / sizeof places[0]; pl++) {
+      tfx_type t = tfx_type_make(fmt == 0 ? TFX_DT_F32 : fmt == 1 ? TFX_DT_F16 : TFX_DT_BF16, 1, dims);
+      int64_t want_count = 0, want_first = -1;
+      for (int i = 0; i < N; i++) {
+        int bad = i == places[pl][0] || i == places[pl][1] || i == places[pl][2];
+        if (bad) {
+          want_count++;
+          if (want_first < 0) want_first = i;
+        }
+        if (fmt == 0) {
+          uint32_t w = bad ? f32_bad[i % 5] : f32_finite[i % 6];
+          memcpy(buf + 4 * i, &w, 4);
+        } else {
+          uint16_t h = fmt == 1 ? (bad ? f16_bad[i % 5] : f16_finite[i % 6]) : (bad ? bf_bad[i % 5] : bf_finite[i % 6]);
+          memcpy(buf + 2 * i, &h, 2);
+        }
+      }
+      tfx_nonfinite nf;
+      int rc = tfx_weights_find_nonfinite(&t, buf, &nf);
+      if (rc != (want_count > 0) || (rc && (nf.count != want_count || nf.index != want_first)))
+        fail_msg("format %d, places %zu: rc %d count %lld first %lld (want %lld, %lld)", fmt, pl, rc,
+                 (long long)nf.count, (long long)nf.index, (long long)want_count, (long long)want_first);
+    }
+}
+
 /* ---- GGUF: the block formats' scales ---- */
 
 typedef struct gbuf {
@@ -1142,6 +1185,7 @@ int main(void) {
     tests[n++].name = gg_cases[i].name;
   }
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_nonfinite_jit_api);
+  tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_find_nonfinite_scan);
   for (size_t i = 0; i < N_L2C; i++) {
     tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(test_l2c, (void *)&l2c_cases[i]);
     tests[n++].name = l2c_cases[i].name;
