@@ -662,7 +662,8 @@ static int run_main(int argc, char **argv) {
       return usage_error("unknown option '%s' (optimization levels: -O0, -O1, -O2, -O3)", a);
     } else if (is_option(a, "--weights")) {
       if (!(o.weights = option_value(argc, argv, &i, "--weights"))) return usage_error("%s needs a value", a);
-      if (!*o.weights) return usage_error("%s: empty weights path (expected a file, random or random:SEED)", "--weights");
+      if (!*o.weights)
+        return usage_error("%s: empty weights path (expected a file, random or random:SEED)", "--weights");
     } else if (is_option(a, "--prompt-ids")) {
       if (!(o.prompt = option_value(argc, argv, &i, "--prompt-ids"))) return usage_error("%s needs a value", a);
     } else if (is_option(a, "--temperature")) {
@@ -704,7 +705,9 @@ static int run_main(int argc, char **argv) {
     return usage_error("%s", "--eval-ids and --prompt-ids do not combine (the ids file holds the text)");
   int32_t *prompt = NULL;
   int n_prompt = 0;
-  if (parse_prompt(o.prompt, &prompt, &n_prompt)) return usage_error("bad --prompt-ids '%s'", o.prompt);
+  if (parse_prompt(o.prompt, &prompt, &n_prompt))
+    return usage_error("bad --prompt-ids '%s': expected token ids from 0 to 2147483647 separated by blanks or commas",
+                       o.prompt);
   if (o.eval && read_ids_file(o.eval, &prompt, &n_prompt)) return EXIT_COMPILE;
 
   tfx_model *model = NULL;

@@ -154,8 +154,8 @@ static int add_rope(lower *L, int x, int heads, int head_dim, const tfx_fe_expr 
           "give rotary_dim = N (even, 2..%d) or make the head dim even",
           head_dim, (long long)head_dim * heads, heads, head_dim - 1);
     else
-      ERR(L, loc, "rope: the head dim is 1 (%d columns / heads = %d): rope needs pairs of dimensions to rotate",
-          heads, heads);
+      ERR(L, loc, "rope: the head dim is 1 (%d columns / heads = %d): rope needs pairs of dimensions to rotate", heads,
+          heads);
     return -1;
   }
   tfx_node n = tfx_node_proto(TFX_OP_ROPE, 1, (int[]){x});

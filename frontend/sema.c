@@ -155,8 +155,7 @@ static void model_name(tfx_fe_sema *s, const char *path) {
   if (s->model) {
     s->name = s->model->name;
     const char *why = reserved_model_name(s->name);
-    if (why)
-      ERR(s, s->model->name_loc, "model name '%s' is reserved: %s; choose another name", s->name, why);
+    if (why) ERR(s, s->model->name_loc, "model name '%s' is reserved: %s; choose another name", s->name, why);
     return;
   }
   const char *base = path ? strrchr(path, '/') : NULL;
@@ -174,8 +173,9 @@ static void model_name(tfx_fe_sema *s, const char *path) {
   s->name = name;
   const char *why = reserved_model_name(name);
   if (why)
-    ERR(s, file_start, "the model's name '%s', taken from the file name, is reserved: %s; add `model NAME` with another name",
-        name, why);
+    ERR(s, file_start,
+        "the model's name '%s', taken from the file name, is reserved: %s; add `model NAME` with another name", name,
+        why);
 }
 
 /* ---- types of params and signatures ---- */

@@ -389,8 +389,8 @@ static int choose_formats(const tfx_graph *g, const tfx_wfile *f, char *const *n
 static void report_cb(void *ctx, int node_id, const char *message) { report(ctx, node_id, "%s", message); }
 
 /* The non-finite check of param i's slot (weights_check.c), unless allowed. */
-static void check_finite(const tfx_graph *g, int i, const tfx_wfile_tensor *t, const char *path,
-                         const tfx_weights *w, const tfx_bind_options *bo, reporter *r) {
+static void check_finite(const tfx_graph *g, int i, const tfx_wfile_tensor *t, const char *path, const tfx_weights *w,
+                         const tfx_bind_options *bo, reporter *r) {
   if (bo && bo->allow_nonfinite) return;
   const tfx_node *n = &g->nodes[i];
   tfx_nonfinite nf;
