@@ -17,6 +17,7 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
   memset(&fo, 0, sizeof fo);
   fo.weights = o ? o->weights : NULL;
   fo.no_weights = o ? o->no_weights : 0;
+  fo.allow_nonfinite = o ? o->allow_nonfinite : 0;
   fo.diag = diag;
   fo.on_weights_path = o ? o->on_weights_path : NULL;
   fo.on_weights_ctx = o ? o->on_weights_ctx : NULL;

@@ -46,6 +46,8 @@ typedef struct tfx_build_options {
   /* passed to the frontend (tfx_frontend_options.on_weights_path) */
   void (*on_weights_path)(void *ctx, const char *path);
   void *on_weights_ctx;
+
+  int allow_nonfinite; /* accept NaN and inf weights (tfxc --allow-nonfinite) */
 } tfx_build_options;
 
 /* Frontend, then the -O pipeline. Returns 0, or the number of errors (all

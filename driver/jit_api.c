@@ -22,8 +22,12 @@ int tfx_jit_compile_source(const char *filename, const char *source, const tfx_c
   FILE *diag = o->diagnostics ? o->diagnostics : stderr;
 
   tfx_target_options t = {.opt_level = o->opt_level, .cpu = o->cpu};
-  tfx_build_options bo = {
-      .weights = o->weights, .opt_level = o->opt_level, .diag = diag, .target = &t, .quantize = o->quantize};
+  tfx_build_options bo = {.weights = o->weights,
+                          .opt_level = o->opt_level,
+                          .diag = diag,
+                          .target = &t,
+                          .quantize = o->quantize,
+                          .allow_nonfinite = o->allow_nonfinite};
   tfx_build b;
   if (tfx_build_source(filename, source, &bo, &b)) return TFX_ERR_COMPILE;
   char err[1024] = "";

@@ -3,6 +3,7 @@
  * the JIT, or a compiled .so) and generate tokens.
  * Exit codes: 0 success, 1 compile or run error, 2 usage error. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,11 +23,11 @@ static const char usage_text[] =
     "            [--emit=ir|llvm|asm] [--emit-header OUT.h] [--emit-gguf OUT.gguf]\n"
     "            [--mcpu NAME] [--stats]\n"
     "            [--passes=P,Q,..] [--print-after=P,..] [--print-after-all] [--time-passes]\n"
-    "            [--verify-passes] [--quantize FMT]\n"
+    "            [--verify-passes] [--quantize FMT] [--allow-nonfinite]\n"
     "       tfxc run (FILE.tfx|FILE.so) [--weights PATH|random[:SEED]] [-O0..-O3] [-n N]\n"
     "            [--prompt-ids \"i j k\"] [--temperature T] [--top-p P] [--seed S]\n"
     "            [--threads N] [--print-ids] [--dump-logits FILE] [--eval-ids FILE]\n"
-    "            [--quantize FMT]\n"
+    "            [--quantize FMT] [--allow-nonfinite]\n"
     "       tfxc verify FILE.so\n"
     "       tfxc --help | --version\n";
 
@@ -57,6 +58,8 @@ static const char help_text[] = "\n"
                                 "                       q4_k_m (llama.cpp's Q4_K_M mix) or none (as bound);\n"
                                 "                       replaces the schedule's quantize, the source's\n"
                                 "                       quantize { } rules still apply (also for `run`)\n"
+                                "  --allow-nonfinite    accept NaN and inf weights (default: an error naming the\n"
+                                "                       tensor and the first element; also for `run`)\n"
                                 "\n"
                                 "Optimizer (passes and pipelines: docs/passes.md):\n"
                                 "  --passes=P,Q,..      run these passes instead of the -O pipeline (fold_weights\n"
@@ -126,23 +129,84 @@ static int check_quantize(const char *v) {
   return EXIT_USAGE;
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out) {
-  if (!s || !*s) return -1;
+/* Numeric option values (issue #17): checked right after conversion, so a
+ * value out of range is a usage error (exit 2) naming the option, the value
+ * and the accepted range, never a failure later on. A value is the whole
+ * argument: no blanks, no sign where none is accepted, no trailing text. */
+static int number_error(const char *option, const char *range, const char *v, const char *why) {
+  fprintf(stderr, "tfxc: error: %s needs %s, got '%s'%s%s%s\n%s", option, range, v, why ? " (" : "", why ? why : "",
+          why ? ")" : "", usage_text);
+  return EXIT_USAGE;
+}
+
+/* An integer option in [lo, hi]; 0, or EXIT_USAGE after the message. */
+static int int_option(const char *option, const char *v, long lo, long hi, long *out) {
+  char range[96];
+  snprintf(range, sizeof range, "a number from %ld to %ld", lo, hi);
+  if (!v) return usage_error("%s needs a value", option);
+  if (!*v) return number_error(option, range, v, "an empty value");
+  if (!(v[0] >= '0' && v[0] <= '9') && !(v[0] == '-' && v[1] >= '0' && v[1] <= '9'))
+    return number_error(option, range, v, "not an integer");
   char *end;
   errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || *end || v < lo || v > hi) return -1;
-  *out = v;
+  long x = strtol(v, &end, 10);
+  if (*end) return number_error(option, range, v, "not an integer");
+  if (errno == ERANGE || x < lo || x > hi) return number_error(option, range, v, "out of range");
+  *out = x;
   return 0;
 }
 
-static int parse_double(const char *s, double *out) {
-  if (!s || !*s) return -1;
+/* A finite decimal number (strtod's syntax, without blanks); 0, or the reason. */
+static const char *parse_number(const char *v, double *out) {
+  if (!*v) return "an empty value";
+  if (v[0] == ' ' || v[0] == '\t' || v[0] == '\n') return "not a number";
+  char *end;
+  double x = strtod(v, &end);
+  if (*end || end == v || x != x) return "not a number";
+  if (isinf(x)) return "not finite";
+  *out = x;
+  return NULL;
+}
+
+/* --temperature: 0 (greedy) or a positive float, finite and not rounding to
+ * 0 as the float the sampler takes. */
+static int temperature_option(const char *option, const char *v, double *out) {
+  static const char range[] = "0 (greedy) or a number from 1.2e-38 to 3.4e38";
+  if (!v) return usage_error("%s needs a value", option);
+  double x = 0;
+  const char *why = parse_number(v, &x);
+  if (!why && x < 0) why = "negative";
+  if (!why && x > 0 && !(x >= FLT_MIN && x <= FLT_MAX)) why = "out of the range of a float";
+  if (why) return number_error(option, range, v, why);
+  *out = x;
+  return 0;
+}
+
+/* --top-p: in (0, 1], at least FLT_MIN (the sampler's float). */
+static int top_p_option(const char *option, const char *v, double *out) {
+  static const char range[] = "a number in (0, 1] (at least 1.2e-38)";
+  if (!v) return usage_error("%s needs a value", option);
+  double x = 0;
+  const char *why = parse_number(v, &x);
+  if (!why && !(x > 0 && x <= 1)) why = "out of range";
+  if (!why && x < FLT_MIN) why = "below the smallest normal float";
+  if (why) return number_error(option, range, v, why);
+  *out = x;
+  return 0;
+}
+
+/* --seed: an unsigned 64-bit integer. */
+static int seed_option(const char *option, const char *v, uint64_t *out) {
+  static const char range[] = "an integer from 0 to 18446744073709551615";
+  if (!v) return usage_error("%s needs a value", option);
+  if (!*v) return number_error(option, range, v, "an empty value");
+  if (!(v[0] >= '0' && v[0] <= '9')) return number_error(option, range, v, v[0] == '-' ? "negative" : "not an integer");
   char *end;
   errno = 0;
-  double v = strtod(s, &end);
-  if (errno || *end || v != v) return -1;
-  *out = v;
+  unsigned long long x = strtoull(v, &end, 10);
+  if (*end) return number_error(option, range, v, "not an integer");
+  if (errno == ERANGE) return number_error(option, range, v, "out of range");
+  *out = (uint64_t)x;
   return 0;
 }
 
@@ -250,7 +314,7 @@ static const char *user_message(char *err, size_t len, const char *tmp, const ch
 static int compile_main(int argc, char **argv) {
   const char *input = NULL, *output = NULL, *weights = NULL, *emit = NULL, *header = NULL, *cpu = NULL;
   const char *passes = NULL, *print_after = NULL, *quantize = NULL, *gguf = NULL;
-  int object = 0, opt = 2, stats = 0, print_all = 0, time_passes = 0, verify_passes = 0;
+  int object = 0, opt = 2, stats = 0, print_all = 0, time_passes = 0, verify_passes = 0, allow_nonfinite = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
     if (strcmp(a, "-o") == 0) {
@@ -260,8 +324,11 @@ static int compile_main(int argc, char **argv) {
       object = 1;
     } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && a[3] == 0) {
       opt = a[2] - '0';
+    } else if (a[0] == '-' && a[1] == 'O') {
+      return usage_error("unknown option '%s' (optimization levels: -O0, -O1, -O2, -O3)", a);
     } else if (is_option(a, "--weights")) {
       if (!(v = option_value(argc, argv, &i, "--weights"))) return usage_error("%s needs a value", a);
+      if (!*v) return usage_error("%s: empty weights path (expected a file, random or random:SEED)", "--weights");
       weights = v;
     } else if (is_option(a, "--emit")) {
       if (!(v = option_value(argc, argv, &i, "--emit"))) return usage_error("%s needs a value", a);
@@ -295,6 +362,8 @@ static int compile_main(int argc, char **argv) {
       time_passes = 1;
     } else if (strcmp(a, "--verify-passes") == 0) {
       verify_passes = 1;
+    } else if (strcmp(a, "--allow-nonfinite") == 0) {
+      allow_nonfinite = 1;
     } else if (is_option(a, "--quantize")) {
       if (!(v = option_value(argc, argv, &i, "--quantize"))) return usage_error("%s needs a format", a);
       if (check_quantize(v)) return EXIT_USAGE;
@@ -385,7 +454,8 @@ static int compile_main(int argc, char **argv) {
                           .emit_gguf = gguf,
                           .emit_gguf_to = gguf_fp,
                           .on_weights_path = on_weights_path,
-                          .on_weights_ctx = &seen};
+                          .on_weights_ctx = &seen,
+                          .allow_nonfinite = allow_nonfinite};
   tfx_build b;
   memset(&b, 0, sizeof b);
   if (tfx_build_source(input, NULL, &bo, &b)) rc = EXIT_COMPILE;
@@ -464,9 +534,9 @@ typedef struct run_options {
   const char *model, *weights, *prompt, *dump, *quantize, *eval;
   const char *dump_file; /* where --dump-logits is written: its temporary (driver/outfile.c) */
   long steps, threads;
-  int opt, print_ids;
+  int opt, print_ids, allow_nonfinite;
   double temperature, top_p;
-  long seed;
+  uint64_t seed;
 } run_options;
 
 static int parse_prompt(const char *text, int32_t **ids, int *n) {
@@ -699,30 +769,33 @@ done:
 static int run_main(int argc, char **argv) {
   run_options o = {.steps = 256, .opt = 2, .temperature = 1.0, .top_p = 0.9, .seed = 42};
   for (int i = 2; i < argc; i++) {
-    const char *a = argv[i], *v;
+    const char *a = argv[i];
     if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && a[3] == 0) {
       o.opt = a[2] - '0';
     } else if (strcmp(a, "-n") == 0 || is_option(a, "--steps")) {
-      if (!(v = option_value(argc, argv, &i, a[1] == 'n' ? "-n" : "--steps")) || parse_long(v, 0, 1L << 30, &o.steps))
-        return usage_error("%s needs a number of tokens >= 0", a);
+      const char *name = a[1] == 'n' ? "-n" : "--steps";
+      if (int_option(name, option_value(argc, argv, &i, name), 0, 1L << 30, &o.steps)) return EXIT_USAGE;
+    } else if (a[0] == '-' && a[1] == 'O') {
+      return usage_error("unknown option '%s' (optimization levels: -O0, -O1, -O2, -O3)", a);
     } else if (is_option(a, "--weights")) {
       if (!(o.weights = option_value(argc, argv, &i, "--weights"))) return usage_error("%s needs a value", a);
+      if (!*o.weights)
+        return usage_error("%s: empty weights path (expected a file, random or random:SEED)", "--weights");
     } else if (is_option(a, "--prompt-ids")) {
       if (!(o.prompt = option_value(argc, argv, &i, "--prompt-ids"))) return usage_error("%s needs a value", a);
     } else if (is_option(a, "--temperature")) {
-      if (!(v = option_value(argc, argv, &i, "--temperature")) || parse_double(v, &o.temperature) || o.temperature < 0)
-        return usage_error("%s needs a number >= 0", a);
+      if (temperature_option("--temperature", option_value(argc, argv, &i, "--temperature"), &o.temperature))
+        return EXIT_USAGE;
     } else if (is_option(a, "--top-p")) {
-      if (!(v = option_value(argc, argv, &i, "--top-p")) || parse_double(v, &o.top_p) || !(o.top_p > 0) || o.top_p > 1)
-        return usage_error("%s needs a number in (0, 1]", a);
+      if (top_p_option("--top-p", option_value(argc, argv, &i, "--top-p"), &o.top_p)) return EXIT_USAGE;
     } else if (is_option(a, "--seed")) {
-      if (!(v = option_value(argc, argv, &i, "--seed")) || parse_long(v, 0, (long)(~0UL >> 1), &o.seed))
-        return usage_error("%s needs a non-negative integer", a);
+      if (seed_option("--seed", option_value(argc, argv, &i, "--seed"), &o.seed)) return EXIT_USAGE;
     } else if (is_option(a, "--threads")) {
-      if (!(v = option_value(argc, argv, &i, "--threads")) || parse_long(v, 1, 64, &o.threads))
-        return usage_error("%s needs a number from 1 to 64", a);
+      if (int_option("--threads", option_value(argc, argv, &i, "--threads"), 1, 64, &o.threads)) return EXIT_USAGE;
     } else if (strcmp(a, "--print-ids") == 0) {
       o.print_ids = 1;
+    } else if (strcmp(a, "--allow-nonfinite") == 0) {
+      o.allow_nonfinite = 1;
     } else if (is_option(a, "--dump-logits")) {
       if (!(o.dump = option_value(argc, argv, &i, "--dump-logits"))) return usage_error("%s needs a file name", a);
     } else if (is_option(a, "--quantize")) {
@@ -743,11 +816,15 @@ static int run_main(int argc, char **argv) {
   if (!is_so && !ends_with(o.model, ".tfx")) return usage_error("the model '%s' is neither a .tfx nor a .so", o.model);
   if (is_so && o.weights) return usage_error("%s", "--weights applies to a .tfx; a compiled .so carries its weights");
   if (is_so && o.quantize) return usage_error("%s", "--quantize applies to a .tfx; a compiled .so carries its weights");
+  if (is_so && o.allow_nonfinite)
+    return usage_error("%s", "--allow-nonfinite applies to a .tfx; a compiled .so carries its weights");
   if (o.eval && o.prompt)
     return usage_error("%s", "--eval-ids and --prompt-ids do not combine (the ids file holds the text)");
   int32_t *prompt = NULL;
   int n_prompt = 0;
-  if (parse_prompt(o.prompt, &prompt, &n_prompt)) return usage_error("bad --prompt-ids '%s'", o.prompt);
+  if (parse_prompt(o.prompt, &prompt, &n_prompt))
+    return usage_error("bad --prompt-ids '%s': expected token ids from 0 to 2147483647 separated by blanks or commas",
+                       o.prompt);
   int is_random = o.weights && (!strcmp(o.weights, "random") || !strncmp(o.weights, "random:", 7));
   named_file dump_out = {o.dump, "--dump-logits"};
   named_file ins[3] = {{o.model, "the model"}, {is_random ? NULL : o.weights, "--weights"}, {o.eval, "--eval-ids"}};
@@ -789,7 +866,8 @@ static int run_main(int argc, char **argv) {
                             .target = &t,
                             .quantize = co.quantize,
                             .on_weights_path = on_weights_path,
-                            .on_weights_ctx = &seen};
+                            .on_weights_ctx = &seen,
+                            .allow_nonfinite = o.allow_nonfinite};
     tfx_build b;
     rc = TFX_ERR_COMPILE;
     named_file bound = {NULL, "the weights"};

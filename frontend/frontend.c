@@ -131,7 +131,8 @@ static int bind(tfx_fe_sema *s, tfx_graph *g, const char *path, const tfx_fronte
     rules[n_rules++] = (tfx_wrename){r->from, r->to};
   }
   /* the statement's renaming applies to --weights files too */
-  int n = tfx_weights_bind_renamed(g, spec, format, rules, n_rules, w, on_bind_error, &ctx);
+  tfx_bind_options bo = {.allow_nonfinite = o->allow_nonfinite};
+  int n = tfx_weights_bind_opts(g, spec, format, rules, n_rules, &bo, w, on_bind_error, &ctx);
   if (n > 0 && d->errors == before) tfx_fe_error(d, ctx.at.line, ctx.at.col, "binding weights from '%s' failed", spec);
   free(spec);
   return n;

@@ -30,6 +30,8 @@ typedef struct tfx_frontend_options {
    * tfxc refuses an output that is the same file (driver/outfile.c) */
   void (*on_weights_path)(void *ctx, const char *path);
   void *on_weights_ctx;
+
+  int allow_nonfinite; /* 1: accept NaN and inf weights (else an error naming the tensor and element) */
 } tfx_frontend_options;
 
 /* Parses `source` (read from `path` when NULL), checks it, lowers it to a

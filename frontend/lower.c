@@ -147,6 +147,17 @@ static int tensor_kw(lower *L, frame *f, const tfx_fe_expr *call, const char *ke
  * both are those of tfx_fe_position_rope). */
 static int add_rope(lower *L, int x, int heads, int head_dim, const tfx_fe_expr *spec_call, tfx_fe_loc loc) {
   const tfx_fe_opspec *rs = tfx_fe_position_rope();
+  if (head_dim % 2 && !tfx_fe_kwarg(spec_call->args, "rotary_dim")) { /* rotary_dim defaults to the head dim */
+    if (head_dim > 1)
+      ERR(L, loc,
+          "rope: the head dim is odd (%d = %lld columns / heads = %d) and rope rotates pairs of dimensions: "
+          "give rotary_dim = N (even, 2..%d) or make the head dim even",
+          head_dim, (long long)head_dim * heads, heads, head_dim - 1);
+    else
+      ERR(L, loc, "rope: the head dim is 1 (%d columns / heads = %d): rope needs pairs of dimensions to rotate", heads,
+          heads);
+    return -1;
+  }
   tfx_node n = tfx_node_proto(TFX_OP_ROPE, 1, (int[]){x});
   n.heads = heads;
   n.head_dim = head_dim;

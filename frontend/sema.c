@@ -134,11 +134,28 @@ static void check_max_seq(tfx_fe_sema *s) {
   s->max_seq = cs->value.i;
 }
 
+/* Why a model name cannot name the generated C symbols (<name>_descriptor,
+ * <name>_open, <NAME>_VOCAB, ...), or NULL: the `tfx_` prefix (any case) is
+ * the runtime API's, which the generated header includes (a model
+ * `tfx_model` would redeclare tfx_model_open); `__x` and `_X` are reserved
+ * in C. Every other identifier gives a header that compiles (tests/
+ * test_input_checks.c compiles one per kind of name). */
+static const char *reserved_model_name(const char *name) {
+  if (tolower((unsigned char)name[0]) == 't' && tolower((unsigned char)name[1]) == 'f' &&
+      tolower((unsigned char)name[2]) == 'x' && (name[3] == 0 || name[3] == '_'))
+    return "the 'tfx' prefix belongs to the runtime API (<tfx/tfx.h>) that the generated header includes";
+  if (name[0] == '_' && (name[1] == '_' || isupper((unsigned char)name[1])))
+    return "C reserves names beginning with '__' or '_' and a capital letter";
+  return NULL;
+}
+
 /* The model's name: `model NAME`, else the file's base name made into an
  * identifier, else "model". */
 static void model_name(tfx_fe_sema *s, const char *path) {
   if (s->model) {
     s->name = s->model->name;
+    const char *why = reserved_model_name(s->name);
+    if (why) ERR(s, s->model->name_loc, "model name '%s' is reserved: %s; choose another name", s->name, why);
     return;
   }
   const char *base = path ? strrchr(path, '/') : NULL;
@@ -152,7 +169,13 @@ static void model_name(tfx_fe_sema *s, const char *path) {
   size_t k = 0;
   if (isdigit((unsigned char)base[0])) name[k++] = '_';
   for (size_t i = 0; i < n; i++) name[k++] = isalnum((unsigned char)base[i]) ? base[i] : '_';
+  name[k] = 0;
   s->name = name;
+  const char *why = reserved_model_name(name);
+  if (why)
+    ERR(s, file_start,
+        "the model's name '%s', taken from the file name, is reserved: %s; add `model NAME` with another name", name,
+        why);
 }
 
 /* ---- types of params and signatures ---- */

@@ -1,5 +1,6 @@
-/* frontend/sema_weights.c — checks the `weights` statement's rename rules at
- * compile time (placeholders well formed and consistent, no rule repeated),
+/* frontend/sema_weights.c — checks the `weights` statement at compile time:
+ * its path is not empty, its rename rules are well formed and consistent
+ * (placeholders, no rule repeated),
  * so a bad rule is reported at its string even when no weights are bound. */
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,9 @@
 
 void tfx_fe_check_weights_stmt(tfx_fe_sema *s, const tfx_fe_item *it) {
   char err[512];
+  if (it->name && !it->name[0])
+    tfx_fe_error(s->diag, it->name_loc.line, it->name_loc.col,
+                 "empty weights path: give a file (relative to this source), random or random:SEED");
   for (const tfx_fe_rename *r = it->renames; r; r = r->next) {
     tfx_wrename rule = {r->from, r->to};
     int bad = tfx_wrename_check(&rule, err, sizeof err);

@@ -35,13 +35,14 @@ typedef struct {
 } reporter;
 
 static void report(reporter *r, int node_id, const char *fmt, ...) {
-  char msg[1024];
+  char msg[1024], shown[4096];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  tfx_wfile_escape(msg, shown, sizeof shown); /* names from files: invalid UTF-8 as \xNN */
   r->count++;
-  if (r->fn) r->fn(r->ctx, node_id, msg);
+  if (r->fn) r->fn(r->ctx, node_id, shown);
 }
 
 /* Bytes of a static f32 type, or -1 if it has T or is absurdly large. */
@@ -385,8 +386,29 @@ static int choose_formats(const tfx_graph *g, const tfx_wfile *f, char *const *n
   return 0;
 }
 
+static void report_cb(void *ctx, int node_id, const char *message) { report(ctx, node_id, "%s", message); }
+
+/* The non-finite check of param i's slot (weights_check.c), unless allowed. */
+static void check_finite(const tfx_graph *g, int i, const tfx_wfile_tensor *t, const char *path, const tfx_weights *w,
+                         const tfx_bind_options *bo, reporter *r) {
+  if (bo && bo->allow_nonfinite) return;
+  const tfx_node *n = &g->nodes[i];
+  tfx_nonfinite nf;
+  char what[256];
+  int rc = tfx_weights_find_nonfinite(&n->type, w->data + n->weight_offset, &nf);
+  if (rc == 0) return;
+  if (rc < 0) {
+    report(r, i, "param '%s': cannot check tensor '%s' of %s (%s) for non-finite values", n->name, t->name, path,
+           tfx_dtype_name(n->type.dtype));
+    return;
+  }
+  tfx_weights_nonfinite_message(&n->type, &nf, what, sizeof what);
+  report(r, i, "param '%s': tensor '%s' of %s (%s) holds %s (--allow-nonfinite accepts them)", n->name, t->name, path,
+         t->dtype_name, what);
+}
+
 static int bind_file(tfx_graph *g, const char *path, const char *format, const tfx_wrename *rules, int n_rules,
-                     tfx_weights *out, reporter *r, int *first) {
+                     const tfx_bind_options *bo, tfx_weights *out, reporter *r, int *first) {
   char msg[512], s0[64], s1[64];
   tfx_wfile f;
   if (open_wfile(path, format, &f, r)) return -1;
@@ -400,6 +422,9 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
     goto done;
   }
   if (rename_tensors(&f, path, rules, n_rules, names, r)) goto done;
+  /* a header that disagrees with the program says so, field by field,
+   * instead of the tensor-by-tensor mismatches it causes */
+  if (tfx_wfile_check_llama2c(g, &f, rules, n_rules, report_cb, r)) goto done;
   if (choose_formats(g, &f, names, stored)) {
     report(r, -1, "%s: out of memory", path);
     goto done;
@@ -486,6 +511,7 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
       break;
     }
     zero_pad(out, n->weight_offset, (int64_t)bytes);
+    check_finite(g, i, t, path, out, bo, r);
   }
   close(fd);
   rc = r->count > errors ? -1 : 0;
@@ -507,13 +533,22 @@ int tfx_weights_bind(tfx_graph *g, const char *spec, const char *format, tfx_wei
 
 int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format, const tfx_wrename *rules, int n_rules,
                              tfx_weights *out, tfx_bind_error_fn on_error, void *ctx) {
+  return tfx_weights_bind_opts(g, spec, format, rules, n_rules, NULL, out, on_error, ctx);
+}
+
+int tfx_weights_bind_opts(tfx_graph *g, const char *spec, const char *format, const tfx_wrename *rules, int n_rules,
+                          const tfx_bind_options *bo, tfx_weights *out, tfx_bind_error_fn on_error, void *ctx) {
   reporter r = {on_error, ctx, 0};
   if (out) {
     out->data = NULL;
     out->size = 0;
   }
-  if (!g || !spec || !spec[0] || !out) {
+  if (!g || !spec || !out) {
     report(&r, -1, "no graph, no weights spec or no output blob to bind");
+    return r.count;
+  }
+  if (!spec[0]) {
+    report(&r, -1, "empty weights path (expected a file, random or random:SEED)");
     return r.count;
   }
   g->weights_bytes = 0;
@@ -529,7 +564,7 @@ int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format,
   if (strncmp(spec, "random", 6) == 0 && (spec[6] == 0 || spec[6] == ':'))
     rc = bind_random(g, spec, out, &r, first);
   else
-    rc = bind_file(g, spec, format, rules, n_rules, out, &r, first);
+    rc = bind_file(g, spec, format, rules, n_rules, bo, out, &r, first);
   free(first);
   if (rc || r.count) {
     tfx_weights_free(out);

@@ -36,6 +36,9 @@ typedef struct tfx_wfile {
   uint64_t file_size;
   int n_tensors;
   tfx_wfile_tensor *tensors;
+  /* llama2c: the header as read (dim, hidden_dim, n_layers, n_heads,
+   * n_kv_heads, vocab_size (negative: a separate classifier), seq_len) */
+  int32_t llama2c[7];
 } tfx_wfile;
 
 /* Opens and validates a llama2.c checkpoint: header, sizes, every offset
@@ -101,6 +104,45 @@ int tfx_wrename_apply(const tfx_wrename *rules, int n_rules, const char *name, c
  * before matching them to params (ignored for random[:SEED]). */
 int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format, const tfx_wrename *rules, int n_rules,
                              tfx_weights *out, tfx_bind_error_fn on_error, void *ctx);
+
+/* ---- checks at binding (weights_check.c, weights_header.c; issue #17) ---- */
+
+typedef struct tfx_bind_options {
+  int allow_nonfinite; /* 1: accept NaN and inf weights (tfxc --allow-nonfinite) */
+} tfx_bind_options;
+
+/* tfx_weights_bind_renamed with options (NULL: the defaults, every check on):
+ * each slot read from a file is checked for non-finite values. */
+int tfx_weights_bind_opts(tfx_graph *g, const char *spec, const char *format, const tfx_wrename *rules, int n_rules,
+                          const tfx_bind_options *opts, tfx_weights *out, tfx_bind_error_fn on_error, void *ctx);
+
+/* Cross-checks a llama2c file's header against the program g implies
+ * (weights_header.c): each field that disagrees is reported through fn
+ * (at the param or attention concerned, or -1) naming the field, the file's
+ * value and the program's. Returns the number of errors (0 for other formats). */
+int tfx_wfile_check_llama2c(const tfx_graph *g, const tfx_wfile *f, const tfx_wrename *rules, int n_rules,
+                            tfx_bind_error_fn fn, void *ctx);
+
+/* Copies a message for display: control bytes and bytes that are no part
+ * of a valid UTF-8 sequence (tensor names are the file's bytes) become
+ * \xNN; valid UTF-8 is kept. Truncates to outlen. */
+void tfx_wfile_escape(const char *in, char *out, size_t outlen);
+
+/* The non-finite values of one bound slot. */
+typedef struct tfx_nonfinite {
+  int64_t count;     /* non-finite elements, or block scales for a block format */
+  int64_t index;     /* the first one's element (a block's first element), -1: none */
+  const char *kind;  /* "NaN", "inf", "-inf" */
+  int block;         /* elements per block when a block scale is non-finite, else 0 */
+  const char *scale; /* that scale's name ("d", "dmin") */
+} tfx_nonfinite;
+
+/* Scans the data of a slot of type t (f32, f16, bf16 or a block format):
+ * 1 when it holds non-finite values (*out describes them), 0 when it holds
+ * none, -1 when the format cannot be checked. One linear pass. */
+int tfx_weights_find_nonfinite(const tfx_type *t, const uint8_t *data, tfx_nonfinite *out);
+/* "3 non-finite values; the first, NaN, at element 37 (row 4, column 5)" */
+void tfx_weights_nonfinite_message(const tfx_type *t, const tfx_nonfinite *nf, char *buf, size_t len);
 
 /* Decodes to f32, in place, every bound PARAM whose format keep(dtype)
  * refuses (a storage format the code generator cannot read yet), rebuilding

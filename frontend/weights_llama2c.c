@@ -171,6 +171,8 @@ int tfx_wfile_open_llama2c(const char *path, tfx_wfile *out, char *err, size_t e
     return tfx_errf(err, errlen, "%s: internal error: tensor table covers %llu bytes, expected %llu", path,
                     (unsigned long long)t.cursor, (unsigned long long)total);
   }
+  const int32_t fields[7] = {dim, hidden, layers, heads, kv_heads, vocab_raw, seq};
+  memcpy(out->llama2c, fields, sizeof fields);
   out->path = strdup(path);
   out->format = "llama2c";
   out->file_size = file_size;

@@ -169,6 +169,40 @@ static int check_duplicates(const tfx_wfile *f, const char *path, char *err, siz
   return rc;
 }
 
+typedef struct {
+  uint64_t begin, end;
+  int index;
+} st_extent;
+
+static int cmp_extent(const void *a, const void *b) {
+  const st_extent *x = a, *y = b;
+  return x->begin != y->begin ? (x->begin < y->begin ? -1 : 1) : x->index - y->index;
+}
+
+/* Two tensors sharing bytes (data_offsets overlapping, in any order) are
+ * refused: sorted by begin, each must start at or after the previous end.
+ * Empty tensors hold no bytes. Offsets are still relative to the data. */
+static int check_overlaps(const tfx_wfile *f, const char *path, char *err, size_t errlen) {
+  if (f->n_tensors < 2) return 0;
+  st_extent *e = malloc((size_t)f->n_tensors * sizeof *e);
+  if (!e) return tfx_errf(err, errlen, "%s: out of memory", path);
+  int n = 0;
+  for (int i = 0; i < f->n_tensors; i++) {
+    const tfx_wfile_tensor *t = &f->tensors[i];
+    uint64_t bytes = (uint64_t)tfx_type_numel(&t->type, 1) * find_dtype(t->dtype_name)->size;
+    if (bytes) e[n++] = (st_extent){t->file_offset, t->file_offset + bytes, i};
+  }
+  qsort(e, (size_t)n, sizeof *e, cmp_extent);
+  int rc = 0;
+  for (int i = 1; i < n && rc == 0; i++)
+    if (e[i].begin < e[i - 1].end)
+      rc = tfx_errf(err, errlen, "%s: tensors '%s' and '%s' overlap: data_offsets [%llu, %llu] and [%llu, %llu]", path,
+                    f->tensors[e[i - 1].index].name, f->tensors[e[i].index].name, (unsigned long long)e[i - 1].begin,
+                    (unsigned long long)e[i - 1].end, (unsigned long long)e[i].begin, (unsigned long long)e[i].end);
+  free(e);
+  return rc;
+}
+
 int tfx_wfile_open_safetensors(const char *path, tfx_wfile *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   uint64_t file_size = 0;
@@ -230,6 +264,7 @@ int tfx_wfile_open_safetensors(const char *path, tfx_wfile *out, char *err, size
     rc = add_entry(out, path, name, &root->items[i], data_size, err, errlen);
   }
   if (rc == 0) rc = check_duplicates(out, path, err, errlen);
+  if (rc == 0) rc = check_overlaps(out, path, err, errlen);
   if (rc == 0) {
     for (int i = 0; i < out->n_tensors; i++) out->tensors[i].file_offset += data_start;
     out->path = strdup(path);

@@ -186,10 +186,16 @@ static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt) {
     }
     for (int64_t k = 0; k < K; k++)
       if (!isfinite(row[k])) {
+        /* worded as the binding's check (frontend/weights_check.c), which
+         * only --allow-nonfinite lets such a value past */
         rc = tfx_errf(c->err, c->errlen,
-                      "quantize_weights: param '%s' holds a non-finite value (%g at row %lld, column %lld): "
-                      "cannot quantize it to %s",
-                      name, (double)row[k], (long long)r, (long long)k, tfx_dtype_name(dt));
+                      "quantize_weights: param '%s' holds a non-finite value (%s at element %lld, index [%lld, %lld]): "
+                      "cannot quantize it to %s (--allow-nonfinite keeps such weights in the format they are bound in)",
+                      name,
+                      isnan(row[k]) ? "NaN"
+                      : row[k] > 0  ? "inf"
+                                    : "-inf",
+                      (long long)(r * K + k), (long long)r, (long long)k, tfx_dtype_name(dt));
         goto done;
       }
     if (tfx_quantize_row(dt, row, K, out + r * rb) != rb) {

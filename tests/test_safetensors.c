@@ -177,7 +177,14 @@ static void test_round_trip_dtypes(void **state) {
   int ia = add_param(g, "a", 2, 2, 3), ih = add_param(g, "h", 1, 6, 0), ib = add_param(g, "b", 2, 2, 2);
   tfx_weights w;
   errors e = {0};
-  int n = tfx_weights_bind(g, path, NULL, &w, collect, &e); /* guessed from the extension */
+  /* h holds an inf: refused by default, naming the tensor and the element */
+  assert_int_equal(tfx_weights_bind(g, path, NULL, &w, collect, &e), 1);
+  assert_true(has_error(&e, "tensor 'h' of"));
+  assert_true(has_error(&e, "holds 1 non-finite value; the first, inf, at element 5"));
+  assert_null(w.data);
+  memset(&e, 0, sizeof e);
+  const tfx_bind_options allow = {.allow_nonfinite = 1};
+  int n = tfx_weights_bind_opts(g, path, NULL, NULL, 0, &allow, &w, collect, &e); /* guessed from the extension */
   print_errors(&e);
   assert_int_equal(n, 0);
   assert_memory_equal(param_data(g, &w, ia), a, sizeof a);
@@ -190,12 +197,12 @@ static void test_round_trip_dtypes(void **state) {
   const char *other = tpath("rt.weights");
   write_st(other, hdr, data, sizeof data);
   memset(&e, 0, sizeof e);
-  assert_int_equal(tfx_weights_bind(g, other, NULL, &w, collect, &e), 0);
+  assert_int_equal(tfx_weights_bind_opts(g, other, NULL, NULL, 0, &allow, &w, collect, &e), 0);
   for (int i = 0; i < 4; i++) assert_true(param_data(g, &w, ib)[i] == b_want[i]);
   tfx_weights_free(&w);
   /* and an explicit format */
   memset(&e, 0, sizeof e);
-  assert_int_equal(tfx_weights_bind(g, other, "safetensors", &w, collect, &e), 0);
+  assert_int_equal(tfx_weights_bind_opts(g, other, "safetensors", NULL, 0, &allow, &w, collect, &e), 0);
   tfx_weights_free(&w);
   /* a shape mismatch names both sides */
   tfx_graph *g2 = new_graph();
@@ -225,7 +232,8 @@ static void test_f16_all_patterns(void **state) {
   int id = add_param(g, "all", 1, 65536, 0);
   tfx_weights w;
   errors e = {0};
-  assert_int_equal(tfx_weights_bind(g, path, NULL, &w, collect, &e), 0);
+  const tfx_bind_options allow = {.allow_nonfinite = 1}; /* the inf and NaN patterns */
+  assert_int_equal(tfx_weights_bind_opts(g, path, NULL, NULL, 0, &allow, &w, collect, &e), 0);
   const float *v = param_data(g, &w, id);
   for (uint32_t i = 0; i < 65536; i++) {
     int sign = i >> 15, exp = (i >> 10) & 31, man = i & 1023;

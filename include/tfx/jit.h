@@ -20,6 +20,9 @@ typedef struct tfx_compile_options {
   /* NULL: the model's schedule; else the weights' default format, as tfxc
    * --quantize: f16, bf16, q8_0, q4_0, q4_k, q6_k, q4_k_m or none */
   const char *quantize;
+  /* 0 (default): a NaN or inf in the weights is a compile error naming the
+   * tensor and the element; 1: accepted (tfxc --allow-nonfinite) */
+  int allow_nonfinite;
 } tfx_compile_options;
 
 void tfx_compile_options_init(tfx_compile_options *o);
