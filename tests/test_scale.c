@@ -1,0 +1,186 @@
+/* tests/test_scale.c — scale (issue #17, items 15 and 17): a session touches
+ * only the KV rows it uses (a child process with a huge max_seq generating a
+ * few tokens stays far below the KV cache's size, by getrusage's maxrss), a
+ * reset session after a long run gives bitwise the logits of a fresh one. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../include/tfx/jit.h"
+#include "support/testutil.h"
+
+/* The stories260K shape (random weights) with max_seq given. */
+static char *llama_source(long long max_seq) {
+  static const char *fmt = "model scale\n"
+                           "const dim = 64, layers = 5, heads = 8, kv_heads = 4, hidden = 172\n"
+                           "const vocab = 512, max_seq = %lld, head_dim = dim / heads\n"
+                           "param tok_embeddings : f32[vocab, dim]\n"
+                           "param norm : f32[dim]\n"
+                           "block layer(x : f32[T, dim]) -> f32[T, dim] {\n"
+                           "  param attention_norm : f32[dim]\n"
+                           "  param wq : f32[heads * head_dim, dim]\n"
+                           "  param wk : f32[kv_heads * head_dim, dim]\n"
+                           "  param wv : f32[kv_heads * head_dim, dim]\n"
+                           "  param wo : f32[dim, heads * head_dim]\n"
+                           "  param ffn_norm : f32[dim]\n"
+                           "  param w1 : f32[hidden, dim]\n"
+                           "  param w2 : f32[dim, hidden]\n"
+                           "  param w3 : f32[hidden, dim]\n"
+                           "  a = rmsnorm(x, attention_norm, eps = 1e-5)\n"
+                           "  h = x + attention(a, wq, wk, wv, wo, heads = heads, kv_heads = kv_heads,\n"
+                           "                    position = rope(theta = 10000, style = interleaved), mask = causal)\n"
+                           "  f = rmsnorm(h, ffn_norm, eps = 1e-5)\n"
+                           "  return h + linear(silu(linear(f, w1)) * linear(f, w3), w2)\n"
+                           "}\n"
+                           "forward(tokens : i32[T]) -> f32[T, vocab] {\n"
+                           "  x = embedding(tok_embeddings, tokens)\n"
+                           "  x = repeat(layers) layer(x)\n"
+                           "  return linear(rmsnorm(x, norm, eps = 1e-5), tok_embeddings)\n"
+                           "}\n";
+  size_t len = strlen(fmt) + 32;
+  char *s = malloc(len);
+  if (s) snprintf(s, len, fmt, max_seq);
+  return s;
+}
+
+static tfx_model *compile_llama(long long max_seq) {
+  char *src = llama_source(max_seq);
+  if (!src) return NULL;
+  tfx_compile_options o;
+  tfx_compile_options_init(&o);
+  o.weights = "random:7";
+  tfx_model *m = NULL;
+  int rc = tfx_jit_compile_source("scale.tfx", src, &o, &m);
+  free(src);
+  return rc == TFX_OK ? m : NULL;
+}
+
+#define VOCAB 512
+
+/* Feeds `n` tokens as a prefill of `pre` then one-token decodes; writes the
+ * logits of every position into logits[n * VOCAB] (NULL: not kept). */
+static int feed(tfx_session *s, const int32_t *tokens, int n, int pre, float *logits) {
+  if (pre > n) pre = n;
+  float *buf = malloc((size_t)(pre > 0 ? pre : 1) * VOCAB * sizeof(float));
+  if (!buf) return -1;
+  int rc = 0;
+  if (pre > 0) rc = tfx_forward(s, tokens, pre, buf) == TFX_OK ? 0 : -1;
+  if (!rc && pre > 0 && logits) memcpy(logits, buf, (size_t)pre * VOCAB * sizeof(float));
+  for (int i = pre; i < n && !rc; i++) {
+    rc = tfx_forward(s, &tokens[i], 1, buf) == TFX_OK ? 0 : -1;
+    if (!rc && logits) memcpy(logits + (size_t)i * VOCAB, buf, VOCAB * sizeof(float));
+  }
+  free(buf);
+  return rc;
+}
+
+/* After 450 positions (a prefill of 200 and decodes), a reset session run
+ * on another sequence (a prefill of 9 then decodes to 40) gives bitwise the
+ * logits of a fresh session on that sequence: nothing of the old run's KV
+ * rows leaks into the new one. */
+static void test_reset_equals_fresh(void **state) {
+  (void)state;
+  tfx_model *m = compile_llama(512);
+  assert_non_null(m);
+  enum { LONG = 450, SHORT = 40, PRE = 9 };
+  int32_t long_ids[LONG], short_ids[SHORT];
+  for (int i = 0; i < LONG; i++) long_ids[i] = (int32_t)((7919 * i + 13) % VOCAB);
+  for (int i = 0; i < SHORT; i++) short_ids[i] = (int32_t)((104729 * i + 5) % VOCAB);
+  float *fresh = malloc((size_t)SHORT * VOCAB * sizeof(float));
+  float *again = malloc((size_t)SHORT * VOCAB * sizeof(float));
+  assert_non_null(fresh);
+  assert_non_null(again);
+  tfx_session_options so = {.threads = 2};
+  tfx_session *a = NULL, *b = NULL;
+  assert_int_equal(tfx_session_create(m, &so, &a), TFX_OK);
+  assert_int_equal(tfx_session_create(m, &so, &b), TFX_OK);
+  assert_int_equal(feed(a, long_ids, LONG, 200, NULL), 0);
+  assert_int_equal(tfx_session_position(a), LONG);
+  tfx_session_reset(a);
+  assert_int_equal(tfx_session_position(a), 0);
+  assert_int_equal(feed(a, short_ids, SHORT, PRE, again), 0);
+  assert_int_equal(feed(b, short_ids, SHORT, PRE, fresh), 0);
+  assert_memory_equal(fresh, again, (size_t)SHORT * VOCAB * sizeof(float));
+  /* and the logits are not trivially equal (a model that computes something) */
+  assert_true(memcmp(fresh, fresh + VOCAB, VOCAB * sizeof(float)) != 0);
+  tfx_session_free(a);
+  tfx_session_free(b);
+  tfx_model_close(m);
+  free(fresh);
+  free(again);
+}
+
+static long maxrss_kb(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+  return ru.ru_maxrss;
+}
+
+/* In a child: compile the model with a max_seq of 2^20 (a KV cache of
+ * 5 layers x 2 x 2^20 x 32 floats = 1.34 GB), note the peak RSS, create a
+ * session and generate 3 tokens; the peak may grow by far less than the KV
+ * cache (64 MB here; the used rows are 3 x 1280 bytes). Writes the two
+ * peaks and the KV bytes to the pipe. */
+static void huge_kv_child(int fd) {
+  long vals[3] = {-1, -1, -1};
+  tfx_model *m = compile_llama(1 << 20);
+  if (m) {
+    vals[2] = (long)tfx_model_descriptor(m)->kv_bytes;
+    vals[0] = maxrss_kb();
+    tfx_session_options so = {.threads = 2};
+    tfx_session *s = NULL;
+    if (tfx_session_create(m, &so, &s) == TFX_OK) {
+      int32_t ids[3] = {1, 100, 200};
+      if (feed(s, ids, 3, 1, NULL) == 0) vals[1] = maxrss_kb();
+      tfx_session_free(s);
+    }
+    tfx_model_close(m);
+  }
+  ssize_t w = write(fd, vals, sizeof vals);
+  _exit(w == (ssize_t)sizeof vals ? 0 : 1);
+}
+
+static void test_huge_max_seq_touches_used_rows(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(fds[0]);
+    huge_kv_child(fds[1]);
+  }
+  close(fds[1]);
+  long vals[3] = {0, 0, 0};
+  ssize_t got = read(fds[0], vals, sizeof vals);
+  close(fds[0]);
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  assert_int_equal(got, (ssize_t)sizeof vals);
+  print_message("huge max_seq: KV %ld bytes; peak RSS %ld KB after compile, %ld KB after 3 tokens\n", vals[2], vals[0],
+                vals[1]);
+  assert_true(vals[0] > 0 && vals[1] > 0);
+  assert_int_equal(vals[2], 5L * 2 * (1L << 20) * 32 * 4);
+  /* far below the KV cache: at most 64 MB more than the compile's peak */
+  assert_true(vals[1] - vals[0] < 64 * 1024);
+  assert_true(vals[1] < vals[2] / 1024 / 4);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_reset_equals_fresh),
+      cmocka_unit_test(test_huge_max_seq_touches_used_rows),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
