@@ -1,7 +1,9 @@
-/* tests/test_scale.c — scale (issue #17, items 15 and 17): a session touches
+/* tests/test_scale.c — scale (issue #17, items 15 to 17): a session touches
  * only the KV rows it uses (a child process with a huge max_seq generating a
  * few tokens stays far below the KV cache's size, by getrusage's maxrss), a
- * reset session after a long run gives bitwise the logits of a fresh one. */
+ * reset session after a long run gives bitwise the logits of a fresh one;
+ * folding and packing the weights does not hold the blob twice (the peak RSS
+ * of tfxc with the folds against without, by wait4's rusage). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -177,10 +179,65 @@ static void test_huge_max_seq_touches_used_rows(void **state) {
   assert_true(vals[1] < vals[2] / 1024 / 4);
 }
 
+/* Runs argv with stdout and stderr to /dev/null; the child's peak RSS (KB)
+ * in *maxrss. Returns its exit status, or -1. */
+static int run_rss(char *const argv[], long *maxrss) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(126);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  int status = 0;
+  struct rusage ru;
+  if (wait4(pid, &status, 0, &ru) != pid) return -1;
+  *maxrss = ru.ru_maxrss;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* 48 layers of two 1 MiB linear weights (96 MiB): at -O0 the blob is bound
+ * and planned as is; at -O2 every weight is packed (fold_weights writes a
+ * new blob). Folding may add far less than the blob: 32 MiB here (it added
+ * the whole blob when the old one stayed alive beside the new). */
+static void test_fold_does_not_hold_the_blob_twice(void **state) {
+  (void)state;
+  char *dir = tfx_test_tmpdir();
+  assert_non_null(dir);
+  char path[512];
+  snprintf(path, sizeof path, "%s/fold.tfx", dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("model foldmem\n"
+        "const dim = 256, hidden = 1024, max_seq = 4\n"
+        "block layer(x : f32[T, dim]) -> f32[T, dim] {\n"
+        "  param w1 : f32[hidden, dim]\n"
+        "  param w2 : f32[dim, hidden]\n"
+        "  return x + linear(silu(linear(x, w1)), w2)\n"
+        "}\n"
+        "forward(x : f32[T, dim]) -> f32[T, dim] {\n"
+        "  return repeat(48) layer(x)\n"
+        "}\n",
+        f);
+  assert_int_equal(fclose(f), 0);
+  char *o0[] = {TFXC_PATH, path, "-O0", "--weights", "random", "--stats", NULL};
+  char *o2[] = {TFXC_PATH, path, "-O2", "--weights", "random", "--stats", NULL};
+  long rss0 = 0, rss2 = 0;
+  assert_int_equal(run_rss(o0, &rss0), 0);
+  assert_int_equal(run_rss(o2, &rss2), 0);
+  print_message("fold: peak RSS %ld KB at -O0, %ld KB at -O2 (96 MiB of weights)\n", rss0, rss2);
+  assert_true(rss0 > 96 * 1024); /* the blob is resident */
+  assert_true(rss2 - rss0 < 32 * 1024);
+  tfx_test_rmdir(dir);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reset_equals_fresh),
       cmocka_unit_test(test_huge_max_seq_touches_used_rows),
+      cmocka_unit_test(test_fold_does_not_hold_the_blob_twice),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
