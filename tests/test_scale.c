@@ -3,7 +3,11 @@
  * few tokens stays far below the KV cache's size, by getrusage's maxrss), a
  * reset session after a long run gives bitwise the logits of a fresh one;
  * folding and packing the weights does not hold the blob twice (the peak RSS
- * of tfxc with the folds against without, by wait4's rusage). */
+ * of tfxc with the folds against without, by wait4's rusage); a
+ * repeat(2048) model (4096 kernel launches per entry, so the entries are
+ * split into parts) compiles and computes what the reference interpreter
+ * computes on the same graph. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "../driver/compile.h"
 #include "../include/tfx/jit.h"
 #include "support/testutil.h"
 
@@ -233,11 +238,61 @@ static void test_fold_does_not_hold_the_blob_twice(void **state) {
   free(dir);
 }
 
+/* repeat(2048) of a one-param block, built at -O2: the JIT (prefill of 3
+ * rows, then one row through the decode entry) against the reference
+ * interpreter on the same planned graph and weights. A smoke test of scale
+ * (the suite's TIMEOUT bounds it, no timing is asserted) and a check of the
+ * entries split into parts. */
+static void test_repeat_2048_matches_interpreter(void **state) {
+  (void)state;
+  enum { LAYERS = 2048, DIM = 8 };
+  char src[512];
+  snprintf(src, sizeof src,
+           "model rep\n"
+           "const dim = %d, max_seq = 16\n"
+           "block layer(x : f32[T, dim]) -> f32[T, dim] {\n"
+           "  param w : f32[dim]\n"
+           "  return x + w\n"
+           "}\n"
+           "forward(x : f32[T, dim]) -> f32[T, dim] {\n"
+           "  return repeat(%d) layer(x)\n"
+           "}\n",
+           DIM, LAYERS);
+  tfx_build b;
+  tfx_build_options bo = {.weights = "random:3", .opt_level = 2};
+  assert_int_equal(tfx_build_source("rep.tfx", src, &bo, &b), 0);
+  float x[3 * DIM], ref[3 * DIM], out[3 * DIM];
+  for (int i = 0; i < 3 * DIM; i++) x[i] = (float)(i % 7) * 0.25f - 0.75f;
+  char err[256];
+  tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+  assert_non_null(it);
+  assert_int_equal(tfx_interp_forward(it, x, 3, ref, err, sizeof err), 0);
+  tfx_interp_free(it);
+  tfx_model *m = NULL;
+  assert_int_equal(tfx_build_jit(&b, NULL, &m, err, sizeof err), 0);
+  tfx_session_options so = {.threads = 2};
+  tfx_session *s = NULL;
+  assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
+  assert_int_equal(tfx_forward_f32(s, x, 3, out), TFX_OK);
+  double scale = 1;
+  for (int i = 0; i < 3 * DIM; i++) scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
+  assert_true(tfx_test_max_abs_diff(ref, out, 3 * DIM) <= 1e-4 * scale);
+  tfx_session_reset(s);
+  assert_int_equal(tfx_forward_f32(s, x + DIM, 1, out), TFX_OK); /* the decode entry */
+  assert_true(tfx_test_max_abs_diff(ref + DIM, out, DIM) <= 1e-4 * scale);
+  /* the sum of 2048 weights moved every value */
+  assert_true(tfx_test_max_abs_diff(x, ref, 3 * DIM) > 1e-3);
+  tfx_session_free(s);
+  tfx_model_close(m);
+  tfx_build_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reset_equals_fresh),
       cmocka_unit_test(test_huge_max_seq_touches_used_rows),
       cmocka_unit_test(test_fold_does_not_hold_the_blob_twice),
+      cmocka_unit_test(test_repeat_2048_matches_interpreter),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
