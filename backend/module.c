@@ -244,6 +244,13 @@ static LLVMValueRef emit_entry(tfx_cg *cg, const char *name, int has_kv) {
   } else {
     /* one call per part of ENTRY_PART_KERNELS launches: no function's size
      * (so no LLVM pass's time) grows with the number of layers */
+    /* and each kernel is inlined where it is called directly by LLVM's
+     * first inliner, before GlobalsAA tracks it: deleting thousands of
+     * tracked functions later costs a scan of all functions each */
+    unsigned always = LLVMGetEnumAttributeKindForName("alwaysinline", 12);
+    for (int k = 0; k < cg->n_kernels; k++)
+      LLVMAddAttributeAtIndex(cg->kernels[k].fn, LLVMAttributeFunctionIndex,
+                              LLVMCreateEnumAttribute(cg->ctx, always, 0));
     LLVMTypeRef part_params[3] = {cg->t_ptr, cg->t_ptr, cg->t_i64};
     LLVMTypeRef part_ty = LLVMFunctionType(cg->t_void, part_params, 3, 0);
     for (int k0 = 0; k0 < cg->n_kernels; k0 += ENTRY_PART_KERNELS) {

@@ -204,8 +204,9 @@ static int run_rss(char *const argv[], long *maxrss) {
 
 /* 48 layers of two 1 MiB linear weights (96 MiB): at -O0 the blob is bound
  * and planned as is; at -O2 every weight is packed (fold_weights writes a
- * new blob). Folding may add far less than the blob: 32 MiB here (it added
- * the whole blob when the old one stayed alive beside the new). */
+ * new blob). Folding may add far less than the blob: under half of it here
+ * (it added the whole blob when the old one stayed alive beside the new;
+ * the margin is for the sanitizers' shadow memory). */
 static void test_fold_does_not_hold_the_blob_twice(void **state) {
   (void)state;
   char *dir = tfx_test_tmpdir();
@@ -233,7 +234,7 @@ static void test_fold_does_not_hold_the_blob_twice(void **state) {
   assert_int_equal(run_rss(o2, &rss2), 0);
   print_message("fold: peak RSS %ld KB at -O0, %ld KB at -O2 (96 MiB of weights)\n", rss0, rss2);
   assert_true(rss0 > 96 * 1024); /* the blob is resident */
-  assert_true(rss2 - rss0 < 32 * 1024);
+  assert_true(rss2 - rss0 < 48 * 1024);
   tfx_test_rmdir(dir);
   free(dir);
 }
