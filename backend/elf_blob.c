@@ -4,7 +4,13 @@
  * data: section .rodata.tfx_weights (SHT_PROGBITS,
  * SHF_ALLOC, 64-byte aligned), an empty .note.GNU-stack (non-executable
  * stack), and a global hidden STT_OBJECT symbol naming the blob. The data is
- * streamed to the file, never copied or handed to LLVM. */
+ * streamed to the file, never copied or handed to LLVM. On x86-64 a blob of
+ * 1 GiB or more is a large section instead (.lrodata.tfx_weights,
+ * SHF_X86_64_LARGE): the linker places it after .data and .bss, so the
+ * 32-bit PC-relative references between code and data (crt files, the
+ * runtime) do not span the weights (a 4.4 GB TinyLlama failed to link with
+ * "relocation truncated to fit"); the code reaches the blob only through the
+ * descriptor's 64-bit pointer. */
 #include <elf.h>
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +19,11 @@
 #include "cg.h"
 
 enum { SEC_NULL, SEC_DATA, SEC_STACK, SEC_SYMTAB, SEC_STRTAB, SEC_SHSTRTAB, SEC_COUNT };
+
+#define LARGE_BLOB ((size_t)1 << 30) /* from this size on, an x86-64 large section */
+#ifndef SHF_X86_64_LARGE
+#define SHF_X86_64_LARGE 0x10000000
+#endif
 
 static int write_all(FILE *f, const void *p, size_t n) { return n == 0 || fwrite(p, 1, n, f) == n ? 0 : -1; }
 
@@ -38,8 +49,11 @@ int tfx_cg_write_blob_object(const char *path, const tfx_cg_elf_id *elf, const c
   strtab[0] = 0;
   memcpy(strtab + 1, symbol, sym_len + 1);
   size_t strtab_size = sym_len + 2;
-  static const char shstrtab[] = "\0.rodata.tfx_weights\0.note.GNU-stack\0.symtab\0.strtab\0.shstrtab";
-  const uint32_t n_data = 1, n_stack = 21, n_symtab = 37, n_strtab = 45, n_shstrtab = 53;
+  static const char shstrtab[] =
+      "\0.rodata.tfx_weights\0.note.GNU-stack\0.symtab\0.strtab\0.shstrtab\0.lrodata.tfx_weights";
+  const uint32_t n_stack = 21, n_symtab = 37, n_strtab = 45, n_shstrtab = 53;
+  int large = elf->machine == EM_X86_64 && bytes >= LARGE_BLOB;
+  const uint32_t n_data = large ? 63 : 1;
 
   Elf64_Sym syms[3];
   memset(syms, 0, sizeof syms);
@@ -80,7 +94,7 @@ int tfx_cg_write_blob_object(const char *path, const tfx_cg_elf_id *elf, const c
   memset(sh, 0, sizeof sh);
   sh[SEC_DATA] = (Elf64_Shdr){.sh_name = n_data,
                               .sh_type = SHT_PROGBITS,
-                              .sh_flags = SHF_ALLOC,
+                              .sh_flags = SHF_ALLOC | (large ? SHF_X86_64_LARGE : 0),
                               .sh_offset = off_data,
                               .sh_size = bytes,
                               .sh_addralign = 64};

@@ -165,6 +165,45 @@ static int emit_node(tfx_cg *cg, const tfx_node *n) {
   return emitters[n->op](cg, n);
 }
 
+/* The entries get at most this many launches inline; more go to parts
+ * (internal noinline functions) of this many launches each. */
+#define ENTRY_PART_KERNELS 256
+
+/* Launches kernels [k0, k1) of the entry being built into cg->fn at the
+ * builder's position: each runs inline on [0, items) when its work is small,
+ * else through exec->parallel_for (pf); args is the argument block, n the
+ * call's T. */
+static void emit_launches(tfx_cg *cg, int k0, int k1, LLVMValueRef args, LLVMValueRef exec, LLVMValueRef pf,
+                          LLVMValueRef n) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef fn = cg->fn;
+  int decode = cg->decode;
+  LLVMTypeRef pf_params[4] = {cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_i64};
+  LLVMTypeRef pf_ty = LLVMFunctionType(cg->t_void, pf_params, 4, 0);
+  for (int k = k0; k < k1; k++) {
+    const tfx_cg_kernel *kn = &cg->kernels[k];
+    LLVMValueRef T = decode || kn->one_row ? tfx_cg_i64(cg, 1) : n;
+    LLVMValueRef items = tfx_cg_i64(cg, kn->fixed);
+    if (kn->per_t) items = tfx_cg_addc(cg, tfx_cg_mulc(cg, T, kn->per_t), kn->fixed);
+    /* compile-time grain: small work runs inline on [0, items), large through the pool */
+    LLVMValueRef work = tfx_cg_mulc(cg, T, kn->work);
+    LLVMValueRef small = LLVMBuildICmp(b, LLVMIntSLT, work, tfx_cg_i64(cg, TFX_CG_INLINE_WORK), "");
+    LLVMBasicBlockRef bb_in = LLVMAppendBasicBlockInContext(cg->ctx, fn, "inline");
+    LLVMBasicBlockRef bb_pf = LLVMAppendBasicBlockInContext(cg->ctx, fn, "fork");
+    LLVMBasicBlockRef bb_next = LLVMAppendBasicBlockInContext(cg->ctx, fn, "next");
+    LLVMBuildCondBr(b, small, bb_in, bb_pf);
+    LLVMPositionBuilderAtEnd(b, bb_in);
+    LLVMValueRef dargs[3] = {args, tfx_cg_i64(cg, 0), items};
+    LLVMBuildCall2(b, cg->t_kernel, kn->fn, dargs, 3, "");
+    LLVMBuildBr(b, bb_next);
+    LLVMPositionBuilderAtEnd(b, bb_pf);
+    LLVMValueRef cargs[4] = {exec, kn->fn, args, items};
+    LLVMBuildCall2(b, pf_ty, pf, cargs, 4, "");
+    LLVMBuildBr(b, bb_next);
+    LLVMPositionBuilderAtEnd(b, bb_next);
+  }
+}
+
 /* void entry(input, n, pos, output, arena, kv, weights, exec) */
 static LLVMValueRef emit_entry(tfx_cg *cg, const char *name, int has_kv) {
   /* the last-row entry has the checks and T of the forward entry */
@@ -200,29 +239,42 @@ static LLVMValueRef emit_entry(tfx_cg *cg, const char *name, int has_kv) {
   LLVMValueRef exec = LLVMGetParam(fn, TFX_CG_ARG_EXEC);
   LLVMValueRef pf = LLVMBuildLoad2(b, cg->t_ptr, exec, "parallel_for");
   LLVMSetAlignment(pf, 8);
-  LLVMTypeRef pf_params[4] = {cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_i64};
-  LLVMTypeRef pf_ty = LLVMFunctionType(cg->t_void, pf_params, 4, 0);
-  for (int k = 0; k < cg->n_kernels; k++) {
-    const tfx_cg_kernel *kn = &cg->kernels[k];
-    LLVMValueRef T = decode || kn->one_row ? tfx_cg_i64(cg, 1) : n;
-    LLVMValueRef items = tfx_cg_i64(cg, kn->fixed);
-    if (kn->per_t) items = tfx_cg_addc(cg, tfx_cg_mulc(cg, T, kn->per_t), kn->fixed);
-    /* compile-time grain: small work runs inline on [0, items), large through the pool */
-    LLVMValueRef work = tfx_cg_mulc(cg, T, kn->work);
-    LLVMValueRef small = LLVMBuildICmp(b, LLVMIntSLT, work, tfx_cg_i64(cg, TFX_CG_INLINE_WORK), "");
-    LLVMBasicBlockRef bb_in = LLVMAppendBasicBlockInContext(cg->ctx, fn, "inline");
-    LLVMBasicBlockRef bb_pf = LLVMAppendBasicBlockInContext(cg->ctx, fn, "fork");
-    LLVMBasicBlockRef bb_next = LLVMAppendBasicBlockInContext(cg->ctx, fn, "next");
-    LLVMBuildCondBr(b, small, bb_in, bb_pf);
-    LLVMPositionBuilderAtEnd(b, bb_in);
-    LLVMValueRef dargs[3] = {args, tfx_cg_i64(cg, 0), items};
-    LLVMBuildCall2(b, cg->t_kernel, kn->fn, dargs, 3, "");
-    LLVMBuildBr(b, bb_next);
-    LLVMPositionBuilderAtEnd(b, bb_pf);
-    LLVMValueRef cargs[4] = {exec, kn->fn, args, items};
-    LLVMBuildCall2(b, pf_ty, pf, cargs, 4, "");
-    LLVMBuildBr(b, bb_next);
-    LLVMPositionBuilderAtEnd(b, bb_next);
+  if (cg->n_kernels <= ENTRY_PART_KERNELS) {
+    emit_launches(cg, 0, cg->n_kernels, args, exec, pf, n);
+  } else {
+    /* one call per part of ENTRY_PART_KERNELS launches: no function's size
+     * (so no LLVM pass's time) grows with the number of layers */
+    /* and each kernel is inlined where it is called directly by LLVM's
+     * first inliner, before GlobalsAA tracks it: deleting thousands of
+     * tracked functions later costs a scan of all functions each */
+    unsigned always = LLVMGetEnumAttributeKindForName("alwaysinline", 12);
+    for (int k = 0; k < cg->n_kernels; k++)
+      LLVMAddAttributeAtIndex(cg->kernels[k].fn, LLVMAttributeFunctionIndex,
+                              LLVMCreateEnumAttribute(cg->ctx, always, 0));
+    LLVMTypeRef part_params[3] = {cg->t_ptr, cg->t_ptr, cg->t_i64};
+    LLVMTypeRef part_ty = LLVMFunctionType(cg->t_void, part_params, 3, 0);
+    for (int k0 = 0; k0 < cg->n_kernels; k0 += ENTRY_PART_KERNELS) {
+      char pname[96];
+      snprintf(pname, sizeof pname, "%s_part%d", name, k0 / ENTRY_PART_KERNELS);
+      LLVMValueRef part = LLVMAddFunction(cg->mod, pname, part_ty);
+      LLVMSetLinkage(part, LLVMInternalLinkage);
+      tfx_cg_set_fn_attrs(cg, part);
+      unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+      LLVMAddAttributeAtIndex(part, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
+      LLVMBasicBlockRef here = LLVMGetInsertBlock(b);
+      LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(cg->ctx, part, "entry"));
+      LLVMValueRef saved = cg->fn;
+      cg->fn = part;
+      int k1 = k0 + ENTRY_PART_KERNELS < cg->n_kernels ? k0 + ENTRY_PART_KERNELS : cg->n_kernels;
+      LLVMValueRef ppf = LLVMBuildLoad2(b, cg->t_ptr, LLVMGetParam(part, 1), "parallel_for");
+      LLVMSetAlignment(ppf, 8);
+      emit_launches(cg, k0, k1, LLVMGetParam(part, 0), LLVMGetParam(part, 1), ppf, LLVMGetParam(part, 2));
+      LLVMBuildRetVoid(b);
+      cg->fn = saved;
+      LLVMPositionBuilderAtEnd(b, here);
+      LLVMValueRef pargs[3] = {args, exec, n};
+      LLVMBuildCall2(b, part_ty, part, pargs, 3, "");
+    }
   }
   LLVMBuildBr(b, done);
   LLVMPositionBuilderAtEnd(b, done);

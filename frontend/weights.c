@@ -95,6 +95,57 @@ static int is_storage(tfx_dtype dt) {
 
 static int64_t align_up(int64_t v) { return (v + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN; }
 
+/* ---- names ---- */
+
+/* A map of names to indices (open addressing; the first index put for a
+ * name stays): binding looks names up in constant time, so a model of
+ * 65,536 params binds in linear time (issue #17). */
+typedef struct {
+  const char **names;
+  int *idx;
+  size_t mask;
+} name_map;
+
+static uint64_t name_hash(const char *s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+  return h;
+}
+
+static int nm_init(name_map *m, int n) {
+  size_t cap = 16;
+  while (cap < 2 * (size_t)(n > 0 ? n : 0) + 2) cap <<= 1;
+  m->names = calloc(cap, sizeof *m->names);
+  m->idx = malloc(cap * sizeof *m->idx);
+  m->mask = cap - 1;
+  return m->names && m->idx ? 0 : -1;
+}
+
+static void nm_free(name_map *m) {
+  free(m->names);
+  free(m->idx);
+  m->names = NULL;
+  m->idx = NULL;
+}
+
+/* The index put for name, or -1. */
+static int nm_get(const name_map *m, const char *name) {
+  for (size_t h = name_hash(name) & m->mask;; h = (h + 1) & m->mask) {
+    if (!m->names[h]) return -1;
+    if (strcmp(m->names[h], name) == 0) return m->idx[h];
+  }
+}
+
+/* Puts name -> i unless the name is there; returns the index it maps to. */
+static int nm_put(name_map *m, const char *name, int i) {
+  size_t h = name_hash(name) & m->mask;
+  for (; m->names[h]; h = (h + 1) & m->mask)
+    if (strcmp(m->names[h], name) == 0) return m->idx[h];
+  m->names[h] = name;
+  m->idx[h] = i;
+  return i;
+}
+
 /* ---- layout ---- */
 
 /* slot_of[i] = index of the first PARAM with the same name as node i (itself
@@ -104,6 +155,12 @@ static int64_t layout(tfx_graph *g, int *first, const tfx_dtype *stored, reporte
   char s0[64], s1[64];
   int64_t off = 0;
   int errors = r->count;
+  name_map names;
+  if (nm_init(&names, g->n_nodes)) {
+    nm_free(&names);
+    report(r, -1, "out of memory");
+    return -1;
+  }
   for (int i = 0; i < g->n_nodes; i++) {
     tfx_node *n = &g->nodes[i];
     n->weight_offset = -1;
@@ -122,12 +179,7 @@ static int64_t layout(tfx_graph *g, int *first, const tfx_dtype *stored, reporte
       n->type.dtype = stored[i];
       bytes = tfx_type_bytes(&n->type, 1);
     }
-    first[i] = i;
-    for (int j = 0; j < i; j++)
-      if (first[j] == j && strcmp(g->nodes[j].name, n->name) == 0) {
-        first[i] = j;
-        break;
-      }
+    first[i] = nm_put(&names, n->name, i);
     if (first[i] != i) {
       if (!tfx_type_equal(&g->nodes[first[i]].type, &n->type))
         report(r, i, "param '%s' is declared as %s and as %s", n->name,
@@ -136,11 +188,13 @@ static int64_t layout(tfx_graph *g, int *first, const tfx_dtype *stored, reporte
     }
     if (off > MAX_BLOB_BYTES - align_up(bytes)) {
       report(r, i, "the weights blob exceeds %lld bytes at param '%s'", (long long)MAX_BLOB_BYTES, n->name);
+      nm_free(&names);
       return -1;
     }
     n->weight_offset = off;
     off += align_up(bytes);
   }
+  nm_free(&names);
   return r->count > errors ? -1 : off;
 }
 
@@ -322,14 +376,21 @@ static int rename_tensors(const tfx_wfile *f, const char *path, const tfx_wrenam
       return -1;
     }
   }
-  if (n_rules > 0)
-    for (int k = 0; k < f->n_tensors; k++)
-      for (int j = 0; names[k] && j < k; j++)
-        if (names[j] && strcmp(names[j], names[k]) == 0) {
-          report(r, -1, "tensors '%s' and '%s' of %s are both renamed to '%s'", f->tensors[j].name, f->tensors[k].name,
-                 path, names[k]);
-          break;
-        }
+  if (n_rules > 0) {
+    name_map seen;
+    if (nm_init(&seen, f->n_tensors)) {
+      nm_free(&seen);
+      report(r, -1, "%s: out of memory", path);
+      return -1;
+    }
+    for (int k = 0; k < f->n_tensors; k++) {
+      int j = names[k] ? nm_put(&seen, names[k], k) : k;
+      if (j != k)
+        report(r, -1, "tensors '%s' and '%s' of %s are both renamed to '%s'", f->tensors[j].name, f->tensors[k].name,
+               path, names[k]);
+    }
+    nm_free(&seen);
+  }
   return r->count > errors ? -1 : 0;
 }
 
@@ -351,11 +412,11 @@ static int read_tensor(int fd, const tfx_wfile_tensor *t, uint8_t *dst, const tf
   return rc;
 }
 
-/* The index of the tensor renamed to name, or n_tensors. */
-static int find_tensor(const tfx_wfile *f, char *const *names, const char *name) {
-  int k = 0;
-  while (k < f->n_tensors && (!names[k] || strcmp(names[k], name) != 0)) k++;
-  return k;
+/* The index of the (first) tensor renamed to name, or n_tensors; names maps
+ * the renamed names to their tensors. */
+static int find_tensor(const tfx_wfile *f, const name_map *names, const char *name) {
+  int k = nm_get(names, name);
+  return k < 0 ? f->n_tensors : k;
 }
 
 /* The shapes of a and b are equal (their element types aside). */
@@ -367,7 +428,7 @@ static int same_shape(const tfx_type *a, const tfx_type *b) {
 
 /* stored[i]: the format param i keeps (its tensor's storage format when every
  * use reads it as a weight and the shapes agree), else f32. */
-static int choose_formats(const tfx_graph *g, const tfx_wfile *f, char *const *names, tfx_dtype *stored) {
+static int choose_formats(const tfx_graph *g, const tfx_wfile *f, const name_map *names, tfx_dtype *stored) {
   char *only_w = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1));
   if (!only_w) return -1;
   weight_only(g, only_w);
@@ -416,6 +477,7 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
   tfx_dtype *stored = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *stored);
   char *used = calloc((size_t)(f.n_tensors > 0 ? f.n_tensors : 1), 1);
   char **names = calloc((size_t)(f.n_tensors > 0 ? f.n_tensors : 1), sizeof *names);
+  name_map tmap = {NULL, NULL, 0};
   int rc = -1, errors = r->count;
   if (!tensor_of || !stored || !used || !names) {
     report(r, -1, "%s: out of memory", path);
@@ -425,7 +487,13 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
   /* a header that disagrees with the program says so, field by field,
    * instead of the tensor-by-tensor mismatches it causes */
   if (tfx_wfile_check_llama2c(g, &f, rules, n_rules, report_cb, r)) goto done;
-  if (choose_formats(g, &f, names, stored)) {
+  if (nm_init(&tmap, f.n_tensors)) {
+    report(r, -1, "%s: out of memory", path);
+    goto done;
+  }
+  for (int k = 0; k < f.n_tensors; k++)
+    if (names[k]) nm_put(&tmap, names[k], k);
+  if (choose_formats(g, &f, &tmap, stored)) {
     report(r, -1, "%s: out of memory", path);
     goto done;
   }
@@ -435,7 +503,7 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
     tensor_of[i] = -1;
     if (first[i] < 0) continue;
     const tfx_node *n = &g->nodes[i];
-    int k = find_tensor(&f, names, n->name);
+    int k = find_tensor(&f, &tmap, n->name);
     if (k == f.n_tensors) {
       list_names(&f, names, msg, sizeof msg);
       report(r, i, "param '%s' %s not found in %s (it has%s: %s)", n->name, tfx_type_str(&n->type, s0, sizeof s0), path,
@@ -516,6 +584,7 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
   close(fd);
   rc = r->count > errors ? -1 : 0;
 done:
+  nm_free(&tmap);
   if (names)
     for (int k = 0; k < f.n_tensors; k++) free(names[k]);
   free(names);

@@ -7,9 +7,15 @@
  * away or no longer used cost nothing. Weights in other formats fold
  * byte-wise by their format (tfx_dtype_info: values and scale planes).
  * Without a weights blob (tfxc --emit=ir with no weights) the transforms
- * stay in the graph as ops. */
+ * stay in the graph as ops. The new blob is never held beside the whole old
+ * one: its pages are first touched as each param is written, and each old
+ * param's pages are handed back to the system (madvise) once the last new
+ * param reading them is written, so folding peaks at about one blob, not two
+ * (issue #17). */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "rewrite.h"
 
@@ -86,6 +92,82 @@ static char *join_names(const tfx_graph *g, const tfx_node *n) {
   return s;
 }
 
+/* Hands the whole pages inside [p, p + bytes) of the old blob back to the
+ * system: they read as zero afterwards and cost no memory (the blob is freed
+ * after folding, nothing reads them again). */
+static void release_range(uint8_t *p, int64_t bytes) {
+  static long page;
+  if (!page) page = sysconf(_SC_PAGESIZE);
+  if (page <= 0 || bytes < page) return;
+  uintptr_t a = ((uintptr_t)p + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+  uintptr_t e = ((uintptr_t)p + (uintptr_t)bytes) & ~((uintptr_t)page - 1);
+  if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+/* Copies a param's bytes; when nothing reads them after (last), in chunks
+ * whose source pages go back at once, so a large tensor is not held twice. */
+static void copy_param(uint8_t *dst, uint8_t *src, int64_t bytes, int last) {
+  const int64_t chunk = (int64_t)16 << 20;
+  for (int64_t at = 0; at < bytes; at += chunk) {
+    int64_t n = bytes - at < chunk ? bytes - at : chunk;
+    memcpy(dst + at, src + at, (size_t)n);
+    if (last) release_range(src + at, n);
+  }
+}
+
+typedef struct {
+  int64_t off;
+  int id;
+} slot_ref;
+
+static int by_offset(const void *a, const void *b) {
+  const slot_ref *x = a, *y = b;
+  return x->off < y->off ? -1 : x->off > y->off ? 1 : x->id - y->id;
+}
+
+/* last[k]: the last node written to the new blob (off[i] >= 0, in node
+ * order) that reads original PARAM k's data, -1 when none; params sharing a
+ * slot (one name, one offset) all get the latest reader of any of them.
+ * mark and stack are scratch (nn and nn * TFX_MAX_INPUTS + 2 ints). Returns
+ * -1 when out of memory. */
+static int last_reads(const tfx_node *orig, int nn, const int64_t *off, int *mark, int *stack, int *last) {
+  for (int i = 0; i < nn; i++) last[i] = mark[i] = -1;
+  for (int i = 0; i < nn; i++) {
+    if (off[i] < 0) continue;
+    int sp = 0;
+    stack[sp++] = i;
+    mark[i] = i;
+    while (sp) {
+      int v = stack[--sp];
+      if (orig[v].op == TFX_OP_PARAM) {
+        last[v] = i;
+        continue;
+      }
+      for (int j = 0; j < orig[v].n_inputs; j++) {
+        int u = orig[v].inputs[j];
+        if (mark[u] != i) {
+          mark[u] = i;
+          stack[sp++] = u;
+        }
+      }
+    }
+  }
+  slot_ref *refs = malloc((size_t)(nn > 0 ? nn : 1) * sizeof *refs);
+  if (!refs) return -1;
+  int np = 0;
+  for (int i = 0; i < nn; i++)
+    if (orig[i].op == TFX_OP_PARAM) refs[np++] = (slot_ref){orig[i].weight_offset, i};
+  qsort(refs, (size_t)np, sizeof *refs, by_offset);
+  for (int a = 0, b; a < np; a = b) {
+    int mx = -1;
+    for (b = a; b < np && refs[b].off == refs[a].off; b++)
+      if (last[refs[b].id] > mx) mx = last[refs[b].id];
+    for (int k = a; k < b; k++) last[refs[k].id] = mx;
+  }
+  free(refs);
+  return 0;
+}
+
 int tfx_pass_fold_weights(tfx_pass_ctx *c) {
   tfx_graph *g = c->g;
   if (!c->weights || !*c->weights) return 0;
@@ -101,6 +183,8 @@ int tfx_pass_fold_weights(tfx_pass_ctx *c) {
   char *live = calloc((size_t)nn + 1, 1);
   int *stack = malloc(((size_t)nn * TFX_MAX_INPUTS + 2) * sizeof *stack);
   int64_t *off = malloc((size_t)(nn > 0 ? nn : 1) * sizeof *off);
+  int *last = NULL, *mark = NULL;
+  slot_ref *order = NULL;
   uint8_t *blob = NULL;
   if (!orig || !live || !stack || !off) {
     rc = tfx_errf(c->err, c->errlen, "fold_weights: out of memory");
@@ -143,24 +227,44 @@ int tfx_pass_fold_weights(tfx_pass_ctx *c) {
     total += tfx_type_bytes(&g->nodes[i].type, 1);
   }
   size_t cap = (size_t)((total + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN);
-  blob = aligned_alloc(BLOB_ALIGN, cap ? cap : BLOB_ALIGN);
-  if (!blob) {
+  if (!cap) cap = BLOB_ALIGN;
+  blob = aligned_alloc(BLOB_ALIGN, cap);
+  last = malloc((size_t)(nn > 0 ? nn : 1) * sizeof *last);
+  mark = malloc((size_t)(nn > 0 ? nn : 1) * sizeof *mark);
+  order = malloc((size_t)(nn > 0 ? nn : 1) * sizeof *order);
+  if (!blob || !last || !mark || !order || last_reads(orig, nn, off, mark, stack, last)) {
     rc = tfx_errf(c->err, c->errlen, "fold_weights: cannot allocate %lld bytes for the weights", (long long)total);
     goto done;
   }
-  memset(blob, 0, cap ? cap : BLOB_ALIGN);
-  fold_src src = {orig, *c->weights};
+  /* the original params by their last reader: the old pages go back once read */
+  int no = 0;
+  for (int k = 0; k < nn; k++)
+    if (orig[k].op == TFX_OP_PARAM) order[no++] = (slot_ref){last[k], k};
+  qsort(order, (size_t)no, sizeof *order, by_offset);
+  uint8_t *old = *c->weights;
+  int ri = 0;
+  for (; ri < no && order[ri].off < 0; ri++) /* read by nothing the output needs */
+    release_range(old + orig[order[ri].id].weight_offset, tfx_type_bytes(&orig[order[ri].id].type, 1));
+  fold_src src = {orig, old};
+  int64_t written = 0; /* the new blob's bytes [0, written) hold their final value */
   for (int i = 0; i < nn; i++) {
     if (off[i] < 0) continue;
     const tfx_node *o = &orig[i];
     const tfx_node *n = &g->nodes[i];
-    if (o->op == TFX_OP_PARAM) {
-      memcpy(blob + off[i], *c->weights + o->weight_offset, (size_t)tfx_type_bytes(&o->type, 1));
-      continue;
+    int64_t bytes = tfx_type_bytes(&n->type, 1);
+    if (o->op == TFX_OP_PARAM) { /* the alignment gap before it, then its bytes */
+      memset(blob + written, 0, (size_t)(off[i] - written));
+      copy_param(blob + off[i], old + o->weight_offset, tfx_type_bytes(&o->type, 1), last[i] == i);
+    } else { /* a folded transform: zeros first, as a layout may leave holes */
+      memset(blob + written, 0, (size_t)(off[i] + bytes - written));
+      int64_t R = n->type.dims[0], K = n->type.rank == 2 ? n->type.dims[1] : 1;
+      for (int64_t r = 0; r < R; r++) fold_row(&src, n, R, K, r, blob + off[i]);
     }
-    int64_t R = n->type.dims[0], K = n->type.rank == 2 ? n->type.dims[1] : 1;
-    for (int64_t r = 0; r < R; r++) fold_row(&src, n, R, K, r, blob + off[i]);
+    written = off[i] + bytes;
+    for (; ri < no && order[ri].off == i; ri++)
+      release_range(old + orig[order[ri].id].weight_offset, tfx_type_bytes(&orig[order[ri].id].type, 1));
   }
+  memset(blob + written, 0, cap - (size_t)written);
   for (int i = 0; i < nn; i++)
     if (g->nodes[i].op == TFX_OP_PARAM) g->nodes[i].weight_offset = off[i];
   free(*c->weights);
@@ -173,6 +277,9 @@ done:
   free(live);
   free(stack);
   free(off);
+  free(last);
+  free(mark);
+  free(order);
   free(blob);
   if (rc) return rc;
   tfx_rw rw;

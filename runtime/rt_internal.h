@@ -44,6 +44,7 @@ struct tfx_session {
   int32_t threads;
   void *arena;
   void *kv;
+  size_t kv_map; /* bytes of kv's anonymous mapping (0: kv is from posix_memalign) */
   float *out; /* max_seq * output_width floats */
   tfx_rt_pool *pool;
   tfx_exec exec;

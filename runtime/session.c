@@ -1,10 +1,14 @@
 /* runtime/session.c — sessions: everything a model's calls need, allocated
  * once at creation (arena, zeroed KV cache, output buffer, thread pool), the
- * position, reset and free. Nothing is allocated after creation. */
+ * position, reset and free. Nothing is allocated after creation. The KV cache
+ * is an anonymous mapping: its pages are zero and cost nothing until a
+ * position writes them, so a huge max_seq generating a few tokens touches
+ * only the rows it uses. */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "rt_internal.h"
@@ -18,6 +22,24 @@ static void *alloc_aligned(uint64_t bytes, int zero) {
   if (posix_memalign(&p, TFX_RT_ALIGN, size) != 0) return NULL;
   if (zero) memset(p, 0, size);
   return p;
+}
+
+/* The zeroed KV cache: an anonymous private mapping (page-aligned, zero
+ * pages until written); *map_bytes is its length. Where mmap fails, a
+ * zeroed posix_memalign block (*map_bytes = 0). */
+static void *alloc_kv(uint64_t bytes, size_t *map_bytes) {
+  *map_bytes = 0;
+  long page = sysconf(_SC_PAGESIZE);
+  if (page < TFX_RT_ALIGN) page = TFX_RT_ALIGN;
+  if (bytes > 0 && bytes <= SIZE_MAX - (size_t)page) {
+    size_t size = (size_t)((bytes + (uint64_t)page - 1) & ~(uint64_t)(page - 1));
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) {
+      *map_bytes = size;
+      return p;
+    }
+  }
+  return alloc_aligned(bytes, 1);
 }
 
 /* TFX_NUM_THREADS when it is a positive integer, else the model's schedule
@@ -51,7 +73,7 @@ int tfx_session_create(const tfx_model *model, const tfx_session_options *opts, 
   s->threads = threads;
   atomic_flag_clear(&s->busy);
   s->arena = alloc_aligned(d->arena_bytes, 0);
-  s->kv = alloc_aligned(d->kv_bytes, 1);
+  s->kv = alloc_kv(d->kv_bytes, &s->kv_map);
   s->out = alloc_aligned((uint64_t)d->max_seq * (uint64_t)d->output_width * sizeof(float), 0);
   if (!s->arena || !s->kv || !s->out) {
     tfx_session_free(s);
@@ -80,7 +102,10 @@ void tfx_session_free(tfx_session *s) {
   if (!s) return;
   tfx_rt_pool_destroy(s->pool);
   free(s->arena);
-  free(s->kv);
+  if (s->kv_map)
+    munmap(s->kv, s->kv_map);
+  else
+    free(s->kv);
   free(s->out);
   free(s);
 }

@@ -1,0 +1,299 @@
+/* tests/test_scale.c — scale (issue #17, items 15 to 17): a session touches
+ * only the KV rows it uses (a child process with a huge max_seq generating a
+ * few tokens stays far below the KV cache's size, by getrusage's maxrss), a
+ * reset session after a long run gives bitwise the logits of a fresh one;
+ * folding and packing the weights does not hold the blob twice (the peak RSS
+ * of tfxc with the folds against without, by wait4's rusage); a
+ * repeat(2048) model (4096 kernel launches per entry, so the entries are
+ * split into parts) compiles and computes what the reference interpreter
+ * computes on the same graph. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../driver/compile.h"
+#include "../include/tfx/jit.h"
+#include "support/testutil.h"
+
+/* The stories260K shape (random weights) with max_seq given. */
+static char *llama_source(long long max_seq) {
+  static const char *fmt = "model scale\n"
+                           "const dim = 64, layers = 5, heads = 8, kv_heads = 4, hidden = 172\n"
+                           "const vocab = 512, max_seq = %lld, head_dim = dim / heads\n"
+                           "param tok_embeddings : f32[vocab, dim]\n"
+                           "param norm : f32[dim]\n"
+                           "block layer(x : f32[T, dim]) -> f32[T, dim] {\n"
+                           "  param attention_norm : f32[dim]\n"
+                           "  param wq : f32[heads * head_dim, dim]\n"
+                           "  param wk : f32[kv_heads * head_dim, dim]\n"
+                           "  param wv : f32[kv_heads * head_dim, dim]\n"
+                           "  param wo : f32[dim, heads * head_dim]\n"
+                           "  param ffn_norm : f32[dim]\n"
+                           "  param w1 : f32[hidden, dim]\n"
+                           "  param w2 : f32[dim, hidden]\n"
+                           "  param w3 : f32[hidden, dim]\n"
+                           "  a = rmsnorm(x, attention_norm, eps = 1e-5)\n"
+                           "  h = x + attention(a, wq, wk, wv, wo, heads = heads, kv_heads = kv_heads,\n"
+                           "                    position = rope(theta = 10000, style = interleaved), mask = causal)\n"
+                           "  f = rmsnorm(h, ffn_norm, eps = 1e-5)\n"
+                           "  return h + linear(silu(linear(f, w1)) * linear(f, w3), w2)\n"
+                           "}\n"
+                           "forward(tokens : i32[T]) -> f32[T, vocab] {\n"
+                           "  x = embedding(tok_embeddings, tokens)\n"
+                           "  x = repeat(layers) layer(x)\n"
+                           "  return linear(rmsnorm(x, norm, eps = 1e-5), tok_embeddings)\n"
+                           "}\n";
+  size_t len = strlen(fmt) + 32;
+  char *s = malloc(len);
+  if (s) snprintf(s, len, fmt, max_seq);
+  return s;
+}
+
+static tfx_model *compile_llama(long long max_seq) {
+  char *src = llama_source(max_seq);
+  if (!src) return NULL;
+  tfx_compile_options o;
+  tfx_compile_options_init(&o);
+  o.weights = "random:7";
+  tfx_model *m = NULL;
+  int rc = tfx_jit_compile_source("scale.tfx", src, &o, &m);
+  free(src);
+  return rc == TFX_OK ? m : NULL;
+}
+
+#define VOCAB 512
+
+/* Feeds `n` tokens as a prefill of `pre` then one-token decodes; writes the
+ * logits of every position into logits[n * VOCAB] (NULL: not kept). */
+static int feed(tfx_session *s, const int32_t *tokens, int n, int pre, float *logits) {
+  if (pre > n) pre = n;
+  float *buf = malloc((size_t)(pre > 0 ? pre : 1) * VOCAB * sizeof(float));
+  if (!buf) return -1;
+  int rc = 0;
+  if (pre > 0) rc = tfx_forward(s, tokens, pre, buf) == TFX_OK ? 0 : -1;
+  if (!rc && pre > 0 && logits) memcpy(logits, buf, (size_t)pre * VOCAB * sizeof(float));
+  for (int i = pre; i < n && !rc; i++) {
+    rc = tfx_forward(s, &tokens[i], 1, buf) == TFX_OK ? 0 : -1;
+    if (!rc && logits) memcpy(logits + (size_t)i * VOCAB, buf, VOCAB * sizeof(float));
+  }
+  free(buf);
+  return rc;
+}
+
+/* After 450 positions (a prefill of 200 and decodes), a reset session run
+ * on another sequence (a prefill of 9 then decodes to 40) gives bitwise the
+ * logits of a fresh session on that sequence: nothing of the old run's KV
+ * rows leaks into the new one. */
+static void test_reset_equals_fresh(void **state) {
+  (void)state;
+  tfx_model *m = compile_llama(512);
+  assert_non_null(m);
+  enum { LONG = 450, SHORT = 40, PRE = 9 };
+  int32_t long_ids[LONG], short_ids[SHORT];
+  for (int i = 0; i < LONG; i++) long_ids[i] = (int32_t)((7919 * i + 13) % VOCAB);
+  for (int i = 0; i < SHORT; i++) short_ids[i] = (int32_t)((104729 * i + 5) % VOCAB);
+  float *fresh = malloc((size_t)SHORT * VOCAB * sizeof(float));
+  float *again = malloc((size_t)SHORT * VOCAB * sizeof(float));
+  assert_non_null(fresh);
+  assert_non_null(again);
+  tfx_session_options so = {.threads = 2};
+  tfx_session *a = NULL, *b = NULL;
+  assert_int_equal(tfx_session_create(m, &so, &a), TFX_OK);
+  assert_int_equal(tfx_session_create(m, &so, &b), TFX_OK);
+  assert_int_equal(feed(a, long_ids, LONG, 200, NULL), 0);
+  assert_int_equal(tfx_session_position(a), LONG);
+  tfx_session_reset(a);
+  assert_int_equal(tfx_session_position(a), 0);
+  assert_int_equal(feed(a, short_ids, SHORT, PRE, again), 0);
+  assert_int_equal(feed(b, short_ids, SHORT, PRE, fresh), 0);
+  assert_memory_equal(fresh, again, (size_t)SHORT * VOCAB * sizeof(float));
+  /* and the logits are not trivially equal (a model that computes something) */
+  assert_true(memcmp(fresh, fresh + VOCAB, VOCAB * sizeof(float)) != 0);
+  tfx_session_free(a);
+  tfx_session_free(b);
+  tfx_model_close(m);
+  free(fresh);
+  free(again);
+}
+
+static long maxrss_kb(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+  return ru.ru_maxrss;
+}
+
+/* In a child: compile the model with a max_seq of 2^20 (a KV cache of
+ * 5 layers x 2 x 2^20 x 32 floats = 1.34 GB), note the peak RSS, create a
+ * session and generate 3 tokens; the peak may grow by far less than the KV
+ * cache (64 MB here; the used rows are 3 x 1280 bytes). Writes the two
+ * peaks and the KV bytes to the pipe. */
+static void huge_kv_child(int fd) {
+  long vals[3] = {-1, -1, -1};
+  tfx_model *m = compile_llama(1 << 20);
+  if (m) {
+    vals[2] = (long)tfx_model_descriptor(m)->kv_bytes;
+    vals[0] = maxrss_kb();
+    tfx_session_options so = {.threads = 2};
+    tfx_session *s = NULL;
+    if (tfx_session_create(m, &so, &s) == TFX_OK) {
+      int32_t ids[3] = {1, 100, 200};
+      if (feed(s, ids, 3, 1, NULL) == 0) vals[1] = maxrss_kb();
+      tfx_session_free(s);
+    }
+    tfx_model_close(m);
+  }
+  ssize_t w = write(fd, vals, sizeof vals);
+  _exit(w == (ssize_t)sizeof vals ? 0 : 1);
+}
+
+static void test_huge_max_seq_touches_used_rows(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(fds[0]);
+    huge_kv_child(fds[1]);
+  }
+  close(fds[1]);
+  long vals[3] = {0, 0, 0};
+  ssize_t got = read(fds[0], vals, sizeof vals);
+  close(fds[0]);
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  assert_int_equal(got, (ssize_t)sizeof vals);
+  print_message("huge max_seq: KV %ld bytes; peak RSS %ld KB after compile, %ld KB after 3 tokens\n", vals[2], vals[0],
+                vals[1]);
+  assert_true(vals[0] > 0 && vals[1] > 0);
+  assert_int_equal(vals[2], 5L * 2 * (1L << 20) * 32 * 4);
+  /* far below the KV cache: at most 64 MB more than the compile's peak */
+  assert_true(vals[1] - vals[0] < 64 * 1024);
+  assert_true(vals[1] < vals[2] / 1024 / 4);
+}
+
+/* Runs argv with stdout and stderr to /dev/null; the child's peak RSS (KB)
+ * in *maxrss. Returns its exit status, or -1. */
+static int run_rss(char *const argv[], long *maxrss) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(126);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  int status = 0;
+  struct rusage ru;
+  if (wait4(pid, &status, 0, &ru) != pid) return -1;
+  *maxrss = ru.ru_maxrss;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* 48 layers of two 1 MiB linear weights (96 MiB): at -O0 the blob is bound
+ * and planned as is; at -O2 every weight is packed (fold_weights writes a
+ * new blob). Folding may add far less than the blob: under half of it here
+ * (it added the whole blob when the old one stayed alive beside the new;
+ * the margin is for the sanitizers' shadow memory). */
+static void test_fold_does_not_hold_the_blob_twice(void **state) {
+  (void)state;
+  char *dir = tfx_test_tmpdir();
+  assert_non_null(dir);
+  char path[512];
+  snprintf(path, sizeof path, "%s/fold.tfx", dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("model foldmem\n"
+        "const dim = 256, hidden = 1024, max_seq = 4\n"
+        "block layer(x : f32[T, dim]) -> f32[T, dim] {\n"
+        "  param w1 : f32[hidden, dim]\n"
+        "  param w2 : f32[dim, hidden]\n"
+        "  return x + linear(silu(linear(x, w1)), w2)\n"
+        "}\n"
+        "forward(x : f32[T, dim]) -> f32[T, dim] {\n"
+        "  return repeat(48) layer(x)\n"
+        "}\n",
+        f);
+  assert_int_equal(fclose(f), 0);
+  char *o0[] = {TFXC_PATH, path, "-O0", "--weights", "random", "--stats", NULL};
+  char *o2[] = {TFXC_PATH, path, "-O2", "--weights", "random", "--stats", NULL};
+  long rss0 = 0, rss2 = 0;
+  assert_int_equal(run_rss(o0, &rss0), 0);
+  assert_int_equal(run_rss(o2, &rss2), 0);
+  print_message("fold: peak RSS %ld KB at -O0, %ld KB at -O2 (96 MiB of weights)\n", rss0, rss2);
+  assert_true(rss0 > 96 * 1024); /* the blob is resident */
+  assert_true(rss2 - rss0 < 48 * 1024);
+  tfx_test_rmdir(dir);
+  free(dir);
+}
+
+/* repeat(2048) of a one-param block, built at -O2: the JIT (prefill of 3
+ * rows, then one row through the decode entry) against the reference
+ * interpreter on the same planned graph and weights. A smoke test of scale
+ * (the suite's TIMEOUT bounds it, no timing is asserted) and a check of the
+ * entries split into parts. */
+static void test_repeat_2048_matches_interpreter(void **state) {
+  (void)state;
+  enum { LAYERS = 2048, DIM = 8 };
+  char src[512];
+  snprintf(src, sizeof src,
+           "model rep\n"
+           "const dim = %d, max_seq = 16\n"
+           "block layer(x : f32[T, dim]) -> f32[T, dim] {\n"
+           "  param w : f32[dim]\n"
+           "  return x + w\n"
+           "}\n"
+           "forward(x : f32[T, dim]) -> f32[T, dim] {\n"
+           "  return repeat(%d) layer(x)\n"
+           "}\n",
+           DIM, LAYERS);
+  tfx_build b;
+  tfx_build_options bo = {.weights = "random:3", .opt_level = 2};
+  assert_int_equal(tfx_build_source("rep.tfx", src, &bo, &b), 0);
+  float x[3 * DIM], ref[3 * DIM], out[3 * DIM];
+  for (int i = 0; i < 3 * DIM; i++) x[i] = (float)(i % 7) * 0.25f - 0.75f;
+  char err[256];
+  tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+  assert_non_null(it);
+  assert_int_equal(tfx_interp_forward(it, x, 3, ref, err, sizeof err), 0);
+  tfx_interp_free(it);
+  tfx_model *m = NULL;
+  assert_int_equal(tfx_build_jit(&b, NULL, &m, err, sizeof err), 0);
+  tfx_session_options so = {.threads = 2};
+  tfx_session *s = NULL;
+  assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
+  assert_int_equal(tfx_forward_f32(s, x, 3, out), TFX_OK);
+  double scale = 1;
+  for (int i = 0; i < 3 * DIM; i++) scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
+  assert_true(tfx_test_max_abs_diff(ref, out, 3 * DIM) <= 1e-4 * scale);
+  tfx_session_reset(s);
+  assert_int_equal(tfx_forward_f32(s, x + DIM, 1, out), TFX_OK); /* the decode entry */
+  assert_true(tfx_test_max_abs_diff(ref + DIM, out, DIM) <= 1e-4 * scale);
+  /* the sum of 2048 weights moved every value */
+  assert_true(tfx_test_max_abs_diff(x, ref, 3 * DIM) > 1e-3);
+  tfx_session_free(s);
+  tfx_model_close(m);
+  tfx_build_free(&b);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_reset_equals_fresh),
+      cmocka_unit_test(test_huge_max_seq_touches_used_rows),
+      cmocka_unit_test(test_fold_does_not_hold_the_blob_twice),
+      cmocka_unit_test(test_repeat_2048_matches_interpreter),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
