@@ -84,9 +84,8 @@ static void test_quantize_row_errors(void **state) {
   assert_int_equal(tfx_quantize_row(TFX_DT_Q4_K, x, 512, out), 288);
   assert_int_equal(tfx_quantize_row(TFX_DT_Q6_K, x, 512, out), 420);
 
-  int want[TFX_DT_COUNT] = {
-      [TFX_DT_F16] = 1, [TFX_DT_BF16] = 1, [TFX_DT_Q8_0] = 1, [TFX_DT_Q4_0] = 1, [TFX_DT_Q4_K] = 1, [TFX_DT_Q6_K] = 1,
-      [TFX_DT_Q5_0] = 1};
+  int want[TFX_DT_COUNT] = {[TFX_DT_F16] = 1,  [TFX_DT_BF16] = 1, [TFX_DT_Q8_0] = 1, [TFX_DT_Q4_0] = 1,
+                            [TFX_DT_Q4_K] = 1, [TFX_DT_Q6_K] = 1, [TFX_DT_Q5_0] = 1};
   for (int dt = 0; dt < TFX_DT_COUNT; dt++) assert_int_equal(tfx_quantize_supported((tfx_dtype)dt), want[dt]);
 }
 
