@@ -43,25 +43,25 @@ static void put16(uint8_t *p, uint16_t v) {
 
 /* ---- 32-element blocks ---- */
 
+/* ggml's (int8_t)v for the 32-block quantizers, as x86 computes it
+ * (cvttss2si to i32, then the low byte) without C's undefined behaviour
+ * where v is NaN, infinite or out of range: these give 0, as they do in
+ * ggml on x86 and in the gguf package. They occur when a block's largest
+ * |x| is below about qmax * 2^-128 (an f32 subnormal scale d whose inverse
+ * overflows to inf) or the row holds non-finite values. */
+static int trunc_i8(float v) {
+  int32_t i = v > -2147483648.0f && v < 2147483648.0f ? (int32_t)v : INT32_MIN;
+  int b = (int)((uint32_t)i & 0xffu);
+  return b >= 128 ? b - 256 : b;
+}
+
 /* Q8_0: d = amax / 127, q = round(x / d) (roundf: ties away from zero). */
 static void q8_0_block(const float *x, uint8_t *blk) {
   float amax = 0;
   for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
   float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
   put16(blk, f32_to_f16(d));
-  for (int j = 0; j < 32; j++) blk[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
-}
-
-/* ggml's (int8_t)v for the 32-block quantizers, as x86 computes it
- * (cvttss2si to i32, then the low byte) without C's undefined behaviour
- * where v is NaN, infinite or out of range: these give 0, as they do in
- * ggml on x86 and in the gguf package. They occur when a block's largest
- * |x| is below about 16 * 2^-126 (an f32 subnormal scale whose inverse
- * overflows) or the row holds non-finite values. */
-static int trunc_i8(float v) {
-  int32_t i = v > -2147483648.0f && v < 2147483648.0f ? (int32_t)v : INT32_MIN;
-  int b = (int)((uint32_t)i & 0xffu);
-  return b >= 128 ? b - 256 : b;
+  for (int j = 0; j < 32; j++) blk[2 + j] = (uint8_t)trunc_i8(roundf(x[j] * id));
 }
 
 /* Q4_0: d = (the value of largest magnitude) / -8, q = min(15, (int)(x / d + 8.5)). */
