@@ -1,13 +1,13 @@
 /* tests/test_weight_streams.c — the dequantizing weight streams
  * (backend/weight_stream.c) of every weight format the frontend can make:
  * f16, bf16 (element formats: row loads, packed panel columns, scalars) and
- * the GGUF block formats q8_0, q4_0, q4_k, q6_k (row-major blocks decoded W
- * elements at a time), in every kernel that reads weights.
+ * the GGUF block formats q8_0, q4_0, q4_k, q6_k, q5_0 (row-major blocks
+ * decoded W elements at a time), in every kernel that reads weights.
  *
  * Each case graph is built with its weights in one format: f16, bf16, q8_0
  * and q4_0 rows are tfx_quantize_row of random f32 rows (the bytes gguf's
- * quantizer gives), q4_k and q6_k rows random valid super-blocks (random
- * quants, scales and mins; small positive f16 super-scales). The same graph
+ * quantizer gives), q4_k, q6_k and q5_0 rows random valid blocks (random
+ * quants, high bits, scales and mins; small positive f16 scales). The same graph
  * is built a second time as an f32 twin holding each row's reference
  * decoding (tfx_weight_dequant_row). Both run through the pass pipeline
  * (-O0: row-major kernels; -O2: fused linears with the norm prologue and the
@@ -47,7 +47,8 @@
 #define TOL 1e-4
 #define MAXW 1024 /* widest input row of a case */
 
-static const tfx_dtype formats[] = {TFX_DT_F16, TFX_DT_BF16, TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q4_K, TFX_DT_Q6_K};
+static const tfx_dtype formats[] = {TFX_DT_F16,  TFX_DT_BF16, TFX_DT_Q8_0, TFX_DT_Q4_0,
+                                    TFX_DT_Q4_K, TFX_DT_Q6_K, TFX_DT_Q5_0};
 #define N_FORMATS (sizeof formats / sizeof formats[0])
 
 typedef struct {
@@ -76,8 +77,17 @@ static uint16_t f16_of(float f) { /* small positive normal values; the rounding 
 static uint8_t rbyte(tfx_tg *t) { return (uint8_t)((tfx_tg_rand(t) + 1.0f) * 128.0f); }
 
 /* One row of K elements in format dt into dst: quantized random values
- * (scale * U[-1, 1)) or random valid K-quant super-blocks. */
+ * (scale * U[-1, 1)) or random valid K-quant super-blocks / Q5_0 blocks. */
 static void make_row(tfx_tg *t, tfx_dtype dt, int64_t K, float scale, uint8_t *dst) {
+  if (dt == TFX_DT_Q5_0) { /* random quants and fifth bits; d * 16 ~ scale */
+    for (int64_t b = 0; b < K / 32; b++) {
+      uint8_t *blk = dst + b * 22;
+      for (int i = 2; i < 22; i++) blk[i] = rbyte(t);
+      uint16_t d = f16_of(scale * (0.75f + 0.25f * tfx_tg_rand(t)) / 16.0f);
+      memcpy(blk, &d, 2);
+    }
+    return;
+  }
   if (dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K) {
     int bb = tfx_dtype_info_of(dt)->block_bytes;
     for (int64_t b = 0; b < K / 256; b++) {
@@ -459,9 +469,13 @@ static void test_block_bytes_matter(void **state) {
     float a[3 * 45], b[3 * 45], r[3 * 45];
     run_jit(t, &p, 2, NULL, a, "bytes");
     /* the last byte of row 44's last block: a quant of its last elements (q8_0, q4_0, q4_k) or the f16 d's
-       high byte (q6_k); flip its low bits */
+       high byte (q6_k); flip its low bits. q5_0: the last qh byte of that block (the fifth bits of elements
+       24 .. 31), so the high bits are read */
     int64_t bytes = tfx_type_bytes(&w->type, 1);
-    t->blob[w->weight_offset + bytes - 1] ^= dt == TFX_DT_Q6_K ? 0x01 : 0x33;
+    if (dt == TFX_DT_Q5_0)
+      t->blob[w->weight_offset + bytes - 17] ^= 0x81;
+    else
+      t->blob[w->weight_offset + bytes - 1] ^= dt == TFX_DT_Q6_K ? 0x01 : 0x33;
     run_jit(t, &p, 2, NULL, b, "bytes");
     run_interp(t, &p, r, "bytes");
     assert_true(rel_diff(b, r, 3 * 45) <= TOL);
