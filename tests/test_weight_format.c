@@ -420,6 +420,7 @@ static void test_format_sizes_and_names(void **state) {
       {TFX_DT_Q4_0, "q4_0", 64, 4 * 2 * 18},
       {TFX_DT_Q4_K, "q4_k", 256, 4 * 144},
       {TFX_DT_Q6_K, "q6_k", 256, 4 * 210},
+      {TFX_DT_Q5_0, "q5_0", 64, 4 * 2 * 22},
       {TFX_DT_F32_ROWSCALE, "f32_rowscale", 64, 1024 + 16},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
