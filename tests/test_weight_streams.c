@@ -42,6 +42,7 @@
 #include "../backend/backend.h"
 #include "../passes/passes.h"
 #include "support/graphs.h"
+#include "support/weight_tests.h"
 #include "tfx/tfx.h"
 
 #define TOL 1e-4
@@ -56,24 +57,6 @@ typedef struct {
   int twin; /* 1: the f32 twin holding the decoded rows */
 } variant;
 
-static void blob_reserve(tfx_tg *t, size_t need) {
-  if (need <= t->cap) return;
-  size_t cap = t->cap ? t->cap : 4096;
-  while (cap < need) cap *= 2;
-  void *p = NULL;
-  assert_int_equal(posix_memalign(&p, 64, cap), 0);
-  if (t->size) memcpy(p, t->blob, t->size);
-  free(t->blob);
-  t->blob = p;
-  t->cap = cap;
-}
-
-static uint16_t f16_of(float f) { /* small positive normal values; the rounding does not matter */
-  uint32_t b;
-  memcpy(&b, &f, 4);
-  return (uint16_t)((((b >> 23 & 0xffu) - 112) << 10) | (b >> 13 & 0x3ffu));
-}
-
 static uint8_t rbyte(tfx_tg *t) { return (uint8_t)((tfx_tg_rand(t) + 1.0f) * 128.0f); }
 
 /* One row of K elements in format dt into dst: quantized random values
@@ -83,7 +66,7 @@ static void make_row(tfx_tg *t, tfx_dtype dt, int64_t K, float scale, uint8_t *d
     for (int64_t b = 0; b < K / 32; b++) {
       uint8_t *blk = dst + b * 22;
       for (int i = 2; i < 22; i++) blk[i] = rbyte(t);
-      uint16_t d = f16_of(scale * (0.75f + 0.25f * tfx_tg_rand(t)) / 16.0f);
+      uint16_t d = tfx_wt_f16(scale * (0.75f + 0.25f * tfx_tg_rand(t)) / 16.0f);
       memcpy(blk, &d, 2);
     }
     return;
@@ -95,11 +78,11 @@ static void make_row(tfx_tg *t, tfx_dtype dt, int64_t K, float scale, uint8_t *d
       for (int i = 0; i < bb; i++) blk[i] = rbyte(t);
       float u = 0.75f + 0.25f * tfx_tg_rand(t);
       if (dt == TFX_DT_Q4_K) { /* d * 63 * 15 ~ scale; dmin * 63 ~ scale / 2 */
-        uint16_t d = f16_of(scale * u / 945.0f), dmin = f16_of(scale * u / 126.0f);
+        uint16_t d = tfx_wt_f16(scale * u / 945.0f), dmin = tfx_wt_f16(scale * u / 126.0f);
         memcpy(blk, &d, 2);
         memcpy(blk + 2, &dmin, 2);
       } else { /* d * 128 * 32 ~ scale */
-        uint16_t d = f16_of(scale * u / 4096.0f);
+        uint16_t d = tfx_wt_f16(scale * u / 4096.0f);
         memcpy(blk + 208, &d, 2);
       }
     }
@@ -123,7 +106,7 @@ static int wparam(tfx_tg *t, variant v, const char *name, int rank, const int64_
   assert_non_null(q);
   for (int64_t r = 0; r < R; r++) make_row(t, v.dt, K, scale, q + r * rb);
   size_t off = (t->size + 63) / 64 * 64, end = off + ((size_t)bytes + 63) / 64 * 64; /* f32 params follow, aligned */
-  blob_reserve(t, end);
+  tfx_wt_reserve(t, end);
   memset(t->blob + t->size, 0, end - t->size);
   if (v.twin) {
     tfx_node fn = t->g->nodes[id];
@@ -247,8 +230,6 @@ static tfx_tg *build_mla(variant v) {
 
 /* ---- running them ---- */
 
-static void release_jit(void *m) { tfx_backend_jit_free(m); }
-
 static void run_passes(tfx_tg *t, int level, const char *cpu, const char *what) {
   tfx_pass_options o;
   tfx_pass_options_init(&o, level);
@@ -260,81 +241,6 @@ static void run_passes(tfx_tg *t, int level, const char *cpu, const char *what) 
   o.verify_each = 1;
   if (tfx_run_passes(t->g, &o, err, sizeof err)) fail_msg("%s -O%d: passes: %s", what, level, err);
   t->cap = t->size;
-}
-
-typedef struct {
-  int ns[5];
-  int n_calls;
-  int64_t in_w, out_w, vocab; /* vocab > 0: token input */
-} run_plan;
-
-static size_t plan_floats(const run_plan *p) {
-  size_t s = 0;
-  for (int c = 0; c < p->n_calls; c++) s += (size_t)p->ns[c] * (size_t)p->out_w;
-  return s;
-}
-
-static void make_input(const run_plan *p, int c, uint64_t *rng, int32_t *tok, float *x) {
-  for (int i = 0; i < p->ns[c]; i++) {
-    *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-    if (p->vocab > 0) tok[i] = (int32_t)((*rng >> 33) % (uint64_t)p->vocab);
-    for (int64_t j = 0; j < p->in_w; j++) {
-      *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-      x[i * p->in_w + j] = (float)((double)(*rng >> 11) / 9007199254740992.0 * 4.0 - 2.0);
-    }
-  }
-}
-
-static float xbuf[16 * MAXW];
-
-static void run_interp(tfx_tg *t, const run_plan *p, float *out, const char *what) {
-  tfx_interp *it = tfx_interp_new(t->g, t->blob);
-  assert_non_null(it);
-  uint64_t rng = 12345;
-  int32_t tok[16];
-  char err[256];
-  for (int c = 0; c < p->n_calls; c++) {
-    make_input(p, c, &rng, tok, xbuf);
-    if (t->g->kv_bytes == 0) tfx_interp_reset(it);
-    if (tfx_interp_forward(it, p->vocab > 0 ? (const void *)tok : (const void *)xbuf, p->ns[c], out, err, sizeof err))
-      fail_msg("%s: interpreter: %s", what, err);
-    out += (size_t)p->ns[c] * (size_t)p->out_w;
-  }
-  tfx_interp_free(it);
-}
-
-static void run_jit(tfx_tg *t, const run_plan *p, int level, const char *cpu, float *out, const char *what) {
-  tfx_target_options o = {.opt_level = level, .cpu = cpu};
-  tfx_jit_module *jm = NULL;
-  const tfx_model_desc *desc = NULL;
-  char err[512] = "";
-  if (tfx_backend_jit(t->g, &o, &jm, &desc, err, sizeof err)) fail_msg("%s: JIT: %s", what, err);
-  tfx_model *m = NULL;
-  assert_int_equal(tfx_model_from_descriptor(desc, t->blob, release_jit, jm, &m), TFX_OK);
-  tfx_session *s = NULL;
-  tfx_session_options so = {.threads = 2};
-  assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
-  uint64_t rng = 12345;
-  int32_t tok[16];
-  for (int c = 0; c < p->n_calls; c++) {
-    make_input(p, c, &rng, tok, xbuf);
-    int rc = p->vocab > 0 ? tfx_forward_ex(s, tok, p->ns[c], out, 0) : tfx_forward_f32(s, xbuf, p->ns[c], out);
-    assert_int_equal(rc, TFX_OK);
-    out += (size_t)p->ns[c] * (size_t)p->out_w;
-  }
-  tfx_session_free(s);
-  tfx_model_close(m);
-}
-
-/* max |a - b| / max(1, max |b|) */
-static double rel_diff(const float *a, const float *b, size_t n) {
-  double d = 0, m = 1;
-  for (size_t i = 0; i < n; i++) {
-    if (fabs(b[i]) > m) m = fabs(b[i]);
-    double e = fabs((double)a[i] - (double)b[i]);
-    if (!(e <= d)) d = e;
-  }
-  return d / m;
 }
 
 typedef struct {
@@ -366,18 +272,18 @@ static fmt_count check_case(build_fn build, tfx_dtype dt, int level, const char 
   if (cnt.params == 0) fail_msg("%s: no %s param left after the passes", label, tfx_dtype_name(dt));
   const tfx_graph *g = tq->g;
   const tfx_node *in = &g->nodes[g->input], *outn = &g->nodes[g->output];
-  run_plan p = {{7, 1, 4, 16, 3}, 5, in->type.dtype == TFX_DT_I32 ? 0 : tfx_node_cols(in), tfx_node_cols(outn), 0};
+  tfx_wt_plan p = {{7, 1, 4, 16, 3}, 5, in->type.dtype == TFX_DT_I32 ? 0 : tfx_node_cols(in), tfx_node_cols(outn), 0};
   if (in->type.dtype == TFX_DT_I32)
     for (int i = 0; i < g->n_nodes; i++)
       if (g->nodes[i].op == TFX_OP_EMBEDDING) p.vocab = g->nodes[g->nodes[i].inputs[0]].type.dims[0];
   assert_true(p.in_w <= MAXW);
-  size_t nf = plan_floats(&p);
+  size_t nf = tfx_wt_plan_floats(&p);
   float *jit = calloc(nf, 4), *ref = calloc(nf, 4), *twin = calloc(nf, 4);
   assert_true(jit && ref && twin);
-  run_jit(tq, &p, level, cpu, jit, label);
-  run_interp(tq, &p, ref, label);
-  run_interp(tw, &p, twin, label);
-  double d_ref = rel_diff(jit, ref, nf), d_it = rel_diff(ref, twin, nf);
+  tfx_wt_run_jit(tq, &p, level, cpu, jit, label);
+  tfx_wt_run_interp(tq, tq->blob, &p, ref, label);
+  tfx_wt_run_interp(tw, tw->blob, &p, twin, label);
+  double d_ref = tfx_wt_rel_diff(jit, ref, nf), d_it = tfx_wt_rel_diff(ref, twin, nf);
   if (!(d_ref <= TOL)) fail_msg("%s: JIT vs interpreter: %g (allowed %g)", label, d_ref, TOL);
   if (!(d_it <= 1e-5)) fail_msg("%s: interpreter vs the f32 twin: %g (allowed 1e-5)", label, d_it);
   free(jit);
@@ -465,9 +371,9 @@ static void test_block_bytes_matter(void **state) {
     for (int i = 0; i < t->g->n_nodes; i++)
       if (t->g->nodes[i].op == TFX_OP_PARAM && t->g->nodes[i].type.dtype == dt) w = &t->g->nodes[i];
     assert_non_null(w);
-    run_plan p = {{3}, 1, tfx_node_cols(&t->g->nodes[t->g->input]), 45, 0};
+    tfx_wt_plan p = {{3}, 1, tfx_node_cols(&t->g->nodes[t->g->input]), 45, 0};
     float a[3 * 45], b[3 * 45], r[3 * 45];
-    run_jit(t, &p, 2, NULL, a, "bytes");
+    tfx_wt_run_jit(t, &p, 2, NULL, a, "bytes");
     /* the last byte of row 44's last block: a quant of its last elements (q8_0, q4_0, q4_k) or the f16 d's
        high byte (q6_k); flip its low bits. q5_0: the last qh byte of that block (the fifth bits of elements
        24 .. 31), so the high bits are read */
@@ -476,9 +382,9 @@ static void test_block_bytes_matter(void **state) {
       t->blob[w->weight_offset + bytes - 17] ^= 0x81;
     else
       t->blob[w->weight_offset + bytes - 1] ^= dt == TFX_DT_Q6_K ? 0x01 : 0x33;
-    run_jit(t, &p, 2, NULL, b, "bytes");
-    run_interp(t, &p, r, "bytes");
-    assert_true(rel_diff(b, r, 3 * 45) <= TOL);
+    tfx_wt_run_jit(t, &p, 2, NULL, b, "bytes");
+    tfx_wt_run_interp(t, t->blob, &p, r, "bytes");
+    assert_true(tfx_wt_rel_diff(b, r, 3 * 45) <= TOL);
     double moved = 0;
     for (int i = 0; i < 3 * 45; i++) moved = fmax(moved, fabs((double)a[i] - (double)b[i]));
     if (!(moved > 1e-3)) fail_msg("%s: changing a byte moved the output by %g", tfx_dtype_name(dt), moved);
