@@ -7,8 +7,9 @@
  *   block format cannot hold);
  * - tfx_act_quant_block: zeros, one value, exact ties (round half to even,
  *   unlike Q8_0's roundf), the error bound on random blocks;
+ * - tfx_node_act_quant: which linears take int8 activations (not q5_0's);
  * - round trips through each format's reference decoder on Gaussian rows:
- *   per-element bounds for f16, bf16, q8_0, q4_0 derived from the formats,
+ *   per-element bounds for f16, bf16, q8_0, q4_0, q5_0 derived from the formats,
  *   relative RMS error bounds for q4_k and q6_k (measured, with margin),
  *   exact round trips for values on a format's grid, all-zero rows, and
  *   non-finite inputs that must not crash. */
@@ -163,6 +164,34 @@ static void test_act_quant_block(void **state) {
       assert_true(q[j] >= -127 && q[j] <= 127);
       assert_true(fabs((double)x[j] - (double)q[j] * d) <= 0.5 * d * (1 + 1e-5));
     }
+  }
+}
+
+/* A linear whose weight is stored as q8_0, q4_0, q4_k or q6_k takes int8
+ * activations unless the schedule asks for f32; q5_0 (no int8 kernel yet),
+ * f16 and f32 weights never do. */
+static void test_act_quant_formats(void **state) {
+  (void)state;
+  static const struct {
+    tfx_dtype dt;
+    int act;
+  } cases[] = {{TFX_DT_Q8_0, 1}, {TFX_DT_Q4_0, 1}, {TFX_DT_Q4_K, 1}, {TFX_DT_Q6_K, 1},
+               {TFX_DT_Q5_0, 0}, {TFX_DT_F16, 0},  {TFX_DT_F32, 0}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    tfx_graph *g = tfx_graph_new("aq", 8);
+    assert_non_null(g);
+    int x = tfx_graph_add_input(g, "x", tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, 256}));
+    int w = tfx_graph_add_param(g, "w", tfx_type_make(cases[i].dt, 2, (int64_t[]){4, 256}));
+    assert_true(x >= 0 && w >= 0);
+    tfx_node lin = tfx_node_proto(TFX_OP_LINEAR, 2, (int[]){x, w});
+    char err[256];
+    int y = tfx_graph_add(g, &lin, err, sizeof err);
+    if (y < 0) fail_msg("%s: %s", tfx_dtype_name(cases[i].dt), err);
+    assert_int_equal(tfx_node_act_quant(g, &g->nodes[y]), cases[i].act);
+    g->schedule.act_f32 = 1;
+    assert_int_equal(tfx_node_act_quant(g, &g->nodes[y]), 0);
+    assert_int_equal(tfx_node_act_quant(g, &g->nodes[w]), 0); /* not a linear */
+    tfx_graph_free(g);
   }
 }
 
@@ -345,6 +374,7 @@ int main(void) {
       cmocka_unit_test(test_quantize_row_errors),
       cmocka_unit_test(test_quantize_fallback),
       cmocka_unit_test(test_act_quant_block),
+      cmocka_unit_test(test_act_quant_formats),
       cmocka_unit_test(test_round_trip_halfs),
       cmocka_unit_test(test_round_trip_32_blocks),
       cmocka_unit_test(test_round_trip_k_quants),
