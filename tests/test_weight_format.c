@@ -75,26 +75,23 @@ static int wparam(tfx_tg *t, int fmt, const char *name, int rank, const int64_t 
   return id;
 }
 
-static int wparam2(tfx_tg *t, int fmt, const char *name, int64_t rows, int64_t cols, float scale) {
-  return wparam(t, fmt, name, 2, (int64_t[]){rows, cols}, scale);
+/* The weight maker of the shared case graphs: ctx points to TOY or TWIN. */
+static int wparam_of(tfx_tg *t, const void *ctx, const char *name, int rank, const int64_t *dims, float scale) {
+  return wparam(t, *(const int *)ctx, name, rank, dims, scale);
 }
 
-/* f32 params (gains, biases) come from the same generator in both graphs */
-static int norm(tfx_tg *t, int x, int64_t d) {
-  tfx_node n = tfx_node_proto(TFX_OP_RMSNORM, 2, (int[]){x, tfx_tg_param1(t, "g", d, 0.2f, 1.0f)});
-  n.eps = 1e-5;
-  return tfx_tg_add(t, &n);
+static tfx_wt_weights weights_of(int fmt) {
+  static const int fmts[N_FMT] = {TOY, TWIN};
+  return (tfx_wt_weights){wparam_of, &fmts[fmt]};
 }
 
-/* ---- the cases ---- */
+/* ---- the cases (tests/support/weight_tests.c builds their graphs) ---- */
 
 typedef tfx_tg *(*build_fn)(int fmt);
 
 static tfx_tg *build_linear(int fmt) {
   tfx_tg *t = tfx_tg_new("wf_linear", 16, 7);
-  int x = tfx_tg_input_f32(t, 70);
-  int w = wparam2(t, fmt, "w", 45, 70, 0.4f);
-  t->g->output = tfx_tg_op3(t, TFX_OP_LINEAR, x, w, tfx_tg_param1(t, "b", 45, 1.0f, 0.0f));
+  tfx_wt_case_linear(t, weights_of(fmt), 70);
   return t;
 }
 
@@ -102,34 +99,14 @@ static tfx_tg *build_linear(int fmt) {
  * weights concatenated into one packed GLU panel pair, a residual epilogue */
 static tfx_tg *build_ffn(int fmt) {
   tfx_tg *t = tfx_tg_new("wf_ffn", 16, 11);
-  int64_t D = 48, H = 67;
-  int x = tfx_tg_input_f32(t, D);
-  int f = norm(t, x, D);
-  int g = tfx_tg_op2(t, TFX_OP_LINEAR, f, wparam2(t, fmt, "w1", H, D, 0.3f));
-  int u = tfx_tg_op2(t, TFX_OP_LINEAR, f, wparam2(t, fmt, "w3", H, D, 0.3f));
-  int h = tfx_tg_op2(t, TFX_OP_MUL, tfx_tg_op1(t, TFX_OP_SILU, g), u);
-  int y = tfx_tg_op2(t, TFX_OP_LINEAR, h, wparam2(t, fmt, "w2", D, H, 0.3f));
-  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, x, y);
+  tfx_wt_case_ffn(t, weights_of(fmt), 48, 67);
   return t;
 }
 
 /* x -> rmsnorm -> router -> route -> experts (SwiGLU) -> + x */
 static tfx_tg *build_moe(int fmt) {
   tfx_tg *t = tfx_tg_new("wf_moe", 16, 13);
-  int64_t D = 40, H = 37, E = 4;
-  int x = tfx_tg_input_f32(t, D);
-  int f = norm(t, x, D);
-  int logits = tfx_tg_op2(t, TFX_OP_LINEAR, f, wparam2(t, fmt, "router", E, D, 0.6f));
-  tfx_node r = tfx_node_proto(TFX_OP_MOE_ROUTE, 1, (int[]){logits});
-  r.top_k = 2;
-  r.moe_gate = TFX_MOE_GATE_SOFTMAX_TOPK;
-  int route = tfx_tg_add(t, &r);
-  int w1 = wparam(t, fmt, "w1", 3, (int64_t[]){E, H, D}, 0.3f);
-  int w3 = wparam(t, fmt, "w3", 3, (int64_t[]){E, H, D}, 0.3f);
-  int h = tfx_tg_op1(t, TFX_OP_SILU, tfx_tg_op3(t, TFX_OP_MOE_UP, f, route, w1));
-  h = tfx_tg_op2(t, TFX_OP_MUL, h, tfx_tg_op3(t, TFX_OP_MOE_UP, f, route, w3));
-  int y = tfx_tg_op3(t, TFX_OP_MOE_DOWN, h, route, wparam(t, fmt, "w2", 3, (int64_t[]){E, D, H}, 0.3f));
-  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, x, y);
+  tfx_wt_case_moe(t, weights_of(fmt), 40, 37);
   return t;
 }
 
@@ -138,18 +115,13 @@ static tfx_tg *build_moe(int fmt) {
  * single elements of the packed panels */
 static tfx_tg *build_embedding(int fmt) {
   tfx_tg *t = tfx_tg_new("wf_embedding", 16, 17);
-  int64_t V = 77, D = 36;
-  int tok = tfx_tg_input_tokens(t);
-  int table = wparam2(t, fmt, "table", V, D, 1.0f);
-  int e = tfx_tg_op2(t, TFX_OP_EMBEDDING, table, tok);
-  t->g->output = tfx_tg_op2(t, TFX_OP_LINEAR, e, table); /* (no norm between: it would hide a row's scale) */
+  tfx_wt_case_embedding(t, weights_of(fmt), 77, 36);
   return t;
 }
 
 static tfx_tg *build_matmul(int fmt) {
   tfx_tg *t = tfx_tg_new("wf_matmul", 16, 19);
-  int x = tfx_tg_input_f32(t, 29);
-  t->g->output = tfx_tg_op2(t, TFX_OP_MATMUL, x, wparam2(t, fmt, "b", 29, 35, 0.5f));
+  tfx_wt_case_matmul(t, weights_of(fmt), 35);
   return t;
 }
 
@@ -157,16 +129,7 @@ static tfx_tg *build_matmul(int fmt) {
  * its absorbed projections W_uk, W_uv are the rows of a toy wkv_b */
 static tfx_tg *build_mla(int fmt) {
   tfx_tg *t = tfx_tg_new("wf_mla", 32, 23);
-  int64_t D = 24, H = 2, dn = 8, dr = 4, dv = 8, r = 20;
-  int x = tfx_tg_input_f32(t, D);
-  int q = tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, "wq", H * (dn + dr), D, 0.5f));
-  int ckv = tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, "wkv_a", r + dr, D, 0.5f));
-  tfx_node a =
-      tfx_node_proto(TFX_OP_MLA_ATTENTION, 3, (int[]){q, ckv, wparam2(t, fmt, "wkv_b", H * (dn + dv), r, 0.5f)});
-  a.heads = (int)H, a.head_dim = (int)dn, a.rope_dim = (int)dr, a.v_dim = (int)dv, a.rank = (int)r;
-  a.theta = 10000.0, a.rope_style = TFX_ROPE_HALF, a.eps = 1e-6;
-  a.mask = TFX_MASK_CAUSAL;
-  t->g->output = tfx_tg_add(t, &a);
+  tfx_wt_case_mla(t, weights_of(fmt), 20);
   return t;
 }
 

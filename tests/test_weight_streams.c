@@ -123,21 +123,11 @@ static int wparam(tfx_tg *t, variant v, const char *name, int rank, const int64_
   return id;
 }
 
-static int wparam2(tfx_tg *t, variant v, const char *name, int64_t rows, int64_t cols, float scale) {
-  return wparam(t, v, name, 2, (int64_t[]){rows, cols}, scale);
-}
-
 /* A K dimension of the format: odd for element formats, whole blocks (two
  * or more, a tail past the GEMM's chunks) for block formats. */
 static int64_t kdim(tfx_dtype dt, int64_t elem, int mult) {
   int blk = tfx_dtype_info_of(dt)->block;
   return blk == 1 ? elem : (int64_t)blk * mult;
-}
-
-static int norm(tfx_tg *t, int x, int64_t d) {
-  tfx_node n = tfx_node_proto(TFX_OP_RMSNORM, 2, (int[]){x, tfx_tg_param1(t, "g", d, 0.2f, 1.0f)});
-  n.eps = 1e-5;
-  return tfx_tg_add(t, &n);
 }
 
 static tfx_tg *new_graph(const char *name, int64_t max_seq, uint64_t seed, variant v) {
@@ -147,16 +137,19 @@ static tfx_tg *new_graph(const char *name, int64_t max_seq, uint64_t seed, varia
   return t;
 }
 
-/* ---- the cases ---- */
+/* The weight maker of the shared case graphs: ctx points to the variant. */
+static int wparam_of(tfx_tg *t, const void *ctx, const char *name, int rank, const int64_t *dims, float scale) {
+  return wparam(t, *(const variant *)ctx, name, rank, dims, scale);
+}
+
+/* ---- the cases (tests/support/weight_tests.c builds their graphs) ---- */
 
 typedef tfx_tg *(*build_fn)(variant v);
 
 static tfx_tg *build_linear(variant v) {
   tfx_tg *t = new_graph("ws_linear", 16, 7, v);
-  int64_t K = kdim(v.dt, 70, v.dt == TFX_DT_Q4_K || v.dt == TFX_DT_Q6_K ? 3 : 7);
-  int x = tfx_tg_input_f32(t, K);
-  int w = wparam2(t, v, "w", 45, K, 0.4f);
-  t->g->output = tfx_tg_op3(t, TFX_OP_LINEAR, x, w, tfx_tg_param1(t, "b", 45, 1.0f, 0.0f));
+  tfx_wt_case_linear(t, (tfx_wt_weights){wparam_of, &v},
+                     kdim(v.dt, 70, v.dt == TFX_DT_Q4_K || v.dt == TFX_DT_Q6_K ? 3 : 7));
   return t;
 }
 
@@ -164,33 +157,13 @@ static tfx_tg *build_linear(variant v) {
  * concatenated (GLU panels when packed), a residual epilogue */
 static tfx_tg *build_ffn(variant v) {
   tfx_tg *t = new_graph("ws_ffn", 16, 11, v);
-  int64_t D = kdim(v.dt, 48, 2), H = kdim(v.dt, 67, 3);
-  int x = tfx_tg_input_f32(t, D);
-  int f = norm(t, x, D);
-  int g = tfx_tg_op2(t, TFX_OP_LINEAR, f, wparam2(t, v, "w1", H, D, 0.3f));
-  int u = tfx_tg_op2(t, TFX_OP_LINEAR, f, wparam2(t, v, "w3", H, D, 0.3f));
-  int h = tfx_tg_op2(t, TFX_OP_MUL, tfx_tg_op1(t, TFX_OP_SILU, g), u);
-  int y = tfx_tg_op2(t, TFX_OP_LINEAR, h, wparam2(t, v, "w2", D, H, 0.3f));
-  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, x, y);
+  tfx_wt_case_ffn(t, (tfx_wt_weights){wparam_of, &v}, kdim(v.dt, 48, 2), kdim(v.dt, 67, 3));
   return t;
 }
 
 static tfx_tg *build_moe(variant v) {
   tfx_tg *t = new_graph("ws_moe", 16, 13, v);
-  int64_t D = kdim(v.dt, 40, 2), H = kdim(v.dt, 37, 1), E = 4;
-  int x = tfx_tg_input_f32(t, D);
-  int f = norm(t, x, D);
-  int logits = tfx_tg_op2(t, TFX_OP_LINEAR, f, wparam2(t, v, "router", E, D, 0.6f));
-  tfx_node r = tfx_node_proto(TFX_OP_MOE_ROUTE, 1, (int[]){logits});
-  r.top_k = 2;
-  r.moe_gate = TFX_MOE_GATE_SOFTMAX_TOPK;
-  int route = tfx_tg_add(t, &r);
-  int w1 = wparam(t, v, "w1", 3, (int64_t[]){E, H, D}, 0.3f);
-  int w3 = wparam(t, v, "w3", 3, (int64_t[]){E, H, D}, 0.3f);
-  int h = tfx_tg_op1(t, TFX_OP_SILU, tfx_tg_op3(t, TFX_OP_MOE_UP, f, route, w1));
-  h = tfx_tg_op2(t, TFX_OP_MUL, h, tfx_tg_op3(t, TFX_OP_MOE_UP, f, route, w3));
-  int y = tfx_tg_op3(t, TFX_OP_MOE_DOWN, h, route, wparam(t, v, "w2", 3, (int64_t[]){E, D, H}, 0.3f));
-  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, x, y);
+  tfx_wt_case_moe(t, (tfx_wt_weights){wparam_of, &v}, kdim(v.dt, 40, 2), kdim(v.dt, 37, 1));
   return t;
 }
 
@@ -199,32 +172,19 @@ static tfx_tg *build_moe(variant v) {
  * scalars of its panels; a block-format table stays row-major) */
 static tfx_tg *build_embedding(variant v) {
   tfx_tg *t = new_graph("ws_embedding", 16, 17, v);
-  int64_t V = 77, D = kdim(v.dt, 36, 2);
-  int tok = tfx_tg_input_tokens(t);
-  int table = wparam2(t, v, "table", V, D, 1.0f);
-  int e = tfx_tg_op2(t, TFX_OP_EMBEDDING, table, tok);
-  t->g->output = tfx_tg_op2(t, TFX_OP_LINEAR, e, table);
+  tfx_wt_case_embedding(t, (tfx_wt_weights){wparam_of, &v}, 77, kdim(v.dt, 36, 2));
   return t;
 }
 
 static tfx_tg *build_matmul(variant v) {
   tfx_tg *t = new_graph("ws_matmul", 16, 19, v);
-  int x = tfx_tg_input_f32(t, 29);
-  t->g->output = tfx_tg_op2(t, TFX_OP_MATMUL, x, wparam2(t, v, "b", 29, kdim(v.dt, 35, 2), 0.5f));
+  tfx_wt_case_matmul(t, (tfx_wt_weights){wparam_of, &v}, kdim(v.dt, 35, 2));
   return t;
 }
 
 static tfx_tg *build_mla(variant v) {
   tfx_tg *t = new_graph("ws_mla", 32, 23, v);
-  int64_t D = 24, H = 2, dn = 8, dr = 4, dv = 8, r = kdim(v.dt, 20, 1);
-  int x = tfx_tg_input_f32(t, D);
-  int q = tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, "wq", H * (dn + dr), D, 0.5f));
-  int ckv = tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, "wkv_a", r + dr, D, 0.5f));
-  tfx_node a = tfx_node_proto(TFX_OP_MLA_ATTENTION, 3, (int[]){q, ckv, wparam2(t, v, "wkv_b", H * (dn + dv), r, 0.5f)});
-  a.heads = (int)H, a.head_dim = (int)dn, a.rope_dim = (int)dr, a.v_dim = (int)dv, a.rank = (int)r;
-  a.theta = 10000.0, a.rope_style = TFX_ROPE_HALF, a.eps = 1e-6;
-  a.mask = TFX_MASK_CAUSAL;
-  t->g->output = tfx_tg_add(t, &a);
+  tfx_wt_case_mla(t, (tfx_wt_weights){wparam_of, &v}, kdim(v.dt, 20, 1));
   return t;
 }
 

@@ -1,5 +1,5 @@
-/* tests/support/weight_tests.c — helpers of the weight-format tests (see
- * weight_tests.h). */
+/* tests/support/weight_tests.c — helpers and case graphs of the
+ * weight-format tests (see weight_tests.h). */
 #include "weight_tests.h"
 
 #include <setjmp.h>
@@ -115,4 +115,78 @@ double tfx_wt_rel_diff(const float *a, const float *b, size_t n) {
     if (!(e <= d)) d = e;
   }
   return d / m;
+}
+
+/* ---- the case graphs ---- */
+
+static int wparam(tfx_tg *t, tfx_wt_weights w, const char *name, int rank, const int64_t *dims, float scale) {
+  return w.param(t, w.ctx, name, rank, dims, scale);
+}
+
+static int wparam2(tfx_tg *t, tfx_wt_weights w, const char *name, int64_t rows, int64_t cols, float scale) {
+  return wparam(t, w, name, 2, (int64_t[]){rows, cols}, scale);
+}
+
+/* rmsnorm with a gain from t's generator (the same in a graph and its twin) */
+static int norm(tfx_tg *t, int x, int64_t d) {
+  tfx_node n = tfx_node_proto(TFX_OP_RMSNORM, 2, (int[]){x, tfx_tg_param1(t, "g", d, 0.2f, 1.0f)});
+  n.eps = 1e-5;
+  return tfx_tg_add(t, &n);
+}
+
+void tfx_wt_case_linear(tfx_tg *t, tfx_wt_weights w, int64_t K) {
+  int x = tfx_tg_input_f32(t, K);
+  int wt = wparam2(t, w, "w", 45, K, 0.4f);
+  t->g->output = tfx_tg_op3(t, TFX_OP_LINEAR, x, wt, tfx_tg_param1(t, "b", 45, 1.0f, 0.0f));
+}
+
+void tfx_wt_case_ffn(tfx_tg *t, tfx_wt_weights w, int64_t D, int64_t H) {
+  int x = tfx_tg_input_f32(t, D);
+  int f = norm(t, x, D);
+  int g = tfx_tg_op2(t, TFX_OP_LINEAR, f, wparam2(t, w, "w1", H, D, 0.3f));
+  int u = tfx_tg_op2(t, TFX_OP_LINEAR, f, wparam2(t, w, "w3", H, D, 0.3f));
+  int h = tfx_tg_op2(t, TFX_OP_MUL, tfx_tg_op1(t, TFX_OP_SILU, g), u);
+  int y = tfx_tg_op2(t, TFX_OP_LINEAR, h, wparam2(t, w, "w2", D, H, 0.3f));
+  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, x, y);
+}
+
+void tfx_wt_case_moe(tfx_tg *t, tfx_wt_weights w, int64_t D, int64_t H) {
+  int64_t E = 4;
+  int x = tfx_tg_input_f32(t, D);
+  int f = norm(t, x, D);
+  int logits = tfx_tg_op2(t, TFX_OP_LINEAR, f, wparam2(t, w, "router", E, D, 0.6f));
+  tfx_node r = tfx_node_proto(TFX_OP_MOE_ROUTE, 1, (int[]){logits});
+  r.top_k = 2;
+  r.moe_gate = TFX_MOE_GATE_SOFTMAX_TOPK;
+  int route = tfx_tg_add(t, &r);
+  int w1 = wparam(t, w, "w1", 3, (int64_t[]){E, H, D}, 0.3f);
+  int w3 = wparam(t, w, "w3", 3, (int64_t[]){E, H, D}, 0.3f);
+  int h = tfx_tg_op1(t, TFX_OP_SILU, tfx_tg_op3(t, TFX_OP_MOE_UP, f, route, w1));
+  h = tfx_tg_op2(t, TFX_OP_MUL, h, tfx_tg_op3(t, TFX_OP_MOE_UP, f, route, w3));
+  int y = tfx_tg_op3(t, TFX_OP_MOE_DOWN, h, route, wparam(t, w, "w2", 3, (int64_t[]){E, D, H}, 0.3f));
+  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, x, y);
+}
+
+void tfx_wt_case_embedding(tfx_tg *t, tfx_wt_weights w, int64_t V, int64_t D) {
+  int tok = tfx_tg_input_tokens(t);
+  int table = wparam2(t, w, "table", V, D, 1.0f);
+  int e = tfx_tg_op2(t, TFX_OP_EMBEDDING, table, tok);
+  t->g->output = tfx_tg_op2(t, TFX_OP_LINEAR, e, table); /* (no norm between: it would hide a row's scale) */
+}
+
+void tfx_wt_case_matmul(tfx_tg *t, tfx_wt_weights w, int64_t N) {
+  int x = tfx_tg_input_f32(t, 29);
+  t->g->output = tfx_tg_op2(t, TFX_OP_MATMUL, x, wparam2(t, w, "b", 29, N, 0.5f));
+}
+
+void tfx_wt_case_mla(tfx_tg *t, tfx_wt_weights w, int64_t r) {
+  int64_t D = 24, H = 2, dn = 8, dr = 4, dv = 8;
+  int x = tfx_tg_input_f32(t, D);
+  int q = tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, "wq", H * (dn + dr), D, 0.5f));
+  int ckv = tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, "wkv_a", r + dr, D, 0.5f));
+  tfx_node a = tfx_node_proto(TFX_OP_MLA_ATTENTION, 3, (int[]){q, ckv, wparam2(t, w, "wkv_b", H * (dn + dv), r, 0.5f)});
+  a.heads = (int)H, a.head_dim = (int)dn, a.rope_dim = (int)dr, a.v_dim = (int)dv, a.rank = (int)r;
+  a.theta = 10000.0, a.rope_style = TFX_ROPE_HALF, a.eps = 1e-6;
+  a.mask = TFX_MASK_CAUSAL;
+  t->g->output = tfx_tg_add(t, &a);
 }

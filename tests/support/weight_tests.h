@@ -4,7 +4,8 @@
  * scales, and a plan of calls (rows per call, input and output widths) run
  * through the reference interpreter and through the JIT (one session, 2
  * threads) on the same fixed inputs, with the relative difference of two
- * outputs. */
+ * outputs; and the case graphs both weight-stream tests build (every kernel
+ * that reads a weight), with their weights from the test's own maker. */
 #ifndef TFX_TEST_WEIGHT_TESTS_H
 #define TFX_TEST_WEIGHT_TESTS_H
 
@@ -40,5 +41,35 @@ void tfx_wt_run_interp(tfx_tg *t, const uint8_t *blob, const tfx_wt_plan *p, flo
 void tfx_wt_run_jit(tfx_tg *t, const tfx_wt_plan *p, int opt_level, const char *cpu, float *out, const char *what);
 /* max |a - b| / max(1, max |b|) over n floats (a NaN counts as a difference). */
 double tfx_wt_rel_diff(const float *a, const float *b, size_t n);
+
+/* ---- the case graphs: every kernel that reads a weight ----
+ * Each builds its graph into t (fresh from tfx_tg_new) and sets its output;
+ * its weights come from w (the test's format, or its f32 twin), its other
+ * params (norm gains, biases, MLA's f32 projections) from t's generator. */
+
+/* A weight param of the given shape in the test's format: its node id. */
+typedef int (*tfx_wt_param_fn)(tfx_tg *t, const void *ctx, const char *name, int rank, const int64_t *dims,
+                               float scale);
+typedef struct tfx_wt_weights {
+  tfx_wt_param_fn param;
+  const void *ctx;
+} tfx_wt_weights;
+
+/* x [T, K] -> linear(w [45, K], b [45]) */
+void tfx_wt_case_linear(tfx_tg *t, tfx_wt_weights w, int64_t K);
+/* pre-norm SwiGLU with a residual (w1, w3 [H, D], w2 [D, H]): at -O2 a norm
+ * prologue, gate and up concatenated (GLU panels when packed), a residual
+ * epilogue */
+void tfx_wt_case_ffn(tfx_tg *t, tfx_wt_weights w, int64_t D, int64_t H);
+/* x -> rmsnorm -> router [4, D] -> route (top-2 softmax) -> SwiGLU experts
+ * (w1, w3 [4, H, D], w2 [4, D, H]) -> + x */
+void tfx_wt_case_moe(tfx_tg *t, tfx_wt_weights w, int64_t D, int64_t H);
+/* tokens -> embedding(table [V, D]) -> classifier tied to the table */
+void tfx_wt_case_embedding(tfx_tg *t, tfx_wt_weights w, int64_t V, int64_t D);
+/* x [T, 29] -> matmul(x, b [29, N]) */
+void tfx_wt_case_matmul(tfx_tg *t, tfx_wt_weights w, int64_t N);
+/* DeepSeek's latent attention (dim 24, 2 heads, causal: calls run on from the
+ * KV cache) with wkv_b [2 * 16, r] from w */
+void tfx_wt_case_mla(tfx_tg *t, tfx_wt_weights w, int64_t r);
 
 #endif
