@@ -8,7 +8,7 @@
  *
  * Formats with a stream: f32 (exactly the loads the kernels always had),
  * f16 (fpext <W x half>: vcvtph2ps) and bf16 (zext, shl 16, bitcast),
- * packed or row-major; the GGUF block formats q8_0, q4_0, q4_k and q6_k,
+ * packed or row-major; the GGUF block formats q8_0, q4_0, q5_0, q4_k and q6_k,
  * row-major only (pack_weights leaves them so): a row is K / block blocks,
  * and a vector at column c decodes the W elements c .. of the one block
  * holding them (every kernel reads weight rows in vectors at multiples of W,
@@ -236,6 +236,32 @@ static LLVMValueRef q4_0_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int
   return LLVMBuildFMul(b, half_splat(cg, blk), i8_to_f32(cg, q, nvalid), "");
 }
 
+/* Q5_0 (22 bytes: f16 d, u32 qh, 16 bytes): the low 4 bits of element e as
+ * Q4_0's nibbles (at byte 6), its fifth bit bit e of qh (little-endian):
+ * x = d * (q - 16). Lane i of the vector at o takes bit o + i of qh. */
+static LLVMValueRef q5_0_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int nvalid) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef byte = tfx_cg_addc(cg, LLVMBuildAnd(b, o, tfx_cg_i64(cg, 15), ""), 6);
+  LLVMValueRef shift = LLVMBuildShl(b, LLVMBuildLShr(b, o, tfx_cg_i64(cg, 4), ""), tfx_cg_i64(cg, 2), "");
+  LLVMValueRef lo = LLVMBuildLShr(b, bytes_at(cg, blk, byte), splat8(cg, shift), "");
+  lo = LLVMBuildAnd(b, lo, splat8c(cg, 15), "");
+  LLVMValueRef qh = LLVMBuildLoad2(b, cg->t_i32, tfx_cg_byteptr(cg, blk, 2), "");
+  LLVMSetAlignment(qh, 1);
+  qh = LLVMBuildLShr(b, qh, LLVMBuildTrunc(b, o, cg->t_i32, ""), "");
+  LLVMValueRef ins = LLVMBuildInsertElement(b, LLVMGetPoison(cg->t_vi), qh, tfx_cg_i32(cg, 0), "");
+  LLVMValueRef v = LLVMBuildShuffleVector(b, ins, LLVMGetPoison(cg->t_vi), LLVMConstNull(cg->t_vi), "");
+  LLVMValueRef lanes[64], ones[64];
+  for (int i = 0; i < cg->W; i++) {
+    lanes[i] = LLVMConstInt(cg->t_i32, (unsigned)i, 0);
+    ones[i] = LLVMConstInt(cg->t_i32, 1, 0);
+  }
+  v = LLVMBuildLShr(b, v, LLVMConstVector(lanes, (unsigned)cg->W), "");
+  v = LLVMBuildAnd(b, v, LLVMConstVector(ones, (unsigned)cg->W), "");
+  LLVMValueRef hi = LLVMBuildShl(b, LLVMBuildTrunc(b, v, vec_of(cg, t_i8(cg)), ""), splat8c(cg, 4), "");
+  LLVMValueRef q = LLVMBuildSub(b, LLVMBuildOr(b, lo, hi, ""), splat8c(cg, 16), "");
+  return LLVMBuildFMul(b, half_splat(cg, blk), i8_to_f32(cg, q, nvalid), "");
+}
+
 static LLVMValueRef sel_i32(tfx_cg *cg, LLVMValueRef c, LLVMValueRef a, LLVMValueRef bb) {
   return LLVMBuildSelect(cg->b, c, a, bb, "");
 }
@@ -307,6 +333,7 @@ static const tfx_cg_wformat fmt_q8_0 = {TFX_DT_Q8_0, 0, NULL, NULL, NULL, NULL, 
 static const tfx_cg_wformat fmt_q4_0 = {TFX_DT_Q4_0, 0, NULL, NULL, NULL, NULL, NULL, NULL, q4_0_block};
 static const tfx_cg_wformat fmt_q4_k = {TFX_DT_Q4_K, 0, NULL, NULL, NULL, NULL, NULL, NULL, q4_k_block};
 static const tfx_cg_wformat fmt_q6_k = {TFX_DT_Q6_K, 0, NULL, NULL, NULL, NULL, NULL, NULL, q6_k_block};
+static const tfx_cg_wformat fmt_q5_0 = {TFX_DT_Q5_0, 0, NULL, NULL, NULL, NULL, NULL, NULL, q5_0_block};
 
 /* ---- the streams ---- */
 
@@ -320,6 +347,7 @@ static const tfx_cg_wformat *format_of(tfx_dtype dt) {
   case TFX_DT_Q4_0: return &fmt_q4_0;
   case TFX_DT_Q4_K: return &fmt_q4_k;
   case TFX_DT_Q6_K: return &fmt_q6_k;
+  case TFX_DT_Q5_0: return &fmt_q5_0;
   default: return NULL;
   }
 }
@@ -328,7 +356,7 @@ int tfx_cg_ws_check(const tfx_node *w, char *err, size_t errlen) {
   if (format_of(w->type.dtype)) return 0;
   return tfx_errf(err, errlen,
                   "param '%s' is stored as %s, which the backend cannot read yet (weight formats with a "
-                  "stream: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k, f32_rowscale)",
+                  "stream: f32, f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, f32_rowscale)",
                   w->name ? w->name : "?", tfx_dtype_name(w->type.dtype));
 }
 
@@ -342,6 +370,7 @@ const char *tfx_cg_ws_key(const tfx_node *w) {
   case TFX_DT_Q4_0: return "_wq4_0";
   case TFX_DT_Q4_K: return "_wq4_k";
   case TFX_DT_Q6_K: return "_wq6_k";
+  case TFX_DT_Q5_0: return "_wq5_0";
   default: return "_w?";
   }
 }

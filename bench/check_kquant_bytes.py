@@ -1,22 +1,23 @@
 #!/usr/bin/env python3
 """bench/check_kquant_bytes.py — checks that tfxc's Q4_K and Q6_K quantizers
-(ir/quantize.c) give the same bytes as llama.cpp's own quantizer. Not a test
+(ir/quantize.c; and Q8_0, Q4_0, Q5_0) give the same bytes as llama.cpp's own
+quantizer. Not a test
 (it needs the bench venv of bench/setup_peers.sh: llama-cpp-python + gguf).
 
   ~/.cache/tfxc-bench/venv/bin/python bench/check_kquant_bytes.py [--tool TOOL] [--seed N]
       TOOL: tfx-quant-tool (default build/tests/tfx-quant-tool); N: the
       random weights' seed (default 11)
   ... bench/check_kquant_bytes.py --write-golden tests/quant
-      (re)writes the golden files of test_quant_bytes: llama.cpp's Q4_K and
-      Q6_K bytes of the rows of tests/quant/kquant_rows.py
+      (re)writes the golden files of test_quant_bytes: llama.cpp's Q4_K,
+      Q6_K and Q5_0 bytes of the rows of tests/quant/kquant_rows.py
 
 It writes an f32 GGUF of a small random llama (dim 256, 2 layers, hidden 768,
 vocab 512, so every weight row holds 256 or 768 elements) with the gguf
 package's GGUFWriter, quantizes it with llama.cpp (llama_model_quantize, no
 importance matrix: ggml's quantize_row_q4_K_ref / quantize_row_q6_K_ref) to
-Q4_K_M (a mix of Q4_K and Q6_K tensors) and to Q6_K (and to Q8_0 and Q4_0,
-whose output.weight is Q6_K), reads the results with gguf.GGUFReader, and
-compares each Q4_K / Q6_K / Q8_0 / Q4_0 / F16 tensor's bytes with tfxc's
+Q4_K_M (a mix of Q4_K and Q6_K tensors) and to Q6_K (and to Q8_0, Q4_0 and
+Q5_0, whose output.weight is Q6_K), reads the results with gguf.GGUFReader, and
+compares each Q4_K / Q6_K / Q8_0 / Q4_0 / Q5_0 / F16 tensor's bytes with tfxc's
 quantization of the same f32 rows (tfx-quant-tool quantize). It also
 quantizes models whose ffn_down rows hold 288 and 176 elements and compares
 the format llama.cpp falls back to with tfx_quantize_fallback. The weights mix
@@ -47,8 +48,9 @@ ap = argparse.ArgumentParser(description="tfxc's Q4_K / Q6_K bytes against llama
 ap.add_argument("--tool", default=os.path.join(HERE, "..", "build", "tests", "tfx-quant-tool"))
 ap.add_argument("--seed", type=int, default=11)
 ap.add_argument("--write-golden", metavar="DIR",
-                help="write llama.cpp's Q4_K / Q6_K bytes of tests/quant/kquant_rows.py's rows into DIR "
-                     "(golden_q4_k.bin, golden_q6_k.bin: the files test_quant_bytes compares with)")
+                help="write llama.cpp's Q4_K / Q6_K / Q5_0 bytes of tests/quant/kquant_rows.py's rows into DIR "
+                     "(golden_q4_k.bin, golden_q6_k.bin, golden_q5_0.bin: the files test_quant_bytes compares "
+                     "with)")
 ARGS = ap.parse_args()
 TOOL = ARGS.tool
 if not os.access(TOOL, os.X_OK):
@@ -161,7 +163,7 @@ def tfx_quantize(fmt, rows, tmp):
 
 
 QT = gguf.GGMLQuantizationType
-FMTS = {QT.Q4_K: "q4_k", QT.Q6_K: "q6_k", QT.Q8_0: "q8_0", QT.Q4_0: "q4_0", QT.F16: "f16"}
+FMTS = {QT.Q4_K: "q4_k", QT.Q6_K: "q6_k", QT.Q8_0: "q8_0", QT.Q4_0: "q4_0", QT.Q5_0: "q5_0", QT.F16: "f16"}
 TOTAL = {f: [0, 0, 0] for f in FMTS.values()}  # tensors, blocks, differing bytes
 
 
@@ -177,7 +179,7 @@ def compare(label, path, tensors, tmp, only=None):
             continue
         theirs = np.asarray(t.data).view(np.uint8).reshape(-1)
         ours = tfx_quantize(fmt, tensors[t.name], tmp)
-        nblk = tensors[t.name].size // {"q4_k": 256, "q6_k": 256, "q8_0": 32, "q4_0": 32, "f16": 1}[fmt]
+        nblk = tensors[t.name].size // {"q4_k": 256, "q6_k": 256, "q8_0": 32, "q4_0": 32, "q5_0": 32, "f16": 1}[fmt]
         diff = int(np.count_nonzero(ours != theirs)) if ours.size == theirs.size else max(ours.size, theirs.size)
         TOTAL[fmt][0] += 1
         TOTAL[fmt][1] += nblk
@@ -189,8 +191,8 @@ def check_fallback(tmp):
     """The format llama.cpp gives ffn_down (rows of `hidden` elements) when
     the asked format's blocks do not divide its rows, against
     tfx_quantize_fallback (tfx-quant-tool fallback), and the fallback
-    tensor's bytes. Q8_0, Q4_0 and Q6_K must agree; Q4_K differs by design
-    (llama.cpp: Q5_0, which tfxc lacks; tfxc: Q8_0): printed only."""
+    tensor's bytes (Q4_K falls to Q5_0, Q6_K to Q8_0, all of them to F16
+    when 32 does not divide the rows)."""
     ok = True
     for hidden in (288, 176):  # 288: 32 divides it, 256 does not; 176: neither
         f32 = os.path.join(tmp, f"fallback-{hidden}.gguf")
@@ -206,9 +208,9 @@ def check_fallback(tmp):
             ours = subprocess.run([TOOL, "fallback", want, str(hidden)], check=True, capture_output=True,
                                   text=True).stdout.strip()
             same = theirs == ours
-            if not same and want != "q4_k":
+            if not same:
                 ok = False
-            note = "same" if same else ("differs by design (no q5_0 in tfxc)" if want == "q4_k" else "MISMATCH")
+            note = "same" if same else "MISMATCH"
             print(f"fallback: {label:6s} rows of {hidden}: llama.cpp {theirs}, tfxc {ours}: {note}")
             if same:
                 compare(f"{label}/{hidden}", out, tensors, tmp, only={"blk.0.ffn_down.weight"})
@@ -221,8 +223,8 @@ def _quiet(level, text, user_data):  # llama.cpp's loader logs every key: keep t
 
 
 def write_golden(tmp, outdir):
-    """llama.cpp's Q4_K and Q6_K bytes of kquant_rows.rows(), as the token
-    embedding of a model with that many tokens (Q4_K_M makes it Q4_K)."""
+    """llama.cpp's Q4_K, Q6_K and Q5_0 bytes of kquant_rows.rows(), as the
+    token embedding of a model with that many tokens (Q4_K_M makes it Q4_K)."""
     sys.path.insert(0, os.path.join(HERE, "..", "tests", "quant"))
     import kquant_rows
 
@@ -234,7 +236,7 @@ def write_golden(tmp, outdir):
     tensors["token_embd.weight"] = x
     write_f32_gguf_tensors(f32, tensors)
     ok = True
-    for label, fmt in (("Q4_K_M", "q4_k"), ("Q6_K", "q6_k")):
+    for label, fmt in (("Q4_K_M", "q4_k"), ("Q6_K", "q6_k"), ("Q5_0", "q5_0")):
         out = os.path.join(tmp, f"golden-{label}.gguf")
         llama_quantize(f32, out, getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{label}"))
         t = {t.name: t for t in gguf.GGUFReader(out).tensors}["token_embd.weight"]
@@ -257,7 +259,7 @@ def main():
         return write_golden(tmp, ARGS.write_golden)
     f32 = os.path.join(tmp, "model-f32.gguf")
     tensors = write_f32_gguf(f32)
-    for label in ("Q4_K_M", "Q6_K", "Q8_0", "Q4_0"):
+    for label in ("Q4_K_M", "Q6_K", "Q8_0", "Q4_0", "Q5_0"):
         out = os.path.join(tmp, f"model-{label}.gguf")
         llama_quantize(f32, out, getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{label}"))
         compare(label, out, tensors, tmp)

@@ -25,8 +25,10 @@ Quality on stories260K (as `llama-perplexity --kl-divergence`): BOS + the 511
 ids of tfxc's f32 greedy generation are evaluated in one batch with every
 position's logits (llama.cpp) / `tfxc run --eval-ids` (tfxc), and each format
 is compared with the same engine's f32: mean KL(p_f32 || p_fmt) and top-1
-agreement over the 512 positions. And the greedy ids of tfxc and llama.cpp on
-the same Q8_0 weights.
+agreement over the 512 positions; tfxc also reads llama.cpp's file of each
+format (Q4_K_M holds Q5_0 tensors here), and tfxc's own tensors of each format
+(`--quantize FMT --emit-gguf`) are compared with llama.cpp's, type and bytes.
+And the greedy ids of tfxc and llama.cpp on the same Q8_0 weights.
 
 Subcommands (each prints one JSON object):
   quant.py random-ckpt SHAPE OUT.bin              random llama2.c checkpoint
@@ -35,6 +37,7 @@ Subcommands (each prints one JSON object):
   quant.py llamacpp GGUF THREADS REPS PP TG        llama.cpp pp/tg
   quant.py logits GGUF IDS.txt OUT.bin             llama.cpp's logits of BOS + ids
   quant.py greedy GGUF N                           llama.cpp's greedy ids from BOS
+  quant.py same-tensors TFXC.gguf LLAMA.gguf       tfxc's tensors (--emit-gguf) vs llama.cpp's
 """
 import json
 import os
@@ -56,7 +59,7 @@ SHAPES = {
 }
 # tfxc's --quantize name -> llama.cpp's file type
 FORMATS = {"f32": None, "q8_0": "Q8_0", "q4_0": "Q4_0", "q4_k_m": "Q4_K_M", "bf16": "BF16"}
-QUALITY_FORMATS = {"f16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "q4_0": "Q4_0", "q6_k": "Q6_K",
+QUALITY_FORMATS = {"f16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "q4_0": "Q4_0", "q5_0": "Q5_0", "q6_k": "Q6_K",
                    "q4_k_m": "Q4_K_M"}
 N_QUALITY = 511
 
@@ -199,6 +202,48 @@ def so_bytes(path):
     magic, abi = struct.unpack_from("<II", raw, 0)
     arena, kv, weights = struct.unpack_from("<QQQ", raw, 40)
     return {"weights_bytes": weights, "kv_bytes": kv, "arena_bytes": arena, "abi": abi}
+
+
+def renames():
+    """GGUF_RENAME as (regex, replacement) pairs: llama.cpp's names -> params'."""
+    import re
+
+    out = []
+    for line in GGUF_RENAME.splitlines()[1:-1]:
+        a, b = re.findall(r'"([^"]*)"', line)
+        out.append((re.escape(a).replace(r"\{i\}", r"(\d+)"), b.replace("{i}", r"\1")))
+    return out
+
+
+def same_tensors(tfxc_gguf, llama_gguf):
+    """tfxc's --emit-gguf of a model against llama.cpp's GGUF of the same f32
+    weights: per tensor (llama.cpp's names renamed to the params'), the same
+    ggml type, and the same bytes (both use ggml's reference quantizers)."""
+    import re
+
+    import gguf
+
+    ours = {t.name: t for t in gguf.GGUFReader(tfxc_gguf).tensors}
+    rn = renames()
+    n = same_type = same_bytes = 0
+    differ = []
+    for t in gguf.GGUFReader(llama_gguf).tensors:
+        name = next((re.sub(a, b, t.name) for a, b in rn if re.fullmatch(a, t.name)), t.name)
+        n += 1
+        o = ours.get(name)
+        if o is None:
+            differ.append(f"{t.name}: not in tfxc's file")
+            continue
+        if o.tensor_type != t.tensor_type:
+            differ.append(f"{name}: llama.cpp {t.tensor_type.name}, tfxc {o.tensor_type.name}")
+            continue
+        same_type += 1
+        if np.array_equal(np.asarray(o.data).view(np.uint8).reshape(-1), np.asarray(t.data).view(np.uint8).reshape(-1)):
+            same_bytes += 1
+        else:
+            differ.append(f"{name}: {t.tensor_type.name}, other bytes")
+    return {"tensors": n, "same_type": same_type, "same_bytes": same_bytes, "tfxc_tensors": len(ours),
+            "differ": differ}
 
 
 def llamacpp_bench(path, threads, reps, pp, tg):
@@ -377,7 +422,12 @@ def rows(ctx):
                     q["llamacpp_gguf_mix"] = bpt and bpt["mix"]
                 except Exception as e:  # noqa: BLE001
                     errors.append(f"quant: quality {ftype}: {e}")
-                if has_q:
+                if has_q:  # tfxc's tensors of the format (--emit-gguf) against llama.cpp's
+                    emitted = os.path.join(W, f"q_stories260k.tfxc_{fmt}.gguf")
+                    if sh([tfxc, tfx260, "--weights", b260, "--quantize", fmt, "--emit-gguf", emitted],
+                          f"quant: tfxc --quantize {fmt} --emit-gguf") is not None:
+                        st = sh([PY, me, "same-tensors", emitted, gg], f"quant: tfxc's {fmt} tensors vs llama.cpp's")
+                        q["same_tensors"] = st and json.loads(st)
                     mine = os.path.join(W, f"q_stories260k.tfxc_{fmt}.logits")
                     mref = os.path.join(W, "q_stories260k.tfxc_f32.logits")
                     if not os.path.exists(mref) or os.path.getmtime(mref) < os.path.getmtime(ids):
@@ -454,12 +504,22 @@ def markdown(q):
         L.append("")
     if q.get("quality"):
         L += ["| stories260K, 511 tokens: mean KL / top-1 vs the engine's f32 | llama.cpp | tfxc --quantize | "
-              "tfxc on llama.cpp's GGUF |", "|---|---:|---:|---:|"]
+              "tfxc on llama.cpp's GGUF | tfxc's tensors = llama.cpp's: type; bytes |", "|---|---:|---:|---:|---:|"]
 
         def kt(x):
             return "—" if not x else f"{x['kl']:.4f} / {100 * x['top1']:.1f}%"
+
+        def same(x):
+            return "—" if not x else f"{x['same_type']}/{x['tensors']}; {x['same_bytes']}/{x['tensors']}"
         for fmt, r in q["quality"].items():
-            L.append(f"| {fmt} | {kt(r.get('llamacpp'))} | {kt(r.get('tfxc'))} | {kt(r.get('tfxc_gguf'))} |")
+            L.append(f"| {fmt} | {kt(r.get('llamacpp'))} | {kt(r.get('tfxc'))} | {kt(r.get('tfxc_gguf'))} | "
+                     f"{same(r.get('same_tensors'))} |")
+        L.append("")
+        for fmt, r in q["quality"].items():
+            d = (r.get("same_tensors") or {}).get("differ")
+            if d:
+                L.append(f"{fmt}: tensors that differ from llama.cpp's: " + "; ".join(d[:6])
+                         + (f" (and {len(d) - 6} more)" if len(d) > 6 else "") + ".")
         L.append("")
     sp = q.get("stories260k_q8_0_vs_f32") or {}
     if sp.get("f32") and sp.get("q8_0"):
@@ -489,6 +549,8 @@ def main():
     elif a[:1] == ["bytes"] and len(a) == 3:
         total, mix, embd = bytes_per_token(a[1], a[2] == "1")
         print(json.dumps({"bytes": total, "mix": mix, "token_embd_bytes": embd}))
+    elif a[:1] == ["same-tensors"] and len(a) == 3:
+        print(json.dumps(same_tensors(a[1], a[2])))
     elif a[:1] == ["so-bytes"] and len(a) == 2:
         print(json.dumps(so_bytes(a[1])))
     elif a[:1] == ["llamacpp"] and len(a) == 6:

@@ -22,7 +22,7 @@
 static const tfx_gguf_type gguf_types[] = {
     {0, "F32", 1, 4, TFX_DT_F32},           {1, "F16", 1, 2, TFX_DT_F16},
     {2, "Q4_0", 32, 18, TFX_DT_Q4_0},       {3, "Q4_1", 32, 20, TFX_DT_COUNT},
-    {6, "Q5_0", 32, 22, TFX_DT_COUNT},      {7, "Q5_1", 32, 24, TFX_DT_COUNT},
+    {6, "Q5_0", 32, 22, TFX_DT_Q5_0},       {7, "Q5_1", 32, 24, TFX_DT_COUNT},
     {8, "Q8_0", 32, 34, TFX_DT_Q8_0},       {9, "Q8_1", 32, 40, TFX_DT_COUNT},
     {10, "Q2_K", 256, 84, TFX_DT_COUNT},    {11, "Q3_K", 256, 110, TFX_DT_COUNT},
     {12, "Q4_K", 256, 144, TFX_DT_Q4_K},    {13, "Q5_K", 256, 176, TFX_DT_COUNT},

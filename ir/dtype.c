@@ -95,6 +95,26 @@ static void dq_q4_0(const uint8_t *data, const tfx_fused *layout, int64_t R, int
   }
 }
 
+/* GGUF Q5_0 (ggml's block_q5_0): per block of 32, an f16 scale d, 4 bytes
+ * qh (a little-endian u32: bit e is the fifth bit of element e), then 16
+ * bytes of nibbles as Q4_0's (element j < 16 the low nibble of byte j,
+ * j + 16 its high nibble); x = d * (q - 16), q in 0 .. 31. */
+static void dq_q5_0(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  (void)layout;
+  (void)R;
+  const uint8_t *row = data + r * (K / 32) * 22;
+  for (int64_t b = 0; b < K / 32; b++) {
+    const uint8_t *blk = row + b * 22;
+    float d = tfx_f16_to_f32(rd16(blk));
+    uint32_t qh = (uint32_t)blk[2] | (uint32_t)blk[3] << 8 | (uint32_t)blk[4] << 16 | (uint32_t)blk[5] << 24;
+    for (int j = 0; j < 16; j++) {
+      int q0 = (blk[6 + j] & 0xf) | (int)(qh >> j & 1u) << 4, q1 = (blk[6 + j] >> 4) | (int)(qh >> (j + 16) & 1u) << 4;
+      out[b * 32 + j] = d * (float)(q0 - 16);
+      out[b * 32 + j + 16] = d * (float)(q1 - 16);
+    }
+  }
+}
+
 /* GGUF Q4_K: super-blocks of 256: f16 d, f16 dmin, 12 bytes of 6-bit scales
  * and mins for 8 sub-blocks of 32, then 128 bytes of nibbles (bytes 32c ..
  * 32c + 31: low nibbles are sub-block 2c, high nibbles sub-block 2c + 1);
@@ -172,6 +192,7 @@ static const tfx_dtype_info formats[TFX_DT_COUNT] = {
     [TFX_DT_Q4_0] = {"q4_0", 32, 18, 0, 1, dq_q4_0},
     [TFX_DT_Q4_K] = {"q4_k", 256, 144, 0, 1, dq_q4_k},
     [TFX_DT_Q6_K] = {"q6_k", 256, 210, 0, 1, dq_q6_k},
+    [TFX_DT_Q5_0] = {"q5_0", 32, 22, 0, 1, dq_q5_0},
     [TFX_DT_F32_ROWSCALE] = {"f32_rowscale", 1, 4, 4, 1, dq_rowscale},
 };
 

@@ -28,6 +28,7 @@ typedef enum {
   TFX_DT_Q4_0, /* GGUF blocks of 32: f16 scale + 16 bytes of nibbles (18 bytes) */
   TFX_DT_Q4_K, /* GGUF super-blocks of 256 (144 bytes) */
   TFX_DT_Q6_K, /* GGUF super-blocks of 256 (210 bytes) */
+  TFX_DT_Q5_0, /* GGUF blocks of 32: f16 scale + 4 bytes of high bits + 16 bytes of nibbles (22 bytes) */
   /* a toy format for the weight-format seam's test (tests/test_weight_format.c):
    * f32 values stored divided by a per-row f32 scale; internal (the
    * frontend never makes it) */
@@ -421,7 +422,7 @@ int tfx_node_weight_operand(const tfx_node *n, int i);
 /* ---- quantization (ir/quantize.c) ---- */
 /* Quantizes x[0 .. K) into dst in format dt, bytes identical to ggml's
  * reference quantizers (quantize_row_*_ref) and the gguf package: q8_0,
- * q4_0, q4_k, q6_k; f16 and bf16 round to nearest even (bf16 keeps NaN a
+ * q4_0, q5_0, q4_k, q6_k; f16 and bf16 round to nearest even (bf16 keeps NaN a
  * quiet NaN). K must be a multiple of the format's block. Returns the bytes
  * written (K / block * block_bytes), or -1 when dt has no quantizer or K
  * does not divide into its blocks. */
@@ -430,8 +431,8 @@ int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst);
 int tfx_quantize_supported(tfx_dtype dt);
 /* The format a weight whose rows hold K elements gets when dt is asked:
  * dt when K divides into its blocks, else llama.cpp's fallback (a K-quant
- * with K % 256 != 0 falls to a 32-block format; a 32-block format with
- * K % 32 != 0 to f16). */
+ * with K % 256 != 0 falls to a 32-block format: q4_k to q5_0, q6_k to q8_0;
+ * a 32-block format with K % 32 != 0 to f16). */
 tfx_dtype tfx_quantize_fallback(tfx_dtype dt, int64_t K);
 
 /* The activations of a linear whose weight is an int8-block format
@@ -448,7 +449,7 @@ void tfx_act_quant_block(const float *x, int8_t *q, float *d);
  * not ask for f32 activations (g->schedule.act_f32). */
 int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n);
 /* ---- choosing formats (ir/quant_choice.c) ---- */
-/* The choice a name stands for: f16, bf16, q8_0, q4_0, q4_k, q6_k (FORMAT),
+/* The choice a name stands for: f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k (FORMAT),
  * none (KEEP), q4_k_m (Q4_K_M, only when allow_preset). 0, or -1 for an
  * unknown name. */
 int tfx_quant_choice_parse(const char *name, int allow_preset, tfx_quant_choice *out);

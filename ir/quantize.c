@@ -43,13 +43,25 @@ static void put16(uint8_t *p, uint16_t v) {
 
 /* ---- 32-element blocks ---- */
 
+/* ggml's (int8_t)v for the 32-block quantizers, as x86 computes it
+ * (cvttss2si to i32, then the low byte) without C's undefined behaviour
+ * where v is NaN, infinite or out of range: these give 0, as they do in
+ * ggml on x86 and in the gguf package. They occur when a block's largest
+ * |x| is below about qmax * 2^-128 (an f32 subnormal scale d whose inverse
+ * overflows to inf) or the row holds non-finite values. */
+static int trunc_i8(float v) {
+  int32_t i = v > -2147483648.0f && v < 2147483648.0f ? (int32_t)v : INT32_MIN;
+  int b = (int)((uint32_t)i & 0xffu);
+  return b >= 128 ? b - 256 : b;
+}
+
 /* Q8_0: d = amax / 127, q = round(x / d) (roundf: ties away from zero). */
 static void q8_0_block(const float *x, uint8_t *blk) {
   float amax = 0;
   for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
   float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
   put16(blk, f32_to_f16(d));
-  for (int j = 0; j < 32; j++) blk[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+  for (int j = 0; j < 32; j++) blk[2 + j] = (uint8_t)trunc_i8(roundf(x[j] * id));
 }
 
 /* Q4_0: d = (the value of largest magnitude) / -8, q = min(15, (int)(x / d + 8.5)). */
@@ -63,11 +75,34 @@ static void q4_0_block(const float *x, uint8_t *blk) {
   float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
   put16(blk, f32_to_f16(d));
   for (int j = 0; j < 16; j++) {
-    int a = (int)(int8_t)(x[j] * id + 8.5f), b = (int)(int8_t)(x[j + 16] * id + 8.5f);
+    int a = trunc_i8(x[j] * id + 8.5f), b = trunc_i8(x[j + 16] * id + 8.5f);
     a = a < 15 ? a : 15;
     b = b < 15 ? b : 15;
-    blk[2 + j] = (uint8_t)(a | b << 4);
+    blk[2 + j] = (uint8_t)((uint8_t)a | (uint8_t)b << 4);
   }
+}
+
+/* Q5_0 (ggml's quantize_row_q5_0_ref): d = (the value of largest magnitude)
+ * / -16, q = min(31, (int8_t)(x / d + 16.5)) kept as a byte; its low 4 bits
+ * as Q4_0's nibbles, its fifth bit (element e) in bit e of qh (a
+ * little-endian u32). */
+static void q5_0_block(const float *x, uint8_t *blk) {
+  float amax = 0, max = 0;
+  for (int j = 0; j < 32; j++)
+    if (amax < fabsf(x[j])) {
+      amax = fabsf(x[j]);
+      max = x[j];
+    }
+  float d = max / -16.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  put16(blk, f32_to_f16(d));
+  uint32_t qh = 0;
+  for (int j = 0; j < 16; j++) {
+    int qa = trunc_i8(x[j] * id + 16.5f), qb = trunc_i8(x[j + 16] * id + 16.5f);
+    uint8_t a = (uint8_t)(qa < 31 ? qa : 31), b = (uint8_t)(qb < 31 ? qb : 31);
+    blk[6 + j] = (uint8_t)((a & 0xf) | (b & 0xf) << 4);
+    qh |= (uint32_t)(a >> 4 & 1) << j | (uint32_t)(b >> 4 & 1) << (j + 16);
+  }
+  for (int i = 0; i < 4; i++) blk[2 + i] = (uint8_t)(qh >> (8 * i));
 }
 
 /* ---- 256-element super-blocks (K-quants) ----
@@ -286,7 +321,7 @@ static void q6_k_block(const float *x, uint8_t *blk) {
 
 int tfx_quantize_supported(tfx_dtype dt) {
   return dt == TFX_DT_F16 || dt == TFX_DT_BF16 || dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K ||
-         dt == TFX_DT_Q6_K;
+         dt == TFX_DT_Q6_K || dt == TFX_DT_Q5_0;
 }
 
 int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst) {
@@ -302,6 +337,7 @@ int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst) 
     case TFX_DT_Q4_0: q4_0_block(xb, out); break;
     case TFX_DT_Q4_K: q4_k_block(xb, out); break;
     case TFX_DT_Q6_K: q6_k_block(xb, out); break;
+    case TFX_DT_Q5_0: q5_0_block(xb, out); break;
     default: return -1;
     }
   }
@@ -311,9 +347,10 @@ int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst) 
 tfx_dtype tfx_quantize_fallback(tfx_dtype dt, int64_t K) {
   const tfx_dtype_info *f = tfx_dtype_info_of(dt);
   if (!f || K % f->block == 0) return dt;
-  /* llama.cpp: Q4_K -> Q5_0, Q6_K -> Q8_0; tfxc has no Q5_0, so a K-quant
-   * falls to Q8_0 (more bits, never fewer) */
-  if (f->block == 256) return K % 32 == 0 ? TFX_DT_Q8_0 : TFX_DT_F16;
+  /* llama.cpp's llama_tensor_get_type: a K-quant row 256 does not divide
+   * converts Q4_K -> Q5_0 and Q6_K -> Q8_0, then F16 when 32 does not divide
+   * it either; a 32-block format falls to F16 */
+  if (f->block == 256 && K % 32 == 0) return dt == TFX_DT_Q4_K ? TFX_DT_Q5_0 : TFX_DT_Q8_0;
   return TFX_DT_F16;
 }
 
@@ -327,6 +364,9 @@ void tfx_act_quant_block(const float *x, int8_t *q, float *d) {
   *d = dd;
 }
 
+/* Q5_0 is not an int8-kernel format yet (backend/k_linear_q8.c does not
+ * decode it): its linears read it through the dequantizing weight stream
+ * with f32 activations. */
 int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n) {
   if ((n->op != TFX_OP_LINEAR && n->op != TFX_OP_FUSED_LINEAR) || n->n_inputs < 2 || g->schedule.act_f32) return 0;
   tfx_dtype dt = g->nodes[n->inputs[1]].type.dtype;

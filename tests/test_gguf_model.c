@@ -1,6 +1,6 @@
 /* tests/test_gguf_model.c — stories260K read from GGUF files that the `gguf`
  * package from PyPI writes (tests/gguf/stories260k_gguf.py: llama.cpp's
- * tensor names and Q/K permutation; F32, F16, Q8_0 and Q4_0 with llama.cpp's
+ * tensor names and Q/K permutation; F32, F16, Q8_0, Q4_0 and Q5_0 with llama.cpp's
  * F16 fallback for rows 32 does not divide), bound by
  * examples/llama/stories260k_gguf.tfx with its `rename` table:
  *  - binding keeps each weight in its stored format (Q8_0 stays Q8_0, the
@@ -11,7 +11,8 @@
  *    weight streams) for every file too; the F32 file
  *    reproduces llama2.c's own logits (stories260K.logits16.f32);
  *  - `style = half` instead of the example's `interleaved` is wrong;
- *  - --emit-gguf writes the params back: the gguf package reads the same
+ *  - --emit-gguf writes the params back (from the Q8_0 and the Q5_0 file):
+ *    the gguf package reads the same
  *    bytes, types and shapes under the params' names
  *    (tests/gguf/check_roundtrip.py), and tfxc reads it again to the same
  *    logits.
@@ -43,7 +44,8 @@
 #define TOL 1e-4
 
 static const int32_t tokens[NTOK] = {1, 461, 461, 401, 401, 401, 461, 378, 455, 473, 456, 435, 299, 362, 409, 283};
-static const char *const fmts[] = {"f32", "f16", "q8_0", "q4_0"};
+static const char *const fmts[] = {"f32", "f16", "q8_0", "q4_0", "q5_0"};
+#define N_FMTS (int)(sizeof fmts / sizeof fmts[0])
 static char *dir;
 static char example[4096];
 
@@ -163,7 +165,8 @@ static void test_binding_keeps_formats(void **state) {
   } want[] = {{"f32", TFX_DT_F32, TFX_DT_F32, TFX_DT_F32},
               {"f16", TFX_DT_F16, TFX_DT_F16, TFX_DT_F16},
               {"q8_0", TFX_DT_Q8_0, TFX_DT_F16, TFX_DT_Q8_0},
-              {"q4_0", TFX_DT_Q4_0, TFX_DT_F16, TFX_DT_Q4_0}};
+              {"q4_0", TFX_DT_Q4_0, TFX_DT_F16, TFX_DT_Q4_0},
+              {"q5_0", TFX_DT_Q5_0, TFX_DT_F16, TFX_DT_Q5_0}};
   int64_t f32_bytes = 0;
   for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
     char path[4096];
@@ -240,7 +243,7 @@ static void test_jit_matches_numpy_and_llama2c(void **state) {
 static void test_passes_keep_formats(void **state) {
   (void)state;
   float *got = malloc(sizeof(float) * NTOK * VOCAB);
-  for (int k = 1; k < 4; k++) { /* f16, q8_0, q4_0 */
+  for (int k = 1; k < N_FMTS; k++) { /* f16, q8_0, q4_0, q5_0 */
     char path[4096], ref_name[64], err[512];
     gguf_path(fmts[k], path, sizeof path);
     snprintf(ref_name, sizeof ref_name, "ref.%s.f32", fmts[k]);
@@ -301,11 +304,10 @@ static void test_half_rope_is_wrong(void **state) {
   free(src);
 }
 
-static void test_emit_gguf_round_trip(void **state) {
-  (void)state;
+static void emit_gguf_round_trip(const char *fmt, tfx_dtype wq) {
   char in[4096], out[4096];
-  gguf_path("q8_0", in, sizeof in);
-  snprintf(out, sizeof out, "%s/emitted.gguf", dir);
+  gguf_path(fmt, in, sizeof in);
+  snprintf(out, sizeof out, "%s/emitted.%s.gguf", dir, fmt);
   tfx_build_options bo = {.weights = in, .opt_level = 2, .emit_gguf = out};
   tfx_build b;
   assert_int_equal(tfx_build_source(example, NULL, &bo, &b), 0);
@@ -328,12 +330,18 @@ static void test_emit_gguf_round_trip(void **state) {
   snprintf(l2c_tfx, sizeof l2c_tfx, "%s/examples/llama/stories260k.tfx", TFX_SOURCE_DIR);
   interp_logits(example, NULL, in, a, NULL);
   interp_logits(l2c_tfx, NULL, out, c, &g);
-  assert_int_equal(param(g, "layers.0.wq")->type.dtype, TFX_DT_Q8_0);
+  assert_int_equal(param(g, "layers.0.wq")->type.dtype, wq);
   assert_int_equal(param(g, "layers.0.w2")->type.dtype, TFX_DT_F16);
   tfx_graph_free(g);
   assert_memory_equal(a, c, sizeof(float) * NTOK * VOCAB);
   free(a);
   free(c);
+}
+
+static void test_emit_gguf_round_trip(void **state) {
+  (void)state;
+  emit_gguf_round_trip("q8_0", TFX_DT_Q8_0);
+  emit_gguf_round_trip("q5_0", TFX_DT_Q5_0);
 }
 
 int main(void) {

@@ -38,27 +38,10 @@
 #include "../passes/passes.h"
 #include "support/graphs.h"
 #include "support/jit_harness.h"
+#include "support/weight_tests.h"
 #include "tfx/tfx.h"
 
 static const tfx_dtype FORMATS[4] = {TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q4_K, TFX_DT_Q6_K};
-
-static void blob_reserve(tfx_tg *t, size_t need) {
-  if (need <= t->cap) return;
-  size_t cap = t->cap ? t->cap : 4096;
-  while (cap < need) cap *= 2;
-  void *p = NULL;
-  assert_int_equal(posix_memalign(&p, 64, cap), 0);
-  if (t->size) memcpy(p, t->blob, t->size);
-  free(t->blob);
-  t->blob = p;
-  t->cap = cap;
-}
-
-static uint16_t f16_of(float f) { /* small positive normal values only */
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  return (uint16_t)((((u >> 23) & 0xff) - 112) << 10 | (u >> 13 & 0x3ff));
-}
 
 /* A [rows, cols] weight in format dt. */
 static int qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale) {
@@ -67,7 +50,7 @@ static int qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64
   assert_true(id >= 0);
   int64_t bytes = tfx_type_bytes(&ty, 1), rb = bytes / rows;
   size_t off = (t->size + 63) / 64 * 64;
-  blob_reserve(t, off + (size_t)bytes + 64);
+  tfx_wt_reserve(t, off + (size_t)bytes + 64);
   uint8_t *p = t->blob + off;
   float *x = malloc((size_t)cols * sizeof *x);
   assert_non_null(x);
@@ -82,7 +65,7 @@ static int qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64
     for (int64_t b = 0; b < cols / 256; b++) {
       uint8_t *blk = row + b * (dt == TFX_DT_Q4_K ? 144 : 210);
       float d = scale * (0.5f + 0.25f * tfx_tg_rand(t)) / (dt == TFX_DT_Q4_K ? 32.0f * 15.0f : 32.0f * 64.0f);
-      uint16_t h = f16_of(d), hm = f16_of(d * (1.5f + 0.5f * tfx_tg_rand(t)) * 4.0f);
+      uint16_t h = tfx_wt_f16(d), hm = tfx_wt_f16(d * (1.5f + 0.5f * tfx_tg_rand(t)) * 4.0f);
       if (dt == TFX_DT_Q4_K) {
         memcpy(blk, &h, 2);
         memcpy(blk + 2, &hm, 2);

@@ -7,8 +7,9 @@
  *   block format cannot hold);
  * - tfx_act_quant_block: zeros, one value, exact ties (round half to even,
  *   unlike Q8_0's roundf), the error bound on random blocks;
+ * - tfx_node_act_quant: which linears take int8 activations (not q5_0's);
  * - round trips through each format's reference decoder on Gaussian rows:
- *   per-element bounds for f16, bf16, q8_0, q4_0 derived from the formats,
+ *   per-element bounds for f16, bf16, q8_0, q4_0, q5_0 derived from the formats,
  *   relative RMS error bounds for q4_k and q6_k (measured, with margin),
  *   exact round trips for values on a format's grid, all-zero rows, and
  *   non-finite inputs that must not crash. */
@@ -84,8 +85,8 @@ static void test_quantize_row_errors(void **state) {
   assert_int_equal(tfx_quantize_row(TFX_DT_Q4_K, x, 512, out), 288);
   assert_int_equal(tfx_quantize_row(TFX_DT_Q6_K, x, 512, out), 420);
 
-  int want[TFX_DT_COUNT] = {
-      [TFX_DT_F16] = 1, [TFX_DT_BF16] = 1, [TFX_DT_Q8_0] = 1, [TFX_DT_Q4_0] = 1, [TFX_DT_Q4_K] = 1, [TFX_DT_Q6_K] = 1};
+  int want[TFX_DT_COUNT] = {[TFX_DT_F16] = 1,  [TFX_DT_BF16] = 1, [TFX_DT_Q8_0] = 1, [TFX_DT_Q4_0] = 1,
+                            [TFX_DT_Q4_K] = 1, [TFX_DT_Q6_K] = 1, [TFX_DT_Q5_0] = 1};
   for (int dt = 0; dt < TFX_DT_COUNT; dt++) assert_int_equal(tfx_quantize_supported((tfx_dtype)dt), want[dt]);
 }
 
@@ -96,15 +97,19 @@ static void test_quantize_fallback(void **state) {
   assert_int_equal(tfx_quantize_fallback(TFX_DT_Q6_K, 4096), TFX_DT_Q6_K);
   assert_int_equal(tfx_quantize_fallback(TFX_DT_Q8_0, 64), TFX_DT_Q8_0);
   assert_int_equal(tfx_quantize_fallback(TFX_DT_Q4_0, 288), TFX_DT_Q4_0);
-  /* a K-quant row 256 does not divide: Q8_0 when 32 does (llama.cpp: Q5_0 for
-   * Q4_K, Q8_0 for Q6_K; tfxc has no Q5_0), else f16 */
-  assert_int_equal(tfx_quantize_fallback(TFX_DT_Q4_K, 288), TFX_DT_Q8_0);
+  /* a K-quant row 256 does not divide, as llama.cpp: Q4_K to Q5_0 and Q6_K
+   * to Q8_0 when 32 does, else f16 */
+  assert_int_equal(tfx_quantize_fallback(TFX_DT_Q4_K, 288), TFX_DT_Q5_0);
+  assert_int_equal(tfx_quantize_fallback(TFX_DT_Q4_K, 64), TFX_DT_Q5_0);
   assert_int_equal(tfx_quantize_fallback(TFX_DT_Q6_K, 64), TFX_DT_Q8_0);
+  assert_int_equal(tfx_quantize_fallback(TFX_DT_Q6_K, 288), TFX_DT_Q8_0);
   assert_int_equal(tfx_quantize_fallback(TFX_DT_Q4_K, 172), TFX_DT_F16);
   assert_int_equal(tfx_quantize_fallback(TFX_DT_Q6_K, 100), TFX_DT_F16);
   /* a 32-block row 32 does not divide: f16 (stories260K's w2 has 172 inputs) */
   assert_int_equal(tfx_quantize_fallback(TFX_DT_Q8_0, 172), TFX_DT_F16);
   assert_int_equal(tfx_quantize_fallback(TFX_DT_Q4_0, 48), TFX_DT_F16);
+  assert_int_equal(tfx_quantize_fallback(TFX_DT_Q5_0, 172), TFX_DT_F16);
+  assert_int_equal(tfx_quantize_fallback(TFX_DT_Q5_0, 64), TFX_DT_Q5_0);
   /* element formats hold any row */
   assert_int_equal(tfx_quantize_fallback(TFX_DT_F16, 7), TFX_DT_F16);
   assert_int_equal(tfx_quantize_fallback(TFX_DT_BF16, 172), TFX_DT_BF16);
@@ -159,6 +164,34 @@ static void test_act_quant_block(void **state) {
       assert_true(q[j] >= -127 && q[j] <= 127);
       assert_true(fabs((double)x[j] - (double)q[j] * d) <= 0.5 * d * (1 + 1e-5));
     }
+  }
+}
+
+/* A linear whose weight is stored as q8_0, q4_0, q4_k or q6_k takes int8
+ * activations unless the schedule asks for f32; q5_0 (no int8 kernel yet),
+ * f16 and f32 weights never do. */
+static void test_act_quant_formats(void **state) {
+  (void)state;
+  static const struct {
+    tfx_dtype dt;
+    int act;
+  } cases[] = {{TFX_DT_Q8_0, 1}, {TFX_DT_Q4_0, 1}, {TFX_DT_Q4_K, 1}, {TFX_DT_Q6_K, 1},
+               {TFX_DT_Q5_0, 0}, {TFX_DT_F16, 0},  {TFX_DT_F32, 0}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    tfx_graph *g = tfx_graph_new("aq", 8);
+    assert_non_null(g);
+    int x = tfx_graph_add_input(g, "x", tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, 256}));
+    int w = tfx_graph_add_param(g, "w", tfx_type_make(cases[i].dt, 2, (int64_t[]){4, 256}));
+    assert_true(x >= 0 && w >= 0);
+    tfx_node lin = tfx_node_proto(TFX_OP_LINEAR, 2, (int[]){x, w});
+    char err[256];
+    int y = tfx_graph_add(g, &lin, err, sizeof err);
+    if (y < 0) fail_msg("%s: %s", tfx_dtype_name(cases[i].dt), err);
+    assert_int_equal(tfx_node_act_quant(g, &g->nodes[y]), cases[i].act);
+    g->schedule.act_f32 = 1;
+    assert_int_equal(tfx_node_act_quant(g, &g->nodes[y]), 0);
+    assert_int_equal(tfx_node_act_quant(g, &g->nodes[w]), 0); /* not a linear */
+    tfx_graph_free(g);
   }
 }
 
@@ -217,7 +250,21 @@ static void test_round_trip_32_blocks(void **state) {
     float max, d = block_amax(x + 32 * b, 32, &max) / 8.0f;
     for (int j = 0; j < 32; j++) assert_true(fabsf(x[32 * b + j] - y[32 * b + j]) <= d * (1.0f + 8.0f / 2048.0f));
   }
-  /* values on the grid come back exactly: q8_0 with amax 127, q4_0 with max -8 */
+  /* q5_0: d = max / -16, the same bound with a grid twice as fine (values
+   * above 15.5 |d| clamp to 15 |d|) */
+  round_trip(TFX_DT_Q5_0, x, RT_ROWS, RT_K, y);
+  for (int b = 0; b < RT_ROWS * RT_K / 32; b++) {
+    float max, d = block_amax(x + 32 * b, 32, &max) / 16.0f;
+    for (int j = 0; j < 32; j++) assert_true(fabsf(x[32 * b + j] - y[32 * b + j]) <= d * (1.0f + 16.0f / 2048.0f));
+  }
+  /* and within d / 2 (plus d's rounding) where no clamp applies: the rounding is right */
+  for (int b = 0; b < RT_ROWS * RT_K / 32; b++) {
+    float max, d = block_amax(x + 32 * b, 32, &max) / 16.0f;
+    for (int j = 0; j < 32; j++)
+      if (x[32 * b + j] * max >= 0) /* the side of max: never clamped */
+        assert_true(fabsf(x[32 * b + j] - y[32 * b + j]) <= d * (0.5f + 16.0f / 2048.0f));
+  }
+  /* values on the grid come back exactly: q8_0 with amax 127, q4_0 with max -8, q5_0 with max -16 */
   for (int i = 0; i < RT_K; i++) x[i] = (float)((int)(urand() * 255) - 127);
   for (int b = 0; b < RT_K / 32; b++) x[32 * b] = 127;
   round_trip(TFX_DT_Q8_0, x, 1, RT_K, y);
@@ -225,6 +272,10 @@ static void test_round_trip_32_blocks(void **state) {
   for (int i = 0; i < RT_K; i++) x[i] = (float)((int)(urand() * 16) - 8);
   for (int b = 0; b < RT_K / 32; b++) x[32 * b + 7] = -8;
   round_trip(TFX_DT_Q4_0, x, 1, RT_K, y);
+  assert_memory_equal(x, y, RT_K * sizeof(float));
+  for (int i = 0; i < RT_K; i++) x[i] = (float)((int)(urand() * 32) - 16);
+  for (int b = 0; b < RT_K / 32; b++) x[32 * b + 21] = -16;
+  round_trip(TFX_DT_Q5_0, x, 1, RT_K, y);
   assert_memory_equal(x, y, RT_K * sizeof(float));
   free(x);
   free(y);
@@ -279,26 +330,29 @@ static void test_round_trip_k_quants(void **state) {
 /* all-zero rows: zero bytes (q8_0, the K-quants) and zero values (every format) */
 static void test_zero_rows(void **state) {
   (void)state;
-  static const tfx_dtype dts[] = {TFX_DT_F16, TFX_DT_BF16, TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q4_K, TFX_DT_Q6_K};
+  static const tfx_dtype dts[] = {TFX_DT_F16,  TFX_DT_BF16, TFX_DT_Q8_0, TFX_DT_Q4_0,
+                                  TFX_DT_Q4_K, TFX_DT_Q6_K, TFX_DT_Q5_0};
   float x[512] = {0}, y[512];
   uint8_t q[1024];
   for (size_t i = 0; i < sizeof dts / sizeof dts[0]; i++) {
     memset(q, 0xa5, sizeof q);
     int64_t n = tfx_quantize_row(dts[i], x, 512, q);
     assert_true(n > 0);
-    if (dts[i] != TFX_DT_Q4_0) /* q4_0 stores zeros as the nibble 8 */
+    if (dts[i] == TFX_DT_Q5_0) /* q5_0: d = 0 / -16 = -0 (f16 0x8000, as ggml), zeros stored as 16 */
+      for (int64_t j = 0; j < n; j++) assert_int_equal(q[j], j % 22 == 1 ? 0x80 : j % 22 >= 2 && j % 22 < 6 ? 0xff : 0);
+    else if (dts[i] != TFX_DT_Q4_0) /* q4_0 stores zeros as the nibble 8 */
       for (int64_t j = 0; j < n; j++) assert_int_equal(q[j], 0);
     round_trip(dts[i], x, 1, 512, y);
     for (int j = 0; j < 512; j++) assert_true(y[j] == 0.0f);
   }
 }
 
-/* non-finite inputs: the K-quants and the half formats quantize them without
- * crashing (no float-to-int conversion of an out-of-range value: the
- * sanitizer build checks it) and keep the finite super-blocks intact */
+/* non-finite inputs: the K-quants, q4_0, q5_0 and the half formats quantize
+ * them without crashing (no float-to-int conversion of an out-of-range
+ * value: the sanitizer build checks it) and keep the finite blocks intact */
 static void test_non_finite_inputs(void **state) {
   (void)state;
-  static const tfx_dtype dts[] = {TFX_DT_F16, TFX_DT_BF16, TFX_DT_Q4_K, TFX_DT_Q6_K};
+  static const tfx_dtype dts[] = {TFX_DT_F16, TFX_DT_BF16, TFX_DT_Q4_K, TFX_DT_Q6_K, TFX_DT_Q4_0, TFX_DT_Q5_0};
   float x[512], y[512], ref[256];
   uint8_t q[1024];
   for (size_t i = 0; i < sizeof dts / sizeof dts[0]; i++) {
@@ -320,6 +374,7 @@ int main(void) {
       cmocka_unit_test(test_quantize_row_errors),
       cmocka_unit_test(test_quantize_fallback),
       cmocka_unit_test(test_act_quant_block),
+      cmocka_unit_test(test_act_quant_formats),
       cmocka_unit_test(test_round_trip_halfs),
       cmocka_unit_test(test_round_trip_32_blocks),
       cmocka_unit_test(test_round_trip_k_quants),

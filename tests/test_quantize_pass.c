@@ -113,6 +113,7 @@ static void test_every_format(void **state) {
   } cases[] = {
       {"f16", TFX_DT_F16, TFX_DT_F16},   {"bf16", TFX_DT_BF16, TFX_DT_BF16}, {"q8_0", TFX_DT_Q8_0, TFX_DT_F16},
       {"q4_0", TFX_DT_Q4_0, TFX_DT_F16}, {"q4_k", TFX_DT_Q4_K, TFX_DT_F16},  {"q6_k", TFX_DT_Q6_K, TFX_DT_F16},
+      {"q5_0", TFX_DT_Q5_0, TFX_DT_F16},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     tfx_build b;
@@ -342,12 +343,12 @@ static void test_q4_k_m_stories260k(void **state) {
   ASSERT_DT(g, "norm", TFX_DT_F32);
   char name[64];
   for (int i = 0; i < 5; i++) {
-    /* rows of 64: Q4_K falls back (llama.cpp: Q5_0, which tfxc lacks: Q8_0),
-     * Q6_K to Q8_0; w2's rows of 172 hold no 32-block: F16 */
+    /* rows of 64, as llama.cpp: Q4_K falls back to Q5_0, Q6_K to Q8_0;
+     * w2's rows of 172 hold no 32-block: F16 */
     static const char *const q4k[] = {"wq", "wk", "wo", "w1", "w3"};
     for (int j = 0; j < 5; j++) {
       snprintf(name, sizeof name, "layers.%d.%s", i, q4k[j]);
-      ASSERT_DT(g, name, TFX_DT_Q8_0);
+      ASSERT_DT(g, name, TFX_DT_Q5_0);
       const tfx_quant_fallback *f = fallback(g, name);
       assert_non_null(f);
       assert_int_equal(f->asked, TFX_DT_Q4_K);
@@ -355,7 +356,7 @@ static void test_q4_k_m_stories260k(void **state) {
     }
     tfx_dtype asked = more_bits(5, i) ? TFX_DT_Q6_K : TFX_DT_Q4_K; /* layers 2 and 4 */
     snprintf(name, sizeof name, "layers.%d.wv", i);
-    ASSERT_DT(g, name, TFX_DT_Q8_0);
+    ASSERT_DT(g, name, asked == TFX_DT_Q6_K ? TFX_DT_Q8_0 : TFX_DT_Q5_0);
     assert_non_null(fallback(g, name));
     assert_int_equal(fallback(g, name)->asked, asked);
     snprintf(name, sizeof name, "layers.%d.w2", i);
@@ -467,7 +468,8 @@ static void test_blob_bytes(void **state) {
   } cases[] = {{"f16", TFX_DT_F16, TFX_DT_F16},
                {"bf16", TFX_DT_BF16, TFX_DT_BF16},
                {"q8_0", TFX_DT_Q8_0, TFX_DT_F16},
-               {"q4_0", TFX_DT_Q4_0, TFX_DT_F16}};
+               {"q4_0", TFX_DT_Q4_0, TFX_DT_F16},
+               {"q5_0", TFX_DT_Q5_0, TFX_DT_F16}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     tfx_build b;
     build(small_src, "random:11", cases[i].q, 0, &b);
@@ -486,7 +488,12 @@ static void test_blob_bytes(void **state) {
   /* q4_k / q6_k: the bytes once their quantizers exist, a clear error until then */
   if (tfx_quantize_supported(TFX_DT_Q4_K)) {
     tfx_build b;
-    build(small_src, "random:11", "q4_k", 0, &b); /* rows of 64: q8_0 */
+    build(small_src, "random:11", "q4_k", 0, &b); /* rows of 64: q5_0 (llama.cpp's fallback) */
+    check_bytes(&ref, &b, "w1", TFX_DT_Q5_0);
+    check_bytes(&ref, &b, "emb", TFX_DT_Q5_0);
+    check_bytes(&ref, &b, "w2", TFX_DT_F16);
+    tfx_build_free(&b);
+    build(small_src, "random:11", "q6_k", 0, &b); /* rows of 64: q8_0 */
     check_bytes(&ref, &b, "w1", TFX_DT_Q8_0);
     tfx_build_free(&b);
   }

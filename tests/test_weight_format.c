@@ -41,6 +41,7 @@
 #include "../backend/backend.h"
 #include "../passes/passes.h"
 #include "support/graphs.h"
+#include "support/weight_tests.h"
 #include "tfx/tfx.h"
 
 #define TOL 1e-4
@@ -48,18 +49,6 @@
 /* ---- weights in the toy format or its f32 twin ---- */
 
 enum { TOY, TWIN, N_FMT };
-
-static void blob_reserve(tfx_tg *t, size_t need) {
-  if (need <= t->cap) return;
-  size_t cap = t->cap ? t->cap : 4096;
-  while (cap < need) cap *= 2;
-  void *p = NULL;
-  assert_int_equal(posix_memalign(&p, 64, cap), 0);
-  if (t->size) memcpy(p, t->blob, t->size);
-  free(t->blob);
-  t->blob = p;
-  t->cap = cap;
-}
 
 /* A weight of the given shape: row values scale * U[-1, 1), per-row scales
  * in [0.25, 4). TOY stores v / s and the scale plane; TWIN stores (v / s) * s. */
@@ -70,7 +59,7 @@ static int wparam(tfx_tg *t, int fmt, const char *name, int rank, const int64_t 
   int64_t K = dims[rank - 1], R = tfx_type_numel(&ty, 1) / K, bytes = tfx_type_bytes(&ty, 1);
   assert_int_equal(bytes, R * K * 4 + (fmt == TOY ? R * 4 : 0));
   size_t off = (t->size + 63) / 64 * 64;
-  blob_reserve(t, off + (size_t)bytes);
+  tfx_wt_reserve(t, off + (size_t)bytes);
   float *vals = (float *)(t->blob + off), *scales = vals + R * K;
   for (int64_t r = 0; r < R; r++) {
     float s = 0.25f + 3.75f * (0.5f + 0.5f * tfx_tg_rand(t));
@@ -86,26 +75,23 @@ static int wparam(tfx_tg *t, int fmt, const char *name, int rank, const int64_t 
   return id;
 }
 
-static int wparam2(tfx_tg *t, int fmt, const char *name, int64_t rows, int64_t cols, float scale) {
-  return wparam(t, fmt, name, 2, (int64_t[]){rows, cols}, scale);
+/* The weight maker of the shared case graphs: ctx points to TOY or TWIN. */
+static int wparam_of(tfx_tg *t, const void *ctx, const char *name, int rank, const int64_t *dims, float scale) {
+  return wparam(t, *(const int *)ctx, name, rank, dims, scale);
 }
 
-/* f32 params (gains, biases) come from the same generator in both graphs */
-static int norm(tfx_tg *t, int x, int64_t d) {
-  tfx_node n = tfx_node_proto(TFX_OP_RMSNORM, 2, (int[]){x, tfx_tg_param1(t, "g", d, 0.2f, 1.0f)});
-  n.eps = 1e-5;
-  return tfx_tg_add(t, &n);
+static tfx_wt_weights weights_of(int fmt) {
+  static const int fmts[N_FMT] = {TOY, TWIN};
+  return (tfx_wt_weights){wparam_of, &fmts[fmt]};
 }
 
-/* ---- the cases ---- */
+/* ---- the cases (tests/support/weight_tests.c builds their graphs) ---- */
 
 typedef tfx_tg *(*build_fn)(int fmt);
 
 static tfx_tg *build_linear(int fmt) {
   tfx_tg *t = tfx_tg_new("wf_linear", 16, 7);
-  int x = tfx_tg_input_f32(t, 70);
-  int w = wparam2(t, fmt, "w", 45, 70, 0.4f);
-  t->g->output = tfx_tg_op3(t, TFX_OP_LINEAR, x, w, tfx_tg_param1(t, "b", 45, 1.0f, 0.0f));
+  tfx_wt_case_linear(t, weights_of(fmt), 70);
   return t;
 }
 
@@ -113,34 +99,14 @@ static tfx_tg *build_linear(int fmt) {
  * weights concatenated into one packed GLU panel pair, a residual epilogue */
 static tfx_tg *build_ffn(int fmt) {
   tfx_tg *t = tfx_tg_new("wf_ffn", 16, 11);
-  int64_t D = 48, H = 67;
-  int x = tfx_tg_input_f32(t, D);
-  int f = norm(t, x, D);
-  int g = tfx_tg_op2(t, TFX_OP_LINEAR, f, wparam2(t, fmt, "w1", H, D, 0.3f));
-  int u = tfx_tg_op2(t, TFX_OP_LINEAR, f, wparam2(t, fmt, "w3", H, D, 0.3f));
-  int h = tfx_tg_op2(t, TFX_OP_MUL, tfx_tg_op1(t, TFX_OP_SILU, g), u);
-  int y = tfx_tg_op2(t, TFX_OP_LINEAR, h, wparam2(t, fmt, "w2", D, H, 0.3f));
-  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, x, y);
+  tfx_wt_case_ffn(t, weights_of(fmt), 48, 67);
   return t;
 }
 
 /* x -> rmsnorm -> router -> route -> experts (SwiGLU) -> + x */
 static tfx_tg *build_moe(int fmt) {
   tfx_tg *t = tfx_tg_new("wf_moe", 16, 13);
-  int64_t D = 40, H = 37, E = 4;
-  int x = tfx_tg_input_f32(t, D);
-  int f = norm(t, x, D);
-  int logits = tfx_tg_op2(t, TFX_OP_LINEAR, f, wparam2(t, fmt, "router", E, D, 0.6f));
-  tfx_node r = tfx_node_proto(TFX_OP_MOE_ROUTE, 1, (int[]){logits});
-  r.top_k = 2;
-  r.moe_gate = TFX_MOE_GATE_SOFTMAX_TOPK;
-  int route = tfx_tg_add(t, &r);
-  int w1 = wparam(t, fmt, "w1", 3, (int64_t[]){E, H, D}, 0.3f);
-  int w3 = wparam(t, fmt, "w3", 3, (int64_t[]){E, H, D}, 0.3f);
-  int h = tfx_tg_op1(t, TFX_OP_SILU, tfx_tg_op3(t, TFX_OP_MOE_UP, f, route, w1));
-  h = tfx_tg_op2(t, TFX_OP_MUL, h, tfx_tg_op3(t, TFX_OP_MOE_UP, f, route, w3));
-  int y = tfx_tg_op3(t, TFX_OP_MOE_DOWN, h, route, wparam(t, fmt, "w2", 3, (int64_t[]){E, D, H}, 0.3f));
-  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, x, y);
+  tfx_wt_case_moe(t, weights_of(fmt), 40, 37);
   return t;
 }
 
@@ -149,18 +115,13 @@ static tfx_tg *build_moe(int fmt) {
  * single elements of the packed panels */
 static tfx_tg *build_embedding(int fmt) {
   tfx_tg *t = tfx_tg_new("wf_embedding", 16, 17);
-  int64_t V = 77, D = 36;
-  int tok = tfx_tg_input_tokens(t);
-  int table = wparam2(t, fmt, "table", V, D, 1.0f);
-  int e = tfx_tg_op2(t, TFX_OP_EMBEDDING, table, tok);
-  t->g->output = tfx_tg_op2(t, TFX_OP_LINEAR, e, table); /* (no norm between: it would hide a row's scale) */
+  tfx_wt_case_embedding(t, weights_of(fmt), 77, 36);
   return t;
 }
 
 static tfx_tg *build_matmul(int fmt) {
   tfx_tg *t = tfx_tg_new("wf_matmul", 16, 19);
-  int x = tfx_tg_input_f32(t, 29);
-  t->g->output = tfx_tg_op2(t, TFX_OP_MATMUL, x, wparam2(t, fmt, "b", 29, 35, 0.5f));
+  tfx_wt_case_matmul(t, weights_of(fmt), 35);
   return t;
 }
 
@@ -168,22 +129,11 @@ static tfx_tg *build_matmul(int fmt) {
  * its absorbed projections W_uk, W_uv are the rows of a toy wkv_b */
 static tfx_tg *build_mla(int fmt) {
   tfx_tg *t = tfx_tg_new("wf_mla", 32, 23);
-  int64_t D = 24, H = 2, dn = 8, dr = 4, dv = 8, r = 20;
-  int x = tfx_tg_input_f32(t, D);
-  int q = tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, "wq", H * (dn + dr), D, 0.5f));
-  int ckv = tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, "wkv_a", r + dr, D, 0.5f));
-  tfx_node a =
-      tfx_node_proto(TFX_OP_MLA_ATTENTION, 3, (int[]){q, ckv, wparam2(t, fmt, "wkv_b", H * (dn + dv), r, 0.5f)});
-  a.heads = (int)H, a.head_dim = (int)dn, a.rope_dim = (int)dr, a.v_dim = (int)dv, a.rank = (int)r;
-  a.theta = 10000.0, a.rope_style = TFX_ROPE_HALF, a.eps = 1e-6;
-  a.mask = TFX_MASK_CAUSAL;
-  t->g->output = tfx_tg_add(t, &a);
+  tfx_wt_case_mla(t, weights_of(fmt), 20);
   return t;
 }
 
 /* ---- running them ---- */
-
-static void release_jit(void *m) { tfx_backend_jit_free(m); }
 
 static void run_passes(tfx_tg *t, int level, const char *what) {
   tfx_pass_options o;
@@ -194,82 +144,6 @@ static void run_passes(tfx_tg *t, int level, const char *what) {
   char err[512];
   if (tfx_run_passes(t->g, &o, err, sizeof err)) fail_msg("%s -O%d: passes: %s", what, level, err);
   t->cap = t->size;
-}
-
-/* Interpreter output of `calls` calls on fixed inputs into out (concatenated). */
-typedef struct {
-  int ns[5];
-  int n_calls;
-  int64_t in_w, out_w, vocab; /* vocab > 0: token input */
-} run_plan;
-
-static size_t plan_floats(const run_plan *p) {
-  size_t s = 0;
-  for (int c = 0; c < p->n_calls; c++) s += (size_t)p->ns[c] * (size_t)p->out_w;
-  return s;
-}
-
-static void make_input(const run_plan *p, int c, uint64_t *rng, int32_t *tok, float *x) {
-  for (int i = 0; i < p->ns[c]; i++) {
-    *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-    if (p->vocab > 0) tok[i] = (int32_t)((*rng >> 33) % (uint64_t)p->vocab);
-    for (int64_t j = 0; j < p->in_w; j++) {
-      *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-      x[i * p->in_w + j] = (float)((double)(*rng >> 11) / 9007199254740992.0 * 4.0 - 2.0);
-    }
-  }
-}
-
-static void run_interp(tfx_tg *t, const uint8_t *blob, const run_plan *p, float *out, const char *what) {
-  tfx_interp *it = tfx_interp_new(t->g, blob);
-  assert_non_null(it);
-  uint64_t rng = 12345;
-  int32_t tok[16];
-  float x[16 * 128];
-  char err[256];
-  for (int c = 0; c < p->n_calls; c++) {
-    make_input(p, c, &rng, tok, x);
-    if (t->g->kv_bytes == 0) tfx_interp_reset(it); /* (with a KV cache the calls run on, as the session's) */
-    if (tfx_interp_forward(it, p->vocab > 0 ? (const void *)tok : (const void *)x, p->ns[c], out, err, sizeof err))
-      fail_msg("%s: interpreter: %s", what, err);
-    out += (size_t)p->ns[c] * (size_t)p->out_w;
-  }
-  tfx_interp_free(it);
-}
-
-static void run_jit(tfx_tg *t, const run_plan *p, float *out, const char *what) {
-  tfx_target_options o = {.opt_level = 2};
-  tfx_jit_module *jm = NULL;
-  const tfx_model_desc *desc = NULL;
-  char err[512] = "";
-  if (tfx_backend_jit(t->g, &o, &jm, &desc, err, sizeof err)) fail_msg("%s: JIT: %s", what, err);
-  tfx_model *m = NULL;
-  assert_int_equal(tfx_model_from_descriptor(desc, t->blob, release_jit, jm, &m), TFX_OK);
-  tfx_session *s = NULL;
-  tfx_session_options so = {.threads = 2};
-  assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
-  uint64_t rng = 12345;
-  int32_t tok[16];
-  float x[16 * 128];
-  for (int c = 0; c < p->n_calls; c++) {
-    make_input(p, c, &rng, tok, x);
-    int rc = p->vocab > 0 ? tfx_forward_ex(s, tok, p->ns[c], out, 0) : tfx_forward_f32(s, x, p->ns[c], out);
-    assert_int_equal(rc, TFX_OK);
-    out += (size_t)p->ns[c] * (size_t)p->out_w;
-  }
-  tfx_session_free(s);
-  tfx_model_close(m);
-}
-
-/* max |a - b| / max(1, max |b|) */
-static double rel_diff(const float *a, const float *b, size_t n) {
-  double d = 0, m = 1;
-  for (size_t i = 0; i < n; i++) {
-    if (fabs(b[i]) > m) m = fabs(b[i]);
-    double e = fabs((double)a[i] - (double)b[i]);
-    if (!(e <= d)) d = e;
-  }
-  return d / m;
 }
 
 /* The blob of the toy graph with every toy param's scales set to 1. */
@@ -313,21 +187,22 @@ static void check_case(build_fn build, int level, const char *what, int *packed)
   }
   const tfx_graph *g = t[TOY]->g;
   const tfx_node *in = &g->nodes[g->input], *outn = &g->nodes[g->output];
-  run_plan p = {{7, 1, 4, 16, 3}, 5, in->type.dtype == TFX_DT_I32 ? 1 : tfx_node_cols(in), tfx_node_cols(outn), 0};
+  tfx_wt_plan p = {{7, 1, 4, 16, 3}, 5, in->type.dtype == TFX_DT_I32 ? 1 : tfx_node_cols(in), tfx_node_cols(outn), 0};
   if (in->type.dtype == TFX_DT_I32) {
     p.in_w = 0;
     for (int i = 0; i < g->n_nodes; i++)
       if (g->nodes[i].op == TFX_OP_EMBEDDING) p.vocab = g->nodes[g->nodes[i].inputs[0]].type.dims[0];
   }
-  size_t nf = plan_floats(&p);
+  size_t nf = tfx_wt_plan_floats(&p);
   float *jit = calloc(nf, 4), *ref = calloc(nf, 4), *twin = calloc(nf, 4), *ign = calloc(nf, 4);
   assert_true(jit && ref && twin && ign);
   char label[160];
   snprintf(label, sizeof label, "%s -O%d", what, level);
-  run_jit(t[TOY], &p, jit, label);
-  run_interp(t[TOY], t[TOY]->blob, &p, ref, label);
-  run_interp(t[TWIN], t[TWIN]->blob, &p, twin, label);
-  double d_ref = rel_diff(jit, ref, nf), d_twin = rel_diff(jit, twin, nf), d_it = rel_diff(ref, twin, nf);
+  tfx_wt_run_jit(t[TOY], &p, 2, NULL, jit, label);
+  tfx_wt_run_interp(t[TOY], t[TOY]->blob, &p, ref, label);
+  tfx_wt_run_interp(t[TWIN], t[TWIN]->blob, &p, twin, label);
+  double d_ref = tfx_wt_rel_diff(jit, ref, nf), d_twin = tfx_wt_rel_diff(jit, twin, nf),
+         d_it = tfx_wt_rel_diff(ref, twin, nf);
   if (!(d_ref <= TOL)) fail_msg("%s: toy JIT vs toy interpreter: %g (allowed %g)", label, d_ref, TOL);
   if (!(d_twin <= TOL)) fail_msg("%s: toy JIT vs the f32 twin: %g (allowed %g)", label, d_twin, TOL);
   if (!(d_it <= 1e-5)) fail_msg("%s: toy interpreter vs the f32 twin: %g", label, d_it);
@@ -335,8 +210,8 @@ static void check_case(build_fn build, int level, const char *what, int *packed)
   int n_toy = 0;
   uint8_t *ub = unscaled_blob(t[TOY], &n_toy);
   assert_true(n_toy > 0);
-  run_interp(t[TOY], ub, &p, ign, label);
-  double d_ign = rel_diff(ign, twin, nf);
+  tfx_wt_run_interp(t[TOY], ub, &p, ign, label);
+  double d_ign = tfx_wt_rel_diff(ign, twin, nf);
   if (!(d_ign > 100 * TOL)) fail_msg("%s: scales of 1 give %g from the twin: the case cannot see them", label, d_ign);
   if (packed) *packed = count_packed_toy(g);
   free(ub);
@@ -399,12 +274,6 @@ static void test_toy_matmul(void **state) {
 
 /* ---- the format table ---- */
 
-static uint16_t f16_bits(float f) { /* exact for the values used here (normal, few mantissa bits) */
-  uint32_t b;
-  memcpy(&b, &f, 4);
-  return (uint16_t)((b >> 16 & 0x8000u) | (((b >> 23 & 0xffu) - 112) << 10) | (b >> 13 & 0x3ffu));
-}
-
 static void test_format_sizes_and_names(void **state) {
   (void)state;
   static const struct {
@@ -420,6 +289,7 @@ static void test_format_sizes_and_names(void **state) {
       {TFX_DT_Q4_0, "q4_0", 64, 4 * 2 * 18},
       {TFX_DT_Q4_K, "q4_k", 256, 4 * 144},
       {TFX_DT_Q6_K, "q6_k", 256, 4 * 210},
+      {TFX_DT_Q5_0, "q5_0", 64, 4 * 2 * 22},
       {TFX_DT_F32_ROWSCALE, "f32_rowscale", 64, 1024 + 16},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -465,7 +335,7 @@ static void test_reference_decoders(void **state) {
   (void)state;
   float out[64];
   /* f16 and bf16: 1.5, -2, 0.25 */
-  uint16_t h[3] = {f16_bits(1.5f), f16_bits(-2.0f), f16_bits(0.25f)}, bf[3] = {0x3fc0, 0xc000, 0x3e80};
+  uint16_t h[3] = {tfx_wt_f16(1.5f), tfx_wt_f16(-2.0f), tfx_wt_f16(0.25f)}, bf[3] = {0x3fc0, 0xc000, 0x3e80};
   tfx_node n = tfx_node_proto(TFX_OP_PARAM, 0, NULL);
   n.type = tfx_type_make(TFX_DT_F16, 2, (int64_t[]){1, 3});
   assert_int_equal(tfx_weight_dequant_row(&n, (const uint8_t *)h, 0, out), 0);
@@ -483,7 +353,7 @@ static void test_reference_decoders(void **state) {
   assert_true(out[0] == -256.0f && out[1] == 254.0f && out[2] == 0.0f);
   /* q8_0: one block, d = 0.5, q = j - 16 */
   uint8_t q8[34];
-  uint16_t d = f16_bits(0.5f);
+  uint16_t d = tfx_wt_f16(0.5f);
   memcpy(q8, &d, 2);
   for (int j = 0; j < 32; j++) q8[2 + j] = (uint8_t)(int8_t)(j - 16);
   n.type = tfx_type_make(TFX_DT_Q8_0, 2, (int64_t[]){1, 32});
@@ -491,7 +361,7 @@ static void test_reference_decoders(void **state) {
   for (int j = 0; j < 32; j++) assert_true(out[j] == 0.5f * (float)(j - 16));
   /* q4_0: d = 2, byte j = (15 - j) << 4 | j: element j is j - 8, element j + 16 is 7 - j */
   uint8_t q4[18];
-  d = f16_bits(2.0f);
+  d = tfx_wt_f16(2.0f);
   memcpy(q4, &d, 2);
   for (int j = 0; j < 16; j++) q4[2 + j] = (uint8_t)((15 - j) << 4 | j);
   n.type = tfx_type_make(TFX_DT_Q4_0, 2, (int64_t[]){1, 32});
@@ -514,7 +384,7 @@ static void test_unsupported_formats(void **state) {
     int x = tfx_tg_input_f32(t, 256);
     int w = tfx_graph_add_param(t->g, "wq", tfx_type_make(dt, 2, (int64_t[]){8, 256}));
     int64_t bytes = tfx_type_bytes(&t->g->nodes[w].type, 1);
-    blob_reserve(t, (size_t)bytes);
+    tfx_wt_reserve(t, (size_t)bytes);
     memset(t->blob, 0, (size_t)bytes);
     t->size = (size_t)bytes;
     t->g->nodes[w].weight_offset = 0;

@@ -1,13 +1,13 @@
 /* tests/test_weight_streams.c — the dequantizing weight streams
  * (backend/weight_stream.c) of every weight format the frontend can make:
  * f16, bf16 (element formats: row loads, packed panel columns, scalars) and
- * the GGUF block formats q8_0, q4_0, q4_k, q6_k (row-major blocks decoded W
- * elements at a time), in every kernel that reads weights.
+ * the GGUF block formats q8_0, q4_0, q4_k, q6_k, q5_0 (row-major blocks
+ * decoded W elements at a time), in every kernel that reads weights.
  *
  * Each case graph is built with its weights in one format: f16, bf16, q8_0
  * and q4_0 rows are tfx_quantize_row of random f32 rows (the bytes gguf's
- * quantizer gives), q4_k and q6_k rows random valid super-blocks (random
- * quants, scales and mins; small positive f16 super-scales). The same graph
+ * quantizer gives), q4_k, q6_k and q5_0 rows random valid blocks (random
+ * quants, high bits, scales and mins; small positive f16 scales). The same graph
  * is built a second time as an f32 twin holding each row's reference
  * decoding (tfx_weight_dequant_row). Both run through the pass pipeline
  * (-O0: row-major kernels; -O2: fused linears with the norm prologue and the
@@ -42,12 +42,14 @@
 #include "../backend/backend.h"
 #include "../passes/passes.h"
 #include "support/graphs.h"
+#include "support/weight_tests.h"
 #include "tfx/tfx.h"
 
 #define TOL 1e-4
 #define MAXW 1024 /* widest input row of a case */
 
-static const tfx_dtype formats[] = {TFX_DT_F16, TFX_DT_BF16, TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q4_K, TFX_DT_Q6_K};
+static const tfx_dtype formats[] = {TFX_DT_F16,  TFX_DT_BF16, TFX_DT_Q8_0, TFX_DT_Q4_0,
+                                    TFX_DT_Q4_K, TFX_DT_Q6_K, TFX_DT_Q5_0};
 #define N_FORMATS (sizeof formats / sizeof formats[0])
 
 typedef struct {
@@ -55,29 +57,20 @@ typedef struct {
   int twin; /* 1: the f32 twin holding the decoded rows */
 } variant;
 
-static void blob_reserve(tfx_tg *t, size_t need) {
-  if (need <= t->cap) return;
-  size_t cap = t->cap ? t->cap : 4096;
-  while (cap < need) cap *= 2;
-  void *p = NULL;
-  assert_int_equal(posix_memalign(&p, 64, cap), 0);
-  if (t->size) memcpy(p, t->blob, t->size);
-  free(t->blob);
-  t->blob = p;
-  t->cap = cap;
-}
-
-static uint16_t f16_of(float f) { /* small positive normal values; the rounding does not matter */
-  uint32_t b;
-  memcpy(&b, &f, 4);
-  return (uint16_t)((((b >> 23 & 0xffu) - 112) << 10) | (b >> 13 & 0x3ffu));
-}
-
 static uint8_t rbyte(tfx_tg *t) { return (uint8_t)((tfx_tg_rand(t) + 1.0f) * 128.0f); }
 
 /* One row of K elements in format dt into dst: quantized random values
- * (scale * U[-1, 1)) or random valid K-quant super-blocks. */
+ * (scale * U[-1, 1)) or random valid K-quant super-blocks / Q5_0 blocks. */
 static void make_row(tfx_tg *t, tfx_dtype dt, int64_t K, float scale, uint8_t *dst) {
+  if (dt == TFX_DT_Q5_0) { /* random quants and fifth bits; d * 16 ~ scale */
+    for (int64_t b = 0; b < K / 32; b++) {
+      uint8_t *blk = dst + b * 22;
+      for (int i = 2; i < 22; i++) blk[i] = rbyte(t);
+      uint16_t d = tfx_wt_f16(scale * (0.75f + 0.25f * tfx_tg_rand(t)) / 16.0f);
+      memcpy(blk, &d, 2);
+    }
+    return;
+  }
   if (dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K) {
     int bb = tfx_dtype_info_of(dt)->block_bytes;
     for (int64_t b = 0; b < K / 256; b++) {
@@ -85,11 +78,11 @@ static void make_row(tfx_tg *t, tfx_dtype dt, int64_t K, float scale, uint8_t *d
       for (int i = 0; i < bb; i++) blk[i] = rbyte(t);
       float u = 0.75f + 0.25f * tfx_tg_rand(t);
       if (dt == TFX_DT_Q4_K) { /* d * 63 * 15 ~ scale; dmin * 63 ~ scale / 2 */
-        uint16_t d = f16_of(scale * u / 945.0f), dmin = f16_of(scale * u / 126.0f);
+        uint16_t d = tfx_wt_f16(scale * u / 945.0f), dmin = tfx_wt_f16(scale * u / 126.0f);
         memcpy(blk, &d, 2);
         memcpy(blk + 2, &dmin, 2);
       } else { /* d * 128 * 32 ~ scale */
-        uint16_t d = f16_of(scale * u / 4096.0f);
+        uint16_t d = tfx_wt_f16(scale * u / 4096.0f);
         memcpy(blk + 208, &d, 2);
       }
     }
@@ -113,7 +106,7 @@ static int wparam(tfx_tg *t, variant v, const char *name, int rank, const int64_
   assert_non_null(q);
   for (int64_t r = 0; r < R; r++) make_row(t, v.dt, K, scale, q + r * rb);
   size_t off = (t->size + 63) / 64 * 64, end = off + ((size_t)bytes + 63) / 64 * 64; /* f32 params follow, aligned */
-  blob_reserve(t, end);
+  tfx_wt_reserve(t, end);
   memset(t->blob + t->size, 0, end - t->size);
   if (v.twin) {
     tfx_node fn = t->g->nodes[id];
@@ -130,21 +123,11 @@ static int wparam(tfx_tg *t, variant v, const char *name, int rank, const int64_
   return id;
 }
 
-static int wparam2(tfx_tg *t, variant v, const char *name, int64_t rows, int64_t cols, float scale) {
-  return wparam(t, v, name, 2, (int64_t[]){rows, cols}, scale);
-}
-
 /* A K dimension of the format: odd for element formats, whole blocks (two
  * or more, a tail past the GEMM's chunks) for block formats. */
 static int64_t kdim(tfx_dtype dt, int64_t elem, int mult) {
   int blk = tfx_dtype_info_of(dt)->block;
   return blk == 1 ? elem : (int64_t)blk * mult;
-}
-
-static int norm(tfx_tg *t, int x, int64_t d) {
-  tfx_node n = tfx_node_proto(TFX_OP_RMSNORM, 2, (int[]){x, tfx_tg_param1(t, "g", d, 0.2f, 1.0f)});
-  n.eps = 1e-5;
-  return tfx_tg_add(t, &n);
 }
 
 static tfx_tg *new_graph(const char *name, int64_t max_seq, uint64_t seed, variant v) {
@@ -154,16 +137,19 @@ static tfx_tg *new_graph(const char *name, int64_t max_seq, uint64_t seed, varia
   return t;
 }
 
-/* ---- the cases ---- */
+/* The weight maker of the shared case graphs: ctx points to the variant. */
+static int wparam_of(tfx_tg *t, const void *ctx, const char *name, int rank, const int64_t *dims, float scale) {
+  return wparam(t, *(const variant *)ctx, name, rank, dims, scale);
+}
+
+/* ---- the cases (tests/support/weight_tests.c builds their graphs) ---- */
 
 typedef tfx_tg *(*build_fn)(variant v);
 
 static tfx_tg *build_linear(variant v) {
   tfx_tg *t = new_graph("ws_linear", 16, 7, v);
-  int64_t K = kdim(v.dt, 70, v.dt == TFX_DT_Q4_K || v.dt == TFX_DT_Q6_K ? 3 : 7);
-  int x = tfx_tg_input_f32(t, K);
-  int w = wparam2(t, v, "w", 45, K, 0.4f);
-  t->g->output = tfx_tg_op3(t, TFX_OP_LINEAR, x, w, tfx_tg_param1(t, "b", 45, 1.0f, 0.0f));
+  tfx_wt_case_linear(t, (tfx_wt_weights){wparam_of, &v},
+                     kdim(v.dt, 70, v.dt == TFX_DT_Q4_K || v.dt == TFX_DT_Q6_K ? 3 : 7));
   return t;
 }
 
@@ -171,33 +157,13 @@ static tfx_tg *build_linear(variant v) {
  * concatenated (GLU panels when packed), a residual epilogue */
 static tfx_tg *build_ffn(variant v) {
   tfx_tg *t = new_graph("ws_ffn", 16, 11, v);
-  int64_t D = kdim(v.dt, 48, 2), H = kdim(v.dt, 67, 3);
-  int x = tfx_tg_input_f32(t, D);
-  int f = norm(t, x, D);
-  int g = tfx_tg_op2(t, TFX_OP_LINEAR, f, wparam2(t, v, "w1", H, D, 0.3f));
-  int u = tfx_tg_op2(t, TFX_OP_LINEAR, f, wparam2(t, v, "w3", H, D, 0.3f));
-  int h = tfx_tg_op2(t, TFX_OP_MUL, tfx_tg_op1(t, TFX_OP_SILU, g), u);
-  int y = tfx_tg_op2(t, TFX_OP_LINEAR, h, wparam2(t, v, "w2", D, H, 0.3f));
-  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, x, y);
+  tfx_wt_case_ffn(t, (tfx_wt_weights){wparam_of, &v}, kdim(v.dt, 48, 2), kdim(v.dt, 67, 3));
   return t;
 }
 
 static tfx_tg *build_moe(variant v) {
   tfx_tg *t = new_graph("ws_moe", 16, 13, v);
-  int64_t D = kdim(v.dt, 40, 2), H = kdim(v.dt, 37, 1), E = 4;
-  int x = tfx_tg_input_f32(t, D);
-  int f = norm(t, x, D);
-  int logits = tfx_tg_op2(t, TFX_OP_LINEAR, f, wparam2(t, v, "router", E, D, 0.6f));
-  tfx_node r = tfx_node_proto(TFX_OP_MOE_ROUTE, 1, (int[]){logits});
-  r.top_k = 2;
-  r.moe_gate = TFX_MOE_GATE_SOFTMAX_TOPK;
-  int route = tfx_tg_add(t, &r);
-  int w1 = wparam(t, v, "w1", 3, (int64_t[]){E, H, D}, 0.3f);
-  int w3 = wparam(t, v, "w3", 3, (int64_t[]){E, H, D}, 0.3f);
-  int h = tfx_tg_op1(t, TFX_OP_SILU, tfx_tg_op3(t, TFX_OP_MOE_UP, f, route, w1));
-  h = tfx_tg_op2(t, TFX_OP_MUL, h, tfx_tg_op3(t, TFX_OP_MOE_UP, f, route, w3));
-  int y = tfx_tg_op3(t, TFX_OP_MOE_DOWN, h, route, wparam(t, v, "w2", 3, (int64_t[]){E, D, H}, 0.3f));
-  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, x, y);
+  tfx_wt_case_moe(t, (tfx_wt_weights){wparam_of, &v}, kdim(v.dt, 40, 2), kdim(v.dt, 37, 1));
   return t;
 }
 
@@ -206,38 +172,23 @@ static tfx_tg *build_moe(variant v) {
  * scalars of its panels; a block-format table stays row-major) */
 static tfx_tg *build_embedding(variant v) {
   tfx_tg *t = new_graph("ws_embedding", 16, 17, v);
-  int64_t V = 77, D = kdim(v.dt, 36, 2);
-  int tok = tfx_tg_input_tokens(t);
-  int table = wparam2(t, v, "table", V, D, 1.0f);
-  int e = tfx_tg_op2(t, TFX_OP_EMBEDDING, table, tok);
-  t->g->output = tfx_tg_op2(t, TFX_OP_LINEAR, e, table);
+  tfx_wt_case_embedding(t, (tfx_wt_weights){wparam_of, &v}, 77, kdim(v.dt, 36, 2));
   return t;
 }
 
 static tfx_tg *build_matmul(variant v) {
   tfx_tg *t = new_graph("ws_matmul", 16, 19, v);
-  int x = tfx_tg_input_f32(t, 29);
-  t->g->output = tfx_tg_op2(t, TFX_OP_MATMUL, x, wparam2(t, v, "b", 29, kdim(v.dt, 35, 2), 0.5f));
+  tfx_wt_case_matmul(t, (tfx_wt_weights){wparam_of, &v}, kdim(v.dt, 35, 2));
   return t;
 }
 
 static tfx_tg *build_mla(variant v) {
   tfx_tg *t = new_graph("ws_mla", 32, 23, v);
-  int64_t D = 24, H = 2, dn = 8, dr = 4, dv = 8, r = kdim(v.dt, 20, 1);
-  int x = tfx_tg_input_f32(t, D);
-  int q = tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, "wq", H * (dn + dr), D, 0.5f));
-  int ckv = tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, "wkv_a", r + dr, D, 0.5f));
-  tfx_node a = tfx_node_proto(TFX_OP_MLA_ATTENTION, 3, (int[]){q, ckv, wparam2(t, v, "wkv_b", H * (dn + dv), r, 0.5f)});
-  a.heads = (int)H, a.head_dim = (int)dn, a.rope_dim = (int)dr, a.v_dim = (int)dv, a.rank = (int)r;
-  a.theta = 10000.0, a.rope_style = TFX_ROPE_HALF, a.eps = 1e-6;
-  a.mask = TFX_MASK_CAUSAL;
-  t->g->output = tfx_tg_add(t, &a);
+  tfx_wt_case_mla(t, (tfx_wt_weights){wparam_of, &v}, kdim(v.dt, 20, 1));
   return t;
 }
 
 /* ---- running them ---- */
-
-static void release_jit(void *m) { tfx_backend_jit_free(m); }
 
 static void run_passes(tfx_tg *t, int level, const char *cpu, const char *what) {
   tfx_pass_options o;
@@ -250,81 +201,6 @@ static void run_passes(tfx_tg *t, int level, const char *cpu, const char *what) 
   o.verify_each = 1;
   if (tfx_run_passes(t->g, &o, err, sizeof err)) fail_msg("%s -O%d: passes: %s", what, level, err);
   t->cap = t->size;
-}
-
-typedef struct {
-  int ns[5];
-  int n_calls;
-  int64_t in_w, out_w, vocab; /* vocab > 0: token input */
-} run_plan;
-
-static size_t plan_floats(const run_plan *p) {
-  size_t s = 0;
-  for (int c = 0; c < p->n_calls; c++) s += (size_t)p->ns[c] * (size_t)p->out_w;
-  return s;
-}
-
-static void make_input(const run_plan *p, int c, uint64_t *rng, int32_t *tok, float *x) {
-  for (int i = 0; i < p->ns[c]; i++) {
-    *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-    if (p->vocab > 0) tok[i] = (int32_t)((*rng >> 33) % (uint64_t)p->vocab);
-    for (int64_t j = 0; j < p->in_w; j++) {
-      *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-      x[i * p->in_w + j] = (float)((double)(*rng >> 11) / 9007199254740992.0 * 4.0 - 2.0);
-    }
-  }
-}
-
-static float xbuf[16 * MAXW];
-
-static void run_interp(tfx_tg *t, const run_plan *p, float *out, const char *what) {
-  tfx_interp *it = tfx_interp_new(t->g, t->blob);
-  assert_non_null(it);
-  uint64_t rng = 12345;
-  int32_t tok[16];
-  char err[256];
-  for (int c = 0; c < p->n_calls; c++) {
-    make_input(p, c, &rng, tok, xbuf);
-    if (t->g->kv_bytes == 0) tfx_interp_reset(it);
-    if (tfx_interp_forward(it, p->vocab > 0 ? (const void *)tok : (const void *)xbuf, p->ns[c], out, err, sizeof err))
-      fail_msg("%s: interpreter: %s", what, err);
-    out += (size_t)p->ns[c] * (size_t)p->out_w;
-  }
-  tfx_interp_free(it);
-}
-
-static void run_jit(tfx_tg *t, const run_plan *p, int level, const char *cpu, float *out, const char *what) {
-  tfx_target_options o = {.opt_level = level, .cpu = cpu};
-  tfx_jit_module *jm = NULL;
-  const tfx_model_desc *desc = NULL;
-  char err[512] = "";
-  if (tfx_backend_jit(t->g, &o, &jm, &desc, err, sizeof err)) fail_msg("%s: JIT: %s", what, err);
-  tfx_model *m = NULL;
-  assert_int_equal(tfx_model_from_descriptor(desc, t->blob, release_jit, jm, &m), TFX_OK);
-  tfx_session *s = NULL;
-  tfx_session_options so = {.threads = 2};
-  assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
-  uint64_t rng = 12345;
-  int32_t tok[16];
-  for (int c = 0; c < p->n_calls; c++) {
-    make_input(p, c, &rng, tok, xbuf);
-    int rc = p->vocab > 0 ? tfx_forward_ex(s, tok, p->ns[c], out, 0) : tfx_forward_f32(s, xbuf, p->ns[c], out);
-    assert_int_equal(rc, TFX_OK);
-    out += (size_t)p->ns[c] * (size_t)p->out_w;
-  }
-  tfx_session_free(s);
-  tfx_model_close(m);
-}
-
-/* max |a - b| / max(1, max |b|) */
-static double rel_diff(const float *a, const float *b, size_t n) {
-  double d = 0, m = 1;
-  for (size_t i = 0; i < n; i++) {
-    if (fabs(b[i]) > m) m = fabs(b[i]);
-    double e = fabs((double)a[i] - (double)b[i]);
-    if (!(e <= d)) d = e;
-  }
-  return d / m;
 }
 
 typedef struct {
@@ -356,18 +232,18 @@ static fmt_count check_case(build_fn build, tfx_dtype dt, int level, const char 
   if (cnt.params == 0) fail_msg("%s: no %s param left after the passes", label, tfx_dtype_name(dt));
   const tfx_graph *g = tq->g;
   const tfx_node *in = &g->nodes[g->input], *outn = &g->nodes[g->output];
-  run_plan p = {{7, 1, 4, 16, 3}, 5, in->type.dtype == TFX_DT_I32 ? 0 : tfx_node_cols(in), tfx_node_cols(outn), 0};
+  tfx_wt_plan p = {{7, 1, 4, 16, 3}, 5, in->type.dtype == TFX_DT_I32 ? 0 : tfx_node_cols(in), tfx_node_cols(outn), 0};
   if (in->type.dtype == TFX_DT_I32)
     for (int i = 0; i < g->n_nodes; i++)
       if (g->nodes[i].op == TFX_OP_EMBEDDING) p.vocab = g->nodes[g->nodes[i].inputs[0]].type.dims[0];
   assert_true(p.in_w <= MAXW);
-  size_t nf = plan_floats(&p);
+  size_t nf = tfx_wt_plan_floats(&p);
   float *jit = calloc(nf, 4), *ref = calloc(nf, 4), *twin = calloc(nf, 4);
   assert_true(jit && ref && twin);
-  run_jit(tq, &p, level, cpu, jit, label);
-  run_interp(tq, &p, ref, label);
-  run_interp(tw, &p, twin, label);
-  double d_ref = rel_diff(jit, ref, nf), d_it = rel_diff(ref, twin, nf);
+  tfx_wt_run_jit(tq, &p, level, cpu, jit, label);
+  tfx_wt_run_interp(tq, tq->blob, &p, ref, label);
+  tfx_wt_run_interp(tw, tw->blob, &p, twin, label);
+  double d_ref = tfx_wt_rel_diff(jit, ref, nf), d_it = tfx_wt_rel_diff(ref, twin, nf);
   if (!(d_ref <= TOL)) fail_msg("%s: JIT vs interpreter: %g (allowed %g)", label, d_ref, TOL);
   if (!(d_it <= 1e-5)) fail_msg("%s: interpreter vs the f32 twin: %g (allowed 1e-5)", label, d_it);
   free(jit);
@@ -455,16 +331,20 @@ static void test_block_bytes_matter(void **state) {
     for (int i = 0; i < t->g->n_nodes; i++)
       if (t->g->nodes[i].op == TFX_OP_PARAM && t->g->nodes[i].type.dtype == dt) w = &t->g->nodes[i];
     assert_non_null(w);
-    run_plan p = {{3}, 1, tfx_node_cols(&t->g->nodes[t->g->input]), 45, 0};
+    tfx_wt_plan p = {{3}, 1, tfx_node_cols(&t->g->nodes[t->g->input]), 45, 0};
     float a[3 * 45], b[3 * 45], r[3 * 45];
-    run_jit(t, &p, 2, NULL, a, "bytes");
+    tfx_wt_run_jit(t, &p, 2, NULL, a, "bytes");
     /* the last byte of row 44's last block: a quant of its last elements (q8_0, q4_0, q4_k) or the f16 d's
-       high byte (q6_k); flip its low bits */
+       high byte (q6_k); flip its low bits. q5_0: the last qh byte of that block (the fifth bits of elements
+       24 .. 31), so the high bits are read */
     int64_t bytes = tfx_type_bytes(&w->type, 1);
-    t->blob[w->weight_offset + bytes - 1] ^= dt == TFX_DT_Q6_K ? 0x01 : 0x33;
-    run_jit(t, &p, 2, NULL, b, "bytes");
-    run_interp(t, &p, r, "bytes");
-    assert_true(rel_diff(b, r, 3 * 45) <= TOL);
+    if (dt == TFX_DT_Q5_0)
+      t->blob[w->weight_offset + bytes - 17] ^= 0x81;
+    else
+      t->blob[w->weight_offset + bytes - 1] ^= dt == TFX_DT_Q6_K ? 0x01 : 0x33;
+    tfx_wt_run_jit(t, &p, 2, NULL, b, "bytes");
+    tfx_wt_run_interp(t, t->blob, &p, r, "bytes");
+    assert_true(tfx_wt_rel_diff(b, r, 3 * 45) <= TOL);
     double moved = 0;
     for (int i = 0; i < 3 * 45; i++) moved = fmax(moved, fabs((double)a[i] - (double)b[i]));
     if (!(moved > 1e-3)) fail_msg("%s: changing a byte moved the output by %g", tfx_dtype_name(dt), moved);

@@ -4,7 +4,7 @@
  * alignment, tensor infos, extents validated) and bound against a fixed small
  * graph, once by plain names and once through renaming rules with
  * placeholders: binding keeps weight operands in their stored formats and
- * decodes the others (F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K) to f32. A table
+ * decodes the others (F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q6_K) to f32. A table
  * that opens must keep every tensor inside the file. */
 #include <stdlib.h>
 #include <string.h>

@@ -5,9 +5,9 @@ use the rest of the language), OUTDIR/llama2c (tiny llama2.c checkpoints that
 match the target's fixed graph, with shared and separate classifier) and
 OUTDIR/safetensors (small files in F32/F16/BF16, with metadata, with the
 names the target's renaming rules map) and OUTDIR/gguf (GGUF v2/v3 files with
-metadata arrays, F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q6_K tensors, another alignment,
-renamed names) and OUTDIR/model (mutation lists of fuzz_model.c: none, a
-truncation, one byte in each region). Standard library only."""
+metadata arrays, F32/F16/BF16/Q8_0/Q4_0/Q5_0/Q4_K/Q6_K tensors, another
+alignment, renamed names) and OUTDIR/model (mutation lists of fuzz_model.c:
+none, a truncation, one byte in each region). Standard library only."""
 import glob
 import json
 import os
@@ -150,7 +150,7 @@ write("safetensors", "empty.safetensors", struct.pack("<Q", 2) + b"{}")
 # ---- gguf (fuzz_gguf's graph: emb f32[16, 32], g f32[32], w f32[4, 32], b f32[4])
 
 GGUF_TYPES = {"F32": (0, 1, 4), "F16": (1, 1, 2), "Q4_0": (2, 32, 18), "Q8_0": (8, 32, 34), "Q4_K": (12, 256, 144),
-              "Q6_K": (14, 256, 210), "BF16": (30, 1, 2), "Q5_K": (13, 256, 176)}
+              "Q6_K": (14, 256, 210), "BF16": (30, 1, 2), "Q5_K": (13, 256, 176), "Q5_0": (6, 32, 22)}
 
 
 def gguf_str(s):
@@ -197,6 +197,8 @@ write("gguf", "renamed.gguf", gguf([("token_embd.weight", "F32", [16, 32]), ("bl
                                     ("output.0.1", "Q8_0", [4, 32]), ("b", "F32", [4]), ("ignored.3", "Q5_K", [256])],
                                    arch))
 write("gguf", "kquants.gguf", gguf([("x", "Q4_K", [2, 256]), ("y", "Q6_K", [1, 256])]))
+write("gguf", "small_q5_0.gguf", gguf([("emb", "Q5_0", [16, 32]), ("g", "Q5_0", [32]), ("w", "Q5_0", [4, 32]),
+                                       ("b", "F32", [4])], arch))
 write("gguf", "empty.gguf", gguf([]))
 
 # ---- model: fuzz_model.c's inputs are mutation lists (flags; [truncation];

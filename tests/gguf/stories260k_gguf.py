@@ -14,10 +14,10 @@ on adjacent pairs. Tensor names are llama.cpp's (token_embd.weight,
 blk.N.attn_q.weight, ..., output_norm.weight); the classifier is tied to
 token_embd.weight (no output.weight), as llama.cpp does when it is absent.
 
-Files (OUTDIR/stories260K.<fmt>.gguf, <fmt> in f32, f16, q8_0, q4_0):
+Files (OUTDIR/stories260K.<fmt>.gguf, <fmt> in f32, f16, q8_0, q4_0, q5_0):
   f32   every tensor F32
   f16   2-D tensors F16, 1-D (norm gains) F32
-  q8_0, q4_0  2-D tensors in that format; a tensor whose rows (ne0) 32 does
+  q8_0, q4_0, q5_0  2-D tensors in that format; a tensor whose rows (ne0) 32 does
         not divide stays F16 (ffn_down: 172 inputs), as llama.cpp's
         converter does; 1-D F32
 and OUTDIR/ref.<fmt>.f32: float32 little-endian [N_TOK, 512] logits of the
@@ -100,7 +100,7 @@ def storage(fmt, a):
         return QT.F32
     if fmt == "f16":
         return QT.F16
-    qt = QT.Q8_0 if fmt == "q8_0" else QT.Q4_0
+    qt = {"q8_0": QT.Q8_0, "q4_0": QT.Q4_0, "q5_0": QT.Q5_0}[fmt]
     return qt if a.shape[-1] % 32 == 0 else QT.F16
 
 
@@ -199,7 +199,7 @@ def main():
     cfg, w = read_llama2c(os.path.join(models, "stories260K.bin"))
     tensors = gguf_tensors(cfg, w)
     shapes = {n: a.shape for n, a in tensors}
-    for fmt in ("f32", "f16", "q8_0", "q4_0"):
+    for fmt in ("f32", "f16", "q8_0", "q4_0", "q5_0"):
         path = os.path.join(outdir, f"stories260K.{fmt}.gguf")
         stored = write_gguf(path, cfg, tensors, fmt)
         # the file as any reader sees it: the gguf package reads it back

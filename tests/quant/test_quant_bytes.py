@@ -6,19 +6,20 @@ formats against the gguf package (scripts/pyenv.sh), through tfx-quant-tool
   test_quant_bytes.py PATH/TO/tfx-quant-tool
 
 Asserts:
-- F16, BF16, Q8_0, Q4_0: tfxc's bytes are identical to gguf.quants.quantize
+- F16, BF16, Q8_0, Q4_0, Q5_0: tfxc's bytes are identical to gguf.quants.quantize
   on varied rows (Gaussian at several scales, zeros, tiny and subnormal
   values, huge values up to f32's range, negative maxima, exact rounding
   ties of each format, a single non-zero per block; no NaN);
-- Q4_K, Q6_K: tfxc's bytes are identical to llama.cpp's (llama_model_quantize
-  without an importance matrix: ggml's quantize_row_q4_K_ref /
-  quantize_row_q6_K_ref) on the 128 rows of kquant_rows.py, recorded in
-  golden_q4_k.bin / golden_q6_k.bin by bench/check_kquant_bytes.py
+- Q4_K, Q6_K, Q5_0: tfxc's bytes are identical to llama.cpp's
+  (llama_model_quantize without an importance matrix: ggml's
+  quantize_row_q4_K_ref / quantize_row_q6_K_ref / quantize_row_q5_0_ref) on
+  the 128 rows of kquant_rows.py, recorded in golden_q4_k.bin /
+  golden_q6_k.bin / golden_q5_0.bin by bench/check_kquant_bytes.py
   --write-golden (llama-cpp-python 0.3.36; gguf has no K-quant quantizer);
-- Q4_K, Q6_K: tfxc's dequantization equals
+- Q4_K, Q6_K, Q5_0: tfxc's dequantization equals
   gguf.quants.dequantize bit for bit on random valid blocks (any bytes, a
   finite f16 d / dmin) and on rows tfxc quantized; and the quantization
-  error of tfxc's Q4_K / Q6_K on Gaussian rows, RMS(x - deq(q(x))) /
+  error of tfxc's Q4_K / Q6_K / Q8_0 / Q4_0 / Q5_0 on Gaussian rows, RMS(x - deq(q(x))) /
   RMS(x), stays within bounds set from the measurement with margin (the
   numbers are printed). bench/check_kquant_bytes.py checks many more
   Q4_K / Q6_K bytes against llama.cpp itself where its venv exists;
@@ -90,6 +91,9 @@ def rows_32block(qmax):
     rows.append(np.zeros(K))
     rows.append(rng.standard_normal(K) * 1e-30)  # d underflows f16: zero blocks
     rows.append(rng.standard_normal(K) * 1e-7)  # d an f16 subnormal
+    # the largest |x| of a block an f32 subnormal: 1 / d overflows to inf
+    # and x / d is inf or NaN (ggml's (int8_t) cast of it gives 0 on x86)
+    rows.append(rng.standard_normal(K) * 2e-40)
     rows.append(rng.standard_normal(K) * 1e35)  # d overflows f16: inf
     rows.append(rng.standard_normal(K) * 3e5)  # d near f16's max
     r = rng.standard_normal(K)
@@ -103,7 +107,7 @@ def rows_32block(qmax):
     rows.append(one)
     # exact ties: amax = qmax gives d = 1 and x * id = x; half-integers tie
     t = rng.integers(-qmax, qmax, K).astype(np.float64) + 0.5
-    t[::32] = -qmax if qmax == 8 else qmax
+    t[::32] = -qmax if qmax in (8, 16) else qmax
     rows.append(t)
     rows.append(-t)
     rows.append(rng.uniform(-1, 1, K) * np.where(rng.random(K) < 0.5, 1e-4, 1.0))
@@ -133,7 +137,8 @@ def gguf_bytes(qt, rows):
 
 
 for fmt, qt, rows in (("f16", QT.F16, rows_elementwise()), ("bf16", QT.BF16, rows_elementwise()),
-                      ("q8_0", QT.Q8_0, rows_32block(127)), ("q4_0", QT.Q4_0, rows_32block(8))):
+                      ("q8_0", QT.Q8_0, rows_32block(127)), ("q4_0", QT.Q4_0, rows_32block(8)),
+                      ("q5_0", QT.Q5_0, rows_32block(16))):
     assert not np.isnan(rows).any()
     before = len(failures)
     ours, ref = tfx_quantize(fmt, rows), gguf_bytes(qt, rows)
@@ -151,14 +156,14 @@ def same_bits(a, b):
     return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
-# ---- Q4_K / Q6_K ----
-BLOCK = {"q4_k": (QT.Q4_K, 144), "q6_k": (QT.Q6_K, 210)}
+# ---- Q4_K / Q6_K, and Q5_0 against llama.cpp's own bytes too ----
+BLOCK = {"q4_k": (QT.Q4_K, 144, 256), "q6_k": (QT.Q6_K, 210, 256), "q5_0": (QT.Q5_0, 22, 32)}
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kquant_rows  # noqa: E402
 
 golden_x = kquant_rows.rows()
-for fmt, (qt, nbytes) in BLOCK.items():
+for fmt, (qt, nbytes, _) in BLOCK.items():
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"golden_{fmt}.bin")
     golden = np.fromfile(path, dtype=np.uint8)
     ours = tfx_quantize(fmt, golden_x)
@@ -176,19 +181,21 @@ for fmt, (qt, nbytes) in BLOCK.items():
 
 
 def random_blocks(fmt, n):
-    qt, nbytes = BLOCK[fmt]
+    qt, nbytes, _ = BLOCK[fmt]
     b = rng.integers(0, 256, (n, nbytes), dtype=np.uint8)
     # finite f16 scales over a wide range (including subnormals and zero)
     d = (rng.standard_normal((n, 2)) * 10.0 ** rng.integers(-8, 4, (n, 2))).astype(np.float16)
     d[0] = 0
     if fmt == "q4_k":
         b[:, 0:4] = d.view(np.uint8)
-    else:
+    elif fmt == "q6_k":
         b[:, 208:210] = d[:, :1].view(np.uint8)
+    else:  # q5_0: d first
+        b[:, 0:2] = d[:, :1].view(np.uint8)
     return b
 
 
-for fmt, (qt, nbytes) in BLOCK.items():
+for fmt, (qt, nbytes, blk) in BLOCK.items():
     blocks = random_blocks(fmt, 4096)
     for K2 in (256, 1024):
         deq = tfx_dequantize(fmt, K2, blocks)
@@ -198,21 +205,22 @@ for fmt, (qt, nbytes) in BLOCK.items():
     rows = np.concatenate([rng.standard_normal((16, 1024)) * s for s in (1.0, 0.02, 1e-5, 300.0)]).astype(np.float32)
     rows[0, :256] = 0
     q = tfx_quantize(fmt, rows)
-    check(q.size == rows.size // 256 * nbytes, f"{fmt}: {q.size} bytes for {rows.size // 256} super-blocks")
+    check(q.size == rows.size // blk * nbytes, f"{fmt}: {q.size} bytes for {rows.size // blk} blocks")
     deq = tfx_dequantize(fmt, 1024, q)
     ref = quants.dequantize(q, qt).reshape(-1).astype(np.float32)
     check(same_bits(deq, ref), f"{fmt}: dequantization of tfxc-quantized rows differs from gguf's")
-    check(np.all(deq[:256] == 0), f"{fmt}: an all-zero super-block does not decode to zeros")
+    check(np.all(deq[:256] == 0), f"{fmt}: all-zero blocks do not decode to zeros")
     print(f"{fmt}: dequantization equals gguf.quants.dequantize bit for bit (random blocks, tfxc-quantized rows)")
 
 # ---- quantization error on Gaussian rows: RMS(x - deq(q(x))) / RMS(x) ----
 # Measured (this generator, 256 rows x 4096 of N(0, sigma)), sigma 1 / 1e-3:
 # q4_k 0.0713 / 0.0715, q6_k 0.0177 / 0.0205, q8_0 0.00535 / 0.00543, q4_0
-# 0.0858 / 0.0858 (at sigma 1e-3 the K-quants' f16 super-block scale d is
+# 0.0858 / 0.0858, q5_0 0.0426 / 0.0426 (at sigma 1e-3 the K-quants' f16 super-block scale d is
 # an f16 subnormal and loses bits: ggml's format does the same). Bounds:
 # the measured values -10% / +10%; the lower bound catches a format that
 # silently stayed f32 (or a comparison of a format with itself).
-BOUNDS = {"q4_k": (0.064, 0.079), "q6_k": (0.016, 0.0226), "q8_0": (0.0048, 0.0060), "q4_0": (0.077, 0.095)}
+BOUNDS = {"q4_k": (0.064, 0.079), "q6_k": (0.016, 0.0226), "q8_0": (0.0048, 0.0060), "q4_0": (0.077, 0.095),
+          "q5_0": (0.038, 0.047)}
 gauss = rng.standard_normal((256, 4096)).astype(np.float32)
 for fmt, (lo, hi) in BOUNDS.items():
     for scale in (1.0, 1e-3):
