@@ -43,9 +43,20 @@ typedef struct {
   int64_t wblk, wbytes; /* elements and bytes of a weight block */
   int64_t row_bytes;    /* bytes of a weight row */
   LLVMTypeRef t_i8, t_i16, t_b16, t_b32, t_i8x8, t_f8;
-  LLVMValueRef xq, xd, xs; /* [QMR][K] i8, [QMR][nqb] f32, [QMR][nqb][8] i32 */
+  /* the chunk's quantized rows: [mc][K] i8, [mc][nqb] f32, [mc][nqb][8] i32
+   * (lane sums: the row-major tiles only), [mc][nsb] i32 and f32 (the
+   * repacked tiles: -cw * sum, d * sum per sub-block) */
+  LLVMValueRef xq, xd, xs, xc, xm;
+  int64_t mc;              /* rows of a chunk (static) */
+  LLVMValueRef m0, mrows;  /* the chunk's first row and its rows (i64) */
+  LLVMValueRef slot[QMR];  /* chunk rows of the row-major tile's rows (i64) */
   int vnni, maddubs;
   int f16c; /* vcvtph2ps for the f16 scales (every AVX2-class x86 CPU has F16C) */
+  /* the repacked prefill tiles (AVX512-VNNI, W = 16): sub-block S (32, or
+   * 16 for q6_k), nsb = K / S, the codes' offset cw (w = s * (u - cw) + o) */
+  int rp, cw;
+  int64_t S, nsb;
+  LLVMValueRef rq[2], rs[2], ro[2]; /* repacked panels (GLU: gate, up) */
 } qctx;
 
 static LLVMValueRef bptr(tfx_cg *cg, LLVMValueRef base, LLVMValueRef off) {
@@ -130,13 +141,16 @@ static LLVMValueRef idot_signed(tfx_cg *cg, qctx *c, LLVMValueRef w, LLVMValueRe
 
 /* ---- the activations ---- */
 
-/* Row `row` of x through the prologue into tile slot i of the buffers. */
-static void quant_row(tfx_cg *cg, qctx *c, int i, LLVMValueRef row) {
+/* Row `row` of x through the prologue (tile slot 0 of the hooks) into the
+ * chunk's buffers at slot (i64): the q bytes, d per block of 32, the lane
+ * sums (when the row-major tiles read them) and, for the repacked tiles, per
+ * sub-block of S: -cw * sum(q) (i32) and d * sum(q) (f32, q4_k's mins). */
+static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) {
   const tfx_cg_gemm *G = c->G;
   LLVMBuilderRef b = cg->b;
   int W = cg->W, nv = QB / W;
   LLVMValueRef xrow = tfx_cg_fptr(cg, G->x, tfx_cg_mulc(cg, row, c->K));
-  LLVMValueRef qrow = tfx_cg_byteptr(cg, c->xq, (int64_t)i * c->K);
+  LLVMValueRef qrow = bptr(cg, c->xq, tfx_cg_mulc(cg, slot, c->K));
   tfx_cg_loop lb;
   tfx_cg_for(cg, &lb, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->nqb), 1, "qblk");
   LLVMValueRef k0 = tfx_cg_mulc(cg, lb.iv, QB), xv[QB], m = NULL;
@@ -144,7 +158,7 @@ static void quant_row(tfx_cg *cg, qctx *c, int i, LLVMValueRef row) {
   for (int v = 0; v < nv; v++) {
     LLVMValueRef k = tfx_cg_addc(cg, k0, (int64_t)v * W);
     xv[v] = tfx_cg_vload(cg, tfx_cg_fptr(cg, xrow, k), W);
-    if (G->hooks && G->hooks->x_load) xv[v] = G->hooks->x_load(cg, G, i, xv[v], k, W);
+    if (G->hooks && G->hooks->x_load) xv[v] = G->hooks->x_load(cg, G, 0, xv[v], k, W);
     LLVMValueRef a = tfx_cg_intrinsic(cg, "llvm.fabs", &vf, 1, &xv[v], 1);
     m = m ? tfx_cg_fmax(cg, m, a) : a;
   }
@@ -161,12 +175,29 @@ static void quant_row(tfx_cg *cg, qctx *c, int i, LLVMValueRef row) {
     LLVMValueRef st = LLVMBuildStore(b, q, bptr(cg, qrow, tfx_cg_addc(cg, k0, (int64_t)v * W)));
     LLVMSetAlignment(st, 1);
   }
-  LLVMValueRef slot = tfx_cg_addc(cg, lb.iv, (int64_t)i * c->nqb);
-  tfx_cg_storef(cg, d, tfx_cg_fptr(cg, c->xd, slot));
+  LLVMValueRef bslot = tfx_cg_add(cg, lb.iv, tfx_cg_mulc(cg, slot, c->nqb));
+  tfx_cg_storef(cg, d, tfx_cg_fptr(cg, c->xd, bslot));
   LLVMValueRef q32 = load_a(cg, c->t_b32, bptr(cg, qrow, k0), 1);
   LLVMValueRef sums = idot(cg, c, ivec(c->t_i8, 32, 1), q32, LLVMConstNull(c->t_i8x8), 0);
-  LLVMValueRef sp = LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xs, (LLVMValueRef[]){tfx_cg_mulc(cg, slot, 8)}, 1, "");
-  LLVMSetAlignment(LLVMBuildStore(b, sums, sp), 4);
+  if (c->xs) {
+    LLVMValueRef sp = LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xs, (LLVMValueRef[]){tfx_cg_mulc(cg, bslot, 8)}, 1, "");
+    LLVMSetAlignment(LLVMBuildStore(b, sums, sp), 4);
+  }
+  if (c->rp) { /* the sub-blocks' sums: S = 32 one, S = 16 two (lanes 0-3, 4-7) */
+    int per = QB / (int)c->S, ln = 8 / per;
+    for (int h = 0; h < per; h++) {
+      int idx[8];
+      for (int l = 0; l < ln; l++) idx[l] = h * ln + l;
+      LLVMValueRef part = shuf(cg, sums, sums, idx, ln);
+      LLVMTypeRef pt = LLVMTypeOf(part);
+      LLVMValueRef sum = tfx_cg_intrinsic(cg, "llvm.vector.reduce.add", &pt, 1, &part, 1);
+      LLVMValueRef t = tfx_cg_addc(cg, tfx_cg_mulc(cg, bslot, per), h);
+      LLVMValueRef neg = LLVMBuildMul(b, sum, tfx_cg_i32(cg, -c->cw), "");
+      LLVMSetAlignment(LLVMBuildStore(b, neg, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xc, &t, 1, "")), 4);
+      if (c->xm)
+        tfx_cg_storef(cg, LLVMBuildFMul(b, d, LLVMBuildSIToFP(b, sum, cg->t_f32, ""), ""), tfx_cg_fptr(cg, c->xm, t));
+    }
+  }
   tfx_cg_for_end(cg, &lb);
 }
 
@@ -181,8 +212,9 @@ typedef struct {
 
 /* Activation block xb (i64) of tile row i: q bytes, d, lane sums. */
 static void xblock(tfx_cg *cg, qctx *c, int i, LLVMValueRef xb, LLVMValueRef *q, LLVMValueRef *d, LLVMValueRef *s) {
-  LLVMValueRef slot = tfx_cg_addc(cg, xb, (int64_t)i * c->nqb);
-  *q = load_a(cg, c->t_b32, bptr(cg, c->xq, tfx_cg_addc(cg, tfx_cg_mulc(cg, xb, QB), (int64_t)i * c->K)), 1);
+  LLVMValueRef slot = tfx_cg_add(cg, xb, tfx_cg_mulc(cg, c->slot[i], c->nqb));
+  *q = load_a(cg, c->t_b32, bptr(cg, c->xq, tfx_cg_add(cg, tfx_cg_mulc(cg, xb, QB), tfx_cg_mulc(cg, c->slot[i], c->K))),
+              1);
   *d = tfx_cg_loadf(cg, tfx_cg_fptr(cg, c->xd, slot));
   LLVMValueRef sp = LLVMBuildInBoundsGEP2(cg->b, cg->t_i32, c->xs, (LLVMValueRef[]){tfx_cg_mulc(cg, slot, 8)}, 1, "");
   *s = load_a(cg, c->t_i8x8, sp, 4);
@@ -353,19 +385,13 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
     }
 }
 
-/* The rows m .. m + mr - 1 (clamped to M - 1) quantized, then the panel's tiles. */
-static void qblock(tfx_cg *cg, qctx *c, LLVMValueRef m, int mr) {
+/* The row-major tiles of the panel for the tile rows c->slot[0 .. mr - 1]:
+ * decode (mr = 1) one weight row at a time (a GLU column: its gate and up
+ * rows), so the panel's rows stream through memory in order (tiles of 8
+ * rows read 8 strided streams and ran at half the speed); prefill without
+ * the repacked tiles: 4 x 4 tiles reusing each weight block across 4 rows. */
+static void rm_tiles(tfx_cg *cg, qctx *c, int mr) {
   const tfx_cg_gemm *G = c->G;
-  if (G->hooks && G->hooks->block_begin) G->hooks->block_begin(cg, G, m, mr);
-  for (int i = 0; i < mr; i++) {
-    LLVMValueRef row = mr > 1 ? tfx_cg_smin(cg, tfx_cg_addc(cg, m, i), tfx_cg_addc(cg, G->M, -1)) : m;
-    if (G->hooks && G->hooks->row_begin) G->hooks->row_begin(cg, G, i, row);
-    quant_row(cg, c, i, row);
-  }
-  /* decode: one weight row at a time (a GLU column: its gate and up rows),
-   * so the panel's rows stream through memory in order (tiles of 8 rows
-   * read 8 strided streams and ran at half the speed: docs/quantization.md);
-   * prefill: 4 x 4 tiles reusing each weight block across 4 rows of x */
   int ncol = mr == 1 ? 1 : (G->glu ? 2 : 4);
   int nb = c->P->nb;
   /* the whole tiles in a loop (one copy of the tile's code), then the rest */
@@ -381,22 +407,257 @@ static void qblock(tfx_cg *cg, qctx *c, LLVMValueRef m, int mr) {
   if (rest) emit_qtile(cg, c, mr, tfx_cg_i64(cg, (int64_t)full * ncol), rest);
 }
 
+/* ---- the repacked prefill tiles (AVX512-VNNI) ----
+ * Per work item the panel's 32 weight rows (GLU: its gate rows and its up
+ * rows, two buffers) are decoded once into unsigned 8-bit codes u (w = s * (u
+ * - cw) + o per sub-block of S elements) and interleaved by groups of 4: for
+ * each group G of 4 elements along K, the 32 rows' 4 bytes are 128
+ * contiguous bytes, so one 64-byte load holds 16 rows' group and a vpdpbusd
+ * with x's 4 bytes broadcast adds 16 output columns' partial dot products at
+ * once (no horizontal sums). Per sub-block and row of x, the i32 lanes start
+ * at -cw * sum(x_q) (exact integer offset), and are scaled once by the
+ * per-row scale vector s (f32, [nsb][32]) times x's block scale; q4_k adds
+ * o (= -dmin * m) times x's d * sum(q). Rows past the panel's last (a
+ * partial panel) repeat it; their columns are not stored. Tiles: RPMR rows
+ * of x x 32 columns (2 x 2 x RPMR zmm: the f32 sums and a sub-block's i32
+ * sums), a GLU panel as two such tiles (gate, up). */
+#define RPMR 6
+
+/* The unsigned codes (32 bytes) of 32-element sub-block sb of the weight
+ * block at wp, its scale(s) (one per S) and q4_k's offset. */
+static LLVMValueRef decode_u(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMValueRef *sc, LLVMValueRef *off) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef lo4 = ivec(c->t_i8, 32, 0x0f), sh4 = ivec(c->t_i8, 32, 4), u = NULL;
+  int seq[32];
+  for (int l = 0; l < 32; l++) seq[l] = l;
+  switch (c->dt) {
+  case TFX_DT_Q8_0:
+    u = LLVMBuildXor(b, load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 2), 1), ivec(c->t_i8, 32, 0x80), "");
+    sc[0] = half_at(cg, c->f16c, wp);
+    break;
+  case TFX_DT_Q4_0: {
+    LLVMValueRef raw = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 2), 1);
+    LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 16, 0x0f), "");
+    LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 16, 4), "");
+    u = shuf(cg, lo, hi, seq, 32);
+    sc[0] = half_at(cg, c->f16c, wp);
+    break;
+  }
+  case TFX_DT_Q4_K: {
+    LLVMValueRef raw = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 16 + 32 * (sb / 2)), 1);
+    u = sb & 1 ? LLVMBuildLShr(b, raw, sh4, "") : LLVMBuildAnd(b, raw, lo4, "");
+    LLVMValueRef s6, m;
+#define SB(j) LLVMBuildZExt(b, load_a(cg, c->t_i8, tfx_cg_byteptr(cg, wp, 4 + (j)), 1), cg->t_i32, "")
+    if (sb < 4) {
+      s6 = LLVMBuildAnd(b, SB(sb), tfx_cg_i32(cg, 63), "");
+      m = LLVMBuildAnd(b, SB(sb + 4), tfx_cg_i32(cg, 63), "");
+    } else {
+      LLVMValueRef hi = SB(sb + 4);
+      s6 = LLVMBuildOr(b, LLVMBuildAnd(b, hi, tfx_cg_i32(cg, 15), ""),
+                       LLVMBuildShl(b, LLVMBuildLShr(b, SB(sb - 4), tfx_cg_i32(cg, 6), ""), tfx_cg_i32(cg, 4), ""), "");
+      m = LLVMBuildOr(b, LLVMBuildLShr(b, hi, tfx_cg_i32(cg, 4), ""),
+                      LLVMBuildShl(b, LLVMBuildLShr(b, SB(sb), tfx_cg_i32(cg, 6), ""), tfx_cg_i32(cg, 4), ""), "");
+    }
+#undef SB
+    sc[0] = LLVMBuildFMul(b, half_at(cg, c->f16c, wp), LLVMBuildSIToFP(b, s6, cg->t_f32, ""), "");
+    *off = LLVMBuildFNeg(
+        b, LLVMBuildFMul(b, half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 2)), LLVMBuildSIToFP(b, m, cg->t_f32, ""), ""),
+        "");
+    break;
+  }
+  case TFX_DT_Q6_K: {
+    int h = sb / 4, q = sb % 4;
+    LLVMValueRef ql = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 64 * h + 32 * (q & 1)), 1);
+    LLVMValueRef qh = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 128 + 32 * h), 1);
+    LLVMValueRef low = q < 2 ? LLVMBuildAnd(b, ql, lo4, "") : LLVMBuildLShr(b, ql, sh4, "");
+    LLVMValueRef high = q ? LLVMBuildLShr(b, qh, ivec(c->t_i8, 32, 2 * q), "") : qh;
+    high = LLVMBuildShl(b, LLVMBuildAnd(b, high, ivec(c->t_i8, 32, 3), ""), sh4, "");
+    u = LLVMBuildOr(b, low, high, "");
+    LLVMValueRef d = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 208));
+    for (int k = 0; k < 2; k++) {
+      LLVMValueRef s8 = load_a(cg, c->t_i8, tfx_cg_byteptr(cg, wp, 192 + 2 * sb + k), 1);
+      sc[k] = LLVMBuildFMul(b, d, LLVMBuildSIToFP(b, s8, cg->t_f32, ""), "");
+    }
+    break;
+  }
+  default: break;
+  }
+  return u;
+}
+
+/* The panel's rows of GLU half / segment h into the repacked buffers h. */
+static void repack(tfx_cg *cg, qctx *c, int h) {
+  LLVMBuilderRef b = cg->b;
+  int nb = c->P->nb, nsub = (int)(c->wblk / QB), per = QB / (int)c->S;
+  tfx_cg_loop lr, lb;
+  tfx_cg_for(cg, &lr, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, NB), 1, "rprow");
+  LLVMValueRef r = lr.iv, jj = nb < NB ? tfx_cg_smin(cg, r, tfx_cg_i64(cg, nb - 1)) : r;
+  LLVMValueRef wrow = wrow_ptr(cg, c, jj, h);
+  tfx_cg_for(cg, &lb, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->K / c->wblk), 1, "rpblk");
+  LLVMValueRef wp = bptr(cg, wrow, tfx_cg_mulc(cg, lb.iv, c->wbytes));
+  for (int sb = 0; sb < nsub; sb++) {
+    LLVMValueRef sc[2] = {NULL, NULL}, off = NULL;
+    LLVMValueRef u = LLVMBuildBitCast(b, decode_u(cg, c, wp, sb, sc, &off), c->t_i8x8, "");
+    LLVMValueRef sub = tfx_cg_addc(cg, tfx_cg_mulc(cg, lb.iv, nsub), sb); /* 32-element sub-block of the row */
+    for (int g = 0; g < 8; g++) {
+      LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, tfx_cg_addc(cg, tfx_cg_mulc(cg, sub, 8), g), NB), r);
+      LLVMValueRef p = LLVMBuildInBoundsGEP2(b, cg->t_i32, c->rq[h], &at, 1, "");
+      LLVMSetAlignment(LLVMBuildStore(b, LLVMBuildExtractElement(b, u, tfx_cg_i32(cg, g), ""), p), 4);
+    }
+    for (int k = 0; k < per; k++) {
+      LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, tfx_cg_addc(cg, tfx_cg_mulc(cg, sub, per), k), NB), r);
+      tfx_cg_storef(cg, sc[k], tfx_cg_fptr(cg, c->rs[h], at));
+      if (off) tfx_cg_storef(cg, off, tfx_cg_fptr(cg, c->ro[h], at));
+    }
+  }
+  tfx_cg_for_end(cg, &lb);
+  tfx_cg_for_end(cg, &lr);
+}
+
+/* Rows mb .. mb + mr - 1 of the chunk (clamped to its last) x the 32
+ * columns of repacked buffers h, into blk ([mr][NB] floats). */
+static void rp_tile(tfx_cg *cg, qctx *c, int h, LLVMValueRef mb, int mr, LLVMValueRef blk) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
+  int ng = (int)c->S / 4, per = QB / (int)c->S;
+  LLVMValueRef acc[RPMR][2], slot[RPMR], xrow[RPMR];
+  for (int i = 0; i < mr; i++) {
+    slot[i] = tfx_cg_smin(cg, tfx_cg_addc(cg, mb, i), tfx_cg_addc(cg, c->mrows, -1));
+    xrow[i] = bptr(cg, c->xq, tfx_cg_mulc(cg, slot[i], c->K));
+    for (int v = 0; v < 2; v++) {
+      acc[i][v] = tfx_cg_alloca(cg, v16f, "rpacc");
+      LLVMBuildStore(b, LLVMConstNull(v16f), acc[i][v]);
+    }
+  }
+  tfx_cg_loop lt;
+  tfx_cg_for(cg, &lt, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->nsb), 1, "rpsub");
+  LLVMValueRef t = lt.iv, ia[RPMR][2];
+  for (int i = 0; i < mr; i++) {
+    LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, slot[i], c->nsb), t);
+    LLVMValueRef x0 = load_a(cg, cg->t_i32, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xc, &at, 1, ""), 4);
+    LLVMValueRef sv = LLVMBuildInsertElement(b, LLVMGetPoison(v16i), x0, tfx_cg_i32(cg, 0), "");
+    ia[i][0] = ia[i][1] = LLVMBuildShuffleVector(b, sv, sv, LLVMConstNull(v16i), "");
+  }
+  for (int gg = 0; gg < ng; gg++) {
+    LLVMValueRef grp = tfx_cg_addc(cg, tfx_cg_mulc(cg, t, ng), gg), wv[2];
+    for (int v = 0; v < 2; v++) {
+      LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, grp, NB), 16 * v);
+      wv[v] = load_a(cg, v16i, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->rq[h], &at, 1, ""), 64);
+    }
+    for (int i = 0; i < mr; i++) {
+      LLVMValueRef x4 = load_a(cg, cg->t_i32, bptr(cg, xrow[i], tfx_cg_mulc(cg, grp, 4)), 1);
+      LLVMValueRef xv = LLVMBuildInsertElement(b, LLVMGetPoison(v16i), x4, tfx_cg_i32(cg, 0), "");
+      xv = LLVMBuildShuffleVector(b, xv, xv, LLVMConstNull(v16i), "");
+      for (int v = 0; v < 2; v++) {
+        LLVMValueRef args[3] = {ia[i][v], wv[v], xv};
+        ia[i][v] = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
+      }
+    }
+  }
+  LLVMValueRef sv[2], ov[2] = {NULL, NULL};
+  for (int v = 0; v < 2; v++) {
+    LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, t, NB), 16 * v);
+    sv[v] = load_a(cg, v16f, tfx_cg_fptr(cg, c->rs[h], at), 64);
+    if (c->xm) ov[v] = load_a(cg, v16f, tfx_cg_fptr(cg, c->ro[h], at), 64);
+  }
+  LLVMValueRef xb = per > 1 ? LLVMBuildSDiv(b, t, tfx_cg_i64(cg, per), "") : t;
+  for (int i = 0; i < mr; i++) {
+    LLVMValueRef xd = tfx_cg_loadf(cg, tfx_cg_fptr(cg, c->xd, tfx_cg_add(cg, tfx_cg_mulc(cg, slot[i], c->nqb), xb)));
+    LLVMValueRef xds = LLVMBuildShuffleVector(
+        b, LLVMBuildInsertElement(b, LLVMGetPoison(v16f), xd, tfx_cg_i32(cg, 0), ""), LLVMGetPoison(v16f),
+        LLVMConstNull(v16i), "");
+    LLVMValueRef xms = NULL;
+    if (c->xm) {
+      LLVMValueRef xm = tfx_cg_loadf(cg, tfx_cg_fptr(cg, c->xm, tfx_cg_add(cg, tfx_cg_mulc(cg, slot[i], c->nsb), t)));
+      xms = LLVMBuildShuffleVector(b, LLVMBuildInsertElement(b, LLVMGetPoison(v16f), xm, tfx_cg_i32(cg, 0), ""),
+                                   LLVMGetPoison(v16f), LLVMConstNull(v16i), "");
+    }
+    for (int v = 0; v < 2; v++) {
+      LLVMValueRef a = LLVMBuildLoad2(b, v16f, acc[i][v], "");
+      a = tfx_cg_fma(cg, LLVMBuildSIToFP(b, ia[i][v], v16f, ""), LLVMBuildFMul(b, sv[v], xds, ""), a);
+      if (xms) a = tfx_cg_fma(cg, ov[v], xms, a);
+      LLVMBuildStore(b, a, acc[i][v]);
+    }
+  }
+  tfx_cg_for_end(cg, &lt);
+  for (int i = 0; i < mr; i++)
+    for (int v = 0; v < 2; v++) {
+      LLVMValueRef st =
+          LLVMBuildStore(b, LLVMBuildLoad2(b, v16f, acc[i][v], ""), tfx_cg_fptrc(cg, blk, (int64_t)i * NB + 16 * v));
+      LLVMSetAlignment(st, 4);
+    }
+}
+
+/* ---- the panel and the call ---- */
+
 /* 1 for the weight formats this path reads. */
 static int q8_supported(tfx_dtype dt) {
   return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K;
 }
 
+/* The panel P against the chunk's quantized rows (c->m0 ..): tiles into the
+ * block buffers, then the epilogue of each block of rows. */
 void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
-  const tfx_node *w = &cg->g->nodes[G->n->inputs[1]];
+  qctx *c = G->q8;
+  c->P = P;
+  tfx_cg_loop lm;
+  int hb = G->hooks && G->hooks->block_begin;
+  if (c->mc < QMR) { /* decode: one row at a time */
+    tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), c->mrows, 1, "qm1");
+    LLVMValueRef m = tfx_cg_add(cg, c->m0, lm.iv);
+    if (hb) G->hooks->block_begin(cg, G, m, 1);
+    c->slot[0] = lm.iv;
+    rm_tiles(cg, c, 1);
+    tfx_cg_gemm_rows(cg, G, P, m, NULL);
+    tfx_cg_for_end(cg, &lm);
+    return;
+  }
+  int mr = c->rp ? RPMR : QMR;
+  if (c->rp) {
+    repack(cg, c, 0);
+    if (G->glu) repack(cg, c, 1);
+  }
+  tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), c->mrows, mr, "qm");
+  LLVMValueRef m = tfx_cg_add(cg, c->m0, lm.iv);
+  if (hb) G->hooks->block_begin(cg, G, m, mr);
+  if (c->rp) {
+    rp_tile(cg, c, 0, lm.iv, mr, P->blk);
+    if (G->glu) rp_tile(cg, c, 1, lm.iv, mr, P->blku);
+  } else {
+    for (int i = 0; i < mr; i++) c->slot[i] = tfx_cg_smin(cg, tfx_cg_addc(cg, lm.iv, i), tfx_cg_addc(cg, c->mrows, -1));
+    rm_tiles(cg, c, mr);
+  }
+  tfx_cg_gemm_rows(cg, G, P, m, tfx_cg_smin(cg, tfx_cg_i64(cg, mr), tfx_cg_sub(cg, c->mrows, lm.iv)));
+  tfx_cg_for_end(cg, &lm);
+}
+
+/* Rows m0 .. m0 + rows - 1 of x through the prologue, quantized into the
+ * chunk's slots 0 .. rows - 1. */
+static void quant_chunk(tfx_cg *cg, qctx *c) {
+  const tfx_cg_gemm *G = c->G;
+  tfx_cg_loop lr;
+  tfx_cg_for(cg, &lr, tfx_cg_i64(cg, 0), c->mrows, 1, "qrow");
+  LLVMValueRef row = tfx_cg_add(cg, c->m0, lr.iv);
+  if (G->hooks && G->hooks->block_begin) G->hooks->block_begin(cg, G, row, 1);
+  if (G->hooks && G->hooks->row_begin) G->hooks->row_begin(cg, G, 0, row);
+  quant_row(cg, c, lr.iv, row);
+  tfx_cg_for_end(cg, &lr);
+}
+
+#define Q8_CHUNK_BYTES (256 << 10) /* the quantized rows of a chunk: at most this much stack */
+
+void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
+  const tfx_node *w = &cg->g->nodes[G0->n->inputs[1]];
   const tfx_dtype_info *f = tfx_dtype_info_of(w->type.dtype);
-  if (!f || !q8_supported(w->type.dtype) || G->K % f->block || G->packed) {
-    tfx_cg_fail(cg, "backend: %%%d: int8 linear on a %s weight it cannot read", G->n->id,
+  if (!f || !q8_supported(w->type.dtype) || G0->K % f->block || G0->packed) {
+    tfx_cg_fail(cg, "backend: %%%d: int8 linear on a %s weight it cannot read", G0->n->id,
                 tfx_dtype_name(w->type.dtype));
     return;
   }
-  qctx c = {
-      .G = G, .P = P, .dt = w->type.dtype, .K = G->K, .nqb = G->K / QB, .wblk = f->block, .wbytes = f->block_bytes};
-  c.row_bytes = G->K / f->block * f->block_bytes;
+  tfx_cg_gemm G = *G0;
+  qctx c = {.G = &G, .dt = w->type.dtype, .K = G.K, .nqb = G.K / QB, .wblk = f->block, .wbytes = f->block_bytes};
+  G.q8 = &c;
+  c.row_bytes = G.K / f->block * f->block_bytes;
   c.t_i8 = LLVMInt8TypeInContext(cg->ctx);
   c.t_i16 = LLVMInt16TypeInContext(cg->ctx);
   c.t_b16 = LLVMVectorType(c.t_i8, 16);
@@ -407,19 +668,42 @@ void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
   c.vnni = (i8 & (TFX_CG_I8_AVXVNNI | TFX_CG_I8_VNNI512)) != 0;
   c.maddubs = !c.vnni && (i8 & TFX_CG_I8_MADDUBS) && cg->W >= 8; /* the ymm forms: AVX2 */
   c.f16c = c.vnni || c.maddubs;
-  c.xq = tfx_cg_alloca_array(cg, c.t_i8, QMR * G->K, "xq");
-  c.xd = tfx_cg_alloca_array(cg, cg->t_f32, QMR * c.nqb, "xd");
-  c.xs = tfx_cg_alloca_array(cg, cg->t_i32, QMR * c.nqb * 8, "xs");
-  int few = LLVMIsAConstantInt(P->M) && LLVMConstIntGetSExtValue(P->M) < QMR;
-  tfx_cg_loop lm;
-  if (few) {
-    tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), P->M, 1, "qm1");
-    qblock(cg, &c, lm.iv, 1);
-    tfx_cg_gemm_rows(cg, G, P, lm.iv, NULL);
+  int few = LLVMIsAConstantInt(G.M) && LLVMConstIntGetSExtValue(G.M) < QMR;
+  c.rp = !few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16;
+  c.S = c.dt == TFX_DT_Q6_K ? 16 : 32;
+  c.nsb = G.K / c.S;
+  c.cw = c.dt == TFX_DT_Q8_0 ? 128 : c.dt == TFX_DT_Q4_0 ? 8 : c.dt == TFX_DT_Q6_K ? 32 : 0;
+  /* bytes of one quantized row, and rows per chunk */
+  int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);
+  int mr = c.rp ? RPMR : QMR;
+  c.mc = few ? QMR - 1 : (Q8_CHUNK_BYTES / rowb) / mr * mr;
+  if (!few && c.mc < mr) c.mc = mr;
+  if (c.mc > 1024) c.mc = 1024;
+  c.xq = tfx_cg_alloca_array(cg, c.t_i8, c.mc * G.K, "xq");
+  c.xd = tfx_cg_alloca_array(cg, cg->t_f32, c.mc * c.nqb, "xd");
+  if (c.rp) {
+    c.xc = tfx_cg_alloca_array(cg, cg->t_i32, c.mc * c.nsb, "xc");
+    if (c.dt == TFX_DT_Q4_K) c.xm = tfx_cg_alloca_array(cg, cg->t_f32, c.mc * c.nsb, "xm");
+    for (int h = 0; h < (G.glu ? 2 : 1); h++) {
+      c.rq[h] = tfx_cg_alloca_array(cg, c.t_i8, NB * G.K, "rpq");
+      c.rs[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * c.nsb, "rps");
+      if (c.xm) c.ro[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * c.nsb, "rpo");
+    }
   } else {
-    tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), P->M, QMR, "qm");
-    qblock(cg, &c, lm.iv, QMR);
-    tfx_cg_gemm_rows(cg, G, P, lm.iv, tfx_cg_smin(cg, tfx_cg_i64(cg, QMR), tfx_cg_sub(cg, P->M, lm.iv)));
+    c.xs = tfx_cg_alloca_array(cg, cg->t_i32, c.mc * c.nqb * 8, "xs");
   }
-  tfx_cg_for_end(cg, &lm);
+  if (few) {
+    c.m0 = tfx_cg_i64(cg, 0);
+    c.mrows = G.M;
+    quant_chunk(cg, &c);
+    tfx_cg_gemm_items_emit(cg, &G);
+    return;
+  }
+  tfx_cg_loop lc;
+  tfx_cg_for(cg, &lc, tfx_cg_i64(cg, 0), G.M, c.mc, "qchunk");
+  c.m0 = lc.iv;
+  c.mrows = tfx_cg_smin(cg, tfx_cg_i64(cg, c.mc), tfx_cg_sub(cg, G.M, lc.iv));
+  quant_chunk(cg, &c);
+  tfx_cg_gemm_items_emit(cg, &G);
+  tfx_cg_for_end(cg, &lc);
 }
