@@ -57,6 +57,12 @@ typedef struct {
   int rp, cw;
   int64_t S, nsb;
   LLVMValueRef rq[2], rs[2], ro[2]; /* repacked panels (GLU: gate, up) */
+  /* decode with 512-bit vpdpbusd over pairs of blocks (q8_0, q4_0 on
+   * AVX512-VNNI, K / 32 even): per pair of x blocks, 16 i32 lanes of
+   * -cw * (lane sums) and 16 f32 lanes of x's block scales, in the lane
+   * order of the weights' codes (q4_0: x's bytes stored permuted to match) */
+  int dz;
+  LLVMValueRef xz, xv;
 } qctx;
 
 static LLVMValueRef bptr(tfx_cg *cg, LLVMValueRef base, LLVMValueRef off) {
@@ -172,13 +178,49 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
     LLVMValueRef s = LLVMBuildFMul(b, xv[v], ids, "");
     s = tfx_cg_intrinsic(cg, "llvm.rint", &vf, 1, &s, 1);
     LLVMValueRef q = LLVMBuildTrunc(b, LLVMBuildFPToSI(b, s, cg->t_vi, ""), vi8, "");
-    LLVMValueRef st = LLVMBuildStore(b, q, bptr(cg, qrow, tfx_cg_addc(cg, k0, (int64_t)v * W)));
-    LLVMSetAlignment(st, 1);
+    LLVMValueRef at = tfx_cg_addc(cg, k0, (int64_t)v * W);
+    if (c->dz && c->dt == TFX_DT_Q4_0) /* pair p, block h: bytes 0-15 at 64p + 16h, 16-31 at 64p + 32 + 16h */
+      at = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~(int64_t)1), ""), QB),
+                      tfx_cg_addc(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 1), ""), 16), 32 * v));
+    LLVMSetAlignment(LLVMBuildStore(b, q, bptr(cg, qrow, at)), 1);
   }
   LLVMValueRef bslot = tfx_cg_add(cg, lb.iv, tfx_cg_mulc(cg, slot, c->nqb));
   tfx_cg_storef(cg, d, tfx_cg_fptr(cg, c->xd, bslot));
-  LLVMValueRef q32 = load_a(cg, c->t_b32, bptr(cg, qrow, k0), 1);
+  LLVMValueRef q32 = NULL;
+  if (c->dz && c->dt == TFX_DT_Q4_0) { /* the block's bytes back in order */
+    LLVMTypeRef b16t = c->t_b16;
+    LLVMValueRef base = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~(int64_t)1), ""), QB),
+                                   tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 1), ""), 16));
+    LLVMValueRef lo = load_a(cg, b16t, bptr(cg, qrow, base), 1);
+    LLVMValueRef hi = load_a(cg, b16t, bptr(cg, qrow, tfx_cg_addc(cg, base, 32)), 1);
+    int seq[32];
+    for (int l = 0; l < 32; l++) seq[l] = l;
+    q32 = shuf(cg, lo, hi, seq, 32);
+  } else {
+    q32 = load_a(cg, c->t_b32, bptr(cg, qrow, k0), 1);
+  }
   LLVMValueRef sums = idot(cg, c, ivec(c->t_i8, 32, 1), q32, LLVMConstNull(c->t_i8x8), 0);
+  if (c->dz) { /* lanes of the pair: q8_0 block h at 8h..8h+7; q4_0 halves at 4h.., 8 + 4h.. */
+    LLVMValueRef h = LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 1), "");
+    LLVMValueRef pb = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~(int64_t)1), ""), 8),
+                                 tfx_cg_mulc(cg, slot, c->nqb * 8));
+    LLVMValueRef neg = LLVMBuildMul(b, sums, ivec(cg->t_i32, 8, -c->cw), "");
+    LLVMValueRef dv = splat8(cg, c, d);
+    if (c->dt == TFX_DT_Q8_0) {
+      LLVMValueRef at = tfx_cg_add(cg, pb, tfx_cg_mulc(cg, h, 8));
+      LLVMSetAlignment(LLVMBuildStore(b, neg, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, "")), 4);
+      LLVMSetAlignment(LLVMBuildStore(b, dv, tfx_cg_fptr(cg, c->xv, at)), 4);
+    } else {
+      for (int q = 0; q < 2; q++) {
+        int idx[4] = {4 * q, 4 * q + 1, 4 * q + 2, 4 * q + 3};
+        LLVMValueRef at = tfx_cg_add(cg, pb, tfx_cg_addc(cg, tfx_cg_mulc(cg, h, 4), 8 * q));
+        LLVMValueRef p4 = shuf(cg, neg, neg, idx, 4);
+        LLVMSetAlignment(LLVMBuildStore(b, p4, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, "")), 4);
+        LLVMValueRef d4 = shuf(cg, dv, dv, idx, 4);
+        LLVMSetAlignment(LLVMBuildStore(b, d4, tfx_cg_fptr(cg, c->xv, at)), 4);
+      }
+    }
+  }
   if (c->xs) {
     LLVMValueRef sp = LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xs, (LLVMValueRef[]){tfx_cg_mulc(cg, bslot, 8)}, 1, "");
     LLVMSetAlignment(LLVMBuildStore(b, sums, sp), 4);
@@ -327,6 +369,71 @@ static LLVMValueRef wrow_ptr(tfx_cg *cg, qctx *c, LLVMValueRef jj, int h) {
   return bptr(cg, G->w, tfx_cg_mulc(cg, tfx_cg_addc(cg, q, sb), c->row_bytes));
 }
 
+/* Decode (one row of x, c->slot[0]) of the nw weight rows wrow[] with
+ * 512-bit vpdpbusd over pairs of blocks: the codes of blocks 2p and 2p + 1
+ * in one zmm (q8_0: q ^ 0x80; q4_0: the low nibbles of both, then the high
+ * ones), the i32 lanes starting at x's -cw * lane sums, their f32 scale the
+ * two f16 d (one vcvtph2ps) times x's per-lane block scales; two
+ * accumulator sets alternate over the pairs. */
+static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
+  LLVMTypeRef th = LLVMHalfTypeInContext(cg->ctx);
+  int64_t np = c->nqb / 2;
+  int sets = np % 2 == 0 ? 2 : 1;
+  LLVMValueRef acc[2][8];
+  for (int st = 0; st < sets; st++)
+    for (int k = 0; k < nw; k++) {
+      acc[st][k] = tfx_cg_alloca(cg, v16f, "dzacc");
+      LLVMBuildStore(b, LLVMConstNull(v16f), acc[st][k]);
+    }
+  LLVMValueRef xrow = bptr(cg, c->xq, tfx_cg_mulc(cg, c->slot[0], c->K));
+  LLVMValueRef xbase = tfx_cg_mulc(cg, c->slot[0], c->nqb * 8);
+  int seq[64], hidx[16];
+  for (int l = 0; l < 64; l++) seq[l] = l;
+  for (int l = 0; l < 16; l++) hidx[l] = c->dt == TFX_DT_Q8_0 ? l / 8 : (l / 4) & 1;
+  tfx_cg_loop lp;
+  tfx_cg_for(cg, &lp, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, np / sets), 1, "dzpair");
+  for (int st = 0; st < sets; st++) {
+    LLVMValueRef p = tfx_cg_addc(cg, tfx_cg_mulc(cg, lp.iv, sets), st);
+    LLVMValueRef xv = load_a(cg, v16i, bptr(cg, xrow, tfx_cg_mulc(cg, p, 64)), 1);
+    LLVMValueRef at = tfx_cg_add(cg, xbase, tfx_cg_mulc(cg, p, 16));
+    LLVMValueRef init = load_a(cg, v16i, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, ""), 4);
+    LLVMValueRef xs = load_a(cg, v16f, tfx_cg_fptr(cg, c->xv, at), 4);
+    for (int k = 0; k < nw; k++) {
+      LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, p, 2 * c->wbytes)), u;
+      LLVMValueRef wp1 = tfx_cg_byteptr(cg, wp, c->wbytes);
+      if (c->dt == TFX_DT_Q8_0) {
+        LLVMValueRef a = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 2), 1);
+        LLVMValueRef a1 = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp1, 2), 1);
+        u = LLVMBuildXor(b, shuf(cg, a, a1, seq, 64), ivec(c->t_i8, 64, 0x80), "");
+      } else {
+        LLVMValueRef a = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 2), 1);
+        LLVMValueRef a1 = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp1, 2), 1);
+        LLVMValueRef raw = shuf(cg, a, a1, seq, 32);
+        LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 32, 0x0f), "");
+        LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 32, 4), "");
+        u = shuf(cg, lo, hi, seq, 64);
+      }
+      LLVMValueRef args[3] = {init, LLVMBuildBitCast(b, u, v16i, ""), xv};
+      LLVMValueRef dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
+      LLVMValueRef h2 = LLVMBuildInsertElement(b, LLVMGetPoison(LLVMVectorType(th, 2)), load_a(cg, th, wp, 1),
+                                               tfx_cg_i32(cg, 0), "");
+      h2 = LLVMBuildInsertElement(b, h2, load_a(cg, th, wp1, 1), tfx_cg_i32(cg, 1), "");
+      LLVMValueRef wd = LLVMBuildFPExt(b, shuf(cg, h2, h2, hidx, 16), v16f, "");
+      LLVMValueRef a0 = LLVMBuildLoad2(b, v16f, acc[st][k], "");
+      LLVMBuildStore(b, tfx_cg_fma(cg, LLVMBuildSIToFP(b, dot, v16f, ""), LLVMBuildFMul(b, wd, xs, ""), a0),
+                     acc[st][k]);
+    }
+  }
+  tfx_cg_for_end(cg, &lp);
+  for (int k = 0; k < nw; k++) {
+    LLVMValueRef a = LLVMBuildLoad2(b, v16f, acc[0][k], "");
+    if (sets > 1) a = LLVMBuildFAdd(b, a, LLVMBuildLoad2(b, v16f, acc[1][k], ""), "");
+    out[k] = tfx_cg_hsum(cg, a);
+  }
+}
+
 /* The mr x nc tile at panel columns c0 (i64).. against the quantized rows. */
 static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
   const tfx_cg_gemm *G = c->G;
@@ -336,6 +443,16 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
   for (int j = 0; j < nc; j++)
     for (int h = 0; h < (G->glu ? 2 : 1); h++)
       wrow[G->glu ? 2 * j + h : j] = wrow_ptr(cg, c, tfx_cg_addc(cg, c0, j), h);
+  if (c->dz && mr == 1) {
+    LLVMValueRef out[8];
+    dz_rows(cg, c, wrow, t.nw, out);
+    for (int j = 0; j < nc; j++) {
+      int k = G->glu ? 2 * j : j;
+      tfx_cg_storef(cg, out[k], tfx_cg_fptr(cg, c->P->blk, tfx_cg_addc(cg, c0, j)));
+      if (G->glu) tfx_cg_storef(cg, out[k + 1], tfx_cg_fptr(cg, c->P->blku, tfx_cg_addc(cg, c0, j)));
+    }
+    return;
+  }
   /* one-row tiles (decode) alternate two accumulator sets (by block and
    * sub-block) so consecutive FMAs do not wait on each other; 32-element
    * formats then take two blocks per iteration */
@@ -673,6 +790,8 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   c.S = c.dt == TFX_DT_Q6_K ? 16 : 32;
   c.nsb = G.K / c.S;
   c.cw = c.dt == TFX_DT_Q8_0 ? 128 : c.dt == TFX_DT_Q4_0 ? 8 : c.dt == TFX_DT_Q6_K ? 32 : 0;
+  c.dz = few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && (c.dt == TFX_DT_Q8_0 || c.dt == TFX_DT_Q4_0) &&
+         c.nqb % 2 == 0;
   /* bytes of one quantized row, and rows per chunk */
   int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);
   int mr = c.rp ? RPMR : QMR;
@@ -689,6 +808,9 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
       c.rs[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * c.nsb, "rps");
       if (c.xm) c.ro[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * c.nsb, "rpo");
     }
+  } else if (c.dz) {
+    c.xz = tfx_cg_alloca_array(cg, cg->t_i32, c.mc * c.nqb * 8, "xz");
+    c.xv = tfx_cg_alloca_array(cg, cg->t_f32, c.mc * c.nqb * 8, "xv");
   } else {
     c.xs = tfx_cg_alloca_array(cg, cg->t_i32, c.mc * c.nqb * 8, "xs");
   }
