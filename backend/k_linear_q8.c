@@ -168,7 +168,15 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
     LLVMValueRef a = tfx_cg_intrinsic(cg, "llvm.fabs", &vf, 1, &xv[v], 1);
     m = m ? tfx_cg_fmax(cg, m, a) : a;
   }
-  LLVMValueRef d = LLVMBuildFDiv(b, tfx_cg_hmax(cg, m), LLVMConstReal(cg->t_f32, 127.0), "d");
+  /* the largest |x| (NaN lanes ignored, as fmaxf does): the bits of
+   * non-negative floats order as unsigned integers, so one integer max
+   * reduction (a float maxnum reduction is a serial scalar chain) */
+  LLVMValueRef isnan = LLVMBuildFCmp(b, LLVMRealUNO, m, m, "");
+  LLVMValueRef mi = LLVMBuildBitCast(b, LLVMBuildSelect(b, isnan, LLVMConstNull(vf), m, ""), cg->t_vi, "");
+  LLVMTypeRef vit = cg->t_vi;
+  LLVMValueRef amax = tfx_cg_intrinsic(cg, "llvm.vector.reduce.umax", &vit, 1, &mi, 1);
+  amax = LLVMBuildBitCast(b, amax, cg->t_f32, "amax");
+  LLVMValueRef d = LLVMBuildFDiv(b, amax, LLVMConstReal(cg->t_f32, 127.0), "d");
   LLVMValueRef nz = LLVMBuildFCmp(b, LLVMRealUNE, d, LLVMConstReal(cg->t_f32, 0.0), "");
   LLVMValueRef id = LLVMBuildSelect(b, nz, LLVMBuildFDiv(b, LLVMConstReal(cg->t_f32, 1.0), d, ""),
                                     LLVMConstReal(cg->t_f32, 0.0), "id");
