@@ -182,11 +182,20 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
                                     LLVMConstReal(cg->t_f32, 0.0), "id");
   LLVMValueRef ids = tfx_cg_splat(cg, id);
   LLVMTypeRef vi8 = LLVMVectorType(c->t_i8, (unsigned)W);
+  /* where the block's 32 bytes go: in order, but for q6_k decode, whose
+   * pairs of blocks are (4h + i, 4h + i + 2): blocks 1 and 2 of each 4 swap */
+  LLVMValueRef pos = lb.iv;
+  if (c->dz && c->dt == TFX_DT_Q6_K) {
+    LLVMValueRef r4 = LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 3), "");
+    LLVMValueRef one = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntEQ, r4, tfx_cg_i64(cg, 1), ""), cg->t_i64, "");
+    LLVMValueRef two = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntEQ, r4, tfx_cg_i64(cg, 2), ""), cg->t_i64, "");
+    pos = tfx_cg_sub(cg, tfx_cg_add(cg, lb.iv, one), two);
+  }
   for (int v = 0; v < nv; v++) {
     LLVMValueRef s = LLVMBuildFMul(b, xv[v], ids, "");
     s = tfx_cg_intrinsic(cg, "llvm.rint", &vf, 1, &s, 1);
     LLVMValueRef q = LLVMBuildTrunc(b, LLVMBuildFPToSI(b, s, cg->t_vi, ""), vi8, "");
-    LLVMValueRef at = tfx_cg_addc(cg, k0, (int64_t)v * W);
+    LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, pos, QB), (int64_t)v * W);
     if (c->dz && c->dt == TFX_DT_Q4_0) /* pair p, block h: bytes 0-15 at 64p + 16h, 16-31 at 64p + 32 + 16h */
       at = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~(int64_t)1), ""), QB),
                       tfx_cg_addc(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 1), ""), 16), 32 * v));
@@ -205,7 +214,7 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
     for (int l = 0; l < 32; l++) seq[l] = l;
     q32 = shuf(cg, lo, hi, seq, 32);
   } else {
-    q32 = load_a(cg, c->t_b32, bptr(cg, qrow, k0), 1);
+    q32 = load_a(cg, c->t_b32, bptr(cg, qrow, tfx_cg_mulc(cg, pos, QB)), 1);
   }
   LLVMValueRef sums = idot(cg, c, ivec(c->t_i8, 32, 1), q32, LLVMConstNull(c->t_i8x8), 0);
   if (c->dz) { /* lanes of the pair: q8_0 block h at 8h..8h+7; q4_0 halves at 4h.., 8 + 4h.. */
@@ -214,8 +223,8 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
                                  tfx_cg_mulc(cg, slot, c->nqb * 8));
     LLVMValueRef neg = LLVMBuildMul(b, sums, ivec(cg->t_i32, 8, -c->cw), "");
     LLVMValueRef dv = splat8(cg, c, d);
-    if (c->dt == TFX_DT_Q8_0) {
-      LLVMValueRef at = tfx_cg_add(cg, pb, tfx_cg_mulc(cg, h, 8));
+    if (c->dt != TFX_DT_Q4_0) {
+      LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, pos, 8), tfx_cg_mulc(cg, slot, c->nqb * 8));
       LLVMSetAlignment(LLVMBuildStore(b, neg, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, "")), 4);
       LLVMSetAlignment(LLVMBuildStore(b, dv, tfx_cg_fptr(cg, c->xv, at)), 4);
     } else {
@@ -232,6 +241,10 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
   if (c->xs) {
     LLVMValueRef sp = LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xs, (LLVMValueRef[]){tfx_cg_mulc(cg, bslot, 8)}, 1, "");
     LLVMSetAlignment(LLVMBuildStore(b, sums, sp), 4);
+  }
+  if (c->dz && c->xm) { /* q4_k: d * sum(q) per block */
+    LLVMValueRef sum = tfx_cg_intrinsic(cg, "llvm.vector.reduce.add", &c->t_i8x8, 1, &sums, 1);
+    tfx_cg_storef(cg, LLVMBuildFMul(b, d, LLVMBuildSIToFP(b, sum, cg->t_f32, ""), ""), tfx_cg_fptr(cg, c->xm, bslot));
   }
   if (c->rp) { /* the sub-blocks' sums: S = 32 one, S = 16 two (lanes 0-3, 4-7) */
     int per = QB / (int)c->S, ln = 8 / per;
@@ -383,7 +396,13 @@ static LLVMValueRef wrow_ptr(tfx_cg *cg, qctx *c, LLVMValueRef jj, int h) {
  * ones), the i32 lanes starting at x's -cw * lane sums, their f32 scale the
  * two f16 d (one vcvtph2ps) times x's per-lane block scales; two
  * accumulator sets alternate over the pairs. */
+static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out);
+
 static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out) {
+  if (c->wblk == 256) {
+    dzk_rows(cg, c, wrow, nw, out);
+    return;
+  }
   LLVMBuilderRef b = cg->b;
   LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
   LLVMTypeRef th = LLVMHalfTypeInContext(cg->ctx);
@@ -439,6 +458,122 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRe
     LLVMValueRef a = LLVMBuildLoad2(b, v16f, acc[0][k], "");
     if (sets > 1) a = LLVMBuildFAdd(b, a, LLVMBuildLoad2(b, v16f, acc[1][k], ""), "");
     out[k] = tfx_cg_hsum(cg, a);
+  }
+}
+
+/* dz_rows for q4_k and q6_k, per super-block of 256: four pairs of 32-element
+ * sub-blocks, each one 512-bit vpdpbusd. q4_k: the 32 nibble bytes of chunk
+ * j hold sub-blocks 2j (low) and 2j + 1 (high), in x's order; the eight
+ * 6-bit scales and mins unpacked with 32-bit integer ops (ggml's utmp),
+ * widened as one vector times (d, dmin); the pair's lanes take their
+ * sub-blocks' d * sc, and the mins add dmin * m . (x's d * sum) as one
+ * 8-lane FMA per super-block into a second accumulator. q6_k: pair (h, i)
+ * is sub-blocks 4h + i and 4h + i + 2, which share their ql and qh bytes
+ * (x's blocks stored in that order); the 16 int8 scales widened as one
+ * vector, each lane's taken by a constant shuffle. */
+static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
+  LLVMTypeRef v4i = LLVMVectorType(cg->t_i32, 4), f8 = c->t_f8;
+  int q4k = c->dt == TFX_DT_Q4_K;
+  LLVMValueRef acc[2][8], macc[8];
+  for (int k = 0; k < nw; k++) {
+    for (int st = 0; st < 2; st++) {
+      acc[st][k] = tfx_cg_alloca(cg, v16f, "dzacc");
+      LLVMBuildStore(b, LLVMConstNull(v16f), acc[st][k]);
+    }
+    if (q4k) {
+      macc[k] = tfx_cg_alloca(cg, f8, "dzmin");
+      LLVMBuildStore(b, LLVMConstNull(f8), macc[k]);
+    }
+  }
+  LLVMValueRef xrow = bptr(cg, c->xq, tfx_cg_mulc(cg, c->slot[0], c->K));
+  LLVMValueRef xbase = tfx_cg_mulc(cg, c->slot[0], c->nqb * 8);
+  int seq[64];
+  for (int l = 0; l < 64; l++) seq[l] = l;
+  tfx_cg_loop ls;
+  tfx_cg_for(cg, &ls, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->K / 256), 1, "dzsup");
+  LLVMValueRef xv[4], init[4], xb[4];
+  for (int j = 0; j < 4; j++) {
+    LLVMValueRef pr = tfx_cg_addc(cg, tfx_cg_mulc(cg, ls.iv, 4), j);
+    xb[j] = load_a(cg, v16i, bptr(cg, xrow, tfx_cg_mulc(cg, pr, 64)), 1);
+    LLVMValueRef at = tfx_cg_add(cg, xbase, tfx_cg_mulc(cg, pr, 16));
+    xv[j] = load_a(cg, v16f, tfx_cg_fptr(cg, c->xv, at), 4);
+    init[j] = q4k ? LLVMConstNull(v16i) : load_a(cg, v16i, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, ""), 4);
+  }
+  LLVMValueRef xsum = NULL;
+  if (q4k)
+    xsum = load_a(cg, f8, tfx_cg_fptr(cg, c->xm, tfx_cg_add(cg, tfx_cg_mulc(cg, c->slot[0], c->nqb),
+                                                            tfx_cg_mulc(cg, ls.iv, 8))), 4);
+  for (int k = 0; k < nw; k++) {
+    LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, ls.iv, c->wbytes)), sv;
+    if (q4k) {
+      LLVMValueRef u[3];
+      for (int q = 0; q < 3; q++) u[q] = load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp, 4 + 4 * q), 1);
+      LLVMValueRef k3f = tfx_cg_i32(cg, 0x3f3f3f3f), k0f = tfx_cg_i32(cg, 0x0f0f0f0f), k03 = tfx_cg_i32(cg, 0x03030303);
+#define HI2(v) LLVMBuildShl(b, LLVMBuildAnd(b, LLVMBuildLShr(b, v, tfx_cg_i32(cg, 6), ""), k03, ""), tfx_cg_i32(cg, 4), "")
+      LLVMValueRef sc_lo = LLVMBuildAnd(b, u[0], k3f, ""), m_lo = LLVMBuildAnd(b, u[1], k3f, "");
+      LLVMValueRef sc_hi = LLVMBuildOr(b, LLVMBuildAnd(b, u[2], k0f, ""), HI2(u[0]), "");
+      LLVMValueRef m_hi =
+          LLVMBuildOr(b, LLVMBuildAnd(b, LLVMBuildLShr(b, u[2], tfx_cg_i32(cg, 4), ""), k0f, ""), HI2(u[1]), "");
+#undef HI2
+      LLVMValueRef v4 = LLVMGetPoison(v4i);
+      LLVMValueRef parts[4] = {sc_lo, sc_hi, m_lo, m_hi};
+      for (int q = 0; q < 4; q++) v4 = LLVMBuildInsertElement(b, v4, parts[q], tfx_cg_i32(cg, q), "");
+      LLVMValueRef sm = LLVMBuildUIToFP(b, LLVMBuildBitCast(b, v4, c->t_b16, ""), v16f, "");
+      LLVMValueRef dd = LLVMBuildInsertElement(b, LLVMGetPoison(LLVMVectorType(LLVMHalfTypeInContext(cg->ctx), 2)),
+                                               load_a(cg, LLVMHalfTypeInContext(cg->ctx), wp, 1), tfx_cg_i32(cg, 0), "");
+      dd = LLVMBuildInsertElement(b, dd, load_a(cg, LLVMHalfTypeInContext(cg->ctx), tfx_cg_byteptr(cg, wp, 2), 1),
+                                  tfx_cg_i32(cg, 1), "");
+      int hidx[16];
+      for (int l = 0; l < 16; l++) hidx[l] = l / 8;
+      sv = LLVMBuildFMul(b, sm, LLVMBuildFPExt(b, shuf(cg, dd, dd, hidx, 16), v16f, ""), "");
+      int mi[8];
+      for (int l = 0; l < 8; l++) mi[l] = 8 + l;
+      LLVMValueRef mins = shuf(cg, sv, sv, mi, 8);
+      LLVMBuildStore(b, tfx_cg_fma(cg, mins, xsum, LLVMBuildLoad2(b, f8, macc[k], "")), macc[k]);
+    } else {
+      LLVMValueRef s8 = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 192), 1);
+      LLVMValueRef d = LLVMBuildFPExt(b, load_a(cg, LLVMHalfTypeInContext(cg->ctx), tfx_cg_byteptr(cg, wp, 208), 1),
+                                      cg->t_f32, "");
+      LLVMValueRef dv = LLVMBuildShuffleVector(b, LLVMBuildInsertElement(b, LLVMGetPoison(v16f), d, tfx_cg_i32(cg, 0), ""),
+                                               LLVMGetPoison(v16f), LLVMConstNull(v16i), "");
+      sv = LLVMBuildFMul(b, LLVMBuildSIToFP(b, s8, v16f, ""), dv, "");
+    }
+    for (int j = 0; j < 4; j++) {
+      LLVMValueRef u, lanes;
+      int sidx[16];
+      if (q4k) {
+        LLVMValueRef raw = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 16 + 32 * j), 1);
+        LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 32, 0x0f), "");
+        LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 32, 4), "");
+        u = shuf(cg, lo, hi, seq, 64);
+        for (int l = 0; l < 16; l++) sidx[l] = 2 * j + l / 8;
+      } else {
+        int h = j / 2, i = j % 2;
+        LLVMValueRef ql = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 64 * h + 32 * i), 1);
+        LLVMValueRef qh = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 128 + 32 * h), 1);
+        LLVMValueRef m3 = ivec(c->t_i8, 32, 3), s4 = ivec(c->t_i8, 32, 4);
+        LLVMValueRef ha = i ? LLVMBuildLShr(b, qh, ivec(c->t_i8, 32, 2 * i), "") : qh;
+        LLVMValueRef hb = LLVMBuildLShr(b, qh, ivec(c->t_i8, 32, 2 * i + 4), "");
+        LLVMValueRef a = LLVMBuildOr(b, LLVMBuildAnd(b, ql, ivec(c->t_i8, 32, 0x0f), ""),
+                                     LLVMBuildShl(b, LLVMBuildAnd(b, ha, m3, ""), s4, ""), "");
+        LLVMValueRef bb = LLVMBuildOr(b, LLVMBuildLShr(b, ql, s4, ""), LLVMBuildShl(b, LLVMBuildAnd(b, hb, m3, ""), s4, ""), "");
+        u = shuf(cg, a, bb, seq, 64);
+        for (int l = 0; l < 16; l++) sidx[l] = 8 * h + 2 * (l < 8 ? i : i + 2) + (l / 4) % 2;
+      }
+      LLVMValueRef args[3] = {init[j], LLVMBuildBitCast(b, u, v16i, ""), xb[j]};
+      LLVMValueRef dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
+      lanes = LLVMBuildFMul(b, shuf(cg, sv, sv, sidx, 16), xv[j], "");
+      LLVMValueRef a0 = LLVMBuildLoad2(b, v16f, acc[j % 2][k], "");
+      LLVMBuildStore(b, tfx_cg_fma(cg, LLVMBuildSIToFP(b, dot, v16f, ""), lanes, a0), acc[j % 2][k]);
+    }
+  }
+  tfx_cg_for_end(cg, &ls);
+  for (int k = 0; k < nw; k++) {
+    LLVMValueRef a = LLVMBuildFAdd(b, LLVMBuildLoad2(b, v16f, acc[0][k], ""), LLVMBuildLoad2(b, v16f, acc[1][k], ""), "");
+    out[k] = tfx_cg_hsum(cg, a);
+    if (q4k) out[k] = LLVMBuildFSub(b, out[k], tfx_cg_hsum(cg, LLVMBuildLoad2(b, f8, macc[k], "")), "");
   }
 }
 
@@ -798,8 +933,7 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   c.S = c.dt == TFX_DT_Q6_K ? 16 : 32;
   c.nsb = G.K / c.S;
   c.cw = c.dt == TFX_DT_Q8_0 ? 128 : c.dt == TFX_DT_Q4_0 ? 8 : c.dt == TFX_DT_Q6_K ? 32 : 0;
-  c.dz = few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && (c.dt == TFX_DT_Q8_0 || c.dt == TFX_DT_Q4_0) &&
-         c.nqb % 2 == 0;
+  c.dz = few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && c.nqb % 2 == 0;
   /* bytes of one quantized row, and rows per chunk */
   int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);
   int mr = c.rp ? RPMR : QMR;
@@ -819,6 +953,7 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   } else if (c.dz) {
     c.xz = tfx_cg_alloca_array(cg, cg->t_i32, c.mc * c.nqb * 8, "xz");
     c.xv = tfx_cg_alloca_array(cg, cg->t_f32, c.mc * c.nqb * 8, "xv");
+    if (c.dt == TFX_DT_Q4_K) c.xm = tfx_cg_alloca_array(cg, cg->t_f32, c.mc * c.nqb, "xm");
   } else {
     c.xs = tfx_cg_alloca_array(cg, cg->t_i32, c.mc * c.nqb * 8, "xs");
   }
