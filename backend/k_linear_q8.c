@@ -2,33 +2,45 @@
  * for LINEAR and FUSED_LINEAR nodes whose weight is q8_0, q4_0, q4_k or q6_k
  * (tfx_node_act_quant, ir/quantize.c), row-major as pack_weights leaves them.
  *
- * A work item is a panel of TFX_CG_LIN_NB weight rows, as in k_linear.c.
- * Its rows of x are taken in blocks (one row when the rows are known to be
- * few: decode; else blocks of QMR, the last one clamped). Each row of the
- * block goes through the prologue hooks (norm) and is quantized into stack
- * buffers per TFX_ACT_QBLOCK = 32 values exactly as tfx_act_quant_block
+ * The call (tfx_cg_q8_emit) quantizes the rows of x once: in chunks of at
+ * most Q8_CHUNK_BYTES of quantized rows (all of a prefill of 128 rows up to
+ * K = 2048), each row through the prologue hooks (norm) and quantized into
+ * stack buffers per TFX_ACT_QBLOCK = 32 values exactly as tfx_act_quant_block
  * defines it (d = amax / 127 in f32, id = d ? 1 / d : 0, q = rint(x * id)),
- * with the lane sums of q (groups of 4 bytes, the offsets of unsigned weight
- * codes). Then tiles of mr rows of x x nc weight rows stream the weight
- * blocks once: per 32-element sub-block, the weight's integers are decoded
- * into 32 bytes and dotted with the activation's in 8 i32 lanes (lane l: bytes
- * 4l .. 4l + 3), scaled by the block scales into <8 x float> accumulators
- * (one per row pair, across all blocks: ggml's scheme; a decode tile is one
- * weight row, or a GLU column's two, so a panel streams through memory in
- * order, with two accumulator sets), reduced once per
- * output into the block buffer the epilogue reads (k_linear.c's
- * tfx_cg_gemm_rows: bias, RoPE, activation, GLU, residual, stores, all
- * unchanged).
+ * with what the tiles need of the sums of q. Then the item loop of k_linear.c
+ * runs the chunk against each panel of TFX_CG_LIN_NB weight rows
+ * (tfx_cg_q8_panel): tiles into the block buffer, then the epilogue of each
+ * block of rows (k_linear.c's tfx_cg_gemm_rows: bias, RoPE, activation, GLU,
+ * residual, stores, all unchanged; block_begin runs again for the rows'
+ * statistics).
  *
- * Formats (ir/dtype.c's layouts): q8_0 w = d * q (signed q: |q| dotted with
- * sign(q) * x on x86), q4_0 w = d * (q - 8) (dot - 8 * sum x), q4_k
- * w = d * sc * q - dmin * m per 32 (dot * d * sc - sum x * dmin * m), q6_k
- * w = d * sc * (q - 32) per 16 (lanes 0-3 and 4-7 take the two scales).
- * Instructions (tfx_cg_target.i8dot): vpdpbusd ymm (AVX512-VNNI with VL, or
- * AVX-VNNI), AVX2 vpmaddubsw + vpmaddwd (|u| * |s| <= 128 * 127: pairs never
- * saturate), else plain IR (extend, multiply, add). f16 scales are widened
- * by vcvtph2ps on those x86 paths (F16C), else with integer ops and one
- * multiply (an inf or NaN scale is not preserved there). */
+ * Three kinds of tiles:
+ * - prefill on AVX512-VNNI (rp): the panel repacked per work item into
+ *   4-byte-interleaved unsigned codes, 6 rows of x x 32 columns of 512-bit
+ *   vpdpbusd with x's 4 bytes broadcast (see "the repacked prefill tiles");
+ * - decode on AVX512-VNNI (dz): one weight row (a GLU column: two) at a
+ *   time, so a panel streams through memory in order, two 32-element
+ *   blocks per 512-bit vpdpbusd with per-lane scale vectors (dz_rows,
+ *   dzk_rows);
+ * - otherwise (AVX2, AVX-VNNI, plain IR; and decode where K / 32 is odd):
+ *   row-major tiles of mr rows of x x nc weight rows (decode 1 x 1, prefill
+ *   4 x 4): per 32-element sub-block, the weight's integers decoded into 32
+ *   bytes and dotted with the activation's in 8 i32 lanes (lane l: bytes
+ *   4l .. 4l + 3), scaled by the block scales into <8 x float> accumulators
+ *   (ggml's scheme), reduced once per output.
+ *
+ * Formats (ir/dtype.c's layouts): q8_0 w = d * q (row-major tiles: |q|
+ * dotted with sign(q) * x on x86; rp/dz: codes q ^ 0x80 = q + 128, dot -
+ * 128 * sum x), q4_0 w = d * (q - 8) (dot - 8 * sum x), q4_k w = d * sc * q -
+ * dmin * m per 32 (dot * d * sc - sum x * dmin * m), q6_k w = d * sc * (q -
+ * 32) per 16 (dot - 32 * sum x, each 16 its scale). The integer offsets are
+ * exact (i32 lanes); only the f32 accumulation order differs from the
+ * reference interpreter's.
+ * Instructions (tfx_cg_target.i8dot): vpdpbusd zmm/ymm (AVX512-VNNI with VL,
+ * or AVX-VNNI ymm), AVX2 vpmaddubsw + vpmaddwd (|u| * |s| <= 128 * 127: pairs
+ * never saturate), else plain IR (extend, multiply, add). f16 scales are
+ * widened by vcvtph2ps on those x86 paths (F16C), else with integer ops and
+ * one multiply (an inf or NaN scale is not preserved there). */
 #include "cg.h"
 
 #define NB TFX_CG_LIN_NB
@@ -47,9 +59,9 @@ typedef struct {
    * (lane sums: the row-major tiles only), [mc][nsb] i32 and f32 (the
    * repacked tiles: -cw * sum, d * sum per sub-block) */
   LLVMValueRef xq, xd, xs, xc, xm;
-  int64_t mc;              /* rows of a chunk (static) */
-  LLVMValueRef m0, mrows;  /* the chunk's first row and its rows (i64) */
-  LLVMValueRef slot[QMR];  /* chunk rows of the row-major tile's rows (i64) */
+  int64_t mc;             /* rows of a chunk (static) */
+  LLVMValueRef m0, mrows; /* the chunk's first row and its rows (i64) */
+  LLVMValueRef slot[QMR]; /* chunk rows of the row-major tile's rows (i64) */
   int vnni, maddubs;
   int f16c; /* vcvtph2ps for the f16 scales (every AVX2-class x86 CPU has F16C) */
   /* the repacked prefill tiles (AVX512-VNNI, W = 16): sub-block S (32, or
@@ -444,8 +456,8 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRe
       }
       LLVMValueRef args[3] = {init, LLVMBuildBitCast(b, u, v16i, ""), xv};
       LLVMValueRef dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
-      LLVMValueRef h2 = LLVMBuildInsertElement(b, LLVMGetPoison(LLVMVectorType(th, 2)), load_a(cg, th, wp, 1),
-                                               tfx_cg_i32(cg, 0), "");
+      LLVMValueRef h2 =
+          LLVMBuildInsertElement(b, LLVMGetPoison(LLVMVectorType(th, 2)), load_a(cg, th, wp, 1), tfx_cg_i32(cg, 0), "");
       h2 = LLVMBuildInsertElement(b, h2, load_a(cg, th, wp1, 1), tfx_cg_i32(cg, 1), "");
       LLVMValueRef wd = LLVMBuildFPExt(b, shuf(cg, h2, h2, hidx, 16), v16f, "");
       LLVMValueRef a0 = LLVMBuildLoad2(b, v16f, acc[st][k], "");
@@ -503,15 +515,17 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
   }
   LLVMValueRef xsum = NULL;
   if (q4k)
-    xsum = load_a(cg, f8, tfx_cg_fptr(cg, c->xm, tfx_cg_add(cg, tfx_cg_mulc(cg, c->slot[0], c->nqb),
-                                                            tfx_cg_mulc(cg, ls.iv, 8))), 4);
+    xsum = load_a(
+        cg, f8, tfx_cg_fptr(cg, c->xm, tfx_cg_add(cg, tfx_cg_mulc(cg, c->slot[0], c->nqb), tfx_cg_mulc(cg, ls.iv, 8))),
+        4);
   for (int k = 0; k < nw; k++) {
     LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, ls.iv, c->wbytes)), sv;
     if (q4k) {
       LLVMValueRef u[3];
       for (int q = 0; q < 3; q++) u[q] = load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp, 4 + 4 * q), 1);
       LLVMValueRef k3f = tfx_cg_i32(cg, 0x3f3f3f3f), k0f = tfx_cg_i32(cg, 0x0f0f0f0f), k03 = tfx_cg_i32(cg, 0x03030303);
-#define HI2(v) LLVMBuildShl(b, LLVMBuildAnd(b, LLVMBuildLShr(b, v, tfx_cg_i32(cg, 6), ""), k03, ""), tfx_cg_i32(cg, 4), "")
+#define HI2(v)                                                                                                         \
+  LLVMBuildShl(b, LLVMBuildAnd(b, LLVMBuildLShr(b, v, tfx_cg_i32(cg, 6), ""), k03, ""), tfx_cg_i32(cg, 4), "")
       LLVMValueRef sc_lo = LLVMBuildAnd(b, u[0], k3f, ""), m_lo = LLVMBuildAnd(b, u[1], k3f, "");
       LLVMValueRef sc_hi = LLVMBuildOr(b, LLVMBuildAnd(b, u[2], k0f, ""), HI2(u[0]), "");
       LLVMValueRef m_hi =
@@ -521,8 +535,9 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
       LLVMValueRef parts[4] = {sc_lo, sc_hi, m_lo, m_hi};
       for (int q = 0; q < 4; q++) v4 = LLVMBuildInsertElement(b, v4, parts[q], tfx_cg_i32(cg, q), "");
       LLVMValueRef sm = LLVMBuildUIToFP(b, LLVMBuildBitCast(b, v4, c->t_b16, ""), v16f, "");
-      LLVMValueRef dd = LLVMBuildInsertElement(b, LLVMGetPoison(LLVMVectorType(LLVMHalfTypeInContext(cg->ctx), 2)),
-                                               load_a(cg, LLVMHalfTypeInContext(cg->ctx), wp, 1), tfx_cg_i32(cg, 0), "");
+      LLVMValueRef dd =
+          LLVMBuildInsertElement(b, LLVMGetPoison(LLVMVectorType(LLVMHalfTypeInContext(cg->ctx), 2)),
+                                 load_a(cg, LLVMHalfTypeInContext(cg->ctx), wp, 1), tfx_cg_i32(cg, 0), "");
       dd = LLVMBuildInsertElement(b, dd, load_a(cg, LLVMHalfTypeInContext(cg->ctx), tfx_cg_byteptr(cg, wp, 2), 1),
                                   tfx_cg_i32(cg, 1), "");
       int hidx[16];
@@ -534,10 +549,11 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
       LLVMBuildStore(b, tfx_cg_fma(cg, mins, xsum, LLVMBuildLoad2(b, f8, macc[k], "")), macc[k]);
     } else {
       LLVMValueRef s8 = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 192), 1);
-      LLVMValueRef d = LLVMBuildFPExt(b, load_a(cg, LLVMHalfTypeInContext(cg->ctx), tfx_cg_byteptr(cg, wp, 208), 1),
-                                      cg->t_f32, "");
-      LLVMValueRef dv = LLVMBuildShuffleVector(b, LLVMBuildInsertElement(b, LLVMGetPoison(v16f), d, tfx_cg_i32(cg, 0), ""),
-                                               LLVMGetPoison(v16f), LLVMConstNull(v16i), "");
+      LLVMValueRef d =
+          LLVMBuildFPExt(b, load_a(cg, LLVMHalfTypeInContext(cg->ctx), tfx_cg_byteptr(cg, wp, 208), 1), cg->t_f32, "");
+      LLVMValueRef dv =
+          LLVMBuildShuffleVector(b, LLVMBuildInsertElement(b, LLVMGetPoison(v16f), d, tfx_cg_i32(cg, 0), ""),
+                                 LLVMGetPoison(v16f), LLVMConstNull(v16i), "");
       sv = LLVMBuildFMul(b, LLVMBuildSIToFP(b, s8, v16f, ""), dv, "");
     }
     for (int j = 0; j < 4; j++) {
@@ -558,7 +574,8 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
         LLVMValueRef hb = LLVMBuildLShr(b, qh, ivec(c->t_i8, 32, 2 * i + 4), "");
         LLVMValueRef a = LLVMBuildOr(b, LLVMBuildAnd(b, ql, ivec(c->t_i8, 32, 0x0f), ""),
                                      LLVMBuildShl(b, LLVMBuildAnd(b, ha, m3, ""), s4, ""), "");
-        LLVMValueRef bb = LLVMBuildOr(b, LLVMBuildLShr(b, ql, s4, ""), LLVMBuildShl(b, LLVMBuildAnd(b, hb, m3, ""), s4, ""), "");
+        LLVMValueRef bb =
+            LLVMBuildOr(b, LLVMBuildLShr(b, ql, s4, ""), LLVMBuildShl(b, LLVMBuildAnd(b, hb, m3, ""), s4, ""), "");
         u = shuf(cg, a, bb, seq, 64);
         for (int l = 0; l < 16; l++) sidx[l] = 8 * h + 2 * (l < 8 ? i : i + 2) + (l / 4) % 2;
       }
@@ -571,7 +588,8 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
   }
   tfx_cg_for_end(cg, &ls);
   for (int k = 0; k < nw; k++) {
-    LLVMValueRef a = LLVMBuildFAdd(b, LLVMBuildLoad2(b, v16f, acc[0][k], ""), LLVMBuildLoad2(b, v16f, acc[1][k], ""), "");
+    LLVMValueRef a =
+        LLVMBuildFAdd(b, LLVMBuildLoad2(b, v16f, acc[0][k], ""), LLVMBuildLoad2(b, v16f, acc[1][k], ""), "");
     out[k] = tfx_cg_hsum(cg, a);
     if (q4k) out[k] = LLVMBuildFSub(b, out[k], tfx_cg_hsum(cg, LLVMBuildLoad2(b, f8, macc[k], "")), "");
   }
@@ -823,9 +841,9 @@ static void rp_tile(tfx_cg *cg, qctx *c, int h, LLVMValueRef mb, int mr, LLVMVal
   LLVMValueRef xb = per > 1 ? LLVMBuildSDiv(b, t, tfx_cg_i64(cg, per), "") : t;
   for (int i = 0; i < mr; i++) {
     LLVMValueRef xd = tfx_cg_loadf(cg, tfx_cg_fptr(cg, c->xd, tfx_cg_add(cg, tfx_cg_mulc(cg, slot[i], c->nqb), xb)));
-    LLVMValueRef xds = LLVMBuildShuffleVector(
-        b, LLVMBuildInsertElement(b, LLVMGetPoison(v16f), xd, tfx_cg_i32(cg, 0), ""), LLVMGetPoison(v16f),
-        LLVMConstNull(v16i), "");
+    LLVMValueRef xds =
+        LLVMBuildShuffleVector(b, LLVMBuildInsertElement(b, LLVMGetPoison(v16f), xd, tfx_cg_i32(cg, 0), ""),
+                               LLVMGetPoison(v16f), LLVMConstNull(v16i), "");
     LLVMValueRef xms = NULL;
     if (c->xm) {
       LLVMValueRef xm = tfx_cg_loadf(cg, tfx_cg_fptr(cg, c->xm, tfx_cg_add(cg, tfx_cg_mulc(cg, slot[i], c->nsb), t)));
