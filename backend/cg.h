@@ -562,10 +562,10 @@ typedef struct tfx_cg_panel {
 void tfx_cg_gemm_rows(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P, LLVMValueRef m, LLVMValueRef rows);
 
 /* ---- k_linear_q8.c: the int8 dot-product panels (G->aq) ----
- * All rows of x against one row-major panel of a q8_0 / q4_0 / q4_k / q6_k
- * weight: activations quantized per TFX_ACT_QBLOCK (tfx_act_quant_block),
- * integer dot products per block, f32 accumulation, the block buffers
- * filled for tfx_cg_gemm_rows. */
+ * The current chunk of quantized rows of x (activations quantized per
+ * TFX_ACT_QBLOCK, tfx_act_quant_block) against one row-major panel of a
+ * q8_0 / q4_0 / q4_k / q6_k weight: integer dot products per block, f32
+ * accumulation, the block buffers filled for tfx_cg_gemm_rows. */
 void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P);
 /* The whole GEMM of an int8 linear (G->aq): the rows of x quantized once per
  * call (in chunks), then tfx_cg_gemm_items_emit, whose panels are
