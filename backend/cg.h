@@ -539,6 +539,7 @@ struct tfx_cg_gemm {
   void *ctx;                      /* the hooks' state */
   const tfx_cg_wstream *ws;       /* the weight's stream: set by tfx_cg_gemm_emit from n's operand 1 and w */
   int aq; /* int8 dot products on quantized activations (tfx_node_act_quant: k_linear_q8.c; no stream) */
+  void *q8; /* the int8 path's state (k_linear_q8.c) */
 };
 /* Emits the item loop of G into the current body; the number of work items
  * is tfx_cg_gemm_items(G). */
@@ -564,11 +565,17 @@ typedef struct tfx_cg_panel {
 void tfx_cg_gemm_rows(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P, LLVMValueRef m, LLVMValueRef rows);
 
 /* ---- k_linear_q8.c: the int8 dot-product panels (G->aq) ----
- * All rows of x against one row-major panel of a q8_0 / q4_0 / q4_k / q6_k
- * weight: activations quantized per TFX_ACT_QBLOCK (tfx_act_quant_block),
- * integer dot products per block, f32 accumulation, the block buffers
- * filled for tfx_cg_gemm_rows. */
+ * The current chunk of quantized rows of x (activations quantized per
+ * TFX_ACT_QBLOCK, tfx_act_quant_block) against one row-major panel of a
+ * q8_0 / q4_0 / q4_k / q6_k weight: integer dot products per block, f32
+ * accumulation, the block buffers filled for tfx_cg_gemm_rows. */
 void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P);
+/* The whole GEMM of an int8 linear (G->aq): the rows of x quantized once per
+ * call (in chunks), then tfx_cg_gemm_items_emit, whose panels are
+ * tfx_cg_q8_panel. */
+void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G);
+/* The item loop of G (kbegin .. kend: segment and panel of each item). */
+void tfx_cg_gemm_items_emit(tfx_cg *cg, const tfx_cg_gemm *G);
 
 /* ---- k_microkernel.c: the register-blocked tile on packed panels ----
  * A packed panel of pr weight rows (output columns) stores, for each k, the

@@ -304,17 +304,23 @@ static void emit_segments(tfx_cg *cg, const tfx_cg_gemm *G, LLVMValueRef item, i
   tfx_cg_if_end(cg, &c);
 }
 
-void tfx_cg_gemm_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
-  tfx_cg_wstream ws; /* the weight (operand 1 of LINEAR and FUSED_LINEAR) */
-  tfx_cg_gemm G = *G0;
-  if (!G.aq) { /* (the int8 panels read the blocks themselves) */
-    tfx_cg_ws_init(cg, &ws, &cg->g->nodes[G0->n->inputs[1]], G0->w);
-    G.ws = &ws;
-  }
+void tfx_cg_gemm_items_emit(tfx_cg *cg, const tfx_cg_gemm *G) {
   tfx_cg_loop it;
   tfx_cg_for(cg, &it, cg->kbegin, cg->kend, 1, "item");
-  emit_segments(cg, &G, it.iv, 0, 0);
+  emit_segments(cg, G, it.iv, 0, 0);
   tfx_cg_for_end(cg, &it);
+}
+
+void tfx_cg_gemm_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
+  if (G0->aq) { /* the int8 path reads the blocks itself, its rows quantized once per call (k_linear_q8.c) */
+    tfx_cg_q8_emit(cg, G0);
+    return;
+  }
+  tfx_cg_wstream ws; /* the weight (operand 1 of LINEAR and FUSED_LINEAR) */
+  tfx_cg_gemm G = *G0;
+  tfx_cg_ws_init(cg, &ws, &cg->g->nodes[G0->n->inputs[1]], G0->w);
+  G.ws = &ws;
+  tfx_cg_gemm_items_emit(cg, &G);
 }
 
 int tfx_cg_emit_linear(tfx_cg *cg, const tfx_node *n) {

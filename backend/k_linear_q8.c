@@ -2,33 +2,45 @@
  * for LINEAR and FUSED_LINEAR nodes whose weight is q8_0, q4_0, q4_k or q6_k
  * (tfx_node_act_quant, ir/quantize.c), row-major as pack_weights leaves them.
  *
- * A work item is a panel of TFX_CG_LIN_NB weight rows, as in k_linear.c.
- * Its rows of x are taken in blocks (one row when the rows are known to be
- * few: decode; else blocks of QMR, the last one clamped). Each row of the
- * block goes through the prologue hooks (norm) and is quantized into stack
- * buffers per TFX_ACT_QBLOCK = 32 values exactly as tfx_act_quant_block
+ * The call (tfx_cg_q8_emit) quantizes the rows of x once: in chunks of at
+ * most Q8_CHUNK_BYTES of quantized rows (all of a prefill of 128 rows up to
+ * K = 2048), each row through the prologue hooks (norm) and quantized into
+ * stack buffers per TFX_ACT_QBLOCK = 32 values exactly as tfx_act_quant_block
  * defines it (d = amax / 127 in f32, id = d ? 1 / d : 0, q = rint(x * id)),
- * with the lane sums of q (groups of 4 bytes, the offsets of unsigned weight
- * codes). Then tiles of mr rows of x x nc weight rows stream the weight
- * blocks once: per 32-element sub-block, the weight's integers are decoded
- * into 32 bytes and dotted with the activation's in 8 i32 lanes (lane l: bytes
- * 4l .. 4l + 3), scaled by the block scales into <8 x float> accumulators
- * (one per row pair, across all blocks: ggml's scheme; a decode tile is one
- * weight row, or a GLU column's two, so a panel streams through memory in
- * order, with two accumulator sets), reduced once per
- * output into the block buffer the epilogue reads (k_linear.c's
- * tfx_cg_gemm_rows: bias, RoPE, activation, GLU, residual, stores, all
- * unchanged).
+ * with what the tiles need of the sums of q. Then the item loop of k_linear.c
+ * runs the chunk against each panel of TFX_CG_LIN_NB weight rows
+ * (tfx_cg_q8_panel): tiles into the block buffer, then the epilogue of each
+ * block of rows (k_linear.c's tfx_cg_gemm_rows: bias, RoPE, activation, GLU,
+ * residual, stores, all unchanged; block_begin runs again for the rows'
+ * statistics).
  *
- * Formats (ir/dtype.c's layouts): q8_0 w = d * q (signed q: |q| dotted with
- * sign(q) * x on x86), q4_0 w = d * (q - 8) (dot - 8 * sum x), q4_k
- * w = d * sc * q - dmin * m per 32 (dot * d * sc - sum x * dmin * m), q6_k
- * w = d * sc * (q - 32) per 16 (lanes 0-3 and 4-7 take the two scales).
- * Instructions (tfx_cg_target.i8dot): vpdpbusd ymm (AVX512-VNNI with VL, or
- * AVX-VNNI), AVX2 vpmaddubsw + vpmaddwd (|u| * |s| <= 128 * 127: pairs never
- * saturate), else plain IR (extend, multiply, add). f16 scales are widened
- * by vcvtph2ps on those x86 paths (F16C), else with integer ops and one
- * multiply (an inf or NaN scale is not preserved there). */
+ * Three kinds of tiles:
+ * - prefill on AVX512-VNNI (rp): the panel repacked per work item into
+ *   4-byte-interleaved unsigned codes, 6 rows of x x 32 columns of 512-bit
+ *   vpdpbusd with x's 4 bytes broadcast (see "the repacked prefill tiles");
+ * - decode on AVX512-VNNI (dz): one weight row (a GLU column: two) at a
+ *   time, so a panel streams through memory in order, two 32-element
+ *   blocks per 512-bit vpdpbusd with per-lane scale vectors (dz_rows,
+ *   dzk_rows);
+ * - otherwise (AVX2, AVX-VNNI, plain IR; and decode where K / 32 is odd):
+ *   row-major tiles of mr rows of x x nc weight rows (decode 1 x 1, prefill
+ *   4 x 4): per 32-element sub-block, the weight's integers decoded into 32
+ *   bytes and dotted with the activation's in 8 i32 lanes (lane l: bytes
+ *   4l .. 4l + 3), scaled by the block scales into <8 x float> accumulators
+ *   (ggml's scheme), reduced once per output.
+ *
+ * Formats (ir/dtype.c's layouts): q8_0 w = d * q (row-major tiles: |q|
+ * dotted with sign(q) * x on x86; rp/dz: codes q ^ 0x80 = q + 128, dot -
+ * 128 * sum x), q4_0 w = d * (q - 8) (dot - 8 * sum x), q4_k w = d * sc * q -
+ * dmin * m per 32 (dot * d * sc - sum x * dmin * m), q6_k w = d * sc * (q -
+ * 32) per 16 (dot - 32 * sum x, each 16 its scale). The integer offsets are
+ * exact (i32 lanes); only the f32 accumulation order differs from the
+ * reference interpreter's.
+ * Instructions (tfx_cg_target.i8dot): vpdpbusd zmm/ymm (AVX512-VNNI with VL,
+ * or AVX-VNNI ymm), AVX2 vpmaddubsw + vpmaddwd (|u| * |s| <= 128 * 127: pairs
+ * never saturate), else plain IR (extend, multiply, add). f16 scales are
+ * widened by vcvtph2ps on those x86 paths (F16C), else with integer ops and
+ * one multiply (an inf or NaN scale is not preserved there). */
 #include "cg.h"
 
 #define NB TFX_CG_LIN_NB
@@ -43,9 +55,26 @@ typedef struct {
   int64_t wblk, wbytes; /* elements and bytes of a weight block */
   int64_t row_bytes;    /* bytes of a weight row */
   LLVMTypeRef t_i8, t_i16, t_b16, t_b32, t_i8x8, t_f8;
-  LLVMValueRef xq, xd, xs; /* [QMR][K] i8, [QMR][nqb] f32, [QMR][nqb][8] i32 */
+  /* the chunk's quantized rows: [mc][K] i8, [mc][nqb] f32, [mc][nqb][8] i32
+   * (lane sums: the row-major tiles only), [mc][nsb] i32 and f32 (the
+   * repacked tiles: -cw * sum, d * sum per sub-block) */
+  LLVMValueRef xq, xd, xs, xc, xm;
+  int64_t mc;             /* rows of a chunk (static) */
+  LLVMValueRef m0, mrows; /* the chunk's first row and its rows (i64) */
+  LLVMValueRef slot[QMR]; /* chunk rows of the row-major tile's rows (i64) */
   int vnni, maddubs;
   int f16c; /* vcvtph2ps for the f16 scales (every AVX2-class x86 CPU has F16C) */
+  /* the repacked prefill tiles (AVX512-VNNI, W = 16): sub-block S (32, or
+   * 16 for q6_k), nsb = K / S, the codes' offset cw (w = s * (u - cw) + o) */
+  int rp, cw;
+  int64_t S, nsb;
+  LLVMValueRef rq[2], rs[2], ro[2]; /* repacked panels (GLU: gate, up) */
+  /* decode with 512-bit vpdpbusd over pairs of blocks (q8_0, q4_0 on
+   * AVX512-VNNI, K / 32 even): per pair of x blocks, 16 i32 lanes of
+   * -cw * (lane sums) and 16 f32 lanes of x's block scales, in the lane
+   * order of the weights' codes (q4_0: x's bytes stored permuted to match) */
+  int dz;
+  LLVMValueRef xz, xv;
 } qctx;
 
 static LLVMValueRef bptr(tfx_cg *cg, LLVMValueRef base, LLVMValueRef off) {
@@ -130,13 +159,16 @@ static LLVMValueRef idot_signed(tfx_cg *cg, qctx *c, LLVMValueRef w, LLVMValueRe
 
 /* ---- the activations ---- */
 
-/* Row `row` of x through the prologue into tile slot i of the buffers. */
-static void quant_row(tfx_cg *cg, qctx *c, int i, LLVMValueRef row) {
+/* Row `row` of x through the prologue (tile slot 0 of the hooks) into the
+ * chunk's buffers at slot (i64): the q bytes, d per block of 32, the lane
+ * sums (when the row-major tiles read them) and, for the repacked tiles, per
+ * sub-block of S: -cw * sum(q) (i32) and d * sum(q) (f32, q4_k's mins). */
+static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) {
   const tfx_cg_gemm *G = c->G;
   LLVMBuilderRef b = cg->b;
   int W = cg->W, nv = QB / W;
   LLVMValueRef xrow = tfx_cg_fptr(cg, G->x, tfx_cg_mulc(cg, row, c->K));
-  LLVMValueRef qrow = tfx_cg_byteptr(cg, c->xq, (int64_t)i * c->K);
+  LLVMValueRef qrow = bptr(cg, c->xq, tfx_cg_mulc(cg, slot, c->K));
   tfx_cg_loop lb;
   tfx_cg_for(cg, &lb, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->nqb), 1, "qblk");
   LLVMValueRef k0 = tfx_cg_mulc(cg, lb.iv, QB), xv[QB], m = NULL;
@@ -144,29 +176,103 @@ static void quant_row(tfx_cg *cg, qctx *c, int i, LLVMValueRef row) {
   for (int v = 0; v < nv; v++) {
     LLVMValueRef k = tfx_cg_addc(cg, k0, (int64_t)v * W);
     xv[v] = tfx_cg_vload(cg, tfx_cg_fptr(cg, xrow, k), W);
-    if (G->hooks && G->hooks->x_load) xv[v] = G->hooks->x_load(cg, G, i, xv[v], k, W);
+    if (G->hooks && G->hooks->x_load) xv[v] = G->hooks->x_load(cg, G, 0, xv[v], k, W);
     LLVMValueRef a = tfx_cg_intrinsic(cg, "llvm.fabs", &vf, 1, &xv[v], 1);
     m = m ? tfx_cg_fmax(cg, m, a) : a;
   }
-  LLVMValueRef d = LLVMBuildFDiv(b, tfx_cg_hmax(cg, m), LLVMConstReal(cg->t_f32, 127.0), "d");
+  /* the largest |x| (NaN lanes ignored, as fmaxf does): the bits of
+   * non-negative floats order as unsigned integers, so one integer max
+   * reduction (a float maxnum reduction is a serial scalar chain) */
+  LLVMValueRef isnan = LLVMBuildFCmp(b, LLVMRealUNO, m, m, "");
+  LLVMValueRef mi = LLVMBuildBitCast(b, LLVMBuildSelect(b, isnan, LLVMConstNull(vf), m, ""), cg->t_vi, "");
+  LLVMTypeRef vit = cg->t_vi;
+  LLVMValueRef amax = tfx_cg_intrinsic(cg, "llvm.vector.reduce.umax", &vit, 1, &mi, 1);
+  amax = LLVMBuildBitCast(b, amax, cg->t_f32, "amax");
+  LLVMValueRef d = LLVMBuildFDiv(b, amax, LLVMConstReal(cg->t_f32, 127.0), "d");
   LLVMValueRef nz = LLVMBuildFCmp(b, LLVMRealUNE, d, LLVMConstReal(cg->t_f32, 0.0), "");
   LLVMValueRef id = LLVMBuildSelect(b, nz, LLVMBuildFDiv(b, LLVMConstReal(cg->t_f32, 1.0), d, ""),
                                     LLVMConstReal(cg->t_f32, 0.0), "id");
   LLVMValueRef ids = tfx_cg_splat(cg, id);
   LLVMTypeRef vi8 = LLVMVectorType(c->t_i8, (unsigned)W);
+  /* where the block's 32 bytes go: in order, but for q6_k decode, whose
+   * pairs of blocks are (4h + i, 4h + i + 2): blocks 1 and 2 of each 4 swap */
+  LLVMValueRef pos = lb.iv;
+  if (c->dz && c->dt == TFX_DT_Q6_K) {
+    LLVMValueRef r4 = LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 3), "");
+    LLVMValueRef one = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntEQ, r4, tfx_cg_i64(cg, 1), ""), cg->t_i64, "");
+    LLVMValueRef two = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntEQ, r4, tfx_cg_i64(cg, 2), ""), cg->t_i64, "");
+    pos = tfx_cg_sub(cg, tfx_cg_add(cg, lb.iv, one), two);
+  }
   for (int v = 0; v < nv; v++) {
     LLVMValueRef s = LLVMBuildFMul(b, xv[v], ids, "");
     s = tfx_cg_intrinsic(cg, "llvm.rint", &vf, 1, &s, 1);
     LLVMValueRef q = LLVMBuildTrunc(b, LLVMBuildFPToSI(b, s, cg->t_vi, ""), vi8, "");
-    LLVMValueRef st = LLVMBuildStore(b, q, bptr(cg, qrow, tfx_cg_addc(cg, k0, (int64_t)v * W)));
-    LLVMSetAlignment(st, 1);
+    LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, pos, QB), (int64_t)v * W);
+    if (c->dz && c->dt == TFX_DT_Q4_0) /* pair p, block h: bytes 0-15 at 64p + 16h, 16-31 at 64p + 32 + 16h */
+      at = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~(int64_t)1), ""), QB),
+                      tfx_cg_addc(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 1), ""), 16), 32 * v));
+    LLVMSetAlignment(LLVMBuildStore(b, q, bptr(cg, qrow, at)), 1);
   }
-  LLVMValueRef slot = tfx_cg_addc(cg, lb.iv, (int64_t)i * c->nqb);
-  tfx_cg_storef(cg, d, tfx_cg_fptr(cg, c->xd, slot));
-  LLVMValueRef q32 = load_a(cg, c->t_b32, bptr(cg, qrow, k0), 1);
+  LLVMValueRef bslot = tfx_cg_add(cg, lb.iv, tfx_cg_mulc(cg, slot, c->nqb));
+  tfx_cg_storef(cg, d, tfx_cg_fptr(cg, c->xd, bslot));
+  LLVMValueRef q32 = NULL;
+  if (c->dz && c->dt == TFX_DT_Q4_0) { /* the block's bytes back in order */
+    LLVMTypeRef b16t = c->t_b16;
+    LLVMValueRef base = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~(int64_t)1), ""), QB),
+                                   tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 1), ""), 16));
+    LLVMValueRef lo = load_a(cg, b16t, bptr(cg, qrow, base), 1);
+    LLVMValueRef hi = load_a(cg, b16t, bptr(cg, qrow, tfx_cg_addc(cg, base, 32)), 1);
+    int seq[32];
+    for (int l = 0; l < 32; l++) seq[l] = l;
+    q32 = shuf(cg, lo, hi, seq, 32);
+  } else {
+    q32 = load_a(cg, c->t_b32, bptr(cg, qrow, tfx_cg_mulc(cg, pos, QB)), 1);
+  }
   LLVMValueRef sums = idot(cg, c, ivec(c->t_i8, 32, 1), q32, LLVMConstNull(c->t_i8x8), 0);
-  LLVMValueRef sp = LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xs, (LLVMValueRef[]){tfx_cg_mulc(cg, slot, 8)}, 1, "");
-  LLVMSetAlignment(LLVMBuildStore(b, sums, sp), 4);
+  if (c->dz) { /* lanes of the pair: q8_0 block h at 8h..8h+7; q4_0 halves at 4h.., 8 + 4h.. */
+    LLVMValueRef h = LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 1), "");
+    LLVMValueRef pb = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~(int64_t)1), ""), 8),
+                                 tfx_cg_mulc(cg, slot, c->nqb * 8));
+    LLVMValueRef neg = LLVMBuildMul(b, sums, ivec(cg->t_i32, 8, -c->cw), "");
+    LLVMValueRef dv = splat8(cg, c, d);
+    if (c->dt != TFX_DT_Q4_0) {
+      LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, pos, 8), tfx_cg_mulc(cg, slot, c->nqb * 8));
+      LLVMSetAlignment(LLVMBuildStore(b, neg, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, "")), 4);
+      LLVMSetAlignment(LLVMBuildStore(b, dv, tfx_cg_fptr(cg, c->xv, at)), 4);
+    } else {
+      for (int q = 0; q < 2; q++) {
+        int idx[4] = {4 * q, 4 * q + 1, 4 * q + 2, 4 * q + 3};
+        LLVMValueRef at = tfx_cg_add(cg, pb, tfx_cg_addc(cg, tfx_cg_mulc(cg, h, 4), 8 * q));
+        LLVMValueRef p4 = shuf(cg, neg, neg, idx, 4);
+        LLVMSetAlignment(LLVMBuildStore(b, p4, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, "")), 4);
+        LLVMValueRef d4 = shuf(cg, dv, dv, idx, 4);
+        LLVMSetAlignment(LLVMBuildStore(b, d4, tfx_cg_fptr(cg, c->xv, at)), 4);
+      }
+    }
+  }
+  if (c->xs) {
+    LLVMValueRef sp = LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xs, (LLVMValueRef[]){tfx_cg_mulc(cg, bslot, 8)}, 1, "");
+    LLVMSetAlignment(LLVMBuildStore(b, sums, sp), 4);
+  }
+  if (c->dz && c->xm) { /* q4_k: d * sum(q) per block */
+    LLVMValueRef sum = tfx_cg_intrinsic(cg, "llvm.vector.reduce.add", &c->t_i8x8, 1, &sums, 1);
+    tfx_cg_storef(cg, LLVMBuildFMul(b, d, LLVMBuildSIToFP(b, sum, cg->t_f32, ""), ""), tfx_cg_fptr(cg, c->xm, bslot));
+  }
+  if (c->rp) { /* the sub-blocks' sums: S = 32 one, S = 16 two (lanes 0-3, 4-7) */
+    int per = QB / (int)c->S, ln = 8 / per;
+    for (int h = 0; h < per; h++) {
+      int idx[8];
+      for (int l = 0; l < ln; l++) idx[l] = h * ln + l;
+      LLVMValueRef part = shuf(cg, sums, sums, idx, ln);
+      LLVMTypeRef pt = LLVMTypeOf(part);
+      LLVMValueRef sum = tfx_cg_intrinsic(cg, "llvm.vector.reduce.add", &pt, 1, &part, 1);
+      LLVMValueRef t = tfx_cg_addc(cg, tfx_cg_mulc(cg, bslot, per), h);
+      LLVMValueRef neg = LLVMBuildMul(b, sum, tfx_cg_i32(cg, -c->cw), "");
+      LLVMSetAlignment(LLVMBuildStore(b, neg, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xc, &t, 1, "")), 4);
+      if (c->xm)
+        tfx_cg_storef(cg, LLVMBuildFMul(b, d, LLVMBuildSIToFP(b, sum, cg->t_f32, ""), ""), tfx_cg_fptr(cg, c->xm, t));
+    }
+  }
   tfx_cg_for_end(cg, &lb);
 }
 
@@ -181,8 +287,9 @@ typedef struct {
 
 /* Activation block xb (i64) of tile row i: q bytes, d, lane sums. */
 static void xblock(tfx_cg *cg, qctx *c, int i, LLVMValueRef xb, LLVMValueRef *q, LLVMValueRef *d, LLVMValueRef *s) {
-  LLVMValueRef slot = tfx_cg_addc(cg, xb, (int64_t)i * c->nqb);
-  *q = load_a(cg, c->t_b32, bptr(cg, c->xq, tfx_cg_addc(cg, tfx_cg_mulc(cg, xb, QB), (int64_t)i * c->K)), 1);
+  LLVMValueRef slot = tfx_cg_add(cg, xb, tfx_cg_mulc(cg, c->slot[i], c->nqb));
+  *q = load_a(cg, c->t_b32, bptr(cg, c->xq, tfx_cg_add(cg, tfx_cg_mulc(cg, xb, QB), tfx_cg_mulc(cg, c->slot[i], c->K))),
+              1);
   *d = tfx_cg_loadf(cg, tfx_cg_fptr(cg, c->xd, slot));
   LLVMValueRef sp = LLVMBuildInBoundsGEP2(cg->b, cg->t_i32, c->xs, (LLVMValueRef[]){tfx_cg_mulc(cg, slot, 8)}, 1, "");
   *s = load_a(cg, c->t_i8x8, sp, 4);
@@ -295,6 +402,199 @@ static LLVMValueRef wrow_ptr(tfx_cg *cg, qctx *c, LLVMValueRef jj, int h) {
   return bptr(cg, G->w, tfx_cg_mulc(cg, tfx_cg_addc(cg, q, sb), c->row_bytes));
 }
 
+/* Decode (one row of x, c->slot[0]) of the nw weight rows wrow[] with
+ * 512-bit vpdpbusd over pairs of blocks: the codes of blocks 2p and 2p + 1
+ * in one zmm (q8_0: q ^ 0x80; q4_0: the low nibbles of both, then the high
+ * ones), the i32 lanes starting at x's -cw * lane sums, their f32 scale the
+ * two f16 d (one vcvtph2ps) times x's per-lane block scales; two
+ * accumulator sets alternate over the pairs. */
+static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out);
+
+static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out) {
+  if (c->wblk == 256) {
+    dzk_rows(cg, c, wrow, nw, out);
+    return;
+  }
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
+  LLVMTypeRef th = LLVMHalfTypeInContext(cg->ctx);
+  int64_t np = c->nqb / 2;
+  int sets = np % 2 == 0 ? 2 : 1;
+  LLVMValueRef acc[2][8];
+  for (int st = 0; st < sets; st++)
+    for (int k = 0; k < nw; k++) {
+      acc[st][k] = tfx_cg_alloca(cg, v16f, "dzacc");
+      LLVMBuildStore(b, LLVMConstNull(v16f), acc[st][k]);
+    }
+  LLVMValueRef xrow = bptr(cg, c->xq, tfx_cg_mulc(cg, c->slot[0], c->K));
+  LLVMValueRef xbase = tfx_cg_mulc(cg, c->slot[0], c->nqb * 8);
+  int seq[64], hidx[16];
+  for (int l = 0; l < 64; l++) seq[l] = l;
+  for (int l = 0; l < 16; l++) hidx[l] = c->dt == TFX_DT_Q8_0 ? l / 8 : (l / 4) & 1;
+  tfx_cg_loop lp;
+  tfx_cg_for(cg, &lp, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, np / sets), 1, "dzpair");
+  for (int st = 0; st < sets; st++) {
+    LLVMValueRef p = tfx_cg_addc(cg, tfx_cg_mulc(cg, lp.iv, sets), st);
+    LLVMValueRef xv = load_a(cg, v16i, bptr(cg, xrow, tfx_cg_mulc(cg, p, 64)), 1);
+    LLVMValueRef at = tfx_cg_add(cg, xbase, tfx_cg_mulc(cg, p, 16));
+    LLVMValueRef init = load_a(cg, v16i, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, ""), 4);
+    LLVMValueRef xs = load_a(cg, v16f, tfx_cg_fptr(cg, c->xv, at), 4);
+    for (int k = 0; k < nw; k++) {
+      LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, p, 2 * c->wbytes)), u;
+      LLVMValueRef wp1 = tfx_cg_byteptr(cg, wp, c->wbytes);
+      if (c->dt == TFX_DT_Q8_0) {
+        LLVMValueRef a = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 2), 1);
+        LLVMValueRef a1 = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp1, 2), 1);
+        u = LLVMBuildXor(b, shuf(cg, a, a1, seq, 64), ivec(c->t_i8, 64, 0x80), "");
+      } else {
+        LLVMValueRef a = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 2), 1);
+        LLVMValueRef a1 = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp1, 2), 1);
+        LLVMValueRef raw = shuf(cg, a, a1, seq, 32);
+        LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 32, 0x0f), "");
+        LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 32, 4), "");
+        u = shuf(cg, lo, hi, seq, 64);
+      }
+      LLVMValueRef args[3] = {init, LLVMBuildBitCast(b, u, v16i, ""), xv};
+      LLVMValueRef dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
+      LLVMValueRef h2 =
+          LLVMBuildInsertElement(b, LLVMGetPoison(LLVMVectorType(th, 2)), load_a(cg, th, wp, 1), tfx_cg_i32(cg, 0), "");
+      h2 = LLVMBuildInsertElement(b, h2, load_a(cg, th, wp1, 1), tfx_cg_i32(cg, 1), "");
+      LLVMValueRef wd = LLVMBuildFPExt(b, shuf(cg, h2, h2, hidx, 16), v16f, "");
+      LLVMValueRef a0 = LLVMBuildLoad2(b, v16f, acc[st][k], "");
+      LLVMBuildStore(b, tfx_cg_fma(cg, LLVMBuildSIToFP(b, dot, v16f, ""), LLVMBuildFMul(b, wd, xs, ""), a0),
+                     acc[st][k]);
+    }
+  }
+  tfx_cg_for_end(cg, &lp);
+  for (int k = 0; k < nw; k++) {
+    LLVMValueRef a = LLVMBuildLoad2(b, v16f, acc[0][k], "");
+    if (sets > 1) a = LLVMBuildFAdd(b, a, LLVMBuildLoad2(b, v16f, acc[1][k], ""), "");
+    out[k] = tfx_cg_hsum(cg, a);
+  }
+}
+
+/* dz_rows for q4_k and q6_k, per super-block of 256: four pairs of 32-element
+ * sub-blocks, each one 512-bit vpdpbusd. q4_k: the 32 nibble bytes of chunk
+ * j hold sub-blocks 2j (low) and 2j + 1 (high), in x's order; the eight
+ * 6-bit scales and mins unpacked with 32-bit integer ops (ggml's utmp),
+ * widened as one vector times (d, dmin); the pair's lanes take their
+ * sub-blocks' d * sc, and the mins add dmin * m . (x's d * sum) as one
+ * 8-lane FMA per super-block into a second accumulator. q6_k: pair (h, i)
+ * is sub-blocks 4h + i and 4h + i + 2, which share their ql and qh bytes
+ * (x's blocks stored in that order); the 16 int8 scales widened as one
+ * vector, each lane's taken by a constant shuffle. */
+static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
+  LLVMTypeRef v4i = LLVMVectorType(cg->t_i32, 4), f8 = c->t_f8;
+  int q4k = c->dt == TFX_DT_Q4_K;
+  LLVMValueRef acc[2][8], macc[8];
+  for (int k = 0; k < nw; k++) {
+    for (int st = 0; st < 2; st++) {
+      acc[st][k] = tfx_cg_alloca(cg, v16f, "dzacc");
+      LLVMBuildStore(b, LLVMConstNull(v16f), acc[st][k]);
+    }
+    if (q4k) {
+      macc[k] = tfx_cg_alloca(cg, f8, "dzmin");
+      LLVMBuildStore(b, LLVMConstNull(f8), macc[k]);
+    }
+  }
+  LLVMValueRef xrow = bptr(cg, c->xq, tfx_cg_mulc(cg, c->slot[0], c->K));
+  LLVMValueRef xbase = tfx_cg_mulc(cg, c->slot[0], c->nqb * 8);
+  int seq[64];
+  for (int l = 0; l < 64; l++) seq[l] = l;
+  tfx_cg_loop ls;
+  tfx_cg_for(cg, &ls, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->K / 256), 1, "dzsup");
+  LLVMValueRef xv[4], init[4], xb[4];
+  for (int j = 0; j < 4; j++) {
+    LLVMValueRef pr = tfx_cg_addc(cg, tfx_cg_mulc(cg, ls.iv, 4), j);
+    xb[j] = load_a(cg, v16i, bptr(cg, xrow, tfx_cg_mulc(cg, pr, 64)), 1);
+    LLVMValueRef at = tfx_cg_add(cg, xbase, tfx_cg_mulc(cg, pr, 16));
+    xv[j] = load_a(cg, v16f, tfx_cg_fptr(cg, c->xv, at), 4);
+    init[j] = q4k ? LLVMConstNull(v16i) : load_a(cg, v16i, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, ""), 4);
+  }
+  LLVMValueRef xsum = NULL;
+  if (q4k)
+    xsum = load_a(
+        cg, f8, tfx_cg_fptr(cg, c->xm, tfx_cg_add(cg, tfx_cg_mulc(cg, c->slot[0], c->nqb), tfx_cg_mulc(cg, ls.iv, 8))),
+        4);
+  for (int k = 0; k < nw; k++) {
+    LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, ls.iv, c->wbytes)), sv;
+    if (q4k) {
+      LLVMValueRef u[3];
+      for (int q = 0; q < 3; q++) u[q] = load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp, 4 + 4 * q), 1);
+      LLVMValueRef k3f = tfx_cg_i32(cg, 0x3f3f3f3f), k0f = tfx_cg_i32(cg, 0x0f0f0f0f), k03 = tfx_cg_i32(cg, 0x03030303);
+#define HI2(v)                                                                                                         \
+  LLVMBuildShl(b, LLVMBuildAnd(b, LLVMBuildLShr(b, v, tfx_cg_i32(cg, 6), ""), k03, ""), tfx_cg_i32(cg, 4), "")
+      LLVMValueRef sc_lo = LLVMBuildAnd(b, u[0], k3f, ""), m_lo = LLVMBuildAnd(b, u[1], k3f, "");
+      LLVMValueRef sc_hi = LLVMBuildOr(b, LLVMBuildAnd(b, u[2], k0f, ""), HI2(u[0]), "");
+      LLVMValueRef m_hi =
+          LLVMBuildOr(b, LLVMBuildAnd(b, LLVMBuildLShr(b, u[2], tfx_cg_i32(cg, 4), ""), k0f, ""), HI2(u[1]), "");
+#undef HI2
+      LLVMValueRef v4 = LLVMGetPoison(v4i);
+      LLVMValueRef parts[4] = {sc_lo, sc_hi, m_lo, m_hi};
+      for (int q = 0; q < 4; q++) v4 = LLVMBuildInsertElement(b, v4, parts[q], tfx_cg_i32(cg, q), "");
+      LLVMValueRef sm = LLVMBuildUIToFP(b, LLVMBuildBitCast(b, v4, c->t_b16, ""), v16f, "");
+      LLVMValueRef dd =
+          LLVMBuildInsertElement(b, LLVMGetPoison(LLVMVectorType(LLVMHalfTypeInContext(cg->ctx), 2)),
+                                 load_a(cg, LLVMHalfTypeInContext(cg->ctx), wp, 1), tfx_cg_i32(cg, 0), "");
+      dd = LLVMBuildInsertElement(b, dd, load_a(cg, LLVMHalfTypeInContext(cg->ctx), tfx_cg_byteptr(cg, wp, 2), 1),
+                                  tfx_cg_i32(cg, 1), "");
+      int hidx[16];
+      for (int l = 0; l < 16; l++) hidx[l] = l / 8;
+      sv = LLVMBuildFMul(b, sm, LLVMBuildFPExt(b, shuf(cg, dd, dd, hidx, 16), v16f, ""), "");
+      int mi[8];
+      for (int l = 0; l < 8; l++) mi[l] = 8 + l;
+      LLVMValueRef mins = shuf(cg, sv, sv, mi, 8);
+      LLVMBuildStore(b, tfx_cg_fma(cg, mins, xsum, LLVMBuildLoad2(b, f8, macc[k], "")), macc[k]);
+    } else {
+      LLVMValueRef s8 = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 192), 1);
+      LLVMValueRef d =
+          LLVMBuildFPExt(b, load_a(cg, LLVMHalfTypeInContext(cg->ctx), tfx_cg_byteptr(cg, wp, 208), 1), cg->t_f32, "");
+      LLVMValueRef dv =
+          LLVMBuildShuffleVector(b, LLVMBuildInsertElement(b, LLVMGetPoison(v16f), d, tfx_cg_i32(cg, 0), ""),
+                                 LLVMGetPoison(v16f), LLVMConstNull(v16i), "");
+      sv = LLVMBuildFMul(b, LLVMBuildSIToFP(b, s8, v16f, ""), dv, "");
+    }
+    for (int j = 0; j < 4; j++) {
+      LLVMValueRef u, lanes;
+      int sidx[16];
+      if (q4k) {
+        LLVMValueRef raw = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 16 + 32 * j), 1);
+        LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 32, 0x0f), "");
+        LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 32, 4), "");
+        u = shuf(cg, lo, hi, seq, 64);
+        for (int l = 0; l < 16; l++) sidx[l] = 2 * j + l / 8;
+      } else {
+        int h = j / 2, i = j % 2;
+        LLVMValueRef ql = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 64 * h + 32 * i), 1);
+        LLVMValueRef qh = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 128 + 32 * h), 1);
+        LLVMValueRef m3 = ivec(c->t_i8, 32, 3), s4 = ivec(c->t_i8, 32, 4);
+        LLVMValueRef ha = i ? LLVMBuildLShr(b, qh, ivec(c->t_i8, 32, 2 * i), "") : qh;
+        LLVMValueRef hb = LLVMBuildLShr(b, qh, ivec(c->t_i8, 32, 2 * i + 4), "");
+        LLVMValueRef a = LLVMBuildOr(b, LLVMBuildAnd(b, ql, ivec(c->t_i8, 32, 0x0f), ""),
+                                     LLVMBuildShl(b, LLVMBuildAnd(b, ha, m3, ""), s4, ""), "");
+        LLVMValueRef bb =
+            LLVMBuildOr(b, LLVMBuildLShr(b, ql, s4, ""), LLVMBuildShl(b, LLVMBuildAnd(b, hb, m3, ""), s4, ""), "");
+        u = shuf(cg, a, bb, seq, 64);
+        for (int l = 0; l < 16; l++) sidx[l] = 8 * h + 2 * (l < 8 ? i : i + 2) + (l / 4) % 2;
+      }
+      LLVMValueRef args[3] = {init[j], LLVMBuildBitCast(b, u, v16i, ""), xb[j]};
+      LLVMValueRef dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
+      lanes = LLVMBuildFMul(b, shuf(cg, sv, sv, sidx, 16), xv[j], "");
+      LLVMValueRef a0 = LLVMBuildLoad2(b, v16f, acc[j % 2][k], "");
+      LLVMBuildStore(b, tfx_cg_fma(cg, LLVMBuildSIToFP(b, dot, v16f, ""), lanes, a0), acc[j % 2][k]);
+    }
+  }
+  tfx_cg_for_end(cg, &ls);
+  for (int k = 0; k < nw; k++) {
+    LLVMValueRef a =
+        LLVMBuildFAdd(b, LLVMBuildLoad2(b, v16f, acc[0][k], ""), LLVMBuildLoad2(b, v16f, acc[1][k], ""), "");
+    out[k] = tfx_cg_hsum(cg, a);
+    if (q4k) out[k] = LLVMBuildFSub(b, out[k], tfx_cg_hsum(cg, LLVMBuildLoad2(b, f8, macc[k], "")), "");
+  }
+}
+
 /* The mr x nc tile at panel columns c0 (i64).. against the quantized rows. */
 static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
   const tfx_cg_gemm *G = c->G;
@@ -304,6 +604,16 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
   for (int j = 0; j < nc; j++)
     for (int h = 0; h < (G->glu ? 2 : 1); h++)
       wrow[G->glu ? 2 * j + h : j] = wrow_ptr(cg, c, tfx_cg_addc(cg, c0, j), h);
+  if (c->dz && mr == 1) {
+    LLVMValueRef out[8];
+    dz_rows(cg, c, wrow, t.nw, out);
+    for (int j = 0; j < nc; j++) {
+      int k = G->glu ? 2 * j : j;
+      tfx_cg_storef(cg, out[k], tfx_cg_fptr(cg, c->P->blk, tfx_cg_addc(cg, c0, j)));
+      if (G->glu) tfx_cg_storef(cg, out[k + 1], tfx_cg_fptr(cg, c->P->blku, tfx_cg_addc(cg, c0, j)));
+    }
+    return;
+  }
   /* one-row tiles (decode) alternate two accumulator sets (by block and
    * sub-block) so consecutive FMAs do not wait on each other; 32-element
    * formats then take two blocks per iteration */
@@ -353,19 +663,13 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
     }
 }
 
-/* The rows m .. m + mr - 1 (clamped to M - 1) quantized, then the panel's tiles. */
-static void qblock(tfx_cg *cg, qctx *c, LLVMValueRef m, int mr) {
+/* The row-major tiles of the panel for the tile rows c->slot[0 .. mr - 1]:
+ * decode (mr = 1) one weight row at a time (a GLU column: its gate and up
+ * rows), so the panel's rows stream through memory in order (tiles of 8
+ * rows read 8 strided streams and ran at half the speed); prefill without
+ * the repacked tiles: 4 x 4 tiles reusing each weight block across 4 rows. */
+static void rm_tiles(tfx_cg *cg, qctx *c, int mr) {
   const tfx_cg_gemm *G = c->G;
-  if (G->hooks && G->hooks->block_begin) G->hooks->block_begin(cg, G, m, mr);
-  for (int i = 0; i < mr; i++) {
-    LLVMValueRef row = mr > 1 ? tfx_cg_smin(cg, tfx_cg_addc(cg, m, i), tfx_cg_addc(cg, G->M, -1)) : m;
-    if (G->hooks && G->hooks->row_begin) G->hooks->row_begin(cg, G, i, row);
-    quant_row(cg, c, i, row);
-  }
-  /* decode: one weight row at a time (a GLU column: its gate and up rows),
-   * so the panel's rows stream through memory in order (tiles of 8 rows
-   * read 8 strided streams and ran at half the speed: docs/quantization.md);
-   * prefill: 4 x 4 tiles reusing each weight block across 4 rows of x */
   int ncol = mr == 1 ? 1 : (G->glu ? 2 : 4);
   int nb = c->P->nb;
   /* the whole tiles in a loop (one copy of the tile's code), then the rest */
@@ -381,22 +685,257 @@ static void qblock(tfx_cg *cg, qctx *c, LLVMValueRef m, int mr) {
   if (rest) emit_qtile(cg, c, mr, tfx_cg_i64(cg, (int64_t)full * ncol), rest);
 }
 
+/* ---- the repacked prefill tiles (AVX512-VNNI) ----
+ * Per work item the panel's 32 weight rows (GLU: its gate rows and its up
+ * rows, two buffers) are decoded once into unsigned 8-bit codes u (w = s * (u
+ * - cw) + o per sub-block of S elements) and interleaved by groups of 4: for
+ * each group G of 4 elements along K, the 32 rows' 4 bytes are 128
+ * contiguous bytes, so one 64-byte load holds 16 rows' group and a vpdpbusd
+ * with x's 4 bytes broadcast adds 16 output columns' partial dot products at
+ * once (no horizontal sums). Per sub-block and row of x, the i32 lanes start
+ * at -cw * sum(x_q) (exact integer offset), and are scaled once by the
+ * per-row scale vector s (f32, [nsb][32]) times x's block scale; q4_k adds
+ * o (= -dmin * m) times x's d * sum(q). Rows past the panel's last (a
+ * partial panel) repeat it; their columns are not stored. Tiles: RPMR rows
+ * of x x 32 columns (2 x 2 x RPMR zmm: the f32 sums and a sub-block's i32
+ * sums), a GLU panel as two such tiles (gate, up). */
+#define RPMR 6
+
+/* The unsigned codes (32 bytes) of 32-element sub-block sb of the weight
+ * block at wp, its scale(s) (one per S) and q4_k's offset. */
+static LLVMValueRef decode_u(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMValueRef *sc, LLVMValueRef *off) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef lo4 = ivec(c->t_i8, 32, 0x0f), sh4 = ivec(c->t_i8, 32, 4), u = NULL;
+  int seq[32];
+  for (int l = 0; l < 32; l++) seq[l] = l;
+  switch (c->dt) {
+  case TFX_DT_Q8_0:
+    u = LLVMBuildXor(b, load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 2), 1), ivec(c->t_i8, 32, 0x80), "");
+    sc[0] = half_at(cg, c->f16c, wp);
+    break;
+  case TFX_DT_Q4_0: {
+    LLVMValueRef raw = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 2), 1);
+    LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 16, 0x0f), "");
+    LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 16, 4), "");
+    u = shuf(cg, lo, hi, seq, 32);
+    sc[0] = half_at(cg, c->f16c, wp);
+    break;
+  }
+  case TFX_DT_Q4_K: {
+    LLVMValueRef raw = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 16 + 32 * (sb / 2)), 1);
+    u = sb & 1 ? LLVMBuildLShr(b, raw, sh4, "") : LLVMBuildAnd(b, raw, lo4, "");
+    LLVMValueRef s6, m;
+#define SB(j) LLVMBuildZExt(b, load_a(cg, c->t_i8, tfx_cg_byteptr(cg, wp, 4 + (j)), 1), cg->t_i32, "")
+    if (sb < 4) {
+      s6 = LLVMBuildAnd(b, SB(sb), tfx_cg_i32(cg, 63), "");
+      m = LLVMBuildAnd(b, SB(sb + 4), tfx_cg_i32(cg, 63), "");
+    } else {
+      LLVMValueRef hi = SB(sb + 4);
+      s6 = LLVMBuildOr(b, LLVMBuildAnd(b, hi, tfx_cg_i32(cg, 15), ""),
+                       LLVMBuildShl(b, LLVMBuildLShr(b, SB(sb - 4), tfx_cg_i32(cg, 6), ""), tfx_cg_i32(cg, 4), ""), "");
+      m = LLVMBuildOr(b, LLVMBuildLShr(b, hi, tfx_cg_i32(cg, 4), ""),
+                      LLVMBuildShl(b, LLVMBuildLShr(b, SB(sb), tfx_cg_i32(cg, 6), ""), tfx_cg_i32(cg, 4), ""), "");
+    }
+#undef SB
+    sc[0] = LLVMBuildFMul(b, half_at(cg, c->f16c, wp), LLVMBuildSIToFP(b, s6, cg->t_f32, ""), "");
+    *off = LLVMBuildFNeg(
+        b, LLVMBuildFMul(b, half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 2)), LLVMBuildSIToFP(b, m, cg->t_f32, ""), ""),
+        "");
+    break;
+  }
+  case TFX_DT_Q6_K: {
+    int h = sb / 4, q = sb % 4;
+    LLVMValueRef ql = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 64 * h + 32 * (q & 1)), 1);
+    LLVMValueRef qh = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 128 + 32 * h), 1);
+    LLVMValueRef low = q < 2 ? LLVMBuildAnd(b, ql, lo4, "") : LLVMBuildLShr(b, ql, sh4, "");
+    LLVMValueRef high = q ? LLVMBuildLShr(b, qh, ivec(c->t_i8, 32, 2 * q), "") : qh;
+    high = LLVMBuildShl(b, LLVMBuildAnd(b, high, ivec(c->t_i8, 32, 3), ""), sh4, "");
+    u = LLVMBuildOr(b, low, high, "");
+    LLVMValueRef d = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 208));
+    for (int k = 0; k < 2; k++) {
+      LLVMValueRef s8 = load_a(cg, c->t_i8, tfx_cg_byteptr(cg, wp, 192 + 2 * sb + k), 1);
+      sc[k] = LLVMBuildFMul(b, d, LLVMBuildSIToFP(b, s8, cg->t_f32, ""), "");
+    }
+    break;
+  }
+  default: break;
+  }
+  return u;
+}
+
+/* The panel's rows of GLU half / segment h into the repacked buffers h. */
+static void repack(tfx_cg *cg, qctx *c, int h) {
+  LLVMBuilderRef b = cg->b;
+  int nb = c->P->nb, nsub = (int)(c->wblk / QB), per = QB / (int)c->S;
+  tfx_cg_loop lr, lb;
+  tfx_cg_for(cg, &lr, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, NB), 1, "rprow");
+  LLVMValueRef r = lr.iv, jj = nb < NB ? tfx_cg_smin(cg, r, tfx_cg_i64(cg, nb - 1)) : r;
+  LLVMValueRef wrow = wrow_ptr(cg, c, jj, h);
+  tfx_cg_for(cg, &lb, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->K / c->wblk), 1, "rpblk");
+  LLVMValueRef wp = bptr(cg, wrow, tfx_cg_mulc(cg, lb.iv, c->wbytes));
+  for (int sb = 0; sb < nsub; sb++) {
+    LLVMValueRef sc[2] = {NULL, NULL}, off = NULL;
+    LLVMValueRef u = LLVMBuildBitCast(b, decode_u(cg, c, wp, sb, sc, &off), c->t_i8x8, "");
+    LLVMValueRef sub = tfx_cg_addc(cg, tfx_cg_mulc(cg, lb.iv, nsub), sb); /* 32-element sub-block of the row */
+    for (int g = 0; g < 8; g++) {
+      LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, tfx_cg_addc(cg, tfx_cg_mulc(cg, sub, 8), g), NB), r);
+      LLVMValueRef p = LLVMBuildInBoundsGEP2(b, cg->t_i32, c->rq[h], &at, 1, "");
+      LLVMSetAlignment(LLVMBuildStore(b, LLVMBuildExtractElement(b, u, tfx_cg_i32(cg, g), ""), p), 4);
+    }
+    for (int k = 0; k < per; k++) {
+      LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, tfx_cg_addc(cg, tfx_cg_mulc(cg, sub, per), k), NB), r);
+      tfx_cg_storef(cg, sc[k], tfx_cg_fptr(cg, c->rs[h], at));
+      if (off) tfx_cg_storef(cg, off, tfx_cg_fptr(cg, c->ro[h], at));
+    }
+  }
+  tfx_cg_for_end(cg, &lb);
+  tfx_cg_for_end(cg, &lr);
+}
+
+/* Rows mb .. mb + mr - 1 of the chunk (clamped to its last) x the 32
+ * columns of repacked buffers h, into blk ([mr][NB] floats). */
+static void rp_tile(tfx_cg *cg, qctx *c, int h, LLVMValueRef mb, int mr, LLVMValueRef blk) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
+  int ng = (int)c->S / 4, per = QB / (int)c->S;
+  LLVMValueRef acc[RPMR][2], slot[RPMR], xrow[RPMR];
+  for (int i = 0; i < mr; i++) {
+    slot[i] = tfx_cg_smin(cg, tfx_cg_addc(cg, mb, i), tfx_cg_addc(cg, c->mrows, -1));
+    xrow[i] = bptr(cg, c->xq, tfx_cg_mulc(cg, slot[i], c->K));
+    for (int v = 0; v < 2; v++) {
+      acc[i][v] = tfx_cg_alloca(cg, v16f, "rpacc");
+      LLVMBuildStore(b, LLVMConstNull(v16f), acc[i][v]);
+    }
+  }
+  tfx_cg_loop lt;
+  tfx_cg_for(cg, &lt, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->nsb), 1, "rpsub");
+  LLVMValueRef t = lt.iv, ia[RPMR][2];
+  for (int i = 0; i < mr; i++) {
+    LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, slot[i], c->nsb), t);
+    LLVMValueRef x0 = load_a(cg, cg->t_i32, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xc, &at, 1, ""), 4);
+    LLVMValueRef sv = LLVMBuildInsertElement(b, LLVMGetPoison(v16i), x0, tfx_cg_i32(cg, 0), "");
+    ia[i][0] = ia[i][1] = LLVMBuildShuffleVector(b, sv, sv, LLVMConstNull(v16i), "");
+  }
+  for (int gg = 0; gg < ng; gg++) {
+    LLVMValueRef grp = tfx_cg_addc(cg, tfx_cg_mulc(cg, t, ng), gg), wv[2];
+    for (int v = 0; v < 2; v++) {
+      LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, grp, NB), 16 * v);
+      wv[v] = load_a(cg, v16i, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->rq[h], &at, 1, ""), 64);
+    }
+    for (int i = 0; i < mr; i++) {
+      LLVMValueRef x4 = load_a(cg, cg->t_i32, bptr(cg, xrow[i], tfx_cg_mulc(cg, grp, 4)), 1);
+      LLVMValueRef xv = LLVMBuildInsertElement(b, LLVMGetPoison(v16i), x4, tfx_cg_i32(cg, 0), "");
+      xv = LLVMBuildShuffleVector(b, xv, xv, LLVMConstNull(v16i), "");
+      for (int v = 0; v < 2; v++) {
+        LLVMValueRef args[3] = {ia[i][v], wv[v], xv};
+        ia[i][v] = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
+      }
+    }
+  }
+  LLVMValueRef sv[2], ov[2] = {NULL, NULL};
+  for (int v = 0; v < 2; v++) {
+    LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, t, NB), 16 * v);
+    sv[v] = load_a(cg, v16f, tfx_cg_fptr(cg, c->rs[h], at), 64);
+    if (c->xm) ov[v] = load_a(cg, v16f, tfx_cg_fptr(cg, c->ro[h], at), 64);
+  }
+  LLVMValueRef xb = per > 1 ? LLVMBuildSDiv(b, t, tfx_cg_i64(cg, per), "") : t;
+  for (int i = 0; i < mr; i++) {
+    LLVMValueRef xd = tfx_cg_loadf(cg, tfx_cg_fptr(cg, c->xd, tfx_cg_add(cg, tfx_cg_mulc(cg, slot[i], c->nqb), xb)));
+    LLVMValueRef xds =
+        LLVMBuildShuffleVector(b, LLVMBuildInsertElement(b, LLVMGetPoison(v16f), xd, tfx_cg_i32(cg, 0), ""),
+                               LLVMGetPoison(v16f), LLVMConstNull(v16i), "");
+    LLVMValueRef xms = NULL;
+    if (c->xm) {
+      LLVMValueRef xm = tfx_cg_loadf(cg, tfx_cg_fptr(cg, c->xm, tfx_cg_add(cg, tfx_cg_mulc(cg, slot[i], c->nsb), t)));
+      xms = LLVMBuildShuffleVector(b, LLVMBuildInsertElement(b, LLVMGetPoison(v16f), xm, tfx_cg_i32(cg, 0), ""),
+                                   LLVMGetPoison(v16f), LLVMConstNull(v16i), "");
+    }
+    for (int v = 0; v < 2; v++) {
+      LLVMValueRef a = LLVMBuildLoad2(b, v16f, acc[i][v], "");
+      a = tfx_cg_fma(cg, LLVMBuildSIToFP(b, ia[i][v], v16f, ""), LLVMBuildFMul(b, sv[v], xds, ""), a);
+      if (xms) a = tfx_cg_fma(cg, ov[v], xms, a);
+      LLVMBuildStore(b, a, acc[i][v]);
+    }
+  }
+  tfx_cg_for_end(cg, &lt);
+  for (int i = 0; i < mr; i++)
+    for (int v = 0; v < 2; v++) {
+      LLVMValueRef st =
+          LLVMBuildStore(b, LLVMBuildLoad2(b, v16f, acc[i][v], ""), tfx_cg_fptrc(cg, blk, (int64_t)i * NB + 16 * v));
+      LLVMSetAlignment(st, 4);
+    }
+}
+
+/* ---- the panel and the call ---- */
+
 /* 1 for the weight formats this path reads. */
 static int q8_supported(tfx_dtype dt) {
   return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K;
 }
 
+/* The panel P against the chunk's quantized rows (c->m0 ..): tiles into the
+ * block buffers, then the epilogue of each block of rows. */
 void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
-  const tfx_node *w = &cg->g->nodes[G->n->inputs[1]];
+  qctx *c = G->q8;
+  c->P = P;
+  tfx_cg_loop lm;
+  int hb = G->hooks && G->hooks->block_begin;
+  if (c->mc < QMR) { /* decode: one row at a time */
+    tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), c->mrows, 1, "qm1");
+    LLVMValueRef m = tfx_cg_add(cg, c->m0, lm.iv);
+    if (hb) G->hooks->block_begin(cg, G, m, 1);
+    c->slot[0] = lm.iv;
+    rm_tiles(cg, c, 1);
+    tfx_cg_gemm_rows(cg, G, P, m, NULL);
+    tfx_cg_for_end(cg, &lm);
+    return;
+  }
+  int mr = c->rp ? RPMR : QMR;
+  if (c->rp) {
+    repack(cg, c, 0);
+    if (G->glu) repack(cg, c, 1);
+  }
+  tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), c->mrows, mr, "qm");
+  LLVMValueRef m = tfx_cg_add(cg, c->m0, lm.iv);
+  if (hb) G->hooks->block_begin(cg, G, m, mr);
+  if (c->rp) {
+    rp_tile(cg, c, 0, lm.iv, mr, P->blk);
+    if (G->glu) rp_tile(cg, c, 1, lm.iv, mr, P->blku);
+  } else {
+    for (int i = 0; i < mr; i++) c->slot[i] = tfx_cg_smin(cg, tfx_cg_addc(cg, lm.iv, i), tfx_cg_addc(cg, c->mrows, -1));
+    rm_tiles(cg, c, mr);
+  }
+  tfx_cg_gemm_rows(cg, G, P, m, tfx_cg_smin(cg, tfx_cg_i64(cg, mr), tfx_cg_sub(cg, c->mrows, lm.iv)));
+  tfx_cg_for_end(cg, &lm);
+}
+
+/* Rows m0 .. m0 + rows - 1 of x through the prologue, quantized into the
+ * chunk's slots 0 .. rows - 1. */
+static void quant_chunk(tfx_cg *cg, qctx *c) {
+  const tfx_cg_gemm *G = c->G;
+  tfx_cg_loop lr;
+  tfx_cg_for(cg, &lr, tfx_cg_i64(cg, 0), c->mrows, 1, "qrow");
+  LLVMValueRef row = tfx_cg_add(cg, c->m0, lr.iv);
+  if (G->hooks && G->hooks->block_begin) G->hooks->block_begin(cg, G, row, 1);
+  if (G->hooks && G->hooks->row_begin) G->hooks->row_begin(cg, G, 0, row);
+  quant_row(cg, c, lr.iv, row);
+  tfx_cg_for_end(cg, &lr);
+}
+
+#define Q8_CHUNK_BYTES (256 << 10) /* the quantized rows of a chunk: at most this much stack */
+
+void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
+  const tfx_node *w = &cg->g->nodes[G0->n->inputs[1]];
   const tfx_dtype_info *f = tfx_dtype_info_of(w->type.dtype);
-  if (!f || !q8_supported(w->type.dtype) || G->K % f->block || G->packed) {
-    tfx_cg_fail(cg, "backend: %%%d: int8 linear on a %s weight it cannot read", G->n->id,
+  if (!f || !q8_supported(w->type.dtype) || G0->K % f->block || G0->packed) {
+    tfx_cg_fail(cg, "backend: %%%d: int8 linear on a %s weight it cannot read", G0->n->id,
                 tfx_dtype_name(w->type.dtype));
     return;
   }
-  qctx c = {
-      .G = G, .P = P, .dt = w->type.dtype, .K = G->K, .nqb = G->K / QB, .wblk = f->block, .wbytes = f->block_bytes};
-  c.row_bytes = G->K / f->block * f->block_bytes;
+  tfx_cg_gemm G = *G0;
+  qctx c = {.G = &G, .dt = w->type.dtype, .K = G.K, .nqb = G.K / QB, .wblk = f->block, .wbytes = f->block_bytes};
+  G.q8 = &c;
+  c.row_bytes = G.K / f->block * f->block_bytes;
   c.t_i8 = LLVMInt8TypeInContext(cg->ctx);
   c.t_i16 = LLVMInt16TypeInContext(cg->ctx);
   c.t_b16 = LLVMVectorType(c.t_i8, 16);
@@ -407,19 +946,47 @@ void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
   c.vnni = (i8 & (TFX_CG_I8_AVXVNNI | TFX_CG_I8_VNNI512)) != 0;
   c.maddubs = !c.vnni && (i8 & TFX_CG_I8_MADDUBS) && cg->W >= 8; /* the ymm forms: AVX2 */
   c.f16c = c.vnni || c.maddubs;
-  c.xq = tfx_cg_alloca_array(cg, c.t_i8, QMR * G->K, "xq");
-  c.xd = tfx_cg_alloca_array(cg, cg->t_f32, QMR * c.nqb, "xd");
-  c.xs = tfx_cg_alloca_array(cg, cg->t_i32, QMR * c.nqb * 8, "xs");
-  int few = LLVMIsAConstantInt(P->M) && LLVMConstIntGetSExtValue(P->M) < QMR;
-  tfx_cg_loop lm;
-  if (few) {
-    tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), P->M, 1, "qm1");
-    qblock(cg, &c, lm.iv, 1);
-    tfx_cg_gemm_rows(cg, G, P, lm.iv, NULL);
+  int few = LLVMIsAConstantInt(G.M) && LLVMConstIntGetSExtValue(G.M) < QMR;
+  c.rp = !few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16;
+  c.S = c.dt == TFX_DT_Q6_K ? 16 : 32;
+  c.nsb = G.K / c.S;
+  c.cw = c.dt == TFX_DT_Q8_0 ? 128 : c.dt == TFX_DT_Q4_0 ? 8 : c.dt == TFX_DT_Q6_K ? 32 : 0;
+  c.dz = few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && c.nqb % 2 == 0;
+  /* bytes of one quantized row, and rows per chunk */
+  int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);
+  int mr = c.rp ? RPMR : QMR;
+  c.mc = few ? QMR - 1 : (Q8_CHUNK_BYTES / rowb) / mr * mr;
+  if (!few && c.mc < mr) c.mc = mr;
+  if (c.mc > 1024) c.mc = 1024;
+  c.xq = tfx_cg_alloca_array(cg, c.t_i8, c.mc * G.K, "xq");
+  c.xd = tfx_cg_alloca_array(cg, cg->t_f32, c.mc * c.nqb, "xd");
+  if (c.rp) {
+    c.xc = tfx_cg_alloca_array(cg, cg->t_i32, c.mc * c.nsb, "xc");
+    if (c.dt == TFX_DT_Q4_K) c.xm = tfx_cg_alloca_array(cg, cg->t_f32, c.mc * c.nsb, "xm");
+    for (int h = 0; h < (G.glu ? 2 : 1); h++) {
+      c.rq[h] = tfx_cg_alloca_array(cg, c.t_i8, NB * G.K, "rpq");
+      c.rs[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * c.nsb, "rps");
+      if (c.xm) c.ro[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * c.nsb, "rpo");
+    }
+  } else if (c.dz) {
+    c.xz = tfx_cg_alloca_array(cg, cg->t_i32, c.mc * c.nqb * 8, "xz");
+    c.xv = tfx_cg_alloca_array(cg, cg->t_f32, c.mc * c.nqb * 8, "xv");
+    if (c.dt == TFX_DT_Q4_K) c.xm = tfx_cg_alloca_array(cg, cg->t_f32, c.mc * c.nqb, "xm");
   } else {
-    tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), P->M, QMR, "qm");
-    qblock(cg, &c, lm.iv, QMR);
-    tfx_cg_gemm_rows(cg, G, P, lm.iv, tfx_cg_smin(cg, tfx_cg_i64(cg, QMR), tfx_cg_sub(cg, P->M, lm.iv)));
+    c.xs = tfx_cg_alloca_array(cg, cg->t_i32, c.mc * c.nqb * 8, "xs");
   }
-  tfx_cg_for_end(cg, &lm);
+  if (few) {
+    c.m0 = tfx_cg_i64(cg, 0);
+    c.mrows = G.M;
+    quant_chunk(cg, &c);
+    tfx_cg_gemm_items_emit(cg, &G);
+    return;
+  }
+  tfx_cg_loop lc;
+  tfx_cg_for(cg, &lc, tfx_cg_i64(cg, 0), G.M, c.mc, "qchunk");
+  c.m0 = lc.iv;
+  c.mrows = tfx_cg_smin(cg, tfx_cg_i64(cg, c.mc), tfx_cg_sub(cg, G.M, lc.iv));
+  quant_chunk(cg, &c);
+  tfx_cg_gemm_items_emit(cg, &G);
+  tfx_cg_for_end(cg, &lc);
 }

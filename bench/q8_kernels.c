@@ -4,7 +4,8 @@
  * K = 2048 -> N = 768), timed at M = 1 (GEMV: GB/s of weight bytes) and
  * M = 128 (GEMM: GFLOP/s), 1 and 2 threads, medians of repeated calls, with
  * each format's speedup over f32 (time ratio) measured in the same run. Built by CMake as
- * bench_q8 (not part of `all`): cmake --build build --target bench_q8. */
+ * bench_q8 (not part of `all`): cmake --build build --target bench_q8;
+ * ./build/bench_q8 [REPS] [cpu] (cpu: one thread, timed by its CPU time). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +21,11 @@ static float frand(void) {
   return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
 }
 
+static int cpu_clock; /* "cpu": the calling thread's CPU time (1 thread only) */
+
 static double now(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(cpu_clock ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -102,11 +105,14 @@ static double time_linear(tfx_dtype dt, int64_t K, int64_t N, int M, int threads
 
 int main(int argc, char **argv) {
   int reps = argc > 1 ? atoi(argv[1]) : 50;
+  /* argv[2] = "cpu": one thread, timed by its CPU time (a loaded machine
+   * takes the core away, not the cycles: steadier than wall-clock time) */
+  cpu_clock = argc > 2 && !strcmp(argv[2], "cpu");
   static const int64_t shapes[4][2] = {{768, 768}, {768, 2048}, {768, 32000}, {2048, 768}};
   static const tfx_dtype fmts[5] = {TFX_DT_F32, TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q4_K, TFX_DT_Q6_K};
   printf("%-6s %-12s %3s %10s %8s %10s %8s\n", "format", "K->N", "thr", "GEMV GB/s", "speedup", "GEMM GF/s", "speedup");
   for (int sh = 0; sh < 4; sh++)
-    for (int th = 1; th <= 2; th++) {
+    for (int th = 1; th <= (cpu_clock ? 1 : 2); th++) {
       double f32_t1 = 0, f32_tm = 0;
       for (int f = 0; f < 5; f++) {
         int64_t K = shapes[sh][0], N = shapes[sh][1], wb = 0;

@@ -156,12 +156,15 @@ static const int CALLS[NCALLS] = {1, 2, 5, 40, 3};
 /* Output of the JIT on the calls, and the interpreter's with and without
  * the emulation; checks the first against the second and that the third is
  * further away than the tolerance. */
+static const int *calls = CALLS; /* the calls of the case being checked */
+static int ncalls = NCALLS;
+
 static void check_model(tfx_tg *t, const char *cpu, const char *what) {
   tfx_model *m = tfx_tg_jit_model_cpu(t, 2, cpu);
   if (!m) fail_msg("%s: JIT failed", what);
   tfx_tg_run_opts o = {.in_scale = 2.0f};
   uint64_t rng0 = t->rng;
-  tfx_tg_compare_runs(t, m, CALLS, NCALLS, &o, what);
+  tfx_tg_compare_runs(t, m, calls, ncalls, &o, what);
   /* the same inputs again against the interpreter without the emulation:
    * the comparison must be able to fail */
   const tfx_model_desc *d = tfx_model_descriptor(m);
@@ -173,8 +176,8 @@ static void check_model(tfx_tg *t, const char *cpu, const char *what) {
   tfx_interp *it = tfx_interp_new(t->g, t->blob);
   assert_non_null(it);
   double worst = 0.0, maxref = 1.0;
-  for (int c = 0; c < NCALLS; c++) {
-    int n = CALLS[c];
+  for (int c = 0; c < ncalls; c++) {
+    int n = calls[c];
     size_t ow = (size_t)d->output_width;
     float *ref = calloc((size_t)n * ow, 4), *out = calloc((size_t)n * ow, 4),
           *x = calloc((size_t)n * d->input_width, 4);
@@ -255,6 +258,35 @@ static void test_residual(void **state) {
   for (int f = 0; f < 4; f++) check_graph(build_res, FORMATS[f], 768, 0, "residual", 2, 3);
 }
 
+/* x -> linear(w, b) with N output columns */
+static tfx_tg *build_linear_n(tfx_dtype dt, int64_t K, int64_t N) {
+  tfx_tg *t = tfx_tg_new("q8_linear_n", 128, 17 + (uint64_t)K + (uint64_t)N);
+  int x = tfx_tg_input_f32(t, K);
+  int w = qparam(t, dt, "w", N, K, 0.3f);
+  t->g->output = tfx_tg_op3(t, TFX_OP_LINEAR, x, w, tfx_tg_param1(t, "b", N, 1.0f, 0.0f));
+  return t;
+}
+
+/* The shapes of the tiles' edges: K of one block (32) or one super-block
+ * (256); N below one panel (20: a partial panel only) and 45; K = 4096 with
+ * calls of 100 rows, more than one chunk of quantized rows (k_linear_q8.c
+ * quantizes at most 256 KiB of rows at once: 42 rows of the repacked
+ * AVX-512 path at K = 4096, 28 on AVX2), 6 and 7 rows (one repacked tile of
+ * 6 rows and one more). */
+static void test_shapes(void **state) {
+  (void)state;
+  static const int shape_calls[4] = {100, 1, 7, 6};
+  calls = shape_calls;
+  ncalls = 4;
+  for (int f = 0; f < 4; f++) {
+    int64_t kmin = tfx_dtype_info_of(FORMATS[f])->block;
+    check_graph(build_linear_n, FORMATS[f], kmin, 20, "edge", 1, 2);
+    check_graph(build_linear_n, FORMATS[f], 4096, 45, "chunks", 1, 2);
+  }
+  calls = CALLS;
+  ncalls = NCALLS;
+}
+
 /* act_f32: the linears leave the int8 kernels */
 static void test_act_f32(void **state) {
   (void)state;
@@ -289,6 +321,7 @@ int main(void) {
       cmocka_unit_test(test_linear),
       cmocka_unit_test(test_ffn),
       cmocka_unit_test(test_residual),
+      cmocka_unit_test(test_shapes),
       cmocka_unit_test(test_act_f32),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
