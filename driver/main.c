@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../frontend/weights.h"
 #include "../include/tfx/jit.h"
 #include "../passes/passes.h"
 #include "compile.h"
@@ -657,9 +658,13 @@ done:
 /* Reads the ids of --eval-ids: a text file of non-negative integers separated
  * by blanks, commas or newlines (what --print-ids writes). */
 static int read_ids_file(const char *path, int32_t **ids, int *n) {
-  FILE *f = fopen(path, "rb");
+  /* a regular file, checked without blocking: a FIFO or a directory is an
+   * error, never a hang (the weights loaders' way in) */
+  char oerr[512];
+  uint64_t fsize;
+  FILE *f = tfx_wfile_fopen(path, &fsize, oerr, sizeof oerr);
   if (!f) {
-    fprintf(stderr, "tfxc: error: cannot read '%s': %s\n", path, strerror(errno));
+    fprintf(stderr, "tfxc: error: --eval-ids: %s\n", oerr);
     return -1;
   }
   size_t cap = 4096, len = 0;

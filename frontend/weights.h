@@ -41,12 +41,12 @@ typedef struct tfx_wfile {
   int32_t llama2c[7];
 } tfx_wfile;
 
-/* Opens and validates a llama2.c checkpoint: header, sizes, every offset
- * inside the file. 0 on success, else -1 with a message. */
 /* Opens a weights file for reading: a regular file (checked without
  * blocking, so a FIFO or a directory is an error, never a hang), its size in
  * *size; NULL with a message. The loaders' one way in. */
 FILE *tfx_wfile_fopen(const char *path, uint64_t *size, char *err, size_t errlen);
+/* Opens and validates a llama2.c checkpoint: header, sizes, every offset
+ * inside the file. 0 on success, else -1 with a message. */
 int tfx_wfile_open_llama2c(const char *path, tfx_wfile *out, char *err, size_t errlen);
 /* Opens and validates a safetensors file (8-byte little-endian header length,
  * JSON header, data): every tensor's dtype, shape and data_offsets are checked

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -279,7 +280,15 @@ static void test_eval_ids(void **state) {
          "do not combine");
   expect((char *[]){TFXC_PATH, "run", example_tfx, "--eval-ids", NULL}, 2, NULL, "--eval-ids needs a file name");
   expect((char *[]){TFXC_PATH, "run", example_tfx, w[0], w[1], "--eval-ids", "/nonexistent/ids", NULL}, 1, NULL,
-         "cannot read '/nonexistent/ids'");
+         "--eval-ids: /nonexistent/ids: cannot open");
+  /* a FIFO or a directory is an error, never a hang (timeout(1) exits 124) */
+  char fifo[4096];
+  snprintf(fifo, sizeof fifo, "%s/ids.fifo", dir);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  expect((char *[]){"/usr/bin/timeout", "60", TFXC_PATH, "run", example_tfx, w[0], w[1], "--eval-ids", fifo, NULL}, 1,
+         NULL, "ids.fifo: not a regular file");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, w[0], w[1], "--eval-ids", dir, NULL}, 1, NULL, "is a directory");
+  unlink(fifo);
   expect((char *[]){TFXC_PATH, "run", example_tfx, w[0], w[1], "--eval-ids", bad, NULL}, 1, NULL,
          "not a list of token ids");
   expect((char *[]){TFXC_PATH, "run", example_tfx, w[0], w[1], "--eval-ids", empty, NULL}, 1, NULL, "no token ids");
