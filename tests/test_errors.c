@@ -30,6 +30,7 @@
 
 #include "../include/tfx/jit.h"
 #include "frontend.h"
+#include "support/frontend_capture.h"
 #include "support/testutil.h"
 
 static char *tmpdir; /* per run, removed at the end */
@@ -195,23 +196,10 @@ static const char *expect_located(const char *diag, const char *file, const char
   return caret + 1;
 }
 
+/* The frontend on src with weights (NULL: the source's own) or none. */
 static char *compile_capture(const char *path, const char *src, const char *weights, int no_weights, int *errors) {
-  char *diag = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&diag, &len);
-  assert_non_null(f);
-  tfx_frontend_options o = {0};
-  o.no_weights = no_weights;
-  o.weights = weights;
-  o.diag = f;
-  tfx_graph *g = NULL;
-  tfx_weights w = {0};
-  *errors = tfx_frontend_compile(path, src, &o, &g, &w);
-  fclose(f);
-  if (*errors) assert_null(g);
-  tfx_graph_free(g);
-  tfx_weights_free(&w);
-  return diag;
+  tfx_frontend_options o = {.weights = weights, .no_weights = no_weights};
+  return tfx_test_compile_capture(path, src, &o, errors, NULL, NULL);
 }
 
 static void test_source(void **state) {

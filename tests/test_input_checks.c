@@ -33,6 +33,7 @@
 #include "../driver/compile.h"
 #include "../include/tfx/jit.h"
 #include "frontend.h"
+#include "support/frontend_capture.h"
 #include "support/testutil.h"
 #include "weights.h"
 
@@ -53,31 +54,12 @@ static void write_bytes(const char *path, const void *data, size_t n) {
   assert_int_equal(fclose(f), 0);
 }
 
-/* Compiles src (as file `path`) with the frontend; returns the diagnostics. */
+/* Compiles src (as file `path`) with the frontend; returns the diagnostics
+ * (tests/support/frontend_capture.c). */
 static char *compile_capture(const char *path, const char *src, const char *weights, int no_weights,
                              int allow_nonfinite, int *errors, tfx_weights *keep, tfx_graph **keep_g) {
-  char *diag = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&diag, &len);
-  assert_non_null(f);
-  tfx_frontend_options o = {0};
-  o.no_weights = no_weights;
-  o.weights = weights;
-  o.allow_nonfinite = allow_nonfinite;
-  o.diag = f;
-  tfx_graph *g = NULL;
-  tfx_weights w = {0};
-  *errors = tfx_frontend_compile(path, src, &o, &g, &w);
-  fclose(f);
-  if (*errors) assert_null(g);
-  if (keep && keep_g) {
-    *keep = w;
-    *keep_g = g;
-  } else {
-    tfx_graph_free(g);
-    tfx_weights_free(&w);
-  }
-  return diag;
+  tfx_frontend_options o = {.weights = weights, .no_weights = no_weights, .allow_nonfinite = allow_nonfinite};
+  return tfx_test_compile_capture(path, src, &o, errors, keep_g, keep);
 }
 
 /* diag has "FILE:WHERE: error: ..." whose line holds frag1 and frag2. */
