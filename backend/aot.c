@@ -1,7 +1,8 @@
 /* backend/aot.c — ahead-of-time emission: the optimized PIC module as an
  * object, the weights blob as its own ELF object (elf_blob.c), both combined
- * into one relocatable object with `ld -r`; linking that object with the
- * runtime archive into a self-contained shared library with `cc -shared`;
+ * into one relocatable object with `ld -r` (`-c`), or linked straight with the
+ * runtime archive into a self-contained shared library with `cc -shared`
+ * (the blob is written twice, not three times: it can be gigabytes);
  * and the module printed as LLVM IR or assembly. Temporary files live in a
  * mkdtemp directory removed afterwards (announced to tfx_backend_set_hooks).
  * A path that begins with '-' reaches ld and cc as "./-...", never as an
@@ -114,9 +115,24 @@ static void remove_temp(const char *path, int dir) {
   tfx_cg_temp_event(path, 0);
 }
 
-int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
-                             const tfx_target_options *o, const char *obj_path, char *err, size_t errlen) {
-  if (!g || !obj_path || !obj_path[0]) return tfx_errf(err, errlen, "backend: tfx_backend_write_object: NULL argument");
+/* The code and the weights blob as two objects in a fresh temporary
+ * directory: t->code, t->blob (malloc'd paths, announced as temporaries). */
+typedef struct {
+  char *dir, *code, *blob;
+} aot_objects;
+
+static void aot_objects_remove(aot_objects *t) {
+  remove_temp(t->code, 0);
+  remove_temp(t->blob, 0);
+  remove_temp(t->dir, 1);
+  free(t->code);
+  free(t->blob);
+  free(t->dir);
+}
+
+static int write_objects(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes, const tfx_target_options *o,
+                         aot_objects *t, char *err, size_t errlen) {
+  *t = (aot_objects){0};
   if ((uint64_t)weights_bytes < (uint64_t)g->weights_bytes || (weights_bytes > 0 && !weights))
     return tfx_errf(err, errlen, "backend: the weights blob has %zu bytes, the model needs %lld", weights_bytes,
                     (long long)g->weights_bytes);
@@ -127,24 +143,25 @@ int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t 
     tfx_cg_aot_free(&a);
     return -1;
   }
-  char *dir = make_tmpdir(err, errlen);
-  if (!dir) {
+  t->dir = make_tmpdir(err, errlen);
+  if (!t->dir) {
     tfx_cg_aot_free(&a);
     return -1;
   }
-  size_t plen = strlen(dir) + 32;
-  char *code = malloc(plen), *blob = malloc(plen);
+  size_t plen = strlen(t->dir) + 32;
   int rc = -1;
-  if (!code || !blob) {
+  t->code = malloc(plen);
+  t->blob = malloc(plen);
+  if (!t->code || !t->blob) {
     tfx_errf(err, errlen, "backend: out of memory");
     goto done;
   }
-  snprintf(code, plen, "%s/code.o", dir);
-  snprintf(blob, plen, "%s/weights.o", dir);
-  tfx_cg_temp_event(code, 1);
-  tfx_cg_temp_event(blob, 1);
+  snprintf(t->code, plen, "%s/code.o", t->dir);
+  snprintf(t->blob, plen, "%s/weights.o", t->dir);
+  tfx_cg_temp_event(t->code, 1);
+  tfx_cg_temp_event(t->blob, 1);
   char *msg = NULL;
-  if (LLVMTargetMachineEmitToFile(a.tm, a.mod, code, LLVMObjectFile, &msg)) {
+  if (LLVMTargetMachineEmitToFile(a.tm, a.mod, t->code, LLVMObjectFile, &msg)) {
     tfx_errf(err, errlen, "backend: object emission failed: %s", msg ? msg : "?");
     LLVMDisposeMessage(msg);
     goto done;
@@ -152,46 +169,48 @@ int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t 
   LLVMDisposeMessage(msg);
   tfx_cg_elf_id elf = a.t.elf; /* the blob's object is for the code's machine */
   tfx_cg_aot_free(&a);         /* free LLVM's memory before the (possibly large) blob */
-  if (tfx_cg_write_blob_object(blob, &elf, WEIGHTS_SYMBOL, weights, weights_bytes, err, errlen)) goto done;
-  char *owned, *out = tool_path(obj_path, &owned);
-  if (!out) {
-    tfx_errf(err, errlen, "backend: out of memory");
-    goto done;
-  }
-  char *argv[] = {"ld", "-r", "-o", out, code, blob, NULL};
-  rc = tfx_cg_run(argv, err, errlen);
-  free(owned);
+  rc = tfx_cg_write_blob_object(t->blob, &elf, WEIGHTS_SYMBOL, weights, weights_bytes, err, errlen);
 done:
   tfx_cg_aot_free(&a);
-  remove_temp(code, 0);
-  remove_temp(blob, 0);
-  remove_temp(dir, 1);
-  free(code);
-  free(blob);
-  free(dir);
+  if (rc) aot_objects_remove(t);
   return rc;
 }
 
-int tfx_backend_link_shared(const char *obj_path, const char *so_path, char *err, size_t errlen) {
-  if (!obj_path || !so_path || !obj_path[0] || !so_path[0])
-    return tfx_errf(err, errlen, "backend: tfx_backend_link_shared: NULL argument");
+int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
+                             const tfx_target_options *o, const char *obj_path, char *err, size_t errlen) {
+  if (!g || !obj_path || !obj_path[0]) return tfx_errf(err, errlen, "backend: tfx_backend_write_object: NULL argument");
+  aot_objects t;
+  if (write_objects(g, weights, weights_bytes, o, &t, err, errlen)) return -1;
+  char *owned, *out = tool_path(obj_path, &owned);
+  char *argv[] = {"ld", "-r", "-o", out, t.code, t.blob, NULL};
+  int rc = out ? tfx_cg_run(argv, err, errlen) : tfx_errf(err, errlen, "backend: out of memory");
+  free(owned);
+  aot_objects_remove(&t);
+  return rc;
+}
+
+/* cc -shared of the objects with the runtime archive into so_path. */
+static int link_objects(const char *const *objs, int n_objs, const char *so_path, char *err, size_t errlen) {
   const char *archive = getenv("TFX_RUNTIME_ARCHIVE");
   if (!archive || !archive[0]) archive = TFX_RUNTIME_ARCHIVE;
   if (access(archive, R_OK))
     return tfx_errf(err, errlen, "backend: the runtime archive %s is not readable: %s (set TFX_RUNTIME_ARCHIVE)",
                     archive, strerror(errno));
-  if (access(obj_path, R_OK)) return tfx_errf(err, errlen, "backend: %s: %s", obj_path, strerror(errno));
+  for (int i = 0; i < n_objs; i++)
+    if (access(objs[i], R_OK)) return tfx_errf(err, errlen, "backend: %s: %s", objs[i], strerror(errno));
   char ffi[1024];
   snprintf(ffi, sizeof ffi, "%s", TFX_FFI_LDFLAGS);
-  char *owned[3], *so = tool_path(so_path, &owned[0]), *obj = tool_path(obj_path, &owned[1]),
-                  *ar = tool_path(archive, &owned[2]);
+  char *owned[4] = {NULL, NULL, NULL, NULL}, *so = tool_path(so_path, &owned[0]), *ar = tool_path(archive, &owned[1]);
   char *argv[64];
-  int n = 0;
+  int n = 0, ok = so && ar;
   argv[n++] = "cc";
   argv[n++] = "-shared";
   argv[n++] = "-o";
   argv[n++] = so;
-  argv[n++] = obj;
+  for (int i = 0; i < n_objs && i < 2; i++) {
+    argv[n] = tool_path(objs[i], &owned[2 + i]);
+    ok = ok && argv[n++];
+  }
   argv[n++] = "-Wl,--whole-archive";
   argv[n++] = ar;
   argv[n++] = "-Wl,--no-whole-archive";
@@ -206,7 +225,24 @@ int tfx_backend_link_shared(const char *obj_path, const char *so_path, char *err
 #endif
   argv[n++] = "-Wl,--no-undefined";
   argv[n] = NULL;
-  int rc = so && obj && ar ? tfx_cg_run(argv, err, errlen) : tfx_errf(err, errlen, "backend: out of memory");
-  for (int i = 0; i < 3; i++) free(owned[i]);
+  int rc = ok ? tfx_cg_run(argv, err, errlen) : tfx_errf(err, errlen, "backend: out of memory");
+  for (int i = 0; i < 4; i++) free(owned[i]);
+  return rc;
+}
+
+int tfx_backend_link_shared(const char *obj_path, const char *so_path, char *err, size_t errlen) {
+  if (!obj_path || !so_path || !obj_path[0] || !so_path[0])
+    return tfx_errf(err, errlen, "backend: tfx_backend_link_shared: NULL argument");
+  return link_objects(&obj_path, 1, so_path, err, errlen);
+}
+
+int tfx_backend_write_shared(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
+                             const tfx_target_options *o, const char *so_path, char *err, size_t errlen) {
+  if (!g || !so_path || !so_path[0]) return tfx_errf(err, errlen, "backend: tfx_backend_write_shared: NULL argument");
+  aot_objects t;
+  if (write_objects(g, weights, weights_bytes, o, &t, err, errlen)) return -1;
+  const char *objs[2] = {t.code, t.blob};
+  int rc = link_objects(objs, 2, so_path, err, errlen) ? -2 : 0;
+  aot_objects_remove(&t);
   return rc;
 }

@@ -42,6 +42,13 @@ int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t 
  * a self-contained shared library. */
 int tfx_backend_link_shared(const char *obj_path, const char *so_path, char *err, size_t errlen);
 
+/* The two above in one step, without the combined object: the code and the
+ * blob objects linked straight into so_path (the blob, which can be
+ * gigabytes, written once less). 0; -1 when writing the objects failed; -2
+ * when the link failed; a message in err. */
+int tfx_backend_write_shared(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
+                             const tfx_target_options *o, const char *so_path, char *err, size_t errlen);
+
 /* Hooks for a program that removes temporaries when a signal ends it
  * (tfxc's driver/outfile.c). temp(path, 1) when the backend creates a
  * temporary file or directory, temp(path, 0) once it is gone; tool(pid) when

@@ -499,21 +499,13 @@ static int compile_main(int argc, char **argv) {
                 user_message(err, sizeof err, o_out.tmp, NULL, out_name));
         rc = EXIT_COMPILE;
       }
-    } else if (rc == 0 && out_name) { /* the object, then the link: both temporaries beside the output */
-      char *obj = NULL;
-      if (tfx_drv_output_scratch(&o_out, ".o", &obj, err, sizeof err)) {
-        fprintf(stderr, "tfxc: error: %s\n", err);
-        rc = EXIT_COMPILE;
-      } else if (tfx_backend_write_object(b.graph, b.weights.data, b.weights.size, &t, obj, err, sizeof err)) {
-        fprintf(stderr, "tfxc: error: cannot write '%s': %s\n", out_name,
-                user_message(err, sizeof err, o_out.tmp, obj, out_name));
-        rc = EXIT_COMPILE;
-      } else if (tfx_backend_link_shared(obj, o_out.tmp, err, sizeof err)) {
-        fprintf(stderr, "tfxc: error: cannot link '%s': %s\n", out_name,
-                user_message(err, sizeof err, o_out.tmp, obj, out_name));
+    } else if (rc == 0 && out_name) { /* the objects, linked into the temporary beside the output */
+      int wrc = tfx_backend_write_shared(b.graph, b.weights.data, b.weights.size, &t, o_out.tmp, err, sizeof err);
+      if (wrc) {
+        fprintf(stderr, "tfxc: error: cannot %s '%s': %s\n", wrc == -2 ? "link" : "write", out_name,
+                user_message(err, sizeof err, o_out.tmp, NULL, out_name));
         rc = EXIT_COMPILE;
       }
-      tfx_drv_temp_remove(obj);
     }
   }
   /* all complete: each renamed into place; on an error none is */

@@ -213,20 +213,6 @@ int tfx_drv_output_begin(tfx_drv_output *o, const char *dest, const char *suffix
   return 0;
 }
 
-int tfx_drv_output_scratch(const tfx_drv_output *o, const char *suffix, char **path, char *err, size_t errlen) {
-  *path = NULL;
-  char where[TEMP_PATH_MAX];
-  if (o->direct) {
-    const char *t = getenv("TMPDIR");
-    snprintf(where, sizeof where, "%s/tfxc", t && t[0] ? t : "/tmp");
-  } else {
-    snprintf(where, sizeof where, "%s", o->target);
-  }
-  if (create_temp(where, suffix, path) == 0) return 0;
-  snprintf(err, errlen, "cannot write '%s': cannot create a temporary file beside it: %s", o->dest, strerror(errno));
-  return -1;
-}
-
 int tfx_drv_output_commit(tfx_drv_output *o, char *err, size_t errlen) {
   if (o->direct) return 0;
   if (chmod(o->tmp, (o->exec ? 0777 : 0666) & ~saved_umask) != 0 || rename(o->tmp, o->target) != 0)

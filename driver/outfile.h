@@ -25,9 +25,6 @@ void tfx_drv_outfile_init(void);
  * this is also the check that the output can be written (as root too). 0, or
  * -1 with "cannot write 'DEST': ..." in err. */
 int tfx_drv_output_begin(tfx_drv_output *o, const char *dest, const char *suffix, int exec, char *err, size_t errlen);
-/* A scratch file beside o's target (in $TMPDIR for a direct output), registered
- * like a temporary: *path is malloc'd; remove it with tfx_drv_temp_remove. */
-int tfx_drv_output_scratch(const tfx_drv_output *o, const char *suffix, char **path, char *err, size_t errlen);
 /* Gives the temporary its final mode and renames it over the target. */
 int tfx_drv_output_commit(tfx_drv_output *o, char *err, size_t errlen);
 /* Removes the temporary (never a direct output's file) and frees o. */
