@@ -710,8 +710,9 @@ static int check_dynamic(elf_file *f) {
     if (!t) return bad(f, "the hash table is outside the file");
     for (uint64_t i = 0; i < (uint64_t)hh[0] + hh[1]; i++)
       if (t[i] >= hh[1]) {
+        uint32_t named = t[i];
         free(t);
-        return bad(f, "a hash chain names symbol %u of %u", t[i], hh[1]);
+        return bad(f, "a hash chain names symbol %u of %u", named, hh[1]);
       }
     free(t);
   }
