@@ -80,7 +80,8 @@ static int feed(tfx_session *s, const int32_t *tokens, int n, int pre, float *lo
   float *buf = malloc((size_t)(pre > 0 ? pre : 1) * VOCAB * sizeof(float));
   if (!buf) return -1;
   int rc = 0;
-  if (pre > 0) rc = tfx_forward(s, tokens, pre, buf) == TFX_OK ? 0 : -1;
+  /* every row of the prefill (tfx_forward writes only the last one) */
+  if (pre > 0) rc = tfx_forward_ex(s, tokens, pre, buf, 0) == TFX_OK ? 0 : -1;
   if (!rc && pre > 0 && logits) memcpy(logits, buf, (size_t)pre * VOCAB * sizeof(float));
   for (int i = pre; i < n && !rc; i++) {
     rc = tfx_forward(s, &tokens[i], 1, buf) == TFX_OK ? 0 : -1;
@@ -179,9 +180,15 @@ static void test_huge_max_seq_touches_used_rows(void **state) {
                 vals[1]);
   assert_true(vals[0] > 0 && vals[1] > 0);
   assert_int_equal(vals[2], 5L * 2 * (1L << 20) * 32 * 4);
+#ifndef TFX_SANITIZE_FLAGS
   /* far below the KV cache: at most 64 MB more than the compile's peak */
   assert_true(vals[1] - vals[0] < 64 * 1024);
   assert_true(vals[1] < vals[2] / 1024 / 4);
+#else
+  /* under ASan every large allocation gets shadow memory written (the 2 GB
+   * logits buffer of max_seq 2^20: 256 MB), so RSS says nothing here; the
+   * plain build checks the bound */
+#endif
 }
 
 /* Runs argv with stdout and stderr to /dev/null; the child's peak RSS (KB)
