@@ -16,9 +16,6 @@
 #include "../include/tfx/checksum.h"
 #include "cg.h"
 
-#ifndef TFX_RUNTIME_ARCHIVE
-#define TFX_RUNTIME_ARCHIVE "libtfxrt.a"
-#endif
 #ifndef TFX_FFI_LDFLAGS
 #define TFX_FFI_LDFLAGS "-lffi"
 #endif
@@ -189,13 +186,12 @@ int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t 
   return rc;
 }
 
-/* cc -shared of the objects with the runtime archive into so_path. */
-static int link_objects(const char *const *objs, int n_objs, const char *so_path, char *err, size_t errlen) {
-  const char *archive = getenv("TFX_RUNTIME_ARCHIVE");
-  if (!archive || !archive[0]) archive = TFX_RUNTIME_ARCHIVE;
-  if (access(archive, R_OK))
-    return tfx_errf(err, errlen, "backend: the runtime archive %s is not readable: %s (set TFX_RUNTIME_ARCHIVE)",
-                    archive, strerror(errno));
+/* cc -shared of the objects with the runtime archive (runtime, or the one
+ * tfx_backend_find_runtime finds) into so_path. */
+static int link_objects(const char *const *objs, int n_objs, const char *runtime, const char *so_path, char *err,
+                        size_t errlen) {
+  char archive[4096];
+  if (tfx_backend_find_runtime(runtime, archive, sizeof archive, err, errlen)) return -1;
   for (int i = 0; i < n_objs; i++)
     if (access(objs[i], R_OK)) return tfx_errf(err, errlen, "backend: %s: %s", objs[i], strerror(errno));
   char ffi[1024];
@@ -233,7 +229,7 @@ static int link_objects(const char *const *objs, int n_objs, const char *so_path
 int tfx_backend_link_shared(const char *obj_path, const char *so_path, char *err, size_t errlen) {
   if (!obj_path || !so_path || !obj_path[0] || !so_path[0])
     return tfx_errf(err, errlen, "backend: tfx_backend_link_shared: NULL argument");
-  return link_objects(&obj_path, 1, so_path, err, errlen);
+  return link_objects(&obj_path, 1, NULL, so_path, err, errlen);
 }
 
 int tfx_backend_write_shared(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
@@ -242,7 +238,7 @@ int tfx_backend_write_shared(const tfx_graph *g, const uint8_t *weights, size_t 
   aot_objects t;
   if (write_objects(g, weights, weights_bytes, o, &t, err, errlen)) return -1;
   const char *objs[2] = {t.code, t.blob};
-  int rc = link_objects(objs, 2, so_path, err, errlen) ? -2 : 0;
+  int rc = link_objects(objs, 2, o ? o->runtime : NULL, so_path, err, errlen) ? -2 : 0;
   aot_objects_remove(&t);
   return rc;
 }

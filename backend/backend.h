@@ -15,6 +15,7 @@ typedef struct tfx_target_options {
   int opt_level;        /* 0..3: LLVM pipeline default<O0..O3> and codegen level */
   const char *cpu;      /* NULL: LLVMGetHostCPUName() */
   const char *features; /* NULL: LLVMGetHostCPUFeatures() when cpu is NULL, else "" */
+  const char *runtime;  /* the runtime archive a .so is linked with; NULL: tfx_backend_find_runtime's search */
 } tfx_target_options;
 
 typedef enum { TFX_EMIT_LLVM_IR, TFX_EMIT_ASM } tfx_emit_kind;
@@ -37,6 +38,14 @@ int tfx_backend_emit_text(const tfx_graph *g, const tfx_target_options *o, tfx_e
  * constants) to obj_path. The descriptor's `weights` points at the blob. */
 int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
                              const tfx_target_options *o, const char *obj_path, char *err, size_t errlen);
+
+/* The runtime archive (libtfxrt.a) to link a shared library with
+ * (backend/runtime_path.c): path when given (tfxc --runtime), else
+ * $TFX_RUNTIME_ARCHIVE, else the installed archive relative to the running
+ * executable (../lib/libtfxrt.a from its bin/), else, for a program inside
+ * the build tree, the build's archive. Copied to out; -1 with a message
+ * naming the paths tried when none is readable. */
+int tfx_backend_find_runtime(const char *path, char *out, size_t outlen, char *err, size_t errlen);
 
 /* Links an object from tfx_backend_write_object with the runtime archive into
  * a self-contained shared library. */

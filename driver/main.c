@@ -22,7 +22,7 @@ enum { EXIT_COMPILE = 1, EXIT_USAGE = 2 };
 static const char usage_text[] =
     "usage: tfxc FILE.tfx [-o OUT.so] [-c] [-O0|-O1|-O2|-O3] [--weights PATH|random[:SEED]]\n"
     "            [--emit=ir|llvm|asm] [--emit-header OUT.h] [--emit-gguf OUT.gguf]\n"
-    "            [--mcpu NAME] [--stats]\n"
+    "            [--mcpu NAME] [--stats] [--runtime LIBTFXRT.a]\n"
     "            [--passes=P,Q,..] [--print-after=P,..] [--print-after-all] [--time-passes]\n"
     "            [--verify-passes] [--quantize FMT] [--allow-nonfinite]\n"
     "       tfxc run (FILE.tfx|FILE.so) [--weights PATH|random[:SEED]] [-O0..-O3] [-n N]\n"
@@ -42,6 +42,9 @@ static const char help_text[] = "\n"
                                 "                       (-O2 and -O3 run the same one) and LLVM's level\n"
                                 "  --weights W          a weights file, or random / random:SEED (default: the\n"
                                 "                       model's `weights` statement)\n"
+                                "  --runtime PATH       the runtime archive a .so is linked with (default: the\n"
+                                "                       installed ../lib/libtfxrt.a beside tfxc's bin/, or the\n"
+                                "                       build tree's; TFX_RUNTIME_ARCHIVE is the same)\n"
                                 "  --emit=ir            print the planned graph IR to stdout (no output file)\n"
                                 "  --emit=llvm|asm      print the optimized LLVM IR or assembly to stdout\n"
                                 "  --emit-header OUT.h  write the model's C header (alone, or next to -o / -c)\n"
@@ -314,7 +317,7 @@ static const char *user_message(char *err, size_t len, const char *tmp, const ch
 
 static int compile_main(int argc, char **argv) {
   const char *input = NULL, *output = NULL, *weights = NULL, *emit = NULL, *header = NULL, *cpu = NULL;
-  const char *passes = NULL, *print_after = NULL, *quantize = NULL, *gguf = NULL;
+  const char *passes = NULL, *print_after = NULL, *quantize = NULL, *gguf = NULL, *runtime = NULL;
   int object = 0, opt = 2, stats = 0, print_all = 0, time_passes = 0, verify_passes = 0, allow_nonfinite = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
@@ -348,6 +351,9 @@ static int compile_main(int argc, char **argv) {
       cpu = v;
     } else if (strcmp(a, "--stats") == 0) {
       stats = 1;
+    } else if (is_option(a, "--runtime")) {
+      if (!(v = option_value(argc, argv, &i, "--runtime")) || !*v) return usage_error("%s needs a file name", a);
+      runtime = v;
     } else if (is_option(a, "--passes")) {
       if (!(v = option_value(argc, argv, &i, "--passes")) || !*v) return usage_error("%s needs a list of passes", a);
       if (check_pass_list("--passes", v)) return EXIT_USAGE;
@@ -385,6 +391,8 @@ static int compile_main(int argc, char **argv) {
     return usage_error("%s", "--stats prints to stdout; it does not combine with --emit, -o, -c or --emit-header");
   if (gguf && (emit || stats))
     return usage_error("%s", "--emit-gguf writes a file; it does not combine with --emit or --stats");
+  if (runtime && (object || emit || stats || (!output && (header || gguf))))
+    return usage_error("%s", "--runtime applies to a shared library (-o OUT.so, without -c)");
   if (access(input, R_OK) != 0) {
     fprintf(stderr, "tfxc: error: cannot read '%s': %s\n", input, strerror(errno));
     return EXIT_COMPILE;
@@ -412,7 +420,17 @@ static int compile_main(int argc, char **argv) {
 
   int only_ir = emit && strcmp(emit, "ir") == 0;
   tfx_target_options t = {.opt_level = opt, .cpu = cpu};
-  char err[1024] = "";
+  char err[1024] = "", rt_archive[4096];
+  /* the runtime a .so links, found before compiling: a missing one is an
+   * error now, not after the compile */
+  if (out_name && !object) {
+    if (tfx_backend_find_runtime(runtime, rt_archive, sizeof rt_archive, err, sizeof err)) {
+      fprintf(stderr, "tfxc: error: %s\n", strncmp(err, "backend: ", 9) ? err : err + 9);
+      free(def);
+      return EXIT_COMPILE;
+    }
+    t.runtime = rt_archive;
+  }
   tfx_pack_layout layout; /* the target first: its errors (an unknown --mcpu) are tfxc's, not the source's */
   if (tfx_backend_pack_layout(&t, &layout, err, sizeof err)) {
     fprintf(stderr, "tfxc: error: %s\n", err);

@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
-# scripts/install-deps.sh — installs every Debian package tfxc needs to build
-# and test (LLVM 19, libffi, flex, bison, cmocka, cmake, PyTorch and NumPy for
-# the numeric tests, clang-14 with its sanitizer and libFuzzer runtimes for the
-# fuzz targets). Does nothing when they are all present.
+# scripts/install-deps.sh [build|test|all] — installs the Debian packages tfxc
+# needs, as root or through sudo; does nothing when they are all present.
+#   build  what building tfxc and compiling and running models needs: LLVM 19,
+#          libffi, flex, bison, cmake, pkg-config, a C compiler and binutils
+#          (scripts/example.sh installs only these)
+#   test   what only the test suite needs: cmocka, PyTorch and NumPy (the
+#          numeric oracles), python3-venv (scripts/pyenv.sh), clang-14 with its
+#          sanitizer and libFuzzer runtimes and llvm-symbolizer (the fuzz
+#          targets)
+#   all    both (the default; scripts/test.sh, CI)
 set -euo pipefail
-packages=(llvm-19-dev libffi-dev flex bison libcmocka-dev cmake pkg-config gcc make binutils
-          python3-torch python3-numpy python3-venv
-          clang-14 libclang-rt-14-dev llvm-14)  # libFuzzer, ASan/UBSan runtimes, llvm-symbolizer
+what="${1:-all}"
+build=(llvm-19-dev libffi-dev flex bison cmake pkg-config gcc make binutils)
+test=(libcmocka-dev python3-torch python3-numpy python3-venv
+      clang-14 libclang-rt-14-dev llvm-14)  # libFuzzer, ASan/UBSan runtimes, llvm-symbolizer
+case "$what" in
+  build) packages=("${build[@]}") ;;
+  test) packages=("${test[@]}") ;;
+  all) packages=("${build[@]}" "${test[@]}") ;;
+  *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,7 +12,7 @@
 # 2 / 3 (for a quick local run); TFX_FUZZ_SECONDS changes the 30 seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh
+./scripts/install-deps.sh all
 models="${TFX_MODELS_DIR:-$(pwd)/../shared/models}"
 if [ ! -f "$models/stories260K.bin" ]; then
   echo "test: the reference model is missing: $models/stories260K.bin (set TFX_MODELS_DIR)" >&2

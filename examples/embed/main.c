@@ -2,7 +2,11 @@
  * tfxc. Build it against the model's object and header and the runtime:
  *
  *   tfxc examples/llama/stories260k.tfx -c -o stories260k.o --emit-header stories260k.h
- *   cc -Iinclude -I. examples/embed/main.c stories260k.o build/libtfxrt.a -lffi -lpthread -ldl -lm
+ *   cc -I. $(pkg-config --cflags tfx) examples/embed/main.c stories260k.o $(pkg-config --static --libs tfx)
+ *
+ * (an installed tfx; from the build tree: -Iinclude ... build/libtfxrt.a -lffi
+ * -lpthread -ldl -lm). Makefile (pkg-config) and CMakeLists.txt
+ * (find_package(tfx)) beside this file do the same; docs/embedding.md.
  *
  * It generates 16 tokens greedily from BOS and prints their ids. */
 #include <stdio.h>
