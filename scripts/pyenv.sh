@@ -8,12 +8,12 @@
 # Tests find its python as $TFX_PYENV/bin/python3 (CMake passes the path).
 set -euo pipefail
 venv="${TFX_PYENV:-$HOME/.cache/tfxc/pyenv}"
-packages=("gguf==0.19.0")
-if [ -x "$venv/bin/python3" ] && "$venv/bin/python3" -c "import gguf, numpy" 2>/dev/null; then
+packages=("gguf==0.19.0" "sentencepiece==0.2.3" "tokenizers==0.23.3")
+if [ -x "$venv/bin/python3" ] && "$venv/bin/python3" -c "import gguf, numpy, sentencepiece, tokenizers" 2>/dev/null; then
   exit 0
 fi
 echo "pyenv: creating $venv with ${packages[*]}"
 mkdir -p "$(dirname "$venv")"
 /usr/bin/python3 -m venv --system-site-packages "$venv"
 "$venv/bin/python3" -m pip install -q --disable-pip-version-check "${packages[@]}"
-"$venv/bin/python3" -c "import gguf, numpy"
+"$venv/bin/python3" -c "import gguf, numpy, sentencepiece, tokenizers"

@@ -1,0 +1,297 @@
+/* tests/test_tokenizer.c — the tokenizers (tfx/tokenizer.h) against the
+ * reference packages: tests/tokenizer/oracle.py writes, for a list of varied
+ * texts (Unicode, emoji, runs of spaces and newlines, digits, characters that
+ * need byte fallback), the ids that `sentencepiece` gives with Llama 2's
+ * model and with a BPE and a Unigram model it trains here, and that
+ * `tokenizers` gives with a GPT-2 byte-level BPE and a Llama-style BPE it
+ * trains here; every id must be identical. Decoding gives the text back
+ * (where the tokenizer keeps it: not after Unigram's removal of extra
+ * spaces), piece by piece as in streaming; broken files give clear errors.
+ * The python with the packages is TFX_PYENV_PYTHON (scripts/pyenv.sh); a
+ * missing one is a failure. Without ../shared/models the Llama 2 cases are
+ * skipped. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "support/testutil.h"
+#include "tfx/tfx.h"
+#include "tfx/tokenizer.h"
+
+#ifndef TFX_PYENV_PYTHON
+#define TFX_PYENV_PYTHON "python3"
+#endif
+
+static char *dir;
+static int have_models;
+
+static const char *python(void) {
+  const char *env = getenv("TFX_PYENV_PYTHON");
+  return env && env[0] ? env : TFX_PYENV_PYTHON;
+}
+
+static int setup(void **state) {
+  (void)state;
+  if (access(python(), X_OK) != 0) {
+    fprintf(stderr,
+            "test_tokenizer: FAILED: %s (the python with sentencepiece and tokenizers) is missing: run "
+            "scripts/pyenv.sh, or set TFX_PYENV_PYTHON\n",
+            python());
+    return -1;
+  }
+  char model[4096];
+  tfx_test_model_path("llama2-tokenizer.model", model, sizeof model);
+  have_models = access(model, R_OK) == 0;
+  if (!have_models) fprintf(stderr, "test_tokenizer: %s is missing: the Llama 2 vocabulary cases are skipped\n", model);
+  dir = tfx_test_tmpdir();
+  char script[4096], c1[4096], c2[4096];
+  snprintf(script, sizeof script, "%s/tests/tokenizer/oracle.py", TFX_SOURCE_DIR);
+  snprintf(c1, sizeof c1, "%s/README.md", TFX_SOURCE_DIR);
+  snprintf(c2, sizeof c2, "%s/docs/language.md", TFX_SOURCE_DIR);
+  char *argv[] = {(char *)python(), script, dir, have_models ? (char *)tfx_test_models_dir() : "", c1, c2, NULL};
+  char *out = NULL, *err = NULL;
+  int rc = tfx_test_run(argv, &out, &err);
+  if (rc != 0) fprintf(stderr, "test_tokenizer: FAILED: %s exited with %d:\n%s\n", script, rc, err ? err : "");
+  free(out);
+  free(err);
+  return rc == 0 ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  if (dir && !getenv("TFX_TOKENIZER_KEEP")) tfx_test_rmdir(dir);
+  free(dir);
+  return 0;
+}
+
+static const char *tpath(const char *name, char *buf, size_t len) {
+  snprintf(buf, len, "%s/%s", dir, name);
+  return buf;
+}
+
+static tfx_tokenizer *open_ok(const char *path) {
+  tfx_tokenizer *t = NULL;
+  char err[512];
+  int rc = tfx_tokenizer_open(path, &t, err, sizeof err);
+  if (rc) fail_msg("%s: %d %s", path, rc, err);
+  return t;
+}
+
+/* Every line of NAME.expect: hex text, tab, ids. Compares the ids; with
+ * roundtrip, decoding them gives the text back, whole and piece by piece. */
+static void check_expect(tfx_tokenizer *t, const char *name, int roundtrip) {
+  char path[4096];
+  char *data = tfx_test_read_file(tpath(name, path, sizeof path), NULL);
+  if (!data) fail_msg("cannot read %s", path);
+  int lines = 0, bad = 0;
+  for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+    char *tab = strchr(line, '\t');
+    assert_non_null(tab);
+    size_t tl = (size_t)(tab - line) / 2;
+    char *text = malloc(tl + 1);
+    for (size_t i = 0; i < tl; i++) {
+      unsigned v;
+      sscanf(line + 2 * i, "%2x", &v);
+      text[i] = (char)v;
+    }
+    text[tl] = 0;
+    int32_t want[4096];
+    int nw = 0;
+    for (char *p = tab + 1; *p;) {
+      char *e;
+      long v = strtol(p, &e, 10);
+      if (e == p) break;
+      want[nw++] = (int32_t)v;
+      p = e;
+    }
+    int n = tfx_tokenizer_encode(t, text, tl, 0, NULL, 0);
+    assert_true(n >= 0);
+    int32_t *got = malloc(((size_t)n + 1) * sizeof *got);
+    assert_int_equal(tfx_tokenizer_encode(t, text, tl, 0, got, n), n);
+    int same = n == nw;
+    for (int i = 0; same && i < n; i++) same = got[i] == want[i];
+    if (!same) {
+      bad++;
+      fprintf(stderr, "%s: text %d \"%s\":\n  want", name, lines, text);
+      for (int i = 0; i < nw; i++) fprintf(stderr, " %d", want[i]);
+      fprintf(stderr, "\n  got ");
+      for (int i = 0; i < n; i++) fprintf(stderr, " %d", got[i]);
+      fprintf(stderr, "\n");
+    } else if (roundtrip) {
+      int dl = tfx_tokenizer_decode(t, got, n, NULL, 0);
+      assert_true(dl >= 0);
+      char *dec = malloc((size_t)dl + 1);
+      assert_int_equal(tfx_tokenizer_decode(t, got, n, dec, (size_t)dl + 1), dl);
+      char *stream = malloc((size_t)dl + 64);
+      size_t sl = 0;
+      for (int i = 0; i < n; i++) {
+        int r = tfx_tokenizer_decode_piece(t, i ? got[i - 1] : -1, got[i], stream + sl, (size_t)dl + 64 - sl);
+        assert_true(r >= 0);
+        sl += (size_t)r;
+      }
+      if ((size_t)dl != tl || memcmp(dec, text, tl) != 0 || sl != tl || memcmp(stream, text, tl) != 0) {
+        bad++;
+        fprintf(stderr, "%s: text %d \"%s\" decodes to \"%.*s\" (streamed \"%.*s\")\n", name, lines, text, dl, dec,
+                (int)sl, stream);
+      }
+      free(dec);
+      free(stream);
+    }
+    free(got);
+    free(text);
+  }
+  free(data);
+  assert_true(lines >= 20);
+  if (bad) fail_msg("%s: %d of %d texts differ", name, bad, lines);
+}
+
+static void test_llama2c_bin(void **state) {
+  (void)state;
+  if (!have_models) skip();
+  char path[4096];
+  tfx_tokenizer *t = open_ok(tfx_test_model_path("llama2c-tokenizer.bin", path, sizeof path));
+  assert_int_equal(tfx_tokenizer_vocab_size(t), 32000);
+  assert_int_equal(tfx_tokenizer_bos(t), 1);
+  assert_int_equal(tfx_tokenizer_eos(t), 2);
+  check_expect(t, "llama2.expect", 1);
+  /* BOS first on request; the count sizes the buffer and a short buffer is not overrun */
+  int32_t ids[8] = {0}, few[3] = {-7, -7, -7};
+  int n = tfx_tokenizer_encode(t, "Once upon a time", 16, TFX_TOKENIZE_BOS, ids, 8);
+  assert_int_equal(n, 5);
+  assert_int_equal(ids[0], 1);
+  assert_int_equal(tfx_tokenizer_encode(t, "Once upon a time", 16, TFX_TOKENIZE_BOS, few, 2), 5);
+  assert_int_equal(few[2], -7);
+  /* the space after BOS is dropped, not the one after another piece */
+  char buf[32];
+  assert_int_equal(tfx_tokenizer_decode_piece(t, 1, ids[1], buf, sizeof buf), 4);
+  assert_memory_equal(buf, "Once", 4);
+  assert_int_equal(tfx_tokenizer_decode_piece(t, ids[1], ids[2], buf, sizeof buf), 5);
+  assert_memory_equal(buf, " upon", 5);
+  assert_int_equal(tfx_tokenizer_decode_piece(t, 1, 32000, buf, sizeof buf), TFX_ERR_TOKEN_RANGE);
+  assert_int_equal(tfx_tokenizer_decode_piece(t, 1, 0x0A + 3, buf, sizeof buf), 1); /* <0x0A> */
+  assert_int_equal(buf[0], '\n');
+  tfx_tokenizer_close(t);
+}
+
+static void test_llama2_model(void **state) {
+  (void)state;
+  if (!have_models) skip();
+  char path[4096];
+  tfx_tokenizer *t = open_ok(tfx_test_model_path("llama2-tokenizer.model", path, sizeof path));
+  assert_int_equal(tfx_tokenizer_vocab_size(t), 32000);
+  assert_int_equal(tfx_tokenizer_bos(t), 1);
+  assert_int_equal(tfx_tokenizer_eos(t), 2);
+  check_expect(t, "llama2.expect", 1);
+  tfx_tokenizer_close(t);
+}
+
+static void test_spm_bpe(void **state) {
+  (void)state;
+  char path[4096];
+  tfx_tokenizer *t = open_ok(tpath("spm_bpe.model", path, sizeof path));
+  assert_int_equal(tfx_tokenizer_vocab_size(t), 600);
+  check_expect(t, "spm_bpe.expect", 1);
+  tfx_tokenizer_close(t);
+}
+
+static void test_spm_unigram(void **state) {
+  (void)state;
+  char path[4096];
+  tfx_tokenizer *t = open_ok(tpath("spm_unigram.model", path, sizeof path));
+  assert_int_equal(tfx_tokenizer_vocab_size(t), 600);
+  check_expect(t, "spm_unigram.expect", 0); /* trained with remove_extra_whitespaces */
+  tfx_tokenizer_close(t);
+}
+
+static void test_hf_bytelevel(void **state) {
+  (void)state;
+  char path[4096];
+  tfx_tokenizer *t = open_ok(tpath("hf_bytelevel.json", path, sizeof path));
+  assert_int_equal(tfx_tokenizer_vocab_size(t), 800);
+  check_expect(t, "hf_bytelevel.expect", 1);
+  tfx_tokenizer_close(t);
+}
+
+static void test_hf_llama(void **state) {
+  (void)state;
+  char path[4096];
+  tfx_tokenizer *t = open_ok(tpath("hf_llama.json", path, sizeof path));
+  assert_int_equal(tfx_tokenizer_bos(t), 1);
+  assert_int_equal(tfx_tokenizer_eos(t), 2);
+  check_expect(t, "hf_llama.expect", 1);
+  tfx_tokenizer_close(t);
+}
+
+static void write_bytes(const char *path, const void *p, size_t n) {
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(p, 1, n, f), n);
+  fclose(f);
+}
+
+/* a file that is not a tokenizer: the status and a message naming the file and the problem */
+static void expect_error(const char *path, int code, const char *needle) {
+  tfx_tokenizer *t = (tfx_tokenizer *)(uintptr_t)1;
+  char err[512];
+  int rc = tfx_tokenizer_open(path, &t, err, sizeof err);
+  if (rc != code || t != NULL || !strstr(err, needle) || !strstr(err, path))
+    fail_msg("%s: %d (want %d), \"%s\" (want \"%s\")", path, rc, code, err, needle);
+}
+
+static void test_errors(void **state) {
+  (void)state;
+  char p[4096], spm[4096];
+  expect_error(tpath("nothing-here", p, sizeof p), TFX_ERR_OPEN, "cannot open");
+  expect_error(dir, TFX_ERR_OPEN, "cannot read");
+  write_bytes(tpath("short.bin", p, sizeof p), "\x01\x00", 2);
+  expect_error(p, TFX_ERR_TOKENIZER, "too short");
+  /* max_token_length 4, a piece claiming 9 bytes */
+  write_bytes(tpath("long.bin", p, sizeof p),
+              "\x04\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x00"
+              "ab",
+              14);
+  expect_error(p, TFX_ERR_TOKENIZER, "length 9");
+  write_bytes(tpath("trunc.bin", p, sizeof p), "\x04\x00\x00\x00\x00\x00", 6);
+  expect_error(p, TFX_ERR_TOKENIZER, "truncated");
+  write_bytes(tpath("bad.json", p, sizeof p), "{\"model\": {\"type\": \"BPE\", \"vocab\": [1,", 39);
+  expect_error(p, TFX_ERR_TOKENIZER, "JSON");
+  write_bytes(tpath("wordpiece.json", p, sizeof p), "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}", 44);
+  expect_error(p, TFX_ERR_TOKENIZER, "WordPiece");
+  /* every truncation of a real .model fails cleanly or opens (never crashes) */
+  size_t size = 0;
+  char *m = tfx_test_read_file(tpath("spm_bpe.model", spm, sizeof spm), &size);
+  assert_non_null(m);
+  for (size_t n = 1; n < size; n += 97) {
+    write_bytes(tpath("cut.model", p, sizeof p), m, n);
+    tfx_tokenizer *t = NULL;
+    char err[512];
+    int rc = tfx_tokenizer_open(p, &t, err, sizeof err);
+    if (rc == 0) {
+      int32_t ids[64];
+      assert_true(tfx_tokenizer_encode(t, "abc def", 7, TFX_TOKENIZE_BOS, ids, 64) >= 0);
+      tfx_tokenizer_close(t);
+    } else {
+      assert_null(t);
+      assert_true(err[0] != 0);
+    }
+  }
+  free(m);
+  assert_int_equal(tfx_tokenizer_encode(NULL, "a", 1, 0, NULL, 0), TFX_ERR_INVALID_ARGUMENT);
+  assert_int_equal(tfx_tokenizer_open(NULL, NULL, NULL, 0), TFX_ERR_INVALID_ARGUMENT);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_llama2c_bin), cmocka_unit_test(test_llama2_model), cmocka_unit_test(test_spm_bpe),
+      cmocka_unit_test(test_spm_unigram), cmocka_unit_test(test_hf_bytelevel), cmocka_unit_test(test_hf_llama),
+      cmocka_unit_test(test_errors),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""tests/tokenizer/oracle.py OUTDIR MODELS_DIR CORPUS...
+
+The expected ids of tests/test_tokenizer.c, from the reference packages:
+`sentencepiece` (Llama 2's model from MODELS_DIR, and a BPE and a Unigram
+model trained here with byte fallback on the CORPUS files) and `tokenizers`
+(a GPT-2 byte-level BPE and a Llama-style BPE with byte fallback trained here).
+Writes OUTDIR/NAME.expect for each tokenizer: one line per text, the text's
+UTF-8 bytes in hex, a tab, its ids (no BOS) space-separated. The tokenizer
+files trained here go beside them (NAME.model, NAME.json)."""
+import json
+import os
+import sys
+
+import sentencepiece as spm
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+TEXTS = [
+    "Once upon a time",
+    "Hello world",
+    " leading space",
+    "trailing space ",
+    "two  spaces and   three",
+    "     ",
+    "a\nb\n\nc\n\n\n",
+    "\ttabs\tand\r\nCRLF",
+    "digits 0123456789 3.14159 1,000,000 2026-12-04",
+    "Ünïcödé: héllo wörld, naïve café, Straße, Ørsted",
+    "Русский текст и ελληνικά",
+    "中文字符和日本語のテキスト、한국어",
+    "emoji 😀🎉👍🏽 and ZWJ 👨‍👩‍👧",
+    "rare: ꙮ 𓀀 ᚠᛇᚻ 🜁 ⟁",
+    "mixed-Case CamelCaseWords snake_case_words UPPER",
+    "punctuation!!! ??? ... --- ((()))[]{}<>@#$%^&*",
+    "<s> and </s> are text here, <unk> too",
+    "x",
+    "",
+    "it's we're they've I'm you'll he'd",
+    "    indented code:\n        return x + 1;\n",
+    "The quick brown fox jumps over the lazy dog. " * 6,
+]
+
+
+def write_expect(path, encode):
+    with open(path, "w") as f:
+        for t in TEXTS:
+            f.write(t.encode("utf-8").hex() + "\t" + " ".join(str(i) for i in encode(t)) + "\n")
+
+
+def main():
+    out, models_dir, corpus_files = sys.argv[1], sys.argv[2], sys.argv[3:]
+    corpus = "".join(open(p, encoding="utf-8").read() for p in corpus_files)
+    corpus_path = os.path.join(out, "corpus.txt")
+    with open(corpus_path, "w", encoding="utf-8") as f:
+        f.write(corpus)
+
+    if models_dir:  # "" when ../shared/models is missing
+        llama = spm.SentencePieceProcessor(model_file=os.path.join(models_dir, "llama2-tokenizer.model"))
+        write_expect(os.path.join(out, "llama2.expect"), lambda t: llama.encode(t))
+
+    for name, mtype in (("spm_bpe", "bpe"), ("spm_unigram", "unigram")):
+        spm.SentencePieceTrainer.train(
+            input=corpus_path, model_prefix=os.path.join(out, name), model_type=mtype, vocab_size=600,
+            byte_fallback=True, normalization_rule_name="identity", character_coverage=0.9995,
+            remove_extra_whitespaces=(mtype == "unigram"), minloglevel=2, num_threads=1)
+        sp = spm.SentencePieceProcessor(model_file=os.path.join(out, name + ".model"))
+        write_expect(os.path.join(out, name + ".expect"), lambda t, sp=sp: sp.encode(t))
+
+    # GPT-2 byte-level BPE
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train([corpus_path], trainers.BpeTrainer(vocab_size=800, special_tokens=["<s>", "</s>"], show_progress=False,
+                                                 initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.save(os.path.join(out, "hf_bytelevel.json"))
+    write_expect(os.path.join(out, "hf_bytelevel.expect"), lambda t: tok.encode(t, add_special_tokens=False).ids)
+
+    # Llama-style: prepend U+2581, spaces to U+2581, no pre-tokenizer, byte fallback
+    tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>", fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    specials = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)]
+    tok.train([corpus_path], trainers.BpeTrainer(vocab_size=800, special_tokens=specials, show_progress=False,
+                                                 limit_alphabet=120))
+    path = os.path.join(out, "hf_llama.json")
+    tok.save(path)
+    j = json.load(open(path, encoding="utf-8"))
+    # the byte pieces are model pieces, not added tokens matched in the text (as Llama's file has them)
+    j["added_tokens"] = [a for a in j["added_tokens"] if not a["content"].startswith("<0x")]
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(j, f, ensure_ascii=False)
+    tok = Tokenizer.from_file(path)
+    write_expect(os.path.join(out, "hf_llama.expect"), lambda t: tok.encode(t, add_special_tokens=False).ids)
+
+
+if __name__ == "__main__":
+    main()
