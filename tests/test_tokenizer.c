@@ -287,11 +287,60 @@ static void test_errors(void **state) {
   assert_int_equal(tfx_tokenizer_open(NULL, NULL, NULL, 0), TFX_ERR_INVALID_ARGUMENT);
 }
 
+/* tfxc run -p TEXT --tokenizer PATH streams the prompt and the generated text:
+ * exactly the decoding of BOS, the prompt's ids and the ids that the same run
+ * prints with --print-ids (greedy, so both runs generate the same). The
+ * prompt's ids are all < 512, stories260K's vocabulary (whose own tokenizer
+ * is unavailable: its text in Llama 2's vocabulary reads as noise). */
+static void test_cli_stream(void **state) {
+  (void)state;
+  if (!have_models) skip();
+  char tokp[4096], ex[4096];
+  tfx_test_model_path("llama2c-tokenizer.bin", tokp, sizeof tokp);
+  snprintf(ex, sizeof ex, "%s/examples/llama/stories260k.tfx", TFX_SOURCE_DIR);
+  const char *prompt = "in the";
+  char *ids_argv[] = {TFXC_PATH,     "run",         ex,   "-p", (char *)prompt,
+                      "--tokenizer", tokp,          "-n", "8",  "--temperature",
+                      "0",           "--print-ids", NULL};
+  char *text_argv[] = {TFXC_PATH, "run",           ex,  "-p", (char *)prompt, "--tokenizer", tokp, "-n",
+                       "8",       "--temperature", "0", NULL};
+  char *ids_out = NULL, *text_out = NULL, *err = NULL;
+  assert_int_equal(tfx_test_run(ids_argv, &ids_out, NULL), 0);
+  assert_int_equal(tfx_test_run(text_argv, &text_out, &err), 0);
+  assert_non_null(strstr(err, "tok/s")); /* the speed on stderr, not in the text */
+  tfx_tokenizer *t = open_ok(tokp);
+  int32_t seq[64];
+  int n = tfx_tokenizer_encode(t, prompt, strlen(prompt), TFX_TOKENIZE_BOS, seq, 64);
+  assert_int_equal(n, 3); /* BOS, "in", "the" */
+  int gen = 0;
+  for (char *p = ids_out, *e; n < 64; p = e, gen++) {
+    long v = strtol(p, &e, 10);
+    if (e == p) break;
+    seq[n++] = (int32_t)v;
+  }
+  assert_int_equal(gen, 8);
+  char want[1024];
+  int wl = tfx_tokenizer_decode(t, seq, n, want, sizeof want - 1);
+  assert_true(wl > 0 && wl < (int)sizeof want - 1);
+  want[wl++] = '\n';
+  want[wl] = 0;
+  if (strlen(text_out) != (size_t)wl || memcmp(text_out, want, (size_t)wl) != 0)
+    fail_msg("tfxc printed \"%s\", the ids %s decode to \"%s\"", text_out, ids_out, want);
+  assert_memory_equal(text_out, "in the", 6);
+  tfx_tokenizer_close(t);
+  free(ids_out);
+  free(text_out);
+  free(err);
+  /* -p without a tokenizer is a usage error */
+  char *bad_argv[] = {TFXC_PATH, "run", ex, "-p", "x", NULL};
+  assert_int_equal(tfx_test_run(bad_argv, NULL, NULL), 2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_llama2c_bin), cmocka_unit_test(test_llama2_model), cmocka_unit_test(test_spm_bpe),
       cmocka_unit_test(test_spm_unigram), cmocka_unit_test(test_hf_bytelevel), cmocka_unit_test(test_hf_llama),
-      cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_errors),      cmocka_unit_test(test_cli_stream),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
