@@ -38,6 +38,7 @@ struct tfx_tokenizer {
   int add_dummy_prefix, remove_extra_ws, byte_fallback;
   int byte_level; /* GPT-2: bytes mapped to printable code points, regex pre-split */
   int spm_space;  /* text spaces are U+2581 in pieces (SentencePiece, Llama-style HF) */
+  int hf_flags;   /* tokenizer.json: the pre-tokenizer's and normalizer's options (tokenizer_hf.c) */
   int max_plen;
   float min_score, max_score;
   /* Hugging Face added tokens matched literally in the text before the model */

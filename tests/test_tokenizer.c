@@ -124,7 +124,7 @@ static void check_expect(tfx_tokenizer *t, const char *name, int roundtrip) {
       fprintf(stderr, "\n  got ");
       for (int i = 0; i < n; i++) fprintf(stderr, " %d", got[i]);
       fprintf(stderr, "\n");
-    } else if (roundtrip) {
+    } else if (roundtrip && !strstr(text, "<s>")) { /* special tokens decode to nothing */
       int dl = tfx_tokenizer_decode(t, got, n, NULL, 0);
       assert_true(dl >= 0);
       char *dec = malloc((size_t)dl + 1);
@@ -262,7 +262,7 @@ static void test_errors(void **state) {
   expect_error(p, TFX_ERR_TOKENIZER, "truncated");
   write_bytes(tpath("bad.json", p, sizeof p), "{\"model\": {\"type\": \"BPE\", \"vocab\": [1,", 39);
   expect_error(p, TFX_ERR_TOKENIZER, "JSON");
-  write_bytes(tpath("wordpiece.json", p, sizeof p), "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}", 44);
+  write_bytes(tpath("wordpiece.json", p, sizeof p), "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}", 45);
   expect_error(p, TFX_ERR_TOKENIZER, "WordPiece");
   /* every truncation of a real .model fails cleanly or opens (never crashes) */
   size_t size = 0;
