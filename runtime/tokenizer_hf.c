@@ -418,7 +418,7 @@ int tok_hf_open(const char *path, const char *data, size_t size, tfx_tokenizer *
   t->kind = TOK_RANK_BPE;
   t->byte_fallback = byte_fallback;
   t->unk = unk ? tok_lookup(t, unk, strlen(unk)) : -1;
-  if (t->unk >= 0) t->type[t->unk] = TOK_UNKNOWN;
+  if (t->unk >= 0 && t->type[t->unk] == TOK_NORMAL) t->type[t->unk] = TOK_UNKNOWN;
   /* BOS: the special token the post-processor puts first, else <s>-like names */
   const jv *single = jget(jget(&root, "post_processor"), "single");
   if (single && single->type == J_ARR && single->n > 1) {

@@ -51,11 +51,12 @@ static int setup(void **state) {
   have_models = access(model, R_OK) == 0;
   if (!have_models) fprintf(stderr, "test_tokenizer: %s is missing: the Llama 2 vocabulary cases are skipped\n", model);
   dir = tfx_test_tmpdir();
-  char script[4096], c1[4096], c2[4096];
+  char script[4096], c1[4096], c2[4096], held[4096];
   snprintf(script, sizeof script, "%s/tests/tokenizer/oracle.py", TFX_SOURCE_DIR);
   snprintf(c1, sizeof c1, "%s/README.md", TFX_SOURCE_DIR);
   snprintf(c2, sizeof c2, "%s/docs/language.md", TFX_SOURCE_DIR);
-  char *argv[] = {(char *)python(), script, dir, have_models ? (char *)tfx_test_models_dir() : "", c1, c2, NULL};
+  snprintf(held, sizeof held, "%s/docs/passes.md", TFX_SOURCE_DIR);
+  char *argv[] = {(char *)python(), script, dir, have_models ? (char *)tfx_test_models_dir() : "", held, c1, c2, NULL};
   char *out = NULL, *err = NULL;
   int rc = tfx_test_run(argv, &out, &err);
   if (rc != 0) fprintf(stderr, "test_tokenizer: FAILED: %s exited with %d:\n%s\n", script, rc, err ? err : "");
@@ -84,8 +85,10 @@ static tfx_tokenizer *open_ok(const char *path) {
   return t;
 }
 
-/* Every line of NAME.expect: hex text, tab, ids. Compares the ids; with
- * roundtrip, decoding them gives the text back, whole and piece by piece. */
+/* Every line of NAME.expect: hex text, tab, ids, tab, the package's decoding
+ * in hex. Compares the ids, and the decoding of them (whole and piece by
+ * piece, as streamed) with the package's; with roundtrip, that is also the
+ * text. */
 static void check_expect(tfx_tokenizer *t, const char *name, int roundtrip) {
   char path[4096];
   char *data = tfx_test_read_file(tpath(name, path, sizeof path), NULL);
@@ -102,6 +105,17 @@ static void check_expect(tfx_tokenizer *t, const char *name, int roundtrip) {
       text[i] = (char)v;
     }
     text[tl] = 0;
+    char *tab2 = strchr(tab + 1, '\t');
+    assert_non_null(tab2);
+    *tab2 = 0;
+    size_t rl = strlen(tab2 + 1) / 2;
+    char *ref = malloc(rl + 1);
+    for (size_t i = 0; i < rl; i++) {
+      unsigned v;
+      sscanf(tab2 + 1 + 2 * i, "%2x", &v);
+      ref[i] = (char)v;
+    }
+    ref[rl] = 0;
     int32_t want[4096];
     int nw = 0;
     for (char *p = tab + 1; *p;) {
@@ -124,7 +138,7 @@ static void check_expect(tfx_tokenizer *t, const char *name, int roundtrip) {
       fprintf(stderr, "\n  got ");
       for (int i = 0; i < n; i++) fprintf(stderr, " %d", got[i]);
       fprintf(stderr, "\n");
-    } else if (roundtrip && !strstr(text, "<s>")) { /* special tokens decode to nothing */
+    } else {
       int dl = tfx_tokenizer_decode(t, got, n, NULL, 0);
       assert_true(dl >= 0);
       char *dec = malloc((size_t)dl + 1);
@@ -136,16 +150,18 @@ static void check_expect(tfx_tokenizer *t, const char *name, int roundtrip) {
         assert_true(r >= 0);
         sl += (size_t)r;
       }
-      if ((size_t)dl != tl || memcmp(dec, text, tl) != 0 || sl != tl || memcmp(stream, text, tl) != 0) {
+      if ((size_t)dl != rl || memcmp(dec, ref, rl) != 0 || sl != rl || memcmp(stream, ref, rl) != 0 ||
+          (roundtrip && !strstr(text, "<s>") && (rl != tl || memcmp(ref, text, tl) != 0))) {
         bad++;
-        fprintf(stderr, "%s: text %d \"%s\" decodes to \"%.*s\" (streamed \"%.*s\")\n", name, lines, text, dl, dec,
-                (int)sl, stream);
+        fprintf(stderr, "%s: text %d \"%s\" decodes to \"%.*s\" (streamed \"%.*s\"), the package's \"%s\"\n", name,
+                lines, text, dl, dec, (int)sl, stream, ref);
       }
       free(dec);
       free(stream);
     }
     free(got);
     free(text);
+    free(ref);
   }
   free(data);
   assert_true(lines >= 20);
@@ -226,6 +242,24 @@ static void test_hf_llama(void **state) {
   assert_int_equal(tfx_tokenizer_bos(t), 1);
   assert_int_equal(tfx_tokenizer_eos(t), 2);
   check_expect(t, "hf_llama.expect", 1);
+  tfx_tokenizer_close(t);
+}
+
+/* add_prefix_space, and BOS from the post-processor's template (</s> here) */
+static void test_hf_bytelevel_prefix(void **state) {
+  (void)state;
+  char path[4096];
+  tfx_tokenizer *t = open_ok(tpath("hf_bytelevel_prefix.json", path, sizeof path));
+  assert_int_equal(tfx_tokenizer_bos(t), 1);
+  check_expect(t, "hf_bytelevel_prefix.expect", 0); /* decoding keeps the added space */
+  tfx_tokenizer_close(t);
+}
+
+static void test_hf_metaspace(void **state) {
+  (void)state;
+  char path[4096];
+  tfx_tokenizer *t = open_ok(tpath("hf_metaspace.json", path, sizeof path));
+  check_expect(t, "hf_metaspace.expect", 0); /* a leading space is not prepended again, and decoding drops it */
   tfx_tokenizer_close(t);
 }
 
@@ -338,9 +372,10 @@ static void test_cli_stream(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_llama2c_bin), cmocka_unit_test(test_llama2_model), cmocka_unit_test(test_spm_bpe),
-      cmocka_unit_test(test_spm_unigram), cmocka_unit_test(test_hf_bytelevel), cmocka_unit_test(test_hf_llama),
-      cmocka_unit_test(test_errors),      cmocka_unit_test(test_cli_stream),
+      cmocka_unit_test(test_llama2c_bin),         cmocka_unit_test(test_llama2_model), cmocka_unit_test(test_spm_bpe),
+      cmocka_unit_test(test_spm_unigram),         cmocka_unit_test(test_hf_bytelevel), cmocka_unit_test(test_hf_llama),
+      cmocka_unit_test(test_hf_bytelevel_prefix), cmocka_unit_test(test_hf_metaspace), cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_cli_stream),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

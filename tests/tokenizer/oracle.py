@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""tests/tokenizer/oracle.py OUTDIR MODELS_DIR CORPUS...
+"""tests/tokenizer/oracle.py OUTDIR MODELS_DIR HELDOUT CORPUS...
 
 The expected ids of tests/test_tokenizer.c, from the reference packages:
 `sentencepiece` (Llama 2's model from MODELS_DIR, and a BPE and a Unigram
 model trained here with byte fallback on the CORPUS files) and `tokenizers`
 (a GPT-2 byte-level BPE and a Llama-style BPE with byte fallback trained here).
-Writes OUTDIR/NAME.expect for each tokenizer: one line per text, the text's
-UTF-8 bytes in hex, a tab, its ids (no BOS) space-separated. The tokenizer
+The texts are a list of varied ones and 1000-character chunks of HELDOUT
+(a file not in the corpus). Writes OUTDIR/NAME.expect for each tokenizer: one line per text, the text's
+UTF-8 bytes in hex, a tab, its ids (no BOS) space-separated, a tab, the
+package's decoding of those ids in hex. The tokenizer
 files trained here go beside them (NAME.model, NAME.json)."""
 import json
 import os
@@ -41,14 +43,18 @@ TEXTS = [
 ]
 
 
-def write_expect(path, encode):
+def write_expect(path, encode, decode):
     with open(path, "w") as f:
         for t in TEXTS:
-            f.write(t.encode("utf-8").hex() + "\t" + " ".join(str(i) for i in encode(t)) + "\n")
+            ids = encode(t)
+            f.write(t.encode("utf-8").hex() + "\t" + " ".join(str(i) for i in ids) + "\t" +
+                    decode(ids).encode("utf-8").hex() + "\n")
 
 
 def main():
-    out, models_dir, corpus_files = sys.argv[1], sys.argv[2], sys.argv[3:]
+    out, models_dir, heldout, corpus_files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+    text = open(heldout, encoding="utf-8").read()
+    TEXTS.extend(text[i:i + 1000] for i in range(0, min(len(text), 12000), 1000))
     corpus = "".join(open(p, encoding="utf-8").read() for p in corpus_files)
     corpus_path = os.path.join(out, "corpus.txt")
     with open(corpus_path, "w", encoding="utf-8") as f:
@@ -56,7 +62,7 @@ def main():
 
     if models_dir:  # "" when ../shared/models is missing
         llama = spm.SentencePieceProcessor(model_file=os.path.join(models_dir, "llama2-tokenizer.model"))
-        write_expect(os.path.join(out, "llama2.expect"), lambda t: llama.encode(t))
+        write_expect(os.path.join(out, "llama2.expect"), lambda t: llama.encode(t), llama.decode)
 
     for name, mtype in (("spm_bpe", "bpe"), ("spm_unigram", "unigram")):
         spm.SentencePieceTrainer.train(
@@ -64,7 +70,7 @@ def main():
             byte_fallback=True, normalization_rule_name="identity", character_coverage=0.9995,
             remove_extra_whitespaces=(mtype == "unigram"), minloglevel=2, num_threads=1)
         sp = spm.SentencePieceProcessor(model_file=os.path.join(out, name + ".model"))
-        write_expect(os.path.join(out, name + ".expect"), lambda t, sp=sp: sp.encode(t))
+        write_expect(os.path.join(out, name + ".expect"), lambda t, sp=sp: sp.encode(t), sp.decode)
 
     # GPT-2 byte-level BPE
     tok = Tokenizer(models.BPE())
@@ -73,7 +79,19 @@ def main():
     tok.train([corpus_path], trainers.BpeTrainer(vocab_size=800, special_tokens=["<s>", "</s>"], show_progress=False,
                                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tok.save(os.path.join(out, "hf_bytelevel.json"))
-    write_expect(os.path.join(out, "hf_bytelevel.expect"), lambda t: tok.encode(t, add_special_tokens=False).ids)
+    write_expect(os.path.join(out, "hf_bytelevel.expect"), lambda t: tok.encode(t, add_special_tokens=False).ids, tok.decode)
+    # the same with add_prefix_space and a post-processor putting <s> first
+    j = json.loads(tok.to_str())
+    j["pre_tokenizer"]["add_prefix_space"] = True
+    j["post_processor"] = {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "</s>", "type_id": 0}},
+                                      {"Sequence": {"id": "A", "type_id": 0}}],
+                           "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                           "special_tokens": {"</s>": {"id": "</s>", "ids": [1], "tokens": ["</s>"]}}}
+    tok = Tokenizer.from_str(json.dumps(j))
+    tok.save(os.path.join(out, "hf_bytelevel_prefix.json"))
+    write_expect(os.path.join(out, "hf_bytelevel_prefix.expect"),
+                 lambda t: tok.encode(t, add_special_tokens=False).ids, tok.decode)
 
     # Llama-style: prepend U+2581, spaces to U+2581, no pre-tokenizer, byte fallback
     tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>", fuse_unk=True))
@@ -91,7 +109,13 @@ def main():
     with open(path, "w", encoding="utf-8") as f:
         json.dump(j, f, ensure_ascii=False)
     tok = Tokenizer.from_file(path)
-    write_expect(os.path.join(out, "hf_llama.expect"), lambda t: tok.encode(t, add_special_tokens=False).ids)
+    write_expect(os.path.join(out, "hf_llama.expect"), lambda t: tok.encode(t, add_special_tokens=False).ids, tok.decode)
+    # the newer Llama form: no normalizer, a Metaspace pre-tokenizer (prepend first, no split), the same decoder
+    j["normalizer"] = None
+    j["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}
+    tok = Tokenizer.from_str(json.dumps(j))
+    tok.save(os.path.join(out, "hf_metaspace.json"))
+    write_expect(os.path.join(out, "hf_metaspace.expect"), lambda t: tok.encode(t, add_special_tokens=False).ids, tok.decode)
 
 
 if __name__ == "__main__":
