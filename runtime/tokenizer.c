@@ -819,7 +819,9 @@ int tfx_tokenizer_open(const char *path, tfx_tokenizer **out, char *err, size_t 
   size_t k = 0;
   while (k < size && (d[k] == ' ' || d[k] == '\n' || d[k] == '\r' || d[k] == '\t')) k++;
   int rc;
-  if (k < size && d[k] == '{') {
+  if (size >= 4 && memcmp(d, "GGUF", 4) == 0) {
+    rc = tok_gguf_open(path, d, size, out, err, errlen);
+  } else if (k < size && d[k] == '{') {
     rc = tok_hf_open(path, (const char *)d, size, out, err, errlen);
   } else if (size && d[0] == 0x0A) {
     rc = open_model(path, d, size, out, err, errlen);

@@ -64,6 +64,8 @@ int tok_encode_word(const tfx_tokenizer *t, const char *w, size_t len, tok_sink 
 /* the whole text of a Hugging Face tokenizer (tokenizer_hf.c) */
 int tok_hf_encode(const tfx_tokenizer *t, const char *text, size_t len, tok_sink *out);
 int tok_hf_open(const char *path, const char *data, size_t size, tfx_tokenizer **out, char *err, size_t errlen);
+/* the vocabulary of a GGUF file (tokenizer_gguf.c) */
+int tok_gguf_open(const char *path, const unsigned char *d, size_t size, tfx_tokenizer **out, char *err, size_t errlen);
 int tok_hf_decode_piece(const tfx_tokenizer *t, int32_t id, char *buf, size_t cap);
 /* UTF-8: the length of the character at s (1 for an invalid byte), and its code point (0xFFFD when invalid) */
 int tok_utf8(const unsigned char *s, size_t n, uint32_t *cp);

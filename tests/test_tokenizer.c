@@ -255,6 +255,19 @@ static void test_hf_metaspace(void **state) {
   check_case(&(case_t){"hf_metaspace.json", 0, -2, 1, 2, 0, "hf_metaspace.expect"});
 }
 
+/* the vocabularies embedded in GGUF files (written by the gguf package):
+ * Llama 2's ("llama") and the byte-level BPE's ("gpt2", with merges) */
+static void test_gguf_llama(void **state) {
+  (void)state;
+  if (!have_models) skip();
+  check_case(&(case_t){"llama2.gguf", 0, 32000, 1, 2, 1, "llama2.expect"});
+}
+
+static void test_gguf_gpt2(void **state) {
+  (void)state;
+  check_case(&(case_t){"hf_bytelevel.gguf", 0, 800, 0, 1, 1, "hf_bytelevel.expect"});
+}
+
 static void write_bytes(const char *path, const void *p, size_t n) {
   FILE *f = fopen(path, "wb");
   assert_non_null(f);
@@ -271,9 +284,33 @@ static void expect_error(const char *path, int code, const char *needle) {
     fail_msg("%s: %d (want %d), \"%s\" (want \"%s\")", path, rc, code, err, needle);
 }
 
+/* every step-th truncation of a tokenizer file written by the oracle: an
+ * error with a message, or a tokenizer that encodes */
+static void truncations(const char *name, size_t step) {
+  char p[4096], src[4096];
+  size_t size = 0;
+  char *m = tfx_test_read_file(tpath(name, src, sizeof src), &size);
+  assert_non_null(m);
+  for (size_t n = 1; n < size; n += step) {
+    write_bytes(tpath("cut.tok", p, sizeof p), m, n);
+    tfx_tokenizer *t = NULL;
+    char err[512];
+    int rc = tfx_tokenizer_open(p, &t, err, sizeof err);
+    if (rc == 0) {
+      int32_t ids[64];
+      assert_true(tfx_tokenizer_encode(t, "abc def", 7, TFX_TOKENIZE_BOS, ids, 64) >= 0);
+      tfx_tokenizer_close(t);
+    } else {
+      assert_null(t);
+      if (!err[0]) fail_msg("%s cut at %zu bytes: status %d without a message", name, n, rc);
+    }
+  }
+  free(m);
+}
+
 static void test_errors(void **state) {
   (void)state;
-  char p[4096], spm[4096];
+  char p[4096];
   expect_error(tpath("nothing-here", p, sizeof p), TFX_ERR_OPEN, "cannot open");
   expect_error(dir, TFX_ERR_OPEN, "cannot read");
   write_bytes(tpath("short.bin", p, sizeof p), "\x01\x00", 2);
@@ -290,25 +327,22 @@ static void test_errors(void **state) {
   expect_error(p, TFX_ERR_TOKENIZER, "JSON");
   write_bytes(tpath("wordpiece.json", p, sizeof p), "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}", 45);
   expect_error(p, TFX_ERR_TOKENIZER, "WordPiece");
-  /* every truncation of a real .model fails cleanly or opens (never crashes) */
-  size_t size = 0;
-  char *m = tfx_test_read_file(tpath("spm_bpe.model", spm, sizeof spm), &size);
-  assert_non_null(m);
-  for (size_t n = 1; n < size; n += 97) {
-    write_bytes(tpath("cut.model", p, sizeof p), m, n);
-    tfx_tokenizer *t = NULL;
-    char err[512];
-    int rc = tfx_tokenizer_open(p, &t, err, sizeof err);
-    if (rc == 0) {
-      int32_t ids[64];
-      assert_true(tfx_tokenizer_encode(t, "abc def", 7, TFX_TOKENIZE_BOS, ids, 64) >= 0);
-      tfx_tokenizer_close(t);
-    } else {
-      assert_null(t);
-      assert_true(err[0] != 0);
-    }
-  }
-  free(m);
+  write_bytes(tpath("empty.gguf", p, sizeof p),
+              "GGUF\x03\x00\x00\x00"
+              "\0\0\0\0\0\0\0\0"
+              "\0\0\0\0\0\0\0\0",
+              24);
+  expect_error(p, TFX_ERR_TOKENIZER, "no vocabulary");
+  write_bytes(tpath("cut.gguf", p, sizeof p),
+              "GGUF\x03\x00\x00\x00"
+              "\0\0\0\0\0\0\0\0"
+              "\x05\0\0\0\0\0\0\0",
+              24);
+  expect_error(p, TFX_ERR_TOKENIZER, "truncated");
+  /* truncations of real files fail cleanly or open (never crash) */
+  truncations("spm_bpe.model", 97);
+  truncations("hf_bytelevel.gguf", 401);
+  truncations("hf_bytelevel.json", 997);
   assert_int_equal(tfx_tokenizer_encode(NULL, "a", 1, 0, NULL, 0), TFX_ERR_INVALID_ARGUMENT);
   assert_int_equal(tfx_tokenizer_open(NULL, NULL, NULL, 0), TFX_ERR_INVALID_ARGUMENT);
 }
@@ -364,9 +398,17 @@ static void test_cli_stream(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_llama2c_bin),         cmocka_unit_test(test_llama2_model), cmocka_unit_test(test_spm_bpe),
-      cmocka_unit_test(test_spm_unigram),         cmocka_unit_test(test_hf_bytelevel), cmocka_unit_test(test_hf_llama),
-      cmocka_unit_test(test_hf_bytelevel_prefix), cmocka_unit_test(test_hf_metaspace), cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_llama2c_bin),
+      cmocka_unit_test(test_llama2_model),
+      cmocka_unit_test(test_spm_bpe),
+      cmocka_unit_test(test_spm_unigram),
+      cmocka_unit_test(test_hf_bytelevel),
+      cmocka_unit_test(test_hf_llama),
+      cmocka_unit_test(test_hf_bytelevel_prefix),
+      cmocka_unit_test(test_hf_metaspace),
+      cmocka_unit_test(test_gguf_llama),
+      cmocka_unit_test(test_gguf_gpt2),
+      cmocka_unit_test(test_errors),
       cmocka_unit_test(test_cli_stream),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

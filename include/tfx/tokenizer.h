@@ -1,7 +1,8 @@
 /* tfx/tokenizer.h — text to token ids and back, in C, for the runtime
  * (libtfxrt.a): llama2.c `tokenizer.bin`, SentencePiece `.model` (BPE and
- * Unigram) and Hugging Face `tokenizer.json` (BPE: GPT-2 byte level and the
- * Llama-style SentencePiece-like one with byte fallback). Functions return a
+ * Unigram), Hugging Face `tokenizer.json` (BPE: GPT-2 byte level and the
+ * Llama-style SentencePiece-like one with byte fallback) and the vocabulary
+ * of a GGUF file (llama.cpp's "llama" and "gpt2" tokenizer models). Functions return a
  * negative tfx_status on failure and never abort or exit; a tokenizer is
  * immutable once opened, so one may be shared by threads. See
  * docs/tokenizers.md. */
@@ -23,8 +24,9 @@ typedef struct tfx_tokenizer tfx_tokenizer;
 #define TFX_ERR_TOKENIZER (-20)
 
 /* Opens a tokenizer file; its kind is detected from the content (a JSON
- * object: tokenizer.json; a protobuf whose first field is a piece:
- * SentencePiece .model; else llama2.c tokenizer.bin). On failure returns a
+ * object: tokenizer.json; the GGUF magic: a GGUF file's vocabulary; a
+ * protobuf whose first field is a piece: SentencePiece .model; else
+ * llama2.c tokenizer.bin). On failure returns a
  * negative status (TFX_ERR_OPEN, TFX_ERR_TOKENIZER, TFX_ERR_OUT_OF_MEMORY,
  * TFX_ERR_INVALID_ARGUMENT) and, when err is non-NULL, writes a one-line
  * message ("PATH: ...") into err (errlen bytes, NUL-terminated). */

@@ -51,6 +51,26 @@ def write_expect(path, encode, decode):
                     decode(ids).encode("utf-8").hex() + "\n")
 
 
+def write_gguf(path, model, tokens, scores, types, merges, bos, eos, unk):
+    import gguf
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_tokenizer_model(model)
+    w.add_token_list(tokens)
+    if scores is not None:
+        w.add_token_scores(scores)
+    w.add_token_types(types)
+    if merges is not None:
+        w.add_token_merges(merges)
+    w.add_bos_token_id(bos)
+    w.add_eos_token_id(eos)
+    if unk is not None:
+        w.add_unk_token_id(unk)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def main():
     out, models_dir, heldout, corpus_files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
     text = open(heldout, encoding="utf-8").read()
@@ -63,6 +83,12 @@ def main():
     if models_dir:  # "" when ../shared/models is missing
         llama = spm.SentencePieceProcessor(model_file=os.path.join(models_dir, "llama2-tokenizer.model"))
         write_expect(os.path.join(out, "llama2.expect"), lambda t: llama.encode(t), llama.decode)
+        # the same vocabulary embedded in a GGUF file as llama.cpp's converter writes it
+        n = llama.vocab_size()
+        types = [3 if llama.is_control(i) else 2 if llama.is_unknown(i) else 6 if llama.is_byte(i)
+                 else 5 if llama.is_unused(i) else 1 for i in range(n)]
+        write_gguf(os.path.join(out, "llama2.gguf"), "llama", [llama.id_to_piece(i) for i in range(n)],
+                   [llama.get_score(i) for i in range(n)], types, None, 1, 2, 0)
 
     for name, mtype in (("spm_bpe", "bpe"), ("spm_unigram", "unigram")):
         spm.SentencePieceTrainer.train(
@@ -80,6 +106,12 @@ def main():
                                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tok.save(os.path.join(out, "hf_bytelevel.json"))
     write_expect(os.path.join(out, "hf_bytelevel.expect"), lambda t: tok.encode(t, add_special_tokens=False).ids, tok.decode)
+    # its vocabulary and merges in a GGUF file ("gpt2" model, <s> </s> as control tokens)
+    j = json.loads(tok.to_str())
+    vocab = sorted(j["model"]["vocab"].items(), key=lambda kv: kv[1])
+    merges = [m if isinstance(m, str) else " ".join(m) for m in j["model"]["merges"]]
+    write_gguf(os.path.join(out, "hf_bytelevel.gguf"), "gpt2", [p for p, _ in vocab], None,
+               [3 if p in ("<s>", "</s>") else 1 for p, _ in vocab], merges, 0, 1, None)
     # the same with add_prefix_space and a post-processor putting <s> first
     j = json.loads(tok.to_str())
     j["pre_tokenizer"]["add_prefix_space"] = True
