@@ -58,7 +58,7 @@ typedef struct {
 } garr;
 
 typedef struct {
-  char model[32];
+  char model[32], pre[32];
   garr tokens, scores, types, merges;
   int64_t bos, eos, unk;
   int add_space_prefix;
@@ -109,9 +109,13 @@ int tok_gguf_open(const char *path, const unsigned char *d, size_t size, tfx_tok
     } else if (key_is(k, kl, "tokenizer.ggml.add_space_prefix") && ty == G_BOOL) {
       m.add_space_prefix = (int)rd(&r, 1);
       r.p = v;
-    } else if (key_is(k, kl, "tokenizer.ggml.model") && ty == G_STR) {
+    } else if ((key_is(k, kl, "tokenizer.ggml.model") || key_is(k, kl, "tokenizer.ggml.pre")) && ty == G_STR) {
+      char *dst = k[kl - 1] == 'l' ? m.model : m.pre;
       uint64_t l = rd(&r, 8);
-      if (!r.bad && l < sizeof m.model && l <= (uint64_t)(r.end - r.p)) memcpy(m.model, r.p, l);
+      if (!r.bad && l < sizeof m.model && l <= (uint64_t)(r.end - r.p))
+        memcpy(dst, r.p, l);
+      else if (!r.bad)
+        memcpy(dst, "?", 2);
       r.p = v;
     }
     skip_value(&r, ty, 0);
@@ -125,6 +129,16 @@ int tok_gguf_open(const char *path, const unsigned char *d, size_t size, tfx_tok
     tfx_rt_error(err, errlen, 0, "%s: %s", path,
                  m.model[0] ? "the GGUF tokenizer model is not supported (only llama and gpt2)"
                             : "the GGUF file has no vocabulary (no tokenizer.ggml.model)");
+    return TFX_ERR_TOKENIZER;
+  }
+  /* llama.cpp's pre-tokenizer names for the regexes implemented here */
+  int split = !m.pre[0] || !strcmp(m.pre, "default") || !strcmp(m.pre, "gpt-2") ? 0
+              : !strcmp(m.pre, "llama-bpe") || !strcmp(m.pre, "llama3")         ? TOK_SPLIT_LLAMA3
+              : !strcmp(m.pre, "qwen2")                                         ? TOK_SPLIT_QWEN2
+                                                                                : -1;
+  if (gpt2 && split < 0) {
+    tfx_rt_error(err, errlen, 0, "%s: the GGUF pre-tokenizer '%s' is not supported (default/gpt-2, llama-bpe, qwen2)",
+                 path, m.pre);
     return TFX_ERR_TOKENIZER;
   }
   if (m.tokens.type != G_STR || m.tokens.n == 0 || m.tokens.n > (1u << 24) ||
@@ -209,7 +223,7 @@ int tok_gguf_open(const char *path, const unsigned char *d, size_t size, tfx_tok
   } else {
     t->kind = TOK_RANK_BPE;
     t->byte_level = 1;
-    t->hf_flags = 2; /* GPT-2's regex split */
+    t->hf_flags = split > 0 ? split : 2; /* the Llama 3 / Qwen2 split, or GPT-2's regex */
   }
   if (m.unk >= 0 && m.unk < n) t->unk = (int)m.unk;
   t->bos = m.bos >= 0 && m.bos < n ? (int)m.bos : -1;

@@ -265,6 +265,7 @@ enum { PRE_NONE, PRE_BYTELEVEL, PRE_METASPACE };
 
 typedef struct {
   int pre, prefix_space, use_regex; /* ByteLevel */
+  int split;                        /* a Split by Llama 3's (1) or Qwen2's (2) regex */
   int meta_prepend;                 /* Metaspace: 0 never, 1 first, 2 always */
   int meta_split;
   int norm_prepend; /* normalizer Prepend("▁") */
@@ -281,6 +282,15 @@ static int parse_pre(const jv *p, hf_cfg *c, char *why, size_t wl) {
     for (int i = 0; a && a->type == J_ARR && i < a->n; i++)
       if (parse_pre(&a->items[i], c, why, wl)) return -1;
     return 0;
+  }
+  if (!strcmp(ty, "Split")) {
+    const char *re = jstr(jget(p, "pattern"), "Regex"), *behavior = jstr(p, "behavior");
+    for (int k = 0; re && k < 2; k++)
+      if (!strcmp(re, tok_split_regex[k]) && behavior && !strcmp(behavior, "Isolated") && !jtrue(p, "invert")) {
+        c->split = k + 1;
+        return 0;
+      }
+    return snprintf(why, wl, "a Split pre_tokenizer is supported only with Llama 3's or Qwen2's regex"), -1;
   }
   if (!strcmp(ty, "ByteLevel")) {
     c->pre = PRE_BYTELEVEL;
@@ -339,7 +349,8 @@ static void cfg_store(tfx_tokenizer *t, const hf_cfg *c) {
   t->add_dummy_prefix = c->norm_prepend || (c->pre == PRE_METASPACE && c->meta_prepend);
   t->hf_flags = (c->prefix_space ? 1 : 0) | (c->use_regex ? 2 : 0) | (c->meta_prepend == 1 ? 4 : 0) |
                 (c->meta_prepend == 2 ? 8 : 0) | (c->meta_split ? 16 : 0) | (c->norm_prepend ? 32 : 0) |
-                (c->norm_replace || c->pre == PRE_METASPACE ? 64 : 0) | (c->ignore_merges ? 128 : 0);
+                (c->norm_replace || c->pre == PRE_METASPACE ? 64 : 0) | (c->ignore_merges ? 128 : 0) |
+                (c->split ? TOK_SPLIT_LLAMA3 << (c->split - 1) : 0);
 }
 
 int tok_hf_open(const char *path, const char *data, size_t size, tfx_tokenizer **out, char *err, size_t errlen) {
@@ -500,6 +511,53 @@ static int gpt2_match(const uint32_t *cp, int i, int n) {
   return k - 1; /* \s+(?!\S): leave the last space to the word after it */
 }
 
+/* the regexes of Llama 3 and Qwen2 (digits in runs of up to 3, or 1):
+ * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ */
+const char *const tok_split_regex[2] = {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+                                        "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!"
+                                        "\\S)|\\s+",
+                                        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                                        "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!"
+                                        "\\S)|\\s+"};
+
+static int is_nl(uint32_t c) { return c == '\r' || c == '\n'; }
+static int is_other(uint32_t c) { return !tok_is_space(c) && !tok_is_letter(c) && !tok_is_number(c); }
+static uint32_t lower(uint32_t c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+static int llama3_match(const uint32_t *cp, int i, int n, int max_digits) {
+  if (cp[i] == '\'' && i + 1 < n) {
+    uint32_t a = lower(cp[i + 1]), b = i + 2 < n ? lower(cp[i + 2]) : 0;
+    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return i + 3;
+    if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
+  }
+  int j =
+      i + (i + 1 < n && !is_nl(cp[i]) && !tok_is_letter(cp[i]) && !tok_is_number(cp[i]) && tok_is_letter(cp[i + 1]));
+  if (tok_is_letter(cp[j])) {
+    while (j < n && tok_is_letter(cp[j])) j++;
+    return j;
+  }
+  if (tok_is_number(cp[i])) {
+    int k = i;
+    while (k < n && k - i < max_digits && tok_is_number(cp[k])) k++;
+    return k;
+  }
+  j = i + (cp[i] == ' ' && i + 1 < n && is_other(cp[i + 1]));
+  if (is_other(cp[j])) {
+    while (j < n && is_other(cp[j])) j++;
+    while (j < n && is_nl(cp[j])) j++;
+    return j;
+  }
+  int k = i, last_nl = -1;
+  while (k < n && tok_is_space(cp[k])) {
+    if (is_nl(cp[k])) last_nl = k;
+    k++;
+  }
+  if (last_nl >= 0) return last_nl + 1;
+  if (k == n || k - 1 == i) return k;
+  return k - 1;
+}
+
 static int encode_bytelevel(const tfx_tokenizer *t, const char *s, size_t len, int first, tok_sink *out) {
   (void)first;
   int pfx = (t->hf_flags & 1) && !(len && s[0] == ' ');
@@ -521,7 +579,10 @@ static int encode_bytelevel(const tfx_tokenizer *t, const char *s, size_t len, i
   }
   off[n] = (int)len;
   for (int i = 0; i < n && !rc;) {
-    int e = (t->hf_flags & 2) ? gpt2_match(cp, i, n) : n;
+    int e = (t->hf_flags & (TOK_SPLIT_LLAMA3 | TOK_SPLIT_QWEN2))
+                ? llama3_match(cp, i, n, (t->hf_flags & TOK_SPLIT_LLAMA3) ? 3 : 1)
+            : (t->hf_flags & 2) ? gpt2_match(cp, i, n)
+                                : n;
     /* the bytes of cp[i..e) mapped to printable code points */
     size_t wl = 0;
     int b0 = off[i] < 0 ? 0 : off[i];

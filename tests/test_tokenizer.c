@@ -255,6 +255,17 @@ static void test_hf_metaspace(void **state) {
   check_case(&(case_t){"hf_metaspace.json", 0, -2, 1, 2, 0, "hf_metaspace.expect"});
 }
 
+/* Llama 3's and Qwen2's pre-tokenizer: a Split by their regex, then ByteLevel */
+static void test_hf_llama3(void **state) {
+  (void)state;
+  check_case(&(case_t){"hf_llama3.json", 0, 800, 0, 1, 1, "hf_llama3.expect"});
+}
+
+static void test_hf_qwen2(void **state) {
+  (void)state;
+  check_case(&(case_t){"hf_qwen2.json", 0, 800, 0, 1, 1, "hf_qwen2.expect"});
+}
+
 /* the vocabularies embedded in GGUF files (written by the gguf package):
  * Llama 2's ("llama") and the byte-level BPE's ("gpt2", with merges) */
 static void test_gguf_llama(void **state) {
@@ -266,6 +277,11 @@ static void test_gguf_llama(void **state) {
 static void test_gguf_gpt2(void **state) {
   (void)state;
   check_case(&(case_t){"hf_bytelevel.gguf", 0, 800, 0, 1, 1, "hf_bytelevel.expect"});
+}
+
+static void test_gguf_llama3(void **state) {
+  (void)state;
+  check_case(&(case_t){"hf_llama3.gguf", 0, 800, 0, 1, 1, "hf_llama3.expect"});
 }
 
 static void write_bytes(const char *path, const void *p, size_t n) {
@@ -407,7 +423,10 @@ int main(void) {
       cmocka_unit_test(test_hf_bytelevel_prefix),
       cmocka_unit_test(test_hf_metaspace),
       cmocka_unit_test(test_gguf_llama),
+      cmocka_unit_test(test_hf_llama3),
+      cmocka_unit_test(test_hf_qwen2),
       cmocka_unit_test(test_gguf_gpt2),
+      cmocka_unit_test(test_gguf_llama3),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_cli_stream),
   };

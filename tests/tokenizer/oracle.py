@@ -15,7 +15,7 @@ import os
 import sys
 
 import sentencepiece as spm
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 TEXTS = [
     "Once upon a time",
@@ -37,7 +37,9 @@ TEXTS = [
     "<s> and </s> are text here, <unk> too",
     "x",
     "",
-    "it's we're they've I'm you'll he'd",
+    "it's we're they've I'm you'll he'd IT'S WE'RE 'hello",
+    "numbers 1 12 123 1234 12345 123456789 ١٢٣ ½ x2 2x",
+    "\n\n  \n\t\n   x\r\n\r\n  y  \n",
     "    indented code:\n        return x + 1;\n",
     "The quick brown fox jumps over the lazy dog. " * 6,
 ]
@@ -51,10 +53,12 @@ def write_expect(path, encode, decode):
                     decode(ids).encode("utf-8").hex() + "\n")
 
 
-def write_gguf(path, model, tokens, scores, types, merges, bos, eos, unk):
+def write_gguf(path, model, tokens, scores, types, merges, bos, eos, unk, pre=None):
     import gguf
     w = gguf.GGUFWriter(path, "llama")
     w.add_tokenizer_model(model)
+    if pre:
+        w.add_tokenizer_pre(pre)
     w.add_token_list(tokens)
     if scores is not None:
         w.add_token_scores(scores)
@@ -124,6 +128,28 @@ def main():
     tok.save(os.path.join(out, "hf_bytelevel_prefix.json"))
     write_expect(os.path.join(out, "hf_bytelevel_prefix.expect"),
                  lambda t: tok.encode(t, add_special_tokens=False).ids, tok.decode)
+
+    # Llama 3 and Qwen2: a Split by their regex, then ByteLevel without GPT-2's regex
+    for name, digits in (("hf_llama3", "{1,3}"), ("hf_qwen2", "")):
+        pattern = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}" + digits +
+                   "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(pattern), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+        tok.decoder = decoders.ByteLevel()
+        tok.train([corpus_path], trainers.BpeTrainer(vocab_size=800, special_tokens=["<|begin_of_text|>", "<|end_of_text|>"],
+                                                     show_progress=False,
+                                                     initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        tok.save(os.path.join(out, name + ".json"))
+        write_expect(os.path.join(out, name + ".expect"), lambda t: tok.encode(t, add_special_tokens=False).ids,
+                     tok.decode)
+        if name == "hf_llama3":  # as a GGUF vocabulary with llama.cpp's pre-tokenizer name
+            j = json.loads(tok.to_str())
+            vocab = sorted(j["model"]["vocab"].items(), key=lambda kv: kv[1])
+            merges = [m if isinstance(m, str) else " ".join(m) for m in j["model"]["merges"]]
+            write_gguf(os.path.join(out, "hf_llama3.gguf"), "gpt2", [p for p, _ in vocab], None,
+                       [3 if p.startswith("<|") else 1 for p, _ in vocab], merges, 0, 1, None, "llama-bpe")
 
     # Llama-style: prepend U+2581, spaces to U+2581, no pre-tokenizer, byte fallback
     tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>", fuse_unk=True))
