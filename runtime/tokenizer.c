@@ -185,6 +185,8 @@ void tfx_tokenizer_close(tfx_tokenizer *t) {
   free(t->mrank);
   free(t->mid);
   free(t->added);
+  free(t->cm_trie);
+  free(t->cm_norm);
   free(t);
 }
 
@@ -446,37 +448,88 @@ int tok_encode_word(const tfx_tokenizer *t, const char *w, size_t len, tok_sink 
   return t->kind == TOK_SPM_UNIGRAM ? encode_unigram(t, w, len, out) : encode_bpe(t, w, len, out);
 }
 
-/* SentencePiece's normalization without a character map: invalid UTF-8 to
- * U+FFFD, optional removal of extra spaces, the dummy prefix, spaces to the
- * space piece (U+2581, or ' ' in llama2.c's files) */
+/* SentencePiece's precompiled character map: the longest prefix of s (at
+ * most n bytes) in its double-array trie (Darts); returns the match's length
+ * and its replacement, or 0 */
+static size_t charsmap_match(const tfx_tokenizer *t, const unsigned char *s, size_t n, const char **rep) {
+  const uint32_t *a = t->cm_trie;
+  size_t na = t->cm_trie_n, best = 0;
+  if (!na) return 0;
+  uint32_t pos = (a[0] >> 10) << ((a[0] & (1u << 9)) >> 6);
+  for (size_t i = 0; i < n; i++) {
+    pos ^= s[i];
+    if (pos >= na) break;
+    uint32_t u = a[pos];
+    if ((u & ((1u << 31) | 0xFF)) != s[i]) break;
+    pos ^= (u >> 10) << ((u & (1u << 9)) >> 6);
+    if (pos >= na) break;
+    if ((u >> 8) & 1) {
+      uint32_t v = a[pos] & 0x7FFFFFFFu;
+      if (v < t->cm_norm_n) {
+        best = i + 1;
+        *rep = t->cm_norm + v;
+      }
+    }
+  }
+  return best;
+}
+
+typedef struct {
+  char *p;
+  size_t n, cap;
+} obuf;
+
+static int oput(obuf *o, const char *s, size_t n) {
+  if (o->n + n + 1 > o->cap) {
+    size_t cap = (o->n + n + 1) * 2;
+    char *np = realloc(o->p, cap);
+    if (!np) return -1;
+    o->p = np;
+    o->cap = cap;
+  }
+  memcpy(o->p + o->n, s, n);
+  o->n += n;
+  return 0;
+}
+
+/* SentencePiece's normalizer: each prefix to its character-map replacement
+ * (or the character itself; invalid UTF-8 to U+FFFD), optional removal of
+ * extra spaces, the dummy prefix, spaces to the space piece (U+2581, or ' '
+ * in llama2.c's files) */
 static char *spm_normalize(const tfx_tokenizer *t, const char *text, size_t len, size_t *olen) {
   const char *ws = t->spm_space ? "\xE2\x96\x81" : " ";
-  size_t wl = strlen(ws);
-  char *o = malloc(len * 3 + wl + 1);
-  if (!o) return NULL;
-  size_t n = 0, i = 0;
-  if (t->remove_extra_ws)
-    while (i < len && text[i] == ' ') i++;
-  if (i < len && t->add_dummy_prefix) memcpy(o, ws, wl), n = wl;
-  int prev_space = 0;
-  while (i < len) {
-    uint32_t cp;
-    int cl = tok_utf8((const unsigned char *)text + i, len - i, &cp);
-    if (text[i] == ' ') {
-      if (!(t->remove_extra_ws && prev_space)) memcpy(o + n, ws, wl), n += wl;
-      prev_space = 1;
-    } else if (cp == 0xFFFD && cl == 1) {
-      memcpy(o + n, "\xEF\xBF\xBD", 3), n += 3;
-      prev_space = 0;
+  size_t wl = strlen(ws), i = 0;
+  obuf o = {0};
+  int prev_space = t->remove_extra_ws, started = 0, err = oput(&o, "", 0);
+  while (i < len && !err) {
+    const char *piece = NULL;
+    size_t consumed = charsmap_match(t, (const unsigned char *)text + i, len - i, &piece), pl;
+    if (consumed) {
+      pl = strlen(piece);
     } else {
-      memcpy(o + n, text + i, (size_t)cl), n += (size_t)cl;
-      prev_space = 0;
+      uint32_t cp;
+      int cl = tok_utf8((const unsigned char *)text + i, len - i, &cp);
+      consumed = (size_t)cl;
+      piece = cp == 0xFFFD && cl == 1 ? "\xEF\xBF\xBD" : text + i;
+      pl = cp == 0xFFFD && cl == 1 ? 3 : (size_t)cl;
     }
-    i += (size_t)cl;
+    i += consumed;
+    if (prev_space)
+      while (pl && piece[0] == ' ') piece++, pl--;
+    if (!pl) continue;
+    if (!started && t->add_dummy_prefix) err |= oput(&o, ws, wl);
+    started = 1;
+    for (size_t k = 0; k < pl && !err; k++) err |= piece[k] == ' ' ? oput(&o, ws, wl) : oput(&o, piece + k, 1);
+    prev_space = t->remove_extra_ws && piece[pl - 1] == ' ';
   }
-  if (t->remove_extra_ws && prev_space) n -= wl;
-  *olen = n;
-  return o;
+  if (t->remove_extra_ws)
+    while (o.n >= wl && memcmp(o.p + o.n - wl, ws, wl) == 0) o.n -= wl;
+  if (err) {
+    free(o.p);
+    return NULL;
+  }
+  *olen = o.n;
+  return o.p;
 }
 
 int tfx_tokenizer_encode(const tfx_tokenizer *t, const char *text, size_t len, int flags, int32_t *ids, int max_ids) {
@@ -553,9 +606,10 @@ int tfx_tokenizer_decode(const tfx_tokenizer *t, const int32_t *ids, int n, char
 
 /* ---- llama2.c tokenizer.bin ---- */
 
-static int32_t rd_i32(const unsigned char *p) {
-  return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+static uint32_t rd_u32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
+static int32_t rd_i32(const unsigned char *p) { return (int32_t)rd_u32(p); }
 
 static int open_bin(const char *path, const unsigned char *d, size_t size, tfx_tokenizer **out, char *err,
                     size_t errlen) {
@@ -685,6 +739,28 @@ static int pb_field(pb *r, int *field, int *wire, uint64_t *v, pb *sub) {
   return !r->bad;
 }
 
+/* the normalizer's precompiled_charsmap: u32 trie size, the trie (u32
+ * units), then the NUL-terminated replacements */
+static int set_charsmap(tfx_tokenizer *t, const char *path, const unsigned char *p, size_t n, char *err,
+                        size_t errlen) {
+  uint32_t tsize = n >= 4 ? rd_u32(p) : 0;
+  if (n < 4 || tsize % 4 || tsize < 4 || tsize > n - 4) {
+    tfx_rt_error(err, errlen, 0, "%s: malformed precompiled_charsmap in the SentencePiece normalizer", path);
+    return TFX_ERR_TOKENIZER;
+  }
+  free(t->cm_trie);
+  free(t->cm_norm);
+  t->cm_trie = malloc(tsize);
+  t->cm_norm = malloc(n - 4 - tsize + 1);
+  if (!t->cm_trie || !t->cm_norm) return TFX_ERR_OUT_OF_MEMORY;
+  t->cm_trie_n = tsize / 4;
+  for (size_t i = 0; i < t->cm_trie_n; i++) t->cm_trie[i] = rd_u32(p + 4 + 4 * i);
+  t->cm_norm_n = n - 4 - tsize;
+  memcpy(t->cm_norm, p + 4 + tsize, t->cm_norm_n);
+  t->cm_norm[t->cm_norm_n] = 0; /* a replacement running off the end stops here */
+  return 0;
+}
+
 static int open_model(const char *path, const unsigned char *d, size_t size, tfx_tokenizer **out, char *err,
                       size_t errlen) {
   pb r = {d, d + size, 0}, sub;
@@ -698,7 +774,7 @@ static int open_model(const char *path, const unsigned char *d, size_t size, tfx
   }
   tfx_tokenizer *t = tok_alloc(n);
   if (!t) return TFX_ERR_OUT_OF_MEMORY;
-  int model_type = 1, byte_fallback = 0, unk = 0, bos = 1, eos = 2, dummy = 1, extra_ws = 1, charsmap = 0;
+  int model_type = 1, byte_fallback = 0, unk = 0, bos = 1, eos = 2, dummy = 1, extra_ws = 1;
   int i = 0, rc = 0;
   r = (pb){d, d + size, 0};
   while (!rc && pb_field(&r, &f, &w, &v, &sub)) {
@@ -747,8 +823,8 @@ static int open_model(const char *path, const unsigned char *d, size_t size, tfx
             dummy = v != 0;
           else if (f == 4 && w == 0)
             extra_ws = v != 0;
-          else if (f == 2 && w == 2 && q.end > q.p)
-            charsmap = 1;
+          else if (f == 2 && w == 2 && q.end > q.p && !rc)
+            rc = set_charsmap(t, path, q.p, (size_t)(q.end - q.p), err, errlen);
         }
       }
       if (sub.bad && !rc) {
@@ -760,13 +836,6 @@ static int open_model(const char *path, const unsigned char *d, size_t size, tfx
   if (!rc && model_type != 1 && model_type != 2) {
     tfx_rt_error(err, errlen, 0, "%s: SentencePiece model type %d is not supported (only UNIGRAM 1 and BPE 2)", path,
                  model_type);
-    rc = TFX_ERR_TOKENIZER;
-  }
-  if (!rc && charsmap) {
-    tfx_rt_error(err, errlen, 0,
-                 "%s: the SentencePiece normalizer has a precompiled character map (e.g. nmt_nfkc), which is not "
-                 "supported: only 'identity' normalization",
-                 path);
     rc = TFX_ERR_TOKENIZER;
   }
   if (!rc && (rc = tok_finish(t)) != 0) rc = TFX_ERR_OUT_OF_MEMORY;

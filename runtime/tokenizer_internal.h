@@ -41,6 +41,10 @@ struct tfx_tokenizer {
   int hf_flags;   /* tokenizer.json: the pre-tokenizer's and normalizer's options (tokenizer_hf.c) */
   int max_plen;
   float min_score, max_score;
+  /* SentencePiece's precompiled character map (normalizer) */
+  uint32_t *cm_trie;
+  size_t cm_trie_n, cm_norm_n;
+  char *cm_norm;
   /* Hugging Face added tokens matched literally in the text before the model */
   int n_added;
   int32_t *added;

@@ -232,6 +232,12 @@ static void test_spm_unigram(void **state) {
   check_case(&(case_t){"spm_unigram.model", 0, 600, -2, -2, 0, "spm_unigram.expect"});
 }
 
+/* nmt_nfkc: the normalizer's precompiled character map (no round trip) */
+static void test_spm_nfkc(void **state) {
+  (void)state;
+  check_case(&(case_t){"spm_nfkc.model", 0, 600, -2, -2, 0, "spm_nfkc.expect"});
+}
+
 static void test_hf_bytelevel(void **state) {
   (void)state;
   check_case(&(case_t){"hf_bytelevel.json", 0, 800, 0, 1, 1, "hf_bytelevel.expect"});
@@ -414,21 +420,14 @@ static void test_cli_stream(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_llama2c_bin),
-      cmocka_unit_test(test_llama2_model),
-      cmocka_unit_test(test_spm_bpe),
-      cmocka_unit_test(test_spm_unigram),
-      cmocka_unit_test(test_hf_bytelevel),
-      cmocka_unit_test(test_hf_llama),
-      cmocka_unit_test(test_hf_bytelevel_prefix),
-      cmocka_unit_test(test_hf_metaspace),
-      cmocka_unit_test(test_gguf_llama),
-      cmocka_unit_test(test_hf_llama3),
-      cmocka_unit_test(test_hf_qwen2),
-      cmocka_unit_test(test_gguf_gpt2),
-      cmocka_unit_test(test_gguf_llama3),
-      cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_cli_stream),
+      cmocka_unit_test(test_llama2c_bin),  cmocka_unit_test(test_llama2_model),
+      cmocka_unit_test(test_spm_bpe),      cmocka_unit_test(test_spm_unigram),
+      cmocka_unit_test(test_spm_nfkc),     cmocka_unit_test(test_hf_bytelevel),
+      cmocka_unit_test(test_hf_llama),     cmocka_unit_test(test_hf_bytelevel_prefix),
+      cmocka_unit_test(test_hf_metaspace), cmocka_unit_test(test_gguf_llama),
+      cmocka_unit_test(test_hf_llama3),    cmocka_unit_test(test_hf_qwen2),
+      cmocka_unit_test(test_gguf_gpt2),    cmocka_unit_test(test_gguf_llama3),
+      cmocka_unit_test(test_errors),       cmocka_unit_test(test_cli_stream),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -36,6 +36,7 @@ TEXTS = [
     "punctuation!!! ??? ... --- ((()))[]{}<>@#$%^&*",
     "<s> and </s> are text here, <unk> too",
     "x",
+    "NFKC: \ufb01ne \u2460 \uff21\uff22\uff23\u3000\u5168\u89d2 \uff76\uff80\uff76\uff85 \u337b \u216b \u2122 x\u00b2 a\u200bb",
     "",
     "it's we're they've I'm you'll he'd IT'S WE'RE 'hello",
     "numbers 1 12 123 1234 12345 123456789 ١٢٣ ½ x2 2x",
@@ -94,10 +95,12 @@ def main():
         write_gguf(os.path.join(out, "llama2.gguf"), "llama", [llama.id_to_piece(i) for i in range(n)],
                    [llama.get_score(i) for i in range(n)], types, None, 1, 2, 0)
 
-    for name, mtype in (("spm_bpe", "bpe"), ("spm_unigram", "unigram")):
+    # (the last: SentencePiece's default nmt_nfkc normalization, a precompiled character map)
+    for name, mtype, rule in (("spm_bpe", "bpe", "identity"), ("spm_unigram", "unigram", "identity"),
+                              ("spm_nfkc", "unigram", "nmt_nfkc")):
         spm.SentencePieceTrainer.train(
             input=corpus_path, model_prefix=os.path.join(out, name), model_type=mtype, vocab_size=600,
-            byte_fallback=True, normalization_rule_name="identity", character_coverage=0.9995,
+            byte_fallback=True, normalization_rule_name=rule, character_coverage=0.9995,
             remove_extra_whitespaces=(mtype == "unigram"), minloglevel=2, num_threads=1)
         sp = spm.SentencePieceProcessor(model_file=os.path.join(out, name + ".model"))
         write_expect(os.path.join(out, name + ".expect"), lambda t, sp=sp: sp.encode(t), sp.decode)
