@@ -385,7 +385,7 @@ static int encode_bpe(const tfx_tokenizer *t, const char *w, size_t len, tok_sin
 
 static int encode_unigram(const tfx_tokenizer *t, const char *w, size_t len, tok_sink *out) {
   const float unk_penalty = 10.0f;
-  float *best = malloc((len + 1) * sizeof *best);
+  double *best = malloc((len + 1) * sizeof *best);
   int *from = malloc((len + 1) * sizeof *from);
   int32_t *bid = malloc((len + 1) * sizeof *bid);
   if (!best || !from || !bid) {
@@ -411,13 +411,13 @@ static int encode_unigram(const tfx_tokenizer *t, const char *w, size_t len, tok
       int32_t id = tok_lookup(t, w + i, j - i);
       if (id < 0 || (t->type[id] != TOK_NORMAL && t->type[id] != TOK_USER)) continue;
       float sc = t->type[id] == TOK_USER ? (float)(j - i) * t->max_score - 0.1f : t->score[id];
-      float cs = best[i] + sc;
+      double cs = best[i] + sc;
       if (from[j] < 0 || cs > best[j]) best[j] = cs, from[j] = (int)i, bid[j] = id;
       if (j - i == (size_t)cl) single = 1;
     }
     if (!single) {
       size_t j = i + (size_t)cl;
-      float cs = best[i] + t->min_score - unk_penalty;
+      double cs = best[i] + t->min_score - unk_penalty;
       if (from[j] < 0 || cs > best[j]) best[j] = cs, from[j] = (int)i, bid[j] = -1;
     }
     i += (size_t)cl;
@@ -519,7 +519,16 @@ static char *spm_normalize(const tfx_tokenizer *t, const char *text, size_t len,
     if (!pl) continue;
     if (!started && t->add_dummy_prefix) err |= oput(&o, ws, wl);
     started = 1;
-    for (size_t k = 0; k < pl && !err; k++) err |= piece[k] == ' ' ? oput(&o, ws, wl) : oput(&o, piece + k, 1);
+    for (size_t k = 0; k < pl && !err; k++) {
+      if (piece[k] == ' ') {
+        err |= oput(&o, ws, wl);
+      } else if (!t->spm_space && pl - k >= 3 && !memcmp(piece + k, "\xE2\x96\x81", 3)) {
+        err |= oput(&o, " ", 1); /* U+2581 in the text is a space piece, as llama2.c's files write it */
+        k += 2;
+      } else {
+        err |= oput(&o, piece + k, 1);
+      }
+    }
     prev_space = t->remove_extra_ws && piece[pl - 1] == ' ';
   }
   if (t->remove_extra_ws)

@@ -88,7 +88,8 @@ static tfx_tokenizer *open_ok(const char *path) {
 /* Every line of NAME.expect: hex text, tab, ids, tab, the package's decoding
  * in hex. Compares the ids, and the decoding of them (whole and piece by
  * piece, as streamed) with the package's; with roundtrip, that is also the
- * text. */
+ * text (except texts with special tokens, which decode to nothing, or with
+ * U+2581, which decodes to a space). */
 static void check_expect(tfx_tokenizer *t, const char *name, int roundtrip) {
   char path[4096];
   char *data = tfx_test_read_file(tpath(name, path, sizeof path), NULL);
@@ -116,7 +117,7 @@ static void check_expect(tfx_tokenizer *t, const char *name, int roundtrip) {
       ref[i] = (char)v;
     }
     ref[rl] = 0;
-    int32_t want[4096];
+    int32_t *want = malloc((strlen(tab + 1) / 2 + 2) * sizeof *want);
     int nw = 0;
     for (char *p = tab + 1; *p;) {
       char *e;
@@ -151,7 +152,8 @@ static void check_expect(tfx_tokenizer *t, const char *name, int roundtrip) {
         sl += (size_t)r;
       }
       if ((size_t)dl != rl || memcmp(dec, ref, rl) != 0 || sl != rl || memcmp(stream, ref, rl) != 0 ||
-          (roundtrip && !strstr(text, "<s>") && (rl != tl || memcmp(ref, text, tl) != 0))) {
+          (roundtrip && !strstr(text, "<s>") && !strstr(text, "\xE2\x96\x81") &&
+           (rl != tl || memcmp(ref, text, tl) != 0))) {
         bad++;
         fprintf(stderr, "%s: text %d \"%s\" decodes to \"%.*s\" (streamed \"%.*s\"), the package's \"%s\"\n", name,
                 lines, text, dl, dec, (int)sl, stream, ref);
@@ -160,6 +162,7 @@ static void check_expect(tfx_tokenizer *t, const char *name, int roundtrip) {
       free(stream);
     }
     free(got);
+    free(want);
     free(text);
     free(ref);
   }

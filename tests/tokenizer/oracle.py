@@ -5,8 +5,8 @@ The expected ids of tests/test_tokenizer.c, from the reference packages:
 `sentencepiece` (Llama 2's model from MODELS_DIR, and a BPE and a Unigram
 model trained here with byte fallback on the CORPUS files) and `tokenizers`
 (a GPT-2 byte-level BPE and a Llama-style BPE with byte fallback trained here).
-The texts are a list of varied ones and 1000-character chunks of HELDOUT
-(a file not in the corpus). Writes OUTDIR/NAME.expect for each tokenizer: one line per text, the text's
+The texts are a list of varied ones, 1000-character chunks of HELDOUT (a
+file not in the corpus) and the whole of it. Writes OUTDIR/NAME.expect for each tokenizer: one line per text, the text's
 UTF-8 bytes in hex, a tab, its ids (no BOS) space-separated, a tab, the
 package's decoding of those ids in hex. The tokenizer
 files trained here go beside them (NAME.model, NAME.json)."""
@@ -36,6 +36,7 @@ TEXTS = [
     "punctuation!!! ??? ... --- ((()))[]{}<>@#$%^&*",
     "<s> and </s> are text here, <unk> too",
     "x",
+    "the space piece \u2581 itself: (\"\u2581\") \u2581\u2581x",
     "NFKC: \ufb01ne \u2460 \uff21\uff22\uff23\u3000\u5168\u89d2 \uff76\uff80\uff76\uff85 \u337b \u216b \u2122 x\u00b2 a\u200bb",
     "",
     "it's we're they've I'm you'll he'd IT'S WE'RE 'hello",
@@ -80,6 +81,7 @@ def main():
     out, models_dir, heldout, corpus_files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
     text = open(heldout, encoding="utf-8").read()
     TEXTS.extend(text[i:i + 1000] for i in range(0, min(len(text), 12000), 1000))
+    TEXTS.append(text)  # whole: long inputs (Unigram's path scores need double precision)
     corpus = "".join(open(p, encoding="utf-8").read() for p in corpus_files)
     corpus_path = os.path.join(out, "corpus.txt")
     with open(corpus_path, "w", encoding="utf-8") as f:
