@@ -949,6 +949,9 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
   }
   const tfx_model_desc *d = tfx_model_descriptor(model);
   if (o.steps > d->max_seq) o.steps = d->max_seq;
+  if (o.tok && d->vocab > 0 && tfx_tokenizer_vocab_size(o.tok) != d->vocab)
+    fprintf(stderr, "tfxc: warning: the tokenizer has %d pieces, the model's vocabulary %d: is it the model's?\n",
+            tfx_tokenizer_vocab_size(o.tok), (int)d->vocab);
   rc = o.eval ? evaluate(model, &o, prompt, n_prompt) : generate(model, &o, prompt, n_prompt);
   if (rc == 0 && o.dump && tfx_drv_output_commit(&o_dump, oerr, sizeof oerr)) {
     fprintf(stderr, "tfxc: error: %s\n", oerr);

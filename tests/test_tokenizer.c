@@ -393,6 +393,7 @@ static void test_cli_stream(void **state) {
   assert_int_equal(tfx_test_run(ids_argv, &ids_out, NULL), 0);
   assert_int_equal(tfx_test_run(text_argv, &text_out, &err), 0);
   assert_non_null(strstr(err, "tok/s")); /* the speed on stderr, not in the text */
+  assert_non_null(strstr(err, "the tokenizer has 32000 pieces, the model's vocabulary 512"));
   tfx_tokenizer *t = open_ok(tokp);
   int32_t seq[64];
   int n = tfx_tokenizer_encode(t, prompt, strlen(prompt), TFX_TOKENIZE_BOS, seq, 64);
