@@ -435,7 +435,11 @@ static int encode_unigram(const tfx_tokenizer *t, const char *w, size_t len, tok
   int k = m;
   pos[k] = (int)len;
   for (size_t j = len; j > 0; j = (size_t)from[j]) pos[--k] = from[j];
-  for (int i = 0; i < m; i++) emit_piece(t, w + pos[i], (size_t)(pos[i + 1] - pos[i]), bid[pos[i + 1]], out);
+  for (int i = 0; i < m; i++) {
+    /* Hugging Face fuses a run of unknown characters into one <unk> */
+    int fuse = (t->hf_flags & TOK_HF) && !t->byte_fallback && i && bid[pos[i]] < 0 && bid[pos[i + 1]] < 0;
+    if (!fuse) emit_piece(t, w + pos[i], (size_t)(pos[i + 1] - pos[i]), bid[pos[i + 1]], out);
+  }
   free(pos);
   free(best);
   free(from);
@@ -546,7 +550,7 @@ int tfx_tokenizer_encode(const tfx_tokenizer *t, const char *text, size_t len, i
   tok_sink out = {ids, max_ids, 0};
   if ((flags & TFX_TOKENIZE_BOS) && t->bos >= 0) tok_emit(&out, t->bos);
   int rc;
-  if (t->added || t->byte_level || t->kind == TOK_RANK_BPE) {
+  if (t->added || t->byte_level || t->kind == TOK_RANK_BPE || (t->hf_flags & TOK_HF)) {
     rc = tok_hf_encode(t, text, len, &out);
   } else {
     size_t nl;

@@ -349,7 +349,7 @@ static void cfg_store(tfx_tokenizer *t, const hf_cfg *c) {
   t->add_dummy_prefix = c->norm_prepend || (c->pre == PRE_METASPACE && c->meta_prepend);
   t->hf_flags = (c->prefix_space ? 1 : 0) | (c->use_regex ? 2 : 0) | (c->meta_prepend == 1 ? 4 : 0) |
                 (c->meta_prepend == 2 ? 8 : 0) | (c->meta_split ? 16 : 0) | (c->norm_prepend ? 32 : 0) |
-                (c->norm_replace || c->pre == PRE_METASPACE ? 64 : 0) | (c->ignore_merges ? 128 : 0) |
+                (c->norm_replace || c->pre == PRE_METASPACE ? 64 : 0) | (c->ignore_merges ? 128 : 0) | TOK_HF |
                 (c->split ? TOK_SPLIT_LLAMA3 << (c->split - 1) : 0);
 }
 
@@ -372,12 +372,13 @@ int tok_hf_open(const char *path, const char *data, size_t size, tfx_tokenizer *
     snprintf(why, sizeof why, "no \"model\" object (not a tokenizer.json?)");
     goto fail;
   }
-  if (mtype && strcmp(mtype, "BPE")) {
-    snprintf(why, sizeof why, "the model type %s is not supported (only BPE)", mtype);
+  int unigram = mtype && !strcmp(mtype, "Unigram");
+  if (mtype && strcmp(mtype, "BPE") && !unigram) {
+    snprintf(why, sizeof why, "the model type %s is not supported (only BPE and Unigram)", mtype);
     goto fail;
   }
-  if (!vocab || vocab->type != J_OBJ) {
-    snprintf(why, sizeof why, "model.vocab is not an object");
+  if (!vocab || vocab->type != (unigram ? J_ARR : J_OBJ)) {
+    snprintf(why, sizeof why, "model.vocab is not %s", unigram ? "an array" : "an object");
     goto fail;
   }
   const char *csp = jstr(model, "continuing_subword_prefix"), *eow = jstr(model, "end_of_word_suffix");
@@ -389,8 +390,15 @@ int tok_hf_open(const char *path, const char *data, size_t size, tfx_tokenizer *
   if (parse_pre(jget(&root, "pre_tokenizer"), &c, why, sizeof why) ||
       parse_norm(jget(&root, "normalizer"), &c, why, sizeof why))
     goto fail;
-  int n = 0;
-  for (int i = 0; i < vocab->n; i++) {
+  int n = unigram ? vocab->n : 0;
+  for (int i = 0; unigram && i < vocab->n; i++) {
+    const jv *e = &vocab->items[i];
+    if (e->type != J_ARR || e->n != 2 || e->items[0].type != J_STR || e->items[1].type != J_NUM) {
+      snprintf(why, sizeof why, "model.vocab[%d] is not [piece, score]", i);
+      goto fail;
+    }
+  }
+  for (int i = 0; !unigram && i < vocab->n; i++) {
     const jv *id = &vocab->items[i];
     if (id->type != J_NUM || id->num < 0 || id->num > 1e8) {
       snprintf(why, sizeof why, "model.vocab[\"%s\"] is not an id", vocab->keys[i]);
@@ -410,9 +418,12 @@ int tok_hf_open(const char *path, const char *data, size_t size, tfx_tokenizer *
   if (!(t = tok_alloc(n))) goto fail;
   int byte_fallback = jtrue(model, "byte_fallback");
   for (int i = 0; i < vocab->n; i++) {
-    int id = (int)vocab->items[i].num;
-    int ty = byte_fallback && vocab->klen[i] == 6 && !memcmp(vocab->keys[i], "<0x", 3) ? TOK_BYTE : TOK_NORMAL;
-    if (tok_set_piece(t, id, vocab->keys[i], vocab->klen[i], 0, ty)) goto fail;
+    const jv *e = &vocab->items[i];
+    const char *ps = unigram ? e->items[0].str : vocab->keys[i];
+    size_t pl = unigram ? e->items[0].len : vocab->klen[i];
+    int id = unigram ? i : (int)e->num;
+    int ty = byte_fallback && pl == 6 && !memcmp(ps, "<0x", 3) ? TOK_BYTE : TOK_NORMAL;
+    if (tok_set_piece(t, id, ps, pl, unigram ? (float)e->items[1].num : 0, ty)) goto fail;
   }
   if (added && added->type == J_ARR && added->n) {
     if (!(t->added = malloc((size_t)added->n * sizeof *t->added))) goto fail;
@@ -426,9 +437,12 @@ int tok_hf_open(const char *path, const char *data, size_t size, tfx_tokenizer *
   }
   const char *unk = jstr(model, "unk_token");
   if (tok_finish(t)) goto fail;
-  t->kind = TOK_RANK_BPE;
+  t->kind = unigram ? TOK_SPM_UNIGRAM : TOK_RANK_BPE;
   t->byte_fallback = byte_fallback;
-  t->unk = unk ? tok_lookup(t, unk, strlen(unk)) : -1;
+  const jv *unk_id = jget(model, "unk_id");
+  t->unk = unigram ? (unk_id && unk_id->type == J_NUM && unk_id->num >= 0 && unk_id->num < n ? (int)unk_id->num : -1)
+           : unk   ? tok_lookup(t, unk, strlen(unk))
+                   : -1;
   if (t->unk >= 0 && t->type[t->unk] == TOK_NORMAL) t->type[t->unk] = TOK_UNKNOWN;
   /* BOS: the special token the post-processor puts first, else <s>-like names */
   const jv *single = jget(jget(&root, "post_processor"), "single");

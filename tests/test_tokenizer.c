@@ -264,6 +264,12 @@ static void test_hf_metaspace(void **state) {
   check_case(&(case_t){"hf_metaspace.json", 0, -2, 1, 2, 0, "hf_metaspace.expect"});
 }
 
+/* a Unigram tokenizer.json (Metaspace; unknown characters fuse into one <unk>) */
+static void test_hf_unigram(void **state) {
+  (void)state;
+  check_case(&(case_t){"hf_unigram.json", 0, 600, -2, 1, 0, "hf_unigram.expect"});
+}
+
 /* Llama 3's and Qwen2's pre-tokenizer: a Split by their regex, then ByteLevel */
 static void test_hf_llama3(void **state) {
   (void)state;
@@ -429,9 +435,10 @@ int main(void) {
       cmocka_unit_test(test_spm_nfkc),     cmocka_unit_test(test_hf_bytelevel),
       cmocka_unit_test(test_hf_llama),     cmocka_unit_test(test_hf_bytelevel_prefix),
       cmocka_unit_test(test_hf_metaspace), cmocka_unit_test(test_gguf_llama),
-      cmocka_unit_test(test_hf_llama3),    cmocka_unit_test(test_hf_qwen2),
-      cmocka_unit_test(test_gguf_gpt2),    cmocka_unit_test(test_gguf_llama3),
-      cmocka_unit_test(test_errors),       cmocka_unit_test(test_cli_stream),
+      cmocka_unit_test(test_hf_llama3),    cmocka_unit_test(test_hf_unigram),
+      cmocka_unit_test(test_hf_qwen2),     cmocka_unit_test(test_gguf_gpt2),
+      cmocka_unit_test(test_gguf_llama3),  cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_cli_stream),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

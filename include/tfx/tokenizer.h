@@ -1,7 +1,7 @@
 /* tfx/tokenizer.h — text to token ids and back, in C, for the runtime
  * (libtfxrt.a): llama2.c `tokenizer.bin`, SentencePiece `.model` (BPE and
  * Unigram), Hugging Face `tokenizer.json` (BPE: GPT-2 byte level and the
- * Llama-style SentencePiece-like one with byte fallback) and the vocabulary
+ * Llama-style SentencePiece-like one with byte fallback; Unigram) and the vocabulary
  * of a GGUF file (llama.cpp's "llama" and "gpt2" tokenizer models). Functions return a
  * negative tfx_status on failure and never abort or exit; a tokenizer is
  * immutable once opened, so one may be shared by threads. See

@@ -134,6 +134,16 @@ def main():
     write_expect(os.path.join(out, "hf_bytelevel_prefix.expect"),
                  lambda t: tok.encode(t, add_special_tokens=False).ids, tok.decode)
 
+    # Unigram (T5-like: Metaspace, split on spaces), no byte fallback: unknown characters are <unk>
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train([corpus_path], trainers.UnigramTrainer(vocab_size=600, special_tokens=["<pad>", "</s>", "<unk>"],
+                                                     unk_token="<unk>", show_progress=False))
+    tok.save(os.path.join(out, "hf_unigram.json"))
+    write_expect(os.path.join(out, "hf_unigram.expect"), lambda t: tok.encode(t, add_special_tokens=False).ids,
+                 tok.decode)
+
     # Llama 3 and Qwen2: a Split by their regex, then ByteLevel without GPT-2's regex
     for name, digits in (("hf_llama3", "{1,3}"), ("hf_qwen2", "")):
         pattern = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}" + digits +
