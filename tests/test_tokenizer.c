@@ -339,6 +339,40 @@ static void truncations(const char *name, size_t step) {
   free(m);
 }
 
+/* n copies of a tokenizer file with a few random bytes changed (a fixed
+ * seed): each opens and encodes, or fails with a message; never a crash */
+static void mutations(const char *name, int n) {
+  char p[4096], src[4096];
+  size_t size = 0;
+  char *m = tfx_test_read_file(tpath(name, src, sizeof src), &size);
+  assert_non_null(m);
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  static const char text[] = "Once upon a time, \xC3\xA9t\xC3\xA9 \xF0\x9F\x98\x80 42  \n it's";
+  for (int k = 0; k < n; k++) {
+    char *c = malloc(size);
+    memcpy(c, m, size);
+    for (int j = 0; j < 4; j++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      c[(x >> 8) % size] = (char)x;
+    }
+    write_bytes(tpath("mut.tok", p, sizeof p), c, size);
+    free(c);
+    tfx_tokenizer *t = NULL;
+    char err[512] = "";
+    if (tfx_tokenizer_open(p, &t, err, sizeof err) == 0) {
+      int32_t ids[256];
+      int r = tfx_tokenizer_encode(t, text, sizeof text - 1, TFX_TOKENIZE_BOS, ids, 256);
+      assert_true(r >= 0);
+      char out[1024];
+      assert_true(tfx_tokenizer_decode(t, ids, r < 256 ? r : 256, out, sizeof out) >= 0);
+      tfx_tokenizer_close(t);
+    } else if (!err[0]) {
+      fail_msg("%s mutation %d: an error without a message", name, k);
+    }
+  }
+  free(m);
+}
+
 static void test_errors(void **state) {
   (void)state;
   char p[4096];
@@ -374,6 +408,10 @@ static void test_errors(void **state) {
   truncations("spm_bpe.model", 97);
   truncations("hf_bytelevel.gguf", 401);
   truncations("hf_bytelevel.json", 997);
+  mutations("spm_bpe.model", 200);
+  mutations("hf_bytelevel.gguf", 200);
+  mutations("hf_bytelevel.json", 200);
+  mutations("hf_unigram.json", 100);
   assert_int_equal(tfx_tokenizer_encode(NULL, "a", 1, 0, NULL, 0), TFX_ERR_INVALID_ARGUMENT);
   assert_int_equal(tfx_tokenizer_open(NULL, NULL, NULL, 0), TFX_ERR_INVALID_ARGUMENT);
 }
