@@ -409,7 +409,10 @@ static int encode_unigram(const tfx_tokenizer *t, const char *w, size_t len, tok
       uint32_t c2;
       j += (size_t)tok_utf8((const unsigned char *)w + j, len - j, &c2);
       int32_t id = tok_lookup(t, w + i, j - i);
-      if (id < 0 || (t->type[id] != TOK_NORMAL && t->type[id] != TOK_USER)) continue;
+      /* Hugging Face's lattice has every piece of the vocabulary, <unk> included */
+      if (id < 0 || (t->type[id] != TOK_NORMAL && t->type[id] != TOK_USER &&
+                     !(t->type[id] == TOK_UNKNOWN && (t->hf_flags & TOK_HF))))
+        continue;
       float sc = t->type[id] == TOK_USER ? (float)(j - i) * t->max_score - 0.1f : t->score[id];
       double cs = best[i] + sc;
       if (from[j] < 0 || cs > best[j]) best[j] = cs, from[j] = (int)i, bid[j] = id;
@@ -455,7 +458,7 @@ int tok_encode_word(const tfx_tokenizer *t, const char *w, size_t len, tok_sink 
 /* SentencePiece's precompiled character map: the longest prefix of s (at
  * most n bytes) in its double-array trie (Darts); returns the match's length
  * and its replacement, or 0 */
-static size_t charsmap_match(const tfx_tokenizer *t, const unsigned char *s, size_t n, const char **rep) {
+size_t tok_charsmap_match(const tfx_tokenizer *t, const unsigned char *s, size_t n, const char **rep) {
   const uint32_t *a = t->cm_trie;
   size_t na = t->cm_trie_n, best = 0;
   if (!na) return 0;
@@ -507,7 +510,7 @@ static char *spm_normalize(const tfx_tokenizer *t, const char *text, size_t len,
   int prev_space = t->remove_extra_ws, started = 0, err = oput(&o, "", 0);
   while (i < len && !err) {
     const char *piece = NULL;
-    size_t consumed = charsmap_match(t, (const unsigned char *)text + i, len - i, &piece), pl;
+    size_t consumed = tok_charsmap_match(t, (const unsigned char *)text + i, len - i, &piece), pl;
     if (consumed) {
       pl = strlen(piece);
     } else {
@@ -582,7 +585,7 @@ int tfx_tokenizer_decode_piece(const tfx_tokenizer *t, int32_t prev, int32_t id,
     char c = (char)b;
     return (int)put(buf, cap, 0, &c, 1);
   }
-  if (ty == TOK_UNKNOWN) return (int)put(buf, cap, 0, " \xE2\x81\x87 ", 5);
+  if (ty == TOK_UNKNOWN && !(t->hf_flags & TOK_HF)) return (int)put(buf, cap, 0, " \xE2\x81\x87 ", 5);
   const char *p = t->piece[id];
   size_t len = (size_t)t->plen[id], n = 0;
   int at_start = prev < 0 || (prev < t->n && (t->type[prev] == TOK_CONTROL) && prev == t->bos);
@@ -754,8 +757,7 @@ static int pb_field(pb *r, int *field, int *wire, uint64_t *v, pb *sub) {
 
 /* the normalizer's precompiled_charsmap: u32 trie size, the trie (u32
  * units), then the NUL-terminated replacements */
-static int set_charsmap(tfx_tokenizer *t, const char *path, const unsigned char *p, size_t n, char *err,
-                        size_t errlen) {
+int tok_set_charsmap(tfx_tokenizer *t, const char *path, const unsigned char *p, size_t n, char *err, size_t errlen) {
   uint32_t tsize = n >= 4 ? rd_u32(p) : 0;
   if (n < 4 || tsize % 4 || tsize < 4 || tsize > n - 4) {
     tfx_rt_error(err, errlen, 0, "%s: malformed precompiled_charsmap in the SentencePiece normalizer", path);
@@ -837,7 +839,7 @@ static int open_model(const char *path, const unsigned char *d, size_t size, tfx
           else if (f == 4 && w == 0)
             extra_ws = v != 0;
           else if (f == 2 && w == 2 && q.end > q.p && !rc)
-            rc = set_charsmap(t, path, q.p, (size_t)(q.end - q.p), err, errlen);
+            rc = tok_set_charsmap(t, path, q.p, (size_t)(q.end - q.p), err, errlen);
         }
       }
       if (sub.bad && !rc) {

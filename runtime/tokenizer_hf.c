@@ -259,6 +259,29 @@ static int cp_to_byte(uint32_t cp) {
   return -1;
 }
 
+/* standard base64 (padding optional); NULL on a bad character */
+static unsigned char *base64(const char *s, size_t n, size_t *olen) {
+  unsigned char *o = malloc(n / 4 * 3 + 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t k = 0;
+  for (size_t i = 0; o && i < n && s[i] != '='; i++) {
+    const char *p = strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", s[i]);
+    if (!p || !s[i]) {
+      free(o);
+      return NULL;
+    }
+    acc = acc << 6 | (uint32_t)(p - "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      o[k++] = (unsigned char)(acc >> bits);
+    }
+  }
+  *olen = k;
+  return o;
+}
+
 /* ---- pre-tokenizers and normalizers we understand ---- */
 
 enum { PRE_NONE, PRE_BYTELEVEL, PRE_METASPACE };
@@ -266,6 +289,8 @@ enum { PRE_NONE, PRE_BYTELEVEL, PRE_METASPACE };
 typedef struct {
   int pre, prefix_space, use_regex; /* ByteLevel */
   int split;                        /* a Split by Llama 3's (1) or Qwen2's (2) regex */
+  int ws_split, collapse;           /* WhitespaceSplit; Replace(" {2,}", " ") */
+  const jv *charsmap;               /* Precompiled: base64 */
   int meta_prepend;                 /* Metaspace: 0 never, 1 first, 2 always */
   int meta_split;
   int norm_prepend; /* normalizer Prepend("▁") */
@@ -297,6 +322,10 @@ static int parse_pre(const jv *p, hf_cfg *c, char *why, size_t wl) {
     c->prefix_space = jtrue(p, "add_prefix_space");
     const jv *u = jget(p, "use_regex");
     c->use_regex = !u || (u->type == J_BOOL && u->num != 0);
+    return 0;
+  }
+  if (!strcmp(ty, "WhitespaceSplit")) {
+    c->ws_split = 1;
     return 0;
   }
   if (!strcmp(ty, "Metaspace")) {
@@ -332,14 +361,23 @@ static int parse_norm(const jv *p, hf_cfg *c, char *why, size_t wl) {
     c->norm_prepend = 1;
     return 0;
   }
+  if (!strcmp(ty, "Precompiled") && jget(p, "precompiled_charsmap") && jget(p, "precompiled_charsmap")->type == J_STR) {
+    c->charsmap = jget(p, "precompiled_charsmap");
+    return 0;
+  }
   if (!strcmp(ty, "Replace")) {
+    const char *re = jstr(jget(p, "pattern"), "Regex"), *rc = jstr(p, "content");
+    if (re && rc && !strcmp(re, " {2,}") && !strcmp(rc, " ")) {
+      c->collapse = 1;
+      return 0;
+    }
     const char *pat = jstr(jget(p, "pattern"), "String"), *content = jstr(p, "content");
     if (pat && content && !strcmp(pat, " ") && !strcmp(content, "\xE2\x96\x81")) {
       c->norm_replace = 1;
       return 0;
     }
   }
-  return snprintf(why, wl, "the normalizer %s is not supported (only Prepend/Replace of U+2581)", ty), -1;
+  return snprintf(why, wl, "the normalizer %s is not supported (only Prepend/Replace of U+2581, Precompiled)", ty), -1;
 }
 
 /* what encoding needs of the config, as the tokenizer's hf_flags */
@@ -350,6 +388,7 @@ static void cfg_store(tfx_tokenizer *t, const hf_cfg *c) {
   t->hf_flags = (c->prefix_space ? 1 : 0) | (c->use_regex ? 2 : 0) | (c->meta_prepend == 1 ? 4 : 0) |
                 (c->meta_prepend == 2 ? 8 : 0) | (c->meta_split ? 16 : 0) | (c->norm_prepend ? 32 : 0) |
                 (c->norm_replace || c->pre == PRE_METASPACE ? 64 : 0) | (c->ignore_merges ? 128 : 0) | TOK_HF |
+                (c->ws_split ? TOK_WS_SPLIT : 0) | (c->collapse ? TOK_COLLAPSE_SPACES : 0) |
                 (c->split ? TOK_SPLIT_LLAMA3 << (c->split - 1) : 0);
 }
 
@@ -486,6 +525,18 @@ int tok_hf_open(const char *path, const char *data, size_t size, tfx_tokenizer *
     }
     if (tok_add_merge(t, ia, ib, i, im)) goto fail;
   }
+  if (c.charsmap) {
+    size_t bl = 0;
+    unsigned char *bin = base64(c.charsmap->str, c.charsmap->len, &bl);
+    if (!bin) {
+      snprintf(why, sizeof why, "the Precompiled normalizer's charsmap is not base64");
+      rc = TFX_ERR_TOKENIZER;
+      goto fail;
+    }
+    rc = tok_set_charsmap(t, path, bin, bl, err, errlen);
+    free(bin);
+    if (rc) goto fail;
+  }
   cfg_store(t, &c);
   jv_free(&root);
   *out = t;
@@ -617,7 +668,7 @@ done:
 }
 
 /* Llama-style: U+2581 for spaces, prepended per the normalizer/Metaspace */
-static int encode_metaspace(const tfx_tokenizer *t, const char *s, size_t len, int first, tok_sink *out) {
+static int encode_metaspace_word(const tfx_tokenizer *t, const char *s, size_t len, int first, tok_sink *out) {
   char *w = malloc(len * 3 + 4);
   if (!w) return TFX_ERR_OUT_OF_MEMORY;
   size_t n = 0;
@@ -645,6 +696,58 @@ static int encode_metaspace(const tfx_tokenizer *t, const char *s, size_t len, i
   return rc;
 }
 
+/* WhitespaceSplit: each run of non-space characters is a word */
+static int encode_metaspace(const tfx_tokenizer *t, const char *s, size_t len, int first, tok_sink *out) {
+  if (!(t->hf_flags & TOK_WS_SPLIT)) return encode_metaspace_word(t, s, len, first, out);
+  int rc = 0;
+  for (size_t i = 0; i < len && !rc;) {
+    uint32_t cp;
+    int l = tok_utf8((const unsigned char *)s + i, len - i, &cp);
+    if (tok_is_space(cp)) {
+      i += (size_t)l;
+      continue;
+    }
+    size_t a = i;
+    while (i < len && !tok_is_space(cp)) {
+      i += (size_t)l;
+      if (i < len) l = tok_utf8((const unsigned char *)s + i, len - i, &cp);
+    }
+    rc = encode_metaspace_word(t, s + a, i - a, first, out);
+    first = 0;
+  }
+  return rc;
+}
+
+/* the normalizers Precompiled (SentencePiece's character map) and
+ * Replace(" {2,}", " "), into a new buffer */
+static char *hf_normalize(const tfx_tokenizer *t, const char *s, size_t len, size_t *olen) {
+  size_t cap = len * 2 + 16, n = 0;
+  char *o = malloc(cap);
+  for (size_t i = 0; o && i < len;) {
+    const char *rep = NULL;
+    size_t used = tok_charsmap_match(t, (const unsigned char *)s + i, len - i, &rep), rl;
+    if (!used) {
+      uint32_t cp;
+      used = (size_t)tok_utf8((const unsigned char *)s + i, len - i, &cp);
+      rep = s + i;
+      rl = used;
+    } else {
+      rl = strlen(rep);
+    }
+    i += used;
+    if (n + rl + 1 > cap) {
+      char *no = realloc(o, cap = (n + rl + 1) * 2);
+      if (!no) free(o);
+      o = no;
+      if (!o) break;
+    }
+    for (size_t k = 0; k < rl; k++)
+      if (!((t->hf_flags & TOK_COLLAPSE_SPACES) && rep[k] == ' ' && n && o[n - 1] == ' ')) o[n++] = rep[k];
+  }
+  *olen = n;
+  return o;
+}
+
 /* added tokens are matched in the text first (longest at the leftmost
  * position); the text between them goes through the pre-tokenizer */
 int tok_hf_encode(const tfx_tokenizer *t, const char *text, size_t len, tok_sink *out) {
@@ -663,8 +766,15 @@ int tok_hf_encode(const tfx_tokenizer *t, const char *text, size_t len, tok_sink
       continue;
     }
     if (i > a) {
-      int rc = t->byte_level ? encode_bytelevel(t, text + a, i - a, first, out)
-                             : encode_metaspace(t, text + a, i - a, first, out);
+      const char *seg = text + a;
+      size_t sl = i - a;
+      char *norm = NULL;
+      if (t->cm_trie_n || (t->hf_flags & TOK_COLLAPSE_SPACES)) {
+        if (!(norm = hf_normalize(t, seg, sl, &sl))) return TFX_ERR_OUT_OF_MEMORY;
+        seg = norm;
+      }
+      int rc = t->byte_level ? encode_bytelevel(t, seg, sl, first, out) : encode_metaspace(t, seg, sl, first, out);
+      free(norm);
       if (rc) return rc;
     }
     first = 0;

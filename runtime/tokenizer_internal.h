@@ -69,7 +69,16 @@ int tok_encode_word(const tfx_tokenizer *t, const char *w, size_t len, tok_sink 
 int tok_hf_encode(const tfx_tokenizer *t, const char *text, size_t len, tok_sink *out);
 int tok_hf_open(const char *path, const char *data, size_t size, tfx_tokenizer **out, char *err, size_t errlen);
 /* hf_flags: a Split pre-tokenizer by these regexes (tok_split_regex, tokenizer_hf.c) */
-enum { TOK_SPLIT_LLAMA3 = 256, TOK_SPLIT_QWEN2 = 512, TOK_HF = 1024 /* Hugging Face rules (tokenizer_hf.c) */ };
+enum {
+  TOK_SPLIT_LLAMA3 = 256,
+  TOK_SPLIT_QWEN2 = 512,
+  TOK_HF = 1024 /* Hugging Face rules (tokenizer_hf.c) */,
+  TOK_WS_SPLIT = 2048,
+  TOK_COLLAPSE_SPACES = 4096
+};
+/* SentencePiece's precompiled character map (tokenizer.c) */
+int tok_set_charsmap(tfx_tokenizer *t, const char *path, const unsigned char *p, size_t n, char *err, size_t errlen);
+size_t tok_charsmap_match(const tfx_tokenizer *t, const unsigned char *s, size_t n, const char **rep);
 extern const char *const tok_split_regex[2];
 /* the vocabulary of a GGUF file (tokenizer_gguf.c) */
 int tok_gguf_open(const char *path, const unsigned char *d, size_t size, tfx_tokenizer **out, char *err, size_t errlen);

@@ -270,6 +270,12 @@ static void test_hf_unigram(void **state) {
   check_case(&(case_t){"hf_unigram.json", 0, 600, -2, 1, 0, "hf_unigram.expect"});
 }
 
+/* T5-like: Precompiled normalizer (nmt_nfkc's map), WhitespaceSplit + Metaspace, Unigram */
+static void test_hf_t5(void **state) {
+  (void)state;
+  check_case(&(case_t){"hf_t5.json", 0, 600, -2, -2, 0, "hf_t5.expect"});
+}
+
 /* Llama 3's and Qwen2's pre-tokenizer: a Split by their regex, then ByteLevel */
 static void test_hf_llama3(void **state) {
   (void)state;
@@ -412,6 +418,7 @@ static void test_errors(void **state) {
   mutations("hf_bytelevel.gguf", 200);
   mutations("hf_bytelevel.json", 200);
   mutations("hf_unigram.json", 100);
+  mutations("hf_t5.json", 100);
   assert_int_equal(tfx_tokenizer_encode(NULL, "a", 1, 0, NULL, 0), TFX_ERR_INVALID_ARGUMENT);
   assert_int_equal(tfx_tokenizer_open(NULL, NULL, NULL, 0), TFX_ERR_INVALID_ARGUMENT);
 }
@@ -474,9 +481,9 @@ int main(void) {
       cmocka_unit_test(test_hf_llama),     cmocka_unit_test(test_hf_bytelevel_prefix),
       cmocka_unit_test(test_hf_metaspace), cmocka_unit_test(test_gguf_llama),
       cmocka_unit_test(test_hf_llama3),    cmocka_unit_test(test_hf_unigram),
-      cmocka_unit_test(test_hf_qwen2),     cmocka_unit_test(test_gguf_gpt2),
-      cmocka_unit_test(test_gguf_llama3),  cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_cli_stream),
+      cmocka_unit_test(test_hf_t5),        cmocka_unit_test(test_hf_qwen2),
+      cmocka_unit_test(test_gguf_gpt2),    cmocka_unit_test(test_gguf_llama3),
+      cmocka_unit_test(test_errors),       cmocka_unit_test(test_cli_stream),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -55,6 +55,47 @@ def write_expect(path, encode, decode):
                     decode(ids).encode("utf-8").hex() + "\n")
 
 
+def read_spm(path):
+    """The pieces (piece, score, type) and the normalizer's precompiled_charsmap of a .model (protobuf by hand)."""
+    data = open(path, "rb").read()
+
+    def fields(b):
+        i = 0
+        while i < len(b):
+            key, i = varint(b, i)
+            f, w = key >> 3, key & 7
+            if w == 0:
+                v, i = varint(b, i)
+            elif w == 5:
+                v, i = b[i:i + 4], i + 4
+            elif w == 1:
+                v, i = b[i:i + 8], i + 8
+            else:
+                n, i = varint(b, i)
+                v, i = b[i:i + n], i + n
+            yield f, v
+
+    def varint(b, i):
+        v = s = 0
+        while True:
+            c = b[i]
+            i += 1
+            v |= (c & 0x7F) << s
+            s += 7
+            if c < 0x80:
+                return v, i
+
+    import struct
+    pieces, charsmap = [], b""
+    for f, v in fields(data):
+        if f == 1:
+            d = dict(fields(v))
+            pieces.append((d.get(1, b"").decode(), struct.unpack("<f", d.get(2, b"\0\0\0\0"))[0], d.get(3, 1)))
+        elif f == 3:
+            charsmap = dict(fields(v)).get(2, b"")
+    return pieces, charsmap
+
+
 def write_gguf(path, model, tokens, scores, types, merges, bos, eos, unk, pre=None):
     import gguf
     w = gguf.GGUFWriter(path, "llama")
@@ -142,6 +183,20 @@ def main():
                                                      unk_token="<unk>", show_progress=False))
     tok.save(os.path.join(out, "hf_unigram.json"))
     write_expect(os.path.join(out, "hf_unigram.expect"), lambda t: tok.encode(t, add_special_tokens=False).ids,
+                 tok.decode)
+
+    # T5-like: the nmt_nfkc Unigram .model as a tokenizer.json (as transformers converts it): the
+    # Precompiled normalizer with its character map, WhitespaceSplit + Metaspace, the Unigram pieces
+    pieces, charsmap = read_spm(os.path.join(out, "spm_nfkc.model"))
+    tok = Tokenizer(models.Unigram([(p, s) for p, s, _ in pieces], unk_id=next(i for i, x in enumerate(pieces)
+                                                                                 if x[2] == 2), byte_fallback=False))
+    tok.normalizer = normalizers.Sequence([normalizers.Precompiled(charsmap),
+                                           normalizers.Replace(Regex(" {2,}"), " ")])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                                 pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")])
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    tok.save(os.path.join(out, "hf_t5.json"))
+    write_expect(os.path.join(out, "hf_t5.expect"), lambda t: tok.encode(t, add_special_tokens=False).ids,
                  tok.decode)
 
     # Llama 3 and Qwen2: a Split by their regex, then ByteLevel without GPT-2's regex
