@@ -202,7 +202,7 @@ static void test_llama2c_bin(void **state) {
 /* One tokenizer file against its .expect: the vocabulary size and BOS/EOS
  * (-2: not checked), then check_expect. */
 typedef struct {
-  const char *file; /* in ../shared/models when shared, else written by the oracle */
+  const char *file; /* shared: 1 in ../shared/models, 2 written by the oracle from them, 0 written by it */
   int shared, vocab, bos, eos, roundtrip;
   const char *expect;
 } case_t;
@@ -211,7 +211,7 @@ static void check_case(const case_t *c) {
   if (c->shared && !have_models) skip();
   char path[4096];
   tfx_tokenizer *t =
-      open_ok(c->shared ? tfx_test_model_path(c->file, path, sizeof path) : tpath(c->file, path, sizeof path));
+      open_ok(c->shared == 1 ? tfx_test_model_path(c->file, path, sizeof path) : tpath(c->file, path, sizeof path));
   if (c->vocab != -2) assert_int_equal(tfx_tokenizer_vocab_size(t), c->vocab);
   if (c->bos != -2) assert_int_equal(tfx_tokenizer_bos(t), c->bos);
   if (c->eos != -2) assert_int_equal(tfx_tokenizer_eos(t), c->eos);
@@ -219,91 +219,36 @@ static void check_case(const case_t *c) {
   tfx_tokenizer_close(t);
 }
 
-static void test_llama2_model(void **state) {
-  (void)state;
-  check_case(&(case_t){"llama2-tokenizer.model", 1, 32000, 1, 2, 1, "llama2.expect"});
-}
+/* The tokenizer files and what they are checked for (-2: not checked). */
+static case_t cases[] = {
+    {"llama2-tokenizer.model", 1, 32000, 1, 2, 1, "llama2.expect"},
+    {"spm_bpe.model", 0, 600, -2, -2, 1, "spm_bpe.expect"},
+    /* trained with remove_extra_whitespaces: no round trip */
+    {"spm_unigram.model", 0, 600, -2, -2, 0, "spm_unigram.expect"},
+    /* nmt_nfkc: the normalizer's precompiled character map (no round trip) */
+    {"spm_nfkc.model", 0, 600, -2, -2, 0, "spm_nfkc.expect"},
+    {"hf_bytelevel.json", 0, 800, 0, 1, 1, "hf_bytelevel.expect"},
+    {"hf_llama.json", 0, -2, 1, 2, 1, "hf_llama.expect"},
+    /* add_prefix_space (decoding keeps the added space), and BOS from the
+     * post-processor's template (</s> here) */
+    {"hf_bytelevel_prefix.json", 0, 800, 1, 1, 0, "hf_bytelevel_prefix.expect"},
+    /* a leading space is not prepended again, and decoding drops it: no round trip */
+    {"hf_metaspace.json", 0, -2, 1, 2, 0, "hf_metaspace.expect"},
+    /* a Unigram tokenizer.json (Metaspace; unknown characters fuse into one <unk>) */
+    {"hf_unigram.json", 0, 600, -2, 1, 0, "hf_unigram.expect"},
+    /* T5-like: Precompiled normalizer (nmt_nfkc's map), WhitespaceSplit + Metaspace, Unigram */
+    {"hf_t5.json", 0, 600, -2, -2, 0, "hf_t5.expect"},
+    /* Llama 3's and Qwen2's pre-tokenizer: a Split by their regex, then ByteLevel */
+    {"hf_llama3.json", 0, 800, 0, 1, 1, "hf_llama3.expect"},
+    {"hf_qwen2.json", 0, 800, 0, 1, 1, "hf_qwen2.expect"},
+    /* the vocabularies embedded in GGUF files (written by the gguf package):
+     * Llama 2's ("llama") and the byte-level BPE's ("gpt2", with merges) */
+    {"llama2.gguf", 2, 32000, 1, 2, 1, "llama2.expect"},
+    {"hf_bytelevel.gguf", 0, 800, 0, 1, 1, "hf_bytelevel.expect"},
+    {"hf_llama3.gguf", 0, 800, 0, 1, 1, "hf_llama3.expect"},
+};
 
-static void test_spm_bpe(void **state) {
-  (void)state;
-  check_case(&(case_t){"spm_bpe.model", 0, 600, -2, -2, 1, "spm_bpe.expect"});
-}
-
-/* trained with remove_extra_whitespaces: no round trip */
-static void test_spm_unigram(void **state) {
-  (void)state;
-  check_case(&(case_t){"spm_unigram.model", 0, 600, -2, -2, 0, "spm_unigram.expect"});
-}
-
-/* nmt_nfkc: the normalizer's precompiled character map (no round trip) */
-static void test_spm_nfkc(void **state) {
-  (void)state;
-  check_case(&(case_t){"spm_nfkc.model", 0, 600, -2, -2, 0, "spm_nfkc.expect"});
-}
-
-static void test_hf_bytelevel(void **state) {
-  (void)state;
-  check_case(&(case_t){"hf_bytelevel.json", 0, 800, 0, 1, 1, "hf_bytelevel.expect"});
-}
-
-static void test_hf_llama(void **state) {
-  (void)state;
-  check_case(&(case_t){"hf_llama.json", 0, -2, 1, 2, 1, "hf_llama.expect"});
-}
-
-/* add_prefix_space (decoding keeps the added space), and BOS from the
- * post-processor's template (</s> here) */
-static void test_hf_bytelevel_prefix(void **state) {
-  (void)state;
-  check_case(&(case_t){"hf_bytelevel_prefix.json", 0, 800, 1, 1, 0, "hf_bytelevel_prefix.expect"});
-}
-
-/* a leading space is not prepended again, and decoding drops it: no round trip */
-static void test_hf_metaspace(void **state) {
-  (void)state;
-  check_case(&(case_t){"hf_metaspace.json", 0, -2, 1, 2, 0, "hf_metaspace.expect"});
-}
-
-/* a Unigram tokenizer.json (Metaspace; unknown characters fuse into one <unk>) */
-static void test_hf_unigram(void **state) {
-  (void)state;
-  check_case(&(case_t){"hf_unigram.json", 0, 600, -2, 1, 0, "hf_unigram.expect"});
-}
-
-/* T5-like: Precompiled normalizer (nmt_nfkc's map), WhitespaceSplit + Metaspace, Unigram */
-static void test_hf_t5(void **state) {
-  (void)state;
-  check_case(&(case_t){"hf_t5.json", 0, 600, -2, -2, 0, "hf_t5.expect"});
-}
-
-/* Llama 3's and Qwen2's pre-tokenizer: a Split by their regex, then ByteLevel */
-static void test_hf_llama3(void **state) {
-  (void)state;
-  check_case(&(case_t){"hf_llama3.json", 0, 800, 0, 1, 1, "hf_llama3.expect"});
-}
-
-static void test_hf_qwen2(void **state) {
-  (void)state;
-  check_case(&(case_t){"hf_qwen2.json", 0, 800, 0, 1, 1, "hf_qwen2.expect"});
-}
-
-/* the vocabularies embedded in GGUF files (written by the gguf package):
- * Llama 2's ("llama") and the byte-level BPE's ("gpt2", with merges) */
-static void test_gguf_llama(void **state) {
-  (void)state;
-  if (!have_models) skip();
-  check_case(&(case_t){"llama2.gguf", 0, 32000, 1, 2, 1, "llama2.expect"});
-}
-
-static void test_gguf_gpt2(void **state) {
-  (void)state;
-  check_case(&(case_t){"hf_bytelevel.gguf", 0, 800, 0, 1, 1, "hf_bytelevel.expect"});
-}
-
-static void test_gguf_llama3(void **state) {
-  (void)state;
-  check_case(&(case_t){"hf_llama3.gguf", 0, 800, 0, 1, 1, "hf_llama3.expect"});
-}
+static void test_case(void **state) { check_case(*state); }
 
 static void write_bytes(const char *path, const void *p, size_t n) {
   FILE *f = fopen(path, "wb");
@@ -474,16 +419,13 @@ static void test_cli_stream(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_llama2c_bin),  cmocka_unit_test(test_llama2_model),
-      cmocka_unit_test(test_spm_bpe),      cmocka_unit_test(test_spm_unigram),
-      cmocka_unit_test(test_spm_nfkc),     cmocka_unit_test(test_hf_bytelevel),
-      cmocka_unit_test(test_hf_llama),     cmocka_unit_test(test_hf_bytelevel_prefix),
-      cmocka_unit_test(test_hf_metaspace), cmocka_unit_test(test_gguf_llama),
-      cmocka_unit_test(test_hf_llama3),    cmocka_unit_test(test_hf_unigram),
-      cmocka_unit_test(test_hf_t5),        cmocka_unit_test(test_hf_qwen2),
-      cmocka_unit_test(test_gguf_gpt2),    cmocka_unit_test(test_gguf_llama3),
-      cmocka_unit_test(test_errors),       cmocka_unit_test(test_cli_stream),
-  };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  /* one test per tokenizer file, named by it, then the others */
+  struct CMUnitTest tests[sizeof cases / sizeof cases[0] + 3];
+  size_t n = 0;
+  tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_llama2c_bin);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    tests[n++] = (struct CMUnitTest){cases[i].file, test_case, NULL, NULL, &cases[i]};
+  tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_errors);
+  tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_cli_stream);
+  return _cmocka_run_group_tests("test_tokenizer", tests, n, setup, teardown);
 }
