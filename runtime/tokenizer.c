@@ -550,6 +550,7 @@ static char *spm_normalize(const tfx_tokenizer *t, const char *text, size_t len,
 
 int tfx_tokenizer_encode(const tfx_tokenizer *t, const char *text, size_t len, int flags, int32_t *ids, int max_ids) {
   if (!t || (!text && len) || max_ids < 0 || (!ids && max_ids)) return TFX_ERR_INVALID_ARGUMENT;
+  if (len > TFX_TOKENIZE_MAX_BYTES) return TFX_ERR_INVALID_ARGUMENT; /* the count must fit an int */
   tok_sink out = {ids, max_ids, 0};
   if ((flags & TFX_TOKENIZE_BOS) && t->bos >= 0) tok_emit(&out, t->bos);
   int rc;

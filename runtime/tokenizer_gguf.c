@@ -141,7 +141,7 @@ int tok_gguf_open(const char *path, const unsigned char *d, size_t size, tfx_tok
                  path, m.pre);
     return TFX_ERR_TOKENIZER;
   }
-  if (m.tokens.type != G_STR || m.tokens.n == 0 || m.tokens.n > (1u << 24) ||
+  if (m.tokens.type != G_STR || m.tokens.n == 0 || m.tokens.n > (1u << 24) || m.tokens.n > size / 8 ||
       (m.scores.at && (m.scores.type != G_F32 || m.scores.n != m.tokens.n)) ||
       (m.types.at && (m.types.type != G_I32 || m.types.n != m.tokens.n)) || (m.merges.at && m.merges.type != G_STR)) {
     tfx_rt_error(err, errlen, 0, "%s: the GGUF vocabulary arrays (tokens, scores, token_type, merges) are malformed",

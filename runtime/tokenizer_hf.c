@@ -453,6 +453,11 @@ int tok_hf_open(const char *path, const char *data, size_t size, tfx_tokenizer *
     }
     if ((int)id->num + 1 > n) n = (int)id->num + 1;
   }
+  int entries = vocab->n + (added && added->type == J_ARR ? added->n : 0);
+  if (n > 2 * entries + 1024) { /* a hole this large is a broken file, not a vocabulary */
+    snprintf(why, sizeof why, "token ids up to %d for %d entries", n - 1, entries);
+    goto fail;
+  }
   rc = TFX_ERR_OUT_OF_MEMORY;
   if (!(t = tok_alloc(n))) goto fail;
   int byte_fallback = jtrue(model, "byte_fallback");

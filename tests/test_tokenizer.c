@@ -343,6 +343,12 @@ static void test_errors(void **state) {
   expect_error(p, TFX_ERR_TOKENIZER, "JSON");
   write_bytes(tpath("wordpiece.json", p, sizeof p), "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}", 45);
   expect_error(p, TFX_ERR_TOKENIZER, "WordPiece");
+  static const char sparse[] = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 99999999}, \"merges\": []}}";
+  write_bytes(tpath("sparse.json", p, sizeof p), sparse, sizeof sparse - 1);
+  expect_error(p, TFX_ERR_TOKENIZER, "token ids up to 99999999 for 1 entries");
+  static const char badmerge[] = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}";
+  write_bytes(tpath("badmerge.json", p, sizeof p), badmerge, sizeof badmerge - 1);
+  expect_error(p, TFX_ERR_TOKENIZER, "merge 0 names a piece that is not in the vocabulary");
   write_bytes(tpath("empty.gguf", p, sizeof p),
               "GGUF\x03\x00\x00\x00"
               "\0\0\0\0\0\0\0\0"

@@ -44,6 +44,7 @@ int tfx_tokenizer_eos(const tfx_tokenizer *tok);
  * Writes at most max_ids ids and returns how many the whole text needs (so
  * a call with max_ids = 0 sizes the buffer), or a negative status. */
 #define TFX_TOKENIZE_BOS 1
+#define TFX_TOKENIZE_MAX_BYTES ((size_t)1 << 28) /* longer texts: TFX_ERR_INVALID_ARGUMENT; encode in parts */
 int tfx_tokenizer_encode(const tfx_tokenizer *tok, const char *text, size_t len, int flags, int32_t *ids, int max_ids);
 
 /* The bytes of one id as generated text, for streaming: prev is the id
