@@ -5,9 +5,13 @@
  * (protobuf). tokenizer_hf.c reads tokenizer.json. Knows nothing of the
  * compiler. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "rt_internal.h"
 #include "tfx/tfx.h"
@@ -871,36 +875,13 @@ static int open_model(const char *path, const unsigned char *d, size_t size, tfx
   return 0;
 }
 
-int tfx_tokenizer_open(const char *path, tfx_tokenizer **out, char *err, size_t errlen) {
+int tfx_tokenizer_open_memory(const void *data, size_t size, const char *name, tfx_tokenizer **out, char *err,
+                              size_t errlen) {
   if (err && errlen) err[0] = 0;
-  if (!path || !out) return TFX_ERR_INVALID_ARGUMENT;
+  if ((!data && size) || !out) return TFX_ERR_INVALID_ARGUMENT;
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    tfx_rt_error(err, errlen, 0, "%s: cannot open: %s", path, strerror(errno));
-    return TFX_ERR_OPEN;
-  }
-  size_t cap = 1 << 16, size = 0;
-  unsigned char *d = malloc(cap);
-  for (;;) {
-    if (!d) {
-      fclose(f);
-      return TFX_ERR_OUT_OF_MEMORY;
-    }
-    size += fread(d + size, 1, cap - size, f);
-    if (size < cap) break;
-    unsigned char *nd = realloc(d, cap * 2);
-    if (!nd) free(d);
-    d = nd;
-    cap *= 2;
-  }
-  int rderr = ferror(f);
-  fclose(f);
-  if (rderr) {
-    free(d);
-    tfx_rt_error(err, errlen, 0, "%s: cannot read (is it a directory?)", path);
-    return TFX_ERR_OPEN;
-  }
+  const unsigned char *d = data;
+  const char *path = name ? name : "(memory)";
   size_t k = 0;
   while (k < size && (d[k] == ' ' || d[k] == '\n' || d[k] == '\r' || d[k] == '\t')) k++;
   int rc;
@@ -917,6 +898,36 @@ int tfx_tokenizer_open(const char *path, tfx_tokenizer **out, char *err, size_t 
   } else {
     rc = open_bin(path, d, size, out, err, errlen);
   }
-  free(d);
+  return rc;
+}
+
+/* The file is mapped, not read: of a GGUF model only the pages of its
+ * metadata are touched. */
+int tfx_tokenizer_open(const char *path, tfx_tokenizer **out, char *err, size_t errlen) {
+  if (err && errlen) err[0] = 0;
+  if (!path || !out) return TFX_ERR_INVALID_ARGUMENT;
+  *out = NULL;
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    tfx_rt_error(err, errlen, 0, "%s: cannot open: %s", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return TFX_ERR_OPEN;
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+    tfx_rt_error(err, errlen, 0, "%s: cannot read: %s", path,
+                 S_ISREG(st.st_mode) ? "the file is empty" : "not a regular file (a directory, a FIFO or a device?)");
+    close(fd);
+    return S_ISREG(st.st_mode) ? TFX_ERR_TOKENIZER : TFX_ERR_OPEN;
+  }
+  size_t size = (size_t)st.st_size;
+  void *d = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (d == MAP_FAILED) {
+    tfx_rt_error(err, errlen, 0, "%s: cannot map: %s", path, strerror(errno));
+    return TFX_ERR_OPEN;
+  }
+  int rc = tfx_tokenizer_open_memory(d, size, path, out, err, errlen);
+  munmap(d, size);
   return rc;
 }

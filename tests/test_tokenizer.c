@@ -199,6 +199,36 @@ static void test_llama2c_bin(void **state) {
   tfx_tokenizer_close(t);
 }
 
+/* tfx_tokenizer_open_memory: the bytes of a file give the same ids as the
+ * file, and may be freed once it returns */
+static void test_open_memory(void **state) {
+  (void)state;
+  static const char *const files[] = {"hf_bytelevel.json", "spm_unigram.model", "hf_llama3.gguf"};
+  static const char text[] = "Once upon a time, 12345 caf\xC3\xA9s \xF0\x9F\x98\x80  it's\n";
+  for (int f = 0; f < 3; f++) {
+    char path[4096], err[512];
+    size_t size = 0;
+    char *bytes = tfx_test_read_file(tpath(files[f], path, sizeof path), &size);
+    assert_non_null(bytes);
+    tfx_tokenizer *a = open_ok(path), *b = NULL;
+    if (tfx_tokenizer_open_memory(bytes, size, files[f], &b, err, sizeof err)) fail_msg("%s", err);
+    memset(bytes, 0, size);
+    free(bytes);
+    int32_t x[128], y[128];
+    int nx = tfx_tokenizer_encode(a, text, sizeof text - 1, TFX_TOKENIZE_BOS, x, 128);
+    assert_true(nx > 5 && nx <= 128);
+    assert_int_equal(tfx_tokenizer_encode(b, text, sizeof text - 1, TFX_TOKENIZE_BOS, y, 128), nx);
+    assert_memory_equal(x, y, (size_t)nx * sizeof *x);
+    tfx_tokenizer_close(a);
+    tfx_tokenizer_close(b);
+  }
+  tfx_tokenizer *t = NULL;
+  char err[512];
+  assert_int_equal(tfx_tokenizer_open_memory("{\"model\": 1", 11, "inline.json", &t, err, sizeof err),
+                   TFX_ERR_TOKENIZER);
+  assert_non_null(strstr(err, "inline.json: bad JSON"));
+}
+
 /* One tokenizer file against its .expect: the vocabulary size and BOS/EOS
  * (-2: not checked), then check_expect. */
 typedef struct {
@@ -328,7 +358,9 @@ static void test_errors(void **state) {
   (void)state;
   char p[4096];
   expect_error(tpath("nothing-here", p, sizeof p), TFX_ERR_OPEN, "cannot open");
-  expect_error(dir, TFX_ERR_OPEN, "cannot read");
+  expect_error(dir, TFX_ERR_OPEN, "not a regular file");
+  write_bytes(tpath("empty.bin", p, sizeof p), "", 0);
+  expect_error(p, TFX_ERR_TOKENIZER, "the file is empty");
   write_bytes(tpath("short.bin", p, sizeof p), "\x01\x00", 2);
   expect_error(p, TFX_ERR_TOKENIZER, "too short");
   /* max_token_length 4, a piece claiming 9 bytes */
@@ -426,11 +458,12 @@ static void test_cli_stream(void **state) {
 
 int main(void) {
   /* one test per tokenizer file, named by it, then the others */
-  struct CMUnitTest tests[sizeof cases / sizeof cases[0] + 3];
+  struct CMUnitTest tests[sizeof cases / sizeof cases[0] + 4];
   size_t n = 0;
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_llama2c_bin);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     tests[n++] = (struct CMUnitTest){cases[i].file, test_case, NULL, NULL, &cases[i]};
+  tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_open_memory);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_errors);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_cli_stream);
   return _cmocka_run_group_tests("test_tokenizer", tests, n, setup, teardown);

@@ -31,6 +31,11 @@ typedef struct tfx_tokenizer tfx_tokenizer;
  * TFX_ERR_INVALID_ARGUMENT) and, when err is non-NULL, writes a one-line
  * message ("PATH: ...") into err (errlen bytes, NUL-terminated). */
 int tfx_tokenizer_open(const char *path, tfx_tokenizer **out, char *err, size_t errlen);
+/* The same from bytes in memory (e.g. a tokenizer an application embeds);
+ * name is used in messages (NULL: "(memory)"). The bytes may be freed after
+ * the call: the tokenizer keeps copies. */
+int tfx_tokenizer_open_memory(const void *data, size_t size, const char *name, tfx_tokenizer **out, char *err,
+                              size_t errlen);
 void tfx_tokenizer_close(tfx_tokenizer *tok);
 
 /* The number of ids (pieces), and the special ids (-1 when there is none). */
