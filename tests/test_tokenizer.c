@@ -359,40 +359,43 @@ static void test_errors(void **state) {
   char p[4096];
   expect_error(tpath("nothing-here", p, sizeof p), TFX_ERR_OPEN, "cannot open");
   expect_error(dir, TFX_ERR_OPEN, "not a regular file");
-  write_bytes(tpath("empty.bin", p, sizeof p), "", 0);
-  expect_error(p, TFX_ERR_TOKENIZER, "the file is empty");
-  write_bytes(tpath("short.bin", p, sizeof p), "\x01\x00", 2);
-  expect_error(p, TFX_ERR_TOKENIZER, "too short");
-  /* max_token_length 4, a piece claiming 9 bytes */
-  write_bytes(tpath("long.bin", p, sizeof p),
-              "\x04\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x00"
-              "ab",
-              14);
-  expect_error(p, TFX_ERR_TOKENIZER, "length 9");
-  write_bytes(tpath("trunc.bin", p, sizeof p), "\x04\x00\x00\x00\x00\x00", 6);
-  expect_error(p, TFX_ERR_TOKENIZER, "truncated");
-  write_bytes(tpath("bad.json", p, sizeof p), "{\"model\": {\"type\": \"BPE\", \"vocab\": [1,", 39);
-  expect_error(p, TFX_ERR_TOKENIZER, "JSON");
-  write_bytes(tpath("wordpiece.json", p, sizeof p), "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}", 45);
-  expect_error(p, TFX_ERR_TOKENIZER, "WordPiece");
-  static const char sparse[] = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 99999999}, \"merges\": []}}";
-  write_bytes(tpath("sparse.json", p, sizeof p), sparse, sizeof sparse - 1);
-  expect_error(p, TFX_ERR_TOKENIZER, "token ids up to 99999999 for 1 entries");
-  static const char badmerge[] = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}";
-  write_bytes(tpath("badmerge.json", p, sizeof p), badmerge, sizeof badmerge - 1);
-  expect_error(p, TFX_ERR_TOKENIZER, "merge 0 names a piece that is not in the vocabulary");
-  write_bytes(tpath("empty.gguf", p, sizeof p),
-              "GGUF\x03\x00\x00\x00"
-              "\0\0\0\0\0\0\0\0"
-              "\0\0\0\0\0\0\0\0",
-              24);
-  expect_error(p, TFX_ERR_TOKENIZER, "no vocabulary");
-  write_bytes(tpath("cut.gguf", p, sizeof p),
-              "GGUF\x03\x00\x00\x00"
-              "\0\0\0\0\0\0\0\0"
-              "\x05\0\0\0\0\0\0\0",
-              24);
-  expect_error(p, TFX_ERR_TOKENIZER, "truncated");
+  /* small broken files: name, bytes, length, status, a part of the message */
+  static const struct {
+    const char *name, *bytes;
+    size_t len;
+    int code;
+    const char *needle;
+  } bad[] = {
+      {"short.bin", "\x01\x00", 2, TFX_ERR_TOKENIZER, "too short"},
+      /* max_token_length 4, a piece claiming 9 bytes */
+      {"long.bin",
+       "\x04\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x00"
+       "ab",
+       14, TFX_ERR_TOKENIZER, "length 9"},
+      {"trunc.bin", "\x04\x00\x00\x00\x00\x00", 6, TFX_ERR_TOKENIZER, "truncated"},
+      {"empty.bin", "", 0, TFX_ERR_TOKENIZER, "the file is empty"},
+      {"bad.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": [1,", 38, TFX_ERR_TOKENIZER, "JSON"},
+      {"wordpiece.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}", 45, TFX_ERR_TOKENIZER, "WordPiece"},
+      {"sparse.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 99999999}, \"merges\": []}}", 66,
+       TFX_ERR_TOKENIZER, "token ids up to 99999999 for 1 entries"},
+      {"badmerge.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}", 64,
+       TFX_ERR_TOKENIZER, "merge 0 names a piece that is not in the vocabulary"},
+      {"empty.gguf",
+       "GGUF\x03\x00\x00\x00"
+       "\0\0\0\0\0\0\0\0"
+       "\0\0\0\0\0\0\0\0",
+       24, TFX_ERR_TOKENIZER, "no vocabulary"},
+      {"cut.gguf",
+       "GGUF\x03\x00\x00\x00"
+       "\0\0\0\0\0\0\0\0"
+       "\x05\0\0\0\0\0\0\0",
+       24, TFX_ERR_TOKENIZER, "truncated"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    if (bad[i].len > 2 && bad[i].bytes[0] == '{') assert_int_equal(strlen(bad[i].bytes), bad[i].len);
+    write_bytes(tpath(bad[i].name, p, sizeof p), bad[i].bytes, bad[i].len);
+    expect_error(p, bad[i].code, bad[i].needle);
+  }
   /* truncations of real files fail cleanly or open (never crash) */
   truncations("spm_bpe.model", 97);
   truncations("hf_bytelevel.gguf", 401);
