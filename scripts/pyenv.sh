@@ -3,7 +3,8 @@
 # Debian does not ship: a venv made from Debian's python3 with
 # --system-site-packages (so PyTorch and NumPy are Debian's) holding the
 # `gguf` package from PyPI (the oracle of the GGUF format and ggml's
-# quantizers). Idempotent. Prints nothing on success when already set up.
+# quantizers) and `sentencepiece` and `tokenizers` (the oracles of the
+# tokenizers, tests/tokenizer/oracle.py). Idempotent. Prints nothing on success when already set up.
 #   scripts/pyenv.sh            creates or checks $TFX_PYENV (default ~/.cache/tfxc/pyenv)
 # Tests find its python as $TFX_PYENV/bin/python3 (CMake passes the path).
 set -euo pipefail
