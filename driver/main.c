@@ -567,12 +567,15 @@ static int parse_prompt(const char *text, int32_t **ids, int *n) {
 /* One generated id as text, flushed at once (streaming); an id the
  * tokenizer does not have prints as [id]. */
 static void put_piece(const tfx_tokenizer *tok, int32_t prev, int32_t id) {
-  char buf[256];
-  int n = tfx_tokenizer_decode_piece(tok, prev, id, buf, sizeof buf);
+  char small[256], *buf = small;
+  int n = tfx_tokenizer_decode_piece(tok, prev, id, small, sizeof small);
+  if (n > (int)sizeof small && (buf = malloc((size_t)n))) /* a long piece (runs of spaces) */
+    tfx_tokenizer_decode_piece(tok, prev, id, buf, (size_t)n);
   if (n < 0)
     printf("[%d]", (int)id);
   else
-    fwrite(buf, 1, (size_t)n < sizeof buf ? (size_t)n : sizeof buf, stdout);
+    fwrite(buf ? buf : small, 1, buf ? (size_t)n : sizeof small, stdout);
+  if (buf && buf != small) free(buf);
   fflush(stdout);
 }
 
@@ -647,6 +650,7 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
   } else {
     if (stream) {
       printf("\n");
+      fflush(stdout); /* before the speed on stderr */
     } else if (o->print_ids) {
       for (long i = 0; i < generated; i++) printf("%s%d", i ? " " : "", out[i]);
       printf("\n");
