@@ -13,6 +13,7 @@
 
 #include "../frontend/weights.h"
 #include "../include/tfx/jit.h"
+#include "../include/tfx/tokenizer.h"
 #include "../passes/passes.h"
 #include "compile.h"
 #include "outfile.h"
@@ -26,7 +27,7 @@ static const char usage_text[] =
     "            [--passes=P,Q,..] [--print-after=P,..] [--print-after-all] [--time-passes]\n"
     "            [--verify-passes] [--quantize FMT] [--allow-nonfinite]\n"
     "       tfxc run (FILE.tfx|FILE.so) [--weights PATH|random[:SEED]] [-O0..-O3] [-n N]\n"
-    "            [--prompt-ids \"i j k\"] [--temperature T] [--top-p P] [--seed S]\n"
+    "            [-p TEXT --tokenizer PATH] [--prompt-ids \"i j k\"] [--temperature T] [--top-p P] [--seed S]\n"
     "            [--threads N] [--print-ids] [--dump-logits FILE] [--eval-ids FILE]\n"
     "            [--quantize FMT] [--allow-nonfinite]\n"
     "       tfxc verify FILE.so\n"
@@ -76,6 +77,11 @@ static const char help_text[] = "\n"
                                 "Run (a .tfx goes through the JIT, a .so is loaded):\n"
                                 "  -n N                 generate up to N tokens (default 256, at most max_seq)\n"
                                 "  --prompt-ids \"...\"   token ids fed after BOS (id 1)\n"
+                                "  -p, --prompt TEXT    the prompt as text, encoded by --tokenizer (with its BOS);\n"
+                                "                       the prompt and the generated text stream to stdout\n"
+                                "  --tokenizer PATH     llama2.c tokenizer.bin, SentencePiece .model or Hugging\n"
+                                "                       Face tokenizer.json (docs/tokenizers.md); with it the\n"
+                                "                       output is text unless --print-ids\n"
                                 "  --temperature T      0 = greedy (default 1.0)\n"
                                 "  --top-p P            nucleus sampling threshold in (0, 1] (default 0.9)\n"
                                 "  --seed S             random seed for sampling (default 42)\n"
@@ -87,8 +93,8 @@ static const char help_text[] = "\n"
                                 "                       call, print the sequence's perplexity, and with\n"
                                 "                       --dump-logits write the logits of every position,\n"
                                 "                       [1 + ids, vocab] (row i predicts the id after position i)\n"
-                                "Generation starts from BOS (id 1) and the prompt, and stops early when id 1 is\n"
-                                "generated. Speed is reported on stderr.\n"
+                                "Generation starts from BOS (id 1, or the tokenizer's) and the prompt, and stops\n"
+                                "early when id 1 is generated. Speed is reported on stderr.\n"
                                 "\n"
                                 "Verify:\n"
                                 "  verify FILE.so       check a compiled model against the checksums the compiler\n"
@@ -542,7 +548,8 @@ static int compile_main(int argc, char **argv) {
 /* ---- tfxc run MODEL ... ---- */
 
 typedef struct run_options {
-  const char *model, *weights, *prompt, *dump, *quantize, *eval;
+  const char *model, *weights, *prompt, *dump, *quantize, *eval, *text, *tokenizer_path;
+  tfx_tokenizer *tok;    /* --tokenizer: the output is text */
   const char *dump_file; /* where --dump-logits is written: its temporary (driver/outfile.c) */
   long steps, threads;
   int opt, print_ids, allow_nonfinite;
@@ -575,6 +582,21 @@ static int parse_prompt(const char *text, int32_t **ids, int *n) {
   return 0;
 }
 
+/* One generated id as text, flushed at once (streaming); an id the
+ * tokenizer does not have prints as [id]. */
+static void put_piece(const tfx_tokenizer *tok, int32_t prev, int32_t id) {
+  char small[256], *buf = small;
+  int n = tfx_tokenizer_decode_piece(tok, prev, id, small, sizeof small);
+  if (n > (int)sizeof small && (buf = malloc((size_t)n))) /* a long piece (runs of spaces) */
+    tfx_tokenizer_decode_piece(tok, prev, id, buf, (size_t)n);
+  if (n < 0)
+    printf("[%d]", (int)id);
+  else
+    fwrite(buf ? buf : small, 1, buf ? (size_t)n : sizeof small, stdout);
+  if (buf && buf != small) free(buf);
+  fflush(stdout);
+}
+
 static int generate(tfx_model *model, const run_options *o, const int32_t *prompt, int n_prompt) {
   const tfx_model_desc *d = tfx_model_descriptor(model);
   if (d->input_kind != TFX_INPUT_TOKENS) {
@@ -605,7 +627,7 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
     rc = TFX_ERR_OUT_OF_MEMORY;
     goto done;
   }
-  tokens[0] = 1; /* BOS */
+  tokens[0] = o->tok && tfx_tokenizer_bos(o->tok) >= 0 ? tfx_tokenizer_bos(o->tok) : 1; /* BOS */
   if (n_prompt) memcpy(tokens + 1, prompt, (size_t)n_prompt * sizeof *tokens);
   if (n_in > d->max_seq) {
     fprintf(stderr, "tfxc: error: the prompt (%d tokens with BOS) does not fit max_seq = %d\n", n_in, d->max_seq);
@@ -614,6 +636,9 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
   }
   tfx_sampler sampler;
   tfx_sampler_init(&sampler, (float)o->temperature, (float)o->top_p, (uint64_t)o->seed);
+  int stream = o->tok && !o->print_ids;
+  if (stream) /* the prompt's text first, as llama2.c prints it */
+    for (int i = 1; i < n_in; i++) put_piece(o->tok, tokens[i - 1], tokens[i]);
 
   double t0 = now_seconds();
   rc = tfx_forward(s, tokens, n_in, logits);
@@ -632,6 +657,7 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
     }
     if (next == 1) break; /* BOS ends the text, as in llama2.c */
     out[generated++] = next;
+    if (stream) put_piece(o->tok, generated > 1 ? out[generated - 2] : tokens[n_in - 1], next);
     if (generated == max_steps || tfx_session_position(s) >= d->max_seq) break;
     rc = tfx_forward(s, &next, 1, logits);
   }
@@ -640,7 +666,10 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
     const char *detail = tfx_session_last_error(s);
     fprintf(stderr, "tfxc: error: forward failed: %s\n", detail[0] ? detail : tfx_error_message(rc));
   } else {
-    if (o->print_ids) {
+    if (stream) {
+      printf("\n");
+      fflush(stdout); /* before the speed on stderr */
+    } else if (o->print_ids) {
       for (long i = 0; i < generated; i++) printf("%s%d", i ? " " : "", out[i]);
       printf("\n");
     } else {
@@ -781,7 +810,17 @@ done:
   return rc == TFX_OK ? 0 : EXIT_COMPILE;
 }
 
+static int run_with(int argc, char **argv, tfx_tokenizer **tokp);
+
+/* tfxc run: run_with, then the tokenizer it opened is closed here */
 static int run_main(int argc, char **argv) {
+  tfx_tokenizer *tok = NULL;
+  int rc = run_with(argc, argv, &tok);
+  tfx_tokenizer_close(tok);
+  return rc;
+}
+
+static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
   run_options o = {.steps = 256, .opt = 2, .temperature = 1.0, .top_p = 0.9, .seed = 42};
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
@@ -798,6 +837,12 @@ static int run_main(int argc, char **argv) {
         return usage_error("%s: empty weights path (expected a file, random or random:SEED)", "--weights");
     } else if (is_option(a, "--prompt-ids")) {
       if (!(o.prompt = option_value(argc, argv, &i, "--prompt-ids"))) return usage_error("%s needs a value", a);
+    } else if (strcmp(a, "-p") == 0 || is_option(a, "--prompt")) {
+      const char *name = a[1] == 'p' ? "-p" : "--prompt";
+      if (!(o.text = option_value(argc, argv, &i, name))) return usage_error("%s needs a text", a);
+    } else if (is_option(a, "--tokenizer")) {
+      if (!(o.tokenizer_path = option_value(argc, argv, &i, "--tokenizer")) || !*o.tokenizer_path)
+        return usage_error("%s needs a file name", "--tokenizer");
     } else if (is_option(a, "--temperature")) {
       if (temperature_option("--temperature", option_value(argc, argv, &i, "--temperature"), &o.temperature))
         return EXIT_USAGE;
@@ -835,11 +880,35 @@ static int run_main(int argc, char **argv) {
     return usage_error("%s", "--allow-nonfinite applies to a .tfx; a compiled .so carries its weights");
   if (o.eval && o.prompt)
     return usage_error("%s", "--eval-ids and --prompt-ids do not combine (the ids file holds the text)");
+  if (o.text && o.prompt) return usage_error("%s", "-p (text) and --prompt-ids do not combine");
+  if (o.text && o.eval) return usage_error("%s", "--eval-ids and -p do not combine (the ids file holds the text)");
+  if (o.text && !o.tokenizer_path) return usage_error("%s", "-p needs --tokenizer PATH to encode the text");
   int32_t *prompt = NULL;
   int n_prompt = 0;
   if (parse_prompt(o.prompt, &prompt, &n_prompt))
     return usage_error("bad --prompt-ids '%s': expected token ids from 0 to 2147483647 separated by blanks or commas",
                        o.prompt);
+  if (o.tokenizer_path) {
+    char terr[1024] = "";
+    int trc = tfx_tokenizer_open(o.tokenizer_path, tokp, terr, sizeof terr);
+    o.tok = *tokp;
+    if (trc) {
+      fprintf(stderr, "tfxc: error: --tokenizer %s\n", terr[0] ? terr : tfx_error_message(trc));
+      free(prompt);
+      return EXIT_COMPILE;
+    }
+    if (o.text) {
+      size_t len = strlen(o.text);
+      n_prompt = tfx_tokenizer_encode(o.tok, o.text, len, 0, NULL, 0);
+      prompt = n_prompt > 0 ? malloc((size_t)n_prompt * sizeof *prompt) : NULL;
+      if (n_prompt < 0 ||
+          (n_prompt > 0 && (!prompt || tfx_tokenizer_encode(o.tok, o.text, len, 0, prompt, n_prompt) != n_prompt))) {
+        fprintf(stderr, "tfxc: error: cannot encode the prompt\n");
+        free(prompt);
+        return EXIT_COMPILE;
+      }
+    }
+  }
   int is_random = o.weights && (!strcmp(o.weights, "random") || !strncmp(o.weights, "random:", 7));
   named_file dump_out = {o.dump, "--dump-logits"};
   named_file ins[3] = {{o.model, "the model"}, {is_random ? NULL : o.weights, "--weights"}, {o.eval, "--eval-ids"}};
@@ -902,6 +971,9 @@ static int run_main(int argc, char **argv) {
   }
   const tfx_model_desc *d = tfx_model_descriptor(model);
   if (o.steps > d->max_seq) o.steps = d->max_seq;
+  if (o.tok && d->vocab > 0 && tfx_tokenizer_vocab_size(o.tok) != d->vocab)
+    fprintf(stderr, "tfxc: warning: the tokenizer has %d pieces, the model's vocabulary %d: is it the model's?\n",
+            tfx_tokenizer_vocab_size(o.tok), (int)d->vocab);
   rc = o.eval ? evaluate(model, &o, prompt, n_prompt) : generate(model, &o, prompt, n_prompt);
   if (rc == 0 && o.dump && tfx_drv_output_commit(&o_dump, oerr, sizeof oerr)) {
     fprintf(stderr, "tfxc: error: %s\n", oerr);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "rt_internal.h"
+#include "tfx/tokenizer.h"
 
 const char *tfx_error_message(int code) {
   switch (code) {
@@ -19,6 +20,7 @@ const char *tfx_error_message(int code) {
   case TFX_ERR_INTERNAL: return "internal runtime error (libffi or thread creation failed)";
   case TFX_ERR_COMPILE: return "the model did not compile";
   case TFX_ERR_CHECKSUM: return "the model file is corrupted (a checksum differs)";
+  case TFX_ERR_TOKENIZER: return "not a tokenizer file this runtime reads (malformed or unsupported)";
   default: return "unknown error";
   }
 }
