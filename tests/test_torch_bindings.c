@@ -1,0 +1,30 @@
+/* tests/test_torch_bindings.c — binding checkpoints as they are saved
+ * (issue #14) and the computed-weight linear bug, against PyTorch (the
+ * scripts of tests/torch/, compared by tests/support/torch_case.c):
+ *  - computed_weight: linears whose weight is computed from params at run
+ *    time, at every -O level (the fusion passes must leave them plain). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "support/torch_case.h"
+
+/* f32 kernels vs a float64 reference: max abs error <= 1e-4 relative to the
+ * output scale */
+#define TOL 1e-4
+#define ALL_LEVELS 0xfu
+
+static void test_computed_weight_every_level(void **state) {
+  (void)state;
+  tfx_test_torch_case_levels("computed_weight", "tests/torch/computed_weight.tfx", TOL, ALL_LEVELS);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_computed_weight_every_level),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
