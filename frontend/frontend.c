@@ -76,7 +76,9 @@ static char *read_file(const char *path, size_t *len, char *why, size_t whylen) 
 typedef struct bind_ctx {
   tfx_fe_diag *diag;
   const tfx_graph *g;
-  tfx_fe_loc at; /* the weights statement, or 1:1 */
+  tfx_fe_loc at;                          /* the weights statement, or 1:1 */
+  tfx_fe_loc rule_at[TFX_FE_MAX_RENAMES]; /* each rename rule's file name */
+  int n_rule_at;
 } bind_ctx;
 
 static void on_bind_error(void *ctx, int node_id, const char *message) {
@@ -84,6 +86,8 @@ static void on_bind_error(void *ctx, int node_id, const char *message) {
   tfx_fe_loc at = b->at;
   if (node_id >= 0 && node_id < b->g->n_nodes && b->g->nodes[node_id].line > 0)
     at = (tfx_fe_loc){b->g->nodes[node_id].line, b->g->nodes[node_id].col};
+  int rule = -2 - node_id; /* TFX_BIND_RULE(rule): at the rule, when it is the statement's */
+  if (node_id <= -2 && rule < b->n_rule_at) at = b->rule_at[rule];
   tfx_fe_error(b->diag, at.line, at.col, "%s", message);
 }
 
@@ -105,7 +109,7 @@ static int bind(tfx_fe_sema *s, tfx_graph *g, const char *path, const tfx_fronte
   tfx_fe_diag *d = s->diag;
   /* errors about the file as a whole point at the weights statement, unless
    * --weights replaced its file: then they have no place in the source */
-  bind_ctx ctx = {d, g, {0, 0}};
+  bind_ctx ctx = {d, g, {0, 0}, {{0, 0}}, 0};
   if (s->weights && !o->weights) ctx.at = s->weights->name_loc;
   if (!o->weights && !s->weights) {
     tfx_fe_error(d, 1, 1, "no weights: add a `weights` statement or pass --weights");
@@ -128,7 +132,9 @@ static int bind(tfx_fe_sema *s, tfx_graph *g, const char *path, const tfx_fronte
       free(spec);
       return 1;
     }
-    rules[n_rules++] = (tfx_wrename){r->from, r->to};
+    ctx.rule_at[n_rules] = r->loc;
+    ctx.n_rule_at = n_rules + 1;
+    rules[n_rules++] = (tfx_wrename){r->from, r->to, r->n_ops, r->ops, r->stack};
   }
   /* the statement's renaming applies to --weights files too */
   tfx_bind_options bo = {.allow_nonfinite = o->allow_nonfinite};

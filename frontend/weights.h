@@ -85,17 +85,72 @@ int tfx_weights_bind(tfx_graph *g, const char *spec, const char *format, tfx_wei
 /* A renaming rule of the weights statement: a file tensor whose name matches
  * `from` binds to the param named `to`. `{x}` (x an identifier) in
  * `from` matches a decimal index (1 to 9 digits; at most 4 placeholders) and
- * is substituted in `to`; an empty `to` means "ignore this tensor". See docs/language.md. */
+ * is substituted in `to`; `*` in `from` matches any run of characters; an
+ * empty `to` means "ignore this tensor". See docs/language.md. */
+/* A view of a file tensor (weights_view.c): the operations a rule applies to
+ * the tensor, in order, before it binds (`"c_attn.weight".T[0:64]`). */
+#define TFX_WVIEW_MAX_RANK 4
+#define TFX_WVIEW_MAX_OPS 8
+#define TFX_WVIEW_END INT64_MIN /* a slice's hi: up to the end of the axis */
+typedef enum {
+  TFX_WV_SLICE,     /* [a:b, i, :]: ranges keep an axis, an index drops it; axes not given are whole */
+  TFX_WV_TRANSPOSE, /* .T: a 2-D tensor transposed */
+  TFX_WV_VIEW       /* .view(d0, d1, ...): the same elements, row-major, as this shape */
+} tfx_wview_kind;
+
+typedef struct tfx_wview_op {
+  tfx_wview_kind kind;
+  int n;                          /* SLICE: axes given; VIEW: dims */
+  int64_t lo[TFX_WVIEW_MAX_RANK]; /* SLICE: first index; VIEW: the dims */
+  int64_t hi[TFX_WVIEW_MAX_RANK]; /* SLICE: one past the last, or TFX_WVIEW_END */
+  char index[TFX_WVIEW_MAX_RANK]; /* SLICE: 1 when the axis is indexed by lo alone (dropped) */
+} tfx_wview_op;
+
+/* The shape of a view: rank and dims. */
+typedef struct tfx_wview_shape {
+  int rank;
+  int64_t d[TFX_WVIEW_MAX_RANK];
+} tfx_wview_shape;
+
+/* The shape a tensor of shape in has after ops; 0, or -1 with a message
+ * (a slice out of range, a transpose of a tensor that is not 2-D, a view of
+ * another element count). */
+int tfx_wview_shape_of(const tfx_wview_op *ops, int n_ops, const tfx_wview_shape *in, tfx_wview_shape *out, char *err,
+                       size_t errlen);
+/* Applies ops (checked by tfx_wview_shape_of) to the f32 tensor src of shape
+ * in; writes the result to dst (as many elements as the result has). 0, or
+ * -1 when out of memory. */
+int tfx_wview_apply(const tfx_wview_op *ops, int n_ops, const tfx_wview_shape *in, const float *src, float *dst);
+
 typedef struct tfx_wrename {
   const char *from;
   const char *to;
+  /* a binding rule (weights_view.c): the view of the file tensor that binds
+   * (n_ops operations), and/or `stack`, a placeholder of `from` whose value
+   * is the index along the param's first axis that the tensor fills
+   * (`= "layers.{i}.w1"[e]`). A tensor matching binding rules feeds each of
+   * them; a plain rule still ends the search. */
+  int n_ops;
+  const tfx_wview_op *ops;
+  const char *stack;
 } tfx_wrename;
+
+/* 1 when the rule is a binding rule (a view or a stack), not a plain rename. */
+int tfx_wrename_binds(const tfx_wrename *rule);
+/* Matches one rule against the whole name: 1 and the new name in out (and,
+ * for a stacking rule, the stack placeholder's value in *index, else -1),
+ * 0 when it does not match, -1 when the new name does not fit in outlen. */
+int tfx_wrename_match(const tfx_wrename *rule, const char *name, char *out, size_t outlen, int64_t *index);
+
+/* Binding errors about a rule (a slice out of range, a missing expert, ...)
+ * are reported with node_id TFX_BIND_RULE(r), r the rule's index. */
+#define TFX_BIND_RULE(r) (-2 - (r))
 
 /* Checks one rule: placeholders well formed, each at most once in `from`,
  * every placeholder of `to` present in `from`. 0 if valid, else a message and
  * -1 (the fault is in `from`) or -2 (in `to`). */
 int tfx_wrename_check(const tfx_wrename *rule, char *err, size_t errlen);
-/* Applies the first rule whose `from` matches the whole name: 1 and the new
+/* Applies the first plain rule whose `from` matches the whole name: 1 and the new
  * name in out (possibly ""), 0 when no rule matches (out = name), -1 when the
  * result does not fit in outlen. */
 int tfx_wrename_apply(const tfx_wrename *rules, int n_rules, const char *name, char *out, size_t outlen);

@@ -2,7 +2,11 @@
  * (issue #14) and the computed-weight linear bug, against PyTorch (the
  * scripts of tests/torch/, compared by tests/support/torch_case.c):
  *  - computed_weight: linears whose weight is computed from params at run
- *    time, at every -O level (the fusion passes must leave them plain). */
+ *    time, at every -O level (the fusion passes must leave them plain);
+ *  - gpt2_hf: examples/gpt2/gpt2.tfx binding a GPT-2 checkpoint as Hugging
+ *    Face stores it (Conv1D [in, out] transposed, c_attn's q, k, v and bias
+ *    sliced, mask buffers ignored by a `*` pattern), and the same .tfx still
+ *    binding a file of its own names (tests/test_torch_ffn.c's gpt2). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,9 +26,15 @@ static void test_computed_weight_every_level(void **state) {
   tfx_test_torch_case_levels("computed_weight", "tests/torch/computed_weight.tfx", TOL, ALL_LEVELS);
 }
 
+static void test_gpt2_as_saved(void **state) {
+  (void)state;
+  tfx_test_torch_case("gpt2_hf", "examples/gpt2/gpt2.tfx", TOL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_computed_weight_every_level),
+      cmocka_unit_test(test_gpt2_as_saved),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
