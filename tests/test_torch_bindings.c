@@ -6,7 +6,13 @@
  *  - gpt2_hf: examples/gpt2/gpt2.tfx binding a GPT-2 checkpoint as Hugging
  *    Face stores it (Conv1D [in, out] transposed, c_attn's q, k, v and bias
  *    sliced, mask buffers ignored by a `*` pattern), and the same .tfx still
- *    binding a file of its own names (tests/test_torch_ffn.c's gpt2). */
+ *    binding a file of its own names (tests/test_torch_ffn.c's gpt2);
+ *  - bloom_hf: examples/bloom/alibi.tfx binding BLOOM's query_key_value
+ *    ([heads, 3, head_dim] rows, weight and bias) through .view(...)[:, k];
+ *  - falcon_grouped: a GQA model binding Falcon's grouped query_key_value
+ *    ([kv_heads, q_per_kv + 2, head_dim] rows);
+ *  - mixtral_hf: examples/mixtral/mixtral.tfx binding one tensor per expert
+ *    stacked into its [experts, ...] params. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,10 +37,28 @@ static void test_gpt2_as_saved(void **state) {
   tfx_test_torch_case("gpt2_hf", "examples/gpt2/gpt2.tfx", TOL);
 }
 
+static void test_bloom_interleaved_qkv(void **state) {
+  (void)state;
+  tfx_test_torch_case("bloom_hf", "examples/bloom/alibi.tfx", TOL);
+}
+
+static void test_falcon_grouped_qkv(void **state) {
+  (void)state;
+  tfx_test_torch_case("falcon_grouped", "tests/torch/falcon_grouped.tfx", TOL);
+}
+
+static void test_mixtral_experts_stacked(void **state) {
+  (void)state;
+  tfx_test_torch_case("mixtral_hf", "examples/mixtral/mixtral.tfx", TOL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_computed_weight_every_level),
       cmocka_unit_test(test_gpt2_as_saved),
+      cmocka_unit_test(test_bloom_interleaved_qkv),
+      cmocka_unit_test(test_falcon_grouped_qkv),
+      cmocka_unit_test(test_mixtral_experts_stacked),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
