@@ -126,6 +126,7 @@ static int bind(tfx_fe_sema *s, tfx_graph *g, const char *path, const tfx_fronte
   const char *format = s->weights && !o->weights ? s->weights->format : NULL;
   int before = d->errors, n_rules = 0;
   tfx_wrename rules[TFX_FE_MAX_RENAMES];
+  tfx_wview views[TFX_FE_MAX_RENAMES];
   for (const tfx_fe_rename *r = s->weights ? s->weights->renames : NULL; r; r = r->next) {
     if (n_rules == TFX_FE_MAX_RENAMES) {
       tfx_fe_error(d, r->loc.line, r->loc.col, "too many rename rules (at most %d)", TFX_FE_MAX_RENAMES);
@@ -134,10 +135,11 @@ static int bind(tfx_fe_sema *s, tfx_graph *g, const char *path, const tfx_fronte
     }
     ctx.rule_at[n_rules] = r->loc;
     ctx.n_rule_at = n_rules + 1;
-    rules[n_rules++] = (tfx_wrename){r->from, r->to, r->n_ops, r->ops, r->stack};
+    views[n_rules] = (tfx_wview){.n_ops = r->n_ops, .ops = r->ops, .stack = r->stack};
+    rules[n_rules++] = (tfx_wrename){r->from, r->to};
   }
   /* the statement's renaming applies to --weights files too */
-  tfx_bind_options bo = {.allow_nonfinite = o->allow_nonfinite};
+  tfx_bind_options bo = {.allow_nonfinite = o->allow_nonfinite, .views = views};
   int n = tfx_weights_bind_opts(g, spec, format, rules, n_rules, &bo, w, on_bind_error, &ctx);
   if (n > 0 && d->errors == before) tfx_fe_error(d, ctx.at.line, ctx.at.col, "binding weights from '%s' failed", spec);
   free(spec);

@@ -100,7 +100,7 @@ void tfx_fe_check_weights_stmt(tfx_fe_sema *s, const tfx_fe_item *it) {
     tfx_fe_error(s->diag, it->name_loc.line, it->name_loc.col,
                  "empty weights path: give a file (relative to this source), random or random:SEED");
   for (tfx_fe_rename *r = it->renames; r; r = r->next) {
-    tfx_wrename rule = {r->from, r->to, 0, NULL, NULL};
+    tfx_wrename rule = {r->from, r->to};
     int bad = tfx_wrename_check(&rule, err, sizeof err);
     if (bad) {
       tfx_fe_loc at = bad == -2 ? r->to_loc : r->loc;

@@ -378,13 +378,13 @@ static void vb_free(vbindings *v) {
 }
 
 /* Records tensor k's matches of binding rules; -1 on failure (reported). */
-static int bind_rules_of(const tfx_wfile *f, int k, const char *path, const tfx_wrename *rules, int n_rules,
-                         vbindings *v, reporter *r) {
+static int bind_rules_of(const tfx_wfile *f, int k, const char *path, const tfx_wrename *rules, const tfx_wview *views,
+                         int n_rules, vbindings *v, reporter *r) {
   char buf[1024];
   for (int i = 0; i < n_rules; i++) {
-    if (!tfx_wrename_binds(&rules[i])) continue;
+    if (!views || !tfx_wview_binds(&views[i])) continue;
     int64_t index;
-    int m = tfx_wrename_match(&rules[i], f->tensors[k].name, buf, sizeof buf, &index);
+    int m = tfx_wrename_match(&rules[i], views[i].stack, f->tensors[k].name, buf, sizeof buf, &index);
     if (m == 0) continue;
     if (m < 0) {
       report(r, TFX_BIND_RULE(i), "tensor '%s' of %s: its renamed name is too long", f->tensors[k].name, path);
@@ -410,14 +410,14 @@ static int bind_rules_of(const tfx_wfile *f, int k, const char *path, const tfx_
 /* names[k] = tensor k's name after renaming (malloc'd), NULL when a rule
  * ignores it or when only binding rules match it (those are recorded in
  * v). Reports two tensors renamed to one name. */
-static int rename_tensors(const tfx_wfile *f, const char *path, const tfx_wrename *rules, int n_rules, char **names,
-                          vbindings *v, reporter *r) {
+static int rename_tensors(const tfx_wfile *f, const char *path, const tfx_wrename *rules, const tfx_wview *views,
+                          int n_rules, const tfx_wrename *plain, int n_plain, char **names, vbindings *v, reporter *r) {
   char buf[1024];
   int errors = r->count;
   for (int k = 0; k < f->n_tensors; k++) {
     names[k] = NULL;
-    if (bind_rules_of(f, k, path, rules, n_rules, v, r)) return -1;
-    int m = tfx_wrename_apply(rules, n_rules, f->tensors[k].name, buf, sizeof buf);
+    if (bind_rules_of(f, k, path, rules, views, n_rules, v, r)) return -1;
+    int m = tfx_wrename_apply(plain, n_plain, f->tensors[k].name, buf, sizeof buf);
     if (m < 0) {
       report(r, -1, "tensor '%s' of %s: its renamed name is too long", f->tensors[k].name, path);
       continue;
@@ -556,9 +556,9 @@ static int view_fits(const tfx_wview_shape *got, const tfx_wview_shape *want) {
  * dtype, view and shape, and for a stacking rule every index once, none out
  * of range. 0, or -1 after reporting (at the rule). */
 static int check_view_param(const tfx_graph *g, int i, const tfx_wfile *f, const vbindings *v, int head,
-                            const tfx_wrename *rules, const char *path, reporter *r) {
+                            const tfx_wview *views, const char *path, reporter *r) {
   const tfx_node *n = &g->nodes[i];
-  const tfx_wrename *hr = &rules[v->b[head].rule];
+  const tfx_wview *hr = &views[v->b[head].rule];
   int errors = r->count, stacked = hr->stack != NULL, count = 0;
   char err[512], s0[64], s1[64];
   tfx_type nt = n->type;
@@ -578,7 +578,7 @@ static int check_view_param(const tfx_graph *g, int i, const tfx_wfile *f, const
   for (int e = head; e >= 0; e = v->b[e].next) {
     const vbinding *b = &v->b[e];
     const tfx_wfile_tensor *t = &f->tensors[b->k];
-    const tfx_wrename *ru = &rules[b->rule];
+    const tfx_wview *ru = &views[b->rule];
     int at = TFX_BIND_RULE(b->rule);
     if ((ru->stack != NULL) != stacked) {
       report(r, at, "param '%s' is bound both by a stacking rule and by a rule that is not", n->name);
@@ -637,9 +637,9 @@ static int check_view_param(const tfx_graph *g, int i, const tfx_wfile *f, const
 /* Reads the tensors of param i's bindings (chain from head) through their
  * views into its f32 slot. 0, or -1 (the tensor that failed in *bad). */
 static int read_view_param(int fd, const tfx_graph *g, int i, const tfx_wfile *f, const vbindings *v, int head,
-                           const tfx_wrename *rules, uint8_t *slot, int *bad) {
+                           const tfx_wview *views, uint8_t *slot, int *bad) {
   const tfx_node *n = &g->nodes[i];
-  int stacked = rules[v->b[head].rule].stack != NULL;
+  int stacked = views[v->b[head].rule].stack != NULL;
   int64_t per = tfx_type_numel(&n->type, 1) / (stacked ? n->type.dims[0] : 1);
   for (int e = head; e >= 0; e = v->b[e].next) {
     const vbinding *b = &v->b[e];
@@ -649,7 +649,7 @@ static int read_view_param(int fd, const tfx_graph *g, int i, const tfx_wfile *f
     tfx_wview_shape in = wshape(&t->type, 0);
     float *full = malloc((size_t)(wnumel(&in) > 0 ? wnumel(&in) : 1) * sizeof *full);
     int rc = !full || read_tensor(fd, t, (uint8_t *)full, &tt) ||
-             tfx_wview_apply(rules[b->rule].ops, rules[b->rule].n_ops, &in, full,
+             tfx_wview_apply(views[b->rule].ops, views[b->rule].n_ops, &in, full,
                              (float *)slot + (stacked ? b->index * per : 0));
     free(full);
     if (rc) {
@@ -670,14 +670,19 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
   char *used = calloc((size_t)(f.n_tensors > 0 ? f.n_tensors : 1), 1);
   char **names = calloc((size_t)(f.n_tensors > 0 ? f.n_tensors : 1), sizeof *names);
   int *vhead = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *vhead);
+  tfx_wrename *plain = malloc((size_t)(n_rules > 0 ? n_rules : 1) * sizeof *plain); /* the plain rules */
   name_map tmap = {NULL, NULL, 0}, dmap = {NULL, NULL, 0};
   vbindings vb = {NULL, 0, 0, calloc((size_t)(f.n_tensors > 0 ? f.n_tensors : 1), 1)};
   int rc = -1, errors = r->count;
-  if (!tensor_of || !stored || !used || !names || !vhead || !vb.viewed) {
+  if (!tensor_of || !stored || !used || !names || !vhead || !vb.viewed || !plain) {
     report(r, -1, "%s: out of memory", path);
     goto done;
   }
-  if (rename_tensors(&f, path, rules, n_rules, names, &vb, r)) goto done;
+  const tfx_wview *views = bo ? bo->views : NULL;
+  int n_plain = 0;
+  for (int i = 0; plain && i < n_rules; i++)
+    if (!views || !tfx_wview_binds(&views[i])) plain[n_plain++] = rules[i];
+  if (rename_tensors(&f, path, rules, views, n_rules, plain, n_plain, names, &vb, r)) goto done;
   if (nm_init(&dmap, vb.n)) {
     report(r, -1, "%s: out of memory", path);
     goto done;
@@ -689,7 +694,7 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
   }
   /* a header that disagrees with the program says so, field by field,
    * instead of the tensor-by-tensor mismatches it causes */
-  if (tfx_wfile_check_llama2c(g, &f, rules, n_rules, report_cb, r)) goto done;
+  if (tfx_wfile_check_llama2c(g, &f, plain, n_plain, report_cb, r)) goto done;
   if (nm_init(&tmap, f.n_tensors)) {
     report(r, -1, "%s: out of memory", path);
     goto done;
@@ -711,7 +716,7 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
     int head = k == f.n_tensors ? nm_get(&dmap, n->name) : -1;
     if (head >= 0) { /* bound through binding rules */
       for (int e = head; e >= 0; e = vb.b[e].next) used[vb.b[e].k] = 1;
-      if (first[i] == i && check_view_param(g, i, &f, &vb, head, rules, path, r) == 0) vhead[i] = head;
+      if (first[i] == i && check_view_param(g, i, &f, &vb, head, views, path, r) == 0) vhead[i] = head;
       continue;
     }
     if (k == f.n_tensors) {
@@ -787,7 +792,7 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
     uint64_t bytes = (uint64_t)tfx_type_bytes(&n->type, 1);
     if (vhead[i] >= 0) {
       int bad = 0;
-      if (read_view_param(fd, g, i, &f, &vb, vhead[i], rules, out->data + n->weight_offset, &bad)) {
+      if (read_view_param(fd, g, i, &f, &vb, vhead[i], views, out->data + n->weight_offset, &bad)) {
         report(r, i, "%s: cannot read tensor '%s' for param '%s'", path, f.tensors[bad].name, n->name);
         break;
       }
@@ -811,6 +816,7 @@ done:
   nm_free(&dmap);
   vb_free(&vb);
   free(vhead);
+  free(plain);
   if (names)
     for (int k = 0; k < f.n_tensors; k++) free(names[k]);
   free(names);

@@ -125,22 +125,26 @@ int tfx_wview_apply(const tfx_wview_op *ops, int n_ops, const tfx_wview_shape *i
 typedef struct tfx_wrename {
   const char *from;
   const char *to;
-  /* a binding rule (weights_view.c): the view of the file tensor that binds
-   * (n_ops operations), and/or `stack`, a placeholder of `from` whose value
-   * is the index along the param's first axis that the tensor fills
-   * (`= "layers.{i}.w1"[e]`). A tensor matching binding rules feeds each of
-   * them; a plain rule still ends the search. */
+} tfx_wrename;
+
+/* What makes a rename rule a binding rule (weights_view.c): the view of the
+ * file tensor that binds (n_ops operations), and/or `stack`, a placeholder
+ * of `from` whose value is the index along the param's first axis that the
+ * tensor fills (`= "layers.{i}.w1"[e]`). A tensor feeds every binding rule
+ * it matches; plain rules rename it as before (the first that matches). */
+typedef struct tfx_wview {
   int n_ops;
   const tfx_wview_op *ops;
   const char *stack;
-} tfx_wrename;
+} tfx_wview;
 
-/* 1 when the rule is a binding rule (a view or a stack), not a plain rename. */
-int tfx_wrename_binds(const tfx_wrename *rule);
+/* 1 when v makes a rule a binding rule (a view or a stack). */
+int tfx_wview_binds(const tfx_wview *v);
 /* Matches one rule against the whole name: 1 and the new name in out (and,
- * for a stacking rule, the stack placeholder's value in *index, else -1),
- * 0 when it does not match, -1 when the new name does not fit in outlen. */
-int tfx_wrename_match(const tfx_wrename *rule, const char *name, char *out, size_t outlen, int64_t *index);
+ * when stack names a placeholder, its value in *index, else -1), 0 when it
+ * does not match, -1 when the new name does not fit in outlen. */
+int tfx_wrename_match(const tfx_wrename *rule, const char *stack, const char *name, char *out, size_t outlen,
+                      int64_t *index);
 
 /* Binding errors about a rule (a slice out of range, a missing expert, ...)
  * are reported with node_id TFX_BIND_RULE(r), r the rule's index. */
@@ -150,7 +154,7 @@ int tfx_wrename_match(const tfx_wrename *rule, const char *name, char *out, size
  * every placeholder of `to` present in `from`. 0 if valid, else a message and
  * -1 (the fault is in `from`) or -2 (in `to`). */
 int tfx_wrename_check(const tfx_wrename *rule, char *err, size_t errlen);
-/* Applies the first plain rule whose `from` matches the whole name: 1 and the new
+/* Applies the first rule whose `from` matches the whole name: 1 and the new
  * name in out (possibly ""), 0 when no rule matches (out = name), -1 when the
  * result does not fit in outlen. */
 int tfx_wrename_apply(const tfx_wrename *rules, int n_rules, const char *name, char *out, size_t outlen);
@@ -164,6 +168,9 @@ int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format,
 
 typedef struct tfx_bind_options {
   int allow_nonfinite; /* 1: accept NaN and inf weights (tfxc --allow-nonfinite) */
+  /* NULL, or one per rename rule: the binding rules' views and stacks (a
+   * rule whose entry has neither is a plain rule) */
+  const tfx_wview *views;
 } tfx_bind_options;
 
 /* tfx_weights_bind_renamed with options (NULL: the defaults, every check on):

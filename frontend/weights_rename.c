@@ -166,14 +166,15 @@ static int substitute(const char *to, const captures *c, char *out, size_t outle
   return 1;
 }
 
-int tfx_wrename_binds(const tfx_wrename *rule) { return rule && (rule->n_ops > 0 || rule->stack); }
+int tfx_wview_binds(const tfx_wview *v) { return v && (v->n_ops > 0 || v->stack); }
 
-int tfx_wrename_match(const tfx_wrename *rule, const char *name, char *out, size_t outlen, int64_t *index) {
+int tfx_wrename_match(const tfx_wrename *rule, const char *stack, const char *name, char *out, size_t outlen,
+                      int64_t *index) {
   captures c = {0};
   if (index) *index = -1;
   if (!out || !outlen || !rule->from || !rule->to || !match(rule->from, name, &c)) return 0;
-  for (int k = 0; k < c.n && rule->stack && index; k++)
-    if (strcmp(c.name[k], rule->stack) == 0) {
+  for (int k = 0; k < c.n && stack && index; k++)
+    if (strcmp(c.name[k], stack) == 0) {
       int64_t v = 0;
       for (size_t i = 0; i < c.len[k]; i++) v = v * 10 + (c.at[k][i] - '0');
       *index = v;
@@ -184,8 +185,7 @@ int tfx_wrename_match(const tfx_wrename *rule, const char *name, char *out, size
 int tfx_wrename_apply(const tfx_wrename *rules, int n_rules, const char *name, char *out, size_t outlen) {
   if (!out || !outlen) return -1;
   for (int i = 0; i < n_rules; i++) {
-    if (tfx_wrename_binds(&rules[i])) continue;
-    int m = tfx_wrename_match(&rules[i], name, out, outlen, NULL);
+    int m = tfx_wrename_match(&rules[i], NULL, name, out, outlen, NULL);
     if (m) return m;
   }
   size_t n = strlen(name);
