@@ -480,9 +480,14 @@ static int same_shape(const tfx_type *a, const tfx_type *b) {
   return tfx_type_equal(&x, &y);
 }
 
+static tfx_dtype view_storage(const tfx_node *n, const tfx_wfile *f, const vbindings *v, int head,
+                              const tfx_wview *views);
+
 /* stored[i]: the format param i keeps (its tensor's storage format when every
- * use reads it as a weight and the shapes agree), else f32. */
-static int choose_formats(const tfx_graph *g, const tfx_wfile *f, const name_map *names, tfx_dtype *stored) {
+ * use reads it as a weight and the shapes agree; for a param bound through
+ * binding rules, see view_storage), else f32. */
+static int choose_formats(const tfx_graph *g, const tfx_wfile *f, const name_map *names, const name_map *dmap,
+                          const vbindings *v, const tfx_wview *views, tfx_dtype *stored) {
   char *only_w = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1));
   if (!only_w) return -1;
   weight_only(g, only_w);
@@ -490,7 +495,8 @@ static int choose_formats(const tfx_graph *g, const tfx_wfile *f, const name_map
     const tfx_node *n = &g->nodes[i];
     stored[i] = TFX_DT_F32;
     if (n->op != TFX_OP_PARAM || !n->name || !only_w[i] || n->type.dtype != TFX_DT_F32) continue;
-    int k = find_tensor(f, names, n->name);
+    int k = find_tensor(f, names, n->name), head = k == f->n_tensors ? nm_get(dmap, n->name) : -1;
+    if (head >= 0) stored[i] = view_storage(n, f, v, head, views);
     if (k == f->n_tensors || f->tensors[k].dtype == TFX_WF_UNSUPPORTED || !same_shape(&f->tensors[k].type, &n->type))
       continue;
     tfx_dtype dt = f->tensors[k].storage;
@@ -550,6 +556,48 @@ static int view_fits(const tfx_wview_shape *got, const tfx_wview_shape *want) {
   for (int j = 0; j < got->rank; j++)
     if (got->d[j] != want->d[j]) return 0;
   return 1;
+}
+
+/* A view that only selects whole rows: none, or one range of the first axis
+ * (the rows [*lo, *hi) of a tensor of `rows` rows). */
+static int rows_only(const tfx_wview *vw, int64_t rows, int64_t *lo, int64_t *hi) {
+  const tfx_wview_op *o = vw->ops;
+  *lo = 0;
+  *hi = rows;
+  if (vw->n_ops == 0) return 1;
+  if (vw->n_ops > 1 || o->kind != TFX_WV_SLICE || o->n != 1 || o->index[0]) return 0;
+  *lo = o->lo[0];
+  *hi = o->hi[0] == TFX_WVIEW_END ? rows : o->hi[0];
+  return 1;
+}
+
+/* The storage format a param bound through binding rules keeps: its
+ * tensors' common format when each binding copies whole rows (a stack, a
+ * range of rows, or both) into a slice of exactly the param's shape (per
+ * index) and the format can be a weight's; else f32 (decoded). */
+static tfx_dtype view_storage(const tfx_node *n, const tfx_wfile *f, const vbindings *v, int head,
+                              const tfx_wview *views) {
+  tfx_dtype dt = f->tensors[v->b[head].k].storage;
+  const tfx_dtype_info *fi = tfx_dtype_info_of(dt);
+  if (dt == TFX_DT_F32 || !fi || !tfx_dtype_weight_ok(dt) || n->type.dims[n->type.rank - 1] % fi->block)
+    return TFX_DT_F32;
+  int stacked = views[v->b[head].rule].stack != NULL;
+  tfx_wview_shape want = wshape(&n->type, stacked), out;
+  char err[64];
+  for (int e = head; e >= 0; e = v->b[e].next) {
+    const vbinding *b = &v->b[e];
+    const tfx_wfile_tensor *t = &f->tensors[b->k];
+    const tfx_wview *vw = &views[b->rule];
+    tfx_wview_shape in = wshape(&t->type, 0);
+    int64_t lo, hi;
+    if (t->dtype == TFX_WF_UNSUPPORTED || t->storage != dt || (vw->stack != NULL) != stacked ||
+        !rows_only(vw, in.d[0], &lo, &hi) || tfx_wview_shape_of(vw->ops, vw->n_ops, &in, &out, err, sizeof err) ||
+        out.rank != want.rank || (stacked && b->index >= n->type.dims[0]))
+      return TFX_DT_F32;
+    for (int j = 0; j < out.rank; j++)
+      if (out.d[j] != want.d[j]) return TFX_DT_F32;
+  }
+  return dt;
 }
 
 /* Checks the bindings (chain from head) that fill param i: each tensor's
@@ -641,6 +689,23 @@ static int read_view_param(int fd, const tfx_graph *g, int i, const tfx_wfile *f
   const tfx_node *n = &g->nodes[i];
   int stacked = views[v->b[head].rule].stack != NULL;
   int64_t per = tfx_type_numel(&n->type, 1) / (stacked ? n->type.dims[0] : 1);
+  if (n->type.dtype != TFX_DT_F32) { /* kept as stored: whole rows copied (view_storage) */
+    int64_t per_bytes = tfx_type_bytes(&n->type, 1) / (stacked ? n->type.dims[0] : 1), lo, hi;
+    for (int e = head; e >= 0; e = v->b[e].next) {
+      const vbinding *b = &v->b[e];
+      const tfx_wfile_tensor *t = &f->tensors[b->k];
+      tfx_type st = t->type;
+      st.dtype = t->storage;
+      int64_t row_bytes = tfx_type_bytes(&st, 1) / t->type.dims[0];
+      rows_only(&views[b->rule], t->type.dims[0], &lo, &hi);
+      if (read_exact(fd, slot + (stacked ? b->index * per_bytes : 0), (uint64_t)((hi - lo) * row_bytes),
+                     t->file_offset + (uint64_t)(lo * row_bytes))) {
+        *bad = b->k;
+        return -1;
+      }
+    }
+    return 0;
+  }
   for (int e = head; e >= 0; e = v->b[e].next) {
     const vbinding *b = &v->b[e];
     const tfx_wfile_tensor *t = &f->tensors[b->k];
@@ -701,7 +766,7 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
   }
   for (int k = 0; k < f.n_tensors; k++)
     if (names[k]) nm_put(&tmap, names[k], k);
-  if (choose_formats(g, &f, &tmap, stored)) {
+  if (choose_formats(g, &f, &tmap, &dmap, &vb, views, stored)) {
     report(r, -1, "%s: out of memory", path);
     goto done;
   }
