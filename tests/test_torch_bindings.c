@@ -10,7 +10,8 @@
  *  - bloom_hf: examples/bloom/alibi.tfx binding BLOOM's query_key_value
  *    ([heads, 3, head_dim] rows, weight and bias) through .view(...)[:, k];
  *  - falcon_grouped: a GQA model binding Falcon's grouped query_key_value
- *    ([kv_heads, q_per_kv + 2, head_dim] rows);
+ *    ([kv_heads, q_per_kv + 2, head_dim] rows), and falcon_bias the same
+ *    layout for a weight and its bias;
  *  - mixtral_hf: examples/mixtral/mixtral.tfx binding one tensor per expert
  *    stacked into its [experts, ...] params. */
 #include <setjmp.h>
@@ -47,6 +48,11 @@ static void test_falcon_grouped_qkv(void **state) {
   tfx_test_torch_case("falcon_grouped", "tests/torch/falcon_grouped.tfx", TOL);
 }
 
+static void test_falcon_grouped_bias(void **state) {
+  (void)state;
+  tfx_test_torch_case("falcon_bias", "tests/torch/falcon_bias.tfx", TOL);
+}
+
 static void test_mixtral_experts_stacked(void **state) {
   (void)state;
   tfx_test_torch_case("mixtral_hf", "examples/mixtral/mixtral.tfx", TOL);
@@ -58,6 +64,7 @@ int main(void) {
       cmocka_unit_test(test_gpt2_as_saved),
       cmocka_unit_test(test_bloom_interleaved_qkv),
       cmocka_unit_test(test_falcon_grouped_qkv),
+      cmocka_unit_test(test_falcon_grouped_bias),
       cmocka_unit_test(test_mixtral_experts_stacked),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
