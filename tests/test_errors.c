@@ -433,6 +433,8 @@ static const w_case w_cases[] = {
      704, 0, NULL, "2:34", "tensor 'w.4' of", "{e} = 4 is out of range: param 'w' f32[4, 8] stacks 4"},
     {"view: unknown view", ST_TFX(ST " rename { \"fused\".X = \"w\" }"), W_ST, NULL, 0, 0, ST_GOOD, 672, 0, NULL,
      "2:42", "unknown view '.X' of a file tensor", NULL},
+    {"view: empty slice", ST_TFX(ST " rename { \"fused\"[4:2] = \"w\" }"), W_ST, NULL, 0, 0, ST_GOOD, 672, 0, NULL,
+     "2:42", "empty slice 4:2", NULL},
     {"stack: index in the param name", ST_TFX(ST " rename { \"w.{e}\" = \"w.{e}\"[e] }"), W_ST, NULL, 0, 0, ST_GOOD,
      672, 0, NULL, "2:52", "the stack index {e} also appears in the param name", NULL},
     {"rename: '*' in the param name", ST_TFX(ST " rename { \"a.*\" = \"w*\" }"), W_ST, NULL, 0, 0, ST_GOOD, 672, 0,
