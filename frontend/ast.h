@@ -99,12 +99,40 @@ typedef struct tfx_fe_const {
   tfx_fe_expr *value;
 } tfx_fe_const;
 
-/* `"from" = "to"` in a weights statement's rename { } list. */
+/* One axis of a binding rule's slice: `a:b`, `a:`, `:b`, `:` or an index `i`. */
+typedef struct tfx_fe_slice {
+  struct tfx_fe_slice *next; /* must be first */
+  tfx_fe_loc loc;
+  tfx_fe_expr *lo, *hi; /* NULL: from the start / to the end */
+  int range;            /* 0: an index (lo), the axis is dropped */
+} tfx_fe_slice;
+
+/* One operation of a binding rule's view of a file tensor (`.T`,
+ * `.view(d, ...)`, `[slices]`), in the order written. */
+typedef struct tfx_fe_viewop {
+  struct tfx_fe_viewop *next; /* must be first */
+  tfx_fe_loc loc;
+  char kind;            /* 'T', 'v' (view) or '[' (slice) */
+  tfx_fe_expr *dims;    /* 'v': the dims */
+  tfx_fe_slice *slices; /* '[': the axes */
+} tfx_fe_viewop;
+
+struct tfx_wview_op;
+
+/* `"from" = "to"` in a weights statement's rename { } list; a binding rule
+ * also has a view of the file tensor (`"from".T[0:64] = "to"`) and/or
+ * stacks it into the param (`= "to"[e]`). */
 typedef struct tfx_fe_rename {
   struct tfx_fe_rename *next; /* must be first */
   tfx_fe_loc loc;             /* the `from` string */
   const char *from, *to;
   tfx_fe_loc to_loc;
+  tfx_fe_viewop *view; /* the view's operations, or NULL */
+  const char *stack;   /* the stack placeholder, or NULL */
+  tfx_fe_loc stack_loc;
+  /* set by sema (sema_weights.c): the view evaluated */
+  int n_ops;
+  struct tfx_wview_op *ops;
 } tfx_fe_rename;
 
 typedef enum {

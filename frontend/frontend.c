@@ -76,7 +76,9 @@ static char *read_file(const char *path, size_t *len, char *why, size_t whylen) 
 typedef struct bind_ctx {
   tfx_fe_diag *diag;
   const tfx_graph *g;
-  tfx_fe_loc at; /* the weights statement, or 1:1 */
+  tfx_fe_loc at;                          /* the weights statement, or 1:1 */
+  tfx_fe_loc rule_at[TFX_FE_MAX_RENAMES]; /* each rename rule's file name */
+  int n_rule_at;
 } bind_ctx;
 
 static void on_bind_error(void *ctx, int node_id, const char *message) {
@@ -84,6 +86,8 @@ static void on_bind_error(void *ctx, int node_id, const char *message) {
   tfx_fe_loc at = b->at;
   if (node_id >= 0 && node_id < b->g->n_nodes && b->g->nodes[node_id].line > 0)
     at = (tfx_fe_loc){b->g->nodes[node_id].line, b->g->nodes[node_id].col};
+  int rule = -2 - node_id; /* TFX_BIND_RULE(rule): at the rule, when it is the statement's */
+  if (node_id <= -2 && rule < b->n_rule_at) at = b->rule_at[rule];
   tfx_fe_error(b->diag, at.line, at.col, "%s", message);
 }
 
@@ -105,7 +109,7 @@ static int bind(tfx_fe_sema *s, tfx_graph *g, const char *path, const tfx_fronte
   tfx_fe_diag *d = s->diag;
   /* errors about the file as a whole point at the weights statement, unless
    * --weights replaced its file: then they have no place in the source */
-  bind_ctx ctx = {d, g, {0, 0}};
+  bind_ctx ctx = {d, g, {0, 0}, {{0, 0}}, 0};
   if (s->weights && !o->weights) ctx.at = s->weights->name_loc;
   if (!o->weights && !s->weights) {
     tfx_fe_error(d, 1, 1, "no weights: add a `weights` statement or pass --weights");
@@ -122,16 +126,20 @@ static int bind(tfx_fe_sema *s, tfx_graph *g, const char *path, const tfx_fronte
   const char *format = s->weights && !o->weights ? s->weights->format : NULL;
   int before = d->errors, n_rules = 0;
   tfx_wrename rules[TFX_FE_MAX_RENAMES];
+  tfx_wview views[TFX_FE_MAX_RENAMES];
   for (const tfx_fe_rename *r = s->weights ? s->weights->renames : NULL; r; r = r->next) {
     if (n_rules == TFX_FE_MAX_RENAMES) {
       tfx_fe_error(d, r->loc.line, r->loc.col, "too many rename rules (at most %d)", TFX_FE_MAX_RENAMES);
       free(spec);
       return 1;
     }
+    ctx.rule_at[n_rules] = r->loc;
+    ctx.n_rule_at = n_rules + 1;
+    views[n_rules] = (tfx_wview){.n_ops = r->n_ops, .ops = r->ops, .stack = r->stack};
     rules[n_rules++] = (tfx_wrename){r->from, r->to};
   }
   /* the statement's renaming applies to --weights files too */
-  tfx_bind_options bo = {.allow_nonfinite = o->allow_nonfinite};
+  tfx_bind_options bo = {.allow_nonfinite = o->allow_nonfinite, .views = views};
   int n = tfx_weights_bind_opts(g, spec, format, rules, n_rules, &bo, w, on_bind_error, &ctx);
   if (n > 0 && d->errors == before) tfx_fe_error(d, ctx.at.line, ctx.at.col, "binding weights from '%s' failed", spec);
   free(spec);

@@ -27,6 +27,8 @@
   tfx_fe_const *cdef;
   tfx_fe_item *item;
   tfx_fe_rename *ren;
+  tfx_fe_viewop *vop;
+  tfx_fe_slice *slc;
 }
 
 %code {
@@ -71,7 +73,8 @@ static tfx_fe_expr *leaf(tfx_fe_parse_state *P, tfx_fe_expr_kind kind, TFX_FE_YY
 %type <stmt> stmts stmt body
 %type <expr> dims expr primary
 %type <arg> args args_opt arg
-%type <ren> renames rename_list rename quant_rules quant_list quant_rule
+%type <ren> renames rename_list rename rename_src quant_rules quant_list quant_rule
+%type <slc> slices slice
 
 %left '+' '-'
 %left '*' '/'
@@ -163,9 +166,53 @@ rename_sep
   ;
 
 rename
-  : STRING '=' STRING                     { $$ = tfx_fe_alloc(P->arena, sizeof *$$);
-                                            if ($$) { $$->loc = L(@1); $$->from = $1; $$->to = $3;
-                                                      $$->to_loc = L(@3); } }
+  : rename_src '=' STRING                 { $$ = $1; if ($$) { $$->to = $3; $$->to_loc = L(@3);
+                                                               $$->view = HEAD($$->view); } }
+  | rename_src '=' STRING '[' IDENT ']'   { $$ = $1; if ($$) { $$->to = $3; $$->to_loc = L(@3);
+                                                               $$->view = HEAD($$->view);
+                                                               $$->stack = $5; $$->stack_loc = L(@5); } }
+  ;
+
+/* the file side of a rule: a name, then the view operations in order
+   (`.T`, `.view(d0, d1, ...)`, `[a:b, i, :]`); the list is kept by its tail */
+rename_src
+  : STRING                                { $$ = tfx_fe_alloc(P->arena, sizeof *$$);
+                                            if ($$) { $$->loc = L(@1); $$->from = $1; } }
+  | rename_src '.' IDENT                  { $$ = $1; tfx_fe_viewop *o = tfx_fe_alloc(P->arena, sizeof *o);
+                                            if (o) { o->loc = L(@3); o->kind = 'T'; }
+                                            if (strcmp($3, "T") != 0)
+                                              tfx_fe_error(P->diag, @3.first_line, @3.first_column,
+                                                           "unknown view '.%s' of a file tensor (expected .T, "
+                                                           ".view(...) or [slices])", $3);
+                                            if ($$) $$->view = APPEND($$->view, o); }
+  | rename_src '.' IDENT '(' dims ')'     { $$ = $1; tfx_fe_viewop *o = tfx_fe_alloc(P->arena, sizeof *o);
+                                            if (o) { o->loc = L(@3); o->kind = 'v'; o->dims = HEAD($5); }
+                                            if (strcmp($3, "view") != 0)
+                                              tfx_fe_error(P->diag, @3.first_line, @3.first_column,
+                                                           "unknown view '.%s(...)' of a file tensor (expected "
+                                                           ".view(...))", $3);
+                                            if ($$) $$->view = APPEND($$->view, o); }
+  | rename_src '[' slices ']'             { $$ = $1; tfx_fe_viewop *o = tfx_fe_alloc(P->arena, sizeof *o);
+                                            if (o) { o->loc = L(@2); o->kind = '['; o->slices = HEAD($3); }
+                                            if ($$) $$->view = APPEND($$->view, o); }
+  ;
+
+slices
+  : slice                                 { $$ = APPEND(NULL, $1); }
+  | slices ',' slice                      { $$ = APPEND($1, $3); }
+  ;
+
+slice
+  : expr                                  { $$ = tfx_fe_alloc(P->arena, sizeof *$$);
+                                            if ($$) { $$->loc = L(@1); $$->lo = $1; } }
+  | ':'                                   { $$ = tfx_fe_alloc(P->arena, sizeof *$$);
+                                            if ($$) { $$->loc = L(@1); $$->range = 1; } }
+  | expr ':'                              { $$ = tfx_fe_alloc(P->arena, sizeof *$$);
+                                            if ($$) { $$->loc = L(@1); $$->lo = $1; $$->range = 1; } }
+  | ':' expr                              { $$ = tfx_fe_alloc(P->arena, sizeof *$$);
+                                            if ($$) { $$->loc = L(@1); $$->hi = $2; $$->range = 1; } }
+  | expr ':' expr                         { $$ = tfx_fe_alloc(P->arena, sizeof *$$);
+                                            if ($$) { $$->loc = L(@1); $$->lo = $1; $$->hi = $3; $$->range = 1; } }
   ;
 
 /* const_defs: `a = 1, b = a * 2` */

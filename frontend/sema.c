@@ -49,10 +49,7 @@ static void declare_items(tfx_fe_sema *s, const tfx_fe_program *p) {
   for (const tfx_fe_item *it = p->items; it; it = it->next) {
     switch (it->kind) {
     case TFX_FE_ITEM_MODEL: s->model = once(s, s->model, it, "'model' statement"); break;
-    case TFX_FE_ITEM_WEIGHTS:
-      s->weights = once(s, s->weights, it, "'weights' statement");
-      tfx_fe_check_weights_stmt(s, it);
-      break;
+    case TFX_FE_ITEM_WEIGHTS: s->weights = once(s, s->weights, it, "'weights' statement"); break;
     case TFX_FE_ITEM_SCHEDULE: s->schedule = once(s, s->schedule, it, "'schedule' section"); break;
     case TFX_FE_ITEM_QUANTIZE: s->quantize_rules = once(s, s->quantize_rules, it, "'quantize' section"); break;
     case TFX_FE_ITEM_FORWARD:
@@ -614,6 +611,8 @@ int tfx_fe_sema_run(tfx_fe_sema *s, const tfx_fe_program *p, tfx_fe_diag *diag, 
   int before = diag->errors;
   declare_items(s, p);
   eval_consts(s, p);
+  for (const tfx_fe_item *it = p->items; it; it = it->next) /* after the constants: views use them */
+    if (it->kind == TFX_FE_ITEM_WEIGHTS) tfx_fe_check_weights_stmt(s, it);
   check_max_seq(s);
   model_name(s, path);
   global_param_types(s, p);

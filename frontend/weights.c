@@ -356,20 +356,74 @@ static int open_wfile(const char *path, const char *format, tfx_wfile *f, report
   return -1;
 }
 
+/* A tensor bound through a binding rule (a view or a stack): the param
+ * name the rule gives it, the tensor, the rule, the index along the param's
+ * first axis (stacking rules, else -1) and the next binding of that name. */
+typedef struct {
+  char *name;
+  int k, rule, next;
+  int64_t index;
+} vbinding;
+
+typedef struct {
+  vbinding *b;
+  int n, cap;
+  char *viewed; /* viewed[k]: tensor k matched a binding rule */
+} vbindings;
+
+static void vb_free(vbindings *v) {
+  for (int i = 0; i < v->n; i++) free(v->b[i].name);
+  free(v->b);
+  free(v->viewed);
+}
+
+/* Records tensor k's matches of binding rules; -1 on failure (reported). */
+static int bind_rules_of(const tfx_wfile *f, int k, const char *path, const tfx_wrename *rules, const tfx_wview *views,
+                         int n_rules, vbindings *v, reporter *r) {
+  char buf[1024];
+  for (int i = 0; i < n_rules; i++) {
+    if (!views || !tfx_wview_binds(&views[i])) continue;
+    int64_t index;
+    int m = tfx_wrename_match(&rules[i], views[i].stack, f->tensors[k].name, buf, sizeof buf, &index);
+    if (m == 0) continue;
+    if (m < 0) {
+      report(r, TFX_BIND_RULE(i), "tensor '%s' of %s: its renamed name is too long", f->tensors[k].name, path);
+      return -1;
+    }
+    if (v->n == v->cap) {
+      int cap = v->cap ? 2 * v->cap : 16;
+      vbinding *nb = realloc(v->b, (size_t)cap * sizeof *nb);
+      if (!nb) return report(r, -1, "%s: out of memory", path), -1;
+      v->b = nb;
+      v->cap = cap;
+    }
+    vbinding *b = &v->b[v->n];
+    b->name = strdup(buf);
+    if (!b->name) return report(r, -1, "%s: out of memory", path), -1;
+    b->k = k, b->rule = i, b->index = index, b->next = -1;
+    v->n++;
+    v->viewed[k] = 1;
+  }
+  return 0;
+}
+
 /* names[k] = tensor k's name after renaming (malloc'd), NULL when a rule
- * ignores it. Reports two tensors renamed to one name. */
-static int rename_tensors(const tfx_wfile *f, const char *path, const tfx_wrename *rules, int n_rules, char **names,
-                          reporter *r) {
+ * ignores it or when only binding rules match it (those are recorded in
+ * v). Reports two tensors renamed to one name. */
+static int rename_tensors(const tfx_wfile *f, const char *path, const tfx_wrename *rules, const tfx_wview *views,
+                          int n_rules, const tfx_wrename *plain, int n_plain, char **names, vbindings *v, reporter *r) {
   char buf[1024];
   int errors = r->count;
   for (int k = 0; k < f->n_tensors; k++) {
     names[k] = NULL;
-    int m = tfx_wrename_apply(rules, n_rules, f->tensors[k].name, buf, sizeof buf);
+    if (bind_rules_of(f, k, path, rules, views, n_rules, v, r)) return -1;
+    int m = tfx_wrename_apply(plain, n_plain, f->tensors[k].name, buf, sizeof buf);
     if (m < 0) {
       report(r, -1, "tensor '%s' of %s: its renamed name is too long", f->tensors[k].name, path);
       continue;
     }
-    if (m == 1 && !buf[0]) continue; /* ignored */
+    if (m == 1 && !buf[0]) continue;      /* ignored */
+    if (m == 0 && v->viewed[k]) continue; /* bound through its views only */
     names[k] = strdup(buf);
     if (!names[k]) {
       report(r, -1, "%s: out of memory", path);
@@ -426,9 +480,14 @@ static int same_shape(const tfx_type *a, const tfx_type *b) {
   return tfx_type_equal(&x, &y);
 }
 
+static tfx_dtype view_storage(const tfx_node *n, const tfx_wfile *f, const vbindings *v, int head,
+                              const tfx_wview *views);
+
 /* stored[i]: the format param i keeps (its tensor's storage format when every
- * use reads it as a weight and the shapes agree), else f32. */
-static int choose_formats(const tfx_graph *g, const tfx_wfile *f, const name_map *names, tfx_dtype *stored) {
+ * use reads it as a weight and the shapes agree; for a param bound through
+ * binding rules, see view_storage), else f32. */
+static int choose_formats(const tfx_graph *g, const tfx_wfile *f, const name_map *names, const name_map *dmap,
+                          const vbindings *v, const tfx_wview *views, tfx_dtype *stored) {
   char *only_w = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1));
   if (!only_w) return -1;
   weight_only(g, only_w);
@@ -436,7 +495,8 @@ static int choose_formats(const tfx_graph *g, const tfx_wfile *f, const name_map
     const tfx_node *n = &g->nodes[i];
     stored[i] = TFX_DT_F32;
     if (n->op != TFX_OP_PARAM || !n->name || !only_w[i] || n->type.dtype != TFX_DT_F32) continue;
-    int k = find_tensor(f, names, n->name);
+    int k = find_tensor(f, names, n->name), head = k == f->n_tensors ? nm_get(dmap, n->name) : -1;
+    if (head >= 0) stored[i] = view_storage(n, f, v, head, views);
     if (k == f->n_tensors || f->tensors[k].dtype == TFX_WF_UNSUPPORTED || !same_shape(&f->tensors[k].type, &n->type))
       continue;
     tfx_dtype dt = f->tensors[k].storage;
@@ -468,6 +528,203 @@ static void check_finite(const tfx_graph *g, int i, const tfx_wfile_tensor *t, c
          t->dtype_name, what);
 }
 
+/* ---- binding rules: views and stacks (weights_view.c) ---- */
+
+static tfx_wview_shape wshape(const tfx_type *t, int skip) {
+  tfx_wview_shape w = {t->rank - skip, {0}};
+  for (int j = skip; j < t->rank; j++) w.d[j - skip] = t->dims[j];
+  return w;
+}
+
+static int64_t wnumel(const tfx_wview_shape *w) {
+  int64_t n = 1;
+  for (int j = 0; j < w->rank; j++) n *= w->d[j];
+  return n;
+}
+
+static void wshape_str(const tfx_wview_shape *w, char *buf, size_t len) {
+  tfx_type t = {.dtype = TFX_DT_F32, .rank = w->rank};
+  for (int j = 0; j < w->rank; j++) t.dims[j] = w->d[j];
+  tfx_type_str(&t, buf, len);
+}
+
+/* A view's result binds a param (or one stacked slice) of shape want when
+ * the shapes are equal, or of another rank with as many elements (read
+ * row-major: `[H, d]` binds `[H * d]`). */
+static int view_fits(const tfx_wview_shape *got, const tfx_wview_shape *want) {
+  if (got->rank != want->rank) return wnumel(got) == wnumel(want);
+  for (int j = 0; j < got->rank; j++)
+    if (got->d[j] != want->d[j]) return 0;
+  return 1;
+}
+
+/* A view that only selects whole rows: none, or one range of the first axis
+ * (the rows [*lo, *hi) of a tensor of `rows` rows). */
+static int rows_only(const tfx_wview *vw, int64_t rows, int64_t *lo, int64_t *hi) {
+  const tfx_wview_op *o = vw->ops;
+  *lo = 0;
+  *hi = rows;
+  if (vw->n_ops == 0) return 1;
+  if (vw->n_ops > 1 || o->kind != TFX_WV_SLICE || o->n != 1 || o->index[0]) return 0;
+  *lo = o->lo[0];
+  *hi = o->hi[0] == TFX_WVIEW_END ? rows : o->hi[0];
+  return 1;
+}
+
+/* The storage format a param bound through binding rules keeps: its
+ * tensors' common format when each binding copies whole rows (a stack, a
+ * range of rows, or both) into a slice of exactly the param's shape (per
+ * index) and the format can be a weight's; else f32 (decoded). */
+static tfx_dtype view_storage(const tfx_node *n, const tfx_wfile *f, const vbindings *v, int head,
+                              const tfx_wview *views) {
+  tfx_dtype dt = f->tensors[v->b[head].k].storage;
+  const tfx_dtype_info *fi = tfx_dtype_info_of(dt);
+  if (dt == TFX_DT_F32 || !fi || !tfx_dtype_weight_ok(dt) || n->type.dims[n->type.rank - 1] % fi->block)
+    return TFX_DT_F32;
+  int stacked = views[v->b[head].rule].stack != NULL;
+  tfx_wview_shape want = wshape(&n->type, stacked), out;
+  char err[64];
+  for (int e = head; e >= 0; e = v->b[e].next) {
+    const vbinding *b = &v->b[e];
+    const tfx_wfile_tensor *t = &f->tensors[b->k];
+    const tfx_wview *vw = &views[b->rule];
+    tfx_wview_shape in = wshape(&t->type, 0);
+    int64_t lo, hi;
+    if (t->dtype == TFX_WF_UNSUPPORTED || t->storage != dt || (vw->stack != NULL) != stacked ||
+        !rows_only(vw, in.d[0], &lo, &hi) || tfx_wview_shape_of(vw->ops, vw->n_ops, &in, &out, err, sizeof err) ||
+        out.rank != want.rank || (stacked && b->index >= n->type.dims[0]))
+      return TFX_DT_F32;
+    for (int j = 0; j < out.rank; j++)
+      if (out.d[j] != want.d[j]) return TFX_DT_F32;
+  }
+  return dt;
+}
+
+/* Checks the bindings (chain from head) that fill param i: each tensor's
+ * dtype, view and shape, and for a stacking rule every index once, none out
+ * of range. 0, or -1 after reporting (at the rule). */
+static int check_view_param(const tfx_graph *g, int i, const tfx_wfile *f, const vbindings *v, int head,
+                            const tfx_wview *views, const char *path, reporter *r) {
+  const tfx_node *n = &g->nodes[i];
+  const tfx_wview *hr = &views[v->b[head].rule];
+  int errors = r->count, stacked = hr->stack != NULL, count = 0;
+  char err[512], s0[64], s1[64];
+  tfx_type nt = n->type;
+  nt.dtype = TFX_DT_F32;
+  tfx_type_str(&nt, s0, sizeof s0);
+  if (stacked && n->type.rank < 2) {
+    report(r, TFX_BIND_RULE(v->b[head].rule),
+           "param '%s' %s: a stacking rule ([%s]) fills a param's first axis, "
+           "but this param is 1-D",
+           n->name, s0, hr->stack);
+    return -1;
+  }
+  int64_t E = stacked ? n->type.dims[0] : 1;
+  tfx_wview_shape want = wshape(&n->type, stacked);
+  char *seen = calloc((size_t)E, 1);
+  if (!seen) return report(r, -1, "out of memory"), -1;
+  for (int e = head; e >= 0; e = v->b[e].next) {
+    const vbinding *b = &v->b[e];
+    const tfx_wfile_tensor *t = &f->tensors[b->k];
+    const tfx_wview *ru = &views[b->rule];
+    int at = TFX_BIND_RULE(b->rule);
+    if ((ru->stack != NULL) != stacked) {
+      report(r, at, "param '%s' is bound both by a stacking rule and by a rule that is not", n->name);
+      continue;
+    }
+    if (!stacked && ++count > 1) {
+      report(r, at, "param '%s' is bound twice: by tensor '%s' and by tensor '%s' of %s", n->name,
+             f->tensors[v->b[head].k].name, t->name, path);
+      continue;
+    }
+    const tfx_dtype_info *fi = tfx_dtype_info_of(t->storage);
+    if (t->dtype == TFX_WF_UNSUPPORTED || !fi || (t->storage != TFX_DT_F32 && !fi->dequant_row) ||
+        t->type.dims[t->type.rank - 1] % fi->block) {
+      report(r, at, "param '%s': tensor '%s' of %s has dtype %s, which a view cannot read", n->name, t->name, path,
+             t->dtype_name);
+      continue;
+    }
+    tfx_wview_shape in = wshape(&t->type, 0), out;
+    if (tfx_wview_shape_of(ru->ops, ru->n_ops, &in, &out, err, sizeof err)) {
+      report(r, at, "tensor '%s' of %s: %s", t->name, path, err);
+      continue;
+    }
+    if (!view_fits(&out, &want)) {
+      wshape_str(&want, s1, sizeof s1);
+      wshape_str(&out, err, sizeof err);
+      report(r, at, "param '%s' %s needs %s%s but tensor '%s' of %s, through this rule, is %s", n->name, s0, s1,
+             stacked ? " per index" : "", t->name, path, err);
+      continue;
+    }
+    if (stacked) {
+      if (b->index >= E) {
+        report(r, at, "tensor '%s' of %s: {%s} = %lld is out of range: param '%s' %s stacks %lld", t->name, path,
+               ru->stack, (long long)b->index, n->name, s0, (long long)E);
+        continue;
+      }
+      if (seen[b->index]) {
+        report(r, at, "param '%s': two tensors for {%s} = %lld (the second is '%s')", n->name, ru->stack,
+               (long long)b->index, t->name);
+        continue;
+      }
+      seen[b->index] = 1;
+    }
+  }
+  if (stacked && r->count == errors) {
+    int64_t missing = 0, firstm = -1;
+    for (int64_t e = 0; e < E; e++)
+      if (!seen[e] && missing++ == 0) firstm = e;
+    if (missing)
+      report(r, TFX_BIND_RULE(v->b[head].rule), "param '%s' %s: no tensor of %s for {%s} = %lld%s", n->name, s0, path,
+             hr->stack, (long long)firstm, missing > 1 ? " (and others)" : "");
+  }
+  free(seen);
+  return r->count > errors ? -1 : 0;
+}
+
+/* Reads the tensors of param i's bindings (chain from head) through their
+ * views into its f32 slot. 0, or -1 (the tensor that failed in *bad). */
+static int read_view_param(int fd, const tfx_graph *g, int i, const tfx_wfile *f, const vbindings *v, int head,
+                           const tfx_wview *views, uint8_t *slot, int *bad) {
+  const tfx_node *n = &g->nodes[i];
+  int stacked = views[v->b[head].rule].stack != NULL;
+  int64_t per = tfx_type_numel(&n->type, 1) / (stacked ? n->type.dims[0] : 1);
+  if (n->type.dtype != TFX_DT_F32) { /* kept as stored: whole rows copied (view_storage) */
+    int64_t per_bytes = tfx_type_bytes(&n->type, 1) / (stacked ? n->type.dims[0] : 1), lo, hi;
+    for (int e = head; e >= 0; e = v->b[e].next) {
+      const vbinding *b = &v->b[e];
+      const tfx_wfile_tensor *t = &f->tensors[b->k];
+      tfx_type st = t->type;
+      st.dtype = t->storage;
+      int64_t row_bytes = tfx_type_bytes(&st, 1) / t->type.dims[0];
+      rows_only(&views[b->rule], t->type.dims[0], &lo, &hi);
+      if (read_exact(fd, slot + (stacked ? b->index * per_bytes : 0), (uint64_t)((hi - lo) * row_bytes),
+                     t->file_offset + (uint64_t)(lo * row_bytes))) {
+        *bad = b->k;
+        return -1;
+      }
+    }
+    return 0;
+  }
+  for (int e = head; e >= 0; e = v->b[e].next) {
+    const vbinding *b = &v->b[e];
+    const tfx_wfile_tensor *t = &f->tensors[b->k];
+    tfx_type tt = t->type;
+    tt.dtype = TFX_DT_F32;
+    tfx_wview_shape in = wshape(&t->type, 0);
+    float *full = malloc((size_t)(wnumel(&in) > 0 ? wnumel(&in) : 1) * sizeof *full);
+    int rc = !full || read_tensor(fd, t, (uint8_t *)full, &tt) ||
+             tfx_wview_apply(views[b->rule].ops, views[b->rule].n_ops, &in, full,
+                             (float *)slot + (stacked ? b->index * per : 0));
+    free(full);
+    if (rc) {
+      *bad = b->k;
+      return -1;
+    }
+  }
+  return 0;
+}
+
 static int bind_file(tfx_graph *g, const char *path, const char *format, const tfx_wrename *rules, int n_rules,
                      const tfx_bind_options *bo, tfx_weights *out, reporter *r, int *first) {
   char msg[512], s0[64], s1[64];
@@ -477,23 +734,39 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
   tfx_dtype *stored = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *stored);
   char *used = calloc((size_t)(f.n_tensors > 0 ? f.n_tensors : 1), 1);
   char **names = calloc((size_t)(f.n_tensors > 0 ? f.n_tensors : 1), sizeof *names);
-  name_map tmap = {NULL, NULL, 0};
+  int *vhead = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *vhead);
+  tfx_wrename *plain = malloc((size_t)(n_rules > 0 ? n_rules : 1) * sizeof *plain); /* the plain rules */
+  name_map tmap = {NULL, NULL, 0}, dmap = {NULL, NULL, 0};
+  vbindings vb = {NULL, 0, 0, calloc((size_t)(f.n_tensors > 0 ? f.n_tensors : 1), 1)};
   int rc = -1, errors = r->count;
-  if (!tensor_of || !stored || !used || !names) {
+  if (!tensor_of || !stored || !used || !names || !vhead || !vb.viewed || !plain) {
     report(r, -1, "%s: out of memory", path);
     goto done;
   }
-  if (rename_tensors(&f, path, rules, n_rules, names, r)) goto done;
+  const tfx_wview *views = bo ? bo->views : NULL;
+  int n_plain = 0;
+  for (int i = 0; plain && i < n_rules; i++)
+    if (!views || !tfx_wview_binds(&views[i])) plain[n_plain++] = rules[i];
+  if (rename_tensors(&f, path, rules, views, n_rules, plain, n_plain, names, &vb, r)) goto done;
+  if (nm_init(&dmap, vb.n)) {
+    report(r, -1, "%s: out of memory", path);
+    goto done;
+  }
+  for (int e = 0; e < vb.n; e++) { /* chains of the bindings of each name, in file order */
+    int h = nm_put(&dmap, vb.b[e].name, e);
+    while (h != e && vb.b[h].next >= 0) h = vb.b[h].next;
+    if (h != e) vb.b[h].next = e;
+  }
   /* a header that disagrees with the program says so, field by field,
    * instead of the tensor-by-tensor mismatches it causes */
-  if (tfx_wfile_check_llama2c(g, &f, rules, n_rules, report_cb, r)) goto done;
+  if (tfx_wfile_check_llama2c(g, &f, plain, n_plain, report_cb, r)) goto done;
   if (nm_init(&tmap, f.n_tensors)) {
     report(r, -1, "%s: out of memory", path);
     goto done;
   }
   for (int k = 0; k < f.n_tensors; k++)
     if (names[k]) nm_put(&tmap, names[k], k);
-  if (choose_formats(g, &f, &tmap, stored)) {
+  if (choose_formats(g, &f, &tmap, &dmap, &vb, views, stored)) {
     report(r, -1, "%s: out of memory", path);
     goto done;
   }
@@ -501,9 +774,16 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
   if (total < 0) goto done;
   for (int i = 0; i < g->n_nodes; i++) {
     tensor_of[i] = -1;
+    vhead[i] = -1;
     if (first[i] < 0) continue;
     const tfx_node *n = &g->nodes[i];
     int k = find_tensor(&f, &tmap, n->name);
+    int head = k == f.n_tensors ? nm_get(&dmap, n->name) : -1;
+    if (head >= 0) { /* bound through binding rules */
+      for (int e = head; e >= 0; e = vb.b[e].next) used[vb.b[e].k] = 1;
+      if (first[i] == i && check_view_param(g, i, &f, &vb, head, views, path, r) == 0) vhead[i] = head;
+      continue;
+    }
     if (k == f.n_tensors) {
       list_names(&f, names, msg, sizeof msg);
       report(r, i, "param '%s' %s not found in %s (it has%s: %s)", n->name, tfx_type_str(&n->type, s0, sizeof s0), path,
@@ -549,9 +829,12 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
   }
   int unused = 0;
   for (int k = 0; k < f.n_tensors; k++) {
-    if (used[k] || !names[k] || is_freq_cis(names[k])) continue;
+    if (used[k] || (!names[k] && !vb.viewed[k]) || (names[k] && is_freq_cis(names[k]))) continue;
     if (unused++ < MAX_UNUSED_REPORTS) {
-      if (strcmp(f.tensors[k].name, names[k]) != 0)
+      if (!names[k])
+        report(r, -1, "tensor '%s' of %s is not used by any param (its binding rules name no param)", f.tensors[k].name,
+               path);
+      else if (strcmp(f.tensors[k].name, names[k]) != 0)
         report(r, -1, "tensor '%s' of %s (renamed to '%s') is not used by any param", f.tensors[k].name, path,
                names[k]);
       else
@@ -572,6 +855,16 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
     if (first[i] != i) continue;
     const tfx_node *n = &g->nodes[i];
     uint64_t bytes = (uint64_t)tfx_type_bytes(&n->type, 1);
+    if (vhead[i] >= 0) {
+      int bad = 0;
+      if (read_view_param(fd, g, i, &f, &vb, vhead[i], views, out->data + n->weight_offset, &bad)) {
+        report(r, i, "%s: cannot read tensor '%s' for param '%s'", path, f.tensors[bad].name, n->name);
+        break;
+      }
+      zero_pad(out, n->weight_offset, (int64_t)bytes);
+      check_finite(g, i, &f.tensors[vb.b[vhead[i]].k], path, out, bo, r);
+      continue;
+    }
     const tfx_wfile_tensor *t = &f.tensors[tensor_of[i]];
     if (read_tensor(fd, t, out->data + n->weight_offset, &n->type)) {
       report(r, i, "%s: cannot read tensor '%s' (%lld elements of %s at offset %llu)", path, t->name,
@@ -585,6 +878,10 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
   rc = r->count > errors ? -1 : 0;
 done:
   nm_free(&tmap);
+  nm_free(&dmap);
+  vb_free(&vb);
+  free(vhead);
+  free(plain);
   if (names)
     for (int k = 0; k < f.n_tensors; k++) free(names[k]);
   free(names);

@@ -85,11 +85,70 @@ int tfx_weights_bind(tfx_graph *g, const char *spec, const char *format, tfx_wei
 /* A renaming rule of the weights statement: a file tensor whose name matches
  * `from` binds to the param named `to`. `{x}` (x an identifier) in
  * `from` matches a decimal index (1 to 9 digits; at most 4 placeholders) and
- * is substituted in `to`; an empty `to` means "ignore this tensor". See docs/language.md. */
+ * is substituted in `to`; `*` in `from` matches any run of characters; an
+ * empty `to` means "ignore this tensor". See docs/language.md. */
+/* A view of a file tensor (weights_view.c): the operations a rule applies to
+ * the tensor, in order, before it binds (`"c_attn.weight".T[0:64]`). */
+#define TFX_WVIEW_MAX_RANK 4
+#define TFX_WVIEW_MAX_OPS 8
+#define TFX_WVIEW_END INT64_MIN /* a slice's hi: up to the end of the axis */
+typedef enum {
+  TFX_WV_SLICE,     /* [a:b, i, :]: ranges keep an axis, an index drops it; axes not given are whole */
+  TFX_WV_TRANSPOSE, /* .T: a 2-D tensor transposed */
+  TFX_WV_VIEW       /* .view(d0, d1, ...): the same elements, row-major, as this shape */
+} tfx_wview_kind;
+
+typedef struct tfx_wview_op {
+  tfx_wview_kind kind;
+  int n;                          /* SLICE: axes given; VIEW: dims */
+  int64_t lo[TFX_WVIEW_MAX_RANK]; /* SLICE: first index; VIEW: the dims */
+  int64_t hi[TFX_WVIEW_MAX_RANK]; /* SLICE: one past the last, or TFX_WVIEW_END */
+  char index[TFX_WVIEW_MAX_RANK]; /* SLICE: 1 when the axis is indexed by lo alone (dropped) */
+} tfx_wview_op;
+
+/* The shape of a view: rank and dims. */
+typedef struct tfx_wview_shape {
+  int rank;
+  int64_t d[TFX_WVIEW_MAX_RANK];
+} tfx_wview_shape;
+
+/* The shape a tensor of shape in has after ops; 0, or -1 with a message
+ * (a slice out of range, a transpose of a tensor that is not 2-D, a view of
+ * another element count). */
+int tfx_wview_shape_of(const tfx_wview_op *ops, int n_ops, const tfx_wview_shape *in, tfx_wview_shape *out, char *err,
+                       size_t errlen);
+/* Applies ops (checked by tfx_wview_shape_of) to the f32 tensor src of shape
+ * in; writes the result to dst (as many elements as the result has). 0, or
+ * -1 when out of memory. */
+int tfx_wview_apply(const tfx_wview_op *ops, int n_ops, const tfx_wview_shape *in, const float *src, float *dst);
+
 typedef struct tfx_wrename {
   const char *from;
   const char *to;
 } tfx_wrename;
+
+/* What makes a rename rule a binding rule (weights_view.c): the view of the
+ * file tensor that binds (n_ops operations), and/or `stack`, a placeholder
+ * of `from` whose value is the index along the param's first axis that the
+ * tensor fills (`= "layers.{i}.w1"[e]`). A tensor feeds every binding rule
+ * it matches; plain rules rename it as before (the first that matches). */
+typedef struct tfx_wview {
+  int n_ops;
+  const tfx_wview_op *ops;
+  const char *stack;
+} tfx_wview;
+
+/* 1 when v makes a rule a binding rule (a view or a stack). */
+int tfx_wview_binds(const tfx_wview *v);
+/* Matches one rule against the whole name: 1 and the new name in out (and,
+ * when stack names a placeholder, its value in *index, else -1), 0 when it
+ * does not match, -1 when the new name does not fit in outlen. */
+int tfx_wrename_match(const tfx_wrename *rule, const char *stack, const char *name, char *out, size_t outlen,
+                      int64_t *index);
+
+/* Binding errors about a rule (a slice out of range, a missing expert, ...)
+ * are reported with node_id TFX_BIND_RULE(r), r the rule's index. */
+#define TFX_BIND_RULE(r) (-2 - (r))
 
 /* Checks one rule: placeholders well formed, each at most once in `from`,
  * every placeholder of `to` present in `from`. 0 if valid, else a message and
@@ -109,6 +168,9 @@ int tfx_weights_bind_renamed(tfx_graph *g, const char *spec, const char *format,
 
 typedef struct tfx_bind_options {
   int allow_nonfinite; /* 1: accept NaN and inf weights (tfxc --allow-nonfinite) */
+  /* NULL, or one per rename rule: the binding rules' views and stacks (a
+   * rule whose entry has neither is a plain rule) */
+  const tfx_wview *views;
 } tfx_bind_options;
 
 /* tfx_weights_bind_renamed with options (NULL: the defaults, every check on):

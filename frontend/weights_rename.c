@@ -1,7 +1,9 @@
 /* frontend/weights_rename.c — the renaming rules of the `weights` statement
  * (`rename { "model.layers.{i}.mlp.up_proj.weight" = "layers.{i}.w3" }`):
  * checking a rule, and mapping a file tensor's name through the first rule
- * that matches all of it. `{x}` matches 1 to 9 decimal digits. */
+ * that matches all of it. `{x}` matches 1 to 9 decimal digits, `*` any run
+ * of characters (at most MAX_STARS per rule). Binding rules (a view or a
+ * stack, weights_view.c) are matched one by one (tfx_wrename_match). */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,6 +12,7 @@
 #define MAX_CAPTURES 4 /* with MAX_DIGITS, bounds the backtracking to 9^4 steps */
 #define MAX_DIGITS 9
 #define MAX_PLACEHOLDER 32
+#define MAX_STARS 2
 
 typedef struct {
   int n;
@@ -33,7 +36,19 @@ static size_t placeholder(const char *p, size_t *name_len) {
 }
 
 static int check_side(const char *s, const char *side, captures *c, int is_from, char *err, size_t errlen) {
+  int stars = 0;
   for (const char *p = s; *p; p++) {
+    if (*p == '*') {
+      if (!is_from) {
+        snprintf(err, errlen, "'*' in the param name \"%s\": only a file name may have wildcards", s);
+        return -1;
+      }
+      if (++stars > MAX_STARS) {
+        snprintf(err, errlen, "too many '*' in \"%s\" (at most %d)", s, MAX_STARS);
+        return -1;
+      }
+      continue;
+    }
     if (*p == '}') {
       snprintf(err, errlen, "unmatched '}' in the %s name \"%s\"", side, s);
       return -1;
@@ -96,12 +111,18 @@ int tfx_wrename_check(const tfx_wrename *rule, char *err, size_t errlen) {
 /* Matches pattern p against all of s, filling captures; backtracks over the
  * number of digits each placeholder takes. */
 static int match(const char *p, const char *s, captures *c) {
-  while (*p && *p != '{') {
+  while (*p && *p != '{' && *p != '*') {
     if (*p != *s) return 0;
     p++;
     s++;
   }
   if (!*p) return *s == 0;
+  if (*p == '*') {
+    for (size_t len = 0;; len++) {
+      if (match(p + 1, s + len, c)) return 1;
+      if (!s[len]) return 0;
+    }
+  }
   size_t nl, total = placeholder(p, &nl);
   if (!total || c->n == MAX_CAPTURES) return 0;
   size_t digits = 0;
@@ -145,11 +166,27 @@ static int substitute(const char *to, const captures *c, char *out, size_t outle
   return 1;
 }
 
+int tfx_wview_binds(const tfx_wview *v) { return v && (v->n_ops > 0 || v->stack); }
+
+int tfx_wrename_match(const tfx_wrename *rule, const char *stack, const char *name, char *out, size_t outlen,
+                      int64_t *index) {
+  captures c = {0};
+  if (index) *index = -1;
+  if (!out || !outlen || !rule->from || !rule->to || !match(rule->from, name, &c)) return 0;
+  for (int k = 0; k < c.n && stack && index; k++)
+    if (strcmp(c.name[k], stack) == 0) {
+      int64_t v = 0;
+      for (size_t i = 0; i < c.len[k]; i++) v = v * 10 + (c.at[k][i] - '0');
+      *index = v;
+    }
+  return substitute(rule->to, &c, out, outlen);
+}
+
 int tfx_wrename_apply(const tfx_wrename *rules, int n_rules, const char *name, char *out, size_t outlen) {
   if (!out || !outlen) return -1;
   for (int i = 0; i < n_rules; i++) {
-    captures c = {0};
-    if (rules[i].from && rules[i].to && match(rules[i].from, name, &c)) return substitute(rules[i].to, &c, out, outlen);
+    int m = tfx_wrename_match(&rules[i], NULL, name, out, outlen, NULL);
+    if (m) return m;
   }
   size_t n = strlen(name);
   if (n >= outlen) return -1;

@@ -1,5 +1,6 @@
-/* passes/fuse_epilogue.c — the linear epilogue: every LINEAR becomes a
- * FUSED_LINEAR, then, repeatedly, a single-use non-planar fused_linear P
+/* passes/fuse_epilogue.c — the linear epilogue: every LINEAR whose weight
+ * is a param (or a CONCAT / PACK of params; a weight computed at run time
+ * keeps its plain LINEAR) becomes a FUSED_LINEAR, then, repeatedly, a single-use non-planar fused_linear P
  * absorbs its consumer when the result is unchanged:
  *   P + b, b a row [N]       -> bias   (P has no bias, RoPE, act, GLU, residual)
  *   act(P)                   -> act    (P has no act, GLU, residual)
@@ -57,7 +58,7 @@ int tfx_pass_fuse_epilogue(tfx_pass_ctx *c) {
   if (tfx_rw_begin(&rw, g, c->err, c->errlen)) return -1;
   int nn = g->n_nodes;
   for (int i = 0; i < nn; i++)
-    if (g->nodes[i].op == TFX_OP_LINEAR && tfx_rw_to_fused(&rw, i, c->err, c->errlen)) {
+    if (tfx_rw_fusable_linear(g, i) && tfx_rw_to_fused(&rw, i, c->err, c->errlen)) {
       tfx_rw_abort(&rw);
       return -1;
     }

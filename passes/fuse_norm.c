@@ -40,7 +40,7 @@ static use_kind classify(const tfx_graph *g, int u, int n) {
   }
   if (elsewhere || (at_x && at_res)) return USE_BAD;
   /* the consumers that take a norm prologue (or a normalized residual) */
-  if (c->op == TFX_OP_LINEAR) return at_x ? USE_PROLOGUE : USE_BAD;
+  if (c->op == TFX_OP_LINEAR) return at_x && tfx_rw_fusable_linear(g, u) ? USE_PROLOGUE : USE_BAD;
   if (c->op == TFX_OP_FUSED_LINEAR) {
     if (c->fx.norm != TFX_NORM_NONE || c->fx.rnorm != TFX_NORM_NONE) return USE_BAD;
     return at_x ? USE_PROLOGUE : USE_RESIDUAL;

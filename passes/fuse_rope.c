@@ -45,7 +45,7 @@ int tfx_pass_fuse_rope(tfx_pass_ctx *c) {
       tfx_rw_replace_uses(&rw, i, v);
       continue;
     }
-    if (vn->op == TFX_OP_LINEAR) {
+    if (tfx_rw_fusable_linear(g, v)) {
       if (tfx_rw_to_fused(&rw, v, c->err, c->errlen)) {
         tfx_rw_abort(&rw);
         return -1;

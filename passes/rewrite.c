@@ -299,6 +299,21 @@ int tfx_rw_set_node(tfx_rw *rw, int id, const tfx_fused *fx, int n, const int *i
   return 0;
 }
 
+int tfx_rw_fusable_weight(const tfx_graph *g, int id) {
+  if (id < 0 || id >= g->n_nodes) return 0;
+  const tfx_node *n = &g->nodes[id];
+  if (n->op == TFX_OP_PARAM) return 1;
+  if (n->op != TFX_OP_CONCAT && n->op != TFX_OP_PACK) return 0;
+  for (int i = 0; i < n->n_inputs; i++)
+    if (!tfx_rw_fusable_weight(g, n->inputs[i])) return 0;
+  return 1;
+}
+
+int tfx_rw_fusable_linear(const tfx_graph *g, int id) {
+  const tfx_node *n = &g->nodes[id];
+  return n->op == TFX_OP_LINEAR && n->n_inputs > 1 && tfx_rw_fusable_weight(g, n->inputs[1]);
+}
+
 int tfx_rw_to_fused(tfx_rw *rw, int id, char *err, size_t errlen) {
   tfx_node *n = &rw->g->nodes[id];
   if (n->op == TFX_OP_FUSED_LINEAR) return 0;

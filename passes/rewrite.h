@@ -55,5 +55,11 @@ int tfx_rw_set_node(tfx_rw *rw, int id, const tfx_fused *fx, int n, const int *i
 /* Turns a LINEAR into an equivalent FUSED_LINEAR (one segment); no-op on a
  * FUSED_LINEAR. */
 int tfx_rw_to_fused(tfx_rw *rw, int id, char *err, size_t errlen);
+/* 1 when node id can be a FUSED_LINEAR's weight: a PARAM, or a CONCAT or
+ * PACK of such (fold_weights computes those at compile time). A weight
+ * computed at run time (`linear(x, a + b)`) keeps its plain LINEAR. */
+int tfx_rw_fusable_weight(const tfx_graph *g, int id);
+/* 1 when the LINEAR id may become a FUSED_LINEAR (its weight is fusable). */
+int tfx_rw_fusable_linear(const tfx_graph *g, int id);
 
 #endif

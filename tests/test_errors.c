@@ -404,6 +404,42 @@ static const w_case w_cases[] = {
      "tensor 'emb' appears twice in the header", NULL},
     {"st: missing field", ST_TFX(ST), W_ST, NULL, 0, 0, "{\"emb\": {\"dtype\": \"F32\", \"shape\": [16, 8]}}", 0, 0,
      NULL, "2:9", "tensor 'emb': missing field 'data_offsets'", NULL},
+    /* binding rules (views and stacks): errors at the rule's file name (2:34) */
+    {"view: slice out of range", ST_TFX(ST " rename { \"fused\"[4:12] = \"w\" }"), W_ST, NULL, 0, 0,
+     "{" ST_EMB ", " ST_G ", \"fused\": {\"dtype\": \"F32\", \"shape\": [8, 8], \"data_offsets\": [544, 800]}}", 800, 0,
+     NULL, "2:34", "tensor 'fused' of", "slice 4:12 of axis 0 is out of range: the tensor is [8, 8]"},
+    {"view: index out of range", ST_TFX(ST " rename { \"fused\".view(2, 4, 8)[:, 4] = \"w\" }"), W_ST, NULL, 0, 0,
+     "{" ST_EMB ", " ST_G ", \"fused\": {\"dtype\": \"F32\", \"shape\": [8, 8], \"data_offsets\": [544, 800]}}", 800, 0,
+     NULL, "2:34", "tensor 'fused' of", "index 4 of axis 1 is out of range: the tensor is [2, 4, 8]"},
+    {"view: transpose of a 1-D tensor", ST_TFX(ST " rename { \"fused\".T = \"w\" }"), W_ST, NULL, 0, 0,
+     "{" ST_EMB ", " ST_G ", \"fused\": {\"dtype\": \"F32\", \"shape\": [32], \"data_offsets\": [544, 672]}}", 672, 0,
+     NULL, "2:34", "tensor 'fused' of", ".T transposes a 2-D tensor, but this one is [32]"},
+    {"view: view of another element count", ST_TFX(ST " rename { \"fused\".view(3, 8) = \"w\" }"), W_ST, NULL, 0, 0,
+     "{" ST_EMB ", " ST_G ", \"fused\": {\"dtype\": \"F32\", \"shape\": [4, 8], \"data_offsets\": [544, 672]}}", 672, 0,
+     NULL, "2:34", "tensor 'fused' of", ".view[3, 8]: the tensor [4, 8] has 32 elements, the view 24"},
+    {"view: result of another shape", ST_TFX(ST " rename { \"fused\"[:, 0:4] = \"w\" }"), W_ST, NULL, 0, 0,
+     "{" ST_EMB ", " ST_G ", \"fused\": {\"dtype\": \"F32\", \"shape\": [4, 8], \"data_offsets\": [544, 672]}}", 672, 0,
+     NULL, "2:34", "param 'w' f32[4, 8] needs f32[4, 8]", "through this rule, is f32[4, 4]"},
+    {"stack: missing expert", ST_TFX(ST " rename { \"w.{e}\" = \"w\"[e] }"), W_ST, NULL, 0, 0,
+     "{" ST_EMB ", " ST_G ", \"w.0\": {\"dtype\": \"F32\", \"shape\": [8], \"data_offsets\": [544, 576]}, "
+     "\"w.1\": {\"dtype\": \"F32\", \"shape\": [8], \"data_offsets\": [576, 608]}, "
+     "\"w.3\": {\"dtype\": \"F32\", \"shape\": [8], \"data_offsets\": [608, 640]}}",
+     640, 0, NULL, "2:34", "param 'w' f32[4, 8]: no tensor of", "for {e} = 2"},
+    {"stack: index out of range", ST_TFX(ST " rename { \"w.{e}\" = \"w\"[e] }"), W_ST, NULL, 0, 0,
+     "{" ST_EMB ", " ST_G ", \"w.0\": {\"dtype\": \"F32\", \"shape\": [8], \"data_offsets\": [544, 576]}, "
+     "\"w.1\": {\"dtype\": \"F32\", \"shape\": [8], \"data_offsets\": [576, 608]}, "
+     "\"w.2\": {\"dtype\": \"F32\", \"shape\": [8], \"data_offsets\": [608, 640]}, "
+     "\"w.3\": {\"dtype\": \"F32\", \"shape\": [8], \"data_offsets\": [640, 672]}, "
+     "\"w.4\": {\"dtype\": \"F32\", \"shape\": [8], \"data_offsets\": [672, 704]}}",
+     704, 0, NULL, "2:34", "tensor 'w.4' of", "{e} = 4 is out of range: param 'w' f32[4, 8] stacks 4"},
+    {"view: unknown view", ST_TFX(ST " rename { \"fused\".X = \"w\" }"), W_ST, NULL, 0, 0, ST_GOOD, 672, 0, NULL,
+     "2:42", "unknown view '.X' of a file tensor", NULL},
+    {"view: empty slice", ST_TFX(ST " rename { \"fused\"[4:2] = \"w\" }"), W_ST, NULL, 0, 0, ST_GOOD, 672, 0, NULL,
+     "2:42", "empty slice 4:2", NULL},
+    {"stack: index in the param name", ST_TFX(ST " rename { \"w.{e}\" = \"w.{e}\"[e] }"), W_ST, NULL, 0, 0, ST_GOOD,
+     672, 0, NULL, "2:52", "the stack index {e} also appears in the param name", NULL},
+    {"rename: '*' in the param name", ST_TFX(ST " rename { \"a.*\" = \"w*\" }"), W_ST, NULL, 0, 0, ST_GOOD, 672, 0,
+     NULL, "2:42", "'*' in the param name", NULL},
     {"st: negative dimension", ST_TFX(ST), W_ST, NULL, 0, 0,
      "{\"emb\": {\"dtype\": \"F32\", \"shape\": [-16, 8], \"data_offsets\": [0, 512]}}", 512, 0, NULL, "2:9",
      "tensor 'emb': shape[0] must be a non-negative integer", NULL},

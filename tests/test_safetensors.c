@@ -494,6 +494,64 @@ static void test_rename_statement(void **state) {
 
 /* ---- malformed files ---- */
 
+/* Binding rules that only pick whole rows keep a storage format: a row
+ * range of a fused BF16 tensor and BF16 rows stacked into a param read only
+ * as linear weights stay BF16, their bytes those of the file's rows; a
+ * transposed view of the same tensor is decoded to f32. */
+static void test_views_keep_rows_as_stored(void **state) {
+  (void)state;
+  /* fused: bf16 [4, 2] = 1..8; row.0, row.1: bf16 [2] = 9, 10 and 11, 12 */
+  static const uint16_t bf[12] = {0x3F80, 0x4000, 0x4040, 0x4080, 0x40A0, 0x40C0,
+                                  0x40E0, 0x4100, 0x4110, 0x4120, 0x4130, 0x4140};
+  uint8_t data[24];
+  for (int i = 0; i < 12; i++) put16(data + 2 * i, bf[i]);
+  write_st(tpath("views.safetensors"),
+           "{\"fused\":{\"dtype\":\"BF16\",\"shape\":[4,2],\"data_offsets\":[0,16]},"
+           "\"row.0\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[16,20]},"
+           "\"row.1\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[20,24]}}",
+           data, sizeof data);
+  const char *src = "model m\n"
+                    "const max_seq = 8\n"
+                    "weights \"views.safetensors\" rename {\n"
+                    "  \"fused\"[2:4] = \"wq\"\n"
+                    "  \"fused\".T[:, 0:2] = \"wt\"\n"
+                    "  \"row.{r}\" = \"w2\"[r]\n"
+                    "}\n"
+                    "param wq : f32[2, 2]\n"
+                    "param wt : f32[2, 2]\n"
+                    "param w2 : f32[2, 2]\n"
+                    "forward(x : f32[T, 2]) -> f32[T, 2] {\n"
+                    "  return linear(linear(linear(x, wq), w2), wt)\n"
+                    "}\n";
+  tfx_graph *g = NULL;
+  tfx_weights w = {0};
+  char *diag = NULL;
+  if (compile_src(src, NULL, &g, &w, &diag)) fail_msg("compile: %s", diag);
+  free(diag);
+  int found = 0;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const tfx_node *nd = &g->nodes[i];
+    if (nd->op != TFX_OP_PARAM) continue;
+    float r0[2], r1[2];
+    if (!strcmp(nd->name, "wt")) { /* [[1, 3], [2, 4]], decoded */
+      const float *v = (const float *)(w.data + nd->weight_offset);
+      assert_int_equal(nd->type.dtype, TFX_DT_F32);
+      assert_true(v[0] == 1.0f && v[1] == 3.0f && v[2] == 2.0f && v[3] == 4.0f);
+      found++;
+      continue;
+    }
+    assert_int_equal(nd->type.dtype, TFX_DT_BF16);
+    assert_int_equal(tfx_weight_dequant_row(nd, w.data + nd->weight_offset, 0, r0), 0);
+    assert_int_equal(tfx_weight_dequant_row(nd, w.data + nd->weight_offset, 1, r1), 0);
+    if (!strcmp(nd->name, "wq")) found++, assert_true(r0[0] == 5.0f && r0[1] == 6.0f && r1[0] == 7.0f && r1[1] == 8.0f);
+    if (!strcmp(nd->name, "w2"))
+      found++, assert_true(r0[0] == 9.0f && r0[1] == 10.0f && r1[0] == 11.0f && r1[1] == 12.0f);
+  }
+  assert_int_equal(found, 3);
+  tfx_graph_free(g);
+  tfx_weights_free(&w);
+}
+
 static void test_malformed(void **state) {
   (void)state;
   const char *p = tpath("m.safetensors");
@@ -651,13 +709,10 @@ static void test_corruptions_never_crash(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_round_trip_dtypes),
-      cmocka_unit_test(test_f16_all_patterns),
-      cmocka_unit_test(test_rename_rules),
-      cmocka_unit_test(test_rename_bind),
-      cmocka_unit_test(test_rename_statement),
-      cmocka_unit_test(test_malformed),
-      cmocka_unit_test(test_corruptions_never_crash),
+      cmocka_unit_test(test_round_trip_dtypes), cmocka_unit_test(test_f16_all_patterns),
+      cmocka_unit_test(test_rename_rules),      cmocka_unit_test(test_rename_bind),
+      cmocka_unit_test(test_rename_statement),  cmocka_unit_test(test_views_keep_rows_as_stored),
+      cmocka_unit_test(test_malformed),         cmocka_unit_test(test_corruptions_never_crash),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,7 +1,8 @@
 /* tests/test_weights.c — weight files and binding: the real stories260K
  * checkpoint's tensor table and data, corrupt files (truncated, garbage
- * header, trailing bytes), the random[:SEED] fill, and binding errors
- * reported with the param's node id. */
+ * header, trailing bytes), the random[:SEED] fill, binding errors
+ * reported with the param's node id, and the views of binding rules
+ * (weights_view.c) against index arithmetic written out per layout. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -372,12 +373,59 @@ static void test_bind_errors(void **state) {
   tfx_wfile_close(&f);
 }
 
+/* Falcon's grouped query_key_value bias [G * (qpk + 2) * d] viewed as
+ * [G, qpk + 2, d]: [:, 0:qpk] is the q bias (group g's head j at g * qpk +
+ * j), [:, qpk] the k bias, [:, qpk + 1] the v bias; each element checked
+ * against its index in the fused tensor. Then GPT-2's Conv1D c_attn
+ * [D, 3D]: .T[D:2D] is rows D..2D-1 of the transpose. */
+static void test_views(void **state) {
+  (void)state;
+  enum { G = 3, QPK = 2, HD = 4, N = G * (QPK + 2) * HD };
+  float fused[N], got[N];
+  for (int i = 0; i < N; i++) fused[i] = (float)i;
+  tfx_wview_shape in = {1, {N}}, out;
+  char err[256];
+  for (int part = 0; part < 3; part++) {
+    tfx_wview_op ops[2] = {{.kind = TFX_WV_VIEW, .n = 3, .lo = {G, QPK + 2, HD}},
+                           {.kind = TFX_WV_SLICE, .n = 2, .lo = {0, 0}, .hi = {TFX_WVIEW_END, TFX_WVIEW_END}}};
+    if (part == 0)
+      ops[1].hi[1] = QPK; /* [:, 0:qpk] */
+    else
+      ops[1].lo[1] = QPK + part - 1, ops[1].index[1] = 1; /* [:, qpk], [:, qpk + 1] */
+    assert_int_equal(tfx_wview_shape_of(ops, 2, &in, &out, err, sizeof err), 0);
+    int heads = part == 0 ? QPK : 1;
+    assert_int_equal(out.rank, part == 0 ? 3 : 2);
+    assert_int_equal(out.d[0], G);
+    assert_int_equal(tfx_wview_apply(ops, 2, &in, fused, got), 0);
+    for (int g = 0; g < G; g++)
+      for (int j = 0; j < heads; j++)
+        for (int e = 0; e < HD; e++) {
+          int slot = part == 0 ? j : QPK + part - 1;
+          assert_true(got[(g * heads + j) * HD + e] == (float)((g * (QPK + 2) + slot) * HD + e));
+        }
+  }
+  enum { D = 5 };
+  float conv[D * 3 * D], t[D * D];
+  for (int i = 0; i < D * 3 * D; i++) conv[i] = (float)i;
+  tfx_wview_shape cin = {2, {D, 3 * D}};
+  tfx_wview_op ops[2] = {{.kind = TFX_WV_TRANSPOSE}, {.kind = TFX_WV_SLICE, .n = 1, .lo = {D}, .hi = {2 * D}}};
+  assert_int_equal(tfx_wview_shape_of(ops, 2, &cin, &out, err, sizeof err), 0);
+  assert_int_equal(out.rank, 2);
+  assert_int_equal(out.d[0], D);
+  assert_int_equal(out.d[1], D);
+  assert_int_equal(tfx_wview_apply(ops, 2, &cin, conv, t), 0);
+  for (int o = 0; o < D; o++)
+    for (int i = 0; i < D; i++) assert_true(t[o * D + i] == conv[i * 3 * D + D + o]); /* w[out][in] = conv[in][out] */
+  /* out of range: the message names the axis and the shape */
+  ops[1].hi[0] = 4 * D;
+  assert_int_equal(tfx_wview_shape_of(ops, 2, &cin, &out, err, sizeof err), -1);
+  assert_non_null(strstr(err, "slice 5:20 of axis 0 is out of range: the tensor is [15, 5]"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_llama2c_table),
-      cmocka_unit_test(test_corrupt_files),
-      cmocka_unit_test(test_random),
-      cmocka_unit_test(test_bind_errors),
+      cmocka_unit_test(test_llama2c_table), cmocka_unit_test(test_corrupt_files), cmocka_unit_test(test_random),
+      cmocka_unit_test(test_bind_errors),   cmocka_unit_test(test_views),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

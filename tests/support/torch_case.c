@@ -204,6 +204,10 @@ static int check_opt(const torch_case *c, const char *dir, const char *tfx_path,
 }
 
 void tfx_test_torch_case(const char *script, const char *tfx, double tol) {
+  tfx_test_torch_case_levels(script, tfx, tol, (1u << 0) | (1u << 3));
+}
+
+void tfx_test_torch_case_levels(const char *script, const char *tfx, double tol, unsigned levels) {
   char script_path[2048], tfx_path[2048];
   snprintf(script_path, sizeof script_path, "%s/tests/torch/%s.py", TFX_SOURCE_DIR, script);
   snprintf(tfx_path, sizeof tfx_path, "%s/%s", TFX_SOURCE_DIR, tfx);
@@ -224,8 +228,8 @@ void tfx_test_torch_case(const char *script, const char *tfx, double tol) {
   free(out);
   free(err);
   if (rc == 0) rc = load_case(dir, &c);
-  if (rc == 0) rc = check_opt(&c, dir, tfx_path, script, 0, tol);
-  if (rc == 0) rc = check_opt(&c, dir, tfx_path, script, 3, tol);
+  for (int opt = 0; opt <= 3; opt++)
+    if (rc == 0 && (levels >> opt & 1u)) rc = check_opt(&c, dir, tfx_path, script, opt, tol);
   free(c.ids);
   free(c.x);
   free(c.expect);

@@ -15,5 +15,7 @@
  * mode; prints the measured error of each. Removes the temp dir (unless
  * TFX_TORCH_KEEP is set in the environment, then it prints where it is). */
 void tfx_test_torch_case(const char *script, const char *tfx, double tol);
+/* The same at the -O levels whose bits are set in levels (bit n: -On). */
+void tfx_test_torch_case_levels(const char *script, const char *tfx, double tol, unsigned levels);
 
 #endif
