@@ -79,9 +79,14 @@ LLVMValueRef tfx_cg_attn_slope(tfx_cg *cg, const tfx_node *n, LLVMValueRef h) {
   return load_table(cg, gv, cg->t_f32, h);
 }
 
-/* BigBird's random blocks: [blocks x random] i32, row qb = the draws of qb. */
-static LLVMValueRef bigbird_table(tfx_cg *cg, const tfx_node *n, int64_t nb) {
+/* BigBird's random blocks: [blocks x random] i32, row qb = the draws of qb (cg.h). */
+LLVMValueRef tfx_cg_attn_bigbird_table(tfx_cg *cg, const tfx_node *n, int64_t *nb_out) {
   const tfx_sparse *s = &n->sparse;
+  /* a row per query block: positions are < max_seq, rows of a static q fewer than its rows */
+  const tfx_type *qt = &cg->g->nodes[n->inputs[0]].type;
+  int64_t maxq = qt->dims[0] != TFX_DIM_T && qt->dims[0] > cg->g->max_seq ? qt->dims[0] : cg->g->max_seq;
+  int64_t nb = (maxq + s->block - 1) / s->block;
+  *nb_out = nb;
   int causal = n->mask == TFX_MASK_CAUSAL;
   char name[96];
   int64_t f[5] = {s->block, s->n_global, s->random, (int64_t)s->seed, (int64_t)s->kind};
@@ -165,11 +170,8 @@ LLVMValueRef tfx_cg_attn_allowed(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, 
       ok = LLVMBuildOr(b, ok, LLVMBuildOr(b, icmp(cg, LLVMIntSLT, qb, g), icmp(cg, LLVMIntSLT, kb, g), ""), "");
     }
     if (s->random > 0) {
-      /* a row per query block: positions are < max_seq, rows of a static q fewer than its rows */
-      const tfx_type *qt = &cg->g->nodes[n->inputs[0]].type;
-      int64_t maxq = qt->dims[0] != TFX_DIM_T && qt->dims[0] > cg->g->max_seq ? qt->dims[0] : cg->g->max_seq;
-      int64_t nb = (maxq + s->block - 1) / s->block;
-      LLVMValueRef tab = bigbird_table(cg, n, nb);
+      int64_t nb;
+      LLVMValueRef tab = tfx_cg_attn_bigbird_table(cg, n, &nb);
       if (!tab) return NULL;
       /* the clamp only keeps loads in bounds */
       LLVMValueRef row = tfx_cg_mulc(cg, tfx_cg_smin(cg, qb, tfx_cg_i64(cg, nb - 1)), s->random);
