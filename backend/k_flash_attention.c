@@ -123,12 +123,14 @@ typedef struct {
   int64_t d, ks;
   LLVMValueRef kh, vh, qt, ot, pbuf, nkeys, valid, qi_v, slope_v;
   LLVMValueRef *acc, *oacc;
+  LLVMValueRef *allowed; /* block-sparse: the KG keys' lane masks (allocas of <W x i1>) */
   const tfx_cg_osm *sm;
 } flash_tile;
 
 /* The key groups of [jlo, jhi) (jlo a multiple of KG; keys past nkeys
- * masked); masked: apply the sparse pattern's mask lane-wise. */
-static void flash_keys(tfx_cg *cg, const flash_tile *t, LLVMValueRef jlo, LLVMValueRef jhi, int masked) {
+ * masked); full (i1, block-sparse only): the groups are wholly allowed,
+ * else the sparse pattern's mask is applied lane-wise. */
+static void flash_keys(tfx_cg *cg, const flash_tile *t, LLVMValueRef jlo, LLVMValueRef jhi, LLVMValueRef full) {
   LLVMBuilderRef b = cg->b;
   const int KG = key_group(cg), CH = dim_chunk(cg), causal = t->causal;
   const int64_t d = t->d, ks = t->ks;
@@ -153,6 +155,16 @@ static void flash_keys(tfx_cg *cg, const flash_tile *t, LLVMValueRef jlo, LLVMVa
     LLVMBuildStore(b, tfx_cg_fma(cg, qc, kv, LLVMBuildLoad2(b, cg->t_vf, acc[jj], "")), acc[jj]);
   }
   tfx_cg_for_end(cg, &lc);
+  /* the pattern's mask, computed only for a group that is not wholly allowed */
+  if (full) {
+    tfx_cg_if part;
+    tfx_cg_if_begin(cg, &part, LLVMBuildNot(b, full, ""), "partial");
+    for (int jj = 0; jj < KG; jj++)
+      LLVMBuildStore(b, tfx_cg_attn_allowed_v(cg, t->n, qi_v, tfx_cg_addc(cg, jg, jj)), t->allowed[jj]);
+    tfx_cg_if_else(cg, &part);
+    for (int jj = 0; jj < KG; jj++) LLVMBuildStore(b, LLVMConstAllOnes(cg->t_vm), t->allowed[jj]);
+    tfx_cg_if_end(cg, &part);
+  }
   /* masks, ALiBi, the group's max */
   LLVMValueRef s[16], bmax = ninf;
   for (int jj = 0; jj < KG; jj++) {
@@ -161,8 +173,7 @@ static void flash_keys(tfx_cg *cg, const flash_tile *t, LLVMValueRef jlo, LLVMVa
     LLVMValueRef ok = LLVMBuildICmp(b, LLVMIntSLT, j, nkeys, "");
     LLVMValueRef okv = LLVMBuildSelect(b, ok, valid, LLVMConstNull(cg->t_vm), "");
     if (causal) okv = LLVMBuildAnd(b, okv, LLVMBuildICmp(b, LLVMIntSLE, j_v, qi_v, ""), "");
-    LLVMValueRef allowed = masked ? tfx_cg_attn_allowed_v(cg, t->n, qi_v, j) : NULL;
-    if (allowed) okv = LLVMBuildAnd(b, okv, allowed, "");
+    if (full) okv = LLVMBuildAnd(b, okv, LLVMBuildLoad2(b, cg->t_vm, t->allowed[jj], ""), "");
     s[jj] = LLVMBuildLoad2(b, cg->t_vf, acc[jj], "");
     if (slope_v) {
       LLVMValueRef dist = LLVMBuildSub(b, qi_v, j_v, "");
@@ -201,6 +212,8 @@ static int flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static, int6
   for (int jj = 0; jj < KG; jj++) acc[jj] = tfx_cg_alloca(cg, cg->t_vf, "s");
   LLVMValueRef oacc[8];
   for (int cc = 0; cc < CH; cc++) oacc[cc] = tfx_cg_alloca(cg, cg->t_vf, "o");
+  LLVMValueRef allowed[16];
+  for (int jj = 0; jj < KG && bs; jj++) allowed[jj] = tfx_cg_alloca(cg, cg->t_vm, "allowed");
   LLVMValueRef vzero = LLVMConstNull(cg->t_vf);
   LLVMValueRef lane = iota(cg);
 
@@ -261,22 +274,17 @@ static int flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static, int6
                      slope_v,
                      acc,
                      oacc,
+                     allowed,
                      &sm};
   if (!bs) {
-    flash_keys(cg, &tile, tfx_cg_i64(cg, 0), nkeys, 0);
+    flash_keys(cg, &tile, tfx_cg_i64(cg, 0), nkeys, NULL);
   } else { /* the runs of the tile: full ones without the pattern's mask */
     LLVMValueRef rbeg, rend, jlo, jhi, full;
     tfx_cg_bs_runs(cg, bs, p0, &rbeg, &rend);
     tfx_cg_loop lr;
     tfx_cg_for(cg, &lr, rbeg, rend, 1, "run");
     tfx_cg_bs_run(cg, bs, lr.iv, &jlo, &jhi, &full);
-    jhi = tfx_cg_smin(cg, jhi, nkeys);
-    tfx_cg_if kind;
-    tfx_cg_if_begin(cg, &kind, full, "full");
-    flash_keys(cg, &tile, jlo, jhi, 0);
-    tfx_cg_if_else(cg, &kind);
-    flash_keys(cg, &tile, jlo, jhi, 1);
-    tfx_cg_if_end(cg, &kind);
+    flash_keys(cg, &tile, jlo, tfx_cg_smin(cg, jhi, nkeys), full);
     tfx_cg_for_end(cg, &lr);
   }
   /* y[row][h * d + c] = Ot[c] / l, zeros for a row that saw no key */
