@@ -1,8 +1,8 @@
 /* backend/k_block_sparse.c — what the block-sparse schedule of ATTENTION
  * (TFX_ATTN_SCHED_BLOCK_SPARSE) knows of a sparse pattern: the table of key
  * groups each query tile visits, built at compile time with ir/'s block
- * rule (tfx_attn_block_allowed), and the pattern's mask lane-wise for the
- * partial tiles.
+ * rule (tfx_attn_block_allowed) (the pattern's mask lane-wise for the
+ * partial tiles is k_attn_mask.c's tfx_cg_attn_allowed_v).
  *
  * The table: query positions in aligned tiles of QT = W (absolute
  * positions, so a chunked prefill after earlier calls reads the same rows:
@@ -20,81 +20,6 @@
 #include <string.h>
 
 #include "cg.h"
-
-static LLVMValueRef vi(tfx_cg *cg, int64_t v) { return tfx_cg_splat(cg, tfx_cg_i32(cg, (int32_t)v)); }
-
-static LLVMValueRef icmp(tfx_cg *cg, LLVMIntPredicate p, LLVMValueRef a, LLVMValueRef b) {
-  return LLVMBuildICmp(cg->b, p, a, b, "");
-}
-
-static LLVMValueRef or1(tfx_cg *cg, LLVMValueRef a, LLVMValueRef b) { return a ? LLVMBuildOr(cg->b, a, b, "") : b; }
-
-/* x mod c == 0, lane-wise (x >= 0) */
-static LLVMValueRef divisible(tfx_cg *cg, LLVMValueRef x, int64_t c) {
-  return icmp(cg, LLVMIntEQ, LLVMBuildURem(cg->b, x, vi(cg, c), ""), vi(cg, 0));
-}
-
-static LLVMValueRef is_global_v(tfx_cg *cg, const tfx_sparse *s, LLVMValueRef p) {
-  LLVMValueRef r = s->n_global > 0 ? icmp(cg, LLVMIntSLT, p, vi(cg, s->n_global)) : LLVMConstNull(cg->t_vm);
-  for (int k = 0; k < s->n_global_list; k++) r = or1(cg, r, icmp(cg, LLVMIntEQ, p, vi(cg, s->global_list[k])));
-  return r;
-}
-
-LLVMValueRef tfx_cg_attn_allowed_v(tfx_cg *cg, const tfx_node *n, LLVMValueRef qi_v, LLVMValueRef j) {
-  LLVMBuilderRef b = cg->b;
-  const tfx_sparse *s = &n->sparse;
-  LLVMValueRef jv = tfx_cg_splat(cg, LLVMBuildTrunc(b, j, cg->t_i32, ""));
-  LLVMValueRef d = LLVMBuildSub(b, qi_v, jv, "d");
-  if (n->mask != TFX_MASK_CAUSAL)
-    d = LLVMBuildSelect(b, icmp(cg, LLVMIntSGE, d, vi(cg, 0)), d, LLVMBuildNeg(b, d, ""), "");
-  switch (s->kind) {
-  case TFX_SPARSE_NONE: return NULL;
-  case TFX_SPARSE_SLIDING: return icmp(cg, LLVMIntSLT, d, vi(cg, s->window));
-  case TFX_SPARSE_DILATED: {
-    LLVMValueRef ok = divisible(cg, d, s->dilation);
-    return s->window > 0 ? LLVMBuildAnd(b, ok, icmp(cg, LLVMIntSLT, d, vi(cg, s->window)), "") : ok;
-  }
-  case TFX_SPARSE_STRIDED:
-    return LLVMBuildOr(b, icmp(cg, LLVMIntSLT, d, vi(cg, s->stride)), divisible(cg, d, s->stride), "");
-  case TFX_SPARSE_FIXED: {
-    LLVMValueRef l = vi(cg, s->stride);
-    LLVMValueRef same = icmp(cg, LLVMIntEQ, LLVMBuildUDiv(b, qi_v, l, ""), LLVMBuildUDiv(b, jv, l, ""));
-    LLVMValueRef summ = icmp(cg, LLVMIntSGE, LLVMBuildURem(b, jv, l, ""), vi(cg, s->stride - s->summary));
-    return LLVMBuildOr(b, same, summ, "");
-  }
-  case TFX_SPARSE_LONGFORMER: {
-    LLVMValueRef win = icmp(cg, LLVMIntSLT, d, vi(cg, s->window));
-    if (s->dilation > 1) win = LLVMBuildAnd(b, win, divisible(cg, d, s->dilation), "");
-    return LLVMBuildOr(b, win, LLVMBuildOr(b, is_global_v(cg, s, qi_v), is_global_v(cg, s, jv), ""), "");
-  }
-  case TFX_SPARSE_BIGBIRD: {
-    LLVMValueRef bl = vi(cg, s->block);
-    LLVMValueRef qb = LLVMBuildUDiv(b, qi_v, bl, "qb"), kb = LLVMBuildUDiv(b, jv, bl, "kb");
-    /* |qb - kb| <= 1  <=>  (qb - kb + 1) as unsigned < 3 */
-    LLVMValueRef ok = icmp(cg, LLVMIntULT, LLVMBuildAdd(b, LLVMBuildSub(b, qb, kb, ""), vi(cg, 1), ""), vi(cg, 3));
-    if (s->n_global > 0) {
-      LLVMValueRef g = vi(cg, s->n_global);
-      ok = LLVMBuildOr(b, ok, LLVMBuildOr(b, icmp(cg, LLVMIntSLT, qb, g), icmp(cg, LLVMIntSLT, kb, g), ""), "");
-    }
-    if (s->random > 0) {
-      int64_t nb;
-      LLVMValueRef tab = tfx_cg_attn_bigbird_table(cg, n, &nb);
-      if (!tab) return NULL;
-      LLVMValueRef row = LLVMBuildMul(b, tfx_cg_smin(cg, qb, vi(cg, nb - 1)), vi(cg, s->random), "");
-      LLVMTypeRef over[2] = {cg->t_vi, LLVMVectorType(cg->t_ptr, (unsigned)cg->W)};
-      for (int k = 0; k < s->random; k++) {
-        LLVMValueRef idx = LLVMBuildAdd(b, row, vi(cg, k), "");
-        LLVMValueRef ptrs = LLVMBuildInBoundsGEP2(b, cg->t_i32, tab, &idx, 1, "");
-        LLVMValueRef args[4] = {ptrs, tfx_cg_i32(cg, 4), LLVMConstAllOnes(cg->t_vm), LLVMConstNull(cg->t_vi)};
-        LLVMValueRef e = tfx_cg_intrinsic(cg, "llvm.masked.gather", over, 2, args, 4);
-        ok = LLVMBuildOr(b, ok, icmp(cg, LLVMIntEQ, e, kb), "");
-      }
-    }
-    return ok;
-  }
-  }
-  return NULL;
-}
 
 /* ---- the table ---- */
 

@@ -263,18 +263,45 @@ static tfx_sparse pattern(int which) {
     sp.kind = TFX_SPARSE_LONGFORMER, sp.window = 4, sp.dilation = 2, sp.n_global_list = 2;
     sp.global_list[0] = 3, sp.global_list[1] = 11;
     break;
-  default: sp.kind = TFX_SPARSE_BIGBIRD, sp.block = 3, sp.n_global = 1, sp.random = 2, sp.seed = 7; break;
+  case 7: sp.kind = TFX_SPARSE_BIGBIRD, sp.block = 3, sp.n_global = 1, sp.random = 2, sp.seed = 7; break;
+  /* 8..: at the sizes of the flash tiles (8 and 16 rows x 8 or 16 keys): windows smaller and larger than a
+     tile, strides equal to it and not */
+  case 8: sp.kind = TFX_SPARSE_SLIDING, sp.window = 5; break;
+  case 9: sp.kind = TFX_SPARSE_SLIDING, sp.window = 21; break;
+  case 10: sp.kind = TFX_SPARSE_DILATED, sp.dilation = 2, sp.window = 40; break;
+  case 11: sp.kind = TFX_SPARSE_DILATED, sp.dilation = 3; break;
+  case 12: sp.kind = TFX_SPARSE_STRIDED, sp.stride = 16; break;
+  case 13: sp.kind = TFX_SPARSE_FIXED, sp.stride = 16, sp.summary = 3; break;
+  case 14: sp.kind = TFX_SPARSE_FIXED, sp.stride = 24, sp.summary = 24; break; /* every column a summary */
+  case 15:
+    sp.kind = TFX_SPARSE_LONGFORMER, sp.window = 9, sp.dilation = 1, sp.n_global = 2, sp.n_global_list = 1;
+    sp.global_list[0] = 50;
+    break;
+  case 16: sp.kind = TFX_SPARSE_BIGBIRD, sp.block = 16, sp.n_global = 1, sp.random = 2, sp.seed = 11; break;
+  default: sp.kind = TFX_SPARSE_BIGBIRD, sp.block = 5, sp.n_global = 0, sp.random = 1, sp.seed = 3; break;
   }
   return sp;
 }
-static const char *const k_pattern_names[8] = {"sliding(3)",
-                                               "dilated(2)",
-                                               "dilated(3, window 10)",
-                                               "strided(3)",
-                                               "fixed(4, 2)",
-                                               "longformer(3, global 2)",
-                                               "longformer(4, dil 2, tokens 3 11)",
-                                               "bigbird(3, 1, 2, seed 7)"};
+#define N_PATTERNS 18
+#define TILE_PATTERNS 8 /* the first at tile sizes */
+static const char *const k_pattern_names[N_PATTERNS] = {"sliding(3)",
+                                                        "dilated(2)",
+                                                        "dilated(3, window 10)",
+                                                        "strided(3)",
+                                                        "fixed(4, 2)",
+                                                        "longformer(3, global 2)",
+                                                        "longformer(4, dil 2, tokens 3 11)",
+                                                        "bigbird(3, 1, 2, seed 7)",
+                                                        "sliding(5)",
+                                                        "sliding(21)",
+                                                        "dilated(2, window 40)",
+                                                        "dilated(3)",
+                                                        "strided(16)",
+                                                        "fixed(16, 3)",
+                                                        "fixed(24, 24)",
+                                                        "longformer(9, global 2 + token 50)",
+                                                        "bigbird(16, 1, 2)",
+                                                        "bigbird(5, 0, 1)"};
 
 static void test_sparse_causal(void **state) {
   (void)state;
@@ -901,58 +928,28 @@ static void check_tiles_exhaustive(const tfx_node *n, int64_t S, int64_t qt, int
     }
 }
 
-/* Patterns at the sizes of the tiles (8 and 16 rows x 8 or 16 keys):
- * windows smaller and larger than a tile, strides equal to it and not. */
-#define N_TILE_PATTERNS 10
-static tfx_sparse tile_pattern(int which) {
-  tfx_sparse sp = {0};
-  switch (which) {
-  case 0: sp.kind = TFX_SPARSE_SLIDING, sp.window = 5; break;
-  case 1: sp.kind = TFX_SPARSE_SLIDING, sp.window = 21; break;
-  case 2: sp.kind = TFX_SPARSE_DILATED, sp.dilation = 2, sp.window = 40; break;
-  case 3: sp.kind = TFX_SPARSE_DILATED, sp.dilation = 3; break;
-  case 4: sp.kind = TFX_SPARSE_STRIDED, sp.stride = 16; break;
-  case 5: sp.kind = TFX_SPARSE_FIXED, sp.stride = 16, sp.summary = 3; break;
-  case 6: sp.kind = TFX_SPARSE_FIXED, sp.stride = 24, sp.summary = 24; break; /* every column a summary */
-  case 7:
-    sp.kind = TFX_SPARSE_LONGFORMER, sp.window = 9, sp.dilation = 1, sp.n_global = 2, sp.n_global_list = 1;
-    sp.global_list[0] = 50;
-    break;
-  case 8: sp.kind = TFX_SPARSE_BIGBIRD, sp.block = 16, sp.n_global = 1, sp.random = 2, sp.seed = 11; break;
-  default: sp.kind = TFX_SPARSE_BIGBIRD, sp.block = 5, sp.n_global = 0, sp.random = 1, sp.seed = 3; break;
-  }
-  return sp;
-}
-static const char *const k_tile_pattern_names[N_TILE_PATTERNS] = {
-    "sliding(5)",        "sliding(21)",     "dilated(2, window 40)", "dilated(3)",
-    "strided(16)",       "fixed(16, 3)",    "fixed(24, 24)",         "longformer(9, global 2 + token 50)",
-    "bigbird(16, 1, 2)", "bigbird(5, 0, 1)"};
-
 static void test_block_rule_exhaustive(void **state) {
   (void)state;
   static const int64_t sizes[] = {1, 2, 3, 4, 5, 8, 16};
   const int ns = (int)(sizeof sizes / sizeof sizes[0]);
   char what[160];
-  for (int p = 0; p < N_TILE_PATTERNS + 8; p++) {
-    tfx_sparse sp = p < N_TILE_PATTERNS ? tile_pattern(p) : pattern(p - N_TILE_PATTERNS);
+  for (int p = 0; p < N_PATTERNS; p++) {
     for (int causal = 0; causal < 2; causal++) {
       tfx_node n = tfx_node_proto(TFX_OP_ATTENTION, 0, NULL);
       n.heads = n.kv_heads = 1, n.head_dim = 4;
       n.mask = causal ? TFX_MASK_CAUSAL : TFX_MASK_NONE;
-      n.sparse = sp;
-      snprintf(what, sizeof what, "%s (%s)",
-               p < N_TILE_PATTERNS ? k_tile_pattern_names[p] : k_pattern_names[p - N_TILE_PATTERNS],
-               causal ? "causal" : "none");
+      n.sparse = pattern(p);
+      snprintf(what, sizeof what, "%s (%s)", k_pattern_names[p], causal ? "causal" : "none");
       int nones = 0, fulls = 0;
       for (int a = 0; a < ns; a++)
         for (int c = 0; c < ns; c++) check_tiles_exhaustive(&n, 75, sizes[a], sizes[c], &nones, &fulls, what);
       /* the 16 x 16 tiles of the patterns at tile sizes have tiles to skip */
-      if (p < N_TILE_PATTERNS && p != 6 && causal) {
+      if (p >= TILE_PATTERNS && p != 14 && causal) {
         int n16 = 0, f16 = 0;
         check_tiles_exhaustive(&n, 75, 16, 16, &n16, &f16, what);
         if (!n16) fail_msg("%s: 16x16 tiles: none empty", what);
       }
-      if (!nones && !(p == 6 && !causal)) fail_msg("%s: no empty tile", what);
+      if (!nones && !(p == 14 && !causal)) fail_msg("%s: no empty tile", what);
       if (!fulls) fail_msg("%s: no full tile", what);
     }
   }
@@ -970,9 +967,9 @@ static void test_block_sparse_schedule(void **state) {
   static const int enc[] = {75, 1, 16, 33};
   const int nd = (int)(sizeof dec / sizeof dec[0]), ne = (int)(sizeof enc / sizeof enc[0]);
   char what[160];
-  for (int p = 0; p < N_TILE_PATTERNS; p++) {
-    tfx_sparse sp = tile_pattern(p);
-    snprintf(what, sizeof what, "block-sparse %s", k_tile_pattern_names[p]);
+  for (int p = TILE_PATTERNS; p < N_PATTERNS; p++) {
+    tfx_sparse sp = pattern(p);
+    snprintf(what, sizeof what, "block-sparse %s", k_pattern_names[p]);
     tfx_tg *t = attn_graph(4, 2, 8, TFX_MASK_CAUSAL, p % 3 == 1, &sp, 160, 500 + (uint64_t)p);
     check_schedules(t, k_bs, 2, dec, nd, what);
     tfx_tg_free(t);
@@ -989,7 +986,7 @@ static void test_block_sparse_schedule(void **state) {
     tfx_tg_free(t);
   }
   /* cross-attention with a pattern to a static memory */
-  tfx_sparse sp = tile_pattern(1);
+  tfx_sparse sp = pattern(9);
   tfx_tg *t = cross_graph(37, 1, &sp, 560);
   static const int cross[] = {29, 1, 16, 3};
   check_schedules(t, k_bs, 2, cross, 4, "block-sparse cross sliding(21), S = 37");
