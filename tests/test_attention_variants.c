@@ -24,7 +24,16 @@
  *    --stats; forcing each applicable schedule on causal MHA / GQA, ALiBi
  *    (causal and not), cross-attention (static and T-row memory), an
  *    encoder over static rows and MLA gives the interpreter's results, and
- *    the schedules agree with each other, prefill and decode.
+ *    the schedules agree with each other, prefill and decode;
+ *  - the block rule on every aligned tile (1..16 x 1..16 over 75 positions,
+ *    the last tiles cut short) of every pattern, causal and not, against the
+ *    element rule; the block-sparse schedule (the flash tiles over the
+ *    table's non-empty key groups) against the interpreter and the row
+ *    schedule for every pattern at tile sizes (windows under and over a
+ *    tile, every column a summary), causal prefill + decode + chunks that
+ *    start mid-tile, bidirectional T not a multiple of the tile, a
+ *    cross-attention to a static memory; the module holds the block-sparse
+ *    body and the decode entry's table.
  * Tolerance: max |jit - ref| <= 1e-4 * max(1, max |ref|), between two
  * schedules 2e-4 * max(1, max |ref|). */
 #include <setjmp.h>
