@@ -349,6 +349,8 @@ void tfx_cg_rope_pairs(tfx_cg *cg, LLVMValueRef table, LLVMValueRef p, int64_t h
  *    sparse pattern). */
 int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows);
 int tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows);
+/* BLOCK_SPARSE: the flash tiles over the key groups of tfx_cg_bs_table (k_flash_attention.c) */
+int tfx_cg_emit_block_sparse_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows);
 
 /* ---- k_attn_softmax.c: the online softmax of every attention schedule ---- */
 typedef struct tfx_cg_osm {
@@ -389,6 +391,9 @@ typedef struct tfx_cg_attn_row {
 void tfx_cg_attn_row_init(tfx_cg *cg, tfx_cg_attn_row *r, int64_t kb); /* the allocas */
 void tfx_cg_attn_row_walk(tfx_cg *cg, const tfx_cg_attn_row *r, LLVMValueRef qi, LLVMValueRef jlo, LLVMValueRef jhi,
                           LLVMValueRef slope);
+/* the same without resetting the softmax state first: several key ranges of one row */
+void tfx_cg_attn_row_walk_more(tfx_cg *cg, const tfx_cg_attn_row *r, LLVMValueRef qi, LLVMValueRef jlo,
+                               LLVMValueRef jhi, LLVMValueRef slope);
 
 /* ---- k_attn_mask.c: the options of ATTENTION / MLA_ATTENTION in IR ---- */
 /* A body-key fragment naming the node's alibi and sparse options. */
@@ -400,6 +405,26 @@ void tfx_cg_attn_key_range(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, LLVMVa
 /* i1: key j allowed for query i by the sparse pattern (j within the key
  * range); NULL when the range alone is exact. */
 LLVMValueRef tfx_cg_attn_allowed(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, LLVMValueRef j);
+/* BigBird's random-block table ([*nb blocks x random] i32 constants, row qb
+ * the draws of query block qb), shared by the row and block-sparse masks. */
+LLVMValueRef tfx_cg_attn_bigbird_table(tfx_cg *cg, const tfx_node *n, int64_t *nb);
+
+/* ---- k_block_sparse.c: the block-sparse schedule's table and lane-wise mask ---- */
+/* i1 x W: key j (scalar i64) allowed for the W query positions qi_v (<W x i32>)
+ * by the pattern, window included; NULL without a pattern. */
+LLVMValueRef tfx_cg_attn_allowed_v(tfx_cg *cg, const tfx_node *n, LLVMValueRef qi_v, LLVMValueRef j);
+/* The runs of non-empty key groups per aligned query tile (k_block_sparse.c). */
+typedef struct tfx_cg_bs_table {
+  LLVMValueRef off, lo, hi; /* i32 globals */
+  int64_t nqb;              /* query tiles */
+  int qt, kg;               /* query positions per tile, keys per group */
+} tfx_cg_bs_table;
+int tfx_cg_bs_table_get(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, tfx_cg_bs_table *t);
+/* the runs [rbeg, rend) of the tile holding query position qpos */
+void tfx_cg_bs_runs(tfx_cg *cg, const tfx_cg_bs_table *t, LLVMValueRef qpos, LLVMValueRef *rbeg, LLVMValueRef *rend);
+/* run r: its keys [jlo, jhi) (jhi not clamped to the keys present) and whether every group is full */
+void tfx_cg_bs_run(tfx_cg *cg, const tfx_cg_bs_table *t, LLVMValueRef r, LLVMValueRef *jlo, LLVMValueRef *jhi,
+                   LLVMValueRef *full);
 /* The ALiBi slope (f32) of head h (i64), NULL without ALiBi. */
 LLVMValueRef tfx_cg_attn_slope(tfx_cg *cg, const tfx_node *n, LLVMValueRef h);
 /* A scalar score s of query i and key j with ALiBi (slope, may be NULL:

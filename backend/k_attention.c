@@ -19,7 +19,11 @@
  *    context length: the q . k_j of a block go to a stack buffer, ALiBi and
  *    the mask applied, are exponentiated in vectors, then accumulate
  *    p_j * v_j into o in vectors of W.
- *  - FLASH (k_flash_attention.c): tiles of W query rows of one head. */
+ *    In the decode entry, a pattern other than sliding walks only the runs
+ *    of key groups k_block_sparse.c's table keeps for the query's tile.
+ *  - FLASH (k_flash_attention.c): tiles of W query rows of one head.
+ *  - BLOCK_SPARSE (k_flash_attention.c + k_block_sparse.c): the flash tiles
+ *    over the non-empty key groups of a sparse pattern. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,7 +126,6 @@ static void row_accumulate(tfx_cg *cg, void *vctx, LLVMValueRef j, LLVMValueRef 
 }
 
 int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows) {
-  (void)q_rows; /* the item space gives the rows */
   LLVMBuilderRef b = cg->b;
   int64_t H = n->heads, G = n->kv_heads, d = n->head_dim, group = H / G;
   int64_t qs = H * d, ks = G * d, max_seq = cg->g->max_seq;
@@ -145,6 +148,14 @@ int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows
   LLVMValueRef py = tfx_cg_body_ptr(cg, 3), pos = cg->pos;
   tfx_cg_attn_row walk = {.n = n, .score = row_score, .rescale = row_rescale, .accumulate = row_accumulate, .ctx = &c};
   tfx_cg_attn_row_init(cg, &walk, ATT_KB);
+  /* decode with a pattern the key range does not make exact: walk the block-sparse table's runs */
+  tfx_cg_bs_table bs;
+  int bs_decode = cg->decode && n->sparse.kind != TFX_SPARSE_NONE && n->sparse.kind != TFX_SPARSE_SLIDING;
+  if (bs_decode && tfx_cg_bs_table_get(cg, n, q_rows, k_rows, &bs)) {
+    free(c.qv);
+    free(c.oa);
+    return -1;
+  }
   for (int k = 0; k < nch; k++) c.oa[k] = tfx_cg_alloca(cg, cg->t_vf, "o");
 
   tfx_cg_loop it;
@@ -164,7 +175,19 @@ int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows
   c.kh = tfx_cg_fptr(cg, keys, tfx_cg_mulc(cg, g, d));
   c.vh = tfx_cg_fptr(cg, vals, tfx_cg_mulc(cg, g, d));
   for (int k = 0; k < nch; k++) LLVMBuildStore(b, LLVMConstNull(cg->t_vf), c.oa[k]);
-  tfx_cg_attn_row_walk(cg, &walk, qi, jlo, jhi, slope);
+  if (bs_decode) { /* the decode entry: only the key groups the block-sparse table keeps for the query */
+    LLVMValueRef rbeg, rend, rlo, rhi, full;
+    tfx_cg_osm_reset(cg, &walk.sm);
+    tfx_cg_bs_runs(cg, &bs, qi, &rbeg, &rend);
+    tfx_cg_loop lr;
+    tfx_cg_for(cg, &lr, rbeg, rend, 1, "run");
+    tfx_cg_bs_run(cg, &bs, lr.iv, &rlo, &rhi, &full);
+    LLVMValueRef lo = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, rlo, jlo, ""), rlo, jlo, "");
+    tfx_cg_attn_row_walk_more(cg, &walk, qi, lo, tfx_cg_smin(cg, rhi, jhi), slope);
+    tfx_cg_for_end(cg, &lr);
+  } else {
+    tfx_cg_attn_row_walk(cg, &walk, qi, jlo, jhi, slope);
+  }
 
   /* y = o / l, or zeros when no key was allowed (l = 0) */
   LLVMValueRef any;
@@ -190,6 +213,7 @@ static const struct {
 } k_schedules[TFX_ATTN_SCHED_COUNT] = {
     [TFX_ATTN_SCHED_ROW] = {"", tfx_cg_emit_row_attention_body},
     [TFX_ATTN_SCHED_FLASH] = {"flash_", tfx_cg_emit_flash_body},
+    [TFX_ATTN_SCHED_BLOCK_SPARSE] = {"bsparse_", tfx_cg_emit_block_sparse_body},
 };
 
 int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n) {

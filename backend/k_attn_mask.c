@@ -2,7 +2,8 @@
  * LLVM IR, shared by their kernels: the key range a query row needs to visit
  * (0..i under a causal mask, narrowed to the window of sliding and windowed
  * dilated patterns), the predicate "key j is allowed for query i" of every
- * sparse pattern (ir/attention.c's tfx_attn_allowed, in integer IR; BigBird's
+ * sparse pattern (ir/attention.c's tfx_attn_allowed, in integer IR, for one
+ * pair or lane-wise for a flash tile's W queries; BigBird's
  * random blocks come from a constant table built at compile time with
  * tfx_bigbird_random_blocks), the ALiBi slope of a head (a constant table),
  * a row schedule's score with both applied, and the string that keys the
@@ -79,9 +80,14 @@ LLVMValueRef tfx_cg_attn_slope(tfx_cg *cg, const tfx_node *n, LLVMValueRef h) {
   return load_table(cg, gv, cg->t_f32, h);
 }
 
-/* BigBird's random blocks: [blocks x random] i32, row qb = the draws of qb. */
-static LLVMValueRef bigbird_table(tfx_cg *cg, const tfx_node *n, int64_t nb) {
+/* BigBird's random blocks: [blocks x random] i32, row qb = the draws of qb (cg.h). */
+LLVMValueRef tfx_cg_attn_bigbird_table(tfx_cg *cg, const tfx_node *n, int64_t *nb_out) {
   const tfx_sparse *s = &n->sparse;
+  /* a row per query block: positions are < max_seq, rows of a static q fewer than its rows */
+  const tfx_type *qt = &cg->g->nodes[n->inputs[0]].type;
+  int64_t maxq = qt->dims[0] != TFX_DIM_T && qt->dims[0] > cg->g->max_seq ? qt->dims[0] : cg->g->max_seq;
+  int64_t nb = (maxq + s->block - 1) / s->block;
+  *nb_out = nb;
   int causal = n->mask == TFX_MASK_CAUSAL;
   char name[96];
   int64_t f[5] = {s->block, s->n_global, s->random, (int64_t)s->seed, (int64_t)s->kind};
@@ -108,11 +114,31 @@ static LLVMValueRef bigbird_table(tfx_cg *cg, const tfx_node *n, int64_t nb) {
   return gv;
 }
 
-static LLVMValueRef is_global(tfx_cg *cg, const tfx_sparse *s, LLVMValueRef p) {
+/* A constant for the rule's operands: i64 (one pair), or a <W x i32> splat
+ * (vec: the W query lanes of a flash tile). */
+static LLVMValueRef cst(tfx_cg *cg, int vec, int64_t v) {
+  return vec ? tfx_cg_splat(cg, tfx_cg_i32(cg, (int32_t)v)) : tfx_cg_i64(cg, v);
+}
+
+static LLVMValueRef is_global(tfx_cg *cg, const tfx_sparse *s, LLVMValueRef p, int vec) {
   LLVMValueRef r = NULL;
-  if (s->n_global > 0) r = icmp(cg, LLVMIntSLT, p, tfx_cg_i64(cg, s->n_global));
-  for (int k = 0; k < s->n_global_list; k++) r = or1(cg, r, icmp(cg, LLVMIntEQ, p, tfx_cg_i64(cg, s->global_list[k])));
+  if (s->n_global > 0) r = icmp(cg, LLVMIntSLT, p, cst(cg, vec, s->n_global));
+  for (int k = 0; k < s->n_global_list; k++) r = or1(cg, r, icmp(cg, LLVMIntEQ, p, cst(cg, vec, s->global_list[k])));
   return r;
+}
+
+/* x mod c == 0 (x >= 0) */
+static LLVMValueRef divisible(tfx_cg *cg, LLVMValueRef x, int64_t c, int vec) {
+  return icmp(cg, LLVMIntEQ, LLVMBuildURem(cg->b, x, cst(cg, vec, c), ""), cst(cg, vec, 0));
+}
+
+/* BigBird's random-table entries idx (i64, or <W x i32> gathered) as i32 */
+static LLVMValueRef table_entries(tfx_cg *cg, LLVMValueRef tab, LLVMValueRef idx, int vec) {
+  if (!vec) return load_table(cg, tab, cg->t_i32, idx);
+  LLVMValueRef ptrs = LLVMBuildInBoundsGEP2(cg->b, cg->t_i32, tab, &idx, 1, "");
+  LLVMTypeRef over[2] = {cg->t_vi, LLVMVectorType(cg->t_ptr, (unsigned)cg->W)};
+  LLVMValueRef args[4] = {ptrs, tfx_cg_i32(cg, 4), LLVMConstAllOnes(cg->t_vm), LLVMConstNull(cg->t_vi)};
+  return tfx_cg_intrinsic(cg, "llvm.masked.gather", over, 2, args, 4);
 }
 
 LLVMValueRef tfx_cg_attn_score_adjust(tfx_cg *cg, const tfx_node *n, LLVMValueRef s, LLVMValueRef i, LLVMValueRef j,
@@ -129,53 +155,57 @@ LLVMValueRef tfx_cg_attn_score_adjust(tfx_cg *cg, const tfx_node *n, LLVMValueRe
   return s;
 }
 
-LLVMValueRef tfx_cg_attn_allowed(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, LLVMValueRef j) {
+/* The pattern's rule for query i and key j: both i64 (vec 0; the window of
+ * sliding and dilated patterns left to the key range), or i the W query
+ * positions of a tile (<W x i32>) and j one key (i64; vec 1, windows
+ * included). */
+static LLVMValueRef allowed_rule(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, LLVMValueRef j, int vec) {
   LLVMBuilderRef b = cg->b;
   const tfx_sparse *s = &n->sparse;
-  if (s->kind == TFX_SPARSE_NONE || s->kind == TFX_SPARSE_SLIDING) return NULL; /* the key range is exact */
+  if (s->kind == TFX_SPARSE_NONE || (!vec && s->kind == TFX_SPARSE_SLIDING)) return NULL; /* the key range is exact */
+  if (vec) j = tfx_cg_splat(cg, LLVMBuildTrunc(b, j, cg->t_i32, ""));
   LLVMValueRef d = tfx_cg_sub(cg, i, j);
   if (n->mask != TFX_MASK_CAUSAL) d = LLVMBuildSelect(b, icmp(cg, LLVMIntSGE, i, j), d, tfx_cg_sub(cg, j, i), "d");
-  LLVMValueRef zero = tfx_cg_i64(cg, 0);
   switch (s->kind) {
-  case TFX_SPARSE_DILATED: return icmp(cg, LLVMIntEQ, LLVMBuildURem(b, d, tfx_cg_i64(cg, s->dilation), ""), zero);
-  case TFX_SPARSE_STRIDED: {
-    LLVMValueRef l = tfx_cg_i64(cg, s->stride);
-    return LLVMBuildOr(b, icmp(cg, LLVMIntSLT, d, l), icmp(cg, LLVMIntEQ, LLVMBuildURem(b, d, l, ""), zero), "");
+  case TFX_SPARSE_SLIDING: return icmp(cg, LLVMIntSLT, d, cst(cg, vec, s->window));
+  case TFX_SPARSE_DILATED: {
+    LLVMValueRef ok = divisible(cg, d, s->dilation, vec);
+    if (vec && s->window > 0) ok = LLVMBuildAnd(b, ok, icmp(cg, LLVMIntSLT, d, cst(cg, vec, s->window)), "");
+    return ok;
   }
+  case TFX_SPARSE_STRIDED:
+    return LLVMBuildOr(b, icmp(cg, LLVMIntSLT, d, cst(cg, vec, s->stride)), divisible(cg, d, s->stride, vec), "");
   case TFX_SPARSE_FIXED: {
-    LLVMValueRef l = tfx_cg_i64(cg, s->stride);
+    LLVMValueRef l = cst(cg, vec, s->stride);
     LLVMValueRef same = icmp(cg, LLVMIntEQ, LLVMBuildUDiv(b, i, l, ""), LLVMBuildUDiv(b, j, l, ""));
-    LLVMValueRef summ = icmp(cg, LLVMIntSGE, LLVMBuildURem(b, j, l, ""), tfx_cg_i64(cg, s->stride - s->summary));
+    LLVMValueRef summ = icmp(cg, LLVMIntSGE, LLVMBuildURem(b, j, l, ""), cst(cg, vec, s->stride - s->summary));
     return LLVMBuildOr(b, same, summ, "");
   }
   case TFX_SPARSE_LONGFORMER: {
-    LLVMValueRef win = icmp(cg, LLVMIntSLT, d, tfx_cg_i64(cg, s->window));
-    if (s->dilation > 1)
-      win = LLVMBuildAnd(b, win, icmp(cg, LLVMIntEQ, LLVMBuildURem(b, d, tfx_cg_i64(cg, s->dilation), ""), zero), "");
-    LLVMValueRef gi = is_global(cg, s, i), gj = is_global(cg, s, j);
+    LLVMValueRef win = icmp(cg, LLVMIntSLT, d, cst(cg, vec, s->window));
+    if (s->dilation > 1) win = LLVMBuildAnd(b, win, divisible(cg, d, s->dilation, vec), "");
+    LLVMValueRef gi = is_global(cg, s, i, vec), gj = is_global(cg, s, j, vec);
     return or1(cg, or1(cg, gi, gj), win);
   }
   case TFX_SPARSE_BIGBIRD: {
-    LLVMValueRef bl = tfx_cg_i64(cg, s->block);
+    LLVMValueRef bl = cst(cg, vec, s->block);
     LLVMValueRef qb = LLVMBuildUDiv(b, i, bl, "qb"), kb = LLVMBuildUDiv(b, j, bl, "kb");
     /* |qb - kb| <= 1  <=>  (qb - kb + 1) as unsigned < 3 */
-    LLVMValueRef ok = icmp(cg, LLVMIntULT, tfx_cg_addc(cg, tfx_cg_sub(cg, qb, kb), 1), tfx_cg_i64(cg, 3));
+    LLVMValueRef ok =
+        icmp(cg, LLVMIntULT, LLVMBuildAdd(b, tfx_cg_sub(cg, qb, kb), cst(cg, vec, 1), ""), cst(cg, vec, 3));
     if (s->n_global > 0) {
-      LLVMValueRef g = tfx_cg_i64(cg, s->n_global);
+      LLVMValueRef g = cst(cg, vec, s->n_global);
       ok = LLVMBuildOr(b, ok, LLVMBuildOr(b, icmp(cg, LLVMIntSLT, qb, g), icmp(cg, LLVMIntSLT, kb, g), ""), "");
     }
     if (s->random > 0) {
-      /* a row per query block: positions are < max_seq, rows of a static q fewer than its rows */
-      const tfx_type *qt = &cg->g->nodes[n->inputs[0]].type;
-      int64_t maxq = qt->dims[0] != TFX_DIM_T && qt->dims[0] > cg->g->max_seq ? qt->dims[0] : cg->g->max_seq;
-      int64_t nb = (maxq + s->block - 1) / s->block;
-      LLVMValueRef tab = bigbird_table(cg, n, nb);
+      int64_t nb;
+      LLVMValueRef tab = tfx_cg_attn_bigbird_table(cg, n, &nb);
       if (!tab) return NULL;
       /* the clamp only keeps loads in bounds */
-      LLVMValueRef row = tfx_cg_mulc(cg, tfx_cg_smin(cg, qb, tfx_cg_i64(cg, nb - 1)), s->random);
-      LLVMValueRef kb32 = LLVMBuildTrunc(b, kb, cg->t_i32, "");
+      LLVMValueRef row = LLVMBuildMul(b, tfx_cg_smin(cg, qb, cst(cg, vec, nb - 1)), cst(cg, vec, s->random), "");
+      LLVMValueRef kb32 = vec ? kb : LLVMBuildTrunc(b, kb, cg->t_i32, "");
       for (int k = 0; k < s->random; k++) {
-        LLVMValueRef e = load_table(cg, tab, cg->t_i32, tfx_cg_addc(cg, row, k));
+        LLVMValueRef e = table_entries(cg, tab, LLVMBuildAdd(b, row, cst(cg, vec, k), ""), vec);
         ok = LLVMBuildOr(b, ok, icmp(cg, LLVMIntEQ, e, kb32), "");
       }
     }
@@ -183,4 +213,12 @@ LLVMValueRef tfx_cg_attn_allowed(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, 
   }
   default: return NULL;
   }
+}
+
+LLVMValueRef tfx_cg_attn_allowed(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, LLVMValueRef j) {
+  return allowed_rule(cg, n, i, j, 0);
+}
+
+LLVMValueRef tfx_cg_attn_allowed_v(tfx_cg *cg, const tfx_node *n, LLVMValueRef qi_v, LLVMValueRef j) {
+  return allowed_rule(cg, n, qi_v, j, 1);
 }

@@ -99,9 +99,14 @@ static void row_accumulate(tfx_cg *cg, void *vctx, LLVMValueRef corr) {
 
 void tfx_cg_attn_row_walk(tfx_cg *cg, const tfx_cg_attn_row *r, LLVMValueRef qi, LLVMValueRef jlo, LLVMValueRef jhi,
                           LLVMValueRef slope) {
+  tfx_cg_osm_reset(cg, &r->sm);
+  tfx_cg_attn_row_walk_more(cg, r, qi, jlo, jhi, slope);
+}
+
+void tfx_cg_attn_row_walk_more(tfx_cg *cg, const tfx_cg_attn_row *r, LLVMValueRef qi, LLVMValueRef jlo,
+                               LLVMValueRef jhi, LLVMValueRef slope) {
   LLVMBuilderRef b = cg->b;
   LLVMValueRef ninf = LLVMConstReal(cg->t_f32, -INFINITY);
-  tfx_cg_osm_reset(cg, &r->sm);
   tfx_cg_loop blk;
   tfx_cg_for(cg, &blk, jlo, jhi, r->kb, "blk");
   LLVMValueRef jn = tfx_cg_smin(cg, tfx_cg_i64(cg, r->kb), tfx_cg_sub(cg, jhi, blk.iv));

@@ -15,10 +15,15 @@
  * v_j[c] broadcast) and scattered to the rows at the end. Rows past the last
  * query are computed on a clamped row and not stored.
  *
- * The FLASH schedule (tfx_attn_sched): attention without a sparse pattern
- * (sparse masks run the ROW schedule of k_attention.c, which narrows the key
- * range per row), in the forward entry; the decode entry (one query) runs
- * ROW.
+ * The FLASH schedule (tfx_attn_sched): attention without a sparse pattern,
+ * in the forward entry; the decode entry (one query) runs ROW.
+ * The BLOCK_SPARSE schedule (attention with a sparse pattern) is the same
+ * tile, with two changes: tiles hold the query positions of one aligned
+ * tile of W absolute positions (the first tile of a chunk that starts
+ * mid-tile is shorter), and the key groups walked are the runs of
+ * k_block_sparse.c's table for that tile: empty groups are never visited,
+ * full ones skip the pattern's mask, partial ones apply it lane-wise
+ * (tfx_cg_attn_allowed_v).
  * The item space is (row, head) pairs like the per-row kernel's: the item of
  * row r does the tile starting at r when r is a multiple of W and returns at
  * once otherwise. */
@@ -111,8 +116,86 @@ static void flash_accumulate(tfx_cg *cg, void *vctx, LLVMValueRef corr) {
   tfx_cg_for_end(cg, &lc);
 }
 
-/* The body: pointers q, keys, values (the cache when causal), y. */
-int tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static, int64_t k_rows_static) {
+/* One tile's state, for the key walk. */
+typedef struct {
+  const tfx_node *n;
+  int causal;
+  int64_t d, ks;
+  LLVMValueRef kh, vh, qt, ot, pbuf, nkeys, valid, qi_v, slope_v;
+  LLVMValueRef *acc, *oacc;
+  LLVMValueRef *allowed; /* block-sparse: the KG keys' lane masks (allocas of <W x i1>) */
+  const tfx_cg_osm *sm;
+} flash_tile;
+
+/* The key groups of [jlo, jhi) (jlo a multiple of KG; keys past nkeys
+ * masked); full (i1, block-sparse only): the groups are wholly allowed,
+ * else the sparse pattern's mask is applied lane-wise. */
+static void flash_keys(tfx_cg *cg, const flash_tile *t, LLVMValueRef jlo, LLVMValueRef jhi, LLVMValueRef full) {
+  LLVMBuilderRef b = cg->b;
+  const int KG = key_group(cg), CH = dim_chunk(cg), causal = t->causal;
+  const int64_t d = t->d, ks = t->ks;
+  LLVMValueRef nkeys = t->nkeys, valid = t->valid, qi_v = t->qi_v, slope_v = t->slope_v;
+  LLVMValueRef ninf = tfx_cg_fconst(cg, cg->t_vf, -INFINITY), vzero = LLVMConstNull(cg->t_vf);
+  LLVMValueRef *acc = t->acc;
+  tfx_cg_loop lg, lc;
+  tfx_cg_for(cg, &lg, jlo, jhi, KG, "kgrp");
+  LLVMValueRef jg = lg.iv, lastkey = tfx_cg_addc(cg, nkeys, -1);
+  LLVMValueRef krow[16], vrow[16];
+  for (int jj = 0; jj < KG; jj++) { /* rows past the last key reread it; their scores are masked */
+    LLVMValueRef j = tfx_cg_smin(cg, tfx_cg_addc(cg, jg, jj), lastkey);
+    krow[jj] = tfx_cg_fptr(cg, t->kh, tfx_cg_mulc(cg, j, ks));
+    vrow[jj] = tfx_cg_fptr(cg, t->vh, tfx_cg_mulc(cg, j, ks));
+    LLVMBuildStore(b, vzero, acc[jj]);
+  }
+  /* scores: s_j = sum_c Qt[c] * k_j[c] */
+  tfx_cg_for(cg, &lc, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, d), 1, "sc");
+  LLVMValueRef qc = vload_dyn(cg, t->qt, lc.iv);
+  for (int jj = 0; jj < KG; jj++) {
+    LLVMValueRef kv = tfx_cg_splat(cg, tfx_cg_loadf(cg, tfx_cg_fptr(cg, krow[jj], lc.iv)));
+    LLVMBuildStore(b, tfx_cg_fma(cg, qc, kv, LLVMBuildLoad2(b, cg->t_vf, acc[jj], "")), acc[jj]);
+  }
+  tfx_cg_for_end(cg, &lc);
+  /* the pattern's mask, computed only for a group that is not wholly allowed */
+  if (full) {
+    tfx_cg_if part;
+    tfx_cg_if_begin(cg, &part, LLVMBuildNot(b, full, ""), "partial");
+    for (int jj = 0; jj < KG; jj++)
+      LLVMBuildStore(b, tfx_cg_attn_allowed_v(cg, t->n, qi_v, tfx_cg_addc(cg, jg, jj)), t->allowed[jj]);
+    tfx_cg_if_else(cg, &part);
+    for (int jj = 0; jj < KG; jj++) LLVMBuildStore(b, LLVMConstAllOnes(cg->t_vm), t->allowed[jj]);
+    tfx_cg_if_end(cg, &part);
+  }
+  /* masks, ALiBi, the group's max */
+  LLVMValueRef s[16], bmax = ninf;
+  for (int jj = 0; jj < KG; jj++) {
+    LLVMValueRef j = tfx_cg_addc(cg, jg, jj);
+    LLVMValueRef j_v = tfx_cg_splat(cg, LLVMBuildTrunc(b, j, cg->t_i32, ""));
+    LLVMValueRef ok = LLVMBuildICmp(b, LLVMIntSLT, j, nkeys, "");
+    LLVMValueRef okv = LLVMBuildSelect(b, ok, valid, LLVMConstNull(cg->t_vm), "");
+    if (causal) okv = LLVMBuildAnd(b, okv, LLVMBuildICmp(b, LLVMIntSLE, j_v, qi_v, ""), "");
+    if (full) okv = LLVMBuildAnd(b, okv, LLVMBuildLoad2(b, cg->t_vm, t->allowed[jj], ""), "");
+    s[jj] = LLVMBuildLoad2(b, cg->t_vf, acc[jj], "");
+    if (slope_v) {
+      LLVMValueRef dist = LLVMBuildSub(b, qi_v, j_v, "");
+      if (!causal) {
+        LLVMValueRef neg = LLVMBuildNeg(b, dist, "");
+        dist = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGE, dist, LLVMConstNull(cg->t_vi), ""), dist, neg, "");
+      }
+      s[jj] = LLVMBuildFSub(b, s[jj], LLVMBuildFMul(b, slope_v, LLVMBuildSIToFP(b, dist, cg->t_vf, ""), ""), "alibi");
+    }
+    s[jj] = LLVMBuildSelect(b, okv, s[jj], ninf, "masked");
+    bmax = tfx_cg_fmax(cg, bmax, s[jj]);
+  }
+  /* the softmax step; Ot[c] = Ot[c] * corr + sum_j p_j * v_j[c] */
+  flash_group fg = {KG, CH, d, s, vrow, t->oacc, t->pbuf, t->ot};
+  tfx_cg_osm_step(cg, t->sm, &(tfx_cg_osm_block){bmax, flash_probs, NULL, flash_accumulate, &fg});
+  tfx_cg_for_end(cg, &lg);
+}
+
+/* The body: pointers q, keys, values (the cache when causal), y; bs: the
+ * block-sparse table (NULL: the FLASH schedule, every key group). */
+static int flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static, int64_t k_rows_static,
+                      const tfx_cg_bs_table *bs) {
   LLVMBuilderRef b = cg->b;
   const int W = cg->W, KG = key_group(cg), CH = dim_chunk(cg);
   const int64_t H = n->heads, G = n->kv_heads, d = n->head_dim, group = H / G;
@@ -129,7 +212,9 @@ int tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static,
   for (int jj = 0; jj < KG; jj++) acc[jj] = tfx_cg_alloca(cg, cg->t_vf, "s");
   LLVMValueRef oacc[8];
   for (int cc = 0; cc < CH; cc++) oacc[cc] = tfx_cg_alloca(cg, cg->t_vf, "o");
-  LLVMValueRef ninf = tfx_cg_fconst(cg, cg->t_vf, -INFINITY), vzero = LLVMConstNull(cg->t_vf);
+  LLVMValueRef allowed[16];
+  for (int jj = 0; jj < KG && bs; jj++) allowed[jj] = tfx_cg_alloca(cg, cg->t_vm, "allowed");
+  LLVMValueRef vzero = LLVMConstNull(cg->t_vf);
   LLVMValueRef lane = iota(cg);
 
   LLVMValueRef Mq = q_rows_static == TFX_DIM_T ? cg->T : tfx_cg_i64(cg, q_rows_static);
@@ -138,12 +223,17 @@ int tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static,
   tfx_cg_for(cg, &it, cg->kbegin, cg->kend, 1, "item");
   LLVMValueRef r0 = LLVMBuildUDiv(b, it.iv, tfx_cg_i64(cg, H), "r0");
   LLVMValueRef h = LLVMBuildURem(b, it.iv, tfx_cg_i64(cg, H), "h");
+  /* a tile starts at rows r0 = 0 mod W; block-sparse: at the rows whose absolute position p0 is 0 mod W
+     (and at row 0), so a tile's positions lie in one tile of the table */
+  LLVMValueRef p0 = causal && bs ? tfx_cg_add(cg, cg->pos, r0) : r0;
+  LLVMValueRef phase = LLVMBuildURem(b, p0, tfx_cg_i64(cg, W), "");
+  LLVMValueRef starts = LLVMBuildICmp(b, LLVMIntEQ, phase, tfx_cg_i64(cg, 0), "");
+  if (bs) starts = LLVMBuildOr(b, starts, LLVMBuildICmp(b, LLVMIntEQ, r0, tfx_cg_i64(cg, 0), ""), "");
   tfx_cg_if lead;
-  tfx_cg_if_begin(cg, &lead,
-                  LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildURem(b, r0, tfx_cg_i64(cg, W), ""), tfx_cg_i64(cg, 0), ""),
-                  "tile");
+  tfx_cg_if_begin(cg, &lead, starts, "tile");
   LLVMValueRef g = LLVMBuildUDiv(b, h, tfx_cg_i64(cg, group), "g");
-  LLVMValueRef rows = tfx_cg_smin(cg, tfx_cg_i64(cg, W), tfx_cg_sub(cg, Mq, r0)); /* valid rows of the tile */
+  LLVMValueRef rows =
+      tfx_cg_smin(cg, tfx_cg_sub(cg, tfx_cg_i64(cg, W), phase), tfx_cg_sub(cg, Mq, r0)); /* valid rows */
   LLVMValueRef valid = LLVMBuildICmp(b, LLVMIntSLT, lane, tfx_cg_splat(cg, LLVMBuildTrunc(b, rows, cg->t_i32, "")), "");
   /* the rows (clamped to the last) and their query positions */
   LLVMValueRef row_v = LLVMBuildAdd(b, tfx_cg_splat(cg, LLVMBuildTrunc(b, r0, cg->t_i32, "")), lane, "");
@@ -169,52 +259,34 @@ int tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static,
   tfx_cg_vstore(cg, vzero, tfx_cg_fptr(cg, ot, tfx_cg_mulc(cg, lc.iv, W)), W);
   tfx_cg_for_end(cg, &lc);
   tfx_cg_osm_reset(cg, &sm);
-  LLVMValueRef kh = tfx_cg_fptr(cg, keys, tfx_cg_mulc(cg, g, d));
-  LLVMValueRef vh = tfx_cg_fptr(cg, vals, tfx_cg_mulc(cg, g, d));
-
-  tfx_cg_loop lg;
-  tfx_cg_for(cg, &lg, tfx_cg_i64(cg, 0), nkeys, KG, "kgrp");
-  LLVMValueRef jg = lg.iv, lastkey = tfx_cg_addc(cg, nkeys, -1);
-  LLVMValueRef krow[16], vrow[16];
-  for (int jj = 0; jj < KG; jj++) { /* rows past the last key reread it; their scores are masked */
-    LLVMValueRef j = tfx_cg_smin(cg, tfx_cg_addc(cg, jg, jj), lastkey);
-    krow[jj] = tfx_cg_fptr(cg, kh, tfx_cg_mulc(cg, j, ks));
-    vrow[jj] = tfx_cg_fptr(cg, vh, tfx_cg_mulc(cg, j, ks));
-    LLVMBuildStore(b, vzero, acc[jj]);
+  flash_tile tile = {n,
+                     causal,
+                     d,
+                     ks,
+                     tfx_cg_fptr(cg, keys, tfx_cg_mulc(cg, g, d)),
+                     tfx_cg_fptr(cg, vals, tfx_cg_mulc(cg, g, d)),
+                     qt,
+                     ot,
+                     pbuf,
+                     nkeys,
+                     valid,
+                     qi_v,
+                     slope_v,
+                     acc,
+                     oacc,
+                     allowed,
+                     &sm};
+  if (!bs) {
+    flash_keys(cg, &tile, tfx_cg_i64(cg, 0), nkeys, NULL);
+  } else { /* the runs of the tile: full ones without the pattern's mask */
+    LLVMValueRef rbeg, rend, jlo, jhi, full;
+    tfx_cg_bs_runs(cg, bs, p0, &rbeg, &rend);
+    tfx_cg_loop lr;
+    tfx_cg_for(cg, &lr, rbeg, rend, 1, "run");
+    tfx_cg_bs_run(cg, bs, lr.iv, &jlo, &jhi, &full);
+    flash_keys(cg, &tile, jlo, tfx_cg_smin(cg, jhi, nkeys), full);
+    tfx_cg_for_end(cg, &lr);
   }
-  /* scores: s_j = sum_c Qt[c] * k_j[c] */
-  tfx_cg_for(cg, &lc, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, d), 1, "sc");
-  LLVMValueRef qc = vload_dyn(cg, qt, lc.iv);
-  for (int jj = 0; jj < KG; jj++) {
-    LLVMValueRef kv = tfx_cg_splat(cg, tfx_cg_loadf(cg, tfx_cg_fptr(cg, krow[jj], lc.iv)));
-    LLVMBuildStore(b, tfx_cg_fma(cg, qc, kv, LLVMBuildLoad2(b, cg->t_vf, acc[jj], "")), acc[jj]);
-  }
-  tfx_cg_for_end(cg, &lc);
-  /* masks, ALiBi, the group's max */
-  LLVMValueRef s[16], bmax = ninf;
-  for (int jj = 0; jj < KG; jj++) {
-    LLVMValueRef j = tfx_cg_addc(cg, jg, jj);
-    LLVMValueRef j_v = tfx_cg_splat(cg, LLVMBuildTrunc(b, j, cg->t_i32, ""));
-    LLVMValueRef ok = LLVMBuildICmp(b, LLVMIntSLT, j, nkeys, "");
-    LLVMValueRef okv = LLVMBuildSelect(b, ok, valid, LLVMConstNull(cg->t_vm), "");
-    if (causal) okv = LLVMBuildAnd(b, okv, LLVMBuildICmp(b, LLVMIntSLE, j_v, qi_v, ""), "");
-    s[jj] = LLVMBuildLoad2(b, cg->t_vf, acc[jj], "");
-    if (slope_v) {
-      LLVMValueRef dist = LLVMBuildSub(b, qi_v, j_v, "");
-      if (!causal) {
-        LLVMValueRef neg = LLVMBuildNeg(b, dist, "");
-        dist = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGE, dist, LLVMConstNull(cg->t_vi), ""), dist, neg, "");
-      }
-      s[jj] = LLVMBuildFSub(b, s[jj], LLVMBuildFMul(b, slope_v, LLVMBuildSIToFP(b, dist, cg->t_vf, ""), ""), "alibi");
-    }
-    s[jj] = LLVMBuildSelect(b, okv, s[jj], ninf, "masked");
-    bmax = tfx_cg_fmax(cg, bmax, s[jj]);
-  }
-  /* the softmax step; Ot[c] = Ot[c] * corr + sum_j p_j * v_j[c] */
-  flash_group fg = {KG, CH, d, s, vrow, oacc, pbuf, ot};
-  tfx_cg_osm_step(cg, &sm, &(tfx_cg_osm_block){bmax, flash_probs, NULL, flash_accumulate, &fg});
-  tfx_cg_for_end(cg, &lg);
-
   /* y[row][h * d + c] = Ot[c] / l, zeros for a row that saw no key */
   LLVMValueRef any;
   LLVMValueRef inv = LLVMBuildFDiv(b, tfx_cg_fconst(cg, cg->t_vf, 1.0), tfx_cg_osm_denominator(cg, &sm, &any), "");
@@ -227,4 +299,14 @@ int tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static,
   tfx_cg_if_end(cg, &lead);
   tfx_cg_for_end(cg, &it);
   return 0;
+}
+
+int tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows) {
+  return flash_body(cg, n, q_rows, k_rows, NULL);
+}
+
+int tfx_cg_emit_block_sparse_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows) {
+  tfx_cg_bs_table bs;
+  if (tfx_cg_bs_table_get(cg, n, q_rows, k_rows, &bs)) return -1;
+  return flash_body(cg, n, q_rows, k_rows, &bs);
 }

@@ -494,7 +494,7 @@ static int one_of(const tfx_fe_expr *v, const char *const *names) {
 
 static void check_schedule(tfx_fe_sema *s) {
   static const char *const keys[] = {"attention", "quantize", "activations", "threads", "prefetch", NULL};
-  static const char *const attn_future[] = {"block_sparse", NULL};
+  static const char *const attn_future[] = {NULL};
   static const char *const quant_future[] = {"int8", "w8a8", "ternary", NULL};
   if (!s->schedule) return;
   for (const tfx_fe_stmt *st = s->schedule->body; st; st = st->next) {
@@ -518,8 +518,9 @@ static void check_schedule(tfx_fe_sema *s) {
       continue;
     }
     if (!strcmp(st->name, "attention")) {
-      if (v->kind == TFX_FE_EXPR_NAME &&
-          (!strcmp(v->str, "auto") || !strcmp(v->str, "dense") || !strcmp(v->str, "flash"))) {
+      if (v->kind == TFX_FE_EXPR_NAME && (!strcmp(v->str, "auto") || !strcmp(v->str, "dense") ||
+                                          !strcmp(v->str, "flash") || !strcmp(v->str, "block_sparse"))) {
+        /* block_sparse: what auto picks for a sparse pattern (flash without one) */
         s->attention = !strcmp(v->str, "dense")   ? TFX_SCHED_ATTN_DENSE
                        : !strcmp(v->str, "flash") ? TFX_SCHED_ATTN_FLASH
                                                   : TFX_SCHED_ATTN_AUTO;
@@ -530,7 +531,7 @@ static void check_schedule(tfx_fe_sema *s) {
             "attention = flash(...) takes no tile sizes: the tiles follow the target (the vector width of "
             "query rows, 16 or 8 keys); write attention = flash");
       else if (one_of(v, attn_future))
-        ERR(s, v->loc, "attention = %s is not supported yet (supported: auto, dense, flash)", v->str);
+        ERR(s, v->loc, "attention = %s is not supported yet (supported: auto, dense, flash, block_sparse)", v->str);
       else
         ERR(s, v->loc, "bad value for attention: expected auto, dense, flash or block_sparse");
     } else if (!strcmp(st->name, "quantize")) {

@@ -215,8 +215,9 @@ tfx_attn_block tfx_attn_block_allowed(const tfx_node *n, int64_t i0, int64_t i1,
 /* ---- schedules ---- */
 
 tfx_attn_sched tfx_attn_schedule_auto(const tfx_graph *g, const tfx_node *n) {
-  if (tfx_attn_schedule_applicable(n, TFX_ATTN_SCHED_FLASH) && g->schedule.attention != TFX_SCHED_ATTN_DENSE)
-    return TFX_ATTN_SCHED_FLASH;
+  if (g->schedule.attention == TFX_SCHED_ATTN_DENSE) return TFX_ATTN_SCHED_ROW;
+  if (tfx_attn_schedule_applicable(n, TFX_ATTN_SCHED_FLASH)) return TFX_ATTN_SCHED_FLASH;
+  if (tfx_attn_schedule_applicable(n, TFX_ATTN_SCHED_BLOCK_SPARSE)) return TFX_ATTN_SCHED_BLOCK_SPARSE;
   return TFX_ATTN_SCHED_ROW;
 }
 
@@ -225,6 +226,7 @@ int tfx_attn_schedule_applicable(const tfx_node *n, int s) {
   switch (s) {
   case TFX_ATTN_SCHED_ROW: return 1;
   case TFX_ATTN_SCHED_FLASH: return n->op == TFX_OP_ATTENTION && n->sparse.kind == TFX_SPARSE_NONE;
+  case TFX_ATTN_SCHED_BLOCK_SPARSE: return n->op == TFX_OP_ATTENTION && n->sparse.kind != TFX_SPARSE_NONE;
   default: return 0;
   }
 }
@@ -238,6 +240,7 @@ const char *tfx_attn_schedule_name(int s) {
   switch (s) {
   case TFX_ATTN_SCHED_ROW: return "row";
   case TFX_ATTN_SCHED_FLASH: return "flash";
+  case TFX_ATTN_SCHED_BLOCK_SPARSE: return "block_sparse";
   default: return "unset";
   }
 }

@@ -127,8 +127,9 @@ typedef enum {
   TFX_ATTN_SCHED_UNSET, /* not chosen: tfx_attn_schedule_auto decides */
   TFX_ATTN_SCHED_ROW,   /* an item per (query row, head) walks its keys in blocks with the online softmax */
   TFX_ATTN_SCHED_FLASH, /* tiles of query rows x key groups (FlashAttention); ATTENTION without a sparse pattern */
-  /* the next ones (BLOCK_SPARSE: only the tiles tfx_attn_block_allowed does not rule out; SPLIT_DECODE:
-     the decode entry's keys split across threads) go here */
+  TFX_ATTN_SCHED_BLOCK_SPARSE, /* the flash tiles, visiting only the key groups tfx_attn_block_allowed does not
+                                  rule out (the element mask only on partial ones); ATTENTION with a pattern */
+  /* the next ones (SPLIT_DECODE: the decode entry's keys split across threads) go here */
   TFX_ATTN_SCHED_COUNT
 } tfx_attn_sched;
 

@@ -1,8 +1,9 @@
 /* passes/schedule_attention.c — the attention schedule of every ATTENTION and
- * MLA_ATTENTION node: writes the node's attn_schedule (row or flash today;
- * ir/attention.c's tfx_attn_schedule_auto: flash for attention without a
- * sparse pattern unless the graph's schedule says attention = dense, row
- * otherwise and for MLA), so the choice shows in the IR (--emit=ir, the
+ * MLA_ATTENTION node: writes the node's attn_schedule (row, flash or
+ * block_sparse; ir/attention.c's tfx_attn_schedule_auto: unless the graph's
+ * schedule says attention = dense, flash for attention without a sparse
+ * pattern and block_sparse for one with a pattern; row otherwise and for
+ * MLA), so the choice shows in the IR (--emit=ir, the
  * printed graph) and in --stats, and the backend reads it instead of
  * deciding. A node that already carries a schedule keeps it (a caller may
  * force one; the verifier checks that it applies). The schedule is the

@@ -24,7 +24,16 @@
  *    --stats; forcing each applicable schedule on causal MHA / GQA, ALiBi
  *    (causal and not), cross-attention (static and T-row memory), an
  *    encoder over static rows and MLA gives the interpreter's results, and
- *    the schedules agree with each other, prefill and decode.
+ *    the schedules agree with each other, prefill and decode;
+ *  - the block rule on every aligned tile (1..16 x 1..16 over 75 positions,
+ *    the last tiles cut short) of every pattern, causal and not, against the
+ *    element rule; the block-sparse schedule (the flash tiles over the
+ *    table's non-empty key groups) against the interpreter and the row
+ *    schedule for every pattern at tile sizes (windows under and over a
+ *    tile, every column a summary), causal prefill + decode + chunks that
+ *    start mid-tile, bidirectional T not a multiple of the tile, a
+ *    cross-attention to a static memory; the module holds the block-sparse
+ *    body and the decode entry's table.
  * Tolerance: max |jit - ref| <= 1e-4 * max(1, max |ref|), between two
  * schedules 2e-4 * max(1, max |ref|). */
 #include <setjmp.h>
@@ -46,7 +55,6 @@
 #include "support/jit_harness.h"
 #include "support/testutil.h"
 #include "tfx/tfx.h"
-
 
 /* ---- harness: interpreter vs JIT through the runtime (tests/support/jit_harness.c) ---- */
 
@@ -264,18 +272,45 @@ static tfx_sparse pattern(int which) {
     sp.kind = TFX_SPARSE_LONGFORMER, sp.window = 4, sp.dilation = 2, sp.n_global_list = 2;
     sp.global_list[0] = 3, sp.global_list[1] = 11;
     break;
-  default: sp.kind = TFX_SPARSE_BIGBIRD, sp.block = 3, sp.n_global = 1, sp.random = 2, sp.seed = 7; break;
+  case 7: sp.kind = TFX_SPARSE_BIGBIRD, sp.block = 3, sp.n_global = 1, sp.random = 2, sp.seed = 7; break;
+  /* 8..: at the sizes of the flash tiles (8 and 16 rows x 8 or 16 keys): windows smaller and larger than a
+     tile, strides equal to it and not */
+  case 8: sp.kind = TFX_SPARSE_SLIDING, sp.window = 5; break;
+  case 9: sp.kind = TFX_SPARSE_SLIDING, sp.window = 21; break;
+  case 10: sp.kind = TFX_SPARSE_DILATED, sp.dilation = 2, sp.window = 40; break;
+  case 11: sp.kind = TFX_SPARSE_DILATED, sp.dilation = 3; break;
+  case 12: sp.kind = TFX_SPARSE_STRIDED, sp.stride = 16; break;
+  case 13: sp.kind = TFX_SPARSE_FIXED, sp.stride = 16, sp.summary = 3; break;
+  case 14: sp.kind = TFX_SPARSE_FIXED, sp.stride = 24, sp.summary = 24; break; /* every column a summary */
+  case 15:
+    sp.kind = TFX_SPARSE_LONGFORMER, sp.window = 9, sp.dilation = 1, sp.n_global = 2, sp.n_global_list = 1;
+    sp.global_list[0] = 50;
+    break;
+  case 16: sp.kind = TFX_SPARSE_BIGBIRD, sp.block = 16, sp.n_global = 1, sp.random = 2, sp.seed = 11; break;
+  default: sp.kind = TFX_SPARSE_BIGBIRD, sp.block = 5, sp.n_global = 0, sp.random = 1, sp.seed = 3; break;
   }
   return sp;
 }
-static const char *const k_pattern_names[8] = {"sliding(3)",
-                                               "dilated(2)",
-                                               "dilated(3, window 10)",
-                                               "strided(3)",
-                                               "fixed(4, 2)",
-                                               "longformer(3, global 2)",
-                                               "longformer(4, dil 2, tokens 3 11)",
-                                               "bigbird(3, 1, 2, seed 7)"};
+#define N_PATTERNS 18
+#define TILE_PATTERNS 8 /* the first at tile sizes */
+static const char *const k_pattern_names[N_PATTERNS] = {"sliding(3)",
+                                                        "dilated(2)",
+                                                        "dilated(3, window 10)",
+                                                        "strided(3)",
+                                                        "fixed(4, 2)",
+                                                        "longformer(3, global 2)",
+                                                        "longformer(4, dil 2, tokens 3 11)",
+                                                        "bigbird(3, 1, 2, seed 7)",
+                                                        "sliding(5)",
+                                                        "sliding(21)",
+                                                        "dilated(2, window 40)",
+                                                        "dilated(3)",
+                                                        "strided(16)",
+                                                        "fixed(16, 3)",
+                                                        "fixed(24, 24)",
+                                                        "longformer(9, global 2 + token 50)",
+                                                        "bigbird(16, 1, 2)",
+                                                        "bigbird(5, 0, 1)"};
 
 static void test_sparse_causal(void **state) {
   (void)state;
@@ -670,18 +705,29 @@ static void test_schedule_pass(void **state) {
   run_schedule_pass(t->g);
   assert_int_equal(t->g->nodes[t->g->output].attn_schedule, TFX_ATTN_SCHED_ROW);
   tfx_tg_free(t);
-  /* a sparse pattern: row, even with attention = flash; flash is refused */
+  /* a sparse pattern: block_sparse, even with attention = flash; flash is refused; attention = dense: row */
   tfx_sparse sp = pattern(4);
   t = attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 0, &sp, 16, 7);
   t->g->schedule.attention = TFX_SCHED_ATTN_FLASH;
   run_schedule_pass(t->g);
-  assert_int_equal(t->g->nodes[t->g->output].attn_schedule, TFX_ATTN_SCHED_ROW);
+  assert_int_equal(t->g->nodes[t->g->output].attn_schedule, TFX_ATTN_SCHED_BLOCK_SPARSE);
+  assert_int_equal(tfx_attn_schedule_of(t->g, &t->g->nodes[t->g->output], 1), TFX_ATTN_SCHED_ROW);
   txt = print_to_string(t->g);
-  assert_non_null(strstr(txt, "sparse = fixed(stride = 4, summary = 2), schedule = row}"));
+  assert_non_null(strstr(txt, "sparse = fixed(stride = 4, summary = 2), schedule = block_sparse}"));
   free(txt);
   t->g->nodes[t->g->output].attn_schedule = TFX_ATTN_SCHED_FLASH;
   assert_int_not_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
   assert_non_null(strstr(err, "schedule flash (2) does not apply"));
+  t->g->nodes[t->g->output].attn_schedule = TFX_ATTN_SCHED_UNSET;
+  t->g->schedule.attention = TFX_SCHED_ATTN_DENSE;
+  run_schedule_pass(t->g);
+  assert_int_equal(t->g->nodes[t->g->output].attn_schedule, TFX_ATTN_SCHED_ROW);
+  tfx_tg_free(t);
+  /* block_sparse needs a pattern: refused on attention without one */
+  t = attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 0, NULL, 16, 8);
+  t->g->nodes[t->g->output].attn_schedule = TFX_ATTN_SCHED_BLOCK_SPARSE;
+  assert_int_not_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
+  assert_non_null(strstr(err, "schedule block_sparse (3) does not apply"));
   tfx_tg_free(t);
   /* MLA: row; flash is refused */
   t = mla_graph(4, 8, 4, 6, 12, 1, TFX_ROPE_INTERLEAVED, 0, NULL, 40, 91);
@@ -690,6 +736,8 @@ static void test_schedule_pass(void **state) {
   tfx_pass_graph_stats(t->g, &gs);
   assert_int_equal(gs.attn_schedules[TFX_ATTN_SCHED_ROW], 1);
   t->g->nodes[t->g->output].attn_schedule = TFX_ATTN_SCHED_FLASH;
+  assert_int_not_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
+  t->g->nodes[t->g->output].attn_schedule = TFX_ATTN_SCHED_BLOCK_SPARSE;
   assert_int_not_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
   tfx_tg_free(t);
 
@@ -735,14 +783,16 @@ static void test_schedule_pass(void **state) {
   free(errs);
   char *st[] = {TFXC_PATH, ex, "--stats", NULL};
   assert_int_equal(tfx_test_run(st, &out, &errs), 0);
-  assert_non_null(strstr(out, "attention:         5 nodes, schedules row 0, flash 5 (prefill; decode runs row)"));
+  assert_non_null(
+      strstr(out, "attention:         5 nodes, schedules row 0, flash 5, block_sparse 0 (prefill; decode runs row)"));
   free(out);
   free(errs);
   snprintf(ex, sizeof ex, "%s/examples/sparse/masks.tfx", TFX_SOURCE_DIR);
   char *st0[] = {TFXC_PATH, ex, "-O0", "--stats", "--weights", "random", NULL};
   assert_int_equal(tfx_test_run(st0, &out, &errs), 0);
-  /* -O0 runs no pass: the backend's rule (the same function) gives every sparse layer row */
-  assert_non_null(strstr(out, "attention:         4 nodes, schedules row 4, flash 0 (prefill; decode runs row)"));
+  /* -O0 runs no pass: the backend's rule (the same function) gives every sparse layer block_sparse */
+  assert_non_null(
+      strstr(out, "attention:         4 nodes, schedules row 0, flash 0, block_sparse 4 (prefill; decode runs row)"));
   free(out);
   free(errs);
 }
@@ -796,6 +846,16 @@ static void check_schedules(tfx_tg *t, const int *scheds, int n_scheds, const in
     int flash = strstr(ll, "@tfx_body_fwd_flash_attention_") != NULL;
     if (flash != (scheds[k] == TFX_ATTN_SCHED_FLASH))
       fail_msg("%s: the module %s a flash body", label, flash ? "has" : "lacks");
+    int bsparse = strstr(ll, "@tfx_body_fwd_bsparse_attention_") != NULL;
+    if (bsparse != (scheds[k] == TFX_ATTN_SCHED_BLOCK_SPARSE))
+      fail_msg("%s: the module %s a block-sparse body", label, bsparse ? "has" : "lacks");
+    /* the decode entry walks the block-sparse table of a pattern the key range leaves inexact */
+    for (int i = 0; i < t->g->n_nodes; i++) {
+      const tfx_node *n = &t->g->nodes[i];
+      int want = n->op == TFX_OP_ATTENTION && n->mask == TFX_MASK_CAUSAL && n->sparse.kind != TFX_SPARSE_NONE &&
+                 n->sparse.kind != TFX_SPARSE_SLIDING;
+      if (want && !strstr(ll, "@tfx_bs_")) fail_msg("%s: no block-sparse table in the module", label);
+    }
     free(ll);
   }
   /* the schedules agree (each level's outputs, -O0 then -O3) */
@@ -856,6 +916,92 @@ static void test_schedules_agree(void **state) {
   tfx_tg_free(t);
 }
 
+/* ---- the block-sparse schedule ---- */
+
+/* The block rule on every aligned tile of [0, S) x [0, S) (the last ones cut
+ * short: S is not a multiple of the tile), exactly as the table asks it,
+ * against the element rule; returns the count of NONE and FULL tiles. */
+static void check_tiles_exhaustive(const tfx_node *n, int64_t S, int64_t qt, int64_t kt, int *nones, int *fulls,
+                                   const char *what) {
+  for (int64_t i0 = 0; i0 < S; i0 += qt)
+    for (int64_t j0 = 0; j0 < S; j0 += kt) {
+      int64_t i1 = i0 + qt < S ? i0 + qt : S, j1 = j0 + kt < S ? j0 + kt : S;
+      tfx_attn_block got = tfx_attn_block_allowed(n, i0, i1, j0, j1, S), want = block_truth(n, i0, i1, j0, j1, S);
+      int ok = got == want || (n->sparse.kind == TFX_SPARSE_LONGFORMER && got == TFX_ATTN_BLOCK_PARTIAL &&
+                               want == TFX_ATTN_BLOCK_FULL);
+      if (!ok)
+        fail_msg("%s: tile %lldx%lld [%lld, %lld) x [%lld, %lld): rule %d, truth %d", what, (long long)qt,
+                 (long long)kt, (long long)i0, (long long)i1, (long long)j0, (long long)j1, (int)got, (int)want);
+      *nones += got == TFX_ATTN_BLOCK_NONE;
+      *fulls += got == TFX_ATTN_BLOCK_FULL;
+    }
+}
+
+static void test_block_rule_exhaustive(void **state) {
+  (void)state;
+  static const int64_t sizes[] = {1, 2, 3, 4, 5, 8, 16};
+  const int ns = (int)(sizeof sizes / sizeof sizes[0]);
+  char what[160];
+  for (int p = 0; p < N_PATTERNS; p++) {
+    for (int causal = 0; causal < 2; causal++) {
+      tfx_node n = tfx_node_proto(TFX_OP_ATTENTION, 0, NULL);
+      n.heads = n.kv_heads = 1, n.head_dim = 4;
+      n.mask = causal ? TFX_MASK_CAUSAL : TFX_MASK_NONE;
+      n.sparse = pattern(p);
+      snprintf(what, sizeof what, "%s (%s)", k_pattern_names[p], causal ? "causal" : "none");
+      int nones = 0, fulls = 0;
+      for (int a = 0; a < ns; a++)
+        for (int c = 0; c < ns; c++) check_tiles_exhaustive(&n, 75, sizes[a], sizes[c], &nones, &fulls, what);
+      /* the 16 x 16 tiles of the patterns at tile sizes have tiles to skip */
+      if (p >= TILE_PATTERNS && p != 14 && causal) {
+        int n16 = 0, f16 = 0;
+        check_tiles_exhaustive(&n, 75, 16, 16, &n16, &f16, what);
+        if (!n16) fail_msg("%s: 16x16 tiles: none empty", what);
+      }
+      if (!nones && !(p == 14 && !causal)) fail_msg("%s: no empty tile", what);
+      if (!fulls) fail_msg("%s: no full tile", what);
+    }
+  }
+}
+
+/* The block-sparse schedule against the interpreter (and the row schedule)
+ * for every pattern at tile sizes, causal (a prefill crossing tiles, decode
+ * steps, chunks starting mid-tile) and bidirectional (T not a multiple of
+ * the tile), with ALiBi on some. */
+static const int k_bs[2] = {TFX_ATTN_SCHED_ROW, TFX_ATTN_SCHED_BLOCK_SPARSE};
+
+static void test_block_sparse_schedule(void **state) {
+  (void)state;
+  static const int dec[] = {70, 1, 1, 33, 1, 16, 2, 17, 1};
+  static const int enc[] = {75, 1, 16, 33};
+  const int nd = (int)(sizeof dec / sizeof dec[0]), ne = (int)(sizeof enc / sizeof enc[0]);
+  char what[160];
+  for (int p = TILE_PATTERNS; p < N_PATTERNS; p++) {
+    tfx_sparse sp = pattern(p);
+    snprintf(what, sizeof what, "block-sparse %s", k_pattern_names[p]);
+    tfx_tg *t = attn_graph(4, 2, 8, TFX_MASK_CAUSAL, p % 3 == 1, &sp, 160, 500 + (uint64_t)p);
+    check_schedules(t, k_bs, 2, dec, nd, what);
+    tfx_tg_free(t);
+    t = attn_graph(2, 1, 12, TFX_MASK_NONE, p % 3 == 2, &sp, 80, 520 + (uint64_t)p);
+    check_schedules(t, k_bs, 2, enc, ne, what);
+    tfx_tg_free(t);
+  }
+  /* the small patterns of the other tests (windows and blocks under a tile) */
+  for (int p = 1; p < 8; p += 3) {
+    tfx_sparse sp = pattern(p);
+    snprintf(what, sizeof what, "block-sparse %s", k_pattern_names[p]);
+    tfx_tg *t = attn_graph(4, 4, 8, TFX_MASK_CAUSAL, 0, &sp, 160, 540 + (uint64_t)p);
+    check_schedules(t, k_bs, 2, dec, nd, what);
+    tfx_tg_free(t);
+  }
+  /* cross-attention with a pattern to a static memory */
+  tfx_sparse sp = pattern(9);
+  tfx_tg *t = cross_graph(37, 1, &sp, 560);
+  static const int cross[] = {29, 1, 16, 3};
+  check_schedules(t, k_bs, 2, cross, 4, "block-sparse cross sliding(21), S = 37");
+  tfx_tg_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_alibi_slopes),
@@ -872,6 +1018,8 @@ int main(void) {
       cmocka_unit_test(test_block_rule),
       cmocka_unit_test(test_schedule_pass),
       cmocka_unit_test(test_schedules_agree),
+      cmocka_unit_test(test_block_rule_exhaustive),
+      cmocka_unit_test(test_block_sparse_schedule),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

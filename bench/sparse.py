@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""bench/sparse.py — sparse attention patterns as a fraction of dense causal
+flash attention (issue 12's small model: dim 64, 4 heads, head_dim 16, 2
+layers, causal, prefill of T tokens, one thread). Never run by the tests.
+
+For each pattern it compiles the model twice with tfxc: the default schedule
+(block_sparse for a pattern, flash without one) and `schedule { attention =
+dense }` (the per-row kernel every pattern ran before the block-sparse
+schedule), then times one prefill of T tokens with `bench model` (median of
+REPS after a warm-up). Prints a markdown table: tokens/s and time / time of
+dense causal flash in the same run.
+
+usage: bench/sparse.py TFXC BENCH_BIN [--T 4096] [--reps 3] [--threads 1]
+       [--only sliding,...] [--no-before]
+BENCH_BIN is bench/bench.c built as bench/run.sh builds it."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+PATTERNS = [
+    ("dense causal", None),
+    ("sliding(256)", "sliding(window = 256)"),
+    ("dilated(2, window 512)", "dilated(2, window = 512)"),
+    ("strided(64)", "strided(stride = 64)"),
+    ("fixed(256, summary 8)", "fixed(stride = 256, summary = 8)"),
+    ("longformer(256, 2 globals)", "longformer(window = 256, global = 2)"),
+    ("bigbird(64, 1 global, 2 random)", "bigbird(block_size = 64, global = 1, random = 2, seed = 7)"),
+]
+
+
+def source(sparse, max_seq, dense):
+    sp = f", sparse = {sparse}" if sparse else ""
+    sched = "schedule {\n  attention = dense\n}\n" if dense else ""
+    return f"""model sparse_bench
+const dim = 64, heads = 4, vocab = 256, max_seq = {max_seq}, eps = 1e-5
+param tok_embeddings : f32[vocab, dim]
+param norm : f32[dim]
+param output : f32[vocab, dim]
+block layer(x : f32[T, dim]) -> f32[T, dim] {{
+  param attention_norm : f32[dim]
+  param wq : f32[dim, dim]
+  param wk : f32[dim, dim]
+  param wv : f32[dim, dim]
+  param wo : f32[dim, dim]
+  param ffn_norm : f32[dim]
+  param w1 : f32[4 * dim, dim]
+  param w2 : f32[dim, 4 * dim]
+  h = x + attention(rmsnorm(x, attention_norm, eps = eps), wq, wk, wv, wo, heads = heads,
+                    position = rope(theta = 10000), mask = causal{sp})
+  return h + linear(gelu(linear(rmsnorm(h, ffn_norm, eps = eps), w1)), w2)
+}}
+forward(tokens : i32[T]) -> f32[T, vocab] {{
+  x = embedding(tok_embeddings, tokens)
+  x = layer(x, prefix = "layers.0")
+  x = layer(x, prefix = "layers.1")
+  return linear(rmsnorm(x, norm, eps = eps), output)
+}}
+{sched}"""
+
+
+def pp_tps(tfxc, bench, work, name, src, T, reps, threads):
+    tfx = os.path.join(work, name + ".tfx")
+    so = os.path.join(work, name + ".so")
+    with open(tfx, "w") as f:
+        f.write(src)
+    subprocess.run([tfxc, tfx, "-O3", "--weights", "random:1", "-o", so], check=True)
+    out = subprocess.run([bench, "model", so, str(threads), str(reps), str(T), "0"], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["pp_tps"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("tfxc")
+    ap.add_argument("bench")
+    ap.add_argument("--T", type=int, default=4096)
+    ap.add_argument("--max-seq", type=int, default=0, help="default: T")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--no-before", action="store_true", help="skip the per-row (before) column")
+    a = ap.parse_args()
+    max_seq = a.max_seq or a.T
+    only = [s for s in a.only.split(",") if s]
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        base = pp_tps(a.tfxc, a.bench, work, "dense", source(None, max_seq, False), a.T, a.reps, a.threads)
+        for k, (label, sp) in enumerate(PATTERNS):
+            if sp is None or (only and not any(o in label for o in only)):
+                continue
+            after = pp_tps(a.tfxc, a.bench, work, f"p{k}", source(sp, max_seq, False), a.T, a.reps, a.threads)
+            before = None
+            if not a.no_before:
+                before = pp_tps(a.tfxc, a.bench, work, f"p{k}r", source(sp, max_seq, True), a.T, a.reps, a.threads)
+            rows.append((label, before, after))
+            print(f"[sparse] {label}: before {before} after {after} dense {base} t/s", file=sys.stderr)
+    print(f"prefill of {a.T} tokens (max_seq {max_seq}), {a.threads} thread(s), median of {a.reps}; "
+          f"dense causal flash: {base:.0f} tokens/s")
+    print()
+    print("| pattern | before (row) t/s | × dense | after (block_sparse) t/s | × dense |")
+    print("| --- | --- | --- | --- | --- |")
+    for label, before, after in rows:
+        b = f"{before:.0f} | {base / before:.2f}" if before else "— | —"
+        print(f"| {label} | {b} | {after:.0f} | {base / after:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
