@@ -87,6 +87,8 @@ typedef struct tfx_cg_target {
   tfx_pack_layout pack; /* the packed weight layout the linear kernels read */
   tfx_cg_elf_id elf;    /* the objects' machine (elf_blob.c writes the weights with it) */
   int opt_level;
+  uint32_t cpu_arch;     /* enum tfx_cpu_arch: the descriptor's cpu_arch */
+  uint64_t cpu_features; /* TFX_CPU_* the code may use: the descriptor's cpu_features */
 } tfx_cg_target;
 
 typedef struct tfx_cg {

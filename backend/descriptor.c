@@ -2,7 +2,8 @@
  * (`tfx_model_descriptor_data`, and the alias `<name>_descriptor`), laid out exactly as tfx_model_desc and
  * tfx_entry_desc of include/tfx/abi.h on x86-64: magic, ABI version, name,
  * input kind/width, output width, vocab, max_seq, KV flag, memory sizes, the
- * weights blob (AOT: the address of the blob symbol; JIT: NULL) and the
+ * weights blob (AOT: the address of the blob symbol; JIT: NULL), the CPU
+ * architecture and features the code needs (the target's) and the
  * entries `forward` (1..max_seq tokens), `decode` (exactly 1) and, when the
  * module has one, `forward_last` (1..max_seq tokens, TFX_ENTRY_LAST_ROW).
  * Also what the graph determines of it (tfx_cg_model_shape: input kind and
@@ -97,6 +98,9 @@ int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_w
   return 0;
 }
 
+/* The fields of tfx_model_desc (ABI 4), as the LLVM struct below lays them out. */
+#define DESC_FIELDS 21
+
 int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *weights_symbol) {
   const tfx_graph *g = cg->g;
   int32_t ik, iw, ow, voc, has_kv;
@@ -174,13 +178,16 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
                        .weights = weights_symbol ? (const void *)ck_ent : NULL, /* only its presence counts */
                        .n_entries = n_ent,
                        .threads = (int32_t)g->schedule.threads,
-                       .entries = ck_ent};
+                       .entries = ck_ent,
+                       .cpu_arch = cg->tgt->cpu_arch,
+                       .cpu_features = cg->tgt->cpu_features};
   uint64_t desc_sum = tfx_desc_checksum(&ck);
 
   /* tfx_model_desc */
-  LLVMTypeRef df[18] = {i32, i32, ptr, i32, i32, i32, i32, i32, i32, i64, i64, i64, ptr, i32, i32, ptr, i64, i64};
-  LLVMTypeRef desc_ty = LLVMStructTypeInContext(cg->ctx, df, 18, 0);
-  LLVMValueRef dv[18] = {c32(cg, (int32_t)TFX_DESC_MAGIC),
+  LLVMTypeRef df[DESC_FIELDS] = {i32, i32, ptr, i32, i32, i32, i32, i32, i32, i64, i64,
+                                 i64, ptr, i32, i32, ptr, i64, i64, i32, i32, i64};
+  LLVMTypeRef desc_ty = LLVMStructTypeInContext(cg->ctx, df, DESC_FIELDS, 0);
+  LLVMValueRef dv[DESC_FIELDS] = {c32(cg, (int32_t)TFX_DESC_MAGIC),
                          c32(cg, TFX_ABI_VERSION),
                          const_string(cg, g->name ? g->name : "model", "tfx_str_name"),
                          c32(cg, ik),
@@ -197,8 +204,11 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
                          c32(cg, g->schedule.threads),
                          ent_gv,
                          c64(cg, (int64_t)desc_sum),
-                         c64(cg, 0)};
-  LLVMValueRef desc_init = LLVMConstNamedStruct(desc_ty, dv, 18);
+                         c64(cg, 0),
+                         c32(cg, (int32_t)cg->tgt->cpu_arch),
+                         c32(cg, 0),
+                         c64(cg, (int64_t)cg->tgt->cpu_features)};
+  LLVMValueRef desc_init = LLVMConstNamedStruct(desc_ty, dv, DESC_FIELDS);
   LLVMValueRef desc = LLVMAddGlobal(cg->mod, desc_ty, TFX_DESC_SYMBOL);
   LLVMSetInitializer(desc, desc_init);
   LLVMSetGlobalConstant(desc, 1);
@@ -225,12 +235,12 @@ int tfx_cg_set_weights_checksum(LLVMModuleRef mod, uint64_t sum, char *err, size
   LLVMValueRef desc = mod ? LLVMGetNamedGlobal(mod, TFX_DESC_SYMBOL) : NULL;
   LLVMValueRef init = desc ? LLVMGetInitializer(desc) : NULL;
   LLVMTypeRef ty = init ? LLVMTypeOf(init) : NULL;
-  if (!ty || LLVMGetTypeKind(ty) != LLVMStructTypeKind || LLVMCountStructElementTypes(ty) != 18)
+  if (!ty || LLVMGetTypeKind(ty) != LLVMStructTypeKind || LLVMCountStructElementTypes(ty) != DESC_FIELDS)
     return tfx_errf(err, errlen, "backend: the module has no model descriptor to record the weights checksum in");
-  LLVMValueRef f[18];
-  for (unsigned i = 0; i < 18; i++) f[i] = LLVMGetAggregateElement(init, i);
+  LLVMValueRef f[DESC_FIELDS];
+  for (unsigned i = 0; i < DESC_FIELDS; i++) f[i] = LLVMGetAggregateElement(init, i);
   f[DESC_WEIGHTS_CHECKSUM_FIELD] =
       LLVMConstInt(LLVMStructGetTypeAtIndex(ty, DESC_WEIGHTS_CHECKSUM_FIELD), (unsigned long long)sum, 0);
-  LLVMSetInitializer(desc, LLVMConstNamedStruct(ty, f, 18));
+  LLVMSetInitializer(desc, LLVMConstNamedStruct(ty, f, DESC_FIELDS));
   return 0;
 }

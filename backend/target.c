@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../include/tfx/cpu_features.h"
 #include "cg.h"
 #include "cpu_names.h"
 
@@ -83,22 +84,37 @@ static const char *const avx2_cpus[] = {"haswell",
 static const char *const avx_fma_cpus[] = {"bdver2", "bdver3", "bdver4", NULL};
 static const char *const avx_cpus[] = {"sandybridge",      "ivybridge", "core-avx-i", "corei7-avx", "core_2nd_gen_avx",
                                        "core_3rd_gen_avx", "bdver1",    "btver2",     NULL};
-static const char *const ssse3_cpus[] = {
-    "x86-64-v2",  "core2", "penryn",   "nehalem",       "westmere",      "corei7",  "core_i7_sse4_2", "atom", "bonnell",
-    "silvermont", "slm",   "goldmont", "goldmont-plus", "goldmont_plus", "tremont", "btver1",         NULL};
+static const char *const sse42_cpus[] = {"x86-64-v2",  "nehalem",       "westmere",      "corei7",
+                                         "core_i7_sse4_2", "core_aes_pclmulqdq", "silvermont", "slm",
+                                         "goldmont",   "goldmont-plus", "goldmont_plus", "tremont",
+                                         "atom_sse4_2", "atom_sse4_2_movbe", NULL};
+static const char *const sse41_cpus[] = {"penryn", "core_2_duo_sse4_1", NULL};
+static const char *const ssse3_cpus[] = {"core2", "core_2_duo_ssse3", "atom", "bonnell", "btver1", NULL};
+static const char *const sse3_cpus[] = {"nocona", "prescott", "k8-sse3", "athlon64-sse3", "opteron-sse3",
+                                        "amdfam10", "barcelona", NULL};
 
-#define AVX512_BASE "+avx,+avx2,+fma,+ssse3,+avx512f"
+/* The scalar and SSE features of the levels, which every cpu of the vector
+ * levels above has too (x86-64-v2 and x86-64-v3 as LLVM defines them). Only
+ * the features tfx_cpu_features names matter here: they are what the
+ * descriptor records (docs/portability.md). */
+#define V2 "+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt"
+#define V3 V2 ",+avx,+avx2,+fma,+f16c,+bmi,+bmi2,+lzcnt,+movbe"
+#define AVX512_BASE V3 ",+avx512f,+avx512cd"
+#define SKX AVX512_BASE ",+avx512bw,+avx512dq,+avx512vl"
 static const x86_level x86_levels[] = {
-    {AVX512_BASE ",+avx512bw,+avx512vnni,+avx512bf16,+avxvnni", amx_cpus},
-    {AVX512_BASE ",+avx512bw,+avx512vnni,+avx512bf16", bf16_cpus},
-    {AVX512_BASE ",+avx512bw,+avx512vnni", vnni512_cpus},
-    {AVX512_BASE ",+avx512bw", avx512_cpus},
+    {SKX ",+avx512vnni,+avx512bf16,+avxvnni", amx_cpus},
+    {SKX ",+avx512vnni,+avx512bf16", bf16_cpus},
+    {SKX ",+avx512vnni", vnni512_cpus},
+    {SKX, avx512_cpus},
     {AVX512_BASE, knl_cpus},
-    {"+avx,+avx2,+fma,+ssse3,+avxvnni", avxvnni_cpus},
-    {"+avx,+avx2,+fma,+ssse3", avx2_cpus},
-    {"+avx,+fma,+ssse3", avx_fma_cpus},
-    {"+avx,+ssse3", avx_cpus},
-    {"+ssse3", ssse3_cpus},
+    {V3 ",+avxvnni", avxvnni_cpus},
+    {V3, avx2_cpus},
+    {V2 ",+avx,+fma,+f16c,+lzcnt,+bmi", avx_fma_cpus},
+    {V2 ",+avx", avx_cpus},
+    {V2, sse42_cpus},
+    {"+sse3,+ssse3,+sse4.1", sse41_cpus},
+    {"+sse3,+ssse3", ssse3_cpus},
+    {"+sse3", sse3_cpus},
 };
 
 static const char *x86_implied(const char *cpu) {
@@ -130,6 +146,17 @@ static void describe_x86(tfx_cg_target *t) {
   t->i8dot = (maddubs ? TFX_CG_I8_MADDUBS : 0) | (avx2 && x86_feature(fs, im, "avxvnni") ? TFX_CG_I8_AVXVNNI : 0) |
              (avx512 && x86_feature(fs, im, "avx512vnni") ? TFX_CG_I8_VNNI512 : 0);
   t->has_bf16 = avx512 && x86_feature(fs, im, "avx512bf16");
+  /* what the descriptor records: every listed feature the target enables,
+   * consistent with the vector ISA chosen above */
+  uint64_t set = 0;
+  for (size_t i = 0; i < TFX_CPU_FEATURE_COUNT; i++)
+    if (x86_feature(fs, im, tfx_cpu_features[i].name)) set |= tfx_cpu_features[i].bit;
+  set &= ~(uint64_t)(TFX_CPU_AVX | TFX_CPU_AVX2 | TFX_CPU_FMA | TFX_CPU_AVX512F);
+  set |= (avx ? TFX_CPU_AVX : 0) | (avx2 ? TFX_CPU_AVX2 : 0) | (fma ? TFX_CPU_FMA : 0) | (avx512 ? TFX_CPU_AVX512F : 0);
+  if (avx) set |= TFX_CPU_SSE42_CHAIN; /* LLVM: avx implies sse4.2; avx512f implies f16c */
+  if (avx512) set |= TFX_CPU_F16C;
+  t->cpu_arch = TFX_CPU_ARCH_X86_64;
+  t->cpu_features = tfx_cpu_closure(set);
 }
 
 /* ---- AArch64: NEON (SVE is not used) ---- */
@@ -140,6 +167,7 @@ static void describe_aarch64(tfx_cg_target *t) {
   t->has_fma = 1;
   t->i8dot = feature_on(t->features, "dotprod") == 1 ? TFX_CG_I8_SDOT : 0;
   t->has_bf16 = feature_on(t->features, "bf16") == 1;
+  t->cpu_arch = TFX_CPU_ARCH_AARCH64; /* features are not recorded for AArch64 (cpu_features 0) */
 }
 
 /* ---- what the kernels derive from the registers ---- */
@@ -250,7 +278,7 @@ int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *e
   if (tfx_cg_init_llvm(err, errlen)) return -1;
   char *triple = LLVMGetDefaultTargetTriple(), *cpu = NULL, *feat = NULL;
   int rc = -1;
-  if (o && o->cpu) {
+  if (o && o->cpu && strcmp(o->cpu, "native") != 0) {
     if (!tfx_cg_cpu_check(triple, o->cpu, err, errlen))
       rc = tfx_cg_target_describe(t, triple, o->cpu, o->features ? o->features : "", o->opt_level, err, errlen);
   } else {

@@ -19,6 +19,7 @@ const char *tfx_error_message(int code) {
   case TFX_ERR_INTERNAL: return "internal runtime error (libffi or thread creation failed)";
   case TFX_ERR_COMPILE: return "the model did not compile";
   case TFX_ERR_CHECKSUM: return "the model file is corrupted (a checksum differs)";
+  case TFX_ERR_CPU: return "the model needs CPU features this CPU does not have";
   default: return "unknown error";
   }
 }

@@ -1,6 +1,6 @@
 /* runtime/model.c — opening models: the file checks (elf_check.c), dlopen
  * of a compiled model.so, its descriptor checks and, on request, its
- * checksums (tfx_model_open[_ex|_flags]), wrapping a descriptor already in
+ * checksums and the CPU check (cpu.c) (tfx_model_open[_ex|_flags]), wrapping a descriptor already in
  * the process (tfx_model_from_descriptor, for linked and JIT models), and
  * closing them. */
 #include <dlfcn.h>
@@ -89,6 +89,9 @@ int tfx_model_open_flags(const char *path, unsigned flags, tfx_model **out, char
    * the session's buffers. The weights are hashed only on request. */
   if (rc == TFX_OK) {
     rc = tfx_rt_verify_checksums(desc, desc->weights, (flags & TFX_OPEN_VERIFY) != 0, errbuf, errlen);
+    /* then the CPU, before any of the model's code runs: a corrupted
+     * feature set is a checksum error, not a CPU refusal */
+    if (rc == TFX_OK) rc = tfx_rt_check_cpu(desc, errbuf, errlen);
     if (rc != TFX_OK) {
       free(m->entries);
       free(m);
@@ -116,6 +119,12 @@ int tfx_model_from_descriptor(const tfx_model_desc *desc, const void *weights, v
   tfx_model *m = NULL;
   int rc = make_model(desc, weights, &m, NULL, 0);
   if (rc != TFX_OK) return rc;
+  rc = tfx_rt_check_cpu(desc, NULL, 0);
+  if (rc != TFX_OK) {
+    free(m->entries);
+    free(m);
+    return rc;
+  }
   m->release = release;
   m->release_arg = release_arg;
   *out = m;

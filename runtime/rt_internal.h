@@ -77,6 +77,13 @@ int tfx_rt_check_loaded(void *handle, const tfx_model_desc *d, const char *path,
 int tfx_rt_verify_checksums(const tfx_model_desc *d, const void *weights, int with_weights, char *errbuf,
                             size_t errlen);
 
+/* cpu.c: the CPU features (TFX_CPU_*) this CPU has and its OS enables,
+ * less those TFX_CPU_MASK names (TFX_ERR_INVALID_ARGUMENT for an unknown
+ * name); and the check of a descriptor's cpu_features against them
+ * (TFX_ERR_CPU naming the missing ones). */
+int tfx_rt_cpu_features(uint64_t *out, char *errbuf, size_t errlen);
+int tfx_rt_check_cpu(const tfx_model_desc *d, char *errbuf, size_t errlen);
+
 /* ffi_call.c: prepares the libffi call interface of every entry of m->desc. */
 int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen);
 /* Calls one entry with the session's buffers; input and output as given. */

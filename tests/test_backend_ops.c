@@ -398,7 +398,10 @@ static void test_descriptor(void **state) {
   assert_int_equal(offsetof(tfx_model_desc, entries), 80);
   assert_int_equal(offsetof(tfx_model_desc, desc_checksum), 88);
   assert_int_equal(offsetof(tfx_model_desc, weights_checksum), 96);
-  assert_int_equal(sizeof(tfx_model_desc), 104);
+  assert_int_equal(offsetof(tfx_model_desc, cpu_arch), 104);
+  assert_int_equal(offsetof(tfx_model_desc, cpu_reserved), 108);
+  assert_int_equal(offsetof(tfx_model_desc, cpu_features), 112);
+  assert_int_equal(sizeof(tfx_model_desc), 120);
   assert_int_equal(offsetof(tfx_entry_desc, name), 0);
   assert_int_equal(offsetof(tfx_entry_desc, fn), 8);
   assert_int_equal(offsetof(tfx_entry_desc, min_tokens), 16);
