@@ -540,7 +540,7 @@ struct tfx_cg_gemm {
   const tfx_cg_gemm_hooks *hooks; /* NULL members use the defaults: none, none, + bias and store */
   void *ctx;                      /* the hooks' state */
   const tfx_cg_wstream *ws;       /* the weight's stream: set by tfx_cg_gemm_emit from n's operand 1 and w */
-  int aq; /* int8 dot products on quantized activations (tfx_node_act_quant: k_linear_q8.c; no stream) */
+  int aq;   /* int8 dot products on quantized activations (tfx_node_act_quant: k_linear_q8.c; no stream) */
   void *q8; /* the int8 path's state (k_linear_q8.c) */
 };
 /* Emits the item loop of G into the current body; the number of work items

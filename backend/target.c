@@ -84,14 +84,25 @@ static const char *const avx2_cpus[] = {"haswell",
 static const char *const avx_fma_cpus[] = {"bdver2", "bdver3", "bdver4", NULL};
 static const char *const avx_cpus[] = {"sandybridge",      "ivybridge", "core-avx-i", "corei7-avx", "core_2nd_gen_avx",
                                        "core_3rd_gen_avx", "bdver1",    "btver2",     NULL};
-static const char *const sse42_cpus[] = {"x86-64-v2",  "nehalem",       "westmere",      "corei7",
-                                         "core_i7_sse4_2", "core_aes_pclmulqdq", "silvermont", "slm",
-                                         "goldmont",   "goldmont-plus", "goldmont_plus", "tremont",
-                                         "atom_sse4_2", "atom_sse4_2_movbe", NULL};
+static const char *const sse42_cpus[] = {"x86-64-v2",
+                                         "nehalem",
+                                         "westmere",
+                                         "corei7",
+                                         "core_i7_sse4_2",
+                                         "core_aes_pclmulqdq",
+                                         "silvermont",
+                                         "slm",
+                                         "goldmont",
+                                         "goldmont-plus",
+                                         "goldmont_plus",
+                                         "tremont",
+                                         "atom_sse4_2",
+                                         "atom_sse4_2_movbe",
+                                         NULL};
 static const char *const sse41_cpus[] = {"penryn", "core_2_duo_sse4_1", NULL};
 static const char *const ssse3_cpus[] = {"core2", "core_2_duo_ssse3", "atom", "bonnell", "btver1", NULL};
-static const char *const sse3_cpus[] = {"nocona", "prescott", "k8-sse3", "athlon64-sse3", "opteron-sse3",
-                                        "amdfam10", "barcelona", NULL};
+static const char *const sse3_cpus[] = {"nocona",       "prescott", "k8-sse3",   "athlon64-sse3",
+                                        "opteron-sse3", "amdfam10", "barcelona", NULL};
 
 /* The scalar and SSE features of the levels, which every cpu of the vector
  * levels above has too (x86-64-v2 and x86-64-v3 as LLVM defines them). Only

@@ -45,7 +45,7 @@ struct tfx_session {
   void *arena;
   void *kv;
   size_t kv_map; /* bytes of kv's anonymous mapping (0: kv is from posix_memalign) */
-  float *out; /* max_seq * output_width floats */
+  float *out;    /* max_seq * output_width floats */
   tfx_rt_pool *pool;
   tfx_exec exec;
   atomic_flag busy; /* set while a forward call runs (a second thread is refused) */

@@ -21,7 +21,7 @@ extern "C" {
 typedef struct tfx_cpu_feature_info {
   uint64_t bit;
   const char *name; /* LLVM's feature name */
-  uint64_t needs;    /* TFX_CPU_* bits this feature builds on */
+  uint64_t needs;   /* TFX_CPU_* bits this feature builds on */
 } tfx_cpu_feature_info;
 
 #define TFX_CPU_SSE42_CHAIN (TFX_CPU_SSE3 | TFX_CPU_SSSE3 | TFX_CPU_SSE4_1 | TFX_CPU_SSE4_2)
