@@ -51,20 +51,27 @@ static int feature_on(const char *features, const char *name) {
 
 /* ---- x86-64 ---- */
 
-/* The vector features a named x86 cpu implies (LLVM 19's X86TargetParser),
- * for the names whose vector ISA goes beyond SSE2. */
+/* The features a named x86 cpu implies (LLVM 19's X86TargetParser): its
+ * vector ISA, which chooses the kernels, and every feature the descriptor
+ * records (tfx_cpu_features, docs/portability.md); the cpus of the x86-64
+ * levels have at least that level's features. */
 typedef struct {
   const char *features;
   const char *const *cpus;
 } x86_level;
 
-static const char *const amx_cpus[] = {
-    "sapphirerapids", "emeraldrapids", "graniterapids", "graniterapids-d", "graniterapids_d", "znver5", NULL};
-static const char *const bf16_cpus[] = {"cooperlake", "znver4", NULL};
-static const char *const vnni512_cpus[] = {"cascadelake",    "icelake-client", "icelake-server", "icelake_client",
-                                           "icelake_server", "tigerlake",      "rocketlake",     NULL};
-static const char *const avx512_cpus[] = {"skylake-avx512", "skylake_avx512", "skx", "cannonlake", "x86-64-v4", NULL};
-static const char *const knl_cpus[] = {"knl", "knm", "mic_avx512", NULL};
+static const char *const spr_cpus[] = {"sapphirerapids",  "emeraldrapids",   "graniterapids",
+                                       "graniterapids-d", "graniterapids_d", NULL};
+static const char *const znver5_cpus[] = {"znver5", NULL};
+static const char *const znver4_cpus[] = {"znver4", NULL};
+static const char *const cooperlake_cpus[] = {"cooperlake", NULL};
+static const char *const icelake_cpus[] = {
+    "icelake-client", "icelake-server", "icelake_client", "icelake_server", "tigerlake", "rocketlake", NULL};
+static const char *const cascadelake_cpus[] = {"cascadelake", NULL};
+static const char *const cannonlake_cpus[] = {"cannonlake", NULL};
+static const char *const avx512_cpus[] = {"skylake-avx512", "skylake_avx512", "skx", "x86-64-v4", NULL};
+static const char *const knl_cpus[] = {"knl", "mic_avx512", NULL};
+static const char *const knm_cpus[] = {"knm", NULL};
 static const char *const avxvnni_cpus[] = {
     "alderlake", "raptorlake",  "meteorlake",   "arrowlake",  "arrowlake-s",      "arrowlake_s", "lunarlake",
     "gracemont", "pantherlake", "sierraforest", "grandridge", "clearwaterforest", NULL};
@@ -81,50 +88,55 @@ static const char *const avx2_cpus[] = {"haswell",
                                         "znver3",
                                         "x86-64-v3",
                                         NULL};
-static const char *const avx_fma_cpus[] = {"bdver2", "bdver3", "bdver4", NULL};
-static const char *const avx_cpus[] = {"sandybridge",      "ivybridge", "core-avx-i", "corei7-avx", "core_2nd_gen_avx",
-                                       "core_3rd_gen_avx", "bdver1",    "btver2",     NULL};
-static const char *const sse42_cpus[] = {"x86-64-v2",
-                                         "nehalem",
-                                         "westmere",
-                                         "corei7",
-                                         "core_i7_sse4_2",
-                                         "core_aes_pclmulqdq",
-                                         "silvermont",
-                                         "slm",
-                                         "goldmont",
-                                         "goldmont-plus",
-                                         "goldmont_plus",
-                                         "tremont",
-                                         "atom_sse4_2",
-                                         "atom_sse4_2_movbe",
-                                         NULL};
+static const char *const bdver4_cpus[] = {"bdver4", NULL};
+static const char *const bdver2_cpus[] = {"bdver2", "bdver3", NULL};
+static const char *const btver2_cpus[] = {"btver2", NULL};
+static const char *const ivybridge_cpus[] = {"ivybridge", "core-avx-i", "core_3rd_gen_avx", NULL};
+static const char *const avx_cpus[] = {"sandybridge", "corei7-avx", "core_2nd_gen_avx", NULL};
+static const char *const bdver1_cpus[] = {"bdver1", NULL};
+static const char *const tremont_cpus[] = {"tremont", NULL};
+static const char *const slm_cpus[] = {"silvermont",        "slm", "goldmont", "goldmont-plus", "goldmont_plus",
+                                       "atom_sse4_2_movbe", NULL};
+static const char *const sse42_cpus[] = {"x86-64-v2",          "nehalem",     "westmere", "corei7", "core_i7_sse4_2",
+                                         "core_aes_pclmulqdq", "atom_sse4_2", NULL};
 static const char *const sse41_cpus[] = {"penryn", "core_2_duo_sse4_1", NULL};
-static const char *const ssse3_cpus[] = {"core2", "core_2_duo_ssse3", "atom", "bonnell", "btver1", NULL};
-static const char *const sse3_cpus[] = {"nocona",       "prescott", "k8-sse3",   "athlon64-sse3",
-                                        "opteron-sse3", "amdfam10", "barcelona", NULL};
+static const char *const ssse3_cpus[] = {"core2", "core_2_duo_ssse3", "atom", "bonnell", NULL};
+static const char *const btver1_cpus[] = {"btver1", NULL};
+static const char *const amdfam10_cpus[] = {"amdfam10", "barcelona", NULL};
+static const char *const sse3_cpus[] = {"nocona", "k8-sse3", "athlon64-sse3", "opteron-sse3", NULL};
 
-/* The scalar and SSE features of the levels, which every cpu of the vector
- * levels above has too (x86-64-v2 and x86-64-v3 as LLVM defines them). Only
- * the features tfx_cpu_features names matter here: they are what the
- * descriptor records (docs/portability.md). */
 #define V2 "+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt"
 #define V3 V2 ",+avx,+avx2,+fma,+f16c,+bmi,+bmi2,+lzcnt,+movbe"
 #define AVX512_BASE V3 ",+avx512f,+avx512cd"
 #define SKX AVX512_BASE ",+avx512bw,+avx512dq,+avx512vl"
+/* Ice Lake's AVX-512 extensions and GFNI (LLVM shifts bytes with gf2p8affineqb) */
+#define ICL SKX ",+avx512vnni,+avx512vbmi,+avx512vbmi2,+avx512bitalg,+avx512vpopcntdq,+avx512ifma,+gfni"
 static const x86_level x86_levels[] = {
-    {SKX ",+avx512vnni,+avx512bf16,+avxvnni", amx_cpus},
-    {SKX ",+avx512vnni,+avx512bf16", bf16_cpus},
-    {SKX ",+avx512vnni", vnni512_cpus},
+    {ICL ",+avx512bf16,+avxvnni,+avx512fp16", spr_cpus},
+    {ICL ",+avx512bf16,+avxvnni", znver5_cpus},
+    {ICL ",+avx512bf16", znver4_cpus},
+    {SKX ",+avx512vnni,+avx512bf16", cooperlake_cpus},
+    {ICL, icelake_cpus},
+    {SKX ",+avx512vnni", cascadelake_cpus},
+    {SKX ",+avx512vbmi,+avx512ifma", cannonlake_cpus},
     {SKX, avx512_cpus},
     {AVX512_BASE, knl_cpus},
-    {V3 ",+avxvnni", avxvnni_cpus},
+    {AVX512_BASE ",+avx512vpopcntdq", knm_cpus},
+    {V3 ",+avxvnni,+gfni", avxvnni_cpus},
     {V3, avx2_cpus},
-    {V2 ",+avx,+fma,+f16c,+lzcnt,+bmi", avx_fma_cpus},
+    {V2 ",+avx,+fma,+f16c,+lzcnt,+bmi,+bmi2,+movbe", bdver4_cpus},
+    {V2 ",+avx,+fma,+f16c,+lzcnt,+bmi", bdver2_cpus},
+    {V2 ",+avx,+f16c,+lzcnt,+bmi,+movbe", btver2_cpus},
+    {V2 ",+avx,+f16c", ivybridge_cpus},
     {V2 ",+avx", avx_cpus},
+    {V2 ",+avx,+lzcnt", bdver1_cpus},
+    {V2 ",+movbe,+gfni", tremont_cpus},
+    {V2 ",+movbe", slm_cpus},
     {V2, sse42_cpus},
     {"+sse3,+ssse3,+sse4.1", sse41_cpus},
     {"+sse3,+ssse3", ssse3_cpus},
+    {"+sse3,+ssse3,+popcnt,+lzcnt", btver1_cpus},
+    {"+sse3,+popcnt,+lzcnt", amdfam10_cpus},
     {"+sse3", sse3_cpus},
 };
 

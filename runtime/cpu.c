@@ -56,8 +56,15 @@ static uint64_t detect_x86(void) {
       if (b & (1u << 28)) f |= TFX_CPU_AVX512CD;
       if (b & (1u << 30)) f |= TFX_CPU_AVX512BW;
       if (b & (1u << 31)) f |= TFX_CPU_AVX512VL;
+      if (b & (1u << 21)) f |= TFX_CPU_AVX512IFMA;
+      if (c & (1u << 1)) f |= TFX_CPU_AVX512VBMI;
+      if (c & (1u << 6)) f |= TFX_CPU_AVX512VBMI2;
       if (c & (1u << 11)) f |= TFX_CPU_AVX512VNNI;
+      if (c & (1u << 12)) f |= TFX_CPU_AVX512BITALG;
+      if (c & (1u << 14)) f |= TFX_CPU_AVX512VPOPCNTDQ;
+      if (d & (1u << 23)) f |= TFX_CPU_AVX512FP16;
     }
+    if (c & (1u << 8)) f |= TFX_CPU_GFNI;
     if (max7 >= 1) {
       __cpuid_count(7, 1, a, b, c, d);
       if (os_avx && (a & (1u << 4))) f |= TFX_CPU_AVXVNNI;

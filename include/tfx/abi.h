@@ -51,8 +51,9 @@ enum tfx_arg_kind {
 enum tfx_cpu_arch { TFX_CPU_ARCH_UNKNOWN = 0, TFX_CPU_ARCH_X86_64 = 1, TFX_CPU_ARCH_AARCH64 = 2 };
 
 /* x86-64 instruction-set features the generated code may use
- * (tfx_model_desc.cpu_features; the names are LLVM's and /proc/cpuinfo's
- * spelling in docs/portability.md). SSE2 is implied by x86-64 itself. */
+ * (tfx_model_desc.cpu_features; names in tfx/cpu_features.h). SSE2 is
+ * implied by x86-64 itself. Features LLVM never uses on its own for this
+ * code (AES, SHA, CLMUL, AMX, ...) are not recorded (docs/portability.md). */
 enum {
   TFX_CPU_SSE3 = 1u << 0,
   TFX_CPU_SSSE3 = 1u << 1,
@@ -75,7 +76,14 @@ enum {
   TFX_CPU_AVX512VNNI = 1u << 18,
   TFX_CPU_AVXVNNI = 1u << 19,
   TFX_CPU_AVX512BF16 = 1u << 20,
-  TFX_CPU_FEATURE_COUNT = 21
+  TFX_CPU_AVX512FP16 = 1u << 21,
+  TFX_CPU_AVX512VBMI = 1u << 22,
+  TFX_CPU_AVX512VBMI2 = 1u << 23,
+  TFX_CPU_AVX512BITALG = 1u << 24,
+  TFX_CPU_AVX512VPOPCNTDQ = 1u << 25,
+  TFX_CPU_AVX512IFMA = 1u << 26,
+  TFX_CPU_GFNI = 1u << 27,
+  TFX_CPU_FEATURE_COUNT = 28
 };
 
 enum tfx_input_kind { TFX_INPUT_TOKENS = 0, TFX_INPUT_F32 = 1 };

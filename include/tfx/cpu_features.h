@@ -25,6 +25,7 @@ typedef struct tfx_cpu_feature_info {
 } tfx_cpu_feature_info;
 
 #define TFX_CPU_SSE42_CHAIN (TFX_CPU_SSE3 | TFX_CPU_SSSE3 | TFX_CPU_SSE4_1 | TFX_CPU_SSE4_2)
+#define TFX_CPU_AVX512_CHAIN (TFX_CPU_SSE42_CHAIN | TFX_CPU_AVX | TFX_CPU_AVX2 | TFX_CPU_AVX512F)
 
 static const tfx_cpu_feature_info tfx_cpu_features[TFX_CPU_FEATURE_COUNT] = {
     {TFX_CPU_SSE3, "sse3", 0},
@@ -49,6 +50,13 @@ static const tfx_cpu_feature_info tfx_cpu_features[TFX_CPU_FEATURE_COUNT] = {
     {TFX_CPU_AVXVNNI, "avxvnni", TFX_CPU_SSE42_CHAIN | TFX_CPU_AVX | TFX_CPU_AVX2},
     {TFX_CPU_AVX512BF16, "avx512bf16",
      TFX_CPU_SSE42_CHAIN | TFX_CPU_AVX | TFX_CPU_AVX2 | TFX_CPU_AVX512F | TFX_CPU_AVX512BW},
+    {TFX_CPU_AVX512FP16, "avx512fp16", TFX_CPU_AVX512_CHAIN | TFX_CPU_AVX512BW},
+    {TFX_CPU_AVX512VBMI, "avx512vbmi", TFX_CPU_AVX512_CHAIN | TFX_CPU_AVX512BW},
+    {TFX_CPU_AVX512VBMI2, "avx512vbmi2", TFX_CPU_AVX512_CHAIN | TFX_CPU_AVX512BW},
+    {TFX_CPU_AVX512BITALG, "avx512bitalg", TFX_CPU_AVX512_CHAIN | TFX_CPU_AVX512BW},
+    {TFX_CPU_AVX512VPOPCNTDQ, "avx512vpopcntdq", TFX_CPU_AVX512_CHAIN},
+    {TFX_CPU_AVX512IFMA, "avx512ifma", TFX_CPU_AVX512_CHAIN},
+    {TFX_CPU_GFNI, "gfni", 0}, /* its VEX and EVEX forms also need avx and avx512f, recorded as such */
 };
 
 /* The bits a set keeps once every feature whose requirement is missing is
