@@ -23,7 +23,13 @@
 #define TFX_FFI_LDFLAGS "-lffi"
 #endif
 
-#define WEIGHTS_SYMBOL "tfx_weights_blob"
+/* The blob's symbol: `<model>_weights_blob` (hidden), so that several
+ * models' objects link into one program, each with its own weights. */
+static void weights_symbol(const tfx_graph *g, char *buf, size_t len) {
+  char ident[128];
+  tfx_cg_c_identifier(g->name ? g->name : "model", ident, sizeof ident);
+  snprintf(buf, len, "%s_weights_blob", ident);
+}
 
 int tfx_cg_aot_build(const tfx_graph *g, const tfx_target_options *o, tfx_cg_aot *a, char *err, size_t errlen) {
   memset(a, 0, sizeof *a);
@@ -31,7 +37,9 @@ int tfx_cg_aot_build(const tfx_graph *g, const tfx_target_options *o, tfx_cg_aot
   a->tm = tfx_cg_target_machine(&a->t, 1, 0, err, errlen);
   if (!a->tm) goto fail;
   a->ctx = LLVMContextCreate();
-  if (tfx_cg_build_module(g, &a->t, a->ctx, a->tm, WEIGHTS_SYMBOL, &a->mod, err, errlen)) goto fail;
+  char wsym[160];
+  weights_symbol(g, wsym, sizeof wsym);
+  if (tfx_cg_build_module(g, &a->t, a->ctx, a->tm, wsym, &a->mod, err, errlen)) goto fail;
   if (tfx_cg_optimize(a->mod, a->tm, a->t.opt_level, err, errlen)) goto fail;
   return 0;
 fail:
@@ -169,7 +177,9 @@ static int write_objects(const tfx_graph *g, const uint8_t *weights, size_t weig
   LLVMDisposeMessage(msg);
   tfx_cg_elf_id elf = a.t.elf; /* the blob's object is for the code's machine */
   tfx_cg_aot_free(&a);         /* free LLVM's memory before the (possibly large) blob */
-  rc = tfx_cg_write_blob_object(t->blob, &elf, WEIGHTS_SYMBOL, weights, weights_bytes, err, errlen);
+  char wsym[160];
+  weights_symbol(g, wsym, sizeof wsym);
+  rc = tfx_cg_write_blob_object(t->blob, &elf, wsym, weights, weights_bytes, err, errlen);
 done:
   tfx_cg_aot_free(&a);
   if (rc) aot_objects_remove(t);

@@ -157,6 +157,10 @@ LLVMTargetMachineRef tfx_cg_target_machine(const tfx_cg_target *t, int pic, int 
 /* Builds the whole module (kernels, entries, descriptor) for a planned graph
  * into a new module of ctx. weights_symbol: the AOT blob symbol to reference,
  * or NULL (JIT: descriptor weights NULL). */
+/* descriptor.c: the C identifier of a model name, as the generated header
+ * spells it (non-alphanumerics become '_', a leading digit gets a '_'
+ * prefix): `<ident>_descriptor` and the blob `<ident>_weights_blob`. */
+void tfx_cg_c_identifier(const char *name, char *buf, size_t len);
 int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextRef ctx, LLVMTargetMachineRef tm,
                         const char *weights_symbol, LLVMModuleRef *out, char *err, size_t errlen);
 /* Runs default<O%d> over the module. */
@@ -627,7 +631,7 @@ void tfx_cg_stats_part(tfx_cg *cg, LLVMValueRef src, int64_t cols, int layer, LL
 
 /* ---- aot.c ---- */
 /* An optimized module for AOT emission (PIC, descriptor weights pointing at
- * the blob symbol tfx_weights_blob). */
+ * the blob symbol `<model>_weights_blob`). */
 typedef struct tfx_cg_aot {
   tfx_cg_target t;
   LLVMTargetMachineRef tm;

@@ -27,7 +27,7 @@ static LLVMValueRef c64(tfx_cg *cg, int64_t v) { return LLVMConstInt(cg->t_i64, 
 /* The C identifier the generated header uses for the model name (the same
  * rule as the driver: non-alphanumerics become '_', a leading digit gets a
  * '_' prefix). */
-static void c_identifier(const char *name, char *buf, size_t len) {
+void tfx_cg_c_identifier(const char *name, char *buf, size_t len) {
   size_t j = 0;
   if (name && isdigit((unsigned char)name[0]) && j + 1 < len) buf[j++] = '_';
   for (size_t i = 0; name && name[i] && j + 1 < len; i++) {
@@ -212,12 +212,14 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
   LLVMValueRef desc = LLVMAddGlobal(cg->mod, desc_ty, TFX_DESC_SYMBOL);
   LLVMSetInitializer(desc, desc_init);
   LLVMSetGlobalConstant(desc, 1);
-  LLVMSetLinkage(desc, LLVMExternalLinkage);
+  /* weak: any number of models' objects (-c) link into one program, each
+   * reached through its own `<name>_descriptor`; dlsym finds it in a .so */
+  LLVMSetLinkage(desc, LLVMWeakAnyLinkage);
   LLVMSetVisibility(desc, LLVMDefaultVisibility);
   LLVMSetAlignment(desc, 8);
 
   char ident[128], alias[160];
-  c_identifier(g->name, ident, sizeof ident);
+  tfx_cg_c_identifier(g->name, ident, sizeof ident);
   snprintf(alias, sizeof alias, "%s_descriptor", ident);
   /* never shadow the runtime's tfx_model_descriptor() */
   if (strcmp(alias, TFX_DESC_SYMBOL) != 0 && strcmp(alias, "tfx_model_descriptor") != 0) {
