@@ -89,6 +89,10 @@ typedef struct tfx_cg_target {
   int opt_level;
   uint32_t cpu_arch;     /* enum tfx_cpu_arch: the descriptor's cpu_arch */
   uint64_t cpu_features; /* TFX_CPU_* the code may use: the descriptor's cpu_features */
+  /* this module's place among the model's code variants (--mcpu=A,B):
+   * variant 0 is the descriptor TFX_DESC_SYMBOL, variant i > 0 the hidden
+   * `<name>_variant_<i>`; each points at the next (variant_next) */
+  int variant, n_variants;
 } tfx_cg_target;
 
 typedef struct tfx_cg {
@@ -142,6 +146,12 @@ int tfx_cg_fail(tfx_cg *cg, const char *fmt, ...) __attribute__((format(printf, 
 int tfx_cg_init_llvm(char *err, size_t errlen);
 /* The description of the host (or o->cpu / o->features on the host's triple). */
 int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *err, size_t errlen);
+/* The code variants of o (--mcpu=A,B,...: one per CPU, in order; o itself
+ * when its cpu names one or none): fills v[0..n) with o's options and each
+ * CPU (pointing into buf) and returns n, or -1 (too many, an empty name). */
+#define TFX_CG_MAX_VARIANTS 8
+int tfx_cg_split_cpus(const tfx_target_options *o, tfx_target_options *v, char *buf, size_t buflen, char *err,
+                      size_t errlen);
 /* The description of any triple LLVM has a target for (its target must be
  * initialized: the native one is by tfx_cg_init_llvm): copies triple, cpu and
  * features (NULL: "") into t and derives the rest; -1 with a message when
@@ -173,7 +183,8 @@ typedef struct tfx_cg_entry_fns {
 int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *weights_symbol);
 /* Records the weights blob's tfx_checksum64 in the descriptor of an emitted
  * module (AOT: the blob is known when the object is written). */
-int tfx_cg_set_weights_checksum(LLVMModuleRef mod, uint64_t sum, char *err, size_t errlen);
+int tfx_cg_set_weights_checksum(LLVMModuleRef mod, const tfx_cg_target *t, const char *model_name, uint64_t sum,
+                                char *err, size_t errlen);
 /* The descriptor fields the graph determines. */
 int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_width, int32_t *output_width,
                        int32_t *vocab, int32_t *has_kv, char *err, size_t errlen);
@@ -638,7 +649,10 @@ typedef struct tfx_cg_aot {
   LLVMContextRef ctx;
   LLVMModuleRef mod;
 } tfx_cg_aot;
-int tfx_cg_aot_build(const tfx_graph *g, const tfx_target_options *o, tfx_cg_aot *a, char *err, size_t errlen);
+/* variant of n_variants: the module's place among the model's code
+ * variants (0 of 1 without --mcpu=A,B). */
+int tfx_cg_aot_build(const tfx_graph *g, const tfx_target_options *o, int variant, int n_variants, tfx_cg_aot *a,
+                     char *err, size_t errlen);
 void tfx_cg_aot_free(tfx_cg_aot *a);
 
 /* ---- spawn.c ---- */

@@ -99,7 +99,7 @@ int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_w
 }
 
 /* The fields of tfx_model_desc (ABI 4), as the LLVM struct below lays them out. */
-#define DESC_FIELDS 21
+#define DESC_FIELDS 22
 
 int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *weights_symbol) {
   const tfx_graph *g = cg->g;
@@ -154,6 +154,20 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
     LLVMSetGlobalConstant(weights, 1);
   }
 
+  /* the code variants (--mcpu=A,B): this one's symbol and the next's */
+  char ident[128], own[160], next_name[160];
+  tfx_cg_c_identifier(g->name, ident, sizeof ident);
+  int variant = cg->tgt->variant, has_next = variant + 1 < cg->tgt->n_variants;
+  snprintf(own, sizeof own, "%s_variant_%d", ident, variant);
+  snprintf(next_name, sizeof next_name, "%s_variant_%d", ident, variant + 1);
+  LLVMValueRef next = LLVMConstNull(ptr);
+  if (has_next) {
+    next = LLVMAddGlobal(cg->mod, LLVMInt8TypeInContext(cg->ctx), next_name);
+    LLVMSetLinkage(next, LLVMExternalLinkage);
+    LLVMSetVisibility(next, LLVMHiddenVisibility);
+    LLVMSetGlobalConstant(next, 1);
+  }
+
   /* the descriptor's checksum, over the same values as the runtime sees
    * them (tfx/checksum.h); the weights checksum is 0 until
    * tfx_cg_set_weights_checksum records it (AOT) */
@@ -180,12 +194,13 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
                        .threads = (int32_t)g->schedule.threads,
                        .entries = ck_ent,
                        .cpu_arch = cg->tgt->cpu_arch,
-                       .cpu_features = cg->tgt->cpu_features};
+                       .cpu_features = cg->tgt->cpu_features,
+                       .variant_next = has_next ? &ck : NULL}; /* only its presence counts */
   uint64_t desc_sum = tfx_desc_checksum(&ck);
 
   /* tfx_model_desc */
   LLVMTypeRef df[DESC_FIELDS] = {i32, i32, ptr, i32, i32, i32, i32, i32, i32, i64, i64,
-                                 i64, ptr, i32, i32, ptr, i64, i64, i32, i32, i64};
+                                 i64, ptr, i32, i32, ptr, i64, i64, i32, i32, i64, ptr};
   LLVMTypeRef desc_ty = LLVMStructTypeInContext(cg->ctx, df, DESC_FIELDS, 0);
   LLVMValueRef dv[DESC_FIELDS] = {c32(cg, (int32_t)TFX_DESC_MAGIC),
                                   c32(cg, TFX_ABI_VERSION),
@@ -207,19 +222,24 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
                                   c64(cg, 0),
                                   c32(cg, (int32_t)cg->tgt->cpu_arch),
                                   c32(cg, 0),
-                                  c64(cg, (int64_t)cg->tgt->cpu_features)};
+                                  c64(cg, (int64_t)cg->tgt->cpu_features),
+                                  next};
   LLVMValueRef desc_init = LLVMConstNamedStruct(desc_ty, dv, DESC_FIELDS);
-  LLVMValueRef desc = LLVMAddGlobal(cg->mod, desc_ty, TFX_DESC_SYMBOL);
+  LLVMValueRef desc = LLVMAddGlobal(cg->mod, desc_ty, variant ? own : TFX_DESC_SYMBOL);
   LLVMSetInitializer(desc, desc_init);
   LLVMSetGlobalConstant(desc, 1);
+  LLVMSetAlignment(desc, 8);
+  if (variant) { /* reached through the first variant's list only */
+    LLVMSetLinkage(desc, LLVMExternalLinkage);
+    LLVMSetVisibility(desc, LLVMHiddenVisibility);
+    return 0;
+  }
   /* weak: any number of models' objects (-c) link into one program, each
    * reached through its own `<name>_descriptor`; dlsym finds it in a .so */
   LLVMSetLinkage(desc, LLVMWeakAnyLinkage);
   LLVMSetVisibility(desc, LLVMDefaultVisibility);
-  LLVMSetAlignment(desc, 8);
 
-  char ident[128], alias[160];
-  tfx_cg_c_identifier(g->name, ident, sizeof ident);
+  char alias[160];
   snprintf(alias, sizeof alias, "%s_descriptor", ident);
   /* never shadow the runtime's tfx_model_descriptor() */
   if (strcmp(alias, TFX_DESC_SYMBOL) != 0 && strcmp(alias, "tfx_model_descriptor") != 0) {
@@ -233,8 +253,12 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
 /* Index of weights_checksum in the descriptor's LLVM struct (above). */
 #define DESC_WEIGHTS_CHECKSUM_FIELD 17
 
-int tfx_cg_set_weights_checksum(LLVMModuleRef mod, uint64_t sum, char *err, size_t errlen) {
-  LLVMValueRef desc = mod ? LLVMGetNamedGlobal(mod, TFX_DESC_SYMBOL) : NULL;
+int tfx_cg_set_weights_checksum(LLVMModuleRef mod, const tfx_cg_target *t, const char *model_name, uint64_t sum,
+                                char *err, size_t errlen) {
+  char ident[128], own[160];
+  tfx_cg_c_identifier(model_name, ident, sizeof ident);
+  snprintf(own, sizeof own, "%s_variant_%d", ident, t->variant);
+  LLVMValueRef desc = mod ? LLVMGetNamedGlobal(mod, t->variant ? own : TFX_DESC_SYMBOL) : NULL;
   LLVMValueRef init = desc ? LLVMGetInitializer(desc) : NULL;
   LLVMTypeRef ty = init ? LLVMTypeOf(init) : NULL;
   if (!ty || LLVMGetTypeKind(ty) != LLVMStructTypeKind || LLVMCountStructElementTypes(ty) != DESC_FIELDS)

@@ -296,8 +296,32 @@ int tfx_cg_target_describe(tfx_cg_target *t, const char *triple, const char *cpu
   return 0;
 }
 
+int tfx_cg_split_cpus(const tfx_target_options *o, tfx_target_options *v, char *buf, size_t buflen, char *err,
+                      size_t errlen) {
+  v[0] = o ? *o : (tfx_target_options){.opt_level = 2};
+  if (!o || !o->cpu || !strchr(o->cpu, ',')) return 1;
+  if (strlen(o->cpu) >= buflen) return tfx_errf(err, errlen, "backend: --mcpu '%s' is too long", o->cpu);
+  strcpy(buf, o->cpu);
+  int n = 0;
+  for (char *p = buf; p;) {
+    char *end = strchr(p, ',');
+    if (end) *end = '\0';
+    if (!*p) return tfx_errf(err, errlen, "backend: --mcpu '%s' has an empty CPU name", o->cpu);
+    if (n == TFX_CG_MAX_VARIANTS)
+      return tfx_errf(err, errlen, "backend: --mcpu '%s' names more than %d CPUs", o->cpu, TFX_CG_MAX_VARIANTS);
+    v[n] = *o;
+    v[n++].cpu = p;
+    p = end ? end + 1 : NULL;
+  }
+  return n;
+}
+
 int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *err, size_t errlen) {
   memset(t, 0, sizeof *t);
+  if (o && o->cpu && strchr(o->cpu, ','))
+    return tfx_errf(err, errlen,
+                    "backend: --mcpu '%s' names several CPUs, which make code variants of a model: only for -o and -c",
+                    o->cpu);
   if (tfx_cg_init_llvm(err, errlen)) return -1;
   char *triple = LLVMGetDefaultTargetTriple(), *cpu = NULL, *feat = NULL;
   int rc = -1;
@@ -317,11 +341,21 @@ int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *e
 }
 
 int tfx_backend_pack_layout(const tfx_target_options *o, tfx_pack_layout *out, char *err, size_t errlen) {
-  tfx_cg_target t;
-  if (tfx_cg_target_resolve(o, &t, err, errlen)) return -1;
-  *out = t.pack;
-  tfx_cg_target_free(&t);
-  return 0;
+  char cpus[512];
+  tfx_target_options v[TFX_CG_MAX_VARIANTS];
+  int n = tfx_cg_split_cpus(o, v, cpus, sizeof cpus, err, errlen);
+  for (int i = 0; i < n; i++) { /* the variants share the weights: one layout */
+    tfx_cg_target t;
+    if (tfx_cg_target_resolve(&v[i], &t, err, errlen)) return -1;
+    int differs = i > 0 && memcmp(&t.pack, out, sizeof t.pack);
+    *out = t.pack;
+    tfx_cg_target_free(&t);
+    if (differs)
+      return tfx_errf(err, errlen,
+                      "backend: --mcpu %s and %s need different weight layouts; a model's variants share one", v[0].cpu,
+                      v[i].cpu);
+  }
+  return n < 0 ? -1 : 0;
 }
 
 int tfx_backend_target_summary(const tfx_target_options *o, char *buf, size_t len, char *err, size_t errlen) {

@@ -6,8 +6,10 @@
  * variable TFX_CPU_MASK removes features from the detected set (a
  * comma-separated list of feature names, e.g. "avx512f": a CPU without
  * them, and without whatever builds on them), so that the refusal can be
- * tested on a newer CPU. A model the CPU cannot run is refused with
- * TFX_ERR_CPU naming the missing features, before any of its code runs. */
+ * tested on a newer CPU. Of a model's code variants (--mcpu=A,B) the one
+ * with the most features the CPU has is chosen; a model none of whose
+ * variants the CPU can run is refused with TFX_ERR_CPU naming the missing
+ * features, before any of its code runs. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,21 +119,45 @@ int tfx_rt_cpu_features(uint64_t *out, char *errbuf, size_t errlen) {
   return TFX_OK;
 }
 
-int tfx_rt_check_cpu(const tfx_model_desc *d, char *errbuf, size_t errlen) {
-  if (d->cpu_arch != TFX_CPU_ARCH_X86_64 || !d->cpu_features) return TFX_OK;
+static int popcount64(uint64_t v) {
+  int n = 0;
+  for (; v; v &= v - 1) n++;
+  return n;
+}
+
+int tfx_rt_choose_variant(const tfx_model_desc *d, const tfx_model_desc **out, char *errbuf, size_t errlen) {
+  *out = d;
+  uint64_t have = 0;
+  int x86 = 0;
+  for (const tfx_model_desc *v = d; v; v = v->variant_next)
+    x86 |= v->cpu_arch == TFX_CPU_ARCH_X86_64 && v->cpu_features;
+  if (!x86) return TFX_OK; /* nothing recorded to check */
 #if !defined(__x86_64__)
   return tfx_rt_error(errbuf, errlen, TFX_ERR_CPU, "model '%s' was compiled for x86-64, this runtime is not", d->name);
 #else
-  uint64_t have;
   int rc = tfx_rt_cpu_features(&have, errbuf, errlen);
   if (rc != TFX_OK) return rc;
-  uint64_t missing = d->cpu_features & ~have;
-  if (!missing) return TFX_OK;
+  /* the variant with the most features this CPU has (the first on a tie);
+   * failing that, the one missing the fewest, for the message */
+  const tfx_model_desc *best = NULL, *closest = d;
+  for (const tfx_model_desc *v = d; v; v = v->variant_next) {
+    uint64_t missing = v->cpu_features & ~have;
+    if (!missing && (!best || popcount64(v->cpu_features) > popcount64(best->cpu_features))) best = v;
+    if (popcount64(missing) < popcount64(closest->cpu_features & ~have)) closest = v;
+  }
+  if (best) {
+    *out = best;
+    return TFX_OK;
+  }
   char names[256];
+  uint64_t missing = closest->cpu_features & ~have;
   feature_names(missing, names, sizeof names);
+  const char *level = (have & TFX_CPU_AVX2) && (have & TFX_CPU_FMA)        ? "x86-64-v3"
+                      : (have & TFX_CPU_SSE4_2) && (have & TFX_CPU_POPCNT) ? "x86-64-v2"
+                                                                           : "x86-64";
   return tfx_rt_error(errbuf, errlen, TFX_ERR_CPU,
-                      "model '%s' needs CPU features this CPU does not have: %s (recompile it with a lower --mcpu, "
-                      "e.g. --mcpu=x86-64-v3 for a CPU without AVX-512)",
-                      d->name, names);
+                      "model '%s' needs CPU features this CPU does not have: %s (recompile it for this CPU with "
+                      "--mcpu=native, or with a lower level such as --mcpu=%s)",
+                      d->name, names, level);
 #endif
 }

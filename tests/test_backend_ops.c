@@ -401,7 +401,8 @@ static void test_descriptor(void **state) {
   assert_int_equal(offsetof(tfx_model_desc, cpu_arch), 104);
   assert_int_equal(offsetof(tfx_model_desc, cpu_reserved), 108);
   assert_int_equal(offsetof(tfx_model_desc, cpu_features), 112);
-  assert_int_equal(sizeof(tfx_model_desc), 120);
+  assert_int_equal(offsetof(tfx_model_desc, variant_next), 120);
+  assert_int_equal(sizeof(tfx_model_desc), 128);
   assert_int_equal(offsetof(tfx_entry_desc, name), 0);
   assert_int_equal(offsetof(tfx_entry_desc, fn), 8);
   assert_int_equal(offsetof(tfx_entry_desc, min_tokens), 16);

@@ -202,11 +202,13 @@ static void test_recorded_features(void **state) {
   (void)state;
   uint64_t base = features_of(so[BASE]), v2 = features_of(so[V2]), v3 = features_of(so[V3]), v4 = features_of(so[V4]);
   assert_true(base == 0); /* SSE2 only: nothing beyond x86-64 itself */
+  /* spelled out here, not TFX_CPU_LEVEL_*: the levels as x86-64 psABI defines them */
   uint64_t want_v2 = TFX_CPU_SSE3 | TFX_CPU_SSSE3 | TFX_CPU_SSE4_1 | TFX_CPU_SSE4_2 | TFX_CPU_POPCNT;
   uint64_t want_v3 = want_v2 | TFX_CPU_AVX | TFX_CPU_AVX2 | TFX_CPU_FMA | TFX_CPU_F16C | TFX_CPU_BMI1 | TFX_CPU_BMI2 |
                      TFX_CPU_LZCNT | TFX_CPU_MOVBE;
   uint64_t want_v4 =
       want_v3 | TFX_CPU_AVX512F | TFX_CPU_AVX512BW | TFX_CPU_AVX512VL | TFX_CPU_AVX512DQ | TFX_CPU_AVX512CD;
+  assert_true(want_v2 == TFX_CPU_LEVEL_V2 && want_v3 == TFX_CPU_LEVEL_V3 && want_v4 == TFX_CPU_LEVEL_V4);
   assert_true(v2 == want_v2);
   assert_true(v3 == want_v3);
   assert_true(v4 == want_v4);
@@ -291,6 +293,77 @@ static void test_refusal(void **state) {
   unsetenv("TFX_CPU_MASK");
 }
 
+/* --mcpu=x86-64-v3,x86-64-v4: one file, two code variants; the open picks
+ * v4 on an AVX-512 CPU, v3 with AVX-512 masked (the same ids), and refuses
+ * the model with avx2 masked, naming what the v3 variant lacks. */
+static void test_variants(void **state) {
+  (void)state;
+  char var[4400], err[512];
+  snprintf(var, sizeof var, "%s/var.so", dir);
+  assert_int_equal(tfx_test_run((char *[]){TFXC_PATH, example_tfx, "--weights", model_bin, "--mcpu=x86-64-v3,x86-64-v4",
+                                           "-o", var, NULL},
+                                NULL, NULL),
+                   0);
+  /* the first variant is the descriptor dlsym finds; the second follows */
+  void *h = dlopen(var, RTLD_NOW | RTLD_LOCAL);
+  assert_non_null(h);
+  const tfx_model_desc *d = dlsym(h, TFX_DESC_SYMBOL);
+  assert_non_null(d);
+  assert_true(d->cpu_features == TFX_CPU_LEVEL_V3);
+  assert_non_null(d->variant_next);
+  assert_true(d->variant_next->cpu_features == TFX_CPU_LEVEL_V4);
+  assert_null(d->variant_next->variant_next);
+  assert_true(d->variant_next->weights == d->weights);
+  dlclose(h);
+  const char *masks[] = {NULL, "avx512f"};
+  for (int i = 0; i < 2; i++) {
+    if (masks[i])
+      assert_int_equal(setenv("TFX_CPU_MASK", masks[i], 1), 0);
+    else
+      unsetenv("TFX_CPU_MASK");
+    tfx_model *m = NULL;
+    int rc = tfx_model_open_ex(var, &m, err, sizeof err);
+    uint64_t want = masks[i] || !host_has(TFX_CPU_LEVEL_V4) ? TFX_CPU_LEVEL_V3 : TFX_CPU_LEVEL_V4;
+    if (!host_has(TFX_CPU_LEVEL_V3)) {
+      assert_int_equal(rc, TFX_ERR_CPU);
+      continue;
+    }
+    assert_int_equal(rc, TFX_OK);
+    assert_true(tfx_model_descriptor(m)->cpu_features == want);
+    tfx_model_close(m);
+    int run_rc;
+    char *ids = run_ids(var, &run_rc, NULL), *alone = run_ids(so[want == TFX_CPU_LEVEL_V4 ? V4 : V3], &run_rc, NULL);
+    assert_int_equal(run_rc, 0);
+    assert_string_equal(ids, alone);
+    free(ids);
+    free(alone);
+  }
+  assert_int_equal(open_masked(var, "avx2", 0, err, sizeof err), TFX_ERR_CPU);
+  assert_non_null(strstr(err, "does not have: avx2 ("));
+  assert_non_null(strstr(err, "--mcpu=x86-64-v2)"));
+  /* the checksums cover both variants */
+  assert_int_equal(tfx_test_run((char *[]){TFXC_PATH, "verify", var, NULL}, NULL, NULL), 0);
+  unsetenv("TFX_CPU_MASK");
+  /* several CPUs make files only; an empty name is an error */
+  char *out = NULL, *e = NULL;
+  assert_int_equal(tfx_test_run((char *[]){TFXC_PATH, example_tfx, "--weights", "random", "--mcpu=x86-64-v3,x86-64-v4",
+                                           "--emit=asm", NULL},
+                                &out, &e),
+                   1);
+  assert_non_null(strstr(e, "names several CPUs, which make code variants of a model: only for -o and -c"));
+  free(out);
+  free(e);
+  out = e = NULL;
+  assert_int_equal(
+      tfx_test_run((char *[]){TFXC_PATH, example_tfx, "--weights", "random", "--mcpu=x86-64-v3,", "-o", var, NULL},
+                   &out, &e),
+      1);
+  assert_non_null(strstr(e, "has an empty CPU name"));
+  free(out);
+  free(e);
+  unlink(var);
+}
+
 static void test_baseline_asm(void **state) {
   (void)state;
   char *out = NULL, *err = NULL;
@@ -310,6 +383,7 @@ int main(void) {
       cmocka_unit_test(test_recorded_features),
       cmocka_unit_test(test_open_by_host),
       cmocka_unit_test(test_refusal),
+      cmocka_unit_test(test_variants),
       cmocka_unit_test(test_baseline_asm),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

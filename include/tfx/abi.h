@@ -135,6 +135,11 @@ typedef struct tfx_model_desc {
   uint32_t cpu_arch;     /* enum tfx_cpu_arch */
   uint32_t cpu_reserved; /* 0 */
   uint64_t cpu_features; /* TFX_CPU_* bits for TFX_CPU_ARCH_X86_64; 0 elsewhere (not checked) */
+  /* Another code variant of the same model (same shape, weights and name)
+   * for other CPU features, or NULL: a model compiled with
+   * --mcpu=A,B,... lists its variants from this one (the first CPU) on, and
+   * tfx_model_open picks the one with the most features this CPU has. */
+  const struct tfx_model_desc *variant_next;
 } tfx_model_desc;
 
 #ifdef __cplusplus

@@ -25,6 +25,13 @@ typedef struct tfx_cpu_feature_info {
 } tfx_cpu_feature_info;
 
 #define TFX_CPU_SSE42_CHAIN (TFX_CPU_SSE3 | TFX_CPU_SSSE3 | TFX_CPU_SSE4_1 | TFX_CPU_SSE4_2)
+/* The x86-64 micro-architecture levels (--mcpu=x86-64-v2/v3/v4), as recorded */
+#define TFX_CPU_LEVEL_V2 (TFX_CPU_SSE42_CHAIN | TFX_CPU_POPCNT)
+#define TFX_CPU_LEVEL_V3                                                                                               \
+  (TFX_CPU_LEVEL_V2 | TFX_CPU_AVX | TFX_CPU_AVX2 | TFX_CPU_FMA | TFX_CPU_F16C | TFX_CPU_BMI1 | TFX_CPU_BMI2 |          \
+   TFX_CPU_LZCNT | TFX_CPU_MOVBE)
+#define TFX_CPU_LEVEL_V4                                                                                               \
+  (TFX_CPU_LEVEL_V3 | TFX_CPU_AVX512F | TFX_CPU_AVX512BW | TFX_CPU_AVX512VL | TFX_CPU_AVX512DQ | TFX_CPU_AVX512CD)
 #define TFX_CPU_AVX512_CHAIN (TFX_CPU_SSE42_CHAIN | TFX_CPU_AVX | TFX_CPU_AVX2 | TFX_CPU_AVX512F)
 
 static const tfx_cpu_feature_info tfx_cpu_features[TFX_CPU_FEATURE_COUNT] = {
