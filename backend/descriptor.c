@@ -98,6 +98,16 @@ int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_w
   return 0;
 }
 
+/* A hidden constant defined in another object of the model (the weights
+ * blob, the next code variant's descriptor). */
+static LLVMValueRef extern_hidden(tfx_cg *cg, const char *name) {
+  LLVMValueRef v = LLVMAddGlobal(cg->mod, LLVMInt8TypeInContext(cg->ctx), name);
+  LLVMSetLinkage(v, LLVMExternalLinkage);
+  LLVMSetVisibility(v, LLVMHiddenVisibility);
+  LLVMSetGlobalConstant(v, 1);
+  return v;
+}
+
 /* The fields of tfx_model_desc (ABI 4), as the LLVM struct below lays them out. */
 #define DESC_FIELDS 22
 
@@ -145,14 +155,8 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
   LLVMValueRef ent_init = LLVMConstArray2(entry_ty, ent, (unsigned)n_ent);
   LLVMValueRef ent_gv = tfx_cg_const_global(cg, "tfx_entries", ent_init, 8);
 
-  LLVMValueRef weights = LLVMConstNull(ptr);
-  if (weights_symbol) {
-    weights = LLVMAddGlobal(cg->mod, LLVMInt8TypeInContext(cg->ctx), weights_symbol);
-    LLVMSetLinkage(weights, LLVMExternalLinkage);
-    /* hidden: the descriptor of a .so always points at its own blob */
-    LLVMSetVisibility(weights, LLVMHiddenVisibility);
-    LLVMSetGlobalConstant(weights, 1);
-  }
+  /* hidden: the descriptor of a .so always points at its own blob */
+  LLVMValueRef weights = weights_symbol ? extern_hidden(cg, weights_symbol) : LLVMConstNull(ptr);
 
   /* the code variants (--mcpu=A,B): this one's symbol and the next's */
   char ident[128], own[160], next_name[160];
@@ -160,13 +164,7 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
   int variant = cg->tgt->variant, has_next = variant + 1 < cg->tgt->n_variants;
   snprintf(own, sizeof own, "%s_variant_%d", ident, variant);
   snprintf(next_name, sizeof next_name, "%s_variant_%d", ident, variant + 1);
-  LLVMValueRef next = LLVMConstNull(ptr);
-  if (has_next) {
-    next = LLVMAddGlobal(cg->mod, LLVMInt8TypeInContext(cg->ctx), next_name);
-    LLVMSetLinkage(next, LLVMExternalLinkage);
-    LLVMSetVisibility(next, LLVMHiddenVisibility);
-    LLVMSetGlobalConstant(next, 1);
-  }
+  LLVMValueRef next = has_next ? extern_hidden(cg, next_name) : LLVMConstNull(ptr);
 
   /* the descriptor's checksum, over the same values as the runtime sees
    * them (tfx/checksum.h); the weights checksum is 0 until

@@ -37,8 +37,9 @@ typedef struct tfx_session tfx_session;
 const char *tfx_error_message(int code);
 
 /* Opens a model compiled to a shared library (dlopen, descriptor and ABI
- * checks, and the CPU check: a model whose code needs CPU features this CPU
- * lacks is TFX_ERR_CPU, as for tfx_model_from_descriptor). */
+ * checks, and the CPU check: of the model's code variants, the one with the
+ * most features this CPU has is used; a model none of whose variants this
+ * CPU runs is TFX_ERR_CPU, as for tfx_model_from_descriptor). */
 int tfx_model_open(const char *path, tfx_model **out);
 /* The same, writing the detail of a failure (dlerror text, the check that
  * failed) into errbuf when it is non-NULL. */
@@ -66,6 +67,7 @@ int tfx_model_open_flags(const char *path, unsigned flags, tfx_model **out, char
 int tfx_model_from_descriptor(const tfx_model_desc *desc, const void *weights, void (*release)(void *),
                               void *release_arg, tfx_model **out);
 void tfx_model_close(tfx_model *model);
+/* The descriptor of the code variant the open chose. */
 const tfx_model_desc *tfx_model_descriptor(const tfx_model *model);
 
 typedef struct tfx_session_options {
