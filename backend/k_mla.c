@@ -29,9 +29,9 @@
 typedef enum { V_ZERO, V_AXPY, V_SCALE, V_MUL, V_DOT, V_COPY_SCALED } vop_kind;
 typedef struct {
   vop_kind op;
-  LLVMValueRef y, x;        /* y: destination / first operand; x: second operand */
-  LLVMValueRef a;           /* splat scalar */
-  LLVMValueRef acc;         /* V_DOT: alloca of a vector accumulator */
+  LLVMValueRef y, x; /* y: destination / first operand; x: second operand */
+  LLVMValueRef a;    /* splat scalar */
+  LLVMValueRef acc;  /* V_DOT: alloca of a vector accumulator */
   const tfx_cg_wstream *ws; /* V_AXPY, V_DOT: x is the weight row w read through ws (else NULL) */
   tfx_cg_wrow w;
 } vop;
