@@ -502,7 +502,7 @@ static void test_aot_shared_library(void **state) {
   assert_non_null(dlsym(h, "tfx_session_create"));
   assert_non_null(dlsym(h, "tfx_model_descriptor")); /* the runtime function, not shadowed */
   assert_true(dlsym(h, "tfx_model_descriptor") != (void *)d);
-  assert_null(dlsym(h, "tfx_weights_blob")); /* hidden: never interposed across models */
+  assert_null(dlsym(h, "tiny_aot_weights_blob")); /* hidden: never interposed across models */
   assert_string_equal(d->name, "tiny_aot");
   assert_non_null(d->weights); /* the embedded blob */
   assert_int_equal(d->weights_bytes, (uint64_t)t->size);
