@@ -127,14 +127,14 @@ static int popcount64(uint64_t v) {
 
 int tfx_rt_choose_variant(const tfx_model_desc *d, const tfx_model_desc **out, char *errbuf, size_t errlen) {
   *out = d;
-  uint64_t have = 0;
   int x86 = 0;
   for (const tfx_model_desc *v = d; v; v = v->variant_next)
     x86 |= v->cpu_arch == TFX_CPU_ARCH_X86_64 && v->cpu_features;
   if (!x86) return TFX_OK; /* nothing recorded to check */
 #if !defined(__x86_64__)
   return tfx_rt_error(errbuf, errlen, TFX_ERR_CPU, "model '%s' was compiled for x86-64, this runtime is not", d->name);
-#else
+#endif
+  uint64_t have = 0;
   int rc = tfx_rt_cpu_features(&have, errbuf, errlen);
   if (rc != TFX_OK) return rc;
   /* the variant with the most features this CPU has (the first on a tie);
@@ -150,14 +150,12 @@ int tfx_rt_choose_variant(const tfx_model_desc *d, const tfx_model_desc **out, c
     return TFX_OK;
   }
   char names[256];
-  uint64_t missing = closest->cpu_features & ~have;
-  feature_names(missing, names, sizeof names);
-  const char *level = (have & TFX_CPU_AVX2) && (have & TFX_CPU_FMA)        ? "x86-64-v3"
-                      : (have & TFX_CPU_SSE4_2) && (have & TFX_CPU_POPCNT) ? "x86-64-v2"
-                                                                           : "x86-64";
+  feature_names(closest->cpu_features & ~have, names, sizeof names);
+  const char *level = (have & TFX_CPU_LEVEL_V3) == TFX_CPU_LEVEL_V3   ? "x86-64-v3"
+                      : (have & TFX_CPU_LEVEL_V2) == TFX_CPU_LEVEL_V2 ? "x86-64-v2"
+                                                                      : "x86-64";
   return tfx_rt_error(errbuf, errlen, TFX_ERR_CPU,
                       "model '%s' needs CPU features this CPU does not have: %s (recompile it for this CPU with "
                       "--mcpu=native, or with a lower level such as --mcpu=%s)",
                       d->name, names, level);
-#endif
 }
