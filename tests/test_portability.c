@@ -87,14 +87,8 @@ static int host_has(uint64_t need) { return (need & ~host) == 0; }
 
 static int setup(void **state) {
   (void)state;
-  char path[4096];
-  tfx_test_model_path("stories260K.bin", model_bin, sizeof model_bin);
-  snprintf(example_tfx, sizeof example_tfx, "%s/examples/llama/stories260k.tfx", TFX_SOURCE_DIR);
-  if (access(model_bin, R_OK) != 0) {
-    fprintf(stderr, "test_portability: the real model is missing: %s (set TFX_MODELS_DIR)\n", model_bin);
-    return -1;
-  }
-  if (tfx_test_read_ids(tfx_test_model_path("stories260K.greedy.ids", path, sizeof path), ref_ids, STEPS) != STEPS)
+  if (tfx_test_stories260k("test_portability", model_bin, sizeof model_bin, example_tfx, sizeof example_tfx, ref_ids,
+                           STEPS))
     return -1;
   host = host_features();
   dir = tfx_test_tmpdir();

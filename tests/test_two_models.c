@@ -58,14 +58,12 @@ static char *build_and_run(const char *name, const char *define, const char *o1,
 
 static void test_two_models_in_one_program(void **state) {
   (void)state;
-  char model_bin[4096], path[4096], tiny_tfx[4200], stories_tfx[4200], hdr_a[4300], hdr_b[4300], so_b[4300];
-  tfx_test_model_path("stories260K.bin", model_bin, sizeof model_bin);
-  if (access(model_bin, R_OK) != 0) fail_msg("the real model is missing: %s (set TFX_MODELS_DIR)", model_bin);
+  char model_bin[4096], tiny_tfx[4200], stories_tfx[4200], hdr_a[4300], hdr_b[4300], so_b[4300];
   int32_t ref[16];
-  assert_int_equal(tfx_test_read_ids(tfx_test_model_path("stories260K.greedy.ids", path, sizeof path), ref, 16), 16);
+  if (tfx_test_stories260k("test_two_models", model_bin, sizeof model_bin, stories_tfx, sizeof stories_tfx, ref, 16))
+    fail();
   dir = tfx_test_tmpdir();
   assert_non_null(dir);
-  snprintf(stories_tfx, sizeof stories_tfx, "%s/examples/llama/stories260k.tfx", TFX_SOURCE_DIR);
   snprintf(tiny_tfx, sizeof tiny_tfx, "%s/examples/llama/tiny.tfx", TFX_SOURCE_DIR);
   snprintf(src, sizeof src, "%s/examples/embed/two_models.c", TFX_SOURCE_DIR);
   snprintf(inc, sizeof inc, "-I%s/include", TFX_SOURCE_DIR);
