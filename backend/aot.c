@@ -20,15 +20,26 @@
 #define TFX_FFI_LDFLAGS "-lffi"
 #endif
 
-#define WEIGHTS_SYMBOL "tfx_weights_blob"
+/* The blob's symbol: `<model>_weights_blob` (hidden), so that several
+ * models' objects link into one program, each with its own weights. */
+static void weights_symbol(const tfx_graph *g, char *buf, size_t len) {
+  char ident[128];
+  tfx_cg_c_identifier(g->name ? g->name : "model", ident, sizeof ident);
+  snprintf(buf, len, "%s_weights_blob", ident);
+}
 
-int tfx_cg_aot_build(const tfx_graph *g, const tfx_target_options *o, tfx_cg_aot *a, char *err, size_t errlen) {
+int tfx_cg_aot_build(const tfx_graph *g, const tfx_target_options *o, int variant, int n_variants, tfx_cg_aot *a,
+                     char *err, size_t errlen) {
   memset(a, 0, sizeof *a);
   if (tfx_cg_target_resolve(o, &a->t, err, errlen)) return -1;
+  a->t.variant = variant;
+  a->t.n_variants = n_variants;
   a->tm = tfx_cg_target_machine(&a->t, 1, 0, err, errlen);
   if (!a->tm) goto fail;
   a->ctx = LLVMContextCreate();
-  if (tfx_cg_build_module(g, &a->t, a->ctx, a->tm, WEIGHTS_SYMBOL, &a->mod, err, errlen)) goto fail;
+  char wsym[160];
+  weights_symbol(g, wsym, sizeof wsym);
+  if (tfx_cg_build_module(g, &a->t, a->ctx, a->tm, wsym, &a->mod, err, errlen)) goto fail;
   if (tfx_cg_optimize(a->mod, a->tm, a->t.opt_level, err, errlen)) goto fail;
   return 0;
 fail:
@@ -48,7 +59,7 @@ int tfx_backend_emit_text(const tfx_graph *g, const tfx_target_options *o, tfx_e
                           size_t errlen) {
   if (!g || !out) return tfx_errf(err, errlen, "backend: tfx_backend_emit_text: NULL argument");
   tfx_cg_aot a;
-  if (tfx_cg_aot_build(g, o, &a, err, errlen)) return -1;
+  if (tfx_cg_aot_build(g, o, 0, 1, &a, err, errlen)) return -1;
   int rc = 0;
   if (kind == TFX_EMIT_LLVM_IR) {
     char *s = LLVMPrintModuleToString(a.mod);
@@ -112,19 +123,48 @@ static void remove_temp(const char *path, int dir) {
   tfx_cg_temp_event(path, 0);
 }
 
-/* The code and the weights blob as two objects in a fresh temporary
- * directory: t->code, t->blob (malloc'd paths, announced as temporaries). */
+/* The code (one object per code variant) and the weights blob in a fresh
+ * temporary directory: t->code[0..n_code), t->blob (malloc'd paths,
+ * announced as temporaries). */
 typedef struct {
-  char *dir, *code, *blob;
+  char *dir, *code[TFX_CG_MAX_VARIANTS], *blob;
+  int n_code;
 } aot_objects;
 
 static void aot_objects_remove(aot_objects *t) {
-  remove_temp(t->code, 0);
+  for (int i = 0; i < t->n_code; i++) {
+    remove_temp(t->code[i], 0);
+    free(t->code[i]);
+  }
   remove_temp(t->blob, 0);
   remove_temp(t->dir, 1);
-  free(t->code);
   free(t->blob);
   free(t->dir);
+}
+
+/* One variant's code object at path: its module for o, with the weights'
+ * checksum recorded; *elf is its machine. */
+static int write_code(const tfx_graph *g, const uint8_t *weights, const tfx_target_options *o, int variant,
+                      int n_variants, const char *path, tfx_cg_elf_id *elf, tfx_pack_layout *pack, char *err,
+                      size_t errlen) {
+  tfx_cg_aot a;
+  if (tfx_cg_aot_build(g, o, variant, n_variants, &a, err, errlen)) return -1;
+  int rc = -1;
+  char *msg = NULL;
+  /* the weights checksum of the descriptor (tfx/checksum.h, TFX_OPEN_VERIFY) */
+  if (tfx_cg_set_weights_checksum(a.mod, &a.t, g->name, tfx_checksum64(weights, (size_t)g->weights_bytes), err, errlen))
+    goto done;
+  if (LLVMTargetMachineEmitToFile(a.tm, a.mod, (char *)path, LLVMObjectFile, &msg)) {
+    tfx_errf(err, errlen, "backend: object emission failed: %s", msg ? msg : "?");
+    goto done;
+  }
+  *elf = a.t.elf;
+  *pack = a.t.pack;
+  rc = 0;
+done:
+  LLVMDisposeMessage(msg);
+  tfx_cg_aot_free(&a);
+  return rc;
 }
 
 static int write_objects(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes, const tfx_target_options *o,
@@ -133,44 +173,45 @@ static int write_objects(const tfx_graph *g, const uint8_t *weights, size_t weig
   if ((uint64_t)weights_bytes < (uint64_t)g->weights_bytes || (weights_bytes > 0 && !weights))
     return tfx_errf(err, errlen, "backend: the weights blob has %zu bytes, the model needs %lld", weights_bytes,
                     (long long)g->weights_bytes);
-  tfx_cg_aot a;
-  if (tfx_cg_aot_build(g, o, &a, err, errlen)) return -1;
-  /* the weights checksum of the descriptor (tfx/checksum.h, TFX_OPEN_VERIFY) */
-  if (tfx_cg_set_weights_checksum(a.mod, tfx_checksum64(weights, (size_t)g->weights_bytes), err, errlen)) {
-    tfx_cg_aot_free(&a);
-    return -1;
-  }
+  char cpus[512];
+  tfx_target_options v[TFX_CG_MAX_VARIANTS];
+  int n = tfx_cg_split_cpus(o, v, cpus, sizeof cpus, err, errlen);
+  if (n < 0) return -1;
   t->dir = make_tmpdir(err, errlen);
-  if (!t->dir) {
-    tfx_cg_aot_free(&a);
-    return -1;
-  }
+  if (!t->dir) return -1;
   size_t plen = strlen(t->dir) + 32;
-  int rc = -1;
-  t->code = malloc(plen);
   t->blob = malloc(plen);
-  if (!t->code || !t->blob) {
-    tfx_errf(err, errlen, "backend: out of memory");
-    goto done;
-  }
-  snprintf(t->code, plen, "%s/code.o", t->dir);
+  if (!t->blob) goto oom;
   snprintf(t->blob, plen, "%s/weights.o", t->dir);
-  tfx_cg_temp_event(t->code, 1);
-  tfx_cg_temp_event(t->blob, 1);
-  char *msg = NULL;
-  if (LLVMTargetMachineEmitToFile(a.tm, a.mod, t->code, LLVMObjectFile, &msg)) {
-    tfx_errf(err, errlen, "backend: object emission failed: %s", msg ? msg : "?");
-    LLVMDisposeMessage(msg);
-    goto done;
+  tfx_cg_elf_id elf = {0}, elf0 = {0};
+  tfx_pack_layout pack, pack0 = {0};
+  for (int i = 0; i < n; i++) {
+    t->code[i] = malloc(plen);
+    if (!t->code[i]) goto oom;
+    t->n_code = i + 1;
+    snprintf(t->code[i], plen, "%s/code%d.o", t->dir, i);
+    tfx_cg_temp_event(t->code[i], 1);
+    if (write_code(g, weights, &v[i], i, n, t->code[i], &elf, &pack, err, errlen)) goto fail;
+    if (i == 0) {
+      elf0 = elf;
+      pack0 = pack;
+    } else if (memcmp(&pack, &pack0, sizeof pack) || elf.machine != elf0.machine) {
+      tfx_errf(err, errlen, "backend: --mcpu %s and %s need different weight layouts; a model's variants share one",
+               v[0].cpu, v[i].cpu);
+      goto fail;
+    }
   }
-  LLVMDisposeMessage(msg);
-  tfx_cg_elf_id elf = a.t.elf; /* the blob's object is for the code's machine */
-  tfx_cg_aot_free(&a);         /* free LLVM's memory before the (possibly large) blob */
-  rc = tfx_cg_write_blob_object(t->blob, &elf, WEIGHTS_SYMBOL, weights, weights_bytes, err, errlen);
-done:
-  tfx_cg_aot_free(&a);
-  if (rc) aot_objects_remove(t);
-  return rc;
+  tfx_cg_temp_event(t->blob, 1);
+  /* the blob's object is for the code's machine */
+  char wsym[160];
+  weights_symbol(g, wsym, sizeof wsym);
+  if (tfx_cg_write_blob_object(t->blob, &elf0, wsym, weights, weights_bytes, err, errlen)) goto fail;
+  return 0;
+oom:
+  tfx_errf(err, errlen, "backend: out of memory");
+fail:
+  aot_objects_remove(t);
+  return -1;
 }
 
 int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
@@ -179,7 +220,11 @@ int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t 
   aot_objects t;
   if (write_objects(g, weights, weights_bytes, o, &t, err, errlen)) return -1;
   char *owned, *out = tool_path(obj_path, &owned);
-  char *argv[] = {"ld", "-r", "-o", out, t.code, t.blob, NULL};
+  char *argv[TFX_CG_MAX_VARIANTS + 6] = {"ld", "-r", "-o", out};
+  int n = 4;
+  for (int i = 0; i < t.n_code; i++) argv[n++] = t.code[i];
+  argv[n++] = t.blob;
+  argv[n] = NULL;
   int rc = out ? tfx_cg_run(argv, err, errlen) : tfx_errf(err, errlen, "backend: out of memory");
   free(owned);
   aot_objects_remove(&t);
@@ -196,14 +241,16 @@ static int link_objects(const char *const *objs, int n_objs, const char *runtime
     if (access(objs[i], R_OK)) return tfx_errf(err, errlen, "backend: %s: %s", objs[i], strerror(errno));
   char ffi[1024];
   snprintf(ffi, sizeof ffi, "%s", TFX_FFI_LDFLAGS);
-  char *owned[4] = {NULL, NULL, NULL, NULL}, *so = tool_path(so_path, &owned[0]), *ar = tool_path(archive, &owned[1]);
+  if (n_objs > TFX_CG_MAX_VARIANTS + 1) return tfx_errf(err, errlen, "backend: too many objects to link");
+  char *owned[TFX_CG_MAX_VARIANTS + 3] = {NULL}, *so = tool_path(so_path, &owned[0]),
+                                    *ar = tool_path(archive, &owned[1]);
   char *argv[64];
   int n = 0, ok = so && ar;
   argv[n++] = "cc";
   argv[n++] = "-shared";
   argv[n++] = "-o";
   argv[n++] = so;
-  for (int i = 0; i < n_objs && i < 2; i++) {
+  for (int i = 0; i < n_objs; i++) {
     argv[n] = tool_path(objs[i], &owned[2 + i]);
     ok = ok && argv[n++];
   }
@@ -222,7 +269,7 @@ static int link_objects(const char *const *objs, int n_objs, const char *runtime
   argv[n++] = "-Wl,--no-undefined";
   argv[n] = NULL;
   int rc = ok ? tfx_cg_run(argv, err, errlen) : tfx_errf(err, errlen, "backend: out of memory");
-  for (int i = 0; i < 4; i++) free(owned[i]);
+  for (int i = 0; i < n_objs + 2; i++) free(owned[i]);
   return rc;
 }
 
@@ -237,8 +284,10 @@ int tfx_backend_write_shared(const tfx_graph *g, const uint8_t *weights, size_t 
   if (!g || !so_path || !so_path[0]) return tfx_errf(err, errlen, "backend: tfx_backend_write_shared: NULL argument");
   aot_objects t;
   if (write_objects(g, weights, weights_bytes, o, &t, err, errlen)) return -1;
-  const char *objs[2] = {t.code, t.blob};
-  int rc = link_objects(objs, 2, o ? o->runtime : NULL, so_path, err, errlen) ? -2 : 0;
+  const char *objs[TFX_CG_MAX_VARIANTS + 1];
+  for (int i = 0; i < t.n_code; i++) objs[i] = t.code[i];
+  objs[t.n_code] = t.blob;
+  int rc = link_objects(objs, t.n_code + 1, o ? o->runtime : NULL, so_path, err, errlen) ? -2 : 0;
   aot_objects_remove(&t);
   return rc;
 }

@@ -87,6 +87,12 @@ typedef struct tfx_cg_target {
   tfx_pack_layout pack; /* the packed weight layout the linear kernels read */
   tfx_cg_elf_id elf;    /* the objects' machine (elf_blob.c writes the weights with it) */
   int opt_level;
+  uint32_t cpu_arch;     /* enum tfx_cpu_arch: the descriptor's cpu_arch */
+  uint64_t cpu_features; /* TFX_CPU_* the code may use: the descriptor's cpu_features */
+  /* this module's place among the model's code variants (--mcpu=A,B):
+   * variant 0 is the descriptor TFX_DESC_SYMBOL, variant i > 0 the hidden
+   * `<name>_variant_<i>`; each points at the next (variant_next) */
+  int variant, n_variants;
 } tfx_cg_target;
 
 typedef struct tfx_cg {
@@ -140,6 +146,12 @@ int tfx_cg_fail(tfx_cg *cg, const char *fmt, ...) __attribute__((format(printf, 
 int tfx_cg_init_llvm(char *err, size_t errlen);
 /* The description of the host (or o->cpu / o->features on the host's triple). */
 int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *err, size_t errlen);
+/* The code variants of o (--mcpu=A,B,...: one per CPU, in order; o itself
+ * when its cpu names one or none): fills v[0..n) with o's options and each
+ * CPU (pointing into buf) and returns n, or -1 (too many, an empty name). */
+#define TFX_CG_MAX_VARIANTS 8
+int tfx_cg_split_cpus(const tfx_target_options *o, tfx_target_options *v, char *buf, size_t buflen, char *err,
+                      size_t errlen);
 /* The description of any triple LLVM has a target for (its target must be
  * initialized: the native one is by tfx_cg_init_llvm): copies triple, cpu and
  * features (NULL: "") into t and derives the rest; -1 with a message when
@@ -155,6 +167,10 @@ LLVMTargetMachineRef tfx_cg_target_machine(const tfx_cg_target *t, int pic, int 
 /* Builds the whole module (kernels, entries, descriptor) for a planned graph
  * into a new module of ctx. weights_symbol: the AOT blob symbol to reference,
  * or NULL (JIT: descriptor weights NULL). */
+/* descriptor.c: the C identifier of a model name, as the generated header
+ * spells it (non-alphanumerics become '_', a leading digit gets a '_'
+ * prefix): `<ident>_descriptor` and the blob `<ident>_weights_blob`. */
+void tfx_cg_c_identifier(const char *name, char *buf, size_t len);
 int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextRef ctx, LLVMTargetMachineRef tm,
                         const char *weights_symbol, LLVMModuleRef *out, char *err, size_t errlen);
 /* Runs default<O%d> over the module. */
@@ -167,7 +183,8 @@ typedef struct tfx_cg_entry_fns {
 int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *weights_symbol);
 /* Records the weights blob's tfx_checksum64 in the descriptor of an emitted
  * module (AOT: the blob is known when the object is written). */
-int tfx_cg_set_weights_checksum(LLVMModuleRef mod, uint64_t sum, char *err, size_t errlen);
+int tfx_cg_set_weights_checksum(LLVMModuleRef mod, const tfx_cg_target *t, const char *model_name, uint64_t sum,
+                                char *err, size_t errlen);
 /* The descriptor fields the graph determines. */
 int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_width, int32_t *output_width,
                        int32_t *vocab, int32_t *has_kv, char *err, size_t errlen);
@@ -563,7 +580,7 @@ struct tfx_cg_gemm {
   const tfx_cg_gemm_hooks *hooks; /* NULL members use the defaults: none, none, + bias and store */
   void *ctx;                      /* the hooks' state */
   const tfx_cg_wstream *ws;       /* the weight's stream: set by tfx_cg_gemm_emit from n's operand 1 and w */
-  int aq; /* int8 dot products on quantized activations (tfx_node_act_quant: k_linear_q8.c; no stream) */
+  int aq;   /* int8 dot products on quantized activations (tfx_node_act_quant: k_linear_q8.c; no stream) */
   void *q8; /* the int8 path's state (k_linear_q8.c) */
 };
 /* Emits the item loop of G into the current body; the number of work items
@@ -650,14 +667,17 @@ void tfx_cg_stats_part(tfx_cg *cg, LLVMValueRef src, int64_t cols, int layer, LL
 
 /* ---- aot.c ---- */
 /* An optimized module for AOT emission (PIC, descriptor weights pointing at
- * the blob symbol tfx_weights_blob). */
+ * the blob symbol `<model>_weights_blob`). */
 typedef struct tfx_cg_aot {
   tfx_cg_target t;
   LLVMTargetMachineRef tm;
   LLVMContextRef ctx;
   LLVMModuleRef mod;
 } tfx_cg_aot;
-int tfx_cg_aot_build(const tfx_graph *g, const tfx_target_options *o, tfx_cg_aot *a, char *err, size_t errlen);
+/* variant of n_variants: the module's place among the model's code
+ * variants (0 of 1 without --mcpu=A,B). */
+int tfx_cg_aot_build(const tfx_graph *g, const tfx_target_options *o, int variant, int n_variants, tfx_cg_aot *a,
+                     char *err, size_t errlen);
 void tfx_cg_aot_free(tfx_cg_aot *a);
 
 /* ---- spawn.c ---- */

@@ -2,7 +2,8 @@
  * (`tfx_model_descriptor_data`, and the alias `<name>_descriptor`), laid out exactly as tfx_model_desc and
  * tfx_entry_desc of include/tfx/abi.h on x86-64: magic, ABI version, name,
  * input kind/width, output width, vocab, max_seq, KV flag, memory sizes, the
- * weights blob (AOT: the address of the blob symbol; JIT: NULL) and the
+ * weights blob (AOT: the address of the blob symbol; JIT: NULL), the CPU
+ * architecture and features the code needs (the target's) and the
  * entries `forward` (1..max_seq tokens), `decode` (exactly 1) and, when the
  * module has one, `forward_last` (1..max_seq tokens, TFX_ENTRY_LAST_ROW).
  * Also what the graph determines of it (tfx_cg_model_shape: input kind and
@@ -26,7 +27,7 @@ static LLVMValueRef c64(tfx_cg *cg, int64_t v) { return LLVMConstInt(cg->t_i64, 
 /* The C identifier the generated header uses for the model name (the same
  * rule as the driver: non-alphanumerics become '_', a leading digit gets a
  * '_' prefix). */
-static void c_identifier(const char *name, char *buf, size_t len) {
+void tfx_cg_c_identifier(const char *name, char *buf, size_t len) {
   size_t j = 0;
   if (name && isdigit((unsigned char)name[0]) && j + 1 < len) buf[j++] = '_';
   for (size_t i = 0; name && name[i] && j + 1 < len; i++) {
@@ -97,6 +98,19 @@ int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_w
   return 0;
 }
 
+/* A hidden constant defined in another object of the model (the weights
+ * blob, the next code variant's descriptor). */
+static LLVMValueRef extern_hidden(tfx_cg *cg, const char *name) {
+  LLVMValueRef v = LLVMAddGlobal(cg->mod, LLVMInt8TypeInContext(cg->ctx), name);
+  LLVMSetLinkage(v, LLVMExternalLinkage);
+  LLVMSetVisibility(v, LLVMHiddenVisibility);
+  LLVMSetGlobalConstant(v, 1);
+  return v;
+}
+
+/* The fields of tfx_model_desc (ABI 4), as the LLVM struct below lays them out. */
+#define DESC_FIELDS 22
+
 int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *weights_symbol) {
   const tfx_graph *g = cg->g;
   int32_t ik, iw, ow, voc, has_kv;
@@ -141,14 +155,16 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
   LLVMValueRef ent_init = LLVMConstArray2(entry_ty, ent, (unsigned)n_ent);
   LLVMValueRef ent_gv = tfx_cg_const_global(cg, "tfx_entries", ent_init, 8);
 
-  LLVMValueRef weights = LLVMConstNull(ptr);
-  if (weights_symbol) {
-    weights = LLVMAddGlobal(cg->mod, LLVMInt8TypeInContext(cg->ctx), weights_symbol);
-    LLVMSetLinkage(weights, LLVMExternalLinkage);
-    /* hidden: the descriptor of a .so always points at its own blob */
-    LLVMSetVisibility(weights, LLVMHiddenVisibility);
-    LLVMSetGlobalConstant(weights, 1);
-  }
+  /* hidden: the descriptor of a .so always points at its own blob */
+  LLVMValueRef weights = weights_symbol ? extern_hidden(cg, weights_symbol) : LLVMConstNull(ptr);
+
+  /* the code variants (--mcpu=A,B): this one's symbol and the next's */
+  char ident[128], own[160], next_name[160];
+  tfx_cg_c_identifier(g->name, ident, sizeof ident);
+  int variant = cg->tgt->variant, has_next = variant + 1 < cg->tgt->n_variants;
+  snprintf(own, sizeof own, "%s_variant_%d", ident, variant);
+  snprintf(next_name, sizeof next_name, "%s_variant_%d", ident, variant + 1);
+  LLVMValueRef next = has_next ? extern_hidden(cg, next_name) : LLVMConstNull(ptr);
 
   /* the descriptor's checksum, over the same values as the runtime sees
    * them (tfx/checksum.h); the weights checksum is 0 until
@@ -174,40 +190,54 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
                        .weights = weights_symbol ? (const void *)ck_ent : NULL, /* only its presence counts */
                        .n_entries = n_ent,
                        .threads = (int32_t)g->schedule.threads,
-                       .entries = ck_ent};
+                       .entries = ck_ent,
+                       .cpu_arch = cg->tgt->cpu_arch,
+                       .cpu_features = cg->tgt->cpu_features,
+                       .variant_next = has_next ? &ck : NULL}; /* only its presence counts */
   uint64_t desc_sum = tfx_desc_checksum(&ck);
 
   /* tfx_model_desc */
-  LLVMTypeRef df[18] = {i32, i32, ptr, i32, i32, i32, i32, i32, i32, i64, i64, i64, ptr, i32, i32, ptr, i64, i64};
-  LLVMTypeRef desc_ty = LLVMStructTypeInContext(cg->ctx, df, 18, 0);
-  LLVMValueRef dv[18] = {c32(cg, (int32_t)TFX_DESC_MAGIC),
-                         c32(cg, TFX_ABI_VERSION),
-                         const_string(cg, g->name ? g->name : "model", "tfx_str_name"),
-                         c32(cg, ik),
-                         c32(cg, iw),
-                         c32(cg, ow),
-                         c32(cg, voc),
-                         c32(cg, g->max_seq),
-                         c32(cg, has_kv),
-                         c64(cg, g->arena_bytes),
-                         c64(cg, g->kv_bytes),
-                         c64(cg, g->weights_bytes),
-                         weights,
-                         c32(cg, n_ent),
-                         c32(cg, g->schedule.threads),
-                         ent_gv,
-                         c64(cg, (int64_t)desc_sum),
-                         c64(cg, 0)};
-  LLVMValueRef desc_init = LLVMConstNamedStruct(desc_ty, dv, 18);
-  LLVMValueRef desc = LLVMAddGlobal(cg->mod, desc_ty, TFX_DESC_SYMBOL);
+  LLVMTypeRef df[DESC_FIELDS] = {i32, i32, ptr, i32, i32, i32, i32, i32, i32, i64, i64,
+                                 i64, ptr, i32, i32, ptr, i64, i64, i32, i32, i64, ptr};
+  LLVMTypeRef desc_ty = LLVMStructTypeInContext(cg->ctx, df, DESC_FIELDS, 0);
+  LLVMValueRef dv[DESC_FIELDS] = {c32(cg, (int32_t)TFX_DESC_MAGIC),
+                                  c32(cg, TFX_ABI_VERSION),
+                                  const_string(cg, g->name ? g->name : "model", "tfx_str_name"),
+                                  c32(cg, ik),
+                                  c32(cg, iw),
+                                  c32(cg, ow),
+                                  c32(cg, voc),
+                                  c32(cg, g->max_seq),
+                                  c32(cg, has_kv),
+                                  c64(cg, g->arena_bytes),
+                                  c64(cg, g->kv_bytes),
+                                  c64(cg, g->weights_bytes),
+                                  weights,
+                                  c32(cg, n_ent),
+                                  c32(cg, g->schedule.threads),
+                                  ent_gv,
+                                  c64(cg, (int64_t)desc_sum),
+                                  c64(cg, 0),
+                                  c32(cg, (int32_t)cg->tgt->cpu_arch),
+                                  c32(cg, 0),
+                                  c64(cg, (int64_t)cg->tgt->cpu_features),
+                                  next};
+  LLVMValueRef desc_init = LLVMConstNamedStruct(desc_ty, dv, DESC_FIELDS);
+  LLVMValueRef desc = LLVMAddGlobal(cg->mod, desc_ty, variant ? own : TFX_DESC_SYMBOL);
   LLVMSetInitializer(desc, desc_init);
   LLVMSetGlobalConstant(desc, 1);
-  LLVMSetLinkage(desc, LLVMExternalLinkage);
-  LLVMSetVisibility(desc, LLVMDefaultVisibility);
   LLVMSetAlignment(desc, 8);
+  if (variant) { /* reached through the first variant's list only */
+    LLVMSetLinkage(desc, LLVMExternalLinkage);
+    LLVMSetVisibility(desc, LLVMHiddenVisibility);
+    return 0;
+  }
+  /* weak: any number of models' objects (-c) link into one program, each
+   * reached through its own `<name>_descriptor`; dlsym finds it in a .so */
+  LLVMSetLinkage(desc, LLVMWeakAnyLinkage);
+  LLVMSetVisibility(desc, LLVMDefaultVisibility);
 
-  char ident[128], alias[160];
-  c_identifier(g->name, ident, sizeof ident);
+  char alias[160];
   snprintf(alias, sizeof alias, "%s_descriptor", ident);
   /* never shadow the runtime's tfx_model_descriptor() */
   if (strcmp(alias, TFX_DESC_SYMBOL) != 0 && strcmp(alias, "tfx_model_descriptor") != 0) {
@@ -221,16 +251,20 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
 /* Index of weights_checksum in the descriptor's LLVM struct (above). */
 #define DESC_WEIGHTS_CHECKSUM_FIELD 17
 
-int tfx_cg_set_weights_checksum(LLVMModuleRef mod, uint64_t sum, char *err, size_t errlen) {
-  LLVMValueRef desc = mod ? LLVMGetNamedGlobal(mod, TFX_DESC_SYMBOL) : NULL;
+int tfx_cg_set_weights_checksum(LLVMModuleRef mod, const tfx_cg_target *t, const char *model_name, uint64_t sum,
+                                char *err, size_t errlen) {
+  char ident[128], own[160];
+  tfx_cg_c_identifier(model_name, ident, sizeof ident);
+  snprintf(own, sizeof own, "%s_variant_%d", ident, t->variant);
+  LLVMValueRef desc = mod ? LLVMGetNamedGlobal(mod, t->variant ? own : TFX_DESC_SYMBOL) : NULL;
   LLVMValueRef init = desc ? LLVMGetInitializer(desc) : NULL;
   LLVMTypeRef ty = init ? LLVMTypeOf(init) : NULL;
-  if (!ty || LLVMGetTypeKind(ty) != LLVMStructTypeKind || LLVMCountStructElementTypes(ty) != 18)
+  if (!ty || LLVMGetTypeKind(ty) != LLVMStructTypeKind || LLVMCountStructElementTypes(ty) != DESC_FIELDS)
     return tfx_errf(err, errlen, "backend: the module has no model descriptor to record the weights checksum in");
-  LLVMValueRef f[18];
-  for (unsigned i = 0; i < 18; i++) f[i] = LLVMGetAggregateElement(init, i);
+  LLVMValueRef f[DESC_FIELDS];
+  for (unsigned i = 0; i < DESC_FIELDS; i++) f[i] = LLVMGetAggregateElement(init, i);
   f[DESC_WEIGHTS_CHECKSUM_FIELD] =
       LLVMConstInt(LLVMStructGetTypeAtIndex(ty, DESC_WEIGHTS_CHECKSUM_FIELD), (unsigned long long)sum, 0);
-  LLVMSetInitializer(desc, LLVMConstNamedStruct(ty, f, 18));
+  LLVMSetInitializer(desc, LLVMConstNamedStruct(ty, f, DESC_FIELDS));
   return 0;
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../include/tfx/cpu_features.h"
 #include "cg.h"
 #include "cpu_names.h"
 
@@ -50,20 +51,27 @@ static int feature_on(const char *features, const char *name) {
 
 /* ---- x86-64 ---- */
 
-/* The vector features a named x86 cpu implies (LLVM 19's X86TargetParser),
- * for the names whose vector ISA goes beyond SSE2. */
+/* The features a named x86 cpu implies (LLVM 19's X86TargetParser): its
+ * vector ISA, which chooses the kernels, and every feature the descriptor
+ * records (tfx_cpu_features, docs/portability.md); the cpus of the x86-64
+ * levels have at least that level's features. */
 typedef struct {
   const char *features;
   const char *const *cpus;
 } x86_level;
 
-static const char *const amx_cpus[] = {
-    "sapphirerapids", "emeraldrapids", "graniterapids", "graniterapids-d", "graniterapids_d", "znver5", NULL};
-static const char *const bf16_cpus[] = {"cooperlake", "znver4", NULL};
-static const char *const vnni512_cpus[] = {"cascadelake",    "icelake-client", "icelake-server", "icelake_client",
-                                           "icelake_server", "tigerlake",      "rocketlake",     NULL};
-static const char *const avx512_cpus[] = {"skylake-avx512", "skylake_avx512", "skx", "cannonlake", "x86-64-v4", NULL};
-static const char *const knl_cpus[] = {"knl", "knm", "mic_avx512", NULL};
+static const char *const spr_cpus[] = {"sapphirerapids",  "emeraldrapids",   "graniterapids",
+                                       "graniterapids-d", "graniterapids_d", NULL};
+static const char *const znver5_cpus[] = {"znver5", NULL};
+static const char *const znver4_cpus[] = {"znver4", NULL};
+static const char *const cooperlake_cpus[] = {"cooperlake", NULL};
+static const char *const icelake_cpus[] = {
+    "icelake-client", "icelake-server", "icelake_client", "icelake_server", "tigerlake", "rocketlake", NULL};
+static const char *const cascadelake_cpus[] = {"cascadelake", NULL};
+static const char *const cannonlake_cpus[] = {"cannonlake", NULL};
+static const char *const avx512_cpus[] = {"skylake-avx512", "skylake_avx512", "skx", "x86-64-v4", NULL};
+static const char *const knl_cpus[] = {"knl", "mic_avx512", NULL};
+static const char *const knm_cpus[] = {"knm", NULL};
 static const char *const avxvnni_cpus[] = {
     "alderlake", "raptorlake",  "meteorlake",   "arrowlake",  "arrowlake-s",      "arrowlake_s", "lunarlake",
     "gracemont", "pantherlake", "sierraforest", "grandridge", "clearwaterforest", NULL};
@@ -80,25 +88,56 @@ static const char *const avx2_cpus[] = {"haswell",
                                         "znver3",
                                         "x86-64-v3",
                                         NULL};
-static const char *const avx_fma_cpus[] = {"bdver2", "bdver3", "bdver4", NULL};
-static const char *const avx_cpus[] = {"sandybridge",      "ivybridge", "core-avx-i", "corei7-avx", "core_2nd_gen_avx",
-                                       "core_3rd_gen_avx", "bdver1",    "btver2",     NULL};
-static const char *const ssse3_cpus[] = {
-    "x86-64-v2",  "core2", "penryn",   "nehalem",       "westmere",      "corei7",  "core_i7_sse4_2", "atom", "bonnell",
-    "silvermont", "slm",   "goldmont", "goldmont-plus", "goldmont_plus", "tremont", "btver1",         NULL};
+static const char *const bdver4_cpus[] = {"bdver4", NULL};
+static const char *const bdver2_cpus[] = {"bdver2", "bdver3", NULL};
+static const char *const btver2_cpus[] = {"btver2", NULL};
+static const char *const ivybridge_cpus[] = {"ivybridge", "core-avx-i", "core_3rd_gen_avx", NULL};
+static const char *const avx_cpus[] = {"sandybridge", "corei7-avx", "core_2nd_gen_avx", NULL};
+static const char *const bdver1_cpus[] = {"bdver1", NULL};
+static const char *const tremont_cpus[] = {"tremont", NULL};
+static const char *const slm_cpus[] = {"silvermont",        "slm", "goldmont", "goldmont-plus", "goldmont_plus",
+                                       "atom_sse4_2_movbe", NULL};
+static const char *const sse42_cpus[] = {"x86-64-v2",          "nehalem",     "westmere", "corei7", "core_i7_sse4_2",
+                                         "core_aes_pclmulqdq", "atom_sse4_2", NULL};
+static const char *const sse41_cpus[] = {"penryn", "core_2_duo_sse4_1", NULL};
+static const char *const ssse3_cpus[] = {"core2", "core_2_duo_ssse3", "atom", "bonnell", NULL};
+static const char *const btver1_cpus[] = {"btver1", NULL};
+static const char *const amdfam10_cpus[] = {"amdfam10", "barcelona", NULL};
+static const char *const sse3_cpus[] = {"nocona", "k8-sse3", "athlon64-sse3", "opteron-sse3", NULL};
 
-#define AVX512_BASE "+avx,+avx2,+fma,+ssse3,+avx512f"
+#define V2 "+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt"
+#define V3 V2 ",+avx,+avx2,+fma,+f16c,+bmi,+bmi2,+lzcnt,+movbe"
+#define AVX512_BASE V3 ",+avx512f,+avx512cd"
+#define SKX AVX512_BASE ",+avx512bw,+avx512dq,+avx512vl"
+/* Ice Lake's AVX-512 extensions and GFNI (LLVM shifts bytes with gf2p8affineqb) */
+#define ICL SKX ",+avx512vnni,+avx512vbmi,+avx512vbmi2,+avx512bitalg,+avx512vpopcntdq,+avx512ifma,+gfni"
 static const x86_level x86_levels[] = {
-    {AVX512_BASE ",+avx512bw,+avx512vnni,+avx512bf16,+avxvnni", amx_cpus},
-    {AVX512_BASE ",+avx512bw,+avx512vnni,+avx512bf16", bf16_cpus},
-    {AVX512_BASE ",+avx512bw,+avx512vnni", vnni512_cpus},
-    {AVX512_BASE ",+avx512bw", avx512_cpus},
+    {ICL ",+avx512bf16,+avxvnni,+avx512fp16", spr_cpus},
+    {ICL ",+avx512bf16,+avxvnni", znver5_cpus},
+    {ICL ",+avx512bf16", znver4_cpus},
+    {SKX ",+avx512vnni,+avx512bf16", cooperlake_cpus},
+    {ICL, icelake_cpus},
+    {SKX ",+avx512vnni", cascadelake_cpus},
+    {SKX ",+avx512vbmi,+avx512ifma", cannonlake_cpus},
+    {SKX, avx512_cpus},
     {AVX512_BASE, knl_cpus},
-    {"+avx,+avx2,+fma,+ssse3,+avxvnni", avxvnni_cpus},
-    {"+avx,+avx2,+fma,+ssse3", avx2_cpus},
-    {"+avx,+fma,+ssse3", avx_fma_cpus},
-    {"+avx,+ssse3", avx_cpus},
-    {"+ssse3", ssse3_cpus},
+    {AVX512_BASE ",+avx512vpopcntdq", knm_cpus},
+    {V3 ",+avxvnni,+gfni", avxvnni_cpus},
+    {V3, avx2_cpus},
+    {V2 ",+avx,+fma,+f16c,+lzcnt,+bmi,+bmi2,+movbe", bdver4_cpus},
+    {V2 ",+avx,+fma,+f16c,+lzcnt,+bmi", bdver2_cpus},
+    {V2 ",+avx,+f16c,+lzcnt,+bmi,+movbe", btver2_cpus},
+    {V2 ",+avx,+f16c", ivybridge_cpus},
+    {V2 ",+avx", avx_cpus},
+    {V2 ",+avx,+lzcnt", bdver1_cpus},
+    {V2 ",+movbe,+gfni", tremont_cpus},
+    {V2 ",+movbe", slm_cpus},
+    {V2, sse42_cpus},
+    {"+sse3,+ssse3,+sse4.1", sse41_cpus},
+    {"+sse3,+ssse3", ssse3_cpus},
+    {"+sse3,+ssse3,+popcnt,+lzcnt", btver1_cpus},
+    {"+sse3,+popcnt,+lzcnt", amdfam10_cpus},
+    {"+sse3", sse3_cpus},
 };
 
 static const char *x86_implied(const char *cpu) {
@@ -130,6 +169,17 @@ static void describe_x86(tfx_cg_target *t) {
   t->i8dot = (maddubs ? TFX_CG_I8_MADDUBS : 0) | (avx2 && x86_feature(fs, im, "avxvnni") ? TFX_CG_I8_AVXVNNI : 0) |
              (avx512 && x86_feature(fs, im, "avx512vnni") ? TFX_CG_I8_VNNI512 : 0);
   t->has_bf16 = avx512 && x86_feature(fs, im, "avx512bf16");
+  /* what the descriptor records: every listed feature the target enables,
+   * consistent with the vector ISA chosen above */
+  uint64_t set = 0;
+  for (size_t i = 0; i < TFX_CPU_FEATURE_COUNT; i++)
+    if (x86_feature(fs, im, tfx_cpu_features[i].name)) set |= tfx_cpu_features[i].bit;
+  set &= ~(uint64_t)(TFX_CPU_AVX | TFX_CPU_AVX2 | TFX_CPU_FMA | TFX_CPU_AVX512F);
+  set |= (avx ? TFX_CPU_AVX : 0) | (avx2 ? TFX_CPU_AVX2 : 0) | (fma ? TFX_CPU_FMA : 0) | (avx512 ? TFX_CPU_AVX512F : 0);
+  if (avx) set |= TFX_CPU_SSE42_CHAIN; /* LLVM: avx implies sse4.2; avx512f implies f16c */
+  if (avx512) set |= TFX_CPU_F16C;
+  t->cpu_arch = TFX_CPU_ARCH_X86_64;
+  t->cpu_features = tfx_cpu_closure(set);
 }
 
 /* ---- AArch64: NEON (SVE is not used) ---- */
@@ -140,6 +190,7 @@ static void describe_aarch64(tfx_cg_target *t) {
   t->has_fma = 1;
   t->i8dot = feature_on(t->features, "dotprod") == 1 ? TFX_CG_I8_SDOT : 0;
   t->has_bf16 = feature_on(t->features, "bf16") == 1;
+  t->cpu_arch = TFX_CPU_ARCH_AARCH64; /* features are not recorded for AArch64 (cpu_features 0) */
 }
 
 /* ---- what the kernels derive from the registers ---- */
@@ -245,12 +296,36 @@ int tfx_cg_target_describe(tfx_cg_target *t, const char *triple, const char *cpu
   return 0;
 }
 
+int tfx_cg_split_cpus(const tfx_target_options *o, tfx_target_options *v, char *buf, size_t buflen, char *err,
+                      size_t errlen) {
+  v[0] = o ? *o : (tfx_target_options){.opt_level = 2};
+  if (!o || !o->cpu || !strchr(o->cpu, ',')) return 1;
+  if (strlen(o->cpu) >= buflen) return tfx_errf(err, errlen, "backend: --mcpu '%s' is too long", o->cpu);
+  strcpy(buf, o->cpu);
+  int n = 0;
+  for (char *p = buf; p;) {
+    char *end = strchr(p, ',');
+    if (end) *end = '\0';
+    if (!*p) return tfx_errf(err, errlen, "backend: --mcpu '%s' has an empty CPU name", o->cpu);
+    if (n == TFX_CG_MAX_VARIANTS)
+      return tfx_errf(err, errlen, "backend: --mcpu '%s' names more than %d CPUs", o->cpu, TFX_CG_MAX_VARIANTS);
+    v[n] = *o;
+    v[n++].cpu = p;
+    p = end ? end + 1 : NULL;
+  }
+  return n;
+}
+
 int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *err, size_t errlen) {
   memset(t, 0, sizeof *t);
+  if (o && o->cpu && strchr(o->cpu, ','))
+    return tfx_errf(err, errlen,
+                    "backend: --mcpu '%s' names several CPUs, which make code variants of a model: only for -o and -c",
+                    o->cpu);
   if (tfx_cg_init_llvm(err, errlen)) return -1;
   char *triple = LLVMGetDefaultTargetTriple(), *cpu = NULL, *feat = NULL;
   int rc = -1;
-  if (o && o->cpu) {
+  if (o && o->cpu && strcmp(o->cpu, "native") != 0) {
     if (!tfx_cg_cpu_check(triple, o->cpu, err, errlen))
       rc = tfx_cg_target_describe(t, triple, o->cpu, o->features ? o->features : "", o->opt_level, err, errlen);
   } else {
@@ -266,11 +341,21 @@ int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *e
 }
 
 int tfx_backend_pack_layout(const tfx_target_options *o, tfx_pack_layout *out, char *err, size_t errlen) {
-  tfx_cg_target t;
-  if (tfx_cg_target_resolve(o, &t, err, errlen)) return -1;
-  *out = t.pack;
-  tfx_cg_target_free(&t);
-  return 0;
+  char cpus[512];
+  tfx_target_options v[TFX_CG_MAX_VARIANTS];
+  int n = tfx_cg_split_cpus(o, v, cpus, sizeof cpus, err, errlen);
+  for (int i = 0; i < n; i++) { /* the variants share the weights: one layout */
+    tfx_cg_target t;
+    if (tfx_cg_target_resolve(&v[i], &t, err, errlen)) return -1;
+    int differs = i > 0 && memcmp(&t.pack, out, sizeof t.pack);
+    *out = t.pack;
+    tfx_cg_target_free(&t);
+    if (differs)
+      return tfx_errf(err, errlen,
+                      "backend: --mcpu %s and %s need different weight layouts; a model's variants share one", v[0].cpu,
+                      v[i].cpu);
+  }
+  return n < 0 ? -1 : 0;
 }
 
 int tfx_backend_target_summary(const tfx_target_options *o, char *buf, size_t len, char *err, size_t errlen) {

@@ -21,6 +21,7 @@ const char *tfx_error_message(int code) {
   case TFX_ERR_COMPILE: return "the model did not compile";
   case TFX_ERR_CHECKSUM: return "the model file is corrupted (a checksum differs)";
   case TFX_ERR_TOKENIZER: return "not a tokenizer file this runtime reads (malformed or unsupported)";
+  case TFX_ERR_CPU: return "the model needs CPU features this CPU does not have";
   default: return "unknown error";
   }
 }

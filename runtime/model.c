@@ -1,6 +1,7 @@
 /* runtime/model.c — opening models: the file checks (elf_check.c), dlopen
  * of a compiled model.so, its descriptor checks and, on request, its
- * checksums (tfx_model_open[_ex|_flags]), wrapping a descriptor already in
+ * checksums and the choice of a code variant the CPU runs (cpu.c)
+ * (tfx_model_open[_ex|_flags]), wrapping a descriptor already in
  * the process (tfx_model_from_descriptor, for linked and JIT models), and
  * closing them. */
 #include <dlfcn.h>
@@ -80,20 +81,17 @@ int tfx_model_open_flags(const char *path, unsigned flags, tfx_model **out, char
     return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL, "'%s' is not a tfx model: no symbol %s", path,
                         TFX_DESC_SYMBOL);
   }
-  rc = tfx_rt_check_loaded(h, desc, path, errbuf, errlen);
+  /* Every code variant's pointers, fields and descriptor checksum (a few
+   * hundred bytes each, well under a microsecond: a field changed to another
+   * valid-looking value, an output width or a KV size, would make generated
+   * code write outside the session's buffers); the weights are hashed only
+   * on request. Then the CPU, before any of the model's code runs: a
+   * corrupted feature set is a checksum error, not a CPU refusal. */
+  rc = tfx_rt_check_variants(desc, desc->weights, h, path, 1, (flags & TFX_OPEN_VERIFY) != 0, errbuf, errlen);
+  const tfx_model_desc *chosen = desc;
+  if (rc == TFX_OK) rc = tfx_rt_choose_variant(desc, &chosen, errbuf, errlen);
   tfx_model *m = NULL;
-  if (rc == TFX_OK) rc = make_model(desc, NULL, &m, errbuf, errlen);
-  /* The descriptor's checksum is always checked: a few hundred bytes (well
-   * under a microsecond), and a field changed to another valid-looking value
-   * (an output width, a KV size) would make generated code write outside
-   * the session's buffers. The weights are hashed only on request. */
-  if (rc == TFX_OK) {
-    rc = tfx_rt_verify_checksums(desc, desc->weights, (flags & TFX_OPEN_VERIFY) != 0, errbuf, errlen);
-    if (rc != TFX_OK) {
-      free(m->entries);
-      free(m);
-    }
-  }
+  if (rc == TFX_OK) rc = make_model(chosen, NULL, &m, errbuf, errlen);
   if (rc != TFX_OK) {
     dlclose(h);
     return rc;
@@ -114,7 +112,10 @@ int tfx_model_from_descriptor(const tfx_model_desc *desc, const void *weights, v
   if (out) *out = NULL;
   if (!desc || !out) return TFX_ERR_INVALID_ARGUMENT;
   tfx_model *m = NULL;
-  int rc = make_model(desc, weights, &m, NULL, 0);
+  const tfx_model_desc *chosen = desc;
+  int rc = tfx_rt_check_variants(desc, weights ? weights : desc->weights, NULL, NULL, 0, 0, NULL, 0);
+  if (rc == TFX_OK) rc = tfx_rt_choose_variant(desc, &chosen, NULL, 0);
+  if (rc == TFX_OK) rc = make_model(chosen, weights, &m, NULL, 0);
   if (rc != TFX_OK) return rc;
   m->release = release;
   m->release_arg = release_arg;

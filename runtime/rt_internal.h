@@ -78,6 +78,22 @@ int tfx_rt_check_loaded(void *handle, const tfx_model_desc *d, const char *path,
 int tfx_rt_verify_checksums(const tfx_model_desc *d, const void *weights, int with_weights, char *errbuf,
                             size_t errlen);
 
+/* cpu.c: the CPU features (TFX_CPU_*) this CPU has and its OS enables,
+ * less those TFX_CPU_MASK names (TFX_ERR_INVALID_ARGUMENT for an unknown
+ * name); and the choice among d and its variants (checked by
+ * tfx_rt_check_variants) of the one with the most features this CPU has
+ * (TFX_ERR_CPU naming the missing ones when there is none). */
+int tfx_rt_cpu_features(uint64_t *out, char *errbuf, size_t errlen);
+int tfx_rt_choose_variant(const tfx_model_desc *d, const tfx_model_desc **out, char *errbuf, size_t errlen);
+/* validate.c: checks d and every variant it lists (at most
+ * TFX_RT_MAX_VARIANTS): with handle, their pointers inside the library
+ * (tfx_rt_check_loaded); each descriptor (tfx_rt_validate_desc); the
+ * variants' shape, name and weights against d's; with checksums, each
+ * descriptor's checksum and, with with_weights, d's weights checksum. */
+#define TFX_RT_MAX_VARIANTS 8
+int tfx_rt_check_variants(const tfx_model_desc *d, const void *weights, void *handle, const char *path, int checksums,
+                          int with_weights, char *errbuf, size_t errlen);
+
 /* ffi_call.c: prepares the libffi call interface of every entry of m->desc. */
 int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen);
 /* session.c: the session's output scratch, grown to hold `rows` output rows

@@ -1,8 +1,9 @@
 /* runtime/validate.c — checks a model descriptor before the runtime trusts
  * it: magic, ABI version, dimensions, memory sizes, weights and every entry
  * point (function, token range, argument kinds), the fields against each
- * other (widths, KV cache, entry count, token ranges against max_seq), and
- * on request the checksums the compiler recorded. */
+ * other (widths, KV cache, entry count, token ranges against max_seq), a
+ * model's code variants against each other, and on request the checksums
+ * the compiler recorded. */
 #include <stdint.h>
 #include <string.h>
 
@@ -57,6 +58,9 @@ int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *err
   if (d->max_seq < 1) return bad(errbuf, errlen, "max_seq < 1");
   if (d->has_kv_cache != 0 && d->has_kv_cache != 1) return bad(errbuf, errlen, "has_kv_cache is neither 0 nor 1");
   if (d->threads < 0) return bad(errbuf, errlen, "threads < 0");
+  if (d->cpu_arch > TFX_CPU_ARCH_AARCH64 || d->cpu_reserved != 0)
+    return bad(errbuf, errlen, "unknown CPU architecture");
+  if (d->cpu_features >> TFX_CPU_FEATURE_COUNT) return bad(errbuf, errlen, "unknown CPU feature bits");
   /* Sizes must fit comfortably in size_t (the session rounds them up). */
   const uint64_t limit = (uint64_t)(SIZE_MAX / 4);
   if (d->arena_bytes > limit || d->kv_bytes > limit || d->weights_bytes > limit)
@@ -111,6 +115,34 @@ int tfx_rt_verify_checksums(const tfx_model_desc *d, const void *weights, int wi
                           "model '%s': the weights' checksum (%llu bytes) is %016llx, the descriptor records %016llx",
                           d->name, (unsigned long long)d->weights_bytes, (unsigned long long)ws,
                           (unsigned long long)d->weights_checksum);
+  }
+  return TFX_OK;
+}
+
+/* A variant against the first descriptor: everything but the code and the
+ * CPU fields must agree (one weights blob, one session layout). */
+static int same_model(const tfx_model_desc *d, const tfx_model_desc *v) {
+  return !strcmp(d->name, v->name) && d->input_kind == v->input_kind && d->input_width == v->input_width &&
+         d->output_width == v->output_width && d->vocab == v->vocab && d->max_seq == v->max_seq &&
+         d->has_kv_cache == v->has_kv_cache && d->arena_bytes == v->arena_bytes && d->kv_bytes == v->kv_bytes &&
+         d->weights_bytes == v->weights_bytes && d->weights == v->weights &&
+         d->weights_checksum == v->weights_checksum && d->cpu_arch == v->cpu_arch;
+}
+
+int tfx_rt_check_variants(const tfx_model_desc *d, const void *weights, void *handle, const char *path, int checksums,
+                          int with_weights, char *errbuf, size_t errlen) {
+  int n = 0;
+  for (const tfx_model_desc *v = d; v; v = v->variant_next, n++) {
+    if (n == TFX_RT_MAX_VARIANTS)
+      return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL, "malformed model descriptor: more than %d code variants",
+                          TFX_RT_MAX_VARIANTS);
+    int rc = handle ? tfx_rt_check_loaded(handle, v, path, errbuf, errlen) : TFX_OK;
+    if (rc == TFX_OK) rc = tfx_rt_validate_desc(v, weights, errbuf, errlen);
+    if (rc == TFX_OK && v != d && !same_model(d, v))
+      rc = tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                        "malformed model descriptor: code variant %d of '%s' is not the same model", n, d->name);
+    if (rc == TFX_OK && checksums) rc = tfx_rt_verify_checksums(v, weights, with_weights && v == d, errbuf, errlen);
+    if (rc != TFX_OK) return rc;
   }
   return TFX_OK;
 }

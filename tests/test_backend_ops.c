@@ -398,7 +398,11 @@ static void test_descriptor(void **state) {
   assert_int_equal(offsetof(tfx_model_desc, entries), 80);
   assert_int_equal(offsetof(tfx_model_desc, desc_checksum), 88);
   assert_int_equal(offsetof(tfx_model_desc, weights_checksum), 96);
-  assert_int_equal(sizeof(tfx_model_desc), 104);
+  assert_int_equal(offsetof(tfx_model_desc, cpu_arch), 104);
+  assert_int_equal(offsetof(tfx_model_desc, cpu_reserved), 108);
+  assert_int_equal(offsetof(tfx_model_desc, cpu_features), 112);
+  assert_int_equal(offsetof(tfx_model_desc, variant_next), 120);
+  assert_int_equal(sizeof(tfx_model_desc), 128);
   assert_int_equal(offsetof(tfx_entry_desc, name), 0);
   assert_int_equal(offsetof(tfx_entry_desc, fn), 8);
   assert_int_equal(offsetof(tfx_entry_desc, min_tokens), 16);
@@ -498,7 +502,7 @@ static void test_aot_shared_library(void **state) {
   assert_non_null(dlsym(h, "tfx_session_create"));
   assert_non_null(dlsym(h, "tfx_model_descriptor")); /* the runtime function, not shadowed */
   assert_true(dlsym(h, "tfx_model_descriptor") != (void *)d);
-  assert_null(dlsym(h, "tfx_weights_blob")); /* hidden: never interposed across models */
+  assert_null(dlsym(h, "tiny_aot_weights_blob")); /* hidden: never interposed across models */
   assert_string_equal(d->name, "tiny_aot");
   assert_non_null(d->weights); /* the embedded blob */
   assert_int_equal(d->weights_bytes, (uint64_t)t->size);

@@ -35,13 +35,7 @@ static char example_tfx[4096];
 static int load_references(void **state) {
   (void)state;
   char path[4096];
-  tfx_test_model_path("stories260K.bin", model_bin, sizeof model_bin);
-  snprintf(example_tfx, sizeof example_tfx, "%s/examples/llama/stories260k.tfx", TFX_SOURCE_DIR);
-  if (access(model_bin, R_OK) != 0) {
-    fprintf(stderr, "test_e2e: the real model is missing: %s (set TFX_MODELS_DIR)\n", model_bin);
-    return -1;
-  }
-  if (tfx_test_read_ids(tfx_test_model_path("stories260K.greedy.ids", path, sizeof path), ref_ids, 256) != 256)
+  if (tfx_test_stories260k("test_e2e", model_bin, sizeof model_bin, example_tfx, sizeof example_tfx, ref_ids, 256))
     return -1;
   size_t size = 0;
   char *raw = tfx_test_read_file(tfx_test_model_path("stories260K.logits16.f32", path, sizeof path), &size);

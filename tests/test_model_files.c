@@ -213,7 +213,7 @@ static void test_good_model(void **state) {
   tfx_model *m = NULL;
   assert_int_equal(tfx_model_open_flags(so_path, TFX_OPEN_VERIFY, &m, detail, sizeof detail), TFX_OK);
   const tfx_model_desc *d = tfx_model_descriptor(m);
-  assert_int_equal(d->abi_version, 3);
+  assert_int_equal(d->abi_version, 4);
   assert_true(d->desc_checksum != 0);
   assert_int_equal(d->weights_bytes, weights_bytes);
   /* the recorded weights checksum is that of the file's bytes */
@@ -374,6 +374,13 @@ static void test_patched_headers(void **state) {
        "has a malformed model descriptor"},
       {"no entries", desc_off + offsetof(tfx_model_desc, n_entries), 0, 4, E, "no entry points"},
       {"threads", desc_off + offsetof(tfx_model_desc, threads), (uint64_t)-1, 4, E, "threads < 0"},
+      {"CPU architecture", desc_off + offsetof(tfx_model_desc, cpu_arch), 7, 4, E, "unknown CPU architecture"},
+      {"CPU feature bits", desc_off + offsetof(tfx_model_desc, cpu_features), 1ull << 40, 8, E,
+       "unknown CPU feature bits"},
+      /* a feature bit set is a corruption (the descriptor's checksum), never a CPU refusal */
+      {"a CPU feature", desc_off + offsetof(tfx_model_desc, cpu_features),
+       read_u64(desc_off + offsetof(tfx_model_desc, cpu_features)) ^ TFX_CPU_AVX512BF16, 8, TFX_ERR_CHECKSUM,
+       "the descriptor's checksum"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) apply_and_check(&cases[i], 0);
 }

@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-#define TFX_ABI_VERSION 3          /* 3: desc_checksum and weights_checksum (tfx/checksum.h) */
+#define TFX_ABI_VERSION 4 /* 3: desc_checksum and weights_checksum (tfx/checksum.h); 4: cpu_arch, cpu_features */
 #define TFX_DESC_MAGIC 0x31584654u /* "TFX1" little-endian */
 /* The symbol under which a compiled model exports its tfx_model_desc. It is
  * not `tfx_model_descriptor`: that name is the runtime API function of
@@ -45,6 +45,45 @@ enum tfx_arg_kind {
   TFX_ARG_KV,        /* void *: kv_bytes, 64-byte aligned, zeroed at session creation */
   TFX_ARG_WEIGHTS,   /* const void *: the weights blob, 64-byte aligned */
   TFX_ARG_EXEC       /* tfx_exec * */
+};
+
+/* The architecture a model's code was compiled for (tfx_model_desc.cpu_arch). */
+enum tfx_cpu_arch { TFX_CPU_ARCH_UNKNOWN = 0, TFX_CPU_ARCH_X86_64 = 1, TFX_CPU_ARCH_AARCH64 = 2 };
+
+/* x86-64 instruction-set features the generated code may use
+ * (tfx_model_desc.cpu_features; names in tfx/cpu_features.h). SSE2 is
+ * implied by x86-64 itself. Features LLVM never uses on its own for this
+ * code (AES, SHA, CLMUL, AMX, ...) are not recorded (docs/portability.md). */
+enum {
+  TFX_CPU_SSE3 = 1u << 0,
+  TFX_CPU_SSSE3 = 1u << 1,
+  TFX_CPU_SSE4_1 = 1u << 2,
+  TFX_CPU_SSE4_2 = 1u << 3,
+  TFX_CPU_POPCNT = 1u << 4,
+  TFX_CPU_AVX = 1u << 5,
+  TFX_CPU_AVX2 = 1u << 6,
+  TFX_CPU_FMA = 1u << 7,
+  TFX_CPU_F16C = 1u << 8,
+  TFX_CPU_BMI1 = 1u << 9,
+  TFX_CPU_BMI2 = 1u << 10,
+  TFX_CPU_LZCNT = 1u << 11,
+  TFX_CPU_MOVBE = 1u << 12,
+  TFX_CPU_AVX512F = 1u << 13,
+  TFX_CPU_AVX512BW = 1u << 14,
+  TFX_CPU_AVX512VL = 1u << 15,
+  TFX_CPU_AVX512DQ = 1u << 16,
+  TFX_CPU_AVX512CD = 1u << 17,
+  TFX_CPU_AVX512VNNI = 1u << 18,
+  TFX_CPU_AVXVNNI = 1u << 19,
+  TFX_CPU_AVX512BF16 = 1u << 20,
+  TFX_CPU_AVX512FP16 = 1u << 21,
+  TFX_CPU_AVX512VBMI = 1u << 22,
+  TFX_CPU_AVX512VBMI2 = 1u << 23,
+  TFX_CPU_AVX512BITALG = 1u << 24,
+  TFX_CPU_AVX512VPOPCNTDQ = 1u << 25,
+  TFX_CPU_AVX512IFMA = 1u << 26,
+  TFX_CPU_GFNI = 1u << 27,
+  TFX_CPU_FEATURE_COUNT = 28
 };
 
 enum tfx_input_kind { TFX_INPUT_TOKENS = 0, TFX_INPUT_F32 = 1 };
@@ -90,6 +129,17 @@ typedef struct tfx_model_desc {
    * (tfx_model_open_flags with TFX_OPEN_VERIFY, `tfxc verify`). */
   uint64_t desc_checksum;    /* tfx_desc_checksum of this descriptor; 0 = not recorded */
   uint64_t weights_checksum; /* tfx_checksum64 of the weights_bytes bytes at weights; 0 = not recorded (JIT) */
+  /* ABI 4: what the code needs of the CPU. tfx_model_open refuses a model
+   * whose cpu_features the running CPU (cpuid, and the OS's saved register
+   * state) lacks, with TFX_ERR_CPU. */
+  uint32_t cpu_arch;     /* enum tfx_cpu_arch */
+  uint32_t cpu_reserved; /* 0 */
+  uint64_t cpu_features; /* TFX_CPU_* bits for TFX_CPU_ARCH_X86_64; 0 elsewhere (not checked) */
+  /* Another code variant of the same model (same shape, weights and name)
+   * for other CPU features, or NULL: a model compiled with
+   * --mcpu=A,B,... lists its variants from this one (the first CPU) on, and
+   * tfx_model_open picks the one with the most features this CPU has. */
+  const struct tfx_model_desc *variant_next;
 } tfx_model_desc;
 
 #ifdef __cplusplus

@@ -16,7 +16,8 @@
  * tfx_desc_checksum covers every field of a descriptor that is not a
  * pointer (pointers are relocated at load time) and the strings and arrays
  * they point to (the model name; each entry's name, token range, argument
- * kinds and flags), never the two checksum fields themselves. */
+ * kinds and flags) and (ABI 4) the CPU architecture and features and
+ * whether another variant follows, never the two checksum fields themselves. */
 #ifndef TFX_CHECKSUM_H
 #define TFX_CHECKSUM_H
 
@@ -157,6 +158,10 @@ static inline uint64_t tfx_desc_checksum(const tfx_model_desc *d) {
     tfx_ck_u64(&s, (uint32_t)e->flags);
     tfx_ck_u64(&s, (uint32_t)e->reserved);
   }
+  tfx_ck_u64(&s, d->cpu_arch);
+  tfx_ck_u64(&s, d->cpu_reserved);
+  tfx_ck_u64(&s, d->cpu_features);
+  tfx_ck_u64(&s, d->variant_next != NULL);
   return tfx_ck_final(&s);
 }
 

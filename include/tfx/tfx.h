@@ -26,7 +26,8 @@ typedef enum tfx_status {
   TFX_ERR_WRONG_INPUT = -8,  /* tokens given to a model taking f32 input or vice versa */
   TFX_ERR_INTERNAL = -9,     /* e.g. libffi or thread creation failed */
   TFX_ERR_COMPILE = -10,     /* (JIT API) the model did not compile; diagnostics were printed */
-  TFX_ERR_CHECKSUM = -11     /* the descriptor (or with TFX_OPEN_VERIFY the weights) differs from its checksum */
+  TFX_ERR_CHECKSUM = -11,    /* the descriptor (or with TFX_OPEN_VERIFY the weights) differs from its checksum */
+  TFX_ERR_CPU = -12          /* the model's code needs CPU features this CPU (or its OS) lacks; see TFX_CPU_MASK */
 } tfx_status;
 
 typedef struct tfx_model tfx_model;
@@ -36,7 +37,9 @@ typedef struct tfx_session tfx_session;
 const char *tfx_error_message(int code);
 
 /* Opens a model compiled to a shared library (dlopen, descriptor and ABI
- * checks). */
+ * checks, and the CPU check: of the model's code variants, the one with the
+ * most features this CPU has is used; a model none of whose variants this
+ * CPU runs is TFX_ERR_CPU, as for tfx_model_from_descriptor). */
 int tfx_model_open(const char *path, tfx_model **out);
 /* The same, writing the detail of a failure (dlerror text, the check that
  * failed) into errbuf when it is non-NULL. */
@@ -64,6 +67,7 @@ int tfx_model_open_flags(const char *path, unsigned flags, tfx_model **out, char
 int tfx_model_from_descriptor(const tfx_model_desc *desc, const void *weights, void (*release)(void *),
                               void *release_arg, tfx_model **out);
 void tfx_model_close(tfx_model *model);
+/* The descriptor of the code variant the open chose. */
 const tfx_model_desc *tfx_model_descriptor(const tfx_model *model);
 
 typedef struct tfx_session_options {

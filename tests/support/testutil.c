@@ -20,6 +20,21 @@ char *tfx_test_model_path(const char *name, char *buf, size_t len) {
   return buf;
 }
 
+int tfx_test_stories260k(const char *who, char *bin, size_t binlen, char *tfx, size_t tfxlen, int32_t *ids, int n_ids) {
+  char path[4096];
+  tfx_test_model_path("stories260K.bin", bin, binlen);
+  snprintf(tfx, tfxlen, "%s/examples/llama/stories260k.tfx", TFX_SOURCE_DIR);
+  if (access(bin, R_OK) != 0) {
+    fprintf(stderr, "%s: the real model is missing: %s (set TFX_MODELS_DIR)\n", who, bin);
+    return -1;
+  }
+  if (tfx_test_read_ids(tfx_test_model_path("stories260K.greedy.ids", path, sizeof path), ids, n_ids) != n_ids) {
+    fprintf(stderr, "%s: cannot read %d reference ids from %s\n", who, n_ids, path);
+    return -1;
+  }
+  return 0;
+}
+
 char *tfx_test_read_file(const char *path, size_t *size) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;

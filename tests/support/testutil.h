@@ -11,6 +11,10 @@
 const char *tfx_test_models_dir(void);
 /* models_dir + "/" + name in a static buffer per call site (copy it if kept). */
 char *tfx_test_model_path(const char *name, char *buf, size_t len);
+/* The real stories260K: its weights' path into bin, examples/llama/stories260k.tfx
+ * into tfx, llama2.c's first n_ids greedy ids from BOS into ids; -1 (with a
+ * message naming `who`) when the model or the ids are missing. */
+int tfx_test_stories260k(const char *who, char *bin, size_t binlen, char *tfx, size_t tfxlen, int32_t *ids, int n_ids);
 /* Reads a whole file; returns a malloc'd buffer (NUL-terminated) and its size, or NULL. */
 char *tfx_test_read_file(const char *path, size_t *size);
 /* Reads up to max whitespace-separated integers; returns how many. */
