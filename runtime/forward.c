@@ -16,11 +16,11 @@
 static const tfx_rt_entry *pick_entry(const tfx_model *m, int64_t n, int last_only) {
   if (n == 1)
     for (int32_t i = 0; i < m->desc.n_entries; i++)
-      if (m->entries[i].is_decode) return &m->entries[i];
+      if (m->entries[i].is_decode && !m->entries[i].batch) return &m->entries[i];
   for (int pass = last_only ? 0 : 1; pass < 2; pass++)
     for (int32_t i = 0; i < m->desc.n_entries; i++) {
       const tfx_entry_desc *d = m->entries[i].desc;
-      if (m->entries[i].last_row != (pass == 0)) continue;
+      if (m->entries[i].last_row != (pass == 0) || m->entries[i].batch) continue;
       if (n >= d->min_tokens && n <= d->max_tokens) return &m->entries[i];
     }
   return NULL;

@@ -24,6 +24,7 @@ typedef struct tfx_rt_entry {
   ffi_type *types[TFX_RT_MAX_ARGS];
   int is_decode; /* named "decode" */
   int last_row;  /* TFX_ENTRY_LAST_ROW: writes the last output row only */
+  int batch;     /* TFX_ENTRY_BATCH: rows of several sequences over a block pool (batch.c) */
 } tfx_rt_entry;
 
 struct tfx_model {
@@ -45,7 +46,7 @@ struct tfx_session {
   void *arena;
   void *kv;
   size_t kv_map; /* bytes of kv's anonymous mapping (0: kv is from posix_memalign) */
-  float *out; /* max_seq * output_width floats */
+  float *out;    /* max_seq * output_width floats */
   tfx_rt_pool *pool;
   tfx_exec exec;
   atomic_flag busy; /* set while a forward call runs (a second thread is refused) */
@@ -81,6 +82,17 @@ int tfx_rt_verify_checksums(const tfx_model_desc *d, const void *weights, int wi
 int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen);
 /* Calls one entry with the session's buffers; input and output as given. */
 void tfx_rt_call_entry(tfx_session *s, const tfx_rt_entry *e, const void *input, int64_t n, int64_t pos, void *output);
+/* The same with the KV argument and (batch entry) the rows given. */
+void tfx_rt_call_entry_kv(tfx_session *s, const tfx_rt_entry *e, const void *input, int64_t n, int64_t pos,
+                          const tfx_kv_row *rows, void *kv, void *output);
+/* session.c: tfx_session_create, with or without the session's KV cache
+ * (the batch's sessions have none: their KV is the block pool). */
+int tfx_rt_session_new(const tfx_model *model, const tfx_session_options *opts, int with_kv, tfx_session **out);
+/* session.c: the session's KV-cache allocation (an anonymous mapping, zero
+ * pages until written; *map_bytes its length, 0 for a posix_memalign block)
+ * and its release. */
+void *tfx_rt_alloc_kv(uint64_t bytes, size_t *map_bytes);
+void tfx_rt_free_kv(void *kv, size_t map_bytes);
 
 /* threadpool.c: a persistent pool of threads - 1 workers (the caller is the
  * other thread). Returns NULL on failure. */

@@ -406,7 +406,7 @@ static void test_descriptor(void **state) {
   assert_int_equal(offsetof(tfx_entry_desc, n_args), 24);
   assert_int_equal(offsetof(tfx_entry_desc, arg_kinds), 32);
   assert_int_equal(offsetof(tfx_entry_desc, flags), 40);
-  assert_int_equal(offsetof(tfx_entry_desc, reserved), 44);
+  assert_int_equal(offsetof(tfx_entry_desc, kv_block_bytes), 44);
   assert_int_equal(sizeof(tfx_entry_desc), 48);
 
   tfx_tg *t = tiny_llama("tiny_llama");
