@@ -19,7 +19,7 @@ typedef struct {
   int32_t alive;
   int32_t pos;     /* tokens appended */
   int32_t nblocks; /* blocks held: table[0..nblocks) */
-  int32_t stamp;   /* the step that last listed it (a second listing is refused) */
+  uint32_t stamp;  /* the step that last listed it (a second listing is refused) */
   int32_t *table;  /* [max_blocks] */
 } batch_seq;
 
@@ -34,7 +34,7 @@ struct tfx_batch {
   batch_seq *seqs;
   int32_t *tables;           /* max_seqs * max_blocks */
   int32_t *free_list, nfree; /* a stack of free block ids */
-  int32_t step_no;
+  uint32_t step_no; /* wraps */
   tfx_kv_row *rows; /* [max_step] */
   int32_t *toks;    /* [max_step] */
   int32_t *last;    /* [max_step]: the output row of each listed sequence, -1 when refused */

@@ -28,6 +28,7 @@
  * decode kernels (other summation orders in the GEMM). */
 #define LOGIT_TOL 1e-5
 #define MAXSEQ 8 /* sequences of a scenario */
+#define TFX_RT_TEST_ARGS 32
 
 static tfx_model *compile(const char *path, const char *weights, int opt) {
   tfx_compile_options o;
@@ -376,12 +377,49 @@ static void test_no_batch_entry(void **state) {
   assert_string_not_equal(tfx_error_message(TFX_ERR_KV_FULL), tfx_error_message(12345));
 }
 
+/* The runtime refuses a malformed batch entry (TFX_ERR_NOT_A_MODEL) and
+ * accepts the compiled one. */
+static void test_malformed_batch_entry(void **state) {
+  (void)state;
+  tfx_model *m = compile_source(GQA_SRC, 0);
+  const tfx_model_desc *d = tfx_model_descriptor(m);
+  int bi = -1;
+  for (int32_t i = 0; i < d->n_entries; i++)
+    if (d->entries[i].flags & TFX_ENTRY_BATCH) bi = i;
+  assert_true(bi >= 0);
+  assert_string_equal(d->entries[bi].name, "batch");
+  assert_int_equal(d->entries[bi].kv_block_bytes, 2 * 2 * TFX_KV_BLOCK_TOKENS * 2 * 8 * 4); /* 2 layers, K+V, G 2 x 8 */
+  tfx_entry_desc ents[8];
+  int32_t kinds[TFX_RT_TEST_ARGS];
+  for (int c = 0; c < 6; c++) {
+    tfx_model_desc copy = *d;
+    memcpy(ents, d->entries, (size_t)d->n_entries * sizeof *ents);
+    memcpy(kinds, d->entries[bi].arg_kinds, (size_t)d->entries[bi].n_args * sizeof(int32_t));
+    ents[bi].arg_kinds = kinds;
+    copy.entries = ents;
+    switch (c) {
+    case 0: break;                                       /* as compiled: accepted */
+    case 1: ents[bi].kv_block_bytes = 0; break;          /* no block size */
+    case 2: ents[bi].flags |= TFX_ENTRY_LAST_ROW; break; /* both flags */
+    case 3: kinds[2] = TFX_ARG_POS; break;               /* a position in a batch entry */
+    case 4: ents[0].kv_block_bytes = 64; break;          /* a block size on another entry */
+    case 5: copy.has_kv_cache = 0; break;                /* a batch entry without a KV cache */
+    }
+    tfx_model *x = NULL;
+    int rc = tfx_model_from_descriptor(&copy, NULL, NULL, NULL, &x);
+    assert_int_equal(rc, c == 0 ? TFX_OK : TFX_ERR_NOT_A_MODEL);
+    tfx_model_close(x);
+  }
+  tfx_model_close(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gqa_random),
       cmocka_unit_test(test_stories260k),
       cmocka_unit_test(test_other_families),
       cmocka_unit_test(test_no_batch_entry),
+      cmocka_unit_test(test_malformed_batch_entry),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
