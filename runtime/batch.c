@@ -5,7 +5,10 @@
  * tfx_kv_row of tfx/abi.h) into calls of the model's batch entry. A
  * sequence that cannot run (no free block, context full, a bad token) is
  * refused before anything is written, so the others run and it stays as it
- * was. Everything is allocated at creation; a step allocates nothing. */
+ * was. Prefix sharing: tfx_batch_fork gives a new sequence the blocks of
+ * another (reference counts), and the partly filled last block is copied
+ * when either writes it. Everything is allocated at creation; a step
+ * allocates nothing. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,10 +37,11 @@ struct tfx_batch {
   batch_seq *seqs;
   int32_t *tables;           /* max_seqs * max_blocks */
   int32_t *free_list, nfree; /* a stack of free block ids */
-  uint32_t step_no; /* wraps */
-  tfx_kv_row *rows; /* [max_step] */
-  int32_t *toks;    /* [max_step] */
-  int32_t *last;    /* [max_step]: the output row of each listed sequence, -1 when refused */
+  int32_t *refs;             /* [kv_blocks]: the sequences holding each block (> 1: shared by tfx_batch_fork) */
+  uint32_t step_no;          /* wraps */
+  tfx_kv_row *rows;          /* [max_step] */
+  int32_t *toks;             /* [max_step] */
+  int32_t *last;             /* [max_step]: the output row of each listed sequence, -1 when refused */
   atomic_flag busy;
   char error[256];
 };
@@ -58,6 +62,7 @@ void tfx_batch_free(tfx_batch *b) {
   free(b->seqs);
   free(b->tables);
   free(b->free_list);
+  free(b->refs);
   free(b->rows);
   free(b->toks);
   free(b->last);
@@ -101,10 +106,11 @@ int tfx_batch_create(const tfx_model *model, const tfx_batch_options *opts, tfx_
   b->seqs = calloc((size_t)max_seqs, sizeof *b->seqs);
   b->tables = calloc((size_t)(max_seqs * max_blocks), sizeof *b->tables);
   b->free_list = malloc((size_t)kv_blocks * sizeof *b->free_list);
+  b->refs = calloc((size_t)kv_blocks, sizeof *b->refs);
   b->rows = malloc((size_t)max_step * sizeof *b->rows);
   b->toks = malloc((size_t)max_step * sizeof *b->toks);
   b->last = malloc((size_t)max_step * sizeof *b->last);
-  if (!b->pool || !b->seqs || !b->tables || !b->free_list || !b->rows || !b->toks || !b->last) {
+  if (!b->pool || !b->seqs || !b->tables || !b->free_list || !b->refs || !b->rows || !b->toks || !b->last) {
     tfx_batch_free(b);
     return TFX_ERR_OUT_OF_MEMORY;
   }
@@ -132,24 +138,61 @@ static batch_seq *seq_of(tfx_batch *b, int32_t seq) {
   return &b->seqs[seq];
 }
 
+/* A block back to the pool when its last holder lets it go. */
+static void unref(tfx_batch *b, int32_t blk) {
+  if (--b->refs[blk] == 0) b->free_list[b->nfree++] = blk;
+}
+
+static int32_t take_block(tfx_batch *b) {
+  int32_t blk = b->free_list[--b->nfree];
+  b->refs[blk] = 1;
+  return blk;
+}
+
 static void release_blocks(tfx_batch *b, batch_seq *q) {
-  while (q->nblocks > 0) b->free_list[b->nfree++] = q->table[--q->nblocks];
+  while (q->nblocks > 0) unref(b, q->table[--q->nblocks]);
   q->pos = 0;
+}
+
+/* A free id, or -1. */
+static int32_t free_id(tfx_batch *b) {
+  for (int32_t i = 0; i < b->max_seqs; i++)
+    if (!b->seqs[i].alive) return i;
+  return -1;
 }
 
 int tfx_batch_add(tfx_batch *b, int32_t *seq) {
   if (!b || !seq) return TFX_ERR_INVALID_ARGUMENT;
   if (enter(b)) return TFX_ERR_INVALID_ARGUMENT;
+  *seq = free_id(b);
+  if (*seq < 0)
+    return leave(b,
+                 fail(b, TFX_ERR_INVALID_ARGUMENT, "all %d sequences of the batch are in use (max_seqs)", b->max_seqs));
+  b->seqs[*seq].alive = 1;
+  b->seqs[*seq].pos = b->seqs[*seq].nblocks = 0;
+  return leave(b, TFX_OK);
+}
+
+int tfx_batch_fork(tfx_batch *b, int32_t src, int32_t *seq) {
+  if (!b || !seq) return TFX_ERR_INVALID_ARGUMENT;
+  if (enter(b)) return TFX_ERR_INVALID_ARGUMENT;
   *seq = -1;
-  for (int32_t i = 0; i < b->max_seqs; i++)
-    if (!b->seqs[i].alive) {
-      b->seqs[i].alive = 1;
-      b->seqs[i].pos = b->seqs[i].nblocks = 0;
-      *seq = i;
-      return leave(b, TFX_OK);
-    }
-  return leave(b,
-               fail(b, TFX_ERR_INVALID_ARGUMENT, "all %d sequences of the batch are in use (max_seqs)", b->max_seqs));
+  batch_seq *from = seq_of(b, src);
+  if (!from) return leave(b, fail(b, TFX_ERR_INVALID_ARGUMENT, "sequence %d is not in the batch", src));
+  int32_t id = free_id(b);
+  if (id < 0)
+    return leave(b,
+                 fail(b, TFX_ERR_INVALID_ARGUMENT, "all %d sequences of the batch are in use (max_seqs)", b->max_seqs));
+  batch_seq *q = &b->seqs[id];
+  q->alive = 1;
+  q->pos = from->pos;
+  q->nblocks = from->nblocks;
+  for (int32_t i = 0; i < from->nblocks; i++) {
+    q->table[i] = from->table[i];
+    b->refs[q->table[i]]++;
+  }
+  *seq = id;
+  return leave(b, TFX_OK);
 }
 
 static int drop(tfx_batch *b, int32_t seq, int remove) {
@@ -195,12 +238,24 @@ static int admit(tfx_batch *b, int32_t i, int32_t seq, const int32_t *tok, int32
       return fail(b, TFX_ERR_TOKEN_RANGE, "sequence %d: token %d (its index %d) is outside the vocabulary [0, %d)", seq,
                   tok[t], t, d->vocab);
   int32_t need = (q->pos + n + BLK - 1) / BLK - q->nblocks;
+  /* the partly filled last block, when shared with a fork, is copied first
+   * (full blocks are never written again) */
+  int cow = q->pos % BLK != 0 && b->refs[q->table[q->nblocks - 1]] > 1;
+  need += cow;
   if (need > b->nfree)
     return fail(b, TFX_ERR_KV_FULL,
                 "sequence %d needs %d more KV blocks for positions %d..%d; the pool has %d free of %d (tokens of "
                 "other sequences hold them: tfx_batch_remove frees a sequence's blocks)",
                 seq, need, q->pos, q->pos + n - 1, b->nfree, b->kv_blocks);
-  while (need-- > 0) q->table[q->nblocks++] = b->free_list[--b->nfree];
+  if (cow) {
+    int32_t old = q->table[q->nblocks - 1], nb = take_block(b);
+    memcpy((char *)b->pool + (size_t)nb * (size_t)b->block_bytes,
+           (const char *)b->pool + (size_t)old * (size_t)b->block_bytes, (size_t)b->block_bytes);
+    unref(b, old);
+    q->table[q->nblocks - 1] = nb;
+    need--;
+  }
+  while (need-- > 0) q->table[q->nblocks++] = take_block(b);
   return TFX_OK;
 }
 

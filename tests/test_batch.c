@@ -55,8 +55,9 @@ static tfx_model *compile_source(const char *src, int opt) {
 typedef struct {
   int32_t id; /* in the batch; -1 when not in it */
   tfx_session *s;
-  int32_t next; /* the token to feed next step (greedy id) */
-  int steps;    /* tokens generated */
+  int32_t next;     /* the token to feed next step (greedy id) */
+  int steps;        /* tokens generated */
+  int32_t hist[32]; /* forks(): the tokens fed after the prompt */
 } seq_ref;
 
 static uint64_t rng = 88172645463325252ull;
@@ -242,6 +243,78 @@ static void pool_runs_out(tfx_model *m, const char *what) {
   tfx_batch_free(b);
 }
 
+/* Prefix sharing: a prompt of 21 tokens (one full block, one partly
+ * filled), two forks of it and one fork at a block boundary share its
+ * blocks (no block taken); each then decodes its own tokens, matching a
+ * session fed the same prefix, and the first write of each sharer to the
+ * shared partial block copies it (one block each); the shared full block
+ * returns to the pool only when its last holder leaves. */
+static void forks(tfx_model *m, const char *what) {
+  const tfx_model_desc *d = tfx_model_descriptor(m);
+  if (d->max_seq < 64) return;
+  int w = d->output_width;
+  tfx_batch_options bo = {2, 5, 0, 0};
+  tfx_batch *b = NULL;
+  assert_int_equal(tfx_batch_create(m, &bo, &b), TFX_OK);
+  int total = tfx_batch_total_blocks(b);
+  seq_ref r[4];
+  memset(r, 0, sizeof r);
+  int32_t prompt[32];
+  for (int t = 0; t < 32; t++) prompt[t] = rnd(d->vocab);
+  join(b, m, &r[0]);
+  float *lg = malloc(4 * (size_t)w * sizeof(float)), *ref = malloc((size_t)w * sizeof(float));
+  assert_non_null(lg);
+  assert_non_null(ref);
+  assert_int_equal(tfx_batch_step(b, 1, &r[0].id, (int32_t[]){21}, prompt, lg, NULL), TFX_OK);
+  assert_int_equal(tfx_forward(r[0].s, prompt, 21, ref), TFX_OK);
+  check_row(ref, lg, w, what, 0, 0);
+  r[0].next = tfx_test_argmax(lg, w);
+  assert_int_equal(tfx_batch_free_blocks(b), total - 2);
+  tfx_session_options so = {1};
+  for (int i = 1; i < 3; i++) {
+    assert_int_equal(tfx_batch_fork(b, r[0].id, &r[i].id), TFX_OK);
+    assert_int_equal(tfx_batch_position(b, r[i].id), 21);
+    assert_int_equal(tfx_session_create(m, &so, &r[i].s), TFX_OK);
+    assert_int_equal(tfx_forward(r[i].s, prompt, 21, ref), TFX_OK);
+    r[i].next = rnd(d->vocab); /* each its own continuation */
+  }
+  assert_int_equal(tfx_batch_free_blocks(b), total - 2); /* forks take no block */
+  for (int step = 1; step <= 24; step++) {
+    int k = step >= 12 ? 4 : 3;
+    if (step == 12) { /* a fork of fork 1 at position 32: a block boundary, nothing to copy */
+      assert_int_equal(tfx_batch_position(b, r[1].id), 32);
+      int before = tfx_batch_free_blocks(b);
+      assert_int_equal(tfx_batch_fork(b, r[1].id, &r[3].id), TFX_OK);
+      assert_int_equal(tfx_batch_free_blocks(b), before);
+      assert_int_equal(tfx_session_create(m, &so, &r[3].s), TFX_OK);
+      /* the session replays fork 1's tokens: its prompt, then its decode ids */
+      assert_int_equal(tfx_forward(r[3].s, prompt, 21, ref), TFX_OK);
+      for (int t = 0; t < 11; t++) assert_int_equal(tfx_forward(r[3].s, &r[1].hist[t], 1, ref), TFX_OK);
+      r[3].next = rnd(d->vocab);
+    }
+    int32_t seqs[4], ntok[4] = {1, 1, 1, 1}, toks[4], st[4];
+    for (int i = 0; i < k; i++) {
+      seqs[i] = r[i].id;
+      toks[i] = r[i].next;
+    }
+    int rc = tfx_batch_step(b, k, seqs, ntok, toks, lg, st);
+    if (rc != TFX_OK) fail_msg("%s: fork step %d: %s", what, step, tfx_batch_last_error(b));
+    for (int i = 0; i < k; i++) {
+      assert_int_equal(tfx_forward(r[i].s, &toks[i], 1, ref), TFX_OK);
+      check_row(ref, lg + (size_t)i * (size_t)w, w, what, 200 + step, i);
+      if (r[i].steps < 32) r[i].hist[r[i].steps++] = toks[i];
+      r[i].next = tfx_test_argmax(lg + (size_t)i * (size_t)w, w);
+    }
+    if (step == 1) /* each of the three wrote the shared partial block: two copies, the last keeps it */
+      assert_int_equal(tfx_batch_free_blocks(b), total - 4);
+  }
+  for (int i = 0; i < 4; i++) leave_seq(b, &r[i]);
+  assert_int_equal(tfx_batch_free_blocks(b), total);
+  free(lg);
+  free(ref);
+  tfx_batch_free(b);
+}
+
 /* Refusals that run nothing or refuse one sequence only. */
 static void bad_calls(tfx_model *m) {
   const tfx_model_desc *d = tfx_model_descriptor(m);
@@ -323,6 +396,7 @@ static void test_gqa_random(void **state) {
     tfx_model *m = compile_source(GQA_SRC, opt);
     scenario(m, opt ? "gqa -O3" : "gqa -O0");
     pool_runs_out(m, opt ? "gqa pool -O3" : "gqa pool -O0");
+    forks(m, opt ? "gqa forks -O3" : "gqa forks -O0");
     bad_calls(m);
     tfx_model_close(m);
   }
@@ -338,6 +412,7 @@ static void test_stories260k(void **state) {
     tfx_model *m = compile(tfx, bin, opt);
     scenario(m, opt ? "stories260K -O3" : "stories260K -O0");
     pool_runs_out(m, opt ? "stories260K pool -O3" : "stories260K pool -O0");
+    forks(m, opt ? "stories260K forks -O3" : "stories260K forks -O0");
     tfx_model_close(m);
   }
 }

@@ -128,7 +128,13 @@ int tfx_batch_create(const tfx_model *model, const tfx_batch_options *opts, tfx_
  * in [0, max_seqs) reused after tfx_batch_remove. TFX_ERR_INVALID_ARGUMENT
  * when max_seqs sequences are alive. */
 int tfx_batch_add(tfx_batch *b, int32_t *seq);
-/* The sequence leaves: its blocks return to the pool, its id is free. */
+/* Prefix sharing: a new sequence (*seq) continuing from src's tokens, which
+ * shares src's blocks (no KV memory, no compute); when either appends to a
+ * partly filled block they share, that block is copied first
+ * (copy-on-write), so the two diverge without touching each other. */
+int tfx_batch_fork(tfx_batch *b, int32_t src, int32_t *seq);
+/* The sequence leaves: its blocks return to the pool (those shared with a
+ * fork when their last holder leaves), its id is free. */
 int tfx_batch_remove(tfx_batch *b, int32_t seq);
 /* Back to position 0 (its blocks return to the pool); the id stays. */
 int tfx_batch_reset_seq(tfx_batch *b, int32_t seq);
