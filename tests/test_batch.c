@@ -42,15 +42,6 @@ static tfx_model *compile(const char *path, const char *weights, int opt) {
   return m;
 }
 
-static tfx_model *compile_source(const char *src, int opt) {
-  tfx_compile_options o;
-  tfx_compile_options_init(&o);
-  o.opt_level = opt;
-  tfx_model *m = NULL;
-  assert_int_equal(tfx_jit_compile_source("batch_test.tfx", src, &o, &m), TFX_OK);
-  return m;
-}
-
 /* One sequence of a scenario and its oracle session. */
 typedef struct {
   int32_t id; /* in the batch; -1 when not in it */
@@ -361,39 +352,17 @@ static void bad_calls(tfx_model *m) {
   tfx_batch_free(b);
 }
 
-static const char *GQA_SRC = "model gqa_batch\n"
-                             "const dim = 64, layers = 2, heads = 8, kv_heads = 2, hidden = 96\n"
-                             "const vocab = 200, max_seq = 96, head_dim = dim / heads\n"
-                             "weights \"random:11\"\n"
-                             "param tok_embeddings : f32[vocab, dim]\n"
-                             "param norm : f32[dim]\n"
-                             "param out : f32[vocab, dim]\n"
-                             "block layer(x : f32[T, dim]) -> f32[T, dim] {\n"
-                             "  param attention_norm : f32[dim]\n"
-                             "  param wq : f32[heads * head_dim, dim]\n"
-                             "  param wk : f32[kv_heads * head_dim, dim]\n"
-                             "  param wv : f32[kv_heads * head_dim, dim]\n"
-                             "  param wo : f32[dim, heads * head_dim]\n"
-                             "  param ffn_norm : f32[dim]\n"
-                             "  param w1 : f32[hidden, dim]\n"
-                             "  param w2 : f32[dim, hidden]\n"
-                             "  param w3 : f32[hidden, dim]\n"
-                             "  a = rmsnorm(x, attention_norm, eps = 1e-5)\n"
-                             "  h = x + attention(a, wq, wk, wv, wo, heads = heads, kv_heads = kv_heads,\n"
-                             "                    position = rope(theta = 10000), mask = causal)\n"
-                             "  f = rmsnorm(h, ffn_norm, eps = 1e-5)\n"
-                             "  return h + linear(silu(linear(f, w1)) * linear(f, w3), w2)\n"
-                             "}\n"
-                             "forward(tokens : i32[T]) -> f32[T, vocab] {\n"
-                             "  x = embedding(tok_embeddings, tokens)\n"
-                             "  x = repeat(layers) layer(x)\n"
-                             "  return linear(rmsnorm(x, norm, eps = 1e-5), out)\n"
-                             "}\n";
+/* examples/llama/tiny.tfx: 4 query heads over 2 KV heads (head_dim 16), max_seq 64 */
+static tfx_model *gqa_model(int opt) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/examples/llama/tiny.tfx", TFX_SOURCE_DIR);
+  return compile(path, "random:11", opt);
+}
 
 static void test_gqa_random(void **state) {
   (void)state;
   for (int opt = 0; opt <= 3; opt += 3) {
-    tfx_model *m = compile_source(GQA_SRC, opt);
+    tfx_model *m = gqa_model(opt);
     scenario(m, opt ? "gqa -O3" : "gqa -O0");
     pool_runs_out(m, opt ? "gqa pool -O3" : "gqa pool -O0");
     forks(m, opt ? "gqa forks -O3" : "gqa forks -O0");
@@ -456,14 +425,15 @@ static void test_no_batch_entry(void **state) {
  * accepts the compiled one. */
 static void test_malformed_batch_entry(void **state) {
   (void)state;
-  tfx_model *m = compile_source(GQA_SRC, 0);
+  tfx_model *m = gqa_model(0);
   const tfx_model_desc *d = tfx_model_descriptor(m);
   int bi = -1;
   for (int32_t i = 0; i < d->n_entries; i++)
     if (d->entries[i].flags & TFX_ENTRY_BATCH) bi = i;
   assert_true(bi >= 0);
   assert_string_equal(d->entries[bi].name, "batch");
-  assert_int_equal(d->entries[bi].kv_block_bytes, 2 * 2 * TFX_KV_BLOCK_TOKENS * 2 * 8 * 4); /* 2 layers, K+V, G 2 x 8 */
+  assert_int_equal(d->entries[bi].kv_block_bytes,
+                   2 * 2 * TFX_KV_BLOCK_TOKENS * 2 * 16 * 4); /* 2 layers, K+V, G 2 x 16 */
   tfx_entry_desc ents[8];
   int32_t kinds[TFX_RT_TEST_ARGS];
   for (int c = 0; c < 6; c++) {
