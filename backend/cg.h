@@ -315,6 +315,10 @@ void tfx_cg_rows_split(const tfx_node *n, int64_t *per_t, int64_t *fixed);
 void tfx_cg_set_fn_attrs(tfx_cg *cg, LLVMValueRef fn);
 
 /* ---- k_paged.c: per-row positions and the paged KV cache (batch entry) ---- */
+/* The nodes whose batch-entry bodies differ from forward's (they read
+ * positions or the paged cache): bodies keyed "bat"; the others (the GEMMs
+ * without a RoPE epilogue, norms, activations) share forward's bodies. */
+int tfx_cg_batch_positional(const tfx_node *n);
 /* The position of row `row` (i64) of the body being emitted: pos + row, or
  * in the batch entry the row's own tfx_kv_row.pos. */
 LLVMValueRef tfx_cg_row_pos(tfx_cg *cg, LLVMValueRef row);

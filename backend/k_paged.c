@@ -6,6 +6,8 @@
  * block; a block holds, for every causal attention node in graph order, its
  * K rows then its V rows). Also the check that a graph can run batched: rows
  * of different sequences may only meet in the paged attention. */
+#include <string.h>
+
 #include "cg.h"
 
 /* {i32 pos, i32 reserved, ptr blocks}: tfx_kv_row */
@@ -21,14 +23,36 @@ static LLVMValueRef row_field(tfx_cg *cg, LLVMValueRef row, unsigned field) {
   return LLVMBuildGEP2(cg->b, rt, rows, idx, 2, "");
 }
 
+int tfx_cg_batch_positional(const tfx_node *n) {
+  switch (n->op) {
+  case TFX_OP_ATTENTION:
+  case TFX_OP_ROPE:
+  case TFX_OP_POSITIONS:
+  case TFX_OP_SINUSOIDAL:
+  case TFX_OP_EMBEDDING: return 1;
+  case TFX_OP_FUSED_LINEAR: return n->fx.rope != 0;
+  default: return 0;
+  }
+}
+
+/* A body shared with the forward entry must not read the rows: a node
+ * missing from tfx_cg_batch_positional fails the compile, never runs with
+ * the rows pointer taken for a position. */
+static int check_own_body(tfx_cg *cg) {
+  if (!strcmp(cg->mode, "bat")) return 0;
+  tfx_cg_fail(cg, "backend: internal error: a per-row position in a body the batch entry shares with forward");
+  return -1;
+}
+
 LLVMValueRef tfx_cg_row_pos(tfx_cg *cg, LLVMValueRef row) {
-  if (!cg->batch) return tfx_cg_add(cg, cg->pos, row);
+  if (!cg->batch || check_own_body(cg)) return tfx_cg_add(cg, cg->pos, row);
   LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_i32, row_field(cg, row, 0), "row_pos");
   LLVMSetAlignment(v, 4);
   return LLVMBuildSExt(cg->b, v, cg->t_i64, "");
 }
 
 LLVMValueRef tfx_cg_row_blocks(tfx_cg *cg, LLVMValueRef row) {
+  if (check_own_body(cg)) return LLVMConstNull(cg->t_ptr);
   LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_ptr, row_field(cg, row, 2), "blocks");
   LLVMSetAlignment(v, 8);
   return v;

@@ -387,12 +387,12 @@ int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextR
       if (!live[i] || tfx_op_has(n->op, TFX_TRAIT_SOURCE)) continue;
       cg.one_row = mode == 2 && tail[i];
       cg.decode = mode == 1 || cg.one_row;
-      cg.mode = cg.batch ? "bat" : cg.decode ? "dec" : "fwd";
+      cg.mode = cg.batch && tfx_cg_batch_positional(n) ? "bat" : cg.decode ? "dec" : "fwd";
       emit_node(&cg, n);
     }
     cg.one_row = 0;
     cg.decode = mode == 1;
-    cg.mode = cg.batch ? "bat" : cg.decode ? "dec" : "fwd";
+    cg.mode = cg.decode ? "dec" : "fwd";
     if (!cg.failed && g->nodes[g->output].op == TFX_OP_INPUT) tfx_cg_emit_copy(&cg, &g->nodes[g->output], g->output);
     if (cg.failed) break;
     LLVMValueRef fn = emit_entry(&cg, names[mode], has_kv);
