@@ -42,7 +42,7 @@ enum tfx_arg_kind {
   TFX_ARG_POS,       /* int64_t: the session's position before this call */
   TFX_ARG_OUTPUT,    /* void *: float[n, output_width] */
   TFX_ARG_ARENA,     /* void *: arena_bytes, 64-byte aligned */
-  TFX_ARG_KV,        /* void *: kv_bytes, 64-byte aligned, zeroed at session creation */
+  TFX_ARG_KV,        /* void *: kv_bytes, 64-byte aligned, zeroed at session creation (batch entry: the block pool) */
   TFX_ARG_WEIGHTS,   /* const void *: the weights blob, 64-byte aligned */
   TFX_ARG_EXEC,      /* tfx_exec * */
   TFX_ARG_ROWS       /* const tfx_kv_row *: per-row position and KV block table (the batch entry, in place of POS) */
