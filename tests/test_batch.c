@@ -433,8 +433,8 @@ static void test_other_families(void **state) {
   }
 }
 
-/* A model whose rows meet outside a causal attention (an encoder) has no
- * batch entry: a clear status, and its sessions still work. */
+/* A model whose rows meet outside a causal attention (an encoder) or whose
+ * cache is not paged (MLA) has no batch entry: a clear status. */
 static void test_no_batch_entry(void **state) {
   (void)state;
   char path[4096];
@@ -445,6 +445,11 @@ static void test_no_batch_entry(void **state) {
   assert_null(b);
   const tfx_model_desc *d = tfx_model_descriptor(m);
   for (int32_t i = 0; i < d->n_entries; i++) assert_int_equal(d->entries[i].flags & TFX_ENTRY_BATCH, 0);
+  tfx_model_close(m);
+  /* MLA: a causal decoder whose latent cache is not paged */
+  snprintf(path, sizeof path, "%s/examples/deepseek/mla.tfx", TFX_SOURCE_DIR);
+  m = compile(path, "random:3", 0);
+  assert_int_equal(tfx_batch_create(m, NULL, &b), TFX_ERR_NO_BATCH);
   tfx_model_close(m);
   assert_string_not_equal(tfx_error_message(TFX_ERR_KV_FULL), tfx_error_message(12345));
 }
