@@ -302,53 +302,70 @@ static void acc_fma(tfx_cg *cg, qtile *t, int k, LLVMValueRef lanes, LLVMValueRe
   LLVMBuildStore(cg->b, tfx_cg_fma(cg, fl, scale, LLVMBuildLoad2(cg->b, f8, a, "")), a);
 }
 
+/* The 32 codes of a q4_0 block at wp: low nibbles, then high nibbles. */
+static LLVMValueRef q4_0_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp) {
+  int seq[32];
+  for (int l = 0; l < 32; l++) seq[l] = l;
+  LLVMValueRef raw = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 2), 1);
+  LLVMValueRef lo = LLVMBuildAnd(cg->b, raw, ivec(c->t_i8, 16, 0x0f), "");
+  LLVMValueRef hi = LLVMBuildLShr(cg->b, raw, ivec(c->t_i8, 16, 4), "");
+  return shuf(cg, lo, hi, seq, 32);
+}
+
+/* The 32 4-bit codes of sub-block sb of the q4_k super-block at wp, and its
+ * 6-bit scale and min as i32 (the IR of tfx_q4_k_scale_min). */
+static LLVMValueRef q4_k_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMValueRef *scale, LLVMValueRef *min) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef raw = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 16 + 32 * (sb / 2)), 1);
+  LLVMValueRef codes =
+      sb & 1 ? LLVMBuildLShr(b, raw, ivec(c->t_i8, 32, 4), "") : LLVMBuildAnd(b, raw, ivec(c->t_i8, 32, 0x0f), "");
+#define SB(j) LLVMBuildZExt(b, load_a(cg, c->t_i8, tfx_cg_byteptr(cg, wp, 4 + (j)), 1), cg->t_i32, "")
+  if (sb < 4) {
+    *scale = LLVMBuildAnd(b, SB(sb), tfx_cg_i32(cg, 63), "");
+    *min = LLVMBuildAnd(b, SB(sb + 4), tfx_cg_i32(cg, 63), "");
+  } else {
+    LLVMValueRef hi = SB(sb + 4);
+    *scale =
+        LLVMBuildOr(b, LLVMBuildAnd(b, hi, tfx_cg_i32(cg, 15), ""),
+                    LLVMBuildShl(b, LLVMBuildLShr(b, SB(sb - 4), tfx_cg_i32(cg, 6), ""), tfx_cg_i32(cg, 4), ""), "");
+    *min = LLVMBuildOr(b, LLVMBuildLShr(b, hi, tfx_cg_i32(cg, 4), ""),
+                       LLVMBuildShl(b, LLVMBuildLShr(b, SB(sb), tfx_cg_i32(cg, 6), ""), tfx_cg_i32(cg, 4), ""), "");
+  }
+#undef SB
+  return codes;
+}
+
+/* The 32 6-bit codes (0..63) of sub-block sb of the q6_k super-block at wp. */
+static LLVMValueRef q6_k_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef lo4 = ivec(c->t_i8, 32, 0x0f), sh4 = ivec(c->t_i8, 32, 4);
+  int h = sb / 4, q = sb % 4;
+  LLVMValueRef ql = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 64 * h + 32 * (q & 1)), 1);
+  LLVMValueRef qh = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 128 + 32 * h), 1);
+  LLVMValueRef low = q < 2 ? LLVMBuildAnd(b, ql, lo4, "") : LLVMBuildLShr(b, ql, sh4, "");
+  LLVMValueRef high = q ? LLVMBuildLShr(b, qh, ivec(c->t_i8, 32, 2 * q), "") : qh;
+  high = LLVMBuildShl(b, LLVMBuildAnd(b, high, ivec(c->t_i8, 32, 3), ""), sh4, "");
+  return LLVMBuildOr(b, low, high, "");
+}
+
 /* Sub-block sb (0 .. wblk / 32 - 1) of the weight block at wp, for weight
  * row k of the tile, against activation block xb of every tile row. */
 static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLVMValueRef wblock, int sb,
                       const LLVMValueRef *wscal, int set) {
   LLVMBuilderRef b = cg->b;
   LLVMValueRef xb = tfx_cg_addc(cg, tfx_cg_mulc(cg, wblock, c->wblk / QB), sb), wq = NULL, wsc = NULL, wmin = NULL;
-  LLVMValueRef lo4 = ivec(c->t_i8, 32, 0x0f), sh4 = ivec(c->t_i8, 32, 4);
-  int seq[32];
-  for (int l = 0; l < 32; l++) seq[l] = l;
   switch (c->dt) {
   case TFX_DT_Q8_0: wq = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 2), 1); break;
-  case TFX_DT_Q4_0: {
-    LLVMValueRef raw = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 2), 1);
-    LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 16, 0x0f), "");
-    LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 16, 4), "");
-    wq = shuf(cg, lo, hi, seq, 32);
-    break;
-  }
+  case TFX_DT_Q4_0: wq = q4_0_codes(cg, c, wp); break;
   case TFX_DT_Q4_K: {
-    LLVMValueRef raw = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 16 + 32 * (sb / 2)), 1);
-    wq = sb & 1 ? LLVMBuildLShr(b, raw, sh4, "") : LLVMBuildAnd(b, raw, lo4, "");
-    /* the 6-bit scale and min of sub-block sb (tfx_q4_k_scale_min) */
     LLVMValueRef sc, m;
-#define SB(j) LLVMBuildZExt(b, load_a(cg, c->t_i8, tfx_cg_byteptr(cg, wp, 4 + (j)), 1), cg->t_i32, "")
-    if (sb < 4) {
-      sc = LLVMBuildAnd(b, SB(sb), tfx_cg_i32(cg, 63), "");
-      m = LLVMBuildAnd(b, SB(sb + 4), tfx_cg_i32(cg, 63), "");
-    } else {
-      LLVMValueRef hi = SB(sb + 4);
-      sc = LLVMBuildOr(b, LLVMBuildAnd(b, hi, tfx_cg_i32(cg, 15), ""),
-                       LLVMBuildShl(b, LLVMBuildLShr(b, SB(sb - 4), tfx_cg_i32(cg, 6), ""), tfx_cg_i32(cg, 4), ""), "");
-      m = LLVMBuildOr(b, LLVMBuildLShr(b, hi, tfx_cg_i32(cg, 4), ""),
-                      LLVMBuildShl(b, LLVMBuildLShr(b, SB(sb), tfx_cg_i32(cg, 6), ""), tfx_cg_i32(cg, 4), ""), "");
-    }
-#undef SB
+    wq = q4_k_codes(cg, c, wp, sb, &sc, &m);
     wsc = LLVMBuildFMul(b, wscal[0], LLVMBuildSIToFP(b, sc, cg->t_f32, ""), "");
     wmin = LLVMBuildFNeg(b, LLVMBuildFMul(b, wscal[1], LLVMBuildSIToFP(b, m, cg->t_f32, ""), ""), "");
     break;
   }
   case TFX_DT_Q6_K: {
-    int h = sb / 4, q = sb % 4;
-    LLVMValueRef ql = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 64 * h + 32 * (q & 1)), 1);
-    LLVMValueRef qh = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 128 + 32 * h), 1);
-    LLVMValueRef low = q < 2 ? LLVMBuildAnd(b, ql, lo4, "") : LLVMBuildLShr(b, ql, sh4, "");
-    LLVMValueRef high = q ? LLVMBuildLShr(b, qh, ivec(c->t_i8, 32, 2 * q), "") : qh;
-    high = LLVMBuildShl(b, LLVMBuildAnd(b, high, ivec(c->t_i8, 32, 3), ""), sh4, "");
-    wq = LLVMBuildOr(b, low, high, "");
+    wq = q6_k_codes(cg, c, wp, sb);
     LLVMTypeRef v2i8 = LLVMVectorType(c->t_i8, 2);
     LLVMValueRef sc2 = load_a(cg, v2i8, tfx_cg_byteptr(cg, wp, 192 + 2 * sb), 1);
     sc2 = LLVMBuildSIToFP(b, sc2, LLVMVectorType(cg->t_f32, 2), "");
@@ -705,38 +722,19 @@ static void rm_tiles(tfx_cg *cg, qctx *c, int mr) {
  * block at wp, its scale(s) (one per S) and q4_k's offset. */
 static LLVMValueRef decode_u(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMValueRef *sc, LLVMValueRef *off) {
   LLVMBuilderRef b = cg->b;
-  LLVMValueRef lo4 = ivec(c->t_i8, 32, 0x0f), sh4 = ivec(c->t_i8, 32, 4), u = NULL;
-  int seq[32];
-  for (int l = 0; l < 32; l++) seq[l] = l;
+  LLVMValueRef u = NULL;
   switch (c->dt) {
   case TFX_DT_Q8_0:
     u = LLVMBuildXor(b, load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 2), 1), ivec(c->t_i8, 32, 0x80), "");
     sc[0] = half_at(cg, c->f16c, wp);
     break;
-  case TFX_DT_Q4_0: {
-    LLVMValueRef raw = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 2), 1);
-    LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 16, 0x0f), "");
-    LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 16, 4), "");
-    u = shuf(cg, lo, hi, seq, 32);
+  case TFX_DT_Q4_0:
+    u = q4_0_codes(cg, c, wp);
     sc[0] = half_at(cg, c->f16c, wp);
     break;
-  }
   case TFX_DT_Q4_K: {
-    LLVMValueRef raw = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 16 + 32 * (sb / 2)), 1);
-    u = sb & 1 ? LLVMBuildLShr(b, raw, sh4, "") : LLVMBuildAnd(b, raw, lo4, "");
     LLVMValueRef s6, m;
-#define SB(j) LLVMBuildZExt(b, load_a(cg, c->t_i8, tfx_cg_byteptr(cg, wp, 4 + (j)), 1), cg->t_i32, "")
-    if (sb < 4) {
-      s6 = LLVMBuildAnd(b, SB(sb), tfx_cg_i32(cg, 63), "");
-      m = LLVMBuildAnd(b, SB(sb + 4), tfx_cg_i32(cg, 63), "");
-    } else {
-      LLVMValueRef hi = SB(sb + 4);
-      s6 = LLVMBuildOr(b, LLVMBuildAnd(b, hi, tfx_cg_i32(cg, 15), ""),
-                       LLVMBuildShl(b, LLVMBuildLShr(b, SB(sb - 4), tfx_cg_i32(cg, 6), ""), tfx_cg_i32(cg, 4), ""), "");
-      m = LLVMBuildOr(b, LLVMBuildLShr(b, hi, tfx_cg_i32(cg, 4), ""),
-                      LLVMBuildShl(b, LLVMBuildLShr(b, SB(sb), tfx_cg_i32(cg, 6), ""), tfx_cg_i32(cg, 4), ""), "");
-    }
-#undef SB
+    u = q4_k_codes(cg, c, wp, sb, &s6, &m);
     sc[0] = LLVMBuildFMul(b, half_at(cg, c->f16c, wp), LLVMBuildSIToFP(b, s6, cg->t_f32, ""), "");
     *off = LLVMBuildFNeg(
         b, LLVMBuildFMul(b, half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 2)), LLVMBuildSIToFP(b, m, cg->t_f32, ""), ""),
@@ -744,13 +742,7 @@ static LLVMValueRef decode_u(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMV
     break;
   }
   case TFX_DT_Q6_K: {
-    int h = sb / 4, q = sb % 4;
-    LLVMValueRef ql = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 64 * h + 32 * (q & 1)), 1);
-    LLVMValueRef qh = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 128 + 32 * h), 1);
-    LLVMValueRef low = q < 2 ? LLVMBuildAnd(b, ql, lo4, "") : LLVMBuildLShr(b, ql, sh4, "");
-    LLVMValueRef high = q ? LLVMBuildLShr(b, qh, ivec(c->t_i8, 32, 2 * q), "") : qh;
-    high = LLVMBuildShl(b, LLVMBuildAnd(b, high, ivec(c->t_i8, 32, 3), ""), sh4, "");
-    u = LLVMBuildOr(b, low, high, "");
+    u = q6_k_codes(cg, c, wp, sb);
     LLVMValueRef d = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 208));
     for (int k = 0; k < 2; k++) {
       LLVMValueRef s8 = load_a(cg, c->t_i8, tfx_cg_byteptr(cg, wp, 192 + 2 * sb + k), 1);

@@ -5,6 +5,7 @@
  * schedules, the weights' formats (bits per weight, bytes read per token,
  * the quantization fallbacks), and the fused plan (one line per fused
  * linear). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "../passes/passes.h"
@@ -41,6 +42,20 @@ static void describe_fused(const tfx_graph *g, const tfx_node *n, FILE *out) {
 static void weight_stats(const tfx_graph *g, int64_t kv_per_ctx, FILE *out) {
   int64_t bytes[TFX_DT_COUNT] = {0}, elems = 0, total = 0, per_token = 0;
   int count[TFX_DT_COUNT] = {0};
+  /* per node: 1 = used, 2 = used other than as an embedding table (one
+   * pass over the uses: linear in the graph's size) */
+  unsigned char *use = calloc((size_t)g->n_nodes + 1, 1);
+  if (!use) {
+    fprintf(out, "  weights: (out of memory)\n");
+    return;
+  }
+  for (int j = 0; j < g->n_nodes; j++)
+    for (int k = 0; k < g->nodes[j].n_inputs; k++) {
+      int in = g->nodes[j].inputs[k];
+      if (in < 0 || in >= g->n_nodes) continue;
+      use[in] |= 1;
+      if (!(g->nodes[j].op == TFX_OP_EMBEDDING && k == 0)) use[in] |= 2;
+    }
   for (int i = 0; i < g->n_nodes; i++) {
     const tfx_node *n = &g->nodes[i];
     if (n->op != TFX_OP_PARAM || n->type.dtype < 0 || n->type.dtype >= TFX_DT_COUNT) continue;
@@ -49,15 +64,10 @@ static void weight_stats(const tfx_graph *g, int64_t kv_per_ctx, FILE *out) {
     count[n->type.dtype]++;
     elems += tfx_type_numel(&n->type, 1);
     total += b;
-    int table_only = 1, used = 0; /* read only as an embedding table: one row per token */
-    for (int j = i + 1; j < g->n_nodes; j++)
-      for (int k = 0; k < g->nodes[j].n_inputs; k++)
-        if (g->nodes[j].inputs[k] == i) {
-          used = 1;
-          table_only &= g->nodes[j].op == TFX_OP_EMBEDDING && k == 0;
-        }
+    int used = use[i] & 1, table_only = !(use[i] & 2); /* read only as an embedding table: one row per token */
     if (used) per_token += table_only && tfx_node_rows(n, 1) > 0 ? b / tfx_node_rows(n, 1) : b;
   }
+  free(use);
   fprintf(out, "  weights by format:");
   for (int d = 0, first = 1; d < TFX_DT_COUNT; d++)
     if (count[d]) {

@@ -102,6 +102,11 @@ int tfx_batch_create(const tfx_model *model, const tfx_batch_options *opts, tfx_
     tfx_batch_free(b);
     return rc;
   }
+  /* the output rows of a call of the batch entry, sized now: a step allocates nothing */
+  if (!tfx_rt_session_out(b->s, b->chunk)) {
+    tfx_batch_free(b);
+    return TFX_ERR_OUT_OF_MEMORY;
+  }
   b->pool = tfx_rt_alloc_kv((uint64_t)kv_blocks * (uint64_t)b->block_bytes, &b->pool_map);
   b->seqs = calloc((size_t)max_seqs, sizeof *b->seqs);
   b->tables = calloc((size_t)(max_seqs * max_blocks), sizeof *b->tables);

@@ -180,6 +180,10 @@ static int check_headers(elf_file *f) {
                  (unsigned long long)p->p_offset, (unsigned long long)(p->p_offset + p->p_filesz),
                  (unsigned long long)f->size);
     if (p->p_filesz > p->p_memsz) return bad(f, "segment %d has more file bytes than memory", i);
+    /* the loader reads the headers and the dynamic section through these
+     * mappings: a segment it maps unreadable crashes it (glibc) */
+    if (!(p->p_flags & PF_R) || (p->p_flags & ~(uint32_t)(PF_R | PF_W | PF_X)))
+      return bad(f, "segment %d has the permissions 0x%x (not readable, or unknown bits)", i, (unsigned)p->p_flags);
     if (p->p_memsz > MAX_SPAN || p->p_vaddr > MAX_SPAN) return bad(f, "segment %d is too large", i);
     if (!is_pow2(p->p_align) || p->p_align % (uint64_t)page != 0 || (p->p_vaddr - p->p_offset) % p->p_align != 0)
       return bad(f, "segment %d is not aligned (align %llu)", i, (unsigned long long)p->p_align);

@@ -64,7 +64,8 @@ static int run(tfx_session *s, const void *input, size_t row_bytes, int32_t n, f
 
   const tfx_rt_entry *e = pick_entry(m, n, !all);
   if (e) {
-    float *out = all ? all : s->out;
+    float *out = all ? all : tfx_rt_session_out(s, e->last_row ? 1 : n);
+    if (!out) return fail(s, TFX_ERR_OUT_OF_MEMORY, "no memory for %d output rows of %zu values", n, width);
     tfx_rt_call_entry(s, e, input, n, d->has_kv_cache ? s->pos : 0, out);
     if (d->has_kv_cache) s->pos += n;
     if (!all && dst) memcpy(dst, out + last_row_of(e, n) * width, width * sizeof(float));
@@ -86,7 +87,8 @@ static int run(tfx_session *s, const void *input, size_t row_bytes, int32_t n, f
   for (int32_t done = 0; done < n;) {
     int32_t c = n - done < chunk_max ? n - done : chunk_max;
     const tfx_rt_entry *ce = pick_entry(m, c, !all);
-    float *out = all ? all + (size_t)done * width : s->out;
+    float *out = all ? all + (size_t)done * width : tfx_rt_session_out(s, ce->last_row ? 1 : c);
+    if (!out) return fail(s, TFX_ERR_OUT_OF_MEMORY, "no memory for %d output rows of %zu values", c, width);
     tfx_rt_call_entry(s, ce, (const char *)input + (size_t)done * row_bytes, c, s->pos, out);
     s->pos += c;
     done += c;

@@ -45,8 +45,9 @@ struct tfx_session {
   int32_t threads;
   void *arena;
   void *kv;
-  size_t kv_map; /* bytes of kv's anonymous mapping (0: kv is from posix_memalign) */
-  float *out;    /* max_seq * output_width floats */
+  size_t kv_map;    /* bytes of kv's anonymous mapping (0: kv is from posix_memalign) */
+  float *out;       /* out_rows * output_width floats: the rows of a call whose caller wants one */
+  int64_t out_rows; /* grown by tfx_rt_session_out to the largest call that needed it */
   tfx_rt_pool *pool;
   tfx_exec exec;
   atomic_flag busy; /* set while a forward call runs (a second thread is refused) */
@@ -80,6 +81,10 @@ int tfx_rt_verify_checksums(const tfx_model_desc *d, const void *weights, int wi
 
 /* ffi_call.c: prepares the libffi call interface of every entry of m->desc. */
 int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen);
+/* session.c: the session's output scratch, grown to hold `rows` output rows
+ * (NULL when out of memory). Only the calling thread of a forward call uses it. */
+float *tfx_rt_session_out(tfx_session *s, int64_t rows);
+
 /* Calls one entry with the session's buffers; input and output as given. */
 void tfx_rt_call_entry(tfx_session *s, const tfx_rt_entry *e, const void *input, int64_t n, int64_t pos, void *output);
 /* The same with the KV argument and (batch entry) the rows given. */

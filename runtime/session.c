@@ -85,8 +85,7 @@ int tfx_rt_session_new(const tfx_model *model, const tfx_session_options *opts, 
   atomic_flag_clear(&s->busy);
   s->arena = alloc_aligned(d->arena_bytes, 0);
   if (with_kv) s->kv = tfx_rt_alloc_kv(d->kv_bytes, &s->kv_map);
-  s->out = alloc_aligned((uint64_t)d->max_seq * (uint64_t)d->output_width * sizeof(float), 0);
-  if (!s->arena || (with_kv && !s->kv) || !s->out) {
+  if (!s->arena || (with_kv && !s->kv) || !tfx_rt_session_out(s, 1)) {
     tfx_session_free(s);
     return TFX_ERR_OUT_OF_MEMORY;
   }
@@ -99,6 +98,18 @@ int tfx_rt_session_new(const tfx_model *model, const tfx_session_options *opts, 
   s->exec.impl = s->pool;
   *out = s;
   return TFX_OK;
+}
+
+float *tfx_rt_session_out(tfx_session *s, int64_t rows) {
+  if (rows <= s->out_rows) return s->out;
+  uint64_t width = (uint64_t)s->model->desc.output_width;
+  if (rows < 1 || width > UINT64_MAX / sizeof(float) / (uint64_t)rows) return NULL;
+  float *p = alloc_aligned((uint64_t)rows * width * sizeof(float), 0);
+  if (!p) return NULL;
+  free(s->out);
+  s->out = p;
+  s->out_rows = rows;
+  return p;
 }
 
 int32_t tfx_session_position(const tfx_session *s) { return s ? s->pos : 0; }

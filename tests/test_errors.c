@@ -30,6 +30,7 @@
 
 #include "../include/tfx/jit.h"
 #include "frontend.h"
+#include "support/cli_cases.h"
 #include "support/frontend_capture.h"
 #include "support/testutil.h"
 
@@ -459,12 +460,7 @@ static void test_weights(void **state) {
 
 /* ==== the command line =================================================== */
 
-typedef struct cli_case {
-  const char *name;
-  const char *argv[12]; /* after TFXC_PATH; "@T" = the tiny good model, "@B" = the bad one, "@D/x" = in tmpdir */
-  int status;
-  const char *fragment; /* in stderr */
-} cli_case;
+typedef tfx_cli_case cli_case;
 
 static const cli_case cli_cases[] = {
     {"cli: no arguments", {NULL}, 2, "usage: tfxc"},
@@ -523,31 +519,8 @@ static void write_text(const char *path, const char *text) {
 }
 
 static void test_cli(void **state) {
-  const cli_case *c = *state;
-  char paths[12][4200];
-  char *argv[14];
-  int n = 0;
-  argv[n++] = TFXC_PATH;
-  for (int i = 0; c->argv[i]; i++) {
-    const char *a = c->argv[i];
-    if (!strcmp(a, "@T"))
-      snprintf(paths[i], sizeof paths[i], "%s/tiny.tfx", tmpdir);
-    else if (!strcmp(a, "@B"))
-      snprintf(paths[i], sizeof paths[i], "%s/bad.tfx", tmpdir);
-    else if (!strncmp(a, "@D/", 3))
-      snprintf(paths[i], sizeof paths[i], "%s/%s", tmpdir, a + 3);
-    else
-      snprintf(paths[i], sizeof paths[i], "%s", a);
-    argv[n++] = paths[i];
-  }
-  argv[n] = NULL;
-  char *out = NULL, *err = NULL;
-  int rc = tfx_test_run(argv, &out, &err);
-  if (rc != c->status || !err || !strstr(err, c->fragment))
-    fail_msg("%s: exit %d (expected %d), stderr:\n%s\n(expected '%s')", c->name, rc, c->status, err ? err : "",
-             c->fragment);
-  free(out);
-  free(err);
+  static const tfx_cli_alias aliases[] = {{"@T", "tiny.tfx"}, {"@B", "bad.tfx"}, {NULL, NULL}};
+  tfx_cli_case_run(*state, tmpdir, aliases);
 }
 
 /* ==== the API ============================================================ */

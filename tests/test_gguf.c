@@ -25,6 +25,7 @@
 #include "../frontend/gguf.h"
 #include "../frontend/weights.h"
 #include "../ir/ir.h"
+#include "support/bytebuf.h"
 #include "support/testutil.h"
 
 static char *tmp_dir;
@@ -51,39 +52,6 @@ static const char *tpath(const char *name) {
 }
 
 /* ---- building GGUF files ---- */
-
-typedef struct {
-  uint8_t *p;
-  size_t n, cap;
-} buf;
-
-static void put(buf *b, const void *src, size_t n) {
-  if (!n) return; /* memcpy of nothing into a buffer not yet allocated */
-  if (b->n + n > b->cap) {
-    b->cap = (b->n + n) * 2 + 64;
-    b->p = realloc(b->p, b->cap);
-    assert_non_null(b->p);
-  }
-  memcpy(b->p + b->n, src, n);
-  b->n += n;
-}
-static void u32(buf *b, uint32_t v) {
-  uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-  put(b, x, 4);
-}
-static void u64(buf *b, uint64_t v) {
-  uint8_t x[8];
-  for (int i = 0; i < 8; i++) x[i] = (uint8_t)(v >> (8 * i));
-  put(b, x, 8);
-}
-static void str_n(buf *b, const char *s, uint64_t len) {
-  u64(b, len);
-  put(b, s, strlen(s));
-}
-static void str(buf *b, const char *s) { str_n(b, s, strlen(s)); }
-static void pad(buf *b, size_t align) {
-  while (b->n % align) put(b, "", 1);
-}
 
 /* The faults the builder can plant, one at a time. */
 enum {
@@ -148,7 +116,7 @@ typedef struct {
   size_t bytes;
 } tinfo;
 
-static size_t build(buf *b, int fault) {
+static size_t build(tfx_bb *b, int fault) {
   b->n = 0;
   uint64_t align = fault == ALIGN_64 ? 64 : 32;
   tinfo t[5] = {
@@ -165,62 +133,62 @@ static size_t build(buf *b, int fault) {
   if (fault == DIMS_OVERFLOW) t[0].ne[0] = (uint64_t)1 << 40, t[0].ne[1] = (uint64_t)1 << 40;
   if (fault == BAD_GGML_TYPE) t[3].type = 99;
   if (fault == Q8_ROW_33) t[2].ne[0] = 33;
-  put(b, fault == BAD_MAGIC ? "GGUG" : "GGUF", 4);
-  u32(b, fault == V2 ? 2 : fault == V1 ? 1 : fault == V4 ? 4 : fault == BYTE_SWAPPED ? 0x03000000u : 3);
-  u64(b, fault == HUGE_TENSOR_COUNT ? (uint64_t)1 << 40 : (uint64_t)nt);
+  tfx_bb_put(b, fault == BAD_MAGIC ? "GGUG" : "GGUF", 4);
+  tfx_bb_u32(b, fault == V2 ? 2 : fault == V1 ? 1 : fault == V4 ? 4 : fault == BYTE_SWAPPED ? 0x03000000u : 3);
+  tfx_bb_u64(b, fault == HUGE_TENSOR_COUNT ? (uint64_t)1 << 40 : (uint64_t)nt);
   int nkv = 7 + (fault == DUP_KEY);
-  u64(b, fault == HUGE_KV_COUNT ? UINT64_MAX / 2 : (uint64_t)nkv);
+  tfx_bb_u64(b, fault == HUGE_KV_COUNT ? UINT64_MAX / 2 : (uint64_t)nkv);
   /* 1: a string */
   if (fault == HUGE_KEY)
-    str_n(b, "general.architecture", 1000000);
+    tfx_bb_str_n(b, "general.architecture", 1000000);
   else if (fault == KEY_PAST_END)
-    str_n(b, "general.architecture", (uint64_t)1 << 50);
+    tfx_bb_str_n(b, "general.architecture", (uint64_t)1 << 50);
   else
-    str(b, fault == EMPTY_KEY ? "" : "general.architecture");
-  u32(b, fault == BAD_VTYPE ? 13 : TFX_GGUF_STRING);
+    tfx_bb_str(b, fault == EMPTY_KEY ? "" : "general.architecture");
+  tfx_bb_u32(b, fault == BAD_VTYPE ? 13 : TFX_GGUF_STRING);
   if (fault == STRING_PAST_END)
-    str_n(b, "llama", (uint64_t)1 << 40);
+    tfx_bb_str_n(b, "llama", (uint64_t)1 << 40);
   else
-    str(b, "llama");
+    tfx_bb_str(b, "llama");
   /* 2: the alignment */
-  str(b, "general.alignment");
+  tfx_bb_str(b, "general.alignment");
   if (fault == ALIGN_NOT_U32) {
-    u32(b, TFX_GGUF_UINT64);
-    u64(b, 32);
+    tfx_bb_u32(b, TFX_GGUF_UINT64);
+    tfx_bb_u64(b, 32);
   } else {
-    u32(b, TFX_GGUF_UINT32);
-    u32(b, fault == ALIGN_3 ? 3 : (uint32_t)align);
+    tfx_bb_u32(b, TFX_GGUF_UINT32);
+    tfx_bb_u32(b, fault == ALIGN_3 ? 3 : (uint32_t)align);
   }
   /* 3: every scalar type in an array of arrays */
-  str(b, "test.arrays");
-  u32(b, TFX_GGUF_ARRAY);
-  u32(b, TFX_GGUF_ARRAY);
-  u64(b, 2);
-  u32(b, TFX_GGUF_UINT8), u64(b, 3), put(b, "abc", 3);
-  u32(b, TFX_GGUF_FLOAT64), u64(b, 1), u64(b, 0x3ff0000000000000ull);
+  tfx_bb_str(b, "test.arrays");
+  tfx_bb_u32(b, TFX_GGUF_ARRAY);
+  tfx_bb_u32(b, TFX_GGUF_ARRAY);
+  tfx_bb_u64(b, 2);
+  tfx_bb_u32(b, TFX_GGUF_UINT8), tfx_bb_u64(b, 3), tfx_bb_put(b, "abc", 3);
+  tfx_bb_u32(b, TFX_GGUF_FLOAT64), tfx_bb_u64(b, 1), tfx_bb_u64(b, 0x3ff0000000000000ull);
   /* 4: an array of strings */
-  str(b, "tokenizer.ggml.tokens");
-  u32(b, TFX_GGUF_ARRAY);
-  u32(b, fault == BAD_ARRAY_TYPE ? 99 : TFX_GGUF_STRING);
-  u64(b, fault == HUGE_ARRAY ? (uint64_t)1 << 60 : 3);
-  str(b, "<s>"), str(b, "</s>"), str(b, "hello");
+  tfx_bb_str(b, "tokenizer.ggml.tokens");
+  tfx_bb_u32(b, TFX_GGUF_ARRAY);
+  tfx_bb_u32(b, fault == BAD_ARRAY_TYPE ? 99 : TFX_GGUF_STRING);
+  tfx_bb_u64(b, fault == HUGE_ARRAY ? (uint64_t)1 << 60 : 3);
+  tfx_bb_str(b, "<s>"), tfx_bb_str(b, "</s>"), tfx_bb_str(b, "hello");
   /* 5: scalars */
-  str(b, "test.scalars");
-  u32(b, TFX_GGUF_ARRAY);
-  u32(b, TFX_GGUF_INT16);
-  u64(b, 2);
-  u32(b, 0xffff0001u);
-  str(b, "test.bool"), u32(b, TFX_GGUF_BOOL), put(b, "\1", 1);
+  tfx_bb_str(b, "test.scalars");
+  tfx_bb_u32(b, TFX_GGUF_ARRAY);
+  tfx_bb_u32(b, TFX_GGUF_INT16);
+  tfx_bb_u64(b, 2);
+  tfx_bb_u32(b, 0xffff0001u);
+  tfx_bb_str(b, "test.bool"), tfx_bb_u32(b, TFX_GGUF_BOOL), tfx_bb_put(b, "\1", 1);
   /* 7: nested deep, or a float */
-  str(b, fault == DUP_KEY ? "test.bool" : "test.f32");
+  tfx_bb_str(b, fault == DUP_KEY ? "test.bool" : "test.f32");
   if (fault == DEEP_ARRAYS) {
-    u32(b, TFX_GGUF_ARRAY);
-    for (int d = 0; d < 6; d++) u32(b, TFX_GGUF_ARRAY), u64(b, 1);
-    u32(b, TFX_GGUF_UINT8), u64(b, 0);
+    tfx_bb_u32(b, TFX_GGUF_ARRAY);
+    for (int d = 0; d < 6; d++) tfx_bb_u32(b, TFX_GGUF_ARRAY), tfx_bb_u64(b, 1);
+    tfx_bb_u32(b, TFX_GGUF_UINT8), tfx_bb_u64(b, 0);
   } else {
-    u32(b, TFX_GGUF_FLOAT32), u32(b, 0x3f800000u);
+    tfx_bb_u32(b, TFX_GGUF_FLOAT32), tfx_bb_u32(b, 0x3f800000u);
   }
-  if (fault == DUP_KEY) str(b, "test.extra"), u32(b, TFX_GGUF_INT64), u64(b, 7);
+  if (fault == DUP_KEY) tfx_bb_str(b, "test.extra"), tfx_bb_u32(b, TFX_GGUF_INT64), tfx_bb_u64(b, 7);
   /* tensor infos */
   uint64_t off = 0, offs[5];
   for (int i = 0; i < nt; i++) {
@@ -235,32 +203,32 @@ static size_t build(buf *b, int fault) {
       char name[301];
       memset(name, 'a', 300);
       name[300] = 0;
-      str(b, name);
+      tfx_bb_str(b, name);
     } else if (fault == NUL_IN_NAME && i == 1) {
-      u64(b, 3);
-      put(b, "g\0x", 3);
+      tfx_bb_u64(b, 3);
+      tfx_bb_put(b, "g\0x", 3);
     } else {
-      str(b, t[i].name);
+      tfx_bb_str(b, t[i].name);
     }
-    u32(b, t[i].n_dims);
-    for (uint32_t d = 0; d < t[i].n_dims; d++) u64(b, t[i].ne[d]);
-    u32(b, t[i].type);
-    u64(b, offs[i]);
+    tfx_bb_u32(b, t[i].n_dims);
+    for (uint32_t d = 0; d < t[i].n_dims; d++) tfx_bb_u64(b, t[i].ne[d]);
+    tfx_bb_u32(b, t[i].type);
+    tfx_bb_u64(b, offs[i]);
   }
-  pad(b, align);
+  tfx_bb_pad(b, align);
   size_t data_start = b->n;
   for (int i = 0; i < nt; i++) {
     if (t[i].data)
-      put(b, t[i].data, t[i].bytes);
+      tfx_bb_put(b, t[i].data, t[i].bytes);
     else
-      for (size_t k = 0; k < t[i].bytes; k++) put(b, "\x55", 1);
-    pad(b, align);
+      for (size_t k = 0; k < t[i].bytes; k++) tfx_bb_put(b, "\x55", 1);
+    tfx_bb_pad(b, align);
   }
   if (fault == TRUNCATED_DATA) b->n -= 40;
   return data_start;
 }
 
-static void write_buf(const char *path, const buf *b) {
+static void write_buf(const char *path, const tfx_bb *b) {
   FILE *f = fopen(path, "wb");
   assert_non_null(f);
   if (b->n) assert_int_equal(fwrite(b->p, 1, b->n, f), b->n);
@@ -313,7 +281,7 @@ static const tfx_node *param(const tfx_graph *g, const char *name) {
 static void test_open_valid(void **state) {
   (void)state;
   make_data();
-  buf b = {0};
+  tfx_bb b = {0};
   for (int v = 0; v < 3; v++) { /* v3, v2, v3 with alignment 64 */
     int fault = v == 0 ? OK : v == 1 ? V2 : ALIGN_64;
     size_t data_start = build(&b, fault);
@@ -352,7 +320,7 @@ static int keep_none(tfx_dtype dt) {
 static void test_bind_keeps_weights_as_stored(void **state) {
   (void)state;
   make_data();
-  buf b = {0};
+  tfx_bb b = {0};
   build(&b, OK);
   /* no extension, no format: detected by the magic */
   write_buf(tpath("model.weights"), &b);
@@ -410,7 +378,7 @@ static void test_bind_keeps_weights_as_stored(void **state) {
 static void test_bind_errors(void **state) {
   (void)state;
   make_data();
-  buf b = {0};
+  tfx_bb b = {0};
   build(&b, OK);
   write_buf(tpath("b.gguf"), &b);
   tfx_graph *g = model_graph();
@@ -432,7 +400,7 @@ static void test_bind_errors(void **state) {
     }
   assert_null(w.data);
   /* format gguf on a file that is not one */
-  write_buf(tpath("no.gguf"), &(buf){(uint8_t *)"GGML....", 8, 8});
+  write_buf(tpath("no.gguf"), &(tfx_bb){(uint8_t *)"GGML....", 8, 8});
   memset(&e, 0, sizeof e);
   assert_true(tfx_weights_bind(g, tpath("no.gguf"), NULL, &w, collect, &e) >= 1);
   assert_true(has_error(&e, "not a GGUF file"));
@@ -479,7 +447,7 @@ static void test_malformed(void **state) {
       {TRUNCATED_DATA, "tensor 'unused_q5k' (176 bytes of Q5_K at offset 1280) runs past the end of the data section"},
   };
   make_data();
-  buf b = {0};
+  tfx_bb b = {0};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     build(&b, cases[i].fault);
     write_buf(tpath("bad.gguf"), &b);
@@ -499,14 +467,14 @@ static void test_malformed(void **state) {
 static void test_corruptions_never_crash(void **state) {
   (void)state;
   make_data();
-  buf b = {0};
+  tfx_bb b = {0};
   size_t data_start = build(&b, OK);
-  buf c = {0};
+  tfx_bb c = {0};
   tfx_graph *g = model_graph();
   int opened = 0, rejected = 0;
   for (size_t len = 0; len < b.n; len++) {
     c.n = 0;
-    put(&c, b.p, len);
+    tfx_bb_put(&c, b.p, len);
     write_buf(tpath("cut.gguf"), &c);
     tfx_wfile f;
     char err[512] = "";
@@ -521,7 +489,7 @@ static void test_corruptions_never_crash(void **state) {
   uint64_t s = 12345;
   for (int iter = 0; iter < 600; iter++) {
     c.n = 0;
-    put(&c, b.p, b.n);
+    tfx_bb_put(&c, b.p, b.n);
     int flips = 1 + iter % 4;
     for (int k = 0; k < flips; k++) {
       s = s * 6364136223846793005ull + 1442695040888963407ull;
@@ -552,7 +520,7 @@ static void test_corruptions_never_crash(void **state) {
 static void test_write_round_trip(void **state) {
   (void)state;
   make_data();
-  buf b = {0};
+  tfx_bb b = {0};
   build(&b, OK);
   write_buf(tpath("src.gguf"), &b);
   tfx_graph *g = model_graph();

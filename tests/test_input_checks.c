@@ -33,6 +33,8 @@
 #include "../driver/compile.h"
 #include "../include/tfx/jit.h"
 #include "frontend.h"
+#include "support/bytebuf.h"
+#include "support/cli_cases.h"
 #include "support/frontend_capture.h"
 #include "support/testutil.h"
 #include "weights.h"
@@ -472,31 +474,6 @@ static void test_find_nonfinite_scan(void **state) {
 
 /* ---- GGUF: the block formats' scales ---- */
 
-typedef struct gbuf {
-  uint8_t *p;
-  size_t n, cap;
-} gbuf;
-
-static void gput(gbuf *b, const void *src, size_t n) {
-  if (b->n + n > b->cap) {
-    b->cap = (b->n + n) * 2 + 64;
-    b->p = realloc(b->p, b->cap);
-    assert_non_null(b->p);
-  }
-  memcpy(b->p + b->n, src, n);
-  b->n += n;
-}
-static void g32(gbuf *b, uint32_t v) {
-  uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-  gput(b, x, 4);
-}
-static void g64(gbuf *b, uint64_t v) {
-  for (int i = 0; i < 8; i++) {
-    uint8_t x = (uint8_t)(v >> (8 * i));
-    gput(b, &x, 1);
-  }
-}
-
 typedef struct gtensor {
   const char *name;
   uint32_t type; /* ggml type id */
@@ -507,27 +484,27 @@ typedef struct gtensor {
 
 /* A GGUF v3 file, no metadata, alignment 32. */
 static void write_gguf(const char *path, const gtensor *t, int n) {
-  gbuf b = {0};
-  gput(&b, "GGUF", 4);
-  g32(&b, 3);
-  g64(&b, (uint64_t)n);
-  g64(&b, 0);
+  tfx_bb b = {0};
+  tfx_bb_put(&b, "GGUF", 4);
+  tfx_bb_u32(&b, 3);
+  tfx_bb_u64(&b, (uint64_t)n);
+  tfx_bb_u64(&b, 0);
   uint64_t off = 0;
   for (int i = 0; i < n; i++) {
-    g64(&b, strlen(t[i].name));
-    gput(&b, t[i].name, strlen(t[i].name));
-    g32(&b, t[i].rows > 1 ? 2 : 1);
-    g64(&b, t[i].cols);
-    if (t[i].rows > 1) g64(&b, t[i].rows);
-    g32(&b, t[i].type);
-    g64(&b, off);
+    tfx_bb_u64(&b, strlen(t[i].name));
+    tfx_bb_put(&b, t[i].name, strlen(t[i].name));
+    tfx_bb_u32(&b, t[i].rows > 1 ? 2 : 1);
+    tfx_bb_u64(&b, t[i].cols);
+    if (t[i].rows > 1) tfx_bb_u64(&b, t[i].rows);
+    tfx_bb_u32(&b, t[i].type);
+    tfx_bb_u64(&b, off);
     off += (t[i].bytes + 31) / 32 * 32;
   }
   static const uint8_t zero[32];
-  gput(&b, zero, (32 - b.n % 32) % 32);
+  tfx_bb_put(&b, zero, (32 - b.n % 32) % 32);
   for (int i = 0; i < n; i++) {
-    gput(&b, t[i].data, t[i].bytes);
-    gput(&b, zero, (32 - t[i].bytes % 32) % 32);
+    tfx_bb_put(&b, t[i].data, t[i].bytes);
+    tfx_bb_put(&b, zero, (32 - t[i].bytes % 32) % 32);
   }
   write_bytes(path, b.p, b.n);
   free(b.p);
@@ -977,12 +954,7 @@ static void test_escaped_names(void **state) {
 
 /* ==== the command line =================================================== */
 
-typedef struct cli_case {
-  const char *name;
-  const char *argv[14]; /* after TFXC_PATH; "@T": the tiny model, "@N": the NaN model, "@D/x": in tmpdir */
-  int status;
-  const char *fragment; /* in stderr (NULL: not checked) */
-} cli_case;
+typedef tfx_cli_case cli_case;
 
 #define RUN_T "run", "@T", "--weights", "random"
 #define TEMP_RANGE "--temperature needs 0 (greedy) or a number from 1.2e-38 to 3.4e38, got "
@@ -1080,31 +1052,8 @@ static const char tiny_model[] = "model tiny\n"
                                  "}\n";
 
 static void test_cli(void **state) {
-  const cli_case *c = *state;
-  char paths[14][4200];
-  char *argv[16];
-  int n = 0;
-  argv[n++] = TFXC_PATH;
-  for (int i = 0; i < 14 && c->argv[i]; i++) {
-    const char *a = c->argv[i];
-    if (!strcmp(a, "@T"))
-      snprintf(paths[i], sizeof paths[i], "%s/tiny.tfx", tmpdir);
-    else if (!strcmp(a, "@N"))
-      snprintf(paths[i], sizeof paths[i], "%s/nan/t.tfx", tmpdir);
-    else if (!strncmp(a, "@D/", 3))
-      snprintf(paths[i], sizeof paths[i], "%s/%s", tmpdir, a + 3);
-    else
-      snprintf(paths[i], sizeof paths[i], "%s", a);
-    argv[n++] = paths[i];
-  }
-  argv[n] = NULL;
-  char *out = NULL, *err = NULL;
-  int rc = tfx_test_run(argv, &out, &err);
-  if (rc != c->status || (c->fragment && (!err || !strstr(err, c->fragment))))
-    fail_msg("%s: exit %d (expected %d), stderr:\n%s\n(expected '%s')", c->name, rc, c->status, err ? err : "",
-             c->fragment ? c->fragment : "");
-  free(out);
-  free(err);
+  static const tfx_cli_alias aliases[] = {{"@T", "tiny.tfx"}, {"@N", "nan/t.tfx"}, {NULL, NULL}};
+  tfx_cli_case_run(*state, tmpdir, aliases);
 }
 
 /* ==== main =============================================================== */

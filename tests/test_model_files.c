@@ -334,6 +334,11 @@ static void test_patched_headers(void **state) {
       {"program headers beyond the file", offsetof(Elf64_Ehdr, e_phoff), so_size - 8, 8, E, "the program headers (at"},
       {"no program headers", offsetof(Elf64_Ehdr, e_phnum), 0, 2, E, "0 program headers"},
       {"phentsize", offsetof(Elf64_Ehdr, e_phentsize), 32, 2, E, "program header size 32"},
+      /* the fuzz_model finding: glibc's loader crashed on an unreadable first segment */
+      {"an unreadable first segment", ph + (uint64_t)first_load * sizeof(Elf64_Phdr) + offsetof(Elf64_Phdr, p_flags),
+       0x88, 4, E, "has the permissions 0x88"},
+      {"unknown segment permission bits", last + offsetof(Elf64_Phdr, p_flags), PF_R | PF_W | 0x100, 4, E,
+       "has the permissions 0x106"},
       {"a segment beyond the file", last + offsetof(Elf64_Phdr, p_filesz),
        read_u64(last + offsetof(Elf64_Phdr, p_filesz)) + so_size, 8, E, "ends beyond the file's"},
       {"a segment's offset beyond the file", last + offsetof(Elf64_Phdr, p_offset), so_size + 4096 * 16, 8, E,

@@ -35,6 +35,7 @@
 
 #include "../driver/compile.h"
 #include "../passes/passes.h"
+#include "support/llama_src.h"
 #include "support/testutil.h"
 
 /* ---- helpers ---- */
@@ -249,36 +250,8 @@ static void test_rules(void **state) {
 
 /* dim, hidden; tied: the classifier is the token embedding */
 static void llama_src(char *buf, size_t len, int layers, int dim, int hidden, int kv_heads, int tied) {
-  snprintf(buf, len,
-           "model l\n"
-           "const dim = %d, layers = %d, heads = 4, kv_heads = %d, hidden = %d\n"
-           "const vocab = 256, max_seq = 32, head_dim = dim / heads\n"
-           "param tok_embeddings : f32[vocab, dim]\n"
-           "param norm : f32[dim]\n"
-           "%s"
-           "block layer(x : f32[T, dim]) -> f32[T, dim] {\n"
-           "  param attention_norm : f32[dim]\n"
-           "  param wq : f32[heads * head_dim, dim]\n"
-           "  param wk : f32[kv_heads * head_dim, dim]\n"
-           "  param wv : f32[kv_heads * head_dim, dim]\n"
-           "  param wo : f32[dim, heads * head_dim]\n"
-           "  param ffn_norm : f32[dim]\n"
-           "  param w1 : f32[hidden, dim]\n"
-           "  param w2 : f32[dim, hidden]\n"
-           "  param w3 : f32[hidden, dim]\n"
-           "  a = rmsnorm(x, attention_norm, eps = 1e-5)\n"
-           "  h = x + attention(a, wq, wk, wv, wo, heads = heads, kv_heads = kv_heads,\n"
-           "                    position = rope(theta = 10000, style = interleaved), mask = causal)\n"
-           "  f = rmsnorm(h, ffn_norm, eps = 1e-5)\n"
-           "  return h + linear(silu(linear(f, w1)) * linear(f, w3), w2)\n"
-           "}\n"
-           "forward(tokens : i32[T]) -> f32[T, vocab] {\n"
-           "  x = embedding(tok_embeddings, tokens)\n"
-           "  x = repeat(layers) layer(x)\n"
-           "  return linear(rmsnorm(x, norm, eps = 1e-5), %s)\n"
-           "}\n",
-           dim, layers, kv_heads, hidden, tied ? "" : "param output : f32[vocab, dim]\n",
-           tied ? "tok_embeddings" : "output");
+  tfx_llama_shape sh = {"l", dim, layers, 4, kv_heads, hidden, 256, 32, tied};
+  assert_int_equal(tfx_test_llama_source(buf, len, &sh), 0);
 }
 
 /* llama.cpp's use_more_bits, written out for the two sizes tested */

@@ -18,11 +18,7 @@ command -v "$cc" >/dev/null || { echo "fuzz: $cc not found (scripts/install-deps
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER="$cc" -DTFX_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"${TFX_JOBS:-2}" --target fuzz >/dev/null
 
-# fuzz_model is left out of the default run until its open finding is fixed:
-# the mutation list 04 8c b4 04 8c 00 (a six-byte input) that the ELF checks
-# let through crashes glibc's dlopen in _dl_map_object_from_fd (issue #17,
-# item 3). Run it with TFX_FUZZ_TARGETS=fuzz_model.
-targets="${TFX_FUZZ_TARGETS:-fuzz_frontend fuzz_llama2c fuzz_safetensors fuzz_gguf}"
+targets="${TFX_FUZZ_TARGETS:-fuzz_frontend fuzz_llama2c fuzz_safetensors fuzz_gguf fuzz_model}"
 seeds="$build/seeds"
 rm -rf "$seeds"
 python3 "$root/tests/fuzz/gen_seeds.py" "$seeds"
