@@ -127,16 +127,9 @@ int tfx_batch_create(const tfx_model *model, const tfx_batch_options *opts, tfx_
   return TFX_OK;
 }
 
-static int enter(tfx_batch *b) {
-  if (atomic_flag_test_and_set_explicit(&b->busy, memory_order_acquire)) return -1;
-  b->error[0] = 0;
-  return 0;
-}
+static int enter(tfx_batch *b) { return tfx_rt_enter(&b->busy, b->error); }
 
-static int leave(tfx_batch *b, int rc) {
-  atomic_flag_clear_explicit(&b->busy, memory_order_release);
-  return rc;
-}
+static int leave(tfx_batch *b, int rc) { return tfx_rt_leave(&b->busy, rc); }
 
 static batch_seq *seq_of(tfx_batch *b, int32_t seq) {
   if (seq < 0 || seq >= b->max_seqs || !b->seqs[seq].alive) return NULL;

@@ -99,16 +99,9 @@ static int run(tfx_session *s, const void *input, size_t row_bytes, int32_t n, f
 }
 
 /* Calls on one session must not overlap; the flag refuses a second one. */
-static int enter(tfx_session *s) {
-  if (atomic_flag_test_and_set_explicit(&s->busy, memory_order_acquire)) return -1;
-  s->error[0] = 0;
-  return 0;
-}
+static int enter(tfx_session *s) { return tfx_rt_enter(&s->busy, s->error); }
 
-static int leave(tfx_session *s, int rc) {
-  atomic_flag_clear_explicit(&s->busy, memory_order_release);
-  return rc;
-}
+static int leave(tfx_session *s, int rc) { return tfx_rt_leave(&s->busy, rc); }
 
 /* The message of a refused overlapping call (not stored: the session's
  * buffer belongs to the call that runs). */

@@ -54,6 +54,19 @@ struct tfx_session {
   char error[256];  /* the detail of the last failed call, "" after a success */
 };
 
+/* Calls on one session (or batch) must not overlap: the busy flag refuses
+ * a second one (tfx_rt_enter returns -1); a call that enters clears the
+ * detail of the last failure. */
+static inline int tfx_rt_enter(atomic_flag *busy, char *error) {
+  if (atomic_flag_test_and_set_explicit(busy, memory_order_acquire)) return -1;
+  error[0] = 0;
+  return 0;
+}
+static inline int tfx_rt_leave(atomic_flag *busy, int rc) {
+  atomic_flag_clear_explicit(busy, memory_order_release);
+  return rc;
+}
+
 /* errors.c: formats a message into errbuf (when non-NULL and errlen > 0) and
  * returns code. */
 int tfx_rt_error(char *errbuf, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

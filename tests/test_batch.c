@@ -45,6 +45,12 @@ static tfx_model *compile(const char *path, const char *weights, int opt) {
   return m;
 }
 
+static tfx_batch *new_batch(tfx_model *m, tfx_batch_options o) {
+  tfx_batch *b = NULL;
+  assert_int_equal(tfx_batch_create(m, &o, &b), TFX_OK);
+  return b;
+}
+
 /* One sequence of a scenario and its oracle session. */
 typedef struct {
   int32_t id; /* in the batch; -1 when not in it */
@@ -143,9 +149,7 @@ static void scenario(tfx_model *m, const char *what) {
   int long_prompt = S >= 64 ? 33 : 17;
   int steps = S - long_prompt - 4; /* every sequence stays within max_seq */
   if (steps > 40) steps = 40;
-  tfx_batch_options bo = {2, 4, 0, 0};
-  tfx_batch *b = NULL;
-  assert_int_equal(tfx_batch_create(m, &bo, &b), TFX_OK);
+  tfx_batch *b = new_batch(m, (tfx_batch_options){2, 4, 0, 0});
   int total = tfx_batch_total_blocks(b);
   assert_int_equal(total, 4 * ((S + 15) / 16));
   seq_ref r[5];
@@ -194,9 +198,7 @@ static void pool_runs_out(tfx_model *m, const char *what) {
   const tfx_model_desc *d = tfx_model_descriptor(m);
   if (d->max_seq < 64) return;
   int w = d->output_width;
-  tfx_batch_options bo = {1, 2, 5, 0};
-  tfx_batch *b = NULL;
-  assert_int_equal(tfx_batch_create(m, &bo, &b), TFX_OK);
+  tfx_batch *b = new_batch(m, (tfx_batch_options){1, 2, 5, 0});
   seq_ref r[2];
   memset(r, 0, sizeof r);
   join(b, m, &r[0]);
@@ -251,9 +253,7 @@ static void forks(tfx_model *m, const char *what) {
   const tfx_model_desc *d = tfx_model_descriptor(m);
   if (d->max_seq < 64) return;
   int w = d->output_width;
-  tfx_batch_options bo = {2, 5, 0, 0};
-  tfx_batch *b = NULL;
-  assert_int_equal(tfx_batch_create(m, &bo, &b), TFX_OK);
+  tfx_batch *b = new_batch(m, (tfx_batch_options){2, 5, 0, 0});
   int total = tfx_batch_total_blocks(b);
   seq_ref r[4];
   memset(r, 0, sizeof r);
@@ -320,9 +320,7 @@ static void forks(tfx_model *m, const char *what) {
 static void long_step(tfx_model *m, const char *what) {
   const tfx_model_desc *d = tfx_model_descriptor(m);
   int S = d->max_seq, p = S * 3 / 4;
-  tfx_batch_options bo = {2, 3, 0, 2 * S};
-  tfx_batch *b = NULL;
-  assert_int_equal(tfx_batch_create(m, &bo, &b), TFX_OK);
+  tfx_batch *b = new_batch(m, (tfx_batch_options){2, 3, 0, 2 * S});
   seq_ref r[3];
   memset(r, 0, sizeof r);
   for (int i = 0; i < 3; i++) join(b, m, &r[i]);
@@ -336,9 +334,7 @@ static void long_step(tfx_model *m, const char *what) {
 /* Refusals that run nothing or refuse one sequence only. */
 static void bad_calls(tfx_model *m) {
   const tfx_model_desc *d = tfx_model_descriptor(m);
-  tfx_batch_options bo = {1, 2, 0, 8};
-  tfx_batch *b = NULL;
-  assert_int_equal(tfx_batch_create(m, &bo, &b), TFX_OK);
+  tfx_batch *b = new_batch(m, (tfx_batch_options){1, 2, 0, 8});
   int32_t a, c, st[2];
   assert_int_equal(tfx_batch_add(b, &a), TFX_OK);
   assert_int_equal(tfx_batch_add(b, &c), TFX_OK);
