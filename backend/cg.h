@@ -120,6 +120,12 @@ typedef struct tfx_cg {
    * bodies; operands written in full are read at row n - 1, pos + n - 1) */
   const char *tail;
   int one_row;
+  /* the batch entry (module.c, k_paged.c): every row has its own position
+   * and KV block table (the body's pos argument is the tfx_kv_row array),
+   * causal attention reads and writes the block pool; kv_block_bytes is
+   * the bytes of one block */
+  int batch;
+  int64_t kv_block_bytes;
 
   /* kernels of the entry point being built, in order */
   tfx_cg_kernel *kernels;
@@ -179,6 +185,7 @@ int tfx_cg_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level, c
 /* ---- descriptor.c ---- */
 typedef struct tfx_cg_entry_fns {
   LLVMValueRef forward, decode, last; /* last: NULL when the model has no last-row entry */
+  LLVMValueRef batch;                 /* NULL when the model cannot run batched (cg->kv_block_bytes: its block) */
 } tfx_cg_entry_fns;
 int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *weights_symbol);
 /* Records the weights blob's tfx_checksum64 in the descriptor of an emitted
@@ -323,6 +330,29 @@ int tfx_cg_stored_full(const tfx_cg *cg, int node_id);
 LLVMValueRef tfx_cg_rows(tfx_cg *cg, const tfx_node *n);
 void tfx_cg_rows_split(const tfx_node *n, int64_t *per_t, int64_t *fixed);
 void tfx_cg_set_fn_attrs(tfx_cg *cg, LLVMValueRef fn);
+
+/* ---- k_paged.c: per-row positions and the paged KV cache (batch entry) ---- */
+/* The nodes whose batch-entry bodies differ from forward's (they read
+ * positions or the paged cache): bodies keyed "bat"; the others (the GEMMs
+ * without a RoPE epilogue, norms, activations) share forward's bodies. */
+int tfx_cg_batch_positional(const tfx_node *n);
+/* The position of row `row` (i64) of the body being emitted: pos + row, or
+ * in the batch entry the row's own tfx_kv_row.pos. */
+LLVMValueRef tfx_cg_row_pos(tfx_cg *cg, LLVMValueRef row);
+/* The batch entry: row's block table (tfx_kv_row.blocks). */
+LLVMValueRef tfx_cg_row_blocks(tfx_cg *cg, LLVMValueRef row);
+/* The batch entry: &pool_part[position p] where pool_part is a node's K or V
+ * rows inside block 0 of the pool (rows of row_bytes): pool_part +
+ * blocks[p / B] * kv_block_bytes + (p % B) * row_bytes. */
+LLVMValueRef tfx_cg_paged_row(tfx_cg *cg, LLVMValueRef pool_part, LLVMValueRef blocks, LLVMValueRef p,
+                              int64_t row_bytes);
+/* The byte offset of node n's K rows inside a block (V follows after B rows). */
+int64_t tfx_cg_kv_block_offset(const tfx_graph *g, const tfx_node *n);
+/* Whether the live graph can run as a batch entry (every node with T
+ * row-wise or a causal / static-memory attention the ROW schedule runs, token
+ * input); *block_bytes gets a KV block's size. 0 when it cannot. */
+int tfx_cg_batch_supported(const tfx_graph *g, const char *live, int (*row_wise)(const tfx_graph *, const tfx_node *),
+                           int64_t *block_bytes);
 
 /* ---- cg_math.c: inline vector math (any f32 scalar or vector type) ---- */
 LLVMValueRef tfx_cg_exp(tfx_cg *cg, LLVMValueRef x);

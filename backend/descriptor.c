@@ -5,7 +5,8 @@
  * weights blob (AOT: the address of the blob symbol; JIT: NULL), the CPU
  * architecture and features the code needs (the target's) and the
  * entries `forward` (1..max_seq tokens), `decode` (exactly 1) and, when the
- * module has one, `forward_last` (1..max_seq tokens, TFX_ENTRY_LAST_ROW).
+ * module has one, `forward_last` (1..max_seq tokens, TFX_ENTRY_LAST_ROW) and
+ * `batch` (TFX_ENTRY_BATCH: the rows argument, the KV block size).
  * Also what the graph determines of it (tfx_cg_model_shape: input kind and
  * width, output width, vocabulary, KV flag, from the nodes the output
  * depends on, tfx_cg_mark_live), which module.c checks before emitting. */
@@ -127,6 +128,10 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
   for (int i = 0; i < TFX_CG_ARG_COUNT; i++) kinds[i] = c32(cg, kind_of[i]);
   LLVMValueRef kinds_init = LLVMConstArray2(i32, kinds, TFX_CG_ARG_COUNT);
   LLVMValueRef kinds_gv = tfx_cg_const_global(cg, "tfx_arg_kinds", kinds_init, 4);
+  /* the batch entry's: the rows in place of the position */
+  kinds[TFX_CG_ARG_POS] = c32(cg, TFX_ARG_ROWS);
+  LLVMValueRef bkinds_gv =
+      tfx_cg_const_global(cg, "tfx_batch_arg_kinds", LLVMConstArray2(i32, kinds, TFX_CG_ARG_COUNT), 4);
 
   /* tfx_entry_desc { const char *name; void *fn; i32 min, max, n_args; const i32 *arg_kinds; i32 flags, reserved; } */
   LLVMTypeRef ef[8] = {ptr, ptr, i32, i32, i32, ptr, i32, i32};
@@ -136,20 +141,24 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
     LLVMValueRef fn;
     int64_t max;
     int32_t flags;
-  } spec[3] = {{"forward", "tfx_str_forward", e->forward, g->max_seq, 0},
+  } spec[4] = {{"forward", "tfx_str_forward", e->forward, g->max_seq, 0},
                {"decode", "tfx_str_decode", e->decode, 1, 0},
-               {"forward_last", "tfx_str_forward_last", e->last, g->max_seq, TFX_ENTRY_LAST_ROW}};
-  int n_ent = e->last ? 3 : 2;
-  LLVMValueRef ent[3];
+               {"forward_last", "tfx_str_forward_last", e->last, g->max_seq, TFX_ENTRY_LAST_ROW},
+               {"batch", "tfx_str_batch", e->batch, g->max_seq, TFX_ENTRY_BATCH}};
+  int n_ent = 0;
+  for (int i = 0; i < 4; i++) /* the entries the module has, in this order */
+    if (spec[i].fn) spec[n_ent++] = spec[i];
+  LLVMValueRef ent[4];
   for (int i = 0; i < n_ent; i++) {
+    int bat = spec[i].flags == TFX_ENTRY_BATCH;
     LLVMValueRef f[8] = {const_string(cg, spec[i].name, spec[i].sym),
                          spec[i].fn,
                          c32(cg, 1),
                          c32(cg, spec[i].max),
                          c32(cg, TFX_CG_ARG_COUNT),
-                         kinds_gv,
+                         bat ? bkinds_gv : kinds_gv,
                          c32(cg, spec[i].flags),
-                         c32(cg, 0)};
+                         c32(cg, bat ? (int32_t)cg->kv_block_bytes : 0)};
     ent[i] = LLVMConstNamedStruct(entry_ty, f, 8);
   }
   LLVMValueRef ent_init = LLVMConstArray2(entry_ty, ent, (unsigned)n_ent);
@@ -171,10 +180,20 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
    * tfx_cg_set_weights_checksum records it (AOT) */
   static const int32_t kind_vals[TFX_CG_ARG_COUNT] = {TFX_ARG_INPUT, TFX_ARG_NTOKENS, TFX_ARG_POS,     TFX_ARG_OUTPUT,
                                                       TFX_ARG_ARENA, TFX_ARG_KV,      TFX_ARG_WEIGHTS, TFX_ARG_EXEC};
-  tfx_entry_desc ck_ent[3];
-  for (int i = 0; i < n_ent; i++)
-    ck_ent[i] =
-        (tfx_entry_desc){spec[i].name, NULL, 1, (int32_t)spec[i].max, TFX_CG_ARG_COUNT, kind_vals, spec[i].flags, 0};
+  static const int32_t bkind_vals[TFX_CG_ARG_COUNT] = {TFX_ARG_INPUT, TFX_ARG_NTOKENS, TFX_ARG_ROWS,    TFX_ARG_OUTPUT,
+                                                       TFX_ARG_ARENA, TFX_ARG_KV,      TFX_ARG_WEIGHTS, TFX_ARG_EXEC};
+  tfx_entry_desc ck_ent[4];
+  for (int i = 0; i < n_ent; i++) {
+    int bat = spec[i].flags == TFX_ENTRY_BATCH;
+    ck_ent[i] = (tfx_entry_desc){spec[i].name,
+                                 NULL,
+                                 1,
+                                 (int32_t)spec[i].max,
+                                 TFX_CG_ARG_COUNT,
+                                 bat ? bkind_vals : kind_vals,
+                                 spec[i].flags,
+                                 bat ? (int32_t)cg->kv_block_bytes : 0};
+  }
   tfx_model_desc ck = {.magic = TFX_DESC_MAGIC,
                        .abi_version = TFX_ABI_VERSION,
                        .name = g->name ? g->name : "model",

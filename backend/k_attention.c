@@ -23,7 +23,10 @@
  *    of key groups k_block_sparse.c's table keeps for the query's tile.
  *  - FLASH (k_flash_attention.c): tiles of W query rows of one head.
  *  - BLOCK_SPARSE (k_flash_attention.c + k_block_sparse.c): the flash tiles
- *    over the non-empty key groups of a sparse pattern. */
+ *    over the non-empty key groups of a sparse pattern.
+ * In the batch entry (k_paged.c) the store and the ROW schedule take each
+ * row's position from its tfx_kv_row and address K and V through its block
+ * table. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +44,21 @@ static void copy_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
   tfx_cg_vstore(cg, tfx_cg_vload(cg, tfx_cg_fptr(cg, c->src, col), nvalid), tfx_cg_fptr(cg, c->dst, col), nvalid);
 }
 
+/* The node's K rows in the KV argument and the bytes from K to V: its slot
+ * of the session's cache, or (batch entry) its part of block 0 of the pool
+ * (k_paged.c). */
+static void kv_layout(tfx_cg *cg, const tfx_node *n, int64_t *k_off, int64_t *half_bytes) {
+  int64_t ks = (int64_t)n->kv_heads * n->head_dim;
+  *k_off = cg->batch ? tfx_cg_kv_block_offset(cg->g, n) : n->kv_offset;
+  *half_bytes = (cg->batch ? TFX_KV_BLOCK_TOKENS : cg->g->max_seq) * ks * 4;
+}
+
+/* &rows[p] of a node's K or V (rows of ks floats from base): contiguous, or
+ * through the row's block table (batch entry). */
+static LLVMValueRef kv_row_ptr(tfx_cg *cg, LLVMValueRef base, LLVMValueRef blocks, LLVMValueRef p, int64_t ks) {
+  return blocks ? tfx_cg_paged_row(cg, base, blocks, p, ks * 4) : tfx_cg_fptr(cg, base, tfx_cg_mulc(cg, p, ks));
+}
+
 static int emit_kv_store(tfx_cg *cg, const tfx_node *n) {
   int64_t ks = (int64_t)n->kv_heads * n->head_dim, max_seq = cg->g->max_seq;
   char key[96];
@@ -52,21 +70,24 @@ static int emit_kv_store(tfx_cg *cg, const tfx_node *n) {
     LLVMValueRef kc = tfx_cg_body_ptr(cg, 2), vc = tfx_cg_body_ptr(cg, 3);
     tfx_cg_loop row;
     tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
-    LLVMValueRef r = tfx_cg_add(cg, cg->pos, row.iv);
+    LLVMValueRef r = tfx_cg_row_pos(cg, row.iv);
     tfx_cg_if in_range;
     tfx_cg_if_begin(cg, &in_range, LLVMBuildICmp(cg->b, LLVMIntULT, r, tfx_cg_i64(cg, max_seq), ""), "fits");
-    LLVMValueRef src_off = tfx_cg_mulc(cg, row.iv, ks), dst_off = tfx_cg_mulc(cg, r, ks);
-    kv_copy c = {tfx_cg_fptr(cg, pk, src_off), tfx_cg_fptr(cg, kc, dst_off)};
+    LLVMValueRef src_off = tfx_cg_mulc(cg, row.iv, ks);
+    LLVMValueRef blocks = cg->batch ? tfx_cg_row_blocks(cg, row.iv) : NULL;
+    kv_copy c = {tfx_cg_fptr(cg, pk, src_off), kv_row_ptr(cg, kc, blocks, r, ks)};
     tfx_cg_chunks(cg, ks, copy_chunk, &c);
-    c = (kv_copy){tfx_cg_fptr(cg, pv, src_off), tfx_cg_fptr(cg, vc, dst_off)};
+    c = (kv_copy){tfx_cg_fptr(cg, pv, src_off), kv_row_ptr(cg, vc, blocks, r, ks)};
     tfx_cg_chunks(cg, ks, copy_chunk, &c);
     tfx_cg_if_end(cg, &in_range);
     tfx_cg_for_end(cg, &row);
     tfx_cg_body_end(cg);
   }
+  int64_t k_off, half;
+  kv_layout(cg, n, &k_off, &half);
   tfx_cg_kernel_call(cg, n, "kvstore", 1, 0,
-                     (tfx_cg_ptr[4]){TFX_CG_VAL(n->inputs[1]), TFX_CG_VAL(n->inputs[2]), TFX_CG_KVAT(n->kv_offset),
-                                     TFX_CG_KVAT(n->kv_offset + max_seq * ks * 4)});
+                     (tfx_cg_ptr[4]){TFX_CG_VAL(n->inputs[1]), TFX_CG_VAL(n->inputs[2]), TFX_CG_KVAT(k_off),
+                                     TFX_CG_KVAT(k_off + half)});
   return 0;
 }
 
@@ -77,9 +98,11 @@ static int nvalid_of(tfx_cg *cg, int64_t d, int c) {
 
 /* The node's kernel: q, keys, values (the cache when causal), output; items
  * are (row, head) pairs of q. */
-static int kernel_call(tfx_cg *cg, const tfx_node *n, int causal, int64_t half_bytes) {
-  tfx_cg_ptr k = causal ? TFX_CG_KVAT(n->kv_offset) : TFX_CG_VAL(n->inputs[1]);
-  tfx_cg_ptr v = causal ? TFX_CG_KVAT(n->kv_offset + half_bytes) : TFX_CG_VAL(n->inputs[2]);
+static int kernel_call(tfx_cg *cg, const tfx_node *n, int causal) {
+  int64_t k_off, half_bytes;
+  kv_layout(cg, n, &k_off, &half_bytes);
+  tfx_cg_ptr k = causal ? TFX_CG_KVAT(k_off) : TFX_CG_VAL(n->inputs[1]);
+  tfx_cg_ptr v = causal ? TFX_CG_KVAT(k_off + half_bytes) : TFX_CG_VAL(n->inputs[2]);
   int64_t per_t, fixed;
   tfx_cg_rows_split(&cg->g->nodes[n->inputs[0]], &per_t, &fixed);
   tfx_cg_kernel_call(cg, n, NULL, per_t * n->heads, fixed * n->heads,
@@ -94,12 +117,13 @@ typedef struct {
   int nch;
   LLVMValueRef *qv, *oa; /* the query's chunks; the output accumulator's allocas */
   LLVMValueRef kh, vh;   /* the head's keys and values */
+  LLVMValueRef blocks;   /* batch entry: the row's KV block table; NULL: contiguous */
   LLVMValueRef scale;
 } row_ctx;
 
 static LLVMValueRef row_score(tfx_cg *cg, void *vctx, LLVMValueRef j) {
   row_ctx *c = vctx;
-  LLVMValueRef kp = tfx_cg_fptr(cg, c->kh, tfx_cg_mulc(cg, j, c->ks));
+  LLVMValueRef kp = kv_row_ptr(cg, c->kh, c->blocks, j, c->ks);
   LLVMValueRef acc = NULL;
   for (int k = 0; k < c->nch; k++) {
     LLVMValueRef kv = tfx_cg_vload(cg, tfx_cg_fptrc(cg, kp, (int64_t)k * cg->W), nvalid_of(cg, c->d, k));
@@ -118,7 +142,7 @@ static void row_rescale(tfx_cg *cg, void *vctx, LLVMValueRef corr) {
 static void row_accumulate(tfx_cg *cg, void *vctx, LLVMValueRef j, LLVMValueRef pj) {
   row_ctx *c = vctx;
   LLVMValueRef pv = tfx_cg_splat(cg, pj);
-  LLVMValueRef vp = tfx_cg_fptr(cg, c->vh, tfx_cg_mulc(cg, j, c->ks));
+  LLVMValueRef vp = kv_row_ptr(cg, c->vh, c->blocks, j, c->ks);
   for (int k = 0; k < c->nch; k++) {
     LLVMValueRef vv = tfx_cg_vload(cg, tfx_cg_fptrc(cg, vp, (int64_t)k * cg->W), nvalid_of(cg, c->d, k));
     LLVMBuildStore(cg->b, tfx_cg_fma(cg, pv, vv, LLVMBuildLoad2(cg->b, cg->t_vf, c->oa[k], "")), c->oa[k]);
@@ -131,21 +155,16 @@ int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows
   int64_t qs = H * d, ks = G * d, max_seq = cg->g->max_seq;
   int causal = n->mask == TFX_MASK_CAUSAL;
   int nch = (int)((d + cg->W - 1) / cg->W);
-  row_ctx c = {d,
-               ks,
-               nch,
-               malloc((size_t)nch * sizeof(LLVMValueRef)),
-               malloc((size_t)nch * sizeof(LLVMValueRef)),
-               NULL,
-               NULL,
-               LLVMConstReal(cg->t_f32, 1.0 / sqrt((double)d))};
+  row_ctx c = {
+      d,    ks,   nch,  malloc((size_t)nch * sizeof(LLVMValueRef)),     malloc((size_t)nch * sizeof(LLVMValueRef)),
+      NULL, NULL, NULL, LLVMConstReal(cg->t_f32, 1.0 / sqrt((double)d))};
   if (!c.qv || !c.oa) {
     free(c.qv);
     free(c.oa);
     return tfx_cg_fail(cg, "backend: out of memory");
   }
   LLVMValueRef pq = tfx_cg_body_ptr(cg, 0), keys = tfx_cg_body_ptr(cg, 1), vals = tfx_cg_body_ptr(cg, 2);
-  LLVMValueRef py = tfx_cg_body_ptr(cg, 3), pos = cg->pos;
+  LLVMValueRef py = tfx_cg_body_ptr(cg, 3);
   tfx_cg_attn_row walk = {.n = n, .score = row_score, .rescale = row_rescale, .accumulate = row_accumulate, .ctx = &c};
   tfx_cg_attn_row_init(cg, &walk, ATT_KB);
   /* decode with a pattern the key range does not make exact: walk the block-sparse table's runs */
@@ -166,7 +185,8 @@ int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows
   LLVMValueRef qrow = tfx_cg_fptr(cg, pq, tfx_cg_add(cg, tfx_cg_mulc(cg, t, qs), tfx_cg_mulc(cg, h, d)));
   for (int k = 0; k < nch; k++)
     c.qv[k] = tfx_cg_vload(cg, tfx_cg_fptrc(cg, qrow, (int64_t)k * cg->W), nvalid_of(cg, d, k));
-  LLVMValueRef qi = causal ? tfx_cg_add(cg, pos, t) : t; /* the query's position */
+  LLVMValueRef qi = causal ? tfx_cg_row_pos(cg, t) : t; /* the query's position */
+  c.blocks = causal && cg->batch ? tfx_cg_row_blocks(cg, t) : NULL;
   LLVMValueRef nkeys = causal ? tfx_cg_smin(cg, tfx_cg_addc(cg, qi, 1), tfx_cg_i64(cg, max_seq))
                               : (k_rows == TFX_DIM_T ? cg->T : tfx_cg_i64(cg, k_rows));
   LLVMValueRef jlo, jhi;
@@ -218,11 +238,11 @@ static const struct {
 
 int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n) {
   int64_t H = n->heads, G = n->kv_heads, d = n->head_dim;
-  int64_t ks = G * d, max_seq = cg->g->max_seq;
+  int64_t max_seq = cg->g->max_seq;
   int causal = n->mask == TFX_MASK_CAUSAL;
   int64_t q_rows = cg->g->nodes[n->inputs[0]].type.dims[0]; /* TFX_DIM_T or static */
   int64_t k_rows = cg->g->nodes[n->inputs[1]].type.dims[0];
-  tfx_attn_sched sched = tfx_attn_schedule_of(cg->g, n, cg->decode);
+  tfx_attn_sched sched = tfx_attn_schedule_of(cg->g, n, cg->decode || cg->batch); /* batch: ROW */
   if (sched <= TFX_ATTN_SCHED_UNSET || sched >= TFX_ATTN_SCHED_COUNT || !k_schedules[sched].emit ||
       !tfx_attn_schedule_applicable(n, sched))
     return tfx_cg_fail(cg, "backend: %%%d (attention): schedule %s is not available", n->id,
@@ -239,5 +259,5 @@ int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n) {
     tfx_cg_body_end(cg);
     if (rc) return -1;
   }
-  return kernel_call(cg, n, causal, max_seq * ks * 4);
+  return kernel_call(cg, n, causal);
 }

@@ -131,7 +131,7 @@ int tfx_cg_emit_embedding(tfx_cg *cg, const tfx_node *n) {
       tfx_cg_chunks(cg, D, copy_chunk, &c);
     }
     /* the epilogue, in the order of the unfused adds: positions, row, norm */
-    LLVMValueRef p = tfx_cg_add(cg, cg->pos, row.iv);
+    LLVMValueRef p = tfx_cg_row_pos(cg, row.iv);
     if (ex->pos_add == TFX_EMB_POS_TABLE) { /* row p of the table (the last one past its end, as POSITIONS) */
       LLVMValueRef pin = LLVMBuildICmp(b, LLVMIntULT, p, tfx_cg_i64(cg, P), "");
       LLVMValueRef pc = LLVMBuildSelect(b, pin, p, tfx_cg_i64(cg, P - 1), "");

@@ -160,7 +160,7 @@ static void rope_factors(tfx_cg *cg, const fl_ctx *c, LLVMValueRef row, LLVMValu
                          LLVMValueRef sn) {
   LLVMBuilderRef b = cg->b;
   const tfx_node *n = c->n;
-  LLVMValueRef p = LLVMBuildSIToFP(b, tfx_cg_add(cg, cg->pos, row), cg->t_f64, "p");
+  LLVMValueRef p = LLVMBuildSIToFP(b, tfx_cg_row_pos(cg, row), cg->t_f64, "p");
   tfx_cg_loop lq;
   tfx_cg_for(cg, &lq, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, nc), 2, "pair");
   LLVMValueRef ih = LLVMBuildURem(b, tfx_cg_add(cg, col0, lq.iv), tfx_cg_i64(cg, n->head_dim), "ih");

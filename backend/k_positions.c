@@ -33,7 +33,7 @@ int tfx_cg_emit_positions(tfx_cg *cg, const tfx_node *n) {
     LLVMValueRef ptab = tfx_cg_body_ptr(cg, 0), py = tfx_cg_body_ptr(cg, 1);
     tfx_cg_loop row;
     tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
-    LLVMValueRef p = tfx_cg_add(cg, cg->pos, row.iv);
+    LLVMValueRef p = tfx_cg_row_pos(cg, row.iv);
     LLVMValueRef ok = LLVMBuildICmp(cg->b, LLVMIntULT, p, tfx_cg_i64(cg, P), "");
     p = LLVMBuildSelect(cg->b, ok, p, tfx_cg_i64(cg, P - 1), "");
     pos_copy c = {tfx_cg_fptr(cg, ptab, tfx_cg_mulc(cg, p, D)), tfx_cg_fptr(cg, py, tfx_cg_mulc(cg, row.iv, D))};
@@ -96,7 +96,7 @@ int tfx_cg_emit_sinusoidal(tfx_cg *cg, const tfx_node *n) {
     LLVMValueRef py = tfx_cg_body_ptr(cg, 0);
     tfx_cg_loop row;
     tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
-    LLVMValueRef p = LLVMBuildSIToFP(b, tfx_cg_add(cg, cg->pos, row.iv), cg->t_f64, "p");
+    LLVMValueRef p = LLVMBuildSIToFP(b, tfx_cg_row_pos(cg, row.iv), cg->t_f64, "p");
     if (tfx_cg_sinusoidal_row(cg, n->theta, D, p, tfx_cg_fptr(cg, py, tfx_cg_mulc(cg, row.iv, D)), 0)) return -1;
     tfx_cg_for_end(cg, &row);
     tfx_cg_body_end(cg);

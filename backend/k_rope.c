@@ -132,7 +132,7 @@ int tfx_cg_emit_rope(tfx_cg *cg, const tfx_node *n) {
 
     tfx_cg_loop row;
     tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
-    LLVMValueRef p = LLVMBuildSIToFP(b, tfx_cg_add(cg, cg->pos, row.iv), cg->t_f64, "p");
+    LLVMValueRef p = LLVMBuildSIToFP(b, tfx_cg_row_pos(cg, row.iv), cg->t_f64, "p");
     tfx_cg_rope_pairs(cg, table, p, half, row_factors, &c);
 
     tfx_cg_loop lh;

@@ -211,6 +211,7 @@ static LLVMValueRef emit_entry(tfx_cg *cg, const char *name, int has_kv) {
   LLVMBuilderRef b = cg->b;
   LLVMTypeRef params[TFX_CG_ARG_COUNT] = {cg->t_ptr, cg->t_i64, cg->t_i64, cg->t_ptr,
                                           cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_ptr};
+  if (cg->batch) params[TFX_CG_ARG_POS] = cg->t_ptr; /* the tfx_kv_row array, kept as i64 in the block */
   LLVMTypeRef fty = LLVMFunctionType(cg->t_void, params, TFX_CG_ARG_COUNT, 0);
   LLVMValueRef fn = LLVMAddFunction(cg->mod, name, fty);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
@@ -226,14 +227,20 @@ static LLVMValueRef emit_entry(tfx_cg *cg, const char *name, int has_kv) {
   LLVMValueRef bad = decode ? LLVMBuildICmp(b, LLVMIntNE, n, tfx_cg_i64(cg, 1), "")
                             : LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntSLT, n, tfx_cg_i64(cg, 1), ""),
                                           LLVMBuildICmp(b, LLVMIntSGT, n, max_seq, ""), "");
-  bad = LLVMBuildOr(b, bad, LLVMBuildICmp(b, LLVMIntSLT, pos, tfx_cg_i64(cg, 0), ""), "");
-  if (has_kv) bad = LLVMBuildOr(b, bad, LLVMBuildICmp(b, LLVMIntSGT, pos, LLVMBuildSub(b, max_seq, n, ""), ""), "");
+  if (cg->batch) /* the rows' positions and tables are the runtime's to check */
+    bad = LLVMBuildOr(b, bad, LLVMBuildIsNull(b, pos, ""), "");
+  else
+    bad = LLVMBuildOr(b, bad, LLVMBuildICmp(b, LLVMIntSLT, pos, tfx_cg_i64(cg, 0), ""), "");
+  if (has_kv && !cg->batch)
+    bad = LLVMBuildOr(b, bad, LLVMBuildICmp(b, LLVMIntSGT, pos, LLVMBuildSub(b, max_seq, n, ""), ""), "");
   LLVMBuildCondBr(b, bad, done, run);
   LLVMPositionBuilderAtEnd(b, run);
   LLVMValueRef args = LLVMBuildAlloca(b, cg->t_args, "args");
   LLVMSetAlignment(args, 16);
   for (unsigned i = 0; i < TFX_CG_ARG_COUNT; i++) {
-    LLVMValueRef st = LLVMBuildStore(b, LLVMGetParam(fn, i), LLVMBuildStructGEP2(b, cg->t_args, args, i, ""));
+    LLVMValueRef v = LLVMGetParam(fn, i);
+    if (cg->batch && i == TFX_CG_ARG_POS) v = LLVMBuildPtrToInt(b, v, cg->t_i64, "rows");
+    LLVMValueRef st = LLVMBuildStore(b, v, LLVMBuildStructGEP2(b, cg->t_args, args, i, ""));
     LLVMSetAlignment(st, 8);
   }
   LLVMValueRef exec = LLVMGetParam(fn, TFX_CG_ARG_EXEC);
@@ -340,6 +347,8 @@ int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextR
     return -1;
   }
   int has_last = mark_tail(g, live, tail);
+  int64_t block_bytes = 0;
+  int has_batch = has_kv && tfx_cg_batch_supported(g, live, row_wise, &block_bytes);
 
   tfx_cg cg;
   memset(&cg, 0, sizeof cg);
@@ -362,19 +371,23 @@ int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextR
 
   tfx_cg_entry_fns entries = {0};
   /* mode 0: forward, 1: decode, 2: the last-row entry (tail nodes one-row
-   * with the decode bodies, the others as in forward) */
-  for (int mode = 0; mode < (has_last ? 3 : 2) && !cg.failed; mode++) {
-    static const char *const kmodes[3] = {"fwd", "dec", "lst"};
-    static const char *const names[3] = {"tfx_entry_forward", "tfx_entry_decode", "tfx_entry_last"};
+   * with the decode bodies, the others as in forward), 3: the batch entry
+   * (forward's shapes, per-row positions, the paged KV cache: k_paged.c) */
+  for (int mode = 0; mode < 4 && !cg.failed; mode++) {
+    static const char *const kmodes[4] = {"fwd", "dec", "lst", "bat"};
+    static const char *const names[4] = {"tfx_entry_forward", "tfx_entry_decode", "tfx_entry_last", "tfx_entry_batch"};
+    if ((mode == 2 && !has_last) || (mode == 3 && !has_batch)) continue;
     cg.kmode = kmodes[mode];
     cg.tail = mode == 2 ? tail : NULL;
+    cg.batch = mode == 3;
+    cg.kv_block_bytes = block_bytes;
     cg.n_kernels = 0;
     for (int i = 0; i < g->n_nodes && !cg.failed; i++) {
       const tfx_node *n = &g->nodes[i];
       if (!live[i] || tfx_op_has(n->op, TFX_TRAIT_SOURCE)) continue;
       cg.one_row = mode == 2 && tail[i];
       cg.decode = mode == 1 || cg.one_row;
-      cg.mode = cg.decode ? "dec" : "fwd";
+      cg.mode = cg.batch && tfx_cg_batch_positional(n) ? "bat" : cg.decode ? "dec" : "fwd";
       emit_node(&cg, n);
     }
     cg.one_row = 0;
@@ -386,7 +399,9 @@ int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextR
     if (mode == 0) entries.forward = fn;
     if (mode == 1) entries.decode = fn;
     if (mode == 2) entries.last = fn;
+    if (mode == 3) entries.batch = fn;
   }
+  cg.batch = 0;
   free(live);
   if (!cg.failed) tfx_cg_emit_descriptor(&cg, &entries, weights_symbol);
   LLVMDisposeBuilder(cg.b);

@@ -11,6 +11,12 @@
  *                                         from an empty cache), tokens/s; the
  *                                         session is reset before each; PP or
  *                                         TG 0 skips that test (for profiles)
+ *   bench batch MODEL.so THREADS REPS B TG
+ *                                         batched decoding (tfx_batch_step):
+ *                                         B sequences, each prefilled with one
+ *                                         token, then TG steps of one token per
+ *                                         sequence; aggregate tokens/s (B * TG
+ *                                         per second of decode steps)
  *   bench triad THREADS REPS MIB          STREAM-like triad a = b + s·c (doubles,
  *                                         MIB MiB per array) and a read-only sum
  *   bench roofline MODEL.so THREADS REPS TG MIB
@@ -265,6 +271,57 @@ static int cmd_model(int argc, char **argv) {
   return 0;
 }
 
+static int cmd_batch(int argc, char **argv) {
+  if (argc != 7) return 2;
+  tfx_model *m = open_model(argv[2]);
+  int threads = parse_int(argv[3], 1, 256, "threads");
+  int reps = parse_int(argv[4], 1, MAX_REPS, "reps");
+  int nb = parse_int(argv[5], 1, 4096, "batch");
+  int tg = parse_int(argv[6], 1, 1 << 20, "tg");
+  const tfx_model_desc *d = tfx_model_descriptor(m);
+  tfx_batch_options o = {threads, nb, 0, nb};
+  tfx_batch *b = NULL;
+  int rc = tfx_batch_create(m, &o, &b);
+  if (rc != TFX_OK) {
+    fprintf(stderr, "bench: tfx_batch_create: %s\n", tfx_error_message(rc));
+    return 1;
+  }
+  int32_t *seqs = xalloc((size_t)nb * sizeof(int32_t)), *ones = xalloc((size_t)nb * sizeof(int32_t));
+  int32_t *toks = xalloc((size_t)nb * sizeof(int32_t));
+  float *logits = xalloc((size_t)nb * (size_t)d->output_width * sizeof(float));
+  for (int i = 0; i < nb; i++) ones[i] = 1;
+  double v[MAX_REPS];
+  for (int r = -1; r < reps; r++) { /* r = -1 is the warm-up */
+    int n_rounds = 0;
+    double spent = 0;
+    do {
+      for (int i = 0; i < nb; i++) {
+        if (tfx_batch_add(b, &seqs[i]) != TFX_OK) return 1;
+        toks[i] = token_at(i, d->vocab);
+      }
+      rc = tfx_batch_step(b, nb, seqs, ones, toks, logits, NULL); /* the one-token prompts */
+      double t0 = now();
+      for (int k = 0; k < tg && rc == TFX_OK; k++) {
+        for (int i = 0; i < nb; i++) toks[i] = token_at(k * nb + i + 1, d->vocab);
+        rc = tfx_batch_step(b, nb, seqs, ones, toks, logits, NULL);
+      }
+      spent += now() - t0;
+      for (int i = 0; i < nb; i++) tfx_batch_remove(b, seqs[i]);
+      n_rounds++;
+    } while (rc == TFX_OK && spent < MIN_REP_SECONDS);
+    if (rc != TFX_OK) {
+      fprintf(stderr, "bench: tfx_batch_step: %s (%s)\n", tfx_error_message(rc), tfx_batch_last_error(b));
+      return 1;
+    }
+    if (r >= 0) v[r] = (double)nb * tg * n_rounds / spent;
+  }
+  printf("{\"engine\":\"tfxc\",\"threads\":%d,\"reps\":%d,\"batch\":%d,\"tg\":%d,\"tg_tps\":%.6g}\n", threads, reps, nb,
+         tg, median(v, reps));
+  tfx_batch_free(b);
+  tfx_model_close(m);
+  return 0;
+}
+
 /* ---- memory bandwidth -------------------------------------------------------- */
 typedef double v8d __attribute__((vector_size(64)));
 
@@ -430,13 +487,16 @@ int main(int argc, char **argv) {
     rc = cmd_gemm(argc, argv);
   else if (argc >= 2 && !strcmp(argv[1], "model"))
     rc = cmd_model(argc, argv);
+  else if (argc >= 2 && !strcmp(argv[1], "batch"))
+    rc = cmd_batch(argc, argv);
   else if (argc >= 2 && !strcmp(argv[1], "triad"))
     rc = cmd_triad(argc, argv);
   else if (argc >= 2 && !strcmp(argv[1], "roofline"))
     rc = cmd_roofline(argc, argv);
   if (rc == 2)
     fprintf(stderr, "usage: bench blas T N K THREADS REPS | gemm MODEL.so T THREADS REPS |\n"
-                    "       model MODEL.so THREADS REPS PP TG | triad THREADS REPS MIB |\n"
+                    "       model MODEL.so THREADS REPS PP TG | batch MODEL.so THREADS REPS B TG |\n"
+                    "       triad THREADS REPS MIB |\n"
                     "       roofline MODEL.so THREADS REPS TG MIB\n");
   return rc;
 }

@@ -22,6 +22,8 @@ const char *tfx_error_message(int code) {
   case TFX_ERR_CHECKSUM: return "the model file is corrupted (a checksum differs)";
   case TFX_ERR_TOKENIZER: return "not a tokenizer file this runtime reads (malformed or unsupported)";
   case TFX_ERR_CPU: return "the model needs CPU features this CPU does not have";
+  case TFX_ERR_KV_FULL: return "the KV block pool has no free block left for this sequence";
+  case TFX_ERR_NO_BATCH: return "the model has no batch entry (it cannot decode several sequences at once)";
   default: return "unknown error";
   }
 }

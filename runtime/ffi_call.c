@@ -1,7 +1,8 @@
 /* runtime/ffi_call.c — the one generic caller of entry points: a libffi call
  * interface per entry, built once per model from its arg_kinds (pointers for
- * INPUT/OUTPUT/ARENA/KV/WEIGHTS/EXEC, int64 for NTOKENS/POS), and the call
- * that fills the arguments from a session. Serves .so and JIT models alike. */
+ * INPUT/OUTPUT/ARENA/KV/WEIGHTS/EXEC/ROWS, int64 for NTOKENS/POS), and the
+ * call that fills the arguments from a session (and, for the batch entry,
+ * the rows and the block pool). Serves .so and JIT models alike. */
 #include <string.h>
 
 #include "rt_internal.h"
@@ -15,6 +16,7 @@ int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen) {
     e->desc = d;
     e->is_decode = strcmp(d->name, "decode") == 0;
     e->last_row = (d->flags & TFX_ENTRY_LAST_ROW) != 0;
+    e->batch = (d->flags & TFX_ENTRY_BATCH) != 0;
     for (int32_t a = 0; a < d->n_args; a++) {
       int32_t k = d->arg_kinds[a];
       e->types[a] = (k == TFX_ARG_NTOKENS || k == TFX_ARG_POS) ? &ffi_type_sint64 : &ffi_type_pointer;
@@ -23,12 +25,17 @@ int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen) {
     if (st != FFI_OK)
       return tfx_rt_error(errbuf, errlen, TFX_ERR_INTERNAL, "ffi_prep_cif failed for entry '%s' (status %d)", d->name,
                           (int)st);
-    if (d->max_tokens > m->max_entry_tokens) m->max_entry_tokens = d->max_tokens;
+    if (d->max_tokens > m->max_entry_tokens && !e->batch) m->max_entry_tokens = d->max_tokens;
   }
   return TFX_OK;
 }
 
 void tfx_rt_call_entry(tfx_session *s, const tfx_rt_entry *e, const void *input, int64_t n, int64_t pos, void *output) {
+  tfx_rt_call_entry_kv(s, e, input, n, pos, NULL, s->kv, output);
+}
+
+void tfx_rt_call_entry_kv(tfx_session *s, const tfx_rt_entry *e, const void *input, int64_t n, int64_t pos,
+                          const tfx_kv_row *rows, void *kv, void *output) {
   union {
     void *p;
     const void *cp;
@@ -43,7 +50,8 @@ void tfx_rt_call_entry(tfx_session *s, const tfx_rt_entry *e, const void *input,
     case TFX_ARG_POS: vals[a].i = pos; break;
     case TFX_ARG_OUTPUT: vals[a].p = output; break;
     case TFX_ARG_ARENA: vals[a].p = s->arena; break;
-    case TFX_ARG_KV: vals[a].p = s->kv; break;
+    case TFX_ARG_KV: vals[a].p = kv; break;
+    case TFX_ARG_ROWS: vals[a].cp = rows; break;
     case TFX_ARG_WEIGHTS: vals[a].cp = s->model->desc.weights; break;
     case TFX_ARG_EXEC: vals[a].p = &s->exec; break;
     default: vals[a].p = NULL; break; /* unreachable: kinds are validated at open */

@@ -16,11 +16,11 @@
 static const tfx_rt_entry *pick_entry(const tfx_model *m, int64_t n, int last_only) {
   if (n == 1)
     for (int32_t i = 0; i < m->desc.n_entries; i++)
-      if (m->entries[i].is_decode) return &m->entries[i];
+      if (m->entries[i].is_decode && !m->entries[i].batch) return &m->entries[i];
   for (int pass = last_only ? 0 : 1; pass < 2; pass++)
     for (int32_t i = 0; i < m->desc.n_entries; i++) {
       const tfx_entry_desc *d = m->entries[i].desc;
-      if (m->entries[i].last_row != (pass == 0)) continue;
+      if (m->entries[i].last_row != (pass == 0) || m->entries[i].batch) continue;
       if (n >= d->min_tokens && n <= d->max_tokens) return &m->entries[i];
     }
   return NULL;
@@ -99,16 +99,9 @@ static int run(tfx_session *s, const void *input, size_t row_bytes, int32_t n, f
 }
 
 /* Calls on one session must not overlap; the flag refuses a second one. */
-static int enter(tfx_session *s) {
-  if (atomic_flag_test_and_set_explicit(&s->busy, memory_order_acquire)) return -1;
-  s->error[0] = 0;
-  return 0;
-}
+static int enter(tfx_session *s) { return tfx_rt_enter(&s->busy, s->error); }
 
-static int leave(tfx_session *s, int rc) {
-  atomic_flag_clear_explicit(&s->busy, memory_order_release);
-  return rc;
-}
+static int leave(tfx_session *s, int rc) { return tfx_rt_leave(&s->busy, rc); }
 
 /* The message of a refused overlapping call (not stored: the session's
  * buffer belongs to the call that runs). */

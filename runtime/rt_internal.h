@@ -24,6 +24,7 @@ typedef struct tfx_rt_entry {
   ffi_type *types[TFX_RT_MAX_ARGS];
   int is_decode; /* named "decode" */
   int last_row;  /* TFX_ENTRY_LAST_ROW: writes the last output row only */
+  int batch;     /* TFX_ENTRY_BATCH: rows of several sequences over a block pool (batch.c) */
 } tfx_rt_entry;
 
 struct tfx_model {
@@ -52,6 +53,19 @@ struct tfx_session {
   atomic_flag busy; /* set while a forward call runs (a second thread is refused) */
   char error[256];  /* the detail of the last failed call, "" after a success */
 };
+
+/* Calls on one session (or batch) must not overlap: the busy flag refuses
+ * a second one (tfx_rt_enter returns -1); a call that enters clears the
+ * detail of the last failure. */
+static inline int tfx_rt_enter(atomic_flag *busy, char *error) {
+  if (atomic_flag_test_and_set_explicit(busy, memory_order_acquire)) return -1;
+  error[0] = 0;
+  return 0;
+}
+static inline int tfx_rt_leave(atomic_flag *busy, int rc) {
+  atomic_flag_clear_explicit(busy, memory_order_release);
+  return rc;
+}
 
 /* errors.c: formats a message into errbuf (when non-NULL and errlen > 0) and
  * returns code. */
@@ -102,6 +116,17 @@ float *tfx_rt_session_out(tfx_session *s, int64_t rows);
 
 /* Calls one entry with the session's buffers; input and output as given. */
 void tfx_rt_call_entry(tfx_session *s, const tfx_rt_entry *e, const void *input, int64_t n, int64_t pos, void *output);
+/* The same with the KV argument and (batch entry) the rows given. */
+void tfx_rt_call_entry_kv(tfx_session *s, const tfx_rt_entry *e, const void *input, int64_t n, int64_t pos,
+                          const tfx_kv_row *rows, void *kv, void *output);
+/* session.c: tfx_session_create, with or without the session's KV cache
+ * (the batch's sessions have none: their KV is the block pool). */
+int tfx_rt_session_new(const tfx_model *model, const tfx_session_options *opts, int with_kv, tfx_session **out);
+/* session.c: the session's KV-cache allocation (an anonymous mapping, zero
+ * pages until written; *map_bytes its length, 0 for a posix_memalign block)
+ * and its release. */
+void *tfx_rt_alloc_kv(uint64_t bytes, size_t *map_bytes);
+void tfx_rt_free_kv(void *kv, size_t map_bytes);
 
 /* threadpool.c: a persistent pool of threads - 1 workers (the caller is the
  * other thread). Returns NULL on failure. */

@@ -27,7 +27,7 @@ static void *alloc_aligned(uint64_t bytes, int zero) {
 /* The zeroed KV cache: an anonymous private mapping (page-aligned, zero
  * pages until written); *map_bytes is its length. Where mmap fails, a
  * zeroed posix_memalign block (*map_bytes = 0). */
-static void *alloc_kv(uint64_t bytes, size_t *map_bytes) {
+void *tfx_rt_alloc_kv(uint64_t bytes, size_t *map_bytes) {
   *map_bytes = 0;
   long page = sysconf(_SC_PAGESIZE);
   if (page < TFX_RT_ALIGN) page = TFX_RT_ALIGN;
@@ -40,6 +40,13 @@ static void *alloc_kv(uint64_t bytes, size_t *map_bytes) {
     }
   }
   return alloc_aligned(bytes, 1);
+}
+
+void tfx_rt_free_kv(void *kv, size_t map_bytes) {
+  if (map_bytes)
+    munmap(kv, map_bytes);
+  else
+    free(kv);
 }
 
 /* TFX_NUM_THREADS when it is a positive integer, else the model's schedule
@@ -60,6 +67,10 @@ static int32_t default_threads(const tfx_model_desc *d) {
 }
 
 int tfx_session_create(const tfx_model *model, const tfx_session_options *opts, tfx_session **out) {
+  return tfx_rt_session_new(model, opts, 1, out);
+}
+
+int tfx_rt_session_new(const tfx_model *model, const tfx_session_options *opts, int with_kv, tfx_session **out) {
   if (out) *out = NULL;
   if (!model || !out) return TFX_ERR_INVALID_ARGUMENT;
   if (opts && opts->threads < 0) return TFX_ERR_INVALID_ARGUMENT;
@@ -73,8 +84,8 @@ int tfx_session_create(const tfx_model *model, const tfx_session_options *opts, 
   s->threads = threads;
   atomic_flag_clear(&s->busy);
   s->arena = alloc_aligned(d->arena_bytes, 0);
-  s->kv = alloc_kv(d->kv_bytes, &s->kv_map);
-  if (!s->arena || !s->kv || !tfx_rt_session_out(s, 1)) {
+  if (with_kv) s->kv = tfx_rt_alloc_kv(d->kv_bytes, &s->kv_map);
+  if (!s->arena || (with_kv && !s->kv) || !tfx_rt_session_out(s, 1)) {
     tfx_session_free(s);
     return TFX_ERR_OUT_OF_MEMORY;
   }
@@ -113,10 +124,7 @@ void tfx_session_free(tfx_session *s) {
   if (!s) return;
   tfx_rt_pool_destroy(s->pool);
   free(s->arena);
-  if (s->kv_map)
-    munmap(s->kv, s->kv_map);
-  else
-    free(s->kv);
+  tfx_rt_free_kv(s->kv, s->kv_map);
   free(s->out);
   free(s);
 }

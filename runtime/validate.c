@@ -27,15 +27,25 @@ static int check_entry(const tfx_entry_desc *e, int32_t i, char *errbuf, size_t 
     return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
                         "malformed model descriptor: entry '%s' has %d arguments (1..%d allowed)", e->name, e->n_args,
                         TFX_RT_MAX_ARGS);
-  if (e->flags & ~(int32_t)TFX_ENTRY_LAST_ROW)
+  if ((e->flags & ~(int32_t)(TFX_ENTRY_LAST_ROW | TFX_ENTRY_BATCH)) ||
+      e->flags == (TFX_ENTRY_LAST_ROW | TFX_ENTRY_BATCH))
     return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL, "malformed model descriptor: entry '%s' has flags 0x%x",
                         e->name, (unsigned)e->flags);
+  int batch = (e->flags & TFX_ENTRY_BATCH) != 0;
   for (int32_t a = 0; a < e->n_args; a++) {
     int32_t k = e->arg_kinds[a];
-    if (k < TFX_ARG_INPUT || k > TFX_ARG_EXEC)
+    if (k < TFX_ARG_INPUT || k > TFX_ARG_ROWS)
       return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
                           "malformed model descriptor: entry '%s' argument %d has unknown kind %d", e->name, a, k);
+    /* the rows (and the block pool) are the batch entry's; the position is the others' */
+    if ((k == TFX_ARG_ROWS && !batch) || (k == TFX_ARG_POS && batch))
+      return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                          "malformed model descriptor: entry '%s' argument %d: kind %d in a %sbatch entry", e->name, a,
+                          k, batch ? "" : "non-");
   }
+  if (batch != (e->kv_block_bytes != 0) || e->kv_block_bytes < 0)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                        "malformed model descriptor: entry '%s' has kv_block_bytes %d", e->name, e->kv_block_bytes);
   return TFX_OK;
 }
 
@@ -91,7 +101,9 @@ int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *err
                           e->max_tokens, d->max_seq);
     if (strcmp(e->name, "decode") == 0 && e->min_tokens != 1)
       return bad(errbuf, errlen, "the decode entry does not accept one token");
-    if (!(e->flags & TFX_ENTRY_LAST_ROW) && e->min_tokens == 1) has_all_rows = 1;
+    if ((e->flags & TFX_ENTRY_BATCH) && !d->has_kv_cache)
+      return bad(errbuf, errlen, "a batch entry in a model without a KV cache");
+    if (!(e->flags & (TFX_ENTRY_LAST_ROW | TFX_ENTRY_BATCH)) && e->min_tokens == 1) has_all_rows = 1;
   }
   if (!has_all_rows) return bad(errbuf, errlen, "no entry writing every row accepts one token");
   return TFX_OK;

@@ -410,7 +410,7 @@ static void test_descriptor(void **state) {
   assert_int_equal(offsetof(tfx_entry_desc, n_args), 24);
   assert_int_equal(offsetof(tfx_entry_desc, arg_kinds), 32);
   assert_int_equal(offsetof(tfx_entry_desc, flags), 40);
-  assert_int_equal(offsetof(tfx_entry_desc, reserved), 44);
+  assert_int_equal(offsetof(tfx_entry_desc, kv_block_bytes), 44);
   assert_int_equal(sizeof(tfx_entry_desc), 48);
 
   tfx_tg *t = tiny_llama("tiny_llama");
@@ -437,13 +437,14 @@ static void test_descriptor(void **state) {
   assert_int_equal(d->weights_bytes, (uint64_t)t->g->weights_bytes);
   assert_null(d->weights);
   /* the output (the classifier) comes after the last attention: the
-   * model has a last-row entry */
-  assert_int_equal(d->n_entries, 3);
+   * model has a last-row entry; its rows meet only in causal attention: a
+   * batch entry (docs/batching.md) */
+  assert_int_equal(d->n_entries, 4);
   assert_int_equal(d->threads, 0); /* no schedule: automatic */
-  static const char *names[3] = {"forward", "decode", "forward_last"};
-  static const int32_t maxt[3] = {24, 1, 24};
-  static const int32_t flags[3] = {0, 0, TFX_ENTRY_LAST_ROW};
-  for (int e = 0; e < 3; e++) {
+  static const char *names[4] = {"forward", "decode", "forward_last", "batch"};
+  static const int32_t maxt[4] = {24, 1, 24, 24};
+  static const int32_t flags[4] = {0, 0, TFX_ENTRY_LAST_ROW, TFX_ENTRY_BATCH};
+  for (int e = 0; e < 4; e++) {
     const tfx_entry_desc *en = &d->entries[e];
     assert_string_equal(en->name, names[e]);
     assert_non_null(en->fn);
@@ -451,7 +452,10 @@ static void test_descriptor(void **state) {
     assert_int_equal(en->max_tokens, maxt[e]);
     assert_int_equal(en->n_args, 8);
     assert_int_equal(en->flags, flags[e]);
-    for (int a = 0; a < 8; a++) assert_int_equal(en->arg_kinds[a], TFX_ARG_INPUT + a);
+    for (int a = 0; a < 8; a++)
+      assert_int_equal(en->arg_kinds[a], e == 3 && a == 2 ? TFX_ARG_ROWS : TFX_ARG_INPUT + a);
+    /* a KV block: 2 layers, K and V, [16 positions, G 2 x hd 8] floats */
+    assert_int_equal(en->kv_block_bytes, e == 3 ? 2 * 2 * TFX_KV_BLOCK_TOKENS * 2 * 8 * 4 : 0);
   }
   assert_true(d->entries[0].fn != d->entries[1].fn);
   assert_true(d->entries[0].fn != d->entries[2].fn);

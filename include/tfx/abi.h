@@ -14,7 +14,7 @@
 extern "C" {
 #endif
 
-#define TFX_ABI_VERSION 4 /* 3: desc_checksum and weights_checksum (tfx/checksum.h); 4: cpu_arch, cpu_features */
+#define TFX_ABI_VERSION 4 /* 3: desc_checksum and weights_checksum (tfx/checksum.h); 4: cpu_arch, cpu_features, the batch entry */
 #define TFX_DESC_MAGIC 0x31584654u /* "TFX1" little-endian */
 /* The symbol under which a compiled model exports its tfx_model_desc. It is
  * not `tfx_model_descriptor`: that name is the runtime API function of
@@ -42,9 +42,10 @@ enum tfx_arg_kind {
   TFX_ARG_POS,       /* int64_t: the session's position before this call */
   TFX_ARG_OUTPUT,    /* void *: float[n, output_width] */
   TFX_ARG_ARENA,     /* void *: arena_bytes, 64-byte aligned */
-  TFX_ARG_KV,        /* void *: kv_bytes, 64-byte aligned, zeroed at session creation */
+  TFX_ARG_KV,        /* void *: kv_bytes, 64-byte aligned, zeroed at session creation (batch entry: the block pool) */
   TFX_ARG_WEIGHTS,   /* const void *: the weights blob, 64-byte aligned */
-  TFX_ARG_EXEC       /* tfx_exec * */
+  TFX_ARG_EXEC,      /* tfx_exec * */
+  TFX_ARG_ROWS       /* const tfx_kv_row *: per-row position and KV block table (the batch entry, in place of POS) */
 };
 
 /* The architecture a model's code was compiled for (tfx_model_desc.cpu_arch). */
@@ -86,6 +87,19 @@ enum {
   TFX_CPU_FEATURE_COUNT = 28
 };
 
+/* The paged KV cache of the batch entry: a pool of blocks of
+ * TFX_KV_BLOCK_TOKENS positions each (tfx_entry_desc.kv_block_bytes bytes:
+ * for every causal attention node in graph order, its K rows [B, kv_heads *
+ * head_dim] f32 then its V rows). Row r of a batch call is the token at
+ * position pos of a sequence whose position p is stored in (and whose keys
+ * 0..pos are read from) block blocks[p / B] of the pool, row p % B. */
+#define TFX_KV_BLOCK_TOKENS 16
+typedef struct tfx_kv_row {
+  int32_t pos;           /* the row's position in its sequence */
+  int32_t reserved;      /* 0 */
+  const int32_t *blocks; /* the sequence's block table: pool block of positions [B*i, B*i + B) */
+} tfx_kv_row;
+
 enum tfx_input_kind { TFX_INPUT_TOKENS = 0, TFX_INPUT_F32 = 1 };
 
 /* Entry flags. */
@@ -94,18 +108,22 @@ enum {
    * output_width]): the rows after the last token-mixing op (attention) are
    * computed for the last token alone. The runtime uses it when a caller
    * wants the last row only (tfx_forward). */
-  TFX_ENTRY_LAST_ROW = 1
+  TFX_ENTRY_LAST_ROW = 1,
+  /* ABI 4: the batch entry ("batch"): rows of several sequences, each with
+   * its own position and block table (TFX_ARG_ROWS), KV in a block pool
+   * (TFX_ARG_KV); every output row written. Never picked for tfx_forward. */
+  TFX_ENTRY_BATCH = 2
 };
 
 typedef struct tfx_entry_desc {
-  const char *name;   /* "forward" (any n), "decode" (n == 1), "forward_last" (TFX_ENTRY_LAST_ROW) */
+  const char *name;   /* "forward" (any n), "decode" (n == 1), "forward_last" (TFX_ENTRY_LAST_ROW), "batch" */
   void *fn;           /* void fn(args in arg_kinds order) */
   int32_t min_tokens; /* n range this entry accepts */
   int32_t max_tokens;
   int32_t n_args;
   const int32_t *arg_kinds; /* enum tfx_arg_kind[n_args] */
   int32_t flags;            /* TFX_ENTRY_* */
-  int32_t reserved;
+  int32_t kv_block_bytes;   /* TFX_ENTRY_BATCH: bytes of one KV block of the pool; else 0 */
 } tfx_entry_desc;
 
 typedef struct tfx_model_desc {

@@ -156,7 +156,7 @@ static inline uint64_t tfx_desc_checksum(const tfx_model_desc *d) {
     tfx_ck_u64(&s, (uint32_t)e->n_args);
     for (int32_t a = 0; e->arg_kinds && a < e->n_args; a++) tfx_ck_u64(&s, (uint32_t)e->arg_kinds[a]);
     tfx_ck_u64(&s, (uint32_t)e->flags);
-    tfx_ck_u64(&s, (uint32_t)e->reserved);
+    tfx_ck_u64(&s, (uint32_t)e->kv_block_bytes);
   }
   tfx_ck_u64(&s, d->cpu_arch);
   tfx_ck_u64(&s, d->cpu_reserved);

@@ -27,7 +27,9 @@ typedef enum tfx_status {
   TFX_ERR_INTERNAL = -9,     /* e.g. libffi or thread creation failed */
   TFX_ERR_COMPILE = -10,     /* (JIT API) the model did not compile; diagnostics were printed */
   TFX_ERR_CHECKSUM = -11,    /* the descriptor (or with TFX_OPEN_VERIFY the weights) differs from its checksum */
-  TFX_ERR_CPU = -12          /* the model's code needs CPU features this CPU (or its OS) lacks; see TFX_CPU_MASK */
+  TFX_ERR_CPU = -12,         /* the model's code needs CPU features this CPU (or its OS) lacks; see TFX_CPU_MASK */
+  TFX_ERR_KV_FULL = -13,     /* (batch) no free block left in the KV block pool for this sequence */
+  TFX_ERR_NO_BATCH = -14     /* (batch) the model has no batch entry (see tfx_batch_create) */
 } tfx_status;
 
 typedef struct tfx_model tfx_model;
@@ -99,6 +101,69 @@ int32_t tfx_session_threads(const tfx_session *s);
 const char *tfx_session_last_error(const tfx_session *s);
 void tfx_session_reset(tfx_session *s);
 void tfx_session_free(tfx_session *s);
+
+/* ---- batched decoding over a paged KV cache (continuous batching) ----
+ * A tfx_batch runs up to max_seqs sequences of one model together: each
+ * tfx_batch_step appends tokens to any subset of them (one token to a
+ * decoding sequence, a chunk of its prompt to one that just joined) in one
+ * call of the model's batch entry, so each weight is read once for all the
+ * rows of the step (the linear layers run as one GEMM over them). Every row
+ * has its own position; attention reads each sequence's own keys. The KV
+ * cache is a pool of blocks of TFX_KV_BLOCK_TOKENS positions (vLLM's
+ * PagedAttention layout) shared by the sequences: a sequence holds
+ * ceil(position / TFX_KV_BLOCK_TOKENS) blocks, taken when a step needs them
+ * and returned by tfx_batch_remove / tfx_batch_reset_seq. Sequences join
+ * (tfx_batch_add) and leave (tfx_batch_remove) between steps. Logits equal
+ * those of a tfx_session fed the same tokens (same kernels, row order of
+ * the reductions unchanged). Only causal token models whose rows meet only
+ * in attention (no MLA, no bidirectional attention over the input) have a
+ * batch entry; tfx_batch_create reports TFX_ERR_NO_BATCH for the others.
+ * All memory is allocated at creation; calls on one batch must not overlap. */
+typedef struct tfx_batch tfx_batch;
+typedef struct tfx_batch_options {
+  int32_t threads;   /* as tfx_session_options.threads */
+  int32_t max_seqs;  /* sequences alive at once; 0: 16 */
+  int32_t kv_blocks; /* blocks in the pool; 0: enough for max_seqs sequences of max_seq positions */
+  int32_t max_step;  /* rows (tokens) a step may carry in all; 0: max_seq. Steps run in calls of <= max_seq rows */
+} tfx_batch_options;
+
+int tfx_batch_create(const tfx_model *model, const tfx_batch_options *opts, tfx_batch **out);
+/* A new empty sequence (position 0, no block): *seq gets its id, an index
+ * in [0, max_seqs) reused after tfx_batch_remove. TFX_ERR_INVALID_ARGUMENT
+ * when max_seqs sequences are alive. */
+int tfx_batch_add(tfx_batch *b, int32_t *seq);
+/* Prefix sharing: a new sequence (*seq) continuing from src's tokens, which
+ * shares src's blocks (no KV memory, no compute); when either appends to a
+ * partly filled block they share, that block is copied first
+ * (copy-on-write), so the two diverge without touching each other. */
+int tfx_batch_fork(tfx_batch *b, int32_t src, int32_t *seq);
+/* The sequence leaves: its blocks return to the pool (those shared with a
+ * fork when their last holder leaves), its id is free. */
+int tfx_batch_remove(tfx_batch *b, int32_t seq);
+/* Back to position 0 (its blocks return to the pool); the id stays. */
+int tfx_batch_reset_seq(tfx_batch *b, int32_t seq);
+/* Appends n_tokens[i] tokens to sequence seqs[i] for i < n_seqs (tokens: the
+ * sequences' tokens one after another, sum n_tokens[i] <= max_step) and
+ * writes the logits of each sequence's last new token to row i of logits
+ * ([n_seqs, output_width]; may be NULL). status (may be NULL) receives each
+ * sequence's outcome: TFX_OK (it advanced), or TFX_ERR_KV_FULL (the pool
+ * has too few free blocks for its new positions), TFX_ERR_CONTEXT_FULL
+ * (position + n > max_seq), TFX_ERR_TOKEN_RANGE, TFX_ERR_INVALID_ARGUMENT
+ * (unknown id, n < 1, the id twice in one step): such a sequence is left
+ * exactly as it was (its logits row untouched) while the others run.
+ * Returns TFX_OK when every sequence advanced, else the first failure's
+ * status (tfx_batch_last_error names it); a bad call (NULL arrays, n_seqs
+ * < 1, too many rows) runs nothing. */
+int tfx_batch_step(tfx_batch *b, int32_t n_seqs, const int32_t *seqs, const int32_t *n_tokens, const int32_t *tokens,
+                   float *logits, int32_t *status);
+/* The sequence's position (tokens appended so far), or -1 for a free id. */
+int32_t tfx_batch_position(const tfx_batch *b, int32_t seq);
+/* Free blocks of the pool, and its size. */
+int32_t tfx_batch_free_blocks(const tfx_batch *b);
+int32_t tfx_batch_total_blocks(const tfx_batch *b);
+/* The detail of the last failure ("" after a successful call); never NULL. */
+const char *tfx_batch_last_error(const tfx_batch *b);
+void tfx_batch_free(tfx_batch *b);
 
 /* ---- sampling ---- */
 typedef struct tfx_sampler {
