@@ -1,22 +1,41 @@
 #!/usr/bin/env bash
-# scripts/example.sh [--random] — installs the build dependencies only
-# (scripts/install-deps.sh build: LLVM 19, libffi, flex, bison, cmake; no
-# PyTorch, no clang), builds tfxc, compiles the stories260K example to a
-# shared library and generates 64 tokens with it, then runs the same model
-# through the JIT.
-# The weights are llama2.c's stories260K.bin, read from $TFX_MODELS_DIR
-# (default: ../shared/models beside the checkout; where it comes from:
-# ../shared/models/README.md). When it is missing this is an error, unless
-# --random is given: the same model with random weights (its tokens mean
-# nothing).
+# scripts/example.sh [stories260k [--random]] — installs the build
+# dependencies only (scripts/install-deps.sh build: LLVM 19, libffi, flex,
+# bison, cmake; no PyTorch, no clang), builds tfxc and runs an example model.
+#
+# Default: the repository's own demo model, examples/fortune (a small Llama
+# trained by examples/fortune/train.py on Debian's fortunes; its weights and
+# tokenizer are committed): compiled to a shared library, then asked to
+# continue a prompt, printing text as it is generated.
+#
+# `stories260k`: llama2.c's stories260K.bin, read from $TFX_MODELS_DIR
+# (default: ../shared/models beside the checkout; its origin is in that
+# folder's README), compiled and run greedily (its ids are llama2.c's; its
+# tokenizer is not available, so it prints ids). When the file is missing
+# this is an error, unless --random is given: the same model with random
+# weights (its tokens mean nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+model=fortune
 random=0
-case "${1:-}" in
-  "") ;;
-  --random) random=1 ;;
-  *) echo "usage: $0 [--random]" >&2; exit 2 ;;
-esac
+for arg in "$@"; do
+  case "$arg" in
+    fortune | stories260k) model="$arg" ;;
+    --random) random=1 ;;
+    *) echo "usage: $0 [fortune | stories260k [--random]]" >&2; exit 2 ;;
+  esac
+done
+if [ "$model" = fortune ]; then
+  [ "$random" = 0 ] || { echo "example: --random goes with stories260k" >&2; exit 2; }
+  echo "example: examples/fortune (the project's demo model: weights and tokenizer in the repository)"
+  ./scripts/install-deps.sh build
+  ./scripts/build.sh tfxc
+  set -x
+  ./build/tfxc examples/fortune/fortune.tfx -O3 -o build/fortune.so
+  ./build/tfxc run build/fortune.so --tokenizer examples/fortune/tokenizer.json -p "A computer" -n 60 \
+    --temperature 0.7 --top-p 0.9 --seed 7
+  exit 0
+fi
 models="${TFX_MODELS_DIR:-$(pwd)/../shared/models}"
 weights="$models/stories260K.bin"
 if [ "$random" = 1 ]; then
@@ -27,7 +46,7 @@ elif [ -f "$weights" ]; then
 else
   echo "example: the weights are missing: $weights" >&2
   echo "example: set TFX_MODELS_DIR to the folder holding stories260K.bin (llama2.c's stories260K)," >&2
-  echo "example: or run $0 --random to use random weights" >&2
+  echo "example: or run $0 stories260k --random to use random weights" >&2
   exit 1
 fi
 ./scripts/install-deps.sh build

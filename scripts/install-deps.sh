@@ -7,13 +7,15 @@
 #   test   what only the test suite needs: cmocka, PyTorch and NumPy (the
 #          numeric oracles), python3-venv (scripts/pyenv.sh), clang-14 with its
 #          sanitizer and libFuzzer runtimes and llvm-symbolizer (the fuzz
-#          targets)
+#          targets), and Debian's `fortunes` (test_fortune: the demo model's
+#          training corpus, for the tokenizer's round trip)
 #   all    both (the default; scripts/test.sh, CI)
 set -euo pipefail
 what="${1:-all}"
 build=(llvm-19-dev libffi-dev flex bison cmake pkg-config gcc make binutils)
 test=(libcmocka-dev python3-torch python3-numpy python3-venv
-      clang-14 libclang-rt-14-dev llvm-14)  # libFuzzer, ASan/UBSan runtimes, llvm-symbolizer
+      clang-14 libclang-rt-14-dev llvm-14  # libFuzzer, ASan/UBSan runtimes, llvm-symbolizer
+      fortunes)
 case "$what" in
   build) packages=("${build[@]}") ;;
   test) packages=("${test[@]}") ;;

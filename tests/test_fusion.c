@@ -933,6 +933,7 @@ static const example examples[] = {
     {"encdec/encdec.tfx", 33, 69},
     {"longformer/longformer.tfx", 12, 29},
     {"bigbird/bigbird.tfx", 12, 29},
+    {"fortune/fortune.tfx", 26, 71},
     {"llama/stories260k_gguf.tfx", 32, 88}, /* its GGUF is written by test_gguf_model: random weights here */
 };
 #define N_EXAMPLES ((int)(sizeof examples / sizeof examples[0]))
