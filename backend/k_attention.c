@@ -155,9 +155,12 @@ int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows
   int64_t qs = H * d, ks = G * d, max_seq = cg->g->max_seq;
   int causal = n->mask == TFX_MASK_CAUSAL;
   int nch = (int)((d + cg->W - 1) / cg->W);
-  row_ctx c = {
-      d,    ks,   nch,  malloc((size_t)nch * sizeof(LLVMValueRef)),     malloc((size_t)nch * sizeof(LLVMValueRef)),
-      NULL, NULL, NULL, LLVMConstReal(cg->t_f32, 1.0 / sqrt((double)d))};
+  row_ctx c = {.d = d,
+               .ks = ks,
+               .nch = nch,
+               .qv = malloc((size_t)nch * sizeof(LLVMValueRef)),
+               .oa = malloc((size_t)nch * sizeof(LLVMValueRef)),
+               .scale = LLVMConstReal(cg->t_f32, 1.0 / sqrt((double)d))};
   if (!c.qv || !c.oa) {
     free(c.qv);
     free(c.oa);
