@@ -492,10 +492,21 @@ static int one_of(const tfx_fe_expr *v, const char *const *names) {
   return 0;
 }
 
+/* quantize = sparse24(FMT): a call of one positional name, parsed as the
+ * text "sparse24(FMT)" (tfx_quant_choice_parse). 0 when v is such a choice. */
+static int sparse24_choice(const tfx_fe_expr *v, tfx_quant_choice *out) {
+  if (v->kind != TFX_FE_EXPR_CALL || strcmp(v->str, "sparse24") || !v->args || v->args->next || v->args->key ||
+      v->args->value->kind != TFX_FE_EXPR_NAME)
+    return -1;
+  char buf[64];
+  snprintf(buf, sizeof buf, "sparse24(%.40s)", v->args->value->str);
+  return tfx_quant_choice_parse(buf, 0, out);
+}
+
 static void check_schedule(tfx_fe_sema *s) {
   static const char *const keys[] = {"attention", "quantize", "activations", "threads", "prefetch", NULL};
   static const char *const attn_future[] = {NULL};
-  static const char *const quant_future[] = {"int8", "w8a8", "ternary", NULL};
+  static const char *const quant_future[] = {"int8", "w8a8", NULL};
   if (!s->schedule) return;
   for (const tfx_fe_stmt *st = s->schedule->body; st; st = st->next) {
     if (st->kind != TFX_FE_STMT_ASSIGN) {
@@ -536,6 +547,7 @@ static void check_schedule(tfx_fe_sema *s) {
         ERR(s, v->loc, "bad value for attention: expected auto, dense, flash or block_sparse");
     } else if (!strcmp(st->name, "quantize")) {
       if (v->kind == TFX_FE_EXPR_NAME && !tfx_quant_choice_parse(v->str, 1, &s->quantize)) continue;
+      if (!sparse24_choice(v, &s->quantize)) continue;
       if (one_of(v, quant_future))
         ERR(s, v->loc, "quantize = %s is not supported yet (supported: %s)", v->str, tfx_quant_choice_names(1));
       else if (v->kind == TFX_FE_EXPR_NAME)

@@ -17,10 +17,40 @@ static const struct {
     {"q4_k", TFX_QUANT_FORMAT, TFX_DT_Q4_K}, {"q6_k", TFX_QUANT_FORMAT, TFX_DT_Q6_K},
     {"none", TFX_QUANT_KEEP, TFX_DT_F32},    {"q4_k_m", TFX_QUANT_Q4_K_M, TFX_DT_Q4_K},
     {"q5_0", TFX_QUANT_FORMAT, TFX_DT_Q5_0},
+    {"tq2_0", TFX_QUANT_FORMAT, TFX_DT_TQ2_0},
+    {"ternary", TFX_QUANT_TERNARY, TFX_DT_TQ2_0},
 };
 #define N_CHOICES ((int)(sizeof choices / sizeof choices[0]))
 
+/* `sparse24(FMT)` (blanks allowed around the parentheses and FMT): 2:4
+ * sparsity over the value format FMT, f32 or q8_0. 0, or -1 when name is not
+ * such a choice. */
+static int sparse24_parse(const char *name, tfx_quant_choice *out) {
+  static const char head[] = "sparse24";
+  if (strncmp(name, head, sizeof head - 1)) return -1;
+  const char *p = name + sizeof head - 1;
+  while (*p == ' ' || *p == '\t') p++;
+  if (*p++ != '(') return -1;
+  while (*p == ' ' || *p == '\t') p++;
+  const char *f = p;
+  while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_') p++;
+  size_t n = (size_t)(p - f);
+  while (*p == ' ' || *p == '\t') p++;
+  if (*p != ')' || p[1]) return -1;
+  tfx_dtype dt;
+  if (n == 3 && !strncmp(f, "f32", 3))
+    dt = TFX_DT_S24_F32;
+  else if (n == 4 && !strncmp(f, "q8_0", 4))
+    dt = TFX_DT_S24_Q8_0;
+  else
+    return -1;
+  out->mode = TFX_QUANT_FORMAT;
+  out->dtype = dt;
+  return 0;
+}
+
 int tfx_quant_choice_parse(const char *name, int allow_preset, tfx_quant_choice *out) {
+  if (name && !sparse24_parse(name, out)) return 0;
   for (int i = 0; name && i < N_CHOICES; i++)
     if (!strcmp(name, choices[i].name) && (allow_preset || choices[i].mode != TFX_QUANT_Q4_K_M)) {
       out->mode = choices[i].mode;
@@ -33,12 +63,16 @@ int tfx_quant_choice_parse(const char *name, int allow_preset, tfx_quant_choice 
 const char *tfx_quant_choice_name(tfx_quant_choice c) {
   if (c.mode == TFX_QUANT_KEEP) return "none";
   if (c.mode == TFX_QUANT_Q4_K_M) return "q4_k_m";
+  if (c.mode == TFX_QUANT_TERNARY) return "ternary";
+  if (c.dtype == TFX_DT_S24_F32) return "sparse24(f32)";
+  if (c.dtype == TFX_DT_S24_Q8_0) return "sparse24(q8_0)";
   return tfx_dtype_name(c.dtype);
 }
 
 const char *tfx_quant_choice_names(int allow_preset) {
-  return allow_preset ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, q4_k_m or none"
-                      : "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k or none";
+  return allow_preset ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, tq2_0, ternary, sparse24(f32), sparse24(q8_0), "
+                        "q4_k_m or none"
+                      : "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, tq2_0, ternary, sparse24(f32), sparse24(q8_0) or none";
 }
 
 int tfx_quant_pattern_match(const char *p, const char *s) {
