@@ -5,11 +5,17 @@
  * the same choices written in the source (schedule { quantize = ... } and
  * quantize { "pattern" = ... } rules), JIT-compiled at -O0 and -O2 and run over 12
  * tokens (prefill) and then one token at a time (decode), against the
- * reference interpreter on the same built graph and weights: max |jit - ref|
- * <= 1e-3 * max(1, max |ref|) (the int8 activations of tq2_0 are emulated
- * by the interpreter; only the f32 accumulation order differs, and a rare
- * rounding step of an activation block can move a logit by more than f32
- * noise, hence 1e-3 rather than the kernels' 1e-4).
+ * reference interpreter on the same built graph and weights, twice: with
+ * f32 activations (schedule activations = f32: every linear, tq2_0's too,
+ * reads its weights through the dequantizing stream), max |jit - ref| <=
+ * 1e-4 * max(1, max |ref|); and with the int8 activations of the tq2_0
+ * linears (emulated by the interpreter), max |jit - ref| <= 2e-2 * max(1,
+ * max |ref|): the kernels compute each linear as the interpreter does up to
+ * the f32 accumulation order (tests/test_lowbit.c checks them at 1e-4), but
+ * through a whole model a last-bit difference can move an activation across
+ * a rounding step of its int8 block, and ternary weights carry that step
+ * on (measured here: up to 7.9e-3 relative; q8_0 weights in the same model
+ * give 8.3e-4).
  * Checked too: every linear weight takes the format (the 256-wide rows of
  * w2, 768 inputs, divide into tq2_0's blocks of 256), the token embedding
  * keeps f32 (the formats only the linears read: a recorded fallback), and
@@ -66,7 +72,7 @@ static void build(const char *q, int opt, tfx_build *b) {
 
 /* The interpreter's logits over the tokens, then the JIT's (prefill of all,
  * then a fresh session decoding one token at a time), compared. */
-static void check_jit(tfx_build *b, const char *what) {
+static void check_jit(tfx_build *b, const char *what, double tol) {
   float *ref = malloc(sizeof(float) * NTOK * VOCAB), *out = malloc(sizeof(float) * NTOK * VOCAB);
   assert_true(ref && out);
   tfx_interp *it = tfx_interp_new(b->graph, b->weights.data);
@@ -89,7 +95,7 @@ static void check_jit(tfx_build *b, const char *what) {
     tfx_session_free(s);
     double d = tfx_test_max_abs_diff(ref, out, NTOK * VOCAB);
     fprintf(stderr, "%s %s: max |jit - interp| %.3g (scale %.3g)\n", what, mode ? "decode" : "prefill", d, scale);
-    if (d > 1e-3 * scale) fail_msg("%s (%s): JIT differs from the interpreter by %g", what, mode ? "decode" : "prefill", d);
+    if (d > tol * scale) fail_msg("%s (%s): JIT differs from the interpreter by %g", what, mode ? "decode" : "prefill", d);
   }
   tfx_model_close(m);
   free(ref);
@@ -131,11 +137,16 @@ static void test_cli_choices(void **state) {
       for (int64_t k = 1; k < nb; k++)
         if (memcmp(p + 64, p + 66 * k + 64, 2)) fail_msg("ternary: block %lld has another scale", (long long)k);
     }
-    check_jit(&b, cases[c].q);
+    check_jit(&b, cases[c].q, 2e-2);
     tfx_build_free(&b);
-    build(cases[c].q, 2, &b);
-    check_jit(&b, cases[c].q);
-    tfx_build_free(&b);
+    for (int act_f32 = 0; act_f32 < 2; act_f32++) {
+      build(cases[c].q, 2, &b);
+      b.graph->schedule.act_f32 = act_f32;
+      char what[64];
+      snprintf(what, sizeof what, "%s -O2%s", cases[c].q, act_f32 ? " act_f32" : "");
+      check_jit(&b, what, act_f32 ? 1e-4 : 2e-2);
+      tfx_build_free(&b);
+    }
   }
 }
 
@@ -153,10 +164,10 @@ static void test_source_choices(void **state) {
   assert_int_equal(param(g, "layers.1.wq")->type.dtype, TFX_DT_S24_F32);
   assert_int_equal(param(g, "output")->type.dtype, TFX_DT_TQ2_0);
   assert_int_equal(param(g, "tok_embeddings")->type.dtype, TFX_DT_F32);
-  check_jit(&b, "source -O0");
+  check_jit(&b, "source -O0", 2e-2);
   tfx_build_free(&b);
   build(NULL, 2, &b);
-  check_jit(&b, "source -O2");
+  check_jit(&b, "source -O2", 2e-2);
   tfx_build_free(&b);
 }
 
