@@ -971,11 +971,7 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   c.rp = !few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16;
   c.S = c.dt == TFX_DT_Q6_K ? 16 : 32;
   c.nsb = G.K / c.S;
-  c.cw = c.dt == TFX_DT_Q8_0   ? 128
-         : c.dt == TFX_DT_Q4_0 ? 8
-         : c.dt == TFX_DT_Q6_K ? 32
-         : c.dt == TFX_DT_TQ2_0 ? 1
-                                : 0;
+  c.cw = c.dt == TFX_DT_Q8_0 ? 128 : c.dt == TFX_DT_Q4_0 ? 8 : c.dt == TFX_DT_Q6_K ? 32 : c.dt == TFX_DT_TQ2_0 ? 1 : 0;
   c.dz = few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && c.nqb % 2 == 0;
   /* bytes of one quantized row, and rows per chunk */
   int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);

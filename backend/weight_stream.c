@@ -337,9 +337,8 @@ static LLVMValueRef tq2_0_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, in
   LLVMBuilderRef b = cg->b;
   LLVMValueRef byte = tfx_cg_add(cg, LLVMBuildShl(b, LLVMBuildLShr(b, o, tfx_cg_i64(cg, 7), ""), tfx_cg_i64(cg, 5), ""),
                                  LLVMBuildAnd(b, o, tfx_cg_i64(cg, 31), ""));
-  LLVMValueRef shift =
-      LLVMBuildShl(b, LLVMBuildAnd(b, LLVMBuildLShr(b, o, tfx_cg_i64(cg, 5), ""), tfx_cg_i64(cg, 3), ""),
-                   tfx_cg_i64(cg, 1), "");
+  LLVMValueRef shift = LLVMBuildShl(
+      b, LLVMBuildAnd(b, LLVMBuildLShr(b, o, tfx_cg_i64(cg, 5), ""), tfx_cg_i64(cg, 3), ""), tfx_cg_i64(cg, 1), "");
   LLVMValueRef q = LLVMBuildLShr(b, bytes_at(cg, blk, byte), splat8(cg, shift), "");
   q = LLVMBuildSub(b, LLVMBuildAnd(b, q, splat8c(cg, 3), ""), splat8c(cg, 1), "");
   return LLVMBuildFMul(b, tfx_cg_splat(cg, half_at(cg, blk, 64)), i8_to_f32(cg, q, nvalid), "");
@@ -398,11 +397,13 @@ static LLVMValueRef s24_q8_0_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o,
   LLVMBuilderRef b = cg->b;
   int hw = cg->W / 2;
   LLVMTypeRef vt = LLVMVectorType(t_i8(cg), (unsigned)hw), vf = LLVMVectorType(cg->t_f32, (unsigned)hw);
-  LLVMValueRef q = LLVMBuildLoad2(b, vt, at_byte(cg, blk, tfx_cg_addc(cg, LLVMBuildLShr(b, o, tfx_cg_i64(cg, 1), ""), 6)), "");
+  LLVMValueRef q =
+      LLVMBuildLoad2(b, vt, at_byte(cg, blk, tfx_cg_addc(cg, LLVMBuildLShr(b, o, tfx_cg_i64(cg, 1), ""), 6)), "");
   LLVMSetAlignment(q, 1);
   LLVMValueRef d = half_at(cg, blk, 0);
-  LLVMValueRef dv = LLVMBuildShuffleVector(b, LLVMBuildInsertElement(b, LLVMGetPoison(vf), d, tfx_cg_i32(cg, 0), ""),
-                                           LLVMGetPoison(vf), LLVMConstNull(LLVMVectorType(cg->t_i32, (unsigned)hw)), "");
+  LLVMValueRef dv =
+      LLVMBuildShuffleVector(b, LLVMBuildInsertElement(b, LLVMGetPoison(vf), d, tfx_cg_i32(cg, 0), ""),
+                             LLVMGetPoison(vf), LLVMConstNull(LLVMVectorType(cg->t_i32, (unsigned)hw)), "");
   LLVMValueRef v = LLVMBuildFMul(b, LLVMBuildSIToFP(b, q, vf, ""), dv, "");
   return s24_expand(cg, blk, 2, o, v, nvalid);
 }

@@ -188,7 +188,8 @@ static void dq_tq2_0(const uint8_t *data, const tfx_fused *layout, int64_t R, in
     float d = tfx_f16_to_f32(rd16(blk + 64));
     for (int j = 0; j < 2; j++)
       for (int n = 0; n < 4; n++)
-        for (int m = 0; m < 32; m++) out[b * 256 + 128 * j + 32 * n + m] = d * (float)((blk[32 * j + m] >> (2 * n) & 3) - 1);
+        for (int m = 0; m < 32; m++)
+          out[b * 256 + 128 * j + 32 * n + m] = d * (float)((blk[32 * j + m] >> (2 * n) & 3) - 1);
   }
 }
 
@@ -198,7 +199,9 @@ static void dq_tq2_0(const uint8_t *data, const tfx_fused *layout, int64_t R, in
  * element at 4g + p_i, the two others are 0.
  * s24_f32: 16 f32 values, then idx (68 bytes); s24_q8_0: f16 d, idx, 16 x
  * i8 q, value = d * q (22 bytes). */
-static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint32_t rd32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
 
 static void s24_expand(const float *vals, uint32_t idx, float *out) {
   for (int g = 0; g < 8; g++) {

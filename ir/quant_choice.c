@@ -12,12 +12,11 @@ static const struct {
   tfx_quant_mode mode;
   tfx_dtype dtype;
 } choices[] = {
-    {"f16", TFX_QUANT_FORMAT, TFX_DT_F16},   {"bf16", TFX_QUANT_FORMAT, TFX_DT_BF16},
-    {"q8_0", TFX_QUANT_FORMAT, TFX_DT_Q8_0}, {"q4_0", TFX_QUANT_FORMAT, TFX_DT_Q4_0},
-    {"q4_k", TFX_QUANT_FORMAT, TFX_DT_Q4_K}, {"q6_k", TFX_QUANT_FORMAT, TFX_DT_Q6_K},
-    {"none", TFX_QUANT_KEEP, TFX_DT_F32},    {"q4_k_m", TFX_QUANT_Q4_K_M, TFX_DT_Q4_K},
-    {"q5_0", TFX_QUANT_FORMAT, TFX_DT_Q5_0},
-    {"tq2_0", TFX_QUANT_FORMAT, TFX_DT_TQ2_0},
+    {"f16", TFX_QUANT_FORMAT, TFX_DT_F16},        {"bf16", TFX_QUANT_FORMAT, TFX_DT_BF16},
+    {"q8_0", TFX_QUANT_FORMAT, TFX_DT_Q8_0},      {"q4_0", TFX_QUANT_FORMAT, TFX_DT_Q4_0},
+    {"q4_k", TFX_QUANT_FORMAT, TFX_DT_Q4_K},      {"q6_k", TFX_QUANT_FORMAT, TFX_DT_Q6_K},
+    {"none", TFX_QUANT_KEEP, TFX_DT_F32},         {"q4_k_m", TFX_QUANT_Q4_K_M, TFX_DT_Q4_K},
+    {"q5_0", TFX_QUANT_FORMAT, TFX_DT_Q5_0},      {"tq2_0", TFX_QUANT_FORMAT, TFX_DT_TQ2_0},
     {"ternary", TFX_QUANT_TERNARY, TFX_DT_TQ2_0},
 };
 #define N_CHOICES ((int)(sizeof choices / sizeof choices[0]))
@@ -70,9 +69,10 @@ const char *tfx_quant_choice_name(tfx_quant_choice c) {
 }
 
 const char *tfx_quant_choice_names(int allow_preset) {
-  return allow_preset ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, tq2_0, ternary, sparse24(f32), sparse24(q8_0), "
-                        "q4_k_m or none"
-                      : "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, tq2_0, ternary, sparse24(f32), sparse24(q8_0) or none";
+  return allow_preset
+             ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, tq2_0, ternary, sparse24(f32), sparse24(q8_0), "
+               "q4_k_m or none"
+             : "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, tq2_0, ternary, sparse24(f32), sparse24(q8_0) or none";
 }
 
 int tfx_quant_pattern_match(const char *p, const char *s) {

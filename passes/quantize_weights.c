@@ -80,9 +80,7 @@ static int linear_only(const tfx_graph *g, int p) {
 }
 
 /* The formats of issue #13's ternary and 2:4 choices. */
-static int lowbit_format(tfx_dtype dt) {
-  return dt == TFX_DT_TQ2_0 || dt == TFX_DT_S24_F32 || dt == TFX_DT_S24_Q8_0;
-}
+static int lowbit_format(tfx_dtype dt) { return dt == TFX_DT_TQ2_0 || dt == TFX_DT_S24_F32 || dt == TFX_DT_S24_Q8_0; }
 
 /* ---- llama.cpp's Q4_K_M mix ---- */
 

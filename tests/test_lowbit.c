@@ -351,7 +351,8 @@ static void test_ternary_rows(void **state) {
   memset(&n, 0, sizeof n);
   n.op = TFX_OP_PARAM;
   n.type = tfx_type_make(TFX_DT_TQ2_0, 2, (int64_t[]){R, K});
-  for (int r = 0; r < R; r++) assert_int_equal(tfx_quantize_ternary_row(w + r * K, K, s, q + r * (K / 256 * 66)), K / 256 * 66);
+  for (int r = 0; r < R; r++)
+    assert_int_equal(tfx_quantize_ternary_row(w + r * K, K, s, q + r * (K / 256 * 66)), K / 256 * 66);
   /* d: s rounded to f16 (to nearest: within half an f16 ulp, 2^-11 relative) */
   float d = tfx_f16_to_f32((uint16_t)(q[64] | q[65] << 8));
   if (!(fabsf(d - s) <= s * 0x1p-11f)) fail_msg("ternary: d %g for s %g", d, s);
@@ -407,7 +408,8 @@ static void test_sparse24_rows(void **state) {
       int kept = 0;
       for (int k = 0; k < 4; k++) {
         int larger = 0;
-        for (int o = 0; o < 4; o++) larger += fabsf(w[4 * g + o]) > fabsf(w[4 * g + k]) || (fabsf(w[4 * g + o]) == fabsf(w[4 * g + k]) && o < k);
+        for (int o = 0; o < 4; o++)
+          larger += fabsf(w[4 * g + o]) > fabsf(w[4 * g + k]) || (fabsf(w[4 * g + o]) == fabsf(w[4 * g + k]) && o < k);
         int keep = larger < 2;
         kept += keep;
         float want = keep ? w[4 * g + k] : 0.0f, got = deq[4 * g + k];
@@ -457,14 +459,9 @@ static void test_gguf_tq2_0(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_ternary_rows),
-      cmocka_unit_test(test_sparse24_rows),
-      cmocka_unit_test(test_gguf_tq2_0),
-      cmocka_unit_test(test_linear),
-      cmocka_unit_test(test_ffn),
-      cmocka_unit_test(test_residual),
-      cmocka_unit_test(test_shapes),
-      cmocka_unit_test(test_act_f32),
+      cmocka_unit_test(test_ternary_rows), cmocka_unit_test(test_sparse24_rows), cmocka_unit_test(test_gguf_tq2_0),
+      cmocka_unit_test(test_linear),       cmocka_unit_test(test_ffn),           cmocka_unit_test(test_residual),
+      cmocka_unit_test(test_shapes),       cmocka_unit_test(test_act_f32),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

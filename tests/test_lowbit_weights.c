@@ -95,7 +95,8 @@ static void check_jit(tfx_build *b, const char *what, double tol) {
     tfx_session_free(s);
     double d = tfx_test_max_abs_diff(ref, out, NTOK * VOCAB);
     fprintf(stderr, "%s %s: max |jit - interp| %.3g (scale %.3g)\n", what, mode ? "decode" : "prefill", d, scale);
-    if (d > tol * scale) fail_msg("%s (%s): JIT differs from the interpreter by %g", what, mode ? "decode" : "prefill", d);
+    if (d > tol * scale)
+      fail_msg("%s (%s): JIT differs from the interpreter by %g", what, mode ? "decode" : "prefill", d);
   }
   tfx_model_close(m);
   free(ref);

@@ -159,8 +159,7 @@ int main(int argc, char **argv) {
         memcpy(row, in + r * in_row, in_row);
         int64_t wrote = ternary ? tfx_quantize_ternary_row(row, K, mean_abs, out + r * out_row)
                                 : tfx_quantize_row(dt, row, K, out + r * out_row);
-        if (wrote != (int64_t)out_row)
-          rc = fail("quantizing a row to %s failed%s", f->name, "");
+        if (wrote != (int64_t)out_row) rc = fail("quantizing a row to %s failed%s", f->name, "");
       } else {
         if (tfx_weight_dequant_row(&w, in, (int64_t)r, row)) rc = fail("format %s has no decoder%s", f->name, "");
         memcpy(out + r * out_row, row, out_row);
