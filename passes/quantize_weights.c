@@ -7,7 +7,11 @@
  * param's name, the last matching rule winning), after tfx_quantize_fallback for its rows (each fallback recorded in
  * g->quant_fallbacks for --stats). Params read any other way (norm gains,
  * biases, positions) and 1-D params keep their format, and so does a param
- * asked `none`. The preset q4_k_m reproduces llama.cpp's Q4_K_M mix
+ * asked `none`. The formats of issue #13 (tq2_0, `ternary`, the 2:4
+ * s24_f32 / s24_q8_0) go only to params read only as the weight of linears
+ * (linear_only); another weight asked for them keeps its format, recorded
+ * as a fallback. `ternary` quantizes with the tensor's mean |w|
+ * (tfx_quantize_ternary_row). The preset q4_k_m reproduces llama.cpp's Q4_K_M mix
  * (llama_tensor_get_type), finding the tensors' roles from the graph, not
  * from names (q4_k_m_choice).
  *
