@@ -16,6 +16,7 @@
 #include "../include/tfx/tokenizer.h"
 #include "../passes/passes.h"
 #include "compile.h"
+#include "import_cmd.h"
 #include "outfile.h"
 
 enum { EXIT_COMPILE = 1, EXIT_USAGE = 2 };
@@ -31,6 +32,7 @@ static const char usage_text[] =
     "            [--threads N] [--print-ids] [--no-bos] [--dump-logits FILE] [--eval-ids FILE]\n"
     "            [--quantize FMT] [--allow-nonfinite]\n"
     "       tfxc verify FILE.so\n"
+    "       tfxc import (DIR|FILE.gguf) [-o OUT.tfx] [--max-seq N] [--name NAME]\n"
     "       tfxc --help | --version\n";
 
 static const char help_text[] = "\n"
@@ -1057,6 +1059,7 @@ int main(int argc, char **argv) {
   else
     rc = strcmp(argv[1], "run") == 0      ? run_main(argc, argv)
          : strcmp(argv[1], "verify") == 0 ? verify_main(argc, argv)
+         : strcmp(argv[1], "import") == 0 ? tfx_drv_import_main(argc, argv)
                                           : compile_main(argc, argv);
   if (tfx_drv_finish_stdout() && rc == 0) rc = EXIT_COMPILE;
   return rc;
