@@ -35,7 +35,8 @@ enum { RES_SEQ, RES_PAR1, RES_PAR2, RES_POST };
 typedef struct spec {
   const char *family;
   int64_t dim, layers, heads, kv_heads, head_dim, hidden, vocab, max_seq, max_pos, experts, top_k, window;
-  int64_t rotary_dim; /* 0: the whole head */
+  int64_t rotary_dim;   /* 0: the whole head */
+  int rope_interleaved; /* RoPE on adjacent pairs (llama.cpp's GGUF layout), else half-split (Hugging Face) */
   double eps, theta;
   int norm, pos, mlp, residual;
   int qkv_bias, o_bias, mlp_bias, norm_bias;
@@ -632,7 +633,7 @@ static void write_mlp(FILE *o, const spec *s, const char *f) {
 static void write_attention(FILE *o, const spec *s, const char *a) {
   fprintf(o, "attention(%s, wq, wk, wv, wo, heads = heads, kv_heads = kv_heads,\n                     ", a);
   if (s->pos == POS_ROPE) {
-    fprintf(o, "position = rope(theta = theta, style = half");
+    fprintf(o, "position = rope(theta = theta, style = %s", s->rope_interleaved ? "interleaved" : "half");
     if (s->rotary_dim && s->rotary_dim != s->head_dim) fprintf(o, ", rotary_dim = %lld", (long long)s->rotary_dim);
     fprintf(o, "), ");
   } else if (s->pos == POS_ALIBI) {
@@ -959,8 +960,12 @@ static int gguf_spec(const char *path, spec *s, char *err, size_t errlen) {
   s->hidden = g.hidden;
   s->vocab = g.emb_rows > 0 ? g.emb_rows : g.vocab;
   s->max_pos = g.ctx > 0 ? g.ctx : 2048;
-  s->eps = g.eps;
-  s->theta = g.theta;
+  char num[64]; /* GGUF stores f32: its shortest decimal form */
+  snprintf(num, sizeof num, "%.7g", (double)(float)g.eps);
+  s->eps = strtod(num, NULL);
+  snprintf(num, sizeof num, "%.7g", (double)(float)g.theta);
+  s->theta = strtod(num, NULL);
+  s->rope_interleaved = 1;
   s->rotary_dim = g.rope_dims > 0 ? g.rope_dims : 0;
   s->bos = g.bos;
   s->eos = g.eos;
