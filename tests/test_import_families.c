@@ -2,7 +2,8 @@
  * `transformers` (4.44.2, eager attention, f32): for each family,
  * tests/hf/families.py makes a tiny random model with every parameter
  * randomized (norm gains and biases included) and saves it with
- * save_pretrained; `tfxc import DIR -o DIR/model.tfx` writes its .tfx, which
+ * save_pretrained (llama in shards: model.safetensors.index.json);
+ * `tfxc import DIR -o DIR/model.tfx` writes its .tfx, which
  * is JIT-compiled at -O0 and -O3 and compared with transformers' output of
  * the same tokens: prefill (every row), token-by-token decode and two chunks
  * (decoders), within 1e-4 relative to the output's scale. The oracle's

@@ -6,7 +6,8 @@ family it builds a tiny random model with `transformers` itself (eager
 attention, f32), randomizes every parameter (norm gains around 1, biases and
 weights around 0, so that a mistake in any of them shows), saves it with
 save_pretrained into OUTDIR/FAMILY/ exactly as `transformers` writes it, and
-writes the case beside it:
+writes the case beside it (llama in shards of 40 KB, with
+model.safetensors.index.json, as save_pretrained writes large models):
 
   input.bin     int32 tokens [T], raw little-endian
   expected.bin  f32 [T, out_width]: the logits (decoders) or last hidden
@@ -61,7 +62,9 @@ def main():
                 else:
                     p.normal_(0.0, 0.2)
         d = os.path.join(out, fam)
-        model.save_pretrained(d, safe_serialization=True)
+        # llama is saved in shards (model.safetensors.index.json + 3 files)
+        shard = dict(max_shard_size="40KB") if fam == "llama" else {}
+        model.save_pretrained(d, safe_serialization=True, **shard)
         g = torch.Generator().manual_seed(7)
         ids = torch.randint(3, VOCAB, (1, T), generator=g)
         with torch.no_grad():
