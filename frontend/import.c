@@ -646,12 +646,28 @@ static void write_attention(FILE *o, const spec *s, const char *a) {
   fprintf(o, ")");
 }
 
+/* A path as a .tfx string's contents (quotes, backslashes, tabs and line
+ * ends escaped), or in a comment (control characters as '?'). */
+static void put_path(FILE *o, const char *p, int in_string) {
+  for (; *p; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (in_string && (c == '"' || c == '\\'))
+      fprintf(o, "\\%c", c);
+    else if (in_string && (c == '\n' || c == '\t'))
+      fprintf(o, "\\%c", c == '\n' ? 'n' : 't');
+    else
+      fputc(c < ' ' || c == 0x7f ? '?' : c, o);
+  }
+}
+
 static void write_tfx(FILE *o, const spec *s, const char *name, const char *source, const char *weights) {
   char b1[128], b2[128];
+  fprintf(o, "# %s.tfx — written by `tfxc import` from ", name);
+  put_path(o, source, 0);
   fprintf(o,
-          "# %s.tfx — written by `tfxc import` from %s (model_type %s).\n"
+          " (model_type %s).\n"
           "# The rename block binds the checkpoint's tensors as they are saved.\n",
-          name, source, s->family);
+          s->family);
   fprintf(o, "model %s\n\n", name);
   fprintf(o, "const dim = %lld, layers = %lld, heads = %lld, kv_heads = %lld, head_dim = %lld\n", (long long)s->dim,
           (long long)s->layers, (long long)s->heads, (long long)s->kv_heads, (long long)s->head_dim);
@@ -661,7 +677,9 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
   if (s->mlp == MLP_MOE) fprintf(o, ", experts = %lld, top_k = %lld", (long long)s->experts, (long long)s->top_k);
   fprintf(o, "\nconst eps = %.9g", s->eps);
   if (s->pos == POS_ROPE) fprintf(o, ", theta = %.9g", s->theta);
-  fprintf(o, "\n\nweights \"%s\" rename {\n%s}\n", weights, s->rules_text);
+  fprintf(o, "\n\nweights \"");
+  put_path(o, weights, 1);
+  fprintf(o, "\" rename {\n%s}\n", s->rules_text);
   if (s->bos >= 0 || s->eos >= 0 || s->pad >= 0) {
     fprintf(o, "\ntokens {");
     const char *sep = " ";

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "../frontend/import.h"
+#include "../frontend/weights.h"
 #include "support/testutil.h"
 
 #ifndef TFX_PYENV_PYTHON
@@ -225,6 +226,59 @@ static void test_command_line(void **state) {
   assert_int_equal(stat(out, &st), -1); /* nothing written */
 }
 
+/* A safetensors file of one F32 tensor [2]. */
+static void write_st(const char *name, const char *tensor) {
+  char header[256], path[1024];
+  int n = snprintf(header, sizeof header, "{\"%s\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", tensor);
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  uint64_t len = (uint64_t)n;
+  float data[2] = {1, 2};
+  fwrite(&len, 8, 1, f);
+  fwrite(header, 1, (size_t)n, f);
+  fwrite(data, 4, 2, f);
+  fclose(f);
+}
+
+static void expect_index(const char *index, const char *message) {
+  write_file("m.safetensors.index.json", index);
+  char path[1024], err[1024] = "";
+  snprintf(path, sizeof path, "%s/m.safetensors.index.json", dir);
+  tfx_wfile f;
+  int rc = tfx_wfile_open_sharded(path, &f, err, sizeof err);
+  if (message && (rc == 0 || !strstr(err, message))) fprintf(stderr, "got '%s', expected '%s'\n", err, message);
+  if (!message) {
+    if (rc) fail_msg("%s", err);
+    assert_int_equal(f.n_tensors, 2);
+    assert_int_equal(f.n_shards, 2);
+    assert_string_equal(f.tensors[0].name, "a");
+    assert_int_equal(f.tensors[0].shard, 0);
+    assert_string_equal(f.tensors[1].name, "b");
+    assert_int_equal(f.tensors[1].shard, 1);
+    tfx_wfile_close(&f);
+    return;
+  }
+  assert_int_equal(rc, -1);
+  assert_non_null(strstr(err, message));
+}
+
+/* sharded checkpoints: the index's errors */
+static void test_shard_index(void **state) {
+  (void)state;
+  write_st("s1.safetensors", "a");
+  write_st("s2.safetensors", "b");
+  expect_index("{\"weight_map\": {\"a\": \"s1.safetensors\", \"b\": \"s2.safetensors\"}}", NULL);
+  expect_index("{\"weight_map\": {\"a\": \"s2.safetensors\", \"b\": \"s2.safetensors\"}}",
+               "tensor 'a' is not in its shard 's2.safetensors'");
+  expect_index("{\"weight_map\": {\"a\": \"../s1.safetensors\"}}", "tensor 'a' has no shard file name");
+  expect_index("{\"metadata\": {}}", "no \"weight_map\" object");
+  expect_index("{\"weight_map\": {\"a\": \"missing.safetensors\"}}", "missing.safetensors");
+  write_st("s3.safetensors", "a");
+  expect_index("{\"weight_map\": {\"a\": \"s1.safetensors\", \"b\": \"s3.safetensors\"}}",
+               "tensor 'a' is in two shards");
+}
+
 /* A llama GGUF as llama.cpp's converter writes it (stories260K, interleaved
  * RoPE, tied classifier): import reads its metadata; the compiled .tfx
  * generates llama2.c's greedy ids. */
@@ -273,10 +327,8 @@ static void test_gguf_llama(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_config_parsing),
-      cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_command_line),
-      cmocka_unit_test(test_gguf_llama),
+      cmocka_unit_test(test_config_parsing), cmocka_unit_test(test_errors),     cmocka_unit_test(test_command_line),
+      cmocka_unit_test(test_shard_index),    cmocka_unit_test(test_gguf_llama),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
