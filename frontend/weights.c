@@ -687,6 +687,12 @@ static int check_view_param(const tfx_graph *g, int i, const tfx_wfile *f, const
   return r->count > errors ? -1 : 0;
 }
 
+/* The descriptor a tensor is read from: its shard's, or the one file's
+ * (the loaders of single files leave tfx_wfile_tensor.shard unset). */
+static int fd_of(const int *fds, const tfx_wfile *f, const tfx_wfile_tensor *t) {
+  return fds[f->n_shards > 0 ? t->shard : 0];
+}
+
 /* Reads the tensors of param i's bindings (chain from head) through their
  * views into its f32 slot. 0, or -1 (the tensor that failed in *bad). */
 static int read_view_param(const int *fds, const tfx_graph *g, int i, const tfx_wfile *f, const vbindings *v, int head,
@@ -703,7 +709,7 @@ static int read_view_param(const int *fds, const tfx_graph *g, int i, const tfx_
       st.dtype = t->storage;
       int64_t row_bytes = tfx_type_bytes(&st, 1) / t->type.dims[0];
       rows_only(&views[b->rule], t->type.dims[0], &lo, &hi);
-      if (read_exact(fds[t->shard], slot + (stacked ? b->index * per_bytes : 0), (uint64_t)((hi - lo) * row_bytes),
+      if (read_exact(fd_of(fds, f, t), slot + (stacked ? b->index * per_bytes : 0), (uint64_t)((hi - lo) * row_bytes),
                      t->file_offset + (uint64_t)(lo * row_bytes))) {
         *bad = b->k;
         return -1;
@@ -718,7 +724,7 @@ static int read_view_param(const int *fds, const tfx_graph *g, int i, const tfx_
     tt.dtype = TFX_DT_F32;
     tfx_wview_shape in = wshape(&t->type, 0);
     float *full = malloc((size_t)(wnumel(&in) > 0 ? wnumel(&in) : 1) * sizeof *full);
-    int rc = !full || read_tensor(fds[t->shard], t, (uint8_t *)full, &tt) ||
+    int rc = !full || read_tensor(fd_of(fds, f, t), t, (uint8_t *)full, &tt) ||
              tfx_wview_apply(views[b->rule].ops, views[b->rule].n_ops, &in, full,
                              (float *)slot + (stacked ? b->index * per : 0));
     free(full);
@@ -885,7 +891,7 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
       continue;
     }
     const tfx_wfile_tensor *t = &f.tensors[tensor_of[i]];
-    if (read_tensor(fds[t->shard], t, out->data + n->weight_offset, &n->type)) {
+    if (read_tensor(fd_of(fds, &f, t), t, out->data + n->weight_offset, &n->type)) {
       report(r, i, "%s: cannot read tensor '%s' (%lld elements of %s at offset %llu)", path, t->name,
              (long long)tfx_type_numel(&n->type, 1), t->dtype_name, (unsigned long long)t->file_offset);
       break;

@@ -28,7 +28,7 @@ typedef struct tfx_wfile_tensor {
   tfx_wfile_dtype dtype;  /* how its data is stored */
   const char *dtype_name; /* static: "F32", "F16", "BF16", "F64", "Q8_0", … */
   tfx_dtype storage;      /* the format table's format of its data (f32 when unsupported) */
-  int shard;              /* the file holding it: shards[shard] of a sharded checkpoint, else 0 (path) */
+  int shard;              /* sharded checkpoints only (n_shards > 0): the file holding it, shards[shard] */
 } tfx_wfile_tensor;
 
 typedef struct tfx_wfile {
