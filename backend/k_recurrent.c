@@ -96,7 +96,9 @@ static LLVMValueRef gamma_table(tfx_cg *cg, int64_t H) {
 }
 
 /* gp[i] as f32 (gp: the head's row of the table, i: i64) */
-static LLVMValueRef gpow(tfx_cg *cg, LLVMValueRef gp, LLVMValueRef i) { return tfx_cg_loadf(cg, tfx_cg_fptr(cg, gp, i)); }
+static LLVMValueRef gpow(tfx_cg *cg, LLVMValueRef gp, LLVMValueRef i) {
+  return tfx_cg_loadf(cg, tfx_cg_fptr(cg, gp, i));
+}
 
 int tfx_cg_emit_retention(tfx_cg *cg, const tfx_node *n) {
   LLVMBuilderRef b = cg->b;
@@ -200,8 +202,7 @@ int tfx_cg_emit_infini(tfx_cg *cg, const tfx_node *n) {
   int64_t per = N * (d + dv) + d * dv + d;
   if (n->kv_offset < 0) return tfx_cg_fail(cg, "backend: %%%d (infini_attention) has no state slot", n->id);
   char key[128];
-  snprintf(key, sizeof key, "infini_H%lld_d%lld_dv%lld_N%lld", (long long)H, (long long)d, (long long)dv,
-           (long long)N);
+  snprintf(key, sizeof key, "infini_H%lld_d%lld_dv%lld_N%lld", (long long)H, (long long)d, (long long)dv, (long long)N);
   int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
@@ -232,8 +233,8 @@ int tfx_cg_emit_infini(tfx_cg *cg, const tfx_node *n) {
     LLVMValueRef slot = LLVMBuildSRem(b, p, tfx_cg_i64(cg, N), "slot");
     /* a new segment: the previous one goes into the memory */
     tfx_cg_if seg;
-    LLVMValueRef start = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntEQ, slot, zero, ""),
-                                      LLVMBuildICmp(b, LLVMIntSGT, p, zero, ""), "");
+    LLVMValueRef start =
+        LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntEQ, slot, zero, ""), LLVMBuildICmp(b, LLVMIntSGT, p, zero, ""), "");
     tfx_cg_if_begin(cg, &seg, start, "fold");
     tfx_cg_loop jl;
     tfx_cg_for(cg, &jl, zero, tfx_cg_i64(cg, N), 1, "key");
@@ -242,8 +243,8 @@ int tfx_cg_emit_infini(tfx_cg *cg, const tfx_node *n) {
     LLVMValueRef vj = tfx_cg_fptr(cg, Vl, tfx_cg_mulc(cg, jl.iv, dv));
     tfx_cg_loop el;
     tfx_cg_for(cg, &el, zero, tfx_cg_i64(cg, d), 1, "e");
-    vrun(cg, V_AXPY, tfx_cg_fptr(cg, M, tfx_cg_mulc(cg, el.iv, dv)), vj,
-         tfx_cg_loadf(cg, tfx_cg_fptr(cg, sig, el.iv)), dv);
+    vrun(cg, V_AXPY, tfx_cg_fptr(cg, M, tfx_cg_mulc(cg, el.iv, dv)), vj, tfx_cg_loadf(cg, tfx_cg_fptr(cg, sig, el.iv)),
+         dv);
     tfx_cg_for_end(cg, &el);
     tfx_cg_for_end(cg, &jl);
     tfx_cg_if_end(cg, &seg);
@@ -259,8 +260,8 @@ int tfx_cg_emit_infini(tfx_cg *cg, const tfx_node *n) {
     LLVMBuildStore(b, fk(cg, -INFINITY), mxv);
     tfx_cg_loop sl;
     tfx_cg_for(cg, &sl, zero, nkeys, 1, "score");
-    LLVMValueRef s = LLVMBuildFMul(b, vdot(cg, qrow, tfx_cg_fptr(cg, Kl, tfx_cg_mulc(cg, sl.iv, d)), acc, d),
-                                   fk(cg, scale), "s");
+    LLVMValueRef s =
+        LLVMBuildFMul(b, vdot(cg, qrow, tfx_cg_fptr(cg, Kl, tfx_cg_mulc(cg, sl.iv, d)), acc, d), fk(cg, scale), "s");
     tfx_cg_storef(cg, s, tfx_cg_fptr(cg, sc, sl.iv));
     LLVMBuildStore(b, tfx_cg_fmax(cg, LLVMBuildLoad2(b, cg->t_f32, mxv, ""), s), mxv);
     tfx_cg_for_end(cg, &sl);
@@ -325,8 +326,8 @@ int tfx_cg_emit_groupnorm(tfx_cg *cg, const tfx_node *n) {
     tfx_cg_for_end(cg, &row);
     tfx_cg_body_end(cg);
   }
-  tfx_cg_kernel_call(cg, n, NULL, per_t, fixed,
-                     (tfx_cg_ptr[4]){TFX_CG_VAL(n->inputs[0]), TFX_CG_VAL(n->inputs[1]), TFX_CG_VAL(n->inputs[2]),
-                                     TFX_CG_VAL(n->id)});
+  tfx_cg_kernel_call(
+      cg, n, NULL, per_t, fixed,
+      (tfx_cg_ptr[4]){TFX_CG_VAL(n->inputs[0]), TFX_CG_VAL(n->inputs[1]), TFX_CG_VAL(n->inputs[2]), TFX_CG_VAL(n->id)});
   return 0;
 }

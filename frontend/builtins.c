@@ -118,7 +118,7 @@ static const tfx_fe_opspec ops[] = {
      3,
      {"x", "g", "b"},
      {KW("groups", TFX_FE_KW_INT, 1, NULL, "G"),
-      TFX_FE_NUM_ATTR("eps", 1e-5, EPS)},
+      TFX_FE_NUM_KW("eps", 1e-5)},
      2,
      TFX_FE_LOWER_HEADS,
      TFX_OP_GROUPNORM},

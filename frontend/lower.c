@@ -452,8 +452,8 @@ static int lower_heads(lower *L, frame *f, const tfx_fe_opspec *op, const int *i
 /* the lowering of each kind of builtin (tfx_fe_opspec.lowering) */
 typedef int (*lower_fn)(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n, const tfx_fe_expr *call);
 static const lower_fn lowerings[TFX_FE_LOWER_COUNT] = {
-    [TFX_FE_LOWER_OP] = lower_ir_op, [TFX_FE_LOWER_ROPE] = lower_rope, [TFX_FE_LOWER_ATTENTION] = lower_attention,
-    [TFX_FE_LOWER_MLA] = lower_mla,  [TFX_FE_LOWER_GLU] = lower_glu,   [TFX_FE_LOWER_MOE] = lower_moe,
+    [TFX_FE_LOWER_OP] = lower_ir_op,    [TFX_FE_LOWER_ROPE] = lower_rope, [TFX_FE_LOWER_ATTENTION] = lower_attention,
+    [TFX_FE_LOWER_MLA] = lower_mla,     [TFX_FE_LOWER_GLU] = lower_glu,   [TFX_FE_LOWER_MOE] = lower_moe,
     [TFX_FE_LOWER_HEADS] = lower_heads,
 };
 

@@ -39,8 +39,7 @@ static int infer_qkv(const tfx_node *n, const tfx_type *const *a, char *err, siz
     int64_t want = (int64_t)n->heads * (i == 2 ? n->v_dim : n->head_dim);
     if (!is_t_rows(a[i]) || a[i]->dims[1] != want)
       return tfx_errf(err, errlen, "%s: %s is %s, expected f32[T, %lld] (%d heads of %d)", on, names[i],
-                      tfx_type_str(a[i], s0, sizeof s0), (long long)want, n->heads,
-                      i == 2 ? n->v_dim : n->head_dim);
+                      tfx_type_str(a[i], s0, sizeof s0), (long long)want, n->heads, i == 2 ? n->v_dim : n->head_dim);
   }
   return 0;
 }

@@ -91,8 +91,8 @@ static void test_groupnorm_vs_interpreter(void **state) {
     int C = shapes[i][1];
     int x = tfx_tg_input_f32(t, 24);
     int y = linear(t, x, C, 24, "w", 0.5f);
-    tfx_node gn =
-        tfx_node_proto(TFX_OP_GROUPNORM, 3, (int[]){y, tfx_tg_param1(t, "g", C, 0.2f, 1.0f), tfx_tg_param1(t, "b", C, 0.1f, 0.0f)});
+    tfx_node gn = tfx_node_proto(
+        TFX_OP_GROUPNORM, 3, (int[]){y, tfx_tg_param1(t, "g", C, 0.2f, 1.0f), tfx_tg_param1(t, "b", C, 0.1f, 0.0f)});
     gn.heads = shapes[i][0];
     gn.eps = 1e-5;
     t->g->output = tfx_tg_add(t, &gn);
@@ -160,8 +160,10 @@ static void forms_agree(int segment) {
     float *chunks = run_calls(s, x, D, uneven, 6, O);
     float *prefix = run_calls(s, x, D, (int[]){60}, 1, O);
     assert_memory_equal(whole, again, (size_t)T * O * sizeof(float)); /* reset clears the state */
-    check_same(whole, steps, (size_t)T * O, segment ? "infini: prompt vs token by token" : "retention: chunkwise vs recurrent");
-    check_same(whole, chunks, (size_t)T * O, segment ? "infini: prompt vs chunks" : "retention: chunkwise vs uneven chunks");
+    check_same(whole, steps, (size_t)T * O,
+               segment ? "infini: prompt vs token by token" : "retention: chunkwise vs recurrent");
+    check_same(whole, chunks, (size_t)T * O,
+               segment ? "infini: prompt vs chunks" : "retention: chunkwise vs uneven chunks");
     check_same(prefix, whole, (size_t)60 * O, segment ? "infini: 60-row prompt" : "retention: parallel vs chunkwise");
     free(whole), free(again), free(steps), free(chunks), free(prefix), free(tok);
     tfx_session_free(s);
@@ -186,18 +188,18 @@ static void test_infini_forms_agree(void **state) {
 static void test_stats_show_the_state(void **state) {
   (void)state;
   char *out = NULL, *err = NULL;
-  int rc = tfx_test_run((char *[]){TFXC_PATH, TFX_SOURCE_DIR "/examples/retnet/retnet.tfx", "--weights",
-                                         "random", "--stats", NULL},
-                        &out, &err);
+  int rc = tfx_test_run(
+      (char *[]){TFXC_PATH, TFX_SOURCE_DIR "/examples/retnet/retnet.tfx", "--weights", "random", "--stats", NULL}, &out,
+      &err);
   assert_int_equal(rc, 0);
   /* 2 layers x 4 heads x 16 x 32 floats; a KV cache: 256 positions x 4 heads x (16 + 32) floats x 2 layers */
   assert_non_null(strstr(out, "recurrent state:   16384 bytes in 2 retention/infini_attention nodes (a KV cache of "
                               "their heads at max_seq: 393216 bytes)"));
   assert_non_null(strstr(out, "kv cache:          16384 bytes"));
   free(out), free(err);
-  rc = tfx_test_run((char *[]){TFXC_PATH, TFX_SOURCE_DIR "/examples/infini/infini.tfx", "--weights", "random",
-                                     "--stats", NULL},
-                    &out, &err);
+  rc = tfx_test_run(
+      (char *[]){TFXC_PATH, TFX_SOURCE_DIR "/examples/infini/infini.tfx", "--weights", "random", "--stats", NULL}, &out,
+      &err);
   assert_int_equal(rc, 0);
   assert_non_null(strstr(out, "recurrent state:"));
   free(out), free(err);
@@ -219,7 +221,7 @@ static void expect_error(const char *src, const char *msg) {
 }
 
 #define PRELUDE                                                                                                        \
-  "model m\nconst max_seq = 16\nparam wq : f32[12, 8]\nparam wv : f32[16, 8]\nparam beta : f32[3]\n"                 \
+  "model m\nconst max_seq = 16\nparam wq : f32[12, 8]\nparam wv : f32[16, 8]\nparam beta : f32[3]\n"                   \
   "param g : f32[12]\nparam b : f32[12]\n"
 
 static void test_frontend_errors(void **state) {
