@@ -21,6 +21,7 @@
 #include "../passes/passes.h"
 #include "support/jit_harness.h"
 #include "support/testutil.h"
+#include "tfx/jit.h"
 #include "tfx/tfx.h"
 
 static int linear(tfx_tg *t, int x, int64_t out, int64_t in, const char *wname, float scale) {
@@ -183,6 +184,45 @@ static void test_infini_forms_agree(void **state) {
   forms_agree(16);
 }
 
+/* The examples through the token API: a prompt's last row from the last-row
+ * entry (tfx_forward, the nodes after the last token mixer for one row) equals
+ * the full forward's; a reset session gives the same rows again; generation
+ * after a prompt (decode steps) matches a prompt of the same tokens. */
+static void example_entries(const char *path) {
+  tfx_compile_options co;
+  tfx_compile_options_init(&co);
+  co.opt_level = 3;
+  co.weights = "random:7";
+  tfx_model *m = NULL;
+  assert_int_equal(tfx_jit_compile_file(path, &co, &m), TFX_OK);
+  int V = tfx_model_descriptor(m)->output_width;
+  tfx_session *s = NULL;
+  assert_int_equal(tfx_session_create(m, &(tfx_session_options){.threads = 2}, &s), 0);
+  enum { N = 90 };
+  int32_t tok[N];
+  for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 37 + 11) % V);
+  float *full = malloc((size_t)N * V * sizeof *full), *last = malloc((size_t)V * sizeof *last);
+  float *steps = malloc((size_t)N * V * sizeof *steps);
+  assert_non_null(full), assert_non_null(last), assert_non_null(steps);
+  assert_int_equal(tfx_forward_ex(s, tok, N, full, 0), 0);
+  tfx_session_reset(s);
+  assert_int_equal(tfx_forward(s, tok, N, last), 0);
+  check_same(full + (size_t)(N - 1) * V, last, (size_t)V, "last-row entry vs the full forward");
+  tfx_session_reset(s);
+  assert_int_equal(tfx_forward_ex(s, tok, 20, steps, 0), 0);
+  for (int i = 20; i < N; i++) assert_int_equal(tfx_forward_ex(s, tok + i, 1, steps + (size_t)i * V, 0), 0);
+  check_same(full, steps, (size_t)N * V, "prompt of 20 + decode vs one prompt");
+  free(full), free(last), free(steps);
+  tfx_session_free(s);
+  tfx_model_close(m);
+}
+
+static void test_examples_entries(void **state) {
+  (void)state;
+  example_entries(TFX_SOURCE_DIR "/examples/retnet/retnet.tfx");
+  example_entries(TFX_SOURCE_DIR "/examples/infini/infini.tfx");
+}
+
 /* ---- the language ---- */
 
 static void test_stats_show_the_state(void **state) {
@@ -251,6 +291,7 @@ int main(void) {
       cmocka_unit_test(test_retention_vs_interpreter), cmocka_unit_test(test_infini_vs_interpreter),
       cmocka_unit_test(test_groupnorm_vs_interpreter), cmocka_unit_test(test_retention_forms_agree),
       cmocka_unit_test(test_infini_forms_agree),       cmocka_unit_test(test_stats_show_the_state),
+      cmocka_unit_test(test_examples_entries),
       cmocka_unit_test(test_frontend_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
