@@ -357,11 +357,10 @@ static void test_generator_coverage(void **state) {
   static char text[32768];
   enum { SPARSE_KINDS = 6, N_FEATURES = 26 };
   static const char *const names[N_FEATURES] = {
-      "tokens",       "f32 input",   "decoder",    "encoder",      "two blocks", "alibi",
-      "rope",         "mla",         "moe",        "moe capacity", "moe shared", "cross static",
-      "cross T rows", "learned pos", "sinusoidal", "glu builtin",  "layernorm",  "post-norm",
-      "softmax out",  "matmul",      "any sparse", "rope op",      "emb row",    "emb norm",
-      "retention",    "infini"};
+      "tokens",     "f32 input",   "decoder",      "encoder",    "two blocks",   "alibi",        "rope",
+      "mla",        "moe",         "moe capacity", "moe shared", "cross static", "cross T rows", "learned pos",
+      "sinusoidal", "glu builtin", "layernorm",    "post-norm",  "softmax out",  "matmul",       "any sparse",
+      "rope op",    "emb row",     "emb norm",     "retention",  "infini"};
   int count[N_FEATURES] = {0}, sparse[SPARSE_KINDS + 1] = {0};
   for (uint64_t s = 1; s <= 2000; s++) {
     tfx_gen_info in;

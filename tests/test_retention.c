@@ -291,8 +291,7 @@ int main(void) {
       cmocka_unit_test(test_retention_vs_interpreter), cmocka_unit_test(test_infini_vs_interpreter),
       cmocka_unit_test(test_groupnorm_vs_interpreter), cmocka_unit_test(test_retention_forms_agree),
       cmocka_unit_test(test_infini_forms_agree),       cmocka_unit_test(test_stats_show_the_state),
-      cmocka_unit_test(test_examples_entries),
-      cmocka_unit_test(test_frontend_errors),
+      cmocka_unit_test(test_examples_entries),         cmocka_unit_test(test_frontend_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -361,8 +361,8 @@ static void ffn_mixer(gen *g, const model *m, int kind) {
  * block takes the static encoder output as its second input. */
 static int emit_block(gen *g, model *m, const char *name) {
   norm_kind nk = draw_norm(g);
-  int place = pick(g, 3); /* 0 pre-norm, 1 post-norm, 2 shared (h = norm(x) + o) */
-  int mix = m->causal ? pick(g, 100) : 100;               /* decoders: 20% MLA, 20% a recurrent state */
+  int place = pick(g, 3);                   /* 0 pre-norm, 1 post-norm, 2 shared (h = norm(x) + o) */
+  int mix = m->causal ? pick(g, 100) : 100; /* decoders: 20% MLA, 20% a recurrent state */
   int mla = mix < 20, state = mix >= 20 && mix < 40 ? 1 + pick(g, 2) : 0; /* 1 retention, 2 infini_attention */
   int cross = chance(g, 25) ? (m->src_rows && chance(g, 60) ? 1 : 2) : 0;
   int ffn = pick(g, 6); /* 0 GLU, 1 glu(), 2 MLP, 3 MoE, 4 none, 5 MLP */
