@@ -440,8 +440,8 @@ static int lower_heads(lower *L, frame *f, const tfx_fe_opspec *op, const int *i
   }
   if (op->ir == TFX_OP_INFINI_ATTENTION) {
     int seg = int_kw(L, call, "segment", 0);
-    if (seg < 1 || seg > 65536) {
-      ERR(L, call->loc, "infini_attention: segment = %d must be in 1..65536", seg);
+    if (seg < 1 || seg > 4096) {
+      ERR(L, call->loc, "infini_attention: segment = %d must be in 1..4096", seg);
       return -1;
     }
     nd.segment = seg;

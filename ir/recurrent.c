@@ -31,7 +31,9 @@ static int infer_qkv(const tfx_node *n, const tfx_type *const *a, char *err, siz
   if (n->heads <= 0 || n->head_dim <= 0 || n->v_dim <= 0)
     return tfx_errf(err, errlen, "%s: heads %d, head_dim %d and v_dim %d must be > 0", on, n->heads, n->head_dim,
                     n->v_dim);
-  if ((int64_t)n->heads * n->head_dim > (1 << 20) || (int64_t)n->head_dim * n->v_dim > (1 << 20))
+  /* the kernels keep a head's query on the stack */
+  if (n->head_dim > 4096 || n->v_dim > 4096 || (int64_t)n->heads * n->head_dim > (1 << 20) ||
+      (int64_t)n->heads * n->v_dim > (1 << 20) || (int64_t)n->head_dim * n->v_dim > (1 << 20))
     return tfx_errf(err, errlen, "%s: heads %d x head_dim %d x v_dim %d is too large", on, n->heads, n->head_dim,
                     n->v_dim);
   static const char *const names[3] = {"q", "k", "v"};
@@ -57,8 +59,8 @@ int tfx_infer_infini(const tfx_graph *g, const tfx_node *n, const tfx_type *cons
   (void)g;
   char s0[64];
   if (infer_qkv(n, a, err, errlen)) return -1;
-  if (n->segment < 1 || n->segment > 65536)
-    return tfx_errf(err, errlen, "infini_attention: segment = %d must be in 1..65536", n->segment);
+  if (n->segment < 1 || n->segment > 4096) /* the kernel keeps a segment's scores on the stack */
+    return tfx_errf(err, errlen, "infini_attention: segment = %d must be in 1..4096", n->segment);
   if (a[3]->dtype != TFX_DT_F32 || a[3]->rank != 1 || a[3]->dims[0] != n->heads)
     return tfx_errf(err, errlen, "infini_attention: beta is %s, expected f32[%d] (one gate per head)",
                     tfx_type_str(a[3], s0, sizeof s0), n->heads);
