@@ -115,8 +115,8 @@ int tfx_cg_emit_split_decode(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int6
   int64_t H = n->heads, G = n->kv_heads, d = n->head_dim;
   char key[256], opts[160];
   tfx_cg_attn_key(n, cg->g->max_seq, opts, sizeof opts);
-  snprintf(key, sizeof key, "splitdec%d_attention_H%lld_G%lld_d%lld_q%lld_k%lld_%s", splits, (long long)H,
-           (long long)G, (long long)d, (long long)q_rows, (long long)k_rows, opts);
+  snprintf(key, sizeof key, "splitdec%d_attention_H%lld_G%lld_d%lld_q%lld_k%lld_%s", splits, (long long)H, (long long)G,
+           (long long)d, (long long)q_rows, (long long)k_rows, opts);
   int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
@@ -124,7 +124,8 @@ int tfx_cg_emit_split_decode(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int6
     tfx_cg_body_end(cg);
     if (rc) return -1;
   }
-  tfx_cg_kernel_call(cg, n, NULL, 0, H * splits, (tfx_cg_ptr[4]){TFX_CG_VAL(n->inputs[0]), keys, vals, TFX_CG_VAL(n->id)});
+  tfx_cg_kernel_call(cg, n, NULL, 0, H * splits,
+                     (tfx_cg_ptr[4]){TFX_CG_VAL(n->inputs[0]), keys, vals, TFX_CG_VAL(n->id)});
   snprintf(key, sizeof key, "splitmerge_H%lld_d%lld_S%d", (long long)H, (long long)d, splits);
   fresh = tfx_cg_body_begin(cg, key);
   if (fresh < 0) return -1;
@@ -133,7 +134,6 @@ int tfx_cg_emit_split_decode(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int6
     tfx_cg_body_end(cg);
     if (rc) return -1;
   }
-  tfx_cg_kernel_call(cg, n, "merge", 0, H,
-                     (tfx_cg_ptr[4]){TFX_CG_VAL(n->id), TFX_CG_NONE, TFX_CG_NONE, TFX_CG_NONE});
+  tfx_cg_kernel_call(cg, n, "merge", 0, H, (tfx_cg_ptr[4]){TFX_CG_VAL(n->id), TFX_CG_NONE, TFX_CG_NONE, TFX_CG_NONE});
   return 0;
 }

@@ -536,7 +536,8 @@ static void check_schedule(tfx_fe_sema *s) {
         ERR(s, v->loc, "bad value for attention: expected auto, dense, flash or block_sparse");
     } else if (!strcmp(st->name, "decode")) {
       int64_t n;
-      if (v->kind == TFX_FE_EXPR_NAME && (!strcmp(v->str, "auto") || !strcmp(v->str, "row") || !strcmp(v->str, "split")))
+      if (v->kind == TFX_FE_EXPR_NAME &&
+          (!strcmp(v->str, "auto") || !strcmp(v->str, "row") || !strcmp(v->str, "split")))
         s->decode = !strcmp(v->str, "row")     ? TFX_SCHED_DECODE_ROW
                     : !strcmp(v->str, "split") ? TFX_SCHED_DECODE_SPLIT
                                                : TFX_SCHED_DECODE_AUTO;

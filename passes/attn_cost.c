@@ -55,7 +55,9 @@ static double kept_fraction(const tfx_graph *g, const tfx_node *n, int64_t L) {
   return all > 0 ? kept / all : 0;
 }
 
-static double decode_row(double H, double L, double P, int forks) { return ceil_div(H, P) * L + (forks ? TFX_COST_FORK : 0); }
+static double decode_row(double H, double L, double P, int forks) {
+  return ceil_div(H, P) * L + (forks ? TFX_COST_FORK : 0);
+}
 
 static double decode_split(double H, double L, double P, int S, int forks) {
   return ceil_div(H * S, P) * ceil_div(L, S) + H * S * TFX_COST_RECORD / P + (forks ? 2 * TFX_COST_FORK : 0);
@@ -70,9 +72,9 @@ void tfx_attn_cost_eval(const tfx_graph *g, const tfx_node *n, tfx_attn_cost *c)
   /* prefill */
   c->forward = tfx_attn_schedule_auto(g, n);
   c->kept = n->op == TFX_OP_ATTENTION ? kept_fraction(g, n, L) : (causal ? 0.5 : 1.0);
-  double pairs = (double)L * (double)L * (c->forward == TFX_ATTN_SCHED_ROW && n->sparse.kind == TFX_SPARSE_NONE
-                                               ? (causal ? 0.5 : 1.0)
-                                               : c->kept);
+  double pairs =
+      (double)L * (double)L *
+      (c->forward == TFX_ATTN_SCHED_ROW && n->sparse.kind == TFX_SPARSE_NONE ? (causal ? 0.5 : 1.0) : c->kept);
   c->prefill_flops = pairs * 4.0 * (double)H * (double)d;
   /* decode: KV bytes at L, the row and split estimates */
   c->decode_kv_bytes = n->op == TFX_OP_ATTENTION ? 2.0 * (double)L * (double)(G * d) * 4.0
@@ -96,6 +98,7 @@ int tfx_attn_cost_split_count(const tfx_graph *g, const tfx_node *n) {
   tfx_attn_cost_eval(g, n, &c);
   int S = c.split;
   if (!S) /* decode = split without a count where the model would keep row: the largest S its parts fill */
-    for (S = 8; S >= 2 && !tfx_attn_split_fits(g, n, S); S /= 2) {}
+    for (S = 8; S >= 2 && !tfx_attn_split_fits(g, n, S); S /= 2) {
+    }
   return S >= 2 ? S : 0;
 }

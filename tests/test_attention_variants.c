@@ -761,16 +761,14 @@ static void test_schedule_pass(void **state) {
   free(errs);
   char *st[] = {TFXC_PATH, ex, "--stats", NULL};
   assert_int_equal(tfx_test_run(st, &out, &errs), 0);
-  assert_non_null(
-      strstr(out, "attention:         5 nodes, schedules row 0, flash 5, block_sparse 0 (prefill)"));
+  assert_non_null(strstr(out, "attention:         5 nodes, schedules row 0, flash 5, block_sparse 0 (prefill)"));
   free(out);
   free(errs);
   snprintf(ex, sizeof ex, "%s/examples/sparse/masks.tfx", TFX_SOURCE_DIR);
   char *st0[] = {TFXC_PATH, ex, "-O0", "--stats", "--weights", "random", NULL};
   assert_int_equal(tfx_test_run(st0, &out, &errs), 0);
   /* -O0 runs no pass: the backend's rule (the same function) gives every sparse layer block_sparse */
-  assert_non_null(
-      strstr(out, "attention:         4 nodes, schedules row 0, flash 0, block_sparse 4 (prefill)"));
+  assert_non_null(strstr(out, "attention:         4 nodes, schedules row 0, flash 0, block_sparse 4 (prefill)"));
   free(out);
   free(errs);
 }

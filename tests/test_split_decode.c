@@ -107,7 +107,8 @@ static void decode_outputs(tfx_tg *t, float *out) {
   uint64_t rng = 99;
   float *x = malloc(200 * 24 * sizeof(float)), *y = malloc(200 * 32 * sizeof(float));
   assert_true(x && y);
-  for (int i = 0; i < 200 * 24; i++) x[i] = (float)((double)((rng = rng * 6364136223846793005ull + 1) >> 40) / (1 << 24) * 2 - 1);
+  for (int i = 0; i < 200 * 24; i++)
+    x[i] = (float)((double)((rng = rng * 6364136223846793005ull + 1) >> 40) / (1 << 24) * 2 - 1);
   assert_int_equal(tfx_forward_f32(s, x, 200, y), TFX_OK);
   for (int c = 0; c < 8; c++) assert_int_equal(tfx_forward_f32(s, x + c * 24, 1, out + c * 32), TFX_OK);
   free(x);
@@ -210,8 +211,8 @@ static void test_cost_model(void **state) {
 
 static void test_schedule_source(void **state) {
   (void)state;
-  static const char *const sched_src[4] = {"", "schedule {\n  decode = row\n}\n", "schedule {\n  decode = split(6)\n}\n",
-                                           "schedule {\n  decode = split\n}\n"};
+  static const char *const sched_src[4] = {"", "schedule {\n  decode = row\n}\n",
+                                           "schedule {\n  decode = split(6)\n}\n", "schedule {\n  decode = split\n}\n"};
   static const int want[4] = {0, 0, 6, 8};
   for (int k = 0; k < 4; k++) {
     char src[1024];
@@ -251,10 +252,8 @@ static void test_schedule_source(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_split_fits),
-      cmocka_unit_test(test_cost_model),
-      cmocka_unit_test(test_schedule_source),
-      cmocka_unit_test(test_split_vs_row),
+      cmocka_unit_test(test_split_fits),           cmocka_unit_test(test_cost_model),
+      cmocka_unit_test(test_schedule_source),      cmocka_unit_test(test_split_vs_row),
       cmocka_unit_test(test_split_vs_interpreter),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
