@@ -82,6 +82,7 @@ void tfx_attn_cost_eval(const tfx_graph *g, const tfx_node *n, tfx_attn_cost *c)
   int forks = (double)L * 2.0 * (double)(G * d) >= TFX_COST_GRAIN;
   double P = forks ? (g->schedule.threads > 0 ? g->schedule.threads : TFX_COST_THREADS) : 1;
   c->threads = (int)P;
+  c->forks = forks;
   c->row_units = decode_row((double)H, (double)L, P, forks);
   c->split = 0;
   c->split_units = c->row_units;
@@ -91,6 +92,14 @@ void tfx_attn_cost_eval(const tfx_graph *g, const tfx_node *n, tfx_attn_cost *c)
     if (u < c->split_units) c->split = S, c->split_units = u;
   }
   if (c->split && c->split_units >= TFX_COST_PAY * c->row_units) c->split = 0, c->split_units = c->row_units;
+}
+
+double tfx_attn_cost_split_units(const tfx_graph *g, const tfx_node *n, int splits) {
+  tfx_attn_cost c;
+  tfx_attn_cost_eval(g, n, &c);
+  if (splits < 2) return c.row_units;
+  int64_t L = g->max_seq > 0 ? g->max_seq : 1, H = n->heads > 0 ? n->heads : 1;
+  return decode_split((double)H, (double)L, c.threads, splits, c.forks);
 }
 
 int tfx_attn_cost_split_count(const tfx_graph *g, const tfx_node *n) {
