@@ -61,6 +61,7 @@ typedef struct tfx_fe_sema {
   int threads;
   int prefetch;  /* schedule { prefetch = N }: bytes, 0 = none */
   int attention; /* tfx_sched_attention */
+  int decode;    /* schedule { decode }: tfx_schedule.decode (TFX_SCHED_DECODE_*, N >= 2 split(N)) */
   /* schedule { quantize = ..., activations = ... } and the quantize { } section
    * (its rules are checked here; lowering copies them into the graph and
    * reports a pattern that matches no param) */
@@ -126,6 +127,7 @@ typedef enum {
   TFX_FE_LOWER_MLA,
   TFX_FE_LOWER_GLU,
   TFX_FE_LOWER_MOE,
+  TFX_FE_LOWER_HEADS, /* retention, infini_attention, groupnorm: one node, per-head sizes from the operands */
   TFX_FE_LOWER_COUNT
 } tfx_fe_lowering;
 
