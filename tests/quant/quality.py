@@ -46,8 +46,8 @@ try:
 except ImportError:
     sys.exit("test_quant_quality: FAIL: this python has no numpy (Debian: apt-get install python3-numpy)")
 
-FORMATS = ["f16", "bf16", "q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m"]
-BLOCK = {"q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m"}
+FORMATS = ["f16", "bf16", "q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m", "w8a8"]
+BLOCK = {"q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m", "w8a8"}
 # (max mean KL, min top-1 agreement) per (format, activations): tfxc's own
 # measurement (--measure) x 1.5 + 0.002, top-1 minus 5 points. tfxc measured:
 # f16 0.0000 / 99.2%, bf16 0.0024 / 97.1%, q8_0 0.0339 / 89.8% (int8
@@ -67,6 +67,9 @@ BLOCK = {"q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m"}
 # (bench/quant.py; its Q4_0 keeps the tied embedding in Q8_0, its K-quants
 # fall back to Q5_0/Q8_0 here): F16 0.0001 / 99.4%, BF16 0.0032 / 95.1%,
 # Q8_0 0.034 / 89.8%, Q6_K = Q8_0, Q4_0 1.66 / 41.6%, Q4_K_M 0.62 / 60.5%.
+# w8a8 (i8 weights per output channel, activations int8 per token; w2's rows
+# of 172 and the embedding read as i8 with f32 activations) measured 0.0466 /
+# 88.1%, and 0.0306 / 90.2% with activations = f32.
 BOUNDS = {  # measured here (--measure) x 1.5 + 0.002, top-1 - 5 points
     ("f16", "q8"): (0.00205, 0.94),
     ("bf16", "q8"): (0.00558, 0.92),
@@ -82,6 +85,8 @@ BOUNDS = {  # measured here (--measure) x 1.5 + 0.002, top-1 - 5 points
     ("q4_k_m", "f32"): (0.927, 0.55),
     ("q5_0", "q8"): (1.34, 0.49),
     ("q5_0", "f32"): (1.34, 0.49),
+    ("w8a8", "q8"): (0.0719, 0.83),
+    ("w8a8", "f32"): (0.0478, 0.85),
 }
 N_IDS = 511
 
