@@ -29,9 +29,9 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
   char err[512];
   if (o && o->quantize) { /* --quantize replaces the schedule's default */
     tfx_quant_choice qc;
-    if (tfx_quant_choice_parse(o->quantize, 1, &qc)) {
-      fprintf(diag, "%s: error: unknown quantization '%s' (expected %s)\n", path ? path : "<source>", o->quantize,
-              tfx_quant_choice_names(1));
+    char qmsg[512];
+    if (tfx_quant_choice_parse_msg(o->quantize, 1, &qc, qmsg, sizeof qmsg)) {
+      fprintf(diag, "%s: error: --quantize '%s': %s\n", path ? path : "<source>", o->quantize, qmsg);
       tfx_build_free(out);
       return 1;
     }

@@ -134,9 +134,9 @@ static int check_pass_list(const char *option, const char *list) {
 /* --quantize FMT: a usage error (exit 2) for an unknown name. */
 static int check_quantize(const char *v) {
   tfx_quant_choice c;
-  if (!tfx_quant_choice_parse(v, 1, &c)) return 0;
-  fprintf(stderr, "tfxc: error: unknown --quantize format '%s' (expected %s)\n%s", v, tfx_quant_choice_names(1),
-          usage_text);
+  char msg[512];
+  if (!tfx_quant_choice_parse_msg(v, 1, &c, msg, sizeof msg)) return 0;
+  fprintf(stderr, "tfxc: error: --quantize '%s': %s\n%s", v, msg, usage_text);
   return EXIT_USAGE;
 }
 

@@ -317,7 +317,7 @@ typedef enum { TFX_QUANT_KEEP, TFX_QUANT_FORMAT, TFX_QUANT_Q4_K_M } tfx_quant_mo
 typedef struct tfx_quant_choice {
   tfx_quant_mode mode;
   tfx_dtype dtype; /* FORMAT: f16, bf16, q8_0, q4_0, q4_k, q6_k, or i8 (w8a8: per-token int8 activations) */
-  int smooth_set;  /* w8a8(smooth = alpha) asked SmoothQuant (passes/smooth_quant.c) */
+  int smooth_set;  /* w8a8(smooth = alpha): SmoothQuant (reserved: refused until calibration exists) */
   float smooth;    /* alpha, its migration strength in [0, 1] */
 } tfx_quant_choice;
 /* `"pattern" = fmt` of a quantize { } section: pattern is a param name where
@@ -474,7 +474,7 @@ typedef struct tfx_quant_spec {
 /* Parses text (blanks allowed around the tokens); 0, or -1 with a message. */
 int tfx_quant_spec_parse(const char *text, tfx_quant_spec *out, char *msg, size_t msglen);
 /* The choice text stands for: f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k (FORMAT),
- * w8a8 and w8a8(smooth = alpha) (FORMAT i8), none (KEEP), q4_k_m (Q4_K_M,
+ * w8a8 (FORMAT i8; w8a8(smooth = alpha) is parsed and refused: no calibration yet), none (KEEP), q4_k_m (Q4_K_M,
  * only when allow_preset; smooth likewise: it is a whole-model option). 0, or
  * -1 with a message naming the valid choices. */
 int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_choice *out, char *msg, size_t msglen);

@@ -121,8 +121,14 @@ int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_cho
                      "rule takes w8a8");
           return -1;
         }
-        c.smooth_set = 1;
-        c.smooth = (float)al;
+        /* SmoothQuant folds per-channel scales from calibration data (the
+         * activations' ranges) into the norms and weights: not built yet */
+        if (msg)
+          snprintf(msg, msglen,
+                   "w8a8(smooth = %s): SmoothQuant needs calibration data (tfxc calibrate, --calibration), which "
+                   "this tfxc cannot produce yet; use w8a8",
+                   v);
+        return -1;
       } else {
         if (msg) {
           if (c.dtype == TFX_DT_I8)
@@ -153,7 +159,7 @@ const char *tfx_quant_choice_name(tfx_quant_choice c) {
 }
 
 const char *tfx_quant_choice_names(int allow_preset) {
-  return allow_preset ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, w8a8(smooth = ALPHA), q4_k_m or none"
+  return allow_preset ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, q4_k_m or none"
                       : "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8 or none";
 }
 
