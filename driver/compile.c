@@ -31,7 +31,11 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
     tfx_quant_choice qc;
     char qmsg[512];
     if (tfx_quant_choice_parse_msg(o->quantize, 1, &qc, qmsg, sizeof qmsg)) {
-      fprintf(diag, "%s: error: --quantize '%s': %s\n", path ? path : "<source>", o->quantize, qmsg);
+      if (!strchr(o->quantize, '('))
+        fprintf(diag, "%s: error: unknown quantization '%s' (expected %s)\n", path ? path : "<source>", o->quantize,
+                tfx_quant_choice_names(1));
+      else
+        fprintf(diag, "%s: error: --quantize '%s': %s\n", path ? path : "<source>", o->quantize, qmsg);
       tfx_build_free(out);
       return 1;
     }

@@ -136,7 +136,11 @@ static int check_quantize(const char *v) {
   tfx_quant_choice c;
   char msg[512];
   if (!tfx_quant_choice_parse_msg(v, 1, &c, msg, sizeof msg)) return 0;
-  fprintf(stderr, "tfxc: error: --quantize '%s': %s\n%s", v, msg, usage_text);
+  if (!strchr(v, '('))
+    fprintf(stderr, "tfxc: error: unknown --quantize format '%s' (expected %s)\n%s", v, tfx_quant_choice_names(1),
+            usage_text);
+  else
+    fprintf(stderr, "tfxc: error: --quantize '%s': %s\n%s", v, msg, usage_text);
   return EXIT_USAGE;
 }
 
