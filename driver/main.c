@@ -1028,7 +1028,8 @@ int main(int argc, char **argv) {
   else if (strcmp(argv[1], "--version") == 0)
     rc = printf("tfxc %s\n", TFX_VERSION) < 0;
   else
-    rc = strcmp(argv[1], "run") == 0      ? run_main(argc, argv)
+    rc = strcmp(argv[1], "calibrate") == 0 ? tfx_drv_calibrate_main(argc - 1, argv + 1)
+         : strcmp(argv[1], "run") == 0     ? run_main(argc, argv)
          : strcmp(argv[1], "verify") == 0 ? verify_main(argc, argv)
                                           : compile_main(argc, argv);
   if (tfx_drv_finish_stdout() && rc == 0) rc = EXIT_COMPILE;

@@ -22,7 +22,14 @@ struct tfx_interp {
   float **kcache; /* per node: [max_seq, G*d] for causal ATTENTION, [max_seq, r+dr] for MLA, else NULL */
   float **vcache;
   char init_err[256]; /* non-empty when the graph cannot be interpreted */
+  tfx_interp_observer observer; /* tfx_interp_set_observer */
+  void *observer_user;
 };
+
+void tfx_interp_set_observer(tfx_interp *it, tfx_interp_observer fn, void *user) {
+  it->observer = fn;
+  it->observer_user = user;
+}
 
 /* Checks the graph and the parameters once; records the first problem. */
 static void check_graph(tfx_interp *it) {
@@ -432,6 +439,7 @@ int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out,
       }
       owned[i] = 1;
       rc = eval_node(it, nd, val, val[i], n, err, errlen);
+      if (rc == 0 && it->observer) it->observer(it->observer_user, g, nd, (const void *const *)val, n);
     }
     if (rc == 0 && i == g->output) memcpy(out, val[i], (size_t)tfx_type_bytes(&nd->type, n));
     /* free the operands whose last reader is this node (never the output:

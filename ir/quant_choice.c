@@ -121,14 +121,8 @@ int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_cho
                      "rule takes w8a8");
           return -1;
         }
-        /* SmoothQuant folds per-channel scales from calibration data (the
-         * activations' ranges) into the norms and weights: not built yet */
-        if (msg)
-          snprintf(msg, msglen,
-                   "w8a8(smooth = %s): SmoothQuant needs calibration data (tfxc calibrate, --calibration), which "
-                   "this tfxc cannot produce yet; use w8a8",
-                   v);
-        return -1;
+        c.smooth_set = 1;
+        c.smooth = (float)al;
       } else {
         if (msg) {
           if (c.dtype == TFX_DT_I8)
@@ -218,4 +212,9 @@ void tfx_graph_free_quant(tfx_graph *g) {
   free(g->quant_fallbacks);
   g->quant_fallbacks = NULL;
   g->n_quant_fallbacks = 0;
+  if (g->calib) {
+    tfx_calib_free(g->calib);
+    free(g->calib);
+    g->calib = NULL;
+  }
 }
