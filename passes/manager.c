@@ -167,9 +167,10 @@ int tfx_run_passes(tfx_graph *g, const tfx_pass_options *o, char *err, size_t er
     snprintf(list, sizeof list, "%s", o->passes ? o->passes : pipelines[o->opt_level]);
   if (g->schedule.quantize.smooth_set == 1 && !in_list(list, "smooth_quant")) {
     /* w8a8(smooth = alpha): SmoothQuant first, before the weights are quantized */
-    char with[sizeof list];
-    snprintf(with, sizeof with, "smooth_quant,%s", list);
-    memcpy(list, with, sizeof list);
+    size_t len = strlen(list), pre = strlen("smooth_quant,");
+    if (len + pre >= sizeof list) return tfx_errf(err, errlen, "pass list too long");
+    memmove(list + pre, list, len + 1);
+    memcpy(list, "smooth_quant,", pre);
   }
   run_record rec[MAX_RUN];
   int n_rec = 0, rc = 0;
