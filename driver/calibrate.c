@@ -203,8 +203,8 @@ int tfx_drv_calibrate_main(int argc, char **argv) {
     rc = EXIT_FAIL;
   }
   if (rc == 0)
-    fprintf(stderr, "tfxc calibrate: %d linears over %d sequences (%lld tokens) -> %s\n", cal.n, ntok,
-            (long long)total, out);
+    fprintf(stderr, "tfxc calibrate: %d linears over %d sequences (%lld tokens) -> %s\n", cal.n, ntok, (long long)total,
+            out);
 done:
   free(logits);
   if (it) tfx_interp_free(it);

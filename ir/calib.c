@@ -147,7 +147,9 @@ int tfx_calib_parse(const uint8_t *d, size_t size, const char *what, tfx_calib *
       memcpy(&v, &u, 4);
       if (!isfinite(v) || v < 0) {
         tfx_errf(err, errlen, "%s: entry '%s': channel %u holds %s (a range is finite and >= 0)", what, name, k,
-                 isnan(v) ? "NaN" : isinf(v) ? "an infinity" : "a negative value");
+                 isnan(v)   ? "NaN"
+                 : isinf(v) ? "an infinity"
+                            : "a negative value");
         goto fail;
       }
       e->absmax[k] = v;

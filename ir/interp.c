@@ -21,7 +21,7 @@ struct tfx_interp {
   int *last_use;  /* per node: id of the last node reading it (or itself) */
   float **kcache; /* per node: [max_seq, G*d] for causal ATTENTION, [max_seq, r+dr] for MLA, else NULL */
   float **vcache;
-  char init_err[256]; /* non-empty when the graph cannot be interpreted */
+  char init_err[256];           /* non-empty when the graph cannot be interpreted */
   tfx_interp_observer observer; /* tfx_interp_set_observer */
   void *observer_user;
 };
