@@ -19,7 +19,14 @@
  *   check is not blind. With activations = f32 (and for K = 172, not a
  *   multiple of 32) the i8 weight is read by the dequantizing stream and
  *   matches the interpreter without emulation;
- * - the parser: NAME(key = value, ...) and its errors. */
+ * - the parser: NAME(key = value, ...) and its errors;
+ * - calibration files (ir/calib.c): a round trip, every truncation, bad
+ *   magic, version, counts, names, NaN / infinite / negative ranges,
+ *   duplicates, trailing bytes: refused with the file named;
+ * - SmoothQuant (passes/smooth_quant.c): an error without calibration; the
+ *   folded scales leave the f32 function unchanged (interpreter before and
+ *   after, 1e-5 of the range) while moving an outlier channel; a second run
+ *   changes nothing; a norm whose linears lack calibration is left alone. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../backend/backend.h"
 #include "../passes/passes.h"
@@ -292,19 +300,217 @@ static void test_parser(void **state) {
   assert_non_null(strstr(msg, "no arguments"));
   assert_int_equal(tfx_quant_choice_parse_msg("w8a8(smooth = 2)", 1, &c, msg, sizeof msg), -1);
   assert_non_null(strstr(msg, "[0, 1]"));
-  /* SmoothQuant needs calibration, which does not exist yet: refused clearly */
-  assert_int_equal(tfx_quant_choice_parse_msg("w8a8(smooth = 0.5)", 1, &c, msg, sizeof msg), -1);
-  assert_non_null(strstr(msg, "calibration"));
+  /* SmoothQuant (its calibration is checked by the pass) */
+  assert_int_equal(tfx_quant_choice_parse_msg("w8a8(smooth = 0.5)", 1, &c, msg, sizeof msg), 0);
+  assert_int_equal(c.dtype, TFX_DT_I8);
+  assert_int_equal(c.smooth_set, 1);
+  assert_true(c.smooth == 0.5f);
   assert_int_equal(tfx_quant_choice_parse_msg("w8a8(smooth = 0.5)", 0, &c, msg, sizeof msg), -1);
   assert_non_null(strstr(msg, "whole-model"));
   assert_int_equal(tfx_quant_choice_parse_msg("q4_k_m", 0, &c, msg, sizeof msg), -1);
   assert_non_null(strstr(msg, "preset"));
 }
 
+/* ---- calibration files (ir/calib.c) ---- */
+
+static void calib_two(tfx_calib *c) {
+  memset(c, 0, sizeof *c);
+  tfx_calib_entry *a = tfx_calib_entry_get(c, "layers.0.wq", 3), *b = tfx_calib_entry_get(c, "w2", 2);
+  assert_true(a && b);
+  a->absmax[0] = 1.5f;
+  a->absmax[1] = 0.0f;
+  a->absmax[2] = 7.25f;
+  b->absmax[0] = 2.0f;
+  b->absmax[1] = 0.125f;
+  assert_null(tfx_calib_entry_get(c, "w2", 5)); /* a channel count mismatch */
+}
+
+static uint8_t *file_bytes(const char *path, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  uint8_t *buf = malloc(4096);
+  assert_non_null(buf);
+  *size = fread(buf, 1, 4096, f);
+  fclose(f);
+  return buf;
+}
+
+static void expect_bad(const uint8_t *d, size_t size, const char *want) {
+  tfx_calib c;
+  char err[512] = "";
+  if (!tfx_calib_parse(d, size, "x.calib", &c, err, sizeof err)) fail_msg("accepted (want '%s')", want);
+  if (!strstr(err, want) || !strstr(err, "x.calib")) fail_msg("error '%s' does not say '%s'", err, want);
+  assert_int_equal(c.n, 0);
+}
+
+static void test_calib_file(void **state) {
+  (void)state;
+  tfx_calib c, back;
+  calib_two(&c);
+  char path[] = "/tmp/tfx_w8a8_XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  char err[512];
+  assert_int_equal(tfx_calib_save(&c, path, err, sizeof err), 0);
+  assert_int_equal(tfx_calib_load(path, &back, err, sizeof err), 0);
+  assert_int_equal(back.n, 2);
+  const tfx_calib_entry *e = tfx_calib_find(&back, "layers.0.wq");
+  assert_non_null(e);
+  assert_int_equal(e->K, 3);
+  assert_true(e->absmax[0] == 1.5f && e->absmax[1] == 0.0f && e->absmax[2] == 7.25f);
+  assert_true(tfx_calib_find(&back, "w2")->absmax[1] == 0.125f);
+  assert_null(tfx_calib_find(&back, "w3"));
+  tfx_calib_free(&back);
+  size_t size;
+  uint8_t *d = file_bytes(path, &size);
+  unlink(path);
+  assert_int_equal(size, 8 + 4 + 4 + (4 + 11 + 4 + 12) + (4 + 2 + 4 + 8));
+  assert_memory_equal(d, "TFXCALIB", 8);
+  /* every truncation is refused */
+  for (size_t n = 0; n < size; n++) {
+    tfx_calib t;
+    if (!tfx_calib_parse(d, n, "x.calib", &t, err, sizeof err)) fail_msg("a prefix of %zu bytes was accepted", n);
+  }
+  expect_bad(d, 27, "truncated");
+  uint8_t *m = malloc(size + 4);
+  assert_non_null(m);
+#define MUTATE(off, byte, want)                                                                                        \
+  do {                                                                                                                 \
+    memcpy(m, d, size);                                                                                                \
+    m[off] = (uint8_t)(byte);                                                                                          \
+    expect_bad(m, size, want);                                                                                         \
+  } while (0)
+  MUTATE(0, 'X', "magic");
+  MUTATE(8, 2, "version 2");
+  MUTATE(12, 0, "entries");
+  MUTATE(16, 0, "name of 0 bytes");
+  MUTATE(20, ' ', "printable");
+  MUTATE(31, 0, "channels");
+  memcpy(m, d, size); /* NaN in channel 1 of the first entry */
+  uint32_t nan = 0x7fc00000u;
+  memcpy(m + 35 + 4, &nan, 4);
+  expect_bad(m, size, "NaN");
+  memcpy(m, d, size);
+  float neg = -1.0f, inf = INFINITY;
+  memcpy(m + 35, &neg, 4);
+  expect_bad(m, size, "negative");
+  memcpy(m + 35, &inf, 4);
+  expect_bad(m, size, "infinity");
+  memcpy(m, d, size);
+  m[size] = 0;
+  expect_bad(m, size + 1, "after the last entry");
+#undef MUTATE
+  free(m);
+  free(d);
+  /* a duplicate name */
+  tfx_calib dup = {0};
+  assert_non_null(tfx_calib_entry_get(&dup, "ab", 1));
+  assert_int_equal(tfx_calib_save(&dup, path, err, sizeof err), 0);
+  d = file_bytes(path, &size);
+  unlink(path);
+  uint8_t *two = malloc(2 * size);
+  assert_non_null(two);
+  memcpy(two, d, size);
+  memcpy(two + size, d + 16, size - 16);
+  two[12] = 2;
+  expect_bad(two, 2 * size - 16, "twice");
+  free(two);
+  free(d);
+  tfx_calib_free(&dup);
+  assert_int_equal(tfx_calib_load("/nonexistent/x.calib", &back, err, sizeof err), -1);
+  assert_non_null(strstr(err, "/nonexistent/x.calib"));
+  tfx_calib_free(&c);
+}
+
+/* ---- SmoothQuant (passes/smooth_quant.c) ---- */
+
+/* x -> rmsnorm(g) -> linear(wa) + linear(wb): both linears read the norm */
+static tfx_tg *build_smooth(int64_t D) {
+  tfx_tg *t = tfx_tg_new("smooth", 16, 41);
+  int x = tfx_tg_input_f32(t, D);
+  tfx_node nn = tfx_node_proto(TFX_OP_RMSNORM, 2, (int[]){x, tfx_tg_param1(t, "g", D, 0.2f, 1.0f)});
+  nn.eps = 1e-5;
+  int f = tfx_tg_add(t, &nn);
+  int a = tfx_tg_op2(t, TFX_OP_LINEAR, f, tfx_tg_param2(t, "wa", 24, D, 0.3f));
+  int b = tfx_tg_op2(t, TFX_OP_LINEAR, f, tfx_tg_param2(t, "wb", 24, D, 0.3f));
+  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, a, b);
+  return t;
+}
+
+static float *param_data(tfx_tg *t, const char *name) {
+  for (int i = 0; i < t->g->n_nodes; i++)
+    if (t->g->nodes[i].op == TFX_OP_PARAM && t->g->nodes[i].name && !strcmp(t->g->nodes[i].name, name))
+      return (float *)(t->blob + t->g->nodes[i].weight_offset);
+  fail_msg("no param %s", name);
+  return NULL;
+}
+
+static void forward_ref(tfx_tg *t, const float *x, int n, float *y) {
+  tfx_interp *it = tfx_interp_new(t->g, t->blob);
+  assert_non_null(it);
+  char err[256];
+  if (tfx_interp_forward(it, x, n, y, err, sizeof err)) fail_msg("interpreter: %s", err);
+  tfx_interp_free(it);
+}
+
+static void test_smooth_pass(void **state) {
+  (void)state;
+  const int64_t D = 64;
+  tfx_tg *t = build_smooth(D);
+  float x[4 * 64], y0[4 * 24], y1[4 * 24];
+  for (int i = 0; i < 4 * D; i++) x[i] = 2.0f * tfx_tg_rand(t) * (i % 64 == 5 ? 30.0f : 1.0f); /* an outlier channel */
+  forward_ref(t, x, 4, y0);
+  char err[512] = "";
+  tfx_pass_ctx c = {t->g, &t->blob, &t->size, 1, 0, {1, 1}, err, sizeof err};
+  t->g->schedule.quantize = (tfx_quant_choice){TFX_QUANT_FORMAT, TFX_DT_I8, 1, 0.5f};
+  /* no calibration data: a clear error */
+  assert_int_equal(tfx_pass_smooth_quant(&c), -1);
+  assert_non_null(strstr(err, "--calibration"));
+  /* calibration: the channels' ranges as the inputs give them (wb's entry only covers wa's K: both needed) */
+  tfx_calib *cal = calloc(1, sizeof *cal);
+  assert_non_null(cal);
+  tfx_calib_entry *ea = tfx_calib_entry_get(cal, "wa", D), *eb = tfx_calib_entry_get(cal, "wb", D);
+  assert_true(ea && eb);
+  for (int64_t j = 0; j < D; j++) ea->absmax[j] = eb->absmax[j] = j == 5 ? 40.0f : 1.0f + 0.01f * (float)j;
+  t->g->calib = cal; /* owned by the graph now */
+  const float *gain = param_data(t, "g");
+  float g5 = gain[5];
+  assert_int_equal(tfx_pass_smooth_quant(&c), 0);
+  assert_true(fabsf(gain[5] - g5) > 1e-3f * fabsf(g5)); /* the outlier channel moved into the weights */
+  assert_int_equal(t->g->schedule.quantize.smooth_set, 2);
+  forward_ref(t, x, 4, y1);
+  double worst = 0, maxref = 1;
+  for (int i = 0; i < 4 * 24; i++) {
+    worst = fmax(worst, fabs((double)y0[i] - y1[i]));
+    maxref = fmax(maxref, fabs(y0[i]));
+  }
+  if (worst > 1e-5 * maxref) fail_msg("smoothing changed the function: %g", worst);
+  /* a second run changes nothing */
+  float g5b = gain[5];
+  assert_int_equal(tfx_pass_smooth_quant(&c), 0);
+  assert_true(gain[5] == g5b);
+  tfx_tg_free(t);
+  /* a norm whose linear has no calibration entry is left alone */
+  t = build_smooth(D);
+  cal = calloc(1, sizeof *cal);
+  assert_non_null(cal);
+  assert_non_null(tfx_calib_entry_get(cal, "wa", D));
+  t->g->calib = cal;
+  t->g->schedule.quantize = (tfx_quant_choice){TFX_QUANT_FORMAT, TFX_DT_I8, 1, 0.5f};
+  c = (tfx_pass_ctx){t->g, &t->blob, &t->size, 1, 0, {1, 1}, err, sizeof err};
+  gain = param_data(t, "g");
+  g5 = gain[5];
+  assert_int_equal(tfx_pass_smooth_quant(&c), 0);
+  assert_true(gain[5] == g5);
+  tfx_tg_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_quantizers), cmocka_unit_test(test_parser), cmocka_unit_test(test_linear),
-      cmocka_unit_test(test_residual),   cmocka_unit_test(test_stream),
+      cmocka_unit_test(test_quantizers),  cmocka_unit_test(test_parser), cmocka_unit_test(test_linear),
+      cmocka_unit_test(test_residual),    cmocka_unit_test(test_stream), cmocka_unit_test(test_calib_file),
+      cmocka_unit_test(test_smooth_pass),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
