@@ -475,7 +475,8 @@ typedef struct tfx_calib {
 } tfx_calib;
 /* The entry of name, or NULL. */
 const tfx_calib_entry *tfx_calib_find(const tfx_calib *c, const char *name);
-/* Adds (or returns) the entry of name with K channels, absmax zero; NULL out of memory or K mismatch. */
+/* Adds (or returns) the entry of name with K channels, absmax zero; NULL out of memory or K mismatch.
+ * Adding may move every entry (one array): earlier pointers are stale. */
 tfx_calib_entry *tfx_calib_entry_get(tfx_calib *c, const char *name, int64_t K);
 /* Writes "TFXCALIB v1"; 0 or -1 with a message. */
 int tfx_calib_save(const tfx_calib *c, const char *path, char *err, size_t errlen);
