@@ -67,6 +67,9 @@ typedef struct tfx_fe_sema {
   tfx_quant_choice quantize;
   int act_f32;
   const tfx_fe_item *quantize_rules;
+  /* tokens { bos = .., eos = .., pad = .. }: the model's special ids, -1 when not given */
+  const tfx_fe_item *tokens;
+  int64_t bos_id, eos_id, pad_id;
 } tfx_fe_sema;
 
 /* ---- consts.c ---- */

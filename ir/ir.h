@@ -362,6 +362,8 @@ typedef struct tfx_graph {
   int output;      /* id of the returned value, -1 if none yet */
   int64_t max_seq; /* upper bound of T */
   tfx_schedule schedule;
+  /* the model's special token ids (tokens { } in .tfx), -1 when not given */
+  int64_t bos_id, eos_id, pad_id;
 
   /* results of planning (passes/) */
   int64_t arena_bytes;   /* 0 until planned */
