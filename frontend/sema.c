@@ -495,7 +495,7 @@ static int one_of(const tfx_fe_expr *v, const char *const *names) {
 }
 
 static void check_schedule(tfx_fe_sema *s) {
-  static const char *const keys[] = {"attention", "quantize", "activations", "threads", "prefetch", NULL};
+  static const char *const keys[] = {"attention", "decode", "quantize", "activations", "threads", "prefetch", NULL};
   static const char *const attn_future[] = {NULL};
   static const char *const quant_future[] = {"int8", "ternary", NULL};
   if (!s->schedule) return;
@@ -508,7 +508,7 @@ static void check_schedule(tfx_fe_sema *s) {
     int known = 0;
     for (int i = 0; keys[i]; i++) known |= !strcmp(st->name, keys[i]);
     if (!known) {
-      ERR(s, st->loc, "unknown schedule key '%s' (known: attention, quantize, activations, threads, prefetch)",
+      ERR(s, st->loc, "unknown schedule key '%s' (known: attention, decode, quantize, activations, threads, prefetch)",
           st->name);
       continue;
     }
@@ -536,6 +536,25 @@ static void check_schedule(tfx_fe_sema *s) {
         ERR(s, v->loc, "attention = %s is not supported yet (supported: auto, dense, flash, block_sparse)", v->str);
       else
         ERR(s, v->loc, "bad value for attention: expected auto, dense, flash or block_sparse");
+    } else if (!strcmp(st->name, "decode")) {
+      int64_t n;
+      if (v->kind == TFX_FE_EXPR_NAME &&
+          (!strcmp(v->str, "auto") || !strcmp(v->str, "row") || !strcmp(v->str, "split")))
+        s->decode = !strcmp(v->str, "row")     ? TFX_SCHED_DECODE_ROW
+                    : !strcmp(v->str, "split") ? TFX_SCHED_DECODE_SPLIT
+                                               : TFX_SCHED_DECODE_AUTO;
+      else if (v->kind == TFX_FE_EXPR_CALL && !strcmp(v->str, "split") && v->args && !v->args->next && !v->args->key) {
+        if (!tfx_fe_eval_int(s, v->args->value, 2, "split", &n)) {
+          if (n > TFX_ATTN_MAX_SPLITS)
+            ERR(s, v->loc, "decode = split(%lld): at most %d parts", (long long)n, TFX_ATTN_MAX_SPLITS);
+          else
+            s->decode = (int)n;
+        }
+      } else if (is_value(v, "split"))
+        ERR(s, v->loc, "decode = split(...) takes one number, the parts of each query's keys (2..%d)",
+            TFX_ATTN_MAX_SPLITS);
+      else
+        ERR(s, v->loc, "bad value for decode: expected auto, row, split or split(N)");
     } else if (!strcmp(st->name, "quantize")) {
       if (v->kind == TFX_FE_EXPR_NAME && !tfx_quant_choice_parse(v->str, 1, &s->quantize)) continue;
       if (v->kind == TFX_FE_EXPR_CALL) { /* w8a8(smooth = 0.5): the generic spelling (ir/quant_choice.c) */

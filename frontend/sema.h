@@ -61,6 +61,7 @@ typedef struct tfx_fe_sema {
   int threads;
   int prefetch;  /* schedule { prefetch = N }: bytes, 0 = none */
   int attention; /* tfx_sched_attention */
+  int decode;    /* schedule { decode }: tfx_schedule.decode (TFX_SCHED_DECODE_*, N >= 2 split(N)) */
   /* schedule { quantize = ..., activations = ... } and the quantize { } section
    * (its rules are checked here; lowering copies them into the graph and
    * reports a pattern that matches no param) */
