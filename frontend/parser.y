@@ -170,13 +170,10 @@ quant_rule
   : STRING '=' IDENT                      { $$ = tfx_fe_alloc(P->arena, sizeof *$$);
                                             if ($$) { $$->loc = L(@1); $$->from = $1; $$->to = $3;
                                                       $$->to_loc = L(@3); } }
-  | STRING '=' IDENT '(' IDENT ')'        { $$ = tfx_fe_alloc(P->arena, sizeof *$$);
-                                            /* sparse24(q8_0): kept as the text "sparse24(q8_0)" */
-                                            size_t n1 = strlen($3), n2 = strlen($5);
-                                            char *t = tfx_fe_alloc(P->arena, n1 + n2 + 3);
-                                            if (t) { memcpy(t, $3, n1); t[n1] = '('; memcpy(t + n1 + 1, $5, n2);
-                                                     t[n1 + n2 + 1] = ')'; t[n1 + n2 + 2] = 0; }
-                                            if ($$) { $$->loc = L(@1); $$->from = $1; $$->to = t ? t : $3;
+  /* a choice with arguments, e.g. w8a8(...): kept as its text */
+  | STRING '=' IDENT '(' args_opt ')'     { $$ = tfx_fe_alloc(P->arena, sizeof *$$);
+                                            if ($$) { $$->loc = L(@1); $$->from = $1;
+                                                      $$->to = tfx_fe_call_text(P->arena, $3, $5);
                                                       $$->to_loc = L(@3); } }
   ;
 

@@ -494,21 +494,10 @@ static int one_of(const tfx_fe_expr *v, const char *const *names) {
   return 0;
 }
 
-/* quantize = sparse24(FMT): a call of one positional name, parsed as the
- * text "sparse24(FMT)" (tfx_quant_choice_parse). 0 when v is such a choice. */
-static int sparse24_choice(const tfx_fe_expr *v, tfx_quant_choice *out) {
-  if (v->kind != TFX_FE_EXPR_CALL || strcmp(v->str, "sparse24") || !v->args || v->args->next || v->args->key ||
-      v->args->value->kind != TFX_FE_EXPR_NAME)
-    return -1;
-  char buf[64];
-  snprintf(buf, sizeof buf, "sparse24(%.40s)", v->args->value->str);
-  return tfx_quant_choice_parse(buf, 0, out);
-}
-
 static void check_schedule(tfx_fe_sema *s) {
   static const char *const keys[] = {"attention", "decode", "quantize", "activations", "threads", "prefetch", NULL};
   static const char *const attn_future[] = {NULL};
-  static const char *const quant_future[] = {"int8", "w8a8", NULL};
+  static const char *const quant_future[] = {"int8", NULL};
   if (!s->schedule) return;
   for (const tfx_fe_stmt *st = s->schedule->body; st; st = st->next) {
     if (st->kind != TFX_FE_STMT_ASSIGN) {
@@ -568,7 +557,13 @@ static void check_schedule(tfx_fe_sema *s) {
         ERR(s, v->loc, "bad value for decode: expected auto, row, split or split(N)");
     } else if (!strcmp(st->name, "quantize")) {
       if (v->kind == TFX_FE_EXPR_NAME && !tfx_quant_choice_parse(v->str, 1, &s->quantize)) continue;
-      if (!sparse24_choice(v, &s->quantize)) continue;
+      if (v->kind == TFX_FE_EXPR_CALL) { /* w8a8(smooth = 0.5): the generic spelling (ir/quant_choice.c) */
+        char msg[512];
+        const char *text = tfx_fe_call_text(s->arena, v->str, v->args);
+        if (text && !tfx_quant_choice_parse_msg(text, 1, &s->quantize, msg, sizeof msg)) continue;
+        ERR(s, v->loc, "%s", text ? msg : "out of memory");
+        continue;
+      }
       if (one_of(v, quant_future))
         ERR(s, v->loc, "quantize = %s is not supported yet (supported: %s)", v->str, tfx_quant_choice_names(1));
       else if (v->kind == TFX_FE_EXPR_NAME)
@@ -628,11 +623,14 @@ static void check_quantize(tfx_fe_sema *s) {
       continue;
     }
     tfx_quant_choice c;
+    char msg[512];
     if (!strcmp(r->to, "q4_k_m"))
       ERR(s, r->to_loc, "q4_k_m is a preset for the whole model (schedule { quantize = q4_k_m }); a rule takes %s",
           tfx_quant_choice_names(0));
-    else if (tfx_quant_choice_parse(r->to, 0, &c))
+    else if (!strchr(r->to, '(') && tfx_quant_choice_parse(r->to, 0, &c))
       ERR(s, r->to_loc, "unknown format '%s' (expected %s)", r->to, tfx_quant_choice_names(0));
+    else if (tfx_quant_choice_parse_msg(r->to, 0, &c, msg, sizeof msg))
+      ERR(s, r->to_loc, "%s", msg);
   }
 }
 
