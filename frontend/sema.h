@@ -79,6 +79,12 @@ int tfx_fe_eval_int(tfx_fe_sema *s, const tfx_fe_expr *e, int64_t min, const cha
  * expression; T allowed only as the first dim and only when allow_t. */
 int tfx_fe_eval_type(tfx_fe_sema *s, const tfx_fe_type *t, int allow_t, const char *what, tfx_type *out);
 double tfx_fe_value_f(tfx_fe_value v);
+/* 1 when e is a constant expression in a body whose tensor names are in
+ * locals and locals2 (either may be NULL; they and the top-level params
+ * hide constants): numbers, constants, sqrt(..), + - * / and unary -. A
+ * tensor expression may combine one with a tensor (`w * c + b`: AFFINE). */
+int tfx_fe_is_const_expr(tfx_fe_sema *s, const tfx_fe_expr *e, const tfx_fe_symtab *locals,
+                         const tfx_fe_symtab *locals2);
 
 /* ---- builtins.c: the builtin ops and their arguments ---- */
 typedef enum {
@@ -88,6 +94,7 @@ typedef enum {
   TFX_FE_KW_ENUM,     /* one of `values` */
   TFX_FE_KW_POSITION, /* none | alibi | rope(theta = .., style = .., rotary_dim = ..) */
   TFX_FE_KW_SPARSE,   /* none | a sparse pattern call (attn_options.c) */
+  TFX_FE_KW_NUM_OR_NONE, /* a numeric constant expression or none */
 } tfx_fe_kw_kind;
 
 typedef struct tfx_fe_kwspec {
@@ -126,7 +133,7 @@ typedef enum {
   TFX_FE_LOWER_COUNT
 } tfx_fe_lowering;
 
-#define TFX_FE_MAX_KW 16
+#define TFX_FE_MAX_KW 20
 
 typedef struct tfx_fe_opspec {
   const char *name;

@@ -273,13 +273,16 @@ int tfx_interp_op_binary(const tfx_interp_call *c) {
   return 0;
 }
 
+/* a per-head norm (heads > 0) normalizes rows * heads groups of cols / heads */
 int tfx_interp_op_rmsnorm(const tfx_interp_call *c) {
-  op_rmsnorm(OPERAND(c, 0), OPERAND(c, 1), c->nd->eps, c->y, ROWS(c), COLS(c));
+  int64_t h = c->nd->heads > 0 ? c->nd->heads : 1;
+  op_rmsnorm(OPERAND(c, 0), OPERAND(c, 1), c->nd->eps, c->y, ROWS(c) * h, COLS(c) / h);
   return 0;
 }
 
 int tfx_interp_op_layernorm(const tfx_interp_call *c) {
-  op_layernorm(OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), c->nd->eps, c->y, ROWS(c), COLS(c));
+  int64_t h = c->nd->heads > 0 ? c->nd->heads : 1;
+  op_layernorm(OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), c->nd->eps, c->y, ROWS(c) * h, COLS(c) / h);
   return 0;
 }
 

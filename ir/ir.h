@@ -50,11 +50,12 @@ typedef struct {
  *   optional operands and fx attributes are the optimizer's (tfx_fused, fuse_embedding)
  * linear:     (x[M, K], w[N, K] [, b[N]]) -> [M, N] = x @ w^T + b
  * matmul:     (a[M, K], b[K, N]) -> [M, N]
- * add:        (a[M, N], b[M, N] or b[N]) -> [M, N]; b[N] broadcasts over rows
+ * add:        (a[M, N], b[M, N], b[N] or b[1, N]) -> [M, N]; b[N] and b[1, N] broadcast over rows
  * sub:
  * mul:
- * rmsnorm:    (x[M, N], g[N]) eps -> x / sqrt(mean(x^2) + eps) * g
- * layernorm:  (x[M, N], g[N], b[N]) eps -> (x - mean) / sqrt(var + eps) * g + b
+ * rmsnorm:    (x[M, N], g[N]) eps -> x / sqrt(mean(x^2) + eps) * g; with heads = h > 0, g[N / h]
+ *   and each row is h groups of N / h columns normalized on their own (per-head q/k norms)
+ * layernorm:  (x[M, N], g[N], b[N]) eps -> (x - mean) / sqrt(var + eps) * g + b; heads as rmsnorm
  * silu:       x * sigmoid(x)
  * gelu:       gelu_tanh selects the tanh form, else the erf form
  * relu:
@@ -64,8 +65,8 @@ typedef struct {
  *   -> [M, H*d] (cross-attention, static rows); see below
  * -- FFN variants, positions and mixture of experts (ir/interp_ffn.c):
  * sigmoid:     1 / (1 + exp(-x))
- * positions:   (table f32[P, D], x i32[T] or f32[T, ...]) -> f32[T, D]: rows pos..pos+T-1 of the
- *   table (learned absolute positions); P >= max_seq; x only gives T
+ * positions:   (table f32[P, D], x i32[T] or f32[T, ...]) -> f32[T, D]: rows pos+o..pos+o+T-1 of
+ *   the table, o = pos_offset >= 0 (learned absolute positions); P >= max_seq + o; x only gives T
  * sinusoidal:  (x f32[T, D]) theta -> f32[T, D]: PE[p, 2i] = sin(p / theta^(2i/D)),
  *   PE[p, 2i+1] = cos(p / theta^(2i/D)) for p = pos + t; x only gives T and D
  * moe_route:   (logits f32[T, E]) top_k, moe_gate, capacity -> route f32[T, 2k]: see below; with
@@ -90,6 +91,9 @@ typedef struct {
  *   constant-folded into a PARAM
  * pack:          (w f32[R, K]) fx.panel, fx.kc, fx.segs -> f32[R, K] in the packed layout (see
  *   tfx_packed_index); constant-folded into a PARAM
+ * affine:        (x f32[...]) scale, shift -> x * scale + shift (the frontend's arithmetic with
+ *   constants: `w * c + b`, `1 + w`, `x * sqrt(dim)`); constant-folded into a PARAM when x is an
+ *   f32 PARAM, else a kernel
  */
 typedef enum {
 #define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit, infer, check, print, cost)             \
@@ -284,6 +288,8 @@ typedef struct tfx_node {
    * dn dims, q_pe = rope(its last dr dims, p); K_h = c W_uk_h^T (W_uk_h: rows
    * h(dn+dv) .. +dn of wkv_b), V_h = c W_uv_h^T (the next dv rows); score
    * (q_nope . K_h[j] + q_pe . kr[j]) / sqrt(dn + dr). */
+  double scale, shift; /* AFFINE: y = x * scale + shift */
+  int pos_offset;      /* POSITIONS: the row of position 0 (RoBERTa/BART: padding_idx + 1) */
   int top_k;             /* MOE_ROUTE: experts per token, 1..E */
   tfx_moe_gate moe_gate; /* MOE_ROUTE */
   double capacity;       /* MOE_ROUTE: capacity factor C > 0, or 0 for no capacity limit */

@@ -56,6 +56,11 @@ int tfx_check_norm(const tfx_node *n, char *err, size_t errlen) {
   return 0;
 }
 
+int tfx_check_affine(const tfx_node *n, char *err, size_t errlen) {
+  if (!isfinite(n->scale) || !isfinite(n->shift)) return tfx_errf(err, errlen, "scale and shift must be finite");
+  return 0;
+}
+
 int tfx_check_gelu(const tfx_node *n, char *err, size_t errlen) {
   if (n->gelu_tanh != 0 && n->gelu_tanh != 1) return tfx_errf(err, errlen, "gelu_tanh must be 0 or 1");
   return 0;
