@@ -32,9 +32,15 @@ static void test_gemma(void **state) {
   tfx_test_torch_case("gemma", "examples/gemma/gemma.tfx", TOL);
 }
 
+static void test_qk_norm(void **state) {
+  (void)state;
+  tfx_test_torch_case("qk_norm", "tests/torch/qk_norm.tfx", TOL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gemma),
+      cmocka_unit_test(test_qk_norm),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
