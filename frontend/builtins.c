@@ -125,6 +125,22 @@ static const tfx_fe_opspec position_rope = {"rope",
                                             TFX_FE_LOWER_ROPE,
                                             TFX_OP_COUNT};
 
+static const char *const bool_values[] = {"true", "false", NULL};
+/* position = t5(table, buckets = .., max_distance = 128, bidirectional = ..):
+ * T5's relative position bias, table f32[buckets, heads] */
+static const tfx_fe_opspec position_t5 = {"t5",
+                                          1,
+                                          1,
+                                          {"table"},
+                                          {KW("buckets", TFX_FE_KW_INT, 0, NULL, "rows of table"),
+                                           KW("max_distance", TFX_FE_KW_INT, 0, NULL, "128"),
+                                           KW("bidirectional", TFX_FE_KW_ENUM, 0, bool_values, "mask = none")},
+                                          3,
+                                          TFX_FE_LOWER_OP,
+                                          TFX_OP_COUNT};
+
+const tfx_fe_opspec *tfx_fe_position_t5(void) { return &position_t5; }
+
 const tfx_fe_opspec *tfx_fe_builtin(const char *name) {
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
     if (!strcmp(ops[i].name, name)) return &ops[i];
@@ -249,9 +265,12 @@ static int check_value(tfx_fe_sema *s, const tfx_fe_opspec *op, const tfx_fe_kws
     if (v->kind == TFX_FE_EXPR_NAME && (!strcmp(v->str, "none") || !strcmp(v->str, "alibi"))) return 0;
     if (v->kind == TFX_FE_EXPR_CALL && !strcmp(v->str, "rope"))
       return tfx_fe_check_call(s, &position_rope, v, check_tensor, ctx);
+    if (v->kind == TFX_FE_EXPR_CALL && !strcmp(v->str, "t5") && !strcmp(op->name, "attention"))
+      return tfx_fe_check_call(s, &position_t5, v, check_tensor, ctx);
     tfx_fe_error(s->diag, v->loc.line, v->loc.col,
-                 "bad value for %s's position: expected none, alibi or rope(theta = .., style = .., rotary_dim = ..)",
-                 op->name);
+                 "bad value for %s's position: expected none, alibi, rope(theta = .., style = .., rotary_dim = ..)%s",
+                 op->name,
+                 strcmp(op->name, "attention") ? "" : " or t5(table, buckets = .., max_distance = .., bidirectional = ..)");
     return 1;
   case TFX_FE_KW_SPARSE: return tfx_fe_check_sparse(s, op->name, v);
   }

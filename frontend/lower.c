@@ -215,7 +215,12 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
   static const char *const norm_names[4] = {"q_norm", "k_norm", "q_norm_b", "k_norm_b"};
   int nrm[4];
   for (int i = 0; i < 4; i++) bad |= (nrm[i] = tensor_kw(L, f, call, norm_names[i])) == -2;
-  if (bad || mem == -2) return -1;
+  const tfx_fe_arg *pos = tfx_fe_kwarg(call->args, "position");
+  const tfx_fe_expr *pv = pos ? pos->value : NULL;
+  int is_rope = pv && pv->kind == TFX_FE_EXPR_CALL && !strcmp(pv->str, "rope");
+  int is_t5 = pv && pv->kind == TFX_FE_EXPR_CALL && !strcmp(pv->str, "t5");
+  int relb = is_t5 ? lower_expr(L, f, tfx_fe_posarg(pv->args, 0)->value) : -1; /* T5's bias table */
+  if (bad || mem == -2 || (is_t5 && relb < 0)) return -1;
   /* pointers into the node array only after the keyword tensors (which may add nodes) */
   const tfx_graph *g = L->g;
   const tfx_type *wq = &g->nodes[in[1]].type, *wk = &g->nodes[in[2]].type, *wv = &g->nodes[in[3]].type,
@@ -252,14 +257,13 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
       return -1;
     }
   }
-  const tfx_fe_arg *pos = tfx_fe_kwarg(call->args, "position");
   if (mem >= 0) {
     const tfx_type *mt = &g->nodes[mem].type;
     if (mt->rank == 2 && mt->dims[0] != TFX_DIM_T && causal) {
       ERR(L, loc, "attention: a memory of static rows (%s) needs mask = none", tfx_type_str(mt, a, sizeof a));
       return -1;
     }
-    if (mt->rank == 2 && mt->dims[0] != TFX_DIM_T && pos && pos->value->kind == TFX_FE_EXPR_CALL) {
+    if (mt->rank == 2 && mt->dims[0] != TFX_DIM_T && is_rope) {
       ERR(L, loc, "attention: position = rope(...) needs a memory of T rows, got %s", tfx_type_str(mt, a, sizeof a));
       return -1;
     }
@@ -294,7 +298,7 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
     else
       q = x;
   }
-  if (pos && pos->value->kind == TFX_FE_EXPR_CALL) {
+  if (is_rope) {
     q = add_rope(L, q, heads, (int)head_dim, pos->value, pos->value->loc);
     k = q < 0 ? -1 : add_rope(L, k, kv_heads, (int)head_dim, pos->value, pos->value->loc);
     if (k < 0) return -1;
@@ -314,6 +318,20 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
   n.head_dim = (int)head_dim;
   n.mask = causal ? TFX_MASK_CAUSAL : TFX_MASK_NONE;
   n.alibi = pos && pos->value->kind == TFX_FE_EXPR_NAME && !strcmp(pos->value->str, "alibi");
+  if (is_t5) { /* the table is the 4th operand */
+    const tfx_type *tt = &g->nodes[relb].type;
+    const tfx_fe_arg *bk = tfx_fe_kwarg(pv->args, "buckets");
+    if (bk && (tt->rank != 2 || tt->dims[0] != int_kw(L, pv, "buckets", 0))) {
+      ERR(L, bk->value->loc, "attention: t5's table is %s, expected %d rows (buckets)", tfx_type_str(tt, a, sizeof a),
+          int_kw(L, pv, "buckets", 0));
+      return -1;
+    }
+    const tfx_fe_arg *bi = tfx_fe_kwarg(pv->args, "bidirectional");
+    n.rel_bidirectional = bi ? !strcmp(bi->value->str, "true") : !causal;
+    n.rel_max_distance = int_kw(L, pv, "max_distance", 128);
+    n.n_inputs = 4;
+    n.inputs[3] = relb;
+  }
   int o = add(L, &n, loc);
   return o < 0 ? -1 : add_linear(L, o, in[4], bias[3], loc);
 }
@@ -362,7 +380,7 @@ static int lower_mla(lower *L, frame *f, const tfx_fe_opspec *op, const int *in,
     return -1;
   }
   const tfx_fe_arg *pos = tfx_fe_kwarg(call->args, "position");
-  if (pos && pos->value->kind != TFX_FE_EXPR_CALL) {
+  if (pos && (pos->value->kind != TFX_FE_EXPR_CALL || strcmp(pos->value->str, "rope"))) {
     ERR(L, pos->value->loc, "mla_attention's position must be rope(theta = .., style = ..)");
     return -1;
   }

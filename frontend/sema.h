@@ -150,6 +150,8 @@ const tfx_fe_kwspec *tfx_fe_kwspec_of(const tfx_fe_opspec *op, const char *key);
 const tfx_fe_opspec *tfx_fe_builtin(const char *name);
 /* The spec of the arguments of `rope(...)` given as attention's position. */
 const tfx_fe_opspec *tfx_fe_position_rope(void);
+/* ... and of `t5(table, ...)` (attention only). */
+const tfx_fe_opspec *tfx_fe_position_t5(void);
 /* The name of the i-th builtin, NULL past the end. */
 const char *tfx_fe_builtin_at(int i);
 /* "rmsnorm(x, g, eps = 1e-05)" */

@@ -338,7 +338,9 @@ int tfx_interp_op_rope(const tfx_interp_call *c) {
 }
 
 int tfx_interp_op_attention(const tfx_interp_call *c) {
-  return tfx_interp_attention(c->nd, OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), c->kc, c->vc, c->y, ROWS(c),
+  const float *relb = OPERAND(c, 3);
+  int64_t nb = relb ? IN_NODE(c, 3)->type.dims[0] : 0;
+  return tfx_interp_attention(c->nd, OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), relb, nb, c->kc, c->vc, c->y, ROWS(c),
                               tfx_node_rows(IN_NODE(c, 1), c->n), c->pos, c->g->max_seq, c->err, c->errlen);
 }
 

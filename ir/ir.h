@@ -61,8 +61,8 @@ typedef struct {
  * relu:
  * softmax:    over the last dimension
  * rope:       (x[T, heads * head_dim]) rotated by angle (pos + t) * theta^(-2i/rotary_dim)
- * attention:  (q[T, H*d], k[T, G*d], v[T, G*d]) -> [T, H*d]; without a mask q[M, H*d], k, v[S, G*d]
- *   -> [M, H*d] (cross-attention, static rows); see below
+ * attention:  (q[T, H*d], k[T, G*d], v[T, G*d] [, bias_table[B, H]]) -> [T, H*d]; without a mask
+ *   q[M, H*d], k, v[S, G*d] -> [M, H*d] (cross-attention, static rows); see below
  * -- FFN variants, positions and mixture of experts (ir/interp_ffn.c):
  * sigmoid:     1 / (1 + exp(-x))
  * positions:   (table f32[P, D], x i32[T] or f32[T, ...]) -> f32[T, D]: rows pos+o..pos+o+T-1 of
@@ -276,6 +276,11 @@ typedef struct tfx_node {
    * static): cross-attention to a memory. A query row whose keys are all
    * masked outputs zeros. */
   int alibi;         /* add -slope_h * |i - j| to the scaled scores (tfx_alibi_slope) */
+  /* ATTENTION with a 4th operand bias_table f32[B, H] (T5's relative
+   * position bias): add bias_table[tfx_t5_bucket(j - i, ...), h] to the
+   * scaled scores, B buckets (half per direction when rel_bidirectional),
+   * logarithmic up to rel_max_distance. Only the ROW schedule runs it. */
+  int rel_max_distance, rel_bidirectional;
   tfx_sparse sparse; /* the sparse pattern; kind NONE by default */
   int attn_schedule; /* ATTENTION, MLA_ATTENTION: tfx_attn_sched (schedule_attention); UNSET by default */
   int rank;          /* MLA_ATTENTION: r, the latent's width */
@@ -667,6 +672,13 @@ void tfx_interp_free(tfx_interp *it);
  * 0..n-1 take n's slopes and head n+k takes 2^(-8(2k+1)/(2n)) (the odd terms
  * of 2n's sequence), as in the ALiBi paper and BLOOM. */
 double tfx_alibi_slope(int h, int heads);
+/* T5's relative position bucket of rel = j - i (key minus query position):
+ * with bidirectional, buckets/2 per direction (keys after the query in the
+ * upper half), else only rel <= 0 counts (rel > 0 is bucket 0); per
+ * direction, distances below half its buckets are exact, the rest
+ * logarithmic up to max_distance (computed in f32 as Hugging Face's
+ * _relative_position_bucket), capped at the last bucket. */
+int tfx_t5_bucket(int64_t rel, int bidirectional, int buckets, int max_distance);
 /* Number of BigBird blocks for max_seq: ceil(max_seq / block). */
 int64_t tfx_bigbird_blocks(const tfx_sparse *s, int64_t max_seq);
 /* The `random` blocks drawn for query block qb (out[0..random-1]):

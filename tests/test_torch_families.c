@@ -37,10 +37,16 @@ static void test_qk_norm(void **state) {
   tfx_test_torch_case("qk_norm", "tests/torch/qk_norm.tfx", TOL);
 }
 
+static void test_t5(void **state) {
+  (void)state;
+  tfx_test_torch_case("t5", "examples/t5/t5.tfx", TOL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gemma),
       cmocka_unit_test(test_qk_norm),
+      cmocka_unit_test(test_t5),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
