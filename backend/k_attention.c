@@ -161,7 +161,7 @@ int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows
                .nch = nch,
                .qv = malloc((size_t)nch * sizeof(LLVMValueRef)),
                .oa = malloc((size_t)nch * sizeof(LLVMValueRef)),
-               .scale = LLVMConstReal(cg->t_f32, 1.0 / sqrt((double)d))};
+               .scale = LLVMConstReal(cg->t_f32, tfx_attn_scale(n))};
   if (!c.qv || !c.oa) {
     free(c.qv);
     free(c.oa);

@@ -304,13 +304,11 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
     if (k < 0) return -1;
   }
   const tfx_fe_arg *sc = tfx_fe_kwarg(call->args, "scale");
-  if (sc) { /* the IR's scores are q.k / sqrt(d): q * scale * sqrt(d) gives scale */
+  if (sc) { /* the node's scale (none: 1); absent: 0, the IR's 1/sqrt(d) */
     tfx_fe_value sv = {0, 1, 1.0};
     if (sc->value->kind != TFX_FE_EXPR_NAME || strcmp(sc->value->str, "none"))
       if (tfx_fe_eval(L->s, sc->value, &sv)) return -1;
-    double factor = tfx_fe_value_f(sv) * sqrt((double)head_dim);
-    if (factor != 1.0) q = add_affine(L, q, factor, 0.0, sc->value->loc);
-    if (q < 0) return -1;
+    n.scale = tfx_fe_value_f(sv);
   }
   n.inputs[0] = q, n.inputs[1] = k, n.inputs[2] = v;
   n.heads = heads;

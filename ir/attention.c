@@ -27,6 +27,8 @@ double tfx_alibi_slope(int h, int heads) {
   return pow(2.0, -8.0 * (double)(2 * (h - n) + 1) / (2.0 * (double)n));
 }
 
+double tfx_attn_scale(const tfx_node *n) { return n->scale > 0 ? n->scale : 1.0 / sqrt((double)n->head_dim); }
+
 int tfx_t5_bucket(int64_t rel, int bidirectional, int buckets, int max_distance) {
   int nb = buckets, ret = 0;
   if (bidirectional) {
@@ -279,6 +281,10 @@ int tfx_check_attention(const tfx_node *n, char *err, size_t errlen) {
     return tfx_errf(err, errlen, "%s: schedule %s (%d) does not apply to this node", on,
                     tfx_attn_schedule_name(n->attn_schedule), n->attn_schedule);
   if (n->alibi != 0 && n->alibi != 1) return tfx_errf(err, errlen, "%s: alibi must be 0 or 1", on);
+  if (n->op == TFX_OP_ATTENTION && (!(n->scale >= 0) || !isfinite(n->scale)))
+    return tfx_errf(err, errlen, "%s: scale = %g must be finite and > 0 (0: 1/sqrt(head_dim))", on, n->scale);
+  if (n->op == TFX_OP_ATTENTION && n->n_inputs < 4 && (n->rel_max_distance || n->rel_bidirectional))
+    return tfx_errf(err, errlen, "%s: max_distance and bidirectional need a relative bias table", on);
   switch (s->kind) {
   case TFX_SPARSE_NONE: return 0;
   case TFX_SPARSE_SLIDING:
@@ -446,6 +452,7 @@ void tfx_print_attention(const tfx_node *n, FILE *out) {
   }
   fprintf(out, ", mask = %s", n->mask == TFX_MASK_CAUSAL ? "causal" : "none");
   if (n->alibi) fprintf(out, ", position = alibi");
+  if (n->op == TFX_OP_ATTENTION && n->scale > 0) fprintf(out, ", scale = %.9g", n->scale);
   if (n->op == TFX_OP_ATTENTION && n->n_inputs == 4)
     fprintf(out, ", position = t5(max_distance = %d, bidirectional = %s)", n->rel_max_distance,
             n->rel_bidirectional ? "true" : "false");

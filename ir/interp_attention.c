@@ -39,7 +39,7 @@ int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, cons
     vals = vc;
     n_keys = pos + q_rows;
   }
-  double scale = 1.0 / sqrt((double)d);
+  double scale = tfx_attn_scale(n);
   double *sc = malloc((size_t)(n_keys > 0 ? n_keys : 1) * sizeof *sc);
   char *ok = malloc((size_t)(n_keys > 0 ? n_keys : 1));
   if (!sc || !ok) {

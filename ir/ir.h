@@ -93,7 +93,7 @@ typedef struct {
  *   tfx_packed_index); constant-folded into a PARAM
  * affine:        (x f32[...]) scale, shift -> x * scale + shift (the frontend's arithmetic with
  *   constants: `w * c + b`, `1 + w`, `x * sqrt(dim)`); constant-folded into a PARAM when x is an
- *   f32 PARAM, else a kernel
+ *   f32 PARAM (passes/fold_weights.c, by op: it has a kernel, so not TFX_TRAIT_FOLDED), else a kernel
  */
 typedef enum {
 #define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit, infer, check, print, cost)             \
@@ -293,7 +293,7 @@ typedef struct tfx_node {
    * dn dims, q_pe = rope(its last dr dims, p); K_h = c W_uk_h^T (W_uk_h: rows
    * h(dn+dv) .. +dn of wkv_b), V_h = c W_uv_h^T (the next dv rows); score
    * (q_nope . K_h[j] + q_pe . kr[j]) / sqrt(dn + dr). */
-  double scale, shift; /* AFFINE: y = x * scale + shift */
+  double scale, shift; /* AFFINE: y = x * scale + shift; ATTENTION: scale > 0 the score scale (tfx_attn_scale) */
   int pos_offset;      /* POSITIONS: the row of position 0 (RoBERTa/BART: padding_idx + 1) */
   int top_k;             /* MOE_ROUTE: experts per token, 1..E */
   tfx_moe_gate moe_gate; /* MOE_ROUTE */
@@ -672,6 +672,9 @@ void tfx_interp_free(tfx_interp *it);
  * 0..n-1 take n's slopes and head n+k takes 2^(-8(2k+1)/(2n)) (the odd terms
  * of 2n's sequence), as in the ALiBi paper and BLOOM. */
 double tfx_alibi_slope(int h, int heads);
+/* ATTENTION's score scale: the node's scale when > 0 (`scale = ..`, T5's
+ * none is 1), else 1/sqrt(head_dim). */
+double tfx_attn_scale(const tfx_node *n);
 /* T5's relative position bucket of rel = j - i (key minus query position):
  * with bidirectional, buckets/2 per direction (keys after the query in the
  * upper half), else only rel <= 0 counts (rel > 0 is bucket 0); per

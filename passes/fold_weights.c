@@ -204,7 +204,7 @@ int tfx_pass_fold_weights(tfx_pass_ctx *c) {
   /* which transforms fold: in order, so a PACK of a CONCAT folds too */
   for (int i = 0; i < nn; i++) {
     tfx_node *n = &g->nodes[i];
-    if (!tfx_op_has(n->op, TFX_TRAIT_FOLDED)) continue;
+    if (!tfx_op_has(n->op, TFX_TRAIT_FOLDED) && n->op != TFX_OP_AFFINE) continue;
     int all = 1;
     for (int j = 0; j < n->n_inputs; j++) all &= g->nodes[n->inputs[j]].op == TFX_OP_PARAM;
     if (n->op == TFX_OP_AFFINE) /* values computed: from an original f32 row-major param */
