@@ -220,8 +220,8 @@ static int check_value(tfx_fe_sema *s, const tfx_fe_opspec *op, const tfx_fe_kws
       if (tfx_fe_eval(s, v, &val)) return 1;
       double f = tfx_fe_value_f(val);
       if (!(f > 0 && f < 1e30)) {
-        tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s's scale must be > 0 (or none: no scaling), got %g",
-                     op->name, f);
+        tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s's scale must be > 0 (or none: no scaling), got %g", op->name,
+                     f);
         return 1;
       }
     }
@@ -267,10 +267,10 @@ static int check_value(tfx_fe_sema *s, const tfx_fe_opspec *op, const tfx_fe_kws
       return tfx_fe_check_call(s, &position_rope, v, check_tensor, ctx);
     if (v->kind == TFX_FE_EXPR_CALL && !strcmp(v->str, "t5") && !strcmp(op->name, "attention"))
       return tfx_fe_check_call(s, &position_t5, v, check_tensor, ctx);
-    tfx_fe_error(s->diag, v->loc.line, v->loc.col,
-                 "bad value for %s's position: expected none, alibi, rope(theta = .., style = .., rotary_dim = ..)%s",
-                 op->name,
-                 strcmp(op->name, "attention") ? "" : " or t5(table, buckets = .., max_distance = .., bidirectional = ..)");
+    tfx_fe_error(
+        s->diag, v->loc.line, v->loc.col,
+        "bad value for %s's position: expected none, alibi, rope(theta = .., style = .., rotary_dim = ..)%s", op->name,
+        strcmp(op->name, "attention") ? "" : " or t5(table, buckets = .., max_distance = .., bidirectional = ..)");
     return 1;
   case TFX_FE_KW_SPARSE: return tfx_fe_check_sparse(s, op->name, v);
   }

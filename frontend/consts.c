@@ -56,8 +56,7 @@ int tfx_fe_eval(tfx_fe_sema *s, const tfx_fe_expr *e, tfx_fe_value *out) {
   case TFX_FE_EXPR_CALL:
     if (!strcmp(e->str, "sqrt")) { /* sqrt(x): a float, x >= 0 */
       tfx_fe_value v;
-      if (!e->args || e->args->next || e->args->key)
-        return ERR(s, e->loc, "sqrt takes one argument: sqrt(x)");
+      if (!e->args || e->args->next || e->args->key) return ERR(s, e->loc, "sqrt takes one argument: sqrt(x)");
       if (tfx_fe_eval(s, e->args->value, &v)) return -1;
       double x = tfx_fe_value_f(v);
       if (x < 0) return ERR(s, e->args->value->loc, "sqrt of a negative number (%g)", x);

@@ -252,8 +252,9 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
   int layer = !strcmp(enum_kw(op, call, "qk_norm"), "layernorm");
   for (int i = 0; i < 2; i++) {
     if ((nrm[i + 2] >= 0) != (layer && nrm[i] >= 0)) {
-      ERR(L, loc, "attention: %s", nrm[i + 2] >= 0 ? (layer ? "a norm bias needs its gain" : "q_norm_b and k_norm_b need qk_norm = layernorm")
-                                                    : "qk_norm = layernorm needs q_norm_b and k_norm_b with the gains");
+      ERR(L, loc, "attention: %s",
+          nrm[i + 2] >= 0 ? (layer ? "a norm bias needs its gain" : "q_norm_b and k_norm_b need qk_norm = layernorm")
+                          : "qk_norm = layernorm needs q_norm_b and k_norm_b with the gains");
       return -1;
     }
   }
@@ -281,8 +282,8 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
     int x = i ? k : q, hh = i ? kv_heads : heads;
     const tfx_type *gt = &g->nodes[nrm[i]].type;
     int per_head = gt->rank == 1 && gt->dims[0] == head_dim && hh > 1;
-    tfx_node nn = tfx_node_proto(layer ? TFX_OP_LAYERNORM : TFX_OP_RMSNORM, layer ? 3 : 2,
-                                 (int[]){x, nrm[i], nrm[i + 2]});
+    tfx_node nn =
+        tfx_node_proto(layer ? TFX_OP_LAYERNORM : TFX_OP_RMSNORM, layer ? 3 : 2, (int[]){x, nrm[i], nrm[i + 2]});
     nn.eps = num_kw(L, op, call, "norm_eps");
     nn.heads = per_head ? hh : 0;
     tfx_fe_loc at = tfx_fe_kwarg(call->args, norm_names[i])->value->loc;

@@ -359,7 +359,6 @@ static int check_call(scope *sc, const tfx_fe_expr *e) {
   return 1;
 }
 
-
 /* Checks an expression whose value is a tensor; returns the number of errors. */
 static int check_tensor(void *ctx, const tfx_fe_expr *e) {
   scope *sc = ctx;

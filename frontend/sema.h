@@ -88,12 +88,12 @@ int tfx_fe_is_const_expr(tfx_fe_sema *s, const tfx_fe_expr *e, const tfx_fe_symt
 
 /* ---- builtins.c: the builtin ops and their arguments ---- */
 typedef enum {
-  TFX_FE_KW_TENSOR,   /* a tensor expression */
-  TFX_FE_KW_INT,      /* integer constant expression >= 1 */
-  TFX_FE_KW_NUM,      /* numeric constant expression */
-  TFX_FE_KW_ENUM,     /* one of `values` */
-  TFX_FE_KW_POSITION, /* none | alibi | rope(theta = .., style = .., rotary_dim = ..) */
-  TFX_FE_KW_SPARSE,   /* none | a sparse pattern call (attn_options.c) */
+  TFX_FE_KW_TENSOR,      /* a tensor expression */
+  TFX_FE_KW_INT,         /* integer constant expression >= 1 */
+  TFX_FE_KW_NUM,         /* numeric constant expression */
+  TFX_FE_KW_ENUM,        /* one of `values` */
+  TFX_FE_KW_POSITION,    /* none | alibi | rope(theta = .., style = .., rotary_dim = ..) */
+  TFX_FE_KW_SPARSE,      /* none | a sparse pattern call (attn_options.c) */
   TFX_FE_KW_NUM_OR_NONE, /* a numeric constant expression or none */
 } tfx_fe_kw_kind;
 

@@ -248,8 +248,7 @@ int tfx_attn_schedule_applicable(const tfx_node *n, int s) {
   switch (s) {
   case TFX_ATTN_SCHED_ROW: return 1;
   /* a relative bias table (4th operand) is read on the ROW schedule's per-key score path only */
-  case TFX_ATTN_SCHED_FLASH:
-    return n->op == TFX_OP_ATTENTION && n->sparse.kind == TFX_SPARSE_NONE && n->n_inputs == 3;
+  case TFX_ATTN_SCHED_FLASH: return n->op == TFX_OP_ATTENTION && n->sparse.kind == TFX_SPARSE_NONE && n->n_inputs == 3;
   case TFX_ATTN_SCHED_BLOCK_SPARSE:
     return n->op == TFX_OP_ATTENTION && n->sparse.kind != TFX_SPARSE_NONE && n->n_inputs == 3;
   default: return 0;
@@ -353,9 +352,9 @@ int tfx_infer_attention(const tfx_graph *g, const tfx_node *n, const tfx_type *c
     int64_t minb = n->rel_bidirectional ? 4 : 2;
     if (a[3]->dtype != TFX_DT_F32 || a[3]->rank != 2 || a[3]->dims[1] != n->heads || a[3]->dims[0] < minb ||
         a[3]->dims[0] > 1024 || (n->rel_bidirectional && a[3]->dims[0] % 2))
-      return tfx_errf(err, errlen, "attention: the relative bias table is %s, expected f32[buckets, %d] with %s buckets",
-                      tfx_type_str(a[3], s0, sizeof s0), n->heads,
-                      n->rel_bidirectional ? "an even number of 4..1024" : "2..1024");
+      return tfx_errf(
+          err, errlen, "attention: the relative bias table is %s, expected f32[buckets, %d] with %s buckets",
+          tfx_type_str(a[3], s0, sizeof s0), n->heads, n->rel_bidirectional ? "an even number of 4..1024" : "2..1024");
     if (n->rel_max_distance < 1 || n->rel_bidirectional < 0 || n->rel_bidirectional > 1 || n->alibi)
       return tfx_errf(err, errlen, "attention: a relative bias needs max_distance >= 1 and no ALiBi");
     int64_t half = n->rel_bidirectional ? a[3]->dims[0] / 2 : a[3]->dims[0];

@@ -198,9 +198,10 @@ int tfx_infer_binary(const tfx_graph *g, const tfx_node *n, const tfx_type *cons
     *out = *a[0];
     return 0;
   }
-  return tfx_errf(err, errlen, "%s: shapes %s and %s do not match (the right operand may also be one row [%s] or [1, %s])", on,
-                  tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1),
-                  a[0]->dims[a[0]->rank - 1] == TFX_DIM_T ? "T" : "N", a[0]->dims[a[0]->rank - 1] == TFX_DIM_T ? "T" : "N");
+  return tfx_errf(
+      err, errlen, "%s: shapes %s and %s do not match (the right operand may also be one row [%s] or [1, %s])", on,
+      tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1),
+      a[0]->dims[a[0]->rank - 1] == TFX_DIM_T ? "T" : "N", a[0]->dims[a[0]->rank - 1] == TFX_DIM_T ? "T" : "N");
 }
 
 /* RMSNORM (x, gain), LAYERNORM (x, gain, bias) */

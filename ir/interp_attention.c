@@ -24,9 +24,8 @@ static void softmax_rows(double *sc, const char *allowed, int64_t n) {
 }
 
 int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, const float *v, const float *relb,
-                         int64_t n_buckets, float *kc, float *vc,
-                         float *y, int64_t q_rows, int64_t k_rows, int64_t pos, int64_t max_seq, char *err,
-                         size_t errlen) {
+                         int64_t n_buckets, float *kc, float *vc, float *y, int64_t q_rows, int64_t k_rows, int64_t pos,
+                         int64_t max_seq, char *err, size_t errlen) {
   int64_t H = n->heads, G = n->kv_heads, d = n->head_dim, group = H / G;
   int64_t qs = H * d, ks = G * d;
   int causal = n->mask == TFX_MASK_CAUSAL;
@@ -61,8 +60,8 @@ int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, cons
         for (int64_t c = 0; c < d; c++) s += (double)qr[c] * kr[c];
         sc[j] = s * scale - slope * (double)(i > j ? i - j : j - i);
         if (relb)
-          sc[j] += relb[(int64_t)tfx_t5_bucket(j - i, n->rel_bidirectional, (int)n_buckets, n->rel_max_distance) * H +
-                        h];
+          sc[j] +=
+              relb[(int64_t)tfx_t5_bucket(j - i, n->rel_bidirectional, (int)n_buckets, n->rel_max_distance) * H + h];
       }
       softmax_rows(sc, ok, n_keys);
       for (int64_t c = 0; c < d; c++) {
