@@ -220,7 +220,9 @@ int tfx_fe_is_const_expr(tfx_fe_sema *s, const tfx_fe_expr *e, const tfx_fe_symt
   case TFX_FE_EXPR_NEG: return tfx_fe_is_const_expr(s, e->lhs, locals, locals2);
   case TFX_FE_EXPR_BINARY:
     return tfx_fe_is_const_expr(s, e->lhs, locals, locals2) && tfx_fe_is_const_expr(s, e->rhs, locals, locals2);
-  case TFX_FE_EXPR_CALL: return !strcmp(e->str, "sqrt") && !tfx_fe_sym_find(&s->blocks, e->str);
+  case TFX_FE_EXPR_CALL: /* sqrt(constant expression) */
+    return !strcmp(e->str, "sqrt") && !tfx_fe_sym_find(&s->blocks, e->str) && e->args && !e->args->key &&
+           tfx_fe_is_const_expr(s, e->args->value, locals, locals2);
   default: return 0;
   }
 }
