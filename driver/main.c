@@ -16,6 +16,7 @@
 #include "../include/tfx/tokenizer.h"
 #include "../passes/passes.h"
 #include "compile.h"
+#include "import_cmd.h"
 #include "outfile.h"
 
 enum { EXIT_COMPILE = 1, EXIT_USAGE = 2 };
@@ -28,9 +29,10 @@ static const char usage_text[] =
     "            [--verify-passes] [--quantize FMT] [--allow-nonfinite]\n"
     "       tfxc run (FILE.tfx|FILE.so) [--weights PATH|random[:SEED]] [-O0..-O3] [-n N]\n"
     "            [-p TEXT --tokenizer PATH] [--prompt-ids \"i j k\"] [--temperature T] [--top-p P] [--seed S]\n"
-    "            [--threads N] [--print-ids] [--dump-logits FILE] [--eval-ids FILE]\n"
+    "            [--threads N] [--print-ids] [--no-bos] [--dump-logits FILE] [--eval-ids FILE]\n"
     "            [--quantize FMT] [--allow-nonfinite]\n"
     "       tfxc verify FILE.so\n"
+    "       tfxc import (DIR|FILE.gguf) [-o OUT.tfx] [--max-seq N] [--name NAME]\n"
     "       tfxc --help | --version\n";
 
 static const char help_text[] = "\n"
@@ -77,7 +79,8 @@ static const char help_text[] = "\n"
                                 "\n"
                                 "Run (a .tfx goes through the JIT, a .so is loaded):\n"
                                 "  -n N                 generate up to N tokens (default 256, at most max_seq)\n"
-                                "  --prompt-ids \"...\"   token ids fed after BOS (id 1)\n"
+                                "  --prompt-ids \"...\"   token ids fed after BOS\n"
+                                "  --no-bos             feed the prompt without BOS first\n"
                                 "  -p, --prompt TEXT    the prompt as text, encoded by --tokenizer (with its BOS);\n"
                                 "                       the prompt and the generated text stream to stdout\n"
                                 "  --tokenizer PATH     llama2.c tokenizer.bin, SentencePiece .model or Hugging\n"
@@ -94,8 +97,9 @@ static const char help_text[] = "\n"
                                 "                       call, print the sequence's perplexity, and with\n"
                                 "                       --dump-logits write the logits of every position,\n"
                                 "                       [1 + ids, vocab] (row i predicts the id after position i)\n"
-                                "Generation starts from BOS (id 1, or the tokenizer's) and the prompt, and stops\n"
-                                "early when id 1 is generated. Speed is reported on stderr.\n"
+                                "Generation starts from BOS (the model's tokens { bos }, else the tokenizer's,\n"
+                                "else id 1) and the prompt, and stops early when EOS is generated (the model's\n"
+                                "tokens { eos }, else id 1). Speed is reported on stderr.\n"
                                 "\n"
                                 "Verify:\n"
                                 "  verify FILE.so       check a compiled model against the checksums the compiler\n"
@@ -554,9 +558,23 @@ typedef struct run_options {
   const char *dump_file; /* where --dump-logits is written: its temporary (driver/outfile.c) */
   long steps, threads;
   int opt, print_ids, allow_nonfinite;
+  int no_bos;                   /* --no-bos: the prompt is fed as it is */
+  int64_t model_bos, model_eos; /* a .tfx's tokens { bos, eos }, -1 when not given */
   double temperature, top_p;
   uint64_t seed;
 } run_options;
+
+/* The id fed first: none with --no-bos, else the model's (tokens { bos }),
+ * the tokenizer's, or 1 (llama2.c's). -1: none. */
+static int32_t run_bos(const run_options *o) {
+  if (o->no_bos) return -1;
+  if (o->model_bos >= 0) return (int32_t)o->model_bos;
+  return o->tok && tfx_tokenizer_bos(o->tok) >= 0 ? tfx_tokenizer_bos(o->tok) : 1;
+}
+
+/* The id that ends generation: the model's (tokens { eos }), else 1 (BOS
+ * ends the text, as in llama2.c). */
+static int32_t run_eos(const run_options *o) { return o->model_eos >= 0 ? (int32_t)o->model_eos : 1; }
 
 static int parse_prompt(const char *text, int32_t **ids, int *n) {
   *ids = NULL;
@@ -618,7 +636,14 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
     tfx_session_free(s);
     return EXIT_COMPILE;
   }
-  int n_in = n_prompt + 1;
+  int32_t bos = run_bos(o);
+  int n_in = n_prompt + (bos >= 0);
+  if (n_in == 0) {
+    fprintf(stderr, "tfxc: error: nothing to feed: with --no-bos, give a prompt\n");
+    tfx_session_free(s);
+    if (dump) fclose(dump);
+    return EXIT_USAGE;
+  }
   int32_t *tokens = malloc((size_t)n_in * sizeof *tokens);
   float *logits = malloc((size_t)vocab * sizeof *logits);
   long max_steps = o->steps;
@@ -628,10 +653,11 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
     rc = TFX_ERR_OUT_OF_MEMORY;
     goto done;
   }
-  tokens[0] = o->tok && tfx_tokenizer_bos(o->tok) >= 0 ? tfx_tokenizer_bos(o->tok) : 1; /* BOS */
-  if (n_prompt) memcpy(tokens + 1, prompt, (size_t)n_prompt * sizeof *tokens);
+  if (bos >= 0) tokens[0] = bos;
+  if (n_prompt) memcpy(tokens + (bos >= 0), prompt, (size_t)n_prompt * sizeof *tokens);
   if (n_in > d->max_seq) {
-    fprintf(stderr, "tfxc: error: the prompt (%d tokens with BOS) does not fit max_seq = %d\n", n_in, d->max_seq);
+    fprintf(stderr, "tfxc: error: the prompt (%d tokens%s) does not fit max_seq = %d\n", n_in,
+            bos >= 0 ? " with BOS" : "", d->max_seq);
     rc = TFX_ERR_CONTEXT_FULL;
     goto done;
   }
@@ -639,7 +665,7 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
   tfx_sampler_init(&sampler, (float)o->temperature, (float)o->top_p, (uint64_t)o->seed);
   int stream = o->tok && !o->print_ids;
   if (stream) /* the prompt's text first, as llama2.c prints it */
-    for (int i = 1; i < n_in; i++) put_piece(o->tok, tokens[i - 1], tokens[i]);
+    for (int i = bos >= 0; i < n_in; i++) put_piece(o->tok, i ? tokens[i - 1] : -1, tokens[i]);
 
   double t0 = now_seconds();
   rc = tfx_forward(s, tokens, n_in, logits);
@@ -656,7 +682,7 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
       rc = next;
       break;
     }
-    if (next == 1) break; /* BOS ends the text, as in llama2.c */
+    if (next == run_eos(o)) break; /* the model's EOS, else BOS ends the text, as in llama2.c */
     out[generated++] = next;
     if (stream) put_piece(o->tok, generated > 1 ? out[generated - 2] : tokens[n_in - 1], next);
     if (generated == max_steps || tfx_session_position(s) >= d->max_seq) break;
@@ -748,10 +774,11 @@ static int evaluate(tfx_model *model, const run_options *o, const int32_t *ids, 
     fprintf(stderr, "tfxc: error: '%s' takes f32 activations, not tokens; --eval-ids feeds tokens\n", o->model);
     return EXIT_COMPILE;
   }
-  int vocab = d->output_width, n_in = n_ids + 1;
+  int32_t bos = run_bos(o);
+  int vocab = d->output_width, n_in = n_ids + (bos >= 0);
   if (n_in > d->max_seq) {
-    fprintf(stderr, "tfxc: error: '%s' has %d ids: with BOS they do not fit max_seq = %d\n", o->eval, n_ids,
-            d->max_seq);
+    fprintf(stderr, "tfxc: error: '%s' has %d ids: %sthey do not fit max_seq = %d\n", o->eval, n_ids,
+            bos >= 0 ? "with BOS " : "", d->max_seq);
     return EXIT_COMPILE;
   }
   for (int i = 0; i < n_ids; i++)
@@ -774,8 +801,8 @@ static int evaluate(tfx_model *model, const run_options *o, const int32_t *ids, 
     rc = TFX_ERR_OUT_OF_MEMORY;
     goto done;
   }
-  tokens[0] = 1; /* BOS */
-  memcpy(tokens + 1, ids, (size_t)n_ids * sizeof *tokens);
+  if (bos >= 0) tokens[0] = bos;
+  memcpy(tokens + (bos >= 0), ids, (size_t)n_ids * sizeof *tokens);
   double t0 = now_seconds();
   rc = tfx_forward_ex(s, tokens, n_in, logits, 0);
   double t = now_seconds() - t0;
@@ -785,16 +812,17 @@ static int evaluate(tfx_model *model, const run_options *o, const int32_t *ids, 
     goto done;
   }
   double nll = 0;
-  for (int i = 0; i < n_ids; i++) { /* log-softmax of row i at ids[i], in double */
+  int n_eval = n_in - 1;             /* row i predicts tokens[i + 1] */
+  for (int i = 0; i < n_eval; i++) { /* log-softmax of row i at tokens[i + 1], in double */
     const float *r = logits + (size_t)i * vocab;
     double mx = r[0], z = 0;
     for (int j = 1; j < vocab; j++) mx = r[j] > mx ? r[j] : mx;
     for (int j = 0; j < vocab; j++) z += exp(r[j] - mx);
-    nll += mx + log(z) - r[ids[i]];
+    nll += mx + log(z) - r[tokens[i + 1]];
   }
-  nll /= n_ids;
-  printf("evaluated %d tokens: mean nll %.6f, perplexity %.4f\n", n_ids, nll, exp(nll));
-  fprintf(stderr, "tfxc: %d tokens (with BOS) in one call: %.3f ms (%.0f tok/s)\n", n_in, t * 1e3,
+  nll /= n_eval > 0 ? n_eval : 1;
+  printf("evaluated %d tokens: mean nll %.6f, perplexity %.4f\n", n_eval, nll, exp(nll));
+  fprintf(stderr, "tfxc: %d tokens%s in one call: %.3f ms (%.0f tok/s)\n", n_in, bos >= 0 ? " (with BOS)" : "", t * 1e3,
           n_in / (t > 0 ? t : 1e-9));
   if (o->dump) {
     FILE *f = fopen(o->dump_file, "wb");
@@ -822,7 +850,8 @@ static int run_main(int argc, char **argv) {
 }
 
 static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
-  run_options o = {.steps = 256, .opt = 2, .temperature = 1.0, .top_p = 0.9, .seed = 42};
+  run_options o = {
+      .steps = 256, .opt = 2, .temperature = 1.0, .top_p = 0.9, .seed = 42, .model_bos = -1, .model_eos = -1};
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
     if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && a[3] == 0) {
@@ -855,6 +884,8 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
       if (int_option("--threads", option_value(argc, argv, &i, "--threads"), 1, 64, &o.threads)) return EXIT_USAGE;
     } else if (strcmp(a, "--print-ids") == 0) {
       o.print_ids = 1;
+    } else if (strcmp(a, "--no-bos") == 0) {
+      o.no_bos = 1;
     } else if (strcmp(a, "--allow-nonfinite") == 0) {
       o.allow_nonfinite = 1;
     } else if (is_option(a, "--dump-logits")) {
@@ -958,6 +989,8 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
     named_file bound = {NULL, "the weights"};
     if (tfx_build_source(o.model, NULL, &bo, &b) == 0) {
       bound.path = seen.path[0] ? seen.path : NULL;
+      o.model_bos = b.graph->bos_id;
+      o.model_eos = b.graph->eos_id;
       if (check_same_files(&dump_out, 1, &bound, 1))
         same = 1;
       else if ((rc = tfx_build_jit(&b, &t, &model, oerr, sizeof oerr)) != TFX_OK)
@@ -1026,6 +1059,7 @@ int main(int argc, char **argv) {
   else
     rc = strcmp(argv[1], "run") == 0      ? run_main(argc, argv)
          : strcmp(argv[1], "verify") == 0 ? verify_main(argc, argv)
+         : strcmp(argv[1], "import") == 0 ? tfx_drv_import_main(argc, argv)
                                           : compile_main(argc, argv);
   if (tfx_drv_finish_stdout() && rc == 0) rc = EXIT_COMPILE;
   return rc;
