@@ -2,7 +2,8 @@
  * graph, with double accumulators. It is the test oracle for the JIT and the
  * `--interpret` path; it owns its buffers (one per value, allocated at the
  * value's definition and freed after its last use) and its own KV cache per
- * causal ATTENTION node, and never depends on planning. */
+ * causal ATTENTION node (or state: ir/recurrent.c), and never depends on
+ * planning. */
 #include "fused.h"
 #include "interp_attention.h"
 #include "interp_ops.h"
@@ -79,7 +80,7 @@ tfx_interp *tfx_interp_new(const tfx_graph *g, const uint8_t *weights) {
     for (int j = 0; j < n->n_inputs; j++) it->last_use[n->inputs[j]] = i;
     if (tfx_node_kv_bytes(n, g->max_seq) > 0) { /* causal ATTENTION: K and V; MLA: its latent (kcache) */
       size_t cnt = (size_t)(tfx_node_kv_bytes(n, g->max_seq) / 4);
-      int mla = n->op == TFX_OP_MLA_ATTENTION;
+      int mla = n->op != TFX_OP_ATTENTION; /* MLA's latent, a recurrent state (ir/recurrent.c): one buffer */
       it->kcache[i] = calloc(mla ? cnt : cnt / 2, sizeof(float));
       it->vcache[i] = calloc(mla ? 1 : cnt / 2, sizeof(float));
       if (!it->kcache[i] || !it->vcache[i]) {

@@ -1,8 +1,8 @@
 /* ir/interp_ops.h — private to ir/: the interpreter's per-op entries, one per
  * distinct token of the interp column of ir/ops.h (tfx_interp_op_<token>),
  * declared from the table; ir/interp.c dispatches through a table built
- * from the same column. Defined in ir/interp.c, ir/interp_ffn.c and
- * ir/interp_fused.c. */
+ * from the same column. Defined in ir/interp.c, ir/interp_ffn.c,
+ * ir/interp_fused.c and ir/recurrent.c. */
 #ifndef TFX_IR_INTERP_OPS_H
 #define TFX_IR_INTERP_OPS_H
 

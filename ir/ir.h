@@ -81,6 +81,13 @@ typedef struct {
  * -- attention variants (ir/attention.c, ir/interp_attention.c):
  * mla_attention:  (q[T, H*(dn+dr)], ckv[T, r+dr], wkv_b[H*(dn+dv), r] [, kv_norm g[r]]) -> [T, H*dv]:
  *   DeepSeek-V2 multi-head latent attention, causal; see below
+ * -- recurrent state instead of a KV cache (ir/recurrent.c, backend/k_recurrent.c; docs/language.md):
+ * retention:  (q[T, H*dk], k[T, H*dk], v[T, H*dv]) -> [T, H*dv]: RetNet's multi-scale retention,
+ *   head h decays by gamma_h = 1 - 2^(-5-h); see below
+ * groupnorm:  (x[M, C], g[C], b[C]) heads = G groups, eps -> each group of C/G columns layer-
+ *   normalized (biased variance), then * g + b (RetNet's per-head norm)
+ * infini_attention:  (q[T, H*d], k[T, H*d], v[T, H*dv], beta[H]) segment = N -> [T, H*dv]:
+ *   local causal attention within the segment plus a compressive memory; see below
  * -- made by the optimizer (ir/fused.c, passes/, docs/passes.md):
  * norm_stats:    (x f32[M, K]) fx.norm, eps -> f32[M, 2]: per row [mean, 1/sqrt(var + eps)] (LAYER) or
  *   [0, 1/sqrt(mean(x^2) + eps)] (RMS), the prologue statistics of FUSED_LINEAR
@@ -309,6 +316,19 @@ typedef struct tfx_node {
    * index -1, weight 0 (the other weights are not renormalized). T is the
    * rows of this call, so capacity is per call (decode: T = 1, cap >= 1).
    * MOE_UP and MOE_DOWN treat a slot whose index is outside [0, E) as empty. */
+  /* RETENTION (heads H, head_dim dk, v_dim dv): position p = pos + t, head h,
+   * gamma = 1 - 2^(-5-h): o_p = sum_{m <= p} gamma^(p-m) (q_p . k_m / sqrt(dk)) v_m.
+   * The session keeps the state S_h = sum_{m <= p} gamma^(p-m) k_m^T v_m
+   * ([dk, dv] f32 per head) in the KV storage instead of K and V: a call
+   * starting at pos 0 starts from S = 0 (so a reset clears it).
+   * INFINI_ATTENTION (heads H, head_dim d, v_dim dv, segment N): position p
+   * is in segment s = p / N; A_dot = softmax over the keys m of the segment
+   * with m <= p of q.k_m / sqrt(d), times v; the memory of the earlier
+   * segments M_h = sum_{m < sN} sig(k_m)^T v_m, z_h = sum_{m < sN} sig(k_m)
+   * with sig(x) = elu(x) + 1; A_mem = sig(q) M / (sig(q) . z) (0 in segment
+   * 0); o = sigmoid(beta_h) A_mem + (1 - sigmoid(beta_h)) A_dot. The session
+   * keeps per head the segment's K [N, d] and V [N, dv], M [d, dv] and z [d]. */
+  int segment;  /* INFINI_ATTENTION: N, the segment length */
   tfx_fused fx; /* NORM_STATS, FUSED_LINEAR, SLICE, CONCAT, PACK; PARAM: its layout (fx.panel) */
 
   /* filled by binding and planning */
@@ -512,6 +532,7 @@ enum {
   TFX_TRAIT_SOURCE = 1 << 5,      /* INPUT / PARAM: has a value without being computed */
   TFX_TRAIT_FOLDED = 1 << 6,      /* a weight transform constant-folded into a PARAM (passes/fold_weights.c) */
   TFX_TRAIT_VIEW = 1 << 7,        /* its value is a view into operand 0's slot (no slot, no kernel of its own) */
+  TFX_TRAIT_STATE = 1 << 8,       /* keeps a recurrent state in the session's KV storage (tfx_node_kv_bytes) */
 };
 /* The operand whose arena slot the result may take (passes/plan_memory.c). */
 typedef enum {
@@ -736,5 +757,9 @@ int tfx_check_attention(const tfx_node *n, char *err, size_t errlen);
  * ATTENTION 2 * max_seq * G * d * 4 (K then V), MLA_ATTENTION
  * max_seq * (r + dr) * 4. */
 int64_t tfx_node_kv_bytes(const tfx_node *n, int64_t max_seq);
+/* ir/recurrent.c: RETENTION's decay of head h, 1 - 2^(-5-h) (RetNet); the
+ * state bytes of a TFX_TRAIT_STATE node (RETENTION, INFINI_ATTENTION) */
+double tfx_retention_gamma(int h);
+int64_t tfx_recurrent_state_bytes(const tfx_node *n);
 
 #endif
