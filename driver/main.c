@@ -26,11 +26,12 @@ static const char usage_text[] =
     "            [--emit=ir|llvm|asm] [--emit-header OUT.h] [--emit-gguf OUT.gguf]\n"
     "            [--mcpu NAME] [--stats] [--runtime LIBTFXRT.a]\n"
     "            [--passes=P,Q,..] [--print-after=P,..] [--print-after-all] [--time-passes]\n"
-    "            [--verify-passes] [--quantize FMT] [--allow-nonfinite]\n"
+    "            [--verify-passes] [--quantize FMT] [--calibration FILE] [--allow-nonfinite]\n"
     "       tfxc run (FILE.tfx|FILE.so) [--weights PATH|random[:SEED]] [-O0..-O3] [-n N]\n"
     "            [-p TEXT --tokenizer PATH] [--prompt-ids \"i j k\"] [--temperature T] [--top-p P] [--seed S]\n"
     "            [--threads N] [--print-ids] [--no-bos] [--dump-logits FILE] [--eval-ids FILE]\n"
-    "            [--quantize FMT] [--allow-nonfinite]\n"
+    "            [--quantize FMT] [--calibration FILE] [--allow-nonfinite]\n"
+    "       tfxc calibrate FILE.tfx [--weights PATH] --tokens FILE... -o OUT.calib\n"
     "       tfxc verify FILE.so\n"
     "       tfxc import (DIR|FILE.gguf) [-o OUT.tfx] [--max-seq N] [--name NAME]\n"
     "       tfxc --help | --version\n";
@@ -63,9 +64,13 @@ static const char help_text[] = "\n"
                                 "                       fused linears, the weights' formats and fallbacks); no\n"
                                 "                       output file\n"
                                 "  --quantize FMT       the weights' format: f16, bf16, q8_0, q4_0, q5_0, q4_k,\n"
-                                "                       q6_k, q4_k_m (llama.cpp's Q4_K_M mix) or none (as bound);\n"
-                                "                       replaces the schedule's quantize, the source's\n"
-                                "                       quantize { } rules still apply (also for `run`)\n"
+                                "                       q6_k, q4_k_m (llama.cpp's Q4_K_M mix), w8a8 (int8\n"
+                                "                       weights per channel, int8 activations per token),\n"
+                                "                       w8a8(smooth = ALPHA) (SmoothQuant, needs --calibration)\n"
+                                "                       or none (as bound); replaces the schedule's quantize,\n"
+                                "                       the source's quantize { } rules still apply (also for\n"
+                                "                       `run`)\n"
+                                "  --calibration FILE   calibration data from `tfxc calibrate` (also for `run`)\n"
                                 "  --allow-nonfinite    accept NaN and inf weights (default: an error naming the\n"
                                 "                       tensor and the first element; also for `run`)\n"
                                 "\n"
@@ -138,9 +143,13 @@ static int check_pass_list(const char *option, const char *list) {
 /* --quantize FMT: a usage error (exit 2) for an unknown name. */
 static int check_quantize(const char *v) {
   tfx_quant_choice c;
-  if (!tfx_quant_choice_parse(v, 1, &c)) return 0;
-  fprintf(stderr, "tfxc: error: unknown --quantize format '%s' (expected %s)\n%s", v, tfx_quant_choice_names(1),
-          usage_text);
+  char msg[512];
+  if (!tfx_quant_choice_parse_msg(v, 1, &c, msg, sizeof msg)) return 0;
+  if (!strchr(v, '('))
+    fprintf(stderr, "tfxc: error: unknown --quantize format '%s' (expected %s)\n%s", v, tfx_quant_choice_names(1),
+            usage_text);
+  else
+    fprintf(stderr, "tfxc: error: --quantize '%s': %s\n%s", v, msg, usage_text);
   return EXIT_USAGE;
 }
 
@@ -328,7 +337,7 @@ static const char *user_message(char *err, size_t len, const char *tmp, const ch
 
 static int compile_main(int argc, char **argv) {
   const char *input = NULL, *output = NULL, *weights = NULL, *emit = NULL, *header = NULL, *cpu = NULL;
-  const char *passes = NULL, *print_after = NULL, *quantize = NULL, *gguf = NULL, *runtime = NULL;
+  const char *passes = NULL, *print_after = NULL, *quantize = NULL, *gguf = NULL, *runtime = NULL, *calibration = NULL;
   int object = 0, opt = 2, stats = 0, print_all = 0, time_passes = 0, verify_passes = 0, allow_nonfinite = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
@@ -386,6 +395,8 @@ static int compile_main(int argc, char **argv) {
       if (!(v = option_value(argc, argv, &i, "--quantize"))) return usage_error("%s needs a format", a);
       if (check_quantize(v)) return EXIT_USAGE;
       quantize = v;
+    } else if (is_option(a, "--calibration")) {
+      if (!(calibration = option_value(argc, argv, &i, "--calibration"))) return usage_error("%s needs a file", a);
     } else if (a[0] == '-' && a[1]) {
       return usage_error("unknown option '%s'", a);
     } else if (input) {
@@ -481,6 +492,7 @@ static int compile_main(int argc, char **argv) {
                           .time_passes = time_passes,
                           .verify_passes = verify_passes,
                           .quantize = quantize,
+                          .calibration = calibration,
                           .emit_gguf = gguf,
                           .emit_gguf_to = gguf_fp,
                           .on_weights_path = on_weights_path,
@@ -553,7 +565,7 @@ static int compile_main(int argc, char **argv) {
 /* ---- tfxc run MODEL ... ---- */
 
 typedef struct run_options {
-  const char *model, *weights, *prompt, *dump, *quantize, *eval, *text, *tokenizer_path;
+  const char *model, *weights, *prompt, *dump, *quantize, *eval, *text, *tokenizer_path, *calibration;
   tfx_tokenizer *tok;    /* --tokenizer: the output is text */
   const char *dump_file; /* where --dump-logits is written: its temporary (driver/outfile.c) */
   long steps, threads;
@@ -893,6 +905,8 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
     } else if (is_option(a, "--quantize")) {
       if (!(o.quantize = option_value(argc, argv, &i, "--quantize"))) return usage_error("%s needs a format", a);
       if (check_quantize(o.quantize)) return EXIT_USAGE;
+    } else if (is_option(a, "--calibration")) {
+      if (!(o.calibration = option_value(argc, argv, &i, "--calibration"))) return usage_error("%s needs a file", a);
     } else if (is_option(a, "--eval-ids")) {
       if (!(o.eval = option_value(argc, argv, &i, "--eval-ids"))) return usage_error("%s needs a file name", a);
     } else if (a[0] == '-' && a[1]) {
@@ -981,6 +995,7 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
                             .opt_level = co.opt_level,
                             .target = &t,
                             .quantize = co.quantize,
+                            .calibration = o.calibration,
                             .on_weights_path = on_weights_path,
                             .on_weights_ctx = &seen,
                             .allow_nonfinite = o.allow_nonfinite};
@@ -1057,10 +1072,11 @@ int main(int argc, char **argv) {
   else if (strcmp(argv[1], "--version") == 0)
     rc = printf("tfxc %s\n", TFX_VERSION) < 0;
   else
-    rc = strcmp(argv[1], "run") == 0      ? run_main(argc, argv)
-         : strcmp(argv[1], "verify") == 0 ? verify_main(argc, argv)
-         : strcmp(argv[1], "import") == 0 ? tfx_drv_import_main(argc, argv)
-                                          : compile_main(argc, argv);
+    rc = strcmp(argv[1], "calibrate") == 0 ? tfx_drv_calibrate_main(argc - 1, argv + 1)
+         : strcmp(argv[1], "run") == 0     ? run_main(argc, argv)
+         : strcmp(argv[1], "verify") == 0  ? verify_main(argc, argv)
+         : strcmp(argv[1], "import") == 0  ? tfx_drv_import_main(argc, argv)
+                                           : compile_main(argc, argv);
   if (tfx_drv_finish_stdout() && rc == 0) rc = EXIT_COMPILE;
   return rc;
 }

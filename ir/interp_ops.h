@@ -24,8 +24,9 @@ typedef struct tfx_interp_call {
 
 /* The activation quantization of the int8 linears (tfx_node_act_quant), emulated
  * in place on one row of K values: each whole block of TFX_ACT_QBLOCK becomes
- * q * d (tfx_act_quant_block). */
-void tfx_interp_act_quant_row(float *x, int64_t K);
+ * q * d (tfx_act_quant_block); per_token (w8a8): the row's values with one
+ * scale (tfx_act_quant_token). */
+void tfx_interp_act_quant_row(float *x, int64_t K, int per_token);
 
 typedef int (*tfx_interp_fn)(const tfx_interp_call *c);
 

@@ -349,7 +349,9 @@ typedef struct tfx_node {
 typedef enum { TFX_QUANT_KEEP, TFX_QUANT_FORMAT, TFX_QUANT_Q4_K_M } tfx_quant_mode;
 typedef struct tfx_quant_choice {
   tfx_quant_mode mode;
-  tfx_dtype dtype; /* FORMAT: f16, bf16, q8_0, q4_0, q4_k or q6_k */
+  tfx_dtype dtype; /* FORMAT: f16, bf16, q8_0, q4_0, q4_k, q6_k, or i8 (w8a8: per-token int8 activations) */
+  int smooth_set;  /* w8a8(smooth = alpha): 1 asked (passes/smooth_quant.c), 2 once folded */
+  float smooth;    /* alpha, its migration strength in [0, 1] */
 } tfx_quant_choice;
 /* `"pattern" = fmt` of a quantize { } section: pattern is a param name where
  * '*' matches any run of characters (dots included). */
@@ -407,6 +409,8 @@ typedef struct tfx_graph {
   /* the quantize_weights pass's fallbacks, in node order (owned) */
   int n_quant_fallbacks;
   tfx_quant_fallback *quant_fallbacks;
+  /* calibration data for w8a8(smooth = alpha) (--calibration FILE; owned, freed by tfx_graph_free_quant) */
+  struct tfx_calib *calib;
 } tfx_graph;
 
 /* ---- types and weight formats (ir/dtype.c) ---- */
@@ -486,12 +490,62 @@ tfx_dtype tfx_quantize_fallback(tfx_dtype dt, int64_t K);
 void tfx_act_quant_block(const float *x, int8_t *q, float *d);
 /* 1 when LINEAR / FUSED_LINEAR node n runs int8 dot products on quantized
  * activations: its weight is q8_0, q4_0, q4_k or q6_k and the schedule does
- * not ask for f32 activations (g->schedule.act_f32). */
+ * not ask for f32 activations (g->schedule.act_f32); 2 for an i8 weight
+ * (w8a8, K a multiple of TFX_ACT_QBLOCK): the activations are quantized per
+ * token, one scale for the whole row (tfx_act_quant_token). */
 int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n);
+/* Per-token quantization of a row of K values (w8a8): amax over the row,
+ * then d, id and q as tfx_act_quant_block. */
+void tfx_act_quant_token(const float *x, int64_t K, int8_t *q, float *d);
+/* w8a8's weights: per output channel, s = amax / 127, q = round(x / s)
+ * (roundf, ties away from zero), id = s ? 1 / s : 0. */
+void tfx_quantize_i8_row(const float *x, int64_t K, int8_t *q, float *scale);
+/* ---- calibration data (ir/calib.c; docs/quantization.md, "Calibration") ----
+ * Per linear, keyed by its weight param's name: the largest |x| of each of
+ * its K input channels over the calibration tokens. */
+typedef struct tfx_calib_entry {
+  char *name;
+  int64_t K;
+  float *absmax; /* [K], finite, >= 0 */
+} tfx_calib_entry;
+typedef struct tfx_calib {
+  int n;
+  tfx_calib_entry *e;
+} tfx_calib;
+/* The entry of name, or NULL. */
+const tfx_calib_entry *tfx_calib_find(const tfx_calib *c, const char *name);
+/* Adds (or returns) the entry of name with K channels, absmax zero; NULL out of memory or K mismatch.
+ * Adding may move every entry (one array): earlier pointers are stale. */
+tfx_calib_entry *tfx_calib_entry_get(tfx_calib *c, const char *name, int64_t K);
+/* Writes "TFXCALIB v1"; 0 or -1 with a message. */
+int tfx_calib_save(const tfx_calib *c, const char *path, char *err, size_t errlen);
+/* Reads and validates a file (magic, version, counts, names, sizes, finite
+ * values); 0 or -1 with a message naming the file. */
+int tfx_calib_load(const char *path, tfx_calib *out, char *err, size_t errlen);
+/* The same from bytes in memory (what tfx_calib_load validates). */
+int tfx_calib_parse(const uint8_t *data, size_t size, const char *what, tfx_calib *out, char *err, size_t errlen);
+void tfx_calib_free(tfx_calib *c);
+
 /* ---- choosing formats (ir/quant_choice.c) ---- */
-/* The choice a name stands for: f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k (FORMAT),
- * none (KEEP), q4_k_m (Q4_K_M, only when allow_preset). 0, or -1 for an
- * unknown name. */
+/* A choice's spelling: NAME or NAME(key = value, ...) (a value a number or a
+ * name; a positional argument has key ""). */
+#define TFX_QUANT_MAX_ARGS 4
+typedef struct tfx_quant_spec {
+  char name[32];
+  int n_args;
+  struct {
+    char key[32];
+    char value[32];
+  } args[TFX_QUANT_MAX_ARGS];
+} tfx_quant_spec;
+/* Parses text (blanks allowed around the tokens); 0, or -1 with a message. */
+int tfx_quant_spec_parse(const char *text, tfx_quant_spec *out, char *msg, size_t msglen);
+/* The choice text stands for: f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k (FORMAT),
+ * w8a8 and w8a8(smooth = alpha) (FORMAT i8), none (KEEP), q4_k_m (Q4_K_M,
+ * only when allow_preset; smooth likewise: it is a whole-model option). 0, or
+ * -1 with a message naming the valid choices. */
+int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_choice *out, char *msg, size_t msglen);
+/* tfx_quant_choice_parse_msg without the message. */
 int tfx_quant_choice_parse(const char *name, int allow_preset, tfx_quant_choice *out);
 /* "q8_0", "none", "q4_k_m" */
 const char *tfx_quant_choice_name(tfx_quant_choice c);
@@ -693,6 +747,12 @@ tfx_interp *tfx_interp_new(const tfx_graph *g, const uint8_t *weights);
 int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out, char *err, size_t errlen);
 void tfx_interp_reset(tfx_interp *it);
 void tfx_interp_free(tfx_interp *it);
+/* Called after each computed node of tfx_interp_forward with the values of
+ * the call (vals[id]: f32 or i32, n rows; a node's operands are still
+ * there): what `tfxc calibrate` records. */
+typedef void (*tfx_interp_observer)(void *user, const tfx_graph *g, const tfx_node *nd, const void *const *vals,
+                                    int64_t n);
+void tfx_interp_set_observer(tfx_interp *it, tfx_interp_observer fn, void *user);
 
 /* ---- attention variants (ir/attention.c) ---- */
 /* (their type inference, tfx_infer_attention / tfx_infer_mla: ir/op_fns.h) */

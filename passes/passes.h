@@ -67,6 +67,7 @@ typedef struct tfx_pass_ctx {
 typedef int (*tfx_pass_fn)(tfx_pass_ctx *c);
 
 int tfx_pass_quantize_weights(tfx_pass_ctx *c);
+int tfx_pass_smooth_quant(tfx_pass_ctx *c);
 int tfx_pass_canonicalize(tfx_pass_ctx *c);
 int tfx_pass_cse(tfx_pass_ctx *c);
 int tfx_pass_dce(tfx_pass_ctx *c);
