@@ -54,22 +54,23 @@ typedef struct {
  *   optional operands and fx attributes are the optimizer's (tfx_fused, fuse_embedding)
  * linear:     (x[M, K], w[N, K] [, b[N]]) -> [M, N] = x @ w^T + b
  * matmul:     (a[M, K], b[K, N]) -> [M, N]
- * add:        (a[M, N], b[M, N] or b[N]) -> [M, N]; b[N] broadcasts over rows
+ * add:        (a[M, N], b[M, N], b[N] or b[1, N]) -> [M, N]; b[N] and b[1, N] broadcast over rows
  * sub:
  * mul:
- * rmsnorm:    (x[M, N], g[N]) eps -> x / sqrt(mean(x^2) + eps) * g
- * layernorm:  (x[M, N], g[N], b[N]) eps -> (x - mean) / sqrt(var + eps) * g + b
+ * rmsnorm:    (x[M, N], g[N]) eps -> x / sqrt(mean(x^2) + eps) * g; with heads = h > 0, g[N / h]
+ *   and each row is h groups of N / h columns normalized on their own (per-head q/k norms)
+ * layernorm:  (x[M, N], g[N], b[N]) eps -> (x - mean) / sqrt(var + eps) * g + b; heads as rmsnorm
  * silu:       x * sigmoid(x)
  * gelu:       gelu_tanh selects the tanh form, else the erf form
  * relu:
  * softmax:    over the last dimension
  * rope:       (x[T, heads * head_dim]) rotated by angle (pos + t) * theta^(-2i/rotary_dim)
- * attention:  (q[T, H*d], k[T, G*d], v[T, G*d]) -> [T, H*d]; without a mask q[M, H*d], k, v[S, G*d]
- *   -> [M, H*d] (cross-attention, static rows); see below
+ * attention:  (q[T, H*d], k[T, G*d], v[T, G*d] [, bias_table[B, H]]) -> [T, H*d]; without a mask
+ *   q[M, H*d], k, v[S, G*d] -> [M, H*d] (cross-attention, static rows); see below
  * -- FFN variants, positions and mixture of experts (ir/interp_ffn.c):
  * sigmoid:     1 / (1 + exp(-x))
- * positions:   (table f32[P, D], x i32[T] or f32[T, ...]) -> f32[T, D]: rows pos..pos+T-1 of the
- *   table (learned absolute positions); P >= max_seq; x only gives T
+ * positions:   (table f32[P, D], x i32[T] or f32[T, ...]) -> f32[T, D]: rows pos+o..pos+o+T-1 of
+ *   the table, o = pos_offset >= 0 (learned absolute positions); P >= max_seq + o; x only gives T
  * sinusoidal:  (x f32[T, D]) theta -> f32[T, D]: PE[p, 2i] = sin(p / theta^(2i/D)),
  *   PE[p, 2i+1] = cos(p / theta^(2i/D)) for p = pos + t; x only gives T and D
  * moe_route:   (logits f32[T, E]) top_k, moe_gate, capacity -> route f32[T, 2k]: see below; with
@@ -101,6 +102,9 @@ typedef struct {
  *   constant-folded into a PARAM
  * pack:          (w f32[R, K]) fx.panel, fx.kc, fx.segs -> f32[R, K] in the packed layout (see
  *   tfx_packed_index); constant-folded into a PARAM
+ * affine:        (x f32[...]) scale, shift -> x * scale + shift (the frontend's arithmetic with
+ *   constants: `w * c + b`, `1 + w`, `x * sqrt(dim)`); constant-folded into a PARAM when x is an
+ *   f32 PARAM (passes/fold_weights.c, by op: it has a kernel, so not TFX_TRAIT_FOLDED), else a kernel
  */
 typedef enum {
 #define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit, infer, check, print, cost)             \
@@ -283,6 +287,11 @@ typedef struct tfx_node {
    * static): cross-attention to a memory. A query row whose keys are all
    * masked outputs zeros. */
   int alibi;         /* add -slope_h * |i - j| to the scaled scores (tfx_alibi_slope) */
+  /* ATTENTION with a 4th operand bias_table f32[B, H] (T5's relative
+   * position bias): add bias_table[tfx_t5_bucket(j - i, ...), h] to the
+   * scaled scores, B buckets (half per direction when rel_bidirectional),
+   * logarithmic up to rel_max_distance. Only the ROW schedule runs it. */
+  int rel_max_distance, rel_bidirectional;
   tfx_sparse sparse; /* the sparse pattern; kind NONE by default */
   int attn_schedule; /* ATTENTION, MLA_ATTENTION: tfx_attn_sched (schedule_attention); UNSET by default */
   int attn_split;    /* ATTENTION: the decode entry's schedule (schedule_attention, passes/attn_cost.c): 0 ROW,
@@ -297,6 +306,8 @@ typedef struct tfx_node {
    * dn dims, q_pe = rope(its last dr dims, p); K_h = c W_uk_h^T (W_uk_h: rows
    * h(dn+dv) .. +dn of wkv_b), V_h = c W_uv_h^T (the next dv rows); score
    * (q_nope . K_h[j] + q_pe . kr[j]) / sqrt(dn + dr). */
+  double scale, shift;   /* AFFINE: y = x * scale + shift; ATTENTION: scale > 0 the score scale (tfx_attn_scale) */
+  int pos_offset;        /* POSITIONS: the row of position 0 (RoBERTa/BART: padding_idx + 1) */
   int top_k;             /* MOE_ROUTE: experts per token, 1..E */
   tfx_moe_gate moe_gate; /* MOE_ROUTE */
   double capacity;       /* MOE_ROUTE: capacity factor C > 0, or 0 for no capacity limit */
@@ -762,6 +773,16 @@ void tfx_interp_set_observer(tfx_interp *it, tfx_interp_observer fn, void *user)
  * 0..n-1 take n's slopes and head n+k takes 2^(-8(2k+1)/(2n)) (the odd terms
  * of 2n's sequence), as in the ALiBi paper and BLOOM. */
 double tfx_alibi_slope(int h, int heads);
+/* ATTENTION's score scale: the node's scale when > 0 (`scale = ..`, T5's
+ * none is 1), else 1/sqrt(head_dim). */
+double tfx_attn_scale(const tfx_node *n);
+/* T5's relative position bucket of rel = j - i (key minus query position):
+ * with bidirectional, buckets/2 per direction (keys after the query in the
+ * upper half), else only rel <= 0 counts (rel > 0 is bucket 0); per
+ * direction, distances below half its buckets are exact, the rest
+ * logarithmic up to max_distance (computed in f32 as Hugging Face's
+ * _relative_position_bucket), capped at the last bucket. */
+int tfx_t5_bucket(int64_t rel, int bidirectional, int buckets, int max_distance);
 /* Number of BigBird blocks for max_seq: ceil(max_seq / block). */
 int64_t tfx_bigbird_blocks(const tfx_sparse *s, int64_t max_seq);
 /* The `random` blocks drawn for query block qb (out[0..random-1]):
