@@ -1133,9 +1133,9 @@ int tfx_drv_bench_main(int argc, char **argv) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     ids[i] = i == 0 ? 1 : (int32_t)(x % (uint64_t)d->vocab);
   }
-  printf("| %-20s | %10s | %7s | %-6s | %14s |\n", "model", "size", "threads", "test", "t/s");
-  printf("| %.20s | %.10s | %.7s | %.6s | %.14s |\n", "--------------------", "----------", "-------", "------",
-         "--------------");
+  printf("| %-20s | %10s | %7s | %-6s | %20s |\n", "model", "size", "threads", "test", "t/s");
+  printf("| %.20s | %.10s | %.7s | %.6s | %.20s |\n", "--------------------", "----------", "-------", "------",
+         "--------------------");
   for (int test = 0; test < 2; test++) {
     int np = (int)n_prompt, ng = test ? (int)n_gen : 0;
     if ((test == 0 && n_prompt == 0) || (test == 1 && n_gen == 0)) continue;
@@ -1154,7 +1154,7 @@ int tfx_drv_bench_main(int argc, char **argv) {
     snprintf(size, sizeof size, "%.2f MiB", d->weights_bytes / 1048576.0);
     snprintf(name, sizeof name, "%s%ld", test ? "tg" : "pp", test ? n_gen : n_prompt);
     snprintf(val, sizeof val, "%.2f ± %.2f", mean, sqrt(var));
-    printf("| %-20.20s | %10s | %7d | %-6s | %15s |\n", d->name, size, (int)tfx_session_threads(s), name, val);
+    printf("| %-20.20s | %10s | %7d | %-6s | %21s |\n", d->name, size, (int)tfx_session_threads(s), name, val);
     fflush(stdout);
   }
   rc = 0;
