@@ -615,19 +615,23 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
     if (next == 1) break; /* BOS ends the text, as in llama2.c */
     out[generated++] = next;
     if (stream) put_piece(o->tok, generated > 1 ? out[generated - 2] : tokens[n_in - 1], next);
+    if (o->print_ids) { /* each id as it is generated */
+      printf("%s%d", generated > 1 ? " " : "", next);
+      fflush(stdout);
+    }
     if (generated == max_steps || tfx_session_position(s) >= d->max_seq) break;
     rc = tfx_forward(s, &next, 1, logits);
   }
   double t_decode = now_seconds() - t1;
   if (rc != TFX_OK) {
+    if (o->print_ids && generated > 0) printf("\n"); /* the ids streamed so far end their line */
     const char *detail = tfx_session_last_error(s);
     fprintf(stderr, "tfxc: error: forward failed: %s\n", detail[0] ? detail : tfx_error_message(rc));
   } else {
     if (stream) {
       printf("\n");
-      fflush(stdout); /* before the speed on stderr */
-    } else if (o->print_ids) {
-      for (long i = 0; i < generated; i++) printf("%s%d", i ? " " : "", out[i]);
+      fflush(stdout);          /* before the speed on stderr */
+    } else if (o->print_ids) { /* the ids are out already */
       printf("\n");
     } else {
       printf("generated %ld token%s:", generated, generated == 1 ? "" : "s");
