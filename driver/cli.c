@@ -341,7 +341,6 @@ int tfx_cli_next(tfx_cli *p) {
   int c = getopt_long(p->argc, p->argv, im->shortopts, im->longopts, &longindex);
   if (c == -1) {
     im->rest = optind; /* `--` (or the end): the rest are operands */
-    p->after_dashes = optind < p->argc || (optind > 0 && optind <= p->argc && !strcmp(p->argv[optind - 1], "--"));
     return tfx_cli_next(p);
   }
   if (c == 1) {

@@ -83,7 +83,6 @@ typedef struct tfx_cli {
   char **argv;
   const char *arg;  /* the value of the option (NULL when absent), or the operand */
   char name[64];    /* the option as written: "-n", "--steps" */
-  int after_dashes; /* `--` was seen: the rest are operands */
   void *impl;
 } tfx_cli;
 
