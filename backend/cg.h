@@ -398,6 +398,20 @@ int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows
 int tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows);
 /* BLOCK_SPARSE: the flash tiles over the key groups of tfx_cg_bs_table (k_flash_attention.c) */
 int tfx_cg_emit_block_sparse_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows);
+/* ---- k_split_decode.c: split decode (flash-decoding) in the decode entry ---- */
+/* The parts of node n's split decode in the entry being emitted (its
+ * attn_split in the decode entry, when tfx_attn_split_fits), 0: ROW. */
+int tfx_cg_split_decode_parts(const tfx_cg *cg, const tfx_node *n);
+/* [*jlo, *jhi) narrowed to part `part` (i64) of `splits` equal parts. */
+void tfx_cg_split_range(tfx_cg *cg, int splits, LLVMValueRef part, LLVMValueRef *jlo, LLVMValueRef *jhi);
+/* &record of (head h, part) in the scratch rows of y: m, l, then d floats of o. */
+LLVMValueRef tfx_cg_split_record(tfx_cg *cg, const tfx_node *n, LLVMValueRef y, LLVMValueRef h, LLVMValueRef part,
+                                 int splits);
+/* The partials' body (k_attention.c: the ROW body with items (head, part)). */
+int tfx_cg_emit_split_partials_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, int splits);
+/* The node's two kernels: the partials over (head, part), the merge over heads. */
+int tfx_cg_emit_split_decode(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, tfx_cg_ptr keys,
+                             tfx_cg_ptr vals);
 
 /* ---- k_attn_softmax.c: the online softmax of every attention schedule ---- */
 typedef struct tfx_cg_osm {

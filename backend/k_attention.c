@@ -24,6 +24,10 @@
  *  - FLASH (k_flash_attention.c): tiles of W query rows of one head.
  *  - BLOCK_SPARSE (k_flash_attention.c + k_block_sparse.c): the flash tiles
  *    over the non-empty key groups of a sparse pattern.
+ *  - split decode (the decode entry of a node with attn_split >= 2,
+ *    k_split_decode.c): the row body's items are (head, part) pairs, each
+ *    walking one part of the query's keys into a partial record; a second
+ *    kernel merges the parts.
  * In the batch entry (k_paged.c) the store and the ROW schedule take each
  * row's position from its tfx_kv_row and address K and V through its block
  * table. */
@@ -149,7 +153,10 @@ static void row_accumulate(tfx_cg *cg, void *vctx, LLVMValueRef j, LLVMValueRef 
   }
 }
 
-int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows) {
+/* The ROW body; splits >= 2 (the decode entry's split decode, k_split_decode.c): items (head, part) of the
+ * one query row, part s walking the s-th of `splits` equal parts of the row's key range and writing its
+ * partial (max, sum, unnormalized output) to the scratch rows of y instead of y. */
+static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, int splits) {
   LLVMBuilderRef b = cg->b;
   int64_t H = n->heads, G = n->kv_heads, d = n->head_dim, group = H / G;
   int64_t qs = H * d, ks = G * d, max_seq = cg->g->max_seq;
@@ -182,8 +189,15 @@ int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows
 
   tfx_cg_loop it;
   tfx_cg_for(cg, &it, cg->kbegin, cg->kend, 1, "item");
-  LLVMValueRef t = LLVMBuildUDiv(b, it.iv, tfx_cg_i64(cg, H), "t");
-  LLVMValueRef h = LLVMBuildURem(b, it.iv, tfx_cg_i64(cg, H), "h");
+  LLVMValueRef t, h, part = NULL;
+  if (splits) {
+    t = tfx_cg_i64(cg, 0);
+    h = LLVMBuildUDiv(b, it.iv, tfx_cg_i64(cg, splits), "h");
+    part = LLVMBuildURem(b, it.iv, tfx_cg_i64(cg, splits), "part");
+  } else {
+    t = LLVMBuildUDiv(b, it.iv, tfx_cg_i64(cg, H), "t");
+    h = LLVMBuildURem(b, it.iv, tfx_cg_i64(cg, H), "h");
+  }
   LLVMValueRef g = LLVMBuildUDiv(b, h, tfx_cg_i64(cg, group), "g");
   LLVMValueRef qrow = tfx_cg_fptr(cg, pq, tfx_cg_add(cg, tfx_cg_mulc(cg, t, qs), tfx_cg_mulc(cg, h, d)));
   for (int k = 0; k < nch; k++)
@@ -194,6 +208,7 @@ int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows
                               : (k_rows == TFX_DIM_T ? cg->T : tfx_cg_i64(cg, k_rows));
   LLVMValueRef jlo, jhi;
   tfx_cg_attn_key_range(cg, n, qi, nkeys, &jlo, &jhi);
+  if (splits) tfx_cg_split_range(cg, splits, part, &jlo, &jhi);
   LLVMValueRef slope = tfx_cg_attn_slope(cg, n, h);
   c.kh = tfx_cg_fptr(cg, keys, tfx_cg_mulc(cg, g, d));
   c.vh = tfx_cg_fptr(cg, vals, tfx_cg_mulc(cg, g, d));
@@ -212,6 +227,18 @@ int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows
     tfx_cg_attn_row_walk(cg, &walk, qi, jlo, jhi, slope);
   }
 
+  if (splits) { /* the part's (max, sum, output) to its scratch record */
+    LLVMValueRef rec = tfx_cg_split_record(cg, n, py, h, part, splits);
+    tfx_cg_storef(cg, LLVMBuildLoad2(b, cg->t_f32, walk.sm.m, ""), rec);
+    tfx_cg_storef(cg, LLVMBuildLoad2(b, cg->t_f32, walk.sm.l, ""), tfx_cg_fptrc(cg, rec, 1));
+    for (int k = 0; k < nch; k++)
+      tfx_cg_vstore(cg, LLVMBuildLoad2(b, cg->t_vf, c.oa[k], ""), tfx_cg_fptrc(cg, rec, 2 + (int64_t)k * cg->W),
+                    nvalid_of(cg, d, k));
+    tfx_cg_for_end(cg, &it);
+    free(c.qv);
+    free(c.oa);
+    return 0;
+  }
   /* y = o / l, or zeros when no key was allowed (l = 0) */
   LLVMValueRef any;
   LLVMValueRef lv_ = tfx_cg_splat(cg, tfx_cg_osm_denominator(cg, &walk.sm, &any));
@@ -225,6 +252,14 @@ int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows
   free(c.qv);
   free(c.oa);
   return 0;
+}
+
+int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows) {
+  return row_body(cg, n, q_rows, k_rows, 0);
+}
+
+int tfx_cg_emit_split_partials_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, int splits) {
+  return row_body(cg, n, q_rows, k_rows, splits);
 }
 
 /* ---- the node: KV store, then the body of its schedule ---- */
@@ -251,6 +286,12 @@ int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n) {
     return tfx_cg_fail(cg, "backend: %%%d (attention): schedule %s is not available", n->id,
                        tfx_attn_schedule_name(sched));
   if (causal && emit_kv_store(cg, n)) return -1;
+  int splits = tfx_cg_split_decode_parts(cg, n);
+  if (splits) { /* the decode entry's split decode (k_split_decode.c) */
+    int64_t k_off, half_bytes;
+    kv_layout(cg, n, &k_off, &half_bytes);
+    return tfx_cg_emit_split_decode(cg, n, q_rows, k_rows, TFX_CG_KVAT(k_off), TFX_CG_KVAT(k_off + half_bytes));
+  }
   char key[256], opts[160];
   tfx_cg_attn_key(n, max_seq, opts, sizeof opts);
   snprintf(key, sizeof key, "%sattention_H%lld_G%lld_d%lld_m%d_q%lld_k%lld_%s", k_schedules[sched].key, (long long)H,

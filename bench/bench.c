@@ -11,6 +11,12 @@
  *                                         from an empty cache), tokens/s; the
  *                                         session is reset before each; PP or
  *                                         TG 0 skips that test (for profiles)
+ *   bench decode MODEL.so THREADS REPS KV TG
+ *                                         one-token decodes at a long KV: the
+ *                                         session is reset and prefilled with
+ *                                         KV - TG tokens (not timed), then TG
+ *                                         decodes (KV lengths KV-TG+1..KV) are
+ *                                         timed; tokens/s
  *   bench batch MODEL.so THREADS REPS B TG
  *                                         batched decoding (tfx_batch_step):
  *                                         B sequences, each prefilled with one
@@ -271,6 +277,45 @@ static int cmd_model(int argc, char **argv) {
   return 0;
 }
 
+static int cmd_decode(int argc, char **argv) {
+  if (argc != 7) return 2;
+  tfx_model *m = open_model(argv[2]);
+  int threads = parse_int(argv[3], 1, 256, "threads");
+  int reps = parse_int(argv[4], 1, MAX_REPS, "reps");
+  int kv = parse_int(argv[5], 2, 1 << 20, "kv");
+  int tg = parse_int(argv[6], 1, kv - 1, "tg");
+  const tfx_model_desc *d = tfx_model_descriptor(m);
+  tfx_session *s = open_session(m, threads);
+  int32_t *toks = xalloc((size_t)kv * sizeof(int32_t));
+  for (int i = 0; i < kv; i++) toks[i] = token_at(i, (int32_t)d->vocab);
+  float *logits = xalloc((size_t)kv * (size_t)d->output_width * sizeof(float));
+  double v[MAX_REPS];
+  for (int r = -1; r < reps; r++) { /* r = -1 is the warm-up */
+    int rc = TFX_OK, n = 0;
+    double spent = 0;
+    do {
+      tfx_session_reset(s);
+      rc = tfx_forward_ex(s, toks, kv - tg, logits, 1);
+      double t0 = now();
+      for (int i = kv - tg; i < kv && rc == TFX_OK; i++) rc = tfx_forward(s, &toks[i], 1, logits);
+      spent += now() - t0;
+      n++;
+    } while (rc == TFX_OK && spent < MIN_REP_SECONDS);
+    if (rc != TFX_OK) {
+      fprintf(stderr, "bench: tfx_forward: %s\n", tfx_error_message(rc));
+      return 1;
+    }
+    if (r >= 0) v[r] = (double)tg * n / spent;
+  }
+  printf("{\"engine\":\"tfxc\",\"threads\":%d,\"reps\":%d,\"kv\":%d,\"tg\":%d,\"tg_tps\":%.6g}\n", threads, reps, kv,
+         tg, median(v, reps));
+  free(toks);
+  free(logits);
+  tfx_session_free(s);
+  tfx_model_close(m);
+  return 0;
+}
+
 static int cmd_batch(int argc, char **argv) {
   if (argc != 7) return 2;
   tfx_model *m = open_model(argv[2]);
@@ -485,6 +530,8 @@ int main(int argc, char **argv) {
     rc = cmd_blas(argc, argv);
   else if (argc >= 2 && !strcmp(argv[1], "gemm"))
     rc = cmd_gemm(argc, argv);
+  else if (argc >= 2 && !strcmp(argv[1], "decode"))
+    rc = cmd_decode(argc, argv);
   else if (argc >= 2 && !strcmp(argv[1], "model"))
     rc = cmd_model(argc, argv);
   else if (argc >= 2 && !strcmp(argv[1], "batch"))
@@ -496,6 +543,7 @@ int main(int argc, char **argv) {
   if (rc == 2)
     fprintf(stderr, "usage: bench blas T N K THREADS REPS | gemm MODEL.so T THREADS REPS |\n"
                     "       model MODEL.so THREADS REPS PP TG | batch MODEL.so THREADS REPS B TG |\n"
+                    "       decode MODEL.so THREADS REPS KV TG |\n"
                     "       triad THREADS REPS MIB |\n"
                     "       roofline MODEL.so THREADS REPS TG MIB\n");
   return rc;

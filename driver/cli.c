@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "import_cmd.h"
 #include "outfile.h"
 
 /* ---- the options ---- */
@@ -96,7 +97,8 @@ static const tfx_cli_option run_options[] = {
     {TFX_OPT_PROMPT, "prompt", 1, "TEXT", "a text",
      "the prompt as text, encoded by --tokenizer (with its BOS); the prompt\n"
      "and the generated text stream to stdout"},
-    {TFX_OPT_PROMPT_IDS, "prompt-ids", 1, "\"I J ..\"", "a value", "token ids fed after BOS (id 1)"},
+    {TFX_OPT_PROMPT_IDS, "prompt-ids", 1, "\"I J ..\"", "a value", "token ids fed after BOS"},
+    {TFX_OPT_NO_BOS, "no-bos", 0, NULL, NULL, "feed the prompt without BOS first"},
     {TFX_OPT_TOKENIZER, "tokenizer", 1, "PATH", "a file name",
      "llama2.c tokenizer.bin, SentencePiece .model or Hugging Face\n"
      "tokenizer.json (docs/tokenizers.md); with it the output is text\nunless --print-ids"},
@@ -151,12 +153,13 @@ const tfx_cli_command tfx_cli_commands[] = {
      NULL, tfx_drv_compile_main},
     {"run",
      "run (FILE.tfx|FILE.so) [-n N] [-p TEXT --tokenizer PATH] [--prompt-ids \"I J ..\"]\n"
-     "       [--temperature T] [--top-p P] [--seed S] [--threads N] [--print-ids]\n"
+     "       [--temperature T] [--top-p P] [--seed S] [--threads N] [--print-ids] [--no-bos]\n"
      "       [--dump-logits FILE] [--eval-ids FILE] [-O0..-O3] [--weights W] [--quantize FMT]\n"
      "       [--allow-nonfinite] [-v]",
      "generate tokens with a model (a .tfx through the JIT, a compiled .so loaded)", run_options,
-     "Generation starts from BOS (id 1, or the tokenizer's) and the prompt, and stops\n"
-     "early when id 1 is generated. Speed is reported on stderr.\n",
+     "Generation starts from BOS (the model's tokens { bos }, else the tokenizer's,\n"
+     "else id 1) and the prompt, and stops early when EOS is generated (the model's\n"
+     "tokens { eos }, else id 1). Speed is reported on stderr.\n",
      tfx_drv_run_main},
     {"bench", "bench (FILE.so|FILE.tfx) [-p N] [-n N] [-r N] [--threads N] [-O0..-O3] [--weights W] [-v]",
      "measure a model's prefill and decode speed (tokens/s), as a table", bench_options,
@@ -169,6 +172,9 @@ const tfx_cli_command tfx_cli_commands[] = {
      "Checks the descriptor and every weight byte against the checksums the\n"
      "compiler recorded: prints ok, or what differs and exits 1.\n",
      tfx_drv_verify_main},
+    {"import", "import (DIR|FILE.gguf) [-o OUT.tfx] [--max-seq N] [--name NAME]",
+     "write a .tfx for a Hugging Face checkpoint or a llama GGUF file, as saved (docs/import.md)", NULL, NULL,
+     tfx_drv_import_main},
     {"help", "help [COMMAND]", "print the help of a command", help_options, NULL, help_main},
     {0}};
 
@@ -406,7 +412,12 @@ static int help_main(int argc, char **argv) {
     return 0;
   }
   const tfx_cli_command *t = tfx_cli_find(topic);
-  if (!t) return tfx_cli_usage_error(c, "unknown command '%s' (commands: compile, run, bench, verify, help)", topic);
+  if (!t)
+    return tfx_cli_usage_error(c, "unknown command '%s' (commands: compile, run, bench, verify, import, help)", topic);
+  if (!t->options) { /* its own help */
+    char *args[] = {"tfxc", (char *)t->name, "--help", NULL};
+    return t->main(3, args);
+  }
   tfx_cli_print_help(t, stdout);
   return 0;
 }
@@ -424,9 +435,8 @@ int tfx_cli_main(int argc, char **argv) {
     rc = 0;
   } else if (!strcmp(argv[1], "--version")) {
     rc = printf("tfxc %s\n", TFX_VERSION) < 0;
-  } else if (c && !c->options && argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
-    tfx_cli_print_help(c, stdout); /* a command parsing its own arguments: its help is caught here */
-    rc = 0;
+  } else if (c && !c->options) { /* it parses its own arguments (argv[1] is its name) and its -h/--help */
+    rc = c->main(argc, argv);
   } else if (c && c != default_command()) {
     rc = c->main(argc - 1, argv + 1);
   } else if (c) { /* `tfxc compile FILE ...` */

@@ -42,6 +42,7 @@ enum {
   TFX_OPT_SEED,
   TFX_OPT_THREADS,
   TFX_OPT_PRINT_IDS,
+  TFX_OPT_NO_BOS,
   TFX_OPT_DUMP_LOGITS,
   TFX_OPT_EVAL_IDS,
   TFX_OPT_TOKENS,
@@ -81,8 +82,8 @@ typedef struct tfx_cli {
   const tfx_cli_command *cmd;
   int argc;
   char **argv;
-  const char *arg;  /* the value of the option (NULL when absent), or the operand */
-  char name[64];    /* the option as written: "-n", "--steps" */
+  const char *arg; /* the value of the option (NULL when absent), or the operand */
+  char name[64];   /* the option as written: "-n", "--steps" */
   void *impl;
 } tfx_cli;
 

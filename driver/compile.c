@@ -181,6 +181,10 @@ int tfx_write_header(const tfx_graph *g, const char *source_name, FILE *out) {
   fprintf(out, "#define %s_OUTPUT_WIDTH %lld\n", upper, (long long)tfx_node_cols(res));
   fprintf(out, "#define %s_VOCAB %lld\n", upper, (long long)vocab);
   fprintf(out, "#define %s_MAX_SEQ %lld\n", upper, (long long)g->max_seq);
+  /* the model's special ids (tokens { } in the .tfx), -1 when it has none */
+  fprintf(out, "#define %s_BOS_ID %lld\n", upper, (long long)g->bos_id);
+  fprintf(out, "#define %s_EOS_ID %lld\n", upper, (long long)g->eos_id);
+  fprintf(out, "#define %s_PAD_ID %lld\n", upper, (long long)g->pad_id);
   fprintf(out, "#define %s_ACTIVATIONS_SIZE %lldu /* arena bytes for one call of up to MAX_SEQ tokens */\n", upper,
           (long long)g->arena_bytes);
   fprintf(out, "#define %s_KV_CACHE_SIZE %lldu\n", upper, (long long)g->kv_bytes);

@@ -18,6 +18,7 @@
 #include "../passes/passes.h"
 #include "cli.h"
 #include "compile.h"
+#include "import_cmd.h"
 #include "outfile.h"
 
 enum { EXIT_COMPILE = TFX_CLI_EXIT_ERROR, EXIT_USAGE = TFX_CLI_EXIT_USAGE };
@@ -510,9 +511,23 @@ typedef struct run_options {
   const char *dump_file; /* where --dump-logits is written: its temporary (driver/outfile.c) */
   long steps, threads;
   int opt, print_ids, allow_nonfinite;
+  int no_bos;                   /* --no-bos: the prompt is fed as it is */
+  int64_t model_bos, model_eos; /* a .tfx's tokens { bos, eos }, -1 when not given */
   double temperature, top_p;
   uint64_t seed;
 } run_options;
+
+/* The id fed first: none with --no-bos, else the model's (tokens { bos }),
+ * the tokenizer's, or 1 (llama2.c's). -1: none. */
+static int32_t run_bos(const run_options *o) {
+  if (o->no_bos) return -1;
+  if (o->model_bos >= 0) return (int32_t)o->model_bos;
+  return o->tok && tfx_tokenizer_bos(o->tok) >= 0 ? tfx_tokenizer_bos(o->tok) : 1;
+}
+
+/* The id that ends generation: the model's (tokens { eos }), else 1 (BOS
+ * ends the text, as in llama2.c). */
+static int32_t run_eos(const run_options *o) { return o->model_eos >= 0 ? (int32_t)o->model_eos : 1; }
 
 static int parse_prompt(const char *text, int32_t **ids, int *n) {
   *ids = NULL;
@@ -574,7 +589,14 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
     tfx_session_free(s);
     return EXIT_COMPILE;
   }
-  int n_in = n_prompt + 1;
+  int32_t bos = run_bos(o);
+  int n_in = n_prompt + (bos >= 0);
+  if (n_in == 0) {
+    fprintf(stderr, "tfxc: error: nothing to feed: with --no-bos, give a prompt\n");
+    tfx_session_free(s);
+    if (dump) fclose(dump);
+    return EXIT_USAGE;
+  }
   int32_t *tokens = malloc((size_t)n_in * sizeof *tokens);
   float *logits = malloc((size_t)vocab * sizeof *logits);
   long max_steps = o->steps;
@@ -584,10 +606,11 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
     rc = TFX_ERR_OUT_OF_MEMORY;
     goto done;
   }
-  tokens[0] = o->tok && tfx_tokenizer_bos(o->tok) >= 0 ? tfx_tokenizer_bos(o->tok) : 1; /* BOS */
-  if (n_prompt) memcpy(tokens + 1, prompt, (size_t)n_prompt * sizeof *tokens);
+  if (bos >= 0) tokens[0] = bos;
+  if (n_prompt) memcpy(tokens + (bos >= 0), prompt, (size_t)n_prompt * sizeof *tokens);
   if (n_in > d->max_seq) {
-    fprintf(stderr, "tfxc: error: the prompt (%d tokens with BOS) does not fit max_seq = %d\n", n_in, d->max_seq);
+    fprintf(stderr, "tfxc: error: the prompt (%d tokens%s) does not fit max_seq = %d\n", n_in,
+            bos >= 0 ? " with BOS" : "", d->max_seq);
     rc = TFX_ERR_CONTEXT_FULL;
     goto done;
   }
@@ -595,7 +618,7 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
   tfx_sampler_init(&sampler, (float)o->temperature, (float)o->top_p, (uint64_t)o->seed);
   int stream = o->tok && !o->print_ids;
   if (stream) /* the prompt's text first, as llama2.c prints it */
-    for (int i = 1; i < n_in; i++) put_piece(o->tok, tokens[i - 1], tokens[i]);
+    for (int i = bos >= 0; i < n_in; i++) put_piece(o->tok, i ? tokens[i - 1] : -1, tokens[i]);
 
   double t0 = now_seconds();
   rc = tfx_forward(s, tokens, n_in, logits);
@@ -612,7 +635,7 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
       rc = next;
       break;
     }
-    if (next == 1) break; /* BOS ends the text, as in llama2.c */
+    if (next == run_eos(o)) break; /* the model's EOS, else BOS ends the text, as in llama2.c */
     out[generated++] = next;
     if (stream) put_piece(o->tok, generated > 1 ? out[generated - 2] : tokens[n_in - 1], next);
     if (o->print_ids) { /* each id as it is generated */
@@ -708,10 +731,11 @@ static int evaluate(tfx_model *model, const run_options *o, const int32_t *ids, 
     fprintf(stderr, "tfxc: error: '%s' takes f32 activations, not tokens; --eval-ids feeds tokens\n", o->model);
     return EXIT_COMPILE;
   }
-  int vocab = d->output_width, n_in = n_ids + 1;
+  int32_t bos = run_bos(o);
+  int vocab = d->output_width, n_in = n_ids + (bos >= 0);
   if (n_in > d->max_seq) {
-    fprintf(stderr, "tfxc: error: '%s' has %d ids: with BOS they do not fit max_seq = %d\n", o->eval, n_ids,
-            d->max_seq);
+    fprintf(stderr, "tfxc: error: '%s' has %d ids: %sthey do not fit max_seq = %d\n", o->eval, n_ids,
+            bos >= 0 ? "with BOS " : "", d->max_seq);
     return EXIT_COMPILE;
   }
   for (int i = 0; i < n_ids; i++)
@@ -734,8 +758,8 @@ static int evaluate(tfx_model *model, const run_options *o, const int32_t *ids, 
     rc = TFX_ERR_OUT_OF_MEMORY;
     goto done;
   }
-  tokens[0] = 1; /* BOS */
-  memcpy(tokens + 1, ids, (size_t)n_ids * sizeof *tokens);
+  if (bos >= 0) tokens[0] = bos;
+  memcpy(tokens + (bos >= 0), ids, (size_t)n_ids * sizeof *tokens);
   double t0 = now_seconds();
   rc = tfx_forward_ex(s, tokens, n_in, logits, 0);
   double t = now_seconds() - t0;
@@ -745,16 +769,17 @@ static int evaluate(tfx_model *model, const run_options *o, const int32_t *ids, 
     goto done;
   }
   double nll = 0;
-  for (int i = 0; i < n_ids; i++) { /* log-softmax of row i at ids[i], in double */
+  int n_eval = n_in - 1;             /* row i predicts tokens[i + 1] */
+  for (int i = 0; i < n_eval; i++) { /* log-softmax of row i at tokens[i + 1], in double */
     const float *r = logits + (size_t)i * vocab;
     double mx = r[0], z = 0;
     for (int j = 1; j < vocab; j++) mx = r[j] > mx ? r[j] : mx;
     for (int j = 0; j < vocab; j++) z += exp(r[j] - mx);
-    nll += mx + log(z) - r[ids[i]];
+    nll += mx + log(z) - r[tokens[i + 1]];
   }
-  nll /= n_ids;
-  printf("evaluated %d tokens: mean nll %.6f, perplexity %.4f\n", n_ids, nll, exp(nll));
-  fprintf(stderr, "tfxc: %d tokens (with BOS) in one call: %.3f ms (%.0f tok/s)\n", n_in, t * 1e3,
+  nll /= n_eval > 0 ? n_eval : 1;
+  printf("evaluated %d tokens: mean nll %.6f, perplexity %.4f\n", n_eval, nll, exp(nll));
+  fprintf(stderr, "tfxc: %d tokens%s in one call: %.3f ms (%.0f tok/s)\n", n_in, bos >= 0 ? " (with BOS)" : "", t * 1e3,
           n_in / (t > 0 ? t : 1e-9));
   if (o->dump) {
     FILE *f = fopen(o->dump_file, "wb");
@@ -822,6 +847,7 @@ static int parse_run_args(int argc, char **argv, run_options *o) {
       if (int_option(p.name, v, 1, 64, &o->threads)) bad = EXIT_USAGE;
       break;
     case TFX_OPT_PRINT_IDS: o->print_ids = 1; break;
+    case TFX_OPT_NO_BOS: o->no_bos = 1; break;
     case TFX_OPT_ALLOW_NONFINITE: o->allow_nonfinite = 1; break;
     case TFX_OPT_DUMP_LOGITS: o->dump = v; break;
     case TFX_OPT_QUANTIZE:
@@ -842,7 +868,8 @@ static int parse_run_args(int argc, char **argv, run_options *o) {
 }
 
 static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
-  run_options o = {.steps = 256, .opt = 2, .temperature = 1.0, .top_p = 0.9, .seed = 42};
+  run_options o = {
+      .steps = 256, .opt = 2, .temperature = 1.0, .top_p = 0.9, .seed = 42, .model_bos = -1, .model_eos = -1};
   int bad = parse_run_args(argc, argv, &o);
   if (bad) return bad < 0 ? 0 : bad;
   if (!o.model) return usage_error("%s", "run needs a model (.tfx or .so)");
@@ -934,6 +961,8 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
       phase("passes", b.passes_seconds);
       bound.path = seen.path[0] ? seen.path : NULL;
       double tj = now_seconds();
+      o.model_bos = b.graph->bos_id;
+      o.model_eos = b.graph->eos_id;
       if (check_same_files(&dump_out, 1, &bound, 1))
         same = 1;
       else if ((rc = tfx_build_jit(&b, &t, &model, oerr, sizeof oerr)) != TFX_OK)

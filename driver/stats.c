@@ -130,7 +130,23 @@ int tfx_print_stats(const tfx_graph *g, const tfx_target_options *t, const char 
     for (int s = TFX_ATTN_SCHED_UNSET + 1; s < TFX_ATTN_SCHED_COUNT; s++)
       fprintf(out, "%s %s %d", s > TFX_ATTN_SCHED_UNSET + 1 ? "," : "", tfx_attn_schedule_name(s),
               gs.attn_schedules[s]);
-    fprintf(out, " (prefill; decode runs row)\n");
+    fprintf(out, " (prefill)\n");
+    for (int i = 0; i < g->n_nodes; i++) {
+      const tfx_node *n = &g->nodes[i];
+      if (!tfx_op_has(n->op, TFX_TRAIT_KV_CACHE)) continue;
+      tfx_attn_cost c;
+      tfx_attn_cost_eval(g, n, &c);
+      char dsched[32];
+      if (n->attn_split >= 2)
+        snprintf(dsched, sizeof dsched, "split(%d)", n->attn_split);
+      else
+        snprintf(dsched, sizeof dsched, "row");
+      fprintf(out,
+              "    %%%d: prefill %s (%.3g GFLOP at T = max_seq, %.0f%% of pairs kept); decode %s (KV %.3g MB at "
+              "max_seq; estimate %.3g units on %d threads, row %.3g)\n",
+              i, tfx_attn_schedule_name(tfx_attn_schedule_of(g, n, 0)), c.prefill_flops / 1e9, 100.0 * c.kept, dsched,
+              c.decode_kv_bytes / 1e6, tfx_attn_cost_split_units(g, n, n->attn_split), c.threads, c.row_units);
+    }
   }
   weight_stats(g, gs.kv_bytes_per_ctx, out);
   fprintf(out, "  fused plan:        %d fused linears, %d with a norm prologue\n", gs.fused_linears, gs.norm_prologues);

@@ -143,7 +143,8 @@ typedef enum {
   TFX_FE_ITEM_BLOCK,
   TFX_FE_ITEM_FORWARD,
   TFX_FE_ITEM_SCHEDULE,
-  TFX_FE_ITEM_QUANTIZE
+  TFX_FE_ITEM_QUANTIZE,
+  TFX_FE_ITEM_TOKENS /* tokens { bos = N, eos = N, pad = N } */
 } tfx_fe_item_kind;
 
 typedef struct tfx_fe_item {
@@ -159,8 +160,8 @@ typedef struct tfx_fe_item {
   tfx_fe_param *param;    /* PARAM */
   tfx_fe_param *inputs;   /* BLOCK, FORWARD */
   tfx_fe_type *ret;       /* BLOCK, FORWARD */
-  tfx_fe_stmt *body;      /* BLOCK, FORWARD: statements; SCHEDULE: entries (ASSIGN) */
-  tfx_fe_loc end_loc;     /* BLOCK, FORWARD, SCHEDULE: the closing brace */
+  tfx_fe_stmt *body;      /* BLOCK, FORWARD: statements; SCHEDULE, TOKENS: entries (ASSIGN) */
+  tfx_fe_loc end_loc;     /* BLOCK, FORWARD, SCHEDULE, TOKENS: the closing brace */
 } tfx_fe_item;
 
 typedef struct tfx_fe_program {

@@ -583,6 +583,29 @@ static void lower_quant_rules(lower *L) {
   }
 }
 
+/* tokens { }: each id below the vocabulary (the rows of the embedding table
+ * the input indexes), and the section only for a forward taking token ids. */
+static void check_token_ids(lower *L) {
+  const tfx_fe_sema *s = L->s;
+  if (!s->tokens) return;
+  const tfx_graph *g = L->g;
+  if (g->nodes[g->input].type.dtype != TFX_DT_I32) {
+    tfx_fe_error(s->diag, s->tokens->loc.line, s->tokens->loc.col,
+                 "a tokens { } section needs a forward that takes token ids (i32[T])");
+    return;
+  }
+  int64_t vocab = 0;
+  for (int i = 0; i < g->n_nodes; i++)
+    if (g->nodes[i].op == TFX_OP_EMBEDDING && g->nodes[i].inputs[1] == g->input)
+      vocab = g->nodes[g->nodes[i].inputs[0]].type.dims[0];
+  for (const tfx_fe_stmt *st = s->tokens->body; st && vocab > 0; st = st->next) {
+    int64_t id = !strcmp(st->name, "bos") ? s->bos_id : !strcmp(st->name, "eos") ? s->eos_id : s->pad_id;
+    if (id >= vocab)
+      tfx_fe_error(s->diag, st->value->loc.line, st->value->loc.col, "%s = %lld is not below the vocabulary size %lld",
+                   st->name, (long long)id, (long long)vocab);
+  }
+}
+
 tfx_graph *tfx_fe_lower(tfx_fe_sema *s) {
   lower L;
   memset(&L, 0, sizeof L);
@@ -597,8 +620,12 @@ tfx_graph *tfx_fe_lower(tfx_fe_sema *s) {
   L.g->schedule.threads = s->threads;
   L.g->schedule.prefetch = s->prefetch;
   L.g->schedule.attention = s->attention;
+  L.g->schedule.decode = s->decode;
   L.g->schedule.quantize = s->quantize;
   L.g->schedule.act_f32 = s->act_f32;
+  L.g->bos_id = s->bos_id;
+  L.g->eos_id = s->eos_id;
+  L.g->pad_id = s->pad_id;
   const tfx_fe_param *in = fwd->item->inputs;
   int input = tfx_graph_add_input(L.g, in->name, fwd->in_types[0]);
   if (input >= 0) {
@@ -607,6 +634,7 @@ tfx_graph *tfx_fe_lower(tfx_fe_sema *s) {
     L.g->output = instantiate(&L, fwd, &input, NULL, NULL, fwd->item->loc);
   }
   if (s->diag->errors == before && L.g->output >= 0) lower_quant_rules(&L);
+  if (s->diag->errors == before && L.g->output >= 0) check_token_ids(&L);
   if (L.oom || input < 0) tfx_fe_error(s->diag, 0, 0, "out of memory");
   tfx_fe_symtab_free(&L.param_nodes);
   if (s->diag->errors != before || L.g->output < 0) {

@@ -70,7 +70,7 @@ static tfx_fe_expr *leaf(tfx_fe_parse_state *P, tfx_fe_expr_kind kind, TFX_FE_YY
 %type <cdef> const_defs const_def
 %type <param> param_decl inputs inputs_opt input
 %type <type> type
-%type <stmt> stmts stmt body
+%type <stmt> stmts stmt body tok_entries tok_list tok_entry
 %type <expr> dims expr primary
 %type <arg> args args_opt arg
 %type <ren> renames rename_list rename rename_src quant_rules quant_list quant_rule
@@ -125,6 +125,31 @@ item
                                             if ($$) { $$->body = $2; $$->end_loc = L(@2); } }
   | KW_QUANTIZE quant_rules               { $$ = tfx_fe_item_new(P->arena, TFX_FE_ITEM_QUANTIZE, L(@1));
                                             if ($$) $$->renames = $2; }
+  | IDENT tok_entries                     { /* tokens { bos = 1, eos = 2 }: `tokens` is not a keyword
+                                               (it names forward inputs) */
+                                            $$ = NULL;
+                                            if (strcmp($1, "tokens") != 0)
+                                              tfx_fe_error(P->diag, @1.first_line, @1.first_column,
+                                                           "unknown section '%s' (expected tokens { ... })", $1);
+                                            else if (($$ = tfx_fe_item_new(P->arena, TFX_FE_ITEM_TOKENS, L(@1))))
+                                              { $$->body = $2; $$->end_loc = L(@2); } }
+  ;
+
+/* tokens { bos = 1, eos = 2, pad = 0 }: `key = value` entries separated by
+   commas or line ends (kept as ASSIGN statements) */
+tok_entries
+  : '{' '}'                               { $$ = NULL; @$ = @2; }
+  | '{' tok_list '}'                      { $$ = HEAD($2); @$ = @3; }
+  | '{' tok_list rename_sep '}'           { $$ = HEAD($2); @$ = @4; }
+  ;
+
+tok_list
+  : tok_entry                             { $$ = APPEND(NULL, $1); }
+  | tok_list rename_sep tok_entry         { $$ = APPEND($1, $3); }
+  ;
+
+tok_entry
+  : IDENT '=' expr                        { $$ = tfx_fe_stmt_new(P->arena, TFX_FE_STMT_ASSIGN, L(@1), $1, $3); }
   ;
 
 /* quantize { "layers.*.w2" = q6_k, "tok_embeddings" = q8_0 }: one rule per

@@ -3,6 +3,7 @@
  * name resolution and call arguments in every block body (used or not), the
  * forward function and the schedule. Shapes are checked later, by lowering. */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +53,7 @@ static void declare_items(tfx_fe_sema *s, const tfx_fe_program *p) {
     case TFX_FE_ITEM_WEIGHTS: s->weights = once(s, s->weights, it, "'weights' statement"); break;
     case TFX_FE_ITEM_SCHEDULE: s->schedule = once(s, s->schedule, it, "'schedule' section"); break;
     case TFX_FE_ITEM_QUANTIZE: s->quantize_rules = once(s, s->quantize_rules, it, "'quantize' section"); break;
+    case TFX_FE_ITEM_TOKENS: s->tokens = once(s, s->tokens, it, "'tokens' section"); break;
     case TFX_FE_ITEM_FORWARD:
       if (s->forward) {
         ERR(s, it->loc, "duplicate forward: a model has exactly one");
@@ -493,7 +495,7 @@ static int one_of(const tfx_fe_expr *v, const char *const *names) {
 }
 
 static void check_schedule(tfx_fe_sema *s) {
-  static const char *const keys[] = {"attention", "quantize", "activations", "threads", "prefetch", NULL};
+  static const char *const keys[] = {"attention", "decode", "quantize", "activations", "threads", "prefetch", NULL};
   static const char *const attn_future[] = {NULL};
   static const char *const quant_future[] = {"int8", "w8a8", "ternary", NULL};
   if (!s->schedule) return;
@@ -506,7 +508,7 @@ static void check_schedule(tfx_fe_sema *s) {
     int known = 0;
     for (int i = 0; keys[i]; i++) known |= !strcmp(st->name, keys[i]);
     if (!known) {
-      ERR(s, st->loc, "unknown schedule key '%s' (known: attention, quantize, activations, threads, prefetch)",
+      ERR(s, st->loc, "unknown schedule key '%s' (known: attention, decode, quantize, activations, threads, prefetch)",
           st->name);
       continue;
     }
@@ -534,6 +536,25 @@ static void check_schedule(tfx_fe_sema *s) {
         ERR(s, v->loc, "attention = %s is not supported yet (supported: auto, dense, flash, block_sparse)", v->str);
       else
         ERR(s, v->loc, "bad value for attention: expected auto, dense, flash or block_sparse");
+    } else if (!strcmp(st->name, "decode")) {
+      int64_t n;
+      if (v->kind == TFX_FE_EXPR_NAME &&
+          (!strcmp(v->str, "auto") || !strcmp(v->str, "row") || !strcmp(v->str, "split")))
+        s->decode = !strcmp(v->str, "row")     ? TFX_SCHED_DECODE_ROW
+                    : !strcmp(v->str, "split") ? TFX_SCHED_DECODE_SPLIT
+                                               : TFX_SCHED_DECODE_AUTO;
+      else if (v->kind == TFX_FE_EXPR_CALL && !strcmp(v->str, "split") && v->args && !v->args->next && !v->args->key) {
+        if (!tfx_fe_eval_int(s, v->args->value, 2, "split", &n)) {
+          if (n > TFX_ATTN_MAX_SPLITS)
+            ERR(s, v->loc, "decode = split(%lld): at most %d parts", (long long)n, TFX_ATTN_MAX_SPLITS);
+          else
+            s->decode = (int)n;
+        }
+      } else if (is_value(v, "split"))
+        ERR(s, v->loc, "decode = split(...) takes one number, the parts of each query's keys (2..%d)",
+            TFX_ATTN_MAX_SPLITS);
+      else
+        ERR(s, v->loc, "bad value for decode: expected auto, row, split or split(N)");
     } else if (!strcmp(st->name, "quantize")) {
       if (v->kind == TFX_FE_EXPR_NAME && !tfx_quant_choice_parse(v->str, 1, &s->quantize)) continue;
       if (one_of(v, quant_future))
@@ -603,6 +624,38 @@ static void check_quantize(tfx_fe_sema *s) {
   }
 }
 
+/* ---- the tokens { } section ---- */
+
+/* bos, eos and pad: integer constant expressions >= 0, each at most once,
+ * each below the vocabulary (checked by lowering, which knows it). */
+static void check_tokens(tfx_fe_sema *s) {
+  static const char *const keys[] = {"bos", "eos", "pad", NULL};
+  s->bos_id = s->eos_id = s->pad_id = -1;
+  if (!s->tokens) return;
+  for (const tfx_fe_stmt *st = s->tokens->body; st; st = st->next) {
+    int k = 0;
+    while (keys[k] && strcmp(st->name, keys[k])) k++;
+    if (!keys[k]) {
+      ERR(s, st->loc, "unknown tokens key '%s' (known: bos, eos, pad)", st->name);
+      continue;
+    }
+    const tfx_fe_stmt *prev = s->tokens->body;
+    while (prev != st && strcmp(prev->name, st->name)) prev = prev->next;
+    if (prev != st) {
+      ERR(s, st->loc, "tokens key '%s' is set twice", st->name);
+      NOTE(s, prev->loc, "previous setting of '%s' is here", st->name);
+      continue;
+    }
+    int64_t n;
+    if (tfx_fe_eval_int(s, st->value, 0, st->name, &n)) continue;
+    if (n > INT32_MAX) {
+      ERR(s, st->value->loc, "%s = %lld is not a token id (at most %d)", st->name, (long long)n, INT32_MAX);
+      continue;
+    }
+    *(k == 0 ? &s->bos_id : k == 1 ? &s->eos_id : &s->pad_id) = n;
+  }
+}
+
 /* ---- entry ---- */
 
 int tfx_fe_sema_run(tfx_fe_sema *s, const tfx_fe_program *p, tfx_fe_diag *diag, tfx_fe_arena *arena, const char *path) {
@@ -624,6 +677,7 @@ int tfx_fe_sema_run(tfx_fe_sema *s, const tfx_fe_program *p, tfx_fe_diag *diag, 
   check_forward(s);
   check_schedule(s);
   check_quantize(s);
+  check_tokens(s);
   if (arena->failed) ERR(s, file_start, "out of memory");
   return diag->errors - before;
 }

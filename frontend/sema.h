@@ -61,12 +61,16 @@ typedef struct tfx_fe_sema {
   int threads;
   int prefetch;  /* schedule { prefetch = N }: bytes, 0 = none */
   int attention; /* tfx_sched_attention */
+  int decode;    /* schedule { decode }: tfx_schedule.decode (TFX_SCHED_DECODE_*, N >= 2 split(N)) */
   /* schedule { quantize = ..., activations = ... } and the quantize { } section
    * (its rules are checked here; lowering copies them into the graph and
    * reports a pattern that matches no param) */
   tfx_quant_choice quantize;
   int act_f32;
   const tfx_fe_item *quantize_rules;
+  /* tokens { bos = .., eos = .., pad = .. }: the model's special ids, -1 when not given */
+  const tfx_fe_item *tokens;
+  int64_t bos_id, eos_id, pad_id;
 } tfx_fe_sema;
 
 /* ---- consts.c ---- */

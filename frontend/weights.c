@@ -337,6 +337,11 @@ static int open_wfile(const char *path, const char *format, tfx_wfile *f, report
     report(r, -1, "%s: unknown weights format '%s' (supported: llama2c, safetensors, gguf)", path, format);
     return -1;
   }
+  if (tfx_wfile_is_shard_index(path) && (!format || !strcmp(format, "safetensors"))) {
+    if (tfx_wfile_open_sharded(path, f, msg, sizeof msg) == 0) return 0;
+    report(r, -1, "%s", msg);
+    return -1;
+  }
   int gg = format ? strcmp(format, "gguf") == 0 : ends_with(path, ".gguf") || tfx_wfile_looks_gguf(path);
   int st = format ? strcmp(format, "safetensors") == 0
                   : !gg && (ends_with(path, ".safetensors") ||
@@ -682,9 +687,15 @@ static int check_view_param(const tfx_graph *g, int i, const tfx_wfile *f, const
   return r->count > errors ? -1 : 0;
 }
 
+/* The descriptor a tensor is read from: its shard's, or the one file's
+ * (the loaders of single files leave tfx_wfile_tensor.shard unset). */
+static int fd_of(const int *fds, const tfx_wfile *f, const tfx_wfile_tensor *t) {
+  return fds[f->n_shards > 0 ? t->shard : 0];
+}
+
 /* Reads the tensors of param i's bindings (chain from head) through their
  * views into its f32 slot. 0, or -1 (the tensor that failed in *bad). */
-static int read_view_param(int fd, const tfx_graph *g, int i, const tfx_wfile *f, const vbindings *v, int head,
+static int read_view_param(const int *fds, const tfx_graph *g, int i, const tfx_wfile *f, const vbindings *v, int head,
                            const tfx_wview *views, uint8_t *slot, int *bad) {
   const tfx_node *n = &g->nodes[i];
   int stacked = views[v->b[head].rule].stack != NULL;
@@ -698,7 +709,7 @@ static int read_view_param(int fd, const tfx_graph *g, int i, const tfx_wfile *f
       st.dtype = t->storage;
       int64_t row_bytes = tfx_type_bytes(&st, 1) / t->type.dims[0];
       rows_only(&views[b->rule], t->type.dims[0], &lo, &hi);
-      if (read_exact(fd, slot + (stacked ? b->index * per_bytes : 0), (uint64_t)((hi - lo) * row_bytes),
+      if (read_exact(fd_of(fds, f, t), slot + (stacked ? b->index * per_bytes : 0), (uint64_t)((hi - lo) * row_bytes),
                      t->file_offset + (uint64_t)(lo * row_bytes))) {
         *bad = b->k;
         return -1;
@@ -713,7 +724,7 @@ static int read_view_param(int fd, const tfx_graph *g, int i, const tfx_wfile *f
     tt.dtype = TFX_DT_F32;
     tfx_wview_shape in = wshape(&t->type, 0);
     float *full = malloc((size_t)(wnumel(&in) > 0 ? wnumel(&in) : 1) * sizeof *full);
-    int rc = !full || read_tensor(fd, t, (uint8_t *)full, &tt) ||
+    int rc = !full || read_tensor(fd_of(fds, f, t), t, (uint8_t *)full, &tt) ||
              tfx_wview_apply(views[b->rule].ops, views[b->rule].n_ops, &in, full,
                              (float *)slot + (stacked ? b->index * per : 0));
     free(full);
@@ -846,9 +857,23 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
            unused - MAX_UNUSED_REPORTS == 1 ? "" : "s", path, unused - MAX_UNUSED_REPORTS == 1 ? "is" : "are");
   if (r->count > errors || alloc_blob(g, first, total, out, r)) goto done;
 
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) {
-    report(r, -1, "%s: cannot open: %s", path, strerror(errno));
+  /* one descriptor per file: the checkpoint, or each of its shards */
+  int n_fds = f.n_shards > 0 ? f.n_shards : 1, opened = 0;
+  int *fds = malloc((size_t)n_fds * sizeof *fds);
+  if (!fds) {
+    report(r, -1, "%s: out of memory", path);
+    goto done;
+  }
+  for (; opened < n_fds; opened++) {
+    const char *fp = f.n_shards > 0 ? f.shards[opened] : path;
+    if ((fds[opened] = open(fp, O_RDONLY)) < 0) {
+      report(r, -1, "%s: cannot open: %s", fp, strerror(errno));
+      break;
+    }
+  }
+  if (opened < n_fds) {
+    while (opened > 0) close(fds[--opened]);
+    free(fds);
     goto done;
   }
   for (int i = 0; i < g->n_nodes; i++) {
@@ -857,7 +882,7 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
     uint64_t bytes = (uint64_t)tfx_type_bytes(&n->type, 1);
     if (vhead[i] >= 0) {
       int bad = 0;
-      if (read_view_param(fd, g, i, &f, &vb, vhead[i], views, out->data + n->weight_offset, &bad)) {
+      if (read_view_param(fds, g, i, &f, &vb, vhead[i], views, out->data + n->weight_offset, &bad)) {
         report(r, i, "%s: cannot read tensor '%s' for param '%s'", path, f.tensors[bad].name, n->name);
         break;
       }
@@ -866,7 +891,7 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
       continue;
     }
     const tfx_wfile_tensor *t = &f.tensors[tensor_of[i]];
-    if (read_tensor(fd, t, out->data + n->weight_offset, &n->type)) {
+    if (read_tensor(fd_of(fds, &f, t), t, out->data + n->weight_offset, &n->type)) {
       report(r, i, "%s: cannot read tensor '%s' (%lld elements of %s at offset %llu)", path, t->name,
              (long long)tfx_type_numel(&n->type, 1), t->dtype_name, (unsigned long long)t->file_offset);
       break;
@@ -874,7 +899,8 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
     zero_pad(out, n->weight_offset, (int64_t)bytes);
     check_finite(g, i, t, path, out, bo, r);
   }
-  close(fd);
+  for (int k = 0; k < n_fds; k++) close(fds[k]);
+  free(fds);
   rc = r->count > errors ? -1 : 0;
 done:
   nm_free(&tmap);

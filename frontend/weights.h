@@ -28,6 +28,7 @@ typedef struct tfx_wfile_tensor {
   tfx_wfile_dtype dtype;  /* how its data is stored */
   const char *dtype_name; /* static: "F32", "F16", "BF16", "F64", "Q8_0", … */
   tfx_dtype storage;      /* the format table's format of its data (f32 when unsupported) */
+  int shard;              /* sharded checkpoints only (n_shards > 0): the file holding it, shards[shard] */
 } tfx_wfile_tensor;
 
 typedef struct tfx_wfile {
@@ -39,6 +40,10 @@ typedef struct tfx_wfile {
   /* llama2c: the header as read (dim, hidden_dim, n_layers, n_heads,
    * n_kv_heads, vocab_size (negative: a separate classifier), seq_len) */
   int32_t llama2c[7];
+  /* a sharded safetensors checkpoint (model.safetensors.index.json): the
+   * shards' paths, tensors[k].shard indexing them; 0 and NULL otherwise */
+  int n_shards;
+  char **shards;
 } tfx_wfile;
 
 /* Opens a weights file for reading: a regular file (checked without
@@ -61,6 +66,15 @@ int tfx_wfile_looks_safetensors(const char *path);
  * naming the file and the field (weights_gguf.c). Tensors of ggml types
  * tfxc cannot read are listed as TFX_WF_UNSUPPORTED. 0, or -1 with a message. */
 int tfx_wfile_open_gguf(const char *path, tfx_wfile *out, char *err, size_t errlen);
+/* Opens a sharded safetensors checkpoint from its index
+ * (model.safetensors.index.json: {"weight_map": {tensor: shard file}}): each
+ * shard (beside the index) is opened and validated, and their tensors make one
+ * table, each naming its shard; a tensor the index and its shard disagree on,
+ * or one in two shards, is an error (weights_shards.c). 0, or -1 with a
+ * message. */
+int tfx_wfile_open_sharded(const char *index_path, tfx_wfile *out, char *err, size_t errlen);
+/* 1 when the path names a sharded checkpoint's index (ends with .index.json). */
+int tfx_wfile_is_shard_index(const char *path);
 /* 1 when the file starts with GGUF's magic "GGUF". */
 int tfx_wfile_looks_gguf(const char *path);
 void tfx_wfile_close(tfx_wfile *f);

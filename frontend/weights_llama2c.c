@@ -23,6 +23,8 @@ void tfx_wfile_close(tfx_wfile *f) {
   for (int i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
   free(f->tensors);
   free(f->path);
+  for (int i = 0; i < f->n_shards; i++) free(f->shards[i]);
+  free(f->shards);
   memset(f, 0, sizeof *f);
 }
 

@@ -236,6 +236,12 @@ tfx_attn_sched tfx_attn_schedule_of(const tfx_graph *g, const tfx_node *n, int d
   return n->attn_schedule != TFX_ATTN_SCHED_UNSET ? (tfx_attn_sched)n->attn_schedule : tfx_attn_schedule_auto(g, n);
 }
 
+int tfx_attn_split_fits(const tfx_graph *g, const tfx_node *n, int splits) {
+  if (n->op != TFX_OP_ATTENTION || n->mask != TFX_MASK_CAUSAL || n->n_inputs != 3 || n->id == g->output) return 0;
+  if (splits < 2 || splits > TFX_ATTN_MAX_SPLITS || n->head_dim <= 0 || n->heads <= 0) return 0;
+  return (g->max_seq - 1) * (int64_t)n->head_dim >= (int64_t)splits * (n->head_dim + 2);
+}
+
 const char *tfx_attn_schedule_name(int s) {
   switch (s) {
   case TFX_ATTN_SCHED_ROW: return "row";
@@ -256,6 +262,10 @@ int tfx_check_attention(const tfx_node *n, char *err, size_t errlen) {
     return tfx_errf(err, errlen, "%s: schedule %s (%d) does not apply to this node", on,
                     tfx_attn_schedule_name(n->attn_schedule), n->attn_schedule);
   if (n->alibi != 0 && n->alibi != 1) return tfx_errf(err, errlen, "%s: alibi must be 0 or 1", on);
+  if (n->attn_split != 0 && (n->op != TFX_OP_ATTENTION || n->mask != TFX_MASK_CAUSAL || n->n_inputs != 3 ||
+                             n->attn_split < 2 || n->attn_split > TFX_ATTN_MAX_SPLITS))
+    return tfx_errf(err, errlen, "%s: decode = split(%d) needs a causal attention of q, k, v and 2..%d parts", on,
+                    n->attn_split, TFX_ATTN_MAX_SPLITS);
   switch (s->kind) {
   case TFX_SPARSE_NONE: return 0;
   case TFX_SPARSE_SLIDING:
@@ -412,5 +422,6 @@ void tfx_print_attention(const tfx_node *n, FILE *out) {
   print_sparse(&n->sparse, out);
   if (n->attn_schedule != TFX_ATTN_SCHED_UNSET)
     fprintf(out, ", schedule = %s", tfx_attn_schedule_name(n->attn_schedule));
+  if (n->attn_split >= 2) fprintf(out, ", decode = split(%d)", n->attn_split);
   fprintf(out, "}");
 }

@@ -67,6 +67,7 @@ tfx_graph *tfx_graph_new(const char *name, int64_t max_seq) {
   g->input = -1;
   g->output = -1;
   g->max_seq = max_seq;
+  g->bos_id = g->eos_id = g->pad_id = -1;
   return g;
 }
 

@@ -274,6 +274,8 @@ typedef struct tfx_node {
   int alibi;         /* add -slope_h * |i - j| to the scaled scores (tfx_alibi_slope) */
   tfx_sparse sparse; /* the sparse pattern; kind NONE by default */
   int attn_schedule; /* ATTENTION, MLA_ATTENTION: tfx_attn_sched (schedule_attention); UNSET by default */
+  int attn_split;    /* ATTENTION: the decode entry's schedule (schedule_attention, passes/attn_cost.c): 0 ROW,
+                        N >= 2 split decode, the query's keys in N parts (tfx_attn_split_fits) */
   int rank;          /* MLA_ATTENTION: r, the latent's width */
   int rope_dim;      /* MLA_ATTENTION: dr, the decoupled RoPE dims (even, may be 0) */
   int v_dim;         /* MLA_ATTENTION: dv, value dims per head (head_dim is dn, the no-RoPE dims) */
@@ -336,11 +338,15 @@ typedef struct tfx_quant_fallback {
 
 /* schedule { attention = ... } */
 typedef enum { TFX_SCHED_ATTN_AUTO, TFX_SCHED_ATTN_DENSE, TFX_SCHED_ATTN_FLASH } tfx_sched_attention;
+/* schedule { decode = ... } (tfx_schedule.decode; N >= 2 is split(N)) */
+enum { TFX_SCHED_DECODE_SPLIT = -1, TFX_SCHED_DECODE_AUTO = 0, TFX_SCHED_DECODE_ROW = 1 };
 
 typedef struct tfx_schedule {
   int threads;   /* 0 = auto */
   int attention; /* tfx_sched_attention: AUTO and FLASH tile prefill attention without a sparse pattern
                     (tfx_attn_schedule_auto) */
+  int decode;    /* schedule { decode }: TFX_SCHED_DECODE_AUTO (0: the cost model), _ROW (1), _SPLIT (-1: split
+                    decode with the automatic part count), N >= 2: split(N) */
   int prefetch;  /* bytes the decode matrix-vector kernels prefetch ahead of their weight stream; 0 = none */
   int act_f32;   /* 1: linears with int8-block weights dequantize them into f32 instead of quantizing their
                     activations for int8 dot products (tfx_node_act_quant) */
@@ -363,6 +369,8 @@ typedef struct tfx_graph {
   int output;      /* id of the returned value, -1 if none yet */
   int64_t max_seq; /* upper bound of T */
   tfx_schedule schedule;
+  /* the model's special token ids (tokens { } in .tfx), -1 when not given */
+  int64_t bos_id, eos_id, pad_id;
 
   /* results of planning (passes/) */
   int64_t arena_bytes;   /* 0 until planned */
@@ -695,6 +703,14 @@ int tfx_attn_schedule_applicable(const tfx_node *n, int s);
  * UNSET. */
 tfx_attn_sched tfx_attn_schedule_of(const tfx_graph *g, const tfx_node *n, int decode);
 const char *tfx_attn_schedule_name(int s); /* "row", "flash"; "unset" */
+/* Split decode (the decode entry of a causal ATTENTION with q, k, v: the
+ * query's keys in `splits` parts, each part's (max, sum, output) written to
+ * the rows 1.. of the node's own output slot, then merged): 1 when the node
+ * can run it with that many parts: the partials, splits * (d + 2) floats a
+ * head, fit in max_seq - 1 rows of H * d, and the node is not the graph's
+ * output (whose buffer is the caller's). */
+#define TFX_ATTN_MAX_SPLITS 64
+int tfx_attn_split_fits(const tfx_graph *g, const tfx_node *n, int splits);
 /* Checks the mask, alibi, sparse and schedule attributes; 0 or -1 with a
  * message (the check column of ATTENTION and MLA_ATTENTION). */
 int tfx_check_attention(const tfx_node *n, char *err, size_t errlen);

@@ -106,6 +106,24 @@ typedef struct tfx_mem_stats {
 } tfx_mem_stats;
 int tfx_pass_mem_stats(const tfx_graph *g, tfx_mem_stats *out);
 
+/* ---- the attention cost model (attn_cost.c) ---- */
+/* One attention node's schedules and their estimates at a context of max_seq. */
+typedef struct tfx_attn_cost {
+  int forward;                   /* tfx_attn_sched of the prefill (forward entry) */
+  double kept;                   /* the fraction of (query, key) pairs of a max_seq prefill its tiles keep */
+  double prefill_flops;          /* attention FLOPs of a prefill of max_seq tokens under that schedule */
+  double decode_kv_bytes;        /* KV bytes one decode step reads at L = max_seq */
+  int threads;                   /* threads the decode estimate assumes (1: its kernels run inline) */
+  int forks;                     /* the decode kernels go through the pool (their work reaches the grain) */
+  double row_units, split_units; /* decode estimates (key units): row, and split with `split` parts */
+  int split;                     /* the decode entry: 0 row, N split decode in N parts */
+} tfx_attn_cost;
+void tfx_attn_cost_eval(const tfx_graph *g, const tfx_node *n, tfx_attn_cost *c);
+/* the decode estimate (key units) of row (splits < 2) or split decode in `splits` parts */
+double tfx_attn_cost_split_units(const tfx_graph *g, const tfx_node *n, int splits);
+/* schedule { decode = split }: the model's part count, or the largest of 8, 4, 2 that fits; 0 when none fits */
+int tfx_attn_cost_split_count(const tfx_graph *g, const tfx_node *n);
+
 /* ---- model statistics (stats.c) ---- */
 typedef struct tfx_graph_stats {
   int64_t flops_per_token;    /* decode step (T = 1), attention over one context position excluded */

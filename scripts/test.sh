@@ -22,6 +22,7 @@ jobs="${TFX_JOBS:-2}"
 start=$SECONDS
 ./scripts/build.sh
 ./scripts/pyenv.sh
+./scripts/hfenv.sh
 ctest --test-dir build --output-on-failure -j"$jobs"
 echo "test: suite passed ($((SECONDS - start)) s so far)"
 

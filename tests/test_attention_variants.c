@@ -74,30 +74,8 @@ static int linear(tfx_tg *t, int x, int64_t out, int64_t in, const char *wname, 
   return tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, wname, out, in, scale));
 }
 
-/* An attention over q, k, v = linears of x (f32[T, dim]) with the given
- * options; the graph's output is the attention's. */
-static tfx_tg *attn_graph(int H, int G, int d, tfx_mask_kind mask, int alibi, const tfx_sparse *sp, int64_t max_seq,
-                          uint64_t seed) {
-  const int64_t dim = 24;
-  tfx_tg *t = tfx_tg_new("attn", max_seq, seed);
-  int x = tfx_tg_input_f32(t, dim);
-  int q = linear(t, x, (int64_t)H * d, dim, "wq", 0.5f);
-  int k = linear(t, x, (int64_t)G * d, dim, "wk", 0.5f);
-  int v = linear(t, x, (int64_t)G * d, dim, "wv", 0.5f);
-  tfx_node a = tfx_node_proto(TFX_OP_ATTENTION, 3, (int[]){q, k, v});
-  a.heads = H;
-  a.kv_heads = G;
-  a.head_dim = d;
-  a.mask = mask;
-  a.alibi = alibi;
-  if (sp) a.sparse = *sp;
-  t->g->output = tfx_tg_add(t, &a);
-  assert_true(t->g->output >= 0);
-  return t;
-}
-
 static void run_attn(int H, int G, int d, tfx_mask_kind mask, int alibi, const tfx_sparse *sp, const char *what) {
-  tfx_tg *t = attn_graph(H, G, d, mask, alibi, sp, 40, (uint64_t)(H * 131 + G * 17 + d + mask * 7 + alibi));
+  tfx_tg *t = tfx_tg_attn_graph(H, G, d, mask, alibi, sp, 40, (uint64_t)(H * 131 + G * 17 + d + mask * 7 + alibi));
   char label[160];
   snprintf(label, sizeof label, "%s (%s)", what, mask == TFX_MASK_CAUSAL ? "causal" : "none");
   if (mask == TFX_MASK_CAUSAL)
@@ -334,17 +312,17 @@ static void test_sparse_long(void **state) {
   static const int calls[] = {200, 1, 1, 60, 1};
   tfx_sparse sp = {0};
   sp.kind = TFX_SPARSE_BIGBIRD, sp.block = 16; /* window only: the first key blocks are all masked */
-  tfx_tg *t = attn_graph(4, 2, 16, TFX_MASK_CAUSAL, 0, &sp, 300, 901);
+  tfx_tg *t = tfx_tg_attn_graph(4, 2, 16, TFX_MASK_CAUSAL, 0, &sp, 300, 901);
   check_levels(t, calls, 5, "bigbird window-only long causal");
   tfx_tg_free(t);
   sp = pattern(0);
   sp.window = 40;
-  t = attn_graph(2, 1, 16, TFX_MASK_CAUSAL, 1, &sp, 300, 902);
+  t = tfx_tg_attn_graph(2, 1, 16, TFX_MASK_CAUSAL, 1, &sp, 300, 902);
   check_levels(t, calls, 5, "sliding(40) + alibi long causal");
   tfx_tg_free(t);
   static const int calls2[] = {150, 150};
   sp = pattern(6);
-  t = attn_graph(2, 2, 16, TFX_MASK_NONE, 0, &sp, 150, 903);
+  t = tfx_tg_attn_graph(2, 2, 16, TFX_MASK_NONE, 0, &sp, 150, 903);
   check_levels(t, calls2, 2, "longformer long bidirectional");
   tfx_tg_free(t);
 }
@@ -505,7 +483,7 @@ static void test_mla(void **state) {
 static void test_ir_text_and_checks(void **state) {
   (void)state;
   tfx_sparse sp = pattern(6);
-  tfx_tg *t = attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 1, &sp, 16, 5);
+  tfx_tg *t = tfx_tg_attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 1, &sp, 16, 5);
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
@@ -672,7 +650,7 @@ static void test_schedule_pass(void **state) {
   (void)state;
   char err[256];
   /* causal attention without a pattern: flash, printed among the attributes */
-  tfx_tg *t = attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 1, NULL, 16, 5);
+  tfx_tg *t = tfx_tg_attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 1, NULL, 16, 5);
   tfx_node *a = &t->g->nodes[t->g->output];
   assert_int_equal(a->attn_schedule, TFX_ATTN_SCHED_UNSET);
   assert_int_equal(tfx_attn_schedule_of(t->g, a, 0), TFX_ATTN_SCHED_FLASH); /* -O0: the same rule */
@@ -700,14 +678,14 @@ static void test_schedule_pass(void **state) {
   assert_int_not_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
   tfx_tg_free(t);
   /* schedule { attention = dense }: row */
-  t = attn_graph(4, 4, 8, TFX_MASK_NONE, 0, NULL, 16, 6);
+  t = tfx_tg_attn_graph(4, 4, 8, TFX_MASK_NONE, 0, NULL, 16, 6);
   t->g->schedule.attention = TFX_SCHED_ATTN_DENSE;
   run_schedule_pass(t->g);
   assert_int_equal(t->g->nodes[t->g->output].attn_schedule, TFX_ATTN_SCHED_ROW);
   tfx_tg_free(t);
   /* a sparse pattern: block_sparse, even with attention = flash; flash is refused; attention = dense: row */
   tfx_sparse sp = pattern(4);
-  t = attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 0, &sp, 16, 7);
+  t = tfx_tg_attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 0, &sp, 16, 7);
   t->g->schedule.attention = TFX_SCHED_ATTN_FLASH;
   run_schedule_pass(t->g);
   assert_int_equal(t->g->nodes[t->g->output].attn_schedule, TFX_ATTN_SCHED_BLOCK_SPARSE);
@@ -724,7 +702,7 @@ static void test_schedule_pass(void **state) {
   assert_int_equal(t->g->nodes[t->g->output].attn_schedule, TFX_ATTN_SCHED_ROW);
   tfx_tg_free(t);
   /* block_sparse needs a pattern: refused on attention without one */
-  t = attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 0, NULL, 16, 8);
+  t = tfx_tg_attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 0, NULL, 16, 8);
   t->g->nodes[t->g->output].attn_schedule = TFX_ATTN_SCHED_BLOCK_SPARSE;
   assert_int_not_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
   assert_non_null(strstr(err, "schedule block_sparse (3) does not apply"));
@@ -783,16 +761,14 @@ static void test_schedule_pass(void **state) {
   free(errs);
   char *st[] = {TFXC_PATH, ex, "--stats", NULL};
   assert_int_equal(tfx_test_run(st, &out, &errs), 0);
-  assert_non_null(
-      strstr(out, "attention:         5 nodes, schedules row 0, flash 5, block_sparse 0 (prefill; decode runs row)"));
+  assert_non_null(strstr(out, "attention:         5 nodes, schedules row 0, flash 5, block_sparse 0 (prefill)"));
   free(out);
   free(errs);
   snprintf(ex, sizeof ex, "%s/examples/sparse/masks.tfx", TFX_SOURCE_DIR);
   char *st0[] = {TFXC_PATH, ex, "-O0", "--stats", "--weights", "random", NULL};
   assert_int_equal(tfx_test_run(st0, &out, &errs), 0);
   /* -O0 runs no pass: the backend's rule (the same function) gives every sparse layer block_sparse */
-  assert_non_null(
-      strstr(out, "attention:         4 nodes, schedules row 0, flash 0, block_sparse 4 (prefill; decode runs row)"));
+  assert_non_null(strstr(out, "attention:         4 nodes, schedules row 0, flash 0, block_sparse 4 (prefill)"));
   free(out);
   free(errs);
 }
@@ -883,16 +859,16 @@ static void test_schedules_agree(void **state) {
   static const int dec[] = {37, 1, 1, 19, 1, 2, 1};
   static const int enc[] = {37, 1, 16, 3}, cross[] = {29, 1, 16, 3}; /* cross_graph: max_seq 32 */
   const int nd = (int)(sizeof dec / sizeof dec[0]), ne = (int)(sizeof enc / sizeof enc[0]);
-  tfx_tg *t = attn_graph(4, 4, 8, TFX_MASK_CAUSAL, 0, NULL, 80, 301);
+  tfx_tg *t = tfx_tg_attn_graph(4, 4, 8, TFX_MASK_CAUSAL, 0, NULL, 80, 301);
   check_schedules(t, k_both, 2, dec, nd, "causal MHA");
   tfx_tg_free(t);
-  t = attn_graph(6, 2, 12, TFX_MASK_CAUSAL, 0, NULL, 80, 302);
+  t = tfx_tg_attn_graph(6, 2, 12, TFX_MASK_CAUSAL, 0, NULL, 80, 302);
   check_schedules(t, k_both, 2, dec, nd, "causal GQA d=12");
   tfx_tg_free(t);
-  t = attn_graph(5, 1, 8, TFX_MASK_CAUSAL, 1, NULL, 80, 303);
+  t = tfx_tg_attn_graph(5, 1, 8, TFX_MASK_CAUSAL, 1, NULL, 80, 303);
   check_schedules(t, k_both, 2, dec, nd, "alibi MQA H=5");
   tfx_tg_free(t);
-  t = attn_graph(6, 3, 8, TFX_MASK_NONE, 1, NULL, 80, 304);
+  t = tfx_tg_attn_graph(6, 3, 8, TFX_MASK_NONE, 1, NULL, 80, 304);
   check_schedules(t, k_both, 2, enc, ne, "alibi bidirectional");
   tfx_tg_free(t);
   t = cross_graph(13, 1, NULL, 305);
@@ -907,7 +883,7 @@ static void test_schedules_agree(void **state) {
   /* sparse patterns and MLA have one schedule: row (forced explicitly) */
   for (int p = 0; p < 8; p += 3) {
     tfx_sparse sp = pattern(p);
-    t = attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 0, &sp, 80, 310 + (uint64_t)p);
+    t = tfx_tg_attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 0, &sp, 80, 310 + (uint64_t)p);
     check_schedules(t, k_row, 1, dec, nd, k_pattern_names[p]);
     tfx_tg_free(t);
   }
@@ -979,10 +955,10 @@ static void test_block_sparse_schedule(void **state) {
   for (int p = TILE_PATTERNS; p < N_PATTERNS; p++) {
     tfx_sparse sp = pattern(p);
     snprintf(what, sizeof what, "block-sparse %s", k_pattern_names[p]);
-    tfx_tg *t = attn_graph(4, 2, 8, TFX_MASK_CAUSAL, p % 3 == 1, &sp, 160, 500 + (uint64_t)p);
+    tfx_tg *t = tfx_tg_attn_graph(4, 2, 8, TFX_MASK_CAUSAL, p % 3 == 1, &sp, 160, 500 + (uint64_t)p);
     check_schedules(t, k_bs, 2, dec, nd, what);
     tfx_tg_free(t);
-    t = attn_graph(2, 1, 12, TFX_MASK_NONE, p % 3 == 2, &sp, 80, 520 + (uint64_t)p);
+    t = tfx_tg_attn_graph(2, 1, 12, TFX_MASK_NONE, p % 3 == 2, &sp, 80, 520 + (uint64_t)p);
     check_schedules(t, k_bs, 2, enc, ne, what);
     tfx_tg_free(t);
   }
@@ -990,7 +966,7 @@ static void test_block_sparse_schedule(void **state) {
   for (int p = 1; p < 8; p += 3) {
     tfx_sparse sp = pattern(p);
     snprintf(what, sizeof what, "block-sparse %s", k_pattern_names[p]);
-    tfx_tg *t = attn_graph(4, 4, 8, TFX_MASK_CAUSAL, 0, &sp, 160, 540 + (uint64_t)p);
+    tfx_tg *t = tfx_tg_attn_graph(4, 4, 8, TFX_MASK_CAUSAL, 0, &sp, 160, 540 + (uint64_t)p);
     check_schedules(t, k_bs, 2, dec, nd, what);
     tfx_tg_free(t);
   }

@@ -340,6 +340,10 @@ static void test_command_help(void **state) {
   expect((char *[]){TFXC_PATH, "--help", NULL}, 0, "  bench       measure", NULL);
   expect((char *[]){TFXC_PATH, "--help", NULL}, 0, "  --symbol-prefix P", NULL);
   expect((char *[]){TFXC_PATH, "help", "nosuch", NULL}, 2, NULL, "unknown command 'nosuch'");
+  /* a command parsing its own arguments (import): its own help, both ways */
+  expect((char *[]){TFXC_PATH, "help", "import", NULL}, 0, "usage: tfxc import", NULL);
+  expect((char *[]){TFXC_PATH, "import", "--help", NULL}, 0, "usage: tfxc import", NULL);
+  expect((char *[]){TFXC_PATH, "--help", NULL}, 0, "  import      write a .tfx", NULL);
   expect((char *[]){TFXC_PATH, "run", example_tfx, "--temp", "0", NULL}, 2, NULL,
          "unknown option '--temp' (did you mean --temperature?)");
   expect((char *[]){TFXC_PATH, "run", example_tfx, "--print", NULL}, 2, NULL,

@@ -96,3 +96,23 @@ int tfx_tg_op3(tfx_tg *t, tfx_op op, int a, int b, int c) {
   tfx_node n = tfx_node_proto(op, 3, (int[]){a, b, c});
   return tfx_tg_add(t, &n);
 }
+
+tfx_tg *tfx_tg_attn_graph(int H, int G, int d, tfx_mask_kind mask, int alibi, const tfx_sparse *sp, int64_t max_seq,
+                          uint64_t seed) {
+  const int64_t dim = 24;
+  tfx_tg *t = tfx_tg_new("attn", max_seq, seed);
+  if (!t) return NULL;
+  int x = tfx_tg_input_f32(t, dim);
+  int q = tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, "wq", (int64_t)H * d, dim, 0.5f));
+  int k = tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, "wk", (int64_t)G * d, dim, 0.5f));
+  int v = tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, "wv", (int64_t)G * d, dim, 0.5f));
+  tfx_node a = tfx_node_proto(TFX_OP_ATTENTION, 3, (int[]){q, k, v});
+  a.heads = H;
+  a.kv_heads = G;
+  a.head_dim = d;
+  a.mask = mask;
+  a.alibi = alibi;
+  if (sp) a.sparse = *sp;
+  t->g->output = tfx_tg_add(t, &a);
+  return t;
+}

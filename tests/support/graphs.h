@@ -33,5 +33,11 @@ int tfx_tg_add(tfx_tg *t, const tfx_node *proto);
 int tfx_tg_op1(tfx_tg *t, tfx_op op, int a);
 int tfx_tg_op2(tfx_tg *t, tfx_op op, int a, int b);
 int tfx_tg_op3(tfx_tg *t, tfx_op op, int a, int b, int c);
+/* A graph "attn" of an ATTENTION over q, k, v = linears of x (f32[T, 24],
+ * weights "wq", "wk", "wv" at scale 0.5) with the given options (sp may be
+ * NULL); the graph's output is the attention's (tests/test_attention_variants.c,
+ * tests/test_split_decode.c). */
+tfx_tg *tfx_tg_attn_graph(int H, int G, int d, tfx_mask_kind mask, int alibi, const tfx_sparse *sp, int64_t max_seq,
+                          uint64_t seed);
 
 #endif

@@ -64,7 +64,7 @@ void tfx_tg_compare_runs(tfx_tg *t, tfx_model *m, const int *ns, int n_calls, co
   tfx_interp *it = tfx_interp_new(t->g, t->blob);
   assert_non_null(it);
   tfx_session *s = NULL;
-  tfx_session_options so = {.threads = 2};
+  tfx_session_options so = {.threads = o->threads > 0 ? o->threads : 2};
   assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
   uint64_t seeded = o->tok_seed, *rng = o->tok_seed ? &seeded : &t->rng;
   int64_t pos = 0;

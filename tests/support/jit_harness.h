@@ -23,6 +23,7 @@ typedef struct tfx_tg_run_opts {
   float in_scale;             /* f32 inputs: in_scale * U[-1, 1) from the graph's generator (tfx_tg_rand) */
   uint64_t tok_seed;          /* token inputs: an LCG seeded with it per run; 0: the graph's generator t->rng */
   tfx_tg_row_check row_check; /* optional, after each call's comparison */
+  int threads;                /* the session's threads; 0: 2 */
 } tfx_tg_run_opts;
 
 /* JIT-compiles the (planned) graph at opt_level into a runtime model that

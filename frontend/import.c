@@ -1,0 +1,1201 @@
+/* frontend/import.c — `tfxc import`: reads a checkpoint's configuration (a
+ * Hugging Face config.json, or a llama GGUF file's metadata) into one
+ * description of the architecture (norms, attention layout, positions, MLP,
+ * residual order, tied classifier) and writes it as a readable .tfx whose
+ * rename { } block binds the file's tensors as saved (views, row slices,
+ * per-head interleaved layouts, expert stacks) and whose tokens { } section
+ * holds the config's special ids. Families the language cannot express are
+ * refused with a message naming the model_type and the reason. */
+#define _GNU_SOURCE
+#include "import.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "gguf.h"
+#include "json.h"
+#include "weights.h"
+
+const char *const tfx_import_families =
+    "llama, mistral, qwen2, mixtral, phi, phi3, gpt2, gpt_neox, bloom, falcon, bert (Hugging Face folders) and "
+    "llama GGUF files";
+
+enum { NORM_RMS, NORM_LAYER };
+enum { POS_NONE, POS_ROPE, POS_ALIBI, POS_LEARNED };
+enum { MLP_GLU, MLP_CLASSIC, MLP_MOE };
+enum { RES_SEQ, RES_PAR1, RES_PAR2, RES_POST };
+
+/* One architecture, as the .tfx writes it. */
+typedef struct spec {
+  const char *family;
+  int64_t dim, layers, heads, kv_heads, head_dim, hidden, vocab, max_seq, max_pos, experts, top_k, window;
+  int64_t rotary_dim;   /* 0: the whole head */
+  int rope_interleaved; /* RoPE on adjacent pairs (llama.cpp's GGUF layout), else half-split (Hugging Face) */
+  double eps, theta;
+  int norm, pos, mlp, residual;
+  int qkv_bias, o_bias, mlp_bias, norm_bias;
+  const char *act; /* silu, gelu, gelu_tanh, relu */
+  int emb_norm;    /* a LayerNorm after the embedding (BLOOM) */
+  int type_row;    /* BERT: token type 0's row added to the embedding */
+  int final_norm;  /* a norm before the classifier */
+  int tied;        /* the classifier is the embedding */
+  int head_bias;   /* the classifier has a bias (Phi) */
+  int encoder;     /* mask = none, output: the last hidden states */
+  int64_t bos, eos, pad;
+  FILE *rules; /* the rename { } rules, one per line */
+  char *rules_text;
+  size_t rules_len;
+} spec;
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+/* ---- config.json ---- */
+
+typedef struct cfg {
+  const char *path; /* for messages */
+  const tfx_fe_json *root;
+  char *err;
+  size_t errlen;
+  int bad;
+} cfg;
+
+static const tfx_fe_json *cfg_get(const cfg *c, const char *key) {
+  const tfx_fe_json *v = tfx_fe_json_get(c->root, key);
+  return v && v->kind != TFX_FE_JSON_NULL ? v : NULL;
+}
+
+/* An integer (>= min) or def when absent (def < min: required). */
+static int64_t cfg_int(cfg *c, const char *key, int64_t def, int64_t min) {
+  const tfx_fe_json *v = cfg_get(c, key);
+  if (!v) {
+    if (def >= min) return def;
+    if (!c->bad) fail(c->err, c->errlen, "%s: \"%s\" is missing", c->path, key);
+    c->bad = 1;
+    return min;
+  }
+  if (v->kind != TFX_FE_JSON_NUMBER || !v->is_uint || v->uval > (uint64_t)INT32_MAX || (int64_t)v->uval < min) {
+    if (!c->bad)
+      fail(c->err, c->errlen, "%s: \"%s\" must be an integer from %lld to %d", c->path, key, (long long)min, INT32_MAX);
+    c->bad = 1;
+    return min;
+  }
+  return (int64_t)v->uval;
+}
+
+static double cfg_num(cfg *c, const char *key, double def) {
+  const tfx_fe_json *v = cfg_get(c, key);
+  if (!v) return def;
+  if (v->kind != TFX_FE_JSON_NUMBER) {
+    if (!c->bad) fail(c->err, c->errlen, "%s: \"%s\" must be a number", c->path, key);
+    c->bad = 1;
+    return def;
+  }
+  return v->num;
+}
+
+static int cfg_bool(cfg *c, const char *key, int def) {
+  const tfx_fe_json *v = cfg_get(c, key);
+  if (!v) return def;
+  if (v->kind != TFX_FE_JSON_TRUE && v->kind != TFX_FE_JSON_FALSE) {
+    if (!c->bad) fail(c->err, c->errlen, "%s: \"%s\" must be true or false", c->path, key);
+    c->bad = 1;
+    return def;
+  }
+  return v->kind == TFX_FE_JSON_TRUE;
+}
+
+static const char *cfg_str(cfg *c, const char *key, const char *def) {
+  const tfx_fe_json *v = cfg_get(c, key);
+  if (!v) return def;
+  if (v->kind != TFX_FE_JSON_STRING) {
+    if (!c->bad) fail(c->err, c->errlen, "%s: \"%s\" must be a string", c->path, key);
+    c->bad = 1;
+    return def;
+  }
+  return v->str;
+}
+
+/* A special id: an integer, or the first of a list; -1 when absent or not one. */
+static int64_t cfg_token(const cfg *c, const char *key) {
+  const tfx_fe_json *v = cfg_get(c, key);
+  if (v && v->kind == TFX_FE_JSON_ARRAY && v->n > 0) v = &v->items[0];
+  return v && v->kind == TFX_FE_JSON_NUMBER && v->is_uint && v->uval <= INT32_MAX ? (int64_t)v->uval : -1;
+}
+
+/* The activation of hidden_act-like keys. */
+static const char *act_of(cfg *c, const char *key, const char *def) {
+  const char *a = cfg_str(c, key, def);
+  if (c->bad) return "silu";
+  if (!strcmp(a, "silu") || !strcmp(a, "swish")) return "silu";
+  if (!strcmp(a, "gelu")) return "gelu";
+  if (!strcmp(a, "gelu_new") || !strcmp(a, "gelu_pytorch_tanh")) return "gelu_tanh";
+  if (!strcmp(a, "relu")) return "relu";
+  fail(c->err, c->errlen, "%s: %s \"%s\" is not supported (supported: silu, gelu, gelu_new, gelu_pytorch_tanh, relu)",
+       c->path, key, a);
+  c->bad = 1;
+  return "silu";
+}
+
+#define R(...) fprintf(s->rules, __VA_ARGS__)
+
+/* Checks what every family needs; refusals name the model_type. */
+static int refuse(cfg *c, const spec *s, const char *why) {
+  if (!c->bad) fail(c->err, c->errlen, "%s: model_type '%s' cannot be imported: %s", c->path, s->family, why);
+  c->bad = 1;
+  return -1;
+}
+
+static void no_rope_scaling(cfg *c, spec *s) {
+  if (cfg_get(c, "rope_scaling"))
+    refuse(c, s, "\"rope_scaling\" is set (scaled RoPE, e.g. Llama 3.1's or YaRN, is not in the language yet)");
+}
+
+/* Llama, Mistral, Qwen2, Mixtral: RMSNorm, GQA with half-split RoPE, SwiGLU
+ * (or Mixtral's experts). */
+static void llama_like(cfg *c, spec *s) {
+  int qwen = !strcmp(s->family, "qwen2"), mixtral = !strcmp(s->family, "mixtral");
+  s->dim = cfg_int(c, "hidden_size", -1, 1);
+  s->layers = cfg_int(c, "num_hidden_layers", -1, 1);
+  s->heads = cfg_int(c, "num_attention_heads", -1, 1);
+  s->kv_heads = cfg_int(c, "num_key_value_heads", s->heads, 1);
+  s->head_dim = cfg_int(c, "head_dim", s->heads > 0 ? s->dim / s->heads : 1, 1);
+  s->hidden = cfg_int(c, "intermediate_size", -1, 1);
+  s->max_pos = cfg_int(c, "max_position_embeddings", 2048, 1);
+  s->eps = cfg_num(c, "rms_norm_eps", 1e-6);
+  s->theta = cfg_num(c, "rope_theta", 10000);
+  s->tied = cfg_bool(c, "tie_word_embeddings", 0);
+  s->act = act_of(c, "hidden_act", "silu");
+  no_rope_scaling(c, s);
+  s->norm = NORM_RMS;
+  s->pos = POS_ROPE;
+  s->residual = RES_SEQ;
+  s->final_norm = 1;
+  s->qkv_bias = qwen || cfg_bool(c, "attention_bias", 0);
+  s->o_bias = !qwen && cfg_bool(c, "attention_bias", 0);
+  s->mlp_bias = cfg_bool(c, "mlp_bias", 0);
+  if (!strcmp(s->family, "mistral") || mixtral || (qwen && cfg_bool(c, "use_sliding_window", 0)))
+    s->window = cfg_int(c, "sliding_window", 0, 0);
+  if (mixtral) {
+    s->mlp = MLP_MOE;
+    s->experts = cfg_int(c, "num_local_experts", -1, 1);
+    s->top_k = cfg_int(c, "num_experts_per_tok", 2, 1);
+    if (strcmp(s->act, "silu")) refuse(c, s, "its experts' hidden_act is not silu");
+  } else {
+    s->mlp = MLP_GLU;
+  }
+  R("  \"model.embed_tokens.weight\" = \"tok_embeddings\"\n");
+  R("  \"model.norm.weight\" = \"norm_g\"\n");
+  R("  \"lm_head.weight\" = \"%s\"\n", s->tied ? "" : "output");
+  R("  \"model.layers.{i}.input_layernorm.weight\" = \"layers.{i}.ln1_g\"\n");
+  R("  \"model.layers.{i}.post_attention_layernorm.weight\" = \"layers.{i}.ln2_g\"\n");
+  static const char *const qkvo[] = {"q", "k", "v", "o"};
+  for (int k = 0; k < 4; k++) {
+    R("  \"model.layers.{i}.self_attn.%s_proj.weight\" = \"layers.{i}.w%s\"\n", qkvo[k], qkvo[k]);
+    if (k < 3 ? s->qkv_bias : s->o_bias)
+      R("  \"model.layers.{i}.self_attn.%s_proj.bias\" = \"layers.{i}.b%s\"\n", qkvo[k], qkvo[k]);
+  }
+  R("  \"model.layers.{i}.self_attn.rotary_emb.inv_freq\" = \"\"\n");
+  if (mixtral) {
+    R("  \"model.layers.{i}.block_sparse_moe.gate.weight\" = \"layers.{i}.gate\"\n");
+    for (int k = 1; k <= 3; k++)
+      R("  \"model.layers.{i}.block_sparse_moe.experts.{e}.w%d.weight\" = \"layers.{i}.w%d\"[e]\n", k, k);
+  } else {
+    static const char *const mlp[][2] = {{"gate", "1"}, {"up", "3"}, {"down", "2"}};
+    for (int k = 0; k < 3; k++) {
+      R("  \"model.layers.{i}.mlp.%s_proj.weight\" = \"layers.{i}.w%s\"\n", mlp[k][0], mlp[k][1]);
+      if (s->mlp_bias) R("  \"model.layers.{i}.mlp.%s_proj.bias\" = \"layers.{i}.b%s\"\n", mlp[k][0], mlp[k][1]);
+    }
+  }
+}
+
+/* Phi-3: Llama's math with fused qkv_proj and gate_up_proj (row slices). */
+static void phi3(cfg *c, spec *s) {
+  s->dim = cfg_int(c, "hidden_size", -1, 1);
+  s->layers = cfg_int(c, "num_hidden_layers", -1, 1);
+  s->heads = cfg_int(c, "num_attention_heads", -1, 1);
+  s->kv_heads = cfg_int(c, "num_key_value_heads", s->heads, 1);
+  s->head_dim = s->heads > 0 ? s->dim / s->heads : 1;
+  s->hidden = cfg_int(c, "intermediate_size", -1, 1);
+  s->max_pos = cfg_int(c, "max_position_embeddings", 4096, 1);
+  s->eps = cfg_num(c, "rms_norm_eps", 1e-5);
+  s->theta = cfg_num(c, "rope_theta", 10000);
+  s->tied = cfg_bool(c, "tie_word_embeddings", 0);
+  s->act = act_of(c, "hidden_act", "silu");
+  no_rope_scaling(c, s);
+  if (cfg_num(c, "partial_rotary_factor", 1.0) != 1.0) refuse(c, s, "partial_rotary_factor is not 1");
+  s->norm = NORM_RMS;
+  s->pos = POS_ROPE;
+  s->residual = RES_SEQ;
+  s->final_norm = 1;
+  s->mlp = MLP_GLU;
+  s->window = cfg_int(c, "sliding_window", 0, 0);
+  R("  \"model.embed_tokens.weight\" = \"tok_embeddings\"\n");
+  R("  \"model.norm.weight\" = \"norm_g\"\n");
+  R("  \"lm_head.weight\" = \"%s\"\n", s->tied ? "" : "output");
+  R("  \"model.layers.{i}.input_layernorm.weight\" = \"layers.{i}.ln1_g\"\n");
+  R("  \"model.layers.{i}.post_attention_layernorm.weight\" = \"layers.{i}.ln2_g\"\n");
+  R("  \"model.layers.{i}.self_attn.qkv_proj.weight\"[0:heads * head_dim] = \"layers.{i}.wq\"\n");
+  R("  \"model.layers.{i}.self_attn.qkv_proj.weight\"[heads * head_dim:(heads + kv_heads) * head_dim] = "
+    "\"layers.{i}.wk\"\n");
+  R("  \"model.layers.{i}.self_attn.qkv_proj.weight\"[(heads + kv_heads) * head_dim:] = \"layers.{i}.wv\"\n");
+  R("  \"model.layers.{i}.self_attn.o_proj.weight\" = \"layers.{i}.wo\"\n");
+  R("  \"model.layers.{i}.mlp.gate_up_proj.weight\"[0:hidden] = \"layers.{i}.w1\"\n");
+  R("  \"model.layers.{i}.mlp.gate_up_proj.weight\"[hidden:] = \"layers.{i}.w3\"\n");
+  R("  \"model.layers.{i}.mlp.down_proj.weight\" = \"layers.{i}.w2\"\n");
+  R("  \"model.layers.{i}.self_attn.rotary_emb.inv_freq\" = \"\"\n");
+}
+
+/* Phi (1, 1.5, 2): LayerNorm, attention and MLP in parallel on one norm,
+ * partial half-split RoPE, biases everywhere, a classifier with a bias. */
+static void phi(cfg *c, spec *s) {
+  s->dim = cfg_int(c, "hidden_size", -1, 1);
+  s->layers = cfg_int(c, "num_hidden_layers", -1, 1);
+  s->heads = cfg_int(c, "num_attention_heads", -1, 1);
+  s->kv_heads = cfg_int(c, "num_key_value_heads", s->heads, 1);
+  s->head_dim = s->heads > 0 ? s->dim / s->heads : 1;
+  s->hidden = cfg_int(c, "intermediate_size", -1, 1);
+  s->max_pos = cfg_int(c, "max_position_embeddings", 2048, 1);
+  s->eps = cfg_num(c, "layer_norm_eps", 1e-5);
+  s->theta = cfg_num(c, "rope_theta", 10000);
+  s->tied = cfg_bool(c, "tie_word_embeddings", 0);
+  s->act = act_of(c, "hidden_act", "gelu_new");
+  s->rotary_dim = (int64_t)(s->head_dim * cfg_num(c, "partial_rotary_factor", 0.5));
+  no_rope_scaling(c, s);
+  if (cfg_bool(c, "qk_layernorm", 0))
+    refuse(c, s, "qk_layernorm is true (per-head q/k norms are not in the language yet)");
+  s->norm = NORM_LAYER;
+  s->norm_bias = 1;
+  s->pos = POS_ROPE;
+  s->residual = RES_PAR1;
+  s->final_norm = 1;
+  s->mlp = MLP_CLASSIC;
+  s->mlp_bias = s->qkv_bias = s->o_bias = 1;
+  s->head_bias = !s->tied;
+  R("  \"model.embed_tokens.weight\" = \"tok_embeddings\"\n");
+  R("  \"model.final_layernorm.weight\" = \"norm_g\"\n");
+  R("  \"model.final_layernorm.bias\" = \"norm_b\"\n");
+  R("  \"lm_head.weight\" = \"%s\"\n", s->tied ? "" : "output");
+  R("  \"lm_head.bias\" = \"%s\"\n", s->tied ? "" : "output_b");
+  R("  \"model.layers.{i}.input_layernorm.weight\" = \"layers.{i}.ln1_g\"\n");
+  R("  \"model.layers.{i}.input_layernorm.bias\" = \"layers.{i}.ln1_b\"\n");
+  static const char *const qkv[][2] = {{"q_proj", "q"}, {"k_proj", "k"}, {"v_proj", "v"}, {"dense", "o"}};
+  for (int k = 0; k < 4; k++) {
+    R("  \"model.layers.{i}.self_attn.%s.weight\" = \"layers.{i}.w%s\"\n", qkv[k][0], qkv[k][1]);
+    R("  \"model.layers.{i}.self_attn.%s.bias\" = \"layers.{i}.b%s\"\n", qkv[k][0], qkv[k][1]);
+  }
+  R("  \"model.layers.{i}.mlp.fc1.weight\" = \"layers.{i}.w1\"\n");
+  R("  \"model.layers.{i}.mlp.fc1.bias\" = \"layers.{i}.b1\"\n");
+  R("  \"model.layers.{i}.mlp.fc2.weight\" = \"layers.{i}.w2\"\n");
+  R("  \"model.layers.{i}.mlp.fc2.bias\" = \"layers.{i}.b2\"\n");
+  R("  \"model.layers.{i}.self_attn.rotary_emb.inv_freq\" = \"\"\n");
+}
+
+/* GPT-2: learned positions, Conv1D weights [in, out] (transposed), c_attn
+ * fusing q, k, v by columns. */
+static void gpt2(cfg *c, spec *s) {
+  s->dim = cfg_int(c, "n_embd", 768, 1);
+  s->layers = cfg_int(c, "n_layer", 12, 1);
+  s->heads = cfg_int(c, "n_head", 12, 1);
+  s->kv_heads = s->heads;
+  s->head_dim = s->dim / s->heads;
+  s->hidden = cfg_int(c, "n_inner", 4 * s->dim, 1);
+  s->max_pos = cfg_int(c, "n_positions", 1024, 1);
+  s->eps = cfg_num(c, "layer_norm_epsilon", 1e-5);
+  s->act = act_of(c, "activation_function", "gelu_new");
+  s->tied = cfg_bool(c, "tie_word_embeddings", 1);
+  if (cfg_bool(c, "scale_attn_by_inverse_layer_idx", 0) || cfg_bool(c, "reorder_and_upcast_attn", 0) ||
+      !cfg_bool(c, "scale_attn_weights", 1))
+    refuse(c, s, "scale_attn_by_inverse_layer_idx, reorder_and_upcast_attn or scale_attn_weights = false is set");
+  s->norm = NORM_LAYER;
+  s->norm_bias = 1;
+  s->pos = POS_LEARNED;
+  s->residual = RES_SEQ;
+  s->final_norm = 1;
+  s->mlp = MLP_CLASSIC;
+  s->mlp_bias = s->qkv_bias = s->o_bias = 1;
+  R("  \"*wte.weight\" = \"tok_embeddings\"\n");
+  R("  \"*wpe.weight\" = \"pos_embeddings\"\n");
+  R("  \"*ln_f.weight\" = \"norm_g\"\n");
+  R("  \"*ln_f.bias\" = \"norm_b\"\n");
+  R("  \"lm_head.weight\" = \"%s\"\n", s->tied ? "" : "output");
+  R("  \"*h.{i}.ln_1.weight\" = \"layers.{i}.ln1_g\"\n");
+  R("  \"*h.{i}.ln_1.bias\" = \"layers.{i}.ln1_b\"\n");
+  R("  \"*h.{i}.ln_2.weight\" = \"layers.{i}.ln2_g\"\n");
+  R("  \"*h.{i}.ln_2.bias\" = \"layers.{i}.ln2_b\"\n");
+  static const char *const qkv[] = {"q", "k", "v"};
+  for (int k = 0; k < 3; k++) {
+    R("  \"*h.{i}.attn.c_attn.weight\".T[%d * dim:%d * dim] = \"layers.{i}.w%s\"\n", k, k + 1, qkv[k]);
+    R("  \"*h.{i}.attn.c_attn.bias\"[%d * dim:%d * dim] = \"layers.{i}.b%s\"\n", k, k + 1, qkv[k]);
+  }
+  R("  \"*h.{i}.attn.c_proj.weight\".T = \"layers.{i}.wo\"\n");
+  R("  \"*h.{i}.attn.c_proj.bias\" = \"layers.{i}.bo\"\n");
+  R("  \"*h.{i}.mlp.c_fc.weight\".T = \"layers.{i}.w1\"\n");
+  R("  \"*h.{i}.mlp.c_fc.bias\" = \"layers.{i}.b1\"\n");
+  R("  \"*h.{i}.mlp.c_proj.weight\".T = \"layers.{i}.w2\"\n");
+  R("  \"*h.{i}.mlp.c_proj.bias\" = \"layers.{i}.b2\"\n");
+  R("  \"*.attn.bias\" = \"\"\n");
+  R("  \"*.attn.masked_bias\" = \"\"\n");
+}
+
+/* BLOOM: ALiBi, an embedding LayerNorm, query_key_value interleaved per head. */
+static void bloom(cfg *c, spec *s) {
+  s->dim = cfg_int(c, "hidden_size", 64, 1);
+  s->layers = cfg_int(c, "n_layer", 2, 1);
+  s->heads = cfg_int(c, "n_head", 8, 1);
+  s->kv_heads = s->heads;
+  s->head_dim = s->dim / s->heads;
+  s->hidden = 4 * s->dim;
+  s->max_pos = 0; /* ALiBi: no table */
+  s->eps = cfg_num(c, "layer_norm_epsilon", 1e-5);
+  s->act = "gelu_tanh";
+  s->tied = cfg_bool(c, "tie_word_embeddings", 1);
+  if (cfg_bool(c, "apply_residual_connection_post_layernorm", 0))
+    refuse(c, s, "apply_residual_connection_post_layernorm is true");
+  s->norm = NORM_LAYER;
+  s->norm_bias = 1;
+  s->pos = POS_ALIBI;
+  s->residual = RES_SEQ;
+  s->final_norm = 1;
+  s->emb_norm = 1;
+  s->mlp = MLP_CLASSIC;
+  s->mlp_bias = s->qkv_bias = s->o_bias = 1;
+  R("  \"*word_embeddings.weight\" = \"tok_embeddings\"\n");
+  R("  \"*word_embeddings_layernorm.weight\" = \"emb_norm_g\"\n");
+  R("  \"*word_embeddings_layernorm.bias\" = \"emb_norm_b\"\n");
+  R("  \"*ln_f.weight\" = \"norm_g\"\n");
+  R("  \"*ln_f.bias\" = \"norm_b\"\n");
+  R("  \"lm_head.weight\" = \"%s\"\n", s->tied ? "" : "output");
+  R("  \"*h.{i}.input_layernorm.weight\" = \"layers.{i}.ln1_g\"\n");
+  R("  \"*h.{i}.input_layernorm.bias\" = \"layers.{i}.ln1_b\"\n");
+  R("  \"*h.{i}.post_attention_layernorm.weight\" = \"layers.{i}.ln2_g\"\n");
+  R("  \"*h.{i}.post_attention_layernorm.bias\" = \"layers.{i}.ln2_b\"\n");
+  static const char *const qkv[] = {"q", "k", "v"};
+  for (int k = 0; k < 3; k++) {
+    R("  \"*h.{i}.self_attention.query_key_value.weight\".view(heads, 3, head_dim, dim)[:, %d] = "
+      "\"layers.{i}.w%s\"\n",
+      k, qkv[k]);
+    R("  \"*h.{i}.self_attention.query_key_value.bias\".view(heads, 3, head_dim)[:, %d] = \"layers.{i}.b%s\"\n", k,
+      qkv[k]);
+  }
+  R("  \"*h.{i}.self_attention.dense.weight\" = \"layers.{i}.wo\"\n");
+  R("  \"*h.{i}.self_attention.dense.bias\" = \"layers.{i}.bo\"\n");
+  R("  \"*h.{i}.mlp.dense_h_to_4h.weight\" = \"layers.{i}.w1\"\n");
+  R("  \"*h.{i}.mlp.dense_h_to_4h.bias\" = \"layers.{i}.b1\"\n");
+  R("  \"*h.{i}.mlp.dense_4h_to_h.weight\" = \"layers.{i}.w2\"\n");
+  R("  \"*h.{i}.mlp.dense_4h_to_h.bias\" = \"layers.{i}.b2\"\n");
+}
+
+/* GPT-NeoX (Pythia): query_key_value interleaved per head, partial RoPE,
+ * parallel residual with two norms (or sequential). */
+static void gpt_neox(cfg *c, spec *s) {
+  s->dim = cfg_int(c, "hidden_size", -1, 1);
+  s->layers = cfg_int(c, "num_hidden_layers", -1, 1);
+  s->heads = cfg_int(c, "num_attention_heads", -1, 1);
+  s->kv_heads = s->heads;
+  s->head_dim = s->heads > 0 ? s->dim / s->heads : 1;
+  s->hidden = cfg_int(c, "intermediate_size", -1, 1);
+  s->max_pos = cfg_int(c, "max_position_embeddings", 2048, 1);
+  s->eps = cfg_num(c, "layer_norm_eps", 1e-5);
+  s->theta = cfg_num(c, "rotary_emb_base", 10000);
+  s->rotary_dim = (int64_t)(s->head_dim * cfg_num(c, "rotary_pct", 0.25));
+  s->act = act_of(c, "hidden_act", "gelu");
+  s->tied = cfg_bool(c, "tie_word_embeddings", 0);
+  no_rope_scaling(c, s);
+  s->norm = NORM_LAYER;
+  s->norm_bias = 1;
+  s->pos = POS_ROPE;
+  s->residual = cfg_bool(c, "use_parallel_residual", 1) ? RES_PAR2 : RES_SEQ;
+  s->final_norm = 1;
+  s->mlp = MLP_CLASSIC;
+  s->mlp_bias = 1;
+  s->qkv_bias = s->o_bias = cfg_bool(c, "attention_bias", 1);
+  R("  \"gpt_neox.embed_in.weight\" = \"tok_embeddings\"\n");
+  R("  \"gpt_neox.final_layer_norm.weight\" = \"norm_g\"\n");
+  R("  \"gpt_neox.final_layer_norm.bias\" = \"norm_b\"\n");
+  R("  \"embed_out.weight\" = \"%s\"\n", s->tied ? "" : "output");
+  R("  \"gpt_neox.layers.{i}.input_layernorm.weight\" = \"layers.{i}.ln1_g\"\n");
+  R("  \"gpt_neox.layers.{i}.input_layernorm.bias\" = \"layers.{i}.ln1_b\"\n");
+  R("  \"gpt_neox.layers.{i}.post_attention_layernorm.weight\" = \"layers.{i}.ln2_g\"\n");
+  R("  \"gpt_neox.layers.{i}.post_attention_layernorm.bias\" = \"layers.{i}.ln2_b\"\n");
+  static const char *const qkv[] = {"q", "k", "v"};
+  for (int k = 0; k < 3; k++) {
+    R("  \"gpt_neox.layers.{i}.attention.query_key_value.weight\".view(heads, 3, head_dim, dim)[:, %d] = "
+      "\"layers.{i}.w%s\"\n",
+      k, qkv[k]);
+    if (s->qkv_bias)
+      R("  \"gpt_neox.layers.{i}.attention.query_key_value.bias\".view(heads, 3, head_dim)[:, %d] = "
+        "\"layers.{i}.b%s\"\n",
+        k, qkv[k]);
+  }
+  R("  \"gpt_neox.layers.{i}.attention.dense.weight\" = \"layers.{i}.wo\"\n");
+  if (s->o_bias) R("  \"gpt_neox.layers.{i}.attention.dense.bias\" = \"layers.{i}.bo\"\n");
+  R("  \"gpt_neox.layers.{i}.mlp.dense_h_to_4h.weight\" = \"layers.{i}.w1\"\n");
+  R("  \"gpt_neox.layers.{i}.mlp.dense_h_to_4h.bias\" = \"layers.{i}.b1\"\n");
+  R("  \"gpt_neox.layers.{i}.mlp.dense_4h_to_h.weight\" = \"layers.{i}.w2\"\n");
+  R("  \"gpt_neox.layers.{i}.mlp.dense_4h_to_h.bias\" = \"layers.{i}.b2\"\n");
+  R("  \"*.attention.bias\" = \"\"\n");
+  R("  \"*.attention.masked_bias\" = \"\"\n");
+  R("  \"*.rotary_emb.inv_freq\" = \"\"\n");
+}
+
+/* Falcon: multi-query (one K/V head after the queries), the grouped layout
+ * of the new decoder architecture, or BLOOM's interleaved one; parallel
+ * attention and MLP. */
+static void falcon(cfg *c, spec *s) {
+  s->dim = cfg_int(c, "hidden_size", -1, 1);
+  s->layers = cfg_int(c, "num_hidden_layers", -1, 1);
+  s->heads = cfg_int(c, "num_attention_heads", -1, 1);
+  s->head_dim = s->heads > 0 ? s->dim / s->heads : 1;
+  s->hidden = cfg_int(c, "ffn_hidden_size", 4 * s->dim, 1);
+  s->max_pos = cfg_int(c, "max_position_embeddings", 2048, 1);
+  s->eps = cfg_num(c, "layer_norm_epsilon", 1e-5);
+  s->theta = cfg_num(c, "rope_theta", 10000);
+  s->act = act_of(c, "activation", "gelu");
+  s->tied = cfg_bool(c, "tie_word_embeddings", 1);
+  int new_arch = cfg_bool(c, "new_decoder_architecture", 0), mq = cfg_bool(c, "multi_query", 1);
+  int bias = cfg_bool(c, "bias", 0), parallel = cfg_bool(c, "parallel_attn", 1);
+  if (cfg_bool(c, "alibi", 0)) refuse(c, s, "alibi is true (Falcon's ALiBi variant is not supported)");
+  no_rope_scaling(c, s);
+  s->kv_heads = new_arch ? cfg_int(c, "num_kv_heads", s->heads, 1) : mq ? 1 : s->heads;
+  int n_ln = new_arch ? (int)cfg_int(c, "num_ln_in_parallel_attn", 2, 1) : 1;
+  s->norm = NORM_LAYER;
+  s->norm_bias = 1;
+  s->pos = POS_ROPE;
+  s->residual = new_arch ? (n_ln == 2 ? RES_PAR2 : RES_PAR1) : parallel ? RES_PAR1 : RES_SEQ;
+  s->final_norm = 1;
+  s->mlp = MLP_CLASSIC;
+  s->mlp_bias = s->qkv_bias = s->o_bias = bias;
+  if (new_arch && (s->kv_heads < 1 || s->heads % s->kv_heads)) refuse(c, s, "num_kv_heads does not divide the heads");
+  R("  \"transformer.word_embeddings.weight\" = \"tok_embeddings\"\n");
+  R("  \"transformer.ln_f.weight\" = \"norm_g\"\n");
+  R("  \"transformer.ln_f.bias\" = \"norm_b\"\n");
+  R("  \"lm_head.weight\" = \"%s\"\n", s->tied ? "" : "output");
+  if (n_ln == 2 && new_arch) {
+    R("  \"transformer.h.{i}.ln_attn.weight\" = \"layers.{i}.ln1_g\"\n");
+    R("  \"transformer.h.{i}.ln_attn.bias\" = \"layers.{i}.ln1_b\"\n");
+    R("  \"transformer.h.{i}.ln_mlp.weight\" = \"layers.{i}.ln2_g\"\n");
+    R("  \"transformer.h.{i}.ln_mlp.bias\" = \"layers.{i}.ln2_b\"\n");
+  } else {
+    R("  \"transformer.h.{i}.input_layernorm.weight\" = \"layers.{i}.ln1_g\"\n");
+    R("  \"transformer.h.{i}.input_layernorm.bias\" = \"layers.{i}.ln1_b\"\n");
+    if (s->residual == RES_SEQ) {
+      R("  \"transformer.h.{i}.post_attention_layernorm.weight\" = \"layers.{i}.ln2_g\"\n");
+      R("  \"transformer.h.{i}.post_attention_layernorm.bias\" = \"layers.{i}.ln2_b\"\n");
+    }
+  }
+  static const char *const qkv[] = {"q", "k", "v"};
+  static const char *const tensors[] = {"weight", "bias"};
+  for (int b = 0; b < 1 + bias; b++) {
+    const char *t = tensors[b], *w = b ? "b" : "w", *rows = b ? "" : ", dim";
+    if (new_arch) {
+      R("  \"transformer.h.{i}.self_attention.query_key_value.%s\".view(kv_heads, heads / kv_heads + 2, "
+        "head_dim%s)[:, 0:heads / kv_heads] = \"layers.{i}.%sq\"\n",
+        t, rows, w);
+      R("  \"transformer.h.{i}.self_attention.query_key_value.%s\".view(kv_heads, heads / kv_heads + 2, "
+        "head_dim%s)[:, heads / kv_heads] = \"layers.{i}.%sk\"\n",
+        t, rows, w);
+      R("  \"transformer.h.{i}.self_attention.query_key_value.%s\".view(kv_heads, heads / kv_heads + 2, "
+        "head_dim%s)[:, heads / kv_heads + 1] = \"layers.{i}.%sv\"\n",
+        t, rows, w);
+    } else if (mq) {
+      R("  \"transformer.h.{i}.self_attention.query_key_value.%s\"[0:heads * head_dim] = \"layers.{i}.%sq\"\n", t, w);
+      R("  \"transformer.h.{i}.self_attention.query_key_value.%s\"[heads * head_dim:(heads + 1) * head_dim] = "
+        "\"layers.{i}.%sk\"\n",
+        t, w);
+      R("  \"transformer.h.{i}.self_attention.query_key_value.%s\"[(heads + 1) * head_dim:] = \"layers.{i}.%sv\"\n", t,
+        w);
+    } else {
+      for (int k = 0; k < 3; k++)
+        R("  \"transformer.h.{i}.self_attention.query_key_value.%s\".view(heads, 3, head_dim%s)[:, %d] = "
+          "\"layers.{i}.%s%s\"\n",
+          t, rows, k, w, qkv[k]);
+    }
+  }
+  R("  \"transformer.h.{i}.self_attention.dense.weight\" = \"layers.{i}.wo\"\n");
+  R("  \"transformer.h.{i}.mlp.dense_h_to_4h.weight\" = \"layers.{i}.w1\"\n");
+  R("  \"transformer.h.{i}.mlp.dense_4h_to_h.weight\" = \"layers.{i}.w2\"\n");
+  if (bias) {
+    R("  \"transformer.h.{i}.self_attention.dense.bias\" = \"layers.{i}.bo\"\n");
+    R("  \"transformer.h.{i}.mlp.dense_h_to_4h.bias\" = \"layers.{i}.b1\"\n");
+    R("  \"transformer.h.{i}.mlp.dense_4h_to_h.bias\" = \"layers.{i}.b2\"\n");
+  }
+}
+
+/* BERT: an encoder (post-norm, bidirectional), learned positions and token
+ * type 0's row; the output is the last hidden states. */
+static void bert(cfg *c, spec *s) {
+  s->dim = cfg_int(c, "hidden_size", -1, 1);
+  s->layers = cfg_int(c, "num_hidden_layers", -1, 1);
+  s->heads = cfg_int(c, "num_attention_heads", -1, 1);
+  s->kv_heads = s->heads;
+  s->head_dim = s->heads > 0 ? s->dim / s->heads : 1;
+  s->hidden = cfg_int(c, "intermediate_size", -1, 1);
+  s->max_pos = cfg_int(c, "max_position_embeddings", 512, 1);
+  s->eps = cfg_num(c, "layer_norm_eps", 1e-12);
+  s->act = act_of(c, "hidden_act", "gelu");
+  const char *pe = cfg_str(c, "position_embedding_type", "absolute");
+  if (strcmp(pe, "absolute")) refuse(c, s, "position_embedding_type is not \"absolute\"");
+  s->norm = NORM_LAYER;
+  s->norm_bias = 1;
+  s->pos = POS_LEARNED;
+  s->residual = RES_POST;
+  s->emb_norm = 1;
+  s->type_row = 1;
+  s->encoder = 1;
+  s->mlp = MLP_CLASSIC;
+  s->mlp_bias = s->qkv_bias = s->o_bias = 1;
+  R("  \"*embeddings.word_embeddings.weight\" = \"tok_embeddings\"\n");
+  R("  \"*embeddings.position_embeddings.weight\" = \"pos_embeddings\"\n");
+  R("  \"*embeddings.token_type_embeddings.weight\"[0] = \"type_embedding\"\n");
+  R("  \"*embeddings.LayerNorm.weight\" = \"emb_norm_g\"\n");
+  R("  \"*embeddings.LayerNorm.bias\" = \"emb_norm_b\"\n");
+  static const char *const qkv[][2] = {{"query", "q"}, {"key", "k"}, {"value", "v"}};
+  for (int k = 0; k < 3; k++) {
+    R("  \"*encoder.layer.{i}.attention.self.%s.weight\" = \"layers.{i}.w%s\"\n", qkv[k][0], qkv[k][1]);
+    R("  \"*encoder.layer.{i}.attention.self.%s.bias\" = \"layers.{i}.b%s\"\n", qkv[k][0], qkv[k][1]);
+  }
+  R("  \"*encoder.layer.{i}.attention.output.dense.weight\" = \"layers.{i}.wo\"\n");
+  R("  \"*encoder.layer.{i}.attention.output.dense.bias\" = \"layers.{i}.bo\"\n");
+  R("  \"*encoder.layer.{i}.attention.output.LayerNorm.weight\" = \"layers.{i}.ln1_g\"\n");
+  R("  \"*encoder.layer.{i}.attention.output.LayerNorm.bias\" = \"layers.{i}.ln1_b\"\n");
+  R("  \"*encoder.layer.{i}.intermediate.dense.weight\" = \"layers.{i}.w1\"\n");
+  R("  \"*encoder.layer.{i}.intermediate.dense.bias\" = \"layers.{i}.b1\"\n");
+  R("  \"*encoder.layer.{i}.output.dense.weight\" = \"layers.{i}.w2\"\n");
+  R("  \"*encoder.layer.{i}.output.dense.bias\" = \"layers.{i}.b2\"\n");
+  R("  \"*encoder.layer.{i}.output.LayerNorm.weight\" = \"layers.{i}.ln2_g\"\n");
+  R("  \"*encoder.layer.{i}.output.LayerNorm.bias\" = \"layers.{i}.ln2_b\"\n");
+  R("  \"*embeddings.position_ids\" = \"\"\n");
+  R("  \"*pooler.*\" = \"\"\n");
+  R("  \"cls.*\" = \"\"\n");
+}
+
+typedef struct family {
+  const char *name;
+  void (*fill)(cfg *c, spec *s);
+} family;
+
+static const family families[] = {
+    {"llama", llama_like}, {"mistral", llama_like}, {"qwen2", llama_like}, {"mixtral", llama_like}, {"phi3", phi3},
+    {"phi", phi},          {"gpt2", gpt2},          {"bloom", bloom},      {"gpt_neox", gpt_neox},  {"falcon", falcon},
+    {"bert", bert},
+};
+
+/* model types people will try, with why they are refused */
+static const char *const refused[][2] = {
+    {"gemma", "its RMSNorm gain is (1 + w) and its embedding is scaled by sqrt(dim): tensor arithmetic on params "
+              "is not in the language yet"},
+    {"gemma2", "soft-capped logits and alternating sliding layers are not in the language yet"},
+    {"qwen3", "per-head q/k norms are not in the language yet"},
+    {"olmo2", "per-head q/k norms are not in the language yet"},
+    {"t5", "an encoder-decoder needs more than one input per call and T5's relative position bias"},
+    {"bart", "an encoder-decoder needs more than one input per call"},
+    {"roberta", "its positions start at padding_idx + 1, which the language cannot offset yet"},
+    {"xlm-roberta", "its positions start at padding_idx + 1, which the language cannot offset yet"},
+    {"longformer", "its global attention needs per-call global-token inputs"},
+};
+
+/* ---- writing the .tfx ---- */
+
+static const char *norm_call(const spec *s, const char *x, const char *g, char *buf, size_t len) {
+  if (s->norm == NORM_RMS)
+    snprintf(buf, len, "rmsnorm(%s, %s_g, eps = eps)", x, g);
+  else
+    snprintf(buf, len, "layernorm(%s, %s_g, %s_b, eps = eps)", x, g, g);
+  return buf;
+}
+
+static void write_mlp(FILE *o, const spec *s, const char *f) {
+  if (s->mlp == MLP_MOE) {
+    fprintf(o, "moe(%s, gate, w1, w2, w3, experts = experts, top_k = top_k, act = silu, gate = softmax_topk)", f);
+  } else if (s->mlp == MLP_GLU) {
+    fprintf(o, "linear(glu(%s, w1, w3, act = %s%s), w2%s)", f, s->act, s->mlp_bias ? ", b1 = b1, b3 = b3" : "",
+            s->mlp_bias ? ", b2" : "");
+  } else {
+    const char *open = !strcmp(s->act, "gelu_tanh") ? "gelu" : s->act;
+    const char *close = !strcmp(s->act, "gelu_tanh") ? ", approximate = tanh)" : ")";
+    fprintf(o, "linear(%s(linear(%s, w1%s)%s, w2%s)", open, f, s->mlp_bias ? ", b1" : "", close,
+            s->mlp_bias ? ", b2" : "");
+  }
+}
+
+static void write_attention(FILE *o, const spec *s, const char *a) {
+  fprintf(o, "attention(%s, wq, wk, wv, wo, heads = heads, kv_heads = kv_heads,\n                     ", a);
+  if (s->pos == POS_ROPE) {
+    fprintf(o, "position = rope(theta = theta, style = %s", s->rope_interleaved ? "interleaved" : "half");
+    if (s->rotary_dim && s->rotary_dim != s->head_dim) fprintf(o, ", rotary_dim = %lld", (long long)s->rotary_dim);
+    fprintf(o, "), ");
+  } else if (s->pos == POS_ALIBI) {
+    fprintf(o, "position = alibi, ");
+  }
+  fprintf(o, "mask = %s", s->encoder ? "none" : "causal");
+  if (s->window > 0 && s->window < s->max_seq) fprintf(o, ", sparse = sliding(window = %lld)", (long long)s->window);
+  if (s->qkv_bias) fprintf(o, ",\n                     bq = bq, bk = bk, bv = bv");
+  if (s->o_bias) fprintf(o, ", bo = bo");
+  fprintf(o, ")");
+}
+
+/* A path as a .tfx string's contents (quotes, backslashes, tabs and line
+ * ends escaped), or in a comment (control characters as '?'). */
+static void put_path(FILE *o, const char *p, int in_string) {
+  for (; *p; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (in_string && (c == '"' || c == '\\'))
+      fprintf(o, "\\%c", c);
+    else if (in_string && (c == '\n' || c == '\t'))
+      fprintf(o, "\\%c", c == '\n' ? 'n' : 't');
+    else
+      fputc(c < ' ' || c == 0x7f ? '?' : c, o);
+  }
+}
+
+static void write_tfx(FILE *o, const spec *s, const char *name, const char *source, const char *weights) {
+  char b1[128], b2[128];
+  fprintf(o, "# %s.tfx — written by `tfxc import` from ", name);
+  put_path(o, source, 0);
+  fprintf(o,
+          " (model_type %s).\n"
+          "# The rename block binds the checkpoint's tensors as they are saved.\n",
+          s->family);
+  fprintf(o, "model %s\n\n", name);
+  fprintf(o, "const dim = %lld, layers = %lld, heads = %lld, kv_heads = %lld, head_dim = %lld\n", (long long)s->dim,
+          (long long)s->layers, (long long)s->heads, (long long)s->kv_heads, (long long)s->head_dim);
+  fprintf(o, "const hidden = %lld, vocab = %lld, max_seq = %lld", (long long)s->hidden, (long long)s->vocab,
+          (long long)s->max_seq);
+  if (s->pos == POS_LEARNED) fprintf(o, ", max_pos = %lld", (long long)s->max_pos);
+  if (s->mlp == MLP_MOE) fprintf(o, ", experts = %lld, top_k = %lld", (long long)s->experts, (long long)s->top_k);
+  fprintf(o, "\nconst eps = %.9g", s->eps);
+  if (s->pos == POS_ROPE) fprintf(o, ", theta = %.9g", s->theta);
+  fprintf(o, "\n\nweights \"");
+  put_path(o, weights, 1);
+  fprintf(o, "\" rename {\n%s}\n", s->rules_text);
+  if (s->bos >= 0 || s->eos >= 0 || s->pad >= 0) {
+    fprintf(o, "\ntokens {");
+    const char *sep = " ";
+    if (s->bos >= 0) fprintf(o, "%sbos = %lld", sep, (long long)s->bos), sep = ", ";
+    if (s->eos >= 0) fprintf(o, "%seos = %lld", sep, (long long)s->eos), sep = ", ";
+    if (s->pad >= 0) fprintf(o, "%spad = %lld", sep, (long long)s->pad);
+    fprintf(o, " }\n");
+  }
+  fprintf(o, "\nparam tok_embeddings : f32[vocab, dim]\n");
+  if (s->pos == POS_LEARNED) fprintf(o, "param pos_embeddings : f32[max_pos, dim]\n");
+  if (s->type_row) fprintf(o, "param type_embedding : f32[dim]\n");
+  if (s->emb_norm) fprintf(o, "param emb_norm_g : f32[dim]\nparam emb_norm_b : f32[dim]\n");
+  if (s->final_norm) {
+    fprintf(o, "param norm_g : f32[dim]\n");
+    if (s->norm_bias) fprintf(o, "param norm_b : f32[dim]\n");
+  }
+  if (!s->encoder && !s->tied) fprintf(o, "param output : f32[vocab, dim]\n");
+  if (s->head_bias) fprintf(o, "param output_b : f32[vocab]\n");
+
+  fprintf(o, "\nblock layer(x : f32[T, dim]) -> f32[T, dim] {\n");
+  int two_norms = s->residual != RES_PAR1;
+  for (int k = 1; k <= 1 + two_norms; k++) {
+    fprintf(o, "  param ln%d_g : f32[dim]\n", k);
+    if (s->norm_bias) fprintf(o, "  param ln%d_b : f32[dim]\n", k);
+  }
+  fprintf(o, "  param wq : f32[heads * head_dim, dim]\n  param wk : f32[kv_heads * head_dim, dim]\n");
+  fprintf(o, "  param wv : f32[kv_heads * head_dim, dim]\n  param wo : f32[dim, heads * head_dim]\n");
+  if (s->qkv_bias)
+    fprintf(o, "  param bq : f32[heads * head_dim]\n  param bk : f32[kv_heads * head_dim]\n"
+               "  param bv : f32[kv_heads * head_dim]\n");
+  if (s->o_bias) fprintf(o, "  param bo : f32[dim]\n");
+  if (s->mlp == MLP_MOE) {
+    fprintf(o, "  param gate : f32[experts, dim]\n  param w1 : f32[experts, hidden, dim]\n"
+               "  param w2 : f32[experts, dim, hidden]\n  param w3 : f32[experts, hidden, dim]\n");
+  } else {
+    fprintf(o, "  param w1 : f32[hidden, dim]\n");
+    if (s->mlp == MLP_GLU) fprintf(o, "  param w3 : f32[hidden, dim]\n");
+    fprintf(o, "  param w2 : f32[dim, hidden]\n");
+    if (s->mlp_bias) {
+      fprintf(o, "  param b1 : f32[hidden]\n");
+      if (s->mlp == MLP_GLU) fprintf(o, "  param b3 : f32[hidden]\n");
+      fprintf(o, "  param b2 : f32[dim]\n");
+    }
+  }
+  fprintf(o, "\n");
+  switch (s->residual) {
+  case RES_SEQ:
+    fprintf(o, "  a = %s\n  h = x + ", norm_call(s, "x", "ln1", b1, sizeof b1));
+    write_attention(o, s, "a");
+    fprintf(o, "\n  f = %s\n  return h + ", norm_call(s, "h", "ln2", b2, sizeof b2));
+    write_mlp(o, s, "f");
+    break;
+  case RES_PAR1:
+    fprintf(o, "  a = %s\n  return x + ", norm_call(s, "x", "ln1", b1, sizeof b1));
+    write_attention(o, s, "a");
+    fprintf(o, " +\n         ");
+    write_mlp(o, s, "a");
+    break;
+  case RES_PAR2:
+    fprintf(o, "  a = %s\n  f = %s\n  return x + ", norm_call(s, "x", "ln1", b1, sizeof b1),
+            norm_call(s, "x", "ln2", b2, sizeof b2));
+    write_attention(o, s, "a");
+    fprintf(o, " +\n         ");
+    write_mlp(o, s, "f");
+    break;
+  default: /* RES_POST: BERT's norm(x + f(x)) */
+    fprintf(o, "  h = layernorm(x + ");
+    write_attention(o, s, "x");
+    fprintf(o, ", ln1_g, ln1_b, eps = eps)\n  return layernorm(h + ");
+    write_mlp(o, s, "h");
+    fprintf(o, ", ln2_g, ln2_b, eps = eps)");
+    break;
+  }
+  fprintf(o, "\n}\n");
+
+  fprintf(o, "\nforward(tokens : i32[T]) -> f32[T, %s] {\n  x = embedding(tok_embeddings, tokens)",
+          s->encoder ? "dim" : "vocab");
+  if (s->pos == POS_LEARNED) fprintf(o, " + positions(pos_embeddings, tokens)");
+  if (s->type_row) fprintf(o, " + type_embedding");
+  fprintf(o, "\n");
+  if (s->emb_norm) fprintf(o, "  x = layernorm(x, emb_norm_g, emb_norm_b, eps = eps)\n");
+  fprintf(o, "  x = repeat(layers) layer(x)\n");
+  if (s->encoder)
+    fprintf(o, "  return x\n}\n");
+  else
+    fprintf(o, "  return linear(%s, %s%s)\n}\n", norm_call(s, "x", "norm", b1, sizeof b1),
+            s->tied ? "tok_embeddings" : "output", s->head_bias ? ", output_b" : "");
+}
+
+/* ---- GGUF metadata (llama) ---- */
+
+typedef struct gmeta {
+  FILE *f;
+  uint64_t size;
+  int bad;
+  char arch[64];
+  int64_t dim, layers, heads, kv_heads, hidden, ctx, vocab, bos, eos, pad, rope_dims, emb_rows;
+  double eps, theta;
+  int has_output;
+} gmeta;
+
+static int rd(gmeta *g, void *p, size_t n) {
+  if (g->bad || fread(p, 1, n, g->f) != n) g->bad = 1;
+  return g->bad ? -1 : 0;
+}
+
+static uint64_t rd_u64(gmeta *g) {
+  uint64_t v = 0;
+  rd(g, &v, 8);
+  return v;
+}
+
+static uint32_t rd_u32(gmeta *g) {
+  uint32_t v = 0;
+  rd(g, &v, 4);
+  return v;
+}
+
+/* A GGUF string into buf (truncated), the rest skipped. */
+static void rd_str(gmeta *g, char *buf, size_t len) {
+  uint64_t n = rd_u64(g);
+  if (g->bad || n > g->size) {
+    g->bad = 1;
+    return;
+  }
+  size_t keep = n < len - 1 ? (size_t)n : len - 1;
+  rd(g, buf, keep);
+  buf[g->bad ? 0 : keep] = 0;
+  if (n > keep && fseek(g->f, (long)(n - keep), SEEK_CUR)) g->bad = 1;
+}
+
+/* Skips a value of type t (arrays: *count gets the element count). */
+static void skip_value(gmeta *g, uint32_t t, int depth, uint64_t *count) {
+  if (g->bad) return;
+  int sz = tfx_gguf_value_size(t);
+  if (sz > 0) {
+    if (fseek(g->f, sz, SEEK_CUR)) g->bad = 1;
+  } else if (t == TFX_GGUF_STRING) {
+    uint64_t n = rd_u64(g);
+    if (n > g->size || fseek(g->f, (long)n, SEEK_CUR)) g->bad = 1;
+  } else if (t == TFX_GGUF_ARRAY && depth < TFX_GGUF_MAX_DEPTH) {
+    uint32_t et = rd_u32(g);
+    uint64_t n = rd_u64(g);
+    if (count) *count = n;
+    if (n > g->size) g->bad = 1;
+    int esz = tfx_gguf_value_size(et);
+    if (esz > 0) {
+      if (!g->bad && (n > g->size / (uint64_t)esz || fseek(g->f, (long)(n * (uint64_t)esz), SEEK_CUR))) g->bad = 1;
+    } else {
+      for (uint64_t i = 0; i < n && !g->bad; i++) skip_value(g, et, depth + 1, NULL);
+    }
+  } else {
+    g->bad = 1;
+  }
+}
+
+/* A numeric scalar as a double (NAN-free: integers and floats). */
+static int rd_number(gmeta *g, uint32_t t, double *out) {
+  union {
+    uint8_t u8;
+    int8_t i8;
+    uint16_t u16;
+    int16_t i16;
+    uint32_t u32;
+    int32_t i32;
+    float f32;
+    uint64_t u64;
+    int64_t i64;
+    double f64;
+  } v;
+  int sz = tfx_gguf_value_size(t);
+  if (sz <= 0 || t == TFX_GGUF_BOOL) {
+    skip_value(g, t, 0, NULL);
+    return -1;
+  }
+  if (rd(g, &v, (size_t)sz)) return -1;
+  switch (t) {
+  case TFX_GGUF_UINT8: *out = v.u8; break;
+  case TFX_GGUF_INT8: *out = v.i8; break;
+  case TFX_GGUF_UINT16: *out = v.u16; break;
+  case TFX_GGUF_INT16: *out = v.i16; break;
+  case TFX_GGUF_UINT32: *out = v.u32; break;
+  case TFX_GGUF_INT32: *out = v.i32; break;
+  case TFX_GGUF_FLOAT32: *out = v.f32; break;
+  case TFX_GGUF_UINT64: *out = (double)v.u64; break;
+  case TFX_GGUF_INT64: *out = (double)v.i64; break;
+  default: *out = v.f64; break;
+  }
+  return 0;
+}
+
+static int64_t as_count(double v) { return v >= 0 && v <= INT32_MAX && v == (double)(int64_t)v ? (int64_t)v : -1; }
+
+static int read_gguf_meta(const char *path, gmeta *g, char *err, size_t errlen) {
+  char oerr[512];
+  memset(g, 0, sizeof *g);
+  g->dim = g->layers = g->heads = g->kv_heads = g->hidden = g->ctx = g->vocab = -1;
+  g->bos = g->eos = g->pad = g->rope_dims = g->emb_rows = -1;
+  g->eps = 1e-5;
+  g->theta = 10000;
+  g->f = tfx_wfile_fopen(path, &g->size, oerr, sizeof oerr);
+  if (!g->f) return fail(err, errlen, "%s", oerr);
+  char magic[4];
+  rd(g, magic, 4);
+  uint32_t version = rd_u32(g);
+  uint64_t n_tensors = rd_u64(g), n_kv = rd_u64(g);
+  if (g->bad || memcmp(magic, TFX_GGUF_MAGIC, 4) || version < 2 || version > 3 || n_kv > g->size ||
+      n_tensors > g->size) {
+    fclose(g->f);
+    return fail(err, errlen, "%s: not a GGUF file of version 2 or 3", path);
+  }
+  for (uint64_t i = 0; i < n_kv && !g->bad; i++) {
+    char key[256];
+    rd_str(g, key, sizeof key);
+    uint32_t t = rd_u32(g);
+    if (g->bad) break;
+    if (!strcmp(key, "general.architecture") && t == TFX_GGUF_STRING) {
+      rd_str(g, g->arch, sizeof g->arch);
+      continue;
+    }
+    if (!strcmp(key, "tokenizer.ggml.tokens") && t == TFX_GGUF_ARRAY) {
+      uint64_t n = 0;
+      skip_value(g, t, 0, &n);
+      g->vocab = n <= INT32_MAX ? (int64_t)n : -1;
+      continue;
+    }
+    static const struct {
+      const char *suffix;
+      size_t off;
+      int is_double;
+    } keys[] = {
+        {".embedding_length", offsetof(gmeta, dim), 0},
+        {".block_count", offsetof(gmeta, layers), 0},
+        {".attention.head_count", offsetof(gmeta, heads), 0},
+        {".attention.head_count_kv", offsetof(gmeta, kv_heads), 0},
+        {".feed_forward_length", offsetof(gmeta, hidden), 0},
+        {".context_length", offsetof(gmeta, ctx), 0},
+        {".rope.dimension_count", offsetof(gmeta, rope_dims), 0},
+        {".attention.layer_norm_rms_epsilon", offsetof(gmeta, eps), 1},
+        {".rope.freq_base", offsetof(gmeta, theta), 1},
+        {"tokenizer.ggml.bos_token_id", offsetof(gmeta, bos), 0},
+        {"tokenizer.ggml.eos_token_id", offsetof(gmeta, eos), 0},
+        {"tokenizer.ggml.padding_token_id", offsetof(gmeta, pad), 0},
+    };
+    int done = 0;
+    size_t kl = strlen(key), al = strlen(g->arch);
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0] && !done; k++) {
+      const char *sfx = keys[k].suffix;
+      int match = sfx[0] == '.'
+                      ? al > 0 && kl == al + strlen(sfx) && !strncmp(key, g->arch, al) && !strcmp(key + al, sfx)
+                      : !strcmp(key, sfx);
+      if (!match) continue;
+      double v;
+      done = 1;
+      if (rd_number(g, t, &v)) break;
+      if (keys[k].is_double)
+        *(double *)((char *)g + keys[k].off) = v;
+      else
+        *(int64_t *)((char *)g + keys[k].off) = as_count(v);
+    }
+    if (!done) skip_value(g, t, 0, NULL);
+  }
+  for (uint64_t i = 0; i < n_tensors && !g->bad; i++) {
+    char name[TFX_GGUF_MAX_NAME + 1];
+    rd_str(g, name, sizeof name);
+    uint32_t nd = rd_u32(g);
+    if (nd < 1 || nd > TFX_GGUF_MAX_DIMS) g->bad = 1;
+    uint64_t ne[TFX_GGUF_MAX_DIMS] = {0};
+    for (uint32_t d = 0; d < nd && !g->bad; d++) ne[d] = rd_u64(g);
+    rd_u32(g);
+    rd_u64(g);
+    if (!strcmp(name, "output.weight")) g->has_output = 1;
+    if (!strcmp(name, "token_embd.weight") && nd == 2 && ne[1] <= INT32_MAX) g->emb_rows = (int64_t)ne[1];
+  }
+  fclose(g->f);
+  if (g->bad) return fail(err, errlen, "%s: truncated or malformed GGUF header", path);
+  return 0;
+}
+
+static int gguf_spec(const char *path, spec *s, char *err, size_t errlen) {
+  gmeta g;
+  if (read_gguf_meta(path, &g, err, errlen)) return -1;
+  if (strcmp(g.arch, "llama"))
+    return fail(err, errlen, "%s: GGUF architecture '%s' cannot be imported (supported: llama)", path,
+                g.arch[0] ? g.arch : "(none)");
+  static const char *const need[] = {"embedding_length", "block_count", "attention.head_count", "feed_forward_length"};
+  int64_t *vals[] = {&g.dim, &g.layers, &g.heads, &g.hidden};
+  for (int k = 0; k < 4; k++)
+    if (*vals[k] < 1) return fail(err, errlen, "%s: llama.%s is missing or not a positive integer", path, need[k]);
+  s->family = "llama";
+  s->dim = g.dim;
+  s->layers = g.layers;
+  s->heads = g.heads;
+  s->kv_heads = g.kv_heads > 0 ? g.kv_heads : g.heads;
+  s->head_dim = g.dim / g.heads;
+  s->hidden = g.hidden;
+  s->vocab = g.emb_rows > 0 ? g.emb_rows : g.vocab;
+  s->max_pos = g.ctx > 0 ? g.ctx : 2048;
+  char num[64]; /* GGUF stores f32: its shortest decimal form */
+  snprintf(num, sizeof num, "%.7g", (double)(float)g.eps);
+  s->eps = strtod(num, NULL);
+  snprintf(num, sizeof num, "%.7g", (double)(float)g.theta);
+  s->theta = strtod(num, NULL);
+  s->rope_interleaved = 1;
+  s->rotary_dim = g.rope_dims > 0 ? g.rope_dims : 0;
+  s->bos = g.bos;
+  s->eos = g.eos;
+  s->pad = g.pad;
+  s->tied = !g.has_output;
+  s->norm = NORM_RMS;
+  s->pos = POS_ROPE;
+  s->mlp = MLP_GLU;
+  s->act = "silu";
+  s->residual = RES_SEQ;
+  s->final_norm = 1;
+  if (s->vocab < 1) return fail(err, errlen, "%s: no token_embd.weight tensor (the vocabulary size)", path);
+  return 0;
+}
+
+/* llama.cpp's names; its converter stores q and k in the interleaved RoPE order */
+static void gguf_rules(spec *s) {
+  R("  \"token_embd.weight\" = \"tok_embeddings\"\n");
+  R("  \"output_norm.weight\" = \"norm_g\"\n");
+  if (!s->tied) R("  \"output.weight\" = \"output\"\n");
+  R("  \"blk.{i}.attn_norm.weight\" = \"layers.{i}.ln1_g\"\n");
+  R("  \"blk.{i}.attn_q.weight\" = \"layers.{i}.wq\"\n");
+  R("  \"blk.{i}.attn_k.weight\" = \"layers.{i}.wk\"\n");
+  R("  \"blk.{i}.attn_v.weight\" = \"layers.{i}.wv\"\n");
+  R("  \"blk.{i}.attn_output.weight\" = \"layers.{i}.wo\"\n");
+  R("  \"blk.{i}.ffn_norm.weight\" = \"layers.{i}.ln2_g\"\n");
+  R("  \"blk.{i}.ffn_gate.weight\" = \"layers.{i}.w1\"\n");
+  R("  \"blk.{i}.ffn_down.weight\" = \"layers.{i}.w2\"\n");
+  R("  \"blk.{i}.ffn_up.weight\" = \"layers.{i}.w3\"\n");
+  R("  \"rope_freqs.weight\" = \"\"\n");
+}
+
+/* ---- entry ---- */
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static int is_dir(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int is_file(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int tfx_import_weights_path(const char *path, char *buf, size_t len, char *err, size_t errlen) {
+  if (!is_dir(path)) {
+    if (!is_file(path)) return fail(err, errlen, "%s: no such file or folder", path);
+    if (!ends_with(path, ".gguf") && !tfx_wfile_looks_gguf(path))
+      return fail(err, errlen, "%s: expected a Hugging Face folder (config.json + model.safetensors) or a .gguf file",
+                  path);
+    if ((size_t)snprintf(buf, len, "%s", path) >= len) return fail(err, errlen, "%s: path too long", path);
+    return 0;
+  }
+  static const char *const names[] = {"model.safetensors", "model.safetensors.index.json"};
+  for (int k = 0; k < 2; k++) {
+    if ((size_t)snprintf(buf, len, "%s/%s", path, names[k]) >= len) return fail(err, errlen, "%s: path too long", path);
+    if (is_file(buf)) return 0;
+  }
+  return fail(err, errlen, "%s: no model.safetensors or model.safetensors.index.json in the folder", path);
+}
+
+/* The model's name: the last path component without its extension, made
+ * an identifier. */
+static void model_name(const char *path, const char *given, char *buf, size_t len) {
+  const char *src = given;
+  char tmp[256];
+  if (!src) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t b = n;
+    while (b > 0 && path[b - 1] != '/') b--;
+    size_t k = n - b < sizeof tmp - 1 ? n - b : sizeof tmp - 1;
+    memcpy(tmp, path + b, k);
+    tmp[k] = 0;
+    char *dot = strchr(tmp, '.');
+    if (dot && dot != tmp) *dot = 0;
+    src = tmp;
+  }
+  size_t j = 0;
+  if (!isalpha((unsigned char)src[0]) && src[0] != '_' && len > 2) buf[j++] = 'm', buf[j++] = '_';
+  for (size_t i = 0; src[i] && j + 1 < len; i++) buf[j++] = isalnum((unsigned char)src[i]) ? src[i] : '_';
+  buf[j] = 0;
+  if (!j || !strcmp(buf, "m_")) snprintf(buf, len, "model");
+}
+
+static char *read_text(const char *path, size_t *size, char *err, size_t errlen) {
+  uint64_t fsize;
+  char oerr[512];
+  FILE *f = tfx_wfile_fopen(path, &fsize, oerr, sizeof oerr);
+  if (!f) {
+    fail(err, errlen, "%s", oerr);
+    return NULL;
+  }
+  if (fsize > (64u << 20)) {
+    fclose(f);
+    fail(err, errlen, "%s: too large for a config (%llu bytes)", path, (unsigned long long)fsize);
+    return NULL;
+  }
+  char *text = malloc((size_t)fsize + 1);
+  if (!text || fread(text, 1, (size_t)fsize, f) != (size_t)fsize) {
+    fclose(f);
+    free(text);
+    fail(err, errlen, "%s: cannot read it", path);
+    return NULL;
+  }
+  fclose(f);
+  text[fsize] = 0;
+  *size = (size_t)fsize;
+  return text;
+}
+
+/* Reads DIR/config.json into s (the family's rules written to s->rules). */
+static int hf_spec(const char *dir, spec *s, char *err, size_t errlen) {
+  char path[4096];
+  if ((size_t)snprintf(path, sizeof path, "%s/config.json", dir) >= sizeof path)
+    return fail(err, errlen, "%s: path too long", dir);
+  size_t size;
+  char *text = read_text(path, &size, err, errlen);
+  if (!text) return -1;
+  char jerr[256];
+  tfx_fe_json *root = tfx_fe_json_parse(text, size, jerr, sizeof jerr);
+  free(text);
+  if (!root) return fail(err, errlen, "%s: not valid JSON: %s", path, jerr);
+  int rc = 0;
+  cfg c = {path, root, err, errlen, 0};
+  if (root->kind != TFX_FE_JSON_OBJECT) {
+    rc = fail(err, errlen, "%s: not a JSON object", path);
+    goto done;
+  }
+  const char *mt = cfg_str(&c, "model_type", NULL);
+  if (c.bad || !mt) {
+    rc = c.bad ? -1 : fail(err, errlen, "%s: no \"model_type\"", path);
+    goto done;
+  }
+  const family *fam = NULL;
+  for (size_t k = 0; k < sizeof families / sizeof families[0]; k++)
+    if (!strcmp(families[k].name, mt)) fam = &families[k];
+  if (!fam) {
+    for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++)
+      if (!strcmp(refused[k][0], mt)) {
+        rc = fail(err, errlen, "%s: model_type '%s' cannot be imported: %s", path, mt, refused[k][1]);
+        goto done;
+      }
+    rc = fail(err, errlen, "%s: unknown model_type '%s' (import knows %s)", path, mt, tfx_import_families);
+    goto done;
+  }
+  s->family = fam->name;
+  s->vocab = cfg_int(&c, "vocab_size", -1, 1);
+  fam->fill(&c, s);
+  s->bos = cfg_token(&c, "bos_token_id");
+  s->eos = cfg_token(&c, "eos_token_id");
+  s->pad = cfg_token(&c, "pad_token_id");
+  if (s->encoder) s->bos = s->eos = -1; /* an encoder generates nothing */
+  if (!c.bad && (s->heads % s->kv_heads || s->head_dim < 1))
+    rc = fail(err, errlen, "%s: %lld key/value heads do not divide %lld heads", path, (long long)s->kv_heads,
+              (long long)s->heads);
+  if (!c.bad && !rc && s->pos != POS_ALIBI && s->dim != s->heads * s->head_dim && s->family != NULL &&
+      strcmp(s->family, "llama") && strcmp(s->family, "mistral") && strcmp(s->family, "qwen2") &&
+      strcmp(s->family, "mixtral"))
+    rc = fail(err, errlen, "%s: hidden_size %lld is not a multiple of the %lld heads", path, (long long)s->dim,
+              (long long)s->heads);
+  if (c.bad) rc = -1;
+done:
+  tfx_fe_json_free(root);
+  return rc;
+}
+
+int tfx_import(const char *path, const tfx_import_options *o, char **text, char *err, size_t errlen) {
+  *text = NULL;
+  char wpath[4096];
+  if (tfx_import_weights_path(path, wpath, sizeof wpath, err, errlen)) return -1;
+  spec s;
+  memset(&s, 0, sizeof s);
+  s.rules = open_memstream(&s.rules_text, &s.rules_len);
+  if (!s.rules) return fail(err, errlen, "out of memory");
+  int gguf = !is_dir(path);
+  int rc = gguf ? gguf_spec(path, &s, err, errlen) : hf_spec(path, &s, err, errlen);
+  if (!rc && gguf) gguf_rules(&s);
+  fclose(s.rules);
+  if (rc) {
+    free(s.rules_text);
+    return -1;
+  }
+  int64_t ctx = s.pos == POS_ALIBI ? 4096 : s.max_pos;
+  s.max_seq = o && o->max_seq > 0 ? o->max_seq : ctx < 4096 ? ctx : 4096;
+  if (s.pos == POS_LEARNED && s.max_seq > s.max_pos) {
+    free(s.rules_text);
+    return fail(err, errlen, "%s: --max-seq %lld is more than the %lld learned positions", path, (long long)s.max_seq,
+                (long long)s.max_pos);
+  }
+  if (s.bos >= s.vocab) s.bos = -1; /* ids outside the vocabulary (tiny test configs) are left out */
+  if (s.eos >= s.vocab) s.eos = -1;
+  if (s.pad >= s.vocab) s.pad = -1;
+  char name[128];
+  model_name(path, o ? o->name : NULL, name, sizeof name);
+  char *abs = NULL;
+  const char *weights = o && o->weights ? o->weights : (abs = realpath(wpath, NULL)) ? abs : wpath;
+  size_t len = 0;
+  FILE *out = open_memstream(text, &len);
+  if (!out) {
+    free(abs);
+    free(s.rules_text);
+    return fail(err, errlen, "out of memory");
+  }
+  write_tfx(out, &s, name, path, weights);
+  fclose(out);
+  free(abs);
+  free(s.rules_text);
+  return 0;
+}

@@ -1,0 +1,113 @@
+/* passes/attn_cost.c — the attention cost model: for one ATTENTION /
+ * MLA_ATTENTION node, the schedule of each entry with its estimate, from
+ * the node's FLOPs and bytes at a context of max_seq and the graph's thread
+ * count (docs/performance.md, "The attention cost model", states the
+ * formula and its calibration):
+ *  - prefill (forward entry): among row, flash and block_sparse, the one
+ *    visiting the fewest key tiles at the tile cost of its kind
+ *    (ir/attention.c's tfx_attn_schedule_auto is the rule it reduces to:
+ *    flash without a pattern, block_sparse with one, row for dense or MLA);
+ *    the estimate is the FLOPs of the pairs visited (4 d per pair and head),
+ *    the kept fraction from ir/'s block rule over (W x 16) tiles;
+ *  - decode (decode entry, one query row at L = max_seq keys): row runs one
+ *    item per head, split(S) one per (head, part) plus a merge. With P
+ *    threads (schedule threads, TFX_COST_THREADS when auto), a key costs
+ *    1 unit, a launch through the pool F units, a merge record (d + 2
+ *    floats) R units:
+ *      row      = ceil(H / P) * L            (+ F when the kernel forks)
+ *      split(S) = ceil(H S / P) * ceil(L / S) + H S R / P + 2 F
+ *    A launch forks only when its static work (KV elements at max_seq)
+ *    reaches the backend's grain (2^17 elements, TFX_COST_GRAIN); below it
+ *    every kernel runs on the calling thread, P = 1, and split never pays.
+ *    Split decode is chosen when it fits (tfx_attn_split_fits) and its best
+ *    S (powers of two up to TFX_ATTN_MAX_SPLITS) costs under 0.9 of row.
+ * schedule { attention = ... } and schedule { decode = ... } override the
+ * choices (the pass applies them before asking the model). */
+#include <math.h>
+
+#include "passes.h"
+
+#define TFX_COST_THREADS 4         /* threads assumed when the schedule says auto */
+#define TFX_COST_GRAIN (1 << 17)   /* backend/cg.h TFX_CG_INLINE_WORK: below it a launch runs inline */
+#define TFX_COST_FORK 2000.0       /* a fork/join through the pool, in key units (measured ~2 us) */
+#define TFX_COST_RECORD 4.0        /* one merge record, in key units */
+#define TFX_COST_PAY 0.9           /* split must save 10% */
+#define TFX_COST_TILE_ROWS 16      /* the query tile of the kept-fraction estimate */
+#define TFX_COST_TILE_KEYS 16      /* the key group of the kept-fraction estimate */
+#define TFX_COST_MAX_TILES 1048576 /* cells of the kept-fraction estimate (coarser tiles beyond) */
+
+static double ceil_div(double a, double b) { return ceil(a / b); }
+
+/* the fraction of (query, key) pairs of a prefill of max_seq the schedule visits: tiles the block rule keeps */
+static double kept_fraction(const tfx_graph *g, const tfx_node *n, int64_t L) {
+  int64_t qt = TFX_COST_TILE_ROWS, kt = TFX_COST_TILE_KEYS;
+  while ((L / qt + 1) * (L / kt + 1) > TFX_COST_MAX_TILES) qt *= 2, kt *= 2;
+  double kept = 0, all = 0;
+  for (int64_t i0 = 0; i0 < L; i0 += qt) {
+    int64_t i1 = i0 + qt < L ? i0 + qt : L;
+    for (int64_t j0 = 0; j0 < L; j0 += kt) {
+      int64_t j1 = j0 + kt < L ? j0 + kt : L;
+      double cells = (double)(i1 - i0) * (double)(j1 - j0);
+      all += cells;
+      if (tfx_attn_block_allowed(n, i0, i1, j0, j1, g->max_seq) != TFX_ATTN_BLOCK_NONE) kept += cells;
+    }
+  }
+  return all > 0 ? kept / all : 0;
+}
+
+static double decode_row(double H, double L, double P, int forks) {
+  return ceil_div(H, P) * L + (forks ? TFX_COST_FORK : 0);
+}
+
+static double decode_split(double H, double L, double P, int S, int forks) {
+  return ceil_div(H * S, P) * ceil_div(L, S) + H * S * TFX_COST_RECORD / P + (forks ? 2 * TFX_COST_FORK : 0);
+}
+
+void tfx_attn_cost_eval(const tfx_graph *g, const tfx_node *n, tfx_attn_cost *c) {
+  *c = (tfx_attn_cost){0};
+  int64_t L = g->max_seq > 0 ? g->max_seq : 1;
+  int64_t H = n->heads > 0 ? n->heads : 1, d = n->head_dim > 0 ? n->head_dim : 1;
+  int64_t G = n->op == TFX_OP_ATTENTION && n->kv_heads > 0 ? n->kv_heads : 1;
+  int causal = n->mask == TFX_MASK_CAUSAL;
+  /* prefill */
+  c->forward = tfx_attn_schedule_auto(g, n);
+  c->kept = n->op == TFX_OP_ATTENTION ? kept_fraction(g, n, L) : (causal ? 0.5 : 1.0);
+  double pairs =
+      (double)L * (double)L *
+      (c->forward == TFX_ATTN_SCHED_ROW && n->sparse.kind == TFX_SPARSE_NONE ? (causal ? 0.5 : 1.0) : c->kept);
+  c->prefill_flops = pairs * 4.0 * (double)H * (double)d;
+  /* decode: KV bytes at L, the row and split estimates */
+  c->decode_kv_bytes = n->op == TFX_OP_ATTENTION ? 2.0 * (double)L * (double)(G * d) * 4.0
+                                                 : (double)L * (double)(n->rank + n->rope_dim) * 4.0;
+  int forks = (double)L * 2.0 * (double)(G * d) >= TFX_COST_GRAIN;
+  double P = forks ? (g->schedule.threads > 0 ? g->schedule.threads : TFX_COST_THREADS) : 1;
+  c->threads = (int)P;
+  c->forks = forks;
+  c->row_units = decode_row((double)H, (double)L, P, forks);
+  c->split = 0;
+  c->split_units = c->row_units;
+  for (int S = 2; S <= TFX_ATTN_MAX_SPLITS; S *= 2) {
+    if (!tfx_attn_split_fits(g, n, S)) break;
+    double u = decode_split((double)H, (double)L, P, S, forks);
+    if (u < c->split_units) c->split = S, c->split_units = u;
+  }
+  if (c->split && c->split_units >= TFX_COST_PAY * c->row_units) c->split = 0, c->split_units = c->row_units;
+}
+
+double tfx_attn_cost_split_units(const tfx_graph *g, const tfx_node *n, int splits) {
+  tfx_attn_cost c;
+  tfx_attn_cost_eval(g, n, &c);
+  if (splits < 2) return c.row_units;
+  int64_t L = g->max_seq > 0 ? g->max_seq : 1, H = n->heads > 0 ? n->heads : 1;
+  return decode_split((double)H, (double)L, c.threads, splits, c.forks);
+}
+
+int tfx_attn_cost_split_count(const tfx_graph *g, const tfx_node *n) {
+  tfx_attn_cost c;
+  tfx_attn_cost_eval(g, n, &c);
+  int S = c.split;
+  if (!S) /* decode = split without a count where the model would keep row: the largest S its parts fill */
+    for (S = 8; S >= 2 && !tfx_attn_split_fits(g, n, S); S /= 2) {
+    }
+  return S >= 2 ? S : 0;
+}

@@ -1,0 +1,260 @@
+/* tests/test_split_decode.c — split decode (flash-decoding, the decode
+ * entry's attn_split parts, backend/k_split_decode.c) and the attention cost
+ * model (passes/attn_cost.c):
+ *  - the JIT (-O0 and -O3, through the runtime) against the reference
+ *    interpreter: causal MHA, GQA and MQA, head dims 4..64 (tiny heads
+ *    included), ALiBi, sliding and strided (the block-sparse runs of the
+ *    decode entry) patterns, 2..16 parts (not powers of two too), KV
+ *    lengths crossing the row kernel's key blocks (128) and shorter than
+ *    the part count (empty parts), on 1, 2 and 3 threads;
+ *  - split decode agrees with row decode on the same graph;
+ *  - tfx_attn_split_fits: the partials must fit in the output slot, the
+ *    graph output and non-causal attention never split; the verifier
+ *    rejects a bad attn_split;
+ *  - the pass: schedule { decode = row | split | split(N) } and the cost
+ *    model's choice (split for few heads over a long forked KV, row for many
+ *    heads or a short KV), printed by --emit=ir and --stats.
+ * Tolerance: the harness's max |jit - ref| <= 1e-4 * max(1, max |ref|)
+ * (tests/support/jit_harness.h); split against row 2e-4 * max(1, max |ref|). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../backend/backend.h"
+#include "../driver/compile.h"
+#include "../passes/passes.h"
+#include "support/graphs.h"
+#include "support/jit_harness.h"
+#include "support/testutil.h"
+#include "tfx/tfx.h"
+
+/* prefill, decodes, a chunk, decodes: the decodes at KV lengths 41..44, 101..103, 231, 232 */
+static const int k_calls[] = {40, 1, 1, 1, 1, 56, 1, 1, 1, 125, 1, 1};
+#define N_CALLS (int)(sizeof k_calls / sizeof k_calls[0])
+/* short: decodes from KV length 1 (fewer keys than parts) */
+static const int k_short[] = {1, 1, 1, 2, 1, 3, 1};
+#define N_SHORT (int)(sizeof k_short / sizeof k_short[0])
+
+/* tfx_tg_attn_graph with y = attention + attention as the output (the
+ * attention's slot holds the partials; the graph's output is the caller's
+ * buffer, where split decode never runs) and the decode entry's parts */
+static tfx_tg *split_graph(int H, int G, int d, int alibi, const tfx_sparse *sp, int64_t max_seq, int splits,
+                           uint64_t seed) {
+  tfx_tg *t = tfx_tg_attn_graph(H, G, d, TFX_MASK_CAUSAL, alibi, sp, max_seq, seed);
+  assert_non_null(t);
+  int a = t->g->output;
+  assert_true(a >= 0);
+  t->g->nodes[a].attn_split = splits;
+  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, a, a);
+  assert_true(t->g->output >= 0);
+  return t;
+}
+
+static void run_split(int H, int G, int d, int alibi, const tfx_sparse *sp, int splits, int threads, const int *calls,
+                      int n_calls, const char *what) {
+  tfx_tg *t = split_graph(H, G, d, alibi, sp, 256, splits, (uint64_t)(H * 131 + G * 17 + d * 3 + splits));
+  char err[256], label[192];
+  if (tfx_pass_plan_memory(t->g, err, sizeof err)) fail_msg("%s: plan: %s", what, err);
+  assert_true(tfx_attn_split_fits(t->g, &t->g->nodes[t->g->nodes[t->g->output].inputs[0]], splits));
+  snprintf(label, sizeof label, "%s (H %d, G %d, d %d, split(%d), %d threads)", what, H, G, d, splits, threads);
+  tfx_tg_check_levels(t, calls, n_calls, &(tfx_tg_run_opts){.in_scale = 2.0f, .threads = threads}, label);
+  tfx_tg_free(t);
+}
+
+static void test_split_vs_interpreter(void **state) {
+  (void)state;
+  for (int threads = 1; threads <= 3; threads++) {
+    run_split(4, 4, 16, 0, NULL, 4, threads, k_calls, N_CALLS, "MHA");
+    run_split(4, 2, 8, 0, NULL, 3, threads, k_calls, N_CALLS, "GQA");
+    run_split(2, 1, 16, 0, NULL, 8, threads, k_calls, N_CALLS, "MQA");
+  }
+  run_split(1, 1, 64, 0, NULL, 5, 2, k_calls, N_CALLS, "one head, d 64");
+  run_split(3, 1, 4, 1, NULL, 16, 2, k_calls, N_CALLS, "tiny heads, ALiBi");
+  run_split(4, 2, 8, 0, NULL, 16, 2, k_short, N_SHORT, "short KV, empty parts");
+  tfx_sparse sp = {0};
+  sp.kind = TFX_SPARSE_SLIDING;
+  sp.window = 50;
+  run_split(4, 2, 8, 0, &sp, 4, 2, k_calls, N_CALLS, "sliding(50)");
+  sp.window = 3;
+  run_split(2, 2, 8, 0, &sp, 8, 3, k_calls, N_CALLS, "sliding(3), fewer keys than parts");
+  memset(&sp, 0, sizeof sp);
+  sp.kind = TFX_SPARSE_STRIDED;
+  sp.stride = 20;
+  run_split(4, 2, 8, 1, &sp, 6, 2, k_calls, N_CALLS, "strided(20), ALiBi");
+  memset(&sp, 0, sizeof sp);
+  sp.kind = TFX_SPARSE_BIGBIRD;
+  sp.block = 16;
+  sp.n_global = 1;
+  sp.random = 2;
+  sp.seed = 7;
+  run_split(2, 1, 8, 0, &sp, 4, 2, k_calls, N_CALLS, "bigbird(16, 1, 2)");
+}
+
+/* the decode outputs of a graph (one session, 2 threads): prefill 200, then 8 decodes */
+static void decode_outputs(tfx_tg *t, float *out) {
+  tfx_model *m = tfx_tg_jit_model(t, 2);
+  assert_non_null(m);
+  tfx_session *s = NULL;
+  assert_int_equal(tfx_session_create(m, &(tfx_session_options){.threads = 2}, &s), TFX_OK);
+  uint64_t rng = 99;
+  float *x = malloc(200 * 24 * sizeof(float)), *y = malloc(200 * 32 * sizeof(float));
+  assert_true(x && y);
+  for (int i = 0; i < 200 * 24; i++)
+    x[i] = (float)((double)((rng = rng * 6364136223846793005ull + 1) >> 40) / (1 << 24) * 2 - 1);
+  assert_int_equal(tfx_forward_f32(s, x, 200, y), TFX_OK);
+  for (int c = 0; c < 8; c++) assert_int_equal(tfx_forward_f32(s, x + c * 24, 1, out + c * 32), TFX_OK);
+  free(x);
+  free(y);
+  tfx_session_free(s);
+  tfx_model_close(m);
+}
+
+static void test_split_vs_row(void **state) {
+  (void)state;
+  float row[8 * 32], split[8 * 32];
+  for (int k = 0; k < 2; k++) {
+    tfx_tg *t = split_graph(4, 2, 8, 0, NULL, 256, k ? 7 : 0, 11);
+    char err[256];
+    assert_int_equal(tfx_pass_plan_memory(t->g, err, sizeof err), 0);
+    decode_outputs(t, k ? split : row);
+    tfx_tg_free(t);
+  }
+  double maxref = 1, diff = 0;
+  for (int i = 0; i < 8 * 32; i++) {
+    maxref = fmax(maxref, fabs(row[i]));
+    diff = fmax(diff, fabs((double)row[i] - split[i]));
+  }
+  if (!(diff <= 2e-4 * maxref)) fail_msg("split vs row: max |err| %g", diff);
+}
+
+static void test_split_fits(void **state) {
+  (void)state;
+  char err[256];
+  /* max_seq 16, d 8: (16 - 1) * 8 = 120 floats a head hold 12 records of 10 */
+  tfx_tg *t = split_graph(4, 2, 8, 0, NULL, 16, 0, 3);
+  const tfx_node *a = &t->g->nodes[t->g->nodes[t->g->output].inputs[0]];
+  assert_true(tfx_attn_split_fits(t->g, a, 2));
+  assert_true(tfx_attn_split_fits(t->g, a, 12));
+  assert_false(tfx_attn_split_fits(t->g, a, 13));
+  assert_false(tfx_attn_split_fits(t->g, a, 1));
+  assert_false(tfx_attn_split_fits(t->g, a, TFX_ATTN_MAX_SPLITS + 1));
+  /* the verifier: 1 part, too many, on a non-causal node */
+  assert_int_equal(tfx_pass_plan_memory(t->g, err, sizeof err), 0);
+  assert_int_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
+  t->g->nodes[a->id].attn_split = 1;
+  assert_int_not_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
+  t->g->nodes[a->id].attn_split = TFX_ATTN_MAX_SPLITS + 1;
+  assert_int_not_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
+  t->g->nodes[a->id].attn_split = 4;
+  assert_int_equal(tfx_pass_plan_memory(t->g, err, sizeof err), 0);
+  assert_int_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
+  tfx_tg_free(t);
+  /* the graph's output: never */
+  t = tfx_tg_attn_graph(4, 2, 8, TFX_MASK_CAUSAL, 0, NULL, 64, 4);
+  assert_false(tfx_attn_split_fits(t->g, &t->g->nodes[t->g->output], 2));
+  tfx_tg_free(t);
+  /* bidirectional: never (and the verifier says so) */
+  t = tfx_tg_attn_graph(4, 2, 8, TFX_MASK_NONE, 0, NULL, 64, 5);
+  int id = t->g->output;
+  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, id, id);
+  assert_false(tfx_attn_split_fits(t->g, &t->g->nodes[id], 2));
+  assert_int_equal(tfx_pass_plan_memory(t->g, err, sizeof err), 0);
+  t->g->nodes[id].attn_split = 2;
+  assert_int_not_equal(tfx_verify(t->g, 0, err, sizeof err), 0);
+  assert_non_null(strstr(err, "split"));
+  tfx_tg_free(t);
+}
+
+/* the pass's choice on a graph of H heads of d at max_seq with the graph's schedule { decode = ... } */
+static int chosen(int H, int G, int d, int64_t max_seq, int decode) {
+  tfx_tg *t = split_graph(H, G, d, 0, NULL, max_seq, 0, 21);
+  t->g->schedule.decode = decode;
+  char err[256];
+  tfx_pass_ctx c = {.g = t->g, .err = err, .errlen = sizeof err};
+  assert_int_equal(tfx_pass_schedule_attention(&c), 0);
+  int s = t->g->nodes[t->g->nodes[t->g->output].inputs[0]].attn_split;
+  tfx_tg_free(t);
+  return s;
+}
+
+static void test_cost_model(void **state) {
+  (void)state;
+  /* one head of 64 over 4096 keys: the launch forks, parts pay */
+  int s = chosen(1, 1, 64, 4096, TFX_SCHED_DECODE_AUTO);
+  assert_true(s >= 2);
+  /* 16 heads: the heads fill the threads; a short KV runs inline: row */
+  assert_int_equal(chosen(16, 16, 64, 4096, TFX_SCHED_DECODE_AUTO), 0);
+  assert_int_equal(chosen(1, 1, 64, 256, TFX_SCHED_DECODE_AUTO), 0);
+  /* the overrides */
+  assert_int_equal(chosen(1, 1, 64, 4096, TFX_SCHED_DECODE_ROW), 0);
+  assert_int_equal(chosen(16, 16, 64, 4096, 5), 5);
+  assert_int_equal(chosen(1, 1, 64, 256, TFX_SCHED_DECODE_SPLIT), 8);
+  assert_int_equal(chosen(4, 2, 8, 4, 8), 0); /* does not fit: row */
+  tfx_attn_cost c;
+  tfx_tg *t = split_graph(1, 1, 64, 0, NULL, 4096, 0, 22);
+  tfx_attn_cost_eval(t->g, &t->g->nodes[t->g->nodes[t->g->output].inputs[0]], &c);
+  assert_int_equal(c.split, s);
+  assert_true(c.split_units < 0.9 * c.row_units);
+  assert_int_equal(c.forward, TFX_ATTN_SCHED_FLASH);
+  assert_true(fabs(c.kept - 0.5) < 0.01); /* causal: about half the pairs */
+  assert_true(fabs(c.decode_kv_bytes - 2.0 * 4096 * 64 * 4) < 1);
+  tfx_tg_free(t);
+}
+
+static void test_schedule_source(void **state) {
+  (void)state;
+  static const char *const sched_src[4] = {"", "schedule {\n  decode = row\n}\n",
+                                           "schedule {\n  decode = split(6)\n}\n", "schedule {\n  decode = split\n}\n"};
+  static const int want[4] = {0, 0, 6, 8};
+  for (int k = 0; k < 4; k++) {
+    char src[1024];
+    snprintf(src, sizeof src,
+             "model s\nconst max_seq = 64\n"
+             "forward(x : f32[T, 8]) -> f32[T, 8] {\n"
+             "  param wq : f32[8, 8]\n  param wk : f32[8, 8]\n  param wv : f32[8, 8]\n  param wo : f32[8, 8]\n"
+             "  return x + attention(x, wq, wk, wv, wo, heads = 2, mask = causal)\n"
+             "}\n%s",
+             sched_src[k]);
+    tfx_build_options bo = {.weights = "random", .opt_level = 2};
+    tfx_build b;
+    assert_int_equal(tfx_build_source("s.tfx", src, &bo, &b), 0);
+    int found = 0;
+    for (int i = 0; i < b.graph->n_nodes; i++)
+      if (b.graph->nodes[i].op == TFX_OP_ATTENTION) {
+        found++;
+        assert_int_equal(b.graph->nodes[i].attn_split, want[k]);
+      }
+    assert_int_equal(found, 1);
+    tfx_build_free(&b);
+  }
+  /* bad values: a clear error */
+  static const char *const bad[3] = {"split(1)", "split(65)", "columns"};
+  for (int k = 0; k < 3; k++) {
+    char src[1024];
+    snprintf(src, sizeof src,
+             "model s\nconst max_seq = 64\nforward(x : f32[T, 8]) -> f32[T, 8] {\n  return x\n}\n"
+             "schedule {\n  decode = %s\n}\n",
+             bad[k]);
+    tfx_build_options bo = {.weights = "random", .opt_level = 2};
+    tfx_build b;
+    assert_int_not_equal(tfx_build_source("s.tfx", src, &bo, &b), 0);
+    tfx_build_free(&b);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_split_fits),           cmocka_unit_test(test_cost_model),
+      cmocka_unit_test(test_schedule_source),      cmocka_unit_test(test_split_vs_row),
+      cmocka_unit_test(test_split_vs_interpreter),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
