@@ -75,6 +75,12 @@ typedef struct {
    * order of the weights' codes (q4_0: x's bytes stored permuted to match) */
   int dz;
   LLVMValueRef xz, xv;
+  /* i8 (w8a8): 32-byte "blocks" of codes with no scale of their own (qoff
+   * 0: the codes at the block's start, q8_0's at 2), the row's f32 scale in
+   * the scale plane after the R_all rows' values; the activations quantized
+   * per token (tok: one d for the row, stored for each of its blocks) */
+  int i8, tok, qoff;
+  int64_t R_all;
 } qctx;
 
 static LLVMValueRef bptr(tfx_cg *cg, LLVMValueRef base, LLVMValueRef off) {
@@ -169,6 +175,34 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
   int W = cg->W, nv = QB / W;
   LLVMValueRef xrow = tfx_cg_fptr(cg, G->x, tfx_cg_mulc(cg, row, c->K));
   LLVMValueRef qrow = bptr(cg, c->xq, tfx_cg_mulc(cg, slot, c->K));
+  LLVMValueRef tok_d = NULL, tok_id = NULL;
+  if (c->tok) { /* w8a8: the row's largest |x| first (through the prologue, as below) */
+    LLVMTypeRef vf = cg->t_vf;
+    LLVMValueRef mx = tfx_cg_alloca(cg, vf, "tokmax");
+    LLVMBuildStore(b, LLVMConstNull(vf), mx);
+    tfx_cg_loop la;
+    tfx_cg_for(cg, &la, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->nqb), 1, "tokmax");
+    LLVMValueRef m = LLVMBuildLoad2(b, vf, mx, "");
+    for (int v = 0; v < nv; v++) {
+      LLVMValueRef k = tfx_cg_addc(cg, tfx_cg_mulc(cg, la.iv, QB), (int64_t)v * W);
+      LLVMValueRef xv = tfx_cg_vload(cg, tfx_cg_fptr(cg, xrow, k), W);
+      if (G->hooks && G->hooks->x_load) xv = G->hooks->x_load(cg, G, 0, xv, k, W);
+      LLVMValueRef a = tfx_cg_intrinsic(cg, "llvm.fabs", &vf, 1, &xv, 1);
+      m = tfx_cg_fmax(cg, m, a);
+    }
+    LLVMBuildStore(b, m, mx);
+    tfx_cg_for_end(cg, &la);
+    LLVMValueRef mm = LLVMBuildLoad2(b, vf, mx, "");
+    LLVMValueRef isnan = LLVMBuildFCmp(b, LLVMRealUNO, mm, mm, "");
+    LLVMValueRef mi = LLVMBuildBitCast(b, LLVMBuildSelect(b, isnan, LLVMConstNull(vf), mm, ""), cg->t_vi, "");
+    LLVMTypeRef vit = cg->t_vi;
+    LLVMValueRef amax = tfx_cg_intrinsic(cg, "llvm.vector.reduce.umax", &vit, 1, &mi, 1);
+    amax = LLVMBuildBitCast(b, amax, cg->t_f32, "amax");
+    tok_d = LLVMBuildFDiv(b, amax, LLVMConstReal(cg->t_f32, 127.0), "d");
+    LLVMValueRef nz = LLVMBuildFCmp(b, LLVMRealUNE, tok_d, LLVMConstReal(cg->t_f32, 0.0), "");
+    tok_id = LLVMBuildSelect(b, nz, LLVMBuildFDiv(b, LLVMConstReal(cg->t_f32, 1.0), tok_d, ""),
+                             LLVMConstReal(cg->t_f32, 0.0), "id");
+  }
   tfx_cg_loop lb;
   tfx_cg_for(cg, &lb, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->nqb), 1, "qblk");
   LLVMValueRef k0 = tfx_cg_mulc(cg, lb.iv, QB), xv[QB], m = NULL;
@@ -177,21 +211,25 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
     LLVMValueRef k = tfx_cg_addc(cg, k0, (int64_t)v * W);
     xv[v] = tfx_cg_vload(cg, tfx_cg_fptr(cg, xrow, k), W);
     if (G->hooks && G->hooks->x_load) xv[v] = G->hooks->x_load(cg, G, 0, xv[v], k, W);
+    if (c->tok) continue;
     LLVMValueRef a = tfx_cg_intrinsic(cg, "llvm.fabs", &vf, 1, &xv[v], 1);
     m = m ? tfx_cg_fmax(cg, m, a) : a;
   }
-  /* the largest |x| (NaN lanes ignored, as fmaxf does): the bits of
-   * non-negative floats order as unsigned integers, so one integer max
-   * reduction (a float maxnum reduction is a serial scalar chain) */
-  LLVMValueRef isnan = LLVMBuildFCmp(b, LLVMRealUNO, m, m, "");
-  LLVMValueRef mi = LLVMBuildBitCast(b, LLVMBuildSelect(b, isnan, LLVMConstNull(vf), m, ""), cg->t_vi, "");
-  LLVMTypeRef vit = cg->t_vi;
-  LLVMValueRef amax = tfx_cg_intrinsic(cg, "llvm.vector.reduce.umax", &vit, 1, &mi, 1);
-  amax = LLVMBuildBitCast(b, amax, cg->t_f32, "amax");
-  LLVMValueRef d = LLVMBuildFDiv(b, amax, LLVMConstReal(cg->t_f32, 127.0), "d");
-  LLVMValueRef nz = LLVMBuildFCmp(b, LLVMRealUNE, d, LLVMConstReal(cg->t_f32, 0.0), "");
-  LLVMValueRef id = LLVMBuildSelect(b, nz, LLVMBuildFDiv(b, LLVMConstReal(cg->t_f32, 1.0), d, ""),
-                                    LLVMConstReal(cg->t_f32, 0.0), "id");
+  LLVMValueRef d = tok_d, id = tok_id;
+  if (!c->tok) {
+    /* the largest |x| (NaN lanes ignored, as fmaxf does): the bits of
+     * non-negative floats order as unsigned integers, so one integer max
+     * reduction (a float maxnum reduction is a serial scalar chain) */
+    LLVMValueRef isnan = LLVMBuildFCmp(b, LLVMRealUNO, m, m, "");
+    LLVMValueRef mi = LLVMBuildBitCast(b, LLVMBuildSelect(b, isnan, LLVMConstNull(vf), m, ""), cg->t_vi, "");
+    LLVMTypeRef vit = cg->t_vi;
+    LLVMValueRef amax = tfx_cg_intrinsic(cg, "llvm.vector.reduce.umax", &vit, 1, &mi, 1);
+    amax = LLVMBuildBitCast(b, amax, cg->t_f32, "amax");
+    d = LLVMBuildFDiv(b, amax, LLVMConstReal(cg->t_f32, 127.0), "d");
+    LLVMValueRef nz = LLVMBuildFCmp(b, LLVMRealUNE, d, LLVMConstReal(cg->t_f32, 0.0), "");
+    id = LLVMBuildSelect(b, nz, LLVMBuildFDiv(b, LLVMConstReal(cg->t_f32, 1.0), d, ""), LLVMConstReal(cg->t_f32, 0.0),
+                         "id");
+  }
   LLVMValueRef ids = tfx_cg_splat(cg, id);
   LLVMTypeRef vi8 = LLVMVectorType(c->t_i8, (unsigned)W);
   /* where the block's 32 bytes go: in order, but for q6_k decode, whose
@@ -355,7 +393,8 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
   LLVMBuilderRef b = cg->b;
   LLVMValueRef xb = tfx_cg_addc(cg, tfx_cg_mulc(cg, wblock, c->wblk / QB), sb), wq = NULL, wsc = NULL, wmin = NULL;
   switch (c->dt) {
-  case TFX_DT_Q8_0: wq = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 2), 1); break;
+  case TFX_DT_I8:
+  case TFX_DT_Q8_0: wq = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, c->qoff), 1); break;
   case TFX_DT_Q4_0: wq = q4_0_codes(cg, c, wp); break;
   case TFX_DT_Q4_K: {
     LLVMValueRef sc, m;
@@ -381,6 +420,7 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
     int a = set * t->mr * t->nw + i * t->nw + k;
     LLVMValueRef zero = LLVMConstNull(c->t_i8x8);
     switch (c->dt) {
+    case TFX_DT_I8:
     case TFX_DT_Q8_0:
       acc_fma(cg, t, a, idot_signed(cg, c, wq, xq), splat8(cg, c, LLVMBuildFMul(b, wscal[0], xd, "")));
       break;
@@ -419,6 +459,16 @@ static LLVMValueRef wrow_ptr(tfx_cg *cg, qctx *c, LLVMValueRef jj, int h) {
   return bptr(cg, G->w, tfx_cg_mulc(cg, tfx_cg_addc(cg, q, sb), c->row_bytes));
 }
 
+/* i8: the f32 scale of the stored weight row wrow points to (its values
+ * start at G->w + row * K: the scale plane follows the R_all rows). */
+static LLVMValueRef wrow_scale(tfx_cg *cg, qctx *c, LLVMValueRef wrow) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef off = LLVMBuildPtrDiff2(b, c->t_i8, wrow, c->G->w, "");
+  LLVMValueRef r = LLVMBuildSDiv(b, off, tfx_cg_i64(cg, c->K), "");
+  LLVMValueRef plane = tfx_cg_byteptr(cg, c->G->w, c->R_all * c->K);
+  return tfx_cg_loadf(cg, tfx_cg_fptr(cg, plane, r));
+}
+
 /* Decode (one row of x, c->slot[0]) of the nw weight rows wrow[] with
  * 512-bit vpdpbusd over pairs of blocks: the codes of blocks 2p and 2p + 1
  * in one zmm (q8_0: q ^ 0x80; q4_0: the low nibbles of both, then the high
@@ -427,7 +477,7 @@ static LLVMValueRef wrow_ptr(tfx_cg *cg, qctx *c, LLVMValueRef jj, int h) {
  * accumulator sets alternate over the pairs. */
 static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out);
 
-static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out) {
+static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef *wsc, int nw, LLVMValueRef *out) {
   if (c->wblk == 256) {
     dzk_rows(cg, c, wrow, nw, out);
     return;
@@ -447,7 +497,7 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRe
   LLVMValueRef xbase = tfx_cg_mulc(cg, c->slot[0], c->nqb * 8);
   int seq[64], hidx[16];
   for (int l = 0; l < 64; l++) seq[l] = l;
-  for (int l = 0; l < 16; l++) hidx[l] = c->dt == TFX_DT_Q8_0 ? l / 8 : (l / 4) & 1;
+  for (int l = 0; l < 16; l++) hidx[l] = c->dt == TFX_DT_Q8_0 || c->i8 ? l / 8 : (l / 4) & 1;
   tfx_cg_loop lp;
   tfx_cg_for(cg, &lp, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, np / sets), 1, "dzpair");
   for (int st = 0; st < sets; st++) {
@@ -459,9 +509,9 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRe
     for (int k = 0; k < nw; k++) {
       LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, p, 2 * c->wbytes)), u;
       LLVMValueRef wp1 = tfx_cg_byteptr(cg, wp, c->wbytes);
-      if (c->dt == TFX_DT_Q8_0) {
-        LLVMValueRef a = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 2), 1);
-        LLVMValueRef a1 = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp1, 2), 1);
+      if (c->dt == TFX_DT_Q8_0 || c->i8) {
+        LLVMValueRef a = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, c->qoff), 1);
+        LLVMValueRef a1 = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp1, c->qoff), 1);
         u = LLVMBuildXor(b, shuf(cg, a, a1, seq, 64), ivec(c->t_i8, 64, 0x80), "");
       } else {
         LLVMValueRef a = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 2), 1);
@@ -473,10 +523,16 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRe
       }
       LLVMValueRef args[3] = {init, LLVMBuildBitCast(b, u, v16i, ""), xv};
       LLVMValueRef dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
-      LLVMValueRef h2 =
-          LLVMBuildInsertElement(b, LLVMGetPoison(LLVMVectorType(th, 2)), load_a(cg, th, wp, 1), tfx_cg_i32(cg, 0), "");
-      h2 = LLVMBuildInsertElement(b, h2, load_a(cg, th, wp1, 1), tfx_cg_i32(cg, 1), "");
-      LLVMValueRef wd = LLVMBuildFPExt(b, shuf(cg, h2, h2, hidx, 16), v16f, "");
+      LLVMValueRef wd;
+      if (c->i8) {
+        wd = LLVMBuildInsertElement(b, LLVMGetPoison(v16f), wsc[k], tfx_cg_i32(cg, 0), "");
+        wd = LLVMBuildShuffleVector(b, wd, LLVMGetPoison(v16f), LLVMConstNull(v16i), "");
+      } else {
+        LLVMValueRef h2 = LLVMBuildInsertElement(b, LLVMGetPoison(LLVMVectorType(th, 2)), load_a(cg, th, wp, 1),
+                                                 tfx_cg_i32(cg, 0), "");
+        h2 = LLVMBuildInsertElement(b, h2, load_a(cg, th, wp1, 1), tfx_cg_i32(cg, 1), "");
+        wd = LLVMBuildFPExt(b, shuf(cg, h2, h2, hidx, 16), v16f, "");
+      }
       LLVMValueRef a0 = LLVMBuildLoad2(b, v16f, acc[st][k], "");
       LLVMBuildStore(b, tfx_cg_fma(cg, LLVMBuildSIToFP(b, dot, v16f, ""), LLVMBuildFMul(b, wd, xs, ""), a0),
                      acc[st][k]);
@@ -621,9 +677,12 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
   for (int j = 0; j < nc; j++)
     for (int h = 0; h < (G->glu ? 2 : 1); h++)
       wrow[G->glu ? 2 * j + h : j] = wrow_ptr(cg, c, tfx_cg_addc(cg, c0, j), h);
+  LLVMValueRef wsc[8] = {NULL};
+  if (c->i8)
+    for (int k = 0; k < t.nw; k++) wsc[k] = wrow_scale(cg, c, wrow[k]);
   if (c->dz && mr == 1) {
     LLVMValueRef out[8];
-    dz_rows(cg, c, wrow, t.nw, out);
+    dz_rows(cg, c, wrow, wsc, t.nw, out);
     for (int j = 0; j < nc; j++) {
       int k = G->glu ? 2 * j : j;
       tfx_cg_storef(cg, out[k], tfx_cg_fptr(cg, c->P->blk, tfx_cg_addc(cg, c0, j)));
@@ -648,6 +707,7 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
     for (int k = 0; k < t.nw; k++) {
       LLVMValueRef wp = bptr(cg, wrow[k], off), sc[2] = {NULL, NULL};
       switch (c->dt) {
+      case TFX_DT_I8: sc[0] = wsc[k]; break;
       case TFX_DT_Q8_0:
       case TFX_DT_Q4_0: sc[0] = half_at(cg, c->f16c, wp); break;
       case TFX_DT_Q4_K:
@@ -720,10 +780,15 @@ static void rm_tiles(tfx_cg *cg, qctx *c, int mr) {
 
 /* The unsigned codes (32 bytes) of 32-element sub-block sb of the weight
  * block at wp, its scale(s) (one per S) and q4_k's offset. */
-static LLVMValueRef decode_u(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMValueRef *sc, LLVMValueRef *off) {
+static LLVMValueRef decode_u(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMValueRef rowsc, LLVMValueRef *sc,
+                             LLVMValueRef *off) {
   LLVMBuilderRef b = cg->b;
   LLVMValueRef u = NULL;
   switch (c->dt) {
+  case TFX_DT_I8:
+    u = LLVMBuildXor(b, load_a(cg, c->t_b32, wp, 1), ivec(c->t_i8, 32, 0x80), "");
+    sc[0] = rowsc;
+    break;
   case TFX_DT_Q8_0:
     u = LLVMBuildXor(b, load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 2), 1), ivec(c->t_i8, 32, 0x80), "");
     sc[0] = half_at(cg, c->f16c, wp);
@@ -762,12 +827,12 @@ static void repack(tfx_cg *cg, qctx *c, int h) {
   tfx_cg_loop lr, lb;
   tfx_cg_for(cg, &lr, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, NB), 1, "rprow");
   LLVMValueRef r = lr.iv, jj = nb < NB ? tfx_cg_smin(cg, r, tfx_cg_i64(cg, nb - 1)) : r;
-  LLVMValueRef wrow = wrow_ptr(cg, c, jj, h);
+  LLVMValueRef wrow = wrow_ptr(cg, c, jj, h), rowsc = c->i8 ? wrow_scale(cg, c, wrow) : NULL;
   tfx_cg_for(cg, &lb, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->K / c->wblk), 1, "rpblk");
   LLVMValueRef wp = bptr(cg, wrow, tfx_cg_mulc(cg, lb.iv, c->wbytes));
   for (int sb = 0; sb < nsub; sb++) {
     LLVMValueRef sc[2] = {NULL, NULL}, off = NULL;
-    LLVMValueRef u = LLVMBuildBitCast(b, decode_u(cg, c, wp, sb, sc, &off), c->t_i8x8, "");
+    LLVMValueRef u = LLVMBuildBitCast(b, decode_u(cg, c, wp, sb, rowsc, sc, &off), c->t_i8x8, "");
     LLVMValueRef sub = tfx_cg_addc(cg, tfx_cg_mulc(cg, lb.iv, nsub), sb); /* 32-element sub-block of the row */
     for (int g = 0; g < 8; g++) {
       LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, tfx_cg_addc(cg, tfx_cg_mulc(cg, sub, 8), g), NB), r);
@@ -862,7 +927,7 @@ static void rp_tile(tfx_cg *cg, qctx *c, int h, LLVMValueRef mb, int mr, LLVMVal
 
 /* 1 for the weight formats this path reads. */
 static int q8_supported(tfx_dtype dt) {
-  return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K;
+  return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K || dt == TFX_DT_I8;
 }
 
 /* The panel P against the chunk's quantized rows (c->m0 ..): tiles into the
@@ -919,7 +984,8 @@ static void quant_chunk(tfx_cg *cg, qctx *c) {
 void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   const tfx_node *w = &cg->g->nodes[G0->n->inputs[1]];
   const tfx_dtype_info *f = tfx_dtype_info_of(w->type.dtype);
-  if (!f || !q8_supported(w->type.dtype) || G0->K % f->block || G0->packed) {
+  if (!f || !q8_supported(w->type.dtype) || G0->K % f->block || G0->packed ||
+      (w->type.dtype == TFX_DT_I8 && G0->K % QB)) {
     tfx_cg_fail(cg, "backend: %%%d: int8 linear on a %s weight it cannot read", G0->n->id,
                 tfx_dtype_name(w->type.dtype));
     return;
@@ -928,6 +994,14 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   qctx c = {.G = &G, .dt = w->type.dtype, .K = G.K, .nqb = G.K / QB, .wblk = f->block, .wbytes = f->block_bytes};
   G.q8 = &c;
   c.row_bytes = G.K / f->block * f->block_bytes;
+  c.qoff = 2;
+  if (c.dt == TFX_DT_I8) { /* w8a8: rows of K codes read as blocks of 32, per-token activations */
+    c.i8 = c.tok = 1;
+    c.qoff = 0;
+    c.wblk = c.wbytes = QB;
+    c.row_bytes = G.K;
+    c.R_all = tfx_node_rows(w, 1);
+  }
   c.t_i8 = LLVMInt8TypeInContext(cg->ctx);
   c.t_i16 = LLVMInt16TypeInContext(cg->ctx);
   c.t_b16 = LLVMVectorType(c.t_i8, 16);
@@ -942,7 +1016,7 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   c.rp = !few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16;
   c.S = c.dt == TFX_DT_Q6_K ? 16 : 32;
   c.nsb = G.K / c.S;
-  c.cw = c.dt == TFX_DT_Q8_0 ? 128 : c.dt == TFX_DT_Q4_0 ? 8 : c.dt == TFX_DT_Q6_K ? 32 : 0;
+  c.cw = c.dt == TFX_DT_Q8_0 || c.i8 ? 128 : c.dt == TFX_DT_Q4_0 ? 8 : c.dt == TFX_DT_Q6_K ? 32 : 0;
   c.dz = few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && c.nqb % 2 == 0;
   /* bytes of one quantized row, and rows per chunk */
   int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);

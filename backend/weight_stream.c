@@ -14,8 +14,10 @@
  * holding them (every kernel reads weight rows in vectors at multiples of W,
  * which divides the blocks of 32 and 256); and f32_rowscale, the toy format
  * of tests/test_weight_format.c (values divided by a per-row f32 scale: the
- * seam's test, never made by the frontend). Any other format (i8) is refused
- * by tfx_cg_ws_check with its name. */
+ * seam's test, never made by the frontend); and i8 (w8a8's per-channel int8
+ * with f32_rowscale's scale plane: embedding tables, and linears whose K is
+ * not a multiple of 32 or with activations = f32). Any other format is
+ * refused by tfx_cg_ws_check with its name. */
 #include <stdio.h>
 
 #include "cg.h"
@@ -225,6 +227,41 @@ static LLVMValueRef q8_0_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int
   return LLVMBuildFMul(cg->b, half_splat(cg, blk), q, "");
 }
 
+/* ---- i8 (w8a8): value = (int8) stored * scale[stored row], the scale
+ * plane as f32_rowscale's (the states are rs_*) ---- */
+
+/* nvalid bytes at ptr as <W x i8>, lanes past nvalid 0 (a masked load: the
+ * row may end there). */
+static LLVMValueRef load8(tfx_cg *cg, LLVMValueRef ptr, int nvalid) {
+  LLVMTypeRef vt = vec_of(cg, t_i8(cg));
+  if (nvalid >= cg->W) {
+    LLVMValueRef v = LLVMBuildLoad2(cg->b, vt, ptr, "");
+    LLVMSetAlignment(v, 1);
+    return v;
+  }
+  LLVMTypeRef over[2] = {vt, cg->t_ptr};
+  LLVMValueRef args[4] = {ptr, tfx_cg_i32(cg, 1), tfx_cg_mask_const(cg, nvalid), LLVMConstNull(vt)};
+  return tfx_cg_intrinsic(cg, "llvm.masked.load", over, 2, args, 4);
+}
+
+static LLVMValueRef i8_row_load(tfx_cg *cg, LLVMValueRef ptr, LLVMValueRef state, int nvalid) {
+  return LLVMBuildFMul(cg->b, i8_to_f32(cg, load8(cg, ptr, nvalid), nvalid), tfx_cg_splat(cg, state), "");
+}
+
+static LLVMValueRef i8_cols_load(tfx_cg *cg, LLVMValueRef ptr, LLVMValueRef pstate, int64_t j, int nvalid) {
+  LLVMValueRef sc = tfx_cg_vload(cg, tfx_cg_fptrc(cg, pstate, j), nvalid);
+  return LLVMBuildFMul(cg->b, i8_to_f32(cg, load8(cg, ptr, nvalid), nvalid), sc, "");
+}
+
+static LLVMValueRef i8_scalar(tfx_cg *cg, LLVMValueRef ptr, LLVMValueRef state) {
+  LLVMValueRef v = LLVMBuildLoad2(cg->b, t_i8(cg), ptr, "");
+  LLVMSetAlignment(v, 1);
+  return LLVMBuildFMul(cg->b, LLVMBuildSIToFP(cg->b, v, cg->t_f32, ""), state, "");
+}
+
+static const tfx_cg_wformat fmt_i8 = {
+    TFX_DT_I8, 1, rs_state, rs_panel_state, i8_row_load, i8_cols_load, rs_panel_row_state, i8_scalar, NULL};
+
 /* Q4_0 (18 bytes: f16 d, 16 bytes): element e < 16 is the low nibble of
  * byte e, e + 16 the high one: x = d * (nibble - 8). */
 static LLVMValueRef q4_0_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int nvalid) {
@@ -348,6 +385,7 @@ static const tfx_cg_wformat *format_of(tfx_dtype dt) {
   case TFX_DT_Q4_K: return &fmt_q4_k;
   case TFX_DT_Q6_K: return &fmt_q6_k;
   case TFX_DT_Q5_0: return &fmt_q5_0;
+  case TFX_DT_I8: return &fmt_i8;
   default: return NULL;
   }
 }
@@ -356,7 +394,7 @@ int tfx_cg_ws_check(const tfx_node *w, char *err, size_t errlen) {
   if (format_of(w->type.dtype)) return 0;
   return tfx_errf(err, errlen,
                   "param '%s' is stored as %s, which the backend cannot read yet (weight formats with a "
-                  "stream: f32, f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, f32_rowscale)",
+                  "stream: f32, f16, bf16, i8, q8_0, q4_0, q5_0, q4_k, q6_k, f32_rowscale)",
                   w->name ? w->name : "?", tfx_dtype_name(w->type.dtype));
 }
 
@@ -371,6 +409,7 @@ const char *tfx_cg_ws_key(const tfx_node *w) {
   case TFX_DT_Q4_K: return "_wq4_k";
   case TFX_DT_Q6_K: return "_wq6_k";
   case TFX_DT_Q5_0: return "_wq5_0";
+  case TFX_DT_I8: return "_wi8";
   default: return "_w?";
   }
 }

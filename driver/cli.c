@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compile.h"
 #include "import_cmd.h"
 #include "outfile.h"
 
@@ -33,8 +34,15 @@
   {                                                                                                                    \
     TFX_OPT_QUANTIZE, "quantize", 1, "FMT", "a format",                                                                \
         "the weights' format: f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, q4_k_m\n"                                       \
-        "(llama.cpp's Q4_K_M mix) or none (as bound); replaces the schedule's\n"                                       \
+        "(llama.cpp's Q4_K_M mix), w8a8 (int8 weights per channel, int8\n"                                             \
+        "activations per token), w8a8(smooth = ALPHA) (SmoothQuant, needs\n"                                           \
+        "--calibration) or none (as bound); replaces the schedule's\n"                                                 \
         "quantize, the source's quantize { } rules still apply" what                                                   \
+  }
+#define OPT_CALIBRATION                                                                                                \
+  {                                                                                                                    \
+    TFX_OPT_CALIBRATION, "calibration", 1, "FILE", "a file",                                                           \
+        "calibration data from `tfxc calibrate` (for w8a8(smooth))"                                                    \
   }
 #define OPT_NONFINITE                                                                                                  \
   {                                                                                                                    \
@@ -79,6 +87,7 @@ static const tfx_cli_option compile_options[] = {
      "weight bytes, FLOPs and bytes per token, the fused linears, the\n"
      "weights' formats and fallbacks); no output file"},
     OPT_QUANTIZE(""),
+    OPT_CALIBRATION,
     OPT_NONFINITE,
     OPT_VERBOSE,
     {TFX_OPT_PASSES, "passes", 1, "P,Q,..", "a list of passes",
@@ -118,6 +127,7 @@ static const tfx_cli_option run_options[] = {
     OPT_O(" (a .tfx)"),
     OPT_WEIGHTS(" (a .tfx)"),
     OPT_QUANTIZE(" (a .tfx)"),
+    OPT_CALIBRATION,
     OPT_NONFINITE,
     OPT_VERBOSE,
     OPT_HELP,
@@ -141,41 +151,50 @@ static const tfx_cli_option verify_options[] = {OPT_HELP, {0}};
 static const tfx_cli_option help_options[] = {OPT_HELP, {0}};
 
 static int help_main(int argc, char **argv);
+/* calibrate's main takes argv[0] = "calibrate" (driver/calibrate.c) */
+static int calibrate_cmd(int argc, char **argv) { return tfx_drv_calibrate_main(argc - 1, argv + 1); }
 
 const tfx_cli_command tfx_cli_commands[] = {
     {"compile",
      "[compile] FILE.tfx [-o OUT.so] [-c] [-O0..-O3] [--weights PATH|random[:SEED]]\n"
      "       [--emit=ir|llvm|asm] [--emit-header OUT.h] [--emit-gguf OUT.gguf] [--mcpu NAME]\n"
-     "       [--symbol-prefix P] [--stats] [--runtime LIBTFXRT.a] [--quantize FMT]\n"
+     "       [--symbol-prefix P] [--stats] [--runtime LIBTFXRT.a] [--quantize FMT] [--calibration FILE]\n"
      "       [--allow-nonfinite] [-v] [--passes=P,Q,..] [--print-after=P,..]\n"
      "       [--print-after-all] [--time-passes] [--verify-passes]",
      "compile a .tfx model to a shared library, an object, a header or a text dump (the default)", compile_options,
-     NULL, tfx_drv_compile_main},
+     NULL, tfx_drv_compile_main, 0},
     {"run",
      "run (FILE.tfx|FILE.so) [-n N] [-p TEXT --tokenizer PATH] [--prompt-ids \"I J ..\"]\n"
      "       [--temperature T] [--top-p P] [--seed S] [--threads N] [--print-ids] [--no-bos]\n"
-     "       [--dump-logits FILE] [--eval-ids FILE] [-O0..-O3] [--weights W] [--quantize FMT]\n"
+     "       [--dump-logits FILE] [--eval-ids FILE] [-O0..-O3] [--weights W] [--quantize FMT] [--calibration FILE]\n"
      "       [--allow-nonfinite] [-v]",
      "generate tokens with a model (a .tfx through the JIT, a compiled .so loaded)", run_options,
      "Generation starts from BOS (the model's tokens { bos }, else the tokenizer's,\n"
      "else id 1) and the prompt, and stops early when EOS is generated (the model's\n"
      "tokens { eos }, else id 1). Speed is reported on stderr.\n",
-     tfx_drv_run_main},
+     tfx_drv_run_main, 0},
     {"bench", "bench (FILE.so|FILE.tfx) [-p N] [-n N] [-r N] [--threads N] [-O0..-O3] [--weights W] [-v]",
      "measure a model's prefill and decode speed (tokens/s), as a table", bench_options,
      "Each test runs once untimed, then -r times in a new session state, on\n"
      "fixed pseudo-random token ids; the table gives the mean tokens/s and the\n"
      "standard deviation over the runs (like llama-bench). The decode test\n"
      "starts after a prompt of -p tokens (untimed).\n",
-     tfx_drv_bench_main},
+     tfx_drv_bench_main, 0},
     {"verify", "verify FILE.so", "check a compiled model against the checksums the compiler recorded", verify_options,
      "Checks the descriptor and every weight byte against the checksums the\n"
      "compiler recorded: prints ok, or what differs and exits 1.\n",
-     tfx_drv_verify_main},
+     tfx_drv_verify_main, 0},
     {"import", "import (DIR|FILE.gguf) [-o OUT.tfx] [--max-seq N] [--name NAME]",
      "write a .tfx for a Hugging Face checkpoint or a llama GGUF file, as saved (docs/import.md)", NULL, NULL,
-     tfx_drv_import_main},
-    {"help", "help [COMMAND]", "print the help of a command", help_options, NULL, help_main},
+     tfx_drv_import_main, 1},
+    {"calibrate", "calibrate FILE.tfx [--weights PATH] --tokens FILE... -o OUT.calib",
+     "record each linear's input channel ranges on token sequences, for --quantize w8a8(smooth)", NULL,
+     "Runs the model (bound, unquantized, -O0) in the reference interpreter on each\n"
+     "--tokens file (whitespace-separated ids, fed after BOS = 1) and writes the\n"
+     "largest |x| of every input channel of each linear to OUT.calib, which\n"
+     "--calibration reads (docs/quantization.md, \"Calibration\").\n",
+     calibrate_cmd, 0},
+    {"help", "help [COMMAND]", "print the help of a command", help_options, NULL, help_main, 0},
     {0}};
 
 const tfx_cli_command *tfx_cli_find(const char *name) {
@@ -413,8 +432,9 @@ static int help_main(int argc, char **argv) {
   }
   const tfx_cli_command *t = tfx_cli_find(topic);
   if (!t)
-    return tfx_cli_usage_error(c, "unknown command '%s' (commands: compile, run, bench, verify, import, help)", topic);
-  if (!t->options) { /* its own help */
+    return tfx_cli_usage_error(
+        c, "unknown command '%s' (commands: compile, run, bench, verify, import, calibrate, help)", topic);
+  if (!t->options && t->own_help) { /* its own help */
     char *args[] = {"tfxc", (char *)t->name, "--help", NULL};
     return t->main(3, args);
   }
@@ -435,7 +455,10 @@ int tfx_cli_main(int argc, char **argv) {
     rc = 0;
   } else if (!strcmp(argv[1], "--version")) {
     rc = printf("tfxc %s\n", TFX_VERSION) < 0;
-  } else if (c && !c->options) { /* it parses its own arguments (argv[1] is its name) and its -h/--help */
+  } else if (c && !c->options && !c->own_help && argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+    tfx_cli_print_help(c, stdout); /* a command parsing its own arguments, without its own help */
+    rc = 0;
+  } else if (c && !c->options) { /* it parses its own arguments (argv[1] is its name) */
     rc = c->main(argc, argv);
   } else if (c && c != default_command()) {
     rc = c->main(argc - 1, argv + 1);

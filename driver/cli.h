@@ -33,6 +33,7 @@ enum {
   TFX_OPT_TIME_PASSES,
   TFX_OPT_VERIFY_PASSES,
   TFX_OPT_QUANTIZE,
+  TFX_OPT_CALIBRATION,
   TFX_OPT_ALLOW_NONFINITE,
   TFX_OPT_SYMBOL_PREFIX,
   TFX_OPT_PROMPT_IDS,
@@ -70,6 +71,9 @@ typedef struct tfx_cli_command {
   const tfx_cli_option *options;      /* ended by {0}; NULL: the command parses its own arguments */
   const char *notes;                  /* printed after the options, or NULL */
   int (*main)(int argc, char **argv); /* argv[0] is the command's name (or "tfxc" for compile) */
+  /* without an option table: it prints its own -h/--help (else the
+   * dispatcher prints the synopsis, summary and notes) */
+  int own_help;
 } tfx_cli_command;
 
 /* The command table, ended by a row without name. */

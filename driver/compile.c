@@ -39,13 +39,27 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
   char err[512];
   if (o && o->quantize) { /* --quantize replaces the schedule's default */
     tfx_quant_choice qc;
-    if (tfx_quant_choice_parse(o->quantize, 1, &qc)) {
-      fprintf(diag, "%s: error: unknown quantization '%s' (expected %s)\n", path ? path : "<source>", o->quantize,
-              tfx_quant_choice_names(1));
+    char qmsg[512];
+    if (tfx_quant_choice_parse_msg(o->quantize, 1, &qc, qmsg, sizeof qmsg)) {
+      if (!strchr(o->quantize, '('))
+        fprintf(diag, "%s: error: unknown quantization '%s' (expected %s)\n", path ? path : "<source>", o->quantize,
+                tfx_quant_choice_names(1));
+      else
+        fprintf(diag, "%s: error: --quantize '%s': %s\n", path ? path : "<source>", o->quantize, qmsg);
       tfx_build_free(out);
       return 1;
     }
     out->graph->schedule.quantize = qc;
+  }
+  if (o && o->calibration) { /* --calibration FILE: for w8a8(smooth = alpha) (passes/smooth_quant.c) */
+    tfx_calib *cal = calloc(1, sizeof *cal);
+    if (!cal || tfx_calib_load(o->calibration, cal, err, sizeof err)) {
+      if (cal) fprintf(diag, "%s: error: %s\n", path ? path : "<source>", err);
+      free(cal);
+      tfx_build_free(out);
+      return 1;
+    }
+    out->graph->calib = cal;
   }
   /* --emit-gguf: the params as bound and quantized (quantize_weights runs
    * here first; in the pipeline it then finds every format chosen), before
@@ -53,6 +67,11 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
    * express) */
   if (o && o->emit_gguf && !fo.no_weights) {
     tfx_pass_ctx qc = {out->graph, &out->weights.data, &out->weights.size, 1, 0, {1, 1}, err, sizeof err};
+    if (tfx_pass_smooth_quant(&qc)) {
+      fprintf(diag, "%s: error: pass smooth_quant: %s\n", path ? path : "<source>", err);
+      tfx_build_free(out);
+      return 1;
+    }
     if (tfx_graph_asks_quant(out->graph) && tfx_pass_quantize_weights(&qc)) {
       fprintf(diag, "%s: error: pass quantize_weights: %s\n", path ? path : "<source>", err);
       tfx_build_free(out);

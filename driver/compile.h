@@ -50,12 +50,19 @@ typedef struct tfx_build_options {
   void *on_weights_ctx;
 
   int allow_nonfinite; /* accept NaN and inf weights (tfxc --allow-nonfinite) */
+  /* --calibration FILE: calibration data (tfxc calibrate, ir/calib.c) for
+   * w8a8(smooth = alpha), loaded and validated onto the graph (g->calib) */
+  const char *calibration;
 } tfx_build_options;
 
 /* Frontend, then the -O pipeline. Returns 0, or the number of errors (all
  * already printed to o->diag). */
 int tfx_build_source(const char *path, const char *source, const tfx_build_options *o, tfx_build *out);
 void tfx_build_free(tfx_build *b);
+
+/* tfxc calibrate FILE.tfx [--weights W] --tokens FILE... -o OUT.calib
+ * (driver/calibrate.c): argv[0] is "calibrate"; returns the exit code. */
+int tfx_drv_calibrate_main(int argc, char **argv);
 
 /* JIT-compiles a build into a runtime model; takes ownership of b's weights
  * (b->weights is emptied) and frees them with the model. */

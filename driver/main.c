@@ -60,8 +60,12 @@ static int check_pass_list(const char *option, const char *list) {
 /* --quantize FMT: a usage error (exit 2) for an unknown name. */
 static int check_quantize(const char *v) {
   tfx_quant_choice c;
-  if (!tfx_quant_choice_parse(v, 1, &c)) return 0;
-  fprintf(stderr, "tfxc: error: unknown --quantize format '%s' (expected %s)\n", v, tfx_quant_choice_names(1));
+  char msg[512];
+  if (!tfx_quant_choice_parse_msg(v, 1, &c, msg, sizeof msg)) return 0;
+  if (!strchr(v, '('))
+    fprintf(stderr, "tfxc: error: unknown --quantize format '%s' (expected %s)\n", v, tfx_quant_choice_names(1));
+  else
+    fprintf(stderr, "tfxc: error: --quantize '%s': %s\n", v, msg);
   tfx_cli_print_usage(cur_cmd, stderr);
   return EXIT_USAGE;
 }
@@ -268,6 +272,7 @@ static void phase(const char *what, double seconds) {
 int tfx_drv_compile_main(int argc, char **argv) {
   const char *input = NULL, *output = NULL, *weights = NULL, *emit = NULL, *header = NULL, *cpu = NULL;
   const char *passes = NULL, *print_after = NULL, *quantize = NULL, *gguf = NULL, *runtime = NULL, *prefix = NULL;
+  const char *calibration = NULL;
   int object = 0, opt = 2, stats = 0, print_all = 0, time_passes = 0, verify_passes = 0, allow_nonfinite = 0;
   cur_cmd = tfx_cli_find("compile");
   tfx_cli p;
@@ -324,6 +329,10 @@ int tfx_drv_compile_main(int argc, char **argv) {
     case TFX_OPT_QUANTIZE:
       if (check_quantize(v)) bad = EXIT_USAGE;
       quantize = v;
+      break;
+    case TFX_OPT_CALIBRATION:
+      if (!*v) bad = usage_error("%s needs a file", p.name);
+      calibration = v;
       break;
     case TFX_CLI_POSITIONAL:
       if (input) bad = usage_error("more than one input file ('%s')", v);
@@ -422,6 +431,7 @@ int tfx_drv_compile_main(int argc, char **argv) {
                           .time_passes = time_passes,
                           .verify_passes = verify_passes,
                           .quantize = quantize,
+                          .calibration = calibration,
                           .emit_gguf = gguf,
                           .emit_gguf_to = gguf_fp,
                           .on_weights_path = on_weights_path,
@@ -506,7 +516,7 @@ int tfx_drv_compile_main(int argc, char **argv) {
 /* ---- tfxc run MODEL ... ---- */
 
 typedef struct run_options {
-  const char *model, *weights, *prompt, *dump, *quantize, *eval, *text, *tokenizer_path;
+  const char *model, *weights, *prompt, *dump, *quantize, *eval, *text, *tokenizer_path, *calibration;
   tfx_tokenizer *tok;    /* --tokenizer: the output is text */
   const char *dump_file; /* where --dump-logits is written: its temporary (driver/outfile.c) */
   long steps, threads;
@@ -855,6 +865,10 @@ static int parse_run_args(int argc, char **argv, run_options *o) {
       o->quantize = v;
       break;
     case TFX_OPT_EVAL_IDS: o->eval = v; break;
+    case TFX_OPT_CALIBRATION:
+      if (!*v) bad = usage_error("%s needs a file", p.name);
+      o->calibration = v;
+      break;
     case TFX_OPT_VERBOSE: verbose = 1; break;
     case TFX_CLI_POSITIONAL:
       if (o->model) bad = usage_error("more than one model ('%s')", v);
@@ -950,6 +964,7 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
                             .opt_level = co.opt_level,
                             .target = &t,
                             .quantize = co.quantize,
+                            .calibration = o.calibration,
                             .on_weights_path = on_weights_path,
                             .on_weights_ctx = &seen,
                             .allow_nonfinite = o.allow_nonfinite};

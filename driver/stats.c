@@ -119,6 +119,11 @@ int tfx_print_stats(const tfx_graph *g, const tfx_target_options *t, const char 
   fprintf(out, "  arena:             %lld bytes (liveness peak %lld, naive sum of %d values %lld)\n",
           (long long)g->arena_bytes, (long long)ms.peak_live, ms.values, (long long)ms.naive_sum);
   fprintf(out, "  kv cache:          %lld bytes\n", (long long)g->kv_bytes);
+  if (gs.state_nodes)
+    fprintf(out,
+            "  recurrent state:   %lld bytes in %d retention/infini_attention nodes (a KV cache of their heads at "
+            "max_seq: %lld bytes)\n",
+            (long long)gs.state_bytes, gs.state_nodes, (long long)gs.state_kv_bytes);
   fprintf(out, "  weights:           %lld bytes in %d tensors (%d packed)\n", (long long)g->weights_bytes, params,
           gs.packed_weights);
   fprintf(out, "  per decoded token: %lld FLOPs + %lld per cached position (attention)\n",

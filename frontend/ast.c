@@ -2,6 +2,7 @@
  * constructors. Grammar rules that use each constructor are named above it. */
 #include "ast.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,6 +115,39 @@ tfx_fe_expr *tfx_fe_expr_call(tfx_fe_arena *a, const char *callee, tfx_fe_loc lo
   e->args = args;
   e->depth = tfx_fe_args_depth(args) + 1;
   return e;
+}
+
+/* The text of a value: a name, a number (a negated one too), else "?". */
+static void value_text(const tfx_fe_expr *v, char *buf, size_t cap) {
+  if (!v) {
+    snprintf(buf, cap, "?");
+  } else if (v->kind == TFX_FE_EXPR_NAME) {
+    snprintf(buf, cap, "%s", v->str);
+  } else if (v->kind == TFX_FE_EXPR_INT) {
+    snprintf(buf, cap, "%lld", (long long)v->ival);
+  } else if (v->kind == TFX_FE_EXPR_FLOAT) {
+    snprintf(buf, cap, "%.9g", v->fval);
+  } else if (v->kind == TFX_FE_EXPR_NEG && v->lhs &&
+             (v->lhs->kind == TFX_FE_EXPR_INT || v->lhs->kind == TFX_FE_EXPR_FLOAT)) {
+    if (cap < 2) return;
+    buf[0] = '-';
+    value_text(v->lhs, buf + 1, cap - 1);
+  } else {
+    snprintf(buf, cap, "?");
+  }
+}
+
+char *tfx_fe_call_text(tfx_fe_arena *a, const char *callee, const tfx_fe_arg *args) {
+  char buf[512];
+  size_t n = (size_t)snprintf(buf, sizeof buf, "%s(", callee ? callee : "?");
+  for (const tfx_fe_arg *g = args; g && n < sizeof buf; g = g->next) {
+    char v[64];
+    value_text(g->value, v, sizeof v);
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s%s%s", g == args ? "" : ", ", g->key ? g->key : "",
+                          g->key ? " = " : "", v);
+  }
+  if (n < sizeof buf) snprintf(buf + n, sizeof buf - n, ")");
+  return tfx_fe_strndup(a, buf, strlen(buf));
 }
 
 /* arg: expr | IDENT '=' expr */

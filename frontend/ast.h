@@ -178,6 +178,10 @@ void *tfx_fe_list_head(void *tail);
 tfx_fe_expr *tfx_fe_expr_new(tfx_fe_arena *a, tfx_fe_expr_kind kind, tfx_fe_loc loc);
 tfx_fe_expr *tfx_fe_expr_binary(tfx_fe_arena *a, char op, tfx_fe_loc loc, tfx_fe_expr *lhs, tfx_fe_expr *rhs);
 tfx_fe_expr *tfx_fe_expr_call(tfx_fe_arena *a, const char *callee, tfx_fe_loc loc, tfx_fe_arg *args);
+/* "callee(key = value, ...)" of a call whose values are names or numbers
+ * (others print as "?"): the spelling of a quantize choice such as
+ * w8a8(smooth = 0.5), for tfx_quant_choice_parse_msg. */
+char *tfx_fe_call_text(tfx_fe_arena *a, const char *callee, const tfx_fe_arg *args);
 tfx_fe_arg *tfx_fe_arg_new(tfx_fe_arena *a, tfx_fe_loc loc, const char *key, tfx_fe_expr *value);
 tfx_fe_type *tfx_fe_type_new(tfx_fe_arena *a, tfx_fe_loc loc, const char *dtype, tfx_fe_expr *dims);
 tfx_fe_param *tfx_fe_param_new(tfx_fe_arena *a, tfx_fe_loc loc, const char *name, tfx_fe_type *type);

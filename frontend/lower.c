@@ -410,11 +410,51 @@ static int lower_ir_op(lower *L, frame *f, const tfx_fe_opspec *op, const int *i
   return add(L, &nd, call->loc);
 }
 
+/* retention(q, k, v, heads), infini_attention(q, k, v, beta, heads, segment),
+ * groupnorm(x, g, b, groups, eps): one node of the spec's IR op; the head
+ * sizes come from the operands' columns (head_dim from q, v_dim from v). */
+static int lower_heads(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n, const tfx_fe_expr *call) {
+  (void)f;
+  int groupnorm = op->ir == TFX_OP_GROUPNORM;
+  const char *hk = groupnorm ? "groups" : "heads";
+  int heads = int_kw(L, call, hk, 0);
+  char a[64];
+  if (heads < 1) {
+    ERR(L, call->loc, "%s: %s = %d must be >= 1", op->name, hk, heads);
+    return -1;
+  }
+  tfx_node nd = tfx_node_proto(op->ir, n, in);
+  nd.heads = heads;
+  if (groupnorm) {
+    nd.eps = num_kw(L, op, call, "eps");
+    return add(L, &nd, call->loc);
+  }
+  for (int i = 0; i < 3; i += 2) { /* q gives head_dim, v gives v_dim (k is checked by the IR) */
+    const tfx_type *t = &L->g->nodes[in[i]].type;
+    if (t->rank != 2 || t->dims[1] <= 0 || t->dims[1] % heads) {
+      ERR(L, call->loc, "%s: heads = %d does not divide the columns of %s %s", op->name, heads, i ? "v" : "q",
+          tfx_type_str(t, a, sizeof a));
+      return -1;
+    }
+    *(i ? &nd.v_dim : &nd.head_dim) = (int)(t->dims[1] / heads);
+  }
+  if (op->ir == TFX_OP_INFINI_ATTENTION) {
+    int seg = int_kw(L, call, "segment", 0);
+    if (seg < 1 || seg > 4096) {
+      ERR(L, call->loc, "infini_attention: segment = %d must be in 1..4096", seg);
+      return -1;
+    }
+    nd.segment = seg;
+  }
+  return add(L, &nd, call->loc);
+}
+
 /* the lowering of each kind of builtin (tfx_fe_opspec.lowering) */
 typedef int (*lower_fn)(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n, const tfx_fe_expr *call);
 static const lower_fn lowerings[TFX_FE_LOWER_COUNT] = {
-    [TFX_FE_LOWER_OP] = lower_ir_op, [TFX_FE_LOWER_ROPE] = lower_rope, [TFX_FE_LOWER_ATTENTION] = lower_attention,
-    [TFX_FE_LOWER_MLA] = lower_mla,  [TFX_FE_LOWER_GLU] = lower_glu,   [TFX_FE_LOWER_MOE] = lower_moe,
+    [TFX_FE_LOWER_OP] = lower_ir_op,    [TFX_FE_LOWER_ROPE] = lower_rope, [TFX_FE_LOWER_ATTENTION] = lower_attention,
+    [TFX_FE_LOWER_MLA] = lower_mla,     [TFX_FE_LOWER_GLU] = lower_glu,   [TFX_FE_LOWER_MOE] = lower_moe,
+    [TFX_FE_LOWER_HEADS] = lower_heads,
 };
 
 static int lower_op(lower *L, frame *f, const tfx_fe_opspec *op, const tfx_fe_expr *call) {

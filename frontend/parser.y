@@ -170,6 +170,11 @@ quant_rule
   : STRING '=' IDENT                      { $$ = tfx_fe_alloc(P->arena, sizeof *$$);
                                             if ($$) { $$->loc = L(@1); $$->from = $1; $$->to = $3;
                                                       $$->to_loc = L(@3); } }
+  /* a choice with arguments, e.g. w8a8(...): kept as its text */
+  | STRING '=' IDENT '(' args_opt ')'     { $$ = tfx_fe_alloc(P->arena, sizeof *$$);
+                                            if ($$) { $$->loc = L(@1); $$->from = $1;
+                                                      $$->to = tfx_fe_call_text(P->arena, $3, $5);
+                                                      $$->to_loc = L(@3); } }
   ;
 
 /* renames: `{ "model.layers.{i}.x" = "layers.{i}.x", … }`, one rule per line

@@ -497,7 +497,7 @@ static int one_of(const tfx_fe_expr *v, const char *const *names) {
 static void check_schedule(tfx_fe_sema *s) {
   static const char *const keys[] = {"attention", "decode", "quantize", "activations", "threads", "prefetch", NULL};
   static const char *const attn_future[] = {NULL};
-  static const char *const quant_future[] = {"int8", "w8a8", "ternary", NULL};
+  static const char *const quant_future[] = {"int8", "ternary", NULL};
   if (!s->schedule) return;
   for (const tfx_fe_stmt *st = s->schedule->body; st; st = st->next) {
     if (st->kind != TFX_FE_STMT_ASSIGN) {
@@ -557,6 +557,13 @@ static void check_schedule(tfx_fe_sema *s) {
         ERR(s, v->loc, "bad value for decode: expected auto, row, split or split(N)");
     } else if (!strcmp(st->name, "quantize")) {
       if (v->kind == TFX_FE_EXPR_NAME && !tfx_quant_choice_parse(v->str, 1, &s->quantize)) continue;
+      if (v->kind == TFX_FE_EXPR_CALL) { /* w8a8(smooth = 0.5): the generic spelling (ir/quant_choice.c) */
+        char msg[512];
+        const char *text = tfx_fe_call_text(s->arena, v->str, v->args);
+        if (text && !tfx_quant_choice_parse_msg(text, 1, &s->quantize, msg, sizeof msg)) continue;
+        ERR(s, v->loc, "%s", text ? msg : "out of memory");
+        continue;
+      }
       if (one_of(v, quant_future))
         ERR(s, v->loc, "quantize = %s is not supported yet (supported: %s)", v->str, tfx_quant_choice_names(1));
       else if (v->kind == TFX_FE_EXPR_NAME)
@@ -616,11 +623,14 @@ static void check_quantize(tfx_fe_sema *s) {
       continue;
     }
     tfx_quant_choice c;
+    char msg[512];
     if (!strcmp(r->to, "q4_k_m"))
       ERR(s, r->to_loc, "q4_k_m is a preset for the whole model (schedule { quantize = q4_k_m }); a rule takes %s",
           tfx_quant_choice_names(0));
-    else if (tfx_quant_choice_parse(r->to, 0, &c))
+    else if (!strchr(r->to, '(') && tfx_quant_choice_parse(r->to, 0, &c))
       ERR(s, r->to_loc, "unknown format '%s' (expected %s)", r->to, tfx_quant_choice_names(0));
+    else if (tfx_quant_choice_parse_msg(r->to, 0, &c, msg, sizeof msg))
+      ERR(s, r->to_loc, "%s", msg);
   }
 }
 

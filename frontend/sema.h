@@ -127,6 +127,7 @@ typedef enum {
   TFX_FE_LOWER_MLA,
   TFX_FE_LOWER_GLU,
   TFX_FE_LOWER_MOE,
+  TFX_FE_LOWER_HEADS, /* retention, infini_attention, groupnorm: one node, per-head sizes from the operands */
   TFX_FE_LOWER_COUNT
 } tfx_fe_lowering;
 

@@ -373,6 +373,7 @@ int64_t tfx_node_kv_bytes(const tfx_node *n, int64_t max_seq) {
   if (n->op == TFX_OP_ATTENTION && n->mask == TFX_MASK_CAUSAL)
     return 2 * max_seq * (int64_t)n->kv_heads * n->head_dim * 4;
   if (n->op == TFX_OP_MLA_ATTENTION) return max_seq * ((int64_t)n->rank + n->rope_dim) * 4;
+  if (tfx_op_has(n->op, TFX_TRAIT_STATE)) return tfx_recurrent_state_bytes(n); /* ir/recurrent.c */
   return 0;
 }
 

@@ -2,7 +2,8 @@
  * graph, with double accumulators. It is the test oracle for the JIT and the
  * `--interpret` path; it owns its buffers (one per value, allocated at the
  * value's definition and freed after its last use) and its own KV cache per
- * causal ATTENTION node, and never depends on planning. */
+ * causal ATTENTION node (or state: ir/recurrent.c), and never depends on
+ * planning. */
 #include "fused.h"
 #include "interp_attention.h"
 #include "interp_ops.h"
@@ -21,8 +22,15 @@ struct tfx_interp {
   int *last_use;  /* per node: id of the last node reading it (or itself) */
   float **kcache; /* per node: [max_seq, G*d] for causal ATTENTION, [max_seq, r+dr] for MLA, else NULL */
   float **vcache;
-  char init_err[256]; /* non-empty when the graph cannot be interpreted */
+  char init_err[256];           /* non-empty when the graph cannot be interpreted */
+  tfx_interp_observer observer; /* tfx_interp_set_observer */
+  void *observer_user;
 };
+
+void tfx_interp_set_observer(tfx_interp *it, tfx_interp_observer fn, void *user) {
+  it->observer = fn;
+  it->observer_user = user;
+}
 
 /* Checks the graph and the parameters once; records the first problem. */
 static void check_graph(tfx_interp *it) {
@@ -79,7 +87,7 @@ tfx_interp *tfx_interp_new(const tfx_graph *g, const uint8_t *weights) {
     for (int j = 0; j < n->n_inputs; j++) it->last_use[n->inputs[j]] = i;
     if (tfx_node_kv_bytes(n, g->max_seq) > 0) { /* causal ATTENTION: K and V; MLA: its latent (kcache) */
       size_t cnt = (size_t)(tfx_node_kv_bytes(n, g->max_seq) / 4);
-      int mla = n->op == TFX_OP_MLA_ATTENTION;
+      int mla = n->op != TFX_OP_ATTENTION; /* MLA's latent, a recurrent state (ir/recurrent.c): one buffer */
       it->kcache[i] = calloc(mla ? cnt : cnt / 2, sizeof(float));
       it->vcache[i] = calloc(mla ? 1 : cnt / 2, sizeof(float));
       if (!it->kcache[i] || !it->vcache[i]) {
@@ -238,9 +246,17 @@ int tfx_interp_op_embedding(const tfx_interp_call *c) {
   return embedding_epilogue(c, y, rows, cols);
 }
 
-void tfx_interp_act_quant_row(float *x, int64_t K) {
+void tfx_interp_act_quant_row(float *x, int64_t K, int per_token) {
   int8_t q[TFX_ACT_QBLOCK];
   float d;
+  if (per_token) { /* w8a8: one scale for the row, q rebuilt block by block as the kernel reads it */
+    float amax = 0;
+    for (int64_t k = 0; k < K; k++) amax = fmaxf(amax, fabsf(x[k]));
+    d = amax / 127.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int64_t k = 0; k < K; k++) x[k] = (float)(int8_t)rintf(x[k] * id) * d;
+    return;
+  }
   for (int64_t b = 0; b + TFX_ACT_QBLOCK <= K; b += TFX_ACT_QBLOCK) {
     tfx_act_quant_block(x + b, q, &d);
     for (int j = 0; j < TFX_ACT_QBLOCK; j++) x[b + j] = (float)q[j] * d;
@@ -251,10 +267,11 @@ int tfx_interp_op_linear(const tfx_interp_call *c) {
   const float *x = OPERAND(c, 0);
   int64_t M = ROWS(c), K = tfx_node_cols(IN_NODE(c, 0));
   float *xq = NULL;
-  if (tfx_node_act_quant(c->g, c->nd)) { /* the int8 kernels' activations (ir.h, TFX_ACT_QBLOCK) */
+  int aq = tfx_node_act_quant(c->g, c->nd);
+  if (aq) { /* the int8 kernels' activations (ir.h, TFX_ACT_QBLOCK; per token for w8a8) */
     if (!(xq = malloc((size_t)(M * K) * sizeof *xq))) return tfx_errf(c->err, c->errlen, "out of memory");
     memcpy(xq, x, (size_t)(M * K) * sizeof *xq);
-    for (int64_t m = 0; m < M; m++) tfx_interp_act_quant_row(xq + m * K, K);
+    for (int64_t m = 0; m < M; m++) tfx_interp_act_quant_row(xq + m * K, K, aq == 2);
     x = xq;
   }
   op_linear(x, OPERAND(c, 1), OPERAND(c, 2), c->y, M, K, COLS(c));
@@ -423,6 +440,7 @@ int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out,
       }
       owned[i] = 1;
       rc = eval_node(it, nd, val, val[i], n, err, errlen);
+      if (rc == 0 && it->observer) it->observer(it->observer_user, g, nd, (const void *const *)val, n);
     }
     if (rc == 0 && i == g->output) memcpy(out, val[i], (size_t)tfx_type_bytes(&nd->type, n));
     /* free the operands whose last reader is this node (never the output:

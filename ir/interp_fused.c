@@ -90,7 +90,7 @@ static int fused_linear(const tfx_graph *g, const tfx_node *nd, void *const *val
         if (fx->norm == TFX_NORM_LAYER) v = fmaf((v - stats[2 * m]) * stats[2 * m + 1], gain[k], nbias[k]);
         xf[k] = v;
       }
-      tfx_interp_act_quant_row(xf, K);
+      tfx_interp_act_quant_row(xf, K, aq == 2);
       for (int64_t k = 0; k < K; k++) xr[k] = xf[k];
       if (fx->norm == TFX_NORM_RMS) post = stats[2 * m + 1];
     }

@@ -1,8 +1,8 @@
 /* ir/interp_ops.h — private to ir/: the interpreter's per-op entries, one per
  * distinct token of the interp column of ir/ops.h (tfx_interp_op_<token>),
  * declared from the table; ir/interp.c dispatches through a table built
- * from the same column. Defined in ir/interp.c, ir/interp_ffn.c and
- * ir/interp_fused.c. */
+ * from the same column. Defined in ir/interp.c, ir/interp_ffn.c,
+ * ir/interp_fused.c and ir/recurrent.c. */
 #ifndef TFX_IR_INTERP_OPS_H
 #define TFX_IR_INTERP_OPS_H
 
@@ -24,8 +24,9 @@ typedef struct tfx_interp_call {
 
 /* The activation quantization of the int8 linears (tfx_node_act_quant), emulated
  * in place on one row of K values: each whole block of TFX_ACT_QBLOCK becomes
- * q * d (tfx_act_quant_block). */
-void tfx_interp_act_quant_row(float *x, int64_t K);
+ * q * d (tfx_act_quant_block); per_token (w8a8): the row's values with one
+ * scale (tfx_act_quant_token). */
+void tfx_interp_act_quant_row(float *x, int64_t K, int per_token);
 
 typedef int (*tfx_interp_fn)(const tfx_interp_call *c);
 

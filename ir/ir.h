@@ -80,6 +80,13 @@ typedef struct {
  * -- attention variants (ir/attention.c, ir/interp_attention.c):
  * mla_attention:  (q[T, H*(dn+dr)], ckv[T, r+dr], wkv_b[H*(dn+dv), r] [, kv_norm g[r]]) -> [T, H*dv]:
  *   DeepSeek-V2 multi-head latent attention, causal; see below
+ * -- recurrent state instead of a KV cache (ir/recurrent.c, backend/k_recurrent.c; docs/language.md):
+ * retention:  (q[T, H*dk], k[T, H*dk], v[T, H*dv]) -> [T, H*dv]: RetNet's multi-scale retention,
+ *   head h decays by gamma_h = 1 - 2^(-5-h); see below
+ * groupnorm:  (x[M, C], g[C], b[C]) heads = G groups, eps -> each group of C/G columns layer-
+ *   normalized (biased variance), then * g + b (RetNet's per-head norm)
+ * infini_attention:  (q[T, H*d], k[T, H*d], v[T, H*dv], beta[H]) segment = N -> [T, H*dv]:
+ *   local causal attention within the segment plus a compressive memory; see below
  * -- made by the optimizer (ir/fused.c, passes/, docs/passes.md):
  * norm_stats:    (x f32[M, K]) fx.norm, eps -> f32[M, 2]: per row [mean, 1/sqrt(var + eps)] (LAYER) or
  *   [0, 1/sqrt(mean(x^2) + eps)] (RMS), the prologue statistics of FUSED_LINEAR
@@ -298,6 +305,19 @@ typedef struct tfx_node {
    * index -1, weight 0 (the other weights are not renormalized). T is the
    * rows of this call, so capacity is per call (decode: T = 1, cap >= 1).
    * MOE_UP and MOE_DOWN treat a slot whose index is outside [0, E) as empty. */
+  /* RETENTION (heads H, head_dim dk, v_dim dv): position p = pos + t, head h,
+   * gamma = 1 - 2^(-5-h): o_p = sum_{m <= p} gamma^(p-m) (q_p . k_m / sqrt(dk)) v_m.
+   * The session keeps the state S_h = sum_{m <= p} gamma^(p-m) k_m^T v_m
+   * ([dk, dv] f32 per head) in the KV storage instead of K and V: a call
+   * starting at pos 0 starts from S = 0 (so a reset clears it).
+   * INFINI_ATTENTION (heads H, head_dim d, v_dim dv, segment N): position p
+   * is in segment s = p / N; A_dot = softmax over the keys m of the segment
+   * with m <= p of q.k_m / sqrt(d), times v; the memory of the earlier
+   * segments M_h = sum_{m < sN} sig(k_m)^T v_m, z_h = sum_{m < sN} sig(k_m)
+   * with sig(x) = elu(x) + 1; A_mem = sig(q) M / (sig(q) . z) (0 in segment
+   * 0); o = sigmoid(beta_h) A_mem + (1 - sigmoid(beta_h)) A_dot. The session
+   * keeps per head the segment's K [N, d] and V [N, dv], M [d, dv] and z [d]. */
+  int segment;  /* INFINI_ATTENTION: N, the segment length */
   tfx_fused fx; /* NORM_STATS, FUSED_LINEAR, SLICE, CONCAT, PACK; PARAM: its layout (fx.panel) */
 
   /* filled by binding and planning */
@@ -318,7 +338,9 @@ typedef struct tfx_node {
 typedef enum { TFX_QUANT_KEEP, TFX_QUANT_FORMAT, TFX_QUANT_Q4_K_M } tfx_quant_mode;
 typedef struct tfx_quant_choice {
   tfx_quant_mode mode;
-  tfx_dtype dtype; /* FORMAT: f16, bf16, q8_0, q4_0, q4_k or q6_k */
+  tfx_dtype dtype; /* FORMAT: f16, bf16, q8_0, q4_0, q4_k, q6_k, or i8 (w8a8: per-token int8 activations) */
+  int smooth_set;  /* w8a8(smooth = alpha): 1 asked (passes/smooth_quant.c), 2 once folded */
+  float smooth;    /* alpha, its migration strength in [0, 1] */
 } tfx_quant_choice;
 /* `"pattern" = fmt` of a quantize { } section: pattern is a param name where
  * '*' matches any run of characters (dots included). */
@@ -379,6 +401,8 @@ typedef struct tfx_graph {
   /* the quantize_weights pass's fallbacks, in node order (owned) */
   int n_quant_fallbacks;
   tfx_quant_fallback *quant_fallbacks;
+  /* calibration data for w8a8(smooth = alpha) (--calibration FILE; owned, freed by tfx_graph_free_quant) */
+  struct tfx_calib *calib;
 } tfx_graph;
 
 /* ---- types and weight formats (ir/dtype.c) ---- */
@@ -458,12 +482,62 @@ tfx_dtype tfx_quantize_fallback(tfx_dtype dt, int64_t K);
 void tfx_act_quant_block(const float *x, int8_t *q, float *d);
 /* 1 when LINEAR / FUSED_LINEAR node n runs int8 dot products on quantized
  * activations: its weight is q8_0, q4_0, q4_k or q6_k and the schedule does
- * not ask for f32 activations (g->schedule.act_f32). */
+ * not ask for f32 activations (g->schedule.act_f32); 2 for an i8 weight
+ * (w8a8, K a multiple of TFX_ACT_QBLOCK): the activations are quantized per
+ * token, one scale for the whole row (tfx_act_quant_token). */
 int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n);
+/* Per-token quantization of a row of K values (w8a8): amax over the row,
+ * then d, id and q as tfx_act_quant_block. */
+void tfx_act_quant_token(const float *x, int64_t K, int8_t *q, float *d);
+/* w8a8's weights: per output channel, s = amax / 127, q = round(x / s)
+ * (roundf, ties away from zero), id = s ? 1 / s : 0. */
+void tfx_quantize_i8_row(const float *x, int64_t K, int8_t *q, float *scale);
+/* ---- calibration data (ir/calib.c; docs/quantization.md, "Calibration") ----
+ * Per linear, keyed by its weight param's name: the largest |x| of each of
+ * its K input channels over the calibration tokens. */
+typedef struct tfx_calib_entry {
+  char *name;
+  int64_t K;
+  float *absmax; /* [K], finite, >= 0 */
+} tfx_calib_entry;
+typedef struct tfx_calib {
+  int n;
+  tfx_calib_entry *e;
+} tfx_calib;
+/* The entry of name, or NULL. */
+const tfx_calib_entry *tfx_calib_find(const tfx_calib *c, const char *name);
+/* Adds (or returns) the entry of name with K channels, absmax zero; NULL out of memory or K mismatch.
+ * Adding may move every entry (one array): earlier pointers are stale. */
+tfx_calib_entry *tfx_calib_entry_get(tfx_calib *c, const char *name, int64_t K);
+/* Writes "TFXCALIB v1"; 0 or -1 with a message. */
+int tfx_calib_save(const tfx_calib *c, const char *path, char *err, size_t errlen);
+/* Reads and validates a file (magic, version, counts, names, sizes, finite
+ * values); 0 or -1 with a message naming the file. */
+int tfx_calib_load(const char *path, tfx_calib *out, char *err, size_t errlen);
+/* The same from bytes in memory (what tfx_calib_load validates). */
+int tfx_calib_parse(const uint8_t *data, size_t size, const char *what, tfx_calib *out, char *err, size_t errlen);
+void tfx_calib_free(tfx_calib *c);
+
 /* ---- choosing formats (ir/quant_choice.c) ---- */
-/* The choice a name stands for: f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k (FORMAT),
- * none (KEEP), q4_k_m (Q4_K_M, only when allow_preset). 0, or -1 for an
- * unknown name. */
+/* A choice's spelling: NAME or NAME(key = value, ...) (a value a number or a
+ * name; a positional argument has key ""). */
+#define TFX_QUANT_MAX_ARGS 4
+typedef struct tfx_quant_spec {
+  char name[32];
+  int n_args;
+  struct {
+    char key[32];
+    char value[32];
+  } args[TFX_QUANT_MAX_ARGS];
+} tfx_quant_spec;
+/* Parses text (blanks allowed around the tokens); 0, or -1 with a message. */
+int tfx_quant_spec_parse(const char *text, tfx_quant_spec *out, char *msg, size_t msglen);
+/* The choice text stands for: f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k (FORMAT),
+ * w8a8 and w8a8(smooth = alpha) (FORMAT i8), none (KEEP), q4_k_m (Q4_K_M,
+ * only when allow_preset; smooth likewise: it is a whole-model option). 0, or
+ * -1 with a message naming the valid choices. */
+int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_choice *out, char *msg, size_t msglen);
+/* tfx_quant_choice_parse_msg without the message. */
 int tfx_quant_choice_parse(const char *name, int allow_preset, tfx_quant_choice *out);
 /* "q8_0", "none", "q4_k_m" */
 const char *tfx_quant_choice_name(tfx_quant_choice c);
@@ -504,6 +578,7 @@ enum {
   TFX_TRAIT_SOURCE = 1 << 5,      /* INPUT / PARAM: has a value without being computed */
   TFX_TRAIT_FOLDED = 1 << 6,      /* a weight transform constant-folded into a PARAM (passes/fold_weights.c) */
   TFX_TRAIT_VIEW = 1 << 7,        /* its value is a view into operand 0's slot (no slot, no kernel of its own) */
+  TFX_TRAIT_STATE = 1 << 8,       /* keeps a recurrent state in the session's KV storage (tfx_node_kv_bytes) */
 };
 /* The operand whose arena slot the result may take (passes/plan_memory.c). */
 typedef enum {
@@ -664,6 +739,12 @@ tfx_interp *tfx_interp_new(const tfx_graph *g, const uint8_t *weights);
 int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out, char *err, size_t errlen);
 void tfx_interp_reset(tfx_interp *it);
 void tfx_interp_free(tfx_interp *it);
+/* Called after each computed node of tfx_interp_forward with the values of
+ * the call (vals[id]: f32 or i32, n rows; a node's operands are still
+ * there): what `tfxc calibrate` records. */
+typedef void (*tfx_interp_observer)(void *user, const tfx_graph *g, const tfx_node *nd, const void *const *vals,
+                                    int64_t n);
+void tfx_interp_set_observer(tfx_interp *it, tfx_interp_observer fn, void *user);
 
 /* ---- attention variants (ir/attention.c) ---- */
 /* (their type inference, tfx_infer_attention / tfx_infer_mla: ir/op_fns.h) */
@@ -718,5 +799,9 @@ int tfx_check_attention(const tfx_node *n, char *err, size_t errlen);
  * ATTENTION 2 * max_seq * G * d * 4 (K then V), MLA_ATTENTION
  * max_seq * (r + dr) * 4. */
 int64_t tfx_node_kv_bytes(const tfx_node *n, int64_t max_seq);
+/* ir/recurrent.c: RETENTION's decay of head h, 1 - 2^(-5-h) (RetNet); the
+ * state bytes of a TFX_TRAIT_STATE node (RETENTION, INFINI_ATTENTION) */
+double tfx_retention_gamma(int h);
+int64_t tfx_recurrent_state_bytes(const tfx_node *n);
 
 #endif

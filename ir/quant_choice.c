@@ -1,7 +1,8 @@
 /* ir/quant_choice.c — what is asked of the weights' formats: the names of
  * the choices (schedule { quantize = ... }, quantize { } rules, --quantize),
- * the rules' name patterns, and the graph's record of the rules and of the
- * fallbacks the quantize_weights pass made (passes/quantize_weights.c). */
+ * their spelling NAME(key = value, ...) (tfx_quant_spec_parse), the rules' name patterns, and the graph's record of the
+ * rules and of the fallbacks the quantize_weights pass made (passes/quantize_weights.c). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,29 +17,144 @@ static const struct {
     {"q8_0", TFX_QUANT_FORMAT, TFX_DT_Q8_0}, {"q4_0", TFX_QUANT_FORMAT, TFX_DT_Q4_0},
     {"q4_k", TFX_QUANT_FORMAT, TFX_DT_Q4_K}, {"q6_k", TFX_QUANT_FORMAT, TFX_DT_Q6_K},
     {"none", TFX_QUANT_KEEP, TFX_DT_F32},    {"q4_k_m", TFX_QUANT_Q4_K_M, TFX_DT_Q4_K},
-    {"q5_0", TFX_QUANT_FORMAT, TFX_DT_Q5_0},
+    {"q5_0", TFX_QUANT_FORMAT, TFX_DT_Q5_0}, {"w8a8", TFX_QUANT_FORMAT, TFX_DT_I8},
 };
 #define N_CHOICES ((int)(sizeof choices / sizeof choices[0]))
 
-int tfx_quant_choice_parse(const char *name, int allow_preset, tfx_quant_choice *out) {
-  for (int i = 0; name && i < N_CHOICES; i++)
-    if (!strcmp(name, choices[i].name) && (allow_preset || choices[i].mode != TFX_QUANT_Q4_K_M)) {
-      out->mode = choices[i].mode;
-      out->dtype = choices[i].dtype;
-      return 0;
+/* ---- the generic spelling: NAME or NAME(key = value, ...) ---- */
+
+static const char *skip_blank(const char *p) {
+  while (*p == ' ' || *p == '\t') p++;
+  return p;
+}
+
+static int word_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+         c == '-' || c == '+';
+}
+
+/* A word (a name or a number) at *pp into out[cap]; 0, or -1. */
+static int word(const char **pp, char *out, size_t cap) {
+  const char *p = skip_blank(*pp), *s = p;
+  while (word_char(*p)) p++;
+  size_t n = (size_t)(p - s);
+  if (n == 0 || n >= cap) return -1;
+  memcpy(out, s, n);
+  out[n] = 0;
+  *pp = skip_blank(p);
+  return 0;
+}
+
+int tfx_quant_spec_parse(const char *text, tfx_quant_spec *out, char *msg, size_t msglen) {
+  memset(out, 0, sizeof *out);
+  const char *p = text ? text : "";
+  if (word(&p, out->name, sizeof out->name)) {
+    if (msg) snprintf(msg, msglen, "bad quantize choice '%s': expected a name, or name(key = value, ...)", p);
+    return -1;
+  }
+  if (*p == '(') {
+    p = skip_blank(p + 1);
+    while (*p != ')') {
+      if (out->n_args == TFX_QUANT_MAX_ARGS) {
+        if (msg) snprintf(msg, msglen, "%s(...): at most %d arguments", out->name, TFX_QUANT_MAX_ARGS);
+        return -1;
+      }
+      char a[32], b[32] = "";
+      if (word(&p, a, sizeof a)) {
+        if (msg) snprintf(msg, msglen, "%s(...): expected key = value at '%s'", out->name, p);
+        return -1;
+      }
+      if (*p == '=') {
+        p++;
+        if (word(&p, b, sizeof b)) {
+          if (msg) snprintf(msg, msglen, "%s(%s = ...): expected a value at '%s'", out->name, a, p);
+          return -1;
+        }
+        strcpy(out->args[out->n_args].key, a);
+        strcpy(out->args[out->n_args].value, b);
+      } else { /* positional */
+        strcpy(out->args[out->n_args].value, a);
+      }
+      out->n_args++;
+      if (*p == ',') {
+        p = skip_blank(p + 1);
+      } else if (*p != ')') {
+        if (msg) snprintf(msg, msglen, "%s(...): expected ',' or ')' at '%s'", out->name, p);
+        return -1;
+      }
     }
+    p = skip_blank(p + 1);
+  }
+  if (*p) {
+    if (msg) snprintf(msg, msglen, "bad quantize choice '%s': unexpected '%s'", text, p);
+    return -1;
+  }
+  return 0;
+}
+
+int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_choice *out, char *msg, size_t msglen) {
+  tfx_quant_spec sp;
+  if (tfx_quant_spec_parse(text, &sp, msg, msglen)) return -1;
+  for (int i = 0; i < N_CHOICES; i++) {
+    if (strcmp(sp.name, choices[i].name)) continue;
+    if (!allow_preset && choices[i].mode == TFX_QUANT_Q4_K_M) {
+      if (msg)
+        snprintf(msg, msglen,
+                 "q4_k_m is a preset for the whole model (schedule { quantize = q4_k_m }); a rule takes %s",
+                 tfx_quant_choice_names(0));
+      return -1;
+    }
+    tfx_quant_choice c = {choices[i].mode, choices[i].dtype, 0, 0.0f};
+    for (int a = 0; a < sp.n_args; a++) {
+      const char *k = sp.args[a].key, *v = sp.args[a].value;
+      if (c.dtype == TFX_DT_I8 && !strcmp(k, "smooth")) {
+        char *end;
+        double al = strtod(v, &end);
+        if (*end || !(al >= 0.0 && al <= 1.0)) {
+          if (msg) snprintf(msg, msglen, "w8a8(smooth = %s): smooth is a number in [0, 1] (e.g. 0.5)", v);
+          return -1;
+        }
+        if (!allow_preset) {
+          if (msg)
+            snprintf(msg, msglen,
+                     "w8a8(smooth = ...) is a whole-model option (schedule { quantize = ... } or --quantize); a "
+                     "rule takes w8a8");
+          return -1;
+        }
+        c.smooth_set = 1;
+        c.smooth = (float)al;
+      } else {
+        if (msg) {
+          if (c.dtype == TFX_DT_I8)
+            snprintf(msg, msglen, "w8a8 takes smooth = ALPHA, not '%s%s%s'", k, *k ? " = " : "", v);
+          else
+            snprintf(msg, msglen, "%s takes no arguments (expected %s)", sp.name, tfx_quant_choice_names(allow_preset));
+        }
+        return -1;
+      }
+    }
+    *out = c;
+    return 0;
+  }
+  if (msg)
+    snprintf(msg, msglen, "unknown quantize choice '%s' (expected %s)", sp.name, tfx_quant_choice_names(allow_preset));
   return -1;
+}
+
+int tfx_quant_choice_parse(const char *name, int allow_preset, tfx_quant_choice *out) {
+  return tfx_quant_choice_parse_msg(name, allow_preset, out, NULL, 0);
 }
 
 const char *tfx_quant_choice_name(tfx_quant_choice c) {
   if (c.mode == TFX_QUANT_KEEP) return "none";
   if (c.mode == TFX_QUANT_Q4_K_M) return "q4_k_m";
+  if (c.dtype == TFX_DT_I8) return c.smooth_set ? "w8a8(smooth)" : "w8a8";
   return tfx_dtype_name(c.dtype);
 }
 
 const char *tfx_quant_choice_names(int allow_preset) {
-  return allow_preset ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, q4_k_m or none"
-                      : "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k or none";
+  return allow_preset ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, q4_k_m or none"
+                      : "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8 or none";
 }
 
 int tfx_quant_pattern_match(const char *p, const char *s) {
@@ -96,4 +212,9 @@ void tfx_graph_free_quant(tfx_graph *g) {
   free(g->quant_fallbacks);
   g->quant_fallbacks = NULL;
   g->n_quant_fallbacks = 0;
+  if (g->calib) {
+    tfx_calib_free(g->calib);
+    free(g->calib);
+    g->calib = NULL;
+  }
 }

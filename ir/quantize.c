@@ -319,14 +319,30 @@ static void q6_k_block(const float *x, uint8_t *blk) {
     }
 }
 
+/* ---- i8 (w8a8): per output channel ---- */
+
+void tfx_quantize_i8_row(const float *x, int64_t K, int8_t *q, float *scale) {
+  float amax = 0;
+  for (int64_t k = 0; k < K; k++) amax = fmaxf(amax, fabsf(x[k]));
+  float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int64_t k = 0; k < K; k++) q[k] = (int8_t)trunc_i8(roundf(x[k] * id));
+  *scale = d;
+}
+
 int tfx_quantize_supported(tfx_dtype dt) {
-  return dt == TFX_DT_F16 || dt == TFX_DT_BF16 || dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K ||
-         dt == TFX_DT_Q6_K || dt == TFX_DT_Q5_0;
+  return dt == TFX_DT_I8 || dt == TFX_DT_F16 || dt == TFX_DT_BF16 || dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 ||
+         dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K || dt == TFX_DT_Q5_0;
 }
 
 int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst) {
   const tfx_dtype_info *f = tfx_dtype_info_of(dt);
   if (!f || !tfx_quantize_supported(dt) || K <= 0 || K % f->block) return -1;
+  if (dt == TFX_DT_I8) { /* one row: its K values, then its scale (the planes of ir/dtype.c for R = 1) */
+    float sc;
+    tfx_quantize_i8_row(x, K, (int8_t *)dst, &sc);
+    memcpy(dst + K, &sc, 4);
+    return K + 4;
+  }
   for (int64_t b = 0; b < K / f->block; b++) {
     const float *xb = x + b * f->block;
     uint8_t *out = dst + b * f->block_bytes;
@@ -367,8 +383,17 @@ void tfx_act_quant_block(const float *x, int8_t *q, float *d) {
 /* Q5_0 is not an int8-kernel format yet (backend/k_linear_q8.c does not
  * decode it): its linears read it through the dequantizing weight stream
  * with f32 activations. */
+void tfx_act_quant_token(const float *x, int64_t K, int8_t *q, float *d) {
+  float amax = 0;
+  for (int64_t k = 0; k < K; k++) amax = fmaxf(amax, fabsf(x[k]));
+  float dd = amax / 127.0f, id = dd != 0.0f ? 1.0f / dd : 0.0f;
+  for (int64_t k = 0; k < K; k++) q[k] = (int8_t)rintf(x[k] * id);
+  *d = dd;
+}
+
 int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n) {
   if ((n->op != TFX_OP_LINEAR && n->op != TFX_OP_FUSED_LINEAR) || n->n_inputs < 2 || g->schedule.act_f32) return 0;
   tfx_dtype dt = g->nodes[n->inputs[1]].type.dtype;
+  if (dt == TFX_DT_I8) return tfx_node_cols(&g->nodes[n->inputs[1]]) % TFX_ACT_QBLOCK == 0 ? 2 : 0;
   return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K;
 }

@@ -30,6 +30,7 @@ static const pass_info pass_table[] = {
     {"schedule_attention", tfx_pass_schedule_attention},
     {"plan_memory", tfx_pass_plan},
     {"quantize_weights", tfx_pass_quantize_weights},
+    {"smooth_quant", tfx_pass_smooth_quant},
 };
 #define N_PASSES ((int)(sizeof pass_table / sizeof pass_table[0]))
 
@@ -164,6 +165,13 @@ int tfx_run_passes(tfx_graph *g, const tfx_pass_options *o, char *err, size_t er
     snprintf(list, sizeof list, "%s", pipeline0_quant);
   else
     snprintf(list, sizeof list, "%s", o->passes ? o->passes : pipelines[o->opt_level]);
+  if (g->schedule.quantize.smooth_set == 1 && !in_list(list, "smooth_quant")) {
+    /* w8a8(smooth = alpha): SmoothQuant first, before the weights are quantized */
+    size_t len = strlen(list), pre = strlen("smooth_quant,");
+    if (len + pre >= sizeof list) return tfx_errf(err, errlen, "pass list too long");
+    memmove(list + pre, list, len + 1);
+    memcpy(list, "smooth_quant,", pre);
+  }
   run_record rec[MAX_RUN];
   int n_rec = 0, rc = 0;
   double total = 0;

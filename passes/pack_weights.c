@@ -11,7 +11,7 @@
  * embedding lookups (a tied embedding table read by the classifier) is packed
  * too when the linear has one segment: the embedding kernel reads rows of the
  * packed table. A weight with any other use stays row-major; the linear
- * kernel reads both layouts. */
+ * kernel reads both layouts. Block formats and i8 stay row-major. */
 #include <stdlib.h>
 
 #include "rewrite.h"
@@ -55,6 +55,8 @@ int tfx_pass_pack_weights(tfx_pass_ctx *c) {
     int constant = wn->op == TFX_OP_PARAM || wn->op == TFX_OP_CONCAT;
     /* a block format has no packed layout yet (tfx_dtype_info): it stays row-major */
     if (!constant || wn->fx.panel || tfx_dtype_info_of(wn->type.dtype)->block != 1) continue;
+    /* i8 (w8a8) neither: the int8 kernel (k_linear_q8.c) reads its rows as stored */
+    if (wn->type.dtype == TFX_DT_I8) continue;
     int shared = rw.uses[w] != 1;
     if (shared && !shared_with_embeddings_only(g, &rw, start, list, w, i)) continue;
     tfx_node p = tfx_node_proto(TFX_OP_PACK, 1, &w);

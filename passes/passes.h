@@ -67,6 +67,7 @@ typedef struct tfx_pass_ctx {
 typedef int (*tfx_pass_fn)(tfx_pass_ctx *c);
 
 int tfx_pass_quantize_weights(tfx_pass_ctx *c);
+int tfx_pass_smooth_quant(tfx_pass_ctx *c);
 int tfx_pass_canonicalize(tfx_pass_ctx *c);
 int tfx_pass_cse(tfx_pass_ctx *c);
 int tfx_pass_dce(tfx_pass_ctx *c);
@@ -133,6 +134,9 @@ typedef struct tfx_graph_stats {
   int fused_linears, packed_weights, norm_prologues;
   int attn_nodes;                           /* ATTENTION and MLA_ATTENTION nodes */
   int attn_schedules[TFX_ATTN_SCHED_COUNT]; /* of those, by the schedule of the forward entry */
+  int state_nodes;                          /* RETENTION, INFINI_ATTENTION (TFX_TRAIT_STATE) */
+  int64_t state_bytes;                      /* their state in the session (tfx_node_kv_bytes) */
+  int64_t state_kv_bytes; /* what a causal attention's K and V of the same heads would take at max_seq */
 } tfx_graph_stats;
 void tfx_pass_graph_stats(const tfx_graph *g, tfx_graph_stats *out);
 

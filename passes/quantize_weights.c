@@ -198,7 +198,11 @@ static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt) {
                       (long long)(r * K + k), (long long)r, (long long)k, tfx_dtype_name(dt));
         goto done;
       }
-    if (tfx_quantize_row(dt, row, K, out + r * rb) != rb) {
+    if (dt == TFX_DT_I8) { /* the values plane, then the scale plane (ir/dtype.c) */
+      float sc;
+      tfx_quantize_i8_row(row, K, (int8_t *)(out + r * K), &sc);
+      memcpy(out + R * K + r * 4, &sc, 4);
+    } else if (tfx_quantize_row(dt, row, K, out + r * rb) != rb) {
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': cannot quantize rows of %lld to %s", name,
                     (long long)K, tfx_dtype_name(dt));
       goto done;
@@ -248,7 +252,7 @@ int tfx_pass_quantize_weights(tfx_pass_ctx *c) {
     tfx_node *n = &g->nodes[i];
     if (n->op != TFX_OP_PARAM || n->type.rank < 2 || n->fx.panel || !weight_only(g, i)) continue;
     tfx_quant_choice ch = s->quantize;
-    if (ch.mode == TFX_QUANT_Q4_K_M) ch = (tfx_quant_choice){TFX_QUANT_FORMAT, q4_k_m_choice(g, &r, i)};
+    if (ch.mode == TFX_QUANT_Q4_K_M) ch = (tfx_quant_choice){TFX_QUANT_FORMAT, q4_k_m_choice(g, &r, i), 0, 0.0f};
     for (int k = 0; k < s->n_quant_rules; k++)
       if (n->name && tfx_quant_pattern_match(s->quant_rules[k].pattern, n->name)) ch = s->quant_rules[k].choice;
     if (ch.mode != TFX_QUANT_FORMAT) continue;

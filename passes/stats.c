@@ -57,6 +57,19 @@ static void cost_attention(const cost_args *c, tfx_graph_stats *s) {
   }
 }
 
+/* RETENTION, one decode step: S = gamma S + k^T v and q S, per head */
+static void cost_retention(const cost_args *c, tfx_graph_stats *s) {
+  const tfx_node *n = c->n;
+  s->flops_per_token += 5 * (int64_t)n->heads * n->head_dim * n->v_dim;
+}
+
+/* INFINI_ATTENTION, one decode step: the memory read and the local attention over at most a segment */
+static void cost_infini(const cost_args *c, tfx_graph_stats *s) {
+  const tfx_node *n = c->n;
+  int64_t H = n->heads, d = n->head_dim, dv = n->v_dim;
+  s->flops_per_token += H * (2 * d * dv + 2 * d + (int64_t)n->segment * (2 * d + 2 * dv + 5));
+}
+
 static void (*const cost_fns[TFX_OP_COUNT])(const cost_args *c, tfx_graph_stats *s) = {
 #define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit, infer, check, print, cost)             \
   [TFX_OP_##NAME] = cost_##cost,
@@ -71,6 +84,11 @@ void tfx_pass_graph_stats(const tfx_graph *g, tfx_graph_stats *s) {
     if (tfx_op_has(n->op, TFX_TRAIT_KV_CACHE)) { /* the attention ops */
       s->attn_nodes++;
       s->attn_schedules[tfx_attn_schedule_of(g, n, 0)]++;
+    }
+    if (tfx_op_has(n->op, TFX_TRAIT_STATE)) {
+      s->state_nodes++;
+      s->state_bytes += tfx_node_kv_bytes(n, g->max_seq);
+      s->state_kv_bytes += g->max_seq * (int64_t)n->heads * (n->head_dim + n->v_dim) * 4;
     }
     if (tfx_op_has(n->op, TFX_TRAIT_SOURCE | TFX_TRAIT_VIEW)) {
       if (n->op == TFX_OP_PARAM && n->fx.panel) s->packed_weights++;

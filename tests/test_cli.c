@@ -60,7 +60,7 @@ static void test_usage_errors_exit_2(void **state) {
   expect((char *[]){TFXC_PATH, "run", example_tfx, "--prompt-ids", "1 x 3", NULL}, 2, NULL, "bad --prompt-ids");
   expect((char *[]){TFXC_PATH, "run", "m.so", "--weights", "random", NULL}, 2, NULL, "carries its weights");
   expect((char *[]){TFXC_PATH, example_tfx, "--quantize", "q5_k", NULL}, 2, NULL,
-         "unknown --quantize format 'q5_k' (expected f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, q4_k_m or none)");
+         "unknown --quantize format 'q5_k' (expected f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, q4_k_m or none)");
   expect((char *[]){TFXC_PATH, example_tfx, "--quantize", NULL}, 2, NULL, "--quantize needs a format");
   expect((char *[]){TFXC_PATH, "run", example_tfx, "--quantize=int8", NULL}, 2, NULL, "unknown --quantize format");
   expect((char *[]){TFXC_PATH, "run", "m.so", "--quantize", "q8_0", NULL}, 2, NULL, "carries its weights");
@@ -343,6 +343,8 @@ static void test_command_help(void **state) {
   /* a command parsing its own arguments (import): its own help, both ways */
   expect((char *[]){TFXC_PATH, "help", "import", NULL}, 0, "usage: tfxc import", NULL);
   expect((char *[]){TFXC_PATH, "import", "--help", NULL}, 0, "usage: tfxc import", NULL);
+  expect((char *[]){TFXC_PATH, "calibrate", "--help", NULL}, 0, "usage: tfxc calibrate FILE.tfx", NULL);
+  expect((char *[]){TFXC_PATH, "help", "calibrate", NULL}, 0, "--calibration reads", NULL);
   expect((char *[]){TFXC_PATH, "--help", NULL}, 0, "  import      write a .tfx", NULL);
   expect((char *[]){TFXC_PATH, "run", example_tfx, "--temp", "0", NULL}, 2, NULL,
          "unknown option '--temp' (did you mean --temperature?)");
@@ -399,6 +401,50 @@ static void test_verbose_and_bench(void **state) {
   free(dir);
 }
 
+/* tfxc calibrate and --calibration (w8a8(smooth = alpha), issue #13) */
+static void test_calibrate(void **state) {
+  (void)state;
+  char dir[] = "/tmp/tfx_cli_calib_XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char tok[4200], bad[4200], oov[4200], out[4200], junk[4200];
+  snprintf(tok, sizeof tok, "%s/tok.txt", dir);
+  snprintf(bad, sizeof bad, "%s/bad.txt", dir);
+  snprintf(oov, sizeof oov, "%s/oov.txt", dir);
+  snprintf(out, sizeof out, "%s/m.calib", dir);
+  snprintf(junk, sizeof junk, "%s/junk.calib", dir);
+  write_text(tok, "5 6 7 8 9 10 300 301\n");
+  write_text(bad, "5 x 7\n");
+  write_text(oov, "5 99999\n");
+  write_text(junk, "TFXCALIX");
+  expect((char *[]){TFXC_PATH, "calibrate", example_tfx, "--tokens", tok, NULL}, 2, NULL, "no -o");
+  expect((char *[]){TFXC_PATH, "calibrate", example_tfx, "-o", out, NULL}, 2, NULL, "no --tokens");
+  expect((char *[]){TFXC_PATH, "calibrate", example_tfx, "--tokens", bad, "-o", out, NULL}, 1, NULL,
+         "not a list of integer token ids");
+  expect((char *[]){TFXC_PATH, "calibrate", example_tfx, "--tokens", oov, "-o", out, NULL}, 1, NULL,
+         "outside the vocabulary");
+  expect((char *[]){TFXC_PATH, "calibrate", example_tfx, "--tokens", tok, tok, "-o", out, NULL}, 0, NULL,
+         "36 linears over 2 sequences");
+  expect((char *[]){TFXC_PATH, example_tfx, "--emit=ir", "--quantize", "w8a8(smooth = 0.5)", NULL}, 1, NULL,
+         "--calibration");
+  expect(
+      (char *[]){TFXC_PATH, example_tfx, "--emit=ir", "--quantize", "w8a8(smooth = 0.5)", "--calibration", junk, NULL},
+      1, NULL, "not a calibration file");
+  expect((char *[]){TFXC_PATH, example_tfx, "--emit=ir", "--quantize", "w8a8(smooth = 0.5)", "--calibration", out,
+                    "--print-after=smooth_quant", NULL},
+         0, NULL, "IR after smooth_quant");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "--quantize", "w8a8(smooth = 0.5)", "--calibration", out, "-n", "3",
+                    NULL},
+         0, "generated 3 tokens", NULL);
+  expect((char *[]){TFXC_PATH, example_tfx, "--quantize", "w8a8(alpha = 1)", NULL}, 2, NULL,
+         "w8a8 takes smooth = ALPHA");
+  unlink(tok);
+  unlink(bad);
+  unlink(oov);
+  unlink(out);
+  unlink(junk);
+  rmdir(dir);
+}
+
 int main(void) {
   snprintf(example_tfx, sizeof example_tfx, "%s/examples/llama/stories260k.tfx", TFX_SOURCE_DIR);
   const struct CMUnitTest tests[] = {
@@ -413,6 +459,7 @@ int main(void) {
       cmocka_unit_test(test_eval_ids),
       cmocka_unit_test(test_command_help),
       cmocka_unit_test(test_verbose_and_bench),
+      cmocka_unit_test(test_calibrate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

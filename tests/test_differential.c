@@ -1,6 +1,6 @@
 /* tests/test_differential.c — differential testing of the optimizer and the
  * backend on random models (tests/support/tfx_gen.c: norms, pre/post-norm,
- * MHA/GQA/MQA, MLA, RoPE, ALiBi, every sparse pattern, causal or not,
+ * MHA/GQA/MQA, MLA, retention, infini_attention, RoPE, ALiBi, every sparse pattern, causal or not,
  * cross-attention to a static encoder output or a T-row tensor, GLU
  * variants, MLPs, MoE with capacity and shared experts, learned and
  * sinusoidal positions, the rope op; see tfx_gen.h): for each seed, the
@@ -355,12 +355,12 @@ static void test_generator(void **state) {
 static void test_generator_coverage(void **state) {
   (void)state;
   static char text[32768];
-  enum { SPARSE_KINDS = 6, N_FEATURES = 24 };
+  enum { SPARSE_KINDS = 6, N_FEATURES = 26 };
   static const char *const names[N_FEATURES] = {
-      "tokens",       "f32 input",   "decoder",    "encoder",      "two blocks", "alibi",
-      "rope",         "mla",         "moe",        "moe capacity", "moe shared", "cross static",
-      "cross T rows", "learned pos", "sinusoidal", "glu builtin",  "layernorm",  "post-norm",
-      "softmax out",  "matmul",      "any sparse", "rope op",      "emb row",    "emb norm"};
+      "tokens",     "f32 input",   "decoder",      "encoder",    "two blocks",   "alibi",        "rope",
+      "mla",        "moe",         "moe capacity", "moe shared", "cross static", "cross T rows", "learned pos",
+      "sinusoidal", "glu builtin", "layernorm",    "post-norm",  "softmax out",  "matmul",       "any sparse",
+      "rope op",    "emb row",     "emb norm",     "retention",  "infini"};
   int count[N_FEATURES] = {0}, sparse[SPARSE_KINDS + 1] = {0};
   for (uint64_t s = 1; s <= 2000; s++) {
     tfx_gen_info in;
@@ -373,7 +373,8 @@ static void test_generator_coverage(void **state) {
                                in.cross_trows,  in.learned_pos,   in.sinusoidal,
                                in.glu_builtin,  in.layernorm,     in.post_norm,
                                in.softmax_out,  in.matmul,        in.sparse_kinds != 0,
-                               in.rope_op,      in.emb_row,       in.emb_norm};
+                               in.rope_op,      in.emb_row,       in.emb_norm,
+                               in.retention,    in.infini};
     for (int k = 0; k < N_FEATURES; k++) count[k] += f[k] != 0;
     for (int k = 1; k <= SPARSE_KINDS; k++) sparse[k] += (in.sparse_kinds >> k & 1) != 0;
   }

@@ -898,7 +898,7 @@ static void test_pass_manager(void **state) {
   const char *const *names = tfx_pass_names();
   int n = 0;
   while (names[n]) n++;
-  assert_int_equal(n, 15); /* schedule_attention and quantize_weights included */
+  assert_int_equal(n, 16); /* schedule_attention, quantize_weights and smooth_quant included */
   tfx_graph *g = tfx_graph_new("g", 4);
   g->output = tfx_graph_add_input(g, "x", tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, 4}));
   assert_int_equal(tfx_run_pipeline(g, 9, err, sizeof err), -1);
@@ -935,6 +935,8 @@ static const example examples[] = {
     {"bigbird/bigbird.tfx", 12, 29},
     {"fortune/fortune.tfx", 26, 71},
     {"llama/stories260k_gguf.tfx", 32, 88}, /* its GGUF is written by test_gguf_model: random weights here */
+    {"retnet/retnet.tfx", 18, 39},
+    {"infini/infini.tfx", 12, 35},
 };
 #define N_EXAMPLES ((int)(sizeof examples / sizeof examples[0]))
 

@@ -280,6 +280,18 @@ static tfx_graph *make_fixture(fixture *f, tfx_op op) {
     p = tfx_node_proto(op, 3, (int[]){x, x, x});
     p.heads = 2, p.kv_heads = 2, p.head_dim = 4, p.mask = TFX_MASK_CAUSAL;
     break;
+  case TFX_OP_RETENTION:
+    p = tfx_node_proto(op, 3, (int[]){x, x, x});
+    p.heads = 2, p.head_dim = 4, p.v_dim = 4;
+    break;
+  case TFX_OP_INFINI_ATTENTION:
+    p = tfx_node_proto(op, 4, (int[]){x, x, x, fparam(f, "beta", 1, 2, 0)});
+    p.heads = 2, p.head_dim = 4, p.v_dim = 4, p.segment = 2;
+    break;
+  case TFX_OP_GROUPNORM:
+    p = tfx_node_proto(op, 3, (int[]){x, fparam(f, "g", 1, 8, 0), fparam(f, "b", 1, 8, 0)});
+    p.heads = 2, p.eps = 1e-5;
+    break;
   default: tfx_graph_free(f->g); return NULL;
   }
   p.eps = op == TFX_OP_RMSNORM || op == TFX_OP_LAYERNORM ? 1e-5 : p.eps;

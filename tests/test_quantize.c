@@ -73,11 +73,11 @@ static void test_quantize_row_errors(void **state) {
   /* formats without a quantizer, and out of range */
   assert_int_equal(tfx_quantize_row(TFX_DT_F32, x, 32, out), -1);
   assert_int_equal(tfx_quantize_row(TFX_DT_I32, x, 32, out), -1);
-  assert_int_equal(tfx_quantize_row(TFX_DT_I8, x, 32, out), -1);
   assert_int_equal(tfx_quantize_row(TFX_DT_F32_ROWSCALE, x, 32, out), -1);
   assert_int_equal(tfx_quantize_row(TFX_DT_COUNT, x, 32, out), -1);
   assert_int_equal(tfx_quantize_row((tfx_dtype)-1, x, 32, out), -1);
-  /* byte counts of the supported formats */
+  /* byte counts of the supported formats (i8, w8a8's: the K values, then the row's f32 scale) */
+  assert_int_equal(tfx_quantize_row(TFX_DT_I8, x, 32, out), 36);
   assert_int_equal(tfx_quantize_row(TFX_DT_F16, x, 7, out), 14);
   assert_int_equal(tfx_quantize_row(TFX_DT_BF16, x, 7, out), 14);
   assert_int_equal(tfx_quantize_row(TFX_DT_Q8_0, x, 64, out), 68);
@@ -86,7 +86,7 @@ static void test_quantize_row_errors(void **state) {
   assert_int_equal(tfx_quantize_row(TFX_DT_Q6_K, x, 512, out), 420);
 
   int want[TFX_DT_COUNT] = {[TFX_DT_F16] = 1,  [TFX_DT_BF16] = 1, [TFX_DT_Q8_0] = 1, [TFX_DT_Q4_0] = 1,
-                            [TFX_DT_Q4_K] = 1, [TFX_DT_Q6_K] = 1, [TFX_DT_Q5_0] = 1};
+                            [TFX_DT_Q4_K] = 1, [TFX_DT_Q6_K] = 1, [TFX_DT_Q5_0] = 1, [TFX_DT_I8] = 1};
   for (int dt = 0; dt < TFX_DT_COUNT; dt++) assert_int_equal(tfx_quantize_supported((tfx_dtype)dt), want[dt]);
 }
 
@@ -371,14 +371,10 @@ static void test_non_finite_inputs(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_quantize_row_errors),
-      cmocka_unit_test(test_quantize_fallback),
-      cmocka_unit_test(test_act_quant_block),
-      cmocka_unit_test(test_act_quant_formats),
-      cmocka_unit_test(test_round_trip_halfs),
-      cmocka_unit_test(test_round_trip_32_blocks),
-      cmocka_unit_test(test_round_trip_k_quants),
-      cmocka_unit_test(test_zero_rows),
+      cmocka_unit_test(test_quantize_row_errors), cmocka_unit_test(test_quantize_fallback),
+      cmocka_unit_test(test_act_quant_block),     cmocka_unit_test(test_act_quant_formats),
+      cmocka_unit_test(test_round_trip_halfs),    cmocka_unit_test(test_round_trip_32_blocks),
+      cmocka_unit_test(test_round_trip_k_quants), cmocka_unit_test(test_zero_rows),
       cmocka_unit_test(test_non_finite_inputs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,8 +46,11 @@ try:
 except ImportError:
     sys.exit("test_quant_quality: FAIL: this python has no numpy (Debian: apt-get install python3-numpy)")
 
-FORMATS = ["f16", "bf16", "q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m"]
-BLOCK = {"q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m"}
+FORMATS = ["f16", "bf16", "q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m", "w8a8", "w8a8(smooth=0.5)"]
+BLOCK = {"q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m", "w8a8", "w8a8(smooth=0.5)"}
+# w8a8(smooth = ALPHA) is calibrated (tfxc calibrate) on CALIB_SEEDS sampled
+# sequences of the model (temperature 0.9), never on the evaluation sequence
+CALIB_SEEDS = (11, 12, 13, 14, 15, 16, 17, 18)
 # (max mean KL, min top-1 agreement) per (format, activations): tfxc's own
 # measurement (--measure) x 1.5 + 0.002, top-1 minus 5 points. tfxc measured:
 # f16 0.0000 / 99.2%, bf16 0.0024 / 97.1%, q8_0 0.0339 / 89.8% (int8
@@ -67,6 +70,12 @@ BLOCK = {"q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m"}
 # (bench/quant.py; its Q4_0 keeps the tied embedding in Q8_0, its K-quants
 # fall back to Q5_0/Q8_0 here): F16 0.0001 / 99.4%, BF16 0.0032 / 95.1%,
 # Q8_0 0.034 / 89.8%, Q6_K = Q8_0, Q4_0 1.66 / 41.6%, Q4_K_M 0.62 / 60.5%.
+# w8a8 (i8 weights per output channel, activations int8 per token; w2's rows
+# of 172 and the embedding read as i8 with f32 activations) measured 0.0466 /
+# 88.1%, and 0.0306 / 90.2% with activations = f32; w8a8(smooth = 0.5),
+# calibrated on 8 sampled sequences apart from the evaluation one, 0.0385 /
+# 90.0% and 0.0262 / 91.0%. The test also asks SmoothQuant's KL to stay below
+# plain w8a8's (issue #13's target).
 BOUNDS = {  # measured here (--measure) x 1.5 + 0.002, top-1 - 5 points
     ("f16", "q8"): (0.00205, 0.94),
     ("bf16", "q8"): (0.00558, 0.92),
@@ -82,6 +91,10 @@ BOUNDS = {  # measured here (--measure) x 1.5 + 0.002, top-1 - 5 points
     ("q4_k_m", "f32"): (0.927, 0.55),
     ("q5_0", "q8"): (1.34, 0.49),
     ("q5_0", "f32"): (1.34, 0.49),
+    ("w8a8", "q8"): (0.0719, 0.83),
+    ("w8a8", "f32"): (0.0478, 0.85),
+    ("w8a8(smooth=0.5)", "q8"): (0.0597, 0.85),
+    ("w8a8(smooth=0.5)", "f32"): (0.0414, 0.86),
 }
 N_IDS = 511
 
@@ -350,10 +363,23 @@ def main():
     with open(act_f32, "w") as f:  # the same model with f32 activations
         f.write(src_text.replace("schedule {", "schedule {\n  activations = f32", 1))
     rows, failed = [], []
+    calib = None
+    if any("smooth" in f for f in formats):
+        seqs = []
+        for seed in CALIB_SEEDS:
+            out = run([tfxc, "run", tfx, "--weights", ckpt, "-n", "255", "--temperature", "0.9", "--seed", str(seed),
+                       "--print-ids"], "calibration sequence")
+            path = os.path.join(tmp, f"calib{seed}.txt")
+            with open(path, "w") as f:
+                f.write(out.split("\n")[-2] if out.endswith("\n") else out.split("\n")[-1])
+            seqs.append(path)
+        calib = os.path.join(tmp, "stories260k.calib")
+        run([tfxc, "calibrate", tfx, "--weights", ckpt, "--tokens"] + seqs + ["-o", calib], "tfxc calibrate")
     for fmt in formats:
         for act in (["q8", "f32"] if fmt in BLOCK else ["q8"]):
             model = act_f32 if act == "f32" else tfx
-            lg = evaluate(model, ["--quantize", fmt], f"--quantize {fmt}, activations {act}")
+            extra = ["--quantize", fmt] + (["--calibration", calib] if "smooth" in fmt else [])
+            lg = evaluate(model, extra, f"--quantize {fmt}, activations {act}")
             kl, top1 = compare(f32, lg)
             lim = BOUNDS[fmt, act]
             ok = kl <= lim[0] and top1 >= lim[1]
@@ -368,6 +394,13 @@ def main():
                   flush=True)
             if not ok:
                 failed.append(f"{fmt}/{act}")
+    klof = {(f, a): k for f, a, k, _ in rows}
+    if ("w8a8", "q8") in klof and ("w8a8(smooth=0.5)", "q8") in klof:
+        ok = klof["w8a8(smooth=0.5)", "q8"] < klof["w8a8", "q8"]
+        print(f"SmoothQuant below plain w8a8: {klof['w8a8(smooth=0.5)', 'q8']:.4f} < {klof['w8a8', 'q8']:.4f}"
+              + ("" if ok else "  <-- FAIL"))
+        if not ok:
+            failed.append("w8a8(smooth=0.5) not below w8a8")
     if measure:
         print("\nsuggested BOUNDS (measured KL x 1.5 + 0.002, top-1 - 5 points):")
         for fmt, act, kl, top1 in rows:

@@ -1,8 +1,8 @@
 /* tests/support/tfx_gen.c — the random model generator of tfx_gen.h. Every
  * choice comes from one xorshift stream seeded by the model's seed, so a
  * failing seed reproduces exactly. Only combinations the language accepts
- * are drawn (docs/language.md): MLA and a cross-attention to a T-row memory
- * under mask = causal only in decoders, a static memory with mask = none and
+ * are drawn (docs/language.md): MLA, retention, infini_attention and a
+ * cross-attention to a T-row memory under mask = causal only in decoders, a static memory with mask = none and
  * no RoPE, RoPE's rotary_dim even and at most head_dim, fixed's summary at
  * most its stride, learned position tables of at least max_seq rows. */
 #include "tfx_gen.h"
@@ -227,6 +227,43 @@ static void mla_mixer(gen *g, const model *m, const char *arg) {
   out(g, ")\n");
 }
 
+/* o = a mixer with a recurrent state, decoders only: kind 1 retention (an
+ * optional groupnorm per head, an optional swish gate, value heads as wide
+ * as or twice the key heads), kind 2 infini_attention (a segment of 1..9);
+ * q and k sometimes rotated by rope(...) */
+static void state_mixer(gen *g, const model *m, const char *arg, int kind) {
+  int H = 1 << pick(g, 3), dk = 2 * range(g, 1, 4), dv = kind == 1 && chance(g, 50) ? 2 * dk : dk;
+  if (kind == 1)
+    m->info->retention = 1;
+  else
+    m->info->infini = 1;
+  out(g, "  param wq : f32[%d, dim]\n  param wk : f32[%d, dim]\n", H * dk, H * dk);
+  out(g, "  param wv : f32[%d, dim]\n  param wo : f32[dim, %d]\n", H * dv, H * dv);
+  if (chance(g, 50)) {
+    const char *th = chance(g, 50) ? "10000" : "500";
+    out(g, "  sq = rope(linear(%s, wq), heads = %d, theta = %s)\n", arg, H, th);
+    out(g, "  sk = rope(linear(%s, wk), heads = %d, theta = %s)\n", arg, H, th);
+  } else {
+    out(g, "  sq = linear(%s, wq)\n  sk = linear(%s, wk)\n", arg, arg);
+  }
+  if (kind == 2) {
+    out(g, "  param s_beta : f32[%d]\n", H);
+    out(g, "  o = linear(infini_attention(sq, sk, linear(%s, wv), s_beta, heads = %d, segment = %d), wo)\n", arg, H,
+        range(g, 1, 9));
+    return;
+  }
+  out(g, "  sr = retention(sq, sk, linear(%s, wv), heads = %d)\n", arg, H);
+  if (chance(g, 60)) {
+    out(g, "  param s_gn_g : f32[%d]\n  param s_gn_b : f32[%d]\n", H * dv, H * dv);
+    out(g, "  sr = groupnorm(sr, s_gn_g, s_gn_b, groups = %d)\n", H);
+  }
+  if (chance(g, 60)) {
+    out(g, "  param s_wg : f32[%d, dim]\n", H * dv);
+    out(g, "  sr = silu(linear(%s, s_wg)) * sr\n", arg);
+  }
+  out(g, "  o = linear(sr, wo)\n");
+}
+
 /* co = attention(arg, c_wq, ..., memory = ...): kind 1 the static encoder
  * output `enc`, kind 2 a T-row tensor `mem` of the block. */
 static void cross_attention(gen *g, const model *m, const char *arg, int kind) {
@@ -324,8 +361,9 @@ static void ffn_mixer(gen *g, const model *m, int kind) {
  * block takes the static encoder output as its second input. */
 static int emit_block(gen *g, model *m, const char *name) {
   norm_kind nk = draw_norm(g);
-  int place = pick(g, 3); /* 0 pre-norm, 1 post-norm, 2 shared (h = norm(x) + o) */
-  int mla = m->causal && chance(g, 20);
+  int place = pick(g, 3);                   /* 0 pre-norm, 1 post-norm, 2 shared (h = norm(x) + o) */
+  int mix = m->causal ? pick(g, 100) : 100; /* decoders: 20% MLA, 20% a recurrent state */
+  int mla = mix < 20, state = mix >= 20 && mix < 40 ? 1 + pick(g, 2) : 0; /* 1 retention, 2 infini_attention */
   int cross = chance(g, 25) ? (m->src_rows && chance(g, 60) ? 1 : 2) : 0;
   int ffn = pick(g, 6); /* 0 GLU, 1 glu(), 2 MLP, 3 MoE, 4 none, 5 MLP */
   if (ffn == 5) ffn = 2;
@@ -344,6 +382,8 @@ static int emit_block(gen *g, model *m, const char *name) {
   const char *in = place == 1 ? "x" : "a";
   if (mla)
     mla_mixer(g, m, in);
+  else if (state)
+    state_mixer(g, m, in, state);
   else
     attention_mixer(g, m, in, "");
   if (chance(g, 15)) rope_op(g, m, in);

@@ -14,7 +14,8 @@
  * dilation), BigBird (global and seeded random blocks), with positional or
  * named arguments, under the model's mask) or, in decoders, `mla_attention`
  * (direct or low-rank query with or without q_norm, with or without
- * kv_norm, both RoPE pairings, a sparse pattern), sometimes plus a
+ * kv_norm, both RoPE pairings, a sparse pattern) or `retention` (with or
+ * without groupnorm and the swish gate) or `infini_attention`, sometimes plus a
  * standalone `rope(...)` of a projection or of the normed input; an optional
  * cross-attention to the static encoder output or to a T-row tensor of the
  * block (under the model's mask, RoPE or ALiBi where the language allows);
@@ -43,6 +44,7 @@ typedef struct tfx_gen_info {
   int n_blocks;
   int sparse_kinds; /* bit k: sparse pattern k (1 sliding … 6 bigbird) somewhere */
   int alibi, rope, rope_op, mla, moe, moe_capacity, moe_shared, cross_static, cross_trows;
+  int retention, infini; /* the mixers with a recurrent state */
   int learned_pos, sinusoidal, glu_builtin, layernorm, post_norm, softmax_out, matmul;
   int emb_row, emb_norm; /* a row added after the positions, a norm of the sum */
 } tfx_gen_info;
