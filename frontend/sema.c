@@ -508,7 +508,7 @@ static int one_of(const tfx_fe_expr *v, const char *const *names) {
 static void check_schedule(tfx_fe_sema *s) {
   static const char *const keys[] = {"attention", "decode", "quantize", "activations", "threads", "prefetch", NULL};
   static const char *const attn_future[] = {NULL};
-  static const char *const quant_future[] = {"int8", "ternary", NULL};
+  static const char *const quant_future[] = {"int8", NULL};
   if (!s->schedule) return;
   for (const tfx_fe_stmt *st = s->schedule->body; st; st = st->next) {
     if (st->kind != TFX_FE_STMT_ASSIGN) {

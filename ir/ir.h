@@ -33,6 +33,10 @@ typedef enum {
    * f32 values stored divided by a per-row f32 scale; internal (the
    * frontend never makes it) */
   TFX_DT_F32_ROWSCALE,
+  TFX_DT_TQ2_0,    /* GGUF (ggml's block_tq2_0) super-blocks of 256 ternary values: 64 bytes of 2-bit codes + f16
+                      scale (66 bytes) */
+  TFX_DT_S24_F32,  /* 2:4 sparse, blocks of 32: 16 kept f32 values + u32 of 2-bit positions (68 bytes) */
+  TFX_DT_S24_Q8_0, /* 2:4 sparse, blocks of 32: f16 scale + u32 of 2-bit positions + 16 kept i8 (22 bytes) */
   TFX_DT_COUNT
 } tfx_dtype;
 
@@ -346,7 +350,9 @@ typedef struct tfx_node {
  * weight in the format it was bound in; FORMAT gives it `dtype` (after
  * tfx_quantize_fallback for its rows); Q4_K_M is llama.cpp's Q4_K_M mix
  * (passes/quantize_weights.c). */
-typedef enum { TFX_QUANT_KEEP, TFX_QUANT_FORMAT, TFX_QUANT_Q4_K_M } tfx_quant_mode;
+/* TERNARY is BitNet b1.58's ternary weights (`ternary`): tq2_0 blocks whose
+ * scale is the whole tensor's mean |w| (tfx_quantize_ternary_row). */
+typedef enum { TFX_QUANT_KEEP, TFX_QUANT_FORMAT, TFX_QUANT_Q4_K_M, TFX_QUANT_TERNARY } tfx_quant_mode;
 typedef struct tfx_quant_choice {
   tfx_quant_mode mode;
   tfx_dtype dtype; /* FORMAT: f16, bf16, q8_0, q4_0, q4_k, q6_k, or i8 (w8a8: per-token int8 activations) */
@@ -473,6 +479,12 @@ int tfx_node_weight_operand(const tfx_node *n, int i);
 int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst);
 /* 1 when tfx_quantize_row can produce dt. */
 int tfx_quantize_supported(tfx_dtype dt);
+/* BitNet b1.58's ternary quantization of a row into tq2_0 blocks: with s =
+ * max(mean_abs, 1e-5) (mean_abs: the mean |w| of the whole tensor), q =
+ * clamp(rint(x / s), -1, 1) (rint: ties to even, as torch.round), every
+ * block's d = f16(s). Returns the bytes written, or -1 when 256 does not
+ * divide K. */
+int64_t tfx_quantize_ternary_row(const float *x, int64_t K, float mean_abs, uint8_t *dst);
 /* The format a weight whose rows hold K elements gets when dt is asked:
  * dt when K divides into its blocks, else llama.cpp's fallback (a K-quant
  * with K % 256 != 0 falls to a 32-block format: q4_k to q5_0, q6_k to q8_0;
