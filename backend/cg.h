@@ -444,6 +444,11 @@ typedef struct tfx_cg_attn_row {
   void (*rescale)(tfx_cg *cg, void *ctx, LLVMValueRef corr);
   void (*accumulate)(tfx_cg *cg, void *ctx, LLVMValueRef j, LLVMValueRef pj);
   void *ctx;
+  /* T5's relative bias (a 4th ATTENTION operand), else NULL: relb points at
+   * the head's column of the table [B, H] (stride H), buckets at the i32
+   * table of tfx_cg_attn_t5_buckets (entry j - i + rel_span - 1) */
+  LLVMValueRef relb, buckets;
+  int64_t rel_span, rel_stride;
   /* set by tfx_cg_attn_row_init */
   tfx_cg_osm sm;
   int64_t kb;
@@ -457,6 +462,9 @@ void tfx_cg_attn_row_walk_more(tfx_cg *cg, const tfx_cg_attn_row *r, LLVMValueRe
                                LLVMValueRef jhi, LLVMValueRef slope);
 
 /* ---- k_attn_mask.c: the options of ATTENTION / MLA_ATTENTION in IR ---- */
+/* T5's buckets of rel = j - i for |rel| < *span (ATTENTION with a bias
+ * table): a constant [2 * span - 1] i32 table, entry rel + span - 1. */
+LLVMValueRef tfx_cg_attn_t5_buckets(tfx_cg *cg, const tfx_node *n, int64_t *span);
 /* A body-key fragment naming the node's alibi and sparse options. */
 void tfx_cg_attn_key(const tfx_node *n, int64_t max_seq, char *buf, size_t len);
 /* The keys [lo, hi) query position i must visit among 0..nkeys (narrowed for

@@ -109,8 +109,9 @@ static int kernel_call(tfx_cg *cg, const tfx_node *n, int causal) {
   tfx_cg_ptr v = causal ? TFX_CG_KVAT(k_off + half_bytes) : TFX_CG_VAL(n->inputs[2]);
   int64_t per_t, fixed;
   tfx_cg_rows_split(&cg->g->nodes[n->inputs[0]], &per_t, &fixed);
-  tfx_cg_kernel_call(cg, n, NULL, per_t * n->heads, fixed * n->heads,
-                     (tfx_cg_ptr[4]){TFX_CG_VAL(n->inputs[0]), k, v, TFX_CG_VAL(n->id)});
+  tfx_cg_ptr ptrs[5] = {TFX_CG_VAL(n->inputs[0]), k, v, TFX_CG_VAL(n->id), TFX_CG_NONE};
+  if (n->n_inputs == 4) ptrs[4] = TFX_CG_VAL(n->inputs[3]); /* T5's relative bias table */
+  tfx_cg_kernel_call_n(cg, n, NULL, per_t * n->heads, fixed * n->heads, ptrs, 5);
   return 0;
 }
 
@@ -167,7 +168,7 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
                .nch = nch,
                .qv = malloc((size_t)nch * sizeof(LLVMValueRef)),
                .oa = malloc((size_t)nch * sizeof(LLVMValueRef)),
-               .scale = LLVMConstReal(cg->t_f32, 1.0 / sqrt((double)d))};
+               .scale = LLVMConstReal(cg->t_f32, tfx_attn_scale(n))};
   if (!c.qv || !c.oa) {
     free(c.qv);
     free(c.oa);
@@ -177,6 +178,15 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
   LLVMValueRef py = tfx_cg_body_ptr(cg, 3);
   tfx_cg_attn_row walk = {.n = n, .score = row_score, .rescale = row_rescale, .accumulate = row_accumulate, .ctx = &c};
   tfx_cg_attn_row_init(cg, &walk, ATT_KB);
+  if (n->n_inputs == 4) { /* T5's relative bias: the bucket table; the head's column is set per item */
+    walk.buckets = tfx_cg_attn_t5_buckets(cg, n, &walk.rel_span);
+    walk.rel_stride = H;
+    if (!walk.buckets) {
+      free(c.qv);
+      free(c.oa);
+      return -1;
+    }
+  }
   /* decode with a pattern the key range does not make exact: walk the block-sparse table's runs */
   tfx_cg_bs_table bs;
   int bs_decode = cg->decode && n->sparse.kind != TFX_SPARSE_NONE && n->sparse.kind != TFX_SPARSE_SLIDING;
@@ -210,6 +220,7 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
   tfx_cg_attn_key_range(cg, n, qi, nkeys, &jlo, &jhi);
   if (splits) tfx_cg_split_range(cg, splits, part, &jlo, &jhi);
   LLVMValueRef slope = tfx_cg_attn_slope(cg, n, h);
+  if (walk.buckets) walk.relb = tfx_cg_fptr(cg, tfx_cg_body_ptr(cg, 4), h);
   c.kh = tfx_cg_fptr(cg, keys, tfx_cg_mulc(cg, g, d));
   c.vh = tfx_cg_fptr(cg, vals, tfx_cg_mulc(cg, g, d));
   for (int k = 0; k < nch; k++) LLVMBuildStore(b, LLVMConstNull(cg->t_vf), c.oa[k]);
@@ -294,8 +305,9 @@ int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n) {
   }
   char key[256], opts[160];
   tfx_cg_attn_key(n, max_seq, opts, sizeof opts);
-  snprintf(key, sizeof key, "%sattention_H%lld_G%lld_d%lld_m%d_q%lld_k%lld_%s", k_schedules[sched].key, (long long)H,
-           (long long)G, (long long)d, causal, (long long)q_rows, (long long)k_rows, opts);
+  snprintf(key, sizeof key, "%sattention_H%lld_G%lld_d%lld_m%d_q%lld_k%lld_rb%lld_%s", k_schedules[sched].key,
+           (long long)H, (long long)G, (long long)d, causal, (long long)q_rows, (long long)k_rows,
+           (long long)(n->n_inputs == 4 ? cg->g->nodes[n->inputs[3]].type.dims[0] : 0), opts);
   int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {

@@ -6,6 +6,7 @@
  * pair or lane-wise for a flash tile's W queries; BigBird's
  * random blocks come from a constant table built at compile time with
  * tfx_bigbird_random_blocks), the ALiBi slope of a head (a constant table),
+ * T5's relative position buckets (a constant table),
  * a row schedule's score with both applied, and the string that keys the
  * shared kernel bodies on all of these. */
 #include <math.h>
@@ -78,6 +79,30 @@ LLVMValueRef tfx_cg_attn_slope(tfx_cg *cg, const tfx_node *n, LLVMValueRef h) {
   LLVMValueRef gv = const_table(cg, name, cg->t_f32, vals, n->heads);
   free(vals);
   return load_table(cg, gv, cg->t_f32, h);
+}
+
+LLVMValueRef tfx_cg_attn_t5_buckets(tfx_cg *cg, const tfx_node *n, int64_t *span) {
+  const tfx_graph *g = cg->g;
+  int64_t S = g->max_seq, nb = g->nodes[n->inputs[3]].type.dims[0];
+  for (int i = 0; i < 2; i++) {
+    int64_t r = g->nodes[n->inputs[i]].type.dims[0];
+    if (r != TFX_DIM_T && r > S) S = r;
+  }
+  *span = S;
+  char name[128];
+  snprintf(name, sizeof name, "tfx_t5_buckets_S%lld_B%lld_M%d_b%d", (long long)S, (long long)nb, n->rel_max_distance,
+           n->rel_bidirectional);
+  if (LLVMGetNamedGlobal(cg->mod, name)) return LLVMGetNamedGlobal(cg->mod, name);
+  LLVMValueRef *vals = malloc((size_t)(2 * S - 1) * sizeof *vals);
+  if (!vals) {
+    tfx_cg_fail(cg, "backend: out of memory");
+    return NULL;
+  }
+  for (int64_t k = 0; k < 2 * S - 1; k++)
+    vals[k] = tfx_cg_i32(cg, tfx_t5_bucket(k - (S - 1), n->rel_bidirectional, (int)nb, n->rel_max_distance));
+  LLVMValueRef gv = const_table(cg, name, cg->t_i32, vals, 2 * S - 1);
+  free(vals);
+  return gv;
 }
 
 /* BigBird's random blocks: [blocks x random] i32, row qb = the draws of qb (cg.h). */

@@ -3,7 +3,7 @@
  * running sum l and the rescaling of the output accumulator, for one query
  * (f32 state, the row schedules) or W queries lane-wise (<W x float>, the
  * flash tiles); and the row schedules' key walk built on it (blocks of
- * scores in a stack buffer, ALiBi and the sparse mask, the exponentials in
+ * scores in a stack buffer, ALiBi, T5's relative bias and the sparse mask, the exponentials in
  * vectors), used by k_attention.c's row body and k_mla.c.
  *
  * One step over a block of keys whose scores s_j (masked keys -inf) have the
@@ -116,6 +116,12 @@ void tfx_cg_attn_row_walk_more(tfx_cg *cg, const tfx_cg_attn_row *r, LLVMValueRe
   tfx_cg_for(cg, &lj, tfx_cg_i64(cg, 0), jn, 1, "key");
   LLVMValueRef j = tfx_cg_add(cg, blk.iv, lj.iv);
   LLVMValueRef s = tfx_cg_attn_score_adjust(cg, r->n, r->score(cg, r->ctx, j), qi, j, slope);
+  if (r->relb) { /* + table[bucket(j - i), h] */
+    LLVMValueRef ix[2] = {tfx_cg_i64(cg, 0), tfx_cg_addc(cg, tfx_cg_sub(cg, j, qi), r->rel_span - 1)};
+    LLVMValueRef bp = LLVMBuildInBoundsGEP2(b, LLVMGlobalGetValueType(r->buckets), r->buckets, ix, 2, "");
+    LLVMValueRef bk = LLVMBuildSExt(b, LLVMBuildLoad2(b, cg->t_i32, bp, "bucket"), cg->t_i64, "");
+    s = LLVMBuildFAdd(b, s, tfx_cg_loadf(cg, tfx_cg_fptr(cg, r->relb, tfx_cg_mulc(cg, bk, r->rel_stride))), "relb");
+  }
   tfx_cg_storef(cg, s, tfx_cg_fptr(cg, r->buf, lj.iv));
   LLVMBuildStore(b, tfx_cg_fmax(cg, LLVMBuildLoad2(b, cg->t_f32, r->bmax, ""), s), r->bmax);
   tfx_cg_for_end(cg, &lj);

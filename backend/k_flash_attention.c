@@ -247,11 +247,11 @@ static int flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static, int6
   LLVMValueRef slope = tfx_cg_attn_slope(cg, n, h);
   LLVMValueRef slope_v = slope ? tfx_cg_splat(cg, slope) : NULL;
 
-  /* Qt[c] = q[row][h * d + c] / sqrt(d) for the tile's rows */
+  /* Qt[c] = q[row][h * d + c] * scale (1/sqrt(d) by default) for the tile's rows */
   LLVMValueRef all = LLVMConstAllOnes(cg->t_vm);
   LLVMValueRef qrow = LLVMBuildMul(b, row64, tfx_cg_splat(cg, tfx_cg_i64(cg, qs)), "");
   LLVMValueRef qbase = tfx_cg_fptr(cg, pq, tfx_cg_mulc(cg, h, d));
-  LLVMValueRef scale = tfx_cg_fconst(cg, cg->t_vf, 1.0 / sqrt((double)d));
+  LLVMValueRef scale = tfx_cg_fconst(cg, cg->t_vf, tfx_attn_scale(n));
   tfx_cg_loop lc;
   tfx_cg_for(cg, &lc, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, d), 1, "qc");
   LLVMValueRef qv = gather(cg, ptr_vec(cg, tfx_cg_fptr(cg, qbase, lc.iv), qrow), all);

@@ -1,5 +1,5 @@
 /* backend/k_linear_q8.c — the int8 dot-product path of the GEMM (k_linear.c)
- * for LINEAR and FUSED_LINEAR nodes whose weight is q8_0, q4_0, q4_k or q6_k
+ * for LINEAR and FUSED_LINEAR nodes whose weight is q8_0, q4_0, q4_k, q6_k or tq2_0
  * (tfx_node_act_quant, ir/quantize.c), row-major as pack_weights leaves them.
  *
  * The call (tfx_cg_q8_emit) quantizes the rows of x once: in chunks of at
@@ -33,7 +33,9 @@
  * dotted with sign(q) * x on x86; rp/dz: codes q ^ 0x80 = q + 128, dot -
  * 128 * sum x), q4_0 w = d * (q - 8) (dot - 8 * sum x), q4_k w = d * sc * q -
  * dmin * m per 32 (dot * d * sc - sum x * dmin * m), q6_k w = d * sc * (q -
- * 32) per 16 (dot - 32 * sum x, each 16 its scale). The integer offsets are
+ * 32) per 16 (dot - 32 * sum x, each 16 its scale), tq2_0 w = d * (u - 1)
+ * per 256 (dot - sum x; the 2-bit codes u of sub-block s are bits 2 (s % 4)
+ * of bytes 32 (s / 4) ..). The integer offsets are
  * exact (i32 lanes); only the f32 accumulation order differs from the
  * reference interpreter's.
  * Instructions (tfx_cg_target.i8dot): vpdpbusd zmm/ymm (AVX512-VNNI with VL,
@@ -386,6 +388,14 @@ static LLVMValueRef q6_k_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb) {
   return LLVMBuildOr(b, low, high, "");
 }
 
+/* The 32 2-bit codes (0 .. 2) of sub-block sb of the tq2_0 super-block at
+ * wp: bits 2 (sb % 4) of bytes 32 (sb / 4) ... */
+static LLVMValueRef tq2_0_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb) {
+  LLVMValueRef raw = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 32 * (sb / 4)), 1);
+  if (sb % 4) raw = LLVMBuildLShr(cg->b, raw, ivec(c->t_i8, 32, 2 * (sb % 4)), "");
+  return LLVMBuildAnd(cg->b, raw, ivec(c->t_i8, 32, 3), "");
+}
+
 /* Sub-block sb (0 .. wblk / 32 - 1) of the weight block at wp, for weight
  * row k of the tile, against activation block xb of every tile row. */
 static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLVMValueRef wblock, int sb,
@@ -396,6 +406,7 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
   case TFX_DT_I8:
   case TFX_DT_Q8_0: wq = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, c->qoff), 1); break;
   case TFX_DT_Q4_0: wq = q4_0_codes(cg, c, wp); break;
+  case TFX_DT_TQ2_0: wq = tq2_0_codes(cg, c, wp, sb); break;
   case TFX_DT_Q4_K: {
     LLVMValueRef sc, m;
     wq = q4_k_codes(cg, c, wp, sb, &sc, &m);
@@ -427,6 +438,11 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
     case TFX_DT_Q4_0: {
       LLVMValueRef dot =
           LLVMBuildSub(b, idot(cg, c, wq, xq, zero, 0), LLVMBuildShl(b, xs, ivec(cg->t_i32, 8, 3), ""), "");
+      acc_fma(cg, t, a, dot, splat8(cg, c, LLVMBuildFMul(b, wscal[0], xd, "")));
+      break;
+    }
+    case TFX_DT_TQ2_0: { /* w = d * (u - 1) */
+      LLVMValueRef dot = LLVMBuildSub(b, idot(cg, c, wq, xq, zero, 0), xs, "");
       acc_fma(cg, t, a, dot, splat8(cg, c, LLVMBuildFMul(b, wscal[0], xd, "")));
       break;
     }
@@ -560,7 +576,7 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
   LLVMBuilderRef b = cg->b;
   LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
   LLVMTypeRef v4i = LLVMVectorType(cg->t_i32, 4), f8 = c->t_f8;
-  int q4k = c->dt == TFX_DT_Q4_K;
+  int q4k = c->dt == TFX_DT_Q4_K, tq2 = c->dt == TFX_DT_TQ2_0;
   LLVMValueRef acc[2][8], macc[8];
   for (int k = 0; k < nw; k++) {
     for (int st = 0; st < 2; st++) {
@@ -620,6 +636,11 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
       for (int l = 0; l < 8; l++) mi[l] = 8 + l;
       LLVMValueRef mins = shuf(cg, sv, sv, mi, 8);
       LLVMBuildStore(b, tfx_cg_fma(cg, mins, xsum, LLVMBuildLoad2(b, f8, macc[k], "")), macc[k]);
+    } else if (tq2) { /* one scale: d in every lane */
+      LLVMValueRef d =
+          LLVMBuildFPExt(b, load_a(cg, LLVMHalfTypeInContext(cg->ctx), tfx_cg_byteptr(cg, wp, 64), 1), cg->t_f32, "");
+      sv = LLVMBuildShuffleVector(b, LLVMBuildInsertElement(b, LLVMGetPoison(v16f), d, tfx_cg_i32(cg, 0), ""),
+                                  LLVMGetPoison(v16f), LLVMConstNull(v16i), "");
     } else {
       LLVMValueRef s8 = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 192), 1);
       LLVMValueRef d =
@@ -638,6 +659,9 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
         LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 32, 4), "");
         u = shuf(cg, lo, hi, seq, 64);
         for (int l = 0; l < 16; l++) sidx[l] = 2 * j + l / 8;
+      } else if (tq2) { /* sub-blocks 2j, 2j + 1: the 2-bit fields 2 (j % 2), 2 (j % 2) + 1 of bytes 32 (j / 2) .. */
+        u = shuf(cg, tq2_0_codes(cg, c, wp, 2 * j), tq2_0_codes(cg, c, wp, 2 * j + 1), seq, 64);
+        for (int l = 0; l < 16; l++) sidx[l] = 0;
       } else {
         int h = j / 2, i = j % 2;
         LLVMValueRef ql = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 64 * h + 32 * i), 1);
@@ -715,6 +739,7 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
         sc[1] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 2));
         break;
       case TFX_DT_Q6_K: sc[0] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 208)); break;
+      case TFX_DT_TQ2_0: sc[0] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 64)); break;
       default: break;
       }
       for (int sb = 0; sb < c->wblk / QB; sb++) sub_block(cg, c, &t, k, wp, blk, sb, sc, (u + sb) % sets);
@@ -796,6 +821,10 @@ static LLVMValueRef decode_u(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMV
   case TFX_DT_Q4_0:
     u = q4_0_codes(cg, c, wp);
     sc[0] = half_at(cg, c->f16c, wp);
+    break;
+  case TFX_DT_TQ2_0:
+    u = tq2_0_codes(cg, c, wp, sb);
+    sc[0] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 64));
     break;
   case TFX_DT_Q4_K: {
     LLVMValueRef s6, m;
@@ -927,7 +956,8 @@ static void rp_tile(tfx_cg *cg, qctx *c, int h, LLVMValueRef mb, int mr, LLVMVal
 
 /* 1 for the weight formats this path reads. */
 static int q8_supported(tfx_dtype dt) {
-  return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K || dt == TFX_DT_I8;
+  return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K || dt == TFX_DT_I8 ||
+         dt == TFX_DT_TQ2_0;
 }
 
 /* The panel P against the chunk's quantized rows (c->m0 ..): tiles into the
@@ -1016,7 +1046,11 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   c.rp = !few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16;
   c.S = c.dt == TFX_DT_Q6_K ? 16 : 32;
   c.nsb = G.K / c.S;
-  c.cw = c.dt == TFX_DT_Q8_0 || c.i8 ? 128 : c.dt == TFX_DT_Q4_0 ? 8 : c.dt == TFX_DT_Q6_K ? 32 : 0;
+  c.cw = c.dt == TFX_DT_Q8_0 || c.i8 ? 128
+         : c.dt == TFX_DT_Q4_0       ? 8
+         : c.dt == TFX_DT_Q6_K       ? 32
+         : c.dt == TFX_DT_TQ2_0      ? 1
+                                     : 0;
   c.dz = few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && c.nqb % 2 == 0;
   /* bytes of one quantized row, and rows per chunk */
   int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);

@@ -92,8 +92,10 @@ void tfx_cg_norm_row(tfx_cg *cg, LLVMValueRef x, LLVMValueRef y, LLVMValueRef g,
   tfx_cg_chunks(cg, cols, norm_chunk, &c);
 }
 
+/* A per-head norm (heads > 0) normalizes each group of cols / heads columns
+ * of a row on its own: the row loop runs over rows * heads groups. */
 static int emit_norm(tfx_cg *cg, const tfx_node *n, int layer) {
-  int64_t cols = tfx_node_cols(n), per_t, fixed;
+  int64_t cols = tfx_node_cols(n), per_t, fixed, h = n->heads > 0 ? n->heads : 1, gc = cols / h;
   tfx_cg_rows_split(n, &per_t, &fixed);
   char key[96];
   snprintf(key, sizeof key, "%s_c%lld_eps%.17g", tfx_op_name(n->op), (long long)cols, n->eps);
@@ -102,10 +104,12 @@ static int emit_norm(tfx_cg *cg, const tfx_node *n, int layer) {
   if (fresh) {
     LLVMValueRef px = tfx_cg_body_ptr(cg, 0), py = tfx_cg_body_ptr(cg, 3);
     tfx_cg_loop row;
-    tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
-    LLVMValueRef off = tfx_cg_mulc(cg, row.iv, cols);
+    LLVMValueRef begin = h > 1 ? tfx_cg_mulc(cg, cg->kbegin, h) : cg->kbegin;
+    LLVMValueRef end = h > 1 ? tfx_cg_mulc(cg, cg->kend, h) : cg->kend;
+    tfx_cg_for(cg, &row, begin, end, 1, "row");
+    LLVMValueRef off = tfx_cg_mulc(cg, row.iv, gc);
     tfx_cg_norm_row(cg, tfx_cg_fptr(cg, px, off), tfx_cg_fptr(cg, py, off), tfx_cg_body_ptr(cg, 1),
-                    tfx_cg_body_ptr(cg, 2), cols, n->eps, layer);
+                    tfx_cg_body_ptr(cg, 2), gc, n->eps, layer);
     tfx_cg_for_end(cg, &row);
     tfx_cg_body_end(cg);
   }

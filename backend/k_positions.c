@@ -1,6 +1,6 @@
 /* backend/k_positions.c — kernels of the absolute position ops. Work items
  * are rows t (position p = pos + t).
- *  - POSITIONS: row t of the result is row p of the table, copied in vectors;
+ *  - POSITIONS: row t of the result is row p + offset of the table, copied in vectors;
  *    a p outside the table (impossible through the runtime: max_pos >=
  *    max_seq is checked at compile time) reads the last row instead.
  *  - SINUSOIDAL: PE[p, 2i] = sin(p * f_i), PE[p, 2i+1] = cos(p * f_i) with
@@ -34,6 +34,7 @@ int tfx_cg_emit_positions(tfx_cg *cg, const tfx_node *n) {
     tfx_cg_loop row;
     tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
     LLVMValueRef p = tfx_cg_row_pos(cg, row.iv);
+    if (n->pos_offset) p = LLVMBuildAdd(cg->b, p, tfx_cg_i64(cg, n->pos_offset), "");
     LLVMValueRef ok = LLVMBuildICmp(cg->b, LLVMIntULT, p, tfx_cg_i64(cg, P), "");
     p = LLVMBuildSelect(cg->b, ok, p, tfx_cg_i64(cg, P - 1), "");
     pos_copy c = {tfx_cg_fptr(cg, ptab, tfx_cg_mulc(cg, p, D)), tfx_cg_fptr(cg, py, tfx_cg_mulc(cg, row.iv, D))};

@@ -31,9 +31,13 @@ int tfx_cg_body_begin_node(tfx_cg *cg, const tfx_node *n, const char *key) {
   int need = tfx_node_attr_key(n, attrs, sizeof attrs);
   if (need < 0 || (size_t)need >= sizeof attrs)
     return tfx_cg_fail(cg, "backend: %%%d (%s): attribute key too long", n->id, tfx_op_name(n->op));
-  /* "name=value;..." as a symbol-friendly "name_value_..." (values hold no '_') */
+  /* "name=value;..." as a symbol-friendly "name_value_..." (values hold no '_'; the
+   * '+' of a double's exponent, "0x1p+0", becomes 'P' so the name needs no quotes in LLVM IR) */
   for (char *p = attrs; *p; p++)
-    if (*p == '=' || *p == ';') *p = '_';
+    if (*p == '=' || *p == ';')
+      *p = '_';
+    else if (*p == '+')
+      *p = 'P';
   int len = snprintf(full, sizeof full, "%s_%s", key, attrs);
   if (len < 0 || (size_t)len >= sizeof full)
     return tfx_cg_fail(cg, "backend: %%%d (%s): body key too long", n->id, tfx_op_name(n->op));

@@ -8,7 +8,9 @@
  *
  * Formats with a stream: f32 (exactly the loads the kernels always had),
  * f16 (fpext <W x half>: vcvtph2ps) and bf16 (zext, shl 16, bitcast),
- * packed or row-major; the GGUF block formats q8_0, q4_0, q5_0, q4_k and q6_k,
+ * packed or row-major; the GGUF block formats q8_0, q4_0, q5_0, q4_k, q6_k
+ * and tq2_0, the 2:4 sparse s24_f32 and s24_q8_0 (W / 2 kept values expanded
+ * by their positions),
  * row-major only (pack_weights leaves them so): a row is K / block blocks,
  * and a vector at column c decodes the W elements c .. of the one block
  * holding them (every kernel reads weight rows in vectors at multiples of W,
@@ -366,6 +368,86 @@ static LLVMValueRef q6_k_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int
   return LLVMBuildFMul(b, tfx_cg_splat(cg, ds), i8_to_f32(cg, q, nvalid), "");
 }
 
+/* TQ2_0 (66 bytes: 64 bytes qs, f16 d): element 128 j + 32 n + m is bits
+ * 2 n of qs[32 j + m]: x = d * (q - 1). */
+static LLVMValueRef tq2_0_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int nvalid) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef byte = tfx_cg_add(cg, LLVMBuildShl(b, LLVMBuildLShr(b, o, tfx_cg_i64(cg, 7), ""), tfx_cg_i64(cg, 5), ""),
+                                 LLVMBuildAnd(b, o, tfx_cg_i64(cg, 31), ""));
+  LLVMValueRef shift = LLVMBuildShl(
+      b, LLVMBuildAnd(b, LLVMBuildLShr(b, o, tfx_cg_i64(cg, 5), ""), tfx_cg_i64(cg, 3), ""), tfx_cg_i64(cg, 1), "");
+  LLVMValueRef q = LLVMBuildLShr(b, bytes_at(cg, blk, byte), splat8(cg, shift), "");
+  q = LLVMBuildSub(b, LLVMBuildAnd(b, q, splat8c(cg, 3), ""), splat8c(cg, 1), "");
+  return LLVMBuildFMul(b, tfx_cg_splat(cg, half_at(cg, blk, 64)), i8_to_f32(cg, q, nvalid), "");
+}
+
+/* The 2:4 sparse formats (ir/dtype.c): W elements at o (a multiple of 4) of
+ * a block of 32 from its W / 2 kept values v (<W / 2 x float>, already
+ * scaled) and its position word at idx_off: lane i (group g = i / 4,
+ * position i % 4) takes v[2 g] where the group's first position is i % 4,
+ * v[2 g + 1] where its second is, else 0. */
+static LLVMValueRef s24_expand(tfx_cg *cg, LLVMValueRef blk, int64_t idx_off, LLVMValueRef o, LLVMValueRef v,
+                               int nvalid) {
+  LLVMBuilderRef b = cg->b;
+  int W = cg->W;
+  LLVMValueRef e0[64], e1[64], gsh[64], pos[64];
+  for (int i = 0; i < W; i++) {
+    e0[i] = tfx_cg_i32(cg, 2 * (i / 4));
+    e1[i] = tfx_cg_i32(cg, 2 * (i / 4) + 1);
+    gsh[i] = LLVMConstInt(cg->t_i32, (unsigned)(4 * (i / 4)), 0);
+    pos[i] = LLVMConstInt(cg->t_i32, (unsigned)(i % 4), 0);
+  }
+  LLVMValueRef v0 = LLVMBuildShuffleVector(b, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(e0, (unsigned)W), "");
+  LLVMValueRef v1 = LLVMBuildShuffleVector(b, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(e1, (unsigned)W), "");
+  LLVMValueRef idx = LLVMBuildLoad2(b, cg->t_i32, tfx_cg_byteptr(cg, blk, idx_off), "");
+  LLVMSetAlignment(idx, 1);
+  idx = LLVMBuildLShr(b, idx, LLVMBuildTrunc(b, o, cg->t_i32, ""), ""); /* group o / 4 at bit 0 */
+  LLVMValueRef ins = LLVMBuildInsertElement(b, LLVMGetPoison(cg->t_vi), idx, tfx_cg_i32(cg, 0), "");
+  LLVMValueRef nib = LLVMBuildShuffleVector(b, ins, LLVMGetPoison(cg->t_vi), LLVMConstNull(cg->t_vi), "");
+  nib = LLVMBuildLShr(b, nib, LLVMConstVector(gsh, (unsigned)W), "");
+  LLVMValueRef three = LLVMBuildShuffleVector(
+      b, LLVMBuildInsertElement(b, LLVMGetPoison(cg->t_vi), tfx_cg_i32(cg, 3), tfx_cg_i32(cg, 0), ""),
+      LLVMGetPoison(cg->t_vi), LLVMConstNull(cg->t_vi), "");
+  LLVMValueRef two = LLVMBuildShuffleVector(
+      b, LLVMBuildInsertElement(b, LLVMGetPoison(cg->t_vi), tfx_cg_i32(cg, 2), tfx_cg_i32(cg, 0), ""),
+      LLVMGetPoison(cg->t_vi), LLVMConstNull(cg->t_vi), "");
+  LLVMValueRef p0 = LLVMBuildAnd(b, nib, three, "");
+  LLVMValueRef p1 = LLVMBuildAnd(b, LLVMBuildLShr(b, nib, two, ""), three, "");
+  LLVMValueRef pv = LLVMConstVector(pos, (unsigned)W);
+  LLVMValueRef x = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntEQ, p1, pv, ""), v1, LLVMConstNull(cg->t_vf), "");
+  x = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntEQ, p0, pv, ""), v0, x, "");
+  if (nvalid < W) x = LLVMBuildSelect(b, tfx_cg_mask_const(cg, nvalid), x, LLVMConstNull(cg->t_vf), "");
+  return x;
+}
+
+/* s24_f32 (68 bytes: 16 f32 kept values, u32 positions). */
+static LLVMValueRef s24_f32_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int nvalid) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef vt = LLVMVectorType(cg->t_f32, (unsigned)(cg->W / 2));
+  LLVMValueRef v = LLVMBuildLoad2(b, vt, at_byte(cg, blk, LLVMBuildShl(b, o, tfx_cg_i64(cg, 1), "")), "");
+  LLVMSetAlignment(v, 4);
+  return s24_expand(cg, blk, 64, o, v, nvalid);
+}
+
+/* s24_q8_0 (22 bytes: f16 d, u32 positions, 16 x i8 kept values): d * q. */
+static LLVMValueRef s24_q8_0_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int nvalid) {
+  LLVMBuilderRef b = cg->b;
+  int hw = cg->W / 2;
+  LLVMTypeRef vt = LLVMVectorType(t_i8(cg), (unsigned)hw), vf = LLVMVectorType(cg->t_f32, (unsigned)hw);
+  LLVMValueRef q =
+      LLVMBuildLoad2(b, vt, at_byte(cg, blk, tfx_cg_addc(cg, LLVMBuildLShr(b, o, tfx_cg_i64(cg, 1), ""), 6)), "");
+  LLVMSetAlignment(q, 1);
+  LLVMValueRef d = half_at(cg, blk, 0);
+  LLVMValueRef dv =
+      LLVMBuildShuffleVector(b, LLVMBuildInsertElement(b, LLVMGetPoison(vf), d, tfx_cg_i32(cg, 0), ""),
+                             LLVMGetPoison(vf), LLVMConstNull(LLVMVectorType(cg->t_i32, (unsigned)hw)), "");
+  LLVMValueRef v = LLVMBuildFMul(b, LLVMBuildSIToFP(b, q, vf, ""), dv, "");
+  return s24_expand(cg, blk, 2, o, v, nvalid);
+}
+
+static const tfx_cg_wformat fmt_tq2_0 = {TFX_DT_TQ2_0, 0, NULL, NULL, NULL, NULL, NULL, NULL, tq2_0_block};
+static const tfx_cg_wformat fmt_s24_f32 = {TFX_DT_S24_F32, 0, NULL, NULL, NULL, NULL, NULL, NULL, s24_f32_block};
+static const tfx_cg_wformat fmt_s24_q8_0 = {TFX_DT_S24_Q8_0, 0, NULL, NULL, NULL, NULL, NULL, NULL, s24_q8_0_block};
 static const tfx_cg_wformat fmt_q8_0 = {TFX_DT_Q8_0, 0, NULL, NULL, NULL, NULL, NULL, NULL, q8_0_block};
 static const tfx_cg_wformat fmt_q4_0 = {TFX_DT_Q4_0, 0, NULL, NULL, NULL, NULL, NULL, NULL, q4_0_block};
 static const tfx_cg_wformat fmt_q4_k = {TFX_DT_Q4_K, 0, NULL, NULL, NULL, NULL, NULL, NULL, q4_k_block};
@@ -386,6 +468,9 @@ static const tfx_cg_wformat *format_of(tfx_dtype dt) {
   case TFX_DT_Q6_K: return &fmt_q6_k;
   case TFX_DT_Q5_0: return &fmt_q5_0;
   case TFX_DT_I8: return &fmt_i8;
+  case TFX_DT_TQ2_0: return &fmt_tq2_0;
+  case TFX_DT_S24_F32: return &fmt_s24_f32;
+  case TFX_DT_S24_Q8_0: return &fmt_s24_q8_0;
   default: return NULL;
   }
 }
@@ -394,7 +479,7 @@ int tfx_cg_ws_check(const tfx_node *w, char *err, size_t errlen) {
   if (format_of(w->type.dtype)) return 0;
   return tfx_errf(err, errlen,
                   "param '%s' is stored as %s, which the backend cannot read yet (weight formats with a "
-                  "stream: f32, f16, bf16, i8, q8_0, q4_0, q5_0, q4_k, q6_k, f32_rowscale)",
+                  "stream: f32, f16, bf16, i8, q8_0, q4_0, q5_0, q4_k, q6_k, tq2_0, s24_f32, s24_q8_0, f32_rowscale)",
                   w->name ? w->name : "?", tfx_dtype_name(w->type.dtype));
 }
 
@@ -410,6 +495,9 @@ const char *tfx_cg_ws_key(const tfx_node *w) {
   case TFX_DT_Q6_K: return "_wq6_k";
   case TFX_DT_Q5_0: return "_wq5_0";
   case TFX_DT_I8: return "_wi8";
+  case TFX_DT_TQ2_0: return "_wtq2_0";
+  case TFX_DT_S24_F32: return "_ws24f32";
+  case TFX_DT_S24_Q8_0: return "_ws24q8_0";
   default: return "_w?";
   }
 }

@@ -1,7 +1,7 @@
 /* driver/calibrate.c — `tfxc calibrate FILE.tfx [--weights W] --tokens
  * FILE... -o OUT.calib`: runs the model in the reference interpreter on
  * calibration token sequences (each file one sequence of whitespace-separated
- * ids, fed after BOS = 1, as `run --eval-ids`) and records, for every linear
+ * ids, fed after BOS: the model's tokens { bos }, else 1, as `run --eval-ids`) and records, for every linear
  * whose weight is a named param, the largest |x| of each input channel
  * (ir/calib.c writes the "TFXCALIB v1" file; docs/quantization.md,
  * "Calibration"). The model is taken as bound, unquantized (--quantize none;
@@ -49,8 +49,8 @@ static void observe(void *user, const tfx_graph *g, const tfx_node *nd, const vo
     }
 }
 
-/* The ids of a tokens file after BOS: *ids (malloc'd), *n; 0 or -1 printed. */
-static int read_ids(const char *path, int64_t vocab, int64_t max_seq, int32_t **ids, int64_t *n) {
+/* The ids of a tokens file after bos: *ids (malloc'd), *n; 0 or -1 printed. */
+static int read_ids(const char *path, int64_t vocab, int64_t max_seq, int32_t bos, int32_t **ids, int64_t *n) {
   FILE *f = fopen(path, "r");
   if (!f) {
     fprintf(stderr, "tfxc calibrate: error: %s: cannot open the tokens file\n", path);
@@ -59,7 +59,7 @@ static int read_ids(const char *path, int64_t vocab, int64_t max_seq, int32_t **
   int64_t cap = 256, len = 1;
   int32_t *v = malloc((size_t)cap * sizeof *v);
   int rc = v ? 0 : -1;
-  if (v) v[0] = 1; /* BOS */
+  if (v) v[0] = bos;
   long long id;
   int got;
   while (rc == 0 && (got = fscanf(f, "%lld", &id)) == 1) {
@@ -178,7 +178,8 @@ int tfx_drv_calibrate_main(int argc, char **argv) {
   for (int t = 0; t < ntok && rc == 0; t++) {
     int32_t *ids = NULL;
     int64_t n = 0;
-    if (read_ids(tokens[t], vocab, g->max_seq, &ids, &n)) {
+    int32_t bos = g->bos_id >= 0 && g->bos_id < vocab ? (int32_t)g->bos_id : 1; /* tokens { bos }, else llama2.c's 1 */
+    if (read_ids(tokens[t], vocab, g->max_seq, bos, &ids, &n)) {
       rc = EXIT_FAIL;
       break;
     }

@@ -14,6 +14,7 @@ static const char *const approx_values[] = {"none", "tanh", NULL};
 static const char *const glu_act_values[] = {"sigmoid", "relu", "gelu", "gelu_tanh", "silu", "none", NULL};
 static const char *const moe_act_values[] = {"silu", "sigmoid", "relu", "gelu", "gelu_tanh", "none", NULL};
 static const char *const moe_gate_values[] = {"softmax_topk", "softmax", NULL};
+static const char *const qk_norm_values[] = {"rmsnorm", "layernorm", NULL};
 
 #define TENSOR(n)                                                                                                      \
   { n, TFX_FE_KW_TENSOR, 0, NULL, NULL, 0, 0, 0 }
@@ -57,8 +58,15 @@ static const tfx_fe_opspec ops[] = {
       TENSOR("bv"),
       TENSOR("bo"),
       TENSOR("memory"),
-      KW("sparse", TFX_FE_KW_SPARSE, 0, NULL, "none")},
-     10,
+      KW("sparse", TFX_FE_KW_SPARSE, 0, NULL, "none"),
+      KW("scale", TFX_FE_KW_NUM_OR_NONE, 0, NULL, "1/sqrt(head_dim)"),
+      TENSOR("q_norm"),
+      TENSOR("k_norm"),
+      KW("qk_norm", TFX_FE_KW_ENUM, 0, qk_norm_values, "rmsnorm"),
+      TENSOR("q_norm_b"),
+      TENSOR("k_norm_b"),
+      TFX_FE_NUM_KW("norm_eps", 1e-6)},
+     17,
      TFX_FE_LOWER_ATTENTION,
      TFX_OP_COUNT},
     {"mla_attention",
@@ -86,7 +94,7 @@ static const tfx_fe_opspec ops[] = {
      3,
      TFX_FE_LOWER_GLU,
      TFX_OP_COUNT},
-    {"positions", 2, 2, {"table", "x"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_POSITIONS},
+    {"positions", 2, 2, {"table", "x"}, {{"offset", TFX_FE_KW_INT, 0, NULL, "0", 0, 1, TFX_ATTR_POS_OFFSET}}, 1, TFX_FE_LOWER_OP, TFX_OP_POSITIONS},
     {"sinusoidal", 1, 1, {"x"}, {TFX_FE_NUM_ATTR("base", 10000, THETA)}, 1, TFX_FE_LOWER_OP, TFX_OP_SINUSOIDAL},
     {"moe",
      4,
@@ -135,6 +143,22 @@ static const tfx_fe_opspec position_rope = {"rope",
                                             3,
                                             TFX_FE_LOWER_ROPE,
                                             TFX_OP_COUNT};
+
+static const char *const bool_values[] = {"true", "false", NULL};
+/* position = t5(table, buckets = .., max_distance = 128, bidirectional = ..):
+ * T5's relative position bias, table f32[buckets, heads] */
+static const tfx_fe_opspec position_t5 = {"t5",
+                                          1,
+                                          1,
+                                          {"table"},
+                                          {KW("buckets", TFX_FE_KW_INT, 0, NULL, "rows of table"),
+                                           KW("max_distance", TFX_FE_KW_INT, 0, NULL, "128"),
+                                           KW("bidirectional", TFX_FE_KW_ENUM, 0, bool_values, "mask = none")},
+                                          3,
+                                          TFX_FE_LOWER_OP,
+                                          TFX_OP_COUNT};
+
+const tfx_fe_opspec *tfx_fe_position_t5(void) { return &position_t5; }
 
 const tfx_fe_opspec *tfx_fe_builtin(const char *name) {
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
@@ -201,13 +225,26 @@ static int check_value(tfx_fe_sema *s, const tfx_fe_opspec *op, const tfx_fe_kws
   case TFX_FE_KW_INT: {
     int64_t i;
     snprintf(buf, sizeof buf, "%s's %s", op->name, k->name);
-    if (tfx_fe_eval_int(s, v, 1, buf, &i)) return 1;
+    if (tfx_fe_eval_int(s, v, !strcmp(k->name, "offset") ? 0 : 1, buf, &i)) return 1;
     if (i > INT32_MAX) {
       tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s is too large", buf);
       return 1;
     }
     return 0;
   }
+  case TFX_FE_KW_NUM_OR_NONE:
+    if (v->kind == TFX_FE_EXPR_NAME && !strcmp(v->str, "none")) return 0;
+    if (!strcmp(k->name, "scale")) {
+      tfx_fe_value val;
+      if (tfx_fe_eval(s, v, &val)) return 1;
+      double f = tfx_fe_value_f(val);
+      if (!(f > 0 && f < 1e30)) {
+        tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s's scale must be > 0 (or none: no scaling), got %g", op->name,
+                     f);
+        return 1;
+      }
+    }
+    return 0;
   case TFX_FE_KW_NUM: {
     tfx_fe_value val;
     if (tfx_fe_eval(s, v, &val)) return 1;
@@ -247,9 +284,12 @@ static int check_value(tfx_fe_sema *s, const tfx_fe_opspec *op, const tfx_fe_kws
     if (v->kind == TFX_FE_EXPR_NAME && (!strcmp(v->str, "none") || !strcmp(v->str, "alibi"))) return 0;
     if (v->kind == TFX_FE_EXPR_CALL && !strcmp(v->str, "rope"))
       return tfx_fe_check_call(s, &position_rope, v, check_tensor, ctx);
-    tfx_fe_error(s->diag, v->loc.line, v->loc.col,
-                 "bad value for %s's position: expected none, alibi or rope(theta = .., style = .., rotary_dim = ..)",
-                 op->name);
+    if (v->kind == TFX_FE_EXPR_CALL && !strcmp(v->str, "t5") && !strcmp(op->name, "attention"))
+      return tfx_fe_check_call(s, &position_t5, v, check_tensor, ctx);
+    tfx_fe_error(
+        s->diag, v->loc.line, v->loc.col,
+        "bad value for %s's position: expected none, alibi, rope(theta = .., style = .., rotary_dim = ..)%s", op->name,
+        strcmp(op->name, "attention") ? "" : " or t5(table, buckets = .., max_distance = .., bidirectional = ..)");
     return 1;
   case TFX_FE_KW_SPARSE: return tfx_fe_check_sparse(s, op->name, v);
   }

@@ -1,5 +1,6 @@
 /* frontend/consts.c — constant expressions and types: evaluation of
- * `const` definitions, keyword values and dimensions, with integer
+ * `const` definitions, keyword values and dimensions (numbers, constants,
+ * + - * /, sqrt(x)), with integer
  * arithmetic for integers, overflow and division-by-zero errors, and the
  * checks on T and on dimensions. */
 #include <math.h>
@@ -53,6 +54,17 @@ int tfx_fe_eval(tfx_fe_sema *s, const tfx_fe_expr *e, tfx_fe_value *out) {
   case TFX_FE_EXPR_NAME: return eval_name(s, e, out);
   case TFX_FE_EXPR_STRING: return ERR(s, e->loc, "expected a number, got a string");
   case TFX_FE_EXPR_CALL:
+    if (!strcmp(e->str, "sqrt")) { /* sqrt(x): a float, x >= 0 */
+      tfx_fe_value v;
+      if (!e->args || e->args->next || e->args->key) return ERR(s, e->loc, "sqrt takes one argument: sqrt(x)");
+      if (tfx_fe_eval(s, e->args->value, &v)) return -1;
+      double x = tfx_fe_value_f(v);
+      if (x < 0) return ERR(s, e->args->value->loc, "sqrt of a negative number (%g)", x);
+      out->is_float = 1;
+      out->f = sqrt(x);
+      return 0;
+    }
+    /* fall through */
   case TFX_FE_EXPR_REPEAT:
     return ERR(s, e->loc, "expected a constant expression, got a call of '%s'",
                e->kind == TFX_FE_EXPR_CALL ? e->str : "repeat");
@@ -192,4 +204,25 @@ int tfx_fe_eval_type(tfx_fe_sema *s, const tfx_fe_type *t, int allow_t, const ch
   if (bad) return -1;
   *out = tfx_type_make(dt, t->n_dims, dims);
   return 0;
+}
+
+int tfx_fe_is_const_expr(tfx_fe_sema *s, const tfx_fe_expr *e, const tfx_fe_symtab *locals,
+                         const tfx_fe_symtab *locals2) {
+  if (!e) return 0;
+  switch (e->kind) {
+  case TFX_FE_EXPR_INT:
+  case TFX_FE_EXPR_FLOAT: return 1;
+  case TFX_FE_EXPR_NAME:
+    if ((locals && tfx_fe_sym_find(locals, e->str)) || (locals2 && tfx_fe_sym_find(locals2, e->str)) ||
+        tfx_fe_sym_find(&s->params, e->str))
+      return 0;
+    return tfx_fe_sym_find(&s->all_consts, e->str) != NULL;
+  case TFX_FE_EXPR_NEG: return tfx_fe_is_const_expr(s, e->lhs, locals, locals2);
+  case TFX_FE_EXPR_BINARY:
+    return tfx_fe_is_const_expr(s, e->lhs, locals, locals2) && tfx_fe_is_const_expr(s, e->rhs, locals, locals2);
+  case TFX_FE_EXPR_CALL: /* sqrt(constant expression) */
+    return !strcmp(e->str, "sqrt") && !tfx_fe_sym_find(&s->blocks, e->str) && e->args && !e->args->key &&
+           tfx_fe_is_const_expr(s, e->args->value, locals, locals2);
+  default: return 0;
+  }
 }

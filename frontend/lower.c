@@ -4,6 +4,7 @@
  * IR node with the keywords' attributes, or a lowering here: attention
  * expands to its projections, RoPE and the ATTENTION node), and shape errors
  * from the IR's type inference reported at the expression that caused them. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,6 +59,25 @@ static int add(lower *L, tfx_node *proto, tfx_fe_loc loc) {
 
 static int add2(lower *L, tfx_op op, int a, int b, tfx_fe_loc loc) {
   tfx_node n = tfx_node_proto(op, 2, (int[]){a, b});
+  return add(L, &n, loc);
+}
+
+/* x * scale + shift (AFFINE); an AFFINE of an AFFINE is composed into one
+ * node, so that `w * c + b` is one op (folded into a param when w is one) */
+static int add_affine(lower *L, int x, double scale, double shift, tfx_fe_loc loc) {
+  const tfx_node *xn = &L->g->nodes[x];
+  if (xn->op == TFX_OP_AFFINE) {
+    shift = xn->shift * scale + shift;
+    scale = xn->scale * scale;
+    x = xn->inputs[0];
+  }
+  if (!isfinite(scale) || !isfinite(shift)) {
+    ERR(L, loc, "the constant of this expression is not a finite number");
+    return -1;
+  }
+  tfx_node n = tfx_node_proto(TFX_OP_AFFINE, 1, &x);
+  n.scale = scale;
+  n.shift = shift;
   return add(L, &n, loc);
 }
 
@@ -191,7 +211,16 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
   int bad = 0;
   for (int i = 0; i < 4; i++) bad |= (bias[i] = tensor_kw(L, f, call, bias_names[i])) == -2;
   int mem = tensor_kw(L, f, call, "memory"); /* cross-attention: k, v from another tensor */
-  if (bad || mem == -2) return -1;
+  /* q/k norms: a gain of head_dim (per head) or of all the heads' columns */
+  static const char *const norm_names[4] = {"q_norm", "k_norm", "q_norm_b", "k_norm_b"};
+  int nrm[4];
+  for (int i = 0; i < 4; i++) bad |= (nrm[i] = tensor_kw(L, f, call, norm_names[i])) == -2;
+  const tfx_fe_arg *pos = tfx_fe_kwarg(call->args, "position");
+  const tfx_fe_expr *pv = pos ? pos->value : NULL;
+  int is_rope = pv && pv->kind == TFX_FE_EXPR_CALL && !strcmp(pv->str, "rope");
+  int is_t5 = pv && pv->kind == TFX_FE_EXPR_CALL && !strcmp(pv->str, "t5");
+  int relb = is_t5 ? lower_expr(L, f, tfx_fe_posarg(pv->args, 0)->value) : -1; /* T5's bias table */
+  if (bad || mem == -2 || (is_t5 && relb < 0)) return -1;
   /* pointers into the node array only after the keyword tensors (which may add nodes) */
   const tfx_graph *g = L->g;
   const tfx_type *wq = &g->nodes[in[1]].type, *wk = &g->nodes[in[2]].type, *wv = &g->nodes[in[3]].type,
@@ -220,14 +249,22 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
     return -1;
   }
   int causal = strcmp(enum_kw(op, call, "mask"), "none") != 0;
-  const tfx_fe_arg *pos = tfx_fe_kwarg(call->args, "position");
+  int layer = !strcmp(enum_kw(op, call, "qk_norm"), "layernorm");
+  for (int i = 0; i < 2; i++) {
+    if ((nrm[i + 2] >= 0) != (layer && nrm[i] >= 0)) {
+      ERR(L, loc, "attention: %s",
+          nrm[i + 2] >= 0 ? (layer ? "a norm bias needs its gain" : "q_norm_b and k_norm_b need qk_norm = layernorm")
+                          : "qk_norm = layernorm needs q_norm_b and k_norm_b with the gains");
+      return -1;
+    }
+  }
   if (mem >= 0) {
     const tfx_type *mt = &g->nodes[mem].type;
     if (mt->rank == 2 && mt->dims[0] != TFX_DIM_T && causal) {
       ERR(L, loc, "attention: a memory of static rows (%s) needs mask = none", tfx_type_str(mt, a, sizeof a));
       return -1;
     }
-    if (mt->rank == 2 && mt->dims[0] != TFX_DIM_T && pos && pos->value->kind == TFX_FE_EXPR_CALL) {
+    if (mt->rank == 2 && mt->dims[0] != TFX_DIM_T && is_rope) {
       ERR(L, loc, "attention: position = rope(...) needs a memory of T rows, got %s", tfx_type_str(mt, a, sizeof a));
       return -1;
     }
@@ -240,10 +277,39 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
   int k = q < 0 ? -1 : add_linear(L, kv_src, in[2], bias[1], loc);
   int v = k < 0 ? -1 : add_linear(L, kv_src, in[3], bias[2], loc);
   if (v < 0) return -1;
-  if (pos && pos->value->kind == TFX_FE_EXPR_CALL) {
+  for (int i = 0; i < 2; i++) { /* the q and k norms, before RoPE */
+    if (nrm[i] < 0) continue;
+    int x = i ? k : q, hh = i ? kv_heads : heads;
+    const tfx_type *gt = &g->nodes[nrm[i]].type;
+    int per_head = gt->rank == 1 && gt->dims[0] == head_dim && hh > 1;
+    tfx_node nn =
+        tfx_node_proto(layer ? TFX_OP_LAYERNORM : TFX_OP_RMSNORM, layer ? 3 : 2, (int[]){x, nrm[i], nrm[i + 2]});
+    nn.eps = num_kw(L, op, call, "norm_eps");
+    nn.heads = per_head ? hh : 0;
+    tfx_fe_loc at = tfx_fe_kwarg(call->args, norm_names[i])->value->loc;
+    if (gt->rank != 1 || (gt->dims[0] != head_dim && gt->dims[0] != hh * head_dim)) {
+      ERR(L, at, "attention: %s is %s, expected f32[%lld] (per head) or f32[%lld] (all %s heads)", norm_names[i],
+          tfx_type_str(gt, a, sizeof a), (long long)head_dim, (long long)(hh * head_dim), i ? "key" : "query");
+      return -1;
+    }
+    x = add(L, &nn, at);
+    if (x < 0) return -1;
+    if (i)
+      k = x;
+    else
+      q = x;
+  }
+  if (is_rope) {
     q = add_rope(L, q, heads, (int)head_dim, pos->value, pos->value->loc);
     k = q < 0 ? -1 : add_rope(L, k, kv_heads, (int)head_dim, pos->value, pos->value->loc);
     if (k < 0) return -1;
+  }
+  const tfx_fe_arg *sc = tfx_fe_kwarg(call->args, "scale");
+  if (sc) { /* the node's scale (none: 1); absent: 0, the IR's 1/sqrt(d) */
+    tfx_fe_value sv = {0, 1, 1.0};
+    if (sc->value->kind != TFX_FE_EXPR_NAME || strcmp(sc->value->str, "none"))
+      if (tfx_fe_eval(L->s, sc->value, &sv)) return -1;
+    n.scale = tfx_fe_value_f(sv);
   }
   n.inputs[0] = q, n.inputs[1] = k, n.inputs[2] = v;
   n.heads = heads;
@@ -251,6 +317,20 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
   n.head_dim = (int)head_dim;
   n.mask = causal ? TFX_MASK_CAUSAL : TFX_MASK_NONE;
   n.alibi = pos && pos->value->kind == TFX_FE_EXPR_NAME && !strcmp(pos->value->str, "alibi");
+  if (is_t5) { /* the table is the 4th operand */
+    const tfx_type *tt = &g->nodes[relb].type;
+    const tfx_fe_arg *bk = tfx_fe_kwarg(pv->args, "buckets");
+    if (bk && (tt->rank != 2 || tt->dims[0] != int_kw(L, pv, "buckets", 0))) {
+      ERR(L, bk->value->loc, "attention: t5's table is %s, expected %d rows (buckets)", tfx_type_str(tt, a, sizeof a),
+          int_kw(L, pv, "buckets", 0));
+      return -1;
+    }
+    const tfx_fe_arg *bi = tfx_fe_kwarg(pv->args, "bidirectional");
+    n.rel_bidirectional = bi ? !strcmp(bi->value->str, "true") : !causal;
+    n.rel_max_distance = int_kw(L, pv, "max_distance", 128);
+    n.n_inputs = 4;
+    n.inputs[3] = relb;
+  }
   int o = add(L, &n, loc);
   return o < 0 ? -1 : add_linear(L, o, in[4], bias[3], loc);
 }
@@ -299,7 +379,7 @@ static int lower_mla(lower *L, frame *f, const tfx_fe_opspec *op, const int *in,
     return -1;
   }
   const tfx_fe_arg *pos = tfx_fe_kwarg(call->args, "position");
-  if (pos && pos->value->kind != TFX_FE_EXPR_CALL) {
+  if (pos && (pos->value->kind != TFX_FE_EXPR_CALL || strcmp(pos->value->str, "rope"))) {
     ERR(L, pos->value->loc, "mla_attention's position must be rope(theta = .., style = ..)");
     return -1;
   }
@@ -396,6 +476,9 @@ static int lower_ir_op(lower *L, frame *f, const tfx_fe_opspec *op, const int *i
     char *field = (char *)&nd + d->offset;
     if (k->kind == TFX_FE_KW_NUM && d->kind == TFX_ATTR_KIND_DOUBLE) {
       double v = num_kw(L, op, call, k->name);
+      memcpy(field, &v, sizeof v);
+    } else if (k->kind == TFX_FE_KW_INT && d->kind == TFX_ATTR_KIND_INT) {
+      int v = int_kw(L, call, k->name, 0);
       memcpy(field, &v, sizeof v);
     } else if (k->kind == TFX_FE_KW_ENUM && d->kind == TFX_ATTR_KIND_INT) {
       const char *s = enum_kw(op, call, k->name);
@@ -588,7 +671,26 @@ static int lower_expr(lower *L, frame *f, const tfx_fe_expr *e) {
   if (L->s->diag->stopped || L->oom) return -1;
   switch (e->kind) {
   case TFX_FE_EXPR_NAME: return lower_name(L, f, e);
+  case TFX_FE_EXPR_NEG: {
+    int a = lower_expr(L, f, e->lhs);
+    return a < 0 ? -1 : add_affine(L, a, -1.0, 0.0, e->loc);
+  }
   case TFX_FE_EXPR_BINARY: {
+    int lc = tfx_fe_is_const_expr(L->s, e->lhs, &f->vars, &f->b->params);
+    int rc = tfx_fe_is_const_expr(L->s, e->rhs, &f->vars, &f->b->params);
+    if (lc || rc) { /* a tensor and a constant: AFFINE (checked by sema) */
+      tfx_fe_value v;
+      if (tfx_fe_eval(L->s, lc ? e->lhs : e->rhs, &v)) return -1;
+      double c = tfx_fe_value_f(v);
+      int a = lower_expr(L, f, lc ? e->rhs : e->lhs);
+      if (a < 0) return -1;
+      switch (e->op) {
+      case '+': return add_affine(L, a, 1.0, c, e->loc);
+      case '-': return lc ? add_affine(L, a, -1.0, c, e->loc) : add_affine(L, a, 1.0, -c, e->loc);
+      case '*': return add_affine(L, a, c, 0.0, e->loc);
+      default: return add_affine(L, a, 1.0 / c, 0.0, e->loc);
+      }
+    }
     int a = lower_expr(L, f, e->lhs), b = lower_expr(L, f, e->rhs);
     if (a < 0 || b < 0) return -1;
     return add2(L, e->op == '+' ? TFX_OP_ADD : e->op == '-' ? TFX_OP_SUB : TFX_OP_MUL, a, b, e->loc);

@@ -361,8 +361,6 @@ static int check_call(scope *sc, const tfx_fe_expr *e) {
   return 1;
 }
 
-static int is_number(const tfx_fe_expr *e) { return e && (e->kind == TFX_FE_EXPR_INT || e->kind == TFX_FE_EXPR_FLOAT); }
-
 /* Checks an expression whose value is a tensor; returns the number of errors. */
 static int check_tensor(void *ctx, const tfx_fe_expr *e) {
   scope *sc = ctx;
@@ -373,17 +371,30 @@ static int check_tensor(void *ctx, const tfx_fe_expr *e) {
   case TFX_FE_EXPR_FLOAT: ERR(s, e->loc, "expected a tensor, got a number"); return 1;
   case TFX_FE_EXPR_STRING: ERR(s, e->loc, "expected a tensor, got a string"); return 1;
   case TFX_FE_EXPR_NAME: return check_name(sc, e);
-  case TFX_FE_EXPR_NEG: ERR(s, e->loc, "unary '-' is not defined on tensors"); return 1;
-  case TFX_FE_EXPR_BINARY:
-    if (e->op == '/') {
-      ERR(s, e->loc, "'/' is only defined on constants, not on tensors");
+  case TFX_FE_EXPR_NEG: return check_tensor(sc, e->lhs);
+  case TFX_FE_EXPR_BINARY: {
+    /* tensor (op) tensor, or a tensor with a constant expression on one side
+     * (lowered to AFFINE); '/' only divides a tensor by a constant */
+    int lc = tfx_fe_is_const_expr(s, e->lhs, &sc->names, NULL), rc = tfx_fe_is_const_expr(s, e->rhs, &sc->names, NULL);
+    tfx_fe_value v;
+    if (lc && rc) {
+      ERR(s, e->loc, "expected a tensor, got a constant expression");
       return 1;
     }
-    if (is_number(e->lhs) || is_number(e->rhs)) {
-      ERR(s, e->loc, "'%c' takes two tensors (arithmetic with a number is only for constants)", e->op);
+    if (e->op == '/' && !rc) {
+      ERR(s, e->loc, "'/' divides a tensor by a constant (x / c); dividing by a tensor is not defined");
       return 1;
+    }
+    if (lc || rc) {
+      if (tfx_fe_eval(s, lc ? e->lhs : e->rhs, &v)) return 1;
+      if (e->op == '/' && tfx_fe_value_f(v) == 0) {
+        ERR(s, e->rhs->loc, "division of a tensor by zero");
+        return 1;
+      }
+      return check_tensor(sc, lc ? e->rhs : e->lhs);
     }
     return check_tensor(sc, e->lhs) + check_tensor(sc, e->rhs);
+  }
   case TFX_FE_EXPR_CALL:
   case TFX_FE_EXPR_REPEAT: {
     const tfx_fe_arg *args = e->kind == TFX_FE_EXPR_CALL ? e->args : e->lhs->args;
@@ -497,7 +508,7 @@ static int one_of(const tfx_fe_expr *v, const char *const *names) {
 static void check_schedule(tfx_fe_sema *s) {
   static const char *const keys[] = {"attention", "decode", "quantize", "activations", "threads", "prefetch", NULL};
   static const char *const attn_future[] = {NULL};
-  static const char *const quant_future[] = {"int8", "ternary", NULL};
+  static const char *const quant_future[] = {"int8", NULL};
   if (!s->schedule) return;
   for (const tfx_fe_stmt *st = s->schedule->body; st; st = st->next) {
     if (st->kind != TFX_FE_STMT_ASSIGN) {

@@ -83,15 +83,22 @@ int tfx_fe_eval_int(tfx_fe_sema *s, const tfx_fe_expr *e, int64_t min, const cha
  * expression; T allowed only as the first dim and only when allow_t. */
 int tfx_fe_eval_type(tfx_fe_sema *s, const tfx_fe_type *t, int allow_t, const char *what, tfx_type *out);
 double tfx_fe_value_f(tfx_fe_value v);
+/* 1 when e is a constant expression in a body whose tensor names are in
+ * locals and locals2 (either may be NULL; they and the top-level params
+ * hide constants): numbers, constants, sqrt(..), + - * / and unary -. A
+ * tensor expression may combine one with a tensor (`w * c + b`: AFFINE). */
+int tfx_fe_is_const_expr(tfx_fe_sema *s, const tfx_fe_expr *e, const tfx_fe_symtab *locals,
+                         const tfx_fe_symtab *locals2);
 
 /* ---- builtins.c: the builtin ops and their arguments ---- */
 typedef enum {
-  TFX_FE_KW_TENSOR,   /* a tensor expression */
-  TFX_FE_KW_INT,      /* integer constant expression >= 1 */
-  TFX_FE_KW_NUM,      /* numeric constant expression */
-  TFX_FE_KW_ENUM,     /* one of `values` */
-  TFX_FE_KW_POSITION, /* none | alibi | rope(theta = .., style = .., rotary_dim = ..) */
-  TFX_FE_KW_SPARSE,   /* none | a sparse pattern call (attn_options.c) */
+  TFX_FE_KW_TENSOR,      /* a tensor expression */
+  TFX_FE_KW_INT,         /* integer constant expression >= 1 */
+  TFX_FE_KW_NUM,         /* numeric constant expression */
+  TFX_FE_KW_ENUM,        /* one of `values` */
+  TFX_FE_KW_POSITION,    /* none | alibi | rope(theta = .., style = .., rotary_dim = ..) */
+  TFX_FE_KW_SPARSE,      /* none | a sparse pattern call (attn_options.c) */
+  TFX_FE_KW_NUM_OR_NONE, /* a numeric constant expression or none */
 } tfx_fe_kw_kind;
 
 typedef struct tfx_fe_kwspec {
@@ -131,7 +138,7 @@ typedef enum {
   TFX_FE_LOWER_COUNT
 } tfx_fe_lowering;
 
-#define TFX_FE_MAX_KW 16
+#define TFX_FE_MAX_KW 20
 
 typedef struct tfx_fe_opspec {
   const char *name;
@@ -148,6 +155,8 @@ const tfx_fe_kwspec *tfx_fe_kwspec_of(const tfx_fe_opspec *op, const char *key);
 const tfx_fe_opspec *tfx_fe_builtin(const char *name);
 /* The spec of the arguments of `rope(...)` given as attention's position. */
 const tfx_fe_opspec *tfx_fe_position_rope(void);
+/* ... and of `t5(table, ...)` (attention only). */
+const tfx_fe_opspec *tfx_fe_position_t5(void);
 /* The name of the i-th builtin, NULL past the end. */
 const char *tfx_fe_builtin_at(int i);
 /* "rmsnorm(x, g, eps = 1e-05)" */

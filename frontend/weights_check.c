@@ -97,6 +97,8 @@ static int block_scales(tfx_dtype dt, int off[2]) {
   case TFX_DT_Q4_0: off[0] = 0; return 1;             /* d, then the quants */
   case TFX_DT_Q4_K: off[0] = 0, off[1] = 2; return 2; /* d, dmin, scales[12], qs[128] */
   case TFX_DT_Q6_K: off[0] = 208; return 1;           /* ql[128], qh[64], scales[16], d */
+  case TFX_DT_TQ2_0: off[0] = 64; return 1;           /* qs[64], d */
+  case TFX_DT_S24_Q8_0: off[0] = 0; return 1;         /* d, idx, q[16] */
   default: return 0;
   }
 }

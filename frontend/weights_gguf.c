@@ -35,7 +35,7 @@ static const tfx_gguf_type gguf_types[] = {
     {26, "I32", 1, 4, TFX_DT_COUNT},        {27, "I64", 1, 8, TFX_DT_COUNT},
     {28, "F64", 1, 8, TFX_DT_COUNT},        {29, "IQ1_M", 256, 56, TFX_DT_COUNT},
     {30, "BF16", 1, 2, TFX_DT_BF16},        {34, "TQ1_0", 256, 54, TFX_DT_COUNT},
-    {35, "TQ2_0", 256, 66, TFX_DT_COUNT},   {39, "MXFP4", 32, 17, TFX_DT_COUNT},
+    {35, "TQ2_0", 256, 66, TFX_DT_TQ2_0},   {39, "MXFP4", 32, 17, TFX_DT_COUNT},
 };
 #define N_GGUF_TYPES (sizeof gguf_types / sizeof gguf_types[0])
 

@@ -27,6 +27,28 @@ double tfx_alibi_slope(int h, int heads) {
   return pow(2.0, -8.0 * (double)(2 * (h - n) + 1) / (2.0 * (double)n));
 }
 
+double tfx_attn_scale(const tfx_node *n) { return n->scale > 0 ? n->scale : 1.0 / sqrt((double)n->head_dim); }
+
+int tfx_t5_bucket(int64_t rel, int bidirectional, int buckets, int max_distance) {
+  int nb = buckets, ret = 0;
+  if (bidirectional) {
+    nb /= 2;
+    if (rel > 0) ret += nb;
+    rel = rel < 0 ? -rel : rel;
+  } else {
+    rel = rel < 0 ? -rel : 0;
+  }
+  int max_exact = nb / 2;
+  if (rel < max_exact) return ret + (int)rel;
+  /* f32 as torch: log(rel / max_exact) / log(max_distance / max_exact) * (nb - max_exact) */
+  float x = logf((float)rel / (float)max_exact);
+  x = x / (float)log((double)max_distance / (double)max_exact);
+  x = x * (float)(nb - max_exact);
+  int64_t large = max_exact + (int64_t)x;
+  if (large > nb - 1) large = nb - 1;
+  return ret + (int)large;
+}
+
 int64_t tfx_bigbird_blocks(const tfx_sparse *s, int64_t max_seq) {
   return s->block > 0 ? (max_seq + s->block - 1) / s->block : 0;
 }
@@ -225,8 +247,10 @@ int tfx_attn_schedule_applicable(const tfx_node *n, int s) {
   if (n->op != TFX_OP_ATTENTION && n->op != TFX_OP_MLA_ATTENTION) return 0;
   switch (s) {
   case TFX_ATTN_SCHED_ROW: return 1;
-  case TFX_ATTN_SCHED_FLASH: return n->op == TFX_OP_ATTENTION && n->sparse.kind == TFX_SPARSE_NONE;
-  case TFX_ATTN_SCHED_BLOCK_SPARSE: return n->op == TFX_OP_ATTENTION && n->sparse.kind != TFX_SPARSE_NONE;
+  /* a relative bias table (4th operand) is read on the ROW schedule's per-key score path only */
+  case TFX_ATTN_SCHED_FLASH: return n->op == TFX_OP_ATTENTION && n->sparse.kind == TFX_SPARSE_NONE && n->n_inputs == 3;
+  case TFX_ATTN_SCHED_BLOCK_SPARSE:
+    return n->op == TFX_OP_ATTENTION && n->sparse.kind != TFX_SPARSE_NONE && n->n_inputs == 3;
   default: return 0;
   }
 }
@@ -262,6 +286,10 @@ int tfx_check_attention(const tfx_node *n, char *err, size_t errlen) {
     return tfx_errf(err, errlen, "%s: schedule %s (%d) does not apply to this node", on,
                     tfx_attn_schedule_name(n->attn_schedule), n->attn_schedule);
   if (n->alibi != 0 && n->alibi != 1) return tfx_errf(err, errlen, "%s: alibi must be 0 or 1", on);
+  if (n->op == TFX_OP_ATTENTION && (!(n->scale >= 0) || !isfinite(n->scale)))
+    return tfx_errf(err, errlen, "%s: scale = %g must be finite and > 0 (0: 1/sqrt(head_dim))", on, n->scale);
+  if (n->op == TFX_OP_ATTENTION && n->n_inputs < 4 && (n->rel_max_distance || n->rel_bidirectional))
+    return tfx_errf(err, errlen, "%s: max_distance and bidirectional need a relative bias table", on);
   if (n->attn_split != 0 && (n->op != TFX_OP_ATTENTION || n->mask != TFX_MASK_CAUSAL || n->n_inputs != 3 ||
                              n->attn_split < 2 || n->attn_split > TFX_ATTN_MAX_SPLITS))
     return tfx_errf(err, errlen, "%s: decode = split(%d) needs a causal attention of q, k, v and 2..%d parts", on,
@@ -330,6 +358,20 @@ int tfx_infer_attention(const tfx_graph *g, const tfx_node *n, const tfx_type *c
   if (a[1]->dims[0] != a[2]->dims[0])
     return tfx_errf(err, errlen, "attention: k %s and v %s must have the same rows", tfx_type_str(a[1], s0, sizeof s0),
                  tfx_type_str(a[2], s1, sizeof s1));
+  if (n->n_inputs == 4) {
+    int64_t minb = n->rel_bidirectional ? 4 : 2;
+    if (a[3]->dtype != TFX_DT_F32 || a[3]->rank != 2 || a[3]->dims[1] != n->heads || a[3]->dims[0] < minb ||
+        a[3]->dims[0] > 1024 || (n->rel_bidirectional && a[3]->dims[0] % 2))
+      return tfx_errf(
+          err, errlen, "attention: the relative bias table is %s, expected f32[buckets, %d] with %s buckets",
+          tfx_type_str(a[3], s0, sizeof s0), n->heads, n->rel_bidirectional ? "an even number of 4..1024" : "2..1024");
+    if (n->rel_max_distance < 1 || n->rel_bidirectional < 0 || n->rel_bidirectional > 1 || n->alibi)
+      return tfx_errf(err, errlen, "attention: a relative bias needs max_distance >= 1 and no ALiBi");
+    int64_t half = n->rel_bidirectional ? a[3]->dims[0] / 2 : a[3]->dims[0];
+    if (n->rel_max_distance <= half / 2)
+      return tfx_errf(err, errlen, "attention: max_distance = %d must exceed the exact buckets (%lld)",
+                      n->rel_max_distance, (long long)(half / 2));
+  }
   *out = *a[0];
   return 0;
 }
@@ -420,6 +462,10 @@ void tfx_print_attention(const tfx_node *n, FILE *out) {
   }
   fprintf(out, ", mask = %s", n->mask == TFX_MASK_CAUSAL ? "causal" : "none");
   if (n->alibi) fprintf(out, ", position = alibi");
+  if (n->op == TFX_OP_ATTENTION && n->scale > 0) fprintf(out, ", scale = %.9g", n->scale);
+  if (n->op == TFX_OP_ATTENTION && n->n_inputs == 4)
+    fprintf(out, ", position = t5(max_distance = %d, bidirectional = %s)", n->rel_max_distance,
+            n->rel_bidirectional ? "true" : "false");
   print_sparse(&n->sparse, out);
   if (n->attn_schedule != TFX_ATTN_SCHED_UNSET)
     fprintf(out, ", schedule = %s", tfx_attn_schedule_name(n->attn_schedule));

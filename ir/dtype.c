@@ -176,6 +176,65 @@ static void dq_q6_k(const uint8_t *data, const tfx_fused *layout, int64_t R, int
   }
 }
 
+/* GGUF TQ2_0 (ggml's block_tq2_0): super-blocks of 256: 64 bytes qs, then
+ * f16 d; element 128 j + 32 n + m (j < 2, n < 4, m < 32) is bits 2 n of
+ * qs[32 j + m]: x = d * (q - 1), q in 0 .. 2 (3 decodes as 2). */
+static void dq_tq2_0(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  (void)layout;
+  (void)R;
+  const uint8_t *row = data + r * (K / 256) * 66;
+  for (int64_t b = 0; b < K / 256; b++) {
+    const uint8_t *blk = row + b * 66;
+    float d = tfx_f16_to_f32(rd16(blk + 64));
+    for (int j = 0; j < 2; j++)
+      for (int n = 0; n < 4; n++)
+        for (int m = 0; m < 32; m++)
+          out[b * 256 + 128 * j + 32 * n + m] = d * (float)((blk[32 * j + m] >> (2 * n) & 3) - 1);
+  }
+}
+
+/* The 2:4 sparse formats (tfxc's own): a block of 32 elements is 8 groups
+ * of 4, of which two are kept, at positions p0 < p1 (bits 4g .. 4g + 1 and
+ * 4g + 2 .. 4g + 3 of a little-endian u32 idx); kept value 2g + i is the
+ * element at 4g + p_i, the two others are 0.
+ * s24_f32: 16 f32 values, then idx (68 bytes); s24_q8_0: f16 d, idx, 16 x
+ * i8 q, value = d * q (22 bytes). */
+static uint32_t rd32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void s24_expand(const float *vals, uint32_t idx, float *out) {
+  for (int g = 0; g < 8; g++) {
+    unsigned nib = idx >> (4 * g) & 15u;
+    for (int k = 0; k < 4; k++) out[4 * g + k] = 0.0f;
+    out[4 * g + (nib & 3u)] = vals[2 * g];
+    out[4 * g + (nib >> 2)] = vals[2 * g + 1];
+  }
+}
+
+static void dq_s24_f32(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  (void)layout;
+  (void)R;
+  const uint8_t *row = data + r * (K / 32) * 68;
+  for (int64_t b = 0; b < K / 32; b++) {
+    float v[16];
+    for (int i = 0; i < 16; i++) v[i] = rdf32(row + b * 68 + 4 * i);
+    s24_expand(v, rd32(row + b * 68 + 64), out + b * 32);
+  }
+}
+
+static void dq_s24_q8_0(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  (void)layout;
+  (void)R;
+  const uint8_t *row = data + r * (K / 32) * 22;
+  for (int64_t b = 0; b < K / 32; b++) {
+    const uint8_t *blk = row + b * 22;
+    float d = tfx_f16_to_f32(rd16(blk)), v[16];
+    for (int i = 0; i < 16; i++) v[i] = d * (float)(int8_t)blk[6 + i];
+    s24_expand(v, rd32(blk + 2), out + b * 32);
+  }
+}
+
 /* The toy format: the stored values times the row's scale. */
 static void dq_rowscale(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
   float s = row_scale(data, layout, R, K, r, 4);
@@ -194,6 +253,9 @@ static const tfx_dtype_info formats[TFX_DT_COUNT] = {
     [TFX_DT_Q6_K] = {"q6_k", 256, 210, 0, 1, dq_q6_k},
     [TFX_DT_Q5_0] = {"q5_0", 32, 22, 0, 1, dq_q5_0},
     [TFX_DT_F32_ROWSCALE] = {"f32_rowscale", 1, 4, 4, 1, dq_rowscale},
+    [TFX_DT_TQ2_0] = {"tq2_0", 256, 66, 0, 1, dq_tq2_0},
+    [TFX_DT_S24_F32] = {"s24_f32", 32, 68, 0, 1, dq_s24_f32},
+    [TFX_DT_S24_Q8_0] = {"s24_q8_0", 32, 22, 0, 1, dq_s24_q8_0},
 };
 
 const tfx_dtype_info *tfx_dtype_info_of(tfx_dtype dt) {

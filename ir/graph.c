@@ -194,14 +194,16 @@ int tfx_infer_binary(const tfx_graph *g, const tfx_node *n, const tfx_type *cons
   if (a[0]->dtype != TFX_DT_F32 || a[1]->dtype != TFX_DT_F32 || a[0]->rank < 1)
     return tfx_errf(err, errlen, "%s expects f32 operands, got %s and %s", on, tfx_type_str(a[0], s0, sizeof s0),
                     tfx_type_str(a[1], s1, sizeof s1));
-  if (tfx_type_equal(a[0], a[1]) ||
-      (a[1]->rank == 1 && a[1]->dims[0] == a[0]->dims[a[0]->rank - 1] && a[1]->dims[0] != TFX_DIM_T)) {
+  int64_t last = a[0]->dims[a[0]->rank - 1];
+  if (tfx_type_equal(a[0], a[1]) || (a[1]->rank == 1 && a[1]->dims[0] == last && last != TFX_DIM_T) ||
+      (a[1]->rank == 2 && a[0]->rank >= 2 && a[1]->dims[0] == 1 && a[1]->dims[1] == last && last != TFX_DIM_T)) {
     *out = *a[0];
     return 0;
   }
-  return tfx_errf(err, errlen, "%s: shapes %s and %s do not match (the right operand may also be one row [%s])", on,
-                  tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1),
-                  a[0]->dims[a[0]->rank - 1] == TFX_DIM_T ? "T" : "N");
+  return tfx_errf(
+      err, errlen, "%s: shapes %s and %s do not match (the right operand may also be one row [%s] or [1, %s])", on,
+      tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1),
+      a[0]->dims[a[0]->rank - 1] == TFX_DIM_T ? "T" : "N", a[0]->dims[a[0]->rank - 1] == TFX_DIM_T ? "T" : "N");
 }
 
 /* RMSNORM (x, gain), LAYERNORM (x, gain, bias) */
@@ -212,11 +214,15 @@ int tfx_infer_norm(const tfx_graph *g, const tfx_node *n, const tfx_type *const 
   const char *on = tfx_op_name(n->op);
   if (a[0]->dtype != TFX_DT_F32 || a[0]->rank < 1 || a[0]->dims[a[0]->rank - 1] == TFX_DIM_T)
     return tfx_errf(err, errlen, "%s expects x : f32[..., N], got %s", on, tfx_type_str(a[0], s0, sizeof s0));
+  int64_t N = a[0]->dims[a[0]->rank - 1];
+  if (n->heads < 0 || (n->heads > 0 && N % n->heads))
+    return tfx_errf(err, errlen, "%s: heads = %d does not divide the %lld columns of x", on, n->heads, (long long)N);
+  if (n->heads > 0) N /= n->heads; /* per-head norm: groups of N / heads columns */
   for (int i = 1; i < n->n_inputs; i++)
-    if (!is_f32_rank(a[i], 1) || a[i]->dims[0] != a[0]->dims[a[0]->rank - 1])
-      return tfx_errf(err, errlen, "%s: %s is %s, expected f32[%lld] to match x %s", on, i == 1 ? "gain" : "bias",
-                      tfx_type_str(a[i], s1, sizeof s1), (long long)a[0]->dims[a[0]->rank - 1],
-                      tfx_type_str(a[0], s0, sizeof s0));
+    if (!is_f32_rank(a[i], 1) || a[i]->dims[0] != N)
+      return tfx_errf(err, errlen, "%s: %s is %s, expected f32[%lld] to match x %s%s", on, i == 1 ? "gain" : "bias",
+                      tfx_type_str(a[i], s1, sizeof s1), (long long)N, tfx_type_str(a[0], s0, sizeof s0),
+                      n->heads > 0 ? " per head" : "");
   if (!(n->eps >= 0)) return tfx_errf(err, errlen, "%s: eps must be >= 0", on);
   *out = *a[0];
   return 0;
@@ -262,7 +268,6 @@ int tfx_infer_rope(const tfx_graph *g, const tfx_node *n, const tfx_type *const 
 
 int tfx_infer_positions(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
                         size_t errlen) {
-  (void)n;
   char s0[64], s1[64];
   if (!is_f32_rank(a[0], 2) || tfx_type_has_t(a[0]))
     return tfx_errf(err, errlen, "positions: table must be f32[max_pos, D], got %s", tfx_type_str(a[0], s0, sizeof s0));
@@ -270,9 +275,12 @@ int tfx_infer_positions(const tfx_graph *g, const tfx_node *n, const tfx_type *c
       (a[1]->dtype == TFX_DT_F32 && (a[1]->rank != 2 || a[1]->dims[1] != a[0]->dims[1])))
     return tfx_errf(err, errlen, "positions: x must be i32[T] or f32[T, %lld] to match the table %s, got %s",
                     (long long)a[0]->dims[1], tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
-  if (a[0]->dims[0] < g->max_seq)
-    return tfx_errf(err, errlen, "positions: the table %s has %lld rows but max_seq is %lld (need max_pos >= max_seq)",
-                    tfx_type_str(a[0], s0, sizeof s0), (long long)a[0]->dims[0], (long long)g->max_seq);
+  if (n->pos_offset < 0) return tfx_errf(err, errlen, "positions: offset = %d must be >= 0", n->pos_offset);
+  if (a[0]->dims[0] < g->max_seq + n->pos_offset)
+    return tfx_errf(err, errlen,
+                    "positions: the table %s has %lld rows but max_seq is %lld%s (need max_pos >= max_seq + offset)",
+                    tfx_type_str(a[0], s0, sizeof s0), (long long)a[0]->dims[0], (long long)g->max_seq,
+                    n->pos_offset ? " and the offset > 0" : "");
   *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, a[0]->dims[1]});
   return 0;
 }

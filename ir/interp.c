@@ -290,13 +290,16 @@ int tfx_interp_op_binary(const tfx_interp_call *c) {
   return 0;
 }
 
+/* a per-head norm (heads > 0) normalizes rows * heads groups of cols / heads */
 int tfx_interp_op_rmsnorm(const tfx_interp_call *c) {
-  op_rmsnorm(OPERAND(c, 0), OPERAND(c, 1), c->nd->eps, c->y, ROWS(c), COLS(c));
+  int64_t h = c->nd->heads > 0 ? c->nd->heads : 1;
+  op_rmsnorm(OPERAND(c, 0), OPERAND(c, 1), c->nd->eps, c->y, ROWS(c) * h, COLS(c) / h);
   return 0;
 }
 
 int tfx_interp_op_layernorm(const tfx_interp_call *c) {
-  op_layernorm(OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), c->nd->eps, c->y, ROWS(c), COLS(c));
+  int64_t h = c->nd->heads > 0 ? c->nd->heads : 1;
+  op_layernorm(OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), c->nd->eps, c->y, ROWS(c) * h, COLS(c) / h);
   return 0;
 }
 
@@ -352,7 +355,9 @@ int tfx_interp_op_rope(const tfx_interp_call *c) {
 }
 
 int tfx_interp_op_attention(const tfx_interp_call *c) {
-  return tfx_interp_attention(c->nd, OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), c->kc, c->vc, c->y, ROWS(c),
+  const float *relb = OPERAND(c, 3);
+  int64_t nb = relb ? IN_NODE(c, 3)->type.dims[0] : 0;
+  return tfx_interp_attention(c->nd, OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), relb, nb, c->kc, c->vc, c->y, ROWS(c),
                               tfx_node_rows(IN_NODE(c, 1), c->n), c->pos, c->g->max_seq, c->err, c->errlen);
 }
 

@@ -1,5 +1,5 @@
 /* ir/interp_attention.c — the reference interpreter's ATTENTION (self and
- * cross, causal with its KV cache or not, ALiBi, sparse masks) and
+ * cross, causal with its KV cache or not, ALiBi, T5's relative bias, sparse masks) and
  * MLA_ATTENTION (rebuilding K and V of every head from the cached latent,
  * not the absorbed form the backend uses). Naive loops, double accumulators:
  * the test oracle. */
@@ -23,9 +23,9 @@ static void softmax_rows(double *sc, const char *allowed, int64_t n) {
   for (int64_t j = 0; j < n; j++) sc[j] = sum > 0 ? sc[j] / sum : 0.0;
 }
 
-int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, const float *v, float *kc, float *vc,
-                         float *y, int64_t q_rows, int64_t k_rows, int64_t pos, int64_t max_seq, char *err,
-                         size_t errlen) {
+int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, const float *v, const float *relb,
+                         int64_t n_buckets, float *kc, float *vc, float *y, int64_t q_rows, int64_t k_rows, int64_t pos,
+                         int64_t max_seq, char *err, size_t errlen) {
   int64_t H = n->heads, G = n->kv_heads, d = n->head_dim, group = H / G;
   int64_t qs = H * d, ks = G * d;
   int causal = n->mask == TFX_MASK_CAUSAL;
@@ -38,7 +38,7 @@ int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, cons
     vals = vc;
     n_keys = pos + q_rows;
   }
-  double scale = 1.0 / sqrt((double)d);
+  double scale = tfx_attn_scale(n);
   double *sc = malloc((size_t)(n_keys > 0 ? n_keys : 1) * sizeof *sc);
   char *ok = malloc((size_t)(n_keys > 0 ? n_keys : 1));
   if (!sc || !ok) {
@@ -59,6 +59,9 @@ int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, cons
         double s = 0.0;
         for (int64_t c = 0; c < d; c++) s += (double)qr[c] * kr[c];
         sc[j] = s * scale - slope * (double)(i > j ? i - j : j - i);
+        if (relb)
+          sc[j] +=
+              relb[(int64_t)tfx_t5_bucket(j - i, n->rel_bidirectional, (int)n_buckets, n->rel_max_distance) * H + h];
       }
       softmax_rows(sc, ok, n_keys);
       for (int64_t c = 0; c < d; c++) {

@@ -10,10 +10,11 @@
  * first stored at positions pos.. of kc / vc ([max_seq, G*d] each) and query t
  * (position pos + t) attends the cached keys 0..pos+t; otherwise query row t
  * attends the k_rows keys of this call. Mask, ALiBi and sparse pattern as in
- * ir/attention.c; a row with no allowed key gives zeros. */
-int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, const float *v, float *kc, float *vc,
-                         float *y, int64_t q_rows, int64_t k_rows, int64_t pos, int64_t max_seq, char *err,
-                         size_t errlen);
+ * ir/attention.c; a row with no allowed key gives zeros. relb: T5's relative
+ * bias table [n_buckets, H] (the 4th operand) or NULL. */
+int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, const float *v, const float *relb,
+                         int64_t n_buckets, float *kc, float *vc, float *y, int64_t q_rows, int64_t k_rows, int64_t pos,
+                         int64_t max_seq, char *err, size_t errlen);
 
 /* MLA_ATTENTION (causal) in its plain, non-absorbed form: K and V of every
  * head are rebuilt from the cached latent. cache: [max_seq, r + dr]; g the

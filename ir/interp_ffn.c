@@ -177,9 +177,17 @@ int tfx_interp_op_sigmoid(const tfx_interp_call *c) {
   return 0;
 }
 
+/* AFFINE: x * scale + shift */
+int tfx_interp_op_affine(const tfx_interp_call *c) {
+  const float *a = OPERAND(c, 0);
+  int64_t numel = tfx_type_numel(&c->nd->type, c->n);
+  for (int64_t i = 0; i < numel; i++) c->y[i] = (float)((double)a[i] * c->nd->scale + c->nd->shift);
+  return 0;
+}
+
 int tfx_interp_op_positions(const tfx_interp_call *c) {
   const tfx_node *nd = c->nd;
-  int64_t rows = tfx_node_rows(nd, c->n), cols = tfx_node_cols(nd), pos = c->pos;
+  int64_t rows = tfx_node_rows(nd, c->n), cols = tfx_node_cols(nd), pos = c->pos + nd->pos_offset;
   int64_t max_pos = IN_NODE(c, 0)->type.dims[0];
   if (pos < 0 || pos + rows > max_pos)
     return tfx_errf(c->err, c->errlen, "%%%d (positions): positions %lld..%lld are outside the table of %lld rows",

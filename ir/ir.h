@@ -33,6 +33,10 @@ typedef enum {
    * f32 values stored divided by a per-row f32 scale; internal (the
    * frontend never makes it) */
   TFX_DT_F32_ROWSCALE,
+  TFX_DT_TQ2_0,    /* GGUF (ggml's block_tq2_0) super-blocks of 256 ternary values: 64 bytes of 2-bit codes + f16
+                      scale (66 bytes) */
+  TFX_DT_S24_F32,  /* 2:4 sparse, blocks of 32: 16 kept f32 values + u32 of 2-bit positions (68 bytes) */
+  TFX_DT_S24_Q8_0, /* 2:4 sparse, blocks of 32: f16 scale + u32 of 2-bit positions + 16 kept i8 (22 bytes) */
   TFX_DT_COUNT
 } tfx_dtype;
 
@@ -50,22 +54,23 @@ typedef struct {
  *   optional operands and fx attributes are the optimizer's (tfx_fused, fuse_embedding)
  * linear:     (x[M, K], w[N, K] [, b[N]]) -> [M, N] = x @ w^T + b
  * matmul:     (a[M, K], b[K, N]) -> [M, N]
- * add:        (a[M, N], b[M, N] or b[N]) -> [M, N]; b[N] broadcasts over rows
+ * add:        (a[M, N], b[M, N], b[N] or b[1, N]) -> [M, N]; b[N] and b[1, N] broadcast over rows
  * sub:
  * mul:
- * rmsnorm:    (x[M, N], g[N]) eps -> x / sqrt(mean(x^2) + eps) * g
- * layernorm:  (x[M, N], g[N], b[N]) eps -> (x - mean) / sqrt(var + eps) * g + b
+ * rmsnorm:    (x[M, N], g[N]) eps -> x / sqrt(mean(x^2) + eps) * g; with heads = h > 0, g[N / h]
+ *   and each row is h groups of N / h columns normalized on their own (per-head q/k norms)
+ * layernorm:  (x[M, N], g[N], b[N]) eps -> (x - mean) / sqrt(var + eps) * g + b; heads as rmsnorm
  * silu:       x * sigmoid(x)
  * gelu:       gelu_tanh selects the tanh form, else the erf form
  * relu:
  * softmax:    over the last dimension
  * rope:       (x[T, heads * head_dim]) rotated by angle (pos + t) * theta^(-2i/rotary_dim)
- * attention:  (q[T, H*d], k[T, G*d], v[T, G*d]) -> [T, H*d]; without a mask q[M, H*d], k, v[S, G*d]
- *   -> [M, H*d] (cross-attention, static rows); see below
+ * attention:  (q[T, H*d], k[T, G*d], v[T, G*d] [, bias_table[B, H]]) -> [T, H*d]; without a mask
+ *   q[M, H*d], k, v[S, G*d] -> [M, H*d] (cross-attention, static rows); see below
  * -- FFN variants, positions and mixture of experts (ir/interp_ffn.c):
  * sigmoid:     1 / (1 + exp(-x))
- * positions:   (table f32[P, D], x i32[T] or f32[T, ...]) -> f32[T, D]: rows pos..pos+T-1 of the
- *   table (learned absolute positions); P >= max_seq; x only gives T
+ * positions:   (table f32[P, D], x i32[T] or f32[T, ...]) -> f32[T, D]: rows pos+o..pos+o+T-1 of
+ *   the table, o = pos_offset >= 0 (learned absolute positions); P >= max_seq + o; x only gives T
  * sinusoidal:  (x f32[T, D]) theta -> f32[T, D]: PE[p, 2i] = sin(p / theta^(2i/D)),
  *   PE[p, 2i+1] = cos(p / theta^(2i/D)) for p = pos + t; x only gives T and D
  * moe_route:   (logits f32[T, E]) top_k, moe_gate, capacity -> route f32[T, 2k]: see below; with
@@ -97,6 +102,9 @@ typedef struct {
  *   constant-folded into a PARAM
  * pack:          (w f32[R, K]) fx.panel, fx.kc, fx.segs -> f32[R, K] in the packed layout (see
  *   tfx_packed_index); constant-folded into a PARAM
+ * affine:        (x f32[...]) scale, shift -> x * scale + shift (the frontend's arithmetic with
+ *   constants: `w * c + b`, `1 + w`, `x * sqrt(dim)`); constant-folded into a PARAM when x is an
+ *   f32 PARAM (passes/fold_weights.c, by op: it has a kernel, so not TFX_TRAIT_FOLDED), else a kernel
  */
 typedef enum {
 #define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit, infer, check, print, cost)             \
@@ -279,6 +287,11 @@ typedef struct tfx_node {
    * static): cross-attention to a memory. A query row whose keys are all
    * masked outputs zeros. */
   int alibi;         /* add -slope_h * |i - j| to the scaled scores (tfx_alibi_slope) */
+  /* ATTENTION with a 4th operand bias_table f32[B, H] (T5's relative
+   * position bias): add bias_table[tfx_t5_bucket(j - i, ...), h] to the
+   * scaled scores, B buckets (half per direction when rel_bidirectional),
+   * logarithmic up to rel_max_distance. Only the ROW schedule runs it. */
+  int rel_max_distance, rel_bidirectional;
   tfx_sparse sparse; /* the sparse pattern; kind NONE by default */
   int attn_schedule; /* ATTENTION, MLA_ATTENTION: tfx_attn_sched (schedule_attention); UNSET by default */
   int attn_split;    /* ATTENTION: the decode entry's schedule (schedule_attention, passes/attn_cost.c): 0 ROW,
@@ -293,6 +306,8 @@ typedef struct tfx_node {
    * dn dims, q_pe = rope(its last dr dims, p); K_h = c W_uk_h^T (W_uk_h: rows
    * h(dn+dv) .. +dn of wkv_b), V_h = c W_uv_h^T (the next dv rows); score
    * (q_nope . K_h[j] + q_pe . kr[j]) / sqrt(dn + dr). */
+  double scale, shift;   /* AFFINE: y = x * scale + shift; ATTENTION: scale > 0 the score scale (tfx_attn_scale) */
+  int pos_offset;        /* POSITIONS: the row of position 0 (RoBERTa/BART: padding_idx + 1) */
   int top_k;             /* MOE_ROUTE: experts per token, 1..E */
   tfx_moe_gate moe_gate; /* MOE_ROUTE */
   double capacity;       /* MOE_ROUTE: capacity factor C > 0, or 0 for no capacity limit */
@@ -335,7 +350,9 @@ typedef struct tfx_node {
  * weight in the format it was bound in; FORMAT gives it `dtype` (after
  * tfx_quantize_fallback for its rows); Q4_K_M is llama.cpp's Q4_K_M mix
  * (passes/quantize_weights.c). */
-typedef enum { TFX_QUANT_KEEP, TFX_QUANT_FORMAT, TFX_QUANT_Q4_K_M } tfx_quant_mode;
+/* TERNARY is BitNet b1.58's ternary weights (`ternary`): tq2_0 blocks whose
+ * scale is the whole tensor's mean |w| (tfx_quantize_ternary_row). */
+typedef enum { TFX_QUANT_KEEP, TFX_QUANT_FORMAT, TFX_QUANT_Q4_K_M, TFX_QUANT_TERNARY } tfx_quant_mode;
 typedef struct tfx_quant_choice {
   tfx_quant_mode mode;
   tfx_dtype dtype; /* FORMAT: f16, bf16, q8_0, q4_0, q4_k, q6_k, or i8 (w8a8: per-token int8 activations) */
@@ -465,6 +482,12 @@ int tfx_node_weight_operand(const tfx_node *n, int i);
 int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst);
 /* 1 when tfx_quantize_row can produce dt. */
 int tfx_quantize_supported(tfx_dtype dt);
+/* BitNet b1.58's ternary quantization of a row into tq2_0 blocks: with s =
+ * max(mean_abs, 1e-5) (mean_abs: the mean |w| of the whole tensor), q =
+ * clamp(rint(x / s), -1, 1) (rint: ties to even, as torch.round), every
+ * block's d = f16(s). Returns the bytes written, or -1 when 256 does not
+ * divide K. */
+int64_t tfx_quantize_ternary_row(const float *x, int64_t K, float mean_abs, uint8_t *dst);
 /* The format a weight whose rows hold K elements gets when dt is asked:
  * dt when K divides into its blocks, else llama.cpp's fallback (a K-quant
  * with K % 256 != 0 falls to a 32-block format: q4_k to q5_0, q6_k to q8_0;
@@ -753,6 +776,16 @@ void tfx_interp_set_observer(tfx_interp *it, tfx_interp_observer fn, void *user)
  * 0..n-1 take n's slopes and head n+k takes 2^(-8(2k+1)/(2n)) (the odd terms
  * of 2n's sequence), as in the ALiBi paper and BLOOM. */
 double tfx_alibi_slope(int h, int heads);
+/* ATTENTION's score scale: the node's scale when > 0 (`scale = ..`, T5's
+ * none is 1), else 1/sqrt(head_dim). */
+double tfx_attn_scale(const tfx_node *n);
+/* T5's relative position bucket of rel = j - i (key minus query position):
+ * with bidirectional, buckets/2 per direction (keys after the query in the
+ * upper half), else only rel <= 0 counts (rel > 0 is bucket 0); per
+ * direction, distances below half its buckets are exact, the rest
+ * logarithmic up to max_distance (computed in f32 as Hugging Face's
+ * _relative_position_bucket), capped at the last bucket. */
+int tfx_t5_bucket(int64_t rel, int bidirectional, int buckets, int max_distance);
 /* Number of BigBird blocks for max_seq: ceil(max_seq / block). */
 int64_t tfx_bigbird_blocks(const tfx_sparse *s, int64_t max_seq);
 /* The `random` blocks drawn for query block qb (out[0..random-1]):

@@ -64,6 +64,18 @@ void tfx_print_attrs(const tfx_node *n, FILE *out) {
 /* its attribute theta is the base here */
 void tfx_print_sinusoidal(const tfx_node *n, FILE *out) { fprintf(out, " {base = %.9g}", n->theta); }
 
+/* RMSNORM, LAYERNORM: eps, and heads when the norm is per head */
+void tfx_print_norm(const tfx_node *n, FILE *out) {
+  fprintf(out, " {eps = %.9g", n->eps);
+  if (n->heads) fprintf(out, ", heads = %d", n->heads);
+  fputc('}', out);
+}
+
+/* POSITIONS: the offset when there is one */
+void tfx_print_positions(const tfx_node *n, FILE *out) {
+  if (n->pos_offset) fprintf(out, " {offset = %d}", n->pos_offset);
+}
+
 void tfx_print_moe_route(const tfx_node *n, FILE *out) {
   fprintf(out, " {top_k = %d, gate = %s", n->top_k, n->moe_gate == TFX_MOE_GATE_SOFTMAX ? "softmax" : "softmax_topk");
   if (n->capacity > 0) fprintf(out, ", capacity = %.9g", n->capacity);

@@ -13,11 +13,13 @@ static const struct {
   tfx_quant_mode mode;
   tfx_dtype dtype;
 } choices[] = {
-    {"f16", TFX_QUANT_FORMAT, TFX_DT_F16},   {"bf16", TFX_QUANT_FORMAT, TFX_DT_BF16},
-    {"q8_0", TFX_QUANT_FORMAT, TFX_DT_Q8_0}, {"q4_0", TFX_QUANT_FORMAT, TFX_DT_Q4_0},
-    {"q4_k", TFX_QUANT_FORMAT, TFX_DT_Q4_K}, {"q6_k", TFX_QUANT_FORMAT, TFX_DT_Q6_K},
-    {"none", TFX_QUANT_KEEP, TFX_DT_F32},    {"q4_k_m", TFX_QUANT_Q4_K_M, TFX_DT_Q4_K},
-    {"q5_0", TFX_QUANT_FORMAT, TFX_DT_Q5_0}, {"w8a8", TFX_QUANT_FORMAT, TFX_DT_I8},
+    {"f16", TFX_QUANT_FORMAT, TFX_DT_F16},          {"bf16", TFX_QUANT_FORMAT, TFX_DT_BF16},
+    {"q8_0", TFX_QUANT_FORMAT, TFX_DT_Q8_0},        {"q4_0", TFX_QUANT_FORMAT, TFX_DT_Q4_0},
+    {"q4_k", TFX_QUANT_FORMAT, TFX_DT_Q4_K},        {"q6_k", TFX_QUANT_FORMAT, TFX_DT_Q6_K},
+    {"none", TFX_QUANT_KEEP, TFX_DT_F32},           {"q4_k_m", TFX_QUANT_Q4_K_M, TFX_DT_Q4_K},
+    {"q5_0", TFX_QUANT_FORMAT, TFX_DT_Q5_0},        {"w8a8", TFX_QUANT_FORMAT, TFX_DT_I8},
+    {"tq2_0", TFX_QUANT_FORMAT, TFX_DT_TQ2_0},      {"ternary", TFX_QUANT_TERNARY, TFX_DT_TQ2_0},
+    {"sparse24", TFX_QUANT_FORMAT, TFX_DT_S24_F32}, /* sparse24(FMT): sparse24_format */
 };
 #define N_CHOICES ((int)(sizeof choices / sizeof choices[0]))
 
@@ -92,6 +94,19 @@ int tfx_quant_spec_parse(const char *text, tfx_quant_spec *out, char *msg, size_
   return 0;
 }
 
+/* sparse24(FMT): 2:4 sparsity over the value format FMT, f32 or q8_0 (one
+ * positional argument). 0 with *dt, or -1. */
+static int sparse24_format(const tfx_quant_spec *sp, tfx_dtype *dt) {
+  if (sp->n_args != 1 || sp->args[0].key[0]) return -1;
+  if (!strcmp(sp->args[0].value, "f32"))
+    *dt = TFX_DT_S24_F32;
+  else if (!strcmp(sp->args[0].value, "q8_0"))
+    *dt = TFX_DT_S24_Q8_0;
+  else
+    return -1;
+  return 0;
+}
+
 int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_choice *out, char *msg, size_t msglen) {
   tfx_quant_spec sp;
   if (tfx_quant_spec_parse(text, &sp, msg, msglen)) return -1;
@@ -105,6 +120,14 @@ int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_cho
       return -1;
     }
     tfx_quant_choice c = {choices[i].mode, choices[i].dtype, 0, 0.0f};
+    if (!strcmp(sp.name, "sparse24")) {
+      if (sparse24_format(&sp, &c.dtype)) {
+        if (msg) snprintf(msg, msglen, "sparse24 takes a value format: sparse24(f32) or sparse24(q8_0)");
+        return -1;
+      }
+      *out = c;
+      return 0;
+    }
     for (int a = 0; a < sp.n_args; a++) {
       const char *k = sp.args[a].key, *v = sp.args[a].value;
       if (c.dtype == TFX_DT_I8 && !strcmp(k, "smooth")) {
@@ -148,13 +171,18 @@ int tfx_quant_choice_parse(const char *name, int allow_preset, tfx_quant_choice 
 const char *tfx_quant_choice_name(tfx_quant_choice c) {
   if (c.mode == TFX_QUANT_KEEP) return "none";
   if (c.mode == TFX_QUANT_Q4_K_M) return "q4_k_m";
+  if (c.mode == TFX_QUANT_TERNARY) return "ternary";
+  if (c.dtype == TFX_DT_S24_F32) return "sparse24(f32)";
+  if (c.dtype == TFX_DT_S24_Q8_0) return "sparse24(q8_0)";
   if (c.dtype == TFX_DT_I8) return c.smooth_set ? "w8a8(smooth)" : "w8a8";
   return tfx_dtype_name(c.dtype);
 }
 
 const char *tfx_quant_choice_names(int allow_preset) {
-  return allow_preset ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, q4_k_m or none"
-                      : "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8 or none";
+  return allow_preset ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, tq2_0, ternary, sparse24(f32), "
+                        "sparse24(q8_0), q4_k_m or none"
+                      : "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, tq2_0, ternary, sparse24(f32), sparse24(q8_0) "
+                        "or none";
 }
 
 int tfx_quant_pattern_match(const char *p, const char *s) {

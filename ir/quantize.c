@@ -319,6 +319,99 @@ static void q6_k_block(const float *x, uint8_t *blk) {
     }
 }
 
+/* ---- ternary (TQ2_0) ---- */
+
+/* The 256 codes q + 1 (0, 1, 2) of a tq2_0 block into its 64 bytes of qs:
+ * element 128 j + 32 n + m at bits 2 n of byte 32 j + m. */
+static void tq2_0_pack(const int *q, uint8_t *blk) {
+  for (int j = 0; j < 2; j++)
+    for (int m = 0; m < 32; m++) {
+      unsigned v = 0;
+      for (int n = 0; n < 4; n++) v |= (unsigned)(q[128 * j + 32 * n + m] & 3) << (2 * n);
+      blk[32 * j + m] = (uint8_t)v;
+    }
+}
+
+/* ggml's quantize_row_tq2_0_ref: d = amax of the block, q = lroundf(x / d) + 1. */
+static void tq2_0_block(const float *x, uint8_t *blk) {
+  float amax = 0;
+  for (int j = 0; j < 256; j++) amax = fmaxf(amax, fabsf(x[j]));
+  float d = amax, id = d != 0.0f ? 1.0f / d : 0.0f;
+  int q[256];
+  for (int j = 0; j < 256; j++) {
+    float v = roundf(x[j] * id); /* |v| <= 1 */
+    q[j] = (v > 0.0f ? 1 : v < 0.0f ? -1 : 0) + 1;
+  }
+  tq2_0_pack(q, blk);
+  put16(blk + 64, f32_to_f16(d));
+}
+
+int64_t tfx_quantize_ternary_row(const float *x, int64_t K, float mean_abs, uint8_t *dst) {
+  if (K <= 0 || K % 256) return -1;
+  float s = mean_abs > 1e-5f ? mean_abs : 1e-5f, is = 1.0f / s;
+  uint16_t d16 = f32_to_f16(s);
+  for (int64_t b = 0; b < K / 256; b++) {
+    int q[256];
+    for (int j = 0; j < 256; j++) {
+      float v = rintf(x[b * 256 + j] * is);
+      q[j] = (v >= 1.0f ? 1 : v <= -1.0f ? -1 : 0) + 1;
+    }
+    tq2_0_pack(q, dst + b * 66);
+    put16(dst + b * 66 + 64, d16);
+  }
+  return K / 256 * 66;
+}
+
+/* ---- 2:4 sparsity ---- */
+
+/* The two kept positions p0 < p1 of the group of 4 at x: the two largest
+ * |x| (on equal magnitudes the lower position wins). */
+static void s24_pick(const float *x, int *p0, int *p1) {
+  int a = 0;
+  for (int k = 1; k < 4; k++)
+    if (fabsf(x[k]) > fabsf(x[a])) a = k;
+  int b = a == 0 ? 1 : 0;
+  for (int k = 0; k < 4; k++)
+    if (k != a && fabsf(x[k]) > fabsf(x[b])) b = k;
+  *p0 = a < b ? a : b;
+  *p1 = a < b ? b : a;
+}
+
+/* The block's 16 kept values and its position word (layouts: ir/dtype.c). */
+static uint32_t s24_keep(const float *x, float *v) {
+  uint32_t idx = 0;
+  for (int g = 0; g < 8; g++) {
+    int p0, p1;
+    s24_pick(x + 4 * g, &p0, &p1);
+    v[2 * g] = x[4 * g + p0];
+    v[2 * g + 1] = x[4 * g + p1];
+    idx |= (uint32_t)(p0 | p1 << 2) << (4 * g);
+  }
+  return idx;
+}
+
+static void put32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void s24_f32_block(const float *x, uint8_t *blk) {
+  float v[16];
+  uint32_t idx = s24_keep(x, v);
+  memcpy(blk, v, sizeof v);
+  put32(blk + 64, idx);
+}
+
+/* s24_q8_0: the kept values as q8_0 (d = amax / 127, q = roundf(v / d)). */
+static void s24_q8_0_block(const float *x, uint8_t *blk) {
+  float v[16], amax = 0;
+  uint32_t idx = s24_keep(x, v);
+  for (int j = 0; j < 16; j++) amax = fmaxf(amax, fabsf(v[j]));
+  float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  put16(blk, f32_to_f16(d));
+  put32(blk + 2, idx);
+  for (int j = 0; j < 16; j++) blk[6 + j] = (uint8_t)trunc_i8(roundf(v[j] * id));
+}
+
 /* ---- i8 (w8a8): per output channel ---- */
 
 void tfx_quantize_i8_row(const float *x, int64_t K, int8_t *q, float *scale) {
@@ -331,7 +424,8 @@ void tfx_quantize_i8_row(const float *x, int64_t K, int8_t *q, float *scale) {
 
 int tfx_quantize_supported(tfx_dtype dt) {
   return dt == TFX_DT_I8 || dt == TFX_DT_F16 || dt == TFX_DT_BF16 || dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 ||
-         dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K || dt == TFX_DT_Q5_0;
+         dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K || dt == TFX_DT_Q5_0 || dt == TFX_DT_TQ2_0 || dt == TFX_DT_S24_F32 ||
+         dt == TFX_DT_S24_Q8_0;
 }
 
 int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst) {
@@ -354,6 +448,9 @@ int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst) 
     case TFX_DT_Q4_K: q4_k_block(xb, out); break;
     case TFX_DT_Q6_K: q6_k_block(xb, out); break;
     case TFX_DT_Q5_0: q5_0_block(xb, out); break;
+    case TFX_DT_TQ2_0: tq2_0_block(xb, out); break;
+    case TFX_DT_S24_F32: s24_f32_block(xb, out); break;
+    case TFX_DT_S24_Q8_0: s24_q8_0_block(xb, out); break;
     default: return -1;
     }
   }
@@ -395,5 +492,5 @@ int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n) {
   if ((n->op != TFX_OP_LINEAR && n->op != TFX_OP_FUSED_LINEAR) || n->n_inputs < 2 || g->schedule.act_f32) return 0;
   tfx_dtype dt = g->nodes[n->inputs[1]].type.dtype;
   if (dt == TFX_DT_I8) return tfx_node_cols(&g->nodes[n->inputs[1]]) % TFX_ACT_QBLOCK == 0 ? 2 : 0;
-  return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K;
+  return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K || dt == TFX_DT_TQ2_0;
 }

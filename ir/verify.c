@@ -53,6 +53,13 @@ int tfx_check_none(const tfx_node *n, char *err, size_t errlen) {
 /* RMSNORM, LAYERNORM */
 int tfx_check_norm(const tfx_node *n, char *err, size_t errlen) {
   if (!(n->eps >= 0) || !isfinite(n->eps)) return tfx_errf(err, errlen, "eps = %g must be finite and >= 0", n->eps);
+  if (n->heads == 1 || n->heads < 0)
+    return tfx_errf(err, errlen, "heads = %d must be 0 (the whole row) or >= 2 (per head)", n->heads);
+  return 0;
+}
+
+int tfx_check_affine(const tfx_node *n, char *err, size_t errlen) {
+  if (!isfinite(n->scale) || !isfinite(n->shift)) return tfx_errf(err, errlen, "scale and shift must be finite");
   return 0;
 }
 

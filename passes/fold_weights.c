@@ -1,5 +1,6 @@
-/* passes/fold_weights.c — constant folding of weight transforms: every CONCAT
- * and PACK whose operands are parameters (or folded ones) is computed at
+/* passes/fold_weights.c — constant folding of weight transforms: every CONCAT,
+ * PACK and AFFINE whose operands are parameters (or folded ones; AFFINE: an
+ * f32 row-major one) is computed at
  * compile time and becomes a PARAM of the weights blob (a PACK result keeps
  * its packed layout as the param's `layout`; a CONCAT's name joins its
  * sources' with '+'). The blob is then rebuilt with only the parameters the
@@ -12,6 +13,7 @@
  * param's pages are handed back to the system (madvise) once the last new
  * param reading them is written, so folding peaks at about one blob, not two
  * (issue #17). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -89,6 +91,14 @@ static char *join_names(const tfx_graph *g, const tfx_node *n) {
     if (i) strcat(s, "+");
     strcat(s, g->nodes[n->inputs[i]].name);
   }
+  return s;
+}
+
+/* "name*scale+shift": a folded AFFINE's own name (its values differ from the source's) */
+static char *affine_name(const char *src, const tfx_node *n) {
+  size_t len = strlen(src) + 64;
+  char *s = malloc(len);
+  if (s) snprintf(s, len, "%s*%.9g+%.9g", src, n->scale, n->shift);
   return s;
 }
 
@@ -194,11 +204,16 @@ int tfx_pass_fold_weights(tfx_pass_ctx *c) {
   /* which transforms fold: in order, so a PACK of a CONCAT folds too */
   for (int i = 0; i < nn; i++) {
     tfx_node *n = &g->nodes[i];
-    if (!tfx_op_has(n->op, TFX_TRAIT_FOLDED)) continue;
+    if (!tfx_op_has(n->op, TFX_TRAIT_FOLDED) && n->op != TFX_OP_AFFINE) continue;
     int all = 1;
     for (int j = 0; j < n->n_inputs; j++) all &= g->nodes[n->inputs[j]].op == TFX_OP_PARAM;
+    if (n->op == TFX_OP_AFFINE) /* values computed: from an original f32 row-major param */
+      all &= orig[n->inputs[0]].op == TFX_OP_PARAM && orig[n->inputs[0]].type.dtype == TFX_DT_F32 &&
+             n->type.dtype == TFX_DT_F32 && !orig[n->inputs[0]].fx.panel;
     if (!all) continue;
-    char *name = n->op == TFX_OP_CONCAT ? join_names(g, n) : strdup(g->nodes[n->inputs[0]].name);
+    char *name = n->op == TFX_OP_CONCAT   ? join_names(g, n)
+                 : n->op == TFX_OP_AFFINE ? affine_name(g->nodes[n->inputs[0]].name, n)
+                                          : strdup(g->nodes[n->inputs[0]].name);
     if (!name) {
       rc = tfx_errf(c->err, c->errlen, "fold_weights: out of memory");
       goto done;
@@ -255,6 +270,13 @@ int tfx_pass_fold_weights(tfx_pass_ctx *c) {
     if (o->op == TFX_OP_PARAM) { /* the alignment gap before it, then its bytes */
       memset(blob + written, 0, (size_t)(off[i] - written));
       copy_param(blob + off[i], old + o->weight_offset, tfx_type_bytes(&o->type, 1), last[i] == i);
+    } else if (o->op == TFX_OP_AFFINE) { /* x * scale + shift, element by element */
+      const tfx_node *x = &orig[o->inputs[0]];
+      const float *xs = (const float *)(old + x->weight_offset);
+      float *dst = (float *)(blob + off[i]);
+      memset(blob + written, 0, (size_t)(off[i] - written));
+      for (int64_t k = 0, numel = tfx_type_numel(&n->type, 1); k < numel; k++)
+        dst[k] = (float)((double)xs[k] * o->scale + o->shift);
     } else { /* a folded transform: zeros first, as a layout may leave holes */
       memset(blob + written, 0, (size_t)(off[i] + bytes - written));
       int64_t R = n->type.dims[0], K = n->type.rank == 2 ? n->type.dims[1] : 1;

@@ -62,7 +62,8 @@ static int absorb(tfx_rw *rw, int e, char *err, size_t errlen) {
     int side = un->inputs[0] == e ? 0 : 1, other = un->inputs[1 - side];
     const tfx_node *on = &g->nodes[other];
     if (other == e) return 0;
-    if ((on->op == TFX_OP_POSITIONS || on->op == TFX_OP_SINUSOIDAL) && tfx_type_equal(&on->type, &en->type)) {
+    if ((on->op == TFX_OP_POSITIONS || on->op == TFX_OP_SINUSOIDAL) && tfx_type_equal(&on->type, &en->type) &&
+        !on->pos_offset) { /* the fused table read has no offset */
       if (fx.pos_add || fx.has_bias || fx.norm || uses_besides(rw, e, other) != 1 || rw->uses[other] != 1 ||
           only_consumer(g, other, other + 1) != u)
         return 0;
@@ -83,7 +84,7 @@ static int absorb(tfx_rw *rw, int e, char *err, size_t errlen) {
       return 0;
     }
   } else if (un->op == TFX_OP_RMSNORM || un->op == TFX_OP_LAYERNORM) {
-    if (fx.norm || un->inputs[0] != e || rw->uses[e] != 1) return 0;
+    if (fx.norm || un->inputs[0] != e || rw->uses[e] != 1 || un->heads > 0) return 0;
     for (int j = 1; j < un->n_inputs; j++)
       if (un->inputs[j] == e) return 0;
     fx.norm = un->op == TFX_OP_LAYERNORM ? TFX_NORM_LAYER : TFX_NORM_RMS;

@@ -91,7 +91,9 @@ int tfx_pass_fuse_norm(tfx_pass_ctx *c) {
   }
   for (int i = 0; i < nn && rc == 0; i++) {
     const tfx_node *n = &g->nodes[i];
-    if ((n->op != TFX_OP_RMSNORM && n->op != TFX_OP_LAYERNORM) || i == g->output || start[i] == start[i + 1]) continue;
+    if ((n->op != TFX_OP_RMSNORM && n->op != TFX_OP_LAYERNORM) || i == g->output || start[i] == start[i + 1] ||
+        n->heads > 0) /* a per-head norm stays a kernel */
+      continue;
     const tfx_node *x = &g->nodes[n->inputs[0]];
     if (x->type.rank != 2) continue;
     int ok = 1;

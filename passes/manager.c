@@ -119,7 +119,9 @@ static double now_ms(void) {
 
 static int has_weight_ops(const tfx_graph *g) {
   for (int i = 0; i < g->n_nodes; i++)
-    if (tfx_op_has(g->nodes[i].op, TFX_TRAIT_FOLDED)) return 1;
+    if (tfx_op_has(g->nodes[i].op, TFX_TRAIT_FOLDED) ||
+        (g->nodes[i].op == TFX_OP_AFFINE && g->nodes[g->nodes[i].inputs[0]].op == TFX_OP_PARAM))
+      return 1;
   return 0;
 }
 

@@ -7,7 +7,11 @@
  * param's name, the last matching rule winning), after tfx_quantize_fallback for its rows (each fallback recorded in
  * g->quant_fallbacks for --stats). Params read any other way (norm gains,
  * biases, positions) and 1-D params keep their format, and so does a param
- * asked `none`. The preset q4_k_m reproduces llama.cpp's Q4_K_M mix
+ * asked `none`. The formats of issue #13 (tq2_0, `ternary`, the 2:4
+ * s24_f32 / s24_q8_0) go only to params read only as the weight of linears
+ * (linear_only); another weight asked for them keeps its format, recorded
+ * as a fallback. `ternary` quantizes with the tensor's mean |w|
+ * (tfx_quantize_ternary_row). The preset q4_k_m reproduces llama.cpp's Q4_K_M mix
  * (llama_tensor_get_type), finding the tensors' roles from the graph, not
  * from names (q4_k_m_choice).
  *
@@ -66,6 +70,21 @@ static int weight_only(const tfx_graph *g, int p) {
   }
   return uses > 0;
 }
+
+/* 1 when param p is read only as the weight of linears (operand 1 of
+ * LINEAR / FUSED_LINEAR): the formats only the linears read (tq2_0, the
+ * 2:4 sparse formats: lowbit_format) go to no other weight. */
+static int linear_only(const tfx_graph *g, int p) {
+  for (int i = p + 1; i < g->n_nodes; i++) {
+    const tfx_node *c = &g->nodes[i];
+    for (int j = 0; j < c->n_inputs; j++)
+      if (c->inputs[j] == p && !((c->op == TFX_OP_LINEAR || c->op == TFX_OP_FUSED_LINEAR) && j == 1)) return 0;
+  }
+  return 1;
+}
+
+/* The formats of issue #13's ternary and 2:4 choices. */
+static int lowbit_format(tfx_dtype dt) { return dt == TFX_DT_TQ2_0 || dt == TFX_DT_S24_F32 || dt == TFX_DT_S24_Q8_0; }
 
 /* ---- llama.cpp's Q4_K_M mix ---- */
 
@@ -159,7 +178,7 @@ static const tfx_node *same_slot(const tfx_graph *g, int i) {
 
 /* Converts param n's data in the blob to format dt (its type still the
  * source's); 0 or -1 with a message. */
-static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt) {
+static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt, int ternary) {
   const char *name = n->name ? n->name : "?";
   if (!tfx_quantize_supported(dt))
     return tfx_errf(c->err, c->errlen, "quantize_weights: no quantizer for %s yet (param '%s')", tfx_dtype_name(dt),
@@ -178,6 +197,15 @@ static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt) {
     goto done;
   }
   int64_t rb = new_bytes / (R > 0 ? R : 1);
+  float mean_abs = 0.0f;
+  if (ternary) { /* BitNet b1.58: the whole tensor's mean |w| */
+    double sum = 0.0;
+    for (int64_t r = 0; r < R; r++) {
+      if (tfx_weight_dequant_row(n, *c->weights + n->weight_offset, r, row)) break;
+      for (int64_t k = 0; k < K; k++) sum += fabs((double)row[k]);
+    }
+    mean_abs = R * K > 0 ? (float)(sum / (double)(R * K)) : 0.0f;
+  }
   for (int64_t r = 0; r < R; r++) {
     if (tfx_weight_dequant_row(n, *c->weights + n->weight_offset, r, row)) {
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': no decoder for %s", name,
@@ -202,7 +230,8 @@ static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt) {
       float sc;
       tfx_quantize_i8_row(row, K, (int8_t *)(out + r * K), &sc);
       memcpy(out + R * K + r * 4, &sc, 4);
-    } else if (tfx_quantize_row(dt, row, K, out + r * rb) != rb) {
+    } else if ((ternary ? tfx_quantize_ternary_row(row, K, mean_abs, out + r * rb)
+                        : tfx_quantize_row(dt, row, K, out + r * rb)) != rb) {
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': cannot quantize rows of %lld to %s", name,
                     (long long)K, tfx_dtype_name(dt));
       goto done;
@@ -255,9 +284,17 @@ int tfx_pass_quantize_weights(tfx_pass_ctx *c) {
     if (ch.mode == TFX_QUANT_Q4_K_M) ch = (tfx_quant_choice){TFX_QUANT_FORMAT, q4_k_m_choice(g, &r, i), 0, 0.0f};
     for (int k = 0; k < s->n_quant_rules; k++)
       if (n->name && tfx_quant_pattern_match(s->quant_rules[k].pattern, n->name)) ch = s->quant_rules[k].choice;
-    if (ch.mode != TFX_QUANT_FORMAT) continue;
+    if (ch.mode != TFX_QUANT_FORMAT && ch.mode != TFX_QUANT_TERNARY) continue;
     int64_t K = tfx_node_cols(n);
+    if (lowbit_format(ch.dtype) && !linear_only(g, i)) { /* an embedding table, a MoE expert: kept */
+      if (tfx_graph_add_quant_fallback(g, n->name, ch.dtype, n->type.dtype, K)) {
+        rc = tfx_errf(c->err, c->errlen, "quantize_weights: out of memory");
+        break;
+      }
+      continue;
+    }
     tfx_dtype dt = tfx_quantize_fallback(ch.dtype, K);
+    int ternary = ch.mode == TFX_QUANT_TERNARY && dt == TFX_DT_TQ2_0;
     if (dt != ch.dtype && tfx_graph_add_quant_fallback(g, n->name, ch.dtype, dt, K)) {
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: out of memory");
       break;
@@ -270,7 +307,7 @@ int tfx_pass_quantize_weights(tfx_pass_ctx *c) {
       continue;
     }
     if (have_blob)
-      rc = convert(c, n, dt);
+      rc = convert(c, n, dt, ternary);
     else if (n->weight_offset >= 0)
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s' is bound but no weights blob was given",
                     n->name ? n->name : "?");

@@ -254,7 +254,29 @@ static const bad_case k_bad[] = {
      "unknown argument 'size' of dilated (allowed: dilation, window)"},
     {"mask = causal, sparse = strided(1, 2)", 0, "too many arguments: strided takes at most 1"},
     {"mask = causal, sparse = sliding(2.5)", 0, "sliding's window must be an integer"},
-    {"mask = causal, position = alibix", 0, "bad value for attention's position: expected none, alibi or rope"},
+    {"mask = causal, position = alibix", 0, "bad value for attention's position: expected none, alibi, rope"},
+    {"mask = causal, scale = 0", 0, "t.tfx:9:87: error: attention's scale must be > 0 (or none: no scaling), got 0"},
+    {"mask = causal, scale = fast", 0, "t.tfx:9:87: error: undefined constant 'fast'"},
+    {"mask = causal, q_norm = src", 0,
+     "t.tfx:9:88: error: attention: q_norm is f32[5, 16], expected f32[4] (per head) or f32[16] (all query heads)"},
+    {"mask = causal, k_norm = g16", 0, "attention: k_norm is f32[16], expected f32[4] (per head) or f32[8]"},
+    {"mask = causal, qk_norm = layernorm, q_norm = g4, k_norm = g4", 0,
+     "t.tfx:9:10: error: attention: qk_norm = layernorm needs q_norm_b and k_norm_b with the gains"},
+    {"mask = causal, q_norm = g4, k_norm = g4, q_norm_b = g4, k_norm_b = g4", 0,
+     "attention: q_norm_b and k_norm_b need qk_norm = layernorm"},
+    {"mask = causal, qk_norm = groupnorm", 0,
+     "bad value 'groupnorm' for attention's qk_norm: expected rmsnorm or layernorm"},
+    {"mask = causal, position = t5(src)", 0,
+     "attention: the relative bias table is f32[5, 16], expected f32[buckets, 4] with 2..1024 buckets"},
+    {"mask = causal, position = t5(rel, buckets = 16)", 0,
+     "t.tfx:9:108: error: attention: t5's table is f32[8, 4], expected 16 rows (buckets)"},
+    {"mask = none, position = t5(rel, max_distance = 2)", 0, "max_distance = 2 must exceed the exact buckets (2)"},
+    {"mask = causal, position = t5(rel, bidirectional = maybe)", 0,
+     "t.tfx:9:114: error: bad value 'maybe' for t5's bidirectional: expected true or false"},
+    {"mask = causal, position = t5()", 0, "missing argument 'table' of t5("},
+    {"mask = causal, position = t5(rel, window = 3)", 0,
+     "unknown keyword 'window' for t5 (allowed: buckets, max_distance, bidirectional)"},
+    {"mask = causal, position = t5(rel), alibi = 1", 0, "unknown keyword 'alibi' for attention"},
     {"mask = causal, memory = m", 0, "attention: a memory of static rows (f32[5, 16]) needs mask = none"},
     {"mask = none, memory = m, position = rope()", 0, "position = rope(...) needs a memory of T rows"},
     {"mla_attention(x, wq, wkv_a, wkv_b, wo, heads = heads, rope_dim = dr, mask = none)", 1,
@@ -279,7 +301,10 @@ static void test_bad_options(void **state) {
   (void)state;
   for (size_t i = 0; i < sizeof k_bad / sizeof k_bad[0]; i++) {
     const bad_case *c = &k_bad[i];
-    result r = c->mla ? compile_mla(c->opts) : compile(attn_src(c->opts, "", "linear(src, wo)"));
+    char src[8192]; /* params for the q/k norm and t5 cases after the forward: the lines above stay */
+    snprintf(src, sizeof src, "%sparam g4 : f32[4]\nparam g16 : f32[16]\nparam rel : f32[8, 4]\n",
+             attn_src(c->opts, "", "linear(src, wo)"));
+    result r = c->mla ? compile_mla(c->opts) : compile(src);
     if (r.errors == 0) fail_msg("case %zu (%s): compiled without error", i, c->opts);
     if (!strstr(r.diag, c->expect)) fail_msg("case %zu (%s): expected '%s' in:\n%s", i, c->opts, c->expect, r.diag);
     assert_null(r.g);

@@ -937,6 +937,8 @@ static const example examples[] = {
     {"llama/stories260k_gguf.tfx", 32, 88}, /* its GGUF is written by test_gguf_model: random weights here */
     {"retnet/retnet.tfx", 18, 39},
     {"infini/infini.tfx", 12, 35},
+    {"gemma/gemma.tfx", 16, 43},
+    {"t5/t5.tfx", 33, 69},
 };
 #define N_EXAMPLES ((int)(sizeof examples / sizeof examples[0]))
 

@@ -65,7 +65,7 @@ static void test_every_op_is_described(void **state) {
   }
   assert_string_equal(tfx_op_name(TFX_OP_COUNT), "?");
   assert_string_equal(tfx_op_name(TFX_OP_RMSNORM), "rmsnorm");
-  assert_int_equal(tfx_op_info(TFX_OP_RMSNORM)->attrs, TFX_A(EPS));
+  assert_int_equal(tfx_op_info(TFX_OP_RMSNORM)->attrs, TFX_A(EPS) | TFX_A(HEADS));
 }
 
 static void test_attribute_descriptors(void **state) {

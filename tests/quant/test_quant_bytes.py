@@ -25,6 +25,10 @@ Asserts:
   Q4_K / Q6_K bytes against llama.cpp itself where its venv exists;
 - tfx-quant-tool's errors (unknown format, a row its blocks do not divide,
   a file of partial rows) are clear messages with exit status 1.
+- TQ2_0 (issue #13): tfxc's bytes identical to gguf.quants.quantize and its
+  decoder to gguf's; `ternary` (BitNet b1.58, one scale per tensor) and the
+  2:4 formats s24_f32 / s24_q8_0 identical to numpy oracles written here
+  from their definitions (docs/quantization.md);
 Exits 1 with a message on the first failure, 0 when all pass."""
 import atexit
 import os
@@ -151,6 +155,81 @@ for fmt, qt, rows in (("f16", QT.F16, rows_elementwise()), ("bf16", QT.BF16, row
     check(np.array_equal(deq, gdeq, equal_nan=True), f"{fmt}: dequantization differs from gguf.quants.dequantize")
     print(f"{fmt}: {rows.shape[0]} rows x {K}: bytes identical to gguf.quants.quantize and "
           f"dequantization equal to gguf's: {len(failures) == before}")
+
+# ---- issue #13: TQ2_0 (gguf), BitNet's ternary and the 2:4 formats (numpy) ----
+def rows_tq2():
+    """Rows for the ternary formats: Gaussian at several scales, zeros, an
+    f16-subnormal scale, exact ties of round(x / d) (x = +-d / 2)."""
+    rows = [rng.standard_normal(K) * s for s in (1.0, 1e-3, 1e3, 0.02, 1e-7)]
+    rows.append(np.zeros(K))
+    t = rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0], K) * 3.0
+    t[0] = 3.0  # amax 3: x / d = +-0.5 ties
+    rows.append(t)
+    rows.append(rng.uniform(-1, 1, K) * np.where(rng.random(K) < 0.5, 1e-4, 1.0))
+    return np.array(rows, dtype=np.float32)
+
+
+def tq2_pack(codes, d16):
+    """TQ2_0 blocks from codes q + 1 (0..2) [nb, 256] and f16 scales [nb]:
+    element 128 j + 32 n + m at bits 2 n of byte 32 j + m, then d."""
+    c = codes.astype(np.uint8).reshape(-1, 2, 4, 32)
+    qs = c[:, :, 0] | c[:, :, 1] << 2 | c[:, :, 2] << 4 | c[:, :, 3] << 6
+    return np.concatenate([qs.reshape(-1, 64), d16.astype("<f2").view(np.uint8).reshape(-1, 2)], axis=1).reshape(-1)
+
+
+rows = rows_tq2()
+ours, ref = tfx_quantize("tq2_0", rows), gguf_bytes(QT.TQ2_0, rows)
+check(np.array_equal(ours, ref), f"tq2_0: {np.count_nonzero(ours != ref)} bytes differ from gguf.quants.quantize")
+deq, gdeq = tfx_dequantize("tq2_0", K, ref), quants.dequantize(ref, QT.TQ2_0).reshape(-1).astype(np.float32)
+check(np.array_equal(deq, gdeq), "tq2_0: dequantization differs from gguf.quants.dequantize")
+print(f"tq2_0: {rows.shape[0]} rows x {K}: bytes identical to gguf.quants.quantize: {np.array_equal(ours, ref)}")
+
+# ternary: BitNet b1.58's round_clip(W / mean|W|, -1, 1) with the tensor's mean (round half to even, as torch.round)
+for x in (rng.standard_normal((16, 512)).astype(np.float32) * np.float32(0.02), rows_tq2()[:4].reshape(2, 512),
+          rows_tq2()[6:8]):
+    x = np.ascontiguousarray(x)
+    s = np.float32(max(float(np.abs(x.astype(np.float64)).mean()), 1e-5))
+    q = np.clip(np.round(x * (np.float32(1) / s)), -1, 1)
+    nb = x.size // 256
+    want = tq2_pack((q + 1).reshape(nb, 256), np.full(nb, np.float16(s)))
+    ours = np.frombuffer(tool("quantize", "ternary", x.shape[1], x.astype("<f4").tobytes()), dtype=np.uint8)
+    check(np.array_equal(ours, want), f"ternary: {np.count_nonzero(ours != want)} bytes differ from the numpy oracle")
+    print(f"ternary: {x.shape[0]} rows x {x.shape[1]} (mean |w| {s:.4g}): bytes identical to the numpy oracle: "
+          f"{np.array_equal(ours, want)}")
+
+
+def s24_oracle(x, fmt):
+    """2:4 blocks of 32: per group of 4 the two largest |x| (ties: the lower
+    position), kept in position order; s24_f32: 16 f32 values + u32 of
+    positions (p0 | p1 << 2 at bits 4 g); s24_q8_0: f16 d = amax / 127, the
+    u32, 16 x int8 round(v / d) (ties away from zero)."""
+    g = x.reshape(-1, 4)
+    order = np.argsort(-np.abs(g), axis=1, kind="stable")[:, :2]
+    pos = np.sort(order, axis=1)
+    vals = np.take_along_axis(g, pos, axis=1).reshape(-1, 16)
+    nib = (pos[:, 0] | pos[:, 1] << 2).astype(np.uint32).reshape(-1, 8)
+    idx = np.zeros(nib.shape[0], dtype=np.uint32)
+    for k in range(8):
+        idx |= nib[:, k] << np.uint32(4 * k)
+    idxb = idx.astype("<u4").view(np.uint8).reshape(-1, 4)
+    if fmt == "s24_f32":
+        return np.concatenate([vals.astype("<f4").view(np.uint8).reshape(-1, 64), idxb], axis=1).reshape(-1)
+    amax = np.abs(vals).max(axis=1, keepdims=True)
+    d = amax / np.float32(127)
+    with np.errstate(divide="ignore"):
+        iv = np.where(d == 0, np.float32(0), np.float32(1) / d)
+    qv = quants.np_roundf(vals * iv).astype(np.int8).view(np.uint8)
+    return np.concatenate([d.astype("<f2").view(np.uint8).reshape(-1, 2), idxb, qv], axis=1).reshape(-1)
+
+
+srows = rows_32block(127)[:6]
+srows = np.concatenate([srows, np.tile(np.array([1, -1, 1, -1, 2, 2, -2, 0], dtype=np.float32), (1, K // 8))])
+srows = np.concatenate([srows, rng.standard_normal((4, K)).astype(np.float32)])
+for fmt in ("s24_f32", "s24_q8_0"):
+    ours, want = tfx_quantize(fmt, srows), s24_oracle(srows, fmt)
+    check(np.array_equal(ours, want), f"{fmt}: {np.count_nonzero(ours != want)} bytes differ from the numpy oracle")
+    print(f"{fmt}: {srows.shape[0]} rows x {K}: bytes identical to the numpy oracle: {np.array_equal(ours, want)}")
+
 
 def same_bits(a, b):
     return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))

@@ -5,7 +5,8 @@
  * oracles (tests/quant/test_quant_bytes.py, bench/check_kquant_bytes.py) can
  * compare tfxc's formats with the gguf package and llama.cpp.
  *
- *   tfx-quant-tool quantize   FORMAT K IN.f32 OUT.bin
+ *   tfx-quant-tool quantize   FORMAT K IN.f32 OUT.bin   (FORMAT ternary: tq2_0 with
+ *                             BitNet's scale, the mean |x| of the whole input)
  *   tfx-quant-tool dequantize FORMAT K IN.bin OUT.f32
  *   tfx-quant-tool fallback   FORMAT K      the format a row of K gets (tfx_quantize_fallback)
  *   tfx-quant-tool formats
@@ -111,7 +112,11 @@ int main(int argc, char **argv) {
   int quant = strcmp(argv[1], "quantize") == 0;
   if (!quant && strcmp(argv[1], "dequantize") != 0) return usage();
   tfx_dtype dt;
-  if (find_format(argv[2], &dt)) return fail("unknown weight format '%s'%s", argv[2], "");
+  int ternary = quant && strcmp(argv[2], "ternary") == 0; /* tq2_0 with the whole input's mean |x| */
+  if (ternary)
+    dt = TFX_DT_TQ2_0;
+  else if (find_format(argv[2], &dt))
+    return fail("unknown weight format '%s'%s", argv[2], "");
   const tfx_dtype_info *f = tfx_dtype_info_of(dt);
   char *end;
   errno = 0;
@@ -139,11 +144,22 @@ int main(int argc, char **argv) {
     w.op = TFX_OP_PARAM;
     int64_t dims[2] = {(int64_t)R, K};
     w.type = tfx_type_make(dt, 2, dims);
+    float mean_abs = 0.0f;
+    if (ternary) {
+      double sum = 0.0;
+      for (size_t i = 0; i < R * (size_t)K; i++) {
+        float v;
+        memcpy(&v, in + 4 * i, 4);
+        sum += v < 0 ? -(double)v : (double)v;
+      }
+      mean_abs = R ? (float)(sum / (double)(R * (size_t)K)) : 0.0f;
+    }
     for (size_t r = 0; r < R && !rc; r++) {
       if (quant) {
         memcpy(row, in + r * in_row, in_row);
-        if (tfx_quantize_row(dt, row, K, out + r * out_row) != (int64_t)out_row)
-          rc = fail("quantizing a row to %s failed%s", f->name, "");
+        int64_t wrote = ternary ? tfx_quantize_ternary_row(row, K, mean_abs, out + r * out_row)
+                                : tfx_quantize_row(dt, row, K, out + r * out_row);
+        if (wrote != (int64_t)out_row) rc = fail("quantizing a row to %s failed%s", f->name, "");
       } else {
         if (tfx_weight_dequant_row(&w, in, (int64_t)r, row)) rc = fail("format %s has no decoder%s", f->name, "");
         memcpy(out + r * out_row, row, out_row);

@@ -1,0 +1,471 @@
+/* tests/test_lowbit.c — issue #13's ternary and 2:4 sparse weights in the
+ * kernels: tq2_0 (ggml's TQ2_0 blocks, read by the int8 dot-product linears
+ * of backend/k_linear_q8.c) and the 2:4 formats s24_f32 and s24_q8_0 (read
+ * through their dequantizing weight streams, backend/weight_stream.c).
+ *
+ * Weights: random f32 rows quantized by tfx_quantize_row (tq2_0: ggml's
+ * per-block absmax quantizer; the BitNet per-tensor quantizer,
+ * tfx_quantize_ternary_row, in test_ternary_rows). Cases as
+ * tests/test_int8_linear.c's (whose harness this file repeats): LINEAR +
+ * bias at -O0 (K = 256, 768, 1024; N = 45), at -O2 a pre-norm SwiGLU (one
+ * GLU FUSED_LINEAR) and x + linear(rmsnorm(x)) + b, run by the JIT with 2
+ * threads on calls of 1, 2, 5, 40 and 3 rows on the host (AVX-512 VNNI
+ * here: the repacked prefill tiles and the 512-bit decode) and, for the
+ * first size, at --mcpu haswell (AVX2) and x86-64 (plain IR); edges (K =
+ * 256 with N = 20, K = 4096 with 100-row calls). The s24 formats, whose
+ * streams decode per vector whatever the shape, run the first of each on
+ * the host (the linear on all three targets: vectors of 16, 8 and 4). Oracle: the reference
+ * interpreter on the same optimized graph (it emulates the int8
+ * activations of tq2_0 linears; the s24 formats run f32 activations): max
+ * |jit - ref| <= 1e-4 * max(1, max |ref|). For tq2_0 the outputs must also
+ * differ from the interpreter without the emulation by more than that (the
+ * check is not blind to the activation quantization).
+ *
+ * Bytes: the decoders against an independent decoding written here from
+ * the layouts (docs/quantization.md), the 2:4 quantizer's kept positions
+ * (the two largest |w| of every 4), the ternary quantizer against
+ * round_clip(w / mean|w|, -1, 1) (the oracles against the gguf package and
+ * numpy are in tests/quant/test_quant_bytes.py); a GGUF file written with a
+ * tq2_0 param reads back as tq2_0 with the same bytes (GGUF type 35), and
+ * the s24 formats, which GGUF has no type for, are refused with a clear
+ * error. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../backend/backend.h"
+#include "../frontend/gguf.h"
+#include "../frontend/weights.h"
+#include "../passes/passes.h"
+#include "support/graphs.h"
+#include "support/jit_harness.h"
+#include "support/testutil.h"
+#include "support/weight_tests.h"
+#include "tfx/tfx.h"
+
+static const tfx_dtype FORMATS[3] = {TFX_DT_TQ2_0, TFX_DT_S24_F32, TFX_DT_S24_Q8_0};
+#define NFMT 3
+
+/* the int8 kernels read the format (else a dequantizing stream) */
+static int int8_format(tfx_dtype dt) { return dt == TFX_DT_TQ2_0; }
+
+/* A [rows, cols] weight in format dt, from random f32 rows. */
+static int qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale) {
+  tfx_type ty = tfx_type_make(dt, 2, (int64_t[]){rows, cols});
+  int id = tfx_graph_add_param(t->g, name, ty);
+  assert_true(id >= 0);
+  int64_t bytes = tfx_type_bytes(&ty, 1), rb = bytes / rows;
+  size_t off = (t->size + 63) / 64 * 64;
+  tfx_wt_reserve(t, off + (size_t)bytes + 64);
+  uint8_t *p = t->blob + off;
+  float *x = malloc((size_t)cols * sizeof *x);
+  assert_non_null(x);
+  for (int64_t r = 0; r < rows; r++) {
+    for (int64_t k = 0; k < cols; k++) x[k] = scale * tfx_tg_rand(t);
+    assert_int_equal(tfx_quantize_row(dt, x, cols, p + r * rb), rb);
+  }
+  free(x);
+  t->g->nodes[id].weight_offset = (int64_t)off;
+  t->size = (off + (size_t)bytes + 63) / 64 * 64; /* the next param at an aligned offset */
+  memset(t->blob + off + bytes, 0, t->size - off - (size_t)bytes);
+  t->g->weights_bytes = (int64_t)t->size;
+  return id;
+}
+
+/* ---- the graphs ---- */
+
+/* x -> linear(w, b): N = 45 (not a multiple of 32) */
+static tfx_tg *build_linear(tfx_dtype dt, int64_t K) {
+  tfx_tg *t = tfx_tg_new("q8_linear", 64, 7 + (uint64_t)K);
+  int x = tfx_tg_input_f32(t, K);
+  int w = qparam(t, dt, "w", 45, K, 0.3f);
+  t->g->output = tfx_tg_op3(t, TFX_OP_LINEAR, x, w, tfx_tg_param1(t, "b", 45, 1.0f, 0.0f));
+  return t;
+}
+
+/* pre-norm SwiGLU: -O2 fuses the norm into the prologue of one GLU linear
+ * (w1 and w3 interleaved in one weight); w2 stays f32 (its input, silu(g) * u,
+ * is not bit-equal between the JIT and the interpreter, and rounding to int8
+ * would turn those last-bit differences into whole steps) */
+static tfx_tg *build_ffn(tfx_dtype dt, int64_t D, int64_t H) {
+  tfx_tg *t = tfx_tg_new("q8_ffn", 64, 11 + (uint64_t)D);
+  int x = tfx_tg_input_f32(t, D);
+  tfx_node nn = tfx_node_proto(TFX_OP_RMSNORM, 2, (int[]){x, tfx_tg_param1(t, "g", D, 0.2f, 1.0f)});
+  nn.eps = 1e-5;
+  int f = tfx_tg_add(t, &nn);
+  int g = tfx_tg_op2(t, TFX_OP_LINEAR, f, qparam(t, dt, "w1", H, D, 0.3f));
+  int u = tfx_tg_op2(t, TFX_OP_LINEAR, f, qparam(t, dt, "w3", H, D, 0.3f));
+  int h = tfx_tg_op2(t, TFX_OP_MUL, tfx_tg_op1(t, TFX_OP_SILU, g), u);
+  t->g->output = tfx_tg_op2(t, TFX_OP_LINEAR, h, tfx_tg_param2(t, "w2", 40, H, 0.05f));
+  return t;
+}
+
+/* x + linear(rmsnorm(x), w) + b: -O2 makes one FUSED_LINEAR with the norm
+ * prologue, the bias and the residual epilogue */
+static tfx_tg *build_res(tfx_dtype dt, int64_t D, int64_t unused) {
+  (void)unused;
+  tfx_tg *t = tfx_tg_new("q8_res", 64, 13 + (uint64_t)D);
+  int x = tfx_tg_input_f32(t, D);
+  tfx_node nn = tfx_node_proto(TFX_OP_RMSNORM, 2, (int[]){x, tfx_tg_param1(t, "g", D, 0.2f, 1.0f)});
+  nn.eps = 1e-5;
+  int f = tfx_tg_add(t, &nn);
+  int y = tfx_tg_op3(t, TFX_OP_LINEAR, f, qparam(t, dt, "w", D, D, 0.3f), tfx_tg_param1(t, "b", D, 1.0f, 0.0f));
+  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, x, y);
+  return t;
+}
+
+/* ---- running them ---- */
+
+static void run_passes(tfx_tg *t, int level, const char *what) {
+  tfx_pass_options o;
+  tfx_pass_options_init(&o, level);
+  o.weights = &t->blob;
+  o.weights_size = &t->size;
+  o.verify_each = 1;
+  char err[512];
+  if (tfx_run_passes(t->g, &o, err, sizeof err)) fail_msg("%s -O%d: passes: %s", what, level, err);
+  t->cap = t->size;
+}
+
+static int count_op(const tfx_graph *g, tfx_op op) {
+  int n = 0;
+  for (int i = 0; i < g->n_nodes; i++) n += g->nodes[i].op == op && tfx_node_act_quant(g, &g->nodes[i]);
+  return n;
+}
+
+/* Does this machine run code for cpu? (host: always; else its features) */
+static int runs_here(const char *cpu) {
+  if (!cpu) return 1;
+  if (!strcmp(cpu, "haswell")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return 1; /* x86-64: SSE2 */
+}
+
+#define NCALLS 5
+static const int CALLS[NCALLS] = {1, 2, 5, 40, 3};
+
+/* Output of the JIT on the calls, and the interpreter's with and without
+ * the emulation; checks the first against the second and that the third is
+ * further away than the tolerance. */
+static const int *calls = CALLS; /* the calls of the case being checked */
+static int ncalls = NCALLS;
+
+static void check_model(tfx_tg *t, const char *cpu, const char *what, int blind_check) {
+  tfx_model *m = tfx_tg_jit_model_cpu(t, 2, cpu);
+  if (!m) fail_msg("%s: JIT failed", what);
+  tfx_tg_run_opts o = {.in_scale = 2.0f};
+  uint64_t rng0 = t->rng;
+  tfx_tg_compare_runs(t, m, calls, ncalls, &o, what);
+  if (!blind_check) {
+    tfx_model_close(m);
+    return;
+  }
+  /* the same inputs again against the interpreter without the emulation:
+   * the comparison must be able to fail */
+  const tfx_model_desc *d = tfx_model_descriptor(m);
+  tfx_session *s = NULL;
+  tfx_session_options so = {.threads = 2};
+  assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
+  t->rng = rng0;
+  t->g->schedule.act_f32 = 1;
+  tfx_interp *it = tfx_interp_new(t->g, t->blob);
+  assert_non_null(it);
+  double worst = 0.0, maxref = 1.0;
+  for (int c = 0; c < ncalls; c++) {
+    int n = calls[c];
+    size_t ow = (size_t)d->output_width;
+    float *ref = calloc((size_t)n * ow, 4), *out = calloc((size_t)n * ow, 4),
+          *x = calloc((size_t)n * d->input_width, 4);
+    assert_true(ref && out && x);
+    for (int i = 0; i < n * d->input_width; i++) x[i] = o.in_scale * tfx_tg_rand(t);
+    char err[256];
+    tfx_interp_reset(it);
+    if (tfx_interp_forward(it, x, n, ref, err, sizeof err)) fail_msg("%s: interpreter: %s", what, err);
+    assert_int_equal(tfx_forward_f32(s, x, n, out), TFX_OK);
+    for (size_t i = 0; i < (size_t)n * ow; i++) {
+      if (fabs(ref[i]) > maxref) maxref = fabs(ref[i]);
+      double e = fabs((double)ref[i] - out[i]);
+      if (e > worst) worst = e;
+    }
+    free(ref);
+    free(out);
+    free(x);
+  }
+  t->g->schedule.act_f32 = 0;
+  tfx_interp_free(it);
+  tfx_session_free(s);
+  tfx_model_close(m);
+  if (!(worst > TFX_TG_TOL * maxref))
+    fail_msg("%s: the JIT is as close to f32 activations (%g) as the tolerance allows (%g): the check is blind", what,
+             worst, TFX_TG_TOL * maxref);
+}
+
+static const char *const CPUS[3] = {NULL, "haswell", "x86-64"};
+
+/* levels: 1 (-O0), 2 (-O2) or 3 (both); ncpu: the first ncpu of CPUS */
+static void check_graph(tfx_tg *(*build)(tfx_dtype, int64_t, int64_t), tfx_dtype dt, int64_t a, int64_t b,
+                        const char *name, int levels, int ncpu) {
+  for (int level = 0; level <= 2; level += 2) {
+    if (!(levels >> (level / 2) & 1)) continue;
+    tfx_tg *t = build(dt, a, b);
+    char what[192];
+    snprintf(what, sizeof what, "%s %s K%lld", name, tfx_dtype_name(dt), (long long)a);
+    run_passes(t, level, what);
+    char err[256];
+    if (tfx_pass_plan_memory(t->g, err, sizeof err)) fail_msg("%s: plan: %s", what, err);
+    int nl = count_op(t->g, TFX_OP_LINEAR), nf = count_op(t->g, TFX_OP_FUSED_LINEAR);
+    if (int8_format(dt) && (level == 0 ? nl == 0 : nf == 0))
+      fail_msg("%s -O%d: no int8 linear in the graph", what, level);
+    if (!int8_format(dt) && nl + nf) fail_msg("%s -O%d: an s24 linear on int8 activations", what, level);
+    for (int c = 0; c < ncpu; c++) {
+      if (!runs_here(CPUS[c])) continue;
+      char label[256];
+      snprintf(label, sizeof label, "%s -O%d cpu %s", what, level, CPUS[c] ? CPUS[c] : "host");
+      check_model(t, CPUS[c], label, int8_format(dt));
+    }
+    tfx_tg_free(t);
+  }
+}
+
+static tfx_tg *build_linear2(tfx_dtype dt, int64_t K, int64_t unused) {
+  (void)unused;
+  return build_linear(dt, K);
+}
+
+/* every K on the host; the first on the AVX2 and plain-IR paths too */
+static void test_linear(void **state) {
+  (void)state;
+  for (int f = 0; f < NFMT; f++) {
+    static const int64_t Ks[3] = {256, 768, 1024};
+    /* the s24 streams: one K (their decoding is per vector, whatever K) */
+    for (int k = 0; k < (int8_format(FORMATS[f]) ? 3 : 1); k++)
+      check_graph(build_linear2, FORMATS[f], Ks[k], 0, "linear", 1, k ? 1 : 3);
+  }
+}
+
+static void test_ffn(void **state) {
+  (void)state;
+  for (int f = 0; f < NFMT; f++) {
+    check_graph(build_ffn, FORMATS[f], 256, 512, "ffn", 2, int8_format(FORMATS[f]) ? 3 : 1);
+    if (int8_format(FORMATS[f])) check_graph(build_ffn, FORMATS[f], 512, 768, "ffn", 2, 1);
+  }
+}
+
+static void test_residual(void **state) {
+  (void)state;
+  for (int f = 0; f < NFMT; f++)
+    check_graph(build_res, FORMATS[f], 768, 0, "residual", 2, int8_format(FORMATS[f]) ? 3 : 1);
+}
+
+/* x -> linear(w, b) with N output columns */
+static tfx_tg *build_linear_n(tfx_dtype dt, int64_t K, int64_t N) {
+  tfx_tg *t = tfx_tg_new("q8_linear_n", 128, 17 + (uint64_t)K + (uint64_t)N);
+  int x = tfx_tg_input_f32(t, K);
+  int w = qparam(t, dt, "w", N, K, 0.3f);
+  t->g->output = tfx_tg_op3(t, TFX_OP_LINEAR, x, w, tfx_tg_param1(t, "b", N, 1.0f, 0.0f));
+  return t;
+}
+
+/* The shapes of the tiles' edges: K of one block (32) or one super-block
+ * (256); N below one panel (20: a partial panel only) and 45; K = 4096 with
+ * calls of 100 rows, more than one chunk of quantized rows (k_linear_q8.c
+ * quantizes at most 256 KiB of rows at once: 42 rows of the repacked
+ * AVX-512 path at K = 4096, 28 on AVX2), 6 and 7 rows (one repacked tile of
+ * 6 rows and one more). */
+static void test_shapes(void **state) {
+  (void)state;
+  static const int shape_calls[4] = {100, 1, 7, 6};
+  calls = shape_calls;
+  ncalls = 4;
+  for (int f = 0; f < NFMT; f++) {
+    int64_t kmin = tfx_dtype_info_of(FORMATS[f])->block;
+    check_graph(build_linear_n, FORMATS[f], kmin, 20, "edge", 1, int8_format(FORMATS[f]) ? 2 : 1);
+    if (int8_format(FORMATS[f])) check_graph(build_linear_n, FORMATS[f], 4096, 45, "chunks", 1, 2);
+  }
+  calls = CALLS;
+  ncalls = NCALLS;
+}
+
+/* act_f32: the tq2_0 linears leave the int8 kernels for the dequantizing stream */
+static void test_act_f32(void **state) {
+  (void)state;
+  for (int f = 0; f < NFMT; f++) {
+    tfx_tg *t = build_linear(FORMATS[f], 256);
+    run_passes(t, 0, "act_f32");
+    char err[512] = "";
+    assert_int_equal(tfx_pass_plan_memory(t->g, err, sizeof err), 0);
+    t->g->schedule.act_f32 = 1;
+    assert_int_equal(count_op(t->g, TFX_OP_LINEAR), 0);
+    tfx_target_options o = {.opt_level = 2};
+    tfx_jit_module *jm = NULL;
+    const tfx_model_desc *desc = NULL;
+    if (tfx_backend_jit(t->g, &o, &jm, &desc, err, sizeof err)) {
+      fail_msg("act_f32 %s: %s", tfx_dtype_name(FORMATS[f]), err);
+    } else {
+      tfx_backend_jit_free(jm);
+      tfx_model *m = tfx_tg_jit_model(t, 2);
+      assert_non_null(m);
+      tfx_tg_run_opts ro = {.in_scale = 2.0f};
+      tfx_tg_compare_runs(t, m, CALLS, NCALLS, &ro, "act_f32");
+      tfx_model_close(m);
+    }
+    tfx_tg_free(t);
+  }
+}
+
+/* ---- bytes ---- */
+
+/* tq2_0 decoded from the layout (64 bytes qs: element 128 j + 32 n + m at
+ * bits 2n of byte 32 j + m; f16 d at 64; value d * (q - 1)) */
+static float tq2_ref(const uint8_t *blk, int e) {
+  uint16_t h = (uint16_t)(blk[64] | blk[65] << 8);
+  int j = e / 128, n = e % 128 / 32, m = e % 32;
+  return tfx_f16_to_f32(h) * (float)((blk[32 * j + m] >> (2 * n) & 3) - 1);
+}
+
+/* BitNet b1.58's quantizer: s = mean |w| over the tensor, q =
+ * clamp(round(w / s), -1, 1) (round half to even), d = f16(s) in every
+ * block; tfx_quantize_ternary_row and the decoder agree with it, and
+ * tfx_quantize_row(tq2_0) is ggml's per-block absmax (d = the block's max |w|). */
+static void test_ternary_rows(void **state) {
+  (void)state;
+  enum { R = 6, K = 512 };
+  float *w = malloc(sizeof(float) * R * K), *deq = malloc(sizeof(float) * K);
+  uint8_t *q = malloc((size_t)R * K / 256 * 66);
+  assert_true(w && q && deq);
+  uint64_t rng = 99;
+  double sum = 0;
+  for (int i = 0; i < R * K; i++) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    w[i] = ((float)(rng >> 40) / (float)(1 << 24) - 0.5f) * 0.2f;
+    sum += fabs(w[i]);
+  }
+  float s = (float)(sum / (R * K));
+  w[3] = 0.5f * s; /* ties: round half to even gives 0 and -0 */
+  w[4] = -0.5f * s;
+  w[5] = 1.5f * s; /* 2 clamps to 1 */
+  tfx_node n;
+  memset(&n, 0, sizeof n);
+  n.op = TFX_OP_PARAM;
+  n.type = tfx_type_make(TFX_DT_TQ2_0, 2, (int64_t[]){R, K});
+  for (int r = 0; r < R; r++)
+    assert_int_equal(tfx_quantize_ternary_row(w + r * K, K, s, q + r * (K / 256 * 66)), K / 256 * 66);
+  /* d: s rounded to f16 (to nearest: within half an f16 ulp, 2^-11 relative) */
+  float d = tfx_f16_to_f32((uint16_t)(q[64] | q[65] << 8));
+  if (!(fabsf(d - s) <= s * 0x1p-11f)) fail_msg("ternary: d %g for s %g", d, s);
+  for (int r = 0; r < R; r++) {
+    assert_int_equal(tfx_weight_dequant_row(&n, q, r, deq), 0);
+    for (int k = 0; k < K; k++) {
+      float v = w[r * K + k] / s, t = nearbyintf(v);
+      t = t > 1 ? 1 : t < -1 ? -1 : t;
+      if (deq[k] != d * t) fail_msg("ternary [%d, %d]: %g, want %g", r, k, deq[k], d * t);
+      const uint8_t *blk = q + r * (K / 256 * 66) + k / 256 * 66;
+      assert_true(tq2_ref(blk, k % 256) == deq[k]);
+    }
+  }
+  /* ggml's per-block quantizer: d the block's max |w|, q = round(w / d) */
+  assert_int_equal(tfx_quantize_row(TFX_DT_TQ2_0, w, K, q), K / 256 * 66);
+  for (int b = 0; b < K / 256; b++) {
+    float amax = 0;
+    for (int e = 0; e < 256; e++) amax = fmaxf(amax, fabsf(w[b * 256 + e]));
+    float db = tfx_f16_to_f32((uint16_t)(q[b * 66 + 64] | q[b * 66 + 65] << 8));
+    if (!(fabsf(db - amax) <= amax * 0x1p-11f)) fail_msg("tq2_0: d %g for amax %g", db, amax);
+    for (int e = 0; e < 256; e++) {
+      float t = roundf(w[b * 256 + e] / amax);
+      if (tq2_ref(q + b * 66, e) != db * t) fail_msg("tq2_0 block %d elem %d", b, e);
+    }
+  }
+  free(w);
+  free(q);
+  free(deq);
+}
+
+/* 2:4: of every 4 consecutive inputs the two largest |w| are kept (values
+ * exact in s24_f32, q8_0's rounding in s24_q8_0), the others are 0. */
+static void test_sparse24_rows(void **state) {
+  (void)state;
+  enum { K = 256 };
+  float w[K], deq[K];
+  uint64_t rng = 5;
+  for (int i = 0; i < K; i++) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    w[i] = (float)(rng >> 40) / (float)(1 << 24) - 0.5f;
+  }
+  w[8] = w[9] = w[10] = w[11] = 0.25f; /* ties: the first two positions */
+  static uint8_t buf[K / 32 * 68];
+  for (int f = 1; f < 3; f++) {
+    tfx_dtype dt = FORMATS[f];
+    assert_int_equal(tfx_quantize_row(dt, w, K, buf), K / 32 * tfx_dtype_info_of(dt)->block_bytes);
+    tfx_node n;
+    memset(&n, 0, sizeof n);
+    n.op = TFX_OP_PARAM;
+    n.type = tfx_type_make(dt, 2, (int64_t[]){1, K});
+    assert_int_equal(tfx_weight_dequant_row(&n, buf, 0, deq), 0);
+    for (int g = 0; g < K / 4; g++) {
+      int kept = 0;
+      for (int k = 0; k < 4; k++) {
+        int larger = 0;
+        for (int o = 0; o < 4; o++)
+          larger += fabsf(w[4 * g + o]) > fabsf(w[4 * g + k]) || (fabsf(w[4 * g + o]) == fabsf(w[4 * g + k]) && o < k);
+        int keep = larger < 2;
+        kept += keep;
+        float want = keep ? w[4 * g + k] : 0.0f, got = deq[4 * g + k];
+        float tol = dt == TFX_DT_S24_F32 ? 0.0f : 0.5f / 127.0f + 1e-6f;
+        if (fabsf(got - want) > tol || (!keep && got != 0.0f))
+          fail_msg("%s group %d pos %d: %g, want %g", tfx_dtype_name(dt), g, k, got, want);
+      }
+      assert_int_equal(kept, 2);
+    }
+  }
+}
+
+/* GGUF: a tq2_0 param is written as type 35 (TQ2_0) and reads back as
+ * stored; an s24 param cannot be written. */
+static void test_gguf_tq2_0(void **state) {
+  (void)state;
+  for (int f = 0; f < NFMT; f++) {
+    tfx_tg *t = tfx_tg_new("lb_gguf", 16, 3);
+    int x = tfx_tg_input_f32(t, 256);
+    int w = qparam(t, FORMATS[f], "w", 8, 256, 0.3f);
+    t->g->output = tfx_tg_op2(t, TFX_OP_LINEAR, x, w);
+    char *dir = tfx_test_tmpdir(), path[4096], err[512];
+    snprintf(path, sizeof path, "%s/lb.gguf", dir);
+    tfx_gguf_meta meta = {"lb", "lb.tfx", "test"};
+    int rc = tfx_gguf_write(t->g, t->blob, t->size, path, &meta, err, sizeof err);
+    if (FORMATS[f] != TFX_DT_TQ2_0) {
+      assert_int_equal(rc, -1);
+      if (!strstr(err, tfx_dtype_name(FORMATS[f]))) fail_msg("unclear error: %s", err);
+    } else {
+      if (rc) fail_msg("%s", err);
+      tfx_wfile wf;
+      if (tfx_wfile_open_gguf(path, &wf, err, sizeof err)) fail_msg("%s", err);
+      assert_int_equal(wf.n_tensors, 1);
+      assert_int_equal(wf.tensors[0].storage, TFX_DT_TQ2_0);
+      size_t size = 0;
+      char *raw = tfx_test_read_file(path, &size);
+      assert_non_null(raw);
+      assert_memory_equal(raw + wf.tensors[0].file_offset, t->blob + t->g->nodes[w].weight_offset, 8 * 66);
+      free(raw);
+      tfx_wfile_close(&wf);
+    }
+    tfx_test_rmdir(dir);
+    free(dir);
+    tfx_tg_free(t);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_ternary_rows), cmocka_unit_test(test_sparse24_rows), cmocka_unit_test(test_gguf_tq2_0),
+      cmocka_unit_test(test_linear),       cmocka_unit_test(test_ffn),           cmocka_unit_test(test_residual),
+      cmocka_unit_test(test_shapes),       cmocka_unit_test(test_act_f32),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
