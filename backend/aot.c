@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../include/tfx/checksum.h"
@@ -20,11 +21,17 @@
 #define TFX_FFI_LDFLAGS "-lffi"
 #endif
 
+static double aot_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 /* The blob's symbol: `<model>_weights_blob` (hidden), so that several
  * models' objects link into one program, each with its own weights. */
 static void weights_symbol(const tfx_graph *g, char *buf, size_t len) {
   char ident[128];
-  tfx_cg_c_identifier(g->name ? g->name : "model", ident, sizeof ident);
+  tfx_cg_c_identifier(g->symbol_name ? g->symbol_name : g->name ? g->name : "model", ident, sizeof ident);
   snprintf(buf, len, "%s_weights_blob", ident);
 }
 
@@ -152,7 +159,7 @@ static int write_code(const tfx_graph *g, const uint8_t *weights, const tfx_targ
   int rc = -1;
   char *msg = NULL;
   /* the weights checksum of the descriptor (tfx/checksum.h, TFX_OPEN_VERIFY) */
-  if (tfx_cg_set_weights_checksum(a.mod, &a.t, g->name, tfx_checksum64(weights, (size_t)g->weights_bytes), err, errlen))
+  if (tfx_cg_set_weights_checksum(a.mod, &a.t, g->symbol_name ? g->symbol_name : g->name, tfx_checksum64(weights, (size_t)g->weights_bytes), err, errlen))
     goto done;
   if (LLVMTargetMachineEmitToFile(a.tm, a.mod, (char *)path, LLVMObjectFile, &msg)) {
     tfx_errf(err, errlen, "backend: object emission failed: %s", msg ? msg : "?");
@@ -185,6 +192,7 @@ static int write_objects(const tfx_graph *g, const uint8_t *weights, size_t weig
   snprintf(t->blob, plen, "%s/weights.o", t->dir);
   tfx_cg_elf_id elf = {0}, elf0 = {0};
   tfx_pack_layout pack, pack0 = {0};
+  double t0 = aot_seconds();
   for (int i = 0; i < n; i++) {
     t->code[i] = malloc(plen);
     if (!t->code[i]) goto oom;
@@ -206,6 +214,7 @@ static int write_objects(const tfx_graph *g, const uint8_t *weights, size_t weig
   char wsym[160];
   weights_symbol(g, wsym, sizeof wsym);
   if (tfx_cg_write_blob_object(t->blob, &elf0, wsym, weights, weights_bytes, err, errlen)) goto fail;
+  if (o && o->phase_seconds) o->phase_seconds[0] += aot_seconds() - t0;
   return 0;
 oom:
   tfx_errf(err, errlen, "backend: out of memory");
@@ -225,7 +234,9 @@ int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t 
   for (int i = 0; i < t.n_code; i++) argv[n++] = t.code[i];
   argv[n++] = t.blob;
   argv[n] = NULL;
+  double t0 = aot_seconds();
   int rc = out ? tfx_cg_run(argv, err, errlen) : tfx_errf(err, errlen, "backend: out of memory");
+  if (o && o->phase_seconds) o->phase_seconds[1] += aot_seconds() - t0;
   free(owned);
   aot_objects_remove(&t);
   return rc;
@@ -287,7 +298,9 @@ int tfx_backend_write_shared(const tfx_graph *g, const uint8_t *weights, size_t 
   const char *objs[TFX_CG_MAX_VARIANTS + 1];
   for (int i = 0; i < t.n_code; i++) objs[i] = t.code[i];
   objs[t.n_code] = t.blob;
+  double t0 = aot_seconds();
   int rc = link_objects(objs, t.n_code + 1, o ? o->runtime : NULL, so_path, err, errlen) ? -2 : 0;
+  if (o && o->phase_seconds) o->phase_seconds[1] += aot_seconds() - t0;
   aot_objects_remove(&t);
   return rc;
 }

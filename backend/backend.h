@@ -16,6 +16,8 @@ typedef struct tfx_target_options {
   const char *cpu;      /* NULL: LLVMGetHostCPUName() */
   const char *features; /* NULL: LLVMGetHostCPUFeatures() when cpu is NULL, else "" */
   const char *runtime;  /* the runtime archive a .so is linked with; NULL: tfx_backend_find_runtime's search */
+  double *phase_seconds; /* when set, tfx_backend_write_object/_shared add their code generation's seconds to
+                          * [0] and their linking's to [1] (tfxc -v) */
 } tfx_target_options;
 
 typedef enum { TFX_EMIT_LLVM_IR, TFX_EMIT_ASM } tfx_emit_kind;

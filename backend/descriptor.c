@@ -169,7 +169,7 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
 
   /* the code variants (--mcpu=A,B): this one's symbol and the next's */
   char ident[128], own[160], next_name[160];
-  tfx_cg_c_identifier(g->name, ident, sizeof ident);
+  tfx_cg_c_identifier(g->symbol_name ? g->symbol_name : g->name, ident, sizeof ident);
   int variant = cg->tgt->variant, has_next = variant + 1 < cg->tgt->n_variants;
   snprintf(own, sizeof own, "%s_variant_%d", ident, variant);
   snprintf(next_name, sizeof next_name, "%s_variant_%d", ident, variant + 1);

@@ -5,14 +5,22 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../frontend/gguf.h"
 #include "../frontend/weights.h"
 #include "../passes/passes.h"
 
+static double seconds_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 int tfx_build_source(const char *path, const char *source, const tfx_build_options *o, tfx_build *out) {
   FILE *diag = o && o->diag ? o->diag : stderr;
   memset(out, 0, sizeof *out);
+  double t0 = seconds_now();
   tfx_frontend_options fo;
   memset(&fo, 0, sizeof fo);
   fo.weights = o ? o->weights : NULL;
@@ -22,6 +30,8 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
   fo.on_weights_path = o ? o->on_weights_path : NULL;
   fo.on_weights_ctx = o ? o->on_weights_ctx : NULL;
   int errors = tfx_frontend_compile(path, source, &fo, &out->graph, &out->weights);
+  double t1 = seconds_now();
+  out->parse_seconds = t1 - t0;
   if (errors) {
     tfx_build_free(out);
     return errors;
@@ -107,6 +117,7 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
     tfx_build_free(out);
     return 1;
   }
+  out->passes_seconds = seconds_now() - t1;
   return 0;
 }
 
@@ -164,8 +175,8 @@ static void c_identifier(const char *name, char *buf, size_t len, int upper) {
 
 int tfx_write_header(const tfx_graph *g, const char *source_name, FILE *out) {
   char lower[128], upper[128];
-  c_identifier(g->name, lower, sizeof lower, 0);
-  c_identifier(g->name, upper, sizeof upper, 1);
+  c_identifier(g->symbol_name ? g->symbol_name : g->name, lower, sizeof lower, 0);
+  c_identifier(g->symbol_name ? g->symbol_name : g->name, upper, sizeof upper, 1);
   const tfx_node *in = &g->nodes[g->input];
   const tfx_node *res = &g->nodes[g->output];
   int64_t vocab = 0;

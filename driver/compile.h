@@ -15,6 +15,8 @@
 typedef struct tfx_build {
   tfx_graph *graph;    /* planned, verified */
   tfx_weights weights; /* the bound blob (empty when built with no_weights) */
+  double parse_seconds;  /* the frontend's time (parse, lower, bind the weights) */
+  double passes_seconds; /* the passes' (and the verifier's) */
 } tfx_build;
 
 typedef struct tfx_build_options {

@@ -2,6 +2,7 @@
  * library, an object, a header or a text dump; or run a model (a .tfx through
  * the JIT, or a compiled .so) and generate tokens.
  * Exit codes: 0 success, 1 compile or run error, 2 usage error. */
+#include <ctype.h>
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -15,108 +16,21 @@
 #include "../include/tfx/jit.h"
 #include "../include/tfx/tokenizer.h"
 #include "../passes/passes.h"
+#include "cli.h"
 #include "compile.h"
 #include "import_cmd.h"
 #include "outfile.h"
 
-enum { EXIT_COMPILE = 1, EXIT_USAGE = 2 };
+enum { EXIT_COMPILE = TFX_CLI_EXIT_ERROR, EXIT_USAGE = TFX_CLI_EXIT_USAGE };
 
-static const char usage_text[] =
-    "usage: tfxc FILE.tfx [-o OUT.so] [-c] [-O0|-O1|-O2|-O3] [--weights PATH|random[:SEED]]\n"
-    "            [--emit=ir|llvm|asm] [--emit-header OUT.h] [--emit-gguf OUT.gguf]\n"
-    "            [--mcpu NAME] [--stats] [--runtime LIBTFXRT.a]\n"
-    "            [--passes=P,Q,..] [--print-after=P,..] [--print-after-all] [--time-passes]\n"
-    "            [--verify-passes] [--quantize FMT] [--calibration FILE] [--allow-nonfinite]\n"
-    "       tfxc run (FILE.tfx|FILE.so) [--weights PATH|random[:SEED]] [-O0..-O3] [-n N]\n"
-    "            [-p TEXT --tokenizer PATH] [--prompt-ids \"i j k\"] [--temperature T] [--top-p P] [--seed S]\n"
-    "            [--threads N] [--print-ids] [--no-bos] [--dump-logits FILE] [--eval-ids FILE]\n"
-    "            [--quantize FMT] [--calibration FILE] [--allow-nonfinite]\n"
-    "       tfxc calibrate FILE.tfx [--weights PATH] --tokens FILE... -o OUT.calib\n"
-    "       tfxc verify FILE.so\n"
-    "       tfxc import (DIR|FILE.gguf) [-o OUT.tfx] [--max-seq N] [--name NAME]\n"
-    "       tfxc --help | --version\n";
-
-static const char help_text[] = "\n"
-                                "Compile:\n"
-                                "  FILE.tfx             the model to compile\n"
-                                "  -o OUT               output file (default: FILE's base name + .so, or .o with -c)\n"
-                                "  -c                   write a relocatable object (code, descriptor and weights;\n"
-                                "                       link it with the runtime, libtfxrt.a)\n"
-                                "  -O0 .. -O3           optimization level (default -O2): the graph pipeline\n"
-                                "                       (-O2 and -O3 run the same one) and LLVM's level\n"
-                                "  --weights W          a weights file, or random / random:SEED (default: the\n"
-                                "                       model's `weights` statement)\n"
-                                "  --runtime PATH       the runtime archive a .so is linked with (default: the\n"
-                                "                       installed ../lib/libtfxrt.a beside tfxc's bin/, or the\n"
-                                "                       build tree's; TFX_RUNTIME_ARCHIVE is the same)\n"
-                                "  --emit=ir            print the planned graph IR to stdout (no output file)\n"
-                                "  --emit=llvm|asm      print the optimized LLVM IR or assembly to stdout\n"
-                                "  --emit-header OUT.h  write the model's C header (alone, or next to -o / -c)\n"
-                                "  --emit-gguf OUT      write the model's weights as a GGUF v3 file, each param in\n"
-                                "                       its stored format under its own name (alone, or next to\n"
-                                "                       -o / -c / --emit-header)\n"
-                                "  --mcpu NAME          target CPU: x86-64, x86-64-v2/v3/v4, native (the host, the\n"
-                                "                       default) or an LLVM CPU such as skylake-avx512; the\n"
-                                "                       features follow the CPU and the model records them\n"
-                                "                       (docs/portability.md); --cpu NAME is the same\n"
-                                "  --stats              print the plan's costs to stdout (kernels per call, arena,\n"
-                                "                       KV cache and weight bytes, FLOPs and bytes per token, the\n"
-                                "                       fused linears, the weights' formats and fallbacks); no\n"
-                                "                       output file\n"
-                                "  --quantize FMT       the weights' format: f16, bf16, q8_0, q4_0, q5_0, q4_k,\n"
-                                "                       q6_k, tq2_0, ternary (BitNet b1.58: tq2_0 with the\n"
-                                "                       tensor's mean |w|), sparse24(f32), sparse24(q8_0) (2:4),\n"
-                                "                       q4_k_m (llama.cpp's Q4_K_M mix), w8a8 (int8\n"
-                                "                       weights per channel, int8 activations per token),\n"
-                                "                       w8a8(smooth = ALPHA) (SmoothQuant, needs --calibration)\n"
-                                "                       or none (as bound); replaces the schedule's quantize,\n"
-                                "                       the source's quantize { } rules still apply (also for\n"
-                                "                       `run`)\n"
-                                "  --calibration FILE   calibration data from `tfxc calibrate` (also for `run`)\n"
-                                "  --allow-nonfinite    accept NaN and inf weights (default: an error naming the\n"
-                                "                       tensor and the first element; also for `run`)\n"
-                                "\n"
-                                "Optimizer (passes and pipelines: docs/passes.md):\n"
-                                "  --passes=P,Q,..      run these passes instead of the -O pipeline (fold_weights\n"
-                                "                       and plan_memory are added at the end when needed)\n"
-                                "  --print-after=P,..   print the graph IR to stderr after each named pass\n"
-                                "  --print-after-all    print the graph IR to stderr after every pass\n"
-                                "  --time-passes        print each pass's time and node counts to stderr\n"
-                                "  --verify-passes      run the IR verifier after every pass\n"
-                                "\n"
-                                "Run (a .tfx goes through the JIT, a .so is loaded):\n"
-                                "  -n N                 generate up to N tokens (default 256, at most max_seq)\n"
-                                "  --prompt-ids \"...\"   token ids fed after BOS\n"
-                                "  --no-bos             feed the prompt without BOS first\n"
-                                "  -p, --prompt TEXT    the prompt as text, encoded by --tokenizer (with its BOS);\n"
-                                "                       the prompt and the generated text stream to stdout\n"
-                                "  --tokenizer PATH     llama2.c tokenizer.bin, SentencePiece .model or Hugging\n"
-                                "                       Face tokenizer.json (docs/tokenizers.md); with it the\n"
-                                "                       output is text unless --print-ids\n"
-                                "  --temperature T      0 = greedy (default 1.0)\n"
-                                "  --top-p P            nucleus sampling threshold in (0, 1] (default 0.9)\n"
-                                "  --seed S             random seed for sampling (default 42)\n"
-                                "  --threads N          worker threads (default: TFX_NUM_THREADS or all cores)\n"
-                                "  --print-ids          print the generated ids, space-separated, on one line\n"
-                                "  --dump-logits FILE   write each step's float32 logits, [steps, vocab], raw LE\n"
-                                "  --eval-ids FILE      teacher forcing instead of generation: feed BOS and the\n"
-                                "                       ids of FILE (text, as --print-ids writes them) in one\n"
-                                "                       call, print the sequence's perplexity, and with\n"
-                                "                       --dump-logits write the logits of every position,\n"
-                                "                       [1 + ids, vocab] (row i predicts the id after position i)\n"
-                                "Generation starts from BOS (the model's tokens { bos }, else the tokenizer's,\n"
-                                "else id 1) and the prompt, and stops early when EOS is generated (the model's\n"
-                                "tokens { eos }, else id 1). Speed is reported on stderr.\n"
-                                "\n"
-                                "Verify:\n"
-                                "  verify FILE.so       check a compiled model against the checksums the compiler\n"
-                                "                       recorded (descriptor and every weight byte): prints ok,\n"
-                                "                       or what differs and exits 1\n";
+/* the command being parsed: its usage follows a usage error */
+static const tfx_cli_command *cur_cmd;
 
 static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "tfxc: error: ");
   fprintf(stderr, fmt, arg);
-  fprintf(stderr, "\n%s", usage_text);
+  fprintf(stderr, "\n");
+  tfx_cli_print_usage(cur_cmd, stderr);
   return EXIT_USAGE;
 }
 
@@ -134,7 +48,8 @@ static int check_pass_list(const char *option, const char *list) {
               p);
       for (const char *const *n = tfx_pass_names(); *n; n++)
         fprintf(stderr, "%s %s", n == tfx_pass_names() ? "" : ",", *n);
-      fprintf(stderr, ")\n%s", usage_text);
+      fprintf(stderr, ")\n");
+      tfx_cli_print_usage(cur_cmd, stderr);
       return EXIT_USAGE;
     }
     p = e ? e + 1 : NULL;
@@ -148,10 +63,10 @@ static int check_quantize(const char *v) {
   char msg[512];
   if (!tfx_quant_choice_parse_msg(v, 1, &c, msg, sizeof msg)) return 0;
   if (!strchr(v, '('))
-    fprintf(stderr, "tfxc: error: unknown --quantize format '%s' (expected %s)\n%s", v, tfx_quant_choice_names(1),
-            usage_text);
+    fprintf(stderr, "tfxc: error: unknown --quantize format '%s' (expected %s)\n", v, tfx_quant_choice_names(1));
   else
-    fprintf(stderr, "tfxc: error: --quantize '%s': %s\n%s", v, msg, usage_text);
+    fprintf(stderr, "tfxc: error: --quantize '%s': %s\n", v, msg);
+  tfx_cli_print_usage(cur_cmd, stderr);
   return EXIT_USAGE;
 }
 
@@ -160,8 +75,9 @@ static int check_quantize(const char *v) {
  * and the accepted range, never a failure later on. A value is the whole
  * argument: no blanks, no sign where none is accepted, no trailing text. */
 static int number_error(const char *option, const char *range, const char *v, const char *why) {
-  fprintf(stderr, "tfxc: error: %s needs %s, got '%s'%s%s%s\n%s", option, range, v, why ? " (" : "", why ? why : "",
-          why ? ")" : "", usage_text);
+  fprintf(stderr, "tfxc: error: %s needs %s, got '%s'%s%s%s\n", option, range, v, why ? " (" : "", why ? why : "",
+          why ? ")" : "");
+  tfx_cli_print_usage(cur_cmd, stderr);
   return EXIT_USAGE;
 }
 
@@ -241,19 +157,6 @@ static int ends_with(const char *s, const char *suffix) {
   return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* Value of an option given as "--opt VALUE" or "--opt=VALUE". */
-static const char *option_value(int argc, char **argv, int *i, const char *name) {
-  size_t n = strlen(name);
-  if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=') return argv[*i] + n + 1;
-  if (strcmp(argv[*i], name) == 0 && *i + 1 < argc) return argv[++*i];
-  return NULL;
-}
-
-static int is_option(const char *arg, const char *name) {
-  size_t n = strlen(name);
-  return strncmp(arg, name, n) == 0 && (arg[n] == 0 || arg[n] == '=');
-}
-
 static double now_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -288,14 +191,16 @@ static int check_same_files(const named_file *outs, int n_outs, const named_file
     if (!outs[i].path) continue;
     for (int j = 0; j < n_ins; j++)
       if (ins[j].path && tfx_drv_same_file(outs[i].path, ins[j].path)) {
-        fprintf(stderr, "tfxc: error: the output '%s' (%s) is the same file as the input '%s' (%s)\n%s", outs[i].path,
-                outs[i].what, ins[j].path, ins[j].what, usage_text);
+        fprintf(stderr, "tfxc: error: the output '%s' (%s) is the same file as the input '%s' (%s)\n", outs[i].path,
+                outs[i].what, ins[j].path, ins[j].what);
+        tfx_cli_print_usage(cur_cmd, stderr);
         return EXIT_USAGE;
       }
     for (int j = 0; j < i; j++)
       if (outs[j].path && tfx_drv_same_file(outs[i].path, outs[j].path)) {
-        fprintf(stderr, "tfxc: error: the output '%s' (%s) is the same file as the output '%s' (%s)\n%s", outs[i].path,
-                outs[i].what, outs[j].path, outs[j].what, usage_text);
+        fprintf(stderr, "tfxc: error: the output '%s' (%s) is the same file as the output '%s' (%s)\n", outs[i].path,
+                outs[i].what, outs[j].path, outs[j].what);
+        tfx_cli_print_usage(cur_cmd, stderr);
         return EXIT_USAGE;
       }
   }
@@ -337,76 +242,107 @@ static const char *user_message(char *err, size_t len, const char *tmp, const ch
   return strncmp(err, "backend: ", 9) ? err : err + 9;
 }
 
-static int compile_main(int argc, char **argv) {
+/* Options that are an -O level: -O0 .. -O3 (given as -O with an attached
+ * value); anything else is an unknown option, named as written. */
+static int opt_level_option(const char *v, int *opt) {
+  if (v && v[0] >= '0' && v[0] <= '3' && !v[1]) {
+    *opt = v[0] - '0';
+    return 0;
+  }
+  char name[64];
+  snprintf(name, sizeof name, "-O%s", v ? v : "");
+  return usage_error("unknown option '%s' (optimization levels: -O0, -O1, -O2, -O3)", name);
+}
+
+/* --symbol-prefix: a C identifier (the symbols are P_descriptor, ...) */
+static int check_symbol_prefix(const char *v) {
+  int ok = (isalpha((unsigned char)v[0]) || v[0] == '_') && strlen(v) < 100;
+  for (const char *c = v; ok && *c; c++) ok = isalnum((unsigned char)*c) || *c == '_';
+  if (!ok || !strcmp(v, "tfx_model"))
+    return usage_error("--symbol-prefix needs a C identifier of at most 99 characters (not tfx_model), got '%s'", v);
+  return 0;
+}
+
+/* -v: one line per phase on stderr */
+static int verbose;
+static void phase(const char *what, double seconds) {
+  if (verbose) fprintf(stderr, "tfxc: %-8s %8.3f s\n", what, seconds);
+}
+
+int tfx_drv_compile_main(int argc, char **argv) {
   const char *input = NULL, *output = NULL, *weights = NULL, *emit = NULL, *header = NULL, *cpu = NULL;
-  const char *passes = NULL, *print_after = NULL, *quantize = NULL, *gguf = NULL, *runtime = NULL, *calibration = NULL;
+  const char *passes = NULL, *print_after = NULL, *quantize = NULL, *gguf = NULL, *runtime = NULL, *prefix = NULL;
+  const char *calibration = NULL;
   int object = 0, opt = 2, stats = 0, print_all = 0, time_passes = 0, verify_passes = 0, allow_nonfinite = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v;
-    if (strcmp(a, "-o") == 0) {
-      if (i + 1 >= argc) return usage_error("%s needs a file name", a);
-      output = argv[++i];
-    } else if (strcmp(a, "-c") == 0) {
-      object = 1;
-    } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && a[3] == 0) {
-      opt = a[2] - '0';
-    } else if (a[0] == '-' && a[1] == 'O') {
-      return usage_error("unknown option '%s' (optimization levels: -O0, -O1, -O2, -O3)", a);
-    } else if (is_option(a, "--weights")) {
-      if (!(v = option_value(argc, argv, &i, "--weights"))) return usage_error("%s needs a value", a);
-      if (!*v) return usage_error("%s: empty weights path (expected a file, random or random:SEED)", "--weights");
+  cur_cmd = tfx_cli_find("compile");
+  tfx_cli p;
+  if (tfx_cli_begin(&p, cur_cmd, argc, argv)) return EXIT_COMPILE;
+  int bad = 0;
+  for (int k; !bad && (k = tfx_cli_next(&p)) != TFX_CLI_END;) {
+    const char *v = p.arg;
+    switch (k) {
+    case TFX_CLI_FAILED: bad = EXIT_USAGE; break;
+    case TFX_OPT_HELP:
+      tfx_cli_print_help(cur_cmd, stdout);
+      bad = -1;
+      break;
+    case TFX_OPT_OUTPUT: output = v; break;
+    case TFX_OPT_OBJECT: object = 1; break;
+    case TFX_OPT_OPT: bad = opt_level_option(v, &opt); break;
+    case TFX_OPT_WEIGHTS:
+      if (!*v) bad = usage_error("%s: empty weights path (expected a file, random or random:SEED)", "--weights");
       weights = v;
-    } else if (is_option(a, "--emit")) {
-      if (!(v = option_value(argc, argv, &i, "--emit"))) return usage_error("%s needs a value", a);
+      break;
+    case TFX_OPT_EMIT:
       if (strcmp(v, "ir") && strcmp(v, "llvm") && strcmp(v, "asm"))
-        return usage_error("unknown --emit kind '%s' (expected ir, llvm or asm)", v);
+        bad = usage_error("unknown --emit kind '%s' (expected ir, llvm or asm)", v);
       emit = v;
-    } else if (is_option(a, "--emit-header")) {
-      if (!(v = option_value(argc, argv, &i, "--emit-header"))) return usage_error("%s needs a file name", a);
-      header = v;
-    } else if (is_option(a, "--emit-gguf")) {
-      if (!(v = option_value(argc, argv, &i, "--emit-gguf")) || !*v) return usage_error("%s needs a file name", a);
+      break;
+    case TFX_OPT_EMIT_HEADER: header = v; break;
+    case TFX_OPT_EMIT_GGUF:
+      if (!*v) bad = usage_error("%s needs a file name", p.name);
       gguf = v;
-    } else if (is_option(a, "--cpu") || is_option(a, "--mcpu")) {
-      const char *name = is_option(a, "--mcpu") ? "--mcpu" : "--cpu";
-      if (!(v = option_value(argc, argv, &i, name))) return usage_error("%s needs a value", a);
-      cpu = v;
-    } else if (strcmp(a, "--stats") == 0) {
-      stats = 1;
-    } else if (is_option(a, "--runtime")) {
-      if (!(v = option_value(argc, argv, &i, "--runtime")) || !*v) return usage_error("%s needs a file name", a);
+      break;
+    case TFX_OPT_MCPU: cpu = v; break;
+    case TFX_OPT_SYMBOL_PREFIX:
+      if (check_symbol_prefix(v)) bad = EXIT_USAGE;
+      prefix = v;
+      break;
+    case TFX_OPT_STATS: stats = 1; break;
+    case TFX_OPT_RUNTIME:
+      if (!*v) bad = usage_error("%s needs a file name", p.name);
       runtime = v;
-    } else if (is_option(a, "--passes")) {
-      if (!(v = option_value(argc, argv, &i, "--passes")) || !*v) return usage_error("%s needs a list of passes", a);
-      if (check_pass_list("--passes", v)) return EXIT_USAGE;
-      passes = v;
-    } else if (is_option(a, "--print-after")) {
-      if (!(v = option_value(argc, argv, &i, "--print-after")) || !*v)
-        return usage_error("%s needs a list of passes", a);
-      if (check_pass_list("--print-after", v)) return EXIT_USAGE;
-      print_after = v;
-    } else if (strcmp(a, "--print-after-all") == 0) {
-      print_all = 1;
-    } else if (strcmp(a, "--time-passes") == 0) {
-      time_passes = 1;
-    } else if (strcmp(a, "--verify-passes") == 0) {
-      verify_passes = 1;
-    } else if (strcmp(a, "--allow-nonfinite") == 0) {
-      allow_nonfinite = 1;
-    } else if (is_option(a, "--quantize")) {
-      if (!(v = option_value(argc, argv, &i, "--quantize"))) return usage_error("%s needs a format", a);
-      if (check_quantize(v)) return EXIT_USAGE;
+      break;
+    case TFX_OPT_PASSES:
+    case TFX_OPT_PRINT_AFTER:
+      if (!*v)
+        bad = usage_error("%s needs a list of passes", p.name);
+      else if (check_pass_list(k == TFX_OPT_PASSES ? "--passes" : "--print-after", v))
+        bad = EXIT_USAGE;
+      *(k == TFX_OPT_PASSES ? &passes : &print_after) = v;
+      break;
+    case TFX_OPT_PRINT_AFTER_ALL: print_all = 1; break;
+    case TFX_OPT_TIME_PASSES: time_passes = 1; break;
+    case TFX_OPT_VERIFY_PASSES: verify_passes = 1; break;
+    case TFX_OPT_ALLOW_NONFINITE: allow_nonfinite = 1; break;
+    case TFX_OPT_VERBOSE: verbose = 1; break;
+    case TFX_OPT_QUANTIZE:
+      if (check_quantize(v)) bad = EXIT_USAGE;
       quantize = v;
-    } else if (is_option(a, "--calibration")) {
-      if (!(calibration = option_value(argc, argv, &i, "--calibration"))) return usage_error("%s needs a file", a);
-    } else if (a[0] == '-' && a[1]) {
-      return usage_error("unknown option '%s'", a);
-    } else if (input) {
-      return usage_error("more than one input file ('%s')", a);
-    } else {
-      input = a;
+      break;
+    case TFX_OPT_CALIBRATION:
+      if (!*v) bad = usage_error("%s needs a file", p.name);
+      calibration = v;
+      break;
+    case TFX_CLI_POSITIONAL:
+      if (input) bad = usage_error("more than one input file ('%s')", v);
+      input = v;
+      break;
+    default: bad = usage_error("internal error: option '%s' has no handler", p.name); break;
     }
   }
+  tfx_cli_end(&p);
+  if (bad) return bad < 0 ? 0 : bad;
   if (!input) return usage_error("%s", "no input file");
   if (!ends_with(input, ".tfx")) return usage_error("the input '%s' is not a .tfx file", input);
   if (emit && (output || object))
@@ -443,7 +379,8 @@ static int compile_main(int argc, char **argv) {
   }
 
   int only_ir = emit && strcmp(emit, "ir") == 0;
-  tfx_target_options t = {.opt_level = opt, .cpu = cpu};
+  double times[2] = {0, 0}; /* code generation, linking */
+  tfx_target_options t = {.opt_level = opt, .cpu = cpu, .phase_seconds = verbose ? times : NULL};
   char err[1024] = "", rt_archive[4096];
   /* the runtime a .so links, found before compiling: a missing one is an
    * error now, not after the compile */
@@ -503,6 +440,14 @@ static int compile_main(int argc, char **argv) {
   tfx_build b;
   memset(&b, 0, sizeof b);
   if (tfx_build_source(input, NULL, &bo, &b)) rc = EXIT_COMPILE;
+  if (rc == 0) {
+    phase("parse", b.parse_seconds);
+    phase("passes", b.passes_seconds);
+  }
+  if (rc == 0 && prefix && !(b.graph->symbol_name = strdup(prefix))) {
+    fprintf(stderr, "tfxc: error: out of memory\n");
+    rc = EXIT_COMPILE;
+  }
   if (gguf_fp && fclose(gguf_fp) != 0 && rc == 0) {
     fprintf(stderr, "tfxc: error: cannot write '%s': %s\n", gguf, strerror(errno));
     rc = EXIT_COMPILE;
@@ -559,6 +504,10 @@ static int compile_main(int argc, char **argv) {
       rc = EXIT_COMPILE;
     }
   for (int i = 0; i < 3; i++) tfx_drv_output_discard(all[i]);
+  if (rc == 0 && out_name) {
+    phase("codegen", times[0]);
+    phase("link", times[1]);
+  }
   tfx_build_free(&b);
   free(def);
   return rc;
@@ -699,19 +648,23 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
     if (next == run_eos(o)) break; /* the model's EOS, else BOS ends the text, as in llama2.c */
     out[generated++] = next;
     if (stream) put_piece(o->tok, generated > 1 ? out[generated - 2] : tokens[n_in - 1], next);
+    if (o->print_ids) { /* each id as it is generated */
+      printf("%s%d", generated > 1 ? " " : "", next);
+      fflush(stdout);
+    }
     if (generated == max_steps || tfx_session_position(s) >= d->max_seq) break;
     rc = tfx_forward(s, &next, 1, logits);
   }
   double t_decode = now_seconds() - t1;
   if (rc != TFX_OK) {
+    if (o->print_ids && generated > 0) printf("\n"); /* the ids streamed so far end their line */
     const char *detail = tfx_session_last_error(s);
     fprintf(stderr, "tfxc: error: forward failed: %s\n", detail[0] ? detail : tfx_error_message(rc));
   } else {
     if (stream) {
       printf("\n");
-      fflush(stdout); /* before the speed on stderr */
-    } else if (o->print_ids) {
-      for (long i = 0; i < generated; i++) printf("%s%d", i ? " " : "", out[i]);
+      fflush(stdout);          /* before the speed on stderr */
+    } else if (o->print_ids) { /* the ids are out already */
       printf("\n");
     } else {
       printf("generated %ld token%s:", generated, generated == 1 ? "" : "s");
@@ -856,69 +809,83 @@ done:
 static int run_with(int argc, char **argv, tfx_tokenizer **tokp);
 
 /* tfxc run: run_with, then the tokenizer it opened is closed here */
-static int run_main(int argc, char **argv) {
+int tfx_drv_run_main(int argc, char **argv) {
   tfx_tokenizer *tok = NULL;
   int rc = run_with(argc, argv, &tok);
   tfx_tokenizer_close(tok);
   return rc;
 }
 
+/* Parses run's arguments into o; 0, -1 after --help, or the exit code. */
+static int parse_run_args(int argc, char **argv, run_options *o) {
+  cur_cmd = tfx_cli_find("run");
+  tfx_cli p;
+  if (tfx_cli_begin(&p, cur_cmd, argc, argv)) return EXIT_COMPILE;
+  int bad = 0;
+  for (int k; !bad && (k = tfx_cli_next(&p)) != TFX_CLI_END;) {
+    const char *v = p.arg;
+    switch (k) {
+    case TFX_CLI_FAILED: bad = EXIT_USAGE; break;
+    case TFX_OPT_HELP:
+      tfx_cli_print_help(cur_cmd, stdout);
+      bad = -1;
+      break;
+    case TFX_OPT_OPT: bad = opt_level_option(v, &o->opt); break;
+    case TFX_OPT_STEPS:
+      if (int_option(p.name, v, 0, 1L << 30, &o->steps)) bad = EXIT_USAGE;
+      break;
+    case TFX_OPT_WEIGHTS:
+      if (!*v) bad = usage_error("%s: empty weights path (expected a file, random or random:SEED)", "--weights");
+      o->weights = v;
+      break;
+    case TFX_OPT_PROMPT_IDS: o->prompt = v; break;
+    case TFX_OPT_PROMPT: o->text = v; break;
+    case TFX_OPT_TOKENIZER:
+      if (!*v) bad = usage_error("%s needs a file name", "--tokenizer");
+      o->tokenizer_path = v;
+      break;
+    case TFX_OPT_TEMPERATURE:
+      if (temperature_option(p.name, v, &o->temperature)) bad = EXIT_USAGE;
+      break;
+    case TFX_OPT_TOP_P:
+      if (top_p_option(p.name, v, &o->top_p)) bad = EXIT_USAGE;
+      break;
+    case TFX_OPT_SEED:
+      if (seed_option(p.name, v, &o->seed)) bad = EXIT_USAGE;
+      break;
+    case TFX_OPT_THREADS:
+      if (int_option(p.name, v, 1, 64, &o->threads)) bad = EXIT_USAGE;
+      break;
+    case TFX_OPT_PRINT_IDS: o->print_ids = 1; break;
+    case TFX_OPT_NO_BOS: o->no_bos = 1; break;
+    case TFX_OPT_ALLOW_NONFINITE: o->allow_nonfinite = 1; break;
+    case TFX_OPT_DUMP_LOGITS: o->dump = v; break;
+    case TFX_OPT_QUANTIZE:
+      if (check_quantize(v)) bad = EXIT_USAGE;
+      o->quantize = v;
+      break;
+    case TFX_OPT_EVAL_IDS: o->eval = v; break;
+    case TFX_OPT_CALIBRATION:
+      if (!*v) bad = usage_error("%s needs a file", p.name);
+      o->calibration = v;
+      break;
+    case TFX_OPT_VERBOSE: verbose = 1; break;
+    case TFX_CLI_POSITIONAL:
+      if (o->model) bad = usage_error("more than one model ('%s')", v);
+      o->model = v;
+      break;
+    default: bad = usage_error("internal error: option '%s' has no handler", p.name); break;
+    }
+  }
+  tfx_cli_end(&p);
+  return bad;
+}
+
 static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
   run_options o = {
       .steps = 256, .opt = 2, .temperature = 1.0, .top_p = 0.9, .seed = 42, .model_bos = -1, .model_eos = -1};
-  for (int i = 2; i < argc; i++) {
-    const char *a = argv[i];
-    if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && a[3] == 0) {
-      o.opt = a[2] - '0';
-    } else if (strcmp(a, "-n") == 0 || is_option(a, "--steps")) {
-      const char *name = a[1] == 'n' ? "-n" : "--steps";
-      if (int_option(name, option_value(argc, argv, &i, name), 0, 1L << 30, &o.steps)) return EXIT_USAGE;
-    } else if (a[0] == '-' && a[1] == 'O') {
-      return usage_error("unknown option '%s' (optimization levels: -O0, -O1, -O2, -O3)", a);
-    } else if (is_option(a, "--weights")) {
-      if (!(o.weights = option_value(argc, argv, &i, "--weights"))) return usage_error("%s needs a value", a);
-      if (!*o.weights)
-        return usage_error("%s: empty weights path (expected a file, random or random:SEED)", "--weights");
-    } else if (is_option(a, "--prompt-ids")) {
-      if (!(o.prompt = option_value(argc, argv, &i, "--prompt-ids"))) return usage_error("%s needs a value", a);
-    } else if (strcmp(a, "-p") == 0 || is_option(a, "--prompt")) {
-      const char *name = a[1] == 'p' ? "-p" : "--prompt";
-      if (!(o.text = option_value(argc, argv, &i, name))) return usage_error("%s needs a text", a);
-    } else if (is_option(a, "--tokenizer")) {
-      if (!(o.tokenizer_path = option_value(argc, argv, &i, "--tokenizer")) || !*o.tokenizer_path)
-        return usage_error("%s needs a file name", "--tokenizer");
-    } else if (is_option(a, "--temperature")) {
-      if (temperature_option("--temperature", option_value(argc, argv, &i, "--temperature"), &o.temperature))
-        return EXIT_USAGE;
-    } else if (is_option(a, "--top-p")) {
-      if (top_p_option("--top-p", option_value(argc, argv, &i, "--top-p"), &o.top_p)) return EXIT_USAGE;
-    } else if (is_option(a, "--seed")) {
-      if (seed_option("--seed", option_value(argc, argv, &i, "--seed"), &o.seed)) return EXIT_USAGE;
-    } else if (is_option(a, "--threads")) {
-      if (int_option("--threads", option_value(argc, argv, &i, "--threads"), 1, 64, &o.threads)) return EXIT_USAGE;
-    } else if (strcmp(a, "--print-ids") == 0) {
-      o.print_ids = 1;
-    } else if (strcmp(a, "--no-bos") == 0) {
-      o.no_bos = 1;
-    } else if (strcmp(a, "--allow-nonfinite") == 0) {
-      o.allow_nonfinite = 1;
-    } else if (is_option(a, "--dump-logits")) {
-      if (!(o.dump = option_value(argc, argv, &i, "--dump-logits"))) return usage_error("%s needs a file name", a);
-    } else if (is_option(a, "--quantize")) {
-      if (!(o.quantize = option_value(argc, argv, &i, "--quantize"))) return usage_error("%s needs a format", a);
-      if (check_quantize(o.quantize)) return EXIT_USAGE;
-    } else if (is_option(a, "--calibration")) {
-      if (!(o.calibration = option_value(argc, argv, &i, "--calibration"))) return usage_error("%s needs a file", a);
-    } else if (is_option(a, "--eval-ids")) {
-      if (!(o.eval = option_value(argc, argv, &i, "--eval-ids"))) return usage_error("%s needs a file name", a);
-    } else if (a[0] == '-' && a[1]) {
-      return usage_error("unknown option '%s'", a);
-    } else if (o.model) {
-      return usage_error("more than one model ('%s')", a);
-    } else {
-      o.model = a;
-    }
-  }
+  int bad = parse_run_args(argc, argv, &o);
+  if (bad) return bad < 0 ? 0 : bad;
   if (!o.model) return usage_error("%s", "run needs a model (.tfx or .so)");
   int is_so = ends_with(o.model, ".so");
   if (!is_so && !ends_with(o.model, ".tfx")) return usage_error("the model '%s' is neither a .tfx nor a .so", o.model);
@@ -1005,13 +972,18 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
     rc = TFX_ERR_COMPILE;
     named_file bound = {NULL, "the weights"};
     if (tfx_build_source(o.model, NULL, &bo, &b) == 0) {
+      phase("parse", b.parse_seconds);
+      phase("passes", b.passes_seconds);
       bound.path = seen.path[0] ? seen.path : NULL;
+      double tj = now_seconds();
       o.model_bos = b.graph->bos_id;
       o.model_eos = b.graph->eos_id;
       if (check_same_files(&dump_out, 1, &bound, 1))
         same = 1;
       else if ((rc = tfx_build_jit(&b, &t, &model, oerr, sizeof oerr)) != TFX_OK)
         fprintf(stderr, "%s: error: %s\n", o.model, oerr);
+      else
+        phase("codegen", now_seconds() - tj);
       tfx_build_free(&b);
     }
   }
@@ -1038,9 +1010,26 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
 
 /* tfxc verify FILE.so: opens the model with TFX_OPEN_VERIFY (the file
  * checks, then the descriptor's and the weights' checksums). */
-static int verify_main(int argc, char **argv) {
-  if (argc != 3 || argv[2][0] == '-' || !argv[2][0]) return usage_error("%s", "verify needs one model file (FILE.so)");
-  const char *path = argv[2];
+int tfx_drv_verify_main(int argc, char **argv) {
+  cur_cmd = tfx_cli_find("verify");
+  tfx_cli p;
+  if (tfx_cli_begin(&p, cur_cmd, argc, argv)) return EXIT_COMPILE;
+  const char *path = NULL;
+  int bad = 0;
+  for (int k; !bad && (k = tfx_cli_next(&p)) != TFX_CLI_END;) {
+    if (k == TFX_CLI_FAILED)
+      bad = EXIT_USAGE;
+    else if (k == TFX_OPT_HELP) {
+      tfx_cli_print_help(cur_cmd, stdout);
+      bad = -1;
+    } else if (path || !*p.arg)
+      bad = usage_error("%s", "verify needs one model file (FILE.so)");
+    else
+      path = p.arg;
+  }
+  tfx_cli_end(&p);
+  if (bad) return bad < 0 ? 0 : bad;
+  if (!path) return usage_error("%s", "verify needs one model file (FILE.so)");
   tfx_model *model = NULL;
   char err[1024] = "";
   int rc = tfx_model_open_flags(path, TFX_OPEN_VERIFY, &model, err, sizeof err);
@@ -1061,24 +1050,169 @@ static int verify_main(int argc, char **argv) {
   return 0;
 }
 
-int main(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "%s", usage_text);
-    return EXIT_USAGE;
+/* ---- tfxc bench MODEL ---- */
+
+/* A model from a .so (loaded) or a .tfx (built and JIT-compiled). */
+static int load_model(const char *path, int opt, const char *weights, const char *quantize, tfx_model **model) {
+  if (ends_with(path, ".so")) {
+    char err[1024] = "";
+    double t0 = now_seconds();
+    int rc = tfx_model_open_ex(path, model, err, sizeof err);
+    if (rc != TFX_OK) {
+      fprintf(stderr, "tfxc: error: cannot open '%s': %s\n", path, err[0] ? err : tfx_error_message(rc));
+      return EXIT_COMPILE;
+    }
+    phase("open", now_seconds() - t0);
+    return 0;
   }
-  tfx_drv_outfile_init();
-  int rc;
-  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
-    rc = printf("tfxc %s — an ahead-of-time compiler for Transformer models\n\n%s%s", TFX_VERSION, usage_text,
-                help_text) < 0;
-  else if (strcmp(argv[1], "--version") == 0)
-    rc = printf("tfxc %s\n", TFX_VERSION) < 0;
-  else
-    rc = strcmp(argv[1], "calibrate") == 0 ? tfx_drv_calibrate_main(argc - 1, argv + 1)
-         : strcmp(argv[1], "run") == 0     ? run_main(argc, argv)
-         : strcmp(argv[1], "verify") == 0  ? verify_main(argc, argv)
-         : strcmp(argv[1], "import") == 0  ? tfx_drv_import_main(argc, argv)
-                                           : compile_main(argc, argv);
-  if (tfx_drv_finish_stdout() && rc == 0) rc = EXIT_COMPILE;
+  tfx_target_options t = {.opt_level = opt};
+  tfx_build_options bo = {.weights = weights, .opt_level = opt, .target = &t, .quantize = quantize};
+  tfx_build b;
+  if (tfx_build_source(path, NULL, &bo, &b)) return EXIT_COMPILE;
+  phase("parse", b.parse_seconds);
+  phase("passes", b.passes_seconds);
+  char err[1024] = "";
+  double t0 = now_seconds();
+  int rc = tfx_build_jit(&b, &t, model, err, sizeof err);
+  tfx_build_free(&b);
+  if (rc != TFX_OK) {
+    fprintf(stderr, "%s: error: %s\n", path, err);
+    return EXIT_COMPILE;
+  }
+  phase("codegen", now_seconds() - t0);
+  return 0;
+}
+
+/* One run of a test: prefill (n_prompt tokens in one call) or decode
+ * (n_gen tokens one at a time after the prompt, untimed); its tokens/s. */
+static int bench_once(tfx_session *s, const int32_t *ids, int n_prompt, int n_gen, float *logits, double *tps) {
+  tfx_session_reset(s);
+  int rc = TFX_OK;
+  double t0 = now_seconds();
+  if (n_gen == 0) {
+    rc = tfx_forward(s, ids, n_prompt, logits);
+    *tps = n_prompt / fmax(now_seconds() - t0, 1e-9);
+    return rc;
+  }
+  if (n_prompt > 0) rc = tfx_forward(s, ids, n_prompt, logits);
+  t0 = now_seconds();
+  for (int i = 0; rc == TFX_OK && i < n_gen; i++) rc = tfx_forward(s, ids + n_prompt + i, 1, logits);
+  *tps = n_gen / fmax(now_seconds() - t0, 1e-9);
   return rc;
 }
+
+int tfx_drv_bench_main(int argc, char **argv) {
+  cur_cmd = tfx_cli_find("bench");
+  const char *path = NULL, *weights = NULL, *quantize = NULL;
+  long n_prompt = 128, n_gen = 64, reps = 5, threads = 0;
+  int opt = 2, bad = 0;
+  tfx_cli p;
+  if (tfx_cli_begin(&p, cur_cmd, argc, argv)) return EXIT_COMPILE;
+  for (int k; !bad && (k = tfx_cli_next(&p)) != TFX_CLI_END;) {
+    const char *v = p.arg;
+    switch (k) {
+    case TFX_CLI_FAILED: bad = EXIT_USAGE; break;
+    case TFX_OPT_HELP:
+      tfx_cli_print_help(cur_cmd, stdout);
+      bad = -1;
+      break;
+    case TFX_OPT_PROMPT: bad = int_option(p.name, v, 0, 1L << 20, &n_prompt); break;
+    case TFX_OPT_STEPS: bad = int_option(p.name, v, 0, 1L << 20, &n_gen); break;
+    case TFX_OPT_REPS: bad = int_option(p.name, v, 1, 1000, &reps); break;
+    case TFX_OPT_THREADS: bad = int_option(p.name, v, 1, 64, &threads); break;
+    case TFX_OPT_OPT: bad = opt_level_option(v, &opt); break;
+    case TFX_OPT_WEIGHTS:
+      if (!*v) bad = usage_error("%s: empty weights path (expected a file, random or random:SEED)", "--weights");
+      weights = v;
+      break;
+    case TFX_OPT_QUANTIZE:
+      if (check_quantize(v)) bad = EXIT_USAGE;
+      quantize = v;
+      break;
+    case TFX_OPT_VERBOSE: verbose = 1; break;
+    case TFX_CLI_POSITIONAL:
+      if (path) bad = usage_error("more than one model ('%s')", v);
+      path = v;
+      break;
+    default: bad = usage_error("internal error: option '%s' has no handler", p.name); break;
+    }
+  }
+  tfx_cli_end(&p);
+  if (bad) return bad < 0 ? 0 : bad;
+  if (!path) return usage_error("%s", "bench needs a model (.so or .tfx)");
+  int is_so = ends_with(path, ".so");
+  if (!is_so && !ends_with(path, ".tfx")) return usage_error("the model '%s' is neither a .tfx nor a .so", path);
+  if (is_so && (weights || quantize))
+    return usage_error("%s", "--weights and --quantize apply to a .tfx; a compiled .so carries its weights");
+  if (n_prompt == 0 && n_gen == 0) return usage_error("%s", "nothing to measure: -p 0 and -n 0");
+  tfx_model *model = NULL;
+  int rc = load_model(path, opt, weights, quantize, &model);
+  if (rc) return rc;
+  const tfx_model_desc *d = tfx_model_descriptor(model);
+  tfx_session *s = NULL;
+  int32_t *ids = NULL;
+  float *logits = NULL;
+  double *tps = NULL;
+  rc = EXIT_COMPILE;
+  if (d->input_kind != TFX_INPUT_TOKENS) {
+    fprintf(stderr, "tfxc: error: '%s' takes f32 activations, not tokens; bench feeds tokens\n", path);
+    goto done;
+  }
+  if (n_prompt + n_gen > d->max_seq) {
+    fprintf(stderr, "tfxc: error: -p %ld and -n %ld need %ld positions; the model has max_seq = %d\n", n_prompt, n_gen,
+            n_prompt + n_gen, d->max_seq);
+    goto done;
+  }
+  tfx_session_options so = {.threads = (int32_t)threads};
+  int src = tfx_session_create(model, &so, &s);
+  if (src != TFX_OK) {
+    fprintf(stderr, "tfxc: error: cannot create a session: %s\n", tfx_error_message(src));
+    goto done;
+  }
+  ids = malloc((size_t)(n_prompt + n_gen) * sizeof *ids);
+  logits = malloc((size_t)d->output_width * sizeof *logits);
+  tps = malloc((size_t)reps * sizeof *tps);
+  if (!ids || !logits || !tps) {
+    fprintf(stderr, "tfxc: error: out of memory\n");
+    goto done;
+  }
+  uint64_t x = 0x9e3779b97f4a7c15ull; /* fixed pseudo-random ids (xorshift64) */
+  for (long i = 0; i < n_prompt + n_gen; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    ids[i] = i == 0 ? 1 : (int32_t)(x % (uint64_t)d->vocab);
+  }
+  printf("| %-20s | %10s | %7s | %-6s | %20s |\n", "model", "size", "threads", "test", "t/s");
+  printf("| %.20s | %.10s | %.7s | %.6s | %.20s |\n", "--------------------", "----------", "-------", "------",
+         "--------------------");
+  for (int test = 0; test < 2; test++) {
+    int np = (int)n_prompt, ng = test ? (int)n_gen : 0;
+    if ((test == 0 && n_prompt == 0) || (test == 1 && n_gen == 0)) continue;
+    double w;
+    int frc = bench_once(s, ids, np, ng, logits, &w); /* untimed warm-up */
+    for (long r = 0; frc == TFX_OK && r < reps; r++) frc = bench_once(s, ids, np, ng, logits, &tps[r]);
+    if (frc != TFX_OK) {
+      const char *detail = tfx_session_last_error(s);
+      fprintf(stderr, "tfxc: error: forward failed: %s\n", detail[0] ? detail : tfx_error_message(frc));
+      goto done;
+    }
+    double mean = 0, var = 0;
+    for (long r = 0; r < reps; r++) mean += tps[r] / reps;
+    for (long r = 0; r < reps; r++) var += (tps[r] - mean) * (tps[r] - mean) / (reps > 1 ? reps - 1 : 1);
+    char size[32], name[32], val[48];
+    snprintf(size, sizeof size, "%.2f MiB", d->weights_bytes / 1048576.0);
+    snprintf(name, sizeof name, "%s%ld", test ? "tg" : "pp", test ? n_gen : n_prompt);
+    snprintf(val, sizeof val, "%.2f ± %.2f", mean, sqrt(var));
+    printf("| %-20.20s | %10s | %7d | %-6s | %21s |\n", d->name, size, (int)tfx_session_threads(s), name, val);
+    fflush(stdout);
+  }
+  rc = 0;
+done:
+  free(ids);
+  free(logits);
+  free(tps);
+  tfx_session_free(s);
+  tfx_model_close(model);
+  return rc;
+}
+
+int main(int argc, char **argv) { return tfx_cli_main(argc, argv); }

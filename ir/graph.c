@@ -77,6 +77,7 @@ void tfx_graph_free(tfx_graph *g) {
   tfx_graph_free_quant(g);
   free(g->nodes);
   free(g->name);
+  free(g->symbol_name);
   free(g);
 }
 

@@ -399,6 +399,9 @@ typedef struct tfx_schedule {
 
 typedef struct tfx_graph {
   char *name;
+  /* the exported symbols' prefix (`<it>_descriptor`, `<it>_weights_blob`;
+   * tfxc --symbol-prefix), owned; NULL: the name's C identifier */
+  char *symbol_name;
   int n_nodes, cap;
   tfx_node *nodes; /* topological order: inputs of node i are < i */
   int input;       /* id of the INPUT node, -1 if none yet */

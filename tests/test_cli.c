@@ -315,6 +315,93 @@ static void test_eval_ids(void **state) {
   free(dir);
 }
 
+/* The command table (driver/cli.c): every command's help from its option
+ * table (tfxc CMD --help, tfxc help CMD, the same text), the overview lists
+ * the commands; unknown and abbreviated options are refused with a hint. */
+static void test_command_help(void **state) {
+  (void)state;
+  const char *cmds[] = {"compile", "run", "bench", "verify", "help"};
+  for (int i = 0; i < 5; i++) {
+    char *a = NULL, *b = NULL, *e = NULL;
+    assert_int_equal(run((char *[]){TFXC_PATH, (char *)cmds[i], "--help", NULL}, &a, &e), 0);
+    free(e);
+    assert_int_equal(run((char *[]){TFXC_PATH, "help", (char *)cmds[i], NULL}, &b, &e), 0);
+    free(e);
+    assert_string_equal(a, b);
+    char head[64];
+    snprintf(head, sizeof head, "tfxc %s — ", cmds[i]);
+    assert_non_null(strstr(a, head));
+    assert_non_null(strstr(a, "  -h, --help"));
+    free(a);
+    free(b);
+  }
+  expect((char *[]){TFXC_PATH, "run", "-h", NULL}, 0, "  -n, --steps N", NULL);
+  expect((char *[]){TFXC_PATH, "run", "--help", NULL}, 0, "  --top-p P", NULL);
+  expect((char *[]){TFXC_PATH, "bench", "--help", NULL}, 0, "  -r, --repetitions N", NULL);
+  expect((char *[]){TFXC_PATH, "--help", NULL}, 0, "  bench       measure", NULL);
+  expect((char *[]){TFXC_PATH, "--help", NULL}, 0, "  --symbol-prefix P", NULL);
+  expect((char *[]){TFXC_PATH, "help", "nosuch", NULL}, 2, NULL, "unknown command 'nosuch'");
+  /* a command parsing its own arguments (import): its own help, both ways */
+  expect((char *[]){TFXC_PATH, "help", "import", NULL}, 0, "usage: tfxc import", NULL);
+  expect((char *[]){TFXC_PATH, "import", "--help", NULL}, 0, "usage: tfxc import", NULL);
+  expect((char *[]){TFXC_PATH, "calibrate", "--help", NULL}, 0, "usage: tfxc calibrate FILE.tfx", NULL);
+  expect((char *[]){TFXC_PATH, "help", "calibrate", NULL}, 0, "--calibration reads", NULL);
+  expect((char *[]){TFXC_PATH, "--help", NULL}, 0, "  import      write a .tfx", NULL);
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "--temp", "0", NULL}, 2, NULL,
+         "unknown option '--temp' (did you mean --temperature?)");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "--print", NULL}, 2, NULL,
+         "unknown option '--print' (did you mean --print-ids?)");
+  expect((char *[]){TFXC_PATH, example_tfx, "--print", NULL}, 2, NULL,
+         "(did you mean --print-after, --print-after-all?)");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "--print-ids=1", NULL}, 2, NULL, "--print-ids takes no value");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "--stats", NULL}, 2, NULL, "unknown option '--stats'");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "--bogus", NULL}, 2, NULL, "(tfxc run --help: its options)");
+  expect((char *[]){TFXC_PATH, "verify", NULL}, 2, NULL, "verify needs one model file");
+  expect((char *[]){TFXC_PATH, "bench", NULL}, 2, NULL, "bench needs a model");
+  expect((char *[]){TFXC_PATH, "bench", "m.so", "-r", "0", NULL}, 2, NULL, "-r needs a number from 1 to 1000");
+  expect((char *[]){TFXC_PATH, "bench", "m.so", "--weights", "random", NULL}, 2, NULL, "carries its weights");
+  /* `--` ends the options: what follows is an operand */
+  expect((char *[]){TFXC_PATH, "run", "--", "-n", NULL}, 2, NULL, "the model '-n' is neither a .tfx nor a .so");
+}
+
+/* -v prints the phases with their times; bench prints a table with a prefill
+ * and a decode row, and refuses more positions than max_seq. */
+static void test_verbose_and_bench(void **state) {
+  (void)state;
+  char *dir = tfx_test_tmpdir();
+  char so[4200];
+  snprintf(so, sizeof so, "%s/m.so", dir);
+  char *out = NULL, *err = NULL;
+  assert_int_equal(
+      run((char *[]){TFXC_PATH, example_tfx, "--weights", "random", "-O1", "-v", "-o", so, NULL}, &out, &err), 0);
+  const char *phases[] = {"tfxc: parse ", "tfxc: passes ", "tfxc: codegen ", "tfxc: link "};
+  for (int i = 0; i < 4; i++) {
+    if (!strstr(err, phases[i])) fprintf(stderr, "no '%s' in:\n%s", phases[i], err);
+    assert_non_null(strstr(err, phases[i]));
+  }
+  free(out);
+  free(err);
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "--weights", "random", "-n", "2", "-v", NULL}, 0, NULL,
+         "tfxc: codegen ");
+  assert_int_equal(
+      run((char *[]){TFXC_PATH, "bench", so, "-p", "16", "-n", "8", "-r", "2", "--threads", "1", NULL}, &out, &err), 0);
+  assert_non_null(strstr(out, "| model "));
+  assert_non_null(strstr(out, "| stories260k "));
+  assert_non_null(strstr(out, "| pp16 "));
+  assert_non_null(strstr(out, "| tg8 "));
+  assert_non_null(strstr(out, " ± "));
+  free(out);
+  free(err);
+  expect((char *[]){TFXC_PATH, "bench", so, "-p", "0", "-n", "4", "-r", "1", NULL}, 0, "| tg4 ", NULL);
+  expect((char *[]){TFXC_PATH, "bench", so, "-p", "500", "-n", "64", NULL}, 1, NULL,
+         "-p 500 and -n 64 need 564 positions; the model has max_seq = 512");
+  expect(
+      (char *[]){TFXC_PATH, "bench", example_tfx, "--weights", "random", "-O0", "-p", "4", "-n", "2", "-r", "1", NULL},
+      0, "| pp4 ", NULL);
+  tfx_test_rmdir(dir);
+  free(dir);
+}
+
 /* tfxc calibrate and --calibration (w8a8(smooth = alpha), issue #13) */
 static void test_calibrate(void **state) {
   (void)state;
@@ -371,6 +458,8 @@ int main(void) {
       cmocka_unit_test(test_header_and_object_link_into_an_app),
       cmocka_unit_test(test_emit_gguf_then_run_it),
       cmocka_unit_test(test_eval_ids),
+      cmocka_unit_test(test_command_help),
+      cmocka_unit_test(test_verbose_and_bench),
       cmocka_unit_test(test_calibrate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

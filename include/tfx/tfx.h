@@ -72,6 +72,44 @@ void tfx_model_close(tfx_model *model);
 /* The descriptor of the code variant the open chose. */
 const tfx_model_desc *tfx_model_descriptor(const tfx_model *model);
 
+/* ---- what a model is, through accessors (runtime/info.c) ----
+ * For bindings (python/tfx) and tools that should not copy the descriptor's
+ * layout. Added in ABI 4 without changing any structure the descriptor
+ * uses: a binding only needs these functions. */
+
+/* The model's name ("stories260k"); "" for NULL. */
+const char *tfx_model_name(const tfx_model *model);
+
+/* What tfx_model_info fills (like `struct stat` and stat(), the structure
+ * has the function's name). Set struct_size to sizeof(struct
+ * tfx_model_info) before the call: fields past it are not written, so a
+ * newer runtime may add fields at the end. */
+struct tfx_model_info {
+  uint32_t struct_size;   /* in: the caller's sizeof(struct tfx_model_info) */
+  uint32_t abi_version;   /* the descriptor's TFX_ABI_VERSION */
+  int32_t input_kind;     /* enum tfx_input_kind */
+  int32_t input_width;    /* 1 for tokens, D for f32[T, D] */
+  int32_t output_width;   /* floats per output row (the vocabulary for a language model) */
+  int32_t vocab;          /* token ids are in [0, vocab); 0 without tokens */
+  int32_t max_seq;        /* a session's capacity in positions */
+  int32_t has_kv_cache;   /* 1: calls append to a KV cache */
+  int32_t threads;        /* schedule { threads = N }, 0 = automatic */
+  int32_t has_batch;      /* 1: tfx_batch_create accepts the model */
+  uint64_t arena_bytes;   /* scratch of one session */
+  uint64_t kv_bytes;      /* the KV cache of one session */
+  uint64_t weights_bytes; /* the weights blob */
+  uint32_t cpu_arch;      /* enum tfx_cpu_arch */
+  uint32_t reserved;      /* 0 */
+  uint64_t cpu_features;  /* TFX_CPU_* bits the code needs (x86-64) */
+};
+/* Fills *info (up to info->struct_size bytes); TFX_OK, or
+ * TFX_ERR_INVALID_ARGUMENT for NULL or a struct_size below 8. */
+int tfx_model_info(const tfx_model *model, struct tfx_model_info *info);
+/* The CPU features the model's code needs as LLVM names separated by
+ * spaces ("avx avx2 fma ..."; "" when none beyond the architecture's
+ * baseline), written like snprintf: returns the length it needs. */
+int tfx_model_cpu_features(const tfx_model *model, char *buf, size_t len);
+
 typedef struct tfx_session_options {
   int32_t threads; /* 0: TFX_NUM_THREADS, else the model's schedule { threads = N }, else the number of cores */
 } tfx_session_options;

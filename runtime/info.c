@@ -1,0 +1,55 @@
+/* runtime/info.c — what a model is, through accessors (tfx_model_name,
+ * tfx_model_info, tfx_model_cpu_features): the stable way for bindings
+ * (python/tfx) to read a model without copying the descriptor's layout. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../include/tfx/cpu_features.h"
+#include "rt_internal.h"
+
+const char *tfx_model_name(const tfx_model *model) {
+  return model && model->desc.name ? model->desc.name : "";
+}
+
+int tfx_model_info(const tfx_model *model, struct tfx_model_info *info) {
+  if (!model || !info || info->struct_size < 8) return TFX_ERR_INVALID_ARGUMENT;
+  const tfx_model_desc *d = &model->desc;
+  struct tfx_model_info v;
+  memset(&v, 0, sizeof v);
+  v.struct_size = info->struct_size < sizeof v ? info->struct_size : (uint32_t)sizeof v;
+  v.abi_version = d->abi_version;
+  v.input_kind = d->input_kind;
+  v.input_width = d->input_width;
+  v.output_width = d->output_width;
+  v.vocab = d->vocab;
+  v.max_seq = d->max_seq;
+  v.has_kv_cache = d->has_kv_cache;
+  v.threads = d->threads;
+  for (int32_t i = 0; i < d->n_entries; i++)
+    if (d->entries[i].flags & TFX_ENTRY_BATCH) v.has_batch = 1;
+  v.arena_bytes = d->arena_bytes;
+  v.kv_bytes = d->kv_bytes;
+  v.weights_bytes = d->weights_bytes;
+  v.cpu_arch = d->cpu_arch;
+  v.cpu_features = d->cpu_features;
+  memcpy(info, &v, v.struct_size);
+  return TFX_OK;
+}
+
+int tfx_model_cpu_features(const tfx_model *model, char *buf, size_t len) {
+  uint64_t f = model ? model->desc.cpu_features : 0;
+  size_t n = 0;
+  int fits = buf && len;
+  if (fits) buf[0] = 0;
+  for (int i = 0; i < TFX_CPU_FEATURE_COUNT; i++) {
+    if (!(f & tfx_cpu_features[i].bit)) continue;
+    const char *name = tfx_cpu_features[i].name;
+    size_t l = strlen(name) + (n > 0);
+    if (fits && n + l < len)
+      snprintf(buf + n, len - n, "%s%s", n > 0 ? " " : "", name);
+    else
+      fits = 0; /* nothing more: the text stays a prefix of whole names */
+    n += l;
+  }
+  return (int)n;
+}

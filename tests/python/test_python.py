@@ -1,0 +1,134 @@
+"""tests/python/test_python.py — the `tfx` Python package (python/tfx) against
+tfxc: the real stories260K compiled to a .so, opened from Python, reads its
+name and sizes through tfx_model_info, generates llama2.c's greedy ids
+(stories260K.greedy.ids) and the same sampled ids as `tfxc run`; a forward
+of all rows equals prefill + decode (1e-4 absolute); errors are tfx.Error
+with the runtime's message; a tokenizer round-trips a text; two models
+(different libraries) live in one process.
+
+usage: test_python.py TFXC SOURCE_DIR MODELS_DIR
+Not run in the sanitizer build (ctypes would load an instrumented library
+into a Python without the sanitizer runtime)."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+TFXC, SOURCE_DIR, MODELS_DIR = sys.argv[1:4]
+sys.path.insert(0, os.path.join(SOURCE_DIR, "python"))
+
+import numpy as np  # noqa: E402
+
+import tfx  # noqa: E402
+
+TMP = tempfile.mkdtemp(prefix="tfx_python_")
+SO = os.path.join(TMP, "stories260k.so")
+TINY = os.path.join(TMP, "tiny.so")
+
+
+def tfxc(*args):
+    r = subprocess.run([TFXC] + list(args), capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError("tfxc %s: exit %d\n%s" % (" ".join(args), r.returncode, r.stderr))
+    return r.stdout
+
+
+def setUpModule():
+    bin_ = os.path.join(MODELS_DIR, "stories260K.bin")
+    if not os.path.exists(bin_):
+        raise AssertionError("the real model is missing: %s (set TFX_MODELS_DIR)" % bin_)
+    tfxc(os.path.join(SOURCE_DIR, "examples/llama/stories260k.tfx"), "--weights", bin_, "-o", SO)
+    tfxc(os.path.join(SOURCE_DIR, "examples/llama/tiny.tfx"), "--weights", "random:3", "-O1", "-o", TINY)
+
+
+def tearDownModule():
+    shutil.rmtree(TMP, ignore_errors=True)
+
+
+def run_ids(so, *args):
+    return [int(x) for x in tfxc("run", so, "--print-ids", *args).split()]
+
+
+class TestModel(unittest.TestCase):
+    def test_info(self):
+        with tfx.Model(SO, verify=True) as m:
+            self.assertEqual(m.name, "stories260k")
+            i = m.info
+            self.assertEqual((i.vocab, i.output_width, i.input_kind, i.input_width), (512, 512, tfx.INPUT_TOKENS, 1))
+            self.assertEqual(i.max_seq, 512)
+            self.assertEqual(i.has_kv_cache, 1)
+            self.assertEqual(i.abi_version, 4)
+            # the sizes tfxc verify and --emit-header state
+            out = tfxc("verify", SO)
+            self.assertIn("%d weight bytes" % i.weights_bytes, out)
+            hdr = os.path.join(TMP, "s.h")
+            tfxc(os.path.join(SOURCE_DIR, "examples/llama/stories260k.tfx"), "--weights",
+                 os.path.join(MODELS_DIR, "stories260K.bin"), "--emit-header", hdr)
+            text = open(hdr).read()
+            self.assertIn("#define STORIES260K_KV_CACHE_SIZE %du" % i.kv_bytes, text)
+            self.assertIn("#define STORIES260K_ACTIVATIONS_SIZE %du" % i.arena_bytes, text)
+            # the CPU features are LLVM names the bits stand for
+            feats = m.cpu_features
+            self.assertEqual(len(feats), bin(i.cpu_features).count("1"))
+            self.assertTrue(all(f.isalnum() or "." in f for f in feats), feats)
+
+    def test_greedy_ids_are_llama2c(self):
+        ref = [int(x) for x in open(os.path.join(MODELS_DIR, "stories260K.greedy.ids")).read().split()][:32]
+        with tfx.Model(SO) as m:
+            self.assertEqual(m.generate([1], 32, temperature=0), ref)
+
+    def test_sampling_as_tfxc_run(self):
+        expect = run_ids(SO, "-n", "24", "--temperature", "0.8", "--top-p", "0.9", "--seed", "7",
+                         "--prompt-ids", "5 9")
+        with tfx.Model(SO) as m:
+            got = m.generate([1, 5, 9], 24, temperature=0.8, top_p=0.9, seed=7)
+        self.assertEqual(got, expect)
+
+    def test_all_rows_equal_prefill_then_decode(self):
+        ids = [1, 461, 401, 378, 455, 473]
+        with tfx.Model(SO) as m, m.session(threads=1) as s:
+            rows = s.forward(ids, last_only=False)
+            self.assertEqual(rows.shape, (len(ids), 512))
+            self.assertEqual(s.position, len(ids))
+            s.reset()
+            self.assertEqual(s.position, 0)
+            step = [s.forward(ids[:3], last_only=False)[-1]] + [s.forward([t]) for t in ids[3:]]
+            np.testing.assert_allclose(rows[2:], np.stack(step), atol=1e-4, rtol=0)
+            self.assertEqual(s.threads, 1)
+
+    def test_errors(self):
+        with self.assertRaises(tfx.Error) as e:
+            tfx.Model(os.path.join(TMP, "none.so"))
+        self.assertIn("cannot load", str(e.exception))
+        with tfx.Model(SO) as m, m.session() as s:
+            with self.assertRaises(tfx.Error) as e:
+                s.forward([1, 600])
+            self.assertEqual(e.exception.code, -6)
+            self.assertIn("600", str(e.exception))
+            with self.assertRaises(tfx.Error):
+                s.forward([])
+
+    def test_tokenizer_round_trip(self):
+        tokbin = os.path.join(MODELS_DIR, "llama2c-tokenizer.bin")
+        with tfx.Model(SO) as m, m.tokenizer(tokbin) as t:
+            self.assertEqual(t.vocab_size, 32000)
+            ids = t.encode("Once upon a time, there was a little dog.")
+            self.assertEqual(ids[0], t.bos)
+            self.assertGreater(len(ids), 5)
+            self.assertEqual(t.decode(ids[1:]), "Once upon a time, there was a little dog.")
+            self.assertEqual(t.encode("hi", bos=False)[0:1] != [t.bos], True)
+
+    def test_two_models_in_one_process(self):
+        with tfx.Model(SO) as a, tfx.Model(TINY) as b:
+            self.assertNotEqual(a.name, b.name)
+            ga = a.generate([1], 8, temperature=0)
+            gb = b.generate([1], 8, temperature=0)
+            self.assertEqual(ga, run_ids(SO, "-n", "8", "--temperature", "0"))
+            self.assertEqual(gb, run_ids(TINY, "-n", "8", "--temperature", "0"))
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0], "-v"])
