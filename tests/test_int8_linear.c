@@ -6,7 +6,7 @@
  * (q4_k, q6_k: small positive f16 scales, any other byte). Cases: LINEAR +
  * bias at -O0 (K = 256, 512, 768; 256, 768, 1024 for the K-quants; N = 45);
  * at -O2 a pre-norm SwiGLU (one FUSED_LINEAR: RMSNorm prologue, w1 and w3
- * interleaved as GLU; its w2 stays f32, see build_ffn) and x + linear(
+ * interleaved as GLU; its w2 stays f32, see tfx_i8c_ffn) and x + linear(
  * rmsnorm(x)) + b (prologue, bias, residual epilogue). The JIT runs them with
  * 2 threads on calls of 1, 2, 5, 40 and 3 rows (the decode entry, prefill
  * blocks of 4 with remainders) on the host (AVX-512 VNNI here) and, for the
@@ -37,6 +37,7 @@
 #include "../backend/backend.h"
 #include "../passes/passes.h"
 #include "support/graphs.h"
+#include "support/int8_cases.h"
 #include "support/jit_harness.h"
 #include "support/weight_tests.h"
 #include "tfx/tfx.h"
@@ -82,157 +83,16 @@ static int qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64
   return id;
 }
 
-/* ---- the graphs ---- */
-
-/* x -> linear(w, b): N = 45 (not a multiple of 32) */
-static tfx_tg *build_linear(tfx_dtype dt, int64_t K) {
-  tfx_tg *t = tfx_tg_new("q8_linear", 64, 7 + (uint64_t)K);
-  int x = tfx_tg_input_f32(t, K);
-  int w = qparam(t, dt, "w", 45, K, 0.3f);
-  t->g->output = tfx_tg_op3(t, TFX_OP_LINEAR, x, w, tfx_tg_param1(t, "b", 45, 1.0f, 0.0f));
-  return t;
-}
-
-/* pre-norm SwiGLU: -O2 fuses the norm into the prologue of one GLU linear
- * (w1 and w3 interleaved in one weight); w2 stays f32 (its input, silu(g) * u,
- * is not bit-equal between the JIT and the interpreter, and rounding to int8
- * would turn those last-bit differences into whole steps) */
-static tfx_tg *build_ffn(tfx_dtype dt, int64_t D, int64_t H) {
-  tfx_tg *t = tfx_tg_new("q8_ffn", 64, 11 + (uint64_t)D);
-  int x = tfx_tg_input_f32(t, D);
-  tfx_node nn = tfx_node_proto(TFX_OP_RMSNORM, 2, (int[]){x, tfx_tg_param1(t, "g", D, 0.2f, 1.0f)});
-  nn.eps = 1e-5;
-  int f = tfx_tg_add(t, &nn);
-  int g = tfx_tg_op2(t, TFX_OP_LINEAR, f, qparam(t, dt, "w1", H, D, 0.3f));
-  int u = tfx_tg_op2(t, TFX_OP_LINEAR, f, qparam(t, dt, "w3", H, D, 0.3f));
-  int h = tfx_tg_op2(t, TFX_OP_MUL, tfx_tg_op1(t, TFX_OP_SILU, g), u);
-  t->g->output = tfx_tg_op2(t, TFX_OP_LINEAR, h, tfx_tg_param2(t, "w2", 40, H, 0.05f));
-  return t;
-}
-
-/* x + linear(rmsnorm(x), w) + b: -O2 makes one FUSED_LINEAR with the norm
- * prologue, the bias and the residual epilogue */
-static tfx_tg *build_res(tfx_dtype dt, int64_t D, int64_t unused) {
-  (void)unused;
-  tfx_tg *t = tfx_tg_new("q8_res", 64, 13 + (uint64_t)D);
-  int x = tfx_tg_input_f32(t, D);
-  tfx_node nn = tfx_node_proto(TFX_OP_RMSNORM, 2, (int[]){x, tfx_tg_param1(t, "g", D, 0.2f, 1.0f)});
-  nn.eps = 1e-5;
-  int f = tfx_tg_add(t, &nn);
-  int y = tfx_tg_op3(t, TFX_OP_LINEAR, f, qparam(t, dt, "w", D, D, 0.3f), tfx_tg_param1(t, "b", D, 1.0f, 0.0f));
-  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, x, y);
-  return t;
-}
-
-/* ---- running them ---- */
-
-static void run_passes(tfx_tg *t, int level, const char *what) {
-  tfx_pass_options o;
-  tfx_pass_options_init(&o, level);
-  o.weights = &t->blob;
-  o.weights_size = &t->size;
-  o.verify_each = 1;
-  char err[512];
-  if (tfx_run_passes(t->g, &o, err, sizeof err)) fail_msg("%s -O%d: passes: %s", what, level, err);
-  t->cap = t->size;
-}
-
-static int count_op(const tfx_graph *g, tfx_op op) {
-  int n = 0;
-  for (int i = 0; i < g->n_nodes; i++) n += g->nodes[i].op == op && tfx_node_act_quant(g, &g->nodes[i]);
-  return n;
-}
-
-/* Does this machine run code for cpu? (host: always; else its features) */
-static int runs_here(const char *cpu) {
-  if (!cpu) return 1;
-  if (!strcmp(cpu, "haswell")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return 1; /* x86-64: SSE2 */
-}
-
 #define NCALLS 5
 static const int CALLS[NCALLS] = {1, 2, 5, 40, 3};
 
-/* Output of the JIT on the calls, and the interpreter's with and without
- * the emulation; checks the first against the second and that the third is
- * further away than the tolerance. */
-static const int *calls = CALLS; /* the calls of the case being checked */
-static int ncalls = NCALLS;
+/* the weights and calls of the case being checked (test_shapes changes the calls) */
+static tfx_i8c_opts opts = {qparam, CALLS, NCALLS};
 
-static void check_model(tfx_tg *t, const char *cpu, const char *what) {
-  tfx_model *m = tfx_tg_jit_model_cpu(t, 2, cpu);
-  if (!m) fail_msg("%s: JIT failed", what);
-  tfx_tg_run_opts o = {.in_scale = 2.0f};
-  uint64_t rng0 = t->rng;
-  tfx_tg_compare_runs(t, m, calls, ncalls, &o, what);
-  /* the same inputs again against the interpreter without the emulation:
-   * the comparison must be able to fail */
-  const tfx_model_desc *d = tfx_model_descriptor(m);
-  tfx_session *s = NULL;
-  tfx_session_options so = {.threads = 2};
-  assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
-  t->rng = rng0;
-  t->g->schedule.act_f32 = 1;
-  tfx_interp *it = tfx_interp_new(t->g, t->blob);
-  assert_non_null(it);
-  double worst = 0.0, maxref = 1.0;
-  for (int c = 0; c < ncalls; c++) {
-    int n = calls[c];
-    size_t ow = (size_t)d->output_width;
-    float *ref = calloc((size_t)n * ow, 4), *out = calloc((size_t)n * ow, 4),
-          *x = calloc((size_t)n * d->input_width, 4);
-    assert_true(ref && out && x);
-    for (int i = 0; i < n * d->input_width; i++) x[i] = o.in_scale * tfx_tg_rand(t);
-    char err[256];
-    tfx_interp_reset(it);
-    if (tfx_interp_forward(it, x, n, ref, err, sizeof err)) fail_msg("%s: interpreter: %s", what, err);
-    assert_int_equal(tfx_forward_f32(s, x, n, out), TFX_OK);
-    for (size_t i = 0; i < (size_t)n * ow; i++) {
-      if (fabs(ref[i]) > maxref) maxref = fabs(ref[i]);
-      double e = fabs((double)ref[i] - out[i]);
-      if (e > worst) worst = e;
-    }
-    free(ref);
-    free(out);
-    free(x);
-  }
-  t->g->schedule.act_f32 = 0;
-  tfx_interp_free(it);
-  tfx_session_free(s);
-  tfx_model_close(m);
-  if (!(worst > TFX_TG_TOL * maxref))
-    fail_msg("%s: the JIT is as close to f32 activations (%g) as the tolerance allows (%g): the check is blind", what,
-             worst, TFX_TG_TOL * maxref);
-}
-
-static const char *const CPUS[3] = {NULL, "haswell", "x86-64"};
-
-/* levels: 1 (-O0), 2 (-O2) or 3 (both); ncpu: the first ncpu of CPUS */
-static void check_graph(tfx_tg *(*build)(tfx_dtype, int64_t, int64_t), tfx_dtype dt, int64_t a, int64_t b,
-                        const char *name, int levels, int ncpu) {
-  for (int level = 0; level <= 2; level += 2) {
-    if (!(levels >> (level / 2) & 1)) continue;
-    tfx_tg *t = build(dt, a, b);
-    char what[192];
-    snprintf(what, sizeof what, "%s %s K%lld", name, tfx_dtype_name(dt), (long long)a);
-    run_passes(t, level, what);
-    char err[256];
-    if (tfx_pass_plan_memory(t->g, err, sizeof err)) fail_msg("%s: plan: %s", what, err);
-    int nl = count_op(t->g, TFX_OP_LINEAR), nf = count_op(t->g, TFX_OP_FUSED_LINEAR);
-    if (level == 0 ? nl == 0 : nf == 0) fail_msg("%s -O%d: no int8 linear in the graph", what, level);
-    for (int c = 0; c < ncpu; c++) {
-      if (!runs_here(CPUS[c])) continue;
-      char label[256];
-      snprintf(label, sizeof label, "%s -O%d cpu %s", what, level, CPUS[c] ? CPUS[c] : "host");
-      check_model(t, CPUS[c], label);
-    }
-    tfx_tg_free(t);
-  }
-}
-
-static tfx_tg *build_linear2(tfx_dtype dt, int64_t K, int64_t unused) {
-  (void)unused;
-  return build_linear(dt, K);
+/* levels: 1 (-O0), 2 (-O2) or 3 (both); ncpu: the first ncpu of tfx_i8c_cpus */
+static void check_graph(tfx_tg *(*build)(tfx_i8c_param_fn, tfx_dtype, int64_t, int64_t), tfx_dtype dt, int64_t a,
+                        int64_t b, const char *name, int levels, int ncpu) {
+  tfx_i8c_check_graph(&opts, build, dt, a, b, name, levels, ncpu, 1);
 }
 
 /* every K on the host; the first on the AVX2 and plain-IR paths too */
@@ -241,30 +101,21 @@ static void test_linear(void **state) {
   for (int f = 0; f < 4; f++) {
     int kq = tfx_dtype_info_of(FORMATS[f])->block == 256;
     static const int64_t Ks[2][3] = {{256, 512, 768}, {256, 768, 1024}};
-    for (int k = 0; k < 3; k++) check_graph(build_linear2, FORMATS[f], Ks[kq][k], 0, "linear", 1, k ? 1 : 3);
+    for (int k = 0; k < 3; k++) check_graph(tfx_i8c_linear, FORMATS[f], Ks[kq][k], 0, "linear", 1, k ? 1 : 3);
   }
 }
 
 static void test_ffn(void **state) {
   (void)state;
   for (int f = 0; f < 4; f++) {
-    check_graph(build_ffn, FORMATS[f], 256, 512, "ffn", 2, 3);
-    check_graph(build_ffn, FORMATS[f], 512, 768, "ffn", 2, 1);
+    check_graph(tfx_i8c_ffn, FORMATS[f], 256, 512, "ffn", 2, 3);
+    check_graph(tfx_i8c_ffn, FORMATS[f], 512, 768, "ffn", 2, 1);
   }
 }
 
 static void test_residual(void **state) {
   (void)state;
-  for (int f = 0; f < 4; f++) check_graph(build_res, FORMATS[f], 768, 0, "residual", 2, 3);
-}
-
-/* x -> linear(w, b) with N output columns */
-static tfx_tg *build_linear_n(tfx_dtype dt, int64_t K, int64_t N) {
-  tfx_tg *t = tfx_tg_new("q8_linear_n", 128, 17 + (uint64_t)K + (uint64_t)N);
-  int x = tfx_tg_input_f32(t, K);
-  int w = qparam(t, dt, "w", N, K, 0.3f);
-  t->g->output = tfx_tg_op3(t, TFX_OP_LINEAR, x, w, tfx_tg_param1(t, "b", N, 1.0f, 0.0f));
-  return t;
+  for (int f = 0; f < 4; f++) check_graph(tfx_i8c_res, FORMATS[f], 768, 0, "residual", 2, 3);
 }
 
 /* The shapes of the tiles' edges: K of one block (32) or one super-block
@@ -276,27 +127,27 @@ static tfx_tg *build_linear_n(tfx_dtype dt, int64_t K, int64_t N) {
 static void test_shapes(void **state) {
   (void)state;
   static const int shape_calls[4] = {100, 1, 7, 6};
-  calls = shape_calls;
-  ncalls = 4;
+  opts.calls = shape_calls;
+  opts.ncalls = 4;
   for (int f = 0; f < 4; f++) {
     int64_t kmin = tfx_dtype_info_of(FORMATS[f])->block;
-    check_graph(build_linear_n, FORMATS[f], kmin, 20, "edge", 1, 2);
-    check_graph(build_linear_n, FORMATS[f], 4096, 45, "chunks", 1, 2);
+    check_graph(tfx_i8c_linear_n, FORMATS[f], kmin, 20, "edge", 1, 2);
+    check_graph(tfx_i8c_linear_n, FORMATS[f], 4096, 45, "chunks", 1, 2);
   }
-  calls = CALLS;
-  ncalls = NCALLS;
+  opts.calls = CALLS;
+  opts.ncalls = NCALLS;
 }
 
 /* act_f32: the linears leave the int8 kernels */
 static void test_act_f32(void **state) {
   (void)state;
   for (int f = 0; f < 4; f++) {
-    tfx_tg *t = build_linear(FORMATS[f], 256);
-    run_passes(t, 0, "act_f32");
+    tfx_tg *t = tfx_i8c_linear(qparam, FORMATS[f], 256, 0);
+    tfx_i8c_run_passes(t, 0, "act_f32");
     char err[512] = "";
     assert_int_equal(tfx_pass_plan_memory(t->g, err, sizeof err), 0);
     t->g->schedule.act_f32 = 1;
-    assert_int_equal(count_op(t->g, TFX_OP_LINEAR), 0);
+    assert_int_equal(tfx_i8c_count_op(t->g, TFX_OP_LINEAR), 0);
     tfx_target_options o = {.opt_level = 2};
     tfx_jit_module *jm = NULL;
     const tfx_model_desc *desc = NULL;
@@ -318,11 +169,8 @@ static void test_act_f32(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_linear),
-      cmocka_unit_test(test_ffn),
-      cmocka_unit_test(test_residual),
-      cmocka_unit_test(test_shapes),
-      cmocka_unit_test(test_act_f32),
+      cmocka_unit_test(test_linear), cmocka_unit_test(test_ffn),     cmocka_unit_test(test_residual),
+      cmocka_unit_test(test_shapes), cmocka_unit_test(test_act_f32),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,6 +43,7 @@
 #include "../backend/backend.h"
 #include "../passes/passes.h"
 #include "support/graphs.h"
+#include "support/int8_cases.h"
 #include "support/jit_harness.h"
 #include "support/weight_tests.h"
 #include "tfx/tfx.h"
@@ -136,15 +137,10 @@ static tfx_tg *build_res(int64_t D, int64_t unused) {
   return t;
 }
 
+/* the passes at level, then the memory plan */
 static void run_passes(tfx_tg *t, int level, const char *what) {
-  tfx_pass_options o;
-  tfx_pass_options_init(&o, level);
-  o.weights = &t->blob;
-  o.weights_size = &t->size;
-  o.verify_each = 1;
+  tfx_i8c_run_passes(t, level, what);
   char err[512];
-  if (tfx_run_passes(t->g, &o, err, sizeof err)) fail_msg("%s -O%d: passes: %s", what, level, err);
-  t->cap = t->size;
   if (tfx_pass_plan_memory(t->g, err, sizeof err)) fail_msg("%s: plan: %s", what, err);
 }
 
@@ -154,61 +150,7 @@ static int count_tok(const tfx_graph *g) {
   return n;
 }
 
-static int runs_here(const char *cpu) {
-  if (!cpu) return 1;
-  if (!strcmp(cpu, "haswell")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return 1;
-}
-
 static const int CALLS[6] = {1, 2, 5, 40, 3, 100};
-
-/* JIT vs the interpreter (emulating the per-token quantization), and the
- * same JIT further than the tolerance from the interpreter without it. */
-static void check_model(tfx_tg *t, const char *cpu, const char *what) {
-  tfx_model *m = tfx_tg_jit_model_cpu(t, 2, cpu);
-  if (!m) fail_msg("%s: JIT failed", what);
-  tfx_tg_run_opts o = {.in_scale = 2.0f};
-  uint64_t rng0 = t->rng;
-  tfx_tg_compare_runs(t, m, CALLS, 6, &o, what);
-  const tfx_model_desc *d = tfx_model_descriptor(m);
-  tfx_session *s = NULL;
-  tfx_session_options so = {.threads = 2};
-  assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
-  t->rng = rng0;
-  t->g->schedule.act_f32 = 1;
-  tfx_interp *it = tfx_interp_new(t->g, t->blob);
-  assert_non_null(it);
-  double worst = 0.0, maxref = 1.0;
-  for (int c = 0; c < 6; c++) {
-    int n = CALLS[c];
-    size_t ow = (size_t)d->output_width;
-    float *ref = calloc((size_t)n * ow, 4), *out = calloc((size_t)n * ow, 4),
-          *x = calloc((size_t)n * d->input_width, 4);
-    assert_true(ref && out && x);
-    for (int i = 0; i < n * d->input_width; i++) x[i] = o.in_scale * tfx_tg_rand(t);
-    char err[256];
-    tfx_interp_reset(it);
-    if (tfx_interp_forward(it, x, n, ref, err, sizeof err)) fail_msg("%s: interpreter: %s", what, err);
-    assert_int_equal(tfx_forward_f32(s, x, n, out), TFX_OK);
-    for (size_t i = 0; i < (size_t)n * ow; i++) {
-      if (fabs(ref[i]) > maxref) maxref = fabs(ref[i]);
-      double e = fabs((double)ref[i] - out[i]);
-      if (e > worst) worst = e;
-    }
-    free(ref);
-    free(out);
-    free(x);
-  }
-  t->g->schedule.act_f32 = 0;
-  tfx_interp_free(it);
-  tfx_session_free(s);
-  tfx_model_close(m);
-  if (!(worst > TFX_TG_TOL * maxref))
-    fail_msg("%s: the JIT is as close to f32 activations (%g) as the tolerance allows (%g): the check is blind", what,
-             worst, TFX_TG_TOL * maxref);
-}
-
-static const char *const CPUS[3] = {NULL, "haswell", "x86-64"};
 
 static void check_graph(tfx_tg *(*build)(int64_t, int64_t), int64_t a, int64_t b, const char *name, int level,
                         int ncpu) {
@@ -218,10 +160,12 @@ static void check_graph(tfx_tg *(*build)(int64_t, int64_t), int64_t a, int64_t b
   run_passes(t, level, what);
   if (count_tok(t->g) == 0) fail_msg("%s: no per-token int8 linear in the graph", what);
   for (int c = 0; c < ncpu; c++) {
-    if (!runs_here(CPUS[c])) continue;
+    if (!tfx_i8c_runs_here(tfx_i8c_cpus[c])) continue;
     char label[256];
-    snprintf(label, sizeof label, "%s cpu %s", what, CPUS[c] ? CPUS[c] : "host");
-    check_model(t, CPUS[c], label);
+    snprintf(label, sizeof label, "%s cpu %s", what, tfx_i8c_cpus[c] ? tfx_i8c_cpus[c] : "host");
+    /* JIT vs the interpreter (emulating the per-token quantization), and the
+     * same JIT further than the tolerance from the interpreter without it */
+    tfx_i8c_check_model(t, tfx_i8c_cpus[c], CALLS, 6, 1, label);
   }
   tfx_tg_free(t);
 }
