@@ -398,6 +398,10 @@ int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows
 int tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows);
 /* BLOCK_SPARSE: the flash tiles over the key groups of tfx_cg_bs_table (k_flash_attention.c) */
 int tfx_cg_emit_block_sparse_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows);
+/* ---- k_tiny_heads.c: the tiny-head decode kernel (d <= TFX_ATTN_TINY_D, vectorized across keys) ---- */
+/* 1 when node n's attention in the entry being emitted is the tiny-head kernel */
+int tfx_cg_tiny_heads_chosen(const tfx_cg *cg, const tfx_node *n);
+int tfx_cg_emit_tiny_heads(tfx_cg *cg, const tfx_node *n, tfx_cg_ptr keys, tfx_cg_ptr vals);
 /* ---- k_split_decode.c: split decode (flash-decoding) in the decode entry ---- */
 /* The parts of node n's split decode in the entry being emitted (its
  * attn_split in the decode entry, when tfx_attn_split_fits), 0: ROW. */

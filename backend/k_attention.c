@@ -28,6 +28,9 @@
  *    k_split_decode.c): the row body's items are (head, part) pairs, each
  *    walking one part of the query's keys into a partial record; a second
  *    kernel merges the parts.
+ *  - tiny heads (the decode entry of a causal dense node with d <= 16 under
+ *    schedule { decode = tiny }, k_tiny_heads.c): items heads, scores vectorized across
+ *    keys.
  * In the batch entry (k_paged.c) the store and the ROW schedule take each
  * row's position from its tfx_kv_row and address K and V through its block
  * table. */
@@ -302,6 +305,11 @@ int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n) {
     int64_t k_off, half_bytes;
     kv_layout(cg, n, &k_off, &half_bytes);
     return tfx_cg_emit_split_decode(cg, n, q_rows, k_rows, TFX_CG_KVAT(k_off), TFX_CG_KVAT(k_off + half_bytes));
+  }
+  if (tfx_cg_tiny_heads_chosen(cg, n)) { /* the decode entry's tiny-head kernel (k_tiny_heads.c) */
+    int64_t k_off, half_bytes;
+    kv_layout(cg, n, &k_off, &half_bytes);
+    return tfx_cg_emit_tiny_heads(cg, n, TFX_CG_KVAT(k_off), TFX_CG_KVAT(k_off + half_bytes));
   }
   char key[256], opts[160];
   tfx_cg_attn_key(n, max_seq, opts, sizeof opts);

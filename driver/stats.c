@@ -144,6 +144,8 @@ int tfx_print_stats(const tfx_graph *g, const tfx_target_options *t, const char 
       char dsched[32];
       if (n->attn_split >= 2)
         snprintf(dsched, sizeof dsched, "split(%d)", n->attn_split);
+      else if (tfx_attn_tiny_chosen(g, n))
+        snprintf(dsched, sizeof dsched, "tiny");
       else
         snprintf(dsched, sizeof dsched, "row");
       fprintf(out,

@@ -550,8 +550,9 @@ static void check_schedule(tfx_fe_sema *s) {
     } else if (!strcmp(st->name, "decode")) {
       int64_t n;
       if (v->kind == TFX_FE_EXPR_NAME &&
-          (!strcmp(v->str, "auto") || !strcmp(v->str, "row") || !strcmp(v->str, "split")))
+          (!strcmp(v->str, "auto") || !strcmp(v->str, "row") || !strcmp(v->str, "split") || !strcmp(v->str, "tiny")))
         s->decode = !strcmp(v->str, "row")     ? TFX_SCHED_DECODE_ROW
+                    : !strcmp(v->str, "tiny")  ? TFX_SCHED_DECODE_TINY
                     : !strcmp(v->str, "split") ? TFX_SCHED_DECODE_SPLIT
                                                : TFX_SCHED_DECODE_AUTO;
       else if (v->kind == TFX_FE_EXPR_CALL && !strcmp(v->str, "split") && v->args && !v->args->next && !v->args->key) {
@@ -565,7 +566,7 @@ static void check_schedule(tfx_fe_sema *s) {
         ERR(s, v->loc, "decode = split(...) takes one number, the parts of each query's keys (2..%d)",
             TFX_ATTN_MAX_SPLITS);
       else
-        ERR(s, v->loc, "bad value for decode: expected auto, row, split or split(N)");
+        ERR(s, v->loc, "bad value for decode: expected auto, row, split, split(N) or tiny");
     } else if (!strcmp(st->name, "quantize")) {
       if (v->kind == TFX_FE_EXPR_NAME && !tfx_quant_choice_parse(v->str, 1, &s->quantize)) continue;
       if (v->kind == TFX_FE_EXPR_CALL) { /* w8a8(smooth = 0.5): the generic spelling (ir/quant_choice.c) */

@@ -266,6 +266,17 @@ int tfx_attn_split_fits(const tfx_graph *g, const tfx_node *n, int splits) {
   return (g->max_seq - 1) * (int64_t)n->head_dim >= (int64_t)splits * (n->head_dim + 2);
 }
 
+int tfx_attn_tiny_fits(const tfx_graph *g, const tfx_node *n) {
+  (void)g;
+  return n->op == TFX_OP_ATTENTION && n->mask == TFX_MASK_CAUSAL && n->n_inputs == 3 &&
+         n->sparse.kind == TFX_SPARSE_NONE && !n->alibi && n->head_dim > 0 && n->head_dim <= TFX_ATTN_TINY_D &&
+         n->heads > 0 && n->kv_heads > 0 && n->heads % n->kv_heads == 0;
+}
+
+int tfx_attn_tiny_chosen(const tfx_graph *g, const tfx_node *n) {
+  return n->attn_split == 0 && g->schedule.decode == TFX_SCHED_DECODE_TINY && tfx_attn_tiny_fits(g, n);
+}
+
 const char *tfx_attn_schedule_name(int s) {
   switch (s) {
   case TFX_ATTN_SCHED_ROW: return "row";

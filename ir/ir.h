@@ -378,14 +378,15 @@ typedef struct tfx_quant_fallback {
 /* schedule { attention = ... } */
 typedef enum { TFX_SCHED_ATTN_AUTO, TFX_SCHED_ATTN_DENSE, TFX_SCHED_ATTN_FLASH } tfx_sched_attention;
 /* schedule { decode = ... } (tfx_schedule.decode; N >= 2 is split(N)) */
-enum { TFX_SCHED_DECODE_SPLIT = -1, TFX_SCHED_DECODE_AUTO = 0, TFX_SCHED_DECODE_ROW = 1 };
+enum { TFX_SCHED_DECODE_TINY = -2, TFX_SCHED_DECODE_SPLIT = -1, TFX_SCHED_DECODE_AUTO = 0, TFX_SCHED_DECODE_ROW = 1 };
 
 typedef struct tfx_schedule {
   int threads;   /* 0 = auto */
   int attention; /* tfx_sched_attention: AUTO and FLASH tile prefill attention without a sparse pattern
                     (tfx_attn_schedule_auto) */
   int decode;    /* schedule { decode }: TFX_SCHED_DECODE_AUTO (0: the cost model), _ROW (1), _SPLIT (-1: split
-                    decode with the automatic part count), N >= 2: split(N) */
+                    decode with the automatic part count), _TINY (-2: the tiny-head kernel where it
+                    fits, row elsewhere), N >= 2: split(N) */
   int prefetch;  /* bytes the decode matrix-vector kernels prefetch ahead of their weight stream; 0 = none */
   int act_f32;   /* 1: linears with int8-block weights dequantize them into f32 instead of quantizing their
                     activations for int8 dot products (tfx_node_act_quant) */
@@ -825,6 +826,12 @@ const char *tfx_attn_schedule_name(int s); /* "row", "flash"; "unset" */
  * output (whose buffer is the caller's). */
 #define TFX_ATTN_MAX_SPLITS 64
 int tfx_attn_split_fits(const tfx_graph *g, const tfx_node *n, int splits);
+/* The tiny-head decode kernel (backend/k_tiny_heads.c) applies: a causal dense ATTENTION (no pattern, ALiBi or
+ * relative bias) with head_dim <= TFX_ATTN_TINY_D. */
+#define TFX_ATTN_TINY_D 16
+int tfx_attn_tiny_fits(const tfx_graph *g, const tfx_node *n);
+/* The decode entry runs node n with it: schedule { decode = tiny }, the node not split, and it fits. */
+int tfx_attn_tiny_chosen(const tfx_graph *g, const tfx_node *n);
 /* Checks the mask, alibi, sparse and schedule attributes; 0 or -1 with a
  * message (the check column of ATTENTION and MLA_ATTENTION). */
 int tfx_check_attention(const tfx_node *n, char *err, size_t errlen);

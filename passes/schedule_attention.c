@@ -16,7 +16,7 @@
 
 static int decode_split(const tfx_graph *g, const tfx_node *n) {
   int want = g->schedule.decode;
-  if (want == TFX_SCHED_DECODE_ROW) return 0;
+  if (want == TFX_SCHED_DECODE_ROW || want == TFX_SCHED_DECODE_TINY) return 0; /* tiny: k_tiny_heads.c, or row */
   if (want >= 2) return tfx_attn_split_fits(g, n, want) ? want : 0;
   if (want == TFX_SCHED_DECODE_SPLIT) return tfx_attn_cost_split_count(g, n);
   tfx_attn_cost c;

@@ -13,7 +13,11 @@
  *    rejects a bad attn_split;
  *  - the pass: schedule { decode = row | split | split(N) } and the cost
  *    model's choice (split for few heads over a long forked KV, row for many
- *    heads or a short KV), printed by --emit=ir and --stats.
+ *    heads or a short KV), printed by --emit=ir and --stats;
+ *  - the tiny-head decode kernel (backend/k_tiny_heads.c, d <= 16,
+ *    schedule { decode = tiny }): d 4, 8, 16, MHA / GQA / MQA, every KV length 1..300 (blocks
+ *    of W keys, partial last blocks) against the interpreter, and when
+ *    tfx_attn_tiny_fits chooses it.
  * Tolerance: the harness's max |jit - ref| <= 1e-4 * max(1, max |ref|)
  * (tests/support/jit_harness.h); split against row 2e-4 * max(1, max |ref|). */
 #include <setjmp.h>
@@ -96,6 +100,56 @@ static void test_split_vs_interpreter(void **state) {
   sp.random = 2;
   sp.seed = 7;
   run_split(2, 1, 8, 0, &sp, 4, 2, k_calls, N_CALLS, "bigbird(16, 1, 2)");
+}
+
+/* decodes at every KV length 1..300 after a prefill of 1, with a chunk in the middle */
+static int k_every[300];
+
+static void test_tiny_heads_vs_interpreter(void **state) {
+  (void)state;
+  int n = 294; /* 293 single rows and a chunk of 7 (KV lengths 1..150, 157..300) */
+  for (int i = 0; i < n; i++) k_every[i] = i == 150 ? 7 : 1;
+  static const int shapes[][2] = {{4, 4}, {4, 2}, {3, 1}};
+  static const char *const names[] = {"MHA", "GQA", "MQA"};
+  for (int dk = 0; dk < 3; dk++)
+    for (int sh = 0; sh < 3; sh++) {
+      int d = 4 << dk, H = shapes[sh][0], G = shapes[sh][1];
+      tfx_tg *t = split_graph(H, G, d, 0, NULL, 320, 0, (uint64_t)(H * 7 + G + d));
+      t->g->schedule.decode = TFX_SCHED_DECODE_TINY;
+      char err[256], label[128];
+      if (tfx_pass_plan_memory(t->g, err, sizeof err)) fail_msg("plan: %s", err);
+      const tfx_node *a = &t->g->nodes[t->g->nodes[t->g->output].inputs[0]];
+      assert_true(tfx_attn_tiny_chosen(t->g, a)); /* the decode entry's kernel: k_tiny_heads.c */
+      assert_int_equal(a->attn_split, 0);
+      snprintf(label, sizeof label, "tiny heads %s (H %d, G %d, d %d)", names[sh], H, G, d);
+      tfx_tg_check_levels(t, k_every, n, &(tfx_tg_run_opts){.in_scale = 2.0f, .threads = 1 + dk % 2}, label);
+      tfx_tg_free(t);
+    }
+}
+
+static void test_tiny_heads_fits(void **state) {
+  (void)state;
+  tfx_sparse sp = {0};
+  sp.kind = TFX_SPARSE_SLIDING;
+  sp.window = 8;
+  struct {
+    int d, alibi;
+    const tfx_sparse *sp;
+    int want;
+  } cases[] = {{8, 0, NULL, 1}, {16, 0, NULL, 1}, {32, 0, NULL, 0}, {8, 1, NULL, 0}, {8, 0, &sp, 0}};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    tfx_tg *t = tfx_tg_attn_graph(2, 1, cases[k].d, TFX_MASK_CAUSAL, cases[k].alibi, cases[k].sp, 64, 5);
+    assert_non_null(t);
+    assert_int_equal(tfx_attn_tiny_fits(t->g, &t->g->nodes[t->g->output]), cases[k].want);
+    assert_int_equal(tfx_attn_tiny_chosen(t->g, &t->g->nodes[t->g->output]), 0); /* auto: never */
+    t->g->schedule.decode = TFX_SCHED_DECODE_TINY;
+    assert_int_equal(tfx_attn_tiny_chosen(t->g, &t->g->nodes[t->g->output]), cases[k].want);
+    tfx_tg_free(t);
+  }
+  tfx_tg *t = tfx_tg_attn_graph(2, 1, 8, TFX_MASK_NONE, 0, NULL, 64, 5); /* bidirectional: no decode entry */
+  assert_non_null(t);
+  assert_int_equal(tfx_attn_tiny_fits(t->g, &t->g->nodes[t->g->output]), 0);
+  tfx_tg_free(t);
 }
 
 /* the decode outputs of a graph (one session, 2 threads): prefill 200, then 8 decodes */
@@ -211,10 +265,11 @@ static void test_cost_model(void **state) {
 
 static void test_schedule_source(void **state) {
   (void)state;
-  static const char *const sched_src[4] = {"", "schedule {\n  decode = row\n}\n",
-                                           "schedule {\n  decode = split(6)\n}\n", "schedule {\n  decode = split\n}\n"};
-  static const int want[4] = {0, 0, 6, 8};
-  for (int k = 0; k < 4; k++) {
+  static const char *const sched_src[5] = {"", "schedule {\n  decode = row\n}\n",
+                                           "schedule {\n  decode = split(6)\n}\n", "schedule {\n  decode = split\n}\n",
+                                           "schedule {\n  decode = tiny\n}\n"};
+  static const int want[5] = {0, 0, 6, 8, 0};
+  for (int k = 0; k < 5; k++) {
     char src[1024];
     snprintf(src, sizeof src,
              "model s\nconst max_seq = 64\n"
@@ -231,6 +286,7 @@ static void test_schedule_source(void **state) {
       if (b.graph->nodes[i].op == TFX_OP_ATTENTION) {
         found++;
         assert_int_equal(b.graph->nodes[i].attn_split, want[k]);
+        assert_int_equal(tfx_attn_tiny_chosen(b.graph, &b.graph->nodes[i]), k == 4); /* d = 4 */
       }
     assert_int_equal(found, 1);
     tfx_build_free(&b);
@@ -252,9 +308,13 @@ static void test_schedule_source(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_split_fits),           cmocka_unit_test(test_cost_model),
-      cmocka_unit_test(test_schedule_source),      cmocka_unit_test(test_split_vs_row),
+      cmocka_unit_test(test_split_fits),
+      cmocka_unit_test(test_cost_model),
+      cmocka_unit_test(test_schedule_source),
+      cmocka_unit_test(test_split_vs_row),
       cmocka_unit_test(test_split_vs_interpreter),
+      cmocka_unit_test(test_tiny_heads_fits),
+      cmocka_unit_test(test_tiny_heads_vs_interpreter),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
