@@ -192,8 +192,9 @@ const tfx_cli_command tfx_cli_commands[] = {
     {"calibrate", "calibrate FILE.tfx [--weights PATH] --tokens FILE... -o OUT.calib",
      "record each linear's input channel ranges on token sequences, for --quantize w8a8(smooth)", NULL,
      "Runs the model (bound, unquantized, -O0) in the reference interpreter on each\n"
-     "--tokens file (whitespace-separated ids, fed after BOS = 1) and writes the\n"
-     "largest |x| of every input channel of each linear to OUT.calib, which\n"
+     "--tokens file (whitespace-separated ids, fed after the model's tokens { bos },\n"
+     "else 1) and writes the largest |x| of every input channel of each linear to\n"
+     "OUT.calib, which\n"
      "--calibration reads (docs/quantization.md, \"Calibration\").\n",
      calibrate_cmd, 0},
     {"help", "help [COMMAND]", "print the help of a command", help_options, NULL, help_main, 0},
