@@ -194,8 +194,7 @@ const tfx_cli_command tfx_cli_commands[] = {
      "Runs the model (bound, unquantized, -O0) in the reference interpreter on each\n"
      "--tokens file (whitespace-separated ids, fed after the model's tokens { bos },\n"
      "else 1) and writes the largest |x| of every input channel of each linear to\n"
-     "OUT.calib, which\n"
-     "--calibration reads (docs/quantization.md, \"Calibration\").\n",
+     "OUT.calib, which --calibration reads (docs/quantization.md, \"Calibration\").\n",
      calibrate_cmd, 0},
     {"help", "help [COMMAND]", "print the help of a command", help_options, NULL, help_main, 0},
     {0}};
