@@ -2,7 +2,8 @@
  * object, the weights blob as its own ELF object (elf_blob.c), both combined
  * into one relocatable object with `ld -r` (`-c`), or linked straight with the
  * runtime archive into a self-contained shared library with `cc -shared`
- * (the blob is written twice, not three times: it can be gigabytes);
+ * (the blob is written twice, not three times: it can be gigabytes) and
+ * sealed (seal.c);
  * and the module printed as LLVM IR or assembly. Temporary files live in a
  * mkdtemp directory removed afterwards (announced to tfx_backend_set_hooks).
  * A path that begins with '-' reaches ld and cc as "./-...", never as an
@@ -159,7 +160,8 @@ static int write_code(const tfx_graph *g, const uint8_t *weights, const tfx_targ
   int rc = -1;
   char *msg = NULL;
   /* the weights checksum of the descriptor (tfx/checksum.h, TFX_OPEN_VERIFY) */
-  if (tfx_cg_set_weights_checksum(a.mod, &a.t, g->symbol_name ? g->symbol_name : g->name, tfx_checksum64(weights, (size_t)g->weights_bytes), err, errlen))
+  if (tfx_cg_set_weights_checksum(a.mod, &a.t, g->symbol_name ? g->symbol_name : g->name,
+                                  tfx_checksum64(weights, (size_t)g->weights_bytes), err, errlen))
     goto done;
   if (LLVMTargetMachineEmitToFile(a.tm, a.mod, (char *)path, LLVMObjectFile, &msg)) {
     tfx_errf(err, errlen, "backend: object emission failed: %s", msg ? msg : "?");
@@ -243,7 +245,7 @@ int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t 
 }
 
 /* cc -shared of the objects with the runtime archive (runtime, or the one
- * tfx_backend_find_runtime finds) into so_path. */
+ * tfx_backend_find_runtime finds) into so_path, sealed. */
 static int link_objects(const char *const *objs, int n_objs, const char *runtime, const char *so_path, char *err,
                         size_t errlen) {
   char archive[4096];
@@ -281,6 +283,7 @@ static int link_objects(const char *const *objs, int n_objs, const char *runtime
   argv[n] = NULL;
   int rc = ok ? tfx_cg_run(argv, err, errlen) : tfx_errf(err, errlen, "backend: out of memory");
   for (int i = 0; i < n_objs + 2; i++) free(owned[i]);
+  if (rc == 0) rc = tfx_backend_seal(so_path, err, errlen); /* what tfx_model_open checks first */
   return rc;
 }
 

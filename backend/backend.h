@@ -53,6 +53,12 @@ int tfx_backend_find_runtime(const char *path, char *out, size_t outlen, char *e
  * a self-contained shared library. */
 int tfx_backend_link_shared(const char *obj_path, const char *so_path, char *err, size_t errlen);
 
+/* Seals a linked model .so (tfx/seal.h, backend/seal.c): appends the trailer
+ * tfx_model_open checks, replacing one the file had. Both links above seal
+ * what they write; `tfxc seal` calls it on a file linked by other means.
+ * 0, or -1 with a message. */
+int tfx_backend_seal(const char *so_path, char *err, size_t errlen);
+
 /* The two above in one step, without the combined object: the code and the
  * blob objects linked straight into so_path (the blob, which can be
  * gigabytes, written once less). 0; -1 when writing the objects failed; -2

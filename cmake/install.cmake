@@ -15,6 +15,7 @@ install(TARGETS tfxc tfxrt EXPORT tfxTargets
 # tfx/jit.h is not installed: the JIT is the compiler's library, which is not
 install(FILES ${CMAKE_SOURCE_DIR}/include/tfx/tfx.h ${CMAKE_SOURCE_DIR}/include/tfx/abi.h
               ${CMAKE_SOURCE_DIR}/include/tfx/checksum.h
+              ${CMAKE_SOURCE_DIR}/include/tfx/seal.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tfx)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs)

@@ -186,6 +186,14 @@ const tfx_cli_command tfx_cli_commands[] = {
      "Checks the descriptor and every weight byte against the checksums the\n"
      "compiler recorded: prints ok, or what differs and exits 1.\n",
      tfx_drv_verify_main, 0},
+    {"seal", "seal FILE.so", "seal a model .so linked by other means (or changed by strip/objcopy) for tfx_model_open",
+     verify_options,
+     "tfx_model_open refuses a model .so without the seal tfxc appends when it\n"
+     "links one (a checksum of the file but its weights, against truncated or\n"
+     "corrupted copies). This appends it to a model linked from a -c object, or\n"
+     "replaces it after a tool rewrote the file. It checks nothing: seal only\n"
+     "what you built (docs/embedding.md).\n",
+     tfx_drv_seal_main, 0},
     {"import", "import (DIR|FILE.gguf) [-o OUT.tfx] [--max-seq N] [--name NAME]",
      "write a .tfx for a Hugging Face checkpoint or a llama GGUF file, as saved (docs/import.md)", NULL, NULL,
      tfx_drv_import_main, 1},

@@ -118,5 +118,6 @@ int tfx_drv_compile_main(int argc, char **argv);
 int tfx_drv_run_main(int argc, char **argv);
 int tfx_drv_bench_main(int argc, char **argv);
 int tfx_drv_verify_main(int argc, char **argv);
+int tfx_drv_seal_main(int argc, char **argv);
 
 #endif

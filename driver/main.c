@@ -1050,6 +1050,36 @@ int tfx_drv_verify_main(int argc, char **argv) {
   return 0;
 }
 
+/* ---- tfxc seal FILE.so ---- */
+
+int tfx_drv_seal_main(int argc, char **argv) {
+  cur_cmd = tfx_cli_find("seal");
+  tfx_cli p;
+  if (tfx_cli_begin(&p, cur_cmd, argc, argv)) return EXIT_COMPILE;
+  const char *path = NULL;
+  int bad = 0;
+  for (int k; !bad && (k = tfx_cli_next(&p)) != TFX_CLI_END;) {
+    if (k == TFX_CLI_FAILED)
+      bad = EXIT_USAGE;
+    else if (k == TFX_OPT_HELP) {
+      tfx_cli_print_help(cur_cmd, stdout);
+      bad = -1;
+    } else if (path || !*p.arg)
+      bad = usage_error("%s", "seal needs one model file (FILE.so)");
+    else
+      path = p.arg;
+  }
+  tfx_cli_end(&p);
+  if (bad) return bad < 0 ? 0 : bad;
+  if (!path) return usage_error("%s", "seal needs one model file (FILE.so)");
+  char err[1024] = "";
+  if (tfx_backend_seal(path, err, sizeof err) != 0) {
+    fprintf(stderr, "tfxc: error: %s\n", err);
+    return EXIT_COMPILE;
+  }
+  return 0;
+}
+
 /* ---- tfxc bench MODEL ---- */
 
 /* A model from a .so (loaded) or a .tfx (built and JIT-compiled). */

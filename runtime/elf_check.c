@@ -3,6 +3,9 @@
  * never a crash inside the dynamic loader or the runtime:
  *  - tfx_rt_open_model_file: the path names a regular file (opened without
  *    blocking, so a FIFO is an error, not a hang; a directory says so);
+ *  - tfx_rt_check_seal: the trailer tfxc appends when it links a model
+ *    (tfx/seal.h) matches the file, weights aside: any bit flipped or cut
+ *    off outside the weights is an error here;
  *  - tfx_rt_check_elf: the ELF header, the program headers (every segment
  *    inside the file, PT_LOAD sorted, aligned and disjoint), and what the
  *    dynamic loader reads through them before any code runs (the dynamic
@@ -28,6 +31,7 @@
 #include <unistd.h>
 
 #include "rt_internal.h"
+#include "tfx/seal.h"
 
 #if defined(__x86_64__)
 #define HOST_MACHINE EM_X86_64
@@ -779,6 +783,28 @@ int tfx_rt_check_elf(int fd, uint64_t size, const char *path, char *errbuf, size
   free(f->names);
   free(f);
   return rc;
+}
+
+/* The seal (tfx/seal.h): checked first, over everything but the weights, so
+ * that the checks above and the dynamic loader only ever see the bytes tfxc
+ * linked. The structural checks stay: they are what keeps the runtime safe
+ * on a file sealed by something else (tests/fuzz/fuzz_model.c runs them on
+ * every mutation, sealed or not). */
+int tfx_rt_check_seal(int fd, uint64_t size, const char *path, char *errbuf, size_t errlen) {
+  tfx_seal seal;
+  if (tfx_seal_read(fd, size, &seal) != 0)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                        "'%s' is not a loadable model (truncated or corrupted?): no tfxc seal at its end (a model "
+                        "tfxc did not link, or one cut short or changed since: `tfxc seal` seals a model linked "
+                        "by other means)",
+                        path);
+  uint64_t sum = tfx_seal_checksum(fd, size, seal.skip_offset, seal.skip_bytes);
+  if (sum != seal.checksum)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                        "'%s' is not a loadable model (truncated or corrupted?): its contents differ from its seal "
+                        "(checksum %016llx, the seal records %016llx)",
+                        path, (unsigned long long)sum, (unsigned long long)seal.checksum);
+  return TFX_OK;
 }
 
 /* ---- the loaded library ---- */

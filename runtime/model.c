@@ -47,13 +47,15 @@ int tfx_model_open_flags(const char *path, unsigned flags, tfx_model **out, char
                         flags & ~(unsigned)TFX_OPEN_VERIFY);
   if (!path[0]) return tfx_rt_error(errbuf, errlen, TFX_ERR_OPEN, "tfx_model_open: empty path");
   /* The file itself first: a regular file (opened without blocking, so a
-   * FIFO cannot hang), whose ELF headers and loader tables lie inside it; the
-   * dynamic loader trusts them and would crash on a truncated file. */
+   * FIFO cannot hang), sealed by tfxc and unchanged since, whose ELF headers
+   * and loader tables lie inside it; the dynamic loader trusts them and would
+   * crash on a truncated file. */
   int fd = -1;
   uint64_t size = 0;
   int rc = tfx_rt_open_model_file(path, &fd, &size, errbuf, errlen);
   if (rc != TFX_OK) return rc;
-  rc = tfx_rt_check_elf(fd, size, path, errbuf, errlen);
+  rc = tfx_rt_check_seal(fd, size, path, errbuf, errlen);
+  if (rc == TFX_OK) rc = tfx_rt_check_elf(fd, size, path, errbuf, errlen);
   close(fd);
   if (rc != TFX_OK) return rc;
   /* dlopen searches the library path for names without a slash; the file

@@ -83,6 +83,9 @@ int tfx_rt_open_model_file(const char *path, int *fd_out, uint64_t *size_out, ch
 /* Checks the ELF headers and the dynamic loader's tables of an open file
  * before dlopen: TFX_ERR_NOT_A_MODEL for a truncated or corrupted one. */
 int tfx_rt_check_elf(int fd, uint64_t size, const char *path, char *errbuf, size_t errlen);
+/* Checks the seal tfxc appends to a model it links (tfx/seal.h): run before
+ * tfx_rt_check_elf; TFX_ERR_NOT_A_MODEL when it is missing or differs. */
+int tfx_rt_check_seal(int fd, uint64_t size, const char *path, char *errbuf, size_t errlen);
 /* Checks that the descriptor a dlopen'ed library exports, and every pointer
  * in it, lies inside that library's segments (functions in code). */
 int tfx_rt_check_loaded(void *handle, const tfx_model_desc *d, const char *path, char *errbuf, size_t errlen);

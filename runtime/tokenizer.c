@@ -387,8 +387,15 @@ static int encode_bpe(const tfx_tokenizer *t, const char *w, size_t len, tok_sin
 
 /* ---- Unigram: the segmentation of highest total score (Viterbi) ---- */
 
+/* Ties between segmentations are common (")))" as ")" "))" or "))" ")")
+ * and rounding decides them, so the arithmetic follows each reference:
+ * SentencePiece adds and compares path scores in float, Hugging Face's
+ * tokenizers in double. Among equal scores the first candidate found (the
+ * earliest start) stays, in both. (A README edit changed the test's trained
+ * model so that one such tie fell the other way under double sums.) */
 static int encode_unigram(const tfx_tokenizer *t, const char *w, size_t len, tok_sink *out) {
   const float unk_penalty = 10.0f;
+  const int hf = (t->hf_flags & TOK_HF) != 0;
   double *best = malloc((len + 1) * sizeof *best);
   int *from = malloc((len + 1) * sizeof *from);
   int32_t *bid = malloc((len + 1) * sizeof *bid);
@@ -418,13 +425,13 @@ static int encode_unigram(const tfx_tokenizer *t, const char *w, size_t len, tok
                      !(t->type[id] == TOK_UNKNOWN && (t->hf_flags & TOK_HF))))
         continue;
       float sc = t->type[id] == TOK_USER ? (float)(j - i) * t->max_score - 0.1f : t->score[id];
-      double cs = best[i] + sc;
+      double cs = hf ? best[i] + sc : (double)((float)best[i] + sc);
       if (from[j] < 0 || cs > best[j]) best[j] = cs, from[j] = (int)i, bid[j] = id;
       if (j - i == (size_t)cl) single = 1;
     }
     if (!single) {
       size_t j = i + (size_t)cl;
-      double cs = best[i] + t->min_score - unk_penalty;
+      double cs = hf ? best[i] + t->min_score - unk_penalty : (double)((float)best[i] + (t->min_score - unk_penalty));
       if (from[j] < 0 || cs > best[j]) best[j] = cs, from[j] = (int)i, bid[j] = -1;
     }
     i += (size_t)cl;

@@ -1,7 +1,10 @@
 /* tests/test_model_files.c — hostile model files (issue #17, items 3, 4 and
  * 14): a compiled model .so truncated at every page and at the sizes of the
  * issue, its ELF headers and its descriptor patched, a weight byte flipped
- * (TFX_OPEN_VERIFY and `tfxc verify`), FIFOs, directories and devices given
+ * (TFX_OPEN_VERIFY and `tfxc verify`), the seal tfxc appends (any change
+ * outside the weights refused before the ELF checks; each damaged file is
+ * also tried sealed anew, so that the ELF and descriptor checks behind the
+ * seal are tested too), FIFOs, directories and devices given
  * as a model or a source, and a model name without '/' that must not be
  * looked up on LD_LIBRARY_PATH. Every open of a damaged file runs in a child
  * process (with an alarm), so a crash or a hang fails the test instead of
@@ -28,6 +31,7 @@
 
 #include "support/testutil.h"
 #include "tfx/checksum.h"
+#include "tfx/seal.h"
 #include "tfx/tfx.h"
 
 /* big enough that the weights (≈200 KB) span many pages of their segment */
@@ -51,6 +55,7 @@ static uint64_t load_end;    /* the end of the last PT_LOAD's bytes in the file 
 static uint64_t desc_off;    /* the descriptor's offset in the file */
 static uint64_t weights_off; /* the weights blob's offset in the file */
 static uint64_t weights_bytes;
+static uint64_t elf_size;     /* so_size without the seal */
 static float ref_logits[512]; /* the good model's last row for tokens {1, 7} */
 
 static void path_in(char *buf, size_t len, const char *name) { snprintf(buf, len, "%s/%s", dir, name); }
@@ -60,6 +65,17 @@ static void write_file(const char *path, const void *data, size_t n) {
   assert_non_null(f);
   assert_int_equal(fwrite(data, 1, n, f), n);
   assert_int_equal(fclose(f), 0);
+}
+
+/* The first n bytes of an ELF file (n <= elf_size), sealed as tfxc seals
+ * (the weights skipped when they are all there). */
+static void write_sealed(const char *path, const void *data, size_t n) {
+  write_file(path, data, n);
+  int fd = open(path, O_RDWR);
+  assert_true(fd >= 0);
+  int whole = weights_off + weights_bytes <= n;
+  assert_int_equal(tfx_seal_append(fd, n, whole ? weights_off : 0, whole ? weights_bytes : 0), 0);
+  close(fd);
 }
 
 /* vaddr -> file offset through the PT_LOAD headers (the test's own reading) */
@@ -114,6 +130,12 @@ static int setup(void **state) {
   assert_true(weights_bytes > 150000);
   assert_memory_equal(so_data + desc_off, d, 8); /* magic and ABI version */
   dlclose(h);
+  /* tfxc sealed it, the weights skipped */
+  assert_true(so_size > TFX_SEAL_BYTES);
+  elf_size = so_size - TFX_SEAL_BYTES;
+  assert_memory_equal(so_data + elf_size, TFX_SEAL_MAGIC, 8);
+  assert_true(tfx_ck_load64(so_data + elf_size + 8) == weights_off);
+  assert_true(tfx_ck_load64(so_data + elf_size + 16) == weights_bytes);
   tfx_model *m = NULL;
   assert_int_equal(tfx_model_open_ex(so_path, &m, NULL, 0), TFX_OK);
   assert_int_equal(forward_logits(m, ref_logits), TFX_OK);
@@ -233,12 +255,20 @@ static void test_good_model(void **state) {
 
 /* ---- truncated files ---- */
 
+/* A cut loses the seal; the same cut sealed anew meets the ELF checks. */
 static void check_cut(size_t cut) {
   char path[4300];
   path_in(path, sizeof path, "cut.so");
   write_file(path, so_data, cut);
   child_result r = open_in_child(path, 0);
   if (r.signaled) fail_msg("a file cut to %zu of %zu bytes killed the opener (signal %d)", cut, so_size, r.signaled);
+  if (r.rc != TFX_ERR_NOT_A_MODEL || !strstr(r.detail, "seal"))
+    fail_msg("cut to %zu bytes of %zu: rc %d, '%s' (expected the seal's refusal)", cut, so_size, r.rc, r.detail);
+  if (cut > elf_size) cut = elf_size;
+  write_sealed(path, so_data, cut);
+  r = open_in_child(path, 0);
+  if (r.signaled)
+    fail_msg("a file cut to %zu of %zu bytes and sealed killed the opener (signal %d)", cut, so_size, r.signaled);
   if (cut < load_end) {
     if (r.rc != TFX_ERR_NOT_A_MODEL || !strstr(r.detail, "truncated or corrupted"))
       fail_msg("cut to %zu bytes (segments end at %llu): rc %d, '%s'", cut, (unsigned long long)load_end, r.rc,
@@ -285,6 +315,8 @@ typedef struct patch {
   const char *detail;
 } patch;
 
+/* The patch under the old seal (outside the weights: refused by the seal),
+ * then sealed anew (the expected status). */
 static void apply_and_check(const patch *p, unsigned flags) {
   uint8_t *d = malloc(so_size);
   assert_non_null(d);
@@ -292,9 +324,18 @@ static void apply_and_check(const patch *p, unsigned flags) {
   for (int i = 0; i < p->width; i++) d[p->offset + (uint64_t)i] = (uint8_t)(p->value >> (8 * i));
   char path[4300];
   path_in(path, sizeof path, "patched.so");
-  write_file(path, d, so_size);
+  int in_weights = p->offset >= weights_off && p->offset + (uint64_t)p->width <= weights_off + weights_bytes;
+  child_result r;
+  if (!in_weights && memcmp(d, so_data, so_size) != 0) {
+    write_file(path, d, so_size);
+    r = open_in_child(path, flags);
+    if (r.signaled) fail_msg("%s (unsealed): killed the opener (signal %d)", p->what, r.signaled);
+    if (r.rc != TFX_ERR_NOT_A_MODEL || !strstr(r.detail, "differ from its seal"))
+      fail_msg("%s (unsealed): rc %d '%s', expected the seal's refusal", p->what, r.rc, r.detail);
+  }
+  write_sealed(path, d, elf_size);
   free(d);
-  child_result r = open_in_child(path, flags);
+  r = open_in_child(path, flags);
   if (r.signaled) fail_msg("%s: killed the opener (signal %d)", p->what, r.signaled);
   if (r.rc != p->rc || !strstr(r.detail, p->detail))
     fail_msg("%s: rc %d '%s', expected %d '%s'", p->what, r.rc, r.detail, p->rc, p->detail);
@@ -443,6 +484,44 @@ static void test_verify(void **state) {
   assert_int_equal(tfx_test_run((char *[]){TFXC_PATH, "verify", so_path, so_path, NULL}, NULL, NULL), 2);
 }
 
+/* ---- tfxc seal ---- */
+
+static void test_seal_command(void **state) {
+  (void)state;
+  char path[4300];
+  path_in(path, sizeof path, "unsealed.so");
+  write_file(path, so_data, elf_size); /* as `strip` or a hand link leaves it */
+  child_result r = open_in_child(path, TFX_OPEN_VERIFY);
+  assert_int_equal(r.signaled, 0);
+  assert_int_equal(r.rc, TFX_ERR_NOT_A_MODEL);
+  assert_non_null(strstr(r.detail, "no tfxc seal"));
+  /* sealed: the same bytes as tfxc's own link (the weights found by their
+   * symbol), twice (a seal replaces the one there) */
+  for (int k = 0; k < 2; k++) {
+    assert_int_equal(tfx_test_run((char *[]){TFXC_PATH, "seal", path, NULL}, NULL, NULL), 0);
+    size_t n = 0;
+    uint8_t *sealed = (uint8_t *)tfx_test_read_file(path, &n);
+    assert_non_null(sealed);
+    assert_int_equal(n, so_size);
+    assert_memory_equal(sealed, so_data, so_size);
+    free(sealed);
+  }
+  r = open_in_child(path, TFX_OPEN_VERIFY);
+  assert_int_equal(r.rc, TFX_OK);
+  assert_true(r.forward_ok);
+  /* not an ELF file, a missing file, usage */
+  char *err = NULL;
+  path_in(path, sizeof path, "text.so");
+  write_file(path, "not a model\n", 12);
+  assert_int_equal(tfx_test_run((char *[]){TFXC_PATH, "seal", path, NULL}, NULL, &err), 1);
+  assert_non_null(strstr(err, "not an ELF file"));
+  free(err);
+  path_in(path, sizeof path, "missing.so");
+  assert_int_equal(tfx_test_run((char *[]){TFXC_PATH, "seal", path, NULL}, NULL, NULL), 1);
+  assert_int_equal(tfx_test_run((char *[]){TFXC_PATH, "seal", NULL}, NULL, NULL), 2);
+  assert_int_equal(tfx_test_run((char *[]){TFXC_PATH, "seal", so_path, so_path, NULL}, NULL, NULL), 2);
+}
+
 /* ---- FIFOs, directories, devices ---- */
 
 static void test_special_files(void **state) {
@@ -545,8 +624,8 @@ static void test_exact_path(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_checksum64),      cmocka_unit_test(test_good_model), cmocka_unit_test(test_truncated),
-      cmocka_unit_test(test_patched_headers), cmocka_unit_test(test_verify),     cmocka_unit_test(test_special_files),
-      cmocka_unit_test(test_exact_path),
+      cmocka_unit_test(test_patched_headers), cmocka_unit_test(test_verify),     cmocka_unit_test(test_seal_command),
+      cmocka_unit_test(test_special_files),   cmocka_unit_test(test_exact_path),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdalign.h>
@@ -17,8 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "tfx/seal.h"
 #include "tfx/tfx.h"
 
 /* ---- the fake token model ------------------------------------------------
@@ -550,8 +553,17 @@ static const char *k_so_source =
     "#endif\n"
     "int unrelated_symbol(void) { return 1; }\n";
 
-/* Builds tmpdir/<name>.so from k_so_source with the given defines. */
-static int build_so(const char *name, const char *defines, char *path, size_t len) {
+/* Appends the seal tfxc's link appends (tfx/seal.h), skipping nothing. */
+static int seal_file(const char *path) {
+  int fd = open(path, O_RDWR);
+  struct stat st;
+  int rc = fd >= 0 && fstat(fd, &st) == 0 ? tfx_seal_append(fd, (uint64_t)st.st_size, 0, 0) : -1;
+  if (fd >= 0) close(fd);
+  return rc;
+}
+
+/* Builds tmpdir/<name>.so from k_so_source with the given defines, sealed. */
+static int build_unsealed_so(const char *name, const char *defines, char *path, size_t len) {
   char src[512], cmd[2048];
   snprintf(src, sizeof src, "%s/model.c", g_tmpdir);
   FILE *f = fopen(src, "w");
@@ -561,6 +573,11 @@ static int build_so(const char *name, const char *defines, char *path, size_t le
   snprintf(path, len, "%s/%s.so", g_tmpdir, name);
   snprintf(cmd, sizeof cmd, "cc -shared -fPIC -O1 -I'%s/include' %s -o '%s' '%s'", TFX_SOURCE_DIR, defines, path, src);
   return system(cmd);
+}
+
+static int build_so(const char *name, const char *defines, char *path, size_t len) {
+  int rc = build_unsealed_so(name, defines, path, len);
+  return rc ? rc : seal_file(path);
 }
 
 static int setup_tmpdir(void **state) {
@@ -615,6 +632,26 @@ static void test_model_open(void **state) {
   char mine[32];
   snprintf(mine, sizeof mine, "version %d", TFX_ABI_VERSION);
   assert_non_null(strstr(err, mine));
+
+  /* the seal: a model without one is refused (and loads once sealed); a
+   * byte changed after sealing is refused before dlopen */
+  snprintf(defs, sizeof defs, "%s -DNAME='\"x\"'", common);
+  assert_int_equal(build_unsealed_so("unsealed", defs, path, sizeof path), 0);
+  assert_int_equal(tfx_model_open_ex(path, &m, err, sizeof err), TFX_ERR_NOT_A_MODEL);
+  assert_non_null(strstr(err, "no tfxc seal"));
+  assert_int_equal(seal_file(path), 0);
+  assert_int_equal(tfx_model_open_ex(path, &m, err, sizeof err), TFX_OK);
+  tfx_model_close(m);
+  m = NULL;
+  int fd = open(path, O_RDWR);
+  assert_true(fd >= 0);
+  unsigned char byte;
+  assert_int_equal(pread(fd, &byte, 1, 64), 1); /* the first program header */
+  byte ^= 0x10;
+  assert_int_equal(pwrite(fd, &byte, 1, 64), 1);
+  close(fd);
+  assert_int_equal(tfx_model_open_ex(path, &m, err, sizeof err), TFX_ERR_NOT_A_MODEL);
+  assert_non_null(strstr(err, "differ from its seal"));
 
   /* two valid models with different weights baked in, loaded side by side */
   char p1[512], p2[512];

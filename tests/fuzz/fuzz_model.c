@@ -8,15 +8,17 @@
  * descriptor, the dynamic section or the section headers.
  *
  * The checks that run before dlopen (runtime/elf_check.c) run in this
- * process, so libFuzzer sees their coverage. A file they accept is then
- * opened (and run) in a forked child with an alarm: a child killed by a
- * signal, hung, or exiting other than normally is a finding (abort() here, so
- * libFuzzer keeps the input).
+ * process, so libFuzzer sees their coverage: the ELF checks on every mutated
+ * file (they must refuse it cleanly or accept it, never crash, whatever the
+ * seal says), then the seal (tfx/seal.h), which tfx_model_open checks first.
+ * A file both accept is then opened (and run) in a forked child with an
+ * alarm: a child killed by a signal, hung, or exiting other than normally is
+ * a finding (abort() here, so libFuzzer keeps the input).
  *
  * The model: TFX_FUZZ_MODEL (tests/fuzz/run.sh sets it to a model compiled by
  * build/tfxc when there is one), else a small model with the same ABI (a
  * descriptor with forward, decode and forward_last entries, a 64 KB weights
- * blob, checksums filled in here) built once with the system `cc`. */
+ * blob, checksums and seal filled in here) built once with the system `cc`. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <elf.h>
@@ -32,6 +34,7 @@
 
 #include "../../runtime/rt_internal.h"
 #include "tfx/checksum.h"
+#include "tfx/seal.h"
 
 #ifndef TFX_FUZZ_INCLUDE
 #define TFX_FUZZ_INCLUDE "include"
@@ -146,10 +149,16 @@ static void init(void) {
   struct link_map *lm = NULL;
   if (!d || dlinfo(h, RTLD_DI_LINKMAP, &lm) != 0) die("the base model has no descriptor");
   uint64_t desc_off = offset_of((uint64_t)((uintptr_t)d - lm->l_addr));
-  if (!given || !given[0]) { /* the checksums the compiler would have written */
+  if (!given || !given[0]) { /* the checksums and the seal the compiler would have written */
     uint64_t ds = tfx_desc_checksum(d), ws = tfx_checksum64(d->weights, (size_t)d->weights_bytes);
     memcpy(base + desc_off + offsetof(tfx_model_desc, desc_checksum), &ds, 8);
     memcpy(base + desc_off + offsetof(tfx_model_desc, weights_checksum), &ws, 8);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || write(fd, base, base_size) != (ssize_t)base_size || tfx_seal_append(fd, base_size, 0, 0) != 0 ||
+        close(fd) != 0)
+      die("cannot seal the base model");
+    free(base);
+    if (!(base = slurp(path, &base_size))) die("cannot read the sealed base model");
   }
   dlclose(h);
   const Elf64_Ehdr *eh = (const Elf64_Ehdr *)base;
@@ -231,6 +240,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char err[512];
   if (tfx_rt_open_model_file(path, &rfd, &fsize, err, sizeof err) != TFX_OK) die(err);
   int rc = tfx_rt_check_elf(rfd, fsize, path, err, sizeof err);
+  if (rc == TFX_OK) rc = tfx_rt_check_seal(rfd, fsize, path, err, sizeof err);
   close(rfd);
   if (rc != TFX_OK) {
     if (rc != TFX_ERR_NOT_A_MODEL || !strstr(err, "truncated or corrupted")) die(err);
