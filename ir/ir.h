@@ -286,7 +286,7 @@ typedef struct tfx_node {
    * a mask may take q with static rows and k, v with other rows (T or
    * static): cross-attention to a memory. A query row whose keys are all
    * masked outputs zeros. */
-  int alibi;         /* add -slope_h * |i - j| to the scaled scores (tfx_alibi_slope) */
+  int alibi; /* add -slope_h * |i - j| to the scaled scores (tfx_alibi_slope) */
   /* ATTENTION with a 4th operand bias_table f32[B, H] (T5's relative
    * position bias): add bias_table[tfx_t5_bucket(j - i, ...), h] to the
    * scaled scores, B buckets (half per direction when rel_bidirectional),
@@ -494,6 +494,24 @@ int64_t tfx_quantize_ternary_row(const float *x, int64_t K, float mean_abs, uint
  * with K % 256 != 0 falls to a 32-block format: q4_k to q5_0, q6_k to q8_0;
  * a 32-block format with K % 32 != 0 to f16). */
 tfx_dtype tfx_quantize_fallback(tfx_dtype dt, int64_t K);
+
+/* Converts the data of param n (src, in n's format and layout: f32 or a
+ * stored format) to format dt into dst (tfx_type_bytes of n's shape in dt):
+ * each row decoded (tfx_weight_dequant_row), checked finite and quantized
+ * (tfx_quantize_row; i8: the values plane, then the scale plane; ternary:
+ * tq2_0 with the whole tensor's mean |w|). quantize_weights converts a slot
+ * with it, binding a tensor as it reads it (frontend/weights.c). 0, or -1
+ * with a message naming the param. */
+int tfx_quantize_param(const tfx_node *n, const uint8_t *src, tfx_dtype dt, int ternary, uint8_t *dst, char *err,
+                       size_t errlen);
+/* The format a param gets before it is bound (tfx_quantize_plan in
+ * passes/quantize_weights.c, one per node): binding quantizes the tensor
+ * into a slot of that format as it reads it, so the whole blob is never held
+ * in its bound format. ternary: tq2_0 by tfx_quantize_ternary_row. */
+typedef struct tfx_quant_target {
+  tfx_dtype dtype;
+  int ternary;
+} tfx_quant_target;
 
 /* The activations of a linear whose weight is an int8-block format
  * (tfx_node_act_quant) are quantized at run time, per row, in blocks of
