@@ -531,6 +531,16 @@ static int read_tensor(int fd, const tfx_wfile_tensor *t, uint8_t *dst, const tf
   return rc;
 }
 
+/* Rows [r0, r0 + nr) of tensor t (file_row bytes each as stored) into dst
+ * as type pt ([nr, K]): as stored when pt has t's format, else decoded to
+ * f32 (read_tensor on a range of rows). */
+static int read_tensor_rows(int fd, const tfx_wfile_tensor *t, int64_t r0, int64_t file_row, uint8_t *dst,
+                            const tfx_type *pt) {
+  tfx_wfile_tensor part = *t;
+  part.file_offset = t->file_offset + (uint64_t)(r0 * file_row);
+  return read_tensor(fd, &part, dst, pt);
+}
+
 /* The index of the (first) tensor renamed to name, or n_tensors; names maps
  * the renamed names to their tensors. */
 static int find_tensor(const tfx_wfile *f, const name_map *names, const char *name) {
@@ -796,6 +806,91 @@ static int read_view_param(const int *fds, const tfx_graph *g, int i, const tfx_
   return 0;
 }
 
+/* ---- quantizing while reading ---- */
+
+#define ROWS_CHUNK_BYTES ((int64_t)8 << 20) /* of the bound format, read at a time */
+
+/* 1 when a tensor converted by the plan goes through quantize_rows: its
+ * rows are independent (not ternary, whose scale is the whole tensor's mean
+ * |w|; not i8, whose scales form a plane after all the values). */
+static int by_rows(const tfx_node *n, const tfx_quant_target *t) {
+  const tfx_dtype_info *fi = tfx_dtype_info_of(t->dtype);
+  return !t->ternary && fi && !fi->row_bytes && n->type.rank >= 1 && !n->fx.panel;
+}
+
+/* The non-finite values of a whole tensor from those of its row ranges. */
+static void nonfinite_add(tfx_nonfinite *all, const tfx_nonfinite *part, int64_t first_elem) {
+  if (all->index < 0) {
+    *all = *part;
+    all->index += first_elem;
+  } else {
+    all->count += part->count;
+  }
+}
+
+/* Param i (bound to tensor t, read as stored or decoded to f32: its type)
+ * read ROWS_CHUNK_BYTES at a time, each range of rows checked for
+ * non-finite values (reported as check_finite does, for the whole tensor)
+ * and quantized into its rows of the slot in the plan's format: the same
+ * bytes as reading the tensor whole and quantizing it after, holding only a
+ * chunk. 0, or -1 after reporting a read error (binding stops). */
+static int quantize_rows(int fd, const tfx_graph *g, int i, const tfx_wfile_tensor *t, const char *path,
+                         const tfx_quant_target *plan, const tfx_bind_options *bo, tfx_weights *out, reporter *r) {
+  const tfx_node *n = &g->nodes[i];
+  int64_t K = n->type.dims[n->type.rank - 1], R = K > 0 ? tfx_type_numel(&n->type, 1) / K : 0;
+  tfx_type st = n->type, one; /* a row as stored in the file, as bound, as quantized */
+  st.dtype = t->storage;
+  int64_t file_row = R > 0 ? tfx_type_bytes(&st, 1) / R : 0, bound_row = R > 0 ? tfx_type_bytes(&n->type, 1) / R : 0;
+  one = n->type;
+  one.dtype = plan[i].dtype;
+  int64_t out_row = R > 0 ? tfx_type_bytes(&one, 1) / R : 0;
+  int64_t chunk = bound_row > 0 ? ROWS_CHUNK_BYTES / bound_row : 1;
+  if (chunk < 1) chunk = 1;
+  if (chunk > R) chunk = R > 0 ? R : 1;
+  uint8_t *buf = malloc((size_t)(chunk * bound_row > 0 ? chunk * bound_row : 1));
+  if (!buf) {
+    report(r, i, "out of memory reading param '%s'", n->name);
+    return -1;
+  }
+  tfx_node part = *n; /* the rows [r0, r0 + nr) as a [nr, K] tensor */
+  part.type.rank = 2;
+  part.type.dims[1] = K;
+  tfx_nonfinite nf = {0, -1, NULL, 0, NULL};
+  int bad = 0, errors = r->count;
+  char msg[512];
+  for (int64_t r0 = 0; r0 < R; r0 += chunk) {
+    int64_t nr = R - r0 < chunk ? R - r0 : chunk;
+    part.type.dims[0] = nr;
+    tfx_type pt = part.type;
+    if (read_tensor_rows(fd, t, r0, file_row, buf, &pt)) {
+      report(r, i, "%s: cannot read tensor '%s' (%lld elements of %s at offset %llu)", path, t->name,
+             (long long)tfx_type_numel(&n->type, 1), t->dtype_name, (unsigned long long)t->file_offset);
+      free(buf);
+      return -1;
+    }
+    if (!(bo && bo->allow_nonfinite)) {
+      tfx_nonfinite pn;
+      int rc = tfx_weights_find_nonfinite(&pt, buf, &pn);
+      if (rc < 0) bad = -1;
+      if (rc > 0) nonfinite_add(&nf, &pn, r0 * K);
+    }
+    if (bad || nf.index >= 0 || r->count > errors) continue; /* reported below; the slot no longer matters */
+    if (tfx_quantize_param(&part, buf, plan[i].dtype, 0, out->data + n->weight_offset + r0 * out_row, msg, sizeof msg))
+      report(r, i, "%s", msg);
+  }
+  free(buf);
+  if (bad)
+    report(r, i, "param '%s': cannot check tensor '%s' of %s (%s) for non-finite values", n->name, t->name, path,
+           tfx_dtype_name(n->type.dtype));
+  else if (nf.index >= 0) {
+    char what[256];
+    tfx_weights_nonfinite_message(&n->type, &nf, what, sizeof what);
+    report(r, i, "param '%s': tensor '%s' of %s (%s) holds %s (--allow-nonfinite accepts them)", n->name, t->name, path,
+           t->dtype_name, what);
+  }
+  return 0;
+}
+
 static int bind_file(tfx_graph *g, const char *path, const char *format, const tfx_wrename *rules, int n_rules,
                      const tfx_bind_options *bo, tfx_quant_target *plan, tfx_weights *out, reporter *r, int *first) {
   char msg[512], s0[64], s1[64];
@@ -941,6 +1036,13 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
     const tfx_node *n = &g->nodes[i];
     int64_t bytes = tfx_type_bytes(&n->type, 1);
     int errors_here = r->count;
+    if (vhead[i] < 0 && converts(g, plan, i) && by_rows(n, &plan[i])) {
+      if (quantize_rows(fd_of(fds, &f, &f.tensors[tensor_of[i]]), g, i, &f.tensors[tensor_of[i]], path, plan, bo, out,
+                        r))
+        break;
+      zero_pad(out, n->weight_offset, slot_bytes(n, plan, i));
+      continue;
+    }
     /* a slot the plan quantizes: read in its bound format into a buffer of
      * one tensor, checked there, then quantized into the slot */
     uint8_t *tmp = converts(g, plan, i) ? malloc((size_t)(bytes > 0 ? bytes : 1)) : NULL;
