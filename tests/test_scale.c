@@ -376,20 +376,35 @@ static void test_quantize_does_not_hold_the_f32_blob(void **state) {
   assert_int_equal(run_rss(q8, &rss_q8), 0);
   print_message("quantize: peak RSS %ld KB for f32, %ld KB with --quantize q8_0 (96 MiB of f32 weights)\n", rss_f32,
                 rss_q8);
-  assert_true(rss_f32 > 96 * 1024); /* the f32 blob is resident */
-  assert_true(rss_f32 - rss_q8 > 48 * 1024);
   tfx_test_rmdir(dir);
   free(dir);
+#ifndef TFX_SANITIZE_FLAGS
+  /* a child's peak RSS counts from this process's at the fork (it survives
+   * exec): when that floor hides the compiles there is nothing to compare */
+  struct rusage self;
+  assert_int_equal(getrusage(RUSAGE_SELF, &self), 0);
+  if (rss_q8 <= self.ru_maxrss + 8 * 1024) {
+    print_message("quantize: this process's own peak (%ld KB) hides the compiles'; not compared\n", self.ru_maxrss);
+    return;
+  }
+  assert_true(rss_f32 > 96 * 1024); /* the f32 blob is resident */
+  assert_true(rss_f32 - rss_q8 > 48 * 1024);
+#else
+  /* under ASan freed buffers stay resident in its quarantine and large
+   * allocations get shadow memory: the plain build checks the bound */
+  assert_true(rss_f32 > 0 && rss_q8 > 0);
+#endif
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      /* first: a child's peak RSS counts from this process's (run_rss) */
+      cmocka_unit_test(test_quantize_does_not_hold_the_f32_blob),
       cmocka_unit_test(test_reset_equals_fresh),
       cmocka_unit_test(test_huge_max_seq_touches_used_rows),
       cmocka_unit_test(test_fold_does_not_hold_the_blob_twice),
       cmocka_unit_test(test_repeat_2048_matches_interpreter),
       cmocka_unit_test(test_quantize_while_binding),
-      cmocka_unit_test(test_quantize_does_not_hold_the_f32_blob),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
