@@ -51,7 +51,7 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
     }
     out->graph->schedule.quantize = qc;
   }
-  if (o && o->calibration) { /* --calibration FILE: for w8a8(smooth = alpha) (passes/smooth_quant.c) */
+  if (o && o->calibration) { /* --calibration FILE: for w8a8(smooth = alpha) (passes/smooth_quant.c) and llm_int8 */
     tfx_calib *cal = calloc(1, sizeof *cal);
     if (!cal || tfx_calib_load(o->calibration, cal, err, sizeof err)) {
       if (cal) fprintf(diag, "%s: error: %s\n", path ? path : "<source>", err);
@@ -69,6 +69,11 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
     tfx_pass_ctx qc = {out->graph, &out->weights.data, &out->weights.size, 1, 0, {1, 1}, err, sizeof err};
     if (tfx_pass_smooth_quant(&qc)) {
       fprintf(diag, "%s: error: pass smooth_quant: %s\n", path ? path : "<source>", err);
+      tfx_build_free(out);
+      return 1;
+    }
+    if (tfx_pass_llm_int8(&qc)) {
+      fprintf(diag, "%s: error: pass llm_int8: %s\n", path ? path : "<source>", err);
       tfx_build_free(out);
       return 1;
     }

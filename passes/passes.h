@@ -68,6 +68,7 @@ typedef int (*tfx_pass_fn)(tfx_pass_ctx *c);
 
 int tfx_pass_quantize_weights(tfx_pass_ctx *c);
 int tfx_pass_smooth_quant(tfx_pass_ctx *c);
+int tfx_pass_llm_int8(tfx_pass_ctx *c);
 int tfx_pass_canonicalize(tfx_pass_ctx *c);
 int tfx_pass_cse(tfx_pass_ctx *c);
 int tfx_pass_dce(tfx_pass_ctx *c);
