@@ -438,6 +438,19 @@ static void test_calibrate(void **state) {
          0, "generated 3 tokens", NULL);
   expect((char *[]){TFXC_PATH, example_tfx, "--quantize", "w8a8(alpha = 1)", NULL}, 2, NULL,
          "w8a8 takes smooth = ALPHA");
+  /* llm_int8(threshold = t): needs the calibration, a threshold > 0 */
+  expect((char *[]){TFXC_PATH, example_tfx, "--emit=ir", "--quantize", "llm_int8", NULL}, 1, NULL,
+         "pass llm_int8: llm_int8(threshold = 6) needs calibration data: --calibration FILE");
+  expect((char *[]){TFXC_PATH, example_tfx, "--quantize", "llm_int8(threshold = -2)", NULL}, 2, NULL,
+         "--quantize 'llm_int8(threshold = -2)': llm_int8(threshold = -2): threshold is a number > 0");
+  expect((char *[]){TFXC_PATH, example_tfx, "--quantize", "llm_int8(threshold = 1", NULL}, 2, NULL,
+         "expected ',' or ')'");
+  expect((char *[]){TFXC_PATH, example_tfx, "--emit=ir", "--quantize", "llm_int8(threshold = 3)", "--calibration",
+                    out, "--print-after=llm_int8", NULL},
+         0, NULL, "IR after llm_int8");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "--quantize", "llm_int8(threshold = 3)", "--calibration", out,
+                    "-n", "3", NULL},
+         0, "generated 3 tokens", NULL);
   unlink(tok);
   unlink(bad);
   unlink(oov);
