@@ -39,13 +39,13 @@
         "(llama.cpp's Q4_K_M mix), w8a8 (int8 weights per channel, int8\n"                                             \
         "activations per token), w8a8(smooth = ALPHA) (SmoothQuant, needs\n"                                           \
         "--calibration), llm_int8(threshold = T) (LLM.int8(): outlier input\n"                                         \
-        "channels f32, needs --calibration) or none (as bound); replaces the schedule's\n"                                                 \
+        "channels f32, needs --calibration) or none (as bound); replaces the schedule's\n"                             \
         "quantize, the source's quantize { } rules still apply" what                                                   \
   }
 #define OPT_CALIBRATION                                                                                                \
   {                                                                                                                    \
     TFX_OPT_CALIBRATION, "calibration", 1, "FILE", "a file",                                                           \
-        "calibration data from `tfxc calibrate` (for w8a8(smooth), llm_int8)"                                                    \
+        "calibration data from `tfxc calibrate` (for w8a8(smooth), llm_int8)"                                          \
   }
 #define OPT_NONFINITE                                                                                                  \
   {                                                                                                                    \

@@ -286,7 +286,7 @@ typedef struct tfx_node {
    * a mask may take q with static rows and k, v with other rows (T or
    * static): cross-attention to a memory. A query row whose keys are all
    * masked outputs zeros. */
-  int alibi;         /* add -slope_h * |i - j| to the scaled scores (tfx_alibi_slope) */
+  int alibi; /* add -slope_h * |i - j| to the scaled scores (tfx_alibi_slope) */
   /* ATTENTION with a 4th operand bias_table f32[B, H] (T5's relative
    * position bias): add bias_table[tfx_t5_bucket(j - i, ...), h] to the
    * scaled scores, B buckets (half per direction when rel_bidirectional),

@@ -110,15 +110,15 @@ static int sparse24_format(const tfx_quant_spec *sp, tfx_dtype *dt) {
 
 /* llm_int8 or llm_int8(threshold = t), t a finite number > 0 (default 6,
  * the paper's); a whole-model option. 0 with *c, or -1 with a message. */
-static int llm_int8_choice(const tfx_quant_spec *sp, int allow_preset, tfx_quant_choice *c, char *msg,
-                           size_t msglen) {
+static int llm_int8_choice(const tfx_quant_spec *sp, int allow_preset, tfx_quant_choice *c, char *msg, size_t msglen) {
   c->llm_int8 = 1;
   c->threshold = 6.0f;
   for (int a = 0; a < sp->n_args; a++) {
     const char *k = sp->args[a].key, *v = sp->args[a].value;
     if (strcmp(k, "threshold")) {
-      if (msg) snprintf(msg, msglen, "llm_int8 takes threshold = T (e.g. llm_int8(threshold = 6)), not '%s%s%s'", k,
-                        *k ? " = " : "", v);
+      if (msg)
+        snprintf(msg, msglen, "llm_int8 takes threshold = T (e.g. llm_int8(threshold = 6)), not '%s%s%s'", k,
+                 *k ? " = " : "", v);
       return -1;
     }
     char *end;

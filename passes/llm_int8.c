@@ -180,7 +180,8 @@ int tfx_pass_llm_int8(tfx_pass_ctx *c) {
     rc = -1;
     goto done;
   }
-  int *xm = malloc((size_t)ns * sizeof *xm), *xo = malloc((size_t)ns * sizeof *xo);
+  size_t nsz = (size_t)(unsigned)ns; /* ns >= 1 here */
+  int *xm = calloc(nsz, sizeof *xm), *xo = calloc(nsz, sizeof *xo);
   if (!xm || !xo) {
     free(xm);
     free(xo);

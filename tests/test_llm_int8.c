@@ -126,9 +126,8 @@ static void test_parser(void **state) {
   assert_string_equal(tfx_quant_choice_name(c), "llm_int8");
   assert_int_equal(tfx_quant_choice_parse_msg("llm_int8( threshold = 3.5 )", 1, &c, msg, sizeof msg), 0);
   assert_true(c.threshold == 3.5f);
-  static const char *const bad[] = {"llm_int8(threshold = 0)", "llm_int8(threshold = -1)",
-                                    "llm_int8(threshold = abc)", "llm_int8(threshold = nan)",
-                                    "llm_int8(threshold = inf)"};
+  static const char *const bad[] = {"llm_int8(threshold = 0)", "llm_int8(threshold = -1)", "llm_int8(threshold = abc)",
+                                    "llm_int8(threshold = nan)", "llm_int8(threshold = inf)"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     msg[0] = 0;
     assert_int_equal(tfx_quant_choice_parse_msg(bad[i], 1, &c, msg, sizeof msg), -1);
