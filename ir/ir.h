@@ -358,6 +358,8 @@ typedef struct tfx_quant_choice {
   tfx_dtype dtype; /* FORMAT: f16, bf16, q8_0, q4_0, q4_k, q6_k, or i8 (w8a8: per-token int8 activations) */
   int smooth_set;  /* w8a8(smooth = alpha): 1 asked (passes/smooth_quant.c), 2 once folded */
   float smooth;    /* alpha, its migration strength in [0, 1] */
+  int llm_int8;    /* llm_int8(threshold = t): 1 asked (passes/llm_int8.c), 2 once split */
+  float threshold; /* llm_int8: an input channel whose calibrated max|x| exceeds it stays f32 */
 } tfx_quant_choice;
 /* `"pattern" = fmt` of a quantize { } section: pattern is a param name where
  * '*' matches any run of characters (dots included). */
@@ -575,8 +577,8 @@ typedef struct tfx_quant_spec {
 /* Parses text (blanks allowed around the tokens); 0, or -1 with a message. */
 int tfx_quant_spec_parse(const char *text, tfx_quant_spec *out, char *msg, size_t msglen);
 /* The choice text stands for: f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k (FORMAT),
- * w8a8 and w8a8(smooth = alpha) (FORMAT i8), none (KEEP), q4_k_m (Q4_K_M,
- * only when allow_preset; smooth likewise: it is a whole-model option). 0, or
+ * w8a8, w8a8(smooth = alpha) and llm_int8(threshold = t) (FORMAT i8), none (KEEP), q4_k_m (Q4_K_M,
+ * only when allow_preset; smooth and llm_int8 likewise: whole-model options). 0, or
  * -1 with a message naming the valid choices. */
 int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_choice *out, char *msg, size_t msglen);
 /* tfx_quant_choice_parse_msg without the message. */

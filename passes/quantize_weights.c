@@ -248,7 +248,8 @@ static int choose(tfx_pass_ctx *c, tfx_quant_target *plan) {
     tfx_node *n = &g->nodes[i];
     if (n->op != TFX_OP_PARAM || n->type.rank < 2 || n->fx.panel || !weight_only(g, i)) continue;
     tfx_quant_choice ch = s->quantize;
-    if (ch.mode == TFX_QUANT_Q4_K_M) ch = (tfx_quant_choice){TFX_QUANT_FORMAT, q4_k_m_choice(g, &r, i), 0, 0.0f};
+    if (ch.mode == TFX_QUANT_Q4_K_M)
+      ch = (tfx_quant_choice){TFX_QUANT_FORMAT, q4_k_m_choice(g, &r, i), 0, 0.0f, 0, 0.0f};
     for (int k = 0; k < s->n_quant_rules; k++)
       if (n->name && tfx_quant_pattern_match(s->quant_rules[k].pattern, n->name)) ch = s->quant_rules[k].choice;
     if (ch.mode != TFX_QUANT_FORMAT && ch.mode != TFX_QUANT_TERNARY) continue;

@@ -1,11 +1,26 @@
-/* runtime/ffi_call.c — the one generic caller of entry points: a libffi call
- * interface per entry, built once per model from its arg_kinds (pointers for
- * INPUT/OUTPUT/ARENA/KV/WEIGHTS/EXEC/ROWS, int64 for NTOKENS/POS), and the
- * call that fills the arguments from a session (and, for the batch entry,
- * the rows and the block pool). Serves .so and JIT models alike. */
+/* runtime/ffi_call.c — the one generic caller of entry points. An entry
+ * whose arg_kinds are abi.h's usual eight in order (every entry tfxc
+ * generates) is called directly through its C type, tfx_rt_entry_fn; any
+ * other list gets a libffi call interface, built once per model (pointers
+ * for INPUT/OUTPUT/ARENA/KV/WEIGHTS/EXEC/ROWS, int64 for NTOKENS/POS). The
+ * call fills the arguments from a session (and, for the batch entry, the
+ * rows and the block pool). Serves .so and JIT models alike. */
 #include <string.h>
 
 #include "rt_internal.h"
+
+/* 1 when the entry takes INPUT, NTOKENS, POS (ROWS for the batch entry),
+ * OUTPUT, ARENA, KV, WEIGHTS, EXEC, in this order: tfx_rt_entry_fn. */
+static int usual_args(const tfx_entry_desc *d, int batch) {
+  static const int32_t usual[8] = {TFX_ARG_INPUT, TFX_ARG_NTOKENS, TFX_ARG_POS,     TFX_ARG_OUTPUT,
+                                   TFX_ARG_ARENA, TFX_ARG_KV,      TFX_ARG_WEIGHTS, TFX_ARG_EXEC};
+  if (d->n_args != 8) return 0;
+  for (int a = 0; a < 8; a++) {
+    int32_t want = (a == 2 && batch) ? TFX_ARG_ROWS : usual[a];
+    if (d->arg_kinds[a] != want) return 0;
+  }
+  return 1;
+}
 
 int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen) {
   int32_t n = m->desc.n_entries;
@@ -17,6 +32,9 @@ int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen) {
     e->is_decode = strcmp(d->name, "decode") == 0;
     e->last_row = (d->flags & TFX_ENTRY_LAST_ROW) != 0;
     e->batch = (d->flags & TFX_ENTRY_BATCH) != 0;
+    if (d->max_tokens > m->max_entry_tokens && !e->batch) m->max_entry_tokens = d->max_tokens;
+    e->direct = usual_args(d, e->batch);
+    if (e->direct) continue;
     for (int32_t a = 0; a < d->n_args; a++) {
       int32_t k = d->arg_kinds[a];
       e->types[a] = (k == TFX_ARG_NTOKENS || k == TFX_ARG_POS) ? &ffi_type_sint64 : &ffi_type_pointer;
@@ -25,7 +43,6 @@ int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen) {
     if (st != FFI_OK)
       return tfx_rt_error(errbuf, errlen, TFX_ERR_INTERNAL, "ffi_prep_cif failed for entry '%s' (status %d)", d->name,
                           (int)st);
-    if (d->max_tokens > m->max_entry_tokens && !e->batch) m->max_entry_tokens = d->max_tokens;
   }
   return TFX_OK;
 }
@@ -43,6 +60,19 @@ void tfx_rt_call_entry_kv(tfx_session *s, const tfx_rt_entry *e, const void *inp
   } vals[TFX_RT_MAX_ARGS];
   void *avalues[TFX_RT_MAX_ARGS];
   const tfx_entry_desc *d = e->desc;
+  if (e->direct) {
+    /* POSIX: a function's address round-trips through void * */
+    union {
+      void *p;
+      tfx_rt_entry_fn f;
+      tfx_rt_batch_fn b;
+    } u = {.p = d->fn};
+    if (e->batch)
+      u.b(input, n, rows, output, s->arena, kv, s->model->desc.weights, &s->exec);
+    else
+      u.f(input, n, pos, output, s->arena, kv, s->model->desc.weights, &s->exec);
+    return;
+  }
   for (int32_t a = 0; a < d->n_args; a++) {
     switch (d->arg_kinds[a]) {
     case TFX_ARG_INPUT: vals[a].cp = input; break;
