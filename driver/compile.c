@@ -20,7 +20,8 @@ static double seconds_now(void) {
 /* The formats the params end in, planned before binding (tfx_quantize_plan
  * with --quantize over the source's schedule) so that binding quantizes each
  * tensor as it reads it and the blob is never held in f32 (issue #17). Not
- * for w8a8(smooth): SmoothQuant rescales the f32 weights first. A --quantize
+ * for w8a8(smooth) nor llm_int8: SmoothQuant rescales and LLM.int8() splits
+ * the f32 weights first. A --quantize
  * that does not parse plans nothing (tfx_build_source reports it). */
 static int plan_formats(void *ctx, tfx_graph *g, tfx_quant_target *plan, char *err, size_t errlen) {
   const tfx_build_options *o = ctx;
@@ -29,7 +30,8 @@ static int plan_formats(void *ctx, tfx_graph *g, tfx_quant_target *plan, char *e
     if (tfx_quant_choice_parse(o->quantize, 1, &qc)) return 0;
     g->schedule.quantize = qc;
   }
-  int rc = g->schedule.quantize.smooth_set ? 0 : tfx_quantize_plan(g, plan, err, errlen);
+  int rc =
+      g->schedule.quantize.smooth_set || g->schedule.quantize.llm_int8 ? 0 : tfx_quantize_plan(g, plan, err, errlen);
   g->schedule.quantize = saved;
   return rc;
 }
