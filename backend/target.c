@@ -26,6 +26,12 @@ static int init_status = -1;
 
 static void init_llvm(void) {
   if (LLVMInitializeNativeTarget() || LLVMInitializeNativeAsmPrinter() || LLVMInitializeNativeAsmParser()) return;
+  /* the targets tfxc cross-compiles for (--target) */
+  LLVMInitializeAArch64TargetInfo();
+  LLVMInitializeAArch64Target();
+  LLVMInitializeAArch64TargetMC();
+  LLVMInitializeAArch64AsmPrinter();
+  LLVMInitializeAArch64AsmParser();
   init_status = 0;
 }
 
@@ -316,6 +322,32 @@ int tfx_cg_split_cpus(const tfx_target_options *o, tfx_target_options *v, char *
   return n;
 }
 
+/* o->triple, normalized by LLVM (aarch64-linux-gnu becomes
+ * aarch64-unknown-linux-gnu); NULL when it is the host's or not given
+ * (compile for the host). *err set when it names no architecture tfxc
+ * cross-compiles for. */
+static char *foreign_triple(const tfx_target_options *o, const char *host, char *err, size_t errlen) {
+  if (!o || !o->triple || !o->triple[0]) return NULL;
+  char *norm = LLVMNormalizeTargetTriple(o->triple);
+  if (!norm) {
+    tfx_errf(err, errlen, "backend: out of memory");
+    return NULL;
+  }
+  if (!strcmp(norm, host)) {
+    LLVMDisposeMessage(norm);
+    return NULL;
+  }
+  if (strncmp(norm, "aarch64-", 8) || !strstr(norm, "-linux")) {
+    tfx_errf(err, errlen,
+             "backend: --target '%s' is not supported (tfxc compiles for the host, %s, and cross-compiles for "
+             "aarch64-linux-gnu)",
+             o->triple, host);
+    LLVMDisposeMessage(norm);
+    return NULL;
+  }
+  return norm;
+}
+
 int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *err, size_t errlen) {
   memset(t, 0, sizeof *t);
   if (o && o->cpu && strchr(o->cpu, ','))
@@ -324,8 +356,21 @@ int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *e
                     o->cpu);
   if (tfx_cg_init_llvm(err, errlen)) return -1;
   char *triple = LLVMGetDefaultTargetTriple(), *cpu = NULL, *feat = NULL;
+  if (err && errlen) err[0] = 0;
+  char *cross = foreign_triple(o, triple, err, errlen);
   int rc = -1;
-  if (o && o->cpu && strcmp(o->cpu, "native") != 0) {
+  if (!cross && err && errlen && err[0]) {
+    /* an unsupported --target: err says why */
+  } else if (cross) {
+    /* another machine: its CPU is named (native is the host's), generic by default */
+    const char *c = o->cpu && strcmp(o->cpu, "native") ? o->cpu : NULL;
+    if (o->cpu && !c)
+      tfx_errf(err, errlen, "backend: --mcpu native names the host's CPU; with --target %s name the target's "
+               "(e.g. cortex-a72) or leave it out (generic)", o->triple);
+    else if (!c || !tfx_cg_cpu_check(cross, c, err, errlen))
+      rc = tfx_cg_target_describe(t, cross, c ? c : "generic", o->features ? o->features : "", o->opt_level, err,
+                                  errlen);
+  } else if (o && o->cpu && strcmp(o->cpu, "native") != 0) {
     if (!tfx_cg_cpu_check(triple, o->cpu, err, errlen))
       rc = tfx_cg_target_describe(t, triple, o->cpu, o->features ? o->features : "", o->opt_level, err, errlen);
   } else {
@@ -335,8 +380,20 @@ int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *e
                                 errlen);
   }
   LLVMDisposeMessage(triple);
+  if (cross) LLVMDisposeMessage(cross);
   if (cpu) LLVMDisposeMessage(cpu);
   if (feat) LLVMDisposeMessage(feat);
+  return rc;
+}
+
+int tfx_backend_target_is_host(const tfx_target_options *o, char *err, size_t errlen) {
+  if (tfx_cg_init_llvm(err, errlen)) return -1;
+  char *host = LLVMGetDefaultTargetTriple();
+  if (err && errlen) err[0] = 0;
+  char *cross = foreign_triple(o, host, err, errlen);
+  int rc = cross ? 0 : err && errlen && err[0] ? -1 : 1;
+  LLVMDisposeMessage(host);
+  if (cross) LLVMDisposeMessage(cross);
   return rc;
 }
 

@@ -2,10 +2,31 @@
  * interface per entry, built once per model from its arg_kinds (pointers for
  * INPUT/OUTPUT/ARENA/KV/WEIGHTS/EXEC/ROWS, int64 for NTOKENS/POS), and the
  * call that fills the arguments from a session (and, for the batch entry,
- * the rows and the block pool). Serves .so and JIT models alike. */
+ * the rows and the block pool). Serves .so and JIT models alike.
+ *
+ * A runtime built without libffi (TFX_RT_NO_FFI: CMake's TFX_RUNTIME_FFI=OFF,
+ * the default for a cross build, e.g. for aarch64) calls entries through the
+ * two C signatures tfxc gives them (backend/descriptor.c: input, n, pos or
+ * rows, output, arena, kv, weights, exec) and refuses at open a model whose
+ * entries take other arguments. */
 #include <string.h>
 
 #include "rt_internal.h"
+
+#ifdef TFX_RT_NO_FFI
+/* tfxc's entry signatures: the step entries and the batch entry */
+typedef void (*step_fn)(const void *, int64_t, int64_t, void *, void *, void *, const void *, tfx_exec *);
+typedef void (*batch_fn)(const void *, int64_t, const tfx_kv_row *, void *, void *, void *, const void *, tfx_exec *);
+
+static int tfxc_signature(const tfx_entry_desc *d) {
+  static const int32_t step[8] = {TFX_ARG_INPUT, TFX_ARG_NTOKENS, TFX_ARG_POS,     TFX_ARG_OUTPUT,
+                                  TFX_ARG_ARENA, TFX_ARG_KV,      TFX_ARG_WEIGHTS, TFX_ARG_EXEC};
+  if (d->n_args != 8) return 0;
+  for (int a = 0; a < 8; a++)
+    if (d->arg_kinds[a] != (a == 2 && (d->flags & TFX_ENTRY_BATCH) ? TFX_ARG_ROWS : step[a])) return 0;
+  return 1;
+}
+#endif
 
 int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen) {
   int32_t n = m->desc.n_entries;
@@ -17,6 +38,13 @@ int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen) {
     e->is_decode = strcmp(d->name, "decode") == 0;
     e->last_row = (d->flags & TFX_ENTRY_LAST_ROW) != 0;
     e->batch = (d->flags & TFX_ENTRY_BATCH) != 0;
+#ifdef TFX_RT_NO_FFI
+    if (!tfxc_signature(d))
+      return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                          "entry '%s' takes arguments this runtime (built without libffi) cannot pass; it calls "
+                          "only tfxc's entry signature",
+                          d->name);
+#else
     for (int32_t a = 0; a < d->n_args; a++) {
       int32_t k = d->arg_kinds[a];
       e->types[a] = (k == TFX_ARG_NTOKENS || k == TFX_ARG_POS) ? &ffi_type_sint64 : &ffi_type_pointer;
@@ -25,6 +53,7 @@ int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen) {
     if (st != FFI_OK)
       return tfx_rt_error(errbuf, errlen, TFX_ERR_INTERNAL, "ffi_prep_cif failed for entry '%s' (status %d)", d->name,
                           (int)st);
+#endif
     if (d->max_tokens > m->max_entry_tokens && !e->batch) m->max_entry_tokens = d->max_tokens;
   }
   return TFX_OK;
@@ -36,13 +65,20 @@ void tfx_rt_call_entry(tfx_session *s, const tfx_rt_entry *e, const void *input,
 
 void tfx_rt_call_entry_kv(tfx_session *s, const tfx_rt_entry *e, const void *input, int64_t n, int64_t pos,
                           const tfx_kv_row *rows, void *kv, void *output) {
+  const tfx_entry_desc *d = e->desc;
+#ifdef TFX_RT_NO_FFI
+  /* the signature was checked at open */
+  if (e->batch)
+    ((batch_fn)d->fn)(input, n, rows, output, s->arena, kv, s->model->desc.weights, &s->exec);
+  else
+    ((step_fn)d->fn)(input, n, pos, output, s->arena, kv, s->model->desc.weights, &s->exec);
+#else
   union {
     void *p;
     const void *cp;
     int64_t i;
   } vals[TFX_RT_MAX_ARGS];
   void *avalues[TFX_RT_MAX_ARGS];
-  const tfx_entry_desc *d = e->desc;
   for (int32_t a = 0; a < d->n_args; a++) {
     switch (d->arg_kinds[a]) {
     case TFX_ARG_INPUT: vals[a].cp = input; break;
@@ -60,4 +96,5 @@ void tfx_rt_call_entry_kv(tfx_session *s, const tfx_rt_entry *e, const void *inp
   }
   ffi_arg rvalue = 0;
   ffi_call((ffi_cif *)&e->cif, FFI_FN(d->fn), &rvalue, avalues);
+#endif
 }

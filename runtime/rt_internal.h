@@ -5,7 +5,9 @@
 #ifndef TFX_RT_INTERNAL_H
 #define TFX_RT_INTERNAL_H
 
+#ifndef TFX_RT_NO_FFI
 #include <ffi.h>
+#endif
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,11 +19,14 @@
 #define TFX_RT_ALIGN 64       /* every buffer a session hands to generated code */
 #define TFX_RT_MAX_ENTRIES 16 /* a descriptor has at most this many entry points */
 
-/* One entry point, ready for ffi_call. */
+/* One entry point, ready for ffi_call (or, in a runtime built without
+ * libffi, TFX_RT_NO_FFI, for a call with tfxc's own signature). */
 typedef struct tfx_rt_entry {
   const tfx_entry_desc *desc;
+#ifndef TFX_RT_NO_FFI
   ffi_cif cif;
   ffi_type *types[TFX_RT_MAX_ARGS];
+#endif
   int is_decode; /* named "decode" */
   int last_row;  /* TFX_ENTRY_LAST_ROW: writes the last output row only */
   int batch;     /* TFX_ENTRY_BATCH: rows of several sequences over a block pool (batch.c) */
