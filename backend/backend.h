@@ -12,14 +12,14 @@
 #include "../ir/ir.h"
 
 typedef struct tfx_target_options {
-  int opt_level;        /* 0..3: LLVM pipeline default<O0..O3> and codegen level */
-  const char *cpu;      /* NULL: LLVMGetHostCPUName() */
-  const char *features; /* NULL: LLVMGetHostCPUFeatures() when cpu is NULL, else "" */
-  const char *runtime;  /* the runtime archive a .so is linked with; NULL: tfx_backend_find_runtime's search */
-  const char *triple;   /* the target triple (tfxc --target), e.g. aarch64-linux-gnu; NULL: the host's */
-  const char *cc;       /* the C compiler that links a .so (and combines a -c object for another target);
-                         * NULL: cc for the host, TRIPLE-gcc for another target */
-  const char *sysroot;  /* --sysroot for that link; NULL: none */
+  int opt_level;         /* 0..3: LLVM pipeline default<O0..O3> and codegen level */
+  const char *cpu;       /* NULL: LLVMGetHostCPUName() */
+  const char *features;  /* NULL: LLVMGetHostCPUFeatures() when cpu is NULL, else "" */
+  const char *runtime;   /* the runtime archive a .so is linked with; NULL: tfx_backend_find_runtime's search */
+  const char *triple;    /* the target triple (tfxc --target), e.g. aarch64-linux-gnu; NULL: the host's */
+  const char *cc;        /* the C compiler that links a .so (and combines a -c object for another target);
+                          * NULL: cc for the host, TRIPLE-gcc for another target */
+  const char *sysroot;   /* --sysroot for that link; NULL: none */
   double *phase_seconds; /* when set, tfx_backend_write_object/_shared add their code generation's seconds to
                           * [0] and their linking's to [1] (tfxc -v) */
 } tfx_target_options;

@@ -323,8 +323,9 @@ int tfx_cg_split_cpus(const tfx_target_options *o, tfx_target_options *v, char *
 }
 
 /* o->triple, normalized by LLVM (aarch64-linux-gnu becomes
- * aarch64-unknown-linux-gnu); NULL when it is the host's or not given
- * (compile for the host). *err set when it names no architecture tfxc
+ * aarch64-unknown-linux-gnu); NULL when it is not given or is the host's
+ * (the same triple, or the host's architecture on Linux: compile for the
+ * host). *err set when it names no architecture tfxc
  * cross-compiles for. */
 static char *foreign_triple(const tfx_target_options *o, const char *host, char *err, size_t errlen) {
   if (!o || !o->triple || !o->triple[0]) return NULL;
@@ -333,7 +334,8 @@ static char *foreign_triple(const tfx_target_options *o, const char *host, char 
     tfx_errf(err, errlen, "backend: out of memory");
     return NULL;
   }
-  if (!strcmp(norm, host)) {
+  size_t arch = strcspn(norm, "-");
+  if (!strcmp(norm, host) || (arch == strcspn(host, "-") && !strncmp(norm, host, arch) && strstr(norm, "-linux"))) {
     LLVMDisposeMessage(norm);
     return NULL;
   }
@@ -365,8 +367,10 @@ int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *e
     /* another machine: its CPU is named (native is the host's), generic by default */
     const char *c = o->cpu && strcmp(o->cpu, "native") ? o->cpu : NULL;
     if (o->cpu && !c)
-      tfx_errf(err, errlen, "backend: --mcpu native names the host's CPU; with --target %s name the target's "
-               "(e.g. cortex-a72) or leave it out (generic)", o->triple);
+      tfx_errf(err, errlen,
+               "backend: --mcpu native names the host's CPU; with --target %s name the target's "
+               "(e.g. cortex-a72) or leave it out (generic)",
+               o->triple);
     else if (!c || !tfx_cg_cpu_check(cross, c, err, errlen))
       rc = tfx_cg_target_describe(t, cross, c ? c : "generic", o->features ? o->features : "", o->opt_level, err,
                                   errlen);

@@ -85,7 +85,8 @@ static const tfx_cli_option compile_options[] = {
      "its CPU, e.g. cortex-a72, default generic); the .so links with that\n"
      "machine's runtime archive (docs/portability.md)"},
     {TFX_OPT_CC, "cc", 1, "CC", "a program",
-     "the C compiler that links the .so (default: cc, or TRIPLE-gcc with\n--target; with -c and --target it also combines the object)"},
+     "the C compiler that links the .so (default: cc, or TRIPLE-gcc with\n--target; with -c and --target it also "
+     "combines the object)"},
     {TFX_OPT_SYSROOT, "sysroot", 1, "DIR", "a directory", "--sysroot for that link"},
     {TFX_OPT_SYMBOL_PREFIX, "symbol-prefix", 1, "P", "a value",
      "name the model's exported symbols P_descriptor and P_weights_blob\n"

@@ -404,8 +404,7 @@ int tfx_drv_compile_main(int argc, char **argv) {
   /* the runtime a .so links, found before compiling: a missing one is an
    * error now, not after the compile */
   if (out_name && !object) {
-    if (tfx_backend_find_runtime_for(runtime, host ? NULL : triple, rt_archive, sizeof rt_archive, err,
-                                     sizeof err)) {
+    if (tfx_backend_find_runtime_for(runtime, host ? NULL : triple, rt_archive, sizeof rt_archive, err, sizeof err)) {
       fprintf(stderr, "tfxc: error: %s\n", strncmp(err, "backend: ", 9) ? err : err + 9);
       free(def);
       return EXIT_COMPILE;
