@@ -32,6 +32,11 @@ static void init_llvm(void) {
   LLVMInitializeAArch64TargetMC();
   LLVMInitializeAArch64AsmPrinter();
   LLVMInitializeAArch64AsmParser();
+  LLVMInitializeRISCVTargetInfo();
+  LLVMInitializeRISCVTarget();
+  LLVMInitializeRISCVTargetMC();
+  LLVMInitializeRISCVAsmPrinter();
+  LLVMInitializeRISCVAsmParser();
   init_status = 0;
 }
 
@@ -199,6 +204,24 @@ static void describe_aarch64(tfx_cg_target *t) {
   t->cpu_arch = TFX_CPU_ARCH_AARCH64; /* features are not recorded for AArch64 (cpu_features 0) */
 }
 
+/* ---- RISC-V 64 (Linux: rv64gc, the lp64d ABI), with the vector extension ---- */
+
+/* The features a riscv64 target compiles with when none are given:
+ * rv64gcv (Debian's riscv64 is rv64gc; V for the kernels' vectors). */
+#define RISCV64_DEFAULT_FEATURES "+m,+a,+f,+d,+c,+v"
+
+static void describe_riscv64(tfx_cg_target *t) {
+  int v = feature_on(t->features, "v") == 1;
+  /* with V (VLEN >= 128), fixed vectors of 4 floats are one register of
+   * the 32; without it LLVM splits them into scalars (32 f registers) */
+  t->width = 4;
+  t->vregs = 32;
+  t->has_fma = feature_on(t->features, "f") == 1 || v;
+  t->i8dot = 0;
+  t->has_bf16 = 0;
+  t->cpu_arch = TFX_CPU_ARCH_RISCV64; /* features are not recorded (cpu_features 0) */
+}
+
 /* ---- what the kernels derive from the registers ---- */
 
 /* The micro-kernel's tile: per row of x, 2 vectors of columns (1 for GLU
@@ -274,8 +297,11 @@ int tfx_cg_target_describe(tfx_cg_target *t, const char *triple, const char *cpu
     describe_x86(t);
   } else if (!strcmp(t->arch, "aarch64")) {
     describe_aarch64(t);
+  } else if (!strcmp(t->arch, "riscv64")) {
+    describe_riscv64(t);
   } else {
-    tfx_errf(err, errlen, "backend: no target description for '%s' (LLVM target %s; tfxc describes x86-64 and aarch64)",
+    tfx_errf(err, errlen,
+             "backend: no target description for '%s' (LLVM target %s; tfxc describes x86-64, aarch64 and riscv64)",
              t->triple, t->arch);
     tfx_cg_target_free(t);
     return -1;
@@ -339,10 +365,10 @@ static char *foreign_triple(const tfx_target_options *o, const char *host, char 
     LLVMDisposeMessage(norm);
     return NULL;
   }
-  if (strncmp(norm, "aarch64-", 8) || !strstr(norm, "-linux")) {
+  if ((strncmp(norm, "aarch64-", 8) && strncmp(norm, "riscv64-", 8)) || !strstr(norm, "-linux")) {
     tfx_errf(err, errlen,
              "backend: --target '%s' is not supported (tfxc compiles for the host, %s, and cross-compiles for "
-             "aarch64-linux-gnu)",
+             "aarch64-linux-gnu and riscv64-linux-gnu)",
              o->triple, host);
     LLVMDisposeMessage(norm);
     return NULL;
@@ -371,9 +397,11 @@ int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *e
                "backend: --mcpu native names the host's CPU; with --target %s name the target's "
                "(e.g. cortex-a72) or leave it out (generic)",
                o->triple);
-    else if (!c || !tfx_cg_cpu_check(cross, c, err, errlen))
-      rc = tfx_cg_target_describe(t, cross, c ? c : "generic", o->features ? o->features : "", o->opt_level, err,
-                                  errlen);
+    else if (!c || !tfx_cg_cpu_check(cross, c, err, errlen)) {
+      int rv = !strncmp(cross, "riscv64", 7);
+      const char *f = o->features ? o->features : rv ? RISCV64_DEFAULT_FEATURES : "";
+      rc = tfx_cg_target_describe(t, cross, c ? c : rv ? "generic-rv64" : "generic", f, o->opt_level, err, errlen);
+    }
   } else if (o && o->cpu && strcmp(o->cpu, "native") != 0) {
     if (!tfx_cg_cpu_check(triple, o->cpu, err, errlen))
       rc = tfx_cg_target_describe(t, triple, o->cpu, o->features ? o->features : "", o->opt_level, err, errlen);
@@ -463,9 +491,17 @@ LLVMTargetMachineRef tfx_cg_target_machine(const tfx_cg_target *t, int pic, int 
   }
   static const LLVMCodeGenOptLevel levels[4] = {LLVMCodeGenLevelNone, LLVMCodeGenLevelLess, LLVMCodeGenLevelDefault,
                                                 LLVMCodeGenLevelAggressive};
-  LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, t->triple, t->cpu, t->features, levels[t->opt_level],
-                                                    pic ? LLVMRelocPIC : LLVMRelocDefault,
-                                                    jit ? LLVMCodeModelJITDefault : LLVMCodeModelDefault);
+  LLVMTargetMachineOptionsRef opts = LLVMCreateTargetMachineOptions();
+  LLVMTargetMachineOptionsSetCPU(opts, t->cpu);
+  LLVMTargetMachineOptionsSetFeatures(opts, t->features);
+  LLVMTargetMachineOptionsSetCodeGenOptLevel(opts, levels[t->opt_level]);
+  LLVMTargetMachineOptionsSetRelocMode(opts, pic ? LLVMRelocPIC : LLVMRelocDefault);
+  LLVMTargetMachineOptionsSetCodeModel(opts, jit ? LLVMCodeModelJITDefault : LLVMCodeModelDefault);
+  /* riscv64 Linux passes floats in f registers (lp64d), as its libc does */
+  if (!strcmp(t->arch ? t->arch : "", "riscv64") && feature_on(t->features, "d") == 1)
+    LLVMTargetMachineOptionsSetABI(opts, "lp64d");
+  LLVMTargetMachineRef tm = LLVMCreateTargetMachineWithOptions(target, t->triple, opts);
+  LLVMDisposeTargetMachineOptions(opts);
   if (!tm) tfx_errf(err, errlen, "backend: cannot create a target machine for %s (cpu %s)", t->triple, t->cpu);
   return tm;
 }

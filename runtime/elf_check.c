@@ -44,6 +44,11 @@
 #define HOST_R_RELATIVE R_AARCH64_RELATIVE
 #define HOST_R_IRELATIVE R_AARCH64_IRELATIVE
 #define HOST_R_64 R_AARCH64_ABS64
+#elif defined(__riscv) && __riscv_xlen == 64
+#define HOST_MACHINE EM_RISCV
+#define HOST_R_RELATIVE R_RISCV_RELATIVE
+#define HOST_R_IRELATIVE 58 /* R_RISCV_IRELATIVE (newer elf.h) */
+#define HOST_R_64 R_RISCV_64
 #else
 #define HOST_MACHINE EM_NONE /* not checked */
 #endif
@@ -221,7 +226,10 @@ static int check_headers(elf_file *f) {
     uint64_t need = p->p_type == PT_GNU_RELRO ? 1 : p->p_memsz;
     if (p->p_memsz > 0 && !load_of(f, p->p_vaddr, need))
       return bad(f, "segment %d (type 0x%x) is not inside a loadable segment", i, (unsigned)p->p_type);
-    if (p->p_filesz > 0 && p->p_type != PT_TLS && p->p_type != PT_GNU_RELRO &&
+    /* a processor-specific segment the loader does not map (riscv64's
+     * PT_RISCV_ATTRIBUTES: no memory, address 0) has only its file bytes */
+    int file_only = p->p_type >= PT_LOPROC && p->p_type <= PT_HIPROC && p->p_memsz == 0;
+    if (p->p_filesz > 0 && p->p_type != PT_TLS && p->p_type != PT_GNU_RELRO && !file_only &&
         file_off(f, p->p_vaddr, p->p_filesz) != (int64_t)p->p_offset)
       return bad(f, "segment %d (type 0x%x) is not where its loadable segment maps it", i, (unsigned)p->p_type);
   }

@@ -1,19 +1,21 @@
-/* tests/test_cross.c — cross-compilation (tfxc --target aarch64-linux-gnu,
- * docs/portability.md): the real stories260K compiled for aarch64 on this
- * host and run under qemu-user (qemu-aarch64), with the aarch64 runtime
- * archive the build makes with cmake/toolchains/aarch64-linux-gnu.cmake.
- *  - a -c object (an aarch64 relocatable) linked into a static aarch64
+/* tests/test_cross.c — cross-compilation (tfxc --target, docs/portability.md):
+ * the real stories260K compiled on this host for aarch64-linux-gnu and
+ * riscv64-linux-gnu (with the vector extension) and run under qemu-user,
+ * with each machine's runtime archive, which the build makes with
+ * cmake/toolchains/TRIPLE.cmake.
+ *  - a -c object (a relocatable for the machine) linked into a static
  *    program (examples/embed/main.c) prints llama2.c's 16 greedy ids;
- *  - a q8_0 object (no x86 int8 instructions: the generic kernels) prints
- *    the ids the host's q8_0 .so prints (`tfxc run`);
- *  - a .so for --mcpu cortex-a72, linked by aarch64-linux-gnu-gcc with the
- *    runtime tfxc finds in the build tree, is an aarch64 shared object that
- *    the host refuses to open and that tests/cross/load_so.c opens with
- *    tfx_model_open under qemu, printing llama2.c's ids;
+ *  - aarch64: a q8_0 object (no x86 int8 instructions: the generic kernels)
+ *    prints the ids the host's q8_0 .so prints (`tfxc run`);
+ *  - a .so (aarch64: --mcpu cortex-a72), linked by TRIPLE-gcc with the
+ *    runtime tfxc finds in the build tree, is a shared object for the
+ *    machine that the host refuses to open and that tests/cross/load_so.c
+ *    opens with tfx_model_open under qemu, printing llama2.c's ids;
  *  - a target or CPU tfxc cannot compile for is a clear error.
- * The qemu parts are skipped, with a message, when aarch64-linux-gnu-gcc
- * (gcc-aarch64-linux-gnu, libc6-dev-arm64-cross) or qemu-aarch64 (qemu-user)
- * is missing. */
+ * A machine's cases are skipped, with a message, when its cross compiler
+ * (gcc-aarch64-linux-gnu + libc6-dev-arm64-cross, gcc-riscv64-linux-gnu +
+ * libc6-dev-riscv64-cross) or qemu (qemu-user) was missing when CMake
+ * configured the build. */
 #include <elf.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -49,14 +51,45 @@ static int run_fails(char *const argv[], char **err) {
   return rc;
 }
 
-static int have_cross(void) {
+/* One machine tfxc cross-compiles for, and the tools that run its code. */
+typedef struct {
+  const char *arch, *triple, *cc, *runtime, *qemu;
+  const char *qemu_cpu; /* qemu's -cpu, or NULL */
+  const char *mcpu;     /* the .so's --mcpu, or NULL */
+  unsigned machine;     /* e_machine */
+  const char *loader;   /* the dynamic loader, under the sysroot's lib/ */
+} machine;
+
 #if defined(TFX_AARCH64_CC) && defined(TFX_AARCH64_RUNTIME) && defined(TFX_QEMU_AARCH64)
-  if (access(TFX_AARCH64_CC, X_OK) == 0 && access(TFX_AARCH64_RUNTIME, R_OK) == 0 &&
-      access(TFX_QEMU_AARCH64, X_OK) == 0)
-    return 1;
+static const machine aarch64 = {"aarch64",           "aarch64-linux-gnu", TFX_AARCH64_CC,
+                                TFX_AARCH64_RUNTIME, TFX_QEMU_AARCH64,    NULL,
+                                "cortex-a72",        EM_AARCH64,          "ld-linux-aarch64.so.1"};
+#define AARCH64 (&aarch64)
+#else
+#define AARCH64 NULL
 #endif
-  fprintf(stderr, "test_cross: SKIPPED: needs aarch64-linux-gnu-gcc (gcc-aarch64-linux-gnu, "
-                  "libc6-dev-arm64-cross) and qemu-aarch64 (qemu-user) when CMake configures the build\n");
+#if defined(TFX_RISCV64_CC) && defined(TFX_RISCV64_RUNTIME) && defined(TFX_QEMU_RISCV64)
+/* qemu-user's default riscv64 CPU has no V: turn it on (VLEN 128) */
+static const machine riscv64 = {"riscv64",
+                                "riscv64-linux-gnu",
+                                TFX_RISCV64_CC,
+                                TFX_RISCV64_RUNTIME,
+                                TFX_QEMU_RISCV64,
+                                "rv64,v=true,vlen=128,vext_spec=v1.0",
+                                NULL,
+                                EM_RISCV,
+                                "ld-linux-riscv64-lp64d.so.1"};
+#define RISCV64 (&riscv64)
+#else
+#define RISCV64 NULL
+#endif
+
+static int have(const machine *m, const char *arch) {
+  if (m && access(m->cc, X_OK) == 0 && access(m->runtime, R_OK) == 0 && access(m->qemu, X_OK) == 0) return 1;
+  fprintf(stderr,
+          "test_cross: SKIPPED for %s: needs %s-linux-gnu-gcc (gcc-%s-linux-gnu and its libc6-dev cross "
+          "package) and qemu-%s (qemu-user) when CMake configures the build\n",
+          arch, arch, arch, arch);
   return 0;
 }
 
@@ -77,50 +110,75 @@ static void want_ids(const char *got, const int32_t *ids) {
   assert_string_equal(got, want);
 }
 
-#if defined(TFX_AARCH64_CC) && defined(TFX_AARCH64_RUNTIME) && defined(TFX_QEMU_AARCH64)
+/* what prog prints under qemu for m (-L root: the sysroot of a dynamic one) */
+static char *qemu_run(const machine *m, const char *root, const char *prog, const char *arg) {
+  char *argv[10];
+  int n = 0;
+  argv[n++] = (char *)m->qemu;
+  if (m->qemu_cpu) {
+    argv[n++] = "-cpu";
+    argv[n++] = (char *)m->qemu_cpu;
+  }
+  if (root) {
+    argv[n++] = "-L";
+    argv[n++] = (char *)root;
+  }
+  argv[n++] = (char *)prog;
+  if (arg) argv[n++] = (char *)arg;
+  argv[n] = NULL;
+  return run_ok(argv);
+}
+
 /* examples/embed/main.c with the object (and its header in dir), static, for
- * aarch64; what it prints under qemu */
-static char *static_app(const char *obj, const char *name) {
+ * m; what it prints under qemu */
+static char *static_app(const machine *m, const char *obj, const char *name) {
   char app[4300], inc[4200], incdir[4300], src[4200];
   snprintf(app, sizeof app, "%s/%s", dir, name);
   snprintf(inc, sizeof inc, "-I%s/include", TFX_SOURCE_DIR);
   snprintf(incdir, sizeof incdir, "-I%s", dir);
   snprintf(src, sizeof src, "%s/examples/embed/main.c", TFX_SOURCE_DIR);
-  free(run_ok((char *[]){TFX_AARCH64_CC, "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-static", inc, incdir, "-o",
-                         app, src, (char *)obj, TFX_AARCH64_RUNTIME, "-lpthread", "-lm", NULL}));
-  return run_ok((char *[]){TFX_QEMU_AARCH64, app, NULL});
+  free(run_ok((char *[]){(char *)m->cc, "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-static", inc, incdir, "-o",
+                         app, src, (char *)obj, (char *)m->runtime, "-lpthread", "-lm", NULL}));
+  return qemu_run(m, NULL, app, NULL);
 }
-#endif
 
-static void test_static_program(void **state) {
-  (void)state;
-  if (!have_cross()) skip();
-#if defined(TFX_AARCH64_CC) && defined(TFX_AARCH64_RUNTIME) && defined(TFX_QEMU_AARCH64)
-  char obj[4300], hdr[4300];
+static void static_program(const machine *m) {
+  char obj[4300], hdr[4300], app[64];
   snprintf(obj, sizeof obj, "%s/stories260k.o", dir);
   snprintf(hdr, sizeof hdr, "%s/stories260k.h", dir);
-  free(run_ok((char *[]){TFXC_PATH, stories_tfx, "--weights", model_bin, "--target", "aarch64-linux-gnu", "-c", "-o",
-                         obj, "--emit-header", hdr, NULL}));
+  snprintf(app, sizeof app, "app_%s", m->arch);
+  free(run_ok((char *[]){TFXC_PATH, stories_tfx, "--weights", model_bin, "--target", (char *)m->triple, "-c", "-o", obj,
+                         "--emit-header", hdr, NULL}));
   unsigned type;
-  assert_int_equal(elf_machine(obj, &type), EM_AARCH64);
+  assert_int_equal(elf_machine(obj, &type), m->machine);
   assert_int_equal(type, ET_REL);
-  char *got = static_app(obj, "app_f32");
+  char *got = static_app(m, obj, app);
   want_ids(got, ref);
   free(got);
-#endif
 }
 
-static void test_quantized(void **state) {
+static void test_static_program_aarch64(void **state) {
   (void)state;
-  if (!have_cross()) skip();
-#if defined(TFX_AARCH64_CC) && defined(TFX_AARCH64_RUNTIME) && defined(TFX_QEMU_AARCH64)
+  if (!have(AARCH64, "aarch64")) skip();
+  static_program(AARCH64);
+}
+
+static void test_static_program_riscv64(void **state) {
+  (void)state;
+  if (!have(RISCV64, "riscv64")) skip();
+  static_program(RISCV64);
+}
+
+static void test_quantized_aarch64(void **state) {
+  (void)state;
+  if (!have(AARCH64, "aarch64")) skip();
   char obj[4300], hdr[4300], so[4300];
   snprintf(obj, sizeof obj, "%s/stories260k.o", dir);
   snprintf(hdr, sizeof hdr, "%s/stories260k.h", dir);
   snprintf(so, sizeof so, "%s/host_q8.so", dir);
   free(run_ok((char *[]){TFXC_PATH, stories_tfx, "--weights", model_bin, "--quantize", "q8_0", "--target",
                          "aarch64-linux-gnu", "-c", "-o", obj, "--emit-header", hdr, NULL}));
-  char *got = static_app(obj, "app_q8");
+  char *got = static_app(AARCH64, obj, "app_q8");
   /* the host's q8_0 model: the same ids */
   free(run_ok((char *[]){TFXC_PATH, stories_tfx, "--weights", model_bin, "--quantize", "q8_0", "-o", so, NULL}));
   char *host = run_ok((char *[]){TFXC_PATH, "run", so, "-n", "16", "--temperature", "0", "--print-ids", NULL});
@@ -129,48 +187,62 @@ static void test_quantized(void **state) {
   assert_string_equal(got, want);
   free(host);
   free(got);
-#endif
 }
 
-static void test_shared_library(void **state) {
-  (void)state;
-  if (!have_cross()) skip();
-#if defined(TFX_AARCH64_CC) && defined(TFX_AARCH64_RUNTIME) && defined(TFX_QEMU_AARCH64)
-  char so[4300], loader[4300], inc[4200], src[4200];
-  snprintf(so, sizeof so, "%s/stories260k_a72.so", dir);
-  snprintf(loader, sizeof loader, "%s/load_so", dir);
+static void shared_library(const machine *m) {
+  char so[4300], loader[4300], inc[4200], src[4200], print[128];
+  snprintf(so, sizeof so, "%s/stories260k_%s.so", dir, m->arch);
+  snprintf(loader, sizeof loader, "%s/load_so_%s", dir, m->arch);
   snprintf(inc, sizeof inc, "-I%s/include", TFX_SOURCE_DIR);
   snprintf(src, sizeof src, "%s/tests/cross/load_so.c", TFX_SOURCE_DIR);
-  /* the runtime archive: the build tree's runtime-aarch64-linux-gnu/ */
-  free(run_ok((char *[]){TFXC_PATH, stories_tfx, "--weights", model_bin, "--target", "aarch64-linux-gnu", "--mcpu",
-                         "cortex-a72", "-o", so, NULL}));
+  /* the runtime archive: the build tree's runtime-TRIPLE/ */
+  char *argv[16] = {TFXC_PATH, stories_tfx, "--weights", model_bin, "--target", (char *)m->triple, "-o", so};
+  int n = 8;
+  if (m->mcpu) {
+    argv[n++] = "--mcpu";
+    argv[n++] = (char *)m->mcpu;
+  }
+  argv[n] = NULL;
+  free(run_ok(argv));
   unsigned type;
-  assert_int_equal(elf_machine(so, &type), EM_AARCH64);
+  assert_int_equal(elf_machine(so, &type), m->machine);
   assert_int_equal(type, ET_DYN);
   /* this host refuses it, naming the machine */
-  tfx_model *m = NULL;
+  tfx_model *model = NULL;
   char err[512] = "";
-  assert_int_equal(tfx_model_open_ex(so, &m, err, sizeof err), TFX_ERR_NOT_A_MODEL);
-  assert_null(m);
+  assert_int_equal(tfx_model_open_ex(so, &model, err, sizeof err), TFX_ERR_NOT_A_MODEL);
+  assert_null(model);
   assert_non_null(strstr(err, "another machine"));
-  /* a dynamic aarch64 program opens it under qemu, with the cross
+  /* a dynamic program for m opens it under qemu, with the cross
    * toolchain's libraries (its loader's folder is the sysroot's lib/) */
-  free(run_ok((char *[]){TFX_AARCH64_CC, "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", inc, "-o", loader, src,
-                         TFX_AARCH64_RUNTIME, "-lpthread", "-ldl", "-lm", NULL}));
-  char *ld = run_ok((char *[]){TFX_AARCH64_CC, "-print-file-name=ld-linux-aarch64.so.1", NULL});
-  char root[4096];
+  free(run_ok((char *[]){(char *)m->cc, "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", inc, "-o", loader, src,
+                         (char *)m->runtime, "-lpthread", "-ldl", "-lm", NULL}));
+  snprintf(print, sizeof print, "-print-file-name=%s", m->loader);
+  char *ld = run_ok((char *[]){(char *)m->cc, print, NULL});
+  char root[4096], tail[128];
   snprintf(root, sizeof root, "%s", ld);
   free(ld);
   size_t cut = strcspn(root, "\n");
   root[cut] = 0;
-  const char *tail = "/lib/ld-linux-aarch64.so.1";
+  snprintf(tail, sizeof tail, "/lib/%s", m->loader);
   if (cut <= strlen(tail) || strcmp(root + cut - strlen(tail), tail))
     fail_msg("the cross compiler does not know its dynamic loader: %s", root);
   root[cut - strlen(tail)] = 0;
-  char *got = run_ok((char *[]){TFX_QEMU_AARCH64, "-L", root, loader, so, NULL});
+  char *got = qemu_run(m, root, loader, so);
   want_ids(got, ref);
   free(got);
-#endif
+}
+
+static void test_shared_library_aarch64(void **state) {
+  (void)state;
+  if (!have(AARCH64, "aarch64")) skip();
+  shared_library(AARCH64);
+}
+
+static void test_shared_library_riscv64(void **state) {
+  (void)state;
+  if (!have(RISCV64, "riscv64")) skip();
+  shared_library(RISCV64);
 }
 
 /* what tfxc cannot compile for: errors naming it (these need no cross tools) */
@@ -178,11 +250,17 @@ static void test_errors(void **state) {
   (void)state;
   char *err = NULL, out[4300];
   snprintf(out, sizeof out, "%s/never.o", dir);
-  assert_int_equal(run_fails((char *[]){TFXC_PATH, stories_tfx, "--weights", "random", "--target", "riscv64-linux-gnu",
-                                        "-c", "-o", out, NULL},
+  assert_int_equal(run_fails((char *[]){TFXC_PATH, stories_tfx, "--weights", "random", "--target",
+                                        "powerpc64le-linux-gnu", "-c", "-o", out, NULL},
                              &err),
                    1);
-  assert_non_null(strstr(err, "--target 'riscv64-linux-gnu' is not supported"));
+  assert_non_null(strstr(err, "--target 'powerpc64le-linux-gnu' is not supported"));
+  free(err);
+  assert_int_equal(run_fails((char *[]){TFXC_PATH, stories_tfx, "--weights", "random", "--target",
+                                        "aarch64-apple-darwin", "-c", "-o", out, NULL},
+                             &err),
+                   1);
+  assert_non_null(strstr(err, "cross-compiles for aarch64-linux-gnu and riscv64-linux-gnu"));
   free(err);
   assert_int_equal(run_fails((char *[]){TFXC_PATH, stories_tfx, "--weights", "random", "--target", "aarch64-linux-gnu",
                                         "--mcpu", "native", "-c", "-o", out, NULL},
@@ -219,7 +297,11 @@ static int teardown(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_errors), cmocka_unit_test(test_static_program),
-                                     cmocka_unit_test(test_quantized), cmocka_unit_test(test_shared_library)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_errors),
+                                     cmocka_unit_test(test_static_program_aarch64),
+                                     cmocka_unit_test(test_quantized_aarch64),
+                                     cmocka_unit_test(test_shared_library_aarch64),
+                                     cmocka_unit_test(test_static_program_riscv64),
+                                     cmocka_unit_test(test_shared_library_riscv64)};
   return cmocka_run_group_tests(tests, setup, teardown);
 }
