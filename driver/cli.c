@@ -82,8 +82,8 @@ static const tfx_cli_option compile_options[] = {
     {TFX_OPT_MCPU, "cpu", 1, "NAME", "a value", "the same as --mcpu"},
     {TFX_OPT_TARGET, "target", 1, "TRIPLE", "a value",
      "compile for another machine: aarch64-linux-gnu (NEON; --mcpu names\n"
-     "its CPU, e.g. cortex-a72, default generic); the .so links with that\n"
-     "machine's runtime archive (docs/portability.md)"},
+     "its CPU, e.g. cortex-a72, default generic) or riscv64-linux-gnu\n"
+     "(rv64gcv); the .so links with that machine's runtime archive\n(docs/portability.md)"},
     {TFX_OPT_CC, "cc", 1, "CC", "a program",
      "the C compiler that links the .so (default: cc, or TRIPLE-gcc with\n--target; with -c and --target it also "
      "combines the object)"},
