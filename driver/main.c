@@ -1029,11 +1029,14 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
 
 /* tfxc verify FILE.so: opens the model with TFX_OPEN_VERIFY (the file
  * checks, then the descriptor's and the weights' checksums). */
-int tfx_drv_verify_main(int argc, char **argv) {
-  cur_cmd = tfx_cli_find("verify");
+/* The arguments of a command that takes one model file and no option but
+ * --help (verify, seal): 0 with *path set, else the exit status (0 after
+ * the help). */
+static int one_model_file(const char *command, int argc, char **argv, const char **path) {
+  cur_cmd = tfx_cli_find(command);
   tfx_cli p;
   if (tfx_cli_begin(&p, cur_cmd, argc, argv)) return EXIT_COMPILE;
-  const char *path = NULL;
+  *path = NULL;
   int bad = 0;
   for (int k; !bad && (k = tfx_cli_next(&p)) != TFX_CLI_END;) {
     if (k == TFX_CLI_FAILED)
@@ -1041,17 +1044,24 @@ int tfx_drv_verify_main(int argc, char **argv) {
     else if (k == TFX_OPT_HELP) {
       tfx_cli_print_help(cur_cmd, stdout);
       bad = -1;
-    } else if (path || !*p.arg)
-      bad = usage_error("%s", "verify needs one model file (FILE.so)");
+    } else if (*path || !*p.arg)
+      bad = usage_error("%s needs one model file (FILE.so)", command);
     else
-      path = p.arg;
+      *path = p.arg;
   }
   tfx_cli_end(&p);
   if (bad) return bad < 0 ? 0 : bad;
-  if (!path) return usage_error("%s", "verify needs one model file (FILE.so)");
+  if (!*path) return usage_error("%s needs one model file (FILE.so)", command);
+  return 0;
+}
+
+int tfx_drv_verify_main(int argc, char **argv) {
+  const char *path = NULL;
+  int rc = one_model_file("verify", argc, argv, &path);
+  if (rc || !path) return rc;
   tfx_model *model = NULL;
   char err[1024] = "";
-  int rc = tfx_model_open_flags(path, TFX_OPEN_VERIFY, &model, err, sizeof err);
+  rc = tfx_model_open_flags(path, TFX_OPEN_VERIFY, &model, err, sizeof err);
   if (rc != TFX_OK) {
     fprintf(stderr, "tfxc: error: %s: %s\n", path, err[0] ? err : tfx_error_message(rc));
     return EXIT_COMPILE;
@@ -1072,25 +1082,9 @@ int tfx_drv_verify_main(int argc, char **argv) {
 /* ---- tfxc seal FILE.so ---- */
 
 int tfx_drv_seal_main(int argc, char **argv) {
-  cur_cmd = tfx_cli_find("seal");
-  tfx_cli p;
-  if (tfx_cli_begin(&p, cur_cmd, argc, argv)) return EXIT_COMPILE;
   const char *path = NULL;
-  int bad = 0;
-  for (int k; !bad && (k = tfx_cli_next(&p)) != TFX_CLI_END;) {
-    if (k == TFX_CLI_FAILED)
-      bad = EXIT_USAGE;
-    else if (k == TFX_OPT_HELP) {
-      tfx_cli_print_help(cur_cmd, stdout);
-      bad = -1;
-    } else if (path || !*p.arg)
-      bad = usage_error("%s", "seal needs one model file (FILE.so)");
-    else
-      path = p.arg;
-  }
-  tfx_cli_end(&p);
-  if (bad) return bad < 0 ? 0 : bad;
-  if (!path) return usage_error("%s", "seal needs one model file (FILE.so)");
+  int rc = one_model_file("seal", argc, argv, &path);
+  if (rc || !path) return rc;
   char err[1024] = "";
   if (tfx_backend_seal(path, err, sizeof err) != 0) {
     fprintf(stderr, "tfxc: error: %s\n", err);
