@@ -173,6 +173,95 @@ static void c_identifier(const char *name, char *buf, size_t len, int upper) {
   buf[j] = 0;
 }
 
+/* Floats per output row as the descriptor counts them (backend/descriptor.c,
+ * tfx_cg_model_shape): the columns times the rows per token. */
+static int64_t output_width(const tfx_node *res) {
+  int64_t per_t = 1;
+  for (int i = 0; i + 1 < res->type.rank; i++)
+    if (res->type.dims[i] != TFX_DIM_T) per_t *= res->type.dims[i];
+  return per_t * tfx_node_cols(res);
+}
+
+/* Rounds up to TFX_BUFFER_ALIGN (runtime/session.c does the same). */
+static long long align_up(int64_t v) {
+  return (long long)((v + TFX_BUFFER_ALIGN - 1) & ~(int64_t)(TFX_BUFFER_ALIGN - 1));
+}
+
+/* The model's entry points as typed C functions, callable without the
+ * runtime: looked up by name in the descriptor, run on the calling thread. */
+static void write_typed_entries(FILE *out, const char *lw, const char *up) {
+  fprintf(out,
+          "/* ---- the entry points as C functions: no runtime, no libffi, no malloc ----\n"
+          " * %s_entry(\"forward\" | \"decode\" | \"forward_last\") is the model's entry\n"
+          " * point of that name with its exact C type (abi.h, TFX_ARG_* order), or NULL\n"
+          " * when the model has none (\"forward_last\" exists when the rows after the\n"
+          " * last attention are computed per row). %s_call runs one on the calling\n"
+          " * thread: input is tokens (int32[n]) or activations (float[n, %s_INPUT_WIDTH]);\n"
+          " * output receives n rows of %s_OUTPUT_WIDTH floats (\"forward\") or the last\n"
+          " * row (\"decode\", n == 1; \"forward_last\"); arena is %s_ACTIVATIONS_SIZE\n"
+          " * bytes, kv %s_KV_CACHE_SIZE bytes zeroed before position 0, both\n"
+          " * %s_BUFFER_ALIGN-aligned; pos is the number of positions already in kv.\n"
+          " * It returns TFX_OK, TFX_ERR_INVALID_ARGUMENT (no such entry; n, pos or a\n"
+          " * buffer outside the contract: nothing runs) or TFX_ERR_TOKEN_RANGE.\n"
+          " * This is the code of the first --mcpu variant. */\n",
+          lw, lw, up, up, up, up, up);
+  fprintf(out,
+          "typedef void (*%s_entry_fn)(const void *input, int64_t n, int64_t pos, float *output, void *arena, void "
+          "*kv,\n"
+          "                            const void *weights, tfx_exec *exec);\n\n",
+          lw);
+  fprintf(out,
+          "static inline const tfx_entry_desc *%s_entry_desc(const char *name) {\n"
+          "  const tfx_model_desc *d = &%s_descriptor;\n"
+          "  for (int32_t i = 0; name && i < d->n_entries; i++) {\n"
+          "    const char *a = d->entries[i].name, *b = name;\n"
+          "    while (*a && *a == *b) a++, b++;\n"
+          "    if (*a == *b && !(d->entries[i].flags & TFX_ENTRY_BATCH)) return &d->entries[i];\n"
+          "  }\n"
+          "  return 0;\n"
+          "}\n\n",
+          lw, lw);
+  fprintf(out,
+          "static inline %s_entry_fn %s_entry(const char *name) {\n"
+          "  const tfx_entry_desc *e = %s_entry_desc(name);\n"
+          "  union {\n"
+          "    void *p;\n"
+          "    %s_entry_fn f;\n"
+          "  } u; /* POSIX: a function's address round-trips through void * */\n"
+          "  u.p = e ? e->fn : 0;\n"
+          "  return e ? u.f : 0;\n"
+          "}\n\n",
+          lw, lw, lw, lw);
+  fprintf(out,
+          "/* tfx_exec.parallel_for on the calling thread: the whole range at once. */\n"
+          "static inline void %s_serial_for(tfx_exec *self, tfx_kernel_fn fn, const void *args, int64_t n) {\n"
+          "  (void)self;\n"
+          "  if (n > 0) fn(args, 0, n);\n"
+          "}\n\n",
+          lw);
+  fprintf(out,
+          "static inline int %s_call(const char *entry, const void *input, int64_t n, int64_t pos, float *output,\n"
+          "                          void *arena, void *kv) {\n"
+          "  const tfx_entry_desc *e = %s_entry_desc(entry);\n"
+          "  const tfx_model_desc *d = &%s_descriptor;\n"
+          "  if (!e || !input || !output || !arena || (d->kv_bytes && !kv)) return TFX_ERR_INVALID_ARGUMENT;\n"
+          "  if ((uintptr_t)arena %% %s_BUFFER_ALIGN || (kv && (uintptr_t)kv %% %s_BUFFER_ALIGN))\n"
+          "    return TFX_ERR_INVALID_ARGUMENT;\n"
+          "  if (n < e->min_tokens || n > e->max_tokens || pos < 0) return TFX_ERR_INVALID_ARGUMENT;\n"
+          "  if (d->has_kv_cache ? pos > d->max_seq - n : pos != 0) return TFX_ERR_INVALID_ARGUMENT;\n"
+          "  if (d->input_kind == TFX_INPUT_TOKENS)\n"
+          "    for (int64_t i = 0; i < n; i++)\n"
+          "      if (((const int32_t *)input)[i] < 0 || ((const int32_t *)input)[i] >= d->vocab) return "
+          "TFX_ERR_TOKEN_RANGE;\n"
+          "  tfx_exec exec;\n"
+          "  exec.parallel_for = %s_serial_for;\n"
+          "  exec.impl = 0;\n"
+          "  %s_entry(entry)(input, n, pos, output, arena, kv ? kv : arena, d->weights, &exec);\n"
+          "  return TFX_OK;\n"
+          "}\n\n",
+          lw, lw, lw, up, up, lw, lw);
+}
+
 int tfx_write_header(const tfx_graph *g, const char *source_name, FILE *out) {
   char lower[128], upper[128];
   c_identifier(g->symbol_name ? g->symbol_name : g->name, lower, sizeof lower, 0);
@@ -183,6 +272,7 @@ int tfx_write_header(const tfx_graph *g, const char *source_name, FILE *out) {
   for (int i = 0; i < g->n_nodes; i++)
     if (g->nodes[i].op == TFX_OP_EMBEDDING && g->nodes[i].inputs[1] == g->input)
       vocab = g->nodes[g->nodes[i].inputs[0]].type.dims[0];
+  int64_t width = output_width(res);
   fprintf(out,
           "/* %s.h — generated by tfxc %s from %s. Do not edit.\n"
           " *\n"
@@ -191,15 +281,21 @@ int tfx_write_header(const tfx_graph *g, const char *source_name, FILE *out) {
           " *   tfx_model *m; tfx_session *s; float logits[%s_OUTPUT_WIDTH];\n"
           " *   %s_open(&m); tfx_session_create(m, NULL, &s);\n"
           " *   tfx_forward(s, tokens, n, logits);\n"
+          " * or a session in static memory (tfx_session_create_static: nothing allocated):\n"
+          " *   static tfx_session_storage st;\n"
+          " *   static _Alignas(%s_BUFFER_ALIGN) unsigned char arena[%s_ARENA_BYTES], kv[%s_KV_BYTES];\n"
+          " *   tfx_session_create_static(m, arena, sizeof arena, kv, sizeof kv, &st, &s, NULL, 0);\n"
+          " * or, without the runtime, the typed entry points at the end (%s_call).\n"
           " */\n"
           "#ifndef TFX_MODEL_%s_H\n#define TFX_MODEL_%s_H\n\n#include <tfx/tfx.h>\n\n",
-          lower, TFX_VERSION, source_name ? source_name : "?", lower, upper, lower, upper, upper);
+          lower, TFX_VERSION, source_name ? source_name : "?", lower, upper, lower, upper, upper, upper, lower, upper,
+          upper);
   fprintf(out, "#define %s_INPUT_IS_TOKENS %d\n", upper, in->type.dtype == TFX_DT_I32);
-  fprintf(out, "#define %s_INPUT_WIDTH %lld\n", upper,
+  fprintf(out, "#define %s_INPUT_WIDTH %lld /* values per input row (1: a token id) */\n", upper,
           (long long)(in->type.dtype == TFX_DT_I32 ? 1 : tfx_node_cols(in)));
-  fprintf(out, "#define %s_OUTPUT_WIDTH %lld\n", upper, (long long)tfx_node_cols(res));
+  fprintf(out, "#define %s_OUTPUT_WIDTH %lld /* floats per output row */\n", upper, (long long)width);
   fprintf(out, "#define %s_VOCAB %lld\n", upper, (long long)vocab);
-  fprintf(out, "#define %s_MAX_SEQ %lld\n", upper, (long long)g->max_seq);
+  fprintf(out, "#define %s_MAX_SEQ %lld /* a session's capacity in positions */\n", upper, (long long)g->max_seq);
   /* the model's special ids (tokens { } in the .tfx), -1 when it has none */
   fprintf(out, "#define %s_BOS_ID %lld\n", upper, (long long)g->bos_id);
   fprintf(out, "#define %s_EOS_ID %lld\n", upper, (long long)g->eos_id);
@@ -207,13 +303,20 @@ int tfx_write_header(const tfx_graph *g, const char *source_name, FILE *out) {
   fprintf(out, "#define %s_ACTIVATIONS_SIZE %lldu /* arena bytes for one call of up to MAX_SEQ tokens */\n", upper,
           (long long)g->arena_bytes);
   fprintf(out, "#define %s_KV_CACHE_SIZE %lldu\n", upper, (long long)g->kv_bytes);
-  fprintf(out, "#define %s_WEIGHTS_SIZE %lldu\n\n", upper, (long long)g->weights_bytes);
+  fprintf(out, "#define %s_WEIGHTS_SIZE %lldu\n", upper, (long long)g->weights_bytes);
+  fprintf(out, "/* the buffers of a static session (tfx_session_create_static), aligned to %s_BUFFER_ALIGN */\n",
+          upper);
+  fprintf(out, "#define %s_BUFFER_ALIGN %d\n", upper, TFX_BUFFER_ALIGN);
+  fprintf(out, "#define %s_ARENA_BYTES %lldu /* activations, then one output row */\n", upper,
+          align_up(g->arena_bytes) + align_up(width * (int64_t)sizeof(float)));
+  fprintf(out, "#define %s_KV_BYTES %lldu /* the KV cache (0: none; pass NULL) */\n\n", upper, (long long)g->kv_bytes);
   fprintf(out, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
   fprintf(out, "extern const tfx_model_desc %s_descriptor;\n\n", lower);
   fprintf(out,
           "static inline int %s_open(tfx_model **out) {\n"
           "  return tfx_model_from_descriptor(&%s_descriptor, NULL, NULL, NULL, out);\n}\n\n",
           lower, lower);
+  write_typed_entries(out, lower, upper);
   fprintf(out, "#ifdef __cplusplus\n}\n#endif\n#endif\n");
   return ferror(out) ? -1 : 0;
 }

@@ -1,32 +1,30 @@
-/* runtime/ffi_call.c — the one generic caller of entry points: a libffi call
- * interface per entry, built once per model from its arg_kinds (pointers for
- * INPUT/OUTPUT/ARENA/KV/WEIGHTS/EXEC/ROWS, int64 for NTOKENS/POS), and the
- * call that fills the arguments from a session (and, for the batch entry,
- * the rows and the block pool). Serves .so and JIT models alike.
+/* runtime/ffi_call.c — the one generic caller of entry points. An entry
+ * whose arg_kinds are abi.h's usual eight in order (every entry tfxc
+ * generates) is called directly through its C type, tfx_rt_entry_fn; any
+ * other list gets a libffi call interface, built once per model (pointers
+ * for INPUT/OUTPUT/ARENA/KV/WEIGHTS/EXEC/ROWS, int64 for NTOKENS/POS). The
+ * call fills the arguments from a session (and, for the batch entry, the
+ * rows and the block pool). Serves .so and JIT models alike.
  *
  * A runtime built without libffi (TFX_RT_NO_FFI: CMake's TFX_RUNTIME_FFI=OFF,
- * the default for a cross build, e.g. for aarch64) calls entries through the
- * two C signatures tfxc gives them (backend/descriptor.c: input, n, pos or
- * rows, output, arena, kv, weights, exec) and refuses at open a model whose
- * entries take other arguments. */
+ * the default of a cross build for another machine) has only the direct
+ * calls and refuses at open a model with any other argument list. */
 #include <string.h>
 
 #include "rt_internal.h"
 
-#ifdef TFX_RT_NO_FFI
-/* tfxc's entry signatures: the step entries and the batch entry */
-typedef void (*step_fn)(const void *, int64_t, int64_t, void *, void *, void *, const void *, tfx_exec *);
-typedef void (*batch_fn)(const void *, int64_t, const tfx_kv_row *, void *, void *, void *, const void *, tfx_exec *);
-
-static int tfxc_signature(const tfx_entry_desc *d) {
-  static const int32_t step[8] = {TFX_ARG_INPUT, TFX_ARG_NTOKENS, TFX_ARG_POS,     TFX_ARG_OUTPUT,
-                                  TFX_ARG_ARENA, TFX_ARG_KV,      TFX_ARG_WEIGHTS, TFX_ARG_EXEC};
+/* 1 when the entry takes INPUT, NTOKENS, POS (ROWS for the batch entry),
+ * OUTPUT, ARENA, KV, WEIGHTS, EXEC, in this order: tfx_rt_entry_fn. */
+static int usual_args(const tfx_entry_desc *d, int batch) {
+  static const int32_t usual[8] = {TFX_ARG_INPUT, TFX_ARG_NTOKENS, TFX_ARG_POS,     TFX_ARG_OUTPUT,
+                                   TFX_ARG_ARENA, TFX_ARG_KV,      TFX_ARG_WEIGHTS, TFX_ARG_EXEC};
   if (d->n_args != 8) return 0;
-  for (int a = 0; a < 8; a++)
-    if (d->arg_kinds[a] != (a == 2 && (d->flags & TFX_ENTRY_BATCH) ? TFX_ARG_ROWS : step[a])) return 0;
+  for (int a = 0; a < 8; a++) {
+    int32_t want = (a == 2 && batch) ? TFX_ARG_ROWS : usual[a];
+    if (d->arg_kinds[a] != want) return 0;
+  }
   return 1;
 }
-#endif
 
 int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen) {
   int32_t n = m->desc.n_entries;
@@ -38,12 +36,14 @@ int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen) {
     e->is_decode = strcmp(d->name, "decode") == 0;
     e->last_row = (d->flags & TFX_ENTRY_LAST_ROW) != 0;
     e->batch = (d->flags & TFX_ENTRY_BATCH) != 0;
+    if (d->max_tokens > m->max_entry_tokens && !e->batch) m->max_entry_tokens = d->max_tokens;
+    e->direct = usual_args(d, e->batch);
+    if (e->direct) continue;
 #ifdef TFX_RT_NO_FFI
-    if (!tfxc_signature(d))
-      return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
-                          "entry '%s' takes arguments this runtime (built without libffi) cannot pass; it calls "
-                          "only tfxc's entry signature",
-                          d->name);
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                        "entry '%s' takes arguments this runtime (built without libffi) cannot pass; it calls only "
+                        "tfxc's entry signature",
+                        d->name);
 #else
     for (int32_t a = 0; a < d->n_args; a++) {
       int32_t k = d->arg_kinds[a];
@@ -54,7 +54,6 @@ int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen) {
       return tfx_rt_error(errbuf, errlen, TFX_ERR_INTERNAL, "ffi_prep_cif failed for entry '%s' (status %d)", d->name,
                           (int)st);
 #endif
-    if (d->max_tokens > m->max_entry_tokens && !e->batch) m->max_entry_tokens = d->max_tokens;
   }
   return TFX_OK;
 }
@@ -66,13 +65,20 @@ void tfx_rt_call_entry(tfx_session *s, const tfx_rt_entry *e, const void *input,
 void tfx_rt_call_entry_kv(tfx_session *s, const tfx_rt_entry *e, const void *input, int64_t n, int64_t pos,
                           const tfx_kv_row *rows, void *kv, void *output) {
   const tfx_entry_desc *d = e->desc;
-#ifdef TFX_RT_NO_FFI
-  /* the signature was checked at open */
-  if (e->batch)
-    ((batch_fn)d->fn)(input, n, rows, output, s->arena, kv, s->model->desc.weights, &s->exec);
-  else
-    ((step_fn)d->fn)(input, n, pos, output, s->arena, kv, s->model->desc.weights, &s->exec);
-#else
+  if (e->direct) {
+    /* POSIX: a function's address round-trips through void * */
+    union {
+      void *p;
+      tfx_rt_entry_fn f;
+      tfx_rt_batch_fn b;
+    } u = {.p = d->fn};
+    if (e->batch)
+      u.b(input, n, rows, output, s->arena, kv, s->model->desc.weights, &s->exec);
+    else
+      u.f(input, n, pos, output, s->arena, kv, s->model->desc.weights, &s->exec);
+    return;
+  }
+#ifndef TFX_RT_NO_FFI
   union {
     void *p;
     const void *cp;

@@ -54,6 +54,17 @@ static int check_context(tfx_session *s, int32_t n) {
   return TFX_OK;
 }
 
+/* The failure of a call whose output rows have no room: a static session
+ * keeps one row (the caller's arena); else the memory ran out. */
+static int no_out_rows(tfx_session *s, int32_t rows, size_t width) {
+  if (s->is_static)
+    return fail(s, TFX_ERR_INVALID_ARGUMENT,
+                "a static session keeps one output row and this call writes %d (the model has no last-row entry "
+                "for it): pass an output of n rows with last_only = 0",
+                rows);
+  return fail(s, TFX_ERR_OUT_OF_MEMORY, "no memory for %d output rows of %zu values", rows, width);
+}
+
 /* Runs n rows of input (row_bytes each) and writes the rows to `dst` (all
  * rows when !last_only, else the last row only; dst may be NULL). */
 static int run(tfx_session *s, const void *input, size_t row_bytes, int32_t n, float *dst, int last_only) {
@@ -65,7 +76,7 @@ static int run(tfx_session *s, const void *input, size_t row_bytes, int32_t n, f
   const tfx_rt_entry *e = pick_entry(m, n, !all);
   if (e) {
     float *out = all ? all : tfx_rt_session_out(s, e->last_row ? 1 : n);
-    if (!out) return fail(s, TFX_ERR_OUT_OF_MEMORY, "no memory for %d output rows of %zu values", n, width);
+    if (!out) return no_out_rows(s, e->last_row ? 1 : n, width);
     tfx_rt_call_entry(s, e, input, n, d->has_kv_cache ? s->pos : 0, out);
     if (d->has_kv_cache) s->pos += n;
     if (!all && dst) memcpy(dst, out + last_row_of(e, n) * width, width * sizeof(float));
@@ -76,11 +87,13 @@ static int run(tfx_session *s, const void *input, size_t row_bytes, int32_t n, f
   if (!d->has_kv_cache || m->max_entry_tokens < 1)
     return fail(s, TFX_ERR_INVALID_ARGUMENT, "no entry point of the model accepts n = %d", n);
   int32_t chunk_max = m->max_entry_tokens;
-  /* Every chunk size used below must have an entry. */
+  /* Every chunk size used below must have an entry (and, when the caller
+   * does not take every row, room for its output rows). */
   for (int32_t done = 0; done < n;) {
     int32_t c = n - done < chunk_max ? n - done : chunk_max;
-    if (!pick_entry(m, c, !all))
-      return fail(s, TFX_ERR_INVALID_ARGUMENT, "no entry point of the model accepts a chunk of %d rows", c);
+    const tfx_rt_entry *ce = pick_entry(m, c, !all);
+    if (!ce) return fail(s, TFX_ERR_INVALID_ARGUMENT, "no entry point of the model accepts a chunk of %d rows", c);
+    if (!all && !tfx_rt_session_out(s, ce->last_row ? 1 : c)) return no_out_rows(s, ce->last_row ? 1 : c, width);
     done += c;
   }
   const float *last = NULL;
@@ -88,7 +101,7 @@ static int run(tfx_session *s, const void *input, size_t row_bytes, int32_t n, f
     int32_t c = n - done < chunk_max ? n - done : chunk_max;
     const tfx_rt_entry *ce = pick_entry(m, c, !all);
     float *out = all ? all + (size_t)done * width : tfx_rt_session_out(s, ce->last_row ? 1 : c);
-    if (!out) return fail(s, TFX_ERR_OUT_OF_MEMORY, "no memory for %d output rows of %zu values", c, width);
+    if (!out) return no_out_rows(s, ce->last_row ? 1 : c, width);
     tfx_rt_call_entry(s, ce, (const char *)input + (size_t)done * row_bytes, c, s->pos, out);
     s->pos += c;
     done += c;

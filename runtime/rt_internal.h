@@ -14,16 +14,25 @@
 
 #include "tfx/tfx.h"
 
-#define TFX_RT_MAX_ARGS 32    /* an entry takes at most this many arguments */
-#define TFX_RT_MAX_THREADS 64 /* a session's thread pool is capped here */
-#define TFX_RT_ALIGN 64       /* every buffer a session hands to generated code */
-#define TFX_RT_MAX_ENTRIES 16 /* a descriptor has at most this many entry points */
+#define TFX_RT_MAX_ARGS 32            /* an entry takes at most this many arguments */
+#define TFX_RT_MAX_THREADS 64         /* a session's thread pool is capped here */
+#define TFX_RT_ALIGN TFX_BUFFER_ALIGN /* every buffer a session hands to generated code */
+#define TFX_RT_MAX_ENTRIES 16         /* a descriptor has at most this many entry points */
 
-/* One entry point, ready for ffi_call (or, in a runtime built without
- * libffi, TFX_RT_NO_FFI, for a call with tfxc's own signature). */
+/* The C types of an entry point whose arguments are abi.h's usual eight,
+ * in TFX_ARG_* order (INPUT, NTOKENS, POS, OUTPUT, ARENA, KV, WEIGHTS,
+ * EXEC; the batch entry ROWS in place of POS): every entry tfxc generates.
+ * Called through them, without libffi. */
+typedef void (*tfx_rt_entry_fn)(const void *input, int64_t n, int64_t pos, void *output, void *arena, void *kv,
+                                const void *weights, tfx_exec *exec);
+typedef void (*tfx_rt_batch_fn)(const void *input, int64_t n, const tfx_kv_row *rows, void *output, void *arena,
+                                void *kv, const void *weights, tfx_exec *exec);
+
+/* One entry point, ready for a direct call or ffi_call. */
 typedef struct tfx_rt_entry {
   const tfx_entry_desc *desc;
-#ifndef TFX_RT_NO_FFI
+  int direct;         /* 1: the usual arguments, called through tfx_rt_entry_fn / tfx_rt_batch_fn; 0: libffi */
+#ifndef TFX_RT_NO_FFI /* a runtime built without libffi (TFX_RUNTIME_FFI=OFF) has only direct entries */
   ffi_cif cif;
   ffi_type *types[TFX_RT_MAX_ARGS];
 #endif
@@ -56,6 +65,7 @@ struct tfx_session {
   tfx_rt_pool *pool;
   tfx_exec exec;
   atomic_flag busy; /* set while a forward call runs (a second thread is refused) */
+  int is_static;    /* tfx_session_create_static: every buffer is the caller's, one thread, no pool */
   char error[256];  /* the detail of the last failed call, "" after a success */
 };
 
@@ -116,10 +126,13 @@ int tfx_rt_choose_variant(const tfx_model_desc *d, const tfx_model_desc **out, c
 int tfx_rt_check_variants(const tfx_model_desc *d, const void *weights, void *handle, const char *path, int checksums,
                           int with_weights, char *errbuf, size_t errlen);
 
-/* ffi_call.c: prepares the libffi call interface of every entry of m->desc. */
+/* ffi_call.c: prepares every entry of m->desc: a direct call when its
+ * arguments are the usual eight (tfx_rt_entry_fn), else a libffi call
+ * interface. */
 int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen);
 /* session.c: the session's output scratch, grown to hold `rows` output rows
- * (NULL when out of memory). Only the calling thread of a forward call uses it. */
+ * (NULL when out of memory, or more than the one row of a static session).
+ * Only the calling thread of a forward call uses it. */
 float *tfx_rt_session_out(tfx_session *s, int64_t rows);
 
 /* Calls one entry with the session's buffers; input and output as given. */
@@ -135,6 +148,10 @@ int tfx_rt_session_new(const tfx_model *model, const tfx_session_options *opts, 
  * and its release. */
 void *tfx_rt_alloc_kv(uint64_t bytes, size_t *map_bytes);
 void tfx_rt_free_kv(void *kv, size_t map_bytes);
+
+/* session.c: the tfx_exec.parallel_for of a static session: the whole
+ * range in one call on the calling thread. */
+void tfx_rt_serial_for(tfx_exec *self, tfx_kernel_fn fn, const void *args, int64_t n_items);
 
 /* threadpool.c: a persistent pool of threads - 1 workers (the caller is the
  * other thread). Returns NULL on failure. */

@@ -138,7 +138,56 @@ int32_t tfx_session_threads(const tfx_session *s);
  * session runs is refused with TFX_ERR_INVALID_ARGUMENT. */
 const char *tfx_session_last_error(const tfx_session *s);
 void tfx_session_reset(tfx_session *s);
+/* Frees a session (a static one: releases nothing, the memory is the
+ * caller's, which may reuse it afterwards). */
 void tfx_session_free(tfx_session *s);
+
+/* ---- static sessions: the caller provides every buffer ----
+ * For programs that allocate nothing at run time (small devices, static
+ * memory budgets), as IREE's static library loader and Glow's bundles do:
+ * the application owns the memory, sized by macros of the model's generated
+ * header (tfxc --emit-header), and the runtime only checks it:
+ *
+ *   static tfx_session_storage storage;
+ *   static _Alignas(TFX_BUFFER_ALIGN) unsigned char arena[STORIES260K_ARENA_BYTES];
+ *   static _Alignas(TFX_BUFFER_ALIGN) unsigned char kv[STORIES260K_KV_BYTES];
+ *   tfx_session_create_static(m, arena, sizeof arena, kv, sizeof kv, &storage, &s, err, sizeof err);
+ *
+ * A static session runs on the calling thread alone (no thread pool, no
+ * pthreads: tfx_session_threads is 1), calls the model's entry points
+ * directly (no libffi) and allocates nothing, at creation or after; its
+ * logits are bitwise those of a tfx_session_create session (results never
+ * depend on the thread count). Every tfx_forward* function, the position,
+ * reset and last error work on it as on any session. Its output scratch is
+ * one row (in the arena): a call that wants only the last row of a model
+ * without a last-row entry for that n (tfx_forward_ex documents the entry
+ * choice; every causal language model tfxc compiles has one) is refused with
+ * TFX_ERR_INVALID_ARGUMENT; pass an output of n rows with last_only = 0. */
+#define TFX_BUFFER_ALIGN 64           /* the alignment of the arena and KV buffers */
+#define TFX_SESSION_STORAGE_BYTES 512 /* sizeof(tfx_session_storage) */
+/* Room for the session structure (opaque; any alignment the runtime needs). */
+typedef union tfx_session_storage {
+  unsigned char bytes[TFX_SESSION_STORAGE_BYTES];
+  void *align_ptr;
+  uint64_t align_u64;
+  double align_double;
+} tfx_session_storage;
+/* The arena and KV-cache bytes a static session of the model needs: the
+ * generated header's <NAME>_ARENA_BYTES (the model's activations rounded up
+ * to TFX_BUFFER_ALIGN, then one output row, rounded up likewise) and
+ * <NAME>_KV_BYTES (0 for a model without a KV cache). Either pointer may be
+ * NULL. TFX_OK, or TFX_ERR_INVALID_ARGUMENT for a NULL model. */
+int tfx_session_static_sizes(const tfx_model *model, size_t *arena_bytes, size_t *kv_bytes);
+/* Creates a session in the caller's memory: the session structure in
+ * *storage, the model's activations and one output row in arena, its KV
+ * cache in kv (zeroed here, as every session's is). Both buffers must be
+ * TFX_BUFFER_ALIGN-aligned and at least the sizes above (kv may be NULL
+ * when the model needs none). A NULL, misaligned or too small buffer is
+ * TFX_ERR_INVALID_ARGUMENT with the detail (which buffer, its size and the
+ * size needed) in errbuf when it is non-NULL. The buffers must outlive the
+ * session and not be shared with another live session. */
+int tfx_session_create_static(const tfx_model *model, void *arena, size_t arena_bytes, void *kv, size_t kv_bytes,
+                              tfx_session_storage *storage, tfx_session **out, char *errbuf, size_t errlen);
 
 /* ---- batched decoding over a paged KV cache (continuous batching) ----
  * A tfx_batch runs up to max_seqs sequences of one model together: each
