@@ -17,6 +17,25 @@ static double seconds_now(void) {
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* The formats the params end in, planned before binding (tfx_quantize_plan
+ * with --quantize over the source's schedule) so that binding quantizes each
+ * tensor as it reads it and the blob is never held in f32 (issue #17). Not
+ * for w8a8(smooth) nor llm_int8: SmoothQuant rescales and LLM.int8() splits
+ * the f32 weights first. A --quantize
+ * that does not parse plans nothing (tfx_build_source reports it). */
+static int plan_formats(void *ctx, tfx_graph *g, tfx_quant_target *plan, char *err, size_t errlen) {
+  const tfx_build_options *o = ctx;
+  tfx_quant_choice saved = g->schedule.quantize, qc;
+  if (o->quantize) {
+    if (tfx_quant_choice_parse(o->quantize, 1, &qc)) return 0;
+    g->schedule.quantize = qc;
+  }
+  int rc =
+      g->schedule.quantize.smooth_set || g->schedule.quantize.llm_int8 ? 0 : tfx_quantize_plan(g, plan, err, errlen);
+  g->schedule.quantize = saved;
+  return rc;
+}
+
 int tfx_build_source(const char *path, const char *source, const tfx_build_options *o, tfx_build *out) {
   FILE *diag = o && o->diag ? o->diag : stderr;
   memset(out, 0, sizeof *out);
@@ -29,6 +48,12 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
   fo.diag = diag;
   fo.on_weights_path = o ? o->on_weights_path : NULL;
   fo.on_weights_ctx = o ? o->on_weights_ctx : NULL;
+  /* not with --allow-nonfinite: quantize_weights then refuses a non-finite
+   * weight it quantizes with its own message */
+  if (o && !o->quantize_after_binding && !o->allow_nonfinite) {
+    fo.plan_formats = plan_formats;
+    fo.plan_ctx = (void *)o;
+  }
   int errors = tfx_frontend_compile(path, source, &fo, &out->graph, &out->weights);
   double t1 = seconds_now();
   out->parse_seconds = t1 - t0;
@@ -51,7 +76,7 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
     }
     out->graph->schedule.quantize = qc;
   }
-  if (o && o->calibration) { /* --calibration FILE: for w8a8(smooth = alpha) (passes/smooth_quant.c) */
+  if (o && o->calibration) { /* --calibration FILE: for w8a8(smooth = alpha) (passes/smooth_quant.c) and llm_int8 */
     tfx_calib *cal = calloc(1, sizeof *cal);
     if (!cal || tfx_calib_load(o->calibration, cal, err, sizeof err)) {
       if (cal) fprintf(diag, "%s: error: %s\n", path ? path : "<source>", err);
@@ -69,6 +94,11 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
     tfx_pass_ctx qc = {out->graph, &out->weights.data, &out->weights.size, 1, 0, {1, 1}, err, sizeof err};
     if (tfx_pass_smooth_quant(&qc)) {
       fprintf(diag, "%s: error: pass smooth_quant: %s\n", path ? path : "<source>", err);
+      tfx_build_free(out);
+      return 1;
+    }
+    if (tfx_pass_llm_int8(&qc)) {
+      fprintf(diag, "%s: error: pass llm_int8: %s\n", path ? path : "<source>", err);
       tfx_build_free(out);
       return 1;
     }

@@ -13,8 +13,8 @@
 #include "../ir/ir.h"
 
 typedef struct tfx_build {
-  tfx_graph *graph;    /* planned, verified */
-  tfx_weights weights; /* the bound blob (empty when built with no_weights) */
+  tfx_graph *graph;      /* planned, verified */
+  tfx_weights weights;   /* the bound blob (empty when built with no_weights) */
   double parse_seconds;  /* the frontend's time (parse, lower, bind the weights) */
   double passes_seconds; /* the passes' (and the verifier's) */
 } tfx_build;
@@ -53,6 +53,11 @@ typedef struct tfx_build_options {
   /* --calibration FILE: calibration data (tfxc calibrate, ir/calib.c) for
    * w8a8(smooth = alpha), loaded and validated onto the graph (g->calib) */
   const char *calibration;
+  /* 1: bind every param in its bound format, then let quantize_weights
+   * convert the whole blob (as before issue #17; the tests compare the two
+   * ways). 0: the formats are planned before binding, which quantizes each
+   * tensor as it reads it (plan_formats in compile.c) */
+  int quantize_after_binding;
 } tfx_build_options;
 
 /* Frontend, then the -O pipeline. Returns 0, or the number of errors (all

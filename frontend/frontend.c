@@ -139,7 +139,8 @@ static int bind(tfx_fe_sema *s, tfx_graph *g, const char *path, const tfx_fronte
     rules[n_rules++] = (tfx_wrename){r->from, r->to};
   }
   /* the statement's renaming applies to --weights files too */
-  tfx_bind_options bo = {.allow_nonfinite = o->allow_nonfinite, .views = views};
+  tfx_bind_options bo = {
+      .allow_nonfinite = o->allow_nonfinite, .views = views, .plan_formats = o->plan_formats, .plan_ctx = o->plan_ctx};
   int n = tfx_weights_bind_opts(g, spec, format, rules, n_rules, &bo, w, on_bind_error, &ctx);
   if (n > 0 && d->errors == before) tfx_fe_error(d, ctx.at.line, ctx.at.col, "binding weights from '%s' failed", spec);
   free(spec);

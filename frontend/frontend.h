@@ -32,12 +32,16 @@ typedef struct tfx_frontend_options {
   void *on_weights_ctx;
 
   int allow_nonfinite; /* 1: accept NaN and inf weights (else an error naming the tensor and element) */
+  /* NULL, or the formats the params end in, chosen before binding so each
+   * tensor is quantized as it is read (tfx_bind_options.plan_formats) */
+  int (*plan_formats)(void *ctx, tfx_graph *g, tfx_quant_target *plan, char *err, size_t errlen);
+  void *plan_ctx;
 } tfx_frontend_options;
 
 /* Parses `source` (read from `path` when NULL), checks it, lowers it to a
  * graph and binds its weights. Returns the number of errors printed; on 0,
  * *out_graph and *out_weights are set and owned by the caller. */
-int tfx_frontend_compile(const char *path, const char *source, const tfx_frontend_options *o,
-                         tfx_graph **out_graph, tfx_weights *out_weights);
+int tfx_frontend_compile(const char *path, const char *source, const tfx_frontend_options *o, tfx_graph **out_graph,
+                         tfx_weights *out_weights);
 
 #endif

@@ -639,6 +639,10 @@ static void check_quantize(tfx_fe_sema *s) {
     if (!strcmp(r->to, "q4_k_m"))
       ERR(s, r->to_loc, "q4_k_m is a preset for the whole model (schedule { quantize = q4_k_m }); a rule takes %s",
           tfx_quant_choice_names(0));
+    else if (!strcmp(r->to, "llm_int8"))
+      ERR(s, r->to_loc,
+          "llm_int8 is a whole-model option (schedule { quantize = llm_int8 } or --quantize); a rule takes %s",
+          tfx_quant_choice_names(0));
     else if (!strchr(r->to, '(') && tfx_quant_choice_parse(r->to, 0, &c))
       ERR(s, r->to_loc, "unknown format '%s' (expected %s)", r->to, tfx_quant_choice_names(0));
     else if (tfx_quant_choice_parse_msg(r->to, 0, &c, msg, sizeof msg))

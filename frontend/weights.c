@@ -5,7 +5,11 @@
  * missing, mis-shaped and unused tensors) or fills every slot
  * deterministically for `random[:SEED]`. A param read only as a weight
  * operand keeps the tensor's storage format (f16, bf16, q8_0, q4_0, q4_k,
- * q6_k) as stored; any other is decoded to f32 through the format table. */
+ * q6_k) as stored; any other is decoded to f32 through the format table.
+ * When the caller plans the formats the params end in (--quantize:
+ * tfx_bind_options.plan_formats), each slot is laid out in its final format
+ * and each tensor is quantized into it as it is read: one tensor in the
+ * bound format at a time, never the whole blob (issue #17). */
 #include "weights.h"
 
 #include <errno.h>
@@ -149,9 +153,11 @@ static int nm_put(name_map *m, const char *name, int i) {
 /* ---- layout ---- */
 
 /* slot_of[i] = index of the first PARAM with the same name as node i (itself
- * when it is the first); offsets assigned to first occurrences only. Returns
- * the blob size or -1 after reporting errors. */
-static int64_t layout(tfx_graph *g, int *first, const tfx_dtype *stored, reporter *r) {
+ * when it is the first); offsets assigned to first occurrences only, each
+ * slot sized for the format plan gives it (bo->plan_formats; else its bound
+ * format). Returns the blob size or -1 after reporting errors. */
+static int64_t layout(tfx_graph *g, int *first, const tfx_dtype *stored, const tfx_bind_options *bo,
+                      tfx_quant_target *plan, reporter *r) {
   char s0[64], s1[64];
   int64_t off = 0;
   int errors = r->count;
@@ -175,27 +181,66 @@ static int64_t layout(tfx_graph *g, int *first, const tfx_dtype *stored, reporte
       report(r, i, "param '%s' has an unsupported type %s", n->name, tfx_type_str(&n->type, s0, sizeof s0));
       continue;
     }
-    if (stored && stored[i] != TFX_DT_F32) { /* the format the file stores it in, kept */
-      n->type.dtype = stored[i];
-      bytes = tfx_type_bytes(&n->type, 1);
-    }
+    if (stored && stored[i] != TFX_DT_F32) n->type.dtype = stored[i]; /* the format the file stores it in, kept */
     first[i] = nm_put(&names, n->name, i);
-    if (first[i] != i) {
-      if (!tfx_type_equal(&g->nodes[first[i]].type, &n->type))
-        report(r, i, "param '%s' is declared as %s and as %s", n->name,
-               tfx_type_str(&g->nodes[first[i]].type, s0, sizeof s0), tfx_type_str(&n->type, s1, sizeof s1));
-      continue;
+    if (first[i] != i && !tfx_type_equal(&g->nodes[first[i]].type, &n->type))
+      report(r, i, "param '%s' is declared as %s and as %s", n->name,
+             tfx_type_str(&g->nodes[first[i]].type, s0, sizeof s0), tfx_type_str(&n->type, s1, sizeof s1));
+  }
+  nm_free(&names);
+  if (r->count > errors) return -1;
+  for (int i = 0; i < g->n_nodes; i++) plan[i] = (tfx_quant_target){g->nodes[i].type.dtype, 0};
+  if (bo && bo->plan_formats) {
+    char msg[512] = "";
+    if (bo->plan_formats(bo->plan_ctx, g, plan, msg, sizeof msg) < 0) {
+      report(r, -1, "%s", msg);
+      return -1;
     }
+  }
+  for (int i = 0; i < g->n_nodes; i++) {
+    tfx_node *n = &g->nodes[i];
+    if (first[i] != i) continue;
+    tfx_type t = n->type;
+    t.dtype = plan[i].dtype;
+    int64_t bytes = tfx_type_bytes(&t, 1);
     if (off > MAX_BLOB_BYTES - align_up(bytes)) {
       report(r, i, "the weights blob exceeds %lld bytes at param '%s'", (long long)MAX_BLOB_BYTES, n->name);
-      nm_free(&names);
       return -1;
     }
     n->weight_offset = off;
     off += align_up(bytes);
   }
-  nm_free(&names);
-  return r->count > errors ? -1 : off;
+  return off;
+}
+
+/* 1 when the plan gives param i's slot another format than it is bound in:
+ * the tensor is read into a buffer, checked, then quantized into the slot. */
+static int converts(const tfx_graph *g, const tfx_quant_target *plan, int i) {
+  return plan[i].dtype != g->nodes[i].type.dtype;
+}
+
+/* Quantizes param i's data src (its bound format) into its slot in the
+ * plan's format, unless binding reported an error since errors_before. */
+static void quantize_into(const tfx_graph *g, int i, const tfx_quant_target *plan, const uint8_t *src, tfx_weights *out,
+                          int errors_before, reporter *r) {
+  char msg[512];
+  if (r->count > errors_before) return;
+  const tfx_node *n = &g->nodes[i];
+  if (tfx_quantize_param(n, src, plan[i].dtype, plan[i].ternary, out->data + n->weight_offset, msg, sizeof msg))
+    report(r, i, "%s", msg);
+}
+
+/* The slot's bytes in the format it ends in. */
+static int64_t slot_bytes(const tfx_node *n, const tfx_quant_target *plan, int i) {
+  tfx_type t = n->type;
+  t.dtype = plan[i].dtype;
+  return tfx_type_bytes(&t, 1);
+}
+
+/* Every param takes the format the plan gives it (after a successful bind). */
+static void apply_plan(tfx_graph *g, const tfx_quant_target *plan) {
+  for (int i = 0; i < g->n_nodes; i++)
+    if (g->nodes[i].op == TFX_OP_PARAM) g->nodes[i].type.dtype = plan[i].dtype;
 }
 
 /* Allocates the blob; copies offsets to duplicate params. */
@@ -272,20 +317,35 @@ static int parse_seed(const char *spec, uint64_t *seed) {
   return 0;
 }
 
-static int bind_random(tfx_graph *g, const char *spec, tfx_weights *out, reporter *r, int *first) {
+static int bind_random(tfx_graph *g, const char *spec, const tfx_bind_options *bo, tfx_quant_target *plan,
+                       tfx_weights *out, reporter *r, int *first) {
   uint64_t seed;
   if (parse_seed(spec, &seed)) {
     report(r, -1, "bad weights spec '%s': expected random or random:SEED with a decimal SEED", spec);
     return -1;
   }
-  int64_t total = layout(g, first, NULL, r);
+  int64_t total = layout(g, first, NULL, bo, plan, r);
   if (total < 0 || alloc_blob(g, first, total, out, r)) return -1;
+  int errors = r->count;
   for (int i = 0; i < g->n_nodes; i++) {
     if (first[i] != i) continue;
     const tfx_node *n = &g->nodes[i];
-    fill_random((float *)(out->data + n->weight_offset), &n->type, n->name, seed);
-    zero_pad(out, n->weight_offset, tfx_type_bytes(&n->type, 1));
+    if (converts(g, plan, i)) { /* filled in f32, then quantized into the slot */
+      float *tmp = malloc((size_t)(tfx_type_bytes(&n->type, 1) > 0 ? tfx_type_bytes(&n->type, 1) : 1));
+      if (!tmp) {
+        report(r, i, "out of memory");
+        return -1;
+      }
+      fill_random(tmp, &n->type, n->name, seed);
+      quantize_into(g, i, plan, (const uint8_t *)tmp, out, errors, r);
+      free(tmp);
+      if (r->count > errors) return -1;
+    } else {
+      fill_random((float *)(out->data + n->weight_offset), &n->type, n->name, seed);
+    }
+    zero_pad(out, n->weight_offset, slot_bytes(n, plan, i));
   }
+  apply_plan(g, plan);
   return 0;
 }
 
@@ -471,6 +531,16 @@ static int read_tensor(int fd, const tfx_wfile_tensor *t, uint8_t *dst, const tf
   return rc;
 }
 
+/* Rows [r0, r0 + nr) of tensor t (file_row bytes each as stored) into dst
+ * as type pt ([nr, K]): as stored when pt has t's format, else decoded to
+ * f32 (read_tensor on a range of rows). */
+static int read_tensor_rows(int fd, const tfx_wfile_tensor *t, int64_t r0, int64_t file_row, uint8_t *dst,
+                            const tfx_type *pt) {
+  tfx_wfile_tensor part = *t;
+  part.file_offset = t->file_offset + (uint64_t)(r0 * file_row);
+  return read_tensor(fd, &part, dst, pt);
+}
+
 /* The index of the (first) tensor renamed to name, or n_tensors; names maps
  * the renamed names to their tensors. */
 static int find_tensor(const tfx_wfile *f, const name_map *names, const char *name) {
@@ -515,13 +585,13 @@ static int choose_formats(const tfx_graph *g, const tfx_wfile *f, const name_map
 static void report_cb(void *ctx, int node_id, const char *message) { report(ctx, node_id, "%s", message); }
 
 /* The non-finite check of param i's slot (weights_check.c), unless allowed. */
-static void check_finite(const tfx_graph *g, int i, const tfx_wfile_tensor *t, const char *path, const tfx_weights *w,
+static void check_finite(const tfx_graph *g, int i, const tfx_wfile_tensor *t, const char *path, const uint8_t *data,
                          const tfx_bind_options *bo, reporter *r) {
   if (bo && bo->allow_nonfinite) return;
   const tfx_node *n = &g->nodes[i];
   tfx_nonfinite nf;
   char what[256];
-  int rc = tfx_weights_find_nonfinite(&n->type, w->data + n->weight_offset, &nf);
+  int rc = tfx_weights_find_nonfinite(&n->type, data, &nf);
   if (rc == 0) return;
   if (rc < 0) {
     report(r, i, "param '%s': cannot check tensor '%s' of %s (%s) for non-finite values", n->name, t->name, path,
@@ -736,8 +806,93 @@ static int read_view_param(const int *fds, const tfx_graph *g, int i, const tfx_
   return 0;
 }
 
+/* ---- quantizing while reading ---- */
+
+#define ROWS_CHUNK_BYTES ((int64_t)8 << 20) /* of the bound format, read at a time */
+
+/* 1 when a tensor converted by the plan goes through quantize_rows: its
+ * rows are independent (not ternary, whose scale is the whole tensor's mean
+ * |w|; not i8, whose scales form a plane after all the values). */
+static int by_rows(const tfx_node *n, const tfx_quant_target *t) {
+  const tfx_dtype_info *fi = tfx_dtype_info_of(t->dtype);
+  return !t->ternary && fi && !fi->row_bytes && n->type.rank >= 1 && !n->fx.panel;
+}
+
+/* The non-finite values of a whole tensor from those of its row ranges. */
+static void nonfinite_add(tfx_nonfinite *all, const tfx_nonfinite *part, int64_t first_elem) {
+  if (all->index < 0) {
+    *all = *part;
+    all->index += first_elem;
+  } else {
+    all->count += part->count;
+  }
+}
+
+/* Param i (bound to tensor t, read as stored or decoded to f32: its type)
+ * read ROWS_CHUNK_BYTES at a time, each range of rows checked for
+ * non-finite values (reported as check_finite does, for the whole tensor)
+ * and quantized into its rows of the slot in the plan's format: the same
+ * bytes as reading the tensor whole and quantizing it after, holding only a
+ * chunk. 0, or -1 after reporting a read error (binding stops). */
+static int quantize_rows(int fd, const tfx_graph *g, int i, const tfx_wfile_tensor *t, const char *path,
+                         const tfx_quant_target *plan, const tfx_bind_options *bo, tfx_weights *out, reporter *r) {
+  const tfx_node *n = &g->nodes[i];
+  int64_t K = n->type.dims[n->type.rank - 1], R = K > 0 ? tfx_type_numel(&n->type, 1) / K : 0;
+  tfx_type st = n->type, one; /* a row as stored in the file, as bound, as quantized */
+  st.dtype = t->storage;
+  int64_t file_row = R > 0 ? tfx_type_bytes(&st, 1) / R : 0, bound_row = R > 0 ? tfx_type_bytes(&n->type, 1) / R : 0;
+  one = n->type;
+  one.dtype = plan[i].dtype;
+  int64_t out_row = R > 0 ? tfx_type_bytes(&one, 1) / R : 0;
+  int64_t chunk = bound_row > 0 ? ROWS_CHUNK_BYTES / bound_row : 1;
+  if (chunk < 1) chunk = 1;
+  if (chunk > R) chunk = R > 0 ? R : 1;
+  uint8_t *buf = malloc((size_t)(chunk * bound_row > 0 ? chunk * bound_row : 1));
+  if (!buf) {
+    report(r, i, "out of memory reading param '%s'", n->name);
+    return -1;
+  }
+  tfx_node part = *n; /* the rows [r0, r0 + nr) as a [nr, K] tensor */
+  part.type.rank = 2;
+  part.type.dims[1] = K;
+  tfx_nonfinite nf = {0, -1, NULL, 0, NULL};
+  int bad = 0, errors = r->count;
+  char msg[512];
+  for (int64_t r0 = 0; r0 < R; r0 += chunk) {
+    int64_t nr = R - r0 < chunk ? R - r0 : chunk;
+    part.type.dims[0] = nr;
+    tfx_type pt = part.type;
+    if (read_tensor_rows(fd, t, r0, file_row, buf, &pt)) {
+      report(r, i, "%s: cannot read tensor '%s' (%lld elements of %s at offset %llu)", path, t->name,
+             (long long)tfx_type_numel(&n->type, 1), t->dtype_name, (unsigned long long)t->file_offset);
+      free(buf);
+      return -1;
+    }
+    if (!(bo && bo->allow_nonfinite)) {
+      tfx_nonfinite pn;
+      int rc = tfx_weights_find_nonfinite(&pt, buf, &pn);
+      if (rc < 0) bad = -1;
+      if (rc > 0) nonfinite_add(&nf, &pn, r0 * K);
+    }
+    if (bad || nf.index >= 0 || r->count > errors) continue; /* reported below; the slot no longer matters */
+    if (tfx_quantize_param(&part, buf, plan[i].dtype, 0, out->data + n->weight_offset + r0 * out_row, msg, sizeof msg))
+      report(r, i, "%s", msg);
+  }
+  free(buf);
+  if (bad)
+    report(r, i, "param '%s': cannot check tensor '%s' of %s (%s) for non-finite values", n->name, t->name, path,
+           tfx_dtype_name(n->type.dtype));
+  else if (nf.index >= 0) {
+    char what[256];
+    tfx_weights_nonfinite_message(&n->type, &nf, what, sizeof what);
+    report(r, i, "param '%s': tensor '%s' of %s (%s) holds %s (--allow-nonfinite accepts them)", n->name, t->name, path,
+           t->dtype_name, what);
+  }
+  return 0;
+}
+
 static int bind_file(tfx_graph *g, const char *path, const char *format, const tfx_wrename *rules, int n_rules,
-                     const tfx_bind_options *bo, tfx_weights *out, reporter *r, int *first) {
+                     const tfx_bind_options *bo, tfx_quant_target *plan, tfx_weights *out, reporter *r, int *first) {
   char msg[512], s0[64], s1[64];
   tfx_wfile f;
   if (open_wfile(path, format, &f, r)) return -1;
@@ -781,7 +936,7 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
     report(r, -1, "%s: out of memory", path);
     goto done;
   }
-  int64_t total = layout(g, first, stored, r);
+  int64_t total = layout(g, first, stored, bo, plan, r);
   if (total < 0) goto done;
   for (int i = 0; i < g->n_nodes; i++) {
     tensor_of[i] = -1;
@@ -879,29 +1034,46 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
   for (int i = 0; i < g->n_nodes; i++) {
     if (first[i] != i) continue;
     const tfx_node *n = &g->nodes[i];
-    uint64_t bytes = (uint64_t)tfx_type_bytes(&n->type, 1);
-    if (vhead[i] >= 0) {
-      int bad = 0;
-      if (read_view_param(fds, g, i, &f, &vb, vhead[i], views, out->data + n->weight_offset, &bad)) {
-        report(r, i, "%s: cannot read tensor '%s' for param '%s'", path, f.tensors[bad].name, n->name);
+    int64_t bytes = tfx_type_bytes(&n->type, 1);
+    int errors_here = r->count;
+    if (vhead[i] < 0 && converts(g, plan, i) && by_rows(n, &plan[i])) {
+      if (quantize_rows(fd_of(fds, &f, &f.tensors[tensor_of[i]]), g, i, &f.tensors[tensor_of[i]], path, plan, bo, out,
+                        r))
         break;
-      }
-      zero_pad(out, n->weight_offset, (int64_t)bytes);
-      check_finite(g, i, &f.tensors[vb.b[vhead[i]].k], path, out, bo, r);
+      zero_pad(out, n->weight_offset, slot_bytes(n, plan, i));
       continue;
     }
-    const tfx_wfile_tensor *t = &f.tensors[tensor_of[i]];
-    if (read_tensor(fd_of(fds, &f, t), t, out->data + n->weight_offset, &n->type)) {
-      report(r, i, "%s: cannot read tensor '%s' (%lld elements of %s at offset %llu)", path, t->name,
-             (long long)tfx_type_numel(&n->type, 1), t->dtype_name, (unsigned long long)t->file_offset);
+    /* a slot the plan quantizes: read in its bound format into a buffer of
+     * one tensor, checked there, then quantized into the slot */
+    uint8_t *tmp = converts(g, plan, i) ? malloc((size_t)(bytes > 0 ? bytes : 1)) : NULL;
+    uint8_t *dst = tmp ? tmp : out->data + n->weight_offset;
+    if (converts(g, plan, i) && !tmp) {
+      report(r, i, "out of memory reading param '%s'", n->name);
       break;
     }
-    zero_pad(out, n->weight_offset, (int64_t)bytes);
-    check_finite(g, i, t, path, out, bo, r);
+    const tfx_wfile_tensor *t = vhead[i] >= 0 ? &f.tensors[vb.b[vhead[i]].k] : &f.tensors[tensor_of[i]];
+    if (vhead[i] >= 0) {
+      int bad = 0;
+      if (read_view_param(fds, g, i, &f, &vb, vhead[i], views, dst, &bad)) {
+        report(r, i, "%s: cannot read tensor '%s' for param '%s'", path, f.tensors[bad].name, n->name);
+        free(tmp);
+        break;
+      }
+    } else if (read_tensor(fd_of(fds, &f, t), t, dst, &n->type)) {
+      report(r, i, "%s: cannot read tensor '%s' (%lld elements of %s at offset %llu)", path, t->name,
+             (long long)tfx_type_numel(&n->type, 1), t->dtype_name, (unsigned long long)t->file_offset);
+      free(tmp);
+      break;
+    }
+    check_finite(g, i, t, path, dst, bo, r);
+    if (tmp) quantize_into(g, i, plan, tmp, out, errors_here, r);
+    free(tmp);
+    zero_pad(out, n->weight_offset, slot_bytes(n, plan, i));
   }
   for (int k = 0; k < n_fds; k++) close(fds[k]);
   free(fds);
   rc = r->count > errors ? -1 : 0;
+  if (rc == 0) apply_plan(g, plan);
 done:
   nm_free(&tmap);
   nm_free(&dmap);
@@ -948,16 +1120,20 @@ int tfx_weights_bind_opts(tfx_graph *g, const char *spec, const char *format, co
   for (int i = 0; i < g->n_nodes; i++)
     if (g->nodes[i].op == TFX_OP_PARAM && is_storage(g->nodes[i].type.dtype)) g->nodes[i].type.dtype = TFX_DT_F32;
   int *first = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *first);
-  if (!first) {
+  tfx_quant_target *plan = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *plan);
+  if (!first || !plan) {
+    free(first);
+    free(plan);
     report(&r, -1, "out of memory");
     return r.count;
   }
   int rc;
   if (strncmp(spec, "random", 6) == 0 && (spec[6] == 0 || spec[6] == ':'))
-    rc = bind_random(g, spec, out, &r, first);
+    rc = bind_random(g, spec, bo, plan, out, &r, first);
   else
-    rc = bind_file(g, spec, format, rules, n_rules, bo, out, &r, first);
+    rc = bind_file(g, spec, format, rules, n_rules, bo, plan, out, &r, first);
   free(first);
+  free(plan);
   if (rc || r.count) {
     tfx_weights_free(out);
     g->weights_bytes = 0;

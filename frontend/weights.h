@@ -185,6 +185,15 @@ typedef struct tfx_bind_options {
   /* NULL, or one per rename rule: the binding rules' views and stacks (a
    * rule whose entry has neither is a plain rule) */
   const tfx_wview *views;
+  /* NULL, or called once each param's bound format is known (its type set
+   * to it, no slot laid out yet) with plan[i] = node i's format: it may
+   * change plan[i] to the format param i ends in (the driver's --quantize:
+   * tfx_quantize_plan). Binding then lays out each slot in that format and
+   * quantizes the tensor into it as it reads it (tfx_quantize_param), so the
+   * blob is never held in the bound format (issue #17). Returns >= 0, or -1
+   * with a message. */
+  int (*plan_formats)(void *ctx, tfx_graph *g, tfx_quant_target *plan, char *err, size_t errlen);
+  void *plan_ctx;
 } tfx_bind_options;
 
 /* tfx_weights_bind_renamed with options (NULL: the defaults, every check on):

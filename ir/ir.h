@@ -286,7 +286,7 @@ typedef struct tfx_node {
    * a mask may take q with static rows and k, v with other rows (T or
    * static): cross-attention to a memory. A query row whose keys are all
    * masked outputs zeros. */
-  int alibi;         /* add -slope_h * |i - j| to the scaled scores (tfx_alibi_slope) */
+  int alibi; /* add -slope_h * |i - j| to the scaled scores (tfx_alibi_slope) */
   /* ATTENTION with a 4th operand bias_table f32[B, H] (T5's relative
    * position bias): add bias_table[tfx_t5_bucket(j - i, ...), h] to the
    * scaled scores, B buckets (half per direction when rel_bidirectional),
@@ -358,6 +358,8 @@ typedef struct tfx_quant_choice {
   tfx_dtype dtype; /* FORMAT: f16, bf16, q8_0, q4_0, q4_k, q6_k, or i8 (w8a8: per-token int8 activations) */
   int smooth_set;  /* w8a8(smooth = alpha): 1 asked (passes/smooth_quant.c), 2 once folded */
   float smooth;    /* alpha, its migration strength in [0, 1] */
+  int llm_int8;    /* llm_int8(threshold = t): 1 asked (passes/llm_int8.c), 2 once split */
+  float threshold; /* llm_int8: an input channel whose calibrated max|x| exceeds it stays f32 */
 } tfx_quant_choice;
 /* `"pattern" = fmt` of a quantize { } section: pattern is a param name where
  * '*' matches any run of characters (dots included). */
@@ -495,6 +497,24 @@ int64_t tfx_quantize_ternary_row(const float *x, int64_t K, float mean_abs, uint
  * a 32-block format with K % 32 != 0 to f16). */
 tfx_dtype tfx_quantize_fallback(tfx_dtype dt, int64_t K);
 
+/* Converts the data of param n (src, in n's format and layout: f32 or a
+ * stored format) to format dt into dst (tfx_type_bytes of n's shape in dt):
+ * each row decoded (tfx_weight_dequant_row), checked finite and quantized
+ * (tfx_quantize_row; i8: the values plane, then the scale plane; ternary:
+ * tq2_0 with the whole tensor's mean |w|). quantize_weights converts a slot
+ * with it, binding a tensor as it reads it (frontend/weights.c). 0, or -1
+ * with a message naming the param. */
+int tfx_quantize_param(const tfx_node *n, const uint8_t *src, tfx_dtype dt, int ternary, uint8_t *dst, char *err,
+                       size_t errlen);
+/* The format a param gets before it is bound (tfx_quantize_plan in
+ * passes/quantize_weights.c, one per node): binding quantizes the tensor
+ * into a slot of that format as it reads it, so the whole blob is never held
+ * in its bound format. ternary: tq2_0 by tfx_quantize_ternary_row. */
+typedef struct tfx_quant_target {
+  tfx_dtype dtype;
+  int ternary;
+} tfx_quant_target;
+
 /* The activations of a linear whose weight is an int8-block format
  * (tfx_node_act_quant) are quantized at run time, per row, in blocks of
  * TFX_ACT_QBLOCK along K, before the int8 dot products: amax = max |x_i|,
@@ -557,8 +577,8 @@ typedef struct tfx_quant_spec {
 /* Parses text (blanks allowed around the tokens); 0, or -1 with a message. */
 int tfx_quant_spec_parse(const char *text, tfx_quant_spec *out, char *msg, size_t msglen);
 /* The choice text stands for: f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k (FORMAT),
- * w8a8 and w8a8(smooth = alpha) (FORMAT i8), none (KEEP), q4_k_m (Q4_K_M,
- * only when allow_preset; smooth likewise: it is a whole-model option). 0, or
+ * w8a8, w8a8(smooth = alpha) and llm_int8(threshold = t) (FORMAT i8), none (KEEP), q4_k_m (Q4_K_M,
+ * only when allow_preset; smooth and llm_int8 likewise: whole-model options). 0, or
  * -1 with a message naming the valid choices. */
 int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_choice *out, char *msg, size_t msglen);
 /* tfx_quant_choice_parse_msg without the message. */

@@ -20,6 +20,7 @@ static const struct {
     {"q5_0", TFX_QUANT_FORMAT, TFX_DT_Q5_0},        {"w8a8", TFX_QUANT_FORMAT, TFX_DT_I8},
     {"tq2_0", TFX_QUANT_FORMAT, TFX_DT_TQ2_0},      {"ternary", TFX_QUANT_TERNARY, TFX_DT_TQ2_0},
     {"sparse24", TFX_QUANT_FORMAT, TFX_DT_S24_F32}, /* sparse24(FMT): sparse24_format */
+    {"llm_int8", TFX_QUANT_FORMAT, TFX_DT_I8},      /* llm_int8(threshold = t): llm_int8_choice */
 };
 #define N_CHOICES ((int)(sizeof choices / sizeof choices[0]))
 
@@ -107,6 +108,36 @@ static int sparse24_format(const tfx_quant_spec *sp, tfx_dtype *dt) {
   return 0;
 }
 
+/* llm_int8 or llm_int8(threshold = t), t a finite number > 0 (default 6,
+ * the paper's); a whole-model option. 0 with *c, or -1 with a message. */
+static int llm_int8_choice(const tfx_quant_spec *sp, int allow_preset, tfx_quant_choice *c, char *msg, size_t msglen) {
+  c->llm_int8 = 1;
+  c->threshold = 6.0f;
+  for (int a = 0; a < sp->n_args; a++) {
+    const char *k = sp->args[a].key, *v = sp->args[a].value;
+    if (strcmp(k, "threshold")) {
+      if (msg)
+        snprintf(msg, msglen, "llm_int8 takes threshold = T (e.g. llm_int8(threshold = 6)), not '%s%s%s'", k,
+                 *k ? " = " : "", v);
+      return -1;
+    }
+    char *end;
+    double t = strtod(v, &end);
+    if (*end || !(t > 0.0 && t <= 1e30)) {
+      if (msg) snprintf(msg, msglen, "llm_int8(threshold = %s): threshold is a number > 0 (e.g. 6)", v);
+      return -1;
+    }
+    c->threshold = (float)t;
+  }
+  if (!allow_preset) {
+    if (msg)
+      snprintf(msg, msglen,
+               "llm_int8 is a whole-model option (schedule { quantize = ... } or --quantize); a rule takes w8a8");
+    return -1;
+  }
+  return 0;
+}
+
 int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_choice *out, char *msg, size_t msglen) {
   tfx_quant_spec sp;
   if (tfx_quant_spec_parse(text, &sp, msg, msglen)) return -1;
@@ -119,7 +150,12 @@ int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_cho
                  tfx_quant_choice_names(0));
       return -1;
     }
-    tfx_quant_choice c = {choices[i].mode, choices[i].dtype, 0, 0.0f};
+    tfx_quant_choice c = {choices[i].mode, choices[i].dtype, 0, 0.0f, 0, 0.0f};
+    if (!strcmp(sp.name, "llm_int8")) {
+      if (llm_int8_choice(&sp, allow_preset, &c, msg, msglen)) return -1;
+      *out = c;
+      return 0;
+    }
     if (!strcmp(sp.name, "sparse24")) {
       if (sparse24_format(&sp, &c.dtype)) {
         if (msg) snprintf(msg, msglen, "sparse24 takes a value format: sparse24(f32) or sparse24(q8_0)");
@@ -174,12 +210,13 @@ const char *tfx_quant_choice_name(tfx_quant_choice c) {
   if (c.mode == TFX_QUANT_TERNARY) return "ternary";
   if (c.dtype == TFX_DT_S24_F32) return "sparse24(f32)";
   if (c.dtype == TFX_DT_S24_Q8_0) return "sparse24(q8_0)";
+  if (c.dtype == TFX_DT_I8 && c.llm_int8) return "llm_int8";
   if (c.dtype == TFX_DT_I8) return c.smooth_set ? "w8a8(smooth)" : "w8a8";
   return tfx_dtype_name(c.dtype);
 }
 
 const char *tfx_quant_choice_names(int allow_preset) {
-  return allow_preset ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, tq2_0, ternary, sparse24(f32), "
+  return allow_preset ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, llm_int8, tq2_0, ternary, sparse24(f32), "
                         "sparse24(q8_0), q4_k_m or none"
                       : "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, tq2_0, ternary, sparse24(f32), sparse24(q8_0) "
                         "or none";

@@ -4,6 +4,7 @@
  * quantization of activations ahead of int8 dot products (the kernels'
  * definition, which the interpreter emulates). Layouts: ir/dtype.c. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ir.h"
@@ -465,6 +466,63 @@ tfx_dtype tfx_quantize_fallback(tfx_dtype dt, int64_t K) {
    * it either; a 32-block format falls to F16 */
   if (f->block == 256 && K % 32 == 0) return dt == TFX_DT_Q4_K ? TFX_DT_Q5_0 : TFX_DT_Q8_0;
   return TFX_DT_F16;
+}
+
+/* ---- whole tensors ---- */
+
+int tfx_quantize_param(const tfx_node *n, const uint8_t *src, tfx_dtype dt, int ternary, uint8_t *dst, char *err,
+                       size_t errlen) {
+  const char *name = n->name ? n->name : "?";
+  if (!tfx_quantize_supported(dt))
+    return tfx_errf(err, errlen, "no quantizer for %s yet (param '%s')", tfx_dtype_name(dt), name);
+  int64_t K = tfx_node_cols(n), R = tfx_node_rows(n, 1);
+  tfx_type nt = n->type;
+  nt.dtype = dt;
+  int64_t new_bytes = tfx_type_bytes(&nt, 1), rb = new_bytes / (R > 0 ? R : 1);
+  float *row = malloc((size_t)(K > 0 ? K : 1) * sizeof *row);
+  if (!row) return tfx_errf(err, errlen, "out of memory");
+  int rc = 0;
+  float mean_abs = 0.0f;
+  if (ternary) { /* BitNet b1.58: the whole tensor's mean |w| */
+    double sum = 0.0;
+    for (int64_t r = 0; r < R; r++) {
+      if (tfx_weight_dequant_row(n, src, r, row)) break;
+      for (int64_t k = 0; k < K; k++) sum += fabs((double)row[k]);
+    }
+    mean_abs = R * K > 0 ? (float)(sum / (double)(R * K)) : 0.0f;
+  }
+  for (int64_t r = 0; r < R && rc == 0; r++) {
+    if (tfx_weight_dequant_row(n, src, r, row)) {
+      rc = tfx_errf(err, errlen, "param '%s': no decoder for %s", name, tfx_dtype_name(n->type.dtype));
+      break;
+    }
+    for (int64_t k = 0; k < K; k++)
+      if (!isfinite(row[k])) {
+        /* worded as the binding's check (frontend/weights_check.c), which
+         * only --allow-nonfinite lets such a value past */
+        rc = tfx_errf(err, errlen,
+                      "param '%s' holds a non-finite value (%s at element %lld, index [%lld, %lld]): "
+                      "cannot quantize it to %s (--allow-nonfinite keeps such weights in the format they are bound in)",
+                      name,
+                      isnan(row[k]) ? "NaN"
+                      : row[k] > 0  ? "inf"
+                                    : "-inf",
+                      (long long)(r * K + k), (long long)r, (long long)k, tfx_dtype_name(dt));
+        break;
+      }
+    if (rc) break;
+    if (dt == TFX_DT_I8) { /* the values plane, then the scale plane (ir/dtype.c) */
+      float sc;
+      tfx_quantize_i8_row(row, K, (int8_t *)(dst + r * K), &sc);
+      memcpy(dst + R * K + r * 4, &sc, 4);
+    } else if ((ternary ? tfx_quantize_ternary_row(row, K, mean_abs, dst + r * rb)
+                        : tfx_quantize_row(dt, row, K, dst + r * rb)) != rb) {
+      rc = tfx_errf(err, errlen, "param '%s': cannot quantize rows of %lld to %s", name, (long long)K,
+                    tfx_dtype_name(dt));
+    }
+  }
+  free(row);
+  return rc;
 }
 
 /* ---- activations ---- */

@@ -61,6 +61,21 @@ static void fold_row(const fold_src *s, const tfx_node *n, int64_t R, int64_t K,
   if (f->block > 1) {
     int64_t rb = K / f->block * eb;
     memcpy(dst + r * rb, sdata + sr * rb, (size_t)rb);
+  } else if (!sl && !dl) { /* a row-major row of a row-major source (a CONCAT): one copy */
+    memcpy(dst + r * K * eb, sdata + sr * K * eb, (size_t)(K * eb));
+  } else if (!sl && dl->kc > 0) {
+    /* packing a row-major row: within the row, the layout's positions are
+     * runs of kc elements, one run per chunk of kc columns at a fixed
+     * stride, then the last K % kc columns in one run (tfx_packed_index),
+     * so the positions are computed once per row, not per element */
+    const uint8_t *srow = sdata + sr * K * eb;
+    int64_t kc = dl->kc, kf = K - K % kc, d0 = tfx_packed_index(dl, R, K, r, 0);
+    int64_t step = kf >= 2 * kc ? tfx_packed_index(dl, R, K, r, kc) - d0 : 0;
+    if (eb == 4 && kc == 1)
+      for (int64_t k = 0; k < kf; k++) ((float *)dst)[d0 + k * step] = ((const float *)srow)[k];
+    else
+      for (int64_t c = 0; c < kf / kc; c++) memcpy(dst + (d0 + c * step) * eb, srow + c * kc * eb, (size_t)(kc * eb));
+    if (kf < K) memcpy(dst + tfx_packed_index(dl, R, K, r, kf) * eb, srow + kf * eb, (size_t)((K - kf) * eb));
   } else if (eb == 4) {
     for (int64_t k = 0; k < K; k++) {
       int64_t di = dl ? tfx_packed_index(dl, R, K, r, k) : r * K + k;

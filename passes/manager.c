@@ -31,6 +31,7 @@ static const pass_info pass_table[] = {
     {"plan_memory", tfx_pass_plan},
     {"quantize_weights", tfx_pass_quantize_weights},
     {"smooth_quant", tfx_pass_smooth_quant},
+    {"llm_int8", tfx_pass_llm_int8},
 };
 #define N_PASSES ((int)(sizeof pass_table / sizeof pass_table[0]))
 
@@ -173,6 +174,13 @@ int tfx_run_passes(tfx_graph *g, const tfx_pass_options *o, char *err, size_t er
     if (len + pre >= sizeof list) return tfx_errf(err, errlen, "pass list too long");
     memmove(list + pre, list, len + 1);
     memcpy(list, "smooth_quant,", pre);
+  }
+  if (g->schedule.quantize.llm_int8 == 1 && !in_list(list, "llm_int8")) {
+    /* llm_int8(threshold = t): the linears split first, before the weights are quantized */
+    size_t len = strlen(list), pre = strlen("llm_int8,");
+    if (len + pre >= sizeof list) return tfx_errf(err, errlen, "pass list too long");
+    memmove(list + pre, list, len + 1);
+    memcpy(list, "llm_int8,", pre);
   }
   run_record rec[MAX_RUN];
   int n_rec = 0, rc = 0;

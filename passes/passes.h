@@ -67,7 +67,17 @@ typedef struct tfx_pass_ctx {
 typedef int (*tfx_pass_fn)(tfx_pass_ctx *c);
 
 int tfx_pass_quantize_weights(tfx_pass_ctx *c);
+/* The formats quantize_weights would give g's params, chosen before they
+ * are bound (every weight_offset -1; each param's type its bound format):
+ * plan[i] (one per node) is node i's format after the pass, and ternary for
+ * a slot converted by tfx_quantize_ternary_row. The graph is left as it
+ * was. Binding then quantizes each tensor into its slot as it reads it
+ * (tfx_bind_options.plan_formats), and the pass, finding every format
+ * chosen, converts nothing. 1 when some param changes format, 0 when none
+ * does, -1 with a message. */
+int tfx_quantize_plan(tfx_graph *g, tfx_quant_target *plan, char *err, size_t errlen);
 int tfx_pass_smooth_quant(tfx_pass_ctx *c);
+int tfx_pass_llm_int8(tfx_pass_ctx *c);
 int tfx_pass_canonicalize(tfx_pass_ctx *c);
 int tfx_pass_cse(tfx_pass_ctx *c);
 int tfx_pass_dce(tfx_pass_ctx *c);

@@ -24,7 +24,10 @@
  * so the rules see the params of the source and concatenations never mix
  * formats); the manager runs it at -O0 too when the graph asks for a
  * format (passes/manager.c). A param already in the chosen format is left
- * untouched, so running it twice changes nothing. */
+ * untouched, so running it twice changes nothing. tfx_quantize_plan makes
+ * the same choices before binding, which then quantizes each tensor as it
+ * reads it (issue #17: the blob is never held in f32); the pass then finds
+ * every format chosen and only records the fallbacks. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,65 +180,27 @@ static const tfx_node *same_slot(const tfx_graph *g, int i) {
 /* ---- conversion ---- */
 
 /* Converts param n's data in the blob to format dt (its type still the
- * source's); 0 or -1 with a message. */
+ * source's; tfx_quantize_param); 0 or -1 with a message. */
 static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt, int ternary) {
   const char *name = n->name ? n->name : "?";
   if (!tfx_quantize_supported(dt))
     return tfx_errf(c->err, c->errlen, "quantize_weights: no quantizer for %s yet (param '%s')", tfx_dtype_name(dt),
                     name);
-  int64_t K = tfx_node_cols(n), R = tfx_node_rows(n, 1);
   tfx_type nt = n->type;
   nt.dtype = dt;
   int64_t old_bytes = tfx_type_bytes(&n->type, 1), new_bytes = tfx_type_bytes(&nt, 1);
   if (n->weight_offset < 0 || n->weight_offset + old_bytes > (int64_t)*c->weights_size)
     return tfx_errf(c->err, c->errlen, "quantize_weights: param '%s' is not bound to the weights blob", name);
-  float *row = malloc((size_t)K * sizeof *row);
   uint8_t *out = malloc((size_t)(new_bytes > 0 ? new_bytes : 1));
+  char msg[480];
   int rc = 0;
-  if (!row || !out) {
+  if (!out) {
     rc = tfx_errf(c->err, c->errlen, "quantize_weights: out of memory");
     goto done;
   }
-  int64_t rb = new_bytes / (R > 0 ? R : 1);
-  float mean_abs = 0.0f;
-  if (ternary) { /* BitNet b1.58: the whole tensor's mean |w| */
-    double sum = 0.0;
-    for (int64_t r = 0; r < R; r++) {
-      if (tfx_weight_dequant_row(n, *c->weights + n->weight_offset, r, row)) break;
-      for (int64_t k = 0; k < K; k++) sum += fabs((double)row[k]);
-    }
-    mean_abs = R * K > 0 ? (float)(sum / (double)(R * K)) : 0.0f;
-  }
-  for (int64_t r = 0; r < R; r++) {
-    if (tfx_weight_dequant_row(n, *c->weights + n->weight_offset, r, row)) {
-      rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': no decoder for %s", name,
-                    tfx_dtype_name(n->type.dtype));
-      goto done;
-    }
-    for (int64_t k = 0; k < K; k++)
-      if (!isfinite(row[k])) {
-        /* worded as the binding's check (frontend/weights_check.c), which
-         * only --allow-nonfinite lets such a value past */
-        rc = tfx_errf(c->err, c->errlen,
-                      "quantize_weights: param '%s' holds a non-finite value (%s at element %lld, index [%lld, %lld]): "
-                      "cannot quantize it to %s (--allow-nonfinite keeps such weights in the format they are bound in)",
-                      name,
-                      isnan(row[k]) ? "NaN"
-                      : row[k] > 0  ? "inf"
-                                    : "-inf",
-                      (long long)(r * K + k), (long long)r, (long long)k, tfx_dtype_name(dt));
-        goto done;
-      }
-    if (dt == TFX_DT_I8) { /* the values plane, then the scale plane (ir/dtype.c) */
-      float sc;
-      tfx_quantize_i8_row(row, K, (int8_t *)(out + r * K), &sc);
-      memcpy(out + R * K + r * 4, &sc, 4);
-    } else if ((ternary ? tfx_quantize_ternary_row(row, K, mean_abs, out + r * rb)
-                        : tfx_quantize_row(dt, row, K, out + r * rb)) != rb) {
-      rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': cannot quantize rows of %lld to %s", name,
-                    (long long)K, tfx_dtype_name(dt));
-      goto done;
-    }
+  if (tfx_quantize_param(n, *c->weights + n->weight_offset, dt, ternary, out, msg, sizeof msg)) {
+    rc = tfx_errf(c->err, c->errlen, "quantize_weights: %s", msg);
+    goto done;
   }
   if (new_bytes <= old_bytes) {
     memcpy(*c->weights + n->weight_offset, out, (size_t)new_bytes);
@@ -258,16 +223,18 @@ static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt, int ternary) {
   }
   n->type.dtype = dt;
 done:
-  free(row);
   free(out);
   return rc;
 }
 
-int tfx_pass_quantize_weights(tfx_pass_ctx *c) {
+/* The pass; with plan (one per node), nothing is converted: plan[i] of a
+ * param whose slot would be converted gets its format and ternary flag, and
+ * every param's type changes as the pass would change it. */
+static int choose(tfx_pass_ctx *c, tfx_quant_target *plan) {
   tfx_graph *g = c->g;
   if (!tfx_graph_asks_quant(g)) return 0;
   const tfx_schedule *s = &g->schedule;
-  int have_blob = c->weights && *c->weights;
+  int have_blob = !plan && c->weights && *c->weights;
   roles r = {0};
   int rc = 0;
   if (s->quantize.mode == TFX_QUANT_Q4_K_M && find_roles(g, &r)) {
@@ -281,7 +248,8 @@ int tfx_pass_quantize_weights(tfx_pass_ctx *c) {
     tfx_node *n = &g->nodes[i];
     if (n->op != TFX_OP_PARAM || n->type.rank < 2 || n->fx.panel || !weight_only(g, i)) continue;
     tfx_quant_choice ch = s->quantize;
-    if (ch.mode == TFX_QUANT_Q4_K_M) ch = (tfx_quant_choice){TFX_QUANT_FORMAT, q4_k_m_choice(g, &r, i), 0, 0.0f};
+    if (ch.mode == TFX_QUANT_Q4_K_M)
+      ch = (tfx_quant_choice){TFX_QUANT_FORMAT, q4_k_m_choice(g, &r, i), 0, 0.0f, 0, 0.0f};
     for (int k = 0; k < s->n_quant_rules; k++)
       if (n->name && tfx_quant_pattern_match(s->quant_rules[k].pattern, n->name)) ch = s->quant_rules[k].choice;
     if (ch.mode != TFX_QUANT_FORMAT && ch.mode != TFX_QUANT_TERNARY) continue;
@@ -306,7 +274,10 @@ int tfx_pass_quantize_weights(tfx_pass_ctx *c) {
       n->weight_offset = twin->weight_offset;
       continue;
     }
-    if (have_blob)
+    if (plan) { /* tfx_quantize_plan: binding converts it */
+      plan[i] = (tfx_quant_target){dt, ternary};
+      n->type.dtype = dt;
+    } else if (have_blob)
       rc = convert(c, n, dt, ternary);
     else if (n->weight_offset >= 0)
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s' is bound but no weights blob was given",
@@ -318,4 +289,29 @@ done:
   free(r.attn_v);
   free(r.ffn_down);
   return rc;
+}
+
+int tfx_pass_quantize_weights(tfx_pass_ctx *c) { return choose(c, NULL); }
+
+int tfx_quantize_plan(tfx_graph *g, tfx_quant_target *plan, char *err, size_t errlen) {
+  for (int i = 0; i < g->n_nodes; i++) plan[i] = (tfx_quant_target){g->nodes[i].type.dtype, 0};
+  if (!tfx_graph_asks_quant(g)) return 0;
+  for (int i = 0; i < g->n_nodes; i++)
+    if (g->nodes[i].op == TFX_OP_PARAM && g->nodes[i].weight_offset >= 0)
+      return tfx_errf(err, errlen, "quantize_weights: the formats are planned before any param is bound");
+  tfx_dtype *was = malloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *was);
+  if (!was) return tfx_errf(err, errlen, "quantize_weights: out of memory");
+  for (int i = 0; i < g->n_nodes; i++) was[i] = g->nodes[i].type.dtype;
+  tfx_pass_ctx c = {g, NULL, NULL, 0, 0, {1, 1}, err, errlen};
+  int rc = choose(&c, plan), changed = 0;
+  for (int i = 0; i < g->n_nodes; i++) { /* the types each param ends in; the graph as it was */
+    tfx_node *n = &g->nodes[i];
+    plan[i].dtype = n->type.dtype;
+    changed |= plan[i].dtype != was[i];
+    n->type.dtype = was[i];
+  }
+  for (int i = 0; i < g->n_quant_fallbacks; i++) free(g->quant_fallbacks[i].name);
+  g->n_quant_fallbacks = 0; /* the pass records them when it runs */
+  free(was);
+  return rc ? -1 : changed;
 }

@@ -60,7 +60,8 @@ static void test_usage_errors_exit_2(void **state) {
   expect((char *[]){TFXC_PATH, "run", example_tfx, "--prompt-ids", "1 x 3", NULL}, 2, NULL, "bad --prompt-ids");
   expect((char *[]){TFXC_PATH, "run", "m.so", "--weights", "random", NULL}, 2, NULL, "carries its weights");
   expect((char *[]){TFXC_PATH, example_tfx, "--quantize", "q5_k", NULL}, 2, NULL,
-         "unknown --quantize format 'q5_k' (expected f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, tq2_0, ternary, "
+         "unknown --quantize format 'q5_k' (expected f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, llm_int8, tq2_0, "
+         "ternary, "
          "sparse24(f32), sparse24(q8_0), q4_k_m or none)");
   expect((char *[]){TFXC_PATH, example_tfx, "--quantize", NULL}, 2, NULL, "--quantize needs a format");
   expect((char *[]){TFXC_PATH, "run", example_tfx, "--quantize=int8", NULL}, 2, NULL, "unknown --quantize format");
@@ -438,6 +439,19 @@ static void test_calibrate(void **state) {
          0, "generated 3 tokens", NULL);
   expect((char *[]){TFXC_PATH, example_tfx, "--quantize", "w8a8(alpha = 1)", NULL}, 2, NULL,
          "w8a8 takes smooth = ALPHA");
+  /* llm_int8(threshold = t): needs the calibration, a threshold > 0 */
+  expect((char *[]){TFXC_PATH, example_tfx, "--emit=ir", "--quantize", "llm_int8", NULL}, 1, NULL,
+         "pass llm_int8: llm_int8(threshold = 6) needs calibration data: --calibration FILE");
+  expect((char *[]){TFXC_PATH, example_tfx, "--quantize", "llm_int8(threshold = -2)", NULL}, 2, NULL,
+         "--quantize 'llm_int8(threshold = -2)': llm_int8(threshold = -2): threshold is a number > 0");
+  expect((char *[]){TFXC_PATH, example_tfx, "--quantize", "llm_int8(threshold = 1", NULL}, 2, NULL,
+         "expected ',' or ')'");
+  expect((char *[]){TFXC_PATH, example_tfx, "--emit=ir", "--quantize", "llm_int8(threshold = 3)", "--calibration", out,
+                    "--print-after=llm_int8", NULL},
+         0, NULL, "IR after llm_int8");
+  expect((char *[]){TFXC_PATH, "run", example_tfx, "--quantize", "llm_int8(threshold = 3)", "--calibration", out, "-n",
+                    "3", NULL},
+         0, "generated 3 tokens", NULL);
   unlink(tok);
   unlink(bad);
   unlink(oov);

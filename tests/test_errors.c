@@ -127,6 +127,17 @@ static const src_case src_cases[] = {
      "duplicate 'quantize' section", "9:1: note: previous 'quantize' section is here", 1},
     {"quantize: schedule format", HDR FWD END "schedule {\n  quantize = q8\n}\n", "10:14",
      "unknown format 'q8' for quantize", NULL, 1},
+    /* llm_int8(threshold = t) (issue #13) */
+    {"quantize: llm_int8 threshold not positive", HDR FWD END "schedule {\n  quantize = llm_int8(threshold = 0)\n}\n",
+     "10:14", "llm_int8(threshold = 0): threshold is a number > 0 (e.g. 6)", NULL, 1},
+    {"quantize: llm_int8 threshold not a number", HDR FWD END "schedule {\n  quantize = llm_int8(threshold = six)\n}\n",
+     "10:14", "llm_int8(threshold = six): threshold is a number > 0", NULL, 1},
+    {"quantize: llm_int8 unknown key", HDR FWD END "schedule {\n  quantize = llm_int8(alpha = 0.5)\n}\n", "10:14",
+     "llm_int8 takes threshold = T (e.g. llm_int8(threshold = 6)), not 'alpha = 0.5'", NULL, 1},
+    {"quantize: llm_int8 in a rule", HDR FWD END "quantize {\n  \"emb\" = llm_int8(threshold = 4)\n}\n", "10:11",
+     "llm_int8 is a whole-model option", NULL, 1},
+    {"quantize: llm_int8 plain in a rule", HDR FWD END "quantize {\n  \"emb\" = llm_int8\n}\n", "10:11",
+     "llm_int8 is a whole-model option", NULL, 1},
     /* constants */
     {"const: division by zero", HDR "const z = dim / (dim - 16)\n" FWD END, "5:15",
      "division by zero in constant expression", NULL, 1},

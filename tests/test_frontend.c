@@ -218,10 +218,12 @@ static const bad_case bad_cases[] = {
     {"schedule flash with tiles", HDR FWD END "schedule {\n  attention = flash(q_tile = 32)\n}\n", "10:15",
      "attention = flash(...) takes no tile sizes"},
     {"schedule unsupported quantize", HDR FWD END "schedule {\n  quantize = int8\n}\n", "10:14",
-     "quantize = int8 is not supported yet (supported: f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, tq2_0, ternary, "
+     "quantize = int8 is not supported yet (supported: f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, llm_int8, tq2_0, "
+     "ternary, "
      "sparse24(f32), sparse24(q8_0), q4_k_m or none)"},
     {"schedule unknown quantize format", HDR FWD END "schedule {\n  quantize = q3_k\n}\n", "10:14",
-     "unknown format 'q3_k' for quantize (expected f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, tq2_0, ternary, "
+     "unknown format 'q3_k' for quantize (expected f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, llm_int8, tq2_0, "
+     "ternary, "
      "sparse24(f32), sparse24(q8_0), q4_k_m or none)"},
     {"schedule quantize not a name", HDR FWD END "schedule {\n  quantize = 8\n}\n", "10:14",
      "bad value for quantize: expected f16"},

@@ -6,7 +6,11 @@
  * of tfxc with the folds against without, by wait4's rusage); a
  * repeat(2048) model (4096 kernel launches per entry, so the entries are
  * split into parts) compiles and computes what the reference interpreter
- * computes on the same graph. */
+ * computes on the same graph; --quantize quantizes each tensor as binding
+ * reads it, giving the blob, formats and fallbacks of quantizing the whole
+ * bound blob after (from random weights, an f32 GGUF and a Q8_0 GGUF; every
+ * format, rules, -O0 and -O2), and so holds far less than the f32 blob
+ * (tfxc's peak RSS with --quantize q8_0 against the f32 compile's). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -272,12 +276,135 @@ static void test_repeat_2048_matches_interpreter(void **state) {
   tfx_build_free(&b);
 }
 
+/* ---- quantizing while binding (issue #17, item 16) ---- */
+
+/* Builds src both ways (formats planned before binding; bound as stored,
+ * then the whole blob quantized) and checks that they agree exactly: blob
+ * bytes, every node's format and offset, the fallbacks recorded. */
+static void same_both_ways(const char *src, const char *weights, const char *quant, int opt) {
+  tfx_build a, b;
+  tfx_build_options oa = {.weights = weights, .opt_level = opt, .quantize = quant};
+  tfx_build_options ob = oa;
+  ob.quantize_after_binding = 1;
+  if (tfx_build_source("q.tfx", src, &oa, &a)) fail_msg("%s, %s, -O%d: the build failed", weights, quant, opt);
+  if (tfx_build_source("q.tfx", src, &ob, &b)) fail_msg("%s, %s, -O%d: the late build failed", weights, quant, opt);
+  assert_int_equal(a.weights.size, b.weights.size);
+  assert_int_equal(a.graph->weights_bytes, b.graph->weights_bytes);
+  assert_memory_equal(a.weights.data, b.weights.data, a.weights.size);
+  assert_int_equal(a.graph->n_nodes, b.graph->n_nodes);
+  int quantized = 0;
+  for (int i = 0; i < a.graph->n_nodes; i++) {
+    const tfx_node *x = &a.graph->nodes[i], *y = &b.graph->nodes[i];
+    assert_int_equal(x->op, y->op);
+    assert_int_equal(x->type.dtype, y->type.dtype);
+    assert_int_equal(x->weight_offset, y->weight_offset);
+    quantized += x->op == TFX_OP_PARAM && x->type.dtype != TFX_DT_F32;
+  }
+  assert_int_equal(a.graph->n_quant_fallbacks, b.graph->n_quant_fallbacks);
+  for (int i = 0; i < a.graph->n_quant_fallbacks; i++) {
+    assert_string_equal(a.graph->quant_fallbacks[i].name, b.graph->quant_fallbacks[i].name);
+    assert_int_equal(a.graph->quant_fallbacks[i].got, b.graph->quant_fallbacks[i].got);
+  }
+  if (strcmp(quant, "none")) assert_true(quantized > 0);
+  tfx_build_free(&a);
+  tfx_build_free(&b);
+}
+
+static void test_quantize_while_binding(void **state) {
+  (void)state;
+  char *dir = tfx_test_tmpdir();
+  assert_non_null(dir);
+  /* the stories260K shape (rows of 64 and 172: fallbacks), tied, with rules;
+   * and rows of 256 and 512 (K-quants without fallback), untied */
+  static char srcs[2][4096];
+  tfx_llama_shape small = {"qs", 64, 2, 8, 4, 172, 512, 32, 1}, wide = {"qw", 256, 2, 4, 2, 512, 512, 32, 0};
+  assert_int_equal(tfx_test_llama_source(srcs[0], sizeof srcs[0], &small), 0);
+  assert_int_equal(tfx_test_llama_source(srcs[1], sizeof srcs[1], &wide), 0);
+  strcat(srcs[0], "quantize {\n  \"layers.*.w2\" = q6_k, \"layers.0.wq\" = none\n}\n");
+  static const char *const quants[] = {"q4_0", "q8_0", "q4_k", "q4_k_m", "q6_k", "f16", "w8a8", "ternary", "none"};
+  for (int s = 0; s < 2; s++) {
+    /* the same random weights as files: f32, and Q8_0 (a stored format, decoded then quantized again) */
+    char f32[512], q8[512];
+    snprintf(f32, sizeof f32, "%s/w%d.gguf", dir, s);
+    snprintf(q8, sizeof q8, "%s/w%d-q8.gguf", dir, s);
+    for (int k = 0; k < 2; k++) {
+      tfx_build b;
+      tfx_build_options o = {.weights = "random:5", .quantize = k ? "q8_0" : NULL, .emit_gguf = k ? q8 : f32};
+      assert_int_equal(tfx_build_source("q.tfx", srcs[s], &o, &b), 0);
+      tfx_build_free(&b);
+    }
+    const char *weights[] = {"random:5", f32, q8};
+    for (int w = 0; w < 3; w++)
+      for (size_t q = 0; q < sizeof quants / sizeof *quants; q++)
+        for (int opt = 0; opt <= 2; opt += 2) same_both_ways(srcs[s], weights[w], quants[q], opt);
+  }
+  tfx_test_rmdir(dir);
+  free(dir);
+}
+
+/* 48 layers of two 1 MiB f32 weights in a GGUF file (96 MiB): tfxc -O0
+ * binding them as f32 holds the blob; with --quantize q8_0 (25.5 MiB of
+ * weights) binding quantizes each tensor as it reads it, so the peak is
+ * far below (it was the f32 compile's plus the quantized blob). */
+static void test_quantize_does_not_hold_the_f32_blob(void **state) {
+  (void)state;
+  char *dir = tfx_test_tmpdir();
+  assert_non_null(dir);
+  char path[512], gguf[512];
+  snprintf(path, sizeof path, "%s/q.tfx", dir);
+  snprintf(gguf, sizeof gguf, "%s/q.gguf", dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("model quantmem\n"
+        "const dim = 256, hidden = 1024, max_seq = 4\n"
+        "block layer(x : f32[T, dim]) -> f32[T, dim] {\n"
+        "  param w1 : f32[hidden, dim]\n"
+        "  param w2 : f32[dim, hidden]\n"
+        "  return x + linear(silu(linear(x, w1)), w2)\n"
+        "}\n"
+        "forward(x : f32[T, dim]) -> f32[T, dim] {\n"
+        "  return repeat(48) layer(x)\n"
+        "}\n",
+        f);
+  assert_int_equal(fclose(f), 0);
+  char *emit[] = {TFXC_PATH, path, "--weights", "random", "--emit-gguf", gguf, NULL};
+  char *f32[] = {TFXC_PATH, path, "-O0", "--weights", gguf, "--stats", NULL};
+  char *q8[] = {TFXC_PATH, path, "-O0", "--weights", gguf, "--quantize", "q8_0", "--stats", NULL};
+  long rss_emit = 0, rss_f32 = 0, rss_q8 = 0;
+  assert_int_equal(run_rss(emit, &rss_emit), 0);
+  assert_int_equal(run_rss(f32, &rss_f32), 0);
+  assert_int_equal(run_rss(q8, &rss_q8), 0);
+  print_message("quantize: peak RSS %ld KB for f32, %ld KB with --quantize q8_0 (96 MiB of f32 weights)\n", rss_f32,
+                rss_q8);
+  tfx_test_rmdir(dir);
+  free(dir);
+#ifndef TFX_SANITIZE_FLAGS
+  /* a child's peak RSS counts from this process's at the fork (it survives
+   * exec): when that floor hides the compiles there is nothing to compare */
+  struct rusage self;
+  assert_int_equal(getrusage(RUSAGE_SELF, &self), 0);
+  if (rss_q8 <= self.ru_maxrss + 8 * 1024) {
+    print_message("quantize: this process's own peak (%ld KB) hides the compiles'; not compared\n", self.ru_maxrss);
+    return;
+  }
+  assert_true(rss_f32 > 96 * 1024); /* the f32 blob is resident */
+  assert_true(rss_f32 - rss_q8 > 48 * 1024);
+#else
+  /* under ASan freed buffers stay resident in its quarantine and large
+   * allocations get shadow memory: the plain build checks the bound */
+  assert_true(rss_f32 > 0 && rss_q8 > 0);
+#endif
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      /* first: a child's peak RSS counts from this process's (run_rss) */
+      cmocka_unit_test(test_quantize_does_not_hold_the_f32_blob),
       cmocka_unit_test(test_reset_equals_fresh),
       cmocka_unit_test(test_huge_max_seq_touches_used_rows),
       cmocka_unit_test(test_fold_does_not_hold_the_blob_twice),
       cmocka_unit_test(test_repeat_2048_matches_interpreter),
+      cmocka_unit_test(test_quantize_while_binding),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

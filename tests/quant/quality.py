@@ -46,7 +46,7 @@ try:
 except ImportError:
     sys.exit("test_quant_quality: FAIL: this python has no numpy (Debian: apt-get install python3-numpy)")
 
-FORMATS = ["f16", "bf16", "q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m", "w8a8", "w8a8(smooth=0.5)"]
+FORMATS = ["f16", "bf16", "q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m", "w8a8", "w8a8(smooth=0.5)", "llm_int8"]
 BLOCK = {"q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m", "w8a8", "w8a8(smooth=0.5)"}
 # w8a8(smooth = ALPHA) is calibrated (tfxc calibrate) on CALIB_SEEDS sampled
 # sequences of the model (temperature 0.9), never on the evaluation sequence
@@ -75,7 +75,11 @@ CALIB_SEEDS = (11, 12, 13, 14, 15, 16, 17, 18)
 # 88.1%, and 0.0306 / 90.2% with activations = f32; w8a8(smooth = 0.5),
 # calibrated on 8 sampled sequences apart from the evaluation one, 0.0385 /
 # 90.0% and 0.0262 / 91.0%. The test also asks SmoothQuant's KL to stay below
-# plain w8a8's (issue #13's target).
+# plain w8a8's (issue #13's target). llm_int8 (threshold 6, calibrated on the
+# same sequences: the outlier input channels of the attention inputs of
+# layers 1-4 stay f32, 1 to 3 of 64) measured 0.0436 / 88.5%, also asked to
+# stay below plain w8a8's; with threshold 4 0.0334 / 90.0%, 3 0.0303 / 90.0%,
+# 2 0.0204 / 91.2% (--formats='llm_int8(threshold=2)' --measure).
 BOUNDS = {  # measured here (--measure) x 1.5 + 0.002, top-1 - 5 points
     ("f16", "q8"): (0.00205, 0.94),
     ("bf16", "q8"): (0.00558, 0.92),
@@ -95,6 +99,7 @@ BOUNDS = {  # measured here (--measure) x 1.5 + 0.002, top-1 - 5 points
     ("w8a8", "f32"): (0.0478, 0.85),
     ("w8a8(smooth=0.5)", "q8"): (0.0597, 0.85),
     ("w8a8(smooth=0.5)", "f32"): (0.0414, 0.86),
+    ("llm_int8", "q8"): (0.0673, 0.83),
 }
 N_IDS = 511
 
@@ -364,7 +369,7 @@ def main():
         f.write(src_text.replace("schedule {", "schedule {\n  activations = f32", 1))
     rows, failed = [], []
     calib = None
-    if any("smooth" in f for f in formats):
+    if any("smooth" in f or "llm_int8" in f for f in formats):
         seqs = []
         for seed in CALIB_SEEDS:
             out = run([tfxc, "run", tfx, "--weights", ckpt, "-n", "255", "--temperature", "0.9", "--seed", str(seed),
@@ -378,10 +383,10 @@ def main():
     for fmt in formats:
         for act in (["q8", "f32"] if fmt in BLOCK else ["q8"]):
             model = act_f32 if act == "f32" else tfx
-            extra = ["--quantize", fmt] + (["--calibration", calib] if "smooth" in fmt else [])
+            extra = ["--quantize", fmt] + (["--calibration", calib] if "smooth" in fmt or "llm_int8" in fmt else [])
             lg = evaluate(model, extra, f"--quantize {fmt}, activations {act}")
             kl, top1 = compare(f32, lg)
-            lim = BOUNDS[fmt, act]
+            lim = BOUNDS.get((fmt, act), (float("inf"), 0.0))
             ok = kl <= lim[0] and top1 >= lim[1]
             note = ""
             if (fmt, "f32" if fmt in ("f16", "bf16") else act) in emul:
@@ -395,6 +400,12 @@ def main():
             if not ok:
                 failed.append(f"{fmt}/{act}")
     klof = {(f, a): k for f, a, k, _ in rows}
+    if ("w8a8", "q8") in klof and ("llm_int8", "q8") in klof:
+        ok = klof["llm_int8", "q8"] < klof["w8a8", "q8"]
+        print(f"llm_int8 below plain w8a8: {klof['llm_int8', 'q8']:.4f} < {klof['w8a8', 'q8']:.4f}"
+              + ("" if ok else "  <-- FAIL"))
+        if not ok:
+            failed.append("llm_int8 not below w8a8")
     if ("w8a8", "q8") in klof and ("w8a8(smooth=0.5)", "q8") in klof:
         ok = klof["w8a8(smooth=0.5)", "q8"] < klof["w8a8", "q8"]
         print(f"SmoothQuant below plain w8a8: {klof['w8a8(smooth=0.5)', 'q8']:.4f} < {klof['w8a8', 'q8']:.4f}"
