@@ -225,14 +225,56 @@ fail:
   return -1;
 }
 
+/* The C compiler that links for o: o->cc, else cc for the host, else
+ * TRIPLE-gcc (as given to --target: aarch64-linux-gnu-gcc, Debian's
+ * gcc-aarch64-linux-gnu). */
+static int default_cc(const tfx_target_options *o, char *buf, size_t len, char *err, size_t errlen) {
+  int host = tfx_backend_target_is_host(o, err, errlen);
+  if (host < 0) return -1;
+  const char *cc = o && o->cc && o->cc[0] ? o->cc : NULL;
+  int w = cc ? snprintf(buf, len, "%s", cc) : host ? snprintf(buf, len, "cc") : snprintf(buf, len, "%s-gcc", o->triple);
+  if (w < 0 || (size_t)w >= len) return tfx_errf(err, errlen, "backend: the C compiler's name is too long");
+  return 0;
+}
+
+/* "--sysroot=DIR" for o->sysroot ("" when none) */
+static int sysroot_option(const tfx_target_options *o, char *buf, size_t len, char *err, size_t errlen) {
+  buf[0] = 0;
+  if (!o || !o->sysroot || !o->sysroot[0]) return 0;
+  if ((size_t)snprintf(buf, len, "--sysroot=%s", o->sysroot) >= len)
+    return tfx_errf(err, errlen, "backend: the --sysroot path is too long");
+  return 0;
+}
+
 int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
                              const tfx_target_options *o, const char *obj_path, char *err, size_t errlen) {
   if (!g || !obj_path || !obj_path[0]) return tfx_errf(err, errlen, "backend: tfx_backend_write_object: NULL argument");
   aot_objects t;
   if (write_objects(g, weights, weights_bytes, o, &t, err, errlen)) return -1;
   char *owned, *out = tool_path(obj_path, &owned);
-  char *argv[TFX_CG_MAX_VARIANTS + 6] = {"ld", "-r", "-o", out};
+  /* for another machine, the target's C compiler combines (the host's ld
+   * may not read its objects) */
+  int host = tfx_backend_target_is_host(o, err, errlen);
+  char cross_cc[256], sysroot_arg[4200];
+  if (host == 0 && (default_cc(o, cross_cc, sizeof cross_cc, err, errlen) ||
+                    sysroot_option(o, sysroot_arg, sizeof sysroot_arg, err, errlen)))
+    host = -1;
+  if (host < 0) {
+    free(owned);
+    aot_objects_remove(&t);
+    return -1;
+  }
+  char *argv[TFX_CG_MAX_VARIANTS + 10] = {"ld", "-r", "-o", out};
   int n = 4;
+  if (!host) {
+    n = 0;
+    argv[n++] = cross_cc;
+    argv[n++] = "-r";
+    argv[n++] = "-nostdlib";
+    if (o->sysroot && o->sysroot[0]) argv[n++] = sysroot_arg;
+    argv[n++] = "-o";
+    argv[n++] = out;
+  }
   for (int i = 0; i < t.n_code; i++) argv[n++] = t.code[i];
   argv[n++] = t.blob;
   argv[n] = NULL;
@@ -244,22 +286,31 @@ int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t 
   return rc;
 }
 
-/* cc -shared of the objects with the runtime archive (runtime, or the one
- * tfx_backend_find_runtime finds) into so_path, sealed. */
-static int link_objects(const char *const *objs, int n_objs, const char *runtime, const char *so_path, char *err,
-                        size_t errlen) {
-  char archive[4096];
-  if (tfx_backend_find_runtime(runtime, archive, sizeof archive, err, errlen)) return -1;
+/* cc -shared of the objects with the runtime archive (o->runtime, or the
+ * one tfx_backend_find_runtime_for finds) into so_path, sealed. For another
+ * machine (o->triple), its C compiler (o->cc, TRIPLE-gcc) and o->sysroot
+ * link with its runtime archive, built without libffi (CMakeLists.txt,
+ * TFX_RUNTIME_FFI). */
+static int link_objects(const char *const *objs, int n_objs, const tfx_target_options *o, const char *so_path,
+                        char *err, size_t errlen) {
+  int host = tfx_backend_target_is_host(o, err, errlen);
+  if (host < 0) return -1;
+  char archive[4096], cc[256], sysroot[4200];
+  if (tfx_backend_find_runtime_for(o ? o->runtime : NULL, host ? NULL : o->triple, archive, sizeof archive, err,
+                                   errlen) ||
+      default_cc(o, cc, sizeof cc, err, errlen) || sysroot_option(o, sysroot, sizeof sysroot, err, errlen))
+    return -1;
   for (int i = 0; i < n_objs; i++)
     if (access(objs[i], R_OK)) return tfx_errf(err, errlen, "backend: %s: %s", objs[i], strerror(errno));
   char ffi[1024];
-  snprintf(ffi, sizeof ffi, "%s", TFX_FFI_LDFLAGS);
+  snprintf(ffi, sizeof ffi, "%s", host ? TFX_FFI_LDFLAGS : "");
   if (n_objs > TFX_CG_MAX_VARIANTS + 1) return tfx_errf(err, errlen, "backend: too many objects to link");
   char *owned[TFX_CG_MAX_VARIANTS + 3] = {NULL}, *so = tool_path(so_path, &owned[0]),
                                     *ar = tool_path(archive, &owned[1]);
   char *argv[64];
   int n = 0, ok = so && ar;
-  argv[n++] = "cc";
+  argv[n++] = cc;
+  if (sysroot[0]) argv[n++] = sysroot;
   argv[n++] = "-shared";
   argv[n++] = "-o";
   argv[n++] = so;
@@ -277,7 +328,7 @@ static int link_objects(const char *const *objs, int n_objs, const char *runtime
   argv[n++] = "-lm";
   argv[n++] = "-Wl,-z,noexecstack";
 #ifdef TFX_RUNTIME_SANITIZE_FLAGS
-  argv[n++] = TFX_RUNTIME_SANITIZE_FLAGS; /* the sanitizer build's runtime archive is instrumented */
+  if (host) argv[n++] = TFX_RUNTIME_SANITIZE_FLAGS; /* the sanitizer build's runtime archive is instrumented */
 #endif
   argv[n++] = "-Wl,--no-undefined";
   argv[n] = NULL;
@@ -302,7 +353,7 @@ int tfx_backend_write_shared(const tfx_graph *g, const uint8_t *weights, size_t 
   for (int i = 0; i < t.n_code; i++) objs[i] = t.code[i];
   objs[t.n_code] = t.blob;
   double t0 = aot_seconds();
-  int rc = link_objects(objs, t.n_code + 1, o ? o->runtime : NULL, so_path, err, errlen) ? -2 : 0;
+  int rc = link_objects(objs, t.n_code + 1, o, so_path, err, errlen) ? -2 : 0;
   if (o && o->phase_seconds) o->phase_seconds[1] += aot_seconds() - t0;
   aot_objects_remove(&t);
   return rc;

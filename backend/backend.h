@@ -12,13 +12,22 @@
 #include "../ir/ir.h"
 
 typedef struct tfx_target_options {
-  int opt_level;        /* 0..3: LLVM pipeline default<O0..O3> and codegen level */
-  const char *cpu;      /* NULL: LLVMGetHostCPUName() */
-  const char *features; /* NULL: LLVMGetHostCPUFeatures() when cpu is NULL, else "" */
-  const char *runtime;  /* the runtime archive a .so is linked with; NULL: tfx_backend_find_runtime's search */
+  int opt_level;         /* 0..3: LLVM pipeline default<O0..O3> and codegen level */
+  const char *cpu;       /* NULL: LLVMGetHostCPUName() */
+  const char *features;  /* NULL: LLVMGetHostCPUFeatures() when cpu is NULL, else "" */
+  const char *runtime;   /* the runtime archive a .so is linked with; NULL: tfx_backend_find_runtime's search */
+  const char *triple;    /* the target triple (tfxc --target), e.g. aarch64-linux-gnu; NULL: the host's */
+  const char *cc;        /* the C compiler that links a .so (and combines a -c object for another target);
+                          * NULL: cc for the host, TRIPLE-gcc for another target */
+  const char *sysroot;   /* --sysroot for that link; NULL: none */
   double *phase_seconds; /* when set, tfx_backend_write_object/_shared add their code generation's seconds to
                           * [0] and their linking's to [1] (tfxc -v) */
 } tfx_target_options;
+
+/* Does o compile for the host (1), for another machine (0, o->triple,
+ * tfxc --target), or name a target tfxc does not support (-1 with a
+ * message)? */
+int tfx_backend_target_is_host(const tfx_target_options *o, char *err, size_t errlen);
 
 typedef enum { TFX_EMIT_LLVM_IR, TFX_EMIT_ASM } tfx_emit_kind;
 
@@ -48,6 +57,12 @@ int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t 
  * the build tree, the build's archive. Copied to out; -1 with a message
  * naming the paths tried when none is readable. */
 int tfx_backend_find_runtime(const char *path, char *out, size_t outlen, char *err, size_t errlen);
+/* The same for the machine triple names (--target; NULL: the host): path when
+ * given, else lib/TRIPLE/libtfxrt.a beside the installed host archive, else
+ * the build tree's runtime-TRIPLE/libtfxrt.a ($TFX_RUNTIME_ARCHIVE is the
+ * host's and not used). */
+int tfx_backend_find_runtime_for(const char *path, const char *triple, char *out, size_t outlen, char *err,
+                                 size_t errlen);
 
 /* Links an object from tfx_backend_write_object with the runtime archive into
  * a self-contained shared library. */

@@ -150,7 +150,9 @@ int tfx_cg_fail(tfx_cg *cg, const char *fmt, ...) __attribute__((format(printf, 
 /* ---- target.c ---- */
 /* One-time, thread-safe initialization of LLVM's native target. */
 int tfx_cg_init_llvm(char *err, size_t errlen);
-/* The description of the host (or o->cpu / o->features on the host's triple). */
+/* The description of the host (or o->cpu / o->features on the host's
+ * triple), or of o->triple when it names another machine (--target; its cpu
+ * defaults to generic). */
 int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *err, size_t errlen);
 /* The code variants of o (--mcpu=A,B,...: one per CPU, in order; o itself
  * when its cpu names one or none): fills v[0..n) with o's options and each

@@ -4,7 +4,9 @@
  * installed layout, TFX_RUNTIME_FROM_BIN relative to the executable's folder
  * (/proc/self/exe), so a moved install prefix keeps working — and, for a
  * program inside the build tree (tfxc, the tests), the build's own archive.
- * No absolute path of the build is used outside the build tree. */
+ * No absolute path of the build is used outside the build tree. For another
+ * machine (--target TRIPLE) the archive is TRIPLE/libtfxrt.a beside the
+ * host's, or the build tree's runtime-TRIPLE/libtfxrt.a. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -51,7 +53,44 @@ static int found(const char *path, char *out, size_t outlen, char *err, size_t e
   return 0;
 }
 
+/* Another machine's runtime archive: TRIPLE/libtfxrt.a beside the host's
+ * (installed: lib/TRIPLE/libtfxrt.a), or the build tree's runtime-TRIPLE/
+ * (tests/CMakeLists.txt builds it with cmake/toolchains/TRIPLE.cmake). */
+static int find_cross(const char *triple, char *out, size_t outlen, char *err, size_t errlen) {
+  char tried[4 * PATH_MAX + 64] = "", dir[PATH_MAX], cand[2 * PATH_MAX + 64];
+  if (strchr(triple, '/') || strlen(triple) > 64)
+    return tfx_errf(err, errlen, "backend: '%s' is not a target triple", triple);
+  int have_dir = exe_dir(dir, sizeof dir) == 0;
+  if (have_dir) {
+    char rel[PATH_MAX];
+    snprintf(rel, sizeof rel, "%s", TFX_RUNTIME_FROM_BIN);
+    char *slash = strrchr(rel, '/');
+    if (slash) {
+      *slash = 0;
+      snprintf(cand, sizeof cand, "%s/%s/%s/%s", dir, rel, triple, slash + 1);
+    } else {
+      snprintf(cand, sizeof cand, "%s/%s/%s", dir, triple, rel);
+    }
+    if (try_path(cand, tried, sizeof tried) == 0) return found(cand, out, outlen, err, errlen);
+  }
+#if defined(TFX_BUILD_DIR)
+  if (have_dir && inside(dir, TFX_BUILD_DIR)) {
+    snprintf(cand, sizeof cand, "%s/runtime-%s/libtfxrt.a", TFX_BUILD_DIR, triple);
+    if (try_path(cand, tried, sizeof tried) == 0) return found(cand, out, outlen, err, errlen);
+  }
+#endif
+  return tfx_errf(err, errlen,
+                  "backend: no runtime archive for %s to link the model with; tried: %s; build one with cmake "
+                  "-DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/%s.cmake (docs/portability.md) and pass --runtime PATH",
+                  triple, tried[0] ? tried : "nothing (the executable's folder is unknown)", triple);
+}
+
 int tfx_backend_find_runtime(const char *path, char *out, size_t outlen, char *err, size_t errlen) {
+  return tfx_backend_find_runtime_for(path, NULL, out, outlen, err, errlen);
+}
+
+int tfx_backend_find_runtime_for(const char *path, const char *triple, char *out, size_t outlen, char *err,
+                                 size_t errlen) {
   char tried[4 * PATH_MAX + 64] = "";
   if (path && path[0]) {
     if (access(path, R_OK))
@@ -59,6 +98,7 @@ int tfx_backend_find_runtime(const char *path, char *out, size_t outlen, char *e
                       strerror(errno));
     return found(path, out, outlen, err, errlen);
   }
+  if (triple && triple[0]) return find_cross(triple, out, outlen, err, errlen);
   const char *env = getenv("TFX_RUNTIME_ARCHIVE");
   if (env && env[0]) {
     if (access(env, R_OK))

@@ -26,6 +26,17 @@ static int init_status = -1;
 
 static void init_llvm(void) {
   if (LLVMInitializeNativeTarget() || LLVMInitializeNativeAsmPrinter() || LLVMInitializeNativeAsmParser()) return;
+  /* the targets tfxc cross-compiles for (--target) */
+  LLVMInitializeAArch64TargetInfo();
+  LLVMInitializeAArch64Target();
+  LLVMInitializeAArch64TargetMC();
+  LLVMInitializeAArch64AsmPrinter();
+  LLVMInitializeAArch64AsmParser();
+  LLVMInitializeRISCVTargetInfo();
+  LLVMInitializeRISCVTarget();
+  LLVMInitializeRISCVTargetMC();
+  LLVMInitializeRISCVAsmPrinter();
+  LLVMInitializeRISCVAsmParser();
   init_status = 0;
 }
 
@@ -193,6 +204,24 @@ static void describe_aarch64(tfx_cg_target *t) {
   t->cpu_arch = TFX_CPU_ARCH_AARCH64; /* features are not recorded for AArch64 (cpu_features 0) */
 }
 
+/* ---- RISC-V 64 (Linux: rv64gc, the lp64d ABI), with the vector extension ---- */
+
+/* The features a riscv64 target compiles with when none are given:
+ * rv64gcv (Debian's riscv64 is rv64gc; V for the kernels' vectors). */
+#define RISCV64_DEFAULT_FEATURES "+m,+a,+f,+d,+c,+v"
+
+static void describe_riscv64(tfx_cg_target *t) {
+  int v = feature_on(t->features, "v") == 1;
+  /* with V (VLEN >= 128), fixed vectors of 4 floats are one register of
+   * the 32; without it LLVM splits them into scalars (32 f registers) */
+  t->width = 4;
+  t->vregs = 32;
+  t->has_fma = feature_on(t->features, "f") == 1 || v;
+  t->i8dot = 0;
+  t->has_bf16 = 0;
+  t->cpu_arch = TFX_CPU_ARCH_RISCV64; /* features are not recorded (cpu_features 0) */
+}
+
 /* ---- what the kernels derive from the registers ---- */
 
 /* The micro-kernel's tile: per row of x, 2 vectors of columns (1 for GLU
@@ -268,8 +297,11 @@ int tfx_cg_target_describe(tfx_cg_target *t, const char *triple, const char *cpu
     describe_x86(t);
   } else if (!strcmp(t->arch, "aarch64")) {
     describe_aarch64(t);
+  } else if (!strcmp(t->arch, "riscv64")) {
+    describe_riscv64(t);
   } else {
-    tfx_errf(err, errlen, "backend: no target description for '%s' (LLVM target %s; tfxc describes x86-64 and aarch64)",
+    tfx_errf(err, errlen,
+             "backend: no target description for '%s' (LLVM target %s; tfxc describes x86-64, aarch64 and riscv64)",
              t->triple, t->arch);
     tfx_cg_target_free(t);
     return -1;
@@ -316,6 +348,34 @@ int tfx_cg_split_cpus(const tfx_target_options *o, tfx_target_options *v, char *
   return n;
 }
 
+/* o->triple, normalized by LLVM (aarch64-linux-gnu becomes
+ * aarch64-unknown-linux-gnu); NULL when it is not given or is the host's
+ * (the same triple, or the host's architecture on Linux: compile for the
+ * host). *err set when it names no architecture tfxc
+ * cross-compiles for. */
+static char *foreign_triple(const tfx_target_options *o, const char *host, char *err, size_t errlen) {
+  if (!o || !o->triple || !o->triple[0]) return NULL;
+  char *norm = LLVMNormalizeTargetTriple(o->triple);
+  if (!norm) {
+    tfx_errf(err, errlen, "backend: out of memory");
+    return NULL;
+  }
+  size_t arch = strcspn(norm, "-");
+  if (!strcmp(norm, host) || (arch == strcspn(host, "-") && !strncmp(norm, host, arch) && strstr(norm, "-linux"))) {
+    LLVMDisposeMessage(norm);
+    return NULL;
+  }
+  if ((strncmp(norm, "aarch64-", 8) && strncmp(norm, "riscv64-", 8)) || !strstr(norm, "-linux")) {
+    tfx_errf(err, errlen,
+             "backend: --target '%s' is not supported (tfxc compiles for the host, %s, and cross-compiles for "
+             "aarch64-linux-gnu and riscv64-linux-gnu)",
+             o->triple, host);
+    LLVMDisposeMessage(norm);
+    return NULL;
+  }
+  return norm;
+}
+
 int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *err, size_t errlen) {
   memset(t, 0, sizeof *t);
   if (o && o->cpu && strchr(o->cpu, ','))
@@ -324,8 +384,25 @@ int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *e
                     o->cpu);
   if (tfx_cg_init_llvm(err, errlen)) return -1;
   char *triple = LLVMGetDefaultTargetTriple(), *cpu = NULL, *feat = NULL;
+  if (err && errlen) err[0] = 0;
+  char *cross = foreign_triple(o, triple, err, errlen);
   int rc = -1;
-  if (o && o->cpu && strcmp(o->cpu, "native") != 0) {
+  if (!cross && err && errlen && err[0]) {
+    /* an unsupported --target: err says why */
+  } else if (cross) {
+    /* another machine: its CPU is named (native is the host's), generic by default */
+    const char *c = o->cpu && strcmp(o->cpu, "native") ? o->cpu : NULL;
+    if (o->cpu && !c)
+      tfx_errf(err, errlen,
+               "backend: --mcpu native names the host's CPU; with --target %s name the target's "
+               "(e.g. cortex-a72) or leave it out (generic)",
+               o->triple);
+    else if (!c || !tfx_cg_cpu_check(cross, c, err, errlen)) {
+      int rv = !strncmp(cross, "riscv64", 7);
+      const char *f = o->features ? o->features : rv ? RISCV64_DEFAULT_FEATURES : "";
+      rc = tfx_cg_target_describe(t, cross, c ? c : rv ? "generic-rv64" : "generic", f, o->opt_level, err, errlen);
+    }
+  } else if (o && o->cpu && strcmp(o->cpu, "native") != 0) {
     if (!tfx_cg_cpu_check(triple, o->cpu, err, errlen))
       rc = tfx_cg_target_describe(t, triple, o->cpu, o->features ? o->features : "", o->opt_level, err, errlen);
   } else {
@@ -335,8 +412,20 @@ int tfx_cg_target_resolve(const tfx_target_options *o, tfx_cg_target *t, char *e
                                 errlen);
   }
   LLVMDisposeMessage(triple);
+  if (cross) LLVMDisposeMessage(cross);
   if (cpu) LLVMDisposeMessage(cpu);
   if (feat) LLVMDisposeMessage(feat);
+  return rc;
+}
+
+int tfx_backend_target_is_host(const tfx_target_options *o, char *err, size_t errlen) {
+  if (tfx_cg_init_llvm(err, errlen)) return -1;
+  char *host = LLVMGetDefaultTargetTriple();
+  if (err && errlen) err[0] = 0;
+  char *cross = foreign_triple(o, host, err, errlen);
+  int rc = cross ? 0 : err && errlen && err[0] ? -1 : 1;
+  LLVMDisposeMessage(host);
+  if (cross) LLVMDisposeMessage(cross);
   return rc;
 }
 
@@ -402,9 +491,17 @@ LLVMTargetMachineRef tfx_cg_target_machine(const tfx_cg_target *t, int pic, int 
   }
   static const LLVMCodeGenOptLevel levels[4] = {LLVMCodeGenLevelNone, LLVMCodeGenLevelLess, LLVMCodeGenLevelDefault,
                                                 LLVMCodeGenLevelAggressive};
-  LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, t->triple, t->cpu, t->features, levels[t->opt_level],
-                                                    pic ? LLVMRelocPIC : LLVMRelocDefault,
-                                                    jit ? LLVMCodeModelJITDefault : LLVMCodeModelDefault);
+  LLVMTargetMachineOptionsRef opts = LLVMCreateTargetMachineOptions();
+  LLVMTargetMachineOptionsSetCPU(opts, t->cpu);
+  LLVMTargetMachineOptionsSetFeatures(opts, t->features);
+  LLVMTargetMachineOptionsSetCodeGenOptLevel(opts, levels[t->opt_level]);
+  LLVMTargetMachineOptionsSetRelocMode(opts, pic ? LLVMRelocPIC : LLVMRelocDefault);
+  LLVMTargetMachineOptionsSetCodeModel(opts, jit ? LLVMCodeModelJITDefault : LLVMCodeModelDefault);
+  /* riscv64 Linux passes floats in f registers (lp64d), as its libc does */
+  if (!strcmp(t->arch ? t->arch : "", "riscv64") && feature_on(t->features, "d") == 1)
+    LLVMTargetMachineOptionsSetABI(opts, "lp64d");
+  LLVMTargetMachineRef tm = LLVMCreateTargetMachineWithOptions(target, t->triple, opts);
+  LLVMDisposeTargetMachineOptions(opts);
   if (!tm) tfx_errf(err, errlen, "backend: cannot create a target machine for %s (cpu %s)", t->triple, t->cpu);
   return tm;
 }

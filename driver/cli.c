@@ -81,6 +81,14 @@ static const tfx_cli_option compile_options[] = {
      "or an LLVM CPU such as skylake-avx512; A,B puts one code variant per\n"
      "CPU in the file (docs/portability.md)"},
     {TFX_OPT_MCPU, "cpu", 1, "NAME", "a value", "the same as --mcpu"},
+    {TFX_OPT_TARGET, "target", 1, "TRIPLE", "a value",
+     "compile for another machine: aarch64-linux-gnu (NEON; --mcpu names\n"
+     "its CPU, e.g. cortex-a72, default generic) or riscv64-linux-gnu\n"
+     "(rv64gcv); the .so links with that machine's runtime archive\n(docs/portability.md)"},
+    {TFX_OPT_CC, "cc", 1, "CC", "a program",
+     "the C compiler that links the .so (default: cc, or TRIPLE-gcc with\n--target; with -c and --target it also "
+     "combines the object)"},
+    {TFX_OPT_SYSROOT, "sysroot", 1, "DIR", "a directory", "--sysroot for that link"},
     {TFX_OPT_SYMBOL_PREFIX, "symbol-prefix", 1, "P", "a value",
      "name the model's exported symbols P_descriptor and P_weights_blob\n"
      "instead of <name>_...: models of the same name link into one program\n"
@@ -161,6 +169,7 @@ const tfx_cli_command tfx_cli_commands[] = {
     {"compile",
      "[compile] FILE.tfx [-o OUT.so] [-c] [-O0..-O3] [--weights PATH|random[:SEED]]\n"
      "       [--emit=ir|llvm|asm] [--emit-header OUT.h] [--emit-gguf OUT.gguf] [--mcpu NAME]\n"
+     "       [--target TRIPLE] [--cc CC] [--sysroot DIR]\n"
      "       [--symbol-prefix P] [--stats] [--runtime LIBTFXRT.a] [--quantize FMT] [--calibration FILE]\n"
      "       [--allow-nonfinite] [-v] [--passes=P,Q,..] [--print-after=P,..]\n"
      "       [--print-after-all] [--time-passes] [--verify-passes]",

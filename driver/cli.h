@@ -48,6 +48,9 @@ enum {
   TFX_OPT_EVAL_IDS,
   TFX_OPT_TOKENS,
   TFX_OPT_JSON,
+  TFX_OPT_TARGET,
+  TFX_OPT_CC,
+  TFX_OPT_SYSROOT,
   /* what tfx_cli_next returns besides an option */
   TFX_CLI_END = -1,        /* no more arguments */
   TFX_CLI_POSITIONAL = -2, /* an operand: tfx_cli.arg */

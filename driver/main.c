@@ -272,7 +272,7 @@ static void phase(const char *what, double seconds) {
 int tfx_drv_compile_main(int argc, char **argv) {
   const char *input = NULL, *output = NULL, *weights = NULL, *emit = NULL, *header = NULL, *cpu = NULL;
   const char *passes = NULL, *print_after = NULL, *quantize = NULL, *gguf = NULL, *runtime = NULL, *prefix = NULL;
-  const char *calibration = NULL;
+  const char *calibration = NULL, *triple = NULL, *cc = NULL, *sysroot = NULL;
   int object = 0, opt = 2, stats = 0, print_all = 0, time_passes = 0, verify_passes = 0, allow_nonfinite = 0;
   cur_cmd = tfx_cli_find("compile");
   tfx_cli p;
@@ -304,6 +304,12 @@ int tfx_drv_compile_main(int argc, char **argv) {
       gguf = v;
       break;
     case TFX_OPT_MCPU: cpu = v; break;
+    case TFX_OPT_TARGET:
+    case TFX_OPT_CC:
+    case TFX_OPT_SYSROOT:
+      if (!*v) bad = usage_error("%s needs a value", p.name);
+      *(k == TFX_OPT_TARGET ? &triple : k == TFX_OPT_CC ? &cc : &sysroot) = v;
+      break;
     case TFX_OPT_SYMBOL_PREFIX:
       if (check_symbol_prefix(v)) bad = EXIT_USAGE;
       prefix = v;
@@ -353,6 +359,8 @@ int tfx_drv_compile_main(int argc, char **argv) {
     return usage_error("%s", "--emit-gguf writes a file; it does not combine with --emit or --stats");
   if (runtime && (object || emit || stats || (!output && (header || gguf))))
     return usage_error("%s", "--runtime applies to a shared library (-o OUT.so, without -c)");
+  if ((cc || sysroot) && (emit || stats || (!output && !object && (header || gguf))))
+    return usage_error("%s", "--cc and --sysroot apply to a shared library (-o OUT.so) or, with --target, to -c");
   if (access(input, R_OK) != 0) {
     fprintf(stderr, "tfxc: error: cannot read '%s': %s\n", input, strerror(errno));
     return EXIT_COMPILE;
@@ -380,12 +388,23 @@ int tfx_drv_compile_main(int argc, char **argv) {
 
   int only_ir = emit && strcmp(emit, "ir") == 0;
   double times[2] = {0, 0}; /* code generation, linking */
-  tfx_target_options t = {.opt_level = opt, .cpu = cpu, .phase_seconds = verbose ? times : NULL};
+  tfx_target_options t = {.opt_level = opt,
+                          .cpu = cpu,
+                          .triple = triple,
+                          .cc = cc,
+                          .sysroot = sysroot,
+                          .phase_seconds = verbose ? times : NULL};
   char err[1024] = "", rt_archive[4096];
+  int host = tfx_backend_target_is_host(&t, err, sizeof err);
+  if (host < 0) {
+    fprintf(stderr, "tfxc: error: %s\n", strncmp(err, "backend: ", 9) ? err : err + 9);
+    free(def);
+    return EXIT_COMPILE;
+  }
   /* the runtime a .so links, found before compiling: a missing one is an
    * error now, not after the compile */
   if (out_name && !object) {
-    if (tfx_backend_find_runtime(runtime, rt_archive, sizeof rt_archive, err, sizeof err)) {
+    if (tfx_backend_find_runtime_for(runtime, host ? NULL : triple, rt_archive, sizeof rt_archive, err, sizeof err)) {
       fprintf(stderr, "tfxc: error: %s\n", strncmp(err, "backend: ", 9) ? err : err + 9);
       free(def);
       return EXIT_COMPILE;

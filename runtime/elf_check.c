@@ -33,10 +33,22 @@
 #include "rt_internal.h"
 #include "tfx/seal.h"
 
+/* the host's machine and its relative, indirect and absolute 64-bit relocations */
 #if defined(__x86_64__)
 #define HOST_MACHINE EM_X86_64
+#define HOST_R_RELATIVE R_X86_64_RELATIVE
+#define HOST_R_IRELATIVE R_X86_64_IRELATIVE
+#define HOST_R_64 R_X86_64_64
 #elif defined(__aarch64__)
 #define HOST_MACHINE EM_AARCH64
+#define HOST_R_RELATIVE R_AARCH64_RELATIVE
+#define HOST_R_IRELATIVE R_AARCH64_IRELATIVE
+#define HOST_R_64 R_AARCH64_ABS64
+#elif defined(__riscv) && __riscv_xlen == 64
+#define HOST_MACHINE EM_RISCV
+#define HOST_R_RELATIVE R_RISCV_RELATIVE
+#define HOST_R_IRELATIVE 58 /* R_RISCV_IRELATIVE (newer elf.h) */
+#define HOST_R_64 R_RISCV_64
 #else
 #define HOST_MACHINE EM_NONE /* not checked */
 #endif
@@ -214,7 +226,10 @@ static int check_headers(elf_file *f) {
     uint64_t need = p->p_type == PT_GNU_RELRO ? 1 : p->p_memsz;
     if (p->p_memsz > 0 && !load_of(f, p->p_vaddr, need))
       return bad(f, "segment %d (type 0x%x) is not inside a loadable segment", i, (unsigned)p->p_type);
-    if (p->p_filesz > 0 && p->p_type != PT_TLS && p->p_type != PT_GNU_RELRO &&
+    /* a processor-specific segment the loader does not map (riscv64's
+     * PT_RISCV_ATTRIBUTES: no memory, address 0) has only its file bytes */
+    int file_only = p->p_type >= PT_LOPROC && p->p_type <= PT_HIPROC && p->p_memsz == 0;
+    if (p->p_filesz > 0 && p->p_type != PT_TLS && p->p_type != PT_GNU_RELRO && !file_only &&
         file_off(f, p->p_vaddr, p->p_filesz) != (int64_t)p->p_offset)
       return bad(f, "segment %d (type 0x%x) is not where its loadable segment maps it", i, (unsigned)p->p_type);
   }
@@ -419,13 +434,11 @@ static int check_relocs(elf_file *f, const dyn_info *di, uint64_t addr, uint64_t
     else if (sym >= nsyms)
       rc = bad(f, "relocation %llu names symbol %llu of %llu", (unsigned long long)i, (unsigned long long)sym,
                (unsigned long long)nsyms);
-#if defined(__x86_64__)
+#if defined(HOST_R_RELATIVE)
     /* the loader applies the first DT_RELACOUNT as relative ones, asserting their type */
-    else if (i < n_relative && ELF64_R_TYPE(r[i].r_info) != R_X86_64_RELATIVE)
+    else if (i < n_relative && ELF64_R_TYPE(r[i].r_info) != HOST_R_RELATIVE)
       rc = bad(f, "relocation %llu is counted as relative but is not", (unsigned long long)i);
-#endif
-#if defined(__x86_64__)
-    else if (ELF64_R_TYPE(r[i].r_info) == R_X86_64_RELATIVE || ELF64_R_TYPE(r[i].r_info) == R_X86_64_IRELATIVE) {
+    else if (ELF64_R_TYPE(r[i].r_info) == HOST_R_RELATIVE || ELF64_R_TYPE(r[i].r_info) == HOST_R_IRELATIVE) {
       uint64_t a = (uint64_t)r[i].r_addend;
       int in_init = 0;
       static const int arrays[3][2] = {
@@ -436,9 +449,12 @@ static int check_relocs(elf_file *f, const dyn_info *di, uint64_t addr, uint64_t
           in_init = 1;
       if (a < f->lo || a > f->hi)
         rc = bad(f, "relocation %llu points outside the library", (unsigned long long)i);
-      else if ((in_init || ELF64_R_TYPE(r[i].r_info) == R_X86_64_IRELATIVE) && !is_exec(load_of(f, a, 1)))
+      else if ((in_init || ELF64_R_TYPE(r[i].r_info) == HOST_R_IRELATIVE) && !is_exec(load_of(f, a, 1)))
         rc = bad(f, "relocation %llu makes an initializer point at data", (unsigned long long)i);
     }
+#else
+    (void)di;
+    (void)n_relative;
 #endif
   }
   free(r);
@@ -627,11 +643,11 @@ static int slot_relocated(elf_file *f, const dyn_info *di, uint64_t slot) {
   int found = 0;
   for (uint64_t i = 0; r && i < di->val[DT_RELASZ] / sizeof *r && !found; i++) {
     if (r[i].r_offset != slot) continue;
-#if defined(__x86_64__)
+#if defined(HOST_R_RELATIVE)
     uint32_t type = (uint32_t)ELF64_R_TYPE(r[i].r_info);
-    if (type == R_X86_64_RELATIVE) {
+    if (type == HOST_R_RELATIVE) {
       found = is_exec(load_of(f, (uint64_t)r[i].r_addend, 1));
-    } else if (type == R_X86_64_64) {
+    } else if (type == HOST_R_64) {
       Elf64_Sym sym;
       int64_t so = file_off(f, di->val[DT_SYMTAB] + ELF64_R_SYM(r[i].r_info) * sizeof sym, sizeof sym);
       found = so >= 0 && read_at(f, &sym, sizeof sym, (uint64_t)so) == 0 && sym.st_shndx != SHN_UNDEF &&

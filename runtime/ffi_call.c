@@ -4,7 +4,11 @@
  * other list gets a libffi call interface, built once per model (pointers
  * for INPUT/OUTPUT/ARENA/KV/WEIGHTS/EXEC/ROWS, int64 for NTOKENS/POS). The
  * call fills the arguments from a session (and, for the batch entry, the
- * rows and the block pool). Serves .so and JIT models alike. */
+ * rows and the block pool). Serves .so and JIT models alike.
+ *
+ * A runtime built without libffi (TFX_RT_NO_FFI: CMake's TFX_RUNTIME_FFI=OFF,
+ * the default of a cross build for another machine) has only the direct
+ * calls and refuses at open a model with any other argument list. */
 #include <string.h>
 
 #include "rt_internal.h"
@@ -35,6 +39,12 @@ int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen) {
     if (d->max_tokens > m->max_entry_tokens && !e->batch) m->max_entry_tokens = d->max_tokens;
     e->direct = usual_args(d, e->batch);
     if (e->direct) continue;
+#ifdef TFX_RT_NO_FFI
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                        "entry '%s' takes arguments this runtime (built without libffi) cannot pass; it calls only "
+                        "tfxc's entry signature",
+                        d->name);
+#else
     for (int32_t a = 0; a < d->n_args; a++) {
       int32_t k = d->arg_kinds[a];
       e->types[a] = (k == TFX_ARG_NTOKENS || k == TFX_ARG_POS) ? &ffi_type_sint64 : &ffi_type_pointer;
@@ -43,6 +53,7 @@ int tfx_rt_prepare_entries(tfx_model *m, char *errbuf, size_t errlen) {
     if (st != FFI_OK)
       return tfx_rt_error(errbuf, errlen, TFX_ERR_INTERNAL, "ffi_prep_cif failed for entry '%s' (status %d)", d->name,
                           (int)st);
+#endif
   }
   return TFX_OK;
 }
@@ -53,12 +64,6 @@ void tfx_rt_call_entry(tfx_session *s, const tfx_rt_entry *e, const void *input,
 
 void tfx_rt_call_entry_kv(tfx_session *s, const tfx_rt_entry *e, const void *input, int64_t n, int64_t pos,
                           const tfx_kv_row *rows, void *kv, void *output) {
-  union {
-    void *p;
-    const void *cp;
-    int64_t i;
-  } vals[TFX_RT_MAX_ARGS];
-  void *avalues[TFX_RT_MAX_ARGS];
   const tfx_entry_desc *d = e->desc;
   if (e->direct) {
     /* POSIX: a function's address round-trips through void * */
@@ -73,6 +78,13 @@ void tfx_rt_call_entry_kv(tfx_session *s, const tfx_rt_entry *e, const void *inp
       u.f(input, n, pos, output, s->arena, kv, s->model->desc.weights, &s->exec);
     return;
   }
+#ifndef TFX_RT_NO_FFI
+  union {
+    void *p;
+    const void *cp;
+    int64_t i;
+  } vals[TFX_RT_MAX_ARGS];
+  void *avalues[TFX_RT_MAX_ARGS];
   for (int32_t a = 0; a < d->n_args; a++) {
     switch (d->arg_kinds[a]) {
     case TFX_ARG_INPUT: vals[a].cp = input; break;
@@ -90,4 +102,5 @@ void tfx_rt_call_entry_kv(tfx_session *s, const tfx_rt_entry *e, const void *inp
   }
   ffi_arg rvalue = 0;
   ffi_call((ffi_cif *)&e->cif, FFI_FN(d->fn), &rvalue, avalues);
+#endif
 }

@@ -5,7 +5,9 @@
 #ifndef TFX_RT_INTERNAL_H
 #define TFX_RT_INTERNAL_H
 
+#ifndef TFX_RT_NO_FFI
 #include <ffi.h>
+#endif
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,9 +31,11 @@ typedef void (*tfx_rt_batch_fn)(const void *input, int64_t n, const tfx_kv_row *
 /* One entry point, ready for a direct call or ffi_call. */
 typedef struct tfx_rt_entry {
   const tfx_entry_desc *desc;
-  int direct; /* 1: the usual arguments, called through tfx_rt_entry_fn / tfx_rt_batch_fn; 0: libffi */
+  int direct;         /* 1: the usual arguments, called through tfx_rt_entry_fn / tfx_rt_batch_fn; 0: libffi */
+#ifndef TFX_RT_NO_FFI /* a runtime built without libffi (TFX_RUNTIME_FFI=OFF) has only direct entries */
   ffi_cif cif;
   ffi_type *types[TFX_RT_MAX_ARGS];
+#endif
   int is_decode; /* named "decode" */
   int last_row;  /* TFX_ENTRY_LAST_ROW: writes the last output row only */
   int batch;     /* TFX_ENTRY_BATCH: rows of several sequences over a block pool (batch.c) */

@@ -68,7 +68,7 @@ int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *err
   if (d->max_seq < 1) return bad(errbuf, errlen, "max_seq < 1");
   if (d->has_kv_cache != 0 && d->has_kv_cache != 1) return bad(errbuf, errlen, "has_kv_cache is neither 0 nor 1");
   if (d->threads < 0) return bad(errbuf, errlen, "threads < 0");
-  if (d->cpu_arch > TFX_CPU_ARCH_AARCH64 || d->cpu_reserved != 0)
+  if (d->cpu_arch > TFX_CPU_ARCH_RISCV64 || d->cpu_reserved != 0)
     return bad(errbuf, errlen, "unknown CPU architecture");
   if (d->cpu_features >> TFX_CPU_FEATURE_COUNT) return bad(errbuf, errlen, "unknown CPU feature bits");
   /* Sizes must fit comfortably in size_t (the session rounds them up). */

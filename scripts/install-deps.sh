@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/install-deps.sh [build|test|all] — installs the Debian packages tfxc
+# scripts/install-deps.sh [build|test|all|cross] — installs the Debian packages tfxc
 # needs, as root or through sudo; does nothing when they are all present.
 #   build  what building tfxc and compiling and running models needs: LLVM 19,
 #          libffi, flex, bison, cmake, pkg-config, a C compiler and binutils
@@ -10,17 +10,23 @@
 #          targets), and Debian's `fortunes` (test_fortune: the demo model's
 #          training corpus, for the tokenizer's round trip)
 #   all    both (the default; scripts/test.sh, CI)
+#   cross  the cross toolchains and qemu-user that test_cross runs
+#          stories260K with (tfxc --target, docs/portability.md); not in
+#          `all`: CI already takes 15-19 minutes, and test_cross skips the
+#          machines whose tools are missing
 set -euo pipefail
 what="${1:-all}"
 build=(llvm-19-dev libffi-dev flex bison cmake pkg-config gcc make binutils)
 test=(libcmocka-dev python3-torch python3-numpy python3-venv
       clang-14 libclang-rt-14-dev llvm-14  # libFuzzer, ASan/UBSan runtimes, llvm-symbolizer
       fortunes)
+cross=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu libc6-dev-riscv64-cross)
 case "$what" in
   build) packages=("${build[@]}") ;;
   test) packages=("${test[@]}") ;;
   all) packages=("${build[@]}" "${test[@]}") ;;
-  *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+  cross) packages=("${cross[@]}") ;;
+  *) echo "usage: $0 [build|test|all|cross]" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${packages[@]}"; do

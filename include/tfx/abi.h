@@ -14,7 +14,8 @@
 extern "C" {
 #endif
 
-#define TFX_ABI_VERSION 4 /* 3: desc_checksum and weights_checksum (tfx/checksum.h); 4: cpu_arch, cpu_features, the batch entry */
+#define TFX_ABI_VERSION                                                                                                \
+  4 /* 3: desc_checksum and weights_checksum (tfx/checksum.h); 4: cpu_arch, cpu_features, the batch entry */
 #define TFX_DESC_MAGIC 0x31584654u /* "TFX1" little-endian */
 /* The symbol under which a compiled model exports its tfx_model_desc. It is
  * not `tfx_model_descriptor`: that name is the runtime API function of
@@ -49,7 +50,12 @@ enum tfx_arg_kind {
 };
 
 /* The architecture a model's code was compiled for (tfx_model_desc.cpu_arch). */
-enum tfx_cpu_arch { TFX_CPU_ARCH_UNKNOWN = 0, TFX_CPU_ARCH_X86_64 = 1, TFX_CPU_ARCH_AARCH64 = 2 };
+enum tfx_cpu_arch {
+  TFX_CPU_ARCH_UNKNOWN = 0,
+  TFX_CPU_ARCH_X86_64 = 1,
+  TFX_CPU_ARCH_AARCH64 = 2,
+  TFX_CPU_ARCH_RISCV64 = 3
+};
 
 /* x86-64 instruction-set features the generated code may use
  * (tfx_model_desc.cpu_features; names in tfx/cpu_features.h). SSE2 is

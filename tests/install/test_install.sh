@@ -11,7 +11,9 @@
 #      missing --runtime is an error, --runtime with -c a usage error;
 #   4. examples/embed (installed in share/doc/tfxc) builds with pkg-config
 #      (its Makefile) and with find_package(tfx) (its CMakeLists.txt); both
-#      programs print llama2.c's 16 greedy ids.
+#      programs print llama2.c's 16 greedy ids;
+#   5. with the aarch64 runtime installed, --target aarch64-linux-gnu -o
+#      links an AArch64 .so with it (test_cross runs such models).
 # usage: test_install.sh CMAKE BUILD_DIR MODELS_DIR STATIC_FFI
 set -eu
 cmake=$1 build=$2 models=${TFX_MODELS_DIR:-$3} static_ffi=$4
@@ -73,4 +75,11 @@ out=$("$tmp/mk/embed") || fail "the pkg-config build's program failed"
 "$cmake" --build "$tmp/cm" >>"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log"; fail "cmake --build (find_package)"; }
 out=$("$tmp/cm/embed") || fail "the find_package build's program failed"
 [ "$out" = "$want" ] || fail "the find_package build printed '$out', want '$want'"
+# 5. the aarch64 runtime (installed when the build made one): the moved
+#    tfxc finds lib/aarch64-linux-gnu/libtfxrt.a for --target
+if [ -f "$p/lib/aarch64-linux-gnu/libtfxrt.a" ] && command -v aarch64-linux-gnu-gcc >/dev/null; then
+  "$p/bin/tfxc" "$model" --weights random --target aarch64-linux-gnu -o "$tmp/a64.so" ||
+    fail "installed tfxc --target aarch64-linux-gnu -o"
+  readelf -h "$tmp/a64.so" | grep -q AArch64 || fail "the --target aarch64-linux-gnu .so is not for AArch64"
+fi
 echo "test_install: ok ($p)"
