@@ -677,6 +677,15 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G);
 /* The item loop of G (kbegin .. kend: segment and panel of each item). */
 void tfx_cg_gemm_items_emit(tfx_cg *cg, const tfx_cg_gemm *G);
 
+/* ---- k_linear_s24.c: the 2:4 sparse weights' gathering dot products ----
+ * Whether the row-major tiles read stream s with the gathering kernel
+ * (s24_f32 / s24_q8_0 rows of whole blocks); then acc[i * nw + j] (allocas
+ * of <W x float>) += x row i (xrow[i], through G's x_load hook) . weight
+ * row j (cursors at their rows' starts) over all of K. */
+int tfx_cg_s24_gathers(const tfx_cg *cg, const tfx_cg_wstream *s);
+void tfx_cg_s24_dots(tfx_cg *cg, const tfx_cg_gemm *G, int mr, LLVMValueRef *xrow, int nw, const tfx_cg_wrow *wrow,
+                     LLVMValueRef *acc);
+
 /* ---- k_microkernel.c: the register-blocked tile on packed panels ----
  * A packed panel of pr weight rows (output columns) stores, for each k, the
  * pr weights w[c][k] contiguously. A tile of mr rows x nc columns keeps

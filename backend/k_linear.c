@@ -129,8 +129,10 @@ static void emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const panel_ctx *P, LLVM
     t.acc[k] = tfx_cg_alloca(cg, cg->t_vf, "acc");
     LLVMBuildStore(cg->b, LLVMConstNull(cg->t_vf), t.acc[k]);
   }
-  /* full chunks: x and weights at k from the row bases */
-  if (kf > 0) {
+  if (tfx_cg_s24_gathers(cg, G->ws)) { /* 2:4 sparse: the kept values against gathered x (k_linear_s24.c) */
+    tfx_cg_s24_dots(cg, G, mr, t.xrow, t.nw, t.wfull, t.acc);
+    kf = K;
+  } else if (kf > 0) { /* full chunks: x and weights at k from the row bases */
     tfx_cg_loop lk;
     int loop = kf > G->kc;
     LLVMValueRef k0 = tfx_cg_i64(cg, 0);

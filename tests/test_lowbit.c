@@ -107,7 +107,7 @@ static void test_linear(void **state) {
 static void test_ffn(void **state) {
   (void)state;
   for (int f = 0; f < NFMT; f++) {
-    check_graph(tfx_i8c_ffn, FORMATS[f], 256, 512, "ffn", 2, int8_format(FORMATS[f]) ? 3 : 1);
+    check_graph(tfx_i8c_ffn, FORMATS[f], 256, 512, "ffn", 2, 3); /* s24: the GLU tiles with a norm prologue */
     if (int8_format(FORMATS[f])) check_graph(tfx_i8c_ffn, FORMATS[f], 512, 768, "ffn", 2, 1);
   }
 }
@@ -134,6 +134,26 @@ static void test_shapes(void **state) {
     check_graph(tfx_i8c_linear_n, FORMATS[f], kmin, 20, "edge", 1, int8_format(FORMATS[f]) ? 2 : 1);
     if (int8_format(FORMATS[f])) check_graph(tfx_i8c_linear_n, FORMATS[f], 4096, 45, "chunks", 1, 2);
   }
+  opts.calls = CALLS;
+  opts.ncalls = NCALLS;
+}
+
+/* The 2:4 gathering kernel (backend/k_linear_s24.c) at its edges: K of one
+ * block (no block loop, the odd block alone), two (one pair) and three (a
+ * pair and the odd block) and five; N of 1 and 3 (one tile narrower than
+ * the decode tile's 8 rows and the prefill tile's 4), 20 and 45; calls of
+ * 1, 2, 5 (one 4-row prefill tile and a clamped one) and 9 rows; the
+ * -O0 and -O2 pipelines; on the host (AVX-512:
+ * vpermi2ps), haswell (AVX2: the stack buffer and vgatherdps) and x86-64
+ * (vectors of 4, the gather scalarized). */
+static void test_sparse24_gather(void **state) {
+  (void)state;
+  static const int gather_calls[4] = {1, 2, 5, 9};
+  static const int64_t shapes[5][2] = {{32, 1}, {64, 3}, {96, 20}, {160, 45}, {32, 45}};
+  opts.calls = gather_calls;
+  opts.ncalls = 4;
+  for (int f = 1; f < NFMT; f++)
+    for (int s = 0; s < 5; s++) check_graph(tfx_i8c_linear_n, FORMATS[f], shapes[s][0], shapes[s][1], "gather", 3, 3);
   opts.calls = CALLS;
   opts.ncalls = NCALLS;
 }
@@ -310,7 +330,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ternary_rows), cmocka_unit_test(test_sparse24_rows), cmocka_unit_test(test_gguf_tq2_0),
       cmocka_unit_test(test_linear),       cmocka_unit_test(test_ffn),           cmocka_unit_test(test_residual),
-      cmocka_unit_test(test_shapes),       cmocka_unit_test(test_act_f32),
+      cmocka_unit_test(test_shapes),       cmocka_unit_test(test_act_f32),       cmocka_unit_test(test_sparse24_gather),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,136 @@
+/* backend/k_linear_s24.c — the gathering dot products of the 2:4 sparse
+ * weights (s24_f32, s24_q8_0; layouts in ir/dtype.c and
+ * docs/quantization.md) for the row-major tiles of k_linear.c (LINEAR and
+ * FUSED_LINEAR, decode and prefill). Instead of expanding the kept values
+ * to dense vectors (the weight stream, backend/weight_stream.c), a tile
+ * reads only the kept values and their 2-bit positions, and gathers the
+ * activations at the kept positions: kept value j of a block of 32 inputs
+ * (group j / 2) sits at input 4 (j / 2) + ((idx >> 2 j) & 3), so one
+ * vector of W kept values multiplies W gathered activations, half the
+ * fused multiply-adds of the dense product and (for s24_f32) about half
+ * its bytes.
+ *
+ * The gather: with AVX-512 (W = 16, one vector of kept values per block)
+ * the block's 32 activations are two registers and vpermi2ps picks the 16
+ * kept positions (the index vector built once per weight row and block,
+ * shared by the tile's rows of x); other targets store the block's
+ * activations (after the prologue) to a small stack buffer and gather from
+ * it (llvm.masked.gather: vgatherdps on AVX2, scalar loads elsewhere). */
+#include "../include/tfx/abi.h"
+#include "cg.h"
+
+#define S24_BLOCK 32
+#define MAX_ROWS TFX_CG_LIN_MR
+#define MAX_W 16
+
+int tfx_cg_s24_gathers(const tfx_cg *cg, const tfx_cg_wstream *s) {
+  tfx_dtype dt = s->w->type.dtype;
+  return (dt == TFX_DT_S24_F32 || dt == TFX_DT_S24_Q8_0) && s->block == S24_BLOCK && !s->panel && cg->W <= MAX_W &&
+         S24_BLOCK % (2 * cg->W) == 0;
+}
+
+static int use_vpermi2(const tfx_cg *cg) {
+  return cg->W == 16 && cg->tgt->cpu_arch == TFX_CPU_ARCH_X86_64 && (cg->tgt->cpu_features & TFX_CPU_AVX512F);
+}
+
+static LLVMValueRef const_vi(tfx_cg *cg, const int *v) {
+  LLVMValueRef lanes[MAX_W];
+  for (int i = 0; i < cg->W; i++) lanes[i] = LLVMConstInt(cg->t_i32, (unsigned long long)(unsigned)v[i], 0);
+  return LLVMConstVector(lanes, (unsigned)cg->W);
+}
+
+/* The input indices (in the block, 0..31) of kept values kv0 .. kv0 + W - 1
+ * of the block whose position word is idx (i32). */
+static LLVMValueRef kept_index(tfx_cg *cg, LLVMValueRef idx, int kv0) {
+  LLVMBuilderRef b = cg->b;
+  int sh[MAX_W], base[MAX_W], three[MAX_W];
+  for (int l = 0; l < cg->W; l++) {
+    sh[l] = 2 * (kv0 + l);
+    base[l] = 4 * ((kv0 + l) / 2);
+    three[l] = 3;
+  }
+  LLVMValueRef v = tfx_cg_splat(cg, idx);
+  v = LLVMBuildLShr(b, v, const_vi(cg, sh), "");
+  v = LLVMBuildAnd(b, v, const_vi(cg, three), "");
+  return LLVMBuildOr(b, v, const_vi(cg, base), "s24.ix");
+}
+
+/* Kept values kv0 .. kv0 + W - 1 of the block at blk, scaled (f32). */
+static LLVMValueRef kept_values(tfx_cg *cg, tfx_dtype dt, LLVMValueRef blk, int kv0) {
+  LLVMBuilderRef b = cg->b;
+  if (dt == TFX_DT_S24_F32) {
+    LLVMValueRef v = LLVMBuildLoad2(b, cg->t_vf, tfx_cg_byteptr(cg, blk, 4 * kv0), "");
+    LLVMSetAlignment(v, 4);
+    return v;
+  }
+  LLVMTypeRef i8 = LLVMInt8TypeInContext(cg->ctx), h = LLVMHalfTypeInContext(cg->ctx);
+  LLVMValueRef q = LLVMBuildLoad2(b, LLVMVectorType(i8, (unsigned)cg->W), tfx_cg_byteptr(cg, blk, 6 + kv0), "");
+  LLVMSetAlignment(q, 1);
+  LLVMValueRef d = LLVMBuildLoad2(b, h, blk, "");
+  LLVMSetAlignment(d, 2);
+  d = LLVMBuildFPExt(b, d, cg->t_f32, "");
+  return LLVMBuildFMul(b, LLVMBuildSIToFP(b, q, cg->t_vf, ""), tfx_cg_splat(cg, d), "");
+}
+
+static LLVMValueRef vpermi2(tfx_cg *cg, LLVMValueRef lo, LLVMValueRef ix, LLVMValueRef hi) {
+  LLVMValueRef args[3] = {lo, ix, hi};
+  return tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpermi2var.ps.512", NULL, 0, args, 3);
+}
+
+static LLVMValueRef gather(tfx_cg *cg, LLVMValueRef buf, LLVMValueRef ix) {
+  LLVMValueRef ptrs = LLVMBuildInBoundsGEP2(cg->b, cg->t_f32, buf, &ix, 1, "");
+  LLVMTypeRef over[2] = {cg->t_vf, LLVMVectorType(cg->t_ptr, (unsigned)cg->W)};
+  LLVMValueRef ones[MAX_W];
+  for (int l = 0; l < cg->W; l++) ones[l] = LLVMConstInt(cg->t_i1, 1, 0);
+  LLVMValueRef args[4] = {ptrs, tfx_cg_i32(cg, 4), LLVMConstVector(ones, (unsigned)cg->W), LLVMConstNull(cg->t_vf)};
+  return tfx_cg_intrinsic(cg, "llvm.masked.gather", over, 2, args, 4);
+}
+
+/* One block (bi, i64) of the tile: acc[i * nw + j] += w_j . x_i over its 32 inputs. */
+static void emit_block(tfx_cg *cg, const tfx_cg_gemm *G, int mr, LLVMValueRef *xrow, LLVMValueRef *xbuf, int nw,
+                       const tfx_cg_wrow *wrow, LLVMValueRef *acc, LLVMValueRef bi) {
+  LLVMBuilderRef b = cg->b;
+  int W = cg->W, nx = S24_BLOCK / W, perm = use_vpermi2(cg);
+  tfx_dtype dt = G->ws->w->type.dtype;
+  int64_t bb = G->ws->block_bytes, idx_off = dt == TFX_DT_S24_F32 ? 64 : 2;
+  LLVMValueRef k0 = tfx_cg_mulc(cg, bi, S24_BLOCK), xv[MAX_ROWS][S24_BLOCK];
+  for (int i = 0; i < mr; i++)
+    for (int v = 0; v < nx; v++) {
+      LLVMValueRef k = tfx_cg_addc(cg, k0, (int64_t)v * W);
+      xv[i][v] = tfx_cg_vload(cg, tfx_cg_fptr(cg, xrow[i], k), W);
+      if (G->hooks && G->hooks->x_load) xv[i][v] = G->hooks->x_load(cg, G, i, xv[i][v], k, W);
+      if (!perm) tfx_cg_vstore(cg, xv[i][v], tfx_cg_fptrc(cg, xbuf[i], (int64_t)v * W), W);
+    }
+  LLVMValueRef off = tfx_cg_mulc(cg, bi, bb);
+  for (int j = 0; j < nw; j++) {
+    LLVMValueRef blk = LLVMBuildInBoundsGEP2(b, LLVMInt8TypeInContext(cg->ctx), wrow[j].ptr, &off, 1, "");
+    LLVMValueRef idx = LLVMBuildLoad2(b, cg->t_i32, tfx_cg_byteptr(cg, blk, idx_off), "");
+    LLVMSetAlignment(idx, 1);
+    for (int kv0 = 0; kv0 < S24_BLOCK / 2; kv0 += W) {
+      LLVMValueRef ix = kept_index(cg, idx, kv0), wv = kept_values(cg, dt, blk, kv0);
+      for (int i = 0; i < mr; i++) {
+        LLVMValueRef xg = perm ? vpermi2(cg, xv[i][0], ix, xv[i][1]) : gather(cg, xbuf[i], ix);
+        LLVMValueRef a = acc[i * nw + j];
+        LLVMBuildStore(b, tfx_cg_fma(cg, xg, wv, LLVMBuildLoad2(b, cg->t_vf, a, "")), a);
+      }
+    }
+  }
+}
+
+void tfx_cg_s24_dots(tfx_cg *cg, const tfx_cg_gemm *G, int mr, LLVMValueRef *xrow, int nw, const tfx_cg_wrow *wrow,
+                     LLVMValueRef *acc) {
+  int64_t nblk = G->K / S24_BLOCK;
+  LLVMValueRef xbuf[MAX_ROWS] = {0};
+  if (!use_vpermi2(cg))
+    for (int i = 0; i < mr; i++) xbuf[i] = tfx_cg_alloca_array(cg, cg->t_f32, S24_BLOCK, "s24.x");
+  /* blocks in pairs (two independent chains of loads per trip), then the odd one */
+  int64_t pairs = nblk / 2;
+  if (pairs > 0) {
+    tfx_cg_loop lb;
+    tfx_cg_for(cg, &lb, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, 2 * pairs), 2, "s24b");
+    emit_block(cg, G, mr, xrow, xbuf, nw, wrow, acc, lb.iv);
+    emit_block(cg, G, mr, xrow, xbuf, nw, wrow, acc, tfx_cg_addc(cg, lb.iv, 1));
+    tfx_cg_for_end(cg, &lb);
+  }
+  if (nblk % 2) emit_block(cg, G, mr, xrow, xbuf, nw, wrow, acc, tfx_cg_i64(cg, nblk - 1));
+}
