@@ -13,9 +13,11 @@
  * The gather: with AVX-512 (W = 16, one vector of kept values per block)
  * the block's 32 activations are two registers and vpermi2ps picks the 16
  * kept positions (the index vector built once per weight row and block,
- * shared by the tile's rows of x); other targets store the block's
- * activations (after the prologue) to a small stack buffer and gather from
- * it (llvm.masked.gather: vgatherdps on AVX2, scalar loads elsewhere). */
+ * shared by the tile's rows of x); AVX2 (W = 8, two vectors of kept values
+ * per block, each from 16 inputs) permutes both registers of its 16 inputs
+ * with vpermps and blends on the index's bit 3; other targets store the
+ * block's activations (after the prologue) to a small stack buffer and
+ * gather from it (llvm.masked.gather: scalar loads). */
 #include "../include/tfx/abi.h"
 #include "cg.h"
 
@@ -29,8 +31,13 @@ int tfx_cg_s24_gathers(const tfx_cg *cg, const tfx_cg_wstream *s) {
          S24_BLOCK % (2 * cg->W) == 0;
 }
 
-static int use_vpermi2(const tfx_cg *cg) {
-  return cg->W == 16 && cg->tgt->cpu_arch == TFX_CPU_ARCH_X86_64 && (cg->tgt->cpu_features & TFX_CPU_AVX512F);
+/* How the activations are gathered: 1 vpermi2ps (AVX-512), 2 vpermps
+ * pairs (AVX2), 0 masked.gather from a stack buffer (anything else). */
+static int permute_kind(const tfx_cg *cg) {
+  if (cg->tgt->cpu_arch != TFX_CPU_ARCH_X86_64) return 0;
+  if (cg->W == 16 && (cg->tgt->cpu_features & TFX_CPU_AVX512F)) return 1;
+  if (cg->W == 8 && (cg->tgt->cpu_features & TFX_CPU_AVX2)) return 2;
+  return 0;
 }
 
 static LLVMValueRef const_vi(tfx_cg *cg, const int *v) {
@@ -77,6 +84,19 @@ static LLVMValueRef vpermi2(tfx_cg *cg, LLVMValueRef lo, LLVMValueRef ix, LLVMVa
   return tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpermi2var.ps.512", NULL, 0, args, 3);
 }
 
+/* AVX2: the two-register permute as two vpermps (low 3 bits of each index)
+ * and a blend on bit 3. */
+static LLVMValueRef vperm2x8(tfx_cg *cg, LLVMValueRef lo, LLVMValueRef ix, LLVMValueRef hi) {
+  LLVMValueRef a1[2] = {lo, ix}, a2[2] = {hi, ix};
+  LLVMValueRef p0 = tfx_cg_intrinsic(cg, "llvm.x86.avx2.permps", NULL, 0, a1, 2);
+  LLVMValueRef p1 = tfx_cg_intrinsic(cg, "llvm.x86.avx2.permps", NULL, 0, a2, 2);
+  int eight[MAX_W];
+  for (int l = 0; l < cg->W; l++) eight[l] = 8;
+  LLVMValueRef bit = LLVMBuildAnd(cg->b, ix, const_vi(cg, eight), "");
+  LLVMValueRef hi_sel = LLVMBuildICmp(cg->b, LLVMIntNE, bit, LLVMConstNull(cg->t_vi), "");
+  return LLVMBuildSelect(cg->b, hi_sel, p1, p0, "");
+}
+
 static LLVMValueRef gather(tfx_cg *cg, LLVMValueRef buf, LLVMValueRef ix) {
   LLVMValueRef ptrs = LLVMBuildInBoundsGEP2(cg->b, cg->t_f32, buf, &ix, 1, "");
   LLVMTypeRef over[2] = {cg->t_vf, LLVMVectorType(cg->t_ptr, (unsigned)cg->W)};
@@ -90,7 +110,7 @@ static LLVMValueRef gather(tfx_cg *cg, LLVMValueRef buf, LLVMValueRef ix) {
 static void emit_block(tfx_cg *cg, const tfx_cg_gemm *G, int mr, LLVMValueRef *xrow, LLVMValueRef *xbuf, int nw,
                        const tfx_cg_wrow *wrow, LLVMValueRef *acc, LLVMValueRef bi) {
   LLVMBuilderRef b = cg->b;
-  int W = cg->W, nx = S24_BLOCK / W, perm = use_vpermi2(cg);
+  int W = cg->W, nx = S24_BLOCK / W, perm = permute_kind(cg);
   tfx_dtype dt = G->ws->w->type.dtype;
   int64_t bb = G->ws->block_bytes, idx_off = dt == TFX_DT_S24_F32 ? 64 : 2;
   LLVMValueRef k0 = tfx_cg_mulc(cg, bi, S24_BLOCK), xv[MAX_ROWS][S24_BLOCK];
@@ -109,7 +129,9 @@ static void emit_block(tfx_cg *cg, const tfx_cg_gemm *G, int mr, LLVMValueRef *x
     for (int kv0 = 0; kv0 < S24_BLOCK / 2; kv0 += W) {
       LLVMValueRef ix = kept_index(cg, idx, kv0), wv = kept_values(cg, dt, blk, kv0);
       for (int i = 0; i < mr; i++) {
-        LLVMValueRef xg = perm ? vpermi2(cg, xv[i][0], ix, xv[i][1]) : gather(cg, xbuf[i], ix);
+        LLVMValueRef xg = perm == 1   ? vpermi2(cg, xv[i][0], ix, xv[i][1])
+                          : perm == 2 ? vperm2x8(cg, xv[i][kv0 / 4], ix, xv[i][kv0 / 4 + 1])
+                                      : gather(cg, xbuf[i], ix);
         LLVMValueRef a = acc[i * nw + j];
         LLVMBuildStore(b, tfx_cg_fma(cg, xg, wv, LLVMBuildLoad2(b, cg->t_vf, a, "")), a);
       }
@@ -121,7 +143,7 @@ void tfx_cg_s24_dots(tfx_cg *cg, const tfx_cg_gemm *G, int mr, LLVMValueRef *xro
                      LLVMValueRef *acc) {
   int64_t nblk = G->K / S24_BLOCK;
   LLVMValueRef xbuf[MAX_ROWS] = {0};
-  if (!use_vpermi2(cg))
+  if (!permute_kind(cg))
     for (int i = 0; i < mr; i++) xbuf[i] = tfx_cg_alloca_array(cg, cg->t_f32, S24_BLOCK, "s24.x");
   /* blocks in pairs (two independent chains of loads per trip), then the odd one */
   int64_t pairs = nblk / 2;

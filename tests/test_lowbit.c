@@ -144,7 +144,7 @@ static void test_shapes(void **state) {
  * the decode tile's 8 rows and the prefill tile's 4), 20 and 45; calls of
  * 1, 2, 5 (one 4-row prefill tile and a clamped one) and 9 rows; the
  * -O0 and -O2 pipelines; on the host (AVX-512:
- * vpermi2ps), haswell (AVX2: the stack buffer and vgatherdps) and x86-64
+ * vpermi2ps), haswell (AVX2: two vpermps and a blend) and x86-64
  * (vectors of 4, the gather scalarized). */
 static void test_sparse24_gather(void **state) {
   (void)state;
