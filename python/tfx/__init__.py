@@ -61,10 +61,15 @@ class ModelInfo(ctypes.Structure):
         ("cpu_arch", ctypes.c_uint32),
         ("reserved", ctypes.c_uint32),
         ("cpu_features", ctypes.c_uint64),
+        ("bos_id", _i32),
+        ("eos_id", _i32),
+        ("pad_id", _i32),
+        ("reserved2", ctypes.c_uint32),
+        ("tokenizer_bytes", ctypes.c_uint64),
     ]
 
     def as_dict(self):
-        return {k: getattr(self, k) for k, _ in self._fields_ if k not in ("struct_size", "reserved")}
+        return {k: getattr(self, k) for k, _ in self._fields_ if k not in ("struct_size", "reserved", "reserved2")}
 
     def __repr__(self):
         return "ModelInfo(%s)" % ", ".join("%s=%r" % kv for kv in self.as_dict().items())

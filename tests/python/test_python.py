@@ -60,7 +60,7 @@ class TestModel(unittest.TestCase):
             self.assertEqual((i.vocab, i.output_width, i.input_kind, i.input_width), (512, 512, tfx.INPUT_TOKENS, 1))
             self.assertEqual(i.max_seq, 512)
             self.assertEqual(i.has_kv_cache, 1)
-            self.assertEqual(i.abi_version, 4)
+            self.assertEqual(i.abi_version, 5)
             # the sizes tfxc verify and --emit-header state
             out = tfxc("verify", SO)
             self.assertIn("%d weight bytes" % i.weights_bytes, out)
