@@ -9,8 +9,8 @@
 
 #include "../frontend/frontend.h"
 #include "../frontend/gguf.h"
-#include "../include/tfx/tokenizer.h"
 #include "../frontend/weights.h"
+#include "../include/tfx/tokenizer.h"
 #include "../passes/passes.h"
 
 static double seconds_now(void) {

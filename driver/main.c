@@ -958,8 +958,7 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
     return usage_error("%s", "--eval-ids and --prompt-ids do not combine (the ids file holds the text)");
   if (o.text && o.prompt) return usage_error("%s", "-p (text) and --prompt-ids do not combine");
   if (o.text && o.eval) return usage_error("%s", "--eval-ids and -p do not combine (the ids file holds the text)");
-  if (o.text && !o.tokenizer_path && !is_so)
-    return usage_error("%s", "-p needs --tokenizer PATH to encode the text");
+  if (o.text && !o.tokenizer_path && !is_so) return usage_error("%s", "-p needs --tokenizer PATH to encode the text");
   int32_t *prompt = NULL;
   int n_prompt = 0;
   if (parse_prompt(o.prompt, &prompt, &n_prompt))
@@ -1045,7 +1044,8 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
   /* what the model records: its tokens { } and (a .so) the tokenizer it embeds */
   o.model_bos = d->bos_id;
   o.model_eos = d->eos_id;
-  rc = o.tok || !is_so ? use_tokenizer(&o, &prompt, &n_prompt) : embedded_tokenizer(model, &o, tokp, &prompt, &n_prompt);
+  rc =
+      o.tok || !is_so ? use_tokenizer(&o, &prompt, &n_prompt) : embedded_tokenizer(model, &o, tokp, &prompt, &n_prompt);
   if (rc) {
     tfx_drv_output_discard(&o_dump);
     tfx_model_close(model);

@@ -9,9 +9,7 @@
 #include "../include/tfx/tokenizer.h"
 #include "rt_internal.h"
 
-const char *tfx_model_name(const tfx_model *model) {
-  return model && model->desc.name ? model->desc.name : "";
-}
+const char *tfx_model_name(const tfx_model *model) { return model && model->desc.name ? model->desc.name : ""; }
 
 int tfx_model_info(const tfx_model *model, struct tfx_model_info *info) {
   if (!model || !info || info->struct_size < 8) return TFX_ERR_INVALID_ARGUMENT;

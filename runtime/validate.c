@@ -85,9 +85,11 @@ int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *err
     if (ids[i] < -1 || (d->vocab > 0 && ids[i] >= d->vocab)) /* an f32-input model has no ids to check */
       return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
                           "malformed model descriptor: the %s id %d is not below the vocabulary (%d)",
-                          i == 0 ? "BOS" : i == 1 ? "EOS" : "pad", ids[i], d->vocab);
-  if (d->tokenizer_reserved != 0 || (d->tokenizer == NULL) != (d->tokenizer_bytes == 0) ||
-      d->tokenizer_bytes > limit)
+                          i == 0   ? "BOS"
+                          : i == 1 ? "EOS"
+                                   : "pad",
+                          ids[i], d->vocab);
+  if (d->tokenizer_reserved != 0 || (d->tokenizer == NULL) != (d->tokenizer_bytes == 0) || d->tokenizer_bytes > limit)
     return bad(errbuf, errlen, "a malformed embedded tokenizer");
   if (d->n_entries < 1 || !d->entries) return bad(errbuf, errlen, "no entry points");
   /* the fields against each other */

@@ -463,8 +463,7 @@ static void test_descriptor(void **state) {
     assert_int_equal(en->max_tokens, maxt[e]);
     assert_int_equal(en->n_args, 8);
     assert_int_equal(en->flags, flags[e]);
-    for (int a = 0; a < 8; a++)
-      assert_int_equal(en->arg_kinds[a], e == 3 && a == 2 ? TFX_ARG_ROWS : TFX_ARG_INPUT + a);
+    for (int a = 0; a < 8; a++) assert_int_equal(en->arg_kinds[a], e == 3 && a == 2 ? TFX_ARG_ROWS : TFX_ARG_INPUT + a);
     /* a KV block: 2 layers, K and V, [16 positions, G 2 x hd 8] floats */
     assert_int_equal(en->kv_block_bytes, e == 3 ? 2 * 2 * TFX_KV_BLOCK_TOKENS * 2 * 8 * 4 : 0);
   }

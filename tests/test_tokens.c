@@ -210,7 +210,7 @@ static void test_run_feeds_model_bos(void **state) {
 /* A llama2.c tokenizer.bin of n pieces: <unk>, <s>, </s>, then the
  * letters and merges below (scores favour longer pieces). */
 static void write_tokenizer_bin(const char *path, int n) {
-  static const char *const pieces[] = {"<unk>", "<s>", "</s>", " ", "a", "b", "c", " a",
+  static const char *const pieces[] = {"<unk>", "<s>", "</s>", " ",  "a",   "b",   "c",    " a",
                                        " b",    " c",  "ab",   "bc", " ab", "abc", " abc", "cab"};
   FILE *f = fopen(path, "wb");
   assert_non_null(f);
@@ -236,8 +236,7 @@ static int tfxc(int want, char **out, char *const *args) {
   char *so = NULL, *se = NULL;
   int rc = tfx_test_run(argv, &so, &se);
   if (rc != want) fprintf(stderr, "tfxc exit %d:\n%s%s", rc, so, se);
-  if (out)
-    *out = want == 0 ? so : se;
+  if (out) *out = want == 0 ? so : se;
   if (!out || want != 0) free(so);
   if (!out || want == 0) free(se);
   return rc;
@@ -300,10 +299,12 @@ static void test_embedded_tokenizer(void **state) {
 
   /* tfxc run -p: the embedded tokenizer encodes and decodes as the file does */
   char *with_file = NULL, *embedded_out = NULL, *ids = NULL, *ids_file = NULL;
-  assert_int_equal(tfxc(0, &embedded_out, (char *[]){"run", so, "-p", "ab c", "-n", "6", "--temperature", "0", NULL}), 0);
-  assert_int_equal(tfxc(0, &with_file,
-                        (char *[]){"run", plain, "--tokenizer", tok, "-p", "ab c", "-n", "6", "--temperature", "0", NULL}),
+  assert_int_equal(tfxc(0, &embedded_out, (char *[]){"run", so, "-p", "ab c", "-n", "6", "--temperature", "0", NULL}),
                    0);
+  assert_int_equal(
+      tfxc(0, &with_file,
+           (char *[]){"run", plain, "--tokenizer", tok, "-p", "ab c", "-n", "6", "--temperature", "0", NULL}),
+      0);
   assert_string_equal(embedded_out, with_file);
   assert_int_equal(
       tfxc(0, &ids, (char *[]){"run", so, "-p", "ab c", "-n", "6", "--temperature", "0", "--print-ids", NULL}), 0);

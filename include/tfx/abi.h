@@ -15,7 +15,7 @@ extern "C" {
 #endif
 
 #define TFX_ABI_VERSION                                                                                                \
-  5 /* 3: desc_checksum and weights_checksum (tfx/checksum.h); 4: cpu_arch, cpu_features, the batch entry;     \
+  5 /* 3: desc_checksum and weights_checksum (tfx/checksum.h); 4: cpu_arch, cpu_features, the batch entry;             \
        5: the special token ids and the embedded tokenizer */
 #define TFX_DESC_MAGIC 0x31584654u /* "TFX1" little-endian */
 /* The symbol under which a compiled model exports its tfx_model_desc. It is

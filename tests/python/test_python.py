@@ -121,6 +121,20 @@ class TestModel(unittest.TestCase):
             self.assertEqual(t.decode(ids[1:]), "Once upon a time, there was a little dog.")
             self.assertEqual(t.encode("hi", bos=False)[0:1] != [t.bos], True)
 
+    def test_embedded_tokenizer(self):
+        tokbin = os.path.join(MODELS_DIR, "llama2c-tokenizer.bin")
+        with_tok = os.path.join(TMP, "tiny_tok.so")
+        tfxc(os.path.join(SOURCE_DIR, "examples/llama/tiny.tfx"), "--weights", "random:3", "-O1", "-o", with_tok,
+             "--tokenizer", tokbin)
+        with tfx.Model(TINY) as m:
+            self.assertIsNone(m.tokenizer())
+            self.assertEqual((m.info.bos_id, m.info.eos_id, m.info.tokenizer_bytes), (-1, -1, 0))
+        with tfx.Model(with_tok) as m, m.tokenizer() as t, m.tokenizer(tokbin) as f:
+            self.assertEqual(m.info.tokenizer_bytes, os.path.getsize(tokbin))
+            self.assertEqual(t.vocab_size, 32000)
+            text = "Once upon a time, there was a little dog."
+            self.assertEqual(t.encode(text), f.encode(text))
+
     def test_two_models_in_one_process(self):
         with tfx.Model(SO) as a, tfx.Model(TINY) as b:
             self.assertNotEqual(a.name, b.name)
