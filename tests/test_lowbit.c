@@ -1,7 +1,7 @@
 /* tests/test_lowbit.c — issue #13's ternary and 2:4 sparse weights in the
  * kernels: tq2_0 (ggml's TQ2_0 blocks, read by the int8 dot-product linears
  * of backend/k_linear_q8.c) and the 2:4 formats s24_f32 and s24_q8_0 (read
- * through their dequantizing weight streams, backend/weight_stream.c).
+ * by the gathering kernel of backend/k_linear_s24.c).
  *
  * Weights: random f32 rows quantized by tfx_quantize_row (tq2_0: ggml's
  * per-block absmax quantizer; the BitNet per-tensor quantizer,
@@ -12,9 +12,10 @@
  * threads on calls of 1, 2, 5, 40 and 3 rows on the host (AVX-512 VNNI
  * here: the repacked prefill tiles and the 512-bit decode) and, for the
  * first size, at --mcpu haswell (AVX2) and x86-64 (plain IR); edges (K =
- * 256 with N = 20, K = 4096 with 100-row calls). The s24 formats, whose
- * streams decode per vector whatever the shape, run the first of each on
- * the host (the linear on all three targets: vectors of 16, 8 and 4). Oracle: the reference
+ * 256 with N = 20, K = 4096 with 100-row calls). The s24 formats run the
+ * first of each (the linear and the FFN on all three targets: vectors of
+ * 16, 8 and 4, each with its own gather), and test_sparse24_gather the
+ * kernel's edges. Oracle: the reference
  * interpreter on the same optimized graph (it emulates the int8
  * activations of tq2_0 linears; the s24 formats run f32 activations): max
  * |jit - ref| <= 1e-4 * max(1, max |ref|). For tq2_0 the outputs must also
