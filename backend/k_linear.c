@@ -13,8 +13,8 @@
  * dot products along K in chunks of kc floats with vector FMAs, then a masked
  * tail, reduced horizontally at the end of the tile (2:4 sparse weights:
  * the kept values against gathered x, block by block, k_linear_s24.c).
- * Either way the finished
- * sums go to a block buffer that the epilogue reads row by row. The prologue
+ * Either way the finished sums go to a block buffer that the epilogue reads
+ * row by row. The prologue
  * hook transforms each x vector as loaded (norm), the epilogue hook consumes
  * each finished row (bias, RoPE, activation, GLU, residual, store). */
 #include <stdio.h>
