@@ -172,14 +172,14 @@ static void release_jit(void *arg) {
   free(o);
 }
 
-int tfx_build_embed_tokenizer(tfx_build *b, const char *path, char *err, size_t errlen) {
+int tfx_build_embed_tokenizer(tfx_build *b, const char *what, const char *path, char *err, size_t errlen) {
   tfx_graph *g = b->graph;
   if (g->input < 0 || g->nodes[g->input].type.dtype != TFX_DT_I32)
-    return tfx_errf(err, errlen, "--tokenizer %s: the model's input is not token ids", path);
+    return tfx_errf(err, errlen, "%s %s: the model's input is not token ids", what, path);
   tfx_tokenizer *tok = NULL;
   char why[512] = "";
   int rc = tfx_tokenizer_open(path, &tok, why, sizeof why);
-  if (rc != 0) return tfx_errf(err, errlen, "--tokenizer %s", why[0] ? why : path);
+  if (rc != 0) return tfx_errf(err, errlen, "%s %s", what, why[0] ? why : path);
   int pieces = tfx_tokenizer_vocab_size(tok);
   tfx_tokenizer_close(tok);
   /* the model's special ids must be the tokenizer's ids */
@@ -187,11 +187,11 @@ int tfx_build_embed_tokenizer(tfx_build *b, const char *path, char *err, size_t 
   static const char *const names[3] = {"bos", "eos", "pad"};
   for (int i = 0; i < 3; i++)
     if (ids[i] >= pieces)
-      return tfx_errf(err, errlen, "--tokenizer %s: the model's tokens { %s = %lld } is not one of its %d ids", path,
+      return tfx_errf(err, errlen, "%s %s: the model's tokens { %s = %lld } is not one of its %d ids", what, path,
                       names[i], (long long)ids[i], pieces);
   size_t len = 0;
   char *data = tfx_frontend_read_file(path, &len, why, sizeof why);
-  if (!data) return tfx_errf(err, errlen, "--tokenizer %s: %s", path, why);
+  if (!data) return tfx_errf(err, errlen, "%s %s: %s", what, path, why);
   rc = tfx_graph_set_tokenizer(g, data, (int64_t)len);
   free(data);
   return rc ? tfx_errf(err, errlen, "out of memory") : 0;

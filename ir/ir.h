@@ -413,8 +413,11 @@ typedef struct tfx_graph {
   tfx_schedule schedule;
   /* the model's special token ids (tokens { } in .tfx), -1 when not given */
   int64_t bos_id, eos_id, pad_id;
-  /* a tokenizer file's bytes, embedded in the descriptor (tfxc --tokenizer;
-   * tfx_graph_set_tokenizer), owned; NULL: none */
+  /* the source's tokenizer "FILE" (relative to the current directory),
+   * owned; NULL: none */
+  char *tokenizer_path;
+  /* a tokenizer file's bytes, embedded in the descriptor (tfxc --tokenizer,
+   * or the tokenizer statement; tfx_graph_set_tokenizer), owned; NULL: none */
   uint8_t *tokenizer;
   int64_t tokenizer_bytes;
 
