@@ -31,10 +31,9 @@ static int plan_formats(void *ctx, tfx_graph *g, tfx_quant_target *plan, char *e
     if (tfx_quant_choice_parse(o->quantize, 1, &qc)) return 0;
     g->schedule.quantize = qc;
   }
-  int rc =
-      g->schedule.quantize.smooth_set || g->schedule.quantize.llm_int8 || g->schedule.quantize.gptq
-          ? 0
-          : tfx_quantize_plan(g, plan, err, errlen);
+  int rc = g->schedule.quantize.smooth_set || g->schedule.quantize.llm_int8 || g->schedule.quantize.gptq
+               ? 0
+               : tfx_quantize_plan(g, plan, err, errlen);
   g->schedule.quantize = saved;
   return rc;
 }
@@ -79,7 +78,8 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
     }
     out->graph->schedule.quantize = qc;
   }
-  if (o && o->calibration) { /* --calibration FILE: for w8a8(smooth = alpha) (passes/smooth_quant.c), llm_int8 and gptq */
+  if (o &&
+      o->calibration) { /* --calibration FILE: for w8a8(smooth = alpha) (passes/smooth_quant.c), llm_int8 and gptq */
     tfx_calib *cal = calloc(1, sizeof *cal);
     if (!cal || tfx_calib_load(o->calibration, cal, err, sizeof err)) {
       if (cal) fprintf(diag, "%s: error: %s\n", path ? path : "<source>", err);

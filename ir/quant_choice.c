@@ -154,7 +154,8 @@ static int gptq_choice(const tfx_quant_spec *sp, tfx_quant_choice *c, char *msg,
     int num = *v && !*end;
     if (!strcmp(k, "bits")) {
       if (num && x == 3.0) {
-        if (msg) snprintf(msg, msglen, "gptq(bits = 3) is not supported: tfxc has no 3-bit weight format yet (bits = 4)");
+        if (msg)
+          snprintf(msg, msglen, "gptq(bits = 3) is not supported: tfxc has no 3-bit weight format yet (bits = 4)");
         return -1;
       }
       if (!num || x != 4.0) {
@@ -184,9 +185,8 @@ static int gptq_choice(const tfx_quant_spec *sp, tfx_quant_choice *c, char *msg,
       }
     } else {
       if (msg)
-        snprintf(msg, msglen,
-                 "gptq takes bits = 4, group = 32|64|128, damp = D, act_order = true|false; not '%s%s%s'", k,
-                 *k ? " = " : "", v);
+        snprintf(msg, msglen, "gptq takes bits = 4, group = 32|64|128, damp = D, act_order = true|false; not '%s%s%s'",
+                 k, *k ? " = " : "", v);
       return -1;
     }
   }
@@ -205,7 +205,12 @@ int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_cho
                  tfx_quant_choice_names(0));
       return -1;
     }
-    tfx_quant_choice c = {.mode = choices[i].mode, .dtype = choices[i].dtype, .smooth_set = 0, .smooth = 0.0f, .llm_int8 = 0, .threshold = 0.0f};
+    tfx_quant_choice c = {.mode = choices[i].mode,
+                          .dtype = choices[i].dtype,
+                          .smooth_set = 0,
+                          .smooth = 0.0f,
+                          .llm_int8 = 0,
+                          .threshold = 0.0f};
     if (!strcmp(sp.name, "llm_int8")) {
       if (llm_int8_choice(&sp, allow_preset, &c, msg, msglen)) return -1;
       *out = c;

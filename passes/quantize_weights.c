@@ -207,8 +207,7 @@ static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt, int ternary, cons
       bad = tfx_weight_dequant_row(n, *c->weights + n->weight_offset, r, w + r * ge->K);
     if (bad)
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': cannot decode its rows for gptq", name);
-    else if (tfx_gptq_q4_0(w, R, ge->K, ge->H, ch->gptq_group, ch->gptq_damp, ch->gptq_act_order, out, msg,
-                           sizeof msg))
+    else if (tfx_gptq_q4_0(w, R, ge->K, ge->H, ch->gptq_group, ch->gptq_damp, ch->gptq_act_order, out, msg, sizeof msg))
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': %s", name, msg);
     free(w);
     if (rc) goto done;
@@ -290,7 +289,12 @@ static int choose(tfx_pass_ctx *c, tfx_quant_target *plan) {
     if (n->op != TFX_OP_PARAM || n->type.rank < 2 || n->fx.panel || !weight_only(g, i)) continue;
     tfx_quant_choice ch = s->quantize;
     if (ch.mode == TFX_QUANT_Q4_K_M)
-      ch = (tfx_quant_choice){.mode = TFX_QUANT_FORMAT, .dtype = q4_k_m_choice(g, &r, i), .smooth_set = 0, .smooth = 0.0f, .llm_int8 = 0, .threshold = 0.0f};
+      ch = (tfx_quant_choice){.mode = TFX_QUANT_FORMAT,
+                              .dtype = q4_k_m_choice(g, &r, i),
+                              .smooth_set = 0,
+                              .smooth = 0.0f,
+                              .llm_int8 = 0,
+                              .threshold = 0.0f};
     for (int k = 0; k < s->n_quant_rules; k++)
       if (n->name && tfx_quant_pattern_match(s->quant_rules[k].pattern, n->name)) ch = s->quant_rules[k].choice;
     if (ch.mode != TFX_QUANT_FORMAT && ch.mode != TFX_QUANT_TERNARY) continue;

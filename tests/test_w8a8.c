@@ -408,7 +408,8 @@ static void test_smooth_pass(void **state) {
   forward_ref(t, x, 4, y0);
   char err[512] = "";
   tfx_pass_ctx c = {t->g, &t->blob, &t->size, 1, 0, {1, 1}, err, sizeof err};
-  t->g->schedule.quantize = (tfx_quant_choice){.mode = TFX_QUANT_FORMAT, .dtype = TFX_DT_I8, .smooth_set = 1, .smooth = 0.5f, .llm_int8 = 0, .threshold = 0.0f};
+  t->g->schedule.quantize = (tfx_quant_choice){
+      .mode = TFX_QUANT_FORMAT, .dtype = TFX_DT_I8, .smooth_set = 1, .smooth = 0.5f, .llm_int8 = 0, .threshold = 0.0f};
   /* no calibration data: a clear error */
   assert_int_equal(tfx_pass_smooth_quant(&c), -1);
   assert_non_null(strstr(err, "--calibration"));
@@ -443,7 +444,8 @@ static void test_smooth_pass(void **state) {
   assert_non_null(cal);
   assert_non_null(tfx_calib_entry_get(cal, "wa", D));
   t->g->calib = cal;
-  t->g->schedule.quantize = (tfx_quant_choice){.mode = TFX_QUANT_FORMAT, .dtype = TFX_DT_I8, .smooth_set = 1, .smooth = 0.5f, .llm_int8 = 0, .threshold = 0.0f};
+  t->g->schedule.quantize = (tfx_quant_choice){
+      .mode = TFX_QUANT_FORMAT, .dtype = TFX_DT_I8, .smooth_set = 1, .smooth = 0.5f, .llm_int8 = 0, .threshold = 0.0f};
   c = (tfx_pass_ctx){t->g, &t->blob, &t->size, 1, 0, {1, 1}, err, sizeof err};
   gain = param_data(t, "g");
   g5 = gain[5];
