@@ -310,7 +310,8 @@ static void test_calib_file(void **state) {
   size_t size;
   uint8_t *d = file_bytes(path, &size);
   unlink(path);
-  assert_int_equal(size, 8 + 4 + 4 + (4 + 11 + 4 + 12) + (4 + 2 + 4 + 8));
+  /* version 2: each entry ends in a u32 h (0: no GPTQ H here) */
+  assert_int_equal(size, 8 + 4 + 4 + (4 + 11 + 4 + 12 + 4) + (4 + 2 + 4 + 8 + 4));
   assert_memory_equal(d, "TFXCALIB", 8);
   /* every truncation is refused */
   for (size_t n = 0; n < size; n++) {
@@ -327,7 +328,7 @@ static void test_calib_file(void **state) {
     expect_bad(m, size, want);                                                                                         \
   } while (0)
   MUTATE(0, 'X', "magic");
-  MUTATE(8, 2, "version 2");
+  MUTATE(8, 3, "version 3");
   MUTATE(12, 0, "entries");
   MUTATE(16, 0, "name of 0 bytes");
   MUTATE(20, ' ', "printable");
