@@ -91,6 +91,10 @@ static const tfx_cli_option compile_options[] = {
      "the C compiler that links the .so (default: cc, or TRIPLE-gcc with\n--target; with -c and --target it also "
      "combines the object)"},
     {TFX_OPT_SYSROOT, "sysroot", 1, "DIR", "a directory", "--sysroot for that link"},
+    {TFX_OPT_TOKENIZER, "tokenizer", 1, "PATH", "a file name",
+     "embed this tokenizer (llama2.c tokenizer.bin, SentencePiece .model or\n"
+     "Hugging Face tokenizer.json) in the model: `tfxc run` and\n"
+     "tfx_model_tokenizer use it (-o or -c)"},
     {TFX_OPT_SYMBOL_PREFIX, "symbol-prefix", 1, "P", "a value",
      "name the model's exported symbols P_descriptor and P_weights_blob\n"
      "instead of <name>_...: models of the same name link into one program\n"

@@ -1,5 +1,5 @@
 /* driver/compile.c — the pipeline from source to a planned graph, to a JIT
- * model, and to the generated C header. */
+ * model, and to the generated C header; the tokenizer a model embeds. */
 #include "compile.h"
 
 #include <ctype.h>
@@ -7,8 +7,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "../frontend/frontend.h"
 #include "../frontend/gguf.h"
 #include "../frontend/weights.h"
+#include "../include/tfx/tokenizer.h"
 #include "../passes/passes.h"
 
 static double seconds_now(void) {
@@ -171,6 +173,31 @@ static void release_jit(void *arg) {
   tfx_backend_jit_free(o->module);
   tfx_weights_free(&o->weights);
   free(o);
+}
+
+int tfx_build_embed_tokenizer(tfx_build *b, const char *path, char *err, size_t errlen) {
+  tfx_graph *g = b->graph;
+  if (g->input < 0 || g->nodes[g->input].type.dtype != TFX_DT_I32)
+    return tfx_errf(err, errlen, "--tokenizer %s: the model's input is not token ids", path);
+  tfx_tokenizer *tok = NULL;
+  char why[512] = "";
+  int rc = tfx_tokenizer_open(path, &tok, why, sizeof why);
+  if (rc != 0) return tfx_errf(err, errlen, "--tokenizer %s", why[0] ? why : path);
+  int pieces = tfx_tokenizer_vocab_size(tok);
+  tfx_tokenizer_close(tok);
+  /* the model's special ids must be the tokenizer's ids */
+  const int64_t ids[3] = {g->bos_id, g->eos_id, g->pad_id};
+  static const char *const names[3] = {"bos", "eos", "pad"};
+  for (int i = 0; i < 3; i++)
+    if (ids[i] >= pieces)
+      return tfx_errf(err, errlen, "--tokenizer %s: the model's tokens { %s = %lld } is not one of its %d ids", path,
+                      names[i], (long long)ids[i], pieces);
+  size_t len = 0;
+  char *data = tfx_frontend_read_file(path, &len, why, sizeof why);
+  if (!data) return tfx_errf(err, errlen, "--tokenizer %s: %s", path, why);
+  rc = tfx_graph_set_tokenizer(g, data, (int64_t)len);
+  free(data);
+  return rc ? tfx_errf(err, errlen, "out of memory") : 0;
 }
 
 int tfx_build_jit(tfx_build *b, const tfx_target_options *t, tfx_model **out, char *err, size_t errlen) {

@@ -15,10 +15,7 @@
 #include "sema.h"
 #include "weights.h"
 
-/* Reads a whole regular file; NULL with the reason in why on failure. The
- * file is opened without blocking and checked with fstat first, so a FIFO
- * is an error, never a hang; a directory says so. */
-static char *read_file(const char *path, size_t *len, char *why, size_t whylen) {
+char *tfx_frontend_read_file(const char *path, size_t *len, char *why, size_t whylen) {
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   struct stat st;
   if (fd < 0 || fstat(fd, &st) != 0) {
@@ -160,7 +157,7 @@ int tfx_frontend_compile(const char *path, const char *source, const tfx_fronten
   tfx_fe_diag diag;
   if (!source) {
     char why[128] = "";
-    owned = read_file(path, &len, why, sizeof why);
+    owned = tfx_frontend_read_file(path, &len, why, sizeof why);
     if (!owned) {
       tfx_fe_diag_init(&diag, o->diag, path, NULL, 0, o->max_errors);
       tfx_fe_error(&diag, 0, 0, "cannot read the file: %s", why);

@@ -420,6 +420,10 @@ typedef struct tfx_graph {
   tfx_schedule schedule;
   /* the model's special token ids (tokens { } in .tfx), -1 when not given */
   int64_t bos_id, eos_id, pad_id;
+  /* a tokenizer file's bytes, embedded in the descriptor (tfxc --tokenizer;
+   * tfx_graph_set_tokenizer), owned; NULL: none */
+  uint8_t *tokenizer;
+  int64_t tokenizer_bytes;
 
   /* results of planning (passes/) */
   int64_t arena_bytes;   /* 0 until planned */
@@ -715,6 +719,9 @@ int tfx_residual_operand(const tfx_node *n);
 /* ---- graph and builder ---- */
 tfx_graph *tfx_graph_new(const char *name, int64_t max_seq);
 void tfx_graph_free(tfx_graph *g);
+/* Gives g a copy of a tokenizer file's bytes (replacing any; bytes 0: none):
+ * 0, or -1 on bad arguments or out of memory. */
+int tfx_graph_set_tokenizer(tfx_graph *g, const void *data, int64_t bytes);
 const char *tfx_op_name(tfx_op op);
 /* Appends a node with its attributes taken from *proto (op, inputs, attrs;
  * id/type are ignored), infers the result type and returns the new id. On a

@@ -15,7 +15,8 @@ extern "C" {
 #endif
 
 #define TFX_ABI_VERSION                                                                                                \
-  4 /* 3: desc_checksum and weights_checksum (tfx/checksum.h); 4: cpu_arch, cpu_features, the batch entry */
+  5 /* 3: desc_checksum and weights_checksum (tfx/checksum.h); 4: cpu_arch, cpu_features, the batch entry;             \
+       5: the special token ids and the embedded tokenizer */
 #define TFX_DESC_MAGIC 0x31584654u /* "TFX1" little-endian */
 /* The symbol under which a compiled model exports its tfx_model_desc. It is
  * not `tfx_model_descriptor`: that name is the runtime API function of
@@ -164,6 +165,14 @@ typedef struct tfx_model_desc {
    * --mcpu=A,B,... lists its variants from this one (the first CPU) on, and
    * tfx_model_open picks the one with the most features this CPU has. */
   const struct tfx_model_desc *variant_next;
+  /* ABI 5: the model's special token ids (tokens { bos, eos, pad } of the
+   * .tfx; -1 when not given) and the tokenizer file embedded when it was
+   * compiled (tfxc --tokenizer PATH: the file's bytes as they are; NULL and 0
+   * when none), which tfx_model_tokenizer opens. */
+  int32_t bos_id, eos_id, pad_id;
+  int32_t tokenizer_reserved; /* 0 */
+  const void *tokenizer;
+  uint64_t tokenizer_bytes;
 } tfx_model_desc;
 
 #ifdef __cplusplus
