@@ -131,6 +131,7 @@ typedef enum {
   TFX_FE_LOWER_OP,
   TFX_FE_LOWER_ROPE,
   TFX_FE_LOWER_ATTENTION,
+  TFX_FE_LOWER_ATTEND, /* attend(q, k, v, ...): the IR's attention node on the program's projections */
   TFX_FE_LOWER_MLA,
   TFX_FE_LOWER_GLU,
   TFX_FE_LOWER_MOE,

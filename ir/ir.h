@@ -899,6 +899,13 @@ int tfx_check_attention(const tfx_node *n, char *err, size_t errlen);
  * ATTENTION 2 * max_seq * G * d * 4 (K then V), MLA_ATTENTION
  * max_seq * (r + dr) * 4. */
 int64_t tfx_node_kv_bytes(const tfx_node *n, int64_t max_seq);
+/* The node whose KV cache slot a causal ATTENTION reads: the first causal
+ * ATTENTION (lowest id) with the same k and v operands, kv_heads and
+ * head_dim. Those nodes share one slot (YOCO's cross-decoder: one global
+ * K and V read by every layer); the owner stores the call's rows, the
+ * others only read. n->id when n owns its slot; -1 when n keeps no KV
+ * cache (not a causal ATTENTION). */
+int tfx_attn_kv_owner(const tfx_graph *g, const tfx_node *n);
 /* ir/recurrent.c: RETENTION's decay of head h, 1 - 2^(-5-h) (RetNet); the
  * state bytes of a TFX_TRAIT_STATE node (RETENTION, INFINI_ATTENTION) */
 double tfx_retention_gamma(int h);
