@@ -22,8 +22,9 @@ static double seconds_now(void) {
 /* The formats the params end in, planned before binding (tfx_quantize_plan
  * with --quantize over the source's schedule) so that binding quantizes each
  * tensor as it reads it and the blob is never held in f32 (issue #17). Not
- * for w8a8(smooth) nor llm_int8: SmoothQuant rescales and LLM.int8() splits
- * the f32 weights first. A --quantize
+ * for w8a8(smooth), llm_int8 nor gptq: SmoothQuant rescales and LLM.int8() splits
+ * the f32 weights first, GPTQ needs them whole (a weight a quantize { } rule
+ * asks gptq for is not planned either: tfx_quantize_plan leaves it f32). A --quantize
  * that does not parse plans nothing (tfx_build_source reports it). */
 static int plan_formats(void *ctx, tfx_graph *g, tfx_quant_target *plan, char *err, size_t errlen) {
   const tfx_build_options *o = ctx;
@@ -32,8 +33,9 @@ static int plan_formats(void *ctx, tfx_graph *g, tfx_quant_target *plan, char *e
     if (tfx_quant_choice_parse(o->quantize, 1, &qc)) return 0;
     g->schedule.quantize = qc;
   }
-  int rc =
-      g->schedule.quantize.smooth_set || g->schedule.quantize.llm_int8 ? 0 : tfx_quantize_plan(g, plan, err, errlen);
+  int rc = g->schedule.quantize.smooth_set || g->schedule.quantize.llm_int8 || g->schedule.quantize.gptq
+               ? 0
+               : tfx_quantize_plan(g, plan, err, errlen);
   g->schedule.quantize = saved;
   return rc;
 }
@@ -78,7 +80,8 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
     }
     out->graph->schedule.quantize = qc;
   }
-  if (o && o->calibration) { /* --calibration FILE: for w8a8(smooth = alpha) (passes/smooth_quant.c) and llm_int8 */
+  if (o &&
+      o->calibration) { /* --calibration FILE: for w8a8(smooth = alpha) (passes/smooth_quant.c), llm_int8 and gptq */
     tfx_calib *cal = calloc(1, sizeof *cal);
     if (!cal || tfx_calib_load(o->calibration, cal, err, sizeof err)) {
       if (cal) fprintf(diag, "%s: error: %s\n", path ? path : "<source>", err);
