@@ -48,6 +48,7 @@ typedef struct spec {
   int emb_scale;      /* the embedding is scaled by sqrt(dim) (Gemma) */
   int gain_plus1;     /* every RMSNorm gain is applied as (1 + w) (Gemma) */
   int qk_norm;        /* QK_* */
+  int qk_layernorm;   /* the q/k norms are LayerNorms with biases (Phi's qk_layernorm) */
   int final_norm;     /* a norm before the classifier */
   int tied;           /* the classifier is the embedding */
   int head_bias;      /* the classifier has a bias (Phi) */
@@ -302,8 +303,7 @@ static void phi(cfg *c, spec *s) {
   s->act = act_of(c, "hidden_act", "gelu_new");
   s->rotary_dim = (int64_t)(s->head_dim * cfg_num(c, "partial_rotary_factor", 0.5));
   no_rope_scaling(c, s);
-  if (cfg_bool(c, "qk_layernorm", 0))
-    refuse(c, s, "qk_layernorm is true (per-head q/k norms are not in the language yet)");
+  if (cfg_bool(c, "qk_layernorm", 0)) s->qk_norm = QK_HEAD, s->qk_layernorm = 1;
   s->norm = NORM_LAYER;
   s->norm_bias = 1;
   s->pos = POS_ROPE;
@@ -328,6 +328,13 @@ static void phi(cfg *c, spec *s) {
   R("  \"model.layers.{i}.mlp.fc1.bias\" = \"layers.{i}.b1\"\n");
   R("  \"model.layers.{i}.mlp.fc2.weight\" = \"layers.{i}.w2\"\n");
   R("  \"model.layers.{i}.mlp.fc2.bias\" = \"layers.{i}.b2\"\n");
+  if (s->qk_layernorm) {
+    static const char *const qk[] = {"q", "k"};
+    for (int k = 0; k < 2; k++) {
+      R("  \"model.layers.{i}.self_attn.%s_layernorm.weight\" = \"layers.{i}.%s_norm\"\n", qk[k], qk[k]);
+      R("  \"model.layers.{i}.self_attn.%s_layernorm.bias\" = \"layers.{i}.%s_norm_b\"\n", qk[k], qk[k]);
+    }
+  }
   R("  \"model.layers.{i}.self_attn.rotary_emb.inv_freq\" = \"\"\n");
 }
 
@@ -678,7 +685,11 @@ static void write_attention(FILE *o, const spec *s, const char *a) {
   }
   fprintf(o, "mask = %s", s->encoder ? "none" : "causal");
   if (s->window > 0 && s->window < s->max_seq) fprintf(o, ", sparse = sliding(window = %lld)", (long long)s->window);
-  if (s->qk_norm) fprintf(o, ",\n                     q_norm = q_norm, k_norm = k_norm, norm_eps = eps");
+  if (s->qk_layernorm)
+    fprintf(o, ",\n                     qk_norm = layernorm, q_norm = q_norm, k_norm = k_norm, q_norm_b = q_norm_b, "
+               "k_norm_b = k_norm_b, norm_eps = eps");
+  else if (s->qk_norm)
+    fprintf(o, ",\n                     q_norm = q_norm, k_norm = k_norm, norm_eps = eps");
   if (s->qkv_bias) fprintf(o, ",\n                     bq = bq, bk = bk, bv = bv");
   if (s->o_bias) fprintf(o, ", bo = bo");
   fprintf(o, ")");
@@ -706,6 +717,11 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
           " (model_type %s).\n"
           "# The rename block binds the checkpoint's tensors as they are saved.\n",
           s->family);
+  if (s->pos_offset)
+    fprintf(o,
+            "# Positions start at row %lld (padding_idx + 1) and count every token: transformers skips pad\n"
+            "# tokens when numbering positions, so inputs with pad tokens differ.\n",
+            (long long)s->pos_offset);
   fprintf(o, "model %s\n\n", name);
   fprintf(o, "const dim = %lld, layers = %lld, heads = %lld, kv_heads = %lld, head_dim = %lld\n", (long long)s->dim,
           (long long)s->layers, (long long)s->heads, (long long)s->kv_heads, (long long)s->head_dim);
@@ -750,6 +766,7 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
                "  param bv : f32[kv_heads * head_dim]\n");
   if (s->o_bias) fprintf(o, "  param bo : f32[dim]\n");
   if (s->qk_norm == QK_HEAD) fprintf(o, "  param q_norm : f32[head_dim]\n  param k_norm : f32[head_dim]\n");
+  if (s->qk_layernorm) fprintf(o, "  param q_norm_b : f32[head_dim]\n  param k_norm_b : f32[head_dim]\n");
   if (s->qk_norm == QK_WIDTH)
     fprintf(o, "  param q_norm : f32[heads * head_dim]\n  param k_norm : f32[kv_heads * head_dim]\n");
   if (s->mlp == MLP_MOE) {

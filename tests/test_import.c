@@ -137,7 +137,9 @@ static void expect_error(const char *config, int64_t max_seq, const char *messag
 static void test_errors(void **state) {
   (void)state;
   expect_error("{\"model_type\": \"mamba\"}", 0, "config.json: unknown model_type 'mamba' (import knows llama, ");
-  expect_error("{\"model_type\": \"gemma\"}", 0, "config.json: model_type 'gemma' cannot be imported: ");
+  expect_error("{\"model_type\": \"gemma2\"}", 0,
+               "config.json: model_type 'gemma2' cannot be imported: its soft-capped attention scores");
+  expect_error("{\"model_type\": \"bart\"}", 0, "model_type 'bart' cannot be imported: an encoder-decoder");
   expect_error("{\"model_type\": \"t5\"}", 0, "model_type 't5' cannot be imported: an encoder-decoder");
   expect_error("{\"hidden_size\": 4}", 0, "config.json: no \"model_type\"");
   expect_error("{\"model_type\": \"llama\",}", 0, "config.json: not valid JSON");
@@ -151,9 +153,16 @@ static void test_errors(void **state) {
   expect_error("{\"model_type\": \"llama\", \"vocab_size\": 10, \"hidden_size\": 8, \"num_hidden_layers\": 1, "
                "\"num_attention_heads\": 4, \"num_key_value_heads\": 3, \"intermediate_size\": 8}",
                0, "3 key/value heads do not divide 4 heads");
-  expect_error("{\"model_type\": \"phi\", \"vocab_size\": 10, \"hidden_size\": 8, \"num_hidden_layers\": 1, "
-               "\"num_attention_heads\": 2, \"intermediate_size\": 8, \"qk_layernorm\": true}",
-               0, "model_type 'phi' cannot be imported: qk_layernorm is true");
+  expect_error("{\"model_type\": \"qwen3\", \"vocab_size\": 10, \"hidden_size\": 8, \"num_hidden_layers\": 1, "
+               "\"num_attention_heads\": 2, \"intermediate_size\": 8, \"use_sliding_window\": true}",
+               0, "model_type 'qwen3' cannot be imported: use_sliding_window is true");
+  expect_error("{\"model_type\": \"olmo2\", \"vocab_size\": 10, \"hidden_size\": 8, \"num_hidden_layers\": 1, "
+               "\"num_attention_heads\": 2, \"intermediate_size\": 8, \"clip_qkv\": 8}",
+               0, "model_type 'olmo2' cannot be imported: clip_qkv is set");
+  expect_error("{\"model_type\": \"roberta\", \"vocab_size\": 10, \"hidden_size\": 8, \"num_hidden_layers\": 1, "
+               "\"num_attention_heads\": 2, \"intermediate_size\": 8, \"max_position_embeddings\": 34, "
+               "\"pad_token_id\": 1}",
+               33, "--max-seq 33 is more than the 34 learned positions after the first 2");
   expect_error("{\"model_type\": \"gpt2\", \"vocab_size\": 10, \"n_embd\": 8, \"n_layer\": 1, \"n_head\": 2, "
                "\"n_positions\": 16}",
                32, "--max-seq 32 is more than the 16 learned positions");

@@ -47,6 +47,8 @@ CONFIGS = {
     "mixtral": ("mixtral", dict(num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2), False),
     "phi3": ("phi3", dict(num_key_value_heads=2, pad_token_id=0), False),
     "phi": ("phi", dict(partial_rotary_factor=0.5), False),
+    # transformers 4.44.2 applies Phi's per-head q/k LayerNorm before splitting the heads: one head only
+    "phi_qkln": ("phi", dict(partial_rotary_factor=0.5, qk_layernorm=True, num_attention_heads=1), False),
     "gpt2": ("gpt2", dict(n_embd=32, n_layer=2, n_head=4, n_positions=64, vocab_size=VOCAB, bos_token_id=1,
                           eos_token_id=2), False),
     "bloom": ("bloom", dict(hidden_size=48, n_layer=2, n_head=6, vocab_size=VOCAB), False),
