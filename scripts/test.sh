@@ -6,7 +6,7 @@
 #      (LeakSanitizer on) into build-asan/ and runs it, except the PyTorch
 #      comparisons (see below);
 #   3. builds the libFuzzer targets with clang-14 into build-fuzz/ and runs
-#      each for 30 seconds (tests/fuzz/run.sh).
+#      each for 30 seconds, two at a time (tests/fuzz/run.sh).
 # The real model must be in ../shared/models (or $TFX_MODELS_DIR): the
 # end-to-end tests need it. TFX_TEST_SANITIZE=0 / TFX_TEST_FUZZ=0 skip steps
 # 2 / 3 (for a quick local run); TFX_FUZZ_SECONDS changes the 30 seconds.
@@ -33,6 +33,8 @@ if [ "${TFX_TEST_SANITIZE:-1}" != 0 ]; then
   #   compiler code they run (sema, lowering, passes and code generation of
   #   every op) runs under the sanitizers in test_attention_variants,
   #   test_ffn_variants, test_backend_ops, test_ops_jit_api and the others;
+  # - test_quant_quality, test_python and test_install are not registered
+  #   there (tests/CMakeLists.txt says why);
   # - test_differential runs 20 random models instead of 100 (TFX_DIFF_SEEDS).
   # No suppressions are needed: LLVM's JIT and libffi report nothing.
   cmake -S . -B build-asan -DTFX_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

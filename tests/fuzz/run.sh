@@ -7,7 +7,8 @@
 # report, leak, timeout, out-of-memory) stops that target and fails the
 # script; its input is saved under build-fuzz/findings/<target>/.
 # Environment: TFX_FUZZ_BUILD (build directory), TFX_FUZZ_TARGETS (a subset,
-# space-separated), TFX_FUZZ_CC (default clang-14), TFX_JOBS (default 2).
+# space-separated), TFX_FUZZ_CC (default clang-14), TFX_JOBS (default 2:
+# the build's jobs, and how many targets run at once).
 set -euo pipefail
 secs="${1:-30}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -35,34 +36,49 @@ fi
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
-status=0
-for t in $targets; do
-  exe="$build/tests/fuzz/$t"
-  if [ ! -x "$exe" ]; then
-    echo "fuzz: $t was not built (its loader is not in the tree yet): skipped"
-    continue
-  fi
-  name="${t#fuzz_}"
-  corpus="$build/corpus/$t"
-  findings="$build/findings/$t"
+# run_target T: one target for SECONDS; its exit status goes to $build/T.status.
+run_target() {
+  local t="$1" name="${1#fuzz_}" dict=()
+  local corpus="$build/corpus/$t" findings="$build/findings/$t"
   mkdir -p "$corpus" "$findings"
-  dict=()
   case "$name" in
   frontend) dict=(-dict="$root/tests/fuzz/tfx.dict") ;;
   safetensors) dict=(-dict="$root/tests/fuzz/safetensors.dict") ;;
   gguf) dict=(-dict="$root/tests/fuzz/gguf.dict") ;;
   esac
-  log="$build/$t.log"
-  echo "fuzz: $t for ${secs}s (corpus $corpus, log $log)"
   # -timeout: one input taking more than 10 s is a hang; -rss_limit_mb: a
   # loader that allocates what the file claims instead of what it has is a
   # finding.
-  if "$exe" "$corpus" "$seeds/$name" "${dict[@]}" -max_total_time="$secs" -timeout=10 \
-    -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -artifact_prefix="$findings/" >"$log" 2>&1; then
+  local rc=0
+  "$build/tests/fuzz/$t" "$corpus" "$seeds/$name" "${dict[@]}" -max_total_time="$secs" -timeout=10 \
+    -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -artifact_prefix="$findings/" >"$build/$t.log" 2>&1 || rc=$?
+  echo "$rc" >"$build/$t.status"
+}
+
+# The targets run TFX_JOBS at a time (each is one process); the results are
+# reported in the order of the list once all have finished.
+ran=()
+for t in $targets; do
+  if [ ! -x "$build/tests/fuzz/$t" ]; then
+    echo "fuzz: $t was not built (its loader is not in the tree yet): skipped"
+    continue
+  fi
+  while [ "$(jobs -rp | wc -l)" -ge "${TFX_JOBS:-2}" ]; do wait -n || true; done
+  echo "fuzz: $t for ${secs}s (corpus $build/corpus/$t, log $build/$t.log)"
+  rm -f "$build/$t.status"
+  run_target "$t" &
+  ran+=("$t")
+done
+wait
+
+status=0
+for t in "${ran[@]}"; do
+  log="$build/$t.log"
+  if [ "$(cat "$build/$t.status" 2>/dev/null)" = 0 ]; then
     grep -E "^stat::number_of_executed_units|^stat::new_units_added|^stat::peak_rss_mb" "$log" | sed "s/^/fuzz: $t: /"
   else
     status=1
-    echo "fuzz: $t FOUND A PROBLEM (input saved in $findings/):" >&2
+    echo "fuzz: $t FOUND A PROBLEM (input saved in $build/findings/$t/):" >&2
     grep -E "ERROR|SUMMARY|runtime error|==[0-9]+==|#[0-9]+ 0x" "$log" | head -40 >&2 || tail -20 "$log" >&2
   fi
 done
