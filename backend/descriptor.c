@@ -109,8 +109,8 @@ static LLVMValueRef extern_hidden(tfx_cg *cg, const char *name) {
   return v;
 }
 
-/* The fields of tfx_model_desc (ABI 4), as the LLVM struct below lays them out. */
-#define DESC_FIELDS 22
+/* The fields of tfx_model_desc (ABI 5), as the LLVM struct below lays them out. */
+#define DESC_FIELDS 28
 
 int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *weights_symbol) {
   const tfx_graph *g = cg->g;
@@ -212,12 +212,23 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
                        .entries = ck_ent,
                        .cpu_arch = cg->tgt->cpu_arch,
                        .cpu_features = cg->tgt->cpu_features,
-                       .variant_next = has_next ? &ck : NULL}; /* only its presence counts */
+                       .variant_next = has_next ? &ck : NULL, /* only its presence counts */
+                       .bos_id = (int32_t)g->bos_id,
+                       .eos_id = (int32_t)g->eos_id,
+                       .pad_id = (int32_t)g->pad_id,
+                       .tokenizer = g->tokenizer_bytes > 0 ? g->tokenizer : NULL,
+                       .tokenizer_bytes = g->tokenizer_bytes > 0 ? (uint64_t)g->tokenizer_bytes : 0};
   uint64_t desc_sum = tfx_desc_checksum(&ck);
 
   /* tfx_model_desc */
-  LLVMTypeRef df[DESC_FIELDS] = {i32, i32, ptr, i32, i32, i32, i32, i32, i32, i64, i64,
-                                 i64, ptr, i32, i32, ptr, i64, i64, i32, i32, i64, ptr};
+  LLVMTypeRef df[DESC_FIELDS] = {i32, i32, ptr, i32, i32, i32, i32, i32, i32, i64, i64, i64, ptr, i32,
+                                 i32, ptr, i64, i64, i32, i32, i64, ptr, i32, i32, i32, i32, ptr, i64};
+  /* the embedded tokenizer: its bytes as a private constant */
+  LLVMValueRef tokenizer = LLVMConstNull(ptr);
+  if (g->tokenizer_bytes > 0)
+    tokenizer = tfx_cg_const_global(
+        cg, "tfx_tokenizer_bytes",
+        LLVMConstStringInContext2(cg->ctx, (const char *)g->tokenizer, (size_t)g->tokenizer_bytes, 1), 16);
   LLVMTypeRef desc_ty = LLVMStructTypeInContext(cg->ctx, df, DESC_FIELDS, 0);
   LLVMValueRef dv[DESC_FIELDS] = {c32(cg, (int32_t)TFX_DESC_MAGIC),
                                   c32(cg, TFX_ABI_VERSION),
@@ -240,7 +251,13 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
                                   c32(cg, (int32_t)cg->tgt->cpu_arch),
                                   c32(cg, 0),
                                   c64(cg, (int64_t)cg->tgt->cpu_features),
-                                  next};
+                                  next,
+                                  c32(cg, g->bos_id),
+                                  c32(cg, g->eos_id),
+                                  c32(cg, g->pad_id),
+                                  c32(cg, 0),
+                                  tokenizer,
+                                  c64(cg, g->tokenizer_bytes > 0 ? g->tokenizer_bytes : 0)};
   LLVMValueRef desc_init = LLVMConstNamedStruct(desc_ty, dv, DESC_FIELDS);
   LLVMValueRef desc = LLVMAddGlobal(cg->mod, desc_ty, variant ? own : TFX_DESC_SYMBOL);
   LLVMSetInitializer(desc, desc_init);

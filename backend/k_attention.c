@@ -299,7 +299,8 @@ int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n) {
       !tfx_attn_schedule_applicable(n, sched))
     return tfx_cg_fail(cg, "backend: %%%d (attention): schedule %s is not available", n->id,
                        tfx_attn_schedule_name(sched));
-  if (causal && emit_kv_store(cg, n)) return -1;
+  /* a node sharing an earlier node's cache (same k and v: tfx_attn_kv_owner) only reads it */
+  if (causal && tfx_attn_kv_owner(cg->g, n) == n->id && emit_kv_store(cg, n)) return -1;
   int splits = tfx_cg_split_decode_parts(cg, n);
   if (splits) { /* the decode entry's split decode (k_split_decode.c) */
     int64_t k_off, half_bytes;

@@ -272,7 +272,7 @@ static void phase(const char *what, double seconds) {
 int tfx_drv_compile_main(int argc, char **argv) {
   const char *input = NULL, *output = NULL, *weights = NULL, *emit = NULL, *header = NULL, *cpu = NULL;
   const char *passes = NULL, *print_after = NULL, *quantize = NULL, *gguf = NULL, *runtime = NULL, *prefix = NULL;
-  const char *calibration = NULL, *triple = NULL, *cc = NULL, *sysroot = NULL;
+  const char *calibration = NULL, *triple = NULL, *cc = NULL, *sysroot = NULL, *tokenizer = NULL;
   int object = 0, opt = 2, stats = 0, print_all = 0, time_passes = 0, verify_passes = 0, allow_nonfinite = 0;
   cur_cmd = tfx_cli_find("compile");
   tfx_cli p;
@@ -313,6 +313,10 @@ int tfx_drv_compile_main(int argc, char **argv) {
     case TFX_OPT_SYMBOL_PREFIX:
       if (check_symbol_prefix(v)) bad = EXIT_USAGE;
       prefix = v;
+      break;
+    case TFX_OPT_TOKENIZER:
+      if (!*v) bad = usage_error("%s needs a file name", p.name);
+      tokenizer = v;
       break;
     case TFX_OPT_STATS: stats = 1; break;
     case TFX_OPT_RUNTIME:
@@ -359,6 +363,8 @@ int tfx_drv_compile_main(int argc, char **argv) {
     return usage_error("%s", "--emit-gguf writes a file; it does not combine with --emit or --stats");
   if (runtime && (object || emit || stats || (!output && (header || gguf))))
     return usage_error("%s", "--runtime applies to a shared library (-o OUT.so, without -c)");
+  if (tokenizer && (emit || stats || (!output && !object && (header || gguf))))
+    return usage_error("%s", "--tokenizer embeds a tokenizer in the model: it applies to -o or -c");
   if ((cc || sysroot) && (emit || stats || (!output && !object && (header || gguf))))
     return usage_error("%s", "--cc and --sysroot apply to a shared library (-o OUT.so) or, with --target, to -c");
   if (access(input, R_OK) != 0) {
@@ -380,8 +386,8 @@ int tfx_drv_compile_main(int argc, char **argv) {
   named_file outs[3] = {{out_name, output ? "-o" : "the default output"},
                         {writes ? header : NULL, "--emit-header"},
                         {gguf, "--emit-gguf"}};
-  named_file ins[2] = {{input, "the source"}, {is_random ? NULL : weights, "--weights"}};
-  if (check_same_files(outs, 3, ins, 2)) {
+  named_file ins[3] = {{input, "the source"}, {is_random ? NULL : weights, "--weights"}, {tokenizer, "--tokenizer"}};
+  if (check_same_files(outs, 3, ins, 3)) {
     free(def);
     return EXIT_USAGE;
   }
@@ -467,6 +473,16 @@ int tfx_drv_compile_main(int argc, char **argv) {
     fprintf(stderr, "tfxc: error: out of memory\n");
     rc = EXIT_COMPILE;
   }
+  /* --tokenizer, else the source's tokenizer statement, goes into a .so or .o */
+  const char *tok_file = rc == 0 && out_name ? (tokenizer ? tokenizer : b.graph->tokenizer_path) : NULL;
+  named_file declared_tok = {tokenizer ? NULL : tok_file, "the tokenizer"};
+  if (tok_file && check_same_files(outs, 3, &declared_tok, 1))
+    rc = EXIT_USAGE;
+  else if (tok_file &&
+           tfx_build_embed_tokenizer(&b, tokenizer ? "--tokenizer" : "tokenizer", tok_file, err, sizeof err)) {
+    fprintf(stderr, "tfxc: error: %s\n", err);
+    rc = EXIT_COMPILE;
+  }
   if (gguf_fp && fclose(gguf_fp) != 0 && rc == 0) {
     fprintf(stderr, "tfxc: error: cannot write '%s': %s\n", gguf, strerror(errno));
     rc = EXIT_COMPILE;
@@ -541,7 +557,7 @@ typedef struct run_options {
   long steps, threads;
   int opt, print_ids, allow_nonfinite;
   int no_bos;                   /* --no-bos: the prompt is fed as it is */
-  int64_t model_bos, model_eos; /* a .tfx's tokens { bos, eos }, -1 when not given */
+  int64_t model_bos, model_eos; /* the model's tokens { bos, eos } (its descriptor), -1 when not given */
   double temperature, top_p;
   uint64_t seed;
 } run_options;
@@ -900,6 +916,50 @@ static int parse_run_args(int argc, char **argv, run_options *o) {
   return bad;
 }
 
+/* Opens the tokenizer file path (given by `what`) into *tokp and o->tok: 0,
+ * or -1 after printing why. */
+static int open_tokenizer(const char *what, const char *path, run_options *o, tfx_tokenizer **tokp) {
+  char terr[1024] = "";
+  int trc = tfx_tokenizer_open(path, tokp, terr, sizeof terr);
+  o->tok = *tokp;
+  if (trc) fprintf(stderr, "tfxc: error: %s %s\n", what, terr[0] ? terr : tfx_error_message(trc));
+  return trc ? -1 : 0;
+}
+
+/* Encodes -p's text (if any) with o->tok into *prompt: 0 or the exit status. */
+static int use_tokenizer(run_options *o, int32_t **prompt, int *n_prompt) {
+  if (!o->text) return 0;
+  if (!o->tok)
+    return usage_error("-p needs --tokenizer PATH to encode the text ('%s' has no tokenizer statement)", o->model);
+  size_t len = strlen(o->text);
+  int n = tfx_tokenizer_encode(o->tok, o->text, len, 0, NULL, 0);
+  int32_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
+  if (n < 0 || (n > 0 && (!ids || tfx_tokenizer_encode(o->tok, o->text, len, 0, ids, n) != n))) {
+    fprintf(stderr, "tfxc: error: cannot encode the prompt\n");
+    free(ids);
+    return EXIT_COMPILE;
+  }
+  *prompt = ids;
+  *n_prompt = n;
+  return 0;
+}
+
+/* A compiled model's own tokenizer (tfxc --tokenizer when it was compiled),
+ * when run without --tokenizer: it encodes -p and decodes the output. */
+static int embedded_tokenizer(const tfx_model *model, run_options *o, tfx_tokenizer **tokp, int32_t **prompt,
+                              int *n_prompt) {
+  char err[1024] = "";
+  int rc = tfx_model_tokenizer(model, tokp, err, sizeof err);
+  if (rc != TFX_OK) {
+    fprintf(stderr, "tfxc: error: '%s': %s\n", o->model, err[0] ? err : tfx_error_message(rc));
+    return EXIT_COMPILE;
+  }
+  o->tok = *tokp;
+  if (o->text && !o->tok)
+    return usage_error("-p needs --tokenizer PATH to encode the text ('%s' embeds no tokenizer)", o->model);
+  return use_tokenizer(o, prompt, n_prompt);
+}
+
 static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
   run_options o = {
       .steps = 256, .opt = 2, .temperature = 1.0, .top_p = 0.9, .seed = 42, .model_bos = -1, .model_eos = -1};
@@ -916,32 +976,14 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
     return usage_error("%s", "--eval-ids and --prompt-ids do not combine (the ids file holds the text)");
   if (o.text && o.prompt) return usage_error("%s", "-p (text) and --prompt-ids do not combine");
   if (o.text && o.eval) return usage_error("%s", "--eval-ids and -p do not combine (the ids file holds the text)");
-  if (o.text && !o.tokenizer_path) return usage_error("%s", "-p needs --tokenizer PATH to encode the text");
   int32_t *prompt = NULL;
   int n_prompt = 0;
   if (parse_prompt(o.prompt, &prompt, &n_prompt))
     return usage_error("bad --prompt-ids '%s': expected token ids from 0 to 2147483647 separated by blanks or commas",
                        o.prompt);
-  if (o.tokenizer_path) {
-    char terr[1024] = "";
-    int trc = tfx_tokenizer_open(o.tokenizer_path, tokp, terr, sizeof terr);
-    o.tok = *tokp;
-    if (trc) {
-      fprintf(stderr, "tfxc: error: --tokenizer %s\n", terr[0] ? terr : tfx_error_message(trc));
-      free(prompt);
-      return EXIT_COMPILE;
-    }
-    if (o.text) {
-      size_t len = strlen(o.text);
-      n_prompt = tfx_tokenizer_encode(o.tok, o.text, len, 0, NULL, 0);
-      prompt = n_prompt > 0 ? malloc((size_t)n_prompt * sizeof *prompt) : NULL;
-      if (n_prompt < 0 ||
-          (n_prompt > 0 && (!prompt || tfx_tokenizer_encode(o.tok, o.text, len, 0, prompt, n_prompt) != n_prompt))) {
-        fprintf(stderr, "tfxc: error: cannot encode the prompt\n");
-        free(prompt);
-        return EXIT_COMPILE;
-      }
-    }
+  if (o.tokenizer_path && open_tokenizer("--tokenizer", o.tokenizer_path, &o, tokp)) {
+    free(prompt);
+    return EXIT_COMPILE;
   }
   int is_random = o.weights && (!strcmp(o.weights, "random") || !strncmp(o.weights, "random:", 7));
   named_file dump_out = {o.dump, "--dump-logits"};
@@ -995,10 +1037,10 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
       phase("passes", b.passes_seconds);
       bound.path = seen.path[0] ? seen.path : NULL;
       double tj = now_seconds();
-      o.model_bos = b.graph->bos_id;
-      o.model_eos = b.graph->eos_id;
       if (check_same_files(&dump_out, 1, &bound, 1))
         same = 1;
+      else if (!o.tok && b.graph->tokenizer_path && open_tokenizer("tokenizer", b.graph->tokenizer_path, &o, tokp))
+        rc = TFX_ERR_TOKENIZER; /* printed */
       else if ((rc = tfx_build_jit(&b, &t, &model, oerr, sizeof oerr)) != TFX_OK)
         fprintf(stderr, "%s: error: %s\n", o.model, oerr);
       else
@@ -1012,6 +1054,17 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
     return same ? EXIT_USAGE : EXIT_COMPILE;
   }
   const tfx_model_desc *d = tfx_model_descriptor(model);
+  /* what the model records: its tokens { } and (a .so) the tokenizer it embeds */
+  o.model_bos = d->bos_id;
+  o.model_eos = d->eos_id;
+  rc =
+      o.tok || !is_so ? use_tokenizer(&o, &prompt, &n_prompt) : embedded_tokenizer(model, &o, tokp, &prompt, &n_prompt);
+  if (rc) {
+    tfx_drv_output_discard(&o_dump);
+    tfx_model_close(model);
+    free(prompt);
+    return rc;
+  }
   if (o.steps > d->max_seq) o.steps = d->max_seq;
   if (o.tok && d->vocab > 0 && tfx_tokenizer_vocab_size(o.tok) != d->vocab)
     fprintf(stderr, "tfxc: warning: the tokenizer has %d pieces, the model's vocabulary %d: is it the model's?\n",

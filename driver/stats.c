@@ -87,6 +87,10 @@ static void weight_stats(const tfx_graph *g, int64_t kv_per_ctx, FILE *out) {
   for (int i = 0; i < g->n_quant_fallbacks; i++) {
     const tfx_quant_fallback *f = &g->quant_fallbacks[i];
     const tfx_dtype_info *fi = tfx_dtype_info_of(f->asked);
+    if (f->gptq_rtn) {
+      fprintf(out, "    %s: gptq -> %s rounded to nearest: no calibration H for it\n", f->name, tfx_dtype_name(f->got));
+      continue;
+    }
     fprintf(out, "    %s: %s -> %s: rows of %lld are not a multiple of %d\n", f->name, tfx_dtype_name(f->asked),
             tfx_dtype_name(f->got), (long long)f->K, fi ? fi->block : 0);
   }
@@ -124,6 +128,14 @@ int tfx_print_stats(const tfx_graph *g, const tfx_target_options *t, const char 
             "  recurrent state:   %lld bytes in %d retention/infini_attention nodes (a KV cache of their heads at "
             "max_seq: %lld bytes)\n",
             (long long)gs.state_bytes, gs.state_nodes, (long long)gs.state_kv_bytes);
+  if (gs.kv_readers) {
+    fprintf(out,
+            "  kv sharing:        %d attention node%s %d shared cache%s (YOCO); a standard decoder of the same "
+            "depth (%d attention layers, each with its own KV cache at max_seq) would keep %lld bytes, %.2fx\n",
+            gs.kv_readers, gs.kv_readers == 1 ? " reads" : "s read", gs.kv_shared_caches,
+            gs.kv_shared_caches == 1 ? "" : "s", gs.kv_layers, (long long)gs.standard_kv_bytes,
+            g->kv_bytes > 0 ? (double)gs.standard_kv_bytes / (double)g->kv_bytes : 0.0);
+  }
   fprintf(out, "  weights:           %lld bytes in %d tensors (%d packed)\n", (long long)g->weights_bytes, params,
           gs.packed_weights);
   fprintf(out, "  per decoded token: %lld FLOPs + %lld per cached position (attention)\n",

@@ -69,6 +69,18 @@ static const tfx_fe_opspec ops[] = {
      17,
      TFX_FE_LOWER_ATTENTION,
      TFX_OP_COUNT},
+    {"attend",
+     3,
+     3,
+     {"q", "k", "v"},
+     {KW("heads", TFX_FE_KW_INT, 1, NULL, "H"),
+      KW("kv_heads", TFX_FE_KW_INT, 0, NULL, "heads"),
+      KW("mask", TFX_FE_KW_ENUM, 1, mask_values, "causal|none"),
+      KW("sparse", TFX_FE_KW_SPARSE, 0, NULL, "none"),
+      KW("scale", TFX_FE_KW_NUM_OR_NONE, 0, NULL, "1/sqrt(head_dim)")},
+     5,
+     TFX_FE_LOWER_ATTEND,
+     TFX_OP_COUNT},
     {"mla_attention",
      5,
      5,
@@ -258,8 +270,7 @@ static int check_value(tfx_fe_sema *s, const tfx_fe_opspec *op, const tfx_fe_kws
       return 1;
     }
     if (!strcmp(k->name, "capacity") && !(f > 0 && f <= 1e6)) {
-      tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s's capacity must be > 0 and at most 1e6, got %g", op->name,
-                   f);
+      tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s's capacity must be > 0 and at most 1e6, got %g", op->name, f);
       return 1;
     }
     if (!strcmp(k->name, "eps") && !(f >= 0)) {

@@ -38,6 +38,12 @@ typedef struct tfx_frontend_options {
   void *plan_ctx;
 } tfx_frontend_options;
 
+/* Reads a whole regular file (NUL-terminated after *len bytes; free it);
+ * NULL with the reason in why on failure. The file is opened without
+ * blocking and checked with fstat first, so a FIFO is an error, never a
+ * hang; a directory says so. */
+char *tfx_frontend_read_file(const char *path, size_t *len, char *why, size_t whylen);
+
 /* Parses `source` (read from `path` when NULL), checks it, lowers it to a
  * graph and binds its weights. Returns the number of errors printed; on 0,
  * *out_graph and *out_weights are set and owned by the caller. */

@@ -335,6 +335,66 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
   return o < 0 ? -1 : add_linear(L, o, in[4], bias[3], loc);
 }
 
+/* attend(q, k, v, heads, kv_heads, mask, sparse, scale): the IR's attention
+ * node on projections the program computes (head_dim = columns of q / H).
+ * Causal attends of the same k and v share one KV cache
+ * (tfx_attn_kv_owner): YOCO's cross-decoder passes one global k and v to
+ * every layer. */
+static int lower_attend(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n_in, const tfx_fe_expr *call) {
+  (void)f, (void)n_in;
+  tfx_fe_loc loc = call->loc;
+  int heads = int_kw(L, call, "heads", 1), kv_heads = int_kw(L, call, "kv_heads", heads);
+  const tfx_graph *g = L->g;
+  const tfx_type *q = &g->nodes[in[0]].type, *k = &g->nodes[in[1]].type, *v = &g->nodes[in[2]].type;
+  char a[64];
+  if (heads < 1 || kv_heads < 1 || heads % kv_heads) {
+    ERR(L, loc, "attend: kv_heads = %d must divide heads = %d (both >= 1)", kv_heads, heads);
+    return -1;
+  }
+  if (q->rank != 2 || q->dims[1] <= 0 || q->dims[1] % heads) {
+    ERR(L, loc, "attend: heads = %d does not divide the columns of q %s", heads, tfx_type_str(q, a, sizeof a));
+    return -1;
+  }
+  int64_t head_dim = q->dims[1] / heads;
+  for (int i = 0; i < 2; i++) {
+    const tfx_type *t = i ? v : k;
+    if (t->rank != 2 || t->dims[1] != kv_heads * head_dim) {
+      ERR(L, loc, "attend: %s is %s, expected %lld columns (kv_heads %d x head_dim %lld)", i ? "v" : "k",
+          tfx_type_str(t, a, sizeof a), (long long)(kv_heads * head_dim), kv_heads, (long long)head_dim);
+      return -1;
+    }
+  }
+  int causal = strcmp(enum_kw(op, call, "mask"), "none") != 0;
+  if (causal && (q->dims[0] != TFX_DIM_T || k->dims[0] != TFX_DIM_T || v->dims[0] != TFX_DIM_T)) {
+    ERR(L, loc, "attend: mask = causal needs q, k and v of T rows (the call's tokens), got %s",
+        tfx_type_str(q->dims[0] != TFX_DIM_T   ? q
+                     : k->dims[0] != TFX_DIM_T ? k
+                                               : v,
+                     a, sizeof a));
+    return -1;
+  }
+  if (k->dims[0] != v->dims[0]) {
+    ERR(L, loc, "attend: k and v must have the same rows, got %s and %s", tfx_type_str(k, a, sizeof a),
+        tfx_type_str(v, (char[64]){0}, 64));
+    return -1;
+  }
+  tfx_node n = tfx_node_proto(TFX_OP_ATTENTION, 3, in);
+  const tfx_fe_arg *sparse = tfx_fe_kwarg(call->args, "sparse");
+  if (sparse && tfx_fe_lower_sparse(L->s, "attend", sparse->value, &n.sparse)) return -1;
+  const tfx_fe_arg *sc = tfx_fe_kwarg(call->args, "scale");
+  if (sc) { /* as attention's: none is 1; absent: 0, the IR's 1/sqrt(d) */
+    tfx_fe_value sv = {0, 1, 1.0};
+    if (sc->value->kind != TFX_FE_EXPR_NAME || strcmp(sc->value->str, "none"))
+      if (tfx_fe_eval(L->s, sc->value, &sv)) return -1;
+    n.scale = tfx_fe_value_f(sv);
+  }
+  n.heads = heads;
+  n.kv_heads = kv_heads;
+  n.head_dim = (int)head_dim;
+  n.mask = causal ? TFX_MASK_CAUSAL : TFX_MASK_NONE;
+  return add(L, &n, loc);
+}
+
 /* mla_attention(x, wq, wkv_a, wkv_b, wo, heads, rope_dim, ...): DeepSeek-V2's
  * layout. wq [H*(dn+dr), D] (or [.., rq] after wq_a [rq, D] and q_norm),
  * wkv_a [r+dr, D] (latent, then the shared rope key), wkv_b [H*(dn+dv), r]
@@ -535,9 +595,14 @@ static int lower_heads(lower *L, frame *f, const tfx_fe_opspec *op, const int *i
 /* the lowering of each kind of builtin (tfx_fe_opspec.lowering) */
 typedef int (*lower_fn)(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n, const tfx_fe_expr *call);
 static const lower_fn lowerings[TFX_FE_LOWER_COUNT] = {
-    [TFX_FE_LOWER_OP] = lower_ir_op,    [TFX_FE_LOWER_ROPE] = lower_rope, [TFX_FE_LOWER_ATTENTION] = lower_attention,
-    [TFX_FE_LOWER_MLA] = lower_mla,     [TFX_FE_LOWER_GLU] = lower_glu,   [TFX_FE_LOWER_MOE] = lower_moe,
+    [TFX_FE_LOWER_OP] = lower_ir_op,
+    [TFX_FE_LOWER_ROPE] = lower_rope,
+    [TFX_FE_LOWER_ATTENTION] = lower_attention,
+    [TFX_FE_LOWER_MLA] = lower_mla,
+    [TFX_FE_LOWER_GLU] = lower_glu,
+    [TFX_FE_LOWER_MOE] = lower_moe,
     [TFX_FE_LOWER_HEADS] = lower_heads,
+    [TFX_FE_LOWER_ATTEND] = lower_attend,
 };
 
 static int lower_op(lower *L, frame *f, const tfx_fe_opspec *op, const tfx_fe_expr *call) {
@@ -726,11 +791,15 @@ static void lower_quant_rules(lower *L) {
 }
 
 /* tokens { }: each id below the vocabulary (the rows of the embedding table
- * the input indexes), and the section only for a forward taking token ids. */
+ * the input indexes), and the section (and a tokenizer statement) only for a
+ * forward taking token ids. */
 static void check_token_ids(lower *L) {
   const tfx_fe_sema *s = L->s;
-  if (!s->tokens) return;
   const tfx_graph *g = L->g;
+  if (s->tokenizer && g->nodes[g->input].type.dtype != TFX_DT_I32)
+    tfx_fe_error(s->diag, s->tokenizer->loc.line, s->tokenizer->loc.col,
+                 "a tokenizer needs a forward that takes token ids (i32[T])");
+  if (!s->tokens) return;
   if (g->nodes[g->input].type.dtype != TFX_DT_I32) {
     tfx_fe_error(s->diag, s->tokens->loc.line, s->tokens->loc.col,
                  "a tokens { } section needs a forward that takes token ids (i32[T])");

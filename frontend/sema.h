@@ -71,6 +71,8 @@ typedef struct tfx_fe_sema {
   /* tokens { bos = .., eos = .., pad = .. }: the model's special ids, -1 when not given */
   const tfx_fe_item *tokens;
   int64_t bos_id, eos_id, pad_id;
+  /* tokenizer "FILE": the model's tokenizer, beside the source */
+  const tfx_fe_item *tokenizer;
 } tfx_fe_sema;
 
 /* ---- consts.c ---- */
@@ -131,6 +133,7 @@ typedef enum {
   TFX_FE_LOWER_OP,
   TFX_FE_LOWER_ROPE,
   TFX_FE_LOWER_ATTENTION,
+  TFX_FE_LOWER_ATTEND, /* attend(q, k, v, ...): the IR's attention node on the program's projections */
   TFX_FE_LOWER_MLA,
   TFX_FE_LOWER_GLU,
   TFX_FE_LOWER_MOE,

@@ -319,7 +319,8 @@ int tfx_check_attention(const tfx_node *n, char *err, size_t errlen) {
     return 0;
   case TFX_SPARSE_STRIDED:
   case TFX_SPARSE_FIXED:
-    if (s->stride < 1 || s->stride > MAX_PARAM) return tfx_errf(err, errlen, "%s: stride %d must be >= 1", on, s->stride);
+    if (s->stride < 1 || s->stride > MAX_PARAM)
+      return tfx_errf(err, errlen, "%s: stride %d must be >= 1", on, s->stride);
     if (s->kind == TFX_SPARSE_FIXED && (s->summary < 1 || s->summary > s->stride))
       return tfx_errf(err, errlen, "%s: fixed summary %d must be in 1..%d (the stride)", on, s->summary, s->stride);
     return 0;
@@ -355,20 +356,21 @@ int tfx_infer_attention(const tfx_graph *g, const tfx_node *n, const tfx_type *c
   char s0[64], s1[64];
   if (n->heads <= 0 || n->kv_heads <= 0 || n->head_dim <= 0 || n->heads % n->kv_heads)
     return tfx_errf(err, errlen, "attention: heads (%d) must be a positive multiple of kv_heads (%d)", n->heads,
-                 n->kv_heads);
+                    n->kv_heads);
   if (tfx_check_attention(n, err, errlen)) return -1;
   int causal = n->mask == TFX_MASK_CAUSAL;
   int64_t qd = (int64_t)n->heads * n->head_dim, kd = (int64_t)n->kv_heads * n->head_dim;
   if (!is_f32_2(a[0]) || a[0]->dims[1] != qd || (causal && a[0]->dims[0] != TFX_DIM_T))
     return tfx_errf(err, errlen, "attention: q is %s, expected f32[%s, %lld] (%d heads of %d)",
-                 tfx_type_str(a[0], s0, sizeof s0), causal ? "T" : "rows", (long long)qd, n->heads, n->head_dim);
+                    tfx_type_str(a[0], s0, sizeof s0), causal ? "T" : "rows", (long long)qd, n->heads, n->head_dim);
   for (int i = 1; i < 3; i++)
     if (!is_f32_2(a[i]) || a[i]->dims[1] != kd || (causal && a[i]->dims[0] != TFX_DIM_T))
-      return tfx_errf(err, errlen, "attention: %s is %s, expected f32[%s, %lld] (%d kv_heads of %d)", i == 1 ? "k" : "v",
-                   tfx_type_str(a[i], s1, sizeof s1), causal ? "T" : "rows", (long long)kd, n->kv_heads, n->head_dim);
+      return tfx_errf(err, errlen, "attention: %s is %s, expected f32[%s, %lld] (%d kv_heads of %d)",
+                      i == 1 ? "k" : "v", tfx_type_str(a[i], s1, sizeof s1), causal ? "T" : "rows", (long long)kd,
+                      n->kv_heads, n->head_dim);
   if (a[1]->dims[0] != a[2]->dims[0])
     return tfx_errf(err, errlen, "attention: k %s and v %s must have the same rows", tfx_type_str(a[1], s0, sizeof s0),
-                 tfx_type_str(a[2], s1, sizeof s1));
+                    tfx_type_str(a[2], s1, sizeof s1));
   if (n->n_inputs == 4) {
     int64_t minb = n->rel_bidirectional ? 4 : 2;
     if (a[3]->dtype != TFX_DT_F32 || a[3]->rank != 2 || a[3]->dims[1] != n->heads || a[3]->dims[0] < minb ||
@@ -394,9 +396,9 @@ int tfx_infer_mla(const tfx_graph *g, const tfx_node *n, const tfx_type *const *
   int64_t H = n->heads, dn = n->head_dim, dr = n->rope_dim, dv = n->v_dim, r = n->rank;
   if (H <= 0 || dn <= 0 || dv <= 0 || r <= 0 || dr < 0 || dr % 2)
     return tfx_errf(err, errlen,
-                 "mla_attention: heads %lld, head_dim %lld, v_dim %lld and rank %lld must be >= 1 and rope_dim %lld "
-                 "even and >= 0",
-                 (long long)H, (long long)dn, (long long)dv, (long long)r, (long long)dr);
+                    "mla_attention: heads %lld, head_dim %lld, v_dim %lld and rank %lld must be >= 1 and rope_dim %lld "
+                    "even and >= 0",
+                    (long long)H, (long long)dn, (long long)dv, (long long)r, (long long)dr);
   if (n->mask != TFX_MASK_CAUSAL)
     return tfx_errf(err, errlen, "mla_attention needs mask = causal (its KV cache holds the latent)");
   if (tfx_check_attention(n, err, errlen)) return -1;
@@ -405,19 +407,19 @@ int tfx_infer_mla(const tfx_graph *g, const tfx_node *n, const tfx_type *const *
   if (!(n->eps >= 0 && isfinite(n->eps))) return tfx_errf(err, errlen, "mla_attention: eps must be finite and >= 0");
   if (!is_f32_2(a[0]) || a[0]->dims[0] != TFX_DIM_T || a[0]->dims[1] != H * (dn + dr))
     return tfx_errf(err, errlen, "mla_attention: q is %s, expected f32[T, %lld] (%lld heads of %lld + %lld)",
-                 tfx_type_str(a[0], s0, sizeof s0), (long long)(H * (dn + dr)), (long long)H, (long long)dn,
-                 (long long)dr);
+                    tfx_type_str(a[0], s0, sizeof s0), (long long)(H * (dn + dr)), (long long)H, (long long)dn,
+                    (long long)dr);
   if (!is_f32_2(a[1]) || a[1]->dims[0] != TFX_DIM_T || a[1]->dims[1] != r + dr)
     return tfx_errf(err, errlen, "mla_attention: ckv is %s, expected f32[T, %lld] (rank %lld + rope_dim %lld)",
-                 tfx_type_str(a[1], s0, sizeof s0), (long long)(r + dr), (long long)r, (long long)dr);
+                    tfx_type_str(a[1], s0, sizeof s0), (long long)(r + dr), (long long)r, (long long)dr);
   if (!tfx_dtype_weight_ok(a[2]->dtype) || a[2]->rank != 2 || a[2]->dims[0] != H * (dn + dv) || a[2]->dims[1] != r)
     return tfx_errf(err, errlen,
-                 "mla_attention: wkv_b is %s, expected f32[%lld, %lld] (%lld heads of %lld + %lld, rank %lld)",
-                 tfx_type_str(a[2], s0, sizeof s0), (long long)(H * (dn + dv)), (long long)r, (long long)H,
-                 (long long)dn, (long long)dv, (long long)r);
+                    "mla_attention: wkv_b is %s, expected f32[%lld, %lld] (%lld heads of %lld + %lld, rank %lld)",
+                    tfx_type_str(a[2], s0, sizeof s0), (long long)(H * (dn + dv)), (long long)r, (long long)H,
+                    (long long)dn, (long long)dv, (long long)r);
   if (n->n_inputs == 4 && (a[3]->dtype != TFX_DT_F32 || a[3]->rank != 1 || a[3]->dims[0] != r))
     return tfx_errf(err, errlen, "mla_attention: kv_norm is %s, expected f32[%lld]", tfx_type_str(a[3], s0, sizeof s0),
-                 (long long)r);
+                    (long long)r);
   *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, H * dv});
   return 0;
 }
@@ -428,6 +430,17 @@ int64_t tfx_node_kv_bytes(const tfx_node *n, int64_t max_seq) {
   if (n->op == TFX_OP_MLA_ATTENTION) return max_seq * ((int64_t)n->rank + n->rope_dim) * 4;
   if (tfx_op_has(n->op, TFX_TRAIT_STATE)) return tfx_recurrent_state_bytes(n); /* ir/recurrent.c */
   return 0;
+}
+
+int tfx_attn_kv_owner(const tfx_graph *g, const tfx_node *n) {
+  if (n->op != TFX_OP_ATTENTION || n->mask != TFX_MASK_CAUSAL || n->n_inputs < 3) return -1;
+  for (int i = 0; i < n->id && i < g->n_nodes; i++) {
+    const tfx_node *o = &g->nodes[i];
+    if (o->op == TFX_OP_ATTENTION && o->mask == TFX_MASK_CAUSAL && o->n_inputs >= 3 && o->inputs[1] == n->inputs[1] &&
+        o->inputs[2] == n->inputs[2] && o->kv_heads == n->kv_heads && o->head_dim == n->head_dim)
+      return i;
+  }
+  return n->id;
 }
 
 /* ---- printing ---- */

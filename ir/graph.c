@@ -78,7 +78,20 @@ void tfx_graph_free(tfx_graph *g) {
   free(g->nodes);
   free(g->name);
   free(g->symbol_name);
+  free(g->tokenizer);
+  free(g->tokenizer_path);
   free(g);
+}
+
+int tfx_graph_set_tokenizer(tfx_graph *g, const void *data, int64_t bytes) {
+  if (!g || bytes < 0 || (bytes > 0 && !data)) return -1;
+  uint8_t *copy = bytes > 0 ? malloc((size_t)bytes) : NULL;
+  if (bytes > 0 && !copy) return -1;
+  if (bytes > 0) memcpy(copy, data, (size_t)bytes);
+  free(g->tokenizer);
+  g->tokenizer = copy;
+  g->tokenizer_bytes = bytes;
+  return 0;
 }
 
 int tfx_errf(char *err, size_t errlen, const char *fmt, ...) {

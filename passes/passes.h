@@ -147,6 +147,13 @@ typedef struct tfx_graph_stats {
   int state_nodes;                          /* RETENTION, INFINI_ATTENTION (TFX_TRAIT_STATE) */
   int64_t state_bytes;                      /* their state in the session (tfx_node_kv_bytes) */
   int64_t state_kv_bytes; /* what a causal attention's K and V of the same heads would take at max_seq */
+  /* causal ATTENTION nodes reading the KV cache of an earlier node's k and v
+   * (tfx_attn_kv_owner: YOCO's cross-decoder), the caches they read, and
+   * the KV bytes of a standard decoder of the same depth: every causal
+   * attention with a cache of its own, every state node with a KV cache of
+   * its heads (state_kv_bytes), MLA with its latent */
+  int kv_readers, kv_shared_caches, kv_layers; /* kv_layers: the nodes standard_kv_bytes counts */
+  int64_t standard_kv_bytes;
 } tfx_graph_stats;
 void tfx_pass_graph_stats(const tfx_graph *g, tfx_graph_stats *out);
 

@@ -227,7 +227,10 @@ int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen
       }
     }
     int64_t kv_need = tfx_node_kv_bytes(n, g->max_seq); /* causal ATTENTION: K then V; MLA: its latent */
-    if (kv_need > 0) {
+    int owner = tfx_attn_kv_owner(g, n);
+    if (kv_need > 0 && owner >= 0 && owner != i) { /* reads the cache of an earlier node's k and v (YOCO) */
+      n->kv_offset = g->nodes[owner].kv_offset;
+    } else if (kv_need > 0) {
       kv = align_up(kv);
       n->kv_offset = kv;
       kv += kv_need;

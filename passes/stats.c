@@ -85,10 +85,20 @@ void tfx_pass_graph_stats(const tfx_graph *g, tfx_graph_stats *s) {
       s->attn_nodes++;
       s->attn_schedules[tfx_attn_schedule_of(g, n, 0)]++;
     }
+    int owner = tfx_attn_kv_owner(g, n);
+    if (owner >= 0 && owner != i) {
+      s->kv_readers++;
+      int first = 1; /* the owner's first reader counts its cache */
+      for (int j = owner + 1; j < i && first; j++) first = tfx_attn_kv_owner(g, &g->nodes[j]) != owner;
+      s->kv_shared_caches += first;
+    }
+    if (tfx_node_kv_bytes(n, g->max_seq) > 0) s->kv_layers++;
+    if (!tfx_op_has(n->op, TFX_TRAIT_STATE)) s->standard_kv_bytes += tfx_node_kv_bytes(n, g->max_seq);
     if (tfx_op_has(n->op, TFX_TRAIT_STATE)) {
       s->state_nodes++;
       s->state_bytes += tfx_node_kv_bytes(n, g->max_seq);
       s->state_kv_bytes += g->max_seq * (int64_t)n->heads * (n->head_dim + n->v_dim) * 4;
+      s->standard_kv_bytes += g->max_seq * (int64_t)n->heads * (n->head_dim + n->v_dim) * 4;
     }
     if (tfx_op_has(n->op, TFX_TRAIT_SOURCE | TFX_TRAIT_VIEW)) {
       if (n->op == TFX_OP_PARAM && n->fx.panel) s->packed_weights++;

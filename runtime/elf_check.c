@@ -891,6 +891,9 @@ int tfx_rt_check_loaded(void *handle, const tfx_model_desc *d, const char *path,
     what = "the entry table is not inside the library";
   else if (d->weights_bytes > 0 && !inside(g, d->weights, d->weights_bytes, 0))
     what = "the weights blob is not inside the library";
+  else if (d->abi_version == TFX_ABI_VERSION && d->tokenizer_bytes > 0 &&
+           !inside(g, d->tokenizer, d->tokenizer_bytes, 0))
+    what = "the embedded tokenizer is not inside the library";
   for (int32_t i = 0; !what && d->magic == TFX_DESC_MAGIC && d->abi_version == TFX_ABI_VERSION && d->n_entries >= 1 &&
                       d->n_entries <= TFX_RT_MAX_ENTRIES && i < d->n_entries;
        i++) {

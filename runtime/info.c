@@ -1,15 +1,15 @@
 /* runtime/info.c — what a model is, through accessors (tfx_model_name,
- * tfx_model_info, tfx_model_cpu_features): the stable way for bindings
- * (python/tfx) to read a model without copying the descriptor's layout. */
+ * tfx_model_info, tfx_model_cpu_features, tfx_model_tokenizer): the stable
+ * way for bindings (python/tfx) to read a model without copying the
+ * descriptor's layout. */
 #include <stdio.h>
 #include <string.h>
 
 #include "../include/tfx/cpu_features.h"
+#include "../include/tfx/tokenizer.h"
 #include "rt_internal.h"
 
-const char *tfx_model_name(const tfx_model *model) {
-  return model && model->desc.name ? model->desc.name : "";
-}
+const char *tfx_model_name(const tfx_model *model) { return model && model->desc.name ? model->desc.name : ""; }
 
 int tfx_model_info(const tfx_model *model, struct tfx_model_info *info) {
   if (!model || !info || info->struct_size < 8) return TFX_ERR_INVALID_ARGUMENT;
@@ -32,18 +32,23 @@ int tfx_model_info(const tfx_model *model, struct tfx_model_info *info) {
   v.weights_bytes = d->weights_bytes;
   v.cpu_arch = d->cpu_arch;
   v.cpu_features = d->cpu_features;
+  v.bos_id = d->bos_id;
+  v.eos_id = d->eos_id;
+  v.pad_id = d->pad_id;
+  v.tokenizer_bytes = d->tokenizer_bytes;
   memcpy(info, &v, v.struct_size);
   return TFX_OK;
 }
 
 int tfx_model_cpu_features(const tfx_model *model, char *buf, size_t len) {
   uint64_t f = model ? model->desc.cpu_features : 0;
-  size_t n = 0;
+  size_t n = 0, count = 0;
+  const tfx_cpu_feature_info *table = tfx_cpu_feature_table(model ? model->desc.cpu_arch : 0, &count);
   int fits = buf && len;
   if (fits) buf[0] = 0;
-  for (int i = 0; i < TFX_CPU_FEATURE_COUNT; i++) {
-    if (!(f & tfx_cpu_features[i].bit)) continue;
-    const char *name = tfx_cpu_features[i].name;
+  for (size_t i = 0; i < count; i++) {
+    if (!(f & table[i].bit)) continue;
+    const char *name = table[i].name;
     size_t l = strlen(name) + (n > 0);
     if (fits && n + l < len)
       snprintf(buf + n, len - n, "%s%s", n > 0 ? " " : "", name);
@@ -52,4 +57,16 @@ int tfx_model_cpu_features(const tfx_model *model, char *buf, size_t len) {
     n += l;
   }
   return (int)n;
+}
+
+int tfx_model_tokenizer(const tfx_model *model, tfx_tokenizer **out, char *err, size_t errlen) {
+  if (err && errlen) err[0] = 0;
+  if (!out) return TFX_ERR_INVALID_ARGUMENT;
+  *out = NULL;
+  if (!model) return TFX_ERR_INVALID_ARGUMENT;
+  const tfx_model_desc *d = &model->desc;
+  if (!d->tokenizer || d->tokenizer_bytes == 0) return TFX_OK;
+  char name[256];
+  snprintf(name, sizeof name, "the tokenizer embedded in '%s'", d->name ? d->name : "");
+  return tfx_tokenizer_open_memory(d->tokenizer, (size_t)d->tokenizer_bytes, name, out, err, errlen);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../include/tfx/cpu_features.h"
 #include "rt_internal.h"
 #include "tfx/checksum.h"
 
@@ -70,7 +71,9 @@ int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *err
   if (d->threads < 0) return bad(errbuf, errlen, "threads < 0");
   if (d->cpu_arch > TFX_CPU_ARCH_RISCV64 || d->cpu_reserved != 0)
     return bad(errbuf, errlen, "unknown CPU architecture");
-  if (d->cpu_features >> TFX_CPU_FEATURE_COUNT) return bad(errbuf, errlen, "unknown CPU feature bits");
+  size_t n_features;
+  tfx_cpu_feature_table(d->cpu_arch, &n_features);
+  if (d->cpu_features >> n_features) return bad(errbuf, errlen, "unknown CPU feature bits");
   /* Sizes must fit comfortably in size_t (the session rounds them up). */
   const uint64_t limit = (uint64_t)(SIZE_MAX / 4);
   if (d->arena_bytes > limit || d->kv_bytes > limit || d->weights_bytes > limit)
@@ -80,6 +83,17 @@ int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *err
   if ((uint64_t)d->max_seq * (uint64_t)d->input_width > limit / sizeof(float))
     return bad(errbuf, errlen, "max_seq * input_width is too large");
   if (d->weights_bytes > 0 && !weights) return bad(errbuf, errlen, "weights_bytes > 0 but no weights");
+  const int32_t ids[3] = {d->bos_id, d->eos_id, d->pad_id};
+  for (int i = 0; i < 3; i++)
+    if (ids[i] < -1 || (d->vocab > 0 && ids[i] >= d->vocab)) /* an f32-input model has no ids to check */
+      return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                          "malformed model descriptor: the %s id %d is not below the vocabulary (%d)",
+                          i == 0   ? "BOS"
+                          : i == 1 ? "EOS"
+                                   : "pad",
+                          ids[i], d->vocab);
+  if (d->tokenizer_reserved != 0 || (d->tokenizer == NULL) != (d->tokenizer_bytes == 0) || d->tokenizer_bytes > limit)
+    return bad(errbuf, errlen, "a malformed embedded tokenizer");
   if (d->n_entries < 1 || !d->entries) return bad(errbuf, errlen, "no entry points");
   /* the fields against each other */
   if (d->n_entries > TFX_RT_MAX_ENTRIES)
@@ -138,7 +152,8 @@ static int same_model(const tfx_model_desc *d, const tfx_model_desc *v) {
          d->output_width == v->output_width && d->vocab == v->vocab && d->max_seq == v->max_seq &&
          d->has_kv_cache == v->has_kv_cache && d->arena_bytes == v->arena_bytes && d->kv_bytes == v->kv_bytes &&
          d->weights_bytes == v->weights_bytes && d->weights == v->weights &&
-         d->weights_checksum == v->weights_checksum && d->cpu_arch == v->cpu_arch;
+         d->weights_checksum == v->weights_checksum && d->cpu_arch == v->cpu_arch && d->bos_id == v->bos_id &&
+         d->eos_id == v->eos_id && d->pad_id == v->pad_id && d->tokenizer_bytes == v->tokenizer_bytes;
 }
 
 int tfx_rt_check_variants(const tfx_model_desc *d, const void *weights, void *handle, const char *path, int checksums,

@@ -5,8 +5,8 @@
 #
 # Default: the repository's own demo model, examples/fortune (a small Llama
 # trained by examples/fortune/train.py on Debian's fortunes; its weights and
-# tokenizer are committed): compiled to a shared library, then asked to
-# continue a prompt, printing text as it is generated.
+# tokenizer are committed): compiled to a shared library with its tokenizer
+# inside (fortune.tfx's tokenizer statement), then asked to continue a prompt, printing text as it is generated.
 #
 # `stories260k`: llama2.c's stories260K.bin, read from $TFX_MODELS_DIR
 # (default: ../shared/models beside the checkout; its origin is in that
@@ -32,7 +32,7 @@ if [ "$model" = fortune ]; then
   ./scripts/build.sh tfxc
   set -x
   ./build/tfxc examples/fortune/fortune.tfx -O3 -o build/fortune.so
-  ./build/tfxc run build/fortune.so --tokenizer examples/fortune/tokenizer.json -p "A computer" -n 60 \
+  ./build/tfxc run build/fortune.so -p "A computer" -n 60 \
     --temperature 0.7 --top-p 0.9 --seed 7
   exit 0
 fi

@@ -402,7 +402,13 @@ static void test_descriptor(void **state) {
   assert_int_equal(offsetof(tfx_model_desc, cpu_reserved), 108);
   assert_int_equal(offsetof(tfx_model_desc, cpu_features), 112);
   assert_int_equal(offsetof(tfx_model_desc, variant_next), 120);
-  assert_int_equal(sizeof(tfx_model_desc), 128);
+  assert_int_equal(offsetof(tfx_model_desc, bos_id), 128);
+  assert_int_equal(offsetof(tfx_model_desc, eos_id), 132);
+  assert_int_equal(offsetof(tfx_model_desc, pad_id), 136);
+  assert_int_equal(offsetof(tfx_model_desc, tokenizer_reserved), 140);
+  assert_int_equal(offsetof(tfx_model_desc, tokenizer), 144);
+  assert_int_equal(offsetof(tfx_model_desc, tokenizer_bytes), 152);
+  assert_int_equal(sizeof(tfx_model_desc), 160);
   assert_int_equal(offsetof(tfx_entry_desc, name), 0);
   assert_int_equal(offsetof(tfx_entry_desc, fn), 8);
   assert_int_equal(offsetof(tfx_entry_desc, min_tokens), 16);
@@ -436,6 +442,11 @@ static void test_descriptor(void **state) {
   assert_int_equal(d->kv_bytes, 2 * 2 * 24 * 2 * 8 * 4); /* 2 layers, K and V, [max_seq 24, G 2 x hd 8] floats */
   assert_int_equal(d->weights_bytes, (uint64_t)t->g->weights_bytes);
   assert_null(d->weights);
+  assert_int_equal(d->bos_id, -1); /* no tokens { } */
+  assert_int_equal(d->eos_id, -1);
+  assert_int_equal(d->pad_id, -1);
+  assert_null(d->tokenizer);
+  assert_int_equal(d->tokenizer_bytes, 0);
   /* the output (the classifier) comes after the last attention: the
    * model has a last-row entry; its rows meet only in causal attention: a
    * batch entry (docs/batching.md) */
@@ -452,8 +463,7 @@ static void test_descriptor(void **state) {
     assert_int_equal(en->max_tokens, maxt[e]);
     assert_int_equal(en->n_args, 8);
     assert_int_equal(en->flags, flags[e]);
-    for (int a = 0; a < 8; a++)
-      assert_int_equal(en->arg_kinds[a], e == 3 && a == 2 ? TFX_ARG_ROWS : TFX_ARG_INPUT + a);
+    for (int a = 0; a < 8; a++) assert_int_equal(en->arg_kinds[a], e == 3 && a == 2 ? TFX_ARG_ROWS : TFX_ARG_INPUT + a);
     /* a KV block: 2 layers, K and V, [16 positions, G 2 x hd 8] floats */
     assert_int_equal(en->kv_block_bytes, e == 3 ? 2 * 2 * TFX_KV_BLOCK_TOKENS * 2 * 8 * 4 : 0);
   }

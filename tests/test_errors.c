@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "../include/tfx/jit.h"
+#include "../include/tfx/tokenizer.h"
 #include "frontend.h"
 #include "support/cli_cases.h"
 #include "support/frontend_capture.h"
@@ -672,6 +673,32 @@ static void api_bad_magic(api_result *r) {
   r->rc = tfx_model_from_descriptor(&d, NULL, NULL, NULL, &m);
   snprintf(r->detail, sizeof r->detail, "%s", tfx_error_message(r->rc));
 }
+static void api_bos_outside_vocab(api_result *r) {
+  tfx_model_desc d = fake_desc();
+  d.bos_id = d.vocab;
+  tfx_model *m = NULL;
+  r->rc = tfx_model_from_descriptor(&d, NULL, NULL, NULL, &m);
+  snprintf(r->detail, sizeof r->detail, "%s", tfx_error_message(r->rc));
+}
+static void api_tokenizer_size_without_bytes(api_result *r) {
+  tfx_model_desc d = fake_desc();
+  d.tokenizer_bytes = 16;
+  tfx_model *m = NULL;
+  r->rc = tfx_model_from_descriptor(&d, NULL, NULL, NULL, &m);
+  snprintf(r->detail, sizeof r->detail, "%s", tfx_error_message(r->rc));
+}
+static void api_tokenizer_not_a_tokenizer(api_result *r) {
+  tfx_model_desc d = fake_desc();
+  d.tokenizer = "\x01\x00";
+  d.tokenizer_bytes = 2;
+  tfx_model *m = NULL;
+  r->rc = tfx_model_from_descriptor(&d, NULL, NULL, NULL, &m);
+  if (r->rc != TFX_OK) return;
+  tfx_tokenizer *tok = (tfx_tokenizer *)1;
+  r->rc = tfx_model_tokenizer(m, &tok, r->detail, sizeof r->detail);
+  if (tok) r->rc = 99; /* *out must be cleared */
+  tfx_model_close(m);
+}
 static void api_session_null_model(api_result *r) {
   tfx_session *s = NULL;
   r->rc = tfx_session_create(NULL, NULL, &s);
@@ -851,6 +878,10 @@ static const api_case api_cases[] = {
      "fake.so' is not a loadable model (truncated or corrupted?): no tfxc seal at its end"},
     {"api: wrong ABI version", api_wrong_abi, TFX_ERR_ABI_VERSION, "compiled for another runtime ABI version"},
     {"api: bad descriptor magic", api_bad_magic, TFX_ERR_NOT_A_MODEL, "not a tfx model"},
+    {"api: BOS id outside the vocabulary", api_bos_outside_vocab, TFX_ERR_NOT_A_MODEL, "not a tfx model"},
+    {"api: tokenizer size without bytes", api_tokenizer_size_without_bytes, TFX_ERR_NOT_A_MODEL, "not a tfx model"},
+    {"api: embedded tokenizer that is not one", api_tokenizer_not_a_tokenizer, TFX_ERR_TOKENIZER,
+     "the tokenizer embedded in 'blocker'"},
     {"api: session of NULL model", api_session_null_model, TFX_ERR_INVALID_ARGUMENT, "invalid argument"},
     {"api: negative threads", api_session_negative_threads, TFX_ERR_INVALID_ARGUMENT, "invalid argument"},
     {"api: forward on NULL session", api_forward_null_session, TFX_ERR_INVALID_ARGUMENT, "no session (NULL)"},

@@ -939,6 +939,7 @@ static const example examples[] = {
     {"infini/infini.tfx", 12, 35},
     {"gemma/gemma.tfx", 16, 43},
     {"t5/t5.tfx", 33, 69},
+    {"yoco/yoco.tfx", 31, 74},
 };
 #define N_EXAMPLES ((int)(sizeof examples / sizeof examples[0]))
 

@@ -11,6 +11,9 @@
  *  - infini: examples/infini/infini.tfx, Infini-attention (segments of 16,
  *            local causal attention + the compressive memory, the gate
  *            sigmoid(β)); 50 tokens, four segments
+ *  - yoco:   examples/yoco/yoco.tfx, YOCO (a retention self-decoder, one
+ *            global K and V read by every cross-decoder layer: the layers'
+ *            attends share one KV cache); 70 tokens
  * Not in the sanitizer build (named test_torch_*, as the other PyTorch
  * comparisons); test_retention runs the same kernels against the
  * interpreter there. */
@@ -36,10 +39,16 @@ static void test_infini(void **state) {
   tfx_test_torch_case("infini", "examples/infini/infini.tfx", TOL);
 }
 
+static void test_yoco(void **state) {
+  (void)state;
+  tfx_test_torch_case("yoco", "examples/yoco/yoco.tfx", TOL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_retnet),
       cmocka_unit_test(test_infini),
+      cmocka_unit_test(test_yoco),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

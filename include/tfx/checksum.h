@@ -16,8 +16,9 @@
  * tfx_desc_checksum covers every field of a descriptor that is not a
  * pointer (pointers are relocated at load time) and the strings and arrays
  * they point to (the model name; each entry's name, token range, argument
- * kinds and flags) and (ABI 4) the CPU architecture and features and
- * whether another variant follows, never the two checksum fields themselves. */
+ * kinds and flags), (ABI 4) the CPU architecture and features and
+ * whether another variant follows, and (ABI 5) the special token ids and the
+ * embedded tokenizer's bytes, never the two checksum fields themselves. */
 #ifndef TFX_CHECKSUM_H
 #define TFX_CHECKSUM_H
 
@@ -162,6 +163,12 @@ static inline uint64_t tfx_desc_checksum(const tfx_model_desc *d) {
   tfx_ck_u64(&s, d->cpu_reserved);
   tfx_ck_u64(&s, d->cpu_features);
   tfx_ck_u64(&s, d->variant_next != NULL);
+  tfx_ck_u64(&s, (uint32_t)d->bos_id);
+  tfx_ck_u64(&s, (uint32_t)d->eos_id);
+  tfx_ck_u64(&s, (uint32_t)d->pad_id);
+  tfx_ck_u64(&s, (uint32_t)d->tokenizer_reserved);
+  tfx_ck_u64(&s, d->tokenizer_bytes);
+  if (d->tokenizer) tfx_ck_update(&s, d->tokenizer, (size_t)d->tokenizer_bytes);
   return tfx_ck_final(&s);
 }
 

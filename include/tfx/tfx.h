@@ -101,6 +101,10 @@ struct tfx_model_info {
   uint32_t cpu_arch;      /* enum tfx_cpu_arch */
   uint32_t reserved;      /* 0 */
   uint64_t cpu_features;  /* TFX_CPU_* bits the code needs (x86-64) */
+  /* since ABI 5 */
+  int32_t bos_id, eos_id, pad_id; /* the model's tokens { bos, eos, pad }; -1 when not given */
+  uint32_t reserved2;             /* 0 */
+  uint64_t tokenizer_bytes;       /* the embedded tokenizer's size (tfx_model_tokenizer); 0: none */
 };
 /* Fills *info (up to info->struct_size bytes); TFX_OK, or
  * TFX_ERR_INVALID_ARGUMENT for NULL or a struct_size below 8. */

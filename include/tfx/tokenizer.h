@@ -38,6 +38,13 @@ int tfx_tokenizer_open_memory(const void *data, size_t size, const char *name, t
                               size_t errlen);
 void tfx_tokenizer_close(tfx_tokenizer *tok);
 
+/* The tokenizer embedded in a compiled model (tfxc --tokenizer PATH when it
+ * was compiled): TFX_OK with *out set (close it with tfx_tokenizer_close; it
+ * does not depend on the model staying open), TFX_OK with *out NULL when the
+ * model embeds none, or a negative status as tfx_tokenizer_open_memory. */
+typedef struct tfx_model tfx_model;
+int tfx_model_tokenizer(const tfx_model *model, tfx_tokenizer **out, char *err, size_t errlen);
+
 /* The number of ids (pieces), and the special ids (-1 when there is none). */
 int tfx_tokenizer_vocab_size(const tfx_tokenizer *tok);
 int tfx_tokenizer_bos(const tfx_tokenizer *tok);

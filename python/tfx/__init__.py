@@ -10,7 +10,7 @@ the binding needs no other library: the functions are the model's own.
         ids = m.generate([1], 16, temperature=0)       # greedy, from BOS
         s = m.session()
         logits = s.forward([1, 5, 9])                   # numpy float32 [vocab]
-        tok = m.tokenizer("tokenizer.bin")
+        tok = m.tokenizer("tokenizer.bin")   # or m.tokenizer(): the one it embeds
         print(tok.decode(ids))
 
 Errors are tfx.Error (with .code, a tfx_status, and the runtime's message).
@@ -61,10 +61,15 @@ class ModelInfo(ctypes.Structure):
         ("cpu_arch", ctypes.c_uint32),
         ("reserved", ctypes.c_uint32),
         ("cpu_features", ctypes.c_uint64),
+        ("bos_id", _i32),
+        ("eos_id", _i32),
+        ("pad_id", _i32),
+        ("reserved2", ctypes.c_uint32),
+        ("tokenizer_bytes", ctypes.c_uint64),
     ]
 
     def as_dict(self):
-        return {k: getattr(self, k) for k, _ in self._fields_ if k not in ("struct_size", "reserved")}
+        return {k: getattr(self, k) for k, _ in self._fields_ if k not in ("struct_size", "reserved", "reserved2")}
 
     def __repr__(self):
         return "ModelInfo(%s)" % ", ".join("%s=%r" % kv for kv in self.as_dict().items())
@@ -95,6 +100,7 @@ def _declare(lib):
         "tfx_sample": (_i32, [ctypes.POINTER(_SamplerStruct), _p, _i32]),
         "tfx_tokenizer_open": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(_p), ctypes.c_char_p, _sz]),
         "tfx_tokenizer_close": (None, [_p]),
+        "tfx_model_tokenizer": (ctypes.c_int, [_p, ctypes.POINTER(_p), ctypes.c_char_p, _sz]),
         "tfx_tokenizer_vocab_size": (ctypes.c_int, [_p]),
         "tfx_tokenizer_bos": (ctypes.c_int, [_p]),
         "tfx_tokenizer_eos": (ctypes.c_int, [_p]),
@@ -158,7 +164,10 @@ class Model:
     def session(self, threads=0):
         return Session(self, threads)
 
-    def tokenizer(self, path):
+    def tokenizer(self, path=None):
+        """A tokenizer file; with no path, the one the model embeds (tfxc --tokenizer), or None."""
+        if path is None and not self.info.tokenizer_bytes:
+            return None
         return Tokenizer(self, path)
 
     def generate(self, prompt, n, temperature=0.0, top_p=0.9, seed=42, threads=0, stop=(1,)):
@@ -291,7 +300,11 @@ class Tokenizer:
         self._handle = None
         h = _p()
         err = ctypes.create_string_buffer(1024)
-        _check(self._lib, self._lib.tfx_tokenizer_open(os.fspath(path).encode(), ctypes.byref(h), err, 1024), err.value)
+        if path is None:  # the model's own (Model.tokenizer checked that it has one)
+            rc = self._lib.tfx_model_tokenizer(model._handle, ctypes.byref(h), err, 1024)
+        else:
+            rc = self._lib.tfx_tokenizer_open(os.fspath(path).encode(), ctypes.byref(h), err, 1024)
+        _check(self._lib, rc, err.value)
         self._handle = h
 
     @property

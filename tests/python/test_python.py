@@ -60,7 +60,7 @@ class TestModel(unittest.TestCase):
             self.assertEqual((i.vocab, i.output_width, i.input_kind, i.input_width), (512, 512, tfx.INPUT_TOKENS, 1))
             self.assertEqual(i.max_seq, 512)
             self.assertEqual(i.has_kv_cache, 1)
-            self.assertEqual(i.abi_version, 4)
+            self.assertEqual(i.abi_version, 5)
             # the sizes tfxc verify and --emit-header state
             out = tfxc("verify", SO)
             self.assertIn("%d weight bytes" % i.weights_bytes, out)
@@ -120,6 +120,20 @@ class TestModel(unittest.TestCase):
             self.assertGreater(len(ids), 5)
             self.assertEqual(t.decode(ids[1:]), "Once upon a time, there was a little dog.")
             self.assertEqual(t.encode("hi", bos=False)[0:1] != [t.bos], True)
+
+    def test_embedded_tokenizer(self):
+        tokbin = os.path.join(MODELS_DIR, "llama2c-tokenizer.bin")
+        with_tok = os.path.join(TMP, "tiny_tok.so")
+        tfxc(os.path.join(SOURCE_DIR, "examples/llama/tiny.tfx"), "--weights", "random:3", "-O1", "-o", with_tok,
+             "--tokenizer", tokbin)
+        with tfx.Model(TINY) as m:
+            self.assertIsNone(m.tokenizer())
+            self.assertEqual((m.info.bos_id, m.info.eos_id, m.info.tokenizer_bytes), (-1, -1, 0))
+        with tfx.Model(with_tok) as m, m.tokenizer() as t, m.tokenizer(tokbin) as f:
+            self.assertEqual(m.info.tokenizer_bytes, os.path.getsize(tokbin))
+            self.assertEqual(t.vocab_size, 32000)
+            text = "Once upon a time, there was a little dog."
+            self.assertEqual(t.encode(text), f.encode(text))
 
     def test_two_models_in_one_process(self):
         with tfx.Model(SO) as a, tfx.Model(TINY) as b:
