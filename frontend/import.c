@@ -709,7 +709,8 @@ static void put_path(FILE *o, const char *p, int in_string) {
   }
 }
 
-static void write_tfx(FILE *o, const spec *s, const char *name, const char *source, const char *weights) {
+static void write_tfx(FILE *o, const spec *s, const char *name, const char *source, const char *weights,
+                      const char *tokenizer) {
   char b1[128], b2[128];
   fprintf(o, "# %s.tfx — written by `tfxc import` from ", name);
   put_path(o, source, 0);
@@ -734,6 +735,11 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
   fprintf(o, "\n\nweights \"");
   put_path(o, weights, 1);
   fprintf(o, "\" rename {\n%s}\n", s->rules_text);
+  if (tokenizer) {
+    fprintf(o, "tokenizer \"");
+    put_path(o, tokenizer, 1);
+    fprintf(o, "\"\n");
+  }
   if (s->bos >= 0 || s->eos >= 0 || s->pad >= 0) {
     fprintf(o, "\ntokens {");
     const char *sep = " ";
@@ -1265,7 +1271,7 @@ int tfx_import(const char *path, const tfx_import_options *o, char **text, char 
     free(s.rules_text);
     return fail(err, errlen, "out of memory");
   }
-  write_tfx(out, &s, name, path, weights);
+  write_tfx(out, &s, name, path, weights, o ? o->tokenizer : NULL);
   fclose(out);
   free(abs);
   free(s.rules_text);

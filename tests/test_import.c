@@ -233,6 +233,37 @@ static void test_command_line(void **state) {
   expect_cli((char *[]){TFXC_PATH, "import", dir, "-o", out, NULL}, 1, "model_type 'bart' cannot be imported");
   struct stat st;
   assert_int_equal(stat(out, &st), -1); /* nothing written */
+
+  /* the folder's tokenizer.json, when the runtime reads it, becomes the
+   * tokenizer statement (named as the .tfx beside it sees it) */
+  write_file("config.json", "{\"model_type\": \"llama\", \"hidden_size\": 16, \"num_hidden_layers\": 1, "
+                            "\"num_attention_heads\": 2, \"intermediate_size\": 32, \"vocab_size\": 1024}");
+  write_file("model.safetensors", "");
+  char tok_src[1024], tok_dst[1024];
+  snprintf(tok_src, sizeof tok_src, "%s/examples/fortune/tokenizer.json", TFX_SOURCE_DIR);
+  snprintf(tok_dst, sizeof tok_dst, "%s/tokenizer.json", dir);
+  size_t n = 0;
+  char *json = tfx_test_read_file(tok_src, &n);
+  assert_non_null(json);
+  FILE *f = fopen(tok_dst, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(json, 1, n, f), n);
+  fclose(f);
+  free(json);
+  expect_cli((char *[]){TFXC_PATH, "import", dir, "-o", out, NULL}, 0, NULL);
+  char *tfx = tfx_test_read_file(out, &n);
+  assert_non_null(tfx);
+  expect_in(tfx, "\ntokenizer \"tokenizer.json\"\n");
+  free(tfx);
+  /* one it cannot read: a note, and no statement */
+  write_file("tokenizer.json", "{\"model\": {\"type\": \"WordPiece\"}}");
+  expect_cli((char *[]){TFXC_PATH, "import", dir, "-o", out, NULL}, 0, "note: no tokenizer statement");
+  tfx = tfx_test_read_file(out, &n);
+  assert_non_null(tfx);
+  assert_null(strstr(tfx, "\ntokenizer "));
+  free(tfx);
+  remove(tok_dst);
+  remove(out);
 }
 
 /* A safetensors file of one F32 tensor [2]. */
