@@ -193,6 +193,19 @@ static void describe_x86(tfx_cg_target *t) {
   t->cpu_features = tfx_cpu_closure(set);
 }
 
+/* What the descriptor records for AArch64 and riscv64: the features of
+ * arch's table (tfx/cpu_features.h) the target's feature list enables (what
+ * the kernels choose from: dotprod, bf16, v). A named CPU's implied
+ * features are not read: the kernels use only listed ones. */
+static uint64_t listed_features(uint32_t arch, const char *features) {
+  size_t n;
+  const tfx_cpu_feature_info *table = tfx_cpu_feature_table(arch, &n);
+  uint64_t set = 0;
+  for (size_t i = 0; i < n; i++)
+    if (feature_on(features, table[i].name) == 1) set |= table[i].bit;
+  return set;
+}
+
 /* ---- AArch64: NEON (SVE is not used) ---- */
 
 static void describe_aarch64(tfx_cg_target *t) {
@@ -201,7 +214,8 @@ static void describe_aarch64(tfx_cg_target *t) {
   t->has_fma = 1;
   t->i8dot = feature_on(t->features, "dotprod") == 1 ? TFX_CG_I8_SDOT : 0;
   t->has_bf16 = feature_on(t->features, "bf16") == 1;
-  t->cpu_arch = TFX_CPU_ARCH_AARCH64; /* features are not recorded for AArch64 (cpu_features 0) */
+  t->cpu_arch = TFX_CPU_ARCH_AARCH64;
+  t->cpu_features = listed_features(t->cpu_arch, t->features);
 }
 
 /* ---- RISC-V 64 (Linux: rv64gc, the lp64d ABI), with the vector extension ---- */
@@ -219,7 +233,8 @@ static void describe_riscv64(tfx_cg_target *t) {
   t->has_fma = feature_on(t->features, "f") == 1 || v;
   t->i8dot = 0;
   t->has_bf16 = 0;
-  t->cpu_arch = TFX_CPU_ARCH_RISCV64; /* features are not recorded (cpu_features 0) */
+  t->cpu_arch = TFX_CPU_ARCH_RISCV64;
+  t->cpu_features = listed_features(t->cpu_arch, t->features);
 }
 
 /* ---- what the kernels derive from the registers ---- */

@@ -2,8 +2,10 @@
  * FILE... -o OUT.calib`: runs the model in the reference interpreter on
  * calibration token sequences (each file one sequence of whitespace-separated
  * ids, fed after BOS: the model's tokens { bos }, else 1, as `run --eval-ids`) and records, for every linear
- * whose weight is a named param, the largest |x| of each input channel
- * (ir/calib.c writes the "TFXCALIB v1" file; docs/quantization.md,
+ * whose weight is a named param, the largest |x| of each input channel and
+ * GPTQ's H = sum x x^T of its input rows (in f64; one H per value that
+ * linears read: Q, K and V of a norm share it) (ir/calib.c writes the
+ * "TFXCALIB v2" file; docs/quantization.md,
  * "Calibration"). The model is taken as bound, unquantized (--quantize none;
  * its quantize { } rules still apply) and unoptimized (-O0), so the names are
  * the source's params, which passes/smooth_quant.c looks up. */
@@ -27,6 +29,8 @@ static int usage(const char *msg) {
 typedef struct {
   tfx_calib *cal;
   int oom;
+  int *h_of;    /* per node id of a linear input: the entry holding its H, or -1 */
+  char *summed; /* per node id: its rows already added to H in this forward */
 } observe_ctx;
 
 /* After each node: a linear's input rows raise its weight's channel maxima. */
@@ -47,6 +51,27 @@ static void observe(void *user, const tfx_graph *g, const tfx_node *nd, const vo
       float a = x[m * K + k] < 0 ? -x[m * K + k] : x[m * K + k];
       if (a > e->absmax[k]) e->absmax[k] = a; /* NaN never raises it */
     }
+  /* H: one per input value; a weight read by linears of several inputs sums them all */
+  int xid = nd->inputs[0], ei = (int)(e - o->cal->e);
+  const tfx_calib_entry *share = o->h_of[xid] >= 0 ? &o->cal->e[o->h_of[xid]] : NULL;
+  if (!e->H && tfx_calib_entry_hessian(e, share && share->K == K ? share : NULL)) {
+    o->oom = 1;
+    return;
+  }
+  if (o->h_of[xid] < 0) o->h_of[xid] = ei;
+  if ((o->h_of[xid] == ei || e->h_owned) && !o->summed[xid]) {
+    o->summed[xid] = 1;
+    double *H = e->H;
+    for (int64_t m = 0; m < M; m++) {
+      const float *r = x + m * K;
+      for (int64_t a = 0; a < K; a++) {
+        double xa = r[a];
+        if (xa == 0.0) continue;
+        double *h = H + a * K;
+        for (int64_t b = 0; b < K; b++) h[b] += xa * r[b];
+      }
+    }
+  }
 }
 
 /* The ids of a tokens file after bos: *ids (malloc'd), *n; 0 or -1 printed. */
@@ -149,7 +174,7 @@ int tfx_drv_calibrate_main(int argc, char **argv) {
   }
   tfx_graph *g = b.graph;
   tfx_calib cal = {0};
-  observe_ctx oc = {&cal, 0};
+  observe_ctx oc = {&cal, 0, NULL, NULL};
   tfx_interp *it = NULL;
   float *logits = NULL;
   char err[512];
@@ -168,6 +193,13 @@ int tfx_drv_calibrate_main(int argc, char **argv) {
     rc = EXIT_FAIL;
     goto done;
   }
+  oc.h_of = malloc((size_t)g->n_nodes * sizeof *oc.h_of);
+  oc.summed = calloc((size_t)g->n_nodes, 1);
+  if (!oc.h_of || !oc.summed) {
+    rc = EXIT_FAIL;
+    goto done;
+  }
+  for (int i = 0; i < g->n_nodes; i++) oc.h_of[i] = -1;
   tfx_interp_set_observer(it, observe, &oc);
   logits = malloc((size_t)tfx_type_bytes(&g->nodes[g->output].type, g->max_seq));
   if (!logits) {
@@ -184,6 +216,7 @@ int tfx_drv_calibrate_main(int argc, char **argv) {
       break;
     }
     tfx_interp_reset(it);
+    memset(oc.summed, 0, (size_t)g->n_nodes);
     if (tfx_interp_forward(it, ids, n, logits, err, sizeof err)) {
       fprintf(stderr, "tfxc calibrate: error: %s: %s\n", tokens[t], err);
       rc = EXIT_FAIL;
@@ -207,6 +240,8 @@ int tfx_drv_calibrate_main(int argc, char **argv) {
     fprintf(stderr, "tfxc calibrate: %d linears over %d sequences (%lld tokens) -> %s\n", cal.n, ntok, (long long)total,
             out);
 done:
+  free(oc.h_of);
+  free(oc.summed);
   free(logits);
   if (it) tfx_interp_free(it);
   tfx_calib_free(&cal);

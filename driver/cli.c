@@ -39,13 +39,15 @@
         "(llama.cpp's Q4_K_M mix), w8a8 (int8 weights per channel, int8\n"                                             \
         "activations per token), w8a8(smooth = ALPHA) (SmoothQuant, needs\n"                                           \
         "--calibration), llm_int8(threshold = T) (LLM.int8(): outlier input\n"                                         \
-        "channels f32, needs --calibration) or none (as bound); replaces the schedule's\n"                             \
+        "channels f32, needs --calibration), gptq(bits = 4, group = 32|64|128,\n"                                      \
+        "damp = D, act_order = B) (GPTQ into q4_0, needs --calibration) or none\n"                                     \
+        "(as bound); replaces the schedule's\n"                                                                        \
         "quantize, the source's quantize { } rules still apply" what                                                   \
   }
 #define OPT_CALIBRATION                                                                                                \
   {                                                                                                                    \
     TFX_OPT_CALIBRATION, "calibration", 1, "FILE", "a file",                                                           \
-        "calibration data from `tfxc calibrate` (for w8a8(smooth), llm_int8)"                                          \
+        "calibration data from `tfxc calibrate` (for w8a8(smooth), llm_int8, gptq)"                                    \
   }
 #define OPT_NONFINITE                                                                                                  \
   {                                                                                                                    \
@@ -212,11 +214,14 @@ const tfx_cli_command tfx_cli_commands[] = {
      "write a .tfx for a Hugging Face checkpoint or a llama GGUF file, as saved (docs/import.md)", NULL, NULL,
      tfx_drv_import_main, 1},
     {"calibrate", "calibrate FILE.tfx [--weights PATH] --tokens FILE... -o OUT.calib",
-     "record each linear's input channel ranges on token sequences, for --quantize w8a8(smooth) or llm_int8", NULL,
+     "record each linear's input channel ranges and H = sum x x^T on token sequences, for --quantize "
+     "w8a8(smooth), llm_int8 or gptq",
+     NULL,
      "Runs the model (bound, unquantized, -O0) in the reference interpreter on each\n"
      "--tokens file (whitespace-separated ids, fed after the model's tokens { bos },\n"
-     "else 1) and writes the largest |x| of every input channel of each linear to\n"
-     "OUT.calib, which --calibration reads (docs/quantization.md, \"Calibration\").\n",
+     "else 1) and writes the largest |x| of every input channel of each linear and\n"
+     "GPTQ's H = sum x x^T of its inputs (TFXCALIB v2) to OUT.calib, which\n"
+     "--calibration reads (docs/quantization.md, \"Calibration\", \"GPTQ\").\n",
      calibrate_cmd, 0},
     {"help", "help [COMMAND]", "print the help of a command", help_options, NULL, help_main, 0},
     {0}};

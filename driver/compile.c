@@ -22,8 +22,9 @@ static double seconds_now(void) {
 /* The formats the params end in, planned before binding (tfx_quantize_plan
  * with --quantize over the source's schedule) so that binding quantizes each
  * tensor as it reads it and the blob is never held in f32 (issue #17). Not
- * for w8a8(smooth) nor llm_int8: SmoothQuant rescales and LLM.int8() splits
- * the f32 weights first. A --quantize
+ * for w8a8(smooth), llm_int8 nor gptq: SmoothQuant rescales and LLM.int8() splits
+ * the f32 weights first, GPTQ needs them whole (a weight a quantize { } rule
+ * asks gptq for is not planned either: tfx_quantize_plan leaves it f32). A --quantize
  * that does not parse plans nothing (tfx_build_source reports it). */
 static int plan_formats(void *ctx, tfx_graph *g, tfx_quant_target *plan, char *err, size_t errlen) {
   const tfx_build_options *o = ctx;
@@ -32,8 +33,9 @@ static int plan_formats(void *ctx, tfx_graph *g, tfx_quant_target *plan, char *e
     if (tfx_quant_choice_parse(o->quantize, 1, &qc)) return 0;
     g->schedule.quantize = qc;
   }
-  int rc =
-      g->schedule.quantize.smooth_set || g->schedule.quantize.llm_int8 ? 0 : tfx_quantize_plan(g, plan, err, errlen);
+  int rc = g->schedule.quantize.smooth_set || g->schedule.quantize.llm_int8 || g->schedule.quantize.gptq
+               ? 0
+               : tfx_quantize_plan(g, plan, err, errlen);
   g->schedule.quantize = saved;
   return rc;
 }
@@ -78,7 +80,8 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
     }
     out->graph->schedule.quantize = qc;
   }
-  if (o && o->calibration) { /* --calibration FILE: for w8a8(smooth = alpha) (passes/smooth_quant.c) and llm_int8 */
+  if (o &&
+      o->calibration) { /* --calibration FILE: for w8a8(smooth = alpha) (passes/smooth_quant.c), llm_int8 and gptq */
     tfx_calib *cal = calloc(1, sizeof *cal);
     if (!cal || tfx_calib_load(o->calibration, cal, err, sizeof err)) {
       if (cal) fprintf(diag, "%s: error: %s\n", path ? path : "<source>", err);
@@ -172,14 +175,14 @@ static void release_jit(void *arg) {
   free(o);
 }
 
-int tfx_build_embed_tokenizer(tfx_build *b, const char *path, char *err, size_t errlen) {
+int tfx_build_embed_tokenizer(tfx_build *b, const char *what, const char *path, char *err, size_t errlen) {
   tfx_graph *g = b->graph;
   if (g->input < 0 || g->nodes[g->input].type.dtype != TFX_DT_I32)
-    return tfx_errf(err, errlen, "--tokenizer %s: the model's input is not token ids", path);
+    return tfx_errf(err, errlen, "%s %s: the model's input is not token ids", what, path);
   tfx_tokenizer *tok = NULL;
   char why[512] = "";
   int rc = tfx_tokenizer_open(path, &tok, why, sizeof why);
-  if (rc != 0) return tfx_errf(err, errlen, "--tokenizer %s", why[0] ? why : path);
+  if (rc != 0) return tfx_errf(err, errlen, "%s %s", what, why[0] ? why : path);
   int pieces = tfx_tokenizer_vocab_size(tok);
   tfx_tokenizer_close(tok);
   /* the model's special ids must be the tokenizer's ids */
@@ -187,11 +190,11 @@ int tfx_build_embed_tokenizer(tfx_build *b, const char *path, char *err, size_t 
   static const char *const names[3] = {"bos", "eos", "pad"};
   for (int i = 0; i < 3; i++)
     if (ids[i] >= pieces)
-      return tfx_errf(err, errlen, "--tokenizer %s: the model's tokens { %s = %lld } is not one of its %d ids", path,
+      return tfx_errf(err, errlen, "%s %s: the model's tokens { %s = %lld } is not one of its %d ids", what, path,
                       names[i], (long long)ids[i], pieces);
   size_t len = 0;
   char *data = tfx_frontend_read_file(path, &len, why, sizeof why);
-  if (!data) return tfx_errf(err, errlen, "--tokenizer %s: %s", path, why);
+  if (!data) return tfx_errf(err, errlen, "%s %s: %s", what, path, why);
   rc = tfx_graph_set_tokenizer(g, data, (int64_t)len);
   free(data);
   return rc ? tfx_errf(err, errlen, "out of memory") : 0;

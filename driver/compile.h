@@ -70,10 +70,11 @@ void tfx_build_free(tfx_build *b);
 int tfx_drv_calibrate_main(int argc, char **argv);
 
 /* Embeds the tokenizer file at path in the build's model (its descriptor
- * then carries the file's bytes: tfx_model_tokenizer, tfxc --tokenizer):
- * 0, or -1 with the reason in err (not a token model, not a tokenizer the
- * runtime reads, the model's tokens { } ids outside it). */
-int tfx_build_embed_tokenizer(tfx_build *b, const char *path, char *err, size_t errlen);
+ * then carries the file's bytes: tfx_model_tokenizer; tfxc --tokenizer or
+ * the source's tokenizer statement, named by `what` in messages): 0, or -1
+ * with the reason in err (not a token model, not a tokenizer the runtime
+ * reads, the model's tokens { } ids outside it). */
+int tfx_build_embed_tokenizer(tfx_build *b, const char *what, const char *path, char *err, size_t errlen);
 
 /* JIT-compiles a build into a runtime model; takes ownership of b's weights
  * (b->weights is emptied) and frees them with the model. */

@@ -473,7 +473,13 @@ int tfx_drv_compile_main(int argc, char **argv) {
     fprintf(stderr, "tfxc: error: out of memory\n");
     rc = EXIT_COMPILE;
   }
-  if (rc == 0 && tokenizer && tfx_build_embed_tokenizer(&b, tokenizer, err, sizeof err)) {
+  /* --tokenizer, else the source's tokenizer statement, goes into a .so or .o */
+  const char *tok_file = rc == 0 && out_name ? (tokenizer ? tokenizer : b.graph->tokenizer_path) : NULL;
+  named_file declared_tok = {tokenizer ? NULL : tok_file, "the tokenizer"};
+  if (tok_file && check_same_files(outs, 3, &declared_tok, 1))
+    rc = EXIT_USAGE;
+  else if (tok_file &&
+           tfx_build_embed_tokenizer(&b, tokenizer ? "--tokenizer" : "tokenizer", tok_file, err, sizeof err)) {
     fprintf(stderr, "tfxc: error: %s\n", err);
     rc = EXIT_COMPILE;
   }
@@ -910,9 +916,21 @@ static int parse_run_args(int argc, char **argv, run_options *o) {
   return bad;
 }
 
+/* Opens the tokenizer file path (given by `what`) into *tokp and o->tok: 0,
+ * or -1 after printing why. */
+static int open_tokenizer(const char *what, const char *path, run_options *o, tfx_tokenizer **tokp) {
+  char terr[1024] = "";
+  int trc = tfx_tokenizer_open(path, tokp, terr, sizeof terr);
+  o->tok = *tokp;
+  if (trc) fprintf(stderr, "tfxc: error: %s %s\n", what, terr[0] ? terr : tfx_error_message(trc));
+  return trc ? -1 : 0;
+}
+
 /* Encodes -p's text (if any) with o->tok into *prompt: 0 or the exit status. */
 static int use_tokenizer(run_options *o, int32_t **prompt, int *n_prompt) {
   if (!o->text) return 0;
+  if (!o->tok)
+    return usage_error("-p needs --tokenizer PATH to encode the text ('%s' has no tokenizer statement)", o->model);
   size_t len = strlen(o->text);
   int n = tfx_tokenizer_encode(o->tok, o->text, len, 0, NULL, 0);
   int32_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
@@ -939,7 +957,7 @@ static int embedded_tokenizer(const tfx_model *model, run_options *o, tfx_tokeni
   o->tok = *tokp;
   if (o->text && !o->tok)
     return usage_error("-p needs --tokenizer PATH to encode the text ('%s' embeds no tokenizer)", o->model);
-  return o->tok ? use_tokenizer(o, prompt, n_prompt) : 0;
+  return use_tokenizer(o, prompt, n_prompt);
 }
 
 static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
@@ -958,21 +976,14 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
     return usage_error("%s", "--eval-ids and --prompt-ids do not combine (the ids file holds the text)");
   if (o.text && o.prompt) return usage_error("%s", "-p (text) and --prompt-ids do not combine");
   if (o.text && o.eval) return usage_error("%s", "--eval-ids and -p do not combine (the ids file holds the text)");
-  if (o.text && !o.tokenizer_path && !is_so) return usage_error("%s", "-p needs --tokenizer PATH to encode the text");
   int32_t *prompt = NULL;
   int n_prompt = 0;
   if (parse_prompt(o.prompt, &prompt, &n_prompt))
     return usage_error("bad --prompt-ids '%s': expected token ids from 0 to 2147483647 separated by blanks or commas",
                        o.prompt);
-  if (o.tokenizer_path) {
-    char terr[1024] = "";
-    int trc = tfx_tokenizer_open(o.tokenizer_path, tokp, terr, sizeof terr);
-    o.tok = *tokp;
-    if (trc) {
-      fprintf(stderr, "tfxc: error: --tokenizer %s\n", terr[0] ? terr : tfx_error_message(trc));
-      free(prompt);
-      return EXIT_COMPILE;
-    }
+  if (o.tokenizer_path && open_tokenizer("--tokenizer", o.tokenizer_path, &o, tokp)) {
+    free(prompt);
+    return EXIT_COMPILE;
   }
   int is_random = o.weights && (!strcmp(o.weights, "random") || !strncmp(o.weights, "random:", 7));
   named_file dump_out = {o.dump, "--dump-logits"};
@@ -1028,6 +1039,8 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
       double tj = now_seconds();
       if (check_same_files(&dump_out, 1, &bound, 1))
         same = 1;
+      else if (!o.tok && b.graph->tokenizer_path && open_tokenizer("tokenizer", b.graph->tokenizer_path, &o, tokp))
+        rc = TFX_ERR_TOKENIZER; /* printed */
       else if ((rc = tfx_build_jit(&b, &t, &model, oerr, sizeof oerr)) != TFX_OK)
         fprintf(stderr, "%s: error: %s\n", o.model, oerr);
       else

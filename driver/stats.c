@@ -87,6 +87,10 @@ static void weight_stats(const tfx_graph *g, int64_t kv_per_ctx, FILE *out) {
   for (int i = 0; i < g->n_quant_fallbacks; i++) {
     const tfx_quant_fallback *f = &g->quant_fallbacks[i];
     const tfx_dtype_info *fi = tfx_dtype_info_of(f->asked);
+    if (f->gptq_rtn) {
+      fprintf(out, "    %s: gptq -> %s rounded to nearest: no calibration H for it\n", f->name, tfx_dtype_name(f->got));
+      continue;
+    }
     fprintf(out, "    %s: %s -> %s: rows of %lld are not a multiple of %d\n", f->name, tfx_dtype_name(f->asked),
             tfx_dtype_name(f->got), (long long)f->K, fi ? fi->block : 0);
   }

@@ -144,7 +144,8 @@ typedef enum {
   TFX_FE_ITEM_FORWARD,
   TFX_FE_ITEM_SCHEDULE,
   TFX_FE_ITEM_QUANTIZE,
-  TFX_FE_ITEM_TOKENS /* tokens { bos = N, eos = N, pad = N } */
+  TFX_FE_ITEM_TOKENS,   /* tokens { bos = N, eos = N, pad = N } */
+  TFX_FE_ITEM_TOKENIZER /* tokenizer "FILE" (name: the path) */
 } tfx_fe_item_kind;
 
 typedef struct tfx_fe_item {

@@ -88,10 +88,11 @@ static void on_bind_error(void *ctx, int node_id, const char *message) {
   tfx_fe_error(b->diag, at.line, at.col, "%s", message);
 }
 
-/* The weights statement's path made relative to the directory of the .tfx
- * file; "random" and "random:SEED" pass through. NULL when out of memory. */
-static char *resolve_weights(const char *source_path, const char *spec) {
-  int keep = spec[0] == '/' || !strcmp(spec, "random") || !strncmp(spec, "random:", 7);
+/* A statement's path (weights, tokenizer) made relative to the directory of
+ * the .tfx file; for weights, "random" and "random:SEED" pass through. NULL
+ * when out of memory. */
+static char *resolve_path(const char *source_path, const char *spec, int is_weights) {
+  int keep = spec[0] == '/' || (is_weights && (!strcmp(spec, "random") || !strncmp(spec, "random:", 7)));
   const char *slash = source_path ? strrchr(source_path, '/') : NULL;
   if (keep || !slash) return strdup(spec);
   size_t dir = (size_t)(slash - source_path) + 1, n = strlen(spec);
@@ -112,7 +113,7 @@ static int bind(tfx_fe_sema *s, tfx_graph *g, const char *path, const tfx_fronte
     tfx_fe_error(d, 1, 1, "no weights: add a `weights` statement or pass --weights");
     return 1;
   }
-  char *spec = o->weights ? strdup(o->weights) : resolve_weights(path, s->weights->name);
+  char *spec = o->weights ? strdup(o->weights) : resolve_path(path, s->weights->name, 1);
   if (!spec) {
     tfx_fe_error(d, 0, 0, "out of memory");
     return 1;
@@ -178,6 +179,8 @@ int tfx_frontend_compile(const char *path, const char *source, const tfx_fronten
   tfx_weights w = {0};
   if (tfx_fe_parse(source, len, &arena, &diag, &prog) == 0 && tfx_fe_sema_run(&sema, prog, &diag, &arena, path) == 0)
     g = tfx_fe_lower(&sema);
+  if (g && sema.tokenizer && !(g->tokenizer_path = resolve_path(path, sema.tokenizer->name, 0)))
+    tfx_fe_error(&diag, 0, 0, "out of memory");
   if (g && !o->no_weights) bind(&sema, g, path, o, &w);
   if (g && diag.errors == 0) {
     char err[512];

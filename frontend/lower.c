@@ -791,11 +791,15 @@ static void lower_quant_rules(lower *L) {
 }
 
 /* tokens { }: each id below the vocabulary (the rows of the embedding table
- * the input indexes), and the section only for a forward taking token ids. */
+ * the input indexes), and the section (and a tokenizer statement) only for a
+ * forward taking token ids. */
 static void check_token_ids(lower *L) {
   const tfx_fe_sema *s = L->s;
-  if (!s->tokens) return;
   const tfx_graph *g = L->g;
+  if (s->tokenizer && g->nodes[g->input].type.dtype != TFX_DT_I32)
+    tfx_fe_error(s->diag, s->tokenizer->loc.line, s->tokenizer->loc.col,
+                 "a tokenizer needs a forward that takes token ids (i32[T])");
+  if (!s->tokens) return;
   if (g->nodes[g->input].type.dtype != TFX_DT_I32) {
     tfx_fe_error(s->diag, s->tokens->loc.line, s->tokens->loc.col,
                  "a tokens { } section needs a forward that takes token ids (i32[T])");

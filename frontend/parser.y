@@ -125,6 +125,13 @@ item
                                             if ($$) { $$->body = $2; $$->end_loc = L(@2); } }
   | KW_QUANTIZE quant_rules               { $$ = tfx_fe_item_new(P->arena, TFX_FE_ITEM_QUANTIZE, L(@1));
                                             if ($$) $$->renames = $2; }
+  | IDENT STRING                          { /* tokenizer "tokenizer.json": not a keyword either */
+                                            $$ = NULL;
+                                            if (strcmp($1, "tokenizer") != 0)
+                                              tfx_fe_error(P->diag, @1.first_line, @1.first_column,
+                                                           "unknown statement '%s' (expected tokenizer \"FILE\")", $1);
+                                            else if (($$ = tfx_fe_item_new(P->arena, TFX_FE_ITEM_TOKENIZER, L(@1))))
+                                              { $$->name = $2; $$->name_loc = L(@2); } }
   | IDENT tok_entries                     { /* tokens { bos = 1, eos = 2 }: `tokens` is not a keyword
                                                (it names forward inputs) */
                                             $$ = NULL;

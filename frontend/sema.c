@@ -54,6 +54,10 @@ static void declare_items(tfx_fe_sema *s, const tfx_fe_program *p) {
     case TFX_FE_ITEM_SCHEDULE: s->schedule = once(s, s->schedule, it, "'schedule' section"); break;
     case TFX_FE_ITEM_QUANTIZE: s->quantize_rules = once(s, s->quantize_rules, it, "'quantize' section"); break;
     case TFX_FE_ITEM_TOKENS: s->tokens = once(s, s->tokens, it, "'tokens' section"); break;
+    case TFX_FE_ITEM_TOKENIZER:
+      s->tokenizer = once(s, s->tokenizer, it, "'tokenizer' statement");
+      if (!it->name[0]) ERR(s, it->name_loc, "empty tokenizer path: give a file (relative to this source)");
+      break;
     case TFX_FE_ITEM_FORWARD:
       if (s->forward) {
         ERR(s, it->loc, "duplicate forward: a model has exactly one");

@@ -71,6 +71,8 @@ typedef struct tfx_fe_sema {
   /* tokens { bos = .., eos = .., pad = .. }: the model's special ids, -1 when not given */
   const tfx_fe_item *tokens;
   int64_t bos_id, eos_id, pad_id;
+  /* tokenizer "FILE": the model's tokenizer, beside the source */
+  const tfx_fe_item *tokenizer;
 } tfx_fe_sema;
 
 /* ---- consts.c ---- */

@@ -1,14 +1,18 @@
 /* ir/calib.c — calibration data (what `tfxc calibrate` records for
- * w8a8(smooth = alpha)): per linear, keyed by its weight param's name, the
- * largest |x| of each input channel; the file format "TFXCALIB v1", written
- * and read back with every field validated.
+ * w8a8(smooth = alpha), llm_int8 and gptq): per linear, keyed by its weight
+ * param's name, the largest |x| of each input channel and GPTQ's H = sum
+ * x x^T of its inputs; the file format "TFXCALIB v2" (v1 still read),
+ * written and read back with every field validated.
  *
  * The file, little-endian:
  *   8 bytes  "TFXCALIB"
- *   u32      version (1)
+ *   u32      version (1 or 2)
  *   u32      n, the entries (1 .. 1 << 20)
  *   n times: u32 name length (1 .. 4096), the name (no NUL, printable
- *            ASCII), u32 K (1 .. 1 << 24), K x f32 absmax (finite, >= 0)
+ *            ASCII), u32 K (1 .. 1 << 24), K x f32 absmax (finite, >= 0),
+ *            and in v2: u32 h, 0 (no H), 1 (K x K f64 H follows, row-major:
+ *            finite, diagonal >= 0) or 2 + j (the H of entry j < this one,
+ *            which has an H of its own and the same K)
  * and nothing after the last entry. Names are unique. */
 #include <math.h>
 #include <stdio.h>
@@ -18,7 +22,7 @@
 #include "ir.h"
 
 #define CALIB_MAGIC "TFXCALIB"
-#define CALIB_VERSION 1u
+#define CALIB_VERSION 2u
 #define CALIB_MAX_ENTRIES (1u << 20)
 #define CALIB_MAX_NAME 4096u
 #define CALIB_MAX_K (1u << 24)
@@ -39,6 +43,8 @@ tfx_calib_entry *tfx_calib_entry_get(tfx_calib *c, const char *name, int64_t K) 
   n->name = strdup(name);
   n->K = K;
   n->absmax = calloc((size_t)(K > 0 ? K : 1), sizeof *n->absmax);
+  n->H = NULL;
+  n->h_owned = 0;
   if (!n->name || !n->absmax) {
     free(n->name);
     free(n->absmax);
@@ -48,11 +54,26 @@ tfx_calib_entry *tfx_calib_entry_get(tfx_calib *c, const char *name, int64_t K) 
   return n;
 }
 
+int tfx_calib_entry_hessian(tfx_calib_entry *e, const tfx_calib_entry *share) {
+  if (e->H) return share && (share->H != e->H) ? -1 : 0;
+  if (share) {
+    if (share->K != e->K || !share->H) return -1;
+    e->H = share->H;
+    e->h_owned = 0;
+    return 0;
+  }
+  if (e->K > (int64_t)1 << 16) return -1;
+  e->H = calloc((size_t)(e->K * e->K), sizeof *e->H);
+  e->h_owned = 1;
+  return e->H ? 0 : -1;
+}
+
 void tfx_calib_free(tfx_calib *c) {
   if (!c) return;
   for (int i = 0; i < c->n; i++) {
     free(c->e[i].name);
     free(c->e[i].absmax);
+    if (c->e[i].h_owned) free(c->e[i].H);
   }
   free(c->e);
   c->e = NULL;
@@ -80,6 +101,18 @@ int tfx_calib_save(const tfx_calib *c, const char *path, char *err, size_t errle
       memcpy(&u, &c->e[i].absmax[k], 4);
       put32(f, u);
     }
+    /* H: the first entry holding this matrix writes it, later ones refer to it */
+    int first = -1;
+    for (int j = 0; c->e[i].H && j <= i && first < 0; j++)
+      if (c->e[j].H == c->e[i].H) first = j;
+    put32(f, first < 0 ? 0u : first == i ? 1u : 2u + (uint32_t)first);
+    if (first == i)
+      for (int64_t k = 0; k < c->e[i].K * c->e[i].K; k++) {
+        uint64_t u;
+        memcpy(&u, &c->e[i].H[k], 8);
+        put32(f, (uint32_t)u);
+        put32(f, (uint32_t)(u >> 32));
+      }
   }
   int bad = ferror(f);
   if (fclose(f) || bad) return tfx_errf(err, errlen, "%s: write error", path);
@@ -102,8 +135,8 @@ int tfx_calib_parse(const uint8_t *d, size_t size, const char *what, tfx_calib *
     return tfx_errf(err, errlen, "%s: not a calibration file (no TFXCALIB magic; write one with tfxc calibrate)", what);
   if (get32(d, size, &at, &version) || get32(d, size, &at, &n))
     return tfx_errf(err, errlen, "%s: truncated header", what);
-  if (version != CALIB_VERSION)
-    return tfx_errf(err, errlen, "%s: calibration file version %u, this tfxc reads version %u", what, version,
+  if (version < 1 || version > CALIB_VERSION)
+    return tfx_errf(err, errlen, "%s: calibration file version %u, this tfxc reads versions 1 .. %u", what, version,
                     CALIB_VERSION);
   if (n < 1 || n > CALIB_MAX_ENTRIES)
     return tfx_errf(err, errlen, "%s: %u entries (expected 1 .. %u)", what, n, CALIB_MAX_ENTRIES);
@@ -153,6 +186,47 @@ int tfx_calib_parse(const uint8_t *d, size_t size, const char *what, tfx_calib *
         goto fail;
       }
       e->absmax[k] = v;
+    }
+    if (version < 2) continue;
+    uint32_t h;
+    if (get32(d, size, &at, &h)) goto truncated;
+    if (h == 0) continue;
+    if (h >= 2) { /* an earlier entry's H */
+      uint32_t j = h - 2;
+      if (j >= i || !out->e[j].h_owned || out->e[j].K != K) {
+        tfx_errf(err, errlen,
+                 "%s: entry '%s': H refers to entry %u (expected an earlier entry with an H of its own and %u "
+                 "channels)",
+                 what, name, j, K);
+        goto fail;
+      }
+      e = &out->e[out->n - 1];
+      e->H = out->e[j].H;
+      e->h_owned = 0;
+      continue;
+    }
+    if ((size - at) / 8 / K < K) goto truncated;
+    e = &out->e[out->n - 1];
+    if (tfx_calib_entry_hessian(e, NULL)) {
+      tfx_errf(err, errlen, "%s: entry '%s': out of memory for H (%u x %u)", what, name, K, K);
+      goto fail;
+    }
+    for (uint64_t k = 0; k < (uint64_t)K * K; k++) {
+      uint32_t lo = 0, hi = 0;
+      get32(d, size, &at, &lo);
+      get32(d, size, &at, &hi);
+      uint64_t u = (uint64_t)hi << 32 | lo;
+      double v;
+      memcpy(&v, &u, 8);
+      if (!isfinite(v) || (k / K == k % K && v < 0)) {
+        tfx_errf(err, errlen, "%s: entry '%s': H[%llu, %llu] holds %s (H is finite, its diagonal >= 0)", what, name,
+                 (unsigned long long)(k / K), (unsigned long long)(k % K),
+                 isnan(v)   ? "NaN"
+                 : isinf(v) ? "an infinity"
+                            : "a negative value");
+        goto fail;
+      }
+      e->H[k] = v;
     }
   }
   if (at != size) {

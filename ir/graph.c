@@ -79,6 +79,7 @@ void tfx_graph_free(tfx_graph *g) {
   free(g->name);
   free(g->symbol_name);
   free(g->tokenizer);
+  free(g->tokenizer_path);
   free(g);
 }
 

@@ -362,6 +362,12 @@ typedef struct tfx_quant_choice {
   float smooth;    /* alpha, its migration strength in [0, 1] */
   int llm_int8;    /* llm_int8(threshold = t): 1 asked (passes/llm_int8.c), 2 once split */
   float threshold; /* llm_int8: an input channel whose calibrated max|x| exceeds it stays f32 */
+  /* gptq(bits = 4, group = G, damp = d, act_order = b): GPTQ (ir/gptq.c) into
+   * dtype (q4_0) with the calibration's H = sum x x^T of each linear's input */
+  int gptq;           /* 1 asked */
+  int gptq_group;     /* 32, 64 or 128: columns sharing one scale */
+  float gptq_damp;    /* H += damp * mean(diag H) * I */
+  int gptq_act_order; /* quantize the columns by decreasing diag H (static group scales) */
 } tfx_quant_choice;
 /* `"pattern" = fmt` of a quantize { } section: pattern is a param name where
  * '*' matches any run of characters (dots included). */
@@ -377,6 +383,7 @@ typedef struct tfx_quant_fallback {
   char *name;
   tfx_dtype asked, got;
   int64_t K;
+  int gptq_rtn; /* 1: asked gptq, got round-to-nearest `got` (no calibration H for this weight) */
 } tfx_quant_fallback;
 
 /* schedule { attention = ... } */
@@ -415,8 +422,11 @@ typedef struct tfx_graph {
   tfx_schedule schedule;
   /* the model's special token ids (tokens { } in .tfx), -1 when not given */
   int64_t bos_id, eos_id, pad_id;
-  /* a tokenizer file's bytes, embedded in the descriptor (tfxc --tokenizer;
-   * tfx_graph_set_tokenizer), owned; NULL: none */
+  /* the source's tokenizer "FILE" (relative to the current directory),
+   * owned; NULL: none */
+  char *tokenizer_path;
+  /* a tokenizer file's bytes, embedded in the descriptor (tfxc --tokenizer,
+   * or the tokenizer statement; tfx_graph_set_tokenizer), owned; NULL: none */
   uint8_t *tokenizer;
   int64_t tokenizer_bytes;
 
@@ -549,6 +559,11 @@ typedef struct tfx_calib_entry {
   char *name;
   int64_t K;
   float *absmax; /* [K], finite, >= 0 */
+  /* GPTQ's H = sum over the calibration rows of x x^T ([K, K] row-major, f64;
+   * "TFXCALIB v2"), NULL when not recorded. Linears reading one value (Q, K,
+   * V; w1, w3) share one H: h_owned is 1 on the entry that frees it. */
+  double *H;
+  int h_owned;
 } tfx_calib_entry;
 typedef struct tfx_calib {
   int n;
@@ -559,14 +574,35 @@ const tfx_calib_entry *tfx_calib_find(const tfx_calib *c, const char *name);
 /* Adds (or returns) the entry of name with K channels, absmax zero; NULL out of memory or K mismatch.
  * Adding may move every entry (one array): earlier pointers are stale. */
 tfx_calib_entry *tfx_calib_entry_get(tfx_calib *c, const char *name, int64_t K);
-/* Writes "TFXCALIB v1"; 0 or -1 with a message. */
+/* Gives entry e (of c) the H of value: shared with the entry `share`
+ * (another entry of c whose H it is, same K) or a new zeroed one when share
+ * is NULL. 0, or -1 out of memory or K mismatch. */
+int tfx_calib_entry_hessian(tfx_calib_entry *e, const tfx_calib_entry *share);
+/* Writes "TFXCALIB v2" (v1's fields, then each entry's H: none, its own, or
+ * an earlier entry's); 0 or -1 with a message. */
 int tfx_calib_save(const tfx_calib *c, const char *path, char *err, size_t errlen);
-/* Reads and validates a file (magic, version, counts, names, sizes, finite
- * values); 0 or -1 with a message naming the file. */
+/* Reads and validates a file, v1 or v2 (magic, version, counts, names, sizes,
+ * finite values, H's references); 0 or -1 with a message naming the file. */
 int tfx_calib_load(const char *path, tfx_calib *out, char *err, size_t errlen);
 /* The same from bytes in memory (what tfx_calib_load validates). */
 int tfx_calib_parse(const uint8_t *data, size_t size, const char *what, tfx_calib *out, char *err, size_t errlen);
 void tfx_calib_free(tfx_calib *c);
+
+/* ---- GPTQ (ir/gptq.c; docs/quantization.md, "GPTQ") ----
+ * Quantizes W [N, K] (f32, row-major) into q4_0 blocks (dst: N rows of K / 32
+ * blocks; K % 32 == 0; groups of `group` columns from column 0, the last
+ * one shorter when group does not divide K) with
+ * GPTQ's column-by-column quantization and inverse-Hessian error
+ * compensation: H [K, K] (sum x x^T, f64), H += damp * mean(diag H) * I,
+ * U = chol(H^-1) upper (LAPACK dpotrf / dpotri), blocks of 128 columns with
+ * lazy batch updates. A group's scale is q4_0's (d = max / -8, stored as f16)
+ * from its columns' current values when its first column is reached (with
+ * act_order: from the original weights, GPTQ's static groups); a group of 64
+ * or 128 repeats its scale in each of its q4_0 blocks. 0, or -1 with a
+ * message (a bad size, H not positive definite after dampening, a
+ * non-finite value). */
+int tfx_gptq_q4_0(const float *W, int64_t N, int64_t K, const double *H, int group, double damp, int act_order,
+                  uint8_t *dst, char *err, size_t errlen);
 
 /* ---- choosing formats (ir/quant_choice.c) ---- */
 /* A choice's spelling: NAME or NAME(key = value, ...) (a value a number or a

@@ -21,6 +21,7 @@ static const struct {
     {"tq2_0", TFX_QUANT_FORMAT, TFX_DT_TQ2_0},      {"ternary", TFX_QUANT_TERNARY, TFX_DT_TQ2_0},
     {"sparse24", TFX_QUANT_FORMAT, TFX_DT_S24_F32}, /* sparse24(FMT): sparse24_format */
     {"llm_int8", TFX_QUANT_FORMAT, TFX_DT_I8},      /* llm_int8(threshold = t): llm_int8_choice */
+    {"gptq", TFX_QUANT_FORMAT, TFX_DT_Q4_0},        /* gptq(bits, group, damp, act_order): gptq_choice */
 };
 #define N_CHOICES ((int)(sizeof choices / sizeof choices[0]))
 
@@ -138,6 +139,60 @@ static int llm_int8_choice(const tfx_quant_spec *sp, int allow_preset, tfx_quant
   return 0;
 }
 
+/* gptq(bits = 4, group = 32|64|128, damp = d, act_order = true|false),
+ * every argument optional (defaults 4, 32, 0.01, false). 0 with *c, or -1
+ * with a message. */
+static int gptq_choice(const tfx_quant_spec *sp, tfx_quant_choice *c, char *msg, size_t msglen) {
+  c->gptq = 1;
+  c->gptq_group = 32;
+  c->gptq_damp = 0.01f;
+  c->gptq_act_order = 0;
+  for (int a = 0; a < sp->n_args; a++) {
+    const char *k = sp->args[a].key, *v = sp->args[a].value;
+    char *end;
+    double x = strtod(v, &end);
+    int num = *v && !*end;
+    if (!strcmp(k, "bits")) {
+      if (num && x == 3.0) {
+        if (msg)
+          snprintf(msg, msglen, "gptq(bits = 3) is not supported: tfxc has no 3-bit weight format yet (bits = 4)");
+        return -1;
+      }
+      if (!num || x != 4.0) {
+        if (msg) snprintf(msg, msglen, "gptq(bits = %s): bits is 4 (q4_0 blocks)", v);
+        return -1;
+      }
+    } else if (!strcmp(k, "group")) {
+      if (!num || (x != 32.0 && x != 64.0 && x != 128.0)) {
+        if (msg) snprintf(msg, msglen, "gptq(group = %s): group is 32, 64 or 128", v);
+        return -1;
+      }
+      c->gptq_group = (int)x;
+    } else if (!strcmp(k, "damp")) {
+      if (!num || !(x > 0.0 && x <= 1.0)) {
+        if (msg) snprintf(msg, msglen, "gptq(damp = %s): damp is a number in (0, 1] (e.g. 0.01)", v);
+        return -1;
+      }
+      c->gptq_damp = (float)x;
+    } else if (!strcmp(k, "act_order")) {
+      if (!strcmp(v, "true") || !strcmp(v, "1"))
+        c->gptq_act_order = 1;
+      else if (!strcmp(v, "false") || !strcmp(v, "0"))
+        c->gptq_act_order = 0;
+      else {
+        if (msg) snprintf(msg, msglen, "gptq(act_order = %s): act_order is true or false", v);
+        return -1;
+      }
+    } else {
+      if (msg)
+        snprintf(msg, msglen, "gptq takes bits = 4, group = 32|64|128, damp = D, act_order = true|false; not '%s%s%s'",
+                 k, *k ? " = " : "", v);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_choice *out, char *msg, size_t msglen) {
   tfx_quant_spec sp;
   if (tfx_quant_spec_parse(text, &sp, msg, msglen)) return -1;
@@ -150,9 +205,19 @@ int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_cho
                  tfx_quant_choice_names(0));
       return -1;
     }
-    tfx_quant_choice c = {choices[i].mode, choices[i].dtype, 0, 0.0f, 0, 0.0f};
+    tfx_quant_choice c = {.mode = choices[i].mode,
+                          .dtype = choices[i].dtype,
+                          .smooth_set = 0,
+                          .smooth = 0.0f,
+                          .llm_int8 = 0,
+                          .threshold = 0.0f};
     if (!strcmp(sp.name, "llm_int8")) {
       if (llm_int8_choice(&sp, allow_preset, &c, msg, msglen)) return -1;
+      *out = c;
+      return 0;
+    }
+    if (!strcmp(sp.name, "gptq")) {
+      if (gptq_choice(&sp, &c, msg, msglen)) return -1;
       *out = c;
       return 0;
     }
@@ -211,15 +276,16 @@ const char *tfx_quant_choice_name(tfx_quant_choice c) {
   if (c.dtype == TFX_DT_S24_F32) return "sparse24(f32)";
   if (c.dtype == TFX_DT_S24_Q8_0) return "sparse24(q8_0)";
   if (c.dtype == TFX_DT_I8 && c.llm_int8) return "llm_int8";
+  if (c.gptq) return "gptq";
   if (c.dtype == TFX_DT_I8) return c.smooth_set ? "w8a8(smooth)" : "w8a8";
   return tfx_dtype_name(c.dtype);
 }
 
 const char *tfx_quant_choice_names(int allow_preset) {
-  return allow_preset ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, llm_int8, tq2_0, ternary, sparse24(f32), "
-                        "sparse24(q8_0), q4_k_m or none"
-                      : "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, tq2_0, ternary, sparse24(f32), sparse24(q8_0) "
-                        "or none";
+  return allow_preset ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, llm_int8, gptq, tq2_0, ternary, "
+                        "sparse24(f32), sparse24(q8_0), q4_k_m or none"
+                      : "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, gptq, tq2_0, ternary, sparse24(f32), "
+                        "sparse24(q8_0) or none";
 }
 
 int tfx_quant_pattern_match(const char *p, const char *s) {
@@ -260,7 +326,7 @@ int tfx_graph_add_quant_fallback(tfx_graph *g, const char *name, tfx_dtype asked
   g->quant_fallbacks = f;
   char *n = strdup(name ? name : "?");
   if (!n) return -1;
-  f[g->n_quant_fallbacks++] = (tfx_quant_fallback){n, asked, got, K};
+  f[g->n_quant_fallbacks++] = (tfx_quant_fallback){n, asked, got, K, 0};
   return 0;
 }
 

@@ -80,7 +80,8 @@ static int add_param(tfx_rw *rw, const char *name, int64_t d0, int64_t d1, size_
 }
 
 static int keep_rule(tfx_graph *g, const char *name) {
-  tfx_quant_choice keep = {TFX_QUANT_KEEP, TFX_DT_F32, 0, 0.0f, 0, 0.0f};
+  tfx_quant_choice keep = {
+      .mode = TFX_QUANT_KEEP, .dtype = TFX_DT_F32, .smooth_set = 0, .smooth = 0.0f, .llm_int8 = 0, .threshold = 0.0f};
   return tfx_graph_add_quant_rule(g, name, keep, 0, 0);
 }
 

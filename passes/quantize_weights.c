@@ -181,7 +181,8 @@ static const tfx_node *same_slot(const tfx_graph *g, int i) {
 
 /* Converts param n's data in the blob to format dt (its type still the
  * source's; tfx_quantize_param); 0 or -1 with a message. */
-static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt, int ternary) {
+static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt, int ternary, const tfx_calib_entry *ge,
+                   const tfx_quant_choice *ch) {
   const char *name = n->name ? n->name : "?";
   if (!tfx_quantize_supported(dt))
     return tfx_errf(c->err, c->errlen, "quantize_weights: no quantizer for %s yet (param '%s')", tfx_dtype_name(dt),
@@ -198,7 +199,19 @@ static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt, int ternary) {
     rc = tfx_errf(c->err, c->errlen, "quantize_weights: out of memory");
     goto done;
   }
-  if (tfx_quantize_param(n, *c->weights + n->weight_offset, dt, ternary, out, msg, sizeof msg)) {
+  if (ge) { /* gptq: the rows decoded to f32, then GPTQ with the calibration's H */
+    int64_t R = tfx_type_numel(&n->type, 1) / ge->K;
+    float *w = malloc((size_t)(R * ge->K) * sizeof *w);
+    int bad = !w;
+    for (int64_t r = 0; r < R && !bad; r++)
+      bad = tfx_weight_dequant_row(n, *c->weights + n->weight_offset, r, w + r * ge->K);
+    if (bad)
+      rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': cannot decode its rows for gptq", name);
+    else if (tfx_gptq_q4_0(w, R, ge->K, ge->H, ch->gptq_group, ch->gptq_damp, ch->gptq_act_order, out, msg, sizeof msg))
+      rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': %s", name, msg);
+    free(w);
+    if (rc) goto done;
+  } else if (tfx_quantize_param(n, *c->weights + n->weight_offset, dt, ternary, out, msg, sizeof msg)) {
     rc = tfx_errf(c->err, c->errlen, "quantize_weights: %s", msg);
     goto done;
   }
@@ -227,6 +240,33 @@ done:
   return rc;
 }
 
+/* gptq's calibration entry of param n (rows of K): *ge, or NULL when the
+ * data holds no H for it (it is then quantized to nearest, recorded as a
+ * fallback); an error without calibration data or without any H (a v1
+ * file). 0 or -1. */
+static int gptq_entry(tfx_pass_ctx *c, const tfx_node *n, int64_t K, const tfx_calib_entry **ge) {
+  const tfx_graph *g = c->g;
+  *ge = NULL;
+  int any = 0;
+  for (int i = 0; g->calib && i < g->calib->n; i++) any |= g->calib->e[i].H != NULL;
+  if (!g->calib)
+    return tfx_errf(c->err, c->errlen,
+                    "quantize_weights: gptq needs calibration data: --calibration FILE (from tfxc calibrate)");
+  if (!any)
+    return tfx_errf(c->err, c->errlen,
+                    "quantize_weights: gptq needs the calibration's H = sum x x^T of each linear's input, and this "
+                    "calibration data has none (a TFXCALIB v1 file? rerun tfxc calibrate)");
+  const tfx_calib_entry *e = tfx_calib_find(g->calib, n->name);
+  if (e && e->H && e->K == K) {
+    *ge = e;
+    return 0;
+  }
+  if (tfx_graph_add_quant_fallback(c->g, n->name, TFX_DT_Q4_0, TFX_DT_Q4_0, K))
+    return tfx_errf(c->err, c->errlen, "quantize_weights: out of memory");
+  c->g->quant_fallbacks[c->g->n_quant_fallbacks - 1].gptq_rtn = 1;
+  return 0;
+}
+
 /* The pass; with plan (one per node), nothing is converted: plan[i] of a
  * param whose slot would be converted gets its format and ternary flag, and
  * every param's type changes as the pass would change it. */
@@ -249,7 +289,12 @@ static int choose(tfx_pass_ctx *c, tfx_quant_target *plan) {
     if (n->op != TFX_OP_PARAM || n->type.rank < 2 || n->fx.panel || !weight_only(g, i)) continue;
     tfx_quant_choice ch = s->quantize;
     if (ch.mode == TFX_QUANT_Q4_K_M)
-      ch = (tfx_quant_choice){TFX_QUANT_FORMAT, q4_k_m_choice(g, &r, i), 0, 0.0f, 0, 0.0f};
+      ch = (tfx_quant_choice){.mode = TFX_QUANT_FORMAT,
+                              .dtype = q4_k_m_choice(g, &r, i),
+                              .smooth_set = 0,
+                              .smooth = 0.0f,
+                              .llm_int8 = 0,
+                              .threshold = 0.0f};
     for (int k = 0; k < s->n_quant_rules; k++)
       if (n->name && tfx_quant_pattern_match(s->quant_rules[k].pattern, n->name)) ch = s->quant_rules[k].choice;
     if (ch.mode != TFX_QUANT_FORMAT && ch.mode != TFX_QUANT_TERNARY) continue;
@@ -268,6 +313,12 @@ static int choose(tfx_pass_ctx *c, tfx_quant_target *plan) {
       break;
     }
     if (dt == n->type.dtype) continue;
+    /* gptq: the weight's H from the calibration data (Q, K, V share one) */
+    const tfx_calib_entry *ge = NULL;
+    if (ch.gptq && dt == TFX_DT_Q4_0) {
+      if (plan) continue; /* bound in f32: the pass runs GPTQ on it */
+      if ((rc = gptq_entry(c, n, K, &ge))) break;
+    }
     const tfx_node *twin = same_slot(g, i);
     if (twin) { /* another PARAM node of this name shares the slot: already converted */
       n->type.dtype = twin->type.dtype;
@@ -278,7 +329,7 @@ static int choose(tfx_pass_ctx *c, tfx_quant_target *plan) {
       plan[i] = (tfx_quant_target){dt, ternary};
       n->type.dtype = dt;
     } else if (have_blob)
-      rc = convert(c, n, dt, ternary);
+      rc = convert(c, n, dt, ternary, ge, &ch);
     else if (n->weight_offset >= 0)
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s' is bound but no weights blob was given",
                     n->name ? n->name : "?");

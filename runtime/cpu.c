@@ -9,13 +9,56 @@
  * tested on a newer CPU. Of a model's code variants (--mcpu=A,B) the one
  * with the most features the CPU has is chosen; a model none of whose
  * variants the CPU can run is refused with TFX_ERR_CPU naming the missing
- * features, before any of its code runs. */
+ * features, before any of its code runs. On AArch64 and riscv64 the
+ * features come from the kernel's hwcaps (getauxval: AT_HWCAP, AT_HWCAP2);
+ * riscv64's zfh and zvfh have no hwcap bit and count as absent. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rt_internal.h"
 #include "tfx/cpu_features.h"
+
+/* the architecture this runtime runs on, as enum tfx_cpu_arch (numbers:
+ * the preprocessor tests them) */
+#if defined(__x86_64__)
+#define HOST_ARCH 1 /* TFX_CPU_ARCH_X86_64 */
+#elif defined(__aarch64__)
+#define HOST_ARCH 2 /* TFX_CPU_ARCH_AARCH64 */
+#elif defined(__riscv) && __riscv_xlen == 64
+#define HOST_ARCH 3 /* TFX_CPU_ARCH_RISCV64 */
+#else
+#define HOST_ARCH 0 /* TFX_CPU_ARCH_UNKNOWN */
+#endif
+_Static_assert(TFX_CPU_ARCH_X86_64 == 1 && TFX_CPU_ARCH_AARCH64 == 2 && TFX_CPU_ARCH_RISCV64 == 3,
+               "HOST_ARCH's numbers");
+
+static const char *arch_name(uint32_t arch) {
+  return arch == TFX_CPU_ARCH_X86_64    ? "x86-64"
+         : arch == TFX_CPU_ARCH_AARCH64 ? "aarch64"
+         : arch == TFX_CPU_ARCH_RISCV64 ? "riscv64"
+                                        : "an unknown architecture";
+}
+
+#if HOST_ARCH == 2 || HOST_ARCH == 3
+#include <sys/auxv.h>
+
+static uint64_t detect_hwcaps(void) {
+  unsigned long h = getauxval(AT_HWCAP);
+  uint64_t f = 0;
+#if HOST_ARCH == 2
+  unsigned long h2 = getauxval(AT_HWCAP2);
+  if (h & (1ul << 20)) f |= TFX_CPU_A64_DOTPROD;  /* HWCAP_ASIMDDP */
+  if (h & (1ul << 10)) f |= TFX_CPU_A64_FULLFP16; /* HWCAP_ASIMDHP */
+  if (h & (1ul << 22)) f |= TFX_CPU_A64_SVE;      /* HWCAP_SVE */
+  if (h2 & (1ul << 13)) f |= TFX_CPU_A64_I8MM;    /* HWCAP2_I8MM */
+  if (h2 & (1ul << 14)) f |= TFX_CPU_A64_BF16;    /* HWCAP2_BF16 */
+#else
+  if (h & (1ul << ('V' - 'A'))) f |= TFX_CPU_RV64_V; /* single-letter extensions, as in misa */
+#endif
+  return f;
+}
+#endif
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -82,16 +125,17 @@ static uint64_t detect_x86(void) {
 }
 #endif
 
-/* Appends the names of the bits of set to buf (comma-separated). */
-static void feature_names(uint64_t set, char *buf, size_t len) {
-  size_t n = 0;
+/* Appends the names of the bits of set (features of arch) to buf (comma-separated). */
+static void feature_names(uint32_t arch, uint64_t set, char *buf, size_t len) {
+  size_t n = 0, count = 0;
+  const tfx_cpu_feature_info *table = tfx_cpu_feature_table(arch, &count);
   buf[0] = '\0';
-  for (size_t i = 0; i < TFX_CPU_FEATURE_COUNT && n + 1 < len; i++) {
-    if (!(set & tfx_cpu_features[i].bit)) continue;
-    size_t k = strlen(tfx_cpu_features[i].name) + (n ? 2 : 0);
+  for (size_t i = 0; i < count && n + 1 < len; i++) {
+    if (!(set & table[i].bit)) continue;
+    size_t k = strlen(table[i].name) + (n ? 2 : 0);
     if (n + k + 1 > len) break;
     memcpy(buf + n, n ? ", " : "", n ? 2 : 0);
-    memcpy(buf + n + (n ? 2 : 0), tfx_cpu_features[i].name, strlen(tfx_cpu_features[i].name) + 1);
+    memcpy(buf + n + (n ? 2 : 0), table[i].name, strlen(table[i].name) + 1);
     n += k;
   }
 }
@@ -100,22 +144,27 @@ int tfx_rt_cpu_features(uint64_t *out, char *errbuf, size_t errlen) {
   uint64_t f = 0;
 #if defined(__x86_64__)
   f = detect_x86();
+#elif HOST_ARCH != 0
+  f = detect_hwcaps();
 #endif
   const char *mask = getenv("TFX_CPU_MASK");
   for (const char *p = mask; p && *p;) {
     const char *end = strchr(p, ',');
     size_t len = end ? (size_t)(end - p) : strlen(p);
     if (len > 0) {
-      uint64_t bit = tfx_cpu_feature_bit(p, len);
+      uint64_t bit = tfx_cpu_feature_bit_of(HOST_ARCH, p, len);
       if (!bit)
         return tfx_rt_error(errbuf, errlen, TFX_ERR_INVALID_ARGUMENT,
-                            "TFX_CPU_MASK: unknown CPU feature '%.*s' (expected names such as avx512f, avx2, fma)",
-                            (int)len, p);
+                            "TFX_CPU_MASK: unknown CPU feature '%.*s' of %s (expected names such as %s)", (int)len, p,
+                            arch_name(HOST_ARCH),
+                            HOST_ARCH == TFX_CPU_ARCH_X86_64    ? "avx512f, avx2, fma"
+                            : HOST_ARCH == TFX_CPU_ARCH_AARCH64 ? "dotprod, i8mm, bf16"
+                                                                : "v");
       f &= ~bit;
     }
     p = end ? end + 1 : NULL;
   }
-  *out = tfx_cpu_closure(f);
+  *out = tfx_cpu_closure_of(HOST_ARCH, f);
   return TFX_OK;
 }
 
@@ -127,13 +176,12 @@ static int popcount64(uint64_t v) {
 
 int tfx_rt_choose_variant(const tfx_model_desc *d, const tfx_model_desc **out, char *errbuf, size_t errlen) {
   *out = d;
-  int x86 = 0;
-  for (const tfx_model_desc *v = d; v; v = v->variant_next)
-    x86 |= v->cpu_arch == TFX_CPU_ARCH_X86_64 && v->cpu_features;
-  if (!x86) return TFX_OK; /* nothing recorded to check */
-#if !defined(__x86_64__)
-  return tfx_rt_error(errbuf, errlen, TFX_ERR_CPU, "model '%s' was compiled for x86-64, this runtime is not", d->name);
-#endif
+  int recorded = 0;
+  for (const tfx_model_desc *v = d; v; v = v->variant_next) recorded |= v->cpu_features != 0;
+  if (!recorded) return TFX_OK; /* nothing recorded to check */
+  if (d->cpu_arch != HOST_ARCH)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_CPU, "model '%s' was compiled for %s, this runtime runs on %s", d->name,
+                        arch_name(d->cpu_arch), arch_name(HOST_ARCH));
   uint64_t have = 0;
   int rc = tfx_rt_cpu_features(&have, errbuf, errlen);
   if (rc != TFX_OK) return rc;
@@ -150,7 +198,12 @@ int tfx_rt_choose_variant(const tfx_model_desc *d, const tfx_model_desc **out, c
     return TFX_OK;
   }
   char names[256];
-  feature_names(closest->cpu_features & ~have, names, sizeof names);
+  feature_names(HOST_ARCH, closest->cpu_features & ~have, names, sizeof names);
+  if (HOST_ARCH != TFX_CPU_ARCH_X86_64)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_CPU,
+                        "model '%s' needs CPU features this CPU does not have: %s (recompile it for this CPU, "
+                        "without them: --mcpu names the CPU)",
+                        d->name, names);
   const char *level = (have & TFX_CPU_LEVEL_V3) == TFX_CPU_LEVEL_V3   ? "x86-64-v3"
                       : (have & TFX_CPU_LEVEL_V2) == TFX_CPU_LEVEL_V2 ? "x86-64-v2"
                                                                       : "x86-64";

@@ -42,12 +42,13 @@ int tfx_model_info(const tfx_model *model, struct tfx_model_info *info) {
 
 int tfx_model_cpu_features(const tfx_model *model, char *buf, size_t len) {
   uint64_t f = model ? model->desc.cpu_features : 0;
-  size_t n = 0;
+  size_t n = 0, count = 0;
+  const tfx_cpu_feature_info *table = tfx_cpu_feature_table(model ? model->desc.cpu_arch : 0, &count);
   int fits = buf && len;
   if (fits) buf[0] = 0;
-  for (int i = 0; i < TFX_CPU_FEATURE_COUNT; i++) {
-    if (!(f & tfx_cpu_features[i].bit)) continue;
-    const char *name = tfx_cpu_features[i].name;
+  for (size_t i = 0; i < count; i++) {
+    if (!(f & table[i].bit)) continue;
+    const char *name = table[i].name;
     size_t l = strlen(name) + (n > 0);
     if (fits && n + l < len)
       snprintf(buf + n, len - n, "%s%s", n > 0 ? " " : "", name);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../include/tfx/cpu_features.h"
 #include "rt_internal.h"
 #include "tfx/checksum.h"
 
@@ -70,7 +71,9 @@ int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *err
   if (d->threads < 0) return bad(errbuf, errlen, "threads < 0");
   if (d->cpu_arch > TFX_CPU_ARCH_RISCV64 || d->cpu_reserved != 0)
     return bad(errbuf, errlen, "unknown CPU architecture");
-  if (d->cpu_features >> TFX_CPU_FEATURE_COUNT) return bad(errbuf, errlen, "unknown CPU feature bits");
+  size_t n_features;
+  tfx_cpu_feature_table(d->cpu_arch, &n_features);
+  if (d->cpu_features >> n_features) return bad(errbuf, errlen, "unknown CPU feature bits");
   /* Sizes must fit comfortably in size_t (the session rounds them up). */
   const uint64_t limit = (uint64_t)(SIZE_MAX / 4);
   if (d->arena_bytes > limit || d->kv_bytes > limit || d->weights_bytes > limit)

@@ -6,7 +6,7 @@
 # Default: the repository's own demo model, examples/fortune (a small Llama
 # trained by examples/fortune/train.py on Debian's fortunes; its weights and
 # tokenizer are committed): compiled to a shared library with its tokenizer
-# inside, then asked to continue a prompt, printing text as it is generated.
+# inside (fortune.tfx's tokenizer statement), then asked to continue a prompt, printing text as it is generated.
 #
 # `stories260k`: llama2.c's stories260K.bin, read from $TFX_MODELS_DIR
 # (default: ../shared/models beside the checkout; its origin is in that
@@ -31,7 +31,7 @@ if [ "$model" = fortune ]; then
   ./scripts/install-deps.sh build
   ./scripts/build.sh tfxc
   set -x
-  ./build/tfxc examples/fortune/fortune.tfx -O3 -o build/fortune.so --tokenizer examples/fortune/tokenizer.json
+  ./build/tfxc examples/fortune/fortune.tfx -O3 -o build/fortune.so
   ./build/tfxc run build/fortune.so -p "A computer" -n 60 \
     --temperature 0.7 --top-p 0.9 --seed 7
   exit 0

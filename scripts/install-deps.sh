@@ -2,7 +2,7 @@
 # scripts/install-deps.sh [build|test|all|cross] — installs the Debian packages tfxc
 # needs, as root or through sudo; does nothing when they are all present.
 #   build  what building tfxc and compiling and running models needs: LLVM 19,
-#          libffi, flex, bison, cmake, pkg-config, a C compiler and binutils
+#          libffi, LAPACKE (GPTQ), flex, bison, cmake, pkg-config, a C compiler and binutils
 #          (scripts/example.sh installs only these)
 #   test   what only the test suite needs: cmocka, PyTorch and NumPy (the
 #          numeric oracles), python3-venv (scripts/pyenv.sh), clang-14 with its
@@ -16,7 +16,7 @@
 #          machines whose tools are missing
 set -euo pipefail
 what="${1:-all}"
-build=(llvm-19-dev libffi-dev flex bison cmake pkg-config gcc make binutils)
+build=(llvm-19-dev libffi-dev liblapacke-dev flex bison cmake pkg-config gcc make binutils)
 test=(libcmocka-dev python3-torch python3-numpy python3-venv
       clang-14 libclang-rt-14-dev llvm-14  # libFuzzer, ASan/UBSan runtimes, llvm-symbolizer
       fortunes)

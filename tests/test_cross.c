@@ -10,7 +10,8 @@
  *  - a .so (aarch64: --mcpu cortex-a72), linked by TRIPLE-gcc with the
  *    runtime tfxc finds in the build tree, is a shared object for the
  *    machine that the host refuses to open and that tests/cross/load_so.c
- *    opens with tfx_model_open under qemu, printing llama2.c's ids;
+ *    opens with tfx_model_open under qemu, printing llama2.c's ids; the
+ *    riscv64 one records V, and a qemu CPU without V refuses it (TFX_ERR_CPU);
  *  - a target or CPU tfxc cannot compile for is a clear error.
  * A machine's cases are skipped, with a message, when its cross compiler
  * (gcc-aarch64-linux-gnu + libc6-dev-arm64-cross, gcc-riscv64-linux-gnu +
@@ -231,6 +232,15 @@ static void shared_library(const machine *m) {
   char *got = qemu_run(m, root, loader, so);
   want_ids(got, ref);
   free(got);
+  if (m->machine == EM_RISCV) {
+    /* the model records V (tfx_model_cpu_features): a CPU without it is
+     * refused with TFX_ERR_CPU naming it, before any vector code runs */
+    char *why = NULL;
+    int rc = run_fails((char *[]){(char *)m->qemu, "-cpu", "rv64,v=false", "-L", root, loader, so, NULL}, &why);
+    if (rc != 1 || !strstr(why, "needs CPU features this CPU does not have: v "))
+      fail_msg("riscv64 without V: exit %d, %s", rc, why ? why : "");
+    free(why);
+  }
 }
 
 static void test_shared_library_aarch64(void **state) {

@@ -39,7 +39,12 @@
 static const int calls[] = {1, 2, 5, 40, 3, 100};
 
 static tfx_quant_choice llm_int8(float threshold) {
-  return (tfx_quant_choice){TFX_QUANT_FORMAT, TFX_DT_I8, 0, 0.0f, 1, threshold};
+  return (tfx_quant_choice){.mode = TFX_QUANT_FORMAT,
+                            .dtype = TFX_DT_I8,
+                            .smooth_set = 0,
+                            .smooth = 0.0f,
+                            .llm_int8 = 1,
+                            .threshold = threshold};
 }
 
 /* calibration entries for the names, K channels: channel j's range is 10 for

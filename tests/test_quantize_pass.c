@@ -505,7 +505,12 @@ static void test_requantize_stored(void **state) {
     assert_int_equal(tfx_quantize_row(TFX_DT_Q8_0, row, K, want + r * 34 * 2), 68);
   }
   size_t before = b.weights.size;
-  b.graph->schedule.quantize = (tfx_quant_choice){TFX_QUANT_FORMAT, TFX_DT_Q8_0, 0, 0.0f, 0, 0.0f};
+  b.graph->schedule.quantize = (tfx_quant_choice){.mode = TFX_QUANT_FORMAT,
+                                                  .dtype = TFX_DT_Q8_0,
+                                                  .smooth_set = 0,
+                                                  .smooth = 0.0f,
+                                                  .llm_int8 = 0,
+                                                  .threshold = 0.0f};
   tfx_pass_options o;
   tfx_pass_options_init(&o, 0);
   o.passes = "quantize_weights";

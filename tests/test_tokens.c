@@ -110,6 +110,9 @@ static void test_errors(void **state) {
   expect_error("tokens { bos = 1.5 }", "tk.tfx:4:16: error:");
   expect_error("tokens { bos = 1 }\ntokens { eos = 2 }", "tk.tfx:5:1: error: duplicate 'tokens' section");
   expect_error("tokenz { bos = 1 }", "tk.tfx:4:1: error: unknown section 'tokenz'");
+  expect_error("tokenizer \"\"", "tk.tfx:4:11: error: empty tokenizer path");
+  expect_error("tokenizer \"a.bin\"\ntokenizer \"b.bin\"", "tk.tfx:5:1: error: duplicate 'tokenizer' statement");
+  expect_error("tokeniser \"a.bin\"", "tk.tfx:4:1: error: unknown statement 'tokeniser' (expected tokenizer \"FILE\")");
   /* a model of activations has no token ids */
   tfx_build b;
   char *diag = NULL;
@@ -117,6 +120,11 @@ static void test_errors(void **state) {
                     "forward(x : f32[T, 4]) -> f32[T, 4] { return linear(x, w) }\n";
   assert_true(build(src, &b, &diag) > 0);
   assert_non_null(strstr(diag, "tk.tfx:3:1: error: a tokens { } section needs a forward that takes token ids"));
+  free(diag);
+  const char *src2 = "const max_seq = 4\nweights \"random\"\ntokenizer \"t.bin\"\nparam w : f32[4, 4]\n"
+                     "forward(x : f32[T, 4]) -> f32[T, 4] { return linear(x, w) }\n";
+  assert_true(build(src2, &b, &diag) > 0);
+  assert_non_null(strstr(diag, "tk.tfx:3:1: error: a tokenizer needs a forward that takes token ids"));
   free(diag);
 }
 
@@ -316,8 +324,35 @@ static void test_embedded_tokenizer(void **state) {
   assert_true(strlen(ids) > 1);
   free(with_file), free(embedded_out), free(ids), free(ids_file);
 
+  /* the source's tokenizer statement (beside the .tfx): the same, with no option */
+  char stmt_so[512];
+  snprintf(stmt_so, sizeof stmt_so, "%s/stmt.so", dir);
+  write_text(tfx, model_src("tokenizer \"tok.bin\"\ntokens { bos = 1, eos = 2 }"));
+  assert_int_equal(tfxc(0, NULL, (char *[]){tfx, "-O0", "-o", stmt_so, NULL}), 0);
+  assert_int_equal(tfx_model_open_ex(stmt_so, &m, err, sizeof err), TFX_OK);
+  assert_int_equal(tfx_model_info(m, &info), TFX_OK);
+  assert_int_equal(info.tokenizer_bytes, tok_size);
+  tfx_model_close(m);
+  char *from_tfx = NULL;
+  assert_int_equal(
+      tfxc(0, &embedded_out, (char *[]){"run", stmt_so, "-p", "ab c", "-n", "6", "--temperature", "0", NULL}), 0);
+  assert_int_equal(
+      tfxc(0, &from_tfx, (char *[]){"run", tfx, "-O0", "-p", "ab c", "-n", "6", "--temperature", "0", NULL}), 0);
+  assert_string_equal(embedded_out, from_tfx);
+  free(embedded_out), free(from_tfx);
+
   /* errors */
   char *e = NULL;
+  write_text(tfx, model_src("tokenizer \"missing.bin\""));
+  assert_int_equal(tfxc(1, &e, (char *[]){tfx, "-O0", "-o", so, NULL}), 1);
+  assert_non_null(strstr(e, "tokenizer "));
+  assert_non_null(strstr(e, "missing.bin: cannot open"));
+  free(e);
+  assert_int_equal(tfxc(0, NULL, (char *[]){tfx, "-O0", "--stats", NULL}), 0); /* not read without an output */
+  write_text(tfx, model_src(""));
+  assert_int_equal(tfxc(2, &e, (char *[]){"run", tfx, "-O0", "-p", "ab", NULL}), 2);
+  assert_non_null(strstr(e, "has no tokenizer statement"));
+  free(e);
   assert_int_equal(tfxc(2, &e, (char *[]){"run", plain, "-p", "ab", NULL}), 2);
   assert_non_null(strstr(e, "embeds no tokenizer"));
   free(e);

@@ -113,8 +113,10 @@ static void test_oracle(void **state) {
   for (size_t i = 0; i < ny; i++) ymax = fmax(ymax, fabs(y64[i]));
   float *got = malloc(ny * sizeof *got);
   assert_non_null(got);
-  const tfx_quant_choice li8 = {TFX_QUANT_FORMAT, TFX_DT_I8, 0, 0.0f, 1, 6.0f};
-  const tfx_quant_choice w8 = {TFX_QUANT_FORMAT, TFX_DT_I8, 0, 0.0f, 0, 0.0f};
+  const tfx_quant_choice li8 = {
+      .mode = TFX_QUANT_FORMAT, .dtype = TFX_DT_I8, .smooth_set = 0, .smooth = 0.0f, .llm_int8 = 1, .threshold = 6.0f};
+  const tfx_quant_choice w8 = {
+      .mode = TFX_QUANT_FORMAT, .dtype = TFX_DT_I8, .smooth_set = 0, .smooth = 0.0f, .llm_int8 = 0, .threshold = 0.0f};
   for (int level = 0; level <= 2; level += 2) {
     run_tfxc(level, w8, T, K, N, x, w, absmax, got);
     double dw = max_diff(got, yw, ny), ew = max_diff(got, y64, ny);

@@ -310,7 +310,8 @@ static void test_calib_file(void **state) {
   size_t size;
   uint8_t *d = file_bytes(path, &size);
   unlink(path);
-  assert_int_equal(size, 8 + 4 + 4 + (4 + 11 + 4 + 12) + (4 + 2 + 4 + 8));
+  /* version 2: each entry ends in a u32 h (0: no GPTQ H here) */
+  assert_int_equal(size, 8 + 4 + 4 + (4 + 11 + 4 + 12 + 4) + (4 + 2 + 4 + 8 + 4));
   assert_memory_equal(d, "TFXCALIB", 8);
   /* every truncation is refused */
   for (size_t n = 0; n < size; n++) {
@@ -327,7 +328,7 @@ static void test_calib_file(void **state) {
     expect_bad(m, size, want);                                                                                         \
   } while (0)
   MUTATE(0, 'X', "magic");
-  MUTATE(8, 2, "version 2");
+  MUTATE(8, 3, "version 3");
   MUTATE(12, 0, "entries");
   MUTATE(16, 0, "name of 0 bytes");
   MUTATE(20, ' ', "printable");
@@ -408,7 +409,8 @@ static void test_smooth_pass(void **state) {
   forward_ref(t, x, 4, y0);
   char err[512] = "";
   tfx_pass_ctx c = {t->g, &t->blob, &t->size, 1, 0, {1, 1}, err, sizeof err};
-  t->g->schedule.quantize = (tfx_quant_choice){TFX_QUANT_FORMAT, TFX_DT_I8, 1, 0.5f, 0, 0.0f};
+  t->g->schedule.quantize = (tfx_quant_choice){
+      .mode = TFX_QUANT_FORMAT, .dtype = TFX_DT_I8, .smooth_set = 1, .smooth = 0.5f, .llm_int8 = 0, .threshold = 0.0f};
   /* no calibration data: a clear error */
   assert_int_equal(tfx_pass_smooth_quant(&c), -1);
   assert_non_null(strstr(err, "--calibration"));
@@ -443,7 +445,8 @@ static void test_smooth_pass(void **state) {
   assert_non_null(cal);
   assert_non_null(tfx_calib_entry_get(cal, "wa", D));
   t->g->calib = cal;
-  t->g->schedule.quantize = (tfx_quant_choice){TFX_QUANT_FORMAT, TFX_DT_I8, 1, 0.5f, 0, 0.0f};
+  t->g->schedule.quantize = (tfx_quant_choice){
+      .mode = TFX_QUANT_FORMAT, .dtype = TFX_DT_I8, .smooth_set = 1, .smooth = 0.5f, .llm_int8 = 0, .threshold = 0.0f};
   c = (tfx_pass_ctx){t->g, &t->blob, &t->size, 1, 0, {1, 1}, err, sizeof err};
   gain = param_data(t, "g");
   g5 = gain[5];

@@ -16,7 +16,7 @@ extern "C" {
 
 #define TFX_ABI_VERSION                                                                                                \
   5 /* 3: desc_checksum and weights_checksum (tfx/checksum.h); 4: cpu_arch, cpu_features, the batch entry;             \
-       5: the special token ids and the embedded tokenizer */
+       5: the special token ids, the embedded tokenizer, AArch64 and riscv64 features */
 #define TFX_DESC_MAGIC 0x31584654u /* "TFX1" little-endian */
 /* The symbol under which a compiled model exports its tfx_model_desc. It is
  * not `tfx_model_descriptor`: that name is the runtime API function of
@@ -94,6 +94,27 @@ enum {
   TFX_CPU_FEATURE_COUNT = 28
 };
 
+/* AArch64 features beyond NEON (the baseline) that the code may use, for
+ * cpu_arch TFX_CPU_ARCH_AARCH64: the ones the target's features enable
+ * (--mcpu NAME+dotprod style lists are LLVM's; docs/portability.md). */
+enum {
+  TFX_CPU_A64_DOTPROD = 1u << 0,
+  TFX_CPU_A64_BF16 = 1u << 1,
+  TFX_CPU_A64_I8MM = 1u << 2,
+  TFX_CPU_A64_FULLFP16 = 1u << 3,
+  TFX_CPU_A64_SVE = 1u << 4,
+  TFX_CPU_A64_FEATURE_COUNT = 5
+};
+
+/* RISC-V 64 extensions beyond rv64gc (Linux's baseline), for cpu_arch
+ * TFX_CPU_ARCH_RISCV64: V (the kernels' vectors) and half-precision floats. */
+enum {
+  TFX_CPU_RV64_V = 1u << 0,
+  TFX_CPU_RV64_ZFH = 1u << 1,
+  TFX_CPU_RV64_ZVFH = 1u << 2,
+  TFX_CPU_RV64_FEATURE_COUNT = 3
+};
+
 /* The paged KV cache of the batch entry: a pool of blocks of
  * TFX_KV_BLOCK_TOKENS positions each (tfx_entry_desc.kv_block_bytes bytes:
  * for every causal attention node in graph order, its K rows [B, kv_heads *
@@ -159,7 +180,7 @@ typedef struct tfx_model_desc {
    * state) lacks, with TFX_ERR_CPU. */
   uint32_t cpu_arch;     /* enum tfx_cpu_arch */
   uint32_t cpu_reserved; /* 0 */
-  uint64_t cpu_features; /* TFX_CPU_* bits for TFX_CPU_ARCH_X86_64; 0 elsewhere (not checked) */
+  uint64_t cpu_features; /* TFX_CPU_* bits of cpu_arch (x86-64, AArch64 TFX_CPU_A64_*, riscv64 TFX_CPU_RV64_*) */
   /* Another code variant of the same model (same shape, weights and name)
    * for other CPU features, or NULL: a model compiled with
    * --mcpu=A,B,... lists its variants from this one (the first CPU) on, and

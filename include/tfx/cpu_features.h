@@ -1,10 +1,11 @@
-/* tfx/cpu_features.h — the names of the x86-64 CPU features a compiled model
- * records (TFX_CPU_* of tfx/abi.h, tfx_model_desc.cpu_features), in LLVM's
- * spelling ("avx512f", "bmi", "avxvnni"), and what each one requires (a
- * feature is usable only with the ones it builds on: avx2 needs avx, every
- * AVX-512 extension needs avx512f). Header-only so that the compiler
- * (backend/target.c, which reads LLVM feature strings) and the runtime
- * (runtime/cpu.c: error messages, TFX_CPU_MASK) use the same table. */
+/* tfx/cpu_features.h — the names of the CPU features a compiled model
+ * records (tfx_model_desc.cpu_features: TFX_CPU_* of tfx/abi.h for x86-64,
+ * TFX_CPU_A64_* for AArch64, TFX_CPU_RV64_* for riscv64), in LLVM's spelling
+ * ("avx512f", "bmi", "dotprod", "v"), and what each one requires (a feature
+ * is usable only with the ones it builds on: avx2 needs avx, every AVX-512
+ * extension needs avx512f, zvfh needs v and zfh). Header-only so that the
+ * compiler (backend/target.c, which reads LLVM feature strings) and the
+ * runtime (runtime/cpu.c: error messages, TFX_CPU_MASK) use the same tables. */
 #ifndef TFX_CPU_FEATURES_H
 #define TFX_CPU_FEATURES_H
 
@@ -66,26 +67,63 @@ static const tfx_cpu_feature_info tfx_cpu_features[TFX_CPU_FEATURE_COUNT] = {
     {TFX_CPU_GFNI, "gfni", 0}, /* its VEX and EVEX forms also need avx and avx512f, recorded as such */
 };
 
-/* The bits a set keeps once every feature whose requirement is missing is
- * dropped too (what a CPU without `removed` can still offer). */
-static inline uint64_t tfx_cpu_closure(uint64_t set) {
+static const tfx_cpu_feature_info tfx_cpu_features_a64[TFX_CPU_A64_FEATURE_COUNT] = {
+    {TFX_CPU_A64_DOTPROD, "dotprod", 0},
+    {TFX_CPU_A64_BF16, "bf16", 0},
+    {TFX_CPU_A64_I8MM, "i8mm", 0},
+    {TFX_CPU_A64_FULLFP16, "fullfp16", 0},
+    {TFX_CPU_A64_SVE, "sve", TFX_CPU_A64_FULLFP16}, /* LLVM: sve implies fullfp16 */
+};
+
+static const tfx_cpu_feature_info tfx_cpu_features_rv64[TFX_CPU_RV64_FEATURE_COUNT] = {
+    {TFX_CPU_RV64_V, "v", 0},
+    {TFX_CPU_RV64_ZFH, "zfh", 0},
+    {TFX_CPU_RV64_ZVFH, "zvfh", TFX_CPU_RV64_V | TFX_CPU_RV64_ZFH},
+};
+
+/* The feature table of an architecture (enum tfx_cpu_arch); *n entries (0
+ * and NULL for an unknown one). */
+static inline const tfx_cpu_feature_info *tfx_cpu_feature_table(uint32_t arch, size_t *n) {
+  switch (arch) {
+  case TFX_CPU_ARCH_X86_64: *n = TFX_CPU_FEATURE_COUNT; return tfx_cpu_features;
+  case TFX_CPU_ARCH_AARCH64: *n = TFX_CPU_A64_FEATURE_COUNT; return tfx_cpu_features_a64;
+  case TFX_CPU_ARCH_RISCV64: *n = TFX_CPU_RV64_FEATURE_COUNT; return tfx_cpu_features_rv64;
+  default: *n = 0; return NULL;
+  }
+}
+
+/* The bits a set of arch's features keeps once every feature whose
+ * requirement is missing is dropped too (what a CPU without `removed` can
+ * still offer). */
+static inline uint64_t tfx_cpu_closure_of(uint32_t arch, uint64_t set) {
+  size_t n;
+  const tfx_cpu_feature_info *t = tfx_cpu_feature_table(arch, &n);
   for (int changed = 1; changed;) {
     changed = 0;
-    for (size_t i = 0; i < TFX_CPU_FEATURE_COUNT; i++)
-      if ((set & tfx_cpu_features[i].bit) && (set & tfx_cpu_features[i].needs) != tfx_cpu_features[i].needs) {
-        set &= ~tfx_cpu_features[i].bit;
+    for (size_t i = 0; i < n; i++)
+      if ((set & t[i].bit) && (set & t[i].needs) != t[i].needs) {
+        set &= ~t[i].bit;
         changed = 1;
       }
   }
   return set;
 }
 
-/* The bit of a feature name (LLVM spelling), or 0. */
-static inline uint64_t tfx_cpu_feature_bit(const char *name, size_t len) {
-  for (size_t i = 0; i < TFX_CPU_FEATURE_COUNT; i++)
-    if (strlen(tfx_cpu_features[i].name) == len && !strncmp(tfx_cpu_features[i].name, name, len))
-      return tfx_cpu_features[i].bit;
+/* The bit of a feature name of arch (LLVM spelling), or 0. */
+static inline uint64_t tfx_cpu_feature_bit_of(uint32_t arch, const char *name, size_t len) {
+  size_t n;
+  const tfx_cpu_feature_info *t = tfx_cpu_feature_table(arch, &n);
+  for (size_t i = 0; i < n; i++)
+    if (strlen(t[i].name) == len && !strncmp(t[i].name, name, len)) return t[i].bit;
   return 0;
+}
+
+/* The same for x86-64. */
+static inline uint64_t tfx_cpu_closure(uint64_t set) { return tfx_cpu_closure_of(TFX_CPU_ARCH_X86_64, set); }
+
+/* The bit of an x86-64 feature name (LLVM spelling), or 0. */
+static inline uint64_t tfx_cpu_feature_bit(const char *name, size_t len) {
+  return tfx_cpu_feature_bit_of(TFX_CPU_ARCH_X86_64, name, len);
 }
 
 #ifdef __cplusplus

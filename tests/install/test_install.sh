@@ -9,9 +9,10 @@
 #   3. without lib/libtfxrt.a, -o fails before compiling with an error naming
 #      the path tried; --runtime PATH links with an archive elsewhere; a
 #      missing --runtime is an error, --runtime with -c a usage error;
-#   4. examples/embed (installed in share/doc/tfxc) builds with pkg-config
-#      (its Makefile) and with find_package(tfx) (its CMakeLists.txt); both
-#      programs print llama2.c's 16 greedy ids;
+#   4. examples/embed (installed in share/doc/tfxc: embed, static_session,
+#      no_runtime) builds with pkg-config
+#      (its Makefile) and with find_package(tfx) (its CMakeLists.txt); all
+#      six programs print llama2.c's 16 greedy ids;
 #   5. with the aarch64 runtime installed, --target aarch64-linux-gnu -o
 #      links an AArch64 .so with it (test_cross runs such models).
 # usage: test_install.sh CMAKE BUILD_DIR MODELS_DIR STATIC_FFI
@@ -67,14 +68,18 @@ mv "$tmp/elsewhere/libtfxrt.a" "$p/lib/"
 mkdir "$tmp/mk"
 (cd "$tmp/mk" && PKG_CONFIG_PATH="$p/lib/pkgconfig" make -s -f "$p/share/doc/tfxc/examples/embed/Makefile" \
   WEIGHTS="$weights") >"$tmp/make.log" 2>&1 || { cat "$tmp/make.log"; fail "make (pkg-config)"; }
-out=$("$tmp/mk/embed") || fail "the pkg-config build's program failed"
-[ "$out" = "$want" ] || fail "the pkg-config build printed '$out', want '$want'"
+for app in embed static_session no_runtime; do
+  out=$("$tmp/mk/$app") || fail "the pkg-config build's $app failed"
+  [ "$out" = "$want" ] || fail "the pkg-config build's $app printed '$out', want '$want'"
+done
 # ... and with find_package(tfx)
 "$cmake" -S "$p/share/doc/tfxc/examples/embed" -B "$tmp/cm" -DCMAKE_PREFIX_PATH="$p" -DTFX_WEIGHTS="$weights" \
   -DCMAKE_BUILD_TYPE=Release >"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log"; fail "cmake configure (find_package)"; }
 "$cmake" --build "$tmp/cm" >>"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log"; fail "cmake --build (find_package)"; }
-out=$("$tmp/cm/embed") || fail "the find_package build's program failed"
-[ "$out" = "$want" ] || fail "the find_package build printed '$out', want '$want'"
+for app in embed static_session no_runtime; do
+  out=$("$tmp/cm/$app") || fail "the find_package build's $app failed"
+  [ "$out" = "$want" ] || fail "the find_package build's $app printed '$out', want '$want'"
+done
 # 5. the aarch64 runtime (installed when the build made one): the moved
 #    tfxc finds lib/aarch64-linux-gnu/libtfxrt.a for --target
 if [ -f "$p/lib/aarch64-linux-gnu/libtfxrt.a" ] && command -v aarch64-linux-gnu-gcc >/dev/null; then

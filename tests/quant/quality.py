@@ -46,7 +46,8 @@ try:
 except ImportError:
     sys.exit("test_quant_quality: FAIL: this python has no numpy (Debian: apt-get install python3-numpy)")
 
-FORMATS = ["f16", "bf16", "q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m", "w8a8", "w8a8(smooth=0.5)", "llm_int8"]
+FORMATS = ["f16", "bf16", "q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m", "w8a8", "w8a8(smooth=0.5)", "llm_int8",
+           "gptq"]
 BLOCK = {"q8_0", "q4_0", "q5_0", "q4_k", "q6_k", "q4_k_m", "w8a8", "w8a8(smooth=0.5)"}
 # w8a8(smooth = ALPHA) is calibrated (tfxc calibrate) on CALIB_SEEDS sampled
 # sequences of the model (temperature 0.9), never on the evaluation sequence
@@ -100,7 +101,19 @@ BOUNDS = {  # measured here (--measure) x 1.5 + 0.002, top-1 - 5 points
     ("w8a8(smooth=0.5)", "q8"): (0.0597, 0.85),
     ("w8a8(smooth=0.5)", "f32"): (0.0414, 0.86),
     ("llm_int8", "q8"): (0.0673, 0.83),
+    ("gptq", "q8"): (3.04, 0.34),
 }
+# gptq (4 bits, group 32, damp 0.01, calibrated on CALIB_SEEDS' sequences:
+# H = sum x x^T of each linear's input) measured 2.026 / 39.3% against q4_0's
+# 2.113 / 36.1% with every weight 4-bit, the tied embedding / classifier
+# included (GPTQ cannot help an embedding lookup: the embedding alone in q4_0
+# costs 1.11 of KL). With the tied embedding in q8_0 for both (llama.cpp's
+# Q4_0 mix; GPTQ's paper leaves embeddings and the head unquantized), q4_0
+# round-to-nearest 1.669 / 41.8%, gptq 1.392 / 44.3% and
+# gptq(act_order = true) 1.190 / 51.0% (0.71x). The test asks gptq below
+# q4_0 in both settings, and gptq(act_order = true) with the q8_0 embedding
+# at most 0.8x q4_0's.
+GPTQ_EMB8_RATIO = 0.8
 N_IDS = 511
 
 
@@ -369,7 +382,7 @@ def main():
         f.write(src_text.replace("schedule {", "schedule {\n  activations = f32", 1))
     rows, failed = [], []
     calib = None
-    if any("smooth" in f or "llm_int8" in f for f in formats):
+    if any("smooth" in f or "llm_int8" in f or "gptq" in f for f in formats):
         seqs = []
         for seed in CALIB_SEEDS:
             out = run([tfxc, "run", tfx, "--weights", ckpt, "-n", "255", "--temperature", "0.9", "--seed", str(seed),
@@ -383,7 +396,8 @@ def main():
     for fmt in formats:
         for act in (["q8", "f32"] if fmt in BLOCK else ["q8"]):
             model = act_f32 if act == "f32" else tfx
-            extra = ["--quantize", fmt] + (["--calibration", calib] if "smooth" in fmt or "llm_int8" in fmt else [])
+            extra = ["--quantize", fmt] + (["--calibration", calib]
+                                           if "smooth" in fmt or "llm_int8" in fmt or "gptq" in fmt else [])
             lg = evaluate(model, extra, f"--quantize {fmt}, activations {act}")
             kl, top1 = compare(f32, lg)
             lim = BOUNDS.get((fmt, act), (float("inf"), 0.0))
@@ -412,6 +426,27 @@ def main():
               + ("" if ok else "  <-- FAIL"))
         if not ok:
             failed.append("w8a8(smooth=0.5) not below w8a8")
+    if ("q4_0", "q8") in klof and ("gptq", "q8") in klof:
+        ok = klof["gptq", "q8"] < klof["q4_0", "q8"]
+        print(f"gptq below round-to-nearest q4_0: {klof['gptq', 'q8']:.4f} < {klof['q4_0', 'q8']:.4f}"
+              + ("" if ok else "  <-- FAIL"))
+        if not ok:
+            failed.append("gptq not below q4_0")
+        # the tied embedding / classifier in q8_0 for both (llama.cpp's Q4_0 mix)
+        emb8 = os.path.join(tmp, "stories260k_emb_q8_0.tfx")
+        with open(emb8, "w") as f:
+            f.write(src_text + '\nquantize {\n  "tok_embeddings" = q8_0\n}\n')
+        kls = {}
+        for fmt in ("q4_0", "gptq", "gptq(act_order=true)"):
+            extra = ["--quantize", fmt] + (["--calibration", calib] if "gptq" in fmt else [])
+            kls[fmt], top1 = compare(f32, evaluate(emb8, extra, f"--quantize {fmt}, tok_embeddings q8_0"))
+            print(f"{fmt}, tok_embeddings q8_0, activations q8: mean KL {kls[fmt]:.4f}, top-1 {100 * top1:.1f}%")
+        r = kls["gptq(act_order=true)"] / kls["q4_0"]
+        ok = kls["gptq"] < kls["q4_0"] and r <= GPTQ_EMB8_RATIO
+        print(f"gptq with the tied embedding in q8_0: {kls['gptq']:.4f} and (act_order) {kls['gptq(act_order=true)']:.4f}"
+              f" against q4_0's {kls['q4_0']:.4f}: {r:.3f}x (bound {GPTQ_EMB8_RATIO}x)" + ("" if ok else "  <-- FAIL"))
+        if not ok:
+            failed.append("gptq with a q8_0 embedding")
     if measure:
         print("\nsuggested BOUNDS (measured KL x 1.5 + 0.002, top-1 - 5 points):")
         for fmt, act, kl, top1 in rows:
