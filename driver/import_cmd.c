@@ -1,15 +1,18 @@
 /* driver/import_cmd.c — the `tfxc import` subcommand: its options, where
- * the .tfx goes (atomically, as every tfxc output) and which weights path it
+ * the .tfx goes (atomically, as every tfxc output), which weights path it
  * names (the file's name when the .tfx is written beside it, else its
- * absolute path). The .tfx itself is written by frontend/import.c. */
+ * absolute path) and the folder's tokenizer it names (one the runtime
+ * reads). The .tfx itself is written by frontend/import.c. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../frontend/import.h"
+#include "../include/tfx/tokenizer.h"
 #include "import_cmd.h"
 #include "outfile.h"
 
@@ -53,6 +56,35 @@ static char *real_dir(const char *path) {
   char *r = realpath(dirname(copy), NULL);
   free(copy);
   return r;
+}
+
+/* The tokenizer of a Hugging Face folder (tokenizer.json, else
+ * tokenizer.model) when the runtime reads it, as the .tfx in out_dir names
+ * it (its file name when in the same folder, else its absolute path);
+ * NULL when there is none or it cannot be read (with a note on stderr). A
+ * GGUF file's vocabulary is not taken: the statement would embed the whole
+ * file. */
+static char *find_tokenizer(const char *in, const char *out_dir) {
+  static const char *const names[] = {"tokenizer.json", "tokenizer.model"};
+  struct stat st;
+  if (stat(in, &st) != 0 || !S_ISDIR(st.st_mode)) return NULL;
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char path[4096], why[1024] = "";
+    snprintf(path, sizeof path, "%s/%s", in, names[i]);
+    if (stat(path, &st) != 0) continue;
+    tfx_tokenizer *t = NULL;
+    if (tfx_tokenizer_open(path, &t, why, sizeof why) != 0) {
+      fprintf(stderr, "tfxc import: note: no tokenizer statement for %s\n", why[0] ? why : path);
+      continue;
+    }
+    tfx_tokenizer_close(t);
+    char *abs = realpath(path, NULL), *dir = abs ? real_dir(abs) : NULL;
+    char *named = abs && dir && out_dir && !strcmp(dir, out_dir) ? strdup(names[i]) : abs ? strdup(abs) : NULL;
+    free(abs);
+    free(dir);
+    return named;
+  }
+  return NULL;
 }
 
 int tfx_drv_import_main(int argc, char **argv) {
@@ -104,11 +136,15 @@ int tfx_drv_import_main(int argc, char **argv) {
   /* the weights path as the .tfx names it: relative to the .tfx's folder */
   char *wdir = real_dir(wpath), *odir = real_dir(out), *wcopy = strdup(wpath);
   if (wdir && odir && wcopy && !strcmp(wdir, odir)) o.weights = basename(wcopy);
+  /* a folder's tokenizer the runtime reads: the .tfx's tokenizer statement */
+  char *tok = find_tokenizer(in, odir);
+  o.tokenizer = tok;
   o.name = name;
   char *text = NULL;
   int rc = tfx_import(in, &o, &text, err, sizeof err);
   free(wdir);
   free(odir);
+  free(tok);
   if (rc) {
     free(wcopy);
     fprintf(stderr, "tfxc import: error: %s\n", err);

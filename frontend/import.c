@@ -23,13 +23,14 @@
 #include "weights.h"
 
 const char *const tfx_import_families =
-    "llama, mistral, qwen2, mixtral, phi, phi3, gpt2, gpt_neox, bloom, falcon, bert (Hugging Face folders) and "
-    "llama GGUF files";
+    "llama, mistral, qwen2, qwen3, mixtral, gemma, olmo2, phi, phi3, gpt2, gpt_neox, bloom, falcon, bert, roberta, "
+    "xlm-roberta (Hugging Face folders) and llama GGUF files";
 
 enum { NORM_RMS, NORM_LAYER };
 enum { POS_NONE, POS_ROPE, POS_ALIBI, POS_LEARNED };
 enum { MLP_GLU, MLP_CLASSIC, MLP_MOE };
-enum { RES_SEQ, RES_PAR1, RES_PAR2, RES_POST };
+enum { RES_SEQ, RES_PAR1, RES_PAR2, RES_POST, RES_SUBNORM };
+enum { QK_NONE, QK_HEAD, QK_WIDTH }; /* q/k RMSNorm: none, per head (Qwen3), whole width (OLMo 2) */
 
 /* One architecture, as the .tfx writes it. */
 typedef struct spec {
@@ -40,13 +41,18 @@ typedef struct spec {
   double eps, theta;
   int norm, pos, mlp, residual;
   int qkv_bias, o_bias, mlp_bias, norm_bias;
-  const char *act; /* silu, gelu, gelu_tanh, relu */
-  int emb_norm;    /* a LayerNorm after the embedding (BLOOM) */
-  int type_row;    /* BERT: token type 0's row added to the embedding */
-  int final_norm;  /* a norm before the classifier */
-  int tied;        /* the classifier is the embedding */
-  int head_bias;   /* the classifier has a bias (Phi) */
-  int encoder;     /* mask = none, output: the last hidden states */
+  const char *act;    /* silu, gelu, gelu_tanh, relu */
+  int emb_norm;       /* a LayerNorm after the embedding (BLOOM) */
+  int type_row;       /* BERT: token type 0's row added to the embedding */
+  int64_t pos_offset; /* learned positions start at this row (RoBERTa: padding_idx + 1) */
+  int emb_scale;      /* the embedding is scaled by sqrt(dim) (Gemma) */
+  int gain_plus1;     /* every RMSNorm gain is applied as (1 + w) (Gemma) */
+  int qk_norm;        /* QK_* */
+  int qk_layernorm;   /* the q/k norms are LayerNorms with biases (Phi's qk_layernorm) */
+  int final_norm;     /* a norm before the classifier */
+  int tied;           /* the classifier is the embedding */
+  int head_bias;      /* the classifier has a bias (Phi) */
+  int encoder;        /* mask = none, output: the last hidden states */
   int64_t bos, eos, pad;
   FILE *rules; /* the rename { } rules, one per line */
   char *rules_text;
@@ -162,31 +168,46 @@ static void no_rope_scaling(cfg *c, spec *s) {
     refuse(c, s, "\"rope_scaling\" is set (scaled RoPE, e.g. Llama 3.1's or YaRN, is not in the language yet)");
 }
 
-/* Llama, Mistral, Qwen2, Mixtral: RMSNorm, GQA with half-split RoPE, SwiGLU
- * (or Mixtral's experts). */
+/* Llama, Mistral, Qwen2, Qwen3, Mixtral, Gemma, OLMo 2: RMSNorm, GQA with
+ * half-split RoPE, SwiGLU (or Mixtral's experts, Gemma's GeGLU). Qwen3 adds
+ * per-head q/k RMSNorms; OLMo 2 whole-width q/k norms and norms after each
+ * sublayer (before its residual add) instead of before; Gemma scales the
+ * embedding by sqrt(dim) and applies every RMSNorm gain as (1 + w). */
 static void llama_like(cfg *c, spec *s) {
-  int qwen = !strcmp(s->family, "qwen2"), mixtral = !strcmp(s->family, "mixtral");
+  int qwen = !strcmp(s->family, "qwen2"), qwen3 = !strcmp(s->family, "qwen3");
+  int mixtral = !strcmp(s->family, "mixtral"), gemma = !strcmp(s->family, "gemma");
+  int olmo2 = !strcmp(s->family, "olmo2");
   s->dim = cfg_int(c, "hidden_size", -1, 1);
   s->layers = cfg_int(c, "num_hidden_layers", -1, 1);
   s->heads = cfg_int(c, "num_attention_heads", -1, 1);
   s->kv_heads = cfg_int(c, "num_key_value_heads", s->heads, 1);
-  s->head_dim = cfg_int(c, "head_dim", s->heads > 0 ? s->dim / s->heads : 1, 1);
+  /* Qwen3Config's and GemmaConfig's defaults: head_dim 128 and 256 */
+  s->head_dim = cfg_int(c, "head_dim", qwen3 ? 128 : gemma ? 256 : s->heads > 0 ? s->dim / s->heads : 1, 1);
+  if (olmo2) s->head_dim = s->heads > 0 ? s->dim / s->heads : 1;
   s->hidden = cfg_int(c, "intermediate_size", -1, 1);
   s->max_pos = cfg_int(c, "max_position_embeddings", 2048, 1);
-  s->eps = cfg_num(c, "rms_norm_eps", 1e-6);
+  s->eps = cfg_num(c, "rms_norm_eps", olmo2 ? 1e-5 : 1e-6);
   s->theta = cfg_num(c, "rope_theta", 10000);
-  s->tied = cfg_bool(c, "tie_word_embeddings", 0);
-  s->act = act_of(c, "hidden_act", "silu");
+  s->tied = cfg_bool(c, "tie_word_embeddings", gemma);
+  /* Gemma's MLP uses hidden_activation (gelu_pytorch_tanh when unset) and ignores hidden_act */
+  s->act = gemma ? act_of(c, "hidden_activation", "gelu_pytorch_tanh") : act_of(c, "hidden_act", "silu");
   no_rope_scaling(c, s);
   s->norm = NORM_RMS;
   s->pos = POS_ROPE;
-  s->residual = RES_SEQ;
+  s->residual = olmo2 ? RES_SUBNORM : RES_SEQ;
   s->final_norm = 1;
   s->qkv_bias = qwen || cfg_bool(c, "attention_bias", 0);
   s->o_bias = !qwen && cfg_bool(c, "attention_bias", 0);
-  s->mlp_bias = cfg_bool(c, "mlp_bias", 0);
+  s->mlp_bias = !qwen3 && !gemma && !olmo2 && cfg_bool(c, "mlp_bias", 0);
+  s->qk_norm = qwen3 ? QK_HEAD : olmo2 ? QK_WIDTH : QK_NONE;
+  s->emb_scale = s->gain_plus1 = gemma;
   if (!strcmp(s->family, "mistral") || mixtral || (qwen && cfg_bool(c, "use_sliding_window", 0)))
     s->window = cfg_int(c, "sliding_window", 0, 0);
+  if (qwen3 && cfg_bool(c, "use_sliding_window", 0))
+    refuse(c, s,
+           "use_sliding_window is true (Qwen3 slides only from layer max_window_layers on: layers that differ "
+           "are not one repeated block)");
+  if (olmo2 && cfg_get(c, "clip_qkv")) refuse(c, s, "clip_qkv is set (clamped q, k, v are not in the language yet)");
   if (mixtral) {
     s->mlp = MLP_MOE;
     s->experts = cfg_int(c, "num_local_experts", -1, 1);
@@ -198,8 +219,17 @@ static void llama_like(cfg *c, spec *s) {
   R("  \"model.embed_tokens.weight\" = \"tok_embeddings\"\n");
   R("  \"model.norm.weight\" = \"norm_g\"\n");
   R("  \"lm_head.weight\" = \"%s\"\n", s->tied ? "" : "output");
-  R("  \"model.layers.{i}.input_layernorm.weight\" = \"layers.{i}.ln1_g\"\n");
-  R("  \"model.layers.{i}.post_attention_layernorm.weight\" = \"layers.{i}.ln2_g\"\n");
+  if (olmo2) {
+    R("  \"model.layers.{i}.post_attention_layernorm.weight\" = \"layers.{i}.ln1_g\"\n");
+    R("  \"model.layers.{i}.post_feedforward_layernorm.weight\" = \"layers.{i}.ln2_g\"\n");
+  } else {
+    R("  \"model.layers.{i}.input_layernorm.weight\" = \"layers.{i}.ln1_g\"\n");
+    R("  \"model.layers.{i}.post_attention_layernorm.weight\" = \"layers.{i}.ln2_g\"\n");
+  }
+  if (s->qk_norm) {
+    R("  \"model.layers.{i}.self_attn.q_norm.weight\" = \"layers.{i}.q_norm\"\n");
+    R("  \"model.layers.{i}.self_attn.k_norm.weight\" = \"layers.{i}.k_norm\"\n");
+  }
   static const char *const qkvo[] = {"q", "k", "v", "o"};
   for (int k = 0; k < 4; k++) {
     R("  \"model.layers.{i}.self_attn.%s_proj.weight\" = \"layers.{i}.w%s\"\n", qkvo[k], qkvo[k]);
@@ -273,8 +303,7 @@ static void phi(cfg *c, spec *s) {
   s->act = act_of(c, "hidden_act", "gelu_new");
   s->rotary_dim = (int64_t)(s->head_dim * cfg_num(c, "partial_rotary_factor", 0.5));
   no_rope_scaling(c, s);
-  if (cfg_bool(c, "qk_layernorm", 0))
-    refuse(c, s, "qk_layernorm is true (per-head q/k norms are not in the language yet)");
+  if (cfg_bool(c, "qk_layernorm", 0)) s->qk_norm = QK_HEAD, s->qk_layernorm = 1;
   s->norm = NORM_LAYER;
   s->norm_bias = 1;
   s->pos = POS_ROPE;
@@ -299,6 +328,13 @@ static void phi(cfg *c, spec *s) {
   R("  \"model.layers.{i}.mlp.fc1.bias\" = \"layers.{i}.b1\"\n");
   R("  \"model.layers.{i}.mlp.fc2.weight\" = \"layers.{i}.w2\"\n");
   R("  \"model.layers.{i}.mlp.fc2.bias\" = \"layers.{i}.b2\"\n");
+  if (s->qk_layernorm) {
+    static const char *const qk[] = {"q", "k"};
+    for (int k = 0; k < 2; k++) {
+      R("  \"model.layers.{i}.self_attn.%s_layernorm.weight\" = \"layers.{i}.%s_norm\"\n", qk[k], qk[k]);
+      R("  \"model.layers.{i}.self_attn.%s_layernorm.bias\" = \"layers.{i}.%s_norm_b\"\n", qk[k], qk[k]);
+    }
+  }
   R("  \"model.layers.{i}.self_attn.rotary_emb.inv_freq\" = \"\"\n");
 }
 
@@ -534,8 +570,11 @@ static void falcon(cfg *c, spec *s) {
 }
 
 /* BERT: an encoder (post-norm, bidirectional), learned positions and token
- * type 0's row; the output is the last hidden states. */
+ * type 0's row; the output is the last hidden states. RoBERTa and XLM-R:
+ * the same layout, positions from row padding_idx + 1 on (pad tokens in the
+ * input would not be skipped as transformers does). */
 static void bert(cfg *c, spec *s) {
+  int roberta = strcmp(s->family, "bert") != 0;
   s->dim = cfg_int(c, "hidden_size", -1, 1);
   s->layers = cfg_int(c, "num_hidden_layers", -1, 1);
   s->heads = cfg_int(c, "num_attention_heads", -1, 1);
@@ -547,6 +586,10 @@ static void bert(cfg *c, spec *s) {
   s->act = act_of(c, "hidden_act", "gelu");
   const char *pe = cfg_str(c, "position_embedding_type", "absolute");
   if (strcmp(pe, "absolute")) refuse(c, s, "position_embedding_type is not \"absolute\"");
+  if (roberta) {
+    int64_t pad = cfg_token(c, "pad_token_id");
+    s->pos_offset = (pad >= 0 ? pad : 1) + 1; /* RobertaConfig's pad_token_id defaults to 1 */
+  }
   s->norm = NORM_LAYER;
   s->norm_bias = 1;
   s->pos = POS_LEARNED;
@@ -579,6 +622,7 @@ static void bert(cfg *c, spec *s) {
   R("  \"*embeddings.position_ids\" = \"\"\n");
   R("  \"*pooler.*\" = \"\"\n");
   R("  \"cls.*\" = \"\"\n");
+  if (roberta) R("  \"lm_head.*\" = \"\"\n");
 }
 
 typedef struct family {
@@ -587,22 +631,22 @@ typedef struct family {
 } family;
 
 static const family families[] = {
-    {"llama", llama_like}, {"mistral", llama_like}, {"qwen2", llama_like}, {"mixtral", llama_like}, {"phi3", phi3},
-    {"phi", phi},          {"gpt2", gpt2},          {"bloom", bloom},      {"gpt_neox", gpt_neox},  {"falcon", falcon},
-    {"bert", bert},
+    {"llama", llama_like}, {"mistral", llama_like}, {"qwen2", llama_like},
+    {"qwen3", llama_like}, {"mixtral", llama_like}, {"gemma", llama_like},
+    {"olmo2", llama_like}, {"phi3", phi3},          {"phi", phi},
+    {"gpt2", gpt2},        {"bloom", bloom},        {"gpt_neox", gpt_neox},
+    {"falcon", falcon},    {"bert", bert},          {"roberta", bert},
+    {"xlm-roberta", bert},
 };
 
 /* model types people will try, with why they are refused */
 static const char *const refused[][2] = {
-    {"gemma", "its RMSNorm gain is (1 + w) and its embedding is scaled by sqrt(dim): tensor arithmetic on params "
-              "is not in the language yet"},
-    {"gemma2", "soft-capped logits and alternating sliding layers are not in the language yet"},
-    {"qwen3", "per-head q/k norms are not in the language yet"},
-    {"olmo2", "per-head q/k norms are not in the language yet"},
-    {"t5", "an encoder-decoder needs more than one input per call and T5's relative position bias"},
-    {"bart", "an encoder-decoder needs more than one input per call"},
-    {"roberta", "its positions start at padding_idx + 1, which the language cannot offset yet"},
-    {"xlm-roberta", "its positions start at padding_idx + 1, which the language cannot offset yet"},
+    {"gemma2", "its soft-capped attention scores and final logits (attn_logit_softcapping, "
+               "final_logit_softcapping) are not in the language yet"},
+    {"t5", "an encoder-decoder needs more than one input per call (the encoder's output or token ids beside the "
+           "decoder's tokens); the import of T5's relative position bias alone does not make it runnable"},
+    {"bart", "an encoder-decoder needs more than one input per call (the encoder's output or token ids beside the "
+             "decoder's tokens)"},
     {"longformer", "its global attention needs per-call global-token inputs"},
 };
 
@@ -610,7 +654,7 @@ static const char *const refused[][2] = {
 
 static const char *norm_call(const spec *s, const char *x, const char *g, char *buf, size_t len) {
   if (s->norm == NORM_RMS)
-    snprintf(buf, len, "rmsnorm(%s, %s_g, eps = eps)", x, g);
+    snprintf(buf, len, "rmsnorm(%s, %s%s_g, eps = eps)", x, s->gain_plus1 ? "1 + " : "", g);
   else
     snprintf(buf, len, "layernorm(%s, %s_g, %s_b, eps = eps)", x, g, g);
   return buf;
@@ -641,6 +685,11 @@ static void write_attention(FILE *o, const spec *s, const char *a) {
   }
   fprintf(o, "mask = %s", s->encoder ? "none" : "causal");
   if (s->window > 0 && s->window < s->max_seq) fprintf(o, ", sparse = sliding(window = %lld)", (long long)s->window);
+  if (s->qk_layernorm)
+    fprintf(o, ",\n                     qk_norm = layernorm, q_norm = q_norm, k_norm = k_norm, q_norm_b = q_norm_b, "
+               "k_norm_b = k_norm_b, norm_eps = eps");
+  else if (s->qk_norm)
+    fprintf(o, ",\n                     q_norm = q_norm, k_norm = k_norm, norm_eps = eps");
   if (s->qkv_bias) fprintf(o, ",\n                     bq = bq, bk = bk, bv = bv");
   if (s->o_bias) fprintf(o, ", bo = bo");
   fprintf(o, ")");
@@ -660,7 +709,8 @@ static void put_path(FILE *o, const char *p, int in_string) {
   }
 }
 
-static void write_tfx(FILE *o, const spec *s, const char *name, const char *source, const char *weights) {
+static void write_tfx(FILE *o, const spec *s, const char *name, const char *source, const char *weights,
+                      const char *tokenizer) {
   char b1[128], b2[128];
   fprintf(o, "# %s.tfx — written by `tfxc import` from ", name);
   put_path(o, source, 0);
@@ -668,6 +718,11 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
           " (model_type %s).\n"
           "# The rename block binds the checkpoint's tensors as they are saved.\n",
           s->family);
+  if (s->pos_offset)
+    fprintf(o,
+            "# Positions start at row %lld (padding_idx + 1) and count every token: transformers skips pad\n"
+            "# tokens when numbering positions, so inputs with pad tokens differ.\n",
+            (long long)s->pos_offset);
   fprintf(o, "model %s\n\n", name);
   fprintf(o, "const dim = %lld, layers = %lld, heads = %lld, kv_heads = %lld, head_dim = %lld\n", (long long)s->dim,
           (long long)s->layers, (long long)s->heads, (long long)s->kv_heads, (long long)s->head_dim);
@@ -680,6 +735,11 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
   fprintf(o, "\n\nweights \"");
   put_path(o, weights, 1);
   fprintf(o, "\" rename {\n%s}\n", s->rules_text);
+  if (tokenizer) {
+    fprintf(o, "tokenizer \"");
+    put_path(o, tokenizer, 1);
+    fprintf(o, "\"\n");
+  }
   if (s->bos >= 0 || s->eos >= 0 || s->pad >= 0) {
     fprintf(o, "\ntokens {");
     const char *sep = " ";
@@ -711,6 +771,10 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
     fprintf(o, "  param bq : f32[heads * head_dim]\n  param bk : f32[kv_heads * head_dim]\n"
                "  param bv : f32[kv_heads * head_dim]\n");
   if (s->o_bias) fprintf(o, "  param bo : f32[dim]\n");
+  if (s->qk_norm == QK_HEAD) fprintf(o, "  param q_norm : f32[head_dim]\n  param k_norm : f32[head_dim]\n");
+  if (s->qk_layernorm) fprintf(o, "  param q_norm_b : f32[head_dim]\n  param k_norm_b : f32[head_dim]\n");
+  if (s->qk_norm == QK_WIDTH)
+    fprintf(o, "  param q_norm : f32[heads * head_dim]\n  param k_norm : f32[kv_heads * head_dim]\n");
   if (s->mlp == MLP_MOE) {
     fprintf(o, "  param gate : f32[experts, dim]\n  param w1 : f32[experts, hidden, dim]\n"
                "  param w2 : f32[experts, dim, hidden]\n  param w3 : f32[experts, hidden, dim]\n");
@@ -745,6 +809,13 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
     fprintf(o, " +\n         ");
     write_mlp(o, s, "f");
     break;
+  case RES_SUBNORM: /* OLMo 2: x + norm(f(x)) */
+    fprintf(o, "  h = x + rmsnorm(");
+    write_attention(o, s, "x");
+    fprintf(o, ", %sln1_g, eps = eps)\n  return h + rmsnorm(", s->gain_plus1 ? "1 + " : "");
+    write_mlp(o, s, "h");
+    fprintf(o, ", %sln2_g, eps = eps)", s->gain_plus1 ? "1 + " : "");
+    break;
   default: /* RES_POST: BERT's norm(x + f(x)) */
     fprintf(o, "  h = layernorm(x + ");
     write_attention(o, s, "x");
@@ -757,7 +828,11 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
 
   fprintf(o, "\nforward(tokens : i32[T]) -> f32[T, %s] {\n  x = embedding(tok_embeddings, tokens)",
           s->encoder ? "dim" : "vocab");
-  if (s->pos == POS_LEARNED) fprintf(o, " + positions(pos_embeddings, tokens)");
+  if (s->emb_scale) fprintf(o, " * sqrt(dim)");
+  if (s->pos == POS_LEARNED && s->pos_offset)
+    fprintf(o, " + positions(pos_embeddings, tokens, offset = %lld)", (long long)s->pos_offset);
+  else if (s->pos == POS_LEARNED)
+    fprintf(o, " + positions(pos_embeddings, tokens)");
   if (s->type_row) fprintf(o, " + type_embedding");
   fprintf(o, "\n");
   if (s->emb_norm) fprintf(o, "  x = layernorm(x, emb_norm_g, emb_norm_b, eps = eps)\n");
@@ -1147,7 +1222,7 @@ static int hf_spec(const char *dir, spec *s, char *err, size_t errlen) {
               (long long)s->heads);
   if (!c.bad && !rc && s->pos != POS_ALIBI && s->dim != s->heads * s->head_dim && s->family != NULL &&
       strcmp(s->family, "llama") && strcmp(s->family, "mistral") && strcmp(s->family, "qwen2") &&
-      strcmp(s->family, "mixtral"))
+      strcmp(s->family, "mixtral") && strcmp(s->family, "qwen3") && strcmp(s->family, "gemma"))
     rc = fail(err, errlen, "%s: hidden_size %lld is not a multiple of the %lld heads", path, (long long)s->dim,
               (long long)s->heads);
   if (c.bad) rc = -1;
@@ -1172,10 +1247,13 @@ int tfx_import(const char *path, const tfx_import_options *o, char **text, char 
     free(s.rules_text);
     return -1;
   }
-  int64_t ctx = s.pos == POS_ALIBI ? 4096 : s.max_pos;
+  int64_t ctx = s.pos == POS_ALIBI ? 4096 : s.pos == POS_LEARNED ? s.max_pos - s.pos_offset : s.max_pos;
   s.max_seq = o && o->max_seq > 0 ? o->max_seq : ctx < 4096 ? ctx : 4096;
-  if (s.pos == POS_LEARNED && s.max_seq > s.max_pos) {
+  if (s.pos == POS_LEARNED && (s.max_seq > ctx || ctx < 1)) {
     free(s.rules_text);
+    if (s.pos_offset)
+      return fail(err, errlen, "%s: --max-seq %lld is more than the %lld learned positions after the first %lld", path,
+                  (long long)s.max_seq, (long long)s.max_pos, (long long)s.pos_offset);
     return fail(err, errlen, "%s: --max-seq %lld is more than the %lld learned positions", path, (long long)s.max_seq,
                 (long long)s.max_pos);
   }
@@ -1193,7 +1271,7 @@ int tfx_import(const char *path, const tfx_import_options *o, char **text, char 
     free(s.rules_text);
     return fail(err, errlen, "out of memory");
   }
-  write_tfx(out, &s, name, path, weights);
+  write_tfx(out, &s, name, path, weights, o ? o->tokenizer : NULL);
   fclose(out);
   free(abs);
   free(s.rules_text);

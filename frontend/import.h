@@ -10,9 +10,10 @@
 #include <stdint.h>
 
 typedef struct tfx_import_options {
-  int64_t max_seq;     /* 0: min(the model's context, 4096) */
-  const char *weights; /* the path the weights statement names (relative to the .tfx), NULL: the absolute path */
-  const char *name;    /* the model's name, NULL: from the checkpoint's file or folder name */
+  int64_t max_seq;       /* 0: min(the model's context, 4096) */
+  const char *weights;   /* the path the weights statement names (relative to the .tfx), NULL: the absolute path */
+  const char *name;      /* the model's name, NULL: from the checkpoint's file or folder name */
+  const char *tokenizer; /* the tokenizer statement's path (relative to the .tfx), NULL: none */
 } tfx_import_options;
 
 /* The model types import writes, and those it refuses with the reason. */

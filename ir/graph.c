@@ -198,6 +198,22 @@ int tfx_infer_matmul(const tfx_graph *g, const tfx_node *n, const tfx_type *cons
   return 0;
 }
 
+/* SEQ_PROJECT: e f32[k, n] static with n >= max_seq, x f32[T, C] */
+int tfx_infer_seq_project(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                          size_t errlen) {
+  (void)n;
+  char s0[64], s1[64];
+  if (!is_f32_rank(a[0], 2) || tfx_type_has_t(a[0]) || !is_f32_rank(a[1], 2) || a[1]->dims[0] != TFX_DIM_T ||
+      a[1]->dims[1] == TFX_DIM_T)
+    return tfx_errf(err, errlen, "seq_project expects e : f32[k, n] and x : f32[T, C], got %s and %s",
+                    tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
+  if (a[0]->dims[1] < g->max_seq)
+    return tfx_errf(err, errlen, "seq_project: e is %s, needs at least max_seq = %lld columns (one per position)",
+                    tfx_type_str(a[0], s0, sizeof s0), (long long)g->max_seq);
+  *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){a[0]->dims[0], a[1]->dims[1]});
+  return 0;
+}
+
 /* ADD, SUB, MUL: equal shapes, or the right operand one row */
 int tfx_infer_binary(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
                      size_t errlen) {

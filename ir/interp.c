@@ -284,6 +284,19 @@ int tfx_interp_op_matmul(const tfx_interp_call *c) {
   return 0;
 }
 
+/* y[i, :] = sum over the call's rows t of e[i, t] x[t, :] */
+int tfx_interp_op_seq_project(const tfx_interp_call *c) {
+  const float *e = OPERAND(c, 0), *x = OPERAND(c, 1);
+  int64_t k = ROWS(c), C = COLS(c), n = tfx_node_cols(IN_NODE(c, 0)), T = tfx_node_rows(IN_NODE(c, 1), c->n);
+  for (int64_t i = 0; i < k; i++)
+    for (int64_t col = 0; col < C; col++) {
+      double s = 0.0;
+      for (int64_t t = 0; t < T; t++) s += (double)e[i * n + t] * x[t * C + col];
+      c->y[i * C + col] = (float)s;
+    }
+  return 0;
+}
+
 int tfx_interp_op_binary(const tfx_interp_call *c) {
   op_binary(c->nd->op, OPERAND(c, 0), OPERAND(c, 1), tfx_type_numel(&IN_NODE(c, 1)->type, c->n), c->y,
             tfx_type_numel(&c->nd->type, c->n));

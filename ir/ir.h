@@ -54,6 +54,8 @@ typedef struct {
  *   optional operands and fx attributes are the optimizer's (tfx_fused, fuse_embedding)
  * linear:     (x[M, K], w[N, K] [, b[N]]) -> [M, N] = x @ w^T + b
  * matmul:     (a[M, K], b[K, N]) -> [M, N]
+ * seq_project: (e[k, n], x[T, C]) -> [k, C] = e[:, 0:T] @ x: Linformer's projection along the
+ *             sequence (the first T columns of e; T <= max_seq <= n is checked by inference)
  * add:        (a[M, N], b[M, N], b[N] or b[1, N]) -> [M, N]; b[N] and b[1, N] broadcast over rows
  * sub:
  * mul:

@@ -34,6 +34,9 @@ static void cost_matmul(const cost_args *c, tfx_graph_stats *s) {
   s->flops_per_token += 2 * tfx_node_rows(c->a, 1) * tfx_node_cols(c->a) * tfx_node_cols(c->n);
 }
 
+/* SEQ_PROJECT: one row of x (T = 1) into the k rows */
+static void cost_seq_project(const cost_args *c, tfx_graph_stats *s) { s->flops_per_token += 2 * c->out; }
+
 static void cost_fused_linear(const cost_args *c, tfx_graph_stats *s) {
   const tfx_node *n = c->n;
   int64_t rows = tfx_node_rows(c->a, 1), K = tfx_node_cols(c->a), R = c->b->type.dims[0];

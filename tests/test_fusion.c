@@ -940,6 +940,7 @@ static const example examples[] = {
     {"gemma/gemma.tfx", 16, 43},
     {"t5/t5.tfx", 33, 69},
     {"yoco/yoco.tfx", 31, 74},
+    {"linformer/linformer.tfx", 16, 33},
 };
 #define N_EXAMPLES ((int)(sizeof examples / sizeof examples[0]))
 

@@ -137,7 +137,9 @@ static void expect_error(const char *config, int64_t max_seq, const char *messag
 static void test_errors(void **state) {
   (void)state;
   expect_error("{\"model_type\": \"mamba\"}", 0, "config.json: unknown model_type 'mamba' (import knows llama, ");
-  expect_error("{\"model_type\": \"gemma\"}", 0, "config.json: model_type 'gemma' cannot be imported: ");
+  expect_error("{\"model_type\": \"gemma2\"}", 0,
+               "config.json: model_type 'gemma2' cannot be imported: its soft-capped attention scores");
+  expect_error("{\"model_type\": \"bart\"}", 0, "model_type 'bart' cannot be imported: an encoder-decoder");
   expect_error("{\"model_type\": \"t5\"}", 0, "model_type 't5' cannot be imported: an encoder-decoder");
   expect_error("{\"hidden_size\": 4}", 0, "config.json: no \"model_type\"");
   expect_error("{\"model_type\": \"llama\",}", 0, "config.json: not valid JSON");
@@ -151,9 +153,16 @@ static void test_errors(void **state) {
   expect_error("{\"model_type\": \"llama\", \"vocab_size\": 10, \"hidden_size\": 8, \"num_hidden_layers\": 1, "
                "\"num_attention_heads\": 4, \"num_key_value_heads\": 3, \"intermediate_size\": 8}",
                0, "3 key/value heads do not divide 4 heads");
-  expect_error("{\"model_type\": \"phi\", \"vocab_size\": 10, \"hidden_size\": 8, \"num_hidden_layers\": 1, "
-               "\"num_attention_heads\": 2, \"intermediate_size\": 8, \"qk_layernorm\": true}",
-               0, "model_type 'phi' cannot be imported: qk_layernorm is true");
+  expect_error("{\"model_type\": \"qwen3\", \"vocab_size\": 10, \"hidden_size\": 8, \"num_hidden_layers\": 1, "
+               "\"num_attention_heads\": 2, \"intermediate_size\": 8, \"use_sliding_window\": true}",
+               0, "model_type 'qwen3' cannot be imported: use_sliding_window is true");
+  expect_error("{\"model_type\": \"olmo2\", \"vocab_size\": 10, \"hidden_size\": 8, \"num_hidden_layers\": 1, "
+               "\"num_attention_heads\": 2, \"intermediate_size\": 8, \"clip_qkv\": 8}",
+               0, "model_type 'olmo2' cannot be imported: clip_qkv is set");
+  expect_error("{\"model_type\": \"roberta\", \"vocab_size\": 10, \"hidden_size\": 8, \"num_hidden_layers\": 1, "
+               "\"num_attention_heads\": 2, \"intermediate_size\": 8, \"max_position_embeddings\": 34, "
+               "\"pad_token_id\": 1}",
+               33, "--max-seq 33 is more than the 34 learned positions after the first 2");
   expect_error("{\"model_type\": \"gpt2\", \"vocab_size\": 10, \"n_embd\": 8, \"n_layer\": 1, \"n_head\": 2, "
                "\"n_positions\": 16}",
                32, "--max-seq 32 is more than the 16 learned positions");
@@ -224,6 +233,37 @@ static void test_command_line(void **state) {
   expect_cli((char *[]){TFXC_PATH, "import", dir, "-o", out, NULL}, 1, "model_type 'bart' cannot be imported");
   struct stat st;
   assert_int_equal(stat(out, &st), -1); /* nothing written */
+
+  /* the folder's tokenizer.json, when the runtime reads it, becomes the
+   * tokenizer statement (named as the .tfx beside it sees it) */
+  write_file("config.json", "{\"model_type\": \"llama\", \"hidden_size\": 16, \"num_hidden_layers\": 1, "
+                            "\"num_attention_heads\": 2, \"intermediate_size\": 32, \"vocab_size\": 1024}");
+  write_file("model.safetensors", "");
+  char tok_src[1024], tok_dst[1024];
+  snprintf(tok_src, sizeof tok_src, "%s/examples/fortune/tokenizer.json", TFX_SOURCE_DIR);
+  snprintf(tok_dst, sizeof tok_dst, "%s/tokenizer.json", dir);
+  size_t n = 0;
+  char *json = tfx_test_read_file(tok_src, &n);
+  assert_non_null(json);
+  FILE *f = fopen(tok_dst, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(json, 1, n, f), n);
+  fclose(f);
+  free(json);
+  expect_cli((char *[]){TFXC_PATH, "import", dir, "-o", out, NULL}, 0, NULL);
+  char *tfx = tfx_test_read_file(out, &n);
+  assert_non_null(tfx);
+  expect_in(tfx, "\ntokenizer \"tokenizer.json\"\n");
+  free(tfx);
+  /* one it cannot read: a note, and no statement */
+  write_file("tokenizer.json", "{\"model\": {\"type\": \"WordPiece\"}}");
+  expect_cli((char *[]){TFXC_PATH, "import", dir, "-o", out, NULL}, 0, "note: no tokenizer statement");
+  tfx = tfx_test_read_file(out, &n);
+  assert_non_null(tfx);
+  assert_null(strstr(tfx, "\ntokenizer "));
+  free(tfx);
+  remove(tok_dst);
+  remove(out);
 }
 
 /* A safetensors file of one F32 tensor [2]. */

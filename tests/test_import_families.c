@@ -24,8 +24,9 @@
 
 #define TOL 1e-4
 
-static const char *const families[] = {"llama", "mistral", "qwen2",    "mixtral", "phi3",       "phi",
-                                       "gpt2",  "bloom",   "gpt_neox", "falcon",  "falcon_new", "bert"};
+static const char *const families[] = {"llama",    "mistral", "qwen2",      "qwen3",    "mixtral", "gemma",
+                                       "olmo2",    "phi3",    "phi",        "phi_qkln", "gpt2",    "bloom",
+                                       "gpt_neox", "falcon",  "falcon_new", "bert",     "roberta", "xlm_roberta"};
 #define N_FAMILIES (int)(sizeof families / sizeof families[0])
 
 static char *workdir;
@@ -161,13 +162,21 @@ FAMILY_TEST(gpt_neox)
 FAMILY_TEST(falcon)
 FAMILY_TEST(falcon_new)
 FAMILY_TEST(bert)
+FAMILY_TEST(qwen3)
+FAMILY_TEST(gemma)
+FAMILY_TEST(olmo2)
+FAMILY_TEST(roberta)
+FAMILY_TEST(xlm_roberta)
+FAMILY_TEST(phi_qkln)
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_llama),   cmocka_unit_test(test_mistral),    cmocka_unit_test(test_qwen2),
-      cmocka_unit_test(test_mixtral), cmocka_unit_test(test_phi3),       cmocka_unit_test(test_phi),
-      cmocka_unit_test(test_gpt2),    cmocka_unit_test(test_bloom),      cmocka_unit_test(test_gpt_neox),
-      cmocka_unit_test(test_falcon),  cmocka_unit_test(test_falcon_new), cmocka_unit_test(test_bert),
+      cmocka_unit_test(test_llama),   cmocka_unit_test(test_mistral),     cmocka_unit_test(test_qwen2),
+      cmocka_unit_test(test_mixtral), cmocka_unit_test(test_phi3),        cmocka_unit_test(test_phi),
+      cmocka_unit_test(test_gpt2),    cmocka_unit_test(test_bloom),       cmocka_unit_test(test_gpt_neox),
+      cmocka_unit_test(test_falcon),  cmocka_unit_test(test_falcon_new),  cmocka_unit_test(test_bert),
+      cmocka_unit_test(test_qwen3),   cmocka_unit_test(test_gemma),       cmocka_unit_test(test_olmo2),
+      cmocka_unit_test(test_roberta), cmocka_unit_test(test_xlm_roberta), cmocka_unit_test(test_phi_qkln),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -14,6 +14,10 @@
  *  - yoco:   examples/yoco/yoco.tfx, YOCO (a retention self-decoder, one
  *            global K and V read by every cross-decoder layer: the layers'
  *            attends share one KV cache); 70 tokens
+ *  - linformer: examples/linformer/linformer.tfx, a Linformer encoder (keys
+ *            and values projected along the sequence by E, F : [32, 128]);
+ *            100 tokens, so the first 100 columns of E and F (prefill only:
+ *            an encoder)
  * Not in the sanitizer build (named test_torch_*, as the other PyTorch
  * comparisons); test_retention runs the same kernels against the
  * interpreter there. */
@@ -44,11 +48,17 @@ static void test_yoco(void **state) {
   tfx_test_torch_case("yoco", "examples/yoco/yoco.tfx", TOL);
 }
 
+static void test_linformer(void **state) {
+  (void)state;
+  tfx_test_torch_case("linformer", "examples/linformer/linformer.tfx", TOL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_retnet),
       cmocka_unit_test(test_infini),
       cmocka_unit_test(test_yoco),
+      cmocka_unit_test(test_linformer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
