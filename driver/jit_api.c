@@ -1,5 +1,6 @@
 /* driver/jit_api.c — the public JIT API (tfx/jit.h): source to a runnable
- * tfx_model in one call. */
+ * tfx_model in one call (with the tokenizer of the source's tokenizer
+ * statement inside, as a compiled .so has it). */
 #include <string.h>
 
 #include "../include/tfx/jit.h"
@@ -31,7 +32,11 @@ int tfx_jit_compile_source(const char *filename, const char *source, const tfx_c
   tfx_build b;
   if (tfx_build_source(filename, source, &bo, &b)) return TFX_ERR_COMPILE;
   char err[1024] = "";
-  int rc = tfx_build_jit(&b, &t, out, err, sizeof err);
+  /* the source's tokenizer statement: in the model, as in a compiled .so */
+  int rc =
+      b.graph->tokenizer_path && tfx_build_embed_tokenizer(&b, "tokenizer", b.graph->tokenizer_path, err, sizeof err)
+          ? TFX_ERR_COMPILE
+          : tfx_build_jit(&b, &t, out, err, sizeof err);
   if (rc != TFX_OK) fprintf(diag, "%s: error: %s\n", filename ? filename : "<source>", err);
   tfx_build_free(&b);
   return rc;

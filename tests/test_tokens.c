@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "../driver/compile.h"
+#include "../include/tfx/jit.h"
 #include "../include/tfx/tokenizer.h"
 #include "support/testutil.h"
 
@@ -340,6 +341,18 @@ static void test_embedded_tokenizer(void **state) {
       tfxc(0, &from_tfx, (char *[]){"run", tfx, "-O0", "-p", "ab c", "-n", "6", "--temperature", "0", NULL}), 0);
   assert_string_equal(embedded_out, from_tfx);
   free(embedded_out), free(from_tfx);
+  /* the JIT API puts it in the model too */
+  tfx_compile_options co;
+  tfx_compile_options_init(&co);
+  co.opt_level = 0;
+  assert_int_equal(tfx_jit_compile_file(tfx, &co, &m), TFX_OK);
+  assert_int_equal(tfx_model_info(m, &info), TFX_OK);
+  assert_int_equal(info.tokenizer_bytes, tok_size);
+  assert_int_equal(tfx_model_tokenizer(m, &embedded, err, sizeof err), TFX_OK);
+  assert_non_null(embedded);
+  assert_int_equal(tfx_tokenizer_vocab_size(embedded), VOCAB);
+  tfx_tokenizer_close(embedded);
+  tfx_model_close(m);
 
   /* errors */
   char *e = NULL;
@@ -348,6 +361,13 @@ static void test_embedded_tokenizer(void **state) {
   assert_non_null(strstr(e, "tokenizer "));
   assert_non_null(strstr(e, "missing.bin: cannot open"));
   free(e);
+  char *diag_text = NULL;
+  size_t diag_len = 0;
+  co.diagnostics = open_memstream(&diag_text, &diag_len);
+  assert_int_equal(tfx_jit_compile_file(tfx, &co, &m), TFX_ERR_COMPILE);
+  fclose(co.diagnostics);
+  assert_non_null(strstr(diag_text, "missing.bin: cannot open"));
+  free(diag_text);
   assert_int_equal(tfxc(0, NULL, (char *[]){tfx, "-O0", "--stats", NULL}), 0); /* not read without an output */
   write_text(tfx, model_src(""));
   assert_int_equal(tfxc(2, &e, (char *[]){"run", tfx, "-O0", "-p", "ab", NULL}), 2);

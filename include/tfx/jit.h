@@ -29,7 +29,10 @@ void tfx_compile_options_init(tfx_compile_options *o);
 
 /* Compiles the model in `path`. On failure returns TFX_ERR_COMPILE (the
  * diagnostics went to o->diagnostics) or another tfx_status. Closing the
- * model (tfx_model_close) frees the JIT code and the weights. */
+ * model (tfx_model_close) frees the JIT code and the weights. A source's
+ * `tokenizer "FILE"` statement puts that file in the model, as in a compiled
+ * .so (tfx_model_tokenizer); a file that is not a tokenizer is a compile
+ * error. */
 int tfx_jit_compile_file(const char *path, const tfx_compile_options *o, tfx_model **out);
 /* The same for source text in memory; `filename` is used in diagnostics and
  * to resolve a relative weights path. */
