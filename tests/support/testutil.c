@@ -146,3 +146,21 @@ double tfx_test_max_abs_diff(const float *a, const float *b, size_t n) {
   }
   return m;
 }
+
+int tfx_test_compile_text(const char *src, char **err) {
+  char path[] = "/tmp/tfx_src_XXXXXX.tfx";
+  int fd = mkstemps(path, 4);
+  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+  if (!f) {
+    if (fd >= 0) close(fd);
+    *err = strdup("cannot write a temporary .tfx");
+    return -1;
+  }
+  fputs(src, f);
+  fclose(f);
+  char *out = NULL;
+  int rc = tfx_test_run((char *[]){TFXC_PATH, path, "--weights", "random", "--emit=ir", NULL}, &out, err);
+  remove(path);
+  free(out);
+  return rc;
+}

@@ -26,6 +26,9 @@ void tfx_test_rmdir(const char *dir);
 /* Runs argv (argv[0] a path), stdout captured into a malloc'd string when out
  * is non-NULL, stderr into err likewise. Returns the exit status, or -1. */
 int tfx_test_run(char *const argv[], char **out, char **err);
+/* Writes src to a temporary .tfx and runs `tfxc FILE --weights random
+ * --emit=ir` on it: tfxc's exit status, its stderr in *err (malloc'd). */
+int tfx_test_compile_text(const char *src, char **err);
 /* Index of the largest value, lowest on ties. */
 int tfx_test_argmax(const float *v, int n);
 /* max |a - b| over n floats. */
