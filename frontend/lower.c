@@ -200,6 +200,35 @@ static int lower_rope(lower *L, frame *f, const tfx_fe_opspec *op, const int *in
   return add_rope(L, x, heads, (int)(t->dims[1] / heads), call, call->loc);
 }
 
+/* attention's and attend's `key_mask = m`: m, one value per key (f32 or i32,
+ * 1 keeps the key, 0 drops it; a forward input such as Hugging Face's
+ * attention_mask) becomes the node's last operand. Only with mask = none:
+ * a causal attention's keys are cached across calls. */
+static int attach_key_mask(lower *L, tfx_node *n, int m, int k, const char *opname, const tfx_fe_expr *call) {
+  if (m < 0) return 0;
+  const tfx_fe_arg *arg = tfx_fe_kwarg(call->args, "key_mask");
+  tfx_fe_loc at = arg ? arg->value->loc : call->loc;
+  const tfx_type *mt = &L->g->nodes[m].type, *kt = &L->g->nodes[k].type;
+  char a[64];
+  if (n->mask == TFX_MASK_CAUSAL) {
+    ERR(L, at, "%s: key_mask needs mask = none (a causal attention's keys stay in the KV cache across calls)", opname);
+    return -1;
+  }
+  if ((mt->dtype != TFX_DT_F32 && mt->dtype != TFX_DT_I32) || mt->rank != 1 || mt->dims[0] != kt->dims[0]) {
+    char r[32];
+    if (kt->dims[0] == TFX_DIM_T)
+      snprintf(r, sizeof r, "T");
+    else
+      snprintf(r, sizeof r, "%lld", (long long)kt->dims[0]);
+    ERR(L, at, "%s: key_mask is %s, expected f32[%s] or i32[%s] (one value per key: 1 keeps it, 0 drops it)", opname,
+        tfx_type_str(mt, a, sizeof a), r, r);
+    return -1;
+  }
+  n->inputs[n->n_inputs++] = m;
+  n->key_mask = 1;
+  return 0;
+}
+
 static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n_in,
                            const tfx_fe_expr *call) {
   (void)n_in;
@@ -211,6 +240,7 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
   int bad = 0;
   for (int i = 0; i < 4; i++) bad |= (bias[i] = tensor_kw(L, f, call, bias_names[i])) == -2;
   int mem = tensor_kw(L, f, call, "memory"); /* cross-attention: k, v from another tensor */
+  int kmask = tensor_kw(L, f, call, "key_mask");
   /* q/k norms: a gain of head_dim (per head) or of all the heads' columns */
   static const char *const norm_names[4] = {"q_norm", "k_norm", "q_norm_b", "k_norm_b"};
   int nrm[4];
@@ -220,7 +250,7 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
   int is_rope = pv && pv->kind == TFX_FE_EXPR_CALL && !strcmp(pv->str, "rope");
   int is_t5 = pv && pv->kind == TFX_FE_EXPR_CALL && !strcmp(pv->str, "t5");
   int relb = is_t5 ? lower_expr(L, f, tfx_fe_posarg(pv->args, 0)->value) : -1; /* T5's bias table */
-  if (bad || mem == -2 || (is_t5 && relb < 0)) return -1;
+  if (bad || mem == -2 || kmask == -2 || (is_t5 && relb < 0)) return -1;
   /* pointers into the node array only after the keyword tensors (which may add nodes) */
   const tfx_graph *g = L->g;
   const tfx_type *wq = &g->nodes[in[1]].type, *wk = &g->nodes[in[2]].type, *wv = &g->nodes[in[3]].type,
@@ -331,6 +361,7 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
     n.n_inputs = 4;
     n.inputs[3] = relb;
   }
+  if (attach_key_mask(L, &n, kmask, k, "attention", call)) return -1;
   int o = add(L, &n, loc);
   return o < 0 ? -1 : add_linear(L, o, in[4], bias[3], loc);
 }
@@ -341,8 +372,10 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
  * (tfx_attn_kv_owner): YOCO's cross-decoder passes one global k and v to
  * every layer. */
 static int lower_attend(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n_in, const tfx_fe_expr *call) {
-  (void)f, (void)n_in;
+  (void)n_in;
   tfx_fe_loc loc = call->loc;
+  int kmask = tensor_kw(L, f, call, "key_mask");
+  if (kmask == -2) return -1;
   int heads = int_kw(L, call, "heads", 1), kv_heads = int_kw(L, call, "kv_heads", heads);
   const tfx_graph *g = L->g;
   const tfx_type *q = &g->nodes[in[0]].type, *k = &g->nodes[in[1]].type, *v = &g->nodes[in[2]].type;
@@ -392,6 +425,7 @@ static int lower_attend(lower *L, frame *f, const tfx_fe_opspec *op, const int *
   n.kv_heads = kv_heads;
   n.head_dim = (int)head_dim;
   n.mask = causal ? TFX_MASK_CAUSAL : TFX_MASK_NONE;
+  if (attach_key_mask(L, &n, kmask, in[1], "attend", call)) return -1;
   return add(L, &n, loc);
 }
 
@@ -837,13 +871,16 @@ tfx_graph *tfx_fe_lower(tfx_fe_sema *s) {
   L.g->bos_id = s->bos_id;
   L.g->eos_id = s->eos_id;
   L.g->pad_id = s->pad_id;
-  const tfx_fe_param *in = fwd->item->inputs;
-  int input = tfx_graph_add_input(L.g, in->name, fwd->in_types[0]);
-  if (input >= 0) {
+  /* one INPUT node per forward input, in order (sema allows
+   * TFX_MAX_FWD_INPUTS); the first is g->input */
+  int ids[TFX_MAX_FWD_INPUTS], input = 0, k = 0;
+  for (const tfx_fe_param *in = fwd->item->inputs; in && k < TFX_MAX_FWD_INPUTS && input >= 0; in = in->next, k++) {
+    input = ids[k] = tfx_graph_add_input(L.g, in->name, fwd->in_types[k]);
+    if (input < 0) break;
     L.g->nodes[input].line = in->loc.line;
     L.g->nodes[input].col = in->loc.col;
-    L.g->output = instantiate(&L, fwd, &input, NULL, NULL, fwd->item->loc);
   }
+  if (input >= 0) L.g->output = instantiate(&L, fwd, ids, NULL, NULL, fwd->item->loc);
   if (s->diag->errors == before && L.g->output >= 0) lower_quant_rules(&L);
   if (s->diag->errors == before && L.g->output >= 0) check_token_ids(&L);
   if (L.oom || input < 0) tfx_fe_error(s->diag, 0, 0, "out of memory");

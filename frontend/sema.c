@@ -482,9 +482,12 @@ static void check_forward(tfx_fe_sema *s) {
   }
   const tfx_fe_item *it = f->item;
   char buf[64];
-  if (f->n_inputs != 1) {
-    const tfx_fe_loc at = f->n_inputs > 1 ? it->inputs->next->loc : it->loc;
-    ERR(s, at, "forward takes exactly one input (tokens : i32[T] or x : f32[T, D]), got %d", f->n_inputs);
+  if (f->n_inputs < 1) {
+    ERR(s, it->loc, "forward takes at least one input (tokens : i32[T] or x : f32[T, D]), got none");
+  } else if (f->n_inputs > TFX_MAX_FWD_INPUTS) {
+    const tfx_fe_param *p = it->inputs;
+    for (int i = 0; i < TFX_MAX_FWD_INPUTS; i++) p = p->next;
+    ERR(s, p->loc, "forward takes at most %d inputs, got %d", TFX_MAX_FWD_INPUTS, f->n_inputs);
   } else if (f->sig_ok) {
     const tfx_type *in = &f->in_types[0];
     int ok = in->dtype == TFX_DT_I32 ? in->rank == 1 && in->dims[0] == TFX_DIM_T
@@ -492,6 +495,16 @@ static void check_forward(tfx_fe_sema *s) {
     if (!ok)
       ERR(s, it->inputs->type->loc, "the forward input must be i32[T] (token ids) or f32[T, D], got %s",
           tfx_type_str(in, buf, sizeof buf));
+    /* the extra inputs: one value per row of the call (ids, a key mask) */
+    int i = 1;
+    for (const tfx_fe_param *p = it->inputs->next; p; p = p->next, i++) {
+      const tfx_type *t = &f->in_types[i];
+      if ((t->dtype != TFX_DT_I32 && t->dtype != TFX_DT_F32) || t->rank != 1 || t->dims[0] != TFX_DIM_T)
+        ERR(s, p->type->loc,
+            "forward input '%s' must be i32[T] (per-row ids, a key mask) or f32[T] (a key mask), got %s: an input "
+            "after the first has one value per row of the call",
+            p->name, tfx_type_str(t, buf, sizeof buf));
+    }
   }
   if (f->sig_ok && (f->ret.dtype != TFX_DT_F32 || f->ret.rank != 2 || f->ret.dims[0] != TFX_DIM_T))
     ERR(s, it->ret->loc, "forward must return f32[T, N], got %s", tfx_type_str(&f->ret, buf, sizeof buf));

@@ -288,6 +288,14 @@ const char *tfx_attn_schedule_name(int s) {
 
 /* ---- checks ---- */
 
+int tfx_attn_bias_operand(const tfx_node *n) {
+  return n->op == TFX_OP_ATTENTION && n->n_inputs - (n->key_mask ? 1 : 0) == 4 ? 3 : -1;
+}
+
+int tfx_attn_key_mask_operand(const tfx_node *n) {
+  return n->op == TFX_OP_ATTENTION && n->key_mask && n->n_inputs >= 4 ? n->n_inputs - 1 : -1;
+}
+
 int tfx_check_attention(const tfx_node *n, char *err, size_t errlen) {
   const char *on = tfx_op_name(n->op);
   const tfx_sparse *s = &n->sparse;
@@ -299,7 +307,7 @@ int tfx_check_attention(const tfx_node *n, char *err, size_t errlen) {
   if (n->alibi != 0 && n->alibi != 1) return tfx_errf(err, errlen, "%s: alibi must be 0 or 1", on);
   if (n->op == TFX_OP_ATTENTION && (!(n->scale >= 0) || !isfinite(n->scale)))
     return tfx_errf(err, errlen, "%s: scale = %g must be finite and > 0 (0: 1/sqrt(head_dim))", on, n->scale);
-  if (n->op == TFX_OP_ATTENTION && n->n_inputs < 4 && (n->rel_max_distance || n->rel_bidirectional))
+  if (n->op == TFX_OP_ATTENTION && tfx_attn_bias_operand(n) < 0 && (n->rel_max_distance || n->rel_bidirectional))
     return tfx_errf(err, errlen, "%s: max_distance and bidirectional need a relative bias table", on);
   if (n->attn_split != 0 && (n->op != TFX_OP_ATTENTION || n->mask != TFX_MASK_CAUSAL || n->n_inputs != 3 ||
                              n->attn_split < 2 || n->attn_split > TFX_ATTN_MAX_SPLITS))
@@ -371,7 +379,20 @@ int tfx_infer_attention(const tfx_graph *g, const tfx_node *n, const tfx_type *c
   if (a[1]->dims[0] != a[2]->dims[0])
     return tfx_errf(err, errlen, "attention: k %s and v %s must have the same rows", tfx_type_str(a[1], s0, sizeof s0),
                     tfx_type_str(a[2], s1, sizeof s1));
-  if (n->n_inputs == 4) {
+  if (n->key_mask != 0 && n->key_mask != 1) return tfx_errf(err, errlen, "attention: key_mask must be 0 or 1");
+  if (n->key_mask && n->n_inputs < 4) return tfx_errf(err, errlen, "attention: key_mask = 1 needs the mask operand");
+  if (n->n_inputs == 5 && !n->key_mask)
+    return tfx_errf(err, errlen, "attention: a 5th operand is the key mask (key_mask = 1)");
+  int km = tfx_attn_key_mask_operand(n);
+  if (km >= 0) {
+    const tfx_type *m = a[km];
+    if ((m->dtype != TFX_DT_F32 && m->dtype != TFX_DT_I32) || m->rank != 1 || m->dims[0] != a[1]->dims[0])
+      return tfx_errf(err, errlen, "attention: the key mask is %s, expected f32[%s] or i32[%s] (one value per key)",
+                      tfx_type_str(m, s0, sizeof s0), a[1]->dims[0] == TFX_DIM_T ? "T" : "rows of k",
+                      a[1]->dims[0] == TFX_DIM_T ? "T" : "rows of k");
+    if (causal) return tfx_errf(err, errlen, "attention: a key mask needs mask = none (its keys are this call's)");
+  }
+  if (tfx_attn_bias_operand(n) == 3) {
     int64_t minb = n->rel_bidirectional ? 4 : 2;
     if (a[3]->dtype != TFX_DT_F32 || a[3]->rank != 2 || a[3]->dims[1] != n->heads || a[3]->dims[0] < minb ||
         a[3]->dims[0] > 1024 || (n->rel_bidirectional && a[3]->dims[0] % 2))
@@ -487,7 +508,8 @@ void tfx_print_attention(const tfx_node *n, FILE *out) {
   fprintf(out, ", mask = %s", n->mask == TFX_MASK_CAUSAL ? "causal" : "none");
   if (n->alibi) fprintf(out, ", position = alibi");
   if (n->op == TFX_OP_ATTENTION && n->scale > 0) fprintf(out, ", scale = %.9g", n->scale);
-  if (n->op == TFX_OP_ATTENTION && n->n_inputs == 4)
+  if (n->op == TFX_OP_ATTENTION && n->key_mask) fprintf(out, ", key_mask = %%%d", n->inputs[n->n_inputs - 1]);
+  if (n->op == TFX_OP_ATTENTION && tfx_attn_bias_operand(n) == 3)
     fprintf(out, ", position = t5(max_distance = %d, bidirectional = %s)", n->rel_max_distance,
             n->rel_bidirectional ? "true" : "false");
   print_sparse(&n->sparse, out);

@@ -403,8 +403,11 @@ int tfx_graph_add_input(tfx_graph *g, const char *name, tfx_type type) {
   tfx_node n = tfx_node_proto(TFX_OP_INPUT, 0, NULL);
   n.type = type;
   n.name = (char *)name;
+  if (g->n_fwd_inputs >= TFX_MAX_FWD_INPUTS) return -1;
   int id = tfx_graph_add(g, &n, NULL, 0);
-  if (id >= 0) g->input = id;
+  if (id < 0) return id;
+  if (g->input < 0) g->input = id;
+  g->fwd_inputs[g->n_fwd_inputs++] = id;
   return id;
 }
 

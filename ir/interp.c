@@ -368,10 +368,12 @@ int tfx_interp_op_rope(const tfx_interp_call *c) {
 }
 
 int tfx_interp_op_attention(const tfx_interp_call *c) {
-  const float *relb = OPERAND(c, 3);
-  int64_t nb = relb ? IN_NODE(c, 3)->type.dims[0] : 0;
-  return tfx_interp_attention(c->nd, OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), relb, nb, c->kc, c->vc, c->y, ROWS(c),
-                              tfx_node_rows(IN_NODE(c, 1), c->n), c->pos, c->g->max_seq, c->err, c->errlen);
+  int bi = tfx_attn_bias_operand(c->nd), mi = tfx_attn_key_mask_operand(c->nd);
+  const float *relb = bi >= 0 ? OPERAND(c, bi) : NULL;
+  int64_t nb = relb ? IN_NODE(c, bi)->type.dims[0] : 0;
+  tfx_interp_key_mask km = {mi >= 0 ? OPERAND(c, mi) : NULL, mi >= 0 && IN_NODE(c, mi)->type.dtype == TFX_DT_I32};
+  return tfx_interp_attention(c->nd, OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), relb, nb, km, c->kc, c->vc, c->y,
+                              ROWS(c), tfx_node_rows(IN_NODE(c, 1), c->n), c->pos, c->g->max_seq, c->err, c->errlen);
 }
 
 int tfx_interp_op_mla(const tfx_interp_call *c) {
@@ -415,9 +417,25 @@ static float *dequant_param(const tfx_node *nd, const uint8_t *data) {
 }
 
 int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out, char *err, size_t errlen) {
+  if (it && !it->init_err[0] && it->g->n_fwd_inputs > 1)
+    return tfx_errf(err, errlen, "interpreter: the forward takes %d inputs; pass them all (tfx_interp_forward_inputs)",
+                    it->g->n_fwd_inputs);
+  return tfx_interp_forward_inputs(it, &input, 1, n, out, err, errlen);
+}
+
+int tfx_interp_forward_inputs(tfx_interp *it, const void *const *inputs, int n_inputs, int64_t n, float *out, char *err,
+                              size_t errlen) {
   if (!it) return tfx_errf(err, errlen, "interpreter: NULL interpreter");
   if (it->init_err[0]) return tfx_errf(err, errlen, "%s", it->init_err);
   const tfx_graph *g = it->g;
+  if (!inputs || n_inputs != g->n_fwd_inputs)
+    return tfx_errf(err, errlen, "interpreter: %d inputs given, the forward takes %d", inputs ? n_inputs : 0,
+                    g->n_fwd_inputs);
+  for (int i = 0; i < n_inputs; i++)
+    if (!inputs[i])
+      return tfx_errf(err, errlen, "interpreter: NULL input '%s'",
+                      g->nodes[g->fwd_inputs[i]].name ? g->nodes[g->fwd_inputs[i]].name : "?");
+  const void *input = inputs[0];
   if (!input || !out) return tfx_errf(err, errlen, "interpreter: NULL input or output buffer");
   if (n < 1) return tfx_errf(err, errlen, "interpreter: n = %lld tokens; need at least 1", (long long)n);
   if (n > g->max_seq)
@@ -448,7 +466,9 @@ int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out,
     } else if (nd->op == TFX_OP_PARAM) {
       val[i] = (void *)(it->weights + nd->weight_offset);
     } else if (nd->op == TFX_OP_INPUT) {
-      val[i] = (void *)input;
+      int k = 0;
+      while (k < g->n_fwd_inputs - 1 && g->fwd_inputs[k] != i) k++;
+      val[i] = (void *)inputs[k];
     } else {
       size_t bytes = (size_t)tfx_type_numel(&nd->type, n) * 4; /* weights too are held as f32 */
       val[i] = malloc(bytes ? bytes : 1);

@@ -1,5 +1,6 @@
 /* ir/interp_attention.c — the reference interpreter's ATTENTION (self and
- * cross, causal with its KV cache or not, ALiBi, T5's relative bias, sparse masks) and
+ * cross, causal with its KV cache or not, ALiBi, T5's relative bias, sparse masks,
+ * key padding masks) and
  * MLA_ATTENTION (rebuilding K and V of every head from the cached latent,
  * not the absorbed form the backend uses). Naive loops, double accumulators:
  * the test oracle. */
@@ -24,8 +25,8 @@ static void softmax_rows(double *sc, const char *allowed, int64_t n) {
 }
 
 int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, const float *v, const float *relb,
-                         int64_t n_buckets, float *kc, float *vc, float *y, int64_t q_rows, int64_t k_rows, int64_t pos,
-                         int64_t max_seq, char *err, size_t errlen) {
+                         int64_t n_buckets, tfx_interp_key_mask km, float *kc, float *vc, float *y, int64_t q_rows,
+                         int64_t k_rows, int64_t pos, int64_t max_seq, char *err, size_t errlen) {
   int64_t H = n->heads, G = n->kv_heads, d = n->head_dim, group = H / G;
   int64_t qs = H * d, ks = G * d;
   int causal = n->mask == TFX_MASK_CAUSAL;
@@ -54,6 +55,8 @@ int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, cons
       const float *qr = q + t * qs + h * d;
       for (int64_t j = 0; j < n_keys; j++) {
         ok[j] = (char)tfx_attn_allowed(n, i, j, max_seq);
+        if (km.data && ok[j])
+          ok[j] = km.is_i32 ? ((const int32_t *)km.data)[j] != 0 : ((const float *)km.data)[j] != 0.0f;
         if (!ok[j]) continue;
         const float *kr = keys + j * ks + kh * d;
         double s = 0.0;

@@ -12,9 +12,16 @@
  * attends the k_rows keys of this call. Mask, ALiBi and sparse pattern as in
  * ir/attention.c; a row with no allowed key gives zeros. relb: T5's relative
  * bias table [n_buckets, H] (the 4th operand) or NULL. */
+/* A key mask (ATTENTION's key_mask operand, one value per key: 0 drops the
+ * key), held as f32 or, for an i32 forward input, as int32; data NULL: none. */
+typedef struct {
+  const void *data;
+  int is_i32;
+} tfx_interp_key_mask;
+
 int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, const float *v, const float *relb,
-                         int64_t n_buckets, float *kc, float *vc, float *y, int64_t q_rows, int64_t k_rows, int64_t pos,
-                         int64_t max_seq, char *err, size_t errlen);
+                         int64_t n_buckets, tfx_interp_key_mask km, float *kc, float *vc, float *y, int64_t q_rows,
+                         int64_t k_rows, int64_t pos, int64_t max_seq, char *err, size_t errlen);
 
 /* MLA_ATTENTION (causal) in its plain, non-absorbed form: K and V of every
  * head are rebuilt from the cached latent. cache: [max_seq, r + dr]; g the

@@ -11,8 +11,9 @@
 #include <stdio.h>
 
 #define TFX_MAX_RANK 4
-#define TFX_MAX_INPUTS 8 /* FUSED_LINEAR and MOE_UP take up to 7 */
-#define TFX_DIM_T (-1)   /* the dynamic token dimension, 1 <= T <= max_seq */
+#define TFX_MAX_INPUTS 8     /* FUSED_LINEAR and MOE_UP take up to 7 */
+#define TFX_MAX_FWD_INPUTS 8 /* inputs of a forward: the first and up to 7 extra */
+#define TFX_DIM_T (-1)       /* the dynamic token dimension, 1 <= T <= max_seq */
 
 /* Element types and weight storage formats. Values (every node's result but
  * a weight's) are f32 or i32; the others are formats a weight (PARAM, and the
@@ -294,6 +295,11 @@ typedef struct tfx_node {
    * scaled scores, B buckets (half per direction when rel_bidirectional),
    * logarithmic up to rel_max_distance. Only the ROW schedule runs it. */
   int rel_max_distance, rel_bidirectional;
+  /* ATTENTION with key_mask = 1: its last operand is a key mask f32[rows of k]
+   * or i32[rows of k] (a forward input: 1 keeps key j, 0 drops it, as
+   * Hugging Face's attention_mask); only with mask NONE. The bias table, if
+   * any, stays the 4th operand. */
+  int key_mask;
   tfx_sparse sparse; /* the sparse pattern; kind NONE by default */
   int attn_schedule; /* ATTENTION, MLA_ATTENTION: tfx_attn_sched (schedule_attention); UNSET by default */
   int attn_split;    /* ATTENTION: the decode entry's schedule (schedule_attention, passes/attn_cost.c): 0 ROW,
@@ -416,7 +422,12 @@ typedef struct tfx_graph {
   char *symbol_name;
   int n_nodes, cap;
   tfx_node *nodes; /* topological order: inputs of node i are < i */
-  int input;       /* id of the INPUT node, -1 if none yet */
+  int input;       /* id of the first INPUT node (tokens or activations), -1 if none yet */
+  /* every INPUT node in the forward's order (fwd_inputs[0] == input): the
+   * extra inputs of a forward with several (per-row ids i32[T], key masks
+   * f32[T] / i32[T]) follow the first */
+  int n_fwd_inputs;
+  int fwd_inputs[TFX_MAX_FWD_INPUTS];
   int output;      /* id of the returned value, -1 if none yet */
   int64_t max_seq; /* upper bound of T */
   tfx_schedule schedule;
@@ -826,6 +837,12 @@ tfx_interp *tfx_interp_new(const tfx_graph *g, const uint8_t *weights);
 /* Runs one forward over n tokens (or n rows of f32 input) at the session's
  * position, appending to its KV cache; out receives [n, out_cols] floats. */
 int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out, char *err, size_t errlen);
+/* The same for a forward with several inputs: inputs[i] is the value of
+ * g->fwd_inputs[i] ([n] int32 ids or masks, [n] floats, or the first input as
+ * above); n_inputs must be g->n_fwd_inputs. Ids read by an embedding are
+ * checked against its table's rows. */
+int tfx_interp_forward_inputs(tfx_interp *it, const void *const *inputs, int n_inputs, int64_t n, float *out, char *err,
+                              size_t errlen);
 void tfx_interp_reset(tfx_interp *it);
 void tfx_interp_free(tfx_interp *it);
 /* Called after each computed node of tfx_interp_forward with the values of
@@ -900,6 +917,10 @@ int tfx_attn_tiny_chosen(const tfx_graph *g, const tfx_node *n);
 /* Checks the mask, alibi, sparse and schedule attributes; 0 or -1 with a
  * message (the check column of ATTENTION and MLA_ATTENTION). */
 int tfx_check_attention(const tfx_node *n, char *err, size_t errlen);
+/* ATTENTION's operand index of T5's relative bias table (3) and of its key
+ * mask (the last, with key_mask = 1), -1 when it has none. */
+int tfx_attn_bias_operand(const tfx_node *n);
+int tfx_attn_key_mask_operand(const tfx_node *n);
 /* Bytes of the node's KV cache slot (0 when it keeps nothing): causal
  * ATTENTION 2 * max_seq * G * d * 4 (K then V), MLA_ATTENTION
  * max_seq * (r + dr) * 4. */

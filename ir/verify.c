@@ -137,14 +137,22 @@ int tfx_verify(const tfx_graph *g, int require_bound, char *err, size_t errlen) 
     if (check_fns[n->op](n, msg, sizeof msg)) return vfail(err, errlen, n, "%s", msg); /* ir/ops.h */
 
     if (n->op == TFX_OP_INPUT) {
+      int k = 0;
+      while (k < g->n_fwd_inputs && g->fwd_inputs[k] != i) k++;
+      if (g->n_fwd_inputs < 1 || g->n_fwd_inputs > TFX_MAX_FWD_INPUTS || k == g->n_fwd_inputs)
+        return vfail(err, errlen, n, "an input that is not in the graph's input list");
+      if (k > 0 && n_input == 0) return vfail(err, errlen, n, "an extra input before the first input");
       n_input++;
-      if (n_input > 1) return vfail(err, errlen, n, "a second input; a graph has exactly one");
-      if (g->input != i) return vfail(err, errlen, n, "is the input but g->input is %d", g->input);
+      if (k == 0 && g->input != i) return vfail(err, errlen, n, "is the input but g->input is %d", g->input);
       int tok = n->type.dtype == TFX_DT_I32 && n->type.rank == 1 && n->type.dims[0] == TFX_DIM_T;
       int act = n->type.dtype == TFX_DT_F32 && n->type.rank == 2 && n->type.dims[0] == TFX_DIM_T &&
                 n->type.dims[1] != TFX_DIM_T;
-      if (!tok && !act)
+      int row = n->type.dtype == TFX_DT_F32 && n->type.rank == 1 && n->type.dims[0] == TFX_DIM_T;
+      if (k == 0 && !tok && !act)
         return vfail(err, errlen, n, "input must be i32[T] or f32[T, D], got %s",
+                     tfx_type_str(&n->type, s0, sizeof s0));
+      if (k > 0 && !tok && !row)
+        return vfail(err, errlen, n, "an extra input must be i32[T] or f32[T], got %s",
                      tfx_type_str(&n->type, s0, sizeof s0));
     }
     if (n->op == TFX_OP_PARAM) {
@@ -170,7 +178,8 @@ int tfx_verify(const tfx_graph *g, int require_bound, char *err, size_t errlen) 
     }
     if (check_planning(g, n, err, errlen)) return -1;
   }
-  if (n_input != 1 || g->input < 0 || g->input >= g->n_nodes)
+  if (n_input < 1 || n_input != g->n_fwd_inputs || g->input < 0 || g->input >= g->n_nodes ||
+      g->fwd_inputs[0] != g->input)
     return vfail(err, errlen, NULL, "graph '%s' has no input", g->name ? g->name : "?");
   if (g->output < 0 || g->output >= g->n_nodes)
     return vfail(err, errlen, NULL, "graph '%s' has no output (output = %d)", g->name ? g->name : "?", g->output);

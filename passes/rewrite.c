@@ -154,7 +154,7 @@ int tfx_rw_commit(tfx_rw *rw, char *err, size_t errlen) {
   tfx_graph *g = rw->g;
   int nn = g->n_nodes, rc = 0;
   char *live = calloc((size_t)nn + 1, 1), *state = calloc((size_t)nn + 1, 1);
-  int *stack = malloc(((size_t)nn * (TFX_MAX_INPUTS + 1) + 2) * sizeof *stack);
+  int *stack = malloc(((size_t)nn * (TFX_MAX_INPUTS + 1) + 2 + TFX_MAX_FWD_INPUTS) * sizeof *stack);
   int *order = malloc(((size_t)nn + 1) * sizeof *order), *newid = malloc(((size_t)nn + 1) * sizeof *newid);
   keyed *ks = malloc(((size_t)nn + 1) * sizeof *ks);
   tfx_node *nodes = malloc(((size_t)nn + 1) * sizeof *nodes);
@@ -166,6 +166,8 @@ int tfx_rw_commit(tfx_rw *rw, char *err, size_t errlen) {
   int sp = 0;
   if (g->output >= 0 && g->output < nn) stack[sp++] = g->output;
   if (g->input >= 0 && g->input < nn) stack[sp++] = g->input;
+  for (int i = 1; i < g->n_fwd_inputs; i++) /* every forward input stays: the caller passes it */
+    if (g->fwd_inputs[i] >= 0 && g->fwd_inputs[i] < nn) stack[sp++] = g->fwd_inputs[i];
   while (sp) {
     int v = stack[--sp];
     if (live[v]) continue;
@@ -223,6 +225,8 @@ int tfx_rw_commit(tfx_rw *rw, char *err, size_t errlen) {
   if (no != nn) rw->changed = 1;
   g->n_nodes = no;
   g->input = g->input >= 0 && g->input < nn ? newid[g->input] : g->input;
+  for (int i = 0; i < g->n_fwd_inputs; i++)
+    if (g->fwd_inputs[i] >= 0 && g->fwd_inputs[i] < nn) g->fwd_inputs[i] = newid[g->fwd_inputs[i]];
   g->output = g->output >= 0 && g->output < nn ? newid[g->output] : g->output;
 done:
   free(live);
