@@ -106,4 +106,11 @@ void tfx_backend_jit_free(tfx_jit_module *m);
 int tfx_backend_kernel_counts(const tfx_graph *g, const tfx_target_options *o, int *forward, int *decode, char *err,
                               size_t errlen);
 
+/* The descriptor's input table of g (ABI 6): *n_inputs = 0 for a forward
+ * of one input, else one entry per forward input in order (names point
+ * into the graph). A token or i32 input that an embedding reads gets the
+ * smallest table's rows as its vocab. 0, or -1 with a message. */
+int tfx_backend_model_inputs(const tfx_graph *g, tfx_input_desc out[TFX_MAX_MODEL_INPUTS], int32_t *n_inputs, char *err,
+                             size_t errlen);
+
 #endif

@@ -455,6 +455,10 @@ typedef struct tfx_cg_attn_row {
    * table of tfx_cg_attn_t5_buckets (entry j - i + rel_span - 1) */
   LLVMValueRef relb, buckets;
   int64_t rel_span, rel_stride;
+  /* a key mask (ATTENTION's key_mask operand: one f32 or i32 per key, 0
+   * drops the key), else NULL */
+  LLVMValueRef kmask;
+  int kmask_i32;
   /* set by tfx_cg_attn_row_init */
   tfx_cg_osm sm;
   int64_t kb;

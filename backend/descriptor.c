@@ -99,6 +99,54 @@ int tfx_cg_model_shape(const tfx_graph *g, int32_t *input_kind, int32_t *input_w
   return 0;
 }
 
+int tfx_backend_model_inputs(const tfx_graph *g, tfx_input_desc out[TFX_MAX_MODEL_INPUTS], int32_t *n_inputs, char *err,
+                             size_t errlen) {
+  *n_inputs = 0;
+  if (g->n_fwd_inputs <= 1) return 0;
+  if (g->n_fwd_inputs > TFX_MAX_MODEL_INPUTS)
+    return tfx_errf(err, errlen, "backend: %d forward inputs (at most %d)", g->n_fwd_inputs, TFX_MAX_MODEL_INPUTS);
+  char *live = malloc((size_t)g->n_nodes);
+  if (!live) return tfx_errf(err, errlen, "backend: out of memory");
+  if (tfx_cg_mark_live(g, live, err, errlen)) {
+    free(live);
+    return -1;
+  }
+  int rc = 0;
+  for (int k = 0; k < g->n_fwd_inputs && rc == 0; k++) {
+    int id = g->fwd_inputs[k];
+    if (id < 0 || id >= g->n_nodes || g->nodes[id].op != TFX_OP_INPUT) {
+      rc = tfx_errf(err, errlen, "backend: forward input %d is not an input node", k);
+      break;
+    }
+    const tfx_node *in = &g->nodes[id];
+    int i32 = in->type.dtype == TFX_DT_I32;
+    int64_t voc = -1;
+    for (int i = 0; i < g->n_nodes; i++)
+      if (live[i] && g->nodes[i].op == TFX_OP_EMBEDDING && g->nodes[i].inputs[1] == id) {
+        int64_t v = g->nodes[g->nodes[i].inputs[0]].type.dims[0];
+        if (voc < 0 || v < voc) voc = v;
+      }
+    int64_t w = k == 0 && !i32 ? tfx_node_cols(in) : 1;
+    if (w < 1 || w > INT32_MAX || voc > INT32_MAX) {
+      rc = tfx_errf(err, errlen, "backend: input width out of range");
+      break;
+    }
+    out[k] = (tfx_input_desc){.name = in->name ? in->name : "input",
+                              .kind = k == 0 ? (i32 ? TFX_INPUT_TOKENS : TFX_INPUT_F32)
+                                             : (i32 ? TFX_INPUT_I32 : TFX_INPUT_F32),
+                              .width = (int32_t)w,
+                              /* the first input's as the descriptor's vocab (any id when no embedding reads it) */
+                              .vocab = !i32       ? 0
+                                       : voc >= 0 ? (int32_t)voc
+                                       : k == 0   ? INT32_MAX
+                                                  : 0,
+                              .rows = TFX_INPUT_ROWS_T};
+  }
+  free(live);
+  if (rc == 0) *n_inputs = g->n_fwd_inputs;
+  return rc;
+}
+
 /* A hidden constant defined in another object of the model (the weights
  * blob, the next code variant's descriptor). */
 static LLVMValueRef extern_hidden(tfx_cg *cg, const char *name) {
@@ -109,8 +157,8 @@ static LLVMValueRef extern_hidden(tfx_cg *cg, const char *name) {
   return v;
 }
 
-/* The fields of tfx_model_desc (ABI 5), as the LLVM struct below lays them out. */
-#define DESC_FIELDS 28
+/* The fields of tfx_model_desc (ABI 6), as the LLVM struct below lays them out. */
+#define DESC_FIELDS 31
 
 int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *weights_symbol) {
   const tfx_graph *g = cg->g;
@@ -119,12 +167,20 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
     cg->failed = 1;
     return -1;
   }
+  tfx_input_desc ins[TFX_MAX_MODEL_INPUTS];
+  int32_t n_ins = 0;
+  if (tfx_backend_model_inputs(g, ins, &n_ins, cg->err, cg->errlen)) {
+    cg->failed = 1;
+    return -1;
+  }
   LLVMTypeRef i32 = cg->t_i32, i64 = cg->t_i64, ptr = cg->t_ptr;
+  /* several inputs: the entries take the table of their pointers */
+  int32_t in_kind = n_ins ? TFX_ARG_INPUTS : TFX_ARG_INPUT;
 
   /* argument kinds, shared by both entries */
   LLVMValueRef kinds[TFX_CG_ARG_COUNT];
-  static const int32_t kind_of[TFX_CG_ARG_COUNT] = {TFX_ARG_INPUT, TFX_ARG_NTOKENS, TFX_ARG_POS,     TFX_ARG_OUTPUT,
-                                                    TFX_ARG_ARENA, TFX_ARG_KV,      TFX_ARG_WEIGHTS, TFX_ARG_EXEC};
+  const int32_t kind_of[TFX_CG_ARG_COUNT] = {in_kind,       TFX_ARG_NTOKENS, TFX_ARG_POS,     TFX_ARG_OUTPUT,
+                                             TFX_ARG_ARENA, TFX_ARG_KV,      TFX_ARG_WEIGHTS, TFX_ARG_EXEC};
   for (int i = 0; i < TFX_CG_ARG_COUNT; i++) kinds[i] = c32(cg, kind_of[i]);
   LLVMValueRef kinds_init = LLVMConstArray2(i32, kinds, TFX_CG_ARG_COUNT);
   LLVMValueRef kinds_gv = tfx_cg_const_global(cg, "tfx_arg_kinds", kinds_init, 4);
@@ -178,10 +234,10 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
   /* the descriptor's checksum, over the same values as the runtime sees
    * them (tfx/checksum.h); the weights checksum is 0 until
    * tfx_cg_set_weights_checksum records it (AOT) */
-  static const int32_t kind_vals[TFX_CG_ARG_COUNT] = {TFX_ARG_INPUT, TFX_ARG_NTOKENS, TFX_ARG_POS,     TFX_ARG_OUTPUT,
-                                                      TFX_ARG_ARENA, TFX_ARG_KV,      TFX_ARG_WEIGHTS, TFX_ARG_EXEC};
-  static const int32_t bkind_vals[TFX_CG_ARG_COUNT] = {TFX_ARG_INPUT, TFX_ARG_NTOKENS, TFX_ARG_ROWS,    TFX_ARG_OUTPUT,
-                                                       TFX_ARG_ARENA, TFX_ARG_KV,      TFX_ARG_WEIGHTS, TFX_ARG_EXEC};
+  const int32_t kind_vals[TFX_CG_ARG_COUNT] = {in_kind,       TFX_ARG_NTOKENS, TFX_ARG_POS,     TFX_ARG_OUTPUT,
+                                               TFX_ARG_ARENA, TFX_ARG_KV,      TFX_ARG_WEIGHTS, TFX_ARG_EXEC};
+  const int32_t bkind_vals[TFX_CG_ARG_COUNT] = {in_kind,       TFX_ARG_NTOKENS, TFX_ARG_ROWS,    TFX_ARG_OUTPUT,
+                                                TFX_ARG_ARENA, TFX_ARG_KV,      TFX_ARG_WEIGHTS, TFX_ARG_EXEC};
   tfx_entry_desc ck_ent[4];
   for (int i = 0; i < n_ent; i++) {
     int bat = spec[i].flags == TFX_ENTRY_BATCH;
@@ -217,12 +273,30 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
                        .eos_id = (int32_t)g->eos_id,
                        .pad_id = (int32_t)g->pad_id,
                        .tokenizer = g->tokenizer_bytes > 0 ? g->tokenizer : NULL,
-                       .tokenizer_bytes = g->tokenizer_bytes > 0 ? (uint64_t)g->tokenizer_bytes : 0};
+                       .tokenizer_bytes = g->tokenizer_bytes > 0 ? (uint64_t)g->tokenizer_bytes : 0,
+                       .n_inputs = n_ins,
+                       .inputs = n_ins ? ins : NULL};
   uint64_t desc_sum = tfx_desc_checksum(&ck);
 
+  /* the input table (ABI 6): tfx_input_desc { const char *name; i32 kind, width, vocab, rows; } */
+  LLVMTypeRef inf[5] = {ptr, i32, i32, i32, i32};
+  LLVMTypeRef input_ty = LLVMStructTypeInContext(cg->ctx, inf, 5, 0);
+  LLVMValueRef inputs_gv = LLVMConstNull(ptr);
+  if (n_ins) {
+    LLVMValueRef iv[TFX_MAX_MODEL_INPUTS];
+    for (int k = 0; k < n_ins; k++) {
+      char sym[48];
+      snprintf(sym, sizeof sym, "tfx_str_input_%d", k);
+      LLVMValueRef f[5] = {const_string(cg, ins[k].name, sym), c32(cg, ins[k].kind), c32(cg, ins[k].width),
+                           c32(cg, ins[k].vocab), c32(cg, ins[k].rows)};
+      iv[k] = LLVMConstNamedStruct(input_ty, f, 5);
+    }
+    inputs_gv = tfx_cg_const_global(cg, "tfx_inputs", LLVMConstArray2(input_ty, iv, (unsigned)n_ins), 8);
+  }
+
   /* tfx_model_desc */
-  LLVMTypeRef df[DESC_FIELDS] = {i32, i32, ptr, i32, i32, i32, i32, i32, i32, i64, i64, i64, ptr, i32,
-                                 i32, ptr, i64, i64, i32, i32, i64, ptr, i32, i32, i32, i32, ptr, i64};
+  LLVMTypeRef df[DESC_FIELDS] = {i32, i32, ptr, i32, i32, i32, i32, i32, i32, i64, i64, i64, ptr, i32, i32, ptr,
+                                 i64, i64, i32, i32, i64, ptr, i32, i32, i32, i32, ptr, i64, i32, i32, ptr};
   /* the embedded tokenizer: its bytes as a private constant */
   LLVMValueRef tokenizer = LLVMConstNull(ptr);
   if (g->tokenizer_bytes > 0)
@@ -257,7 +331,10 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
                                   c32(cg, g->pad_id),
                                   c32(cg, 0),
                                   tokenizer,
-                                  c64(cg, g->tokenizer_bytes > 0 ? g->tokenizer_bytes : 0)};
+                                  c64(cg, g->tokenizer_bytes > 0 ? g->tokenizer_bytes : 0),
+                                  c32(cg, n_ins),
+                                  c32(cg, 0),
+                                  inputs_gv};
   LLVMValueRef desc_init = LLVMConstNamedStruct(desc_ty, dv, DESC_FIELDS);
   LLVMValueRef desc = LLVMAddGlobal(cg->mod, desc_ty, variant ? own : TFX_DESC_SYMBOL);
   LLVMSetInitializer(desc, desc_init);

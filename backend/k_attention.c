@@ -112,9 +112,11 @@ static int kernel_call(tfx_cg *cg, const tfx_node *n, int causal) {
   tfx_cg_ptr v = causal ? TFX_CG_KVAT(k_off + half_bytes) : TFX_CG_VAL(n->inputs[2]);
   int64_t per_t, fixed;
   tfx_cg_rows_split(&cg->g->nodes[n->inputs[0]], &per_t, &fixed);
-  tfx_cg_ptr ptrs[5] = {TFX_CG_VAL(n->inputs[0]), k, v, TFX_CG_VAL(n->id), TFX_CG_NONE};
-  if (n->n_inputs == 4) ptrs[4] = TFX_CG_VAL(n->inputs[3]); /* T5's relative bias table */
-  tfx_cg_kernel_call_n(cg, n, NULL, per_t * n->heads, fixed * n->heads, ptrs, 5);
+  tfx_cg_ptr ptrs[6] = {TFX_CG_VAL(n->inputs[0]), k, v, TFX_CG_VAL(n->id), TFX_CG_NONE, TFX_CG_NONE};
+  int bi = tfx_attn_bias_operand(n), mi = tfx_attn_key_mask_operand(n);
+  if (bi >= 0) ptrs[4] = TFX_CG_VAL(n->inputs[bi]); /* T5's relative bias table */
+  if (mi >= 0) ptrs[5] = TFX_CG_VAL(n->inputs[mi]); /* the key mask */
+  tfx_cg_kernel_call_n(cg, n, NULL, per_t * n->heads, fixed * n->heads, ptrs, 6);
   return 0;
 }
 
@@ -181,7 +183,12 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
   LLVMValueRef py = tfx_cg_body_ptr(cg, 3);
   tfx_cg_attn_row walk = {.n = n, .score = row_score, .rescale = row_rescale, .accumulate = row_accumulate, .ctx = &c};
   tfx_cg_attn_row_init(cg, &walk, ATT_KB);
-  if (n->n_inputs == 4) { /* T5's relative bias: the bucket table; the head's column is set per item */
+  int mi = tfx_attn_key_mask_operand(n);
+  if (mi >= 0) { /* the key mask: one value per key of this call */
+    walk.kmask = tfx_cg_body_ptr(cg, 5);
+    walk.kmask_i32 = cg->g->nodes[n->inputs[mi]].type.dtype == TFX_DT_I32;
+  }
+  if (tfx_attn_bias_operand(n) >= 0) { /* T5's relative bias: the bucket table; the head's column is set per item */
     walk.buckets = tfx_cg_attn_t5_buckets(cg, n, &walk.rel_span);
     walk.rel_stride = H;
     if (!walk.buckets) {
@@ -314,9 +321,11 @@ int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n) {
   }
   char key[256], opts[160];
   tfx_cg_attn_key(n, max_seq, opts, sizeof opts);
-  snprintf(key, sizeof key, "%sattention_H%lld_G%lld_d%lld_m%d_q%lld_k%lld_rb%lld_%s", k_schedules[sched].key,
+  int bi = tfx_attn_bias_operand(n), mi = tfx_attn_key_mask_operand(n);
+  int km = mi < 0 ? 0 : cg->g->nodes[n->inputs[mi]].type.dtype == TFX_DT_I32 ? 2 : 1;
+  snprintf(key, sizeof key, "%sattention_H%lld_G%lld_d%lld_m%d_q%lld_k%lld_rb%lld_km%d_%s", k_schedules[sched].key,
            (long long)H, (long long)G, (long long)d, causal, (long long)q_rows, (long long)k_rows,
-           (long long)(n->n_inputs == 4 ? cg->g->nodes[n->inputs[3]].type.dims[0] : 0), opts);
+           (long long)(bi >= 0 ? cg->g->nodes[n->inputs[bi]].type.dims[0] : 0), km, opts);
   int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {

@@ -122,6 +122,18 @@ void tfx_cg_attn_row_walk_more(tfx_cg *cg, const tfx_cg_attn_row *r, LLVMValueRe
     LLVMValueRef bk = LLVMBuildSExt(b, LLVMBuildLoad2(b, cg->t_i32, bp, "bucket"), cg->t_i64, "");
     s = LLVMBuildFAdd(b, s, tfx_cg_loadf(cg, tfx_cg_fptr(cg, r->relb, tfx_cg_mulc(cg, bk, r->rel_stride))), "relb");
   }
+  if (r->kmask) { /* a key whose mask value is 0 is dropped */
+    LLVMValueRef keep;
+    if (r->kmask_i32) {
+      LLVMValueRef mp = LLVMBuildInBoundsGEP2(b, cg->t_i32, r->kmask, &j, 1, "");
+      keep =
+          LLVMBuildICmp(b, LLVMIntNE, LLVMBuildLoad2(b, cg->t_i32, mp, "keymask"), LLVMConstInt(cg->t_i32, 0, 0), "");
+    } else {
+      keep = LLVMBuildFCmp(b, LLVMRealUNE, tfx_cg_loadf(cg, tfx_cg_fptr(cg, r->kmask, j)),
+                           LLVMConstReal(cg->t_f32, 0.0), "");
+    }
+    s = LLVMBuildSelect(b, keep, s, ninf, "masked");
+  }
   tfx_cg_storef(cg, s, tfx_cg_fptr(cg, r->buf, lj.iv));
   LLVMBuildStore(b, tfx_cg_fmax(cg, LLVMBuildLoad2(b, cg->t_f32, r->bmax, ""), s), r->bmax);
   tfx_cg_for_end(cg, &lj);

@@ -87,7 +87,8 @@ int64_t tfx_cg_kv_block_offset(const tfx_graph *g, const tfx_node *n) {
 int tfx_cg_batch_supported(const tfx_graph *g, const char *live, int (*row_wise)(const tfx_graph *, const tfx_node *),
                            int64_t *block_bytes) {
   *block_bytes = 0;
-  if (g->nodes[g->input].type.dtype != TFX_DT_I32) return 0;
+  /* token models of one input (the batch API passes tokens) */
+  if (g->nodes[g->input].type.dtype != TFX_DT_I32 || g->n_fwd_inputs > 1) return 0;
   int64_t bytes = 0;
   int any_kv = 0;
   for (int i = 0; i < g->n_nodes; i++) {

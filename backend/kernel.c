@@ -203,6 +203,15 @@ LLVMValueRef tfx_cg_slice_ptr(tfx_cg *cg, const tfx_node *n) {
 
 LLVMValueRef tfx_cg_value_base(tfx_cg *cg, int node_id) {
   const tfx_node *n = &cg->g->nodes[node_id];
+  if (n->op == TFX_OP_INPUT && cg->g->n_fwd_inputs > 1) { /* TFX_ARG_INPUTS: the table of the inputs' pointers */
+    int k = 0;
+    while (k < cg->g->n_fwd_inputs - 1 && cg->g->fwd_inputs[k] != node_id) k++;
+    LLVMValueRef slot = LLVMBuildInBoundsGEP2(cg->b, cg->t_ptr, tfx_cg_arg(cg, TFX_CG_ARG_INPUT),
+                                              (LLVMValueRef[]){tfx_cg_i64(cg, k)}, 1, "input_slot");
+    LLVMValueRef p = LLVMBuildLoad2(cg->b, cg->t_ptr, slot, n->name ? n->name : "input");
+    LLVMSetAlignment(p, 8);
+    return p;
+  }
   if (n->op == TFX_OP_INPUT) return tfx_cg_arg(cg, TFX_CG_ARG_INPUT);
   if (n->op == TFX_OP_PARAM) return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_WEIGHTS), n->weight_offset);
   if (tfx_op_has(n->op, TFX_TRAIT_VIEW)) return tfx_cg_slice_ptr(cg, n); /* a view into its producer */

@@ -56,18 +56,17 @@ static int check_graph(const tfx_graph *g, const char *live, char *err, size_t e
       if (tfx_infer_type(g, n, &t, msg, sizeof msg)) return node_fail(err, errlen, n, msg);
       if (!tfx_type_equal(&t, &n->type)) return node_fail(err, errlen, n, "result type differs from the inferred one");
     }
-    if (n->op == TFX_OP_ATTENTION && n->key_mask)
-      return node_fail(err, errlen, n,
-                       "attention with a key_mask is not compiled yet (the reference interpreter runs it: "
-                       "tfx_interp_forward_inputs)");
     if (n->op == TFX_OP_INPUT) {
-      if (i != g->input)
-        return node_fail(err, errlen, n,
-                         "a forward with several inputs is not compiled yet (the reference interpreter runs "
-                         "it: tfx_interp_forward_inputs)");
-      if (!((n->type.dtype == TFX_DT_I32 && n->type.rank == 1 && n->type.dims[0] == TFX_DIM_T) ||
-            (n->type.dtype == TFX_DT_F32 && n->type.rank == 2 && n->type.dims[0] == TFX_DIM_T)))
+      int k = 0;
+      while (k < g->n_fwd_inputs && g->fwd_inputs[k] != i) k++;
+      if (k == g->n_fwd_inputs || g->n_fwd_inputs > TFX_MAX_MODEL_INPUTS)
+        return node_fail(err, errlen, n, "an input outside the graph's input list");
+      if (k == 0 && !((n->type.dtype == TFX_DT_I32 && n->type.rank == 1 && n->type.dims[0] == TFX_DIM_T) ||
+                      (n->type.dtype == TFX_DT_F32 && n->type.rank == 2 && n->type.dims[0] == TFX_DIM_T)))
         return node_fail(err, errlen, n, "the input must be i32[T] tokens or f32[T, D]");
+      if (k > 0 && !((n->type.dtype == TFX_DT_I32 || n->type.dtype == TFX_DT_F32) && n->type.rank == 1 &&
+                     n->type.dims[0] == TFX_DIM_T))
+        return node_fail(err, errlen, n, "an extra input must be i32[T] or f32[T]");
     } else if (n->op == TFX_OP_PARAM) {
       if (tfx_type_has_t(&n->type)) return node_fail(err, errlen, n, "a parameter cannot have the dimension T");
       if (n->type.dtype != TFX_DT_F32 && tfx_cg_ws_check(n, msg, sizeof msg)) /* a format no stream reads */

@@ -256,7 +256,9 @@ static void write_typed_entries(FILE *out, const char *lw, const char *up) {
           " * point of that name with its exact C type (abi.h, TFX_ARG_* order), or NULL\n"
           " * when the model has none (\"forward_last\" exists when the rows after the\n"
           " * last attention are computed per row). %s_call runs one on the calling\n"
-          " * thread: input is tokens (int32[n]) or activations (float[n, %s_INPUT_WIDTH]);\n"
+          " * thread: input is tokens (int32[n]) or activations (float[n, %s_INPUT_WIDTH]),\n"
+          " * or for a model of several inputs (_N_INPUTS > 1) the array of their pointers\n"
+          " * in _INPUT_<NAME>_INDEX order (each [n, width] int32 or float values);\n"
           " * output receives n rows of %s_OUTPUT_WIDTH floats (\"forward\") or the last\n"
           " * row (\"decode\", n == 1; \"forward_last\"); arena is %s_ACTIVATIONS_SIZE\n"
           " * bytes, kv %s_KV_CACHE_SIZE bytes zeroed before position 0, both\n"
@@ -309,10 +311,16 @@ static void write_typed_entries(FILE *out, const char *lw, const char *up) {
           "    return TFX_ERR_INVALID_ARGUMENT;\n"
           "  if (n < e->min_tokens || n > e->max_tokens || pos < 0) return TFX_ERR_INVALID_ARGUMENT;\n"
           "  if (d->has_kv_cache ? pos > d->max_seq - n : pos != 0) return TFX_ERR_INVALID_ARGUMENT;\n"
-          "  if (d->input_kind == TFX_INPUT_TOKENS)\n"
-          "    for (int64_t i = 0; i < n; i++)\n"
-          "      if (((const int32_t *)input)[i] < 0 || ((const int32_t *)input)[i] >= d->vocab) return "
-          "TFX_ERR_TOKEN_RANGE;\n"
+          "  for (int32_t k = 0; k < (d->n_inputs > 1 ? d->n_inputs : 1); k++) {\n"
+          "    const int32_t *v = d->n_inputs > 1 ? (const int32_t *)((const void *const *)input)[k] : (const int32_t "
+          "*)input;\n"
+          "    int32_t kind = d->n_inputs > 1 ? d->inputs[k].kind : d->input_kind;\n"
+          "    int32_t vocab = d->n_inputs > 1 ? d->inputs[k].vocab : d->vocab;\n"
+          "    if (!v) return TFX_ERR_INVALID_ARGUMENT;\n"
+          "    if (kind != TFX_INPUT_F32 && vocab > 0)\n"
+          "      for (int64_t i = 0; i < n; i++)\n"
+          "        if (v[i] < 0 || v[i] >= vocab) return TFX_ERR_TOKEN_RANGE;\n"
+          "  }\n"
           "  tfx_exec exec;\n"
           "  exec.parallel_for = %s_serial_for;\n"
           "  exec.impl = 0;\n"
@@ -353,6 +361,27 @@ int tfx_write_header(const tfx_graph *g, const char *source_name, FILE *out) {
   fprintf(out, "#define %s_INPUT_IS_TOKENS %d\n", upper, in->type.dtype == TFX_DT_I32);
   fprintf(out, "#define %s_INPUT_WIDTH %lld /* values per input row (1: a token id) */\n", upper,
           (long long)(in->type.dtype == TFX_DT_I32 ? 1 : tfx_node_cols(in)));
+  /* a forward of several inputs: each input's place in the pointer array
+   * (tfx_forward_inputs, %s_call), kind, width and id range */
+  tfx_input_desc ins[TFX_MAX_MODEL_INPUTS];
+  int32_t n_ins = 0;
+  char why[256];
+  if (tfx_backend_model_inputs(g, ins, &n_ins, why, sizeof why)) n_ins = 0;
+  fprintf(out, "#define %s_N_INPUTS %d /* the forward's inputs (tfx_forward_inputs when > 1) */\n", upper,
+          n_ins ? n_ins : 1);
+  for (int32_t k = 0; k < n_ins; k++) {
+    char nu[128];
+    c_identifier(ins[k].name, nu, sizeof nu, 1);
+    fprintf(out, "/* input %d: '%s', %s per row%s */\n", k, ins[k].name,
+            ins[k].kind == TFX_INPUT_F32 ? (ins[k].width > 1 ? "floats" : "one float") : "one int32",
+            ins[k].vocab > 0               ? " (ids in [0, VOCAB))"
+            : ins[k].kind == TFX_INPUT_I32 ? " (a key mask: 0 drops the key)"
+                                           : "");
+    fprintf(out, "#define %s_INPUT_%s_INDEX %d\n", upper, nu, k);
+    fprintf(out, "#define %s_INPUT_%s_WIDTH %d\n", upper, nu, ins[k].width);
+    fprintf(out, "#define %s_INPUT_%s_IS_INT %d\n", upper, nu, ins[k].kind != TFX_INPUT_F32);
+    fprintf(out, "#define %s_INPUT_%s_VOCAB %d\n", upper, nu, ins[k].vocab);
+  }
   fprintf(out, "#define %s_OUTPUT_WIDTH %lld /* floats per output row */\n", upper, (long long)width);
   fprintf(out, "#define %s_VOCAB %lld\n", upper, (long long)vocab);
   fprintf(out, "#define %s_MAX_SEQ %lld /* a session's capacity in positions */\n", upper, (long long)g->max_seq);

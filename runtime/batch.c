@@ -78,7 +78,7 @@ int tfx_batch_create(const tfx_model *model, const tfx_batch_options *opts, tfx_
   const tfx_rt_entry *e = NULL;
   for (int32_t i = 0; i < d->n_entries && !e; i++)
     if (model->entries[i].batch) e = &model->entries[i];
-  if (!e || d->input_kind != TFX_INPUT_TOKENS) return TFX_ERR_NO_BATCH;
+  if (!e || d->input_kind != TFX_INPUT_TOKENS || d->n_inputs >= 2) return TFX_ERR_NO_BATCH;
   int64_t max_seqs = opts && opts->max_seqs ? opts->max_seqs : 16;
   int64_t max_blocks = ((int64_t)d->max_seq + BLK - 1) / BLK;
   int64_t kv_blocks = opts && opts->kv_blocks ? opts->kv_blocks : max_seqs * max_blocks;

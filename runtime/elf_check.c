@@ -894,6 +894,13 @@ int tfx_rt_check_loaded(void *handle, const tfx_model_desc *d, const char *path,
   else if (d->abi_version == TFX_ABI_VERSION && d->tokenizer_bytes > 0 &&
            !inside(g, d->tokenizer, d->tokenizer_bytes, 0))
     what = "the embedded tokenizer is not inside the library";
+  else if (d->abi_version == TFX_ABI_VERSION && d->n_inputs >= 2 && d->n_inputs <= TFX_MAX_MODEL_INPUTS &&
+           !inside(g, d->inputs, (uint64_t)d->n_inputs * sizeof *d->inputs, 0))
+    what = "the input table is not inside the library";
+  for (int32_t i = 0; !what && d->magic == TFX_DESC_MAGIC && d->abi_version == TFX_ABI_VERSION && d->n_inputs >= 2 &&
+                      d->n_inputs <= TFX_MAX_MODEL_INPUTS && i < d->n_inputs;
+       i++)
+    if (!string_inside(g, d->inputs[i].name)) what = "an input name is not a string inside the library";
   for (int32_t i = 0; !what && d->magic == TFX_DESC_MAGIC && d->abi_version == TFX_ABI_VERSION && d->n_entries >= 1 &&
                       d->n_entries <= TFX_RT_MAX_ENTRIES && i < d->n_entries;
        i++) {

@@ -2,7 +2,7 @@
  * whose arg_kinds are abi.h's usual eight in order (every entry tfxc
  * generates) is called directly through its C type, tfx_rt_entry_fn; any
  * other list gets a libffi call interface, built once per model (pointers
- * for INPUT/OUTPUT/ARENA/KV/WEIGHTS/EXEC/ROWS, int64 for NTOKENS/POS). The
+ * for INPUT/INPUTS/OUTPUT/ARENA/KV/WEIGHTS/EXEC/ROWS, int64 for NTOKENS/POS). The
  * call fills the arguments from a session (and, for the batch entry, the
  * rows and the block pool). Serves .so and JIT models alike.
  *
@@ -21,7 +21,8 @@ static int usual_args(const tfx_entry_desc *d, int batch) {
   if (d->n_args != 8) return 0;
   for (int a = 0; a < 8; a++) {
     int32_t want = (a == 2 && batch) ? TFX_ARG_ROWS : usual[a];
-    if (d->arg_kinds[a] != want) return 0;
+    /* an input table is a pointer in the same place */
+    if (d->arg_kinds[a] != want && !(a == 0 && d->arg_kinds[a] == TFX_ARG_INPUTS)) return 0;
   }
   return 1;
 }
@@ -87,7 +88,8 @@ void tfx_rt_call_entry_kv(tfx_session *s, const tfx_rt_entry *e, const void *inp
   void *avalues[TFX_RT_MAX_ARGS];
   for (int32_t a = 0; a < d->n_args; a++) {
     switch (d->arg_kinds[a]) {
-    case TFX_ARG_INPUT: vals[a].cp = input; break;
+    case TFX_ARG_INPUT:
+    case TFX_ARG_INPUTS: vals[a].cp = input; break; /* the table of the inputs' pointers */
     case TFX_ARG_NTOKENS: vals[a].i = n; break;
     case TFX_ARG_POS: vals[a].i = pos; break;
     case TFX_ARG_OUTPUT: vals[a].p = output; break;

@@ -65,6 +65,19 @@ static int no_out_rows(tfx_session *s, int32_t rows, size_t width) {
   return fail(s, TFX_ERR_OUT_OF_MEMORY, "no memory for %d output rows of %zu values", rows, width);
 }
 
+/* The input argument of a chunk starting at row `done`: the one input
+ * advanced by row_bytes per row, or (a model of several inputs: input is
+ * the table of their pointers) a table in tab of each advanced by its own
+ * row size. */
+static const void *chunk_input(const tfx_model_desc *d, const void *input, size_t row_bytes, int32_t done,
+                               const void **tab) {
+  if (d->n_inputs < 2) return (const char *)input + (size_t)done * row_bytes;
+  const void *const *in = input;
+  for (int32_t i = 0; i < d->n_inputs; i++)
+    tab[i] = (const char *)in[i] + (size_t)done * (size_t)d->inputs[i].width * 4; /* int32 and float: 4 bytes */
+  return tab;
+}
+
 /* Runs n rows of input (row_bytes each) and writes the rows to `dst` (all
  * rows when !last_only, else the last row only; dst may be NULL). */
 static int run(tfx_session *s, const void *input, size_t row_bytes, int32_t n, float *dst, int last_only) {
@@ -102,7 +115,8 @@ static int run(tfx_session *s, const void *input, size_t row_bytes, int32_t n, f
     const tfx_rt_entry *ce = pick_entry(m, c, !all);
     float *out = all ? all + (size_t)done * width : tfx_rt_session_out(s, ce->last_row ? 1 : c);
     if (!out) return no_out_rows(s, ce->last_row ? 1 : c, width);
-    tfx_rt_call_entry(s, ce, (const char *)input + (size_t)done * row_bytes, c, s->pos, out);
+    const void *tab[TFX_MAX_MODEL_INPUTS];
+    tfx_rt_call_entry(s, ce, chunk_input(d, input, row_bytes, done, tab), c, s->pos, out);
     s->pos += c;
     done += c;
     last = out + last_row_of(ce, c) * width;
@@ -120,8 +134,22 @@ static int leave(tfx_session *s, int rc) { return tfx_rt_leave(&s->busy, rc); }
  * buffer belongs to the call that runs). */
 #define BUSY TFX_ERR_INVALID_ARGUMENT
 
+/* tfx_forward / tfx_forward_f32 on a model of several inputs: which ones
+ * they cannot pass. */
+static int needs_inputs(tfx_session *s, const char *call) {
+  const tfx_model_desc *d = &s->model->desc;
+  char names[256] = "";
+  size_t used = 0;
+  for (int32_t i = 1; i < d->n_inputs && used < sizeof names; i++)
+    used += (size_t)snprintf(names + used, sizeof names - used, "%s'%s'", i > 1 ? ", " : "", d->inputs[i].name);
+  return fail(s, TFX_ERR_WRONG_INPUT,
+              "model '%s' takes %d inputs and %s passes only '%s' (missing %s): use tfx_forward_inputs", d->name,
+              d->n_inputs, call, d->inputs[0].name, names);
+}
+
 static int forward_tokens(tfx_session *s, const int32_t *tokens, int32_t n, float *logits, int last_only) {
   const tfx_model_desc *d = &s->model->desc;
+  if (d->n_inputs >= 2) return needs_inputs(s, "tfx_forward");
   if (!tokens) return fail(s, TFX_ERR_INVALID_ARGUMENT, "tokens is NULL");
   if (n < 1) return fail(s, TFX_ERR_INVALID_ARGUMENT, "n = %d: a call needs at least one token", n);
   if (d->input_kind != TFX_INPUT_TOKENS)
@@ -149,6 +177,7 @@ int tfx_forward(tfx_session *s, const int32_t *tokens, int32_t n, float *logits)
 
 static int forward_f32(tfx_session *s, const float *x, int32_t n, float *out, int last_only) {
   const tfx_model_desc *d = &s->model->desc;
+  if (d->n_inputs >= 2) return needs_inputs(s, "tfx_forward_f32");
   if (!x) return fail(s, TFX_ERR_INVALID_ARGUMENT, "x is NULL");
   if (n < 1) return fail(s, TFX_ERR_INVALID_ARGUMENT, "n = %d: a call needs at least one row", n);
   if (d->input_kind != TFX_INPUT_F32)
@@ -166,6 +195,54 @@ int tfx_forward_f32_ex(tfx_session *s, const float *x, int32_t n, float *out, in
 
 int tfx_forward_f32(tfx_session *s, const float *x, int32_t n, float *out) {
   return tfx_forward_f32_ex(s, x, n, out, 0);
+}
+
+/* Matches the caller's inputs to the model's (by name, or by position when
+ * the name is NULL), then checks the ids of each input an embedding reads. */
+static int forward_inputs(tfx_session *s, const tfx_input *inputs, int32_t n_inputs, int32_t n, float *out,
+                          int last_only) {
+  const tfx_model_desc *d = &s->model->desc;
+  if (!inputs) return fail(s, TFX_ERR_INVALID_ARGUMENT, "inputs is NULL");
+  if (n < 1) return fail(s, TFX_ERR_INVALID_ARGUMENT, "n = %d: a call needs at least one row", n);
+  int32_t want = d->n_inputs >= 2 ? d->n_inputs : 1;
+  if (n_inputs != want)
+    return fail(s, TFX_ERR_WRONG_INPUT, "model '%s' takes %d input%s, %d given", d->name, want, want == 1 ? "" : "s",
+                n_inputs);
+  if (want == 1) { /* a model of one input: its kind decides the call */
+    if (!inputs[0].data) return fail(s, TFX_ERR_INVALID_ARGUMENT, "input 0 has no data (NULL)");
+    return d->input_kind == TFX_INPUT_TOKENS ? forward_tokens(s, inputs[0].data, n, out, last_only)
+                                             : forward_f32(s, inputs[0].data, n, out, last_only);
+  }
+  const void *tab[TFX_MAX_MODEL_INPUTS] = {NULL};
+  for (int32_t k = 0; k < n_inputs; k++) {
+    int32_t i = k;
+    if (inputs[k].name) {
+      for (i = 0; i < want && strcmp(d->inputs[i].name, inputs[k].name); i++) continue;
+      if (i == want) return fail(s, TFX_ERR_WRONG_INPUT, "model '%s' has no input '%s'", d->name, inputs[k].name);
+    }
+    if (tab[i]) return fail(s, TFX_ERR_WRONG_INPUT, "input '%s' is given twice", d->inputs[i].name);
+    if (!inputs[k].data) return fail(s, TFX_ERR_INVALID_ARGUMENT, "input '%s' has no data (NULL)", d->inputs[i].name);
+    tab[i] = inputs[k].data;
+  }
+  int rc = check_context(s, n);
+  if (rc != TFX_OK) return rc;
+  for (int32_t i = 0; i < want; i++) {
+    const tfx_input_desc *in = &d->inputs[i];
+    if (in->vocab <= 0 || in->kind == TFX_INPUT_F32) continue;
+    const int32_t *ids = tab[i];
+    for (int32_t t = 0; t < n; t++)
+      if (ids[t] < 0 || ids[t] >= in->vocab)
+        return fail(s, TFX_ERR_TOKEN_RANGE, "input '%s': id %d (at index %d) is outside [0, %d)", in->name, ids[t], t,
+                    in->vocab);
+  }
+  return run(s, tab, 0, n, out, last_only);
+}
+
+int tfx_forward_inputs(tfx_session *s, const tfx_input *inputs, int32_t n_inputs, int32_t n, float *out,
+                       int last_only) {
+  if (!s) return TFX_ERR_INVALID_ARGUMENT;
+  if (enter(s)) return BUSY;
+  return leave(s, forward_inputs(s, inputs, n_inputs, n, out, last_only));
 }
 
 const char *tfx_session_last_error(const tfx_session *s) {

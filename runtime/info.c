@@ -36,7 +36,23 @@ int tfx_model_info(const tfx_model *model, struct tfx_model_info *info) {
   v.eos_id = d->eos_id;
   v.pad_id = d->pad_id;
   v.tokenizer_bytes = d->tokenizer_bytes;
+  v.n_inputs = d->n_inputs >= 2 ? d->n_inputs : 1;
   memcpy(info, &v, v.struct_size);
+  return TFX_OK;
+}
+
+int tfx_model_input(const tfx_model *model, int32_t i, tfx_input_info *info) {
+  if (!model || !info) return TFX_ERR_INVALID_ARGUMENT;
+  const tfx_model_desc *d = &model->desc;
+  int32_t n = d->n_inputs >= 2 ? d->n_inputs : 1;
+  if (i < 0 || i >= n) return TFX_ERR_INVALID_ARGUMENT;
+  if (d->n_inputs >= 2) {
+    const tfx_input_desc *in = &d->inputs[i];
+    *info = (tfx_input_info){in->name, in->kind, in->width, in->vocab, in->rows};
+  } else {
+    *info = (tfx_input_info){"input", d->input_kind, d->input_width, d->input_kind == TFX_INPUT_TOKENS ? d->vocab : 0,
+                             TFX_INPUT_ROWS_T};
+  }
   return TFX_OK;
 }
 

@@ -35,7 +35,7 @@ static int check_entry(const tfx_entry_desc *e, int32_t i, char *errbuf, size_t 
   int batch = (e->flags & TFX_ENTRY_BATCH) != 0;
   for (int32_t a = 0; a < e->n_args; a++) {
     int32_t k = e->arg_kinds[a];
-    if (k < TFX_ARG_INPUT || k > TFX_ARG_ROWS)
+    if (k < TFX_ARG_INPUT || k > TFX_ARG_INPUTS)
       return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
                           "malformed model descriptor: entry '%s' argument %d has unknown kind %d", e->name, a, k);
     /* the rows (and the block pool) are the batch entry's; the position is the others' */
@@ -104,11 +104,38 @@ int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *err
                         "malformed model descriptor: a token model with input_width %d (expected 1)", d->input_width);
   if (d->input_kind == TFX_INPUT_F32 && d->vocab != 0)
     return bad(errbuf, errlen, "an f32-input model with a vocabulary");
+  /* ABI 6: the input table (several inputs) against the one-input fields */
+  if (d->inputs_reserved != 0 || d->n_inputs < 0 || d->n_inputs == 1 || d->n_inputs > TFX_MAX_MODEL_INPUTS ||
+      (d->n_inputs == 0) != (d->inputs == NULL))
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                        "malformed model descriptor: an input table of %d inputs (0, or 2..%d with the table)",
+                        d->n_inputs, TFX_MAX_MODEL_INPUTS);
+  for (int32_t i = 0; i < d->n_inputs; i++) {
+    const tfx_input_desc *in = &d->inputs[i];
+    int ok = in->name && in->name[0] && in->rows == TFX_INPUT_ROWS_T && in->vocab >= 0;
+    if (i == 0)
+      ok = ok && in->kind == d->input_kind && in->width == d->input_width && in->vocab == d->vocab;
+    else
+      ok = ok && in->width == 1 && (in->kind == TFX_INPUT_F32 ? in->vocab == 0 : in->kind == TFX_INPUT_I32);
+    for (int32_t j = 0; ok && j < i; j++)
+      if (!strcmp(d->inputs[j].name, in->name)) ok = 0;
+    if (!ok)
+      return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                          "malformed model descriptor: input %d ('%s') has kind %d, width %d, vocab %d, rows %d", i,
+                          in->name ? in->name : "", in->kind, in->width, in->vocab, in->rows);
+  }
   int has_all_rows = 0;
   for (int32_t i = 0; i < d->n_entries; i++) {
     const tfx_entry_desc *e = &d->entries[i];
     int rc = check_entry(e, i, errbuf, errlen);
     if (rc != TFX_OK) return rc;
+    for (int32_t a = 0; a < e->n_args; a++)
+      if ((e->arg_kinds[a] == TFX_ARG_INPUTS) != (d->n_inputs >= 2) &&
+          (e->arg_kinds[a] == TFX_ARG_INPUTS || e->arg_kinds[a] == TFX_ARG_INPUT))
+        return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                            "malformed model descriptor: entry '%s' takes %s, the model has %d input%s", e->name,
+                            e->arg_kinds[a] == TFX_ARG_INPUTS ? "an input table" : "one input",
+                            d->n_inputs >= 2 ? d->n_inputs : 1, d->n_inputs >= 2 ? "s" : "");
     if (e->max_tokens > d->max_seq)
       return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
                           "malformed model descriptor: entry '%s' accepts %d tokens, more than max_seq = %d", e->name,
@@ -153,7 +180,8 @@ static int same_model(const tfx_model_desc *d, const tfx_model_desc *v) {
          d->has_kv_cache == v->has_kv_cache && d->arena_bytes == v->arena_bytes && d->kv_bytes == v->kv_bytes &&
          d->weights_bytes == v->weights_bytes && d->weights == v->weights &&
          d->weights_checksum == v->weights_checksum && d->cpu_arch == v->cpu_arch && d->bos_id == v->bos_id &&
-         d->eos_id == v->eos_id && d->pad_id == v->pad_id && d->tokenizer_bytes == v->tokenizer_bytes;
+         d->eos_id == v->eos_id && d->pad_id == v->pad_id && d->tokenizer_bytes == v->tokenizer_bytes &&
+         d->n_inputs == v->n_inputs;
 }
 
 int tfx_rt_check_variants(const tfx_model_desc *d, const void *weights, void *handle, const char *path, int checksums,

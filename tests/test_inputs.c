@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "../driver/compile.h"
+#include "../include/tfx/tfx.h"
 #include "../passes/passes.h"
 #include "support/testutil.h"
 
@@ -81,6 +82,153 @@ static void compare(const char *what, const float *got, const float *want, size_
   if (!(d <= TOL * scale)) fail_msg("%s: max |diff| %g > %g", what, d, TOL * scale);
 }
 
+static void break_count(tfx_model_desc *c, tfx_input_desc *t) {
+  (void)t;
+  c->n_inputs = 1;
+}
+static void break_kind(tfx_model_desc *c, tfx_input_desc *t) {
+  (void)c;
+  t[0].kind = TFX_INPUT_I32;
+}
+static void break_name(tfx_model_desc *c, tfx_input_desc *t) {
+  (void)c;
+  t[2].name = "types";
+}
+static void break_width(tfx_model_desc *c, tfx_input_desc *t) {
+  (void)c;
+  t[1].width = 2;
+}
+static void break_f32_vocab(tfx_model_desc *c, tfx_input_desc *t) {
+  (void)c;
+  t[2].kind = TFX_INPUT_F32;
+  t[2].vocab = 4;
+}
+static void break_entry(tfx_model_desc *c, tfx_input_desc *t) {
+  (void)t;
+  ((int32_t *)c->entries[0].arg_kinds)[0] = TFX_ARG_INPUT;
+}
+
+/* The JIT model of bert_inputs.tfx: the descriptor's input table, the
+ * queries, tfx_forward_inputs against the oracle, and every bad call. */
+static void check_model(tfx_model *m, const void *weights, const int32_t *ids, const int32_t *types,
+                        const int32_t *mask, int T, const float *want, size_t total, int opt) {
+  char what[64];
+  const tfx_model_desc *d = tfx_model_descriptor(m);
+  assert_int_equal(d->abi_version, 6);
+  assert_int_equal(d->n_inputs, 3);
+  assert_string_equal(d->inputs[0].name, "tokens");
+  assert_int_equal(d->inputs[0].kind, TFX_INPUT_TOKENS);
+  assert_int_equal(d->inputs[0].vocab, 100);
+  assert_string_equal(d->inputs[1].name, "types");
+  assert_int_equal(d->inputs[1].kind, TFX_INPUT_I32);
+  assert_int_equal(d->inputs[1].vocab, 2);
+  assert_string_equal(d->inputs[2].name, "mask");
+  assert_int_equal(d->inputs[2].kind, TFX_INPUT_I32);
+  assert_int_equal(d->inputs[2].vocab, 0); /* a mask: any value */
+  for (int32_t e = 0; e < d->n_entries; e++) assert_int_equal(d->entries[e].arg_kinds[0], TFX_ARG_INPUTS);
+  struct tfx_model_info info = {.struct_size = sizeof info};
+  assert_int_equal(tfx_model_info(m, &info), TFX_OK);
+  assert_int_equal(info.n_inputs, 3);
+  tfx_input_info ii;
+  assert_int_equal(tfx_model_input(m, 1, &ii), TFX_OK);
+  assert_string_equal(ii.name, "types");
+  assert_int_equal(ii.vocab, 2);
+  assert_int_equal(tfx_model_input(m, 3, &ii), TFX_ERR_INVALID_ARGUMENT);
+
+  tfx_session *s = NULL;
+  assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
+  float *got = calloc(total, sizeof *got);
+  const tfx_input by_name[3] = {{"mask", mask}, {"tokens", ids}, {"types", types}};
+  assert_int_equal(tfx_forward_inputs(s, by_name, 3, T, got, 0), TFX_OK);
+  snprintf(what, sizeof what, "bert -O%d JIT by name", opt);
+  compare(what, got, want, total);
+  const tfx_input by_pos[3] = {{NULL, ids}, {NULL, types}, {NULL, mask}};
+  memset(got, 0, total * sizeof *got);
+  assert_int_equal(tfx_forward_inputs(s, by_pos, 3, T, got, 0), TFX_OK);
+  snprintf(what, sizeof what, "bert -O%d JIT by position", opt);
+  compare(what, got, want, total);
+  /* the last row only */
+  float last[64];
+  assert_int_equal(tfx_forward_inputs(s, by_pos, 3, T, last, 1), TFX_OK);
+  assert_true(tfx_test_max_abs_diff(last, got + (size_t)(T - 1) * 32, 32) <= 1e-6);
+
+  /* bad calls: error codes with messages, no crash */
+  assert_int_equal(tfx_forward(s, ids, T, got), TFX_ERR_WRONG_INPUT);
+  assert_non_null(strstr(tfx_session_last_error(s), "missing 'types', 'mask'"));
+  assert_int_equal(tfx_forward_f32(s, (const float *)want, T, got), TFX_ERR_WRONG_INPUT);
+  assert_int_equal(tfx_forward_inputs(s, by_name, 2, T, got, 0), TFX_ERR_WRONG_INPUT);
+  assert_non_null(strstr(tfx_session_last_error(s), "takes 3 inputs, 2 given"));
+  const tfx_input unknown[3] = {{"tokens", ids}, {"segment", types}, {"mask", mask}};
+  assert_int_equal(tfx_forward_inputs(s, unknown, 3, T, got, 0), TFX_ERR_WRONG_INPUT);
+  assert_non_null(strstr(tfx_session_last_error(s), "has no input 'segment'"));
+  const tfx_input twice[3] = {{"tokens", ids}, {"tokens", types}, {"mask", mask}};
+  assert_int_equal(tfx_forward_inputs(s, twice, 3, T, got, 0), TFX_ERR_WRONG_INPUT);
+  assert_non_null(strstr(tfx_session_last_error(s), "'tokens' is given twice"));
+  const tfx_input null_data[3] = {{"tokens", ids}, {"types", NULL}, {"mask", mask}};
+  assert_int_equal(tfx_forward_inputs(s, null_data, 3, T, got, 0), TFX_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(tfx_session_last_error(s), "'types' has no data"));
+  assert_int_equal(tfx_forward_inputs(s, NULL, 3, T, got, 0), TFX_ERR_INVALID_ARGUMENT);
+  assert_int_equal(tfx_forward_inputs(s, by_pos, 3, 0, got, 0), TFX_ERR_INVALID_ARGUMENT);
+  assert_int_equal(tfx_forward_inputs(s, by_pos, 3, 33, got, 0), TFX_ERR_CONTEXT_FULL);
+  int32_t bad[64];
+  memcpy(bad, types, (size_t)T * 4);
+  bad[3] = 2;
+  const tfx_input bad_ids[3] = {{"tokens", ids}, {"types", bad}, {"mask", mask}};
+  assert_int_equal(tfx_forward_inputs(s, bad_ids, 3, T, got, 0), TFX_ERR_TOKEN_RANGE);
+  assert_non_null(strstr(tfx_session_last_error(s), "input 'types': id 2 (at index 3) is outside [0, 2)"));
+  memcpy(bad, ids, (size_t)T * 4);
+  bad[0] = -1;
+  const tfx_input bad_tok[3] = {{"tokens", bad}, {"types", types}, {"mask", mask}};
+  assert_int_equal(tfx_forward_inputs(s, bad_tok, 3, T, got, 0), TFX_ERR_TOKEN_RANGE);
+  /* the session still works */
+  memset(got, 0, total * sizeof *got);
+  assert_int_equal(tfx_forward_inputs(s, by_pos, 3, T, got, 0), TFX_OK);
+  compare("  after the errors", got, want, total);
+  tfx_session_free(s);
+  free(got);
+
+  /* descriptor validation: copies of the descriptor, each broken once */
+  tfx_model_desc c = *d;
+  tfx_input_desc tab[3];
+  memcpy(tab, d->inputs, sizeof tab);
+  c.inputs = tab;
+  c.desc_checksum = 0;
+  c.variant_next = NULL;
+  tfx_model *m2 = NULL;
+  assert_int_equal(tfx_model_from_descriptor(&c, weights, NULL, NULL, &m2), TFX_OK); /* the copy as it is */
+  tfx_model_close(m2);
+  struct {
+    const char *what;
+    void (*apply)(tfx_model_desc *c, tfx_input_desc *tab);
+  } breaks[] = {
+      {"one input in a table", break_count},
+      {"a kind against input_kind", break_kind},
+      {"a repeated name", break_name},
+      {"an extra input of width 2", break_width},
+      {"an f32 input with a vocab", break_f32_vocab},
+      {"a one-input entry", break_entry},
+  };
+  for (size_t k = 0; k < sizeof breaks / sizeof breaks[0]; k++) {
+    tfx_model_desc b2 = c;
+    tfx_input_desc t2[3];
+    memcpy(t2, tab, sizeof t2);
+    b2.inputs = t2;
+    tfx_entry_desc ents[8];
+    int32_t kinds[8][16];
+    for (int32_t e = 0; e < b2.n_entries && e < 8; e++) {
+      ents[e] = b2.entries[e];
+      memcpy(kinds[e], ents[e].arg_kinds, (size_t)ents[e].n_args * 4);
+      ents[e].arg_kinds = kinds[e];
+    }
+    b2.entries = ents;
+    breaks[k].apply(&b2, t2);
+    m2 = NULL;
+    int rc = tfx_model_from_descriptor(&b2, weights, NULL, NULL, &m2);
+    if (rc != TFX_ERR_NOT_A_MODEL) fail_msg("%s: rc %d, expected TFX_ERR_NOT_A_MODEL", breaks[k].what, rc);
+    assert_null(m2);
+  }
+}
+
 /* BertModel(input_ids, token_type_ids, attention_mask) with three padded
  * rows, at -O0 and -O3; then the same program with an f32 mask. */
 static void test_bert_vs_transformers(void **state) {
@@ -121,11 +269,11 @@ static void test_bert_vs_transformers(void **state) {
     assert_int_not_equal(tfx_interp_forward_inputs(it, bad_in, 3, T, got, err, sizeof err), 0);
     assert_non_null(strstr(err, "token id 2 at row 2 is out of range [0, 2)"));
     tfx_interp_free(it);
-    /* compiled code takes one input so far: a clear refusal, no crash */
+    /* compiled (JIT): the runtime's tfx_forward_inputs, by name in any order */
     tfx_model *m = NULL;
-    assert_int_not_equal(tfx_build_jit(&b, NULL, &m, err, sizeof err), 0);
-    assert_null(m);
-    assert_non_null(strstr(err, "not compiled yet"));
+    if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("-O%d: %s", opt, err);
+    check_model(m, b.weights.data, ids, types, mask, T, want, total, opt);
+    tfx_model_close(m);
     tfx_build_free(&b);
   }
   /* the mask as f32[T] (1.0 keeps a key, 0.0 drops it) */
@@ -147,6 +295,16 @@ static void test_bert_vs_transformers(void **state) {
   if (tfx_interp_forward_inputs(it, in, 3, T, got, err, sizeof err)) fail_msg("f32 mask: %s", err);
   compare("bert -O3 f32 mask", got, want, total);
   tfx_interp_free(it);
+  tfx_model *m = NULL;
+  if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("f32 mask: %s", err);
+  tfx_session *s = NULL;
+  assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
+  const tfx_input fin[3] = {{"tokens", ids}, {"types", types}, {"mask", fmask}};
+  memset(got, 0, total * sizeof *got);
+  assert_int_equal(tfx_forward_inputs(s, fin, 3, T, got, 0), TFX_OK);
+  compare("bert -O3 JIT f32 mask", got, want, total);
+  tfx_session_free(s);
+  tfx_model_close(m);
   tfx_build_free(&b);
   free(src);
   free(got);
@@ -236,11 +394,96 @@ static void test_verify(void **state) {
   tfx_graph_free(g);
 }
 
+/* A causal decoder with per-row type ids: the extra input comes with each
+ * call's rows, so decode (one row per call) and chunks give the prefill's
+ * rows; JIT vs the interpreter at -O0 and -O3; the generated header names
+ * the inputs; no batch entry (the batch API passes tokens only). */
+static const char dec_src[] = "model dec\n"
+                              "const dim = 16, vocab = 20, max_seq = 24, heads = 2\n"
+                              "weights \"random:5\"\n"
+                              "param emb : f32[vocab, dim]\n"
+                              "param temb : f32[3, dim]\n"
+                              "param wq : f32[dim, dim]\n"
+                              "param wk : f32[dim, dim]\n"
+                              "param wv : f32[dim, dim]\n"
+                              "param wo : f32[dim, dim]\n"
+                              "param g : f32[dim]\n"
+                              "param head : f32[vocab, dim]\n"
+                              "forward(tokens : i32[T], types : i32[T]) -> f32[T, vocab] {\n"
+                              "  x = embedding(emb, tokens) + embedding(temb, types)\n"
+                              "  x = x + attention(rmsnorm(x, g), wq, wk, wv, wo, heads = heads, mask = causal,\n"
+                              "                    position = rope(theta = 10000))\n"
+                              "  return linear(rmsnorm(x, g), head)\n"
+                              "}\n";
+
+static void test_decode_with_types(void **state) {
+  (void)state;
+  enum { T = 11, V = 20 };
+  int32_t ids[T], types[T];
+  for (int t = 0; t < T; t++) ids[t] = (t * 7 + 3) % V, types[t] = (t * 5) % 3;
+  float ref[T * V], got[T * V];
+  char err[512];
+  for (int opt = 0; opt <= 3; opt += 3) {
+    tfx_build b;
+    tfx_build_options o = {.opt_level = opt};
+    if (tfx_build_source("dec.tfx", dec_src, &o, &b)) fail_msg("dec.tfx does not build at -O%d", opt);
+    tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+    const void *in[2] = {ids, types};
+    if (tfx_interp_forward_inputs(it, in, 2, T, ref, err, sizeof err)) fail_msg("%s", err);
+    tfx_interp_free(it);
+    if (opt == 3) { /* the generated header */
+      char *text = NULL;
+      size_t len = 0;
+      FILE *f = open_memstream(&text, &len);
+      assert_int_equal(tfx_write_header(b.graph, "dec.tfx", f), 0);
+      fclose(f);
+      assert_non_null(strstr(text, "#define DEC_N_INPUTS 2"));
+      assert_non_null(strstr(text, "#define DEC_INPUT_TOKENS_INDEX 0"));
+      assert_non_null(strstr(text, "#define DEC_INPUT_TYPES_INDEX 1"));
+      assert_non_null(strstr(text, "#define DEC_INPUT_TYPES_VOCAB 3"));
+      free(text);
+    }
+    tfx_model *m = NULL;
+    if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("-O%d: %s", opt, err);
+    tfx_batch *bt = NULL;
+    assert_int_equal(tfx_batch_create(m, NULL, &bt), TFX_ERR_NO_BATCH);
+    tfx_session *s = NULL;
+    assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
+    char what[64];
+    const tfx_input all[2] = {{"tokens", ids}, {"types", types}};
+    assert_int_equal(tfx_forward_inputs(s, all, 2, T, got, 0), TFX_OK);
+    snprintf(what, sizeof what, "dec -O%d prefill", opt);
+    compare(what, got, ref, T * V);
+    tfx_session_reset(s);
+    for (int t = 0; t < T; t++) {
+      const tfx_input one[2] = {{"types", types + t}, {"tokens", ids + t}};
+      assert_int_equal(tfx_forward_inputs(s, one, 2, 1, got + t * V, 0), TFX_OK);
+    }
+    snprintf(what, sizeof what, "dec -O%d decode", opt);
+    compare(what, got, ref, T * V);
+    tfx_session_reset(s);
+    const tfx_input c1[2] = {{NULL, ids}, {NULL, types}}, c2[2] = {{NULL, ids + 4}, {NULL, types + 4}};
+    assert_int_equal(tfx_forward_inputs(s, c1, 2, 4, got, 0), TFX_OK);
+    assert_int_equal(tfx_forward_inputs(s, c2, 2, T - 4, got + 4 * V, 0), TFX_OK);
+    snprintf(what, sizeof what, "dec -O%d chunks", opt);
+    compare(what, got, ref, T * V);
+    /* the last row only, after a reset */
+    tfx_session_reset(s);
+    float last[V];
+    assert_int_equal(tfx_forward_inputs(s, all, 2, T, last, 1), TFX_OK);
+    compare("  last row", last, ref + (T - 1) * V, V);
+    tfx_session_free(s);
+    tfx_model_close(m);
+    tfx_build_free(&b);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_verify),
       cmocka_unit_test(test_bert_vs_transformers),
+      cmocka_unit_test(test_decode_with_types),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

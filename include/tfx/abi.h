@@ -15,8 +15,9 @@ extern "C" {
 #endif
 
 #define TFX_ABI_VERSION                                                                                                \
-  5 /* 3: desc_checksum and weights_checksum (tfx/checksum.h); 4: cpu_arch, cpu_features, the batch entry;             \
-       5: the special token ids, the embedded tokenizer, AArch64 and riscv64 features */
+  6 /* 3: desc_checksum and weights_checksum (tfx/checksum.h); 4: cpu_arch, cpu_features, the batch entry;             \
+       5: the special token ids, the embedded tokenizer, AArch64 and riscv64 features; 6: the input table (a forward   \
+       with several inputs, TFX_ARG_INPUTS) */
 #define TFX_DESC_MAGIC 0x31584654u /* "TFX1" little-endian */
 /* The symbol under which a compiled model exports its tfx_model_desc. It is
  * not `tfx_model_descriptor`: that name is the runtime API function of
@@ -47,7 +48,11 @@ enum tfx_arg_kind {
   TFX_ARG_KV,        /* void *: kv_bytes, 64-byte aligned, zeroed at session creation (batch entry: the block pool) */
   TFX_ARG_WEIGHTS,   /* const void *: the weights blob, 64-byte aligned */
   TFX_ARG_EXEC,      /* tfx_exec * */
-  TFX_ARG_ROWS       /* const tfx_kv_row *: per-row position and KV block table (the batch entry, in place of POS) */
+  TFX_ARG_ROWS,      /* const tfx_kv_row *: per-row position and KV block table (the batch entry, in place of POS) */
+  /* ABI 6: const void *const *: one pointer per input of the descriptor's
+   * input table, in its order (a model with n_inputs >= 2, in place of
+   * INPUT); input i holds [n, inputs[i].width] values of its kind */
+  TFX_ARG_INPUTS
 };
 
 /* The architecture a model's code was compiled for (tfx_model_desc.cpu_arch). */
@@ -128,7 +133,23 @@ typedef struct tfx_kv_row {
   const int32_t *blocks; /* the sequence's block table: pool block of positions [B*i, B*i + B) */
 } tfx_kv_row;
 
-enum tfx_input_kind { TFX_INPUT_TOKENS = 0, TFX_INPUT_F32 = 1 };
+/* TOKENS: int32 token ids; F32: floats; I32 (ABI 6, an input after the
+ * first): int32 values, ids when an embedding reads them (tfx_input_desc.vocab
+ * > 0), else a key mask (0 drops a key, anything else keeps it). */
+enum tfx_input_kind { TFX_INPUT_TOKENS = 0, TFX_INPUT_F32 = 1, TFX_INPUT_I32 = 2 };
+
+/* ABI 6: one input of a forward with several (the descriptor's input
+ * table). Input 0 is the one input_kind and input_width describe; the others
+ * have one value per row of the call (width 1). */
+typedef struct tfx_input_desc {
+  const char *name; /* the forward's name for it ("tokens", "token_type_ids", "mask") */
+  int32_t kind;     /* enum tfx_input_kind */
+  int32_t width;    /* values per row */
+  int32_t vocab;    /* ids must be in [0, vocab) (read by an embedding); 0: not ids, any value */
+  int32_t rows;     /* TFX_INPUT_ROWS_T: one row per token of the call (the only rule so far) */
+} tfx_input_desc;
+#define TFX_INPUT_ROWS_T 0
+#define TFX_MAX_MODEL_INPUTS 8
 
 /* Entry flags. */
 enum {
@@ -194,6 +215,12 @@ typedef struct tfx_model_desc {
   int32_t tokenizer_reserved; /* 0 */
   const void *tokenizer;
   uint64_t tokenizer_bytes;
+  /* ABI 6: the forward's inputs, n_inputs of them (2..TFX_MAX_MODEL_INPUTS;
+   * entries then take TFX_ARG_INPUTS instead of TFX_ARG_INPUT), or 0 and NULL
+   * for a model of one input (input_kind, input_width) */
+  int32_t n_inputs;
+  int32_t inputs_reserved; /* 0 */
+  const tfx_input_desc *inputs;
 } tfx_model_desc;
 
 #ifdef __cplusplus

@@ -169,6 +169,16 @@ static inline uint64_t tfx_desc_checksum(const tfx_model_desc *d) {
   tfx_ck_u64(&s, (uint32_t)d->tokenizer_reserved);
   tfx_ck_u64(&s, d->tokenizer_bytes);
   if (d->tokenizer) tfx_ck_update(&s, d->tokenizer, (size_t)d->tokenizer_bytes);
+  tfx_ck_u64(&s, (uint32_t)d->n_inputs);
+  tfx_ck_u64(&s, (uint32_t)d->inputs_reserved);
+  for (int32_t i = 0; d->inputs && i < d->n_inputs && i < TFX_MAX_MODEL_INPUTS; i++) {
+    const tfx_input_desc *in = &d->inputs[i];
+    tfx_ck_str(&s, in->name);
+    tfx_ck_u64(&s, (uint32_t)in->kind);
+    tfx_ck_u64(&s, (uint32_t)in->width);
+    tfx_ck_u64(&s, (uint32_t)in->vocab);
+    tfx_ck_u64(&s, (uint32_t)in->rows);
+  }
   return tfx_ck_final(&s);
 }
 

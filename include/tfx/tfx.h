@@ -105,10 +105,26 @@ struct tfx_model_info {
   int32_t bos_id, eos_id, pad_id; /* the model's tokens { bos, eos, pad }; -1 when not given */
   uint32_t reserved2;             /* 0 */
   uint64_t tokenizer_bytes;       /* the embedded tokenizer's size (tfx_model_tokenizer); 0: none */
+  /* since ABI 6 */
+  int32_t n_inputs;   /* the forward's inputs (1, or 2..8: tfx_model_input, tfx_forward_inputs) */
+  uint32_t reserved3; /* 0 */
 };
 /* Fills *info (up to info->struct_size bytes); TFX_OK, or
  * TFX_ERR_INVALID_ARGUMENT for NULL or a struct_size below 8. */
 int tfx_model_info(const tfx_model *model, struct tfx_model_info *info);
+/* Input i (0 .. n_inputs - 1) of the model's forward: its name, kind (enum
+ * tfx_input_kind: TOKENS or I32 take int32 values, F32 floats), values per
+ * row, and for ids the range [0, vocab) they must be in (0: any value, a key
+ * mask). A model of one input reports it as input 0 (named "input").
+ * TFX_OK, or TFX_ERR_INVALID_ARGUMENT for NULL or i out of range. */
+typedef struct tfx_input_info {
+  const char *name; /* owned by the model */
+  int32_t kind;     /* enum tfx_input_kind */
+  int32_t width;    /* values per row */
+  int32_t vocab;    /* ids must be in [0, vocab); 0: not checked */
+  int32_t rows;     /* TFX_INPUT_ROWS_T: one row per token of the call */
+} tfx_input_info;
+int tfx_model_input(const tfx_model *model, int32_t i, tfx_input_info *info);
 /* The CPU features the model's code needs as LLVM names separated by
  * spaces ("avx avx2 fma ..."; "" when none beyond the architecture's
  * baseline), written like snprintf: returns the length it needs. */
@@ -128,6 +144,22 @@ int tfx_session_create(const tfx_model *model, const tfx_session_options *opts, 
 int tfx_forward_ex(tfx_session *s, const int32_t *tokens, int32_t n, float *logits, int last_only);
 /* tfx_forward_ex with last_only = 1: logits is [output_width]. */
 int tfx_forward(tfx_session *s, const int32_t *tokens, int32_t n, float *logits);
+/* A forward with several inputs (tfx_model_input lists them): one tfx_input
+ * per input of the model, each found by its name (or, with name NULL, by its
+ * position in the array), whose data holds n rows of the input's width:
+ * int32 for token and I32 inputs, float for F32 ones. Every extra input
+ * comes with the call's rows (decode: one row each). out and last_only as
+ * tfx_forward_ex. TFX_ERR_WRONG_INPUT names a missing, unknown or repeated
+ * input or a wrong count; TFX_ERR_TOKEN_RANGE an id outside its input's
+ * vocabulary (with the input's name); TFX_ERR_INVALID_ARGUMENT a NULL
+ * pointer. tfx_forward and tfx_forward_f32 on such a model are
+ * TFX_ERR_WRONG_INPUT naming the inputs they cannot pass. Works for a model
+ * of one input too. */
+typedef struct tfx_input {
+  const char *name; /* the forward's name of the input ("token_type_ids"), or NULL: by position */
+  const void *data; /* [n, width] int32 or float values */
+} tfx_input;
+int tfx_forward_inputs(tfx_session *s, const tfx_input *inputs, int32_t n_inputs, int32_t n, float *out, int last_only);
 /* For models whose input is f32[T, D]: x is [n, input_width], out [n, output_width]. */
 int tfx_forward_f32(tfx_session *s, const float *x, int32_t n, float *out);
 /* tfx_forward_f32 with the choice of tfx_forward_ex: with last_only, out is

@@ -26,7 +26,7 @@ import numpy as np
 __all__ = ["Error", "Model", "ModelInfo", "Session", "Sampler", "Tokenizer", "OPEN_VERIFY"]
 
 OPEN_VERIFY = 1
-INPUT_TOKENS, INPUT_F32 = 0, 1
+INPUT_TOKENS, INPUT_F32, INPUT_I32 = 0, 1, 2
 
 _p = ctypes.c_void_p
 _i32 = ctypes.c_int32
@@ -66,13 +66,28 @@ class ModelInfo(ctypes.Structure):
         ("pad_id", _i32),
         ("reserved2", ctypes.c_uint32),
         ("tokenizer_bytes", ctypes.c_uint64),
+        ("n_inputs", _i32),
+        ("reserved3", ctypes.c_uint32),
     ]
 
     def as_dict(self):
-        return {k: getattr(self, k) for k, _ in self._fields_ if k not in ("struct_size", "reserved", "reserved2")}
+        skip = ("struct_size", "reserved", "reserved2", "reserved3")
+        return {k: getattr(self, k) for k, _ in self._fields_ if k not in skip}
 
     def __repr__(self):
         return "ModelInfo(%s)" % ", ".join("%s=%r" % kv for kv in self.as_dict().items())
+
+
+class _InputInfo(ctypes.Structure):
+    """tfx_input_info (tfx.h), read through tfx_model_input()."""
+
+    _fields_ = [("name", ctypes.c_char_p), ("kind", _i32), ("width", _i32), ("vocab", _i32), ("rows", _i32)]
+
+
+class _Input(ctypes.Structure):
+    """tfx_input (tfx.h): one input of tfx_forward_inputs."""
+
+    _fields_ = [("name", ctypes.c_char_p), ("data", _p)]
 
 
 class _SamplerStruct(ctypes.Structure):
@@ -96,6 +111,8 @@ def _declare(lib):
         "tfx_session_last_error": (ctypes.c_char_p, [_p]),
         "tfx_forward_ex": (ctypes.c_int, [_p, _p, _i32, _p, ctypes.c_int]),
         "tfx_forward_f32_ex": (ctypes.c_int, [_p, _p, _i32, _p, ctypes.c_int]),
+        "tfx_model_input": (ctypes.c_int, [_p, _i32, ctypes.POINTER(_InputInfo)]),
+        "tfx_forward_inputs": (ctypes.c_int, [_p, ctypes.POINTER(_Input), _i32, _i32, _p, ctypes.c_int]),
         "tfx_sampler_init": (None, [ctypes.POINTER(_SamplerStruct), ctypes.c_float, ctypes.c_float, ctypes.c_uint64]),
         "tfx_sample": (_i32, [ctypes.POINTER(_SamplerStruct), _p, _i32]),
         "tfx_tokenizer_open": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(_p), ctypes.c_char_p, _sz]),
@@ -152,6 +169,16 @@ class Model:
     @property
     def name(self):
         return self._lib.tfx_model_name(self._handle).decode()
+
+    @property
+    def inputs(self):
+        """The forward's inputs: [{"name", "kind", "width", "vocab"}] (one for most models)."""
+        res = []
+        for i in range(max(getattr(self.info, "n_inputs", 1), 1)):
+            ii = _InputInfo()
+            _check(self._lib, self._lib.tfx_model_input(self._handle, i, ctypes.byref(ii)))
+            res.append({"name": ii.name.decode(), "kind": ii.kind, "width": ii.width, "vocab": ii.vocab})
+        return res
 
     @property
     def cpu_features(self):
@@ -246,6 +273,36 @@ class Session:
         w = self.model.info.output_width
         out = np.empty((w,) if last_only else (a.shape[0], w), dtype=np.float32)
         rc = self._lib.tfx_forward_f32_ex(self._handle, a.ctypes.data, a.shape[0], out.ctypes.data, 1 if last_only else 0)
+        if rc:
+            self._fail(rc)
+        return out
+
+    def forward_inputs(self, inputs, last_only=False):
+        """For a model of several inputs (Model.inputs): inputs maps each
+        input's name to its n values (int32 ids or a mask, or float rows);
+        returns every row's outputs [n, output_width], or the last row's."""
+        if not hasattr(self._lib, "tfx_forward_inputs"):
+            raise Error(-5, "this model's runtime has no tfx_forward_inputs (compiled by an older tfxc)")
+        kinds = {i["name"]: i for i in self.model.inputs}
+        arrays, entries = [], []
+        for name, values in inputs.items():
+            info = kinds.get(name)
+            dtype = np.float32 if info is not None and info["kind"] == INPUT_F32 else np.int32
+            a = np.ascontiguousarray(np.asarray(values, dtype=dtype))
+            if info is not None and info["width"] > 1:
+                a = a.reshape(-1, info["width"])
+            arrays.append(a)
+            entries.append(_Input(name.encode(), a.ctypes.data))
+        if not arrays:
+            raise Error(-1, "forward_inputs needs the model's inputs")
+        n = arrays[0].shape[0]
+        for name, a in zip(inputs, arrays):
+            if a.shape[0] != n:
+                raise Error(-1, "input '%s' has %d rows, the first input %d" % (name, a.shape[0], n))
+        w = self.model.info.output_width
+        out = np.empty((w,) if last_only else (n, w), dtype=np.float32)
+        table = (_Input * len(entries))(*entries)
+        rc = self._lib.tfx_forward_inputs(self._handle, table, len(entries), n, out.ctypes.data, 1 if last_only else 0)
         if rc:
             self._fail(rc)
         return out
