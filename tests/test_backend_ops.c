@@ -408,7 +408,16 @@ static void test_descriptor(void **state) {
   assert_int_equal(offsetof(tfx_model_desc, tokenizer_reserved), 140);
   assert_int_equal(offsetof(tfx_model_desc, tokenizer), 144);
   assert_int_equal(offsetof(tfx_model_desc, tokenizer_bytes), 152);
-  assert_int_equal(sizeof(tfx_model_desc), 160);
+  assert_int_equal(offsetof(tfx_model_desc, n_inputs), 160);
+  assert_int_equal(offsetof(tfx_model_desc, inputs_reserved), 164);
+  assert_int_equal(offsetof(tfx_model_desc, inputs), 168);
+  assert_int_equal(sizeof(tfx_model_desc), 176);
+  assert_int_equal(offsetof(tfx_input_desc, name), 0);
+  assert_int_equal(offsetof(tfx_input_desc, kind), 8);
+  assert_int_equal(offsetof(tfx_input_desc, width), 12);
+  assert_int_equal(offsetof(tfx_input_desc, vocab), 16);
+  assert_int_equal(offsetof(tfx_input_desc, rows), 20);
+  assert_int_equal(sizeof(tfx_input_desc), 24);
   assert_int_equal(offsetof(tfx_entry_desc, name), 0);
   assert_int_equal(offsetof(tfx_entry_desc, fn), 8);
   assert_int_equal(offsetof(tfx_entry_desc, min_tokens), 16);
@@ -447,6 +456,8 @@ static void test_descriptor(void **state) {
   assert_int_equal(d->pad_id, -1);
   assert_null(d->tokenizer);
   assert_int_equal(d->tokenizer_bytes, 0);
+  assert_int_equal(d->n_inputs, 0); /* one input: no table (ABI 6) */
+  assert_null(d->inputs);
   /* the output (the classifier) comes after the last attention: the
    * model has a last-row entry; its rows meet only in causal attention: a
    * batch entry (docs/batching.md) */
