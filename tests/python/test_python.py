@@ -60,7 +60,9 @@ class TestModel(unittest.TestCase):
             self.assertEqual((i.vocab, i.output_width, i.input_kind, i.input_width), (512, 512, tfx.INPUT_TOKENS, 1))
             self.assertEqual(i.max_seq, 512)
             self.assertEqual(i.has_kv_cache, 1)
-            self.assertEqual(i.abi_version, 5)
+            self.assertEqual(i.abi_version, 6)
+            self.assertEqual(i.n_inputs, 1)
+            self.assertEqual(m.inputs, [{"name": "input", "kind": tfx.INPUT_TOKENS, "width": 1, "vocab": 512}])
             # the sizes tfxc verify and --emit-header state
             out = tfxc("verify", SO)
             self.assertIn("%d weight bytes" % i.weights_bytes, out)
@@ -110,6 +112,39 @@ class TestModel(unittest.TestCase):
             self.assertIn("600", str(e.exception))
             with self.assertRaises(tfx.Error):
                 s.forward([])
+
+    def test_several_inputs(self):
+        """A .so whose forward takes tokens and per-row type ids (ABI 6):
+        Session.forward_inputs by name; prefill = decode row by row."""
+        src = os.path.join(TMP, "two.tfx")
+        with open(src, "w") as f:
+            f.write("model two\nconst dim = 16, vocab = 20, max_seq = 16\n"
+                    "param emb : f32[vocab, dim]\nparam temb : f32[3, dim]\nparam w : f32[dim, dim]\n"
+                    "param head : f32[vocab, dim]\n"
+                    "forward(tokens : i32[T], types : i32[T]) -> f32[T, vocab] {\n"
+                    "  x = embedding(emb, tokens) + embedding(temb, types)\n"
+                    "  x = x + attention(x, w, w, w, w, heads = 2, mask = causal)\n"
+                    "  return linear(x, head)\n}\n")
+        so = os.path.join(TMP, "two.so")
+        tfxc(src, "--weights", "random:4", "-o", so)
+        ids, types = [3, 7, 1, 19, 4], [0, 2, 1, 1, 0]
+        with tfx.Model(so, verify=True) as m, m.session() as s:
+            self.assertEqual(m.info.n_inputs, 2)
+            self.assertEqual([i["name"] for i in m.inputs], ["tokens", "types"])
+            self.assertEqual(m.inputs[1]["vocab"], 3)
+            full = s.forward_inputs({"types": types, "tokens": ids})
+            self.assertEqual(full.shape, (5, 20))
+            s.reset()
+            rows = [s.forward_inputs({"tokens": [t], "types": [y]}) for t, y in zip(ids, types)]
+            np.testing.assert_allclose(np.concatenate(rows), full, atol=1e-5)
+            s.reset()
+            with self.assertRaises(tfx.Error) as e:
+                s.forward(ids)
+            self.assertIn("missing 'types'", str(e.exception))
+            with self.assertRaises(tfx.Error) as e:
+                s.forward_inputs({"tokens": ids, "types": [0, 0, 3, 0, 0]})
+            self.assertEqual(e.exception.code, -6)
+            self.assertIn("input 'types': id 3", str(e.exception))
 
     def test_tokenizer_round_trip(self):
         tokbin = os.path.join(MODELS_DIR, "llama2c-tokenizer.bin")
