@@ -12,12 +12,12 @@
  * "relocation truncated to fit"); the code reaches the blob only through the
  * descriptor's 64-bit pointer.
  *
- * It also writes the blob's reservation: the same symbol in a large
- * SHT_NOBITS section, with no data. Linked, it is a segment of its own with
- * no file bytes, which elf_fill.c then fills in the linked library: the
- * weights are written once, not copied by the linker (#17: ld copying a
- * 4.4 GB section was half of the TinyLlama compile). x86-64 only, where the
- * linker script places large sections in their own segment at the end. */
+ * It also writes the blob's reservation: the same symbol and section as
+ * SHT_NOBITS, with no data, which elf_fill.c fills once `ld -r` has
+ * combined the objects; or, for a shared library, in a large section (x86-64
+ * only), which the linker places at the end of the last segment. Either way
+ * the weights are written once, never copied by the linker (#17: ld copying a
+ * 4.4 GB section was half of the TinyLlama compile). */
 #include <elf.h>
 #include <errno.h>
 #include <stdio.h>
@@ -60,9 +60,9 @@ static int write_blob(const char *path, const tfx_cg_elf_id *elf, const char *sy
   static const char shstrtab[] =
       "\0.rodata.tfx_weights\0.note.GNU-stack\0.symtab\0.strtab\0.shstrtab\0.lrodata.tfx_weights";
   const uint32_t n_stack = 21, n_symtab = 37, n_strtab = 45, n_shstrtab = 53;
-  if (reserve && elf->machine != EM_X86_64)
-    return tfx_errf(err, errlen, "backend: a weights reservation needs x86-64's large sections");
-  int large = elf->machine == EM_X86_64 && (bytes >= LARGE_BLOB || reserve);
+  if (reserve == TFX_CG_RESERVE_SHARED && elf->machine != EM_X86_64)
+    return tfx_errf(err, errlen, "backend: a weights reservation in a shared library needs x86-64's large sections");
+  int large = elf->machine == EM_X86_64 && (bytes >= LARGE_BLOB || reserve == TFX_CG_RESERVE_SHARED);
   const uint32_t n_data = large ? 63 : 1;
 
   Elf64_Sym syms[3];
@@ -145,6 +145,6 @@ int tfx_cg_write_blob_object(const char *path, const tfx_cg_elf_id *elf, const c
 }
 
 int tfx_cg_write_blob_reservation(const char *path, const tfx_cg_elf_id *elf, const char *symbol, size_t bytes,
-                                  char *err, size_t errlen) {
-  return write_blob(path, elf, symbol, NULL, bytes, 1, err, errlen);
+                                  tfx_cg_reserve_for what, char *err, size_t errlen) {
+  return write_blob(path, elf, symbol, NULL, bytes, what, err, errlen);
 }
