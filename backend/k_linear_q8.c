@@ -77,6 +77,12 @@ typedef struct {
    * order of the weights' codes (q4_0: x's bytes stored permuted to match) */
   int dz;
   LLVMValueRef xz, xv;
+  /* q4_0 decode over groups of 4 blocks (dz and K / 32 % 4 == 0): one
+   * two-source word permutation (vpermt2w) gathers the 4 blocks' 64 nibble bytes from the stored
+   * 72, their low and high nibbles dotted into the same 16 lanes (lane l:
+   * block l / 4); x's bytes stored in that order (group g, block h: bytes
+   * 0-15 at 128g + 16h, 16-31 at 128g + 64 + 16h), xz / xv per lane */
+  int dz4;
   /* i8 (w8a8): 32-byte "blocks" of codes with no scale of their own (qoff
    * 0: the codes at the block's start, q8_0's at 2), the row's f32 scale in
    * the scale plane after the R_all rows' values; the activations quantized
@@ -248,7 +254,10 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
     s = tfx_cg_intrinsic(cg, "llvm.rint", &vf, 1, &s, 1);
     LLVMValueRef q = LLVMBuildTrunc(b, LLVMBuildFPToSI(b, s, cg->t_vi, ""), vi8, "");
     LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, pos, QB), (int64_t)v * W);
-    if (c->dz && c->dt == TFX_DT_Q4_0) /* pair p, block h: bytes 0-15 at 64p + 16h, 16-31 at 64p + 32 + 16h */
+    if (c->dz4)
+      at = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~(int64_t)3), ""), QB),
+                      tfx_cg_addc(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 3), ""), 16), 64 * v));
+    else if (c->dz && c->dt == TFX_DT_Q4_0) /* pair p, block h: bytes 0-15 at 64p + 16h, 16-31 at 64p + 32 + 16h */
       at = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~(int64_t)1), ""), QB),
                       tfx_cg_addc(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 1), ""), 16), 32 * v));
     LLVMSetAlignment(LLVMBuildStore(b, q, bptr(cg, qrow, at)), 1);
@@ -258,10 +267,11 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
   LLVMValueRef q32 = NULL;
   if (c->dz && c->dt == TFX_DT_Q4_0) { /* the block's bytes back in order */
     LLVMTypeRef b16t = c->t_b16;
-    LLVMValueRef base = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~(int64_t)1), ""), QB),
-                                   tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 1), ""), 16));
+    int64_t gm = c->dz4 ? 3 : 1;
+    LLVMValueRef base = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~gm), ""), QB),
+                                   tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, gm), ""), 16));
     LLVMValueRef lo = load_a(cg, b16t, bptr(cg, qrow, base), 1);
-    LLVMValueRef hi = load_a(cg, b16t, bptr(cg, qrow, tfx_cg_addc(cg, base, 32)), 1);
+    LLVMValueRef hi = load_a(cg, b16t, bptr(cg, qrow, tfx_cg_addc(cg, base, c->dz4 ? 64 : 32)), 1);
     int seq[32];
     for (int l = 0; l < 32; l++) seq[l] = l;
     q32 = shuf(cg, lo, hi, seq, 32);
@@ -275,7 +285,13 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
                                  tfx_cg_mulc(cg, slot, c->nqb * 8));
     LLVMValueRef neg = LLVMBuildMul(b, sums, ivec(cg->t_i32, 8, -c->cw), "");
     LLVMValueRef dv = splat8(cg, c, d);
-    if (c->dt != TFX_DT_Q4_0) {
+    if (c->dz4) { /* lanes 4 (b % 4) .. of group b / 4: the low and the high nibbles' lane sums added */
+      int i0[4] = {0, 1, 2, 3}, i1[4] = {4, 5, 6, 7};
+      LLVMValueRef p4 = LLVMBuildAdd(b, shuf(cg, neg, neg, i0, 4), shuf(cg, neg, neg, i1, 4), "");
+      LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, lb.iv, 4), tfx_cg_mulc(cg, slot, c->nqb * 8));
+      LLVMSetAlignment(LLVMBuildStore(b, p4, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, "")), 4);
+      LLVMSetAlignment(LLVMBuildStore(b, shuf(cg, dv, dv, i0, 4), tfx_cg_fptr(cg, c->xv, at)), 4);
+    } else if (c->dt != TFX_DT_Q4_0) {
       LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, pos, 8), tfx_cg_mulc(cg, slot, c->nqb * 8));
       LLVMSetAlignment(LLVMBuildStore(b, neg, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, "")), 4);
       LLVMSetAlignment(LLVMBuildStore(b, dv, tfx_cg_fptr(cg, c->xv, at)), 4);
@@ -493,9 +509,15 @@ static LLVMValueRef wrow_scale(tfx_cg *cg, qctx *c, LLVMValueRef wrow) {
  * accumulator sets alternate over the pairs. */
 static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out);
 
+static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out);
+
 static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef *wsc, int nw, LLVMValueRef *out) {
   if (c->wblk == 256) {
     dzk_rows(cg, c, wrow, nw, out);
+    return;
+  }
+  if (c->dz4) {
+    dz4_rows(cg, c, wrow, nw, out);
     return;
   }
   LLVMBuilderRef b = cg->b;
@@ -549,6 +571,71 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef 
         h2 = LLVMBuildInsertElement(b, h2, load_a(cg, th, wp1, 1), tfx_cg_i32(cg, 1), "");
         wd = LLVMBuildFPExt(b, shuf(cg, h2, h2, hidx, 16), v16f, "");
       }
+      LLVMValueRef a0 = LLVMBuildLoad2(b, v16f, acc[st][k], "");
+      LLVMBuildStore(b, tfx_cg_fma(cg, LLVMBuildSIToFP(b, dot, v16f, ""), LLVMBuildFMul(b, wd, xs, ""), a0),
+                     acc[st][k]);
+    }
+  }
+  tfx_cg_for_end(cg, &lp);
+  for (int k = 0; k < nw; k++) {
+    LLVMValueRef a = LLVMBuildLoad2(b, v16f, acc[0][k], "");
+    if (sets > 1) a = LLVMBuildFAdd(b, a, LLVMBuildLoad2(b, v16f, acc[1][k], ""), "");
+    out[k] = tfx_cg_hsum(cg, a);
+  }
+}
+
+/* dz_rows for q4_0 by groups of 4 blocks (72 bytes; c->dz4): the 64
+ * nibble bytes gathered from two loads (bytes 0-63 and 8-71) by one
+ * permutation (vpermt2w: the blocks' nibbles start at even offsets), their low nibbles against x's first 64 bytes of
+ * the group and the high ones against the next 64 into the same i32 lanes
+ * (lane l: block l / 4, starting at x's -8 * lane sums), the four f16 d
+ * taken from the first load by one word permutation and widened
+ * (vcvtph2ps) as the lanes' scales; two accumulator sets alternate. Per
+ * 72 bytes: 2 loads, 1 vpermt2w, 2 vpdpbusd, 5 for the nibbles and the
+ * scales, 3 for the f32 accumulation (the pairs' path: about twice that). */
+static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
+  LLVMTypeRef v64b = LLVMVectorType(c->t_i8, 64), v32w = LLVMVectorType(c->t_i16, 32);
+  LLVMTypeRef v16h = LLVMVectorType(LLVMHalfTypeInContext(cg->ctx), 16);
+  int64_t ng = c->nqb / 4;
+  int sets = ng % 2 == 0 ? 2 : 1;
+  LLVMValueRef acc[2][8];
+  for (int st = 0; st < sets; st++)
+    for (int k = 0; k < nw; k++) {
+      acc[st][k] = tfx_cg_alloca(cg, v16f, "dzacc");
+      LLVMBuildStore(b, LLVMConstNull(v16f), acc[st][k]);
+    }
+  LLVMValueRef xrow = bptr(cg, c->xq, tfx_cg_mulc(cg, c->slot[0], c->K));
+  LLVMValueRef xbase = tfx_cg_mulc(cg, c->slot[0], c->nqb * 8);
+  int gidx[64], sidx[16];
+  for (int h = 0; h < 4; h++)
+    for (int i = 0; i < 16; i++) {
+      int off = 18 * h + 2 + i; /* block h's byte i in the group */
+      gidx[16 * h + i] = off < 64 ? off : 64 + off - 8;
+    }
+  for (int l = 0; l < 16; l++) sidx[l] = 9 * (l / 4); /* block l / 4's d: the word at byte 18 (l / 4) */
+  tfx_cg_loop lp;
+  tfx_cg_for(cg, &lp, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, ng / sets), 1, "dzgroup");
+  for (int st = 0; st < sets; st++) {
+    LLVMValueRef g = tfx_cg_addc(cg, tfx_cg_mulc(cg, lp.iv, sets), st);
+    LLVMValueRef xg = bptr(cg, xrow, tfx_cg_mulc(cg, g, 128));
+    LLVMValueRef xlo = load_a(cg, v16i, xg, 1), xhi = load_a(cg, v16i, tfx_cg_byteptr(cg, xg, 64), 1);
+    LLVMValueRef at = tfx_cg_add(cg, xbase, tfx_cg_mulc(cg, g, 16));
+    LLVMValueRef init = load_a(cg, v16i, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, ""), 4);
+    LLVMValueRef xs = load_a(cg, v16f, tfx_cg_fptr(cg, c->xv, at), 4);
+    for (int k = 0; k < nw; k++) {
+      LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, g, 4 * c->wbytes));
+      LLVMValueRef a = load_a(cg, v64b, wp, 1), a1 = load_a(cg, v64b, tfx_cg_byteptr(cg, wp, 8), 1);
+      LLVMValueRef raw = shuf(cg, a, a1, gidx, 64);
+      LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 64, 0x0f), "");
+      LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 64, 4), "");
+      LLVMValueRef args[3] = {init, LLVMBuildBitCast(b, lo, v16i, ""), xlo};
+      LLVMValueRef dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
+      LLVMValueRef args2[3] = {dot, LLVMBuildBitCast(b, hi, v16i, ""), xhi};
+      dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args2, 3);
+      LLVMValueRef aw = LLVMBuildBitCast(b, a, v32w, "");
+      LLVMValueRef wd = LLVMBuildFPExt(b, LLVMBuildBitCast(b, shuf(cg, aw, aw, sidx, 16), v16h, ""), v16f, "");
       LLVMValueRef a0 = LLVMBuildLoad2(b, v16f, acc[st][k], "");
       LLVMBuildStore(b, tfx_cg_fma(cg, LLVMBuildSIToFP(b, dot, v16f, ""), LLVMBuildFMul(b, wd, xs, ""), a0),
                      acc[st][k]);
@@ -1052,6 +1139,7 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
          : c.dt == TFX_DT_TQ2_0      ? 1
                                      : 0;
   c.dz = few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && c.nqb % 2 == 0;
+  c.dz4 = c.dz && c.dt == TFX_DT_Q4_0 && c.nqb % 4 == 0;
   /* bytes of one quantized row, and rows per chunk */
   int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);
   int mr = c.rp ? RPMR : QMR;
