@@ -240,10 +240,11 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
   }
   LLVMValueRef ids = tfx_cg_splat(cg, id);
   LLVMTypeRef vi8 = LLVMVectorType(c->t_i8, (unsigned)W);
-  /* where the block's 32 bytes go: in order, but for q6_k decode, whose
-   * pairs of blocks are (4h + i, 4h + i + 2): blocks 1 and 2 of each 4 swap */
+  /* where the block's 32 bytes go: in order, but for q6_k and q4_k decode,
+   * whose pairs of blocks are (4h + i, 4h + i + 2): blocks 1 and 2 of each 4
+   * swap */
   LLVMValueRef pos = lb.iv;
-  if (c->dz && c->dt == TFX_DT_Q6_K) {
+  if (c->dz && (c->dt == TFX_DT_Q6_K || c->dt == TFX_DT_Q4_K)) {
     LLVMValueRef r4 = LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 3), "");
     LLVMValueRef one = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntEQ, r4, tfx_cg_i64(cg, 1), ""), cg->t_i64, "");
     LLVMValueRef two = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntEQ, r4, tfx_cg_i64(cg, 2), ""), cg->t_i64, "");
@@ -650,12 +651,14 @@ static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
 }
 
 /* dz_rows for q4_k and q6_k, per super-block of 256: four pairs of 32-element
- * sub-blocks, each one 512-bit vpdpbusd. q4_k: the 32 nibble bytes of chunk
- * j hold sub-blocks 2j (low) and 2j + 1 (high), in x's order; the eight
- * 6-bit scales and mins unpacked with 32-bit integer ops (ggml's utmp),
- * widened as one vector times (d, dmin); the pair's lanes take their
- * sub-blocks' d * sc, and the mins add dmin * m . (x's d * sum) as one
- * 8-lane FMA per super-block into a second accumulator. q6_k: pair (h, i)
+ * sub-blocks, each one 512-bit vpdpbusd. q4_k: 64 nibble bytes (chunks 2h,
+ * 2h + 1) per load, whose low nibbles are sub-blocks 4h and 4h + 2 and high
+ * ones 4h + 1 and 4h + 3 (x's blocks stored in that order, as q6_k's); the
+ * eight 6-bit scales and mins unpacked with 32-bit integer ops (ggml's
+ * utmp), widened as one vector times (d, dmin), the eight d * sc times x's
+ * eight d once per super-block, each pair's lanes taking theirs by a
+ * constant shuffle; the mins add dmin * m . (x's d * sum) as one 8-lane FMA
+ * per super-block into a second accumulator. q6_k: pair (h, i)
  * is sub-blocks 4h + i and 4h + i + 2, which share their ql and qh bytes
  * (x's blocks stored in that order); the 16 int8 scales widened as one
  * vector, each lane's taken by a constant shuffle. */
@@ -686,16 +689,17 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
     LLVMValueRef pr = tfx_cg_addc(cg, tfx_cg_mulc(cg, ls.iv, 4), j);
     xb[j] = load_a(cg, v16i, bptr(cg, xrow, tfx_cg_mulc(cg, pr, 64)), 1);
     LLVMValueRef at = tfx_cg_add(cg, xbase, tfx_cg_mulc(cg, pr, 16));
-    xv[j] = load_a(cg, v16f, tfx_cg_fptr(cg, c->xv, at), 4);
+    xv[j] = q4k ? NULL : load_a(cg, v16f, tfx_cg_fptr(cg, c->xv, at), 4);
     init[j] = q4k ? LLVMConstNull(v16i) : load_a(cg, v16i, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, ""), 4);
   }
-  LLVMValueRef xsum = NULL;
-  if (q4k)
-    xsum = load_a(
-        cg, f8, tfx_cg_fptr(cg, c->xm, tfx_cg_add(cg, tfx_cg_mulc(cg, c->slot[0], c->nqb), tfx_cg_mulc(cg, ls.iv, 8))),
-        4);
+  LLVMValueRef xsum = NULL, xd8 = NULL;
+  if (q4k) { /* x's d * sum(q) and d of the super-block's 8 blocks (in order) */
+    LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, c->slot[0], c->nqb), tfx_cg_mulc(cg, ls.iv, 8));
+    xsum = load_a(cg, f8, tfx_cg_fptr(cg, c->xm, at), 4);
+    xd8 = load_a(cg, f8, tfx_cg_fptr(cg, c->xd, at), 4);
+  }
   for (int k = 0; k < nw; k++) {
-    LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, ls.iv, c->wbytes)), sv;
+    LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, ls.iv, c->wbytes)), sv, q4lh[4];
     if (q4k) {
       LLVMValueRef u[3];
       for (int q = 0; q < 3; q++) u[q] = load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp, 4 + 4 * q), 1);
@@ -723,6 +727,13 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
       for (int l = 0; l < 8; l++) mi[l] = 8 + l;
       LLVMValueRef mins = shuf(cg, sv, sv, mi, 8);
       LLVMBuildStore(b, tfx_cg_fma(cg, mins, xsum, LLVMBuildLoad2(b, f8, macc[k], "")), macc[k]);
+      for (int l = 0; l < 8; l++) mi[l] = l; /* each block's d * sc times x's d */
+      sv = LLVMBuildFMul(b, shuf(cg, sv, sv, mi, 8), xd8, "");
+      for (int h = 0; h < 2; h++) { /* sub-blocks 4h, 4h + 2 (low nibbles), 4h + 1, 4h + 3 (high) */
+        LLVMValueRef raw = load_a(cg, LLVMVectorType(c->t_i8, 64), tfx_cg_byteptr(cg, wp, 16 + 64 * h), 1);
+        q4lh[2 * h] = LLVMBuildAnd(b, raw, ivec(c->t_i8, 64, 0x0f), "");
+        q4lh[2 * h + 1] = LLVMBuildLShr(b, raw, ivec(c->t_i8, 64, 4), "");
+      }
     } else if (tq2) { /* one scale: d in every lane */
       LLVMValueRef d =
           LLVMBuildFPExt(b, load_a(cg, LLVMHalfTypeInContext(cg->ctx), tfx_cg_byteptr(cg, wp, 64), 1), cg->t_f32, "");
@@ -740,12 +751,9 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
     for (int j = 0; j < 4; j++) {
       LLVMValueRef u, lanes;
       int sidx[16];
-      if (q4k) {
-        LLVMValueRef raw = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 16 + 32 * j), 1);
-        LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 32, 0x0f), "");
-        LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 32, 4), "");
-        u = shuf(cg, lo, hi, seq, 64);
-        for (int l = 0; l < 16; l++) sidx[l] = 2 * j + l / 8;
+      if (q4k) { /* pair j: sub-blocks 4 (j / 2) + j % 2 and that + 2 */
+        u = q4lh[j];
+        for (int l = 0; l < 16; l++) sidx[l] = 4 * (j / 2) + j % 2 + 2 * (l / 8);
       } else if (tq2) { /* sub-blocks 2j, 2j + 1: the 2-bit fields 2 (j % 2), 2 (j % 2) + 1 of bytes 32 (j / 2) .. */
         u = shuf(cg, tq2_0_codes(cg, c, wp, 2 * j), tq2_0_codes(cg, c, wp, 2 * j + 1), seq, 64);
         for (int l = 0; l < 16; l++) sidx[l] = 0;
@@ -765,7 +773,7 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
       }
       LLVMValueRef args[3] = {init[j], LLVMBuildBitCast(b, u, v16i, ""), xb[j]};
       LLVMValueRef dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
-      lanes = LLVMBuildFMul(b, shuf(cg, sv, sv, sidx, 16), xv[j], "");
+      lanes = q4k ? shuf(cg, sv, sv, sidx, 16) : LLVMBuildFMul(b, shuf(cg, sv, sv, sidx, 16), xv[j], "");
       LLVMValueRef a0 = LLVMBuildLoad2(b, v16f, acc[j % 2][k], "");
       LLVMBuildStore(b, tfx_cg_fma(cg, LLVMBuildSIToFP(b, dot, v16f, ""), lanes, a0), acc[j % 2][k]);
     }
