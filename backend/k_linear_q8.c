@@ -77,6 +77,7 @@ typedef struct {
    * order of the weights' codes (q4_0: x's bytes stored permuted to match) */
   int dz;
   LLVMValueRef xz, xv;
+  LLVMValueRef zr[2]; /* the panel's rows' 16-lane sums before reduction ([NB][16] f32; GLU: gate, up) */
   /* q4_0 decode over groups of 4 blocks (dz and K / 32 % 4 == 0): one
    * two-source word permutation (vpermt2w) gathers the 4 blocks' 64 nibble bytes from the stored
    * 72, their low and high nibbles dotted into the same 16 lanes (lane l:
@@ -502,7 +503,9 @@ static LLVMValueRef wrow_scale(tfx_cg *cg, qctx *c, LLVMValueRef wrow) {
   return tfx_cg_loadf(cg, tfx_cg_fptr(cg, plane, r));
 }
 
-/* Decode (one row of x, c->slot[0]) of the nw weight rows wrow[] with
+/* Decode (one row of x, c->slot[0]) of the nw weight rows wrow[] into
+ * 16-lane f32 vectors out[] whose lane sums are the dot products (summed
+ * 16 rows at a time by dz_reduce), with
  * 512-bit vpdpbusd over pairs of blocks: the codes of blocks 2p and 2p + 1
  * in one zmm (q8_0: q ^ 0x80; q4_0: the low nibbles of both, then the high
  * ones), the i32 lanes starting at x's -cw * lane sums, their f32 scale the
@@ -581,7 +584,7 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef 
   for (int k = 0; k < nw; k++) {
     LLVMValueRef a = LLVMBuildLoad2(b, v16f, acc[0][k], "");
     if (sets > 1) a = LLVMBuildFAdd(b, a, LLVMBuildLoad2(b, v16f, acc[1][k], ""), "");
-    out[k] = tfx_cg_hsum(cg, a);
+    out[k] = a;
   }
 }
 
@@ -646,7 +649,7 @@ static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
   for (int k = 0; k < nw; k++) {
     LLVMValueRef a = LLVMBuildLoad2(b, v16f, acc[0][k], "");
     if (sets > 1) a = LLVMBuildFAdd(b, a, LLVMBuildLoad2(b, v16f, acc[1][k], ""), "");
-    out[k] = tfx_cg_hsum(cg, a);
+    out[k] = a;
   }
 }
 
@@ -782,8 +785,13 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
   for (int k = 0; k < nw; k++) {
     LLVMValueRef a =
         LLVMBuildFAdd(b, LLVMBuildLoad2(b, v16f, acc[0][k], ""), LLVMBuildLoad2(b, v16f, acc[1][k], ""), "");
-    out[k] = tfx_cg_hsum(cg, a);
-    if (q4k) out[k] = LLVMBuildFSub(b, out[k], tfx_cg_hsum(cg, LLVMBuildLoad2(b, f8, macc[k], "")), "");
+    if (q4k) { /* the mins' 8 lanes subtracted from the first 8 */
+      int wi[16];
+      for (int l = 0; l < 16; l++) wi[l] = l < 8 ? l : 8;
+      LLVMValueRef m8 = LLVMBuildLoad2(b, f8, macc[k], "");
+      a = LLVMBuildFSub(b, a, shuf(cg, m8, LLVMConstNull(f8), wi, 16), "");
+    }
+    out[k] = a;
   }
 }
 
@@ -802,11 +810,11 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
   if (c->dz && mr == 1) {
     LLVMValueRef out[8];
     dz_rows(cg, c, wrow, wsc, t.nw, out);
-    for (int j = 0; j < nc; j++) {
-      int k = G->glu ? 2 * j : j;
-      tfx_cg_storef(cg, out[k], tfx_cg_fptr(cg, c->P->blk, tfx_cg_addc(cg, c0, j)));
-      if (G->glu) tfx_cg_storef(cg, out[k + 1], tfx_cg_fptr(cg, c->P->blku, tfx_cg_addc(cg, c0, j)));
-    }
+    for (int j = 0; j < nc; j++)
+      for (int h = 0; h < (G->glu ? 2 : 1); h++) {
+        LLVMValueRef at = tfx_cg_fptr(cg, c->zr[h], tfx_cg_mulc(cg, tfx_cg_addc(cg, c0, j), 16));
+        LLVMSetAlignment(LLVMBuildStore(b, out[G->glu ? 2 * j + h : j], at), 64);
+      }
     return;
   }
   /* one-row tiles (decode) alternate two accumulator sets (by block and
@@ -1055,6 +1063,43 @@ static int q8_supported(tfx_dtype dt) {
          dt == TFX_DT_TQ2_0;
 }
 
+/* The dz rows' 16-lane sums in zr (rows 0 .. nb - 1 of the panel) reduced
+ * into the block buffer blk, 16 rows at a time: four levels of two
+ * shuffles and an add halve the lanes per row and double the rows per
+ * vector (row r's sum in lane r), 45 operations for 16 rows instead of 8
+ * per row and a scalar store. */
+static void dz_reduce(tfx_cg *cg, qctx *c, LLVMValueRef zr, LLVMValueRef blk) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef v16f = LLVMVectorType(cg->t_f32, 16);
+  int nb = c->P->nb;
+  for (int r0 = 0; r0 < nb; r0 += 16) {
+    int nr = nb - r0 < 16 ? nb - r0 : 16;
+    LLVMValueRef v[16];
+    for (int i = 0; i < 16; i++)
+      v[i] = i < nr ? load_a(cg, v16f, tfx_cg_fptr(cg, zr, tfx_cg_i64(cg, 16 * (r0 + i))), 64) : LLVMConstNull(v16f);
+    /* level w (8, 4, 2, 1 lanes per group): v[i] and v[i + n] -> lanes of
+     * width w alternate between them, the two halves of each 2w summed */
+    int n = 8;
+    for (int w = 8; w >= 1; w /= 2, n /= 2)
+      for (int i = 0; i < n; i++) {
+        int lo[16], hi[16];
+        for (int l = 0; l < 16; l++) {
+          int grp = l / w, from_b = grp % 2, base = (grp / 2) * 2 * w + l % w;
+          lo[l] = base + (from_b ? 16 : 0);
+          hi[l] = base + w + (from_b ? 16 : 0);
+        }
+        v[i] = LLVMBuildFAdd(b, shuf(cg, v[i], v[i + n], lo, 16), shuf(cg, v[i], v[i + n], hi, 16), "");
+      }
+    if (nr == 16) {
+      LLVMSetAlignment(LLVMBuildStore(b, v[0], tfx_cg_fptr(cg, blk, tfx_cg_i64(cg, r0))), 4);
+    } else {
+      for (int i = 0; i < nr; i++)
+        tfx_cg_storef(cg, LLVMBuildExtractElement(b, v[0], tfx_cg_i32(cg, i), ""),
+                      tfx_cg_fptr(cg, blk, tfx_cg_i64(cg, r0 + i)));
+    }
+  }
+}
+
 /* The panel P against the chunk's quantized rows (c->m0 ..): tiles into the
  * block buffers, then the epilogue of each block of rows. */
 void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
@@ -1067,7 +1112,13 @@ void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
     LLVMValueRef m = tfx_cg_add(cg, c->m0, lm.iv);
     if (hb) G->hooks->block_begin(cg, G, m, 1);
     c->slot[0] = lm.iv;
+    if (c->dz)
+      for (int h = 0; h < (G->glu ? 2 : 1); h++) c->zr[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * 16, "dzsum");
     rm_tiles(cg, c, 1);
+    if (c->dz) {
+      dz_reduce(cg, c, c->zr[0], P->blk);
+      if (G->glu) dz_reduce(cg, c, c->zr[1], P->blku);
+    }
     tfx_cg_gemm_rows(cg, G, P, m, NULL);
     tfx_cg_for_end(cg, &lm);
     return;
