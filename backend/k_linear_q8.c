@@ -241,11 +241,10 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
   }
   LLVMValueRef ids = tfx_cg_splat(cg, id);
   LLVMTypeRef vi8 = LLVMVectorType(c->t_i8, (unsigned)W);
-  /* where the block's 32 bytes go: in order, but for q6_k and q4_k decode,
-   * whose pairs of blocks are (4h + i, 4h + i + 2): blocks 1 and 2 of each 4
-   * swap */
+  /* where the block's 32 bytes go: in order, but for q4_k decode, whose
+   * pairs of blocks are (4h + i, 4h + i + 2): blocks 1 and 2 of each 4 swap */
   LLVMValueRef pos = lb.iv;
-  if (c->dz && (c->dt == TFX_DT_Q6_K || c->dt == TFX_DT_Q4_K)) {
+  if (c->dz && c->dt == TFX_DT_Q4_K) {
     LLVMValueRef r4 = LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 3), "");
     LLVMValueRef one = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntEQ, r4, tfx_cg_i64(cg, 1), ""), cg->t_i64, "");
     LLVMValueRef two = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntEQ, r4, tfx_cg_i64(cg, 2), ""), cg->t_i64, "");
@@ -656,15 +655,18 @@ static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
 /* dz_rows for q4_k and q6_k, per super-block of 256: four pairs of 32-element
  * sub-blocks, each one 512-bit vpdpbusd. q4_k: 64 nibble bytes (chunks 2h,
  * 2h + 1) per load, whose low nibbles are sub-blocks 4h and 4h + 2 and high
- * ones 4h + 1 and 4h + 3 (x's blocks stored in that order, as q6_k's); the
+ * ones 4h + 1 and 4h + 3 (x's blocks stored in that order); the
  * eight 6-bit scales and mins unpacked with 32-bit integer ops (ggml's
  * utmp), widened as one vector times (d, dmin), the eight d * sc times x's
  * eight d once per super-block, each pair's lanes taking theirs by a
  * constant shuffle; the mins add dmin * m . (x's d * sum) as one 8-lane FMA
- * per super-block into a second accumulator. q6_k: pair (h, i)
- * is sub-blocks 4h + i and 4h + i + 2, which share their ql and qh bytes
- * (x's blocks stored in that order); the 16 int8 scales widened as one
- * vector, each lane's taken by a constant shuffle. */
+ * per super-block into a second accumulator. q6_k: per half h of 128, the
+ * 64 ql bytes in one load (low nibbles: sub-blocks 4h, 4h + 1; high: 4h +
+ * 2, 4h + 3) and the 32 qh bytes in both halves of a zmm, whose 2-bit
+ * fields are moved to bits 4-5 by one 16-bit shift per pair with a shift
+ * count per 256-bit half (the bits crossing into a byte are masked off);
+ * the 16 int8 scales widened as one vector, each lane's taken by a
+ * constant shuffle. */
 static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out) {
   LLVMBuilderRef b = cg->b;
   LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
@@ -751,6 +753,28 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
                                  LLVMGetPoison(v16f), LLVMConstNull(v16i), "");
       sv = LLVMBuildFMul(b, LLVMBuildSIToFP(b, s8, v16f, ""), dv, "");
     }
+    LLVMValueRef q6[4];
+    if (!q4k && !tq2)
+      for (int h = 0; h < 2; h++) { /* pair 2h: sub-blocks 4h, 4h + 1; pair 2h + 1: 4h + 2, 4h + 3 */
+        LLVMTypeRef v64b = LLVMVectorType(c->t_i8, 64), v32w = LLVMVectorType(c->t_i16, 32);
+        LLVMValueRef ql = load_a(cg, v64b, tfx_cg_byteptr(cg, wp, 64 * h), 1);
+        LLVMValueRef qh = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 128 + 32 * h), 1);
+        int bc[64];
+        for (int l = 0; l < 64; l++) bc[l] = l % 32;
+        LLVMValueRef qw = LLVMBuildBitCast(b, shuf(cg, qh, qh, bc, 64), v32w, "");
+        LLVMValueRef sl[32], sr[32];
+        for (int l = 0; l < 32; l++) { /* fields 0, 1 to bits 4-5 (<< 4, << 2); fields 2, 3 (>> 0, >> 2) */
+          sl[l] = LLVMConstInt(c->t_i16, l < 16 ? 4 : 2, 0);
+          sr[l] = LLVMConstInt(c->t_i16, l < 16 ? 0 : 2, 0);
+        }
+        LLVMValueRef m30 = ivec(c->t_i8, 64, 0x30);
+        LLVMValueRef ha =
+            LLVMBuildAnd(b, LLVMBuildBitCast(b, LLVMBuildShl(b, qw, LLVMConstVector(sl, 32), ""), v64b, ""), m30, "");
+        LLVMValueRef hb =
+            LLVMBuildAnd(b, LLVMBuildBitCast(b, LLVMBuildLShr(b, qw, LLVMConstVector(sr, 32), ""), v64b, ""), m30, "");
+        q6[2 * h] = LLVMBuildOr(b, LLVMBuildAnd(b, ql, ivec(c->t_i8, 64, 0x0f), ""), ha, "");
+        q6[2 * h + 1] = LLVMBuildOr(b, LLVMBuildLShr(b, ql, ivec(c->t_i8, 64, 4), ""), hb, "");
+      }
     for (int j = 0; j < 4; j++) {
       LLVMValueRef u, lanes;
       int sidx[16];
@@ -760,19 +784,9 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
       } else if (tq2) { /* sub-blocks 2j, 2j + 1: the 2-bit fields 2 (j % 2), 2 (j % 2) + 1 of bytes 32 (j / 2) .. */
         u = shuf(cg, tq2_0_codes(cg, c, wp, 2 * j), tq2_0_codes(cg, c, wp, 2 * j + 1), seq, 64);
         for (int l = 0; l < 16; l++) sidx[l] = 0;
-      } else {
-        int h = j / 2, i = j % 2;
-        LLVMValueRef ql = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 64 * h + 32 * i), 1);
-        LLVMValueRef qh = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 128 + 32 * h), 1);
-        LLVMValueRef m3 = ivec(c->t_i8, 32, 3), s4 = ivec(c->t_i8, 32, 4);
-        LLVMValueRef ha = i ? LLVMBuildLShr(b, qh, ivec(c->t_i8, 32, 2 * i), "") : qh;
-        LLVMValueRef hb = LLVMBuildLShr(b, qh, ivec(c->t_i8, 32, 2 * i + 4), "");
-        LLVMValueRef a = LLVMBuildOr(b, LLVMBuildAnd(b, ql, ivec(c->t_i8, 32, 0x0f), ""),
-                                     LLVMBuildShl(b, LLVMBuildAnd(b, ha, m3, ""), s4, ""), "");
-        LLVMValueRef bb =
-            LLVMBuildOr(b, LLVMBuildLShr(b, ql, s4, ""), LLVMBuildShl(b, LLVMBuildAnd(b, hb, m3, ""), s4, ""), "");
-        u = shuf(cg, a, bb, seq, 64);
-        for (int l = 0; l < 16; l++) sidx[l] = 8 * h + 2 * (l < 8 ? i : i + 2) + (l / 4) % 2;
+      } else { /* pair j: sub-blocks 2j, 2j + 1, two scales each */
+        u = q6[j];
+        for (int l = 0; l < 16; l++) sidx[l] = 2 * (2 * j + l / 8) + (l / 4) % 2;
       }
       LLVMValueRef args[3] = {init[j], LLVMBuildBitCast(b, u, v16i, ""), xb[j]};
       LLVMValueRef dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
