@@ -21,7 +21,8 @@
  * - decode on AVX512-VNNI (dz): one weight row (a GLU column: two) at a
  *   time, so a panel streams through memory in order, two 32-element
  *   blocks per 512-bit vpdpbusd with per-lane scale vectors (dz_rows,
- *   dzk_rows);
+ *   dzk_rows; q4_0 by groups of 4 blocks, dz4_rows), each row's 16 lanes
+ *   summed 16 rows at a time (dz_reduce);
  * - otherwise (AVX2, AVX-VNNI, plain IR; and decode where K / 32 is odd):
  *   row-major tiles of mr rows of x x nc weight rows (decode 1 x 1, prefill
  *   4 x 4): per 32-element sub-block, the weight's integers decoded into 32
