@@ -2,12 +2,16 @@
  * object, the weights blob as its own ELF object (elf_blob.c), both combined
  * into one relocatable object with `ld -r` (`-c`), or linked straight with the
  * runtime archive into a self-contained shared library with `cc -shared`
- * (the blob is written twice, not three times: it can be gigabytes) and
- * sealed (seal.c);
+ * and sealed (seal.c). Both are linked with only a reservation for the
+ * weights (elf_blob.c), which elf_fill.c then fills: the weights are written
+ * once, never copied by the linker (they can be gigabytes). A shared library
+ * for another machine than x86-64, or a linked file not of the expected
+ * shape, is linked again with the weights in the blob object;
  * and the module printed as LLVM IR or assembly. Temporary files live in a
  * mkdtemp directory removed afterwards (announced to tfx_backend_set_hooks).
  * A path that begins with '-' reaches ld and cc as "./-...", never as an
  * option. */
+#include <elf.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,8 +180,11 @@ done:
   return rc;
 }
 
+/* The code objects, and the blob object with the weights (*reserve 0) or
+ * their reservation for *reserve (tfx_cg_reserve_for; where it cannot be
+ * made, *reserve becomes 0 and the blob holds the weights). */
 static int write_objects(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes, const tfx_target_options *o,
-                         aot_objects *t, char *err, size_t errlen) {
+                         int *reserve, aot_objects *t, char *err, size_t errlen) {
   *t = (aot_objects){0};
   if ((uint64_t)weights_bytes < (uint64_t)g->weights_bytes || (weights_bytes > 0 && !weights))
     return tfx_errf(err, errlen, "backend: the weights blob has %zu bytes, the model needs %lld", weights_bytes,
@@ -215,7 +222,10 @@ static int write_objects(const tfx_graph *g, const uint8_t *weights, size_t weig
   /* the blob's object is for the code's machine */
   char wsym[160];
   weights_symbol(g, wsym, sizeof wsym);
-  if (tfx_cg_write_blob_object(t->blob, &elf0, wsym, weights, weights_bytes, err, errlen)) goto fail;
+  if (weights_bytes == 0 || (*reserve == TFX_CG_RESERVE_SHARED && elf0.machine != EM_X86_64)) *reserve = 0;
+  if (*reserve ? tfx_cg_write_blob_reservation(t->blob, &elf0, wsym, weights_bytes, *reserve, err, errlen)
+               : tfx_cg_write_blob_object(t->blob, &elf0, wsym, weights, weights_bytes, err, errlen))
+    goto fail;
   if (o && o->phase_seconds) o->phase_seconds[0] += aot_seconds() - t0;
   return 0;
 oom:
@@ -246,11 +256,13 @@ static int sysroot_option(const tfx_target_options *o, char *buf, size_t len, ch
   return 0;
 }
 
-int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
-                             const tfx_target_options *o, const char *obj_path, char *err, size_t errlen) {
-  if (!g || !obj_path || !obj_path[0]) return tfx_errf(err, errlen, "backend: tfx_backend_write_object: NULL argument");
+/* The code objects and the blob (its reservation when reserve) combined by
+ * `ld -r` into obj_path, the reservation filled: 0; 1 when it could not be
+ * filled (the caller combines again with the data); -1 on an error. */
+static int combine_objects(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
+                           const tfx_target_options *o, int reserve, const char *obj_path, char *err, size_t errlen) {
   aot_objects t;
-  if (write_objects(g, weights, weights_bytes, o, &t, err, errlen)) return -1;
+  if (write_objects(g, weights, weights_bytes, o, &reserve, &t, err, errlen)) return -1;
   char *owned, *out = tool_path(obj_path, &owned);
   /* for another machine, the target's C compiler combines (the host's ld
    * may not read its objects) */
@@ -280,14 +292,27 @@ int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t 
   argv[n] = NULL;
   double t0 = aot_seconds();
   int rc = out ? tfx_cg_run(argv, err, errlen) : tfx_errf(err, errlen, "backend: out of memory");
+  if (rc == 0 && reserve) {
+    char wsym[160];
+    weights_symbol(g, wsym, sizeof wsym);
+    if (tfx_cg_fill_blob(obj_path, wsym, weights, weights_bytes, err, errlen)) rc = 1;
+  }
   if (o && o->phase_seconds) o->phase_seconds[1] += aot_seconds() - t0;
   free(owned);
   aot_objects_remove(&t);
   return rc;
 }
 
+int tfx_backend_write_object(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
+                             const tfx_target_options *o, const char *obj_path, char *err, size_t errlen) {
+  if (!g || !obj_path || !obj_path[0]) return tfx_errf(err, errlen, "backend: tfx_backend_write_object: NULL argument");
+  int rc = combine_objects(g, weights, weights_bytes, o, TFX_CG_RESERVE_OBJECT, obj_path, err, errlen);
+  if (rc == 1) rc = combine_objects(g, weights, weights_bytes, o, 0, obj_path, err, errlen); /* ld copies them */
+  return rc;
+}
+
 /* cc -shared of the objects with the runtime archive (o->runtime, or the
- * one tfx_backend_find_runtime_for finds) into so_path, sealed. For another
+ * one tfx_backend_find_runtime_for finds) into so_path, unsealed. For another
  * machine (o->triple), its C compiler (o->cc, TRIPLE-gcc) and o->sysroot
  * link with its runtime archive, built without libffi (CMakeLists.txt,
  * TFX_RUNTIME_FFI). */
@@ -334,27 +359,44 @@ static int link_objects(const char *const *objs, int n_objs, const tfx_target_op
   argv[n] = NULL;
   int rc = ok ? tfx_cg_run(argv, err, errlen) : tfx_errf(err, errlen, "backend: out of memory");
   for (int i = 0; i < n_objs + 2; i++) free(owned[i]);
-  if (rc == 0) rc = tfx_backend_seal(so_path, err, errlen); /* what tfx_model_open checks first */
   return rc;
 }
 
 int tfx_backend_link_shared(const char *obj_path, const char *so_path, char *err, size_t errlen) {
   if (!obj_path || !so_path || !obj_path[0] || !so_path[0])
     return tfx_errf(err, errlen, "backend: tfx_backend_link_shared: NULL argument");
-  return link_objects(&obj_path, 1, NULL, so_path, err, errlen);
+  if (link_objects(&obj_path, 1, NULL, so_path, err, errlen)) return -1;
+  return tfx_backend_seal(so_path, err, errlen); /* what tfx_model_open checks first */
 }
 
-int tfx_backend_write_shared(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
-                             const tfx_target_options *o, const char *so_path, char *err, size_t errlen) {
-  if (!g || !so_path || !so_path[0]) return tfx_errf(err, errlen, "backend: tfx_backend_write_shared: NULL argument");
+/* The code objects and the blob (its reservation when reserve) linked into
+ * so_path, the reservation filled: 0; 1 when a reservation could not be
+ * filled (the caller links again with the data); -1 when writing the
+ * objects failed, -2 when linking did. */
+static int link_shared(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes, const tfx_target_options *o,
+                       int reserve, const char *so_path, char *err, size_t errlen) {
   aot_objects t;
-  if (write_objects(g, weights, weights_bytes, o, &t, err, errlen)) return -1;
+  if (write_objects(g, weights, weights_bytes, o, &reserve, &t, err, errlen)) return -1;
   const char *objs[TFX_CG_MAX_VARIANTS + 1];
   for (int i = 0; i < t.n_code; i++) objs[i] = t.code[i];
   objs[t.n_code] = t.blob;
   double t0 = aot_seconds();
   int rc = link_objects(objs, t.n_code + 1, o, so_path, err, errlen) ? -2 : 0;
+  if (rc == 0 && reserve) {
+    char wsym[160];
+    weights_symbol(g, wsym, sizeof wsym);
+    if (tfx_cg_fill_blob(so_path, wsym, weights, weights_bytes, err, errlen)) rc = 1;
+  }
   if (o && o->phase_seconds) o->phase_seconds[1] += aot_seconds() - t0;
   aot_objects_remove(&t);
+  return rc;
+}
+
+int tfx_backend_write_shared(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
+                             const tfx_target_options *o, const char *so_path, char *err, size_t errlen) {
+  if (!g || !so_path || !so_path[0]) return tfx_errf(err, errlen, "backend: tfx_backend_write_shared: NULL argument");
+  int rc = link_shared(g, weights, weights_bytes, o, TFX_CG_RESERVE_SHARED, so_path, err, errlen);
+  if (rc == 1) rc = link_shared(g, weights, weights_bytes, o, 0, so_path, err, errlen); /* the linker copies */
+  if (rc == 0 && tfx_backend_seal(so_path, err, errlen)) rc = -2; /* what tfx_model_open checks first */
   return rc;
 }

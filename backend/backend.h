@@ -75,8 +75,9 @@ int tfx_backend_link_shared(const char *obj_path, const char *so_path, char *err
 int tfx_backend_seal(const char *so_path, char *err, size_t errlen);
 
 /* The two above in one step, without the combined object: the code and the
- * blob objects linked straight into so_path (the blob, which can be
- * gigabytes, written once less). 0; -1 when writing the objects failed; -2
+ * blob objects linked straight into so_path, sealed. On x86-64 the weights
+ * (which can be gigabytes) are written once, into the library itself after
+ * the link (backend/elf_fill.c). 0; -1 when writing the objects failed; -2
  * when the link failed; a message in err. */
 int tfx_backend_write_shared(const tfx_graph *g, const uint8_t *weights, size_t weights_bytes,
                              const tfx_target_options *o, const char *so_path, char *err, size_t errlen);

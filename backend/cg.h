@@ -763,5 +763,22 @@ void tfx_cg_temp_event(const char *path, int created);
  * section aligned 64 and a global (hidden) STT_OBJECT `symbol`. */
 int tfx_cg_write_blob_object(const char *path, const tfx_cg_elf_id *elf, const char *symbol, const uint8_t *data,
                              size_t bytes, char *err, size_t errlen);
+/* What a reservation is for: an object combined by `ld -r` (the section of
+ * tfx_cg_write_blob_object, as SHT_NOBITS), or a shared library (a large
+ * SHT_NOBITS section, which the linker places at the end of the last
+ * segment; x86-64 only, else an error). */
+typedef enum { TFX_CG_RESERVE_OBJECT = 1, TFX_CG_RESERVE_SHARED = 2 } tfx_cg_reserve_for;
+/* The blob object's symbol of `bytes`, without the data: the reservation
+ * tfx_cg_fill_blob fills once linked. */
+int tfx_cg_write_blob_reservation(const char *path, const tfx_cg_elf_id *elf, const char *symbol, size_t bytes,
+                                  tfx_cg_reserve_for what, char *err, size_t errlen);
+
+/* ---- elf_fill.c ---- */
+/* Writes data[0..bytes) into the linked file path (a relocatable object or
+ * a shared library) as the contents of `symbol`, a reservation of
+ * tfx_cg_write_blob_reservation: the data goes at the end of the file, and
+ * the headers say so. -1 with a message when the file does not have that
+ * shape (the caller then links with the data instead). */
+int tfx_cg_fill_blob(const char *path, const char *symbol, const uint8_t *data, size_t bytes, char *err, size_t errlen);
 
 #endif

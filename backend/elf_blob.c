@@ -10,7 +10,14 @@
  * 32-bit PC-relative references between code and data (crt files, the
  * runtime) do not span the weights (a 4.4 GB TinyLlama failed to link with
  * "relocation truncated to fit"); the code reaches the blob only through the
- * descriptor's 64-bit pointer. */
+ * descriptor's 64-bit pointer.
+ *
+ * It also writes the blob's reservation: the same symbol and section as
+ * SHT_NOBITS, with no data, which elf_fill.c fills once `ld -r` has
+ * combined the objects; or, for a shared library, in a large section (x86-64
+ * only), which the linker places at the end of the last segment. Either way
+ * the weights are written once, never copied by the linker (#17: ld copying a
+ * 4.4 GB section was half of the TinyLlama compile). */
 #include <elf.h>
 #include <errno.h>
 #include <stdio.h>
@@ -35,9 +42,10 @@ static int pad_to(FILE *f, uint64_t *off, uint64_t align) {
   return 0;
 }
 
-int tfx_cg_write_blob_object(const char *path, const tfx_cg_elf_id *elf, const char *symbol, const uint8_t *data,
-                             size_t bytes, char *err, size_t errlen) {
-  if (bytes > 0 && !data) return tfx_errf(err, errlen, "backend: no weights data to write");
+/* The object; with reserve, the section is SHT_NOBITS (no data written). */
+static int write_blob(const char *path, const tfx_cg_elf_id *elf, const char *symbol, const uint8_t *data, size_t bytes,
+                      int reserve, char *err, size_t errlen) {
+  if (bytes > 0 && !data && !reserve) return tfx_errf(err, errlen, "backend: no weights data to write");
   if (!elf || elf->machine == EM_NONE)
     return tfx_errf(err, errlen,
                     "backend: the target's objects are not 64-bit little-endian ELF; tfxc writes the weights "
@@ -52,7 +60,9 @@ int tfx_cg_write_blob_object(const char *path, const tfx_cg_elf_id *elf, const c
   static const char shstrtab[] =
       "\0.rodata.tfx_weights\0.note.GNU-stack\0.symtab\0.strtab\0.shstrtab\0.lrodata.tfx_weights";
   const uint32_t n_stack = 21, n_symtab = 37, n_strtab = 45, n_shstrtab = 53;
-  int large = elf->machine == EM_X86_64 && bytes >= LARGE_BLOB;
+  if (reserve == TFX_CG_RESERVE_SHARED && elf->machine != EM_X86_64)
+    return tfx_errf(err, errlen, "backend: a weights reservation in a shared library needs x86-64's large sections");
+  int large = elf->machine == EM_X86_64 && (bytes >= LARGE_BLOB || reserve == TFX_CG_RESERVE_SHARED);
   const uint32_t n_data = large ? 63 : 1;
 
   Elf64_Sym syms[3];
@@ -68,7 +78,8 @@ int tfx_cg_write_blob_object(const char *path, const tfx_cg_elf_id *elf, const c
 
   /* layout */
   uint64_t off_data = sizeof(Elf64_Ehdr); /* 64: already 64-aligned */
-  uint64_t off_symtab = (off_data + bytes + 7) / 8 * 8;
+  uint64_t file_bytes = reserve ? 0 : bytes;
+  uint64_t off_symtab = (off_data + file_bytes + 7) / 8 * 8;
   uint64_t off_strtab = off_symtab + sizeof syms;
   uint64_t off_shstrtab = off_strtab + strtab_size;
   uint64_t off_sh = (off_shstrtab + sizeof shstrtab + 7) / 8 * 8;
@@ -93,7 +104,7 @@ int tfx_cg_write_blob_object(const char *path, const tfx_cg_elf_id *elf, const c
   Elf64_Shdr sh[SEC_COUNT];
   memset(sh, 0, sizeof sh);
   sh[SEC_DATA] = (Elf64_Shdr){.sh_name = n_data,
-                              .sh_type = SHT_PROGBITS,
+                              .sh_type = reserve ? SHT_NOBITS : SHT_PROGBITS,
                               .sh_flags = SHF_ALLOC | (large ? SHF_X86_64_LARGE : 0),
                               .sh_offset = off_data,
                               .sh_size = bytes,
@@ -118,12 +129,22 @@ int tfx_cg_write_blob_object(const char *path, const tfx_cg_elf_id *elf, const c
   FILE *f = fopen(path, "wb");
   if (!f) return tfx_errf(err, errlen, "backend: cannot create %s: %s", path, strerror(errno));
   uint64_t off = off_data;
-  int bad = write_all(f, &eh, sizeof eh) || write_all(f, data, bytes);
-  off += bytes;
+  int bad = write_all(f, &eh, sizeof eh) || write_all(f, data, (size_t)file_bytes);
+  off += file_bytes;
   bad = bad || pad_to(f, &off, 8) || write_all(f, syms, sizeof syms) || write_all(f, strtab, strtab_size) ||
         write_all(f, shstrtab, sizeof shstrtab);
   off = off_shstrtab + sizeof shstrtab;
   bad = bad || pad_to(f, &off, 8) || write_all(f, sh, sizeof sh);
   if (fclose(f) || bad) return tfx_errf(err, errlen, "backend: writing %s failed: %s", path, strerror(errno));
   return 0;
+}
+
+int tfx_cg_write_blob_object(const char *path, const tfx_cg_elf_id *elf, const char *symbol, const uint8_t *data,
+                             size_t bytes, char *err, size_t errlen) {
+  return write_blob(path, elf, symbol, data, bytes, 0, err, errlen);
+}
+
+int tfx_cg_write_blob_reservation(const char *path, const tfx_cg_elf_id *elf, const char *symbol, size_t bytes,
+                                  tfx_cg_reserve_for what, char *err, size_t errlen) {
+  return write_blob(path, elf, symbol, NULL, bytes, what, err, errlen);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../include/tfx/seal.h"
 #include "rt_internal.h"
 
 /* Builds the model from a descriptor; on failure releases nothing the caller
@@ -55,7 +56,8 @@ int tfx_model_open_flags(const char *path, unsigned flags, tfx_model **out, char
   int rc = tfx_rt_open_model_file(path, &fd, &size, errbuf, errlen);
   if (rc != TFX_OK) return rc;
   rc = tfx_rt_check_seal(fd, size, path, errbuf, errlen);
-  if (rc == TFX_OK) rc = tfx_rt_check_elf(fd, size, path, errbuf, errlen);
+  /* the ELF file ends where its seal begins: a segment may not reach into it */
+  if (rc == TFX_OK) rc = tfx_rt_check_elf(fd, size - TFX_SEAL_BYTES, path, errbuf, errlen);
   close(fd);
   if (rc != TFX_OK) return rc;
   /* dlopen searches the library path for names without a slash; the file

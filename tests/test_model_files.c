@@ -385,7 +385,7 @@ static void test_patched_headers(void **state) {
       {"a segment's offset beyond the file", last + offsetof(Elf64_Phdr, p_offset), so_size + 4096 * 16, 8, E,
        "ends beyond the file's"},
       {"a misaligned segment", last + offsetof(Elf64_Phdr, p_offset),
-       read_u64(last + offsetof(Elf64_Phdr, p_offset)) + 8, 8, E, "is not aligned"},
+       read_u64(last + offsetof(Elf64_Phdr, p_offset)) - 8, 8, E, "is not aligned"},
       {"a segment moved in the file", last + offsetof(Elf64_Phdr, p_offset),
        read_u64(last + offsetof(Elf64_Phdr, p_offset)) - 4096, 8, E, "truncated or corrupted"},
       {"the dynamic section moved", dynh + offsetof(Elf64_Phdr, p_vaddr),
