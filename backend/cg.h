@@ -362,6 +362,9 @@ LLVMValueRef tfx_cg_sigmoid(tfx_cg *cg, LLVMValueRef x);
 LLVMValueRef tfx_cg_erf(tfx_cg *cg, LLVMValueRef x);
 LLVMValueRef tfx_cg_gelu_erf(tfx_cg *cg, LLVMValueRef x);
 LLVMValueRef tfx_cg_gelu_tanh(tfx_cg *cg, LLVMValueRef x);
+LLVMValueRef tfx_cg_tanh(tfx_cg *cg, LLVMValueRef x);
+/* cap * tanh(x / cap) (Gemma 2's soft-capping); x itself when cap <= 0 */
+LLVMValueRef tfx_cg_softcap(tfx_cg *cg, LLVMValueRef x, double cap);
 /* A fused epilogue's activation (tfx_act_kind) of v; v itself for none. */
 LLVMValueRef tfx_cg_act(tfx_cg *cg, int act, LLVMValueRef v);
 /* sin and cos of a scalar double (inline polynomial, no libm). */

@@ -1,6 +1,7 @@
 /* backend/k_attention.c — ATTENTION kernels (scaled dot-product, MHA / GQA /
  * MQA: query head h reads KV head h / (H/G), scale 1/sqrt(d)), with the
- * options of ir/attention.c: ALiBi, sparse patterns, cross-attention.
+ * options of ir/attention.c: ALiBi, sparse patterns, cross-attention, score
+ * soft-capping (every schedule applies it to the scaled score).
  * tfx_cg_emit_attention is the KV store plus the body of the node's schedule
  * (tfx_attn_schedule_of: the node's attn_schedule, written by the
  * schedule_attention pass, in the forward entry; ROW in the decode entry):
@@ -129,6 +130,7 @@ typedef struct {
   LLVMValueRef kh, vh;   /* the head's keys and values */
   LLVMValueRef blocks;   /* batch entry: the row's KV block table; NULL: contiguous */
   LLVMValueRef scale;
+  double softcap; /* > 0: the scores soft-capped (Gemma 2) */
 } row_ctx;
 
 static LLVMValueRef row_score(tfx_cg *cg, void *vctx, LLVMValueRef j) {
@@ -139,7 +141,7 @@ static LLVMValueRef row_score(tfx_cg *cg, void *vctx, LLVMValueRef j) {
     LLVMValueRef kv = tfx_cg_vload(cg, tfx_cg_fptrc(cg, kp, (int64_t)k * cg->W), nvalid_of(cg, c->d, k));
     acc = acc ? tfx_cg_fma(cg, c->qv[k], kv, acc) : LLVMBuildFMul(cg->b, c->qv[k], kv, "");
   }
-  return LLVMBuildFMul(cg->b, tfx_cg_hsum(cg, acc), c->scale, "score");
+  return tfx_cg_softcap(cg, LLVMBuildFMul(cg->b, tfx_cg_hsum(cg, acc), c->scale, "score"), c->softcap);
 }
 
 static void row_rescale(tfx_cg *cg, void *vctx, LLVMValueRef corr) {
@@ -173,7 +175,8 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
                .nch = nch,
                .qv = malloc((size_t)nch * sizeof(LLVMValueRef)),
                .oa = malloc((size_t)nch * sizeof(LLVMValueRef)),
-               .scale = LLVMConstReal(cg->t_f32, tfx_attn_scale(n))};
+               .scale = LLVMConstReal(cg->t_f32, tfx_attn_scale(n)),
+               .softcap = n->softcap};
   if (!c.qv || !c.oa) {
     free(c.qv);
     free(c.oa);

@@ -1,7 +1,7 @@
 /* backend/k_elementwise.c — kernels of the elementwise ops: ADD/SUB/MUL
  * (same shape, or a row [N] broadcast over the rows), SILU, GELU (erf and
  * tanh forms), RELU, SIGMOID, AFFINE (x * scale + shift, when not folded into a
- * param), and the plain row copy used when the graph's
+ * param), SOFTCAP (c * tanh(x / c)), and the plain row copy used when the graph's
  * output is its input. Work items are rows; each row is processed in vectors of W
  * floats with a masked tail. */
 #include <stdio.h>
@@ -42,6 +42,11 @@ static LLVMValueRef v_affine(tfx_cg *cg, const tfx_node *n, LLVMValueRef v, LLVM
   (void)unused;
   LLVMValueRef r = LLVMBuildFMul(cg->b, v, tfx_cg_splat(cg, LLVMConstReal(cg->t_f32, n->scale)), "");
   return LLVMBuildFAdd(cg->b, r, tfx_cg_splat(cg, LLVMConstReal(cg->t_f32, n->shift)), "");
+}
+
+static LLVMValueRef v_softcap(tfx_cg *cg, const tfx_node *n, LLVMValueRef v, LLVMValueRef unused) {
+  (void)unused;
+  return tfx_cg_softcap(cg, v, n->softcap);
 }
 
 static LLVMValueRef v_copy(tfx_cg *cg, const tfx_node *n, LLVMValueRef v, LLVMValueRef unused) {
@@ -140,6 +145,7 @@ int tfx_cg_emit_gelu(tfx_cg *cg, const tfx_node *n) { return emit_unary(cg, n, v
 int tfx_cg_emit_relu(tfx_cg *cg, const tfx_node *n) { return emit_unary(cg, n, v_relu); }
 int tfx_cg_emit_sigmoid(tfx_cg *cg, const tfx_node *n) { return emit_unary(cg, n, v_sigmoid); }
 int tfx_cg_emit_affine(tfx_cg *cg, const tfx_node *n) { return emit_unary(cg, n, v_affine); }
+int tfx_cg_emit_softcap(tfx_cg *cg, const tfx_node *n) { return emit_unary(cg, n, v_softcap); }
 
 /* Copies the value of node src (same type as n) into the OUTPUT argument. */
 int tfx_cg_emit_copy(tfx_cg *cg, const tfx_node *n, int src_id) {

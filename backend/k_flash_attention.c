@@ -174,7 +174,7 @@ static void flash_keys(tfx_cg *cg, const flash_tile *t, LLVMValueRef jlo, LLVMVa
     LLVMValueRef okv = LLVMBuildSelect(b, ok, valid, LLVMConstNull(cg->t_vm), "");
     if (causal) okv = LLVMBuildAnd(b, okv, LLVMBuildICmp(b, LLVMIntSLE, j_v, qi_v, ""), "");
     if (full) okv = LLVMBuildAnd(b, okv, LLVMBuildLoad2(b, cg->t_vm, t->allowed[jj], ""), "");
-    s[jj] = LLVMBuildLoad2(b, cg->t_vf, acc[jj], "");
+    s[jj] = tfx_cg_softcap(cg, LLVMBuildLoad2(b, cg->t_vf, acc[jj], ""), t->n->softcap); /* Qt is scaled */
     if (slope_v) {
       LLVMValueRef dist = LLVMBuildSub(b, qi_v, j_v, "");
       if (!causal) {

@@ -21,7 +21,8 @@
  * - decode on AVX512-VNNI (dz): one weight row (a GLU column: two) at a
  *   time, so a panel streams through memory in order, two 32-element
  *   blocks per 512-bit vpdpbusd with per-lane scale vectors (dz_rows,
- *   dzk_rows);
+ *   dzk_rows; q4_0 by groups of 4 blocks, dz4_rows), each row's 16 lanes
+ *   summed 16 rows at a time (dz_reduce);
  * - otherwise (AVX2, AVX-VNNI, plain IR; and decode where K / 32 is odd):
  *   row-major tiles of mr rows of x x nc weight rows (decode 1 x 1, prefill
  *   4 x 4): per 32-element sub-block, the weight's integers decoded into 32
@@ -77,6 +78,13 @@ typedef struct {
    * order of the weights' codes (q4_0: x's bytes stored permuted to match) */
   int dz;
   LLVMValueRef xz, xv;
+  LLVMValueRef zr[2]; /* the panel's rows' 16-lane sums before reduction ([NB][16] f32; GLU: gate, up) */
+  /* q4_0 decode over groups of 4 blocks (dz and K / 32 % 4 == 0): one
+   * two-source word permutation (vpermt2w) gathers the 4 blocks' 64 nibble bytes from the stored
+   * 72, their low and high nibbles dotted into the same 16 lanes (lane l:
+   * block l / 4); x's bytes stored in that order (group g, block h: bytes
+   * 0-15 at 128g + 16h, 16-31 at 128g + 64 + 16h), xz / xv per lane */
+  int dz4;
   /* i8 (w8a8): 32-byte "blocks" of codes with no scale of their own (qoff
    * 0: the codes at the block's start, q8_0's at 2), the row's f32 scale in
    * the scale plane after the R_all rows' values; the activations quantized
@@ -234,10 +242,10 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
   }
   LLVMValueRef ids = tfx_cg_splat(cg, id);
   LLVMTypeRef vi8 = LLVMVectorType(c->t_i8, (unsigned)W);
-  /* where the block's 32 bytes go: in order, but for q6_k decode, whose
+  /* where the block's 32 bytes go: in order, but for q4_k decode, whose
    * pairs of blocks are (4h + i, 4h + i + 2): blocks 1 and 2 of each 4 swap */
   LLVMValueRef pos = lb.iv;
-  if (c->dz && c->dt == TFX_DT_Q6_K) {
+  if (c->dz && c->dt == TFX_DT_Q4_K) {
     LLVMValueRef r4 = LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 3), "");
     LLVMValueRef one = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntEQ, r4, tfx_cg_i64(cg, 1), ""), cg->t_i64, "");
     LLVMValueRef two = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntEQ, r4, tfx_cg_i64(cg, 2), ""), cg->t_i64, "");
@@ -248,7 +256,10 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
     s = tfx_cg_intrinsic(cg, "llvm.rint", &vf, 1, &s, 1);
     LLVMValueRef q = LLVMBuildTrunc(b, LLVMBuildFPToSI(b, s, cg->t_vi, ""), vi8, "");
     LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, pos, QB), (int64_t)v * W);
-    if (c->dz && c->dt == TFX_DT_Q4_0) /* pair p, block h: bytes 0-15 at 64p + 16h, 16-31 at 64p + 32 + 16h */
+    if (c->dz4)
+      at = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~(int64_t)3), ""), QB),
+                      tfx_cg_addc(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 3), ""), 16), 64 * v));
+    else if (c->dz && c->dt == TFX_DT_Q4_0) /* pair p, block h: bytes 0-15 at 64p + 16h, 16-31 at 64p + 32 + 16h */
       at = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~(int64_t)1), ""), QB),
                       tfx_cg_addc(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 1), ""), 16), 32 * v));
     LLVMSetAlignment(LLVMBuildStore(b, q, bptr(cg, qrow, at)), 1);
@@ -258,10 +269,11 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
   LLVMValueRef q32 = NULL;
   if (c->dz && c->dt == TFX_DT_Q4_0) { /* the block's bytes back in order */
     LLVMTypeRef b16t = c->t_b16;
-    LLVMValueRef base = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~(int64_t)1), ""), QB),
-                                   tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 1), ""), 16));
+    int64_t gm = c->dz4 ? 3 : 1;
+    LLVMValueRef base = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~gm), ""), QB),
+                                   tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, gm), ""), 16));
     LLVMValueRef lo = load_a(cg, b16t, bptr(cg, qrow, base), 1);
-    LLVMValueRef hi = load_a(cg, b16t, bptr(cg, qrow, tfx_cg_addc(cg, base, 32)), 1);
+    LLVMValueRef hi = load_a(cg, b16t, bptr(cg, qrow, tfx_cg_addc(cg, base, c->dz4 ? 64 : 32)), 1);
     int seq[32];
     for (int l = 0; l < 32; l++) seq[l] = l;
     q32 = shuf(cg, lo, hi, seq, 32);
@@ -275,7 +287,13 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
                                  tfx_cg_mulc(cg, slot, c->nqb * 8));
     LLVMValueRef neg = LLVMBuildMul(b, sums, ivec(cg->t_i32, 8, -c->cw), "");
     LLVMValueRef dv = splat8(cg, c, d);
-    if (c->dt != TFX_DT_Q4_0) {
+    if (c->dz4) { /* lanes 4 (b % 4) .. of group b / 4: the low and the high nibbles' lane sums added */
+      int i0[4] = {0, 1, 2, 3}, i1[4] = {4, 5, 6, 7};
+      LLVMValueRef p4 = LLVMBuildAdd(b, shuf(cg, neg, neg, i0, 4), shuf(cg, neg, neg, i1, 4), "");
+      LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, lb.iv, 4), tfx_cg_mulc(cg, slot, c->nqb * 8));
+      LLVMSetAlignment(LLVMBuildStore(b, p4, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, "")), 4);
+      LLVMSetAlignment(LLVMBuildStore(b, shuf(cg, dv, dv, i0, 4), tfx_cg_fptr(cg, c->xv, at)), 4);
+    } else if (c->dt != TFX_DT_Q4_0) {
       LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, pos, 8), tfx_cg_mulc(cg, slot, c->nqb * 8));
       LLVMSetAlignment(LLVMBuildStore(b, neg, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, "")), 4);
       LLVMSetAlignment(LLVMBuildStore(b, dv, tfx_cg_fptr(cg, c->xv, at)), 4);
@@ -485,7 +503,9 @@ static LLVMValueRef wrow_scale(tfx_cg *cg, qctx *c, LLVMValueRef wrow) {
   return tfx_cg_loadf(cg, tfx_cg_fptr(cg, plane, r));
 }
 
-/* Decode (one row of x, c->slot[0]) of the nw weight rows wrow[] with
+/* Decode (one row of x, c->slot[0]) of the nw weight rows wrow[] into
+ * 16-lane f32 vectors out[] whose lane sums are the dot products (summed
+ * 16 rows at a time by dz_reduce), with
  * 512-bit vpdpbusd over pairs of blocks: the codes of blocks 2p and 2p + 1
  * in one zmm (q8_0: q ^ 0x80; q4_0: the low nibbles of both, then the high
  * ones), the i32 lanes starting at x's -cw * lane sums, their f32 scale the
@@ -493,9 +513,15 @@ static LLVMValueRef wrow_scale(tfx_cg *cg, qctx *c, LLVMValueRef wrow) {
  * accumulator sets alternate over the pairs. */
 static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out);
 
+static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out);
+
 static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef *wsc, int nw, LLVMValueRef *out) {
   if (c->wblk == 256) {
     dzk_rows(cg, c, wrow, nw, out);
+    return;
+  }
+  if (c->dz4) {
+    dz4_rows(cg, c, wrow, nw, out);
     return;
   }
   LLVMBuilderRef b = cg->b;
@@ -558,20 +584,90 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef 
   for (int k = 0; k < nw; k++) {
     LLVMValueRef a = LLVMBuildLoad2(b, v16f, acc[0][k], "");
     if (sets > 1) a = LLVMBuildFAdd(b, a, LLVMBuildLoad2(b, v16f, acc[1][k], ""), "");
-    out[k] = tfx_cg_hsum(cg, a);
+    out[k] = a;
+  }
+}
+
+/* dz_rows for q4_0 by groups of 4 blocks (72 bytes; c->dz4): the 64
+ * nibble bytes gathered from two loads (bytes 0-63 and 8-71) by one
+ * permutation (vpermt2w: the blocks' nibbles start at even offsets), their low nibbles against x's first 64 bytes of
+ * the group and the high ones against the next 64 into the same i32 lanes
+ * (lane l: block l / 4, starting at x's -8 * lane sums), the four f16 d
+ * taken from the first load by one word permutation and widened
+ * (vcvtph2ps) as the lanes' scales; two accumulator sets alternate. Per
+ * 72 bytes: 2 loads, 1 vpermt2w, 2 vpdpbusd, 5 for the nibbles and the
+ * scales, 3 for the f32 accumulation (the pairs' path: about twice that). */
+static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
+  LLVMTypeRef v64b = LLVMVectorType(c->t_i8, 64), v32w = LLVMVectorType(c->t_i16, 32);
+  LLVMTypeRef v16h = LLVMVectorType(LLVMHalfTypeInContext(cg->ctx), 16);
+  int64_t ng = c->nqb / 4;
+  int sets = ng % 2 == 0 ? 2 : 1;
+  LLVMValueRef acc[2][8];
+  for (int st = 0; st < sets; st++)
+    for (int k = 0; k < nw; k++) {
+      acc[st][k] = tfx_cg_alloca(cg, v16f, "dzacc");
+      LLVMBuildStore(b, LLVMConstNull(v16f), acc[st][k]);
+    }
+  LLVMValueRef xrow = bptr(cg, c->xq, tfx_cg_mulc(cg, c->slot[0], c->K));
+  LLVMValueRef xbase = tfx_cg_mulc(cg, c->slot[0], c->nqb * 8);
+  int gidx[64], sidx[16];
+  for (int h = 0; h < 4; h++)
+    for (int i = 0; i < 16; i++) {
+      int off = 18 * h + 2 + i; /* block h's byte i in the group */
+      gidx[16 * h + i] = off < 64 ? off : 64 + off - 8;
+    }
+  for (int l = 0; l < 16; l++) sidx[l] = 9 * (l / 4); /* block l / 4's d: the word at byte 18 (l / 4) */
+  tfx_cg_loop lp;
+  tfx_cg_for(cg, &lp, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, ng / sets), 1, "dzgroup");
+  for (int st = 0; st < sets; st++) {
+    LLVMValueRef g = tfx_cg_addc(cg, tfx_cg_mulc(cg, lp.iv, sets), st);
+    LLVMValueRef xg = bptr(cg, xrow, tfx_cg_mulc(cg, g, 128));
+    LLVMValueRef xlo = load_a(cg, v16i, xg, 1), xhi = load_a(cg, v16i, tfx_cg_byteptr(cg, xg, 64), 1);
+    LLVMValueRef at = tfx_cg_add(cg, xbase, tfx_cg_mulc(cg, g, 16));
+    LLVMValueRef init = load_a(cg, v16i, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, ""), 4);
+    LLVMValueRef xs = load_a(cg, v16f, tfx_cg_fptr(cg, c->xv, at), 4);
+    for (int k = 0; k < nw; k++) {
+      LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, g, 4 * c->wbytes));
+      LLVMValueRef a = load_a(cg, v64b, wp, 1), a1 = load_a(cg, v64b, tfx_cg_byteptr(cg, wp, 8), 1);
+      LLVMValueRef raw = shuf(cg, a, a1, gidx, 64);
+      LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 64, 0x0f), "");
+      LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 64, 4), "");
+      LLVMValueRef args[3] = {init, LLVMBuildBitCast(b, lo, v16i, ""), xlo};
+      LLVMValueRef dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
+      LLVMValueRef args2[3] = {dot, LLVMBuildBitCast(b, hi, v16i, ""), xhi};
+      dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args2, 3);
+      LLVMValueRef aw = LLVMBuildBitCast(b, a, v32w, "");
+      LLVMValueRef wd = LLVMBuildFPExt(b, LLVMBuildBitCast(b, shuf(cg, aw, aw, sidx, 16), v16h, ""), v16f, "");
+      LLVMValueRef a0 = LLVMBuildLoad2(b, v16f, acc[st][k], "");
+      LLVMBuildStore(b, tfx_cg_fma(cg, LLVMBuildSIToFP(b, dot, v16f, ""), LLVMBuildFMul(b, wd, xs, ""), a0),
+                     acc[st][k]);
+    }
+  }
+  tfx_cg_for_end(cg, &lp);
+  for (int k = 0; k < nw; k++) {
+    LLVMValueRef a = LLVMBuildLoad2(b, v16f, acc[0][k], "");
+    if (sets > 1) a = LLVMBuildFAdd(b, a, LLVMBuildLoad2(b, v16f, acc[1][k], ""), "");
+    out[k] = a;
   }
 }
 
 /* dz_rows for q4_k and q6_k, per super-block of 256: four pairs of 32-element
- * sub-blocks, each one 512-bit vpdpbusd. q4_k: the 32 nibble bytes of chunk
- * j hold sub-blocks 2j (low) and 2j + 1 (high), in x's order; the eight
- * 6-bit scales and mins unpacked with 32-bit integer ops (ggml's utmp),
- * widened as one vector times (d, dmin); the pair's lanes take their
- * sub-blocks' d * sc, and the mins add dmin * m . (x's d * sum) as one
- * 8-lane FMA per super-block into a second accumulator. q6_k: pair (h, i)
- * is sub-blocks 4h + i and 4h + i + 2, which share their ql and qh bytes
- * (x's blocks stored in that order); the 16 int8 scales widened as one
- * vector, each lane's taken by a constant shuffle. */
+ * sub-blocks, each one 512-bit vpdpbusd. q4_k: 64 nibble bytes (chunks 2h,
+ * 2h + 1) per load, whose low nibbles are sub-blocks 4h and 4h + 2 and high
+ * ones 4h + 1 and 4h + 3 (x's blocks stored in that order); the
+ * eight 6-bit scales and mins unpacked with 32-bit integer ops (ggml's
+ * utmp), widened as one vector times (d, dmin), the eight d * sc times x's
+ * eight d once per super-block, each pair's lanes taking theirs by a
+ * constant shuffle; the mins add dmin * m . (x's d * sum) as one 8-lane FMA
+ * per super-block into a second accumulator. q6_k: per half h of 128, the
+ * 64 ql bytes in one load (low nibbles: sub-blocks 4h, 4h + 1; high: 4h +
+ * 2, 4h + 3) and the 32 qh bytes in both halves of a zmm, whose 2-bit
+ * fields are moved to bits 4-5 by one 16-bit shift per pair with a shift
+ * count per 256-bit half (the bits crossing into a byte are masked off);
+ * the 16 int8 scales widened as one vector, each lane's taken by a
+ * constant shuffle. */
 static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out) {
   LLVMBuilderRef b = cg->b;
   LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
@@ -599,16 +695,17 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
     LLVMValueRef pr = tfx_cg_addc(cg, tfx_cg_mulc(cg, ls.iv, 4), j);
     xb[j] = load_a(cg, v16i, bptr(cg, xrow, tfx_cg_mulc(cg, pr, 64)), 1);
     LLVMValueRef at = tfx_cg_add(cg, xbase, tfx_cg_mulc(cg, pr, 16));
-    xv[j] = load_a(cg, v16f, tfx_cg_fptr(cg, c->xv, at), 4);
+    xv[j] = q4k ? NULL : load_a(cg, v16f, tfx_cg_fptr(cg, c->xv, at), 4);
     init[j] = q4k ? LLVMConstNull(v16i) : load_a(cg, v16i, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, ""), 4);
   }
-  LLVMValueRef xsum = NULL;
-  if (q4k)
-    xsum = load_a(
-        cg, f8, tfx_cg_fptr(cg, c->xm, tfx_cg_add(cg, tfx_cg_mulc(cg, c->slot[0], c->nqb), tfx_cg_mulc(cg, ls.iv, 8))),
-        4);
+  LLVMValueRef xsum = NULL, xd8 = NULL;
+  if (q4k) { /* x's d * sum(q) and d of the super-block's 8 blocks (in order) */
+    LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, c->slot[0], c->nqb), tfx_cg_mulc(cg, ls.iv, 8));
+    xsum = load_a(cg, f8, tfx_cg_fptr(cg, c->xm, at), 4);
+    xd8 = load_a(cg, f8, tfx_cg_fptr(cg, c->xd, at), 4);
+  }
   for (int k = 0; k < nw; k++) {
-    LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, ls.iv, c->wbytes)), sv;
+    LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, ls.iv, c->wbytes)), sv, q4lh[4];
     if (q4k) {
       LLVMValueRef u[3];
       for (int q = 0; q < 3; q++) u[q] = load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp, 4 + 4 * q), 1);
@@ -636,6 +733,13 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
       for (int l = 0; l < 8; l++) mi[l] = 8 + l;
       LLVMValueRef mins = shuf(cg, sv, sv, mi, 8);
       LLVMBuildStore(b, tfx_cg_fma(cg, mins, xsum, LLVMBuildLoad2(b, f8, macc[k], "")), macc[k]);
+      for (int l = 0; l < 8; l++) mi[l] = l; /* each block's d * sc times x's d */
+      sv = LLVMBuildFMul(b, shuf(cg, sv, sv, mi, 8), xd8, "");
+      for (int h = 0; h < 2; h++) { /* sub-blocks 4h, 4h + 2 (low nibbles), 4h + 1, 4h + 3 (high) */
+        LLVMValueRef raw = load_a(cg, LLVMVectorType(c->t_i8, 64), tfx_cg_byteptr(cg, wp, 16 + 64 * h), 1);
+        q4lh[2 * h] = LLVMBuildAnd(b, raw, ivec(c->t_i8, 64, 0x0f), "");
+        q4lh[2 * h + 1] = LLVMBuildLShr(b, raw, ivec(c->t_i8, 64, 4), "");
+      }
     } else if (tq2) { /* one scale: d in every lane */
       LLVMValueRef d =
           LLVMBuildFPExt(b, load_a(cg, LLVMHalfTypeInContext(cg->ctx), tfx_cg_byteptr(cg, wp, 64), 1), cg->t_f32, "");
@@ -650,35 +754,44 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
                                  LLVMGetPoison(v16f), LLVMConstNull(v16i), "");
       sv = LLVMBuildFMul(b, LLVMBuildSIToFP(b, s8, v16f, ""), dv, "");
     }
+    LLVMValueRef q6[4];
+    if (!q4k && !tq2)
+      for (int h = 0; h < 2; h++) { /* pair 2h: sub-blocks 4h, 4h + 1; pair 2h + 1: 4h + 2, 4h + 3 */
+        LLVMTypeRef v64b = LLVMVectorType(c->t_i8, 64), v32w = LLVMVectorType(c->t_i16, 32);
+        LLVMValueRef ql = load_a(cg, v64b, tfx_cg_byteptr(cg, wp, 64 * h), 1);
+        LLVMValueRef qh = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 128 + 32 * h), 1);
+        int bc[64];
+        for (int l = 0; l < 64; l++) bc[l] = l % 32;
+        LLVMValueRef qw = LLVMBuildBitCast(b, shuf(cg, qh, qh, bc, 64), v32w, "");
+        LLVMValueRef sl[32], sr[32];
+        for (int l = 0; l < 32; l++) { /* fields 0, 1 to bits 4-5 (<< 4, << 2); fields 2, 3 (>> 0, >> 2) */
+          sl[l] = LLVMConstInt(c->t_i16, l < 16 ? 4 : 2, 0);
+          sr[l] = LLVMConstInt(c->t_i16, l < 16 ? 0 : 2, 0);
+        }
+        LLVMValueRef m30 = ivec(c->t_i8, 64, 0x30);
+        LLVMValueRef ha =
+            LLVMBuildAnd(b, LLVMBuildBitCast(b, LLVMBuildShl(b, qw, LLVMConstVector(sl, 32), ""), v64b, ""), m30, "");
+        LLVMValueRef hb =
+            LLVMBuildAnd(b, LLVMBuildBitCast(b, LLVMBuildLShr(b, qw, LLVMConstVector(sr, 32), ""), v64b, ""), m30, "");
+        q6[2 * h] = LLVMBuildOr(b, LLVMBuildAnd(b, ql, ivec(c->t_i8, 64, 0x0f), ""), ha, "");
+        q6[2 * h + 1] = LLVMBuildOr(b, LLVMBuildLShr(b, ql, ivec(c->t_i8, 64, 4), ""), hb, "");
+      }
     for (int j = 0; j < 4; j++) {
       LLVMValueRef u, lanes;
       int sidx[16];
-      if (q4k) {
-        LLVMValueRef raw = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 16 + 32 * j), 1);
-        LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 32, 0x0f), "");
-        LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 32, 4), "");
-        u = shuf(cg, lo, hi, seq, 64);
-        for (int l = 0; l < 16; l++) sidx[l] = 2 * j + l / 8;
+      if (q4k) { /* pair j: sub-blocks 4 (j / 2) + j % 2 and that + 2 */
+        u = q4lh[j];
+        for (int l = 0; l < 16; l++) sidx[l] = 4 * (j / 2) + j % 2 + 2 * (l / 8);
       } else if (tq2) { /* sub-blocks 2j, 2j + 1: the 2-bit fields 2 (j % 2), 2 (j % 2) + 1 of bytes 32 (j / 2) .. */
         u = shuf(cg, tq2_0_codes(cg, c, wp, 2 * j), tq2_0_codes(cg, c, wp, 2 * j + 1), seq, 64);
         for (int l = 0; l < 16; l++) sidx[l] = 0;
-      } else {
-        int h = j / 2, i = j % 2;
-        LLVMValueRef ql = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 64 * h + 32 * i), 1);
-        LLVMValueRef qh = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 128 + 32 * h), 1);
-        LLVMValueRef m3 = ivec(c->t_i8, 32, 3), s4 = ivec(c->t_i8, 32, 4);
-        LLVMValueRef ha = i ? LLVMBuildLShr(b, qh, ivec(c->t_i8, 32, 2 * i), "") : qh;
-        LLVMValueRef hb = LLVMBuildLShr(b, qh, ivec(c->t_i8, 32, 2 * i + 4), "");
-        LLVMValueRef a = LLVMBuildOr(b, LLVMBuildAnd(b, ql, ivec(c->t_i8, 32, 0x0f), ""),
-                                     LLVMBuildShl(b, LLVMBuildAnd(b, ha, m3, ""), s4, ""), "");
-        LLVMValueRef bb =
-            LLVMBuildOr(b, LLVMBuildLShr(b, ql, s4, ""), LLVMBuildShl(b, LLVMBuildAnd(b, hb, m3, ""), s4, ""), "");
-        u = shuf(cg, a, bb, seq, 64);
-        for (int l = 0; l < 16; l++) sidx[l] = 8 * h + 2 * (l < 8 ? i : i + 2) + (l / 4) % 2;
+      } else { /* pair j: sub-blocks 2j, 2j + 1, two scales each */
+        u = q6[j];
+        for (int l = 0; l < 16; l++) sidx[l] = 2 * (2 * j + l / 8) + (l / 4) % 2;
       }
       LLVMValueRef args[3] = {init[j], LLVMBuildBitCast(b, u, v16i, ""), xb[j]};
       LLVMValueRef dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
-      lanes = LLVMBuildFMul(b, shuf(cg, sv, sv, sidx, 16), xv[j], "");
+      lanes = q4k ? shuf(cg, sv, sv, sidx, 16) : LLVMBuildFMul(b, shuf(cg, sv, sv, sidx, 16), xv[j], "");
       LLVMValueRef a0 = LLVMBuildLoad2(b, v16f, acc[j % 2][k], "");
       LLVMBuildStore(b, tfx_cg_fma(cg, LLVMBuildSIToFP(b, dot, v16f, ""), lanes, a0), acc[j % 2][k]);
     }
@@ -687,8 +800,13 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
   for (int k = 0; k < nw; k++) {
     LLVMValueRef a =
         LLVMBuildFAdd(b, LLVMBuildLoad2(b, v16f, acc[0][k], ""), LLVMBuildLoad2(b, v16f, acc[1][k], ""), "");
-    out[k] = tfx_cg_hsum(cg, a);
-    if (q4k) out[k] = LLVMBuildFSub(b, out[k], tfx_cg_hsum(cg, LLVMBuildLoad2(b, f8, macc[k], "")), "");
+    if (q4k) { /* the mins' 8 lanes subtracted from the first 8 */
+      int wi[16];
+      for (int l = 0; l < 16; l++) wi[l] = l < 8 ? l : 8;
+      LLVMValueRef m8 = LLVMBuildLoad2(b, f8, macc[k], "");
+      a = LLVMBuildFSub(b, a, shuf(cg, m8, LLVMConstNull(f8), wi, 16), "");
+    }
+    out[k] = a;
   }
 }
 
@@ -707,11 +825,11 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
   if (c->dz && mr == 1) {
     LLVMValueRef out[8];
     dz_rows(cg, c, wrow, wsc, t.nw, out);
-    for (int j = 0; j < nc; j++) {
-      int k = G->glu ? 2 * j : j;
-      tfx_cg_storef(cg, out[k], tfx_cg_fptr(cg, c->P->blk, tfx_cg_addc(cg, c0, j)));
-      if (G->glu) tfx_cg_storef(cg, out[k + 1], tfx_cg_fptr(cg, c->P->blku, tfx_cg_addc(cg, c0, j)));
-    }
+    for (int j = 0; j < nc; j++)
+      for (int h = 0; h < (G->glu ? 2 : 1); h++) {
+        LLVMValueRef at = tfx_cg_fptr(cg, c->zr[h], tfx_cg_mulc(cg, tfx_cg_addc(cg, c0, j), 16));
+        LLVMSetAlignment(LLVMBuildStore(b, out[G->glu ? 2 * j + h : j], at), 64);
+      }
     return;
   }
   /* one-row tiles (decode) alternate two accumulator sets (by block and
@@ -960,6 +1078,43 @@ static int q8_supported(tfx_dtype dt) {
          dt == TFX_DT_TQ2_0;
 }
 
+/* The dz rows' 16-lane sums in zr (rows 0 .. nb - 1 of the panel) reduced
+ * into the block buffer blk, 16 rows at a time: four levels of two
+ * shuffles and an add halve the lanes per row and double the rows per
+ * vector (row r's sum in lane r), 45 operations for 16 rows instead of 8
+ * per row and a scalar store. */
+static void dz_reduce(tfx_cg *cg, qctx *c, LLVMValueRef zr, LLVMValueRef blk) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef v16f = LLVMVectorType(cg->t_f32, 16);
+  int nb = c->P->nb;
+  for (int r0 = 0; r0 < nb; r0 += 16) {
+    int nr = nb - r0 < 16 ? nb - r0 : 16;
+    LLVMValueRef v[16];
+    for (int i = 0; i < 16; i++)
+      v[i] = i < nr ? load_a(cg, v16f, tfx_cg_fptr(cg, zr, tfx_cg_i64(cg, 16 * (r0 + i))), 64) : LLVMConstNull(v16f);
+    /* level w (8, 4, 2, 1 lanes per group): v[i] and v[i + n] -> lanes of
+     * width w alternate between them, the two halves of each 2w summed */
+    int n = 8;
+    for (int w = 8; w >= 1; w /= 2, n /= 2)
+      for (int i = 0; i < n; i++) {
+        int lo[16], hi[16];
+        for (int l = 0; l < 16; l++) {
+          int grp = l / w, from_b = grp % 2, base = (grp / 2) * 2 * w + l % w;
+          lo[l] = base + (from_b ? 16 : 0);
+          hi[l] = base + w + (from_b ? 16 : 0);
+        }
+        v[i] = LLVMBuildFAdd(b, shuf(cg, v[i], v[i + n], lo, 16), shuf(cg, v[i], v[i + n], hi, 16), "");
+      }
+    if (nr == 16) {
+      LLVMSetAlignment(LLVMBuildStore(b, v[0], tfx_cg_fptr(cg, blk, tfx_cg_i64(cg, r0))), 4);
+    } else {
+      for (int i = 0; i < nr; i++)
+        tfx_cg_storef(cg, LLVMBuildExtractElement(b, v[0], tfx_cg_i32(cg, i), ""),
+                      tfx_cg_fptr(cg, blk, tfx_cg_i64(cg, r0 + i)));
+    }
+  }
+}
+
 /* The panel P against the chunk's quantized rows (c->m0 ..): tiles into the
  * block buffers, then the epilogue of each block of rows. */
 void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
@@ -972,7 +1127,13 @@ void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
     LLVMValueRef m = tfx_cg_add(cg, c->m0, lm.iv);
     if (hb) G->hooks->block_begin(cg, G, m, 1);
     c->slot[0] = lm.iv;
+    if (c->dz)
+      for (int h = 0; h < (G->glu ? 2 : 1); h++) c->zr[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * 16, "dzsum");
     rm_tiles(cg, c, 1);
+    if (c->dz) {
+      dz_reduce(cg, c, c->zr[0], P->blk);
+      if (G->glu) dz_reduce(cg, c, c->zr[1], P->blku);
+    }
     tfx_cg_gemm_rows(cg, G, P, m, NULL);
     tfx_cg_for_end(cg, &lm);
     return;
@@ -1052,6 +1213,7 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
          : c.dt == TFX_DT_TQ2_0      ? 1
                                      : 0;
   c.dz = few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && c.nqb % 2 == 0;
+  c.dz4 = c.dz && c.dt == TFX_DT_Q4_0 && c.nqb % 4 == 0;
   /* bytes of one quantized row, and rows per chunk */
   int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);
   int mr = c.rp ? RPMR : QMR;

@@ -83,7 +83,7 @@ static int emit_body(tfx_cg *cg, const tfx_node *n) {
     LLVMValueRef kc = gather_col(cg, tfx_cg_fptrc(cg, kh, c), vidx);
     s = s ? tfx_cg_fma(cg, qc[c], kc, s) : LLVMBuildFMul(b, qc[c], kc, "");
   }
-  s = LLVMBuildSelect(b, valid, LLVMBuildFMul(b, s, scale, "score"), ninf, "");
+  s = LLVMBuildSelect(b, valid, tfx_cg_softcap(cg, LLVMBuildFMul(b, s, scale, "score"), n->softcap), ninf, "");
   LLVMValueRef m_old = LLVMBuildLoad2(b, cg->t_vf, m, "");
   LLVMValueRef m_new = tfx_cg_fmax(cg, m_old, s);
   LLVMValueRef m_use = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOEQ, m_new, ninf, ""), vzero, m_new, "m_use");

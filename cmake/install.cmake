@@ -1,5 +1,5 @@
 # cmake/install.cmake — what `cmake --install` puts under the prefix: tfxc
-# (bin/), the runtime archive libtfxrt.a (lib/), the runtime's public headers
+# (bin/), the runtime archives libtfxrt.a and libtfxrt_min.a (lib/), the runtime's public headers
 # (include/tfx/), the README and docs/ with the embedding example
 # (share/doc/tfxc/), a pkg-config file (lib/pkgconfig/tfx.pc) and a CMake
 # package (lib/cmake/tfx/: find_package(tfx) gives tfx::runtime and
@@ -9,7 +9,8 @@ include(CMakePackageConfigHelpers)
 
 set(TFX_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/tfx)
 set_target_properties(tfxrt PROPERTIES EXPORT_NAME runtime)
-install(TARGETS tfxc tfxrt EXPORT tfxTargets
+set_target_properties(tfxrt_min PROPERTIES EXPORT_NAME runtime_min)
+install(TARGETS tfxc tfxrt tfxrt_min EXPORT tfxTargets
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 # tfx/jit.h is not installed: the JIT is the compiler's library, which is not
@@ -22,8 +23,8 @@ install(DIRECTORY ${CMAKE_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/examples/embed DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 install(FILES ${CMAKE_SOURCE_DIR}/examples/llama/stories260k.tfx DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/llama)
 
-# find_package(tfx): tfx::runtime (libtfxrt.a with libffi, pthreads, dl, m)
-# and tfx::tfxc (the compiler, for add_custom_command)
+# find_package(tfx): tfx::runtime (libtfxrt.a with libffi, pthreads, dl, m),
+# tfx::runtime_min (libtfxrt_min.a: libc only) and tfx::tfxc (the compiler, for add_custom_command)
 install(EXPORT tfxTargets NAMESPACE tfx:: FILE tfxTargets.cmake DESTINATION ${TFX_CMAKE_DIR})
 configure_package_config_file(${CMAKE_SOURCE_DIR}/cmake/tfxConfig.cmake.in
                               ${CMAKE_BINARY_DIR}/cmake/tfxConfig.cmake INSTALL_DESTINATION ${TFX_CMAKE_DIR})

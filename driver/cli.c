@@ -136,6 +136,10 @@ static const tfx_cli_option run_options[] = {
      "print the generated ids, space-separated, on one line, each as it\nis generated"},
     {TFX_OPT_DUMP_LOGITS, "dump-logits", 1, "FILE", "a file name",
      "write each step's float32 logits, [steps, vocab], raw LE"},
+    {TFX_OPT_DUMP_PROMPT, "dump-prompt", 0, NULL, NULL,
+     "with --dump-logits, first the rows of the prompt's positions but\n"
+     "its last (BOS included when fed): [prompt - 1 + steps, vocab], row i\n"
+     "the distribution of the id after position i"},
     {TFX_OPT_EVAL_IDS, "eval-ids", 1, "FILE", "a file name",
      "teacher forcing instead of generation: feed BOS and the ids of FILE\n"
      "(text, as --print-ids writes them) in one call, print the sequence's\n"
@@ -184,7 +188,8 @@ const tfx_cli_command tfx_cli_commands[] = {
     {"run",
      "run (FILE.tfx|FILE.so) [-n N] [-p TEXT --tokenizer PATH] [--prompt-ids \"I J ..\"]\n"
      "       [--temperature T] [--top-p P] [--seed S] [--threads N] [--print-ids] [--no-bos]\n"
-     "       [--dump-logits FILE] [--eval-ids FILE] [-O0..-O3] [--weights W] [--quantize FMT] [--calibration FILE]\n"
+     "       [--dump-logits FILE [--dump-prompt]] [--eval-ids FILE] [-O0..-O3] [--weights W] [--quantize FMT] "
+     "[--calibration FILE]\n"
      "       [--allow-nonfinite] [-v]",
      "generate tokens with a model (a .tfx through the JIT, a compiled .so loaded)", run_options,
      "Generation starts from BOS (the model's tokens { bos }, else the tokenizer's,\n"

@@ -349,15 +349,17 @@ int tfx_write_header(const tfx_graph *g, const char *source_name, FILE *out) {
           " *   tfx_model *m; tfx_session *s; float logits[%s_OUTPUT_WIDTH];\n"
           " *   %s_open(&m); tfx_session_create(m, NULL, &s);\n"
           " *   tfx_forward(s, tokens, n, logits);\n"
-          " * or a session in static memory (tfx_session_create_static: nothing allocated):\n"
+          " * or the model and a session in static memory (nothing allocated; the minimal\n"
+          " * runtime libtfxrt_min.a has only these):\n"
+          " *   static tfx_model_storage ms; %s_open_static(&ms, &m, NULL, 0);\n"
           " *   static tfx_session_storage st;\n"
           " *   static _Alignas(%s_BUFFER_ALIGN) unsigned char arena[%s_ARENA_BYTES], kv[%s_KV_BYTES];\n"
           " *   tfx_session_create_static(m, arena, sizeof arena, kv, sizeof kv, &st, &s, NULL, 0);\n"
           " * or, without the runtime, the typed entry points at the end (%s_call).\n"
           " */\n"
           "#ifndef TFX_MODEL_%s_H\n#define TFX_MODEL_%s_H\n\n#include <tfx/tfx.h>\n\n",
-          lower, TFX_VERSION, source_name ? source_name : "?", lower, upper, lower, upper, upper, upper, lower, upper,
-          upper);
+          lower, TFX_VERSION, source_name ? source_name : "?", lower, upper, lower, lower, upper, upper, upper, lower,
+          upper, upper);
   fprintf(out, "#define %s_INPUT_IS_TOKENS %d\n", upper, in->type.dtype == TFX_DT_I32);
   fprintf(out, "#define %s_INPUT_WIDTH %lld /* values per input row (1: a token id) */\n", upper,
           (long long)(in->type.dtype == TFX_DT_I32 ? 1 : tfx_node_cols(in)));
@@ -404,6 +406,11 @@ int tfx_write_header(const tfx_graph *g, const char *source_name, FILE *out) {
   fprintf(out,
           "static inline int %s_open(tfx_model **out) {\n"
           "  return tfx_model_from_descriptor(&%s_descriptor, NULL, NULL, NULL, out);\n}\n\n",
+          lower, lower);
+  fprintf(out,
+          "/* the model in the caller's storage (nothing allocated; libtfxrt_min.a) */\n"
+          "static inline int %s_open_static(tfx_model_storage *storage, tfx_model **out, char *err, size_t errlen) {\n"
+          "  return tfx_model_from_descriptor_static(&%s_descriptor, storage, out, err, errlen);\n}\n\n",
           lower, lower);
   write_typed_entries(out, lower, upper);
   fprintf(out, "#ifdef __cplusplus\n}\n#endif\n#endif\n");

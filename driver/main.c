@@ -557,6 +557,7 @@ typedef struct run_options {
   long steps, threads;
   int opt, print_ids, allow_nonfinite;
   int no_bos;                   /* --no-bos: the prompt is fed as it is */
+  int dump_prompt;              /* --dump-prompt: --dump-logits starts with the prompt's rows */
   int64_t model_bos, model_eos; /* the model's tokens { bos, eos } (its descriptor), -1 when not given */
   double temperature, top_p;
   uint64_t seed;
@@ -666,7 +667,20 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
     for (int i = bos >= 0; i < n_in; i++) put_piece(o->tok, i ? tokens[i - 1] : -1, tokens[i]);
 
   double t0 = now_seconds();
-  rc = tfx_forward(s, tokens, n_in, logits);
+  if (dump && o->dump_prompt) { /* every row of the prompt; the rows but the last to the dump */
+    float *rows = malloc((size_t)n_in * (size_t)vocab * sizeof *rows);
+    rc = rows ? tfx_forward_ex(s, tokens, n_in, rows, 0) : TFX_ERR_OUT_OF_MEMORY;
+    if (rc == TFX_OK) {
+      memcpy(logits, rows + (size_t)(n_in - 1) * (size_t)vocab, (size_t)vocab * sizeof *logits);
+      if (fwrite(rows, sizeof *rows * (size_t)vocab, (size_t)(n_in - 1), dump) != (size_t)(n_in - 1)) {
+        fprintf(stderr, "tfxc: error: cannot write '%s'\n", o->dump);
+        rc = TFX_ERR_INVALID_ARGUMENT;
+      }
+    }
+    free(rows); /* a failure is reported below, as a failed decode step's */
+  } else {
+    rc = tfx_forward(s, tokens, n_in, logits);
+  }
   double t_prefill = now_seconds() - t0, t1 = now_seconds();
   long generated = 0;
   while (rc == TFX_OK && generated < max_steps) {
@@ -895,6 +909,7 @@ static int parse_run_args(int argc, char **argv, run_options *o) {
     case TFX_OPT_NO_BOS: o->no_bos = 1; break;
     case TFX_OPT_ALLOW_NONFINITE: o->allow_nonfinite = 1; break;
     case TFX_OPT_DUMP_LOGITS: o->dump = v; break;
+    case TFX_OPT_DUMP_PROMPT: o->dump_prompt = 1; break;
     case TFX_OPT_QUANTIZE:
       if (check_quantize(v)) bad = EXIT_USAGE;
       o->quantize = v;
@@ -976,6 +991,9 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
     return usage_error("%s", "--eval-ids and --prompt-ids do not combine (the ids file holds the text)");
   if (o.text && o.prompt) return usage_error("%s", "-p (text) and --prompt-ids do not combine");
   if (o.text && o.eval) return usage_error("%s", "--eval-ids and -p do not combine (the ids file holds the text)");
+  if (o.dump_prompt && !o.dump) return usage_error("%s", "--dump-prompt needs --dump-logits FILE");
+  if (o.dump_prompt && o.eval)
+    return usage_error("%s", "--dump-prompt and --eval-ids do not combine (--eval-ids dumps every row already)");
   int32_t *prompt = NULL;
   int n_prompt = 0;
   if (parse_prompt(o.prompt, &prompt, &n_prompt))

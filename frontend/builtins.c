@@ -66,8 +66,9 @@ static const tfx_fe_opspec ops[] = {
       TENSOR("q_norm_b"),
       TENSOR("k_norm_b"),
       TFX_FE_NUM_KW("norm_eps", 1e-6),
+      KW("softcap", TFX_FE_KW_NUM_OR_NONE, 0, NULL, "none"),
       TENSOR("key_mask")},
-     18,
+     19,
      TFX_FE_LOWER_ATTENTION,
      TFX_OP_COUNT},
     {"attend",
@@ -79,8 +80,9 @@ static const tfx_fe_opspec ops[] = {
       KW("mask", TFX_FE_KW_ENUM, 1, mask_values, "causal|none"),
       KW("sparse", TFX_FE_KW_SPARSE, 0, NULL, "none"),
       KW("scale", TFX_FE_KW_NUM_OR_NONE, 0, NULL, "1/sqrt(head_dim)"),
+      KW("softcap", TFX_FE_KW_NUM_OR_NONE, 0, NULL, "none"),
       TENSOR("key_mask")},
-     6,
+     7,
      TFX_FE_LOWER_ATTEND,
      TFX_OP_COUNT},
     {"mla_attention",
@@ -100,6 +102,7 @@ static const tfx_fe_opspec ops[] = {
      TFX_FE_LOWER_MLA,
      TFX_OP_COUNT},
     {"sigmoid", 1, 1, {"x"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_SIGMOID},
+    {"softcap", 1, 1, {"x"}, {{"cap", TFX_FE_KW_NUM, 1, NULL, "c", 0, 1, TFX_ATTR_SOFTCAP}}, 1, TFX_FE_LOWER_OP, TFX_OP_SOFTCAP},
     {"glu",
      3,
      3,
@@ -249,13 +252,13 @@ static int check_value(tfx_fe_sema *s, const tfx_fe_opspec *op, const tfx_fe_kws
   }
   case TFX_FE_KW_NUM_OR_NONE:
     if (v->kind == TFX_FE_EXPR_NAME && !strcmp(v->str, "none")) return 0;
-    if (!strcmp(k->name, "scale")) {
+    if (!strcmp(k->name, "scale") || !strcmp(k->name, "softcap")) {
       tfx_fe_value val;
       if (tfx_fe_eval(s, v, &val)) return 1;
       double f = tfx_fe_value_f(val);
       if (!(f > 0 && f < 1e30)) {
-        tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s's scale must be > 0 (or none: no scaling), got %g", op->name,
-                     f);
+        tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s's %s must be > 0 (or none: %s), got %g", op->name, k->name,
+                     strcmp(k->name, "scale") ? "no soft-capping" : "no scaling", f);
         return 1;
       }
     }
@@ -274,6 +277,10 @@ static int check_value(tfx_fe_sema *s, const tfx_fe_opspec *op, const tfx_fe_kws
     }
     if (!strcmp(k->name, "capacity") && !(f > 0 && f <= 1e6)) {
       tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s's capacity must be > 0 and at most 1e6, got %g", op->name, f);
+      return 1;
+    }
+    if (!strcmp(k->name, "cap") && !(f > 0 && f < 1e30)) {
+      tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s's cap must be > 0, got %g", op->name, f);
       return 1;
     }
     if (!strcmp(k->name, "eps") && !(f >= 0)) {

@@ -23,13 +23,15 @@
 #include "weights.h"
 
 const char *const tfx_import_families =
-    "llama, mistral, qwen2, qwen3, mixtral, gemma, olmo2, phi, phi3, gpt2, gpt_neox, bloom, falcon, bert, roberta, "
+    "llama, mistral, qwen2, qwen3, mixtral, gemma, gemma2, olmo2, phi, phi3, gpt2, gpt_neox, bloom, falcon, bert, "
+    "roberta, "
     "xlm-roberta (Hugging Face folders) and llama GGUF files";
 
 enum { NORM_RMS, NORM_LAYER };
 enum { POS_NONE, POS_ROPE, POS_ALIBI, POS_LEARNED };
 enum { MLP_GLU, MLP_CLASSIC, MLP_MOE };
-enum { RES_SEQ, RES_PAR1, RES_PAR2, RES_POST, RES_SUBNORM };
+/* RES_SANDWICH (Gemma 2): x + norm(f(norm(x))) with both norms, for each sublayer */
+enum { RES_SEQ, RES_PAR1, RES_PAR2, RES_POST, RES_SUBNORM, RES_SANDWICH };
 enum { QK_NONE, QK_HEAD, QK_WIDTH }; /* q/k RMSNorm: none, per head (Qwen3), whole width (OLMo 2) */
 
 /* One architecture, as the .tfx writes it. */
@@ -47,6 +49,10 @@ typedef struct spec {
   int64_t pos_offset; /* learned positions start at this row (RoBERTa: padding_idx + 1) */
   int emb_scale;      /* the embedding is scaled by sqrt(dim) (Gemma) */
   int gain_plus1;     /* every RMSNorm gain is applied as (1 + w) (Gemma) */
+  int alt_window;     /* the sliding window only on even layers (0, 2, ...; Gemma 2), global attention on odd */
+  double qscalar;     /* > 0: scores scaled by 1/sqrt(qscalar) instead of 1/sqrt(head_dim) (Gemma 2) */
+  double attn_cap;    /* > 0: attention scores soft-capped, c tanh(s / c) (Gemma 2) */
+  double final_cap;   /* > 0: the logits soft-capped (Gemma 2) */
   int qk_norm;        /* QK_* */
   int qk_layernorm;   /* the q/k norms are LayerNorms with biases (Phi's qk_layernorm) */
   int final_norm;     /* a norm before the classifier */
@@ -163,19 +169,38 @@ static int refuse(cfg *c, const spec *s, const char *why) {
   return -1;
 }
 
+/* A soft-capping value: def when absent, 0 (none) when null, else a number > 0. */
+static double cfg_cap(cfg *c, const char *key, double def) {
+  const tfx_fe_json *v = tfx_fe_json_get(c->root, key);
+  if (!v) return def;
+  if (v->kind == TFX_FE_JSON_NULL) return 0;
+  double x = cfg_num(c, key, def);
+  if (!c->bad && !(x > 0 && x < 1e30)) {
+    fail(c->err, c->errlen, "%s: \"%s\" must be a number > 0 or null", c->path, key);
+    c->bad = 1;
+  }
+  return x;
+}
+
 static void no_rope_scaling(cfg *c, spec *s) {
   if (cfg_get(c, "rope_scaling"))
     refuse(c, s, "\"rope_scaling\" is set (scaled RoPE, e.g. Llama 3.1's or YaRN, is not in the language yet)");
 }
 
-/* Llama, Mistral, Qwen2, Qwen3, Mixtral, Gemma, OLMo 2: RMSNorm, GQA with
- * half-split RoPE, SwiGLU (or Mixtral's experts, Gemma's GeGLU). Qwen3 adds
- * per-head q/k RMSNorms; OLMo 2 whole-width q/k norms and norms after each
- * sublayer (before its residual add) instead of before; Gemma scales the
- * embedding by sqrt(dim) and applies every RMSNorm gain as (1 + w). */
+/* Llama, Mistral, Qwen2, Qwen3, Mixtral, Gemma, Gemma 2, OLMo 2: RMSNorm, GQA
+ * with half-split RoPE, SwiGLU (or Mixtral's experts, Gemma's GeGLU). Qwen3
+ * adds per-head q/k RMSNorms; OLMo 2 whole-width q/k norms and norms after
+ * each sublayer (before its residual add) instead of before; Gemma scales the
+ * embedding by sqrt(dim) and applies every RMSNorm gain as (1 + w). Gemma 2
+ * adds norms after each sublayer too (four per layer: input_layernorm,
+ * post_attention_layernorm, pre_feedforward_layernorm,
+ * post_feedforward_layernorm), scales scores by 1/sqrt(query_pre_attn_scalar),
+ * soft-caps scores and logits, and slides a window on even layers only
+ * (modeling_gemma2.py: `sliding_window if not bool(layer_idx % 2)`). */
 static void llama_like(cfg *c, spec *s) {
   int qwen = !strcmp(s->family, "qwen2"), qwen3 = !strcmp(s->family, "qwen3");
-  int mixtral = !strcmp(s->family, "mixtral"), gemma = !strcmp(s->family, "gemma");
+  int mixtral = !strcmp(s->family, "mixtral"), gemma2 = !strcmp(s->family, "gemma2");
+  int gemma = gemma2 || !strcmp(s->family, "gemma");
   int olmo2 = !strcmp(s->family, "olmo2");
   s->dim = cfg_int(c, "hidden_size", -1, 1);
   s->layers = cfg_int(c, "num_hidden_layers", -1, 1);
@@ -194,7 +219,7 @@ static void llama_like(cfg *c, spec *s) {
   no_rope_scaling(c, s);
   s->norm = NORM_RMS;
   s->pos = POS_ROPE;
-  s->residual = olmo2 ? RES_SUBNORM : RES_SEQ;
+  s->residual = olmo2 ? RES_SUBNORM : gemma2 ? RES_SANDWICH : RES_SEQ;
   s->final_norm = 1;
   s->qkv_bias = qwen || cfg_bool(c, "attention_bias", 0);
   s->o_bias = !qwen && cfg_bool(c, "attention_bias", 0);
@@ -203,6 +228,14 @@ static void llama_like(cfg *c, spec *s) {
   s->emb_scale = s->gain_plus1 = gemma;
   if (!strcmp(s->family, "mistral") || mixtral || (qwen && cfg_bool(c, "use_sliding_window", 0)))
     s->window = cfg_int(c, "sliding_window", 0, 0);
+  if (gemma2) { /* Gemma2Config's defaults */
+    s->window = cfg_int(c, "sliding_window", 4096, 1);
+    s->alt_window = 1;
+    s->qscalar = cfg_num(c, "query_pre_attn_scalar", 224);
+    if (!c->bad && !(s->qscalar > 0 && s->qscalar < 1e30)) refuse(c, s, "query_pre_attn_scalar is not > 0");
+    s->attn_cap = cfg_cap(c, "attn_logit_softcapping", 50.0);
+    s->final_cap = cfg_cap(c, "final_logit_softcapping", 30.0);
+  }
   if (qwen3 && cfg_bool(c, "use_sliding_window", 0))
     refuse(c, s,
            "use_sliding_window is true (Qwen3 slides only from layer max_window_layers on: layers that differ "
@@ -225,6 +258,10 @@ static void llama_like(cfg *c, spec *s) {
   } else {
     R("  \"model.layers.{i}.input_layernorm.weight\" = \"layers.{i}.ln1_g\"\n");
     R("  \"model.layers.{i}.post_attention_layernorm.weight\" = \"layers.{i}.ln2_g\"\n");
+  }
+  if (gemma2) {
+    R("  \"model.layers.{i}.pre_feedforward_layernorm.weight\" = \"layers.{i}.ln3_g\"\n");
+    R("  \"model.layers.{i}.post_feedforward_layernorm.weight\" = \"layers.{i}.ln4_g\"\n");
   }
   if (s->qk_norm) {
     R("  \"model.layers.{i}.self_attn.q_norm.weight\" = \"layers.{i}.q_norm\"\n");
@@ -631,18 +668,16 @@ typedef struct family {
 } family;
 
 static const family families[] = {
-    {"llama", llama_like}, {"mistral", llama_like}, {"qwen2", llama_like},
-    {"qwen3", llama_like}, {"mixtral", llama_like}, {"gemma", llama_like},
-    {"olmo2", llama_like}, {"phi3", phi3},          {"phi", phi},
-    {"gpt2", gpt2},        {"bloom", bloom},        {"gpt_neox", gpt_neox},
-    {"falcon", falcon},    {"bert", bert},          {"roberta", bert},
-    {"xlm-roberta", bert},
+    {"llama", llama_like},  {"mistral", llama_like}, {"qwen2", llama_like},
+    {"qwen3", llama_like},  {"mixtral", llama_like}, {"gemma", llama_like},
+    {"gemma2", llama_like}, {"olmo2", llama_like},   {"phi3", phi3},
+    {"phi", phi},           {"gpt2", gpt2},          {"bloom", bloom},
+    {"gpt_neox", gpt_neox}, {"falcon", falcon},      {"bert", bert},
+    {"roberta", bert},      {"xlm-roberta", bert},
 };
 
 /* model types people will try, with why they are refused */
 static const char *const refused[][2] = {
-    {"gemma2", "its soft-capped attention scores and final logits (attn_logit_softcapping, "
-               "final_logit_softcapping) are not in the language yet"},
     {"t5", "an encoder-decoder needs more than one input per call (the encoder's output or token ids beside the "
            "decoder's tokens); the import of T5's relative position bias alone does not make it runnable"},
     {"bart", "an encoder-decoder needs more than one input per call (the encoder's output or token ids beside the "
@@ -674,7 +709,8 @@ static void write_mlp(FILE *o, const spec *s, const char *f) {
   }
 }
 
-static void write_attention(FILE *o, const spec *s, const char *a) {
+/* window: the layer's sliding window (0: none) */
+static void write_attention(FILE *o, const spec *s, const char *a, int64_t window) {
   fprintf(o, "attention(%s, wq, wk, wv, wo, heads = heads, kv_heads = kv_heads,\n                     ", a);
   if (s->pos == POS_ROPE) {
     fprintf(o, "position = rope(theta = theta, style = %s", s->rope_interleaved ? "interleaved" : "half");
@@ -684,7 +720,10 @@ static void write_attention(FILE *o, const spec *s, const char *a) {
     fprintf(o, "position = alibi, ");
   }
   fprintf(o, "mask = %s", s->encoder ? "none" : "causal");
-  if (s->window > 0 && s->window < s->max_seq) fprintf(o, ", sparse = sliding(window = %lld)", (long long)s->window);
+  if (window > 0 && window < s->max_seq) fprintf(o, ", sparse = sliding(window = %lld)", (long long)window);
+  if (s->qscalar > 0 || s->attn_cap > 0) fprintf(o, ",\n                     ");
+  if (s->qscalar > 0) fprintf(o, "scale = 1 / sqrt(qscalar)%s", s->attn_cap > 0 ? ", " : "");
+  if (s->attn_cap > 0) fprintf(o, "softcap = attn_softcap");
   if (s->qk_layernorm)
     fprintf(o, ",\n                     qk_norm = layernorm, q_norm = q_norm, k_norm = k_norm, q_norm_b = q_norm_b, "
                "k_norm_b = k_norm_b, norm_eps = eps");
@@ -709,59 +748,12 @@ static void put_path(FILE *o, const char *p, int in_string) {
   }
 }
 
-static void write_tfx(FILE *o, const spec *s, const char *name, const char *source, const char *weights,
-                      const char *tokenizer) {
+/* One layer block: `name`, attention with the sliding window `window` (0: none). */
+static void write_layer(FILE *o, const spec *s, const char *name, int64_t window) {
   char b1[128], b2[128];
-  fprintf(o, "# %s.tfx — written by `tfxc import` from ", name);
-  put_path(o, source, 0);
-  fprintf(o,
-          " (model_type %s).\n"
-          "# The rename block binds the checkpoint's tensors as they are saved.\n",
-          s->family);
-  if (s->pos_offset)
-    fprintf(o,
-            "# Positions start at row %lld (padding_idx + 1) and count every token: transformers skips pad\n"
-            "# tokens when numbering positions, so inputs with pad tokens differ.\n",
-            (long long)s->pos_offset);
-  fprintf(o, "model %s\n\n", name);
-  fprintf(o, "const dim = %lld, layers = %lld, heads = %lld, kv_heads = %lld, head_dim = %lld\n", (long long)s->dim,
-          (long long)s->layers, (long long)s->heads, (long long)s->kv_heads, (long long)s->head_dim);
-  fprintf(o, "const hidden = %lld, vocab = %lld, max_seq = %lld", (long long)s->hidden, (long long)s->vocab,
-          (long long)s->max_seq);
-  if (s->pos == POS_LEARNED) fprintf(o, ", max_pos = %lld", (long long)s->max_pos);
-  if (s->mlp == MLP_MOE) fprintf(o, ", experts = %lld, top_k = %lld", (long long)s->experts, (long long)s->top_k);
-  fprintf(o, "\nconst eps = %.9g", s->eps);
-  if (s->pos == POS_ROPE) fprintf(o, ", theta = %.9g", s->theta);
-  fprintf(o, "\n\nweights \"");
-  put_path(o, weights, 1);
-  fprintf(o, "\" rename {\n%s}\n", s->rules_text);
-  if (tokenizer) {
-    fprintf(o, "tokenizer \"");
-    put_path(o, tokenizer, 1);
-    fprintf(o, "\"\n");
-  }
-  if (s->bos >= 0 || s->eos >= 0 || s->pad >= 0) {
-    fprintf(o, "\ntokens {");
-    const char *sep = " ";
-    if (s->bos >= 0) fprintf(o, "%sbos = %lld", sep, (long long)s->bos), sep = ", ";
-    if (s->eos >= 0) fprintf(o, "%seos = %lld", sep, (long long)s->eos), sep = ", ";
-    if (s->pad >= 0) fprintf(o, "%spad = %lld", sep, (long long)s->pad);
-    fprintf(o, " }\n");
-  }
-  fprintf(o, "\nparam tok_embeddings : f32[vocab, dim]\n");
-  if (s->pos == POS_LEARNED) fprintf(o, "param pos_embeddings : f32[max_pos, dim]\n");
-  if (s->type_row) fprintf(o, "param type_embedding : f32[dim]\n");
-  if (s->emb_norm) fprintf(o, "param emb_norm_g : f32[dim]\nparam emb_norm_b : f32[dim]\n");
-  if (s->final_norm) {
-    fprintf(o, "param norm_g : f32[dim]\n");
-    if (s->norm_bias) fprintf(o, "param norm_b : f32[dim]\n");
-  }
-  if (!s->encoder && !s->tied) fprintf(o, "param output : f32[vocab, dim]\n");
-  if (s->head_bias) fprintf(o, "param output_b : f32[vocab]\n");
-
-  fprintf(o, "\nblock layer(x : f32[T, dim]) -> f32[T, dim] {\n");
-  int two_norms = s->residual != RES_PAR1;
-  for (int k = 1; k <= 1 + two_norms; k++) {
+  fprintf(o, "\nblock %s(x : f32[T, dim]) -> f32[T, dim] {\n", name);
+  int n_norms = s->residual == RES_PAR1 ? 1 : s->residual == RES_SANDWICH ? 4 : 2;
+  for (int k = 1; k <= n_norms; k++) {
     fprintf(o, "  param ln%d_g : f32[dim]\n", k);
     if (s->norm_bias) fprintf(o, "  param ln%d_b : f32[dim]\n", k);
   }
@@ -792,39 +784,105 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
   switch (s->residual) {
   case RES_SEQ:
     fprintf(o, "  a = %s\n  h = x + ", norm_call(s, "x", "ln1", b1, sizeof b1));
-    write_attention(o, s, "a");
+    write_attention(o, s, "a", window);
     fprintf(o, "\n  f = %s\n  return h + ", norm_call(s, "h", "ln2", b2, sizeof b2));
     write_mlp(o, s, "f");
     break;
   case RES_PAR1:
     fprintf(o, "  a = %s\n  return x + ", norm_call(s, "x", "ln1", b1, sizeof b1));
-    write_attention(o, s, "a");
+    write_attention(o, s, "a", window);
     fprintf(o, " +\n         ");
     write_mlp(o, s, "a");
     break;
   case RES_PAR2:
     fprintf(o, "  a = %s\n  f = %s\n  return x + ", norm_call(s, "x", "ln1", b1, sizeof b1),
             norm_call(s, "x", "ln2", b2, sizeof b2));
-    write_attention(o, s, "a");
+    write_attention(o, s, "a", window);
     fprintf(o, " +\n         ");
     write_mlp(o, s, "f");
     break;
   case RES_SUBNORM: /* OLMo 2: x + norm(f(x)) */
     fprintf(o, "  h = x + rmsnorm(");
-    write_attention(o, s, "x");
+    write_attention(o, s, "x", window);
     fprintf(o, ", %sln1_g, eps = eps)\n  return h + rmsnorm(", s->gain_plus1 ? "1 + " : "");
     write_mlp(o, s, "h");
     fprintf(o, ", %sln2_g, eps = eps)", s->gain_plus1 ? "1 + " : "");
     break;
+  case RES_SANDWICH: /* Gemma 2: x + norm(f(norm(x))) around each sublayer */
+    fprintf(o, "  a = %s\n  h = x + rmsnorm(", norm_call(s, "x", "ln1", b1, sizeof b1));
+    write_attention(o, s, "a", window);
+    fprintf(o, ", 1 + ln2_g, eps = eps)\n  f = %s\n  return h + rmsnorm(", norm_call(s, "h", "ln3", b2, sizeof b2));
+    write_mlp(o, s, "f");
+    fprintf(o, ", 1 + ln4_g, eps = eps)");
+    break;
   default: /* RES_POST: BERT's norm(x + f(x)) */
     fprintf(o, "  h = layernorm(x + ");
-    write_attention(o, s, "x");
+    write_attention(o, s, "x", window);
     fprintf(o, ", ln1_g, ln1_b, eps = eps)\n  return layernorm(h + ");
     write_mlp(o, s, "h");
     fprintf(o, ", ln2_g, ln2_b, eps = eps)");
     break;
   }
   fprintf(o, "\n}\n");
+}
+
+static void write_tfx(FILE *o, const spec *s, const char *name, const char *source, const char *weights,
+                      const char *tokenizer) {
+  char b1[128];
+  fprintf(o, "# %s.tfx — written by `tfxc import` from ", name);
+  put_path(o, source, 0);
+  fprintf(o,
+          " (model_type %s).\n"
+          "# The rename block binds the checkpoint's tensors as they are saved.\n",
+          s->family);
+  if (s->pos_offset)
+    fprintf(o,
+            "# Positions start at row %lld (padding_idx + 1) and count every token: transformers skips pad\n"
+            "# tokens when numbering positions, so inputs with pad tokens differ.\n",
+            (long long)s->pos_offset);
+  fprintf(o, "model %s\n\n", name);
+  fprintf(o, "const dim = %lld, layers = %lld, heads = %lld, kv_heads = %lld, head_dim = %lld\n", (long long)s->dim,
+          (long long)s->layers, (long long)s->heads, (long long)s->kv_heads, (long long)s->head_dim);
+  fprintf(o, "const hidden = %lld, vocab = %lld, max_seq = %lld", (long long)s->hidden, (long long)s->vocab,
+          (long long)s->max_seq);
+  if (s->pos == POS_LEARNED) fprintf(o, ", max_pos = %lld", (long long)s->max_pos);
+  if (s->mlp == MLP_MOE) fprintf(o, ", experts = %lld, top_k = %lld", (long long)s->experts, (long long)s->top_k);
+  fprintf(o, "\nconst eps = %.9g", s->eps);
+  if (s->pos == POS_ROPE) fprintf(o, ", theta = %.9g", s->theta);
+  if (s->qscalar > 0) fprintf(o, ", qscalar = %.9g", s->qscalar);
+  if (s->attn_cap > 0) fprintf(o, ", attn_softcap = %.9g", s->attn_cap);
+  if (s->final_cap > 0) fprintf(o, ", final_softcap = %.9g", s->final_cap);
+  fprintf(o, "\n\nweights \"");
+  put_path(o, weights, 1);
+  fprintf(o, "\" rename {\n%s}\n", s->rules_text);
+  if (tokenizer) {
+    fprintf(o, "tokenizer \"");
+    put_path(o, tokenizer, 1);
+    fprintf(o, "\"\n");
+  }
+  if (s->bos >= 0 || s->eos >= 0 || s->pad >= 0) {
+    fprintf(o, "\ntokens {");
+    const char *sep = " ";
+    if (s->bos >= 0) fprintf(o, "%sbos = %lld", sep, (long long)s->bos), sep = ", ";
+    if (s->eos >= 0) fprintf(o, "%seos = %lld", sep, (long long)s->eos), sep = ", ";
+    if (s->pad >= 0) fprintf(o, "%spad = %lld", sep, (long long)s->pad);
+    fprintf(o, " }\n");
+  }
+  fprintf(o, "\nparam tok_embeddings : f32[vocab, dim]\n");
+  if (s->pos == POS_LEARNED) fprintf(o, "param pos_embeddings : f32[max_pos, dim]\n");
+  if (s->type_row) fprintf(o, "param type_embedding : f32[dim]\n");
+  if (s->emb_norm) fprintf(o, "param emb_norm_g : f32[dim]\nparam emb_norm_b : f32[dim]\n");
+  if (s->final_norm) {
+    fprintf(o, "param norm_g : f32[dim]\n");
+    if (s->norm_bias) fprintf(o, "param norm_b : f32[dim]\n");
+  }
+  if (!s->encoder && !s->tied) fprintf(o, "param output : f32[vocab, dim]\n");
+  if (s->head_bias) fprintf(o, "param output_b : f32[vocab]\n");
+
+  /* Gemma 2 slides on even layers only: two blocks, the layers written out */
+  int alternate = s->alt_window && s->window > 0 && s->window < s->max_seq;
+  write_layer(o, s, "layer", alternate ? 0 : s->window);
+  if (alternate) write_layer(o, s, "local_layer", s->window);
 
   fprintf(o, "\nforward(tokens : i32[T]) -> f32[T, %s] {\n  x = embedding(tok_embeddings, tokens)",
           s->encoder ? "dim" : "vocab");
@@ -836,12 +894,17 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
   if (s->type_row) fprintf(o, " + type_embedding");
   fprintf(o, "\n");
   if (s->emb_norm) fprintf(o, "  x = layernorm(x, emb_norm_g, emb_norm_b, eps = eps)\n");
-  fprintf(o, "  x = repeat(layers) layer(x)\n");
+  if (alternate)
+    for (int64_t i = 0; i < s->layers; i++)
+      fprintf(o, "  x = %s(x, prefix = \"layers.%lld\")\n", i % 2 ? "layer" : "local_layer", (long long)i);
+  else
+    fprintf(o, "  x = repeat(layers) layer(x)\n");
   if (s->encoder)
     fprintf(o, "  return x\n}\n");
   else
-    fprintf(o, "  return linear(%s, %s%s)\n}\n", norm_call(s, "x", "norm", b1, sizeof b1),
-            s->tied ? "tok_embeddings" : "output", s->head_bias ? ", output_b" : "");
+    fprintf(o, "  return %slinear(%s, %s%s)%s\n}\n", s->final_cap > 0 ? "softcap(" : "",
+            norm_call(s, "x", "norm", b1, sizeof b1), s->tied ? "tok_embeddings" : "output",
+            s->head_bias ? ", output_b" : "", s->final_cap > 0 ? ", cap = final_softcap)" : "");
 }
 
 /* ---- GGUF metadata (llama) ---- */
@@ -1222,7 +1285,8 @@ static int hf_spec(const char *dir, spec *s, char *err, size_t errlen) {
               (long long)s->heads);
   if (!c.bad && !rc && s->pos != POS_ALIBI && s->dim != s->heads * s->head_dim && s->family != NULL &&
       strcmp(s->family, "llama") && strcmp(s->family, "mistral") && strcmp(s->family, "qwen2") &&
-      strcmp(s->family, "mixtral") && strcmp(s->family, "qwen3") && strcmp(s->family, "gemma"))
+      strcmp(s->family, "mixtral") && strcmp(s->family, "qwen3") && strcmp(s->family, "gemma") &&
+      strcmp(s->family, "gemma2"))
     rc = fail(err, errlen, "%s: hidden_size %lld is not a multiple of the %lld heads", path, (long long)s->dim,
               (long long)s->heads);
   if (c.bad) rc = -1;

@@ -146,6 +146,17 @@ static int int_kw(lower *L, const tfx_fe_expr *call, const char *key, int dflt) 
   return (int)v.i;
 }
 
+/* attention's and attend's `softcap = c | none` into *out (absent or none: 0). */
+static int softcap_kw(lower *L, const tfx_fe_expr *call, double *out) {
+  const tfx_fe_arg *a = tfx_fe_kwarg(call->args, "softcap");
+  tfx_fe_value v;
+  *out = 0;
+  if (!a || (a->value->kind == TFX_FE_EXPR_NAME && !strcmp(a->value->str, "none"))) return 0;
+  if (tfx_fe_eval(L->s, a->value, &v)) return -1;
+  *out = tfx_fe_value_f(v);
+  return 0;
+}
+
 /* The enum keyword `key` of call, or its default in spec (the first of its values). */
 static const char *enum_kw(const tfx_fe_opspec *spec, const tfx_fe_expr *call, const char *key) {
   const tfx_fe_arg *a = tfx_fe_kwarg(call->args, key);
@@ -341,6 +352,7 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
       if (tfx_fe_eval(L->s, sc->value, &sv)) return -1;
     n.scale = tfx_fe_value_f(sv);
   }
+  if (softcap_kw(L, call, &n.softcap)) return -1;
   n.inputs[0] = q, n.inputs[1] = k, n.inputs[2] = v;
   n.heads = heads;
   n.kv_heads = kv_heads;
@@ -421,6 +433,7 @@ static int lower_attend(lower *L, frame *f, const tfx_fe_opspec *op, const int *
       if (tfx_fe_eval(L->s, sc->value, &sv)) return -1;
     n.scale = tfx_fe_value_f(sv);
   }
+  if (softcap_kw(L, call, &n.softcap)) return -1;
   n.heads = heads;
   n.kv_heads = kv_heads;
   n.head_dim = (int)head_dim;

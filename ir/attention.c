@@ -307,6 +307,8 @@ int tfx_check_attention(const tfx_node *n, char *err, size_t errlen) {
   if (n->alibi != 0 && n->alibi != 1) return tfx_errf(err, errlen, "%s: alibi must be 0 or 1", on);
   if (n->op == TFX_OP_ATTENTION && (!(n->scale >= 0) || !isfinite(n->scale)))
     return tfx_errf(err, errlen, "%s: scale = %g must be finite and > 0 (0: 1/sqrt(head_dim))", on, n->scale);
+  if (n->op == TFX_OP_ATTENTION && (!(n->softcap >= 0) || !isfinite(n->softcap)))
+    return tfx_errf(err, errlen, "%s: softcap = %g must be finite and > 0 (0: none)", on, n->softcap);
   if (n->op == TFX_OP_ATTENTION && tfx_attn_bias_operand(n) < 0 && (n->rel_max_distance || n->rel_bidirectional))
     return tfx_errf(err, errlen, "%s: max_distance and bidirectional need a relative bias table", on);
   if (n->attn_split != 0 && (n->op != TFX_OP_ATTENTION || n->mask != TFX_MASK_CAUSAL || n->n_inputs != 3 ||
@@ -508,6 +510,7 @@ void tfx_print_attention(const tfx_node *n, FILE *out) {
   fprintf(out, ", mask = %s", n->mask == TFX_MASK_CAUSAL ? "causal" : "none");
   if (n->alibi) fprintf(out, ", position = alibi");
   if (n->op == TFX_OP_ATTENTION && n->scale > 0) fprintf(out, ", scale = %.9g", n->scale);
+  if (n->op == TFX_OP_ATTENTION && n->softcap > 0) fprintf(out, ", softcap = %.9g", n->softcap);
   if (n->op == TFX_OP_ATTENTION && n->key_mask) fprintf(out, ", key_mask = %%%d", n->inputs[n->n_inputs - 1]);
   if (n->op == TFX_OP_ATTENTION && tfx_attn_bias_operand(n) == 3)
     fprintf(out, ", position = t5(max_distance = %d, bidirectional = %s)", n->rel_max_distance,

@@ -61,7 +61,9 @@ int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, cons
         const float *kr = keys + j * ks + kh * d;
         double s = 0.0;
         for (int64_t c = 0; c < d; c++) s += (double)qr[c] * kr[c];
-        sc[j] = s * scale - slope * (double)(i > j ? i - j : j - i);
+        s *= scale;
+        if (n->softcap > 0) s = n->softcap * tanh(s / n->softcap); /* Gemma 2's score soft-capping */
+        sc[j] = s - slope * (double)(i > j ? i - j : j - i);
         if (relb)
           sc[j] +=
               relb[(int64_t)tfx_t5_bucket(j - i, n->rel_bidirectional, (int)n_buckets, n->rel_max_distance) * H + h];

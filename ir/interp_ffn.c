@@ -1,5 +1,5 @@
 /* ir/interp_ffn.c — the reference interpreter's FFN-variant, position and
- * mixture-of-experts ops: SIGMOID, POSITIONS (learned absolute positions),
+ * mixture-of-experts ops: SIGMOID, AFFINE, SOFTCAP, POSITIONS (learned absolute positions),
  * SINUSOIDAL (the fixed sin/cos table), MOE_ROUTE (top-k routing with the
  * softmax gates and the optional capacity limit), MOE_UP and MOE_DOWN (the
  * experts' projections by slot). Naive C with double accumulators: the test
@@ -182,6 +182,15 @@ int tfx_interp_op_affine(const tfx_interp_call *c) {
   const float *a = OPERAND(c, 0);
   int64_t numel = tfx_type_numel(&c->nd->type, c->n);
   for (int64_t i = 0; i < numel; i++) c->y[i] = (float)((double)a[i] * c->nd->scale + c->nd->shift);
+  return 0;
+}
+
+/* SOFTCAP: c * tanh(x / c) */
+int tfx_interp_op_softcap(const tfx_interp_call *c) {
+  const float *a = OPERAND(c, 0);
+  int64_t numel = tfx_type_numel(&c->nd->type, c->n);
+  double cap = c->nd->softcap;
+  for (int64_t i = 0; i < numel; i++) c->y[i] = (float)(cap * tanh((double)a[i] / cap));
   return 0;
 }
 

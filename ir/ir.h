@@ -105,6 +105,8 @@ typedef struct {
  *   constant-folded into a PARAM
  * pack:          (w f32[R, K]) fx.panel, fx.kc, fx.segs -> f32[R, K] in the packed layout (see
  *   tfx_packed_index); constant-folded into a PARAM
+ * softcap:       (x f32[...]) softcap -> c * tanh(x / c), c = softcap > 0 (Gemma 2's final logit
+ *   soft-capping)
  * affine:        (x f32[...]) scale, shift -> x * scale + shift (the frontend's arithmetic with
  *   constants: `w * c + b`, `1 + w`, `x * sqrt(dim)`); constant-folded into a PARAM when x is an
  *   f32 PARAM (passes/fold_weights.c, by op: it has a kernel, so not TFX_TRAIT_FOLDED), else a kernel
@@ -315,6 +317,8 @@ typedef struct tfx_node {
    * h(dn+dv) .. +dn of wkv_b), V_h = c W_uv_h^T (the next dv rows); score
    * (q_nope . K_h[j] + q_pe . kr[j]) / sqrt(dn + dr). */
   double scale, shift;   /* AFFINE: y = x * scale + shift; ATTENTION: scale > 0 the score scale (tfx_attn_scale) */
+  double softcap;        /* ATTENTION: > 0 caps the scaled scores, s -> softcap * tanh(s / softcap) before ALiBi,
+                            the bias and the mask (Gemma 2), 0 none; SOFTCAP: the cap c > 0 */
   int pos_offset;        /* POSITIONS: the row of position 0 (RoBERTa/BART: padding_idx + 1) */
   int top_k;             /* MOE_ROUTE: experts per token, 1..E */
   tfx_moe_gate moe_gate; /* MOE_ROUTE */

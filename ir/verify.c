@@ -63,6 +63,12 @@ int tfx_check_affine(const tfx_node *n, char *err, size_t errlen) {
   return 0;
 }
 
+int tfx_check_softcap(const tfx_node *n, char *err, size_t errlen) {
+  if (!(n->softcap > 0) || !isfinite(n->softcap))
+    return tfx_errf(err, errlen, "softcap = %g must be finite and > 0", n->softcap);
+  return 0;
+}
+
 int tfx_check_gelu(const tfx_node *n, char *err, size_t errlen) {
   if (n->gelu_tanh != 0 && n->gelu_tanh != 1) return tfx_errf(err, errlen, "gelu_tanh must be 0 or 1");
   return 0;

@@ -75,6 +75,7 @@ int tfx_model_cpu_features(const tfx_model *model, char *buf, size_t len) {
   return (int)n;
 }
 
+#ifndef TFX_RT_MINIMAL /* the minimal runtime has no tokenizers */
 int tfx_model_tokenizer(const tfx_model *model, tfx_tokenizer **out, char *err, size_t errlen) {
   if (err && errlen) err[0] = 0;
   if (!out) return TFX_ERR_INVALID_ARGUMENT;
@@ -86,3 +87,4 @@ int tfx_model_tokenizer(const tfx_model *model, tfx_tokenizer **out, char *err, 
   snprintf(name, sizeof name, "the tokenizer embedded in '%s'", d->name ? d->name : "");
   return tfx_tokenizer_open_memory(d->tokenizer, (size_t)d->tokenizer_bytes, name, out, err, errlen);
 }
+#endif

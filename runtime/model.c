@@ -129,6 +129,10 @@ int tfx_model_from_descriptor(const tfx_model_desc *desc, const void *weights, v
 
 void tfx_model_close(tfx_model *model) {
   if (!model) return;
+  if (model->is_static) { /* model_static.c: the caller's storage */
+    memset(model, 0, sizeof *model);
+    return;
+  }
   if (model->release) model->release(model->release_arg);
   if (model->dl_handle) dlclose(model->dl_handle);
   free(model->entries);

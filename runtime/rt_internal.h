@@ -49,6 +49,7 @@ struct tfx_model {
   void *dl_handle;          /* dlopen handle, or NULL */
   void (*release)(void *);
   void *release_arg;
+  int is_static; /* tfx_model_from_descriptor_static: the caller's storage, nothing to free */
 };
 
 typedef struct tfx_rt_pool tfx_rt_pool;

@@ -191,7 +191,13 @@ int tfx_rt_check_variants(const tfx_model_desc *d, const void *weights, void *ha
     if (n == TFX_RT_MAX_VARIANTS)
       return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL, "malformed model descriptor: more than %d code variants",
                           TFX_RT_MAX_VARIANTS);
+#ifdef TFX_RT_MINIMAL /* no dlopen: never a handle */
+    (void)handle;
+    (void)path;
+    int rc = TFX_OK;
+#else
     int rc = handle ? tfx_rt_check_loaded(handle, v, path, errbuf, errlen) : TFX_OK;
+#endif
     if (rc == TFX_OK) rc = tfx_rt_validate_desc(v, weights, errbuf, errlen);
     if (rc == TFX_OK && v != d && !same_model(d, v))
       rc = tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,

@@ -9,11 +9,10 @@
 #          sanitizer and libFuzzer runtimes and llvm-symbolizer (the fuzz
 #          targets), and Debian's `fortunes` (test_fortune: the demo model's
 #          training corpus, for the tokenizer's round trip)
-#   all    both (the default; scripts/test.sh, CI)
 #   cross  the cross toolchains and qemu-user that test_cross runs
-#          stories260K with (tfxc --target, docs/portability.md); not in
-#          `all`: CI already takes 15-19 minutes, and test_cross skips the
-#          machines whose tools are missing
+#          stories260K with (tfxc --target, docs/portability.md; test_cross
+#          skips the machines whose tools are missing)
+#   all    the three (the default; scripts/test.sh, CI)
 set -euo pipefail
 what="${1:-all}"
 build=(llvm-19-dev libffi-dev liblapacke-dev flex bison cmake pkg-config gcc make binutils)
@@ -24,7 +23,7 @@ cross=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-g
 case "$what" in
   build) packages=("${build[@]}") ;;
   test) packages=("${test[@]}") ;;
-  all) packages=("${build[@]}" "${test[@]}") ;;
+  all) packages=("${build[@]}" "${test[@]}" "${cross[@]}") ;;
   cross) packages=("${cross[@]}") ;;
   *) echo "usage: $0 [build|test|all|cross]" >&2; exit 2 ;;
 esac

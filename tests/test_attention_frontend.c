@@ -257,6 +257,8 @@ static const bad_case k_bad[] = {
     {"mask = causal, position = alibix", 0, "bad value for attention's position: expected none, alibi, rope"},
     {"mask = causal, scale = 0", 0, "t.tfx:9:87: error: attention's scale must be > 0 (or none: no scaling), got 0"},
     {"mask = causal, scale = fast", 0, "t.tfx:9:87: error: undefined constant 'fast'"},
+    {"mask = causal, softcap = -1", 0,
+     "t.tfx:9:89: error: attention's softcap must be > 0 (or none: no soft-capping), got -1"},
     {"mask = causal, q_norm = src", 0,
      "t.tfx:9:88: error: attention: q_norm is f32[5, 16], expected f32[4] (per head) or f32[16] (all query heads)"},
     {"mask = causal, k_norm = g16", 0, "attention: k_norm is f32[16], expected f32[4] (per head) or f32[8]"},

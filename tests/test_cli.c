@@ -267,13 +267,14 @@ static void write_text(const char *path, const char *text) {
 static void test_eval_ids(void **state) {
   (void)state;
   char *dir = tfx_test_tmpdir();
-  char ids[4096], bad[4096], empty[4096], big[4096], all[4096], last[4096];
+  char ids[4096], bad[4096], empty[4096], big[4096], all[4096], last[4096], prm[4096];
   snprintf(ids, sizeof ids, "%s/ids.txt", dir);
   snprintf(bad, sizeof bad, "%s/bad.txt", dir);
   snprintf(empty, sizeof empty, "%s/empty.txt", dir);
   snprintf(big, sizeof big, "%s/big.txt", dir);
   snprintf(all, sizeof all, "%s/all.bin", dir);
   snprintf(last, sizeof last, "%s/last.bin", dir);
+  snprintf(prm, sizeof prm, "%s/prompt.bin", dir);
   write_text(ids, "5 6,\n7\n");
   write_text(bad, "5 x 7\n");
   write_text(empty, " \n");
@@ -302,17 +303,30 @@ static void test_eval_ids(void **state) {
   expect((char *[]){TFXC_PATH, "run", example_tfx, w[0], w[1], "--prompt-ids", "5 6 7", "-n", "1", "--temperature", "0",
                     "--dump-logits", last, NULL},
          0, NULL, NULL);
-  size_t n_all = 0, n_last = 0;
+  /* --dump-prompt: the prompt's rows but the last (BOS, 5, 6), then the 2 steps' rows */
+  expect((char *[]){TFXC_PATH, "run", example_tfx, w[0], w[1], "--prompt-ids", "5 6 7", "-n", "2", "--temperature", "0",
+                    "--dump-logits", prm, "--dump-prompt", NULL},
+         0, NULL, NULL);
+  expect((char *[]){TFXC_PATH, "run", example_tfx, w[0], w[1], "--prompt-ids", "5", "--dump-prompt", NULL}, 2, NULL,
+         "--dump-prompt needs --dump-logits FILE");
+  size_t n_all = 0, n_last = 0, n_prm = 0;
   float *a = (float *)tfx_test_read_file(all, &n_all), *l = (float *)tfx_test_read_file(last, &n_last);
+  float *pr = (float *)tfx_test_read_file(prm, &n_prm);
   assert_non_null(a);
   assert_non_null(l);
+  assert_non_null(pr);
   assert_int_equal(n_all, 4 * 512 * sizeof(float)); /* BOS + 3 ids, vocab 512 */
   assert_int_equal(n_last, 512 * sizeof(float));
+  assert_int_equal(n_prm, 5 * 512 * sizeof(float)); /* 4 - 1 prompt rows + 2 steps */
   double diff = tfx_test_max_abs_diff(a + 3 * 512, l, 512);
   if (diff > 1e-4) fprintf(stderr, "last row differs from generation's by %g\n", diff);
   assert_true(diff <= 1e-4);
+  diff = tfx_test_max_abs_diff(a, pr, 4 * 512); /* the prompt's rows and the first step's: --eval-ids' */
+  if (diff > 1e-4) fprintf(stderr, "--dump-prompt's rows differ from --eval-ids' by %g\n", diff);
+  assert_true(diff <= 1e-4);
   free(a);
   free(l);
+  free(pr);
   tfx_test_rmdir(dir);
   free(dir);
 }

@@ -102,6 +102,37 @@ static void test_config_parsing(void **state) {
   expect_in(t, "return linear(rmsnorm(x, norm_g, eps = eps), tok_embeddings)");
   free(t);
 
+  /* Gemma 2: four norms per layer, the window on even layers (written out), scale and soft-capping; the
+     defaults of Gemma2Config (window 4096: one repeated block when max_seq fits in it) and null caps */
+  t = import_config("{\"model_type\": \"gemma2\", \"hidden_size\": 32, \"num_hidden_layers\": 3, "
+                    "\"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"head_dim\": 16, "
+                    "\"intermediate_size\": 48, \"vocab_size\": 50, \"sliding_window\": 8, "
+                    "\"query_pre_attn_scalar\": 12, \"final_logit_softcapping\": 30.0}",
+                    64, err, sizeof err);
+  if (!t) fail_msg("%s", err);
+  expect_in(t, "const eps = 1e-06, theta = 10000, qscalar = 12, attn_softcap = 50, final_softcap = 30\n");
+  expect_in(t, "\"model.layers.{i}.pre_feedforward_layernorm.weight\" = \"layers.{i}.ln3_g\"\n");
+  expect_in(t, "\"model.layers.{i}.post_feedforward_layernorm.weight\" = \"layers.{i}.ln4_g\"\n");
+  expect_in(t,
+            "sparse = sliding(window = 8),\n                     scale = 1 / sqrt(qscalar), softcap = attn_softcap)");
+  expect_in(t, "  x = local_layer(x, prefix = \"layers.0\")\n  x = layer(x, prefix = \"layers.1\")\n"
+               "  x = local_layer(x, prefix = \"layers.2\")\n");
+  expect_in(t, "h = x + rmsnorm(attention(a, ");
+  expect_in(t, "return h + rmsnorm(linear(glu(f, w1, w3, act = gelu_tanh), w2), 1 + ln4_g, eps = eps)");
+  expect_in(t, "return softcap(linear(rmsnorm(x, 1 + norm_g, eps = eps), tok_embeddings), cap = final_softcap)");
+  free(t);
+  t = import_config("{\"model_type\": \"gemma2\", \"hidden_size\": 32, \"num_hidden_layers\": 2, "
+                    "\"num_attention_heads\": 4, \"intermediate_size\": 48, \"vocab_size\": 50, "
+                    "\"attn_logit_softcapping\": null, \"final_logit_softcapping\": null}",
+                    64, err, sizeof err);
+  if (!t) fail_msg("%s", err);
+  expect_in(t, "x = repeat(layers) layer(x)");
+  expect_in(t, "head_dim = 256");
+  assert_null(strstr(t, "sparse"));
+  assert_null(strstr(t, "softcap"));
+  expect_in(t, "qscalar = 224");
+  free(t);
+
   /* partial rotary dims, parallel residual */
   t = import_config("{\"model_type\": \"gpt_neox\", \"hidden_size\": 64, \"num_hidden_layers\": 2, "
                     "\"num_attention_heads\": 4, \"intermediate_size\": 256, \"vocab_size\": 100, "
@@ -137,8 +168,9 @@ static void expect_error(const char *config, int64_t max_seq, const char *messag
 static void test_errors(void **state) {
   (void)state;
   expect_error("{\"model_type\": \"mamba\"}", 0, "config.json: unknown model_type 'mamba' (import knows llama, ");
-  expect_error("{\"model_type\": \"gemma2\"}", 0,
-               "config.json: model_type 'gemma2' cannot be imported: its soft-capped attention scores");
+  expect_error("{\"model_type\": \"gemma2\", \"vocab_size\": 10, \"hidden_size\": 8, \"num_hidden_layers\": 1, "
+               "\"num_attention_heads\": 2, \"intermediate_size\": 8, \"attn_logit_softcapping\": -1}",
+               0, "config.json: \"attn_logit_softcapping\" must be a number > 0 or null");
   expect_error("{\"model_type\": \"bart\"}", 0, "model_type 'bart' cannot be imported: an encoder-decoder");
   expect_error("{\"model_type\": \"t5\"}", 0, "model_type 't5' cannot be imported: an encoder-decoder");
   expect_error("{\"hidden_size\": 4}", 0, "config.json: no \"model_type\"");

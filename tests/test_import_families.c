@@ -24,9 +24,9 @@
 
 #define TOL 1e-4
 
-static const char *const families[] = {"llama",    "mistral", "qwen2",      "qwen3",    "mixtral", "gemma",
-                                       "olmo2",    "phi3",    "phi",        "phi_qkln", "gpt2",    "bloom",
-                                       "gpt_neox", "falcon",  "falcon_new", "bert",     "roberta", "xlm_roberta"};
+static const char *const families[] = {"llama",  "mistral",    "qwen2", "qwen3",    "mixtral",    "gemma", "gemma2",
+                                       "olmo2",  "phi3",       "phi",   "phi_qkln", "gpt2",       "bloom", "gpt_neox",
+                                       "falcon", "falcon_new", "bert",  "roberta",  "xlm_roberta"};
 #define N_FAMILIES (int)(sizeof families / sizeof families[0])
 
 static char *workdir;
@@ -164,6 +164,7 @@ FAMILY_TEST(falcon_new)
 FAMILY_TEST(bert)
 FAMILY_TEST(qwen3)
 FAMILY_TEST(gemma)
+FAMILY_TEST(gemma2)
 FAMILY_TEST(olmo2)
 FAMILY_TEST(roberta)
 FAMILY_TEST(xlm_roberta)
@@ -177,6 +178,7 @@ int main(void) {
       cmocka_unit_test(test_falcon),  cmocka_unit_test(test_falcon_new),  cmocka_unit_test(test_bert),
       cmocka_unit_test(test_qwen3),   cmocka_unit_test(test_gemma),       cmocka_unit_test(test_olmo2),
       cmocka_unit_test(test_roberta), cmocka_unit_test(test_xlm_roberta), cmocka_unit_test(test_phi_qkln),
+      cmocka_unit_test(test_gemma2),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

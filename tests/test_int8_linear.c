@@ -138,6 +138,23 @@ static void test_shapes(void **state) {
   opts.ncalls = NCALLS;
 }
 
+/* The decode kernels' block counts (AVX-512 VNNI): q8_0 and q4_0 at K =
+ * 192 (6 blocks: pairs of blocks, an odd number of pairs; q4_0's groups of
+ * 4 need K / 32 % 4 == 0) and K = 384 (q4_0: 3 groups of 4, one
+ * accumulator set), one row and then 2. */
+static void test_decode_blocks(void **state) {
+  (void)state;
+  static const int dec_calls[2] = {1, 2};
+  opts.calls = dec_calls;
+  opts.ncalls = 2;
+  for (int f = 0; f < 2; f++) {
+    check_graph(tfx_i8c_linear_n, FORMATS[f], 192, 20, "dec192", 1, 1);
+    check_graph(tfx_i8c_linear_n, FORMATS[f], 384, 20, "dec384", 1, 1);
+  }
+  opts.calls = CALLS;
+  opts.ncalls = NCALLS;
+}
+
 /* act_f32: the linears leave the int8 kernels */
 static void test_act_f32(void **state) {
   (void)state;
@@ -169,8 +186,8 @@ static void test_act_f32(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_linear), cmocka_unit_test(test_ffn),     cmocka_unit_test(test_residual),
-      cmocka_unit_test(test_shapes), cmocka_unit_test(test_act_f32),
+      cmocka_unit_test(test_linear), cmocka_unit_test(test_ffn),           cmocka_unit_test(test_residual),
+      cmocka_unit_test(test_shapes), cmocka_unit_test(test_decode_blocks), cmocka_unit_test(test_act_f32),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

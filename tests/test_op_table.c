@@ -275,6 +275,7 @@ static tfx_graph *make_fixture(fixture *f, tfx_op op) {
   case TFX_OP_SOFTMAX: break;
   case TFX_OP_ROPE: p.heads = 2, p.head_dim = 4, p.rotary_dim = 4, p.theta = 100; break;
   case TFX_OP_SINUSOIDAL: p.theta = 100; break;
+  case TFX_OP_SOFTCAP: p.softcap = 2; break;
   case TFX_OP_NORM_STATS: p.fx.norm = TFX_NORM_LAYER, p.eps = 1e-5; break;
   case TFX_OP_ATTENTION:
     p = tfx_node_proto(op, 3, (int[]){x, x, x});
@@ -579,8 +580,8 @@ static void test_builtin_specs(void **state) {
         /* the default of an enum is its first value */
         if (kw->dflt && !kw->required) assert_string_equal(kw->dflt, kw->values[0]);
       }
-      if (kw->kind == TFX_FE_KW_NUM && kw->dflt && strcmp(kw->dflt, "none")) {
-        /* the typed default and its text are one literal */
+      if (kw->kind == TFX_FE_KW_NUM && kw->dflt && strcmp(kw->dflt, "none") && !kw->required) {
+        /* the typed default and its text are one literal (a required one's text only names it) */
         char *end;
         double v = strtod(kw->dflt, &end);
         assert_true(*end == 0);

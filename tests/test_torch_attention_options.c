@@ -20,7 +20,12 @@
  *                        output (a memory of T rows, mask = causal, cached),
  *                        with RoPE, and with ALiBi + sliding window
  *  - cross_trows_bidir:  cross-attention to a T-row memory with mask = none,
- *                        plain and with RoPE + sliding window (f32 input) */
+ *                        plain and with RoPE + sliding window (f32 input)
+ *  - softcap:            Gemma 2's soft-capping of the attention scores
+ *                        (attention and attend, dense and sliding) and of
+ *                        the final logits, under the default schedules
+ *                        (flash / block-sparse prefill), dense prefill with
+ *                        split decode, and the tiny-head decode kernel */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,6 +79,13 @@ static void test_cross_trows_bidir(void **state) {
   tfx_test_torch_case("cross_trows_bidir", "tests/torch/cross_trows_bidir.tfx", TOL);
 }
 
+static void test_softcap(void **state) {
+  (void)state;
+  tfx_test_torch_case("softcap", "tests/torch/softcap.tfx", TOL);
+  tfx_test_torch_case("softcap", "tests/torch/softcap_split.tfx", TOL);
+  tfx_test_torch_case("softcap", "tests/torch/softcap_tiny.tfx", TOL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_alibi_pow2),
@@ -84,6 +96,7 @@ int main(void) {
       cmocka_unit_test(test_mla_plain),
       cmocka_unit_test(test_cross_trows),
       cmocka_unit_test(test_cross_trows_bidir),
+      cmocka_unit_test(test_softcap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

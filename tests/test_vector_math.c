@@ -9,7 +9,7 @@
  *   - relative error max |y - f| / |f| where |f| >= 1e-30, and
  *   - absolute error max |y - f| elsewhere (results that underflow).
  * exp is checked through softmax over two columns [x, 0] -> e^x / (e^x + 1),
- * i.e. sigmoid(x); tanh through gelu's tanh form. */
+ * i.e. sigmoid(x); tanh through softcap(x, cap = 1) (c tanh(x / c)). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -55,6 +55,7 @@ static const fn_case cases[] = {
     {"gelu (erf)", "gelu(x)", ref_gelu, 2e-6, 8e-6, 1e-35, -14, 14},
     {"gelu (tanh)", "gelu(x, approximate = tanh)", ref_gelu_tanh, 2e-5, 2e-5, 1e-35, -14, 14},
     {"relu", "relu(x)", ref_relu, 0, 0, 0, -10, 10},
+    {"tanh", "softcap(x, cap = 1.0)", tanh, 3e-7, 3e-7, 1e-35, -12, 12},
 };
 
 /* The sweep: evenly spaced over [lo, hi], then the special values. */

@@ -68,6 +68,22 @@ int tfx_model_open_flags(const char *path, unsigned flags, tfx_model **out, char
  * release(release_arg) runs when the model is closed (may be NULL). */
 int tfx_model_from_descriptor(const tfx_model_desc *desc, const void *weights, void (*release)(void *),
                               void *release_arg, tfx_model **out);
+/* The same in the caller's memory, for programs that allocate nothing
+ * (with tfx_session_create_static; libtfxrt_min.a, the minimal runtime,
+ * has only these): the model structure and its entry table in *storage,
+ * which must outlive the model. The weights are desc->weights (a linked
+ * `tfxc -c` object's). The descriptor is checked as tfx_model_open checks
+ * one (TFX_ERR_NOT_A_MODEL, TFX_ERR_ABI_VERSION, TFX_ERR_CPU, ... with the
+ * detail in errbuf when non-NULL); tfx_model_close clears the storage. */
+#define TFX_MODEL_STORAGE_BYTES 8192 /* sizeof(tfx_model_storage) */
+typedef union tfx_model_storage {
+  unsigned char bytes[TFX_MODEL_STORAGE_BYTES];
+  void *align_ptr;
+  uint64_t align_u64;
+  double align_double;
+} tfx_model_storage;
+int tfx_model_from_descriptor_static(const tfx_model_desc *desc, tfx_model_storage *storage, tfx_model **out,
+                                     char *errbuf, size_t errlen);
 void tfx_model_close(tfx_model *model);
 /* The descriptor of the code variant the open chose. */
 const tfx_model_desc *tfx_model_descriptor(const tfx_model *model);

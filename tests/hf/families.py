@@ -59,6 +59,10 @@ CONFIGS = {
     "roberta": ("roberta", dict(), True),
     "xlm_roberta": ("xlm-roberta", dict(max_position_embeddings=40, pad_token_id=3), True),
     "gemma": ("gemma", dict(num_key_value_heads=1, head_dim=16, hidden_activation="gelu_pytorch_tanh"), False),
+    # window 5 < T: layer 0 slides, layer 1 attends globally; caps low enough to bite on random weights
+    "gemma2": ("gemma2", dict(num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=12, sliding_window=5,
+                              attn_logit_softcapping=2.0, final_logit_softcapping=5.0,
+                              hidden_activation="gelu_pytorch_tanh"), False),
     # built from mistral / llama below (not in transformers 4.44.2)
     "qwen3": ("qwen3", dict(num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-6), False),
     "olmo2": ("olmo2", dict(num_key_value_heads=2, rms_norm_eps=1e-5), False),
