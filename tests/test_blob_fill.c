@@ -62,6 +62,14 @@ static void assert_loaded_blob(const char *so) {
   dlclose(h);
 }
 
+/* dir/name: a reservation of the blob's size for `what` */
+static void reserve(const char *name, tfx_cg_reserve_for what, char *path, size_t len) {
+  char err[512] = "";
+  path_in(path, len, name);
+  if (tfx_cg_write_blob_reservation(path, &x86, "m_weights_blob", BLOB_BYTES, what, err, sizeof err))
+    fail_msg("reservation %s: %s", name, err);
+}
+
 static Elf64_Ehdr read_ehdr(const char *data) {
   Elf64_Ehdr eh;
   memcpy(&eh, data, sizeof eh);
@@ -72,11 +80,8 @@ static void test_shared_library(void **state) {
   (void)state;
   char err[512] = "", user[4200], res[4200], so[4200];
   compile_user(user, sizeof user);
-  path_in(res, sizeof res, "reserve_shared.o");
+  reserve("reserve_shared.o", TFX_CG_RESERVE_SHARED, res, sizeof res);
   path_in(so, sizeof so, "filled.so");
-  assert_int_equal(
-      tfx_cg_write_blob_reservation(res, &x86, "m_weights_blob", BLOB_BYTES, TFX_CG_RESERVE_SHARED, err, sizeof err),
-      0);
   /* the reservation has no bytes in its object */
   size_t size = 0;
   char *obj = tfx_test_read_file(res, &size);
@@ -113,12 +118,9 @@ static void test_relocatable_object(void **state) {
   (void)state;
   char err[512] = "", user[4200], res[4200], combined[4200], so[4200];
   compile_user(user, sizeof user);
-  path_in(res, sizeof res, "reserve_object.o");
+  reserve("reserve_object.o", TFX_CG_RESERVE_OBJECT, res, sizeof res);
   path_in(combined, sizeof combined, "combined.o");
   path_in(so, sizeof so, "from_object.so");
-  assert_int_equal(
-      tfx_cg_write_blob_reservation(res, &x86, "m_weights_blob", BLOB_BYTES, TFX_CG_RESERVE_OBJECT, err, sizeof err),
-      0);
   assert_int_equal(run((char *[]){"/usr/bin/ld", "-r", "-o", combined, user, res, NULL}), 0);
   assert_int_equal(tfx_cg_fill_blob(combined, "m_weights_blob", blob, BLOB_BYTES, err, sizeof err), 0);
   /* the section is an ordinary one with the bytes, where the object's own
@@ -160,11 +162,8 @@ static void test_other_shapes_refused(void **state) {
   assert_non_null(strstr(err, "no reservation"));
   /* another size than reserved */
   char res[4200], res_so[4200];
-  path_in(res, sizeof res, "reserve.o");
+  reserve("reserve.o", TFX_CG_RESERVE_SHARED, res, sizeof res);
   path_in(res_so, sizeof res_so, "reserved.so");
-  assert_int_equal(
-      tfx_cg_write_blob_reservation(res, &x86, "m_weights_blob", BLOB_BYTES, TFX_CG_RESERVE_SHARED, err, sizeof err),
-      0);
   assert_int_equal(run((char *[]){"/usr/bin/cc", "-shared", "-o", res_so, user, res, NULL}), 0);
   assert_int_equal(tfx_cg_fill_blob(res_so, "m_weights_blob", blob, BLOB_BYTES - 1, err, sizeof err), -1);
   assert_non_null(strstr(err, "no reservation m_weights_blob of"));
