@@ -1,18 +1,20 @@
 /* backend/elf_fill.c — fills the weights reservation (elf_blob.c's
- * SHT_NOBITS blob) of a freshly linked file. In a relocatable object (`-c`,
- * after `ld -r`) the section gets its bytes at the end of the file. In a
- * model .so the linker puts it at the end
- * of the last segment (the writable data: .data, .bss, then the
- * reservation), past the segment's file bytes. That segment moves to the
- * end of the file (at an offset congruent to its address, as the loader
- * maps it), its data copied, its .bss and the reservation given file
- * bytes (zeros, and the weights written there), its sections made
- * SHT_PROGBITS; the program headers inside it (PT_DYNAMIC, PT_GNU_RELRO)
- * follow, and the program and section headers are rewritten in place. The
- * old copy of its data stays behind, unreferenced. The weights are written once, straight
- * into the output; the linker never copies them. The file is tfxc's own link
- * output, read defensively all the same: any other shape is an error and the
- * caller links the weights in the ordinary way. */
+ * SHT_NOBITS blob) of a freshly linked file, so that the weights are written
+ * once, straight into the output, and the linker never copies them.
+ * - In a relocatable object (`-c`, after `ld -r`) the section gets its bytes
+ *   at the end of the file.
+ * - In a model .so the linker puts the reservation at the end of the last
+ *   segment (the writable data: .data, .bss, then the reservation), past
+ *   the segment's file bytes. That segment moves to the end of the file (at
+ *   an offset congruent to its address, as the loader maps it): its data
+ *   copied, its .bss and the reservation given file bytes (zeros, and the
+ *   weights written there), its sections made SHT_PROGBITS; the program
+ *   headers inside it (PT_DYNAMIC, PT_GNU_RELRO) follow, and the program and
+ *   section headers are rewritten in place. The old copy of its data (a few
+ *   KB) stays behind, unreferenced.
+ * The file is tfxc's own link output, read defensively all the same: any
+ * other shape is an error, and the caller links the weights the ordinary
+ * way. */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
