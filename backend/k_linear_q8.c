@@ -503,6 +503,20 @@ static LLVMValueRef wrow_scale(tfx_cg *cg, qctx *c, LLVMValueRef wrow) {
   return tfx_cg_loadf(cg, tfx_cg_fptr(cg, plane, r));
 }
 
+/* The decode kernels' start: sets × nw zeroed f32 accumulators (v16f
+ * allocas), the row's quantized x and the index of its block scales. */
+static void dz_start(tfx_cg *cg, qctx *c, int sets, int nw, LLVMValueRef acc[2][8], LLVMValueRef *xrow,
+                     LLVMValueRef *xbase) {
+  LLVMTypeRef v16f = LLVMVectorType(cg->t_f32, 16);
+  for (int st = 0; st < sets; st++)
+    for (int k = 0; k < nw; k++) {
+      acc[st][k] = tfx_cg_alloca(cg, v16f, "dzacc");
+      LLVMBuildStore(cg->b, LLVMConstNull(v16f), acc[st][k]);
+    }
+  *xrow = bptr(cg, c->xq, tfx_cg_mulc(cg, c->slot[0], c->K));
+  *xbase = tfx_cg_mulc(cg, c->slot[0], c->nqb * 8);
+}
+
 /* Decode (one row of x, c->slot[0]) of the nw weight rows wrow[] into
  * 16-lane f32 vectors out[] whose lane sums are the dot products (summed
  * 16 rows at a time by dz_reduce), with
@@ -529,14 +543,8 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef 
   LLVMTypeRef th = LLVMHalfTypeInContext(cg->ctx);
   int64_t np = c->nqb / 2;
   int sets = np % 2 == 0 ? 2 : 1;
-  LLVMValueRef acc[2][8];
-  for (int st = 0; st < sets; st++)
-    for (int k = 0; k < nw; k++) {
-      acc[st][k] = tfx_cg_alloca(cg, v16f, "dzacc");
-      LLVMBuildStore(b, LLVMConstNull(v16f), acc[st][k]);
-    }
-  LLVMValueRef xrow = bptr(cg, c->xq, tfx_cg_mulc(cg, c->slot[0], c->K));
-  LLVMValueRef xbase = tfx_cg_mulc(cg, c->slot[0], c->nqb * 8);
+  LLVMValueRef acc[2][8], xrow, xbase;
+  dz_start(cg, c, sets, nw, acc, &xrow, &xbase);
   int seq[64], hidx[16];
   for (int l = 0; l < 64; l++) seq[l] = l;
   for (int l = 0; l < 16; l++) hidx[l] = c->dt == TFX_DT_Q8_0 || c->i8 ? l / 8 : (l / 4) & 1;
@@ -604,14 +612,8 @@ static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
   LLVMTypeRef v16h = LLVMVectorType(LLVMHalfTypeInContext(cg->ctx), 16);
   int64_t ng = c->nqb / 4;
   int sets = ng % 2 == 0 ? 2 : 1;
-  LLVMValueRef acc[2][8];
-  for (int st = 0; st < sets; st++)
-    for (int k = 0; k < nw; k++) {
-      acc[st][k] = tfx_cg_alloca(cg, v16f, "dzacc");
-      LLVMBuildStore(b, LLVMConstNull(v16f), acc[st][k]);
-    }
-  LLVMValueRef xrow = bptr(cg, c->xq, tfx_cg_mulc(cg, c->slot[0], c->K));
-  LLVMValueRef xbase = tfx_cg_mulc(cg, c->slot[0], c->nqb * 8);
+  LLVMValueRef acc[2][8], xrow, xbase;
+  dz_start(cg, c, sets, nw, acc, &xrow, &xbase);
   int gidx[64], sidx[16];
   for (int h = 0; h < 4; h++)
     for (int i = 0; i < 16; i++) {

@@ -40,14 +40,7 @@ static int setup(void **state) {
   char *argv[4 + N_FAMILIES] = {TFX_HF_PYTHON, script, workdir};
   for (int i = 0; i < N_FAMILIES; i++) argv[3 + i] = (char *)families[i];
   argv[3 + N_FAMILIES] = NULL;
-  char *out = NULL, *err = NULL;
-  int rc = tfx_test_run(argv, &out, &err);
-  if (rc)
-    fprintf(stderr, "%s failed (%d): is scripts/hfenv.sh run?\n%s%s\n", TFX_HF_PYTHON, rc, out ? out : "",
-            err ? err : "");
-  free(out);
-  free(err);
-  return rc ? -1 : 0;
+  return tfx_test_run_oracle(argv, "scripts/hfenv.sh");
 }
 
 /* Removes workdir/FAMILY/ and workdir (files one level down). */

@@ -36,14 +36,7 @@ static int setup(void **state) {
   char script[1024];
   snprintf(script, sizeof script, "%s/tests/hf/bert_inputs.py", TFX_SOURCE_DIR);
   char *argv[] = {TFX_HF_PYTHON, script, workdir, NULL};
-  char *out = NULL, *err = NULL;
-  int rc = tfx_test_run(argv, &out, &err);
-  if (rc)
-    fprintf(stderr, "%s failed (%d): is scripts/hfenv.sh run?\n%s%s\n", TFX_HF_PYTHON, rc, out ? out : "",
-            err ? err : "");
-  free(out);
-  free(err);
-  return rc ? -1 : 0;
+  return tfx_test_run_oracle(argv, "scripts/hfenv.sh");
 }
 
 static int teardown(void **state) {

@@ -147,6 +147,15 @@ double tfx_test_max_abs_diff(const float *a, const float *b, size_t n) {
   return m;
 }
 
+int tfx_test_run_oracle(char *const argv[], const char *setup) {
+  char *out = NULL, *err = NULL;
+  int rc = tfx_test_run(argv, &out, &err);
+  if (rc) fprintf(stderr, "%s failed (%d): is %s run?\n%s%s\n", argv[0], rc, setup, out ? out : "", err ? err : "");
+  free(out);
+  free(err);
+  return rc ? -1 : 0;
+}
+
 int tfx_test_compile_text(const char *src, char **err) {
   char path[] = "/tmp/tfx_src_XXXXXX.tfx";
   int fd = mkstemps(path, 4);

@@ -26,6 +26,10 @@ void tfx_test_rmdir(const char *dir);
 /* Runs argv (argv[0] a path), stdout captured into a malloc'd string when out
  * is non-NULL, stderr into err likewise. Returns the exit status, or -1. */
 int tfx_test_run(char *const argv[], char **out, char **err);
+/* Runs a Python oracle script (argv[0] the interpreter of a venv that
+ * scripts/NAME.sh makes): 0 when it exited 0; else -1, with its output and
+ * the hint to run `setup` (e.g. "scripts/hfenv.sh") on stderr. */
+int tfx_test_run_oracle(char *const argv[], const char *setup);
 /* Writes src to a temporary .tfx and runs `tfxc FILE --weights random
  * --emit=ir` on it: tfxc's exit status, its stderr in *err (malloc'd). */
 int tfx_test_compile_text(const char *src, char **err);
