@@ -517,6 +517,16 @@ static void dz_start(tfx_cg *cg, qctx *c, int sets, int nw, LLVMValueRef acc[2][
   *xbase = tfx_cg_mulc(cg, c->slot[0], c->nqb * 8);
 }
 
+/* The decode kernels' end: out[k] = the sum of row k's accumulator sets. */
+static void dz_finish(tfx_cg *cg, int sets, int nw, LLVMValueRef acc[2][8], LLVMValueRef *out) {
+  LLVMTypeRef v16f = LLVMVectorType(cg->t_f32, 16);
+  for (int k = 0; k < nw; k++) {
+    LLVMValueRef a = LLVMBuildLoad2(cg->b, v16f, acc[0][k], "");
+    if (sets > 1) a = LLVMBuildFAdd(cg->b, a, LLVMBuildLoad2(cg->b, v16f, acc[1][k], ""), "");
+    out[k] = a;
+  }
+}
+
 /* Decode (one row of x, c->slot[0]) of the nw weight rows wrow[] into
  * 16-lane f32 vectors out[] whose lane sums are the dot products (summed
  * 16 rows at a time by dz_reduce), with
@@ -589,11 +599,7 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef 
     }
   }
   tfx_cg_for_end(cg, &lp);
-  for (int k = 0; k < nw; k++) {
-    LLVMValueRef a = LLVMBuildLoad2(b, v16f, acc[0][k], "");
-    if (sets > 1) a = LLVMBuildFAdd(b, a, LLVMBuildLoad2(b, v16f, acc[1][k], ""), "");
-    out[k] = a;
-  }
+  dz_finish(cg, sets, nw, acc, out);
 }
 
 /* dz_rows for q4_0 by groups of 4 blocks (72 bytes; c->dz4): the 64
@@ -648,11 +654,7 @@ static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
     }
   }
   tfx_cg_for_end(cg, &lp);
-  for (int k = 0; k < nw; k++) {
-    LLVMValueRef a = LLVMBuildLoad2(b, v16f, acc[0][k], "");
-    if (sets > 1) a = LLVMBuildFAdd(b, a, LLVMBuildLoad2(b, v16f, acc[1][k], ""), "");
-    out[k] = a;
-  }
+  dz_finish(cg, sets, nw, acc, out);
 }
 
 /* dz_rows for q4_k and q6_k, per super-block of 256: four pairs of 32-element
