@@ -371,7 +371,9 @@ int tfx_interp_op_attention(const tfx_interp_call *c) {
   int bi = tfx_attn_bias_operand(c->nd), mi = tfx_attn_key_mask_operand(c->nd);
   const float *relb = bi >= 0 ? OPERAND(c, bi) : NULL;
   int64_t nb = relb ? IN_NODE(c, bi)->type.dims[0] : 0;
-  tfx_interp_key_mask km = {mi >= 0 ? OPERAND(c, mi) : NULL, mi >= 0 && IN_NODE(c, mi)->type.dtype == TFX_DT_I32};
+  int si = tfx_attn_segments_operand(c->nd);
+  tfx_interp_key_mask km = {mi >= 0 ? OPERAND(c, mi) : NULL, mi >= 0 && IN_NODE(c, mi)->type.dtype == TFX_DT_I32,
+                            si >= 0 ? (const int32_t *)OPERAND(c, si) : NULL};
   return tfx_interp_attention(c->nd, OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), relb, nb, km, c->kc, c->vc, c->y,
                               ROWS(c), tfx_node_rows(IN_NODE(c, 1), c->n), c->pos, c->g->max_seq, c->err, c->errlen);
 }
