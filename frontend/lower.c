@@ -173,10 +173,25 @@ static int tensor_kw(lower *L, frame *f, const tfx_fe_expr *call, const char *ke
   return id < 0 ? -2 : id;
 }
 
+/* `segments = s` (packed sequences, the op's name in opname): s : i32[T], one
+ * segment id per row of the call; checked here for a located error. */
+static int check_segments(lower *L, int s, const char *opname, const tfx_fe_expr *call) {
+  const tfx_fe_arg *arg = tfx_fe_kwarg(call->args, "segments");
+  tfx_fe_loc at = arg ? arg->value->loc : call->loc;
+  const tfx_type *st = &L->g->nodes[s].type;
+  char a[64];
+  if (st->dtype != TFX_DT_I32 || st->rank != 1 || st->dims[0] != TFX_DIM_T) {
+    ERR(L, at, "%s: segments is %s, expected i32[T] (one sequence id per row of the call, e.g. a forward input)",
+        opname, tfx_type_str(st, a, sizeof a));
+    return -1;
+  }
+  return 0;
+}
+
 /* rope(x, heads, theta, style, rotary_dim) from the keywords of `spec_call`
  * (rope itself, or the rope(...) of attention's position; the defaults of
  * both are those of tfx_fe_position_rope). */
-static int add_rope(lower *L, int x, int heads, int head_dim, const tfx_fe_expr *spec_call, tfx_fe_loc loc) {
+static int add_rope(lower *L, int x, int heads, int head_dim, const tfx_fe_expr *spec_call, tfx_fe_loc loc, int segs) {
   const tfx_fe_opspec *rs = tfx_fe_position_rope();
   if (head_dim % 2 && !tfx_fe_kwarg(spec_call->args, "rotary_dim")) { /* rotary_dim defaults to the head dim */
     if (head_dim > 1)
@@ -189,7 +204,7 @@ static int add_rope(lower *L, int x, int heads, int head_dim, const tfx_fe_expr 
           heads);
     return -1;
   }
-  tfx_node n = tfx_node_proto(TFX_OP_ROPE, 1, (int[]){x});
+  tfx_node n = tfx_node_proto(TFX_OP_ROPE, segs >= 0 ? 2 : 1, (int[]){x, segs}); /* segs: positions per segment */
   n.heads = heads;
   n.head_dim = head_dim;
   n.theta = num_kw(L, rs, spec_call, "theta");
@@ -199,8 +214,10 @@ static int add_rope(lower *L, int x, int heads, int head_dim, const tfx_fe_expr 
 }
 
 static int lower_rope(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n_in, const tfx_fe_expr *call) {
-  (void)f, (void)op, (void)n_in;
+  (void)op, (void)n_in;
   int x = in[0];
+  int segs = tensor_kw(L, f, call, "segments");
+  if (segs == -2 || (segs >= 0 && check_segments(L, segs, "rope", call))) return -1;
   const tfx_type *t = &L->g->nodes[x].type;
   int heads = int_kw(L, call, "heads", 1);
   char buf[64];
@@ -208,7 +225,7 @@ static int lower_rope(lower *L, frame *f, const tfx_fe_opspec *op, const int *in
     ERR(L, call->loc, "rope: heads = %d does not divide the columns of x %s", heads, tfx_type_str(t, buf, sizeof buf));
     return -1;
   }
-  return add_rope(L, x, heads, (int)(t->dims[1] / heads), call, call->loc);
+  return add_rope(L, x, heads, (int)(t->dims[1] / heads), call, call->loc, segs);
 }
 
 /* attention's and attend's `key_mask = m`: m, one value per key (f32 or i32,
@@ -237,21 +254,6 @@ static int attach_key_mask(lower *L, tfx_node *n, int m, int k, const char *opna
   }
   n->inputs[n->n_inputs++] = m;
   n->key_mask = 1;
-  return 0;
-}
-
-/* `segments = s` (packed sequences, the op's name in opname): s : i32[T], one
- * segment id per row of the call; checked here for a located error. */
-static int check_segments(lower *L, int s, const char *opname, const tfx_fe_expr *call) {
-  const tfx_fe_arg *arg = tfx_fe_kwarg(call->args, "segments");
-  tfx_fe_loc at = arg ? arg->value->loc : call->loc;
-  const tfx_type *st = &L->g->nodes[s].type;
-  char a[64];
-  if (st->dtype != TFX_DT_I32 || st->rank != 1 || st->dims[0] != TFX_DIM_T) {
-    ERR(L, at, "%s: segments is %s, expected i32[T] (one sequence id per row of the call, e.g. a forward input)",
-        opname, tfx_type_str(st, a, sizeof a));
-    return -1;
-  }
   return 0;
 }
 
@@ -382,8 +384,11 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
       q = x;
   }
   if (is_rope) {
-    q = add_rope(L, q, heads, (int)head_dim, pos->value, pos->value->loc);
-    k = q < 0 ? -1 : add_rope(L, k, kv_heads, (int)head_dim, pos->value, pos->value->loc);
+    /* with segment ids (packed sequences) the rotations restart at each sequence too */
+    int rs = segs >= 0 && !causal ? segs : -1;
+    if (rs >= 0 && check_segments(L, rs, "attention", call)) return -1;
+    q = add_rope(L, q, heads, (int)head_dim, pos->value, pos->value->loc, rs);
+    k = q < 0 ? -1 : add_rope(L, k, kv_heads, (int)head_dim, pos->value, pos->value->loc, rs);
     if (k < 0) return -1;
   }
   const tfx_fe_arg *sc = tfx_fe_kwarg(call->args, "scale");

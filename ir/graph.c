@@ -291,6 +291,9 @@ int tfx_infer_rope(const tfx_graph *g, const tfx_node *n, const tfx_type *const 
   if (n->rotary_dim <= 0 || n->rotary_dim > n->head_dim || n->rotary_dim % 2)
     return tfx_errf(err, errlen, "rope: rotary_dim %d must be even and in 2..%d", n->rotary_dim, n->head_dim);
   if (!(n->theta > 0)) return tfx_errf(err, errlen, "rope: theta must be > 0");
+  if (n->n_inputs == 2 && (a[1]->dtype != TFX_DT_I32 || a[1]->rank != 1 || a[1]->dims[0] != TFX_DIM_T))
+    return tfx_errf(err, errlen, "rope: the segment ids are %s, expected i32[T] (one id per row)",
+                    tfx_type_str(a[1], s0, sizeof s0));
   *out = *a[0];
   return 0;
 }

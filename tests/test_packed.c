@@ -46,11 +46,38 @@ static void compare(const char *what, const float *got, const float *want, size_
   if (!(d <= tol * scale)) fail_msg("%s: max |diff| %g > %g", what, d, tol * scale);
 }
 
-static void build(int opt, tfx_build *b) {
+/* A rotary encoder: attention with position = rope() and attend on rope(...)
+ * projections, both with segment ids (the rotations restart per sequence). */
+static const char *const rope_src =
+    "model rope_packed\n"
+    "const dim = 32, heads = 4, vocab = 100, max_seq = 64\n"
+    "param emb : f32[vocab, dim]\n"
+    "param g1 : f32[dim]\n"
+    "param g2 : f32[dim]\n"
+    "param wq : f32[dim, dim]\n"
+    "param wk : f32[16, dim]\n"
+    "param wv : f32[16, dim]\n"
+    "param wo : f32[dim, dim]\n"
+    "param wq2 : f32[dim, dim]\n"
+    "param wk2 : f32[dim, dim]\n"
+    "param wv2 : f32[dim, dim]\n"
+    "param wo2 : f32[dim, dim]\n"
+    "forward(tokens : i32[T], seq : i32[T]) -> f32[T, dim] {\n"
+    "  x = embedding(emb, tokens)\n"
+    "  x = x + attention(rmsnorm(x, g1), wq, wk, wv, wo, heads = heads, kv_heads = 2, position = rope(),\n"
+    "                    mask = none, segments = seq)\n"
+    "  q = rope(linear(x, wq2), heads = heads, style = half, segments = seq)\n"
+    "  k = rope(linear(x, wk2), heads = heads, style = half, segments = seq)\n"
+    "  x = x + linear(attend(q, k, linear(x, wv2), heads = heads, mask = none, segments = seq), wo2)\n"
+    "  return rmsnorm(x, g2)\n"
+    "}\n";
+
+/* examples/packed (src NULL) or rope_src */
+static void build(const char *src, int opt, tfx_build *b) {
   tfx_build_options o = {.weights = "random:7", .opt_level = opt};
   memset(b, 0, sizeof *b);
-  if (tfx_build_source(TFX_SOURCE_DIR "/examples/packed/packed.tfx", NULL, &o, b))
-    fail_msg("examples/packed does not build at -O%d", opt);
+  if (tfx_build_source(src ? "rope_packed.tfx" : TFX_SOURCE_DIR "/examples/packed/packed.tfx", src, &o, b))
+    fail_msg("%s does not build at -O%d", src ? "rope_packed" : "examples/packed", opt);
 }
 
 static void interp_run(tfx_interp *it, const int32_t *ids, const int32_t *seq, int T, float *out) {
@@ -93,8 +120,7 @@ static void check_case(int opt, tfx_interp *it, tfx_session *s, const int32_t *i
   free(ref), free(got), free(alone), free(jalone), free(zeros);
 }
 
-static void test_packed_vs_alone(void **state) {
-  (void)state;
+static void packed_vs_alone(const char *src) {
   enum { T1 = 28, T2 = 10, T3 = 64 };
   int32_t ids[T3], seq1[T1], seq2[T2] = {0, 0, 0, 1, 1, 0, 0, 7, 7, 7}, seq3[T3];
   for (int i = 0; i < T3; i++) ids[i] = (int32_t)((i * 37 + 11) % 100);
@@ -107,7 +133,7 @@ static void test_packed_vs_alone(void **state) {
   char err[512];
   for (int opt = 0; opt <= 3; opt += 3) {
     tfx_build b;
-    build(opt, &b);
+    build(src, opt, &b);
     assert_int_equal(b.graph->n_fwd_inputs, 2);
     tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
     assert_non_null(it);
@@ -128,6 +154,16 @@ static void test_packed_vs_alone(void **state) {
     tfx_interp_free(it);
     tfx_build_free(&b);
   }
+}
+
+static void test_packed_vs_alone(void **state) {
+  (void)state;
+  packed_vs_alone(NULL);
+}
+
+static void test_rope_packed_vs_alone(void **state) {
+  (void)state;
+  packed_vs_alone(rope_src);
 }
 
 /* ---- frontend errors, with their locations ---- */
@@ -168,6 +204,10 @@ static void test_errors(void **state) {
   expect_error(HDR "forward(t : i32[T], s : f32[T]) -> f32[T, dim] {\n"
                    "  return embedding(emb, t) + positions(pos, t, segments = s)\n}\n",
                ":7:59:", "positions: segments is f32[T], expected i32[T]");
+  /* rope with segment ids of f32 */
+  expect_error(HDR "forward(t : i32[T], s : f32[T]) -> f32[T, dim] {\n"
+                   "  return rope(embedding(emb, t), heads = 2, segments = s)\n}\n",
+               ":7:", "rope: segments is f32[T], expected i32[T]");
   /* attend to a memory of static rows */
   expect_error(HDR "param mem : f32[4, dim]\n"
                    "forward(t : i32[T], s : i32[T]) -> f32[T, dim] {\n"
@@ -179,6 +219,7 @@ static void test_errors(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_packed_vs_alone),
+      cmocka_unit_test(test_rope_packed_vs_alone),
       cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
