@@ -11,7 +11,9 @@
  *    linear kernels block rows differently for another T);
  *  - ids that are not sorted (0 0 1 1 0 0: three segments) and a full call
  *    of max_seq rows in 7 sequences;
- *  - the frontend's errors with their locations.
+ *  - a rotary encoder (attention with position = rope(), attend on rope(...,
+ *    segments = seq) projections, an attention with ALiBi and softcap);
+ *  - tfxc --stats and the frontend's errors with their locations.
  * The comparison with Hugging Face's BertModel run per sequence is in
  * test_inputs (tests/hf/bert_inputs.py writes the packed case). */
 #include <math.h>
@@ -47,7 +49,8 @@ static void compare(const char *what, const float *got, const float *want, size_
 }
 
 /* A rotary encoder: attention with position = rope() and attend on rope(...)
- * projections, both with segment ids (the rotations restart per sequence). */
+ * projections, both with segment ids (the rotations restart per sequence);
+ * then an attention with ALiBi and softcap and segment ids. */
 static const char *const rope_src =
     "model rope_packed\n"
     "const dim = 32, heads = 4, vocab = 100, max_seq = 64\n"
@@ -69,6 +72,8 @@ static const char *const rope_src =
     "  q = rope(linear(x, wq2), heads = heads, style = half, segments = seq)\n"
     "  k = rope(linear(x, wk2), heads = heads, style = half, segments = seq)\n"
     "  x = x + linear(attend(q, k, linear(x, wv2), heads = heads, mask = none, segments = seq), wo2)\n"
+    "  x = x + attention(x, wq2, wk2, wv2, wo2, heads = heads, position = alibi, softcap = 5, mask = none,\n"
+    "                    segments = seq)\n"
     "  return rmsnorm(x, g2)\n"
     "}\n";
 
@@ -166,6 +171,20 @@ static void test_rope_packed_vs_alone(void **state) {
   packed_vs_alone(rope_src);
 }
 
+/* tfxc --stats: the segmented attentions run the ROW schedule and say why */
+static void test_stats(void **state) {
+  (void)state;
+  char *out = NULL, *err = NULL;
+  int rc = tfx_test_run(
+      (char *[]){TFXC_PATH, TFX_SOURCE_DIR "/examples/packed/packed.tfx", "--weights", "random", "--stats", NULL}, &out,
+      &err);
+  assert_int_equal(rc, 0);
+  assert_non_null(strstr(out, "schedules row 2, flash 0, block_sparse 0"));
+  assert_non_null(strstr(out, "segment ids: row, each query visits only its sequence's keys"));
+  free(out);
+  free(err);
+}
+
 /* ---- frontend errors, with their locations ---- */
 
 #define HDR                                                                                                            \
@@ -220,6 +239,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_packed_vs_alone),
       cmocka_unit_test(test_rope_packed_vs_alone),
+      cmocka_unit_test(test_stats),
       cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
