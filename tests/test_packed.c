@@ -119,6 +119,11 @@ static void check_case(int opt, tfx_interp *it, tfx_session *s, const int32_t *i
   compare(what, got, ref, n, TOL_JIT);
   snprintf(what, sizeof what, "-O%d %s: JIT packed vs JIT alone", opt, name);
   compare(what, got, jalone, n, TOL_JIT);
+  /* the last row only (the last-row entry) */
+  float last[DIM];
+  const tfx_input in[2] = {{"tokens", ids}, {"seq", seq}};
+  assert_int_equal(tfx_forward_inputs(s, in, 2, T, last, 1), TFX_OK);
+  assert_true(tfx_test_max_abs_diff(last, got + (size_t)(T - 1) * DIM, DIM) <= 1e-6);
   /* the packing matters: the rows differ from one unsegmented call */
   interp_run(it, ids, zeros, T, alone);
   assert_true(tfx_test_max_abs_diff(alone, ref, n) > 1e-3);
