@@ -1,12 +1,17 @@
 /* backend/k_tiny_heads.c — the tiny-head decode kernel: a causal dense
  * ATTENTION (MHA / GQA / MQA, no ALiBi, no sparse pattern, no relative bias)
  * with head_dim d <= TFX_ATTN_TINY_D in the decode entry
- * (tfx_attn_tiny_fits), chosen by schedule { decode = tiny } (not by the
- * cost model: on stories260K it measured no faster than the row kernel, see
- * docs/performance.md).
+ * (tfx_attn_tiny_fits), chosen by schedule { decode = tiny }, or by the cost
+ * model under decode = auto where d is a power of two <= 16 and the packed
+ * body below applies (tfx_attn_tiny_auto; docs/performance.md "Small
+ * models": 1.4x stories260K's decode).
  * The row body reduces each score across d, a fraction of a vector when d
- * is small; this one vectorizes across keys instead. Items: heads of the
- * one query row. A block of W keys j0..j0+W-1:
+ * is small; these vectorize across keys instead. Items: heads of the one
+ * query row. Two bodies:
+ *  - packed (d a power of two dividing W; emit_body_packed below): whole key
+ *    rows loaded as vectors, a transposing reduction to one vector of W
+ *    scores, one running max per head;
+ *  - gather (any d <= 16, e.g. 6 or 12, or d > W): a block of W keys
  *   s = scale * sum_c q[c] * K[j, c]   (lane = key; K's c components read
  *                                       strided, lanes past the range clamped
  *                                       to the last key and masked to -inf)
@@ -20,8 +25,12 @@
 
 #include "cg.h"
 
+static int packed_fits(const tfx_cg *cg, int64_t d);
+
 int tfx_cg_tiny_heads_chosen(const tfx_cg *cg, const tfx_node *n) {
-  return cg->decode && !cg->one_row && !cg->batch && tfx_attn_tiny_chosen(cg->g, n);
+  if (!cg->decode || cg->one_row || cg->batch || !tfx_attn_tiny_chosen(cg->g, n)) return 0;
+  /* chosen by the cost model: only where the packed body applies (the gather body does not pay) */
+  return cg->g->schedule.decode == TFX_SCHED_DECODE_TINY || packed_fits(cg, n->head_dim);
 }
 
 /* <W x float> of base[vidx[l]] (vidx: <W x i64> element offsets), one masked gather */

@@ -141,7 +141,11 @@ static void test_tiny_heads_fits(void **state) {
     tfx_tg *t = tfx_tg_attn_graph(2, 1, cases[k].d, TFX_MASK_CAUSAL, cases[k].alibi, cases[k].sp, 64, 5);
     assert_non_null(t);
     assert_int_equal(tfx_attn_tiny_fits(t->g, &t->g->nodes[t->g->output]), cases[k].want);
-    assert_int_equal(tfx_attn_tiny_chosen(t->g, &t->g->nodes[t->g->output]), 0); /* auto: never */
+    /* auto: the cost model's rule (fits, d a power of two <= 16) */
+    assert_int_equal(tfx_attn_tiny_chosen(t->g, &t->g->nodes[t->g->output]), cases[k].want);
+    assert_int_equal(tfx_attn_tiny_auto(t->g, &t->g->nodes[t->g->output]), cases[k].want);
+    t->g->schedule.decode = TFX_SCHED_DECODE_ROW;
+    assert_int_equal(tfx_attn_tiny_chosen(t->g, &t->g->nodes[t->g->output]), 0);
     t->g->schedule.decode = TFX_SCHED_DECODE_TINY;
     assert_int_equal(tfx_attn_tiny_chosen(t->g, &t->g->nodes[t->g->output]), cases[k].want);
     tfx_tg_free(t);
@@ -286,7 +290,7 @@ static void test_schedule_source(void **state) {
       if (b.graph->nodes[i].op == TFX_OP_ATTENTION) {
         found++;
         assert_int_equal(b.graph->nodes[i].attn_split, want[k]);
-        assert_int_equal(tfx_attn_tiny_chosen(b.graph, &b.graph->nodes[i]), k == 4); /* d = 4 */
+        assert_int_equal(tfx_attn_tiny_chosen(b.graph, &b.graph->nodes[i]), k == 0 || k == 4); /* d = 4: auto too */
       }
     assert_int_equal(found, 1);
     tfx_build_free(&b);
