@@ -15,11 +15,10 @@
  *    model's choice (split for few heads over a long forked KV, row for many
  *    heads or a short KV), printed by --emit=ir and --stats;
  *  - the tiny-head decode kernel (backend/k_tiny_heads.c, d <= 16,
- *    schedule { decode = tiny }): d 4, 8, 16, MHA / GQA / MQA, every KV length 1..300 (blocks
- *    of W keys, partial last blocks) against the interpreter, and when
- *    tfx_attn_tiny_fits chooses it.
- * Tolerance: the harness's max |jit - ref| <= 1e-4 * max(1, max |ref|)
- * (tests/support/jit_harness.h); split against row 2e-4 * max(1, max |ref|). */
+ *    schedule { decode = tiny }): d 4, 8, 16 (packed body), 12 (gather body), MHA / GQA / MQA, every KV length 1..300
+ * (blocks of W keys, partial last blocks) against the interpreter, and when tfx_attn_tiny_fits chooses it. Tolerance:
+ * the harness's max |jit - ref| <= 1e-4 * max(1, max |ref|) (tests/support/jit_harness.h); split against row 2e-4 *
+ * max(1, max |ref|). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,9 +110,9 @@ static void test_tiny_heads_vs_interpreter(void **state) {
   for (int i = 0; i < n; i++) k_every[i] = i == 150 ? 7 : 1;
   static const int shapes[][2] = {{4, 4}, {4, 2}, {3, 1}};
   static const char *const names[] = {"MHA", "GQA", "MQA"};
-  for (int dk = 0; dk < 3; dk++)
-    for (int sh = 0; sh < 3; sh++) {
-      int d = 4 << dk, H = shapes[sh][0], G = shapes[sh][1];
+  for (int dk = 0; dk < 4; dk++) /* d 4, 8, 16: the packed body; 12 (GQA only): the gather body */
+    for (int sh = dk == 3 ? 1 : 0; sh < (dk == 3 ? 2 : 3); sh++) {
+      int d = dk == 3 ? 12 : 4 << dk, H = shapes[sh][0], G = shapes[sh][1];
       tfx_tg *t = split_graph(H, G, d, 0, NULL, 320, 0, (uint64_t)(H * 7 + G + d));
       t->g->schedule.decode = TFX_SCHED_DECODE_TINY;
       char err[256], label[128];
