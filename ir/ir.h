@@ -945,7 +945,13 @@ int tfx_attn_split_fits(const tfx_graph *g, const tfx_node *n, int splits);
  * relative bias) with head_dim <= TFX_ATTN_TINY_D. */
 #define TFX_ATTN_TINY_D 16
 int tfx_attn_tiny_fits(const tfx_graph *g, const tfx_node *n);
-/* The decode entry runs node n with it: schedule { decode = tiny }, the node not split, and it fits. */
+/* The cost model's rule for it (schedule { decode = auto }): it fits and head_dim is a power of two
+ * <= TFX_ATTN_TINY_AUTO_D (the backend's packed body, measured faster than the row kernel on
+ * stories260K, docs/performance.md "Small models"). */
+#define TFX_ATTN_TINY_AUTO_D 16
+int tfx_attn_tiny_auto(const tfx_graph *g, const tfx_node *n);
+/* The decode entry runs node n with it: the node not split, it fits, and schedule { decode = tiny } or
+ * schedule { decode = auto } with tfx_attn_tiny_auto. */
 int tfx_attn_tiny_chosen(const tfx_graph *g, const tfx_node *n);
 /* Checks the mask, alibi, sparse and schedule attributes; 0 or -1 with a
  * message (the check column of ATTENTION and MLA_ATTENTION). */
