@@ -49,19 +49,6 @@
 #define MAX_CHAIN 32
 #define PERMUTE_BUDGET (1LL << 28) /* row evaluations of the objective per weight */
 
-/* Readers of node id: their ids in out[] (at most cap, each once); the count. */
-static int readers(const tfx_graph *g, int id, int *out, int cap) {
-  int n = 0;
-  for (int i = id + 1; i < g->n_nodes; i++)
-    for (int j = 0; j < g->nodes[i].n_inputs; j++)
-      if (g->nodes[i].inputs[j] == id) {
-        if (n < cap) out[n] = i;
-        n++;
-        break;
-      }
-  return n;
-}
-
 /* 1 when node p is a PARAM bound in the blob, read by node `by` alone
  * (once), with no other PARAM node sharing its slot, stored row-major
  * without a scale plane: rows of bytes the pass can reorder; with
@@ -69,24 +56,16 @@ static int readers(const tfx_graph *g, int id, int *out, int cap) {
 static int own_param(const tfx_graph *g, int p, int by, size_t blob, int elements) {
   const tfx_node *n = &g->nodes[p];
   const tfx_dtype_info *fi = tfx_dtype_info_of(n->type.dtype);
-  if (n->op != TFX_OP_PARAM || !fi || fi->row_bytes || !fi->dequant_row || n->fx.panel || n->weight_offset < 0 ||
-      (size_t)(n->weight_offset + tfx_type_bytes(&n->type, 1)) > blob || g->output == p ||
-      (elements && fi->block != 1) || (n->type.rank == 1 && fi->block != 1))
+  if (n->op != TFX_OP_PARAM || !fi || fi->row_bytes || !fi->dequant_row || (elements && fi->block != 1) ||
+      (n->type.rank == 1 && fi->block != 1))
     return 0;
-  int r[2];
-  if (readers(g, p, r, 2) != 1 || r[0] != by) return 0;
-  int uses = 0;
-  for (int j = 0; j < g->nodes[by].n_inputs; j++) uses += g->nodes[by].inputs[j] == p;
-  if (uses != 1) return 0;
-  for (int i = 0; i < g->n_nodes; i++)
-    if (i != p && g->nodes[i].op == TFX_OP_PARAM && g->nodes[i].weight_offset == n->weight_offset) return 0;
-  return 1;
+  return tfx_rw_sole_param(g, p, by, blob);
 }
 
 /* 1 when node id is read only by `by` (as operand `operand` alone) and is not the output. */
 static int read_only_by(const tfx_graph *g, int id, int by, int operand) {
   int r[2];
-  if (g->output == id || readers(g, id, r, 2) != 1 || r[0] != by) return 0;
+  if (g->output == id || tfx_rw_readers(g, id, r, 2) != 1 || r[0] != by) return 0;
   for (int j = 0; j < g->nodes[by].n_inputs; j++)
     if ((g->nodes[by].inputs[j] == id) != (j == operand)) return 0;
   return 1;
@@ -325,6 +304,15 @@ static int asks_permute(const tfx_graph *g, const tfx_node *w) {
   return dt == TFX_DT_S24_F32 || dt == TFX_DT_S24_Q8_0;
 }
 
+/* Frees the work buffers; records the weight (name, before, after) when ok. */
+static int finish(tfx_pass_ctx *c, int wp, int ok, double before, double after, float *w, float *col, int *perm) {
+  free(w);
+  free(col);
+  free(perm);
+  if (ok && tfx_graph_add_permute(c->g, c->g->nodes[wp].name, before, after) == 0) return 0;
+  return tfx_errf(c->err, c->errlen, "permute_channels: out of memory");
+}
+
 /* The FFN-like chain before consumer linear `id`. */
 static int permute_chain(tfx_pass_ctx *c, int id, const chain *ch) {
   tfx_graph *g = c->g;
@@ -334,7 +322,6 @@ static int permute_chain(tfx_pass_ctx *c, int id, const chain *ch) {
   int64_t R = g->nodes[wp].type.dims[0], K = g->nodes[wp].type.dims[1];
   float *w = malloc((size_t)(R * K) * sizeof *w), *col = malloc((size_t)(R * K) * sizeof *col);
   int *perm = malloc((size_t)K * sizeof *perm);
-  int rc = 0;
   double before = 0, after = 0;
   if (!w || !col || !perm || abs_rows(blob, g, wp, w)) goto oom;
   for (int64_t r = 0; r < R; r++)
@@ -346,17 +333,9 @@ static int permute_chain(tfx_pass_ctx *c, int id, const chain *ch) {
     if (permute_rows(blob, g, p->inputs[1], 0, perm, K)) goto oom;
     if (p->n_inputs > 2 && permute_rows(blob, g, p->inputs[2], 0, perm, K)) goto oom;
   }
-  rc = tfx_graph_add_permute(g, g->nodes[wp].name, before, after);
-  if (rc) goto oom;
-  free(w);
-  free(col);
-  free(perm);
-  return 0;
+  return finish(c, wp, 1, before, after, w, col, perm);
 oom:
-  free(w);
-  free(col);
-  free(perm);
-  return tfx_errf(c->err, c->errlen, "permute_channels: out of memory");
+  return finish(c, wp, 0, before, after, w, col, perm);
 }
 
 /* Attention's value dims before consumer `id` = linear(o, wo), o = attention(q, k, v). */
@@ -388,16 +367,9 @@ static int permute_values(tfx_pass_ctx *c, int id) {
     if (permute_rows(blob, g, v->inputs[1], (int64_t)kv * d, perm, d)) goto oom;
     if (v->n_inputs > 2 && permute_rows(blob, g, v->inputs[2], (int64_t)kv * d, perm, d)) goto oom;
   }
-  if (tfx_graph_add_permute(g, g->nodes[wp].name, before, after)) goto oom;
-  free(w);
-  free(col);
-  free(perm);
-  return 0;
+  return finish(c, wp, 1, before, after, w, col, perm);
 oom:
-  free(w);
-  free(col);
-  free(perm);
-  return tfx_errf(c->err, c->errlen, "permute_channels: out of memory");
+  return finish(c, wp, 0, before, after, w, col, perm);
 }
 
 /* 1 when consumer `id` reads an attention whose value dims can be reordered. */

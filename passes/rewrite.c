@@ -334,3 +334,30 @@ int tfx_rw_to_fused(tfx_rw *rw, int id, char *err, size_t errlen) {
   }
   return 0;
 }
+
+int tfx_rw_readers(const tfx_graph *g, int id, int *out, int cap) {
+  int n = 0;
+  for (int i = id + 1; i < g->n_nodes; i++)
+    for (int j = 0; j < g->nodes[i].n_inputs; j++)
+      if (g->nodes[i].inputs[j] == id) {
+        if (n < cap) out[n] = i;
+        n++;
+        break;
+      }
+  return n;
+}
+
+int tfx_rw_sole_param(const tfx_graph *g, int p, int by, size_t blob) {
+  const tfx_node *n = &g->nodes[p];
+  if (n->op != TFX_OP_PARAM || n->fx.panel || n->weight_offset < 0 ||
+      (size_t)(n->weight_offset + tfx_type_bytes(&n->type, 1)) > blob || g->output == p)
+    return 0;
+  int r[2];
+  if (tfx_rw_readers(g, p, r, 2) != 1 || r[0] != by) return 0;
+  int uses = 0;
+  for (int j = 0; j < g->nodes[by].n_inputs; j++) uses += g->nodes[by].inputs[j] == p;
+  if (uses != 1) return 0;
+  for (int i = 0; i < g->n_nodes; i++)
+    if (i != p && g->nodes[i].op == TFX_OP_PARAM && g->nodes[i].weight_offset == n->weight_offset) return 0;
+  return 1;
+}

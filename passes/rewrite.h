@@ -36,6 +36,14 @@ int tfx_rw_consumers(const tfx_graph *g, int **start, int **list);
 int tfx_rw_commit(tfx_rw *rw, char *err, size_t errlen);
 void tfx_rw_abort(tfx_rw *rw);
 
+/* The nodes reading node id (each once, in node order) into out[] (at most
+ * cap); returns how many there are. */
+int tfx_rw_readers(const tfx_graph *g, int id, int *out, int cap);
+/* 1 when PARAM p is bound inside the blob (blob bytes), unpacked, not the
+ * output, read by node `by` alone (once), and no other PARAM node shares its
+ * slot: a pass may rewrite its data in place. */
+int tfx_rw_sole_param(const tfx_graph *g, int p, int by, size_t blob);
+
 /* Shared predicates. */
 int tfx_rw_is_act(tfx_op op); /* silu, gelu, relu, sigmoid */
 int tfx_rw_act_kind(const tfx_node *n);

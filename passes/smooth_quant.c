@@ -23,34 +23,11 @@
 
 #include "rewrite.h"
 
-/* Readers of node id: their ids in out[] (at most cap); returns the count. */
-static int readers(const tfx_graph *g, int id, int *out, int cap) {
-  int n = 0;
-  for (int i = id + 1; i < g->n_nodes; i++)
-    for (int j = 0; j < g->nodes[i].n_inputs; j++)
-      if (g->nodes[i].inputs[j] == id) {
-        if (n < cap) out[n] = i;
-        n++;
-        break;
-      }
-  return n;
-}
-
 /* 1 when node p is an f32 PARAM bound in the blob, read by node `by` alone
  * (once), with no other PARAM node sharing its slot. */
 static int own_param(const tfx_graph *g, int p, int by, size_t blob) {
   const tfx_node *n = &g->nodes[p];
-  if (n->op != TFX_OP_PARAM || n->type.dtype != TFX_DT_F32 || n->fx.panel || n->weight_offset < 0 ||
-      (size_t)(n->weight_offset + tfx_type_bytes(&n->type, 1)) > blob || g->output == p)
-    return 0;
-  int r[2];
-  if (readers(g, p, r, 2) != 1 || r[0] != by) return 0;
-  int uses = 0;
-  for (int j = 0; j < g->nodes[by].n_inputs; j++) uses += g->nodes[by].inputs[j] == p;
-  if (uses != 1) return 0;
-  for (int i = 0; i < g->n_nodes; i++)
-    if (i != p && g->nodes[i].op == TFX_OP_PARAM && g->nodes[i].weight_offset == n->weight_offset) return 0;
-  return 1;
+  return n->op == TFX_OP_PARAM && n->type.dtype == TFX_DT_F32 && tfx_rw_sole_param(g, p, by, blob);
 }
 
 #define MAXR 16
@@ -74,7 +51,7 @@ int tfx_pass_smooth_quant(tfx_pass_ctx *c) {
     if (g->output == i || !own_param(g, nn->inputs[1], i, size)) continue;
     if (nn->op == TFX_OP_LAYERNORM && !own_param(g, nn->inputs[2], i, size)) continue;
     int64_t D = tfx_node_cols(nn);
-    int rd[MAXR], nr = readers(g, i, rd, MAXR), ok = nr > 0 && nr <= MAXR;
+    int rd[MAXR], nr = tfx_rw_readers(g, i, rd, MAXR), ok = nr > 0 && nr <= MAXR;
     const tfx_calib_entry *ce[MAXR];
     for (int k = 0; k < nr && ok; k++) {
       const tfx_node *l = &g->nodes[rd[k]];
