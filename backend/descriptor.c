@@ -145,9 +145,9 @@ int tfx_backend_model_inputs(const tfx_graph *g, tfx_input_desc out[TFX_MAX_MODE
                               .width = (int32_t)w,
                               /* the first input's as the descriptor's vocab (any id when no embedding reads it) */
                               .vocab = !i32 || mask ? 0
-                                       : voc >= 0 ? (int32_t)voc
-                                       : k == 0   ? INT32_MAX
-                                                  : 0,
+                                       : voc >= 0   ? (int32_t)voc
+                                       : k == 0     ? INT32_MAX
+                                                    : 0,
                               .rows = (int32_t)rows};
   }
   free(live);

@@ -124,9 +124,9 @@ int tfx_verify(const tfx_graph *g, int require_bound, char *err, size_t errlen) 
   if (!g) return vfail(err, errlen, NULL, "no graph");
   if (g->n_nodes < 0 || (g->n_nodes > 0 && !g->nodes)) return vfail(err, errlen, NULL, "graph has no node array");
   if (g->max_seq < 1) return vfail(err, errlen, NULL, "max_seq = %lld must be >= 1", (long long)g->max_seq);
-  if (g->rows_mask < 0 || (g->rows_mask > 0 && (g->rows_mask != g->n_fwd_inputs - 1 || g->rows_mask < 1 ||
-                                                  g->fwd_inputs[g->rows_mask] < 0 ||
-                                                  g->fwd_inputs[g->rows_mask] >= g->n_nodes)))
+  if (g->rows_mask < 0 ||
+      (g->rows_mask > 0 && (g->rows_mask != g->n_fwd_inputs - 1 || g->rows_mask < 1 ||
+                            g->fwd_inputs[g->rows_mask] < 0 || g->fwd_inputs[g->rows_mask] >= g->n_nodes)))
     return vfail(err, errlen, NULL, "row mask index %d is not the last of %d inputs", g->rows_mask, g->n_fwd_inputs);
   int n_input = 0;
   for (int i = 0; i < g->n_nodes; i++) {
@@ -159,8 +159,8 @@ int tfx_verify(const tfx_graph *g, int require_bound, char *err, size_t errlen) 
                 n->type.dims[1] != TFX_DIM_T;
       int row = n->type.dtype == TFX_DT_F32 && n->type.rank == 1 && n->type.dims[0] == TFX_DIM_T;
       /* a source (static rows N: the call gives 1..N of them) or its hidden row mask */
-      int src = (n->type.dtype == TFX_DT_F32 || n->type.dtype == TFX_DT_I32) && n->type.rank == 1 &&
-                n->type.dims[0] > 0;
+      int src =
+          (n->type.dtype == TFX_DT_F32 || n->type.dtype == TFX_DT_I32) && n->type.rank == 1 && n->type.dims[0] > 0;
       if (k > 0 && g->rows_mask > 0 && k == g->rows_mask &&
           (k != g->n_fwd_inputs - 1 || n->type.dtype != TFX_DT_I32 || !src))
         return vfail(err, errlen, n, "the row mask must be the last input, i32[N]");

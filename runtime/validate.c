@@ -111,9 +111,8 @@ int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *err
                         "malformed model descriptor: an input table of %d inputs (0, or 2..%d with the table)",
                         d->n_inputs, TFX_MAX_MODEL_INPUTS);
   /* a source (rows N > 0) comes with the row mask, the last input, of the same N */
-  int32_t mask_rows = d->n_inputs >= 2 && d->inputs[d->n_inputs - 1].kind == TFX_INPUT_ROWS_MASK
-                          ? d->inputs[d->n_inputs - 1].rows
-                          : 0;
+  int32_t mask_rows =
+      d->n_inputs >= 2 && d->inputs[d->n_inputs - 1].kind == TFX_INPUT_ROWS_MASK ? d->inputs[d->n_inputs - 1].rows : 0;
   int has_source = 0;
   for (int32_t i = 0; i < d->n_inputs; i++) {
     const tfx_input_desc *in = &d->inputs[i];

@@ -168,10 +168,128 @@ static void test_source_key_mask(void **state) {
   run_case(1);
 }
 
+/* ---- the descriptor, the header, the runtime's errors ---- */
+
+static void test_descriptor_and_errors(void **state) {
+  (void)state;
+  tfx_build b;
+  char err[512];
+  build(NMAX, 0, 3, &b);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  assert_int_equal(tfx_write_header(b.graph, "ed.tfx", f), 0);
+  fclose(f);
+  assert_non_null(strstr(text, "#define ED_N_INPUTS 3"));
+  assert_non_null(strstr(text, "#define ED_INPUT_SRC_INDEX 1"));
+  assert_non_null(strstr(text, "#define ED_INPUT_SRC_ROWS 9"));
+  assert_non_null(strstr(text, "#define ED_INPUT_TOKENS_ROWS 0"));
+  assert_non_null(strstr(text, "#define ED_ROWS_MASK_INDEX 2"));
+  assert_non_null(strstr(text, "#define ED_SOURCE_ROWS 9"));
+  free(text);
+  tfx_model *m = NULL;
+  if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("%s", err);
+  const tfx_model_desc *d = tfx_model_descriptor(m);
+  assert_int_equal(d->n_inputs, 3);
+  assert_int_equal(d->inputs[1].rows, NMAX);
+  assert_int_equal(d->inputs[1].vocab, V);
+  assert_int_equal(d->inputs[2].kind, TFX_INPUT_ROWS_MASK);
+  assert_int_equal(d->inputs[2].rows, NMAX);
+  struct tfx_model_info info = {.struct_size = sizeof info};
+  assert_int_equal(tfx_model_info(m, &info), TFX_OK);
+  assert_int_equal(info.n_inputs, 2); /* the row mask is the runtime's */
+  tfx_input_info ii;
+  assert_int_equal(tfx_model_input(m, 1, &ii), TFX_OK);
+  assert_string_equal(ii.name, "src");
+  assert_int_equal(ii.rows, NMAX);
+  assert_int_equal(tfx_model_input(m, 2, &ii), TFX_ERR_INVALID_ARGUMENT);
+
+  tfx_session *s = NULL;
+  assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
+  int32_t ids[T] = {1, 2, 3, 4, 5, 6, 7}, src[NMAX + 1] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  float out[T * V];
+  struct {
+    int32_t rows, code;
+    const char *msg;
+  } bad[] = {
+      {0, TFX_ERR_INVALID_ARGUMENT,
+       "input 'src' is a source of 1 to 9 rows given per call (tfx_input.rows), got rows = 0"},
+      {NMAX + 1, TFX_ERR_INVALID_ARGUMENT, "got rows = 10"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    tfx_input in[2] = {{"tokens", ids, 0}, {"src", src, bad[i].rows}};
+    assert_int_equal(tfx_forward_inputs(s, in, 2, T, out, 0), bad[i].code);
+    if (!strstr(tfx_session_last_error(s), bad[i].msg)) fail_msg("got '%s'", tfx_session_last_error(s));
+  }
+  tfx_input wrong_t[2] = {{"tokens", ids, 3}, {"src", src, 4}};
+  assert_int_equal(tfx_forward_inputs(s, wrong_t, 2, T, out, 0), TFX_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(tfx_session_last_error(s), "input 'tokens' has the call's rows (n = 7), not 3"));
+  src[2] = V; /* outside the vocabulary, inside the source's rows */
+  tfx_input range[2] = {{"tokens", ids, 0}, {"src", src, 4}};
+  assert_int_equal(tfx_forward_inputs(s, range, 2, T, out, 0), TFX_ERR_TOKEN_RANGE);
+  assert_non_null(strstr(tfx_session_last_error(s), "input 'src': id 24 (at index 2)"));
+  tfx_input fine[2] = {{"tokens", ids, 0}, {"src", src, 2}}; /* the bad id is past the call's rows */
+  assert_int_equal(tfx_forward_inputs(s, fine, 2, T, out, 0), TFX_OK);
+  tfx_input three[3] = {{"tokens", ids, 0}, {"src", src, 2}, {"#rows", src, 2}};
+  assert_int_equal(tfx_forward_inputs(s, three, 3, T, out, 0), TFX_ERR_WRONG_INPUT);
+  assert_int_equal(tfx_forward(s, ids, 1, out), TFX_ERR_WRONG_INPUT);
+  assert_non_null(
+      strstr(tfx_session_last_error(s), "takes 2 inputs and tfx_forward passes only 'tokens' (missing 'src')"));
+  tfx_session_free(s);
+  tfx_model_close(m);
+  tfx_build_free(&b);
+
+  /* the interpreter's */
+  build(NMAX, 0, 0, &b);
+  tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+  const void *in[2] = {ids, src};
+  int64_t rows[2] = {0, NMAX + 1};
+  assert_int_not_equal(tfx_interp_forward_rows(it, in, rows, 2, T, out, err, sizeof err), 0);
+  assert_non_null(strstr(err, "source 'src' has 10 rows (1 to 9)"));
+  tfx_interp_free(it);
+  tfx_build_free(&b);
+}
+
+static void expect_error(const char *src, const char *where, const char *msg) {
+  char *err = NULL;
+  int rc = tfx_test_compile_text(src, &err);
+  if (rc == 0 || !err || !strstr(err, where) || !strstr(err, msg))
+    fail_msg("expected '%s' at %s, got (rc %d):\n%s", msg, where, rc, err ? err : "");
+  free(err);
+}
+
+#define HDR                                                                                                            \
+  "model m\n"                                                                                                          \
+  "const dim = 8, max_seq = 16\n"                                                                                      \
+  "param emb : f32[10, dim]\n"                                                                                         \
+  "param w : f32[dim, dim]\n"
+
+static void test_frontend_errors(void **state) {
+  (void)state;
+  expect_error(HDR "forward(t : i32[T], a : i32[6], b : f32[5]) -> f32[T, dim] { return embedding(emb, t) }\n",
+               ":5:37:", "forward input 'b' is a source of 5 rows and an earlier one has 6");
+  expect_error(HDR "forward(t : i32[T], a : i32[6, 2]) -> f32[T, dim] { return embedding(emb, t) }\n",
+               ":5:25:", "or a source i32[N] / f32[N] of up to N rows per call, got i32[6, 2]");
+  expect_error(HDR "forward(a : i32[T], b : i32[T], c : i32[T], d : i32[T], e : i32[T], f : i32[T], g : i32[T], "
+                   "h : i32[5]) -> f32[T, dim] { return embedding(emb, a) }\n",
+               ":5:1:", "forward takes at most 7 inputs with a source (its row mask is one more), got 8");
+  /* a causal attention over a source's keys */
+  expect_error(HDR
+               "forward(t : i32[T], s : i32[6]) -> f32[T, dim] {\n"
+               "  e = embedding(emb, s)\n"
+               "  e = attention(e, w, w, w, w, heads = 2, mask = causal)\n"
+               "  return embedding(emb, t) + attention(embedding(emb, t), w, w, w, w, heads = 2, memory = e, mask = "
+               "none)\n"
+               "}\n",
+               ":7:7:", "attention: the keys come from a source input (its rows are given per call): use mask = none");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_source_rows),
       cmocka_unit_test(test_source_key_mask),
+      cmocka_unit_test(test_descriptor_and_errors),
+      cmocka_unit_test(test_frontend_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -328,7 +328,8 @@ static void test_errors(void **state) {
   (void)state;
   /* an extra input of two dimensions */
   expect_error(HDR "forward(t : i32[T], x : f32[T, dim]) -> f32[T, dim] { return embedding(emb, t) }\n", ":5:25:",
-               "forward input 'x' must be i32[T] (per-row ids, a key mask) or f32[T] (a key mask), got f32[T, 8]");
+               "forward input 'x' must be i32[T] (per-row ids, a key mask) or f32[T] (a key mask), or a source i32[N] "
+               "/ f32[N] of up to N rows per call, got f32[T, 8]");
   /* nine inputs */
   expect_error(HDR "forward(a : i32[T], b : i32[T], c : i32[T], d : i32[T], e : i32[T], f : i32[T], g : i32[T], "
                    "h : i32[T], i : i32[T]) -> f32[T, dim] { return embedding(emb, a) }\n",
