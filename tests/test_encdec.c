@@ -204,6 +204,31 @@ static void test_descriptor_and_errors(void **state) {
   assert_int_equal(ii.rows, NMAX);
   assert_int_equal(tfx_model_input(m, 2, &ii), TFX_ERR_INVALID_ARGUMENT);
 
+  /* copies of the descriptor, each input table broken once */
+  tfx_model_desc c = *d;
+  tfx_input_desc tab[3];
+  memcpy(tab, d->inputs, sizeof tab);
+  c.inputs = tab;
+  c.desc_checksum = 0;
+  c.variant_next = NULL;
+  tfx_model *m2 = NULL;
+  assert_int_equal(tfx_model_from_descriptor(&c, d->weights, NULL, NULL, &m2), TFX_OK); /* the copy as it is */
+  tfx_model_close(m2);
+  for (int k = 0; k < 4; k++) {
+    tfx_input_desc t2[3];
+    memcpy(t2, tab, sizeof t2);
+    tfx_model_desc b2 = c;
+    b2.inputs = t2;
+    if (k == 0) t2[1].rows = NMAX - 1;            /* a source of other rows than the mask's */
+    if (k == 1) t2[1].rows = 0;                   /* a row mask without a source */
+    if (k == 2) t2[1].kind = TFX_INPUT_ROWS_MASK; /* the mask not last */
+    if (k == 3) t2[2].vocab = 5;                  /* a mask with ids */
+    m2 = NULL;
+    int rc = tfx_model_from_descriptor(&b2, d->weights, NULL, NULL, &m2);
+    if (rc != TFX_ERR_NOT_A_MODEL) fail_msg("broken input table %d: rc %d, expected TFX_ERR_NOT_A_MODEL", k, rc);
+    assert_null(m2);
+  }
+
   tfx_session *s = NULL;
   assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
   int32_t ids[T] = {1, 2, 3, 4, 5, 6, 7}, src[NMAX + 1] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
