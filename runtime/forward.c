@@ -254,8 +254,12 @@ static int forward_inputs(tfx_session *s, const tfx_input *inputs, int32_t n_inp
     if (s->is_static)
       return fail(s, TFX_ERR_INVALID_ARGUMENT,
                   "model '%s' has a source input (padded per call): use a session of tfx_session_create", d->name);
+#ifdef TFX_RT_MINIMAL /* no allocator: every session is static */
+    return TFX_ERR_INVALID_ARGUMENT;
+#else
     if (!s->src && !(s->src = malloc((size_t)d->n_inputs * (size_t)N * sizeof(int32_t))))
       return fail(s, TFX_ERR_OUT_OF_MEMORY, "no memory for the source's %d rows", N);
+#endif
     for (int32_t i = 0; i < want; i++) {
       if (d->inputs[i].rows <= 0) continue;
       int32_t *p = s->src + (size_t)i * (size_t)N;
