@@ -480,6 +480,10 @@ void tfx_cg_attn_row_walk_more(tfx_cg *cg, const tfx_cg_attn_row *r, LLVMValueRe
 LLVMValueRef tfx_cg_attn_t5_buckets(tfx_cg *cg, const tfx_node *n, int64_t *span);
 /* A body-key fragment naming the node's alibi and sparse options. */
 void tfx_cg_attn_key(const tfx_node *n, int64_t max_seq, char *buf, size_t len);
+/* Packed sequences (k_segments.c): the segment [lo, hi) of row `row` among
+ * rows 0..n-1 of the i32 segment ids seg, the run of rows with its id. */
+void tfx_cg_segment_bounds(tfx_cg *cg, LLVMValueRef seg, LLVMValueRef row, LLVMValueRef n, LLVMValueRef *lo,
+                           LLVMValueRef *hi);
 /* The keys [lo, hi) query position i must visit among 0..nkeys (narrowed for
  * windowed patterns; hi may be <= lo). */
 void tfx_cg_attn_key_range(tfx_cg *cg, const tfx_node *n, LLVMValueRef i, LLVMValueRef nkeys, LLVMValueRef *lo,

@@ -11,7 +11,9 @@
  *    attends keys 0..i.
  *  - mask none: query row t (i = t) attends the rows of k and v of this call
  *    (T rows, or a static count for cross-attention to a memory), no cache;
- *    q may have static rows too.
+ *    q may have static rows too. With segment ids (packed sequences) the
+ *    ROW body narrows the key range to the query's segment (k_segments.c);
+ *    such a node is ROW-only (flash and block-sparse take q, k, v alone).
  * The attention kernel's items are (row, head) pairs; a schedule's body
  * decides what an item does:
  *  - ROW (this file): the item walks its key range (k_attn_mask.c: narrowed
@@ -113,11 +115,12 @@ static int kernel_call(tfx_cg *cg, const tfx_node *n, int causal) {
   tfx_cg_ptr v = causal ? TFX_CG_KVAT(k_off + half_bytes) : TFX_CG_VAL(n->inputs[2]);
   int64_t per_t, fixed;
   tfx_cg_rows_split(&cg->g->nodes[n->inputs[0]], &per_t, &fixed);
-  tfx_cg_ptr ptrs[6] = {TFX_CG_VAL(n->inputs[0]), k, v, TFX_CG_VAL(n->id), TFX_CG_NONE, TFX_CG_NONE};
-  int bi = tfx_attn_bias_operand(n), mi = tfx_attn_key_mask_operand(n);
+  tfx_cg_ptr ptrs[7] = {TFX_CG_VAL(n->inputs[0]), k, v, TFX_CG_VAL(n->id), TFX_CG_NONE, TFX_CG_NONE, TFX_CG_NONE};
+  int bi = tfx_attn_bias_operand(n), mi = tfx_attn_key_mask_operand(n), si = tfx_attn_segments_operand(n);
   if (bi >= 0) ptrs[4] = TFX_CG_VAL(n->inputs[bi]); /* T5's relative bias table */
   if (mi >= 0) ptrs[5] = TFX_CG_VAL(n->inputs[mi]); /* the key mask */
-  tfx_cg_kernel_call_n(cg, n, NULL, per_t * n->heads, fixed * n->heads, ptrs, 6);
+  if (si >= 0) ptrs[6] = TFX_CG_VAL(n->inputs[si]); /* the segment ids */
+  tfx_cg_kernel_call_n(cg, n, NULL, per_t * n->heads, fixed * n->heads, ptrs, 7);
   return 0;
 }
 
@@ -231,6 +234,12 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
                               : (k_rows == TFX_DIM_T ? cg->T : tfx_cg_i64(cg, k_rows));
   LLVMValueRef jlo, jhi;
   tfx_cg_attn_key_range(cg, n, qi, nkeys, &jlo, &jhi);
+  if (tfx_attn_segments_operand(n) >= 0) { /* packed sequences: only the keys of the query's segment */
+    LLVMValueRef slo, shi;
+    tfx_cg_segment_bounds(cg, tfx_cg_body_ptr(cg, 6), qi, nkeys, &slo, &shi);
+    jlo = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, slo, jlo, ""), slo, jlo, "");
+    jhi = tfx_cg_smin(cg, jhi, shi);
+  }
   if (splits) tfx_cg_split_range(cg, splits, part, &jlo, &jhi);
   LLVMValueRef slope = tfx_cg_attn_slope(cg, n, h);
   if (walk.buckets) walk.relb = tfx_cg_fptr(cg, tfx_cg_body_ptr(cg, 4), h);
@@ -326,9 +335,10 @@ int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n) {
   tfx_cg_attn_key(n, max_seq, opts, sizeof opts);
   int bi = tfx_attn_bias_operand(n), mi = tfx_attn_key_mask_operand(n);
   int km = mi < 0 ? 0 : cg->g->nodes[n->inputs[mi]].type.dtype == TFX_DT_I32 ? 2 : 1;
-  snprintf(key, sizeof key, "%sattention_H%lld_G%lld_d%lld_m%d_q%lld_k%lld_rb%lld_km%d_%s", k_schedules[sched].key,
+  snprintf(key, sizeof key, "%sattention_H%lld_G%lld_d%lld_m%d_q%lld_k%lld_rb%lld_km%d_sg%d_%s", k_schedules[sched].key,
            (long long)H, (long long)G, (long long)d, causal, (long long)q_rows, (long long)k_rows,
-           (long long)(bi >= 0 ? cg->g->nodes[n->inputs[bi]].type.dims[0] : 0), km, opts);
+           (long long)(bi >= 0 ? cg->g->nodes[n->inputs[bi]].type.dims[0] : 0), km, tfx_attn_segments_operand(n) >= 0,
+           opts);
   int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {

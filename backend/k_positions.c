@@ -1,6 +1,7 @@
 /* backend/k_positions.c — kernels of the absolute position ops. Work items
  * are rows t (position p = pos + t).
  *  - POSITIONS: row t of the result is row p + offset of the table, copied in vectors;
+ *    with segment ids (packed sequences) p = t - the first row of t's segment;
  *    a p outside the table (impossible through the runtime: max_pos >=
  *    max_seq is checked at compile time) reads the last row instead.
  *  - SINUSOIDAL: PE[p, 2i] = sin(p * f_i), PE[p, 2i+1] = cos(p * f_i) with
@@ -25,15 +26,23 @@ static void copy_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
 int tfx_cg_emit_positions(tfx_cg *cg, const tfx_node *n) {
   const tfx_node *table = &cg->g->nodes[n->inputs[0]];
   int64_t P = table->type.dims[0], D = table->type.dims[1];
+  int segs = n->n_inputs == 3;
   char key[96];
-  snprintf(key, sizeof key, "positions_P%lld_D%lld", (long long)P, (long long)D);
+  snprintf(key, sizeof key, "positions_P%lld_D%lld%s", (long long)P, (long long)D, segs ? "_seg" : "");
   int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     LLVMValueRef ptab = tfx_cg_body_ptr(cg, 0), py = tfx_cg_body_ptr(cg, 1);
     tfx_cg_loop row;
     tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
-    LLVMValueRef p = tfx_cg_row_pos(cg, row.iv);
+    LLVMValueRef p;
+    if (segs) { /* packed sequences: the row's distance from its segment's first row (k_segments.c) */
+      LLVMValueRef lo, hi;
+      tfx_cg_segment_bounds(cg, tfx_cg_body_ptr(cg, 2), row.iv, cg->T, &lo, &hi);
+      p = tfx_cg_sub(cg, row.iv, lo);
+    } else {
+      p = tfx_cg_row_pos(cg, row.iv);
+    }
     if (n->pos_offset) p = LLVMBuildAdd(cg->b, p, tfx_cg_i64(cg, n->pos_offset), "");
     LLVMValueRef ok = LLVMBuildICmp(cg->b, LLVMIntULT, p, tfx_cg_i64(cg, P), "");
     p = LLVMBuildSelect(cg->b, ok, p, tfx_cg_i64(cg, P - 1), "");
@@ -43,7 +52,8 @@ int tfx_cg_emit_positions(tfx_cg *cg, const tfx_node *n) {
     tfx_cg_body_end(cg);
   }
   tfx_cg_kernel_call(cg, n, NULL, 1, 0,
-                     (tfx_cg_ptr[4]){TFX_CG_VAL(table->id), TFX_CG_VAL(n->id), TFX_CG_NONE, TFX_CG_NONE});
+                     (tfx_cg_ptr[4]){TFX_CG_VAL(table->id), TFX_CG_VAL(n->id),
+                                     segs ? TFX_CG_VAL(n->inputs[2]) : TFX_CG_NONE, TFX_CG_NONE});
   return 0;
 }
 

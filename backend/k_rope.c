@@ -111,8 +111,9 @@ int tfx_cg_emit_rope(tfx_cg *cg, const tfx_node *n) {
   int64_t H = n->heads, d = n->head_dim, rd = n->rotary_dim, half = rd / 2, cols = H * d;
   int inter = n->rope_style == TFX_ROPE_INTERLEAVED;
   char key[128];
-  snprintf(key, sizeof key, "rope_H%lld_d%lld_r%lld_s%d_th%.17g", (long long)H, (long long)d, (long long)rd, inter,
-           n->theta);
+  int segs = n->n_inputs == 2;
+  snprintf(key, sizeof key, "rope_H%lld_d%lld_r%lld_s%d_th%.17g%s", (long long)H, (long long)d, (long long)rd, inter,
+           n->theta, segs ? "_seg" : "");
   int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
@@ -132,7 +133,13 @@ int tfx_cg_emit_rope(tfx_cg *cg, const tfx_node *n) {
 
     tfx_cg_loop row;
     tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
-    LLVMValueRef p = LLVMBuildSIToFP(b, tfx_cg_row_pos(cg, row.iv), cg->t_f64, "p");
+    LLVMValueRef pi = tfx_cg_row_pos(cg, row.iv);
+    if (segs) { /* packed sequences: the row's distance from its segment's first row (k_segments.c) */
+      LLVMValueRef lo, hi;
+      tfx_cg_segment_bounds(cg, tfx_cg_body_ptr(cg, 2), row.iv, cg->T, &lo, &hi);
+      pi = tfx_cg_sub(cg, row.iv, lo);
+    }
+    LLVMValueRef p = LLVMBuildSIToFP(b, pi, cg->t_f64, "p");
     tfx_cg_rope_pairs(cg, table, p, half, row_factors, &c);
 
     tfx_cg_loop lh;
@@ -150,6 +157,7 @@ int tfx_cg_emit_rope(tfx_cg *cg, const tfx_node *n) {
     tfx_cg_body_end(cg);
   }
   tfx_cg_kernel_call(cg, n, NULL, 1, 0,
-                     (tfx_cg_ptr[4]){TFX_CG_VAL(n->inputs[0]), TFX_CG_VAL(n->id), TFX_CG_NONE, TFX_CG_NONE});
+                     (tfx_cg_ptr[4]){TFX_CG_VAL(n->inputs[0]), TFX_CG_VAL(n->id),
+                                     segs ? TFX_CG_VAL(n->inputs[1]) : TFX_CG_NONE, TFX_CG_NONE});
   return 0;
 }

@@ -162,9 +162,12 @@ int tfx_print_stats(const tfx_graph *g, const tfx_target_options *t, const char 
         snprintf(dsched, sizeof dsched, "row");
       fprintf(out,
               "    %%%d: prefill %s (%.3g GFLOP at T = max_seq, %.0f%% of pairs kept); decode %s (KV %.3g MB at "
-              "max_seq; estimate %.3g units on %d threads, row %.3g)\n",
+              "max_seq; estimate %.3g units on %d threads, row %.3g)%s\n",
               i, tfx_attn_schedule_name(tfx_attn_schedule_of(g, n, 0)), c.prefill_flops / 1e9, 100.0 * c.kept, dsched,
-              c.decode_kv_bytes / 1e6, tfx_attn_cost_split_units(g, n, n->attn_split), c.threads, c.row_units);
+              c.decode_kv_bytes / 1e6, tfx_attn_cost_split_units(g, n, n->attn_split), c.threads, c.row_units,
+              n->op == TFX_OP_ATTENTION && n->segments
+                  ? "; segment ids: row, each query visits only its sequence's keys (at most all of them)"
+                  : "");
     }
   }
   weight_stats(g, gs.kv_bytes_per_ctx, out);

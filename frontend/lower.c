@@ -180,10 +180,25 @@ static int tensor_kw(lower *L, frame *f, const tfx_fe_expr *call, const char *ke
   return id < 0 ? -2 : id;
 }
 
+/* `segments = s` (packed sequences, the op's name in opname): s : i32[T], one
+ * segment id per row of the call; checked here for a located error. */
+static int check_segments(lower *L, int s, const char *opname, const tfx_fe_expr *call) {
+  const tfx_fe_arg *arg = tfx_fe_kwarg(call->args, "segments");
+  tfx_fe_loc at = arg ? arg->value->loc : call->loc;
+  const tfx_type *st = &L->g->nodes[s].type;
+  char a[64];
+  if (st->dtype != TFX_DT_I32 || st->rank != 1 || st->dims[0] != TFX_DIM_T) {
+    ERR(L, at, "%s: segments is %s, expected i32[T] (one sequence id per row of the call, e.g. a forward input)",
+        opname, tfx_type_str(st, a, sizeof a));
+    return -1;
+  }
+  return 0;
+}
+
 /* rope(x, heads, theta, style, rotary_dim) from the keywords of `spec_call`
  * (rope itself, or the rope(...) of attention's position; the defaults of
  * both are those of tfx_fe_position_rope). */
-static int add_rope(lower *L, int x, int heads, int head_dim, const tfx_fe_expr *spec_call, tfx_fe_loc loc) {
+static int add_rope(lower *L, int x, int heads, int head_dim, const tfx_fe_expr *spec_call, tfx_fe_loc loc, int segs) {
   const tfx_fe_opspec *rs = tfx_fe_position_rope();
   if (head_dim % 2 && !tfx_fe_kwarg(spec_call->args, "rotary_dim")) { /* rotary_dim defaults to the head dim */
     if (head_dim > 1)
@@ -196,7 +211,7 @@ static int add_rope(lower *L, int x, int heads, int head_dim, const tfx_fe_expr 
           heads);
     return -1;
   }
-  tfx_node n = tfx_node_proto(TFX_OP_ROPE, 1, (int[]){x});
+  tfx_node n = tfx_node_proto(TFX_OP_ROPE, segs >= 0 ? 2 : 1, (int[]){x, segs}); /* segs: positions per segment */
   n.heads = heads;
   n.head_dim = head_dim;
   n.theta = num_kw(L, rs, spec_call, "theta");
@@ -206,8 +221,10 @@ static int add_rope(lower *L, int x, int heads, int head_dim, const tfx_fe_expr 
 }
 
 static int lower_rope(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n_in, const tfx_fe_expr *call) {
-  (void)f, (void)op, (void)n_in;
+  (void)op, (void)n_in;
   int x = in[0];
+  int segs = tensor_kw(L, f, call, "segments");
+  if (segs == -2 || (segs >= 0 && check_segments(L, segs, "rope", call))) return -1;
   const tfx_type *t = &L->g->nodes[x].type;
   int heads = int_kw(L, call, "heads", 1);
   char buf[64];
@@ -215,7 +232,7 @@ static int lower_rope(lower *L, frame *f, const tfx_fe_opspec *op, const int *in
     ERR(L, call->loc, "rope: heads = %d does not divide the columns of x %s", heads, tfx_type_str(t, buf, sizeof buf));
     return -1;
   }
-  return add_rope(L, x, heads, (int)(t->dims[1] / heads), call, call->loc);
+  return add_rope(L, x, heads, (int)(t->dims[1] / heads), call, call->loc, segs);
 }
 
 /* attention's and attend's `key_mask = m`: m, one value per key (f32 or i32,
@@ -290,6 +307,31 @@ static int attach_rows_mask(lower *L, tfx_node *n, int k, const char *opname, co
   return 0;
 }
 
+/* attention's and attend's `segments = s`: packed sequences, query i attends
+ * only the keys of its segment (the run of consecutive rows with its id); s
+ * becomes the node's last operand. Only with mask = none (a causal
+ * attention's keys are cached across calls) and q, k of the call's rows. */
+static int attach_segments(lower *L, tfx_node *n, int s, int q, int k, const char *opname, const tfx_fe_expr *call) {
+  if (s < 0) return 0;
+  const tfx_fe_arg *arg = tfx_fe_kwarg(call->args, "segments");
+  tfx_fe_loc at = arg ? arg->value->loc : call->loc;
+  if (n->mask == TFX_MASK_CAUSAL) {
+    ERR(L, at,
+        "%s: segments needs mask = none (a causal attention's keys stay in the KV cache across calls, so packed "
+        "sequences are not defined for it)",
+        opname);
+    return -1;
+  }
+  if (check_segments(L, s, opname, call)) return -1;
+  if (L->g->nodes[q].type.dims[0] != TFX_DIM_T || L->g->nodes[k].type.dims[0] != TFX_DIM_T) {
+    ERR(L, at, "%s: segments needs queries and keys of the call's T rows (not a memory of other rows)", opname);
+    return -1;
+  }
+  n->inputs[n->n_inputs++] = s;
+  n->segments = 1;
+  return 0;
+}
+
 static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n_in,
                            const tfx_fe_expr *call) {
   (void)n_in;
@@ -302,6 +344,7 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
   for (int i = 0; i < 4; i++) bad |= (bias[i] = tensor_kw(L, f, call, bias_names[i])) == -2;
   int mem = tensor_kw(L, f, call, "memory"); /* cross-attention: k, v from another tensor */
   int kmask = tensor_kw(L, f, call, "key_mask");
+  int segs = tensor_kw(L, f, call, "segments");
   /* q/k norms: a gain of head_dim (per head) or of all the heads' columns */
   static const char *const norm_names[4] = {"q_norm", "k_norm", "q_norm_b", "k_norm_b"};
   int nrm[4];
@@ -311,7 +354,7 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
   int is_rope = pv && pv->kind == TFX_FE_EXPR_CALL && !strcmp(pv->str, "rope");
   int is_t5 = pv && pv->kind == TFX_FE_EXPR_CALL && !strcmp(pv->str, "t5");
   int relb = is_t5 ? lower_expr(L, f, tfx_fe_posarg(pv->args, 0)->value) : -1; /* T5's bias table */
-  if (bad || mem == -2 || kmask == -2 || (is_t5 && relb < 0)) return -1;
+  if (bad || mem == -2 || kmask == -2 || segs == -2 || (is_t5 && relb < 0)) return -1;
   /* pointers into the node array only after the keyword tensors (which may add nodes) */
   const tfx_graph *g = L->g;
   const tfx_type *wq = &g->nodes[in[1]].type, *wk = &g->nodes[in[2]].type, *wv = &g->nodes[in[3]].type,
@@ -391,8 +434,11 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
       q = x;
   }
   if (is_rope) {
-    q = add_rope(L, q, heads, (int)head_dim, pos->value, pos->value->loc);
-    k = q < 0 ? -1 : add_rope(L, k, kv_heads, (int)head_dim, pos->value, pos->value->loc);
+    /* with segment ids (packed sequences) the rotations restart at each sequence too */
+    int rs = segs >= 0 && !causal ? segs : -1;
+    if (rs >= 0 && check_segments(L, rs, "attention", call)) return -1;
+    q = add_rope(L, q, heads, (int)head_dim, pos->value, pos->value->loc, rs);
+    k = q < 0 ? -1 : add_rope(L, k, kv_heads, (int)head_dim, pos->value, pos->value->loc, rs);
     if (k < 0) return -1;
   }
   const tfx_fe_arg *sc = tfx_fe_kwarg(call->args, "scale");
@@ -425,6 +471,7 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
   }
   if (attach_key_mask(L, &n, kmask, k, "attention", call)) return -1;
   if (attach_rows_mask(L, &n, k, "attention", call)) return -1;
+  if (attach_segments(L, &n, segs, q, k, "attention", call)) return -1;
   int o = add(L, &n, loc);
   return o < 0 ? -1 : add_linear(L, o, in[4], bias[3], loc);
 }
@@ -438,7 +485,8 @@ static int lower_attend(lower *L, frame *f, const tfx_fe_opspec *op, const int *
   (void)n_in;
   tfx_fe_loc loc = call->loc;
   int kmask = tensor_kw(L, f, call, "key_mask");
-  if (kmask == -2) return -1;
+  int segs = kmask == -2 ? -1 : tensor_kw(L, f, call, "segments");
+  if (kmask == -2 || segs == -2) return -1;
   int heads = int_kw(L, call, "heads", 1), kv_heads = int_kw(L, call, "kv_heads", heads);
   const tfx_graph *g = L->g;
   const tfx_type *q = &g->nodes[in[0]].type, *k = &g->nodes[in[1]].type, *v = &g->nodes[in[2]].type;
@@ -491,6 +539,7 @@ static int lower_attend(lower *L, frame *f, const tfx_fe_opspec *op, const int *
   n.mask = causal ? TFX_MASK_CAUSAL : TFX_MASK_NONE;
   if (attach_key_mask(L, &n, kmask, in[1], "attend", call)) return -1;
   if (attach_rows_mask(L, &n, in[1], "attend", call)) return -1;
+  if (attach_segments(L, &n, segs, in[0], in[1], "attend", call)) return -1;
   return add(L, &n, loc);
 }
 
@@ -626,8 +675,12 @@ static int lower_moe(lower *L, frame *f, const tfx_fe_opspec *op, const int *in,
  * positional operands, each keyword with an attribute setting it (a number,
  * or an enum's index among its values), absent keywords their defaults. */
 static int lower_ir_op(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n, const tfx_fe_expr *call) {
-  (void)f;
   tfx_node nd = tfx_node_proto(op->ir, n, in);
+  if (op->ir == TFX_OP_POSITIONS) { /* segments = s: positions restart at each packed sequence */
+    int s = tensor_kw(L, f, call, "segments");
+    if (s == -2 || (s >= 0 && check_segments(L, s, "positions", call))) return -1;
+    if (s >= 0) nd.inputs[nd.n_inputs++] = s;
+  }
   for (int i = 0; i < op->n_kw; i++) {
     const tfx_fe_kwspec *k = &op->kw[i];
     if (!k->sets_attr) continue;

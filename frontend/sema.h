@@ -141,7 +141,7 @@ typedef enum {
   TFX_FE_LOWER_COUNT
 } tfx_fe_lowering;
 
-#define TFX_FE_MAX_KW 20
+#define TFX_FE_MAX_KW 24
 
 typedef struct tfx_fe_opspec {
   const char *name;

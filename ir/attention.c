@@ -289,11 +289,24 @@ const char *tfx_attn_schedule_name(int s) {
 /* ---- checks ---- */
 
 int tfx_attn_bias_operand(const tfx_node *n) {
-  return n->op == TFX_OP_ATTENTION && n->n_inputs - (n->key_mask ? 1 : 0) == 4 ? 3 : -1;
+  return n->op == TFX_OP_ATTENTION && n->n_inputs - (n->key_mask ? 1 : 0) - (n->segments ? 1 : 0) == 4 ? 3 : -1;
 }
 
 int tfx_attn_key_mask_operand(const tfx_node *n) {
-  return n->op == TFX_OP_ATTENTION && n->key_mask && n->n_inputs >= 4 ? n->n_inputs - 1 : -1;
+  int last = n->n_inputs - 1 - (n->segments ? 1 : 0);
+  return n->op == TFX_OP_ATTENTION && n->key_mask && last >= 3 ? last : -1;
+}
+
+int tfx_attn_segments_operand(const tfx_node *n) {
+  return n->op == TFX_OP_ATTENTION && n->segments && n->n_inputs >= 4 ? n->n_inputs - 1 : -1;
+}
+
+void tfx_segment_bounds(const int32_t *seg, int64_t n, int64_t i, int64_t *lo, int64_t *hi) {
+  int64_t a = i, b = i + 1;
+  while (a > 0 && seg[a - 1] == seg[i]) a--;
+  while (b < n && seg[b] == seg[i]) b++;
+  *lo = a;
+  *hi = b;
 }
 
 int tfx_check_attention(const tfx_node *n, char *err, size_t errlen) {
@@ -382,9 +395,24 @@ int tfx_infer_attention(const tfx_graph *g, const tfx_node *n, const tfx_type *c
     return tfx_errf(err, errlen, "attention: k %s and v %s must have the same rows", tfx_type_str(a[1], s0, sizeof s0),
                     tfx_type_str(a[2], s1, sizeof s1));
   if (n->key_mask != 0 && n->key_mask != 1) return tfx_errf(err, errlen, "attention: key_mask must be 0 or 1");
-  if (n->key_mask && n->n_inputs < 4) return tfx_errf(err, errlen, "attention: key_mask = 1 needs the mask operand");
-  if (n->n_inputs == 5 && !n->key_mask)
-    return tfx_errf(err, errlen, "attention: a 5th operand is the key mask (key_mask = 1)");
+  if (n->segments != 0 && n->segments != 1) return tfx_errf(err, errlen, "attention: segments must be 0 or 1");
+  int extra = (n->key_mask ? 1 : 0) + (n->segments ? 1 : 0);
+  if (n->n_inputs < 3 + extra)
+    return tfx_errf(err, errlen, "attention: key_mask = %d and segments = %d need their operands", n->key_mask,
+                    n->segments);
+  if (n->n_inputs - extra > 4)
+    return tfx_errf(err, errlen,
+                    "attention: operands past the bias table are the key mask (key_mask = 1) and the "
+                    "segment ids (segments = 1)");
+  int si = tfx_attn_segments_operand(n);
+  if (si >= 0) {
+    const tfx_type *m = a[si];
+    if (m->dtype != TFX_DT_I32 || m->rank != 1 || m->dims[0] != TFX_DIM_T)
+      return tfx_errf(err, errlen, "attention: the segment ids are %s, expected i32[T] (one id per row)",
+                      tfx_type_str(m, s0, sizeof s0));
+    if (causal || a[0]->dims[0] != TFX_DIM_T || a[1]->dims[0] != TFX_DIM_T)
+      return tfx_errf(err, errlen, "attention: segment ids need mask = none and q, k of the call's T rows");
+  }
   int km = tfx_attn_key_mask_operand(n);
   if (km >= 0) {
     const tfx_type *m = a[km];
@@ -511,7 +539,10 @@ void tfx_print_attention(const tfx_node *n, FILE *out) {
   if (n->alibi) fprintf(out, ", position = alibi");
   if (n->op == TFX_OP_ATTENTION && n->scale > 0) fprintf(out, ", scale = %.9g", n->scale);
   if (n->op == TFX_OP_ATTENTION && n->softcap > 0) fprintf(out, ", softcap = %.9g", n->softcap);
-  if (n->op == TFX_OP_ATTENTION && n->key_mask) fprintf(out, ", key_mask = %%%d", n->inputs[n->n_inputs - 1]);
+  if (n->op == TFX_OP_ATTENTION && n->key_mask)
+    fprintf(out, ", key_mask = %%%d", n->inputs[tfx_attn_key_mask_operand(n)]);
+  if (n->op == TFX_OP_ATTENTION && n->segments)
+    fprintf(out, ", segments = %%%d", n->inputs[tfx_attn_segments_operand(n)]);
   if (n->op == TFX_OP_ATTENTION && tfx_attn_bias_operand(n) == 3)
     fprintf(out, ", position = t5(max_distance = %d, bidirectional = %s)", n->rel_max_distance,
             n->rel_bidirectional ? "true" : "false");

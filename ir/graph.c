@@ -291,6 +291,9 @@ int tfx_infer_rope(const tfx_graph *g, const tfx_node *n, const tfx_type *const 
   if (n->rotary_dim <= 0 || n->rotary_dim > n->head_dim || n->rotary_dim % 2)
     return tfx_errf(err, errlen, "rope: rotary_dim %d must be even and in 2..%d", n->rotary_dim, n->head_dim);
   if (!(n->theta > 0)) return tfx_errf(err, errlen, "rope: theta must be > 0");
+  if (n->n_inputs == 2 && (a[1]->dtype != TFX_DT_I32 || a[1]->rank != 1 || a[1]->dims[0] != TFX_DIM_T))
+    return tfx_errf(err, errlen, "rope: the segment ids are %s, expected i32[T] (one id per row)",
+                    tfx_type_str(a[1], s0, sizeof s0));
   *out = *a[0];
   return 0;
 }
@@ -305,6 +308,9 @@ int tfx_infer_positions(const tfx_graph *g, const tfx_node *n, const tfx_type *c
     return tfx_errf(err, errlen, "positions: x must be i32[T] or f32[T, %lld] to match the table %s, got %s",
                     (long long)a[0]->dims[1], tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
   if (n->pos_offset < 0) return tfx_errf(err, errlen, "positions: offset = %d must be >= 0", n->pos_offset);
+  if (n->n_inputs == 3 && (a[2]->dtype != TFX_DT_I32 || a[2]->rank != 1 || a[2]->dims[0] != TFX_DIM_T))
+    return tfx_errf(err, errlen, "positions: the segment ids are %s, expected i32[T] (one id per row)",
+                    tfx_type_str(a[2], s0, sizeof s0));
   if (a[0]->dims[0] < g->max_seq + n->pos_offset)
     return tfx_errf(err, errlen,
                     "positions: the table %s has %lld rows but max_seq is %lld%s (need max_pos >= max_seq + offset)",

@@ -356,11 +356,17 @@ int tfx_interp_op_rope(const tfx_interp_call *c) {
   double *z = malloc((size_t)(rd > 0 ? rd : 1) * sizeof *z);
   if (!z) return tfx_errf(c->err, c->errlen, "%%%d (rope): out of memory", n->id);
   memcpy(c->y, x, (size_t)(rows * cols) * sizeof(float));
+  const int32_t *seg = n->n_inputs == 2 ? (const int32_t *)c->val[n->inputs[1]] : NULL;
   for (int64_t t = 0; t < rows; t++)
     for (int64_t h = 0; h < n->heads; h++) {
       float *row = c->y + t * cols + h * hd;
+      int64_t p = c->pos + t, lo, hi;
+      if (seg) { /* packed sequences: the position within the row's segment */
+        tfx_segment_bounds(seg, rows, t, &lo, &hi);
+        p = t - lo;
+      }
       for (int64_t i = 0; i < rd; i++) z[i] = row[i];
-      tfx_rope_rotate(z, rd, (double)(c->pos + t), n->theta, n->rope_style);
+      tfx_rope_rotate(z, rd, (double)p, n->theta, n->rope_style);
       for (int64_t i = 0; i < rd; i++) row[i] = (float)z[i];
     }
   free(z);
@@ -371,7 +377,9 @@ int tfx_interp_op_attention(const tfx_interp_call *c) {
   int bi = tfx_attn_bias_operand(c->nd), mi = tfx_attn_key_mask_operand(c->nd);
   const float *relb = bi >= 0 ? OPERAND(c, bi) : NULL;
   int64_t nb = relb ? IN_NODE(c, bi)->type.dims[0] : 0;
-  tfx_interp_key_mask km = {mi >= 0 ? OPERAND(c, mi) : NULL, mi >= 0 && IN_NODE(c, mi)->type.dtype == TFX_DT_I32};
+  int si = tfx_attn_segments_operand(c->nd);
+  tfx_interp_key_mask km = {mi >= 0 ? OPERAND(c, mi) : NULL, mi >= 0 && IN_NODE(c, mi)->type.dtype == TFX_DT_I32,
+                            si >= 0 ? (const int32_t *)OPERAND(c, si) : NULL};
   return tfx_interp_attention(c->nd, OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), relb, nb, km, c->kc, c->vc, c->y,
                               ROWS(c), tfx_node_rows(IN_NODE(c, 1), c->n), c->pos, c->g->max_seq, c->err, c->errlen);
 }

@@ -1,6 +1,6 @@
 /* ir/interp_attention.c — the reference interpreter's ATTENTION (self and
  * cross, causal with its KV cache or not, ALiBi, T5's relative bias, sparse masks,
- * key padding masks) and
+ * key padding masks, packed sequences' segment ids) and
  * MLA_ATTENTION (rebuilding K and V of every head from the cached latent,
  * not the absorbed form the backend uses). Naive loops, double accumulators:
  * the test oracle. */
@@ -49,12 +49,14 @@ int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, cons
   }
   for (int64_t t = 0; t < q_rows; t++) {
     int64_t i = causal ? pos + t : t;
+    int64_t seg_lo = 0, seg_hi = n_keys; /* packed sequences: the query's segment */
+    if (km.seg) tfx_segment_bounds(km.seg, n_keys, i, &seg_lo, &seg_hi);
     for (int64_t h = 0; h < H; h++) {
       int64_t kh = h / group;
       double slope = n->alibi ? tfx_alibi_slope((int)h, (int)H) : 0.0;
       const float *qr = q + t * qs + h * d;
       for (int64_t j = 0; j < n_keys; j++) {
-        ok[j] = (char)tfx_attn_allowed(n, i, j, max_seq);
+        ok[j] = (char)(tfx_attn_allowed(n, i, j, max_seq) && j >= seg_lo && j < seg_hi);
         if (km.data && ok[j])
           ok[j] = km.is_i32 ? ((const int32_t *)km.data)[j] != 0 : ((const float *)km.data)[j] != 0.0f;
         if (!ok[j]) continue;

@@ -13,10 +13,13 @@
  * ir/attention.c; a row with no allowed key gives zeros. relb: T5's relative
  * bias table [n_buckets, H] (the 4th operand) or NULL. */
 /* A key mask (ATTENTION's key_mask operand, one value per key: 0 drops the
- * key), held as f32 or, for an i32 forward input, as int32; data NULL: none. */
+ * key), held as f32 or, for an i32 forward input, as int32; data NULL: none.
+ * seg: the segment ids (ATTENTION's segments operand, one per row; query i
+ * keeps only the keys of its segment, tfx_segment_bounds) or NULL. */
 typedef struct {
   const void *data;
   int is_i32;
+  const int32_t *seg;
 } tfx_interp_key_mask;
 
 int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, const float *v, const float *relb,

@@ -198,6 +198,17 @@ int tfx_interp_op_positions(const tfx_interp_call *c) {
   const tfx_node *nd = c->nd;
   int64_t rows = tfx_node_rows(nd, c->n), cols = tfx_node_cols(nd), pos = c->pos + nd->pos_offset;
   int64_t max_pos = IN_NODE(c, 0)->type.dims[0];
+  if (nd->n_inputs == 3) { /* packed sequences: row t's position counts from its segment's first row */
+    const int32_t *seg = (const int32_t *)c->val[nd->inputs[2]];
+    for (int64_t t = 0; t < rows; t++) {
+      int64_t lo, hi, p;
+      tfx_segment_bounds(seg, rows, t, &lo, &hi);
+      p = t - lo + nd->pos_offset;
+      if (p >= max_pos) p = max_pos - 1; /* as the backend (impossible: max_pos >= max_seq + offset) */
+      memcpy(c->y + t * cols, OPERAND(c, 0) + p * cols, (size_t)cols * sizeof(float));
+    }
+    return 0;
+  }
   if (pos < 0 || pos + rows > max_pos)
     return tfx_errf(c->err, c->errlen, "%%%d (positions): positions %lld..%lld are outside the table of %lld rows",
                     nd->id, (long long)pos, (long long)(pos + rows - 1), (long long)max_pos);

@@ -302,6 +302,13 @@ typedef struct tfx_node {
    * Hugging Face's attention_mask); only with mask NONE. The bias table, if
    * any, stays the 4th operand. */
   int key_mask;
+  /* ATTENTION with segments = 1 (packed sequences): its last operand (after
+   * the key mask) is i32[T], a segment id per row; query i attends only the
+   * keys of its segment, the maximal run of consecutive rows with its id
+   * (tfx_segment_bounds). Only with mask NONE and q, k of the call's T rows.
+   * POSITIONS with a 3rd operand i32[T] counts positions from the first row
+   * of each segment. */
+  int segments;
   tfx_sparse sparse; /* the sparse pattern; kind NONE by default */
   int attn_schedule; /* ATTENTION, MLA_ATTENTION: tfx_attn_sched (schedule_attention); UNSET by default */
   int attn_split;    /* ATTENTION: the decode entry's schedule (schedule_attention, passes/attn_cost.c): 0 ROW,
@@ -946,6 +953,11 @@ int tfx_check_attention(const tfx_node *n, char *err, size_t errlen);
  * mask (the last, with key_mask = 1), -1 when it has none. */
 int tfx_attn_bias_operand(const tfx_node *n);
 int tfx_attn_key_mask_operand(const tfx_node *n);
+/* ATTENTION's segment ids operand (the last, with segments = 1), -1 when none. */
+int tfx_attn_segments_operand(const tfx_node *n);
+/* The segment of row i among rows 0..n-1 of seg: the maximal run [*lo, *hi)
+ * of consecutive rows with seg[i]'s id. */
+void tfx_segment_bounds(const int32_t *seg, int64_t n, int64_t i, int64_t *lo, int64_t *hi);
 /* Bytes of the node's KV cache slot (0 when it keeps nothing): causal
  * ATTENTION 2 * max_seq * G * d * 4 (K then V), MLA_ATTENTION
  * max_seq * (r + dr) * 4. */

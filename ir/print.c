@@ -73,7 +73,12 @@ void tfx_print_norm(const tfx_node *n, FILE *out) {
 
 /* POSITIONS: the offset when there is one */
 void tfx_print_positions(const tfx_node *n, FILE *out) {
-  if (n->pos_offset) fprintf(out, " {offset = %d}", n->pos_offset);
+  if (n->pos_offset && n->n_inputs == 3)
+    fprintf(out, " {offset = %d, segments = %%%d}", n->pos_offset, n->inputs[2]);
+  else if (n->pos_offset)
+    fprintf(out, " {offset = %d}", n->pos_offset);
+  else if (n->n_inputs == 3)
+    fprintf(out, " {segments = %%%d}", n->inputs[2]);
 }
 
 void tfx_print_moe_route(const tfx_node *n, FILE *out) {

@@ -29,7 +29,7 @@ int tfx_pass_fuse_rope(tfx_pass_ctx *c) {
   int nn = g->n_nodes;
   for (int i = 0; i < nn; i++) {
     const tfx_node *r = &g->nodes[i];
-    if (r->op != TFX_OP_ROPE) continue;
+    if (r->op != TFX_OP_ROPE || r->n_inputs != 1) continue; /* segment ids (packed sequences): the ROPE kernel */
     int v = r->inputs[0];
     tfx_node *vn = &g->nodes[v];
     if (rw.uses[v] != 1 || v == g->output) continue;

@@ -8,7 +8,9 @@
  * within 1e-4 relative to the output's scale. Plus the errors: the
  * frontend's with their locations, the interpreter's for a wrong call, the
  * verifier's, and the backend's refusal (compiled code takes one input so
- * far). The oracle's python is TFX_HF_PYTHON (scripts/hfenv.sh). */
+ * far). Packed variable-length batches (issue #16): tests/hf/bert_packed.tfx
+ * on four sequences in one call against BertModel on each sequence alone.
+ * The oracle's python is TFX_HF_PYTHON (scripts/hfenv.sh). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -308,6 +310,54 @@ static void test_bert_vs_transformers(void **state) {
   free(want);
 }
 
+/* Packed variable-length batches (issue #16, tests/hf/bert_packed.tfx): four
+ * sequences in one call with segment ids against BertModel run on each
+ * sequence alone, interpreter and JIT at -O0 and -O3 (1e-4 relative). */
+static void test_packed_vs_transformers(void **state) {
+  (void)state;
+  size_t n_ids = 0, n_seq = 0, n_exp = 0;
+  int32_t *ids = read_case("packed_ids.bin", &n_ids), *seq = read_case("packed_seq.bin", &n_seq);
+  float *want = read_case("packed_expected.bin", &n_exp);
+  int T = (int)(n_ids / 4);
+  assert_int_equal(n_seq, n_ids);
+  size_t total = n_exp / 4;
+  assert_int_equal((int)total, T * 32);
+  int32_t *types = calloc((size_t)T, sizeof *types);
+  float *got = calloc(total, sizeof *got);
+  char path[1024], err[512], what[64];
+  snprintf(path, sizeof path, "%s/tests/hf/bert_packed.tfx", TFX_SOURCE_DIR);
+  char *src = tfx_test_read_file(path, NULL);
+  assert_non_null(src);
+  for (int opt = 0; opt <= 3; opt += 3) {
+    tfx_build b;
+    build(src, opt, &b);
+    tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+    const void *in[3] = {ids, types, seq};
+    if (tfx_interp_forward_inputs(it, in, 3, T, got, err, sizeof err)) fail_msg("-O%d: %s", opt, err);
+    snprintf(what, sizeof what, "bert packed -O%d interpreter", opt);
+    compare(what, got, want, total);
+    tfx_interp_free(it);
+    tfx_model *m = NULL;
+    if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("-O%d: %s", opt, err);
+    tfx_session *s = NULL;
+    assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
+    const tfx_input jin[3] = {{"tokens", ids}, {"types", types}, {"seq", seq}};
+    memset(got, 0, total * sizeof *got);
+    assert_int_equal(tfx_forward_inputs(s, jin, 3, T, got, 0), TFX_OK);
+    snprintf(what, sizeof what, "bert packed -O%d JIT", opt);
+    compare(what, got, want, total);
+    tfx_session_free(s);
+    tfx_model_close(m);
+    tfx_build_free(&b);
+  }
+  free(src);
+  free(got);
+  free(types);
+  free(ids);
+  free(seq);
+  free(want);
+}
+
 /* ---- frontend errors, with their locations ---- */
 
 #define HDR                                                                                                            \
@@ -477,6 +527,7 @@ int main(void) {
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_verify),
       cmocka_unit_test(test_bert_vs_transformers),
+      cmocka_unit_test(test_packed_vs_transformers),
       cmocka_unit_test(test_decode_with_types),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

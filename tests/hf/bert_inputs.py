@@ -11,6 +11,14 @@ save_pretrained into OUTDIR, and writes one batch row with padding:
                                 (padded rows included: their queries still
                                 attend the kept keys)
   meta.json                     {"T", "out_width", "pad"}
+
+and a packed batch (tests/hf/bert_packed.tfx, issue #16): four sequences of
+different lengths concatenated, each run ALONE through BertModel (token type 0,
+no mask):
+
+  packed_ids.bin, packed_seq.bin  int32 [P]: the ids and each row's sequence id
+  packed_expected.bin             f32 [P, dim]: each sequence's last hidden
+                                  states, concatenated
 """
 import json
 import os
@@ -49,6 +57,18 @@ def main():
     for name, t in (("ids", ids), ("types", types), ("mask", mask)):
         t[0].to(torch.int32).numpy().tofile(os.path.join(out, name + ".bin"))
     y.contiguous().numpy().tofile(os.path.join(out, "expected.bin"))
+    # packed: sequences of 6, 1, 11 and 4 rows, each its own BertModel call
+    lens = [6, 1, 11, 4]
+    pids = torch.randint(3, 100, (1, sum(lens)), generator=g)
+    pseq = torch.tensor([[k for k, n in enumerate(lens) for _ in range(n)]])
+    ys, at = [], 0
+    with torch.no_grad():
+        for n in lens:
+            ys.append(model(input_ids=pids[:, at:at + n]).last_hidden_state[0].float())
+            at += n
+    pids[0].to(torch.int32).numpy().tofile(os.path.join(out, "packed_ids.bin"))
+    pseq[0].to(torch.int32).numpy().tofile(os.path.join(out, "packed_seq.bin"))
+    torch.cat(ys).contiguous().numpy().tofile(os.path.join(out, "packed_expected.bin"))
     with open(os.path.join(out, "meta.json"), "w") as f:
         json.dump({"T": T, "out_width": y.shape[1], "pad": PAD, "transformers": transformers.__version__}, f)
 
