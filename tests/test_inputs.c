@@ -341,7 +341,7 @@ static void test_packed_vs_transformers(void **state) {
     if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("-O%d: %s", opt, err);
     tfx_session *s = NULL;
     assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
-    const tfx_input jin[3] = {{"tokens", ids}, {"types", types}, {"seq", seq}};
+    const tfx_input jin[3] = {{"tokens", ids, 0}, {"types", types, 0}, {"seq", seq, 0}};
     memset(got, 0, total * sizeof *got);
     assert_int_equal(tfx_forward_inputs(s, jin, 3, T, got, 0), TFX_OK);
     snprintf(what, sizeof what, "bert packed -O%d JIT", opt);
