@@ -1,8 +1,10 @@
 /* backend/cg_math.c — transcendental functions emitted inline as polynomials
  * (never libm calls), generic over an f32 scalar or an f32 vector:
  *  - exp: Cody-Waite reduction by ln 2, Cephes' degree-7 polynomial, 2^n
- *    applied as two factors so results down to the denormal range are right;
- *    x > ln(FLT_MAX) -> +inf, x < ln(2^-150) -> 0, NaN -> NaN (<= 2 ulp);
+ *    applied as two factors; x > ln(FLT_MAX) -> +inf, x < -86.5 -> 0 (no
+ *    denormal result or intermediate: their arithmetic costs a microcode
+ *    assist, and e^-inf of every masked attention score made one), NaN -> NaN
+ *    (<= 2 ulp);
  *  - sigmoid 1/(1+e^-x); GELU tanh form as x*sigmoid(2u) (the same function,
  *    without the cancellation of 1 + tanh(u));
  *  - tanh: its odd Taylor series through x^15 for |x| < 0.5 (~1e-8 relative
@@ -57,7 +59,10 @@ LLVMValueRef tfx_cg_exp(tfx_cg *cg, LLVMValueRef x) {
   LLVMBuilderRef b = cg->b;
   LLVMTypeRef ty = LLVMTypeOf(x), ity = int_type_like(cg, ty);
   LLVMValueRef xc = sel(cg, LLVMRealOGT, x, K(cg, ty, 88.8), K(cg, ty, 88.8), x);
-  xc = sel(cg, LLVMRealOLT, xc, K(cg, ty, -104.0), K(cg, ty, -104.0), xc);
+  /* held at -86.5, where y * 2^n is still a normal float: below, the result is 0 (as under
+   * flush-to-zero) instead of a denormal, whose arithmetic costs a microcode assist (~100+ cycles
+   * per instruction; the exponent of every masked score, -inf, took one) */
+  xc = sel(cg, LLVMRealOLT, xc, K(cg, ty, -86.5), K(cg, ty, -86.5), xc);
   /* n = round(x / ln2): adding and subtracting 1.5 * 2^23 rounds to nearest */
   LLVMValueRef fx = LLVMBuildFMul(b, xc, K(cg, ty, 1.44269504088896341), "");
   fx = LLVMBuildFAdd(b, fx, K(cg, ty, 12582912.0), "");
@@ -80,7 +85,7 @@ LLVMValueRef tfx_cg_exp(tfx_cg *cg, LLVMValueRef x) {
   y = LLVMBuildFMul(b, y, LLVMBuildBitCast(b, s1, ty, ""), "");
   y = LLVMBuildFMul(b, y, LLVMBuildBitCast(b, s2, ty, ""), "");
   y = sel(cg, LLVMRealOGT, x, K(cg, ty, 88.72283935546875), K(cg, ty, INFINITY), y);
-  y = sel(cg, LLVMRealOLT, x, K(cg, ty, -103.97207708399179), K(cg, ty, 0.0), y);
+  y = sel(cg, LLVMRealOLT, x, K(cg, ty, -86.5), K(cg, ty, 0.0), y);
   return sel(cg, LLVMRealUNO, x, x, x, y);
 }
 

@@ -8,7 +8,9 @@
  *    sum_j gamma^(L-1-j) k_j^T v_j. A prompt of at most RET_CHUNK rows is the
  *    parallel form, a decode step (T = 1) the recurrent form
  *    S = gamma S + k^T v, o = q S. The powers of gamma are a compile-time
- *    table per head; q is scaled by 1/sqrt(dk) on the stack. A call at
+ *    table per head (RetNet's gamma_h = 1 - 2^(-5-h)), or, with gamma = g
+ *    given (a 4th operand f32[H]), computed per head at the kernel's start
+ *    in double; q is scaled by 1/sqrt(dk) on the stack. A call at
  *    position 0 starts from S = 0 (a reset session).
  *  - INFINI_ATTENTION (items: heads h): per row, at a segment's start the
  *    previous segment's cached K, V go into the memory (M += sig(K)^T V,
@@ -95,6 +97,21 @@ static LLVMValueRef gamma_table(tfx_cg *cg, int64_t H) {
   return tfx_cg_const_global(cg, name, init, 0);
 }
 
+/* gamma = g (RETENTION's 4th operand): head h's powers g[h]^i, i <= RET_CHUNK,
+ * computed in double (as the constant table) into the f32 array tab */
+static void gamma_powers(tfx_cg *cg, LLVMValueRef tab, LLVMValueRef pg, LLVMValueRef h) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef g = LLVMBuildFPExt(b, tfx_cg_loadf(cg, tfx_cg_fptr(cg, pg, h)), cg->t_f64, "gamma");
+  LLVMValueRef p = tfx_cg_alloca(cg, cg->t_f64, "gpow");
+  LLVMBuildStore(b, LLVMConstReal(cg->t_f64, 1.0), p);
+  tfx_cg_loop l;
+  tfx_cg_for(cg, &l, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, RET_CHUNK + 1), 1, "pow");
+  LLVMValueRef pv = LLVMBuildLoad2(b, cg->t_f64, p, "");
+  tfx_cg_storef(cg, LLVMBuildFPTrunc(b, pv, cg->t_f32, ""), tfx_cg_fptr(cg, tab, l.iv));
+  LLVMBuildStore(b, LLVMBuildFMul(b, pv, g, ""), p);
+  tfx_cg_for_end(cg, &l);
+}
+
 /* gp[i] as f32 (gp: the head's row of the table, i: i64) */
 static LLVMValueRef gpow(tfx_cg *cg, LLVMValueRef gp, LLVMValueRef i) {
   return tfx_cg_loadf(cg, tfx_cg_fptr(cg, gp, i));
@@ -104,14 +121,16 @@ int tfx_cg_emit_retention(tfx_cg *cg, const tfx_node *n) {
   LLVMBuilderRef b = cg->b;
   int64_t H = n->heads, dk = n->head_dim, dv = n->v_dim, qs = H * dk, vs = H * dv;
   if (n->kv_offset < 0) return tfx_cg_fail(cg, "backend: %%%d (retention) has no state slot", n->id);
+  int given = n->n_inputs == 4; /* gamma = g: the powers per head at run time */
   char key[128];
-  snprintf(key, sizeof key, "retention_H%lld_dk%lld_dv%lld_B%d", (long long)H, (long long)dk, (long long)dv, RET_CHUNK);
+  snprintf(key, sizeof key, "retention_H%lld_dk%lld_dv%lld_B%d%s", (long long)H, (long long)dk, (long long)dv,
+           RET_CHUNK, given ? "_g" : "");
   int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
     LLVMValueRef pq = tfx_cg_body_ptr(cg, 0), pk = tfx_cg_body_ptr(cg, 1), pv = tfx_cg_body_ptr(cg, 2);
     LLVMValueRef state = tfx_cg_body_ptr(cg, 3), py = tfx_cg_body_ptr(cg, 4);
-    LLVMValueRef table = gamma_table(cg, H);
+    LLVMValueRef table = given ? tfx_cg_alloca_array(cg, cg->t_f32, RET_CHUNK + 1, "gpow") : gamma_table(cg, H);
     if (!table) return -1;
     LLVMValueRef qbuf = tfx_cg_alloca_array(cg, cg->t_f32, dk, "qbuf");
     LLVMValueRef acc = tfx_cg_alloca(cg, cg->t_vf, "acc");
@@ -121,7 +140,11 @@ int tfx_cg_emit_retention(tfx_cg *cg, const tfx_node *n) {
     tfx_cg_for(cg, &hl, cg->kbegin, cg->kend, 1, "head");
     LLVMValueRef h = hl.iv;
     LLVMValueRef S = tfx_cg_fptr(cg, state, tfx_cg_mulc(cg, h, dk * dv));
-    LLVMValueRef gp = tfx_cg_fptr(cg, table, tfx_cg_mulc(cg, h, RET_CHUNK + 1));
+    LLVMValueRef gp = table;
+    if (given)
+      gamma_powers(cg, table, tfx_cg_body_ptr(cg, 5), h);
+    else
+      gp = tfx_cg_fptr(cg, table, tfx_cg_mulc(cg, h, RET_CHUNK + 1));
     tfx_cg_if first;
     tfx_cg_if_begin(cg, &first, LLVMBuildICmp(b, LLVMIntEQ, cg->pos, zero, ""), "fresh");
     vrun(cg, V_ZERO, S, NULL, NULL, dk * dv);
@@ -173,9 +196,10 @@ int tfx_cg_emit_retention(tfx_cg *cg, const tfx_node *n) {
     tfx_cg_body_end(cg);
   }
   tfx_cg_kernel_call_n(cg, n, NULL, 0, H,
-                       (tfx_cg_ptr[5]){TFX_CG_VAL(n->inputs[0]), TFX_CG_VAL(n->inputs[1]), TFX_CG_VAL(n->inputs[2]),
-                                       TFX_CG_KVAT(n->kv_offset), TFX_CG_VAL(n->id)},
-                       5);
+                       (tfx_cg_ptr[6]){TFX_CG_VAL(n->inputs[0]), TFX_CG_VAL(n->inputs[1]), TFX_CG_VAL(n->inputs[2]),
+                                       TFX_CG_KVAT(n->kv_offset), TFX_CG_VAL(n->id),
+                                       given ? TFX_CG_VAL(n->inputs[3]) : TFX_CG_NONE},
+                       6);
   return 0;
 }
 

@@ -5,8 +5,11 @@
  * is then rotated in vectors: interleaved pairs (2k, 2k+1) with a lane swap,
  * or half-split pairs (k, k + rotary_dim/2). Dims beyond rotary_dim are copied
  * unchanged. Also the RoPE helpers the fused linear's epilogue and MLA share:
- * the inverse-frequency table (tfx_rope_inv_freq, a constant global), the
- * sin/cos of one pair's angle, the loop over a row's pairs. */
+ * the inverse-frequency table (tfx_rope_inv_freq, a constant global) and,
+ * when max_seq * rotary_dim / 2 <= 8192, a (cos, sin) table per position
+ * (the sin/cos of a pair then two loads), the sin/cos of one pair's angle,
+ * the loop over a row's pairs. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -53,8 +56,17 @@ static void copy_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
 
 /* ---- the RoPE helpers of every rotating kernel (ROPE, fused linear, MLA) ---- */
 
+/* The per-position table beside it, when small: [max_seq][half] (cos, sin) as f32, computed here in
+ * double like the runtime path (then rounded), so the kernels load two floats instead of evaluating
+ * a double sin/cos per pair and row (stories260K's decode spent ~10% there). */
+#define TFX_ROPE_POS_TABLE_MAX 8192 /* max_seq * half entries (64 KiB) */
+
+static void pos_table_name(char *buf, size_t len, const char *inv_name, int64_t S) {
+  snprintf(buf, len, "%s_pos%lld", inv_name, (long long)S);
+}
+
 LLVMValueRef tfx_cg_rope_table(tfx_cg *cg, double theta, int64_t rd) {
-  int64_t half = rd / 2;
+  int64_t half = rd / 2, S = cg->g->max_seq;
   char name[96];
   snprintf(name, sizeof name, "tfx_rope_inv_freq_%lld_%.17g", (long long)rd, theta);
   LLVMValueRef *vals = malloc((size_t)(half > 0 ? half : 1) * sizeof *vals);
@@ -65,12 +77,49 @@ LLVMValueRef tfx_cg_rope_table(tfx_cg *cg, double theta, int64_t rd) {
   for (int64_t k = 0; k < half; k++) vals[k] = LLVMConstReal(cg->t_f64, tfx_rope_inv_freq(theta, k, rd));
   LLVMValueRef init = LLVMConstArray2(cg->t_f64, vals, (uint64_t)half);
   free(vals);
-  return tfx_cg_const_global(cg, name, init, 0);
+  LLVMValueRef inv = tfx_cg_const_global(cg, name, init, 0);
+  if (half > 0 && S > 0 && S * half <= TFX_ROPE_POS_TABLE_MAX) {
+    char pname[128];
+    pos_table_name(pname, sizeof pname, name, S);
+    if (!LLVMGetNamedGlobal(cg->mod, pname)) {
+      LLVMValueRef *sc = malloc((size_t)(S * half * 2) * sizeof *sc);
+      if (!sc) {
+        tfx_cg_fail(cg, "backend: out of memory");
+        return NULL;
+      }
+      for (int64_t p = 0; p < S; p++)
+        for (int64_t k = 0; k < half; k++) {
+          double ang = (double)p * tfx_rope_inv_freq(theta, k, rd);
+          sc[(p * half + k) * 2] = LLVMConstReal(cg->t_f32, (float)cos(ang));
+          sc[(p * half + k) * 2 + 1] = LLVMConstReal(cg->t_f32, (float)sin(ang));
+        }
+      tfx_cg_const_global(cg, pname, LLVMConstArray2(cg->t_f32, sc, (uint64_t)(S * half * 2)), 16);
+      free(sc);
+    }
+  }
+  return inv;
 }
 
 void tfx_cg_rope_sincos(tfx_cg *cg, LLVMValueRef table, LLVMValueRef p, LLVMValueRef k, LLVMValueRef *s,
                         LLVMValueRef *c) {
   LLVMBuilderRef b = cg->b;
+  size_t len = 0;
+  const char *inv_name = LLVMGetValueName2(table, &len);
+  char pname[128];
+  pos_table_name(pname, sizeof pname, inv_name, cg->g->max_seq);
+  LLVMValueRef pos = LLVMGetNamedGlobal(cg->mod, pname);
+  if (pos) { /* positions are < max_seq; clamped all the same, so a load never leaves the table */
+    int64_t half = (int64_t)LLVMGetArrayLength2(LLVMGlobalGetValueType(table));
+    LLVMValueRef ip = LLVMBuildFPToSI(b, p, cg->t_i64, "");
+    ip = tfx_cg_smin(cg, ip, tfx_cg_i64(cg, cg->g->max_seq - 1));
+    ip = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, ip, tfx_cg_i64(cg, 0), ""), tfx_cg_i64(cg, 0), ip, "");
+    LLVMValueRef at = tfx_cg_mulc(cg, tfx_cg_add(cg, tfx_cg_mulc(cg, ip, half), k), 2);
+    LLVMValueRef ix[2] = {tfx_cg_i64(cg, 0), at};
+    LLVMValueRef cp = LLVMBuildInBoundsGEP2(b, LLVMGlobalGetValueType(pos), pos, ix, 2, "");
+    *c = tfx_cg_loadf(cg, cp);
+    *s = tfx_cg_loadf(cg, tfx_cg_fptrc(cg, cp, 1));
+    return;
+  }
   LLVMValueRef ix[2] = {tfx_cg_i64(cg, 0), k};
   LLVMValueRef fp = LLVMBuildInBoundsGEP2(b, LLVMGlobalGetValueType(table), table, ix, 2, "");
   LLVMValueRef ang = LLVMBuildFMul(b, p, LLVMBuildLoad2(b, cg->t_f64, fp, ""), "angle");

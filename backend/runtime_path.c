@@ -6,7 +6,9 @@
  * program inside the build tree (tfxc, the tests), the build's own archive.
  * No absolute path of the build is used outside the build tree. For another
  * machine (--target TRIPLE) the archive is TRIPLE/libtfxrt.a beside the
- * host's, or the build tree's runtime-TRIPLE/libtfxrt.a. */
+ * host's, or the build tree's runtime-TRIPLE/libtfxrt.a. `--runtime minimal`
+ * is libtfxrt_min.a beside the archive found that way (a .so with the
+ * static API only: no libffi, threads, malloc or dlopen). */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -89,9 +91,24 @@ int tfx_backend_find_runtime(const char *path, char *out, size_t outlen, char *e
   return tfx_backend_find_runtime_for(path, NULL, out, outlen, err, errlen);
 }
 
+/* --runtime minimal: libtfxrt_min.a beside the archive found the usual way */
+static int find_minimal(const char *triple, char *out, size_t outlen, char *err, size_t errlen) {
+  char full[PATH_MAX + 64];
+  if (tfx_backend_find_runtime_for(NULL, triple, full, sizeof full, err, errlen)) return -1;
+  char *slash = strrchr(full, '/');
+  size_t dir = slash ? (size_t)(slash - full) + 1 : 0;
+  char cand[PATH_MAX + 96];
+  snprintf(cand, sizeof cand, "%.*slibtfxrt_min.a", (int)dir, full);
+  if (access(cand, R_OK))
+    return tfx_errf(err, errlen, "backend: the minimal runtime %s (--runtime minimal) is not readable: %s", cand,
+                    strerror(errno));
+  return found(cand, out, outlen, err, errlen);
+}
+
 int tfx_backend_find_runtime_for(const char *path, const char *triple, char *out, size_t outlen, char *err,
                                  size_t errlen) {
   char tried[4 * PATH_MAX + 64] = "";
+  if (path && !strcmp(path, "minimal")) return find_minimal(triple, out, outlen, err, errlen);
   if (path && path[0]) {
     if (access(path, R_OK))
       return tfx_errf(err, errlen, "backend: the runtime archive %s (--runtime) is not readable: %s", path,

@@ -70,7 +70,8 @@ static const tfx_cli_option compile_options[] = {
     OPT_WEIGHTS(""),
     {TFX_OPT_RUNTIME, "runtime", 1, "PATH", "a file name",
      "the runtime archive a .so is linked with (default: the installed\n"
-     "../lib/libtfxrt.a beside tfxc's bin/, or the build tree's;\nTFX_RUNTIME_ARCHIVE is the same)"},
+     "../lib/libtfxrt.a beside tfxc's bin/, or the build tree's;\nTFX_RUNTIME_ARCHIVE is the same); "
+     "`minimal`: libtfxrt_min.a\nbeside it (the static API only: no libffi, threads or malloc)"},
     {TFX_OPT_EMIT, "emit", 1, "KIND", "a value",
      "ir: print the planned graph IR to stdout; llvm, asm: the optimized\nLLVM IR or assembly (no output file)"},
     {TFX_OPT_EMIT_HEADER, "emit-header", 1, "OUT.h", "a file name",

@@ -22,8 +22,8 @@ static double seconds_now(void) {
 /* The formats the params end in, planned before binding (tfx_quantize_plan
  * with --quantize over the source's schedule) so that binding quantizes each
  * tensor as it reads it and the blob is never held in f32 (issue #17). Not
- * for w8a8(smooth), llm_int8 nor gptq: SmoothQuant rescales and LLM.int8() splits
- * the f32 weights first, GPTQ needs them whole (a weight a quantize { } rule
+ * for w8a8(smooth), llm_int8, gptq nor sparse24(..., permute = true): SmoothQuant
+ * rescales, LLM.int8() splits and permute_channels reorders the f32 weights first, GPTQ needs them whole (a weight a quantize { } rule
  * asks gptq for is not planned either: tfx_quantize_plan leaves it f32). A --quantize
  * that does not parse plans nothing (tfx_build_source reports it). */
 static int plan_formats(void *ctx, tfx_graph *g, tfx_quant_target *plan, char *err, size_t errlen) {
@@ -33,7 +33,8 @@ static int plan_formats(void *ctx, tfx_graph *g, tfx_quant_target *plan, char *e
     if (tfx_quant_choice_parse(o->quantize, 1, &qc)) return 0;
     g->schedule.quantize = qc;
   }
-  int rc = g->schedule.quantize.smooth_set || g->schedule.quantize.llm_int8 || g->schedule.quantize.gptq
+  int rc = g->schedule.quantize.smooth_set || g->schedule.quantize.llm_int8 || g->schedule.quantize.gptq ||
+                   tfx_graph_asks_permute(g)
                ? 0
                : tfx_quantize_plan(g, plan, err, errlen);
   g->schedule.quantize = saved;
@@ -99,6 +100,11 @@ int tfx_build_source(const char *path, const char *source, const tfx_build_optio
     tfx_pass_ctx qc = {out->graph, &out->weights.data, &out->weights.size, 1, 0, {1, 1}, err, sizeof err};
     if (tfx_pass_smooth_quant(&qc)) {
       fprintf(diag, "%s: error: pass smooth_quant: %s\n", path ? path : "<source>", err);
+      tfx_build_free(out);
+      return 1;
+    }
+    if (tfx_pass_permute_channels(&qc)) {
+      fprintf(diag, "%s: error: pass permute_channels: %s\n", path ? path : "<source>", err);
       tfx_build_free(out);
       return 1;
     }

@@ -91,8 +91,19 @@ static void weight_stats(const tfx_graph *g, int64_t kv_per_ctx, FILE *out) {
       fprintf(out, "    %s: gptq -> %s rounded to nearest: no calibration H for it\n", f->name, tfx_dtype_name(f->got));
       continue;
     }
-    fprintf(out, "    %s: %s -> %s: rows of %lld are not a multiple of %d\n", f->name, tfx_dtype_name(f->asked),
-            tfx_dtype_name(f->got), (long long)f->K, fi ? fi->block : 0);
+    if (fi && fi->block > 0 && f->K % fi->block == 0) /* a format for linears only (tq2_0, s24_*) */
+      fprintf(out, "    %s: %s -> %s: read by more than linears (an embedding table, a tied classifier, experts)\n",
+              f->name, tfx_dtype_name(f->asked), tfx_dtype_name(f->got));
+    else
+      fprintf(out, "    %s: %s -> %s: rows of %lld are not a multiple of %d\n", f->name, tfx_dtype_name(f->asked),
+              tfx_dtype_name(f->got), (long long)f->K, fi ? fi->block : 0);
+  }
+  if (g->n_permutes)
+    fprintf(out, "  permuted channels: %d weight%s (2:4 keeps of |w|)\n", g->n_permutes, g->n_permutes == 1 ? "" : "s");
+  for (int i = 0; i < g->n_permutes; i++) {
+    const tfx_channel_permute *p = &g->permutes[i];
+    fprintf(out, "    %s: %.6g -> %.6g (%+.2f%%)\n", p->name, p->kept_before, p->kept_after,
+            p->kept_before > 0 ? 100.0 * (p->kept_after / p->kept_before - 1.0) : 0.0);
   }
 }
 

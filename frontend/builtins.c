@@ -132,7 +132,7 @@ static const tfx_fe_opspec ops[] = {
      TFX_FE_LOWER_MOE,
      TFX_OP_COUNT},
     {"seq_project", 2, 2, {"e", "x"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_SEQ_PROJECT},
-    {"retention", 3, 3, {"q", "k", "v"}, {KW("heads", TFX_FE_KW_INT, 1, NULL, "H")}, 1, TFX_FE_LOWER_HEADS, TFX_OP_RETENTION},
+    {"retention", 3, 3, {"q", "k", "v"}, {KW("heads", TFX_FE_KW_INT, 1, NULL, "H"), TENSOR("gamma")}, 2, TFX_FE_LOWER_HEADS, TFX_OP_RETENTION},
     {"infini_attention",
      4,
      4,

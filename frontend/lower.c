@@ -709,7 +709,6 @@ static int lower_ir_op(lower *L, frame *f, const tfx_fe_opspec *op, const int *i
  * groupnorm(x, g, b, groups, eps): one node of the spec's IR op; the head
  * sizes come from the operands' columns (head_dim from q, v_dim from v). */
 static int lower_heads(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n, const tfx_fe_expr *call) {
-  (void)f;
   int groupnorm = op->ir == TFX_OP_GROUPNORM;
   const char *hk = groupnorm ? "groups" : "heads";
   int heads = int_kw(L, call, hk, 0);
@@ -740,6 +739,19 @@ static int lower_heads(lower *L, frame *f, const tfx_fe_opspec *op, const int *i
       return -1;
     }
     nd.segment = seg;
+  }
+  if (op->ir == TFX_OP_RETENTION) { /* gamma = g: the decay of each head (default 1 - 2^(-5-h)) */
+    int gm = tensor_kw(L, f, call, "gamma");
+    if (gm == -2) return -1;
+    if (gm >= 0) {
+      const tfx_type *gt = &L->g->nodes[gm].type;
+      if (gt->dtype != TFX_DT_F32 || gt->rank != 1 || gt->dims[0] != heads) {
+        ERR(L, tfx_fe_kwarg(call->args, "gamma")->value->loc,
+            "retention: gamma is %s, expected f32[%d] (one decay per head)", tfx_type_str(gt, a, sizeof a), heads);
+        return -1;
+      }
+      nd.inputs[nd.n_inputs++] = gm;
+    }
   }
   return add(L, &nd, call->loc);
 }

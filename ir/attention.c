@@ -273,8 +273,15 @@ int tfx_attn_tiny_fits(const tfx_graph *g, const tfx_node *n) {
          n->heads > 0 && n->kv_heads > 0 && n->heads % n->kv_heads == 0;
 }
 
+int tfx_attn_tiny_auto(const tfx_graph *g, const tfx_node *n) {
+  int64_t d = n->head_dim;
+  return tfx_attn_tiny_fits(g, n) && d <= TFX_ATTN_TINY_AUTO_D && (d & (d - 1)) == 0;
+}
+
 int tfx_attn_tiny_chosen(const tfx_graph *g, const tfx_node *n) {
-  return n->attn_split == 0 && g->schedule.decode == TFX_SCHED_DECODE_TINY && tfx_attn_tiny_fits(g, n);
+  if (n->attn_split != 0) return 0;
+  if (g->schedule.decode == TFX_SCHED_DECODE_TINY) return tfx_attn_tiny_fits(g, n);
+  return g->schedule.decode == TFX_SCHED_DECODE_AUTO && tfx_attn_tiny_auto(g, n);
 }
 
 const char *tfx_attn_schedule_name(int s) {

@@ -385,6 +385,9 @@ typedef struct tfx_quant_choice {
   int gptq_group;     /* 32, 64 or 128: columns sharing one scale */
   float gptq_damp;    /* H += damp * mean(diag H) * I */
   int gptq_act_order; /* quantize the columns by decreasing diag H (static group scales) */
+  /* sparse24(FMT, permute = true): 1 asked (passes/permute_channels.c reorders the input channels of the
+   * weight before it is pruned), 2 once done */
+  int permute;
 } tfx_quant_choice;
 /* `"pattern" = fmt` of a quantize { } section: pattern is a param name where
  * '*' matches any run of characters (dots included). */
@@ -402,6 +405,13 @@ typedef struct tfx_quant_fallback {
   int64_t K;
   int gptq_rtn; /* 1: asked gptq, got round-to-nearest `got` (no calibration H for this weight) */
 } tfx_quant_fallback;
+/* A weight whose input channels permute_channels reordered (shown by
+ * --stats): the sum over rows of the 2 largest |w| of every group of 4
+ * inputs (what 2:4 keeps), before and after. */
+typedef struct tfx_channel_permute {
+  char *name;
+  double kept_before, kept_after;
+} tfx_channel_permute;
 
 /* schedule { attention = ... } */
 typedef enum { TFX_SCHED_ATTN_AUTO, TFX_SCHED_ATTN_DENSE, TFX_SCHED_ATTN_FLASH } tfx_sched_attention;
@@ -467,6 +477,9 @@ typedef struct tfx_graph {
   /* the quantize_weights pass's fallbacks, in node order (owned) */
   int n_quant_fallbacks;
   tfx_quant_fallback *quant_fallbacks;
+  /* the permute_channels pass's record, in node order (owned) */
+  int n_permutes;
+  tfx_channel_permute *permutes;
   /* calibration data for w8a8(smooth = alpha) (--calibration FILE; owned, freed by tfx_graph_free_quant) */
   struct tfx_calib *calib;
 } tfx_graph;
@@ -667,6 +680,15 @@ int tfx_graph_add_quant_rule(tfx_graph *g, const char *pattern, tfx_quant_choice
 int tfx_graph_add_quant_fallback(tfx_graph *g, const char *name, tfx_dtype asked, tfx_dtype got, int64_t K);
 /* 1 when g asks for any format change (a default other than KEEP, or a rule). */
 int tfx_graph_asks_quant(const tfx_graph *g);
+/* The choice for the param named name: the schedule's default, then the
+ * last quantize { } rule matching the name (name NULL: the default). */
+tfx_quant_choice tfx_graph_param_choice(const tfx_graph *g, const char *name);
+/* 1 when the default or a rule asks sparse24(..., permute = true) not yet
+ * done; tfx_graph_permute_done marks them done (permute = 2). */
+int tfx_graph_asks_permute(const tfx_graph *g);
+void tfx_graph_permute_done(tfx_graph *g);
+/* Records a permuted weight in g; 0, or -1 out of memory. */
+int tfx_graph_add_permute(tfx_graph *g, const char *name, double kept_before, double kept_after);
 /* Frees g's rules and fallbacks (tfx_graph_free calls it). */
 void tfx_graph_free_quant(tfx_graph *g);
 tfx_type tfx_type_make(tfx_dtype dt, int rank, const int64_t *dims);
@@ -944,7 +966,13 @@ int tfx_attn_split_fits(const tfx_graph *g, const tfx_node *n, int splits);
  * relative bias) with head_dim <= TFX_ATTN_TINY_D. */
 #define TFX_ATTN_TINY_D 16
 int tfx_attn_tiny_fits(const tfx_graph *g, const tfx_node *n);
-/* The decode entry runs node n with it: schedule { decode = tiny }, the node not split, and it fits. */
+/* The cost model's rule for it (schedule { decode = auto }): it fits and head_dim is a power of two
+ * <= TFX_ATTN_TINY_AUTO_D (the backend's packed body, measured faster than the row kernel on
+ * stories260K, docs/performance.md "Small models"). */
+#define TFX_ATTN_TINY_AUTO_D 16
+int tfx_attn_tiny_auto(const tfx_graph *g, const tfx_node *n);
+/* The decode entry runs node n with it: the node not split, it fits, and schedule { decode = tiny } or
+ * schedule { decode = auto } with tfx_attn_tiny_auto. */
 int tfx_attn_tiny_chosen(const tfx_graph *g, const tfx_node *n);
 /* Checks the mask, alibi, sparse and schedule attributes; 0 or -1 with a
  * message (the check column of ATTENTION and MLA_ATTENTION). */

@@ -96,16 +96,25 @@ int tfx_quant_spec_parse(const char *text, tfx_quant_spec *out, char *msg, size_
   return 0;
 }
 
-/* sparse24(FMT): 2:4 sparsity over the value format FMT, f32 or q8_0 (one
- * positional argument). 0 with *dt, or -1. */
-static int sparse24_format(const tfx_quant_spec *sp, tfx_dtype *dt) {
-  if (sp->n_args != 1 || sp->args[0].key[0]) return -1;
+/* sparse24(FMT) or sparse24(FMT, permute = true|false): 2:4 sparsity over
+ * the value format FMT, f32 or q8_0, with the channel permutation
+ * (passes/permute_channels.c) or not. 0 with *dt and *permute, or -1. */
+static int sparse24_format(const tfx_quant_spec *sp, tfx_dtype *dt, int *permute) {
+  if (sp->n_args < 1 || sp->n_args > 2 || sp->args[0].key[0]) return -1;
   if (!strcmp(sp->args[0].value, "f32"))
     *dt = TFX_DT_S24_F32;
   else if (!strcmp(sp->args[0].value, "q8_0"))
     *dt = TFX_DT_S24_Q8_0;
   else
     return -1;
+  *permute = 0;
+  if (sp->n_args == 2) {
+    if (strcmp(sp->args[1].key, "permute")) return -1;
+    if (!strcmp(sp->args[1].value, "true"))
+      *permute = 1;
+    else if (strcmp(sp->args[1].value, "false"))
+      return -1;
+  }
   return 0;
 }
 
@@ -222,8 +231,11 @@ int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_cho
       return 0;
     }
     if (!strcmp(sp.name, "sparse24")) {
-      if (sparse24_format(&sp, &c.dtype)) {
-        if (msg) snprintf(msg, msglen, "sparse24 takes a value format: sparse24(f32) or sparse24(q8_0)");
+      if (sparse24_format(&sp, &c.dtype, &c.permute)) {
+        if (msg)
+          snprintf(msg, msglen,
+                   "sparse24 takes a value format and optionally permute: sparse24(f32), sparse24(q8_0), "
+                   "sparse24(q8_0, permute = true)");
         return -1;
       }
       *out = c;
@@ -273,8 +285,8 @@ const char *tfx_quant_choice_name(tfx_quant_choice c) {
   if (c.mode == TFX_QUANT_KEEP) return "none";
   if (c.mode == TFX_QUANT_Q4_K_M) return "q4_k_m";
   if (c.mode == TFX_QUANT_TERNARY) return "ternary";
-  if (c.dtype == TFX_DT_S24_F32) return "sparse24(f32)";
-  if (c.dtype == TFX_DT_S24_Q8_0) return "sparse24(q8_0)";
+  if (c.dtype == TFX_DT_S24_F32) return c.permute ? "sparse24(f32, permute = true)" : "sparse24(f32)";
+  if (c.dtype == TFX_DT_S24_Q8_0) return c.permute ? "sparse24(q8_0, permute = true)" : "sparse24(q8_0)";
   if (c.dtype == TFX_DT_I8 && c.llm_int8) return "llm_int8";
   if (c.gptq) return "gptq";
   if (c.dtype == TFX_DT_I8) return c.smooth_set ? "w8a8(smooth)" : "w8a8";
@@ -334,6 +346,36 @@ int tfx_graph_asks_quant(const tfx_graph *g) {
   return g->schedule.quantize.mode != TFX_QUANT_KEEP || g->schedule.n_quant_rules > 0;
 }
 
+tfx_quant_choice tfx_graph_param_choice(const tfx_graph *g, const char *name) {
+  const tfx_schedule *s = &g->schedule;
+  tfx_quant_choice ch = s->quantize;
+  for (int k = 0; k < s->n_quant_rules; k++)
+    if (name && tfx_quant_pattern_match(s->quant_rules[k].pattern, name)) ch = s->quant_rules[k].choice;
+  return ch;
+}
+
+int tfx_graph_asks_permute(const tfx_graph *g) {
+  int asks = g->schedule.quantize.permute == 1;
+  for (int k = 0; k < g->schedule.n_quant_rules; k++) asks |= g->schedule.quant_rules[k].choice.permute == 1;
+  return asks;
+}
+
+void tfx_graph_permute_done(tfx_graph *g) {
+  if (g->schedule.quantize.permute == 1) g->schedule.quantize.permute = 2;
+  for (int k = 0; k < g->schedule.n_quant_rules; k++)
+    if (g->schedule.quant_rules[k].choice.permute == 1) g->schedule.quant_rules[k].choice.permute = 2;
+}
+
+int tfx_graph_add_permute(tfx_graph *g, const char *name, double kept_before, double kept_after) {
+  tfx_channel_permute *p = realloc(g->permutes, (size_t)(g->n_permutes + 1) * sizeof *p);
+  if (!p) return -1;
+  g->permutes = p;
+  char *n = strdup(name ? name : "?");
+  if (!n) return -1;
+  p[g->n_permutes++] = (tfx_channel_permute){n, kept_before, kept_after};
+  return 0;
+}
+
 void tfx_graph_free_quant(tfx_graph *g) {
   for (int i = 0; i < g->schedule.n_quant_rules; i++) free(g->schedule.quant_rules[i].pattern);
   free(g->schedule.quant_rules);
@@ -343,6 +385,10 @@ void tfx_graph_free_quant(tfx_graph *g) {
   free(g->quant_fallbacks);
   g->quant_fallbacks = NULL;
   g->n_quant_fallbacks = 0;
+  for (int i = 0; i < g->n_permutes; i++) free(g->permutes[i].name);
+  free(g->permutes);
+  g->permutes = NULL;
+  g->n_permutes = 0;
   if (g->calib) {
     tfx_calib_free(g->calib);
     free(g->calib);

@@ -49,7 +49,11 @@ static int infer_qkv(const tfx_node *n, const tfx_type *const *a, char *err, siz
 int tfx_infer_retention(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
                         size_t errlen) {
   (void)g;
+  char s0[64];
   if (infer_qkv(n, a, err, errlen)) return -1;
+  if (n->n_inputs == 4 && (a[3]->dtype != TFX_DT_F32 || a[3]->rank != 1 || a[3]->dims[0] != n->heads))
+    return tfx_errf(err, errlen, "retention: gamma is %s, expected f32[%d] (one decay per head)",
+                    tfx_type_str(a[3], s0, sizeof s0), n->heads);
   *out = tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, (int64_t)n->heads * n->v_dim});
   return 0;
 }
@@ -122,7 +126,7 @@ int tfx_interp_op_retention(const tfx_interp_call *c) {
   if (c->pos == 0) memset(S, 0, (size_t)(H * dk * dv) * sizeof(float));
   double scale = 1.0 / sqrt((double)dk);
   for (int64_t h = 0; h < H; h++) {
-    double gamma = tfx_retention_gamma((int)h);
+    double gamma = n->n_inputs == 4 ? (double)OPERAND(c, 3)[h] : tfx_retention_gamma((int)h); /* gamma = g */
     float *Sh = S + h * dk * dv;
     for (int64_t t = 0; t < T; t++) {
       const float *qt = q + t * H * dk + h * dk, *kt = k + t * H * dk + h * dk, *vt = v + t * H * dv + h * dv;

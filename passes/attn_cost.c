@@ -21,6 +21,10 @@
  *    every kernel runs on the calling thread, P = 1, and split never pays.
  *    Split decode is chosen when it fits (tfx_attn_split_fits) and its best
  *    S (powers of two up to TFX_ATTN_MAX_SPLITS) costs under 0.9 of row.
+ *    Where the model keeps row, decode = auto runs the tiny-head kernel
+ *    (backend/k_tiny_heads.c) instead when head_dim is a power of two <= 16
+ *    (ir/attention.c tfx_attn_tiny_auto; measured, not estimated: 1.1-1.4x
+ *    stories260K's decode, docs/performance.md "Small models").
  * schedule { attention = ... } and schedule { decode = ... } override the
  * choices (the pass applies them before asking the model). */
 #include <math.h>

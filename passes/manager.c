@@ -32,6 +32,7 @@ static const pass_info pass_table[] = {
     {"quantize_weights", tfx_pass_quantize_weights},
     {"smooth_quant", tfx_pass_smooth_quant},
     {"llm_int8", tfx_pass_llm_int8},
+    {"permute_channels", tfx_pass_permute_channels},
 };
 #define N_PASSES ((int)(sizeof pass_table / sizeof pass_table[0]))
 
@@ -181,6 +182,13 @@ int tfx_run_passes(tfx_graph *g, const tfx_pass_options *o, char *err, size_t er
     if (len + pre >= sizeof list) return tfx_errf(err, errlen, "pass list too long");
     memmove(list + pre, list, len + 1);
     memcpy(list, "llm_int8,", pre);
+  }
+  if (tfx_graph_asks_permute(g) && !in_list(list, "permute_channels")) {
+    /* sparse24(FMT, permute = true): the channels reordered first, before the weights are pruned */
+    size_t len = strlen(list), pre = strlen("permute_channels,");
+    if (len + pre >= sizeof list) return tfx_errf(err, errlen, "pass list too long");
+    memmove(list + pre, list, len + 1);
+    memcpy(list, "permute_channels,", pre);
   }
   run_record rec[MAX_RUN];
   int n_rec = 0, rc = 0;

@@ -78,6 +78,7 @@ int tfx_pass_quantize_weights(tfx_pass_ctx *c);
 int tfx_quantize_plan(tfx_graph *g, tfx_quant_target *plan, char *err, size_t errlen);
 int tfx_pass_smooth_quant(tfx_pass_ctx *c);
 int tfx_pass_llm_int8(tfx_pass_ctx *c);
+int tfx_pass_permute_channels(tfx_pass_ctx *c);
 int tfx_pass_canonicalize(tfx_pass_ctx *c);
 int tfx_pass_cse(tfx_pass_ctx *c);
 int tfx_pass_dce(tfx_pass_ctx *c);

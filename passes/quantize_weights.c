@@ -287,7 +287,7 @@ static int choose(tfx_pass_ctx *c, tfx_quant_target *plan) {
   for (int i = 0; i < g->n_nodes && rc == 0; i++) {
     tfx_node *n = &g->nodes[i];
     if (n->op != TFX_OP_PARAM || n->type.rank < 2 || n->fx.panel || !weight_only(g, i)) continue;
-    tfx_quant_choice ch = s->quantize;
+    tfx_quant_choice ch = tfx_graph_param_choice(g, n->name); /* a rule is never the preset */
     if (ch.mode == TFX_QUANT_Q4_K_M)
       ch = (tfx_quant_choice){.mode = TFX_QUANT_FORMAT,
                               .dtype = q4_k_m_choice(g, &r, i),
@@ -295,8 +295,6 @@ static int choose(tfx_pass_ctx *c, tfx_quant_target *plan) {
                               .smooth = 0.0f,
                               .llm_int8 = 0,
                               .threshold = 0.0f};
-    for (int k = 0; k < s->n_quant_rules; k++)
-      if (n->name && tfx_quant_pattern_match(s->quant_rules[k].pattern, n->name)) ch = s->quant_rules[k].choice;
     if (ch.mode != TFX_QUANT_FORMAT && ch.mode != TFX_QUANT_TERNARY) continue;
     int64_t K = tfx_node_cols(n);
     if (lowbit_format(ch.dtype) && !linear_only(g, i)) { /* an embedding table, a MoE expert: kept */

@@ -321,10 +321,11 @@ static void test_attention_long_context(void **state) {
   tfx_tg_free(t);
 }
 
-/* A two-layer LLaMA-style decoder with every op of stories260K. */
-static tfx_tg *tiny_llama(const char *name) {
-  const int64_t V = 37, D = 32, H = 4, G = 2, hd = 8, F = 43;
-  tfx_tg *t = tfx_tg_new(name, 24, 1234);
+/* A two-layer LLaMA-style decoder with every op of stories260K, of any shape. */
+static tfx_tg *llama_shape(const char *name, int64_t V, int64_t D, int64_t H, int64_t G, int64_t F, int64_t max_seq,
+                           uint64_t seed) {
+  const int64_t hd = D / H;
+  tfx_tg *t = tfx_tg_new(name, max_seq, seed);
   int tok = tfx_tg_input_tokens(t);
   int emb = tfx_tg_param2(t, "tok_embeddings", V, D, 1.0f);
   int x = tfx_tg_op2(t, TFX_OP_EMBEDDING, emb, tok);
@@ -365,6 +366,8 @@ static tfx_tg *tiny_llama(const char *name) {
   return t;
 }
 
+static tfx_tg *tiny_llama(const char *name) { return llama_shape(name, 37, 32, 4, 2, 43, 24, 1234); }
+
 static const int k_decoder_calls[] = {7, 1, 1, 1, 4, 1};
 #define N_DECODER_CALLS (int)(sizeof k_decoder_calls / sizeof k_decoder_calls[0])
 
@@ -373,6 +376,33 @@ static void test_tiny_decoder(void **state) {
   tfx_tg *t = tiny_llama("tiny_llama");
   check_graph_scaled(t, k_decoder_calls, N_DECODER_CALLS, 1.0f, "tiny decoder");
   tfx_tg_free(t);
+}
+
+/* The small-model decode kernel (backend/k_tiny_heads.c, chosen by the cost model for head_dim <= 16)
+ * on and off (schedule { decode = row }): stories260K's shape (D 64, GQA 8 / 4 heads of 8, hidden 172,
+ * vocab 512) and an MHA one (4 heads of 16, hidden 44), prefill, decodes past a 16-key block and a
+ * chunk, against the interpreter at -O0 and -O3. */
+static const int k_small_calls[] = {7, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 4, 1, 1, 1, 1, 1, 1, 9, 1};
+#define N_SMALL_CALLS (int)(sizeof k_small_calls / sizeof k_small_calls[0])
+
+static void test_small_model_decode(void **state) {
+  (void)state;
+  static const int64_t shapes[2][5] = {{512, 64, 8, 4, 172}, {61, 64, 4, 4, 44}};
+  for (int sh = 0; sh < 2; sh++)
+    for (int on = 0; on < 2; on++) {
+      tfx_tg *t = llama_shape("small_llama", shapes[sh][0], shapes[sh][1], shapes[sh][2], shapes[sh][3], shapes[sh][4],
+                              48, 77 + (uint64_t)sh);
+      t->g->schedule.decode = on ? TFX_SCHED_DECODE_AUTO : TFX_SCHED_DECODE_ROW;
+      int chosen = 0;
+      for (int i = 0; i < t->g->n_nodes; i++)
+        if (t->g->nodes[i].op == TFX_OP_ATTENTION) chosen += tfx_attn_tiny_chosen(t->g, &t->g->nodes[i]);
+      assert_int_equal(chosen, on ? 2 : 0);
+      char what[64];
+      snprintf(what, sizeof what, "small model %s, tiny kernel %s", sh ? "MHA d16" : "stories260K shape",
+               on ? "on" : "off");
+      check_graph_scaled(t, k_small_calls, N_SMALL_CALLS, 1.0f, what);
+      tfx_tg_free(t);
+    }
 }
 
 /* ---- descriptor ---- */
@@ -786,6 +816,7 @@ int main(void) {
       cmocka_unit_test(test_attention_causal),
       cmocka_unit_test(test_attention_long_context),
       cmocka_unit_test(test_tiny_decoder),
+      cmocka_unit_test(test_small_model_decode),
       cmocka_unit_test(test_descriptor),
       cmocka_unit_test(test_aot_shared_library),
       cmocka_unit_test(test_two_jit_models),

@@ -898,7 +898,7 @@ static void test_pass_manager(void **state) {
   const char *const *names = tfx_pass_names();
   int n = 0;
   while (names[n]) n++;
-  assert_int_equal(n, 17); /* schedule_attention, quantize_weights, smooth_quant and llm_int8 included */
+  assert_int_equal(n, 18); /* schedule_attention, quantize_weights, smooth_quant, llm_int8 and permute_channels included */
   tfx_graph *g = tfx_graph_new("g", 4);
   g->output = tfx_graph_add_input(g, "x", tfx_type_make(TFX_DT_F32, 2, (int64_t[]){TFX_DIM_T, 4}));
   assert_int_equal(tfx_run_pipeline(g, 9, err, sizeof err), -1);

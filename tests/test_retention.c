@@ -28,16 +28,20 @@ static int linear(tfx_tg *t, int x, int64_t out, int64_t in, const char *wname, 
   return tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, wname, out, in, scale));
 }
 
-/* retention (or infini_attention when segment > 0) over linears of x f32[T, 24] */
+/* retention (or infini_attention when segment > 0; retention with gamma = g,
+ * g : f32[H] a param of decays in 0.75 .. 0.95, when segment < 0) over
+ * linears of x f32[T, 24] */
 static tfx_tg *state_graph(int H, int dk, int dv, int segment, int64_t max_seq, uint64_t seed) {
   const int64_t dim = 24;
-  tfx_tg *t = tfx_tg_new(segment ? "infini" : "retention", max_seq, seed);
+  tfx_tg *t = tfx_tg_new(segment > 0 ? "infini" : "retention", max_seq, seed);
   int x = tfx_tg_input_f32(t, dim);
   int q = linear(t, x, (int64_t)H * dk, dim, "wq", 0.5f);
   int k = linear(t, x, (int64_t)H * dk, dim, "wk", 0.5f);
   int v = linear(t, x, (int64_t)H * dv, dim, "wv", 0.5f);
   tfx_node a;
-  if (segment) {
+  if (segment < 0) {
+    a = tfx_node_proto(TFX_OP_RETENTION, 4, (int[]){q, k, v, tfx_tg_param1(t, "gamma", H, 0.1f, 0.85f)});
+  } else if (segment) {
     a = tfx_node_proto(TFX_OP_INFINI_ATTENTION, 4, (int[]){q, k, v, tfx_tg_param1(t, "beta", H, 2.0f, 0.0f)});
     a.segment = segment;
   } else {
@@ -63,6 +67,14 @@ static void test_retention_vs_interpreter(void **state) {
     tfx_tg *t = state_graph(shapes[i][0], shapes[i][1], shapes[i][2], 0, 256, 100 + (uint64_t)i);
     char what[64];
     snprintf(what, sizeof what, "retention H%d dk%d dv%d", shapes[i][0], shapes[i][1], shapes[i][2]);
+    tfx_tg_check_levels(t, ns, 6, &k_opts, what);
+    tfx_tg_free(t);
+  }
+  /* gamma = g given in the program (a param f32[H]) instead of 1 - 2^(-5-h) */
+  for (int i = 0; i < 2; i++) {
+    tfx_tg *t = state_graph(shapes[i][0], shapes[i][1], shapes[i][2], -1, 256, 200 + (uint64_t)i);
+    char what[64];
+    snprintf(what, sizeof what, "retention gamma = g H%d dk%d dv%d", shapes[i][0], shapes[i][1], shapes[i][2]);
     tfx_tg_check_levels(t, ns, 6, &k_opts, what);
     tfx_tg_free(t);
   }
@@ -161,11 +173,15 @@ static void forms_agree(int segment) {
     float *chunks = run_calls(s, x, D, uneven, 6, O);
     float *prefix = run_calls(s, x, D, (int[]){60}, 1, O);
     assert_memory_equal(whole, again, (size_t)T * O * sizeof(float)); /* reset clears the state */
-    check_same(whole, steps, (size_t)T * O,
-               segment ? "infini: prompt vs token by token" : "retention: chunkwise vs recurrent");
-    check_same(whole, chunks, (size_t)T * O,
-               segment ? "infini: prompt vs chunks" : "retention: chunkwise vs uneven chunks");
-    check_same(prefix, whole, (size_t)60 * O, segment ? "infini: 60-row prompt" : "retention: parallel vs chunkwise");
+    const char *kind = segment > 0 ? "infini" : segment ? "retention gamma = g" : "retention";
+    char what[3][80];
+    snprintf(what[0], sizeof what[0], "%s: %s", kind,
+             segment > 0 ? "prompt vs token by token" : "chunkwise vs recurrent");
+    snprintf(what[1], sizeof what[1], "%s: %s", kind, segment > 0 ? "prompt vs chunks" : "chunkwise vs uneven chunks");
+    snprintf(what[2], sizeof what[2], "%s: %s", kind, segment > 0 ? "60-row prompt" : "parallel vs chunkwise");
+    check_same(whole, steps, (size_t)T * O, what[0]);
+    check_same(whole, chunks, (size_t)T * O, what[1]);
+    check_same(prefix, whole, (size_t)60 * O, what[2]);
     free(whole), free(again), free(steps), free(chunks), free(prefix), free(tok);
     tfx_session_free(s);
     tfx_model_close(m);
@@ -177,6 +193,7 @@ static void forms_agree(int segment) {
 static void test_retention_forms_agree(void **state) {
   (void)state;
   forms_agree(0);
+  forms_agree(-1); /* gamma = g */
 }
 
 static void test_infini_forms_agree(void **state) {
@@ -264,6 +281,10 @@ static void test_frontend_errors(void **state) {
   expect_error(PRELUDE "forward(x : f32[T, 8]) -> f32[T, 16] {\n  q = linear(x, wq)\n"
                        "  return retention(q, q, linear(x, wv))\n}\n",
                "error: missing keyword 'heads' of retention");
+  /* gamma = g: one decay per head */
+  expect_error(PRELUDE "forward(x : f32[T, 8]) -> f32[T, 16] {\n  q = linear(x, wq)\n"
+                       "  return retention(q, q, linear(x, wv), heads = 4, gamma = beta)\n}\n",
+               ":10:60: error: retention: gamma is f32[3], expected f32[4] (one decay per head)");
   expect_error(PRELUDE "forward(x : f32[T, 8]) -> f32[T, 16] {\n  q = linear(x, wq)\n"
                        "  return retention(q, linear(x, wv), linear(x, wv), heads = 4)\n}\n",
                "error: retention: k is f32[T, 16], expected f32[T, 12] (4 heads of 3)");

@@ -15,11 +15,10 @@
  *    model's choice (split for few heads over a long forked KV, row for many
  *    heads or a short KV), printed by --emit=ir and --stats;
  *  - the tiny-head decode kernel (backend/k_tiny_heads.c, d <= 16,
- *    schedule { decode = tiny }): d 4, 8, 16, MHA / GQA / MQA, every KV length 1..300 (blocks
- *    of W keys, partial last blocks) against the interpreter, and when
- *    tfx_attn_tiny_fits chooses it.
- * Tolerance: the harness's max |jit - ref| <= 1e-4 * max(1, max |ref|)
- * (tests/support/jit_harness.h); split against row 2e-4 * max(1, max |ref|). */
+ *    schedule { decode = tiny }): d 4, 8, 16 (packed body), 12 (gather body), MHA / GQA / MQA, every KV length 1..300
+ * (blocks of W keys, partial last blocks) against the interpreter, and when tfx_attn_tiny_fits chooses it. Tolerance:
+ * the harness's max |jit - ref| <= 1e-4 * max(1, max |ref|) (tests/support/jit_harness.h); split against row 2e-4 *
+ * max(1, max |ref|). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,9 +110,9 @@ static void test_tiny_heads_vs_interpreter(void **state) {
   for (int i = 0; i < n; i++) k_every[i] = i == 150 ? 7 : 1;
   static const int shapes[][2] = {{4, 4}, {4, 2}, {3, 1}};
   static const char *const names[] = {"MHA", "GQA", "MQA"};
-  for (int dk = 0; dk < 3; dk++)
-    for (int sh = 0; sh < 3; sh++) {
-      int d = 4 << dk, H = shapes[sh][0], G = shapes[sh][1];
+  for (int dk = 0; dk < 4; dk++) /* d 4, 8, 16: the packed body; 12 (GQA only): the gather body */
+    for (int sh = dk == 3 ? 1 : 0; sh < (dk == 3 ? 2 : 3); sh++) {
+      int d = dk == 3 ? 12 : 4 << dk, H = shapes[sh][0], G = shapes[sh][1];
       tfx_tg *t = split_graph(H, G, d, 0, NULL, 320, 0, (uint64_t)(H * 7 + G + d));
       t->g->schedule.decode = TFX_SCHED_DECODE_TINY;
       char err[256], label[128];
@@ -141,7 +140,11 @@ static void test_tiny_heads_fits(void **state) {
     tfx_tg *t = tfx_tg_attn_graph(2, 1, cases[k].d, TFX_MASK_CAUSAL, cases[k].alibi, cases[k].sp, 64, 5);
     assert_non_null(t);
     assert_int_equal(tfx_attn_tiny_fits(t->g, &t->g->nodes[t->g->output]), cases[k].want);
-    assert_int_equal(tfx_attn_tiny_chosen(t->g, &t->g->nodes[t->g->output]), 0); /* auto: never */
+    /* auto: the cost model's rule (fits, d a power of two <= 16) */
+    assert_int_equal(tfx_attn_tiny_chosen(t->g, &t->g->nodes[t->g->output]), cases[k].want);
+    assert_int_equal(tfx_attn_tiny_auto(t->g, &t->g->nodes[t->g->output]), cases[k].want);
+    t->g->schedule.decode = TFX_SCHED_DECODE_ROW;
+    assert_int_equal(tfx_attn_tiny_chosen(t->g, &t->g->nodes[t->g->output]), 0);
     t->g->schedule.decode = TFX_SCHED_DECODE_TINY;
     assert_int_equal(tfx_attn_tiny_chosen(t->g, &t->g->nodes[t->g->output]), cases[k].want);
     tfx_tg_free(t);
@@ -286,7 +289,7 @@ static void test_schedule_source(void **state) {
       if (b.graph->nodes[i].op == TFX_OP_ATTENTION) {
         found++;
         assert_int_equal(b.graph->nodes[i].attn_split, want[k]);
-        assert_int_equal(tfx_attn_tiny_chosen(b.graph, &b.graph->nodes[i]), k == 4); /* d = 4 */
+        assert_int_equal(tfx_attn_tiny_chosen(b.graph, &b.graph->nodes[i]), k == 0 || k == 4); /* d = 4: auto too */
       }
     assert_int_equal(found, 1);
     tfx_build_free(&b);

@@ -500,6 +500,27 @@ static void test_object_programs(void **state) {
   assert_string_equal(out, want);
   free(out);
 
+  /* a .so linked with the minimal runtime (--runtime minimal): the program
+   * links the .so alone; the .so needs libc and libm only */
+  char so[4300];
+  snprintf(so, sizeof so, "%s/stories260k_min.so", dir);
+  free(stdout_of((char *[]){TFXC_PATH, stories_tfx, "--weights", model_bin, "-o", so, "--runtime", "minimal", NULL}));
+#ifndef TFX_SANITIZE_FLAGS
+  out = stdout_of((char *[]){"/usr/bin/readelf", "-d", so, NULL});
+  for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"))
+    if (strstr(line, "(NEEDED)") && !strstr(line, "[libc.so.6]") && !strstr(line, "[libm.so.6]"))
+      fail_msg("the .so with the minimal runtime needs more than libc and libm: %s", line);
+  free(out);
+#endif
+  char rpath[4300];
+  snprintf(rpath, sizeof rpath, "-Wl,-rpath,%s", dir);
+  snprintf(app, sizeof app, "%s/static_so", dir);
+  free(stdout_of((char *[]){"/usr/bin/cc", "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", SANITIZE_ARG inc, incdir,
+                            "-o", app, src, so, rpath, "-lm", NULL}));
+  out = stdout_of((char *[]){app, NULL});
+  assert_string_equal(out, want);
+  free(out);
+
   /* the typed entry points alone: no runtime archive, no libffi, no
    * pthread, no libm; pedantic C11 */
   snprintf(app, sizeof app, "%s/no_runtime", dir);

@@ -8,6 +8,9 @@
  *            swish gate); 150 tokens, so the prefill runs tfxc's chunkwise
  *            form over three chunks, decode its recurrent form; the script
  *            checks that its parallel, recurrent and chunkwise forms agree
+ *  - retnet_gamma: tests/torch/retnet_gamma.tfx, the same RetNet with the
+ *            decays given in the program (`retention(..., gamma = g)`, a
+ *            param per layer: 0.5 … 0.999)
  *  - infini: examples/infini/infini.tfx, Infini-attention (segments of 16,
  *            local causal attention + the compressive memory, the gate
  *            sigmoid(β)); 50 tokens, four segments
@@ -38,6 +41,12 @@ static void test_retnet(void **state) {
   tfx_test_torch_case("retnet", "examples/retnet/retnet.tfx", TOL);
 }
 
+/* retention(..., gamma = g): the decays per layer and head from the checkpoint */
+static void test_retnet_gamma(void **state) {
+  (void)state;
+  tfx_test_torch_case("retnet_gamma", "tests/torch/retnet_gamma.tfx", TOL);
+}
+
 static void test_infini(void **state) {
   (void)state;
   tfx_test_torch_case("infini", "examples/infini/infini.tfx", TOL);
@@ -55,10 +64,8 @@ static void test_linformer(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_retnet),
-      cmocka_unit_test(test_infini),
-      cmocka_unit_test(test_yoco),
-      cmocka_unit_test(test_linformer),
+      cmocka_unit_test(test_retnet), cmocka_unit_test(test_retnet_gamma), cmocka_unit_test(test_infini),
+      cmocka_unit_test(test_yoco),   cmocka_unit_test(test_linformer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,22 +33,22 @@ def gammas(H):
     return torch.tensor([1.0 - 2.0 ** (-5 - h) for h in range(H)], dtype=F64)
 
 
-def retention_parallel(q, k, v, H):
+def retention_parallel(q, k, v, H, gam=None):
     """q, k [T, H, d], v [T, H, dv] -> [T, H, dv]"""
     T, d = q.shape[0], q.shape[2]
     n = torch.arange(T, dtype=F64)[:, None]
     m = torch.arange(T, dtype=F64)[None, :]
     out = torch.empty(T, H, v.shape[2], dtype=F64)
-    for h, g in enumerate(gammas(H).tolist()):
+    for h, g in enumerate((gammas(H) if gam is None else gam).tolist()):
         D = torch.where(n >= m, g ** (n - m), torch.zeros((), dtype=F64))
         out[:, h] = ((q[:, h] @ k[:, h].T) / math.sqrt(d) * D) @ v[:, h]
     return out
 
 
-def retention_recurrent(q, k, v, H):
+def retention_recurrent(q, k, v, H, gam=None):
     T, d, dv = q.shape[0], q.shape[2], v.shape[2]
     out = torch.empty(T, H, dv, dtype=F64)
-    for h, g in enumerate(gammas(H).tolist()):
+    for h, g in enumerate((gammas(H) if gam is None else gam).tolist()):
         S = torch.zeros(d, dv, dtype=F64)
         for t in range(T):
             S = g * S + k[t, h][:, None] * v[t, h][None, :]
@@ -56,10 +56,10 @@ def retention_recurrent(q, k, v, H):
     return out
 
 
-def retention_chunkwise(q, k, v, H, B):
+def retention_chunkwise(q, k, v, H, B, gam=None):
     T, d, dv = q.shape[0], q.shape[2], v.shape[2]
     out = torch.empty(T, H, dv, dtype=F64)
-    for h, g in enumerate(gammas(H).tolist()):
+    for h, g in enumerate((gammas(H) if gam is None else gam).tolist()):
         R = torch.zeros(d, dv, dtype=F64)
         for c0 in range(0, T, B):
             L = min(B, T - c0)
@@ -108,8 +108,9 @@ def forward(w, tokens):
         q = rope((a @ w[p + "wq"].T).reshape(T, H, d), pos, 10000.0, "interleaved")
         k = rope((a @ w[p + "wk"].T).reshape(T, H, d), pos, 10000.0, "interleaved")
         v = (a @ w[p + "wv"].T).reshape(T, H, dv)
-        r = retention_parallel(q, k, v, H)
-        for other in (retention_recurrent(q, k, v, H), retention_chunkwise(q, k, v, H, 16)):
+        gam = w.get(p + "gamma")  # retention(..., gamma = g): the decays given (retnet_gamma.py)
+        r = retention_parallel(q, k, v, H, gam)
+        for other in (retention_recurrent(q, k, v, H, gam), retention_chunkwise(q, k, v, H, 16, gam)):
             err = (other - r).abs().max().item()
             assert err <= 1e-9 * max(1.0, r.abs().max().item()), "retention forms differ by %g" % err
         y = groupnorm(r.reshape(T, H * dv), H, w[p + "gn_g"], w[p + "gn_b"], eps)
