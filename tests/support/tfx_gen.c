@@ -2,6 +2,7 @@
  * choice comes from one xorshift stream seeded by the model's seed, so a
  * failing seed reproduces exactly. Only combinations the language accepts
  * are drawn (docs/language.md): MLA, retention, infini_attention and a
+ * Linformer projection (encoders only) and a
  * cross-attention to a T-row memory under mask = causal only in decoders, a static memory with mask = none and
  * no RoPE, RoPE's rotary_dim even and at most head_dim, fixed's summary at
  * most its stride, learned position tables of at least max_seq rows. */
@@ -199,6 +200,22 @@ static void attention_mixer(gen *g, const model *m, const char *arg, const char 
   out(g, ")\n");
 }
 
+/* o = Linformer's attention, encoders only: k and v projected along the
+ * sequence by E, F : [kp, n] (n >= max_seq; a call of T rows uses their
+ * first T columns), then attend(q, E k, F v) */
+static void linformer_mixer(gen *g, const model *m, const char *arg) {
+  heads_cfg h = chance(g, 75) ? m->heads : draw_heads(g);
+  int kp = range(g, 1, 12), n = m->max_seq + pick(g, 3);
+  m->info->linformer = 1;
+  out(g, "  param wq : f32[%d, dim]\n  param wk : f32[%d, dim]\n", h.heads * h.hd, h.kv_heads * h.hd);
+  out(g, "  param wv : f32[%d, dim]\n  param wo : f32[dim, %d]\n", h.kv_heads * h.hd, h.heads * h.hd);
+  out(g, "  param lf_e : f32[%d, %d]\n  param lf_f : f32[%d, %d]\n", kp, n, kp, n);
+  out(g,
+      "  o = linear(attend(linear(%s, wq), seq_project(lf_e, linear(%s, wk)), seq_project(lf_f, linear(%s, wv)), "
+      "heads = %d, kv_heads = %d, mask = none), wo)\n",
+      arg, arg, arg, h.heads, h.kv_heads);
+}
+
 /* o = mla_attention(arg, ...): decoders only */
 static void mla_mixer(gen *g, const model *m, const char *arg) {
   int H = 1 << pick(g, 3), dn = 2 * range(g, 1, 3), dr = 2 * range(g, 1, 2), dv = 2 * range(g, 1, 3);
@@ -380,8 +397,13 @@ static int emit_block(gen *g, model *m, const char *name) {
     out(g, "\n");
   }
   const char *in = place == 1 ? "x" : "a";
+  /* encoders: Linformer in about one block of five (read from the stream
+   * without advancing it, so models without it draw as before) */
+  int linformer = !m->causal && !cross && g->rng % 5 == 0;
   if (mla)
     mla_mixer(g, m, in);
+  else if (linformer)
+    linformer_mixer(g, m, in);
   else if (state)
     state_mixer(g, m, in, state);
   else

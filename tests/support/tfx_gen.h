@@ -45,6 +45,7 @@ typedef struct tfx_gen_info {
   int sparse_kinds; /* bit k: sparse pattern k (1 sliding … 6 bigbird) somewhere */
   int alibi, rope, rope_op, mla, moe, moe_capacity, moe_shared, cross_static, cross_trows;
   int retention, infini; /* the mixers with a recurrent state */
+  int linformer;         /* attend over seq_project'ed keys and values (encoders) */
   int learned_pos, sinusoidal, glu_builtin, layernorm, post_norm, softmax_out, matmul;
   int emb_row, emb_norm; /* a row added after the positions, a norm of the sum */
 } tfx_gen_info;
