@@ -131,16 +131,24 @@ int tfx_backend_model_inputs(const tfx_graph *g, tfx_input_desc out[TFX_MAX_MODE
       rc = tfx_errf(err, errlen, "backend: input width out of range");
       break;
     }
+    /* a source (static rows N) gives its N as rows; the hidden row mask is ROWS_MASK */
+    int64_t rows = k > 0 && in->type.rank == 1 && in->type.dims[0] > 0 ? in->type.dims[0] : 0;
+    if (rows > INT32_MAX) {
+      rc = tfx_errf(err, errlen, "backend: source rows out of range");
+      break;
+    }
+    int mask = g->rows_mask > 0 && k == g->rows_mask;
     out[k] = (tfx_input_desc){.name = in->name ? in->name : "input",
-                              .kind = k == 0 ? (i32 ? TFX_INPUT_TOKENS : TFX_INPUT_F32)
-                                             : (i32 ? TFX_INPUT_I32 : TFX_INPUT_F32),
+                              .kind = mask     ? TFX_INPUT_ROWS_MASK
+                                      : k == 0 ? (i32 ? TFX_INPUT_TOKENS : TFX_INPUT_F32)
+                                               : (i32 ? TFX_INPUT_I32 : TFX_INPUT_F32),
                               .width = (int32_t)w,
                               /* the first input's as the descriptor's vocab (any id when no embedding reads it) */
-                              .vocab = !i32       ? 0
-                                       : voc >= 0 ? (int32_t)voc
-                                       : k == 0   ? INT32_MAX
-                                                  : 0,
-                              .rows = TFX_INPUT_ROWS_T};
+                              .vocab = !i32 || mask ? 0
+                                       : voc >= 0   ? (int32_t)voc
+                                       : k == 0     ? INT32_MAX
+                                                    : 0,
+                              .rows = (int32_t)rows};
   }
   free(live);
   if (rc == 0) *n_inputs = g->n_fwd_inputs;

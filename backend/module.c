@@ -65,8 +65,8 @@ static int check_graph(const tfx_graph *g, const char *live, char *err, size_t e
                       (n->type.dtype == TFX_DT_F32 && n->type.rank == 2 && n->type.dims[0] == TFX_DIM_T)))
         return node_fail(err, errlen, n, "the input must be i32[T] tokens or f32[T, D]");
       if (k > 0 && !((n->type.dtype == TFX_DT_I32 || n->type.dtype == TFX_DT_F32) && n->type.rank == 1 &&
-                     n->type.dims[0] == TFX_DIM_T))
-        return node_fail(err, errlen, n, "an extra input must be i32[T] or f32[T]");
+                     (n->type.dims[0] == TFX_DIM_T || n->type.dims[0] > 0)))
+        return node_fail(err, errlen, n, "an extra input must be i32[T] or f32[T] (or a source of static rows)");
     } else if (n->op == TFX_OP_PARAM) {
       if (tfx_type_has_t(&n->type)) return node_fail(err, errlen, n, "a parameter cannot have the dimension T");
       if (n->type.dtype != TFX_DT_F32 && tfx_cg_ws_check(n, msg, sizeof msg)) /* a format no stream reads */

@@ -323,8 +323,9 @@ static void write_typed_entries(FILE *out, const char *lw, const char *up) {
           "    int32_t kind = d->n_inputs > 1 ? d->inputs[k].kind : d->input_kind;\n"
           "    int32_t vocab = d->n_inputs > 1 ? d->inputs[k].vocab : d->vocab;\n"
           "    if (!v) return TFX_ERR_INVALID_ARGUMENT;\n"
+          "    int64_t rows = d->n_inputs > 1 && d->inputs[k].rows > 0 ? d->inputs[k].rows : n;\n"
           "    if (kind != TFX_INPUT_F32 && vocab > 0)\n"
-          "      for (int64_t i = 0; i < n; i++)\n"
+          "      for (int64_t i = 0; i < rows; i++)\n"
           "        if (v[i] < 0 || v[i] >= vocab) return TFX_ERR_TOKEN_RANGE;\n"
           "  }\n"
           "  tfx_exec exec;\n"
@@ -379,6 +380,15 @@ int tfx_write_header(const tfx_graph *g, const char *source_name, FILE *out) {
           n_ins ? n_ins : 1);
   for (int32_t k = 0; k < n_ins; k++) {
     char nu[128];
+    if (ins[k].kind == TFX_INPUT_ROWS_MASK) { /* the sources' row mask: the caller of %s_call fills it */
+      fprintf(out,
+              "/* input %d: the sources' row mask, int32[%d]: 1 for the call's source rows, 0 past them (the\n"
+              " * sources padded to %d rows with zeros; tfx_forward_inputs fills both) */\n",
+              k, ins[k].rows, ins[k].rows);
+      fprintf(out, "#define %s_ROWS_MASK_INDEX %d\n", upper, k);
+      fprintf(out, "#define %s_SOURCE_ROWS %d /* a source's rows at most */\n", upper, ins[k].rows);
+      continue;
+    }
     c_identifier(ins[k].name, nu, sizeof nu, 1);
     fprintf(out, "/* input %d: '%s', %s per row%s */\n", k, ins[k].name,
             ins[k].kind == TFX_INPUT_F32 ? (ins[k].width > 1 ? "floats" : "one float") : "one int32",
@@ -389,6 +399,8 @@ int tfx_write_header(const tfx_graph *g, const char *source_name, FILE *out) {
     fprintf(out, "#define %s_INPUT_%s_WIDTH %d\n", upper, nu, ins[k].width);
     fprintf(out, "#define %s_INPUT_%s_IS_INT %d\n", upper, nu, ins[k].kind != TFX_INPUT_F32);
     fprintf(out, "#define %s_INPUT_%s_VOCAB %d\n", upper, nu, ins[k].vocab);
+    fprintf(out, "#define %s_INPUT_%s_ROWS %d /* 0: the call's n; N: a source of N rows (padded) */\n", upper, nu,
+            ins[k].rows);
   }
   fprintf(out, "#define %s_OUTPUT_WIDTH %lld /* floats per output row */\n", upper, (long long)width);
   fprintf(out, "#define %s_VOCAB %lld\n", upper, (long long)vocab);

@@ -25,7 +25,7 @@
 const char *const tfx_import_families =
     "llama, mistral, qwen2, qwen3, mixtral, gemma, gemma2, olmo2, phi, phi3, gpt2, gpt_neox, bloom, falcon, bert, "
     "roberta, "
-    "xlm-roberta (Hugging Face folders) and llama GGUF files";
+    "xlm-roberta, t5, bart (Hugging Face folders) and llama GGUF files";
 
 enum { NORM_RMS, NORM_LAYER };
 enum { POS_NONE, POS_ROPE, POS_ALIBI, POS_LEARNED };
@@ -33,6 +33,7 @@ enum { MLP_GLU, MLP_CLASSIC, MLP_MOE };
 /* RES_SANDWICH (Gemma 2): x + norm(f(norm(x))) with both norms, for each sublayer */
 enum { RES_SEQ, RES_PAR1, RES_PAR2, RES_POST, RES_SUBNORM, RES_SANDWICH };
 enum { QK_NONE, QK_HEAD, QK_WIDTH }; /* q/k RMSNorm: none, per head (Qwen3), whole width (OLMo 2) */
+enum { SEQ_NONE, SEQ_T5, SEQ_BART };
 
 /* One architecture, as the .tfx writes it. */
 typedef struct spec {
@@ -59,6 +60,14 @@ typedef struct spec {
   int tied;           /* the classifier is the embedding */
   int head_bias;      /* the classifier has a bias (Phi) */
   int encoder;        /* mask = none, output: the last hidden states */
+  /* an encoder-decoder (T5, BART): the source is the forward's input `src :
+   * i32[max_src]` of 1..max_src rows per call; layers and hidden are the
+   * encoder's */
+  int seq2seq;                    /* SEQ_T5, SEQ_BART; 0: none */
+  int64_t dec_layers, dec_hidden; /* the decoder's layers and FFN width */
+  int64_t buckets, max_distance;  /* T5's relative position buckets */
+  int gated;                      /* T5 v1.1: gated-gelu FFN (wi_0, wi_1) */
+  int logits_bias;                /* BART's final_logits_bias */
   int64_t bos, eos, pad;
   FILE *rules; /* the rename { } rules, one per line */
   char *rules_text;
@@ -662,6 +671,122 @@ static void bert(cfg *c, spec *s) {
   if (roberta) R("  \"lm_head.*\" = \"\"\n");
 }
 
+/* T5 (T5ForConditionalGeneration): pre-norm RMSNorm layers (no bias), no
+ * score scaling, relative position bias tables in layer 0 of each stack
+ * shared by its layers (bidirectional in the encoder), ReLU (v1.0) or
+ * gated-gelu (v1.1) FFN, cross-attention without position bias, the
+ * classifier tied to `shared` with the d_model^-0.5 rescale (folded into the
+ * final norm's gain) or an untied lm_head. */
+static void t5(cfg *c, spec *s) {
+  s->seq2seq = SEQ_T5;
+  s->dim = cfg_int(c, "d_model", 512, 1);
+  s->layers = cfg_int(c, "num_layers", 6, 1);
+  s->dec_layers = cfg_int(c, "num_decoder_layers", s->layers, 1);
+  s->heads = s->kv_heads = cfg_int(c, "num_heads", 8, 1);
+  s->head_dim = cfg_int(c, "d_kv", 64, 1);
+  s->hidden = s->dec_hidden = cfg_int(c, "d_ff", 2048, 1);
+  s->eps = cfg_num(c, "layer_norm_epsilon", 1e-6);
+  s->buckets = cfg_int(c, "relative_attention_num_buckets", 32, 1);
+  s->max_distance = cfg_int(c, "relative_attention_max_distance", 128, 1);
+  s->max_pos = cfg_int(c, "n_positions", 512, 1); /* relative positions: the default context */
+  s->tied = cfg_bool(c, "tie_word_embeddings", 1);
+  const char *ff = cfg_str(c, "feed_forward_proj", "relu");
+  if (!ff || (strcmp(ff, "relu") && strcmp(ff, "gated-gelu")))
+    refuse(c, s, "feed_forward_proj is not \"relu\" or \"gated-gelu\"");
+  s->gated = ff && !strcmp(ff, "gated-gelu");
+  s->act = s->gated ? "gelu_tanh" : "relu";
+  s->norm = NORM_RMS;
+  s->pos = POS_NONE;
+  R("  \"shared.weight\" = \"shared\"\n");
+  R("  \"encoder.embed_tokens.weight\" = \"\"\n");
+  R("  \"decoder.embed_tokens.weight\" = \"\"\n");
+  R("  \"lm_head.weight\" = \"%s\"\n", s->tied ? "" : "output");
+  R("  \"encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight\" = \"enc_rel\"\n");
+  R("  \"decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight\" = \"dec_rel\"\n");
+  R("  \"encoder.final_layer_norm.weight\" = \"enc_norm\"\n");
+  R("  \"decoder.final_layer_norm.weight\" = \"dec_norm\"\n");
+  static const char *const st[2] = {"encoder", "decoder"};
+  for (int k = 0; k < 2; k++) {
+    const char *w = st[k];
+    int ffl = k ? 2 : 1; /* the FFN's sublayer */
+    R("  \"%s.block.{i}.layer.0.layer_norm.weight\" = \"%s.{i}.sa_norm\"\n", w, w);
+    for (const char *q = "qkvo"; *q; q++)
+      R("  \"%s.block.{i}.layer.0.SelfAttention.%c.weight\" = \"%s.{i}.w%c\"\n", w, *q, w, *q);
+    if (k) {
+      R("  \"%s.block.{i}.layer.1.layer_norm.weight\" = \"%s.{i}.ca_norm\"\n", w, w);
+      for (const char *q = "qkvo"; *q; q++)
+        R("  \"%s.block.{i}.layer.1.EncDecAttention.%c.weight\" = \"%s.{i}.cw%c\"\n", w, *q, w, *q);
+    }
+    R("  \"%s.block.{i}.layer.%d.layer_norm.weight\" = \"%s.{i}.ff_norm\"\n", w, ffl, w);
+    if (s->gated) {
+      R("  \"%s.block.{i}.layer.%d.DenseReluDense.wi_0.weight\" = \"%s.{i}.w1\"\n", w, ffl, w);
+      R("  \"%s.block.{i}.layer.%d.DenseReluDense.wi_1.weight\" = \"%s.{i}.w3\"\n", w, ffl, w);
+    } else {
+      R("  \"%s.block.{i}.layer.%d.DenseReluDense.wi.weight\" = \"%s.{i}.w1\"\n", w, ffl, w);
+    }
+    R("  \"%s.block.{i}.layer.%d.DenseReluDense.wo.weight\" = \"%s.{i}.w2\"\n", w, ffl, w);
+  }
+}
+
+/* BART (BartForConditionalGeneration): learned positions from row 2 on,
+ * layernorm_embedding, post-norm layers with biases, gelu, the embedding
+ * scaled by sqrt(d_model) with scale_embedding, final_logits_bias, the
+ * classifier tied to `shared` (or an untied lm_head). */
+static void bart(cfg *c, spec *s) {
+  s->seq2seq = SEQ_BART;
+  s->dim = cfg_int(c, "d_model", 1024, 1);
+  s->layers = cfg_int(c, "encoder_layers", 12, 1);
+  s->dec_layers = cfg_int(c, "decoder_layers", 12, 1);
+  s->heads = s->kv_heads = cfg_int(c, "encoder_attention_heads", 16, 1);
+  if (cfg_int(c, "decoder_attention_heads", s->heads, 1) != s->heads)
+    refuse(c, s, "the decoder's attention heads differ from the encoder's");
+  s->head_dim = s->heads > 0 ? s->dim / s->heads : 1;
+  s->hidden = cfg_int(c, "encoder_ffn_dim", 4096, 1);
+  s->dec_hidden = cfg_int(c, "decoder_ffn_dim", 4096, 1);
+  s->max_pos = cfg_int(c, "max_position_embeddings", 1024, 1) + 2;
+  s->pos_offset = 2;
+  s->eps = 1e-5; /* torch.nn.LayerNorm's */
+  s->act = act_of(c, "activation_function", "gelu");
+  s->emb_scale = cfg_bool(c, "scale_embedding", 0);
+  s->tied = cfg_bool(c, "tie_word_embeddings", 1);
+  if (cfg_bool(c, "normalize_before", 0) || cfg_bool(c, "add_final_layer_norm", 0))
+    refuse(c, s, "normalize_before / add_final_layer_norm (mBART's pre-norm layout) is not written");
+  s->norm = NORM_LAYER;
+  s->norm_bias = 1;
+  s->pos = POS_LEARNED;
+  s->logits_bias = 1;
+  R("  \"model.shared.weight\" = \"shared\"\n");
+  R("  \"model.encoder.embed_tokens.weight\" = \"\"\n");
+  R("  \"model.decoder.embed_tokens.weight\" = \"\"\n");
+  R("  \"lm_head.weight\" = \"%s\"\n", s->tied ? "" : "output");
+  R("  \"final_logits_bias\"[0] = \"final_logits_bias\"\n");
+  R("  \"model.encoder.embed_positions.weight\"[2:2 + max_src] = \"enc_pos\"\n");
+  R("  \"model.decoder.embed_positions.weight\" = \"dec_pos\"\n");
+  static const char *const st[2] = {"encoder", "decoder"};
+  for (int k = 0; k < 2; k++) {
+    const char *w = st[k];
+    R("  \"model.%s.layernorm_embedding.weight\" = \"%s_ln_g\"\n", w, w);
+    R("  \"model.%s.layernorm_embedding.bias\" = \"%s_ln_b\"\n", w, w);
+    static const char *const att[2][2] = {{"self_attn", ""}, {"encoder_attn", "c"}};
+    for (int a = 0; a < 1 + k; a++) {
+      static const char *const pr[4][2] = {{"q_proj", "q"}, {"k_proj", "k"}, {"v_proj", "v"}, {"out_proj", "o"}};
+      for (int q = 0; q < 4; q++) {
+        R("  \"model.%s.layers.{i}.%s.%s.weight\" = \"%s.{i}.%sw%s\"\n", w, att[a][0], pr[q][0], w, att[a][1],
+          pr[q][1]);
+        R("  \"model.%s.layers.{i}.%s.%s.bias\" = \"%s.{i}.%sb%s\"\n", w, att[a][0], pr[q][0], w, att[a][1], pr[q][1]);
+      }
+      R("  \"model.%s.layers.{i}.%s_layer_norm.weight\" = \"%s.{i}.%sln_g\"\n", w, att[a][0], w, a ? "c" : "s");
+      R("  \"model.%s.layers.{i}.%s_layer_norm.bias\" = \"%s.{i}.%sln_b\"\n", w, att[a][0], w, a ? "c" : "s");
+    }
+    R("  \"model.%s.layers.{i}.fc1.weight\" = \"%s.{i}.w1\"\n", w, w);
+    R("  \"model.%s.layers.{i}.fc1.bias\" = \"%s.{i}.b1\"\n", w, w);
+    R("  \"model.%s.layers.{i}.fc2.weight\" = \"%s.{i}.w2\"\n", w, w);
+    R("  \"model.%s.layers.{i}.fc2.bias\" = \"%s.{i}.b2\"\n", w, w);
+    R("  \"model.%s.layers.{i}.final_layer_norm.weight\" = \"%s.{i}.fln_g\"\n", w, w);
+    R("  \"model.%s.layers.{i}.final_layer_norm.bias\" = \"%s.{i}.fln_b\"\n", w, w);
+  }
+}
+
 typedef struct family {
   const char *name;
   void (*fill)(cfg *c, spec *s);
@@ -673,15 +798,12 @@ static const family families[] = {
     {"gemma2", llama_like}, {"olmo2", llama_like},   {"phi3", phi3},
     {"phi", phi},           {"gpt2", gpt2},          {"bloom", bloom},
     {"gpt_neox", gpt_neox}, {"falcon", falcon},      {"bert", bert},
-    {"roberta", bert},      {"xlm-roberta", bert},
+    {"roberta", bert},      {"xlm-roberta", bert},   {"t5", t5},
+    {"bart", bart},
 };
 
 /* model types people will try, with why they are refused */
 static const char *const refused[][2] = {
-    {"t5", "an encoder-decoder needs more than one input per call (the encoder's output or token ids beside the "
-           "decoder's tokens); the import of T5's relative position bias alone does not make it runnable"},
-    {"bart", "an encoder-decoder needs more than one input per call (the encoder's output or token ids beside the "
-             "decoder's tokens)"},
     {"longformer", "its global attention needs per-call global-token inputs"},
 };
 
@@ -826,6 +948,101 @@ static void write_layer(FILE *o, const spec *s, const char *name, int64_t window
   fprintf(o, "\n}\n");
 }
 
+/* An encoder-decoder's params, blocks and forward (T5, BART). */
+static void write_seq2seq(FILE *o, const spec *s) {
+  int t5 = s->seq2seq == SEQ_T5;
+  const char *ffn =
+      t5 ? (s->gated ? "linear(glu(f, w1, w3, act = gelu_tanh), w2)" : "linear(relu(linear(f, w1)), w2)") : NULL;
+  const char *act = !strcmp(s->act, "gelu_tanh") ? "gelu" : s->act;
+  const char *act_close = !strcmp(s->act, "gelu_tanh") ? ", approximate = tanh)" : ")";
+  fprintf(o, "\nparam shared : f32[vocab, dim]\n");
+  if (!s->tied) fprintf(o, "param output : f32[vocab, dim]\n");
+  if (t5) {
+    fprintf(o, "param enc_rel : f32[buckets, heads]  # layer 0's, shared by the stack\n"
+               "param dec_rel : f32[buckets, heads]\nparam enc_norm : f32[dim]\nparam dec_norm : f32[dim]\n");
+  } else {
+    fprintf(o, "param enc_pos : f32[max_src, dim]   # rows 2.. of the encoder's positions\n"
+               "param dec_pos : f32[max_pos, dim]\nparam encoder_ln_g : f32[dim]\nparam encoder_ln_b : f32[dim]\n"
+               "param decoder_ln_g : f32[dim]\nparam decoder_ln_b : f32[dim]\nparam final_logits_bias : f32[vocab]\n");
+  }
+  for (int k = 0; k < 2; k++) {
+    const char *x = k ? "T" : "max_src";
+    if (k)
+      fprintf(o, "\nblock dec_layer(x : f32[T, dim], enc : f32[max_src, dim]) -> f32[T, dim] {\n");
+    else
+      fprintf(o, "\nblock enc_layer(x : f32[max_src, dim]) -> f32[max_src, dim] {\n");
+    (void)x;
+    const char *hid = k ? "dec_hidden" : "hidden";
+    for (int a = 0; a < 1 + k; a++) {
+      const char *p = a ? "c" : "";
+      fprintf(o, "  param %swq : f32[heads * head_dim, dim]\n  param %swk : f32[heads * head_dim, dim]\n", p, p);
+      fprintf(o, "  param %swv : f32[heads * head_dim, dim]\n  param %swo : f32[dim, heads * head_dim]\n", p, p);
+      if (!t5)
+        fprintf(o,
+                "  param %sbq : f32[dim]\n  param %sbk : f32[dim]\n  param %sbv : f32[dim]\n  param %sbo : f32[dim]\n",
+                p, p, p, p);
+      if (t5)
+        fprintf(o, "  param %s_norm : f32[dim]\n", a ? "ca" : "sa");
+      else
+        fprintf(o, "  param %sln_g : f32[dim]\n  param %sln_b : f32[dim]\n", a ? "c" : "s", a ? "c" : "s");
+    }
+    fprintf(o, "  param w1 : f32[%s, dim]\n", hid);
+    if (t5 && s->gated) fprintf(o, "  param w3 : f32[%s, dim]\n", hid);
+    fprintf(o, "  param w2 : f32[dim, %s]\n", hid);
+    if (t5)
+      fprintf(o, "  param ff_norm : f32[dim]\n\n");
+    else
+      fprintf(o, "  param b1 : f32[%s]\n  param b2 : f32[dim]\n  param fln_g : f32[dim]\n  param fln_b : f32[dim]\n\n",
+              hid);
+    if (t5) {
+      fprintf(o,
+              "  h = x + attention(rmsnorm(x, sa_norm, eps = eps), wq, wk, wv, wo, heads = heads, mask = %s, scale = "
+              "none,\n"
+              "                    position = t5(%s, buckets = buckets, max_distance = max_distance, bidirectional = "
+              "%s))\n",
+              k ? "causal" : "none", k ? "dec_rel" : "enc_rel", k ? "false" : "true");
+      if (k)
+        fprintf(o,
+                "  h = h + attention(rmsnorm(h, ca_norm, eps = eps), cwq, cwk, cwv, cwo, heads = heads, memory = enc,\n"
+                "                    mask = none, scale = none)\n");
+      fprintf(o, "  f = rmsnorm(h, ff_norm, eps = eps)\n  return h + %s\n}\n", ffn);
+    } else {
+      fprintf(o,
+              "  h = layernorm(x + attention(x, wq, wk, wv, wo, heads = heads, mask = %s, bq = bq, bk = bk, bv = bv, "
+              "bo = bo),\n                sln_g, sln_b, eps = eps)\n",
+              k ? "causal" : "none");
+      if (k)
+        fprintf(o,
+                "  h = layernorm(h + attention(h, cwq, cwk, cwv, cwo, heads = heads, memory = enc, mask = none,\n"
+                "                                bq = cbq, bk = cbk, bv = cbv, bo = cbo), cln_g, cln_b, eps = eps)\n");
+      fprintf(o, "  return layernorm(h + linear(%s(linear(h, w1, b1)%s, w2, b2), fln_g, fln_b, eps = eps)\n}\n", act,
+              act_close);
+    }
+  }
+  fprintf(o, "\nforward(tokens : i32[T], src : i32[max_src]) -> f32[T, vocab] {\n");
+  if (t5) {
+    fprintf(
+        o,
+        "  e = rmsnorm(repeat(layers, prefix = \"encoder\") enc_layer(embedding(shared, src)), enc_norm, eps = eps)\n"
+        "  x = repeat(dec_layers, prefix = \"decoder\") dec_layer(embedding(shared, tokens), e)\n");
+    if (s->tied)
+      fprintf(o, "  # the tied classifier's d_model^-0.5, folded into the final norm's gain at compile time\n"
+                 "  return linear(rmsnorm(x, dec_norm * (1 / sqrt(dim)), eps = eps), shared)\n}\n");
+    else
+      fprintf(o, "  return linear(rmsnorm(x, dec_norm, eps = eps), output)\n}\n");
+  } else {
+    const char *sc = s->emb_scale ? " * sqrt(dim)" : "";
+    fprintf(o,
+            "  e = layernorm(embedding(shared, src)%s + enc_pos, encoder_ln_g, encoder_ln_b, eps = eps)\n"
+            "  e = repeat(layers, prefix = \"encoder\") enc_layer(e)\n"
+            "  x = embedding(shared, tokens)%s + positions(dec_pos, tokens, offset = 2)\n"
+            "  x = layernorm(x, decoder_ln_g, decoder_ln_b, eps = eps)\n"
+            "  x = repeat(dec_layers, prefix = \"decoder\") dec_layer(x, e)\n"
+            "  return linear(x, %s, final_logits_bias)\n}\n",
+            sc, sc, s->tied ? "shared" : "output");
+  }
+}
+
 static void write_tfx(FILE *o, const spec *s, const char *name, const char *source, const char *weights,
                       const char *tokenizer) {
   char b1[128];
@@ -835,7 +1052,7 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
           " (model_type %s).\n"
           "# The rename block binds the checkpoint's tensors as they are saved.\n",
           s->family);
-  if (s->pos_offset)
+  if (s->pos_offset && !s->seq2seq)
     fprintf(o,
             "# Positions start at row %lld (padding_idx + 1) and count every token: transformers skips pad\n"
             "# tokens when numbering positions, so inputs with pad tokens differ.\n",
@@ -852,6 +1069,13 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
   if (s->qscalar > 0) fprintf(o, ", qscalar = %.9g", s->qscalar);
   if (s->attn_cap > 0) fprintf(o, ", attn_softcap = %.9g", s->attn_cap);
   if (s->final_cap > 0) fprintf(o, ", final_softcap = %.9g", s->final_cap);
+  if (s->seq2seq) {
+    fprintf(o, "\n# the decoder; the source's rows at most (each call gives 1..max_src of them)\n");
+    fprintf(o, "const dec_layers = %lld, dec_hidden = %lld, max_src = %lld", (long long)s->dec_layers,
+            (long long)s->dec_hidden, (long long)s->max_seq);
+    if (s->seq2seq == SEQ_T5)
+      fprintf(o, ", buckets = %lld, max_distance = %lld", (long long)s->buckets, (long long)s->max_distance);
+  }
   fprintf(o, "\n\nweights \"");
   put_path(o, weights, 1);
   fprintf(o, "\" rename {\n%s}\n", s->rules_text);
@@ -867,6 +1091,10 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
     if (s->eos >= 0) fprintf(o, "%seos = %lld", sep, (long long)s->eos), sep = ", ";
     if (s->pad >= 0) fprintf(o, "%spad = %lld", sep, (long long)s->pad);
     fprintf(o, " }\n");
+  }
+  if (s->seq2seq) {
+    write_seq2seq(o, s);
+    return;
   }
   fprintf(o, "\nparam tok_embeddings : f32[vocab, dim]\n");
   if (s->pos == POS_LEARNED) fprintf(o, "param pos_embeddings : f32[max_pos, dim]\n");
@@ -1279,14 +1507,15 @@ static int hf_spec(const char *dir, spec *s, char *err, size_t errlen) {
   s->bos = cfg_token(&c, "bos_token_id");
   s->eos = cfg_token(&c, "eos_token_id");
   s->pad = cfg_token(&c, "pad_token_id");
-  if (s->encoder) s->bos = s->eos = -1; /* an encoder generates nothing */
+  if (s->encoder) s->bos = s->eos = -1;                             /* an encoder generates nothing */
+  if (s->seq2seq) s->bos = cfg_token(&c, "decoder_start_token_id"); /* the decoder's first token */
   if (!c.bad && (s->heads % s->kv_heads || s->head_dim < 1))
     rc = fail(err, errlen, "%s: %lld key/value heads do not divide %lld heads", path, (long long)s->kv_heads,
               (long long)s->heads);
   if (!c.bad && !rc && s->pos != POS_ALIBI && s->dim != s->heads * s->head_dim && s->family != NULL &&
       strcmp(s->family, "llama") && strcmp(s->family, "mistral") && strcmp(s->family, "qwen2") &&
       strcmp(s->family, "mixtral") && strcmp(s->family, "qwen3") && strcmp(s->family, "gemma") &&
-      strcmp(s->family, "gemma2"))
+      strcmp(s->family, "gemma2") && strcmp(s->family, "t5"))
     rc = fail(err, errlen, "%s: hidden_size %lld is not a multiple of the %lld heads", path, (long long)s->dim,
               (long long)s->heads);
   if (c.bad) rc = -1;

@@ -6,6 +6,7 @@
  * from the IR's type inference reported at the expression that caused them. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lower_ffn.h"
@@ -23,6 +24,12 @@ typedef struct lower {
   tfx_fe_symtab param_nodes; /* full binding name -> node id (num) */
   int nesting;               /* block instances being lowered */
   int oom;
+  /* the sources (extra inputs of static rows): the hidden row mask's node
+   * (-1: no source), and per node 1 when its rows are a source's (computed
+   * in node order up to src_done) */
+  int rows_mask;
+  char *src_flag;
+  int src_done, src_cap;
 } lower;
 
 /* One instance of a block being lowered. */
@@ -257,6 +264,49 @@ static int attach_key_mask(lower *L, tfx_node *n, int m, int k, const char *opna
   return 0;
 }
 
+/* 1 when node id's rows are a source's: a source input, or a value of the
+ * source's static rows computed from one (not a weight). */
+static int from_source(lower *L, int id) {
+  const tfx_graph *g = L->g;
+  if (L->rows_mask < 0 || id < 0 || id >= g->n_nodes) return 0;
+  if (g->n_nodes > L->src_cap) {
+    int cap = g->n_nodes * 2;
+    char *p = realloc(L->src_flag, (size_t)cap);
+    if (!p) {
+      L->oom = 1;
+      return 0;
+    }
+    L->src_flag = p;
+    L->src_cap = cap;
+  }
+  int64_t N = g->nodes[L->rows_mask].type.dims[0];
+  for (; L->src_done < g->n_nodes; L->src_done++) {
+    const tfx_node *n = &g->nodes[L->src_done];
+    int flag = 0;
+    if (n->op == TFX_OP_INPUT)
+      flag = n->id != L->rows_mask && n->type.rank == 1 && n->type.dims[0] > 0;
+    else if (n->op != TFX_OP_PARAM && n->type.rank >= 1 && n->type.dims[0] == N)
+      for (int j = 0; j < n->n_inputs && !flag; j++) flag = L->src_flag[n->inputs[j]];
+    L->src_flag[L->src_done] = (char)flag;
+  }
+  return L->src_flag[id];
+}
+
+/* An attention whose keys are a source's rows drops the padding rows past
+ * the call's: the hidden row mask is its key mask, unless it has one (a
+ * source input too, padded with zeros by the caller). */
+static int attach_rows_mask(lower *L, tfx_node *n, int k, const char *opname, const tfx_fe_expr *call) {
+  if (!from_source(L, k)) return 0;
+  if (n->mask == TFX_MASK_CAUSAL) {
+    ERR(L, call->loc, "%s: the keys come from a source input (its rows are given per call): use mask = none", opname);
+    return -1;
+  }
+  if (n->key_mask) return 0;
+  n->inputs[n->n_inputs++] = L->rows_mask;
+  n->key_mask = 1;
+  return 0;
+}
+
 /* attention's and attend's `segments = s`: packed sequences, query i attends
  * only the keys of its segment (the run of consecutive rows with its id); s
  * becomes the node's last operand. Only with mask = none (a causal
@@ -420,6 +470,7 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
     n.inputs[3] = relb;
   }
   if (attach_key_mask(L, &n, kmask, k, "attention", call)) return -1;
+  if (attach_rows_mask(L, &n, k, "attention", call)) return -1;
   if (attach_segments(L, &n, segs, q, k, "attention", call)) return -1;
   int o = add(L, &n, loc);
   return o < 0 ? -1 : add_linear(L, o, in[4], bias[3], loc);
@@ -487,6 +538,7 @@ static int lower_attend(lower *L, frame *f, const tfx_fe_opspec *op, const int *
   n.head_dim = (int)head_dim;
   n.mask = causal ? TFX_MASK_CAUSAL : TFX_MASK_NONE;
   if (attach_key_mask(L, &n, kmask, in[1], "attend", call)) return -1;
+  if (attach_rows_mask(L, &n, in[1], "attend", call)) return -1;
   if (attach_segments(L, &n, segs, in[0], in[1], "attend", call)) return -1;
   return add(L, &n, loc);
 }
@@ -958,11 +1010,29 @@ tfx_graph *tfx_fe_lower(tfx_fe_sema *s) {
     L.g->nodes[input].line = in->loc.line;
     L.g->nodes[input].col = in->loc.col;
   }
+  /* the sources' hidden row mask: the last input (sema checked that the
+   * sources share their rows N) */
+  L.rows_mask = -1;
+  for (int j = 1; j < k && input >= 0; j++) {
+    const tfx_type *t = &fwd->in_types[j];
+    if (t->rank != 1 || t->dims[0] <= 0) continue;
+    tfx_type mt = {.dtype = TFX_DT_I32, .rank = 1, .dims = {t->dims[0]}};
+    if (k >= TFX_MAX_FWD_INPUTS) {
+      tfx_fe_error(s->diag, fwd->item->loc.line, fwd->item->loc.col,
+                   "forward takes at most %d inputs with a source (its row mask is one more)", TFX_MAX_FWD_INPUTS - 1);
+      input = -2;
+      break;
+    }
+    L.rows_mask = input = tfx_graph_add_input(L.g, "#rows", mt);
+    L.g->rows_mask = k;
+    break;
+  }
   if (input >= 0) L.g->output = instantiate(&L, fwd, ids, NULL, NULL, fwd->item->loc);
   if (s->diag->errors == before && L.g->output >= 0) lower_quant_rules(&L);
   if (s->diag->errors == before && L.g->output >= 0) check_token_ids(&L);
-  if (L.oom || input < 0) tfx_fe_error(s->diag, 0, 0, "out of memory");
+  if (L.oom || input == -1) tfx_fe_error(s->diag, 0, 0, "out of memory");
   tfx_fe_symtab_free(&L.param_nodes);
+  free(L.src_flag);
   if (s->diag->errors != before || L.g->output < 0) {
     if (s->diag->errors == before) tfx_fe_error(s->diag, 0, 0, "internal error: forward produced no value");
     tfx_graph_free(L.g);

@@ -496,15 +496,27 @@ static void check_forward(tfx_fe_sema *s) {
       ERR(s, it->inputs->type->loc, "the forward input must be i32[T] (token ids) or f32[T, D], got %s",
           tfx_type_str(in, buf, sizeof buf));
     /* the extra inputs: one value per row of the call (ids, a key mask) */
+    /* or a source: i32[N] / f32[N], N a constant, of 1..N rows given per call */
     int i = 1;
+    int64_t src_rows = 0;
     for (const tfx_fe_param *p = it->inputs->next; p; p = p->next, i++) {
       const tfx_type *t = &f->in_types[i];
-      if ((t->dtype != TFX_DT_I32 && t->dtype != TFX_DT_F32) || t->rank != 1 || t->dims[0] != TFX_DIM_T)
+      if ((t->dtype != TFX_DT_I32 && t->dtype != TFX_DT_F32) || t->rank != 1)
         ERR(s, p->type->loc,
-            "forward input '%s' must be i32[T] (per-row ids, a key mask) or f32[T] (a key mask), got %s: an input "
-            "after the first has one value per row of the call",
+            "forward input '%s' must be i32[T] (per-row ids, a key mask) or f32[T] (a key mask), or a source "
+            "i32[N] / f32[N] of up to N rows per call, got %s",
             p->name, tfx_type_str(t, buf, sizeof buf));
+      else if (t->dims[0] != TFX_DIM_T && src_rows > 0 && t->dims[0] != src_rows)
+        ERR(s, p->type->loc,
+            "forward input '%s' is a source of %lld rows and an earlier one has %lld: the sources of a forward share "
+            "their rows (given per call)",
+            p->name, (long long)t->dims[0], (long long)src_rows);
+      else if (t->dims[0] != TFX_DIM_T)
+        src_rows = t->dims[0];
     }
+    if (src_rows > 0 && f->n_inputs >= TFX_MAX_FWD_INPUTS)
+      ERR(s, it->loc, "forward takes at most %d inputs with a source (its row mask is one more), got %d",
+          TFX_MAX_FWD_INPUTS - 1, f->n_inputs);
   }
   if (f->sig_ok && (f->ret.dtype != TFX_DT_F32 || f->ret.rank != 2 || f->ret.dims[0] != TFX_DIM_T))
     ERR(s, it->ret->loc, "forward must return f32[T, N], got %s", tfx_type_str(&f->ret, buf, sizeof buf));

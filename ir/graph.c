@@ -423,3 +423,11 @@ int tfx_graph_add_param(tfx_graph *g, const char *name, tfx_type type) {
   n.name = (char *)name;
   return tfx_graph_add(g, &n, NULL, 0);
 }
+
+int tfx_graph_caller_inputs(const tfx_graph *g) { return g->n_fwd_inputs - (g->rows_mask > 0 ? 1 : 0); }
+
+int tfx_graph_input_is_source(const tfx_graph *g, int k) {
+  if (k <= 0 || k >= g->n_fwd_inputs || (g->rows_mask > 0 && k == g->rows_mask)) return 0;
+  const tfx_type *t = &g->nodes[g->fwd_inputs[k]].type;
+  return t->rank == 1 && t->dims[0] > 0;
+}

@@ -431,14 +431,59 @@ int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out,
   return tfx_interp_forward_inputs(it, &input, 1, n, out, err, errlen);
 }
 
+static int forward_all(tfx_interp *it, const void *const *inputs, int n_inputs, int64_t n, float *out, char *err,
+                       size_t errlen);
+
 int tfx_interp_forward_inputs(tfx_interp *it, const void *const *inputs, int n_inputs, int64_t n, float *out, char *err,
                               size_t errlen) {
+  return tfx_interp_forward_rows(it, inputs, NULL, n_inputs, n, out, err, errlen);
+}
+
+/* The sources padded to their N rows with zeros and the row mask (1 for the
+ * call's S rows): one buffer of (sources + 1) * N int32/floats. */
+int tfx_interp_forward_rows(tfx_interp *it, const void *const *inputs, const int64_t *rows, int n_inputs, int64_t n,
+                            float *out, char *err, size_t errlen) {
   if (!it) return tfx_errf(err, errlen, "interpreter: NULL interpreter");
   if (it->init_err[0]) return tfx_errf(err, errlen, "%s", it->init_err);
   const tfx_graph *g = it->g;
-  if (!inputs || n_inputs != g->n_fwd_inputs)
-    return tfx_errf(err, errlen, "interpreter: %d inputs given, the forward takes %d", inputs ? n_inputs : 0,
-                    g->n_fwd_inputs);
+  int want = tfx_graph_caller_inputs(g);
+  if (!inputs || n_inputs != want)
+    return tfx_errf(err, errlen, "interpreter: %d inputs given, the forward takes %d", inputs ? n_inputs : 0, want);
+  if (g->rows_mask <= 0) return forward_all(it, inputs, n_inputs, n, out, err, errlen);
+  int64_t N = g->nodes[g->fwd_inputs[g->rows_mask]].type.dims[0], S = -1;
+  for (int k = 1; k < n_inputs; k++) {
+    if (!tfx_graph_input_is_source(g, k)) continue;
+    int64_t r = rows ? rows[k] : N;
+    const char *name = g->nodes[g->fwd_inputs[k]].name ? g->nodes[g->fwd_inputs[k]].name : "?";
+    if (r < 1 || r > N)
+      return tfx_errf(err, errlen, "interpreter: source '%s' has %lld rows (1 to %lld)", name, (long long)r,
+                      (long long)N);
+    if (S >= 0 && r != S)
+      return tfx_errf(err, errlen, "interpreter: source '%s' has %lld rows and another %lld (the sources share theirs)",
+                      name, (long long)r, (long long)S);
+    S = r;
+  }
+  if (S < 0) S = N;
+  int32_t *buf = calloc((size_t)(n_inputs + 1) * (size_t)N, sizeof(int32_t));
+  if (!buf) return tfx_errf(err, errlen, "interpreter: out of memory");
+  const void *all[TFX_MAX_FWD_INPUTS];
+  for (int k = 0; k < n_inputs; k++) {
+    all[k] = inputs[k];
+    if (!tfx_graph_input_is_source(g, k) || !inputs[k]) continue;
+    memcpy(buf + (size_t)k * (size_t)N, inputs[k], (size_t)S * 4); /* int32 and float: 4 bytes */
+    all[k] = buf + (size_t)k * (size_t)N;
+  }
+  int32_t *mask = buf + (size_t)n_inputs * (size_t)N;
+  for (int64_t j = 0; j < S; j++) mask[j] = 1;
+  all[n_inputs] = mask;
+  int rc = forward_all(it, all, n_inputs + 1, n, out, err, errlen);
+  free(buf);
+  return rc;
+}
+
+static int forward_all(tfx_interp *it, const void *const *inputs, int n_inputs, int64_t n, float *out, char *err,
+                       size_t errlen) {
+  const tfx_graph *g = it->g;
   for (int i = 0; i < n_inputs; i++)
     if (!inputs[i])
       return tfx_errf(err, errlen, "interpreter: NULL input '%s'",

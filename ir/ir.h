@@ -449,6 +449,14 @@ typedef struct tfx_graph {
    * f32[T] / i32[T]) follow the first */
   int n_fwd_inputs;
   int fwd_inputs[TFX_MAX_FWD_INPUTS];
+  /* a source (an extra input with static rows N, i32[N] / f32[N]: the call
+   * gives 1..N rows of it, S; the rows past S are padding, zeros): rows_mask
+   * is the index in fwd_inputs of the hidden row mask i32[N] (1 for the
+   * rows < S, 0 past them) that the caller fills (the runtime, the
+   * interpreter), always the last input, attached as the key mask of every
+   * attention whose keys come from a source; 0 when the forward has no
+   * source. */
+  int rows_mask;
   int output;      /* id of the returned value, -1 if none yet */
   int64_t max_seq; /* upper bound of T */
   tfx_schedule schedule;
@@ -876,6 +884,19 @@ int tfx_interp_forward(tfx_interp *it, const void *input, int64_t n, float *out,
  * checked against its table's rows. */
 int tfx_interp_forward_inputs(tfx_interp *it, const void *const *inputs, int n_inputs, int64_t n, float *out, char *err,
                               size_t errlen);
+/* The same with the rows of each input: rows[i] is the call's rows S of a
+ * source input (an extra input with static rows N: 1 <= S <= N; the
+ * interpreter pads it to N rows with zeros and fills the row mask), ignored
+ * (0 or n) for the others; rows NULL: every source has N rows. n_inputs is
+ * the caller's inputs (g->n_fwd_inputs without the hidden row mask). */
+int tfx_interp_forward_rows(tfx_interp *it, const void *const *inputs, const int64_t *rows, int n_inputs, int64_t n,
+                            float *out, char *err, size_t errlen);
+/* The number of inputs a caller passes: g->n_fwd_inputs without the hidden
+ * row mask of the sources. */
+int tfx_graph_caller_inputs(const tfx_graph *g);
+/* 1 when forward input k (index in g->fwd_inputs) is a source: an extra
+ * input of static rows (not the hidden row mask). */
+int tfx_graph_input_is_source(const tfx_graph *g, int k);
 void tfx_interp_reset(tfx_interp *it);
 void tfx_interp_free(tfx_interp *it);
 /* Called after each computed node of tfx_interp_forward with the values of

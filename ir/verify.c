@@ -124,6 +124,10 @@ int tfx_verify(const tfx_graph *g, int require_bound, char *err, size_t errlen) 
   if (!g) return vfail(err, errlen, NULL, "no graph");
   if (g->n_nodes < 0 || (g->n_nodes > 0 && !g->nodes)) return vfail(err, errlen, NULL, "graph has no node array");
   if (g->max_seq < 1) return vfail(err, errlen, NULL, "max_seq = %lld must be >= 1", (long long)g->max_seq);
+  if (g->rows_mask < 0 ||
+      (g->rows_mask > 0 && (g->rows_mask != g->n_fwd_inputs - 1 || g->rows_mask < 1 ||
+                            g->fwd_inputs[g->rows_mask] < 0 || g->fwd_inputs[g->rows_mask] >= g->n_nodes)))
+    return vfail(err, errlen, NULL, "row mask index %d is not the last of %d inputs", g->rows_mask, g->n_fwd_inputs);
   int n_input = 0;
   for (int i = 0; i < g->n_nodes; i++) {
     const tfx_node *n = &g->nodes[i];
@@ -154,11 +158,23 @@ int tfx_verify(const tfx_graph *g, int require_bound, char *err, size_t errlen) 
       int act = n->type.dtype == TFX_DT_F32 && n->type.rank == 2 && n->type.dims[0] == TFX_DIM_T &&
                 n->type.dims[1] != TFX_DIM_T;
       int row = n->type.dtype == TFX_DT_F32 && n->type.rank == 1 && n->type.dims[0] == TFX_DIM_T;
+      /* a source (static rows N: the call gives 1..N of them) or its hidden row mask */
+      int src =
+          (n->type.dtype == TFX_DT_F32 || n->type.dtype == TFX_DT_I32) && n->type.rank == 1 && n->type.dims[0] > 0;
+      if (k > 0 && g->rows_mask > 0 && k == g->rows_mask &&
+          (k != g->n_fwd_inputs - 1 || n->type.dtype != TFX_DT_I32 || !src))
+        return vfail(err, errlen, n, "the row mask must be the last input, i32[N]");
+      if (k > 0 && src && g->rows_mask <= 0)
+        return vfail(err, errlen, n, "an input of static rows (a source) without the graph's row mask");
+      if (k > 0 && src && n->type.dims[0] != g->nodes[g->fwd_inputs[g->rows_mask]].type.dims[0])
+        return vfail(err, errlen, n, "a source of %lld rows and a row mask of %lld", (long long)n->type.dims[0],
+                     (long long)g->nodes[g->fwd_inputs[g->rows_mask]].type.dims[0]);
+      row = row || src;
       if (k == 0 && !tok && !act)
         return vfail(err, errlen, n, "input must be i32[T] or f32[T, D], got %s",
                      tfx_type_str(&n->type, s0, sizeof s0));
       if (k > 0 && !tok && !row)
-        return vfail(err, errlen, n, "an extra input must be i32[T] or f32[T], got %s",
+        return vfail(err, errlen, n, "an extra input must be i32[T] or f32[T] (or a source i32[N] / f32[N]), got %s",
                      tfx_type_str(&n->type, s0, sizeof s0));
     }
     if (n->op == TFX_OP_PARAM) {

@@ -6,6 +6,7 @@
  * last output row. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rt_internal.h"
@@ -73,8 +74,9 @@ static const void *chunk_input(const tfx_model_desc *d, const void *input, size_
                                const void **tab) {
   if (d->n_inputs < 2) return (const char *)input + (size_t)done * row_bytes;
   const void *const *in = input;
-  for (int32_t i = 0; i < d->n_inputs; i++)
-    tab[i] = (const char *)in[i] + (size_t)done * (size_t)d->inputs[i].width * 4; /* int32 and float: 4 bytes */
+  for (int32_t i = 0; i < d->n_inputs; i++) /* a source and the row mask: whole with every chunk */
+    tab[i] = (const char *)in[i] +
+             (d->inputs[i].rows > 0 ? 0 : (size_t)done * (size_t)d->inputs[i].width * 4); /* int32, float: 4 bytes */
   return tab;
 }
 
@@ -140,11 +142,11 @@ static int needs_inputs(tfx_session *s, const char *call) {
   const tfx_model_desc *d = &s->model->desc;
   char names[256] = "";
   size_t used = 0;
-  for (int32_t i = 1; i < d->n_inputs && used < sizeof names; i++)
+  for (int32_t i = 1; i < tfx_rt_caller_inputs(d) && used < sizeof names; i++)
     used += (size_t)snprintf(names + used, sizeof names - used, "%s'%s'", i > 1 ? ", " : "", d->inputs[i].name);
   return fail(s, TFX_ERR_WRONG_INPUT,
               "model '%s' takes %d inputs and %s passes only '%s' (missing %s): use tfx_forward_inputs", d->name,
-              d->n_inputs, call, d->inputs[0].name, names);
+              tfx_rt_caller_inputs(d), call, d->inputs[0].name, names);
 }
 
 static int forward_tokens(tfx_session *s, const int32_t *tokens, int32_t n, float *logits, int last_only) {
@@ -204,7 +206,7 @@ static int forward_inputs(tfx_session *s, const tfx_input *inputs, int32_t n_inp
   const tfx_model_desc *d = &s->model->desc;
   if (!inputs) return fail(s, TFX_ERR_INVALID_ARGUMENT, "inputs is NULL");
   if (n < 1) return fail(s, TFX_ERR_INVALID_ARGUMENT, "n = %d: a call needs at least one row", n);
-  int32_t want = d->n_inputs >= 2 ? d->n_inputs : 1;
+  int32_t want = tfx_rt_caller_inputs(d);
   if (n_inputs != want)
     return fail(s, TFX_ERR_WRONG_INPUT, "model '%s' takes %d input%s, %d given", d->name, want, want == 1 ? "" : "s",
                 n_inputs);
@@ -214,6 +216,7 @@ static int forward_inputs(tfx_session *s, const tfx_input *inputs, int32_t n_inp
                                              : forward_f32(s, inputs[0].data, n, out, last_only);
   }
   const void *tab[TFX_MAX_MODEL_INPUTS] = {NULL};
+  int32_t rows[TFX_MAX_MODEL_INPUTS] = {0};
   for (int32_t k = 0; k < n_inputs; k++) {
     int32_t i = k;
     if (inputs[k].name) {
@@ -223,14 +226,57 @@ static int forward_inputs(tfx_session *s, const tfx_input *inputs, int32_t n_inp
     if (tab[i]) return fail(s, TFX_ERR_WRONG_INPUT, "input '%s' is given twice", d->inputs[i].name);
     if (!inputs[k].data) return fail(s, TFX_ERR_INVALID_ARGUMENT, "input '%s' has no data (NULL)", d->inputs[i].name);
     tab[i] = inputs[k].data;
+    rows[i] = inputs[k].rows;
   }
   int rc = check_context(s, n);
   if (rc != TFX_OK) return rc;
+  /* the sources: S rows each (the same S), padded to N with zeros into the
+   * session's buffer, then the row mask */
+  int32_t S = 0, N = want < d->n_inputs ? d->inputs[d->n_inputs - 1].rows : 0;
+  for (int32_t i = 0; i < want; i++) {
+    const tfx_input_desc *in = &d->inputs[i];
+    if (in->rows <= 0) {
+      if (rows[i] != 0 && rows[i] != n)
+        return fail(s, TFX_ERR_INVALID_ARGUMENT, "input '%s' has the call's rows (n = %d), not %d (rows: 0 or n)",
+                    in->name, n, rows[i]);
+      continue;
+    }
+    if (rows[i] < 1 || rows[i] > in->rows)
+      return fail(s, TFX_ERR_INVALID_ARGUMENT,
+                  "input '%s' is a source of 1 to %d rows given per call (tfx_input.rows), got rows = %d", in->name,
+                  in->rows, rows[i]);
+    if (S && rows[i] != S)
+      return fail(s, TFX_ERR_INVALID_ARGUMENT, "source '%s' has %d rows and another source %d: they share their rows",
+                  in->name, rows[i], S);
+    S = rows[i];
+  }
+  if (N > 0) {
+    if (s->is_static)
+      return fail(s, TFX_ERR_INVALID_ARGUMENT,
+                  "model '%s' has a source input (padded per call): use a session of tfx_session_create", d->name);
+#ifdef TFX_RT_MINIMAL /* no allocator: every session is static */
+    return TFX_ERR_INVALID_ARGUMENT;
+#else
+    if (!s->src && !(s->src = malloc((size_t)d->n_inputs * (size_t)N * sizeof(int32_t))))
+      return fail(s, TFX_ERR_OUT_OF_MEMORY, "no memory for the source's %d rows", N);
+#endif
+    for (int32_t i = 0; i < want; i++) {
+      if (d->inputs[i].rows <= 0) continue;
+      int32_t *p = s->src + (size_t)i * (size_t)N;
+      memcpy(p, tab[i], (size_t)S * 4); /* int32 and float: 4 bytes (0 bits: 0.0f) */
+      memset(p + S, 0, (size_t)(N - S) * 4);
+      tab[i] = p;
+    }
+    int32_t *mask = s->src + (size_t)want * (size_t)N;
+    for (int32_t j = 0; j < N; j++) mask[j] = j < S;
+    tab[want] = mask;
+  }
   for (int32_t i = 0; i < want; i++) {
     const tfx_input_desc *in = &d->inputs[i];
     if (in->vocab <= 0 || in->kind == TFX_INPUT_F32) continue;
     const int32_t *ids = tab[i];
-    for (int32_t t = 0; t < n; t++)
+    int32_t nr = in->rows > 0 ? S : n;
+    for (int32_t t = 0; t < nr; t++)
       if (ids[t] < 0 || ids[t] >= in->vocab)
         return fail(s, TFX_ERR_TOKEN_RANGE, "input '%s': id %d (at index %d) is outside [0, %d)", in->name, ids[t], t,
                     in->vocab);

@@ -36,7 +36,7 @@ int tfx_model_info(const tfx_model *model, struct tfx_model_info *info) {
   v.eos_id = d->eos_id;
   v.pad_id = d->pad_id;
   v.tokenizer_bytes = d->tokenizer_bytes;
-  v.n_inputs = d->n_inputs >= 2 ? d->n_inputs : 1;
+  v.n_inputs = tfx_rt_caller_inputs(d);
   memcpy(info, &v, v.struct_size);
   return TFX_OK;
 }
@@ -44,7 +44,7 @@ int tfx_model_info(const tfx_model *model, struct tfx_model_info *info) {
 int tfx_model_input(const tfx_model *model, int32_t i, tfx_input_info *info) {
   if (!model || !info) return TFX_ERR_INVALID_ARGUMENT;
   const tfx_model_desc *d = &model->desc;
-  int32_t n = d->n_inputs >= 2 ? d->n_inputs : 1;
+  int32_t n = tfx_rt_caller_inputs(d);
   if (i < 0 || i >= n) return TFX_ERR_INVALID_ARGUMENT;
   if (d->n_inputs >= 2) {
     const tfx_input_desc *in = &d->inputs[i];

@@ -67,8 +67,17 @@ struct tfx_session {
   tfx_exec exec;
   atomic_flag busy; /* set while a forward call runs (a second thread is refused) */
   int is_static;    /* tfx_session_create_static: every buffer is the caller's, one thread, no pool */
+  int32_t *src;     /* a model with a source: its inputs padded to N rows, then the row mask (n_inputs * N) */
   char error[256];  /* the detail of the last failed call, "" after a success */
 };
+
+/* The inputs a caller passes: the descriptor's input table without the
+ * hidden row mask of the sources (the last entry, TFX_INPUT_ROWS_MASK); 1
+ * for a model of one input. */
+static inline int32_t tfx_rt_caller_inputs(const tfx_model_desc *d) {
+  if (d->n_inputs < 2) return 1;
+  return d->n_inputs - (d->inputs[d->n_inputs - 1].kind == TFX_INPUT_ROWS_MASK ? 1 : 0);
+}
 
 /* Calls on one session (or batch) must not overlap: the busy flag refuses
  * a second one (tfx_rt_enter returns -1); a call that enters clears the

@@ -123,5 +123,6 @@ void tfx_session_free(tfx_session *s) {
   free(s->arena);
   tfx_rt_free_kv(s->kv, s->kv_map);
   free(s->out);
+  free(s->src);
   free(s);
 }

@@ -110,13 +110,23 @@ int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *err
     return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
                         "malformed model descriptor: an input table of %d inputs (0, or 2..%d with the table)",
                         d->n_inputs, TFX_MAX_MODEL_INPUTS);
+  /* a source (rows N > 0) comes with the row mask, the last input, of the same N */
+  int32_t mask_rows =
+      d->n_inputs >= 2 && d->inputs[d->n_inputs - 1].kind == TFX_INPUT_ROWS_MASK ? d->inputs[d->n_inputs - 1].rows : 0;
+  int has_source = 0;
   for (int32_t i = 0; i < d->n_inputs; i++) {
     const tfx_input_desc *in = &d->inputs[i];
-    int ok = in->name && in->name[0] && in->rows == TFX_INPUT_ROWS_T && in->vocab >= 0;
+    int ok = in->name && in->name[0] && in->vocab >= 0;
     if (i == 0)
-      ok = ok && in->kind == d->input_kind && in->width == d->input_width && in->vocab == d->vocab;
+      ok = ok && in->rows == TFX_INPUT_ROWS_T && in->kind == d->input_kind && in->width == d->input_width &&
+           in->vocab == d->vocab;
+    else if (in->kind == TFX_INPUT_ROWS_MASK)
+      ok = ok && i == d->n_inputs - 1 && in->rows > 0 && in->rows <= (1 << 24) && in->width == 1 && in->vocab == 0;
     else
-      ok = ok && in->width == 1 && (in->kind == TFX_INPUT_F32 ? in->vocab == 0 : in->kind == TFX_INPUT_I32);
+      ok = ok && in->width == 1 && (in->kind == TFX_INPUT_F32 ? in->vocab == 0 : in->kind == TFX_INPUT_I32) &&
+           (in->rows == TFX_INPUT_ROWS_T || (in->rows > 0 && in->rows == mask_rows));
+    if (i > 0 && in->kind != TFX_INPUT_ROWS_MASK && in->rows > 0) has_source = 1;
+    if (i == d->n_inputs - 1 && (mask_rows > 0) != has_source) ok = 0; /* a row mask without a source, or none */
     for (int32_t j = 0; ok && j < i; j++)
       if (!strcmp(d->inputs[j].name, in->name)) ok = 0;
     if (!ok)

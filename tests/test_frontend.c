@@ -169,7 +169,8 @@ static const bad_case bad_cases[] = {
     {"two forwards", HDR FWD END FWD END, "9:1", "duplicate forward"},
     {"forward extra input of two dims",
      HDR "forward(t : i32[T], u : f32[T, 4]) -> f32[T, dim] { return embedding(emb, t) }\n", "5:25",
-     "forward input 'u' must be i32[T] (per-row ids, a key mask) or f32[T] (a key mask), got f32[T, 4]"},
+     "forward input 'u' must be i32[T] (per-row ids, a key mask) or f32[T] (a key mask), or a source i32[N] / f32[N] "
+     "of up to N rows per call, got f32[T, 4]"},
     {"forward input without T", HDR "forward(t : i32[4]) -> f32[4, dim] { return embedding(emb, t) }\n", "5:13",
      "the forward input must be i32[T] (token ids) or f32[T, D], got i32[4]"},
     {"wrong block return type",

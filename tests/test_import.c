@@ -171,8 +171,13 @@ static void test_errors(void **state) {
   expect_error("{\"model_type\": \"gemma2\", \"vocab_size\": 10, \"hidden_size\": 8, \"num_hidden_layers\": 1, "
                "\"num_attention_heads\": 2, \"intermediate_size\": 8, \"attn_logit_softcapping\": -1}",
                0, "config.json: \"attn_logit_softcapping\" must be a number > 0 or null");
-  expect_error("{\"model_type\": \"bart\"}", 0, "model_type 'bart' cannot be imported: an encoder-decoder");
-  expect_error("{\"model_type\": \"t5\"}", 0, "model_type 't5' cannot be imported: an encoder-decoder");
+  expect_error("{\"model_type\": \"longformer\"}", 0, "model_type 'longformer' cannot be imported: its global");
+  expect_error("{\"model_type\": \"t5\", \"vocab_size\": 10, \"feed_forward_proj\": \"gated-silu\"}", 0,
+               "model_type 't5' cannot be imported: feed_forward_proj is not \"relu\" or \"gated-gelu\"");
+  expect_error("{\"model_type\": \"bart\", \"vocab_size\": 10, \"normalize_before\": true}", 0,
+               "model_type 'bart' cannot be imported: normalize_before / add_final_layer_norm (mBART's");
+  expect_error("{\"model_type\": \"bart\", \"vocab_size\": 10, \"max_position_embeddings\": 8}", 9,
+               "--max-seq 9 is more than the 10 learned positions after the first 2");
   expect_error("{\"hidden_size\": 4}", 0, "config.json: no \"model_type\"");
   expect_error("{\"model_type\": \"llama\",}", 0, "config.json: not valid JSON");
   expect_error("[1]", 0, "config.json: not a JSON object");
@@ -259,10 +264,10 @@ static void test_command_line(void **state) {
   expect_cli((char *[]){TFXC_PATH, "import", dir, "--max-seq", "0", NULL}, 2, "--max-seq needs a number");
   expect_cli((char *[]){TFXC_PATH, "import", dir, "--bogus", NULL}, 2, "unknown option '--bogus'");
   expect_cli((char *[]){TFXC_PATH, "import", "/nonexistent/x", NULL}, 1, "no such file or folder");
-  write_file("config.json", "{\"model_type\": \"bart\"}");
+  write_file("config.json", "{\"model_type\": \"longformer\"}");
   char out[1024];
   snprintf(out, sizeof out, "%s/out.tfx", dir);
-  expect_cli((char *[]){TFXC_PATH, "import", dir, "-o", out, NULL}, 1, "model_type 'bart' cannot be imported");
+  expect_cli((char *[]){TFXC_PATH, "import", dir, "-o", out, NULL}, 1, "model_type 'longformer' cannot be imported");
   struct stat st;
   assert_int_equal(stat(out, &st), -1); /* nothing written */
 

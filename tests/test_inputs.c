@@ -133,11 +133,11 @@ static void check_model(tfx_model *m, const void *weights, const int32_t *ids, c
   tfx_session *s = NULL;
   assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
   float *got = calloc(total, sizeof *got);
-  const tfx_input by_name[3] = {{"mask", mask}, {"tokens", ids}, {"types", types}};
+  const tfx_input by_name[3] = {{"mask", mask, 0}, {"tokens", ids, 0}, {"types", types, 0}};
   assert_int_equal(tfx_forward_inputs(s, by_name, 3, T, got, 0), TFX_OK);
   snprintf(what, sizeof what, "bert -O%d JIT by name", opt);
   compare(what, got, want, total);
-  const tfx_input by_pos[3] = {{NULL, ids}, {NULL, types}, {NULL, mask}};
+  const tfx_input by_pos[3] = {{NULL, ids, 0}, {NULL, types, 0}, {NULL, mask, 0}};
   memset(got, 0, total * sizeof *got);
   assert_int_equal(tfx_forward_inputs(s, by_pos, 3, T, got, 0), TFX_OK);
   snprintf(what, sizeof what, "bert -O%d JIT by position", opt);
@@ -153,13 +153,13 @@ static void check_model(tfx_model *m, const void *weights, const int32_t *ids, c
   assert_int_equal(tfx_forward_f32(s, (const float *)want, T, got), TFX_ERR_WRONG_INPUT);
   assert_int_equal(tfx_forward_inputs(s, by_name, 2, T, got, 0), TFX_ERR_WRONG_INPUT);
   assert_non_null(strstr(tfx_session_last_error(s), "takes 3 inputs, 2 given"));
-  const tfx_input unknown[3] = {{"tokens", ids}, {"segment", types}, {"mask", mask}};
+  const tfx_input unknown[3] = {{"tokens", ids, 0}, {"segment", types, 0}, {"mask", mask, 0}};
   assert_int_equal(tfx_forward_inputs(s, unknown, 3, T, got, 0), TFX_ERR_WRONG_INPUT);
   assert_non_null(strstr(tfx_session_last_error(s), "has no input 'segment'"));
-  const tfx_input twice[3] = {{"tokens", ids}, {"tokens", types}, {"mask", mask}};
+  const tfx_input twice[3] = {{"tokens", ids, 0}, {"tokens", types, 0}, {"mask", mask, 0}};
   assert_int_equal(tfx_forward_inputs(s, twice, 3, T, got, 0), TFX_ERR_WRONG_INPUT);
   assert_non_null(strstr(tfx_session_last_error(s), "'tokens' is given twice"));
-  const tfx_input null_data[3] = {{"tokens", ids}, {"types", NULL}, {"mask", mask}};
+  const tfx_input null_data[3] = {{"tokens", ids, 0}, {"types", NULL, 0}, {"mask", mask, 0}};
   assert_int_equal(tfx_forward_inputs(s, null_data, 3, T, got, 0), TFX_ERR_INVALID_ARGUMENT);
   assert_non_null(strstr(tfx_session_last_error(s), "'types' has no data"));
   assert_int_equal(tfx_forward_inputs(s, NULL, 3, T, got, 0), TFX_ERR_INVALID_ARGUMENT);
@@ -168,12 +168,12 @@ static void check_model(tfx_model *m, const void *weights, const int32_t *ids, c
   int32_t bad[64];
   memcpy(bad, types, (size_t)T * 4);
   bad[3] = 2;
-  const tfx_input bad_ids[3] = {{"tokens", ids}, {"types", bad}, {"mask", mask}};
+  const tfx_input bad_ids[3] = {{"tokens", ids, 0}, {"types", bad, 0}, {"mask", mask, 0}};
   assert_int_equal(tfx_forward_inputs(s, bad_ids, 3, T, got, 0), TFX_ERR_TOKEN_RANGE);
   assert_non_null(strstr(tfx_session_last_error(s), "input 'types': id 2 (at index 3) is outside [0, 2)"));
   memcpy(bad, ids, (size_t)T * 4);
   bad[0] = -1;
-  const tfx_input bad_tok[3] = {{"tokens", bad}, {"types", types}, {"mask", mask}};
+  const tfx_input bad_tok[3] = {{"tokens", bad, 0}, {"types", types, 0}, {"mask", mask, 0}};
   assert_int_equal(tfx_forward_inputs(s, bad_tok, 3, T, got, 0), TFX_ERR_TOKEN_RANGE);
   /* the session still works */
   memset(got, 0, total * sizeof *got);
@@ -294,7 +294,7 @@ static void test_bert_vs_transformers(void **state) {
   if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("f32 mask: %s", err);
   tfx_session *s = NULL;
   assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
-  const tfx_input fin[3] = {{"tokens", ids}, {"types", types}, {"mask", fmask}};
+  const tfx_input fin[3] = {{"tokens", ids, 0}, {"types", types, 0}, {"mask", fmask, 0}};
   memset(got, 0, total * sizeof *got);
   assert_int_equal(tfx_forward_inputs(s, fin, 3, T, got, 0), TFX_OK);
   compare("bert -O3 JIT f32 mask", got, want, total);
@@ -341,7 +341,7 @@ static void test_packed_vs_transformers(void **state) {
     if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("-O%d: %s", opt, err);
     tfx_session *s = NULL;
     assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
-    const tfx_input jin[3] = {{"tokens", ids}, {"types", types}, {"seq", seq}};
+    const tfx_input jin[3] = {{"tokens", ids, 0}, {"types", types, 0}, {"seq", seq, 0}};
     memset(got, 0, total * sizeof *got);
     assert_int_equal(tfx_forward_inputs(s, jin, 3, T, got, 0), TFX_OK);
     snprintf(what, sizeof what, "bert packed -O%d JIT", opt);
@@ -378,7 +378,8 @@ static void test_errors(void **state) {
   (void)state;
   /* an extra input of two dimensions */
   expect_error(HDR "forward(t : i32[T], x : f32[T, dim]) -> f32[T, dim] { return embedding(emb, t) }\n", ":5:25:",
-               "forward input 'x' must be i32[T] (per-row ids, a key mask) or f32[T] (a key mask), got f32[T, 8]");
+               "forward input 'x' must be i32[T] (per-row ids, a key mask) or f32[T] (a key mask), or a source i32[N] "
+               "/ f32[N] of up to N rows per call, got f32[T, 8]");
   /* nine inputs */
   expect_error(HDR "forward(a : i32[T], b : i32[T], c : i32[T], d : i32[T], e : i32[T], f : i32[T], g : i32[T], "
                    "h : i32[T], i : i32[T]) -> f32[T, dim] { return embedding(emb, a) }\n",
@@ -493,19 +494,19 @@ static void test_decode_with_types(void **state) {
     tfx_session *s = NULL;
     assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
     char what[64];
-    const tfx_input all[2] = {{"tokens", ids}, {"types", types}};
+    const tfx_input all[2] = {{"tokens", ids, 0}, {"types", types, 0}};
     assert_int_equal(tfx_forward_inputs(s, all, 2, T, got, 0), TFX_OK);
     snprintf(what, sizeof what, "dec -O%d prefill", opt);
     compare(what, got, ref, T * V);
     tfx_session_reset(s);
     for (int t = 0; t < T; t++) {
-      const tfx_input one[2] = {{"types", types + t}, {"tokens", ids + t}};
+      const tfx_input one[2] = {{"types", types + t, 0}, {"tokens", ids + t, 0}};
       assert_int_equal(tfx_forward_inputs(s, one, 2, 1, got + t * V, 0), TFX_OK);
     }
     snprintf(what, sizeof what, "dec -O%d decode", opt);
     compare(what, got, ref, T * V);
     tfx_session_reset(s);
-    const tfx_input c1[2] = {{NULL, ids}, {NULL, types}}, c2[2] = {{NULL, ids + 4}, {NULL, types + 4}};
+    const tfx_input c1[2] = {{NULL, ids, 0}, {NULL, types, 0}}, c2[2] = {{NULL, ids + 4, 0}, {NULL, types + 4, 0}};
     assert_int_equal(tfx_forward_inputs(s, c1, 2, 4, got, 0), TFX_OK);
     assert_int_equal(tfx_forward_inputs(s, c2, 2, T - 4, got + 4 * V, 0), TFX_OK);
     snprintf(what, sizeof what, "dec -O%d chunks", opt);

@@ -92,7 +92,7 @@ static void interp_run(tfx_interp *it, const int32_t *ids, const int32_t *seq, i
 }
 
 static void jit_run(tfx_session *s, const int32_t *ids, const int32_t *seq, int T, float *out) {
-  const tfx_input in[2] = {{"tokens", ids}, {"seq", seq}};
+  const tfx_input in[2] = {{"tokens", ids, 0}, {"seq", seq, 0}};
   assert_int_equal(tfx_forward_inputs(s, in, 2, T, out, 0), TFX_OK);
 }
 
@@ -121,7 +121,7 @@ static void check_case(int opt, tfx_interp *it, tfx_session *s, const int32_t *i
   compare(what, got, jalone, n, TOL_JIT);
   /* the last row only (the last-row entry) */
   float last[DIM];
-  const tfx_input in[2] = {{"tokens", ids}, {"seq", seq}};
+  const tfx_input in[2] = {{"tokens", ids, 0}, {"seq", seq, 0}};
   assert_int_equal(tfx_forward_inputs(s, in, 2, T, last, 1), TFX_OK);
   assert_true(tfx_test_max_abs_diff(last, got + (size_t)(T - 1) * DIM, DIM) <= 1e-6);
   /* the packing matters: the rows differ from one unsegmented call */

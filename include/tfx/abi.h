@@ -136,7 +136,10 @@ typedef struct tfx_kv_row {
 /* TOKENS: int32 token ids; F32: floats; I32 (ABI 6, an input after the
  * first): int32 values, ids when an embedding reads them (tfx_input_desc.vocab
  * > 0), else a key mask (0 drops a key, anything else keeps it). */
-enum tfx_input_kind { TFX_INPUT_TOKENS = 0, TFX_INPUT_F32 = 1, TFX_INPUT_I32 = 2 };
+/* ROWS_MASK (a model with a source): the last input, int32[rows], that the
+ * runtime fills (1 for the call's source rows, 0 past them); callers do not
+ * pass it. */
+enum tfx_input_kind { TFX_INPUT_TOKENS = 0, TFX_INPUT_F32 = 1, TFX_INPUT_I32 = 2, TFX_INPUT_ROWS_MASK = 3 };
 
 /* ABI 6: one input of a forward with several (the descriptor's input
  * table). Input 0 is the one input_kind and input_width describe; the others
@@ -146,7 +149,8 @@ typedef struct tfx_input_desc {
   int32_t kind;     /* enum tfx_input_kind */
   int32_t width;    /* values per row */
   int32_t vocab;    /* ids must be in [0, vocab) (read by an embedding); 0: not ids, any value */
-  int32_t rows;     /* TFX_INPUT_ROWS_T: one row per token of the call (the only rule so far) */
+  int32_t rows;     /* TFX_INPUT_ROWS_T: one row per token of the call; N > 0: a source, 1..N rows given per
+                       call (the runtime pads it to N rows with zeros; every source has the same N) */
 } tfx_input_desc;
 #define TFX_INPUT_ROWS_T 0
 #define TFX_MAX_MODEL_INPUTS 8

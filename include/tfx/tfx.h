@@ -138,7 +138,7 @@ typedef struct tfx_input_info {
   int32_t kind;     /* enum tfx_input_kind */
   int32_t width;    /* values per row */
   int32_t vocab;    /* ids must be in [0, vocab); 0: not checked */
-  int32_t rows;     /* TFX_INPUT_ROWS_T: one row per token of the call */
+  int32_t rows;     /* TFX_INPUT_ROWS_T: one row per token of the call; N > 0: a source of 1..N rows (tfx_input.rows) */
 } tfx_input_info;
 int tfx_model_input(const tfx_model *model, int32_t i, tfx_input_info *info);
 /* The CPU features the model's code needs as LLVM names separated by
@@ -170,10 +170,18 @@ int tfx_forward(tfx_session *s, const int32_t *tokens, int32_t n, float *logits)
  * vocabulary (with the input's name); TFX_ERR_INVALID_ARGUMENT a NULL
  * pointer. tfx_forward and tfx_forward_f32 on such a model are
  * TFX_ERR_WRONG_INPUT naming the inputs they cannot pass. Works for a model
- * of one input too. */
+ * of one input too.
+ * A source (tfx_input_info.rows = N > 0: `src : i32[N]` in the forward, the
+ * source sentence of an encoder-decoder) has its own rows: rows = S, 1..N,
+ * the same S for every source of the call, given in full with every call
+ * (decode and chunked calls too: the encoder is recomputed); the runtime
+ * pads it to N rows and hides the rows past S from attention. A source
+ * with rows 0, or more than N, is TFX_ERR_INVALID_ARGUMENT. A model with a
+ * source needs a session of tfx_session_create (not a static one). */
 typedef struct tfx_input {
   const char *name; /* the forward's name of the input ("token_type_ids"), or NULL: by position */
-  const void *data; /* [n, width] int32 or float values */
+  const void *data; /* [n, width] int32 or float values ([rows] for a source) */
+  int32_t rows;     /* a source's rows S (1..N); 0 for the other inputs (n, the call's rows) */
 } tfx_input;
 int tfx_forward_inputs(tfx_session *s, const tfx_input *inputs, int32_t n_inputs, int32_t n, float *out, int last_only);
 /* For models whose input is f32[T, D]: x is [n, input_width], out [n, output_width]. */

@@ -87,7 +87,7 @@ class _InputInfo(ctypes.Structure):
 class _Input(ctypes.Structure):
     """tfx_input (tfx.h): one input of tfx_forward_inputs."""
 
-    _fields_ = [("name", ctypes.c_char_p), ("data", _p)]
+    _fields_ = [("name", ctypes.c_char_p), ("data", _p), ("rows", _i32)]
 
 
 class _SamplerStruct(ctypes.Structure):
@@ -172,12 +172,13 @@ class Model:
 
     @property
     def inputs(self):
-        """The forward's inputs: [{"name", "kind", "width", "vocab"}] (one for most models)."""
+        """The forward's inputs: [{"name", "kind", "width", "vocab", "rows"}] (one for most models;
+        rows > 0: a source of up to rows rows given per call)."""
         res = []
         for i in range(max(getattr(self.info, "n_inputs", 1), 1)):
             ii = _InputInfo()
             _check(self._lib, self._lib.tfx_model_input(self._handle, i, ctypes.byref(ii)))
-            res.append({"name": ii.name.decode(), "kind": ii.kind, "width": ii.width, "vocab": ii.vocab})
+            res.append({"name": ii.name.decode(), "kind": ii.kind, "width": ii.width, "vocab": ii.vocab, "rows": ii.rows})
         return res
 
     @property
@@ -279,8 +280,10 @@ class Session:
 
     def forward_inputs(self, inputs, last_only=False):
         """For a model of several inputs (Model.inputs): inputs maps each
-        input's name to its n values (int32 ids or a mask, or float rows);
-        returns every row's outputs [n, output_width], or the last row's."""
+        input's name to its n values (int32 ids or a mask, or float rows;
+        a source, rows > 0 in Model.inputs, its own 1..rows values, given
+        again with every call); returns every row's outputs [n,
+        output_width], or the last row's."""
         if not hasattr(self._lib, "tfx_forward_inputs"):
             raise Error(-5, "this model's runtime has no tfx_forward_inputs (compiled by an older tfxc)")
         kinds = {i["name"]: i for i in self.model.inputs}
@@ -292,11 +295,13 @@ class Session:
             if info is not None and info["width"] > 1:
                 a = a.reshape(-1, info["width"])
             arrays.append(a)
-            entries.append(_Input(name.encode(), a.ctypes.data))
+            src = info is not None and info.get("rows", 0) > 0
+            entries.append(_Input(name.encode(), a.ctypes.data, a.shape[0] if src else 0))
         if not arrays:
             raise Error(-1, "forward_inputs needs the model's inputs")
-        n = arrays[0].shape[0]
-        for name, a in zip(inputs, arrays):
+        rowed = [(nm, a) for nm, a, e in zip(inputs, arrays, entries) if e.rows == 0]
+        n = rowed[0][1].shape[0] if rowed else arrays[0].shape[0]
+        for name, a in rowed:
             if a.shape[0] != n:
                 raise Error(-1, "input '%s' has %d rows, the first input %d" % (name, a.shape[0], n))
         w = self.model.info.output_width

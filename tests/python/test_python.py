@@ -62,7 +62,7 @@ class TestModel(unittest.TestCase):
             self.assertEqual(i.has_kv_cache, 1)
             self.assertEqual(i.abi_version, 6)
             self.assertEqual(i.n_inputs, 1)
-            self.assertEqual(m.inputs, [{"name": "input", "kind": tfx.INPUT_TOKENS, "width": 1, "vocab": 512}])
+            self.assertEqual(m.inputs, [{"name": "input", "kind": tfx.INPUT_TOKENS, "width": 1, "vocab": 512, "rows": 0}])
             # the sizes tfxc verify and --emit-header state
             out = tfxc("verify", SO)
             self.assertIn("%d weight bytes" % i.weights_bytes, out)
@@ -145,6 +145,40 @@ class TestModel(unittest.TestCase):
                 s.forward_inputs({"tokens": ids, "types": [0, 0, 3, 0, 0]})
             self.assertEqual(e.exception.code, -6)
             self.assertIn("input 'types': id 3", str(e.exception))
+
+    def test_source_input(self):
+        """A .so with a source of its own rows (src : i32[6]): its rows from
+        the array's length; prefill = decode row by row; a shorter source
+        gives other logits; the same source as a source of 6 rows."""
+        src = os.path.join(TMP, "src.tfx")
+        with open(src, "w") as f:
+            f.write("model srcm\nconst dim = 16, vocab = 20, max_seq = 16, nsrc = 6\n"
+                    "param emb : f32[vocab, dim]\nparam w : f32[dim, dim]\nparam head : f32[vocab, dim]\n"
+                    "forward(tokens : i32[T], src : i32[nsrc]) -> f32[T, vocab] {\n"
+                    "  e = embedding(emb, src)\n"
+                    "  e = e + attention(e, w, w, w, w, heads = 2, mask = none)\n"
+                    "  x = embedding(emb, tokens)\n"
+                    "  x = x + attention(x, w, w, w, w, heads = 2, mask = causal)\n"
+                    "  x = x + attention(x, w, w, w, w, heads = 2, memory = e, mask = none)\n"
+                    "  return linear(x, head)\n}\n")
+        so = os.path.join(TMP, "src.so")
+        tfxc(src, "--weights", "random:4", "-o", so)
+        ids, sent = [3, 7, 1, 19, 4], [5, 6, 7]
+        with tfx.Model(so, verify=True) as m, m.session() as s:
+            self.assertEqual(m.info.n_inputs, 2)
+            self.assertEqual(m.inputs[1]["rows"], 6)
+            full = s.forward_inputs({"src": sent, "tokens": ids})
+            self.assertEqual(full.shape, (5, 20))
+            s.reset()
+            rows = [s.forward_inputs({"tokens": [t], "src": sent}) for t in ids]
+            np.testing.assert_allclose(np.concatenate(rows), full, atol=1e-5)
+            s.reset()
+            other = s.forward_inputs({"src": sent[:2], "tokens": ids})
+            self.assertGreater(np.abs(other - full).max(), 1e-3)
+            s.reset()
+            with self.assertRaises(tfx.Error) as e:
+                s.forward_inputs({"tokens": ids, "src": list(range(7))})
+            self.assertIn("source of 1 to 6 rows", str(e.exception))
 
     def test_tokenizer_round_trip(self):
         tokbin = os.path.join(MODELS_DIR, "llama2c-tokenizer.bin")

@@ -1,0 +1,320 @@
+/* tests/test_encdec.c — a source input of its own rows (issue #14): an
+ * encoder-decoder whose source sentence is a forward input `src : i32[N]`
+ * given per call with 1..N rows (tfx_input.rows), padded to N by the caller
+ * (the runtime, the interpreter) and hidden from attention past the call's
+ * rows by the graph's row mask.
+ *
+ * The oracle: the same program compiled with N = S (no padding at all), run
+ * by the reference interpreter; against it, the padded program's
+ * interpreter and its JIT code at -O0 and -O3 for prefill (every row),
+ * token-by-token decode (the source again with every call, the encoder
+ * recomputed), chunked calls and the last row, for two source lengths; a
+ * padded source with its own key mask (`key_mask = src_mask`); the
+ * descriptor's input table, the header, and every error (frontend with
+ * locations, runtime). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../driver/compile.h"
+#include "../include/tfx/tfx.h"
+#include "support/testutil.h"
+
+#define TOL 1e-4
+enum { V = 24, T = 7, NMAX = 9 };
+
+/* A T5-style encoder-decoder (relative bias, no scaling, RMSNorm, ReLU FFN,
+ * cross-attention); %d: the source's rows; %s: the source mask's input and
+ * key_mask arguments (or ""). */
+static const char fmt[] =
+    "model ed\n"
+    "const dim = 16, heads = 2, ff = 32, vocab = 24, max_seq = 16, nsrc = %d\n"
+    "weights \"random:7\"\n"
+    "param shared : f32[vocab, dim]\n"
+    "param erel : f32[8, heads]\n"
+    "param drel : f32[8, heads]\n"
+    "param eq : f32[dim, dim]\n"
+    "param ek : f32[dim, dim]\n"
+    "param ev : f32[dim, dim]\n"
+    "param eo : f32[dim, dim]\n"
+    "param en : f32[dim]\n"
+    "param wi : f32[ff, dim]\n"
+    "param wo : f32[dim, ff]\n"
+    "param sq : f32[dim, dim]\n"
+    "param sk : f32[dim, dim]\n"
+    "param sv : f32[dim, dim]\n"
+    "param so : f32[dim, dim]\n"
+    "param cq : f32[dim, dim]\n"
+    "param ck : f32[dim, dim]\n"
+    "param cv : f32[dim, dim]\n"
+    "param co : f32[dim, dim]\n"
+    "param dn : f32[dim]\n"
+    "forward(tokens : i32[T], src : i32[nsrc]%s) -> f32[T, vocab] {\n"
+    "  e = embedding(shared, src)\n"
+    "  e = e + attention(rmsnorm(e, en), eq, ek, ev, eo, heads = heads, mask = none, scale = none%s,\n"
+    "                    position = t5(erel, buckets = 8, max_distance = 12, bidirectional = true))\n"
+    "  e = rmsnorm(e + linear(relu(linear(rmsnorm(e, en), wi)), wo), en)\n"
+    "  x = embedding(shared, tokens)\n"
+    "  x = x + attention(rmsnorm(x, dn), sq, sk, sv, so, heads = heads, mask = causal, scale = none,\n"
+    "                    position = t5(drel, buckets = 8, max_distance = 12, bidirectional = false))\n"
+    "  x = x + attention(rmsnorm(x, dn), cq, ck, cv, co, heads = heads, memory = e, mask = none%s)\n"
+    "  return linear(rmsnorm(x, dn), shared)\n"
+    "}\n";
+
+static void build(int nsrc, int with_mask, int opt, tfx_build *b) {
+  char src[4096];
+  const char *km = with_mask ? ", key_mask = src_mask" : "";
+  snprintf(src, sizeof src, fmt, nsrc, with_mask ? ", src_mask : i32[nsrc]" : "", km, km);
+  tfx_build_options o = {.opt_level = opt};
+  memset(b, 0, sizeof *b);
+  if (tfx_build_source("ed.tfx", src, &o, b)) fail_msg("ed.tfx (nsrc %d) does not build at -O%d", nsrc, opt);
+}
+
+static void compare(const char *what, const float *got, const float *want, size_t n) {
+  double scale = 1;
+  for (size_t i = 0; i < n; i++) scale = fabs(want[i]) > scale ? fabs(want[i]) : scale;
+  double d = tfx_test_max_abs_diff(got, want, n);
+  print_message("  %-36s max |diff| %.3g (scale %.3g)\n", what, d, scale);
+  if (!(d <= TOL * scale)) fail_msg("%s: max |diff| %g > %g", what, d, TOL * scale);
+}
+
+/* The oracle: the program with nsrc = S, interpreted (no padding, no row mask). */
+static void oracle(const int32_t *ids, const int32_t *src, const int32_t *smask, int S, float *out) {
+  tfx_build b;
+  char err[512];
+  build(S, smask != NULL, 0, &b);
+  assert_int_equal(b.graph->rows_mask, smask ? 3 : 2);
+  tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+  const void *in[3] = {ids, src, smask};
+  if (tfx_interp_forward_inputs(it, in, smask ? 3 : 2, T, out, err, sizeof err)) fail_msg("oracle: %s", err);
+  tfx_interp_free(it);
+  tfx_build_free(&b);
+}
+
+static void run_case(int with_mask) {
+  int32_t ids[T], src[NMAX], smask[NMAX];
+  for (int t = 0; t < T; t++) ids[t] = (t * 5 + 2) % V;
+  for (int j = 0; j < NMAX; j++) src[j] = (j * 7 + 1) % V, smask[j] = j != 2; /* a padding token in the middle */
+  static const int lens[2] = {5, NMAX};
+  float ref[2][T * V], got[T * V];
+  char err[512], what[80];
+  for (int c = 0; c < 2; c++) oracle(ids, src, with_mask ? smask : NULL, lens[c], ref[c]);
+  /* the source's length shows in every row: the padding must be hidden */
+  assert_true(tfx_test_max_abs_diff(ref[0], ref[1], T * V) > 1e-2);
+  for (int opt = 0; opt <= 3; opt += 3) {
+    tfx_build b;
+    build(NMAX, with_mask, opt, &b);
+    tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+    for (int c = 0; c < 2; c++) {
+      const void *in[3] = {ids, src, smask};
+      int64_t rows[3] = {0, lens[c], lens[c]};
+      if (tfx_interp_forward_rows(it, in, rows, with_mask ? 3 : 2, T, got, err, sizeof err)) fail_msg("%s", err);
+      tfx_interp_reset(it);
+      snprintf(what, sizeof what, "%sinterp -O%d S=%d", with_mask ? "mask " : "", opt, lens[c]);
+      compare(what, got, ref[c], T * V);
+    }
+    tfx_interp_free(it);
+    tfx_model *m = NULL;
+    if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("-O%d: %s", opt, err);
+    tfx_session *s = NULL;
+    assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
+    int ni = with_mask ? 3 : 2;
+    for (int c = 0; c < 2; c++) {
+      int S = lens[c];
+      tfx_input all[3] = {{"tokens", ids, 0}, {"src", src, S}, {"src_mask", smask, S}};
+      assert_int_equal(tfx_forward_inputs(s, all, ni, T, got, 0), TFX_OK);
+      snprintf(what, sizeof what, "%sJIT -O%d S=%d prefill", with_mask ? "mask " : "", opt, S);
+      compare(what, got, ref[c], T * V);
+      tfx_session_reset(s);
+      for (int t = 0; t < T; t++) {
+        tfx_input one[3] = {{"src", src, S}, {"tokens", ids + t, 0}, {"src_mask", smask, S}};
+        if (tfx_forward_inputs(s, one, ni, 1, got + t * V, 0)) fail_msg("%s", tfx_session_last_error(s));
+      }
+      snprintf(what, sizeof what, "%sJIT -O%d S=%d decode", with_mask ? "mask " : "", opt, S);
+      compare(what, got, ref[c], T * V);
+      tfx_session_reset(s);
+      tfx_input c1[3] = {{"tokens", ids, 0}, {"src", src, S}, {"src_mask", smask, S}};
+      tfx_input c2[3] = {{"tokens", ids + 3, 0}, {"src", src, S}, {"src_mask", smask, S}};
+      assert_int_equal(tfx_forward_inputs(s, c1, ni, 3, got, 0), TFX_OK);
+      assert_int_equal(tfx_forward_inputs(s, c2, ni, T - 3, got + 3 * V, 0), TFX_OK);
+      snprintf(what, sizeof what, "%sJIT -O%d S=%d chunks", with_mask ? "mask " : "", opt, S);
+      compare(what, got, ref[c], T * V);
+      tfx_session_reset(s);
+      float last[V];
+      assert_int_equal(tfx_forward_inputs(s, all, ni, T, last, 1), TFX_OK);
+      compare("  last row", last, ref[c] + (T - 1) * V, V);
+      tfx_session_reset(s);
+    }
+    tfx_session_free(s);
+    tfx_model_close(m);
+    tfx_build_free(&b);
+  }
+}
+
+static void test_source_rows(void **state) {
+  (void)state;
+  run_case(0);
+}
+
+static void test_source_key_mask(void **state) {
+  (void)state;
+  run_case(1);
+}
+
+/* ---- the descriptor, the header, the runtime's errors ---- */
+
+static void test_descriptor_and_errors(void **state) {
+  (void)state;
+  tfx_build b;
+  char err[512];
+  build(NMAX, 0, 3, &b);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  assert_int_equal(tfx_write_header(b.graph, "ed.tfx", f), 0);
+  fclose(f);
+  assert_non_null(strstr(text, "#define ED_N_INPUTS 3"));
+  assert_non_null(strstr(text, "#define ED_INPUT_SRC_INDEX 1"));
+  assert_non_null(strstr(text, "#define ED_INPUT_SRC_ROWS 9"));
+  assert_non_null(strstr(text, "#define ED_INPUT_TOKENS_ROWS 0"));
+  assert_non_null(strstr(text, "#define ED_ROWS_MASK_INDEX 2"));
+  assert_non_null(strstr(text, "#define ED_SOURCE_ROWS 9"));
+  free(text);
+  tfx_model *m = NULL;
+  if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("%s", err);
+  const tfx_model_desc *d = tfx_model_descriptor(m);
+  assert_int_equal(d->n_inputs, 3);
+  assert_int_equal(d->inputs[1].rows, NMAX);
+  assert_int_equal(d->inputs[1].vocab, V);
+  assert_int_equal(d->inputs[2].kind, TFX_INPUT_ROWS_MASK);
+  assert_int_equal(d->inputs[2].rows, NMAX);
+  struct tfx_model_info info = {.struct_size = sizeof info};
+  assert_int_equal(tfx_model_info(m, &info), TFX_OK);
+  assert_int_equal(info.n_inputs, 2); /* the row mask is the runtime's */
+  tfx_input_info ii;
+  assert_int_equal(tfx_model_input(m, 1, &ii), TFX_OK);
+  assert_string_equal(ii.name, "src");
+  assert_int_equal(ii.rows, NMAX);
+  assert_int_equal(tfx_model_input(m, 2, &ii), TFX_ERR_INVALID_ARGUMENT);
+
+  /* copies of the descriptor, each input table broken once */
+  tfx_model_desc c = *d;
+  tfx_input_desc tab[3];
+  memcpy(tab, d->inputs, sizeof tab);
+  c.inputs = tab;
+  c.desc_checksum = 0;
+  c.variant_next = NULL;
+  tfx_model *m2 = NULL;
+  assert_int_equal(tfx_model_from_descriptor(&c, d->weights, NULL, NULL, &m2), TFX_OK); /* the copy as it is */
+  tfx_model_close(m2);
+  for (int k = 0; k < 4; k++) {
+    tfx_input_desc t2[3];
+    memcpy(t2, tab, sizeof t2);
+    tfx_model_desc b2 = c;
+    b2.inputs = t2;
+    if (k == 0) t2[1].rows = NMAX - 1;            /* a source of other rows than the mask's */
+    if (k == 1) t2[1].rows = 0;                   /* a row mask without a source */
+    if (k == 2) t2[1].kind = TFX_INPUT_ROWS_MASK; /* the mask not last */
+    if (k == 3) t2[2].vocab = 5;                  /* a mask with ids */
+    m2 = NULL;
+    int rc = tfx_model_from_descriptor(&b2, d->weights, NULL, NULL, &m2);
+    if (rc != TFX_ERR_NOT_A_MODEL) fail_msg("broken input table %d: rc %d, expected TFX_ERR_NOT_A_MODEL", k, rc);
+    assert_null(m2);
+  }
+
+  tfx_session *s = NULL;
+  assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
+  int32_t ids[T] = {1, 2, 3, 4, 5, 6, 7}, src[NMAX + 1] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  float out[T * V];
+  struct {
+    int32_t rows, code;
+    const char *msg;
+  } bad[] = {
+      {0, TFX_ERR_INVALID_ARGUMENT,
+       "input 'src' is a source of 1 to 9 rows given per call (tfx_input.rows), got rows = 0"},
+      {NMAX + 1, TFX_ERR_INVALID_ARGUMENT, "got rows = 10"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    tfx_input in[2] = {{"tokens", ids, 0}, {"src", src, bad[i].rows}};
+    assert_int_equal(tfx_forward_inputs(s, in, 2, T, out, 0), bad[i].code);
+    if (!strstr(tfx_session_last_error(s), bad[i].msg)) fail_msg("got '%s'", tfx_session_last_error(s));
+  }
+  tfx_input wrong_t[2] = {{"tokens", ids, 3}, {"src", src, 4}};
+  assert_int_equal(tfx_forward_inputs(s, wrong_t, 2, T, out, 0), TFX_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(tfx_session_last_error(s), "input 'tokens' has the call's rows (n = 7), not 3"));
+  src[2] = V; /* outside the vocabulary, inside the source's rows */
+  tfx_input range[2] = {{"tokens", ids, 0}, {"src", src, 4}};
+  assert_int_equal(tfx_forward_inputs(s, range, 2, T, out, 0), TFX_ERR_TOKEN_RANGE);
+  assert_non_null(strstr(tfx_session_last_error(s), "input 'src': id 24 (at index 2)"));
+  tfx_input fine[2] = {{"tokens", ids, 0}, {"src", src, 2}}; /* the bad id is past the call's rows */
+  assert_int_equal(tfx_forward_inputs(s, fine, 2, T, out, 0), TFX_OK);
+  tfx_input three[3] = {{"tokens", ids, 0}, {"src", src, 2}, {"#rows", src, 2}};
+  assert_int_equal(tfx_forward_inputs(s, three, 3, T, out, 0), TFX_ERR_WRONG_INPUT);
+  assert_int_equal(tfx_forward(s, ids, 1, out), TFX_ERR_WRONG_INPUT);
+  assert_non_null(
+      strstr(tfx_session_last_error(s), "takes 2 inputs and tfx_forward passes only 'tokens' (missing 'src')"));
+  tfx_session_free(s);
+  tfx_model_close(m);
+  tfx_build_free(&b);
+
+  /* the interpreter's */
+  build(NMAX, 0, 0, &b);
+  tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+  const void *in[2] = {ids, src};
+  int64_t rows[2] = {0, NMAX + 1};
+  assert_int_not_equal(tfx_interp_forward_rows(it, in, rows, 2, T, out, err, sizeof err), 0);
+  assert_non_null(strstr(err, "source 'src' has 10 rows (1 to 9)"));
+  tfx_interp_free(it);
+  tfx_build_free(&b);
+}
+
+static void expect_error(const char *src, const char *where, const char *msg) {
+  char *err = NULL;
+  int rc = tfx_test_compile_text(src, &err);
+  if (rc == 0 || !err || !strstr(err, where) || !strstr(err, msg))
+    fail_msg("expected '%s' at %s, got (rc %d):\n%s", msg, where, rc, err ? err : "");
+  free(err);
+}
+
+#define HDR                                                                                                            \
+  "model m\n"                                                                                                          \
+  "const dim = 8, max_seq = 16\n"                                                                                      \
+  "param emb : f32[10, dim]\n"                                                                                         \
+  "param w : f32[dim, dim]\n"
+
+static void test_frontend_errors(void **state) {
+  (void)state;
+  expect_error(HDR "forward(t : i32[T], a : i32[6], b : f32[5]) -> f32[T, dim] { return embedding(emb, t) }\n",
+               ":5:37:", "forward input 'b' is a source of 5 rows and an earlier one has 6");
+  expect_error(HDR "forward(t : i32[T], a : i32[6, 2]) -> f32[T, dim] { return embedding(emb, t) }\n",
+               ":5:25:", "or a source i32[N] / f32[N] of up to N rows per call, got i32[6, 2]");
+  expect_error(HDR "forward(a : i32[T], b : i32[T], c : i32[T], d : i32[T], e : i32[T], f : i32[T], g : i32[T], "
+                   "h : i32[5]) -> f32[T, dim] { return embedding(emb, a) }\n",
+               ":5:1:", "forward takes at most 7 inputs with a source (its row mask is one more), got 8");
+  /* a causal attention over a source's keys */
+  expect_error(HDR
+               "forward(t : i32[T], s : i32[6]) -> f32[T, dim] {\n"
+               "  e = embedding(emb, s)\n"
+               "  e = attention(e, w, w, w, w, heads = 2, mask = causal)\n"
+               "  return embedding(emb, t) + attention(embedding(emb, t), w, w, w, w, heads = 2, memory = e, mask = "
+               "none)\n"
+               "}\n",
+               ":7:7:", "attention: the keys come from a source input (its rows are given per call): use mask = none");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_source_rows),
+      cmocka_unit_test(test_source_key_mask),
+      cmocka_unit_test(test_descriptor_and_errors),
+      cmocka_unit_test(test_frontend_errors),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
