@@ -25,6 +25,7 @@
 
 #include "../driver/compile.h"
 #include "../include/tfx/tfx.h"
+#include "support/frontend_capture.h"
 #include "support/testutil.h"
 
 #define TOL 1e-4
@@ -275,14 +276,6 @@ static void test_descriptor_and_errors(void **state) {
   tfx_build_free(&b);
 }
 
-static void expect_error(const char *src, const char *where, const char *msg) {
-  char *err = NULL;
-  int rc = tfx_test_compile_text(src, &err);
-  if (rc == 0 || !err || !strstr(err, where) || !strstr(err, msg))
-    fail_msg("expected '%s' at %s, got (rc %d):\n%s", msg, where, rc, err ? err : "");
-  free(err);
-}
-
 #define HDR                                                                                                            \
   "model m\n"                                                                                                          \
   "const dim = 8, max_seq = 16\n"                                                                                      \
@@ -291,22 +284,24 @@ static void expect_error(const char *src, const char *where, const char *msg) {
 
 static void test_frontend_errors(void **state) {
   (void)state;
-  expect_error(HDR "forward(t : i32[T], a : i32[6], b : f32[5]) -> f32[T, dim] { return embedding(emb, t) }\n",
-               ":5:37:", "forward input 'b' is a source of 5 rows and an earlier one has 6");
-  expect_error(HDR "forward(t : i32[T], a : i32[6, 2]) -> f32[T, dim] { return embedding(emb, t) }\n",
-               ":5:25:", "or a source i32[N] / f32[N] of up to N rows per call, got i32[6, 2]");
-  expect_error(HDR "forward(a : i32[T], b : i32[T], c : i32[T], d : i32[T], e : i32[T], f : i32[T], g : i32[T], "
-                   "h : i32[5]) -> f32[T, dim] { return embedding(emb, a) }\n",
-               ":5:1:", "forward takes at most 7 inputs with a source (its row mask is one more), got 8");
+  tfx_test_expect_compile_error(
+      HDR "forward(t : i32[T], a : i32[6], b : f32[5]) -> f32[T, dim] { return embedding(emb, t) }\n",
+      ":5:37:", "forward input 'b' is a source of 5 rows and an earlier one has 6");
+  tfx_test_expect_compile_error(HDR "forward(t : i32[T], a : i32[6, 2]) -> f32[T, dim] { return embedding(emb, t) }\n",
+                                ":5:25:", "or a source i32[N] / f32[N] of up to N rows per call, got i32[6, 2]");
+  tfx_test_expect_compile_error(
+      HDR "forward(a : i32[T], b : i32[T], c : i32[T], d : i32[T], e : i32[T], f : i32[T], g : i32[T], "
+          "h : i32[5]) -> f32[T, dim] { return embedding(emb, a) }\n",
+      ":5:1:", "forward takes at most 7 inputs with a source (its row mask is one more), got 8");
   /* a causal attention over a source's keys */
-  expect_error(HDR
-               "forward(t : i32[T], s : i32[6]) -> f32[T, dim] {\n"
-               "  e = embedding(emb, s)\n"
-               "  e = attention(e, w, w, w, w, heads = 2, mask = causal)\n"
-               "  return embedding(emb, t) + attention(embedding(emb, t), w, w, w, w, heads = 2, memory = e, mask = "
-               "none)\n"
-               "}\n",
-               ":7:7:", "attention: the keys come from a source input (its rows are given per call): use mask = none");
+  tfx_test_expect_compile_error(
+      HDR "forward(t : i32[T], s : i32[6]) -> f32[T, dim] {\n"
+          "  e = embedding(emb, s)\n"
+          "  e = attention(e, w, w, w, w, heads = 2, mask = causal)\n"
+          "  return embedding(emb, t) + attention(embedding(emb, t), w, w, w, w, heads = 2, memory = e, mask = "
+          "none)\n"
+          "}\n",
+      ":7:7:", "attention: the keys come from a source input (its rows are given per call): use mask = none");
 }
 
 int main(void) {

@@ -34,29 +34,13 @@ static char *workdir;
 
 static int setup(void **state) {
   (void)state;
-  workdir = tfx_test_tmpdir();
-  if (!workdir) return -1;
-  char script[1024];
-  snprintf(script, sizeof script, "%s/tests/hf/encdec.py", TFX_SOURCE_DIR);
-  char *argv[4 + N_FAMILIES] = {TFX_HF_PYTHON, script, workdir};
-  for (int i = 0; i < N_FAMILIES; i++) argv[3 + i] = (char *)families[i];
-  argv[3 + N_FAMILIES] = NULL;
-  return tfx_test_run_oracle(argv, "scripts/hfenv.sh");
+  workdir = tfx_test_hf_families(TFX_HF_PYTHON, "encdec.py", families, N_FAMILIES);
+  return workdir ? 0 : -1;
 }
 
 static int teardown(void **state) {
   (void)state;
-  if (getenv("TFX_TORCH_KEEP")) {
-    fprintf(stderr, "kept %s\n", workdir);
-  } else {
-    for (int i = 0; i < N_FAMILIES; i++) {
-      char d[1024];
-      snprintf(d, sizeof d, "%s/%s", workdir, families[i]);
-      tfx_test_rmdir(d);
-    }
-    tfx_test_rmdir(workdir);
-  }
-  free(workdir);
+  tfx_test_hf_families_free(workdir, families, N_FAMILIES);
   return 0;
 }
 

@@ -25,6 +25,7 @@
 #include "../driver/compile.h"
 #include "../include/tfx/tfx.h"
 #include "../passes/passes.h"
+#include "support/frontend_capture.h"
 #include "support/testutil.h"
 
 #define TOL 1e-4
@@ -366,43 +367,37 @@ static void test_packed_vs_transformers(void **state) {
   "param emb : f32[10, dim]\n"                                                                                         \
   "param w : f32[dim, dim]\n"
 
-static void expect_error(const char *src, const char *where, const char *msg) {
-  char *err = NULL;
-  int rc = tfx_test_compile_text(src, &err);
-  if (rc == 0 || !err || !strstr(err, where) || !strstr(err, msg))
-    fail_msg("expected '%s' at %s, got (rc %d):\n%s", msg, where, rc, err ? err : "");
-  free(err);
-}
-
 static void test_errors(void **state) {
   (void)state;
   /* an extra input of two dimensions */
-  expect_error(HDR "forward(t : i32[T], x : f32[T, dim]) -> f32[T, dim] { return embedding(emb, t) }\n", ":5:25:",
-               "forward input 'x' must be i32[T] (per-row ids, a key mask) or f32[T] (a key mask), or a source i32[N] "
-               "/ f32[N] of up to N rows per call, got f32[T, 8]");
+  tfx_test_expect_compile_error(
+      HDR "forward(t : i32[T], x : f32[T, dim]) -> f32[T, dim] { return embedding(emb, t) }\n", ":5:25:",
+      "forward input 'x' must be i32[T] (per-row ids, a key mask) or f32[T] (a key mask), or a source i32[N] "
+      "/ f32[N] of up to N rows per call, got f32[T, 8]");
   /* nine inputs */
-  expect_error(HDR "forward(a : i32[T], b : i32[T], c : i32[T], d : i32[T], e : i32[T], f : i32[T], g : i32[T], "
-                   "h : i32[T], i : i32[T]) -> f32[T, dim] { return embedding(emb, a) }\n",
-               ":5:105:", "forward takes at most 8 inputs, got 9");
+  tfx_test_expect_compile_error(
+      HDR "forward(a : i32[T], b : i32[T], c : i32[T], d : i32[T], e : i32[T], f : i32[T], g : i32[T], "
+          "h : i32[T], i : i32[T]) -> f32[T, dim] { return embedding(emb, a) }\n",
+      ":5:105:", "forward takes at most 8 inputs, got 9");
   /* a key mask on a causal attention */
-  expect_error(HDR "forward(t : i32[T], m : i32[T]) -> f32[T, dim] {\n"
-                   "  x = embedding(emb, t)\n"
-                   "  return attention(x, w, w, w, w, heads = 2, mask = causal, key_mask = m)\n}\n",
-               ":7:72:", "attention: key_mask needs mask = none");
+  tfx_test_expect_compile_error(HDR "forward(t : i32[T], m : i32[T]) -> f32[T, dim] {\n"
+                                    "  x = embedding(emb, t)\n"
+                                    "  return attention(x, w, w, w, w, heads = 2, mask = causal, key_mask = m)\n}\n",
+                                ":7:72:", "attention: key_mask needs mask = none");
   /* a key mask whose length is not the keys' */
-  expect_error(HDR "param km : f32[3]\n"
-                   "forward(t : i32[T]) -> f32[T, dim] {\n"
-                   "  x = embedding(emb, t)\n"
-                   "  return attention(x, w, w, w, w, heads = 2, mask = none, key_mask = km)\n}\n",
-               ":8:70:", "attention: key_mask is f32[3], expected f32[T] or i32[T]");
-  expect_error(HDR "forward(t : i32[T], m : i32[T]) -> f32[T, dim] {\n"
-                   "  x = embedding(emb, t)\n"
-                   "  return attend(x, x, x, heads = 2, mask = causal, key_mask = m)\n}\n",
-               ":7:63:", "attend: key_mask needs mask = none");
+  tfx_test_expect_compile_error(HDR "param km : f32[3]\n"
+                                    "forward(t : i32[T]) -> f32[T, dim] {\n"
+                                    "  x = embedding(emb, t)\n"
+                                    "  return attention(x, w, w, w, w, heads = 2, mask = none, key_mask = km)\n}\n",
+                                ":8:70:", "attention: key_mask is f32[3], expected f32[T] or i32[T]");
+  tfx_test_expect_compile_error(HDR "forward(t : i32[T], m : i32[T]) -> f32[T, dim] {\n"
+                                    "  x = embedding(emb, t)\n"
+                                    "  return attend(x, x, x, heads = 2, mask = causal, key_mask = m)\n}\n",
+                                ":7:63:", "attend: key_mask needs mask = none");
   /* an extra input used where a tensor of rows is expected */
-  expect_error(HDR "forward(t : i32[T], m : f32[T]) -> f32[T, dim] {\n"
-                   "  return embedding(emb, t) + m\n}\n",
-               ":6:", "add: shapes");
+  tfx_test_expect_compile_error(HDR "forward(t : i32[T], m : f32[T]) -> f32[T, dim] {\n"
+                                    "  return embedding(emb, t) + m\n}\n",
+                                ":6:", "add: shapes");
 }
 
 /* The verifier: an INPUT node outside the graph's input list, a bad extra

@@ -30,6 +30,7 @@
 #include "../driver/compile.h"
 #include "../include/tfx/tfx.h"
 #include "../passes/passes.h"
+#include "support/frontend_capture.h"
 #include "support/testutil.h"
 
 #define DIM 32
@@ -199,45 +200,37 @@ static void test_stats(void **state) {
   "param pos : f32[16, dim]\n"                                                                                         \
   "param w : f32[dim, dim]\n"
 
-static void expect_error(const char *src, const char *where, const char *msg) {
-  char *err = NULL;
-  int rc = tfx_test_compile_text(src, &err);
-  if (rc == 0 || !err || !strstr(err, where) || !strstr(err, msg))
-    fail_msg("expected '%s' at %s, got (rc %d):\n%s", msg, where, rc, err ? err : "");
-  free(err);
-}
-
 static void test_errors(void **state) {
   (void)state;
   /* segments on a causal attention: its keys stay in the KV cache across calls */
-  expect_error(HDR "forward(t : i32[T], s : i32[T]) -> f32[T, dim] {\n"
-                   "  x = embedding(emb, t)\n"
-                   "  return attention(x, w, w, w, w, heads = 2, mask = causal, segments = s)\n}\n",
-               ":8:72:", "attention: segments needs mask = none");
+  tfx_test_expect_compile_error(HDR "forward(t : i32[T], s : i32[T]) -> f32[T, dim] {\n"
+                                    "  x = embedding(emb, t)\n"
+                                    "  return attention(x, w, w, w, w, heads = 2, mask = causal, segments = s)\n}\n",
+                                ":8:72:", "attention: segments needs mask = none");
   /* segment ids of f32 */
-  expect_error(HDR "forward(t : i32[T], s : f32[T]) -> f32[T, dim] {\n"
-                   "  x = embedding(emb, t)\n"
-                   "  return attention(x, w, w, w, w, heads = 2, mask = none, segments = s)\n}\n",
-               ":8:70:", "attention: segments is f32[T], expected i32[T]");
+  tfx_test_expect_compile_error(HDR "forward(t : i32[T], s : f32[T]) -> f32[T, dim] {\n"
+                                    "  x = embedding(emb, t)\n"
+                                    "  return attention(x, w, w, w, w, heads = 2, mask = none, segments = s)\n}\n",
+                                ":8:70:", "attention: segments is f32[T], expected i32[T]");
   /* attend with segment ids of two dimensions */
-  expect_error(HDR "forward(t : i32[T]) -> f32[T, dim] {\n"
-                   "  x = embedding(emb, t)\n"
-                   "  return attend(x, x, x, heads = 2, mask = none, segments = x)\n}\n",
-               ":8:61:", "attend: segments is f32[T, 8], expected i32[T]");
+  tfx_test_expect_compile_error(HDR "forward(t : i32[T]) -> f32[T, dim] {\n"
+                                    "  x = embedding(emb, t)\n"
+                                    "  return attend(x, x, x, heads = 2, mask = none, segments = x)\n}\n",
+                                ":8:61:", "attend: segments is f32[T, 8], expected i32[T]");
   /* positions with f32 segment ids */
-  expect_error(HDR "forward(t : i32[T], s : f32[T]) -> f32[T, dim] {\n"
-                   "  return embedding(emb, t) + positions(pos, t, segments = s)\n}\n",
-               ":7:59:", "positions: segments is f32[T], expected i32[T]");
+  tfx_test_expect_compile_error(HDR "forward(t : i32[T], s : f32[T]) -> f32[T, dim] {\n"
+                                    "  return embedding(emb, t) + positions(pos, t, segments = s)\n}\n",
+                                ":7:59:", "positions: segments is f32[T], expected i32[T]");
   /* rope with segment ids of f32 */
-  expect_error(HDR "forward(t : i32[T], s : f32[T]) -> f32[T, dim] {\n"
-                   "  return rope(embedding(emb, t), heads = 2, segments = s)\n}\n",
-               ":7:", "rope: segments is f32[T], expected i32[T]");
+  tfx_test_expect_compile_error(HDR "forward(t : i32[T], s : f32[T]) -> f32[T, dim] {\n"
+                                    "  return rope(embedding(emb, t), heads = 2, segments = s)\n}\n",
+                                ":7:", "rope: segments is f32[T], expected i32[T]");
   /* attend to a memory of static rows */
-  expect_error(HDR "param mem : f32[4, dim]\n"
-                   "forward(t : i32[T], s : i32[T]) -> f32[T, dim] {\n"
-                   "  x = embedding(emb, t)\n"
-                   "  return attend(x, mem, mem, heads = 2, mask = none, segments = s)\n}\n",
-               ":9:", "attend: segments needs queries and keys of the call's T rows");
+  tfx_test_expect_compile_error(HDR "param mem : f32[4, dim]\n"
+                                    "forward(t : i32[T], s : i32[T]) -> f32[T, dim] {\n"
+                                    "  x = embedding(emb, t)\n"
+                                    "  return attend(x, mem, mem, heads = 2, mask = none, segments = s)\n}\n",
+                                ":9:", "attend: segments needs queries and keys of the call's T rows");
 }
 
 int main(void) {

@@ -1,6 +1,12 @@
 /* tests/support/frontend_capture.c — tfx_test_compile_capture: the frontend
- * with its diagnostics in a string (frontend_capture.h). */
+ * with its diagnostics in a string; tfx_test_expect_compile_error: tfxc's
+ * message for a bad source (frontend_capture.h). */
 #include "frontend_capture.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,4 +37,12 @@ char *tfx_test_compile_capture(const char *path, const char *src, const tfx_fron
     tfx_weights_free(&w);
   }
   return diag;
+}
+
+void tfx_test_expect_compile_error(const char *src, const char *where, const char *msg) {
+  char *err = NULL;
+  int rc = tfx_test_compile_text(src, &err);
+  if (rc == 0 || !err || !strstr(err, where) || !strstr(err, msg))
+    fail_msg("expected '%s' at %s, got (rc %d):\n%s", msg, where, rc, err ? err : "");
+  free(err);
 }

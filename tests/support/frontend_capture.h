@@ -14,4 +14,8 @@
 char *tfx_test_compile_capture(const char *path, const char *src, const tfx_frontend_options *o, int *errors,
                                tfx_graph **keep_g, tfx_weights *keep_w);
 
+/* Fails the test unless `tfxc --emit=ir` on src (tfx_test_compile_text)
+ * fails with a message containing both `where` (e.g. ":5:37:") and `msg`. */
+void tfx_test_expect_compile_error(const char *src, const char *where, const char *msg);
+
 #endif

@@ -173,3 +173,41 @@ int tfx_test_compile_text(const char *src, char **err) {
   free(out);
   return rc;
 }
+
+char *tfx_test_hf_families(const char *python, const char *script, const char *const *families, int n) {
+  char *workdir = tfx_test_tmpdir();
+  if (!workdir) return NULL;
+  char path[1024];
+  snprintf(path, sizeof path, "%s/tests/hf/%s", TFX_SOURCE_DIR, script);
+  char **argv = calloc((size_t)n + 4, sizeof *argv);
+  if (!argv) {
+    free(workdir);
+    return NULL;
+  }
+  argv[0] = (char *)python;
+  argv[1] = path;
+  argv[2] = workdir;
+  for (int i = 0; i < n; i++) argv[3 + i] = (char *)families[i];
+  int rc = tfx_test_run_oracle(argv, "scripts/hfenv.sh");
+  free(argv);
+  if (rc) {
+    tfx_test_hf_families_free(workdir, families, n);
+    return NULL;
+  }
+  return workdir;
+}
+
+void tfx_test_hf_families_free(char *workdir, const char *const *families, int n) {
+  if (!workdir) return;
+  if (getenv("TFX_TORCH_KEEP")) {
+    fprintf(stderr, "kept %s\n", workdir);
+  } else {
+    for (int i = 0; i < n; i++) {
+      char d[1024];
+      snprintf(d, sizeof d, "%s/%s", workdir, families[i]);
+      tfx_test_rmdir(d);
+    }
+    tfx_test_rmdir(workdir);
+  }
+  free(workdir);
+}

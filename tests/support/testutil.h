@@ -30,6 +30,12 @@ int tfx_test_run(char *const argv[], char **out, char **err);
  * scripts/NAME.sh makes): 0 when it exited 0; else -1, with its output and
  * the hint to run `setup` (e.g. "scripts/hfenv.sh") on stderr. */
 int tfx_test_run_oracle(char *const argv[], const char *setup);
+/* The transformers oracles of tests/hf/ (test_import_families,
+ * test_import_encdec): a fresh work directory (returned, malloc'd; NULL on
+ * failure) in which `python SOURCE/tests/hf/SCRIPT WORKDIR FAMILY...` wrote
+ * one folder per family; and its removal (kept with TFX_TORCH_KEEP set). */
+char *tfx_test_hf_families(const char *python, const char *script, const char *const *families, int n);
+void tfx_test_hf_families_free(char *workdir, const char *const *families, int n);
 /* Writes src to a temporary .tfx and runs `tfxc FILE --weights random
  * --emit=ir` on it: tfxc's exit status, its stderr in *err (malloc'd). */
 int tfx_test_compile_text(const char *src, char **err);
