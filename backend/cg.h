@@ -221,6 +221,15 @@ LLVMValueRef tfx_cg_smin(tfx_cg *cg, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef tfx_cg_fptr(tfx_cg *cg, LLVMValueRef base, LLVMValueRef idx);
 LLVMValueRef tfx_cg_fptrc(tfx_cg *cg, LLVMValueRef base, int64_t idx);
 LLVMValueRef tfx_cg_byteptr(tfx_cg *cg, LLVMValueRef base, int64_t bytes);
+/* A read prefetch (llvm.prefetch, into all cache levels) of the line at
+ * base + bytes; the address may lie past base's object (no inbounds GEP). */
+void tfx_cg_prefetch(tfx_cg *cg, LLVMValueRef base, int64_t bytes);
+/* How far ahead the int8 decode kernels (k_linear_q8.c) prefetch their
+ * weight rows: schedule { prefetch = N } bytes, none for `none`, and
+ * TFX_CG_INT8_PREFETCH under `auto` (the default). The f32 decode kernel
+ * prefetches only when N is given (k_microkernel.c). */
+#define TFX_CG_INT8_PREFETCH 4096
+int64_t tfx_cg_decode_prefetch(const tfx_cg *cg);
 LLVMValueRef tfx_cg_loadf(tfx_cg *cg, LLVMValueRef ptr);
 void tfx_cg_storef(tfx_cg *cg, LLVMValueRef v, LLVMValueRef ptr);
 /* A private constant global `name` (unnamed_addr) holding init, aligned to

@@ -14,6 +14,9 @@
 #define TFX_MAX_INPUTS 8     /* FUSED_LINEAR and MOE_UP take up to 7 */
 #define TFX_MAX_FWD_INPUTS 8 /* inputs of a forward: the first and up to 7 extra */
 #define TFX_DIM_T (-1)       /* the dynamic token dimension, 1 <= T <= max_seq */
+/* schedule.prefetch's two named values (positive values are bytes) */
+#define TFX_PREFETCH_AUTO 0
+#define TFX_PREFETCH_NONE (-1)
 
 /* Element types and weight storage formats. Values (every node's result but
  * a weight's) are f32 or i32; the others are formats a weight (PARAM, and the
@@ -425,7 +428,8 @@ typedef struct tfx_schedule {
   int decode;    /* schedule { decode }: TFX_SCHED_DECODE_AUTO (0: the cost model), _ROW (1), _SPLIT (-1: split
                     decode with the automatic part count), _TINY (-2: the tiny-head kernel where it
                     fits, row elsewhere), N >= 2: split(N) */
-  int prefetch;  /* bytes the decode matrix-vector kernels prefetch ahead of their weight stream; 0 = none */
+  int prefetch;  /* bytes the decode matrix-vector kernels prefetch ahead of their weight stream;
+                    TFX_PREFETCH_AUTO (0, the default): the backend's choice per kernel, TFX_PREFETCH_NONE */
   int act_f32;   /* 1: linears with int8-block weights dequantize them into f32 instead of quantizing their
                     activations for int8 dot products (tfx_node_act_quant) */
   /* the weight formats the quantize_weights pass gives (ir/quant_choice.c): the
