@@ -231,6 +231,10 @@ for fmt in ("s24_f32", "s24_q8_0"):
     print(f"{fmt}: {srows.shape[0]} rows x {K}: bytes identical to the numpy oracle: {np.array_equal(ours, want)}")
 
 
+def same_bits(a, b):
+    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
 def zq8_oracle(x, n):
     """ZeroQuant's groups of n (docs/quantization.md, "ZeroQuant"): lo, hi
     the group's min and max, s = (hi - lo) / 255 raised to max(|lo|, |hi|) /
@@ -274,10 +278,6 @@ for fmt, n in (("zq8_64", 64), ("zq8_128", 128)):
     check(bool(np.all(err.reshape(-1, n) <= np.maximum(d, 0) * np.float32(0.5001) + np.float32(1e-30))),
           f"{fmt}: a value decodes further than d / 2 from x")
     print(f"{fmt}: {zrows.shape[0]} rows x {K}: bytes identical to the numpy oracle: {np.array_equal(ours, want)}")
-
-
-def same_bits(a, b):
-    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
 # ---- Q4_K / Q6_K, and Q5_0 against llama.cpp's own bytes too ----
