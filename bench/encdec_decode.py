@@ -67,11 +67,12 @@ def main():
         s.forward_inputs({"tokens": toks[:1], "src": src}, last_only=True)  # the first call encodes
         t0 = time.perf_counter()
         for i in range(a.steps):
-            s.forward_inputs({"tokens": toks[1 + i:2 + i], "src": src}, last_only=True)
+            out = s.forward_inputs({"tokens": toks[1 + i:2 + i], "src": src}, last_only=True)
         dt = time.perf_counter() - t0
         best = dt if best is None else min(best, dt)
-    print("%s: S = N = %d, %d decode steps after one token: %.2f tokens/s (best of 3, %.2f ms/token, threads %d)" %
-          (a.tag or "model", a.src, a.steps, a.steps / best, 1e3 * best / a.steps, s.threads))
+    print("%s: S = N = %d, %d decode steps after one token: %.2f tokens/s (best of 3, %.2f ms/token, threads %d); "
+          "last logits %.6f %.6f %.6f" % (a.tag or "model", a.src, a.steps, a.steps / best, 1e3 * best / a.steps,
+                                          s.threads, out[0], out[1], out[2]))
 
 
 if __name__ == "__main__":
