@@ -1,5 +1,5 @@
 /* backend/k_linear_q8.c — the int8 dot-product path of the GEMM (k_linear.c)
- * for LINEAR and FUSED_LINEAR nodes whose weight is q8_0, q4_0, q4_k, q6_k or tq2_0
+ * for LINEAR and FUSED_LINEAR nodes whose weight is q8_0, q4_0, q4_k, q6_k, tq2_0, i8 or zq8_*
  * (tfx_node_act_quant, ir/quantize.c), row-major as pack_weights leaves them.
  *
  * The call (tfx_cg_q8_emit) quantizes the rows of x once: in chunks of at
@@ -36,7 +36,10 @@
  * dmin * m per 32 (dot * d * sc - sum x * dmin * m), q6_k w = d * sc * (q -
  * 32) per 16 (dot - 32 * sum x, each 16 its scale), tq2_0 w = d * (u - 1)
  * per 256 (dot - sum x; the 2-bit codes u of sub-block s are bits 2 (s % 4)
- * of bytes 32 (s / 4) ..). The integer offsets are
+ * of bytes 32 (s / 4) ..), zq8_64 / zq8_128 (ZeroQuant) w = d * (u - z)
+ * per group of 64 / 128 (dot - z * sum x, u unsigned as vpdpbusd takes it;
+ * AVX2: (u - 128) signed and z - 128, vpmaddubsw would saturate on u up to
+ * 255; activations per token as w8a8's). The integer offsets are
  * exact (i32 lanes); only the f32 accumulation order differs from the
  * reference interpreter's.
  * Instructions (tfx_cg_target.i8dot): vpdpbusd zmm/ymm (AVX512-VNNI with VL,
@@ -91,6 +94,14 @@ typedef struct {
    * per token (tok: one d for the row, stored for each of its blocks) */
   int i8, tok, qoff;
   int64_t R_all;
+  /* zq8_64 / zq8_128 (ZeroQuant): groups of 64 / 128 with an f16 scale d
+   * and an i16 zero point z, u8 codes (w = d * (u - z)), activations per
+   * token; the zero point's term -z * sum(x_q) in i32 (row-major tiles: the
+   * lane sums; repacked tiles: z per row and sub-block in rz, times x's
+   * -sum(x_q) in xc, cw = 1); no dz decode kernel (decode: the row-major
+   * tiles) */
+  int zq;
+  LLVMValueRef rz[2];
 } qctx;
 
 static LLVMValueRef bptr(tfx_cg *cg, LLVMValueRef base, LLVMValueRef off) {
@@ -425,6 +436,8 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
   case TFX_DT_Q8_0: wq = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, c->qoff), 1); break;
   case TFX_DT_Q4_0: wq = q4_0_codes(cg, c, wp); break;
   case TFX_DT_TQ2_0: wq = tq2_0_codes(cg, c, wp, sb); break;
+  case TFX_DT_ZQ8_64:
+  case TFX_DT_ZQ8_128: wq = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 4 + 32 * sb), 1); break;
   case TFX_DT_Q4_K: {
     LLVMValueRef sc, m;
     wq = q4_k_codes(cg, c, wp, sb, &sc, &m);
@@ -461,6 +474,21 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
     }
     case TFX_DT_TQ2_0: { /* w = d * (u - 1) */
       LLVMValueRef dot = LLVMBuildSub(b, idot(cg, c, wq, xq, zero, 0), xs, "");
+      acc_fma(cg, t, a, dot, splat8(cg, c, LLVMBuildFMul(b, wscal[0], xd, "")));
+      break;
+    }
+    case TFX_DT_ZQ8_64:
+    case TFX_DT_ZQ8_128: { /* w = d * (u - z): dot(u, x) - z * sum(x); wscal[1] is z (i32) */
+      LLVMValueRef zi = LLVMBuildInsertElement(b, LLVMGetPoison(c->t_i8x8), wscal[1], tfx_cg_i32(cg, 0), "");
+      LLVMValueRef zv = LLVMBuildShuffleVector(b, zi, zi, LLVMConstNull(c->t_i8x8), ""), dot;
+      if (c->maddubs) { /* u up to 255 would saturate vpmaddubsw's pairs: u - 128 as signed, z - 128 */
+        LLVMValueRef ws = LLVMBuildXor(b, wq, ivec(c->t_i8, 32, 0x80), "");
+        zv = LLVMBuildSub(b, zv, ivec(cg->t_i32, 8, 128), "");
+        dot = idot_signed(cg, c, ws, xq);
+      } else {
+        dot = idot(cg, c, wq, xq, zero, 0);
+      }
+      dot = LLVMBuildSub(b, dot, LLVMBuildMul(b, zv, xs, ""), "");
       acc_fma(cg, t, a, dot, splat8(cg, c, LLVMBuildFMul(b, wscal[0], xd, "")));
       break;
     }
@@ -862,6 +890,11 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
         break;
       case TFX_DT_Q6_K: sc[0] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 208)); break;
       case TFX_DT_TQ2_0: sc[0] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 64)); break;
+      case TFX_DT_ZQ8_64:
+      case TFX_DT_ZQ8_128:
+        sc[0] = half_at(cg, c->f16c, wp);
+        sc[1] = LLVMBuildSExt(b, load_a(cg, c->t_i16, tfx_cg_byteptr(cg, wp, 2), 1), cg->t_i32, "z");
+        break;
       default: break;
       }
       for (int sb = 0; sb < c->wblk / QB; sb++) sub_block(cg, c, &t, k, wp, blk, sb, sc, (u + sb) % sets);
@@ -948,6 +981,11 @@ static LLVMValueRef decode_u(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMV
     u = tq2_0_codes(cg, c, wp, sb);
     sc[0] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 64));
     break;
+  case TFX_DT_ZQ8_64:
+  case TFX_DT_ZQ8_128: /* the zero point: repack stores it in rz */
+    u = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 4 + 32 * sb), 1);
+    sc[0] = half_at(cg, c->f16c, wp);
+    break;
   case TFX_DT_Q4_K: {
     LLVMValueRef s6, m;
     u = q4_k_codes(cg, c, wp, sb, &s6, &m);
@@ -994,6 +1032,10 @@ static void repack(tfx_cg *cg, qctx *c, int h) {
       LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, tfx_cg_addc(cg, tfx_cg_mulc(cg, sub, per), k), NB), r);
       tfx_cg_storef(cg, sc[k], tfx_cg_fptr(cg, c->rs[h], at));
       if (off) tfx_cg_storef(cg, off, tfx_cg_fptr(cg, c->ro[h], at));
+      if (c->zq) {
+        LLVMValueRef z = LLVMBuildSExt(b, load_a(cg, c->t_i16, tfx_cg_byteptr(cg, wp, 2), 1), cg->t_i32, "z");
+        LLVMSetAlignment(LLVMBuildStore(b, z, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->rz[h], &at, 1, "")), 4);
+      }
     }
   }
   tfx_cg_for_end(cg, &lb);
@@ -1017,12 +1059,19 @@ static void rp_tile(tfx_cg *cg, qctx *c, int h, LLVMValueRef mb, int mr, LLVMVal
   }
   tfx_cg_loop lt;
   tfx_cg_for(cg, &lt, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->nsb), 1, "rpsub");
-  LLVMValueRef t = lt.iv, ia[RPMR][2];
+  LLVMValueRef t = lt.iv, ia[RPMR][2], zv[2] = {NULL, NULL};
+  if (c->zq) /* the 32 rows' zero points of sub-block t */
+    for (int v = 0; v < 2; v++) {
+      LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, t, NB), 16 * v);
+      zv[v] = load_a(cg, v16i, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->rz[h], &at, 1, ""), 64);
+    }
   for (int i = 0; i < mr; i++) {
     LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, slot[i], c->nsb), t);
     LLVMValueRef x0 = load_a(cg, cg->t_i32, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xc, &at, 1, ""), 4);
     LLVMValueRef sv = LLVMBuildInsertElement(b, LLVMGetPoison(v16i), x0, tfx_cg_i32(cg, 0), "");
     ia[i][0] = ia[i][1] = LLVMBuildShuffleVector(b, sv, sv, LLVMConstNull(v16i), "");
+    if (c->zq) /* -z * sum(x_q) per row (cw = 1: xc holds -sum) */
+      for (int v = 0; v < 2; v++) ia[i][v] = LLVMBuildMul(b, ia[i][v], zv[v], "");
   }
   for (int gg = 0; gg < ng; gg++) {
     LLVMValueRef grp = tfx_cg_addc(cg, tfx_cg_mulc(cg, t, ng), gg), wv[2];
@@ -1079,7 +1128,7 @@ static void rp_tile(tfx_cg *cg, qctx *c, int h, LLVMValueRef mb, int mr, LLVMVal
 /* 1 for the weight formats this path reads. */
 static int q8_supported(tfx_dtype dt) {
   return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K || dt == TFX_DT_I8 ||
-         dt == TFX_DT_TQ2_0;
+         dt == TFX_DT_TQ2_0 || dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128;
 }
 
 /* The dz rows' 16-lane sums in zr (rows 0 .. nb - 1 of the panel) reduced
@@ -1197,6 +1246,8 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
     c.row_bytes = G.K;
     c.R_all = tfx_node_rows(w, 1);
   }
+  c.zq = c.dt == TFX_DT_ZQ8_64 || c.dt == TFX_DT_ZQ8_128;
+  if (c.zq) c.tok = 1; /* ZeroQuant: token-wise activations */
   c.t_i8 = LLVMInt8TypeInContext(cg->ctx);
   c.t_i16 = LLVMInt16TypeInContext(cg->ctx);
   c.t_b16 = LLVMVectorType(c.t_i8, 16);
@@ -1211,12 +1262,12 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   c.rp = !few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16;
   c.S = c.dt == TFX_DT_Q6_K ? 16 : 32;
   c.nsb = G.K / c.S;
-  c.cw = c.dt == TFX_DT_Q8_0 || c.i8 ? 128
-         : c.dt == TFX_DT_Q4_0       ? 8
-         : c.dt == TFX_DT_Q6_K       ? 32
-         : c.dt == TFX_DT_TQ2_0      ? 1
-                                     : 0;
-  c.dz = few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && c.nqb % 2 == 0;
+  c.cw = c.dt == TFX_DT_Q8_0 || c.i8    ? 128
+         : c.dt == TFX_DT_Q4_0          ? 8
+         : c.dt == TFX_DT_Q6_K          ? 32
+         : c.dt == TFX_DT_TQ2_0 || c.zq ? 1
+                                        : 0;
+  c.dz = !c.zq && few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && c.nqb % 2 == 0;
   c.dz4 = c.dz && c.dt == TFX_DT_Q4_0 && c.nqb % 4 == 0;
   /* bytes of one quantized row, and rows per chunk */
   int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);
@@ -1233,6 +1284,7 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
       c.rq[h] = tfx_cg_alloca_array(cg, c.t_i8, NB * G.K, "rpq");
       c.rs[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * c.nsb, "rps");
       if (c.xm) c.ro[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * c.nsb, "rpo");
+      if (c.zq) c.rz[h] = tfx_cg_alloca_array(cg, cg->t_i32, NB * c.nsb, "rpz");
     }
   } else if (c.dz) {
     c.xz = tfx_cg_alloca_array(cg, cg->t_i32, c.mc * c.nqb * 8, "xz");

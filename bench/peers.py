@@ -206,6 +206,25 @@ def bench_ort(ckpt, onnx_path, threads, reps, pp, tg):
 
 
 # --------------------------------------------------------------- llama.cpp ----
+def llamacpp_extra_bufts():
+    """Whether llama.cpp may use its extra weight buffers (the AMX and
+    CPU-repack layouts). TFXC_BENCH_LLAMA_EXTRA_BUFTS=1/0 decides; by default
+    they are off on a CPU that lists AMX: on the 2-vCPU VMs of this project
+    llama-cpp-python 0.3.36's AMX path (chosen over the AVX-512 repack when
+    the CPU reports amx_int8) dies with SIGSEGV in every batch of more than a
+    few tokens (prompt processing) on Q8_0, Q4_0, Q4_K and Q6_K, while decode
+    runs. With them off llama.cpp reads GGUF's blocks as stored (its
+    vec_dot kernels), as llama.cpp did before runtime repacking."""
+    v = os.environ.get("TFXC_BENCH_LLAMA_EXTRA_BUFTS")
+    if v in ("0", "1"):
+        return v == "1"
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "amx_int8" not in f.read()
+    except OSError:
+        return True
+
+
 class LlamaCpp:
     """libllama through llama-cpp-python's ctypes bindings (no Python sampling
     or logits copies: llama_decode only, as llama-bench does)."""
@@ -217,6 +236,8 @@ class LlamaCpp:
         lc.llama_backend_init()
         mp = lc.llama_model_default_params()
         mp.use_mmap = True
+        if hasattr(mp, "use_extra_bufts") and not llamacpp_extra_bufts():
+            mp.use_extra_bufts = False
         load = getattr(lc, "llama_model_load_from_file", None) or lc.llama_load_model_from_file
         self.model = load(gguf_path.encode(), mp)
         if not self.model:

@@ -174,6 +174,11 @@ def versions():
             v[key] = __import__(mod).__version__
         except Exception:  # noqa: BLE001
             v[key] = None
+    if v.get("llama-cpp-python"):
+        from peers import llamacpp_extra_bufts
+
+        if not llamacpp_extra_bufts():
+            v["llama-cpp-python"] += " (use_extra_bufts off: no AMX or repacked weights, see bench/peers.py)"
     return v
 
 

@@ -193,6 +193,31 @@ static void dq_tq2_0(const uint8_t *data, const tfx_fused *layout, int64_t R, in
   }
 }
 
+/* ZeroQuant (tfxc's own, tfx_quantize_zq8_group): groups of n = 64 or 128
+ * along K, each 4 + n bytes: f16 d, i16 z (little-endian), n u8 codes q:
+ * x = d * (float)(q - z). Row-major only. */
+static void dq_zq8(const uint8_t *data, int64_t K, int64_t r, int n, float *out) {
+  const uint8_t *row = data + r * (K / n) * (4 + n);
+  for (int64_t b = 0; b < K / n; b++) {
+    const uint8_t *blk = row + b * (4 + n);
+    float d = tfx_f16_to_f32(rd16(blk));
+    int z = (int16_t)rd16(blk + 2);
+    for (int i = 0; i < n; i++) out[b * n + i] = d * (float)((int)blk[4 + i] - z);
+  }
+}
+
+static void dq_zq8_64(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  (void)layout;
+  (void)R;
+  dq_zq8(data, K, r, 64, out);
+}
+
+static void dq_zq8_128(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  (void)layout;
+  (void)R;
+  dq_zq8(data, K, r, 128, out);
+}
+
 /* The 2:4 sparse formats (tfxc's own): a block of 32 elements is 8 groups
  * of 4, of which two are kept, at positions p0 < p1 (bits 4g .. 4g + 1 and
  * 4g + 2 .. 4g + 3 of a little-endian u32 idx); kept value 2g + i is the
@@ -256,6 +281,8 @@ static const tfx_dtype_info formats[TFX_DT_COUNT] = {
     [TFX_DT_TQ2_0] = {"tq2_0", 256, 66, 0, 1, dq_tq2_0},
     [TFX_DT_S24_F32] = {"s24_f32", 32, 68, 0, 1, dq_s24_f32},
     [TFX_DT_S24_Q8_0] = {"s24_q8_0", 32, 22, 0, 1, dq_s24_q8_0},
+    [TFX_DT_ZQ8_64] = {"zq8_64", 64, 68, 0, 1, dq_zq8_64},
+    [TFX_DT_ZQ8_128] = {"zq8_128", 128, 132, 0, 1, dq_zq8_128},
 };
 
 const tfx_dtype_info *tfx_dtype_info_of(tfx_dtype dt) {

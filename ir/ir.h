@@ -38,6 +38,11 @@ typedef enum {
                       scale (66 bytes) */
   TFX_DT_S24_F32,  /* 2:4 sparse, blocks of 32: 16 kept f32 values + u32 of 2-bit positions (68 bytes) */
   TFX_DT_S24_Q8_0, /* 2:4 sparse, blocks of 32: f16 scale + u32 of 2-bit positions + 16 kept i8 (22 bytes) */
+  /* ZeroQuant (quantize = zeroquant): group-wise asymmetric 8-bit, groups of
+   * 64 / 128 along K: f16 scale s, i16 zero point z, then the group's u8
+   * codes q; x = s * (q - z) (68 / 132 bytes; tfx_quantize_zq8_group) */
+  TFX_DT_ZQ8_64,
+  TFX_DT_ZQ8_128,
   TFX_DT_COUNT
 } tfx_dtype;
 
@@ -595,6 +600,16 @@ void tfx_act_quant_token(const float *x, int64_t K, int8_t *q, float *d);
 /* w8a8's weights: per output channel, s = amax / 127, q = round(x / s)
  * (roundf, ties away from zero), id = s ? 1 / s : 0. */
 void tfx_quantize_i8_row(const float *x, int64_t K, int8_t *q, float *scale);
+/* ZeroQuant's group of n values (zq8_64 / zq8_128 blocks, n = 64 / 128)
+ * into its block: lo = min x, hi = max x, s = (hi - lo) / 255, raised to
+ * max(|lo|, |hi|) / 32000 when smaller (so z fits an i16: a constant group
+ * c gets s = |c| / 32000, z = -+32000 and decodes to c); d = f16(s) rounded
+ * up (the smallest f16 >= s, so the codes reach hi; at most 65504), ds = d
+ * as f32; ds == 0 (an all-zero group): z = 0, q = 0; else z =
+ * roundf(-lo / ds), q_i = clamp(roundf(x_i / ds) + z, 0, 255) (roundf: ties
+ * away from zero; f32 division). Bytes: d (f16), z (i16, little-endian), the
+ * n codes. Decoded: ds * (float)(q - z). */
+void tfx_quantize_zq8_group(const float *x, int n, uint8_t *blk);
 /* ---- calibration data (ir/calib.c; docs/quantization.md, "Calibration") ----
  * Per linear, keyed by its weight param's name: the largest |x| of each of
  * its K input channels over the calibration tokens. */

@@ -22,6 +22,7 @@ static const struct {
     {"sparse24", TFX_QUANT_FORMAT, TFX_DT_S24_F32}, /* sparse24(FMT): sparse24_format */
     {"llm_int8", TFX_QUANT_FORMAT, TFX_DT_I8},      /* llm_int8(threshold = t): llm_int8_choice */
     {"gptq", TFX_QUANT_FORMAT, TFX_DT_Q4_0},        /* gptq(bits, group, damp, act_order): gptq_choice */
+    {"zeroquant", TFX_QUANT_FORMAT, TFX_DT_ZQ8_64}, /* zeroquant(bits, group): zeroquant_choice */
 };
 #define N_CHOICES ((int)(sizeof choices / sizeof choices[0]))
 
@@ -202,6 +203,43 @@ static int gptq_choice(const tfx_quant_spec *sp, tfx_quant_choice *c, char *msg,
   return 0;
 }
 
+/* zeroquant(bits = 8, group = 64|128), both optional (defaults 8 and 64):
+ * ZeroQuant's group-wise asymmetric weights (zq8_64, zq8_128) with
+ * token-wise int8 activations. 0 with c->dtype, or -1 with a message. */
+static int zeroquant_choice(const tfx_quant_spec *sp, tfx_quant_choice *c, char *msg, size_t msglen) {
+  c->dtype = TFX_DT_ZQ8_64;
+  for (int a = 0; a < sp->n_args; a++) {
+    const char *k = sp->args[a].key, *v = sp->args[a].value;
+    char *end;
+    double x = strtod(v, &end);
+    int num = *v && !*end;
+    if (!strcmp(k, "bits")) {
+      if (num && x == 4.0) {
+        if (msg)
+          snprintf(msg, msglen,
+                   "zeroquant(bits = 4) is not supported yet: tfxc has no 4-bit zeroquant format (bits = 8)");
+        return -1;
+      }
+      if (!num || x != 8.0) {
+        if (msg) snprintf(msg, msglen, "zeroquant(bits = %s): bits is 8", v);
+        return -1;
+      }
+    } else if (!strcmp(k, "group")) {
+      if (!num || (x != 64.0 && x != 128.0)) {
+        if (msg) snprintf(msg, msglen, "zeroquant(group = %s): group is 64 or 128", v);
+        return -1;
+      }
+      c->dtype = x == 64.0 ? TFX_DT_ZQ8_64 : TFX_DT_ZQ8_128;
+    } else {
+      if (msg)
+        snprintf(msg, msglen, "zeroquant takes bits = 8 and group = 64|128 (e.g. zeroquant(group = 128)); not '%s%s%s'",
+                 k, *k ? " = " : "", v);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_choice *out, char *msg, size_t msglen) {
   tfx_quant_spec sp;
   if (tfx_quant_spec_parse(text, &sp, msg, msglen)) return -1;
@@ -227,6 +265,11 @@ int tfx_quant_choice_parse_msg(const char *text, int allow_preset, tfx_quant_cho
     }
     if (!strcmp(sp.name, "gptq")) {
       if (gptq_choice(&sp, &c, msg, msglen)) return -1;
+      *out = c;
+      return 0;
+    }
+    if (!strcmp(sp.name, "zeroquant")) {
+      if (zeroquant_choice(&sp, &c, msg, msglen)) return -1;
       *out = c;
       return 0;
     }
@@ -289,15 +332,18 @@ const char *tfx_quant_choice_name(tfx_quant_choice c) {
   if (c.dtype == TFX_DT_S24_Q8_0) return c.permute ? "sparse24(q8_0, permute = true)" : "sparse24(q8_0)";
   if (c.dtype == TFX_DT_I8 && c.llm_int8) return "llm_int8";
   if (c.gptq) return "gptq";
+  if (c.dtype == TFX_DT_ZQ8_64) return "zeroquant(group = 64)";
+  if (c.dtype == TFX_DT_ZQ8_128) return "zeroquant(group = 128)";
   if (c.dtype == TFX_DT_I8) return c.smooth_set ? "w8a8(smooth)" : "w8a8";
   return tfx_dtype_name(c.dtype);
 }
 
 const char *tfx_quant_choice_names(int allow_preset) {
-  return allow_preset ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, llm_int8, gptq, tq2_0, ternary, "
-                        "sparse24(f32), sparse24(q8_0), q4_k_m or none"
-                      : "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, gptq, tq2_0, ternary, sparse24(f32), "
-                        "sparse24(q8_0) or none";
+  return allow_preset
+             ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, llm_int8, gptq, zeroquant, tq2_0, ternary, "
+               "sparse24(f32), sparse24(q8_0), q4_k_m or none"
+             : "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, gptq, zeroquant, tq2_0, ternary, sparse24(f32), "
+               "sparse24(q8_0) or none";
 }
 
 int tfx_quant_pattern_match(const char *p, const char *s) {

@@ -255,6 +255,149 @@ static void test_parser(void **state) {
   assert_non_null(strstr(msg, "preset"));
 }
 
+/* ---- ZeroQuant: zq8_64 / zq8_128 (quantize = zeroquant) ---- */
+
+/* A [rows, cols] weight in format dt from random rows with an offset per
+ * row (some all-positive, some all-negative: the zero point matters). */
+static int zqparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale) {
+  tfx_type ty = tfx_type_make(dt, 2, (int64_t[]){rows, cols});
+  int id = tfx_graph_add_param(t->g, name, ty);
+  assert_true(id >= 0);
+  int64_t bytes = tfx_type_bytes(&ty, 1), rb = bytes / rows;
+  size_t off = (t->size + 63) / 64 * 64;
+  tfx_wt_reserve(t, off + (size_t)bytes + 64);
+  uint8_t *p = t->blob + off;
+  float *x = malloc((size_t)cols * sizeof *x);
+  assert_non_null(x);
+  for (int64_t r = 0; r < rows; r++) {
+    float shift = (float)(r % 5 - 2) * 0.7f * scale;
+    for (int64_t k = 0; k < cols; k++) x[k] = scale * tfx_tg_rand(t) + shift;
+    assert_int_equal(tfx_quantize_row(dt, x, cols, p + r * rb), rb);
+  }
+  free(x);
+  t->g->nodes[id].weight_offset = (int64_t)off;
+  t->size = (off + (size_t)bytes + 63) / 64 * 64;
+  memset(t->blob + off + bytes, 0, t->size - off - (size_t)bytes);
+  t->g->weights_bytes = (int64_t)t->size;
+  return id;
+}
+
+/* The block of a group of n through tfx_quantize_row, decoded by the
+ * format's reference decoder; returns max |x - decoded|. */
+static float zq_roundtrip(tfx_dtype dt, const float *x, int n, uint8_t *blk, float *dq) {
+  assert_int_equal(tfx_quantize_row(dt, x, n, blk), 4 + n);
+  tfx_node nd = tfx_node_proto(TFX_OP_PARAM, 0, NULL);
+  nd.type = tfx_type_make(dt, 2, (int64_t[]){1, n});
+  assert_int_equal(tfx_weight_dequant_row(&nd, blk, 0, dq), 0);
+  float e = 0;
+  for (int i = 0; i < n; i++) e = fmaxf(e, fabsf(dq[i] - x[i]));
+  return e;
+}
+
+static uint16_t rd16le(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+/* The quantizer's equations (the bytes against a numpy oracle: tests/quant/
+ * test_quant_bytes.py), its constant and zero groups, the zero point's
+ * worth, the formats' sizes and fallbacks. */
+static void test_zq_quantizer(void **state) {
+  (void)state;
+  uint8_t blk[132];
+  float x[128], dq[128];
+  assert_int_equal(tfx_dtype_info_of(TFX_DT_ZQ8_64)->block_bytes, 68);   /* 8.5 bits per weight */
+  assert_int_equal(tfx_dtype_info_of(TFX_DT_ZQ8_128)->block_bytes, 132); /* 8.25 */
+  assert_string_equal(tfx_dtype_name(TFX_DT_ZQ8_64), "zq8_64");
+  /* an all-positive group in [1, 2]: codes span 0 .. 255 through z */
+  for (int i = 0; i < 64; i++) x[i] = 1.0f + (float)i / 63.0f + 0.003f * sinf((float)i);
+  float lo = x[0], hi = x[0];
+  for (int i = 0; i < 64; i++) lo = fminf(lo, x[i]), hi = fmaxf(hi, x[i]);
+  float e = zq_roundtrip(TFX_DT_ZQ8_64, x, 64, blk, dq);
+  float ds = tfx_f16_to_f32(rd16le(blk));
+  int z = (int16_t)rd16le(blk + 2);
+  assert_true(ds >= (hi - lo) / 255.0f && ds - (hi - lo) / 255.0f <= 1e-3f * ds); /* f16 of (hi - lo) / 255, up */
+  assert_int_equal(z, (int)roundf(-lo / ds));
+  for (int i = 0; i < 64; i++) {
+    int q = (int)roundf(x[i] / ds) + z;
+    q = q < 0 ? 0 : q > 255 ? 255 : q;
+    assert_int_equal(blk[4 + i], q);
+    assert_true(dq[i] == ds * (float)(q - z));
+  }
+  /* the zero point's worth: the same 8 bits with z = 0 (s = hi / 255, the
+   * range [0, hi]) lose twice the precision on this group */
+  float s0 = hi / 255.0f, e0 = 0;
+  for (int i = 0; i < 64; i++) e0 = fmaxf(e0, fabsf(s0 * roundf(x[i] / s0) - x[i]));
+  assert_true(e <= 0.5f * ds * 1.001f);
+  assert_true(e < 0.6f * e0);
+  /* a constant group c: s = |c| / 32000, z = -c / s: decoded within s / 2 */
+  for (int i = 0; i < 128; i++) x[i] = -3.25f;
+  e = zq_roundtrip(TFX_DT_ZQ8_128, x, 128, blk, dq);
+  z = (int16_t)rd16le(blk + 2);
+  assert_true(z > 31900 && z <= 32000 && blk[4] == 0 && blk[131] == 0);
+  assert_true(e <= 3.25f / 32000.0f);
+  /* all zero: d = 0, z = 0, codes 0, decoded 0 */
+  memset(x, 0, sizeof x);
+  assert_true(zq_roundtrip(TFX_DT_ZQ8_64, x, 64, blk, dq) == 0.0f);
+  assert_true(rd16le(blk) == 0 && rd16le(blk + 2) == 0 && blk[4] == 0);
+  /* fallbacks: group 128 on rows of 64 k -> groups of 64; else f16 */
+  assert_int_equal(tfx_quantize_fallback(TFX_DT_ZQ8_128, 192), TFX_DT_ZQ8_64);
+  assert_int_equal(tfx_quantize_fallback(TFX_DT_ZQ8_128, 256), TFX_DT_ZQ8_128);
+  assert_int_equal(tfx_quantize_fallback(TFX_DT_ZQ8_64, 172), TFX_DT_F16);
+  assert_int_equal(tfx_quantize_row(TFX_DT_ZQ8_64, x, 96, blk), -1);
+  /* the spelling */
+  char msg[512];
+  tfx_quant_choice c;
+  assert_int_equal(tfx_quant_choice_parse_msg("zeroquant", 1, &c, msg, sizeof msg), 0);
+  assert_int_equal(c.dtype, TFX_DT_ZQ8_64);
+  assert_string_equal(tfx_quant_choice_name(c), "zeroquant(group = 64)");
+  assert_int_equal(tfx_quant_choice_parse_msg("zeroquant(bits = 8, group = 128)", 0, &c, msg, sizeof msg), 0);
+  assert_int_equal(c.dtype, TFX_DT_ZQ8_128);
+  assert_int_equal(tfx_quant_choice_parse_msg("zeroquant(group = 64)", 1, &c, msg, sizeof msg), 0);
+  assert_int_equal(c.dtype, TFX_DT_ZQ8_64);
+  static const struct {
+    const char *in, *want;
+  } bad[] = {{"zeroquant(bits = 4)", "not supported yet"},
+             {"zeroquant(bits = 7)", "bits is 8"},
+             {"zeroquant(group = 32)", "64 or 128"},
+             {"zeroquant(group = x)", "64 or 128"},
+             {"zeroquant(scale = 1)", "bits = 8 and group = 64|128"},
+             {"zeroquant(64)", "bits = 8 and group = 64|128"}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    msg[0] = 0;
+    if (!tfx_quant_choice_parse_msg(bad[i].in, 1, &c, msg, sizeof msg)) fail_msg("'%s' parsed", bad[i].in);
+    if (!strstr(msg, bad[i].want)) fail_msg("'%s': '%s' lacks '%s'", bad[i].in, msg, bad[i].want);
+  }
+}
+
+/* max_seq 64; 60 rows at K = 4096 are two chunks of quantized rows */
+static const int ZQ_CALLS[6] = {1, 2, 5, 40, 3, 60};
+static tfx_i8c_opts zq_opts = {zqparam, ZQ_CALLS, 6};
+
+/* the int8 kernels (decode: row-major tiles; prefill: the repacked tiles on
+ * AVX512-VNNI, else 4 x 4 tiles) against the interpreter emulating the
+ * per-token activations, both groups, on the host, haswell and x86-64 */
+static void test_zq_kernels(void **state) {
+  (void)state;
+  tfx_i8c_check_graph(&zq_opts, tfx_i8c_linear, TFX_DT_ZQ8_64, 256, 0, "zq linear", 1, 3, 1);
+  tfx_i8c_check_graph(&zq_opts, tfx_i8c_linear, TFX_DT_ZQ8_128, 384, 0, "zq linear", 1, 1, 1);
+  tfx_i8c_check_graph(&zq_opts, tfx_i8c_ffn, TFX_DT_ZQ8_64, 256, 512, "zq ffn", 2, 1, 1);
+  tfx_i8c_check_graph(&zq_opts, tfx_i8c_res, TFX_DT_ZQ8_128, 256, 0, "zq residual", 2, 1, 1);
+  tfx_i8c_check_graph(&zq_opts, tfx_i8c_linear, TFX_DT_ZQ8_64, 4096, 0, "zq chunks", 1, 1, 1);
+}
+
+/* activations = f32: the zq8 stream, no int8 kernel */
+static void test_zq_stream(void **state) {
+  (void)state;
+  tfx_tg *t = tfx_i8c_linear(zqparam, TFX_DT_ZQ8_128, 256, 0);
+  t->g->schedule.act_f32 = 1;
+  run_passes(t, 0, "zq stream");
+  assert_int_equal(count_tok(t->g), 0);
+  tfx_model *m = tfx_tg_jit_model(t, 2);
+  assert_non_null(m);
+  tfx_tg_run_opts ro = {.in_scale = 2.0f};
+  tfx_tg_compare_runs(t, m, ZQ_CALLS, 6, &ro, "zq stream act_f32");
+  tfx_model_close(m);
+  tfx_tg_free(t);
+}
+
 /* ---- calibration files (ir/calib.c) ---- */
 
 static void calib_two(tfx_calib *c) {
@@ -457,9 +600,10 @@ static void test_smooth_pass(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_quantizers),  cmocka_unit_test(test_parser), cmocka_unit_test(test_linear),
-      cmocka_unit_test(test_residual),    cmocka_unit_test(test_stream), cmocka_unit_test(test_calib_file),
-      cmocka_unit_test(test_smooth_pass),
+      cmocka_unit_test(test_quantizers),  cmocka_unit_test(test_parser),       cmocka_unit_test(test_linear),
+      cmocka_unit_test(test_residual),    cmocka_unit_test(test_stream),       cmocka_unit_test(test_calib_file),
+      cmocka_unit_test(test_smooth_pass), cmocka_unit_test(test_zq_quantizer), cmocka_unit_test(test_zq_kernels),
+      cmocka_unit_test(test_zq_stream),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -235,6 +235,51 @@ def same_bits(a, b):
     return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
+def zq8_oracle(x, n):
+    """ZeroQuant's groups of n (docs/quantization.md, "ZeroQuant"): lo, hi
+    the group's min and max, s = (hi - lo) / 255 raised to max(|lo|, |hi|) /
+    32000, d = the smallest f16 >= s, z = roundf(-lo / d) (an i16), q =
+    clamp(roundf(x / d) + z, 0, 255) (ties away from zero, f32 arithmetic);
+    d == 0: z = 0, q = 0. Bytes: f16 d, i16 z, the n codes."""
+    g = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, n)
+    lo, hi = g.min(axis=1), g.max(axis=1)
+    s = (hi - lo) / np.float32(255)
+    m = np.maximum(np.abs(lo), np.abs(hi)) / np.float32(32000)
+    s = np.where(s < m, m, s).astype(np.float32)
+    d16 = s.astype(np.float16)
+    bits = d16.view(np.uint16).copy()
+    up = (d16.astype(np.float32) < s) & (bits < 0x7BFF)
+    bits[up] += 1
+    d16 = bits.view(np.float16)
+    ds = d16.astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(ds == 0, 0, np.clip(quants.np_roundf(-lo / ds), -32768, 32767)).astype(np.int32)
+        q = np.clip(quants.np_roundf(g / ds[:, None]) + z[:, None].astype(np.float32), 0, 255)
+    q = np.where(ds[:, None] == 0, 0, q).astype(np.uint8)
+    return np.concatenate([d16.astype("<f2").view(np.uint8).reshape(-1, 2),
+                           z.astype("<i2").view(np.uint8).reshape(-1, 2), q], axis=1).reshape(-1)
+
+
+zrng = np.random.default_rng(20261205)  # its own: the rows of the sections below stay as they were
+zrows = np.concatenate([zrng.standard_normal((7, K)) * np.array([[1.0], [1e-3], [1e3], [0.02], [0.0], [1e-30], [1e-7]]),
+                        zrng.standard_normal((4, K)) + 3.0, -np.abs(zrng.standard_normal((2, K))) * 0.02]).astype(np.float32)
+zrows[0, :128] = np.float32(0.75)  # constant groups
+zrows[1, 64:192] = np.float32(-2e4)
+for fmt, n in (("zq8_64", 64), ("zq8_128", 128)):
+    ours, want = tfx_quantize(fmt, zrows), zq8_oracle(zrows, n)
+    check(np.array_equal(ours, want), f"{fmt}: {np.count_nonzero(ours != want)} bytes differ from the numpy oracle")
+    g = want.reshape(-1, 4 + n)
+    d = g[:, :2].copy().view("<f2").astype(np.float32)
+    z = g[:, 2:4].copy().view("<i2").astype(np.int32)
+    ref = (d * (g[:, 4:].astype(np.int32) - z).astype(np.float32)).reshape(-1)
+    deq = tfx_dequantize(fmt, K, want)
+    check(same_bits(deq, ref), f"{fmt}: dequantization differs from d * (q - z)")
+    err = np.abs(ref.reshape(zrows.shape) - zrows)
+    check(bool(np.all(err.reshape(-1, n) <= np.maximum(d, 0) * np.float32(0.5001) + np.float32(1e-30))),
+          f"{fmt}: a value decodes further than d / 2 from x")
+    print(f"{fmt}: {zrows.shape[0]} rows x {K}: bytes identical to the numpy oracle: {np.array_equal(ours, want)}")
+
+
 # ---- Q4_K / Q6_K, and Q5_0 against llama.cpp's own bytes too ----
 BLOCK = {"q4_k": (QT.Q4_K, 144, 256), "q6_k": (QT.Q6_K, 210, 256), "q5_0": (QT.Q5_0, 22, 32)}
 
