@@ -37,6 +37,7 @@ typedef struct tfx_cg_kernel {
   int64_t per_t, fixed;
   int64_t work; /* static cost estimate: elements touched at T = 1 (the inline-or-fork grain) */
   int one_row;  /* the last-row entry's kernel of a tail node: its range is sized for T = 1 */
+  int src;      /* a source-invariant node's (passes/cache_source.c): skipped while the source cache is valid */
 } tfx_cg_kernel;
 
 /* A launch whose estimated work (tfx_cg_kernel.work x T) is below this many
@@ -120,6 +121,7 @@ typedef struct tfx_cg {
    * bodies; operands written in full are read at row n - 1, pos + n - 1) */
   const char *tail;
   int one_row;
+  int src_node; /* the node being emitted is source-invariant (tfx_node.src_cached) */
   /* the batch entry (module.c, k_paged.c): every row has its own position
    * and KV block table (the body's pos argument is the tfx_kv_row array),
    * causal attention reads and writes the block pool; kv_block_bytes is

@@ -365,9 +365,17 @@ typedef struct tfx_node {
                             [max_seq, G*d] f32; V cache follows at + kv_bytes/2
                             of this node, i.e. kv_offset + max_seq*G*d*4 */
   int64_t arena_offset;  /* intermediate values: byte offset in the arena, -1 unplanned */
+  /* planning (passes/cache_source.c, in a graph with a source): TFX_SRC_*.
+   * A node computed only from params and the sources (the encoder, the
+   * cross-attention K and V) is computed by the first call after the source
+   * changed and skipped by the others; those read by other nodes keep their
+   * value in the session's source cache (kv_offset, inside the KV storage)
+   * instead of an arena slot */
+  int src_cached;
 
   int line, col; /* source location that produced it, 0 if none */
 } tfx_node;
+enum { TFX_SRC_NONE = 0, TFX_SRC_INVARIANT = 1, TFX_SRC_KEPT = 2 };
 
 /* What is asked of a weight's format (schedule { quantize = ... },
  * --quantize, a quantize { } rule): KEEP (`none`, and the default) leaves the
@@ -476,8 +484,13 @@ typedef struct tfx_graph {
   int64_t tokenizer_bytes;
 
   /* results of planning (passes/) */
-  int64_t arena_bytes;   /* 0 until planned */
-  int64_t kv_bytes;      /* total KV cache bytes */
+  int64_t arena_bytes; /* 0 until planned */
+  int64_t kv_bytes;    /* total KV cache bytes */
+  /* the source cache (passes/cache_source.c): bytes at offset 0 of the KV
+   * storage, a 64-byte header whose first int32 is 1 while the kept values
+   * hold the current source's (the runtime zeroes it when the source
+   * changes), then the TFX_SRC_KEPT values; 0: none */
+  int64_t src_cache_bytes;
   int64_t weights_bytes; /* size of the bound weights blob */
   /* the quantize_weights pass's fallbacks, in node order (owned) */
   int n_quant_fallbacks;
