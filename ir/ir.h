@@ -604,7 +604,7 @@ void tfx_act_quant_token(const float *x, int64_t K, int8_t *q, float *d);
 /* w8a8's weights: per output channel, s = amax / 127, q = round(x / s)
  * (roundf, ties away from zero), id = s ? 1 / s : 0. */
 void tfx_quantize_i8_row(const float *x, int64_t K, int8_t *q, float *scale);
-/* ZeroQuant's group of n values (zq8_64 / zq8_128 blocks, n = 64 / 128)
+/* ZeroQuant's group of n values (zq8_64 / zq8_128 blocks, n = 64 / 128; the 8-bit case of tfx_quantize_zq_group)
  * into its block: lo = min x, hi = max x, s = (hi - lo) / 255, raised to
  * max(|lo|, |hi|) / 32000 when smaller (so z fits an i16: a constant group
  * c gets s = |c| / 32000, z = -+32000 and decodes to c); d = f16(s) rounded
