@@ -37,6 +37,7 @@ typedef struct tfx_cg_kernel {
   int64_t per_t, fixed;
   int64_t work; /* static cost estimate: elements touched at T = 1 (the inline-or-fork grain) */
   int one_row;  /* the last-row entry's kernel of a tail node: its range is sized for T = 1 */
+  int src;      /* a source-invariant node's (passes/cache_source.c): skipped while the source cache is valid */
 } tfx_cg_kernel;
 
 /* A launch whose estimated work (tfx_cg_kernel.work x T) is below this many
@@ -120,6 +121,7 @@ typedef struct tfx_cg {
    * bodies; operands written in full are read at row n - 1, pos + n - 1) */
   const char *tail;
   int one_row;
+  int src_node; /* the node being emitted is source-invariant (tfx_node.src_cached) */
   /* the batch entry (module.c, k_paged.c): every row has its own position
    * and KV block table (the body's pos argument is the tfx_kv_row array),
    * causal attention reads and writes the block pool; kv_block_bytes is
@@ -221,6 +223,15 @@ LLVMValueRef tfx_cg_smin(tfx_cg *cg, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef tfx_cg_fptr(tfx_cg *cg, LLVMValueRef base, LLVMValueRef idx);
 LLVMValueRef tfx_cg_fptrc(tfx_cg *cg, LLVMValueRef base, int64_t idx);
 LLVMValueRef tfx_cg_byteptr(tfx_cg *cg, LLVMValueRef base, int64_t bytes);
+/* A read prefetch (llvm.prefetch, into all cache levels) of the line at
+ * base + bytes; the address may lie past base's object (no inbounds GEP). */
+void tfx_cg_prefetch(tfx_cg *cg, LLVMValueRef base, int64_t bytes);
+/* How far ahead the int8 decode kernels (k_linear_q8.c) prefetch their
+ * weight rows: schedule { prefetch = N } bytes, none for `none`, and
+ * TFX_CG_INT8_PREFETCH under `auto` (the default). The f32 decode kernel
+ * prefetches only when N is given (k_microkernel.c). */
+#define TFX_CG_INT8_PREFETCH 4096
+int64_t tfx_cg_decode_prefetch(const tfx_cg *cg);
 LLVMValueRef tfx_cg_loadf(tfx_cg *cg, LLVMValueRef ptr);
 void tfx_cg_storef(tfx_cg *cg, LLVMValueRef v, LLVMValueRef ptr);
 /* A private constant global `name` (unnamed_addr) holding init, aligned to

@@ -85,6 +85,19 @@ LLVMValueRef tfx_cg_byteptr(tfx_cg *cg, LLVMValueRef base, int64_t bytes) {
   return LLVMBuildInBoundsGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), base, &idx, 1, "");
 }
 
+void tfx_cg_prefetch(tfx_cg *cg, LLVMValueRef base, int64_t bytes) {
+  LLVMValueRef idx = tfx_cg_i64(cg, bytes);
+  LLVMValueRef at = bytes ? LLVMBuildGEP2(cg->b, LLVMInt8TypeInContext(cg->ctx), base, &idx, 1, "") : base;
+  LLVMTypeRef over = cg->t_ptr;
+  LLVMValueRef args[4] = {at, tfx_cg_i32(cg, 0), tfx_cg_i32(cg, 3), tfx_cg_i32(cg, 1)};
+  tfx_cg_intrinsic(cg, "llvm.prefetch", &over, 1, args, 4);
+}
+
+int64_t tfx_cg_decode_prefetch(const tfx_cg *cg) {
+  int p = cg->g->schedule.prefetch;
+  return p > 0 ? p : p == TFX_PREFETCH_AUTO ? TFX_CG_INT8_PREFETCH : 0;
+}
+
 LLVMValueRef tfx_cg_loadf(tfx_cg *cg, LLVMValueRef ptr) {
   LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_f32, ptr, "");
   LLVMSetAlignment(v, 4);

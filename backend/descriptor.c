@@ -166,7 +166,7 @@ static LLVMValueRef extern_hidden(tfx_cg *cg, const char *name) {
 }
 
 /* The fields of tfx_model_desc (ABI 6), as the LLVM struct below lays them out. */
-#define DESC_FIELDS 31
+#define DESC_FIELDS 32
 
 int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *weights_symbol) {
   const tfx_graph *g = cg->g;
@@ -283,7 +283,8 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
                        .tokenizer = g->tokenizer_bytes > 0 ? g->tokenizer : NULL,
                        .tokenizer_bytes = g->tokenizer_bytes > 0 ? (uint64_t)g->tokenizer_bytes : 0,
                        .n_inputs = n_ins,
-                       .inputs = n_ins ? ins : NULL};
+                       .inputs = n_ins ? ins : NULL,
+                       .src_cache_bytes = (uint64_t)g->src_cache_bytes};
   uint64_t desc_sum = tfx_desc_checksum(&ck);
 
   /* the input table (ABI 6): tfx_input_desc { const char *name; i32 kind, width, vocab, rows; } */
@@ -304,7 +305,7 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
 
   /* tfx_model_desc */
   LLVMTypeRef df[DESC_FIELDS] = {i32, i32, ptr, i32, i32, i32, i32, i32, i32, i64, i64, i64, ptr, i32, i32, ptr,
-                                 i64, i64, i32, i32, i64, ptr, i32, i32, i32, i32, ptr, i64, i32, i32, ptr};
+                                 i64, i64, i32, i32, i64, ptr, i32, i32, i32, i32, ptr, i64, i32, i32, ptr, i64};
   /* the embedded tokenizer: its bytes as a private constant */
   LLVMValueRef tokenizer = LLVMConstNull(ptr);
   if (g->tokenizer_bytes > 0)
@@ -342,7 +343,8 @@ int tfx_cg_emit_descriptor(tfx_cg *cg, const tfx_cg_entry_fns *e, const char *we
                                   c64(cg, g->tokenizer_bytes > 0 ? g->tokenizer_bytes : 0),
                                   c32(cg, n_ins),
                                   c32(cg, 0),
-                                  inputs_gv};
+                                  inputs_gv,
+                                  c64(cg, g->src_cache_bytes)};
   LLVMValueRef desc_init = LLVMConstNamedStruct(desc_ty, dv, DESC_FIELDS);
   LLVMValueRef desc = LLVMAddGlobal(cg->mod, desc_ty, variant ? own : TFX_DESC_SYMBOL);
   LLVMSetInitializer(desc, desc_init);

@@ -94,6 +94,9 @@ typedef struct {
    * per token (tok: one d for the row, stored for each of its blocks) */
   int i8, tok, qoff;
   int64_t R_all;
+  /* the decode kernels' software prefetch distance in bytes (0: none;
+   * tfx_cg_decode_prefetch) */
+  int64_t prefetch;
   /* zq8_64 / zq8_128 (ZeroQuant): groups of 64 / 128 with an f16 scale d
    * and an i16 zero point z, u8 codes (w = d * (u - z)), activations per
    * token; the zero point's term -z * sum(x_q) in i32 (row-major tiles: the
@@ -612,6 +615,7 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef 
     for (int k = 0; k < nw; k++) {
       LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, p, 2 * c->wbytes)), u;
       LLVMValueRef wp1 = tfx_cg_byteptr(cg, wp, c->wbytes);
+      if (c->prefetch) tfx_cg_prefetch(cg, wp, c->prefetch);
       if (c->dt == TFX_DT_Q8_0 || c->i8) {
         LLVMValueRef a = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, c->qoff), 1);
         LLVMValueRef a1 = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp1, c->qoff), 1);
@@ -681,6 +685,7 @@ static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
     LLVMValueRef xs = load_a(cg, v16f, tfx_cg_fptr(cg, c->xv, at), 4);
     for (int k = 0; k < nw; k++) {
       LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, g, 4 * c->wbytes));
+      if (c->prefetch) tfx_cg_prefetch(cg, wp, c->prefetch);
       LLVMValueRef a = load_a(cg, v64b, wp, 1), a1 = load_a(cg, v64b, tfx_cg_byteptr(cg, wp, 8), 1);
       LLVMValueRef raw = shuf(cg, a, a1, gidx, 64);
       LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 64, 0x0f), "");
@@ -753,6 +758,7 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
   }
   for (int k = 0; k < nw; k++) {
     LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, ls.iv, c->wbytes)), sv, q4lh[4];
+    for (int64_t off = 0; c->prefetch && off < c->wbytes; off += 64) tfx_cg_prefetch(cg, wp, c->prefetch + off);
     if (q4k) {
       LLVMValueRef u[3];
       for (int q = 0; q < 3; q++) u[q] = load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp, 4 + 4 * q), 1);
@@ -1293,6 +1299,7 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
                                         : 0;
   c.dz = !c.zq && few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && c.nqb % 2 == 0;
   c.dz4 = c.dz && c.dt == TFX_DT_Q4_0 && c.nqb % 4 == 0;
+  c.prefetch = c.dz ? tfx_cg_decode_prefetch(cg) : 0;
   /* bytes of one quantized row, and rows per chunk */
   int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);
   int mr = c.rp ? RPMR : QMR;

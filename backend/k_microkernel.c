@@ -80,12 +80,6 @@ static void pack_chunk(tfx_cg *cg, mk_state *st, LLVMValueRef kb, int64_t len) {
   }
 }
 
-static void prefetch(tfx_cg *cg, LLVMValueRef ptr) {
-  LLVMTypeRef over = cg->t_ptr;
-  LLVMValueRef args[4] = {ptr, tfx_cg_i32(cg, 0), tfx_cg_i32(cg, 3), tfx_cg_i32(cg, 1)};
-  tfx_cg_intrinsic(cg, "llvm.prefetch", &over, 1, args, 4);
-}
-
 /* One k: the tile's weight vectors at kb + kk, each row's broadcast, FMAs
  * into accumulator set s. */
 static void fma_step(tfx_cg *cg, mk_state *st, LLVMValueRef kb, LLVMValueRef kk, int s) {
@@ -122,7 +116,7 @@ static void fma_range(tfx_cg *cg, mk_state *st, LLVMValueRef kb, int64_t len) {
       LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, k, t->pr), ahead);
       for (int h = 0; h < st->nh; h++)
         for (int64_t f = 0; f < (int64_t)UNROLL * t->pr; f += 16)
-          prefetch(cg, tfx_cg_ws_panel_ptr(cg, st->G->ws, &st->base[h], tfx_cg_addc(cg, at, f)));
+          tfx_cg_prefetch(cg, tfx_cg_ws_panel_ptr(cg, st->G->ws, &st->base[h], tfx_cg_addc(cg, at, f)), 0);
     }
     for (int u = 0; u < UNROLL; u++) fma_step(cg, st, kb, tfx_cg_addc(cg, l.iv, u), u % st->sets);
     tfx_cg_for_end(cg, &l);

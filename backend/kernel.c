@@ -161,7 +161,7 @@ void tfx_cg_kernel_call_n(tfx_cg *cg, const tfx_node *n, const char *what, int64
     if (n->inputs[i] >= 0 && n->inputs[i] < cg->g->n_nodes) work += tfx_type_numel(&cg->g->nodes[n->inputs[i]].type, 1);
   if (tfx_op_has(n->op, TFX_TRAIT_KV_CACHE))
     work += 2 * (int64_t)cg->g->max_seq * (n->kv_heads > 0 ? n->kv_heads : 1) * (n->head_dim > 0 ? n->head_dim : 1);
-  cg->kernels[cg->n_kernels++] = (tfx_cg_kernel){fn, per_t, fixed, work, cg->one_row};
+  cg->kernels[cg->n_kernels++] = (tfx_cg_kernel){fn, per_t, fixed, work, cg->one_row, cg->src_node};
 }
 
 LLVMValueRef tfx_cg_arg(tfx_cg *cg, int field) {
@@ -216,6 +216,8 @@ LLVMValueRef tfx_cg_value_base(tfx_cg *cg, int node_id) {
   if (n->op == TFX_OP_PARAM) return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_WEIGHTS), n->weight_offset);
   if (tfx_op_has(n->op, TFX_TRAIT_VIEW)) return tfx_cg_slice_ptr(cg, n); /* a view into its producer */
   if (node_id == cg->g->output) return tfx_cg_arg(cg, TFX_CG_ARG_OUTPUT);
+  if (n->src_cached == TFX_SRC_KEPT) /* in the source cache, inside the KV storage (passes/cache_source.c) */
+    return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_KV), n->kv_offset);
   return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_ARENA), n->arena_offset);
 }
 

@@ -82,7 +82,12 @@ static int check_graph(const tfx_graph *g, const char *live, char *err, size_t e
       if (n->type.dtype != TFX_DT_F32 && n->type.dtype != TFX_DT_I32) /* an unfolded CONCAT / PACK of weights */
         return node_fail(err, errlen, n, "weights stored as another format than f32 must be folded (fold_weights)");
       /* a view (SLICE) addresses its producer's slot */
-      if (i != g->output && !tfx_op_has(n->op, TFX_TRAIT_VIEW)) {
+      if (n->src_cached == TFX_SRC_KEPT) { /* in the source cache (passes/cache_source.c) */
+        int64_t bytes = tfx_node_slot_bytes(g, n, g->max_seq);
+        if (n->kv_offset < 64 || n->kv_offset % 4 || n->kv_offset + bytes > g->src_cache_bytes ||
+            g->src_cache_bytes > g->kv_bytes)
+          return node_fail(err, errlen, n, "no source cache slot: the graph is not planned");
+      } else if (i != g->output && !tfx_op_has(n->op, TFX_TRAIT_VIEW)) {
         int64_t bytes = tfx_type_bytes(&n->type, g->max_seq);
         if (n->arena_offset < 0 || n->arena_offset % 4 || n->arena_offset + bytes > g->arena_bytes)
           return node_fail(err, errlen, n, "no arena slot: the graph is not planned (run tfx_pass_plan_memory)");
@@ -175,6 +180,21 @@ static int emit_node(tfx_cg *cg, const tfx_node *n) {
  * (internal noinline functions) of this many launches each. */
 #define ENTRY_PART_KERNELS 256
 
+/* The source cache's flag (the first int32 of the KV storage, passes/cache_source.c) is set: the
+ * source-invariant values kept there are the current source's. args: the entry's argument block. */
+static LLVMValueRef src_cache_flag_ptr(tfx_cg *cg, LLVMValueRef args) {
+  LLVMValueRef kv =
+      LLVMBuildLoad2(cg->b, cg->t_ptr, LLVMBuildStructGEP2(cg->b, cg->t_args, args, TFX_CG_ARG_KV, ""), "kv");
+  LLVMSetAlignment(kv, 8);
+  return kv;
+}
+
+static LLVMValueRef src_cache_valid(tfx_cg *cg, LLVMValueRef args) {
+  LLVMValueRef flag = LLVMBuildLoad2(cg->b, cg->t_i32, src_cache_flag_ptr(cg, args), "src_cache_flag");
+  LLVMSetAlignment(flag, 4);
+  return LLVMBuildICmp(cg->b, LLVMIntNE, flag, LLVMConstInt(cg->t_i32, 0, 0), "src_cache_valid");
+}
+
 /* Launches kernels [k0, k1) of the entry being built into cg->fn at the
  * builder's position: each runs inline on [0, items) when its work is small,
  * else through exec->parallel_for (pf); args is the argument block, n the
@@ -197,6 +217,11 @@ static void emit_launches(tfx_cg *cg, int k0, int k1, LLVMValueRef args, LLVMVal
     LLVMBasicBlockRef bb_in = LLVMAppendBasicBlockInContext(cg->ctx, fn, "inline");
     LLVMBasicBlockRef bb_pf = LLVMAppendBasicBlockInContext(cg->ctx, fn, "fork");
     LLVMBasicBlockRef bb_next = LLVMAppendBasicBlockInContext(cg->ctx, fn, "next");
+    if (kn->src) { /* computed once per source: skipped while the source cache's flag is set */
+      LLVMBasicBlockRef bb_run = LLVMAppendBasicBlockInContext(cg->ctx, fn, "src_run");
+      LLVMBuildCondBr(b, src_cache_valid(cg, args), bb_next, bb_run);
+      LLVMPositionBuilderAtEnd(b, bb_run);
+    }
     LLVMBuildCondBr(b, small, bb_in, bb_pf);
     LLVMPositionBuilderAtEnd(b, bb_in);
     LLVMValueRef dargs[3] = {args, tfx_cg_i64(cg, 0), items};
@@ -288,6 +313,10 @@ static LLVMValueRef emit_entry(tfx_cg *cg, const char *name, int has_kv) {
       LLVMValueRef pargs[3] = {args, exec, n};
       LLVMBuildCall2(b, part_ty, part, pargs, 3, "");
     }
+  }
+  if (cg->g->src_cache_bytes > 0) { /* the kept values now hold this call's source */
+    LLVMValueRef st = LLVMBuildStore(b, LLVMConstInt(cg->t_i32, 1, 0), src_cache_flag_ptr(cg, args));
+    LLVMSetAlignment(st, 4);
   }
   LLVMBuildBr(b, done);
   LLVMPositionBuilderAtEnd(b, done);
@@ -392,11 +421,13 @@ int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextR
       const tfx_node *n = &g->nodes[i];
       if (!live[i] || tfx_op_has(n->op, TFX_TRAIT_SOURCE)) continue;
       cg.one_row = mode == 2 && tail[i];
+      cg.src_node = n->src_cached != TFX_SRC_NONE;
       cg.decode = mode == 1 || cg.one_row;
       cg.mode = cg.batch && tfx_cg_batch_positional(n) ? "bat" : cg.decode ? "dec" : "fwd";
       emit_node(&cg, n);
     }
     cg.one_row = 0;
+    cg.src_node = 0;
     cg.decode = mode == 1;
     cg.mode = cg.decode ? "dec" : "fwd";
     if (!cg.failed && g->nodes[g->output].op == TFX_OP_INPUT) tfx_cg_emit_copy(&cg, &g->nodes[g->output], g->output);

@@ -146,6 +146,15 @@ static const tfx_cli_option run_options[] = {
      "(text, as --print-ids writes them) in one call, print the sequence's\n"
      "perplexity, and with --dump-logits write the logits of every\n"
      "position, [1 + ids, vocab] (row i predicts the id after position i)"},
+    {TFX_OPT_INPUT, "input", 1, "NAME=VALUES", "a value",
+     "another input of the model's forward (repeatable): numbers separated\n"
+     "by blanks or commas, or @FILE. A per-token input gives one row (for\n"
+     "every row) or a row per fed token (BOS included; generated tokens\n"
+     "repeat the last); a source (`src : i32[N]`) gives its 1..N ids"},
+    {TFX_OPT_SOURCE, "source", 1, "TEXT", "a text",
+     "an encoder-decoder's source sentence, encoded by the tokenizer:\n"
+     "its BOS (when it has one), the text, then EOS (the model's, else\n"
+     "the tokenizer's), as Hugging Face's tokenizers add them"},
     OPT_O(" (a .tfx)"),
     OPT_WEIGHTS(" (a .tfx)"),
     OPT_QUANTIZE(" (a .tfx)"),
@@ -189,8 +198,8 @@ const tfx_cli_command tfx_cli_commands[] = {
     {"run",
      "run (FILE.tfx|FILE.so) [-n N] [-p TEXT --tokenizer PATH] [--prompt-ids \"I J ..\"]\n"
      "       [--temperature T] [--top-p P] [--seed S] [--threads N] [--print-ids] [--no-bos]\n"
-     "       [--dump-logits FILE [--dump-prompt]] [--eval-ids FILE] [-O0..-O3] [--weights W] [--quantize FMT] "
-     "[--calibration FILE]\n"
+     "       [--dump-logits FILE [--dump-prompt]] [--eval-ids FILE] [--input NAME=VALUES] [--source TEXT]\n"
+     "       [-O0..-O3] [--weights W] [--quantize FMT] [--calibration FILE]\n"
      "       [--allow-nonfinite] [-v]",
      "generate tokens with a model (a .tfx through the JIT, a compiled .so loaded)", run_options,
      "Generation starts from BOS (the model's tokens { bos }, else the tokenizer's,\n"

@@ -23,9 +23,9 @@ static double seconds_now(void) {
  * with --quantize over the source's schedule) so that binding quantizes each
  * tensor as it reads it and the blob is never held in f32 (issue #17). Not
  * for w8a8(smooth), llm_int8, gptq nor sparse24(..., permute = true): SmoothQuant
- * rescales, LLM.int8() splits and permute_channels reorders the f32 weights first, GPTQ needs them whole (a weight a quantize { } rule
- * asks gptq for is not planned either: tfx_quantize_plan leaves it f32). A --quantize
- * that does not parse plans nothing (tfx_build_source reports it). */
+ * rescales, LLM.int8() splits and permute_channels reorders the f32 weights first, GPTQ needs them whole (a weight a
+ * quantize { } rule asks gptq for is not planned either: tfx_quantize_plan leaves it f32). A --quantize that does not
+ * parse plans nothing (tfx_build_source reports it). */
 static int plan_formats(void *ctx, tfx_graph *g, tfx_quant_target *plan, char *err, size_t errlen) {
   const tfx_build_options *o = ctx;
   tfx_quant_choice saved = g->schedule.quantize, qc;
@@ -387,6 +387,13 @@ int tfx_write_header(const tfx_graph *g, const char *source_name, FILE *out) {
               k, ins[k].rows, ins[k].rows);
       fprintf(out, "#define %s_ROWS_MASK_INDEX %d\n", upper, k);
       fprintf(out, "#define %s_SOURCE_ROWS %d /* a source's rows at most */\n", upper, ins[k].rows);
+      fprintf(out,
+              "/* the source cache: the first %s_SRC_CACHE_BYTES of the KV storage hold what the source alone\n"
+              " * gives (encoder, cross-attention K and V), computed by a call when its first int32 is 0 and\n"
+              " * then set to 1: a caller of %s_call zeroes it when the source or S changes and when a new\n"
+              " * sequence starts (tfx_forward_inputs and tfx_session_reset do) */\n",
+              upper, lower);
+      fprintf(out, "#define %s_SRC_CACHE_BYTES %lldu\n", upper, (long long)g->src_cache_bytes);
       continue;
     }
     c_identifier(ins[k].name, nu, sizeof nu, 1);

@@ -20,6 +20,7 @@
 #include "compile.h"
 #include "import_cmd.h"
 #include "outfile.h"
+#include "run_inputs.h"
 
 enum { EXIT_COMPILE = TFX_CLI_EXIT_ERROR, EXIT_USAGE = TFX_CLI_EXIT_USAGE };
 
@@ -559,6 +560,11 @@ typedef struct run_options {
   int no_bos;                   /* --no-bos: the prompt is fed as it is */
   int dump_prompt;              /* --dump-prompt: --dump-logits starts with the prompt's rows */
   int64_t model_bos, model_eos; /* the model's tokens { bos, eos } (its descriptor), -1 when not given */
+  tfx_drv_input_arg inputs[TFX_DRV_MAX_RUN_INPUTS]; /* --input NAME=VALUES */
+  int n_inputs;
+  const char *source;  /* --source TEXT */
+  int32_t *source_ids; /* its ids (BOS, text, EOS) */
+  int n_source;
   double temperature, top_p;
   uint64_t seed;
 } run_options;
@@ -615,6 +621,14 @@ static void put_piece(const tfx_tokenizer *tok, int32_t prev, int32_t id) {
   fflush(stdout);
 }
 
+/* The run's extra inputs (--input, --source) checked against the model:
+ * 0 with *plan (NULL for a model of only its tokens), else the exit status. */
+static int run_plan(const tfx_model *model, const run_options *o, int n_fed, tfx_drv_inputs **plan) {
+  int rc = tfx_drv_inputs_plan(model, o->model, o->inputs, o->n_inputs, o->source ? o->source_ids : NULL, o->n_source,
+                               n_fed, plan);
+  return rc == 2 ? EXIT_USAGE : rc ? EXIT_COMPILE : 0;
+}
+
 static int generate(tfx_model *model, const run_options *o, const int32_t *prompt, int n_prompt) {
   const tfx_model_desc *d = tfx_model_descriptor(model);
   if (d->input_kind != TFX_INPUT_TOKENS) {
@@ -636,7 +650,8 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
     return EXIT_COMPILE;
   }
   int32_t bos = run_bos(o);
-  int n_in = n_prompt + (bos >= 0);
+  int n_in = n_prompt + (bos >= 0), plan_rc = 0;
+  tfx_drv_inputs *plan = NULL;
   if (n_in == 0) {
     fprintf(stderr, "tfxc: error: nothing to feed: with --no-bos, give a prompt\n");
     tfx_session_free(s);
@@ -654,6 +669,7 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
   }
   if (bos >= 0) tokens[0] = bos;
   if (n_prompt) memcpy(tokens + (bos >= 0), prompt, (size_t)n_prompt * sizeof *tokens);
+  if ((plan_rc = run_plan(model, o, n_in, &plan))) goto done;
   if (n_in > d->max_seq) {
     fprintf(stderr, "tfxc: error: the prompt (%d tokens%s) does not fit max_seq = %d\n", n_in,
             bos >= 0 ? " with BOS" : "", d->max_seq);
@@ -669,7 +685,7 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
   double t0 = now_seconds();
   if (dump && o->dump_prompt) { /* every row of the prompt; the rows but the last to the dump */
     float *rows = malloc((size_t)n_in * (size_t)vocab * sizeof *rows);
-    rc = rows ? tfx_forward_ex(s, tokens, n_in, rows, 0) : TFX_ERR_OUT_OF_MEMORY;
+    rc = rows ? tfx_drv_inputs_forward(plan, s, tokens, n_in, 0, rows, 0) : TFX_ERR_OUT_OF_MEMORY;
     if (rc == TFX_OK) {
       memcpy(logits, rows + (size_t)(n_in - 1) * (size_t)vocab, (size_t)vocab * sizeof *logits);
       if (fwrite(rows, sizeof *rows * (size_t)vocab, (size_t)(n_in - 1), dump) != (size_t)(n_in - 1)) {
@@ -679,7 +695,7 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
     }
     free(rows); /* a failure is reported below, as a failed decode step's */
   } else {
-    rc = tfx_forward(s, tokens, n_in, logits);
+    rc = tfx_drv_inputs_forward(plan, s, tokens, n_in, 0, logits, 1);
   }
   double t_prefill = now_seconds() - t0, t1 = now_seconds();
   long generated = 0;
@@ -702,7 +718,7 @@ static int generate(tfx_model *model, const run_options *o, const int32_t *promp
       fflush(stdout);
     }
     if (generated == max_steps || tfx_session_position(s) >= d->max_seq) break;
-    rc = tfx_forward(s, &next, 1, logits);
+    rc = tfx_drv_inputs_forward(plan, s, &next, 1, n_in + generated - 1, logits, 1);
   }
   double t_decode = now_seconds() - t1;
   if (rc != TFX_OK) {
@@ -733,42 +749,16 @@ done:
   free(tokens);
   free(logits);
   free(out);
+  tfx_drv_inputs_free(plan);
   tfx_session_free(s);
-  return rc == TFX_OK ? 0 : EXIT_COMPILE;
+  return plan_rc ? plan_rc : rc == TFX_OK ? 0 : EXIT_COMPILE;
 }
 
 /* Reads the ids of --eval-ids: a text file of non-negative integers separated
  * by blanks, commas or newlines (what --print-ids writes). */
 static int read_ids_file(const char *path, int32_t **ids, int *n) {
-  /* a regular file, checked without blocking: a FIFO or a directory is an
-   * error, never a hang (the weights loaders' way in) */
-  char oerr[512];
-  uint64_t fsize;
-  FILE *f = tfx_wfile_fopen(path, &fsize, oerr, sizeof oerr);
-  if (!f) {
-    fprintf(stderr, "tfxc: error: --eval-ids: %s\n", oerr);
-    return -1;
-  }
-  size_t cap = 4096, len = 0;
-  char *text = malloc(cap);
-  for (size_t got; text && (got = fread(text + len, 1, cap - 1 - len, f)) > 0;) {
-    len += got;
-    if (len + 1 == cap) {
-      char *t = realloc(text, cap *= 2);
-      if (!t) free(text);
-      text = t;
-    }
-  }
-  int bad_read = ferror(f);
-  fclose(f);
-  if (!text || bad_read) {
-    fprintf(stderr, "tfxc: error: cannot read '%s'\n", path);
-    free(text);
-    return -1;
-  }
-  text[len] = 0;
-  for (size_t i = 0; i < len; i++)
-    if (text[i] == '\n' || text[i] == '\r') text[i] = ' ';
+  char *text;
+  if (tfx_drv_read_text_file("--eval-ids", path, &text)) return -1;
   int rc = parse_prompt(text, ids, n);
   free(text);
   if (rc || *n == 0) {
@@ -812,6 +802,9 @@ static int evaluate(tfx_model *model, const run_options *o, const int32_t *ids, 
   }
   int32_t *tokens = malloc((size_t)n_in * sizeof *tokens);
   float *logits = malloc((size_t)n_in * (size_t)vocab * sizeof *logits);
+  tfx_drv_inputs *plan = NULL;
+  int plan_rc = run_plan(model, o, n_in, &plan);
+  if (plan_rc) goto done;
   if (!tokens || !logits) {
     fprintf(stderr, "tfxc: error: out of memory\n");
     rc = TFX_ERR_OUT_OF_MEMORY;
@@ -820,7 +813,7 @@ static int evaluate(tfx_model *model, const run_options *o, const int32_t *ids, 
   if (bos >= 0) tokens[0] = bos;
   memcpy(tokens + (bos >= 0), ids, (size_t)n_ids * sizeof *tokens);
   double t0 = now_seconds();
-  rc = tfx_forward_ex(s, tokens, n_in, logits, 0);
+  rc = tfx_drv_inputs_forward(plan, s, tokens, n_in, 0, logits, 0);
   double t = now_seconds() - t0;
   if (rc != TFX_OK) {
     const char *detail = tfx_session_last_error(s);
@@ -851,8 +844,9 @@ static int evaluate(tfx_model *model, const run_options *o, const int32_t *ids, 
 done:
   free(tokens);
   free(logits);
+  tfx_drv_inputs_free(plan);
   tfx_session_free(s);
-  return rc == TFX_OK ? 0 : EXIT_COMPILE;
+  return plan_rc ? plan_rc : rc == TFX_OK ? 0 : EXIT_COMPILE;
 }
 
 static int run_with(int argc, char **argv, tfx_tokenizer **tokp);
@@ -915,6 +909,13 @@ static int parse_run_args(int argc, char **argv, run_options *o) {
       o->quantize = v;
       break;
     case TFX_OPT_EVAL_IDS: o->eval = v; break;
+    case TFX_OPT_INPUT:
+      if (o->n_inputs == TFX_DRV_MAX_RUN_INPUTS)
+        bad = usage_error("more than %s --input options", "8");
+      else
+        o->inputs[o->n_inputs++].text = v;
+      break;
+    case TFX_OPT_SOURCE: o->source = v; break;
     case TFX_OPT_CALIBRATION:
       if (!*v) bad = usage_error("%s needs a file", p.name);
       o->calibration = v;
@@ -956,6 +957,33 @@ static int use_tokenizer(run_options *o, int32_t **prompt, int *n_prompt) {
   }
   *prompt = ids;
   *n_prompt = n;
+  return 0;
+}
+
+/* Encodes --source's text into o->source_ids as Hugging Face's tokenizers
+ * add the special tokens of an encoder's input: the tokenizer's BOS when it
+ * has one (BART's <s>; T5 has none), the text, then EOS (the model's tokens
+ * { eos }, else the tokenizer's). 0 or the exit status. */
+static int encode_source(run_options *o) {
+  if (!o->tok)
+    return usage_error("--source needs --tokenizer PATH to encode the text ('%s' has no tokenizer)", o->model);
+  size_t len = strlen(o->source);
+  int n = tfx_tokenizer_encode(o->tok, o->source, len, TFX_TOKENIZE_BOS, NULL, 0);
+  int32_t eos = o->model_eos >= 0 ? (int32_t)o->model_eos : tfx_tokenizer_eos(o->tok);
+  int32_t *ids = n >= 0 ? malloc((size_t)(n + 1) * sizeof *ids) : NULL;
+  if (!ids || tfx_tokenizer_encode(o->tok, o->source, len, TFX_TOKENIZE_BOS, ids, n) != n) {
+    fprintf(stderr, "tfxc: error: cannot encode the source\n");
+    free(ids);
+    return EXIT_COMPILE;
+  }
+  if (eos >= 0) ids[n++] = eos;
+  o->source_ids = ids;
+  o->n_source = n;
+  if (verbose) { /* -v: the ids the source became */
+    fprintf(stderr, "tfxc: source: %d ids:", n);
+    for (int i = 0; i < n; i++) fprintf(stderr, " %d", (int)ids[i]);
+    fprintf(stderr, "\n");
+  }
   return 0;
 }
 
@@ -1077,10 +1105,12 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
   o.model_eos = d->eos_id;
   rc =
       o.tok || !is_so ? use_tokenizer(&o, &prompt, &n_prompt) : embedded_tokenizer(model, &o, tokp, &prompt, &n_prompt);
+  if (!rc && o.source) rc = encode_source(&o);
   if (rc) {
     tfx_drv_output_discard(&o_dump);
     tfx_model_close(model);
     free(prompt);
+    free(o.source_ids);
     return rc;
   }
   if (o.steps > d->max_seq) o.steps = d->max_seq;
@@ -1095,6 +1125,7 @@ static int run_with(int argc, char **argv, tfx_tokenizer **tokp) {
   tfx_drv_output_discard(&o_dump);
   tfx_model_close(model);
   free(prompt);
+  free(o.source_ids);
   return rc;
 }
 

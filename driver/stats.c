@@ -134,6 +134,12 @@ int tfx_print_stats(const tfx_graph *g, const tfx_target_options *t, const char 
   fprintf(out, "  arena:             %lld bytes (liveness peak %lld, naive sum of %d values %lld)\n",
           (long long)g->arena_bytes, (long long)ms.peak_live, ms.values, (long long)ms.naive_sum);
   fprintf(out, "  kv cache:          %lld bytes\n", (long long)g->kv_bytes);
+  if (g->src_cache_bytes > 0)
+    fprintf(out,
+            "  source cache:      %lld bytes of the kv cache: %d value%s kept of %d nodes computed once per source "
+            "(%lld FLOPs), not per token\n",
+            (long long)g->src_cache_bytes, gs.src_kept, gs.src_kept == 1 ? "" : "s", gs.src_nodes,
+            (long long)gs.src_flops);
   if (gs.state_nodes)
     fprintf(out,
             "  recurrent state:   %lld bytes in %d retention/infini_attention nodes (a KV cache of their heads at "

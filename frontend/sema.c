@@ -619,12 +619,12 @@ static void check_schedule(tfx_fe_sema *s) {
     } else if (!strcmp(st->name, "prefetch")) {
       int64_t n;
       if (v->kind == TFX_FE_EXPR_NAME && (!strcmp(v->str, "auto") || !strcmp(v->str, "none"))) {
-        s->prefetch = 0;
+        s->prefetch = !strcmp(v->str, "auto") ? TFX_PREFETCH_AUTO : TFX_PREFETCH_NONE;
       } else if (!tfx_fe_eval_int(s, v, 0, "prefetch", &n)) {
         if (n > 65536 || n % 64)
           ERR(s, v->loc, "prefetch = %lld must be a multiple of 64 bytes in 0..65536", (long long)n);
         else
-          s->prefetch = (int)n;
+          s->prefetch = n ? (int)n : TFX_PREFETCH_NONE;
       }
     } else {
       int64_t n;

@@ -59,7 +59,7 @@ typedef struct tfx_fe_sema {
   int n_blocks;
   int64_t max_seq;
   int threads;
-  int prefetch;  /* schedule { prefetch = N }: bytes, 0 = none */
+  int prefetch;  /* schedule { prefetch = N }: bytes, or TFX_PREFETCH_AUTO (0) / TFX_PREFETCH_NONE */
   int attention; /* tfx_sched_attention */
   int decode;    /* schedule { decode }: tfx_schedule.decode (TFX_SCHED_DECODE_*, N >= 2 split(N)) */
   /* schedule { quantize = ..., activations = ... } and the quantize { } section

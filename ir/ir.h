@@ -14,6 +14,9 @@
 #define TFX_MAX_INPUTS 8     /* FUSED_LINEAR and MOE_UP take up to 7 */
 #define TFX_MAX_FWD_INPUTS 8 /* inputs of a forward: the first and up to 7 extra */
 #define TFX_DIM_T (-1)       /* the dynamic token dimension, 1 <= T <= max_seq */
+/* schedule.prefetch's two named values (positive values are bytes) */
+#define TFX_PREFETCH_AUTO 0
+#define TFX_PREFETCH_NONE (-1)
 
 /* Element types and weight storage formats. Values (every node's result but
  * a weight's) are f32 or i32; the others are formats a weight (PARAM, and the
@@ -369,9 +372,17 @@ typedef struct tfx_node {
                             [max_seq, G*d] f32; V cache follows at + kv_bytes/2
                             of this node, i.e. kv_offset + max_seq*G*d*4 */
   int64_t arena_offset;  /* intermediate values: byte offset in the arena, -1 unplanned */
+  /* planning (passes/cache_source.c, in a graph with a source): TFX_SRC_*.
+   * A node computed only from params and the sources (the encoder, the
+   * cross-attention K and V) is computed by the first call after the source
+   * changed and skipped by the others; those read by other nodes keep their
+   * value in the session's source cache (kv_offset, inside the KV storage)
+   * instead of an arena slot */
+  int src_cached;
 
   int line, col; /* source location that produced it, 0 if none */
 } tfx_node;
+enum { TFX_SRC_NONE = 0, TFX_SRC_INVARIANT = 1, TFX_SRC_KEPT = 2 };
 
 /* What is asked of a weight's format (schedule { quantize = ... },
  * --quantize, a quantize { } rule): KEEP (`none`, and the default) leaves the
@@ -434,7 +445,8 @@ typedef struct tfx_schedule {
   int decode;    /* schedule { decode }: TFX_SCHED_DECODE_AUTO (0: the cost model), _ROW (1), _SPLIT (-1: split
                     decode with the automatic part count), _TINY (-2: the tiny-head kernel where it
                     fits, row elsewhere), N >= 2: split(N) */
-  int prefetch;  /* bytes the decode matrix-vector kernels prefetch ahead of their weight stream; 0 = none */
+  int prefetch;  /* bytes the decode matrix-vector kernels prefetch ahead of their weight stream;
+                    TFX_PREFETCH_AUTO (0, the default): the backend's choice per kernel, TFX_PREFETCH_NONE */
   int act_f32;   /* 1: linears with int8-block weights dequantize them into f32 instead of quantizing their
                     activations for int8 dot products (tfx_node_act_quant) */
   /* the weight formats the quantize_weights pass gives (ir/quant_choice.c): the
@@ -480,8 +492,13 @@ typedef struct tfx_graph {
   int64_t tokenizer_bytes;
 
   /* results of planning (passes/) */
-  int64_t arena_bytes;   /* 0 until planned */
-  int64_t kv_bytes;      /* total KV cache bytes */
+  int64_t arena_bytes; /* 0 until planned */
+  int64_t kv_bytes;    /* total KV cache bytes */
+  /* the source cache (passes/cache_source.c): bytes at offset 0 of the KV
+   * storage, a 64-byte header whose first int32 is 1 while the kept values
+   * hold the current source's (the runtime zeroes it when the source
+   * changes), then the TFX_SRC_KEPT values; 0: none */
+  int64_t src_cache_bytes;
   int64_t weights_bytes; /* size of the bound weights blob */
   /* the quantize_weights pass's fallbacks, in node order (owned) */
   int n_quant_fallbacks;

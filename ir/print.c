@@ -124,6 +124,8 @@ void tfx_print_graph(const tfx_graph *g, FILE *out) {
     fprintf(out, " : %s", tfx_type_str(&n->type, ts, sizeof ts));
     if (n->arena_offset >= 0) fprintf(out, " @arena+%lld", (long long)n->arena_offset);
     if (n->kv_offset >= 0) fprintf(out, " @kv+%lld", (long long)n->kv_offset);
+    /* computed once per source (passes/cache_source.c); kept: in the source cache */
+    if (n->src_cached) fprintf(out, n->src_cached == TFX_SRC_KEPT ? " ; source, kept" : " ; source");
     if (n->op == TFX_OP_PARAM && n->weight_offset >= 0) fprintf(out, " @weights+%lld", (long long)n->weight_offset);
     fputc('\n', out);
   }

@@ -109,7 +109,14 @@ static int check_planning(const tfx_graph *g, const tfx_node *n, char *err, size
       return vfail(err, errlen, n, "arena slot +%lld (%lld bytes) is unaligned or outside the arena of %lld bytes",
                    (long long)n->arena_offset, (long long)bytes, (long long)g->arena_bytes);
   }
-  if (n->kv_offset >= 0) {
+  if (n->kv_offset >= 0 && n->src_cached == TFX_SRC_KEPT) { /* the source cache (passes/cache_source.c) */
+    int64_t bytes = tfx_node_slot_bytes(g, n, g->max_seq);
+    if (n->arena_offset >= 0 || n->kv_offset < 64 || n->kv_offset % 64 || n->kv_offset + bytes > g->src_cache_bytes ||
+        g->src_cache_bytes > g->kv_bytes)
+      return vfail(err, errlen, n,
+                   "source cache slot +%lld (%lld bytes) is unaligned or outside the cache of %lld bytes",
+                   (long long)n->kv_offset, (long long)bytes, (long long)g->src_cache_bytes);
+  } else if (n->kv_offset >= 0) {
     int64_t bytes = tfx_node_kv_bytes(n, g->max_seq);
     if (bytes <= 0) return vfail(err, errlen, n, "has a KV cache slot but is not a causal attention");
     if (n->kv_offset % 64 || n->kv_offset + bytes > g->kv_bytes)

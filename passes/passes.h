@@ -108,6 +108,12 @@ int tfx_pass_plan_memory(tfx_graph *g, char *err, size_t errlen);
  * gelu, relu, sigmoid; fused_linear and moe_down on their residual) may take the slot of an
  * operand of the same size that dies at it. */
 int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen);
+/* passes/cache_source.c, run by plan_memory first: in a graph with a
+ * source, marks the nodes computed only from params and sources
+ * (tfx_node.src_cached), gives the kept ones their kv_offset in the source
+ * cache at the start of the KV storage and sets g->src_cache_bytes (0: no
+ * source, or nothing to keep). */
+int tfx_pass_cache_source_mark(tfx_graph *g, char *err, size_t errlen);
 
 /* What liveness gives for a planned graph: the peak over nodes of the bytes
  * (64-byte aligned slots, each counted once) live while the node runs, and
@@ -155,6 +161,10 @@ typedef struct tfx_graph_stats {
    * its heads (state_kv_bytes), MLA with its latent */
   int kv_readers, kv_shared_caches, kv_layers; /* kv_layers: the nodes standard_kv_bytes counts */
   int64_t standard_kv_bytes;
+  /* the source cache (cache_source.c): nodes computed once per source (not
+   * counted per token above), those kept in the cache, their FLOPs */
+  int src_nodes, src_kept;
+  int64_t src_flops;
 } tfx_graph_stats;
 void tfx_pass_graph_stats(const tfx_graph *g, tfx_graph_stats *out);
 

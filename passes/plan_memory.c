@@ -21,7 +21,9 @@
 static int64_t align_up(int64_t v) { return (v + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN; }
 
 static int needs_slot(const tfx_graph *g, const tfx_node *n) {
-  return !tfx_op_has(n->op, TFX_TRAIT_SOURCE | TFX_TRAIT_VIEW) && n->id != g->output; /* ir/ops.h */
+  /* a kept source-invariant value lives in the source cache (cache_source.c) */
+  return !tfx_op_has(n->op, TFX_TRAIT_SOURCE | TFX_TRAIT_VIEW) && n->id != g->output &&
+         n->src_cached != TFX_SRC_KEPT; /* ir/ops.h */
 }
 
 /* last[v]: the last node reading v, or v; a slice's readers also read its producer. */
@@ -200,12 +202,14 @@ int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen
     goto done;
   }
   if ((rc = liveness(g, last, err, errlen))) goto done;
+  /* the source cache first: its values' kv_offset, at the start of the KV storage */
+  for (int i = 0; i < nn; i++) g->nodes[i].kv_offset = -1;
+  if ((rc = tfx_pass_cache_source_mark(g, err, errlen))) goto done;
   int nb = 0;
-  int64_t kv = 0;
+  int64_t kv = g->src_cache_bytes;
   for (int i = 0; i < nn; i++) {
     tfx_node *n = &g->nodes[i];
     n->arena_offset = -1;
-    n->kv_offset = -1;
     buf_of[i] = -1;
     size[i] = 0;
     if (needs_slot(g, n)) {

@@ -108,6 +108,16 @@ void tfx_pass_graph_stats(const tfx_graph *g, tfx_graph_stats *s) {
       continue;
     }
     int64_t out = tfx_type_numel(&n->type, 1);
+    if (n->src_cached) { /* computed once per source (cache_source.c), not per token */
+      tfx_graph_stats once = {0};
+      cost_args c = {n, n->n_inputs > 0 ? &g->nodes[n->inputs[0]] : NULL,
+                     n->n_inputs > 1 ? &g->nodes[n->inputs[1]] : NULL, out};
+      cost_fns[n->op](&c, &once);
+      s->src_nodes++;
+      s->src_kept += n->src_cached == TFX_SRC_KEPT;
+      s->src_flops += once.flops_per_token + once.attn_flops_per_ctx;
+      continue;
+    }
     s->bytes_per_token += tfx_type_bytes(&n->type, 1);
     for (int j = 0; j < n->n_inputs; j++) {
       const tfx_node *in = &g->nodes[n->inputs[j]];

@@ -257,7 +257,8 @@ static int forward_inputs(tfx_session *s, const tfx_input *inputs, int32_t n_inp
 #ifdef TFX_RT_MINIMAL /* no allocator: every session is static */
     return TFX_ERR_INVALID_ARGUMENT;
 #else
-    if (!s->src && !(s->src = malloc((size_t)d->n_inputs * (size_t)N * sizeof(int32_t))))
+    /* the padded sources and row mask, then (a source cache) the previous call's */
+    if (!s->src && !(s->src = calloc((size_t)d->n_inputs * 2, (size_t)N * sizeof(int32_t))))
       return fail(s, TFX_ERR_OUT_OF_MEMORY, "no memory for the source's %d rows", N);
 #endif
     for (int32_t i = 0; i < want; i++) {
@@ -280,6 +281,16 @@ static int forward_inputs(tfx_session *s, const tfx_input *inputs, int32_t n_inp
       if (ids[t] < 0 || ids[t] >= in->vocab)
         return fail(s, TFX_ERR_TOKEN_RANGE, "input '%s': id %d (at index %d) is outside [0, %d)", in->name, ids[t], t,
                     in->vocab);
+  }
+  if (N > 0 && d->src_cache_bytes > 0 && s->kv) {
+    /* the source cache (tfx/abi.h): its values are the previous call's
+     * source's; another source (rows, ids, values or S) recomputes them */
+    size_t bytes = (size_t)d->n_inputs * (size_t)N * sizeof(int32_t);
+    int32_t *prev = s->src + (size_t)d->n_inputs * (size_t)N;
+    if (memcmp(prev, s->src, bytes) != 0) {
+      memcpy(prev, s->src, bytes);
+      *(volatile int32_t *)s->kv = 0;
+    }
   }
   return run(s, tab, 0, n, out, last_only);
 }

@@ -89,7 +89,10 @@ int32_t tfx_session_position(const tfx_session *s) { return s ? s->pos : 0; }
 int32_t tfx_session_threads(const tfx_session *s) { return s ? s->threads : 0; }
 
 void tfx_session_reset(tfx_session *s) {
-  if (s) s->pos = 0;
+  if (!s) return;
+  s->pos = 0;
+  /* a new sequence: the source cache (tfx/abi.h) is computed again by the next call */
+  if (s->kv && s->model && s->model->desc.src_cache_bytes > 0) *(int32_t *)s->kv = 0;
 }
 
 #ifdef TFX_RT_MINIMAL

@@ -134,6 +134,12 @@ int tfx_rt_validate_desc(const tfx_model_desc *d, const void *weights, char *err
                           "malformed model descriptor: input %d ('%s') has kind %d, width %d, vocab %d, rows %d", i,
                           in->name ? in->name : "", in->kind, in->width, in->vocab, in->rows);
   }
+  /* ABI 7: the source cache, at the start of the KV storage, only with a source */
+  if (d->src_cache_bytes % 64 || d->src_cache_bytes > d->kv_bytes || (d->src_cache_bytes > 0 && !has_source))
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_NOT_A_MODEL,
+                        "malformed model descriptor: a source cache of %llu bytes (a multiple of 64, at most the KV "
+                        "storage's %llu, with a source input)",
+                        (unsigned long long)d->src_cache_bytes, (unsigned long long)d->kv_bytes);
   int has_all_rows = 0;
   for (int32_t i = 0; i < d->n_entries; i++) {
     const tfx_entry_desc *e = &d->entries[i];
@@ -191,7 +197,7 @@ static int same_model(const tfx_model_desc *d, const tfx_model_desc *v) {
          d->weights_bytes == v->weights_bytes && d->weights == v->weights &&
          d->weights_checksum == v->weights_checksum && d->cpu_arch == v->cpu_arch && d->bos_id == v->bos_id &&
          d->eos_id == v->eos_id && d->pad_id == v->pad_id && d->tokenizer_bytes == v->tokenizer_bytes &&
-         d->n_inputs == v->n_inputs;
+         d->n_inputs == v->n_inputs && d->src_cache_bytes == v->src_cache_bytes;
 }
 
 int tfx_rt_check_variants(const tfx_model_desc *d, const void *weights, void *handle, const char *path, int checksums,

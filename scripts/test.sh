@@ -36,10 +36,15 @@ if [ "${TFX_TEST_SANITIZE:-1}" != 0 ]; then
   # - test_quant_quality, test_python and test_install are not registered
   #   there (tests/CMakeLists.txt says why);
   # - test_differential runs 20 random models instead of 100 (TFX_DIFF_SEEDS);
+  # - the JIT harnesses compile at LLVM -O0 only (tfx_test_llvm_level in
+  #   tests/support/testutil.h): LLVM's optimizer and the kernels it makes
+  #   are not instrumented, and the IR tfxc emits, the graph passes and the
+  #   runtime do not depend on LLVM's level; the main suite runs -O3;
   # - test_cross is left out, and the runtimes for other machines are not
   #   built: what it runs is target code under qemu, which the sanitizers do
   #   not instrument (the compiler's part, --target, is test_target's and
-  #   test_portability's).
+  #   test_portability's); the sanitizer build does not build it nor the
+  #   test_torch_* programs (the -E below is for older build-asan trees).
   # No suppressions are needed: LLVM's JIT and libffi report nothing.
   cmake -S . -B build-asan -DTFX_SANITIZE=ON -DTFX_CROSS_RUNTIMES=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build build-asan -j"$jobs"

@@ -441,7 +441,8 @@ static void test_descriptor(void **state) {
   assert_int_equal(offsetof(tfx_model_desc, n_inputs), 160);
   assert_int_equal(offsetof(tfx_model_desc, inputs_reserved), 164);
   assert_int_equal(offsetof(tfx_model_desc, inputs), 168);
-  assert_int_equal(sizeof(tfx_model_desc), 176);
+  assert_int_equal(offsetof(tfx_model_desc, src_cache_bytes), 176);
+  assert_int_equal(sizeof(tfx_model_desc), 184);
   assert_int_equal(offsetof(tfx_input_desc, name), 0);
   assert_int_equal(offsetof(tfx_input_desc, kind), 8);
   assert_int_equal(offsetof(tfx_input_desc, width), 12);

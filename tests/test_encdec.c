@@ -159,6 +159,81 @@ static void run_case(int with_mask) {
   }
 }
 
+/* The source cache (passes/cache_source.c, ABI 7): a session keeps the
+ * encoder's output and the cross-attention K/V while the source stays the
+ * same. A sequence of calls whose source changes without a reset (other
+ * ids, then only another S) must match the interpreter, which recomputes
+ * everything every call; the changed source's rows must differ from what
+ * the stale cache would give; after a reset a new source gives the logits
+ * of a fresh session. */
+static void test_source_cache(void **state) {
+  (void)state;
+  enum { CALLS = 6 };
+  int32_t ids[T], a[NMAX], bsrc[NMAX];
+  for (int t = 0; t < T; t++) ids[t] = (t * 5 + 2) % V;
+  for (int j = 0; j < NMAX; j++) a[j] = (j * 7 + 1) % V, bsrc[j] = (j * 11 + 3) % V;
+  /* calls: (tokens from, n, source, S); the source changes at calls 3 and 5 */
+  static const struct {
+    int t0, n, b, S;
+  } seq[CALLS] = {{0, 3, 0, 5}, {3, 1, 0, 5}, {4, 1, 1, 5}, {5, 1, 1, 5}, {6, 1, 1, 7}, {0, 0, 0, 0}};
+  float want[T * V], stale[T * V], got[T * V];
+  char err[512], what[80];
+  tfx_build b;
+  build(NMAX, 0, 3, &b);
+  assert_true(b.graph->src_cache_bytes > 64);
+  assert_int_equal(b.graph->src_cache_bytes % 64, 0);
+  tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+  for (int pass = 0; pass < 2; pass++) { /* 0: the sequence; 1: source a throughout (what a stale cache gives) */
+    float *o = pass ? stale : want;
+    tfx_interp_reset(it);
+    for (int c = 0; c < CALLS && seq[c].n; c++) {
+      const void *in[2] = {ids + seq[c].t0, pass || !seq[c].b ? a : bsrc};
+      int64_t rows[2] = {0, pass ? 5 : seq[c].S};
+      if (tfx_interp_forward_rows(it, in, rows, 2, seq[c].n, o + seq[c].t0 * V, err, sizeof err)) fail_msg("%s", err);
+    }
+  }
+  /* the new source shows in the rows computed after it */
+  assert_true(tfx_test_max_abs_diff(want + 4 * V, stale + 4 * V, 3 * V) > 1e-2);
+  assert_true(tfx_test_max_abs_diff(want + 6 * V, stale + 6 * V, V) > 1e-2);
+  tfx_model *m = NULL;
+  if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("%s", err);
+  assert_int_equal(tfx_model_descriptor(m)->src_cache_bytes, (uint64_t)b.graph->src_cache_bytes);
+  tfx_session *s = NULL;
+  assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
+  for (int round = 0; round < 2; round++) { /* twice: the reset forgets the cache */
+    for (int c = 0; c < CALLS && seq[c].n; c++) {
+      tfx_input in[2] = {{"tokens", ids + seq[c].t0, 0}, {"src", seq[c].b ? bsrc : a, seq[c].S}};
+      if (tfx_forward_inputs(s, in, 2, seq[c].n, got + seq[c].t0 * V, 0)) fail_msg("%s", tfx_session_last_error(s));
+    }
+    snprintf(what, sizeof what, "source changed without reset (%d)", round);
+    compare(what, got, want, T * V);
+    tfx_session_reset(s);
+  }
+  /* after a reset, source b from the start: the logits of a fresh session */
+  tfx_input pre_a[2] = {{"tokens", ids, 0}, {"src", a, 5}};
+  assert_int_equal(tfx_forward_inputs(s, pre_a, 2, T, got, 0), TFX_OK);
+  tfx_session_reset(s);
+  tfx_input pre_b[2] = {{"tokens", ids, 0}, {"src", bsrc, 6}};
+  assert_int_equal(tfx_forward_inputs(s, pre_b, 2, T, got, 0), TFX_OK);
+  tfx_session *fresh = NULL;
+  float ref[T * V];
+  assert_int_equal(tfx_session_create(m, NULL, &fresh), TFX_OK);
+  assert_int_equal(tfx_forward_inputs(fresh, pre_b, 2, T, ref, 0), TFX_OK);
+  compare("new source after reset", got, ref, T * V);
+  /* and token by token with the cache: the same as the prefill */
+  tfx_session_reset(s);
+  for (int t = 0; t < T; t++) {
+    tfx_input one[2] = {{"tokens", ids + t, 0}, {"src", bsrc, 6}};
+    assert_int_equal(tfx_forward_inputs(s, one, 2, 1, got + t * V, 0), TFX_OK);
+  }
+  compare("decode with the cache = prefill", got, ref, T * V);
+  tfx_session_free(fresh);
+  tfx_session_free(s);
+  tfx_model_close(m);
+  tfx_interp_free(it);
+  tfx_build_free(&b);
+}
+
 static void test_source_rows(void **state) {
   (void)state;
   run_case(0);
@@ -187,6 +262,14 @@ static void test_descriptor_and_errors(void **state) {
   assert_non_null(strstr(text, "#define ED_INPUT_TOKENS_ROWS 0"));
   assert_non_null(strstr(text, "#define ED_ROWS_MASK_INDEX 2"));
   assert_non_null(strstr(text, "#define ED_SOURCE_ROWS 9"));
+  assert_non_null(strstr(text, "#define ED_SRC_CACHE_BYTES "));
+  free(text);
+  /* the source cache in the printed IR: the encoder computed once, its output and the cross K/V kept */
+  f = open_memstream(&text, &len);
+  tfx_print_graph(b.graph, f);
+  fclose(f);
+  assert_non_null(strstr(text, " ; source, kept"));
+  assert_non_null(strstr(text, " ; source\n"));
   free(text);
   tfx_model *m = NULL;
   if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("%s", err);
@@ -227,6 +310,13 @@ static void test_descriptor_and_errors(void **state) {
     m2 = NULL;
     int rc = tfx_model_from_descriptor(&b2, d->weights, NULL, NULL, &m2);
     if (rc != TFX_ERR_NOT_A_MODEL) fail_msg("broken input table %d: rc %d, expected TFX_ERR_NOT_A_MODEL", k, rc);
+    assert_null(m2);
+  }
+  for (int k = 0; k < 2; k++) { /* a source cache larger than the KV storage, or not a multiple of 64 */
+    tfx_model_desc b2 = c;
+    b2.src_cache_bytes = k ? c.kv_bytes + 64 : c.src_cache_bytes + 4;
+    m2 = NULL;
+    assert_int_equal(tfx_model_from_descriptor(&b2, d->weights, NULL, NULL, &m2), TFX_ERR_NOT_A_MODEL);
     assert_null(m2);
   }
 
@@ -306,9 +396,8 @@ static void test_frontend_errors(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_source_rows),
-      cmocka_unit_test(test_source_key_mask),
-      cmocka_unit_test(test_descriptor_and_errors),
+      cmocka_unit_test(test_source_rows),     cmocka_unit_test(test_source_key_mask),
+      cmocka_unit_test(test_source_cache),    cmocka_unit_test(test_descriptor_and_errors),
       cmocka_unit_test(test_frontend_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -142,7 +142,7 @@ static void jit_logits(const char *src_path, const char *weights, int act_f32, f
   assert_int_equal(tfx_build_source(src_path, NULL, &bo, &b), 0);
   b.graph->schedule.act_f32 = act_f32;
   tfx_model *m = NULL;
-  tfx_target_options t = {.opt_level = 2};
+  tfx_target_options t = {.opt_level = tfx_test_llvm_level(2)};
   char err[512];
   if (tfx_build_jit(&b, &t, &m, err, sizeof err) != TFX_OK) fail_msg("jit: %s", err);
   tfx_session *s = NULL;

@@ -110,7 +110,7 @@ static void check_model(tfx_model *m, const void *weights, const int32_t *ids, c
                         const int32_t *mask, int T, const float *want, size_t total, int opt) {
   char what[64];
   const tfx_model_desc *d = tfx_model_descriptor(m);
-  assert_int_equal(d->abi_version, 6);
+  assert_int_equal(d->abi_version, 7);
   assert_int_equal(d->n_inputs, 3);
   assert_string_equal(d->inputs[0].name, "tokens");
   assert_int_equal(d->inputs[0].kind, TFX_INPUT_TOKENS);

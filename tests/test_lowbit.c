@@ -172,7 +172,7 @@ static void test_act_f32(void **state) {
     assert_int_equal(tfx_pass_plan_memory(t->g, err, sizeof err), 0);
     t->g->schedule.act_f32 = 1;
     assert_int_equal(tfx_i8c_count_op(t->g, TFX_OP_LINEAR), 0);
-    tfx_target_options o = {.opt_level = 2};
+    tfx_target_options o = {.opt_level = tfx_test_llvm_level(2)};
     tfx_jit_module *jm = NULL;
     const tfx_model_desc *desc = NULL;
     if (tfx_backend_jit(t->g, &o, &jm, &desc, err, sizeof err)) {

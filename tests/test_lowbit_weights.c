@@ -84,7 +84,7 @@ static void check_jit(tfx_build *b, const char *what, double tol) {
   double scale = 1.0;
   for (int i = 0; i < NTOK * VOCAB; i++) scale = fmax(scale, fabs(ref[i]));
   tfx_model *m = NULL;
-  tfx_target_options t = {.opt_level = 2};
+  tfx_target_options t = {.opt_level = tfx_test_llvm_level(2)};
   if (tfx_build_jit(b, &t, &m, err, sizeof err) != TFX_OK) fail_msg("%s: jit: %s", what, err);
   for (int mode = 0; mode < 2; mode++) {
     tfx_session *s = NULL;

@@ -149,7 +149,16 @@ static void test_prefetch_schedule(void **state) {
   (void)state;
   char *dir = tfx_test_tmpdir();
   assert_non_null(dir);
-  for (int k = 0; k < 2; k++) {
+  /* f32 weights: none by default, with prefetch = N; q8_0 weights (the int8
+   * decode kernel, AVX-512 VNNI): by default (auto), none with `none` */
+  static const struct {
+    const char *schedule, *quantize;
+    int expect;
+  } cases[] = {{"", "none", 0},
+               {"schedule { prefetch = 4096 }\n", "none", 1},
+               {"", "q8_0", 1},
+               {"schedule { prefetch = none }\n", "q8_0", 0}};
+  for (int k = 0; k < 4; k++) {
     char path[4096];
     snprintf(path, sizeof path, "%s/pf%d.tfx", dir, k);
     FILE *f = fopen(path, "w");
@@ -157,13 +166,15 @@ static void test_prefetch_schedule(void **state) {
     fprintf(f,
             "model pf\nconst max_seq = 8\nparam w : f32[256, 512]\n"
             "forward(x : f32[T, 512]) -> f32[T, 256] { return linear(x, w) }\n%s",
-            k ? "schedule { prefetch = 4096 }\n" : "");
+            cases[k].schedule);
     fclose(f);
     char *out = NULL, *err = NULL;
-    int rc = tfx_test_run((char *[]){TFXC_PATH, path, "--weights", "random", "-O2", "--emit=asm", NULL}, &out, &err);
+    int rc = tfx_test_run((char *[]){TFXC_PATH, path, "--weights", "random", "-O2", "--mcpu", "sapphirerapids",
+                                     "--quantize", (char *)cases[k].quantize, "--emit=asm", NULL},
+                          &out, &err);
     assert_int_equal(rc, 0);
     /* x86's prefetcht0 (locality 3) */
-    if (k)
+    if (cases[k].expect)
       assert_non_null(strstr(out, "prefetcht0"));
     else
       assert_null(strstr(out, "prefetch"));

@@ -15,9 +15,9 @@ extern "C" {
 #endif
 
 #define TFX_ABI_VERSION                                                                                                \
-  6 /* 3: desc_checksum and weights_checksum (tfx/checksum.h); 4: cpu_arch, cpu_features, the batch entry;             \
+  7 /* 3: desc_checksum and weights_checksum (tfx/checksum.h); 4: cpu_arch, cpu_features, the batch entry;             \
        5: the special token ids, the embedded tokenizer, AArch64 and riscv64 features; 6: the input table (a forward   \
-       with several inputs, TFX_ARG_INPUTS) */
+       with several inputs, TFX_ARG_INPUTS); 7: the source cache (src_cache_bytes) */
 #define TFX_DESC_MAGIC 0x31584654u /* "TFX1" little-endian */
 /* The symbol under which a compiled model exports its tfx_model_desc. It is
  * not `tfx_model_descriptor`: that name is the runtime API function of
@@ -225,6 +225,17 @@ typedef struct tfx_model_desc {
   int32_t n_inputs;
   int32_t inputs_reserved; /* 0 */
   const tfx_input_desc *inputs;
+  /* ABI 7: the source cache of a model with a source input (an encoder-
+   * decoder): the first src_cache_bytes bytes of the KV storage (0: none;
+   * a multiple of 64, at most kv_bytes). They hold the values computed
+   * from the params and the source alone (the encoder's output, every
+   * cross-attention's K and V), so that a call with the same source as the
+   * previous one skips them. Their first int32 is the flag: 0 (as the
+   * zeroed KV storage starts) makes the next call compute them and set it
+   * to 1; the caller of the entry points zeroes it whenever the source (its
+   * padded rows or the row mask) differs from the previous call's, and when
+   * it starts a new sequence. The runtime does (tfx/tfx.h). */
+  uint64_t src_cache_bytes;
 } tfx_model_desc;
 
 #ifdef __cplusplus

@@ -179,6 +179,7 @@ static inline uint64_t tfx_desc_checksum(const tfx_model_desc *d) {
     tfx_ck_u64(&s, (uint32_t)in->vocab);
     tfx_ck_u64(&s, (uint32_t)in->rows);
   }
+  tfx_ck_u64(&s, d->src_cache_bytes); /* ABI 7 */
   return tfx_ck_final(&s);
 }
 

@@ -174,10 +174,19 @@ int tfx_forward(tfx_session *s, const int32_t *tokens, int32_t n, float *logits)
  * A source (tfx_input_info.rows = N > 0: `src : i32[N]` in the forward, the
  * source sentence of an encoder-decoder) has its own rows: rows = S, 1..N,
  * the same S for every source of the call, given in full with every call
- * (decode and chunked calls too: the encoder is recomputed); the runtime
- * pads it to N rows and hides the rows past S from attention. A source
- * with rows 0, or more than N, is TFX_ERR_INVALID_ARGUMENT. A model with a
- * source needs a session of tfx_session_create (not a static one). */
+ * (decode and chunked calls too); the runtime pads it to N rows and hides
+ * the rows past S from attention. A source with rows 0, or more than N, is
+ * TFX_ERR_INVALID_ARGUMENT. A model with a source needs a session of
+ * tfx_session_create (not a static one).
+ * The source cache (ABI 7): the session keeps what the source alone gives
+ * (the encoder's output, every cross-attention's K and V) and a call whose
+ * sources (S and the S rows of each) equal the previous call's skips
+ * computing them: the runtime compares them (S values per source, memcmp)
+ * with the previous call's, and a different source is recomputed, never
+ * read stale; tfx_session_reset forgets the cache. Pass the same source
+ * with every call of a sequence; a new source without a reset is allowed
+ * and computed afresh (the decoder's KV cache still holds the rows of the
+ * earlier calls, as the reference interpreter computes it). */
 typedef struct tfx_input {
   const char *name; /* the forward's name of the input ("token_type_ids"), or NULL: by position */
   const void *data; /* [n, width] int32 or float values ([rows] for a source) */
@@ -197,6 +206,8 @@ int32_t tfx_session_threads(const tfx_session *s);
  * must not overlap: a call made while another thread's call on the same
  * session runs is refused with TFX_ERR_INVALID_ARGUMENT. */
 const char *tfx_session_last_error(const tfx_session *s);
+/* Starts a new sequence: position 0 (the KV cache is overwritten as it is
+ * filled again) and, for a model with a source, the source cache forgotten. */
 void tfx_session_reset(tfx_session *s);
 /* Frees a session (a static one: releases nothing, the memory is the
  * caller's, which may reuse it afterwards). */

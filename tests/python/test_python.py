@@ -60,7 +60,7 @@ class TestModel(unittest.TestCase):
             self.assertEqual((i.vocab, i.output_width, i.input_kind, i.input_width), (512, 512, tfx.INPUT_TOKENS, 1))
             self.assertEqual(i.max_seq, 512)
             self.assertEqual(i.has_kv_cache, 1)
-            self.assertEqual(i.abi_version, 6)
+            self.assertEqual(i.abi_version, 7)
             self.assertEqual(i.n_inputs, 1)
             self.assertEqual(m.inputs, [{"name": "input", "kind": tfx.INPUT_TOKENS, "width": 1, "vocab": 512, "rows": 0}])
             # the sizes tfxc verify and --emit-header state

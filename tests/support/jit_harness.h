@@ -2,7 +2,8 @@
  * tests (test_backend_ops, test_ffn_variants, test_attention_variants): a
  * test graph JIT-compiled into a runtime model, calls of several sizes run
  * through one session (2 threads) and compared with the reference
- * interpreter doing the same calls, at -O0 and -O3. */
+ * interpreter doing the same calls, at -O0 and -O3 (LLVM's levels, capped
+ * by tfx_test_llvm_level: -O0 only in the sanitizer build). */
 #ifndef TFX_TEST_JIT_HARNESS_H
 #define TFX_TEST_JIT_HARNESS_H
 

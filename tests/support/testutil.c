@@ -15,6 +15,19 @@ const char *tfx_test_models_dir(void) {
   return env && *env ? env : TFX_MODELS_DIR_DEFAULT;
 }
 
+/* the sanitizer build (tests/CMakeLists.txt defines TFX_SANITIZE_FLAGS there) */
+#ifdef TFX_SANITIZE_FLAGS
+#define LLVM_MAX_DEFAULT 0
+#else
+#define LLVM_MAX_DEFAULT 3
+#endif
+
+int tfx_test_llvm_level(int level) {
+  const char *env = getenv("TFX_TEST_LLVM_MAX");
+  int cap = env && *env ? atoi(env) : LLVM_MAX_DEFAULT;
+  return level < cap ? level : cap;
+}
+
 char *tfx_test_model_path(const char *name, char *buf, size_t len) {
   snprintf(buf, len, "%s/%s", tfx_test_models_dir(), name);
   return buf;

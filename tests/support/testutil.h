@@ -43,5 +43,14 @@ int tfx_test_compile_text(const char *src, char **err);
 int tfx_test_argmax(const float *v, int n);
 /* max |a - b| over n floats. */
 double tfx_test_max_abs_diff(const float *a, const float *b, size_t n);
+/* The LLVM optimization level a test's JIT or object compile should use
+ * for `level`: at most TFX_TEST_LLVM_MAX (environment; default 3, and 0 in
+ * the sanitizer build). Only LLVM's pipeline and code generation level
+ * depend on it (backend/module.c, backend/target.c): the IR tfxc emits, the
+ * graph passes, the runtime and the interpreter are the same at every level.
+ * In the sanitizer build LLVM and the JIT-compiled kernels are not
+ * instrumented, so its -O3 pipeline costs most of a JIT test's time there
+ * and checks nothing the sanitizers see; the main suite runs every level. */
+int tfx_test_llvm_level(int level);
 
 #endif

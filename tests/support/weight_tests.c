@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../../backend/backend.h"
+#include "testutil.h"
 #include "tfx/tfx.h"
 
 void tfx_wt_reserve(tfx_tg *t, size_t need) {
@@ -82,7 +83,7 @@ void tfx_wt_run_interp(tfx_tg *t, const uint8_t *blob, const tfx_wt_plan *p, flo
 static void release_jit(void *m) { tfx_backend_jit_free(m); }
 
 void tfx_wt_run_jit(tfx_tg *t, const tfx_wt_plan *p, int opt_level, const char *cpu, float *out, const char *what) {
-  tfx_target_options o = {.opt_level = opt_level, .cpu = cpu};
+  tfx_target_options o = {.opt_level = tfx_test_llvm_level(opt_level), .cpu = cpu};
   tfx_jit_module *jm = NULL;
   const tfx_model_desc *desc = NULL;
   char err[512] = "";
