@@ -103,7 +103,7 @@ typedef struct {
    * lane sums; repacked tiles: z per row and sub-block in rz, times x's
    * -sum(x_q) in xc, cw = 1); no dz decode kernel (decode: the row-major
    * tiles) */
-  int zq;
+  int zq, zq4; /* zq4: zq4_64 / zq4_128, 4-bit codes by 32 as q4_0's nibbles */
   LLVMValueRef rz[2];
 } qctx;
 
@@ -384,6 +384,17 @@ static LLVMValueRef q4_0_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp) {
   return shuf(cg, lo, hi, seq, 32);
 }
 
+/* The 32 4-bit codes of a zq4 sub-block whose 16 bytes are at p (byte j:
+ * element j low, j + 16 high, as q4_0). */
+static LLVMValueRef zq4_codes(tfx_cg *cg, qctx *c, LLVMValueRef p) {
+  int seq[32];
+  for (int l = 0; l < 32; l++) seq[l] = l;
+  LLVMValueRef raw = load_a(cg, c->t_b16, p, 1);
+  LLVMValueRef lo = LLVMBuildAnd(cg->b, raw, ivec(c->t_i8, 16, 0x0f), "");
+  LLVMValueRef hi = LLVMBuildLShr(cg->b, raw, ivec(c->t_i8, 16, 4), "");
+  return shuf(cg, lo, hi, seq, 32);
+}
+
 /* The 32 4-bit codes of sub-block sb of the q4_k super-block at wp, and its
  * 6-bit scale and min as i32 (the IR of tfx_q4_k_scale_min). */
 static LLVMValueRef q4_k_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMValueRef *scale, LLVMValueRef *min) {
@@ -441,6 +452,8 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
   case TFX_DT_TQ2_0: wq = tq2_0_codes(cg, c, wp, sb); break;
   case TFX_DT_ZQ8_64:
   case TFX_DT_ZQ8_128: wq = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 4 + 32 * sb), 1); break;
+  case TFX_DT_ZQ4_64:
+  case TFX_DT_ZQ4_128: wq = zq4_codes(cg, c, tfx_cg_byteptr(cg, wp, 4 + 16 * sb)); break;
   case TFX_DT_Q4_K: {
     LLVMValueRef sc, m;
     wq = q4_k_codes(cg, c, wp, sb, &sc, &m);
@@ -481,10 +494,12 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
       break;
     }
     case TFX_DT_ZQ8_64:
-    case TFX_DT_ZQ8_128: { /* w = d * (u - z): dot(u, x) - z * sum(x); wscal[1] is z (i32) */
+    case TFX_DT_ZQ8_128:
+    case TFX_DT_ZQ4_64:
+    case TFX_DT_ZQ4_128: { /* w = d * (u - z): dot(u, x) - z * sum(x); wscal[1] is z (i32) */
       LLVMValueRef zi = LLVMBuildInsertElement(b, LLVMGetPoison(c->t_i8x8), wscal[1], tfx_cg_i32(cg, 0), "");
       LLVMValueRef zv = LLVMBuildShuffleVector(b, zi, zi, LLVMConstNull(c->t_i8x8), ""), dot;
-      if (c->maddubs) { /* u up to 255 would saturate vpmaddubsw's pairs: u - 128 as signed, z - 128 */
+      if (c->maddubs && !c->zq4) { /* u up to 255 would saturate vpmaddubsw's pairs: u - 128 as signed, z - 128 */
         LLVMValueRef ws = LLVMBuildXor(b, wq, ivec(c->t_i8, 32, 0x80), "");
         zv = LLVMBuildSub(b, zv, ivec(cg->t_i32, 8, 128), "");
         dot = idot_signed(cg, c, ws, xq);
@@ -898,6 +913,8 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
       case TFX_DT_TQ2_0: sc[0] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 64)); break;
       case TFX_DT_ZQ8_64:
       case TFX_DT_ZQ8_128:
+      case TFX_DT_ZQ4_64:
+      case TFX_DT_ZQ4_128:
         sc[0] = half_at(cg, c->f16c, wp);
         sc[1] = LLVMBuildSExt(b, load_a(cg, c->t_i16, tfx_cg_byteptr(cg, wp, 2), 1), cg->t_i32, "z");
         break;
@@ -990,6 +1007,11 @@ static LLVMValueRef decode_u(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMV
   case TFX_DT_ZQ8_64:
   case TFX_DT_ZQ8_128: /* the zero point: repack stores it in rz */
     u = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 4 + 32 * sb), 1);
+    sc[0] = half_at(cg, c->f16c, wp);
+    break;
+  case TFX_DT_ZQ4_64:
+  case TFX_DT_ZQ4_128:
+    u = zq4_codes(cg, c, tfx_cg_byteptr(cg, wp, 4 + 16 * sb));
     sc[0] = half_at(cg, c->f16c, wp);
     break;
   case TFX_DT_Q4_K: {
@@ -1134,7 +1156,8 @@ static void rp_tile(tfx_cg *cg, qctx *c, int h, LLVMValueRef mb, int mr, LLVMVal
 /* 1 for the weight formats this path reads. */
 static int q8_supported(tfx_dtype dt) {
   return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K || dt == TFX_DT_I8 ||
-         dt == TFX_DT_TQ2_0 || dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128;
+         dt == TFX_DT_TQ2_0 || dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128 || dt == TFX_DT_ZQ4_64 ||
+         dt == TFX_DT_ZQ4_128;
 }
 
 /* The dz rows' 16-lane sums in zr (rows 0 .. nb - 1 of the panel) reduced
@@ -1252,7 +1275,8 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
     c.row_bytes = G.K;
     c.R_all = tfx_node_rows(w, 1);
   }
-  c.zq = c.dt == TFX_DT_ZQ8_64 || c.dt == TFX_DT_ZQ8_128;
+  c.zq4 = c.dt == TFX_DT_ZQ4_64 || c.dt == TFX_DT_ZQ4_128;
+  c.zq = c.zq4 || c.dt == TFX_DT_ZQ8_64 || c.dt == TFX_DT_ZQ8_128;
   if (c.zq) c.tok = 1; /* ZeroQuant: token-wise activations */
   c.t_i8 = LLVMInt8TypeInContext(cg->ctx);
   c.t_i16 = LLVMInt16TypeInContext(cg->ctx);

@@ -10,7 +10,7 @@
  * f16 (fpext <W x half>: vcvtph2ps) and bf16 (zext, shl 16, bitcast),
  * packed or row-major; the GGUF block formats q8_0, q4_0, q5_0, q4_k, q6_k
  * and tq2_0, the 2:4 sparse s24_f32 and s24_q8_0 (W / 2 kept values expanded
- * by their positions), ZeroQuant's zq8_64 and zq8_128 (d * (q - z)),
+ * by their positions), ZeroQuant's zq8_64, zq8_128, zq4_64 and zq4_128 (d * (q - z)),
  * row-major only (pack_weights leaves them so): a row is K / block blocks,
  * and a vector at column c decodes the W elements c .. of the one block
  * holding them (every kernel reads weight rows in vectors at multiples of W,
@@ -459,6 +459,27 @@ static LLVMValueRef zq8_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int 
   return LLVMBuildFMul(b, half_splat(cg, blk), f, "");
 }
 
+/* zq4_64 / zq4_128 (4 + n / 2 bytes: f16 d, i16 z, 4-bit codes by 32:
+ * byte j of a 32 holds element j low, j + 16 high): x = d * (q - z). The W
+ * elements at o lie in one half of a 32: bytes 4 + 16 (o / 32) + o % 16,
+ * shifted by 4 ((o / 16) % 2). */
+static LLVMValueRef zq4_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int nvalid) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef byte = tfx_cg_add(cg, LLVMBuildShl(b, LLVMBuildLShr(b, o, tfx_cg_i64(cg, 5), ""), tfx_cg_i64(cg, 4), ""),
+                                 LLVMBuildAnd(b, o, tfx_cg_i64(cg, 15), ""));
+  LLVMValueRef shift = LLVMBuildShl(
+      b, LLVMBuildAnd(b, LLVMBuildLShr(b, o, tfx_cg_i64(cg, 4), ""), tfx_cg_i64(cg, 1), ""), tfx_cg_i64(cg, 2), "");
+  LLVMValueRef q = LLVMBuildLShr(b, bytes_at(cg, blk, tfx_cg_addc(cg, byte, 4)), splat8(cg, shift), "");
+  q = LLVMBuildZExt(b, LLVMBuildAnd(b, q, splat8c(cg, 15), ""), cg->t_vi, "");
+  LLVMValueRef z =
+      LLVMBuildSExt(b, load16s(cg, LLVMInt16TypeInContext(cg->ctx), tfx_cg_byteptr(cg, blk, 2)), cg->t_i32, "");
+  LLVMValueRef zi = LLVMBuildInsertElement(b, LLVMGetPoison(cg->t_vi), z, tfx_cg_i32(cg, 0), "");
+  LLVMValueRef zv = LLVMBuildShuffleVector(b, zi, LLVMGetPoison(cg->t_vi), LLVMConstNull(cg->t_vi), "");
+  LLVMValueRef f = LLVMBuildSIToFP(b, LLVMBuildSub(b, q, zv, ""), cg->t_vf, "");
+  if (nvalid < cg->W) f = LLVMBuildSelect(b, tfx_cg_mask_const(cg, nvalid), f, LLVMConstNull(cg->t_vf), "");
+  return LLVMBuildFMul(b, half_splat(cg, blk), f, "");
+}
+
 static const tfx_cg_wformat fmt_tq2_0 = {TFX_DT_TQ2_0, 0, NULL, NULL, NULL, NULL, NULL, NULL, tq2_0_block};
 static const tfx_cg_wformat fmt_s24_f32 = {TFX_DT_S24_F32, 0, NULL, NULL, NULL, NULL, NULL, NULL, s24_f32_block};
 static const tfx_cg_wformat fmt_s24_q8_0 = {TFX_DT_S24_Q8_0, 0, NULL, NULL, NULL, NULL, NULL, NULL, s24_q8_0_block};
@@ -469,6 +490,8 @@ static const tfx_cg_wformat fmt_q6_k = {TFX_DT_Q6_K, 0, NULL, NULL, NULL, NULL, 
 static const tfx_cg_wformat fmt_q5_0 = {TFX_DT_Q5_0, 0, NULL, NULL, NULL, NULL, NULL, NULL, q5_0_block};
 static const tfx_cg_wformat fmt_zq8_64 = {TFX_DT_ZQ8_64, 0, NULL, NULL, NULL, NULL, NULL, NULL, zq8_block};
 static const tfx_cg_wformat fmt_zq8_128 = {TFX_DT_ZQ8_128, 0, NULL, NULL, NULL, NULL, NULL, NULL, zq8_block};
+static const tfx_cg_wformat fmt_zq4_64 = {TFX_DT_ZQ4_64, 0, NULL, NULL, NULL, NULL, NULL, NULL, zq4_block};
+static const tfx_cg_wformat fmt_zq4_128 = {TFX_DT_ZQ4_128, 0, NULL, NULL, NULL, NULL, NULL, NULL, zq4_block};
 
 /* ---- the streams ---- */
 
@@ -489,18 +512,20 @@ static const tfx_cg_wformat *format_of(tfx_dtype dt) {
   case TFX_DT_S24_Q8_0: return &fmt_s24_q8_0;
   case TFX_DT_ZQ8_64: return &fmt_zq8_64;
   case TFX_DT_ZQ8_128: return &fmt_zq8_128;
+  case TFX_DT_ZQ4_64: return &fmt_zq4_64;
+  case TFX_DT_ZQ4_128: return &fmt_zq4_128;
   default: return NULL;
   }
 }
 
 int tfx_cg_ws_check(const tfx_node *w, char *err, size_t errlen) {
   if (format_of(w->type.dtype)) return 0;
-  return tfx_errf(
-      err, errlen,
-      "param '%s' is stored as %s, which the backend cannot read yet (weight formats with a "
-      "stream: f32, f16, bf16, i8, q8_0, q4_0, q5_0, q4_k, q6_k, tq2_0, s24_f32, s24_q8_0, zq8_64, zq8_128, "
-      "f32_rowscale)",
-      w->name ? w->name : "?", tfx_dtype_name(w->type.dtype));
+  return tfx_errf(err, errlen,
+                  "param '%s' is stored as %s, which the backend cannot read yet (weight formats with a "
+                  "stream: f32, f16, bf16, i8, q8_0, q4_0, q5_0, q4_k, q6_k, tq2_0, s24_f32, s24_q8_0, zq8_64, "
+                  "zq8_128, zq4_64, zq4_128, "
+                  "f32_rowscale)",
+                  w->name ? w->name : "?", tfx_dtype_name(w->type.dtype));
 }
 
 const char *tfx_cg_ws_key(const tfx_node *w) {
@@ -520,6 +545,8 @@ const char *tfx_cg_ws_key(const tfx_node *w) {
   case TFX_DT_S24_Q8_0: return "_ws24q8_0";
   case TFX_DT_ZQ8_64: return "_wzq8_64";
   case TFX_DT_ZQ8_128: return "_wzq8_128";
+  case TFX_DT_ZQ4_64: return "_wzq4_64";
+  case TFX_DT_ZQ4_128: return "_wzq4_128";
   default: return "_w?";
   }
 }

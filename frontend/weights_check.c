@@ -100,7 +100,9 @@ static int block_scales(tfx_dtype dt, int off[2]) {
   case TFX_DT_TQ2_0: off[0] = 64; return 1;           /* qs[64], d */
   case TFX_DT_S24_Q8_0: off[0] = 0; return 1;         /* d, idx, q[16] */
   case TFX_DT_ZQ8_64:
-  case TFX_DT_ZQ8_128: off[0] = 0; return 1; /* d, z, q[64 | 128] */
+  case TFX_DT_ZQ8_128:
+  case TFX_DT_ZQ4_64:
+  case TFX_DT_ZQ4_128: off[0] = 0; return 1; /* d, z, q[64 | 128] */
   default: return 0;
   }
 }

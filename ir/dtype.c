@@ -206,6 +206,31 @@ static void dq_zq8(const uint8_t *data, int64_t K, int64_t r, int n, float *out)
   }
 }
 
+/* zq4_64 / zq4_128: the same with 4 + n / 2 bytes, 4-bit codes by 32
+ * (byte j of a 32: element j low nibble, j + 16 high). */
+static void dq_zq4(const uint8_t *data, int64_t K, int64_t r, int n, float *out) {
+  const uint8_t *row = data + r * (K / n) * (4 + n / 2);
+  for (int64_t b = 0; b < K / n; b++) {
+    const uint8_t *blk = row + b * (4 + n / 2);
+    float d = tfx_f16_to_f32(rd16(blk));
+    int z = (int16_t)rd16(blk + 2);
+    for (int i = 0; i < n; i++)
+      out[b * n + i] = d * (float)((blk[4 + 16 * (i / 32) + i % 16] >> (4 * (i % 32 / 16)) & 15) - z);
+  }
+}
+
+static void dq_zq4_64(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  (void)layout;
+  (void)R;
+  dq_zq4(data, K, r, 64, out);
+}
+
+static void dq_zq4_128(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  (void)layout;
+  (void)R;
+  dq_zq4(data, K, r, 128, out);
+}
+
 static void dq_zq8_64(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
   (void)layout;
   (void)R;
@@ -283,6 +308,8 @@ static const tfx_dtype_info formats[TFX_DT_COUNT] = {
     [TFX_DT_S24_Q8_0] = {"s24_q8_0", 32, 22, 0, 1, dq_s24_q8_0},
     [TFX_DT_ZQ8_64] = {"zq8_64", 64, 68, 0, 1, dq_zq8_64},
     [TFX_DT_ZQ8_128] = {"zq8_128", 128, 132, 0, 1, dq_zq8_128},
+    [TFX_DT_ZQ4_64] = {"zq4_64", 64, 36, 0, 1, dq_zq4_64},
+    [TFX_DT_ZQ4_128] = {"zq4_128", 128, 68, 0, 1, dq_zq4_128},
 };
 
 const tfx_dtype_info *tfx_dtype_info_of(tfx_dtype dt) {

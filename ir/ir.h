@@ -46,6 +46,10 @@ typedef enum {
    * codes q; x = s * (q - z) (68 / 132 bytes; tfx_quantize_zq8_group) */
   TFX_DT_ZQ8_64,
   TFX_DT_ZQ8_128,
+  /* zeroquant(bits = 4): the same with 4-bit codes, 16 bytes per 32 (q4_0's
+   * nibble order: byte j of a 32 holds element j low, j + 16 high) */
+  TFX_DT_ZQ4_64,
+  TFX_DT_ZQ4_128,
   TFX_DT_COUNT
 } tfx_dtype;
 
@@ -617,7 +621,7 @@ void tfx_act_quant_token(const float *x, int64_t K, int8_t *q, float *d);
 /* w8a8's weights: per output channel, s = amax / 127, q = round(x / s)
  * (roundf, ties away from zero), id = s ? 1 / s : 0. */
 void tfx_quantize_i8_row(const float *x, int64_t K, int8_t *q, float *scale);
-/* ZeroQuant's group of n values (zq8_64 / zq8_128 blocks, n = 64 / 128)
+/* ZeroQuant's group of n values (zq8_64 / zq8_128 blocks, n = 64 / 128; the 8-bit case of tfx_quantize_zq_group)
  * into its block: lo = min x, hi = max x, s = (hi - lo) / 255, raised to
  * max(|lo|, |hi|) / 32000 when smaller (so z fits an i16: a constant group
  * c gets s = |c| / 32000, z = -+32000 and decodes to c); d = f16(s) rounded
@@ -627,6 +631,10 @@ void tfx_quantize_i8_row(const float *x, int64_t K, int8_t *q, float *scale);
  * away from zero; f32 division). Bytes: d (f16), z (i16, little-endian), the
  * n codes. Decoded: ds * (float)(q - z). */
 void tfx_quantize_zq8_group(const float *x, int n, uint8_t *blk);
+/* The same for bits = 4 or 8: 2^bits - 1 levels (15: s = (hi - lo) / 15,
+ * q clamped to 0 .. 15), the zero point's limit 32000 as above; 4-bit codes
+ * packed by 32: byte j holds element j (low nibble) and j + 16 (high). */
+void tfx_quantize_zq_group(const float *x, int n, int bits, uint8_t *blk);
 /* ---- calibration data (ir/calib.c; docs/quantization.md, "Calibration") ----
  * Per linear, keyed by its weight param's name: the largest |x| of each of
  * its K input channels over the calibration tokens. */

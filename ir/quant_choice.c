@@ -203,40 +203,39 @@ static int gptq_choice(const tfx_quant_spec *sp, tfx_quant_choice *c, char *msg,
   return 0;
 }
 
-/* zeroquant(bits = 8, group = 64|128), both optional (defaults 8 and 64):
- * ZeroQuant's group-wise asymmetric weights (zq8_64, zq8_128) with
- * token-wise int8 activations. 0 with c->dtype, or -1 with a message. */
+/* zeroquant(bits = 8|4, group = 64|128), both optional (defaults 8 and 64):
+ * ZeroQuant's group-wise asymmetric weights (zq8_64, zq8_128, zq4_64,
+ * zq4_128) with token-wise int8 activations. 0 with c->dtype, or -1 with a
+ * message. */
 static int zeroquant_choice(const tfx_quant_spec *sp, tfx_quant_choice *c, char *msg, size_t msglen) {
-  c->dtype = TFX_DT_ZQ8_64;
+  int bits = 8, group = 64;
   for (int a = 0; a < sp->n_args; a++) {
     const char *k = sp->args[a].key, *v = sp->args[a].value;
     char *end;
     double x = strtod(v, &end);
     int num = *v && !*end;
     if (!strcmp(k, "bits")) {
-      if (num && x == 4.0) {
-        if (msg)
-          snprintf(msg, msglen,
-                   "zeroquant(bits = 4) is not supported yet: tfxc has no 4-bit zeroquant format (bits = 8)");
+      if (!num || (x != 8.0 && x != 4.0)) {
+        if (msg) snprintf(msg, msglen, "zeroquant(bits = %s): bits is 8 or 4", v);
         return -1;
       }
-      if (!num || x != 8.0) {
-        if (msg) snprintf(msg, msglen, "zeroquant(bits = %s): bits is 8", v);
-        return -1;
-      }
+      bits = (int)x;
     } else if (!strcmp(k, "group")) {
       if (!num || (x != 64.0 && x != 128.0)) {
         if (msg) snprintf(msg, msglen, "zeroquant(group = %s): group is 64 or 128", v);
         return -1;
       }
-      c->dtype = x == 64.0 ? TFX_DT_ZQ8_64 : TFX_DT_ZQ8_128;
+      group = (int)x;
     } else {
       if (msg)
-        snprintf(msg, msglen, "zeroquant takes bits = 8 and group = 64|128 (e.g. zeroquant(group = 128)); not '%s%s%s'",
+        snprintf(msg, msglen,
+                 "zeroquant takes bits = 8|4 and group = 64|128 (e.g. zeroquant(bits = 4, group = 128)); not '%s%s%s'",
                  k, *k ? " = " : "", v);
       return -1;
     }
   }
+  c->dtype =
+      bits == 8 ? (group == 64 ? TFX_DT_ZQ8_64 : TFX_DT_ZQ8_128) : (group == 64 ? TFX_DT_ZQ4_64 : TFX_DT_ZQ4_128);
   return 0;
 }
 
@@ -334,6 +333,8 @@ const char *tfx_quant_choice_name(tfx_quant_choice c) {
   if (c.gptq) return "gptq";
   if (c.dtype == TFX_DT_ZQ8_64) return "zeroquant(group = 64)";
   if (c.dtype == TFX_DT_ZQ8_128) return "zeroquant(group = 128)";
+  if (c.dtype == TFX_DT_ZQ4_64) return "zeroquant(bits = 4, group = 64)";
+  if (c.dtype == TFX_DT_ZQ4_128) return "zeroquant(bits = 4, group = 128)";
   if (c.dtype == TFX_DT_I8) return c.smooth_set ? "w8a8(smooth)" : "w8a8";
   return tfx_dtype_name(c.dtype);
 }

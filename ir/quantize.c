@@ -425,13 +425,16 @@ void tfx_quantize_i8_row(const float *x, int64_t K, int8_t *q, float *scale) {
 
 /* ---- ZeroQuant: group-wise asymmetric 8-bit (zq8_64, zq8_128) ---- */
 
-void tfx_quantize_zq8_group(const float *x, int n, uint8_t *blk) {
+void tfx_quantize_zq8_group(const float *x, int n, uint8_t *blk) { tfx_quantize_zq_group(x, n, 8, blk); }
+
+void tfx_quantize_zq_group(const float *x, int n, int bits, uint8_t *blk) {
+  const int qmax = (1 << bits) - 1;
   float lo = x[0], hi = x[0];
   for (int i = 1; i < n; i++) {
     lo = fminf(lo, x[i]);
     hi = fmaxf(hi, x[i]);
   }
-  float s = (hi - lo) / 255.0f, m = fmaxf(fabsf(lo), fabsf(hi)) / 32000.0f;
+  float s = (hi - lo) / (float)qmax, m = fmaxf(fabsf(lo), fabsf(hi)) / 32000.0f;
   if (s < m) s = m; /* the zero point stays an i16 (a constant group: z = -+32000) */
   uint16_t d16 = f32_to_f16(s);
   if (tfx_f16_to_f32(d16) < s && d16 < 0x7bff) d16++; /* rounded up: the codes reach hi */
@@ -443,20 +446,25 @@ void tfx_quantize_zq8_group(const float *x, int n, uint8_t *blk) {
   }
   put16(blk, d16);
   put16(blk + 2, (uint16_t)(int16_t)z);
+  if (bits == 4) memset(blk + 4, 0, (size_t)n / 2);
   for (int i = 0; i < n; i++) {
     int q = 0;
     if (ds != 0.0f) {
       float v = roundf(x[i] / ds) + (float)z;
-      q = v < 0.0f ? 0 : v > 255.0f ? 255 : (int)v;
+      q = v < 0.0f ? 0 : v > (float)qmax ? qmax : (int)v;
     }
-    blk[4 + i] = (uint8_t)q;
+    if (bits == 8)
+      blk[4 + i] = (uint8_t)q;
+    else /* by 32: element j at byte j low, j + 16 high */
+      blk[4 + 16 * (i / 32) + i % 16] |= (uint8_t)(q << (4 * (i % 32 / 16)));
   }
 }
 
 int tfx_quantize_supported(tfx_dtype dt) {
   return dt == TFX_DT_I8 || dt == TFX_DT_F16 || dt == TFX_DT_BF16 || dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 ||
          dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K || dt == TFX_DT_Q5_0 || dt == TFX_DT_TQ2_0 || dt == TFX_DT_S24_F32 ||
-         dt == TFX_DT_S24_Q8_0 || dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128;
+         dt == TFX_DT_S24_Q8_0 || dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128 || dt == TFX_DT_ZQ4_64 ||
+         dt == TFX_DT_ZQ4_128;
 }
 
 int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst) {
@@ -484,6 +492,8 @@ int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst) 
     case TFX_DT_S24_Q8_0: s24_q8_0_block(xb, out); break;
     case TFX_DT_ZQ8_64:
     case TFX_DT_ZQ8_128: tfx_quantize_zq8_group(xb, f->block, out); break;
+    case TFX_DT_ZQ4_64:
+    case TFX_DT_ZQ4_128: tfx_quantize_zq_group(xb, f->block, 4, out); break;
     default: return -1;
     }
   }
@@ -495,6 +505,7 @@ tfx_dtype tfx_quantize_fallback(tfx_dtype dt, int64_t K) {
   if (!f || K % f->block == 0) return dt;
   /* zeroquant(group = 128) on rows of a multiple of 64: groups of 64 */
   if (dt == TFX_DT_ZQ8_128 && K % 64 == 0) return TFX_DT_ZQ8_64;
+  if (dt == TFX_DT_ZQ4_128 && K % 64 == 0) return TFX_DT_ZQ4_64;
   /* llama.cpp's llama_tensor_get_type: a K-quant row 256 does not divide
    * converts Q4_K -> Q5_0 and Q6_K -> Q8_0, then F16 when 32 does not divide
    * it either; a 32-block format falls to F16 */
@@ -584,6 +595,7 @@ int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n) {
   if ((n->op != TFX_OP_LINEAR && n->op != TFX_OP_FUSED_LINEAR) || n->n_inputs < 2 || g->schedule.act_f32) return 0;
   tfx_dtype dt = g->nodes[n->inputs[1]].type.dtype;
   if (dt == TFX_DT_I8) return tfx_node_cols(&g->nodes[n->inputs[1]]) % TFX_ACT_QBLOCK == 0 ? 2 : 0;
-  if (dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128) return 2; /* ZeroQuant: token-wise activations */
+  if (dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128 || dt == TFX_DT_ZQ4_64 || dt == TFX_DT_ZQ4_128)
+    return 2; /* ZeroQuant: token-wise activations */
   return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K || dt == TFX_DT_TQ2_0;
 }

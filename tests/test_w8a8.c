@@ -337,10 +337,30 @@ static void test_zq_quantizer(void **state) {
   memset(x, 0, sizeof x);
   assert_true(zq_roundtrip(TFX_DT_ZQ8_64, x, 64, blk, dq) == 0.0f);
   assert_true(rd16le(blk) == 0 && rd16le(blk + 2) == 0 && blk[4] == 0);
+  /* 4 bits: an all-positive group, codes 0 .. 15 packed by 32 (element j
+   * low nibble of byte j, j + 16 high), decoded within d / 2 */
+  for (int i = 0; i < 128; i++) x[i] = 0.5f + (float)((i * 37) % 128) / 127.0f;
+  assert_int_equal(tfx_quantize_row(TFX_DT_ZQ4_128, x, 128, blk), 68);
+  {
+    tfx_node nd = tfx_node_proto(TFX_OP_PARAM, 0, NULL);
+    nd.type = tfx_type_make(TFX_DT_ZQ4_128, 2, (int64_t[]){1, 128});
+    assert_int_equal(tfx_weight_dequant_row(&nd, blk, 0, dq), 0);
+    float d4 = tfx_f16_to_f32(rd16le(blk));
+    int z4 = (int16_t)rd16le(blk + 2);
+    assert_true(d4 >= 1.0f / 15.0f && z4 == (int)roundf(-0.5f / d4));
+    for (int i = 0; i < 128; i++) {
+      int q = (int)roundf(x[i] / d4) + z4;
+      q = q < 0 ? 0 : q > 15 ? 15 : q;
+      assert_int_equal(blk[4 + 16 * (i / 32) + i % 16] >> (4 * (i % 32 / 16)) & 15, q);
+      assert_true(dq[i] == d4 * (float)(q - z4));
+      assert_true(fabsf(dq[i] - x[i]) <= 0.5f * d4 * 1.001f);
+    }
+  }
   /* fallbacks: group 128 on rows of 64 k -> groups of 64; else f16 */
   assert_int_equal(tfx_quantize_fallback(TFX_DT_ZQ8_128, 192), TFX_DT_ZQ8_64);
   assert_int_equal(tfx_quantize_fallback(TFX_DT_ZQ8_128, 256), TFX_DT_ZQ8_128);
   assert_int_equal(tfx_quantize_fallback(TFX_DT_ZQ8_64, 172), TFX_DT_F16);
+  assert_int_equal(tfx_quantize_fallback(TFX_DT_ZQ4_128, 192), TFX_DT_ZQ4_64);
   assert_int_equal(tfx_quantize_row(TFX_DT_ZQ8_64, x, 96, blk), -1);
   /* the spelling */
   char msg[512];
@@ -352,14 +372,19 @@ static void test_zq_quantizer(void **state) {
   assert_int_equal(c.dtype, TFX_DT_ZQ8_128);
   assert_int_equal(tfx_quant_choice_parse_msg("zeroquant(group = 64)", 1, &c, msg, sizeof msg), 0);
   assert_int_equal(c.dtype, TFX_DT_ZQ8_64);
+  assert_int_equal(tfx_quant_choice_parse_msg("zeroquant(bits = 4)", 1, &c, msg, sizeof msg), 0);
+  assert_int_equal(c.dtype, TFX_DT_ZQ4_64);
+  assert_string_equal(tfx_quant_choice_name(c), "zeroquant(bits = 4, group = 64)");
+  assert_int_equal(tfx_quant_choice_parse_msg("zeroquant(group = 128, bits = 4)", 0, &c, msg, sizeof msg), 0);
+  assert_int_equal(c.dtype, TFX_DT_ZQ4_128);
   static const struct {
     const char *in, *want;
-  } bad[] = {{"zeroquant(bits = 4)", "not supported yet"},
-             {"zeroquant(bits = 7)", "bits is 8"},
+  } bad[] = {{"zeroquant(bits = 3)", "bits is 8 or 4"},
+             {"zeroquant(bits = 7)", "bits is 8 or 4"},
              {"zeroquant(group = 32)", "64 or 128"},
              {"zeroquant(group = x)", "64 or 128"},
-             {"zeroquant(scale = 1)", "bits = 8 and group = 64|128"},
-             {"zeroquant(64)", "bits = 8 and group = 64|128"}};
+             {"zeroquant(scale = 1)", "bits = 8|4 and group = 64|128"},
+             {"zeroquant(64)", "bits = 8|4 and group = 64|128"}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     msg[0] = 0;
     if (!tfx_quant_choice_parse_msg(bad[i].in, 1, &c, msg, sizeof msg)) fail_msg("'%s' parsed", bad[i].in);
@@ -381,21 +406,25 @@ static void test_zq_kernels(void **state) {
   tfx_i8c_check_graph(&zq_opts, tfx_i8c_ffn, TFX_DT_ZQ8_64, 256, 512, "zq ffn", 2, 1, 1);
   tfx_i8c_check_graph(&zq_opts, tfx_i8c_res, TFX_DT_ZQ8_128, 256, 0, "zq residual", 2, 1, 1);
   tfx_i8c_check_graph(&zq_opts, tfx_i8c_linear, TFX_DT_ZQ8_64, 4096, 0, "zq chunks", 1, 1, 1);
+  tfx_i8c_check_graph(&zq_opts, tfx_i8c_linear, TFX_DT_ZQ4_64, 256, 0, "zq4 linear", 1, 3, 1);
+  tfx_i8c_check_graph(&zq_opts, tfx_i8c_ffn, TFX_DT_ZQ4_128, 256, 512, "zq4 ffn", 2, 1, 1);
 }
 
 /* activations = f32: the zq8 stream, no int8 kernel */
 static void test_zq_stream(void **state) {
   (void)state;
-  tfx_tg *t = tfx_i8c_linear(zqparam, TFX_DT_ZQ8_128, 256, 0);
-  t->g->schedule.act_f32 = 1;
-  run_passes(t, 0, "zq stream");
-  assert_int_equal(count_tok(t->g), 0);
-  tfx_model *m = tfx_tg_jit_model(t, 2);
-  assert_non_null(m);
-  tfx_tg_run_opts ro = {.in_scale = 2.0f};
-  tfx_tg_compare_runs(t, m, ZQ_CALLS, 6, &ro, "zq stream act_f32");
-  tfx_model_close(m);
-  tfx_tg_free(t);
+  for (int f = 0; f < 2; f++) {
+    tfx_tg *t = tfx_i8c_linear(zqparam, f ? TFX_DT_ZQ4_64 : TFX_DT_ZQ8_128, 256, 0);
+    t->g->schedule.act_f32 = 1;
+    run_passes(t, 0, "zq stream");
+    assert_int_equal(count_tok(t->g), 0);
+    tfx_model *m = tfx_tg_jit_model(t, 2);
+    assert_non_null(m);
+    tfx_tg_run_opts ro = {.in_scale = 2.0f};
+    tfx_tg_compare_runs(t, m, ZQ_CALLS, 6, &ro, f ? "zq4 stream act_f32" : "zq8 stream act_f32");
+    tfx_model_close(m);
+    tfx_tg_free(t);
+  }
 }
 
 /* ---- calibration files (ir/calib.c) ---- */

@@ -235,27 +235,32 @@ def same_bits(a, b):
     return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
-def zq8_oracle(x, n):
+def zq_oracle(x, n, bits=8):
     """ZeroQuant's groups of n (docs/quantization.md, "ZeroQuant"): lo, hi
-    the group's min and max, s = (hi - lo) / 255 raised to max(|lo|, |hi|) /
+    the group's min and max, s = (hi - lo) / (2^bits - 1) raised to max(|lo|, |hi|) /
     32000, d = the smallest f16 >= s, z = roundf(-lo / d) (an i16), q =
     clamp(roundf(x / d) + z, 0, 255) (ties away from zero, f32 arithmetic);
-    d == 0: z = 0, q = 0. Bytes: f16 d, i16 z, the n codes."""
+    d == 0: z = 0, q = 0. Bytes: f16 d, i16 z, the n codes (4 bits: by 32,
+    element j in the low nibble of byte j, j + 16 in the high one)."""
+    qmax = (1 << bits) - 1
     g = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, n)
     lo, hi = g.min(axis=1), g.max(axis=1)
-    s = (hi - lo) / np.float32(255)
+    s = (hi - lo) / np.float32(qmax)
     m = np.maximum(np.abs(lo), np.abs(hi)) / np.float32(32000)
     s = np.where(s < m, m, s).astype(np.float32)
     d16 = s.astype(np.float16)
-    bits = d16.view(np.uint16).copy()
-    up = (d16.astype(np.float32) < s) & (bits < 0x7BFF)
-    bits[up] += 1
-    d16 = bits.view(np.float16)
+    hb = d16.view(np.uint16).copy()
+    up = (d16.astype(np.float32) < s) & (hb < 0x7BFF)
+    hb[up] += 1
+    d16 = hb.view(np.float16)
     ds = d16.astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(ds == 0, 0, np.clip(quants.np_roundf(-lo / ds), -32768, 32767)).astype(np.int32)
-        q = np.clip(quants.np_roundf(g / ds[:, None]) + z[:, None].astype(np.float32), 0, 255)
+        q = np.clip(quants.np_roundf(g / ds[:, None]) + z[:, None].astype(np.float32), 0, qmax)
     q = np.where(ds[:, None] == 0, 0, q).astype(np.uint8)
+    if bits == 4:
+        q = q.reshape(-1, n // 32, 2, 16)
+        q = (q[:, :, 0, :] | (q[:, :, 1, :] << 4)).reshape(-1, n // 2)
     return np.concatenate([d16.astype("<f2").view(np.uint8).reshape(-1, 2),
                            z.astype("<i2").view(np.uint8).reshape(-1, 2), q], axis=1).reshape(-1)
 
@@ -265,13 +270,17 @@ zrows = np.concatenate([zrng.standard_normal((7, K)) * np.array([[1.0], [1e-3], 
                         zrng.standard_normal((4, K)) + 3.0, -np.abs(zrng.standard_normal((2, K))) * 0.02]).astype(np.float32)
 zrows[0, :128] = np.float32(0.75)  # constant groups
 zrows[1, 64:192] = np.float32(-2e4)
-for fmt, n in (("zq8_64", 64), ("zq8_128", 128)):
-    ours, want = tfx_quantize(fmt, zrows), zq8_oracle(zrows, n)
+for fmt, n, bits in (("zq8_64", 64, 8), ("zq8_128", 128, 8), ("zq4_64", 64, 4), ("zq4_128", 128, 4)):
+    ours, want = tfx_quantize(fmt, zrows), zq_oracle(zrows, n, bits)
     check(np.array_equal(ours, want), f"{fmt}: {np.count_nonzero(ours != want)} bytes differ from the numpy oracle")
-    g = want.reshape(-1, 4 + n)
+    g = want.reshape(-1, 4 + n * bits // 8)
     d = g[:, :2].copy().view("<f2").astype(np.float32)
     z = g[:, 2:4].copy().view("<i2").astype(np.int32)
-    ref = (d * (g[:, 4:].astype(np.int32) - z).astype(np.float32)).reshape(-1)
+    codes = g[:, 4:].astype(np.int32)
+    if bits == 4:
+        c = codes.reshape(-1, n // 32, 16)
+        codes = np.concatenate([c & 15, c >> 4], axis=2).reshape(-1, n)
+    ref = (d * (codes - z).astype(np.float32)).reshape(-1)
     deq = tfx_dequantize(fmt, K, want)
     check(same_bits(deq, ref), f"{fmt}: dequantization differs from d * (q - z)")
     err = np.abs(ref.reshape(zrows.shape) - zrows)
