@@ -26,6 +26,7 @@
 #include "../include/tfx/tfx.h"
 #include "../passes/passes.h"
 #include "support/frontend_capture.h"
+#include "support/small_models.h"
 #include "support/testutil.h"
 
 #define TOL 1e-4
@@ -437,23 +438,6 @@ static void test_verify(void **state) {
  * call's rows, so decode (one row per call) and chunks give the prefill's
  * rows; JIT vs the interpreter at -O0 and -O3; the generated header names
  * the inputs; no batch entry (the batch API passes tokens only). */
-static const char dec_src[] = "model dec\n"
-                              "const dim = 16, vocab = 20, max_seq = 24, heads = 2\n"
-                              "weights \"random:5\"\n"
-                              "param emb : f32[vocab, dim]\n"
-                              "param temb : f32[3, dim]\n"
-                              "param wq : f32[dim, dim]\n"
-                              "param wk : f32[dim, dim]\n"
-                              "param wv : f32[dim, dim]\n"
-                              "param wo : f32[dim, dim]\n"
-                              "param g : f32[dim]\n"
-                              "param head : f32[vocab, dim]\n"
-                              "forward(tokens : i32[T], types : i32[T]) -> f32[T, vocab] {\n"
-                              "  x = embedding(emb, tokens) + embedding(temb, types)\n"
-                              "  x = x + attention(rmsnorm(x, g), wq, wk, wv, wo, heads = heads, mask = causal,\n"
-                              "                    position = rope(theta = 10000))\n"
-                              "  return linear(rmsnorm(x, g), head)\n"
-                              "}\n";
 
 static void test_decode_with_types(void **state) {
   (void)state;
@@ -465,7 +449,7 @@ static void test_decode_with_types(void **state) {
   for (int opt = 0; opt <= 3; opt += 3) {
     tfx_build b;
     tfx_build_options o = {.opt_level = opt};
-    if (tfx_build_source("dec.tfx", dec_src, &o, &b)) fail_msg("dec.tfx does not build at -O%d", opt);
+    if (tfx_build_source("dec.tfx", tfx_test_typed_decoder, &o, &b)) fail_msg("dec.tfx does not build at -O%d", opt);
     tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
     const void *in[2] = {ids, types};
     if (tfx_interp_forward_inputs(it, in, 2, T, ref, err, sizeof err)) fail_msg("%s", err);

@@ -20,28 +20,11 @@
 #include <cmocka.h>
 
 #include "../driver/compile.h"
+#include "support/small_models.h"
 #include "support/testutil.h"
 
 #define TOL 1e-4
 enum { V = 20, MAXR = 32 };
-
-static const char dec_src[] = "model dec\n"
-                              "const dim = 16, vocab = 20, max_seq = 24, heads = 2\n"
-                              "weights \"random:5\"\n"
-                              "param emb : f32[vocab, dim]\n"
-                              "param temb : f32[3, dim]\n"
-                              "param wq : f32[dim, dim]\n"
-                              "param wk : f32[dim, dim]\n"
-                              "param wv : f32[dim, dim]\n"
-                              "param wo : f32[dim, dim]\n"
-                              "param g : f32[dim]\n"
-                              "param head : f32[vocab, dim]\n"
-                              "forward(tokens : i32[T], types : i32[T]) -> f32[T, vocab] {\n"
-                              "  x = embedding(emb, tokens) + embedding(temb, types)\n"
-                              "  x = x + attention(rmsnorm(x, g), wq, wk, wv, wo, heads = heads, mask = causal,\n"
-                              "                    position = rope(theta = 10000))\n"
-                              "  return linear(rmsnorm(x, g), head)\n"
-                              "}\n";
 
 /* %d: the source's rows N */
 static const char ed_fmt[] =
@@ -144,7 +127,7 @@ static void test_types(void **state) {
   (void)state;
   char model[4096];
   snprintf(model, sizeof model, "%s/dec.tfx", dir);
-  write_text(model, dec_src);
+  write_text(model, tfx_test_typed_decoder);
   const int32_t prompt[3] = {3, 4, 5};
   int32_t seq[MAXR], types[MAXR];
   float got[MAXR * V], want[MAXR * V];
@@ -152,16 +135,16 @@ static void test_types(void **state) {
   int n = generate(model, (char *[]){"--input", "types=0,1,2,1", NULL}, prompt, 3, seq, got);
   const int32_t given[4] = {0, 1, 2, 1};
   for (int i = 0; i < n; i++) types[i] = given[i < 4 ? i : 3];
-  interpret("dec.tfx", dec_src, (const void *[]){seq, types}, 2, n, want);
+  interpret("dec.tfx", tfx_test_typed_decoder, (const void *[]){seq, types}, 2, n, want);
   compare("types per fed row, then the last", got, want, (size_t)n * V);
 
   n = generate(model, (char *[]){"--input", "types=2", NULL}, prompt, 3, seq, got);
   for (int i = 0; i < n; i++) types[i] = 2;
-  interpret("dec.tfx", dec_src, (const void *[]){seq, types}, 2, n, want);
+  interpret("dec.tfx", tfx_test_typed_decoder, (const void *[]){seq, types}, 2, n, want);
   compare("one type row for every row", got, want, (size_t)n * V);
   /* the input matters: type 0 everywhere gives other logits */
   for (int i = 0; i < n; i++) types[i] = 0;
-  interpret("dec.tfx", dec_src, (const void *[]){seq, types}, 2, n, want);
+  interpret("dec.tfx", tfx_test_typed_decoder, (const void *[]){seq, types}, 2, n, want);
   assert_true(tfx_test_max_abs_diff(got, want, (size_t)n * V) > 1e-2);
 }
 
@@ -214,7 +197,7 @@ static void test_errors(void **state) {
   snprintf(text, sizeof text, ed_fmt, 8);
   write_text(ed, text);
   snprintf(dec, sizeof dec, "%s/dec.tfx", dir);
-  write_text(dec, dec_src);
+  write_text(dec, tfx_test_typed_decoder);
   expect_error((char *[]){TFXC_PATH, "run", ed, NULL}, 2,
                "takes the source 'src' (1 to 8 ids): give it with --input src=VALUES or --source TEXT");
   expect_error((char *[]){TFXC_PATH, "run", dec, NULL}, 2,
