@@ -445,11 +445,10 @@ static LLVMValueRef s24_q8_0_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o,
   return s24_expand(cg, blk, 2, o, v, nvalid);
 }
 
-/* zq8_64 / zq8_128 (ZeroQuant, 4 + n bytes: f16 d, i16 z, n u8 codes):
- * x = d * (q - z), q - z exact in i32. */
-static LLVMValueRef zq8_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int nvalid) {
+/* ZeroQuant's values of the W codes q (i32 lanes) of the block at blk (f16
+ * d, i16 z first): d * (q - z), q - z exact in i32; lanes from nvalid on 0. */
+static LLVMValueRef zq_values(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef q, int nvalid) {
   LLVMBuilderRef b = cg->b;
-  LLVMValueRef q = LLVMBuildZExt(b, bytes_at(cg, blk, tfx_cg_addc(cg, o, 4)), cg->t_vi, "");
   LLVMValueRef z =
       LLVMBuildSExt(b, load16s(cg, LLVMInt16TypeInContext(cg->ctx), tfx_cg_byteptr(cg, blk, 2)), cg->t_i32, "");
   LLVMValueRef zi = LLVMBuildInsertElement(b, LLVMGetPoison(cg->t_vi), z, tfx_cg_i32(cg, 0), "");
@@ -457,6 +456,14 @@ static LLVMValueRef zq8_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int 
   LLVMValueRef f = LLVMBuildSIToFP(b, LLVMBuildSub(b, q, zv, ""), cg->t_vf, "");
   if (nvalid < cg->W) f = LLVMBuildSelect(b, tfx_cg_mask_const(cg, nvalid), f, LLVMConstNull(cg->t_vf), "");
   return LLVMBuildFMul(b, half_splat(cg, blk), f, "");
+}
+
+/* zq8_64 / zq8_128 (ZeroQuant, 4 + n bytes: f16 d, i16 z, n u8 codes):
+ * x = d * (q - z), q - z exact in i32. */
+static LLVMValueRef zq8_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int nvalid) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef q = LLVMBuildZExt(b, bytes_at(cg, blk, tfx_cg_addc(cg, o, 4)), cg->t_vi, "");
+  return zq_values(cg, blk, q, nvalid);
 }
 
 /* zq4_64 / zq4_128 (4 + n / 2 bytes: f16 d, i16 z, 4-bit codes by 32:
@@ -471,13 +478,7 @@ static LLVMValueRef zq4_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int 
       b, LLVMBuildAnd(b, LLVMBuildLShr(b, o, tfx_cg_i64(cg, 4), ""), tfx_cg_i64(cg, 1), ""), tfx_cg_i64(cg, 2), "");
   LLVMValueRef q = LLVMBuildLShr(b, bytes_at(cg, blk, tfx_cg_addc(cg, byte, 4)), splat8(cg, shift), "");
   q = LLVMBuildZExt(b, LLVMBuildAnd(b, q, splat8c(cg, 15), ""), cg->t_vi, "");
-  LLVMValueRef z =
-      LLVMBuildSExt(b, load16s(cg, LLVMInt16TypeInContext(cg->ctx), tfx_cg_byteptr(cg, blk, 2)), cg->t_i32, "");
-  LLVMValueRef zi = LLVMBuildInsertElement(b, LLVMGetPoison(cg->t_vi), z, tfx_cg_i32(cg, 0), "");
-  LLVMValueRef zv = LLVMBuildShuffleVector(b, zi, LLVMGetPoison(cg->t_vi), LLVMConstNull(cg->t_vi), "");
-  LLVMValueRef f = LLVMBuildSIToFP(b, LLVMBuildSub(b, q, zv, ""), cg->t_vf, "");
-  if (nvalid < cg->W) f = LLVMBuildSelect(b, tfx_cg_mask_const(cg, nvalid), f, LLVMConstNull(cg->t_vf), "");
-  return LLVMBuildFMul(b, half_splat(cg, blk), f, "");
+  return zq_values(cg, blk, q, nvalid);
 }
 
 static const tfx_cg_wformat fmt_tq2_0 = {TFX_DT_TQ2_0, 0, NULL, NULL, NULL, NULL, NULL, NULL, tq2_0_block};
