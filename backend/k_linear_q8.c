@@ -1240,16 +1240,55 @@ void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
 }
 
 /* Rows m0 .. m0 + rows - 1 of x through the prologue, quantized into the
- * chunk's slots 0 .. rows - 1. */
-static void quant_chunk(tfx_cg *cg, qctx *c) {
+ * chunk's slots 0 .. rows - 1 (absolute: slots m0 .. of the workspace). */
+static void quant_chunk(tfx_cg *cg, qctx *c, int absolute) {
   const tfx_cg_gemm *G = c->G;
   tfx_cg_loop lr;
   tfx_cg_for(cg, &lr, tfx_cg_i64(cg, 0), c->mrows, 1, "qrow");
   LLVMValueRef row = tfx_cg_add(cg, c->m0, lr.iv);
   if (G->hooks && G->hooks->block_begin) G->hooks->block_begin(cg, G, row, 1);
   if (G->hooks && G->hooks->row_begin) G->hooks->row_begin(cg, G, 0, row);
-  quant_row(cg, c, lr.iv, row);
+  quant_row(cg, c, absolute ? row : lr.iv, row);
   tfx_cg_for_end(cg, &lr);
+}
+
+int tfx_cg_q8_staged(const tfx_cg *cg, const tfx_node *n) {
+  if (!tfx_node_act_quant(cg->g, n) || n->work_offset < 0) return 0;
+  int64_t per_t, fixed;
+  tfx_cg_rows_split(&cg->g->nodes[n->inputs[0]], &per_t, &fixed);
+  /* rows known at compile time (T = 1 in a decode kernel) and few: the stack */
+  if ((!per_t || cg->decode) && per_t + fixed < QMR) return 0;
+  /* the workspace holds the rows of T = max_seq (tfx_node_work_bytes) */
+  return tfx_node_rows(&cg->g->nodes[n->inputs[0]], cg->g->max_seq) >= TFX_ACT_WORK_MIN_ROWS;
+}
+
+/* The chunk's arrays carved from the workspace at work, for c->mc rows:
+ * each 64-byte aligned, within tfx_node_work_bytes (checked). */
+static int work_arrays(tfx_cg *cg, qctx *c, LLVMValueRef work) {
+  int64_t off = 0, sizes[4] = {c->mc * c->K, 4 * c->mc * c->nqb, 0, 0};
+  if (c->rp) {
+    sizes[2] = 4 * c->mc * c->nsb;
+    sizes[3] = c->dt == TFX_DT_Q4_K ? 4 * c->mc * c->nsb : 0;
+  } else {
+    sizes[2] = 32 * c->mc * c->nqb;
+  }
+  LLVMValueRef at[4];
+  for (int i = 0; i < 4; i++) {
+    at[i] = bptr(cg, work, tfx_cg_i64(cg, off));
+    off += (sizes[i] + 63) / 64 * 64;
+  }
+  if (off > tfx_node_work_bytes(cg->g, c->G->n, cg->g->max_seq))
+    return tfx_cg_fail(cg, "backend: %%%d: the int8 rows need %lld bytes, more than the planned workspace", c->G->n->id,
+                       (long long)off);
+  c->xq = at[0];
+  c->xd = at[1];
+  if (c->rp) {
+    c->xc = at[2];
+    if (sizes[3]) c->xm = at[3];
+  } else {
+    c->xs = at[2];
+  }
+  return 0;
 }
 
 #define Q8_CHUNK_BYTES (256 << 10) /* the quantized rows of a chunk: at most this much stack */
@@ -1303,6 +1342,30 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   /* bytes of one quantized row, and rows per chunk */
   int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);
   int mr = c.rp ? RPMR : QMR;
+  if (G.q8_stage != TFX_CG_Q8_ONE) { /* every row of T = max_seq, in the workspace */
+    if (few) {
+      tfx_cg_fail(cg, "backend: %%%d: an int8 linear of few rows in two kernels", G.n->id);
+      return;
+    }
+    c.mc = tfx_node_rows(&cg->g->nodes[G.n->inputs[0]], cg->g->max_seq);
+    if (work_arrays(cg, &c, G.work)) return;
+    if (G.q8_stage == TFX_CG_Q8_QUANT) { /* the work items are rows */
+      c.m0 = cg->kbegin;
+      c.mrows = tfx_cg_sub(cg, cg->kend, cg->kbegin);
+      quant_chunk(cg, &c, 1);
+      return;
+    }
+    c.m0 = tfx_cg_i64(cg, 0);
+    c.mrows = G.M;
+    for (int h = 0; c.rp && h < (G.glu ? 2 : 1); h++) {
+      c.rq[h] = tfx_cg_alloca_array(cg, c.t_i8, NB * G.K, "rpq");
+      c.rs[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * c.nsb, "rps");
+      if (c.xm) c.ro[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * c.nsb, "rpo");
+      if (c.zq) c.rz[h] = tfx_cg_alloca_array(cg, cg->t_i32, NB * c.nsb, "rpz");
+    }
+    tfx_cg_gemm_items_emit(cg, &G);
+    return;
+  }
   c.mc = few ? QMR - 1 : (Q8_CHUNK_BYTES / rowb) / mr * mr;
   if (!few && c.mc < mr) c.mc = mr;
   if (c.mc > 1024) c.mc = 1024;
@@ -1327,7 +1390,7 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   if (few) {
     c.m0 = tfx_cg_i64(cg, 0);
     c.mrows = G.M;
-    quant_chunk(cg, &c);
+    quant_chunk(cg, &c, 0);
     tfx_cg_gemm_items_emit(cg, &G);
     return;
   }
@@ -1335,7 +1398,7 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   tfx_cg_for(cg, &lc, tfx_cg_i64(cg, 0), G.M, c.mc, "qchunk");
   c.m0 = lc.iv;
   c.mrows = tfx_cg_smin(cg, tfx_cg_i64(cg, c.mc), tfx_cg_sub(cg, G.M, lc.iv));
-  quant_chunk(cg, &c);
+  quant_chunk(cg, &c, 0);
   tfx_cg_gemm_items_emit(cg, &G);
   tfx_cg_for_end(cg, &lc);
 }
