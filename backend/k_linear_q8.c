@@ -2,10 +2,19 @@
  * for LINEAR and FUSED_LINEAR nodes whose weight is q8_0, q4_0, q4_k, q6_k, tq2_0, i8 or zq8_*
  * (tfx_node_act_quant, ir/quantize.c), row-major as pack_weights leaves them.
  *
- * The call (tfx_cg_q8_emit) quantizes the rows of x once: in chunks of at
- * most Q8_CHUNK_BYTES of quantized rows (all of a prefill of 128 rows up to
- * K = 2048), each row through the prologue hooks (norm) and quantized into
- * stack buffers per TFX_ACT_QBLOCK = 32 values exactly as tfx_act_quant_block
+ * Many rows (a prefill; tfx_cg_q8_staged) run as two kernels: the first's
+ * work items are the rows of x, each quantized once into the node's arena
+ * workspace (tfx_node_work_bytes, planned by plan_memory); the second's are
+ * the panels, each decoded once (the repacked tiles below) and run against
+ * every row. Before, the rows were quantized in chunks of 256 KiB of stack
+ * (30 rows at K = 5632), every panel decoded again for each chunk and every
+ * thread quantizing every row: the TinyLlama-1.1B shape's Q4_K_M prefill
+ * spent ~80% of its down projection decoding. Few rows (decode), or a node
+ * without a workspace, keep the one-kernel form: the rows quantized in
+ * chunks of at most Q8_CHUNK_BYTES of stack buffers.
+ *
+ * Each row goes through the prologue hooks (norm) and is quantized
+ * per TFX_ACT_QBLOCK = 32 values exactly as tfx_act_quant_block
  * defines it (d = amax / 127 in f32, id = d ? 1 / d : 0, q = rint(x * id)),
  * with what the tiles need of the sums of q. Then the item loop of k_linear.c
  * runs the chunk against each panel of TFX_CG_LIN_NB weight rows
