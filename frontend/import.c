@@ -1126,8 +1126,9 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
   if (alternate) write_layer(o, s, "local_layer", s->window);
 
   if (s->key_mask)
-    fprintf(o, "\n# Hugging Face's inputs: input_ids, %sattention_mask (a key whose mask is 0 is\n"
-               "# dropped from every query's softmax; its own row is still computed).\n",
+    fprintf(o,
+            "\n# Hugging Face's inputs: input_ids, %sattention_mask (a key whose mask is 0 is\n"
+            "# dropped from every query's softmax; its own row is still computed).\n",
             s->type_vocab > 1 ? "token_type_ids, " : "");
   fprintf(o, "%sforward(tokens : i32[T]%s%s) -> f32[T, %s] {\n  x = embedding(tok_embeddings, tokens)",
           s->key_mask ? "" : "\n", s->type_vocab > 1 ? ", types : i32[T]" : "", s->key_mask ? ", mask : i32[T]" : "",
