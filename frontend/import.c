@@ -50,6 +50,7 @@ typedef struct spec {
                          table; 1: type 0's row added to the embedding; 0: none */
   int key_mask;       /* a `mask : i32[T]` input, every attention's key_mask (attention_mask) */
   int64_t pos_offset; /* learned positions start at this row (RoBERTa: padding_idx + 1) */
+  int pos_skip_pad;   /* RoBERTa: pad tokens are not counted (positions(..., pad = padding_idx)) */
   int emb_scale;      /* the embedding is scaled by sqrt(dim) (Gemma) */
   int gain_plus1;     /* every RMSNorm gain is applied as (1 + w) (Gemma) */
   int alt_window;     /* the sliding window only on even layers (0, 2, ...; Gemma 2), global attention on odd */
@@ -621,8 +622,8 @@ static void falcon(cfg *c, spec *s) {
  * token type ids and the attention mask as inputs (`types` only with
  * type_vocab_size > 1, else type 0's row); the output is the last hidden
  * states. RoBERTa and XLM-R:
- * the same layout, positions from row padding_idx + 1 on (pad tokens in the
- * input would not be skipped as transformers does). */
+ * the same layout, positions from row padding_idx + 1 on that skip pad
+ * tokens (`pad = padding_idx`), as transformers numbers them. */
 static void bert(cfg *c, spec *s) {
   int roberta = strcmp(s->family, "bert") != 0;
   s->dim = cfg_int(c, "hidden_size", -1, 1);
@@ -639,6 +640,7 @@ static void bert(cfg *c, spec *s) {
   if (roberta) {
     int64_t pad = cfg_token(c, "pad_token_id");
     s->pos_offset = (pad >= 0 ? pad : 1) + 1; /* RobertaConfig's pad_token_id defaults to 1 */
+    s->pos_skip_pad = 1;
   }
   s->norm = NORM_LAYER;
   s->norm_bias = 1;
@@ -1061,11 +1063,11 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
           " (model_type %s).\n"
           "# The rename block binds the checkpoint's tensors as they are saved.\n",
           s->family);
-  if (s->pos_offset && !s->seq2seq)
+  if (s->pos_skip_pad)
     fprintf(o,
-            "# Positions start at row %lld (padding_idx + 1) and count every token: transformers skips pad\n"
-            "# tokens when numbering positions, so inputs with pad tokens differ.\n",
-            (long long)s->pos_offset);
+            "# Positions start at row %lld (padding_idx + 1) and skip pad tokens (id %lld), which read row\n"
+            "# %lld, as transformers numbers them.\n",
+            (long long)s->pos_offset, (long long)s->pos_offset - 1, (long long)s->pos_offset - 1);
   fprintf(o, "model %s\n\n", name);
   fprintf(o, "const dim = %lld, layers = %lld, heads = %lld, kv_heads = %lld, head_dim = %lld\n", (long long)s->dim,
           (long long)s->layers, (long long)s->heads, (long long)s->kv_heads, (long long)s->head_dim);
@@ -1134,7 +1136,10 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
           s->key_mask ? "" : "\n", s->type_vocab > 1 ? ", types : i32[T]" : "", s->key_mask ? ", mask : i32[T]" : "",
           s->encoder ? "dim" : "vocab");
   if (s->emb_scale) fprintf(o, " * sqrt(dim)");
-  if (s->pos == POS_LEARNED && s->pos_offset)
+  if (s->pos == POS_LEARNED && s->pos_skip_pad)
+    fprintf(o, " + positions(pos_embeddings, tokens, offset = %lld, pad = %lld)", (long long)s->pos_offset,
+            (long long)s->pos_offset - 1);
+  else if (s->pos == POS_LEARNED && s->pos_offset)
     fprintf(o, " + positions(pos_embeddings, tokens, offset = %lld)", (long long)s->pos_offset);
   else if (s->pos == POS_LEARNED)
     fprintf(o, " + positions(pos_embeddings, tokens)");

@@ -680,6 +680,10 @@ static int lower_ir_op(lower *L, frame *f, const tfx_fe_opspec *op, const int *i
     int s = tensor_kw(L, f, call, "segments");
     if (s == -2 || (s >= 0 && check_segments(L, s, "positions", call))) return -1;
     if (s >= 0) nd.inputs[nd.n_inputs++] = s;
+    if (tfx_fe_kwarg(call->args, "pad")) { /* pad = id: pad tokens are not counted (RoBERTa) */
+      nd.pad_skip = 1;
+      nd.pad_id = int_kw(L, call, "pad", 0);
+    }
   }
   for (int i = 0; i < op->n_kw; i++) {
     const tfx_fe_kwspec *k = &op->kw[i];

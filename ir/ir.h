@@ -86,6 +86,7 @@ typedef struct {
  * sigmoid:     1 / (1 + exp(-x))
  * positions:   (table f32[P, D], x i32[T] or f32[T, ...]) -> f32[T, D]: rows pos+o..pos+o+T-1 of
  *   the table, o = pos_offset >= 0 (learned absolute positions); P >= max_seq + o; x only gives T
+ *   (with pad_skip, x is the ids and pad tokens are not counted: see pad_skip below)
  * sinusoidal:  (x f32[T, D]) theta -> f32[T, D]: PE[p, 2i] = sin(p / theta^(2i/D)),
  *   PE[p, 2i+1] = cos(p / theta^(2i/D)) for p = pos + t; x only gives T and D
  * moe_route:   (logits f32[T, E]) top_k, moe_gate, capacity -> route f32[T, 2k]: see below; with
@@ -339,6 +340,12 @@ typedef struct tfx_node {
   double softcap;        /* ATTENTION: > 0 caps the scaled scores, s -> softcap * tanh(s / softcap) before ALiBi,
                             the bias and the mask (Gemma 2), 0 none; SOFTCAP: the cap c > 0 */
   int pos_offset;        /* POSITIONS: the row of position 0 (RoBERTa/BART: padding_idx + 1) */
+  /* POSITIONS with pad_skip = 1 (RoBERTa, transformers' position ids): x is
+   * the ids i32[T]; a token whose id is pad_id is not counted and reads row
+   * pos_offset - 1 (padding_idx), any other token t reads row pos_offset +
+   * pos + (the tokens before t in the call that are not pad_id).
+   * pos_offset >= 1, no segment ids; not row-wise. */
+  int pad_skip, pad_id;
   int top_k;             /* MOE_ROUTE: experts per token, 1..E */
   tfx_moe_gate moe_gate; /* MOE_ROUTE */
   double capacity;       /* MOE_ROUTE: capacity factor C > 0, or 0 for no capacity limit */

@@ -17,7 +17,9 @@ model.safetensors.index.json, as save_pretrained writes large models):
 and, for the encoders (BERT's three inputs, as `tfxc import` writes them):
 
   types.bin     int32 token_type_ids [T] (written when type_vocab_size > 1)
-  mask.bin      int32 attention_mask [T], zeros inside and at the end
+  mask.bin      int32 attention_mask [T], zeros at the start, inside and at
+                the end, where input_ids are the pad token (RoBERTa's position
+                ids skip them)
 
 transformers 4.44.2 has no Qwen3 and no OLMo 2 (4.51 and 4.47 added them):
 their oracles are transformers' Mistral (Qwen3: head_dim != hidden / heads)
@@ -175,8 +177,9 @@ def main():
             if types > 1:
                 extra["token_type_ids"] = torch.randint(0, types, (1, T), generator=g)
             mask = torch.ones((1, T), dtype=torch.long)
-            mask[0, [2, 7, T - 2, T - 1]] = 0
+            mask[0, [0, 7, T - 2, T - 1]] = 0
             extra["attention_mask"] = mask
+            ids[mask == 0] = cfg.pad_token_id
             for name, v in extra.items():
                 v[0].to(torch.int32).numpy().tofile(os.path.join(d, "types.bin" if name[0] == "t" else "mask.bin"))
         with torch.no_grad():
