@@ -247,10 +247,12 @@ int tfx_attn_schedule_applicable(const tfx_node *n, int s) {
   if (n->op != TFX_OP_ATTENTION && n->op != TFX_OP_MLA_ATTENTION) return 0;
   switch (s) {
   case TFX_ATTN_SCHED_ROW: return 1;
-  /* a relative bias table (4th operand) is read on the ROW schedule's per-key score path only */
-  case TFX_ATTN_SCHED_FLASH: return n->op == TFX_OP_ATTENTION && n->sparse.kind == TFX_SPARSE_NONE && n->n_inputs == 3;
+  /* a relative bias table (4th operand) and segment ids are read on the ROW schedule's per-key score path
+     only; a key mask by every schedule */
+  case TFX_ATTN_SCHED_FLASH:
+    return n->op == TFX_OP_ATTENTION && n->sparse.kind == TFX_SPARSE_NONE && n->n_inputs - !!n->key_mask == 3;
   case TFX_ATTN_SCHED_BLOCK_SPARSE:
-    return n->op == TFX_OP_ATTENTION && n->sparse.kind != TFX_SPARSE_NONE && n->n_inputs == 3;
+    return n->op == TFX_OP_ATTENTION && n->sparse.kind != TFX_SPARSE_NONE && n->n_inputs - !!n->key_mask == 3;
   default: return 0;
   }
 }

@@ -10,7 +10,8 @@
  * verifier's, and the backend's refusal (compiled code takes one input so
  * far). Packed variable-length batches (issue #16): tests/hf/bert_packed.tfx
  * on four sequences in one call against BertModel on each sequence alone.
- * The oracle's python is TFX_HF_PYTHON (scripts/hfenv.sh). */
+ * The key mask in the flash, block-sparse and per-row schedules against the
+ * interpreter (test_key_mask_schedules). The oracle's python is TFX_HF_PYTHON (scripts/hfenv.sh). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -501,6 +502,92 @@ static void test_decode_with_types(void **state) {
   }
 }
 
+/* The key mask in every schedule of the forward entry: flash (attention
+ * without a pattern) and block-sparse (a bidirectional sliding window), and
+ * the per-row kernel (`schedule { attention = dense }`, and the decode entry
+ * of a one-row call), JIT at -O0 and -O3 against the interpreter: a call of
+ * 37 rows whose mask drops keys in several tiles and key groups and all of
+ * keys 16..31 (whole tiles and groups for W and KG of 8 or 16), calls of 5
+ * and 1 rows, and a call of 20 rows that drops every key (zeros); an i32
+ * mask, and an f32 one at -O3. */
+static const char k_masked_src[] =
+    "model km\n"
+    "const dim = 16, vocab = 20, max_seq = 40, heads = 2\n"
+    "weights \"random:9\"\n"
+    "param emb : f32[vocab, dim]\n"
+    "param wq : f32[dim, dim]\n"
+    "param wk : f32[dim, dim]\n"
+    "param wv : f32[dim, dim]\n"
+    "param wo : f32[dim, dim]\n"
+    "forward(tokens : i32[T], m : %s[T]) -> f32[T, dim] {\n"
+    "  x = embedding(emb, tokens)\n"
+    "  x = x + attention(x, wq, wk, wv, wo, heads = heads, mask = none, key_mask = m)\n"
+    "  return x + attention(x, wq, wk, wv, wo, heads = heads, mask = none, key_mask = m,\n"
+    "                       sparse = sliding(window = 6))\n"
+    "}\n%s";
+
+static void check_masked_schedules(int opt, int dense, int f32_mask) {
+  enum { T = 37, D = 16 };
+  static const int calls[4] = {T, 5, 1, 20};
+  int32_t ids[T], mi[T];
+  float mf[T];
+  for (int t = 0; t < T; t++) {
+    ids[t] = (t * 7 + 3) % 20;
+    mi[t] = !(t == 3 || t == 5 || (t >= 16 && t < 32) || t == 33 || t == 36);
+    mf[t] = (float)mi[t] * (t % 2 ? 1.0f : 0.5f); /* any value but 0 keeps the key */
+  }
+  int32_t zeros_i[T] = {0};
+  float zeros_f[T] = {0};
+  char src[2048], err[512], what[96];
+  snprintf(src, sizeof src, k_masked_src, f32_mask ? "f32" : "i32",
+           dense ? "schedule {\n  attention = dense\n}\n" : "");
+  tfx_build b;
+  tfx_build_options o = {.opt_level = opt};
+  if (tfx_build_source("km.tfx", src, &o, &b)) fail_msg("km.tfx does not build at -O%d", opt);
+  int seen = 0;
+  for (int i = 0; i < b.graph->n_nodes; i++) {
+    const tfx_node *n = &b.graph->nodes[i];
+    if (n->op != TFX_OP_ATTENTION) continue;
+    int want = dense                               ? TFX_ATTN_SCHED_ROW
+               : n->sparse.kind == TFX_SPARSE_NONE ? TFX_ATTN_SCHED_FLASH
+                                                   : TFX_ATTN_SCHED_BLOCK_SPARSE;
+    assert_int_equal(tfx_attn_schedule_of(b.graph, n, 0), want);
+    seen++;
+  }
+  assert_int_equal(seen, 2);
+  const void *masks[4];
+  float ref[4][T * D], got[T * D];
+  tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+  for (int c = 0; c < 4; c++) {
+    masks[c] = c == 3 ? (f32_mask ? (const void *)zeros_f : zeros_i) : f32_mask ? (const void *)mf : mi;
+    const void *in[2] = {ids, masks[c]};
+    if (tfx_interp_forward_inputs(it, in, 2, calls[c], ref[c], err, sizeof err)) fail_msg("%s", err);
+  }
+  tfx_interp_free(it);
+  tfx_model *m = NULL;
+  if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("-O%d: %s", opt, err);
+  tfx_session *s = NULL;
+  assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
+  for (int c = 0; c < 4; c++) {
+    const tfx_input inputs[2] = {{"tokens", ids, 0}, {"m", masks[c], 0}};
+    memset(got, 0, sizeof got);
+    assert_int_equal(tfx_forward_inputs(s, inputs, 2, calls[c], got, 0), TFX_OK);
+    snprintf(what, sizeof what, "key mask %s -O%d %s, %d rows", f32_mask ? "f32" : "i32", opt,
+             dense ? "row" : "flash/bsparse", calls[c]);
+    compare(what, got, ref[c], (size_t)calls[c] * D);
+  }
+  tfx_session_free(s);
+  tfx_model_close(m);
+  tfx_build_free(&b);
+}
+
+static void test_key_mask_schedules(void **state) {
+  (void)state;
+  for (int opt = 0; opt <= 3; opt += 3)
+    for (int dense = 0; dense < 2; dense++) check_masked_schedules(opt, dense, 0);
+  check_masked_schedules(3, 0, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_errors),
@@ -508,6 +595,7 @@ int main(void) {
       cmocka_unit_test(test_bert_vs_transformers),
       cmocka_unit_test(test_packed_vs_transformers),
       cmocka_unit_test(test_decode_with_types),
+      cmocka_unit_test(test_key_mask_schedules),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
