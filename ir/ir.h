@@ -312,8 +312,10 @@ typedef struct tfx_node {
   int rel_max_distance, rel_bidirectional;
   /* ATTENTION with key_mask = 1: its last operand is a key mask f32[rows of k]
    * or i32[rows of k] (a forward input: 1 keeps key j, 0 drops it, as
-   * Hugging Face's attention_mask); only with mask NONE. The bias table, if
-   * any, stays the 4th operand. */
+   * Hugging Face's attention_mask); with mask CAUSAL the call's values are
+   * kept after V in the node's KV storage (tfx_node_kv_bytes: 4 bytes per
+   * position) and read from there for every key. The bias table, if any,
+   * stays the 4th operand. */
   int key_mask;
   /* ATTENTION with segments = 1 (packed sequences): its last operand (after
    * the key mask) is i32[T], a segment id per row; query i attends only the
@@ -336,10 +338,10 @@ typedef struct tfx_node {
    * dn dims, q_pe = rope(its last dr dims, p); K_h = c W_uk_h^T (W_uk_h: rows
    * h(dn+dv) .. +dn of wkv_b), V_h = c W_uv_h^T (the next dv rows); score
    * (q_nope . K_h[j] + q_pe . kr[j]) / sqrt(dn + dr). */
-  double scale, shift;   /* AFFINE: y = x * scale + shift; ATTENTION: scale > 0 the score scale (tfx_attn_scale) */
-  double softcap;        /* ATTENTION: > 0 caps the scaled scores, s -> softcap * tanh(s / softcap) before ALiBi,
-                            the bias and the mask (Gemma 2), 0 none; SOFTCAP: the cap c > 0 */
-  int pos_offset;        /* POSITIONS: the row of position 0 (RoBERTa/BART: padding_idx + 1) */
+  double scale, shift; /* AFFINE: y = x * scale + shift; ATTENTION: scale > 0 the score scale (tfx_attn_scale) */
+  double softcap;      /* ATTENTION: > 0 caps the scaled scores, s -> softcap * tanh(s / softcap) before ALiBi,
+                          the bias and the mask (Gemma 2), 0 none; SOFTCAP: the cap c > 0 */
+  int pos_offset;      /* POSITIONS: the row of position 0 (RoBERTa/BART: padding_idx + 1) */
   /* POSITIONS with pad_skip = 1 (RoBERTa, transformers' position ids): x is
    * the ids i32[T]; a token whose id is pad_id is not counted and reads row
    * pos_offset - 1 (padding_idx), any other token t reads row pos_offset +
