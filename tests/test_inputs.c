@@ -494,8 +494,9 @@ static void test_decode_with_types(void **state) {
 }
 
 /* The key mask in every schedule of the forward entry: flash (attention
- * without a pattern) and block-sparse (a bidirectional sliding window), and
- * the per-row kernel (`schedule { attention = dense }`, and the decode entry
+ * without a pattern) and block-sparse (a bidirectional sliding window),
+ * forced with `schedule { attention = flash }`, and the per-row kernel
+ * (`schedule { attention = dense }`, and the decode entry
  * of a one-row call), JIT at -O0 and -O3 against the interpreter: a call of
  * 37 rows whose mask drops keys in several tiles and key groups and all of
  * keys 16..31 (whole tiles and groups for W and KG of 8 or 16), calls of 5
@@ -531,7 +532,7 @@ static void check_masked_schedules(int opt, int dense, int f32_mask) {
   float zeros_f[T] = {0};
   char src[2048], err[512], what[96];
   snprintf(src, sizeof src, k_masked_src, f32_mask ? "f32" : "i32",
-           dense ? "schedule {\n  attention = dense\n}\n" : "");
+           dense ? "schedule {\n  attention = dense\n}\n" : "schedule {\n  attention = flash\n}\n");
   tfx_build b;
   tfx_build_options o = {.opt_level = opt};
   if (tfx_build_source("km.tfx", src, &o, &b)) fail_msg("km.tfx does not build at -O%d", opt);
@@ -583,7 +584,7 @@ static void test_key_mask_schedules(void **state) {
  * kept with the KV cache, so decode and chunks drop the same keys as the
  * prefill. Oracle: with RoPE only relative positions matter, so the rows
  * after the left padding equal the interpreter's rows of the prompt without
- * it (the inner pad key dropped in both); then JIT (flash prefill and the
+ * it (the inner pad key dropped in both); then JIT (forced flash prefill and the
  * per-row kernel) vs the interpreter at -O0 and -O3: prefill, decode row by
  * row, chunks of 4 + 7. */
 static const char k_causal_masked_src[] =
@@ -613,7 +614,8 @@ static void test_causal_key_mask(void **state) {
   char src[2048], err[512], what[96];
   for (int opt = 0; opt <= 3; opt += 3)
     for (int dense = 0; dense < 2; dense++) {
-      snprintf(src, sizeof src, k_causal_masked_src, dense ? "schedule {\n  attention = dense\n}\n" : "");
+      snprintf(src, sizeof src, k_causal_masked_src,
+               dense ? "schedule {\n  attention = dense\n}\n" : "schedule {\n  attention = flash\n}\n");
       tfx_build b;
       tfx_build_options o = {.opt_level = opt};
       if (tfx_build_source("ck.tfx", src, &o, &b)) fail_msg("ck.tfx does not build at -O%d", opt);
