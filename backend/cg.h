@@ -292,15 +292,16 @@ void tfx_cg_chunks(tfx_cg *cg, int64_t n, tfx_cg_chunk_fn fn, void *ctx);
  * and a per-node kernel `void k(const void *args, i64 begin, i64 end)` that
  * computes the node's pointers from the argument block and compile-time
  * offsets and calls the body. In a decode body T is the constant 1. */
-typedef enum { TFX_CG_PTR_NONE, TFX_CG_PTR_VALUE, TFX_CG_PTR_KV, TFX_CG_PTR_OUTPUT } tfx_cg_ptr_kind;
+typedef enum { TFX_CG_PTR_NONE, TFX_CG_PTR_VALUE, TFX_CG_PTR_KV, TFX_CG_PTR_OUTPUT, TFX_CG_PTR_ARENA } tfx_cg_ptr_kind;
 typedef struct tfx_cg_ptr {
   tfx_cg_ptr_kind kind;
   int node;       /* VALUE: the node whose value it addresses */
-  int64_t offset; /* KV: byte offset in the KV cache */
+  int64_t offset; /* KV: byte offset in the KV cache; ARENA: in the arena */
 } tfx_cg_ptr;
 #define TFX_CG_VAL(id) ((tfx_cg_ptr){TFX_CG_PTR_VALUE, (id), 0})
 #define TFX_CG_KVAT(off) ((tfx_cg_ptr){TFX_CG_PTR_KV, -1, (off)})
 #define TFX_CG_OUT ((tfx_cg_ptr){TFX_CG_PTR_OUTPUT, -1, 0})
+#define TFX_CG_ARENAAT(off) ((tfx_cg_ptr){TFX_CG_PTR_ARENA, -1, (off)})
 #define TFX_CG_NONE ((tfx_cg_ptr){TFX_CG_PTR_NONE, -1, 0})
 /* Selects the body of `key` (the current mode is added to it) for the next
  * tfx_cg_kernel_call. Returns 1 when the body is new: the builder is then
@@ -323,7 +324,7 @@ void tfx_cg_kernel_call(tfx_cg *cg, const tfx_node *n, const char *what, int64_t
                         const tfx_cg_ptr ptrs[4]);
 /* The same with up to TFX_CG_BODY_PTRS pointers (a body has that many
  * pointer parameters; tfx_cg_body_ptr(cg, i) for i < TFX_CG_BODY_PTRS). */
-#define TFX_CG_BODY_PTRS 9
+#define TFX_CG_BODY_PTRS 10
 void tfx_cg_kernel_call_n(tfx_cg *cg, const tfx_node *n, const char *what, int64_t per_t, int64_t fixed,
                           const tfx_cg_ptr *ptrs, int n_ptrs);
 void tfx_cg_bodies_free(tfx_cg *cg);
@@ -662,6 +663,11 @@ struct tfx_cg_gemm {
   const tfx_cg_wstream *ws;       /* the weight's stream: set by tfx_cg_gemm_emit from n's operand 1 and w */
   int aq;   /* int8 dot products on quantized activations (tfx_node_act_quant: k_linear_q8.c; no stream) */
   void *q8; /* the int8 path's state (k_linear_q8.c) */
+  /* TFX_CG_Q8_*: the int8 path in two kernels (tfx_cg_q8_staged): its rows
+   * quantized into the node's workspace `work` (a body pointer), then the
+   * GEMM reading them */
+  int q8_stage;
+  LLVMValueRef work;
   int unroll; /* one row (M = 1), fully unrolled: one work item of straight-line code (tfx_fl_unrolled) */
 };
 /* Emits the item loop of G into the current body; the number of work items
@@ -695,8 +701,16 @@ void tfx_cg_gemm_rows(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P, L
 void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P);
 /* The whole GEMM of an int8 linear (G->aq): the rows of x quantized once per
  * call (in chunks), then tfx_cg_gemm_items_emit, whose panels are
- * tfx_cg_q8_panel. */
+ * tfx_cg_q8_panel. In two kernels (G->q8_stage): TFX_CG_Q8_QUANT, the work
+ * items are rows of x, each quantized into the workspace G->work;
+ * TFX_CG_Q8_GEMM, the panels read every row from there (each panel decoded
+ * once per call, not once per chunk). */
+enum { TFX_CG_Q8_ONE = 0, TFX_CG_Q8_QUANT = 1, TFX_CG_Q8_GEMM = 2 };
 void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G);
+/* 1 when node n's int8 linear runs in two kernels: it has a workspace
+ * (tfx_node.work_offset, planned by plan_memory) and its rows of x in the
+ * kernel being emitted are not known to be few (x: n's first operand). */
+int tfx_cg_q8_staged(const tfx_cg *cg, const tfx_node *n);
 /* The item loop of G (kbegin .. kend: segment and panel of each item). */
 void tfx_cg_gemm_items_emit(tfx_cg *cg, const tfx_cg_gemm *G);
 

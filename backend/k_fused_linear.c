@@ -328,42 +328,9 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
   G.unroll = cg->decode && m_per_t == 1 && packed && !G.aq && tfx_fl_unrolled(g, n);
   for (int s = 0; s < fx->n_segs; s++) G.segs[s] = fx->segs[s];
 
-  char key[256], segs[64] = "";
+  char key[384], segs[64] = "";
   for (int s = 0; s < fx->n_segs; s++)
     snprintf(segs + strlen(segs), sizeof segs - strlen(segs), "_%lld", (long long)fx->segs[s]);
-  snprintf(key, sizeof key,
-           "fl_K%lld_s%s_M%s%lld_n%d_b%d_a%d_g%d_r%d_rn%d_p%d_kc%d_rope%u_%d_%d_%d_%.17g_so%d_%d_pt%lld_%.17g%s%s%s",
-           (long long)K, segs, m_per_t ? "T" : "", (long long)(m_per_t ? m_per_t : m_fixed), fx->norm, fx->has_bias,
-           fx->act, fx->glu, fx->residual, fx->rnorm, packed, G.kc, fx->rope, fx->rope ? n->head_dim : 0,
-           fx->rope ? n->rotary_dim : 0, fx->rope ? (int)n->rope_style : 0, fx->rope ? n->theta : 0.0, fx->stats_out,
-           fx->stats_seg, (long long)parts, parts ? snode->eps : 0.0, tfx_cg_ws_key(w), G.aq ? "_aq" : "",
-           G.unroll ? "_unrolled" : "");
-  int fresh = tfx_cg_body_begin_node(cg, n, key);
-  if (fresh < 0) return -1;
-  if (fresh) {
-    fl_ctx c = {.n = n, .norm = rn ? fx->rnorm : fx->norm};
-    G.ctx = &c;
-    G.x = tfx_cg_body_ptr(cg, 0);
-    G.w = tfx_cg_body_ptr(cg, 1);
-    G.bias = fx->has_bias ? tfx_cg_body_ptr(cg, 2) : NULL;
-    c.stats = tfx_cg_body_ptr(cg, 3);
-    c.gain = tfx_cg_body_ptr(cg, 4);
-    c.nbias = tfx_cg_body_ptr(cg, 5);
-    c.res = fx->residual ? tfx_cg_body_ptr(cg, 6) : NULL;
-    G.y = tfx_cg_body_ptr(cg, 7);
-    G.M = tfx_cg_rows(cg, x);
-    c.K = nlen;
-    c.snode = snode;
-    c.parts = parts;
-    if (c.norm) c.rowbuf = tfx_cg_alloca_array(cg, cg->t_f32, 2 * TFX_CG_GEMM_MAX_MR, "rowstats");
-    if (fx->stats_out) {
-      c.sout = tfx_cg_body_ptr(cg, 8);
-      c.sout_groups = (tfx_stats_cols(n) + TFX_STATS_GROUP - 1) / TFX_STATS_GROUP;
-    }
-    if (fx->rope && !(c.inv_freq = tfx_cg_rope_table(cg, n->theta, n->rotary_dim))) return -1;
-    tfx_cg_gemm_emit(cg, &G);
-    tfx_cg_body_end(cg);
-  }
   tfx_cg_ptr ptrs[TFX_CG_BODY_PTRS] = {TFX_CG_NONE};
   /* a residual norm takes the prologue's pointers (they never combine) */
   tfx_fl_role roles[7] = {TFX_FL_X, TFX_FL_W, TFX_FL_BIAS, TFX_FL_STATS, TFX_FL_GAIN, TFX_FL_NBIAS, TFX_FL_RESIDUAL};
@@ -374,7 +341,53 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
   }
   ptrs[7] = TFX_CG_VAL(n->id);
   ptrs[8] = sout >= 0 ? TFX_CG_VAL(sout) : TFX_CG_NONE;
-  tfx_cg_kernel_call_n(cg, n, NULL, 0, tfx_cg_gemm_items(&G), ptrs, TFX_CG_BODY_PTRS);
+  /* an int8 linear over many rows: its rows quantized by a kernel of their own first */
+  int staged = G.aq && tfx_cg_q8_staged(cg, n);
+  if (staged) ptrs[9] = TFX_CG_ARENAAT(n->work_offset);
+  for (int stage = staged ? TFX_CG_Q8_QUANT : TFX_CG_Q8_ONE; stage <= (staged ? TFX_CG_Q8_GEMM : TFX_CG_Q8_ONE);
+       stage++) {
+    static const char *const stage_keys[3] = {"", "_q8rows", "_q8gemm"};
+    snprintf(
+        key, sizeof key,
+        "fl_K%lld_s%s_M%s%lld_n%d_b%d_a%d_g%d_r%d_rn%d_p%d_kc%d_rope%u_%d_%d_%d_%.17g_so%d_%d_pt%lld_%.17g%s%s%s%s",
+        (long long)K, segs, m_per_t ? "T" : "", (long long)(m_per_t ? m_per_t : m_fixed), fx->norm, fx->has_bias,
+        fx->act, fx->glu, fx->residual, fx->rnorm, packed, G.kc, fx->rope, fx->rope ? n->head_dim : 0,
+        fx->rope ? n->rotary_dim : 0, fx->rope ? (int)n->rope_style : 0, fx->rope ? n->theta : 0.0, fx->stats_out,
+        fx->stats_seg, (long long)parts, parts ? snode->eps : 0.0, tfx_cg_ws_key(w), G.aq ? "_aq" : "",
+        stage_keys[stage], G.unroll ? "_unrolled" : "");
+    int fresh = tfx_cg_body_begin_node(cg, n, key);
+    if (fresh < 0) return -1;
+    if (fresh) {
+      fl_ctx c = {.n = n, .norm = rn ? fx->rnorm : fx->norm};
+      G.ctx = &c;
+      G.q8_stage = stage;
+      G.work = stage ? tfx_cg_body_ptr(cg, 9) : NULL;
+      G.x = tfx_cg_body_ptr(cg, 0);
+      G.w = tfx_cg_body_ptr(cg, 1);
+      G.bias = fx->has_bias ? tfx_cg_body_ptr(cg, 2) : NULL;
+      c.stats = tfx_cg_body_ptr(cg, 3);
+      c.gain = tfx_cg_body_ptr(cg, 4);
+      c.nbias = tfx_cg_body_ptr(cg, 5);
+      c.res = fx->residual ? tfx_cg_body_ptr(cg, 6) : NULL;
+      G.y = tfx_cg_body_ptr(cg, 7);
+      G.M = tfx_cg_rows(cg, x);
+      c.K = nlen;
+      c.snode = snode;
+      c.parts = parts;
+      if (c.norm) c.rowbuf = tfx_cg_alloca_array(cg, cg->t_f32, 2 * TFX_CG_GEMM_MAX_MR, "rowstats");
+      if (fx->stats_out) {
+        c.sout = tfx_cg_body_ptr(cg, 8);
+        c.sout_groups = (tfx_stats_cols(n) + TFX_STATS_GROUP - 1) / TFX_STATS_GROUP;
+      }
+      if (fx->rope && !(c.inv_freq = tfx_cg_rope_table(cg, n->theta, n->rotary_dim))) return -1;
+      tfx_cg_gemm_emit(cg, &G);
+      tfx_cg_body_end(cg);
+    }
+    if (stage == TFX_CG_Q8_QUANT) /* a work item per row of x */
+      tfx_cg_kernel_call_n(cg, n, "q8rows", m_per_t, m_fixed, ptrs, TFX_CG_BODY_PTRS);
+    else
+      tfx_cg_kernel_call_n(cg, n, NULL, 0, tfx_cg_gemm_items(&G), ptrs, TFX_CG_BODY_PTRS);
+  }
   return 0;
 }
 

@@ -411,22 +411,36 @@ int tfx_cg_emit_linear(tfx_cg *cg, const tfx_node *n) {
   tfx_cg_rows_split(x, &m_per_t, &m_fixed);
   tfx_cg_gemm G = {.n = n, .K = K, .R = N, .kc = 16 > cg->W ? 16 : cg->W, .n_segs = 1, .segs = {N}};
   G.aq = tfx_node_act_quant(cg->g, n);
-  char key[128];
-  snprintf(key, sizeof key, "linear_K%lld_N%lld_b%d_M%s%lld%s%s", (long long)K, (long long)N, bias, m_per_t ? "T" : "",
-           (long long)(m_per_t ? m_per_t : m_fixed), tfx_cg_ws_key(w), G.aq ? "_aq" : "");
-  int fresh = tfx_cg_body_begin_node(cg, n, key);
-  if (fresh < 0) return -1;
-  if (fresh) {
-    G.x = tfx_cg_body_ptr(cg, 0);
-    G.w = tfx_cg_body_ptr(cg, 1);
-    G.bias = bias ? tfx_cg_body_ptr(cg, 2) : NULL;
-    G.y = tfx_cg_body_ptr(cg, 3);
-    G.M = tfx_cg_rows(cg, x);
-    tfx_cg_gemm_emit(cg, &G);
-    tfx_cg_body_end(cg);
+  tfx_cg_ptr ptrs[TFX_CG_BODY_PTRS] = {TFX_CG_VAL(x->id), TFX_CG_VAL(w->id),
+                                       bias ? TFX_CG_VAL(n->inputs[2]) : TFX_CG_NONE, TFX_CG_VAL(n->id)};
+  for (int i = 4; i < TFX_CG_BODY_PTRS; i++) ptrs[i] = TFX_CG_NONE;
+  /* an int8 linear over many rows: its rows quantized by a kernel of their own first */
+  int staged = G.aq && tfx_cg_q8_staged(cg, n);
+  if (staged) ptrs[9] = TFX_CG_ARENAAT(n->work_offset);
+  for (int stage = staged ? TFX_CG_Q8_QUANT : TFX_CG_Q8_ONE; stage <= (staged ? TFX_CG_Q8_GEMM : TFX_CG_Q8_ONE);
+       stage++) {
+    static const char *const stage_keys[3] = {"", "_q8rows", "_q8gemm"};
+    char key[192];
+    snprintf(key, sizeof key, "linear_K%lld_N%lld_b%d_M%s%lld%s%s%s", (long long)K, (long long)N, bias,
+             m_per_t ? "T" : "", (long long)(m_per_t ? m_per_t : m_fixed), tfx_cg_ws_key(w), G.aq ? "_aq" : "",
+             stage_keys[stage]);
+    int fresh = tfx_cg_body_begin_node(cg, n, key);
+    if (fresh < 0) return -1;
+    if (fresh) {
+      G.q8_stage = stage;
+      G.work = stage ? tfx_cg_body_ptr(cg, 9) : NULL;
+      G.x = tfx_cg_body_ptr(cg, 0);
+      G.w = tfx_cg_body_ptr(cg, 1);
+      G.bias = bias ? tfx_cg_body_ptr(cg, 2) : NULL;
+      G.y = tfx_cg_body_ptr(cg, 3);
+      G.M = tfx_cg_rows(cg, x);
+      tfx_cg_gemm_emit(cg, &G);
+      tfx_cg_body_end(cg);
+    }
+    if (stage == TFX_CG_Q8_QUANT) /* a work item per row of x */
+      tfx_cg_kernel_call_n(cg, n, "q8rows", m_per_t, m_fixed, ptrs, TFX_CG_BODY_PTRS);
+    else
+      tfx_cg_kernel_call_n(cg, n, NULL, 0, tfx_cg_gemm_items(&G), ptrs, TFX_CG_BODY_PTRS);
   }
-  tfx_cg_kernel_call(cg, n, NULL, 0, tfx_cg_gemm_items(&G),
-                     (tfx_cg_ptr[4]){TFX_CG_VAL(x->id), TFX_CG_VAL(w->id),
-                                     bias ? TFX_CG_VAL(n->inputs[2]) : TFX_CG_NONE, TFX_CG_VAL(n->id)});
   return 0;
 }

@@ -2,10 +2,19 @@
  * for LINEAR and FUSED_LINEAR nodes whose weight is q8_0, q4_0, q4_k, q6_k, tq2_0, i8 or zq8_*
  * (tfx_node_act_quant, ir/quantize.c), row-major as pack_weights leaves them.
  *
- * The call (tfx_cg_q8_emit) quantizes the rows of x once: in chunks of at
- * most Q8_CHUNK_BYTES of quantized rows (all of a prefill of 128 rows up to
- * K = 2048), each row through the prologue hooks (norm) and quantized into
- * stack buffers per TFX_ACT_QBLOCK = 32 values exactly as tfx_act_quant_block
+ * Many rows (a prefill; tfx_cg_q8_staged) run as two kernels: the first's
+ * work items are the rows of x, each quantized once into the node's arena
+ * workspace (tfx_node_work_bytes, planned by plan_memory); the second's are
+ * the panels, each decoded once (the repacked tiles below) and run against
+ * every row. Before, the rows were quantized in chunks of 256 KiB of stack
+ * (30 rows at K = 5632), every panel decoded again for each chunk and every
+ * thread quantizing every row: the TinyLlama-1.1B shape's Q4_K_M prefill
+ * spent ~80% of its down projection decoding. Few rows (decode), or a node
+ * without a workspace, keep the one-kernel form: the rows quantized in
+ * chunks of at most Q8_CHUNK_BYTES of stack buffers.
+ *
+ * Each row goes through the prologue hooks (norm) and is quantized
+ * per TFX_ACT_QBLOCK = 32 values exactly as tfx_act_quant_block
  * defines it (d = amax / 127 in f32, id = d ? 1 / d : 0, q = rint(x * id)),
  * with what the tiles need of the sums of q. Then the item loop of k_linear.c
  * runs the chunk against each panel of TFX_CG_LIN_NB weight rows
@@ -1037,37 +1046,109 @@ static LLVMValueRef decode_u(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMV
   return u;
 }
 
-/* The panel's rows of GLU half / segment h into the repacked buffers h. */
+/* The 16 x 8 transpose of the repack: in[j] holds the i32 groups 0..7 of
+ * rows 2j (lanes 0-7) and 2j + 1 (lanes 8-15); out[g] holds group g of rows
+ * 0..15. Three rounds of two-source shuffles (vpermt2d), each swapping a
+ * bit of the register index (a row bit) with a bit of the lane (a group
+ * bit): round s pairs the registers that differ in bit s, the one with bit
+ * s clear keeping the elements whose group has bit s clear. */
+#define RP_ROWS 16
+static void transpose16x8(tfx_cg *cg, LLVMValueRef in[8], LLVMValueRef out[8]) {
+  int id[8][16]; /* id[k][l] = row * 8 + group of lane l of register k */
+  LLVMValueRef v[8];
+  for (int k = 0; k < 8; k++) {
+    v[k] = in[k];
+    for (int l = 0; l < 16; l++) id[k][l] = (2 * k + l / 8) * 8 + l % 8;
+  }
+  for (int s = 0; s < 3; s++) {
+    int nid[8][16];
+    LLVMValueRef nv[8];
+    for (int a = 0; a < 8; a++) {
+      if (a >> s & 1) continue;
+      int bb = a | 1 << s;
+      for (int half = 0; half < 2; half++) { /* half 0 -> register a, 1 -> register bb */
+        int mask[16], n = 0;
+        /* the 32 candidates in (row, group) order, so the last round leaves lanes in row order */
+        for (int src = 0; src < 2 && n < 16; src++)
+          for (int l = 0; l < 16; l++) {
+            int e = src ? id[bb][l] : id[a][l];
+            if ((e % 8 >> s & 1) == half && n < 16) { /* exactly 16 qualify */
+              mask[n] = src * 16 + l;
+              nid[half ? bb : a][n] = e;
+              n++;
+            }
+          }
+        /* order by row */
+        for (int i = 1; i < 16; i++)
+          for (int j = i; j > 0 && nid[half ? bb : a][j - 1] > nid[half ? bb : a][j]; j--) {
+            int *q = nid[half ? bb : a], t = q[j];
+            q[j] = q[j - 1], q[j - 1] = t;
+            t = mask[j], mask[j] = mask[j - 1], mask[j - 1] = t;
+          }
+        nv[half ? bb : a] = shuf(cg, v[a], v[bb], mask, 16);
+      }
+    }
+    for (int k = 0; k < 8; k++) {
+      v[k] = nv[k];
+      for (int l = 0; l < 16; l++) id[k][l] = nid[k][l];
+    }
+  }
+  for (int g = 0; g < 8; g++) out[g] = v[g];
+}
+
+/* The panel's rows of GLU half / segment h into the repacked buffers h,
+ * RP_ROWS rows at a time: each row's 32 codes of a sub-block decoded, the
+ * 16 rows' groups of 4 transposed (transpose16x8) and stored as whole
+ * vectors, their scales gathered into vectors of 16. */
 static void repack(tfx_cg *cg, qctx *c, int h) {
   LLVMBuilderRef b = cg->b;
   int nb = c->P->nb, nsub = (int)(c->wblk / QB), per = QB / (int)c->S;
-  tfx_cg_loop lr, lb;
-  tfx_cg_for(cg, &lr, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, NB), 1, "rprow");
-  LLVMValueRef r = lr.iv, jj = nb < NB ? tfx_cg_smin(cg, r, tfx_cg_i64(cg, nb - 1)) : r;
-  LLVMValueRef wrow = wrow_ptr(cg, c, jj, h), rowsc = c->i8 ? wrow_scale(cg, c, wrow) : NULL;
-  tfx_cg_for(cg, &lb, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->K / c->wblk), 1, "rpblk");
-  LLVMValueRef wp = bptr(cg, wrow, tfx_cg_mulc(cg, lb.iv, c->wbytes));
-  for (int sb = 0; sb < nsub; sb++) {
-    LLVMValueRef sc[2] = {NULL, NULL}, off = NULL;
-    LLVMValueRef u = LLVMBuildBitCast(b, decode_u(cg, c, wp, sb, rowsc, sc, &off), c->t_i8x8, "");
-    LLVMValueRef sub = tfx_cg_addc(cg, tfx_cg_mulc(cg, lb.iv, nsub), sb); /* 32-element sub-block of the row */
-    for (int g = 0; g < 8; g++) {
-      LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, tfx_cg_addc(cg, tfx_cg_mulc(cg, sub, 8), g), NB), r);
-      LLVMValueRef p = LLVMBuildInBoundsGEP2(b, cg->t_i32, c->rq[h], &at, 1, "");
-      LLVMSetAlignment(LLVMBuildStore(b, LLVMBuildExtractElement(b, u, tfx_cg_i32(cg, g), ""), p), 4);
+  LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
+  for (int r0 = 0; r0 < NB; r0 += RP_ROWS) {
+    LLVMValueRef wrow[RP_ROWS], rowsc[RP_ROWS];
+    for (int i = 0; i < RP_ROWS; i++) {
+      int jj = r0 + i < nb ? r0 + i : nb - 1; /* a partial panel repeats its last row */
+      wrow[i] = wrow_ptr(cg, c, tfx_cg_i64(cg, jj), h);
+      rowsc[i] = c->i8 ? wrow_scale(cg, c, wrow[i]) : NULL;
     }
-    for (int k = 0; k < per; k++) {
-      LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, tfx_cg_addc(cg, tfx_cg_mulc(cg, sub, per), k), NB), r);
-      tfx_cg_storef(cg, sc[k], tfx_cg_fptr(cg, c->rs[h], at));
-      if (off) tfx_cg_storef(cg, off, tfx_cg_fptr(cg, c->ro[h], at));
-      if (c->zq) {
-        LLVMValueRef z = LLVMBuildSExt(b, load_a(cg, c->t_i16, tfx_cg_byteptr(cg, wp, 2), 1), cg->t_i32, "z");
-        LLVMSetAlignment(LLVMBuildStore(b, z, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->rz[h], &at, 1, "")), 4);
+    tfx_cg_loop lb;
+    tfx_cg_for(cg, &lb, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, c->K / c->wblk), 1, "rpblk");
+    LLVMValueRef boff = tfx_cg_mulc(cg, lb.iv, c->wbytes);
+    for (int sb = 0; sb < nsub; sb++) {
+      LLVMValueRef u[RP_ROWS], sc[RP_ROWS][2], off[RP_ROWS], z[RP_ROWS];
+      for (int i = 0; i < RP_ROWS; i++) {
+        LLVMValueRef wp = bptr(cg, wrow[i], boff);
+        sc[i][0] = sc[i][1] = off[i] = z[i] = NULL;
+        u[i] = LLVMBuildBitCast(b, decode_u(cg, c, wp, sb, rowsc[i], sc[i], &off[i]), c->t_i8x8, "");
+        if (c->zq) z[i] = LLVMBuildSExt(b, load_a(cg, c->t_i16, tfx_cg_byteptr(cg, wp, 2), 1), cg->t_i32, "z");
+      }
+      LLVMValueRef pairs[8], groups[8];
+      int cat[16];
+      for (int l = 0; l < 16; l++) cat[l] = l;
+      for (int j = 0; j < 8; j++) pairs[j] = shuf(cg, u[2 * j], u[2 * j + 1], cat, 16);
+      transpose16x8(cg, pairs, groups);
+      LLVMValueRef sub = tfx_cg_addc(cg, tfx_cg_mulc(cg, lb.iv, nsub), sb); /* 32-element sub-block of the row */
+      for (int g = 0; g < 8; g++) {
+        LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, tfx_cg_addc(cg, tfx_cg_mulc(cg, sub, 8), g), NB), r0);
+        LLVMSetAlignment(LLVMBuildStore(b, groups[g], LLVMBuildInBoundsGEP2(b, cg->t_i32, c->rq[h], &at, 1, "")), 64);
+      }
+      for (int k = 0; k < per; k++) {
+        LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, tfx_cg_addc(cg, tfx_cg_mulc(cg, sub, per), k), NB), r0);
+        LLVMValueRef vs = LLVMGetPoison(v16f), vo = LLVMGetPoison(v16f), vz = LLVMGetPoison(v16i);
+        for (int i = 0; i < RP_ROWS; i++) {
+          LLVMValueRef li = tfx_cg_i32(cg, i);
+          vs = LLVMBuildInsertElement(b, vs, sc[i][k], li, "");
+          if (off[0]) vo = LLVMBuildInsertElement(b, vo, off[i], li, "");
+          if (c->zq) vz = LLVMBuildInsertElement(b, vz, z[i], li, "");
+        }
+        LLVMSetAlignment(LLVMBuildStore(b, vs, tfx_cg_fptr(cg, c->rs[h], at)), 64);
+        if (off[0]) LLVMSetAlignment(LLVMBuildStore(b, vo, tfx_cg_fptr(cg, c->ro[h], at)), 64);
+        if (c->zq)
+          LLVMSetAlignment(LLVMBuildStore(b, vz, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->rz[h], &at, 1, "")), 64);
       }
     }
+    tfx_cg_for_end(cg, &lb);
   }
-  tfx_cg_for_end(cg, &lb);
-  tfx_cg_for_end(cg, &lr);
 }
 
 /* Rows mb .. mb + mr - 1 of the chunk (clamped to its last) x the 32
@@ -1240,16 +1321,55 @@ void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
 }
 
 /* Rows m0 .. m0 + rows - 1 of x through the prologue, quantized into the
- * chunk's slots 0 .. rows - 1. */
-static void quant_chunk(tfx_cg *cg, qctx *c) {
+ * chunk's slots 0 .. rows - 1 (absolute: slots m0 .. of the workspace). */
+static void quant_chunk(tfx_cg *cg, qctx *c, int absolute) {
   const tfx_cg_gemm *G = c->G;
   tfx_cg_loop lr;
   tfx_cg_for(cg, &lr, tfx_cg_i64(cg, 0), c->mrows, 1, "qrow");
   LLVMValueRef row = tfx_cg_add(cg, c->m0, lr.iv);
   if (G->hooks && G->hooks->block_begin) G->hooks->block_begin(cg, G, row, 1);
   if (G->hooks && G->hooks->row_begin) G->hooks->row_begin(cg, G, 0, row);
-  quant_row(cg, c, lr.iv, row);
+  quant_row(cg, c, absolute ? row : lr.iv, row);
   tfx_cg_for_end(cg, &lr);
+}
+
+int tfx_cg_q8_staged(const tfx_cg *cg, const tfx_node *n) {
+  if (!tfx_node_act_quant(cg->g, n) || n->work_offset < 0) return 0;
+  int64_t per_t, fixed;
+  tfx_cg_rows_split(&cg->g->nodes[n->inputs[0]], &per_t, &fixed);
+  /* rows known at compile time (T = 1 in a decode kernel) and few: the stack */
+  if ((!per_t || cg->decode) && per_t + fixed < QMR) return 0;
+  /* the workspace holds the rows of T = max_seq (tfx_node_work_bytes) */
+  return tfx_node_rows(&cg->g->nodes[n->inputs[0]], cg->g->max_seq) >= TFX_ACT_WORK_MIN_ROWS;
+}
+
+/* The chunk's arrays carved from the workspace at work, for c->mc rows:
+ * each 64-byte aligned, within tfx_node_work_bytes (checked). */
+static int work_arrays(tfx_cg *cg, qctx *c, LLVMValueRef work) {
+  int64_t off = 0, sizes[4] = {c->mc * c->K, 4 * c->mc * c->nqb, 0, 0};
+  if (c->rp) {
+    sizes[2] = 4 * c->mc * c->nsb;
+    sizes[3] = c->dt == TFX_DT_Q4_K ? 4 * c->mc * c->nsb : 0;
+  } else {
+    sizes[2] = 32 * c->mc * c->nqb;
+  }
+  LLVMValueRef at[4];
+  for (int i = 0; i < 4; i++) {
+    at[i] = bptr(cg, work, tfx_cg_i64(cg, off));
+    off += (sizes[i] + 63) / 64 * 64;
+  }
+  if (off > tfx_node_work_bytes(cg->g, c->G->n, cg->g->max_seq))
+    return tfx_cg_fail(cg, "backend: %%%d: the int8 rows need %lld bytes, more than the planned workspace", c->G->n->id,
+                       (long long)off);
+  c->xq = at[0];
+  c->xd = at[1];
+  if (c->rp) {
+    c->xc = at[2];
+    if (sizes[3]) c->xm = at[3];
+  } else {
+    c->xs = at[2];
+  }
+  return 0;
 }
 
 #define Q8_CHUNK_BYTES (256 << 10) /* the quantized rows of a chunk: at most this much stack */
@@ -1303,6 +1423,30 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   /* bytes of one quantized row, and rows per chunk */
   int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);
   int mr = c.rp ? RPMR : QMR;
+  if (G.q8_stage != TFX_CG_Q8_ONE) { /* every row of T = max_seq, in the workspace */
+    if (few) {
+      tfx_cg_fail(cg, "backend: %%%d: an int8 linear of few rows in two kernels", G.n->id);
+      return;
+    }
+    c.mc = tfx_node_rows(&cg->g->nodes[G.n->inputs[0]], cg->g->max_seq);
+    if (work_arrays(cg, &c, G.work)) return;
+    if (G.q8_stage == TFX_CG_Q8_QUANT) { /* the work items are rows */
+      c.m0 = cg->kbegin;
+      c.mrows = tfx_cg_sub(cg, cg->kend, cg->kbegin);
+      quant_chunk(cg, &c, 1);
+      return;
+    }
+    c.m0 = tfx_cg_i64(cg, 0);
+    c.mrows = G.M;
+    for (int h = 0; c.rp && h < (G.glu ? 2 : 1); h++) {
+      c.rq[h] = tfx_cg_alloca_array(cg, c.t_i8, NB * G.K, "rpq");
+      c.rs[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * c.nsb, "rps");
+      if (c.xm) c.ro[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * c.nsb, "rpo");
+      if (c.zq) c.rz[h] = tfx_cg_alloca_array(cg, cg->t_i32, NB * c.nsb, "rpz");
+    }
+    tfx_cg_gemm_items_emit(cg, &G);
+    return;
+  }
   c.mc = few ? QMR - 1 : (Q8_CHUNK_BYTES / rowb) / mr * mr;
   if (!few && c.mc < mr) c.mc = mr;
   if (c.mc > 1024) c.mc = 1024;
@@ -1327,7 +1471,7 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   if (few) {
     c.m0 = tfx_cg_i64(cg, 0);
     c.mrows = G.M;
-    quant_chunk(cg, &c);
+    quant_chunk(cg, &c, 0);
     tfx_cg_gemm_items_emit(cg, &G);
     return;
   }
@@ -1335,7 +1479,7 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   tfx_cg_for(cg, &lc, tfx_cg_i64(cg, 0), G.M, c.mc, "qchunk");
   c.m0 = lc.iv;
   c.mrows = tfx_cg_smin(cg, tfx_cg_i64(cg, c.mc), tfx_cg_sub(cg, G.M, lc.iv));
-  quant_chunk(cg, &c);
+  quant_chunk(cg, &c, 0);
   tfx_cg_gemm_items_emit(cg, &G);
   tfx_cg_for_end(cg, &lc);
 }

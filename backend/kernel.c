@@ -106,6 +106,7 @@ static LLVMValueRef resolve_ptr(tfx_cg *cg, const tfx_cg_ptr *p) {
   case TFX_CG_PTR_VALUE: return tfx_cg_value_ptr(cg, p->node);
   case TFX_CG_PTR_KV: return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_KV), p->offset);
   case TFX_CG_PTR_OUTPUT: return tfx_cg_arg(cg, TFX_CG_ARG_OUTPUT);
+  case TFX_CG_PTR_ARENA: return tfx_cg_byteptr(cg, tfx_cg_arg(cg, TFX_CG_ARG_ARENA), p->offset);
   default: return LLVMConstNull(cg->t_ptr);
   }
 }

@@ -6,6 +6,7 @@ PyTorch eager, on the same llama2.c checkpoint tfxc compiles.
       ENGINE: llamacpp | onnxruntime | torch
   python bench/peers.py export CHECKPOINT.bin OUT.onnx
   python bench/peers.py greedy CHECKPOINT.bin GGUF N     llama.cpp's greedy ids from BOS
+  python bench/peers.py batch GGUF THREADS REPS B TG     llama.cpp's batched decoding of B sequences
 
 Prints one JSON object: ppPP (one call on PP tokens from an empty cache;
 logits of the last token only, as llama-bench does) and tgTG (TG one-token
@@ -229,7 +230,7 @@ class LlamaCpp:
     """libllama through llama-cpp-python's ctypes bindings (no Python sampling
     or logits copies: llama_decode only, as llama-bench does)."""
 
-    def __init__(self, gguf_path, threads, n_ctx):
+    def __init__(self, gguf_path, threads, n_ctx, n_seq_max=1):
         import llama_cpp as lc
 
         self.lc = lc
@@ -244,6 +245,7 @@ class LlamaCpp:
             raise RuntimeError(f"llama.cpp could not load {gguf_path}")
         cp = lc.llama_context_default_params()
         cp.n_ctx = n_ctx
+        cp.n_seq_max = n_seq_max
         cp.n_batch = max(512, n_ctx)
         cp.n_ubatch = 512
         cp.n_threads = threads
@@ -296,6 +298,57 @@ def bench_llamacpp(gguf_path, threads, reps, pp, tg):
     return run_reps(reps, do_pp, do_tg, pp, tg)
 
 
+def bench_llamacpp_batch(gguf_path, threads, reps, nb, tg):
+    """llama.cpp's batched decoding, as bench.c's `batch` runs tfxc's: NB
+    sequences (distinct seq_ids 0..NB-1), each given a one-token prompt in one
+    llama_decode (not timed), then TG steps of one llama_batch holding one
+    token per sequence at its next position, every row's logits requested
+    (each sequence samples from its own). Tokens/s summed over the sequences
+    (NB * TG per second of the timed steps), the median of REPS repetitions
+    after a warm-up; a repetition repeats the run (memory cleared) for at
+    least MIN_REP_SECONDS. The context holds n_seq_max = NB sequences of
+    TG + 16 positions each, with the library's defaults otherwise (a KV
+    stream per sequence, `kv_unified` off; f16 KV cache; flash attention
+    auto), as in the model rows."""
+    lc_mod = LlamaCpp(gguf_path, threads, n_ctx=nb * (tg + 16), n_seq_max=nb)
+    lc = lc_mod.lc
+    ids = token_ids(nb * (tg + 1) + 1, lc_mod.vocab)
+    batch = lc.llama_batch_init(nb, 0, 1)
+    try:
+        for i in range(nb):
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = i
+            batch.logits[i] = 1
+
+        def step(k):  # step k: every sequence's token at position k (bench.c's ids)
+            for i in range(nb):
+                batch.token[i] = ids[(k - 1) * nb + i + 1 if k else i]
+                batch.pos[i] = k
+            batch.n_tokens = nb
+            rc = lc.llama_decode(lc_mod.ctx, batch)
+            if rc != 0:
+                raise RuntimeError(f"llama_decode returned {rc} (batch of {nb}, position {k})")
+
+        v = []
+        for r in range(reps + 1):  # r == 0: warm-up
+            rounds, spent = 0, 0.0
+            while True:
+                lc_mod.clear()
+                step(0)  # the one-token prompts
+                t0 = time.perf_counter()
+                for k in range(1, tg + 1):
+                    step(k)
+                spent += time.perf_counter() - t0
+                rounds += 1
+                if spent >= MIN_REP_SECONDS:
+                    break
+            if r:
+                v.append(nb * tg * rounds / spent)
+        return float(np.median(v))
+    finally:
+        lc.llama_batch_free(batch)
+
+
 def greedy_llamacpp(gguf_path, n):
     m = LlamaCpp(gguf_path, 1, n_ctx=n + 16)
     m.clear()
@@ -314,6 +367,12 @@ def main():
         return
     if a and a[0] == "greedy" and len(a) == 4:
         print(" ".join(str(t) for t in greedy_llamacpp(a[2], int(a[3]))))
+        return
+    if a and a[0] == "batch" and len(a) == 6:
+        threads, reps, nb, tg = (int(x) for x in a[2:])
+        tps = bench_llamacpp_batch(a[1], threads, reps, nb, tg)
+        print(json.dumps({"engine": "llamacpp", "threads": threads, "reps": reps, "batch": nb, "tg": tg,
+                          "tg_tps": tps}))
         return
     if len(a) != 7:
         sys.exit(__doc__)

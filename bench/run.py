@@ -14,10 +14,17 @@ before each of REPS tg runs, and the fraction is the median over those pairs
 (the memory bandwidth of this shared host drifts by ±30% from minute to
 minute, so a tg figure is best compared with the bandwidth of its moment).
 
-Options: --reps N, --threads "1 2", --only triad,gemm,model,quant (default
-triad,gemm,model; also from TFXC_BENCH_REPS / TFXC_BENCH_THREADS /
+Options: --reps N, --threads "1 2", --only triad,gemm,model,quant,batch
+(default triad,gemm,model; also from TFXC_BENCH_REPS / TFXC_BENCH_THREADS /
 TFXC_BENCH_ONLY). `quant` adds the weight-format rows of bench/quant.py
 (TFXC_BENCH_QUANT_THREADS "2", TFXC_BENCH_QUANT_SHAPES "stories110m tinyllama").
+`batch` adds the batched-decoding rows of issue #12 on the stories110M shape:
+tfxc's `tfx_batch_step` (bench.c `batch`) and llama.cpp's `llama_decode` of a
+`llama_batch` with one token per sequence (bench/peers.py `batch`), B
+sequences for B in TFXC_BENCH_BATCH_SIZES ("1 4 16"), TFXC_BENCH_BATCH_TG (64)
+steps, at TFXC_BENCH_BATCH_THREADS ("2"), for each of TFXC_BENCH_BATCH_FORMATS
+("f32 q8_0": tfxc `--quantize q8_0` against llama.cpp's own Q8_0 of the same
+F32 GGUF), plus tfxc's session decode (tg) of the same .so for reference.
 TFXC_BENCH_WAIT_QUIET (15): before each measurement, wait up to this many
 seconds for the CPUs to be at least 90% idle (a shared machine); the idle
 fractions seen are reported. A measurement during which other processes used
@@ -328,6 +335,9 @@ def main():
                 rr["tfxc_paired"] = p
             res["roofline"].append(rr)
 
+    if "batch" in only:  # batched decoding, issue #12
+        res["batch"] = batch_rows(ckpts, reps, py)
+
     if "quant" in only:  # the weight formats of issue #11 (bench/quant.py)
         import quant
 
@@ -354,6 +364,78 @@ def main():
     with open(os.path.join(HERE, "results.md"), "w") as f:
         f.write(md)
     print(md)
+
+
+BATCH_LLAMA_FTYPE = {"f32": None, "q8_0": "Q8_0"}  # tfxc's --quantize name -> llama.cpp's file type
+
+
+def batch_rows(ckpts, reps, py):
+    """The batched-decoding rows (issue #12): for each format and thread
+    count, tfxc's session decode (tgTG of bench.c `model`), then for each
+    batch size B tfxc's `batch` and llama.cpp's batched decode, alternated so
+    that both see the same minutes of this host. Same weights (run.sh's
+    stories110M checkpoint; q8_0: tfxc quantizes it with --quantize q8_0,
+    llama.cpp quantizes the F32 GGUF of the same numbers with its own
+    quantizer), same threads, same token ids."""
+    sizes = [int(x) for x in os.environ.get("TFXC_BENCH_BATCH_SIZES", "1 4 16").split()]
+    tg = int(os.environ.get("TFXC_BENCH_BATCH_TG", str(TG)))
+    bthreads = [int(x) for x in os.environ.get("TFXC_BENCH_BATCH_THREADS", "2").split()]
+    formats = os.environ.get("TFXC_BENCH_BATCH_FORMATS", "f32 q8_0").split()
+    ck = next((c for c in ckpts if os.path.basename(c).lower() == "stories110m.bin"), None)
+    rows = []
+    if not ck:
+        errors.append("batch: no stories110m.bin among the checkpoints: the batch rows were not measured")
+        return rows
+    tfxc = os.path.join(BUILD, "tfxc")
+    tfx = os.path.join(ROOT, "examples", "llama", "stories110m.tfx")
+    for fmt in formats:
+        if fmt not in BATCH_LLAMA_FTYPE:
+            errors.append(f"batch: unknown format {fmt} (f32, q8_0)")
+            continue
+        ftype = BATCH_LLAMA_FTYPE[fmt]
+        so = os.path.join(WORK, "stories110m.so")
+        gg = os.path.join(WORK, "stories110m.gguf")
+        if ftype:
+            so = os.path.join(WORK, f"stories110m.{fmt}.so")
+            log(f"batch: tfxc compiles stories110m ({fmt})")
+            p = subprocess.run([tfxc, tfx, "--weights", ck, "--quantize", fmt, "-o", so], capture_output=True,
+                               text=True)
+            if p.returncode != 0:
+                errors.append(f"batch: tfxc --quantize {fmt} failed: {p.stderr.strip()[-400:]}")
+                continue
+            f32 = gg
+            gg = os.path.join(WORK, f"stories110m.{ftype}.gguf")
+            if not os.path.exists(gg) or os.path.getmtime(gg) < os.path.getmtime(f32):
+                log(f"batch: llama.cpp quantizes stories110m to {ftype}")
+                p = subprocess.run([py, os.path.join(HERE, "quant.py"), "quantize", f32, gg, ftype],
+                                   capture_output=True, text=True)
+                if p.returncode != 0:
+                    errors.append(f"batch: llama.cpp's quantizer ({ftype}) failed: {p.stderr.strip()[-400:]}")
+                    continue
+        for t in bthreads:
+            log(f"batch: stories110m {fmt}: tfxc session decode, {t} thread(s)")
+            r = run_json([BENCH, "model", so, str(t), str(reps), "0", str(tg)], t)
+            session = r and r["tg_tps"]
+            for nb in sizes:
+                row = {"model": "stories110m", "format": fmt, "threads": t, "batch": nb, "tg": tg,
+                       "tfxc_session_tg_tps": session}
+                log(f"batch: stories110m {fmt}: tfxc batch of {nb}, {t} thread(s)")
+                r = run_json([BENCH, "batch", so, str(t), str(reps), str(nb), str(tg)], t)
+                row["tfxc"] = r and {"tps": r["tg_tps"], "others_cpu": r["others_cpu"]}
+                log(f"batch: stories110m {fmt}: llama.cpp batch of {nb}, {t} thread(s)")
+                r = run_json([py, os.path.join(HERE, "peers.py"), "batch", gg, str(t), str(reps), str(nb), str(tg)],
+                             t)
+                row["llamacpp"] = r and {"tps": r["tg_tps"], "others_cpu": r["others_cpu"]}
+                rows.append(row)
+    # ratios against batch 1 of the same engine, format and thread count
+    for row in rows:
+        one = next((x for x in rows if x["batch"] == 1 and x["format"] == row["format"]
+                    and x["threads"] == row["threads"]), None)
+        for e in ("tfxc", "llamacpp"):
+            mine, base = row.get(e), one and one.get(e)
+            row[e + "_vs_batch1"] = ratio(mine and mine["tps"], base and base["tps"])
+        row["tfxc_vs_llamacpp"] = ratio(row["tfxc"] and row["tfxc"]["tps"], row["llamacpp"] and row["llamacpp"]["tps"])
+    return rows
 
 
 def targets(res):
@@ -383,6 +465,14 @@ def targets(res):
                 p = m.get(e)
                 add(f"{m['model']} {k}{m[k]} vs {ENGINE_NAMES[e]}",
                     ratio(mine[k + "_tps"], p and p[k + "_tps"]), 1.0)
+    for b in res.get("batch", []):
+        if b["threads"] != T2:
+            continue
+        goal = {4: 3.0, 16: 8.0}.get(b["batch"])
+        if goal:
+            add(f"stories110m {b['format']} batch {b['batch']} vs batch 1 (tfxc)", b["tfxc_vs_batch1"], goal)
+            add(f"stories110m {b['format']} batch {b['batch']} vs llama.cpp's batch {b['batch']}",
+                b["tfxc_vs_llamacpp"], 1.2)
     for r in res["roofline"]:
         if r["threads"] == T2 and r["model"] == "stories110m":
             add("stories110m tg64 fraction of the triad roofline (bandwidth at the start and the end)",
@@ -448,6 +538,16 @@ def markdown(res):
                      f"{fmt(r['read_roofline_tps'])} | {fmt(r['tfxc_tg_tps'])} | {fmt(r['tfxc_fraction'], 2)}; "
                      f"{fmt(r['tfxc_read_fraction'], 2)} | {paired} | {fmt(r['llamacpp_tg_tps'])} | "
                      f"{fmt(r['llamacpp_fraction'], 2)}; {fmt(r['llamacpp_read_fraction'], 2)} |")
+        L.append("")
+    if res.get("batch"):
+        L += ["| batched decoding | format | threads | batch | tfxc t/s (all sequences) | × tfxc batch 1 | "
+              "llama.cpp t/s | × llama.cpp batch 1 | tfxc / llama.cpp | tfxc session tg t/s |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for b in res["batch"]:
+            v = {e: (b[e]["tps"] if b.get(e) else None) for e in ("tfxc", "llamacpp")}
+            L.append(f"| {b['model']} tg{b['tg']} | {b['format']} | {b['threads']} | {b['batch']} | {fmt(v['tfxc'])} | "
+                     f"{fmt_ratio(b['tfxc_vs_batch1'])} | {fmt(v['llamacpp'])} | {fmt_ratio(b['llamacpp_vs_batch1'])} | "
+                     f"{fmt_ratio(b['tfxc_vs_llamacpp'])} | {fmt(b['tfxc_session_tg_tps'])} |")
         L.append("")
     if res["targets"]:
         L += ["| target (2 threads) | measured | goal | status |", "|---|---:|---:|---|"]

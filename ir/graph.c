@@ -113,6 +113,7 @@ tfx_node tfx_node_proto(tfx_op op, int n_inputs, const int *inputs) {
   n.weight_offset = -1;
   n.kv_offset = -1;
   n.arena_offset = -1;
+  n.work_offset = -1;
   return n;
 }
 

@@ -372,6 +372,8 @@ typedef struct tfx_node {
                             [max_seq, G*d] f32; V cache follows at + kv_bytes/2
                             of this node, i.e. kv_offset + max_seq*G*d*4 */
   int64_t arena_offset;  /* intermediate values: byte offset in the arena, -1 unplanned */
+  int64_t work_offset;   /* a linear with int8 activations (tfx_node_work_bytes): its quantized
+                            rows' workspace in the arena, live while it runs; -1 none */
   /* planning (passes/cache_source.c, in a graph with a source): TFX_SRC_*.
    * A node computed only from params and the sources (the encoder, the
    * cross-attention K and V) is computed by the first call after the source
@@ -618,6 +620,16 @@ void tfx_act_quant_block(const float *x, int8_t *q, float *d);
  * (w8a8, K a multiple of TFX_ACT_QBLOCK): the activations are quantized per
  * token, one scale for the whole row (tfx_act_quant_token). */
 int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n);
+/* The arena workspace of such a linear at T = t (plan_memory reserves it, live
+ * only while the node runs): its rows of x quantized once per call by a kernel
+ * of their own, which every panel of the GEMM then reads (the backend's
+ * k_linear_q8.c lays it out: the codes, a scale per block and per-sub-block
+ * sums, at most TFX_ACT_WORK_ROW_BYTES(K) per row plus 64-byte alignment
+ * of four arrays). 0 for other nodes and for fewer than TFX_ACT_WORK_MIN_ROWS
+ * rows (those quantize into the kernel's own stack). */
+#define TFX_ACT_WORK_ROW_BYTES(K) ((K) + (K) / 8 + (K))
+#define TFX_ACT_WORK_MIN_ROWS 4
+int64_t tfx_node_work_bytes(const tfx_graph *g, const tfx_node *n, int64_t t);
 /* Per-token quantization of a row of K values (w8a8): amax over the row,
  * then d, id and q as tfx_act_quant_block. */
 void tfx_act_quant_token(const float *x, int64_t K, int8_t *q, float *d);

@@ -599,3 +599,10 @@ int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n) {
     return 2; /* ZeroQuant: token-wise activations */
   return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K || dt == TFX_DT_TQ2_0;
 }
+
+int64_t tfx_node_work_bytes(const tfx_graph *g, const tfx_node *n, int64_t t) {
+  if (!tfx_node_act_quant(g, n)) return 0;
+  int64_t rows = tfx_node_rows(&g->nodes[n->inputs[0]], t), K = tfx_node_cols(&g->nodes[n->inputs[1]]);
+  if (rows < TFX_ACT_WORK_MIN_ROWS || K <= 0 || rows > INT64_MAX / 4 / TFX_ACT_WORK_ROW_BYTES(K)) return 0;
+  return rows * TFX_ACT_WORK_ROW_BYTES(K) + 4 * 64;
+}

@@ -3,12 +3,28 @@
  * the node's FLOPs and bytes at a context of max_seq and the graph's thread
  * count (docs/performance.md, "The attention cost model", states the
  * formula and its calibration):
- *  - prefill (forward entry): among row, flash and block_sparse, the one
- *    visiting the fewest key tiles at the tile cost of its kind
- *    (ir/attention.c's tfx_attn_schedule_auto is the rule it reduces to:
- *    flash without a pattern, block_sparse with one, row for dense or MLA);
- *    the estimate is the FLOPs of the pairs visited (4 d per pair and head),
- *    the kept fraction from ir/'s block rule over (W x 16) tiles;
+ *  - prefill (forward entry, T = max_seq query rows): an estimate in ns of
+ *    one thread for each schedule that applies, the cheapest chosen
+ *    (schedule { attention = dense } forces row; attention = flash forces
+ *    the tiled schedules where they apply, ir/attention.c's
+ *    tfx_attn_schedule_auto). Per head, with d the head dim:
+ *      row   = pairs * (A_ROW + B_ROW d) + T * C_ROW d
+ *      tiled = lanes * (A_FLASH + B_FLASH d) + ceil(T / W) * C_FLASH d
+ *    pairs: the (query, key) pairs the per-row kernel visits (causal
+ *    T (T + 1) / 2, none T^2; a sliding window only its window's pairs, the
+ *    other patterns every pair, masked per element); lanes: W x 16 for
+ *    every (tile of W query rows, group of 16 keys) that holds an allowed
+ *    pair by ir/'s block rule (the tile's masked and padded lanes cost as
+ *    much as the others), W = 16 (AVX-512); the last terms are the items'
+ *    own work (a row's setup and output; a tile's transposed queries and
+ *    output). tiled is flash without a pattern and block_sparse with one;
+ *    MLA has row only. The constants: CPU ns measured with
+ *    bench/attn_cost.py (docs/performance.md). Threads do not enter: both
+ *    schedules split into (rows or tiles) x heads items. The tiles win
+ *    (3-5x per unit) except at a short max_seq (d = 64: max_seq <= ~12)
+ *    or a narrow window over a short one;
+ *    the FLOPs of the pairs visited (4 d per pair and head, the kept
+ *    fraction from ir/'s block rule over (W x 16) tiles) are reported too;
  *  - decode (decode entry, one query row at L = max_seq keys): row runs one
  *    item per head, split(S) one per (head, part) plus a merge. With P
  *    threads (schedule threads, TFX_COST_THREADS when auto), a key costs
@@ -39,24 +55,40 @@
 #define TFX_COST_TILE_ROWS 16      /* the query tile of the kept-fraction estimate */
 #define TFX_COST_TILE_KEYS 16      /* the key group of the kept-fraction estimate */
 #define TFX_COST_MAX_TILES 1048576 /* cells of the kept-fraction estimate (coarser tiles beyond) */
+/* prefill, CPU ns of one thread (bench/attn_cost.py: T = 1024, d = 8..128,
+ * causal and sliding(16); docs/performance.md): per visited unit a + b *
+ * head_dim, per item c * head_dim */
+#define TFX_COST_ROW_A 4.51     /* the per-row kernel: per (query, key) pair and head */
+#define TFX_COST_ROW_B 0.094    /* ... and per dim */
+#define TFX_COST_ROW_ITEM 5.5   /* per (row, head) item and dim */
+#define TFX_COST_FLASH_A 0.56   /* the flash / block-sparse tiles: per lane pair (padded and masked lanes too) */
+#define TFX_COST_FLASH_B 0.045  /* ... and per dim */
+#define TFX_COST_FLASH_ITEM 63. /* per (tile, head) item and dim (gathering the tile's queries, writing it) */
 
 static double ceil_div(double a, double b) { return ceil(a / b); }
 
-/* the fraction of (query, key) pairs of a prefill of max_seq the schedule visits: tiles the block rule keeps */
-static double kept_fraction(const tfx_graph *g, const tfx_node *n, int64_t L) {
+/* A prefill of max_seq over the block rule's tiles (16 x 16, coarser past
+ * TFX_COST_MAX_TILES cells): the fraction of (query, key) pairs in tiles
+ * with an allowed pair (kept), and the lane pairs the tiled schedules visit
+ * (every such tile whole). */
+static void kept_tiles(const tfx_graph *g, const tfx_node *n, int64_t L, double *kept_fraction, double *lanes) {
   int64_t qt = TFX_COST_TILE_ROWS, kt = TFX_COST_TILE_KEYS;
   while ((L / qt + 1) * (L / kt + 1) > TFX_COST_MAX_TILES) qt *= 2, kt *= 2;
-  double kept = 0, all = 0;
+  double kept = 0, all = 0, lane = 0;
   for (int64_t i0 = 0; i0 < L; i0 += qt) {
     int64_t i1 = i0 + qt < L ? i0 + qt : L;
     for (int64_t j0 = 0; j0 < L; j0 += kt) {
       int64_t j1 = j0 + kt < L ? j0 + kt : L;
       double cells = (double)(i1 - i0) * (double)(j1 - j0);
       all += cells;
-      if (tfx_attn_block_allowed(n, i0, i1, j0, j1, g->max_seq) != TFX_ATTN_BLOCK_NONE) kept += cells;
+      if (tfx_attn_block_allowed(n, i0, i1, j0, j1, g->max_seq) != TFX_ATTN_BLOCK_NONE) {
+        kept += cells;
+        lane += (double)qt * (double)kt;
+      }
     }
   }
-  return all > 0 ? kept / all : 0;
+  *kept_fraction = all > 0 ? kept / all : 0;
+  *lanes = lane;
 }
 
 static double decode_row(double H, double L, double P, int forks) {
@@ -73,12 +105,37 @@ void tfx_attn_cost_eval(const tfx_graph *g, const tfx_node *n, tfx_attn_cost *c)
   int64_t H = n->heads > 0 ? n->heads : 1, d = n->head_dim > 0 ? n->head_dim : 1;
   int64_t G = n->op == TFX_OP_ATTENTION && n->kv_heads > 0 ? n->kv_heads : 1;
   int causal = n->mask == TFX_MASK_CAUSAL;
-  /* prefill */
-  c->forward = tfx_attn_schedule_auto(g, n);
-  c->kept = n->op == TFX_OP_ATTENTION ? kept_fraction(g, n, L) : (causal ? 0.5 : 1.0);
-  double pairs =
-      (double)L * (double)L *
-      (c->forward == TFX_ATTN_SCHED_ROW && n->sparse.kind == TFX_SPARSE_NONE ? (causal ? 0.5 : 1.0) : c->kept);
+  /* prefill: the estimate of each schedule that applies, the cheapest (or the override) */
+  double lanes = 0;
+  if (n->op == TFX_OP_ATTENTION)
+    kept_tiles(g, n, L, &c->kept, &lanes);
+  else
+    c->kept = causal ? 0.5 : 1.0;
+  double full = causal ? (double)L * (double)(L + 1) / 2 : (double)L * (double)L;
+  double row_pairs = full;
+  if (n->sparse.kind == TFX_SPARSE_SLIDING) { /* the row kernel walks the window: |i - j| < w */
+    int64_t w = n->sparse.window > 0 ? n->sparse.window : 1;
+    row_pairs = 0;
+    for (int64_t i = 0; i < L; i++)
+      row_pairs += (double)((i < w - 1 ? i : w - 1) + 1 + (causal ? 0 : (L - 1 - i < w - 1 ? L - 1 - i : w - 1)));
+  }
+  c->prefill_row_ns = (double)H * (row_pairs * (TFX_COST_ROW_A + TFX_COST_ROW_B * (double)d) +
+                                   (double)L * TFX_COST_ROW_ITEM * (double)d);
+  int tiled = tfx_attn_schedule_applicable(n, TFX_ATTN_SCHED_FLASH)          ? TFX_ATTN_SCHED_FLASH
+              : tfx_attn_schedule_applicable(n, TFX_ATTN_SCHED_BLOCK_SPARSE) ? TFX_ATTN_SCHED_BLOCK_SPARSE
+                                                                             : TFX_ATTN_SCHED_UNSET;
+  c->prefill_tiled_ns = tiled != TFX_ATTN_SCHED_UNSET
+                            ? (double)H * (lanes * (TFX_COST_FLASH_A + TFX_COST_FLASH_B * (double)d) +
+                                           ceil_div((double)L, TFX_COST_TILE_ROWS) * TFX_COST_FLASH_ITEM * (double)d)
+                            : 0;
+  if (g->schedule.attention == TFX_SCHED_ATTN_DENSE || tiled == TFX_ATTN_SCHED_UNSET)
+    c->forward = TFX_ATTN_SCHED_ROW;
+  else if (g->schedule.attention == TFX_SCHED_ATTN_FLASH)
+    c->forward = tiled;
+  else
+    c->forward = c->prefill_tiled_ns < c->prefill_row_ns ? tiled : TFX_ATTN_SCHED_ROW;
+  c->prefill_ns = c->forward == TFX_ATTN_SCHED_ROW ? c->prefill_row_ns : c->prefill_tiled_ns;
+  double pairs = c->forward == TFX_ATTN_SCHED_ROW ? row_pairs : c->kept * (double)L * (double)L;
   c->prefill_flops = pairs * 4.0 * (double)H * (double)d;
   /* decode: KV bytes at L, the row and split estimates */
   c->decode_kv_bytes = n->op == TFX_OP_ATTENTION ? 2.0 * (double)L * (double)(G * d) * 4.0

@@ -127,9 +127,12 @@ int tfx_pass_mem_stats(const tfx_graph *g, tfx_mem_stats *out);
 /* ---- the attention cost model (attn_cost.c) ---- */
 /* One attention node's schedules and their estimates at a context of max_seq. */
 typedef struct tfx_attn_cost {
-  int forward;                   /* tfx_attn_sched of the prefill (forward entry) */
+  int forward;                   /* tfx_attn_sched of the prefill (forward entry): the cheaper estimate */
   double kept;                   /* the fraction of (query, key) pairs of a max_seq prefill its tiles keep */
   double prefill_flops;          /* attention FLOPs of a prefill of max_seq tokens under that schedule */
+  double prefill_row_ns;         /* estimates of a max_seq prefill (CPU ns, one thread): row, */
+  double prefill_tiled_ns;       /* flash / block_sparse (0 where neither applies), */
+  double prefill_ns;             /* and the chosen one's */
   double decode_kv_bytes;        /* KV bytes one decode step reads at L = max_seq */
   int threads;                   /* threads the decode estimate assumes (1: its kernels run inline) */
   int forks;                     /* the decode kernels go through the pool (their work reaches the grain) */

@@ -1,6 +1,8 @@
 /* passes/plan_memory.c — memory planning: liveness over the node order (a
  * SLICE view keeps its producer live), one 64-byte-aligned arena slot per
- * intermediate value sized for T = max_seq, optional in-place reuse (an
+ * intermediate value sized for T = max_seq, plus the workspace of a linear
+ * with int8 activations (tfx_node_work_bytes: live only while it runs),
+ * optional in-place reuse (an
  * elementwise node — or a fused linear or moe_down over its residual —
  * takes the slot of a same-sized operand that dies at it,
  * so the two form one buffer), offsets by lowest- or best-fit placement in
@@ -188,16 +190,27 @@ static int search(buffer *bufs, const int *order, int nb, int k, int64_t bound, 
   return 0;
 }
 
+/* The placement's offsets into the nodes: their slots and workspaces. */
+static void set_offsets(tfx_graph *g, const int *buf_of, const int *work_of, const buffer *placed) {
+  for (int i = 0; i < g->n_nodes; i++) {
+    if (buf_of[i] >= 0) g->nodes[i].arena_offset = placed[buf_of[i]].off;
+    if (work_of[i] >= 0) g->nodes[i].work_offset = placed[work_of[i]].off;
+  }
+}
+
 int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen) {
   if (!g) return tfx_errf(err, errlen, "plan_memory: no graph");
   if (g->max_seq < 1) return tfx_errf(err, errlen, "plan_memory: max_seq = %lld must be >= 1", (long long)g->max_seq);
   int nn = g->n_nodes, rc = 0;
   size_t cnt = (size_t)(nn > 0 ? nn : 1);
   int *last = malloc(cnt * sizeof *last), *buf_of = malloc(cnt * sizeof *buf_of);
-  int *order = calloc(cnt, sizeof *order), *placed = calloc(cnt, sizeof *placed);
-  int64_t *size = malloc(cnt * sizeof *size), *ranges = malloc(2 * cnt * sizeof *ranges);
-  buffer *bufs = malloc(cnt * sizeof *bufs), *alt = malloc(cnt * sizeof *alt);
-  if (!last || !buf_of || !order || !placed || !size || !ranges || !bufs || !alt) {
+  int64_t *size = malloc(cnt * sizeof *size);
+  int *work_of = malloc(cnt * sizeof *work_of); /* the buffer of node i's workspace, or -1 */
+  /* a buffer per value, and one per workspace (tfx_node_work_bytes) */
+  int *order = calloc(2 * cnt, sizeof *order), *placed = calloc(2 * cnt, sizeof *placed);
+  int64_t *ranges = malloc(4 * cnt * sizeof *ranges);
+  buffer *bufs = malloc(2 * cnt * sizeof *bufs), *alt = malloc(2 * cnt * sizeof *alt);
+  if (!last || !buf_of || !work_of || !order || !placed || !size || !ranges || !bufs || !alt) {
     rc = tfx_errf(err, errlen, "plan_memory: out of memory");
     goto done;
   }
@@ -210,7 +223,8 @@ int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen
   for (int i = 0; i < nn; i++) {
     tfx_node *n = &g->nodes[i];
     n->arena_offset = -1;
-    buf_of[i] = -1;
+    n->work_offset = -1;
+    buf_of[i] = work_of[i] = -1;
     size[i] = 0;
     if (needs_slot(g, n)) {
       int64_t bytes = tfx_node_slot_bytes(g, n, g->max_seq);
@@ -229,6 +243,15 @@ int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen
         buf_of[i] = nb;
         bufs[nb++] = (buffer){size[i], 0, start, last[i]};
       }
+    }
+    int64_t work = tfx_node_work_bytes(g, n, g->max_seq); /* live while n runs */
+    if (work < 0 || work > INT64_MAX / 4) {
+      rc = tfx_errf(err, errlen, "plan_memory: %%%d (%s): its workspace is too large to plan", i, tfx_op_name(n->op));
+      goto done;
+    }
+    if (work > 0) {
+      work_of[i] = nb;
+      bufs[nb++] = (buffer){align_up(work), 0, i, i};
     }
     int64_t kv_need = tfx_node_kv_bytes(n, g->max_seq); /* causal ATTENTION: K then V; MLA: its latent */
     int owner = tfx_attn_kv_owner(g, n);
@@ -280,8 +303,7 @@ int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen
     int64_t top = place(alt, nb, order, placed, ranges, strategy == 0, strategy % 2);
     if (best_top < 0 || top < best_top) {
       best_top = top;
-      for (int i = 0; i < nn; i++)
-        if (buf_of[i] >= 0) g->nodes[i].arena_offset = alt[buf_of[i]].off;
+      set_offsets(g, buf_of, work_of, alt);
     }
   }
   /* the heuristics left a hole: search for a placement at the peak itself
@@ -299,8 +321,7 @@ int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen
     int64_t *scratch = malloc((size_t)nb * (2 * (size_t)nb + 2) * sizeof *scratch);
     if (scratch && search(alt, order, nb, 0, bound, &budget, scratch)) {
       best_top = bound;
-      for (int i = 0; i < nn; i++)
-        if (buf_of[i] >= 0) g->nodes[i].arena_offset = alt[buf_of[i]].off;
+      set_offsets(g, buf_of, work_of, alt);
     }
     free(scratch);
   }
@@ -310,6 +331,7 @@ int tfx_pass_plan_memory_ex(tfx_graph *g, int in_place, char *err, size_t errlen
 done:
   free(last);
   free(buf_of);
+  free(work_of);
   free(order);
   free(placed);
   free(size);
@@ -382,7 +404,10 @@ int tfx_pass_mem_stats(const tfx_graph *g, tfx_mem_stats *out) {
       while (k > 0 && offs[k - 1] == n->arena_offset) k--;
       if (refs[k]++ == 0) sum += align_up(tfx_node_slot_bytes(g, n, g->max_seq));
     }
-    if (sum > out->peak_live) out->peak_live = sum;
+    /* a workspace is live while its node runs */
+    int64_t work = g->nodes[i].work_offset >= 0 ? align_up(tfx_node_work_bytes(g, &g->nodes[i], g->max_seq)) : 0;
+    out->naive_sum += work;
+    if (sum + work > out->peak_live) out->peak_live = sum + work;
     for (int e = end_start[i]; e < end_start[i + 1]; e++) {
       const tfx_node *d = &g->nodes[ends[e]];
       int64_t *at = bsearch(&d->arena_offset, offs, (size_t)n_offs, sizeof *offs, cmp_i64);

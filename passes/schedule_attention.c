@@ -1,9 +1,10 @@
 /* passes/schedule_attention.c — the attention schedules of every ATTENTION
  * and MLA_ATTENTION node: writes the node's attn_schedule, the forward
- * entry's (row, flash or block_sparse; ir/attention.c's
- * tfx_attn_schedule_auto: unless the graph's schedule says attention =
- * dense, flash for attention without a sparse pattern and block_sparse for
- * one with a pattern; row otherwise and for MLA), and its attn_split, the
+ * entry's (row, flash or block_sparse: the cheaper prefill estimate of the
+ * cost model, attn_cost.c, among those that apply — flash without a sparse
+ * pattern, block_sparse with one, row always, MLA row only; schedule {
+ * attention = dense } forces row and attention = flash the tiled ones where
+ * they apply), and its attn_split, the
  * decode entry's (0: row; N: split decode in N parts), from the cost model
  * (attn_cost.c) unless schedule { decode = row | split | split(N) } says;
  * so the choice shows in the IR (--emit=ir, the printed graph) and in
@@ -29,7 +30,11 @@ int tfx_pass_schedule_attention(tfx_pass_ctx *c) {
   for (int i = 0; i < g->n_nodes; i++) {
     tfx_node *n = &g->nodes[i];
     if (n->op != TFX_OP_ATTENTION && n->op != TFX_OP_MLA_ATTENTION) continue;
-    if (n->attn_schedule == TFX_ATTN_SCHED_UNSET) n->attn_schedule = tfx_attn_schedule_auto(g, n);
+    if (n->attn_schedule == TFX_ATTN_SCHED_UNSET) {
+      tfx_attn_cost cost;
+      tfx_attn_cost_eval(g, n, &cost);
+      n->attn_schedule = cost.forward;
+    }
     if (n->attn_split == 0 && n->op == TFX_OP_ATTENTION) n->attn_split = decode_split(g, n);
   }
   return 0;

@@ -14,6 +14,9 @@
  *  - the pass: schedule { decode = row | split | split(N) } and the cost
  *    model's choice (split for few heads over a long forked KV, row for many
  *    heads or a short KV), printed by --emit=ir and --stats;
+ *  - the prefill cost model: flash / block_sparse at every max_seq that
+ *    fills a tile, row at a tiny max_seq or a narrow window over a short
+ *    one, its estimates' formula, schedule { attention = dense | flash };
  *  - the tiny-head decode kernel (backend/k_tiny_heads.c, d <= 16,
  *    schedule { decode = tiny }): d 4, 8, 16 (packed body), 12 (gather body), MHA / GQA / MQA, every KV length 1..300
  * (blocks of W keys, partial last blocks) against the interpreter, and when tfx_attn_tiny_fits chooses it. Tolerance:
@@ -263,7 +266,52 @@ static void test_cost_model(void **state) {
   assert_int_equal(c.forward, TFX_ATTN_SCHED_FLASH);
   assert_true(fabs(c.kept - 0.5) < 0.01); /* causal: about half the pairs */
   assert_true(fabs(c.decode_kv_bytes - 2.0 * 4096 * 64 * 4) < 1);
+  /* prefill: the tiles cost less per unit, and a max_seq prefill pads little */
+  assert_true(c.prefill_tiled_ns > 0 && c.prefill_tiled_ns < 0.5 * c.prefill_row_ns);
+  assert_true(c.prefill_ns == c.prefill_tiled_ns);
   tfx_tg_free(t);
+}
+
+/* the prefill schedule the pass writes on a graph of H heads of d at max_seq, with schedule { attention = ... } */
+static int prefill_chosen(int H, int d, int64_t max_seq, const tfx_sparse *sp, int attention, tfx_attn_cost *c) {
+  tfx_tg *t = split_graph(H, H, d, 0, sp, max_seq, 0, 23);
+  t->g->schedule.attention = attention;
+  char err[256];
+  tfx_pass_ctx ctx = {.g = t->g, .err = err, .errlen = sizeof err};
+  assert_int_equal(tfx_pass_schedule_attention(&ctx), 0);
+  const tfx_node *n = &t->g->nodes[t->g->nodes[t->g->output].inputs[0]];
+  tfx_attn_cost_eval(t->g, n, c);
+  int s = n->attn_schedule;
+  assert_int_equal(s, c->forward);
+  tfx_tg_free(t);
+  return s;
+}
+
+static void test_prefill_cost_model(void **state) {
+  (void)state;
+  tfx_attn_cost c;
+  /* flash for any prefill long enough to fill a 16 x 16 tile; row where the tile is mostly padding */
+  assert_int_equal(prefill_chosen(4, 64, 1024, NULL, TFX_SCHED_ATTN_AUTO, &c), TFX_ATTN_SCHED_FLASH);
+  assert_true(c.prefill_tiled_ns < c.prefill_row_ns);
+  assert_int_equal(prefill_chosen(4, 8, 16, NULL, TFX_SCHED_ATTN_AUTO, &c), TFX_ATTN_SCHED_FLASH);
+  assert_int_equal(prefill_chosen(4, 64, 6, NULL, TFX_SCHED_ATTN_AUTO, &c), TFX_ATTN_SCHED_ROW);
+  assert_true(c.prefill_row_ns < c.prefill_tiled_ns);
+  assert_true(c.prefill_ns == c.prefill_row_ns);
+  /* row's estimate: H (T (T + 1) / 2 pairs at a + b d, T rows at c d); flash's: one 16 x 16 tile per head */
+  assert_true(fabs(c.prefill_row_ns - 4 * (21 * (4.51 + 0.094 * 64) + 6 * 5.5 * 64)) < 1e-6 * c.prefill_row_ns);
+  assert_true(fabs(c.prefill_tiled_ns - 4 * (256 * (0.56 + 0.045 * 64) + 63. * 64)) < 1e-6 * c.prefill_tiled_ns);
+  /* the overrides: attention = dense always row, attention = flash the tiles where they apply */
+  assert_int_equal(prefill_chosen(4, 64, 1024, NULL, TFX_SCHED_ATTN_DENSE, &c), TFX_ATTN_SCHED_ROW);
+  assert_int_equal(prefill_chosen(4, 64, 6, NULL, TFX_SCHED_ATTN_FLASH, &c), TFX_ATTN_SCHED_FLASH);
+  /* a pattern: block_sparse over the kept tiles; a window of 2 in max_seq 24 keeps row (few pairs, whole tiles) */
+  tfx_sparse sp = {.kind = TFX_SPARSE_SLIDING, .window = 64};
+  assert_int_equal(prefill_chosen(2, 64, 1024, &sp, TFX_SCHED_ATTN_AUTO, &c), TFX_ATTN_SCHED_BLOCK_SPARSE);
+  assert_true(c.kept < 0.15);
+  sp.window = 2;
+  assert_int_equal(prefill_chosen(2, 64, 24, &sp, TFX_SCHED_ATTN_AUTO, &c), TFX_ATTN_SCHED_ROW);
+  sp = (tfx_sparse){.kind = TFX_SPARSE_STRIDED, .stride = 64};
+  assert_int_equal(prefill_chosen(2, 64, 1024, &sp, TFX_SCHED_ATTN_AUTO, &c), TFX_ATTN_SCHED_BLOCK_SPARSE);
+  assert_int_equal(prefill_chosen(2, 64, 1024, &sp, TFX_SCHED_ATTN_DENSE, &c), TFX_ATTN_SCHED_ROW);
 }
 
 static void test_schedule_source(void **state) {
@@ -311,13 +359,10 @@ static void test_schedule_source(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_split_fits),
-      cmocka_unit_test(test_cost_model),
-      cmocka_unit_test(test_schedule_source),
-      cmocka_unit_test(test_split_vs_row),
-      cmocka_unit_test(test_split_vs_interpreter),
-      cmocka_unit_test(test_tiny_heads_fits),
-      cmocka_unit_test(test_tiny_heads_vs_interpreter),
+      cmocka_unit_test(test_split_fits),         cmocka_unit_test(test_cost_model),
+      cmocka_unit_test(test_prefill_cost_model), cmocka_unit_test(test_schedule_source),
+      cmocka_unit_test(test_split_vs_row),       cmocka_unit_test(test_split_vs_interpreter),
+      cmocka_unit_test(test_tiny_heads_fits),    cmocka_unit_test(test_tiny_heads_vs_interpreter),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
