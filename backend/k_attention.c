@@ -69,6 +69,34 @@ static LLVMValueRef kv_row_ptr(tfx_cg *cg, LLVMValueRef base, LLVMValueRef block
   return blocks ? tfx_cg_paged_row(cg, base, blocks, p, ks * 4) : tfx_cg_fptr(cg, base, tfx_cg_mulc(cg, p, ks));
 }
 
+/* A causal node's key mask: the call's values (4 bytes each, i32 or f32) at
+ * their positions in the KV storage after V (kernel_call passes them to
+ * every schedule), so keys of earlier calls keep theirs. */
+static int emit_key_mask_store(tfx_cg *cg, const tfx_node *n, int mi, int64_t at) {
+  int64_t max_seq = cg->g->max_seq;
+  char key[64];
+  snprintf(key, sizeof key, "kvmask_S%lld", (long long)max_seq);
+  int fresh = tfx_cg_body_begin(cg, key);
+  if (fresh < 0) return -1;
+  if (fresh) {
+    LLVMBuilderRef b = cg->b;
+    LLVMValueRef pm = tfx_cg_body_ptr(cg, 0), kept = tfx_cg_body_ptr(cg, 1);
+    tfx_cg_loop row;
+    tfx_cg_for(cg, &row, cg->kbegin, cg->kend, 1, "row");
+    LLVMValueRef r = tfx_cg_row_pos(cg, row.iv);
+    tfx_cg_if in_range;
+    tfx_cg_if_begin(cg, &in_range, LLVMBuildICmp(b, LLVMIntULT, r, tfx_cg_i64(cg, max_seq), ""), "fits");
+    LLVMValueRef v = LLVMBuildLoad2(b, cg->t_i32, LLVMBuildInBoundsGEP2(b, cg->t_i32, pm, &row.iv, 1, ""), "");
+    LLVMBuildStore(b, v, LLVMBuildInBoundsGEP2(b, cg->t_i32, kept, &r, 1, ""));
+    tfx_cg_if_end(cg, &in_range);
+    tfx_cg_for_end(cg, &row);
+    tfx_cg_body_end(cg);
+  }
+  tfx_cg_kernel_call(cg, n, "kvmask", 1, 0,
+                     (tfx_cg_ptr[4]){TFX_CG_VAL(n->inputs[mi]), TFX_CG_KVAT(at), TFX_CG_NONE, TFX_CG_NONE});
+  return 0;
+}
+
 static int emit_kv_store(tfx_cg *cg, const tfx_node *n) {
   int64_t ks = (int64_t)n->kv_heads * n->head_dim, max_seq = cg->g->max_seq;
   char key[96];
@@ -98,7 +126,8 @@ static int emit_kv_store(tfx_cg *cg, const tfx_node *n) {
   tfx_cg_kernel_call(cg, n, "kvstore", 1, 0,
                      (tfx_cg_ptr[4]){TFX_CG_VAL(n->inputs[1]), TFX_CG_VAL(n->inputs[2]), TFX_CG_KVAT(k_off),
                                      TFX_CG_KVAT(k_off + half)});
-  return 0;
+  int mi = tfx_attn_key_mask_operand(n);
+  return mi >= 0 ? emit_key_mask_store(cg, n, mi, k_off + 2 * half) : 0;
 }
 
 static int nvalid_of(tfx_cg *cg, int64_t d, int c) {
@@ -118,7 +147,8 @@ static int kernel_call(tfx_cg *cg, const tfx_node *n, int causal) {
   tfx_cg_ptr ptrs[7] = {TFX_CG_VAL(n->inputs[0]), k, v, TFX_CG_VAL(n->id), TFX_CG_NONE, TFX_CG_NONE, TFX_CG_NONE};
   int bi = tfx_attn_bias_operand(n), mi = tfx_attn_key_mask_operand(n), si = tfx_attn_segments_operand(n);
   if (bi >= 0) ptrs[4] = TFX_CG_VAL(n->inputs[bi]); /* T5's relative bias table */
-  if (mi >= 0) ptrs[5] = TFX_CG_VAL(n->inputs[mi]); /* the key mask */
+  if (mi >= 0) /* the key mask: a causal node's kept values of every position (after V), else the call's */
+    ptrs[5] = causal ? TFX_CG_KVAT(k_off + 2 * half_bytes) : TFX_CG_VAL(n->inputs[mi]);
   if (si >= 0) ptrs[6] = TFX_CG_VAL(n->inputs[si]); /* the segment ids */
   tfx_cg_kernel_call_n(cg, n, NULL, per_t * n->heads, fixed * n->heads, ptrs, 7);
   return 0;

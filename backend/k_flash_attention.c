@@ -9,7 +9,8 @@
  * horizontally: the tile's queries are gathered transposed (Qt[c] = the W
  * rows' c-th dims, scaled by 1/sqrt(d)); for a key j the scores of all rows
  * are one vector s_j = sum_c Qt[c] * k_j[c] (an FMA with k_j[c] broadcast,
- * KG accumulators for KG keys); masks (causal: key j <= the row's position),
+ * KG accumulators for KG keys); masks (causal: key j <= the row's position;
+ * a key mask operand: key j is dropped for every row when its value is 0),
  * ALiBi (-slope * |i - j|) and the softmax update are lane-wise; the output is
  * kept transposed too (Ot[c] += p_j * v_j[c], p_j broadcast-free: a vector,
  * v_j[c] broadcast) and scattered to the rows at the end. Rows past the last
@@ -124,6 +125,8 @@ typedef struct {
   LLVMValueRef kh, vh, qt, ot, pbuf, nkeys, valid, qi_v, slope_v;
   LLVMValueRef *acc, *oacc;
   LLVMValueRef *allowed; /* block-sparse: the KG keys' lane masks (allocas of <W x i1>) */
+  LLVMValueRef kmask;    /* the key mask (one i32 or f32 per key), or NULL */
+  int kmask_i32;
   const tfx_cg_osm *sm;
 } flash_tile;
 
@@ -174,6 +177,17 @@ static void flash_keys(tfx_cg *cg, const flash_tile *t, LLVMValueRef jlo, LLVMVa
     LLVMValueRef okv = LLVMBuildSelect(b, ok, valid, LLVMConstNull(cg->t_vm), "");
     if (causal) okv = LLVMBuildAnd(b, okv, LLVMBuildICmp(b, LLVMIntSLE, j_v, qi_v, ""), "");
     if (full) okv = LLVMBuildAnd(b, okv, LLVMBuildLoad2(b, cg->t_vm, t->allowed[jj], ""), "");
+    if (t->kmask) { /* the key mask: key j (clamped to the last key, whose lanes ok masks) dropped when 0 */
+      LLVMValueRef jc = tfx_cg_smin(cg, j, lastkey), keep;
+      if (t->kmask_i32)
+        keep = LLVMBuildICmp(
+            b, LLVMIntNE, LLVMBuildLoad2(b, cg->t_i32, LLVMBuildInBoundsGEP2(b, cg->t_i32, t->kmask, &jc, 1, ""), ""),
+            LLVMConstInt(cg->t_i32, 0, 0), "");
+      else
+        keep = LLVMBuildFCmp(b, LLVMRealUNE, tfx_cg_loadf(cg, tfx_cg_fptr(cg, t->kmask, jc)),
+                             LLVMConstReal(cg->t_f32, 0.0), "");
+      okv = LLVMBuildSelect(b, keep, okv, LLVMConstNull(cg->t_vm), "keymask");
+    }
     s[jj] = tfx_cg_softcap(cg, LLVMBuildLoad2(b, cg->t_vf, acc[jj], ""), t->n->softcap); /* Qt is scaled */
     if (slope_v) {
       LLVMValueRef dist = LLVMBuildSub(b, qi_v, j_v, "");
@@ -275,7 +289,14 @@ static int flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static, int6
                      acc,
                      oacc,
                      allowed,
+                     NULL,
+                     0,
                      &sm};
+  int mi = tfx_attn_key_mask_operand(n);
+  if (mi >= 0) { /* kernel_call's 6th pointer (k_attention.c) */
+    tile.kmask = tfx_cg_body_ptr(cg, 5);
+    tile.kmask_i32 = cg->g->nodes[n->inputs[mi]].type.dtype == TFX_DT_I32;
+  }
   if (!bs) {
     flash_keys(cg, &tile, tfx_cg_i64(cg, 0), nkeys, NULL);
   } else { /* the runs of the tile: full ones without the pattern's mask */

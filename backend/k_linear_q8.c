@@ -1374,7 +1374,9 @@ static int work_arrays(tfx_cg *cg, qctx *c, LLVMValueRef work) {
 
 #define Q8_CHUNK_BYTES (256 << 10) /* the quantized rows of a chunk: at most this much stack */
 
-void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
+/* tfx_cg_q8_emit with the rows taken as few (the decode kernels, the rows
+ * quantized into the stack) or not, whatever G0->M is. */
+static void q8_emit_as(tfx_cg *cg, const tfx_cg_gemm *G0, int few) {
   const tfx_node *w = &cg->g->nodes[G0->n->inputs[1]];
   const tfx_dtype_info *f = tfx_dtype_info_of(w->type.dtype);
   if (!f || !q8_supported(w->type.dtype) || G0->K % f->block || G0->packed ||
@@ -1408,7 +1410,6 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   c.vnni = (i8 & (TFX_CG_I8_AVXVNNI | TFX_CG_I8_VNNI512)) != 0;
   c.maddubs = !c.vnni && (i8 & TFX_CG_I8_MADDUBS) && cg->W >= 8; /* the ymm forms: AVX2 */
   c.f16c = c.vnni || c.maddubs;
-  int few = LLVMIsAConstantInt(G.M) && LLVMConstIntGetSExtValue(G.M) < QMR;
   c.rp = !few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16;
   c.S = c.dt == TFX_DT_Q6_K ? 16 : 32;
   c.nsb = G.K / c.S;
@@ -1423,11 +1424,7 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   /* bytes of one quantized row, and rows per chunk */
   int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);
   int mr = c.rp ? RPMR : QMR;
-  if (G.q8_stage != TFX_CG_Q8_ONE) { /* every row of T = max_seq, in the workspace */
-    if (few) {
-      tfx_cg_fail(cg, "backend: %%%d: an int8 linear of few rows in two kernels", G.n->id);
-      return;
-    }
+  if (G.q8_stage != TFX_CG_Q8_ONE && !few) { /* every row of T = max_seq, in the workspace */
     c.mc = tfx_node_rows(&cg->g->nodes[G.n->inputs[0]], cg->g->max_seq);
     if (work_arrays(cg, &c, G.work)) return;
     if (G.q8_stage == TFX_CG_Q8_QUANT) { /* the work items are rows */
@@ -1482,4 +1479,28 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   quant_chunk(cg, &c, 0);
   tfx_cg_gemm_items_emit(cg, &G);
   tfx_cg_for_end(cg, &lc);
+}
+
+void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G) {
+  int few = LLVMIsAConstantInt(G->M) && LLVMConstIntGetSExtValue(G->M) < QMR;
+  if (few && G->q8_stage != TFX_CG_Q8_ONE) {
+    tfx_cg_fail(cg, "backend: %%%d: an int8 linear of few rows in two kernels", G->n->id);
+    return;
+  }
+  int repacks = (cg->tgt->i8dot & TFX_CG_I8_VNNI512) && cg->W == 16;
+  if (few || !repacks || G->q8_stage == TFX_CG_Q8_QUANT) {
+    q8_emit_as(cg, G, few);
+    return;
+  }
+  /* rows known only at run time: when they are few (a step of the batch
+   * entry, a short chunk), the decode kernels read the weights as stored,
+   * instead of the repacked tiles decoding every panel for them (batch 1 of
+   * q8_0 ran at 0.2x the session's decode); the rows the first kernel
+   * quantized into the workspace are then not read */
+  tfx_cg_if c;
+  tfx_cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntSLT, G->M, tfx_cg_i64(cg, QMR), ""), "q8few");
+  q8_emit_as(cg, G, 1);
+  tfx_cg_if_else(cg, &c);
+  q8_emit_as(cg, G, 0);
+  tfx_cg_if_end(cg, &c);
 }

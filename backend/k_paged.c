@@ -97,7 +97,7 @@ int tfx_cg_batch_supported(const tfx_graph *g, const char *live, int (*row_wise)
     if (n->op == TFX_OP_ATTENTION) {
       if (!tfx_attn_schedule_applicable(n, TFX_ATTN_SCHED_ROW)) return 0;
       if (paged_node(n)) {
-        if (n->kv_offset < 0) return 0;
+        if (n->kv_offset < 0 || n->key_mask) return 0;  /* a kept key mask is not paged */
         if (tfx_attn_kv_owner(g, n) != n->id) return 0; /* a shared cache (YOCO): not paged yet */
         bytes += block_part(n);
         any_kv = 1;

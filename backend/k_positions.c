@@ -2,6 +2,8 @@
  * are rows t (position p = pos + t).
  *  - POSITIONS: row t of the result is row p + offset of the table, copied in vectors;
  *    with segment ids (packed sequences) p = t - the first row of t's segment;
+ *    with pad = id (pad_skip, RoBERTa) p = pos + the ids before row t that are
+ *    not the pad id (a loop over them), and a pad token reads row offset - 1;
  *    a p outside the table (impossible through the runtime: max_pos >=
  *    max_seq is checked at compile time) reads the last row instead.
  *  - SINUSOIDAL: PE[p, 2i] = sin(p * f_i), PE[p, 2i+1] = cos(p * f_i) with
@@ -26,9 +28,9 @@ static void copy_chunk(tfx_cg *cg, void *vctx, LLVMValueRef col, int nvalid) {
 int tfx_cg_emit_positions(tfx_cg *cg, const tfx_node *n) {
   const tfx_node *table = &cg->g->nodes[n->inputs[0]];
   int64_t P = table->type.dims[0], D = table->type.dims[1];
-  int segs = n->n_inputs == 3;
+  int segs = n->n_inputs == 3, pad = n->pad_skip;
   char key[96];
-  snprintf(key, sizeof key, "positions_P%lld_D%lld%s", (long long)P, (long long)D, segs ? "_seg" : "");
+  snprintf(key, sizeof key, "positions_P%lld_D%lld%s", (long long)P, (long long)D, segs ? "_seg" : pad ? "_pad" : "");
   int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
@@ -40,10 +42,25 @@ int tfx_cg_emit_positions(tfx_cg *cg, const tfx_node *n) {
       LLVMValueRef lo, hi;
       tfx_cg_segment_bounds(cg, tfx_cg_body_ptr(cg, 2), row.iv, cg->T, &lo, &hi);
       p = tfx_cg_sub(cg, row.iv, lo);
+    } else if (pad) { /* pos + the tokens before the row that are not pad tokens */
+      LLVMBuilderRef b = cg->b;
+      LLVMValueRef ids = tfx_cg_body_ptr(cg, 2), pad_id = LLVMConstInt(cg->t_i32, (unsigned long long)n->pad_id, 1);
+      LLVMValueRef count = tfx_cg_alloca(cg, cg->t_i64, "counted");
+      LLVMBuildStore(b, tfx_cg_i64(cg, 0), count);
+      tfx_cg_loop j;
+      tfx_cg_for(cg, &j, tfx_cg_i64(cg, 0), row.iv, 1, "before");
+      LLVMValueRef id = LLVMBuildLoad2(b, cg->t_i32, LLVMBuildGEP2(b, cg->t_i32, ids, &j.iv, 1, ""), "");
+      LLVMValueRef kept = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntNE, id, pad_id, ""), cg->t_i64, "");
+      LLVMBuildStore(b, tfx_cg_add(cg, LLVMBuildLoad2(b, cg->t_i64, count, ""), kept), count);
+      tfx_cg_for_end(cg, &j);
+      p = tfx_cg_add(cg, tfx_cg_row_pos(cg, tfx_cg_i64(cg, 0)), LLVMBuildLoad2(b, cg->t_i64, count, "counted"));
+      p = LLVMBuildAdd(b, p, tfx_cg_i64(cg, n->pos_offset), "");
+      LLVMValueRef own = LLVMBuildLoad2(b, cg->t_i32, LLVMBuildGEP2(b, cg->t_i32, ids, &row.iv, 1, ""), "");
+      p = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntEQ, own, pad_id, ""), tfx_cg_i64(cg, n->pos_offset - 1), p, "");
     } else {
       p = tfx_cg_row_pos(cg, row.iv);
     }
-    if (n->pos_offset) p = LLVMBuildAdd(cg->b, p, tfx_cg_i64(cg, n->pos_offset), "");
+    if (n->pos_offset && !pad) p = LLVMBuildAdd(cg->b, p, tfx_cg_i64(cg, n->pos_offset), "");
     LLVMValueRef ok = LLVMBuildICmp(cg->b, LLVMIntULT, p, tfx_cg_i64(cg, P), "");
     p = LLVMBuildSelect(cg->b, ok, p, tfx_cg_i64(cg, P - 1), "");
     pos_copy c = {tfx_cg_fptr(cg, ptab, tfx_cg_mulc(cg, p, D)), tfx_cg_fptr(cg, py, tfx_cg_mulc(cg, row.iv, D))};
@@ -53,7 +70,10 @@ int tfx_cg_emit_positions(tfx_cg *cg, const tfx_node *n) {
   }
   tfx_cg_kernel_call(cg, n, NULL, 1, 0,
                      (tfx_cg_ptr[4]){TFX_CG_VAL(table->id), TFX_CG_VAL(n->id),
-                                     segs ? TFX_CG_VAL(n->inputs[2]) : TFX_CG_NONE, TFX_CG_NONE});
+                                     segs  ? TFX_CG_VAL(n->inputs[2])
+                                     : pad ? TFX_CG_VAL(n->inputs[1])
+                                           : TFX_CG_NONE,
+                                     TFX_CG_NONE});
   return 0;
 }
 

@@ -114,7 +114,7 @@ static const tfx_fe_opspec ops[] = {
      3,
      TFX_FE_LOWER_GLU,
      TFX_OP_COUNT},
-    {"positions", 2, 2, {"table", "x"}, {{"offset", TFX_FE_KW_INT, 0, NULL, "0", 0, 1, TFX_ATTR_POS_OFFSET}, TENSOR("segments")}, 2, TFX_FE_LOWER_OP, TFX_OP_POSITIONS},
+    {"positions", 2, 2, {"table", "x"}, {{"offset", TFX_FE_KW_INT, 0, NULL, "0", 0, 1, TFX_ATTR_POS_OFFSET}, TENSOR("segments"), {"pad", TFX_FE_KW_INT, 0, NULL, "none", 0, 0, TFX_ATTR_PAD_ID}}, 3, TFX_FE_LOWER_OP, TFX_OP_POSITIONS},
     {"sinusoidal", 1, 1, {"x"}, {TFX_FE_NUM_ATTR("base", 10000, THETA)}, 1, TFX_FE_LOWER_OP, TFX_OP_SINUSOIDAL},
     {"moe",
      4,
@@ -246,7 +246,7 @@ static int check_value(tfx_fe_sema *s, const tfx_fe_opspec *op, const tfx_fe_kws
   case TFX_FE_KW_INT: {
     int64_t i;
     snprintf(buf, sizeof buf, "%s's %s", op->name, k->name);
-    if (tfx_fe_eval_int(s, v, !strcmp(k->name, "offset") ? 0 : 1, buf, &i)) return 1;
+    if (tfx_fe_eval_int(s, v, !strcmp(k->name, "offset") || !strcmp(k->name, "pad") ? 0 : 1, buf, &i)) return 1;
     if (i > INT32_MAX) {
       tfx_fe_error(s->diag, v->loc.line, v->loc.col, "%s is too large", buf);
       return 1;

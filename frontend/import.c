@@ -46,8 +46,11 @@ typedef struct spec {
   int qkv_bias, o_bias, mlp_bias, norm_bias;
   const char *act;    /* silu, gelu, gelu_tanh, relu */
   int emb_norm;       /* a LayerNorm after the embedding (BLOOM) */
-  int type_row;       /* BERT: token type 0's row added to the embedding */
+  int64_t type_vocab; /* BERT's type_vocab_size: > 1 a `types : i32[T]` input reads the token type
+                         table; 1: type 0's row added to the embedding; 0: none */
+  int key_mask;       /* a `mask : i32[T]` input, every attention's key_mask (attention_mask) */
   int64_t pos_offset; /* learned positions start at this row (RoBERTa: padding_idx + 1) */
+  int pos_skip_pad;   /* RoBERTa: pad tokens are not counted (positions(..., pad = padding_idx)) */
   int emb_scale;      /* the embedding is scaled by sqrt(dim) (Gemma) */
   int gain_plus1;     /* every RMSNorm gain is applied as (1 + w) (Gemma) */
   int alt_window;     /* the sliding window only on even layers (0, 2, ...; Gemma 2), global attention on odd */
@@ -615,10 +618,12 @@ static void falcon(cfg *c, spec *s) {
   }
 }
 
-/* BERT: an encoder (post-norm, bidirectional), learned positions and token
- * type 0's row; the output is the last hidden states. RoBERTa and XLM-R:
- * the same layout, positions from row padding_idx + 1 on (pad tokens in the
- * input would not be skipped as transformers does). */
+/* BERT: an encoder (post-norm, bidirectional), learned positions, the
+ * token type ids and the attention mask as inputs (`types` only with
+ * type_vocab_size > 1, else type 0's row); the output is the last hidden
+ * states. RoBERTa and XLM-R:
+ * the same layout, positions from row padding_idx + 1 on that skip pad
+ * tokens (`pad = padding_idx`), as transformers numbers them. */
 static void bert(cfg *c, spec *s) {
   int roberta = strcmp(s->family, "bert") != 0;
   s->dim = cfg_int(c, "hidden_size", -1, 1);
@@ -635,19 +640,24 @@ static void bert(cfg *c, spec *s) {
   if (roberta) {
     int64_t pad = cfg_token(c, "pad_token_id");
     s->pos_offset = (pad >= 0 ? pad : 1) + 1; /* RobertaConfig's pad_token_id defaults to 1 */
+    s->pos_skip_pad = 1;
   }
   s->norm = NORM_LAYER;
   s->norm_bias = 1;
   s->pos = POS_LEARNED;
   s->residual = RES_POST;
   s->emb_norm = 1;
-  s->type_row = 1;
+  s->type_vocab = cfg_int(c, "type_vocab_size", 2, 1);
+  s->key_mask = 1;
   s->encoder = 1;
   s->mlp = MLP_CLASSIC;
   s->mlp_bias = s->qkv_bias = s->o_bias = 1;
   R("  \"*embeddings.word_embeddings.weight\" = \"tok_embeddings\"\n");
   R("  \"*embeddings.position_embeddings.weight\" = \"pos_embeddings\"\n");
-  R("  \"*embeddings.token_type_embeddings.weight\"[0] = \"type_embedding\"\n");
+  if (s->type_vocab > 1)
+    R("  \"*embeddings.token_type_embeddings.weight\" = \"type_embeddings\"\n");
+  else
+    R("  \"*embeddings.token_type_embeddings.weight\"[0] = \"type_embedding\"\n");
   R("  \"*embeddings.LayerNorm.weight\" = \"emb_norm_g\"\n");
   R("  \"*embeddings.LayerNorm.bias\" = \"emb_norm_b\"\n");
   static const char *const qkv[][2] = {{"query", "q"}, {"key", "k"}, {"value", "v"}};
@@ -842,6 +852,7 @@ static void write_attention(FILE *o, const spec *s, const char *a, int64_t windo
     fprintf(o, "position = alibi, ");
   }
   fprintf(o, "mask = %s", s->encoder ? "none" : "causal");
+  if (s->key_mask) fprintf(o, ", key_mask = m");
   if (window > 0 && window < s->max_seq) fprintf(o, ", sparse = sliding(window = %lld)", (long long)window);
   if (s->qscalar > 0 || s->attn_cap > 0) fprintf(o, ",\n                     ");
   if (s->qscalar > 0) fprintf(o, "scale = 1 / sqrt(qscalar)%s", s->attn_cap > 0 ? ", " : "");
@@ -873,7 +884,7 @@ static void put_path(FILE *o, const char *p, int in_string) {
 /* One layer block: `name`, attention with the sliding window `window` (0: none). */
 static void write_layer(FILE *o, const spec *s, const char *name, int64_t window) {
   char b1[128], b2[128];
-  fprintf(o, "\nblock %s(x : f32[T, dim]) -> f32[T, dim] {\n", name);
+  fprintf(o, "\nblock %s(x : f32[T, dim]%s) -> f32[T, dim] {\n", name, s->key_mask ? ", m : i32[T]" : "");
   int n_norms = s->residual == RES_PAR1 ? 1 : s->residual == RES_SANDWICH ? 4 : 2;
   for (int k = 1; k <= n_norms; k++) {
     fprintf(o, "  param ln%d_g : f32[dim]\n", k);
@@ -1052,17 +1063,18 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
           " (model_type %s).\n"
           "# The rename block binds the checkpoint's tensors as they are saved.\n",
           s->family);
-  if (s->pos_offset && !s->seq2seq)
+  if (s->pos_skip_pad)
     fprintf(o,
-            "# Positions start at row %lld (padding_idx + 1) and count every token: transformers skips pad\n"
-            "# tokens when numbering positions, so inputs with pad tokens differ.\n",
-            (long long)s->pos_offset);
+            "# Positions start at row %lld (padding_idx + 1) and skip pad tokens (id %lld), which read row\n"
+            "# %lld, as transformers numbers them.\n",
+            (long long)s->pos_offset, (long long)s->pos_offset - 1, (long long)s->pos_offset - 1);
   fprintf(o, "model %s\n\n", name);
   fprintf(o, "const dim = %lld, layers = %lld, heads = %lld, kv_heads = %lld, head_dim = %lld\n", (long long)s->dim,
           (long long)s->layers, (long long)s->heads, (long long)s->kv_heads, (long long)s->head_dim);
   fprintf(o, "const hidden = %lld, vocab = %lld, max_seq = %lld", (long long)s->hidden, (long long)s->vocab,
           (long long)s->max_seq);
   if (s->pos == POS_LEARNED) fprintf(o, ", max_pos = %lld", (long long)s->max_pos);
+  if (s->type_vocab > 1) fprintf(o, ", type_vocab = %lld", (long long)s->type_vocab);
   if (s->mlp == MLP_MOE) fprintf(o, ", experts = %lld, top_k = %lld", (long long)s->experts, (long long)s->top_k);
   fprintf(o, "\nconst eps = %.9g", s->eps);
   if (s->pos == POS_ROPE) fprintf(o, ", theta = %.9g", s->theta);
@@ -1098,7 +1110,10 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
   }
   fprintf(o, "\nparam tok_embeddings : f32[vocab, dim]\n");
   if (s->pos == POS_LEARNED) fprintf(o, "param pos_embeddings : f32[max_pos, dim]\n");
-  if (s->type_row) fprintf(o, "param type_embedding : f32[dim]\n");
+  if (s->type_vocab > 1)
+    fprintf(o, "param type_embeddings : f32[type_vocab, dim]\n");
+  else if (s->type_vocab)
+    fprintf(o, "param type_embedding : f32[dim]\n");
   if (s->emb_norm) fprintf(o, "param emb_norm_g : f32[dim]\nparam emb_norm_b : f32[dim]\n");
   if (s->final_norm) {
     fprintf(o, "param norm_g : f32[dim]\n");
@@ -1112,21 +1127,33 @@ static void write_tfx(FILE *o, const spec *s, const char *name, const char *sour
   write_layer(o, s, "layer", alternate ? 0 : s->window);
   if (alternate) write_layer(o, s, "local_layer", s->window);
 
-  fprintf(o, "\nforward(tokens : i32[T]) -> f32[T, %s] {\n  x = embedding(tok_embeddings, tokens)",
+  if (s->key_mask)
+    fprintf(o,
+            "\n# Hugging Face's inputs: input_ids, %sattention_mask (a key whose mask is 0 is\n"
+            "# dropped from every query's softmax; its own row is still computed).\n",
+            s->type_vocab > 1 ? "token_type_ids, " : "");
+  fprintf(o, "%sforward(tokens : i32[T]%s%s) -> f32[T, %s] {\n  x = embedding(tok_embeddings, tokens)",
+          s->key_mask ? "" : "\n", s->type_vocab > 1 ? ", types : i32[T]" : "", s->key_mask ? ", mask : i32[T]" : "",
           s->encoder ? "dim" : "vocab");
   if (s->emb_scale) fprintf(o, " * sqrt(dim)");
-  if (s->pos == POS_LEARNED && s->pos_offset)
+  if (s->pos == POS_LEARNED && s->pos_skip_pad)
+    fprintf(o, " + positions(pos_embeddings, tokens, offset = %lld, pad = %lld)", (long long)s->pos_offset,
+            (long long)s->pos_offset - 1);
+  else if (s->pos == POS_LEARNED && s->pos_offset)
     fprintf(o, " + positions(pos_embeddings, tokens, offset = %lld)", (long long)s->pos_offset);
   else if (s->pos == POS_LEARNED)
     fprintf(o, " + positions(pos_embeddings, tokens)");
-  if (s->type_row) fprintf(o, " + type_embedding");
+  if (s->type_vocab > 1)
+    fprintf(o, " + embedding(type_embeddings, types)");
+  else if (s->type_vocab)
+    fprintf(o, " + type_embedding");
   fprintf(o, "\n");
   if (s->emb_norm) fprintf(o, "  x = layernorm(x, emb_norm_g, emb_norm_b, eps = eps)\n");
   if (alternate)
     for (int64_t i = 0; i < s->layers; i++)
       fprintf(o, "  x = %s(x, prefix = \"layers.%lld\")\n", i % 2 ? "layer" : "local_layer", (long long)i);
   else
-    fprintf(o, "  x = repeat(layers) layer(x)\n");
+    fprintf(o, "  x = repeat(layers) layer(x%s)\n", s->key_mask ? ", mask" : "");
   if (s->encoder)
     fprintf(o, "  return x\n}\n");
   else

@@ -237,18 +237,15 @@ static int lower_rope(lower *L, frame *f, const tfx_fe_opspec *op, const int *in
 
 /* attention's and attend's `key_mask = m`: m, one value per key (f32 or i32,
  * 1 keeps the key, 0 drops it; a forward input such as Hugging Face's
- * attention_mask) becomes the node's last operand. Only with mask = none:
- * a causal attention's keys are cached across calls. */
+ * attention_mask) becomes the node's last operand. With mask = causal the
+ * values are kept with the KV cache (a left-padded prompt's pad keys stay
+ * dropped in later calls). */
 static int attach_key_mask(lower *L, tfx_node *n, int m, int k, const char *opname, const tfx_fe_expr *call) {
   if (m < 0) return 0;
   const tfx_fe_arg *arg = tfx_fe_kwarg(call->args, "key_mask");
   tfx_fe_loc at = arg ? arg->value->loc : call->loc;
   const tfx_type *mt = &L->g->nodes[m].type, *kt = &L->g->nodes[k].type;
   char a[64];
-  if (n->mask == TFX_MASK_CAUSAL) {
-    ERR(L, at, "%s: key_mask needs mask = none (a causal attention's keys stay in the KV cache across calls)", opname);
-    return -1;
-  }
   if ((mt->dtype != TFX_DT_F32 && mt->dtype != TFX_DT_I32) || mt->rank != 1 || mt->dims[0] != kt->dims[0]) {
     char r[32];
     if (kt->dims[0] == TFX_DIM_T)
@@ -680,6 +677,10 @@ static int lower_ir_op(lower *L, frame *f, const tfx_fe_opspec *op, const int *i
     int s = tensor_kw(L, f, call, "segments");
     if (s == -2 || (s >= 0 && check_segments(L, s, "positions", call))) return -1;
     if (s >= 0) nd.inputs[nd.n_inputs++] = s;
+    if (tfx_fe_kwarg(call->args, "pad")) { /* pad = id: pad tokens are not counted (RoBERTa) */
+      nd.pad_skip = 1;
+      nd.pad_id = int_kw(L, call, "pad", 0);
+    }
   }
   for (int i = 0; i < op->n_kw; i++) {
     const tfx_fe_kwspec *k = &op->kw[i];

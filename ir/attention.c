@@ -247,10 +247,12 @@ int tfx_attn_schedule_applicable(const tfx_node *n, int s) {
   if (n->op != TFX_OP_ATTENTION && n->op != TFX_OP_MLA_ATTENTION) return 0;
   switch (s) {
   case TFX_ATTN_SCHED_ROW: return 1;
-  /* a relative bias table (4th operand) is read on the ROW schedule's per-key score path only */
-  case TFX_ATTN_SCHED_FLASH: return n->op == TFX_OP_ATTENTION && n->sparse.kind == TFX_SPARSE_NONE && n->n_inputs == 3;
+  /* a relative bias table (4th operand) and segment ids are read on the ROW schedule's per-key score path
+     only; a key mask by every schedule */
+  case TFX_ATTN_SCHED_FLASH:
+    return n->op == TFX_OP_ATTENTION && n->sparse.kind == TFX_SPARSE_NONE && n->n_inputs - !!n->key_mask == 3;
   case TFX_ATTN_SCHED_BLOCK_SPARSE:
-    return n->op == TFX_OP_ATTENTION && n->sparse.kind != TFX_SPARSE_NONE && n->n_inputs == 3;
+    return n->op == TFX_OP_ATTENTION && n->sparse.kind != TFX_SPARSE_NONE && n->n_inputs - !!n->key_mask == 3;
   default: return 0;
   }
 }
@@ -427,7 +429,6 @@ int tfx_infer_attention(const tfx_graph *g, const tfx_node *n, const tfx_type *c
       return tfx_errf(err, errlen, "attention: the key mask is %s, expected f32[%s] or i32[%s] (one value per key)",
                       tfx_type_str(m, s0, sizeof s0), a[1]->dims[0] == TFX_DIM_T ? "T" : "rows of k",
                       a[1]->dims[0] == TFX_DIM_T ? "T" : "rows of k");
-    if (causal) return tfx_errf(err, errlen, "attention: a key mask needs mask = none (its keys are this call's)");
   }
   if (tfx_attn_bias_operand(n) == 3) {
     int64_t minb = n->rel_bidirectional ? 4 : 2;
@@ -483,8 +484,8 @@ int tfx_infer_mla(const tfx_graph *g, const tfx_node *n, const tfx_type *const *
 }
 
 int64_t tfx_node_kv_bytes(const tfx_node *n, int64_t max_seq) {
-  if (n->op == TFX_OP_ATTENTION && n->mask == TFX_MASK_CAUSAL)
-    return 2 * max_seq * (int64_t)n->kv_heads * n->head_dim * 4;
+  if (n->op == TFX_OP_ATTENTION && n->mask == TFX_MASK_CAUSAL) /* K, V, and a key mask's values */
+    return 2 * max_seq * (int64_t)n->kv_heads * n->head_dim * 4 + (n->key_mask ? max_seq * 4 : 0);
   if (n->op == TFX_OP_MLA_ATTENTION) return max_seq * ((int64_t)n->rank + n->rope_dim) * 4;
   if (tfx_op_has(n->op, TFX_TRAIT_STATE)) return tfx_recurrent_state_bytes(n); /* ir/recurrent.c */
   return 0;
@@ -495,7 +496,9 @@ int tfx_attn_kv_owner(const tfx_graph *g, const tfx_node *n) {
   for (int i = 0; i < n->id && i < g->n_nodes; i++) {
     const tfx_node *o = &g->nodes[i];
     if (o->op == TFX_OP_ATTENTION && o->mask == TFX_MASK_CAUSAL && o->n_inputs >= 3 && o->inputs[1] == n->inputs[1] &&
-        o->inputs[2] == n->inputs[2] && o->kv_heads == n->kv_heads && o->head_dim == n->head_dim)
+        o->inputs[2] == n->inputs[2] && o->kv_heads == n->kv_heads && o->head_dim == n->head_dim &&
+        o->key_mask == n->key_mask && /* a key mask is kept with the cache: the same one */
+        (!n->key_mask || o->inputs[tfx_attn_key_mask_operand(o)] == n->inputs[tfx_attn_key_mask_operand(n)]))
       return i;
   }
   return n->id;

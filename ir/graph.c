@@ -309,6 +309,15 @@ int tfx_infer_positions(const tfx_graph *g, const tfx_node *n, const tfx_type *c
     return tfx_errf(err, errlen, "positions: x must be i32[T] or f32[T, %lld] to match the table %s, got %s",
                     (long long)a[0]->dims[1], tfx_type_str(a[0], s0, sizeof s0), tfx_type_str(a[1], s1, sizeof s1));
   if (n->pos_offset < 0) return tfx_errf(err, errlen, "positions: offset = %d must be >= 0", n->pos_offset);
+  if (n->pad_skip && (a[1]->dtype != TFX_DT_I32 || a[1]->rank != 1))
+    return tfx_errf(err, errlen, "positions: pad = %d needs x to be the token ids i32[T], got %s", n->pad_id,
+                    tfx_type_str(a[1], s1, sizeof s1));
+  if (n->pad_skip && n->pos_offset < 1)
+    return tfx_errf(
+        err, errlen,
+        "positions: pad = %d needs offset >= 1 (pad tokens read row offset - 1, Hugging Face's padding_idx)",
+        n->pad_id);
+  if (n->pad_skip && n->n_inputs == 3) return tfx_errf(err, errlen, "positions: pad and segments cannot be combined");
   if (n->n_inputs == 3 && (a[2]->dtype != TFX_DT_I32 || a[2]->rank != 1 || a[2]->dims[0] != TFX_DIM_T))
     return tfx_errf(err, errlen, "positions: the segment ids are %s, expected i32[T] (one id per row)",
                     tfx_type_str(a[2], s0, sizeof s0));

@@ -88,8 +88,9 @@ tfx_interp *tfx_interp_new(const tfx_graph *g, const uint8_t *weights) {
     if (tfx_node_kv_bytes(n, g->max_seq) > 0) { /* causal ATTENTION: K and V; MLA: its latent (kcache) */
       size_t cnt = (size_t)(tfx_node_kv_bytes(n, g->max_seq) / 4);
       int mla = n->op != TFX_OP_ATTENTION; /* MLA's latent, a recurrent state (ir/recurrent.c): one buffer */
-      it->kcache[i] = calloc(mla ? cnt : cnt / 2, sizeof(float));
-      it->vcache[i] = calloc(mla ? 1 : cnt / 2, sizeof(float));
+      size_t half = (size_t)(g->max_seq * n->kv_heads * n->head_dim); /* a key mask's values follow V */
+      it->kcache[i] = calloc(mla ? cnt : half, sizeof(float));
+      it->vcache[i] = calloc(mla ? 1 : cnt - half, sizeof(float));
       if (!it->kcache[i] || !it->vcache[i]) {
         snprintf(it->init_err, sizeof it->init_err, "interpreter: out of memory for the KV cache of %%%d", i);
         return it;

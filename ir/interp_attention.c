@@ -35,6 +35,11 @@ int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, cons
   if (causal) {
     memcpy(kc + pos * ks, k, (size_t)(q_rows * ks) * sizeof(float));
     memcpy(vc + pos * ks, v, (size_t)(q_rows * ks) * sizeof(float));
+    if (km.data) { /* the key mask's values are kept after V, one per position (4 bytes: i32 or f32) */
+      float *kept = vc + max_seq * ks;
+      memcpy(kept + pos, km.data, (size_t)q_rows * sizeof(float));
+      km.data = kept;
+    }
     keys = kc;
     vals = vc;
     n_keys = pos + q_rows;

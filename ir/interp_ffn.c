@@ -209,6 +209,18 @@ int tfx_interp_op_positions(const tfx_interp_call *c) {
     }
     return 0;
   }
+  if (nd->pad_skip) { /* transformers' RoBERTa position ids: pad tokens are not counted, they read row offset - 1 */
+    const int32_t *ids = (const int32_t *)c->val[nd->inputs[1]];
+    int64_t counted = 0;
+    for (int64_t t = 0; t < rows; t++) {
+      int64_t p = ids[t] == nd->pad_id ? nd->pos_offset - 1 : pos + counted++;
+      if (p >= max_pos)
+        return tfx_errf(c->err, c->errlen, "%%%d (positions): position %lld is outside the table of %lld rows", nd->id,
+                        (long long)p, (long long)max_pos);
+      memcpy(c->y + t * cols, OPERAND(c, 0) + p * cols, (size_t)cols * sizeof(float));
+    }
+    return 0;
+  }
   if (pos < 0 || pos + rows > max_pos)
     return tfx_errf(c->err, c->errlen, "%%%d (positions): positions %lld..%lld are outside the table of %lld rows",
                     nd->id, (long long)pos, (long long)(pos + rows - 1), (long long)max_pos);

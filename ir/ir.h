@@ -86,6 +86,7 @@ typedef struct {
  * sigmoid:     1 / (1 + exp(-x))
  * positions:   (table f32[P, D], x i32[T] or f32[T, ...]) -> f32[T, D]: rows pos+o..pos+o+T-1 of
  *   the table, o = pos_offset >= 0 (learned absolute positions); P >= max_seq + o; x only gives T
+ *   (with pad_skip, x is the ids and pad tokens are not counted: see pad_skip below)
  * sinusoidal:  (x f32[T, D]) theta -> f32[T, D]: PE[p, 2i] = sin(p / theta^(2i/D)),
  *   PE[p, 2i+1] = cos(p / theta^(2i/D)) for p = pos + t; x only gives T and D
  * moe_route:   (logits f32[T, E]) top_k, moe_gate, capacity -> route f32[T, 2k]: see below; with
@@ -311,8 +312,10 @@ typedef struct tfx_node {
   int rel_max_distance, rel_bidirectional;
   /* ATTENTION with key_mask = 1: its last operand is a key mask f32[rows of k]
    * or i32[rows of k] (a forward input: 1 keeps key j, 0 drops it, as
-   * Hugging Face's attention_mask); only with mask NONE. The bias table, if
-   * any, stays the 4th operand. */
+   * Hugging Face's attention_mask); with mask CAUSAL the call's values are
+   * kept after V in the node's KV storage (tfx_node_kv_bytes: 4 bytes per
+   * position) and read from there for every key. The bias table, if any,
+   * stays the 4th operand. */
   int key_mask;
   /* ATTENTION with segments = 1 (packed sequences): its last operand (after
    * the key mask) is i32[T], a segment id per row; query i attends only the
@@ -335,10 +338,16 @@ typedef struct tfx_node {
    * dn dims, q_pe = rope(its last dr dims, p); K_h = c W_uk_h^T (W_uk_h: rows
    * h(dn+dv) .. +dn of wkv_b), V_h = c W_uv_h^T (the next dv rows); score
    * (q_nope . K_h[j] + q_pe . kr[j]) / sqrt(dn + dr). */
-  double scale, shift;   /* AFFINE: y = x * scale + shift; ATTENTION: scale > 0 the score scale (tfx_attn_scale) */
-  double softcap;        /* ATTENTION: > 0 caps the scaled scores, s -> softcap * tanh(s / softcap) before ALiBi,
-                            the bias and the mask (Gemma 2), 0 none; SOFTCAP: the cap c > 0 */
-  int pos_offset;        /* POSITIONS: the row of position 0 (RoBERTa/BART: padding_idx + 1) */
+  double scale, shift; /* AFFINE: y = x * scale + shift; ATTENTION: scale > 0 the score scale (tfx_attn_scale) */
+  double softcap;      /* ATTENTION: > 0 caps the scaled scores, s -> softcap * tanh(s / softcap) before ALiBi,
+                          the bias and the mask (Gemma 2), 0 none; SOFTCAP: the cap c > 0 */
+  int pos_offset;      /* POSITIONS: the row of position 0 (RoBERTa/BART: padding_idx + 1) */
+  /* POSITIONS with pad_skip = 1 (RoBERTa, transformers' position ids): x is
+   * the ids i32[T]; a token whose id is pad_id is not counted and reads row
+   * pos_offset - 1 (padding_idx), any other token t reads row pos_offset +
+   * pos + (the tokens before t in the call that are not pad_id).
+   * pos_offset >= 1, no segment ids; not row-wise. */
+  int pad_skip, pad_id;
   int top_k;             /* MOE_ROUTE: experts per token, 1..E */
   tfx_moe_gate moe_gate; /* MOE_ROUTE */
   double capacity;       /* MOE_ROUTE: capacity factor C > 0, or 0 for no capacity limit */

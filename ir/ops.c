@@ -113,7 +113,7 @@ int tfx_node_row_wise(const tfx_graph *g, const tfx_node *n) {
   if (n->op == TFX_OP_MOE_ROUTE) return !(n->capacity > 0); /* token dropping looks at the other rows */
   if (n->op == TFX_OP_MATMUL) return !tfx_type_has_t(&g->nodes[n->inputs[1]].type); /* rows of b are tokens */
   /* segment ids: a row's position depends on the rows before */
-  if (n->op == TFX_OP_POSITIONS) return n->n_inputs == 2;
+  if (n->op == TFX_OP_POSITIONS) return n->n_inputs == 2 && !n->pad_skip; /* pad_skip: counts the ids before */
   if (n->op == TFX_OP_ROPE) return n->n_inputs == 1;
   return 0;
 }

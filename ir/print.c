@@ -73,7 +73,9 @@ void tfx_print_norm(const tfx_node *n, FILE *out) {
 
 /* POSITIONS: the offset when there is one */
 void tfx_print_positions(const tfx_node *n, FILE *out) {
-  if (n->pos_offset && n->n_inputs == 3)
+  if (n->pad_skip)
+    fprintf(out, " {offset = %d, pad = %d}", n->pos_offset, n->pad_id);
+  else if (n->pos_offset && n->n_inputs == 3)
     fprintf(out, " {offset = %d, segments = %%%d}", n->pos_offset, n->inputs[2]);
   else if (n->pos_offset)
     fprintf(out, " {offset = %d}", n->pos_offset);

@@ -63,7 +63,7 @@ static int absorb(tfx_rw *rw, int e, char *err, size_t errlen) {
     const tfx_node *on = &g->nodes[other];
     if (other == e) return 0;
     if ((on->op == TFX_OP_POSITIONS || on->op == TFX_OP_SINUSOIDAL) && tfx_type_equal(&on->type, &en->type) &&
-        !on->pos_offset && (on->op != TFX_OP_POSITIONS || on->n_inputs == 2)) {
+        !on->pos_offset && !on->pad_skip && (on->op != TFX_OP_POSITIONS || on->n_inputs == 2)) {
       /* the fused table read has no offset nor segment ids */
       if (fx.pos_add || fx.has_bias || fx.norm || uses_besides(rw, e, other) != 1 || rw->uses[other] != 1 ||
           only_consumer(g, other, other + 1) != u)

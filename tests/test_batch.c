@@ -30,19 +30,30 @@
  * batch entry runs the prefill kernels over rows a session runs with its
  * decode kernels (other summation orders in the GEMM). */
 #define LOGIT_TOL 1e-5
+/* quantized weights: the batch entry's int8 tiles and the session's decode
+ * kernels add the same integer dot products in another f32 order, and an
+ * activation differing in its last bit may quantize to the neighbouring
+ * int8 code in the next linear (one step of its block's scale) */
+#define LOGIT_TOL_Q8 2e-3
+static double logit_tol = LOGIT_TOL;
 #define MAXSEQ 8 /* sequences of a scenario */
 #define TFX_RT_TEST_ARGS 32
 
-static tfx_model *compile(const char *path, const char *weights, int opt) {
+static tfx_model *compile_q(const char *path, const char *weights, int opt, const char *quantize) {
   tfx_compile_options o;
   tfx_compile_options_init(&o);
   o.opt_level = opt;
   o.weights = weights;
+  o.quantize = quantize;
   tfx_model *m = NULL;
   int rc = tfx_jit_compile_file(path, &o, &m);
   if (rc != TFX_OK) fprintf(stderr, "compile %s: %s\n", path, tfx_error_message(rc));
   assert_int_equal(rc, TFX_OK);
   return m;
+}
+
+static tfx_model *compile(const char *path, const char *weights, int opt) {
+  return compile_q(path, weights, opt, NULL);
 }
 
 static tfx_batch *new_batch(tfx_model *m, tfx_batch_options o) {
@@ -76,11 +87,11 @@ static void check_row(const float *ref, const float *got, int w, const char *wha
     if (d < 0) d = -d;
     if (!(d <= maxd)) maxd = d; /* NaN propagates */
   }
-  if (!(maxd <= LOGIT_TOL * maxref))
-    fail_msg("%s: step %d, sequence %d: max |batch - session| = %g > %g", what, step, seq, maxd, LOGIT_TOL * maxref);
+  if (!(maxd <= logit_tol * maxref))
+    fail_msg("%s: step %d, sequence %d: max |batch - session| = %g > %g", what, step, seq, maxd, logit_tol * maxref);
   /* the same greedy id, unless the two top logits tie within the tolerance */
   int ia = tfx_test_argmax(ref, w), ib = tfx_test_argmax(got, w);
-  if (ia != ib && !(ref[ia] - ref[ib] <= 2 * LOGIT_TOL * maxref))
+  if (ia != ib && !(ref[ia] - ref[ib] <= 2 * logit_tol * maxref))
     fail_msg("%s: step %d, sequence %d: greedy id %d (batch) vs %d (session), logits %g vs %g", what, step, seq, ib, ia,
              (double)ref[ib], (double)ref[ia]);
 }
@@ -410,6 +421,27 @@ static void test_stories260k(void **state) {
   }
 }
 
+/* q8_0 and q4_0 weights (int8 dot products): steps of 1 to 4 rows and
+ * prompts of up to 17, so the batch entry's linears take both their
+ * few-rows branch (the decode kernels) and their many-rows one (rows
+ * quantized into the workspace by a kernel of their own, the repacked
+ * tiles), against sessions decoding through the decode kernels. */
+static void test_quantized(void **state) {
+  (void)state;
+  static const char *const formats[] = {"q8_0", "q4_0"};
+  char path[4096];
+  snprintf(path, sizeof path, "%s/examples/llama/tiny.tfx", TFX_SOURCE_DIR);
+  logit_tol = LOGIT_TOL_Q8;
+  for (size_t f = 0; f < sizeof formats / sizeof *formats; f++) {
+    tfx_model *m = compile_q(path, "random:11", 3, formats[f]);
+    char what[64];
+    snprintf(what, sizeof what, "tiny %s -O3", formats[f]);
+    scenario(m, what);
+    tfx_model_close(m);
+  }
+  logit_tol = LOGIT_TOL;
+}
+
 /* Learned positions (GPT-2), ALiBi (BLOOM) and a sliding-window mask: the
  * position-dependent kernels with per-row positions. */
 static void test_other_families(void **state) {
@@ -489,11 +521,9 @@ static void test_malformed_batch_entry(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_gqa_random),
-      cmocka_unit_test(test_stories260k),
-      cmocka_unit_test(test_other_families),
-      cmocka_unit_test(test_no_batch_entry),
-      cmocka_unit_test(test_malformed_batch_entry),
+      cmocka_unit_test(test_gqa_random),     cmocka_unit_test(test_stories260k),
+      cmocka_unit_test(test_quantized),      cmocka_unit_test(test_other_families),
+      cmocka_unit_test(test_no_batch_entry), cmocka_unit_test(test_malformed_batch_entry),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

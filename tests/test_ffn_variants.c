@@ -39,7 +39,6 @@
 #include "support/testutil.h"
 #include "tfx/tfx.h"
 
-
 /* ---- the IR harness: interpreter vs JIT (tests/support/jit_harness.c) ---- */
 
 /* Token inputs come from a generator seeded with 99 in every run. */
@@ -108,6 +107,57 @@ static void test_positions(void **state) {
   assert_true(t->g->output >= 0);
   static const int full[] = {16, 1, 9};
   check_graph_calls(t, full, 3, 1.0f, "positions, tokens, no cache");
+  tfx_tg_free(t);
+}
+
+/* positions(..., offset = 2, pad = 1): tokens of a 3-id vocabulary, so about
+ * a third are pad tokens (not counted, row 1), in every call. */
+static int pad_positions(tfx_tg *t, int table, int tok) {
+  tfx_node p = tfx_node_proto(TFX_OP_POSITIONS, 2, (int[]){table, tok});
+  p.pos_offset = 2;
+  p.pad_skip = 1;
+  p.pad_id = 1;
+  return tfx_tg_add(t, &p);
+}
+
+static void test_positions_pad(void **state) {
+  (void)state;
+  const int64_t D = 24;
+  /* with a KV cache: prefill, decode and chunks count from pos (as transformers' past length) */
+  tfx_tg *t = tfx_tg_new("positions_pad", 32, 9);
+  int tok = tfx_tg_input_tokens(t);
+  int x = tfx_tg_op2(t, TFX_OP_EMBEDDING, tfx_tg_param2(t, "wte", 3, D, 1.0f), tok);
+  x = tfx_tg_op2(t, TFX_OP_ADD, x, pad_positions(t, tfx_tg_param2(t, "wpe", 34, D, 1.0f), tok));
+  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, self_attention(t, x, D), x);
+  assert_true(t->g->output >= 0);
+  check_graph_calls(t, k_causal_calls, N_CAUSAL_CALLS, 1.0f, "positions with pad + causal attention");
+  tfx_tg_free(t);
+  /* without a KV cache (an encoder): every call from 0 */
+  t = tfx_tg_new("positions_pad_enc", 16, 5);
+  tok = tfx_tg_input_tokens(t);
+  int emb = tfx_tg_op2(t, TFX_OP_EMBEDDING, tfx_tg_param2(t, "wte", 3, 40, 1.0f), tok);
+  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, emb, pad_positions(t, tfx_tg_param2(t, "wpe", 18, 40, 1.0f), tok));
+  assert_true(t->g->output >= 0);
+  static const int full[] = {16, 1, 9};
+  check_graph_calls(t, full, 3, 1.0f, "positions with pad, no cache");
+  /* the interpreter's rows by hand: ids 1 2 1 0 2 -> rows 1 2 1 3 4 (pad 1, offset 2) */
+  const float *wte = (const float *)(t->blob + t->g->nodes[t->g->nodes[emb].inputs[0]].weight_offset);
+  const tfx_node *pn = &t->g->nodes[t->g->nodes[t->g->output].inputs[1]];
+  const float *table = (const float *)(t->blob + t->g->nodes[pn->inputs[0]].weight_offset);
+  static const int32_t ids[5] = {1, 2, 1, 0, 2};
+  static const int rows[5] = {1, 2, 1, 3, 4};
+  float out[5 * 40];
+  char err[256];
+  tfx_interp *it = tfx_interp_new(t->g, t->blob);
+  assert_int_equal(tfx_interp_forward(it, ids, 5, out, err, sizeof err), 0);
+  for (int r = 0; r < 5; r++)
+    for (int c = 0; c < 40; c++)
+      assert_true(fabsf(out[r * 40 + c] - (wte[ids[r] * 40 + c] + table[rows[r] * 40 + c])) <= 1e-6f);
+  tfx_interp_free(it);
+  tfx_node bad = *pn; /* pad tokens read row offset - 1: offset 0 has none */
+  bad.pos_offset = 0;
+  assert_int_equal(tfx_graph_add(t->g, &bad, err, sizeof err), -1);
+  assert_non_null(strstr(err, "pad = 1 needs offset >= 1"));
   tfx_tg_free(t);
 }
 
@@ -563,6 +613,9 @@ static void test_source_errors(void **state) {
   expect_error("return moe(x, router, e1, e2, e3, top_k = 2, shared_w1 = router)", MOE_PARAMS,
                "shared experts need both shared_w1 and shared_w2");
   expect_error("return positions(wpe, x)", "param wpe : f32[15, 24]", "need max_pos >= max_seq");
+  expect_error("return positions(wpe, x, offset = 2, pad = 1)", "param wpe : f32[40, 24]",
+               "positions: pad = 1 needs x to be the token ids i32[T], got f32[T, 24]");
+  expect_error("return positions(wpe, x, pad = -1)", "param wpe : f32[40, 24]", "positions's pad");
   expect_error("return glu(x, w1, w3, act = swish)", GLU_PARAMS, "bad value 'swish' for glu's act");
   expect_error("return glu(x, w1, w2)", GLU_PARAMS, "glu: w1 is f32[40, 24] but w3 is f32[24, 40]");
   expect_error("return x + sinusoidal(x, base = -1)", "", "sinusoidal's base must be > 0");
@@ -570,12 +623,19 @@ static void test_source_errors(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_sigmoid),           cmocka_unit_test(test_positions),
-      cmocka_unit_test(test_sinusoidal),        cmocka_unit_test(test_position_tables_by_hand),
-      cmocka_unit_test(test_moe_route),         cmocka_unit_test(test_moe_layer),
-      cmocka_unit_test(test_moe_route_by_hand), cmocka_unit_test(test_moe_empty_slots),
-      cmocka_unit_test(test_type_errors),       cmocka_unit_test(test_builtins_from_source),
-      cmocka_unit_test(test_lowering_shape),    cmocka_unit_test(test_source_errors),
+      cmocka_unit_test(test_sigmoid),
+      cmocka_unit_test(test_positions),
+      cmocka_unit_test(test_positions_pad),
+      cmocka_unit_test(test_sinusoidal),
+      cmocka_unit_test(test_position_tables_by_hand),
+      cmocka_unit_test(test_moe_route),
+      cmocka_unit_test(test_moe_layer),
+      cmocka_unit_test(test_moe_route_by_hand),
+      cmocka_unit_test(test_moe_empty_slots),
+      cmocka_unit_test(test_type_errors),
+      cmocka_unit_test(test_builtins_from_source),
+      cmocka_unit_test(test_lowering_shape),
+      cmocka_unit_test(test_source_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -150,10 +150,21 @@ static void test_config_parsing(void **state) {
                     "\"max_position_embeddings\": 40, \"pad_token_id\": 0}",
                     0, err, sizeof err);
   if (!t) fail_msg("%s", err);
-  expect_in(t, "forward(tokens : i32[T]) -> f32[T, dim]");
-  expect_in(t, "mask = none");
-  expect_in(t, "max_seq = 40, max_pos = 40");
+  expect_in(t, "forward(tokens : i32[T], types : i32[T], mask : i32[T]) -> f32[T, dim]");
+  expect_in(t, "mask = none, key_mask = m");
+  expect_in(t, "max_seq = 40, max_pos = 40, type_vocab = 2");
+  expect_in(t, "+ embedding(type_embeddings, types)");
   expect_in(t, "tokens { pad = 0 }");
+  free(t);
+  /* type_vocab_size 1 (RoBERTa's checkpoints): type 0's row, no `types` input */
+  t = import_config("{\"model_type\": \"bert\", \"hidden_size\": 32, \"num_hidden_layers\": 1, "
+                    "\"num_attention_heads\": 4, \"intermediate_size\": 64, \"vocab_size\": 30, "
+                    "\"type_vocab_size\": 1}",
+                    0, err, sizeof err);
+  if (!t) fail_msg("%s", err);
+  expect_in(t, "forward(tokens : i32[T], mask : i32[T]) -> f32[T, dim]");
+  expect_in(t, "\"*embeddings.token_type_embeddings.weight\"[0] = \"type_embedding\"");
+  expect_in(t, "+ type_embedding\n");
   free(t);
 }
 

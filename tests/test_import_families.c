@@ -6,7 +6,9 @@
  * `tfxc import DIR -o DIR/model.tfx` writes its .tfx, which
  * is JIT-compiled at -O0 and -O3 and compared with transformers' output of
  * the same tokens: prefill (every row), token-by-token decode and two chunks
- * (decoders), within 1e-4 relative to the output's scale. The oracle's
+ * (decoders), within 1e-4 relative to the output's scale; the encoders
+ * (BERT, RoBERTa, XLM-R) with their token type ids and an attention mask with
+ * dropped keys (tfx_forward_inputs, the inputs the import writes). The oracle's
  * python is TFX_HF_PYTHON (scripts/hfenv.sh); without it the test fails. */
 #include <math.h>
 #include <setjmp.h>
@@ -71,6 +73,14 @@ static void check_family(const char *fam) {
   int32_t *ids = (int32_t *)tfx_test_read_file(path, &n_in);
   snprintf(path, sizeof path, "%s/expected.bin", dir);
   float *want = (float *)tfx_test_read_file(path, &n_exp);
+  snprintf(path, sizeof path, "%s/types.bin", dir); /* the encoders' extra inputs, when written */
+  int32_t *types = (int32_t *)tfx_test_read_file(path, NULL);
+  snprintf(path, sizeof path, "%s/mask.bin", dir);
+  int32_t *mask = (int32_t *)tfx_test_read_file(path, NULL);
+  tfx_input in[3] = {{"tokens", ids, 0}, {"types", types, 0}, {"mask", mask, 0}};
+  int n_inputs = 1;
+  if (types) in[n_inputs++] = (tfx_input){"types", types, 0};
+  if (mask) in[n_inputs++] = (tfx_input){"mask", mask, 0};
   snprintf(path, sizeof path, "%s/meta.json", dir);
   char *meta = tfx_test_read_file(path, NULL);
   assert_non_null(ids);
@@ -98,7 +108,13 @@ static void check_family(const char *fam) {
     assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
     float *got = calloc(total, sizeof *got);
     char what[64];
-    assert_int_equal(tfx_forward_ex(s, ids, T, got, 0), TFX_OK);
+    struct tfx_model_info info = {.struct_size = sizeof info};
+    assert_int_equal(tfx_model_info(m, &info), TFX_OK);
+    assert_int_equal(info.n_inputs, n_inputs);
+    if (n_inputs > 1)
+      assert_int_equal(tfx_forward_inputs(s, in, n_inputs, T, got, 0), TFX_OK);
+    else
+      assert_int_equal(tfx_forward_ex(s, ids, T, got, 0), TFX_OK);
     snprintf(what, sizeof what, "%s -O%d prefill", fam, opt);
     compare(what, got, want, total, scale);
     if (causal) {
@@ -117,6 +133,8 @@ static void check_family(const char *fam) {
     tfx_model_close(m);
   }
   free(ids);
+  free(types);
+  free(mask);
   free(want);
   free(meta);
 }

@@ -10,7 +10,8 @@
  * verifier's, and the backend's refusal (compiled code takes one input so
  * far). Packed variable-length batches (issue #16): tests/hf/bert_packed.tfx
  * on four sequences in one call against BertModel on each sequence alone.
- * The oracle's python is TFX_HF_PYTHON (scripts/hfenv.sh). */
+ * The key mask in the flash, block-sparse and per-row schedules against the
+ * interpreter (test_key_mask_schedules). The oracle's python is TFX_HF_PYTHON (scripts/hfenv.sh). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -380,21 +381,12 @@ static void test_errors(void **state) {
       HDR "forward(a : i32[T], b : i32[T], c : i32[T], d : i32[T], e : i32[T], f : i32[T], g : i32[T], "
           "h : i32[T], i : i32[T]) -> f32[T, dim] { return embedding(emb, a) }\n",
       ":5:105:", "forward takes at most 8 inputs, got 9");
-  /* a key mask on a causal attention */
-  tfx_test_expect_compile_error(HDR "forward(t : i32[T], m : i32[T]) -> f32[T, dim] {\n"
-                                    "  x = embedding(emb, t)\n"
-                                    "  return attention(x, w, w, w, w, heads = 2, mask = causal, key_mask = m)\n}\n",
-                                ":7:72:", "attention: key_mask needs mask = none");
   /* a key mask whose length is not the keys' */
   tfx_test_expect_compile_error(HDR "param km : f32[3]\n"
                                     "forward(t : i32[T]) -> f32[T, dim] {\n"
                                     "  x = embedding(emb, t)\n"
                                     "  return attention(x, w, w, w, w, heads = 2, mask = none, key_mask = km)\n}\n",
                                 ":8:70:", "attention: key_mask is f32[3], expected f32[T] or i32[T]");
-  tfx_test_expect_compile_error(HDR "forward(t : i32[T], m : i32[T]) -> f32[T, dim] {\n"
-                                    "  x = embedding(emb, t)\n"
-                                    "  return attend(x, x, x, heads = 2, mask = causal, key_mask = m)\n}\n",
-                                ":7:63:", "attend: key_mask needs mask = none");
   /* an extra input used where a tensor of rows is expected */
   tfx_test_expect_compile_error(HDR "forward(t : i32[T], m : f32[T]) -> f32[T, dim] {\n"
                                     "  return embedding(emb, t) + m\n}\n",
@@ -501,6 +493,175 @@ static void test_decode_with_types(void **state) {
   }
 }
 
+/* The key mask in every schedule of the forward entry: flash (attention
+ * without a pattern) and block-sparse (a bidirectional sliding window),
+ * forced with `schedule { attention = flash }`, and the per-row kernel
+ * (`schedule { attention = dense }`, and the decode entry
+ * of a one-row call), JIT at -O0 and -O3 against the interpreter: a call of
+ * 37 rows whose mask drops keys in several tiles and key groups and all of
+ * keys 16..31 (whole tiles and groups for W and KG of 8 or 16), calls of 5
+ * and 1 rows, and a call of 20 rows that drops every key (zeros); an i32
+ * mask, and an f32 one at -O3. */
+static const char k_masked_src[] =
+    "model km\n"
+    "const dim = 16, vocab = 20, max_seq = 40, heads = 2\n"
+    "weights \"random:9\"\n"
+    "param emb : f32[vocab, dim]\n"
+    "param wq : f32[dim, dim]\n"
+    "param wk : f32[dim, dim]\n"
+    "param wv : f32[dim, dim]\n"
+    "param wo : f32[dim, dim]\n"
+    "forward(tokens : i32[T], m : %s[T]) -> f32[T, dim] {\n"
+    "  x = embedding(emb, tokens)\n"
+    "  x = x + attention(x, wq, wk, wv, wo, heads = heads, mask = none, key_mask = m)\n"
+    "  return x + attention(x, wq, wk, wv, wo, heads = heads, mask = none, key_mask = m,\n"
+    "                       sparse = sliding(window = 6))\n"
+    "}\n%s";
+
+static void check_masked_schedules(int opt, int dense, int f32_mask) {
+  enum { T = 37, D = 16 };
+  static const int calls[4] = {T, 5, 1, 20};
+  int32_t ids[T], mi[T];
+  float mf[T];
+  for (int t = 0; t < T; t++) {
+    ids[t] = (t * 7 + 3) % 20;
+    mi[t] = !(t == 3 || t == 5 || (t >= 16 && t < 32) || t == 33 || t == 36);
+    mf[t] = (float)mi[t] * (t % 2 ? 1.0f : 0.5f); /* any value but 0 keeps the key */
+  }
+  int32_t zeros_i[T] = {0};
+  float zeros_f[T] = {0};
+  char src[2048], err[512], what[96];
+  snprintf(src, sizeof src, k_masked_src, f32_mask ? "f32" : "i32",
+           dense ? "schedule {\n  attention = dense\n}\n" : "schedule {\n  attention = flash\n}\n");
+  tfx_build b;
+  tfx_build_options o = {.opt_level = opt};
+  if (tfx_build_source("km.tfx", src, &o, &b)) fail_msg("km.tfx does not build at -O%d", opt);
+  int seen = 0;
+  for (int i = 0; i < b.graph->n_nodes; i++) {
+    const tfx_node *n = &b.graph->nodes[i];
+    if (n->op != TFX_OP_ATTENTION) continue;
+    int want = dense                               ? TFX_ATTN_SCHED_ROW
+               : n->sparse.kind == TFX_SPARSE_NONE ? TFX_ATTN_SCHED_FLASH
+                                                   : TFX_ATTN_SCHED_BLOCK_SPARSE;
+    assert_int_equal(tfx_attn_schedule_of(b.graph, n, 0), want);
+    seen++;
+  }
+  assert_int_equal(seen, 2);
+  const void *masks[4];
+  float ref[4][T * D], got[T * D];
+  tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+  for (int c = 0; c < 4; c++) {
+    masks[c] = c == 3 ? (f32_mask ? (const void *)zeros_f : zeros_i) : f32_mask ? (const void *)mf : mi;
+    const void *in[2] = {ids, masks[c]};
+    if (tfx_interp_forward_inputs(it, in, 2, calls[c], ref[c], err, sizeof err)) fail_msg("%s", err);
+  }
+  tfx_interp_free(it);
+  tfx_model *m = NULL;
+  if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("-O%d: %s", opt, err);
+  tfx_session *s = NULL;
+  assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
+  for (int c = 0; c < 4; c++) {
+    const tfx_input inputs[2] = {{"tokens", ids, 0}, {"m", masks[c], 0}};
+    memset(got, 0, sizeof got);
+    assert_int_equal(tfx_forward_inputs(s, inputs, 2, calls[c], got, 0), TFX_OK);
+    snprintf(what, sizeof what, "key mask %s -O%d %s, %d rows", f32_mask ? "f32" : "i32", opt,
+             dense ? "row" : "flash/bsparse", calls[c]);
+    compare(what, got, ref[c], (size_t)calls[c] * D);
+  }
+  tfx_session_free(s);
+  tfx_model_close(m);
+  tfx_build_free(&b);
+}
+
+static void test_key_mask_schedules(void **state) {
+  (void)state;
+  for (int opt = 0; opt <= 3; opt += 3)
+    for (int dense = 0; dense < 2; dense++) check_masked_schedules(opt, dense, 0);
+  check_masked_schedules(3, 0, 1);
+}
+
+/* A key mask on a causal attention (a left-padded prompt): the values are
+ * kept with the KV cache, so decode and chunks drop the same keys as the
+ * prefill. Oracle: with RoPE only relative positions matter, so the rows
+ * after the left padding equal the interpreter's rows of the prompt without
+ * it (the inner pad key dropped in both); then JIT (forced flash prefill and the
+ * per-row kernel) vs the interpreter at -O0 and -O3: prefill, decode row by
+ * row, chunks of 4 + 7. */
+static const char k_causal_masked_src[] =
+    "model ck\n"
+    "const dim = 16, vocab = 20, max_seq = 24, heads = 2\n"
+    "weights \"random:5\"\n"
+    "param emb : f32[vocab, dim]\n"
+    "param wq : f32[dim, dim]\n"
+    "param wk : f32[dim, dim]\n"
+    "param wv : f32[dim, dim]\n"
+    "param wo : f32[dim, dim]\n"
+    "param g : f32[dim]\n"
+    "param head : f32[vocab, dim]\n"
+    "forward(tokens : i32[T], m : i32[T]) -> f32[T, vocab] {\n"
+    "  x = embedding(emb, tokens) * 4\n"
+    "  x = x + attention(rmsnorm(x, g), wq, wk, wv, wo, heads = heads, mask = causal,\n"
+    "                    position = rope(theta = 10000), key_mask = m)\n"
+    "  return linear(rmsnorm(x, g), head)\n"
+    "}\n%s";
+
+static void test_causal_key_mask(void **state) {
+  (void)state;
+  enum { T = 11, V = 20, PAD = 3 };
+  int32_t ids[T], mask[T], ones[T];
+  for (int t = 0; t < T; t++) ids[t] = (t * 7 + 3) % V, mask[t] = t >= PAD && t != 6, ones[t] = 1;
+  float ref[T * V], unpadded[T * V], got[T * V];
+  char src[2048], err[512], what[96];
+  for (int opt = 0; opt <= 3; opt += 3)
+    for (int dense = 0; dense < 2; dense++) {
+      snprintf(src, sizeof src, k_causal_masked_src,
+               dense ? "schedule {\n  attention = dense\n}\n" : "schedule {\n  attention = flash\n}\n");
+      tfx_build b;
+      tfx_build_options o = {.opt_level = opt};
+      if (tfx_build_source("ck.tfx", src, &o, &b)) fail_msg("ck.tfx does not build at -O%d", opt);
+      tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+      const void *in[2] = {ids, mask};
+      if (tfx_interp_forward_inputs(it, in, 2, T, ref, err, sizeof err)) fail_msg("%s", err);
+      if (opt == 0 && !dense) { /* the prompt without its left padding */
+        tfx_interp_reset(it);
+        const void *in2[2] = {ids + PAD, mask + PAD};
+        if (tfx_interp_forward_inputs(it, in2, 2, T - PAD, unpadded, err, sizeof err)) fail_msg("%s", err);
+        compare("causal key mask: left padding", ref + PAD * V, unpadded, (size_t)(T - PAD) * V);
+        /* and the mask matters: without it the rows differ */
+        tfx_interp_reset(it);
+        const void *in3[2] = {ids, ones};
+        if (tfx_interp_forward_inputs(it, in3, 2, T, got, err, sizeof err)) fail_msg("%s", err);
+        assert_true(tfx_test_max_abs_diff(got + PAD * V, ref + PAD * V, (size_t)(T - PAD) * V) > 1e-2);
+      }
+      tfx_interp_free(it);
+      tfx_model *m = NULL;
+      if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("-O%d: %s", opt, err);
+      tfx_session *s = NULL;
+      assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
+      const char *sched = dense ? "row" : "flash";
+      const tfx_input all[2] = {{"tokens", ids, 0}, {"m", mask, 0}};
+      assert_int_equal(tfx_forward_inputs(s, all, 2, T, got, 0), TFX_OK);
+      snprintf(what, sizeof what, "causal key mask -O%d %s prefill", opt, sched);
+      compare(what, got, ref, T * V);
+      tfx_session_reset(s);
+      for (int t = 0; t < T; t++) {
+        const tfx_input one[2] = {{"tokens", ids + t, 0}, {"m", mask + t, 0}};
+        assert_int_equal(tfx_forward_inputs(s, one, 2, 1, got + t * V, 0), TFX_OK);
+      }
+      snprintf(what, sizeof what, "causal key mask -O%d %s decode", opt, sched);
+      compare(what, got, ref, T * V);
+      tfx_session_reset(s);
+      const tfx_input c1[2] = {{NULL, ids, 0}, {NULL, mask, 0}}, c2[2] = {{NULL, ids + 4, 0}, {NULL, mask + 4, 0}};
+      assert_int_equal(tfx_forward_inputs(s, c1, 2, 4, got, 0), TFX_OK);
+      assert_int_equal(tfx_forward_inputs(s, c2, 2, T - 4, got + 4 * V, 0), TFX_OK);
+      snprintf(what, sizeof what, "causal key mask -O%d %s chunks", opt, sched);
+      compare(what, got, ref, T * V);
+      tfx_session_free(s);
+      tfx_model_close(m);
+      tfx_build_free(&b);
+    }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_errors),
@@ -508,6 +669,8 @@ int main(void) {
       cmocka_unit_test(test_bert_vs_transformers),
       cmocka_unit_test(test_packed_vs_transformers),
       cmocka_unit_test(test_decode_with_types),
+      cmocka_unit_test(test_key_mask_schedules),
+      cmocka_unit_test(test_causal_key_mask),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

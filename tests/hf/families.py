@@ -14,6 +14,13 @@ model.safetensors.index.json, as save_pretrained writes large models):
                 states (encoders) of the whole sequence in one pass
   meta.json     {"T", "out_width", "causal"}
 
+and, for the encoders (BERT's three inputs, as `tfxc import` writes them):
+
+  types.bin     int32 token_type_ids [T] (written when type_vocab_size > 1)
+  mask.bin      int32 attention_mask [T], zeros at the start, inside and at
+                the end, where input_ids are the pad token (RoBERTa's position
+                ids skip them)
+
 transformers 4.44.2 has no Qwen3 and no OLMo 2 (4.51 and 4.47 added them):
 their oracles are transformers' Mistral (Qwen3: head_dim != hidden / heads)
 and Llama with the q/k norms and OLMo 2's norm placement put around the
@@ -57,7 +64,8 @@ CONFIGS = {
     "falcon_new": ("falcon", dict(new_decoder_architecture=True, num_kv_heads=2, bias=True), False),
     "bert": ("bert", dict(), True),
     "roberta": ("roberta", dict(), True),
-    "xlm_roberta": ("xlm-roberta", dict(max_position_embeddings=40, pad_token_id=3), True),
+    # type_vocab_size 1, as the real checkpoints: type 0's row, no `types` input
+    "xlm_roberta": ("xlm-roberta", dict(max_position_embeddings=40, pad_token_id=3, type_vocab_size=1), True),
     "gemma": ("gemma", dict(num_key_value_heads=1, head_dim=16, hidden_activation="gelu_pytorch_tanh"), False),
     # window 5 < T: layer 0 slides, layer 1 attends globally; caps low enough to bite on random weights
     "gemma2": ("gemma2", dict(num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=12, sliding_window=5,
@@ -163,8 +171,19 @@ def main():
             model.save_pretrained(d, safe_serialization=True, **shard)
         g = torch.Generator().manual_seed(7)
         ids = torch.randint(3, VOCAB, (1, T), generator=g)
+        extra = {}
+        if encoder:  # token types (when the config has more than one) and a mask with dropped keys
+            types = cfg.type_vocab_size
+            if types > 1:
+                extra["token_type_ids"] = torch.randint(0, types, (1, T), generator=g)
+            mask = torch.ones((1, T), dtype=torch.long)
+            mask[0, [0, 7, T - 2, T - 1]] = 0
+            extra["attention_mask"] = mask
+            ids[mask == 0] = cfg.pad_token_id
+            for name, v in extra.items():
+                v[0].to(torch.int32).numpy().tofile(os.path.join(d, "types.bin" if name[0] == "t" else "mask.bin"))
         with torch.no_grad():
-            res = model(input_ids=ids)
+            res = model(input_ids=ids, **extra)
             y = res.last_hidden_state if encoder else res.logits
         y = y[0].float().contiguous()
         ids[0].to(torch.int32).numpy().tofile(os.path.join(d, "input.bin"))
