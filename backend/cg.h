@@ -668,6 +668,7 @@ struct tfx_cg_gemm {
    * GEMM reading them */
   int q8_stage;
   LLVMValueRef work;
+  int unroll; /* one row (M = 1), fully unrolled: one work item of straight-line code (tfx_fl_unrolled) */
 };
 /* Emits the item loop of G into the current body; the number of work items
  * is tfx_cg_gemm_items(G). */
@@ -746,6 +747,14 @@ typedef struct tfx_cg_mk_tile {
   int clamp;              /* rows past M - 1 reread row M - 1 (their results are not stored) */
   int c0, nc;             /* the tile's columns within the panel (static) */
   LLVMValueRef blk, blku;
+  /* the fully unrolled decode (G->unroll): x already through the prologue
+   * in xbuf (one row of up to TFX_CG_MK_KC floats), every k step emitted
+   * with constant offsets (no loop), and the finished sums returned in
+   * out[h * nvec + v] (h: gate, up; v: vector of W columns) instead of
+   * stored to blk / blku */
+  LLVMValueRef xbuf;
+  int unroll;
+  LLVMValueRef *out;
 } tfx_cg_mk_tile;
 void tfx_cg_mk_emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_mk_tile *t);
 

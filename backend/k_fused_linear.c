@@ -324,6 +324,8 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
   G.perm_hd = n->head_dim;
   G.perm_rd = n->rotary_dim;
   G.aq = tfx_node_act_quant(g, n); /* int8 dot products (k_linear_q8.c) */
+  /* decode of one row with small packed f32 weights: fully unrolled (k_linear.c emit_unrolled) */
+  G.unroll = cg->decode && m_per_t == 1 && packed && !G.aq && tfx_fl_unrolled(g, n);
   for (int s = 0; s < fx->n_segs; s++) G.segs[s] = fx->segs[s];
 
   char key[384], segs[64] = "";
@@ -345,13 +347,14 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
   for (int stage = staged ? TFX_CG_Q8_QUANT : TFX_CG_Q8_ONE; stage <= (staged ? TFX_CG_Q8_GEMM : TFX_CG_Q8_ONE);
        stage++) {
     static const char *const stage_keys[3] = {"", "_q8rows", "_q8gemm"};
-    snprintf(key, sizeof key,
-             "fl_K%lld_s%s_M%s%lld_n%d_b%d_a%d_g%d_r%d_rn%d_p%d_kc%d_rope%u_%d_%d_%d_%.17g_so%d_%d_pt%lld_%.17g%s%s%s",
-             (long long)K, segs, m_per_t ? "T" : "", (long long)(m_per_t ? m_per_t : m_fixed), fx->norm, fx->has_bias,
-             fx->act, fx->glu, fx->residual, fx->rnorm, packed, G.kc, fx->rope, fx->rope ? n->head_dim : 0,
-             fx->rope ? n->rotary_dim : 0, fx->rope ? (int)n->rope_style : 0, fx->rope ? n->theta : 0.0, fx->stats_out,
-             fx->stats_seg, (long long)parts, parts ? snode->eps : 0.0, tfx_cg_ws_key(w), G.aq ? "_aq" : "",
-             stage_keys[stage]);
+    snprintf(
+        key, sizeof key,
+        "fl_K%lld_s%s_M%s%lld_n%d_b%d_a%d_g%d_r%d_rn%d_p%d_kc%d_rope%u_%d_%d_%d_%.17g_so%d_%d_pt%lld_%.17g%s%s%s%s",
+        (long long)K, segs, m_per_t ? "T" : "", (long long)(m_per_t ? m_per_t : m_fixed), fx->norm, fx->has_bias,
+        fx->act, fx->glu, fx->residual, fx->rnorm, packed, G.kc, fx->rope, fx->rope ? n->head_dim : 0,
+        fx->rope ? n->rotary_dim : 0, fx->rope ? (int)n->rope_style : 0, fx->rope ? n->theta : 0.0, fx->stats_out,
+        fx->stats_seg, (long long)parts, parts ? snode->eps : 0.0, tfx_cg_ws_key(w), G.aq ? "_aq" : "",
+        stage_keys[stage], G.unroll ? "_unrolled" : "");
     int fresh = tfx_cg_body_begin_node(cg, n, key);
     if (fresh < 0) return -1;
     if (fresh) {

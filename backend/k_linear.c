@@ -35,6 +35,7 @@ static int64_t seg_base(const tfx_cg_gemm *G, int s) {
 static int64_t seg_cols(const tfx_cg_gemm *G, int s) { return G->glu ? G->segs[0] : G->segs[s]; }
 
 int64_t tfx_cg_gemm_items(const tfx_cg_gemm *G) {
+  if (G->unroll) return 1;
   if (G->glu) return (G->segs[0] + NB - 1) / NB;
   int64_t items = 0;
   for (int s = 0; s < G->n_segs; s++) items += (G->segs[s] + NB - 1) / NB;
@@ -315,6 +316,78 @@ void tfx_cg_gemm_items_emit(tfx_cg *cg, const tfx_cg_gemm *G) {
   tfx_cg_for_end(cg, &it);
 }
 
+/* One row, fully unrolled (G->unroll: tfx_fl_unrolled; the decode of small
+ * models): one work item computes every panel of every segment in
+ * straight-line code. The row's statistics are read once (block_begin), x
+ * goes through the prologue once into the micro-kernel's buffer (volatile
+ * stores: the buffer stays in memory, so each k is one broadcast load
+ * rather than a lane shuffle), then each panel runs the micro-kernel's one-
+ * row tile with its K steps unrolled (constant offsets into the packed
+ * panel: no loop, no address arithmetic) and hands the accumulators straight
+ * to the epilogue (no block buffer round trip). */
+/* Panel p (static) of nb columns of segment s, its epilogue included
+ * (the fully unrolled decode below). */
+static void unrolled_panel(tfx_cg *cg, const tfx_cg_gemm *G, int s, int64_t p, int nb, LLVMValueRef y) {
+  LLVMValueRef zero = tfx_cg_i64(cg, 0), pv = tfx_cg_i64(cg, p);
+  tfx_cg_mk_shape sh = tfx_cg_mk_shape_for(cg, G->glu);
+  tfx_cg_row r = {.seg = s, .nb = nb, .ngrp = (nb + cg->W - 1) / cg->W, .row = zero, .i = zero, .y = y};
+  r.col = tfx_cg_i64(cg, p * NB);
+  tfx_cg_mk_tile t = {.pr = nb, .m = zero, .mr = 1, .xbuf = cg->mk_abuf, .unroll = 1};
+  t.gate = tfx_cg_ws_panel(cg, G->ws, pv, G->glu ? 0 : seg_base(G, s), nb);
+  if (G->glu) t.up = tfx_cg_ws_panel(cg, G->ws, pv, G->segs[0], nb);
+  for (t.c0 = 0; t.c0 < nb; t.c0 += sh.cols) {
+    LLVMValueRef out[8]; /* a tile has at most 2 vectors of gate (and of up) columns */
+    t.nc = nb - t.c0 < sh.cols ? nb - t.c0 : sh.cols;
+    t.out = out;
+    tfx_cg_mk_emit_tile(cg, G, &t);
+    int nvec = (t.nc + cg->W - 1) / cg->W, g0 = t.c0 / cg->W;
+    for (int v = 0; v < nvec; v++) {
+      r.acc[g0 + v] = out[v];
+      if (G->glu) r.up[g0 + v] = out[nvec + v];
+    }
+  }
+  if (G->hooks && G->hooks->epilogue)
+    G->hooks->epilogue(cg, G, &r);
+  else
+    tfx_cg_gemm_store(cg, G, &r);
+}
+
+/* One row, fully unrolled (G->unroll: tfx_fl_unrolled, schedule { unroll =
+ * on }): one work item computes every panel of every segment in
+ * straight-line code. The row's statistics are read once (block_begin), x
+ * goes through the prologue once into the micro-kernel's buffer (volatile
+ * stores: the buffer stays in memory, so each k is one broadcast load
+ * rather than a lane shuffle), then each panel runs the micro-kernel's
+ * one-row tile with its K steps unrolled (constant offsets into the packed
+ * panel: no loop, no address arithmetic) and hands the accumulators
+ * straight to the epilogue (no block buffer round trip). Measured slower
+ * than the looped micro-kernel on stories260K (docs/performance.md): not
+ * chosen by auto. */
+static void emit_unrolled(tfx_cg *cg, const tfx_cg_gemm *G) {
+  LLVMValueRef zero = tfx_cg_i64(cg, 0);
+  tfx_cg_loop it;
+  tfx_cg_for(cg, &it, cg->kbegin, cg->kend, 1, "item"); /* the one item */
+  if (G->hooks && G->hooks->block_begin) G->hooks->block_begin(cg, G, zero, 1);
+  if (G->hooks && G->hooks->row_begin) G->hooks->row_begin(cg, G, 0, zero);
+  if (!cg->mk_abuf)
+    cg->mk_abuf = tfx_cg_alloca_array(cg, cg->t_f32, (int64_t)TFX_CG_GEMM_MAX_MR * (TFX_CG_MK_KC + 16), "mk_x");
+  for (int64_t k = 0; k < G->K; k += cg->W) {
+    int nvalid = (int)(G->K - k < cg->W ? G->K - k : cg->W);
+    LLVMValueRef kk = tfx_cg_i64(cg, k), xv = tfx_cg_vload(cg, tfx_cg_fptr(cg, G->x, kk), nvalid);
+    if (G->prologue && G->hooks && G->hooks->x_load) xv = G->hooks->x_load(cg, G, 0, xv, kk, nvalid);
+    LLVMValueRef st = LLVMBuildStore(cg->b, xv, tfx_cg_fptr(cg, cg->mk_abuf, kk)); /* lanes past nvalid are 0 */
+    LLVMSetAlignment(st, 4);
+    LLVMSetVolatile(st, 1);
+  }
+  for (int s = 0; s < (G->glu ? 1 : G->n_segs); s++) {
+    int64_t rows = seg_cols(G, s);
+    LLVMValueRef y = G->planar ? tfx_cg_fptr(cg, G->y, tfx_cg_mulc(cg, G->M, seg_base(G, s))) : G->y;
+    for (int64_t p = 0; p * NB < rows; p++)
+      unrolled_panel(cg, G, s, p, (int)(rows - p * NB < NB ? rows - p * NB : NB), y);
+  }
+  tfx_cg_for_end(cg, &it);
+}
+
 void tfx_cg_gemm_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   if (G0->aq) { /* the int8 path reads the blocks itself, its rows quantized once per call (k_linear_q8.c) */
     tfx_cg_q8_emit(cg, G0);
@@ -324,7 +397,10 @@ void tfx_cg_gemm_emit(tfx_cg *cg, const tfx_cg_gemm *G0) {
   tfx_cg_gemm G = *G0;
   tfx_cg_ws_init(cg, &ws, &cg->g->nodes[G0->n->inputs[1]], G0->w);
   G.ws = &ws;
-  tfx_cg_gemm_items_emit(cg, &G);
+  if (G.unroll)
+    emit_unrolled(cg, &G);
+  else
+    tfx_cg_gemm_items_emit(cg, &G);
 }
 
 int tfx_cg_emit_linear(tfx_cg *cg, const tfx_node *n) {

@@ -125,7 +125,7 @@ static void fma_range(tfx_cg *cg, mk_state *st, LLVMValueRef kb, int64_t len) {
 }
 
 static void chunk(tfx_cg *cg, mk_state *st, LLVMValueRef kb, int64_t len) {
-  if (st->abuf) pack_chunk(cg, st, kb, len);
+  if (st->abuf && !st->t->xbuf) pack_chunk(cg, st, kb, len);
   fma_range(cg, st, kb, len);
 }
 
@@ -142,7 +142,9 @@ void tfx_cg_mk_emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_mk_tile 
     st.xrow[i] = tfx_cg_fptr(cg, G->x, tfx_cg_mulc(cg, row, G->K));
     if (G->hooks && G->hooks->row_begin) G->hooks->row_begin(cg, G, i, row);
   }
-  if (t->mr > 1 || G->prologue) {
+  if (t->xbuf) {
+    st.abuf = t->xbuf;
+  } else if (t->mr > 1 || G->prologue) {
     if (!cg->mk_abuf) cg->mk_abuf = tfx_cg_alloca_array(cg, cg->t_f32, (int64_t)TFX_CG_GEMM_MAX_MR * LDA, "mk_x");
     st.abuf = cg->mk_abuf;
   }
@@ -156,7 +158,9 @@ void tfx_cg_mk_emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_mk_tile 
         }
 
   int64_t K = G->K, full = K / TFX_CG_MK_KC, tail = K % TFX_CG_MK_KC;
-  if (full == 1) {
+  if (t->unroll) { /* straight-line: x prepared in xbuf, constant offsets */
+    for (int64_t k = 0; k < K; k++) fma_step(cg, &st, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, k), (int)(k % st.sets));
+  } else if (full == 1) {
     chunk(cg, &st, tfx_cg_i64(cg, 0), TFX_CG_MK_KC);
   } else if (full > 1) {
     tfx_cg_loop l;
@@ -164,7 +168,7 @@ void tfx_cg_mk_emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_mk_tile 
     chunk(cg, &st, l.iv, TFX_CG_MK_KC);
     tfx_cg_for_end(cg, &l);
   }
-  if (tail) chunk(cg, &st, tfx_cg_i64(cg, full * TFX_CG_MK_KC), tail);
+  if (tail && !t->unroll) chunk(cg, &st, tfx_cg_i64(cg, full * TFX_CG_MK_KC), tail);
 
   /* the finished tile into the block buffers (whole vectors: a row of the
    * buffer is TFX_CG_LIN_NB floats, a multiple of W, and lanes past nc are 0) */
@@ -174,6 +178,10 @@ void tfx_cg_mk_emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_mk_tile 
         LLVMValueRef sum = LLVMBuildLoad2(b, cg->t_vf, *acc_at(&st, 0, i, h, v), "");
         for (int s = 1; s < st.sets; s++)
           sum = LLVMBuildFAdd(b, sum, LLVMBuildLoad2(b, cg->t_vf, *acc_at(&st, s, i, h, v), ""), "");
+        if (t->out) {
+          t->out[h * st.nvec + v] = sum;
+          continue;
+        }
         LLVMValueRef at =
             tfx_cg_fptrc(cg, h ? t->blku : t->blk, (int64_t)i * TFX_CG_LIN_NB + t->c0 + (int64_t)v * cg->W);
         LLVMValueRef stv = LLVMBuildStore(b, sum, at);

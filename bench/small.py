@@ -3,11 +3,14 @@
 issue 12, "stories260K tg >= 1.3x"): stories260K's decode speed with and
 without the small-model decode kernel (backend/k_tiny_heads.c, which the
 cost model chooses under `schedule { decode = auto }` for head_dim <= 16),
-measured in one run. Never run by the tests.
+measured in one run; with --unroll, with and without the fully unrolled
+decode linears instead (backend/k_linear.c emit_unrolled, `schedule {
+unroll = on }`; off: `unroll = off`, the looped micro-kernel). Never run by
+the tests.
 
 The model (examples/llama/stories260k.tfx, ../shared/models/stories260K.bin)
 is compiled twice at -O3: `decode = row` (off: the per-row kernel) and
-`decode = auto` (on). Each round runs `tfxc bench MODEL -p 0 -n N` for both
+`decode = auto` (on), or `unroll = off` and `unroll = on`. Each round runs `tfxc bench MODEL -p 0 -n N` for both
 (the order alternating between rounds: the machine is shared and its speed
 drifts), at each thread count, and records
   - wall: tfxc bench's tokens/s (mean over -r runs of N decodes from an
@@ -19,7 +22,7 @@ Prints a markdown table: medians over the rounds, the spread (min-max),
 and on / off.
 
 usage: bench/small.py [--tfxc build/tfxc] [--tg 64,256] [--threads 1,2]
-       [--rounds 5] [--reps 200]"""
+       [--rounds 5] [--reps 200] [--unroll]"""
 import argparse
 import os
 import re
@@ -33,18 +36,20 @@ ROOT = os.path.dirname(HERE)
 MODELS = os.environ.get("TFX_MODELS_DIR", os.path.join(ROOT, "..", "shared", "models"))
 
 
-def compile_variant(tfxc, work, decode):
+def compile_variant(tfxc, work, key, value):
     src = open(os.path.join(ROOT, "examples", "llama", "stories260k.tfx")).read()
     src = re.sub(r"^weights .*$", "", src, flags=re.M)
-    src = src.replace("  threads   = auto", f"  threads   = auto\n  decode    = {decode}")
-    tfx, so = os.path.join(work, f"s260_{decode}.tfx"), os.path.join(work, f"s260_{decode}.so")
+    src = src.replace("  threads   = auto", f"  threads   = auto\n  {key} = {value}")
+    tfx, so = os.path.join(work, f"s260_{key}_{value}.tfx"), os.path.join(work, f"s260_{key}_{value}.so")
     with open(tfx, "w") as f:
         f.write(src)
     subprocess.run([tfxc, tfx, "-O3", "--weights", os.path.join(MODELS, "stories260K.bin"), "-o", so], check=True)
     stats = subprocess.run([tfxc, tfx, "-O3", "--weights", os.path.join(MODELS, "stories260K.bin"), "--stats"],
                            check=True, capture_output=True, text=True).stdout
+    if key == "unroll":
+        return so, f"{stats.count('decode=unrolled')} unrolled fused linears"
     chosen = sorted(set(re.findall(r"; decode (\w+)", stats)))
-    return so, ",".join(chosen)
+    return so, "decode " + ",".join(chosen)
 
 
 def run_bench(tfxc, so, tg, reps, threads):
@@ -66,19 +71,21 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--reps", type=int, default=200)
+    ap.add_argument("--unroll", action="store_true", help="off = unroll = off, on = unroll = on")
     a = ap.parse_args()
+    key, values = ("unroll", ("off", "on")) if a.unroll else ("decode", ("row", "auto"))
     tgs = [int(x) for x in a.tg.split(",")]
     threads = [int(x) for x in a.threads.split(",")]
     with tempfile.TemporaryDirectory() as work:
         so = {}
-        for v in ("row", "auto"):
-            so[v], chosen = compile_variant(a.tfxc, work, v)
-            print(f"[small] decode = {v}: --stats says decode {chosen}", file=sys.stderr)
+        for v in values:
+            so[v], chosen = compile_variant(a.tfxc, work, key, v)
+            print(f"[small] {key} = {v}: --stats says {chosen}", file=sys.stderr)
         res = {}
         for r in range(a.rounds):
             for tg in tgs:
                 for t in threads:
-                    order = ("row", "auto") if r % 2 == 0 else ("auto", "row")
+                    order = values if r % 2 == 0 else values[::-1]
                     for v in order:
                         reps = max(10, a.reps * 64 // tg)
                         wall, cpu_hi = run_bench(a.tfxc, so[v], tg, reps, t)
@@ -87,8 +94,9 @@ def main():
                         res.setdefault((tg, t, v), []).append((wall, cpu_tps))
                         print(f"[small] round {r} tg{tg} {t} thr {v}: {wall:.0f} t/s wall, {cpu_tps:.0f} t/s cpu",
                               file=sys.stderr)
-    print(f"stories260K decode (tg N from an empty cache), tokens/s: median of {a.rounds} rounds (min-max); "
-          "off = `decode = row`, on = `decode = auto` (the small-model kernel)")
+    what = ("off = `unroll = off` (the looped micro-kernel), on = `unroll = on` (the fully unrolled decode linears)"
+            if a.unroll else "off = `decode = row`, on = `decode = auto` (the small-model kernel)")
+    print(f"stories260K decode (tg N from an empty cache), tokens/s: median of {a.rounds} rounds (min-max); {what}")
     print()
     print("| test | threads | off wall | on wall | on / off wall | off cpu | on cpu | on / off cpu |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -96,8 +104,8 @@ def main():
         for t in threads:
             cells = []
             for k in (0, 1):
-                off = [x[k] for x in res[(tg, t, "row")]]
-                on = [x[k] for x in res[(tg, t, "auto")]]
+                off = [x[k] for x in res[(tg, t, values[0])]]
+                on = [x[k] for x in res[(tg, t, values[1])]]
                 ratios = [b / c for b, c in zip(on, off)]
                 cells += [f"{statistics.median(off):,.0f} ({min(off):,.0f}-{max(off):,.0f})",
                           f"{statistics.median(on):,.0f} ({min(on):,.0f}-{max(on):,.0f})",

@@ -32,7 +32,8 @@ static void describe_fused(const tfx_graph *g, const tfx_node *n, FILE *out) {
   if (fx->residual) strcat(epi, ",residual");
   if (fx->stats_out) strcat(epi, fx->stats_out == TFX_NORM_LAYER ? ",layernorm-stats" : ",rmsnorm-stats");
   if (epi[0]) fprintf(out, "  epilogue=%s", epi + 1);
-  fprintf(out, "  weights=%s%s\n", w->name ? w->name : "?", w->fx.panel ? " (packed)" : "");
+  fprintf(out, "  weights=%s%s", w->name ? w->name : "?", w->fx.panel ? " (packed)" : "");
+  fprintf(out, "%s\n", tfx_fl_unrolled(g, n) ? "  decode=unrolled" : "");
 }
 
 /* The weights section: bytes and tensors per format, bits per weight, the

@@ -995,6 +995,7 @@ tfx_graph *tfx_fe_lower(tfx_fe_sema *s) {
   }
   L.g->schedule.threads = s->threads;
   L.g->schedule.prefetch = s->prefetch;
+  L.g->schedule.unroll = s->unroll;
   L.g->schedule.attention = s->attention;
   L.g->schedule.decode = s->decode;
   L.g->schedule.quantize = s->quantize;

@@ -535,7 +535,8 @@ static int one_of(const tfx_fe_expr *v, const char *const *names) {
 }
 
 static void check_schedule(tfx_fe_sema *s) {
-  static const char *const keys[] = {"attention", "decode", "quantize", "activations", "threads", "prefetch", NULL};
+  static const char *const keys[] = {"attention", "decode",   "quantize", "activations",
+                                     "threads",   "prefetch", "unroll",   NULL};
   static const char *const attn_future[] = {NULL};
   static const char *const quant_future[] = {"int8", NULL};
   if (!s->schedule) return;
@@ -548,7 +549,8 @@ static void check_schedule(tfx_fe_sema *s) {
     int known = 0;
     for (int i = 0; keys[i]; i++) known |= !strcmp(st->name, keys[i]);
     if (!known) {
-      ERR(s, st->loc, "unknown schedule key '%s' (known: attention, decode, quantize, activations, threads, prefetch)",
+      ERR(s, st->loc,
+          "unknown schedule key '%s' (known: attention, decode, quantize, activations, threads, prefetch, unroll)",
           st->name);
       continue;
     }
@@ -616,6 +618,13 @@ static void check_schedule(tfx_fe_sema *s) {
         s->act_f32 = !strcmp(v->str, "f32");
       else
         ERR(s, v->loc, "bad value for activations: expected q8 (int8 blocks for int8-block weights) or f32");
+    } else if (!strcmp(st->name, "unroll")) {
+      if (v->kind == TFX_FE_EXPR_NAME && (!strcmp(v->str, "auto") || !strcmp(v->str, "on") || !strcmp(v->str, "off")))
+        s->unroll = !strcmp(v->str, "on")    ? TFX_SCHED_UNROLL_ON
+                    : !strcmp(v->str, "off") ? TFX_SCHED_UNROLL_OFF
+                                             : TFX_SCHED_UNROLL_AUTO;
+      else
+        ERR(s, v->loc, "bad value for unroll: expected auto, on or off");
     } else if (!strcmp(st->name, "prefetch")) {
       int64_t n;
       if (v->kind == TFX_FE_EXPR_NAME && (!strcmp(v->str, "auto") || !strcmp(v->str, "none"))) {

@@ -61,6 +61,7 @@ typedef struct tfx_fe_sema {
   int threads;
   int prefetch;  /* schedule { prefetch = N }: bytes, or TFX_PREFETCH_AUTO (0) / TFX_PREFETCH_NONE */
   int attention; /* tfx_sched_attention */
+  int unroll;    /* schedule { unroll }: tfx_schedule.unroll (TFX_SCHED_UNROLL_*) */
   int decode;    /* schedule { decode }: tfx_schedule.decode (TFX_SCHED_DECODE_*, N >= 2 split(N)) */
   /* schedule { quantize = ..., activations = ... } and the quantize { } section
    * (its rules are checked here; lowering copies them into the graph and

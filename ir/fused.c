@@ -461,6 +461,19 @@ static int packed_value(const tfx_node *n) {
   return (n->op == TFX_OP_PARAM && n->fx.panel > 0) || n->op == TFX_OP_PACK;
 }
 
+int tfx_fl_unrolled(const tfx_graph *g, const tfx_node *n) {
+  /* auto: the looped micro-kernel (k_microkernel.c) was as fast or faster at
+   * every measured size: the decode linears of stories260K stream their
+   * weights at the L2 bandwidth, and straight-line code adds instruction
+   * fetch (docs/performance.md, issue 16) */
+  if (n->op != TFX_OP_FUSED_LINEAR || n->n_inputs < 2 || g->schedule.unroll != TFX_SCHED_UNROLL_ON) return 0;
+  const tfx_node *x = &g->nodes[n->inputs[0]], *w = &g->nodes[n->inputs[1]];
+  if (!packed_value(w) || w->fx.kc != 1 || w->type.dtype != TFX_DT_F32 || w->type.rank != 2) return 0;
+  if (x->type.rank != 2 || x->type.dims[0] != TFX_DIM_T) return 0; /* one row per token */
+  int64_t K = w->type.dims[1];
+  return K <= TFX_UNROLL_MAX_K && 4 * K * w->type.dims[0] <= TFX_UNROLL_MAX_BYTES;
+}
+
 /* A packed weight w fits the fused linear n: same segments, and rows in the
  * pair order exactly for n's half-RoPE segments. */
 static int layout_fits(const tfx_node *n, const tfx_node *w) {

@@ -448,6 +448,8 @@ typedef struct tfx_channel_permute {
 typedef enum { TFX_SCHED_ATTN_AUTO, TFX_SCHED_ATTN_DENSE, TFX_SCHED_ATTN_FLASH } tfx_sched_attention;
 /* schedule { decode = ... } (tfx_schedule.decode; N >= 2 is split(N)) */
 enum { TFX_SCHED_DECODE_TINY = -2, TFX_SCHED_DECODE_SPLIT = -1, TFX_SCHED_DECODE_AUTO = 0, TFX_SCHED_DECODE_ROW = 1 };
+/* schedule { unroll = ... } (tfx_schedule.unroll): the fully unrolled decode linears (tfx_fl_unrolled) */
+enum { TFX_SCHED_UNROLL_OFF = -1, TFX_SCHED_UNROLL_AUTO = 0, TFX_SCHED_UNROLL_ON = 1 };
 
 typedef struct tfx_schedule {
   int threads;   /* 0 = auto */
@@ -458,6 +460,7 @@ typedef struct tfx_schedule {
                     fits, row elsewhere), N >= 2: split(N) */
   int prefetch;  /* bytes the decode matrix-vector kernels prefetch ahead of their weight stream;
                     TFX_PREFETCH_AUTO (0, the default): the backend's choice per kernel, TFX_PREFETCH_NONE */
+  int unroll;    /* schedule { unroll }: TFX_SCHED_UNROLL_AUTO (0: the cost model of tfx_fl_unrolled), _ON, _OFF */
   int act_f32;   /* 1: linears with int8-block weights dequantize them into f32 instead of quantizing their
                     activations for int8 dot products (tfx_node_act_quant) */
   /* the weight formats the quantize_weights pass gives (ir/quant_choice.c): the
@@ -899,6 +902,18 @@ int64_t tfx_node_slot_bytes(const tfx_graph *g, const tfx_node *n, int64_t t);
 /* The NORM_STATS (index 1) a node with stats_out (tfx_stats_writer) writes, or -1. */
 int tfx_fl_stats_node(const tfx_graph *g, int id);
 unsigned tfx_fl_perm(const tfx_node *n); /* segments with half-split RoPE (kernels compute them in pair order) */
+/* The fully unrolled decode kernel of a FUSED_LINEAR (issue 16, "small
+ * models fully unrolled"; backend/k_linear.c): 1 when its one-row (decode)
+ * product runs as one work item of straight-line code: packed f32 weights
+ * (k-major panels, kc = 1), x one row per token, K <= TFX_UNROLL_MAX_K and
+ * the weights at most TFX_UNROLL_MAX_BYTES (the code grows with them: one
+ * FMA per k and W weights), under schedule { unroll = on }. The cost
+ * model (unroll = auto, the default) does not choose it: measured 0.91x on
+ * stories260K and 0.96-0.98x on models whose weights fit L1
+ * (docs/performance.md, issue 16); never with unroll = off. */
+#define TFX_UNROLL_MAX_K 256
+#define TFX_UNROLL_MAX_BYTES (256 * 1024)
+int tfx_fl_unrolled(const tfx_graph *g, const tfx_node *n);
 /* Float index of element (r, k) of a [R, K] weight in the packed layout of
  * fx (panel > 0): each row segment is cut into panels of `panel` rows (the
  * last may be shorter, p rows); inside a panel, K is cut into chunks of kc

@@ -135,6 +135,32 @@ static void test_jit_O3_reproduces_llama2c(void **state) {
   tfx_model_close(m);
 }
 
+/* schedule { unroll = on }: the fully unrolled decode linears (every fused
+ * linear of stories260K, K 64 and 172) reproduce llama2.c's ids too. */
+static void test_jit_unrolled_reproduces_llama2c(void **state) {
+  (void)state;
+  char *src = tfx_test_read_file(example_tfx, NULL);
+  assert_non_null(src);
+  const char *at = strstr(src, "schedule {\n");
+  assert_non_null(at);
+  size_t head = (size_t)(at - src) + strlen("schedule {\n");
+  char *patched = malloc(strlen(src) + 32);
+  assert_non_null(patched);
+  memcpy(patched, src, head);
+  strcpy(patched + head, "  unroll = on\n");
+  strcat(patched, src + head);
+  tfx_compile_options co;
+  tfx_compile_options_init(&co);
+  co.opt_level = 3;
+  co.weights = model_bin;
+  tfx_model *m = NULL;
+  assert_int_equal(tfx_jit_compile_source(example_tfx, patched, &co, &m), TFX_OK);
+  check_model_greedy("jit -O3, unroll = on", m, 1);
+  tfx_model_close(m);
+  free(patched);
+  free(src);
+}
+
 /* Prefill: BOS and the first 15 greedy ids in one call give the 16 reference
  * rows; then decoding continues from position 16 with the reference ids. */
 static void check_prefill_rows(tfx_model *m) {
@@ -329,11 +355,11 @@ static void test_cli_run_prints_reference_ids(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_interpreter_reproduces_llama2c), cmocka_unit_test(test_jit_O0_reproduces_llama2c),
-      cmocka_unit_test(test_jit_O3_reproduces_llama2c),      cmocka_unit_test(test_jit_prefill_matches_reference_rows),
-      cmocka_unit_test(test_jit_other_cpu_levels),           cmocka_unit_test(test_two_sessions_on_two_threads),
-      cmocka_unit_test(test_two_models_in_one_process),      cmocka_unit_test(test_aot_so_reproduces_llama2c),
-      cmocka_unit_test(test_cli_run_prints_reference_ids),
+      cmocka_unit_test(test_interpreter_reproduces_llama2c),     cmocka_unit_test(test_jit_O0_reproduces_llama2c),
+      cmocka_unit_test(test_jit_O3_reproduces_llama2c),          cmocka_unit_test(test_jit_unrolled_reproduces_llama2c),
+      cmocka_unit_test(test_jit_prefill_matches_reference_rows), cmocka_unit_test(test_jit_other_cpu_levels),
+      cmocka_unit_test(test_two_sessions_on_two_threads),        cmocka_unit_test(test_two_models_in_one_process),
+      cmocka_unit_test(test_aot_so_reproduces_llama2c),          cmocka_unit_test(test_cli_run_prints_reference_ids),
   };
   return cmocka_run_group_tests(tests, load_references, NULL);
 }

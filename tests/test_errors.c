@@ -116,6 +116,8 @@ static const src_case src_cases[] = {
      "threads = 5000 is too many (at most 4096)", NULL, 1},
     {"schedule: prefetch not a multiple of 64", HDR FWD END "schedule {\n  prefetch = 100\n}\n", "10:14",
      "prefetch = 100 must be a multiple of 64 bytes in 0..65536", NULL, 1},
+    {"schedule: bad unroll", HDR FWD END "schedule {\n  unroll = yes\n}\n", "10:12",
+     "bad value for unroll: expected auto, on or off", NULL, 1},
     {"schedule: key set twice (note)", HDR FWD END "schedule {\n  threads = 2\n  threads = 4\n}\n", "11:3",
      "schedule key 'threads' is set twice", "10:3: note: previous setting of 'threads' is here", 1},
     /* quantize { } rules */

@@ -25,7 +25,8 @@
  * sigmoid, a `moe` (top-k, softmax_topk or softmax gate, SwiGLU-style or
  * plain experts, a capacity with token dropping, shared experts) or none;
  * biases as `+ b` or `linear(.., b)`, a layer scale `* g`, operand orders;
- * after the embedding and positions, a token-type row and a norm.
+ * after the embedding and positions, a token-type row and a norm; and
+ * sometimes schedule { unroll = on } (the fully unrolled decode linears).
  * The same seed always gives the same text. */
 #ifndef TFX_TEST_GEN_H
 #define TFX_TEST_GEN_H
@@ -48,6 +49,7 @@ typedef struct tfx_gen_info {
   int linformer;         /* attend over seq_project'ed keys and values (encoders) */
   int learned_pos, sinusoidal, glu_builtin, layernorm, post_norm, softmax_out, matmul;
   int emb_row, emb_norm; /* a row added after the positions, a norm of the sum */
+  int unroll;            /* schedule { unroll = on }: the decode linears fully unrolled */
 } tfx_gen_info;
 
 /* Writes the model of `seed` into buf (NUL-terminated). 0, or -1 when buf is
