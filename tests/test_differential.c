@@ -371,12 +371,13 @@ static void test_generator(void **state) {
 static void test_generator_coverage(void **state) {
   (void)state;
   static char text[32768];
-  enum { SPARSE_KINDS = 6, N_FEATURES = 28 };
+  enum { SPARSE_KINDS = 6, N_FEATURES = 29 };
   static const char *const names[N_FEATURES] = {
-      "tokens",     "f32 input",   "decoder",      "encoder",    "two blocks",   "alibi",        "rope",
-      "mla",        "moe",         "moe capacity", "moe shared", "cross static", "cross T rows", "learned pos",
-      "sinusoidal", "glu builtin", "layernorm",    "post-norm",  "softmax out",  "matmul",       "any sparse",
-      "rope op",    "emb row",     "emb norm",     "retention",  "infini",       "linformer",    "unroll"};
+      "tokens",       "f32 input",   "decoder",    "encoder",      "two blocks", "alibi",
+      "rope",         "mla",         "moe",        "moe capacity", "moe shared", "cross static",
+      "cross T rows", "learned pos", "sinusoidal", "glu builtin",  "layernorm",  "post-norm",
+      "softmax out",  "matmul",      "any sparse", "rope op",      "emb row",    "emb norm",
+      "retention",    "infini",      "linformer",  "unroll",       "yoco"};
   int count[N_FEATURES] = {0}, sparse[SPARSE_KINDS + 1] = {0};
   for (uint64_t s = 1; s <= 2000; s++) {
     tfx_gen_info in;
@@ -391,7 +392,7 @@ static void test_generator_coverage(void **state) {
                                in.softmax_out,  in.matmul,        in.sparse_kinds != 0,
                                in.rope_op,      in.emb_row,       in.emb_norm,
                                in.retention,    in.infini,        in.linformer,
-                               in.unroll};
+                               in.unroll,       in.yoco};
     for (int k = 0; k < N_FEATURES; k++) count[k] += f[k] != 0;
     for (int k = 1; k <= SPARSE_KINDS; k++) sparse[k] += (in.sparse_kinds >> k & 1) != 0;
   }
