@@ -3,7 +3,8 @@
  * MHA/GQA/MQA, MLA, retention, infini_attention, RoPE, ALiBi, every sparse pattern, causal or not,
  * cross-attention to a static encoder output or a T-row tensor, GLU
  * variants, MLPs, MoE with capacity and shared experts, learned and
- * sinusoidal positions, the rope op; see tfx_gen.h): for each seed, the
+ * sinusoidal positions, the rope op, a YOCO cross-decoder (attends sharing
+ * one KV cache), schedule { unroll = on }; see tfx_gen.h): for each seed, the
  * model is compiled at -O0 and -O3 (random weights from the same seed) and
  * run on a prefill of random length, then single-token steps, then a
  * two-row chunk through
