@@ -26,7 +26,9 @@
  * plain experts, a capacity with token dropping, shared experts) or none;
  * biases as `+ b` or `linear(.., b)`, a layer scale `* g`, operand orders;
  * after the embedding and positions, a token-type row and a norm; and
- * sometimes schedule { unroll = on } (the fully unrolled decode linears).
+ * sometimes schedule { unroll = on } (the fully unrolled decode linears);
+ * in decoders sometimes a YOCO cross-decoder after the blocks (two causal
+ * `attend`s of one global k and v, which share one KV cache).
  * The same seed always gives the same text. */
 #ifndef TFX_TEST_GEN_H
 #define TFX_TEST_GEN_H
@@ -50,6 +52,7 @@ typedef struct tfx_gen_info {
   int learned_pos, sinusoidal, glu_builtin, layernorm, post_norm, softmax_out, matmul;
   int emb_row, emb_norm; /* a row added after the positions, a norm of the sum */
   int unroll;            /* schedule { unroll = on }: the decode linears fully unrolled */
+  int yoco;              /* decoders: two causal attends sharing one k, v (one KV cache) after the blocks */
 } tfx_gen_info;
 
 /* Writes the model of `seed` into buf (NUL-terminated). 0, or -1 when buf is
