@@ -674,6 +674,9 @@ struct tfx_cg_gemm {
  * is tfx_cg_gemm_items(G). */
 void tfx_cg_gemm_emit(tfx_cg *cg, const tfx_cg_gemm *G);
 int64_t tfx_cg_gemm_items(const tfx_cg_gemm *G);
+/* The kernel of G's node at int8 stage `stage` (TFX_CG_Q8_*, the current
+ * body): a work item per row of x for TFX_CG_Q8_QUANT, else per panel. */
+void tfx_cg_gemm_kernel_call(tfx_cg *cg, const tfx_cg_gemm *G, int stage, const tfx_cg_ptr *ptrs);
 /* The row (column) of a segment computed at position q (i64) of a segment
  * in half-RoPE pair order: tfx_pair_row of ir.h, in IR. */
 LLVMValueRef tfx_cg_pair_row(tfx_cg *cg, LLVMValueRef q, int hd, int rd);

@@ -383,10 +383,7 @@ int tfx_cg_emit_fused_linear(tfx_cg *cg, const tfx_node *n) {
       tfx_cg_gemm_emit(cg, &G);
       tfx_cg_body_end(cg);
     }
-    if (stage == TFX_CG_Q8_QUANT) /* a work item per row of x */
-      tfx_cg_kernel_call_n(cg, n, "q8rows", m_per_t, m_fixed, ptrs, TFX_CG_BODY_PTRS);
-    else
-      tfx_cg_kernel_call_n(cg, n, NULL, 0, tfx_cg_gemm_items(&G), ptrs, TFX_CG_BODY_PTRS);
+    tfx_cg_gemm_kernel_call(cg, &G, stage, ptrs);
   }
   return 0;
 }

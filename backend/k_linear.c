@@ -42,6 +42,16 @@ int64_t tfx_cg_gemm_items(const tfx_cg_gemm *G) {
   return items;
 }
 
+void tfx_cg_gemm_kernel_call(tfx_cg *cg, const tfx_cg_gemm *G, int stage, const tfx_cg_ptr *ptrs) {
+  if (stage == TFX_CG_Q8_QUANT) { /* a work item per row of x */
+    int64_t per_t, fixed;
+    tfx_cg_rows_split(&cg->g->nodes[G->n->inputs[0]], &per_t, &fixed);
+    tfx_cg_kernel_call_n(cg, G->n, "q8rows", per_t, fixed, ptrs, TFX_CG_BODY_PTRS);
+  } else {
+    tfx_cg_kernel_call_n(cg, G->n, NULL, 0, tfx_cg_gemm_items(G), ptrs, TFX_CG_BODY_PTRS);
+  }
+}
+
 int tfx_cg_row_lanes(const tfx_cg *cg, const tfx_cg_row *r, int g) {
   int left = r->nb - g * cg->W;
   return left < cg->W ? left : cg->W;
@@ -437,10 +447,7 @@ int tfx_cg_emit_linear(tfx_cg *cg, const tfx_node *n) {
       tfx_cg_gemm_emit(cg, &G);
       tfx_cg_body_end(cg);
     }
-    if (stage == TFX_CG_Q8_QUANT) /* a work item per row of x */
-      tfx_cg_kernel_call_n(cg, n, "q8rows", m_per_t, m_fixed, ptrs, TFX_CG_BODY_PTRS);
-    else
-      tfx_cg_kernel_call_n(cg, n, NULL, 0, tfx_cg_gemm_items(&G), ptrs, TFX_CG_BODY_PTRS);
+    tfx_cg_gemm_kernel_call(cg, &G, stage, ptrs);
   }
   return 0;
 }
