@@ -210,7 +210,7 @@ static void attention_mixer(gen *g, const model *m, const char *arg, const char 
   out(g, ", mask = %s", m->causal ? "causal" : "none");
   if (pos == 1) rope_option(g, h.hd, m->info);
   if (pos == 2) out(g, ", position = alibi"), m->info->alibi = 1;
-  if (segments_option(g, m, 85) && pos == 1) m->info->seg_rope = 1; /* rope() restarts per sequence too */
+  segments_option(g, m, 85); /* with rope() its rotations restart per sequence too (invisible: relative) */
   sparse_option(g, m, 45);
   if (bias) out(g, ", bq = %sbq, bk = %sbk, bv = %sbv, bo = %sbo", p, p, p, p);
   out(g, ")\n");
@@ -324,7 +324,7 @@ static void cross_attention(gen *g, const model *m, const char *arg, int kind) {
       h.kv_heads, mem, kind == 2 && m->causal ? "causal" : "none");
   if (pos == 1) rope_option(g, h.hd, m->info);
   if (pos == 2) out(g, ", position = alibi"), m->info->alibi = 1;
-  if (kind == 2 && segments_option(g, m, 60) && pos == 1) m->info->seg_rope = 1; /* a memory of the call's rows */
+  if (kind == 2) segments_option(g, m, 60); /* a memory of the call's rows */
   sparse_option(g, m, 30);
   out(g, ")\n");
 }
@@ -426,7 +426,10 @@ static int emit_block(gen *g, model *m, const char *name) {
     state_mixer(g, m, in, state);
   else
     attention_mixer(g, m, in, "");
-  if (chance(g, 15)) rope_op(g, m, in);
+  /* the rope op, more often in packed models (there its rotation restarting
+   * at each sequence shows in the output; an attention's rope() is
+   * relative, so its restart cannot change the scores) */
+  if (chance(g, 15) || (m->packed && chance(m->g2, 45))) rope_op(g, m, in);
   if (scale) out(g, "  param ls : f32[dim]\n  o = o * ls\n");
   const char *res = place == 2 ? "a" : "x";
   if (place == 1) {

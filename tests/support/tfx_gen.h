@@ -60,7 +60,7 @@ typedef struct tfx_gen_info {
    * sequence ids (tfx_forward_inputs: the input's name is "seq"); then
    * seg_attn: some attention has `segments = seq` (incl. a T-row
    * cross-attention), seg_pos: positions(..., segments = seq), seg_rope:
-   * rope(..., segments = seq) or an attention's rope() restarting per sequence */
+   * the rope op with segments = seq */
   int segments, seg_attn, seg_pos, seg_rope;
 } tfx_gen_info;
 
