@@ -9,8 +9,9 @@
  * model is compiled at -O0 and -O3 (random weights from the same seed) and
  * run on a prefill of random length, then single-token steps, then a
  * two-row chunk (a model with packed sequences gets, with each call, segment
- * ids packing 1-4 sequences of random lengths into the call's rows, ids
- * non-decreasing, through tfx_interp_forward_inputs / tfx_forward_inputs) through
+ * ids packing sequences of random lengths into the call's rows, ids
+ * non-decreasing: 2-4 in a prefill of at least 3 rows, 1-2 in the chunk,
+ * through tfx_interp_forward_inputs / tfx_forward_inputs) through
  *   the interpreter on the -O0 graph (the reference),
  *   the interpreter on the -O3 graph (fused ops, packed and folded weights),
  *   the JIT at -O0 and at -O3,
@@ -107,11 +108,13 @@ static uint64_t xs(uint64_t *s) {
   return *s;
 }
 
-/* n rows' sequence ids: 1-4 sequences (at most n) of random lengths, each
- * id 1-3 above the one before (a segment is a run of one id) */
-static int32_t *pack_ids(uint64_t *s, int n) {
+/* n rows' sequence ids: min_k-4 sequences (at most n) of random lengths,
+ * each id 1-3 above the one before (a segment is a run of one id) */
+static int32_t *pack_ids(uint64_t *s, int n, int min_k) {
   int32_t *ids = malloc((size_t)n * sizeof *ids);
-  int k = 1 + (int)(xs(s) % (uint64_t)(n < 4 ? n : 4)), cut[64] = {0}; /* n <= 64; cut[i]: a sequence starts at row i */
+  int most = n < 4 ? n : 4, cut[64] = {0}; /* n <= 64; cut[i]: a sequence starts at row i */
+  if (min_k > most) min_k = most;
+  int k = min_k + (int)(xs(s) % (uint64_t)(most - min_k + 1));
   for (int made = 1; made < k;) {
     int at = 1 + (int)(xs(s) % (uint64_t)(n - 1));
     if (!cut[at]) cut[at] = 1, made++;
@@ -130,6 +133,7 @@ static void make_inputs(case_t *c) {
   int left = c->info.max_seq;
   c->n_calls = 0;
   int first = 1 + (int)(xs(&s) % (uint64_t)(c->info.max_seq / 2));
+  if (c->info.segments && first < 3) first = 3; /* packed: a prefill of 2-4 sequences */
   for (int k = 0; k < MAX_CALLS && left > 0; k++) {
     int n = k == 0 ? first : k == MAX_CALLS - 1 ? 2 : 1; /* prefill, decode steps, a short chunk */
     if (n > left) n = left;
@@ -143,7 +147,7 @@ static void make_inputs(case_t *c) {
       for (int i = 0; i < n * c->info.width; i++) x[i] = (float)((double)(xs(&s) >> 11) / 9007199254740992.0 * 2 - 1);
       c->input[c->n_calls] = x;
     }
-    if (c->info.segments) c->seq[c->n_calls] = pack_ids(&s, n);
+    if (c->info.segments) c->seq[c->n_calls] = pack_ids(&s, n, k == 0 ? 2 : 1); /* a prefill of 2+ rows packs 2-4 */
     c->n_calls++;
     left -= n;
   }
