@@ -1,12 +1,12 @@
 /* tests/test_weight_streams.c — the dequantizing weight streams
  * (backend/weight_stream.c) of every weight format the frontend can make:
  * f16, bf16 (element formats: row loads, packed panel columns, scalars) and
- * the GGUF block formats q8_0, q4_0, q4_k, q6_k, q5_0 (row-major blocks
+ * the GGUF block formats q8_0, q4_0, q4_k, q6_k, q5_0, q3_k (row-major blocks
  * decoded W elements at a time), in every kernel that reads weights.
  *
  * Each case graph is built with its weights in one format: f16, bf16, q8_0
  * and q4_0 rows are tfx_quantize_row of random f32 rows (the bytes gguf's
- * quantizer gives), q4_k, q6_k and q5_0 rows random valid blocks (random
+ * quantizer gives), q4_k, q6_k, q5_0 and q3_k rows random valid blocks (random
  * quants, high bits, scales and mins; small positive f16 scales). The same graph
  * is built a second time as an f32 twin holding each row's reference
  * decoding (tfx_weight_dequant_row). Both run through the pass pipeline
@@ -49,7 +49,7 @@
 #define MAXW 1024 /* widest input row of a case */
 
 static const tfx_dtype formats[] = {TFX_DT_F16,  TFX_DT_BF16, TFX_DT_Q8_0, TFX_DT_Q4_0,
-                                    TFX_DT_Q4_K, TFX_DT_Q6_K, TFX_DT_Q5_0};
+                                    TFX_DT_Q4_K, TFX_DT_Q6_K, TFX_DT_Q5_0, TFX_DT_Q3_K};
 #define N_FORMATS (sizeof formats / sizeof formats[0])
 
 typedef struct {
@@ -71,7 +71,7 @@ static void make_row(tfx_tg *t, tfx_dtype dt, int64_t K, float scale, uint8_t *d
     }
     return;
   }
-  if (dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K) {
+  if (dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K || dt == TFX_DT_Q3_K) {
     int bb = tfx_dtype_info_of(dt)->block_bytes;
     for (int64_t b = 0; b < K / 256; b++) {
       uint8_t *blk = dst + b * bb;
@@ -81,6 +81,9 @@ static void make_row(tfx_tg *t, tfx_dtype dt, int64_t K, float scale, uint8_t *d
         uint16_t d = tfx_wt_f16(scale * u / 945.0f), dmin = tfx_wt_f16(scale * u / 126.0f);
         memcpy(blk, &d, 2);
         memcpy(blk + 2, &dmin, 2);
+      } else if (dt == TFX_DT_Q3_K) { /* d * 32 * 4 ~ scale */
+        uint16_t d = tfx_wt_f16(scale * u / 128.0f);
+        memcpy(blk + 108, &d, 2);
       } else { /* d * 128 * 32 ~ scale */
         uint16_t d = tfx_wt_f16(scale * u / 4096.0f);
         memcpy(blk + 208, &d, 2);
@@ -149,7 +152,7 @@ typedef tfx_tg *(*build_fn)(variant v);
 static tfx_tg *build_linear(variant v) {
   tfx_tg *t = new_graph("ws_linear", 16, 7, v);
   tfx_wt_case_linear(t, (tfx_wt_weights){wparam_of, &v},
-                     kdim(v.dt, 70, v.dt == TFX_DT_Q4_K || v.dt == TFX_DT_Q6_K ? 3 : 7));
+                     kdim(v.dt, 70, v.dt == TFX_DT_Q4_K || v.dt == TFX_DT_Q6_K || v.dt == TFX_DT_Q3_K ? 3 : 7));
   return t;
 }
 
@@ -341,7 +344,7 @@ static void test_block_bytes_matter(void **state) {
     if (dt == TFX_DT_Q5_0)
       t->blob[w->weight_offset + bytes - 17] ^= 0x81;
     else
-      t->blob[w->weight_offset + bytes - 1] ^= dt == TFX_DT_Q6_K ? 0x01 : 0x33;
+      t->blob[w->weight_offset + bytes - 1] ^= dt == TFX_DT_Q6_K || dt == TFX_DT_Q3_K ? 0x01 : 0x33;
     tfx_wt_run_jit(t, &p, 2, NULL, b, "bytes");
     tfx_wt_run_interp(t, t->blob, &p, r, "bytes");
     assert_true(tfx_wt_rel_diff(b, r, 3 * 45) <= TOL);
