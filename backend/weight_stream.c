@@ -388,13 +388,16 @@ static LLVMValueRef q3_k_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int
   /* the group's scale */
   LLVMValueRef j = LLVMBuildLShr(b, o, tfx_cg_i64(cg, 4), "");
   LLVMValueRef sl = byte_at(cg, blk, tfx_cg_addc(cg, LLVMBuildAnd(b, j, tfx_cg_i64(cg, 7), ""), 96));
-  sl = LLVMBuildLShr(
-      b, sl, LLVMBuildTrunc(b, LLVMBuildShl(b, LLVMBuildLShr(b, j, tfx_cg_i64(cg, 3), ""), tfx_cg_i64(cg, 2), ""), cg->t_i32, ""),
-      "");
+  sl = LLVMBuildLShr(b, sl,
+                     LLVMBuildTrunc(b,
+                                    LLVMBuildShl(b, LLVMBuildLShr(b, j, tfx_cg_i64(cg, 3), ""), tfx_cg_i64(cg, 2), ""),
+                                    cg->t_i32, ""),
+                     "");
   sl = LLVMBuildAnd(b, sl, LLVMConstInt(cg->t_i32, 15, 0), "");
   LLVMValueRef sh = byte_at(cg, blk, tfx_cg_addc(cg, LLVMBuildAnd(b, j, tfx_cg_i64(cg, 3), ""), 104));
   sh = LLVMBuildLShr(b, sh,
-                     LLVMBuildTrunc(b, LLVMBuildShl(b, LLVMBuildLShr(b, j, tfx_cg_i64(cg, 2), ""), tfx_cg_i64(cg, 1), ""),
+                     LLVMBuildTrunc(b,
+                                    LLVMBuildShl(b, LLVMBuildLShr(b, j, tfx_cg_i64(cg, 2), ""), tfx_cg_i64(cg, 1), ""),
                                     cg->t_i32, ""),
                      "");
   sh = LLVMBuildAnd(b, sh, LLVMConstInt(cg->t_i32, 3, 0), "");

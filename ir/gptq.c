@@ -116,7 +116,8 @@ static int gptq_run(const float *W, int64_t N, int64_t K, const double *H, int b
     }
   /* static group scales (act_order), from the weights before any update */
   for (int64_t r = 0; r < N && act_order && bits == 3; r++)
-    for (int64_t b = 0; b < K / 256; b++) q3_k_scales(w + r * K + 256 * b, dst + (r * (K / 256) + b) * 110, d + r * (K / 16) + 16 * b);
+    for (int64_t b = 0; b < K / 256; b++)
+      q3_k_scales(w + r * K + 256 * b, dst + (r * (K / 256) + b) * 110, d + r * (K / 16) + 16 * b);
   for (int64_t r = 0; r < N && act_order && bits == 4; r++)
     for (int64_t g0 = 0; g0 < K; g0 += group) {
       int64_t n = K - g0 < group ? K - g0 : group;
@@ -208,7 +209,8 @@ static int gptq_run(const float *W, int64_t N, int64_t K, const double *H, int b
   free(wp);
   /* q3_k: the codes into the super-blocks (their scales are already stored) */
   for (int64_t r = 0; r < N && bits == 3; r++)
-    for (int64_t b = 0; b < K / 256; b++) tfx_q3_k_pack((const int8_t *)(q + r * K + 256 * b), dst + (r * (K / 256) + b) * 110);
+    for (int64_t b = 0; b < K / 256; b++)
+      tfx_q3_k_pack((const int8_t *)(q + r * K + 256 * b), dst + (r * (K / 256) + b) * 110);
   /* the q4_0 blocks: f16 d, byte j holds element j (low nibble) and j + 16 */
   for (int64_t r = 0; r < N && bits == 4; r++)
     for (int64_t b = 0; b < K / 32; b++) {

@@ -194,8 +194,9 @@ static int gptq_choice(const tfx_quant_spec *sp, tfx_quant_choice *c, char *msg,
       }
     } else {
       if (msg)
-        snprintf(msg, msglen, "gptq takes bits = 4|3, group = 32|64|128, damp = D, act_order = true|false; not '%s%s%s'",
-                 k, *k ? " = " : "", v);
+        snprintf(msg, msglen,
+                 "gptq takes bits = 4|3, group = 32|64|128, damp = D, act_order = true|false; not '%s%s%s'", k,
+                 *k ? " = " : "", v);
       return -1;
     }
   }

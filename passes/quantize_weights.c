@@ -207,9 +207,10 @@ static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt, int ternary, cons
       bad = tfx_weight_dequant_row(n, *c->weights + n->weight_offset, r, w + r * ge->K);
     if (bad)
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': cannot decode its rows for gptq", name);
-    else if (dt == TFX_DT_Q3_K ? tfx_gptq_q3_k(w, R, ge->K, ge->H, ch->gptq_damp, ch->gptq_act_order, out, msg, sizeof msg)
-                               : tfx_gptq_q4_0(w, R, ge->K, ge->H, ch->gptq_group, ch->gptq_damp, ch->gptq_act_order,
-                                               out, msg, sizeof msg))
+    else if (dt == TFX_DT_Q3_K
+                 ? tfx_gptq_q3_k(w, R, ge->K, ge->H, ch->gptq_damp, ch->gptq_act_order, out, msg, sizeof msg)
+                 : tfx_gptq_q4_0(w, R, ge->K, ge->H, ch->gptq_group, ch->gptq_damp, ch->gptq_act_order, out, msg,
+                                 sizeof msg))
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': %s", name, msg);
     free(w);
     if (rc) goto done;
@@ -316,7 +317,7 @@ static int choose(tfx_pass_ctx *c, tfx_quant_target *plan) {
     /* gptq: the weight's H from the calibration data (Q, K, V share one) */
     const tfx_calib_entry *ge = NULL;
     if (ch.gptq && (dt == TFX_DT_Q4_0 || dt == TFX_DT_Q3_K)) { /* bits = 3 on rows 256 does not divide: q4_0 */
-      if (plan) continue; /* bound in f32: the pass runs GPTQ on it */
+      if (plan) continue;                                      /* bound in f32: the pass runs GPTQ on it */
       if ((rc = gptq_entry(c, n, K, dt, &ge))) break;
     }
     const tfx_node *twin = same_slot(g, i);

@@ -143,10 +143,14 @@ static void test_parser(void **state) {
   static const struct {
     const char *text, *msg;
   } bad[] = {
-      {"gptq(bits = 3, group = 64)", "takes no group"}, {"gptq(bits = 8)", "bits is 4"},
-      {"gptq(group = 48)", "32, 64 or 128"},      {"gptq(damp = 0)", "damp is a number in (0, 1]"},
-      {"gptq(damp = x)", "damp is a number"},     {"gptq(act_order = maybe)", "true or false"},
-      {"gptq(alpha = 1)", "gptq takes bits = 4"}, {"gptq(4)", "gptq takes bits = 4"},
+      {"gptq(bits = 3, group = 64)", "takes no group"},
+      {"gptq(bits = 8)", "bits is 4"},
+      {"gptq(group = 48)", "32, 64 or 128"},
+      {"gptq(damp = 0)", "damp is a number in (0, 1]"},
+      {"gptq(damp = x)", "damp is a number"},
+      {"gptq(act_order = maybe)", "true or false"},
+      {"gptq(alpha = 1)", "gptq takes bits = 4"},
+      {"gptq(4)", "gptq takes bits = 4"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     msg[0] = 0;
@@ -358,7 +362,8 @@ static void check(tfx_tg *(*build)(int64_t), int64_t D, tfx_quant_choice q, cons
     int nq = 0;
     for (int i = 0; i < t->g->n_nodes; i++) nq += t->g->nodes[i].type.dtype == q.dtype;
     assert_true(nq >= 1);
-    int int8 = q.dtype != TFX_DT_Q3_K, n8 = tfx_i8c_count_op(t->g, TFX_OP_LINEAR) + tfx_i8c_count_op(t->g, TFX_OP_FUSED_LINEAR);
+    int int8 = q.dtype != TFX_DT_Q3_K,
+        n8 = tfx_i8c_count_op(t->g, TFX_OP_LINEAR) + tfx_i8c_count_op(t->g, TFX_OP_FUSED_LINEAR);
     assert_true(int8 ? n8 >= 1 : n8 == 0); /* q3_k: no int8 kernel, f32 activations */
     char w[96];
     snprintf(w, sizeof w, "%s -O%d", what, level);
