@@ -2,7 +2,9 @@
  * (backend/weight_stream.c) of every weight format the frontend can make:
  * f16, bf16 (element formats: row loads, packed panel columns, scalars) and
  * the GGUF block formats q8_0, q4_0, q4_k, q6_k, q5_0, q3_k (row-major blocks
- * decoded W elements at a time), in every kernel that reads weights.
+ * decoded W elements at a time), in every kernel that reads weights (q3_k,
+ * the last added, at -O2 only, and for haswell / x86-64 in the linear only:
+ * CI time; its stream's code is the same in every kernel).
  *
  * Each case graph is built with its weights in one format: f16, bf16, q8_0
  * and q4_0 rows are tfx_quantize_row of random f32 rows (the bytes gguf's
@@ -262,7 +264,7 @@ static int is_element(tfx_dtype dt) { return tfx_dtype_info_of(dt)->block == 1; 
 static void all_formats(build_fn build, const char *what, int packed_elem) {
   for (size_t f = 0; f < N_FORMATS; f++) {
     tfx_dtype dt = formats[f];
-    check_case(build, dt, 0, NULL, what);
+    if (dt != TFX_DT_Q3_K) check_case(build, dt, 0, NULL, what); /* q3_k: -O2 only (CI time; the same stream) */
     fmt_count c = check_case(build, dt, 2, NULL, what);
     /* -O2 packs element-format weights for the micro-kernel; block formats stay row-major */
     if (packed_elem >= 0) assert_int_equal(c.packed, is_element(dt) ? packed_elem : 0);
@@ -316,6 +318,7 @@ static void test_haswell(void **state) {
   for (size_t f = 0; f < N_FORMATS; f++) check_case(build_linear, formats[f], 2, "x86-64", "linear");
   for (size_t f = 0; f < N_FORMATS; f++) {
     check_case(build_linear, formats[f], 2, "haswell", "linear");
+    if (formats[f] == TFX_DT_Q3_K) continue; /* CI time: its stream is the same in every kernel */
     check_case(build_ffn, formats[f], 2, "haswell", "swiglu ffn");
     check_case(build_embedding, formats[f], 0, "haswell", "tied embedding");
     check_case(build_embedding, formats[f], 2, "haswell", "tied embedding");
