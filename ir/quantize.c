@@ -107,8 +107,9 @@ static void q5_0_block(const float *x, uint8_t *blk) {
 }
 
 /* ---- 256-element super-blocks (K-quants) ----
- * ggml's reference quantizers quantize_row_q4_K_ref / quantize_row_q6_K_ref
- * (what llama-quantize runs without an importance matrix), re-implemented
+ * ggml's reference quantizers quantize_row_q4_K_ref / quantize_row_q6_K_ref /
+ * quantize_row_q3_K_ref (what llama-quantize runs without an importance
+ * matrix), re-implemented
  * from their published algorithm. Identical bytes need identical float
  * arithmetic: every expression keeps ggml's evaluation order and f32 types
  * (int operands convert to float where ggml's do), rounding goes through
