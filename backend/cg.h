@@ -228,10 +228,15 @@ LLVMValueRef tfx_cg_byteptr(tfx_cg *cg, LLVMValueRef base, int64_t bytes);
 void tfx_cg_prefetch(tfx_cg *cg, LLVMValueRef base, int64_t bytes);
 /* How far ahead the int8 decode kernels (k_linear_q8.c) prefetch their
  * weight rows: schedule { prefetch = N } bytes, none for `none`, and
- * TFX_CG_INT8_PREFETCH under `auto` (the default). The f32 decode kernel
- * prefetches only when N is given (k_microkernel.c). */
+ * TFX_CG_INT8_PREFETCH under `auto` (the default). */
 #define TFX_CG_INT8_PREFETCH 4096
 int64_t tfx_cg_decode_prefetch(const tfx_cg *cg);
+/* How far ahead (bytes) the packed GEMM tile of one row (k_microkernel.c)
+ * prefetches its panel of elem_bytes-wide weights: N with
+ * schedule { prefetch = N }, none for `none`; under `auto`,
+ * TFX_CG_HALF_PREFETCH for 2-byte weights (f16, bf16) and none for f32. */
+#define TFX_CG_HALF_PREFETCH 2048
+int64_t tfx_cg_panel_prefetch(const tfx_cg *cg, int64_t elem_bytes);
 LLVMValueRef tfx_cg_loadf(tfx_cg *cg, LLVMValueRef ptr);
 void tfx_cg_storef(tfx_cg *cg, LLVMValueRef v, LLVMValueRef ptr);
 /* A private constant global `name` (unnamed_addr) holding init, aligned to

@@ -13,11 +13,14 @@
  * (6 x 16 on AVX2, 6 x 8 on SSE: 12 accumulators); GLU tiles read gate and up
  * columns, 6 x 32 on AVX-512 and 6 x W otherwise).
  * One row (decode) keeps two independent accumulator sets so the FMA latency
- * does not bound the weight stream, and, with schedule { prefetch = N },
- * prefetches the panel N bytes ahead (llvm.prefetch, one per 64-byte line;
- * off by default: on the Zen 4 machine of docs/performance.md the hardware
- * prefetchers do as well on weights streamed from DRAM, and the extra
- * instructions cost 8-25% when the weights sit in L2/L3).
+ * does not bound the weight stream, and prefetches the panel ahead
+ * (llvm.prefetch, one per 64-byte line; tfx_cg_panel_prefetch: N bytes with
+ * schedule { prefetch = N }; under `auto`, 2-byte panels (f16, bf16) 2 KiB
+ * ahead and f32 panels not at all: on the Zen 4 machine of
+ * docs/performance.md the hardware prefetchers do as well on f32 weights
+ * streamed from DRAM, and the extra instructions cost 8-25% when the weights
+ * sit in L2/L3; bf16 weights of the TinyLlama-1.1B shape decoded 12-17%
+ * faster with it on the Intel machine of docs/quantization.md).
  *
  * x goes through a stack buffer in chunks of TFX_CG_MK_KC floats per row:
  * the prologue hook (the fused norm) runs there once per element, the rows
@@ -110,12 +113,13 @@ static void fma_range(tfx_cg *cg, mk_state *st, LLVMValueRef kb, int64_t len) {
   if (main > 0) {
     tfx_cg_loop l;
     tfx_cg_for(cg, &l, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, main), UNROLL, "kk");
-    int64_t ahead = cg->g->schedule.prefetch / 4; /* floats */
+    int64_t eb = tfx_dtype_size(st->G->ws->w->type.dtype);
+    int64_t ahead = eb > 0 ? tfx_cg_panel_prefetch(cg, eb) / eb : 0; /* elements */
     if (t->mr == 1 && ahead > 0) {
       LLVMValueRef k = tfx_cg_add(cg, kb, l.iv);
       LLVMValueRef at = tfx_cg_addc(cg, tfx_cg_mulc(cg, k, t->pr), ahead);
       for (int h = 0; h < st->nh; h++)
-        for (int64_t f = 0; f < (int64_t)UNROLL * t->pr; f += 16)
+        for (int64_t f = 0; f < (int64_t)UNROLL * t->pr; f += 64 / eb)
           tfx_cg_prefetch(cg, tfx_cg_ws_panel_ptr(cg, st->G->ws, &st->base[h], tfx_cg_addc(cg, at, f)), 0);
     }
     for (int u = 0; u < UNROLL; u++) fma_step(cg, st, kb, tfx_cg_addc(cg, l.iv, u), u % st->sets);

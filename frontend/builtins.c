@@ -106,6 +106,8 @@ static const tfx_fe_opspec ops[] = {
      TFX_OP_COUNT},
     {"sigmoid", 1, 1, {"x"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_SIGMOID},
     {"softcap", 1, 1, {"x"}, {{"cap", TFX_FE_KW_NUM, 1, NULL, "c", 0, 1, TFX_ATTR_SOFTCAP}}, 1, TFX_FE_LOWER_OP, TFX_OP_SOFTCAP},
+    /* tanh(x) is softcap(x, cap = 1): 1 * tanh(x / 1) is tanh(x) exactly (lower_ir_op sets the cap) */
+    {"tanh", 1, 1, {"x"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_SOFTCAP},
     {"glu",
      3,
      3,

@@ -673,6 +673,7 @@ static int lower_moe(lower *L, frame *f, const tfx_fe_opspec *op, const int *in,
  * or an enum's index among its values), absent keywords their defaults. */
 static int lower_ir_op(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n, const tfx_fe_expr *call) {
   tfx_node nd = tfx_node_proto(op->ir, n, in);
+  if (op->ir == TFX_OP_SOFTCAP) nd.softcap = 1.0; /* tanh(x); softcap's cap keyword (required) sets it below */
   if (op->ir == TFX_OP_POSITIONS) { /* segments = s: positions restart at each packed sequence */
     int s = tensor_kw(L, f, call, "segments");
     if (s == -2 || (s >= 0 && check_segments(L, s, "positions", call))) return -1;

@@ -2,8 +2,8 @@
  * documented spelling of the target CPU; the vector features follow the named
  * CPU, not the host (x86-64-v2: SSE only, x86-64-v3: AVX2 ymm, no zmm;
  * x86-64-v4: zmm), and an unknown name is a clear error; `schedule {
- * prefetch = N }` emits prefetches in the decode kernels (and none without
- * it); `schedule { attention = dense }` replaces the tiled (flash) prefill
+ * prefetch = N }` emits prefetches in the decode kernels (by default
+ * only for int8 and 2-byte weights, none with `none`); `schedule { attention = dense }` replaces the tiled (flash) prefill
  * attention by the per-row kernel, with the same greedy tokens after a
  * 40-token prompt. Also checks that 1 and 2 threads give the
  * same greedy tokens (the inline-or-fork grain decision must not change
@@ -150,15 +150,19 @@ static void test_prefetch_schedule(void **state) {
   char *dir = tfx_test_tmpdir();
   assert_non_null(dir);
   /* f32 weights: none by default, with prefetch = N; q8_0 weights (the int8
-   * decode kernel, AVX-512 VNNI): by default (auto), none with `none` */
+   * decode kernel, AVX-512 VNNI) and bf16 / f16 weights (the packed tile of
+   * one row): by default (auto), none with `none` */
   static const struct {
     const char *schedule, *quantize;
     int expect;
   } cases[] = {{"", "none", 0},
                {"schedule { prefetch = 4096 }\n", "none", 1},
                {"", "q8_0", 1},
-               {"schedule { prefetch = none }\n", "q8_0", 0}};
-  for (int k = 0; k < 4; k++) {
+               {"schedule { prefetch = none }\n", "q8_0", 0},
+               {"", "bf16", 1},
+               {"", "f16", 1},
+               {"schedule { prefetch = none }\n", "bf16", 0}};
+  for (int k = 0; k < (int)(sizeof cases / sizeof cases[0]); k++) {
     char path[4096];
     snprintf(path, sizeof path, "%s/pf%d.tfx", dir, k);
     FILE *f = fopen(path, "w");

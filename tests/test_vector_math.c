@@ -9,7 +9,8 @@
  *   - relative error max |y - f| / |f| where |f| >= 1e-30, and
  *   - absolute error max |y - f| elsewhere (results that underflow).
  * exp is checked through softmax over two columns [x, 0] -> e^x / (e^x + 1),
- * i.e. sigmoid(x); tanh through softcap(x, cap = 1) (c tanh(x / c)). */
+ * i.e. sigmoid(x); tanh as `tanh(x)` (the IR's softcap with c = 1,
+ * c tanh(x / c)) and softcap(x, cap = 3). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -48,6 +49,7 @@ static double ref_gelu_tanh(double x) {
   return x / (1.0 + exp(-2.0 * u));
 }
 static double ref_relu(double x) { return x > 0 ? x : 0; }
+static double ref_softcap3(double x) { return 3.0 * tanh(x / 3.0); }
 
 static const fn_case cases[] = {
     {"sigmoid", "sigmoid(x)", ref_sigmoid, 4e-7, 4e-7, 1e-35, -110, 110},
@@ -55,7 +57,8 @@ static const fn_case cases[] = {
     {"gelu (erf)", "gelu(x)", ref_gelu, 2e-6, 8e-6, 1e-35, -14, 14},
     {"gelu (tanh)", "gelu(x, approximate = tanh)", ref_gelu_tanh, 2e-5, 2e-5, 1e-35, -14, 14},
     {"relu", "relu(x)", ref_relu, 0, 0, 0, -10, 10},
-    {"tanh", "softcap(x, cap = 1.0)", tanh, 3e-7, 3e-7, 1e-35, -12, 12},
+    {"tanh", "tanh(x)", tanh, 3e-7, 3e-7, 1e-35, -12, 12},
+    {"softcap (c = 3)", "softcap(x, cap = 3.0)", ref_softcap3, 3e-7, 3e-7, 1e-35, -36, 36},
 };
 
 /* The sweep: evenly spaced over [lo, hi], then the special values. */
