@@ -1,5 +1,5 @@
 /* backend/k_linear_q8.c — the int8 dot-product path of the GEMM (k_linear.c)
- * for LINEAR and FUSED_LINEAR nodes whose weight is q8_0, q4_0, q4_k, q6_k, tq2_0, i8 or zq8_*
+ * for LINEAR and FUSED_LINEAR nodes whose weight is q8_0, q4_0, q5_0, q4_k, q6_k, tq2_0, i8 or zq8_*
  * (tfx_node_act_quant, ir/quantize.c), row-major as pack_weights leaves them.
  *
  * Many rows (a prefill; tfx_cg_q8_staged) run as two kernels: the first's
@@ -41,7 +41,8 @@
  *
  * Formats (ir/dtype.c's layouts): q8_0 w = d * q (row-major tiles: |q|
  * dotted with sign(q) * x on x86; rp/dz: codes q ^ 0x80 = q + 128, dot -
- * 128 * sum x), q4_0 w = d * (q - 8) (dot - 8 * sum x), q4_k w = d * sc * q -
+ * 128 * sum x), q4_0 w = d * (q - 8) (dot - 8 * sum x), q5_0 w = d * (q -
+ * 16) (q4_0's nibbles with qh's bit as bit 4; dot - 16 * sum x), q4_k w = d * sc * q -
  * dmin * m per 32 (dot * d * sc - sum x * dmin * m), q6_k w = d * sc * (q -
  * 32) per 16 (dot - 32 * sum x, each 16 its scale), tq2_0 w = d * (u - 1)
  * per 256 (dot - sum x; the 2-bit codes u of sub-block s are bits 2 (s % 4)
@@ -61,6 +62,9 @@
 #define NB TFX_CG_LIN_NB
 #define QB TFX_ACT_QBLOCK
 #define QMR 4 /* rows of x per tile when the rows are not known to be few */
+/* the 32-element formats whose codes are nibbles (dz's pairs take their
+ * low nibbles, then their high ones: x's bytes stored to match) */
+#define NIBBLES(c) ((c)->dt == TFX_DT_Q4_0 || (c)->dt == TFX_DT_Q5_0)
 
 typedef struct {
   const tfx_cg_gemm *G;
@@ -282,7 +286,7 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
     if (c->dz4)
       at = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~(int64_t)3), ""), QB),
                       tfx_cg_addc(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 3), ""), 16), 64 * v));
-    else if (c->dz && c->dt == TFX_DT_Q4_0) /* pair p, block h: bytes 0-15 at 64p + 16h, 16-31 at 64p + 32 + 16h */
+    else if (c->dz && NIBBLES(c)) /* pair p, block h: bytes 0-15 at 64p + 16h, 16-31 at 64p + 32 + 16h */
       at = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~(int64_t)1), ""), QB),
                       tfx_cg_addc(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, 1), ""), 16), 32 * v));
     LLVMSetAlignment(LLVMBuildStore(b, q, bptr(cg, qrow, at)), 1);
@@ -290,7 +294,7 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
   LLVMValueRef bslot = tfx_cg_add(cg, lb.iv, tfx_cg_mulc(cg, slot, c->nqb));
   tfx_cg_storef(cg, d, tfx_cg_fptr(cg, c->xd, bslot));
   LLVMValueRef q32 = NULL;
-  if (c->dz && c->dt == TFX_DT_Q4_0) { /* the block's bytes back in order */
+  if (c->dz && NIBBLES(c)) { /* the block's bytes back in order */
     LLVMTypeRef b16t = c->t_b16;
     int64_t gm = c->dz4 ? 3 : 1;
     LLVMValueRef base = tfx_cg_add(cg, tfx_cg_mulc(cg, LLVMBuildAnd(b, lb.iv, tfx_cg_i64(cg, ~gm), ""), QB),
@@ -316,7 +320,7 @@ static void quant_row(tfx_cg *cg, qctx *c, LLVMValueRef slot, LLVMValueRef row) 
       LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, lb.iv, 4), tfx_cg_mulc(cg, slot, c->nqb * 8));
       LLVMSetAlignment(LLVMBuildStore(b, p4, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, "")), 4);
       LLVMSetAlignment(LLVMBuildStore(b, shuf(cg, dv, dv, i0, 4), tfx_cg_fptr(cg, c->xv, at)), 4);
-    } else if (c->dt != TFX_DT_Q4_0) {
+    } else if (!NIBBLES(c)) {
       LLVMValueRef at = tfx_cg_add(cg, tfx_cg_mulc(cg, pos, 8), tfx_cg_mulc(cg, slot, c->nqb * 8));
       LLVMSetAlignment(LLVMBuildStore(b, neg, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, "")), 4);
       LLVMSetAlignment(LLVMBuildStore(b, dv, tfx_cg_fptr(cg, c->xv, at)), 4);
@@ -393,6 +397,43 @@ static LLVMValueRef q4_0_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp) {
   return shuf(cg, lo, hi, seq, 32);
 }
 
+/* The 32 5-bit codes of a q5_0 block at wp (22 bytes: f16 d, the u32 qh
+ * of fifth bits, then q4_0's 16 nibble bytes): q4_0's codes with bit e of
+ * qh as bit 4 of element e (the u32's bits as a <32 x i1> mask, widened to
+ * bytes: kmovd + vpmovm2b on AVX-512BW). */
+static LLVMValueRef q5_0_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp) {
+  LLVMBuilderRef b = cg->b;
+  int seq[32];
+  for (int l = 0; l < 32; l++) seq[l] = l;
+  LLVMValueRef raw = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 6), 1);
+  LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 16, 0x0f), "");
+  LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 16, 4), "");
+  LLVMValueRef qh = load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp, 2), 1);
+  LLVMValueRef bits = LLVMBuildBitCast(b, qh, LLVMVectorType(LLVMInt1TypeInContext(cg->ctx), 32), "");
+  LLVMValueRef fifth = LLVMBuildSelect(b, bits, ivec(c->t_i8, 32, 0x10), LLVMConstNull(c->t_b32), "");
+  return LLVMBuildOr(b, shuf(cg, lo, hi, seq, 32), fifth, "");
+}
+
+/* The fifth bits (0x10 or 0) of a pair of q5_0 blocks at wp and wp1 in
+ * the decode pair's byte order (bytes 0-15: block 0's elements 0-15,
+ * 16-31: block 1's, 32-47: block 0's 16-31, 48-63: block 1's): the two
+ * u32 qh as the halves of one u64 mask of 64 lanes. */
+static LLVMValueRef q5_0_pair_bits(tfx_cg *cg, qctx *c, LLVMValueRef wp, LLVMValueRef wp1) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef i64 = cg->t_i64;
+  LLVMValueRef h0 = LLVMBuildZExt(b, load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp, 2), 1), i64, "");
+  LLVMValueRef h1 = LLVMBuildZExt(b, load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp1, 2), 1), i64, "");
+  LLVMValueRef lo16 = LLVMConstInt(i64, 0xffff, 0);
+  LLVMValueRef m = LLVMBuildOr(b, LLVMBuildAnd(b, h0, lo16, ""),
+                               LLVMBuildShl(b, LLVMBuildAnd(b, h1, lo16, ""), LLVMConstInt(i64, 16, 0), ""), "");
+  m = LLVMBuildOr(b, m, LLVMBuildShl(b, LLVMBuildLShr(b, h0, LLVMConstInt(i64, 16, 0), ""), LLVMConstInt(i64, 32, 0), ""),
+                  "");
+  m = LLVMBuildOr(b, m, LLVMBuildShl(b, LLVMBuildLShr(b, h1, LLVMConstInt(i64, 16, 0), ""), LLVMConstInt(i64, 48, 0), ""),
+                  "");
+  LLVMValueRef bits = LLVMBuildBitCast(b, m, LLVMVectorType(LLVMInt1TypeInContext(cg->ctx), 64), "");
+  return LLVMBuildSelect(b, bits, ivec(c->t_i8, 64, 0x10), LLVMConstNull(LLVMVectorType(c->t_i8, 64)), "");
+}
+
 /* The 32 4-bit codes of a zq4 sub-block whose 16 bytes are at p (byte j:
  * element j low, j + 16 high, as q4_0). */
 static LLVMValueRef zq4_codes(tfx_cg *cg, qctx *c, LLVMValueRef p) {
@@ -458,6 +499,7 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
   case TFX_DT_I8:
   case TFX_DT_Q8_0: wq = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, c->qoff), 1); break;
   case TFX_DT_Q4_0: wq = q4_0_codes(cg, c, wp); break;
+  case TFX_DT_Q5_0: wq = q5_0_codes(cg, c, wp); break;
   case TFX_DT_TQ2_0: wq = tq2_0_codes(cg, c, wp, sb); break;
   case TFX_DT_ZQ8_64:
   case TFX_DT_ZQ8_128: wq = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 4 + 32 * sb), 1); break;
@@ -494,6 +536,12 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
     case TFX_DT_Q4_0: {
       LLVMValueRef dot =
           LLVMBuildSub(b, idot(cg, c, wq, xq, zero, 0), LLVMBuildShl(b, xs, ivec(cg->t_i32, 8, 3), ""), "");
+      acc_fma(cg, t, a, dot, splat8(cg, c, LLVMBuildFMul(b, wscal[0], xd, "")));
+      break;
+    }
+    case TFX_DT_Q5_0: { /* w = d * (u - 16) */
+      LLVMValueRef dot =
+          LLVMBuildSub(b, idot(cg, c, wq, xq, zero, 0), LLVMBuildShl(b, xs, ivec(cg->t_i32, 8, 4), ""), "");
       acc_fma(cg, t, a, dot, splat8(cg, c, LLVMBuildFMul(b, wscal[0], xd, "")));
       break;
     }
@@ -629,13 +677,16 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef 
         LLVMValueRef a = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, c->qoff), 1);
         LLVMValueRef a1 = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp1, c->qoff), 1);
         u = LLVMBuildXor(b, shuf(cg, a, a1, seq, 64), ivec(c->t_i8, 64, 0x80), "");
-      } else {
-        LLVMValueRef a = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 2), 1);
-        LLVMValueRef a1 = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp1, 2), 1);
+      } else { /* q4_0, q5_0: the nibbles (q5_0's after its 4 bytes of fifth bits) */
+        int64_t nib = c->dt == TFX_DT_Q5_0 ? 6 : 2;
+        LLVMValueRef a = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, nib), 1);
+        LLVMValueRef a1 = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp1, nib), 1);
         LLVMValueRef raw = shuf(cg, a, a1, seq, 32);
         LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 32, 0x0f), "");
         LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 32, 4), "");
         u = shuf(cg, lo, hi, seq, 64);
+        if (c->dt == TFX_DT_Q5_0) /* bit 4 of each code from the blocks' qh, in the bytes' order */
+          u = LLVMBuildOr(b, u, q5_0_pair_bits(cg, c, wp, wp1), "");
       }
       LLVMValueRef args[3] = {init, LLVMBuildBitCast(b, u, v16i, ""), xv};
       LLVMValueRef dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
@@ -913,7 +964,8 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
       switch (c->dt) {
       case TFX_DT_I8: sc[0] = wsc[k]; break;
       case TFX_DT_Q8_0:
-      case TFX_DT_Q4_0: sc[0] = half_at(cg, c->f16c, wp); break;
+      case TFX_DT_Q4_0:
+      case TFX_DT_Q5_0: sc[0] = half_at(cg, c->f16c, wp); break;
       case TFX_DT_Q4_K:
         sc[0] = half_at(cg, c->f16c, wp);
         sc[1] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 2));
@@ -1007,6 +1059,10 @@ static LLVMValueRef decode_u(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMV
     break;
   case TFX_DT_Q4_0:
     u = q4_0_codes(cg, c, wp);
+    sc[0] = half_at(cg, c->f16c, wp);
+    break;
+  case TFX_DT_Q5_0:
+    u = q5_0_codes(cg, c, wp);
     sc[0] = half_at(cg, c->f16c, wp);
     break;
   case TFX_DT_TQ2_0:
@@ -1236,8 +1292,8 @@ static void rp_tile(tfx_cg *cg, qctx *c, int h, LLVMValueRef mb, int mr, LLVMVal
 
 /* 1 for the weight formats this path reads. */
 static int q8_supported(tfx_dtype dt) {
-  return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K || dt == TFX_DT_I8 ||
-         dt == TFX_DT_TQ2_0 || dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128 || dt == TFX_DT_ZQ4_64 ||
+  return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q5_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K ||
+         dt == TFX_DT_I8 || dt == TFX_DT_TQ2_0 || dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128 || dt == TFX_DT_ZQ4_64 ||
          dt == TFX_DT_ZQ4_128;
 }
 
@@ -1415,6 +1471,7 @@ static void q8_emit_as(tfx_cg *cg, const tfx_cg_gemm *G0, int few) {
   c.nsb = G.K / c.S;
   c.cw = c.dt == TFX_DT_Q8_0 || c.i8    ? 128
          : c.dt == TFX_DT_Q4_0          ? 8
+         : c.dt == TFX_DT_Q5_0          ? 16
          : c.dt == TFX_DT_Q6_K          ? 32
          : c.dt == TFX_DT_TQ2_0 || c.zq ? 1
                                         : 0;

@@ -423,8 +423,12 @@ int tfx_write_header(const tfx_graph *g, const char *source_name, FILE *out) {
   fprintf(out, "/* the buffers of a static session (tfx_session_create_static), aligned to %s_BUFFER_ALIGN */\n",
           upper);
   fprintf(out, "#define %s_BUFFER_ALIGN %d\n", upper, TFX_BUFFER_ALIGN);
-  fprintf(out, "#define %s_ARENA_BYTES %lldu /* activations, then one output row */\n", upper,
-          align_up(g->arena_bytes) + align_up(width * (int64_t)sizeof(float)));
+  /* a model with a source also keeps its padded inputs there (tfx_session_static_sizes) */
+  int32_t src_rows = n_ins >= 2 && ins[n_ins - 1].kind == TFX_INPUT_ROWS_MASK ? ins[n_ins - 1].rows : 0;
+  int64_t src_bytes = src_rows > 0 ? align_up((int64_t)TFX_SOURCE_BUFFER_BYTES(n_ins, src_rows)) : 0;
+  fprintf(out, "#define %s_ARENA_BYTES %lldu /* activations, then one output row%s */\n", upper,
+          align_up(g->arena_bytes) + align_up(width * (int64_t)sizeof(float)) + src_bytes,
+          src_bytes ? ", then the padded source inputs" : "");
   fprintf(out, "#define %s_KV_BYTES %lldu /* the KV cache (0: none; pass NULL) */\n\n", upper, (long long)g->kv_bytes);
   fprintf(out, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
   fprintf(out, "extern const tfx_model_desc %s_descriptor;\n\n", lower);

@@ -251,16 +251,13 @@ static int forward_inputs(tfx_session *s, const tfx_input *inputs, int32_t n_inp
     S = rows[i];
   }
   if (N > 0) {
-    if (s->is_static)
-      return fail(s, TFX_ERR_INVALID_ARGUMENT,
-                  "model '%s' has a source input (padded per call): use a session of tfx_session_create", d->name);
-#ifdef TFX_RT_MINIMAL /* no allocator: every session is static */
-    return TFX_ERR_INVALID_ARGUMENT;
-#else
-    /* the padded sources and row mask, then (a source cache) the previous call's */
+    /* the padded sources and row mask, then (a source cache) the previous
+     * call's: a static session's are in its arena (tfx_session_create_static) */
+#ifndef TFX_RT_MINIMAL /* no allocator there: every session is static */
     if (!s->src && !(s->src = calloc((size_t)d->n_inputs * 2, (size_t)N * sizeof(int32_t))))
       return fail(s, TFX_ERR_OUT_OF_MEMORY, "no memory for the source's %d rows", N);
 #endif
+    if (!s->src) return fail(s, TFX_ERR_INVALID_ARGUMENT, "model '%s': the session has no source buffer", d->name);
     for (int32_t i = 0; i < want; i++) {
       if (d->inputs[i].rows <= 0) continue;
       int32_t *p = s->src + (size_t)i * (size_t)N;

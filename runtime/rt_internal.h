@@ -79,6 +79,12 @@ static inline int32_t tfx_rt_caller_inputs(const tfx_model_desc *d) {
   return d->n_inputs - (d->inputs[d->n_inputs - 1].kind == TFX_INPUT_ROWS_MASK ? 1 : 0);
 }
 
+/* The rows of a model's sources (the row mask's rows; 0: no source). */
+static inline int32_t tfx_rt_source_rows(const tfx_model_desc *d) {
+  if (d->n_inputs < 2 || d->inputs[d->n_inputs - 1].kind != TFX_INPUT_ROWS_MASK) return 0;
+  return d->inputs[d->n_inputs - 1].rows;
+}
+
 /* Calls on one session (or batch) must not overlap: the busy flag refuses
  * a second one (tfx_rt_enter returns -1); a call that enters clears the
  * detail of the last failure. */

@@ -24,6 +24,8 @@ int tfx_session_static_sizes(const tfx_model *model, size_t *arena_bytes, size_t
   const tfx_model_desc *d = &model->desc;
   /* validated at open: arena and KV sizes are far below SIZE_MAX */
   uint64_t arena = round_up(d->arena_bytes) + round_up((uint64_t)d->output_width * sizeof(float));
+  int32_t src_rows = tfx_rt_source_rows(d);
+  if (src_rows > 0) arena += round_up(TFX_SOURCE_BUFFER_BYTES(d->n_inputs, src_rows));
   if (arena_bytes) *arena_bytes = (size_t)arena;
   if (kv_bytes) *kv_bytes = (size_t)d->kv_bytes;
   return TFX_OK;
@@ -73,6 +75,13 @@ int tfx_session_create_static(const tfx_model *model, void *arena, size_t arena_
   if (need_kv) memset(kv, 0, need_kv); /* abi.h: the KV cache starts zeroed */
   s->out = (float *)(void *)((char *)arena + round_up(d->arena_bytes));
   s->out_rows = 1;
+  /* a model with a source: its padded inputs after the output row (zeroed:
+   * the previous call's source starts as none) */
+  int32_t src_rows = tfx_rt_source_rows(d);
+  if (src_rows > 0) {
+    s->src = (int32_t *)(void *)((char *)s->out + round_up((uint64_t)d->output_width * sizeof(float)));
+    memset(s->src, 0, (size_t)TFX_SOURCE_BUFFER_BYTES(d->n_inputs, src_rows));
+  }
   s->exec.parallel_for = tfx_rt_serial_for;
   s->exec.impl = NULL;
   *out = s;

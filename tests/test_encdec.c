@@ -11,7 +11,8 @@
  * recomputed), chunked calls and the last row, for two source lengths; a
  * padded source with its own key mask (`key_mask = src_mask`); the
  * descriptor's input table, the header, and every error (frontend with
- * locations, runtime). */
+ * locations, runtime); a static session (tfx_session_create_static, the
+ * padded sources in its arena) running the source-cache sequence. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -227,6 +228,30 @@ static void test_source_cache(void **state) {
     assert_int_equal(tfx_forward_inputs(s, one, 2, 1, got + t * V, 0), TFX_OK);
   }
   compare("decode with the cache = prefill", got, ref, T * V);
+  /* a static session (the caller's buffers; the padded sources in its
+   * arena, after the output row): the same sequence, the same logits */
+  size_t na = 0, nk = 0;
+  assert_int_equal(tfx_session_static_sizes(m, &na, &nk), TFX_OK);
+  void *arena = NULL, *kv = NULL;
+  assert_int_equal(posix_memalign(&arena, TFX_BUFFER_ALIGN, na), 0);
+  assert_int_equal(posix_memalign(&kv, TFX_BUFFER_ALIGN, nk), 0);
+  memset(arena, 0x5a, na); /* no byte of the source buffer may be read before it is written */
+  tfx_session_storage st;
+  tfx_session *ss = NULL;
+  assert_int_equal(tfx_session_create_static(m, arena, na, kv, nk, &st, &ss, err, sizeof err), TFX_OK);
+  for (int round = 0; round < 2; round++) {
+    for (int c = 0; c < CALLS && seq[c].n; c++) {
+      tfx_input in[2] = {{"tokens", ids + seq[c].t0, 0}, {"src", seq[c].b ? bsrc : a, seq[c].S}};
+      if (tfx_forward_inputs(ss, in, 2, seq[c].n, got + seq[c].t0 * V, 0))
+        fail_msg("static: %s", tfx_session_last_error(ss));
+    }
+    snprintf(what, sizeof what, "static session, source changed without reset (%d)", round);
+    compare(what, got, want, T * V);
+    tfx_session_reset(ss);
+  }
+  tfx_session_free(ss);
+  free(arena);
+  free(kv);
   tfx_session_free(fresh);
   tfx_session_free(s);
   tfx_model_close(m);
@@ -263,6 +288,9 @@ static void test_descriptor_and_errors(void **state) {
   assert_non_null(strstr(text, "#define ED_ROWS_MASK_INDEX 2"));
   assert_non_null(strstr(text, "#define ED_SOURCE_ROWS 9"));
   assert_non_null(strstr(text, "#define ED_SRC_CACHE_BYTES "));
+  const char *ab = strstr(text, "#define ED_ARENA_BYTES ");
+  assert_non_null(ab);
+  long long header_arena = atoll(ab + strlen("#define ED_ARENA_BYTES "));
   free(text);
   /* the source cache in the printed IR: the encoder computed once, its output and the cross K/V kept */
   f = open_memstream(&text, &len);
@@ -274,6 +302,10 @@ static void test_descriptor_and_errors(void **state) {
   tfx_model *m = NULL;
   if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("%s", err);
   const tfx_model_desc *d = tfx_model_descriptor(m);
+  size_t static_arena = 0;
+  assert_int_equal(tfx_session_static_sizes(m, &static_arena, NULL), TFX_OK);
+  assert_int_equal((long long)static_arena, header_arena); /* the padded sources included in both */
+  assert_true(static_arena >= TFX_SOURCE_BUFFER_BYTES(3, NMAX));
   assert_int_equal(d->n_inputs, 3);
   assert_int_equal(d->inputs[1].rows, NMAX);
   assert_int_equal(d->inputs[1].vocab, V);

@@ -1,8 +1,8 @@
 /* tests/test_int8_linear.c — the int8 dot-product linears (backend/
- * k_linear_q8.c) for weights in q8_0, q4_0, q4_k and q6_k (issue #11).
+ * k_linear_q8.c) for weights in q8_0, q4_0, q4_k, q6_k and q5_0 (issue #11).
  *
  * Graphs are built with the IR builder, their weights quantized from random
- * f32 rows by tfx_quantize_row (q8_0, q4_0) or made of random valid blocks
+ * f32 rows by tfx_quantize_row (q8_0, q4_0, q5_0) or made of random valid blocks
  * (q4_k, q6_k: small positive f16 scales, any other byte). Cases: LINEAR +
  * bias at -O0 (K = 256, 512, 768; 256, 768, 1024 for the K-quants; N = 45);
  * at -O2 a pre-norm SwiGLU (one FUSED_LINEAR: RMSNorm prologue, w1 and w3
@@ -42,7 +42,8 @@
 #include "support/weight_tests.h"
 #include "tfx/tfx.h"
 
-static const tfx_dtype FORMATS[4] = {TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q4_K, TFX_DT_Q6_K};
+#define N_FORMATS 5
+static const tfx_dtype FORMATS[N_FORMATS] = {TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q4_K, TFX_DT_Q6_K, TFX_DT_Q5_0};
 
 /* A [rows, cols] weight in format dt. */
 static int qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale) {
@@ -57,7 +58,7 @@ static int qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64
   assert_non_null(x);
   for (int64_t r = 0; r < rows; r++) {
     uint8_t *row = p + r * rb;
-    if (dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0) {
+    if (dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q5_0) {
       for (int64_t k = 0; k < cols; k++) x[k] = scale * tfx_tg_rand(t);
       assert_int_equal(tfx_quantize_row(dt, x, cols, row), rb);
       continue;
@@ -98,7 +99,7 @@ static void check_graph(tfx_tg *(*build)(tfx_i8c_param_fn, tfx_dtype, int64_t, i
 /* every K on the host; the first on the AVX2 and plain-IR paths too */
 static void test_linear(void **state) {
   (void)state;
-  for (int f = 0; f < 4; f++) {
+  for (int f = 0; f < N_FORMATS; f++) {
     int kq = tfx_dtype_info_of(FORMATS[f])->block == 256;
     static const int64_t Ks[2][3] = {{256, 512, 768}, {256, 768, 1024}};
     for (int k = 0; k < 3; k++) check_graph(tfx_i8c_linear, FORMATS[f], Ks[kq][k], 0, "linear", 1, k ? 1 : 3);
@@ -107,7 +108,7 @@ static void test_linear(void **state) {
 
 static void test_ffn(void **state) {
   (void)state;
-  for (int f = 0; f < 4; f++) {
+  for (int f = 0; f < N_FORMATS; f++) {
     check_graph(tfx_i8c_ffn, FORMATS[f], 256, 512, "ffn", 2, 3);
     check_graph(tfx_i8c_ffn, FORMATS[f], 512, 768, "ffn", 2, 1);
   }
@@ -115,7 +116,7 @@ static void test_ffn(void **state) {
 
 static void test_residual(void **state) {
   (void)state;
-  for (int f = 0; f < 4; f++) check_graph(tfx_i8c_res, FORMATS[f], 768, 0, "residual", 2, 3);
+  for (int f = 0; f < N_FORMATS; f++) check_graph(tfx_i8c_res, FORMATS[f], 768, 0, "residual", 2, 3);
 }
 
 /* The shapes of the tiles' edges: K of one block (32) or one super-block
@@ -129,7 +130,7 @@ static void test_shapes(void **state) {
   static const int shape_calls[4] = {100, 1, 7, 6};
   opts.calls = shape_calls;
   opts.ncalls = 4;
-  for (int f = 0; f < 4; f++) {
+  for (int f = 0; f < N_FORMATS; f++) {
     int64_t kmin = tfx_dtype_info_of(FORMATS[f])->block;
     check_graph(tfx_i8c_linear_n, FORMATS[f], kmin, 20, "edge", 1, 2);
     check_graph(tfx_i8c_linear_n, FORMATS[f], 4096, 45, "chunks", 1, 2);
@@ -138,18 +139,19 @@ static void test_shapes(void **state) {
   opts.ncalls = NCALLS;
 }
 
-/* The decode kernels' block counts (AVX-512 VNNI): q8_0 and q4_0 at K =
- * 192 (6 blocks: pairs of blocks, an odd number of pairs; q4_0's groups of
- * 4 need K / 32 % 4 == 0) and K = 384 (q4_0: 3 groups of 4, one
+/* The decode kernels' block counts (AVX-512 VNNI): q8_0, q4_0 and q5_0 at
+ * K = 192 (6 blocks: pairs of blocks, an odd number of pairs; q4_0's groups
+ * of 4 need K / 32 % 4 == 0) and K = 384 (q4_0: 3 groups of 4, one
  * accumulator set), one row and then 2. */
 static void test_decode_blocks(void **state) {
   (void)state;
   static const int dec_calls[2] = {1, 2};
   opts.calls = dec_calls;
   opts.ncalls = 2;
-  for (int f = 0; f < 2; f++) {
-    check_graph(tfx_i8c_linear_n, FORMATS[f], 192, 20, "dec192", 1, 1);
-    check_graph(tfx_i8c_linear_n, FORMATS[f], 384, 20, "dec384", 1, 1);
+  static const tfx_dtype pairs[3] = {TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q5_0};
+  for (int f = 0; f < 3; f++) {
+    check_graph(tfx_i8c_linear_n, pairs[f], 192, 20, "dec192", 1, 1);
+    check_graph(tfx_i8c_linear_n, pairs[f], 384, 20, "dec384", 1, 1);
   }
   opts.calls = CALLS;
   opts.ncalls = NCALLS;
@@ -158,7 +160,7 @@ static void test_decode_blocks(void **state) {
 /* act_f32: the linears leave the int8 kernels */
 static void test_act_f32(void **state) {
   (void)state;
-  for (int f = 0; f < 4; f++) {
+  for (int f = 0; f < N_FORMATS; f++) {
     tfx_tg *t = tfx_i8c_linear(qparam, FORMATS[f], 256, 0);
     tfx_i8c_run_passes(t, 0, "act_f32");
     char err[512] = "";

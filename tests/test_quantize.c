@@ -7,7 +7,7 @@
  *   block format cannot hold);
  * - tfx_act_quant_block: zeros, one value, exact ties (round half to even,
  *   unlike Q8_0's roundf), the error bound on random blocks;
- * - tfx_node_act_quant: which linears take int8 activations (not q5_0's);
+ * - tfx_node_act_quant: which linears take int8 activations;
  * - round trips through each format's reference decoder on Gaussian rows:
  *   per-element bounds for f16, bf16, q8_0, q4_0, q5_0 derived from the formats,
  *   relative RMS error bounds for q4_k and q6_k (measured, with margin),
@@ -178,16 +178,16 @@ static void test_act_quant_block(void **state) {
   }
 }
 
-/* A linear whose weight is stored as q8_0, q4_0, q4_k or q6_k takes int8
- * activations unless the schedule asks for f32; q5_0 (no int8 kernel yet),
- * f16 and f32 weights never do. */
+/* A linear whose weight is stored as q8_0, q4_0, q5_0, q4_k or q6_k takes
+ * int8 activations unless the schedule asks for f32; f16 and f32 weights
+ * never do. */
 static void test_act_quant_formats(void **state) {
   (void)state;
   static const struct {
     tfx_dtype dt;
     int act;
   } cases[] = {{TFX_DT_Q8_0, 1}, {TFX_DT_Q4_0, 1}, {TFX_DT_Q4_K, 1}, {TFX_DT_Q6_K, 1},
-               {TFX_DT_Q5_0, 0}, {TFX_DT_F16, 0},  {TFX_DT_F32, 0}};
+               {TFX_DT_Q5_0, 1}, {TFX_DT_F16, 0},  {TFX_DT_F32, 0}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     tfx_graph *g = tfx_graph_new("aq", 8);
     assert_non_null(g);

@@ -243,9 +243,16 @@ typedef union tfx_session_storage {
   uint64_t align_u64;
   double align_double;
 } tfx_session_storage;
+/* The bytes a session keeps for a model with a source (an input of up to
+ * `rows` rows padded per call: an encoder-decoder's source; n_inputs counts
+ * the descriptor's inputs, the sources' row mask included): every input
+ * padded to `rows` int32 or float values, twice (this call's, then the
+ * previous call's, which the source cache compares with). */
+#define TFX_SOURCE_BUFFER_BYTES(n_inputs, rows) ((uint64_t)(n_inputs) * 2u * (uint64_t)(rows) * 4u)
 /* The arena and KV-cache bytes a static session of the model needs: the
  * generated header's <NAME>_ARENA_BYTES (the model's activations rounded up
- * to TFX_BUFFER_ALIGN, then one output row, rounded up likewise) and
+ * to TFX_BUFFER_ALIGN, then one output row, rounded up likewise, then for a
+ * model with a source TFX_SOURCE_BUFFER_BYTES, rounded up likewise) and
  * <NAME>_KV_BYTES (0 for a model without a KV cache). Either pointer may be
  * NULL. TFX_OK, or TFX_ERR_INVALID_ARGUMENT for a NULL model. */
 int tfx_session_static_sizes(const tfx_model *model, size_t *arena_bytes, size_t *kv_bytes);
