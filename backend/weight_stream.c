@@ -8,7 +8,7 @@
  *
  * Formats with a stream: f32 (exactly the loads the kernels always had),
  * f16 (fpext <W x half>: vcvtph2ps) and bf16 (zext, shl 16, bitcast),
- * packed or row-major; the GGUF block formats q8_0, q4_0, q5_0, q4_k, q6_k
+ * packed or row-major; the GGUF block formats q8_0, q4_0, q5_0, q3_k, q4_k, q6_k
  * and tq2_0, the 2:4 sparse s24_f32 and s24_q8_0 (W / 2 kept values expanded
  * by their positions), ZeroQuant's zq8_64, zq8_128, zq4_64 and zq4_128 (d * (q - z)),
  * row-major only (pack_weights leaves them so): a row is K / block blocks,
@@ -368,6 +368,45 @@ static LLVMValueRef q6_k_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int
   return LLVMBuildFMul(b, tfx_cg_splat(cg, ds), i8_to_f32(cg, q, nvalid), "");
 }
 
+/* Q3_K (110 bytes: 32 bytes hmask, 64 bytes qs, 12 scale bytes, f16 d):
+ * element e has the 2 bits 2 ((e / 32) % 4) of qs[32 (e / 128) + e % 32],
+ * the high bit e / 32 of hmask[e % 32], the 6-bit scale of group j = e / 16
+ * (low 4 bits of scales[j % 8] >> 4 (j / 8), high 2 of scales[8 + j % 4] >>
+ * 2 (j / 4)): x = (d * (sc - 32)) * ((lo | hi << 2) - 4), as the reference
+ * decoder. The W elements at o lie in one group of 16, so one scale. */
+static LLVMValueRef q3_k_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int nvalid) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef l = LLVMBuildAnd(b, o, tfx_cg_i64(cg, 31), "");
+  LLVMValueRef i = LLVMBuildLShr(b, o, tfx_cg_i64(cg, 5), ""); /* e / 32: 0 .. 7 */
+  LLVMValueRef qo = tfx_cg_addc(
+      cg, tfx_cg_add(cg, LLVMBuildShl(b, LLVMBuildLShr(b, o, tfx_cg_i64(cg, 7), ""), tfx_cg_i64(cg, 5), ""), l), 32);
+  LLVMValueRef s2 = LLVMBuildShl(b, LLVMBuildAnd(b, i, tfx_cg_i64(cg, 3), ""), tfx_cg_i64(cg, 1), "");
+  LLVMValueRef lo = LLVMBuildAnd(b, LLVMBuildLShr(b, bytes_at(cg, blk, qo), splat8(cg, s2), ""), splat8c(cg, 3), "");
+  LLVMValueRef hi = LLVMBuildAnd(b, LLVMBuildLShr(b, bytes_at(cg, blk, l), splat8(cg, i), ""), splat8c(cg, 1), "");
+  LLVMValueRef q = LLVMBuildOr(b, lo, LLVMBuildShl(b, hi, splat8c(cg, 2), ""), "");
+  q = LLVMBuildSub(b, q, splat8c(cg, 4), "");
+  /* the group's scale */
+  LLVMValueRef j = LLVMBuildLShr(b, o, tfx_cg_i64(cg, 4), "");
+  LLVMValueRef sl = byte_at(cg, blk, tfx_cg_addc(cg, LLVMBuildAnd(b, j, tfx_cg_i64(cg, 7), ""), 96));
+  sl = LLVMBuildLShr(b, sl,
+                     LLVMBuildTrunc(b,
+                                    LLVMBuildShl(b, LLVMBuildLShr(b, j, tfx_cg_i64(cg, 3), ""), tfx_cg_i64(cg, 2), ""),
+                                    cg->t_i32, ""),
+                     "");
+  sl = LLVMBuildAnd(b, sl, LLVMConstInt(cg->t_i32, 15, 0), "");
+  LLVMValueRef sh = byte_at(cg, blk, tfx_cg_addc(cg, LLVMBuildAnd(b, j, tfx_cg_i64(cg, 3), ""), 104));
+  sh = LLVMBuildLShr(b, sh,
+                     LLVMBuildTrunc(b,
+                                    LLVMBuildShl(b, LLVMBuildLShr(b, j, tfx_cg_i64(cg, 2), ""), tfx_cg_i64(cg, 1), ""),
+                                    cg->t_i32, ""),
+                     "");
+  sh = LLVMBuildAnd(b, sh, LLVMConstInt(cg->t_i32, 3, 0), "");
+  LLVMValueRef sc = LLVMBuildOr(b, sl, LLVMBuildShl(b, sh, LLVMConstInt(cg->t_i32, 4, 0), ""), "");
+  sc = LLVMBuildSub(b, sc, LLVMConstInt(cg->t_i32, 32, 0), "");
+  LLVMValueRef ds = LLVMBuildFMul(b, half_at(cg, blk, 108), LLVMBuildSIToFP(b, sc, cg->t_f32, ""), "");
+  return LLVMBuildFMul(b, tfx_cg_splat(cg, ds), i8_to_f32(cg, q, nvalid), "");
+}
+
 /* TQ2_0 (66 bytes: 64 bytes qs, f16 d): element 128 j + 32 n + m is bits
  * 2 n of qs[32 j + m]: x = d * (q - 1). */
 static LLVMValueRef tq2_0_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int nvalid) {
@@ -481,6 +520,7 @@ static LLVMValueRef zq4_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int 
   return zq_values(cg, blk, q, nvalid);
 }
 
+static const tfx_cg_wformat fmt_q3_k = {TFX_DT_Q3_K, 0, NULL, NULL, NULL, NULL, NULL, NULL, q3_k_block};
 static const tfx_cg_wformat fmt_tq2_0 = {TFX_DT_TQ2_0, 0, NULL, NULL, NULL, NULL, NULL, NULL, tq2_0_block};
 static const tfx_cg_wformat fmt_s24_f32 = {TFX_DT_S24_F32, 0, NULL, NULL, NULL, NULL, NULL, NULL, s24_f32_block};
 static const tfx_cg_wformat fmt_s24_q8_0 = {TFX_DT_S24_Q8_0, 0, NULL, NULL, NULL, NULL, NULL, NULL, s24_q8_0_block};
@@ -508,6 +548,7 @@ static const tfx_cg_wformat *format_of(tfx_dtype dt) {
   case TFX_DT_Q6_K: return &fmt_q6_k;
   case TFX_DT_Q5_0: return &fmt_q5_0;
   case TFX_DT_I8: return &fmt_i8;
+  case TFX_DT_Q3_K: return &fmt_q3_k;
   case TFX_DT_TQ2_0: return &fmt_tq2_0;
   case TFX_DT_S24_F32: return &fmt_s24_f32;
   case TFX_DT_S24_Q8_0: return &fmt_s24_q8_0;
@@ -523,7 +564,7 @@ int tfx_cg_ws_check(const tfx_node *w, char *err, size_t errlen) {
   if (format_of(w->type.dtype)) return 0;
   return tfx_errf(err, errlen,
                   "param '%s' is stored as %s, which the backend cannot read yet (weight formats with a "
-                  "stream: f32, f16, bf16, i8, q8_0, q4_0, q5_0, q4_k, q6_k, tq2_0, s24_f32, s24_q8_0, zq8_64, "
+                  "stream: f32, f16, bf16, i8, q8_0, q4_0, q5_0, q3_k, q4_k, q6_k, tq2_0, s24_f32, s24_q8_0, zq8_64, "
                   "zq8_128, zq4_64, zq4_128, "
                   "f32_rowscale)",
                   w->name ? w->name : "?", tfx_dtype_name(w->type.dtype));
@@ -539,6 +580,7 @@ const char *tfx_cg_ws_key(const tfx_node *w) {
   case TFX_DT_Q4_0: return "_wq4_0";
   case TFX_DT_Q4_K: return "_wq4_k";
   case TFX_DT_Q6_K: return "_wq6_k";
+  case TFX_DT_Q3_K: return "_wq3_k";
   case TFX_DT_Q5_0: return "_wq5_0";
   case TFX_DT_I8: return "_wi8";
   case TFX_DT_TQ2_0: return "_wtq2_0";

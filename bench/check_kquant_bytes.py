@@ -163,7 +163,7 @@ def tfx_quantize(fmt, rows, tmp):
 
 
 QT = gguf.GGMLQuantizationType
-FMTS = {QT.Q4_K: "q4_k", QT.Q6_K: "q6_k", QT.Q8_0: "q8_0", QT.Q4_0: "q4_0", QT.Q5_0: "q5_0", QT.F16: "f16"}
+FMTS = {QT.Q3_K: "q3_k", QT.Q4_K: "q4_k", QT.Q6_K: "q6_k", QT.Q8_0: "q8_0", QT.Q4_0: "q4_0", QT.Q5_0: "q5_0", QT.F16: "f16"}
 TOTAL = {f: [0, 0, 0] for f in FMTS.values()}  # tensors, blocks, differing bytes
 
 
@@ -179,7 +179,7 @@ def compare(label, path, tensors, tmp, only=None):
             continue
         theirs = np.asarray(t.data).view(np.uint8).reshape(-1)
         ours = tfx_quantize(fmt, tensors[t.name], tmp)
-        nblk = tensors[t.name].size // {"q4_k": 256, "q6_k": 256, "q8_0": 32, "q4_0": 32, "q5_0": 32, "f16": 1}[fmt]
+        nblk = tensors[t.name].size // {"q3_k": 256, "q4_k": 256, "q6_k": 256, "q8_0": 32, "q4_0": 32, "q5_0": 32, "f16": 1}[fmt]
         diff = int(np.count_nonzero(ours != theirs)) if ours.size == theirs.size else max(ours.size, theirs.size)
         TOTAL[fmt][0] += 1
         TOTAL[fmt][1] += nblk
@@ -236,7 +236,7 @@ def write_golden(tmp, outdir):
     tensors["token_embd.weight"] = x
     write_f32_gguf_tensors(f32, tensors)
     ok = True
-    for label, fmt in (("Q4_K_M", "q4_k"), ("Q6_K", "q6_k"), ("Q5_0", "q5_0")):
+    for label, fmt in (("Q4_K_M", "q4_k"), ("Q6_K", "q6_k"), ("Q5_0", "q5_0"), ("Q3_K_S", "q3_k")):
         out = os.path.join(tmp, f"golden-{label}.gguf")
         llama_quantize(f32, out, getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{label}"))
         t = {t.name: t for t in gguf.GGUFReader(out).tensors}["token_embd.weight"]
@@ -259,7 +259,7 @@ def main():
         return write_golden(tmp, ARGS.write_golden)
     f32 = os.path.join(tmp, "model-f32.gguf")
     tensors = write_f32_gguf(f32)
-    for label in ("Q4_K_M", "Q6_K", "Q8_0", "Q4_0", "Q5_0"):
+    for label in ("Q4_K_M", "Q6_K", "Q8_0", "Q4_0", "Q5_0", "Q3_K_S"):
         out = os.path.join(tmp, f"model-{label}.gguf")
         llama_quantize(f32, out, getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{label}"))
         compare(label, out, tensors, tmp)

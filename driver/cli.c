@@ -33,14 +33,15 @@
 #define OPT_QUANTIZE(what)                                                                                             \
   {                                                                                                                    \
     TFX_OPT_QUANTIZE, "quantize", 1, "FMT", "a format",                                                                \
-        "the weights' format: f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, tq2_0,\n"                                       \
+        "the weights' format: f16, bf16, q8_0, q4_0, q5_0, q3_k, q4_k, q6_k, tq2_0,\n"                                 \
         "ternary (BitNet b1.58: tq2_0 with the tensor's mean |w|), sparse24(f32),\n"                                   \
         "sparse24(q8_0) (2:4), q4_k_m\n"                                                                               \
         "(llama.cpp's Q4_K_M mix), w8a8 (int8 weights per channel, int8\n"                                             \
         "activations per token), w8a8(smooth = ALPHA) (SmoothQuant, needs\n"                                           \
         "--calibration), llm_int8(threshold = T) (LLM.int8(): outlier input\n"                                         \
         "channels f32, needs --calibration), gptq(bits = 4, group = 32|64|128,\n"                                      \
-        "damp = D, act_order = B) (GPTQ into q4_0, needs --calibration) or none\n"                                     \
+        "damp = D, act_order = B) (GPTQ into q4_0; bits = 3: into q3_k; needs\n"                                       \
+        "--calibration) or none\n"                                                                                     \
         "(as bound); replaces the schedule's\n"                                                                        \
         "quantize, the source's quantize { } rules still apply" what                                                   \
   }

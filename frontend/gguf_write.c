@@ -1,7 +1,7 @@
 /* frontend/gguf_write.c — writes the bound params of a graph as a GGUF v3
  * file (tfxc --emit-gguf; the layout is in gguf.h): one tensor per distinct
  * weights slot, in node order, named as the param, in its stored format
- * (f32, f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k), dims innermost first, offsets
+ * (f32, f16, bf16, q8_0, q4_0, q5_0, q3_k, q4_k, q6_k), dims innermost first, offsets
  * aligned to 32. The file is built beside its destination under a temporary
  * name and renamed into place only when complete, so a failed or interrupted
  * write never leaves a partial file at the destination. */

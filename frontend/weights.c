@@ -964,7 +964,7 @@ static int bind_file(tfx_graph *g, const char *path, const char *format, const t
       if (strcmp(f.format, "gguf") == 0)
         report(r, i,
                "param '%s': tensor '%s'%s of %s: unsupported GGUF tensor type %s (supported: F32, F16, BF16, Q8_0, "
-               "Q4_0, Q5_0, Q4_K, Q6_K, TQ2_0)",
+               "Q4_0, Q5_0, Q3_K, Q4_K, Q6_K, TQ2_0)",
                n->name, names[k], from, path, t->dtype_name);
       else
         report(r, i, "param '%s': tensor '%s'%s of %s has dtype %s, which cannot be bound (supported: F32, F16, BF16)",

@@ -2,7 +2,7 @@
  * values (issue #17): every slot read from a weights file is scanned once, in
  * the format it is bound in: f32 words, f16 and bf16 halves by their exponent
  * bits, and the block formats by their f16 scales (Q8_0 and Q4_0: d; Q4_K: d
- * and dmin; Q6_K: d; the quantized values themselves are small integers and
+ * and dmin; Q6_K, Q3_K: d; the quantized values themselves are small integers and
  * always finite). A block format without a known scale layout is decoded row
  * by row through the format table and its values checked. The scans count
  * with integer compares only, which the compiler vectorizes: one linear pass
@@ -97,6 +97,7 @@ static int block_scales(tfx_dtype dt, int off[2]) {
   case TFX_DT_Q4_0: off[0] = 0; return 1;             /* d, then the quants */
   case TFX_DT_Q4_K: off[0] = 0, off[1] = 2; return 2; /* d, dmin, scales[12], qs[128] */
   case TFX_DT_Q6_K: off[0] = 208; return 1;           /* ql[128], qh[64], scales[16], d */
+  case TFX_DT_Q3_K: off[0] = 108; return 1;           /* hmask[32], qs[64], scales[12], d */
   case TFX_DT_TQ2_0: off[0] = 64; return 1;           /* qs[64], d */
   case TFX_DT_S24_Q8_0: off[0] = 0; return 1;         /* d, idx, q[16] */
   case TFX_DT_ZQ8_64:

@@ -24,7 +24,7 @@ static const tfx_gguf_type gguf_types[] = {
     {2, "Q4_0", 32, 18, TFX_DT_Q4_0},       {3, "Q4_1", 32, 20, TFX_DT_COUNT},
     {6, "Q5_0", 32, 22, TFX_DT_Q5_0},       {7, "Q5_1", 32, 24, TFX_DT_COUNT},
     {8, "Q8_0", 32, 34, TFX_DT_Q8_0},       {9, "Q8_1", 32, 40, TFX_DT_COUNT},
-    {10, "Q2_K", 256, 84, TFX_DT_COUNT},    {11, "Q3_K", 256, 110, TFX_DT_COUNT},
+    {10, "Q2_K", 256, 84, TFX_DT_COUNT},    {11, "Q3_K", 256, 110, TFX_DT_Q3_K},
     {12, "Q4_K", 256, 144, TFX_DT_Q4_K},    {13, "Q5_K", 256, 176, TFX_DT_COUNT},
     {14, "Q6_K", 256, 210, TFX_DT_Q6_K},    {15, "Q8_K", 256, 292, TFX_DT_COUNT},
     {16, "IQ2_XXS", 256, 66, TFX_DT_COUNT}, {17, "IQ2_XS", 256, 74, TFX_DT_COUNT},

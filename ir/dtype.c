@@ -176,6 +176,36 @@ static void dq_q6_k(const uint8_t *data, const tfx_fused *layout, int64_t R, int
   }
 }
 
+/* GGUF Q3_K (ggml's block_q3_K): super-blocks of 256: 32 bytes hmask, 64
+ * bytes qs, 12 bytes of 16 6-bit scales, f16 d. Element e (< 256) has the
+ * 2 low bits (qs[32 (e / 128) + e % 32] >> 2 ((e / 32) % 4)) & 3, the high
+ * bit (hmask[e % 32] >> (e / 32)) & 1, and the scale of group e / 16;
+ * x = (d * (sc - 32)) * (q - 4), q = low | high << 2 in 0 .. 7 (ggml's
+ * dequantize_row_q3_K: the offset 4 is subtracted where the high bit is 0).
+ * Scale j: low 4 bits scales[j % 8] >> 4 (j / 8), high 2 bits
+ * scales[8 + j % 4] >> 2 (j / 4). */
+int tfx_q3_k_scale(const uint8_t *scales, int j) {
+  return (scales[j % 8] >> (4 * (j / 8)) & 0xf) | (scales[8 + j % 4] >> (2 * (j / 4)) & 3) << 4;
+}
+
+static void dq_q3_k(const uint8_t *data, const tfx_fused *layout, int64_t R, int64_t K, int64_t r, float *out) {
+  (void)layout;
+  (void)R;
+  const uint8_t *row = data + r * (K / 256) * 110;
+  for (int64_t b = 0; b < K / 256; b++) {
+    const uint8_t *blk = row + b * 110, *hm = blk, *qs = blk + 32;
+    float d = tfx_f16_to_f32(rd16(blk + 108));
+    for (int g = 0; g < 16; g++) {
+      float dl = d * (float)(tfx_q3_k_scale(blk + 96, g) - 32);
+      for (int i = 0; i < 16; i++) {
+        int e = 16 * g + i;
+        int q = (qs[32 * (e / 128) + e % 32] >> (2 * (e / 32 % 4)) & 3) | (hm[e % 32] >> (e / 32) & 1) << 2;
+        out[b * 256 + e] = dl * (float)(q - 4);
+      }
+    }
+  }
+}
+
 /* GGUF TQ2_0 (ggml's block_tq2_0): super-blocks of 256: 64 bytes qs, then
  * f16 d; element 128 j + 32 n + m (j < 2, n < 4, m < 32) is bits 2 n of
  * qs[32 j + m]: x = d * (q - 1), q in 0 .. 2 (3 decodes as 2). */
@@ -310,6 +340,7 @@ static const tfx_dtype_info formats[TFX_DT_COUNT] = {
     [TFX_DT_ZQ8_128] = {"zq8_128", 128, 132, 0, 1, dq_zq8_128},
     [TFX_DT_ZQ4_64] = {"zq4_64", 64, 36, 0, 1, dq_zq4_64},
     [TFX_DT_ZQ4_128] = {"zq4_128", 128, 68, 0, 1, dq_zq4_128},
+    [TFX_DT_Q3_K] = {"q3_k", 256, 110, 0, 1, dq_q3_k},
 };
 
 const tfx_dtype_info *tfx_dtype_info_of(tfx_dtype dt) {

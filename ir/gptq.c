@@ -62,13 +62,35 @@ static int cmp_key(const void *a, const void *b) {
   return x->j < y->j ? -1 : x->j > y->j; /* stable */
 }
 
-int tfx_gptq_q4_0(const float *W, int64_t N, int64_t K, const double *H, int group, double damp, int act_order,
-                  uint8_t *dst, char *err, size_t errlen) {
-  if (N < 1 || K < 32 || K % 32 || K > (int64_t)1 << 15 || group < 1 || !(damp >= 0.0 && damp < 1e6))
-    return tfx_errf(err, errlen, "gptq: bad sizes (N %lld, K %lld, group %d; K a multiple of 32)", (long long)N,
-                    (long long)K, group);
+/* q3_k's scales of the 256 values at x (f64, stride 1) of a row's super-block
+ * blk: stored into blk's scale bytes and d as round-to-nearest q3_k would,
+ * and the 16 group scales d (sc - 32) read back from them into s. */
+static void q3_k_scales(const double *x, uint8_t *blk, double *s) {
+  float xf[256], sc[16], max_scale;
+  for (int j = 0; j < 256; j++) xf[j] = (float)x[j];
+  tfx_q3_k_fit_scales(xf, sc, &max_scale);
+  tfx_q3_k_put_scales(sc, max_scale, blk);
+  float dd = tfx_f16_to_f32((uint16_t)(blk[108] | blk[109] << 8));
+  for (int j = 0; j < 16; j++) s[j] = (double)(dd * (float)(tfx_q3_k_scale(blk + 96, j) - 32));
+}
+
+static int quant3(double w, double s) {
+  if (s == 0.0) return 4;
+  double v = rint(w / s);
+  return v < -4 ? 0 : v > 3 ? 7 : (int)v + 4;
+}
+
+/* bits 4: q4_0 blocks (group: 32, 64, 128); bits 3: q3_k super-blocks */
+static int gptq_run(const float *W, int64_t N, int64_t K, const double *H, int bits, int group, double damp,
+                    int act_order, uint8_t *dst, char *err, size_t errlen) {
+  int bk = bits == 3 ? 256 : 32; /* the stored block */
+  if (bits == 3) group = 256;
+  if (N < 1 || K < bk || K % bk || K > (int64_t)1 << 15 || group < 1 || !(damp >= 0.0 && damp < 1e6))
+    return tfx_errf(err, errlen, "gptq: bad sizes (N %lld, K %lld, group %d; K a multiple of %d)", (long long)N,
+                    (long long)K, group, bk);
   size_t nk = (size_t)N * (size_t)K, kk = (size_t)K * (size_t)K;
-  double *w = malloc(nk * sizeof *w), *h = malloc(kk * sizeof *h), *d = malloc(nk / 32 * sizeof *d);
+  /* d: the scale of each q4_0 block of 32, or of each q3_k group of 16 */
+  double *w = malloc(nk * sizeof *w), *h = malloc(kk * sizeof *h), *d = malloc(nk / 16 * sizeof *d);
   int64_t *perm = malloc((size_t)K * sizeof *perm);
   col_key *keys = malloc((size_t)K * sizeof *keys);
   double *errb = malloc((size_t)N * GPTQ_BLOCK * sizeof *errb);
@@ -93,7 +115,10 @@ int tfx_gptq_q4_0(const float *W, int64_t N, int64_t K, const double *H, int gro
       for (int64_t r = 0; r < N; r++) w[r * K + j] = 0.0;
     }
   /* static group scales (act_order), from the weights before any update */
-  for (int64_t r = 0; r < N && act_order; r++)
+  for (int64_t r = 0; r < N && act_order && bits == 3; r++)
+    for (int64_t b = 0; b < K / 256; b++)
+      q3_k_scales(w + r * K + 256 * b, dst + (r * (K / 256) + b) * 110, d + r * (K / 16) + 16 * b);
+  for (int64_t r = 0; r < N && act_order && bits == 4; r++)
     for (int64_t g0 = 0; g0 < K; g0 += group) {
       int64_t n = K - g0 < group ? K - g0 : group;
       double s = group_scale(w + r * K + g0, n, 1);
@@ -144,15 +169,26 @@ int tfx_gptq_q4_0(const float *W, int64_t N, int64_t K, const double *H, int gro
       double u = U[i * K + i];
       for (int64_t r = 0; r < N; r++) {
         double *row = wp + r * K;
-        if (!act_order && i % group == 0) { /* the group's scale from its current weights */
+        if (!act_order && i % group == 0 && bits == 3) /* the super-block's scales from its current weights */
+          q3_k_scales(row + i, dst + (r * (K / 256) + i / 256) * 110, d + r * (K / 16) + i / 16);
+        else if (!act_order && i % group == 0) { /* the group's scale from its current weights */
           int64_t n = K - i < group ? K - i : group;
           double s = group_scale(row + i, n, 1);
           for (int64_t b = i / 32; b < (i + n) / 32; b++) d[r * (K / 32) + b] = s;
         }
-        double s = d[r * (K / 32) + col / 32];
-        int qv = quant(row[i], s);
+        double s, dq;
+        int qv;
+        if (bits == 3) {
+          s = d[r * (K / 16) + col / 16];
+          qv = quant3(row[i], s);
+          dq = s * (qv - 4);
+        } else {
+          s = d[r * (K / 32) + col / 32];
+          qv = quant(row[i], s);
+          dq = s * (qv - 8);
+        }
         q[r * K + col] = (uint8_t)qv;
-        double e = (row[i] - s * (qv - 8)) / u;
+        double e = (row[i] - dq) / u;
         errb[r * GPTQ_BLOCK + (i - i1)] = e;
         for (int64_t j = i + 1; j < i2; j++) row[j] -= e * U[i * K + j];
       }
@@ -171,8 +207,12 @@ int tfx_gptq_q4_0(const float *W, int64_t N, int64_t K, const double *H, int gro
   }
   free(hp);
   free(wp);
+  /* q3_k: the codes into the super-blocks (their scales are already stored) */
+  for (int64_t r = 0; r < N && bits == 3; r++)
+    for (int64_t b = 0; b < K / 256; b++)
+      tfx_q3_k_pack((const int8_t *)(q + r * K + 256 * b), dst + (r * (K / 256) + b) * 110);
   /* the q4_0 blocks: f16 d, byte j holds element j (low nibble) and j + 16 */
-  for (int64_t r = 0; r < N; r++)
+  for (int64_t r = 0; r < N && bits == 4; r++)
     for (int64_t b = 0; b < K / 32; b++) {
       uint8_t *blk = dst + (r * (K / 32) + b) * 18;
       float s = (float)d[r * (K / 32) + b];
@@ -189,4 +229,14 @@ done:
   free(errb);
   free(q);
   return rc;
+}
+
+int tfx_gptq_q4_0(const float *W, int64_t N, int64_t K, const double *H, int group, double damp, int act_order,
+                  uint8_t *dst, char *err, size_t errlen) {
+  return gptq_run(W, N, K, H, 4, group, damp, act_order, dst, err, errlen);
+}
+
+int tfx_gptq_q3_k(const float *W, int64_t N, int64_t K, const double *H, double damp, int act_order, uint8_t *dst,
+                  char *err, size_t errlen) {
+  return gptq_run(W, N, K, H, 3, 256, damp, act_order, dst, err, errlen);
 }

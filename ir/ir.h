@@ -50,6 +50,8 @@ typedef enum {
    * nibble order: byte j of a 32 holds element j low, j + 16 high) */
   TFX_DT_ZQ4_64,
   TFX_DT_ZQ4_128,
+  TFX_DT_Q3_K, /* GGUF (ggml's block_q3_K) super-blocks of 256: hmask[32], qs[64], 12 bytes of 16 6-bit scales, f16 d
+                  (110 bytes) */
   TFX_DT_COUNT
 } tfx_dtype;
 
@@ -573,6 +575,21 @@ int tfx_weight_dequant_row(const tfx_node *w, const uint8_t *data, int64_t r, fl
 /* Q4_K's 6-bit scale and min of sub-block j (0..7) from the block's 12 scale
  * bytes (ggml's get_scale_min_k4). */
 void tfx_q4_k_scale_min(const uint8_t *scales, int j, int *sc, int *m);
+/* Q3_K's 6-bit scale of group j (0..15) from the block's 12 scale bytes, as
+ * stored (0..63; the value's factor is the result - 32). */
+int tfx_q3_k_scale(const uint8_t *scales, int j);
+/* Q3_K's scale bytes and d of a super-block (blk: 110 bytes) from its 16
+ * group scales sc and the one of largest magnitude max_scale, as ggml's
+ * quantize_row_q3_K_ref stores them (d = f16(max_scale / -32), 6-bit
+ * clamp(nearest_int(-32 sc / max_scale), -32, 31) + 32; all zero when
+ * max_scale is 0). */
+void tfx_q3_k_put_scales(const float *sc, float max_scale, uint8_t *blk);
+/* Q3_K's hmask and qs of a super-block (blk) from its 256 codes L (0..7,
+ * the value (L - 4) times the group's scale). */
+void tfx_q3_k_pack(const int8_t *L, uint8_t *blk);
+/* Q3_K's 16 group fits of 256 values (ggml's make_q3_quants: the scale of
+ * each group of 16, signed), and the one of largest magnitude. */
+void tfx_q3_k_fit_scales(const float *x, float *sc, float *max_scale);
 /* 1 when operand i of node n is read as a weight, so it may be stored in a
  * storage format (tfx_dtype_weight_ok; the operands type inference accepts
  * them in): linear / fused_linear w, matmul b, the embedding table, MoE
@@ -583,7 +600,7 @@ int tfx_node_weight_operand(const tfx_node *n, int i);
 /* ---- quantization (ir/quantize.c) ---- */
 /* Quantizes x[0 .. K) into dst in format dt, bytes identical to ggml's
  * reference quantizers (quantize_row_*_ref) and the gguf package: q8_0,
- * q4_0, q5_0, q4_k, q6_k; f16 and bf16 round to nearest even (bf16 keeps NaN a
+ * q4_0, q5_0, q3_k, q4_k, q6_k; f16 and bf16 round to nearest even (bf16 keeps NaN a
  * quiet NaN). K must be a multiple of the format's block. Returns the bytes
  * written (K / block * block_bytes), or -1 when dt has no quantizer or K
  * does not divide into its blocks. */
@@ -598,8 +615,8 @@ int tfx_quantize_supported(tfx_dtype dt);
 int64_t tfx_quantize_ternary_row(const float *x, int64_t K, float mean_abs, uint8_t *dst);
 /* The format a weight whose rows hold K elements gets when dt is asked:
  * dt when K divides into its blocks, else llama.cpp's fallback (a K-quant
- * with K % 256 != 0 falls to a 32-block format: q4_k to q5_0, q6_k to q8_0;
- * a 32-block format with K % 32 != 0 to f16). */
+ * with K % 256 != 0 falls to a 32-block format: q4_k to q5_0, q6_k to q8_0,
+ * q3_k to q4_0; a 32-block format with K % 32 != 0 to f16). */
 tfx_dtype tfx_quantize_fallback(tfx_dtype dt, int64_t K);
 
 /* Converts the data of param n (src, in n's format and layout: f32 or a
@@ -716,6 +733,14 @@ void tfx_calib_free(tfx_calib *c);
  * non-finite value). */
 int tfx_gptq_q4_0(const float *W, int64_t N, int64_t K, const double *H, int group, double damp, int act_order,
                   uint8_t *dst, char *err, size_t errlen);
+/* GPTQ to 3 bits: the same into q3_k super-blocks (dst: N rows of K / 256
+ * blocks of 110 bytes; K % 256 == 0). A row's super-block gets the scales
+ * round-to-nearest q3_k would give its columns' current values when its
+ * first column is reached (with act_order: its original values); each
+ * column's code L = clamp(rint(w / s), -4, 3) + 4 against its group's stored
+ * scale s = d (sc - 32) (s = 0: 4), the error of s (L - 4) compensated. */
+int tfx_gptq_q3_k(const float *W, int64_t N, int64_t K, const double *H, double damp, int act_order, uint8_t *dst,
+                  char *err, size_t errlen);
 
 /* ---- choosing formats (ir/quant_choice.c) ---- */
 /* A choice's spelling: NAME or NAME(key = value, ...) (a value a number or a
@@ -731,7 +756,7 @@ typedef struct tfx_quant_spec {
 } tfx_quant_spec;
 /* Parses text (blanks allowed around the tokens); 0, or -1 with a message. */
 int tfx_quant_spec_parse(const char *text, tfx_quant_spec *out, char *msg, size_t msglen);
-/* The choice text stands for: f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k (FORMAT),
+/* The choice text stands for: f16, bf16, q8_0, q4_0, q5_0, q3_k, q4_k, q6_k (FORMAT),
  * w8a8, w8a8(smooth = alpha) and llm_int8(threshold = t) (FORMAT i8), none (KEEP), q4_k_m (Q4_K_M,
  * only when allow_preset; smooth and llm_int8 likewise: whole-model options). 0, or
  * -1 with a message naming the valid choices. */

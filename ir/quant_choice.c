@@ -23,6 +23,7 @@ static const struct {
     {"llm_int8", TFX_QUANT_FORMAT, TFX_DT_I8},      /* llm_int8(threshold = t): llm_int8_choice */
     {"gptq", TFX_QUANT_FORMAT, TFX_DT_Q4_0},        /* gptq(bits, group, damp, act_order): gptq_choice */
     {"zeroquant", TFX_QUANT_FORMAT, TFX_DT_ZQ8_64}, /* zeroquant(bits, group): zeroquant_choice */
+    {"q3_k", TFX_QUANT_FORMAT, TFX_DT_Q3_K},
 };
 #define N_CHOICES ((int)(sizeof choices / sizeof choices[0]))
 
@@ -157,27 +158,25 @@ static int gptq_choice(const tfx_quant_spec *sp, tfx_quant_choice *c, char *msg,
   c->gptq_group = 32;
   c->gptq_damp = 0.01f;
   c->gptq_act_order = 0;
+  int group_set = 0;
   for (int a = 0; a < sp->n_args; a++) {
     const char *k = sp->args[a].key, *v = sp->args[a].value;
     char *end;
     double x = strtod(v, &end);
     int num = *v && !*end;
     if (!strcmp(k, "bits")) {
-      if (num && x == 3.0) {
-        if (msg)
-          snprintf(msg, msglen, "gptq(bits = 3) is not supported: tfxc has no 3-bit weight format yet (bits = 4)");
+      if (!num || (x != 4.0 && x != 3.0)) {
+        if (msg) snprintf(msg, msglen, "gptq(bits = %s): bits is 4 (q4_0 blocks) or 3 (q3_k super-blocks)", v);
         return -1;
       }
-      if (!num || x != 4.0) {
-        if (msg) snprintf(msg, msglen, "gptq(bits = %s): bits is 4 (q4_0 blocks)", v);
-        return -1;
-      }
+      c->dtype = x == 3.0 ? TFX_DT_Q3_K : TFX_DT_Q4_0;
     } else if (!strcmp(k, "group")) {
       if (!num || (x != 32.0 && x != 64.0 && x != 128.0)) {
         if (msg) snprintf(msg, msglen, "gptq(group = %s): group is 32, 64 or 128", v);
         return -1;
       }
       c->gptq_group = (int)x;
+      group_set = 1;
     } else if (!strcmp(k, "damp")) {
       if (!num || !(x > 0.0 && x <= 1.0)) {
         if (msg) snprintf(msg, msglen, "gptq(damp = %s): damp is a number in (0, 1] (e.g. 0.01)", v);
@@ -195,10 +194,17 @@ static int gptq_choice(const tfx_quant_spec *sp, tfx_quant_choice *c, char *msg,
       }
     } else {
       if (msg)
-        snprintf(msg, msglen, "gptq takes bits = 4, group = 32|64|128, damp = D, act_order = true|false; not '%s%s%s'",
-                 k, *k ? " = " : "", v);
+        snprintf(msg, msglen,
+                 "gptq takes bits = 4|3, group = 32|64|128, damp = D, act_order = true|false; not '%s%s%s'", k,
+                 *k ? " = " : "", v);
       return -1;
     }
+  }
+  if (group_set && c->dtype == TFX_DT_Q3_K) {
+    if (msg)
+      snprintf(msg, msglen,
+               "gptq(bits = 3) takes no group: q3_k's scales are per 16 columns of a 256-column super-block");
+    return -1;
   }
   return 0;
 }
@@ -330,7 +336,7 @@ const char *tfx_quant_choice_name(tfx_quant_choice c) {
   if (c.dtype == TFX_DT_S24_F32) return c.permute ? "sparse24(f32, permute = true)" : "sparse24(f32)";
   if (c.dtype == TFX_DT_S24_Q8_0) return c.permute ? "sparse24(q8_0, permute = true)" : "sparse24(q8_0)";
   if (c.dtype == TFX_DT_I8 && c.llm_int8) return "llm_int8";
-  if (c.gptq) return "gptq";
+  if (c.gptq) return c.dtype == TFX_DT_Q3_K ? "gptq(bits = 3)" : "gptq";
   if (c.dtype == TFX_DT_ZQ8_64) return "zeroquant(group = 64)";
   if (c.dtype == TFX_DT_ZQ8_128) return "zeroquant(group = 128)";
   if (c.dtype == TFX_DT_ZQ4_64) return "zeroquant(bits = 4, group = 64)";
@@ -341,9 +347,9 @@ const char *tfx_quant_choice_name(tfx_quant_choice c) {
 
 const char *tfx_quant_choice_names(int allow_preset) {
   return allow_preset
-             ? "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, llm_int8, gptq, zeroquant, tq2_0, ternary, "
+             ? "f16, bf16, q8_0, q4_0, q5_0, q3_k, q4_k, q6_k, w8a8, llm_int8, gptq, zeroquant, tq2_0, ternary, "
                "sparse24(f32), sparse24(q8_0), q4_k_m or none"
-             : "f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, gptq, zeroquant, tq2_0, ternary, sparse24(f32), "
+             : "f16, bf16, q8_0, q4_0, q5_0, q3_k, q4_k, q6_k, w8a8, gptq, zeroquant, tq2_0, ternary, sparse24(f32), "
                "sparse24(q8_0) or none";
 }
 

@@ -107,8 +107,9 @@ static void q5_0_block(const float *x, uint8_t *blk) {
 }
 
 /* ---- 256-element super-blocks (K-quants) ----
- * ggml's reference quantizers quantize_row_q4_K_ref / quantize_row_q6_K_ref
- * (what llama-quantize runs without an importance matrix), re-implemented
+ * ggml's reference quantizers quantize_row_q4_K_ref / quantize_row_q6_K_ref /
+ * quantize_row_q3_K_ref (what llama-quantize runs without an importance
+ * matrix), re-implemented
  * from their published algorithm. Identical bytes need identical float
  * arithmetic: every expression keeps ggml's evaluation order and f32 types
  * (int operands convert to float where ggml's do), rounding goes through
@@ -320,6 +321,130 @@ static void q6_k_block(const float *x, uint8_t *blk) {
     }
 }
 
+/* Q3_K's group fit (ggml's make_q3_quants with n 16, nmax 4, do_rmse): L
+ * in [-4, 3] from the inverse scale -4 / max (max: the value of largest
+ * magnitude), then up to 5 sweeps that move one L at a time to
+ * nearest_int(x * sum w l^2 / sum w x l) (without its own term) while that
+ * raises (sum w x l)^2 / sum w l^2, weights x^2. Returns sum w x l / sum w l^2
+ * (signed); L is stored + 4 (0 .. 7). An all-zero group (every |x| below
+ * 1e-15) is L = 0 and scale 0. */
+static float q3_k_fit(const float *x, int8_t *L) {
+  enum { N = 16, NMAX = 4 };
+  float max = 0, amax = 0;
+  for (int i = 0; i < N; i++) {
+    float ax = fabsf(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < KQ_MAX_EPS) {
+    memset(L, 0, N);
+    return 0.f;
+  }
+  float iscale = (float)-NMAX / max, sumlx = 0, suml2 = 0;
+  for (int i = 0; i < N; i++) {
+    int l = imax(-NMAX, imin(NMAX - 1, nearest_int(iscale * x[i])));
+    L[i] = (int8_t)l;
+    float w = x[i] * x[i];
+    sumlx += w * x[i] * (float)l;
+    suml2 += w * (float)l * (float)l;
+  }
+  for (int itry = 0; itry < 5; itry++) {
+    int n_changed = 0;
+    for (int i = 0; i < N; i++) {
+      float w = x[i] * x[i];
+      float slx = sumlx - w * x[i] * (float)L[i];
+      if (slx > 0) {
+        float sl2 = suml2 - w * (float)L[i] * (float)L[i];
+        int new_l = imax(-NMAX, imin(NMAX - 1, nearest_int(x[i] * sl2 / slx)));
+        if (new_l != L[i]) {
+          slx += w * x[i] * (float)new_l;
+          sl2 += w * (float)new_l * (float)new_l;
+          if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+            L[i] = (int8_t)new_l;
+            sumlx = slx;
+            suml2 = sl2;
+            n_changed++;
+          }
+        }
+      }
+    }
+    if (!n_changed) break;
+  }
+  for (int i = 0; i < N; i++) L[i] = (int8_t)(L[i] + NMAX);
+  return sumlx / suml2;
+}
+
+void tfx_q3_k_pack(const int8_t *L, uint8_t *blk) {
+  uint8_t *hm = blk, *qs = blk + 32;
+  memset(hm, 0, 32);
+  for (int j = 0; j < 256; j++)
+    if (L[j] > 3) hm[j % 32] |= (uint8_t)(1u << (j / 32));
+  for (int j = 0; j < 256; j += 128)
+    for (int l = 0; l < 32; l++) {
+      const int8_t *u = L + j + l;
+      qs[j / 4 + l] = (uint8_t)((u[0] & 3) | (u[32] & 3) << 2 | (u[64] & 3) << 4 | (u[96] & 3) << 6);
+    }
+}
+
+void tfx_q3_k_put_scales(const float *sc, float max_scale, uint8_t *blk) {
+  uint8_t *scales = blk + 96;
+  memset(scales, 0, 12);
+  if (max_scale != 0.0f) {
+    float iscale = -32.f / max_scale;
+    for (int j = 0; j < 16; j++) {
+      int l = imax(-32, imin(31, (int)(int8_t)nearest_int(iscale * sc[j]))) + 32;
+      if (j < 8)
+        scales[j] = (uint8_t)(l & 0xf);
+      else
+        scales[j - 8] |= (uint8_t)((l & 0xf) << 4);
+      scales[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+    }
+    put16(blk + 108, f32_to_f16(1 / iscale));
+  } else {
+    put16(blk + 108, f32_to_f16(0.f));
+  }
+}
+
+/* Q3_K (ggml's quantize_row_q3_K_ref): hmask[32], qs[64], 12 scale bytes,
+ * f16 d; see ir/dtype.c. Each group of 16 fitted by q3_k_fit; the 16 scales
+ * stored in 6 bits relative to the one of largest magnitude (d = max / -32,
+ * l = clamp(nearest_int(-32 sc / max), -32, 31) + 32), then every element
+ * requantized against the stored (f16, 6-bit) scale: L = clamp(nearest_int(x
+ * / (d (l - 32))), -4, 3) + 4; a group whose stored scale is 0 keeps the
+ * fit's L. */
+static void q3_k_fits(const float *x, int8_t *L, float *sc, float *max_scale) {
+  float amax = 0;
+  *max_scale = 0;
+  for (int j = 0; j < 16; j++) {
+    sc[j] = q3_k_fit(x + 16 * j, L + 16 * j);
+    if (fabsf(sc[j]) > amax) {
+      amax = fabsf(sc[j]);
+      *max_scale = sc[j];
+    }
+  }
+}
+
+void tfx_q3_k_fit_scales(const float *x, float *sc, float *max_scale) {
+  int8_t L[256];
+  q3_k_fits(x, L, sc, max_scale);
+}
+
+static void q3_k_block(const float *x, uint8_t *blk) {
+  int8_t L[256];
+  float sc[16], max_scale;
+  q3_k_fits(x, L, sc, &max_scale);
+  tfx_q3_k_put_scales(sc, max_scale, blk);
+  float dd = tfx_f16_to_f32((uint16_t)(blk[108] | blk[109] << 8));
+  for (int j = 0; j < 16; j++) {
+    float d = dd * (float)(int8_t)(tfx_q3_k_scale(blk + 96, j) - 32);
+    if (d == 0.0f) continue; /* keeps the fit's L */
+    for (int i = 0; i < 16; i++) L[16 * j + i] = (int8_t)(imax(-4, imin(3, nearest_int(x[16 * j + i] / d))) + 4);
+  }
+  tfx_q3_k_pack(L, blk);
+}
+
 /* ---- ternary (TQ2_0) ---- */
 
 /* The 256 codes q + 1 (0, 1, 2) of a tq2_0 block into its 64 bytes of qs:
@@ -464,7 +589,7 @@ int tfx_quantize_supported(tfx_dtype dt) {
   return dt == TFX_DT_I8 || dt == TFX_DT_F16 || dt == TFX_DT_BF16 || dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 ||
          dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K || dt == TFX_DT_Q5_0 || dt == TFX_DT_TQ2_0 || dt == TFX_DT_S24_F32 ||
          dt == TFX_DT_S24_Q8_0 || dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128 || dt == TFX_DT_ZQ4_64 ||
-         dt == TFX_DT_ZQ4_128;
+         dt == TFX_DT_ZQ4_128 || dt == TFX_DT_Q3_K;
 }
 
 int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst) {
@@ -487,6 +612,7 @@ int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst) 
     case TFX_DT_Q4_K: q4_k_block(xb, out); break;
     case TFX_DT_Q6_K: q6_k_block(xb, out); break;
     case TFX_DT_Q5_0: q5_0_block(xb, out); break;
+    case TFX_DT_Q3_K: q3_k_block(xb, out); break;
     case TFX_DT_TQ2_0: tq2_0_block(xb, out); break;
     case TFX_DT_S24_F32: s24_f32_block(xb, out); break;
     case TFX_DT_S24_Q8_0: s24_q8_0_block(xb, out); break;
@@ -508,8 +634,11 @@ tfx_dtype tfx_quantize_fallback(tfx_dtype dt, int64_t K) {
   if (dt == TFX_DT_ZQ4_128 && K % 64 == 0) return TFX_DT_ZQ4_64;
   /* llama.cpp's llama_tensor_get_type: a K-quant row 256 does not divide
    * converts Q4_K -> Q5_0 and Q6_K -> Q8_0, then F16 when 32 does not divide
-   * it either; a 32-block format falls to F16 */
-  if (f->block == 256 && K % 32 == 0) return dt == TFX_DT_Q4_K ? TFX_DT_Q5_0 : TFX_DT_Q8_0;
+   * it either; a 32-block format falls to F16. Q3_K: llama.cpp converts it
+   * to IQ4_NL, which tfxc has not; Q4_0 has IQ4_NL's block and bits (32
+   * elements, 4.5 bits per weight) */
+  if (f->block == 256 && K % 32 == 0)
+    return dt == TFX_DT_Q4_K ? TFX_DT_Q5_0 : dt == TFX_DT_Q3_K ? TFX_DT_Q4_0 : TFX_DT_Q8_0;
   return TFX_DT_F16;
 }
 

@@ -207,7 +207,10 @@ static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt, int ternary, cons
       bad = tfx_weight_dequant_row(n, *c->weights + n->weight_offset, r, w + r * ge->K);
     if (bad)
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': cannot decode its rows for gptq", name);
-    else if (tfx_gptq_q4_0(w, R, ge->K, ge->H, ch->gptq_group, ch->gptq_damp, ch->gptq_act_order, out, msg, sizeof msg))
+    else if (dt == TFX_DT_Q3_K
+                 ? tfx_gptq_q3_k(w, R, ge->K, ge->H, ch->gptq_damp, ch->gptq_act_order, out, msg, sizeof msg)
+                 : tfx_gptq_q4_0(w, R, ge->K, ge->H, ch->gptq_group, ch->gptq_damp, ch->gptq_act_order, out, msg,
+                                 sizeof msg))
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': %s", name, msg);
     free(w);
     if (rc) goto done;
@@ -244,7 +247,7 @@ done:
  * data holds no H for it (it is then quantized to nearest, recorded as a
  * fallback); an error without calibration data or without any H (a v1
  * file). 0 or -1. */
-static int gptq_entry(tfx_pass_ctx *c, const tfx_node *n, int64_t K, const tfx_calib_entry **ge) {
+static int gptq_entry(tfx_pass_ctx *c, const tfx_node *n, int64_t K, tfx_dtype dt, const tfx_calib_entry **ge) {
   const tfx_graph *g = c->g;
   *ge = NULL;
   int any = 0;
@@ -261,7 +264,7 @@ static int gptq_entry(tfx_pass_ctx *c, const tfx_node *n, int64_t K, const tfx_c
     *ge = e;
     return 0;
   }
-  if (tfx_graph_add_quant_fallback(c->g, n->name, TFX_DT_Q4_0, TFX_DT_Q4_0, K))
+  if (tfx_graph_add_quant_fallback(c->g, n->name, dt, dt, K))
     return tfx_errf(c->err, c->errlen, "quantize_weights: out of memory");
   c->g->quant_fallbacks[c->g->n_quant_fallbacks - 1].gptq_rtn = 1;
   return 0;
@@ -313,9 +316,9 @@ static int choose(tfx_pass_ctx *c, tfx_quant_target *plan) {
     if (dt == n->type.dtype) continue;
     /* gptq: the weight's H from the calibration data (Q, K, V share one) */
     const tfx_calib_entry *ge = NULL;
-    if (ch.gptq && dt == TFX_DT_Q4_0) {
-      if (plan) continue; /* bound in f32: the pass runs GPTQ on it */
-      if ((rc = gptq_entry(c, n, K, &ge))) break;
+    if (ch.gptq && (dt == TFX_DT_Q4_0 || dt == TFX_DT_Q3_K)) { /* bits = 3 on rows 256 does not divide: q4_0 */
+      if (plan) continue;                                      /* bound in f32: the pass runs GPTQ on it */
+      if ((rc = gptq_entry(c, n, K, dt, &ge))) break;
     }
     const tfx_node *twin = same_slot(g, i);
     if (twin) { /* another PARAM node of this name shares the slot: already converted */

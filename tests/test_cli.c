@@ -59,12 +59,13 @@ static void test_usage_errors_exit_2(void **state) {
   expect((char *[]){TFXC_PATH, "run", example_tfx, "--temperature", "-1", NULL}, 2, NULL, "--temperature needs");
   expect((char *[]){TFXC_PATH, "run", example_tfx, "--prompt-ids", "1 x 3", NULL}, 2, NULL, "bad --prompt-ids");
   expect((char *[]){TFXC_PATH, "run", "m.so", "--weights", "random", NULL}, 2, NULL, "carries its weights");
-  expect((char *[]){TFXC_PATH, example_tfx, "--quantize", "q5_k", NULL}, 2, NULL,
-         "unknown --quantize format 'q5_k' (expected f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, llm_int8, gptq, "
-         "zeroquant, "
-         "tq2_0, "
-         "ternary, "
-         "sparse24(f32), sparse24(q8_0), q4_k_m or none)");
+  expect(
+      (char *[]){TFXC_PATH, example_tfx, "--quantize", "q5_k", NULL}, 2, NULL,
+      "unknown --quantize format 'q5_k' (expected f16, bf16, q8_0, q4_0, q5_0, q3_k, q4_k, q6_k, w8a8, llm_int8, gptq, "
+      "zeroquant, "
+      "tq2_0, "
+      "ternary, "
+      "sparse24(f32), sparse24(q8_0), q4_k_m or none)");
   expect((char *[]){TFXC_PATH, example_tfx, "--quantize", NULL}, 2, NULL, "--quantize needs a format");
   expect((char *[]){TFXC_PATH, "run", example_tfx, "--quantize=int8", NULL}, 2, NULL, "unknown --quantize format");
   expect((char *[]){TFXC_PATH, "run", "m.so", "--quantize", "q8_0", NULL}, 2, NULL, "carries its weights");

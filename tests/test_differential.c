@@ -4,10 +4,14 @@
  * cross-attention to a static encoder output or a T-row tensor, GLU
  * variants, MLPs, MoE with capacity and shared experts, learned and
  * sinusoidal positions, the rope op, a YOCO cross-decoder (attends sharing
- * one KV cache), schedule { unroll = on }; see tfx_gen.h): for each seed, the
+ * one KV cache), schedule { unroll = on }, packed sequences (a second input
+ * `seq`, `segments = seq`); see tfx_gen.h): for each seed, the
  * model is compiled at -O0 and -O3 (random weights from the same seed) and
  * run on a prefill of random length, then single-token steps, then a
- * two-row chunk through
+ * two-row chunk (a model with packed sequences gets, with each call, segment
+ * ids packing sequences of random lengths into the call's rows, ids
+ * non-decreasing: 2-4 in a prefill of at least 3 rows, 1-2 in the chunk,
+ * through tfx_interp_forward_inputs / tfx_forward_inputs) through
  *   the interpreter on the -O0 graph (the reference),
  *   the interpreter on the -O3 graph (fused ops, packed and folded weights),
  *   the JIT at -O0 and at -O3,
@@ -77,7 +81,8 @@ typedef struct {
   tfx_gen_info info;
   char src[32768];
   int n_calls, rows[MAX_CALLS];
-  void *input[MAX_CALLS]; /* int32 tokens or float rows */
+  void *input[MAX_CALLS];  /* int32 tokens or float rows */
+  int32_t *seq[MAX_CALLS]; /* info.segments: the rows' sequence ids */
 } case_t;
 
 /* where a seed's time goes (TFX_DIFF_TIMES=1 prints the totals) */
@@ -103,12 +108,32 @@ static uint64_t xs(uint64_t *s) {
   return *s;
 }
 
+/* n rows' sequence ids: min_k-4 sequences (at most n) of random lengths,
+ * each id 1-3 above the one before (a segment is a run of one id) */
+static int32_t *pack_ids(uint64_t *s, int n, int min_k) {
+  int32_t *ids = malloc((size_t)n * sizeof *ids);
+  int most = n < 4 ? n : 4, cut[64] = {0}; /* n <= 64; cut[i]: a sequence starts at row i */
+  if (min_k > most) min_k = most;
+  int k = min_k + (int)(xs(s) % (uint64_t)(most - min_k + 1));
+  for (int made = 1; made < k;) {
+    int at = 1 + (int)(xs(s) % (uint64_t)(n - 1));
+    if (!cut[at]) cut[at] = 1, made++;
+  }
+  int32_t id = (int32_t)(xs(s) % 4);
+  for (int i = 0; i < n; i++) {
+    if (cut[i]) id += 1 + (int32_t)(xs(s) % 3);
+    ids[i] = id;
+  }
+  return ids;
+}
+
 static void make_inputs(case_t *c) {
   uint64_t s = c->seed * 0x2545f4914f6cdd1dull + 77;
   xs(&s);
   int left = c->info.max_seq;
   c->n_calls = 0;
   int first = 1 + (int)(xs(&s) % (uint64_t)(c->info.max_seq / 2));
+  if (c->info.segments && first < 3) first = 3; /* packed: a prefill of 2-4 sequences */
   for (int k = 0; k < MAX_CALLS && left > 0; k++) {
     int n = k == 0 ? first : k == MAX_CALLS - 1 ? 2 : 1; /* prefill, decode steps, a short chunk */
     if (n > left) n = left;
@@ -122,13 +147,14 @@ static void make_inputs(case_t *c) {
       for (int i = 0; i < n * c->info.width; i++) x[i] = (float)((double)(xs(&s) >> 11) / 9007199254740992.0 * 2 - 1);
       c->input[c->n_calls] = x;
     }
+    if (c->info.segments) c->seq[c->n_calls] = pack_ids(&s, n, k == 0 ? 2 : 1); /* a prefill of 2+ rows packs 2-4 */
     c->n_calls++;
     left -= n;
   }
 }
 
 static void free_case(case_t *c) {
-  for (int i = 0; i < c->n_calls; i++) free(c->input[i]);
+  for (int i = 0; i < c->n_calls; i++) free(c->input[i]), free(c->seq[i]);
 }
 
 static int build(const case_t *c, int opt, tfx_build *b) {
@@ -155,7 +181,9 @@ static int run_interp(const case_t *c, const tfx_build *b, run_result *r) {
   for (int k = 0; k < c->n_calls && rc == 0; k++) {
     r->rows[k] = c->rows[k];
     r->out[k] = malloc((size_t)c->rows[k] * (size_t)c->info.out_width * sizeof(float));
-    rc = tfx_interp_forward(it, c->input[k], c->rows[k], r->out[k], err, sizeof err);
+    const void *ins[2] = {c->input[k], c->seq[k]};
+    rc = c->info.segments ? tfx_interp_forward_inputs(it, ins, 2, c->rows[k], r->out[k], err, sizeof err)
+                          : tfx_interp_forward(it, c->input[k], c->rows[k], r->out[k], err, sizeof err);
     if (rc) fprintf(stderr, "  interpreter: %s\n", err);
   }
   tfx_interp_free(it);
@@ -172,8 +200,12 @@ static int run_model(const case_t *c, tfx_model *m, run_result *r, int last_only
   for (int k = 0; k < c->n_calls && rc == 0; k++) {
     r->rows[k] = last_only ? 1 : c->rows[k];
     r->out[k] = malloc((size_t)r->rows[k] * (size_t)c->info.out_width * sizeof(float));
-    rc = c->info.tokens ? tfx_forward_ex(s, c->input[k], c->rows[k], r->out[k], last_only)
-                        : tfx_forward_f32_ex(s, c->input[k], c->rows[k], r->out[k], last_only);
+    tfx_input ins[2] = {{c->info.tokens ? "tokens" : "x", c->input[k], 0}, {"seq", c->seq[k], 0}};
+    if (c->info.segments)
+      rc = tfx_forward_inputs(s, ins, 2, c->rows[k], r->out[k], last_only);
+    else
+      rc = c->info.tokens ? tfx_forward_ex(s, c->input[k], c->rows[k], r->out[k], last_only)
+                          : tfx_forward_f32_ex(s, c->input[k], c->rows[k], r->out[k], last_only);
     if (rc) fprintf(stderr, "  forward: %s (%s)\n", tfx_error_message(rc), tfx_session_last_error(s));
   }
   tfx_session_free(s);
@@ -372,13 +404,13 @@ static void test_generator(void **state) {
 static void test_generator_coverage(void **state) {
   (void)state;
   static char text[32768];
-  enum { SPARSE_KINDS = 6, N_FEATURES = 29 };
+  enum { SPARSE_KINDS = 6, N_FEATURES = 33 };
   static const char *const names[N_FEATURES] = {
-      "tokens",       "f32 input",   "decoder",    "encoder",      "two blocks", "alibi",
-      "rope",         "mla",         "moe",        "moe capacity", "moe shared", "cross static",
-      "cross T rows", "learned pos", "sinusoidal", "glu builtin",  "layernorm",  "post-norm",
-      "softmax out",  "matmul",      "any sparse", "rope op",      "emb row",    "emb norm",
-      "retention",    "infini",      "linformer",  "unroll",       "yoco"};
+      "tokens",     "f32 input",   "decoder",       "encoder",      "two blocks",   "alibi",        "rope",
+      "mla",        "moe",         "moe capacity",  "moe shared",   "cross static", "cross T rows", "learned pos",
+      "sinusoidal", "glu builtin", "layernorm",     "post-norm",    "softmax out",  "matmul",       "any sparse",
+      "rope op",    "emb row",     "emb norm",      "retention",    "infini",       "linformer",    "unroll",
+      "yoco",       "packed",      "segments attn", "segments pos", "segments rope"};
   int count[N_FEATURES] = {0}, sparse[SPARSE_KINDS + 1] = {0};
   for (uint64_t s = 1; s <= 2000; s++) {
     tfx_gen_info in;
@@ -393,7 +425,8 @@ static void test_generator_coverage(void **state) {
                                in.softmax_out,  in.matmul,        in.sparse_kinds != 0,
                                in.rope_op,      in.emb_row,       in.emb_norm,
                                in.retention,    in.infini,        in.linformer,
-                               in.unroll,       in.yoco};
+                               in.unroll,       in.yoco,          in.segments,
+                               in.seg_attn,     in.seg_pos,       in.seg_rope};
     for (int k = 0; k < N_FEATURES; k++) count[k] += f[k] != 0;
     for (int k = 1; k <= SPARSE_KINDS; k++) sparse[k] += (in.sparse_kinds >> k & 1) != 0;
   }

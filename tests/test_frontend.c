@@ -220,13 +220,15 @@ static const bad_case bad_cases[] = {
     {"schedule flash with tiles", HDR FWD END "schedule {\n  attention = flash(q_tile = 32)\n}\n", "10:15",
      "attention = flash(...) takes no tile sizes"},
     {"schedule unsupported quantize", HDR FWD END "schedule {\n  quantize = int8\n}\n", "10:14",
-     "quantize = int8 is not supported yet (supported: f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, llm_int8, gptq, "
+     "quantize = int8 is not supported yet (supported: f16, bf16, q8_0, q4_0, q5_0, q3_k, q4_k, q6_k, w8a8, llm_int8, "
+     "gptq, "
      "zeroquant, "
      "tq2_0, "
      "ternary, "
      "sparse24(f32), sparse24(q8_0), q4_k_m or none)"},
-    {"schedule unknown quantize format", HDR FWD END "schedule {\n  quantize = q3_k\n}\n", "10:14",
-     "unknown format 'q3_k' for quantize (expected f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, llm_int8, gptq, "
+    {"schedule unknown quantize format", HDR FWD END "schedule {\n  quantize = q5_k\n}\n", "10:14",
+     "unknown format 'q5_k' for quantize (expected f16, bf16, q8_0, q4_0, q5_0, q3_k, q4_k, q6_k, w8a8, llm_int8, "
+     "gptq, "
      "zeroquant, "
      "tq2_0, "
      "ternary, "
@@ -236,7 +238,8 @@ static const bad_case bad_cases[] = {
     {"schedule bad activations", HDR FWD END "schedule {\n  activations = int4\n}\n", "10:17",
      "bad value for activations: expected q8"},
     {"quantize rule unknown format", HDR FWD END "quantize {\n  \"emb\" = q5_1\n}\n", "10:11",
-     "unknown format 'q5_1' (expected f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, w8a8, gptq, zeroquant, tq2_0, ternary, "
+     "unknown format 'q5_1' (expected f16, bf16, q8_0, q4_0, q5_0, q3_k, q4_k, q6_k, w8a8, gptq, zeroquant, tq2_0, "
+     "ternary, "
      "sparse24(f32), "
      "sparse24(q8_0) or none)"},
     {"quantize rule with the preset", HDR FWD END "quantize {\n  \"emb\" = q4_k_m\n}\n", "10:11",

@@ -3,8 +3,9 @@
  * ir/calib.c). The oracle of the quantized bytes is test_torch_gptq.
  *
  * - the spelling: gptq (bits 4, group 32, damp 0.01, no act_order),
- *   gptq(group = 128, damp = 0.05, act_order = true); the errors (bits = 3
- *   "not supported", bits = 8, group = 48, damp = 0, another key);
+ *   gptq(group = 128, damp = 0.05, act_order = true), gptq(bits = 3,
+ *   act_order = true) (q3_k); the errors (bits = 3 with a group, bits = 8,
+ *   group = 48, damp = 0, another key);
  * - the file: entries with their own H and a shared one saved and read back
  *   (values, sharing); a v1 file still loads (no H); every bad H rejected
  *   with its message (NaN, infinity, negative diagonal, a reference forward
@@ -12,8 +13,11 @@
  * - the pass: an error naming --calibration without calibration data, and
  *   one naming v1 when the data holds no H; a weight without an H rounded to
  *   nearest (q4_0's own bytes) and recorded; a second run changes nothing;
+ *   bits = 3 on rows 256 does not divide: q4_0 (recorded fallbacks);
  * - kernel vs interpreter: x -> rmsnorm -> wq, wk, wv (one shared H) and
- *   x + linear(rmsnorm(x)) + b with GPTQ's q4_0 weights at -O0 and -O2,
+ *   x + linear(rmsnorm(x)) + b with GPTQ's q4_0 weights at -O0 and -O2
+ *   (and the same at D = 256 with gptq(bits = 3)'s q3_k weights, f32
+ *   activations through the dequantizing stream),
  *   the JIT (2 threads, calls of 1, 2, 5, 40, 3 and 100 rows, int8
  *   activation blocks) against the reference interpreter, which emulates the
  *   activations' quantization: max |jit - ref| <= 1e-4 * max(1, max |ref|),
@@ -46,6 +50,12 @@ static tfx_quant_choice gptq(int group, float damp, int act) {
                             .gptq_group = group,
                             .gptq_damp = damp,
                             .gptq_act_order = act};
+}
+
+static tfx_quant_choice gptq3(float damp, int act) {
+  tfx_quant_choice c = gptq(32, damp, act);
+  c.dtype = TFX_DT_Q3_K;
+  return c;
 }
 
 /* H = X^T X of 3K random rows with uneven channel scales, for entry e */
@@ -122,13 +132,25 @@ static void test_parser(void **state) {
   assert_int_equal(c.gptq_group, 128);
   assert_true(c.gptq_damp == 0.05f);
   assert_int_equal(c.gptq_act_order, 1);
+  assert_int_equal(tfx_quant_choice_parse_msg("gptq(bits = 3, act_order = true)", 1, &c, msg, sizeof msg), 0);
+  assert_int_equal(c.dtype, TFX_DT_Q3_K);
+  assert_int_equal(c.gptq, 1);
+  assert_int_equal(c.gptq_act_order, 1);
+  assert_string_equal(tfx_quant_choice_name(c), "gptq(bits = 3)");
+  assert_int_equal(tfx_quant_choice_parse_msg("q3_k", 1, &c, msg, sizeof msg), 0);
+  assert_int_equal(c.dtype, TFX_DT_Q3_K);
+  assert_int_equal(c.gptq, 0);
   static const struct {
     const char *text, *msg;
   } bad[] = {
-      {"gptq(bits = 3)", "not supported"},        {"gptq(bits = 8)", "bits is 4"},
-      {"gptq(group = 48)", "32, 64 or 128"},      {"gptq(damp = 0)", "damp is a number in (0, 1]"},
-      {"gptq(damp = x)", "damp is a number"},     {"gptq(act_order = maybe)", "true or false"},
-      {"gptq(alpha = 1)", "gptq takes bits = 4"}, {"gptq(4)", "gptq takes bits = 4"},
+      {"gptq(bits = 3, group = 64)", "takes no group"},
+      {"gptq(bits = 8)", "bits is 4"},
+      {"gptq(group = 48)", "32, 64 or 128"},
+      {"gptq(damp = 0)", "damp is a number in (0, 1]"},
+      {"gptq(damp = x)", "damp is a number"},
+      {"gptq(act_order = maybe)", "true or false"},
+      {"gptq(alpha = 1)", "gptq takes bits = 4"},
+      {"gptq(4)", "gptq takes bits = 4"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     msg[0] = 0;
@@ -314,6 +336,20 @@ static void test_pass(void **state) {
   free(before);
   free(rtn);
   tfx_tg_free(t);
+  /* bits = 3 on rows of 64 (256 does not divide them): GPTQ into q4_0, recorded as a fallback */
+  t = g_qkv(D);
+  c = (tfx_pass_ctx){t->g, &t->blob, &t->size, 1, 0, {1, 1}, err, sizeof err};
+  t->g->schedule.quantize = gptq3(0.01f, 0);
+  if (tfx_pass_quantize_weights(&c)) fail_msg("%s", err);
+  assert_int_equal(t->g->n_quant_fallbacks, 3);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(t->g->quant_fallbacks[i].asked, TFX_DT_Q3_K);
+    assert_int_equal(t->g->quant_fallbacks[i].got, TFX_DT_Q4_0);
+  }
+  nq = 0;
+  for (int i = 0; i < t->g->n_nodes; i++) nq += t->g->nodes[i].type.dtype == TFX_DT_Q4_0;
+  assert_int_equal(nq, 3);
+  tfx_tg_free(t);
 }
 
 /* ---- kernel vs interpreter ---- */
@@ -323,13 +359,15 @@ static void check(tfx_tg *(*build)(int64_t), int64_t D, tfx_quant_choice q, cons
     tfx_tg *t = build(D);
     t->g->schedule.quantize = q;
     tfx_i8c_run_passes(t, level, what);
-    int q4 = 0;
-    for (int i = 0; i < t->g->n_nodes; i++) q4 += t->g->nodes[i].type.dtype == TFX_DT_Q4_0;
-    assert_true(q4 >= 1);
-    assert_true(tfx_i8c_count_op(t->g, TFX_OP_LINEAR) + tfx_i8c_count_op(t->g, TFX_OP_FUSED_LINEAR) >= 1);
+    int nq = 0;
+    for (int i = 0; i < t->g->n_nodes; i++) nq += t->g->nodes[i].type.dtype == q.dtype;
+    assert_true(nq >= 1);
+    int int8 = q.dtype != TFX_DT_Q3_K,
+        n8 = tfx_i8c_count_op(t->g, TFX_OP_LINEAR) + tfx_i8c_count_op(t->g, TFX_OP_FUSED_LINEAR);
+    assert_true(int8 ? n8 >= 1 : n8 == 0); /* q3_k: no int8 kernel, f32 activations */
     char w[96];
     snprintf(w, sizeof w, "%s -O%d", what, level);
-    tfx_i8c_check_model(t, NULL, calls, (int)(sizeof calls / sizeof calls[0]), 1, w);
+    tfx_i8c_check_model(t, NULL, calls, (int)(sizeof calls / sizeof calls[0]), int8, w);
     tfx_tg_free(t);
   }
 }
@@ -338,6 +376,9 @@ static void test_kernels(void **state) {
   (void)state;
   check(g_qkv, 64, gptq(32, 0.01f, 0), "qkv gptq");
   check(g_res, 128, gptq(64, 0.01f, 1), "res gptq(group = 64, act_order)");
+  /* bits = 3: q3_k weights, read through the dequantizing stream with f32 activations */
+  check(g_qkv, 256, gptq3(0.01f, 0), "qkv gptq(bits = 3)");
+  check(g_res, 256, gptq3(0.01f, 1), "res gptq(bits = 3, act_order)");
 }
 
 int main(void) {

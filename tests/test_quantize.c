@@ -84,6 +84,8 @@ static void test_quantize_row_errors(void **state) {
   assert_int_equal(tfx_quantize_row(TFX_DT_Q4_0, x, 64, out), 36);
   assert_int_equal(tfx_quantize_row(TFX_DT_Q4_K, x, 512, out), 288);
   assert_int_equal(tfx_quantize_row(TFX_DT_Q6_K, x, 512, out), 420);
+  assert_int_equal(tfx_quantize_row(TFX_DT_Q3_K, x, 512, out), 220);
+  assert_int_equal(tfx_quantize_row(TFX_DT_Q3_K, x, 288, out), -1);
   assert_int_equal(tfx_quantize_row(TFX_DT_TQ2_0, x, 512, out), 132);
   assert_int_equal(tfx_quantize_row(TFX_DT_S24_F32, x, 64, out), 136);
   assert_int_equal(tfx_quantize_row(TFX_DT_S24_Q8_0, x, 64, out), 44);
@@ -94,10 +96,10 @@ static void test_quantize_row_errors(void **state) {
   assert_int_equal(tfx_quantize_row(TFX_DT_TQ2_0, x, 288, out), -1);
   assert_int_equal(tfx_quantize_ternary_row(x, 288, 1.0f, out), -1);
 
-  int want[TFX_DT_COUNT] = {
-      [TFX_DT_F16] = 1,      [TFX_DT_BF16] = 1,   [TFX_DT_Q8_0] = 1,    [TFX_DT_Q4_0] = 1,   [TFX_DT_Q4_K] = 1,
-      [TFX_DT_Q6_K] = 1,     [TFX_DT_Q5_0] = 1,   [TFX_DT_I8] = 1,      [TFX_DT_TQ2_0] = 1,  [TFX_DT_S24_F32] = 1,
-      [TFX_DT_S24_Q8_0] = 1, [TFX_DT_ZQ8_64] = 1, [TFX_DT_ZQ8_128] = 1, [TFX_DT_ZQ4_64] = 1, [TFX_DT_ZQ4_128] = 1};
+  int want[TFX_DT_COUNT] = {[TFX_DT_F16] = 1,     [TFX_DT_BF16] = 1,    [TFX_DT_Q8_0] = 1,     [TFX_DT_Q4_0] = 1,
+                            [TFX_DT_Q4_K] = 1,    [TFX_DT_Q6_K] = 1,    [TFX_DT_Q5_0] = 1,     [TFX_DT_I8] = 1,
+                            [TFX_DT_TQ2_0] = 1,   [TFX_DT_S24_F32] = 1, [TFX_DT_S24_Q8_0] = 1, [TFX_DT_ZQ8_64] = 1,
+                            [TFX_DT_ZQ8_128] = 1, [TFX_DT_ZQ4_64] = 1,  [TFX_DT_ZQ4_128] = 1,  [TFX_DT_Q3_K] = 1};
   for (int dt = 0; dt < TFX_DT_COUNT; dt++) assert_int_equal(tfx_quantize_supported((tfx_dtype)dt), want[dt]);
 }
 
@@ -116,6 +118,11 @@ static void test_quantize_fallback(void **state) {
   assert_int_equal(tfx_quantize_fallback(TFX_DT_Q6_K, 288), TFX_DT_Q8_0);
   assert_int_equal(tfx_quantize_fallback(TFX_DT_Q4_K, 172), TFX_DT_F16);
   assert_int_equal(tfx_quantize_fallback(TFX_DT_Q6_K, 100), TFX_DT_F16);
+  /* Q3_K: llama.cpp's IQ4_NL, which tfxc has not: Q4_0 (the same block and bits) */
+  assert_int_equal(tfx_quantize_fallback(TFX_DT_Q3_K, 288), TFX_DT_Q4_0);
+  assert_int_equal(tfx_quantize_fallback(TFX_DT_Q3_K, 64), TFX_DT_Q4_0);
+  assert_int_equal(tfx_quantize_fallback(TFX_DT_Q3_K, 172), TFX_DT_F16);
+  assert_int_equal(tfx_quantize_fallback(TFX_DT_Q3_K, 512), TFX_DT_Q3_K);
   /* a 32-block row 32 does not divide: f16 (stories260K's w2 has 172 inputs) */
   assert_int_equal(tfx_quantize_fallback(TFX_DT_Q8_0, 172), TFX_DT_F16);
   assert_int_equal(tfx_quantize_fallback(TFX_DT_Q4_0, 48), TFX_DT_F16);
@@ -187,7 +194,7 @@ static void test_act_quant_formats(void **state) {
     tfx_dtype dt;
     int act;
   } cases[] = {{TFX_DT_Q8_0, 1}, {TFX_DT_Q4_0, 1}, {TFX_DT_Q4_K, 1}, {TFX_DT_Q6_K, 1},
-               {TFX_DT_Q5_0, 1}, {TFX_DT_F16, 0},  {TFX_DT_F32, 0}};
+               {TFX_DT_Q5_0, 1}, {TFX_DT_Q3_K, 0}, {TFX_DT_F16, 0},  {TFX_DT_F32, 0}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     tfx_graph *g = tfx_graph_new("aq", 8);
     assert_non_null(g);

@@ -114,7 +114,7 @@ static void test_every_format(void **state) {
   } cases[] = {
       {"f16", TFX_DT_F16, TFX_DT_F16},   {"bf16", TFX_DT_BF16, TFX_DT_BF16}, {"q8_0", TFX_DT_Q8_0, TFX_DT_F16},
       {"q4_0", TFX_DT_Q4_0, TFX_DT_F16}, {"q4_k", TFX_DT_Q4_K, TFX_DT_F16},  {"q6_k", TFX_DT_Q6_K, TFX_DT_F16},
-      {"q5_0", TFX_DT_Q5_0, TFX_DT_F16},
+      {"q5_0", TFX_DT_Q5_0, TFX_DT_F16}, {"q3_k", TFX_DT_Q3_K, TFX_DT_F16},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     tfx_build b;
@@ -468,6 +468,11 @@ static void test_blob_bytes(void **state) {
     tfx_build_free(&b);
     build(small_src, "random:11", "q6_k", 0, &b); /* rows of 64: q8_0 */
     check_bytes(&ref, &b, "w1", TFX_DT_Q8_0);
+    tfx_build_free(&b);
+    build(small_src, "random:11", "q3_k", 0, &b); /* rows of 64: q4_0 (llama.cpp's IQ4_NL) */
+    check_bytes(&ref, &b, "w1", TFX_DT_Q4_0);
+    check_bytes(&ref, &b, "emb", TFX_DT_Q4_0);
+    check_bytes(&ref, &b, "w2", TFX_DT_F16);
     tfx_build_free(&b);
   }
   char src[2048];

@@ -48,24 +48,28 @@ static void *read_file(const char *dir, const char *name, size_t n) {
   return v;
 }
 
-/* tr((W - deq(q)) H (W - deq(q))^T) of q4_0 rows */
-static double layer_loss(const float *W, const uint8_t *q, int N, int K, const double *H) {
+/* tr((W - deq(q)) H (W - deq(q))^T) of q4_0 or q3_k rows (the format
+ * table's reference decoder) */
+static double layer_loss(const float *W, const uint8_t *q, int N, int K, const double *H, tfx_dtype dt) {
   double *dlt = malloc((size_t)K * sizeof *dlt), total = 0;
+  float *row = malloc((size_t)K * sizeof *row);
   assert_non_null(dlt);
+  assert_non_null(row);
+  const tfx_dtype_info *fi = tfx_dtype_info_of(dt);
   for (int r = 0; r < N; r++) {
-    for (int b = 0; b < K / 32; b++) {
-      const uint8_t *blk = q + ((size_t)r * (K / 32) + b) * 18;
-      float d = tfx_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
-      for (int j = 0; j < 32; j++) {
-        int v = j < 16 ? blk[2 + j] & 15 : blk[2 + j - 16] >> 4;
-        dlt[b * 32 + j] = (double)W[(size_t)r * K + b * 32 + j] - (double)d * (v - 8);
-      }
-    }
+    fi->dequant_row(q, NULL, N, K, r, row);
+    for (int k = 0; k < K; k++) dlt[k] = (double)W[(size_t)r * K + k] - (double)row[k];
     for (int a = 0; a < K; a++)
       for (int c = 0; c < K; c++) total += dlt[a] * H[(size_t)a * K + c] * dlt[c];
   }
   free(dlt);
+  free(row);
   return total;
+}
+
+/* q3_k's code (0..7) of element e of a block */
+static int q3_code(const uint8_t *blk, int e) {
+  return (blk[32 + 32 * (e / 128) + e % 32] >> (2 * (e / 32 % 4)) & 3) | (blk[e % 32] >> (e / 32) & 1) << 2;
 }
 
 static void check_case(const char *dir, const char *name) {
@@ -73,11 +77,13 @@ static void check_case(const char *dir, const char *name) {
   snprintf(fn, sizeof fn, "%s/%s.dims", dir, name);
   FILE *f = fopen(fn, "r");
   assert_non_null(f);
-  int N = 0, K = 0, group = 0, act = 0, T = 0;
+  int N = 0, K = 0, group = 0, act = 0, T = 0, bits = 0;
   double damp = 0;
-  assert_int_equal(fscanf(f, "%d %d %d %lf %d %d", &N, &K, &group, &damp, &act, &T), 6);
+  assert_int_equal(fscanf(f, "%d %d %d %lf %d %d %d", &N, &K, &group, &damp, &act, &T, &bits), 7);
   fclose(f);
-  size_t nb = (size_t)N * (K / 32) * 18;
+  tfx_dtype dt = bits == 3 ? TFX_DT_Q3_K : TFX_DT_Q4_0;
+  int bk = bits == 3 ? 256 : 32, bb = bits == 3 ? 110 : 18; /* a block's elements and bytes */
+  size_t nb = (size_t)N * (K / bk) * bb;
   snprintf(fn, sizeof fn, "%s.w.bin", name);
   float *W = read_file(dir, fn, (size_t)N * K * 4);
   snprintf(fn, sizeof fn, "%s.h.bin", name);
@@ -88,9 +94,20 @@ static void check_case(const char *dir, const char *name) {
   assert_non_null(got);
   assert_non_null(rtn);
   char err[512];
-  if (tfx_gptq_q4_0(W, N, K, H, group, damp, act, got, err, sizeof err)) fail_msg("%s: %s", name, err);
+  if (bits == 3 ? tfx_gptq_q3_k(W, N, K, H, damp, act, got, err, sizeof err)
+                : tfx_gptq_q4_0(W, N, K, H, group, damp, act, got, err, sizeof err))
+    fail_msg("%s: %s", name, err);
   int scales = 0, nibbles = 0, far = 0;
-  for (size_t b = 0; b < nb / 18; b++) {
+  for (size_t b = 0; b < nb / bb && bits == 3; b++) { /* codes; the 12 scale bytes and d as one */
+    const uint8_t *x = ref + b * 110, *y = got + b * 110;
+    scales += memcmp(x + 96, y + 96, 14) != 0;
+    for (int e = 0; e < 256; e++) {
+      int u = q3_code(x, e), v = q3_code(y, e);
+      nibbles += u != v;
+      far += abs(u - v) > 1;
+    }
+  }
+  for (size_t b = 0; b < nb / bb && bits == 4; b++) {
     const uint8_t *x = ref + b * 18, *y = got + b * 18;
     scales += x[0] != y[0] || x[1] != y[1];
     for (int j = 2; j < 18; j++)
@@ -100,14 +117,16 @@ static void check_case(const char *dir, const char *name) {
         far += abs(u - v) > 1;
       }
   }
-  for (int r = 0; r < N; r++) tfx_quantize_row(TFX_DT_Q4_0, W + (size_t)r * K, K, rtn + (size_t)r * (K / 32) * 18);
-  double lg = layer_loss(W, got, N, K, H), lo = layer_loss(W, ref, N, K, H), lr = layer_loss(W, rtn, N, K, H);
-  printf("%s (N %d, K %d, group %d, damp %g, act_order %d): differing nibbles %d of %d, scales %d of %zu; "
-         "layer loss tfxc %.5g, oracle %.5g, round-to-nearest q4_0 %.5g\n",
-         name, N, K, group, damp, act, nibbles, N * K, scales, nb / 18, lg, lo, lr);
-  if (nibbles > N * K / 200 || far || scales > (int)(nb / 18 / 200))
+  for (int r = 0; r < N; r++) tfx_quantize_row(dt, W + (size_t)r * K, K, rtn + (size_t)r * (K / bk) * bb);
+  double lg = layer_loss(W, got, N, K, H, dt), lo = layer_loss(W, ref, N, K, H, dt),
+         lr = layer_loss(W, rtn, N, K, H, dt);
+  printf("%s (N %d, K %d, bits %d, group %d, damp %g, act_order %d): differing codes %d of %d, scales %d of %zu; "
+         "layer loss tfxc %.5g, oracle %.5g, round-to-nearest %s %.5g\n",
+         name, N, K, bits, group, damp, act, nibbles, N * K, scales, nb / bb, lg, lo, tfx_dtype_name(dt), lr);
+  if (nibbles > N * K / 200 || far || scales > (int)(nb / bb / 200))
     fail_msg("%s: tfxc's GPTQ bytes differ from the oracle's beyond rounding ties", name);
-  if (group == 32 && !(lg < 0.7 * lr)) fail_msg("%s: GPTQ's layer loss %g is not below 0.7x RTN's %g", name, lg, lr);
+  if ((group == 32 || bits == 3) && !(lg < 0.7 * lr))
+    fail_msg("%s: GPTQ's layer loss %g is not below 0.7x RTN's %g", name, lg, lr);
   if (!(fabs(lg - lo) <= 0.01 * lo)) fail_msg("%s: layer loss %g vs the oracle's %g", name, lg, lo);
 
   /* the pass writes the same bytes */
@@ -124,7 +143,7 @@ static void check_case(const char *dir, const char *name) {
   memcpy(e->H, H, (size_t)K * K * 8);
   t->g->calib = cal;
   t->g->schedule.quantize = (tfx_quant_choice){.mode = TFX_QUANT_FORMAT,
-                                               .dtype = TFX_DT_Q4_0,
+                                               .dtype = dt,
                                                .gptq = 1,
                                                .gptq_group = group,
                                                .gptq_damp = (float)damp,
@@ -136,9 +155,11 @@ static void check_case(const char *dir, const char *name) {
   o.verify_each = 1;
   if (tfx_run_passes(t->g, &o, err, sizeof err)) fail_msg("%s: passes: %s", name, err);
   const tfx_node *pn = &t->g->nodes[wp];
-  assert_int_equal(pn->type.dtype, TFX_DT_Q4_0);
+  assert_int_equal(pn->type.dtype, dt);
   /* the pass used damp as a float: compare with the same */
-  if (tfx_gptq_q4_0(W, N, K, H, group, (float)damp, act, got, err, sizeof err)) fail_msg("%s: %s", name, err);
+  if (bits == 3 ? tfx_gptq_q3_k(W, N, K, H, (float)damp, act, got, err, sizeof err)
+                : tfx_gptq_q4_0(W, N, K, H, group, (float)damp, act, got, err, sizeof err))
+    fail_msg("%s: %s", name, err);
   assert_memory_equal(t->blob + pn->weight_offset, got, nb);
   tfx_tg_free(t);
   free(W);
@@ -155,8 +176,8 @@ static void test_oracle(void **state) {
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "%s %s/tests/torch/gptq.py %s", PYTHON, TFX_SOURCE_DIR, dir);
   if (system(cmd) != 0) fail_msg("the oracle script failed: %s", cmd);
-  const char *cases[] = {"g32", "g64", "g128", "act"};
-  for (int c = 0; c < 4; c++) check_case(dir, cases[c]);
+  const char *cases[] = {"g32", "g64", "g128", "act", "b3", "b3act"};
+  for (int c = 0; c < 6; c++) check_case(dir, cases[c]);
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   assert_int_equal(system(cmd), 0);
 }

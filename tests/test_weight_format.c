@@ -281,11 +281,12 @@ static void test_format_sizes_and_names(void **state) {
     const char *name;
     int64_t cols, bytes; /* of a [4, cols] tensor */
   } cases[] = {
-      {TFX_DT_F32, "f32", 64, 1024},         {TFX_DT_F16, "f16", 64, 512},
-      {TFX_DT_BF16, "bf16", 64, 512},        {TFX_DT_I8, "i8", 64, 256 + 16},
-      {TFX_DT_Q8_0, "q8_0", 64, 4 * 2 * 34}, {TFX_DT_Q4_0, "q4_0", 64, 4 * 2 * 18},
-      {TFX_DT_Q4_K, "q4_k", 256, 4 * 144},   {TFX_DT_Q6_K, "q6_k", 256, 4 * 210},
-      {TFX_DT_Q5_0, "q5_0", 64, 4 * 2 * 22}, {TFX_DT_F32_ROWSCALE, "f32_rowscale", 64, 1024 + 16},
+      {TFX_DT_F32, "f32", 64, 1024},           {TFX_DT_F16, "f16", 64, 512},
+      {TFX_DT_BF16, "bf16", 64, 512},          {TFX_DT_I8, "i8", 64, 256 + 16},
+      {TFX_DT_Q8_0, "q8_0", 64, 4 * 2 * 34},   {TFX_DT_Q4_0, "q4_0", 64, 4 * 2 * 18},
+      {TFX_DT_Q4_K, "q4_k", 256, 4 * 144},     {TFX_DT_Q6_K, "q6_k", 256, 4 * 210},
+      {TFX_DT_Q5_0, "q5_0", 64, 4 * 2 * 22},   {TFX_DT_F32_ROWSCALE, "f32_rowscale", 64, 1024 + 16},
+      {TFX_DT_Q3_K, "q3_k", 512, 4 * 2 * 110},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     tfx_type ty = tfx_type_make(cases[i].dt, 2, (int64_t[]){4, cases[i].cols});

@@ -18,7 +18,7 @@ typedef struct tfx_compile_options {
   const char *cpu;     /* NULL: the host CPU */
   FILE *diagnostics;   /* where errors are printed; NULL: stderr */
   /* NULL: the model's schedule; else the weights' default format, as tfxc
-   * --quantize: f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k, q4_k_m or none */
+   * --quantize: f16, bf16, q8_0, q4_0, q5_0, q3_k, q4_k, q6_k, q4_k_m or none */
   const char *quantize;
   /* 0 (default): a NaN or inf in the weights is a compile error naming the
    * tensor and the element; 1: accepted (tfxc --allow-nonfinite) */

@@ -10,13 +10,14 @@ Asserts:
   on varied rows (Gaussian at several scales, zeros, tiny and subnormal
   values, huge values up to f32's range, negative maxima, exact rounding
   ties of each format, a single non-zero per block; no NaN);
-- Q4_K, Q6_K, Q5_0: tfxc's bytes are identical to llama.cpp's
+- Q4_K, Q6_K, Q5_0, Q3_K: tfxc's bytes are identical to llama.cpp's
   (llama_model_quantize without an importance matrix: ggml's
-  quantize_row_q4_K_ref / quantize_row_q6_K_ref / quantize_row_q5_0_ref) on
-  the 128 rows of kquant_rows.py, recorded in golden_q4_k.bin /
-  golden_q6_k.bin / golden_q5_0.bin by bench/check_kquant_bytes.py
-  --write-golden (llama-cpp-python 0.3.36; gguf has no K-quant quantizer);
-- Q4_K, Q6_K, Q5_0: tfxc's dequantization equals
+  quantize_row_q4_K_ref / quantize_row_q6_K_ref / quantize_row_q5_0_ref /
+  quantize_row_q3_K_ref) on the 128 rows of kquant_rows.py, recorded in
+  golden_q4_k.bin / golden_q6_k.bin / golden_q5_0.bin / golden_q3_k.bin by
+  bench/check_kquant_bytes.py --write-golden (llama-cpp-python 0.3.36; gguf
+  has no K-quant quantizer);
+- Q4_K, Q6_K, Q5_0, Q3_K: tfxc's dequantization equals
   gguf.quants.dequantize bit for bit on random valid blocks (any bytes, a
   finite f16 d / dmin) and on rows tfxc quantized; and the quantization
   error of tfxc's Q4_K / Q6_K / Q8_0 / Q4_0 / Q5_0 on Gaussian rows, RMS(x - deq(q(x))) /
@@ -290,7 +291,8 @@ for fmt, n, bits in (("zq8_64", 64, 8), ("zq8_128", 128, 8), ("zq4_64", 64, 4), 
 
 
 # ---- Q4_K / Q6_K, and Q5_0 against llama.cpp's own bytes too ----
-BLOCK = {"q4_k": (QT.Q4_K, 144, 256), "q6_k": (QT.Q6_K, 210, 256), "q5_0": (QT.Q5_0, 22, 32)}
+BLOCK = {"q4_k": (QT.Q4_K, 144, 256), "q6_k": (QT.Q6_K, 210, 256), "q5_0": (QT.Q5_0, 22, 32),
+         "q3_k": (QT.Q3_K, 110, 256)}
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kquant_rows  # noqa: E402
@@ -323,6 +325,8 @@ def random_blocks(fmt, n):
         b[:, 0:4] = d.view(np.uint8)
     elif fmt == "q6_k":
         b[:, 208:210] = d[:, :1].view(np.uint8)
+    elif fmt == "q3_k":
+        b[:, 108:110] = d[:, :1].view(np.uint8)
     else:  # q5_0: d first
         b[:, 0:2] = d[:, :1].view(np.uint8)
     return b
@@ -348,11 +352,11 @@ for fmt, (qt, nbytes, blk) in BLOCK.items():
 # ---- quantization error on Gaussian rows: RMS(x - deq(q(x))) / RMS(x) ----
 # Measured (this generator, 256 rows x 4096 of N(0, sigma)), sigma 1 / 1e-3:
 # q4_k 0.0713 / 0.0715, q6_k 0.0177 / 0.0205, q8_0 0.00535 / 0.00543, q4_0
-# 0.0858 / 0.0858, q5_0 0.0426 / 0.0426 (at sigma 1e-3 the K-quants' f16 super-block scale d is
+# 0.0858 / 0.0858, q5_0 0.0426 / 0.0426, q3_k 0.1508 / 0.1508 (at sigma 1e-3 the K-quants' f16 super-block scale d is
 # an f16 subnormal and loses bits: ggml's format does the same). Bounds:
 # the measured values -10% / +10%; the lower bound catches a format that
 # silently stayed f32 (or a comparison of a format with itself).
-BOUNDS = {"q4_k": (0.064, 0.079), "q6_k": (0.016, 0.0226), "q8_0": (0.0048, 0.0060), "q4_0": (0.077, 0.095),
+BOUNDS = {"q3_k": (0.136, 0.166), "q4_k": (0.064, 0.079), "q6_k": (0.016, 0.0226), "q8_0": (0.0048, 0.0060), "q4_0": (0.077, 0.095),
           "q5_0": (0.038, 0.047)}
 gauss = rng.standard_normal((256, 4096)).astype(np.float32)
 for fmt, (lo, hi) in BOUNDS.items():

@@ -5,7 +5,10 @@
  * Linformer projection (encoders only) and a
  * cross-attention to a T-row memory under mask = causal only in decoders, a static memory with mask = none and
  * no RoPE, RoPE's rotary_dim even and at most head_dim, fixed's summary at
- * most its stride, learned position tables of at least max_seq rows. */
+ * most its stride, learned position tables of at least max_seq rows,
+ * `segments = seq` (packed sequences) only in encoders and only on
+ * attentions over the call's rows (not a static memory, not Linformer's
+ * projected keys). */
 #include "tfx_gen.h"
 
 #include <stdarg.h>
@@ -56,6 +59,8 @@ typedef struct {
   int hidden, mem_width; /* the FFNs' hidden size, a T-row memory's width */
   heads_cfg heads;
   int src_rows, src_dim; /* the static source (0 rows: none) */
+  int packed;            /* encoders: the input `seq` of packed sequence ids, passed to every block */
+  gen *g2;               /* the second stream: the choices of packed models (the others' choices stay as they were) */
   tfx_gen_info *info;
 } model;
 
@@ -167,7 +172,17 @@ static void rope_op(gen *g, const model *m, const char *arg) {
   if (chance(g, 60)) out(g, ", theta = %s", thetas[pick(g, 4)]);
   if (chance(g, 60)) out(g, ", style = %s", chance(g, 50) ? "interleaved" : "half");
   if (rotary != hd) out(g, ", rotary_dim = %d", rotary);
+  if (m->packed && chance(m->g2, 70)) out(g, ", segments = seq"), m->info->seg_rope = 1;
   out(g, "), r_o)\n");
+}
+
+/* ", segments = seq" on an attention of a packed model, most of the time
+ * (from the second stream) */
+static int segments_option(gen *g, const model *m, int percent) {
+  if (!m->packed || !chance(m->g2, percent)) return 0;
+  out(g, ", segments = seq");
+  m->info->seg_attn = 1;
+  return 1;
 }
 
 /* ---- the token mixers ---- */
@@ -195,6 +210,7 @@ static void attention_mixer(gen *g, const model *m, const char *arg, const char 
   out(g, ", mask = %s", m->causal ? "causal" : "none");
   if (pos == 1) rope_option(g, h.hd, m->info);
   if (pos == 2) out(g, ", position = alibi"), m->info->alibi = 1;
+  segments_option(g, m, 85); /* with rope() its rotations restart per sequence too (invisible: relative) */
   sparse_option(g, m, 45);
   if (bias) out(g, ", bq = %sbq, bk = %sbk, bv = %sbv, bo = %sbo", p, p, p, p);
   out(g, ")\n");
@@ -308,6 +324,7 @@ static void cross_attention(gen *g, const model *m, const char *arg, int kind) {
       h.kv_heads, mem, kind == 2 && m->causal ? "causal" : "none");
   if (pos == 1) rope_option(g, h.hd, m->info);
   if (pos == 2) out(g, ", position = alibi"), m->info->alibi = 1;
+  if (kind == 2) segments_option(g, m, 60); /* a memory of the call's rows */
   sparse_option(g, m, 30);
   out(g, ")\n");
 }
@@ -388,7 +405,8 @@ static int emit_block(gen *g, model *m, const char *name) {
   m->info->layernorm |= nk.layer_norm;
   m->info->post_norm |= place == 1;
 
-  out(g, "\nblock %s(x : f32[T, dim]%s) -> f32[T, dim] {\n", name, cross == 1 ? ", enc : f32[src_rows, src_dim]" : "");
+  out(g, "\nblock %s(x : f32[T, dim]%s%s) -> f32[T, dim] {\n", name, cross == 1 ? ", enc : f32[src_rows, src_dim]" : "",
+      m->packed ? ", seq : i32[T]" : "");
   /* token mixer */
   norm_params(g, "n1", &nk, "  ", "dim");
   if (place != 1) {
@@ -408,7 +426,10 @@ static int emit_block(gen *g, model *m, const char *name) {
     state_mixer(g, m, in, state);
   else
     attention_mixer(g, m, in, "");
-  if (chance(g, 15)) rope_op(g, m, in);
+  /* the rope op, more often in packed models (there its rotation restarting
+   * at each sequence shows in the output; an attention's rope() is
+   * relative, so its restart cannot change the scores) */
+  if (chance(g, 15) || (m->packed && chance(m->g2, 45))) rope_op(g, m, in);
   if (scale) out(g, "  param ls : f32[dim]\n  o = o * ls\n");
   const char *res = place == 2 ? "a" : "x";
   if (place == 1) {
@@ -470,7 +491,17 @@ int tfx_gen_model(uint64_t seed, char *buf, size_t len, tfx_gen_info *info) {
   memset(info, 0, sizeof *info);
 
   static const int dims[] = {8, 12, 16, 24, 32};
-  model M = {dims[pick(g, 5)], range(g, 8, 16), chance(g, 70), range(g, 4, 40), range(g, 4, 20), {0, 0, 0}, 0, 0, info};
+  model M = {dims[pick(g, 5)],
+             range(g, 8, 16),
+             chance(g, 70),
+             range(g, 4, 40),
+             range(g, 4, 20),
+             {0, 0, 0},
+             0,
+             0,
+             0,
+             NULL,
+             info};
   model *m = &M;
   m->heads = draw_heads(g);
   int tokens = chance(g, 75), vocab = range(g, 16, 40);
@@ -494,6 +525,10 @@ int tfx_gen_model(uint64_t seed, char *buf, size_t len, tfx_gen_info *info) {
   /* decoders: a YOCO cross-decoder after the blocks (one global k, v shared
    * by two causal attends: one KV cache), its heads 2 or 4 */
   int yoco = m->causal && chance(g2, 30), yoco_heads = chance(g2, 50) ? 2 : 4;
+  /* encoders: packed sequences (a second input `seq`); the segments options
+   * draw from this stream too */
+  m->packed = !m->causal && chance(g2, 50);
+  m->g2 = g2;
 
   info->tokens = tokens;
   info->vocab = vocab;
@@ -510,6 +545,7 @@ int tfx_gen_model(uint64_t seed, char *buf, size_t len, tfx_gen_info *info) {
   info->layernorm = fk.layer_norm;
   info->unroll = unroll;
   info->yoco = yoco;
+  info->segments = m->packed;
 
   out(g, "# generated by tests/support/tfx_gen.c, seed %llu\n", (unsigned long long)seed);
   out(g, "model gen%llu\n", (unsigned long long)seed);
@@ -544,11 +580,17 @@ int tfx_gen_model(uint64_t seed, char *buf, size_t len, tfx_gen_info *info) {
     reps[b] = range(g, 1, 2);
   }
 
+  const char *seq_in = m->packed ? ", seq : i32[T]" : "";
   if (tokens)
-    out(g, "\nforward(tokens : i32[T]) -> f32[T, out_w] {\n  x = embedding(tok, tokens)\n");
+    out(g, "\nforward(tokens : i32[T]%s) -> f32[T, out_w] {\n  x = embedding(tok, tokens)\n", seq_in);
   else
-    out(g, "\nforward(x : f32[T, dim]) -> f32[T, out_w] {\n");
-  if (posk == 2) out(g, "  x = x + positions(pos_table, %s)\n", tokens && chance(g, 50) ? "tokens" : "x");
+    out(g, "\nforward(x : f32[T, dim]%s) -> f32[T, out_w] {\n", seq_in);
+  if (posk == 2) {
+    int seg_pos = m->packed; /* restart at each sequence */
+    info->seg_pos |= seg_pos;
+    out(g, "  x = x + positions(pos_table, %s%s)\n", tokens && chance(g, 50) ? "tokens" : "x",
+        seg_pos ? ", segments = seq" : "");
+  }
   if (posk == 3) {
     if (chance(g, 50))
       out(g, "  x = x + sinusoidal(x)\n");
@@ -569,7 +611,8 @@ int tfx_gen_model(uint64_t seed, char *buf, size_t len, tfx_gen_info *info) {
              ", enc_g, enc_b)\n");
   }
   for (int b = 0; b < n_blocks; b++) {
-    const char *extra = takes_enc[b] ? ", enc" : "";
+    char extra[16];
+    snprintf(extra, sizeof extra, "%s%s", takes_enc[b] ? ", enc" : "", m->packed ? ", seq" : "");
     if (reps[b] == 1 && chance(g, 50))
       out(g, "  x = layer%d(x%s, prefix = \"b%d\")\n", b, extra, b);
     else
@@ -578,7 +621,8 @@ int tfx_gen_model(uint64_t seed, char *buf, size_t len, tfx_gen_info *info) {
   if (yoco) {
     out(g, "  ygk = linear(x, yk)\n  ygv = linear(x, yv)\n");
     for (int l = 0; l < 2; l++)
-      out(g, "  x = x + linear(attend(linear(x, yq%d), ygk, ygv, heads = %d, mask = causal), yo%d)\n", l, yoco_heads, l);
+      out(g, "  x = x + linear(attend(linear(x, yq%d), ygk, ygv, heads = %d, mask = causal), yo%d)\n", l, yoco_heads,
+          l);
   }
   out(g, "  z = ");
   norm_call(g, "final", &fk, "x");

@@ -28,7 +28,10 @@
  * after the embedding and positions, a token-type row and a norm; and
  * sometimes schedule { unroll = on } (the fully unrolled decode linears);
  * in decoders sometimes a YOCO cross-decoder after the blocks (two causal
- * `attend`s of one global k and v, which share one KV cache).
+ * `attend`s of one global k and v, which share one KV cache); in encoders
+ * sometimes packed sequences: a second input `seq : i32[T]` of sequence ids
+ * passed to every block, and `segments = seq` on (most of) the attentions,
+ * the learned positions and the rope op.
  * The same seed always gives the same text. */
 #ifndef TFX_TEST_GEN_H
 #define TFX_TEST_GEN_H
@@ -53,6 +56,12 @@ typedef struct tfx_gen_info {
   int emb_row, emb_norm; /* a row added after the positions, a norm of the sum */
   int unroll;            /* schedule { unroll = on }: the decode linears fully unrolled */
   int yoco;              /* decoders: two causal attends sharing one k, v (one KV cache) after the blocks */
+  /* encoders: packed sequences, a second forward input `seq : i32[T]` of
+   * sequence ids (tfx_forward_inputs: the input's name is "seq"); then
+   * seg_attn: some attention has `segments = seq` (incl. a T-row
+   * cross-attention), seg_pos: positions(..., segments = seq), seg_rope:
+   * the rope op with segments = seq */
+  int segments, seg_attn, seg_pos, seg_rope;
 } tfx_gen_info;
 
 /* Writes the model of `seed` into buf (NUL-terminated). 0, or -1 when buf is
