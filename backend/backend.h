@@ -107,6 +107,15 @@ void tfx_backend_jit_free(tfx_jit_module *m);
 int tfx_backend_kernel_counts(const tfx_graph *g, const tfx_target_options *o, int *forward, int *decode, char *err,
                               size_t errlen);
 
+/* The rows per run of the `forward` and `forward_last` entries of the
+ * module built for g (backend/module.c): g->prefill_chunk when runs of that
+ * many rows compute what the whole call does, i.e. g has a KV cache, one
+ * input, no source, and every live node but those reading earlier rows
+ * through a KV cache or recurrent state (as decode does) is row-wise; else
+ * 0 (the whole call at once; also when g->prefill_chunk is 0 or >=
+ * max_seq). The descriptor is the same either way. */
+int64_t tfx_backend_prefill_chunk(const tfx_graph *g);
+
 /* The descriptor's input table of g (ABI 6): *n_inputs = 0 for a forward
  * of one input, else one entry per forward input in order (names point
  * into the graph). A token or i32 input that an embedding reads gets the

@@ -5,7 +5,9 @@
  * the last-row entry `forward_last` when the output is computed row by row
  * after the last token-mixing op (the tail: those nodes run for the last row
  * only, with the decode bodies); the entry points that fill the argument
- * block and run each kernel inline or through exec->parallel_for; the
+ * block and run each kernel inline or through exec->parallel_for (a long
+ * call of `forward` / `forward_last` in runs of g->prefill_chunk rows where
+ * that computes the same rows: tfx_backend_prefill_chunk); the
  * descriptor; then optimizes with default<On>. */
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -143,6 +145,35 @@ static int mark_tail(const tfx_graph *g, const char *live, char *tail) {
   return tail[g->output];
 }
 
+/* ---- prefill runs ---- */
+
+/* g->prefill_chunk when runs of that many rows compute the rows of the whole
+ * call: a KV-cache model of one input and no source whose live nodes are
+ * row-wise but for those that read the earlier rows through their KV cache
+ * or state (what a decode step relies on); else 0. */
+static int64_t chunk_rows(const tfx_graph *g, const char *live) {
+  int64_t c = g->prefill_chunk;
+  if (c <= 0 || c >= g->max_seq || g->kv_bytes <= 0 || g->src_cache_bytes > 0 || g->n_fwd_inputs > 1) return 0;
+  const tfx_node *out = &g->nodes[g->output];
+  if (out->type.dims[0] != TFX_DIM_T || out->op == TFX_OP_INPUT) return 0;
+  for (int i = 0; i < g->n_nodes; i++) {
+    const tfx_node *n = &g->nodes[i];
+    if (!live[i] || tfx_op_has(n->op, TFX_TRAIT_SOURCE) || tfx_op_has(n->op, TFX_TRAIT_VIEW) || row_wise(g, n))
+      continue;
+    if (tfx_node_kv_bytes(n, g->max_seq) <= 0 || n->type.dims[0] != TFX_DIM_T) return 0;
+  }
+  return c;
+}
+
+int64_t tfx_backend_prefill_chunk(const tfx_graph *g) {
+  if (!g || g->n_nodes < 1 || g->output < 0 || g->output >= g->n_nodes || g->prefill_chunk <= 0) return 0;
+  char *live = malloc((size_t)g->n_nodes);
+  char err[256];
+  int64_t c = live && !tfx_cg_mark_live(g, live, err, sizeof err) ? chunk_rows(g, live) : 0;
+  free(live);
+  return c;
+}
+
 /* ---- emission ---- */
 
 /* The emitters of the ops without a kernel of their own (the emit column of
@@ -198,9 +229,10 @@ static LLVMValueRef src_cache_valid(tfx_cg *cg, LLVMValueRef args) {
 /* Launches kernels [k0, k1) of the entry being built into cg->fn at the
  * builder's position: each runs inline on [0, items) when its work is small,
  * else through exec->parallel_for (pf); args is the argument block, n the
- * call's T. */
+ * call's T (a run's rows); final (NULL: always true) is true in the last run
+ * of a call, the only one whose tail (one_row) kernels run. */
 static void emit_launches(tfx_cg *cg, int k0, int k1, LLVMValueRef args, LLVMValueRef exec, LLVMValueRef pf,
-                          LLVMValueRef n) {
+                          LLVMValueRef n, LLVMValueRef final) {
   LLVMBuilderRef b = cg->b;
   LLVMValueRef fn = cg->fn;
   int decode = cg->decode;
@@ -222,6 +254,11 @@ static void emit_launches(tfx_cg *cg, int k0, int k1, LLVMValueRef args, LLVMVal
       LLVMBuildCondBr(b, src_cache_valid(cg, args), bb_next, bb_run);
       LLVMPositionBuilderAtEnd(b, bb_run);
     }
+    if (kn->one_row && final) { /* the last row of the call: in its last run only */
+      LLVMBasicBlockRef bb_run = LLVMAppendBasicBlockInContext(cg->ctx, fn, "tail_run");
+      LLVMBuildCondBr(b, final, bb_run, bb_next);
+      LLVMPositionBuilderAtEnd(b, bb_run);
+    }
     LLVMBuildCondBr(b, small, bb_in, bb_pf);
     LLVMPositionBuilderAtEnd(b, bb_in);
     LLVMValueRef dargs[3] = {args, tfx_cg_i64(cg, 0), items};
@@ -235,8 +272,16 @@ static void emit_launches(tfx_cg *cg, int k0, int k1, LLVMValueRef args, LLVMVal
   }
 }
 
-/* void entry(input, n, pos, output, arena, kv, weights, exec) */
-static LLVMValueRef emit_entry(tfx_cg *cg, const char *name, int has_kv) {
+/* Stores v into field i of the argument block args. */
+static void store_arg(tfx_cg *cg, LLVMValueRef args, unsigned i, LLVMValueRef v) {
+  LLVMValueRef st = LLVMBuildStore(cg->b, v, LLVMBuildStructGEP2(cg->b, cg->t_args, args, i, ""));
+  LLVMSetAlignment(st, 8);
+}
+
+/* void entry(input, n, pos, output, arena, kv, weights, exec); chunk > 0:
+ * a call of n rows runs the kernels over runs of chunk rows (the input,
+ * position and, but in the last-row entry, output advanced run by run) */
+static LLVMValueRef emit_entry(tfx_cg *cg, const char *name, int has_kv, int64_t chunk) {
   /* the last-row entry has the checks and T of the forward entry */
   int decode = cg->decode;
   LLVMBuilderRef b = cg->b;
@@ -277,8 +322,37 @@ static LLVMValueRef emit_entry(tfx_cg *cg, const char *name, int has_kv) {
   LLVMValueRef exec = LLVMGetParam(fn, TFX_CG_ARG_EXEC);
   LLVMValueRef pf = LLVMBuildLoad2(b, cg->t_ptr, exec, "parallel_for");
   LLVMSetAlignment(pf, 8);
+  LLVMValueRef final = NULL, c0 = NULL;
+  LLVMBasicBlockRef loop = NULL;
+  if (chunk > 0) { /* for (c0 = 0; c0 < n; c0 += chunk): a run of min(chunk, n - c0) rows */
+    const tfx_graph *g = cg->g;
+    int64_t in_row = tfx_type_bytes(&g->nodes[g->input].type, 1),
+            out_row = tfx_type_bytes(&g->nodes[g->output].type, 1);
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
+    loop = LLVMAppendBasicBlockInContext(cg->ctx, fn, "run_rows");
+    LLVMBuildBr(b, loop);
+    LLVMPositionBuilderAtEnd(b, loop);
+    c0 = LLVMBuildPhi(b, cg->t_i64, "c0");
+    LLVMValueRef zero = tfx_cg_i64(cg, 0);
+    LLVMAddIncoming(c0, &zero, &pre, 1);
+    LLVMValueRef left = LLVMBuildSub(b, n, c0, "left");
+    LLVMValueRef more = LLVMBuildICmp(b, LLVMIntSGT, left, tfx_cg_i64(cg, chunk), "");
+    final = LLVMBuildNot(b, more, "final");
+    LLVMValueRef rows = LLVMBuildSelect(b, more, tfx_cg_i64(cg, chunk), left, "rows");
+    LLVMValueRef in = LLVMBuildGEP2(b, LLVMInt8TypeInContext(cg->ctx), LLVMGetParam(fn, TFX_CG_ARG_INPUT),
+                                    (LLVMValueRef[]){tfx_cg_mulc(cg, c0, in_row)}, 1, "in_run");
+    store_arg(cg, args, TFX_CG_ARG_INPUT, in);
+    store_arg(cg, args, TFX_CG_ARG_N, rows);
+    store_arg(cg, args, TFX_CG_ARG_POS, LLVMBuildAdd(b, pos, c0, "pos_run"));
+    if (!cg->tail) { /* the last-row entry: every run writes its last row to row 0, the last run's stays */
+      LLVMValueRef o = LLVMBuildGEP2(b, LLVMInt8TypeInContext(cg->ctx), LLVMGetParam(fn, TFX_CG_ARG_OUTPUT),
+                                     (LLVMValueRef[]){tfx_cg_mulc(cg, c0, out_row)}, 1, "out_run");
+      store_arg(cg, args, TFX_CG_ARG_OUTPUT, o);
+    }
+    n = rows;
+  }
   if (cg->n_kernels <= ENTRY_PART_KERNELS) {
-    emit_launches(cg, 0, cg->n_kernels, args, exec, pf, n);
+    emit_launches(cg, 0, cg->n_kernels, args, exec, pf, n, final);
   } else {
     /* one call per part of ENTRY_PART_KERNELS launches: no function's size
      * (so no LLVM pass's time) grows with the number of layers */
@@ -289,8 +363,8 @@ static LLVMValueRef emit_entry(tfx_cg *cg, const char *name, int has_kv) {
     for (int k = 0; k < cg->n_kernels; k++)
       LLVMAddAttributeAtIndex(cg->kernels[k].fn, LLVMAttributeFunctionIndex,
                               LLVMCreateEnumAttribute(cg->ctx, always, 0));
-    LLVMTypeRef part_params[3] = {cg->t_ptr, cg->t_ptr, cg->t_i64};
-    LLVMTypeRef part_ty = LLVMFunctionType(cg->t_void, part_params, 3, 0);
+    LLVMTypeRef part_params[4] = {cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_i1}; /* args, exec, n, final */
+    LLVMTypeRef part_ty = LLVMFunctionType(cg->t_void, part_params, 4, 0);
     for (int k0 = 0; k0 < cg->n_kernels; k0 += ENTRY_PART_KERNELS) {
       char pname[96];
       snprintf(pname, sizeof pname, "%s_part%d", name, k0 / ENTRY_PART_KERNELS);
@@ -306,13 +380,21 @@ static LLVMValueRef emit_entry(tfx_cg *cg, const char *name, int has_kv) {
       int k1 = k0 + ENTRY_PART_KERNELS < cg->n_kernels ? k0 + ENTRY_PART_KERNELS : cg->n_kernels;
       LLVMValueRef ppf = LLVMBuildLoad2(b, cg->t_ptr, LLVMGetParam(part, 1), "parallel_for");
       LLVMSetAlignment(ppf, 8);
-      emit_launches(cg, k0, k1, LLVMGetParam(part, 0), LLVMGetParam(part, 1), ppf, LLVMGetParam(part, 2));
+      emit_launches(cg, k0, k1, LLVMGetParam(part, 0), LLVMGetParam(part, 1), ppf, LLVMGetParam(part, 2),
+                    final ? LLVMGetParam(part, 3) : NULL);
       LLVMBuildRetVoid(b);
       cg->fn = saved;
       LLVMPositionBuilderAtEnd(b, here);
-      LLVMValueRef pargs[3] = {args, exec, n};
-      LLVMBuildCall2(b, part_ty, part, pargs, 3, "");
+      LLVMValueRef pargs[4] = {args, exec, n, final ? final : LLVMConstInt(cg->t_i1, 1, 0)};
+      LLVMBuildCall2(b, part_ty, part, pargs, 4, "");
     }
+  }
+  if (chunk > 0) { /* the next run, or done */
+    LLVMValueRef next = tfx_cg_addc(cg, c0, chunk);
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(b), after = LLVMAppendBasicBlockInContext(cg->ctx, fn, "runs_done");
+    LLVMAddIncoming(c0, &next, &latch, 1);
+    LLVMBuildCondBr(b, final, after, loop);
+    LLVMPositionBuilderAtEnd(b, after);
   }
   if (cg->g->src_cache_bytes > 0) { /* the kept values now hold this call's source */
     LLVMValueRef st = LLVMBuildStore(b, LLVMConstInt(cg->t_i32, 1, 0), src_cache_flag_ptr(cg, args));
@@ -382,6 +464,7 @@ int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextR
     return -1;
   }
   int has_last = mark_tail(g, live, tail);
+  int64_t chunk = chunk_rows(g, live);
   int64_t block_bytes = 0;
   int has_batch = has_kv && tfx_cg_batch_supported(g, live, row_wise, &block_bytes);
 
@@ -432,7 +515,7 @@ int tfx_cg_build_module(const tfx_graph *g, const tfx_cg_target *t, LLVMContextR
     cg.mode = cg.decode ? "dec" : "fwd";
     if (!cg.failed && g->nodes[g->output].op == TFX_OP_INPUT) tfx_cg_emit_copy(&cg, &g->nodes[g->output], g->output);
     if (cg.failed) break;
-    LLVMValueRef fn = emit_entry(&cg, names[mode], has_kv);
+    LLVMValueRef fn = emit_entry(&cg, names[mode], has_kv, mode == 0 || mode == 2 ? chunk : 0);
     if (mode == 0) entries.forward = fn;
     if (mode == 1) entries.decode = fn;
     if (mode == 2) entries.last = fn;

@@ -132,6 +132,10 @@ int tfx_print_stats(const tfx_graph *g, const tfx_target_options *t, const char 
   fprintf(out, "  passes:            %s\n", pipeline ? pipeline : "?");
   fprintf(out, "  target:            %s\n", target);
   fprintf(out, "  kernels per call:  %s\n", kernels);
+  int64_t chunk = tfx_backend_prefill_chunk(g);
+  if (chunk > 0)
+    fprintf(out, "  prefill runs:      a call of more than %lld rows runs the forward kernels %lld rows at a time\n",
+            (long long)chunk, (long long)chunk);
   fprintf(out, "  arena:             %lld bytes (liveness peak %lld, naive sum of %d values %lld)\n",
           (long long)g->arena_bytes, (long long)ms.peak_live, ms.values, (long long)ms.naive_sum);
   fprintf(out, "  kv cache:          %lld bytes\n", (long long)g->kv_bytes);

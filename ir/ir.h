@@ -515,6 +515,12 @@ typedef struct tfx_graph {
    * hold the current source's (the runtime zeroes it when the source
    * changes), then the TFX_SRC_KEPT values; 0: none */
   int64_t src_cache_bytes;
+  /* rows per run of the forward entries' kernels (passes/prefill_chunk.c):
+   * a call of more rows runs them in runs of this many, each run's
+   * activations staying in the core's cache; the backend applies it only
+   * where that computes the same rows (tfx_backend_prefill_chunk); 0: the
+   * whole call at once */
+  int64_t prefill_chunk;
   int64_t weights_bytes; /* size of the bound weights blob */
   /* the quantize_weights pass's fallbacks, in node order (owned) */
   int n_quant_fallbacks;

@@ -93,6 +93,16 @@ int tfx_pass_pack_weights(tfx_pass_ctx *c);
 int tfx_pass_schedule_attention(tfx_pass_ctx *c);
 int tfx_pass_fold_weights(tfx_pass_ctx *c);
 int tfx_pass_plan(tfx_pass_ctx *c);
+/* ---- prefill chunks (prefill_chunk.c) ----
+ * The rows per run of the forward entries' kernels for a planned graph
+ * (g->prefill_chunk): the largest power of two, at least
+ * TFX_PREFILL_CHUNK_MIN_ROWS, whose activations (the plan's arena bytes per
+ * row) fit in TFX_PREFILL_CHUNK_BYTES; 0 when that is max_seq or more (or
+ * the graph has no KV cache: its rows are never split). plan_memory sets it
+ * from -O1 on. */
+#define TFX_PREFILL_CHUNK_BYTES ((int64_t)1 << 20) /* half of a 2 MiB L2 (one core of this Xeon) */
+#define TFX_PREFILL_CHUNK_MIN_ROWS 256             /* keeps a GEMM's weights reused over >= 256 rows */
+int64_t tfx_prefill_chunk_rows(const tfx_graph *g);
 
 /* ---- memory planning (plan_memory.c) ---- */
 

@@ -343,7 +343,12 @@ done:
 
 int tfx_pass_plan_memory(tfx_graph *g, char *err, size_t errlen) { return tfx_pass_plan_memory_ex(g, 0, err, errlen); }
 
-int tfx_pass_plan(tfx_pass_ctx *c) { return tfx_pass_plan_memory_ex(c->g, c->in_place, c->err, c->errlen); }
+int tfx_pass_plan(tfx_pass_ctx *c) {
+  if (tfx_pass_plan_memory_ex(c->g, c->in_place, c->err, c->errlen)) return -1;
+  /* the optimizing pipelines (-O1 on) also run a long prefill in chunks */
+  c->g->prefill_chunk = c->in_place ? tfx_prefill_chunk_rows(c->g) : 0;
+  return 0;
+}
 
 static int cmp_i64(const void *a, const void *b) {
   int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;

@@ -357,12 +357,163 @@ static void test_schedule_source(void **state) {
   }
 }
 
+/* ---- prefill runs (passes/prefill_chunk.c, backend/module.c's run loop) ---- */
+
+/* A model m's last-row output of calls ns[c] (tfx_forward_f32_ex with
+ * last_only: the forward_last entry, its tail run in the last run only)
+ * against the interpreter's last row. */
+static void check_last_rows(tfx_tg *t, tfx_model *m, const int *ns, int n_calls, const char *what) {
+  const tfx_model_desc *d = tfx_model_descriptor(m);
+  tfx_interp *it = tfx_interp_new(t->g, t->blob);
+  assert_non_null(it);
+  tfx_session *s = NULL;
+  tfx_session_options so = {.threads = 2};
+  assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
+  for (int c = 0; c < n_calls; c++) {
+    int n = ns[c];
+    size_t ow = (size_t)d->output_width;
+    float *ref = calloc((size_t)n * ow, sizeof(float)), *out = calloc(ow, sizeof(float));
+    float *x = calloc((size_t)n * (size_t)d->input_width, sizeof(float));
+    assert_true(ref && out && x);
+    for (int i = 0; i < n * d->input_width; i++) x[i] = 2.0f * tfx_tg_rand(t);
+    char err[256], label[256];
+    if (tfx_interp_forward(it, x, n, ref, err, sizeof err)) fail_msg("%s: interpreter: %s", what, err);
+    assert_int_equal(tfx_forward_f32_ex(s, x, n, out, 1), TFX_OK);
+    snprintf(label, sizeof label, "%s, last row (n = %d)", what, n);
+    tfx_tg_check_close(ref + (size_t)(n - 1) * ow, out, ow, ow, label, c);
+    free(ref);
+    free(out);
+    free(x);
+  }
+  tfx_session_free(s);
+  tfx_interp_free(it);
+}
+
+/* split_graph without parts (y = a + a: a tail, so a forward_last entry),
+ * planned, its forward entries in runs of `chunk` rows */
+static void run_chunked(int H, int G, int d, const tfx_sparse *sp, int64_t chunk, const char *what) {
+  static const int calls[] = {40, 1, 56, 125, 1, 33}; /* runs of 16: 3, 1, 4, 8 (one of 13 rows), 1, 3 */
+  tfx_tg *t = split_graph(H, G, d, 0, sp, 256, 0, (uint64_t)(H * 7 + d + chunk));
+  char err[256], label[192];
+  if (tfx_pass_plan_memory(t->g, err, sizeof err)) fail_msg("%s: plan: %s", what, err);
+  t->g->prefill_chunk = chunk;
+  assert_int_equal(tfx_backend_prefill_chunk(t->g), chunk);
+  snprintf(label, sizeof label, "%s (H %d, G %d, d %d, runs of %lld rows)", what, H, G, d, (long long)chunk);
+  tfx_tg_check_levels(t, calls, 6, &(tfx_tg_run_opts){.in_scale = 2.0f, .threads = 2}, label);
+  tfx_model *m = tfx_tg_jit_model(t, 0);
+  assert_non_null(m);
+  const tfx_model_desc *desc = tfx_model_descriptor(m);
+  for (int i = 0; i < desc->n_entries; i++) /* the contract is unchanged: any n up to max_seq */
+    if (!(desc->entries[i].flags & TFX_ENTRY_BATCH) && strcmp(desc->entries[i].name, "decode"))
+      assert_int_equal(desc->entries[i].max_tokens, 256);
+  check_last_rows(t, m, calls, 6, label);
+  tfx_model_close(m);
+  tfx_tg_free(t);
+}
+
+static void test_prefill_runs(void **state) {
+  (void)state;
+  /* the rule: 2^k rows of activations within 1 MiB, >= 256, < max_seq; none when the arena fits */
+  tfx_graph g;
+  memset(&g, 0, sizeof g);
+  g.max_seq = 4096;
+  g.kv_bytes = 1 << 20;
+  g.arena_bytes = 5308416; /* issue #12's small model: 1,296 bytes per row */
+  assert_int_equal(tfx_prefill_chunk_rows(&g), 512);
+  g.arena_bytes = 62914560; /* the stories110M shape: 15,360 */
+  assert_int_equal(tfx_prefill_chunk_rows(&g), 256);
+  g.arena_bytes = 1 << 20; /* fits */
+  assert_int_equal(tfx_prefill_chunk_rows(&g), 0);
+  g.arena_bytes = 3 << 20;
+  g.kv_bytes = 0; /* no KV cache: rows never split */
+  assert_int_equal(tfx_prefill_chunk_rows(&g), 0);
+  g.kv_bytes = 1 << 20;
+  g.max_seq = 256;
+  assert_int_equal(tfx_prefill_chunk_rows(&g), 0);
+  g.max_seq = 300;
+  assert_int_equal(tfx_prefill_chunk_rows(&g), 256);
+
+  /* the runs against the interpreter: tile-sized, odd and one-row runs; patterns whose tiles cross runs */
+  run_chunked(4, 2, 8, NULL, 16, "causal");
+  run_chunked(2, 1, 16, NULL, 7, "causal, MQA");
+  tfx_sparse sp = {0};
+  sp.kind = TFX_SPARSE_SLIDING;
+  sp.window = 20;
+  run_chunked(4, 4, 8, &sp, 16, "sliding(20)");
+  memset(&sp, 0, sizeof sp);
+  sp.kind = TFX_SPARSE_BIGBIRD;
+  sp.block = 16;
+  sp.n_global = 1;
+  sp.random = 2;
+  sp.seed = 7;
+  run_chunked(2, 1, 8, &sp, 24, "bigbird(16, 1, 2)");
+  run_chunked(2, 2, 8, NULL, 1, "causal, one-row runs");
+
+  /* never where rows of a call see each other outside the cache: bidirectional attention, no KV */
+  tfx_tg *t = tfx_tg_attn_graph(2, 2, 8, TFX_MASK_NONE, 0, NULL, 256, 3);
+  char err[256];
+  assert_int_equal(tfx_pass_plan_memory(t->g, err, sizeof err), 0);
+  t->g->prefill_chunk = 16;
+  assert_int_equal(tfx_backend_prefill_chunk(t->g), 0);
+  tfx_tg_free(t);
+  t = split_graph(2, 2, 8, 0, NULL, 256, 0, 3);
+  assert_int_equal(tfx_pass_plan_memory(t->g, err, sizeof err), 0);
+  t->g->prefill_chunk = 256; /* not below max_seq */
+  assert_int_equal(tfx_backend_prefill_chunk(t->g), 0);
+  tfx_tg_free(t);
+
+  /* the pipeline sets it from -O1 on (a token model of 1.4 KB of activations per row at max_seq 1,024: runs
+   * of 512), -O0 never; both compute the same logits */
+  static const char src[] =
+      "model runs\nconst dim = 64, max_seq = 1024\nparam emb : f32[96, dim]\n"
+      "forward(tokens : i32[T]) -> f32[T, 96] {\n"
+      "  param wq : f32[dim, dim]\n  param wk : f32[dim, dim]\n  param wv : f32[dim, dim]\n"
+      "  param wo : f32[dim, dim]\n  param w1 : f32[4 * dim, dim]\n  param w2 : f32[dim, 4 * dim]\n"
+      "  param g1 : f32[dim]\n  param g2 : f32[dim]\n"
+      "  x = embedding(emb, tokens)\n"
+      "  h = x + attention(rmsnorm(x, g1), wq, wk, wv, wo, heads = 4, position = rope(theta = 10000),\n"
+      "                    mask = causal, sparse = sliding(window = 100))\n"
+      "  return linear(h + linear(gelu(linear(rmsnorm(h, g2), w1)), w2), emb)\n"
+      "}\n";
+  enum { N = 1000 };
+  float *logits[2], *last[2];
+  int32_t *tok = malloc(N * sizeof(int32_t));
+  assert_non_null(tok);
+  for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 37 + 5) % 96);
+  for (int k = 0; k < 2; k++) {
+    tfx_build_options bo = {.weights = "random:3", .opt_level = k ? 2 : 0};
+    tfx_build b;
+    assert_int_equal(tfx_build_source("runs.tfx", src, &bo, &b), 0);
+    assert_int_equal(b.graph->prefill_chunk, k ? 512 : 0);
+    assert_int_equal(tfx_backend_prefill_chunk(b.graph), k ? 512 : 0);
+    tfx_model *m = NULL;
+    assert_int_equal(tfx_build_jit(&b, NULL, &m, err, sizeof err), 0);
+    tfx_build_free(&b);
+    tfx_session *s = NULL;
+    assert_int_equal(tfx_session_create(m, &(tfx_session_options){.threads = 2}, &s), TFX_OK);
+    logits[k] = malloc((size_t)N * 96 * sizeof(float));
+    last[k] = malloc(96 * sizeof(float));
+    assert_true(logits[k] && last[k]);
+    assert_int_equal(tfx_forward_ex(s, tok, N, logits[k], 0), TFX_OK);
+    tfx_session_reset(s);
+    assert_int_equal(tfx_forward_ex(s, tok, N - 1, last[k], 1), TFX_OK); /* then one decode past a run */
+    assert_int_equal(tfx_forward_ex(s, tok + N - 1, 1, last[k], 1), TFX_OK);
+    tfx_session_free(s);
+    tfx_model_close(m);
+  }
+  tfx_tg_check_close(logits[0], logits[1], (size_t)N * 96, 96, "-O2 (runs of 512) vs -O0 (whole)", 0);
+  tfx_tg_check_close(logits[0] + (size_t)(N - 1) * 96, last[1], 96, 96, "-O2 prefill + decode vs -O0", 1);
+  for (int k = 0; k < 2; k++) free(logits[k]), free(last[k]);
+  free(tok);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_split_fits),         cmocka_unit_test(test_cost_model),
       cmocka_unit_test(test_prefill_cost_model), cmocka_unit_test(test_schedule_source),
       cmocka_unit_test(test_split_vs_row),       cmocka_unit_test(test_split_vs_interpreter),
       cmocka_unit_test(test_tiny_heads_fits),    cmocka_unit_test(test_tiny_heads_vs_interpreter),
+      cmocka_unit_test(test_prefill_runs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
