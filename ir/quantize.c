@@ -241,21 +241,28 @@ static void q4_k_block(const float *x, uint8_t *blk) {
     for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[j + l] | L[j + l + 32] << 4);
 }
 
-/* Q6_K's group fit (ggml's make_qx_quants with n 16, nmax 32, rmse_type 1,
- * no importance weights): L in [0, 63] stands for L - 32, weights x^2, the
- * inverse scale -nmax / max and 18 neighbours -(nmax + 0.1 is) / max tried.
- * Returns the scale (signed: the value of largest magnitude maps to -32). */
-static float q6_k_fit(const float *x, int8_t *L) {
-  enum { N = 16, NMAX = 32 };
+/* The value of largest magnitude of x[0 .. n) (the first on ties; 0 for
+ * none above 0): the signed max the k-quant group fits scale from. */
+static float signed_max(const float *x, int n) {
   float max = 0, amax = 0;
-  for (int i = 0; i < N; i++) {
+  for (int i = 0; i < n; i++) {
     float ax = fabsf(x[i]);
     if (ax > amax) {
       amax = ax;
       max = x[i];
     }
   }
-  if (amax < KQ_MAX_EPS) {
+  return max;
+}
+
+/* Q6_K's group fit (ggml's make_qx_quants with n 16, nmax 32, rmse_type 1,
+ * no importance weights): L in [0, 63] stands for L - 32, weights x^2, the
+ * inverse scale -nmax / max and 18 neighbours -(nmax + 0.1 is) / max tried.
+ * Returns the scale (signed: the value of largest magnitude maps to -32). */
+static float q6_k_fit(const float *x, int8_t *L) {
+  enum { N = 16, NMAX = 32 };
+  float max = signed_max(x, N);
+  if (fabsf(max) < KQ_MAX_EPS) {
     memset(L, 0, N);
     return 0.f;
   }
@@ -330,15 +337,8 @@ static void q6_k_block(const float *x, uint8_t *blk) {
  * 1e-15) is L = 0 and scale 0. */
 static float q3_k_fit(const float *x, int8_t *L) {
   enum { N = 16, NMAX = 4 };
-  float max = 0, amax = 0;
-  for (int i = 0; i < N; i++) {
-    float ax = fabsf(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < KQ_MAX_EPS) {
+  float max = signed_max(x, N);
+  if (fabsf(max) < KQ_MAX_EPS) {
     memset(L, 0, N);
     return 0.f;
   }
