@@ -19,7 +19,7 @@
  * ahead and f32 panels not at all: on the Zen 4 machine of
  * docs/performance.md the hardware prefetchers do as well on f32 weights
  * streamed from DRAM, and the extra instructions cost 8-25% when the weights
- * sit in L2/L3; bf16 weights of the TinyLlama-1.1B shape decoded 12-17%
+ * sit in L2/L3; bf16 weights of the TinyLlama-1.1B shape decoded 17-25%
  * faster with it on the Intel machine of docs/quantization.md).
  *
  * x goes through a stack buffer in chunks of TFX_CG_MK_KC floats per row:
