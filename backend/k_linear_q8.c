@@ -387,11 +387,13 @@ static void acc_fma(tfx_cg *cg, qtile *t, int k, LLVMValueRef lanes, LLVMValueRe
   LLVMBuildStore(cg->b, tfx_cg_fma(cg, fl, scale, LLVMBuildLoad2(cg->b, f8, a, "")), a);
 }
 
-/* The 32 codes of a q4_0 block at wp: low nibbles, then high nibbles. */
-static LLVMValueRef q4_0_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp) {
+/* The 32 4-bit codes of 16 nibble bytes at p (byte j: element j low,
+ * j + 16 high): the low nibbles, then the high ones. q4_0's at byte 2 of
+ * its block, q5_0's (bits 0-3) at byte 6, zq4's per sub-block. */
+static LLVMValueRef nibble_codes(tfx_cg *cg, qctx *c, LLVMValueRef p) {
   int seq[32];
   for (int l = 0; l < 32; l++) seq[l] = l;
-  LLVMValueRef raw = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 2), 1);
+  LLVMValueRef raw = load_a(cg, c->t_b16, p, 1);
   LLVMValueRef lo = LLVMBuildAnd(cg->b, raw, ivec(c->t_i8, 16, 0x0f), "");
   LLVMValueRef hi = LLVMBuildLShr(cg->b, raw, ivec(c->t_i8, 16, 4), "");
   return shuf(cg, lo, hi, seq, 32);
@@ -403,15 +405,10 @@ static LLVMValueRef q4_0_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp) {
  * bytes: kmovd + vpmovm2b on AVX-512BW). */
 static LLVMValueRef q5_0_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp) {
   LLVMBuilderRef b = cg->b;
-  int seq[32];
-  for (int l = 0; l < 32; l++) seq[l] = l;
-  LLVMValueRef raw = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 6), 1);
-  LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 16, 0x0f), "");
-  LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 16, 4), "");
   LLVMValueRef qh = load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp, 2), 1);
   LLVMValueRef bits = LLVMBuildBitCast(b, qh, LLVMVectorType(LLVMInt1TypeInContext(cg->ctx), 32), "");
   LLVMValueRef fifth = LLVMBuildSelect(b, bits, ivec(c->t_i8, 32, 0x10), LLVMConstNull(c->t_b32), "");
-  return LLVMBuildOr(b, shuf(cg, lo, hi, seq, 32), fifth, "");
+  return LLVMBuildOr(b, nibble_codes(cg, c, tfx_cg_byteptr(cg, wp, 6)), fifth, "");
 }
 
 /* The fifth bits (0x10 or 0) of a pair of q5_0 blocks at wp and wp1 in
@@ -432,17 +429,6 @@ static LLVMValueRef q5_0_pair_bits(tfx_cg *cg, qctx *c, LLVMValueRef wp, LLVMVal
                   "");
   LLVMValueRef bits = LLVMBuildBitCast(b, m, LLVMVectorType(LLVMInt1TypeInContext(cg->ctx), 64), "");
   return LLVMBuildSelect(b, bits, ivec(c->t_i8, 64, 0x10), LLVMConstNull(LLVMVectorType(c->t_i8, 64)), "");
-}
-
-/* The 32 4-bit codes of a zq4 sub-block whose 16 bytes are at p (byte j:
- * element j low, j + 16 high, as q4_0). */
-static LLVMValueRef zq4_codes(tfx_cg *cg, qctx *c, LLVMValueRef p) {
-  int seq[32];
-  for (int l = 0; l < 32; l++) seq[l] = l;
-  LLVMValueRef raw = load_a(cg, c->t_b16, p, 1);
-  LLVMValueRef lo = LLVMBuildAnd(cg->b, raw, ivec(c->t_i8, 16, 0x0f), "");
-  LLVMValueRef hi = LLVMBuildLShr(cg->b, raw, ivec(c->t_i8, 16, 4), "");
-  return shuf(cg, lo, hi, seq, 32);
 }
 
 /* The 32 4-bit codes of sub-block sb of the q4_k super-block at wp, and its
@@ -498,13 +484,13 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
   switch (c->dt) {
   case TFX_DT_I8:
   case TFX_DT_Q8_0: wq = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, c->qoff), 1); break;
-  case TFX_DT_Q4_0: wq = q4_0_codes(cg, c, wp); break;
+  case TFX_DT_Q4_0: wq = nibble_codes(cg, c, tfx_cg_byteptr(cg, wp, 2)); break;
   case TFX_DT_Q5_0: wq = q5_0_codes(cg, c, wp); break;
   case TFX_DT_TQ2_0: wq = tq2_0_codes(cg, c, wp, sb); break;
   case TFX_DT_ZQ8_64:
   case TFX_DT_ZQ8_128: wq = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 4 + 32 * sb), 1); break;
   case TFX_DT_ZQ4_64:
-  case TFX_DT_ZQ4_128: wq = zq4_codes(cg, c, tfx_cg_byteptr(cg, wp, 4 + 16 * sb)); break;
+  case TFX_DT_ZQ4_128: wq = nibble_codes(cg, c, tfx_cg_byteptr(cg, wp, 4 + 16 * sb)); break;
   case TFX_DT_Q4_K: {
     LLVMValueRef sc, m;
     wq = q4_k_codes(cg, c, wp, sb, &sc, &m);
@@ -1058,7 +1044,7 @@ static LLVMValueRef decode_u(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMV
     sc[0] = half_at(cg, c->f16c, wp);
     break;
   case TFX_DT_Q4_0:
-    u = q4_0_codes(cg, c, wp);
+    u = nibble_codes(cg, c, tfx_cg_byteptr(cg, wp, 2));
     sc[0] = half_at(cg, c->f16c, wp);
     break;
   case TFX_DT_Q5_0:
@@ -1076,7 +1062,7 @@ static LLVMValueRef decode_u(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMV
     break;
   case TFX_DT_ZQ4_64:
   case TFX_DT_ZQ4_128:
-    u = zq4_codes(cg, c, tfx_cg_byteptr(cg, wp, 4 + 16 * sb));
+    u = nibble_codes(cg, c, tfx_cg_byteptr(cg, wp, 4 + 16 * sb));
     sc[0] = half_at(cg, c->f16c, wp);
     break;
   case TFX_DT_Q4_K: {
