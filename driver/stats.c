@@ -133,9 +133,16 @@ int tfx_print_stats(const tfx_graph *g, const tfx_target_options *t, const char 
   fprintf(out, "  target:            %s\n", target);
   fprintf(out, "  kernels per call:  %s\n", kernels);
   int64_t chunk = tfx_backend_prefill_chunk(g);
+  int64_t asked = g->schedule.prefill_chunk;
   if (chunk > 0)
-    fprintf(out, "  prefill runs:      a call of more than %lld rows runs the forward kernels %lld rows at a time\n",
-            (long long)chunk, (long long)chunk);
+    fprintf(out, "  prefill runs:      a call of more than %lld rows runs the forward kernels %lld rows at a time%s\n",
+            (long long)chunk, (long long)chunk, asked > 0 ? " (schedule { prefill_chunk })" : "");
+  else if (asked > 0)
+    fprintf(out, "  prefill runs:      none: schedule { prefill_chunk = %lld } is %s; whole calls run\n",
+            (long long)asked,
+            asked >= g->max_seq ? "not below max_seq"
+                                : "not possible here (runs need a KV-cache model of one input and no source whose "
+                                  "only row-mixing ops read earlier rows through the cache)");
   fprintf(out, "  arena:             %lld bytes (liveness peak %lld, naive sum of %d values %lld)\n",
           (long long)g->arena_bytes, (long long)ms.peak_live, ms.values, (long long)ms.naive_sum);
   fprintf(out, "  kv cache:          %lld bytes\n", (long long)g->kv_bytes);

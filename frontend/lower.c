@@ -674,7 +674,7 @@ static int lower_moe(lower *L, frame *f, const tfx_fe_opspec *op, const int *in,
 static int lower_ir_op(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n, const tfx_fe_expr *call) {
   tfx_node nd = tfx_node_proto(op->ir, n, in);
   if (op->ir == TFX_OP_SOFTCAP) nd.softcap = 1.0; /* tanh(x); softcap's cap keyword (required) sets it below */
-  if (op->ir == TFX_OP_POSITIONS) { /* segments = s: positions restart at each packed sequence */
+  if (op->ir == TFX_OP_POSITIONS) {               /* segments = s: positions restart at each packed sequence */
     int s = tensor_kw(L, f, call, "segments");
     if (s == -2 || (s >= 0 && check_segments(L, s, "positions", call))) return -1;
     if (s >= 0) nd.inputs[nd.n_inputs++] = s;
@@ -997,6 +997,7 @@ tfx_graph *tfx_fe_lower(tfx_fe_sema *s) {
   L.g->schedule.threads = s->threads;
   L.g->schedule.prefetch = s->prefetch;
   L.g->schedule.unroll = s->unroll;
+  L.g->schedule.prefill_chunk = s->prefill_chunk;
   L.g->schedule.attention = s->attention;
   L.g->schedule.decode = s->decode;
   L.g->schedule.quantize = s->quantize;

@@ -535,8 +535,8 @@ static int one_of(const tfx_fe_expr *v, const char *const *names) {
 }
 
 static void check_schedule(tfx_fe_sema *s) {
-  static const char *const keys[] = {"attention", "decode",   "quantize", "activations",
-                                     "threads",   "prefetch", "unroll",   NULL};
+  static const char *const keys[] = {"attention", "decode", "quantize",      "activations", "threads",
+                                     "prefetch",  "unroll", "prefill_chunk", NULL};
   static const char *const attn_future[] = {NULL};
   static const char *const quant_future[] = {"int8", NULL};
   if (!s->schedule) return;
@@ -550,7 +550,8 @@ static void check_schedule(tfx_fe_sema *s) {
     for (int i = 0; keys[i]; i++) known |= !strcmp(st->name, keys[i]);
     if (!known) {
       ERR(s, st->loc,
-          "unknown schedule key '%s' (known: attention, decode, quantize, activations, threads, prefetch, unroll)",
+          "unknown schedule key '%s' (known: attention, decode, quantize, activations, threads, prefetch, unroll, "
+          "prefill_chunk)",
           st->name);
       continue;
     }
@@ -625,6 +626,17 @@ static void check_schedule(tfx_fe_sema *s) {
                                              : TFX_SCHED_UNROLL_AUTO;
       else
         ERR(s, v->loc, "bad value for unroll: expected auto, on or off");
+    } else if (!strcmp(st->name, "prefill_chunk")) {
+      int64_t n;
+      if (v->kind == TFX_FE_EXPR_NAME && (!strcmp(v->str, "auto") || !strcmp(v->str, "none"))) {
+        s->prefill_chunk = !strcmp(v->str, "auto") ? TFX_PREFILL_CHUNK_AUTO : TFX_PREFILL_CHUNK_NONE;
+      } else if (!tfx_fe_eval_int(s, v, 1, "prefill_chunk", &n)) {
+        if (n > TFX_PREFILL_CHUNK_MAX_ROWS)
+          ERR(s, v->loc, "prefill_chunk = %lld is too many rows (at most %lld; none runs whole calls)", (long long)n,
+              (long long)TFX_PREFILL_CHUNK_MAX_ROWS);
+        else
+          s->prefill_chunk = n;
+      }
     } else if (!strcmp(st->name, "prefetch")) {
       int64_t n;
       if (v->kind == TFX_FE_EXPR_NAME && (!strcmp(v->str, "auto") || !strcmp(v->str, "none"))) {

@@ -59,10 +59,11 @@ typedef struct tfx_fe_sema {
   int n_blocks;
   int64_t max_seq;
   int threads;
-  int prefetch;  /* schedule { prefetch = N }: bytes, or TFX_PREFETCH_AUTO (0) / TFX_PREFETCH_NONE */
-  int attention; /* tfx_sched_attention */
-  int unroll;    /* schedule { unroll }: tfx_schedule.unroll (TFX_SCHED_UNROLL_*) */
-  int decode;    /* schedule { decode }: tfx_schedule.decode (TFX_SCHED_DECODE_*, N >= 2 split(N)) */
+  int prefetch;          /* schedule { prefetch = N }: bytes, or TFX_PREFETCH_AUTO (0) / TFX_PREFETCH_NONE */
+  int attention;         /* tfx_sched_attention */
+  int unroll;            /* schedule { unroll }: tfx_schedule.unroll (TFX_SCHED_UNROLL_*) */
+  int64_t prefill_chunk; /* schedule { prefill_chunk }: tfx_schedule.prefill_chunk (TFX_PREFILL_CHUNK_*, N rows) */
+  int decode;            /* schedule { decode }: tfx_schedule.decode (TFX_SCHED_DECODE_*, N >= 2 split(N)) */
   /* schedule { quantize = ..., activations = ... } and the quantize { } section
    * (its rules are checked here; lowering copies them into the graph and
    * reports a pattern that matches no param) */

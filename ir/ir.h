@@ -17,6 +17,10 @@
 /* schedule.prefetch's two named values (positive values are bytes) */
 #define TFX_PREFETCH_AUTO 0
 #define TFX_PREFETCH_NONE (-1)
+/* schedule.prefill_chunk's two named values (positive values are rows) */
+#define TFX_PREFILL_CHUNK_AUTO 0
+#define TFX_PREFILL_CHUNK_NONE (-1)
+#define TFX_PREFILL_CHUNK_MAX_ROWS ((int64_t)1 << 24)
 
 /* Element types and weight storage formats. Values (every node's result but
  * a weight's) are f32 or i32; the others are formats a weight (PARAM, and the
@@ -463,8 +467,10 @@ typedef struct tfx_schedule {
   int prefetch;  /* bytes the decode matrix-vector kernels prefetch ahead of their weight stream;
                     TFX_PREFETCH_AUTO (0, the default): the backend's choice per kernel, TFX_PREFETCH_NONE */
   int unroll;    /* schedule { unroll }: TFX_SCHED_UNROLL_AUTO (0: the cost model of tfx_fl_unrolled), _ON, _OFF */
-  int act_f32;   /* 1: linears with int8-block weights dequantize them into f32 instead of quantizing their
-                    activations for int8 dot products (tfx_node_act_quant) */
+  int64_t prefill_chunk; /* schedule { prefill_chunk }: TFX_PREFILL_CHUNK_AUTO (0: passes/prefill_chunk.c's size at
+                            -O1 and above), TFX_PREFILL_CHUNK_NONE (-1: whole calls), N >= 1: runs of N rows */
+  int act_f32;           /* 1: linears with int8-block weights dequantize them into f32 instead of quantizing their
+                            activations for int8 dot products (tfx_node_act_quant) */
   /* the weight formats the quantize_weights pass gives (ir/quant_choice.c): the
    * default (schedule { quantize = ... } or --quantize) and the quantize { }
    * section's rules, in source order (the last matching one wins) */

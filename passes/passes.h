@@ -103,6 +103,10 @@ int tfx_pass_plan(tfx_pass_ctx *c);
 #define TFX_PREFILL_CHUNK_BYTES ((int64_t)1 << 20) /* half of a 2 MiB L2 (one core of this Xeon) */
 #define TFX_PREFILL_CHUNK_MIN_ROWS 256             /* keeps a GEMM's weights reused over >= 256 rows */
 int64_t tfx_prefill_chunk_rows(const tfx_graph *g);
+/* g->prefill_chunk as planned: schedule { prefill_chunk } when set (N rows
+ * below max_seq, or none: 0), else tfx_prefill_chunk_rows when optimizing
+ * (-O1 and above), else 0 */
+int64_t tfx_prefill_chunk_choice(const tfx_graph *g, int optimizing);
 
 /* ---- memory planning (plan_memory.c) ---- */
 

@@ -345,8 +345,8 @@ int tfx_pass_plan_memory(tfx_graph *g, char *err, size_t errlen) { return tfx_pa
 
 int tfx_pass_plan(tfx_pass_ctx *c) {
   if (tfx_pass_plan_memory_ex(c->g, c->in_place, c->err, c->errlen)) return -1;
-  /* the optimizing pipelines (-O1 on) also run a long prefill in chunks */
-  c->g->prefill_chunk = c->in_place ? tfx_prefill_chunk_rows(c->g) : 0;
+  /* the optimizing pipelines (-O1 on) also run a long prefill in chunks; schedule { prefill_chunk } overrides */
+  c->g->prefill_chunk = tfx_prefill_chunk_choice(c->g, c->in_place);
   return 0;
 }
 

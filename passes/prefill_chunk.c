@@ -15,10 +15,15 @@
  *       its GEMM compute-bound); 0 (no runs) when the arena (max_seq rows) fits in
  *       TFX_PREFILL_CHUNK_BYTES already or C >= max_seq.
  *
+ * `schedule { prefill_chunk = N | none | auto }` overrides the size at every
+ * -O level (tfx_prefill_chunk_choice): N rows, no runs, or the rule above
+ * (-O1 and above; -O0 runs whole calls).
+ *
  * Whether the runs compute the same rows is the backend's check
  * (tfx_backend_prefill_chunk: a KV-cache model whose only ops mixing rows
  * read earlier rows through the cache, as decode does); this pass only
- * sizes them. */
+ * sizes them, and an asked N the backend cannot honour runs whole calls
+ * (`--stats` says so). */
 #include "passes.h"
 
 int64_t tfx_prefill_chunk_rows(const tfx_graph *g) {
@@ -28,4 +33,12 @@ int64_t tfx_prefill_chunk_rows(const tfx_graph *g) {
   int64_t c = TFX_PREFILL_CHUNK_MIN_ROWS;
   while (c * 2 * per_row <= TFX_PREFILL_CHUNK_BYTES && c * 2 < g->max_seq) c *= 2;
   return c < g->max_seq ? c : 0;
+}
+
+int64_t tfx_prefill_chunk_choice(const tfx_graph *g, int optimizing) {
+  if (!g) return 0;
+  int64_t asked = g->schedule.prefill_chunk;
+  if (asked == TFX_PREFILL_CHUNK_NONE) return 0;
+  if (asked > 0) return asked < g->max_seq ? asked : 0;
+  return optimizing ? tfx_prefill_chunk_rows(g) : 0;
 }

@@ -399,22 +399,23 @@ static void test_stories260k_weights(void **state) {
  * attributes. */
 static void test_f32_input_ops(void **state) {
   (void)state;
-  const char *src = "model enc\n"
-                    "const d = 16, max_seq = 8, ff = 4 * d, eps = 1e-6\n"
-                    "param ln_g : f32[d]\nparam ln_b : f32[d]\n"
-                    "param wq : f32[d, d]; param wk : f32[d, d]; param wv : f32[d, d]; param wo : f32[d, d]\n"
-                    "param bq : f32[d]\n"
-                    "param w_up : f32[ff, d]; param b_up : f32[ff]; param w_down : f32[d, ff]\n"
-                    "param m : f32[d, d]\n"
-                    "forward(x : f32[T, d]) -> f32[T, d] {\n"
-                    "  h = layernorm(x, ln_g, ln_b, eps = eps)\n"
-                    "  h = x + attention(h, wq, wk, wv, wo, heads = 2, mask = none, bq = bq,\n"
-                    "                    position = rope(theta = 500000.0, style = half, rotary_dim = 4))\n"
-                    "  u = gelu(linear(h, w_up, b_up), approximate = tanh)\n"
-                    "  h = h - linear(relu(u) * gelu(u), w_down)\n"
-                    "  return softmax(matmul(rope(h, heads = 4), m))\n"
-                    "}\n"
-                    "schedule { threads = 3; attention = dense; prefetch = 4096; unroll = on }\n";
+  const char *src =
+      "model enc\n"
+      "const d = 16, max_seq = 8, ff = 4 * d, eps = 1e-6\n"
+      "param ln_g : f32[d]\nparam ln_b : f32[d]\n"
+      "param wq : f32[d, d]; param wk : f32[d, d]; param wv : f32[d, d]; param wo : f32[d, d]\n"
+      "param bq : f32[d]\n"
+      "param w_up : f32[ff, d]; param b_up : f32[ff]; param w_down : f32[d, ff]\n"
+      "param m : f32[d, d]\n"
+      "forward(x : f32[T, d]) -> f32[T, d] {\n"
+      "  h = layernorm(x, ln_g, ln_b, eps = eps)\n"
+      "  h = x + attention(h, wq, wk, wv, wo, heads = 2, mask = none, bq = bq,\n"
+      "                    position = rope(theta = 500000.0, style = half, rotary_dim = 4))\n"
+      "  u = gelu(linear(h, w_up, b_up), approximate = tanh)\n"
+      "  h = h - linear(relu(u) * gelu(u), w_down)\n"
+      "  return softmax(matmul(rope(h, heads = 4), m))\n"
+      "}\n"
+      "schedule { threads = 3; attention = dense; prefetch = 4096; unroll = on; prefill_chunk = 2 * 64 }\n";
   result r = compile(src);
   if (r.errors) fail_msg("%s", r.diag);
   tfx_graph *g = r.g;
@@ -423,6 +424,7 @@ static void test_f32_input_ops(void **state) {
   assert_int_equal(g->schedule.threads, 3);
   assert_int_equal(g->schedule.prefetch, 4096);
   assert_int_equal(g->schedule.unroll, TFX_SCHED_UNROLL_ON);
+  assert_int_equal(g->schedule.prefill_chunk, 128);
   assert_string_equal(type_str(&g->nodes[g->input].type), "f32[T, 16]");
   assert_string_equal(type_str(&g->nodes[g->output].type), "f32[T, 16]");
   assert_int_equal(g->nodes[g->output].op, TFX_OP_SOFTMAX);

@@ -463,29 +463,47 @@ static void test_prefill_runs(void **state) {
   tfx_tg_free(t);
 
   /* the pipeline sets it from -O1 on (a token model of 1.4 KB of activations per row at max_seq 1,024: runs
-   * of 512), -O0 never; both compute the same logits */
-  static const char src[] =
-      "model runs\nconst dim = 64, max_seq = 1024\nparam emb : f32[96, dim]\n"
-      "forward(tokens : i32[T]) -> f32[T, 96] {\n"
-      "  param wq : f32[dim, dim]\n  param wk : f32[dim, dim]\n  param wv : f32[dim, dim]\n"
-      "  param wo : f32[dim, dim]\n  param w1 : f32[4 * dim, dim]\n  param w2 : f32[dim, 4 * dim]\n"
-      "  param g1 : f32[dim]\n  param g2 : f32[dim]\n"
-      "  x = embedding(emb, tokens)\n"
-      "  h = x + attention(rmsnorm(x, g1), wq, wk, wv, wo, heads = 4, position = rope(theta = 10000),\n"
-      "                    mask = causal, sparse = sliding(window = 100))\n"
-      "  return linear(h + linear(gelu(linear(rmsnorm(h, g2), w1)), w2), emb)\n"
-      "}\n";
-  enum { N = 1000 };
-  float *logits[2], *last[2];
+   * of 512), -O0 never; schedule { prefill_chunk } overrides it at every level; all compute the same logits */
+  static const struct {
+    const char *schedule;
+    int opt, runs, run; /* run: compute and compare the logits (else check the plan only) */
+  } cases[] = {
+      {"", 0, 0, 1},                                     /* the reference: whole calls */
+      {"", 2, 512, 1},                                   /* auto */
+      {"schedule { prefill_chunk = 100 }\n", 0, 100, 1}, /* asked, at -O0 */
+      {"schedule { prefill_chunk = 3 * 64 }\n", 2, 192, 0},
+      {"schedule { prefill_chunk = none }\n", 2, 0, 0},
+      {"schedule { prefill_chunk = 1024 }\n", 2, 0, 0}, /* not below max_seq: whole calls */
+  };
+  enum { N = 1000, NC = sizeof cases / sizeof cases[0] };
+  float *logits[NC], *last[NC];
   int32_t *tok = malloc(N * sizeof(int32_t));
   assert_non_null(tok);
   for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 37 + 5) % 96);
-  for (int k = 0; k < 2; k++) {
-    tfx_build_options bo = {.weights = "random:3", .opt_level = k ? 2 : 0};
+  for (int k = 0; k < NC; k++) {
+    char src[2048];
+    snprintf(src, sizeof src,
+             "model runs\nconst dim = 64, max_seq = 1024\n%sparam emb : f32[96, dim]\n"
+             "forward(tokens : i32[T]) -> f32[T, 96] {\n"
+             "  param wq : f32[dim, dim]\n  param wk : f32[dim, dim]\n  param wv : f32[dim, dim]\n"
+             "  param wo : f32[dim, dim]\n  param w1 : f32[4 * dim, dim]\n  param w2 : f32[dim, 4 * dim]\n"
+             "  param g1 : f32[dim]\n  param g2 : f32[dim]\n"
+             "  x = embedding(emb, tokens)\n"
+             "  h = x + attention(rmsnorm(x, g1), wq, wk, wv, wo, heads = 4, position = rope(theta = 10000),\n"
+             "                    mask = causal, sparse = sliding(window = 100))\n"
+             "  return linear(h + linear(gelu(linear(rmsnorm(h, g2), w1)), w2), emb)\n"
+             "}\n",
+             cases[k].schedule);
+    tfx_build_options bo = {.weights = "random:3", .opt_level = cases[k].opt};
     tfx_build b;
     assert_int_equal(tfx_build_source("runs.tfx", src, &bo, &b), 0);
-    assert_int_equal(b.graph->prefill_chunk, k ? 512 : 0);
-    assert_int_equal(tfx_backend_prefill_chunk(b.graph), k ? 512 : 0);
+    assert_int_equal(b.graph->prefill_chunk, cases[k].runs);
+    assert_int_equal(tfx_backend_prefill_chunk(b.graph), cases[k].runs);
+    logits[k] = last[k] = NULL;
+    if (!cases[k].run) {
+      tfx_build_free(&b);
+      continue;
+    }
     tfx_model *m = NULL;
     assert_int_equal(tfx_build_jit(&b, NULL, &m, err, sizeof err), 0);
     tfx_build_free(&b);
@@ -500,11 +518,30 @@ static void test_prefill_runs(void **state) {
     assert_int_equal(tfx_forward_ex(s, tok + N - 1, 1, last[k], 1), TFX_OK);
     tfx_session_free(s);
     tfx_model_close(m);
+    if (k) {
+      char label[160];
+      snprintf(label, sizeof label, "-O%d %s(runs of %d) vs -O0 (whole)", cases[k].opt, cases[k].schedule,
+               cases[k].runs);
+      tfx_tg_check_close(logits[0], logits[k], (size_t)N * 96, 96, label, k);
+      tfx_tg_check_close(logits[0] + (size_t)(N - 1) * 96, last[k], 96, 96, label, k);
+    }
   }
-  tfx_tg_check_close(logits[0], logits[1], (size_t)N * 96, 96, "-O2 (runs of 512) vs -O0 (whole)", 0);
-  tfx_tg_check_close(logits[0] + (size_t)(N - 1) * 96, last[1], 96, 96, "-O2 prefill + decode vs -O0", 1);
-  for (int k = 0; k < 2; k++) free(logits[k]), free(last[k]);
+  for (int k = 0; k < NC; k++) free(logits[k]), free(last[k]);
   free(tok);
+
+  /* a model whose runs would not compute its rows: the asked size is not honoured */
+  static const char bidir[] = "model bidir\nconst dim = 32, max_seq = 512\nschedule { prefill_chunk = 64 }\n"
+                              "forward(x : f32[T, dim]) -> f32[T, dim] {\n"
+                              "  param wq : f32[dim, dim]\n  param wk : f32[dim, dim]\n  param wv : f32[dim, dim]\n"
+                              "  param wo : f32[dim, dim]\n"
+                              "  return x + attention(x, wq, wk, wv, wo, heads = 2, mask = none)\n"
+                              "}\n";
+  tfx_build_options bo = {.weights = "random:3", .opt_level = 2};
+  tfx_build b;
+  assert_int_equal(tfx_build_source("bidir.tfx", bidir, &bo, &b), 0);
+  assert_int_equal(b.graph->prefill_chunk, 64);
+  assert_int_equal(tfx_backend_prefill_chunk(b.graph), 0);
+  tfx_build_free(&b);
 }
 
 int main(void) {
