@@ -30,8 +30,16 @@ Checks:
    the emulation's. The emulated q8_0/q4_0/q5_0 weights are ggml's reference
    quantizers (equal to the gguf package's quants.quantize).
 
+3. GPTQ at 3 and 4 bits on the project's trained demo model
+   (examples/fortune: dim 256, hidden 768, every row a multiple of 256, so
+   q3_k really is q3_k there, unlike on stories260K): FORTUNE_EVAL_SEEDS'
+   samples of its f32 model teacher-forced, calibrated on
+   FORTUNE_CALIB_SEEDS' other samples; gptq(bits = 3) at most
+   FORTUNE_GPTQ_RATIO of round-to-nearest q3_k's KL, gptq (4 bits) of
+   q4_0's, and q3_k within its bound. Skipped when --formats= is given.
+
 --measure prints the table (also for formats without bounds) and asserts
-nothing of part 2: how the bounds below were chosen.
+nothing of parts 2 and 3: how the bounds below were chosen.
 """
 import os
 import atexit
@@ -120,6 +128,14 @@ BOUNDS = {  # measured here (--measure) x 1.5 + 0.002, top-1 - 5 points
 # q4_0 in both settings, and gptq(act_order = true) with the q8_0 embedding
 # at most 0.8x q4_0's.
 GPTQ_EMB8_RATIO = 0.8
+# Part 3, fortune (4 sampled sequences, 4 calibration ones; measured on
+# 2026-12-05 with 12 / 24 sequences by bench/sparse24_quality.py: q4_0
+# 0.0057, q3_k 0.0171 / 0.0175, gptq 0.0030, gptq(bits = 3) 0.0096, i.e.
+# 0.53x and 0.56x of round to nearest; see docs/quantization.md, "GPTQ").
+FORTUNE_EVAL_SEEDS = (1, 2, 3, 4)
+FORTUNE_CALIB_SEEDS = (1001, 1002, 1003, 1004)
+FORTUNE_GPTQ_RATIO = 0.75
+FORTUNE_Q3_K_BOUND = 0.03
 N_IDS = 511
 
 
@@ -453,6 +469,8 @@ def main():
               f" against q4_0's {kls['q4_0']:.4f}: {r:.3f}x (bound {GPTQ_EMB8_RATIO}x)" + ("" if ok else "  <-- FAIL"))
         if not ok:
             failed.append("gptq with a q8_0 embedding")
+    if not any(a.startswith("--formats=") for a in sys.argv[1:]):
+        failed += fortune_low_bits(tfxc, src, tmp, measure)
     if measure:
         print("\nsuggested BOUNDS (measured KL x 1.5 + 0.002, top-1 - 5 points):")
         for fmt, act, kl, top1 in rows:
@@ -461,6 +479,55 @@ def main():
     if failed:
         fail("out of bounds: " + ", ".join(failed))
     print(f"test_quant_quality: {1 + len(rows)} passed, 0 failed")
+
+
+def fortune_low_bits(tfxc, src, tmp, measure):
+    """Part 3: GPTQ against round to nearest at 3 and 4 bits on examples/fortune."""
+    tfx = os.path.join(src, "examples", "fortune", "fortune.tfx")
+    so = os.path.join(tmp, "fortune_f32.so")
+    run([tfxc, tfx, "-o", so], "fortune: compile f32")
+
+    def sample(seed):
+        path = os.path.join(tmp, f"fortune_{seed}.txt")
+        with open(path, "w") as f:
+            f.write(run([tfxc, "run", so, "-n", "255", "--temperature", "0.9", "--seed", str(seed), "--print-ids"],
+                        "fortune: sample"))
+        return path
+
+    evals = [sample(s) for s in FORTUNE_EVAL_SEEDS]
+    calib = os.path.join(tmp, "fortune.calib")
+    run([tfxc, "calibrate", tfx, "--tokens"] + [sample(s) for s in FORTUNE_CALIB_SEEDS] + ["-o", calib],
+        "fortune: tfxc calibrate")
+
+    def log_probs(model, what):
+        out, rows = os.path.join(tmp, "fortune_logits.bin"), []
+        for path in evals:
+            run([tfxc, "run", model, "--eval-ids", path, "--dump-logits", out], what)
+            rows.append(log_softmax(np.fromfile(out, np.float32).reshape(-1, 1024)))
+        return np.concatenate(rows)
+
+    ref = log_probs(so, "fortune: f32")
+    kl = {}
+    for fmt in ("q4_0", "gptq", "q3_k", "gptq(bits = 3)"):
+        qso = os.path.join(tmp, "fortune_q.so")
+        run([tfxc, tfx, "-o", qso, "--quantize", fmt] + (["--calibration", calib] if "gptq" in fmt else []),
+            f"fortune: compile {fmt}")
+        lq = log_probs(qso, f"fortune: {fmt}")
+        kl[fmt] = float((np.exp(ref) * (ref - lq)).sum(-1).mean())
+        top1 = float((ref.argmax(-1) == lq.argmax(-1)).mean())
+        print(f"fortune {fmt:15s}: mean KL {kl[fmt]:.5f}, top-1 {100 * top1:.1f}% ({len(ref)} rows)", flush=True)
+    failed = []
+    for gptq, rtn in (("gptq", "q4_0"), ("gptq(bits = 3)", "q3_k")):
+        r = kl[gptq] / kl[rtn]
+        ok = r <= FORTUNE_GPTQ_RATIO
+        print(f"fortune: {gptq} {r:.3f}x of round-to-nearest {rtn} (bound {FORTUNE_GPTQ_RATIO}x)"
+              + ("" if ok else "  <-- FAIL"))
+        if not ok and not measure:
+            failed.append(f"fortune {gptq}")
+    if kl["q3_k"] > FORTUNE_Q3_K_BOUND and not measure:
+        print(f"fortune: q3_k mean KL {kl['q3_k']:.5f} above {FORTUNE_Q3_K_BOUND}  <-- FAIL")
+        failed.append("fortune q3_k")
+    return failed
 
 
 if __name__ == "__main__":
