@@ -12,7 +12,9 @@
  * padded source with its own key mask (`key_mask = src_mask`); the
  * descriptor's input table, the header, and every error (frontend with
  * locations, runtime); a static session (tfx_session_create_static, the
- * padded sources in its arena) running the source-cache sequence. */
+ * padded sources in its arena) running the source-cache sequence, in
+ * process and in a program linked with the minimal runtime
+ * (libtfxrt_min.a, libc and libm) from the -c object and its header. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +30,12 @@
 #include "../include/tfx/tfx.h"
 #include "support/frontend_capture.h"
 #include "support/testutil.h"
+
+#ifdef TFX_SANITIZE_FLAGS
+#define SANITIZE_ARG TFX_SANITIZE_FLAGS,
+#else
+#define SANITIZE_ARG
+#endif
 
 #define TOL 1e-4
 enum { V = 24, T = 7, NMAX = 9 };
@@ -167,16 +175,22 @@ static void run_case(int with_mask) {
  * everything every call; the changed source's rows must differ from what
  * the stale cache would give; after a reset a new source gives the logits
  * of a fresh session. */
-static void test_source_cache(void **state) {
-  (void)state;
-  enum { CALLS = 6 };
-  int32_t ids[T], a[NMAX], bsrc[NMAX];
+/* The source-cache sequence: calls (tokens from, n, source b or a, S); the
+ * source changes at calls 3 and 5. */
+enum { CALLS = 6 };
+static const struct {
+  int t0, n, b, S;
+} seq[CALLS] = {{0, 3, 0, 5}, {3, 1, 0, 5}, {4, 1, 1, 5}, {5, 1, 1, 5}, {6, 1, 1, 7}, {0, 0, 0, 0}};
+
+static void seq_inputs(int32_t *ids, int32_t *a, int32_t *bsrc) {
   for (int t = 0; t < T; t++) ids[t] = (t * 5 + 2) % V;
   for (int j = 0; j < NMAX; j++) a[j] = (j * 7 + 1) % V, bsrc[j] = (j * 11 + 3) % V;
-  /* calls: (tokens from, n, source, S); the source changes at calls 3 and 5 */
-  static const struct {
-    int t0, n, b, S;
-  } seq[CALLS] = {{0, 3, 0, 5}, {3, 1, 0, 5}, {4, 1, 1, 5}, {5, 1, 1, 5}, {6, 1, 1, 7}, {0, 0, 0, 0}};
+}
+
+static void test_source_cache(void **state) {
+  (void)state;
+  int32_t ids[T], a[NMAX], bsrc[NMAX];
+  seq_inputs(ids, a, bsrc);
   float want[T * V], stale[T * V], got[T * V];
   char err[512], what[80];
   tfx_build b;
@@ -257,6 +271,105 @@ static void test_source_cache(void **state) {
   tfx_model_close(m);
   tfx_interp_free(it);
   tfx_build_free(&b);
+}
+
+/* The source-cache sequence in a program of its own: the model compiled
+ * with -c and --emit-header, a static session in the program's arrays sized
+ * by the header (the padded sources included), linked with libtfxrt_min.a
+ * and libm alone; its logits (printed as hex floats) against the
+ * interpreter's. */
+static void test_minimal_runtime_program(void **state) {
+  (void)state;
+  int32_t ids[T], a[NMAX], bsrc[NMAX];
+  seq_inputs(ids, a, bsrc);
+  float want[T * V], got[T * V];
+  char err[512];
+  tfx_build b;
+  build(NMAX, 0, 0, &b);
+  tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+  for (int c = 0; c < CALLS && seq[c].n; c++) {
+    const void *in[2] = {ids + seq[c].t0, seq[c].b ? bsrc : a};
+    int64_t rows[2] = {0, seq[c].S};
+    if (tfx_interp_forward_rows(it, in, rows, 2, seq[c].n, want + seq[c].t0 * V, err, sizeof err)) fail_msg("%s", err);
+  }
+  tfx_interp_free(it);
+  tfx_build_free(&b);
+
+  char *dir = tfx_test_tmpdir();
+  assert_non_null(dir);
+  char tfx[4200], obj[4200], hdr[4200], prog[4200], app[4200], inc[4200], incdir[4200], rt[4200];
+  snprintf(tfx, sizeof tfx, "%s/ed.tfx", dir);
+  snprintf(obj, sizeof obj, "%s/ed.o", dir);
+  snprintf(hdr, sizeof hdr, "%s/ed.h", dir);
+  snprintf(prog, sizeof prog, "%s/ed_min.c", dir);
+  snprintf(app, sizeof app, "%s/ed_min", dir);
+  snprintf(inc, sizeof inc, "-I%s/include", TFX_SOURCE_DIR);
+  snprintf(incdir, sizeof incdir, "-I%s", dir);
+  snprintf(rt, sizeof rt, "%s/libtfxrt_min.a", TFX_BINARY_DIR);
+  FILE *f = fopen(tfx, "w");
+  assert_non_null(f);
+  fprintf(f, fmt, NMAX, "", "", "");
+  fclose(f);
+  f = fopen(prog, "w");
+  assert_non_null(f);
+  fprintf(f,
+          "#include <stdio.h>\n#include \"ed.h\"\n"
+          "static tfx_model_storage ms;\nstatic tfx_session_storage ss;\n"
+          "static _Alignas(ED_BUFFER_ALIGN) unsigned char arena[ED_ARENA_BYTES];\n"
+          "static _Alignas(ED_BUFFER_ALIGN) unsigned char kv[ED_KV_BYTES];\n"
+          "static float out[%d * ED_OUTPUT_WIDTH];\n",
+          T);
+  fprintf(f, "static const int32_t ids[] = {");
+  for (int t = 0; t < T; t++) fprintf(f, "%d, ", ids[t]);
+  fprintf(f, "}, a[] = {");
+  for (int j = 0; j < NMAX; j++) fprintf(f, "%d, ", a[j]);
+  fprintf(f, "}, bsrc[] = {");
+  for (int j = 0; j < NMAX; j++) fprintf(f, "%d, ", bsrc[j]);
+  fprintf(f, "};\nstatic const int seq[][4] = {");
+  for (int c = 0; c < CALLS && seq[c].n; c++) fprintf(f, "{%d, %d, %d, %d}, ", seq[c].t0, seq[c].n, seq[c].b, seq[c].S);
+  fprintf(f,
+          "};\n"
+          "int main(void) {\n"
+          "  tfx_model *m = NULL;\n  tfx_session *s = NULL;\n  char err[256] = \"\";\n"
+          "  int rc = ed_open_static(&ms, &m, err, sizeof err);\n"
+          "  if (rc == TFX_OK) rc = tfx_session_create_static(m, arena, sizeof arena, kv, sizeof kv, &ss, &s, err, "
+          "sizeof err);\n"
+          "  for (unsigned c = 0; rc == TFX_OK && c < sizeof seq / sizeof seq[0]; c++) {\n"
+          "    tfx_input in[2] = {{\"tokens\", ids + seq[c][0], 0}, {\"src\", seq[c][2] ? bsrc : a, seq[c][3]}};\n"
+          "    rc = tfx_forward_inputs(s, in, 2, seq[c][1], out + seq[c][0] * ED_OUTPUT_WIDTH, 0);\n"
+          "    if (rc != TFX_OK) snprintf(err, sizeof err, \"%%s\", tfx_session_last_error(s));\n"
+          "  }\n"
+          "  if (rc != TFX_OK) {\n    fprintf(stderr, \"error: %%s: %%s\\n\", tfx_error_message(rc), err);\n"
+          "    return 1;\n  }\n"
+          "  for (int i = 0; i < %d * ED_OUTPUT_WIDTH; i++) printf(\"%%a\\n\", out[i]);\n"
+          "  tfx_session_free(s);\n  tfx_model_close(m);\n  return 0;\n}\n",
+          T);
+  fclose(f);
+  char *out = NULL, *errs = NULL;
+  if (tfx_test_run((char *[]){TFXC_PATH, tfx, "-c", "-o", obj, "--emit-header", hdr, NULL}, &out, &errs))
+    fail_msg("tfxc -c: %s", errs ? errs : "?");
+  free(out), free(errs), out = errs = NULL;
+  char *header = tfx_test_read_file(hdr, NULL);
+  assert_non_null(header);
+  assert_non_null(strstr(header, "#define ED_SOURCE_ROWS 9"));
+  free(header);
+  if (tfx_test_run((char *[]){"/usr/bin/cc", "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", SANITIZE_ARG inc, incdir,
+                              "-o", app, prog, obj, rt, "-lm", NULL},
+                   &out, &errs))
+    fail_msg("cc: %s", errs ? errs : "?");
+  free(out), free(errs), out = errs = NULL;
+  if (tfx_test_run((char *[]){app, NULL}, &out, &errs)) fail_msg("ed_min: %s", errs ? errs : "?");
+  char *p = out;
+  for (int i = 0; i < T * V; i++) {
+    char *end = NULL;
+    got[i] = strtof(p, &end);
+    if (end == p) fail_msg("ed_min printed %d values, expected %d", i, T * V);
+    p = end;
+  }
+  compare("minimal runtime program, source-cache sequence", got, want, T * V);
+  free(out), free(errs);
+  tfx_test_rmdir(dir);
+  free(dir);
 }
 
 static void test_source_rows(void **state) {
@@ -430,7 +543,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_source_rows),     cmocka_unit_test(test_source_key_mask),
       cmocka_unit_test(test_source_cache),    cmocka_unit_test(test_descriptor_and_errors),
-      cmocka_unit_test(test_frontend_errors),
+      cmocka_unit_test(test_frontend_errors), cmocka_unit_test(test_minimal_runtime_program),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
