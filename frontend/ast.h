@@ -36,10 +36,12 @@ typedef enum {
   TFX_FE_EXPR_BINARY, /* lhs op rhs, op in + - * / */
   TFX_FE_EXPR_NEG,    /* - lhs */
   TFX_FE_EXPR_CALL,   /* str(args) */
-  TFX_FE_EXPR_REPEAT  /* repeat(rargs) lhs, lhs a CALL */
+  TFX_FE_EXPR_REPEAT, /* repeat(rargs) lhs, lhs a CALL */
+  TFX_FE_EXPR_INDEX   /* lhs[slices]: a value's columns, lhs[:, a:b] (frontend/lower.c) */
 } tfx_fe_expr_kind;
 
 typedef struct tfx_fe_arg tfx_fe_arg;
+struct tfx_fe_slice;
 
 typedef struct tfx_fe_expr {
   struct tfx_fe_expr *next; /* list link (dimensions of a type); must be first */
@@ -51,8 +53,9 @@ typedef struct tfx_fe_expr {
   const char *str;
   char op;
   struct tfx_fe_expr *lhs, *rhs;
-  tfx_fe_arg *args;  /* CALL: its arguments */
-  tfx_fe_arg *rargs; /* REPEAT: the arguments of repeat(...) */
+  tfx_fe_arg *args;            /* CALL: its arguments */
+  tfx_fe_arg *rargs;           /* REPEAT: the arguments of repeat(...) */
+  struct tfx_fe_slice *slices; /* INDEX: the axes, in order (loc: the '[') */
 } tfx_fe_expr;
 
 /* One argument of a call: positional (key NULL) or `key = value`. */

@@ -134,6 +134,8 @@ static const tfx_fe_opspec ops[] = {
      TFX_FE_LOWER_MOE,
      TFX_OP_COUNT},
     {"seq_project", 2, 2, {"e", "x"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_SEQ_PROJECT},
+    /* concat(a, b, ...): the rows side by side (the IR's concat_cols; its inference checks the leading dims) */
+    {"concat", 2, TFX_FE_MAX_POS, {"a", "b", "c", "d", "e", "f", "g", "h"}, {{0}}, 0, TFX_FE_LOWER_OP, TFX_OP_CONCAT_COLS},
     {"retention", 3, 3, {"q", "k", "v"}, {KW("heads", TFX_FE_KW_INT, 1, NULL, "H"), TENSOR("gamma")}, 2, TFX_FE_LOWER_HEADS, TFX_OP_RETENTION},
     {"infini_attention",
      4,

@@ -65,6 +65,7 @@ int tfx_fe_eval(tfx_fe_sema *s, const tfx_fe_expr *e, tfx_fe_value *out) {
       return 0;
     }
     /* fall through */
+  case TFX_FE_EXPR_INDEX: return ERR(s, e->loc, "expected a constant expression, got a slice of a tensor");
   case TFX_FE_EXPR_REPEAT:
     return ERR(s, e->loc, "expected a constant expression, got a call of '%s'",
                e->kind == TFX_FE_EXPR_CALL ? e->str : "repeat");

@@ -772,9 +772,9 @@ static const lower_fn lowerings[TFX_FE_LOWER_COUNT] = {
 };
 
 static int lower_op(lower *L, frame *f, const tfx_fe_opspec *op, const tfx_fe_expr *call) {
-  int in[5] = {-1, -1, -1, -1, -1}, n = 0, bad = 0;
+  int in[TFX_FE_MAX_POS], n = 0, bad = 0;
   for (const tfx_fe_arg *a = call->args; a; a = a->next) {
-    if (a->key || n >= 5) continue;
+    if (a->key || n >= TFX_FE_MAX_POS) continue;
     in[n] = lower_expr(L, f, a->value);
     bad |= in[n++] < 0;
   }
@@ -898,6 +898,42 @@ static int instantiate(lower *L, tfx_fe_blocksym *b, const int *args, const tfx_
   return result;
 }
 
+/* x[:, a:b] (axes checked by sema): COL_SLICE of x's columns a .. b - 1; a
+ * defaults to 0 and b to x's columns; all of them is x itself; a slice of a
+ * COL_SLICE slices its operand (one copy; the first becomes dead when
+ * nothing else reads it). */
+static int lower_index(lower *L, frame *f, const tfx_fe_expr *e) {
+  int x = lower_expr(L, f, e->lhs);
+  if (x < 0) return -1;
+  const tfx_type *t = &L->g->nodes[x].type;
+  const tfx_fe_slice *cols = e->slices->next;
+  char s0[64];
+  if (t->dtype != TFX_DT_F32 || t->rank != 2 || t->dims[1] <= 0) {
+    ERR(L, e->loc, "x[:, a:b] takes columns of a value f32[M, N]; this one is %s", tfx_type_str(t, s0, sizeof s0));
+    return -1;
+  }
+  int64_t N = t->dims[1], lo = 0, hi = N;
+  if ((cols->lo && tfx_fe_eval_int(L->s, cols->lo, 0, "the slice's start", &lo)) ||
+      (cols->hi && tfx_fe_eval_int(L->s, cols->hi, 0, "the slice's end", &hi)))
+    return -1;
+  if (!(lo < hi && hi <= N)) {
+    ERR(L, cols->loc, "columns %lld:%lld are not a range of the value's %s (0 <= a < b <= %lld)", (long long)lo,
+        (long long)hi, tfx_type_str(t, s0, sizeof s0), (long long)N);
+    return -1;
+  }
+  if (lo == 0 && hi == N) return x;
+  const tfx_node *xn = &L->g->nodes[x];
+  if (xn->op == TFX_OP_COL_SLICE) { /* a slice of a slice: one copy from the first's operand */
+    lo += xn->col_lo;
+    hi += xn->col_lo;
+    x = xn->inputs[0];
+  }
+  tfx_node n = tfx_node_proto(TFX_OP_COL_SLICE, 1, &x);
+  n.col_lo = (int)lo;
+  n.col_hi = (int)hi;
+  return add(L, &n, e->loc);
+}
+
 static int lower_expr(lower *L, frame *f, const tfx_fe_expr *e) {
   if (L->s->diag->stopped || L->oom) return -1;
   switch (e->kind) {
@@ -931,6 +967,7 @@ static int lower_expr(lower *L, frame *f, const tfx_fe_expr *e) {
     return op ? lower_op(L, f, op, e) : lower_block_call(L, f, e);
   }
   case TFX_FE_EXPR_REPEAT: return lower_repeat(L, f, e);
+  case TFX_FE_EXPR_INDEX: return lower_index(L, f, e);
   default: ERR(L, e->loc, "internal error: expected a tensor"); return -1;
   }
 }

@@ -50,6 +50,26 @@ static tfx_fe_expr *checked(tfx_fe_parse_state *P, tfx_fe_expr *e) {
   return e;
 }
 
+/* x.T, x.view(...) on a value: a clear error (docs/language.md, "Expressions
+ * on tensors"). */
+static void value_member(tfx_fe_parse_state *P, const char *name, TFX_FE_YYLTYPE loc, int call) {
+  if (!strcmp(name, "T") && !call)
+    tfx_fe_error(P->diag, loc.first_line, loc.first_column,
+                 "transposing a value (.T) is not supported: values stream through the model by rows (decode "
+                 "steps, chunked calls and KV caches hold a few rows at a time), so rows cannot become columns; "
+                 "transpose a weight in its binding rule instead (\"file_name\".T = \"param\")");
+  else if ((!strcmp(name, "view") || !strcmp(name, "reshape")) && call)
+    tfx_fe_error(P->diag, loc.first_line, loc.first_column,
+                 "reshaping a value (.%s) is not supported: values stream through the model by rows, so data "
+                 "cannot move across rows; a reshape that only regroups the last dimension (f32[T, H * d] as H "
+                 "heads of d) is not needed: the ops take heads = H on the flat rows",
+                 name);
+  else
+    tfx_fe_error(P->diag, loc.first_line, loc.first_column,
+                 "unknown '.%s%s' of a value (a value has no members; its columns are x[:, a:b])", name,
+                 call ? "(...)" : "");
+}
+
 static tfx_fe_expr *leaf(tfx_fe_parse_state *P, tfx_fe_expr_kind kind, TFX_FE_YYLTYPE loc) {
   return tfx_fe_expr_new(P->arena, kind, L(loc));
 }
@@ -334,6 +354,20 @@ primary
   | IDENT                                 { $$ = leaf(P, TFX_FE_EXPR_NAME, @1); if ($$) $$->str = $1; }
   | IDENT '(' args_opt ')'                { $$ = checked(P, tfx_fe_expr_call(P->arena, $1, L(@1), $3)); }
   | '(' expr ')'                          { $$ = $2; }
+  /* x[:, a:b]: columns of a value (the location is the '['; sema and
+     lowering check the axes and the bounds) */
+  | primary '[' slices ']'                { $$ = leaf(P, TFX_FE_EXPR_INDEX, @2);
+                                            if ($$) { $$->lhs = $1; $$->slices = HEAD($3);
+                                                      int d = $1 ? $1->depth : 0;
+                                                      for (tfx_fe_slice *c = $$->slices; c; c = c->next) {
+                                                        if (c->lo && c->lo->depth > d) d = c->lo->depth;
+                                                        if (c->hi && c->hi->depth > d) d = c->hi->depth;
+                                                      }
+                                                      $$->depth = d + 1; }
+                                            $$ = checked(P, $$); }
+  /* x.T, x.view(...): not defined on values (values stream by rows) */
+  | primary '.' IDENT                     { $$ = $1; value_member(P, $3, @3, 0); }
+  | primary '.' IDENT '(' args_opt ')'    { $$ = $1; value_member(P, $3, @3, 1); }
   /* repeat(n, prefix = "layers") block(args) */
   | KW_REPEAT '(' args_opt ')' IDENT '(' args_opt ')'
                                           { tfx_fe_expr *call = tfx_fe_expr_call(P->arena, $5, L(@5), $7);
@@ -393,8 +427,8 @@ static int expects(const yysymbol_kind_t *v, int n, const char *name) {
 
 /* "unexpected X, expected A, B or C". The list is shortened: the tokens
  * that start an expression become "an expression", those that start a
- * statement "a statement", and operators or '(' / '=' that would only extend
- * what came before are left out when something else can follow. */
+ * statement "a statement", and operators or '(' / '=' / '[' / '.' that would
+ * only extend what came before are left out when something else can follow. */
 static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, tfx_fe_parse_state *P) {
   (void)scanner;
   const TFX_FE_YYLTYPE *loc = yypcontext_location(ctx);
@@ -418,7 +452,8 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, tfx_fe_
     if (t == YYSYMBOL_YYEOF && n > 1) continue;
     if (stmt && (t == YYSYMBOL_IDENT || t == YYSYMBOL_KW_PARAM || t == YYSYMBOL_KW_RETURN || t == YYSYMBOL_KW_QUANTIZE))
       continue;
-    if (closer && (operator || is_tok(t, "'('") || is_tok(t, "'='"))) continue;
+    if (closer && (operator || is_tok(t, "'('") || is_tok(t, "'='") || is_tok(t, "'['") || is_tok(t, "'.'")))
+      continue;
     names[k++] = yysymbol_name(t);
   }
   if (stmt) names[k++] = "a statement";

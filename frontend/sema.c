@@ -365,6 +365,45 @@ static int check_call(scope *sc, const tfx_fe_expr *e) {
   return 1;
 }
 
+/* x[:, a:b] (x is checked by the caller): two axes, all the rows, a range of
+ * columns whose given bounds are constant integers >= 0 (lowering checks
+ * them against x's shape). Returns the number of errors. */
+static int check_index(scope *sc, const tfx_fe_expr *e) {
+  tfx_fe_sema *s = sc->s;
+  int n = 0, errors = 0;
+  for (const tfx_fe_slice *c = e->slices; c; c = c->next) n++;
+  if (n != 2) {
+    ERR(s, e->loc, "a value is sliced by columns as x[:, a:b] (all the rows, then a range of columns); got %d ax%s", n,
+        n == 1 ? "is" : "es");
+    return 1;
+  }
+  const tfx_fe_slice *rows = e->slices, *cols = rows->next;
+  if (!rows->range || rows->lo || rows->hi) {
+    ERR(s, rows->loc,
+        "slicing the rows of a value (the T axis) is not supported: values stream through the model by rows "
+        "(decode steps, chunked calls and KV caches hold a few rows at a time); take the columns of every row "
+        "with x[:, a:b]");
+    errors++;
+  }
+  if (!cols->range) {
+    ERR(s, cols->loc, "x[:, i] (one column, dropping the axis) is not supported; x[:, i:i+1] keeps it as f32[T, 1]");
+    return errors + 1;
+  }
+  const tfx_fe_expr *b[2] = {cols->lo, cols->hi};
+  for (int i = 0; i < 2; i++) {
+    int64_t v;
+    if (!b[i]) continue;
+    if (!tfx_fe_is_const_expr(s, b[i], &sc->names, NULL)) {
+      ERR(s, b[i]->loc, "the slice's %s must be a constant expression (columns are fixed when the model is compiled)",
+          i ? "end" : "start");
+      errors++;
+    } else if (tfx_fe_eval_int(s, b[i], 0, i ? "the slice's end" : "the slice's start", &v)) {
+      errors++;
+    }
+  }
+  return errors;
+}
+
 /* Checks an expression whose value is a tensor; returns the number of errors. */
 static int check_tensor(void *ctx, const tfx_fe_expr *e) {
   scope *sc = ctx;
@@ -410,6 +449,7 @@ static int check_tensor(void *ctx, const tfx_fe_expr *e) {
     }
     return e->kind == TFX_FE_EXPR_CALL ? check_call(sc, e) : check_repeat(sc, e);
   }
+  case TFX_FE_EXPR_INDEX: return check_tensor(sc, e->lhs) + check_index(sc, e);
   }
   return 0;
 }

@@ -144,11 +144,12 @@ typedef enum {
 } tfx_fe_lowering;
 
 #define TFX_FE_MAX_KW 24
+#define TFX_FE_MAX_POS 8 /* positional arguments of a builtin (concat's tensors) */
 
 typedef struct tfx_fe_opspec {
   const char *name;
   int min_pos, max_pos;
-  const char *pos[5]; /* names of the positional arguments */
+  const char *pos[TFX_FE_MAX_POS]; /* names of the positional arguments */
   tfx_fe_kwspec kw[TFX_FE_MAX_KW];
   int n_kw;
   tfx_fe_lowering lowering;

@@ -270,6 +270,46 @@ int tfx_infer_unary(const tfx_graph *g, const tfx_node *n, const tfx_type *const
   return 0;
 }
 
+/* COL_SLICE: x f32[..., N] -> f32[..., hi - lo], 0 <= lo < hi <= N */
+int tfx_infer_col_slice(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                        size_t errlen) {
+  (void)g;
+  char s0[64];
+  int64_t cols = a[0]->rank >= 1 ? a[0]->dims[a[0]->rank - 1] : 0;
+  if (a[0]->dtype != TFX_DT_F32 || a[0]->rank < 1 || cols <= 0)
+    return tfx_errf(err, errlen, "col_slice expects an f32 tensor with a static last dimension, got %s",
+                    tfx_type_str(a[0], s0, sizeof s0));
+  if (n->col_lo < 0 || n->col_lo >= n->col_hi || n->col_hi > cols)
+    return tfx_errf(err, errlen, "col_slice: columns %d:%d are not a range of %s (0 <= lo < hi <= %lld)", n->col_lo,
+                    n->col_hi, tfx_type_str(a[0], s0, sizeof s0), (long long)cols);
+  *out = *a[0];
+  out->dims[out->rank - 1] = n->col_hi - n->col_lo;
+  return 0;
+}
+
+/* CONCAT_COLS: f32[..., N0], f32[..., N1], ... (the same leading dims) -> f32[..., N0 + N1 + ...] */
+int tfx_infer_concat_cols(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                          size_t errlen) {
+  (void)g;
+  char s0[64], s1[64];
+  int64_t cols = 0;
+  for (int i = 0; i < n->n_inputs; i++) {
+    const tfx_type *t = a[i];
+    int same = t->dtype == TFX_DT_F32 && t->rank == a[0]->rank && t->rank >= 1 && t->dims[t->rank - 1] > 0;
+    for (int d = 0; same && d + 1 < t->rank; d++) same = t->dims[d] == a[0]->dims[d];
+    if (!same)
+      return tfx_errf(err, errlen,
+                      "concat: operand %d is %s; every operand must be f32 with the leading dimensions of "
+                      "operand 0 (%s) and a static last one",
+                      i, tfx_type_str(t, s1, sizeof s1), tfx_type_str(a[0], s0, sizeof s0));
+    cols += t->dims[t->rank - 1];
+  }
+  if (cols > INT32_MAX) return tfx_errf(err, errlen, "concat: %lld columns are too many", (long long)cols);
+  *out = *a[0];
+  out->dims[out->rank - 1] = cols;
+  return 0;
+}
+
 int tfx_infer_softmax(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
                       size_t errlen) {
   char s0[64];

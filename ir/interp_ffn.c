@@ -2,7 +2,8 @@
  * mixture-of-experts ops: SIGMOID, AFFINE, SOFTCAP, POSITIONS (learned absolute positions),
  * SINUSOIDAL (the fixed sin/cos table), MOE_ROUTE (top-k routing with the
  * softmax gates and the optional capacity limit), MOE_UP and MOE_DOWN (the
- * experts' projections by slot). Naive C with double accumulators: the test
+ * experts' projections by slot), COL_SLICE and CONCAT_COLS (column ranges of a
+ * value's rows, and rows side by side). Naive C with double accumulators: the test
  * oracle of the backend's kernels (backend/k_elementwise.c,
  * backend/k_positions.c, backend/k_moe.c). */
 #include "interp_ops.h"
@@ -191,6 +192,28 @@ int tfx_interp_op_softcap(const tfx_interp_call *c) {
   int64_t numel = tfx_type_numel(&c->nd->type, c->n);
   double cap = c->nd->softcap;
   for (int64_t i = 0; i < numel; i++) c->y[i] = (float)(cap * tanh((double)a[i] / cap));
+  return 0;
+}
+
+/* COL_SLICE: y[r, j] = x[r, lo + j] */
+int tfx_interp_op_col_slice(const tfx_interp_call *c) {
+  const float *x = OPERAND(c, 0);
+  int64_t rows = tfx_node_rows(c->nd, c->n), w = tfx_node_cols(c->nd), N = tfx_node_cols(IN_NODE(c, 0));
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t j = 0; j < w; j++) c->y[r * w + j] = x[r * N + c->nd->col_lo + j];
+  return 0;
+}
+
+/* CONCAT_COLS: row r of y is row r of each operand in turn */
+int tfx_interp_op_concat_cols(const tfx_interp_call *c) {
+  int64_t rows = tfx_node_rows(c->nd, c->n), W = tfx_node_cols(c->nd), at = 0;
+  for (int i = 0; i < c->nd->n_inputs; i++) {
+    const float *x = OPERAND(c, i);
+    int64_t w = tfx_node_cols(IN_NODE(c, i));
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t j = 0; j < w; j++) c->y[r * W + at + j] = x[r * w + j];
+    at += w;
+  }
   return 0;
 }
 

@@ -129,6 +129,11 @@ typedef struct {
  * affine:        (x f32[...]) scale, shift -> x * scale + shift (the frontend's arithmetic with
  *   constants: `w * c + b`, `1 + w`, `x * sqrt(dim)`); constant-folded into a PARAM when x is an
  *   f32 PARAM (passes/fold_weights.c, by op: it has a kernel, so not TFX_TRAIT_FOLDED), else a kernel
+ * -- parts of a value's rows (the language's x[:, a:b] and concat(a, b, ..); backend/k_columns.c):
+ * col_slice:     (x f32[M, N]) col_lo, col_hi -> f32[M, hi - lo]: columns lo .. hi - 1 of every row,
+ *   0 <= lo < hi <= N (a copy: row-wise, so decode and chunked calls need nothing more)
+ * concat_cols:   (a f32[M, N0], b f32[M, N1], ...) -> f32[M, N0 + N1 + ...]: each row the operands'
+ *   rows side by side (every operand has the same leading dims; a copy)
  */
 typedef enum {
 #define TFX_OP(NAME, text, lo, hi, roles, traits, inplace, attrs, interp, emit, infer, check, print, cost)             \
@@ -378,8 +383,9 @@ typedef struct tfx_node {
    * with sig(x) = elu(x) + 1; A_mem = sig(q) M / (sig(q) . z) (0 in segment
    * 0); o = sigmoid(beta_h) A_mem + (1 - sigmoid(beta_h)) A_dot. The session
    * keeps per head the segment's K [N, d] and V [N, dv], M [d, dv] and z [d]. */
-  int segment;  /* INFINI_ATTENTION: N, the segment length */
-  tfx_fused fx; /* NORM_STATS, FUSED_LINEAR, SLICE, CONCAT, PACK; PARAM: its layout (fx.panel) */
+  int segment;        /* INFINI_ATTENTION: N, the segment length */
+  int col_lo, col_hi; /* COL_SLICE: the columns lo .. hi - 1 of each row, 0 <= lo < hi <= N */
+  tfx_fused fx;       /* NORM_STATS, FUSED_LINEAR, SLICE, CONCAT, PACK; PARAM: its layout (fx.panel) */
 
   /* filled by binding and planning */
   int64_t weight_offset; /* PARAM: byte offset in the weights blob, -1 unbound */

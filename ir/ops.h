@@ -83,6 +83,8 @@ TFX_OP(PACK,          "pack",          1, 1,              "w",                  
 TFX_OP(AFFINE,        "affine",        1, 1,              "x",                                  TFX_TRAIT_ROW_WISE | TFX_TRAIT_CSE,                                        TFX_INPLACE_FIRST,    TFX_A(SCALE) | TFX_A(SHIFT),                                                                                                                                                                                                                              affine,       affine,       unary,        affine,     attrs,        element)
 TFX_OP(SEQ_PROJECT,   "seq_project",   2, 2,              "e,x",                                TFX_TRAIT_CSE,                                                             TFX_INPLACE_NONE,     0,                                                                                                                                                                                                                                                        seq_project,  seq_project,  seq_project,  none,       attrs,        seq_project)
 TFX_OP(SOFTCAP,       "softcap",       1, 1,              "x",                                  TFX_TRAIT_ROW_WISE | TFX_TRAIT_CSE,                                        TFX_INPLACE_FIRST,    TFX_A(SOFTCAP),                                                                                                                                                                                                                                           softcap,      softcap,      unary,        softcap,    attrs,        element)
+TFX_OP(COL_SLICE,     "col_slice",     1, 1,              "x",                                  TFX_TRAIT_ROW_WISE | TFX_TRAIT_CSE,                                        TFX_INPLACE_NONE,     TFX_A(COL_LO) | TFX_A(COL_HI),                                                                                                                                                                                                                            col_slice,    col_slice,    col_slice,    col_slice,  attrs,        element)
+TFX_OP(CONCAT_COLS,   "concat_cols",   1, TFX_MAX_INPUTS, "...",                                TFX_TRAIT_ROW_WISE | TFX_TRAIT_CSE,                                        TFX_INPLACE_NONE,     0,                                                                                                                                                                                                                                                        concat_cols,  concat_cols,  concat_cols,  none,       attrs,        element)
 #endif
 
 /* TFX_ATTR(ID, "name", field of tfx_node, kind): kind INT (an int or an enum),
@@ -145,5 +147,7 @@ TFX_ATTR(REL_BIDIR,     "rel_bidirectional", rel_bidirectional, INT, "bidirectio
 TFX_ATTR(SOFTCAP,       "softcap",    softcap,       DOUBLE, "softcap",     TFX_NUM)
 TFX_ATTR(KEY_MASK,      "key_mask",   key_mask,      INT,    "key_mask",    TFX_NUM)
 TFX_ATTR(SEGMENTS,      "segments",   segments,      INT,    "segments",    TFX_NUM)
+TFX_ATTR(COL_LO,        "col_lo",     col_lo,        INT,    "lo",          TFX_NUM)
+TFX_ATTR(COL_HI,        "col_hi",     col_hi,        INT,    "hi",          TFX_NUM)
 #endif
 /* clang-format on */

@@ -63,6 +63,12 @@ int tfx_check_affine(const tfx_node *n, char *err, size_t errlen) {
   return 0;
 }
 
+int tfx_check_col_slice(const tfx_node *n, char *err, size_t errlen) {
+  if (n->col_lo < 0 || n->col_lo >= n->col_hi)
+    return tfx_errf(err, errlen, "columns %d:%d: expected 0 <= lo < hi", n->col_lo, n->col_hi);
+  return 0;
+}
+
 int tfx_check_softcap(const tfx_node *n, char *err, size_t errlen) {
   if (!(n->softcap > 0) || !isfinite(n->softcap))
     return tfx_errf(err, errlen, "softcap = %g must be finite and > 0", n->softcap);

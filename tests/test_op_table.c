@@ -276,6 +276,8 @@ static tfx_graph *make_fixture(fixture *f, tfx_op op) {
   case TFX_OP_ROPE: p.heads = 2, p.head_dim = 4, p.rotary_dim = 4, p.theta = 100; break;
   case TFX_OP_SINUSOIDAL: p.theta = 100; break;
   case TFX_OP_SOFTCAP: p.softcap = 2; break;
+  case TFX_OP_COL_SLICE: p.col_lo = 2, p.col_hi = 6; break;
+  case TFX_OP_CONCAT_COLS: p = tfx_node_proto(op, 2, (int[]){x, x}); break;
   case TFX_OP_NORM_STATS: p.fx.norm = TFX_NORM_LAYER, p.eps = 1e-5; break;
   case TFX_OP_ATTENTION:
     p = tfx_node_proto(op, 3, (int[]){x, x, x});

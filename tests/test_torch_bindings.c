@@ -7,6 +7,10 @@
  *    Face stores it (Conv1D [in, out] transposed, c_attn's q, k, v and bias
  *    sliced, mask buffers ignored by a `*` pattern), and the same .tfx still
  *    binding a file of its own names (tests/test_torch_ffn.c's gpt2);
+ *  - gpt2_fused: the same checkpoint bound with c_attn whole (only
+ *    transposed), q, k and v taken as column slices of its output, the heads
+ *    attended in two groups and concatenated into c_proj
+ *    (tests/torch/gpt2_fused.tfx: x[:, a:b] and concat of values);
  *  - bloom_hf: examples/bloom/alibi.tfx binding BLOOM's query_key_value
  *    ([heads, 3, head_dim] rows, weight and bias) through .view(...)[:, k];
  *  - falcon_grouped: a GQA model binding Falcon's grouped query_key_value
@@ -38,6 +42,11 @@ static void test_gpt2_as_saved(void **state) {
   tfx_test_torch_case("gpt2_hf", "examples/gpt2/gpt2.tfx", TOL);
 }
 
+static void test_gpt2_fused_qkv_sliced(void **state) {
+  (void)state;
+  tfx_test_torch_case("gpt2_hf", "tests/torch/gpt2_fused.tfx", TOL);
+}
+
 static void test_bloom_interleaved_qkv(void **state) {
   (void)state;
   tfx_test_torch_case("bloom_hf", "examples/bloom/alibi.tfx", TOL);
@@ -60,11 +69,9 @@ static void test_mixtral_experts_stacked(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_computed_weight_every_level),
-      cmocka_unit_test(test_gpt2_as_saved),
-      cmocka_unit_test(test_bloom_interleaved_qkv),
-      cmocka_unit_test(test_falcon_grouped_qkv),
-      cmocka_unit_test(test_falcon_grouped_bias),
+      cmocka_unit_test(test_computed_weight_every_level), cmocka_unit_test(test_gpt2_as_saved),
+      cmocka_unit_test(test_gpt2_fused_qkv_sliced),       cmocka_unit_test(test_bloom_interleaved_qkv),
+      cmocka_unit_test(test_falcon_grouped_qkv),          cmocka_unit_test(test_falcon_grouped_bias),
       cmocka_unit_test(test_mixtral_experts_stacked),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
