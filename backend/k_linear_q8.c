@@ -23,7 +23,7 @@
  * residual, stores, all unchanged; block_begin runs again for the rows'
  * statistics).
  *
- * Three kinds of tiles:
+ * Four kinds of tiles:
  * - prefill on AVX512-VNNI (rp): the panel repacked per work item into
  *   4-byte-interleaved unsigned codes, 6 rows of x x 32 columns of 512-bit
  *   vpdpbusd with x's 4 bytes broadcast (see "the repacked prefill tiles");
@@ -32,6 +32,9 @@
  *   blocks per 512-bit vpdpbusd with per-lane scale vectors (dz_rows,
  *   dzk_rows; q4_0 by groups of 4 blocks, dz4_rows), each row's 16 lanes
  *   summed 16 rows at a time (dz_reduce);
+ * - q8_0 decode on AVX512-VNNI at tiny K (64, 128: tiny_rows): 16 weight
+ *   rows at a time, their vpdpbusd lanes summed per block in i32 before one
+ *   f32 scale per row and block (the weights' d gathered);
  * - otherwise (AVX2, AVX-VNNI, plain IR; and decode where K / 32 is odd):
  *   row-major tiles of mr rows of x x nc weight rows (decode 1 x 1, prefill
  *   4 x 4): per 32-element sub-block, the weight's integers decoded into 32
@@ -57,6 +60,8 @@
  * never saturate), else plain IR (extend, multiply, add). f16 scales are
  * widened by vcvtph2ps on those x86 paths (F16C), else with integer ops and
  * one multiply (an inf or NaN scale is not preserved there). */
+#include <string.h>
+
 #include "cg.h"
 
 #define NB TFX_CG_LIN_NB
@@ -118,6 +123,9 @@ typedef struct {
    * tiles) */
   int zq, zq4; /* zq4: zq4_64 / zq4_128, 4-bit codes by 32 as q4_0's nibbles */
   LLVMValueRef rz[2];
+  /* q8_0 decode at tiny K (dz, K / 32 = 2 or 4): 16 rows at a time,
+   * integer sums per block before any float (tiny_rows) */
+  int tiny;
 } qctx;
 
 static LLVMValueRef bptr(tfx_cg *cg, LLVMValueRef base, LLVMValueRef off) {
@@ -423,10 +431,10 @@ static LLVMValueRef q5_0_pair_bits(tfx_cg *cg, qctx *c, LLVMValueRef wp, LLVMVal
   LLVMValueRef lo16 = LLVMConstInt(i64, 0xffff, 0);
   LLVMValueRef m = LLVMBuildOr(b, LLVMBuildAnd(b, h0, lo16, ""),
                                LLVMBuildShl(b, LLVMBuildAnd(b, h1, lo16, ""), LLVMConstInt(i64, 16, 0), ""), "");
-  m = LLVMBuildOr(b, m, LLVMBuildShl(b, LLVMBuildLShr(b, h0, LLVMConstInt(i64, 16, 0), ""), LLVMConstInt(i64, 32, 0), ""),
-                  "");
-  m = LLVMBuildOr(b, m, LLVMBuildShl(b, LLVMBuildLShr(b, h1, LLVMConstInt(i64, 16, 0), ""), LLVMConstInt(i64, 48, 0), ""),
-                  "");
+  m = LLVMBuildOr(
+      b, m, LLVMBuildShl(b, LLVMBuildLShr(b, h0, LLVMConstInt(i64, 16, 0), ""), LLVMConstInt(i64, 32, 0), ""), "");
+  m = LLVMBuildOr(
+      b, m, LLVMBuildShl(b, LLVMBuildLShr(b, h1, LLVMConstInt(i64, 16, 0), ""), LLVMConstInt(i64, 48, 0), ""), "");
   LLVMValueRef bits = LLVMBuildBitCast(b, m, LLVMVectorType(LLVMInt1TypeInContext(cg->ctx), 64), "");
   return LLVMBuildSelect(b, bits, ivec(c->t_i8, 64, 0x10), LLVMConstNull(LLVMVectorType(c->t_i8, 64)), "");
 }
@@ -1320,6 +1328,117 @@ static void dz_reduce(tfx_cg *cg, qctx *c, LLVMValueRef zr, LLVMValueRef blk) {
   }
 }
 
+/* q8_0 decode at tiny K (c->tiny: K = 64 or 128, one or two pairs of
+ * blocks per row, AVX512-VNNI) of the panel's rows for GLU half / segment
+ * h into blk, 16 rows at a time. The dz kernel spends per row: two loads
+ * and a vpdpbusd, then a per-lane f32 scale (two f16 d widened, times x's
+ * lane scales), a conversion and an FMA into 16 lanes, then a 16-lane
+ * reduction (dz_reduce); at K = 64 that is the whole row, and the linears
+ * ran at 1.3-1.6x the f32 ones. Here, per pair of blocks p, the 16 rows'
+ * vpdpbusd (the i32 lanes starting at x's -128 * lane sums, as dz) are
+ * summed in i32 (exact) by three levels of two shuffles and an add (lanes
+ * per row and block 8 -> 1, two vectors of 16 (row, block) sums), then
+ * converted and scaled once per (row, block): the weights' f16 d gathered
+ * for the 16 rows (vpgatherdd at each row's block start, the low halves
+ * widened) times x's block scales; pairs accumulate in f32; a last level
+ * adds each row's two blocks, the rows in order (the slots' rows are
+ * chosen so, tracked below at compile time). Rows past the panel's
+ * (nb % 16) run as zeros, gather row 0's scales and are not stored. */
+static void tiny_rows(tfx_cg *cg, qctx *c, int h, LLVMValueRef blk) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
+  LLVMTypeRef v16h = LLVMVectorType(LLVMHalfTypeInContext(cg->ctx), 16);
+  LLVMTypeRef v16s = LLVMVectorType(c->t_i16, 16), pty = LLVMPointerTypeInContext(cg->ctx, 0);
+  LLVMTypeRef v16p = LLVMVectorType(pty, 16);
+  int nb = c->P->nb, np = (int)(c->nqb / 2);
+  /* compile-time labels: which slot (input vector) and block each lane
+   * holds after the levels w = 4, 2, 1 (i32) and 8 (f32) */
+  int lslot[16][16], lblk[16][16], gslot[2][16], gblk[2][16];
+  for (int s = 0; s < 16; s++)
+    for (int l = 0; l < 16; l++) lslot[s][l] = s, lblk[s][l] = l / 8;
+  int lo[4][16], hi[4][16], ws[4] = {4, 2, 1, 8}, ns[4] = {8, 4, 2, 1};
+  for (int lv = 0; lv < 4; lv++) {
+    int w = ws[lv], n = ns[lv];
+    for (int l = 0; l < 16; l++) {
+      int grp = l / w, from_b = grp % 2, base = (grp / 2) * 2 * w + l % w;
+      lo[lv][l] = base + (from_b ? 16 : 0);
+      hi[lv][l] = base + w + (from_b ? 16 : 0);
+    }
+    for (int i = 0; i < n; i++) {
+      int ns_[16], nbk[16];
+      for (int l = 0; l < 16; l++) {
+        int a = lo[lv][l];
+        ns_[l] = a < 16 ? lslot[i][a] : lslot[i + n][a - 16];
+        nbk[l] = lv == 3 ? 0 : a < 16 ? lblk[i][a] : lblk[i + n][a - 16];
+      }
+      for (int l = 0; l < 16; l++) lslot[i][l] = ns_[l], lblk[i][l] = nbk[l];
+    }
+    if (lv == 2) memcpy(gslot, lslot, sizeof gslot), memcpy(gblk, lblk, sizeof gblk);
+  }
+  int rowof[16]; /* the panel row (of the 16) slot s takes: lane r of the result is row r */
+  for (int l = 0; l < 16; l++) rowof[lslot[0][l]] = l;
+  /* x: per pair, 64 bytes, the i32 lanes' start and the lane scales */
+  LLVMValueRef xrow = bptr(cg, c->xq, tfx_cg_mulc(cg, c->slot[0], c->K));
+  LLVMValueRef xbase = tfx_cg_mulc(cg, c->slot[0], c->nqb * 8), xq[2], xi[2], xs[2];
+  for (int p = 0; p < np; p++) {
+    xq[p] = load_a(cg, v16i, bptr(cg, xrow, tfx_cg_i64(cg, 64 * p)), 1);
+    LLVMValueRef at = tfx_cg_addc(cg, xbase, 16 * p);
+    xi[p] = load_a(cg, v16i, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, ""), 4);
+    xs[p] = load_a(cg, v16f, tfx_cg_fptr(cg, c->xv, at), 4);
+  }
+  int seq[64];
+  for (int l = 0; l < 64; l++) seq[l] = l;
+  LLVMValueRef ones[16];
+  for (int l = 0; l < 16; l++) ones[l] = LLVMConstInt(LLVMInt1TypeInContext(cg->ctx), 1, 0);
+  LLVMValueRef all = LLVMConstVector(ones, 16);
+  for (int r0 = 0; r0 < nb; r0 += 16) {
+    int nr = nb - r0 < 16 ? nb - r0 : 16;
+    LLVMValueRef base = wrow_ptr(cg, c, tfx_cg_i64(cg, r0), h), f[2] = {NULL, NULL};
+    for (int p = 0; p < np; p++) {
+      LLVMValueRef v[16];
+      for (int s = 0; s < 16; s++) {
+        if (rowof[s] >= nr) {
+          v[s] = LLVMConstNull(v16i);
+          continue;
+        }
+        LLVMValueRef wp = tfx_cg_byteptr(cg, base, rowof[s] * c->row_bytes + 2 * p * c->wbytes);
+        LLVMValueRef a = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 2), 1);
+        LLVMValueRef a1 = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, c->wbytes + 2), 1);
+        LLVMValueRef u = LLVMBuildXor(b, shuf(cg, a, a1, seq, 64), ivec(c->t_i8, 64, 0x80), "");
+        LLVMValueRef args[3] = {xi[p], LLVMBuildBitCast(b, u, v16i, ""), xq[p]};
+        v[s] = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
+      }
+      for (int lv = 0; lv < 3; lv++)
+        for (int i = 0; i < ns[lv]; i++)
+          v[i] =
+              LLVMBuildAdd(b, shuf(cg, v[i], v[i + ns[lv]], lo[lv], 16), shuf(cg, v[i], v[i + ns[lv]], hi[lv], 16), "");
+      for (int i = 0; i < 2; i++) { /* the (row, block) sums' weight scales, gathered */
+        LLVMValueRef off[16];
+        for (int l = 0; l < 16; l++) {
+          int r = rowof[gslot[i][l]];
+          off[l] = tfx_cg_i64(cg, (r < nr ? r : 0) * c->row_bytes + (2 * p + gblk[i][l]) * c->wbytes);
+        }
+        LLVMValueRef ptrs = LLVMBuildInBoundsGEP2(b, c->t_i8, base, (LLVMValueRef[]){LLVMConstVector(off, 16)}, 1, "");
+        LLVMTypeRef gt[2] = {v16i, v16p};
+        LLVMValueRef gargs[4] = {ptrs, tfx_cg_i32(cg, 1), all, LLVMGetPoison(v16i)};
+        LLVMValueRef g = tfx_cg_intrinsic(cg, "llvm.masked.gather", gt, 2, gargs, 4);
+        LLVMValueRef wd = LLVMBuildFPExt(b, LLVMBuildBitCast(b, LLVMBuildTrunc(b, g, v16s, ""), v16h, ""), v16f, "");
+        LLVMValueRef sc = LLVMBuildFMul(b, wd, xs[p], "");
+        LLVMValueRef fv = LLVMBuildSIToFP(b, v[i], v16f, "");
+        f[i] = f[i] ? tfx_cg_fma(cg, fv, sc, f[i]) : LLVMBuildFMul(b, fv, sc, "");
+      }
+    }
+    LLVMValueRef out = LLVMBuildFAdd(b, shuf(cg, f[0], f[1], lo[3], 16), shuf(cg, f[0], f[1], hi[3], 16), "");
+    if (nr == 16) {
+      LLVMSetAlignment(LLVMBuildStore(b, out, tfx_cg_fptr(cg, blk, tfx_cg_i64(cg, r0))), 4);
+    } else {
+      for (int i = 0; i < nr; i++)
+        tfx_cg_storef(cg, LLVMBuildExtractElement(b, out, tfx_cg_i32(cg, i), ""),
+                      tfx_cg_fptr(cg, blk, tfx_cg_i64(cg, r0 + i)));
+    }
+  }
+}
+
 /* The panel P against the chunk's quantized rows (c->m0 ..): tiles into the
  * block buffers, then the epilogue of each block of rows. */
 void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
@@ -1332,6 +1451,15 @@ void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
     LLVMValueRef m = tfx_cg_add(cg, c->m0, lm.iv);
     if (hb) G->hooks->block_begin(cg, G, m, 1);
     c->slot[0] = lm.iv;
+    /* tiny_rows reads the 16 rows at one stride: not for rows in pair order */
+    unsigned pm = G->glu ? 3u : 1u << P->seg;
+    if (c->tiny && !(G->perm & pm)) {
+      tiny_rows(cg, c, 0, P->blk);
+      if (G->glu) tiny_rows(cg, c, 1, P->blku);
+      tfx_cg_gemm_rows(cg, G, P, m, NULL);
+      tfx_cg_for_end(cg, &lm);
+      return;
+    }
     if (c->dz)
       for (int h = 0; h < (G->glu ? 2 : 1); h++) c->zr[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * 16, "dzsum");
     rm_tiles(cg, c, 1);
@@ -1463,6 +1591,7 @@ static void q8_emit_as(tfx_cg *cg, const tfx_cg_gemm *G0, int few) {
                                         : 0;
   c.dz = !c.zq && few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && c.nqb % 2 == 0;
   c.dz4 = c.dz && c.dt == TFX_DT_Q4_0 && c.nqb % 4 == 0;
+  c.tiny = c.dz && c.dt == TFX_DT_Q8_0 && c.nqb <= 4;
   c.prefetch = c.dz ? tfx_cg_decode_prefetch(cg) : 0;
   /* bytes of one quantized row, and rows per chunk */
   int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);

@@ -157,6 +157,28 @@ static void test_decode_blocks(void **state) {
   opts.ncalls = NCALLS;
 }
 
+/* Tiny K (stories260K's linears: K = 64), the 16-row tiny_rows kernel of
+ * q8_0 decode on AVX-512 VNNI (K = 64, 128) and the shapes beside it (K =
+ * 96: an odd number of blocks, the row-major tiles): N = 20 and 45 (not
+ * multiples of 16: a panel's last 4 and 13 rows), a pre-norm SwiGLU (norm
+ * prologue, GLU pairs; hidden 172) and the residual epilogue, 1, 2 and 3
+ * rows (every decode row count); K = 64 also at --mcpu haswell and x86-64. */
+static void test_tiny_k(void **state) {
+  (void)state;
+  static const int tiny_calls[3] = {1, 2, 3};
+  opts.calls = tiny_calls;
+  opts.ncalls = 3;
+  check_graph(tfx_i8c_linear_n, TFX_DT_Q8_0, 64, 20, "tiny20", 1, 3);
+  check_graph(tfx_i8c_linear_n, TFX_DT_Q8_0, 64, 45, "tiny45", 1, 3);
+  check_graph(tfx_i8c_ffn, TFX_DT_Q8_0, 64, 172, "tinyffn", 2, 3);
+  check_graph(tfx_i8c_res, TFX_DT_Q8_0, 64, 0, "tinyres", 2, 1);
+  check_graph(tfx_i8c_linear_n, TFX_DT_Q8_0, 96, 45, "tiny45", 1, 1);
+  check_graph(tfx_i8c_linear_n, TFX_DT_Q8_0, 128, 45, "tiny45", 1, 1);
+  check_graph(tfx_i8c_ffn, TFX_DT_Q8_0, 128, 172, "tinyffn", 2, 1);
+  opts.calls = CALLS;
+  opts.ncalls = NCALLS;
+}
+
 /* act_f32: the linears leave the int8 kernels */
 static void test_act_f32(void **state) {
   (void)state;
@@ -188,8 +210,9 @@ static void test_act_f32(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_linear), cmocka_unit_test(test_ffn),           cmocka_unit_test(test_residual),
-      cmocka_unit_test(test_shapes), cmocka_unit_test(test_decode_blocks), cmocka_unit_test(test_act_f32),
+      cmocka_unit_test(test_linear),  cmocka_unit_test(test_ffn),           cmocka_unit_test(test_residual),
+      cmocka_unit_test(test_shapes),  cmocka_unit_test(test_decode_blocks), cmocka_unit_test(test_tiny_k),
+      cmocka_unit_test(test_act_f32),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
