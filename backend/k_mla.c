@@ -14,7 +14,11 @@
  *    row schedules' key walk and online softmax of k_attn_softmax.c (ALiBi,
  *    sparse masks, -inf-safe, zeros for a row without keys), accumulating
  *    ctx = sum_j p_j c_j (r floats); finally y_h[e] = W_uv_h[e] . ctx / l.
- *    MLA has one schedule, ROW (tfx_attn_sched). */
+ *    MLA has one schedule, ROW (tfx_attn_sched); with a sparse pattern whose
+ *    key range is not exact already (every one but sliding) its rows walk
+ *    only the key groups the block-sparse table (k_block_sparse.c, ir/'s
+ *    block rule) keeps for the query's tile, in prefill and decode alike: an
+ *    empty group is never visited. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +33,9 @@
 typedef enum { V_ZERO, V_AXPY, V_SCALE, V_MUL, V_DOT, V_COPY_SCALED } vop_kind;
 typedef struct {
   vop_kind op;
-  LLVMValueRef y, x; /* y: destination / first operand; x: second operand */
-  LLVMValueRef a;    /* splat scalar */
-  LLVMValueRef acc;  /* V_DOT: alloca of a vector accumulator */
+  LLVMValueRef y, x;        /* y: destination / first operand; x: second operand */
+  LLVMValueRef a;           /* splat scalar */
+  LLVMValueRef acc;         /* V_DOT: alloca of a vector accumulator */
   const tfx_cg_wstream *ws; /* V_AXPY, V_DOT: x is the weight row w read through ws (else NULL) */
   tfx_cg_wrow w;
 } vop;
@@ -222,6 +226,10 @@ int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n) {
     tfx_cg_attn_row_init(cg, &walk, MLA_KB);
     LLVMValueRef table = dr > 0 ? tfx_cg_rope_table(cg, n->theta, dr) : NULL;
     if (dr > 0 && !table) return -1;
+    /* a pattern the key range does not make exact: the block-sparse table's runs */
+    tfx_cg_bs_table bs;
+    int bs_rows = n->sparse.kind != TFX_SPARSE_NONE && n->sparse.kind != TFX_SPARSE_SLIDING;
+    if (bs_rows && tfx_cg_bs_table_get(cg, n, TFX_DIM_T, TFX_DIM_T, &bs)) return -1;
     double scale = 1.0 / sqrt((double)(dn + dr));
     LLVMValueRef fzero = LLVMConstReal(cg->t_f32, 0.0);
 
@@ -246,7 +254,19 @@ int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n) {
     tfx_cg_attn_key_range(cg, n, qi, tfx_cg_addc(cg, qi, 1), &jlo, &jhi);
     LLVMValueRef slope = tfx_cg_attn_slope(cg, n, h);
     vrun(cg, V_ZERO, ctx, NULL, NULL, NULL, r);
-    tfx_cg_attn_row_walk(cg, &walk, qi, jlo, jhi, slope);
+    if (bs_rows) { /* only the runs of key groups the table keeps for the query's tile */
+      LLVMValueRef rbeg, rend, rlo, rhi, full;
+      tfx_cg_osm_reset(cg, &walk.sm);
+      tfx_cg_bs_runs(cg, &bs, qi, &rbeg, &rend);
+      tfx_cg_loop lr;
+      tfx_cg_for(cg, &lr, rbeg, rend, 1, "run");
+      tfx_cg_bs_run(cg, &bs, lr.iv, &rlo, &rhi, &full);
+      LLVMValueRef lo = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, rlo, jlo, ""), rlo, jlo, "");
+      tfx_cg_attn_row_walk_more(cg, &walk, qi, lo, tfx_cg_smin(cg, rhi, jhi), slope);
+      tfx_cg_for_end(cg, &lr);
+    } else {
+      tfx_cg_attn_row_walk(cg, &walk, qi, jlo, jhi, slope);
+    }
 
     /* y_h[e] = W_uv_h[e] . ctx / l (zeros when no key was allowed) */
     LLVMValueRef any;

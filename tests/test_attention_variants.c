@@ -476,6 +476,21 @@ static void test_mla(void **state) {
   t = mla_graph(2, 16, 8, 16, 32, 1, TFX_ROPE_HALF, 0, NULL, 200, 95);
   check_levels(t, calls, 5, "mla long context");
   tfx_tg_free(t);
+  /* every other pattern walks the block-sparse table's runs (k_mla.c), in prefill and decode: the small
+   * patterns over 40 positions, those at tile sizes over 200 (calls crossing tiles mid-way) */
+  for (int k = 1; k < N_PATTERNS; k++) {
+    if (k == 8 || k == 9) continue; /* sliding: an exact key range, no table */
+    sp = pattern(k);
+    char label[96];
+    snprintf(label, sizeof label, "mla + %s", k_pattern_names[k]);
+    t = mla_graph(2, 8, 4, 8, 12, 1, TFX_ROPE_INTERLEAVED, k == 3, &sp, k < TILE_PATTERNS ? 40 : 200,
+                  (uint64_t)(96 + k));
+    if (k < TILE_PATTERNS)
+      check_levels(t, k_decoder_calls, N_DECODER, label);
+    else
+      check_levels(t, calls, 5, label);
+    tfx_tg_free(t);
+  }
 }
 
 /* ---- IR: printer and verifier ---- */
