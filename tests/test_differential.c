@@ -4,7 +4,8 @@
  * cross-attention to a static encoder output or a T-row tensor, GLU
  * variants, MLPs, MoE with capacity and shared experts, learned and
  * sinusoidal positions, the rope op, a YOCO cross-decoder (attends sharing
- * one KV cache), schedule { unroll = on }, packed sequences (a second input
+ * one KV cache), column slices and concat of values (a fused GLU
+ * projection split by x[:, a:b], an MLP reading concat(..)), schedule { unroll = on }, packed sequences (a second input
  * `seq`, `segments = seq`); see tfx_gen.h): for each seed, the
  * model is compiled at -O0 and -O3 (random weights from the same seed) and
  * run on a prefill of random length, then single-token steps, then a
@@ -404,13 +405,13 @@ static void test_generator(void **state) {
 static void test_generator_coverage(void **state) {
   (void)state;
   static char text[32768];
-  enum { SPARSE_KINDS = 6, N_FEATURES = 33 };
+  enum { SPARSE_KINDS = 6, N_FEATURES = 35 };
   static const char *const names[N_FEATURES] = {
-      "tokens",     "f32 input",   "decoder",       "encoder",      "two blocks",   "alibi",        "rope",
-      "mla",        "moe",         "moe capacity",  "moe shared",   "cross static", "cross T rows", "learned pos",
-      "sinusoidal", "glu builtin", "layernorm",     "post-norm",    "softmax out",  "matmul",       "any sparse",
-      "rope op",    "emb row",     "emb norm",      "retention",    "infini",       "linformer",    "unroll",
-      "yoco",       "packed",      "segments attn", "segments pos", "segments rope"};
+      "tokens",     "f32 input",   "decoder",       "encoder",      "two blocks",    "alibi",        "rope",
+      "mla",        "moe",         "moe capacity",  "moe shared",   "cross static",  "cross T rows", "learned pos",
+      "sinusoidal", "glu builtin", "layernorm",     "post-norm",    "softmax out",   "matmul",       "any sparse",
+      "rope op",    "emb row",     "emb norm",      "retention",    "infini",        "linformer",    "unroll",
+      "yoco",       "packed",      "segments attn", "segments pos", "segments rope", "col slice",    "concat"};
   int count[N_FEATURES] = {0}, sparse[SPARSE_KINDS + 1] = {0};
   for (uint64_t s = 1; s <= 2000; s++) {
     tfx_gen_info in;
@@ -426,7 +427,8 @@ static void test_generator_coverage(void **state) {
                                in.rope_op,      in.emb_row,       in.emb_norm,
                                in.retention,    in.infini,        in.linformer,
                                in.unroll,       in.yoco,          in.segments,
-                               in.seg_attn,     in.seg_pos,       in.seg_rope};
+                               in.seg_attn,     in.seg_pos,       in.seg_rope,
+                               in.col_slice,    in.concat};
     for (int k = 0; k < N_FEATURES; k++) count[k] += f[k] != 0;
     for (int k = 1; k <= SPARSE_KINDS; k++) sparse[k] += (in.sparse_kinds >> k & 1) != 0;
   }

@@ -61,6 +61,7 @@ typedef struct {
   int src_rows, src_dim; /* the static source (0 rows: none) */
   int packed;            /* encoders: the input `seq` of packed sequence ids, passed to every block */
   gen *g2;               /* the second stream: the choices of packed models (the others' choices stay as they were) */
+  gen *g3;               /* the third: column slices and concat in the FFNs (issue #14), the same way */
   tfx_gen_info *info;
 } model;
 
@@ -335,9 +336,21 @@ static void ffn_mixer(gen *g, const model *m, int kind) {
   int hidden = chance(g, 80) ? m->hidden : range(g, 4, 40), bias = chance(g, 35), swap = chance(g, 50);
   if (kind == 0) { /* GLU by hand */
     int act = pick(g, N_ACTS);
-    out(g, "  param w1 : f32[%d, dim]\n  param w3 : f32[%d, dim]\n  param w2 : f32[dim, %d]\n", hidden, hidden, hidden);
-    if (bias) out(g, "  param b1 : f32[%d]\n  param b3 : f32[%d]\n  param b2 : f32[dim]\n", hidden, hidden);
-    out(g, "  u1 = linear(f, w1%s)\n  u3 = linear(f, w3%s)\n  gt = ", bias ? ", b1" : "", bias ? ", b3" : "");
+    /* from the third stream: w1 and w3 fused into one linear whose halves
+     * are column slices (x[:, a:b]) */
+    int fused = chance(m->g3, 40);
+    if (fused) {
+      m->info->col_slice = 1;
+      out(g, "  param w13 : f32[%d, dim]\n  param w2 : f32[dim, %d]\n", 2 * hidden, hidden);
+      if (bias) out(g, "  param b13 : f32[%d]\n  param b2 : f32[dim]\n", 2 * hidden);
+      out(g, "  u13 = linear(f, w13%s)\n  u1 = u13[:, :%d]\n  u3 = u13[:, %d:]\n  gt = ", bias ? ", b13" : "", hidden,
+          hidden);
+    } else {
+      out(g, "  param w1 : f32[%d, dim]\n  param w3 : f32[%d, dim]\n  param w2 : f32[dim, %d]\n", hidden, hidden,
+          hidden);
+      if (bias) out(g, "  param b1 : f32[%d]\n  param b3 : f32[%d]\n  param b2 : f32[dim]\n", hidden, hidden);
+      out(g, "  u1 = linear(f, w1%s)\n  u3 = linear(f, w3%s)\n  gt = ", bias ? ", b1" : "", bias ? ", b3" : "");
+    }
     act_call(g, act, "u1");
     out(g, "\n  mm = %s\n", swap ? "u3 * gt" : "gt * u3");
     out(g, "  y = %s\n", bias ? (swap ? "linear(mm, w2) + b2" : "linear(mm, w2, b2)") : "linear(mm, w2)");
@@ -352,9 +365,14 @@ static void ffn_mixer(gen *g, const model *m, int kind) {
     out(g, "), w2)\n");
   } else if (kind == 2) { /* MLP */
     int act = pick(g, N_ACTS), mat = chance(g, 25);
+    /* from the third stream: the down projection reads concat(mm[:, :c],
+     * f, mm[:, c:]) (parts of two values side by side) */
+    int cat = !mat && chance(m->g3, 35), cut = cat ? range(m->g3, 1, hidden - 1) : 0;
     out(g, "  param w1 : f32[%d, dim]\n", hidden);
     if (mat)
       out(g, "  param w2t : f32[%d, dim]\n", hidden), m->info->matmul = 1;
+    else if (cat)
+      out(g, "  param w2 : f32[dim, %d]\n", hidden + m->dim), m->info->concat = 1;
     else
       out(g, "  param w2 : f32[dim, %d]\n", hidden);
     if (bias) out(g, "  param b1 : f32[%d]\n  param b2 : f32[dim]\n", hidden);
@@ -363,6 +381,8 @@ static void ffn_mixer(gen *g, const model *m, int kind) {
     out(g, "\n");
     if (mat)
       out(g, "  y = matmul(mm, w2t)%s\n", bias ? " + b2" : "");
+    else if (cat)
+      out(g, "  y = linear(concat(mm[:, :%d], f, mm[:, %d:]), w2%s)\n", cut, cut, bias ? ", b2" : "");
     else
       out(g, "  y = %s\n", bias ? (swap ? "linear(mm, w2) - b2" : "linear(mm, w2, b2)") : "linear(mm, w2)");
   } else { /* MoE */
@@ -501,6 +521,7 @@ int tfx_gen_model(uint64_t seed, char *buf, size_t len, tfx_gen_info *info) {
              0,
              0,
              NULL,
+             NULL,
              info};
   model *m = &M;
   m->heads = draw_heads(g);
@@ -529,6 +550,9 @@ int tfx_gen_model(uint64_t seed, char *buf, size_t len, tfx_gen_info *info) {
    * draw from this stream too */
   m->packed = !m->causal && chance(g2, 50);
   m->g2 = g2;
+  gen G3 = {NULL, 0, 0, 0, seed * 0xa24baed4963ee407ull + 0x9fb21c651e98df25ull};
+  for (int i = 0; i < 4; i++) next(&G3);
+  m->g3 = &G3;
 
   info->tokens = tokens;
   info->vocab = vocab;

@@ -31,7 +31,9 @@
  * `attend`s of one global k and v, which share one KV cache); in encoders
  * sometimes packed sequences: a second input `seq : i32[T]` of sequence ids
  * passed to every block, and `segments = seq` on (most of) the attentions,
- * the learned positions and the rope op.
+ * the learned positions and the rope op; in GLUs by hand sometimes w1 and
+ * w3 fused into one linear split by column slices (x[:, a:b]), in MLPs
+ * sometimes a down projection of concat(parts of the hidden, the input).
  * The same seed always gives the same text. */
 #ifndef TFX_TEST_GEN_H
 #define TFX_TEST_GEN_H
@@ -62,6 +64,11 @@ typedef struct tfx_gen_info {
    * cross-attention), seg_pos: positions(..., segments = seq), seg_rope:
    * the rope op with segments = seq */
   int segments, seg_attn, seg_pos, seg_rope;
+  /* drawn from a third stream (the other choices of a seed stay as they
+   * were): col_slice, a GLU by hand whose w1 and w3 are one linear split by
+   * x[:, a:b]; concat, an MLP whose down projection reads concat(mm[:, :c],
+   * f, mm[:, c:]) */
+  int col_slice, concat;
 } tfx_gen_info;
 
 /* Writes the model of `seed` into buf (NUL-terminated). 0, or -1 when buf is
