@@ -479,6 +479,12 @@ typedef struct tfx_cg_attn_row {
    * drops the key), else NULL */
   LLVMValueRef kmask;
   int kmask_i32;
+  /* a gathered walk (a dilated pattern, tfx_attn_gather): kstride >= 2, the
+   * walk's range [jlo, jhi) holds indices m of the keys kres + m * kstride
+   * (kres: i64, the query's residue class), which the pattern allows but
+   * for the window (left to the range): no mask; 0 or 1: keys j themselves */
+  int64_t kstride;
+  LLVMValueRef kres;
   /* set by tfx_cg_attn_row_init */
   tfx_cg_osm sm;
   int64_t kb;
@@ -523,6 +529,9 @@ typedef struct tfx_cg_bs_table {
   int qt, kg;               /* query positions per tile, keys per group */
 } tfx_cg_bs_table;
 int tfx_cg_bs_table_get(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, tfx_cg_bs_table *t);
+/* The table of the gathered form of a dilated pattern (tfx_attn_gather; k >= 2): over the compressed
+ * positions of one residue class (i / k), the same for every class. */
+int tfx_cg_bs_table_gathered(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, tfx_cg_bs_table *t);
 /* the runs [rbeg, rend) of the tile holding query position qpos */
 void tfx_cg_bs_runs(tfx_cg *cg, const tfx_cg_bs_table *t, LLVMValueRef qpos, LLVMValueRef *rbeg, LLVMValueRef *rend);
 /* run r: its keys [jlo, jhi) (jhi not clamped to the keys present) and whether every group is full */
@@ -532,6 +541,9 @@ void tfx_cg_bs_run(tfx_cg *cg, const tfx_cg_bs_table *t, LLVMValueRef r, LLVMVal
 LLVMValueRef tfx_cg_attn_slope(tfx_cg *cg, const tfx_node *n, LLVMValueRef h);
 /* A scalar score s of query i and key j with ALiBi (slope, may be NULL:
  * - slope * |i - j|) and the sparse mask (-inf when not allowed) applied. */
+/* s with ALiBi alone (- slope * |i - j|; slope may be NULL: s). */
+LLVMValueRef tfx_cg_attn_alibi(tfx_cg *cg, const tfx_node *n, LLVMValueRef s, LLVMValueRef i, LLVMValueRef j,
+                               LLVMValueRef slope);
 LLVMValueRef tfx_cg_attn_score_adjust(tfx_cg *cg, const tfx_node *n, LLVMValueRef s, LLVMValueRef i, LLVMValueRef j,
                                       LLVMValueRef slope);
 /* k_positions.c: POSITIONS, SINUSOIDAL; k_moe.c: MOE_ROUTE, MOE_UP, MOE_DOWN */

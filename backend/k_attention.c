@@ -22,8 +22,11 @@
  *    context length: the q . k_j of a block go to a stack buffer, ALiBi and
  *    the mask applied, are exponentiated in vectors, then accumulate
  *    p_j * v_j into o in vectors of W.
- *    In the decode entry, a pattern other than sliding walks only the runs
- *    of key groups k_block_sparse.c's table keeps for the query's tile.
+ *    In the decode entry, a pattern other than sliding and dilated walks
+ *    only the runs of key groups k_block_sparse.c's table keeps for the
+ *    query's tile. A dilated pattern (ir/'s tfx_attn_gather) walks the keys
+ *    of the query's residue class only, i mod k, i - k, ..., with a stride
+ *    of k rows and no mask, in every entry.
  *  - FLASH (k_flash_attention.c): tiles of W query rows of one head.
  *  - BLOCK_SPARSE (k_flash_attention.c + k_block_sparse.c): the flash tiles
  *    over the non-empty key groups of a sparse pattern.
@@ -233,9 +236,12 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
       return -1;
     }
   }
-  /* decode with a pattern the key range does not make exact: walk the block-sparse table's runs */
+  /* a dilated pattern: the walk visits the query's residue class only (its keys with a stride) */
+  tfx_node sub;
+  int64_t gather = tfx_attn_gather(n, &sub);
+  /* decode with another pattern the key range does not make exact: walk the block-sparse table's runs */
   tfx_cg_bs_table bs;
-  int bs_decode = cg->decode && n->sparse.kind != TFX_SPARSE_NONE && n->sparse.kind != TFX_SPARSE_SLIDING;
+  int bs_decode = cg->decode && n->sparse.kind != TFX_SPARSE_NONE && n->sparse.kind != TFX_SPARSE_SLIDING && gather < 2;
   if (bs_decode && tfx_cg_bs_table_get(cg, n, q_rows, k_rows, &bs)) {
     free(c.qv);
     free(c.oa);
@@ -269,6 +275,14 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
     tfx_cg_segment_bounds(cg, tfx_cg_body_ptr(cg, 6), qi, nkeys, &slo, &shi);
     jlo = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, slo, jlo, ""), slo, jlo, "");
     jhi = tfx_cg_smin(cg, jhi, shi);
+  }
+  if (gather >= 2) { /* the keys c + m * gather of [jlo, jhi), c = i mod gather: m in [ceil((jlo - c) / gather),
+                       ceil((jhi - c) / gather)) (jlo >= 0, jhi >= 1 and c < gather keep both numerators >= 0) */
+    LLVMValueRef kK = tfx_cg_i64(cg, gather);
+    walk.kstride = gather;
+    walk.kres = LLVMBuildURem(b, qi, kK, "gather_res");
+    jlo = LLVMBuildUDiv(b, tfx_cg_sub(cg, tfx_cg_addc(cg, jlo, gather - 1), walk.kres), kK, "");
+    jhi = LLVMBuildUDiv(b, tfx_cg_sub(cg, tfx_cg_addc(cg, jhi, gather - 1), walk.kres), kK, "");
   }
   if (splits) tfx_cg_split_range(cg, splits, part, &jlo, &jhi);
   LLVMValueRef slope = tfx_cg_attn_slope(cg, n, h);

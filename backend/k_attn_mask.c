@@ -166,15 +166,19 @@ static LLVMValueRef table_entries(tfx_cg *cg, LLVMValueRef tab, LLVMValueRef idx
   return tfx_cg_intrinsic(cg, "llvm.masked.gather", over, 2, args, 4);
 }
 
+LLVMValueRef tfx_cg_attn_alibi(tfx_cg *cg, const tfx_node *n, LLVMValueRef s, LLVMValueRef i, LLVMValueRef j,
+                               LLVMValueRef slope) {
+  LLVMBuilderRef b = cg->b;
+  if (!slope) return s;
+  LLVMValueRef dist = tfx_cg_sub(cg, i, j);
+  if (n->mask != TFX_MASK_CAUSAL) dist = LLVMBuildSelect(b, icmp(cg, LLVMIntSGE, i, j), dist, tfx_cg_sub(cg, j, i), "");
+  return LLVMBuildFSub(b, s, LLVMBuildFMul(b, slope, LLVMBuildSIToFP(b, dist, cg->t_f32, ""), ""), "alibi");
+}
+
 LLVMValueRef tfx_cg_attn_score_adjust(tfx_cg *cg, const tfx_node *n, LLVMValueRef s, LLVMValueRef i, LLVMValueRef j,
                                       LLVMValueRef slope) {
   LLVMBuilderRef b = cg->b;
-  if (slope) {
-    LLVMValueRef dist = tfx_cg_sub(cg, i, j);
-    if (n->mask != TFX_MASK_CAUSAL)
-      dist = LLVMBuildSelect(b, icmp(cg, LLVMIntSGE, i, j), dist, tfx_cg_sub(cg, j, i), "");
-    s = LLVMBuildFSub(b, s, LLVMBuildFMul(b, slope, LLVMBuildSIToFP(b, dist, cg->t_f32, ""), ""), "alibi");
-  }
+  s = tfx_cg_attn_alibi(cg, n, s, i, j, slope);
   LLVMValueRef allowed = tfx_cg_attn_allowed(cg, n, i, j);
   if (allowed) s = LLVMBuildSelect(b, allowed, s, LLVMConstReal(cg->t_f32, -INFINITY), "masked");
   return s;

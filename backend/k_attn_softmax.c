@@ -4,7 +4,9 @@
  * (f32 state, the row schedules) or W queries lane-wise (<W x float>, the
  * flash tiles); and the row schedules' key walk built on it (blocks of
  * scores in a stack buffer, ALiBi, T5's relative bias and the sparse mask, the exponentials in
- * vectors), used by k_attention.c's row body and k_mla.c.
+ * vectors), used by k_attention.c's row body and k_mla.c. A gathered walk
+ * (a dilated pattern) visits the keys of the query's residue class only,
+ * kres + m * kstride for m of its range, with no mask (the range is exact).
  *
  * One step over a block of keys whose scores s_j (masked keys -inf) have the
  * maximum bmax:
@@ -86,6 +88,11 @@ static void row_rescale(tfx_cg *cg, void *vctx, LLVMValueRef corr) {
   st->r->rescale(cg, st->r->ctx, corr);
 }
 
+/* the key position of walk index j */
+static LLVMValueRef walk_key(tfx_cg *cg, const tfx_cg_attn_row *r, LLVMValueRef j) {
+  return r->kstride > 1 ? tfx_cg_add(cg, r->kres, tfx_cg_mulc(cg, j, r->kstride)) : j;
+}
+
 /* o += p_j v_j for the block's keys */
 static void row_accumulate(tfx_cg *cg, void *vctx, LLVMValueRef corr) {
   (void)corr;
@@ -93,7 +100,7 @@ static void row_accumulate(tfx_cg *cg, void *vctx, LLVMValueRef corr) {
   tfx_cg_loop lo;
   tfx_cg_for(cg, &lo, tfx_cg_i64(cg, 0), st->jn, 1, "val");
   LLVMValueRef pj = tfx_cg_loadf(cg, tfx_cg_fptr(cg, st->r->buf, lo.iv));
-  st->r->accumulate(cg, st->r->ctx, tfx_cg_add(cg, st->blk, lo.iv), pj);
+  st->r->accumulate(cg, st->r->ctx, walk_key(cg, st->r, tfx_cg_add(cg, st->blk, lo.iv)), pj);
   tfx_cg_for_end(cg, &lo);
 }
 
@@ -114,8 +121,9 @@ void tfx_cg_attn_row_walk_more(tfx_cg *cg, const tfx_cg_attn_row *r, LLVMValueRe
   LLVMBuildStore(b, ninf, r->bmax);
   tfx_cg_loop lj;
   tfx_cg_for(cg, &lj, tfx_cg_i64(cg, 0), jn, 1, "key");
-  LLVMValueRef j = tfx_cg_add(cg, blk.iv, lj.iv);
-  LLVMValueRef s = tfx_cg_attn_score_adjust(cg, r->n, r->score(cg, r->ctx, j), qi, j, slope);
+  LLVMValueRef j = walk_key(cg, r, tfx_cg_add(cg, blk.iv, lj.iv));
+  LLVMValueRef s = r->kstride > 1 ? tfx_cg_attn_alibi(cg, r->n, r->score(cg, r->ctx, j), qi, j, slope) /* gathered */
+                                  : tfx_cg_attn_score_adjust(cg, r->n, r->score(cg, r->ctx, j), qi, j, slope);
   if (r->relb) { /* + table[bucket(j - i), h] */
     LLVMValueRef ix[2] = {tfx_cg_i64(cg, 0), tfx_cg_addc(cg, tfx_cg_sub(cg, j, qi), r->rel_span - 1)};
     LLVMValueRef bp = LLVMBuildInBoundsGEP2(b, LLVMGlobalGetValueType(r->buckets), r->buckets, ix, 2, "");

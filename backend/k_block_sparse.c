@@ -14,7 +14,14 @@
  * that holds fewer positions (the first tile of a chunk, the last rows)
  * keeps its classes: empty and full stay true for a subset of the queries.
  * The flash body (k_flash_attention.c) walks the runs of its tile, the
- * decode entry's row body (k_attention.c) the runs of its query. */
+ * decode entry's row body (k_attention.c) the runs of its query.
+ * A dilated pattern (k >= 2) has a gathered table instead (globals
+ * tfx_bsg_*): ir/'s tfx_attn_gather turns one residue class mod k into a
+ * k-times smaller problem (sliding(ceil(w / k)) or no pattern on the class's
+ * compressed indices a = i / k), and the table is that problem's, over
+ * ceil(max_seq / k) compressed positions: the same table for every class.
+ * The flash body's gathered tiles (W query rows of one class, keys of the
+ * class) look it up with compressed positions. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,11 +54,11 @@ static LLVMValueRef table_global(tfx_cg *cg, const char *name, LLVMValueRef *val
   return tfx_cg_const_global(cg, name, LLVMConstArray2(cg->t_i32, vals, (uint64_t)n), 0);
 }
 
-int tfx_cg_bs_table_get(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, tfx_cg_bs_table *t) {
-  const int64_t max_seq = cg->g->max_seq;
+/* The table of node n (its rule) over query positions [0, maxq) and keys [0, maxk); max_seq: the rule's
+ * (BigBird's draw); prefix: the globals' name prefix. */
+static int table_build(tfx_cg *cg, const tfx_node *n, int64_t maxq, int64_t maxk, int64_t max_seq, const char *prefix,
+                       tfx_cg_bs_table *t) {
   const int causal = n->mask == TFX_MASK_CAUSAL;
-  int64_t maxq = !causal && q_rows != TFX_DIM_T && q_rows > max_seq ? q_rows : max_seq;
-  int64_t maxk = !causal && k_rows != TFX_DIM_T ? k_rows : max_seq;
   t->qt = cg->W, t->kg = cg->tgt->flash.keys;
   t->nqb = (maxq + t->qt - 1) / t->qt;
   int64_t nkg = (maxk + t->kg - 1) / t->kg;
@@ -59,7 +66,7 @@ int tfx_cg_bs_table_get(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k
   tfx_cg_attn_key(n, max_seq, opts, sizeof opts);
   snprintf(name, sizeof name, "m%d_q%lld_k%lld_t%dx%d_%s", causal, (long long)maxq, (long long)maxk, t->qt, t->kg,
            opts);
-  snprintf(name, sizeof name, "tfx_bs_%016llx", (unsigned long long)fnv(name));
+  snprintf(name, sizeof name, "%s%016llx", prefix, (unsigned long long)fnv(name));
   size_t len = strlen(name);
   snprintf(name + len, sizeof name - len, "_off");
   if ((t->off = LLVMGetNamedGlobal(cg->mod, name))) {
@@ -106,6 +113,29 @@ int tfx_cg_bs_table_get(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k
   free(lo);
   free(hi);
   return rc ? -1 : 0;
+}
+
+/* the query positions and keys a table of node n covers */
+static void table_extent(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, int64_t *maxq, int64_t *maxk) {
+  const int64_t max_seq = cg->g->max_seq;
+  const int causal = n->mask == TFX_MASK_CAUSAL;
+  *maxq = !causal && q_rows != TFX_DIM_T && q_rows > max_seq ? q_rows : max_seq;
+  *maxk = !causal && k_rows != TFX_DIM_T ? k_rows : max_seq;
+}
+
+int tfx_cg_bs_table_get(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, tfx_cg_bs_table *t) {
+  int64_t maxq, maxk;
+  table_extent(cg, n, q_rows, k_rows, &maxq, &maxk);
+  return table_build(cg, n, maxq, maxk, cg->g->max_seq, "tfx_bs_", t);
+}
+
+int tfx_cg_bs_table_gathered(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, tfx_cg_bs_table *t) {
+  tfx_node sub;
+  int64_t k = tfx_attn_gather(n, &sub), maxq, maxk;
+  if (k < 2) return tfx_cg_fail(cg, "backend: %%%d (attention): its pattern has no gathered form", n->id);
+  table_extent(cg, n, q_rows, k_rows, &maxq, &maxk);
+  /* class 0 holds the most positions: ceil(maxq / k) */
+  return table_build(cg, &sub, (maxq + k - 1) / k, (maxk + k - 1) / k, (cg->g->max_seq + k - 1) / k, "tfx_bsg_", t);
 }
 
 static LLVMValueRef load_i32(tfx_cg *cg, LLVMValueRef gv, LLVMValueRef idx) {

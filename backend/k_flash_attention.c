@@ -25,9 +25,19 @@
  * k_block_sparse.c's table for that tile: empty groups are never visited,
  * full ones skip the pattern's mask, partial ones apply it lane-wise
  * (tfx_cg_attn_allowed_v).
+ * A dilated pattern (k >= 2, ir/'s tfx_attn_gather) runs gathered tiles:
+ * W query rows of one residue class mod k (rows p, p + k, ..., p + (W-1)k:
+ * the row addressing is strided, nothing is copied), within one aligned
+ * span of W * k positions, against key groups of that class (key rows
+ * c, c + k, ... read with a stride of k), walking the runs of the gathered
+ * table (k_block_sparse.c) at the compressed positions p / k: a causal,
+ * windowed tile of a k-times smaller problem, masked only at the window's
+ * and the causal edge's groups (the mask, ALiBi and a key mask see the real
+ * positions). A chunk starting mid-span starts a tile at its first row of
+ * each class.
  * The item space is (row, head) pairs like the per-row kernel's: the item of
- * row r does the tile starting at r when r is a multiple of W and returns at
- * once otherwise. */
+ * row r does the tile starting at r when r is a multiple of W (gathered: at
+ * the tile's first row) and returns at once otherwise. */
 #include <math.h>
 
 #include "cg.h"
@@ -128,11 +138,19 @@ typedef struct {
   LLVMValueRef kmask;    /* the key mask (one i32 or f32 per key), or NULL */
   int kmask_i32;
   const tfx_cg_osm *sm;
+  int64_t kstride;   /* gathered tiles: keys j of the walk are positions kres + j * kstride; 1: j itself */
+  LLVMValueRef kres; /* the tile's residue class (i64), gathered tiles only */
 } flash_tile;
 
+/* the key position of walk index j (i64) */
+static LLVMValueRef key_pos(tfx_cg *cg, const flash_tile *t, LLVMValueRef j) {
+  return t->kstride > 1 ? tfx_cg_add(cg, t->kres, tfx_cg_mulc(cg, j, t->kstride)) : j;
+}
+
 /* The key groups of [jlo, jhi) (jlo a multiple of KG; keys past nkeys
- * masked); full (i1, block-sparse only): the groups are wholly allowed,
- * else the sparse pattern's mask is applied lane-wise. */
+ * masked; walk indices, key_pos gives the positions); full (i1,
+ * block-sparse only): the groups are wholly allowed, else the sparse
+ * pattern's mask is applied lane-wise. */
 static void flash_keys(tfx_cg *cg, const flash_tile *t, LLVMValueRef jlo, LLVMValueRef jhi, LLVMValueRef full) {
   LLVMBuilderRef b = cg->b;
   const int KG = key_group(cg), CH = dim_chunk(cg), causal = t->causal;
@@ -145,7 +163,7 @@ static void flash_keys(tfx_cg *cg, const flash_tile *t, LLVMValueRef jlo, LLVMVa
   LLVMValueRef jg = lg.iv, lastkey = tfx_cg_addc(cg, nkeys, -1);
   LLVMValueRef krow[16], vrow[16];
   for (int jj = 0; jj < KG; jj++) { /* rows past the last key reread it; their scores are masked */
-    LLVMValueRef j = tfx_cg_smin(cg, tfx_cg_addc(cg, jg, jj), lastkey);
+    LLVMValueRef j = key_pos(cg, t, tfx_cg_smin(cg, tfx_cg_addc(cg, jg, jj), lastkey));
     krow[jj] = tfx_cg_fptr(cg, t->kh, tfx_cg_mulc(cg, j, ks));
     vrow[jj] = tfx_cg_fptr(cg, t->vh, tfx_cg_mulc(cg, j, ks));
     LLVMBuildStore(b, vzero, acc[jj]);
@@ -163,7 +181,7 @@ static void flash_keys(tfx_cg *cg, const flash_tile *t, LLVMValueRef jlo, LLVMVa
     tfx_cg_if part;
     tfx_cg_if_begin(cg, &part, LLVMBuildNot(b, full, ""), "partial");
     for (int jj = 0; jj < KG; jj++)
-      LLVMBuildStore(b, tfx_cg_attn_allowed_v(cg, t->n, qi_v, tfx_cg_addc(cg, jg, jj)), t->allowed[jj]);
+      LLVMBuildStore(b, tfx_cg_attn_allowed_v(cg, t->n, qi_v, key_pos(cg, t, tfx_cg_addc(cg, jg, jj))), t->allowed[jj]);
     tfx_cg_if_else(cg, &part);
     for (int jj = 0; jj < KG; jj++) LLVMBuildStore(b, LLVMConstAllOnes(cg->t_vm), t->allowed[jj]);
     tfx_cg_if_end(cg, &part);
@@ -171,14 +189,14 @@ static void flash_keys(tfx_cg *cg, const flash_tile *t, LLVMValueRef jlo, LLVMVa
   /* masks, ALiBi, the group's max */
   LLVMValueRef s[16], bmax = ninf;
   for (int jj = 0; jj < KG; jj++) {
-    LLVMValueRef j = tfx_cg_addc(cg, jg, jj);
+    LLVMValueRef jw = tfx_cg_addc(cg, jg, jj), j = key_pos(cg, t, jw);
     LLVMValueRef j_v = tfx_cg_splat(cg, LLVMBuildTrunc(b, j, cg->t_i32, ""));
-    LLVMValueRef ok = LLVMBuildICmp(b, LLVMIntSLT, j, nkeys, "");
+    LLVMValueRef ok = LLVMBuildICmp(b, LLVMIntSLT, jw, nkeys, "");
     LLVMValueRef okv = LLVMBuildSelect(b, ok, valid, LLVMConstNull(cg->t_vm), "");
     if (causal) okv = LLVMBuildAnd(b, okv, LLVMBuildICmp(b, LLVMIntSLE, j_v, qi_v, ""), "");
     if (full) okv = LLVMBuildAnd(b, okv, LLVMBuildLoad2(b, cg->t_vm, t->allowed[jj], ""), "");
     if (t->kmask) { /* the key mask: key j (clamped to the last key, whose lanes ok masks) dropped when 0 */
-      LLVMValueRef jc = tfx_cg_smin(cg, j, lastkey), keep;
+      LLVMValueRef jc = key_pos(cg, t, tfx_cg_smin(cg, jw, lastkey)), keep;
       if (t->kmask_i32)
         keep = LLVMBuildICmp(
             b, LLVMIntNE, LLVMBuildLoad2(b, cg->t_i32, LLVMBuildInBoundsGEP2(b, cg->t_i32, t->kmask, &jc, 1, ""), ""),
@@ -207,9 +225,11 @@ static void flash_keys(tfx_cg *cg, const flash_tile *t, LLVMValueRef jlo, LLVMVa
 }
 
 /* The body: pointers q, keys, values (the cache when causal), y; bs: the
- * block-sparse table (NULL: the FLASH schedule, every key group). */
+ * block-sparse table (NULL: the FLASH schedule, every key group); K >= 2:
+ * the tiles are gathered (bs is tfx_cg_bs_table_gathered's): W rows of one
+ * residue class mod K, its keys. */
 static int flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static, int64_t k_rows_static,
-                      const tfx_cg_bs_table *bs) {
+                      const tfx_cg_bs_table *bs, int64_t K) {
   LLVMBuilderRef b = cg->b;
   const int W = cg->W, KG = key_group(cg), CH = dim_chunk(cg);
   const int64_t H = n->heads, G = n->kv_heads, d = n->head_dim, group = H / G;
@@ -240,17 +260,25 @@ static int flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static, int6
   /* a tile starts at rows r0 = 0 mod W; block-sparse: at the rows whose absolute position p0 is 0 mod W
      (and at row 0), so a tile's positions lie in one tile of the table */
   LLVMValueRef p0 = causal && bs ? tfx_cg_add(cg, cg->pos, r0) : r0;
-  LLVMValueRef phase = LLVMBuildURem(b, p0, tfx_cg_i64(cg, W), "");
-  LLVMValueRef starts = LLVMBuildICmp(b, LLVMIntEQ, phase, tfx_cg_i64(cg, 0), "");
-  if (bs) starts = LLVMBuildOr(b, starts, LLVMBuildICmp(b, LLVMIntEQ, r0, tfx_cg_i64(cg, 0), ""), "");
+  const int gathered = bs && K >= 2;
+  if (!gathered) K = 1;
+  /* gathered: the tile of rows p0, p0 + K, ... (lanes) within one aligned span of W * K positions starts at its
+     first position in the span (phase < K) or at the chunk's first row of the class (r0 < K) */
+  LLVMValueRef phase = LLVMBuildURem(b, p0, tfx_cg_i64(cg, (int64_t)W * K), "phase");
+  LLVMValueRef starts =
+      LLVMBuildICmp(b, gathered ? LLVMIntULT : LLVMIntEQ, phase, tfx_cg_i64(cg, gathered ? K : 0), "");
+  if (bs) starts = LLVMBuildOr(b, starts, LLVMBuildICmp(b, LLVMIntULT, r0, tfx_cg_i64(cg, gathered ? K : 1), ""), "");
   tfx_cg_if lead;
   tfx_cg_if_begin(cg, &lead, starts, "tile");
   LLVMValueRef g = LLVMBuildUDiv(b, h, tfx_cg_i64(cg, group), "g");
-  LLVMValueRef rows =
-      tfx_cg_smin(cg, tfx_cg_sub(cg, tfx_cg_i64(cg, W), phase), tfx_cg_sub(cg, Mq, r0)); /* valid rows */
+  LLVMValueRef lane0 = gathered ? LLVMBuildUDiv(b, phase, tfx_cg_i64(cg, K), "") : phase; /* p0's lane in its tile */
+  LLVMValueRef left = tfx_cg_sub(cg, Mq, r0); /* rows of this call from r0 on, of the class when gathered */
+  if (gathered) left = LLVMBuildUDiv(b, tfx_cg_addc(cg, left, K - 1), tfx_cg_i64(cg, K), "");
+  LLVMValueRef rows = tfx_cg_smin(cg, tfx_cg_sub(cg, tfx_cg_i64(cg, W), lane0), left); /* valid rows */
   LLVMValueRef valid = LLVMBuildICmp(b, LLVMIntSLT, lane, tfx_cg_splat(cg, LLVMBuildTrunc(b, rows, cg->t_i32, "")), "");
   /* the rows (clamped to the last) and their query positions */
-  LLVMValueRef row_v = LLVMBuildAdd(b, tfx_cg_splat(cg, LLVMBuildTrunc(b, r0, cg->t_i32, "")), lane, "");
+  LLVMValueRef lane_rows = gathered ? LLVMBuildMul(b, lane, tfx_cg_splat(cg, tfx_cg_i32(cg, (int32_t)K)), "") : lane;
+  LLVMValueRef row_v = LLVMBuildAdd(b, tfx_cg_splat(cg, LLVMBuildTrunc(b, r0, cg->t_i32, "")), lane_rows, "");
   LLVMValueRef last_v = tfx_cg_splat(cg, LLVMBuildTrunc(b, tfx_cg_addc(cg, Mq, -1), cg->t_i32, ""));
   row_v = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLE, row_v, last_v, ""), row_v, last_v, "");
   LLVMValueRef row64 = LLVMBuildSExt(b, row_v, LLVMVectorType(cg->t_i64, (unsigned)W), "");
@@ -258,6 +286,16 @@ static int flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static, int6
   if (causal) qi_v = LLVMBuildAdd(b, row_v, tfx_cg_splat(cg, LLVMBuildTrunc(b, cg->pos, cg->t_i32, "")), "qi");
   LLVMValueRef nkeys =
       causal ? tfx_cg_smin(cg, tfx_cg_add(cg, cg->pos, tfx_cg_add(cg, r0, rows)), tfx_cg_i64(cg, max_seq)) : Mk;
+  LLVMValueRef kres = NULL, qpos = p0; /* gathered: the class, p0's compressed position and the class's keys */
+  if (gathered) {
+    LLVMValueRef kK = tfx_cg_i64(cg, K);
+    kres = LLVMBuildURem(b, p0, kK, "gather_res");
+    qpos = LLVMBuildUDiv(b, p0, kK, "gather_q");
+    /* keys c, c + K, ... below max_seq (causal) or the call's keys: ceil((count - c) / K) */
+    LLVMValueRef cnt = tfx_cg_sub(cg, tfx_cg_addc(cg, causal ? tfx_cg_i64(cg, max_seq) : Mk, K - 1), kres);
+    cnt = LLVMBuildUDiv(b, cnt, kK, "");
+    nkeys = causal ? tfx_cg_smin(cg, tfx_cg_add(cg, qpos, rows), cnt) : cnt; /* causal: up to the last row's */
+  }
   LLVMValueRef slope = tfx_cg_attn_slope(cg, n, h);
   LLVMValueRef slope_v = slope ? tfx_cg_splat(cg, slope) : NULL;
 
@@ -291,7 +329,9 @@ static int flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static, int6
                      allowed,
                      NULL,
                      0,
-                     &sm};
+                     &sm,
+                     K,
+                     kres};
   int mi = tfx_attn_key_mask_operand(n);
   if (mi >= 0) { /* kernel_call's 6th pointer (k_attention.c) */
     tile.kmask = tfx_cg_body_ptr(cg, 5);
@@ -301,7 +341,7 @@ static int flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static, int6
     flash_keys(cg, &tile, tfx_cg_i64(cg, 0), nkeys, NULL);
   } else { /* the runs of the tile: full ones without the pattern's mask */
     LLVMValueRef rbeg, rend, jlo, jhi, full;
-    tfx_cg_bs_runs(cg, bs, p0, &rbeg, &rend);
+    tfx_cg_bs_runs(cg, bs, qpos, &rbeg, &rend);
     tfx_cg_loop lr;
     tfx_cg_for(cg, &lr, rbeg, rend, 1, "run");
     tfx_cg_bs_run(cg, bs, lr.iv, &jlo, &jhi, &full);
@@ -323,11 +363,14 @@ static int flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows_static, int6
 }
 
 int tfx_cg_emit_flash_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows) {
-  return flash_body(cg, n, q_rows, k_rows, NULL);
+  return flash_body(cg, n, q_rows, k_rows, NULL, 1);
 }
 
 int tfx_cg_emit_block_sparse_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows) {
   tfx_cg_bs_table bs;
-  if (tfx_cg_bs_table_get(cg, n, q_rows, k_rows, &bs)) return -1;
-  return flash_body(cg, n, q_rows, k_rows, &bs);
+  tfx_node sub;
+  int K = tfx_attn_gather(n, &sub); /* a dilated pattern: gathered tiles */
+  if (K >= 2 ? tfx_cg_bs_table_gathered(cg, n, q_rows, k_rows, &bs) : tfx_cg_bs_table_get(cg, n, q_rows, k_rows, &bs))
+    return -1;
+  return flash_body(cg, n, q_rows, k_rows, &bs, K);
 }

@@ -2,7 +2,8 @@
  * inference of ATTENTION (self- and cross-attention) and MLA_ATTENTION, the
  * checks of their options, ALiBi slopes, the sparse patterns' rule
  * (tfx_attn_allowed, with BigBird's documented random draw) and its block
- * form (tfx_attn_block_allowed), the attention schedules (today's automatic
+ * form (tfx_attn_block_allowed) and the dilated patterns' gathered form
+ * (tfx_attn_gather: one residue class as a smaller problem), the attention schedules (today's automatic
  * rule, shared by the schedule_attention pass and the backend), the size of
  * their KV cache slots, and their attributes in the IR's text form. The
  * interpreter (interp_attention.c) and the backend evaluate exactly these. */
@@ -232,6 +233,22 @@ tfx_attn_block tfx_attn_block_allowed(const tfx_node *n, int64_t i0, int64_t i1,
   }
   if (!any) return TFX_ATTN_BLOCK_NONE;
   return all && causal_full ? TFX_ATTN_BLOCK_FULL : TFX_ATTN_BLOCK_PARTIAL;
+}
+
+/* ---- the gathered form (dilated) ----
+ * i = c + a k, j = c + b k: |i - j| = |a - b| k is a multiple of k, and
+ * |a - b| k < w <=> |a - b| < ceil(w / k); i, j of different residues have a
+ * distance no multiple of k. */
+int tfx_attn_gather(const tfx_node *n, tfx_node *sub) {
+  const tfx_sparse *s = &n->sparse;
+  if ((n->op != TFX_OP_ATTENTION && n->op != TFX_OP_MLA_ATTENTION) || s->kind != TFX_SPARSE_DILATED ||
+      s->dilation < 2 || s->window < 0)
+    return 0;
+  *sub = *n;
+  memset(&sub->sparse, 0, sizeof sub->sparse);
+  sub->sparse.kind = s->window ? TFX_SPARSE_SLIDING : TFX_SPARSE_NONE;
+  sub->sparse.window = s->window ? (s->window + s->dilation - 1) / s->dilation : 0;
+  return s->dilation;
 }
 
 /* ---- schedules ---- */

@@ -1061,6 +1061,16 @@ int tfx_attn_allowed(const tfx_node *n, int64_t i, int64_t j, int64_t max_seq);
  * per pattern, BigBird's O(random) per query block of the range. */
 tfx_attn_block tfx_attn_block_allowed(const tfx_node *n, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
                                       int64_t max_seq);
+/* The gathered form of a pattern whose allowed pairs lie within residue
+ * classes mod k (dilated(k >= 2, window w)): returns k and sets *sub to a copy
+ * of n whose pattern is what each class sees on its own compressed indices:
+ * for every residue c, tfx_attn_allowed(n, c + a k, c + b k) ==
+ * tfx_attn_allowed(sub, a, b), and keys of another class are never allowed
+ * (sub: sliding(ceil(w / k)), or none when w = 0). 0 for every other pattern
+ * (Longformer's global tokens break the classes; dilation 1 is sliding). The
+ * block-sparse schedule and the row walks visit one class with a stride of k
+ * (k_flash_attention.c, k_attn_softmax.c). */
+int tfx_attn_gather(const tfx_node *n, tfx_node *sub);
 /* The schedule of today's automatic rule: FLASH for an ATTENTION without a
  * sparse pattern unless the graph's schedule says attention = dense, else
  * ROW. The pass writes it; the backend applies it to an UNSET node. */

@@ -33,7 +33,13 @@
  *    tile, every column a summary), causal prefill + decode + chunks that
  *    start mid-tile, bidirectional T not a multiple of the tile, a
  *    cross-attention to a static memory; the module holds the block-sparse
- *    body and the decode entry's table.
+ *    body and the decode entry's table;
+ *  - the dilated patterns' gathered form (tfx_attn_gather) against the
+ *    element rule on every pair; their gathered tiles and walks (k = 2, 3,
+ *    5, windows 0 and not multiples of k, chunks starting at every residue,
+ *    causal and bidirectional, ALiBi on some) against the interpreter and
+ *    each other, the module's forward body and decode entry holding the
+ *    gathered walk (gather_res) and the gathered table (tfx_bsg_).
  * Tolerance: max |jit - ref| <= 1e-4 * max(1, max |ref|), between two
  * schedules 2e-4 * max(1, max |ref|). */
 #include <setjmp.h>
@@ -803,6 +809,18 @@ static void capture_rows(const float *ref, const float *out, int n, int ow, int6
   g_capture_n += add;
 }
 
+/* 1 when some function of ll whose name starts with `fn` holds `needle` */
+static int body_has(const char *ll, const char *fn, const char *needle) {
+  char def[160];
+  snprintf(def, sizeof def, "define internal void @%s", fn);
+  for (const char *p = strstr(ll, def); p; p = strstr(p + 1, def)) {
+    const char *end = strstr(p, "\n}\n");
+    const char *hit = strstr(p, needle);
+    if (hit && (!end || hit < end)) return 1;
+  }
+  return 0;
+}
+
 /* Forces each schedule of `scheds` on every attention node of t and checks
  * it against the interpreter (-O0 and -O3, check_levels), then the
  * schedules' outputs against each other. */
@@ -840,13 +858,27 @@ static void check_schedules(tfx_tg *t, const int *scheds, int n_scheds, const in
     int bsparse = strstr(ll, "@tfx_body_fwd_bsparse_attention_") != NULL;
     if (bsparse != (scheds[k] == TFX_ATTN_SCHED_BLOCK_SPARSE))
       fail_msg("%s: the module %s a block-sparse body", label, bsparse ? "has" : "lacks");
-    /* the decode entry walks the block-sparse table of a pattern the key range leaves inexact */
+    /* the decode entry walks the block-sparse table of a pattern the key range leaves inexact; a dilated
+       pattern (k >= 2) is gathered instead: the forward body (its tiles, or the row walk) and the decode
+       entry's walk visit one residue class (gather_res), block-sparse with the gathered table */
+    int gathered = 0;
     for (int i = 0; i < t->g->n_nodes; i++) {
       const tfx_node *n = &t->g->nodes[i];
+      tfx_node sub;
+      int gk = n->op == TFX_OP_ATTENTION ? tfx_attn_gather(n, &sub) : 0;
       int want = n->op == TFX_OP_ATTENTION && n->mask == TFX_MASK_CAUSAL && n->sparse.kind != TFX_SPARSE_NONE &&
-                 n->sparse.kind != TFX_SPARSE_SLIDING;
+                 n->sparse.kind != TFX_SPARSE_SLIDING && gk < 2;
       if (want && !strstr(ll, "@tfx_bs_")) fail_msg("%s: no block-sparse table in the module", label);
+      if (gk < 2) continue;
+      gathered = 1;
+      int bs = scheds[k] == TFX_ATTN_SCHED_BLOCK_SPARSE;
+      if (!body_has(ll, bs ? "tfx_body_fwd_bsparse_attention_" : "tfx_body_fwd_attention_", "%gather_res"))
+        fail_msg("%s: the forward body does not gather", label);
+      if (bs && !strstr(ll, "@tfx_bsg_")) fail_msg("%s: no gathered block-sparse table", label);
+      if (n->mask == TFX_MASK_CAUSAL && !body_has(ll, "tfx_body_dec_attention_", "%gather_res"))
+        fail_msg("%s: the decode entry does not gather", label);
     }
+    if (!gathered && strstr(ll, "%gather_res")) fail_msg("%s: a gathered walk without a dilated pattern", label);
     free(ll);
   }
   /* the schedules agree (each level's outputs, -O0 then -O3) */
@@ -955,6 +987,42 @@ static void test_block_rule_exhaustive(void **state) {
   }
 }
 
+/* tfx_attn_gather: a dilated pattern's pairs are one residue class's pairs of the gathered pattern on
+ * compressed indices, exactly (every pair of [0, 40)^2, both masks); other patterns have no gathered form. */
+static void test_gather_rule(void **state) {
+  (void)state;
+  static const int ks[] = {2, 3, 5}, ws[] = {0, 1, 4, 7, 10, 13};
+  for (int a = 0; a < 3; a++)
+    for (int b = 0; b < 6; b++)
+      for (int causal = 0; causal < 2; causal++) {
+        tfx_node n = tfx_node_proto(TFX_OP_ATTENTION, 0, NULL), sub;
+        n.heads = n.kv_heads = 1, n.head_dim = 4;
+        n.mask = causal ? TFX_MASK_CAUSAL : TFX_MASK_NONE;
+        n.sparse = (tfx_sparse){.kind = TFX_SPARSE_DILATED, .dilation = ks[a], .window = ws[b]};
+        int k = tfx_attn_gather(&n, &sub);
+        assert_int_equal(k, ks[a]);
+        assert_int_equal(sub.mask, n.mask);
+        assert_int_equal(sub.sparse.kind, ws[b] ? TFX_SPARSE_SLIDING : TFX_SPARSE_NONE);
+        for (int64_t i = 0; i < 40; i++)
+          for (int64_t j = 0; j < 40; j++) {
+            int want = tfx_attn_allowed(&n, i, j, 40);
+            int got = i % k == j % k && tfx_attn_allowed(&sub, i / k, j / k, 40);
+            if (got != want)
+              fail_msg("dilated(%d, window %d) %s: (%lld, %lld) gathered %d, rule %d", k, ws[b],
+                       causal ? "causal" : "none", (long long)i, (long long)j, got, want);
+          }
+      }
+  for (int p = 0; p < N_PATTERNS; p++) { /* dilation 1 (a sliding window), Longformer's dilated window: none */
+    tfx_node n = tfx_node_proto(TFX_OP_ATTENTION, 0, NULL), sub;
+    n.sparse = pattern(p);
+    if (tfx_attn_gather(&n, &sub) != (n.sparse.kind == TFX_SPARSE_DILATED ? n.sparse.dilation : 0))
+      fail_msg("%s: gathered form %d", k_pattern_names[p], tfx_attn_gather(&n, &sub));
+  }
+  tfx_node n = tfx_node_proto(TFX_OP_ATTENTION, 0, NULL), sub;
+  n.sparse = (tfx_sparse){.kind = TFX_SPARSE_DILATED, .dilation = 1, .window = 5};
+  assert_int_equal(tfx_attn_gather(&n, &sub), 0);
+}
+
 /* The block-sparse schedule against the interpreter (and the row schedule)
  * for every pattern at tile sizes, causal (a prefill crossing tiles, decode
  * steps, chunks starting mid-tile) and bidirectional (T not a multiple of
@@ -985,6 +1053,24 @@ static void test_block_sparse_schedule(void **state) {
     check_schedules(t, k_bs, 2, dec, nd, what);
     tfx_tg_free(t);
   }
+  /* dilated patterns, gathered (k = 2, 3, 5; windows 0, not multiples of k, under k (the diagonal alone),
+     under and over a tile of compressed positions); causal chunks start at positions of every residue (70,
+     71, 105, 106, 122, 124) */
+  static const int dil[][4] = {/* k, window, ALiBi (1 causal, 2 bidirectional), bidirectional too */
+                               {2, 0, 1, 1},  {3, 10, 0, 0}, {5, 13, 2, 1}, {2, 7, 0, 0},
+                               {3, 61, 1, 0}, {3, 2, 0, 0},  {5, 0, 0, 1}};
+  for (int e = 0; e < (int)(sizeof dil / sizeof dil[0]); e++) {
+    tfx_sparse dp = {.kind = TFX_SPARSE_DILATED, .dilation = dil[e][0], .window = dil[e][1]};
+    snprintf(what, sizeof what, "block-sparse dilated(%d, window %d)%s", dil[e][0], dil[e][1],
+             dil[e][2] ? " + alibi" : "");
+    tfx_tg *t = tfx_tg_attn_graph(4, 2, 8, TFX_MASK_CAUSAL, dil[e][2] == 1, &dp, 160, 600 + (uint64_t)e);
+    check_schedules(t, k_bs, 2, dec, nd, what);
+    tfx_tg_free(t);
+    if (!dil[e][3]) continue; /* bidirectional: T = 75 and 33, not multiples of k or the tile */
+    t = tfx_tg_attn_graph(2, 1, 12, TFX_MASK_NONE, dil[e][2] == 2, &dp, 80, 620 + (uint64_t)e);
+    check_schedules(t, k_bs, 2, enc, ne, what);
+    tfx_tg_free(t);
+  }
   /* cross-attention with a pattern to a static memory */
   tfx_sparse sp = pattern(9);
   tfx_tg *t = cross_graph(37, 1, &sp, 560);
@@ -993,7 +1079,8 @@ static void test_block_sparse_schedule(void **state) {
   tfx_tg_free(t);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc > 1) cmocka_set_test_filter(argv[1]); /* one test by name */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_alibi_slopes),
       cmocka_unit_test(test_mask_tables),
@@ -1010,6 +1097,7 @@ int main(void) {
       cmocka_unit_test(test_schedule_pass),
       cmocka_unit_test(test_schedules_agree),
       cmocka_unit_test(test_block_rule_exhaustive),
+      cmocka_unit_test(test_gather_rule),
       cmocka_unit_test(test_block_sparse_schedule),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
