@@ -18,7 +18,9 @@
  *    key range is not exact already (every one but sliding) its rows walk
  *    only the key groups the block-sparse table (k_block_sparse.c, ir/'s
  *    block rule) keeps for the query's tile, in prefill and decode alike: an
- *    empty group is never visited. */
+ *    empty group is never visited; a dilated pattern (k >= 2, ir/'s
+ *    tfx_attn_gather) walks the keys of the query's residue class instead,
+ *    p mod k, ..., p - k, p, with a stride of k and no mask. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,7 +230,9 @@ int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n) {
     if (dr > 0 && !table) return -1;
     /* a pattern the key range does not make exact: the block-sparse table's runs */
     tfx_cg_bs_table bs;
-    int bs_rows = n->sparse.kind != TFX_SPARSE_NONE && n->sparse.kind != TFX_SPARSE_SLIDING;
+    tfx_node sub;
+    int64_t gather = tfx_attn_gather(n, &sub); /* dilated: the query's residue class only, no table */
+    int bs_rows = n->sparse.kind != TFX_SPARSE_NONE && n->sparse.kind != TFX_SPARSE_SLIDING && gather < 2;
     if (bs_rows && tfx_cg_bs_table_get(cg, n, TFX_DIM_T, TFX_DIM_T, &bs)) return -1;
     double scale = 1.0 / sqrt((double)(dn + dr));
     LLVMValueRef fzero = LLVMConstReal(cg->t_f32, 0.0);
@@ -252,6 +256,13 @@ int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n) {
     if (dr > 0) emit_rope(cg, n, table, tfx_cg_fptrc(cg, qn, dn), tfx_cg_fptrc(cg, qbuf, r), qi, scale);
     LLVMValueRef jlo, jhi;
     tfx_cg_attn_key_range(cg, n, qi, tfx_cg_addc(cg, qi, 1), &jlo, &jhi);
+    if (gather >= 2) { /* the keys c + m * gather of [jlo, jhi), c = qi mod gather (as k_attention.c's row body) */
+      LLVMValueRef kK = tfx_cg_i64(cg, gather);
+      walk.kstride = gather;
+      walk.kres = LLVMBuildURem(b, qi, kK, "gather_res");
+      jlo = LLVMBuildUDiv(b, tfx_cg_sub(cg, tfx_cg_addc(cg, jlo, gather - 1), walk.kres), kK, "");
+      jhi = LLVMBuildUDiv(b, tfx_cg_sub(cg, tfx_cg_addc(cg, jhi, gather - 1), walk.kres), kK, "");
+    }
     LLVMValueRef slope = tfx_cg_attn_slope(cg, n, h);
     vrun(cg, V_ZERO, ctx, NULL, NULL, NULL, r);
     if (bs_rows) { /* only the runs of key groups the table keeps for the query's tile */

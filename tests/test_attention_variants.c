@@ -39,7 +39,8 @@
  *    5, windows 0 and not multiples of k, chunks starting at every residue,
  *    causal and bidirectional, ALiBi on some) against the interpreter and
  *    each other, the module's forward body and decode entry holding the
- *    gathered walk (gather_res) and the gathered table (tfx_bsg_).
+ *    gathered walk (gather_res) and the gathered table (tfx_bsg_); MLA's
+ *    row walk gathered for its dilated patterns (test_mla).
  * Tolerance: max |jit - ref| <= 1e-4 * max(1, max |ref|), between two
  * schedules 2e-4 * max(1, max |ref|). */
 #include <setjmp.h>
@@ -495,6 +496,16 @@ static void test_mla(void **state) {
       check_levels(t, k_decoder_calls, N_DECODER, label);
     else
       check_levels(t, calls, 5, label);
+    /* a dilated pattern is gathered (the query's residue class, k_mla.c), the others are not */
+    char *ll = NULL, err[256];
+    size_t len = 0;
+    FILE *f = open_memstream(&ll, &len);
+    tfx_target_options o = {.opt_level = 0};
+    if (tfx_backend_emit_text(t->g, &o, TFX_EMIT_LLVM_IR, f, err, sizeof err)) fail_msg("%s: emit: %s", label, err);
+    fclose(f);
+    if ((strstr(ll, "%gather_res") != NULL) != (sp.kind == TFX_SPARSE_DILATED))
+      fail_msg("%s: the module %s a gathered walk", label, sp.kind == TFX_SPARSE_DILATED ? "lacks" : "has");
+    free(ll);
     tfx_tg_free(t);
   }
 }
