@@ -716,7 +716,7 @@ void tfx_cg_gemm_rows(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P, L
 /* ---- k_linear_q8.c: the int8 dot-product panels (G->aq) ----
  * The current chunk of quantized rows of x (activations quantized per
  * TFX_ACT_QBLOCK, tfx_act_quant_block) against one row-major panel of a
- * q8_0 / q4_0 / q4_k / q6_k weight: integer dot products per block, f32
+ * q8_0 / q4_0 / q5_0 / q3_k / q4_k / q6_k / tq2_0 / i8 / zq weight: integer dot products per block, f32
  * accumulation, the block buffers filled for tfx_cg_gemm_rows. */
 void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P);
 /* The whole GEMM of an int8 linear (G->aq): the rows of x quantized once per

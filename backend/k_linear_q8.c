@@ -475,6 +475,42 @@ static LLVMValueRef q6_k_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb) {
   return LLVMBuildOr(b, low, high, "");
 }
 
+/* The 32 3-bit codes u (0 .. 7) of sub-block sb of the q3_k super-block at
+ * wp (ir/dtype.c's dq_q3_k): bits 2 (sb % 4) of the qs bytes 32 + 32 (sb /
+ * 4) .. as bits 0-1, bit sb of the 32 hmask bytes (at 0) as bit 2; w = d *
+ * (sc - 32) * (u - 4) (ggml subtracts 4 where the hmask bit is clear). */
+static LLVMValueRef q3_k_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef qs = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 32 + 32 * (sb / 4)), 1);
+  if (sb % 4) qs = LLVMBuildLShr(b, qs, ivec(c->t_i8, 32, 2 * (sb % 4)), "");
+  LLVMValueRef hm = load_a(cg, c->t_b32, wp, 1);
+  if (sb > 2) hm = LLVMBuildLShr(b, hm, ivec(c->t_i8, 32, sb - 2), "");
+  if (sb < 2) hm = LLVMBuildShl(b, hm, ivec(c->t_i8, 32, 2 - sb), "");
+  return LLVMBuildOr(b, LLVMBuildAnd(b, qs, ivec(c->t_i8, 32, 3), ""), LLVMBuildAnd(b, hm, ivec(c->t_i8, 32, 4), ""),
+                     "");
+}
+
+/* The 16 signed scales sc - 32 (-32 .. 31, one per 16 elements) of the
+ * q3_k super-block at wp, as <16 x i8>: its 12 scale bytes (at 96) as three
+ * u32 unpacked with 32-bit integer ops (ggml's kmask1 / kmask2: scale j has
+ * the low 4 bits of byte j % 8 >> 4 (j / 8) and bits 2 (j / 4) of byte 8 +
+ * j % 4 as bits 4-5; tfx_q3_k_scale). */
+static LLVMValueRef q3_k_scales(tfx_cg *cg, qctx *c, LLVMValueRef wp) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef u[3];
+  for (int q = 0; q < 3; q++) u[q] = load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp, 96 + 4 * q), 1);
+  LLVMValueRef k0f = tfx_cg_i32(cg, 0x0f0f0f0f), k03 = tfx_cg_i32(cg, 0x03030303);
+  LLVMValueRef v4 = LLVMGetPoison(LLVMVectorType(cg->t_i32, 4));
+  for (int q = 0; q < 4; q++) { /* scales 4q .. 4q + 3 */
+    LLVMValueRef lo = u[q % 2];
+    if (q >= 2) lo = LLVMBuildLShr(b, lo, tfx_cg_i32(cg, 4), "");
+    LLVMValueRef hi = q ? LLVMBuildLShr(b, u[2], tfx_cg_i32(cg, 2 * q), "") : u[2];
+    hi = LLVMBuildShl(b, LLVMBuildAnd(b, hi, k03, ""), tfx_cg_i32(cg, 4), "");
+    v4 = LLVMBuildInsertElement(b, v4, LLVMBuildOr(b, LLVMBuildAnd(b, lo, k0f, ""), hi, ""), tfx_cg_i32(cg, q), "");
+  }
+  return LLVMBuildSub(b, LLVMBuildBitCast(b, v4, c->t_b16, ""), ivec(c->t_i8, 16, 32), "");
+}
+
 /* The 32 2-bit codes (0 .. 2) of sub-block sb of the tq2_0 super-block at
  * wp: bits 2 (sb % 4) of bytes 32 (sb / 4) ... */
 static LLVMValueRef tq2_0_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb) {
@@ -506,10 +542,18 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
     wmin = LLVMBuildFNeg(b, LLVMBuildFMul(b, wscal[1], LLVMBuildSIToFP(b, m, cg->t_f32, ""), ""), "");
     break;
   }
+  case TFX_DT_Q3_K:
   case TFX_DT_Q6_K: {
-    wq = q6_k_codes(cg, c, wp, sb);
     LLVMTypeRef v2i8 = LLVMVectorType(c->t_i8, 2);
-    LLVMValueRef sc2 = load_a(cg, v2i8, tfx_cg_byteptr(cg, wp, 192 + 2 * sb), 1);
+    LLVMValueRef sc2;
+    if (c->dt == TFX_DT_Q3_K) { /* wscal[1]: the 16 scales (q3_k_scales) */
+      wq = q3_k_codes(cg, c, wp, sb);
+      int two[2] = {2 * sb, 2 * sb + 1};
+      sc2 = shuf(cg, wscal[1], wscal[1], two, 2);
+    } else {
+      wq = q6_k_codes(cg, c, wp, sb);
+      sc2 = load_a(cg, v2i8, tfx_cg_byteptr(cg, wp, 192 + 2 * sb), 1);
+    }
     sc2 = LLVMBuildSIToFP(b, sc2, LLVMVectorType(cg->t_f32, 2), "");
     int idx[8] = {0, 0, 0, 0, 1, 1, 1, 1};
     wsc = LLVMBuildFMul(b, shuf(cg, sc2, sc2, idx, 8), splat8(cg, c, wscal[0]), "");
@@ -565,9 +609,10 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
       acc_fma(cg, t, a, idot(cg, c, wq, xq, zero, 0), splat8(cg, c, LLVMBuildFMul(b, wsc, xd, "")));
       acc_fma(cg, t, a, xs, splat8(cg, c, LLVMBuildFMul(b, wmin, xd, "")));
       break;
+    case TFX_DT_Q3_K: /* dot - 4 * sum x; q6_k: dot - 32 * sum x */
     case TFX_DT_Q6_K: {
-      LLVMValueRef dot =
-          LLVMBuildSub(b, idot(cg, c, wq, xq, zero, 0), LLVMBuildShl(b, xs, ivec(cg->t_i32, 8, 5), ""), "");
+      LLVMValueRef dot = LLVMBuildSub(b, idot(cg, c, wq, xq, zero, 0),
+                                      LLVMBuildShl(b, xs, ivec(cg->t_i32, 8, c->dt == TFX_DT_Q3_K ? 2 : 5), ""), "");
       acc_fma(cg, t, a, dot, LLVMBuildFMul(b, wsc, splat8(cg, c, xd), ""));
       break;
     }
@@ -778,7 +823,7 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
   LLVMBuilderRef b = cg->b;
   LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
   LLVMTypeRef v4i = LLVMVectorType(cg->t_i32, 4), f8 = c->t_f8;
-  int q4k = c->dt == TFX_DT_Q4_K, tq2 = c->dt == TFX_DT_TQ2_0;
+  int q4k = c->dt == TFX_DT_Q4_K, tq2 = c->dt == TFX_DT_TQ2_0, q3k = c->dt == TFX_DT_Q3_K;
   LLVMValueRef acc[2][8], macc[8];
   for (int k = 0; k < nw; k++) {
     for (int st = 0; st < 2; st++) {
@@ -852,17 +897,40 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
           LLVMBuildFPExt(b, load_a(cg, LLVMHalfTypeInContext(cg->ctx), tfx_cg_byteptr(cg, wp, 64), 1), cg->t_f32, "");
       sv = LLVMBuildShuffleVector(b, LLVMBuildInsertElement(b, LLVMGetPoison(v16f), d, tfx_cg_i32(cg, 0), ""),
                                   LLVMGetPoison(v16f), LLVMConstNull(v16i), "");
-    } else {
-      LLVMValueRef s8 = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 192), 1);
-      LLVMValueRef d =
-          LLVMBuildFPExt(b, load_a(cg, LLVMHalfTypeInContext(cg->ctx), tfx_cg_byteptr(cg, wp, 208), 1), cg->t_f32, "");
+    } else { /* q6_k, q3_k: 16 int8 scales times d */
+      LLVMValueRef s8 = q3k ? q3_k_scales(cg, c, wp) : load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 192), 1);
+      LLVMValueRef d = LLVMBuildFPExt(
+          b, load_a(cg, LLVMHalfTypeInContext(cg->ctx), tfx_cg_byteptr(cg, wp, q3k ? 108 : 208), 1), cg->t_f32, "");
       LLVMValueRef dv =
           LLVMBuildShuffleVector(b, LLVMBuildInsertElement(b, LLVMGetPoison(v16f), d, tfx_cg_i32(cg, 0), ""),
                                  LLVMGetPoison(v16f), LLVMConstNull(v16i), "");
       sv = LLVMBuildFMul(b, LLVMBuildSIToFP(b, s8, v16f, ""), dv, "");
     }
     LLVMValueRef q6[4];
-    if (!q4k && !tq2)
+    if (q3k) { /* pair j = 2h + p: sub-blocks 4h + 2p (bytes 0-31), 4h + 2p + 1 (32-63) */
+      LLVMTypeRef v64b = LLVMVectorType(c->t_i8, 64), v32w = LLVMVectorType(c->t_i16, 32);
+      int bc[64];
+      for (int l = 0; l < 64; l++) bc[l] = l % 32;
+      LLVMValueRef hm = load_a(cg, c->t_b32, wp, 1);
+      hm = LLVMBuildBitCast(b, shuf(cg, hm, hm, bc, 64), v32w, "");
+      for (int j = 0; j < 4; j++) {
+        LLVMValueRef qs = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 32 + 32 * (j / 2)), 1);
+        qs = LLVMBuildBitCast(b, shuf(cg, qs, qs, bc, 64), v32w, "");
+        /* 16-bit shifts, a count per 256-bit half: the qs fields 2 (2j % 4), + 1 to bits 0-1, hmask bits 2j,
+         * 2j + 1 to bit 2 (left for j = 0); the bits crossing into a byte are masked off */
+        LLVMValueRef sq[32], sh[32];
+        for (int l = 0; l < 32; l++) {
+          int sb = 2 * j + l / 16;
+          sq[l] = LLVMConstInt(c->t_i16, 2 * (sb % 4), 0);
+          sh[l] = LLVMConstInt(c->t_i16, j ? sb - 2 : 2 - sb, 0);
+        }
+        LLVMValueRef lo = LLVMBuildLShr(b, qs, LLVMConstVector(sq, 32), "");
+        LLVMValueRef hi =
+            j ? LLVMBuildLShr(b, hm, LLVMConstVector(sh, 32), "") : LLVMBuildShl(b, hm, LLVMConstVector(sh, 32), "");
+        q6[j] = LLVMBuildOr(b, LLVMBuildAnd(b, LLVMBuildBitCast(b, lo, v64b, ""), ivec(c->t_i8, 64, 3), ""),
+                            LLVMBuildAnd(b, LLVMBuildBitCast(b, hi, v64b, ""), ivec(c->t_i8, 64, 4), ""), "");
+      }
+    } else if (!q4k && !tq2)
       for (int h = 0; h < 2; h++) { /* pair 2h: sub-blocks 4h, 4h + 1; pair 2h + 1: 4h + 2, 4h + 3 */
         LLVMTypeRef v64b = LLVMVectorType(c->t_i8, 64), v32w = LLVMVectorType(c->t_i16, 32);
         LLVMValueRef ql = load_a(cg, v64b, tfx_cg_byteptr(cg, wp, 64 * h), 1);
@@ -892,7 +960,7 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
       } else if (tq2) { /* sub-blocks 2j, 2j + 1: the 2-bit fields 2 (j % 2), 2 (j % 2) + 1 of bytes 32 (j / 2) .. */
         u = shuf(cg, tq2_0_codes(cg, c, wp, 2 * j), tq2_0_codes(cg, c, wp, 2 * j + 1), seq, 64);
         for (int l = 0; l < 16; l++) sidx[l] = 0;
-      } else { /* pair j: sub-blocks 2j, 2j + 1, two scales each */
+      } else { /* q6_k, q3_k: pair j: sub-blocks 2j, 2j + 1, two scales each */
         u = q6[j];
         for (int l = 0; l < 16; l++) sidx[l] = 2 * (2 * j + l / 8) + (l / 4) % 2;
       }
@@ -965,6 +1033,10 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
         sc[1] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 2));
         break;
       case TFX_DT_Q6_K: sc[0] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 208)); break;
+      case TFX_DT_Q3_K:
+        sc[0] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 108));
+        sc[1] = q3_k_scales(cg, c, wp);
+        break;
       case TFX_DT_TQ2_0: sc[0] = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 64)); break;
       case TFX_DT_ZQ8_64:
       case TFX_DT_ZQ8_128:
@@ -1080,6 +1152,15 @@ static LLVMValueRef decode_u(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMV
     *off = LLVMBuildFNeg(
         b, LLVMBuildFMul(b, half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 2)), LLVMBuildSIToFP(b, m, cg->t_f32, ""), ""),
         "");
+    break;
+  }
+  case TFX_DT_Q3_K: {
+    u = q3_k_codes(cg, c, wp, sb);
+    LLVMValueRef d = half_at(cg, c->f16c, tfx_cg_byteptr(cg, wp, 108)), s16 = q3_k_scales(cg, c, wp);
+    for (int k = 0; k < 2; k++) {
+      LLVMValueRef s8 = LLVMBuildExtractElement(b, s16, tfx_cg_i32(cg, 2 * sb + k), "");
+      sc[k] = LLVMBuildFMul(b, d, LLVMBuildSIToFP(b, s8, cg->t_f32, ""), "");
+    }
     break;
   }
   case TFX_DT_Q6_K: {
@@ -1286,9 +1367,9 @@ static void rp_tile(tfx_cg *cg, qctx *c, int h, LLVMValueRef mb, int mr, LLVMVal
 
 /* 1 for the weight formats this path reads. */
 static int q8_supported(tfx_dtype dt) {
-  return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q5_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K ||
-         dt == TFX_DT_I8 || dt == TFX_DT_TQ2_0 || dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128 || dt == TFX_DT_ZQ4_64 ||
-         dt == TFX_DT_ZQ4_128;
+  return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q5_0 || dt == TFX_DT_Q3_K || dt == TFX_DT_Q4_K ||
+         dt == TFX_DT_Q6_K || dt == TFX_DT_I8 || dt == TFX_DT_TQ2_0 || dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128 ||
+         dt == TFX_DT_ZQ4_64 || dt == TFX_DT_ZQ4_128;
 }
 
 /* The dz rows' 16-lane sums in zr (rows 0 .. nb - 1 of the panel) reduced
@@ -1581,12 +1662,13 @@ static void q8_emit_as(tfx_cg *cg, const tfx_cg_gemm *G0, int few) {
   c.maddubs = !c.vnni && (i8 & TFX_CG_I8_MADDUBS) && cg->W >= 8; /* the ymm forms: AVX2 */
   c.f16c = c.vnni || c.maddubs;
   c.rp = !few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16;
-  c.S = c.dt == TFX_DT_Q6_K ? 16 : 32;
+  c.S = c.dt == TFX_DT_Q6_K || c.dt == TFX_DT_Q3_K ? 16 : 32;
   c.nsb = G.K / c.S;
   c.cw = c.dt == TFX_DT_Q8_0 || c.i8    ? 128
          : c.dt == TFX_DT_Q4_0          ? 8
          : c.dt == TFX_DT_Q5_0          ? 16
          : c.dt == TFX_DT_Q6_K          ? 32
+         : c.dt == TFX_DT_Q3_K          ? 4
          : c.dt == TFX_DT_TQ2_0 || c.zq ? 1
                                         : 0;
   c.dz = !c.zq && few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && c.nqb % 2 == 0;

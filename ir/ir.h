@@ -659,7 +659,7 @@ typedef struct tfx_quant_target {
 /* One block of TFX_ACT_QBLOCK values: q and the scale d. */
 void tfx_act_quant_block(const float *x, int8_t *q, float *d);
 /* 1 when LINEAR / FUSED_LINEAR node n runs int8 dot products on quantized
- * activations: its weight is q8_0, q4_0, q4_k or q6_k and the schedule does
+ * activations: its weight is q8_0, q4_0, q5_0, q3_k, q4_k, q6_k or tq2_0 and the schedule does
  * not ask for f32 activations (g->schedule.act_f32); 2 for an i8 weight
  * (w8a8, K a multiple of TFX_ACT_QBLOCK): the activations are quantized per
  * token, one scale for the whole row (tfx_act_quant_token). */

@@ -723,8 +723,8 @@ int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n) {
   if (dt == TFX_DT_I8) return tfx_node_cols(&g->nodes[n->inputs[1]]) % TFX_ACT_QBLOCK == 0 ? 2 : 0;
   if (dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128 || dt == TFX_DT_ZQ4_64 || dt == TFX_DT_ZQ4_128)
     return 2; /* ZeroQuant: token-wise activations */
-  return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q5_0 || dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K ||
-         dt == TFX_DT_TQ2_0;
+  return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q5_0 || dt == TFX_DT_Q3_K || dt == TFX_DT_Q4_K ||
+         dt == TFX_DT_Q6_K || dt == TFX_DT_TQ2_0;
 }
 
 int64_t tfx_node_work_bytes(const tfx_graph *g, const tfx_node *n, int64_t t) {

@@ -1,9 +1,11 @@
 /* tests/test_int8_linear.c — the int8 dot-product linears (backend/
- * k_linear_q8.c) for weights in q8_0, q4_0, q4_k, q6_k and q5_0 (issue #11).
+ * k_linear_q8.c) for weights in q8_0, q4_0, q4_k, q6_k, q5_0 and q3_k (issue
+ * #11).
  *
  * Graphs are built with the IR builder, their weights quantized from random
  * f32 rows by tfx_quantize_row (q8_0, q4_0, q5_0) or made of random valid blocks
- * (q4_k, q6_k: small positive f16 scales, any other byte). Cases: LINEAR +
+ * (q4_k, q6_k, q3_k: small positive f16 scales, any other byte: every code,
+ * hmask bit and 6-bit scale). Cases: LINEAR +
  * bias at -O0 (K = 256, 512, 768; 256, 768, 1024 for the K-quants; N = 45);
  * at -O2 a pre-norm SwiGLU (one FUSED_LINEAR: RMSNorm prologue, w1 and w3
  * interleaved as GLU; its w2 stays f32, see tfx_i8c_ffn) and x + linear(
@@ -42,8 +44,9 @@
 #include "support/weight_tests.h"
 #include "tfx/tfx.h"
 
-#define N_FORMATS 5
-static const tfx_dtype FORMATS[N_FORMATS] = {TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q4_K, TFX_DT_Q6_K, TFX_DT_Q5_0};
+#define N_FORMATS 6
+static const tfx_dtype FORMATS[N_FORMATS] = {TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q4_K,
+                                             TFX_DT_Q6_K, TFX_DT_Q5_0, TFX_DT_Q3_K};
 
 /* A [rows, cols] weight in format dt. */
 static int qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale) {
@@ -65,14 +68,18 @@ static int qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64
     }
     for (int64_t i = 0; i < rb; i++) row[i] = (uint8_t)((t->rng = t->rng * 6364136223846793005ull + 1) >> 56);
     for (int64_t b = 0; b < cols / 256; b++) {
-      uint8_t *blk = row + b * (dt == TFX_DT_Q4_K ? 144 : 210);
-      float d = scale * (0.5f + 0.25f * tfx_tg_rand(t)) / (dt == TFX_DT_Q4_K ? 32.0f * 15.0f : 32.0f * 64.0f);
+      uint8_t *blk = row + b * tfx_dtype_info_of(dt)->block_bytes;
+      /* |w| up to about scale: q4_k d * 63 * 15 - dmin * m, q6_k d * 128 * 32, q3_k d * 32 * 4 */
+      float d = scale * (0.5f + 0.25f * tfx_tg_rand(t)) /
+                (dt == TFX_DT_Q4_K   ? 32.0f * 15.0f
+                 : dt == TFX_DT_Q3_K ? 32.0f * 4.0f
+                                     : 32.0f * 64.0f);
       uint16_t h = tfx_wt_f16(d), hm = tfx_wt_f16(d * (1.5f + 0.5f * tfx_tg_rand(t)) * 4.0f);
       if (dt == TFX_DT_Q4_K) {
         memcpy(blk, &h, 2);
         memcpy(blk + 2, &hm, 2);
       } else {
-        memcpy(blk + 208, &h, 2);
+        memcpy(blk + (dt == TFX_DT_Q3_K ? 108 : 208), &h, 2);
       }
     }
   }

@@ -185,7 +185,7 @@ static void test_act_quant_block(void **state) {
   }
 }
 
-/* A linear whose weight is stored as q8_0, q4_0, q5_0, q4_k or q6_k takes
+/* A linear whose weight is stored as q8_0, q4_0, q5_0, q3_k, q4_k or q6_k takes
  * int8 activations unless the schedule asks for f32; f16 and f32 weights
  * never do. */
 static void test_act_quant_formats(void **state) {
@@ -194,7 +194,7 @@ static void test_act_quant_formats(void **state) {
     tfx_dtype dt;
     int act;
   } cases[] = {{TFX_DT_Q8_0, 1}, {TFX_DT_Q4_0, 1}, {TFX_DT_Q4_K, 1}, {TFX_DT_Q6_K, 1},
-               {TFX_DT_Q5_0, 1}, {TFX_DT_Q3_K, 0}, {TFX_DT_F16, 0},  {TFX_DT_F32, 0}};
+               {TFX_DT_Q5_0, 1}, {TFX_DT_Q3_K, 1}, {TFX_DT_F16, 0},  {TFX_DT_F32, 0}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     tfx_graph *g = tfx_graph_new("aq", 8);
     assert_non_null(g);
