@@ -1,5 +1,5 @@
 /* backend/k_linear_q8.c — the int8 dot-product path of the GEMM (k_linear.c)
- * for LINEAR and FUSED_LINEAR nodes whose weight is q8_0, q4_0, q5_0, q4_k, q6_k, tq2_0, i8 or zq8_*
+ * for LINEAR and FUSED_LINEAR nodes whose weight is q8_0, q4_0, q5_0, q3_k, q4_k, q6_k, tq2_0, i8 or zq*
  * (tfx_node_act_quant, ir/quantize.c), row-major as pack_weights leaves them.
  *
  * Many rows (a prefill; tfx_cg_q8_staged) run as two kernels: the first's
@@ -47,7 +47,10 @@
  * 128 * sum x), q4_0 w = d * (q - 8) (dot - 8 * sum x), q5_0 w = d * (q -
  * 16) (q4_0's nibbles with qh's bit as bit 4; dot - 16 * sum x), q4_k w = d * sc * q -
  * dmin * m per 32 (dot * d * sc - sum x * dmin * m), q6_k w = d * sc * (q -
- * 32) per 16 (dot - 32 * sum x, each 16 its scale), tq2_0 w = d * (u - 1)
+ * 32) per 16 (dot - 32 * sum x, each 16 its scale), q3_k w = d (sc - 32)
+ * (u - 4) per 16 (dot - 4 * sum x; u: 2 bits of qs and the hmask bit as
+ * bit 2, q3_k_codes; the 16 6-bit scales unpacked as ggml's kmask,
+ * q3_k_scales; dz: as q6_k's pairs), tq2_0 w = d * (u - 1)
  * per 256 (dot - sum x; the 2-bit codes u of sub-block s are bits 2 (s % 4)
  * of bytes 32 (s / 4) ..), zq8_64 / zq8_128 (ZeroQuant) w = d * (u - z)
  * per group of 64 / 128 (dot - z * sum x, u unsigned as vpdpbusd takes it;
@@ -89,7 +92,7 @@ typedef struct {
   int vnni, maddubs;
   int f16c; /* vcvtph2ps for the f16 scales (every AVX2-class x86 CPU has F16C) */
   /* the repacked prefill tiles (AVX512-VNNI, W = 16): sub-block S (32, or
-   * 16 for q6_k), nsb = K / S, the codes' offset cw (w = s * (u - cw) + o) */
+   * 16 for q6_k and q3_k), nsb = K / S, the codes' offset cw (w = s * (u - cw) + o) */
   int rp, cw;
   int64_t S, nsb;
   LLVMValueRef rq[2], rs[2], ro[2]; /* repacked panels (GLU: gate, up) */
@@ -804,7 +807,7 @@ static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
   dz_finish(cg, sets, nw, acc, out);
 }
 
-/* dz_rows for q4_k and q6_k, per super-block of 256: four pairs of 32-element
+/* dz_rows for q4_k, q6_k, q3_k and tq2_0, per super-block of 256: four pairs of 32-element
  * sub-blocks, each one 512-bit vpdpbusd. q4_k: 64 nibble bytes (chunks 2h,
  * 2h + 1) per load, whose low nibbles are sub-blocks 4h and 4h + 2 and high
  * ones 4h + 1 and 4h + 3 (x's blocks stored in that order); the
@@ -818,7 +821,12 @@ static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
  * fields are moved to bits 4-5 by one 16-bit shift per pair with a shift
  * count per 256-bit half (the bits crossing into a byte are masked off);
  * the 16 int8 scales widened as one vector, each lane's taken by a
- * constant shuffle. */
+ * constant shuffle. q3_k: the 32 hmask bytes in both halves of a zmm once
+ * per super-block, the 32 qs bytes of each half of 128 likewise; per pair
+ * j (sub-blocks 2j, 2j + 1) one 16-bit shift of each with a count per
+ * 256-bit half moves the qs fields 2 (2j % 4), 2 (2j % 4) + 1 to bits 0-1
+ * and the hmask bits 2j, 2j + 1 to bit 2 (left shifts for j = 0), masked
+ * and or-ed; the 16 scales (q3_k_scales) times d as q6_k's. */
 static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out) {
   LLVMBuilderRef b = cg->b;
   LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);

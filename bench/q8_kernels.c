@@ -1,6 +1,6 @@
 /* bench/q8_kernels.c — the kernel rows of the int8 linears (issue #11): one
  * LINEAR y = x @ w^T JIT-compiled per weight format (f32, q8_0, q4_0, q4_k,
- * q6_k) for the stories110M shapes (K = 768 -> N = 768, 2048, 32000;
+ * q6_k, q3_k) for the stories110M shapes (K = 768 -> N = 768, 2048, 32000;
  * K = 2048 -> N = 768), timed at M = 1 (GEMV: GB/s of weight bytes) and
  * M = 128 (GEMM: GFLOP/s), 1 and 2 threads, medians of repeated calls, with
  * each format's speedup over f32 (time ratio) measured in the same run. Built by CMake as
@@ -109,12 +109,12 @@ int main(int argc, char **argv) {
    * takes the core away, not the cycles: steadier than wall-clock time) */
   cpu_clock = argc > 2 && !strcmp(argv[2], "cpu");
   static const int64_t shapes[4][2] = {{768, 768}, {768, 2048}, {768, 32000}, {2048, 768}};
-  static const tfx_dtype fmts[5] = {TFX_DT_F32, TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q4_K, TFX_DT_Q6_K};
+  static const tfx_dtype fmts[6] = {TFX_DT_F32, TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q4_K, TFX_DT_Q6_K, TFX_DT_Q3_K};
   printf("%-6s %-12s %3s %10s %8s %10s %8s\n", "format", "K->N", "thr", "GEMV GB/s", "speedup", "GEMM GF/s", "speedup");
   for (int sh = 0; sh < 4; sh++)
     for (int th = 1; th <= (cpu_clock ? 1 : 2); th++) {
       double f32_t1 = 0, f32_tm = 0;
-      for (int f = 0; f < 5; f++) {
+      for (int f = 0; f < 6; f++) {
         int64_t K = shapes[sh][0], N = shapes[sh][1], wb = 0;
         double t1 = time_linear(fmts[f], K, N, 1, th, reps, &wb);
         double tm = time_linear(fmts[f], K, N, 128, th, reps / 5 + 3, &wb);
