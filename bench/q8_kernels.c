@@ -5,7 +5,8 @@
  * M = 128 (GEMM: GFLOP/s), 1 and 2 threads, medians of repeated calls, with
  * each format's speedup over f32 (time ratio) measured in the same run. Built by CMake as
  * bench_q8 (not part of `all`): cmake --build build --target bench_q8;
- * ./build/bench_q8 [REPS] [cpu] (cpu: one thread, timed by its CPU time). */
+ * ./build/bench_q8 [REPS] [cpu|wall] [KxN,KxN..] (cpu: one thread, timed by its CPU time;
+ * the shapes replace stories110M's, e.g. 64x512 for stories260K's classifier). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,14 +109,31 @@ int main(int argc, char **argv) {
   /* argv[2] = "cpu": one thread, timed by its CPU time (a loaded machine
    * takes the core away, not the cycles: steadier than wall-clock time) */
   cpu_clock = argc > 2 && !strcmp(argv[2], "cpu");
-  static const int64_t shapes[4][2] = {{768, 768}, {768, 2048}, {768, 32000}, {2048, 768}};
+  /* argv[3]: the shapes as K x N, comma-separated (e.g. 64x512,128x512), else stories110M's */
+  int64_t shapes[16][2] = {{768, 768}, {768, 2048}, {768, 32000}, {2048, 768}};
+  int nsh = 4;
+  if (argc > 3) {
+    nsh = 0;
+    for (const char *q = argv[3]; *q;) {
+      long long k = 0, n = 0;
+      int used = 0;
+      if (nsh == 16 || sscanf(q, "%lldx%lld%n", &k, &n, &used) != 2 || k <= 0 || n <= 0) {
+        fprintf(stderr, "bench_q8: bad shapes '%s' (K x N, comma-separated, at most 16)\n", argv[3]);
+        return 2;
+      }
+      shapes[nsh][0] = k, shapes[nsh][1] = n, nsh++;
+      q += used;
+      if (*q == ',') q++;
+    }
+  }
   static const tfx_dtype fmts[6] = {TFX_DT_F32, TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q4_K, TFX_DT_Q6_K, TFX_DT_Q3_K};
   printf("%-6s %-12s %3s %10s %8s %10s %8s\n", "format", "K->N", "thr", "GEMV GB/s", "speedup", "GEMM GF/s", "speedup");
-  for (int sh = 0; sh < 4; sh++)
+  for (int sh = 0; sh < nsh; sh++)
     for (int th = 1; th <= (cpu_clock ? 1 : 2); th++) {
       double f32_t1 = 0, f32_tm = 0;
       for (int f = 0; f < 6; f++) {
         int64_t K = shapes[sh][0], N = shapes[sh][1], wb = 0;
+        if (K % tfx_dtype_info_of(fmts[f])->block) continue; /* (a K-quant at K < 256) */
         double t1 = time_linear(fmts[f], K, N, 1, th, reps, &wb);
         double tm = time_linear(fmts[f], K, N, 128, th, reps / 5 + 3, &wb);
         if (t1 < 0 || tm < 0) return 1;
