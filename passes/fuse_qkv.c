@@ -10,7 +10,17 @@
  * cross-attention K/V projections of one encoder memory in two decoder
  * layers stay two matmuls, because fusing the second layer's into the first
  * would keep its [S, 2 * d] output live across the whole first layer (the
- * arena grows by it; the saved kernel reads a few rows). */
+ * arena grows by it; the saved kernel reads a few rows).
+ *
+ * First, the same planar output for a linear the program splits itself: a
+ * `linear` (weight and bias as above, not the output) read only by
+ * `col_slice`s (the language's x[:, a:b]) whose ranges are equal or
+ * disjoint cuts it into segments (2 to 4, columns nobody reads being
+ * segments of their own); it becomes a fused_linear over its own weight
+ * (already the rows of the segments in order) with a planar output, and
+ * each col_slice (a copy) a SLICE view of its segment: GPT-2's fused c_attn
+ * written as q = qkv[:, :dim], ... costs what three projections fused here
+ * cost. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,8 +77,94 @@ static int fuse_group(tfx_rw *rw, const group *gr, char *err, size_t errlen) {
   return 0;
 }
 
+/* The segments of linear id read only through col_slices into segs[]
+ * (column widths in order) and seg_of[k] (reader k's segment); the number of
+ * segments, or 0 when it does not qualify (a reader that is not a
+ * col_slice, overlapping ranges, one segment, more than TFX_MAX_SEGS). */
+static int slice_segments(const tfx_rw *rw, int id, const int *rd, int nr, int64_t *segs, int *seg_of) {
+  const tfx_graph *g = rw->g;
+  int64_t N = tfx_node_cols(&g->nodes[id]), cut[2 * TFX_MAX_SEGS + 2];
+  int nc = 0;
+  if (nr < 1 || nr > 2 * TFX_MAX_SEGS || rw->uses[id] != nr) return 0;
+  for (int k = 0; k < nr; k++) {
+    const tfx_node *s = &g->nodes[rd[k]];
+    if (s->op != TFX_OP_COL_SLICE) return 0;
+    for (int j = 0; j < k; j++) { /* equal or disjoint */
+      const tfx_node *o = &g->nodes[rd[j]];
+      int same = o->col_lo == s->col_lo && o->col_hi == s->col_hi;
+      if (!same && o->col_lo < s->col_hi && s->col_lo < o->col_hi) return 0;
+    }
+  }
+  /* the cuts: 0, N and every bound, sorted, without repeats */
+  cut[nc++] = 0;
+  cut[nc++] = N;
+  for (int k = 0; k < nr; k++) {
+    cut[nc++] = g->nodes[rd[k]].col_lo;
+    cut[nc++] = g->nodes[rd[k]].col_hi;
+  }
+  for (int i = 1; i < nc; i++)
+    for (int j = i; j > 0 && cut[j - 1] > cut[j]; j--) {
+      int64_t t = cut[j];
+      cut[j] = cut[j - 1], cut[j - 1] = t;
+    }
+  int n = 0;
+  for (int i = 1; i < nc; i++) {
+    if (cut[i] == cut[i - 1]) continue;
+    if (n == TFX_MAX_SEGS) return 0;
+    segs[n++] = cut[i] - cut[i - 1];
+  }
+  if (n < 2) return 0;
+  for (int k = 0; k < nr; k++) { /* each reader is one whole segment (the ranges are disjoint) */
+    int64_t at = 0;
+    seg_of[k] = -1;
+    for (int i = 0; i < n; at += segs[i++])
+      if (at == g->nodes[rd[k]].col_lo) seg_of[k] = segs[i] == g->nodes[rd[k]].col_hi - at ? i : -1;
+    if (seg_of[k] < 0) return 0;
+  }
+  return n;
+}
+
+/* Linears split by col_slices into planar fused_linears with SLICE views. */
+static int fuse_sliced(tfx_pass_ctx *c) {
+  tfx_graph *g = c->g;
+  tfx_rw rw;
+  if (tfx_rw_begin(&rw, g, c->err, c->errlen)) return -1;
+  int nn = g->n_nodes;
+  for (int i = 0; i < nn; i++) {
+    int rd[2 * TFX_MAX_SEGS + 1], seg_of[2 * TFX_MAX_SEGS];
+    int64_t segs[TFX_MAX_SEGS];
+    if (!candidate(&rw, i)) continue;
+    int nr = tfx_rw_readers(g, i, rd, 2 * TFX_MAX_SEGS + 1), n = slice_segments(&rw, i, rd, nr, segs, seg_of);
+    if (!n) continue;
+    const tfx_node *l = &g->nodes[i];
+    int has_bias = l->n_inputs == 3;
+    tfx_node f = tfx_node_proto(TFX_OP_FUSED_LINEAR, l->n_inputs, l->inputs);
+    f.fx.has_bias = has_bias;
+    f.fx.n_segs = n;
+    for (int k = 0; k < n; k++) f.fx.segs[k] = segs[k];
+    f.line = l->line, f.col = l->col;
+    int id = tfx_rw_add(&rw, &f, rw.key[i], c->err, c->errlen);
+    for (int k = 0; k < nr && id >= 0; k++) {
+      tfx_node s = tfx_node_proto(TFX_OP_SLICE, 1, &id);
+      s.fx.index = seg_of[k];
+      s.line = g->nodes[rd[k]].line, s.col = g->nodes[rd[k]].col;
+      int sid = tfx_rw_add(&rw, &s, rw.key[rd[k]], c->err, c->errlen);
+      if (sid < 0)
+        id = -1;
+      else
+        tfx_rw_replace_uses(&rw, rd[k], sid);
+    }
+    if (id < 0) {
+      tfx_rw_abort(&rw);
+      return -1;
+    }
+  }
+  return tfx_rw_commit(&rw, c->err, c->errlen);
+}
+
 int tfx_pass_fuse_qkv(tfx_pass_ctx *c) {
   if (!c->weight_transforms) return 0;
+  if (fuse_sliced(c)) return -1;
   tfx_graph *g = c->g;
   tfx_rw rw;
   if (tfx_rw_begin(&rw, g, c->err, c->errlen)) return -1;

@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "../driver/compile.h"
+#include "../passes/passes.h"
 #include "support/jit_harness.h"
 #include "support/testutil.h"
 #include "tfx/tfx.h"
@@ -302,6 +303,52 @@ static void test_fused_qkv_attention(void **state) {
   }
 }
 
+/* ---- fuse_qkv: a linear split by col_slices becomes planar ---- */
+
+/* y = linear(x f32[T, 12], w f32[20, 12]) read by col_slices of the ranges
+ * given ({lo, hi} pairs, -1 ends), their sum the output (through a concat
+ * when the widths differ); runs fuse_qkv and returns the segments of the
+ * fused_linear (0: none), the widths into segs */
+static int fused_segments(const int (*ranges)[2], int64_t *segs) {
+  tfx_tg *t = tfx_tg_new("split", 16, 9);
+  int x = tfx_tg_input_f32(t, 12);
+  int y = tfx_tg_op2(t, TFX_OP_LINEAR, x, tfx_tg_param2(t, "w", 20, 12, 0.5f));
+  int s[8], n = 0;
+  for (; ranges[n][0] >= 0; n++) s[n] = col_slice(t, y, ranges[n][0], ranges[n][1]);
+  t->g->output = concat(t, n, s);
+  assert_true(t->g->output >= 0);
+  char err[256] = "";
+  tfx_pass_ctx c = {.g = t->g, .weight_transforms = 1, .err = err, .errlen = sizeof err};
+  if (tfx_pass_fuse_qkv(&c)) fail_msg("fuse_qkv: %s", err);
+  if (tfx_verify(t->g, 0, err, sizeof err)) fail_msg("verify: %s", err);
+  int segs_n = 0;
+  const tfx_node *f = find_op(t->g, TFX_OP_FUSED_LINEAR, 0);
+  if (f) {
+    segs_n = f->fx.n_segs;
+    for (int i = 0; i < segs_n; i++) segs[i] = f->fx.segs[i];
+    /* every col_slice of it became a view */
+    for (int i = 0; i < t->g->n_nodes; i++)
+      if (t->g->nodes[i].op == TFX_OP_COL_SLICE) assert_int_not_equal(t->g->nodes[i].inputs[0], f->id);
+  }
+  tfx_tg_free(t);
+  return segs_n;
+}
+
+static void test_fuse_sliced(void **state) {
+  (void)state;
+  int64_t s[TFX_MAX_SEGS];
+  /* q, k, v in any order, one read twice */
+  assert_int_equal(fused_segments((const int[][2]){{12, 16}, {0, 12}, {16, 20}, {0, 12}, {-1, -1}}, s), 3);
+  assert_true(s[0] == 12 && s[1] == 4 && s[2] == 4);
+  /* columns nobody reads are a segment of their own */
+  assert_int_equal(fused_segments((const int[][2]){{3, 10}, {14, 20}, {-1, -1}}, s), 4);
+  assert_true(s[0] == 3 && s[1] == 7 && s[2] == 4 && s[3] == 6);
+  /* overlapping ranges, a single range of all the columns but one, too many segments: left alone */
+  assert_int_equal(fused_segments((const int[][2]){{0, 12}, {8, 20}, {-1, -1}}, s), 0);
+  assert_int_equal(fused_segments((const int[][2]){{0, 19}, {-1, -1}}, s), 2); /* [19 | 1 unread] */
+  assert_int_equal(fused_segments((const int[][2]){{0, 2}, {4, 6}, {8, 10}, {12, 14}, {-1, -1}}, s), 0);
+}
+
 /* ---- a model in the language, through the whole pipeline ---- */
 
 static const char *const k_model =
@@ -388,7 +435,22 @@ static void test_model(void **state) {
   free(msgs);
   if (build_text(k_model, 3, &b3, &msgs)) fail_msg("-O3: %s", msgs);
   free(msgs);
-  assert_non_null(find_op(b3.graph, TFX_OP_COL_SLICE, 9)); /* 10 slices (5 a layer) survive the pipeline */
+  /* -O3: each layer's q, k, v slices of c_attn are views of a planar
+   * fused_linear (fuse_qkv), the FFN's two slices stay copies */
+  int planar = 0;
+  for (int i = 0; i < b3.graph->n_nodes; i++) {
+    const tfx_node *f = &b3.graph->nodes[i];
+    if (f->op != TFX_OP_FUSED_LINEAR || f->fx.n_segs != 3) continue;
+    planar++;
+    assert_int_equal(f->fx.segs[0], 24);
+    assert_int_equal(f->fx.segs[1], 12);
+    assert_int_equal(f->fx.segs[2], 12);
+  }
+  assert_int_equal(planar, 2);
+  assert_non_null(find_op(b3.graph, TFX_OP_SLICE, 5));
+  assert_null(find_op(b3.graph, TFX_OP_SLICE, 6));
+  assert_non_null(find_op(b3.graph, TFX_OP_COL_SLICE, 3));
+  assert_null(find_op(b3.graph, TFX_OP_COL_SLICE, 4));
   assert_non_null(find_op(b3.graph, TFX_OP_CONCAT_COLS, 1));
   float *ref = run_all(&b0, NULL, tok, 0);
   float *got = run_all(&b3, NULL, tok, 0);
@@ -434,6 +496,7 @@ int main(void) {
       cmocka_unit_test(test_interp),
       cmocka_unit_test(test_kernels),
       cmocka_unit_test(test_fused_qkv_attention),
+      cmocka_unit_test(test_fuse_sliced),
       cmocka_unit_test(test_model),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
