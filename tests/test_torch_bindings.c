@@ -10,7 +10,8 @@
  *  - gpt2_fused: the same checkpoint bound with c_attn whole (only
  *    transposed), q, k and v taken as column slices of its output, the heads
  *    attended in two groups and concatenated into c_proj
- *    (tests/torch/gpt2_fused.tfx: x[:, a:b] and concat of values);
+ *    (tests/torch/gpt2_fused.tfx: x[:, a:b] and concat of values), and
+ *    gpt2_qkv with q, k, v slices only (fuse_qkv makes them views at -O3);
  *  - bloom_hf: examples/bloom/alibi.tfx binding BLOOM's query_key_value
  *    ([heads, 3, head_dim] rows, weight and bias) through .view(...)[:, k];
  *  - falcon_grouped: a GQA model binding Falcon's grouped query_key_value
@@ -47,6 +48,11 @@ static void test_gpt2_fused_qkv_sliced(void **state) {
   tfx_test_torch_case("gpt2_hf", "tests/torch/gpt2_fused.tfx", TOL);
 }
 
+static void test_gpt2_qkv_slices(void **state) {
+  (void)state;
+  tfx_test_torch_case("gpt2_hf", "tests/torch/gpt2_qkv.tfx", TOL);
+}
+
 static void test_bloom_interleaved_qkv(void **state) {
   (void)state;
   tfx_test_torch_case("bloom_hf", "examples/bloom/alibi.tfx", TOL);
@@ -70,9 +76,9 @@ static void test_mixtral_experts_stacked(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_computed_weight_every_level), cmocka_unit_test(test_gpt2_as_saved),
-      cmocka_unit_test(test_gpt2_fused_qkv_sliced),       cmocka_unit_test(test_bloom_interleaved_qkv),
-      cmocka_unit_test(test_falcon_grouped_qkv),          cmocka_unit_test(test_falcon_grouped_bias),
-      cmocka_unit_test(test_mixtral_experts_stacked),
+      cmocka_unit_test(test_gpt2_fused_qkv_sliced),       cmocka_unit_test(test_gpt2_qkv_slices),
+      cmocka_unit_test(test_bloom_interleaved_qkv),       cmocka_unit_test(test_falcon_grouped_qkv),
+      cmocka_unit_test(test_falcon_grouped_bias),         cmocka_unit_test(test_mixtral_experts_stacked),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

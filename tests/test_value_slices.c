@@ -349,6 +349,36 @@ static void test_fuse_sliced(void **state) {
   assert_int_equal(fused_segments((const int[][2]){{0, 2}, {4, 6}, {8, 10}, {12, 14}, {-1, -1}}, s), 0);
 }
 
+/* examples/gpt2/gpt2.tfx (separate wq, wk, wv) and tests/torch/gpt2_qkv.tfx
+ * (one c_attn, q, k, v its slices) give the same -O3 graph: as many nodes
+ * of every op, the same arena, KV and weight bytes */
+static void test_gpt2_same_graph(void **state) {
+  (void)state;
+  static const char *const files[2] = {TFX_SOURCE_DIR "/examples/gpt2/gpt2.tfx",
+                                       TFX_SOURCE_DIR "/tests/torch/gpt2_qkv.tfx"};
+  tfx_build b[2];
+  for (int i = 0; i < 2; i++) {
+    char *src = tfx_test_read_file(files[i], NULL), *msgs = NULL;
+    assert_non_null(src);
+    if (build_text(src, 3, &b[i], &msgs)) fail_msg("%s: %s", files[i], msgs);
+    free(msgs);
+    free(src);
+  }
+  const tfx_graph *g0 = b[0].graph, *g1 = b[1].graph;
+  int count[2][TFX_OP_COUNT] = {{0}};
+  for (int i = 0; i < g0->n_nodes; i++) count[0][g0->nodes[i].op]++;
+  for (int i = 0; i < g1->n_nodes; i++) count[1][g1->nodes[i].op]++;
+  for (int o = 0; o < TFX_OP_COUNT; o++)
+    if (count[0][o] != count[1][o]) fail_msg("%s: %d nodes vs %d", tfx_op_name((tfx_op)o), count[0][o], count[1][o]);
+  assert_int_equal(count[1][TFX_OP_SLICE], 6); /* q, k, v views of 2 layers */
+  assert_null(find_op(g1, TFX_OP_COL_SLICE, 0));
+  assert_int_equal(g0->arena_bytes, g1->arena_bytes);
+  assert_int_equal(g0->kv_bytes, g1->kv_bytes);
+  assert_int_equal(b[0].weights.size, b[1].weights.size);
+  tfx_build_free(&b[0]);
+  tfx_build_free(&b[1]);
+}
+
 /* ---- a model in the language, through the whole pipeline ---- */
 
 static const char *const k_model =
@@ -497,6 +527,7 @@ int main(void) {
       cmocka_unit_test(test_kernels),
       cmocka_unit_test(test_fused_qkv_attention),
       cmocka_unit_test(test_fuse_sliced),
+      cmocka_unit_test(test_gpt2_same_graph),
       cmocka_unit_test(test_model),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
