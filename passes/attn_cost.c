@@ -15,7 +15,9 @@
  *    other patterns every pair, masked per element); lanes: W x 16 for
  *    every (tile of W query rows, group of 16 keys) that holds an allowed
  *    pair by ir/'s block rule (the tile's masked and padded lanes cost as
- *    much as the others), W = 16 (AVX-512); the last terms are the items'
+ *    much as the others), W = 16 (AVX-512); a dilated pattern (k >= 2) is
+ *    gathered: both counted on its k classes of ceil(T / k) positions, each
+ *    the smaller pattern of tfx_attn_gather; the last terms are the items'
  *    own work (a row's setup and output; a tile's transposed queries and
  *    output). tiled is flash without a pattern and block_sparse with one;
  *    MLA has row only. The constants: CPU ns measured with
@@ -107,27 +109,39 @@ void tfx_attn_cost_eval(const tfx_graph *g, const tfx_node *n, tfx_attn_cost *c)
   int causal = n->mask == TFX_MASK_CAUSAL;
   /* prefill: the estimate of each schedule that applies, the cheapest (or the override) */
   double lanes = 0;
-  if (n->op == TFX_OP_ATTENTION)
-    kept_tiles(g, n, L, &c->kept, &lanes);
-  else
+  /* a dilated pattern is gathered (ir/'s tfx_attn_gather): k classes of ceil(L / k) positions, each the
+     smaller pattern sub (the row kernel walks its window, the tiles its kept tiles) */
+  tfx_node sub;
+  int64_t gk = tfx_attn_gather(n, &sub), Lc = L;
+  const tfx_node *pn = n;
+  if (gk >= 2) pn = &sub, Lc = (L + gk - 1) / gk;
+  if (gk < 2) gk = 1;
+  if (n->op == TFX_OP_ATTENTION) {
+    kept_tiles(g, pn, Lc, &c->kept, &lanes);
+    lanes *= (double)gk;
+    c->kept *= (double)gk * (double)Lc * (double)Lc / ((double)L * (double)L);
+  } else {
     c->kept = causal ? 0.5 : 1.0;
-  double full = causal ? (double)L * (double)(L + 1) / 2 : (double)L * (double)L;
-  double row_pairs = full;
-  if (n->sparse.kind == TFX_SPARSE_SLIDING) { /* the row kernel walks the window: |i - j| < w */
-    int64_t w = n->sparse.window > 0 ? n->sparse.window : 1;
-    row_pairs = 0;
-    for (int64_t i = 0; i < L; i++)
-      row_pairs += (double)((i < w - 1 ? i : w - 1) + 1 + (causal ? 0 : (L - 1 - i < w - 1 ? L - 1 - i : w - 1)));
   }
+  double full = causal ? (double)Lc * (double)(Lc + 1) / 2 : (double)Lc * (double)Lc;
+  double row_pairs = full;
+  if (pn->sparse.kind == TFX_SPARSE_SLIDING) { /* the row kernel walks the window: |i - j| < w */
+    int64_t w = pn->sparse.window > 0 ? pn->sparse.window : 1;
+    row_pairs = 0;
+    for (int64_t i = 0; i < Lc; i++)
+      row_pairs += (double)((i < w - 1 ? i : w - 1) + 1 + (causal ? 0 : (Lc - 1 - i < w - 1 ? Lc - 1 - i : w - 1)));
+  }
+  row_pairs *= (double)gk;
   c->prefill_row_ns = (double)H * (row_pairs * (TFX_COST_ROW_A + TFX_COST_ROW_B * (double)d) +
                                    (double)L * TFX_COST_ROW_ITEM * (double)d);
   int tiled = tfx_attn_schedule_applicable(n, TFX_ATTN_SCHED_FLASH)          ? TFX_ATTN_SCHED_FLASH
               : tfx_attn_schedule_applicable(n, TFX_ATTN_SCHED_BLOCK_SPARSE) ? TFX_ATTN_SCHED_BLOCK_SPARSE
                                                                              : TFX_ATTN_SCHED_UNSET;
-  c->prefill_tiled_ns = tiled != TFX_ATTN_SCHED_UNSET
-                            ? (double)H * (lanes * (TFX_COST_FLASH_A + TFX_COST_FLASH_B * (double)d) +
-                                           ceil_div((double)L, TFX_COST_TILE_ROWS) * TFX_COST_FLASH_ITEM * (double)d)
-                            : 0;
+  c->prefill_tiled_ns =
+      tiled != TFX_ATTN_SCHED_UNSET
+          ? (double)H * (lanes * (TFX_COST_FLASH_A + TFX_COST_FLASH_B * (double)d) +
+                         (double)gk * ceil_div((double)Lc, TFX_COST_TILE_ROWS) * TFX_COST_FLASH_ITEM * (double)d)
+          : 0;
   if (g->schedule.attention == TFX_SCHED_ATTN_DENSE || tiled == TFX_ATTN_SCHED_UNSET)
     c->forward = TFX_ATTN_SCHED_ROW;
   else if (g->schedule.attention == TFX_SCHED_ATTN_FLASH)

@@ -309,6 +309,16 @@ static void test_prefill_cost_model(void **state) {
   assert_true(c.kept < 0.15);
   sp.window = 2;
   assert_int_equal(prefill_chosen(2, 64, 24, &sp, TFX_SCHED_ATTN_AUTO, &c), TFX_ATTN_SCHED_ROW);
+  /* dilated(2, window 128) is gathered: 2 classes of 512 positions under sliding(64), about the tiles and
+     the row pairs of sliding(64) over 1,024 (not sliding(128)'s, which the element mask would visit) */
+  sp = (tfx_sparse){.kind = TFX_SPARSE_SLIDING, .window = 64};
+  prefill_chosen(2, 64, 1024, &sp, TFX_SCHED_ATTN_AUTO, &c);
+  tfx_attn_cost sl = c;
+  sp = (tfx_sparse){.kind = TFX_SPARSE_DILATED, .dilation = 2, .window = 128};
+  assert_int_equal(prefill_chosen(2, 64, 1024, &sp, TFX_SCHED_ATTN_AUTO, &c), TFX_ATTN_SCHED_BLOCK_SPARSE);
+  assert_true(fabs(c.kept - sl.kept) < 0.1 * sl.kept);
+  assert_true(fabs(c.prefill_tiled_ns - sl.prefill_tiled_ns) < 0.1 * sl.prefill_tiled_ns);
+  assert_true(fabs(c.prefill_row_ns - sl.prefill_row_ns) < 0.1 * sl.prefill_row_ns);
   sp = (tfx_sparse){.kind = TFX_SPARSE_STRIDED, .stride = 64};
   assert_int_equal(prefill_chosen(2, 64, 1024, &sp, TFX_SCHED_ATTN_AUTO, &c), TFX_ATTN_SCHED_BLOCK_SPARSE);
   assert_int_equal(prefill_chosen(2, 64, 1024, &sp, TFX_SCHED_ATTN_DENSE, &c), TFX_ATTN_SCHED_ROW);
