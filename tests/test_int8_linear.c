@@ -169,7 +169,9 @@ static void test_decode_blocks(void **state) {
  * 96: an odd number of blocks, the row-major tiles): N = 20 and 45 (not
  * multiples of 16: a panel's last 4 and 13 rows), a pre-norm SwiGLU (norm
  * prologue, GLU pairs; hidden 172) and the residual epilogue, 1, 2 and 3
- * rows (every decode row count); K = 64 also at --mcpu haswell and x86-64. */
+ * rows (every decode row count); K = 64 also at --mcpu haswell and x86-64.
+ * (tiny_rows' larger K, up to 512, run in test_linear, test_ffn and
+ * test_decode_blocks: K = 192, 256, 384, 512.) */
 static void test_tiny_k(void **state) {
   (void)state;
   static const int tiny_calls[3] = {1, 2, 3};
