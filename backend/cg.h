@@ -496,6 +496,11 @@ void tfx_cg_attn_row_walk(tfx_cg *cg, const tfx_cg_attn_row *r, LLVMValueRef qi,
 /* the same without resetting the softmax state first: several key ranges of one row */
 void tfx_cg_attn_row_walk_more(tfx_cg *cg, const tfx_cg_attn_row *r, LLVMValueRef qi, LLVMValueRef jlo,
                                LLVMValueRef jhi, LLVMValueRef slope);
+/* A gathered walk (a dilated pattern, gather = k >= 2): sets r's kstride and
+ * kres = qi mod k and turns the key range [*jlo, *jhi) into the range of
+ * indices m of the keys kres + m * k inside it. */
+void tfx_cg_attn_row_gather(tfx_cg *cg, tfx_cg_attn_row *r, int64_t gather, LLVMValueRef qi, LLVMValueRef *jlo,
+                            LLVMValueRef *jhi);
 
 /* ---- k_attn_mask.c: the options of ATTENTION / MLA_ATTENTION in IR ---- */
 /* T5's buckets of rel = j - i for |rel| < *span (ATTENTION with a bias
@@ -529,6 +534,11 @@ typedef struct tfx_cg_bs_table {
   int qt, kg;               /* query positions per tile, keys per group */
 } tfx_cg_bs_table;
 int tfx_cg_bs_table_get(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, tfx_cg_bs_table *t);
+/* The row schedules' key walk of one query at position qi over the runs the
+ * table keeps for its tile, each clipped to [jlo, jhi) (the softmax state
+ * reset first, as tfx_cg_attn_row_walk). */
+void tfx_cg_bs_row_walk(tfx_cg *cg, const tfx_cg_bs_table *t, const tfx_cg_attn_row *walk, LLVMValueRef qi,
+                        LLVMValueRef jlo, LLVMValueRef jhi, LLVMValueRef slope);
 /* The table of the gathered form of a dilated pattern (tfx_attn_gather; k >= 2): over the compressed
  * positions of one residue class (i / k), the same for every class. */
 int tfx_cg_bs_table_gathered(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, tfx_cg_bs_table *t);

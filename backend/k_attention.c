@@ -276,33 +276,17 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
     jlo = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, slo, jlo, ""), slo, jlo, "");
     jhi = tfx_cg_smin(cg, jhi, shi);
   }
-  if (gather >= 2) { /* the keys c + m * gather of [jlo, jhi), c = i mod gather: m in [ceil((jlo - c) / gather),
-                       ceil((jhi - c) / gather)) (jlo >= 0, jhi >= 1 and c < gather keep both numerators >= 0) */
-    LLVMValueRef kK = tfx_cg_i64(cg, gather);
-    walk.kstride = gather;
-    walk.kres = LLVMBuildURem(b, qi, kK, "gather_res");
-    jlo = LLVMBuildUDiv(b, tfx_cg_sub(cg, tfx_cg_addc(cg, jlo, gather - 1), walk.kres), kK, "");
-    jhi = LLVMBuildUDiv(b, tfx_cg_sub(cg, tfx_cg_addc(cg, jhi, gather - 1), walk.kres), kK, "");
-  }
+  if (gather >= 2) tfx_cg_attn_row_gather(cg, &walk, gather, qi, &jlo, &jhi); /* the query's residue class */
   if (splits) tfx_cg_split_range(cg, splits, part, &jlo, &jhi);
   LLVMValueRef slope = tfx_cg_attn_slope(cg, n, h);
   if (walk.buckets) walk.relb = tfx_cg_fptr(cg, tfx_cg_body_ptr(cg, 4), h);
   c.kh = tfx_cg_fptr(cg, keys, tfx_cg_mulc(cg, g, d));
   c.vh = tfx_cg_fptr(cg, vals, tfx_cg_mulc(cg, g, d));
   for (int k = 0; k < nch; k++) LLVMBuildStore(b, LLVMConstNull(cg->t_vf), c.oa[k]);
-  if (bs_decode) { /* the decode entry: only the key groups the block-sparse table keeps for the query */
-    LLVMValueRef rbeg, rend, rlo, rhi, full;
-    tfx_cg_osm_reset(cg, &walk.sm);
-    tfx_cg_bs_runs(cg, &bs, qi, &rbeg, &rend);
-    tfx_cg_loop lr;
-    tfx_cg_for(cg, &lr, rbeg, rend, 1, "run");
-    tfx_cg_bs_run(cg, &bs, lr.iv, &rlo, &rhi, &full);
-    LLVMValueRef lo = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, rlo, jlo, ""), rlo, jlo, "");
-    tfx_cg_attn_row_walk_more(cg, &walk, qi, lo, tfx_cg_smin(cg, rhi, jhi), slope);
-    tfx_cg_for_end(cg, &lr);
-  } else {
+  if (bs_decode) /* the decode entry: only the key groups the block-sparse table keeps for the query */
+    tfx_cg_bs_row_walk(cg, &bs, &walk, qi, jlo, jhi, slope);
+  else
     tfx_cg_attn_row_walk(cg, &walk, qi, jlo, jhi, slope);
-  }
 
   if (splits) { /* the part's (max, sum, output) to its scratch record */
     LLVMValueRef rec = tfx_cg_split_record(cg, n, py, h, part, splits);

@@ -151,3 +151,15 @@ void tfx_cg_attn_row_walk_more(tfx_cg *cg, const tfx_cg_attn_row *r, LLVMValueRe
   tfx_cg_osm_step(cg, &r->sm, &ob);
   tfx_cg_for_end(cg, &blk);
 }
+
+/* the keys c + m * gather of [jlo, jhi), c = qi mod gather: m in [ceil((jlo - c) / gather), ceil((jhi - c) /
+ * gather)) (jlo >= 0, jhi >= 1 and c < gather keep both numerators >= 0) */
+void tfx_cg_attn_row_gather(tfx_cg *cg, tfx_cg_attn_row *r, int64_t gather, LLVMValueRef qi, LLVMValueRef *jlo,
+                            LLVMValueRef *jhi) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef kK = tfx_cg_i64(cg, gather);
+  r->kstride = gather;
+  r->kres = LLVMBuildURem(b, qi, kK, "gather_res");
+  *jlo = LLVMBuildUDiv(b, tfx_cg_sub(cg, tfx_cg_addc(cg, *jlo, gather - 1), r->kres), kK, "");
+  *jhi = LLVMBuildUDiv(b, tfx_cg_sub(cg, tfx_cg_addc(cg, *jhi, gather - 1), r->kres), kK, "");
+}

@@ -158,3 +158,17 @@ void tfx_cg_bs_run(tfx_cg *cg, const tfx_cg_bs_table *t, LLVMValueRef r, LLVMVal
   *jlo = tfx_cg_mulc(cg, LLVMBuildZExt(b, load_i32(cg, t->lo, r), cg->t_i64, ""), t->kg);
   *jhi = tfx_cg_mulc(cg, g1, t->kg);
 }
+
+void tfx_cg_bs_row_walk(tfx_cg *cg, const tfx_cg_bs_table *t, const tfx_cg_attn_row *walk, LLVMValueRef qi,
+                        LLVMValueRef jlo, LLVMValueRef jhi, LLVMValueRef slope) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef rbeg, rend, rlo, rhi, full;
+  tfx_cg_osm_reset(cg, &walk->sm);
+  tfx_cg_bs_runs(cg, t, qi, &rbeg, &rend);
+  tfx_cg_loop lr;
+  tfx_cg_for(cg, &lr, rbeg, rend, 1, "run");
+  tfx_cg_bs_run(cg, t, lr.iv, &rlo, &rhi, &full);
+  LLVMValueRef lo = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, rlo, jlo, ""), rlo, jlo, "");
+  tfx_cg_attn_row_walk_more(cg, walk, qi, lo, tfx_cg_smin(cg, rhi, jhi), slope);
+  tfx_cg_for_end(cg, &lr);
+}

@@ -256,28 +256,13 @@ int tfx_cg_emit_mla(tfx_cg *cg, const tfx_node *n) {
     if (dr > 0) emit_rope(cg, n, table, tfx_cg_fptrc(cg, qn, dn), tfx_cg_fptrc(cg, qbuf, r), qi, scale);
     LLVMValueRef jlo, jhi;
     tfx_cg_attn_key_range(cg, n, qi, tfx_cg_addc(cg, qi, 1), &jlo, &jhi);
-    if (gather >= 2) { /* the keys c + m * gather of [jlo, jhi), c = qi mod gather (as k_attention.c's row body) */
-      LLVMValueRef kK = tfx_cg_i64(cg, gather);
-      walk.kstride = gather;
-      walk.kres = LLVMBuildURem(b, qi, kK, "gather_res");
-      jlo = LLVMBuildUDiv(b, tfx_cg_sub(cg, tfx_cg_addc(cg, jlo, gather - 1), walk.kres), kK, "");
-      jhi = LLVMBuildUDiv(b, tfx_cg_sub(cg, tfx_cg_addc(cg, jhi, gather - 1), walk.kres), kK, "");
-    }
+    if (gather >= 2) tfx_cg_attn_row_gather(cg, &walk, gather, qi, &jlo, &jhi); /* the query's residue class */
     LLVMValueRef slope = tfx_cg_attn_slope(cg, n, h);
     vrun(cg, V_ZERO, ctx, NULL, NULL, NULL, r);
-    if (bs_rows) { /* only the runs of key groups the table keeps for the query's tile */
-      LLVMValueRef rbeg, rend, rlo, rhi, full;
-      tfx_cg_osm_reset(cg, &walk.sm);
-      tfx_cg_bs_runs(cg, &bs, qi, &rbeg, &rend);
-      tfx_cg_loop lr;
-      tfx_cg_for(cg, &lr, rbeg, rend, 1, "run");
-      tfx_cg_bs_run(cg, &bs, lr.iv, &rlo, &rhi, &full);
-      LLVMValueRef lo = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, rlo, jlo, ""), rlo, jlo, "");
-      tfx_cg_attn_row_walk_more(cg, &walk, qi, lo, tfx_cg_smin(cg, rhi, jhi), slope);
-      tfx_cg_for_end(cg, &lr);
-    } else {
+    if (bs_rows) /* only the runs of key groups the table keeps for the query's tile */
+      tfx_cg_bs_row_walk(cg, &bs, &walk, qi, jlo, jhi, slope);
+    else
       tfx_cg_attn_row_walk(cg, &walk, qi, jlo, jhi, slope);
-    }
 
     /* y_h[e] = W_uv_h[e] . ctx / l (zeros when no key was allowed) */
     LLVMValueRef any;

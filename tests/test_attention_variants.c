@@ -440,6 +440,15 @@ static void test_encoder_decoder(void **state) {
   tfx_tg_free(t);
 }
 
+/* The LLVM IR text of t's module at -O0 into *ll (free it) */
+static void llvm_text(tfx_tg *t, const char *label, char **ll, size_t *len) {
+  char err[256];
+  FILE *f = open_memstream(ll, len);
+  tfx_target_options o = {.opt_level = 0};
+  if (tfx_backend_emit_text(t->g, &o, TFX_EMIT_LLVM_IR, f, err, sizeof err)) fail_msg("%s: emit: %s", label, err);
+  fclose(f);
+}
+
 /* ---- MLA ---- */
 
 static tfx_tg *mla_graph(int H, int dn, int dr, int dv, int r, int norm, tfx_rope_style style, int alibi,
@@ -497,12 +506,9 @@ static void test_mla(void **state) {
     else
       check_levels(t, calls, 5, label);
     /* a dilated pattern is gathered (the query's residue class, k_mla.c), the others are not */
-    char *ll = NULL, err[256];
+    char *ll = NULL;
     size_t len = 0;
-    FILE *f = open_memstream(&ll, &len);
-    tfx_target_options o = {.opt_level = 0};
-    if (tfx_backend_emit_text(t->g, &o, TFX_EMIT_LLVM_IR, f, err, sizeof err)) fail_msg("%s: emit: %s", label, err);
-    fclose(f);
+    llvm_text(t, label, &ll, &len);
     if ((strstr(ll, "%gather_res") != NULL) != (sp.kind == TFX_SPARSE_DILATED))
       fail_msg("%s: the module %s a gathered walk", label, sp.kind == TFX_SPARSE_DILATED ? "lacks" : "has");
     free(ll);
@@ -857,12 +863,9 @@ static void check_schedules(tfx_tg *t, const int *scheds, int n_scheds, const in
     g_row_check = NULL;
     outs[scheds[k]] = g_capture, lens[scheds[k]] = g_capture_n;
     /* the backend ran the forced schedule: the forward entry's body is the schedule's */
-    char *ll = NULL, err[256];
+    char *ll = NULL;
     size_t len = 0;
-    FILE *f = open_memstream(&ll, &len);
-    tfx_target_options o = {.opt_level = 0};
-    if (tfx_backend_emit_text(t->g, &o, TFX_EMIT_LLVM_IR, f, err, sizeof err)) fail_msg("%s: emit: %s", label, err);
-    fclose(f);
+    llvm_text(t, label, &ll, &len);
     int flash = strstr(ll, "@tfx_body_fwd_flash_attention_") != NULL;
     if (flash != (scheds[k] == TFX_ATTN_SCHED_FLASH))
       fail_msg("%s: the module %s a flash body", label, flash ? "has" : "lacks");
