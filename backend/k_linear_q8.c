@@ -34,7 +34,8 @@
  *   summed 16 rows at a time (dz_reduce);
  * - q8_0 decode on AVX512-VNNI at small K (64 .. 512, K / 32 even: tiny_rows): 16 weight
  *   rows at a time, their vpdpbusd lanes summed per block in i32 before one
- *   f32 scale per row and block (the weights' d gathered);
+ *   f32 scale per row and block (the weights' d gathered); no software
+ *   prefetch (its rows are short; measured in cache only);
  * - otherwise (AVX2, AVX-VNNI, plain IR; and decode where K / 32 is odd):
  *   row-major tiles of mr rows of x x nc weight rows (decode 1 x 1, prefill
  *   4 x 4): per 32-element sub-block, the weight's integers decoded into 32

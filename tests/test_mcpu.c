@@ -150,8 +150,9 @@ static void test_prefetch_schedule(void **state) {
   char *dir = tfx_test_tmpdir();
   assert_non_null(dir);
   /* f32 weights: none by default, with prefetch = N; q8_0 weights (the int8
-   * decode kernel, AVX-512 VNNI) and bf16 / f16 weights (the packed tile of
-   * one row): by default (auto), none with `none` */
+   * decode kernel, AVX-512 VNNI; K = 1024: above tiny_rows' K <= 512, which
+   * does not prefetch) and bf16 / f16 weights (the packed tile of one row):
+   * by default (auto), none with `none` */
   static const struct {
     const char *schedule, *quantize;
     int expect;
@@ -168,8 +169,8 @@ static void test_prefetch_schedule(void **state) {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f,
-            "model pf\nconst max_seq = 8\nparam w : f32[256, 512]\n"
-            "forward(x : f32[T, 512]) -> f32[T, 256] { return linear(x, w) }\n%s",
+            "model pf\nconst max_seq = 8\nparam w : f32[256, 1024]\n"
+            "forward(x : f32[T, 1024]) -> f32[T, 256] { return linear(x, w) }\n%s",
             cases[k].schedule);
     fclose(f);
     char *out = NULL, *err = NULL;
