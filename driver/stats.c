@@ -193,10 +193,11 @@ int tfx_print_stats(const tfx_graph *g, const tfx_target_options *t, const char 
       if (c.prefill_tiled_ns > 0) snprintf(tiled, sizeof tiled, "%.3g", c.prefill_tiled_ns / 1e6);
       fprintf(out,
               "    %%%d: prefill %s (%.3g GFLOP at T = max_seq, %.0f%% of pairs kept; estimate %.3g ms, row %.3g, "
-              "tiled %s); decode %s (KV %.3g MB at max_seq; estimate %.3g units on %d threads, row %.3g)%s\n",
+              "tiled %s); decode %s (KV %.3g MB at max_seq, %.0f keys visited per head; estimate %.3g units on %d "
+              "threads, row %.3g)%s\n",
               i, tfx_attn_schedule_name(tfx_attn_schedule_of(g, n, 0)), c.prefill_flops / 1e9, 100.0 * c.kept,
               (tfx_attn_schedule_of(g, n, 0) == TFX_ATTN_SCHED_ROW ? c.prefill_row_ns : c.prefill_tiled_ns) / 1e6,
-              c.prefill_row_ns / 1e6, tiled, dsched, c.decode_kv_bytes / 1e6,
+              c.prefill_row_ns / 1e6, tiled, dsched, c.decode_kv_bytes / 1e6, c.decode_keys,
               tfx_attn_cost_split_units(g, n, n->attn_split), c.threads, c.row_units,
               n->op == TFX_OP_ATTENTION && n->segments
                   ? "; segment ids: row, each query visits only its sequence's keys (at most all of them)"

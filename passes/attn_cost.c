@@ -27,13 +27,16 @@
  *    or a narrow window over a short one;
  *    the FLOPs of the pairs visited (4 d per pair and head, the kept
  *    fraction from ir/'s block rule over (W x 16) tiles) are reported too;
- *  - decode (decode entry, one query row at L = max_seq keys): row runs one
- *    item per head, split(S) one per (head, part) plus a merge. With P
+ *  - decode (decode entry, one query row at position max_seq - 1): row runs
+ *    one item per head, split(S) one per (head, part) plus a merge. With P
  *    threads (schedule threads, TFX_COST_THREADS when auto), a key costs
  *    1 unit, a launch through the pool F units, a merge record (d + 2
- *    floats) R units:
- *      row      = ceil(H / P) * L            (+ F when the kernel forks)
- *      split(S) = ceil(H S / P) * ceil(L / S) + H S R / P + 2 F
+ *    floats) R units; K is the keys the row visits (decode_keys: L =
+ *    max_seq without a pattern, a sliding window's w, a dilated pattern's
+ *    class, else the 16-key groups of the block table holding an allowed
+ *    key):
+ *      row      = ceil(H / P) * K            (+ F when the kernel forks)
+ *      split(S) = ceil(H S / P) * ceil(K / S) + H S R / P + 2 F
  *    A launch forks only when its static work (KV elements at max_seq)
  *    reaches the backend's grain (2^17 elements, TFX_COST_GRAIN); below it
  *    every kernel runs on the calling thread, P = 1, and split never pays.
@@ -91,6 +94,24 @@ static void kept_tiles(const tfx_graph *g, const tfx_node *n, int64_t L, double 
   }
   *kept_fraction = all > 0 ? kept / all : 0;
   *lanes = lane;
+}
+
+/* The keys one head's decode row visits for the query at position L - 1 (L = Lc positions of the
+ * gathered problem pn when dilated): the whole causal range without a pattern; a sliding window's exact
+ * range; otherwise the 16-key groups that hold an allowed key of that query, as the row kernel walks the
+ * block-sparse table's runs (the masked keys of a partial group cost as much as the others). */
+static double decode_keys(const tfx_graph *g, const tfx_node *pn, int64_t Lc) {
+  if (pn->sparse.kind == TFX_SPARSE_NONE) return (double)Lc;
+  if (pn->sparse.kind == TFX_SPARSE_SLIDING) {
+    int64_t w = pn->sparse.window > 0 ? pn->sparse.window : 1;
+    return (double)(w < Lc ? w : Lc);
+  }
+  double keys = 0;
+  for (int64_t j0 = 0; j0 < Lc; j0 += TFX_COST_TILE_KEYS) {
+    int64_t j1 = j0 + TFX_COST_TILE_KEYS < Lc ? j0 + TFX_COST_TILE_KEYS : Lc;
+    if (tfx_attn_block_allowed(pn, Lc - 1, Lc, j0, j1, g->max_seq) != TFX_ATTN_BLOCK_NONE) keys += (double)(j1 - j0);
+  }
+  return keys > 0 ? keys : 1;
 }
 
 static double decode_row(double H, double L, double P, int forks) {
@@ -158,12 +179,13 @@ void tfx_attn_cost_eval(const tfx_graph *g, const tfx_node *n, tfx_attn_cost *c)
   double P = forks ? (g->schedule.threads > 0 ? g->schedule.threads : TFX_COST_THREADS) : 1;
   c->threads = (int)P;
   c->forks = forks;
-  c->row_units = decode_row((double)H, (double)L, P, forks);
+  c->decode_keys = decode_keys(g, pn, Lc);
+  c->row_units = decode_row((double)H, c->decode_keys, P, forks);
   c->split = 0;
   c->split_units = c->row_units;
   for (int S = 2; S <= TFX_ATTN_MAX_SPLITS; S *= 2) {
     if (!tfx_attn_split_fits(g, n, S)) break;
-    double u = decode_split((double)H, (double)L, P, S, forks);
+    double u = decode_split((double)H, c->decode_keys, P, S, forks);
     if (u < c->split_units) c->split = S, c->split_units = u;
   }
   if (c->split && c->split_units >= TFX_COST_PAY * c->row_units) c->split = 0, c->split_units = c->row_units;
@@ -173,8 +195,8 @@ double tfx_attn_cost_split_units(const tfx_graph *g, const tfx_node *n, int spli
   tfx_attn_cost c;
   tfx_attn_cost_eval(g, n, &c);
   if (splits < 2) return c.row_units;
-  int64_t L = g->max_seq > 0 ? g->max_seq : 1, H = n->heads > 0 ? n->heads : 1;
-  return decode_split((double)H, (double)L, c.threads, splits, c.forks);
+  int64_t H = n->heads > 0 ? n->heads : 1;
+  return decode_split((double)H, c.decode_keys, c.threads, splits, c.forks);
 }
 
 int tfx_attn_cost_split_count(const tfx_graph *g, const tfx_node *n) {

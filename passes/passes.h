@@ -150,6 +150,7 @@ typedef struct tfx_attn_cost {
   double decode_kv_bytes;        /* KV bytes one decode step reads at L = max_seq */
   int threads;                   /* threads the decode estimate assumes (1: its kernels run inline) */
   int forks;                     /* the decode kernels go through the pool (their work reaches the grain) */
+  double decode_keys;            /* keys one head's decode row visits at max_seq (the pattern's, not L) */
   double row_units, split_units; /* decode estimates (key units): row, and split with `split` parts */
   int split;                     /* the decode entry: 0 row, N split decode in N parts */
 } tfx_attn_cost;

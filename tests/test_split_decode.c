@@ -245,6 +245,18 @@ static int chosen(int H, int G, int d, int64_t max_seq, int decode) {
   return s;
 }
 
+/* the same with a sparse pattern on the node */
+static int chosen_sparse(int H, int d, int64_t max_seq, const tfx_sparse *sp, int decode) {
+  tfx_tg *t = split_graph(H, H, d, 0, sp, max_seq, 0, 25);
+  t->g->schedule.decode = decode;
+  char err[256];
+  tfx_pass_ctx c = {.g = t->g, .err = err, .errlen = sizeof err};
+  assert_int_equal(tfx_pass_schedule_attention(&c), 0);
+  int s = t->g->nodes[t->g->nodes[t->g->output].inputs[0]].attn_split;
+  tfx_tg_free(t);
+  return s;
+}
+
 static void test_cost_model(void **state) {
   (void)state;
   /* one head of 64 over 4096 keys: the launch forks, parts pay */
@@ -258,6 +270,23 @@ static void test_cost_model(void **state) {
   assert_int_equal(chosen(16, 16, 64, 4096, 5), 5);
   assert_int_equal(chosen(1, 1, 64, 256, TFX_SCHED_DECODE_SPLIT), 8);
   assert_int_equal(chosen(4, 2, 8, 4, 8), 0); /* does not fit: row */
+  /* a pattern: the estimate counts the keys the row visits, not max_seq. One head over 4096 positions under
+     sliding(256) visits 256 keys (row; the same head without the window splits, above); dilated(4) a
+     quarter of them; strided(64) its window's 4 groups and one 16-key group in 4 elsewhere */
+  tfx_sparse sw = {.kind = TFX_SPARSE_SLIDING, .window = 256};
+  assert_int_equal(chosen_sparse(1, 64, 4096, &sw, TFX_SCHED_DECODE_AUTO), 0);
+  tfx_sparse dil = {.kind = TFX_SPARSE_DILATED, .dilation = 4};
+  tfx_sparse st = {.kind = TFX_SPARSE_STRIDED, .stride = 64};
+  const tfx_sparse *pats[3] = {&sw, &dil, &st};
+  const double keys[3] = {256, 1024, 64 + 16 * 63};
+  for (int k = 0; k < 3; k++) {
+    tfx_attn_cost pc;
+    tfx_tg *pt = split_graph(1, 1, 64, 0, pats[k], 4096, 0, 24);
+    tfx_attn_cost_eval(pt->g, &pt->g->nodes[pt->g->nodes[pt->g->output].inputs[0]], &pc);
+    assert_true(fabs(pc.decode_keys - keys[k]) <= 16);
+    assert_true(fabs(pc.row_units - (pc.decode_keys + (pc.forks ? 2000 : 0))) < 1e-9);
+    tfx_tg_free(pt);
+  }
   tfx_attn_cost c;
   tfx_tg *t = split_graph(1, 1, 64, 0, NULL, 4096, 0, 22);
   tfx_attn_cost_eval(t->g, &t->g->nodes[t->g->nodes[t->g->output].inputs[0]], &c);
