@@ -9,7 +9,7 @@ weights std 0.02), one llama2.c checkpoint (what tfxc compiles today, with
 `--quantize FMT`) and one F32 GGUF of the same numbers (bench/weights.py's
 writer: llama metadata and a placeholder vocabulary); llama.cpp's model of
 each format is that GGUF through its own quantizer,
-`llama_cpp.llama_model_quantize` (ftype Q8_0, Q4_0, Q4_K_M, BF16; no imatrix).
+`llama_cpp.llama_model_quantize` (ftype Q8_0, Q4_0, Q4_K_M, BF16, Q3_K_S; no imatrix).
 
 Rows, 2 threads (TFXC_BENCH_THREADS): pp128 and tg64 t/s of tfxc
 (bench/bench.c `model`) and llama.cpp (libllama through llama-cpp-python, as
@@ -58,7 +58,12 @@ SHAPES = {
                       shared=False),
 }
 # tfxc's --quantize name -> llama.cpp's file type
-FORMATS = {"f32": None, "q8_0": "Q8_0", "q4_0": "Q4_0", "q4_k_m": "Q4_K_M", "bf16": "BF16"}
+# (q3_k against Q3_K_S, llama.cpp's all-Q3_K mix for the layers; its output / tied table goes to Q6_K, tfxc's
+# stays q3_k unless a rule says otherwise: each row reports llama.cpp's mix and both engines' bytes per token.)
+# TFXC_BENCH_QUANT_FORMATS (e.g. "f32 q8_0") runs a subset.
+FORMATS = {"f32": None, "q8_0": "Q8_0", "q4_0": "Q4_0", "q4_k_m": "Q4_K_M", "bf16": "BF16", "q3_k": "Q3_K_S"}
+if os.environ.get("TFXC_BENCH_QUANT_FORMATS"):
+    FORMATS = {f: FORMATS[f] for f in os.environ["TFXC_BENCH_QUANT_FORMATS"].split() if f in FORMATS}
 QUALITY_FORMATS = {"f16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "q4_0": "Q4_0", "q5_0": "Q5_0", "q6_k": "Q6_K",
                    "q4_k_m": "Q4_K_M"}
 N_QUALITY = 511
