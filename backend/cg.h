@@ -395,6 +395,8 @@ void tfx_cg_sincos_f64(tfx_cg *cg, LLVMValueRef x, LLVMValueRef *s, LLVMValueRef
 #include "../ir/ops.h"
 #undef TFX_OP
 int tfx_cg_emit_copy(tfx_cg *cg, const tfx_node *n, int src_id);
+/* Copies node src's value into n's own value (same shape; k_elementwise.c). */
+int tfx_cg_emit_value_copy(tfx_cg *cg, const tfx_node *n, int src_id);
 /* k_norm.c: one row of `cols` floats x normalized into y (may be x), gain g,
  * bias (layer), as the norm kernels do. */
 void tfx_cg_norm_row(tfx_cg *cg, LLVMValueRef x, LLVMValueRef y, LLVMValueRef g, LLVMValueRef bias, int64_t cols,

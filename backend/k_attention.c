@@ -200,7 +200,7 @@ static void row_accumulate(tfx_cg *cg, void *vctx, LLVMValueRef j, LLVMValueRef 
 /* The ROW body; splits >= 2 (the decode entry's split decode, k_split_decode.c): items (head, part) of the
  * one query row, part s walking the s-th of `splits` equal parts of the row's key range and writing its
  * partial (max, sum, unnormalized output) to the scratch rows of y instead of y. */
-static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, int splits) {
+static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, int splits, LLVMValueRef grows) {
   LLVMBuilderRef b = cg->b;
   int64_t H = n->heads, G = n->kv_heads, d = n->head_dim, group = H / G;
   int64_t qs = H * d, ks = G * d, max_seq = cg->g->max_seq;
@@ -252,7 +252,13 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
   tfx_cg_loop it;
   tfx_cg_for(cg, &it, cg->kbegin, cg->kend, 1, "item");
   LLVMValueRef t, h, part = NULL;
-  if (splits) {
+  tfx_cg_if in_call = {0};
+  if (grows) { /* GLOBAL_ATTENTION: items (r, h), the query row the r-th global position, if in this call */
+    h = LLVMBuildURem(b, it.iv, tfx_cg_i64(cg, H), "h");
+    LLVMValueRef r = LLVMBuildUDiv(b, it.iv, tfx_cg_i64(cg, H), "r");
+    t = LLVMBuildLoad2(b, cg->t_i64, LLVMBuildInBoundsGEP2(b, cg->t_i64, grows, &r, 1, ""), "t");
+    tfx_cg_if_begin(cg, &in_call, LLVMBuildICmp(b, LLVMIntSLT, t, cg->T, ""), "in_call");
+  } else if (splits) {
     t = tfx_cg_i64(cg, 0);
     h = LLVMBuildUDiv(b, it.iv, tfx_cg_i64(cg, splits), "h");
     part = LLVMBuildURem(b, it.iv, tfx_cg_i64(cg, splits), "part");
@@ -309,6 +315,7 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
     o = LLVMBuildSelect(b, any, o, LLVMConstNull(cg->t_vf), "");
     tfx_cg_vstore(cg, o, tfx_cg_fptrc(cg, yrow, (int64_t)k * cg->W), nvalid_of(cg, d, k));
   }
+  if (grows) tfx_cg_if_end(cg, &in_call);
   tfx_cg_for_end(cg, &it);
   free(c.qv);
   free(c.oa);
@@ -316,11 +323,11 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
 }
 
 int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows) {
-  return row_body(cg, n, q_rows, k_rows, 0);
+  return row_body(cg, n, q_rows, k_rows, 0, NULL);
 }
 
 int tfx_cg_emit_split_partials_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, int splits) {
-  return row_body(cg, n, q_rows, k_rows, splits);
+  return row_body(cg, n, q_rows, k_rows, splits, NULL);
 }
 
 /* ---- the node: KV store, then the body of its schedule ---- */
@@ -375,4 +382,72 @@ int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n) {
     if (rc) return -1;
   }
   return kernel_call(cg, n, causal);
+}
+
+/* ---- GLOBAL_ATTENTION: Longformer's global rows ---- */
+
+/* y's rows (copied unless the plan put the node in y's slot), then a kernel
+ * whose items are (global row r, head h): the ROW body of a dense attention
+ * (no mask, no pattern; the node's key mask) of qg's row p_r against every
+ * key of kg, vg, written to row p_r of the node. The global positions are a
+ * compile-time table (tfx_attn_global_rows below max_seq); an item whose
+ * position is not in this call (p_r >= T) does nothing. Only the global
+ * rows are computed: n_global x T per head, not T x T. */
+int tfx_cg_emit_global_attn(tfx_cg *cg, const tfx_node *n) {
+  const tfx_graph *g = cg->g;
+  int64_t max_seq = g->max_seq, H = n->heads, d = n->head_dim;
+  if (g->nodes[n->inputs[0]].arena_offset != n->arena_offset || n->arena_offset < 0)
+    if (tfx_cg_emit_value_copy(cg, n, n->inputs[0])) return -1;
+  int64_t ng = tfx_attn_global_rows(&n->sparse, max_seq, NULL, 0);
+  if (ng == 0) return 0;
+  int64_t *rows = malloc((size_t)ng * sizeof *rows);
+  if (!rows) return tfx_cg_fail(cg, "backend: out of memory");
+  tfx_attn_global_rows(&n->sparse, max_seq, rows, ng);
+  /* the dense attention the global rows run: ATTENTION's ROW body on qg, kg, vg [, key mask] */
+  tfx_node a = *n;
+  a.op = TFX_OP_ATTENTION;
+  a.mask = TFX_MASK_NONE;
+  a.sparse = (tfx_sparse){0};
+  a.sparse.kind = TFX_SPARSE_NONE;
+  a.attn_schedule = TFX_ATTN_SCHED_ROW;
+  a.n_inputs = 3 + n->key_mask;
+  for (int i = 0; i < a.n_inputs; i++) a.inputs[i] = n->inputs[i + 1];
+  int mi = tfx_global_attn_key_mask_operand(n);
+  int km = mi < 0 ? 0 : g->nodes[n->inputs[mi]].type.dtype == TFX_DT_I32 ? 2 : 1;
+  char key[160];
+  snprintf(key, sizeof key, "global_attention_H%lld_G%lld_d%lld_km%d_n%lld_S%lld", (long long)H, (long long)n->kv_heads,
+           (long long)d, km, (long long)ng, (long long)max_seq);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
+  if (fresh < 0) {
+    free(rows);
+    return -1;
+  }
+  if (fresh) {
+    LLVMValueRef *cv = malloc((size_t)ng * sizeof *cv);
+    if (!cv) {
+      free(rows);
+      return tfx_cg_fail(cg, "backend: out of memory");
+    }
+    for (int64_t r = 0; r < ng; r++) cv[r] = tfx_cg_i64(cg, rows[r]);
+    char gname[200];
+    snprintf(gname, sizeof gname, "tfx_grows_%s_%d", cg->kmode, n->id);
+    LLVMValueRef table = tfx_cg_const_global(cg, gname, LLVMConstArray2(cg->t_i64, cv, (uint64_t)ng), 8);
+    free(cv);
+    int rc = row_body(cg, &a, TFX_DIM_T, TFX_DIM_T, 0, table);
+    tfx_cg_body_end(cg);
+    if (rc) {
+      free(rows);
+      return -1;
+    }
+  }
+  free(rows);
+  tfx_cg_ptr ptrs[7] = {TFX_CG_VAL(n->inputs[1]),
+                        TFX_CG_VAL(n->inputs[2]),
+                        TFX_CG_VAL(n->inputs[3]),
+                        TFX_CG_VAL(n->id),
+                        TFX_CG_NONE,
+                        mi >= 0 ? TFX_CG_VAL(n->inputs[mi]) : TFX_CG_NONE,
+                        TFX_CG_NONE};
+  tfx_cg_kernel_call_n(cg, n, NULL, 0, ng * H, ptrs, 7);
+  return 0;
 }

@@ -158,3 +158,17 @@ int tfx_cg_emit_copy(tfx_cg *cg, const tfx_node *n, int src_id) {
                      (tfx_cg_ptr[4]){TFX_CG_VAL(src_id), TFX_CG_OUT, TFX_CG_NONE, TFX_CG_NONE});
   return 0;
 }
+
+/* Copies the value of node src (same shape as n) into n's own value: an op
+ * that updates some rows of its first operand in place, when the memory
+ * plan gave it a slot of its own (GLOBAL_ATTENTION). */
+int tfx_cg_emit_value_copy(tfx_cg *cg, const tfx_node *n, int src_id) {
+  int64_t cols = tfx_node_cols(n), per_t, fixed;
+  tfx_cg_rows_split(n, &per_t, &fixed);
+  char key[64];
+  snprintf(key, sizeof key, "copy_c%lld", (long long)cols);
+  if (unary_body(cg, n, v_copy, key, cols) < 0) return -1;
+  tfx_cg_kernel_call(cg, n, "vcopy", per_t, fixed,
+                     (tfx_cg_ptr[4]){TFX_CG_VAL(src_id), TFX_CG_VAL(n->id), TFX_CG_NONE, TFX_CG_NONE});
+  return 0;
+}

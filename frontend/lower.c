@@ -329,6 +329,78 @@ static int attach_segments(lower *L, tfx_node *n, int s, int q, int k, const cha
   return 0;
 }
 
+/* attention's and attend's `global_q = qg, global_k = kg, global_v = vg`:
+ * Longformer's separate global projections. The attention node n (already
+ * added as id o) computes every row; a GLOBAL_ATTENTION after it replaces
+ * the rows of the pattern's global tokens by the dense attention of qg over
+ * kg, vg (every key of the call, n's key mask). Returns the result's id, o
+ * when there are no global projections, -1 on error. */
+static int add_global_qkv(lower *L, frame *f, const tfx_node *n, int o, int kmask, const char *opname,
+                          const tfx_fe_expr *call) {
+  static const char *const names[3] = {"global_q", "global_k", "global_v"};
+  const tfx_fe_arg *arg[3];
+  int any = 0;
+  for (int i = 0; i < 3; i++) any |= (arg[i] = tfx_fe_kwarg(call->args, names[i])) != NULL;
+  if (!any) return o;
+  for (int i = 0; i < 3; i++)
+    if (!arg[i]) {
+      ERR(L, call->loc,
+          "%s: Longformer's global projections need all of global_q, global_k and global_v (%s is missing)", opname,
+          names[i]);
+      return -1;
+    }
+  tfx_fe_loc at = arg[0]->value->loc;
+  if (n->sparse.kind != TFX_SPARSE_LONGFORMER) {
+    ERR(L, at, "%s: global_q, global_k, global_v need sparse = longformer(...) (its global tokens take them)", opname);
+    return -1;
+  }
+  if (n->mask != TFX_MASK_NONE) {
+    ERR(L, at,
+        "%s: global_q, global_k, global_v need mask = none (Longformer's global rows attend every token of the call; "
+        "a causal model's global rows would change with later tokens)",
+        opname);
+    return -1;
+  }
+  const tfx_graph *g = L->g;
+  if (g->nodes[n->inputs[0]].type.dims[0] != TFX_DIM_T || g->nodes[n->inputs[1]].type.dims[0] != TFX_DIM_T) {
+    ERR(L, at, "%s: global_q, global_k, global_v need queries and keys of the call's T rows (not a memory)", opname);
+    return -1;
+  }
+  if (n->segments) {
+    ERR(L, at, "%s: global_q, global_k, global_v do not take segments (packed sequences)", opname);
+    return -1;
+  }
+  int gi[3];
+  for (int i = 0; i < 3; i++) {
+    gi[i] = tensor_kw(L, f, call, names[i]);
+    if (gi[i] < 0) return -1;
+    g = L->g;
+    const tfx_type *t = &g->nodes[gi[i]].type;
+    int64_t cols = (int64_t)(i ? n->kv_heads : n->heads) * n->head_dim;
+    char a[64];
+    if (t->dtype != TFX_DT_F32 || t->rank != 2 || t->dims[0] != TFX_DIM_T || t->dims[1] != cols) {
+      ERR(L, arg[i]->value->loc, "%s: %s is %s, expected f32[T, %lld] (%d %s of %d, like %s)", opname, names[i],
+          tfx_type_str(t, a, sizeof a), (long long)cols, i ? n->kv_heads : n->heads, i ? "kv_heads" : "heads",
+          n->head_dim,
+          i == 0   ? "q"
+          : i == 1 ? "k"
+                   : "v");
+      return -1;
+    }
+  }
+  tfx_node gn = tfx_node_proto(TFX_OP_GLOBAL_ATTENTION, 4, (int[]){o, gi[0], gi[1], gi[2]});
+  gn.heads = n->heads;
+  gn.kv_heads = n->kv_heads;
+  gn.head_dim = n->head_dim;
+  gn.sparse = n->sparse;
+  gn.scale = n->scale;
+  if (kmask >= 0) {
+    gn.inputs[gn.n_inputs++] = kmask;
+    gn.key_mask = 1;
+  }
+  return add(L, &gn, call->loc);
+}
+
 static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const int *in, int n_in,
                            const tfx_fe_expr *call) {
   (void)n_in;
@@ -470,6 +542,7 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
   if (attach_rows_mask(L, &n, k, "attention", call)) return -1;
   if (attach_segments(L, &n, segs, q, k, "attention", call)) return -1;
   int o = add(L, &n, loc);
+  if (o >= 0) o = add_global_qkv(L, f, &n, o, kmask, "attention", call);
   return o < 0 ? -1 : add_linear(L, o, in[4], bias[3], loc);
 }
 
@@ -537,7 +610,8 @@ static int lower_attend(lower *L, frame *f, const tfx_fe_opspec *op, const int *
   if (attach_key_mask(L, &n, kmask, in[1], "attend", call)) return -1;
   if (attach_rows_mask(L, &n, in[1], "attend", call)) return -1;
   if (attach_segments(L, &n, segs, in[0], in[1], "attend", call)) return -1;
-  return add(L, &n, loc);
+  int o = add(L, &n, loc);
+  return o < 0 ? -1 : add_global_qkv(L, f, &n, o, kmask, "attend", call);
 }
 
 /* mla_attention(x, wq, wkv_a, wkv_b, wo, heads, rope_dim, ...): DeepSeek-V2's

@@ -579,3 +579,83 @@ void tfx_print_attention(const tfx_node *n, FILE *out) {
   if (n->attn_split >= 2) fprintf(out, ", decode = split(%d)", n->attn_split);
   fprintf(out, "}");
 }
+
+/* ---- GLOBAL_ATTENTION: Longformer's separate global projections ---- */
+
+int64_t tfx_attn_global_rows(const tfx_sparse *s, int64_t rows, int64_t *out, int64_t max) {
+  if (s->kind != TFX_SPARSE_LONGFORMER) return 0;
+  int64_t c = min64(s->n_global, rows), m = 0;
+  for (int64_t p = 0; p < c && out && p < max; p++) out[p] = p;
+  int64_t extra[TFX_MAX_GLOBAL_TOKENS];
+  for (int k = 0; k < s->n_global_list; k++) { /* the listed ones past the count, distinct, ascending */
+    int64_t p = s->global_list[k], at = m;
+    if (p < s->n_global || p >= rows) continue;
+    int dup = 0;
+    for (int64_t e = 0; e < m && !dup; e++) dup = extra[e] == p;
+    if (dup) continue;
+    while (at > 0 && extra[at - 1] > p) {
+      extra[at] = extra[at - 1];
+      at--;
+    }
+    extra[at] = p;
+    m++;
+  }
+  for (int64_t e = 0; e < m && out; e++)
+    if (c + e < max) out[c + e] = extra[e];
+  return c + m;
+}
+
+int tfx_global_attn_key_mask_operand(const tfx_node *n) {
+  return n->op == TFX_OP_GLOBAL_ATTENTION && n->key_mask && n->n_inputs == 5 ? 4 : -1;
+}
+
+/* the check column of GLOBAL_ATTENTION */
+int tfx_check_global_attn(const tfx_node *n, char *err, size_t errlen) {
+  if (n->heads <= 0 || n->kv_heads <= 0 || n->head_dim <= 0 || n->heads % n->kv_heads)
+    return tfx_errf(err, errlen, "global_attention: heads (%d) must be a positive multiple of kv_heads (%d)", n->heads,
+                    n->kv_heads);
+  if (n->sparse.kind != TFX_SPARSE_LONGFORMER)
+    return tfx_errf(err, errlen, "global_attention: its global tokens come from a longformer pattern");
+  if (!(n->scale >= 0) || !isfinite(n->scale))
+    return tfx_errf(err, errlen, "global_attention: scale = %g must be finite and > 0 (0: 1/sqrt(head_dim))", n->scale);
+  if (n->key_mask != 0 && n->key_mask != 1) return tfx_errf(err, errlen, "global_attention: key_mask must be 0 or 1");
+  if (n->n_inputs != 4 + n->key_mask)
+    return tfx_errf(err, errlen, "global_attention: %d operands, expected %d (y, q, k, v%s)", n->n_inputs,
+                    4 + n->key_mask, n->key_mask ? ", key mask" : "");
+  return tfx_check_attention(n, err, errlen); /* the pattern's numbers */
+}
+
+/* the infer column of GLOBAL_ATTENTION: y, qg f32[T, H*d]; kg, vg f32[T, G*d]; the key mask [T] */
+int tfx_infer_global_attn(const tfx_graph *g, const tfx_node *n, const tfx_type *const *a, tfx_type *out, char *err,
+                          size_t errlen) {
+  (void)g;
+  char s0[64];
+  if (tfx_check_global_attn(n, err, errlen)) return -1;
+  int64_t qd = (int64_t)n->heads * n->head_dim, kd = (int64_t)n->kv_heads * n->head_dim;
+  static const char *const names[4] = {"the local attention", "the global q", "the global k", "the global v"};
+  for (int i = 0; i < 4; i++) {
+    int64_t cols = i < 2 ? qd : kd;
+    if (!is_f32_2(a[i]) || a[i]->dims[0] != TFX_DIM_T || a[i]->dims[1] != cols)
+      return tfx_errf(err, errlen, "global_attention: %s is %s, expected f32[T, %lld] (%d %sheads of %d)", names[i],
+                      tfx_type_str(a[i], s0, sizeof s0), (long long)cols, i < 2 ? n->heads : n->kv_heads,
+                      i < 2 ? "" : "kv_", n->head_dim);
+  }
+  int km = tfx_global_attn_key_mask_operand(n);
+  if (km >= 0) {
+    const tfx_type *m = a[km];
+    if ((m->dtype != TFX_DT_F32 && m->dtype != TFX_DT_I32) || m->rank != 1 || m->dims[0] != TFX_DIM_T)
+      return tfx_errf(err, errlen, "global_attention: the key mask is %s, expected f32[T] or i32[T]",
+                      tfx_type_str(m, s0, sizeof s0));
+  }
+  *out = *a[0];
+  return 0;
+}
+
+/* the print column of GLOBAL_ATTENTION */
+void tfx_print_global_attn(const tfx_node *n, FILE *out) {
+  fprintf(out, " {heads = %d, kv_heads = %d, head_dim = %d", n->heads, n->kv_heads, n->head_dim);
+  if (n->scale > 0) fprintf(out, ", scale = %.9g", n->scale);
+  if (n->key_mask) fprintf(out, ", key_mask = %%%d", n->inputs[4]);
+  print_sparse(&n->sparse, out);
+  fprintf(out, "}");
+}

@@ -385,6 +385,53 @@ int tfx_interp_op_attention(const tfx_interp_call *c) {
                               ROWS(c), tfx_node_rows(IN_NODE(c, 1), c->n), c->pos, c->g->max_seq, c->err, c->errlen);
 }
 
+/* GLOBAL_ATTENTION: y's rows, the global tokens' rows replaced by the dense
+ * attention of the global projections over every kept key (ir/ir.h) */
+int tfx_interp_op_global_attn(const tfx_interp_call *c) {
+  const tfx_node *n = c->nd;
+  int64_t rows = ROWS(c), H = n->heads, G = n->kv_heads, d = n->head_dim, group = H / G;
+  int64_t qs = H * d, ks = G * d;
+  const float *y0 = OPERAND(c, 0), *q = OPERAND(c, 1), *k = OPERAND(c, 2), *v = OPERAND(c, 3);
+  int mi = tfx_global_attn_key_mask_operand(n);
+  const void *km = mi >= 0 ? c->val[n->inputs[mi]] : NULL;
+  int km_i32 = mi >= 0 && IN_NODE(c, mi)->type.dtype == TFX_DT_I32;
+  if (c->y != y0) memmove(c->y, y0, (size_t)(rows * qs) * sizeof(float));
+  int64_t ng = tfx_attn_global_rows(&n->sparse, rows, NULL, 0);
+  int64_t *gp = malloc((size_t)(ng > 0 ? ng : 1) * sizeof *gp);
+  double *sc = malloc((size_t)(rows > 0 ? rows : 1) * sizeof *sc), *o = malloc((size_t)d * sizeof *o);
+  if (!gp || !sc || !o) {
+    free(gp), free(sc), free(o);
+    return tfx_errf(c->err, c->errlen, "%%%d (global_attention): out of memory", n->id);
+  }
+  tfx_attn_global_rows(&n->sparse, rows, gp, ng);
+  double scale = tfx_attn_scale(n);
+  for (int64_t r = 0; r < ng; r++) {
+    int64_t p = gp[r];
+    for (int64_t h = 0; h < H; h++) {
+      const float *qp = q + p * qs + h * d;
+      int64_t kh = h / group;
+      double mx = -INFINITY, sum = 0.0;
+      for (int64_t j = 0; j < rows; j++) {
+        int keep = !km || (km_i32 ? ((const int32_t *)km)[j] != 0 : ((const float *)km)[j] != 0.0f);
+        double dot = 0.0;
+        for (int64_t e = 0; e < d && keep; e++) dot += (double)qp[e] * k[j * ks + kh * d + e];
+        sc[j] = keep ? dot * scale : -INFINITY;
+        if (sc[j] > mx) mx = sc[j];
+      }
+      for (int64_t e = 0; e < d; e++) o[e] = 0.0;
+      for (int64_t j = 0; j < rows; j++) {
+        if (sc[j] == -INFINITY) continue;
+        double pj = exp(sc[j] - mx);
+        sum += pj;
+        for (int64_t e = 0; e < d; e++) o[e] += pj * v[j * ks + kh * d + e];
+      }
+      for (int64_t e = 0; e < d; e++) c->y[p * qs + h * d + e] = sum > 0 ? (float)(o[e] / sum) : 0.0f;
+    }
+  }
+  free(gp), free(sc), free(o);
+  return 0;
+}
+
 int tfx_interp_op_mla(const tfx_interp_call *c) {
   return tfx_interp_mla(c->nd, OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), OPERAND(c, 3), c->kc, c->y, ROWS(c), c->pos,
                         c->g->max_seq, c->err, c->errlen);

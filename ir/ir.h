@@ -107,6 +107,11 @@ typedef struct {
  * -- attention variants (ir/attention.c, ir/interp_attention.c):
  * mla_attention:  (q[T, H*(dn+dr)], ckv[T, r+dr], wkv_b[H*(dn+dv), r] [, kv_norm g[r]]) -> [T, H*dv]:
  *   DeepSeek-V2 multi-head latent attention, causal; see below
+ * global_attention:  (y[T, H*d], qg[T, H*d], kg[T, G*d], vg[T, G*d] [, key_mask[T]]) sparse -> [T, H*d]:
+ *   Longformer's separate global projections: y with the rows of the global tokens of `sparse`
+ *   (a LONGFORMER pattern: tfx_attn_global_rows) replaced, row p head h by the dense attention
+ *   softmax_j(scale * qg[p, h] . kg[j, g]) vg[j, g] over every key j of the call the key mask keeps
+ *   (g = h / (H / G), scale tfx_attn_scale; no key: zeros); the other rows are y's (in place)
  * -- recurrent state instead of a KV cache (ir/recurrent.c, backend/k_recurrent.c; docs/language.md):
  * retention:  (q[T, H*dk], k[T, H*dk], v[T, H*dv]) -> [T, H*dv]: RetNet's multi-scale retention,
  *   head h decays by gamma_h = 1 - 2^(-5-h); see below
@@ -1110,6 +1115,12 @@ int tfx_check_attention(const tfx_node *n, char *err, size_t errlen);
  * mask (the last, with key_mask = 1), -1 when it has none. */
 int tfx_attn_bias_operand(const tfx_node *n);
 int tfx_attn_key_mask_operand(const tfx_node *n);
+/* Longformer's global positions, ascending and distinct, below `rows`: 0 .. n_global - 1 (at most
+ * rows of them) then the listed positions not among those. Writes up to max of them to out (may be
+ * NULL) and returns how many there are. */
+int64_t tfx_attn_global_rows(const tfx_sparse *s, int64_t rows, int64_t *out, int64_t max);
+/* GLOBAL_ATTENTION's key mask operand (4, with key_mask = 1), -1 when none. */
+int tfx_global_attn_key_mask_operand(const tfx_node *n);
 /* ATTENTION's segment ids operand (the last, with segments = 1), -1 when none. */
 int tfx_attn_segments_operand(const tfx_node *n);
 /* The segment of row i among rows 0..n-1 of seg: the maximal run [*lo, *hi)

@@ -60,6 +60,13 @@ static void cost_attention(const cost_args *c, tfx_graph_stats *s) {
   }
 }
 
+/* GLOBAL_ATTENTION: per token of a call, every global row's query against it (its score and value) */
+static void cost_global_attn(const cost_args *c, tfx_graph_stats *s) {
+  const tfx_node *n = c->n;
+  int64_t ng = tfx_attn_global_rows(&n->sparse, INT64_MAX / 2, NULL, 0);
+  s->flops_per_token += ng * (4 * (int64_t)n->heads * n->head_dim + 5 * n->heads);
+}
+
 /* RETENTION, one decode step: S = gamma S + k^T v and q S, per head */
 static void cost_retention(const cost_args *c, tfx_graph_stats *s) {
   const tfx_node *n = c->n;
