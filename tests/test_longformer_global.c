@@ -11,7 +11,8 @@
  *    saved: the interpreter and the JIT at -O0 and -O3, every kept row within
  *    1e-4 relative to the output's scale. The oracle also saves the output of
  *    the same model with the global projections replaced by the regular ones,
- *    which the result must NOT match (the projections are used).
+ *    which the result must NOT match (the projections are used). And the
+ *    same call with no global token (`global = 0`) at -O3.
  *  - test_interp_vs_jit: graphs of ATTENTION + GLOBAL_ATTENTION against the
  *    interpreter at -O0/-O3 on calls of 1..40 rows (not multiples of the
  *    tile), globals at the start and in the middle (some beyond a call's
@@ -76,11 +77,15 @@ static double diff_of(const float *got, const float *want, size_t n, double *sca
   return tfx_test_max_abs_diff(got, want, n);
 }
 
+/* got against want within TOL of the scale; and, when shared is given, NOT
+ * against the output of the model whose global projections are the regular
+ * ones */
 static void compare(const char *what, const float *got, const float *want, const float *shared, size_t n) {
-  double scale, d = diff_of(got, want, n, &scale), ss, ds = diff_of(got, shared, n, &ss);
-  print_message("  %-34s max |diff| %.3g (scale %.3g); vs shared projections %.3g\n", what, d, scale, ds);
+  double scale, d = diff_of(got, want, n, &scale), ss = 1, ds = shared ? diff_of(got, shared, n, &ss) : 0;
+  print_message("  %-34s max |diff| %.3g (scale %.3g)", what, d, scale);
+  print_message(shared ? "; vs shared projections %.3g\n" : "\n", ds);
   if (!(d <= TOL * scale)) fail_msg("%s: max |diff| %g > %g", what, d, TOL * scale);
-  if (!(ds > 100 * TOL * ss)) fail_msg("%s: matches the model without global projections (%g)", what, ds);
+  if (shared && !(ds > 100 * TOL * ss)) fail_msg("%s: matches the model without global projections (%g)", what, ds);
 }
 
 static void test_vs_transformers(void **state) {
@@ -133,6 +138,37 @@ static void test_vs_transformers(void **state) {
     tfx_model_close(m);
     tfx_build_free(&b);
   }
+  /* no global token (Hugging Face without global_attention_mask): the source with global = 0, -O3 */
+  size_t n_none = 0;
+  float *none = read_case("expected_noglobal.bin", &n_none);
+  assert_int_equal(n_none, n_exp);
+  char *src = tfx_test_read_file(tfx, NULL);
+  assert_non_null(src);
+  char *at = strstr(src, "global = tokens(0, 9)");
+  assert_non_null(at);
+  memcpy(at, "global = 0           ", 21);
+  tfx_build b;
+  memset(&b, 0, sizeof b);
+  tfx_build_options o = {.weights = weights, .opt_level = 3};
+  if (tfx_build_source(tfx, src, &o, &b)) fail_msg("longformer_global.tfx with global = 0 does not build");
+  tfx_interp *it = tfx_interp_new(b.graph, b.weights.data);
+  const void *in[2] = {ids, mask};
+  if (tfx_interp_forward_inputs(it, in, 2, T, got, err, sizeof err)) fail_msg("global = 0: %s", err);
+  compare("no global token -O3 interpreter", got, none, NULL, kept);
+  tfx_interp_free(it);
+  tfx_model *m = NULL;
+  if (tfx_build_jit(&b, NULL, &m, err, sizeof err)) fail_msg("global = 0: %s", err);
+  tfx_session *s = NULL;
+  assert_int_equal(tfx_session_create(m, NULL, &s), TFX_OK);
+  const tfx_input jin[2] = {{"tokens", ids, 0}, {"mask", mask, 0}};
+  memset(got, 0, total * sizeof *got);
+  assert_int_equal(tfx_forward_inputs(s, jin, 2, T, got, 0), TFX_OK);
+  compare("no global token -O3 JIT", got, none, NULL, kept);
+  tfx_session_free(s);
+  tfx_model_close(m);
+  tfx_build_free(&b);
+  free(src);
+  free(none);
   free(got);
   free(ids);
   free(mask);

@@ -13,6 +13,8 @@ positions the .tfx lists, tokens(0, 9):
   ids.bin, mask.bin  int32 [T]: input_ids and attention_mask (1, then PAD zeros)
   expected.bin       f32 [T, dim]: last_hidden_state of every row (the padded
                      rows are not compared: Longformer zeroes their attention)
+  expected_noglobal.bin  the same call with no global token (global_attention_mask
+                     absent): the .tfx with `global = 0`
   meta.json          {"T", "out_width", "pad", "globals", "window"}
 
 T is not a multiple of attention_window, so LongformerModel also pads the call
@@ -62,12 +64,14 @@ def main():
             for gl, loc in ((a.query_global, a.query), (a.key_global, a.key), (a.value_global, a.value)):
                 gl.load_state_dict(loc.state_dict())
         y_shared = shared(input_ids=ids, attention_mask=mask, global_attention_mask=gmask).last_hidden_state[0]
+        y_none = model(input_ids=ids, attention_mask=mask).last_hidden_state[0].float()  # no global token
     kept = T - PAD
     assert (y[:kept] - y_shared[:kept]).abs().max() > 1e-2, "the global projections do not matter"
     ids[0].to(torch.int32).numpy().tofile(os.path.join(out, "ids.bin"))
     mask[0].to(torch.int32).numpy().tofile(os.path.join(out, "mask.bin"))
     y.contiguous().numpy().tofile(os.path.join(out, "expected.bin"))
     y_shared.float().contiguous().numpy().tofile(os.path.join(out, "expected_shared.bin"))
+    y_none.contiguous().numpy().tofile(os.path.join(out, "expected_noglobal.bin"))
     with open(os.path.join(out, "meta.json"), "w") as f:
         json.dump({"T": T, "out_width": y.shape[1], "pad": PAD, "globals": list(GLOBALS), "window": WINDOW,
                    "transformers": transformers.__version__}, f)
