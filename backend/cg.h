@@ -746,12 +746,18 @@ int tfx_cg_q8_staged(const tfx_cg *cg, const tfx_node *n);
 /* The item loop of G (kbegin .. kend: segment and panel of each item). */
 void tfx_cg_gemm_items_emit(tfx_cg *cg, const tfx_cg_gemm *G);
 
-/* ---- k_linear_s24.c: the 2:4 sparse weights' gathering dot products ----
+/* ---- k_linear_s24.c: the 2:4 sparse weights ----
  * Whether the row-major tiles read stream s with the gathering kernel
- * (s24_f32 / s24_q8_0 rows of whole blocks); then acc[i * nw + j] (allocas
- * of <W x float>) += x row i (xrow[i], through G's x_load hook) . weight
- * row j (cursors at their rows' starts) over all of K. */
+ * (s24_f32 rows of whole blocks); then acc[i * nw + j] (allocas of <W x
+ * float>) += x row i (xrow[i], through G's x_load hook) . weight row j
+ * (cursors at their rows' starts) over all of K. */
 int tfx_cg_s24_gathers(const tfx_cg *cg, const tfx_cg_wstream *s);
+/* n (<= 32) lanes of an s24_q8_0 block, lane i kept when bit i of mask
+ * (i32) is set, from v (<n / 2 x T>: the kept values of those lanes in
+ * order, two per group of 4): lane i takes v[2 (i / 4)] when it is its
+ * group's first kept lane, v[2 (i / 4) + 1] its second, else 0 (vector
+ * selects under the mask's bits; vpexpandb's result on a valid mask). */
+LLVMValueRef tfx_cg_s24_expand(tfx_cg *cg, LLVMValueRef mask, LLVMValueRef v, int n);
 void tfx_cg_s24_dots(tfx_cg *cg, const tfx_cg_gemm *G, int mr, LLVMValueRef *xrow, int nw, const tfx_cg_wrow *wrow,
                      LLVMValueRef *acc);
 

@@ -11,8 +11,9 @@
  * is 4 rows x 2 columns, each column reading its gate and up rows), leftover
  * rows a 1 x 8 tile (8 weight rows at once, 8 independent accumulators), the
  * dot products along K in chunks of kc floats with vector FMAs, then a masked
- * tail, reduced horizontally at the end of the tile (2:4 sparse weights:
- * the kept values against gathered x, block by block, k_linear_s24.c).
+ * tail, reduced horizontally at the end of the tile (2:4 sparse s24_f32
+ * weights: the kept values against gathered x, block by block,
+ * k_linear_s24.c; s24_q8_0 runs the int8 path of k_linear_q8.c).
  * Either way the finished sums go to a block buffer that the epilogue reads
  * row by row. The prologue
  * hook transforms each x vector as loaded (norm), the epilogue hook consumes

@@ -1,5 +1,5 @@
 /* backend/k_linear_q8.c — the int8 dot-product path of the GEMM (k_linear.c)
- * for LINEAR and FUSED_LINEAR nodes whose weight is q8_0, q4_0, q5_0, q3_k, q4_k, q6_k, tq2_0, i8 or zq*
+ * for LINEAR and FUSED_LINEAR nodes whose weight is q8_0, q4_0, q5_0, q3_k, q4_k, q6_k, tq2_0, s24_q8_0, i8 or zq*
  * (tfx_node_act_quant, ir/quantize.c), row-major as pack_weights leaves them.
  *
  * Many rows (a prefill; tfx_cg_q8_staged) run as two kernels: the first's
@@ -56,7 +56,14 @@
  * of bytes 32 (s / 4) ..), zq8_64 / zq8_128 (ZeroQuant) w = d * (u - z)
  * per group of 64 / 128 (dot - z * sum x, u unsigned as vpdpbusd takes it;
  * AVX2: (u - 128) signed and z - 128, vpmaddubsw would saturate on u up to
- * 255; activations per token as w8a8's). The integer offsets are
+ * 255; activations per token as w8a8's), s24_q8_0 (2:4 sparse: f16 d, a
+ * u32 keep mask, the 16 kept q in position order) w = d * q with the kept
+ * bytes expanded to a q8_0 block's 32 codes under the mask (the pruned 0),
+ * then read as q8_0 everywhere (s24_codes; dz: s24_pair, one 512-bit
+ * vpexpandb per pair of blocks): vpexpandb where the target has
+ * AVX512_VBMI2 with VL, else tfx_cg_s24_expand's selects (k_linear_s24.c);
+ * per pair of blocks the dz loop reads 44 bytes instead of q8_0's 68, for
+ * a kmovq, a vinserti128 and a vpexpandb more. The integer offsets are
  * exact (i32 lanes); only the f32 accumulation order differs from the
  * reference interpreter's.
  * Instructions (tfx_cg_target.i8dot): vpdpbusd zmm/ymm (AVX512-VNNI with VL,
@@ -66,6 +73,7 @@
  * one multiply (an inf or NaN scale is not preserved there). */
 #include <string.h>
 
+#include "../include/tfx/abi.h"
 #include "cg.h"
 
 #define NB TFX_CG_LIN_NB
@@ -130,6 +138,9 @@ typedef struct {
   /* q8_0 decode at small K (dz, K / 32 even, at most 16): 16 rows at a time,
    * integer sums per block before any float (tiny_rows) */
   int tiny;
+  /* s24_q8_0's kept bytes expanded by vpexpandb (AVX512_VBMI2 with VL;
+   * else tfx_cg_s24_expand's selects) */
+  int vbmi2;
 } qctx;
 
 static LLVMValueRef bptr(tfx_cg *cg, LLVMValueRef base, LLVMValueRef off) {
@@ -523,6 +534,21 @@ static LLVMValueRef tq2_0_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb) {
   return LLVMBuildAnd(cg->b, raw, ivec(c->t_i8, 32, 3), "");
 }
 
+/* The 32 signed codes of the s24_q8_0 block at wp (22 bytes: f16 d, the
+ * u32 keep mask, the 16 kept q in position order), the pruned elements 0:
+ * the kept bytes spread under the mask (vpexpandb, the register form: a
+ * mask of more than 16 bits reads no byte past the block). */
+static LLVMValueRef s24_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp) {
+  LLVMValueRef mask = load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp, 2), 1);
+  LLVMValueRef kept = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 6), 1);
+  if (!c->vbmi2) return tfx_cg_s24_expand(cg, mask, kept, 32);
+  int seq[32];
+  for (int l = 0; l < 32; l++) seq[l] = l % 16;
+  LLVMValueRef args[3] = {shuf(cg, kept, kept, seq, 32), LLVMConstNull(c->t_b32),
+                          LLVMBuildBitCast(cg->b, mask, LLVMVectorType(cg->t_i1, 32), "")};
+  return tfx_cg_intrinsic(cg, "llvm.x86.avx512.mask.expand", &c->t_b32, 1, args, 3);
+}
+
 /* Sub-block sb (0 .. wblk / 32 - 1) of the weight block at wp, for weight
  * row k of the tile, against activation block xb of every tile row. */
 static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLVMValueRef wblock, int sb,
@@ -532,6 +558,7 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
   switch (c->dt) {
   case TFX_DT_I8:
   case TFX_DT_Q8_0: wq = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, c->qoff), 1); break;
+  case TFX_DT_S24_Q8_0: wq = s24_codes(cg, c, wp); break;
   case TFX_DT_Q4_0: wq = nibble_codes(cg, c, tfx_cg_byteptr(cg, wp, 2)); break;
   case TFX_DT_Q5_0: wq = q5_0_codes(cg, c, wp); break;
   case TFX_DT_TQ2_0: wq = tq2_0_codes(cg, c, wp, sb); break;
@@ -573,6 +600,7 @@ static void sub_block(tfx_cg *cg, qctx *c, qtile *t, int k, LLVMValueRef wp, LLV
     switch (c->dt) {
     case TFX_DT_I8:
     case TFX_DT_Q8_0:
+    case TFX_DT_S24_Q8_0:
       acc_fma(cg, t, a, idot_signed(cg, c, wq, xq), splat8(cg, c, LLVMBuildFMul(b, wscal[0], xd, "")));
       break;
     case TFX_DT_Q4_0: {
@@ -685,6 +713,28 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
 
 static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out);
 
+/* The 64 signed codes of the s24_q8_0 blocks at wp and wp1 (a decode
+ * pair): with VBMI2 one vpexpandb of their 32 kept bytes (two 16-byte
+ * loads) under the two masks as one 64-bit mask; else s24_codes twice. */
+static LLVMValueRef s24_pair(tfx_cg *cg, qctx *c, LLVMValueRef wp, LLVMValueRef wp1) {
+  LLVMBuilderRef b = cg->b;
+  int seq[64];
+  for (int l = 0; l < 64; l++) seq[l] = l;
+  if (!c->vbmi2) return shuf(cg, s24_codes(cg, c, wp), s24_codes(cg, c, wp1), seq, 64);
+  LLVMValueRef k0 = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 6), 1);
+  LLVMValueRef k1 = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp1, 6), 1);
+  LLVMValueRef kept = shuf(cg, k0, k1, seq, 32);
+  LLVMTypeRef i64 = cg->t_i64, v64b = LLVMVectorType(c->t_i8, 64);
+  LLVMValueRef m0 = LLVMBuildZExt(b, load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp, 2), 1), i64, "");
+  LLVMValueRef m1 = LLVMBuildZExt(b, load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp1, 2), 1), i64, "");
+  LLVMValueRef m = LLVMBuildOr(b, m0, LLVMBuildShl(b, m1, LLVMConstInt(i64, 32, 0), ""), "");
+  LLVMValueRef wide[64]; /* the 32 kept bytes in a zmm (the upper half not read: popcount(m) = 32) */
+  for (int l = 0; l < 64; l++) wide[l] = l < 32 ? tfx_cg_i32(cg, l) : LLVMGetUndef(cg->t_i32);
+  kept = LLVMBuildShuffleVector(b, kept, LLVMGetPoison(LLVMTypeOf(kept)), LLVMConstVector(wide, 64), "");
+  LLVMValueRef args[3] = {kept, LLVMConstNull(v64b), LLVMBuildBitCast(b, m, LLVMVectorType(cg->t_i1, 64), "")};
+  return tfx_cg_intrinsic(cg, "llvm.x86.avx512.mask.expand", &v64b, 1, args, 3);
+}
+
 static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef *wsc, int nw, LLVMValueRef *out) {
   if (c->wblk == 256) {
     dzk_rows(cg, c, wrow, nw, out);
@@ -703,7 +753,8 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef 
   dz_start(cg, c, sets, nw, acc, &xrow, &xbase);
   int seq[64], hidx[16];
   for (int l = 0; l < 64; l++) seq[l] = l;
-  for (int l = 0; l < 16; l++) hidx[l] = c->dt == TFX_DT_Q8_0 || c->i8 ? l / 8 : (l / 4) & 1;
+  int q8 = c->dt == TFX_DT_Q8_0 || c->i8 || c->dt == TFX_DT_S24_Q8_0; /* 32 codes per block, in order */
+  for (int l = 0; l < 16; l++) hidx[l] = q8 ? l / 8 : (l / 4) & 1;
   tfx_cg_loop lp;
   tfx_cg_for(cg, &lp, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, np / sets), 1, "dzpair");
   for (int st = 0; st < sets; st++) {
@@ -716,7 +767,9 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef 
       LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, p, 2 * c->wbytes)), u;
       LLVMValueRef wp1 = tfx_cg_byteptr(cg, wp, c->wbytes);
       if (c->prefetch) tfx_cg_prefetch(cg, wp, c->prefetch);
-      if (c->dt == TFX_DT_Q8_0 || c->i8) {
+      if (c->dt == TFX_DT_S24_Q8_0) {
+        u = LLVMBuildXor(b, s24_pair(cg, c, wp, wp1), ivec(c->t_i8, 64, 0x80), "");
+      } else if (q8) {
         LLVMValueRef a = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, c->qoff), 1);
         LLVMValueRef a1 = load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp1, c->qoff), 1);
         u = LLVMBuildXor(b, shuf(cg, a, a1, seq, 64), ivec(c->t_i8, 64, 0x80), "");
@@ -1035,6 +1088,7 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
       switch (c->dt) {
       case TFX_DT_I8: sc[0] = wsc[k]; break;
       case TFX_DT_Q8_0:
+      case TFX_DT_S24_Q8_0:
       case TFX_DT_Q4_0:
       case TFX_DT_Q5_0: sc[0] = half_at(cg, c->f16c, wp); break;
       case TFX_DT_Q4_K:
@@ -1130,6 +1184,10 @@ static LLVMValueRef decode_u(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb, LLVMV
     break;
   case TFX_DT_Q8_0:
     u = LLVMBuildXor(b, load_a(cg, c->t_b32, tfx_cg_byteptr(cg, wp, 2), 1), ivec(c->t_i8, 32, 0x80), "");
+    sc[0] = half_at(cg, c->f16c, wp);
+    break;
+  case TFX_DT_S24_Q8_0:
+    u = LLVMBuildXor(b, s24_codes(cg, c, wp), ivec(c->t_i8, 32, 0x80), "");
     sc[0] = half_at(cg, c->f16c, wp);
     break;
   case TFX_DT_Q4_0:
@@ -1378,7 +1436,7 @@ static void rp_tile(tfx_cg *cg, qctx *c, int h, LLVMValueRef mb, int mr, LLVMVal
 static int q8_supported(tfx_dtype dt) {
   return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q5_0 || dt == TFX_DT_Q3_K || dt == TFX_DT_Q4_K ||
          dt == TFX_DT_Q6_K || dt == TFX_DT_I8 || dt == TFX_DT_TQ2_0 || dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128 ||
-         dt == TFX_DT_ZQ4_64 || dt == TFX_DT_ZQ4_128;
+         dt == TFX_DT_ZQ4_64 || dt == TFX_DT_ZQ4_128 || dt == TFX_DT_S24_Q8_0;
 }
 
 /* The dz rows' 16-lane sums in zr (rows 0 .. nb - 1 of the panel) reduced
@@ -1675,16 +1733,19 @@ static void q8_emit_as(tfx_cg *cg, const tfx_cg_gemm *G0, int few) {
   c.rp = !few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16;
   c.S = c.dt == TFX_DT_Q6_K || c.dt == TFX_DT_Q3_K ? 16 : 32;
   c.nsb = G.K / c.S;
-  c.cw = c.dt == TFX_DT_Q8_0 || c.i8    ? 128
-         : c.dt == TFX_DT_Q4_0          ? 8
-         : c.dt == TFX_DT_Q5_0          ? 16
-         : c.dt == TFX_DT_Q6_K          ? 32
-         : c.dt == TFX_DT_Q3_K          ? 4
-         : c.dt == TFX_DT_TQ2_0 || c.zq ? 1
-                                        : 0;
+  c.cw = c.dt == TFX_DT_Q8_0 || c.i8 || c.dt == TFX_DT_S24_Q8_0 ? 128
+         : c.dt == TFX_DT_Q4_0                                  ? 8
+         : c.dt == TFX_DT_Q5_0                                  ? 16
+         : c.dt == TFX_DT_Q6_K                                  ? 32
+         : c.dt == TFX_DT_Q3_K                                  ? 4
+         : c.dt == TFX_DT_TQ2_0 || c.zq                         ? 1
+                                                                : 0;
   c.dz = !c.zq && few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && c.nqb % 2 == 0;
   c.dz4 = c.dz && c.dt == TFX_DT_Q4_0 && c.nqb % 4 == 0;
   c.tiny = c.dz && c.dt == TFX_DT_Q8_0 && c.nqb <= 16;
+  c.vbmi2 =
+      cg->tgt->cpu_arch == TFX_CPU_ARCH_X86_64 && cg->W == 16 &&
+      (cg->tgt->cpu_features & (TFX_CPU_AVX512VBMI2 | TFX_CPU_AVX512VL)) == (TFX_CPU_AVX512VBMI2 | TFX_CPU_AVX512VL);
   c.prefetch = c.dz ? tfx_cg_decode_prefetch(cg) : 0;
   /* bytes of one quantized row, and rows per chunk */
   int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);

@@ -1,14 +1,18 @@
-/* backend/k_linear_s24.c — the gathering dot products of the 2:4 sparse
- * weights (s24_f32, s24_q8_0; layouts in ir/dtype.c and
- * docs/quantization.md) for the row-major tiles of k_linear.c (LINEAR and
- * FUSED_LINEAR, decode and prefill). Instead of expanding the kept values
- * to dense vectors (the weight stream, backend/weight_stream.c), a tile
- * reads only the kept values and their 2-bit positions, and gathers the
- * activations at the kept positions: kept value j of a block of 32 inputs
- * (group j / 2) sits at input 4 (j / 2) + ((idx >> 2 j) & 3), so one
- * vector of W kept values multiplies W gathered activations, half the
- * fused multiply-adds of the dense product and (for s24_f32) about half
- * its bytes.
+/* backend/k_linear_s24.c — the 2:4 sparse weights (layouts in ir/dtype.c
+ * and docs/quantization.md) in the kernels: the gathering dot products of
+ * s24_f32 for the row-major tiles of k_linear.c (LINEAR and FUSED_LINEAR,
+ * decode and prefill), and the expansion of a block's kept values under
+ * s24_q8_0's keep mask (tfx_cg_s24_expand: the int8 kernels of
+ * k_linear_q8.c where the target has no vpexpandb, and the dequantizing
+ * stream of backend/weight_stream.c).
+ *
+ * s24_f32: instead of expanding the kept values to dense vectors (the
+ * weight stream), a tile reads only the kept values and their 2-bit
+ * positions, and gathers the activations at the kept positions: kept value
+ * j of a block of 32 inputs (group j / 2) sits at input 4 (j / 2) + ((idx
+ * >> 2 j) & 3), so one vector of W kept values multiplies W gathered
+ * activations, half the fused multiply-adds of the dense product and about
+ * half its bytes.
  *
  * The gather: with AVX-512 (W = 16, one vector of kept values per block)
  * the block's 32 activations are two registers and vpermi2ps picks the 16
@@ -17,7 +21,12 @@
  * per block, each from 16 inputs) permutes both registers of its 16 inputs
  * with vpermps and blends on the index's bit 3; other targets store the
  * block's activations (after the prologue) to a small stack buffer and
- * gather from it (llvm.masked.gather: scalar loads). */
+ * gather from it (llvm.masked.gather: scalar loads).
+ *
+ * s24_q8_0 runs on int8 activations (tfx_node_act_quant) in k_linear_q8.c:
+ * its kept bytes expanded to q8_0-like blocks (vpexpandb under the keep
+ * mask with AVX512_VBMI2, else tfx_cg_s24_expand) and dotted as q8_0's;
+ * with act_f32 it takes the dequantizing stream. */
 #include "../include/tfx/abi.h"
 #include "cg.h"
 
@@ -26,9 +35,40 @@
 #define MAX_W 16
 
 int tfx_cg_s24_gathers(const tfx_cg *cg, const tfx_cg_wstream *s) {
-  tfx_dtype dt = s->w->type.dtype;
-  return (dt == TFX_DT_S24_F32 || dt == TFX_DT_S24_Q8_0) && s->block == S24_BLOCK && !s->panel && cg->W <= MAX_W &&
+  return s->w->type.dtype == TFX_DT_S24_F32 && s->block == S24_BLOCK && !s->panel && cg->W <= MAX_W &&
          S24_BLOCK % (2 * cg->W) == 0;
+}
+
+LLVMValueRef tfx_cg_s24_expand(tfx_cg *cg, LLVMValueRef mask, LLVMValueRef v, int n) {
+  LLVMBuilderRef b = cg->b;
+  /* a kept lane is its group's second when a lower lane of the group is kept */
+  LLVMValueRef below = NULL;
+  for (int s = 1; s < 4; s++) {
+    unsigned m = 0;
+    for (int i = 0; i < 32; i++)
+      if (i % 4 >= s) m |= 1u << i;
+    LLVMValueRef t = LLVMBuildAnd(b, LLVMBuildShl(b, mask, tfx_cg_i32(cg, s), ""), tfx_cg_i32(cg, (int)m), "");
+    below = below ? LLVMBuildOr(b, below, t, "") : t;
+  }
+  LLVMValueRef second = LLVMBuildAnd(b, mask, below, "");
+  LLVMValueRef first = LLVMBuildXor(b, mask, second, "");
+  LLVMTypeRef in = LLVMIntTypeInContext(cg->ctx, (unsigned)n), bt = LLVMVectorType(cg->t_i1, (unsigned)n);
+  if (n < 32) {
+    first = LLVMBuildTrunc(b, first, in, "");
+    second = LLVMBuildTrunc(b, second, in, "");
+  }
+  first = LLVMBuildBitCast(b, first, bt, "s24.first");
+  second = LLVMBuildBitCast(b, second, bt, "s24.second");
+  LLVMValueRef e0[64], e1[64];
+  for (int i = 0; i < n; i++) {
+    e0[i] = tfx_cg_i32(cg, 2 * (i / 4));
+    e1[i] = tfx_cg_i32(cg, 2 * (i / 4) + 1);
+  }
+  LLVMValueRef pv = LLVMGetPoison(LLVMTypeOf(v));
+  LLVMValueRef v0 = LLVMBuildShuffleVector(b, v, pv, LLVMConstVector(e0, (unsigned)n), "");
+  LLVMValueRef v1 = LLVMBuildShuffleVector(b, v, pv, LLVMConstVector(e1, (unsigned)n), "");
+  LLVMValueRef x = LLVMBuildSelect(b, second, v1, LLVMConstNull(LLVMTypeOf(v1)), "");
+  return LLVMBuildSelect(b, first, v0, x, "s24.x");
 }
 
 /* How the activations are gathered: 1 vpermi2ps (AVX-512), 2 vpermps
@@ -62,21 +102,11 @@ static LLVMValueRef kept_index(tfx_cg *cg, LLVMValueRef idx, int kv0) {
   return LLVMBuildOr(b, v, const_vi(cg, base), "s24.ix");
 }
 
-/* Kept values kv0 .. kv0 + W - 1 of the block at blk, scaled (f32). */
-static LLVMValueRef kept_values(tfx_cg *cg, tfx_dtype dt, LLVMValueRef blk, int kv0) {
-  LLVMBuilderRef b = cg->b;
-  if (dt == TFX_DT_S24_F32) {
-    LLVMValueRef v = LLVMBuildLoad2(b, cg->t_vf, tfx_cg_byteptr(cg, blk, 4 * kv0), "");
-    LLVMSetAlignment(v, 4);
-    return v;
-  }
-  LLVMTypeRef i8 = LLVMInt8TypeInContext(cg->ctx), h = LLVMHalfTypeInContext(cg->ctx);
-  LLVMValueRef q = LLVMBuildLoad2(b, LLVMVectorType(i8, (unsigned)cg->W), tfx_cg_byteptr(cg, blk, 6 + kv0), "");
-  LLVMSetAlignment(q, 1);
-  LLVMValueRef d = LLVMBuildLoad2(b, h, blk, "");
-  LLVMSetAlignment(d, 2);
-  d = LLVMBuildFPExt(b, d, cg->t_f32, "");
-  return LLVMBuildFMul(b, LLVMBuildSIToFP(b, q, cg->t_vf, ""), tfx_cg_splat(cg, d), "");
+/* Kept values kv0 .. kv0 + W - 1 of the s24_f32 block at blk. */
+static LLVMValueRef kept_values(tfx_cg *cg, LLVMValueRef blk, int kv0) {
+  LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->t_vf, tfx_cg_byteptr(cg, blk, 4 * kv0), "");
+  LLVMSetAlignment(v, 4);
+  return v;
 }
 
 static LLVMValueRef vpermi2(tfx_cg *cg, LLVMValueRef lo, LLVMValueRef ix, LLVMValueRef hi) {
@@ -111,8 +141,7 @@ static void emit_block(tfx_cg *cg, const tfx_cg_gemm *G, int mr, LLVMValueRef *x
                        const tfx_cg_wrow *wrow, LLVMValueRef *acc, LLVMValueRef bi) {
   LLVMBuilderRef b = cg->b;
   int W = cg->W, nx = S24_BLOCK / W, perm = permute_kind(cg);
-  tfx_dtype dt = G->ws->w->type.dtype;
-  int64_t bb = G->ws->block_bytes, idx_off = dt == TFX_DT_S24_F32 ? 64 : 2;
+  int64_t bb = G->ws->block_bytes, idx_off = 64;
   LLVMValueRef k0 = tfx_cg_mulc(cg, bi, S24_BLOCK), xv[MAX_ROWS][S24_BLOCK];
   for (int i = 0; i < mr; i++)
     for (int v = 0; v < nx; v++) {
@@ -127,7 +156,7 @@ static void emit_block(tfx_cg *cg, const tfx_cg_gemm *G, int mr, LLVMValueRef *x
     LLVMValueRef idx = LLVMBuildLoad2(b, cg->t_i32, tfx_cg_byteptr(cg, blk, idx_off), "");
     LLVMSetAlignment(idx, 1);
     for (int kv0 = 0; kv0 < S24_BLOCK / 2; kv0 += W) {
-      LLVMValueRef ix = kept_index(cg, idx, kv0), wv = kept_values(cg, dt, blk, kv0);
+      LLVMValueRef ix = kept_index(cg, idx, kv0), wv = kept_values(cg, blk, kv0);
       for (int i = 0; i < mr; i++) {
         LLVMValueRef xg = perm == 1   ? vpermi2(cg, xv[i][0], ix, xv[i][1])
                           : perm == 2 ? vperm2x8(cg, xv[i][kv0 / 4], ix, xv[i][kv0 / 4 + 1])

@@ -10,7 +10,7 @@
  * f16 (fpext <W x half>: vcvtph2ps) and bf16 (zext, shl 16, bitcast),
  * packed or row-major; the GGUF block formats q8_0, q4_0, q5_0, q3_k, q4_k, q6_k
  * and tq2_0, the 2:4 sparse s24_f32 and s24_q8_0 (W / 2 kept values expanded
- * by their positions), ZeroQuant's zq8_64, zq8_128, zq4_64 and zq4_128 (d * (q - z)),
+ * by their positions / keep mask), ZeroQuant's zq8_64, zq8_128, zq4_64 and zq4_128 (d * (q - z)),
  * row-major only (pack_weights leaves them so): a row is K / block blocks,
  * and a vector at column c decodes the W elements c .. of the one block
  * holding them (every kernel reads weight rows in vectors at multiples of W,
@@ -420,9 +420,9 @@ static LLVMValueRef tq2_0_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, in
   return LLVMBuildFMul(b, tfx_cg_splat(cg, half_at(cg, blk, 64)), i8_to_f32(cg, q, nvalid), "");
 }
 
-/* The 2:4 sparse formats (ir/dtype.c): W elements at o (a multiple of 4) of
- * a block of 32 from its W / 2 kept values v (<W / 2 x float>, already
- * scaled) and its position word at idx_off: lane i (group g = i / 4,
+/* s24_f32 (ir/dtype.c): W elements at o (a multiple of 4) of
+ * a block of 32 from its W / 2 kept values v (<W / 2 x float>)
+ * and its position word at idx_off: lane i (group g = i / 4,
  * position i % 4) takes v[2 g] where the group's first position is i % 4,
  * v[2 g + 1] where its second is, else 0. */
 static LLVMValueRef s24_expand(tfx_cg *cg, LLVMValueRef blk, int64_t idx_off, LLVMValueRef o, LLVMValueRef v,
@@ -468,7 +468,10 @@ static LLVMValueRef s24_f32_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, 
   return s24_expand(cg, blk, 64, o, v, nvalid);
 }
 
-/* s24_q8_0 (22 bytes: f16 d, u32 positions, 16 x i8 kept values): d * q. */
+/* s24_q8_0 (22 bytes: f16 d, u32 keep mask, 16 x i8 kept values in
+ * position order): d * q expanded under the mask's bits o .. o + W - 1
+ * (tfx_cg_s24_expand). The linears read it this way only with act_f32
+ * (else k_linear_q8.c's int8 kernels). */
 static LLVMValueRef s24_q8_0_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o, int nvalid) {
   LLVMBuilderRef b = cg->b;
   int hw = cg->W / 2;
@@ -481,7 +484,12 @@ static LLVMValueRef s24_q8_0_block(tfx_cg *cg, LLVMValueRef blk, LLVMValueRef o,
       LLVMBuildShuffleVector(b, LLVMBuildInsertElement(b, LLVMGetPoison(vf), d, tfx_cg_i32(cg, 0), ""),
                              LLVMGetPoison(vf), LLVMConstNull(LLVMVectorType(cg->t_i32, (unsigned)hw)), "");
   LLVMValueRef v = LLVMBuildFMul(b, LLVMBuildSIToFP(b, q, vf, ""), dv, "");
-  return s24_expand(cg, blk, 2, o, v, nvalid);
+  LLVMValueRef mask = LLVMBuildLoad2(b, cg->t_i32, tfx_cg_byteptr(cg, blk, 2), "");
+  LLVMSetAlignment(mask, 1);
+  mask = LLVMBuildLShr(b, mask, LLVMBuildTrunc(b, o, cg->t_i32, ""), ""); /* lane o at bit 0 */
+  LLVMValueRef x = tfx_cg_s24_expand(cg, mask, v, cg->W);
+  if (nvalid < cg->W) x = LLVMBuildSelect(b, tfx_cg_mask_const(cg, nvalid), x, LLVMConstNull(cg->t_vf), "");
+  return x;
 }
 
 /* ZeroQuant's values of the W codes q (i32 lanes) of the block at blk (f16

@@ -5,8 +5,10 @@
  * M = 128 (GEMM: GFLOP/s), 1 and 2 threads, medians of repeated calls, with
  * each format's speedup over f32 (time ratio) measured in the same run. Built by CMake as
  * bench_q8 (not part of `all`): cmake --build build --target bench_q8;
- * ./build/bench_q8 [REPS] [cpu|wall] [KxN,KxN..] (cpu: one thread, timed by its CPU time;
- * the shapes replace stories110M's, e.g. 64x512 for stories260K's classifier). */
+ * ./build/bench_q8 [REPS] [cpu|wall] [KxN,KxN..] [FMT,FMT..] (cpu: one thread, timed by its CPU time;
+ * the shapes replace stories110M's, e.g. 64x512 for stories260K's classifier;
+ * the formats replace the list above after f32, e.g. q8_0,s24_q8_0 for the 2:4
+ * int8 kernel against dense q8_0; "-" keeps the default shapes). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +114,7 @@ int main(int argc, char **argv) {
   /* argv[3]: the shapes as K x N, comma-separated (e.g. 64x512,128x512), else stories110M's */
   int64_t shapes[16][2] = {{768, 768}, {768, 2048}, {768, 32000}, {2048, 768}};
   int nsh = 4;
-  if (argc > 3) {
+  if (argc > 3 && strcmp(argv[3], "-")) {
     nsh = 0;
     for (const char *q = argv[3]; *q;) {
       long long k = 0, n = 0;
@@ -126,12 +128,28 @@ int main(int argc, char **argv) {
       if (*q == ',') q++;
     }
   }
-  static const tfx_dtype fmts[6] = {TFX_DT_F32, TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q4_K, TFX_DT_Q6_K, TFX_DT_Q3_K};
+  tfx_dtype fmts[16] = {TFX_DT_F32, TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q4_K, TFX_DT_Q6_K, TFX_DT_Q3_K};
+  int nf = 6;
+  if (argc > 4) { /* argv[4]: the formats after f32, by name, comma-separated */
+    nf = 1;
+    char names[256];
+    snprintf(names, sizeof names, "%s", argv[4]);
+    for (char *save = NULL, *tok = strtok_r(names, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+      int found = -1;
+      for (int d = 0; d < TFX_DT_COUNT && found < 0; d++)
+        if (tfx_dtype_info_of((tfx_dtype)d) && !strcmp(tfx_dtype_name((tfx_dtype)d), tok)) found = d;
+      if (found < 0 || nf == 16) {
+        fprintf(stderr, "bench_q8: unknown format '%s' (or more than 15)\n", tok);
+        return 2;
+      }
+      fmts[nf++] = (tfx_dtype)found;
+    }
+  }
   printf("%-6s %-12s %3s %10s %8s %10s %8s\n", "format", "K->N", "thr", "GEMV GB/s", "speedup", "GEMM GF/s", "speedup");
   for (int sh = 0; sh < nsh; sh++)
     for (int th = 1; th <= (cpu_clock ? 1 : 2); th++) {
       double f32_t1 = 0, f32_tm = 0;
-      for (int f = 0; f < 6; f++) {
+      for (int f = 0; f < nf; f++) {
         int64_t K = shapes[sh][0], N = shapes[sh][1], wb = 0;
         if (K % tfx_dtype_info_of(fmts[f])->block) continue; /* (a K-quant at K < 256) */
         double t1 = time_linear(fmts[f], K, N, 1, th, reps, &wb);

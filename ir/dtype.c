@@ -274,11 +274,14 @@ static void dq_zq8_128(const uint8_t *data, const tfx_fused *layout, int64_t R, 
 }
 
 /* The 2:4 sparse formats (tfxc's own): a block of 32 elements is 8 groups
- * of 4, of which two are kept, at positions p0 < p1 (bits 4g .. 4g + 1 and
- * 4g + 2 .. 4g + 3 of a little-endian u32 idx); kept value 2g + i is the
- * element at 4g + p_i, the two others are 0.
- * s24_f32: 16 f32 values, then idx (68 bytes); s24_q8_0: f16 d, idx, 16 x
- * i8 q, value = d * q (22 bytes). */
+ * of 4, of which two are kept, at positions p0 < p1; kept value 2g + i is
+ * the element at 4g + p_i, the two others are 0.
+ * s24_f32: 16 f32 values, then idx (68 bytes): p0 and p1 at bits 4g .. 4g
+ * + 1 and 4g + 2 .. 4g + 3 of the little-endian u32 idx.
+ * s24_q8_0: f16 d, a little-endian u32 keep mask (bit 4g + p set for a
+ * kept element: exactly two bits of each nibble), 16 x i8 q, value = d * q
+ * (22 bytes): the kept values in position order are what vpexpandb spreads
+ * under the mask (backend/k_linear_q8.c). */
 static uint32_t rd32(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
@@ -309,9 +312,10 @@ static void dq_s24_q8_0(const uint8_t *data, const tfx_fused *layout, int64_t R,
   const uint8_t *row = data + r * (K / 32) * 22;
   for (int64_t b = 0; b < K / 32; b++) {
     const uint8_t *blk = row + b * 22;
-    float d = tfx_f16_to_f32(rd16(blk)), v[16];
-    for (int i = 0; i < 16; i++) v[i] = d * (float)(int8_t)blk[6 + i];
-    s24_expand(v, rd32(blk + 2), out + b * 32);
+    float d = tfx_f16_to_f32(rd16(blk));
+    uint32_t mask = rd32(blk + 2);
+    int j = 0; /* the kept values in order, at the set bits (at most 16 read) */
+    for (int i = 0; i < 32; i++) out[b * 32 + i] = mask >> i & 1u && j < 16 ? d * (float)(int8_t)blk[6 + j++] : 0.0f;
   }
 }
 

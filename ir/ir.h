@@ -44,7 +44,7 @@ typedef enum {
   TFX_DT_TQ2_0,    /* GGUF (ggml's block_tq2_0) super-blocks of 256 ternary values: 64 bytes of 2-bit codes + f16
                       scale (66 bytes) */
   TFX_DT_S24_F32,  /* 2:4 sparse, blocks of 32: 16 kept f32 values + u32 of 2-bit positions (68 bytes) */
-  TFX_DT_S24_Q8_0, /* 2:4 sparse, blocks of 32: f16 scale + u32 of 2-bit positions + 16 kept i8 (22 bytes) */
+  TFX_DT_S24_Q8_0, /* 2:4 sparse, blocks of 32: f16 scale + u32 keep mask + 16 kept i8 (22 bytes) */
   /* ZeroQuant (quantize = zeroquant): group-wise asymmetric 8-bit, groups of
    * 64 / 128 along K: f16 scale s, i16 zero point z, then the group's u8
    * codes q; x = s * (q - z) (68 / 132 bytes; tfx_quantize_zq8_group) */

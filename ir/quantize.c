@@ -503,15 +503,19 @@ static void s24_pick(const float *x, int *p0, int *p1) {
   *p1 = a < b ? b : a;
 }
 
-/* The block's 16 kept values and its position word (layouts: ir/dtype.c). */
-static uint32_t s24_keep(const float *x, float *v) {
+/* The block's 16 kept values and its position word (s24_f32: 2-bit
+ * positions) and keep mask (s24_q8_0: bit i for input i) (layouts:
+ * ir/dtype.c). */
+static uint32_t s24_keep(const float *x, float *v, uint32_t *mask) {
   uint32_t idx = 0;
+  *mask = 0;
   for (int g = 0; g < 8; g++) {
     int p0, p1;
     s24_pick(x + 4 * g, &p0, &p1);
     v[2 * g] = x[4 * g + p0];
     v[2 * g + 1] = x[4 * g + p1];
     idx |= (uint32_t)(p0 | p1 << 2) << (4 * g);
+    *mask |= (1u << (4 * g + p0)) | (1u << (4 * g + p1));
   }
   return idx;
 }
@@ -522,19 +526,21 @@ static void put32(uint8_t *p, uint32_t v) {
 
 static void s24_f32_block(const float *x, uint8_t *blk) {
   float v[16];
-  uint32_t idx = s24_keep(x, v);
+  uint32_t mask, idx = s24_keep(x, v, &mask);
   memcpy(blk, v, sizeof v);
   put32(blk + 64, idx);
 }
 
-/* s24_q8_0: the kept values as q8_0 (d = amax / 127, q = roundf(v / d)). */
+/* s24_q8_0: the keep mask, the kept values as q8_0 (d = amax / 127, q =
+ * roundf(v / d)). */
 static void s24_q8_0_block(const float *x, uint8_t *blk) {
   float v[16], amax = 0;
-  uint32_t idx = s24_keep(x, v);
+  uint32_t mask;
+  s24_keep(x, v, &mask);
   for (int j = 0; j < 16; j++) amax = fmaxf(amax, fabsf(v[j]));
   float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
   put16(blk, f32_to_f16(d));
-  put32(blk + 2, idx);
+  put32(blk + 2, mask);
   for (int j = 0; j < 16; j++) blk[6 + j] = (uint8_t)trunc_i8(roundf(v[j] * id));
 }
 
@@ -724,7 +730,7 @@ int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n) {
   if (dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128 || dt == TFX_DT_ZQ4_64 || dt == TFX_DT_ZQ4_128)
     return 2; /* ZeroQuant: token-wise activations */
   return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q5_0 || dt == TFX_DT_Q3_K || dt == TFX_DT_Q4_K ||
-         dt == TFX_DT_Q6_K || dt == TFX_DT_TQ2_0;
+         dt == TFX_DT_Q6_K || dt == TFX_DT_TQ2_0 || dt == TFX_DT_S24_Q8_0;
 }
 
 int64_t tfx_node_work_bytes(const tfx_graph *g, const tfx_node *n, int64_t t) {

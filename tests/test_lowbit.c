@@ -57,7 +57,7 @@ static const tfx_dtype FORMATS[3] = {TFX_DT_TQ2_0, TFX_DT_S24_F32, TFX_DT_S24_Q8
 #define NFMT 3
 
 /* the int8 kernels read the format (else a dequantizing stream) */
-static int int8_format(tfx_dtype dt) { return dt == TFX_DT_TQ2_0; }
+static int int8_format(tfx_dtype dt) { return dt == TFX_DT_TQ2_0 || dt == TFX_DT_S24_Q8_0; }
 
 /* A [rows, cols] weight in format dt, from random f32 rows. */
 static int qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale) {
@@ -160,6 +160,55 @@ static void test_sparse24_gather(void **state) {
       check_graph(tfx_i8c_linear_n, FORMATS[f], shapes[s][0], shapes[s][1], "gather", s ? 1 : 3, s ? 1 : 3);
   opts.calls = CALLS;
   opts.ncalls = NCALLS;
+}
+
+/* The int8 kernel of s24_q8_0 (backend/k_linear_q8.c): the activations
+ * quantized per block of 32 as for q8_0, the kept bytes expanded under the
+ * keep mask (vpexpandb on the host here, AVX512_VBMI2; vector selects on
+ * cascadelake: AVX512-VNNI without VBMI2, the 512-bit decode pairs and the
+ * repacked prefill tiles; skylake-avx512: no VNNI, the row-major tiles on
+ * vpmaddubsw; haswell: AVX2; x86-64: plain IR), against the interpreter
+ * emulating the activation quantization on the same weights, the JIT at
+ * LLVM -O3 on every target and -O0 on the host, and the blindness check
+ * (LLVM -O2, host). Pass level -O0: LINEAR with K = 64, 96 (an odd number
+ * of blocks: the row-major decode tiles), 256 and 768, N = 45, 3, 45, 20
+ * (not multiples of 16); -O2: the pre-norm SwiGLU (one GLU FUSED_LINEAR
+ * with the norm prologue, K = 256) and x + linear(rmsnorm(x)) + b (K =
+ * 768). Calls of 1, 2 (decode), 5 and 9 rows (prefill). */
+static void test_sparse24_int8(void **state) {
+  (void)state;
+  static const char *const cpus[5] = {NULL, "cascadelake", "skylake-avx512", "haswell", "x86-64"};
+  static const int calls[4] = {1, 2, 5, 9};
+  static const int64_t shapes[4][2] = {{64, 45}, {96, 3}, {256, 45}, {768, 20}};
+  for (int c = 0; c < 6; c++) {
+    int level = c < 4 ? 0 : 2;
+    tfx_tg *t = c < 4    ? tfx_i8c_linear_n(qparam, TFX_DT_S24_Q8_0, shapes[c][0], shapes[c][1])
+                : c == 4 ? tfx_i8c_ffn(qparam, TFX_DT_S24_Q8_0, 256, 512)
+                         : tfx_i8c_res(qparam, TFX_DT_S24_Q8_0, 768, 0);
+    char what[96];
+    snprintf(what, sizeof what, "s24_q8_0 int8 %s K%lld",
+             c < 4    ? "linear"
+             : c == 4 ? "ffn"
+                      : "residual",
+             (long long)(c < 4    ? shapes[c][0]
+                         : c == 4 ? 256
+                                  : 768));
+    tfx_i8c_run_passes(t, level, what);
+    char err[256];
+    if (tfx_pass_plan_memory(t->g, err, sizeof err)) fail_msg("%s: plan: %s", what, err);
+    if (!tfx_i8c_count_op(t->g, level ? TFX_OP_FUSED_LINEAR : TFX_OP_LINEAR))
+      fail_msg("%s: no linear on int8 activations", what);
+    for (int k = 0; k < 5; k++) {
+      if (!tfx_i8c_runs_here(cpus[k])) continue;
+      for (int o = 0; o < (k ? 1 : 2); o++) {
+        char label[160];
+        snprintf(label, sizeof label, "%s cpu %s LLVM -O%d", what, cpus[k] ? cpus[k] : "host", o ? 0 : 3);
+        tfx_i8c_check_model_at(t, cpus[k], o ? 0 : 3, calls, 4, 0, label);
+      }
+    }
+    tfx_i8c_check_model(t, NULL, calls, 4, 1, what); /* not blind to the activations' quantization */
+    tfx_tg_free(t);
+  }
 }
 
 /* act_f32: the tq2_0 linears leave the int8 kernels for the dequantizing stream */
@@ -333,9 +382,16 @@ static void test_gguf_tq2_0(void **state) {
 int main(int argc, char **argv) {
   if (argc > 1) cmocka_set_test_filter(argv[1]); /* one test by name (timing) */
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_ternary_rows), cmocka_unit_test(test_sparse24_rows), cmocka_unit_test(test_gguf_tq2_0),
-      cmocka_unit_test(test_linear),       cmocka_unit_test(test_ffn),           cmocka_unit_test(test_residual),
-      cmocka_unit_test(test_shapes),       cmocka_unit_test(test_act_f32),       cmocka_unit_test(test_sparse24_gather),
+      cmocka_unit_test(test_ternary_rows),
+      cmocka_unit_test(test_sparse24_rows),
+      cmocka_unit_test(test_gguf_tq2_0),
+      cmocka_unit_test(test_linear),
+      cmocka_unit_test(test_ffn),
+      cmocka_unit_test(test_residual),
+      cmocka_unit_test(test_shapes),
+      cmocka_unit_test(test_act_f32),
+      cmocka_unit_test(test_sparse24_gather),
+      cmocka_unit_test(test_sparse24_int8),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,11 +6,12 @@
  * quantize { "pattern" = ... } rules), JIT-compiled at -O2 (and ternary at
  * -O0) and run over 12
  * tokens (prefill) and then one token at a time (decode), against the
- * reference interpreter on the same built graph and weights; tq2_0 and
- * ternary twice: with f32 activations (schedule activations = f32: every linear, tq2_0's too,
- * reads its weights through the dequantizing stream), max |jit - ref| <=
- * 1e-4 * max(1, max |ref|); and with the int8 activations of the tq2_0
- * linears (emulated by the interpreter), max |jit - ref| <= 2e-2 * max(1,
+ * reference interpreter on the same built graph and weights; tq2_0,
+ * ternary and sparse24(q8_0) twice: with f32 activations (schedule
+ * activations = f32: every linear, tq2_0's and s24_q8_0's too, reads its
+ * weights through the dequantizing stream), max |jit - ref| <=
+ * 1e-4 * max(1, max |ref|); and with the int8 activations of the tq2_0 and
+ * s24_q8_0 linears (emulated by the interpreter), max |jit - ref| <= 2e-2 * max(1,
  * max |ref|): the kernels compute each linear as the interpreter does up to
  * the f32 accumulation order (tests/test_lowbit.c checks them at 1e-4), but
  * through a whole model a last-bit difference can move an activation across
@@ -141,8 +142,8 @@ static void test_cli_choices(void **state) {
     }
     if (c == 1) check_jit(&b, cases[c].q, 2e-2); /* -O0 once (ternary) */
     tfx_build_free(&b);
-    /* -O2; act_f32 changes only the tq2_0 linears (the s24 ones always read f32 activations) */
-    for (int act_f32 = 0; act_f32 < (cases[c].dt == TFX_DT_TQ2_0 ? 2 : 1); act_f32++) {
+    /* -O2; act_f32 changes the tq2_0 and s24_q8_0 linears (s24_f32 always reads f32 activations) */
+    for (int act_f32 = 0; act_f32 < (cases[c].dt != TFX_DT_S24_F32 ? 2 : 1); act_f32++) {
       build(cases[c].q, 2, &b);
       b.graph->schedule.act_f32 = act_f32;
       char what[64];

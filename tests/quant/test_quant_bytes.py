@@ -202,8 +202,9 @@ for x in (rng.standard_normal((16, 512)).astype(np.float32) * np.float32(0.02), 
 def s24_oracle(x, fmt):
     """2:4 blocks of 32: per group of 4 the two largest |x| (ties: the lower
     position), kept in position order; s24_f32: 16 f32 values + u32 of
-    positions (p0 | p1 << 2 at bits 4 g); s24_q8_0: f16 d = amax / 127, the
-    u32, 16 x int8 round(v / d) (ties away from zero)."""
+    positions (p0 | p1 << 2 at bits 4 g); s24_q8_0: f16 d = amax / 127, a
+    u32 keep mask (bits 4 g + p0 and 4 g + p1), 16 x int8 round(v / d) (ties
+    away from zero)."""
     g = x.reshape(-1, 4)
     order = np.argsort(-np.abs(g), axis=1, kind="stable")[:, :2]
     pos = np.sort(order, axis=1)
@@ -215,12 +216,17 @@ def s24_oracle(x, fmt):
     idxb = idx.astype("<u4").view(np.uint8).reshape(-1, 4)
     if fmt == "s24_f32":
         return np.concatenate([vals.astype("<f4").view(np.uint8).reshape(-1, 64), idxb], axis=1).reshape(-1)
+    bits = (np.uint32(1) << pos[:, 0].astype(np.uint32)) | (np.uint32(1) << pos[:, 1].astype(np.uint32))
+    mask = np.zeros(nib.shape[0], dtype=np.uint32)
+    for k, b in enumerate(bits.reshape(-1, 8).T):
+        mask |= b << np.uint32(4 * k)
+    maskb = mask.astype("<u4").view(np.uint8).reshape(-1, 4)
     amax = np.abs(vals).max(axis=1, keepdims=True)
     d = amax / np.float32(127)
     with np.errstate(divide="ignore"):
         iv = np.where(d == 0, np.float32(0), np.float32(1) / d)
     qv = quants.np_roundf(vals * iv).astype(np.int8).view(np.uint8)
-    return np.concatenate([d.astype("<f2").view(np.uint8).reshape(-1, 2), idxb, qv], axis=1).reshape(-1)
+    return np.concatenate([d.astype("<f2").view(np.uint8).reshape(-1, 2), maskb, qv], axis=1).reshape(-1)
 
 
 srows = rows_32block(127)[:6]

@@ -89,13 +89,25 @@ int tfx_i8c_count_op(const tfx_graph *g, tfx_op op) {
 int tfx_i8c_runs_here(const char *cpu) {
   if (!cpu) return 1;
   if (!strcmp(cpu, "haswell")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  /* the AVX-512 levels: skylake-avx512 (F, BW, DQ, VL), cascadelake (+ VNNI), icelake-server (+ VBMI2) */
+  int skx = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  if (!strcmp(cpu, "skylake-avx512")) return skx;
+  if (!strcmp(cpu, "cascadelake")) return skx && __builtin_cpu_supports("avx512vnni");
+  if (!strcmp(cpu, "icelake-server"))
+    return skx && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi2");
   return 1; /* x86-64: SSE2 */
 }
 
 const char *const tfx_i8c_cpus[3] = {NULL, "haswell", "x86-64"};
 
 void tfx_i8c_check_model(tfx_tg *t, const char *cpu, const int *calls, int ncalls, int blind_check, const char *what) {
-  tfx_model *m = tfx_tg_jit_model_cpu(t, 2, cpu);
+  tfx_i8c_check_model_at(t, cpu, 2, calls, ncalls, blind_check, what);
+}
+
+void tfx_i8c_check_model_at(tfx_tg *t, const char *cpu, int llvm_level, const int *calls, int ncalls, int blind_check,
+                            const char *what) {
+  tfx_model *m = tfx_tg_jit_model_cpu(t, llvm_level, cpu);
   if (!m) fail_msg("%s: JIT failed", what);
   tfx_tg_run_opts o = {.in_scale = 2.0f};
   uint64_t rng0 = t->rng;

@@ -40,7 +40,9 @@ tfx_tg *tfx_i8c_res(tfx_i8c_param_fn qp, tfx_dtype dt, int64_t D, int64_t unused
 void tfx_i8c_run_passes(tfx_tg *t, int level, const char *what);
 /* Nodes of op that run on quantized activations (tfx_node_act_quant). */
 int tfx_i8c_count_op(const tfx_graph *g, tfx_op op);
-/* Does this machine run code for cpu? (NULL: the host, always) */
+/* Does this machine run code for cpu? (NULL: the host, always; haswell,
+ * skylake-avx512, cascadelake, icelake-server as their features say; other
+ * names: yes) */
 int tfx_i8c_runs_here(const char *cpu);
 
 /* The --mcpu targets: the host (NULL), "haswell" (AVX2), "x86-64" (SSE2). */
@@ -51,6 +53,9 @@ extern const char *const tfx_i8c_cpus[3];
  * inputs also run through the interpreter without the emulation (act_f32),
  * and the JIT must be further from that than the tolerance. */
 void tfx_i8c_check_model(tfx_tg *t, const char *cpu, const int *calls, int ncalls, int blind_check, const char *what);
+/* The same with the JIT at LLVM level llvm_level (0 .. 3; the check above: 2). */
+void tfx_i8c_check_model_at(tfx_tg *t, const char *cpu, int llvm_level, const int *calls, int ncalls, int blind_check,
+                            const char *what);
 
 /* build(o->param, dt, a, b) at -O0 (levels bit 0) and -O2 (bit 1), planned,
  * checked on the first ncpu of tfx_i8c_cpus that run here. int8: the
