@@ -19,6 +19,7 @@
  *    rows), a count with a listed duplicate, zero globals, GQA, a head size
  *    not a multiple of the vector width, the result the graph's output (a
  *    copy) or updated in place; every schedule of the ATTENTION.
+ *  - test_ir_checks: the IR's refusals of a malformed node.
  *  - test_errors: the frontend's located errors. */
 #include <math.h>
 #include <setjmp.h>
@@ -242,6 +243,40 @@ static void test_global_rows(void **state) {
   assert_int_equal(tfx_attn_global_rows(&s, 40, r, 8), 0);
 }
 
+/* The IR's checks of a GLOBAL_ATTENTION node (type inference, as the
+ * verifier runs it): each refusal with its message. */
+static void test_ir_checks(void **state) {
+  (void)state;
+  tfx_tg *t = tfx_tg_new("chk", 16, 5);
+  int x = tfx_tg_input_f32(t, 8), x4 = linear(t, x, 4, 8, "w4");
+  tfx_sparse ok = lf(3, 1, 0, NULL);
+  struct {
+    int in[4], kv_heads, n_inputs, key_mask;
+    tfx_sparse_kind kind;
+    const char *msg;
+  } cases[] = {
+      {{x, x, x, x}, 2, 4, 0, TFX_SPARSE_SLIDING, "its global tokens come from a longformer pattern"},
+      {{x, x, x4, x}, 2, 4, 0, TFX_SPARSE_LONGFORMER, "the global k is f32[T, 4], expected f32[T, 8]"},
+      {{x, x4, x, x}, 2, 4, 0, TFX_SPARSE_LONGFORMER, "the global q is f32[T, 4], expected f32[T, 8]"},
+      {{x, x, x, x}, 3, 4, 0, TFX_SPARSE_LONGFORMER, "must be a positive multiple of kv_heads"},
+      {{x, x, x, x}, 2, 4, 1, TFX_SPARSE_LONGFORMER, "4 operands, expected 5 (y, q, k, v, key mask)"},
+  };
+  char err[256];
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    tfx_node n = tfx_node_proto(TFX_OP_GLOBAL_ATTENTION, cases[c].n_inputs, cases[c].in);
+    n.heads = 2, n.kv_heads = cases[c].kv_heads, n.head_dim = 4, n.sparse = ok, n.key_mask = cases[c].key_mask;
+    n.sparse.kind = cases[c].kind;
+    if (n.sparse.kind == TFX_SPARSE_SLIDING) n.sparse.n_global = 0;
+    err[0] = 0;
+    assert_true(tfx_graph_add(t->g, &n, err, sizeof err) < 0);
+    if (!strstr(err, cases[c].msg)) fail_msg("case %zu: '%s' lacks '%s'", c, err, cases[c].msg);
+  }
+  tfx_node n = tfx_node_proto(TFX_OP_GLOBAL_ATTENTION, 4, (int[]){x, x, x, x});
+  n.heads = 2, n.kv_heads = 2, n.head_dim = 4, n.sparse = ok;
+  assert_true(tfx_graph_add(t->g, &n, err, sizeof err) >= 0);
+  tfx_tg_free(t);
+}
+
 /* ---- errors ---- */
 
 #define HDR                                                                                                            \
@@ -293,6 +328,7 @@ static void test_errors(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_global_rows),
+      cmocka_unit_test(test_ir_checks),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_interp_vs_jit),
       cmocka_unit_test_setup_teardown(test_vs_transformers, setup, teardown),
