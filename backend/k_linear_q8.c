@@ -71,6 +71,7 @@
  * never saturate), else plain IR (extend, multiply, add). f16 scales are
  * widened by vcvtph2ps on those x86 paths (F16C), else with integer ops and
  * one multiply (an inf or NaN scale is not preserved there). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "../include/tfx/abi.h"
@@ -1047,28 +1048,13 @@ static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
   }
 }
 
-/* The mr x nc tile at panel columns c0 (i64).. against the quantized rows. */
-static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
-  const tfx_cg_gemm *G = c->G;
+/* The row-major tiles' dot products of the tile rows c->slot[0 .. mr - 1]
+ * with the nw weight rows at wrow[] (wsc: i8's row scales, else unused):
+ * out[i * nw + k] (f32) for tile row i and weight row k. */
+static void rm_dots(tfx_cg *cg, qctx *c, int mr, const LLVMValueRef *wrow, const LLVMValueRef *wsc, int nw,
+                    LLVMValueRef *out) {
   LLVMBuilderRef b = cg->b;
-  qtile t = {.mr = mr, .nw = G->glu ? 2 * nc : nc};
-  LLVMValueRef wrow[8];
-  for (int j = 0; j < nc; j++)
-    for (int h = 0; h < (G->glu ? 2 : 1); h++)
-      wrow[G->glu ? 2 * j + h : j] = wrow_ptr(cg, c, tfx_cg_addc(cg, c0, j), h);
-  LLVMValueRef wsc[8] = {NULL};
-  if (c->i8)
-    for (int k = 0; k < t.nw; k++) wsc[k] = wrow_scale(cg, c, wrow[k]);
-  if (c->dz && mr == 1) {
-    LLVMValueRef out[8];
-    dz_rows(cg, c, wrow, wsc, t.nw, out);
-    for (int j = 0; j < nc; j++)
-      for (int h = 0; h < (G->glu ? 2 : 1); h++) {
-        LLVMValueRef at = tfx_cg_fptr(cg, c->zr[h], tfx_cg_mulc(cg, tfx_cg_addc(cg, c0, j), 16));
-        LLVMSetAlignment(LLVMBuildStore(b, out[G->glu ? 2 * j + h : j], at), 64);
-      }
-    return;
-  }
+  qtile t = {.mr = mr, .nw = nw};
   /* one-row tiles (decode) alternate two accumulator sets (by block and
    * sub-block) so consecutive FMAs do not wait on each other; 32-element
    * formats then take two blocks per iteration */
@@ -1114,22 +1100,44 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
     }
   }
   tfx_cg_for_end(cg, &lk);
-  for (int k = 0; k < mr * t.nw; k++) /* the sets summed into set 0 */
-    for (int st = 1; st < sets; st++) {
-      LLVMValueRef a0 = LLVMBuildLoad2(b, c->t_f8, t.acc[k], "");
-      LLVMValueRef a1 = LLVMBuildLoad2(b, c->t_f8, t.acc[st * mr * t.nw + k], "");
-      LLVMBuildStore(b, LLVMBuildFAdd(b, a0, a1, ""), t.acc[k]);
-    }
+  for (int k = 0; k < mr * t.nw; k++) { /* the sets summed */
+    LLVMValueRef a = LLVMBuildLoad2(b, c->t_f8, t.acc[k], "");
+    for (int st = 1; st < sets; st++)
+      a = LLVMBuildFAdd(b, a, LLVMBuildLoad2(b, c->t_f8, t.acc[st * mr * t.nw + k], ""), "");
+    out[k] = tfx_cg_hsum(cg, a);
+  }
+}
+
+/* The mr x nc tile at panel columns c0 (i64).. against the quantized rows. */
+static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
+  const tfx_cg_gemm *G = c->G;
+  LLVMBuilderRef b = cg->b;
+  int nw = G->glu ? 2 * nc : nc;
+  LLVMValueRef wrow[8];
+  for (int j = 0; j < nc; j++)
+    for (int h = 0; h < (G->glu ? 2 : 1); h++)
+      wrow[G->glu ? 2 * j + h : j] = wrow_ptr(cg, c, tfx_cg_addc(cg, c0, j), h);
+  LLVMValueRef wsc[8] = {NULL};
+  if (c->i8)
+    for (int k = 0; k < nw; k++) wsc[k] = wrow_scale(cg, c, wrow[k]);
+  if (c->dz && mr == 1) {
+    LLVMValueRef out[8];
+    dz_rows(cg, c, wrow, wsc, nw, out);
+    for (int j = 0; j < nc; j++)
+      for (int h = 0; h < (G->glu ? 2 : 1); h++) {
+        LLVMValueRef at = tfx_cg_fptr(cg, c->zr[h], tfx_cg_mulc(cg, tfx_cg_addc(cg, c0, j), 16));
+        LLVMSetAlignment(LLVMBuildStore(b, out[G->glu ? 2 * j + h : j], at), 64);
+      }
+    return;
+  }
+  LLVMValueRef sums[QMR * 8];
+  rm_dots(cg, c, mr, wrow, wsc, nw, sums);
   for (int i = 0; i < mr; i++)
     for (int j = 0; j < nc; j++) {
       int k = G->glu ? 2 * j : j;
       LLVMValueRef col = tfx_cg_addc(cg, c0, (int64_t)i * NB + j);
-      LLVMValueRef at = tfx_cg_fptr(cg, c->P->blk, col);
-      tfx_cg_storef(cg, tfx_cg_hsum(cg, LLVMBuildLoad2(b, c->t_f8, t.acc[i * t.nw + k], "")), at);
-      if (G->glu) {
-        at = tfx_cg_fptr(cg, c->P->blku, col);
-        tfx_cg_storef(cg, tfx_cg_hsum(cg, LLVMBuildLoad2(b, c->t_f8, t.acc[i * t.nw + k + 1], "")), at);
-      }
+      tfx_cg_storef(cg, sums[i * nw + k], tfx_cg_fptr(cg, c->P->blk, col));
+      if (G->glu) tfx_cg_storef(cg, sums[i * nw + k + 1], tfx_cg_fptr(cg, c->P->blku, col));
     }
 }
 
@@ -1440,14 +1448,13 @@ static int q8_supported(tfx_dtype dt) {
 }
 
 /* The dz rows' 16-lane sums in zr (rows 0 .. nb - 1 of the panel) reduced
- * into the block buffer blk, 16 rows at a time: four levels of two
+ * into the block buffer blk (nb floats), 16 rows at a time: four levels of two
  * shuffles and an add halve the lanes per row and double the rows per
  * vector (row r's sum in lane r), 45 operations for 16 rows instead of 8
  * per row and a scalar store. */
-static void dz_reduce(tfx_cg *cg, qctx *c, LLVMValueRef zr, LLVMValueRef blk) {
+static void dz_reduce(tfx_cg *cg, LLVMValueRef zr, int nb, LLVMValueRef blk) {
   LLVMBuilderRef b = cg->b;
   LLVMTypeRef v16f = LLVMVectorType(cg->t_f32, 16);
-  int nb = c->P->nb;
   for (int r0 = 0; r0 < nb; r0 += 16) {
     int nr = nb - r0 < 16 ? nb - r0 : 16;
     LLVMValueRef v[16];
@@ -1614,8 +1621,8 @@ void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
       for (int h = 0; h < (G->glu ? 2 : 1); h++) c->zr[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * 16, "dzsum");
     rm_tiles(cg, c, 1);
     if (c->dz) {
-      dz_reduce(cg, c, c->zr[0], P->blk);
-      if (G->glu) dz_reduce(cg, c, c->zr[1], P->blku);
+      dz_reduce(cg, c->zr[0], P->nb, P->blk);
+      if (G->glu) dz_reduce(cg, c->zr[1], P->nb, P->blku);
     }
     tfx_cg_gemm_rows(cg, G, P, m, NULL);
     tfx_cg_for_end(cg, &lm);
@@ -1692,6 +1699,75 @@ static int work_arrays(tfx_cg *cg, qctx *c, LLVMValueRef work) {
   return 0;
 }
 
+/* The fields of c for weight w (a format q8_supported takes) and reduction
+ * length K; few: the decode kernels (dz on AVX512-VNNI), else the prefill
+ * ones (the repacked tiles there). */
+static void qctx_init(tfx_cg *cg, qctx *c, const tfx_node *w, int64_t K, int few) {
+  const tfx_dtype_info *f = tfx_dtype_info_of(w->type.dtype);
+  *c = (qctx){.dt = w->type.dtype, .K = K, .nqb = K / QB, .wblk = f->block, .wbytes = f->block_bytes};
+  c->row_bytes = K / f->block * f->block_bytes;
+  c->qoff = 2;
+  if (c->dt == TFX_DT_I8) { /* w8a8: rows of K codes read as blocks of 32, per-token activations */
+    c->i8 = c->tok = 1;
+    c->qoff = 0;
+    c->wblk = c->wbytes = QB;
+    c->row_bytes = K;
+    c->R_all = tfx_node_rows(w, 1);
+  }
+  c->zq4 = c->dt == TFX_DT_ZQ4_64 || c->dt == TFX_DT_ZQ4_128;
+  c->zq = c->zq4 || c->dt == TFX_DT_ZQ8_64 || c->dt == TFX_DT_ZQ8_128;
+  if (c->zq) c->tok = 1; /* ZeroQuant: token-wise activations */
+  c->t_i8 = LLVMInt8TypeInContext(cg->ctx);
+  c->t_i16 = LLVMInt16TypeInContext(cg->ctx);
+  c->t_b16 = LLVMVectorType(c->t_i8, 16);
+  c->t_b32 = LLVMVectorType(c->t_i8, 32);
+  c->t_i8x8 = LLVMVectorType(cg->t_i32, 8);
+  c->t_f8 = LLVMVectorType(cg->t_f32, 8);
+  unsigned i8 = cg->tgt->i8dot;
+  c->vnni = (i8 & (TFX_CG_I8_AVXVNNI | TFX_CG_I8_VNNI512)) != 0;
+  c->maddubs = !c->vnni && (i8 & TFX_CG_I8_MADDUBS) && cg->W >= 8; /* the ymm forms: AVX2 */
+  c->f16c = c->vnni || c->maddubs;
+  c->rp = !few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16;
+  c->S = c->dt == TFX_DT_Q6_K || c->dt == TFX_DT_Q3_K ? 16 : 32;
+  c->nsb = K / c->S;
+  c->cw = c->dt == TFX_DT_Q8_0 || c->i8 || c->dt == TFX_DT_S24_Q8_0 ? 128
+          : c->dt == TFX_DT_Q4_0                                    ? 8
+          : c->dt == TFX_DT_Q5_0                                    ? 16
+          : c->dt == TFX_DT_Q6_K                                    ? 32
+          : c->dt == TFX_DT_Q3_K                                    ? 4
+          : c->dt == TFX_DT_TQ2_0 || c->zq                          ? 1
+                                                                    : 0;
+  c->dz = !c->zq && few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && c->nqb % 2 == 0;
+  c->dz4 = c->dz && c->dt == TFX_DT_Q4_0 && c->nqb % 4 == 0;
+  c->tiny = c->dz && c->dt == TFX_DT_Q8_0 && c->nqb <= 16;
+  c->vbmi2 =
+      cg->tgt->cpu_arch == TFX_CPU_ARCH_X86_64 && cg->W == 16 &&
+      (cg->tgt->cpu_features & (TFX_CPU_AVX512VBMI2 | TFX_CPU_AVX512VL)) == (TFX_CPU_AVX512VBMI2 | TFX_CPU_AVX512VL);
+  c->prefetch = c->dz ? tfx_cg_decode_prefetch(cg) : 0;
+}
+
+/* The stack bytes of one quantized row (the buffers qctx_stack allocates). */
+static int64_t qctx_row_bytes(const qctx *c) {
+  return c->K + 4 * c->nqb + (c->rp ? 8 * c->nsb : c->dz ? 68 * c->nqb : 32 * c->nqb);
+}
+
+/* The stack buffers of c->mc quantized rows (the one-kernel forms; the
+ * repacked panels' buffers are the caller's). */
+static void qctx_stack(tfx_cg *cg, qctx *c) {
+  c->xq = tfx_cg_alloca_array(cg, c->t_i8, c->mc * c->K, "xq");
+  c->xd = tfx_cg_alloca_array(cg, cg->t_f32, c->mc * c->nqb, "xd");
+  if (c->rp) {
+    c->xc = tfx_cg_alloca_array(cg, cg->t_i32, c->mc * c->nsb, "xc");
+    if (c->dt == TFX_DT_Q4_K) c->xm = tfx_cg_alloca_array(cg, cg->t_f32, c->mc * c->nsb, "xm");
+  } else if (c->dz) {
+    c->xz = tfx_cg_alloca_array(cg, cg->t_i32, c->mc * c->nqb * 8, "xz");
+    c->xv = tfx_cg_alloca_array(cg, cg->t_f32, c->mc * c->nqb * 8, "xv");
+    if (c->dt == TFX_DT_Q4_K) c->xm = tfx_cg_alloca_array(cg, cg->t_f32, c->mc * c->nqb, "xm");
+  } else {
+    c->xs = tfx_cg_alloca_array(cg, cg->t_i32, c->mc * c->nqb * 8, "xs");
+  }
+}
+
 #define Q8_CHUNK_BYTES (256 << 10) /* the quantized rows of a chunk: at most this much stack */
 
 /* tfx_cg_q8_emit with the rows taken as few (the decode kernels, the rows
@@ -1706,49 +1782,12 @@ static void q8_emit_as(tfx_cg *cg, const tfx_cg_gemm *G0, int few) {
     return;
   }
   tfx_cg_gemm G = *G0;
-  qctx c = {.G = &G, .dt = w->type.dtype, .K = G.K, .nqb = G.K / QB, .wblk = f->block, .wbytes = f->block_bytes};
+  qctx c;
+  qctx_init(cg, &c, w, G.K, few);
+  c.G = &G;
   G.q8 = &c;
-  c.row_bytes = G.K / f->block * f->block_bytes;
-  c.qoff = 2;
-  if (c.dt == TFX_DT_I8) { /* w8a8: rows of K codes read as blocks of 32, per-token activations */
-    c.i8 = c.tok = 1;
-    c.qoff = 0;
-    c.wblk = c.wbytes = QB;
-    c.row_bytes = G.K;
-    c.R_all = tfx_node_rows(w, 1);
-  }
-  c.zq4 = c.dt == TFX_DT_ZQ4_64 || c.dt == TFX_DT_ZQ4_128;
-  c.zq = c.zq4 || c.dt == TFX_DT_ZQ8_64 || c.dt == TFX_DT_ZQ8_128;
-  if (c.zq) c.tok = 1; /* ZeroQuant: token-wise activations */
-  c.t_i8 = LLVMInt8TypeInContext(cg->ctx);
-  c.t_i16 = LLVMInt16TypeInContext(cg->ctx);
-  c.t_b16 = LLVMVectorType(c.t_i8, 16);
-  c.t_b32 = LLVMVectorType(c.t_i8, 32);
-  c.t_i8x8 = LLVMVectorType(cg->t_i32, 8);
-  c.t_f8 = LLVMVectorType(cg->t_f32, 8);
-  unsigned i8 = cg->tgt->i8dot;
-  c.vnni = (i8 & (TFX_CG_I8_AVXVNNI | TFX_CG_I8_VNNI512)) != 0;
-  c.maddubs = !c.vnni && (i8 & TFX_CG_I8_MADDUBS) && cg->W >= 8; /* the ymm forms: AVX2 */
-  c.f16c = c.vnni || c.maddubs;
-  c.rp = !few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16;
-  c.S = c.dt == TFX_DT_Q6_K || c.dt == TFX_DT_Q3_K ? 16 : 32;
-  c.nsb = G.K / c.S;
-  c.cw = c.dt == TFX_DT_Q8_0 || c.i8 || c.dt == TFX_DT_S24_Q8_0 ? 128
-         : c.dt == TFX_DT_Q4_0                                  ? 8
-         : c.dt == TFX_DT_Q5_0                                  ? 16
-         : c.dt == TFX_DT_Q6_K                                  ? 32
-         : c.dt == TFX_DT_Q3_K                                  ? 4
-         : c.dt == TFX_DT_TQ2_0 || c.zq                         ? 1
-                                                                : 0;
-  c.dz = !c.zq && few && (i8 & TFX_CG_I8_VNNI512) && cg->W == 16 && c.nqb % 2 == 0;
-  c.dz4 = c.dz && c.dt == TFX_DT_Q4_0 && c.nqb % 4 == 0;
-  c.tiny = c.dz && c.dt == TFX_DT_Q8_0 && c.nqb <= 16;
-  c.vbmi2 =
-      cg->tgt->cpu_arch == TFX_CPU_ARCH_X86_64 && cg->W == 16 &&
-      (cg->tgt->cpu_features & (TFX_CPU_AVX512VBMI2 | TFX_CPU_AVX512VL)) == (TFX_CPU_AVX512VBMI2 | TFX_CPU_AVX512VL);
-  c.prefetch = c.dz ? tfx_cg_decode_prefetch(cg) : 0;
   /* bytes of one quantized row, and rows per chunk */
-  int64_t rowb = G.K + 4 * c.nqb + (c.rp ? 8 * c.nsb : 32 * c.nqb);
+  int64_t rowb = qctx_row_bytes(&c);
   int mr = c.rp ? RPMR : QMR;
   if (G.q8_stage != TFX_CG_Q8_ONE && !few) { /* every row of T = max_seq, in the workspace */
     c.mc = tfx_node_rows(&cg->g->nodes[G.n->inputs[0]], cg->g->max_seq);
@@ -1773,23 +1812,12 @@ static void q8_emit_as(tfx_cg *cg, const tfx_cg_gemm *G0, int few) {
   c.mc = few ? QMR - 1 : (Q8_CHUNK_BYTES / rowb) / mr * mr;
   if (!few && c.mc < mr) c.mc = mr;
   if (c.mc > 1024) c.mc = 1024;
-  c.xq = tfx_cg_alloca_array(cg, c.t_i8, c.mc * G.K, "xq");
-  c.xd = tfx_cg_alloca_array(cg, cg->t_f32, c.mc * c.nqb, "xd");
-  if (c.rp) {
-    c.xc = tfx_cg_alloca_array(cg, cg->t_i32, c.mc * c.nsb, "xc");
-    if (c.dt == TFX_DT_Q4_K) c.xm = tfx_cg_alloca_array(cg, cg->t_f32, c.mc * c.nsb, "xm");
-    for (int h = 0; h < (G.glu ? 2 : 1); h++) {
-      c.rq[h] = tfx_cg_alloca_array(cg, c.t_i8, NB * G.K, "rpq");
-      c.rs[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * c.nsb, "rps");
-      if (c.xm) c.ro[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * c.nsb, "rpo");
-      if (c.zq) c.rz[h] = tfx_cg_alloca_array(cg, cg->t_i32, NB * c.nsb, "rpz");
-    }
-  } else if (c.dz) {
-    c.xz = tfx_cg_alloca_array(cg, cg->t_i32, c.mc * c.nqb * 8, "xz");
-    c.xv = tfx_cg_alloca_array(cg, cg->t_f32, c.mc * c.nqb * 8, "xv");
-    if (c.dt == TFX_DT_Q4_K) c.xm = tfx_cg_alloca_array(cg, cg->t_f32, c.mc * c.nqb, "xm");
-  } else {
-    c.xs = tfx_cg_alloca_array(cg, cg->t_i32, c.mc * c.nqb * 8, "xs");
+  qctx_stack(cg, &c);
+  for (int h = 0; c.rp && h < (G.glu ? 2 : 1); h++) {
+    c.rq[h] = tfx_cg_alloca_array(cg, c.t_i8, NB * G.K, "rpq");
+    c.rs[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * c.nsb, "rps");
+    if (c.xm) c.ro[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * c.nsb, "rpo");
+    if (c.zq) c.rz[h] = tfx_cg_alloca_array(cg, cg->t_i32, NB * c.nsb, "rpz");
   }
   if (few) {
     c.m0 = tfx_cg_i64(cg, 0);
@@ -1830,3 +1858,74 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G) {
   q8_emit_as(cg, G, 0);
   tfx_cg_if_end(cg, &c);
 }
+
+/* ---- the int8 dot products of other kernels (k_moe.c's experts) ----
+ * The decode kernels above without a GEMM around them: rows of activations
+ * quantized into stack slots (quant_row, the caller's x_load hook as the
+ * prologue), each dotted with runs of consecutive weight rows of a stored
+ * [rows, K] block-format weight (dz_rows and dz_reduce on AVX512-VNNI with
+ * K / 32 even, else rm_dots' one-row tiles). */
+struct tfx_cg_q8rows {
+  qctx c;
+  tfx_cg_gemm G; /* what quant_row reads of a GEMM: x, K, the hooks and their ctx */
+  LLVMValueRef zr, blk;
+};
+
+int tfx_cg_q8rows_reads(tfx_dtype dt, int64_t K) {
+  const tfx_dtype_info *f = tfx_dtype_info_of(dt);
+  return f && q8_supported(dt) && dt != TFX_DT_I8 && f->block % QB == 0 && K > 0 && K % f->block == 0 &&
+         dt != TFX_DT_ZQ8_64 && dt != TFX_DT_ZQ8_128 && dt != TFX_DT_ZQ4_64 && dt != TFX_DT_ZQ4_128 &&
+         dt != TFX_DT_S24_Q8_0;
+}
+
+tfx_cg_q8rows *tfx_cg_q8rows_new(tfx_cg *cg, const tfx_node *w, int64_t K, int64_t rows, int64_t unit, LLVMValueRef x,
+                                 const tfx_cg_gemm_hooks *hooks, void *ctx) {
+  if (!tfx_cg_q8rows_reads(w->type.dtype, K)) {
+    tfx_cg_fail(cg, "backend: %%%d: no int8 rows read %s weights of K = %lld", w->id, tfx_dtype_name(w->type.dtype),
+                (long long)K);
+    return NULL;
+  }
+  tfx_cg_q8rows *q = calloc(1, sizeof *q);
+  if (!q) {
+    tfx_cg_fail(cg, "backend: out of memory");
+    return NULL;
+  }
+  qctx_init(cg, &q->c, w, K, 1);
+  q->c.tiny = 0; /* tiny_rows reads a GEMM's panels */
+  q->G = (tfx_cg_gemm){.n = w, .x = x, .K = K, .hooks = hooks, .ctx = ctx, .prologue = hooks && hooks->x_load};
+  q->c.G = &q->G;
+  q->G.q8 = &q->c;
+  int64_t cap = Q8_CHUNK_BYTES / qctx_row_bytes(&q->c) / unit * unit;
+  q->c.mc = rows < cap ? rows : cap > unit ? cap : unit;
+  qctx_stack(cg, &q->c);
+  if (q->c.dz) {
+    q->zr = tfx_cg_alloca_array(cg, cg->t_f32, 8 * 16, "dzsum");
+    q->blk = tfx_cg_alloca_array(cg, cg->t_f32, 8, "dzblk");
+  }
+  return q;
+}
+
+int64_t tfx_cg_q8rows_slots(const tfx_cg_q8rows *q) { return q->c.mc; }
+
+void tfx_cg_q8rows_quant(tfx_cg *cg, tfx_cg_q8rows *q, LLVMValueRef slot, LLVMValueRef row) {
+  quant_row(cg, &q->c, slot, row);
+}
+
+void tfx_cg_q8rows_dots(tfx_cg *cg, tfx_cg_q8rows *q, LLVMValueRef slot, LLVMValueRef w, LLVMValueRef row0, int nw,
+                        LLVMValueRef *sums) {
+  qctx *c = &q->c;
+  LLVMValueRef wrow[8], wsc[8] = {NULL};
+  for (int k = 0; k < nw; k++) wrow[k] = bptr(cg, w, tfx_cg_mulc(cg, tfx_cg_addc(cg, row0, k), c->row_bytes));
+  c->slot[0] = slot;
+  if (!c->dz) {
+    rm_dots(cg, c, 1, wrow, wsc, nw, sums);
+    return;
+  }
+  LLVMValueRef out[8];
+  dz_rows(cg, c, wrow, wsc, nw, out);
+  for (int k = 0; k < nw; k++) LLVMSetAlignment(LLVMBuildStore(cg->b, out[k], tfx_cg_fptrc(cg, q->zr, 16 * k)), 64);
+  dz_reduce(cg, q->zr, nw, q->blk);
+  for (int k = 0; k < nw; k++) sums[k] = tfx_cg_loadf(cg, tfx_cg_fptrc(cg, q->blk, k));
+}
+
+void tfx_cg_q8rows_free(tfx_cg_q8rows *q) { free(q); }

@@ -316,6 +316,8 @@ typedef struct {
   moe_pro pro;                 /* MOE_UP's prologue */
   int64_t E, k, N, K, groups;  /* groups: MOE_DOWN's statistics groups per row */
   LLVMValueRef acc[MOE_NB], acc3[MOE_NB];
+  tfx_cg_q8rows *q8;   /* int8 experts (tfx_node_act_quant): the chunk's rows quantized, else NULL */
+  LLVMValueRef t0, t1; /* the rows an item walks: the chunk's (int8: slot 0 is row t0), else 0 .. T */
 } moe_op;
 
 /* MOE_UP: the item's expert e and column block n0 (nr columns), all rows:
@@ -324,7 +326,7 @@ static void up_block(tfx_cg *cg, moe_op *o, LLVMValueRef e, LLVMValueRef n0, int
   LLVMBuilderRef b = cg->b;
   const tfx_fused *fx = &o->n->fx;
   tfx_cg_loop lt;
-  tfx_cg_for(cg, &lt, tfx_cg_i64(cg, 0), cg->T, 1, "t");
+  tfx_cg_for(cg, &lt, o->t0, o->t1, 1, "t");
   LLVMValueRef rr = tfx_cg_fptr(cg, o->route, tfx_cg_mulc(cg, lt.iv, 2 * o->k));
   LLVMValueRef xr = tfx_cg_fptr(cg, o->x, tfx_cg_mulc(cg, lt.iv, o->K));
   tfx_cg_loop ls;
@@ -336,11 +338,17 @@ static void up_block(tfx_cg *cg, moe_op *o, LLVMValueRef e, LLVMValueRef n0, int
   tfx_cg_if_begin(cg, &mine, LLVMBuildICmp(b, LLVMIntEQ, se, e, ""), "mine");
   pro_row(cg, &o->pro, lt.iv); /* only for a row routed to this item's expert (at most one slot is) */
   LLVMValueRef wrow = tfx_cg_add(cg, tfx_cg_mulc(cg, e, o->N), n0); /* the block's first row of w[e] */
-  tfx_cg_wrow w3 = {0}; /* (w3's cursor first: the order the IR always had) */
-  if (o->w3) w3 = tfx_cg_ws_row(cg, &o->ws3, wrow);
-  tfx_cg_wrow w = tfx_cg_ws_row(cg, &o->ws, wrow);
   LLVMValueRef sums[MOE_NB], ups[MOE_NB];
-  emit_dots(cg, &o->pro, xr, &o->ws, &w, o->w3 ? &o->ws3 : NULL, &w3, o->K, nr, o->acc, o->acc3, sums, ups);
+  if (o->q8) { /* the row's quantized x (its prologue applied as it was quantized) */
+    LLVMValueRef slot = tfx_cg_sub(cg, lt.iv, o->t0);
+    tfx_cg_q8rows_dots(cg, o->q8, slot, o->w, wrow, nr, sums);
+    if (o->w3) tfx_cg_q8rows_dots(cg, o->q8, slot, o->w3, wrow, nr, ups);
+  } else {
+    tfx_cg_wrow w3 = {0}; /* (w3's cursor first: the order the IR always had) */
+    if (o->w3) w3 = tfx_cg_ws_row(cg, &o->ws3, wrow);
+    tfx_cg_wrow w = tfx_cg_ws_row(cg, &o->ws, wrow);
+    emit_dots(cg, &o->pro, xr, &o->ws, &w, o->w3 ? &o->ws3 : NULL, &w3, o->K, nr, o->acc, o->acc3, sums, ups);
+  }
   for (int j = 0; j < nr; j++) {
     LLVMValueRef v = tfx_cg_act(cg, fx->act, pro_sum(cg, &o->pro, sums[j]));
     if (o->w3) v = LLVMBuildFMul(b, v, pro_sum(cg, &o->pro, ups[j]), "");
@@ -366,7 +374,7 @@ static void up_block(tfx_cg *cg, moe_op *o, LLVMValueRef e, LLVMValueRef n0, int
 static void down_block(tfx_cg *cg, const moe_op *o, LLVMValueRef n0, int nr) {
   LLVMBuilderRef b = cg->b;
   tfx_cg_loop lz;
-  tfx_cg_for(cg, &lz, tfx_cg_i64(cg, 0), cg->T, 1, "tz");
+  tfx_cg_for(cg, &lz, o->t0, o->t1, 1, "tz");
   LLVMValueRef zoff = tfx_cg_add(cg, tfx_cg_mulc(cg, lz.iv, o->N), n0);
   LLVMValueRef yz = tfx_cg_fptr(cg, o->y, zoff), rz = o->res ? tfx_cg_fptr(cg, o->res, zoff) : NULL;
   for (int j = 0; j < nr; j++)
@@ -375,9 +383,11 @@ static void down_block(tfx_cg *cg, const moe_op *o, LLVMValueRef n0, int nr) {
   tfx_cg_for_end(cg, &lz);
   tfx_cg_loop le;
   tfx_cg_for(cg, &le, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, o->E), 1, "e");
-  tfx_cg_wrow wb = tfx_cg_ws_row(cg, &o->ws, tfx_cg_add(cg, tfx_cg_mulc(cg, le.iv, o->N), n0));
+  LLVMValueRef wrow = tfx_cg_add(cg, tfx_cg_mulc(cg, le.iv, o->N), n0); /* the block's first row of w[e] */
+  tfx_cg_wrow wb = {0};
+  if (!o->q8) wb = tfx_cg_ws_row(cg, &o->ws, wrow);
   tfx_cg_loop lt;
-  tfx_cg_for(cg, &lt, tfx_cg_i64(cg, 0), cg->T, 1, "t");
+  tfx_cg_for(cg, &lt, o->t0, o->t1, 1, "t");
   LLVMValueRef rr = tfx_cg_fptr(cg, o->route, tfx_cg_mulc(cg, lt.iv, 2 * o->k));
   LLVMValueRef yr = tfx_cg_fptr(cg, o->y, tfx_cg_add(cg, tfx_cg_mulc(cg, lt.iv, o->N), n0));
   tfx_cg_loop ls;
@@ -389,7 +399,11 @@ static void down_block(tfx_cg *cg, const moe_op *o, LLVMValueRef n0, int nr) {
   LLVMValueRef hr =
       tfx_cg_fptr(cg, o->x, tfx_cg_add(cg, tfx_cg_mulc(cg, lt.iv, o->k * o->K), tfx_cg_mulc(cg, ls.iv, o->K)));
   LLVMValueRef sums[MOE_NB];
-  emit_dots(cg, NULL, hr, &o->ws, &wb, NULL, NULL, o->K, nr, (LLVMValueRef *)o->acc, NULL, sums, NULL);
+  if (o->q8) /* h[t, s] quantized in slot (t - t0) k + s */
+    tfx_cg_q8rows_dots(cg, o->q8, tfx_cg_add(cg, tfx_cg_mulc(cg, tfx_cg_sub(cg, lt.iv, o->t0), o->k), ls.iv), o->w,
+                       wrow, nr, sums);
+  else
+    emit_dots(cg, NULL, hr, &o->ws, &wb, NULL, NULL, o->K, nr, (LLVMValueRef *)o->acc, NULL, sums, NULL);
   for (int j = 0; j < nr; j++) {
     LLVMValueRef p = tfx_cg_fptrc(cg, yr, j);
     tfx_cg_storef(cg, tfx_cg_fma(cg, gate, sums[j], tfx_cg_loadf(cg, p)), p);
@@ -413,13 +427,45 @@ static void block(tfx_cg *cg, moe_op *o, int up, LLVMValueRef e, LLVMValueRef bl
   }
   if (!o->sout) return;
   tfx_cg_loop lt;
-  tfx_cg_for(cg, &lt, tfx_cg_i64(cg, 0), cg->T, 1, "ts");
+  tfx_cg_for(cg, &lt, o->t0, o->t1, 1, "ts");
   LLVMValueRef src = tfx_cg_fptr(cg, o->y, tfx_cg_add(cg, tfx_cg_mulc(cg, lt.iv, o->N), n0));
   LLVMValueRef dst =
       tfx_cg_fptr(cg, o->sout, tfx_cg_mulc(cg, tfx_cg_add(cg, tfx_cg_mulc(cg, lt.iv, o->groups), blk), 2));
   tfx_cg_stats_part(cg, src, width, o->n->fx.stats_out == TFX_NORM_LAYER, dst);
   tfx_cg_for_end(cg, &lt);
 }
+
+/* The item loop (up: item = block * E + expert; down: item = block) over
+ * the rows o->t0 .. o->t1: blocks of bw columns, `full` whole ones, then
+ * one of `part` columns. */
+static void items(tfx_cg *cg, moe_op *o, int up, int64_t E, int64_t bw, int64_t full, int part) {
+  tfx_cg_loop it;
+  tfx_cg_for(cg, &it, cg->kbegin, cg->kend, 1, "item");
+  LLVMValueRef blk = up ? LLVMBuildSDiv(cg->b, it.iv, tfx_cg_i64(cg, E), "blk") : it.iv;
+  LLVMValueRef e = up ? LLVMBuildSRem(cg->b, it.iv, tfx_cg_i64(cg, E), "e") : NULL;
+  LLVMValueRef n0 = tfx_cg_mulc(cg, blk, bw);
+  tfx_cg_if c;
+  int guarded = full > 0 && part > 0;
+  for (int variant = 0; variant < 2; variant++) {
+    int width = variant == 0 ? (int)bw : part;
+    if (variant == 0 && full == 0) continue;
+    if (variant == 1 && part == 0) continue;
+    if (guarded && variant == 0)
+      tfx_cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntSLT, blk, tfx_cg_i64(cg, full), ""), "fullblk");
+    block(cg, o, up, e, blk, n0, width);
+    if (guarded && variant == 0) tfx_cg_if_else(cg, &c);
+    if (guarded && variant == 1) tfx_cg_if_end(cg, &c);
+  }
+  tfx_cg_for_end(cg, &it);
+}
+
+/* MOE_UP's prologue as the int8 rows' x_load hook. */
+static LLVMValueRef pro_x_load(tfx_cg *cg, const tfx_cg_gemm *G, int i, LLVMValueRef xv, LLVMValueRef k, int nvalid) {
+  (void)i;
+  const moe_op *o = G->ctx;
+  return pro_apply(cg, &o->pro, xv, k, nvalid);
+}
+static const tfx_cg_gemm_hooks pro_hooks = {NULL, NULL, pro_x_load, NULL};
 
 static int emit_experts(tfx_cg *cg, const tfx_node *n, int up) {
   const tfx_graph *g = cg->g;
@@ -434,12 +480,13 @@ static int emit_experts(tfx_cg *cg, const tfx_node *n, int up) {
    * TFX_STATS_GROUP columns (an item finishes a whole group) */
   int64_t bw = sn >= 0 ? TFX_STATS_GROUP : MOE_NB;
   int64_t blocks = (N + bw - 1) / bw, full = N / bw;
-  int part = (int)(N % bw), glu = up && fx->glu;
+  int part = (int)(N % bw), glu = up && fx->glu, q8 = tfx_node_act_quant(g, n);
   moe_pro pro0 = up ? pro_for(cg, n, K, NULL, NULL, NULL) : (moe_pro){0};
-  char key[208];
-  snprintf(key, sizeof key, "moe_%s_E%lld_N%lld_K%lld_k%lld_a%d_g%d_n%d_%lld_%.17g_r%d_so%d%s", up ? "up" : "down",
+  char key[216];
+  snprintf(key, sizeof key, "moe_%s_E%lld_N%lld_K%lld_k%lld_a%d_g%d_n%d_%lld_%.17g_r%d_so%d%s%s", up ? "up" : "down",
            (long long)E, (long long)N, (long long)K, (long long)k, fx->act, glu, up ? fx->norm : 0,
-           (long long)pro0.parts, pro0.eps, !up && fx->residual, sn >= 0 ? fx->stats_out : 0, tfx_cg_ws_key(w));
+           (long long)pro0.parts, pro0.eps, !up && fx->residual, sn >= 0 ? fx->stats_out : 0, tfx_cg_ws_key(w),
+           q8 ? "_q8" : "");
   int fresh = tfx_cg_body_begin_node(cg, n, key);
   if (fresh < 0) return -1;
   if (fresh) {
@@ -463,25 +510,38 @@ static int emit_experts(tfx_cg *cg, const tfx_node *n, int up) {
       o.acc[j] = tfx_cg_alloca(cg, cg->t_vf, "acc");
       o.acc3[j] = glu ? tfx_cg_alloca(cg, cg->t_vf, "acc3") : NULL;
     }
-    tfx_cg_loop it;
-    tfx_cg_for(cg, &it, cg->kbegin, cg->kend, 1, "item");
-    /* up: item = block * E + expert; down: item = block */
-    LLVMValueRef blk = up ? LLVMBuildSDiv(cg->b, it.iv, tfx_cg_i64(cg, E), "blk") : it.iv;
-    LLVMValueRef e = up ? LLVMBuildSRem(cg->b, it.iv, tfx_cg_i64(cg, E), "e") : NULL;
-    LLVMValueRef n0 = tfx_cg_mulc(cg, blk, bw);
-    tfx_cg_if c;
-    int guarded = full > 0 && part > 0;
-    for (int variant = 0; variant < 2; variant++) {
-      int width = variant == 0 ? (int)bw : part;
-      if (variant == 0 && full == 0) continue;
-      if (variant == 1 && part == 0) continue;
-      if (guarded && variant == 0)
-        tfx_cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntSLT, blk, tfx_cg_i64(cg, full), ""), "fullblk");
-      block(cg, &o, up, e, blk, n0, width);
-      if (guarded && variant == 0) tfx_cg_if_else(cg, &c);
-      if (guarded && variant == 1) tfx_cg_if_end(cg, &c);
+    if (q8) {
+      /* int8 experts: the rows quantized once per call (per thread) in
+       * chunks of stack slots (MOE_UP: x[t] through the prologue; MOE_DOWN:
+       * h[t, s], k slots per row), then the items over the chunk's rows */
+      const tfx_cg_gemm_hooks *hooks = up && o.pro.norm ? &pro_hooks : NULL;
+      int64_t per = up ? 1 : k, most = cg->decode ? 1 : tfx_node_rows(x, g->max_seq);
+      o.q8 = tfx_cg_q8rows_new(cg, w, K, (most > 0 ? most : 1) * per, per, o.x, hooks, &o);
+      if (!o.q8) {
+        tfx_cg_body_end(cg);
+        return -1;
+      }
+      int64_t ct = tfx_cg_q8rows_slots(o.q8) / per;
+      tfx_cg_loop lc;
+      tfx_cg_for(cg, &lc, tfx_cg_i64(cg, 0), cg->T, ct, "qchunk");
+      o.t0 = lc.iv;
+      o.t1 = tfx_cg_smin(cg, tfx_cg_addc(cg, lc.iv, ct), cg->T);
+      tfx_cg_loop lq;
+      tfx_cg_for(cg, &lq, o.t0, o.t1, 1, "qrow");
+      if (up) pro_row(cg, &o.pro, lq.iv);
+      for (int64_t sl = 0; sl < per; sl++) {
+        LLVMValueRef slot = tfx_cg_addc(cg, tfx_cg_mulc(cg, tfx_cg_sub(cg, lq.iv, o.t0), per), sl);
+        tfx_cg_q8rows_quant(cg, o.q8, slot, tfx_cg_addc(cg, tfx_cg_mulc(cg, lq.iv, per), sl));
+      }
+      tfx_cg_for_end(cg, &lq);
+      items(cg, &o, up, E, bw, full, part);
+      tfx_cg_for_end(cg, &lc);
+      tfx_cg_q8rows_free(o.q8);
+    } else {
+      o.t0 = tfx_cg_i64(cg, 0);
+      o.t1 = cg->T;
+      items(cg, &o, up, E, bw, full, part);
     }
-    tfx_cg_for_end(cg, &it);
     tfx_cg_body_end(cg);
   }
   tfx_cg_ptr ptrs[8] = {TFX_CG_VAL(x->id), TFX_CG_VAL(route->id), TFX_CG_VAL(w->id), TFX_CG_VAL(n->id),

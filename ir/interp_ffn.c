@@ -117,16 +117,39 @@ static int route_logits(const tfx_node *nd, void *const *val, float *logits, int
  * the optimizer's attributes x normalized by the prologue and
  * act(x . w[e_s, j]) [* (x . w3[e_s, j])] (act(0) [* 0] for an empty slot,
  * what the unfused activation and product give). */
-static int op_moe_up(const tfx_node *nd, void *const *val, float *y, int64_t rows, int64_t k, int64_t E, int64_t N,
-                     int64_t K, char *err, size_t errlen) {
+static int op_moe_up(const tfx_interp_call *c, float *y, int64_t rows, int64_t k, int64_t E, int64_t N, int64_t K,
+                     char *err, size_t errlen) {
+  const tfx_node *nd = c->nd;
+  void *const *val = c->val;
   const float *x = val[nd->inputs[0]], *route = val[nd->inputs[1]], *w = val[nd->inputs[2]], *st, *g, *b;
   int i3 = tfx_moe_operand(nd, TFX_MOE_W3);
   const float *w3 = i3 >= 0 ? val[nd->inputs[i3]] : NULL;
   moe_norm_operands(nd, val, &st, &g, &b);
+  int aq = tfx_node_act_quant(c->g, nd);
   double *xr = malloc((size_t)K * sizeof *xr);
-  if (!xr) return tfx_errf(err, errlen, "%%%d (moe_up): out of memory", nd->id);
+  float *xf = malloc((size_t)K * sizeof *xf);
+  if (!xr || !xf) {
+    free(xr);
+    free(xf);
+    return tfx_errf(err, errlen, "%%%d (moe_up): out of memory", nd->id);
+  }
   for (int64_t t = 0; t < rows; t++) {
-    prologue_row(nd->fx.norm, x + t * K, st ? st + 2 * t : NULL, g, b, xr, K);
+    double post = 1.0;
+    if (aq) { /* int8 experts: the prologue in f32 as the kernel computes it (RMS: its 1/rms applied to the
+               * finished dot products), then the activation quantization (tfx_act_quant_block) */
+      int norm = nd->fx.norm;
+      for (int64_t i = 0; i < K; i++) {
+        float v = x[t * K + i];
+        if (norm == TFX_NORM_RMS) v = v * g[i];
+        if (norm == TFX_NORM_LAYER) v = fmaf((v - st[2 * t]) * st[2 * t + 1], g[i], b[i]);
+        xf[i] = v;
+      }
+      tfx_interp_act_quant_row(xf, K, 0);
+      for (int64_t i = 0; i < K; i++) xr[i] = xf[i];
+      if (norm == TFX_NORM_RMS) post = st[2 * t + 1];
+    } else {
+      prologue_row(nd->fx.norm, x + t * K, st ? st + 2 * t : NULL, g, b, xr, K);
+    }
     for (int64_t s = 0; s < k; s++) {
       int64_t e = slot_expert(route[t * 2 * k + s], E);
       float *yr = y + t * k * N + s * N;
@@ -137,6 +160,8 @@ static int op_moe_up(const tfx_node *nd, void *const *val, float *y, int64_t row
           for (int64_t i = 0; i < K; i++) acc += xr[i] * wr[i];
           if (w3)
             for (int64_t i = 0; i < K; i++) up += xr[i] * w3[(e * N + j) * K + i];
+          acc *= post;
+          up *= post;
         }
         /* the unfused graph rounds the projections to f32 before the act */
         double v = nd->fx.act ? tfx_interp_act(nd->fx.act, (float)acc) : acc;
@@ -145,12 +170,19 @@ static int op_moe_up(const tfx_node *nd, void *const *val, float *y, int64_t row
     }
   }
   free(xr);
+  free(xf);
   return 0;
 }
 
-/* MOE_DOWN: y[t, j] = sum over non-empty slots of weight_s * (h[t, s] . w[e_s, j]) (+ residual[t, j]). */
+/* MOE_DOWN: y[t, j] = sum over non-empty slots of weight_s * (h[t, s] . w[e_s, j]) (+ residual[t, j]);
+ * with int8 experts (aq) each h[t, s] quantized first (tfx_act_quant_block). */
 static void op_moe_down(const float *h, const float *route, const float *w, const float *res, float *y, int64_t rows,
-                        int64_t k, int64_t E, int64_t N, int64_t K) {
+                        int64_t k, int64_t E, int64_t N, int64_t K, float *hq) {
+  if (hq) {
+    memcpy(hq, h, (size_t)(rows * k * K) * sizeof *hq);
+    for (int64_t r = 0; r < rows * k; r++) tfx_interp_act_quant_row(hq + r * K, K, 0);
+    h = hq;
+  }
   for (int64_t t = 0; t < rows; t++)
     for (int64_t j = 0; j < N; j++) {
       double acc = res ? res[t * N + j] : 0.0;
@@ -280,14 +312,18 @@ int tfx_interp_op_moe_route(const tfx_interp_call *c) {
 
 int tfx_interp_op_moe_up(const tfx_interp_call *c) {
   const tfx_node *nd = c->nd, *in2 = IN_NODE(c, 2);
-  return op_moe_up(nd, c->val, c->y, tfx_node_rows(nd, c->n), tfx_node_cols(IN_NODE(c, 1)) / 2, in2->type.dims[0],
+  return op_moe_up(c, c->y, tfx_node_rows(nd, c->n), tfx_node_cols(IN_NODE(c, 1)) / 2, in2->type.dims[0],
                    in2->type.dims[1], in2->type.dims[2], c->err, c->errlen);
 }
 
 int tfx_interp_op_moe_down(const tfx_interp_call *c) {
   const tfx_node *nd = c->nd, *in2 = IN_NODE(c, 2);
-  op_moe_down(OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), nd->fx.residual ? c->val[nd->inputs[3]] : NULL, c->y,
-              tfx_node_rows(nd, c->n), tfx_node_cols(IN_NODE(c, 1)) / 2, in2->type.dims[0], in2->type.dims[1],
-              in2->type.dims[2]);
+  int64_t rows = tfx_node_rows(nd, c->n), k = tfx_node_cols(IN_NODE(c, 1)) / 2, K = in2->type.dims[2];
+  float *hq = NULL;
+  if (tfx_node_act_quant(c->g, nd) && !(hq = malloc((size_t)(rows * k * K > 0 ? rows * k * K : 1) * sizeof *hq)))
+    return tfx_errf(c->err, c->errlen, "%%%d (moe_down): out of memory", nd->id);
+  op_moe_down(OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), nd->fx.residual ? c->val[nd->inputs[3]] : NULL, c->y, rows,
+              k, in2->type.dims[0], in2->type.dims[1], K, hq);
+  free(hq);
   return 0;
 }

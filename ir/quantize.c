@@ -723,18 +723,34 @@ void tfx_act_quant_token(const float *x, int64_t K, int8_t *q, float *d) {
   *d = dd;
 }
 
-int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n) {
-  if ((n->op != TFX_OP_LINEAR && n->op != TFX_OP_FUSED_LINEAR) || n->n_inputs < 2 || g->schedule.act_f32) return 0;
-  tfx_dtype dt = g->nodes[n->inputs[1]].type.dtype;
-  if (dt == TFX_DT_I8) return tfx_node_cols(&g->nodes[n->inputs[1]]) % TFX_ACT_QBLOCK == 0 ? 2 : 0;
-  if (dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128 || dt == TFX_DT_ZQ4_64 || dt == TFX_DT_ZQ4_128)
-    return 2; /* ZeroQuant: token-wise activations */
+/* The formats whose int8 kernels quantize the activations per block of TFX_ACT_QBLOCK. */
+static int act_block_format(tfx_dtype dt) {
   return dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q5_0 || dt == TFX_DT_Q3_K || dt == TFX_DT_Q4_K ||
          dt == TFX_DT_Q6_K || dt == TFX_DT_TQ2_0 || dt == TFX_DT_S24_Q8_0;
 }
 
+int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n) {
+  if (g->schedule.act_f32) return 0;
+  if (n->op == TFX_OP_MOE_UP || n->op == TFX_OP_MOE_DOWN) { /* the experts (backend/k_moe.c) */
+    if (n->n_inputs < 3) return 0;
+    const tfx_node *w = &g->nodes[n->inputs[2]];
+    int i3 = n->op == TFX_OP_MOE_UP ? tfx_moe_operand(n, TFX_MOE_W3) : -1;
+    /* (2:4 sparse experts never occur: quantize_weights keeps lowbit formats to linears) */
+    if (w->type.rank != 3 || !act_block_format(w->type.dtype) || w->type.dtype == TFX_DT_S24_Q8_0) return 0;
+    /* GLU: w3 in the same format (one activation layout serves both) */
+    return i3 < 0 || g->nodes[n->inputs[i3]].type.dtype == w->type.dtype;
+  }
+  if ((n->op != TFX_OP_LINEAR && n->op != TFX_OP_FUSED_LINEAR) || n->n_inputs < 2) return 0;
+  tfx_dtype dt = g->nodes[n->inputs[1]].type.dtype;
+  if (dt == TFX_DT_I8) return tfx_node_cols(&g->nodes[n->inputs[1]]) % TFX_ACT_QBLOCK == 0 ? 2 : 0;
+  if (dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128 || dt == TFX_DT_ZQ4_64 || dt == TFX_DT_ZQ4_128)
+    return 2; /* ZeroQuant: token-wise activations */
+  return act_block_format(dt);
+}
+
 int64_t tfx_node_work_bytes(const tfx_graph *g, const tfx_node *n, int64_t t) {
-  if (!tfx_node_act_quant(g, n)) return 0;
+  /* the experts quantize their rows into the kernel's stack */
+  if ((n->op != TFX_OP_LINEAR && n->op != TFX_OP_FUSED_LINEAR) || !tfx_node_act_quant(g, n)) return 0;
   int64_t rows = tfx_node_rows(&g->nodes[n->inputs[0]], t), K = tfx_node_cols(&g->nodes[n->inputs[1]]);
   if (rows < TFX_ACT_WORK_MIN_ROWS || K <= 0 || rows > INT64_MAX / 4 / TFX_ACT_WORK_ROW_BYTES(K)) return 0;
   return rows * TFX_ACT_WORK_ROW_BYTES(K) + 4 * 64;

@@ -48,54 +48,11 @@
 static const tfx_dtype FORMATS[N_FORMATS] = {TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q4_K,
                                              TFX_DT_Q6_K, TFX_DT_Q5_0, TFX_DT_Q3_K};
 
-/* A [rows, cols] weight in format dt. */
-static int qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale) {
-  tfx_type ty = tfx_type_make(dt, 2, (int64_t[]){rows, cols});
-  int id = tfx_graph_add_param(t->g, name, ty);
-  assert_true(id >= 0);
-  int64_t bytes = tfx_type_bytes(&ty, 1), rb = bytes / rows;
-  size_t off = (t->size + 63) / 64 * 64;
-  tfx_wt_reserve(t, off + (size_t)bytes + 64);
-  uint8_t *p = t->blob + off;
-  float *x = malloc((size_t)cols * sizeof *x);
-  assert_non_null(x);
-  for (int64_t r = 0; r < rows; r++) {
-    uint8_t *row = p + r * rb;
-    if (dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q5_0) {
-      for (int64_t k = 0; k < cols; k++) x[k] = scale * tfx_tg_rand(t);
-      assert_int_equal(tfx_quantize_row(dt, x, cols, row), rb);
-      continue;
-    }
-    for (int64_t i = 0; i < rb; i++) row[i] = (uint8_t)((t->rng = t->rng * 6364136223846793005ull + 1) >> 56);
-    for (int64_t b = 0; b < cols / 256; b++) {
-      uint8_t *blk = row + b * tfx_dtype_info_of(dt)->block_bytes;
-      /* |w| up to about scale: q4_k d * 63 * 15 - dmin * m, q6_k d * 128 * 32, q3_k d * 32 * 4 */
-      float d = scale * (0.5f + 0.25f * tfx_tg_rand(t)) /
-                (dt == TFX_DT_Q4_K   ? 32.0f * 15.0f
-                 : dt == TFX_DT_Q3_K ? 32.0f * 4.0f
-                                     : 32.0f * 64.0f);
-      uint16_t h = tfx_wt_f16(d), hm = tfx_wt_f16(d * (1.5f + 0.5f * tfx_tg_rand(t)) * 4.0f);
-      if (dt == TFX_DT_Q4_K) {
-        memcpy(blk, &h, 2);
-        memcpy(blk + 2, &hm, 2);
-      } else {
-        memcpy(blk + (dt == TFX_DT_Q3_K ? 108 : 208), &h, 2);
-      }
-    }
-  }
-  free(x);
-  t->g->nodes[id].weight_offset = (int64_t)off;
-  t->size = (off + (size_t)bytes + 63) / 64 * 64; /* the next param at an aligned offset */
-  memset(t->blob + off + bytes, 0, t->size - off - (size_t)bytes);
-  t->g->weights_bytes = (int64_t)t->size;
-  return id;
-}
-
 #define NCALLS 5
 static const int CALLS[NCALLS] = {1, 2, 5, 40, 3};
 
 /* the weights and calls of the case being checked (test_shapes changes the calls) */
-static tfx_i8c_opts opts = {qparam, CALLS, NCALLS};
+static tfx_i8c_opts opts = {tfx_i8c_qparam, CALLS, NCALLS};
 
 /* levels: 1 (-O0), 2 (-O2) or 3 (both); ncpu: the first ncpu of tfx_i8c_cpus */
 static void check_graph(tfx_tg *(*build)(tfx_i8c_param_fn, tfx_dtype, int64_t, int64_t), tfx_dtype dt, int64_t a,
@@ -192,7 +149,7 @@ static void test_tiny_k(void **state) {
 static void test_act_f32(void **state) {
   (void)state;
   for (int f = 0; f < N_FORMATS; f++) {
-    tfx_tg *t = tfx_i8c_linear(qparam, FORMATS[f], 256, 0);
+    tfx_tg *t = tfx_i8c_linear(tfx_i8c_qparam, FORMATS[f], 256, 0);
     tfx_i8c_run_passes(t, 0, "act_f32");
     char err[512] = "";
     assert_int_equal(tfx_pass_plan_memory(t->g, err, sizeof err), 0);

@@ -18,6 +18,51 @@
 #include "../../passes/passes.h"
 #include "jit_harness.h"
 #include "tfx/tfx.h"
+#include "weight_tests.h"
+
+/* ---- the weights ---- */
+
+int tfx_i8c_qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale) {
+  tfx_type ty = tfx_type_make(dt, 2, (int64_t[]){rows, cols});
+  int id = tfx_graph_add_param(t->g, name, ty);
+  assert_true(id >= 0);
+  int64_t bytes = tfx_type_bytes(&ty, 1), rb = bytes / rows;
+  size_t off = (t->size + 63) / 64 * 64;
+  tfx_wt_reserve(t, off + (size_t)bytes + 64);
+  uint8_t *p = t->blob + off;
+  float *x = malloc((size_t)cols * sizeof *x);
+  assert_non_null(x);
+  for (int64_t r = 0; r < rows; r++) {
+    uint8_t *row = p + r * rb;
+    if (dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q5_0) {
+      for (int64_t k = 0; k < cols; k++) x[k] = scale * tfx_tg_rand(t);
+      assert_int_equal(tfx_quantize_row(dt, x, cols, row), rb);
+      continue;
+    }
+    for (int64_t i = 0; i < rb; i++) row[i] = (uint8_t)((t->rng = t->rng * 6364136223846793005ull + 1) >> 56);
+    for (int64_t b = 0; b < cols / 256; b++) {
+      uint8_t *blk = row + b * tfx_dtype_info_of(dt)->block_bytes;
+      /* |w| up to about scale: q4_k d * 63 * 15 - dmin * m, q6_k d * 128 * 32, q3_k d * 32 * 4 */
+      float d = scale * (0.5f + 0.25f * tfx_tg_rand(t)) /
+                (dt == TFX_DT_Q4_K   ? 32.0f * 15.0f
+                 : dt == TFX_DT_Q3_K ? 32.0f * 4.0f
+                                     : 32.0f * 64.0f);
+      uint16_t h = tfx_wt_f16(d), hm = tfx_wt_f16(d * (1.5f + 0.5f * tfx_tg_rand(t)) * 4.0f);
+      if (dt == TFX_DT_Q4_K) {
+        memcpy(blk, &h, 2);
+        memcpy(blk + 2, &hm, 2);
+      } else {
+        memcpy(blk + (dt == TFX_DT_Q3_K ? 108 : 208), &h, 2);
+      }
+    }
+  }
+  free(x);
+  t->g->nodes[id].weight_offset = (int64_t)off;
+  t->size = (off + (size_t)bytes + 63) / 64 * 64; /* the next param at an aligned offset */
+  memset(t->blob + off + bytes, 0, t->size - off - (size_t)bytes);
+  t->g->weights_bytes = (int64_t)t->size;
+  return id;
+}
 
 /* ---- the graphs ---- */
 

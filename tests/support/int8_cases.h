@@ -16,6 +16,12 @@
  * magnitude about scale; returns its node id. */
 typedef int (*tfx_i8c_param_fn)(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale);
 
+/* A [rows, cols] weight in format dt (q8_0, q4_0, q5_0: tfx_quantize_row of
+ * random f32 rows of magnitude scale; q4_k, q6_k, q3_k: random valid blocks,
+ * every code, hmask bit and 6-bit scale, small positive f16 scales giving
+ * |w| up to about scale), at a 64-byte aligned offset of t's blob. */
+int tfx_i8c_qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale);
+
 /* What a test checks its cases with: its weight maker and the calls (rows
  * per call) the models run. */
 typedef struct tfx_i8c_opts {
