@@ -22,7 +22,17 @@
  *    routed to it adds weight * (h[t, slot] . w[e, n0 + j]). Writing the
  *    statistics of its rows for the next norm (stats_out), an item owns a
  *    whole group of TFX_STATS_GROUP columns (sub-blocks of NB) and writes the
- *    group's partial statistics of every row once they are final. */
+ *    group's partial statistics of every row once they are final.
+ *  - int8 experts (tfx_node_act_quant: q8_0, q4_0, q5_0, q3_k, q4_k, q6_k,
+ *    tq2_0; GLU with w1 and w3 in one format): the same items and fusions,
+ *    but each thread's body first quantizes the call's rows per block of 32
+ *    into stack slots (k_linear_q8.c's tfx_cg_q8rows; MOE_UP: x[t] through
+ *    the norm prologue as the quantization's x_load hook, RMS's 1/rms still
+ *    on the sums; MOE_DOWN: h[t, s], k slots per row), in chunks when the
+ *    rows exceed the slots (the items then walk the chunk's rows); the 1 x
+ *    NB tile of a routed row is the int8 linears' decode kernel (dz on
+ *    AVX512-VNNI, else the one-row tiles) over the expert's NB weight rows,
+ *    prefill included (no repacked tiles). */
 #include <math.h>
 #include <stdio.h>
 
