@@ -777,7 +777,9 @@ int tfx_cg_s24_gathers(const tfx_cg *cg, const tfx_cg_wstream *s);
  * (i32) is set, from v (<n / 2 x T>: the kept values of those lanes in
  * order, two per group of 4): lane i takes v[2 (i / 4)] when it is its
  * group's first kept lane, v[2 (i / 4) + 1] its second, else 0 (vector
- * selects under the mask's bits; vpexpandb's result on a valid mask). */
+ * selects under the mask's bits, or for 32 bytes without AVX-512BW's mask
+ * registers, byte compares and and / or; vpexpandb's result on a valid
+ * mask). */
 LLVMValueRef tfx_cg_s24_expand(tfx_cg *cg, LLVMValueRef mask, LLVMValueRef v, int n);
 void tfx_cg_s24_dots(tfx_cg *cg, const tfx_cg_gemm *G, int mr, LLVMValueRef *xrow, int nw, const tfx_cg_wrow *wrow,
                      LLVMValueRef *acc);
