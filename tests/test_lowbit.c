@@ -61,25 +61,7 @@ static int int8_format(tfx_dtype dt) { return dt == TFX_DT_TQ2_0 || dt == TFX_DT
 
 /* A [rows, cols] weight in format dt, from random f32 rows. */
 static int qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale) {
-  tfx_type ty = tfx_type_make(dt, 2, (int64_t[]){rows, cols});
-  int id = tfx_graph_add_param(t->g, name, ty);
-  assert_true(id >= 0);
-  int64_t bytes = tfx_type_bytes(&ty, 1), rb = bytes / rows;
-  size_t off = (t->size + 63) / 64 * 64;
-  tfx_wt_reserve(t, off + (size_t)bytes + 64);
-  uint8_t *p = t->blob + off;
-  float *x = malloc((size_t)cols * sizeof *x);
-  assert_non_null(x);
-  for (int64_t r = 0; r < rows; r++) {
-    for (int64_t k = 0; k < cols; k++) x[k] = scale * tfx_tg_rand(t);
-    assert_int_equal(tfx_quantize_row(dt, x, cols, p + r * rb), rb);
-  }
-  free(x);
-  t->g->nodes[id].weight_offset = (int64_t)off;
-  t->size = (off + (size_t)bytes + 63) / 64 * 64; /* the next param at an aligned offset */
-  memset(t->blob + off + bytes, 0, t->size - off - (size_t)bytes);
-  t->g->weights_bytes = (int64_t)t->size;
-  return id;
+  return tfx_i8c_rows_param(t, dt, name, rows, cols, scale, 0.0f);
 }
 
 #define NCALLS 5

@@ -22,23 +22,48 @@
 
 /* ---- the weights ---- */
 
-int tfx_i8c_qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale) {
+/* Room for a [rows, cols] param of format dt at a 64-byte aligned offset of
+ * t's blob (zero padding after it): its bytes, rb per row. */
+static uint8_t *param_room(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, int *id,
+                           int64_t *rb) {
   tfx_type ty = tfx_type_make(dt, 2, (int64_t[]){rows, cols});
-  int id = tfx_graph_add_param(t->g, name, ty);
-  assert_true(id >= 0);
-  int64_t bytes = tfx_type_bytes(&ty, 1), rb = bytes / rows;
+  *id = tfx_graph_add_param(t->g, name, ty);
+  assert_true(*id >= 0);
+  int64_t bytes = tfx_type_bytes(&ty, 1);
+  *rb = bytes / rows;
   size_t off = (t->size + 63) / 64 * 64;
   tfx_wt_reserve(t, off + (size_t)bytes + 64);
-  uint8_t *p = t->blob + off;
+  t->g->nodes[*id].weight_offset = (int64_t)off;
+  t->size = (off + (size_t)bytes + 63) / 64 * 64; /* the next param at an aligned offset */
+  memset(t->blob + off + bytes, 0, t->size - off - (size_t)bytes);
+  t->g->weights_bytes = (int64_t)t->size;
+  return t->blob + off;
+}
+
+int tfx_i8c_rows_param(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale,
+                       float shift) {
+  int id;
+  int64_t rb;
+  uint8_t *p = param_room(t, dt, name, rows, cols, &id, &rb);
   float *x = malloc((size_t)cols * sizeof *x);
   assert_non_null(x);
   for (int64_t r = 0; r < rows; r++) {
+    float off = (float)(r % 5 - 2) * shift * scale;
+    for (int64_t k = 0; k < cols; k++) x[k] = scale * tfx_tg_rand(t) + off;
+    assert_int_equal(tfx_quantize_row(dt, x, cols, p + r * rb), rb);
+  }
+  free(x);
+  return id;
+}
+
+int tfx_i8c_qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale) {
+  if (dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q5_0)
+    return tfx_i8c_rows_param(t, dt, name, rows, cols, scale, 0.0f);
+  int id;
+  int64_t rb;
+  uint8_t *p = param_room(t, dt, name, rows, cols, &id, &rb);
+  for (int64_t r = 0; r < rows; r++) {
     uint8_t *row = p + r * rb;
-    if (dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 || dt == TFX_DT_Q5_0) {
-      for (int64_t k = 0; k < cols; k++) x[k] = scale * tfx_tg_rand(t);
-      assert_int_equal(tfx_quantize_row(dt, x, cols, row), rb);
-      continue;
-    }
     for (int64_t i = 0; i < rb; i++) row[i] = (uint8_t)((t->rng = t->rng * 6364136223846793005ull + 1) >> 56);
     for (int64_t b = 0; b < cols / 256; b++) {
       uint8_t *blk = row + b * tfx_dtype_info_of(dt)->block_bytes;
@@ -56,11 +81,6 @@ int tfx_i8c_qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int6
       }
     }
   }
-  free(x);
-  t->g->nodes[id].weight_offset = (int64_t)off;
-  t->size = (off + (size_t)bytes + 63) / 64 * 64; /* the next param at an aligned offset */
-  memset(t->blob + off + bytes, 0, t->size - off - (size_t)bytes);
-  t->g->weights_bytes = (int64_t)t->size;
   return id;
 }
 

@@ -21,6 +21,10 @@ typedef int (*tfx_i8c_param_fn)(tfx_tg *t, tfx_dtype dt, const char *name, int64
  * every code, hmask bit and 6-bit scale, small positive f16 scales giving
  * |w| up to about scale), at a 64-byte aligned offset of t's blob. */
 int tfx_i8c_qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale);
+/* A [rows, cols] weight in format dt: tfx_quantize_row of random rows
+ * scale * U[-1, 1) + (r % 5 - 2) * shift * scale (shift 0: centred; else
+ * some rows all positive, some all negative). */
+int tfx_i8c_rows_param(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale, float shift);
 
 /* What a test checks its cases with: its weight maker and the calls (rows
  * per call) the models run. */
