@@ -61,7 +61,8 @@
  * bytes expanded to a q8_0 block's 32 codes under the mask (the pruned 0),
  * then read as q8_0 everywhere (s24_codes; dz: s24_pair, one 512-bit
  * vpexpandb per pair of blocks): vpexpandb where the target has
- * AVX512_VBMI2 with VL, else tfx_cg_s24_expand's selects (k_linear_s24.c);
+ * AVX512_VBMI2 with VL, else tfx_cg_s24_expand (k_linear_s24.c: mask-register
+ * selects with AVX-512BW, byte compares and and / or without);
  * per pair of blocks the dz loop reads 44 bytes instead of q8_0's 68, for
  * a kmovq, a vinserti128 and a vpexpandb more. The integer offsets are
  * exact (i32 lanes); only the f32 accumulation order differs from the
@@ -140,7 +141,7 @@ typedef struct {
    * integer sums per block before any float (tiny_rows) */
   int tiny;
   /* s24_q8_0's kept bytes expanded by vpexpandb (AVX512_VBMI2 with VL;
-   * else tfx_cg_s24_expand's selects) */
+   * else tfx_cg_s24_expand) */
   int vbmi2;
 } qctx;
 
@@ -729,7 +730,7 @@ static LLVMValueRef s24_pair(tfx_cg *cg, qctx *c, LLVMValueRef wp, LLVMValueRef 
   LLVMValueRef m0 = LLVMBuildZExt(b, load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp, 2), 1), i64, "");
   LLVMValueRef m1 = LLVMBuildZExt(b, load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp1, 2), 1), i64, "");
   LLVMValueRef m = LLVMBuildOr(b, m0, LLVMBuildShl(b, m1, LLVMConstInt(i64, 32, 0), ""), "");
-  LLVMValueRef wide[64]; /* the 32 kept bytes in a zmm (the upper half not read: popcount(m) = 32) */
+  LLVMValueRef wide[64]; /* the 32 kept bytes in a zmm (the upper half read only for a mask of more than 32 bits) */
   for (int l = 0; l < 64; l++) wide[l] = l < 32 ? tfx_cg_i32(cg, l) : LLVMGetUndef(cg->t_i32);
   kept = LLVMBuildShuffleVector(b, kept, LLVMGetPoison(LLVMTypeOf(kept)), LLVMConstVector(wide, 64), "");
   LLVMValueRef args[3] = {kept, LLVMConstNull(v64b), LLVMBuildBitCast(b, m, LLVMVectorType(cg->t_i1, 64), "")};
