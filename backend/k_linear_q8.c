@@ -31,7 +31,10 @@
  *   time, so a panel streams through memory in order, two 32-element
  *   blocks per 512-bit vpdpbusd with per-lane scale vectors (dz_rows,
  *   dzk_rows; q4_0 by groups of 4 blocks, dz4_rows), each row's 16 lanes
- *   summed 16 rows at a time (dz_reduce);
+ *   summed 16 rows at a time (dz_reduce); dz_rows and dz4_rows take up to
+ *   QFX = 4 rows of x per pass (a batch step of 2 to 4 rows: each weight
+ *   pair or group loaded and decoded once, then per row of x a vpdpbusd, a
+ *   conversion, a scale multiply and an FMA; few_group);
  * - q8_0 decode on AVX512-VNNI at small K (64 .. 512, K / 32 even: tiny_rows): 16 weight
  *   rows at a time, their vpdpbusd lanes summed per block in i32 before one
  *   f32 scale per row and block (the weights' d gathered); no software
@@ -81,6 +84,22 @@
 #define NB TFX_CG_LIN_NB
 #define QB TFX_ACT_QBLOCK
 #define QMR 4 /* rows of x per tile when the rows are not known to be few */
+/* rows of x per pass of the decode kernels (dz_rows, dz4_rows: each weight
+ * pair or group loaded and decoded once for up to QFX rows). 8 measured
+ * about 12% faster than two passes of 4 at 8 rows and 12 but, with the
+ * passes of 4, 2 and 1 beside it, cost 50% more compile CPU (stories110M
+ * q8_0: 3.9 s against 2.6 s; passes of 4 and 1: 3.15 s), and 8 rows run
+ * as fast through the repacked tiles (below) */
+#define QFX 4
+/* the most rows a GEMM of run-time M takes through the decode kernels (M <=
+ * QFEW; more: the repacked tiles). Per row of x and pair of blocks the dz
+ * kernels spend 4 vector operations (vpdpbusd, conversion, scale, FMA), the
+ * repacked tiles about 1.4 (one conversion and FMA per 8 vpdpbusd) after a
+ * decode of each panel per step that does not shrink with the rows: on the
+ * stories110M shape in q8_0 (2 threads, bench.c batch, paired runs on a
+ * loaded machine) the decode kernels ran batches of 4 at 1.5x the repacked
+ * tiles, 5 at 0.9-1.1x, 6 to 8 at 0.87-0.97x, 12 and 16 at 0.6-0.7x */
+#define QFEW 4
 /* the 32-element formats whose codes are nibbles (dz's pairs take their
  * low nibbles, then their high ones: x's bytes stored to match) */
 #define NIBBLES(c) ((c)->dt == TFX_DT_Q4_0 || (c)->dt == TFX_DT_Q5_0)
@@ -97,9 +116,11 @@ typedef struct {
    * (lane sums: the row-major tiles only), [mc][nsb] i32 and f32 (the
    * repacked tiles: -cw * sum, d * sum per sub-block) */
   LLVMValueRef xq, xd, xs, xc, xm;
-  int64_t mc;             /* rows of a chunk (static) */
-  LLVMValueRef m0, mrows; /* the chunk's first row and its rows (i64) */
-  LLVMValueRef slot[QMR]; /* chunk rows of the row-major tile's rows (i64) */
+  int64_t mc;                               /* rows of a chunk (static) */
+  LLVMValueRef m0, mrows;                   /* the chunk's first row and its rows (i64) */
+  LLVMValueRef slot[QFX > QMR ? QFX : QMR]; /* chunk rows of the row-major tile's rows (i64) */
+  int few;                                  /* the decode kernels (rows few), quantized into the stack */
+  int nx;                                   /* rows of x (slots 0 .. nx - 1) of a dz pass */
   int vnni, maddubs;
   int f16c; /* vcvtph2ps for the f16 scales (every AVX2-class x86 CPU has F16C) */
   /* the repacked prefill tiles (AVX512-VNNI, W = 16): sub-block S (32, or
@@ -113,7 +134,7 @@ typedef struct {
    * order of the weights' codes (q4_0: x's bytes stored permuted to match) */
   int dz;
   LLVMValueRef xz, xv;
-  LLVMValueRef zr[2]; /* the panel's rows' 16-lane sums before reduction ([NB][16] f32; GLU: gate, up) */
+  LLVMValueRef zr[2]; /* the panel's rows' 16-lane sums before reduction ([QFX][NB][16] f32; GLU: gate, up) */
   /* q4_0 decode over groups of 4 blocks (dz and K / 32 % 4 == 0): one
    * two-source word permutation (vpermt2w) gathers the 4 blocks' 64 nibble bytes from the stored
    * 72, their low and high nibbles dotted into the same 16 lanes (lane l:
@@ -679,38 +700,68 @@ static LLVMValueRef wrow_scale(tfx_cg *cg, qctx *c, LLVMValueRef wrow) {
   return tfx_cg_loadf(cg, tfx_cg_fptr(cg, plane, r));
 }
 
-/* The decode kernels' start: sets × nw zeroed f32 accumulators (v16f
- * allocas), the row's quantized x and the index of its block scales. */
-static void dz_start(tfx_cg *cg, qctx *c, int sets, int nw, LLVMValueRef acc[2][8], LLVMValueRef *xrow,
+/* The decode kernels' start: sets x c->nx x nw zeroed f32 accumulators
+ * (v16f allocas, [set][row of x * nw + weight row]), each row of x's
+ * quantized bytes and the index of its block scales. */
+static void dz_start(tfx_cg *cg, qctx *c, int sets, int nw, LLVMValueRef acc[2][QFX * 2], LLVMValueRef *xrow,
                      LLVMValueRef *xbase) {
   LLVMTypeRef v16f = LLVMVectorType(cg->t_f32, 16);
   for (int st = 0; st < sets; st++)
-    for (int k = 0; k < nw; k++) {
+    for (int k = 0; k < c->nx * nw; k++) {
       acc[st][k] = tfx_cg_alloca(cg, v16f, "dzacc");
       LLVMBuildStore(cg->b, LLVMConstNull(v16f), acc[st][k]);
     }
-  *xrow = bptr(cg, c->xq, tfx_cg_mulc(cg, c->slot[0], c->K));
-  *xbase = tfx_cg_mulc(cg, c->slot[0], c->nqb * 8);
+  for (int i = 0; i < c->nx; i++) {
+    xrow[i] = bptr(cg, c->xq, tfx_cg_mulc(cg, c->slot[i], c->K));
+    xbase[i] = tfx_cg_mulc(cg, c->slot[i], c->nqb * 8);
+  }
 }
 
-/* The decode kernels' end: out[k] = the sum of row k's accumulator sets. */
-static void dz_finish(tfx_cg *cg, int sets, int nw, LLVMValueRef acc[2][8], LLVMValueRef *out) {
+/* The decode kernels' end: out[i * nw + k] = the sum of the accumulator
+ * sets of row i of x and weight row k. */
+static void dz_finish(tfx_cg *cg, qctx *c, int sets, int nw, LLVMValueRef acc[2][QFX * 2], LLVMValueRef *out) {
   LLVMTypeRef v16f = LLVMVectorType(cg->t_f32, 16);
-  for (int k = 0; k < nw; k++) {
+  for (int k = 0; k < c->nx * nw; k++) {
     LLVMValueRef a = LLVMBuildLoad2(cg->b, v16f, acc[0][k], "");
     if (sets > 1) a = LLVMBuildFAdd(cg->b, a, LLVMBuildLoad2(cg->b, v16f, acc[1][k], ""), "");
     out[k] = a;
   }
 }
 
-/* Decode (one row of x, c->slot[0]) of the nw weight rows wrow[] into
- * 16-lane f32 vectors out[] whose lane sums are the dot products (summed
- * 16 rows at a time by dz_reduce), with
+/* One decoded weight pair or group (u: codes as i32 lanes, wd: its 16
+ * lanes' f32 scales) against the c->nx rows of x at pair / group index at
+ * (x's bytes xb[] as 1 or 2 zmm per row: the group's low and high nibbles):
+ * per row, vpdpbusd from x's -cw * lane sums, converted, times wd * x's
+ * lane scales into the row's accumulator acc[i * nw + k]. The weight's
+ * loads and decoding are shared by the rows (the small-M batch: each block
+ * loaded from memory feeds every row). */
+static void dz_dot_rows(tfx_cg *cg, qctx *c, LLVMValueRef *u, int nu, LLVMValueRef wd, LLVMValueRef *xrow,
+                        LLVMValueRef *xbase, LLVMValueRef xoff, LLVMValueRef at, LLVMValueRef *acc, int nw, int k) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
+  for (int i = 0; i < c->nx; i++) {
+    LLVMValueRef ai = tfx_cg_add(cg, xbase[i], at);
+    LLVMValueRef dot = load_a(cg, v16i, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &ai, 1, ""), 4);
+    LLVMValueRef xs = load_a(cg, v16f, tfx_cg_fptr(cg, c->xv, ai), 4);
+    for (int q = 0; q < nu; q++) {
+      LLVMValueRef xv = load_a(cg, v16i, bptr(cg, xrow[i], tfx_cg_addc(cg, xoff, 64 * q)), 1);
+      LLVMValueRef args[3] = {dot, u[q], xv};
+      dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
+    }
+    LLVMValueRef a = acc[i * nw + k], a0 = LLVMBuildLoad2(b, v16f, a, "");
+    LLVMBuildStore(b, tfx_cg_fma(cg, LLVMBuildSIToFP(b, dot, v16f, ""), LLVMBuildFMul(b, wd, xs, ""), a0), a);
+  }
+}
+
+/* Decode (the c->nx rows of x in c->slot[]) of the nw weight rows wrow[]
+ * into 16-lane f32 vectors out[i * nw + k] whose lane sums are the dot
+ * products (summed 16 rows at a time by dz_reduce), with
  * 512-bit vpdpbusd over pairs of blocks: the codes of blocks 2p and 2p + 1
  * in one zmm (q8_0: q ^ 0x80; q4_0: the low nibbles of both, then the high
  * ones), the i32 lanes starting at x's -cw * lane sums, their f32 scale the
- * two f16 d (one vcvtph2ps) times x's per-lane block scales; two
- * accumulator sets alternate over the pairs. */
+ * two f16 d (one vcvtph2ps) times x's per-lane block scales; one row of x
+ * alternates two accumulator sets over the pairs (more rows: one set, the
+ * rows' chains independent). */
 static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out);
 
 static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out);
@@ -750,9 +801,9 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef 
   LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
   LLVMTypeRef th = LLVMHalfTypeInContext(cg->ctx);
   int64_t np = c->nqb / 2;
-  int sets = np % 2 == 0 ? 2 : 1;
-  LLVMValueRef acc[2][8], xrow, xbase;
-  dz_start(cg, c, sets, nw, acc, &xrow, &xbase);
+  int sets = np % 2 == 0 && c->nx == 1 ? 2 : 1;
+  LLVMValueRef acc[2][QFX * 2], xrow[QFX], xbase[QFX];
+  dz_start(cg, c, sets, nw, acc, xrow, xbase);
   int seq[64], hidx[16];
   for (int l = 0; l < 64; l++) seq[l] = l;
   int q8 = c->dt == TFX_DT_Q8_0 || c->i8 || c->dt == TFX_DT_S24_Q8_0; /* 32 codes per block, in order */
@@ -761,10 +812,7 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef 
   tfx_cg_for(cg, &lp, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, np / sets), 1, "dzpair");
   for (int st = 0; st < sets; st++) {
     LLVMValueRef p = tfx_cg_addc(cg, tfx_cg_mulc(cg, lp.iv, sets), st);
-    LLVMValueRef xv = load_a(cg, v16i, bptr(cg, xrow, tfx_cg_mulc(cg, p, 64)), 1);
-    LLVMValueRef at = tfx_cg_add(cg, xbase, tfx_cg_mulc(cg, p, 16));
-    LLVMValueRef init = load_a(cg, v16i, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, ""), 4);
-    LLVMValueRef xs = load_a(cg, v16f, tfx_cg_fptr(cg, c->xv, at), 4);
+    LLVMValueRef at = tfx_cg_mulc(cg, p, 16), xoff = tfx_cg_mulc(cg, p, 64);
     for (int k = 0; k < nw; k++) {
       LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, p, 2 * c->wbytes)), u;
       LLVMValueRef wp1 = tfx_cg_byteptr(cg, wp, c->wbytes);
@@ -786,8 +834,7 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef 
         if (c->dt == TFX_DT_Q5_0) /* bit 4 of each code from the blocks' qh, in the bytes' order */
           u = LLVMBuildOr(b, u, q5_0_pair_bits(cg, c, wp, wp1), "");
       }
-      LLVMValueRef args[3] = {init, LLVMBuildBitCast(b, u, v16i, ""), xv};
-      LLVMValueRef dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
+      u = LLVMBuildBitCast(b, u, v16i, "");
       LLVMValueRef wd;
       if (c->i8) {
         wd = LLVMBuildInsertElement(b, LLVMGetPoison(v16f), wsc[k], tfx_cg_i32(cg, 0), "");
@@ -798,13 +845,11 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef 
         h2 = LLVMBuildInsertElement(b, h2, load_a(cg, th, wp1, 1), tfx_cg_i32(cg, 1), "");
         wd = LLVMBuildFPExt(b, shuf(cg, h2, h2, hidx, 16), v16f, "");
       }
-      LLVMValueRef a0 = LLVMBuildLoad2(b, v16f, acc[st][k], "");
-      LLVMBuildStore(b, tfx_cg_fma(cg, LLVMBuildSIToFP(b, dot, v16f, ""), LLVMBuildFMul(b, wd, xs, ""), a0),
-                     acc[st][k]);
+      dz_dot_rows(cg, c, &u, 1, wd, xrow, xbase, xoff, at, acc[st], nw, k);
     }
   }
   tfx_cg_for_end(cg, &lp);
-  dz_finish(cg, sets, nw, acc, out);
+  dz_finish(cg, c, sets, nw, acc, out);
 }
 
 /* dz_rows for q4_0 by groups of 4 blocks (72 bytes; c->dz4): the 64
@@ -813,18 +858,20 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef 
  * the group and the high ones against the next 64 into the same i32 lanes
  * (lane l: block l / 4, starting at x's -8 * lane sums), the four f16 d
  * taken from the first load by one word permutation and widened
- * (vcvtph2ps) as the lanes' scales; two accumulator sets alternate. Per
- * 72 bytes: 2 loads, 1 vpermt2w, 2 vpdpbusd, 5 for the nibbles and the
- * scales, 3 for the f32 accumulation (the pairs' path: about twice that). */
+ * (vcvtph2ps) as the lanes' scales; two accumulator sets alternate (one
+ * row of x). Per 72 bytes and row: 2 loads, 1 vpermt2w, 2 vpdpbusd, 5 for
+ * the nibbles and the scales, 3 for the f32 accumulation (the pairs' path:
+ * about twice that); the rows of a pass share the loads, the permutation,
+ * the nibbles and the scales. */
 static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out) {
   LLVMBuilderRef b = cg->b;
   LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
   LLVMTypeRef v64b = LLVMVectorType(c->t_i8, 64), v32w = LLVMVectorType(c->t_i16, 32);
   LLVMTypeRef v16h = LLVMVectorType(LLVMHalfTypeInContext(cg->ctx), 16);
   int64_t ng = c->nqb / 4;
-  int sets = ng % 2 == 0 ? 2 : 1;
-  LLVMValueRef acc[2][8], xrow, xbase;
-  dz_start(cg, c, sets, nw, acc, &xrow, &xbase);
+  int sets = ng % 2 == 0 && c->nx == 1 ? 2 : 1;
+  LLVMValueRef acc[2][QFX * 2], xrow[QFX], xbase[QFX];
+  dz_start(cg, c, sets, nw, acc, xrow, xbase);
   int gidx[64], sidx[16];
   for (int h = 0; h < 4; h++)
     for (int i = 0; i < 16; i++) {
@@ -836,31 +883,21 @@ static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
   tfx_cg_for(cg, &lp, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, ng / sets), 1, "dzgroup");
   for (int st = 0; st < sets; st++) {
     LLVMValueRef g = tfx_cg_addc(cg, tfx_cg_mulc(cg, lp.iv, sets), st);
-    LLVMValueRef xg = bptr(cg, xrow, tfx_cg_mulc(cg, g, 128));
-    LLVMValueRef xlo = load_a(cg, v16i, xg, 1), xhi = load_a(cg, v16i, tfx_cg_byteptr(cg, xg, 64), 1);
-    LLVMValueRef at = tfx_cg_add(cg, xbase, tfx_cg_mulc(cg, g, 16));
-    LLVMValueRef init = load_a(cg, v16i, LLVMBuildInBoundsGEP2(b, cg->t_i32, c->xz, &at, 1, ""), 4);
-    LLVMValueRef xs = load_a(cg, v16f, tfx_cg_fptr(cg, c->xv, at), 4);
+    LLVMValueRef at = tfx_cg_mulc(cg, g, 16), xoff = tfx_cg_mulc(cg, g, 128);
     for (int k = 0; k < nw; k++) {
       LLVMValueRef wp = bptr(cg, wrow[k], tfx_cg_mulc(cg, g, 4 * c->wbytes));
       if (c->prefetch) tfx_cg_prefetch(cg, wp, c->prefetch);
       LLVMValueRef a = load_a(cg, v64b, wp, 1), a1 = load_a(cg, v64b, tfx_cg_byteptr(cg, wp, 8), 1);
       LLVMValueRef raw = shuf(cg, a, a1, gidx, 64);
-      LLVMValueRef lo = LLVMBuildAnd(b, raw, ivec(c->t_i8, 64, 0x0f), "");
-      LLVMValueRef hi = LLVMBuildLShr(b, raw, ivec(c->t_i8, 64, 4), "");
-      LLVMValueRef args[3] = {init, LLVMBuildBitCast(b, lo, v16i, ""), xlo};
-      LLVMValueRef dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args, 3);
-      LLVMValueRef args2[3] = {dot, LLVMBuildBitCast(b, hi, v16i, ""), xhi};
-      dot = tfx_cg_intrinsic(cg, "llvm.x86.avx512.vpdpbusd.512", NULL, 0, args2, 3);
+      LLVMValueRef u[2] = {LLVMBuildBitCast(b, LLVMBuildAnd(b, raw, ivec(c->t_i8, 64, 0x0f), ""), v16i, ""),
+                           LLVMBuildBitCast(b, LLVMBuildLShr(b, raw, ivec(c->t_i8, 64, 4), ""), v16i, "")};
       LLVMValueRef aw = LLVMBuildBitCast(b, a, v32w, "");
       LLVMValueRef wd = LLVMBuildFPExt(b, LLVMBuildBitCast(b, shuf(cg, aw, aw, sidx, 16), v16h, ""), v16f, "");
-      LLVMValueRef a0 = LLVMBuildLoad2(b, v16f, acc[st][k], "");
-      LLVMBuildStore(b, tfx_cg_fma(cg, LLVMBuildSIToFP(b, dot, v16f, ""), LLVMBuildFMul(b, wd, xs, ""), a0),
-                     acc[st][k]);
+      dz_dot_rows(cg, c, u, 2, wd, xrow, xbase, xoff, at, acc[st], nw, k);
     }
   }
   tfx_cg_for_end(cg, &lp);
-  dz_finish(cg, sets, nw, acc, out);
+  dz_finish(cg, c, sets, nw, acc, out);
 }
 
 /* dz_rows for q4_k, q6_k, q3_k and tq2_0, per super-block of 256: four pairs of 32-element
@@ -1121,14 +1158,16 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
   LLVMValueRef wsc[8] = {NULL};
   if (c->i8)
     for (int k = 0; k < nw; k++) wsc[k] = wrow_scale(cg, c, wrow[k]);
-  if (c->dz && mr == 1) {
-    LLVMValueRef out[8];
+  if (c->dz && mr == 1) { /* the c->nx rows of x, row i's sums at zr[h] + i * NB * 16 */
+    LLVMValueRef out[QFX * 8];
     dz_rows(cg, c, wrow, wsc, nw, out);
-    for (int j = 0; j < nc; j++)
-      for (int h = 0; h < (G->glu ? 2 : 1); h++) {
-        LLVMValueRef at = tfx_cg_fptr(cg, c->zr[h], tfx_cg_mulc(cg, tfx_cg_addc(cg, c0, j), 16));
-        LLVMSetAlignment(LLVMBuildStore(b, out[G->glu ? 2 * j + h : j], at), 64);
-      }
+    for (int i = 0; i < c->nx; i++)
+      for (int j = 0; j < nc; j++)
+        for (int h = 0; h < (G->glu ? 2 : 1); h++) {
+          LLVMValueRef at = tfx_cg_fptr(
+              cg, c->zr[h], tfx_cg_addc(cg, tfx_cg_mulc(cg, tfx_cg_addc(cg, c0, j), 16), (int64_t)i * NB * 16));
+          LLVMSetAlignment(LLVMBuildStore(b, out[i * nw + (G->glu ? 2 * j + h : j)], at), 64);
+        }
     return;
   }
   LLVMValueRef sums[QMR * 8];
@@ -1597,6 +1636,36 @@ static void tiny_rows(tfx_cg *cg, qctx *c, int h, LLVMValueRef blk) {
   }
 }
 
+/* Row slots lm .. lm + g - 1 of the few rows (decode, a small batch step)
+ * against the panel, the last ones clamped to the chunk's last row when
+ * fewer are left (their sums computed, not stored): g rows of x per pass of
+ * the dz kernels (each weight pair or group decoded once for them), or one
+ * row at a time (g = 1: tiny_rows, the row-major tiles, dzk_rows); then the
+ * epilogue of the rows. */
+static void few_group(tfx_cg *cg, qctx *c, LLVMValueRef lm, int g, int tiny) {
+  const tfx_cg_gemm *G = c->G;
+  const tfx_cg_panel *P = c->P;
+  LLVMValueRef m = tfx_cg_add(cg, c->m0, lm);
+  if (G->hooks && G->hooks->block_begin) G->hooks->block_begin(cg, G, m, g);
+  LLVMValueRef last = tfx_cg_addc(cg, c->mrows, -1);
+  for (int i = 0; i < g; i++) c->slot[i] = i ? tfx_cg_smin(cg, tfx_cg_addc(cg, lm, i), last) : lm;
+  if (tiny) { /* g is 1 */
+    tiny_rows(cg, c, 0, P->blk);
+    if (G->glu) tiny_rows(cg, c, 1, P->blku);
+  } else {
+    c->nx = g;
+    rm_tiles(cg, c, 1);
+    for (int i = 0; c->dz && i < g; i++) {
+      dz_reduce(cg, tfx_cg_fptrc(cg, c->zr[0], (int64_t)i * NB * 16), P->nb, tfx_cg_fptrc(cg, P->blk, (int64_t)i * NB));
+      if (G->glu)
+        dz_reduce(cg, tfx_cg_fptrc(cg, c->zr[1], (int64_t)i * NB * 16), P->nb,
+                  tfx_cg_fptrc(cg, P->blku, (int64_t)i * NB));
+    }
+    c->nx = 1;
+  }
+  tfx_cg_gemm_rows(cg, G, P, m, g == 1 ? NULL : tfx_cg_smin(cg, tfx_cg_i64(cg, g), tfx_cg_sub(cg, c->mrows, lm)));
+}
+
 /* The panel P against the chunk's quantized rows (c->m0 ..): tiles into the
  * block buffers, then the epilogue of each block of rows. */
 void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
@@ -1604,29 +1673,39 @@ void tfx_cg_q8_panel(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_panel *P) {
   c->P = P;
   tfx_cg_loop lm;
   int hb = G->hooks && G->hooks->block_begin;
-  if (c->mc < QMR) { /* decode: one row at a time */
-    tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), c->mrows, 1, "qm1");
-    LLVMValueRef m = tfx_cg_add(cg, c->m0, lm.iv);
-    if (hb) G->hooks->block_begin(cg, G, m, 1);
-    c->slot[0] = lm.iv;
+  if (c->few) { /* decode, a small batch step: passes of fx rows of x */
     /* tiny_rows reads the 16 rows at one stride: not for rows in pair order */
     unsigned pm = G->glu ? 3u : 1u << P->seg;
-    if (c->tiny && !(G->perm & pm)) {
-      tiny_rows(cg, c, 0, P->blk);
-      if (G->glu) tiny_rows(cg, c, 1, P->blku);
-      tfx_cg_gemm_rows(cg, G, P, m, NULL);
+    int tiny = c->tiny && !(G->perm & pm);
+    /* rows of x per pass: the dz kernels of the 32-element formats (dzk_rows: one) */
+    int fx = c->dz && c->wblk != 256 && !tiny ? QFX : 1;
+    if (LLVMIsAConstantInt(c->mrows) && LLVMConstIntGetSExtValue(c->mrows) == 1) fx = 1; /* a decode kernel */
+    if (c->dz)
+      for (int h = 0; h < (G->glu ? 2 : 1); h++)
+        c->zr[h] = tfx_cg_alloca_array(cg, cg->t_f32, (int64_t)fx * NB * 16, "dzsum");
+    if (fx == 1) {
+      tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), c->mrows, 1, "qm1");
+      few_group(cg, c, lm.iv, 1, tiny);
       tfx_cg_for_end(cg, &lm);
       return;
     }
-    if (c->dz)
-      for (int h = 0; h < (G->glu ? 2 : 1); h++) c->zr[h] = tfx_cg_alloca_array(cg, cg->t_f32, NB * 16, "dzsum");
-    rm_tiles(cg, c, 1);
-    if (c->dz) {
-      dz_reduce(cg, c->zr[0], P->nb, P->blk);
-      if (G->glu) dz_reduce(cg, c->zr[1], P->nb, P->blku);
-    }
-    tfx_cg_gemm_rows(cg, G, P, m, NULL);
+    /* passes of fx rows, the last of 2 .. fx - 1 rows clamped (costs as much
+     * as passes of fewer rows would, and is one more copy of the kernel
+     * instead of log2(fx)); a last row alone (rows % fx == 1) one pass of 1 */
+    LLVMValueRef one = LLVMBuildICmp(cg->b, LLVMIntEQ, LLVMBuildAnd(cg->b, c->mrows, tfx_cg_i64(cg, fx - 1), ""),
+                                     tfx_cg_i64(cg, 1), "");
+    LLVMValueRef end = tfx_cg_sub(cg, c->mrows, LLVMBuildZExt(cg->b, one, cg->t_i64, ""));
+    tfx_cg_for(cg, &lm, tfx_cg_i64(cg, 0), end, fx, "qfew");
+    few_group(cg, c, lm.iv, fx, tiny);
     tfx_cg_for_end(cg, &lm);
+    if (LLVMIsAConstantInt(one)) { /* rows known */
+      if (LLVMConstIntGetZExtValue(one)) few_group(cg, c, end, 1, tiny);
+      return;
+    }
+    tfx_cg_if fi;
+    tfx_cg_if_begin(cg, &fi, one, "qfewlast");
+    few_group(cg, c, end, 1, tiny);
+    tfx_cg_if_end(cg, &fi);
     return;
   }
   int mr = c->rp ? RPMR : QMR;
@@ -1708,6 +1787,7 @@ static void qctx_init(tfx_cg *cg, qctx *c, const tfx_node *w, int64_t K, int few
   *c = (qctx){.dt = w->type.dtype, .K = K, .nqb = K / QB, .wblk = f->block, .wbytes = f->block_bytes};
   c->row_bytes = K / f->block * f->block_bytes;
   c->qoff = 2;
+  c->nx = 1;                /* one row of x per dz pass unless few_group says more */
   if (c->dt == TFX_DT_I8) { /* w8a8: rows of K codes read as blocks of 32, per-token activations */
     c->i8 = c->tok = 1;
     c->qoff = 0;
@@ -1810,7 +1890,9 @@ static void q8_emit_as(tfx_cg *cg, const tfx_cg_gemm *G0, int few) {
     tfx_cg_gemm_items_emit(cg, &G);
     return;
   }
-  c.mc = few ? QMR - 1 : (Q8_CHUNK_BYTES / rowb) / mr * mr;
+  c.few = few;
+  /* few: the rows known (fewer than QMR) or at most QFEW at run time */
+  c.mc = few ? (LLVMIsAConstantInt(G.M) ? QMR - 1 : QFEW) : (Q8_CHUNK_BYTES / rowb) / mr * mr;
   if (!few && c.mc < mr) c.mc = mr;
   if (c.mc > 1024) c.mc = 1024;
   qctx_stack(cg, &c);
@@ -1847,13 +1929,13 @@ void tfx_cg_q8_emit(tfx_cg *cg, const tfx_cg_gemm *G) {
     q8_emit_as(cg, G, few);
     return;
   }
-  /* rows known only at run time: when they are few (a step of the batch
-   * entry, a short chunk), the decode kernels read the weights as stored,
-   * instead of the repacked tiles decoding every panel for them (batch 1 of
-   * q8_0 ran at 0.2x the session's decode); the rows the first kernel
-   * quantized into the workspace are then not read */
+  /* rows known only at run time: when they are few (at most QFEW: a step of
+   * the batch entry, a short chunk), the decode kernels read the weights as
+   * stored, up to QFX rows per pass, instead of the repacked tiles decoding
+   * every panel for them (batch 1 of q8_0 ran at 0.2x the session's decode);
+   * the rows the first kernel quantized into the workspace are then not read */
   tfx_cg_if c;
-  tfx_cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntSLT, G->M, tfx_cg_i64(cg, QMR), ""), "q8few");
+  tfx_cg_if_begin(cg, &c, LLVMBuildICmp(cg->b, LLVMIntSLE, G->M, tfx_cg_i64(cg, QFEW), ""), "q8few");
   q8_emit_as(cg, G, 1);
   tfx_cg_if_else(cg, &c);
   q8_emit_as(cg, G, 0);

@@ -35,8 +35,16 @@
  * activation differing in its last bit may quantize to the neighbouring
  * int8 code in the next linear (one step of its block's scale) */
 #define LOGIT_TOL_Q8 2e-3
+/* ... and such a code can move a whole row by more (seen: 0.6% and 0.8% of
+ * the row's largest logit, one row of 96, as often with the repacked tiles
+ * as with the decode kernels: an isolated row, the next steps back within
+ * LOGIT_TOL_Q8): a quantized model may have at most one row in 32 (at least
+ * one) between LOGIT_TOL_Q8 and LOGIT_FLIP_Q8; a kernel error moves every
+ * row */
+#define LOGIT_FLIP_Q8 2e-2
 static double logit_tol = LOGIT_TOL;
-#define MAXSEQ 8 /* sequences of a scenario */
+static int flip_rows, checked_rows; /* rows over logit_tol allowed as flips (quantized), rows checked */
+#define MAXSEQ 16                   /* sequences of a scenario */
 #define TFX_RT_TEST_ARGS 32
 
 static tfx_model *compile_q(const char *path, const char *weights, int opt, const char *quantize) {
@@ -87,11 +95,19 @@ static void check_row(const float *ref, const float *got, int w, const char *wha
     if (d < 0) d = -d;
     if (!(d <= maxd)) maxd = d; /* NaN propagates */
   }
-  if (!(maxd <= logit_tol * maxref))
+  checked_rows++;
+  double tol = logit_tol;
+  if (logit_tol == LOGIT_TOL_Q8 && !(maxd <= logit_tol * maxref) && maxd <= LOGIT_FLIP_Q8 * maxref) {
+    tol = LOGIT_FLIP_Q8;
+    if (++flip_rows > (checked_rows / 32 > 1 ? checked_rows / 32 : 1))
+      fail_msg("%s: step %d, sequence %d: max |batch - session| = %g > %g, %d such rows of %d", what, step, seq, maxd,
+               logit_tol * maxref, flip_rows, checked_rows);
+  }
+  if (!(maxd <= tol * maxref))
     fail_msg("%s: step %d, sequence %d: max |batch - session| = %g > %g", what, step, seq, maxd, logit_tol * maxref);
   /* the same greedy id, unless the two top logits tie within the tolerance */
   int ia = tfx_test_argmax(ref, w), ib = tfx_test_argmax(got, w);
-  if (ia != ib && !(ref[ia] - ref[ib] <= 2 * logit_tol * maxref))
+  if (ia != ib && !(ref[ia] - ref[ib] <= 2 * tol * maxref))
     fail_msg("%s: step %d, sequence %d: greedy id %d (batch) vs %d (session), logits %g vs %g", what, step, seq, ib, ia,
              (double)ref[ib], (double)ref[ia]);
 }
@@ -421,11 +437,36 @@ static void test_stories260k(void **state) {
   }
 }
 
-/* q8_0 and q4_0 weights (int8 dot products): steps of 1 to 4 rows and
- * prompts of up to 17, so the batch entry's linears take both their
- * few-rows branch (the decode kernels) and their many-rows one (rows
- * quantized into the workspace by a kernel of their own, the repacked
- * tiles), against sessions decoding through the decode kernels. */
+/* Steps of every row count 1 .. 17 (the int8 linears: at most 4 rows the
+ * decode kernels, one pass of up to 4 rows of x; more the repacked tiles): 16
+ * sequences join in one step of 16 one-token prompts; then steps of the
+ * first k sequences' decode tokens, k = 1 .. 16; then prompt-like chunks
+ * beside decode tokens (5 + 6 + 1 = 12 rows, 7 + 10 = 17). */
+static void many_rows(tfx_model *m, const char *what) {
+  tfx_batch *b = new_batch(m, (tfx_batch_options){2, 16, 0, 0});
+  seq_ref r[16];
+  memset(r, 0, sizeof r);
+  int all[16], plen[16];
+  for (int i = 0; i < 16; i++) {
+    join(b, m, &r[i]);
+    all[i] = i;
+    plen[i] = 1;
+  }
+  run_step(b, m, r, all, 16, plen, what, 100);
+  for (int k = 1; k <= 16; k++) run_step(b, m, r, all, k, NULL, what, 100 + k);
+  run_step(b, m, r, (int[]){3, 4, 5}, 3, (int[]){5, 6, 0}, what, 117);
+  run_step(b, m, r, (int[]){6, 7}, 2, (int[]){7, 10}, what, 118);
+  for (int i = 0; i < 16; i++) leave_seq(b, &r[i]);
+  tfx_batch_free(b);
+}
+
+/* q8_0 and q4_0 weights (int8 dot products): the scenario's steps of 1 to 4
+ * rows and prompts of up to 17, and many_rows' steps of every row count 1 ..
+ * 17, so the batch entry's linears take both their few-rows branch (at most
+ * 4 rows: the decode kernels, up to 4 rows of x per pass of the weights)
+ * and their many-rows one (rows quantized into the workspace by a kernel of
+ * their own, the repacked tiles), against sessions decoding through the
+ * decode kernels one row at a time (their prompts: the same branch). */
 static void test_quantized(void **state) {
   (void)state;
   static const char *const formats[] = {"q8_0", "q4_0"};
@@ -436,7 +477,9 @@ static void test_quantized(void **state) {
     tfx_model *m = compile_q(path, "random:11", 3, formats[f]);
     char what[64];
     snprintf(what, sizeof what, "tiny %s -O3", formats[f]);
+    flip_rows = checked_rows = 0;
     scenario(m, what);
+    many_rows(m, what);
     tfx_model_close(m);
   }
   logit_tol = LOGIT_TOL;

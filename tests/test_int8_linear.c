@@ -145,6 +145,34 @@ static void test_tiny_k(void **state) {
   opts.ncalls = NCALLS;
 }
 
+/* Small batches of run-time rows (a batch step, a short prompt chunk): M <=
+ * 4 (k_linear_q8.c's QFEW) take the decode kernels with up to 4 rows of x
+ * per pass of the weights (dz_rows, dz4_rows; 2 and 3 rows: one pass of 4,
+ * the last rows clamped and not stored), more the repacked tiles: calls of
+ * 2, 3, 4, 5, 8 and 17 rows against the same oracle, q8_0 (K = 768: above
+ * tiny_rows' 512) and q5_0 in pairs of blocks, q4_0 in pairs (K = 192) and in
+ * groups of 4 (K = 256), N = 45 (a
+ * partial panel; not a multiple of 16, the reduction's rows), a pre-norm
+ * SwiGLU (norm prologue, GLU: two weight rows per pass) and the residual
+ * epilogue; q8_0 also at --mcpu haswell and x86-64 (no decode kernels: the
+ * row-major tiles). */
+static void test_small_m(void **state) {
+  (void)state;
+  static const int m_calls[6] = {2, 3, 4, 5, 8, 17};
+  opts.calls = m_calls;
+  opts.ncalls = 6;
+  check_graph(tfx_i8c_linear_n, TFX_DT_Q8_0, 768, 45, "smallm", 1, 3);
+  check_graph(tfx_i8c_linear_n, TFX_DT_Q4_0, 256, 45, "smallm", 1, 1);
+  check_graph(tfx_i8c_linear_n, TFX_DT_Q4_0, 192, 45, "smallm", 1, 1);
+  check_graph(tfx_i8c_linear_n, TFX_DT_Q5_0, 192, 45, "smallm", 1, 1);
+  check_graph(tfx_i8c_ffn, TFX_DT_Q8_0, 768, 96, "smallmffn", 2, 1);
+  check_graph(tfx_i8c_ffn, TFX_DT_Q4_0, 256, 96, "smallmffn", 2, 1);
+  check_graph(tfx_i8c_res, TFX_DT_Q4_0, 256, 0, "smallmres", 2, 1);
+  check_graph(tfx_i8c_res, TFX_DT_Q8_0, 768, 0, "smallmres", 2, 1);
+  opts.calls = CALLS;
+  opts.ncalls = NCALLS;
+}
+
 /* act_f32: the linears leave the int8 kernels */
 static void test_act_f32(void **state) {
   (void)state;
@@ -178,7 +206,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_linear),  cmocka_unit_test(test_ffn),           cmocka_unit_test(test_residual),
       cmocka_unit_test(test_shapes),  cmocka_unit_test(test_decode_blocks), cmocka_unit_test(test_tiny_k),
-      cmocka_unit_test(test_act_f32),
+      cmocka_unit_test(test_small_m), cmocka_unit_test(test_act_f32),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
