@@ -153,6 +153,8 @@ static int kernel_call(tfx_cg *cg, const tfx_node *n, int causal) {
   if (mi >= 0) /* the key mask: a causal node's kept values of every position (after V), else the call's */
     ptrs[5] = causal ? TFX_CG_KVAT(k_off + 2 * half_bytes) : TFX_CG_VAL(n->inputs[mi]);
   if (si >= 0) ptrs[6] = TFX_CG_VAL(n->inputs[si]); /* the segment ids */
+  int gi = tfx_attn_global_operand(n);
+  if (gi >= 0) ptrs[6] = TFX_CG_VAL(n->inputs[gi]); /* per-call global tokens (never with segment ids) */
   tfx_cg_kernel_call_n(cg, n, NULL, per_t * n->heads, fixed * n->heads, ptrs, 7);
   return 0;
 }
@@ -200,7 +202,8 @@ static void row_accumulate(tfx_cg *cg, void *vctx, LLVMValueRef j, LLVMValueRef 
 /* The ROW body; splits >= 2 (the decode entry's split decode, k_split_decode.c): items (head, part) of the
  * one query row, part s walking the s-th of `splits` equal parts of the row's key range and writing its
  * partial (max, sum, unnormalized output) to the scratch rows of y instead of y. */
-static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, int splits, LLVMValueRef grows) {
+static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, int splits, LLVMValueRef grows,
+                    int gmask_rows) {
   LLVMBuilderRef b = cg->b;
   int64_t H = n->heads, G = n->kv_heads, d = n->head_dim, group = H / G;
   int64_t qs = H * d, ks = G * d, max_seq = cg->g->max_seq;
@@ -220,7 +223,12 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
   }
   LLVMValueRef pq = tfx_cg_body_ptr(cg, 0), keys = tfx_cg_body_ptr(cg, 1), vals = tfx_cg_body_ptr(cg, 2);
   LLVMValueRef py = tfx_cg_body_ptr(cg, 3);
-  tfx_cg_attn_row walk = {.n = n, .score = row_score, .rescale = row_rescale, .accumulate = row_accumulate, .ctx = &c};
+  /* per-call Longformer globals: the walk applies no pattern rule (the ranges below are exact) */
+  int rt_global = tfx_attn_global_operand(n) >= 0;
+  tfx_node dense = *n;
+  if (rt_global) dense.sparse = (tfx_sparse){.kind = TFX_SPARSE_NONE};
+  tfx_cg_attn_row walk = {
+      .n = rt_global ? &dense : n, .score = row_score, .rescale = row_rescale, .accumulate = row_accumulate, .ctx = &c};
   tfx_cg_attn_row_init(cg, &walk, ATT_KB);
   int mi = tfx_attn_key_mask_operand(n);
   if (mi >= 0) { /* the key mask: one value per key of this call */
@@ -241,7 +249,8 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
   int64_t gather = tfx_attn_gather(n, &sub);
   /* decode with another pattern the key range does not make exact: walk the block-sparse table's runs */
   tfx_cg_bs_table bs;
-  int bs_decode = cg->decode && n->sparse.kind != TFX_SPARSE_NONE && n->sparse.kind != TFX_SPARSE_SLIDING && gather < 2;
+  int bs_decode = cg->decode && n->sparse.kind != TFX_SPARSE_NONE && n->sparse.kind != TFX_SPARSE_SLIDING &&
+                  gather < 2 && !rt_global;
   if (bs_decode && tfx_cg_bs_table_get(cg, n, q_rows, k_rows, &bs)) {
     free(c.qv);
     free(c.oa);
@@ -258,6 +267,12 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
     LLVMValueRef r = LLVMBuildUDiv(b, it.iv, tfx_cg_i64(cg, H), "r");
     t = LLVMBuildLoad2(b, cg->t_i64, LLVMBuildInBoundsGEP2(b, cg->t_i64, grows, &r, 1, ""), "t");
     tfx_cg_if_begin(cg, &in_call, LLVMBuildICmp(b, LLVMIntSLT, t, cg->T, ""), "in_call");
+  } else if (gmask_rows) { /* GLOBAL_ATTENTION, per-call globals: items (t, h), only rows t the mask makes global */
+    t = LLVMBuildUDiv(b, it.iv, tfx_cg_i64(cg, H), "t");
+    h = LLVMBuildURem(b, it.iv, tfx_cg_i64(cg, H), "h");
+    LLVMValueRef gv =
+        LLVMBuildLoad2(b, cg->t_i32, LLVMBuildInBoundsGEP2(b, cg->t_i32, tfx_cg_body_ptr(cg, 6), &t, 1, ""), "gmask");
+    tfx_cg_if_begin(cg, &in_call, LLVMBuildICmp(b, LLVMIntNE, gv, tfx_cg_i32(cg, 0), ""), "global_row");
   } else if (splits) {
     t = tfx_cg_i64(cg, 0);
     h = LLVMBuildUDiv(b, it.iv, tfx_cg_i64(cg, splits), "h");
@@ -283,6 +298,18 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
     jhi = tfx_cg_smin(cg, jhi, shi);
   }
   if (gather >= 2) tfx_cg_attn_row_gather(cg, &walk, gather, qi, &jlo, &jhi); /* the query's residue class */
+  LLVMValueRef gm = NULL, qglobal = NULL, wlo = NULL, whi = NULL;
+  if (rt_global) { /* a global query walks every key; a local one its window, then the global keys outside it */
+    gm = tfx_cg_body_ptr(cg, 6);
+    LLVMValueRef gq = LLVMBuildLoad2(b, cg->t_i32, LLVMBuildInBoundsGEP2(b, cg->t_i32, gm, &qi, 1, ""), "gq");
+    qglobal = LLVMBuildICmp(b, LLVMIntNE, gq, tfx_cg_i32(cg, 0), "qglobal");
+    int64_t w = n->sparse.window;
+    LLVMValueRef first = tfx_cg_addc(cg, qi, 1 - w);
+    wlo = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, first, jlo, ""), first, jlo, "wlo");
+    whi = tfx_cg_smin(cg, jhi, tfx_cg_addc(cg, qi, w));
+    jlo = LLVMBuildSelect(b, qglobal, jlo, wlo, "jlo");
+    jhi = LLVMBuildSelect(b, qglobal, jhi, whi, "jhi");
+  }
   if (splits) tfx_cg_split_range(cg, splits, part, &jlo, &jhi);
   LLVMValueRef slope = tfx_cg_attn_slope(cg, n, h);
   if (walk.buckets) walk.relb = tfx_cg_fptr(cg, tfx_cg_body_ptr(cg, 4), h);
@@ -293,6 +320,22 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
     tfx_cg_bs_row_walk(cg, &bs, &walk, qi, jlo, jhi, slope);
   else
     tfx_cg_attn_row_walk(cg, &walk, qi, jlo, jhi, slope);
+  if (rt_global) { /* a local query: each global key j outside its window, one key at a time */
+    tfx_cg_if local;
+    tfx_cg_if_begin(cg, &local, LLVMBuildNot(b, qglobal, ""), "local_row");
+    tfx_cg_loop kj;
+    tfx_cg_for(cg, &kj, tfx_cg_i64(cg, 0), nkeys, 1, "gkey");
+    LLVMValueRef gj = LLVMBuildLoad2(b, cg->t_i32, LLVMBuildInBoundsGEP2(b, cg->t_i32, gm, &kj.iv, 1, ""), "gj");
+    LLVMValueRef outside =
+        LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntSLT, kj.iv, wlo, ""), LLVMBuildICmp(b, LLVMIntSGE, kj.iv, whi, ""), "");
+    tfx_cg_if take;
+    tfx_cg_if_begin(cg, &take, LLVMBuildAnd(b, outside, LLVMBuildICmp(b, LLVMIntNE, gj, tfx_cg_i32(cg, 0), ""), ""),
+                    "gkey_take");
+    tfx_cg_attn_row_walk_more(cg, &walk, qi, kj.iv, tfx_cg_addc(cg, kj.iv, 1), slope);
+    tfx_cg_if_end(cg, &take);
+    tfx_cg_for_end(cg, &kj);
+    tfx_cg_if_end(cg, &local);
+  }
 
   if (splits) { /* the part's (max, sum, output) to its scratch record */
     LLVMValueRef rec = tfx_cg_split_record(cg, n, py, h, part, splits);
@@ -315,7 +358,7 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
     o = LLVMBuildSelect(b, any, o, LLVMConstNull(cg->t_vf), "");
     tfx_cg_vstore(cg, o, tfx_cg_fptrc(cg, yrow, (int64_t)k * cg->W), nvalid_of(cg, d, k));
   }
-  if (grows) tfx_cg_if_end(cg, &in_call);
+  if (grows || gmask_rows) tfx_cg_if_end(cg, &in_call);
   tfx_cg_for_end(cg, &it);
   free(c.qv);
   free(c.oa);
@@ -323,11 +366,11 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
 }
 
 int tfx_cg_emit_row_attention_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows) {
-  return row_body(cg, n, q_rows, k_rows, 0, NULL);
+  return row_body(cg, n, q_rows, k_rows, 0, NULL, 0);
 }
 
 int tfx_cg_emit_split_partials_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_rows, int splits) {
-  return row_body(cg, n, q_rows, k_rows, splits, NULL);
+  return row_body(cg, n, q_rows, k_rows, splits, NULL, 0);
 }
 
 /* ---- the node: KV store, then the body of its schedule ---- */
@@ -393,17 +436,8 @@ int tfx_cg_emit_attention(tfx_cg *cg, const tfx_node *n) {
  * compile-time table (tfx_attn_global_rows below max_seq); an item whose
  * position is not in this call (p_r >= T) does nothing. Only the global
  * rows are computed: n_global x T per head, not T x T. */
-int tfx_cg_emit_global_attn(tfx_cg *cg, const tfx_node *n) {
-  const tfx_graph *g = cg->g;
-  int64_t max_seq = g->max_seq, H = n->heads, d = n->head_dim;
-  if (g->nodes[n->inputs[0]].arena_offset != n->arena_offset || n->arena_offset < 0)
-    if (tfx_cg_emit_value_copy(cg, n, n->inputs[0])) return -1;
-  int64_t ng = tfx_attn_global_rows(&n->sparse, max_seq, NULL, 0);
-  if (ng == 0) return 0;
-  int64_t *rows = malloc((size_t)ng * sizeof *rows);
-  if (!rows) return tfx_cg_fail(cg, "backend: out of memory");
-  tfx_attn_global_rows(&n->sparse, max_seq, rows, ng);
-  /* the dense attention the global rows run: ATTENTION's ROW body on qg, kg, vg [, key mask] */
+/* the dense attention GLOBAL_ATTENTION's global rows run: ATTENTION's ROW body on qg, kg, vg [, key mask] */
+static tfx_node global_dense_node(const tfx_node *n) {
   tfx_node a = *n;
   a.op = TFX_OP_ATTENTION;
   a.mask = TFX_MASK_NONE;
@@ -412,6 +446,50 @@ int tfx_cg_emit_global_attn(tfx_cg *cg, const tfx_node *n) {
   a.attn_schedule = TFX_ATTN_SCHED_ROW;
   a.n_inputs = 3 + n->key_mask;
   for (int i = 0; i < a.n_inputs; i++) a.inputs[i] = n->inputs[i + 1];
+  return a;
+}
+
+/* per-call global tokens (operand gi, i32[T]): items (row t, head h) of the call, each doing the dense row only
+ * where the mask is nonzero (the others are y's, copied or in place) */
+static int emit_global_attn_rt(tfx_cg *cg, const tfx_node *n, int gi) {
+  const tfx_graph *g = cg->g;
+  tfx_node a = global_dense_node(n);
+  int mi = tfx_global_attn_key_mask_operand(n);
+  int km = mi < 0 ? 0 : g->nodes[n->inputs[mi]].type.dtype == TFX_DT_I32 ? 2 : 1;
+  char key[160];
+  snprintf(key, sizeof key, "global_attention_rt_H%lld_G%lld_d%lld_km%d_S%lld", (long long)n->heads,
+           (long long)n->kv_heads, (long long)n->head_dim, km, (long long)g->max_seq);
+  int fresh = tfx_cg_body_begin_node(cg, n, key);
+  if (fresh < 0) return -1;
+  if (fresh) {
+    int rc = row_body(cg, &a, TFX_DIM_T, TFX_DIM_T, 0, NULL, 1);
+    tfx_cg_body_end(cg);
+    if (rc) return -1;
+  }
+  tfx_cg_ptr ptrs[7] = {TFX_CG_VAL(n->inputs[1]),
+                        TFX_CG_VAL(n->inputs[2]),
+                        TFX_CG_VAL(n->inputs[3]),
+                        TFX_CG_VAL(n->id),
+                        TFX_CG_NONE,
+                        mi >= 0 ? TFX_CG_VAL(n->inputs[mi]) : TFX_CG_NONE,
+                        TFX_CG_VAL(n->inputs[gi])};
+  tfx_cg_kernel_call_n(cg, n, NULL, n->heads, 0, ptrs, 7);
+  return 0;
+}
+
+int tfx_cg_emit_global_attn(tfx_cg *cg, const tfx_node *n) {
+  const tfx_graph *g = cg->g;
+  int64_t max_seq = g->max_seq, H = n->heads, d = n->head_dim;
+  if (g->nodes[n->inputs[0]].arena_offset != n->arena_offset || n->arena_offset < 0)
+    if (tfx_cg_emit_value_copy(cg, n, n->inputs[0])) return -1;
+  int gi = tfx_attn_global_operand(n);
+  if (gi >= 0) return emit_global_attn_rt(cg, n, gi);
+  int64_t ng = tfx_attn_global_rows(&n->sparse, max_seq, NULL, 0);
+  if (ng == 0) return 0;
+  int64_t *rows = malloc((size_t)ng * sizeof *rows);
+  if (!rows) return tfx_cg_fail(cg, "backend: out of memory");
+  tfx_attn_global_rows(&n->sparse, max_seq, rows, ng);
+  tfx_node a = global_dense_node(n);
   int mi = tfx_global_attn_key_mask_operand(n);
   int km = mi < 0 ? 0 : g->nodes[n->inputs[mi]].type.dtype == TFX_DT_I32 ? 2 : 1;
   char key[160];
@@ -433,7 +511,7 @@ int tfx_cg_emit_global_attn(tfx_cg *cg, const tfx_node *n) {
     snprintf(gname, sizeof gname, "tfx_grows_%s_%d", cg->kmode, n->id);
     LLVMValueRef table = tfx_cg_const_global(cg, gname, LLVMConstArray2(cg->t_i64, cv, (uint64_t)ng), 8);
     free(cv);
-    int rc = row_body(cg, &a, TFX_DIM_T, TFX_DIM_T, 0, table);
+    int rc = row_body(cg, &a, TFX_DIM_T, TFX_DIM_T, 0, table, 0);
     tfx_cg_body_end(cg);
     if (rc) {
       free(rows);

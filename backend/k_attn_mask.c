@@ -32,8 +32,8 @@ void tfx_cg_attn_key(const tfx_node *n, int64_t max_seq, char *buf, size_t len) 
   const tfx_sparse *s = &n->sparse;
   uint64_t h = 0xcbf29ce484222325ull;
   h = fnv(h, s->global_list, sizeof(int) * (size_t)(s->n_global_list > 0 ? s->n_global_list : 0));
-  snprintf(buf, len, "al%d_sp%d_%d_%d_%d_%d_%d_%d_%d_%d_%llu_%016llx_S%lld", n->alibi, (int)s->kind, s->window,
-           s->dilation, s->stride, s->summary, s->block, s->n_global, s->n_global_list, s->random,
+  snprintf(buf, len, "al%d_sp%d_%d_%d_%d_%d_%d_%d_%d_gi%d_%d_%llu_%016llx_S%lld", n->alibi, (int)s->kind, s->window,
+           s->dilation, s->stride, s->summary, s->block, s->n_global, s->n_global_list, s->global_input, s->random,
            (unsigned long long)s->seed, (unsigned long long)h, (long long)max_seq);
 }
 

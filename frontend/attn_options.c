@@ -137,6 +137,20 @@ static int check_tokens(tfx_fe_sema *s, const tfx_fe_expr *e, int *list, int *n)
   return errors;
 }
 
+/* longformer's `global = m`: a name that is no constant names a tensor, the per-call global tokens. */
+static int is_tensor_name(tfx_fe_sema *s, const tfx_fe_expr *e) {
+  return e->kind == TFX_FE_EXPR_NAME && strcmp(e->str, "T") && !tfx_fe_sym_find(&s->consts, e->str) &&
+         !tfx_fe_sym_find(&s->all_consts, e->str);
+}
+
+const tfx_fe_expr *tfx_fe_sparse_global_expr(tfx_fe_sema *s, const tfx_fe_expr *v) {
+  const pattern_spec *p = v && v->kind == TFX_FE_EXPR_CALL ? find_pattern(v->str) : NULL;
+  if (!p || strcmp(p->name, "longformer")) return NULL;
+  const tfx_fe_expr *val[MAX_ARGS];
+  if (collect(s, p, v, val)) return NULL;
+  return val[1] && is_tensor_name(s, val[1]) ? val[1] : NULL;
+}
+
 /* Checks (and with out, converts) a pattern expression. */
 static int convert(tfx_fe_sema *s, const char *opname, const tfx_fe_expr *v, tfx_sparse *out) {
   tfx_sparse sp;
@@ -161,6 +175,11 @@ static int convert(tfx_fe_sema *s, const char *opname, const tfx_fe_expr *v, tfx
   for (int i = 0; i < p->n; i++) {
     x[i] = p->dflt[i];
     if (!val[i]) continue;
+    if (!strcmp(p->name, "longformer") && i == 1 && is_tensor_name(s, val[i])) {
+      sp.global_input = 1; /* per-call global tokens: the lowering takes the tensor (tfx_fe_sparse_global_expr) */
+      x[i] = 0;
+      continue;
+    }
     if (!strcmp(p->name, "longformer") && i == 1 && val[i]->kind == TFX_FE_EXPR_CALL) {
       if (strcmp(val[i]->str, "tokens")) {
         tfx_fe_error(s->diag, val[i]->loc.line, val[i]->loc.col,

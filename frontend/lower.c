@@ -329,13 +329,50 @@ static int attach_segments(lower *L, tfx_node *n, int s, int q, int k, const cha
   return 0;
 }
 
+/* longformer(window = w, global = m) with m a tensor (i32[T], nonzero = global; Hugging Face's
+ * global_attention_mask): the per-call global tokens become the node's last operand. Needs mask = none
+ * (Longformer is bidirectional: a causal row's globals would change with later tokens), dilation 1, no
+ * segments, q and k of the call's T rows. Returns the operand's id (also the GLOBAL_ATTENTION's), -1 when
+ * none, -2 on error. */
+static int attach_global_tokens(lower *L, frame *f, tfx_node *n, const char *opname, const tfx_fe_expr *call) {
+  if (!n->sparse.global_input) return -1;
+  const tfx_fe_arg *sparse = tfx_fe_kwarg(call->args, "sparse");
+  const tfx_fe_expr *e = sparse ? tfx_fe_sparse_global_expr(L->s, sparse->value) : NULL;
+  if (!e) return -2; /* convert() accepted it: cannot happen */
+  const char *why =
+      n->mask != TFX_MASK_NONE  ? "mask = none (Longformer is bidirectional: a causal row's global tokens "
+                                  "would change with later calls)"
+      : n->sparse.dilation != 1 ? "dilation = 1"
+      : n->segments             ? "no segments (packed sequences)"
+      : L->g->nodes[n->inputs[0]].type.dims[0] != TFX_DIM_T || L->g->nodes[n->inputs[1]].type.dims[0] != TFX_DIM_T
+          ? "queries and keys of the call's T rows (not a memory)"
+          : NULL;
+  if (why) {
+    ERR(L, e->loc, "%s: per-call global tokens (global = %s) need %s", opname, e->str, why);
+    return -2;
+  }
+  int m = lower_expr(L, f, e);
+  if (m < 0) return -2;
+  const tfx_type *mt = &L->g->nodes[m].type;
+  char a[64];
+  if (mt->dtype != TFX_DT_I32 || mt->rank != 1 || mt->dims[0] != TFX_DIM_T) {
+    ERR(L, e->loc,
+        "%s: longformer's global = %s is %s, expected i32[T] (one value per row of the call: nonzero = a global "
+        "token, as Hugging Face's global_attention_mask)",
+        opname, e->str, tfx_type_str(mt, a, sizeof a));
+    return -2;
+  }
+  n->inputs[n->n_inputs++] = m;
+  return m;
+}
+
 /* attention's and attend's `global_q = qg, global_k = kg, global_v = vg`:
  * Longformer's separate global projections. The attention node n (already
  * added as id o) computes every row; a GLOBAL_ATTENTION after it replaces
  * the rows of the pattern's global tokens by the dense attention of qg over
  * kg, vg (every key of the call, n's key mask). Returns the result's id, o
  * when there are no global projections, -1 on error. */
-static int add_global_qkv(lower *L, frame *f, const tfx_node *n, int o, int kmask, const char *opname,
+static int add_global_qkv(lower *L, frame *f, const tfx_node *n, int o, int kmask, int gtok, const char *opname,
                           const tfx_fe_expr *call) {
   static const char *const names[3] = {"global_q", "global_k", "global_v"};
   const tfx_fe_arg *arg[3];
@@ -398,6 +435,7 @@ static int add_global_qkv(lower *L, frame *f, const tfx_node *n, int o, int kmas
     gn.inputs[gn.n_inputs++] = kmask;
     gn.key_mask = 1;
   }
+  if (gtok >= 0) gn.inputs[gn.n_inputs++] = gtok; /* per-call global tokens */
   return add(L, &gn, call->loc);
 }
 
@@ -541,8 +579,10 @@ static int lower_attention(lower *L, frame *f, const tfx_fe_opspec *op, const in
   if (attach_key_mask(L, &n, kmask, k, "attention", call)) return -1;
   if (attach_rows_mask(L, &n, k, "attention", call)) return -1;
   if (attach_segments(L, &n, segs, q, k, "attention", call)) return -1;
+  int gtok = attach_global_tokens(L, f, &n, "attention", call);
+  if (gtok == -2) return -1;
   int o = add(L, &n, loc);
-  if (o >= 0) o = add_global_qkv(L, f, &n, o, kmask, "attention", call);
+  if (o >= 0) o = add_global_qkv(L, f, &n, o, kmask, gtok, "attention", call);
   return o < 0 ? -1 : add_linear(L, o, in[4], bias[3], loc);
 }
 
@@ -610,8 +650,10 @@ static int lower_attend(lower *L, frame *f, const tfx_fe_opspec *op, const int *
   if (attach_key_mask(L, &n, kmask, in[1], "attend", call)) return -1;
   if (attach_rows_mask(L, &n, in[1], "attend", call)) return -1;
   if (attach_segments(L, &n, segs, in[0], in[1], "attend", call)) return -1;
+  int gtok = attach_global_tokens(L, f, &n, "attend", call);
+  if (gtok == -2) return -1;
   int o = add(L, &n, loc);
-  return o < 0 ? -1 : add_global_qkv(L, f, &n, o, kmask, "attend", call);
+  return o < 0 ? -1 : add_global_qkv(L, f, &n, o, kmask, gtok, "attend", call);
 }
 
 /* mla_attention(x, wq, wkv_a, wkv_b, wo, heads, rope_dim, ...): DeepSeek-V2's
@@ -678,6 +720,12 @@ static int lower_mla(lower *L, frame *f, const tfx_fe_opspec *op, const int *in,
   tfx_node n = tfx_node_proto(TFX_OP_MLA_ATTENTION, kv_norm >= 0 ? 4 : 3, (int[]){0, 0, in[3], kv_norm});
   const tfx_fe_arg *sparse = tfx_fe_kwarg(call->args, "sparse");
   if (sparse && tfx_fe_lower_sparse(L->s, "mla_attention", sparse->value, &n.sparse)) return -1;
+  if (n.sparse.global_input) {
+    ERR(L, sparse->value->loc,
+        "mla_attention: per-call global tokens (longformer's global = a tensor) are for "
+        "attention and attend only");
+    return -1;
+  }
   int qin = in[0];
   if (wq_a >= 0) {
     qin = add_linear(L, in[0], wq_a, -1, loc);

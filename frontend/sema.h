@@ -187,6 +187,9 @@ int tfx_fe_check_call(tfx_fe_sema *s, const tfx_fe_opspec *op, const tfx_fe_expr
 int tfx_fe_check_sparse(tfx_fe_sema *s, const char *opname, const tfx_fe_expr *v);
 /* Converts a checked pattern value; 0, or the number of errors. */
 int tfx_fe_lower_sparse(tfx_fe_sema *s, const char *opname, const tfx_fe_expr *v, tfx_sparse *out);
+/* longformer(..., global = m) with m a tensor's name (per-call global tokens, out->global_input): that
+ * expression, else NULL. */
+const tfx_fe_expr *tfx_fe_sparse_global_expr(tfx_fe_sema *s, const tfx_fe_expr *v);
 
 /* ---- sema.c ---- */
 /* Checks the program; fills *s (which the caller frees with

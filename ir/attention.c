@@ -315,16 +315,47 @@ const char *tfx_attn_schedule_name(int s) {
 /* ---- checks ---- */
 
 int tfx_attn_bias_operand(const tfx_node *n) {
-  return n->op == TFX_OP_ATTENTION && n->n_inputs - (n->key_mask ? 1 : 0) - (n->segments ? 1 : 0) == 4 ? 3 : -1;
+  return n->op == TFX_OP_ATTENTION &&
+                 n->n_inputs - (n->key_mask ? 1 : 0) - (n->segments ? 1 : 0) - (n->sparse.global_input ? 1 : 0) == 4
+             ? 3
+             : -1;
 }
 
 int tfx_attn_key_mask_operand(const tfx_node *n) {
-  int last = n->n_inputs - 1 - (n->segments ? 1 : 0);
+  int last = n->n_inputs - 1 - (n->segments ? 1 : 0) - (n->sparse.global_input ? 1 : 0);
   return n->op == TFX_OP_ATTENTION && n->key_mask && last >= 3 ? last : -1;
 }
 
 int tfx_attn_segments_operand(const tfx_node *n) {
-  return n->op == TFX_OP_ATTENTION && n->segments && n->n_inputs >= 4 ? n->n_inputs - 1 : -1;
+  return n->op == TFX_OP_ATTENTION && n->segments && !n->sparse.global_input && n->n_inputs >= 4 ? n->n_inputs - 1 : -1;
+}
+
+int tfx_attn_global_operand(const tfx_node *n) {
+  if (!n->sparse.global_input || n->sparse.kind != TFX_SPARSE_LONGFORMER) return -1;
+  if (n->op == TFX_OP_ATTENTION) return n->n_inputs >= 4 ? n->n_inputs - 1 : -1;
+  if (n->op == TFX_OP_GLOBAL_ATTENTION) return n->n_inputs == 5 + n->key_mask ? n->n_inputs - 1 : -1;
+  return -1;
+}
+
+/* the per-call global tokens' operand: i32[T] on a longformer node of mask none, dilation 1, no segments */
+static int check_global_input(const tfx_node *n, const tfx_type *const *a, int qrows_t, char *err, size_t errlen) {
+  const char *on = tfx_op_name(n->op);
+  char s0[64];
+  if (!n->sparse.global_input) return 0;
+  if (n->sparse.global_input != 1 || n->sparse.kind != TFX_SPARSE_LONGFORMER || n->sparse.n_global ||
+      n->sparse.n_global_list)
+    return tfx_errf(err, errlen, "%s: per-call global tokens need a longformer pattern without compile-time ones", on);
+  if (n->mask != TFX_MASK_NONE || n->sparse.dilation != 1 || n->segments || !qrows_t)
+    return tfx_errf(err, errlen,
+                    "%s: per-call global tokens need mask = none, dilation 1, no segments and q, k of the call's rows",
+                    on);
+  int gi = tfx_attn_global_operand(n);
+  if (gi < 0) return tfx_errf(err, errlen, "%s: per-call global tokens need their operand", on);
+  const tfx_type *m = a[gi];
+  if (m->dtype != TFX_DT_I32 || m->rank != 1 || m->dims[0] != TFX_DIM_T)
+    return tfx_errf(err, errlen, "%s: the global token mask is %s, expected i32[T] (nonzero = global)", on,
+                    tfx_type_str(m, s0, sizeof s0));
+  return 0;
 }
 
 void tfx_segment_bounds(const int32_t *seg, int64_t n, int64_t i, int64_t *lo, int64_t *hi) {
@@ -422,14 +453,15 @@ int tfx_infer_attention(const tfx_graph *g, const tfx_node *n, const tfx_type *c
                     tfx_type_str(a[2], s1, sizeof s1));
   if (n->key_mask != 0 && n->key_mask != 1) return tfx_errf(err, errlen, "attention: key_mask must be 0 or 1");
   if (n->segments != 0 && n->segments != 1) return tfx_errf(err, errlen, "attention: segments must be 0 or 1");
-  int extra = (n->key_mask ? 1 : 0) + (n->segments ? 1 : 0);
+  int extra = (n->key_mask ? 1 : 0) + (n->segments ? 1 : 0) + (n->sparse.global_input ? 1 : 0);
   if (n->n_inputs < 3 + extra)
     return tfx_errf(err, errlen, "attention: key_mask = %d and segments = %d need their operands", n->key_mask,
                     n->segments);
   if (n->n_inputs - extra > 4)
     return tfx_errf(err, errlen,
-                    "attention: operands past the bias table are the key mask (key_mask = 1) and the "
-                    "segment ids (segments = 1)");
+                    "attention: operands past the bias table are the key mask (key_mask = 1), the "
+                    "segment ids (segments = 1) and the global tokens (a longformer pattern's global_input)");
+  if (check_global_input(n, a, a[0]->dims[0] == TFX_DIM_T && a[1]->dims[0] == TFX_DIM_T, err, errlen)) return -1;
   int si = tfx_attn_segments_operand(n);
   if (si >= 0) {
     const tfx_type *m = a[si];
@@ -523,7 +555,7 @@ int tfx_attn_kv_owner(const tfx_graph *g, const tfx_node *n) {
 
 /* ---- printing ---- */
 
-static void print_sparse(const tfx_sparse *s, FILE *out) {
+static void print_sparse(const tfx_node *n, const tfx_sparse *s, FILE *out) {
   switch (s->kind) {
   case TFX_SPARSE_NONE: return;
   case TFX_SPARSE_SLIDING: fprintf(out, ", sparse = sliding(window = %d)", s->window); return;
@@ -534,7 +566,9 @@ static void print_sparse(const tfx_sparse *s, FILE *out) {
   case TFX_SPARSE_FIXED: fprintf(out, ", sparse = fixed(stride = %d, summary = %d)", s->stride, s->summary); return;
   case TFX_SPARSE_LONGFORMER:
     fprintf(out, ", sparse = longformer(window = %d, dilation = %d, global = ", s->window, s->dilation);
-    if (s->n_global_list) {
+    if (s->global_input && tfx_attn_global_operand(n) >= 0) {
+      fprintf(out, "%%%d", n->inputs[tfx_attn_global_operand(n)]);
+    } else if (s->n_global_list) {
       fprintf(out, "tokens(");
       for (int k = 0; k < s->n_global_list; k++) fprintf(out, "%s%d", k ? ", " : "", s->global_list[k]);
       fprintf(out, ")");
@@ -573,7 +607,7 @@ void tfx_print_attention(const tfx_node *n, FILE *out) {
   if (n->op == TFX_OP_ATTENTION && tfx_attn_bias_operand(n) == 3)
     fprintf(out, ", position = t5(max_distance = %d, bidirectional = %s)", n->rel_max_distance,
             n->rel_bidirectional ? "true" : "false");
-  print_sparse(&n->sparse, out);
+  print_sparse(n, &n->sparse, out);
   if (n->attn_schedule != TFX_ATTN_SCHED_UNSET)
     fprintf(out, ", schedule = %s", tfx_attn_schedule_name(n->attn_schedule));
   if (n->attn_split >= 2) fprintf(out, ", decode = split(%d)", n->attn_split);
@@ -606,7 +640,7 @@ int64_t tfx_attn_global_rows(const tfx_sparse *s, int64_t rows, int64_t *out, in
 }
 
 int tfx_global_attn_key_mask_operand(const tfx_node *n) {
-  return n->op == TFX_OP_GLOBAL_ATTENTION && n->key_mask && n->n_inputs == 5 ? 4 : -1;
+  return n->op == TFX_OP_GLOBAL_ATTENTION && n->key_mask && n->n_inputs == 5 + !!n->sparse.global_input ? 4 : -1;
 }
 
 /* the check column of GLOBAL_ATTENTION */
@@ -619,9 +653,12 @@ int tfx_check_global_attn(const tfx_node *n, char *err, size_t errlen) {
   if (!(n->scale >= 0) || !isfinite(n->scale))
     return tfx_errf(err, errlen, "global_attention: scale = %g must be finite and > 0 (0: 1/sqrt(head_dim))", n->scale);
   if (n->key_mask != 0 && n->key_mask != 1) return tfx_errf(err, errlen, "global_attention: key_mask must be 0 or 1");
-  if (n->n_inputs != 4 + n->key_mask)
-    return tfx_errf(err, errlen, "global_attention: %d operands, expected %d (y, q, k, v%s)", n->n_inputs,
-                    4 + n->key_mask, n->key_mask ? ", key mask" : "");
+  if (n->sparse.global_input != 0 && n->sparse.global_input != 1)
+    return tfx_errf(err, errlen, "global_attention: global_input must be 0 or 1");
+  if (n->n_inputs != 4 + n->key_mask + n->sparse.global_input)
+    return tfx_errf(err, errlen, "global_attention: %d operands, expected %d (y, q, k, v%s%s)", n->n_inputs,
+                    4 + n->key_mask + n->sparse.global_input, n->key_mask ? ", key mask" : "",
+                    n->sparse.global_input ? ", global token mask" : "");
   return tfx_check_attention(n, err, errlen); /* the pattern's numbers */
 }
 
@@ -647,6 +684,7 @@ int tfx_infer_global_attn(const tfx_graph *g, const tfx_node *n, const tfx_type 
       return tfx_errf(err, errlen, "global_attention: the key mask is %s, expected f32[T] or i32[T]",
                       tfx_type_str(m, s0, sizeof s0));
   }
+  if (check_global_input(n, a, 1, err, errlen)) return -1;
   *out = *a[0];
   return 0;
 }
@@ -656,6 +694,6 @@ void tfx_print_global_attn(const tfx_node *n, FILE *out) {
   fprintf(out, " {heads = %d, kv_heads = %d, head_dim = %d", n->heads, n->kv_heads, n->head_dim);
   if (n->scale > 0) fprintf(out, ", scale = %.9g", n->scale);
   if (n->key_mask) fprintf(out, ", key_mask = %%%d", n->inputs[4]);
-  print_sparse(&n->sparse, out);
+  print_sparse(n, &n->sparse, out);
   fprintf(out, "}");
 }

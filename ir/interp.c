@@ -380,7 +380,10 @@ int tfx_interp_op_attention(const tfx_interp_call *c) {
   int64_t nb = relb ? IN_NODE(c, bi)->type.dims[0] : 0;
   int si = tfx_attn_segments_operand(c->nd);
   tfx_interp_key_mask km = {mi >= 0 ? OPERAND(c, mi) : NULL, mi >= 0 && IN_NODE(c, mi)->type.dtype == TFX_DT_I32,
-                            si >= 0 ? (const int32_t *)OPERAND(c, si) : NULL};
+                            si >= 0 ? (const int32_t *)OPERAND(c, si) : NULL,
+                            tfx_attn_global_operand(c->nd) >= 0
+                                ? (const int32_t *)c->val[c->nd->inputs[tfx_attn_global_operand(c->nd)]]
+                                : NULL};
   return tfx_interp_attention(c->nd, OPERAND(c, 0), OPERAND(c, 1), OPERAND(c, 2), relb, nb, km, c->kc, c->vc, c->y,
                               ROWS(c), tfx_node_rows(IN_NODE(c, 1), c->n), c->pos, c->g->max_seq, c->err, c->errlen);
 }
@@ -396,14 +399,22 @@ int tfx_interp_op_global_attn(const tfx_interp_call *c) {
   const void *km = mi >= 0 ? c->val[n->inputs[mi]] : NULL;
   int km_i32 = mi >= 0 && IN_NODE(c, mi)->type.dtype == TFX_DT_I32;
   if (c->y != y0) memmove(c->y, y0, (size_t)(rows * qs) * sizeof(float));
-  int64_t ng = tfx_attn_global_rows(&n->sparse, rows, NULL, 0);
+  int gi = tfx_attn_global_operand(n);
+  const int32_t *gm = gi >= 0 ? (const int32_t *)c->val[n->inputs[gi]] : NULL; /* per-call global tokens */
+  int64_t ng = gm ? rows : tfx_attn_global_rows(&n->sparse, rows, NULL, 0);
   int64_t *gp = malloc((size_t)(ng > 0 ? ng : 1) * sizeof *gp);
   double *sc = malloc((size_t)(rows > 0 ? rows : 1) * sizeof *sc), *o = malloc((size_t)d * sizeof *o);
   if (!gp || !sc || !o) {
     free(gp), free(sc), free(o);
     return tfx_errf(c->err, c->errlen, "%%%d (global_attention): out of memory", n->id);
   }
-  tfx_attn_global_rows(&n->sparse, rows, gp, ng);
+  if (gm) { /* the rows whose mask value is nonzero */
+    ng = 0;
+    for (int64_t p = 0; p < rows; p++)
+      if (gm[p]) gp[ng++] = p;
+  } else {
+    tfx_attn_global_rows(&n->sparse, rows, gp, ng);
+  }
   double scale = tfx_attn_scale(n);
   for (int64_t r = 0; r < ng; r++) {
     int64_t p = gp[r];

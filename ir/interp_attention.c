@@ -1,6 +1,6 @@
 /* ir/interp_attention.c — the reference interpreter's ATTENTION (self and
  * cross, causal with its KV cache or not, ALiBi, T5's relative bias, sparse masks,
- * key padding masks, packed sequences' segment ids) and
+ * key padding masks, packed sequences' segment ids, Longformer's per-call global tokens) and
  * MLA_ATTENTION (rebuilding K and V of every head from the cached latent,
  * not the absorbed form the backend uses). Naive loops, double accumulators:
  * the test oracle. */
@@ -61,7 +61,8 @@ int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, cons
       double slope = n->alibi ? tfx_alibi_slope((int)h, (int)H) : 0.0;
       const float *qr = q + t * qs + h * d;
       for (int64_t j = 0; j < n_keys; j++) {
-        ok[j] = (char)(tfx_attn_allowed(n, i, j, max_seq) && j >= seg_lo && j < seg_hi);
+        ok[j] = (char)((tfx_attn_allowed(n, i, j, max_seq) || (km.gmask && (km.gmask[i] || km.gmask[j]))) &&
+                       j >= seg_lo && j < seg_hi);
         if (km.data && ok[j])
           ok[j] = km.is_i32 ? ((const int32_t *)km.data)[j] != 0 : ((const float *)km.data)[j] != 0.0f;
         if (!ok[j]) continue;

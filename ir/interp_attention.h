@@ -20,6 +20,7 @@ typedef struct {
   const void *data;
   int is_i32;
   const int32_t *seg;
+  const int32_t *gmask; /* a longformer pattern's per-call global tokens (nonzero = global), else NULL */
 } tfx_interp_key_mask;
 
 int tfx_interp_attention(const tfx_node *n, const float *q, const float *k, const float *v, const float *relb,

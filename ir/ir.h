@@ -111,7 +111,8 @@ typedef struct {
  *   Longformer's separate global projections: y with the rows of the global tokens of `sparse`
  *   (a LONGFORMER pattern: tfx_attn_global_rows) replaced, row p head h by the dense attention
  *   softmax_j(scale * qg[p, h] . kg[j, g]) vg[j, g] over every key j of the call the key mask keeps
- *   (g = h / (H / G), scale tfx_attn_scale; no key: zeros); the other rows are y's (in place)
+ *   (g = h / (H / G), scale tfx_attn_scale; no key: zeros); the other rows are y's (in place). With
+ *   sparse.global_input the global rows are those where the last operand gmask i32[T] is nonzero
  * -- recurrent state instead of a KV cache (ir/recurrent.c, backend/k_recurrent.c; docs/language.md):
  * retention:  (q[T, H*dk], k[T, H*dk], v[T, H*dv]) -> [T, H*dv]: RetNet's multi-scale retention,
  *   head h decays by gamma_h = 1 - 2^(-5-h); see below
@@ -198,6 +199,10 @@ typedef struct tfx_sparse {
   int n_global;      /* LONGFORMER: tokens 0..n_global-1 are global; BIGBIRD: blocks 0..n_global-1 */
   int n_global_list; /* LONGFORMER: how many positions global_list holds (also global) */
   int global_list[TFX_MAX_GLOBAL_TOKENS];
+  /* LONGFORMER: 1 = the global tokens are given per call: the node's last operand is i32[T], nonzero at the
+   * global rows (Hugging Face's global_attention_mask; tfx_attn_global_operand); n_global and global_list are
+   * then 0. ATTENTION and GLOBAL_ATTENTION only, mask NONE, dilation 1, q and k of the call's T rows. */
+  int global_input;
   int random;    /* BIGBIRD: random blocks per query block (tfx_bigbird_random_blocks) */
   uint64_t seed; /* BIGBIRD */
 } tfx_sparse;
@@ -1121,6 +1126,9 @@ int tfx_attn_key_mask_operand(const tfx_node *n);
 int64_t tfx_attn_global_rows(const tfx_sparse *s, int64_t rows, int64_t *out, int64_t max);
 /* GLOBAL_ATTENTION's key mask operand (4, with key_mask = 1), -1 when none. */
 int tfx_global_attn_key_mask_operand(const tfx_node *n);
+/* ATTENTION's or GLOBAL_ATTENTION's per-call global tokens (sparse.global_input: the last operand, i32[T],
+ * nonzero = global), -1 when none. */
+int tfx_attn_global_operand(const tfx_node *n);
 /* ATTENTION's segment ids operand (the last, with segments = 1), -1 when none. */
 int tfx_attn_segments_operand(const tfx_node *n);
 /* The segment of row i among rows 0..n-1 of seg: the maximal run [*lo, *hi)

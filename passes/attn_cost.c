@@ -146,7 +146,9 @@ void tfx_attn_cost_eval(const tfx_graph *g, const tfx_node *n, tfx_attn_cost *c)
   }
   double full = causal ? (double)Lc * (double)(Lc + 1) / 2 : (double)Lc * (double)Lc;
   double row_pairs = full;
-  if (pn->sparse.kind == TFX_SPARSE_SLIDING) { /* the row kernel walks the window: |i - j| < w */
+  /* the row kernel walks the window: |i - j| < w (per-call Longformer globals: plus the call's global tokens,
+     unknown here) */
+  if (pn->sparse.kind == TFX_SPARSE_SLIDING || (pn->sparse.kind == TFX_SPARSE_LONGFORMER && pn->sparse.global_input)) {
     int64_t w = pn->sparse.window > 0 ? pn->sparse.window : 1;
     row_pairs = 0;
     for (int64_t i = 0; i < Lc; i++)

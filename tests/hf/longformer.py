@@ -17,6 +17,17 @@ positions the .tfx lists, tokens(0, 9):
                      absent): the .tfx with `global = 0`
   meta.json          {"T", "out_width", "pad", "globals", "window"}
 
+Per-call global tokens (examples/longformer/longformer_call.tfx, `global = g`
+with g an i32[T] input): the same model called with a DIFFERENT
+global_attention_mask each time, CALLS below (none, one, several, one in the
+padding, many):
+
+  gmask_K.bin            int32 [T]: call K's global_attention_mask
+  expected_call_K.bin    f32 [T, dim]: its last_hidden_state
+  expected_call_shared_K.bin  the same call of the model whose global projections
+                         are the regular ones (= the pattern alone, the .tfx
+                         without global_q/k/v)
+
 T is not a multiple of attention_window, so LongformerModel also pads the call
 to the window itself (pad_token_id, attention_mask 0) and trims the output.
 The script checks that the global projections matter: the same model with
@@ -33,6 +44,8 @@ import transformers
 from transformers import LongformerConfig, LongformerModel
 
 T, PAD, GLOBALS, WINDOW = 23, 3, (0, 9), 6
+# per-call global tokens: none, one, several, one in the padding (HF: padding wins), many
+CALLS = ((), (5,), (0, 9, 14), (2, 21), (0, 1, 4, 9, 10, 16, 19, 22))
 
 
 def main():
@@ -65,6 +78,15 @@ def main():
                 gl.load_state_dict(loc.state_dict())
         y_shared = shared(input_ids=ids, attention_mask=mask, global_attention_mask=gmask).last_hidden_state[0]
         y_none = model(input_ids=ids, attention_mask=mask).last_hidden_state[0].float()  # no global token
+        for c, glob in enumerate(CALLS):
+            gm = torch.zeros(1, T, dtype=torch.long)
+            for p in glob:
+                gm[0, p] = 1
+            yc = model(input_ids=ids, attention_mask=mask, global_attention_mask=gm).last_hidden_state[0]
+            ys = shared(input_ids=ids, attention_mask=mask, global_attention_mask=gm).last_hidden_state[0]
+            gm[0].to(torch.int32).numpy().tofile(os.path.join(out, "gmask_%d.bin" % c))
+            yc.float().contiguous().numpy().tofile(os.path.join(out, "expected_call_%d.bin" % c))
+            ys.float().contiguous().numpy().tofile(os.path.join(out, "expected_call_shared_%d.bin" % c))
     kept = T - PAD
     assert (y[:kept] - y_shared[:kept]).abs().max() > 1e-2, "the global projections do not matter"
     ids[0].to(torch.int32).numpy().tofile(os.path.join(out, "ids.bin"))
@@ -74,6 +96,7 @@ def main():
     y_none.contiguous().numpy().tofile(os.path.join(out, "expected_noglobal.bin"))
     with open(os.path.join(out, "meta.json"), "w") as f:
         json.dump({"T": T, "out_width": y.shape[1], "pad": PAD, "globals": list(GLOBALS), "window": WINDOW,
+                   "calls": len(CALLS),
                    "transformers": transformers.__version__}, f)
 
 
