@@ -199,6 +199,24 @@ static void row_accumulate(tfx_cg *cg, void *vctx, LLVMValueRef j, LLVMValueRef 
   }
 }
 
+/* per-call Longformer globals: each key j of [lo, hi) outside the window [wlo, whi) whose mask value is nonzero
+ * joins the row's walk, one at a time */
+static void global_keys(tfx_cg *cg, const tfx_cg_attn_row *walk, LLVMValueRef gm, LLVMValueRef qi, LLVMValueRef lo,
+                        LLVMValueRef hi, LLVMValueRef wlo, LLVMValueRef whi, LLVMValueRef slope) {
+  LLVMBuilderRef b = cg->b;
+  tfx_cg_loop kj;
+  tfx_cg_for(cg, &kj, lo, hi, 1, "gkey");
+  LLVMValueRef gj = LLVMBuildLoad2(b, cg->t_i32, LLVMBuildInBoundsGEP2(b, cg->t_i32, gm, &kj.iv, 1, ""), "gj");
+  LLVMValueRef outside =
+      LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntSLT, kj.iv, wlo, ""), LLVMBuildICmp(b, LLVMIntSGE, kj.iv, whi, ""), "");
+  tfx_cg_if take;
+  tfx_cg_if_begin(cg, &take, LLVMBuildAnd(b, outside, LLVMBuildICmp(b, LLVMIntNE, gj, tfx_cg_i32(cg, 0), ""), ""),
+                  "gkey_take");
+  tfx_cg_attn_row_walk_more(cg, walk, qi, kj.iv, tfx_cg_addc(cg, kj.iv, 1), slope);
+  tfx_cg_if_end(cg, &take);
+  tfx_cg_for_end(cg, &kj);
+}
+
 /* The ROW body; splits >= 2 (the decode entry's split decode, k_split_decode.c): items (head, part) of the
  * one query row, part s walking the s-th of `splits` equal parts of the row's key range and writing its
  * partial (max, sum, unnormalized output) to the scratch rows of y instead of y. */
@@ -323,17 +341,18 @@ static int row_body(tfx_cg *cg, const tfx_node *n, int64_t q_rows, int64_t k_row
   if (rt_global) { /* a local query: each global key j outside its window, one key at a time */
     tfx_cg_if local;
     tfx_cg_if_begin(cg, &local, LLVMBuildNot(b, qglobal, ""), "local_row");
-    tfx_cg_loop kj;
-    tfx_cg_for(cg, &kj, tfx_cg_i64(cg, 0), nkeys, 1, "gkey");
-    LLVMValueRef gj = LLVMBuildLoad2(b, cg->t_i32, LLVMBuildInBoundsGEP2(b, cg->t_i32, gm, &kj.iv, 1, ""), "gj");
-    LLVMValueRef outside =
-        LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntSLT, kj.iv, wlo, ""), LLVMBuildICmp(b, LLVMIntSGE, kj.iv, whi, ""), "");
-    tfx_cg_if take;
-    tfx_cg_if_begin(cg, &take, LLVMBuildAnd(b, outside, LLVMBuildICmp(b, LLVMIntNE, gj, tfx_cg_i32(cg, 0), ""), ""),
-                    "gkey_take");
-    tfx_cg_attn_row_walk_more(cg, &walk, qi, kj.iv, tfx_cg_addc(cg, kj.iv, 1), slope);
-    tfx_cg_if_end(cg, &take);
-    tfx_cg_for_end(cg, &kj);
+    /* the mask scanned W values at a time: a vector of zeros (no global key) is skipped whole */
+    LLVMValueRef nfull = tfx_cg_mulc(cg, LLVMBuildUDiv(b, nkeys, tfx_cg_i64(cg, cg->W), ""), cg->W);
+    tfx_cg_loop ch;
+    tfx_cg_for(cg, &ch, tfx_cg_i64(cg, 0), nfull, cg->W, "gchunk");
+    LLVMValueRef vi = LLVMBuildBitCast(b, tfx_cg_vload(cg, tfx_cg_fptr(cg, gm, ch.iv), cg->W), cg->t_vi, "");
+    LLVMValueRef any = tfx_cg_intrinsic(cg, "llvm.vector.reduce.or", &cg->t_vi, 1, &vi, 1);
+    tfx_cg_if some;
+    tfx_cg_if_begin(cg, &some, LLVMBuildICmp(b, LLVMIntNE, any, tfx_cg_i32(cg, 0), ""), "gchunk_any");
+    global_keys(cg, &walk, gm, qi, ch.iv, tfx_cg_addc(cg, ch.iv, cg->W), wlo, whi, slope);
+    tfx_cg_if_end(cg, &some);
+    tfx_cg_for_end(cg, &ch);
+    global_keys(cg, &walk, gm, qi, nfull, nkeys, wlo, whi, slope); /* the tail */
     tfx_cg_if_end(cg, &local);
   }
 
