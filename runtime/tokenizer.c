@@ -388,11 +388,18 @@ static int encode_bpe(const tfx_tokenizer *t, const char *w, size_t len, tok_sin
 /* ---- Unigram: the segmentation of highest total score (Viterbi) ---- */
 
 /* Ties between segmentations are common (")))" as ")" "))" or "))" ")")
- * and rounding decides them, so the arithmetic follows each reference:
- * SentencePiece adds and compares path scores in float, Hugging Face's
- * tokenizers in double. Among equal scores the first candidate found (the
- * earliest start) stays, in both. (A README edit changed the test's trained
- * model so that one such tie fell the other way under double sums.) */
+ * and rounding decides them, so the arithmetic follows each reference.
+ * Hugging Face's tokenizers add and compare in double. SentencePiece's
+ * optimized encoder (the default since 0.1.9x; one lattice over the whole
+ * text, so the sums grow large and float rounding matters) keeps each
+ * position's best path score as a float, but forms a candidate as a double
+ * (a float score plus the float best: exact) and compares that double with
+ * the stored float before rounding it into the slot; a user-defined piece's
+ * score is length * max_score - 0.1 in double; the unknown candidate is a
+ * float sum. Among equal scores the first candidate found (the earliest
+ * start) stays, in both. (Two doc edits changed the test's trained model so
+ * that a near-tie fell the other way: under double sums, then under float
+ * sums rounded before the comparison.) */
 static int encode_unigram(const tfx_tokenizer *t, const char *w, size_t len, tok_sink *out) {
   const float unk_penalty = 10.0f;
   const int hf = (t->hf_flags & TOK_HF) != 0;
@@ -424,14 +431,17 @@ static int encode_unigram(const tfx_tokenizer *t, const char *w, size_t len, tok
       if (id < 0 || (t->type[id] != TOK_NORMAL && t->type[id] != TOK_USER &&
                      !(t->type[id] == TOK_UNKNOWN && (t->hf_flags & TOK_HF))))
         continue;
-      float sc = t->type[id] == TOK_USER ? (float)(j - i) * t->max_score - 0.1f : t->score[id];
-      double cs = hf ? best[i] + sc : (double)((float)best[i] + sc);
-      if (from[j] < 0 || cs > best[j]) best[j] = cs, from[j] = (int)i, bid[j] = id;
+      int user = t->type[id] == TOK_USER;
+      float len_score = (float)(j - i) * t->max_score;
+      double sc = user ? (hf ? (double)(len_score - 0.1f) : (double)len_score - 0.1) : (double)t->score[id];
+      double cs = best[i] + sc; /* SentencePiece: best[i] is a float, the sum exact in double */
+      if (from[j] < 0 || cs > best[j]) best[j] = hf ? cs : (double)(float)cs, from[j] = (int)i, bid[j] = id;
       if (j - i == (size_t)cl) single = 1;
     }
     if (!single) {
       size_t j = i + (size_t)cl;
       double cs = hf ? best[i] + t->min_score - unk_penalty : (double)((float)best[i] + (t->min_score - unk_penalty));
+      /* (SentencePiece: a float sum, already rounded) */
       if (from[j] < 0 || cs > best[j]) best[j] = cs, from[j] = (int)i, bid[j] = -1;
     }
     i += (size_t)cl;
