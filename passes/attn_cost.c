@@ -54,8 +54,8 @@
 
 #define TFX_COST_THREADS 4         /* threads assumed when the schedule says auto */
 #define TFX_COST_GRAIN (1 << 17)   /* backend/cg.h TFX_CG_INLINE_WORK: below it a launch runs inline */
-#define TFX_COST_FORK 2000.0       /* a fork/join through the pool, in key units (measured ~2 us) */
-#define TFX_COST_RECORD 4.0        /* one merge record, in key units */
+#define TFX_COST_FORK 400.0        /* a fork/join through the pool, in key units (bench/decode_cost.py: 391) */
+#define TFX_COST_RECORD 8.0        /* one merge record, in key units (bench/decode_cost.py: 7.7) */
 #define TFX_COST_PAY 0.9           /* split must save 10% */
 #define TFX_COST_TILE_ROWS 16      /* the query tile of the kept-fraction estimate */
 #define TFX_COST_TILE_KEYS 16      /* the key group of the kept-fraction estimate */
