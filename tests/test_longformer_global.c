@@ -57,29 +57,19 @@ static char *workdir;
 
 static int setup(void **state) {
   (void)state;
-  workdir = tfx_test_tmpdir();
-  if (!workdir) return -1;
-  char script[1024];
-  snprintf(script, sizeof script, "%s/tests/hf/longformer.py", TFX_SOURCE_DIR);
-  char *argv[] = {TFX_HF_PYTHON, script, workdir, NULL};
-  return tfx_test_run_oracle(argv, "scripts/hfenv.sh");
+  workdir = tfx_test_hf_oracle_dir(TFX_HF_PYTHON, "longformer.py");
+  return workdir ? 0 : -1;
 }
 
 static int teardown(void **state) {
   (void)state;
-  if (getenv("TFX_TORCH_KEEP"))
-    fprintf(stderr, "kept %s\n", workdir);
-  else
-    tfx_test_rmdir(workdir);
-  free(workdir);
+  tfx_test_hf_oracle_dir_free(workdir);
   return 0;
 }
 
 static void *read_case(const char *name, size_t *size) {
-  char path[1100];
-  snprintf(path, sizeof path, "%s/%s", workdir, name);
-  void *p = tfx_test_read_file(path, size);
-  if (!p) fail_msg("cannot read %s", path);
+  void *p = tfx_test_hf_oracle_read(workdir, name, size);
+  if (!p) fail_msg("cannot read %s/%s", workdir, name);
   return p;
 }
 

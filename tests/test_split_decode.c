@@ -233,9 +233,10 @@ static void test_split_fits(void **state) {
   tfx_tg_free(t);
 }
 
-/* the pass's choice on a graph of H heads of d at max_seq with the graph's schedule { decode = ... } */
-static int chosen(int H, int G, int d, int64_t max_seq, int decode) {
-  tfx_tg *t = split_graph(H, G, d, 0, NULL, max_seq, 0, 21);
+/* the pass's choice on a graph of H heads of d at max_seq, with a sparse pattern sp (or none) and the
+   graph's schedule { decode = ... } */
+static int chosen_with(int H, int G, int d, const tfx_sparse *sp, int64_t max_seq, int decode, uint64_t seed) {
+  tfx_tg *t = split_graph(H, G, d, 0, sp, max_seq, 0, seed);
   t->g->schedule.decode = decode;
   char err[256];
   tfx_pass_ctx c = {.g = t->g, .err = err, .errlen = sizeof err};
@@ -245,16 +246,8 @@ static int chosen(int H, int G, int d, int64_t max_seq, int decode) {
   return s;
 }
 
-/* the same with a sparse pattern on the node */
-static int chosen_sparse(int H, int d, int64_t max_seq, const tfx_sparse *sp, int decode) {
-  tfx_tg *t = split_graph(H, H, d, 0, sp, max_seq, 0, 25);
-  t->g->schedule.decode = decode;
-  char err[256];
-  tfx_pass_ctx c = {.g = t->g, .err = err, .errlen = sizeof err};
-  assert_int_equal(tfx_pass_schedule_attention(&c), 0);
-  int s = t->g->nodes[t->g->nodes[t->g->output].inputs[0]].attn_split;
-  tfx_tg_free(t);
-  return s;
+static int chosen(int H, int G, int d, int64_t max_seq, int decode) {
+  return chosen_with(H, G, d, NULL, max_seq, decode, 21);
 }
 
 static void test_cost_model(void **state) {
@@ -274,7 +267,7 @@ static void test_cost_model(void **state) {
      sliding(256) visits 256 keys (row; the same head without the window splits, above); dilated(4) a
      quarter of them; strided(64) its window's 4 groups and one 16-key group in 4 elsewhere */
   tfx_sparse sw = {.kind = TFX_SPARSE_SLIDING, .window = 256};
-  assert_int_equal(chosen_sparse(1, 64, 4096, &sw, TFX_SCHED_DECODE_AUTO), 0);
+  assert_int_equal(chosen_with(1, 1, 64, &sw, 4096, TFX_SCHED_DECODE_AUTO, 25), 0);
   tfx_sparse dil = {.kind = TFX_SPARSE_DILATED, .dilation = 4};
   tfx_sparse st = {.kind = TFX_SPARSE_STRIDED, .stride = 64};
   const tfx_sparse *pats[3] = {&sw, &dil, &st};

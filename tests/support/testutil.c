@@ -169,6 +169,34 @@ int tfx_test_run_oracle(char *const argv[], const char *setup) {
   return rc ? -1 : 0;
 }
 
+char *tfx_test_hf_oracle_dir(const char *python, const char *script) {
+  char *workdir = tfx_test_tmpdir();
+  if (!workdir) return NULL;
+  char path[1024];
+  snprintf(path, sizeof path, "%s/tests/hf/%s", TFX_SOURCE_DIR, script);
+  char *argv[] = {(char *)python, path, workdir, NULL};
+  if (tfx_test_run_oracle(argv, "scripts/hfenv.sh")) {
+    tfx_test_hf_oracle_dir_free(workdir);
+    return NULL;
+  }
+  return workdir;
+}
+
+void *tfx_test_hf_oracle_read(const char *workdir, const char *name, size_t *size) {
+  char path[1100];
+  snprintf(path, sizeof path, "%s/%s", workdir, name);
+  return tfx_test_read_file(path, size);
+}
+
+void tfx_test_hf_oracle_dir_free(char *workdir) {
+  if (!workdir) return;
+  if (getenv("TFX_TORCH_KEEP"))
+    fprintf(stderr, "kept %s\n", workdir);
+  else
+    tfx_test_rmdir(workdir);
+  free(workdir);
+}
+
 int tfx_test_compile_text(const char *src, char **err) {
   char path[] = "/tmp/tfx_src_XXXXXX.tfx";
   int fd = mkstemps(path, 4);

@@ -36,6 +36,14 @@ int tfx_test_run_oracle(char *const argv[], const char *setup);
  * one folder per family; and its removal (kept with TFX_TORCH_KEEP set). */
 char *tfx_test_hf_families(const char *python, const char *script, const char *const *families, int n);
 void tfx_test_hf_families_free(char *workdir, const char *const *families, int n);
+/* A transformers oracle that writes its cases into one directory (test_inputs,
+ * test_longformer_global): a fresh work directory (returned, malloc'd; NULL on
+ * failure) in which `python SOURCE/tests/hf/SCRIPT WORKDIR` ran; a file of it
+ * read whole (NULL when missing); and its removal (kept, and its path printed,
+ * with TFX_TORCH_KEEP set). */
+char *tfx_test_hf_oracle_dir(const char *python, const char *script);
+void *tfx_test_hf_oracle_read(const char *workdir, const char *name, size_t *size);
+void tfx_test_hf_oracle_dir_free(char *workdir);
 /* Writes src to a temporary .tfx and runs `tfxc FILE --weights random
  * --emit=ir` on it: tfxc's exit status, its stderr in *err (malloc'd). */
 int tfx_test_compile_text(const char *src, char **err);
