@@ -759,9 +759,10 @@ static void dz_dot_rows(tfx_cg *cg, qctx *c, LLVMValueRef *u, int nu, LLVMValueR
  * 512-bit vpdpbusd over pairs of blocks: the codes of blocks 2p and 2p + 1
  * in one zmm (q8_0: q ^ 0x80; q4_0: the low nibbles of both, then the high
  * ones), the i32 lanes starting at x's -cw * lane sums, their f32 scale the
- * two f16 d (one vcvtph2ps) times x's per-lane block scales; one row of x
- * alternates two accumulator sets over the pairs (more rows: one set, the
- * rows' chains independent). */
+ * two f16 d (one vcvtph2ps) times x's per-lane block scales; every row of x
+ * alternates two accumulator sets over the pairs (an even count), so a row
+ * computed in a pass of 2-4 rows has the same sums, bit for bit, as alone
+ * (a batch step and a session's decode agree). */
 static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out);
 
 static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out);
@@ -801,7 +802,7 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef 
   LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);
   LLVMTypeRef th = LLVMHalfTypeInContext(cg->ctx);
   int64_t np = c->nqb / 2;
-  int sets = np % 2 == 0 && c->nx == 1 ? 2 : 1;
+  int sets = np % 2 == 0 ? 2 : 1;
   LLVMValueRef acc[2][QFX * 2], xrow[QFX], xbase[QFX];
   dz_start(cg, c, sets, nw, acc, xrow, xbase);
   int seq[64], hidx[16];
@@ -858,8 +859,8 @@ static void dz_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, const LLVMValueRef 
  * the group and the high ones against the next 64 into the same i32 lanes
  * (lane l: block l / 4, starting at x's -8 * lane sums), the four f16 d
  * taken from the first load by one word permutation and widened
- * (vcvtph2ps) as the lanes' scales; two accumulator sets alternate (one
- * row of x). Per 72 bytes and row: 2 loads, 1 vpermt2w, 2 vpdpbusd, 5 for
+ * (vcvtph2ps) as the lanes' scales; two accumulator sets alternate (every
+ * row of x, as dz_rows). Per 72 bytes and row: 2 loads, 1 vpermt2w, 2 vpdpbusd, 5 for
  * the nibbles and the scales, 3 for the f32 accumulation (the pairs' path:
  * about twice that); the rows of a pass share the loads, the permutation,
  * the nibbles and the scales. */
@@ -869,7 +870,7 @@ static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
   LLVMTypeRef v64b = LLVMVectorType(c->t_i8, 64), v32w = LLVMVectorType(c->t_i16, 32);
   LLVMTypeRef v16h = LLVMVectorType(LLVMHalfTypeInContext(cg->ctx), 16);
   int64_t ng = c->nqb / 4;
-  int sets = ng % 2 == 0 && c->nx == 1 ? 2 : 1;
+  int sets = ng % 2 == 0 ? 2 : 1;
   LLVMValueRef acc[2][QFX * 2], xrow[QFX], xbase[QFX];
   dz_start(cg, c, sets, nw, acc, xrow, xbase);
   int gidx[64], sidx[16];

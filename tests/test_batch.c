@@ -35,16 +35,18 @@
  * activation differing in its last bit may quantize to the neighbouring
  * int8 code in the next linear (one step of its block's scale) */
 #define LOGIT_TOL_Q8 2e-3
-/* ... and such a code can move a whole row by more (seen: 0.6% and 0.8% of
- * the row's largest logit, one row of 96, as often with the repacked tiles
- * as with the decode kernels: an isolated row, the next steps back within
- * LOGIT_TOL_Q8): a quantized model may have at most one row in 32 (at least
- * one) between LOGIT_TOL_Q8 and LOGIT_FLIP_Q8; a kernel error moves every
- * row */
+/* many_rows' steps of 5 and more rows (the repacked tiles, whose sums run in
+ * another order than the session's one-row decode kernel): an activation one
+ * last bit apart can quantize to the neighbouring int8 code and move that row
+ * by more (seen: 0.6-0.9% of its largest logit, an isolated row, the next
+ * steps back within LOGIT_TOL_Q8); there at most one row in 32 (at least one)
+ * may lie between LOGIT_TOL_Q8 and LOGIT_FLIP_Q8. Every other step, the 2-4
+ * row passes of the decode kernels included (the same sums as a session's
+ * row), keeps LOGIT_TOL_Q8; a kernel error moves every row. */
 #define LOGIT_FLIP_Q8 2e-2
+static int allow_flips, flip_rows, checked_rows;
 static double logit_tol = LOGIT_TOL;
-static int flip_rows, checked_rows; /* rows over logit_tol allowed as flips (quantized), rows checked */
-#define MAXSEQ 16                   /* sequences of a scenario */
+#define MAXSEQ 16 /* sequences of a scenario */
 #define TFX_RT_TEST_ARGS 32
 
 static tfx_model *compile_q(const char *path, const char *weights, int opt, const char *quantize) {
@@ -97,7 +99,7 @@ static void check_row(const float *ref, const float *got, int w, const char *wha
   }
   checked_rows++;
   double tol = logit_tol;
-  if (logit_tol == LOGIT_TOL_Q8 && !(maxd <= logit_tol * maxref) && maxd <= LOGIT_FLIP_Q8 * maxref) {
+  if (allow_flips && !(maxd <= logit_tol * maxref) && maxd <= LOGIT_FLIP_Q8 * maxref) {
     tol = LOGIT_FLIP_Q8;
     if (++flip_rows > (checked_rows / 32 > 1 ? checked_rows / 32 : 1))
       fail_msg("%s: step %d, sequence %d: max |batch - session| = %g > %g, %d such rows of %d", what, step, seq, maxd,
@@ -452,10 +454,17 @@ static void many_rows(tfx_model *m, const char *what) {
     all[i] = i;
     plen[i] = 1;
   }
+  allow_flips = 1;
   run_step(b, m, r, all, 16, plen, what, 100);
-  for (int k = 1; k <= 16; k++) run_step(b, m, r, all, k, NULL, what, 100 + k);
+  allow_flips = 0;
+  for (int k = 1; k <= 16; k++) {
+    allow_flips = k > 4;
+    run_step(b, m, r, all, k, NULL, what, 100 + k);
+  }
+  allow_flips = 1;
   run_step(b, m, r, (int[]){3, 4, 5}, 3, (int[]){5, 6, 0}, what, 117);
   run_step(b, m, r, (int[]){6, 7}, 2, (int[]){7, 10}, what, 118);
+  allow_flips = 0;
   for (int i = 0; i < 16; i++) leave_seq(b, &r[i]);
   tfx_batch_free(b);
 }
