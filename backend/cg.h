@@ -749,9 +749,12 @@ void tfx_cg_gemm_items_emit(tfx_cg *cg, const tfx_cg_gemm *G);
  * tfx_cg_q8rows_slots rows of activations quantized into stack slots as the
  * int8 linears quantize theirs (per TFX_ACT_QBLOCK; row `row` of x : f32[.,
  * K] through hooks->x_load, called with a tfx_cg_gemm whose ctx is ctx),
- * then a slot dotted with nw <= 8 consecutive rows row0 .. of a stored
- * row-major block weight at w (f32 sums) by the linears' decode kernels
- * (dz on AVX512-VNNI when K / 32 is even, else the one-row tiles).
+ * then nx slots dotted with nw <= 8 consecutive rows row0 .. of a stored
+ * row-major block weight at w (f32 sums[i * nw + k] for slot i and weight
+ * row k) by the linears' decode kernels (dz on AVX512-VNNI when K / 32 is
+ * even, else the one-row tiles): up to tfx_cg_q8rows_batch slots per call
+ * (QFX for dz_rows' formats, each weight pair decoded once for them and
+ * every slot's sums those it has alone; 1 otherwise).
  * tfx_cg_q8rows_reads: the formats with per-block activations
  * (q8_0, q4_0, q5_0, q3_k, q4_k, q6_k, tq2_0) and K a multiple of the block.
  * new: the slots (at most `rows`, fewer when they would exceed the stack
@@ -762,9 +765,10 @@ int tfx_cg_q8rows_reads(tfx_dtype dt, int64_t K);
 tfx_cg_q8rows *tfx_cg_q8rows_new(tfx_cg *cg, const tfx_node *w, int64_t K, int64_t rows, int64_t unit, LLVMValueRef x,
                                  const tfx_cg_gemm_hooks *hooks, void *ctx);
 int64_t tfx_cg_q8rows_slots(const tfx_cg_q8rows *q);
+int tfx_cg_q8rows_batch(const tfx_cg_q8rows *q);
 void tfx_cg_q8rows_quant(tfx_cg *cg, tfx_cg_q8rows *q, LLVMValueRef slot, LLVMValueRef row);
-void tfx_cg_q8rows_dots(tfx_cg *cg, tfx_cg_q8rows *q, LLVMValueRef slot, LLVMValueRef w, LLVMValueRef row0, int nw,
-                        LLVMValueRef *sums);
+void tfx_cg_q8rows_dots(tfx_cg *cg, tfx_cg_q8rows *q, const LLVMValueRef *slots, int nx, LLVMValueRef w,
+                        LLVMValueRef row0, int nw, LLVMValueRef *sums);
 void tfx_cg_q8rows_free(tfx_cg_q8rows *q);
 
 /* ---- k_linear_s24.c: the 2:4 sparse weights ----

@@ -1983,11 +1983,13 @@ tfx_cg_q8rows *tfx_cg_q8rows_new(tfx_cg *cg, const tfx_node *w, int64_t K, int64
   q->c.mc = rows < cap ? rows : cap > unit ? cap : unit;
   qctx_stack(cg, &q->c);
   if (q->c.dz) {
-    q->zr = tfx_cg_alloca_array(cg, cg->t_f32, 8 * 16, "dzsum");
-    q->blk = tfx_cg_alloca_array(cg, cg->t_f32, 8, "dzblk");
+    q->zr = tfx_cg_alloca_array(cg, cg->t_f32, QFX * 8 * 16, "dzsum");
+    q->blk = tfx_cg_alloca_array(cg, cg->t_f32, QFX * 8, "dzblk");
   }
   return q;
 }
+
+int tfx_cg_q8rows_batch(const tfx_cg_q8rows *q) { return q->c.dz && q->c.wblk != 256 ? QFX : 1; }
 
 int64_t tfx_cg_q8rows_slots(const tfx_cg_q8rows *q) { return q->c.mc; }
 
@@ -1995,21 +1997,39 @@ void tfx_cg_q8rows_quant(tfx_cg *cg, tfx_cg_q8rows *q, LLVMValueRef slot, LLVMVa
   quant_row(cg, &q->c, slot, row);
 }
 
-void tfx_cg_q8rows_dots(tfx_cg *cg, tfx_cg_q8rows *q, LLVMValueRef slot, LLVMValueRef w, LLVMValueRef row0, int nw,
-                        LLVMValueRef *sums) {
+void tfx_cg_q8rows_dots(tfx_cg *cg, tfx_cg_q8rows *q, const LLVMValueRef *slots, int nx, LLVMValueRef w,
+                        LLVMValueRef row0, int nw, LLVMValueRef *sums) {
   qctx *c = &q->c;
   LLVMValueRef wrow[8], wsc[8] = {NULL};
+  if (nx < 1 || nx > tfx_cg_q8rows_batch(q) || nw < 1 || nw > 8) {
+    tfx_cg_fail(cg, "backend: int8 rows: %d rows of x against %d weight rows", nx, nw);
+    return;
+  }
   for (int k = 0; k < nw; k++) wrow[k] = bptr(cg, w, tfx_cg_mulc(cg, tfx_cg_addc(cg, row0, k), c->row_bytes));
-  c->slot[0] = slot;
-  if (!c->dz) {
+  for (int i = 0; i < nx; i++) c->slot[i] = slots[i];
+  if (!c->dz) { /* (one row: tfx_cg_q8rows_batch) */
     rm_dots(cg, c, 1, wrow, wsc, nw, sums);
     return;
   }
-  LLVMValueRef out[8];
-  dz_rows(cg, c, wrow, wsc, nw, out);
-  for (int k = 0; k < nw; k++) LLVMSetAlignment(LLVMBuildStore(cg->b, out[k], tfx_cg_fptrc(cg, q->zr, 16 * k)), 64);
-  dz_reduce(cg, q->zr, nw, q->blk);
-  for (int k = 0; k < nw; k++) sums[k] = tfx_cg_loadf(cg, tfx_cg_fptrc(cg, q->blk, k));
+  /* a pass of several rows takes the weight rows two at a time (at most 8
+   * accumulators per set, as the linears' decode tiles); each row's sums
+   * are those it has alone (dz_rows) */
+  int step = nx > 1 ? 2 : nw;
+  c->nx = nx;
+  for (int k0 = 0; k0 < nw; k0 += step) {
+    int m = nw - k0 < step ? nw - k0 : step;
+    LLVMValueRef out[QFX * 8];
+    dz_rows(cg, c, wrow + k0, wsc + k0, m, out);
+    for (int i = 0; i < nx; i++)
+      for (int k = 0; k < m; k++)
+        LLVMSetAlignment(
+            LLVMBuildStore(cg->b, out[i * m + k], tfx_cg_fptrc(cg, q->zr, 16 * ((int64_t)i * nw + k0 + k))), 64);
+  }
+  c->nx = 1;
+  for (int i = 0; i < nx; i++) {
+    dz_reduce(cg, tfx_cg_fptrc(cg, q->zr, 16 * (int64_t)i * nw), nw, tfx_cg_fptrc(cg, q->blk, (int64_t)i * nw));
+    for (int k = 0; k < nw; k++) sums[i * nw + k] = tfx_cg_loadf(cg, tfx_cg_fptrc(cg, q->blk, (int64_t)i * nw + k));
+  }
 }
 
 void tfx_cg_q8rows_free(tfx_cg_q8rows *q) { free(q); }

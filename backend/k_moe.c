@@ -31,8 +31,11 @@
  *    on the sums; MOE_DOWN: h[t, s], k slots per row), in chunks when the
  *    rows exceed the slots (the items then walk the chunk's rows); the 1 x
  *    NB tile of a routed row is the int8 linears' decode kernel (dz on
- *    AVX512-VNNI, else the one-row tiles) over the expert's NB weight rows,
- *    prefill included (no repacked tiles). */
+ *    AVX512-VNNI, else the one-row tiles) over the expert's NB weight rows.
+ *    In prefill bodies an item lists the chunk's slots routed to its expert
+ *    and runs them through that kernel up to 4 rows per pass (each weight
+ *    pair decoded once for them; every row's sums as alone: `groups`). No
+ *    repacked tiles. */
 #include <math.h>
 #include <stdio.h>
 
@@ -328,11 +331,96 @@ typedef struct {
   LLVMValueRef acc[MOE_NB], acc3[MOE_NB];
   tfx_cg_q8rows *q8;   /* int8 experts (tfx_node_act_quant): the chunk's rows quantized, else NULL */
   LLVMValueRef t0, t1; /* the rows an item walks: the chunk's (int8: slot 0 is row t0), else 0 .. T */
+  /* int8 experts in a prefill body: the chunk's (row, slot) pairs routed to
+   * the item's expert, t * k + s in row order (i64 [rows * k]), and their
+   * count (see routed) */
+  LLVMValueRef list, count;
 } moe_op;
+
+/* ---- int8 experts in prefill: the routed rows in passes of several ----
+ * An item first lists the chunk's slots routed to its expert (routed), then
+ * takes them up to tfx_cg_q8rows_batch at a time (groups): each weight pair
+ * of the expert's block is decoded once for the pass's rows, and every
+ * row's sums are those it has alone (so the result equals one row at a
+ * time, bit for bit). A pass of 4 takes 3 or 4 rows (the fourth repeats the
+ * third when only 3 are left: computed, not stored), a pass of 2 two, a
+ * pass of 1 the last one. */
+
+/* One pass over listed entries g .. g + nx - 1 (clamped to the last): per
+ * entry its row t[i] and slot s[i], then the caller's body, which stores
+ * entry i only when i < left (the others repeat the last). */
+typedef void (*moe_pass_fn)(tfx_cg *cg, moe_op *o, const LLVMValueRef *t, const LLVMValueRef *s, int nx,
+                            LLVMValueRef left, void *ctx);
+
+static void group_pass(tfx_cg *cg, moe_op *o, LLVMValueRef g, LLVMValueRef left, int nx, moe_pass_fn fn, void *ctx) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef last = tfx_cg_addc(cg, LLVMBuildLoad2(b, cg->t_i64, o->count, "cnt"), -1), t[4], sl[4];
+  for (int i = 0; i < nx; i++) {
+    LLVMValueRef at = tfx_cg_smin(cg, tfx_cg_addc(cg, g, i), last);
+    LLVMValueRef v = LLVMBuildLoad2(b, cg->t_i64, LLVMBuildInBoundsGEP2(b, cg->t_i64, o->list, &at, 1, ""), "ts");
+    t[i] = LLVMBuildSDiv(b, v, tfx_cg_i64(cg, o->k), "t");
+    sl[i] = LLVMBuildSRem(b, v, tfx_cg_i64(cg, o->k), "s");
+  }
+  fn(cg, o, t, sl, nx, left, ctx);
+}
+
+/* The listed entries by groups of 4: a pass of tfx_cg_q8rows_batch (4)
+ * rows when 3 or more are left, of 2 when 2 are, else of 1. */
+static void groups(tfx_cg *cg, moe_op *o, moe_pass_fn fn, void *ctx) {
+  LLVMBuilderRef b = cg->b;
+  int B = tfx_cg_q8rows_batch(o->q8);
+  LLVMValueRef cnt = LLVMBuildLoad2(b, cg->t_i64, o->count, "cnt");
+  tfx_cg_loop lg;
+  tfx_cg_for(cg, &lg, tfx_cg_i64(cg, 0), cnt, B >= 4 ? 4 : 1, "grp");
+  LLVMValueRef left = LLVMBuildSub(b, cnt, lg.iv, "left");
+  if (B >= 4) {
+    tfx_cg_if c4, c2;
+    tfx_cg_if_begin(cg, &c4, LLVMBuildICmp(b, LLVMIntSGE, left, tfx_cg_i64(cg, 3), ""), "four");
+    group_pass(cg, o, lg.iv, left, 4, fn, ctx);
+    tfx_cg_if_else(cg, &c4);
+    tfx_cg_if_begin(cg, &c2, LLVMBuildICmp(b, LLVMIntEQ, left, tfx_cg_i64(cg, 2), ""), "two");
+    group_pass(cg, o, lg.iv, left, 2, fn, ctx);
+    tfx_cg_if_else(cg, &c2);
+    group_pass(cg, o, lg.iv, left, 1, fn, ctx);
+    tfx_cg_if_end(cg, &c2);
+    tfx_cg_if_end(cg, &c4);
+  } else {
+    group_pass(cg, o, lg.iv, left, 1, fn, ctx);
+  }
+  tfx_cg_for_end(cg, &lg);
+}
+
+/* Entry i of a pass is stored when i < left: rows 0 .. 2 always (a pass of
+ * 4 runs with 3 or more left), row 3 under a guard. */
+static int guard_begin(tfx_cg *cg, tfx_cg_if *c, int i, LLVMValueRef left) {
+  if (i < 3) return 0;
+  tfx_cg_if_begin(cg, c, LLVMBuildICmp(cg->b, LLVMIntSGT, left, tfx_cg_i64(cg, i), ""), "stored");
+  return 1;
+}
+
+/* An empty slot (se < 0) is written by expert 0's items: act(0) (* 0 with
+ * GLU), what the unfused activation and product give; yb: the slot's block
+ * of nr outputs. */
+static void empty_slot(tfx_cg *cg, const moe_op *o, LLVMValueRef se, LLVMValueRef e, LLVMValueRef yb, int nr) {
+  LLVMBuilderRef b = cg->b;
+  LLVMValueRef empty = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSLT, se, tfx_cg_i64(cg, 0), ""),
+                                    LLVMBuildICmp(b, LLVMIntEQ, e, tfx_cg_i64(cg, 0), ""), "");
+  double ev = o->n->fx.act == TFX_ACT_SIGMOID && !o->w3 ? 0.5 : 0.0;
+  tfx_cg_if zero;
+  tfx_cg_if_begin(cg, &zero, empty, "empty");
+  for (int j = 0; j < nr; j++) tfx_cg_storef(cg, LLVMConstReal(cg->t_f32, ev), tfx_cg_fptrc(cg, yb, j));
+  tfx_cg_if_end(cg, &zero);
+}
 
 /* MOE_UP: the item's expert e and column block n0 (nr columns), all rows:
  * act(x[t] . w[e]) (* x[t] . w3[e]) for each slot routed to e. */
+static void up_block_listed(tfx_cg *cg, moe_op *o, LLVMValueRef e, LLVMValueRef n0, int nr);
+
 static void up_block(tfx_cg *cg, moe_op *o, LLVMValueRef e, LLVMValueRef n0, int nr) {
+  if (o->list) {
+    up_block_listed(cg, o, e, n0, nr);
+    return;
+  }
   LLVMBuilderRef b = cg->b;
   const tfx_fused *fx = &o->n->fx;
   tfx_cg_loop lt;
@@ -351,8 +439,8 @@ static void up_block(tfx_cg *cg, moe_op *o, LLVMValueRef e, LLVMValueRef n0, int
   LLVMValueRef sums[MOE_NB], ups[MOE_NB];
   if (o->q8) { /* the row's quantized x (its prologue applied as it was quantized) */
     LLVMValueRef slot = tfx_cg_sub(cg, lt.iv, o->t0);
-    tfx_cg_q8rows_dots(cg, o->q8, slot, o->w, wrow, nr, sums);
-    if (o->w3) tfx_cg_q8rows_dots(cg, o->q8, slot, o->w3, wrow, nr, ups);
+    tfx_cg_q8rows_dots(cg, o->q8, &slot, 1, o->w, wrow, nr, sums);
+    if (o->w3) tfx_cg_q8rows_dots(cg, o->q8, &slot, 1, o->w3, wrow, nr, ups);
   } else {
     tfx_cg_wrow w3 = {0}; /* (w3's cursor first: the order the IR always had) */
     if (o->w3) w3 = tfx_cg_ws_row(cg, &o->ws3, wrow);
@@ -365,18 +453,97 @@ static void up_block(tfx_cg *cg, moe_op *o, LLVMValueRef e, LLVMValueRef n0, int
     tfx_cg_storef(cg, v, tfx_cg_fptrc(cg, yb, j));
   }
   tfx_cg_if_else(cg, &mine);
-  /* an empty slot is written by expert 0's items: act(0) (* 0 with GLU),
-   * what the unfused activation and product give */
-  LLVMValueRef empty = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSLT, se, tfx_cg_i64(cg, 0), ""),
-                                    LLVMBuildICmp(b, LLVMIntEQ, e, tfx_cg_i64(cg, 0), ""), "");
-  double ev = fx->act == TFX_ACT_SIGMOID && !o->w3 ? 0.5 : 0.0;
-  tfx_cg_if zero;
-  tfx_cg_if_begin(cg, &zero, empty, "empty");
-  for (int j = 0; j < nr; j++) tfx_cg_storef(cg, LLVMConstReal(cg->t_f32, ev), tfx_cg_fptrc(cg, yb, j));
-  tfx_cg_if_end(cg, &zero);
+  empty_slot(cg, o, se, e, yb, nr);
   tfx_cg_if_end(cg, &mine);
   tfx_cg_for_end(cg, &ls);
   tfx_cg_for_end(cg, &lt);
+}
+
+/* MOE_UP in a prefill body with int8 experts: the chunk's slots routed to
+ * expert e listed (empty ones written as up_block does), then the block's
+ * nr weight rows of w[e] (and w3[e]) against them in passes (groups). */
+typedef struct {
+  LLVMValueRef n0, wrow;
+  int nr;
+} up_ctx;
+
+static void up_pass(tfx_cg *cg, moe_op *o, const LLVMValueRef *t, const LLVMValueRef *s, int nx, LLVMValueRef left,
+                    void *vctx) {
+  const up_ctx *u = vctx;
+  LLVMValueRef slots[4] = {NULL}, sums[4 * MOE_NB], ups[4 * MOE_NB];
+  for (int i = 0; i < nx; i++) slots[i] = tfx_cg_sub(cg, t[i], o->t0);
+  tfx_cg_q8rows_dots(cg, o->q8, slots, nx, o->w, u->wrow, u->nr, sums);
+  if (o->w3) tfx_cg_q8rows_dots(cg, o->q8, slots, nx, o->w3, u->wrow, u->nr, ups);
+  for (int i = 0; i < nx; i++) {
+    tfx_cg_if c;
+    int guarded = guard_begin(cg, &c, i, left);
+    pro_row(cg, &o->pro, t[i]);
+    LLVMValueRef yoff = tfx_cg_add(cg, tfx_cg_mulc(cg, t[i], o->k * o->N), tfx_cg_mulc(cg, s[i], o->N));
+    LLVMValueRef yb = tfx_cg_fptr(cg, o->y, tfx_cg_add(cg, yoff, u->n0));
+    for (int j = 0; j < u->nr; j++) {
+      LLVMValueRef v = tfx_cg_act(cg, o->n->fx.act, pro_sum(cg, &o->pro, sums[i * u->nr + j]));
+      if (o->w3) v = LLVMBuildFMul(cg->b, v, pro_sum(cg, &o->pro, ups[i * u->nr + j]), "");
+      tfx_cg_storef(cg, v, tfx_cg_fptrc(cg, yb, j));
+    }
+    if (guarded) tfx_cg_if_end(cg, &c);
+  }
+}
+
+/* Appends t * k + s to o->list when slot s of row t (route row rr) is
+ * routed to expert e; with up, an empty slot's outputs (block n0, nr
+ * columns) are written instead by expert 0's items. */
+static void list_slots(tfx_cg *cg, moe_op *o, LLVMValueRef e, int up, LLVMValueRef n0, int nr) {
+  LLVMBuilderRef b = cg->b;
+  LLVMBuildStore(b, tfx_cg_i64(cg, 0), o->count);
+  tfx_cg_loop lt, ls;
+  tfx_cg_for(cg, &lt, o->t0, o->t1, 1, "tl");
+  LLVMValueRef rr = tfx_cg_fptr(cg, o->route, tfx_cg_mulc(cg, lt.iv, 2 * o->k));
+  tfx_cg_for(cg, &ls, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, o->k), 1, "sl");
+  LLVMValueRef se = slot_expert(cg, rr, ls.iv, o->E);
+  tfx_cg_if mine;
+  tfx_cg_if_begin(cg, &mine, LLVMBuildICmp(b, LLVMIntEQ, se, e, ""), "listed");
+  LLVMValueRef cnt = LLVMBuildLoad2(b, cg->t_i64, o->count, "cnt");
+  LLVMBuildStore(b, tfx_cg_add(cg, tfx_cg_mulc(cg, lt.iv, o->k), ls.iv),
+                 LLVMBuildInBoundsGEP2(b, cg->t_i64, o->list, &cnt, 1, ""));
+  LLVMBuildStore(b, tfx_cg_addc(cg, cnt, 1), o->count);
+  if (up) {
+    tfx_cg_if_else(cg, &mine);
+    LLVMValueRef yoff = tfx_cg_add(cg, tfx_cg_mulc(cg, lt.iv, o->k * o->N), tfx_cg_mulc(cg, ls.iv, o->N));
+    empty_slot(cg, o, se, e, tfx_cg_fptr(cg, o->y, tfx_cg_add(cg, yoff, n0)), nr);
+  }
+  tfx_cg_if_end(cg, &mine);
+  tfx_cg_for_end(cg, &ls);
+  tfx_cg_for_end(cg, &lt);
+}
+
+static void up_block_listed(tfx_cg *cg, moe_op *o, LLVMValueRef e, LLVMValueRef n0, int nr) {
+  list_slots(cg, o, e, 1, n0, nr);
+  up_ctx u = {n0, tfx_cg_add(cg, tfx_cg_mulc(cg, e, o->N), n0), nr};
+  groups(cg, o, up_pass, &u);
+}
+
+/* MOE_DOWN's pass: y[t] += gate * (h[t, s] . w[e, n0 + j]) for the pass's
+ * listed slots. */
+typedef up_ctx down_ctx;
+
+static void down_pass(tfx_cg *cg, moe_op *o, const LLVMValueRef *t, const LLVMValueRef *s, int nx, LLVMValueRef left,
+                      void *vctx) {
+  const down_ctx *d = vctx;
+  LLVMValueRef slots[4] = {NULL}, sums[4 * MOE_NB];
+  for (int i = 0; i < nx; i++) slots[i] = tfx_cg_add(cg, tfx_cg_mulc(cg, tfx_cg_sub(cg, t[i], o->t0), o->k), s[i]);
+  tfx_cg_q8rows_dots(cg, o->q8, slots, nx, o->w, d->wrow, d->nr, sums);
+  for (int i = 0; i < nx; i++) {
+    tfx_cg_if c;
+    int guarded = guard_begin(cg, &c, i, left);
+    LLVMValueRef rr = tfx_cg_fptr(cg, o->route, tfx_cg_mulc(cg, t[i], 2 * o->k));
+    LLVMValueRef gate = tfx_cg_loadf(cg, tfx_cg_fptr(cg, rr, tfx_cg_addc(cg, s[i], o->k)));
+    LLVMValueRef yr = tfx_cg_fptr(cg, o->y, tfx_cg_add(cg, tfx_cg_mulc(cg, t[i], o->N), d->n0));
+    for (int j = 0; j < d->nr; j++) {
+      LLVMValueRef p = tfx_cg_fptrc(cg, yr, j);
+      tfx_cg_storef(cg, tfx_cg_fma(cg, gate, sums[i * d->nr + j], tfx_cg_loadf(cg, p)), p);
+    }
+    if (guarded) tfx_cg_if_end(cg, &c);
+  }
 }
 
 /* MOE_DOWN: the item's column block n0 (nr columns), every expert and row;
@@ -394,6 +561,13 @@ static void down_block(tfx_cg *cg, const moe_op *o, LLVMValueRef n0, int nr) {
   tfx_cg_loop le;
   tfx_cg_for(cg, &le, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, o->E), 1, "e");
   LLVMValueRef wrow = tfx_cg_add(cg, tfx_cg_mulc(cg, le.iv, o->N), n0); /* the block's first row of w[e] */
+  if (o->list) { /* int8 experts in prefill: the slots routed to e, in passes */
+    list_slots(cg, (moe_op *)o, le.iv, 0, n0, nr);
+    down_ctx dc = {n0, wrow, nr};
+    groups(cg, (moe_op *)o, down_pass, &dc);
+    tfx_cg_for_end(cg, &le);
+    return;
+  }
   tfx_cg_wrow wb = {0};
   if (!o->q8) wb = tfx_cg_ws_row(cg, &o->ws, wrow);
   tfx_cg_loop lt;
@@ -409,10 +583,10 @@ static void down_block(tfx_cg *cg, const moe_op *o, LLVMValueRef n0, int nr) {
   LLVMValueRef hr =
       tfx_cg_fptr(cg, o->x, tfx_cg_add(cg, tfx_cg_mulc(cg, lt.iv, o->k * o->K), tfx_cg_mulc(cg, ls.iv, o->K)));
   LLVMValueRef sums[MOE_NB];
-  if (o->q8) /* h[t, s] quantized in slot (t - t0) k + s */
-    tfx_cg_q8rows_dots(cg, o->q8, tfx_cg_add(cg, tfx_cg_mulc(cg, tfx_cg_sub(cg, lt.iv, o->t0), o->k), ls.iv), o->w,
-                       wrow, nr, sums);
-  else
+  if (o->q8) { /* h[t, s] quantized in slot (t - t0) k + s */
+    LLVMValueRef slot = tfx_cg_add(cg, tfx_cg_mulc(cg, tfx_cg_sub(cg, lt.iv, o->t0), o->k), ls.iv);
+    tfx_cg_q8rows_dots(cg, o->q8, &slot, 1, o->w, wrow, nr, sums);
+  } else
     emit_dots(cg, NULL, hr, &o->ws, &wb, NULL, NULL, o->K, nr, (LLVMValueRef *)o->acc, NULL, sums, NULL);
   for (int j = 0; j < nr; j++) {
     LLVMValueRef p = tfx_cg_fptrc(cg, yr, j);
@@ -532,6 +706,10 @@ static int emit_experts(tfx_cg *cg, const tfx_node *n, int up) {
         return -1;
       }
       int64_t ct = tfx_cg_q8rows_slots(o.q8) / per;
+      if (!cg->decode && tfx_cg_q8rows_batch(o.q8) > 1) { /* prefill: the routed rows in passes of several */
+        o.list = tfx_cg_alloca_array(cg, cg->t_i64, ct * k, "moelist");
+        o.count = tfx_cg_alloca(cg, cg->t_i64, "moecnt");
+      }
       tfx_cg_loop lc;
       tfx_cg_for(cg, &lc, tfx_cg_i64(cg, 0), cg->T, ct, "qchunk");
       o.t0 = lc.iv;
