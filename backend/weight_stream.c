@@ -557,7 +557,8 @@ static const tfx_cg_wformat *format_of(tfx_dtype dt) {
   case TFX_DT_Q5_0: return &fmt_q5_0;
   case TFX_DT_I8: return &fmt_i8;
   case TFX_DT_Q3_K: return &fmt_q3_k;
-  case TFX_DT_TQ2_0: return &fmt_tq2_0;
+  case TFX_DT_TQ2_0:
+  case TFX_DT_TQ2_T: return &fmt_tq2_0; /* the same bytes (tq2_t: one d per tensor) */
   case TFX_DT_S24_F32: return &fmt_s24_f32;
   case TFX_DT_S24_Q8_0: return &fmt_s24_q8_0;
   case TFX_DT_ZQ8_64: return &fmt_zq8_64;
@@ -570,12 +571,13 @@ static const tfx_cg_wformat *format_of(tfx_dtype dt) {
 
 int tfx_cg_ws_check(const tfx_node *w, char *err, size_t errlen) {
   if (format_of(w->type.dtype)) return 0;
-  return tfx_errf(err, errlen,
-                  "param '%s' is stored as %s, which the backend cannot read yet (weight formats with a "
-                  "stream: f32, f16, bf16, i8, q8_0, q4_0, q5_0, q3_k, q4_k, q6_k, tq2_0, s24_f32, s24_q8_0, zq8_64, "
-                  "zq8_128, zq4_64, zq4_128, "
-                  "f32_rowscale)",
-                  w->name ? w->name : "?", tfx_dtype_name(w->type.dtype));
+  return tfx_errf(
+      err, errlen,
+      "param '%s' is stored as %s, which the backend cannot read yet (weight formats with a "
+      "stream: f32, f16, bf16, i8, q8_0, q4_0, q5_0, q3_k, q4_k, q6_k, tq2_0, tq2_t, s24_f32, s24_q8_0, zq8_64, "
+      "zq8_128, zq4_64, zq4_128, "
+      "f32_rowscale)",
+      w->name ? w->name : "?", tfx_dtype_name(w->type.dtype));
 }
 
 const char *tfx_cg_ws_key(const tfx_node *w) {
@@ -591,7 +593,8 @@ const char *tfx_cg_ws_key(const tfx_node *w) {
   case TFX_DT_Q3_K: return "_wq3_k";
   case TFX_DT_Q5_0: return "_wq5_0";
   case TFX_DT_I8: return "_wi8";
-  case TFX_DT_TQ2_0: return "_wtq2_0";
+  case TFX_DT_TQ2_0:
+  case TFX_DT_TQ2_T: return "_wtq2_0";
   case TFX_DT_S24_F32: return "_ws24f32";
   case TFX_DT_S24_Q8_0: return "_ws24q8_0";
   case TFX_DT_ZQ8_64: return "_wzq8_64";

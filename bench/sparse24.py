@@ -14,8 +14,12 @@ ROUNDS times, each `bench model SO THREADS REPS PP TG` (median of REPS after
 a warm-up); the table gives the median over the rounds and each sparse
 model's ratio to its dense pair, per round (min..max) and of the medians.
 
+With --ternary the pair is q4_0 and `ternary` (BitNet b1.58, both with a
+q4_0 classifier) instead; --before then runs `ternary` from TFXC_OLD too.
+
 usage: bench/sparse24.py TFXC BENCH_BIN [--ckpt FILE] [--rounds 5]
        [--reps 3] [--threads 2] [--pp 128] [--tg 64] [--before TFXC_OLD]
+       [--ternary]
 BENCH_BIN is bench/bench.c built as bench/run.sh builds it."""
 import argparse
 import json
@@ -34,6 +38,11 @@ MODELS = [
     ("sparse24(f32)", "sparse24(f32)", None, "f32"),
     ("q8_0", "q8_0", "q8_0", None),
     ("sparse24(q8_0)", "sparse24(q8_0)", "q8_0", "q8_0"),
+]
+# --ternary: BitNet b1.58's ternary weights against q4_0, the classifier q4_0 in both
+TERNARY_MODELS = [
+    ("q4_0", "q4_0", "q4_0", None),
+    ("ternary", "ternary", "q4_0", "q4_0"),
 ]
 
 
@@ -55,15 +64,17 @@ def main():
     ap.add_argument("--pp", type=int, default=128)
     ap.add_argument("--tg", type=int, default=64)
     ap.add_argument("--before")
+    ap.add_argument("--ternary", action="store_true")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="tfx_sparse24_")
     ckpt = a.ckpt or os.path.join(work, "stories110m.bin")
     if not a.ckpt:
         run([sys.executable, os.path.join(HERE, "weights.py"), "random", ckpt])
     src = open(os.path.join(ROOT, "examples", "llama", "stories110m.tfx")).read()
-    models = [(n, q, c, p, a.tfxc) for n, q, c, p in MODELS]
+    pairs = TERNARY_MODELS if a.ternary else MODELS
+    models = [(n, q, c, p, a.tfxc) for n, q, c, p in pairs]
     if a.before:
-        models += [(n + " before", q, c, p, a.before) for n, q, c, p in MODELS if p]
+        models += [(n + " before", q, c, p, a.before) for n, q, c, p in pairs if p]
     sos = {}
     for name, quant, cls, _, tfxc in models:
         tfx = os.path.join(work, f"m{len(sos)}.tfx")

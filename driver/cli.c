@@ -34,7 +34,7 @@
   {                                                                                                                    \
     TFX_OPT_QUANTIZE, "quantize", 1, "FMT", "a format",                                                                \
         "the weights' format: f16, bf16, q8_0, q4_0, q5_0, q3_k, q4_k, q6_k, tq2_0,\n"                                 \
-        "ternary (BitNet b1.58: tq2_0 with the tensor's mean |w|), sparse24(f32),\n"                                   \
+        "ternary (BitNet b1.58: tq2_t, the tensor's mean |w|), sparse24(f32),\n"                                       \
         "sparse24(q8_0) (2:4), q4_k_m\n"                                                                               \
         "(llama.cpp's Q4_K_M mix), w8a8 (int8 weights per channel, int8\n"                                             \
         "activations per token), w8a8(smooth = ALPHA) (SmoothQuant, needs\n"                                           \

@@ -98,8 +98,9 @@ static int block_scales(tfx_dtype dt, int off[2]) {
   case TFX_DT_Q4_K: off[0] = 0, off[1] = 2; return 2; /* d, dmin, scales[12], qs[128] */
   case TFX_DT_Q6_K: off[0] = 208; return 1;           /* ql[128], qh[64], scales[16], d */
   case TFX_DT_Q3_K: off[0] = 108; return 1;           /* hmask[32], qs[64], scales[12], d */
-  case TFX_DT_TQ2_0: off[0] = 64; return 1;           /* qs[64], d */
-  case TFX_DT_S24_Q8_0: off[0] = 0; return 1;         /* d, idx, q[16] */
+  case TFX_DT_TQ2_0:
+  case TFX_DT_TQ2_T: off[0] = 64; return 1;   /* qs[64], d */
+  case TFX_DT_S24_Q8_0: off[0] = 0; return 1; /* d, idx, q[16] */
   case TFX_DT_ZQ8_64:
   case TFX_DT_ZQ8_128:
   case TFX_DT_ZQ4_64:

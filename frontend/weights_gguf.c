@@ -46,6 +46,7 @@ const tfx_gguf_type *tfx_gguf_type_of(uint32_t id) {
 }
 
 const tfx_gguf_type *tfx_gguf_type_for(tfx_dtype dt) {
+  if (dt == TFX_DT_TQ2_T) dt = TFX_DT_TQ2_0; /* ternary: TQ2_0's bytes, its one d in every block */
   for (size_t i = 0; i < N_GGUF_TYPES; i++)
     if (gguf_types[i].dtype == dt && dt != TFX_DT_COUNT) return &gguf_types[i];
   return NULL;

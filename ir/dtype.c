@@ -345,6 +345,7 @@ static const tfx_dtype_info formats[TFX_DT_COUNT] = {
     [TFX_DT_ZQ4_64] = {"zq4_64", 64, 36, 0, 1, dq_zq4_64},
     [TFX_DT_ZQ4_128] = {"zq4_128", 128, 68, 0, 1, dq_zq4_128},
     [TFX_DT_Q3_K] = {"q3_k", 256, 110, 0, 1, dq_q3_k},
+    [TFX_DT_TQ2_T] = {"tq2_t", 256, 66, 0, 1, dq_tq2_0},
 };
 
 const tfx_dtype_info *tfx_dtype_info_of(tfx_dtype dt) {

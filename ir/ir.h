@@ -56,6 +56,12 @@ typedef enum {
   TFX_DT_ZQ4_128,
   TFX_DT_Q3_K, /* GGUF (ggml's block_q3_K) super-blocks of 256: hmask[32], qs[64], 12 bytes of 16 6-bit scales, f16 d
                   (110 bytes) */
+  /* BitNet b1.58's ternary weights (quantize = ternary): tq2_0's bytes with
+   * one scale per tensor (the same f16 d in every block, so any block's d
+   * is the row's); its linears quantize the activations per token
+   * (tfx_node_act_quant: 2) and accumulate the whole row in i32
+   * (backend/k_linear_q8.c, dzt_rows). --emit-gguf writes it as TQ2_0. */
+  TFX_DT_TQ2_T,
   TFX_DT_COUNT
 } tfx_dtype;
 
@@ -671,8 +677,9 @@ void tfx_act_quant_block(const float *x, int8_t *q, float *d);
 /* 1 when LINEAR / FUSED_LINEAR node n runs int8 dot products on quantized
  * activations: its weight is q8_0, q4_0, q5_0, q3_k, q4_k, q6_k or tq2_0 and the schedule does
  * not ask for f32 activations (g->schedule.act_f32); 2 for an i8 weight
- * (w8a8, K a multiple of TFX_ACT_QBLOCK): the activations are quantized per
- * token, one scale for the whole row (tfx_act_quant_token). */
+ * (w8a8, K a multiple of TFX_ACT_QBLOCK), a zq* (ZeroQuant) or a tq2_t
+ * (`ternary`) weight: the activations are quantized per token, one scale
+ * for the whole row (tfx_act_quant_token). */
 int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n);
 /* The arena workspace of such a linear at T = t (plan_memory reserves it, live
  * only while the node runs): its rows of x quantized once per call by a kernel

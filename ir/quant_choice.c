@@ -18,7 +18,7 @@ static const struct {
     {"q4_k", TFX_QUANT_FORMAT, TFX_DT_Q4_K},        {"q6_k", TFX_QUANT_FORMAT, TFX_DT_Q6_K},
     {"none", TFX_QUANT_KEEP, TFX_DT_F32},           {"q4_k_m", TFX_QUANT_Q4_K_M, TFX_DT_Q4_K},
     {"q5_0", TFX_QUANT_FORMAT, TFX_DT_Q5_0},        {"w8a8", TFX_QUANT_FORMAT, TFX_DT_I8},
-    {"tq2_0", TFX_QUANT_FORMAT, TFX_DT_TQ2_0},      {"ternary", TFX_QUANT_TERNARY, TFX_DT_TQ2_0},
+    {"tq2_0", TFX_QUANT_FORMAT, TFX_DT_TQ2_0},      {"ternary", TFX_QUANT_TERNARY, TFX_DT_TQ2_T},
     {"sparse24", TFX_QUANT_FORMAT, TFX_DT_S24_F32}, /* sparse24(FMT): sparse24_format */
     {"llm_int8", TFX_QUANT_FORMAT, TFX_DT_I8},      /* llm_int8(threshold = t): llm_int8_choice */
     {"gptq", TFX_QUANT_FORMAT, TFX_DT_Q4_0},        /* gptq(bits, group, damp, act_order): gptq_choice */

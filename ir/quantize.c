@@ -594,13 +594,18 @@ void tfx_quantize_zq_group(const float *x, int n, int bits, uint8_t *blk) {
 int tfx_quantize_supported(tfx_dtype dt) {
   return dt == TFX_DT_I8 || dt == TFX_DT_F16 || dt == TFX_DT_BF16 || dt == TFX_DT_Q8_0 || dt == TFX_DT_Q4_0 ||
          dt == TFX_DT_Q4_K || dt == TFX_DT_Q6_K || dt == TFX_DT_Q5_0 || dt == TFX_DT_TQ2_0 || dt == TFX_DT_S24_F32 ||
-         dt == TFX_DT_S24_Q8_0 || dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128 || dt == TFX_DT_ZQ4_64 ||
-         dt == TFX_DT_ZQ4_128 || dt == TFX_DT_Q3_K;
+         dt == TFX_DT_S24_Q8_0 || dt == TFX_DT_TQ2_T || dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128 ||
+         dt == TFX_DT_ZQ4_64 || dt == TFX_DT_ZQ4_128 || dt == TFX_DT_Q3_K;
 }
 
 int64_t tfx_quantize_row(tfx_dtype dt, const float *x, int64_t K, uint8_t *dst) {
   const tfx_dtype_info *f = tfx_dtype_info_of(dt);
   if (!f || !tfx_quantize_supported(dt) || K <= 0 || K % f->block) return -1;
+  if (dt == TFX_DT_TQ2_T) { /* one row: BitNet's quantization with the row's own mean |x| as the tensor's */
+    double sum = 0.0;
+    for (int64_t k = 0; k < K; k++) sum += fabs((double)x[k]);
+    return tfx_quantize_ternary_row(x, K, (float)(sum / (double)K), dst);
+  }
   if (dt == TFX_DT_I8) { /* one row: its K values, then its scale (the planes of ir/dtype.c for R = 1) */
     float sc;
     tfx_quantize_i8_row(x, K, (int8_t *)dst, &sc);
@@ -663,6 +668,7 @@ int tfx_quantize_param(const tfx_node *n, const uint8_t *src, tfx_dtype dt, int 
   if (!row) return tfx_errf(err, errlen, "out of memory");
   int rc = 0;
   float mean_abs = 0.0f;
+  ternary = ternary || dt == TFX_DT_TQ2_T;
   if (ternary) { /* BitNet b1.58: the whole tensor's mean |w| */
     double sum = 0.0;
     for (int64_t r = 0; r < R; r++) {
@@ -743,6 +749,7 @@ int tfx_node_act_quant(const tfx_graph *g, const tfx_node *n) {
   if ((n->op != TFX_OP_LINEAR && n->op != TFX_OP_FUSED_LINEAR) || n->n_inputs < 2) return 0;
   tfx_dtype dt = g->nodes[n->inputs[1]].type.dtype;
   if (dt == TFX_DT_I8) return tfx_node_cols(&g->nodes[n->inputs[1]]) % TFX_ACT_QBLOCK == 0 ? 2 : 0;
+  if (dt == TFX_DT_TQ2_T) return 2; /* BitNet b1.58: int8 activations per token (K: a multiple of 256) */
   if (dt == TFX_DT_ZQ8_64 || dt == TFX_DT_ZQ8_128 || dt == TFX_DT_ZQ4_64 || dt == TFX_DT_ZQ4_128)
     return 2; /* ZeroQuant: token-wise activations */
   return act_block_format(dt);

@@ -87,7 +87,9 @@ static int linear_only(const tfx_graph *g, int p) {
 }
 
 /* The formats of issue #13's ternary and 2:4 choices. */
-static int lowbit_format(tfx_dtype dt) { return dt == TFX_DT_TQ2_0 || dt == TFX_DT_S24_F32 || dt == TFX_DT_S24_Q8_0; }
+static int lowbit_format(tfx_dtype dt) {
+  return dt == TFX_DT_TQ2_0 || dt == TFX_DT_TQ2_T || dt == TFX_DT_S24_F32 || dt == TFX_DT_S24_Q8_0;
+}
 
 /* ---- llama.cpp's Q4_K_M mix ---- */
 
@@ -308,7 +310,7 @@ static int choose(tfx_pass_ctx *c, tfx_quant_target *plan) {
       continue;
     }
     tfx_dtype dt = tfx_quantize_fallback(ch.dtype, K);
-    int ternary = ch.mode == TFX_QUANT_TERNARY && dt == TFX_DT_TQ2_0;
+    int ternary = dt == TFX_DT_TQ2_T; /* `ternary`: the tensor's mean |w| */
     if (dt != ch.dtype && tfx_graph_add_quant_fallback(g, n->name, ch.dtype, dt, K)) {
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: out of memory");
       break;

@@ -20,7 +20,10 @@
  * activations of tq2_0 linears; the s24 formats run f32 activations): max
  * |jit - ref| <= 1e-4 * max(1, max |ref|). For tq2_0 the outputs must also
  * differ from the interpreter without the emulation by more than that (the
- * check is not blind to the activation quantization).
+ * check is not blind to the activation quantization). tq2_t (`ternary`:
+ * tq2_0's bytes with one scale per tensor, activations per token, the
+ * whole-row decode kernel dzt_rows) runs the same cases, and
+ * test_ternary_token checks it tighter (below).
  *
  * Bytes: the decoders against an independent decoding written here from
  * the layouts (docs/quantization.md), the 2:4 quantizer's kept positions
@@ -53,11 +56,12 @@
 #include "support/weight_tests.h"
 #include "tfx/tfx.h"
 
-static const tfx_dtype FORMATS[3] = {TFX_DT_TQ2_0, TFX_DT_S24_F32, TFX_DT_S24_Q8_0};
-#define NFMT 3
+/* tq2_t: `ternary` (one scale per tensor, activations per token: dzt_rows) */
+static const tfx_dtype FORMATS[4] = {TFX_DT_TQ2_0, TFX_DT_S24_F32, TFX_DT_S24_Q8_0, TFX_DT_TQ2_T};
+#define NFMT 4
 
 /* the int8 kernels read the format (else a dequantizing stream) */
-static int int8_format(tfx_dtype dt) { return dt == TFX_DT_TQ2_0 || dt == TFX_DT_S24_Q8_0; }
+static int int8_format(tfx_dtype dt) { return dt == TFX_DT_TQ2_0 || dt == TFX_DT_S24_Q8_0 || dt == TFX_DT_TQ2_T; }
 
 /* A [rows, cols] weight in format dt, from random f32 rows. */
 static int qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64_t cols, float scale) {
@@ -137,7 +141,7 @@ static void test_sparse24_gather(void **state) {
   opts.calls = gather_calls;
   opts.ncalls = 4;
   /* the first shape at -O0 and -O2 on the three targets, the others at -O0 on the host (CI time) */
-  for (int f = 1; f < NFMT; f++)
+  for (int f = 1; f < 3; f++) /* the s24 formats */
     for (int s = 0; s < 5; s++)
       check_graph(tfx_i8c_linear_n, FORMATS[f], shapes[s][0], shapes[s][1], "gather", s ? 1 : 3, s ? 1 : 3);
   opts.calls = CALLS;
@@ -216,6 +220,104 @@ static void test_act_f32(void **state) {
       tfx_tg_compare_runs(t, m, CALLS, NCALLS, &ro, "act_f32");
       tfx_model_close(m);
     }
+    tfx_tg_free(t);
+  }
+}
+
+/* tq2_t (`ternary`) on per-token int8 activations (dzt_rows on the host's
+ * AVX-512 VNNI decode, the row-major tiles and repacked prefill tiles
+ * otherwise): LINEAR (N = 45, not a multiple of 16) with K = 256, 768 and
+ * 2048 at JIT LLVM -O0 and -O3, calls of 1, 2, 5 and 40 rows, against the
+ * interpreter on the same graph, which quantizes each row per token as the
+ * kernel does: both sides dot the same int8 codes, so the tolerance is
+ * 2e-6 * max(1, max |ref|) (measured: at most 3e-7 here; the f32 rounding
+ * of the interpreter's K products and of the kernel's lane sums). Not
+ * blind: the same weight bytes read as tq2_0 (per-block activations, what a
+ * GGUF TQ2_0 file keeps) and with f32 activations (act_f32) must both give
+ * results further from the JIT than 100 times that tolerance. */
+static void ternary_compare(tfx_tg *t, tfx_session *s, int n, const tfx_model_desc *d, double *worst, double *maxref) {
+  float *ref = calloc((size_t)n * d->output_width, 4), *out = calloc((size_t)n * d->output_width, 4),
+        *x = calloc((size_t)n * d->input_width, 4);
+  assert_true(ref && out && x);
+  for (int i = 0; i < n * d->input_width; i++) x[i] = 2.0f * tfx_tg_rand(t);
+  tfx_interp *it = tfx_interp_new(t->g, t->blob);
+  assert_non_null(it);
+  char err[256];
+  if (tfx_interp_forward(it, x, n, ref, err, sizeof err)) fail_msg("interpreter: %s", err);
+  assert_int_equal(tfx_forward_f32(s, x, n, out), TFX_OK);
+  for (int i = 0; i < n * d->output_width; i++) {
+    if (fabs(ref[i]) > *maxref) *maxref = fabs(ref[i]);
+    double e = fabs((double)ref[i] - out[i]);
+    if (e > *worst) *worst = e;
+  }
+  tfx_interp_free(it);
+  free(ref);
+  free(out);
+  free(x);
+}
+
+static void test_ternary_token(void **state) {
+  (void)state;
+  static const int64_t Ks[3] = {256, 768, 2048};
+  static const int calls[4] = {1, 2, 5, 40};
+  const double tol = 2e-6;
+  for (int k = 0; k < 3; k++)
+    for (int o = 0; o < 2; o++) {
+      tfx_tg *t = tfx_i8c_linear(qparam, TFX_DT_TQ2_T, Ks[k], 0);
+      tfx_i8c_run_passes(t, 0, "ternary token");
+      char err[256];
+      assert_int_equal(tfx_pass_plan_memory(t->g, err, sizeof err), 0);
+      tfx_node *w = NULL;
+      for (int i = 0; i < t->g->n_nodes; i++)
+        if (t->g->nodes[i].op == TFX_OP_PARAM && t->g->nodes[i].type.dtype == TFX_DT_TQ2_T) w = &t->g->nodes[i];
+      assert_non_null(w);
+      for (int i = 0; i < t->g->n_nodes; i++)
+        if (t->g->nodes[i].op == TFX_OP_LINEAR) assert_int_equal(tfx_node_act_quant(t->g, &t->g->nodes[i]), 2);
+      tfx_model *m = tfx_tg_jit_model_cpu(t, o ? 0 : 3, NULL);
+      assert_non_null(m);
+      tfx_session *s = NULL;
+      tfx_session_options so = {.threads = 2};
+      assert_int_equal(tfx_session_create(m, &so, &s), TFX_OK);
+      const tfx_model_desc *d = tfx_model_descriptor(m);
+      for (int c = 0; c < 4; c++) {
+        double worst[3] = {0, 0, 0}, maxref = 1.0;
+        uint64_t rng0 = t->rng;
+        for (int v = 0; v < 3; v++) { /* per token; per block of 32 (tq2_0); f32 activations */
+          t->rng = rng0;
+          w->type.dtype = v == 1 ? TFX_DT_TQ2_0 : TFX_DT_TQ2_T;
+          t->g->schedule.act_f32 = v == 2;
+          ternary_compare(t, s, calls[c], d, &worst[v], &maxref);
+        }
+        w->type.dtype = TFX_DT_TQ2_T;
+        t->g->schedule.act_f32 = 0;
+        if (!(worst[0] <= tol * maxref))
+          fail_msg("tq2_t K%lld -O%d, %d rows: max |jit - ref| %g > %g", (long long)Ks[k], o ? 0 : 3, calls[c],
+                   worst[0], tol * maxref);
+        for (int v = 1; v < 3; v++)
+          if (!(worst[v] > 100 * tol * maxref))
+            fail_msg("tq2_t K%lld, %d rows: as close to %s activations (%g) as to per-token ones: blind",
+                     (long long)Ks[k], calls[c], v == 1 ? "per-block" : "f32", worst[v]);
+      }
+      tfx_session_free(s);
+      tfx_model_close(m);
+      tfx_tg_free(t);
+    }
+}
+
+/* A GGUF TQ2_0 weight keeps ggml's per-block activations; tq2_t's are per token. */
+static void test_ternary_act_mode(void **state) {
+  (void)state;
+  for (int f = 0; f < 2; f++) {
+    tfx_dtype dt = f ? TFX_DT_TQ2_T : TFX_DT_TQ2_0;
+    tfx_tg *t = tfx_i8c_linear(qparam, dt, 256, 0);
+    tfx_i8c_run_passes(t, 0, "act mode");
+    int seen = 0;
+    for (int i = 0; i < t->g->n_nodes; i++)
+      if (t->g->nodes[i].op == TFX_OP_LINEAR) {
+        assert_int_equal(tfx_node_act_quant(t->g, &t->g->nodes[i]), f ? 2 : 1);
+        seen = 1;
+      }
+    assert_true(seen);
     tfx_tg_free(t);
   }
 }
@@ -339,7 +441,7 @@ static void test_gguf_tq2_0(void **state) {
     snprintf(path, sizeof path, "%s/lb.gguf", dir);
     tfx_gguf_meta meta = {"lb", "lb.tfx", "test"};
     int rc = tfx_gguf_write(t->g, t->blob, t->size, path, &meta, err, sizeof err);
-    if (FORMATS[f] != TFX_DT_TQ2_0) {
+    if (FORMATS[f] != TFX_DT_TQ2_0 && FORMATS[f] != TFX_DT_TQ2_T) {
       assert_int_equal(rc, -1);
       if (!strstr(err, tfx_dtype_name(FORMATS[f]))) fail_msg("unclear error: %s", err);
     } else {
@@ -367,6 +469,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_ternary_rows),
       cmocka_unit_test(test_sparse24_rows),
       cmocka_unit_test(test_gguf_tq2_0),
+      cmocka_unit_test(test_ternary_act_mode),
+      cmocka_unit_test(test_ternary_token),
       cmocka_unit_test(test_linear),
       cmocka_unit_test(test_ffn),
       cmocka_unit_test(test_residual),

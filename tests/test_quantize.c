@@ -94,12 +94,15 @@ static void test_quantize_row_errors(void **state) {
   assert_int_equal(tfx_quantize_row(TFX_DT_ZQ4_64, x, 128, out), 72);
   assert_int_equal(tfx_quantize_row(TFX_DT_ZQ4_128, x, 256, out), 136);
   assert_int_equal(tfx_quantize_row(TFX_DT_TQ2_0, x, 288, out), -1);
+  assert_int_equal(tfx_quantize_row(TFX_DT_TQ2_T, x, 512, out), 132); /* the row's mean |x| as the tensor's */
+  assert_int_equal(tfx_quantize_row(TFX_DT_TQ2_T, x, 288, out), -1);
   assert_int_equal(tfx_quantize_ternary_row(x, 288, 1.0f, out), -1);
 
-  int want[TFX_DT_COUNT] = {[TFX_DT_F16] = 1,     [TFX_DT_BF16] = 1,    [TFX_DT_Q8_0] = 1,     [TFX_DT_Q4_0] = 1,
-                            [TFX_DT_Q4_K] = 1,    [TFX_DT_Q6_K] = 1,    [TFX_DT_Q5_0] = 1,     [TFX_DT_I8] = 1,
-                            [TFX_DT_TQ2_0] = 1,   [TFX_DT_S24_F32] = 1, [TFX_DT_S24_Q8_0] = 1, [TFX_DT_ZQ8_64] = 1,
-                            [TFX_DT_ZQ8_128] = 1, [TFX_DT_ZQ4_64] = 1,  [TFX_DT_ZQ4_128] = 1,  [TFX_DT_Q3_K] = 1};
+  int want[TFX_DT_COUNT] = {
+      [TFX_DT_F16] = 1,      [TFX_DT_BF16] = 1,   [TFX_DT_Q8_0] = 1,    [TFX_DT_Q4_0] = 1,   [TFX_DT_Q4_K] = 1,
+      [TFX_DT_Q6_K] = 1,     [TFX_DT_Q5_0] = 1,   [TFX_DT_I8] = 1,      [TFX_DT_TQ2_0] = 1,  [TFX_DT_S24_F32] = 1,
+      [TFX_DT_S24_Q8_0] = 1, [TFX_DT_ZQ8_64] = 1, [TFX_DT_ZQ8_128] = 1, [TFX_DT_ZQ4_64] = 1, [TFX_DT_ZQ4_128] = 1,
+      [TFX_DT_Q3_K] = 1,     [TFX_DT_TQ2_T] = 1};
   for (int dt = 0; dt < TFX_DT_COUNT; dt++) assert_int_equal(tfx_quantize_supported((tfx_dtype)dt), want[dt]);
 }
 
