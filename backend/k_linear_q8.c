@@ -586,9 +586,9 @@ static LLVMValueRef tq2_0_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp, int sb) {
  * the kept bytes spread under the mask (vpexpandb, the register form: a
  * mask of more than 16 bits reads no byte past the block). */
 static LLVMValueRef s24_codes(tfx_cg *cg, qctx *c, LLVMValueRef wp) {
+  if (!c->vbmi2) return tfx_cg_s24_codes(cg, wp);
   LLVMValueRef mask = load_a(cg, cg->t_i32, tfx_cg_byteptr(cg, wp, 2), 1);
   LLVMValueRef kept = load_a(cg, c->t_b16, tfx_cg_byteptr(cg, wp, 6), 1);
-  if (!c->vbmi2) return tfx_cg_s24_expand(cg, mask, kept, 32);
   int seq[32];
   for (int l = 0; l < 32; l++) seq[l] = l % 16;
   LLVMValueRef args[3] = {shuf(cg, kept, kept, seq, 32), LLVMConstNull(c->t_b32),

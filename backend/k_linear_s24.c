@@ -77,6 +77,55 @@ static LLVMValueRef expand_bytes(tfx_cg *cg, LLVMValueRef mask, LLVMValueRef v) 
   return LLVMBuildOr(b, LLVMBuildAnd(b, v0, first, ""), LLVMBuildAnd(b, v1, second, ""), "s24.x");
 }
 
+/* The 32 codes of the s24_q8_0 block at blk with AVX2 in 2 shuffle-port
+ * operations: a group's 4 lane indices are a function of its nibble of
+ * the mask, and the 6 valid nibbles (two bits set: 3, 5, 6, 9, 10, 12) are
+ * distinct in their low 3 bits, so a table of 8 dwords (per lane p: the
+ * number of lower bits set, where bit p is, else 0x80) looked up by vpermd
+ * (which reads only an index's low 3 bits) at the mask shifted right by 4g
+ * in dword g (vpbroadcastd from memory, vpsrlvd) gives every lane its
+ * in-group index; plus 2g, the index of the 16 kept bytes (in both
+ * 128-bit lanes: vbroadcasti128 from memory) for one vpshufb (bit 7: a
+ * pruned lane's 0). Per block: 2 loads, vpsrlvd, vpermd, vpaddb, vpshufb
+ * (expand_bytes: 8 shuffles and 10 other operations). */
+static unsigned bits4(unsigned n) { return (n & 1) + (n >> 1 & 1) + (n >> 2 & 1) + (n >> 3 & 1); }
+
+static LLVMValueRef expand_permd(tfx_cg *cg, LLVMValueRef blk) {
+  LLVMBuilderRef b = cg->b;
+  LLVMTypeRef i8 = LLVMInt8TypeInContext(cg->ctx), b16 = LLVMVectorType(i8, 16), b32 = LLVMVectorType(i8, 32);
+  LLVMTypeRef d8 = LLVMVectorType(cg->t_i32, 8);
+  LLVMValueRef table[8], shift[8], base[32], dup[32], z[8];
+  for (int key = 0; key < 8; key++) {
+    /* the valid nibble with these low 3 bits (key 0 and 7: none) */
+    unsigned nib = 0, w = 0;
+    for (unsigned n = 0; n < 16; n++)
+      if ((n & 7) == (unsigned)key && bits4(n) == 2) nib = n;
+    for (int p = 0; p < 4; p++) {
+      unsigned ix = nib >> p & 1 ? bits4(nib & ((1u << p) - 1)) : 0x80;
+      w |= ix << (8 * p);
+    }
+    table[key] = LLVMConstInt(cg->t_i32, w, 0);
+    shift[key] = tfx_cg_i32(cg, 4 * key);
+    z[key] = tfx_cg_i32(cg, 0);
+  }
+  for (int i = 0; i < 32; i++) {
+    base[i] = LLVMConstInt(i8, (unsigned)(2 * (i / 4)), 0);
+    dup[i] = tfx_cg_i32(cg, i % 16);
+  }
+  LLVMValueRef mask = LLVMBuildLoad2(b, cg->t_i32, tfx_cg_byteptr(cg, blk, 2), "");
+  LLVMValueRef v = LLVMBuildLoad2(b, b16, tfx_cg_byteptr(cg, blk, 6), "");
+  LLVMSetAlignment(mask, 1);
+  LLVMSetAlignment(v, 1);
+  LLVMValueRef m = LLVMBuildInsertElement(b, LLVMGetPoison(d8), mask, tfx_cg_i32(cg, 0), "");
+  m = LLVMBuildShuffleVector(b, m, LLVMGetPoison(d8), LLVMConstVector(z, 8), "");
+  m = LLVMBuildLShr(b, m, LLVMConstVector(shift, 8), "s24.nib");
+  LLVMValueRef a1[2] = {LLVMConstVector(table, 8), m};
+  LLVMValueRef ix = tfx_cg_intrinsic(cg, "llvm.x86.avx2.permd", NULL, 0, a1, 2);
+  ix = LLVMBuildAdd(b, LLVMBuildBitCast(b, ix, b32, ""), LLVMConstVector(base, 32), "s24.ix");
+  LLVMValueRef a2[2] = {LLVMBuildShuffleVector(b, v, LLVMGetPoison(b16), LLVMConstVector(dup, 32), ""), ix};
+  return tfx_cg_intrinsic(cg, "llvm.x86.avx2.pshuf.b", NULL, 0, a2, 2);
+}
+
 LLVMValueRef tfx_cg_s24_expand(tfx_cg *cg, LLVMValueRef mask, LLVMValueRef v, int n) {
   LLVMBuilderRef b = cg->b;
   if (n == 32 && LLVMGetElementType(LLVMTypeOf(v)) == LLVMInt8TypeInContext(cg->ctx) &&
@@ -110,6 +159,16 @@ LLVMValueRef tfx_cg_s24_expand(tfx_cg *cg, LLVMValueRef mask, LLVMValueRef v, in
   LLVMValueRef v1 = LLVMBuildShuffleVector(b, v, pv, LLVMConstVector(e1, (unsigned)n), "");
   LLVMValueRef x = LLVMBuildSelect(b, second, v1, LLVMConstNull(LLVMTypeOf(v1)), "");
   return LLVMBuildSelect(b, first, v0, x, "s24.x");
+}
+
+LLVMValueRef tfx_cg_s24_codes(tfx_cg *cg, LLVMValueRef blk) {
+  if (cg->tgt->cpu_arch == TFX_CPU_ARCH_X86_64 && (cg->tgt->cpu_features & TFX_CPU_AVX2)) return expand_permd(cg, blk);
+  LLVMTypeRef b16 = LLVMVectorType(LLVMInt8TypeInContext(cg->ctx), 16);
+  LLVMValueRef mask = LLVMBuildLoad2(cg->b, cg->t_i32, tfx_cg_byteptr(cg, blk, 2), "");
+  LLVMValueRef kept = LLVMBuildLoad2(cg->b, b16, tfx_cg_byteptr(cg, blk, 6), "");
+  LLVMSetAlignment(mask, 1);
+  LLVMSetAlignment(kept, 1);
+  return tfx_cg_s24_expand(cg, mask, kept, 32);
 }
 
 /* How the activations are gathered: 1 vpermi2ps (AVX-512), 2 vpermps

@@ -8,7 +8,8 @@
  * ./build/bench_q8 [REPS] [cpu|wall] [KxN,KxN..] [FMT,FMT..] (cpu: one thread, timed by its CPU time;
  * the shapes replace stories110M's, e.g. 64x512 for stories260K's classifier;
  * the formats replace the list above after f32, e.g. q8_0,s24_q8_0 for the 2:4
- * int8 kernel against dense q8_0; "-" keeps the default shapes). */
+ * int8 kernel against dense q8_0; "-" keeps the default shapes) [CPU] (compile for
+ * an LLVM CPU such as haswell, as tfxc --mcpu; default the host). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,9 @@ static float frand(void) {
   return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
 }
 
-static int cpu_clock; /* "cpu": the calling thread's CPU time (1 thread only) */
+static int cpu_clock;
+static const char *target_cpu;
+    /* argv[5]: NULL for the host */ /* "cpu": the calling thread's CPU time (1 thread only) */
 
 static double now(void) {
   struct timespec ts;
@@ -74,7 +77,7 @@ static double time_linear(tfx_dtype dt, int64_t K, int64_t N, int M, int threads
     fprintf(stderr, "%s\n", err);
     return -1;
   }
-  tfx_target_options o = {.opt_level = 2};
+  tfx_target_options o = {.opt_level = 2, .cpu = target_cpu};
   tfx_jit_module *jm = NULL;
   const tfx_model_desc *desc = NULL;
   if (tfx_backend_jit(g, &o, &jm, &desc, err, sizeof err)) {
@@ -111,6 +114,7 @@ int main(int argc, char **argv) {
   /* argv[2] = "cpu": one thread, timed by its CPU time (a loaded machine
    * takes the core away, not the cycles: steadier than wall-clock time) */
   cpu_clock = argc > 2 && !strcmp(argv[2], "cpu");
+  target_cpu = argc > 5 ? argv[5] : NULL;
   /* argv[3]: the shapes as K x N, comma-separated (e.g. 64x512,128x512), else stories110M's */
   int64_t shapes[16][2] = {{768, 768}, {768, 2048}, {768, 32000}, {2048, 768}};
   int nsh = 4;
