@@ -4,7 +4,8 @@
  * decode and prefill), and the expansion of a block's kept values under
  * s24_q8_0's keep mask (tfx_cg_s24_expand: the int8 kernels of
  * k_linear_q8.c where the target has no vpexpandb, and the dequantizing
- * stream of backend/weight_stream.c).
+ * stream of backend/weight_stream.c; tfx_cg_s24_codes, the int8 kernels'
+ * 32 codes of a block at its address).
  *
  * s24_f32: instead of expanding the kept values to dense vectors (the
  * weight stream), a tile reads only the kept values and their 2-bit
@@ -25,7 +26,9 @@
  *
  * s24_q8_0 runs on int8 activations (tfx_node_act_quant) in k_linear_q8.c:
  * its kept bytes expanded to q8_0-like blocks (vpexpandb under the keep
- * mask with AVX512_VBMI2, else tfx_cg_s24_expand) and dotted as q8_0's;
+ * mask with AVX512_VBMI2, else tfx_cg_s24_codes: with AVX2 expand_permd,
+ * a table lookup and a byte shuffle, else tfx_cg_s24_expand) and dotted
+ * as q8_0's;
  * with act_f32 it takes the dequantizing stream. */
 #include "../include/tfx/abi.h"
 #include "cg.h"

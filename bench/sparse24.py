@@ -19,7 +19,9 @@ q4_0 classifier) instead; --before then runs `ternary` from TFXC_OLD too.
 
 usage: bench/sparse24.py TFXC BENCH_BIN [--ckpt FILE] [--rounds 5]
        [--reps 3] [--threads 2] [--pp 128] [--tg 64] [--before TFXC_OLD]
-       [--ternary]
+       [--ternary] [--mcpu NAME] [--no-f32]
+--mcpu compiles every model for that CPU (tfxc --mcpu, e.g. haswell);
+--no-f32 leaves out the f32 pair.
 BENCH_BIN is bench/bench.c built as bench/run.sh builds it."""
 import argparse
 import json
@@ -65,6 +67,8 @@ def main():
     ap.add_argument("--tg", type=int, default=64)
     ap.add_argument("--before")
     ap.add_argument("--ternary", action="store_true")
+    ap.add_argument("--mcpu")
+    ap.add_argument("--no-f32", action="store_true")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="tfx_sparse24_")
     ckpt = a.ckpt or os.path.join(work, "stories110m.bin")
@@ -72,6 +76,7 @@ def main():
         run([sys.executable, os.path.join(HERE, "weights.py"), "random", ckpt])
     src = open(os.path.join(ROOT, "examples", "llama", "stories110m.tfx")).read()
     pairs = TERNARY_MODELS if a.ternary else MODELS
+    pairs = [m for m in pairs if not (a.no_f32 and "f32" in m[0])]
     models = [(n, q, c, p, a.tfxc) for n, q, c, p in pairs]
     if a.before:
         models += [(n + " before", q, c, p, a.before) for n, q, c, p in pairs if p]
@@ -81,7 +86,8 @@ def main():
         with open(tfx, "w") as f:
             f.write(src + (f'\nquantize {{\n  "tok_embeddings" = {cls}\n}}\n' if cls else ""))
         so = os.path.join(work, f"m{len(sos)}.so")
-        run([tfxc, tfx, "--weights", ckpt, "-o", so] + (["--quantize", quant] if quant else []))
+        run([tfxc, tfx, "--weights", ckpt, "-o", so] + (["--quantize", quant] if quant else []) +
+            (["--mcpu", a.mcpu] if a.mcpu else []))
         sos[name] = (so, os.path.getsize(so))
     res = {name: {"pp": [], "tg": []} for name in sos}
     for r in range(a.rounds):
