@@ -30,6 +30,18 @@ format (Q4_K_M holds Q5_0 tensors here), and tfxc's own tensors of each format
 (`--quantize FMT --emit-gguf`) are compared with llama.cpp's, type and bytes.
 And the greedy ids of tfxc and llama.cpp on the same Q8_0 weights.
 
+Issue #13's methods (METHODS: w8a8, w8a8(smooth=0.5), llm_int8, gptq,
+gptq(bits=3), zeroquant, ternary, sparse24(f32), sparse24(q8_0)), tfxc only:
+pp128 / tg64 on the stories110M shape, each against the row of this run the
+issue compares it with (w8a8 and its variants and sparse24(f32): f32; gptq:
+q4_0; gptq(bits=3): q3_k; zeroquant and sparse24(q8_0): q8_0; ternary: q4_0),
+the tied table in that row's format where the method cannot take it (ternary:
+q4_0, sparse24(q8_0): q8_0; a quantize { } rule); the methods that need
+calibration are calibrated with `tfxc calibrate` on two sampled sequences of
+64 tokens of the random model (for speed only). And mean KL / top-1 on stories260K against
+tfxc's f32 over the quality rows' ids, calibrated on 8 sampled sequences
+(tests/quant/quality.py's seeds, never the evaluated ids).
+
 Subcommands (each prints one JSON object):
   quant.py random-ckpt SHAPE OUT.bin              random llama2.c checkpoint
   quant.py quantize IN.gguf OUT.gguf FTYPE         llama.cpp's quantizer (Q8_0 ...)
@@ -64,6 +76,18 @@ SHAPES = {
 FORMATS = {"f32": None, "q8_0": "Q8_0", "q4_0": "Q4_0", "q4_k_m": "Q4_K_M", "bf16": "BF16", "q3_k": "Q3_K_S"}
 if os.environ.get("TFXC_BENCH_QUANT_FORMATS"):
     FORMATS = {f: FORMATS[f] for f in os.environ["TFXC_BENCH_QUANT_FORMATS"].split() if f in FORMATS}
+# issue #13's methods (tfxc only: llama.cpp has no such choice), on the stories110M shape and for quality on
+# stories260K: (--quantize, the tied embedding / classifier's format by a quantize { } rule or None, calibration,
+# the tfxc row of this run the issue compares it with). The lowbit formats never go to the tied table (it would
+# stay f32), so ternary and sparse24(q8_0) take their baseline's table format. TFXC_BENCH_QUANT_METHODS (e.g.
+# "w8a8 ternary", or "none") runs a subset.
+METHODS = [("w8a8", None, False, "f32"), ("w8a8(smooth=0.5)", None, True, "f32"), ("llm_int8", None, True, "f32"),
+           ("gptq", None, True, "q4_0"), ("gptq(bits=3)", None, True, "q3_k"), ("zeroquant", None, False, "q8_0"),
+           ("ternary", "q4_0", False, "q4_0"), ("sparse24(f32)", None, False, "f32"),
+           ("sparse24(q8_0)", "q8_0", False, "q8_0")]
+if os.environ.get("TFXC_BENCH_QUANT_METHODS"):
+    METHODS = [m for m in METHODS if m[0] in os.environ["TFXC_BENCH_QUANT_METHODS"].split()]
+CALIB_SEEDS = (11, 12, 13, 14, 15, 16, 17, 18)  # tests/quant/quality.py's: sampled, never the evaluated ids
 QUALITY_FORMATS = {"f16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "q4_0": "Q4_0", "q5_0": "Q5_0", "q6_k": "Q6_K",
                    "q4_k_m": "Q4_K_M"}
 N_QUALITY = 511
@@ -485,7 +509,89 @@ def rows(ctx):
                     sp[fmt] = r and {"pp_tps": r["pp_tps"], "tg_tps": r["tg_tps"], "others_cpu": r["others_cpu"]}
                 sp["threads"] = t
                 out["stories260k_q8_0_vs_f32"] = sp
+    if has_q and METHODS:
+        out["methods"] = method_rows(ctx, sh, out)
     return out
+
+
+def with_table_rule(src, fmt, dst):
+    """The model source src with the tied table's format asked by a rule (fmt None: as is), written to dst."""
+    with open(src) as f:
+        text = f.read()
+    with open(dst, "w") as f:
+        f.write(text + (f'\nquantize {{\n  "tok_embeddings" = {fmt}\n}}\n' if fmt else ""))
+    return dst
+
+
+def method_rows(ctx, sh, out):
+    """Issue #13's methods: tfxc's pp/tg on the stories110M shape against the row of this run each is
+    compared with, and mean KL / top-1 on stories260K against tfxc's f32 (the quality rows' ids)."""
+    run_json, log, W, tfxc = ctx["run_json"], ctx["log"], ctx["WORK"], os.path.join(ctx["BUILD"], "tfxc")
+    t = ctx["threads"][-1]
+    rows = []
+
+    def calibrate(tfx, weights, runner, n, length, tag):
+        """tfxc calibrate of tfx (with weights) on n sequences sampled from runner (a .so, or tfx)."""
+        seqs = []
+        for seed in CALIB_SEEDS[:n]:
+            ids = sh([tfxc, "run", runner] + (["--weights", weights] if not runner.endswith(".so") else []) +
+                     ["-n", str(length), "--temperature", "0.9", "--seed", str(seed), "--print-ids"],
+                     f"quant: {tag} calibration sequence {seed}")
+            if ids is None:
+                return None
+            path = os.path.join(W, f"q_{tag}.calib{seed}.txt")
+            with open(path, "w") as f:
+                f.write(ids.strip().split("\n")[-1])
+            seqs.append(path)
+        calib = os.path.join(W, f"q_{tag}.calib")
+        cmd = [tfxc, "calibrate", tfx, "--weights", weights, "--tokens"] + seqs
+        return calib if sh(cmd + ["-o", calib], f"quant: tfxc calibrate {tag}") is not None else None
+
+    # speed: the stories110M shape's checkpoint and f32 model of the rows above
+    ckpt = os.path.join(W, "stories110m.bin")
+    if not os.path.exists(ckpt):
+        ckpt = os.path.join(W, "q_stories110m.bin")
+    tfx = os.path.join(W, "q_stories110m.tfx")
+    f32so = os.path.join(W, "q_stories110m.f32.so")
+    calib = None
+    if any(m[2] for m in METHODS) and os.path.exists(f32so):
+        calib = calibrate(tfx, ckpt, f32so, 2, 63, "stories110m")  # 2 x 64 tokens: H and ranges (speed only)
+    base = {r["format"]: r.get("tfxc") for r in out["speed"] if r["model"] == "stories110m" and r["threads"] == t}
+    for name, table, needs, against in METHODS:
+        row = {"method": name, "table": table, "against": against, "threads": t, "tfxc": None, "quality": None}
+        rows.append(row)
+        if needs and not calib:
+            continue
+        src = with_table_rule(tfx, table, os.path.join(W, "q_stories110m.method.tfx"))
+        so = os.path.join(W, "q_stories110m.method.so")
+        extra = ["--calibration", calib] if needs else []
+        if sh([tfxc, src, "--weights", ckpt, "-o", so, "--quantize", name] + extra,
+              f"quant: tfxc compiles stories110m ({name})") is None:
+            continue
+        sb = sh([ctx["PY"], os.path.join(HERE, "quant.py"), "so-bytes", so], f"quant: bytes of {name}")
+        row["tfxc_weight_bytes"] = sb and json.loads(sb)["weights_bytes"]
+        log(f"quant: stories110m {name}: tfxc, {t} thread(s)")
+        r = run_json([ctx["BENCH"], "model", so, str(t), str(ctx["reps"]), str(ctx["PP"]), str(ctx["TG"])], t)
+        row["tfxc"] = r and {"pp_tps": r["pp_tps"], "tg_tps": r["tg_tps"], "others_cpu": r["others_cpu"]}
+        row["baseline"] = base.get(against)
+    # quality: stories260K, the ids and tfxc f32 logits of the quality rows
+    b260 = os.path.join(ctx["models"], "stories260K.bin")
+    ids = os.path.join(W, "q_stories260k.ids.txt")
+    mref = os.path.join(W, "q_stories260k.tfxc_f32.logits")
+    if os.path.exists(b260) and os.path.exists(ids) and os.path.exists(mref):
+        tfx260 = os.path.join(ROOT, "examples", "llama", "stories260k.tfx")
+        calib = calibrate(tfx260, b260, tfx260, 8, 255, "stories260k") if any(m[2] for m in METHODS) else None
+        a = np.fromfile(mref, np.float32).reshape(N_QUALITY + 1, -1)
+        for row, (name, table, needs, _) in zip(rows, METHODS):
+            if needs and not calib:
+                continue
+            src = with_table_rule(tfx260, table, os.path.join(W, "q_stories260k.method.tfx"))
+            lg = os.path.join(W, "q_stories260k.method.logits")
+            if sh([tfxc, "run", src, "--weights", b260, "--quantize", name, "--eval-ids", ids, "--dump-logits", lg]
+                  + (["--calibration", calib] if needs else []), f"quant: tfxc {name} logits") is not None:
+                kl, top1 = compare(a, np.fromfile(lg, np.float32).reshape(N_QUALITY + 1, -1))
+                row["quality"] = {"kl": kl, "top1": top1}
+    return rows
 
 
 def markdown(q):
@@ -525,6 +631,18 @@ def markdown(q):
             if d:
                 L.append(f"{fmt}: tensors that differ from llama.cpp's: " + "; ".join(d[:6])
                          + (f" (and {len(d) - 6} more)" if len(d) > 6 else "") + ".")
+        L.append("")
+    if q.get("methods"):
+        L += ["| issue #13 method | tied table | weights MB/token | tfxc pp128 | × | tfxc tg64 | × | against "
+              "(this run's tfxc row) | stories260K mean KL / top-1 vs f32 |", "|---|---|---:|---:|---:|---:|---:|---|---:|"]
+        for r in q["methods"]:
+            m, b = r.get("tfxc") or {}, r.get("baseline") or {}
+            rat = [f"{m[k] / b[k]:.2f}×" if m.get(k) and b.get(k) else "—" for k in ("pp_tps", "tg_tps")]
+            qq = r.get("quality")
+            qual = "—" if not qq else f"{qq['kl']:.4f} / {100 * qq['top1']:.1f}%"
+            L.append(f"| {r['method']} | {r['table'] or 'as chosen'} | "
+                     f"{f(r.get('tfxc_weight_bytes') and r['tfxc_weight_bytes'] / 1e6)} | {f(m.get('pp_tps'))} | "
+                     f"{rat[0]} | {f(m.get('tg_tps'))} | {rat[1]} | {r['against']} | {qual} |")
         L.append("")
     sp = q.get("stories260k_q8_0_vs_f32") or {}
     if sp.get("f32") and sp.get("q8_0"):

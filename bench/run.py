@@ -18,7 +18,8 @@ Options: --reps N, --threads "1 2", --only triad,gemm,model,quant,batch
 (default triad,gemm,model; also from TFXC_BENCH_REPS / TFXC_BENCH_THREADS /
 TFXC_BENCH_ONLY). `quant` adds the weight-format rows of bench/quant.py
 (TFXC_BENCH_QUANT_THREADS "2", TFXC_BENCH_QUANT_SHAPES "stories110m tinyllama",
-TFXC_BENCH_QUANT_FORMATS "f32 q8_0 q4_0 q4_k_m bf16 q3_k").
+TFXC_BENCH_QUANT_FORMATS "f32 q8_0 q4_0 q4_k_m bf16 q3_k", and issue #13's methods,
+TFXC_BENCH_QUANT_METHODS "w8a8 ... sparse24(q8_0)" or "none").
 `batch` adds the batched-decoding rows of issue #12 on the stories110M shape:
 tfxc's `tfx_batch_step` (bench.c `batch`) and llama.cpp's `llama_decode` of a
 `llama_batch` with one token per sequence (bench/peers.py `batch`), B
