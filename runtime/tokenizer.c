@@ -238,7 +238,12 @@ int tok_utf8(const unsigned char *s, size_t n, uint32_t *cp) {
   return len;
 }
 
+/* An id into the output; a negative one (a piece the vocabulary has no
+ * token for, and no unknown token to stand for it) is dropped, as Hugging
+ * Face's tokenizers and llama.cpp drop it: encode never returns an id
+ * outside [0, vocab). */
 void tok_emit(tok_sink *s, int32_t id) {
+  if (id < 0) return;
   if (s->n < s->max) s->ids[s->n] = id;
   s->n++;
 }
