@@ -786,8 +786,9 @@ int tfx_cg_s24_gathers(const tfx_cg *cg, const tfx_cg_wstream *s);
  * mask). */
 LLVMValueRef tfx_cg_s24_expand(tfx_cg *cg, LLVMValueRef mask, LLVMValueRef v, int n);
 /* The 32 signed codes (<32 x i8>) of the s24_q8_0 block at blk (22 bytes:
- * f16 d, u32 keep mask, 16 kept bytes) without vpexpandb: with AVX2 two
- * vpshufb (expand_pshufb), else tfx_cg_s24_expand. */
+ * f16 d, u32 keep mask, 16 kept bytes) without vpexpandb: with AVX2 a
+ * vpermd table lookup and one vpshufb (expand_permd), else
+ * tfx_cg_s24_expand. */
 LLVMValueRef tfx_cg_s24_codes(tfx_cg *cg, LLVMValueRef blk);
 void tfx_cg_s24_dots(tfx_cg *cg, const tfx_cg_gemm *G, int mr, LLVMValueRef *xrow, int nw, const tfx_cg_wrow *wrow,
                      LLVMValueRef *acc);

@@ -593,8 +593,8 @@ const char *tfx_cg_ws_key(const tfx_node *w) {
   case TFX_DT_Q3_K: return "_wq3_k";
   case TFX_DT_Q5_0: return "_wq5_0";
   case TFX_DT_I8: return "_wi8";
-  case TFX_DT_TQ2_0:
-  case TFX_DT_TQ2_T: return "_wtq2_0";
+  case TFX_DT_TQ2_0: return "_wtq2_0";
+  case TFX_DT_TQ2_T: return "_wtq2_t"; /* tq2_0's bytes, other activations: another int8 kernel body */
   case TFX_DT_S24_F32: return "_ws24f32";
   case TFX_DT_S24_Q8_0: return "_ws24q8_0";
   case TFX_DT_ZQ8_64: return "_wzq8_64";

@@ -189,7 +189,7 @@ static int64_t layout(tfx_graph *g, int *first, const tfx_dtype *stored, const t
   }
   nm_free(&names);
   if (r->count > errors) return -1;
-  for (int i = 0; i < g->n_nodes; i++) plan[i] = (tfx_quant_target){g->nodes[i].type.dtype, 0};
+  for (int i = 0; i < g->n_nodes; i++) plan[i] = (tfx_quant_target){g->nodes[i].type.dtype};
   if (bo && bo->plan_formats) {
     char msg[512] = "";
     if (bo->plan_formats(bo->plan_ctx, g, plan, msg, sizeof msg) < 0) {
@@ -226,8 +226,7 @@ static void quantize_into(const tfx_graph *g, int i, const tfx_quant_target *pla
   char msg[512];
   if (r->count > errors_before) return;
   const tfx_node *n = &g->nodes[i];
-  if (tfx_quantize_param(n, src, plan[i].dtype, plan[i].ternary, out->data + n->weight_offset, msg, sizeof msg))
-    report(r, i, "%s", msg);
+  if (tfx_quantize_param(n, src, plan[i].dtype, out->data + n->weight_offset, msg, sizeof msg)) report(r, i, "%s", msg);
 }
 
 /* The slot's bytes in the format it ends in. */
@@ -815,7 +814,7 @@ static int read_view_param(const int *fds, const tfx_graph *g, int i, const tfx_
  * |w|; not i8, whose scales form a plane after all the values). */
 static int by_rows(const tfx_node *n, const tfx_quant_target *t) {
   const tfx_dtype_info *fi = tfx_dtype_info_of(t->dtype);
-  return !t->ternary && fi && !fi->row_bytes && n->type.rank >= 1 && !n->fx.panel;
+  return t->dtype != TFX_DT_TQ2_T && fi && !fi->row_bytes && n->type.rank >= 1 && !n->fx.panel;
 }
 
 /* The non-finite values of a whole tensor from those of its row ranges. */
@@ -875,7 +874,7 @@ static int quantize_rows(int fd, const tfx_graph *g, int i, const tfx_wfile_tens
       if (rc > 0) nonfinite_add(&nf, &pn, r0 * K);
     }
     if (bad || nf.index >= 0 || r->count > errors) continue; /* reported below; the slot no longer matters */
-    if (tfx_quantize_param(&part, buf, plan[i].dtype, 0, out->data + n->weight_offset + r0 * out_row, msg, sizeof msg))
+    if (tfx_quantize_param(&part, buf, plan[i].dtype, out->data + n->weight_offset + r0 * out_row, msg, sizeof msg))
       report(r, i, "%s", msg);
   }
   free(buf);

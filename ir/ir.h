@@ -650,19 +650,17 @@ tfx_dtype tfx_quantize_fallback(tfx_dtype dt, int64_t K);
 /* Converts the data of param n (src, in n's format and layout: f32 or a
  * stored format) to format dt into dst (tfx_type_bytes of n's shape in dt):
  * each row decoded (tfx_weight_dequant_row), checked finite and quantized
- * (tfx_quantize_row; i8: the values plane, then the scale plane; ternary:
- * tq2_0 with the whole tensor's mean |w|). quantize_weights converts a slot
+ * (tfx_quantize_row; i8: the values plane, then the scale plane; tq2_t,
+ * `ternary`: tq2_0's bytes with the whole tensor's mean |w|). quantize_weights converts a slot
  * with it, binding a tensor as it reads it (frontend/weights.c). 0, or -1
  * with a message naming the param. */
-int tfx_quantize_param(const tfx_node *n, const uint8_t *src, tfx_dtype dt, int ternary, uint8_t *dst, char *err,
-                       size_t errlen);
+int tfx_quantize_param(const tfx_node *n, const uint8_t *src, tfx_dtype dt, uint8_t *dst, char *err, size_t errlen);
 /* The format a param gets before it is bound (tfx_quantize_plan in
  * passes/quantize_weights.c, one per node): binding quantizes the tensor
  * into a slot of that format as it reads it, so the whole blob is never held
- * in its bound format. ternary: tq2_0 by tfx_quantize_ternary_row. */
+ * in its bound format. */
 typedef struct tfx_quant_target {
   tfx_dtype dtype;
-  int ternary;
 } tfx_quant_target;
 
 /* The activations of a linear whose weight is an int8-block format

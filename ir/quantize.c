@@ -655,8 +655,7 @@ tfx_dtype tfx_quantize_fallback(tfx_dtype dt, int64_t K) {
 
 /* ---- whole tensors ---- */
 
-int tfx_quantize_param(const tfx_node *n, const uint8_t *src, tfx_dtype dt, int ternary, uint8_t *dst, char *err,
-                       size_t errlen) {
+int tfx_quantize_param(const tfx_node *n, const uint8_t *src, tfx_dtype dt, uint8_t *dst, char *err, size_t errlen) {
   const char *name = n->name ? n->name : "?";
   if (!tfx_quantize_supported(dt))
     return tfx_errf(err, errlen, "no quantizer for %s yet (param '%s')", tfx_dtype_name(dt), name);
@@ -668,7 +667,7 @@ int tfx_quantize_param(const tfx_node *n, const uint8_t *src, tfx_dtype dt, int 
   if (!row) return tfx_errf(err, errlen, "out of memory");
   int rc = 0;
   float mean_abs = 0.0f;
-  ternary = ternary || dt == TFX_DT_TQ2_T;
+  int ternary = dt == TFX_DT_TQ2_T;
   if (ternary) { /* BitNet b1.58: the whole tensor's mean |w| */
     double sum = 0.0;
     for (int64_t r = 0; r < R; r++) {

@@ -69,8 +69,8 @@ typedef int (*tfx_pass_fn)(tfx_pass_ctx *c);
 int tfx_pass_quantize_weights(tfx_pass_ctx *c);
 /* The formats quantize_weights would give g's params, chosen before they
  * are bound (every weight_offset -1; each param's type its bound format):
- * plan[i] (one per node) is node i's format after the pass, and ternary for
- * a slot converted by tfx_quantize_ternary_row. The graph is left as it
+ * plan[i] (one per node) is node i's format after the pass (tq2_t: by
+ * tfx_quantize_ternary_row, the tensor's mean |w|). The graph is left as it
  * was. Binding then quantizes each tensor into its slot as it reads it
  * (tfx_bind_options.plan_formats), and the pass, finding every format
  * chosen, converts nothing. 1 when some param changes format, 0 when none

@@ -183,8 +183,7 @@ static const tfx_node *same_slot(const tfx_graph *g, int i) {
 
 /* Converts param n's data in the blob to format dt (its type still the
  * source's; tfx_quantize_param); 0 or -1 with a message. */
-static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt, int ternary, const tfx_calib_entry *ge,
-                   const tfx_quant_choice *ch) {
+static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt, const tfx_calib_entry *ge, const tfx_quant_choice *ch) {
   const char *name = n->name ? n->name : "?";
   if (!tfx_quantize_supported(dt))
     return tfx_errf(c->err, c->errlen, "quantize_weights: no quantizer for %s yet (param '%s')", tfx_dtype_name(dt),
@@ -216,7 +215,7 @@ static int convert(tfx_pass_ctx *c, tfx_node *n, tfx_dtype dt, int ternary, cons
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s': %s", name, msg);
     free(w);
     if (rc) goto done;
-  } else if (tfx_quantize_param(n, *c->weights + n->weight_offset, dt, ternary, out, msg, sizeof msg)) {
+  } else if (tfx_quantize_param(n, *c->weights + n->weight_offset, dt, out, msg, sizeof msg)) {
     rc = tfx_errf(c->err, c->errlen, "quantize_weights: %s", msg);
     goto done;
   }
@@ -273,7 +272,7 @@ static int gptq_entry(tfx_pass_ctx *c, const tfx_node *n, int64_t K, tfx_dtype d
 }
 
 /* The pass; with plan (one per node), nothing is converted: plan[i] of a
- * param whose slot would be converted gets its format and ternary flag, and
+ * param whose slot would be converted gets its format, and
  * every param's type changes as the pass would change it. */
 static int choose(tfx_pass_ctx *c, tfx_quant_target *plan) {
   tfx_graph *g = c->g;
@@ -310,7 +309,6 @@ static int choose(tfx_pass_ctx *c, tfx_quant_target *plan) {
       continue;
     }
     tfx_dtype dt = tfx_quantize_fallback(ch.dtype, K);
-    int ternary = dt == TFX_DT_TQ2_T; /* `ternary`: the tensor's mean |w| */
     if (dt != ch.dtype && tfx_graph_add_quant_fallback(g, n->name, ch.dtype, dt, K)) {
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: out of memory");
       break;
@@ -329,10 +327,10 @@ static int choose(tfx_pass_ctx *c, tfx_quant_target *plan) {
       continue;
     }
     if (plan) { /* tfx_quantize_plan: binding converts it */
-      plan[i] = (tfx_quant_target){dt, ternary};
+      plan[i] = (tfx_quant_target){dt};
       n->type.dtype = dt;
     } else if (have_blob)
-      rc = convert(c, n, dt, ternary, ge, &ch);
+      rc = convert(c, n, dt, ge, &ch);
     else if (n->weight_offset >= 0)
       rc = tfx_errf(c->err, c->errlen, "quantize_weights: param '%s' is bound but no weights blob was given",
                     n->name ? n->name : "?");
@@ -348,7 +346,7 @@ done:
 int tfx_pass_quantize_weights(tfx_pass_ctx *c) { return choose(c, NULL); }
 
 int tfx_quantize_plan(tfx_graph *g, tfx_quant_target *plan, char *err, size_t errlen) {
-  for (int i = 0; i < g->n_nodes; i++) plan[i] = (tfx_quant_target){g->nodes[i].type.dtype, 0};
+  for (int i = 0; i < g->n_nodes; i++) plan[i] = (tfx_quant_target){g->nodes[i].type.dtype};
   if (!tfx_graph_asks_quant(g)) return 0;
   for (int i = 0; i < g->n_nodes; i++)
     if (g->nodes[i].op == TFX_OP_PARAM && g->nodes[i].weight_offset >= 0)

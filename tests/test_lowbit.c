@@ -304,6 +304,25 @@ static void test_ternary_token(void **state) {
     }
 }
 
+/* A tq2_0 and a tq2_t linear of the same shape in one model (a GGUF TQ2_0
+ * file with `ternary` rules, say): the same bytes but other activations,
+ * so the backend must not share one kernel body between them (its body
+ * key names the format: tfx_cg_ws_key). Both against the interpreter, on
+ * the host, LLVM -O2, -O0 and -O2 graphs. */
+static void test_ternary_beside_tq2_0(void **state) {
+  (void)state;
+  for (int level = 0; level <= 2; level += 2) {
+    tfx_tg *t = tfx_tg_new("tq2_pair", 64, 23);
+    int x = tfx_tg_input_f32(t, 256);
+    int a = tfx_tg_op2(t, TFX_OP_LINEAR, x, qparam(t, TFX_DT_TQ2_0, "wa", 45, 256, 0.3f));
+    int b = tfx_tg_op2(t, TFX_OP_LINEAR, x, qparam(t, TFX_DT_TQ2_T, "wb", 45, 256, 0.3f));
+    t->g->output = tfx_tg_op2(t, TFX_OP_ADD, a, b);
+    tfx_i8c_run_passes(t, level, "tq2_0 beside tq2_t");
+    tfx_i8c_check_model(t, NULL, CALLS, NCALLS, 1, "tq2_0 beside tq2_t");
+    tfx_tg_free(t);
+  }
+}
+
 /* A GGUF TQ2_0 weight keeps ggml's per-block activations; tq2_t's are per token. */
 static void test_ternary_act_mode(void **state) {
   (void)state;
@@ -470,6 +489,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_sparse24_rows),
       cmocka_unit_test(test_gguf_tq2_0),
       cmocka_unit_test(test_ternary_act_mode),
+      cmocka_unit_test(test_ternary_beside_tq2_0),
       cmocka_unit_test(test_ternary_token),
       cmocka_unit_test(test_linear),
       cmocka_unit_test(test_ffn),
