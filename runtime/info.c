@@ -37,6 +37,7 @@ int tfx_model_info(const tfx_model *model, struct tfx_model_info *info) {
   v.pad_id = d->pad_id;
   v.tokenizer_bytes = d->tokenizer_bytes;
   v.n_inputs = tfx_rt_caller_inputs(d);
+  v.weights_pages = model->weights_pages;
   memcpy(info, &v, v.struct_size);
   return TFX_OK;
 }

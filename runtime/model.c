@@ -3,7 +3,9 @@
  * checksums and the choice of a code variant the CPU runs (cpu.c)
  * (tfx_model_open[_ex|_flags]), wrapping a descriptor already in
  * the process (tfx_model_from_descriptor, for linked and JIT models), and
- * closing them. */
+ * closing them. Where the weights then live (2 MiB pages) is
+ * weights_pages.c's. */
+#define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +45,9 @@ int tfx_model_open_flags(const char *path, unsigned flags, tfx_model **out, char
   if (out) *out = NULL;
   if (!path || !out)
     return tfx_rt_error(errbuf, errlen, TFX_ERR_INVALID_ARGUMENT, "tfx_model_open: NULL path or output pointer");
-  if (flags & ~(unsigned)TFX_OPEN_VERIFY)
-    return tfx_rt_error(errbuf, errlen, TFX_ERR_INVALID_ARGUMENT, "tfx_model_open: unknown flags 0x%x",
-                        flags & ~(unsigned)TFX_OPEN_VERIFY);
+  const unsigned known = (unsigned)TFX_OPEN_VERIFY | (unsigned)TFX_OPEN_MAP_WEIGHTS;
+  if (flags & ~known)
+    return tfx_rt_error(errbuf, errlen, TFX_ERR_INVALID_ARGUMENT, "tfx_model_open: unknown flags 0x%x", flags & ~known);
   if (!path[0]) return tfx_rt_error(errbuf, errlen, TFX_ERR_OPEN, "tfx_model_open: empty path");
   /* The file itself first: a regular file (opened without blocking, so a
    * FIFO cannot hang), sealed by tfxc and unchanged since, whose ELF headers
@@ -101,6 +103,7 @@ int tfx_model_open_flags(const char *path, unsigned flags, tfx_model **out, char
     return rc;
   }
   m->dl_handle = h;
+  if (!(flags & TFX_OPEN_MAP_WEIGHTS)) tfx_rt_place_weights(m, 1); /* the library's file pages */
   *out = m;
   return TFX_OK;
 }
@@ -123,6 +126,10 @@ int tfx_model_from_descriptor(const tfx_model_desc *desc, const void *weights, v
   if (rc != TFX_OK) return rc;
   m->release = release;
   m->release_arg = release_arg;
+  /* the caller's blob is collapsed where it is; a linked model's (in a
+   * loaded file: the program or a library) is copied, as an opened one's */
+  Dl_info where;
+  tfx_rt_place_weights(m, !weights && dladdr(m->desc.weights, &where) != 0);
   *out = m;
   return TFX_OK;
 }
@@ -133,6 +140,7 @@ void tfx_model_close(tfx_model *model) {
     memset(model, 0, sizeof *model);
     return;
   }
+  tfx_rt_free_weights_copy(model);
   if (model->release) model->release(model->release_arg);
   if (model->dl_handle) dlclose(model->dl_handle);
   free(model->entries);

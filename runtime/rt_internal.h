@@ -49,8 +49,22 @@ struct tfx_model {
   void *dl_handle;          /* dlopen handle, or NULL */
   void (*release)(void *);
   void *release_arg;
-  int is_static; /* tfx_model_from_descriptor_static: the caller's storage, nothing to free */
+  int is_static;             /* tfx_model_from_descriptor_static: the caller's storage, nothing to free */
+  int32_t weights_pages;     /* enum tfx_weights_pages: where desc.weights is (weights_pages.c) */
+  void *weights_copy;        /* the weights' copy in 2 MiB pages, or NULL */
+  size_t weights_copy_bytes; /* its mapping's length */
 };
+
+/* weights_pages.c: blobs of at least this size go to 2 MiB pages unless
+ * TFX_HUGE_PAGES says otherwise */
+#define TFX_RT_HUGE_MIN_BYTES ((uint64_t)16 << 20)
+/* Puts m->desc.weights in 2 MiB pages where the system has them: a copy
+ * when from_file (the blob is a loaded file's: a .so, or a program linked
+ * with the model), else the caller's memory collapsed where it is; sets
+ * m->weights_pages. Never fails: the weights stay where they were. */
+void tfx_rt_place_weights(tfx_model *m, int from_file);
+/* Unmaps the copy tfx_rt_place_weights made, if any. */
+void tfx_rt_free_weights_copy(tfx_model *m);
 
 typedef struct tfx_rt_pool tfx_rt_pool;
 

@@ -243,7 +243,7 @@ static void test_good_model(void **state) {
   assert_true(d->desc_checksum == tfx_desc_checksum(d));
   tfx_model_close(m);
   /* unknown flags */
-  assert_int_equal(tfx_model_open_flags(so_path, 2, &m, detail, sizeof detail), TFX_ERR_INVALID_ARGUMENT);
+  assert_int_equal(tfx_model_open_flags(so_path, 4, &m, detail, sizeof detail), TFX_ERR_INVALID_ARGUMENT);
   assert_null(m);
   assert_non_null(strstr(detail, "unknown flags"));
   char *out = NULL, *err = NULL;

@@ -23,9 +23,10 @@ import os
 
 import numpy as np
 
-__all__ = ["Error", "Model", "ModelInfo", "Session", "Sampler", "Tokenizer", "OPEN_VERIFY"]
+__all__ = ["Error", "Model", "ModelInfo", "Session", "Sampler", "Tokenizer", "OPEN_VERIFY", "OPEN_MAP_WEIGHTS"]
 
 OPEN_VERIFY = 1
+OPEN_MAP_WEIGHTS = 2  # keep the weights in the file's mapping (tfx.h TFX_OPEN_MAP_WEIGHTS)
 INPUT_TOKENS, INPUT_F32, INPUT_I32 = 0, 1, 2
 
 _p = ctypes.c_void_p
@@ -68,10 +69,12 @@ class ModelInfo(ctypes.Structure):
         ("tokenizer_bytes", ctypes.c_uint64),
         ("n_inputs", _i32),
         ("reserved3", ctypes.c_uint32),
+        ("weights_pages", _i32),
+        ("reserved4", ctypes.c_uint32),
     ]
 
     def as_dict(self):
-        skip = ("struct_size", "reserved", "reserved2", "reserved3")
+        skip = ("struct_size", "reserved", "reserved2", "reserved3", "reserved4")
         return {k: getattr(self, k) for k, _ in self._fields_ if k not in skip}
 
     def __repr__(self):
@@ -143,7 +146,7 @@ def _check(lib, rc, detail=b""):
 class Model:
     """A model compiled to a shared library (tfxc -o model.so)."""
 
-    def __init__(self, path, verify=False):
+    def __init__(self, path, verify=False, map_weights=False):
         path = os.path.abspath(os.fspath(path))
         self._lib = None
         self._handle = None
@@ -158,7 +161,8 @@ class Model:
         self.path = path
         h = _p()
         err = ctypes.create_string_buffer(1024)
-        rc = lib.tfx_model_open_flags(path.encode(), OPEN_VERIFY if verify else 0, ctypes.byref(h), err, 1024)
+        flags = (OPEN_VERIFY if verify else 0) | (OPEN_MAP_WEIGHTS if map_weights else 0)
+        rc = lib.tfx_model_open_flags(path.encode(), flags, ctypes.byref(h), err, 1024)
         _check(lib, rc, err.value)
         self._handle = h
         info = ModelInfo()
