@@ -231,6 +231,10 @@ void tfx_cg_prefetch(tfx_cg *cg, LLVMValueRef base, int64_t bytes);
  * TFX_CG_INT8_PREFETCH under `auto` (the default). */
 #define TFX_CG_INT8_PREFETCH 4096
 int64_t tfx_cg_decode_prefetch(const tfx_cg *cg);
+/* The weight streams (1 or 2) the int8 decode kernels read per core:
+ * schedule { streams }, or for auto two when the model's weights are at
+ * least TFX_STREAMS_AUTO_BYTES (they come from DRAM, not a cache). */
+int tfx_cg_decode_streams(const tfx_cg *cg);
 /* How far ahead (bytes) the packed GEMM tile of one row (k_microkernel.c)
  * prefetches its panel of elem_bytes-wide weights: N with
  * schedule { prefetch = N }, none for `none`; under `auto`,

@@ -98,6 +98,11 @@ int64_t tfx_cg_decode_prefetch(const tfx_cg *cg) {
   return p > 0 ? p : p == TFX_PREFETCH_AUTO ? TFX_CG_INT8_PREFETCH : 0;
 }
 
+int tfx_cg_decode_streams(const tfx_cg *cg) {
+  int s = cg->g->schedule.streams;
+  return s > 0 ? s : cg->g->weights_bytes >= TFX_STREAMS_AUTO_BYTES ? 2 : 1;
+}
+
 int64_t tfx_cg_panel_prefetch(const tfx_cg *cg, int64_t elem_bytes) {
   int p = cg->g->schedule.prefetch;
   return p > 0 ? p : p == TFX_PREFETCH_AUTO && elem_bytes == 2 ? TFX_CG_HALF_PREFETCH : 0;

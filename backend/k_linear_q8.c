@@ -1273,14 +1273,14 @@ static void rm_dots(tfx_cg *cg, qctx *c, int mr, const LLVMValueRef *wrow, const
 }
 
 /* The mr x nc tile at panel columns c0 (i64).. against the quantized rows. */
-static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
+static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc, int cstride) {
   const tfx_cg_gemm *G = c->G;
   LLVMBuilderRef b = cg->b;
   int nw = G->glu ? 2 * nc : nc;
   LLVMValueRef wrow[8];
   for (int j = 0; j < nc; j++)
     for (int h = 0; h < (G->glu ? 2 : 1); h++)
-      wrow[G->glu ? 2 * j + h : j] = wrow_ptr(cg, c, tfx_cg_addc(cg, c0, j), h);
+      wrow[G->glu ? 2 * j + h : j] = wrow_ptr(cg, c, tfx_cg_addc(cg, c0, (int64_t)j * cstride), h);
   LLVMValueRef wsc[8] = {NULL};
   if (c->i8)
     for (int k = 0; k < nw; k++) wsc[k] = wrow_scale(cg, c, wrow[k]);
@@ -1291,7 +1291,8 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
       for (int j = 0; j < nc; j++)
         for (int h = 0; h < (G->glu ? 2 : 1); h++) {
           LLVMValueRef at = tfx_cg_fptr(
-              cg, c->zr[h], tfx_cg_addc(cg, tfx_cg_mulc(cg, tfx_cg_addc(cg, c0, j), 16), (int64_t)i * NB * 16));
+              cg, c->zr[h],
+              tfx_cg_addc(cg, tfx_cg_mulc(cg, tfx_cg_addc(cg, c0, (int64_t)j * cstride), 16), (int64_t)i * NB * 16));
           LLVMSetAlignment(LLVMBuildStore(b, out[i * nw + (G->glu ? 2 * j + h : j)], at), 64);
         }
     return;
@@ -1311,22 +1312,39 @@ static void emit_qtile(tfx_cg *cg, qctx *c, int mr, LLVMValueRef c0, int nc) {
  * decode (mr = 1) one weight row at a time (a GLU column: its gate and up
  * rows), so the panel's rows stream through memory in order (tiles of 8
  * rows read 8 strided streams and ran at half the speed); prefill without
- * the repacked tiles: 4 x 4 tiles reusing each weight block across 4 rows. */
+ * the repacked tiles: 4 x 4 tiles reusing each weight block across 4 rows.
+ * The dz kernels (not a GLU, which already reads two: its gate and up
+ * rows) take two rows at a time, row j and row j + nb / 2 of the panel:
+ * two streams through memory, 16 rows apart, each prefetched, instead of
+ * one. A core's loads reach further ahead over two streams (a read loop at
+ * 2 threads with 2 MiB pages: 33.7 GB/s over one, 35.4-37.4 over two); the
+ * TinyLlama-1.1B shape's decode, 2 threads: q8_0 27.5 -> 29.9 t/s, q4_0
+ * 41-45 -> 47-48, q4_k_m 39-40 -> 42-44 (docs/performance.md). Each row keeps
+ * its own accumulators, so the sums are those of one row at a time. */
 static void rm_tiles(tfx_cg *cg, qctx *c, int mr) {
   const tfx_cg_gemm *G = c->G;
   int ncol = mr == 1 ? 1 : (G->glu ? 2 : 4);
   int nb = c->P->nb;
+  if (c->dz && mr == 1 && !G->glu && nb >= 4 && tfx_cg_decode_streams(cg) == 2) {
+    int half = nb / 2;
+    tfx_cg_loop lt;
+    tfx_cg_for(cg, &lt, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, half), 1, "qtile2");
+    emit_qtile(cg, c, mr, lt.iv, 2, half);
+    tfx_cg_for_end(cg, &lt);
+    if (nb % 2) emit_qtile(cg, c, mr, tfx_cg_i64(cg, nb - 1), 1, 1);
+    return;
+  }
   /* the whole tiles in a loop (one copy of the tile's code), then the rest */
   int full = nb / ncol, rest = nb % ncol;
   if (full > 1) {
     tfx_cg_loop lt;
     tfx_cg_for(cg, &lt, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, (int64_t)full * ncol), ncol, "qtile");
-    emit_qtile(cg, c, mr, lt.iv, ncol);
+    emit_qtile(cg, c, mr, lt.iv, ncol, 1);
     tfx_cg_for_end(cg, &lt);
   } else if (full == 1) {
-    emit_qtile(cg, c, mr, tfx_cg_i64(cg, 0), ncol);
+    emit_qtile(cg, c, mr, tfx_cg_i64(cg, 0), ncol, 1);
   }
-  if (rest) emit_qtile(cg, c, mr, tfx_cg_i64(cg, (int64_t)full * ncol), rest);
+  if (rest) emit_qtile(cg, c, mr, tfx_cg_i64(cg, (int64_t)full * ncol), rest, 1);
 }
 
 /* ---- the repacked prefill tiles (AVX512-VNNI) ----

@@ -1155,6 +1155,7 @@ tfx_graph *tfx_fe_lower(tfx_fe_sema *s) {
   }
   L.g->schedule.threads = s->threads;
   L.g->schedule.prefetch = s->prefetch;
+  L.g->schedule.streams = s->streams;
   L.g->schedule.unroll = s->unroll;
   L.g->schedule.prefill_chunk = s->prefill_chunk;
   L.g->schedule.attention = s->attention;

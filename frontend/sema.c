@@ -576,7 +576,7 @@ static int one_of(const tfx_fe_expr *v, const char *const *names) {
 
 static void check_schedule(tfx_fe_sema *s) {
   static const char *const keys[] = {"attention", "decode", "quantize",      "activations", "threads",
-                                     "prefetch",  "unroll", "prefill_chunk", NULL};
+                                     "prefetch",  "unroll", "prefill_chunk", "streams",     NULL};
   static const char *const attn_future[] = {NULL};
   static const char *const quant_future[] = {"int8", NULL};
   if (!s->schedule) return;
@@ -591,7 +591,7 @@ static void check_schedule(tfx_fe_sema *s) {
     if (!known) {
       ERR(s, st->loc,
           "unknown schedule key '%s' (known: attention, decode, quantize, activations, threads, prefetch, unroll, "
-          "prefill_chunk)",
+          "prefill_chunk, streams)",
           st->name);
       continue;
     }
@@ -676,6 +676,16 @@ static void check_schedule(tfx_fe_sema *s) {
               (long long)TFX_PREFILL_CHUNK_MAX_ROWS);
         else
           s->prefill_chunk = n;
+      }
+    } else if (!strcmp(st->name, "streams")) {
+      int64_t n;
+      if (v->kind == TFX_FE_EXPR_NAME && !strcmp(v->str, "auto")) {
+        s->streams = TFX_STREAMS_AUTO;
+      } else if (!tfx_fe_eval_int(s, v, 1, "streams", &n)) {
+        if (n > 2)
+          ERR(s, v->loc, "streams = %lld: the decode kernels read 1 or 2 weight streams (or auto)", (long long)n);
+        else
+          s->streams = (int)n;
       }
     } else if (!strcmp(st->name, "prefetch")) {
       int64_t n;

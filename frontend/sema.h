@@ -60,6 +60,7 @@ typedef struct tfx_fe_sema {
   int64_t max_seq;
   int threads;
   int prefetch;          /* schedule { prefetch = N }: bytes, or TFX_PREFETCH_AUTO (0) / TFX_PREFETCH_NONE */
+  int streams;           /* schedule { streams = N }: 1, 2, or TFX_STREAMS_AUTO (0) */
   int attention;         /* tfx_sched_attention */
   int unroll;            /* schedule { unroll }: tfx_schedule.unroll (TFX_SCHED_UNROLL_*) */
   int64_t prefill_chunk; /* schedule { prefill_chunk }: tfx_schedule.prefill_chunk (TFX_PREFILL_CHUNK_*, N rows) */

@@ -17,6 +17,10 @@
 /* schedule.prefetch's two named values (positive values are bytes) */
 #define TFX_PREFETCH_AUTO 0
 #define TFX_PREFETCH_NONE (-1)
+/* schedule.streams: 0 = auto (two for a model whose weights are at least
+ * TFX_STREAMS_AUTO_BYTES, else one), 1 or 2 */
+#define TFX_STREAMS_AUTO 0
+#define TFX_STREAMS_AUTO_BYTES ((int64_t)128 << 20)
 /* schedule.prefill_chunk's two named values (positive values are rows) */
 #define TFX_PREFILL_CHUNK_AUTO 0
 #define TFX_PREFILL_CHUNK_NONE (-1)
@@ -489,6 +493,8 @@ typedef struct tfx_schedule {
   int prefetch;  /* bytes the decode matrix-vector kernels prefetch ahead of their weight stream;
                     TFX_PREFETCH_AUTO (0, the default): the backend's choice per kernel, TFX_PREFETCH_NONE */
   int unroll;    /* schedule { unroll }: TFX_SCHED_UNROLL_AUTO (0: the cost model of tfx_fl_unrolled), _ON, _OFF */
+  int streams;   /* schedule { streams }: weight rows the int8 decode kernels read at once, in two places of each
+                    panel (1 or 2; TFX_STREAMS_AUTO: tfx_cg_decode_streams) */
   int64_t prefill_chunk; /* schedule { prefill_chunk }: TFX_PREFILL_CHUNK_AUTO (0: passes/prefill_chunk.c's size at
                             -O1 and above), TFX_PREFILL_CHUNK_NONE (-1: whole calls), N >= 1: runs of N rows */
   int act_f32;           /* 1: linears with int8-block weights dequantize them into f32 instead of quantizing their

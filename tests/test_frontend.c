@@ -415,7 +415,8 @@ static void test_f32_input_ops(void **state) {
       "  h = h - linear(relu(u) * gelu(u), w_down)\n"
       "  return softmax(matmul(rope(h, heads = 4), m))\n"
       "}\n"
-      "schedule { threads = 3; attention = dense; prefetch = 4096; unroll = on; prefill_chunk = 2 * 64 }\n";
+      "schedule { threads = 3; attention = dense; prefetch = 4096; unroll = on; prefill_chunk = 2 * 64; streams = 2 "
+      "}\n";
   result r = compile(src);
   if (r.errors) fail_msg("%s", r.diag);
   tfx_graph *g = r.g;
@@ -425,6 +426,7 @@ static void test_f32_input_ops(void **state) {
   assert_int_equal(g->schedule.prefetch, 4096);
   assert_int_equal(g->schedule.unroll, TFX_SCHED_UNROLL_ON);
   assert_int_equal(g->schedule.prefill_chunk, 128);
+  assert_int_equal(g->schedule.streams, 2);
   assert_string_equal(type_str(&g->nodes[g->input].type), "f32[T, 16]");
   assert_string_equal(type_str(&g->nodes[g->output].type), "f32[T, 16]");
   assert_int_equal(g->nodes[g->output].op, TFX_OP_SOFTMAX);

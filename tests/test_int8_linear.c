@@ -52,7 +52,7 @@ static const tfx_dtype FORMATS[N_FORMATS] = {TFX_DT_Q8_0, TFX_DT_Q4_0, TFX_DT_Q4
 static const int CALLS[NCALLS] = {1, 2, 5, 40, 3};
 
 /* the weights and calls of the case being checked (test_shapes changes the calls) */
-static tfx_i8c_opts opts = {tfx_i8c_qparam, CALLS, NCALLS};
+static tfx_i8c_opts opts = {tfx_i8c_qparam, CALLS, NCALLS, 0};
 
 /* levels: 1 (-O0), 2 (-O2) or 3 (both); ncpu: the first ncpu of tfx_i8c_cpus */
 static void check_graph(tfx_tg *(*build)(tfx_i8c_param_fn, tfx_dtype, int64_t, int64_t), tfx_dtype dt, int64_t a,
@@ -174,6 +174,29 @@ static void test_small_m(void **state) {
 }
 
 /* act_f32: the linears leave the int8 kernels */
+/* schedule { streams = 2 } (what auto gives a model of 128 MiB of weights
+ * or more): the decode kernels read rows j and j + nb / 2 of each panel
+ * together. Every format, K = 768 (1024 for the K-quants), N = 45 (a whole
+ * panel, then 13 rows: 6 pairs and a last row alone) and 20 (10 pairs),
+ * calls of 1, 2, 3 and 5 rows (one to four rows of x per pass), and the
+ * residual epilogue (norm prologue, bias, residual) at -O2. */
+static void test_two_streams(void **state) {
+  (void)state;
+  static const int s_calls[4] = {1, 2, 3, 5};
+  opts.calls = s_calls;
+  opts.ncalls = 4;
+  opts.streams = 2;
+  for (int f = 0; f < N_FORMATS; f++) {
+    int64_t K = tfx_dtype_info_of(FORMATS[f])->block == 256 ? 1024 : 768;
+    check_graph(tfx_i8c_linear_n, FORMATS[f], K, 45, "streams45", 1, 1);
+    check_graph(tfx_i8c_linear_n, FORMATS[f], K, 20, "streams20", 1, 1);
+    check_graph(tfx_i8c_res, FORMATS[f], K, 0, "streamsres", 2, 1);
+  }
+  opts.streams = 0;
+  opts.calls = CALLS;
+  opts.ncalls = NCALLS;
+}
+
 static void test_act_f32(void **state) {
   (void)state;
   for (int f = 0; f < N_FORMATS; f++) {
@@ -206,7 +229,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_linear),  cmocka_unit_test(test_ffn),           cmocka_unit_test(test_residual),
       cmocka_unit_test(test_shapes),  cmocka_unit_test(test_decode_blocks), cmocka_unit_test(test_tiny_k),
-      cmocka_unit_test(test_small_m), cmocka_unit_test(test_act_f32),
+      cmocka_unit_test(test_small_m), cmocka_unit_test(test_two_streams),   cmocka_unit_test(test_act_f32),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -72,7 +72,7 @@ static int qparam(tfx_tg *t, tfx_dtype dt, const char *name, int64_t rows, int64
 static const int CALLS[NCALLS] = {1, 2, 5, 40, 3};
 
 /* the weights and calls of the case being checked (test_shapes changes the calls) */
-static tfx_i8c_opts opts = {qparam, CALLS, NCALLS};
+static tfx_i8c_opts opts = {qparam, CALLS, NCALLS, 0};
 
 /* levels: 1 (-O0), 2 (-O2) or 3 (both); ncpu: the first ncpu of tfx_i8c_cpus */
 static void check_graph(tfx_tg *(*build)(tfx_i8c_param_fn, tfx_dtype, int64_t, int64_t), tfx_dtype dt, int64_t a,
@@ -104,6 +104,26 @@ static void test_residual(void **state) {
   (void)state;
   for (int f = 0; f < NFMT; f++)
     check_graph(tfx_i8c_res, FORMATS[f], 768, 0, "residual", 2, int8_format(FORMATS[f]) ? 3 : 1);
+}
+
+/* schedule { streams = 2 } (test_int8_linear's test_two_streams): the
+ * int8 formats' decode kernels (dzk_rows for tq2_0, dzt_rows for tq2_t,
+ * dz_rows' 2:4 expansion) over two rows of each panel at once, N = 45 (a
+ * panel and 13 rows), calls of 1, 2 and 3 rows, and the residual case. */
+static void test_two_streams(void **state) {
+  (void)state;
+  static const int s_calls[3] = {1, 2, 3};
+  opts.calls = s_calls;
+  opts.ncalls = 3;
+  opts.streams = 2;
+  for (int f = 0; f < NFMT; f++) {
+    if (!int8_format(FORMATS[f])) continue;
+    check_graph(tfx_i8c_linear_n, FORMATS[f], 768, 45, "streams45", 1, 1);
+    check_graph(tfx_i8c_res, FORMATS[f], 768, 0, "streamsres", 2, 1);
+  }
+  opts.streams = 0;
+  opts.calls = CALLS;
+  opts.ncalls = NCALLS;
 }
 
 /* The shapes of the tiles' edges: K of one block (32) or one super-block
@@ -494,6 +514,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_linear),
       cmocka_unit_test(test_ffn),
       cmocka_unit_test(test_residual),
+      cmocka_unit_test(test_two_streams),
       cmocka_unit_test(test_shapes),
       cmocka_unit_test(test_act_f32),
       cmocka_unit_test(test_sparse24_gather),

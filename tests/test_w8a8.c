@@ -375,7 +375,7 @@ static void test_zq_quantizer(void **state) {
 
 /* max_seq 64; 60 rows at K = 4096 are two chunks of quantized rows */
 static const int ZQ_CALLS[6] = {1, 2, 5, 40, 3, 60};
-static tfx_i8c_opts zq_opts = {zqparam, ZQ_CALLS, 6};
+static tfx_i8c_opts zq_opts = {zqparam, ZQ_CALLS, 6, 0};
 
 /* the int8 kernels (decode: row-major tiles; prefill: the repacked tiles on
  * AVX512-VNNI, else 4 x 4 tiles) against the interpreter emulating the

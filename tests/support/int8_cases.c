@@ -226,6 +226,7 @@ void tfx_i8c_check_graph(const tfx_i8c_opts *o, tfx_tg *(*build)(tfx_i8c_param_f
   for (int level = 0; level <= 2; level += 2) {
     if (!(levels >> (level / 2) & 1)) continue;
     tfx_tg *t = build(o->param, dt, a, b);
+    t->g->schedule.streams = o->streams;
     char what[192];
     snprintf(what, sizeof what, "%s %s K%lld", name, tfx_dtype_name(dt), (long long)a);
     tfx_i8c_run_passes(t, level, what);

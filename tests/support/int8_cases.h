@@ -32,6 +32,7 @@ typedef struct tfx_i8c_opts {
   tfx_i8c_param_fn param;
   const int *calls;
   int ncalls;
+  int streams; /* the graphs' schedule { streams } (0: auto) */
 } tfx_i8c_opts;
 
 /* The case graphs, weights by qp. x -> linear(w, b), N = 45 (b unused) */
