@@ -1,7 +1,7 @@
 /* runtime/weights_pages.c — where a model's weights live in memory. Decoding
  * streams every weight once per token; over 4 KiB pages a large model's
  * stream misses the TLB every 4 KiB and loses 10-20% of the memory bandwidth
- * (docs/performance.md, "Weights in 2 MiB pages"). So a model opened from a
+ * (docs/embedding.md, "Where the weights live"). So a model opened from a
  * .so, or linked into the program, gets its weights copied once into an
  * anonymous mapping advised to 2 MiB pages (transparent huge pages,
  * MADV_HUGEPAGE), read-only like the file's; the file's pages of the blob are

@@ -173,13 +173,13 @@ static void test_small_m(void **state) {
   opts.ncalls = NCALLS;
 }
 
-/* act_f32: the linears leave the int8 kernels */
 /* schedule { streams = 2 } (what auto gives a model of 128 MiB of weights
  * or more): the decode kernels read rows j and j + nb / 2 of each panel
  * together. Every format, K = 768 (1024 for the K-quants), N = 45 (a whole
  * panel, then 13 rows: 6 pairs and a last row alone) and 20 (10 pairs),
- * calls of 1, 2, 3 and 5 rows (one to four rows of x per pass), and the
- * residual epilogue (norm prologue, bias, residual) at -O2. */
+ * calls of 1, 2 and 3 rows (the decode kernels, one or a pass of 2 or 4
+ * rows of x) and 5 (the prefill tiles, beside them), and the residual
+ * epilogue (norm prologue, bias, residual) at -O2. */
 static void test_two_streams(void **state) {
   (void)state;
   static const int s_calls[4] = {1, 2, 3, 5};
@@ -197,6 +197,7 @@ static void test_two_streams(void **state) {
   opts.ncalls = NCALLS;
 }
 
+/* act_f32: the linears leave the int8 kernels */
 static void test_act_f32(void **state) {
   (void)state;
   for (int f = 0; f < N_FORMATS; f++) {
