@@ -192,6 +192,42 @@ static void test_prefetch_schedule(void **state) {
   free(dir);
 }
 
+/* With two weight streams (`schedule { streams = 2 }`), the int8 decode
+ * kernel pairs rows j and j + 16 of each 32-row panel; a prefetch that
+ * would land past its stream's 16 rows goes on to the same stream's rows of
+ * the next panel: 16 rows further (q8_0, K = 1024: 16 x 1088 = 17408 bytes,
+ * a select in the address). One stream has no such jump. */
+static void test_prefetch_streams(void **state) {
+  (void)state;
+  char *dir = tfx_test_tmpdir();
+  assert_non_null(dir);
+  for (int streams = 1; streams <= 2; streams++) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/st%d.tfx", dir, streams);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "model st\nconst max_seq = 8\nparam w : f32[256, 1024]\n"
+            "forward(x : f32[T, 1024]) -> f32[T, 256] { return linear(x, w) }\nschedule { streams = %d }\n",
+            streams);
+    fclose(f);
+    char *out = NULL, *err = NULL;
+    int rc = tfx_test_run((char *[]){TFXC_PATH, path, "--weights", "random", "-O2", "--mcpu", "sapphirerapids",
+                                     "--quantize", "q8_0", "--emit=llvm", NULL},
+                          &out, &err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "llvm.prefetch"));
+    if (streams == 2)
+      assert_non_null(strstr(out, "i64 0, i64 17408"));
+    else
+      assert_null(strstr(out, "17408"));
+    free(out);
+    free(err);
+  }
+  tfx_test_rmdir(dir);
+  free(dir);
+}
+
 /* stories260k.tfx with its schedule's `attention = auto` set to `value`,
  * written to dir/name (path). */
 static void with_attention(const char *dir, const char *name, const char *value, char *path, size_t len) {
@@ -253,7 +289,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_mcpu_levels),         cmocka_unit_test(test_mcpu_errors),
       cmocka_unit_test(test_threads_same_tokens), cmocka_unit_test(test_prefetch_schedule),
-      cmocka_unit_test(test_attention_schedule),
+      cmocka_unit_test(test_prefetch_streams),    cmocka_unit_test(test_attention_schedule),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,9 +53,24 @@ static float fake_value(const int32_t *kv, int32_t token, int64_t p, int64_t j, 
   return sum;
 }
 
+/* When g_split_threads > 0 (a test of the pool's split), the thread ranges
+ * of a parallel_for of g_split_items items on that many threads: a chunk
+ * lies in one range (range_of its first and last item agree), or
+ * g_coverage_errors counts it. */
+static int64_t g_split_items;
+static int g_split_threads;
+
+static int64_t range_of(int64_t i) {
+  int64_t a = g_split_items < g_split_threads ? g_split_items : g_split_threads;
+  for (int64_t t = 0; t < a; t++)
+    if (i < g_split_items * (t + 1) / a) return t;
+  return -1;
+}
+
 static void fake_kernel(const void *argp, int64_t begin, int64_t end) {
   const fake_args *a = argp;
   atomic_fetch_add(&g_kernel_chunks, 1);
+  if (g_split_threads > 1 && range_of(begin) != range_of(end - 1)) atomic_fetch_add(&g_coverage_errors, 1);
   for (int64_t i = begin; i < end; i++) {
     int64_t t = i / FAKE_W, j = i % FAKE_W;
     a->out[i] = fake_value(a->kv, a->tokens[t], a->pos + t, j, a->bias);
@@ -305,17 +320,23 @@ static void test_entry_choice_position_and_rows(void **state) {
 }
 
 /* The chunks one parallel_for of n items is cut into on a pool of `threads`
- * (runtime/threadpool.c): one call without workers, else chunks of a grain of
- * n / (min(threads, n) * 4) items (at least 1). */
+ * (runtime/threadpool.c): one call without workers, else one range per
+ * thread, [t n / a, (t + 1) n / a) for a = min(threads, n), each cut into
+ * chunks of a grain of n / (a * 4) items (at least 1). */
 static int expected_chunks(int64_t n, int threads) {
   if (threads == 1) return 1;
-  int64_t active = n < threads ? n : threads, grain = n / (active * 4);
+  int64_t active = n < threads ? n : threads, grain = n / (active * 4), chunks = 0;
   if (grain < 1) grain = 1;
-  return (int)((n + grain - 1) / grain);
+  for (int64_t t = 0; t < active; t++) {
+    int64_t len = n * (t + 1) / active - n * t / active;
+    chunks += (len + grain - 1) / grain;
+  }
+  return (int)chunks;
 }
 
 /* Outputs with threads 1/2/4 are identical; each kernel invocation is cut
- * into the pool's chunks, covering every item exactly once. */
+ * into the pool's chunks, covering every item exactly once, no chunk
+ * crossing from one thread's range into the next. */
 static void test_threads_identical(void **state) {
   (void)state;
   tfx_model_desc storage;
@@ -326,6 +347,8 @@ static void test_threads_identical(void **state) {
   for (int c = 0; c < 3; c++) {
     tfx_session *s = make_session(m, counts[c]);
     reset_counters();
+    g_split_items = 13 * FAKE_W;
+    g_split_threads = counts[c];
     for (int rep = 0; rep < 20; rep++) {
       tfx_session_reset(s);
       assert_int_equal(tfx_forward_ex(s, seq, 13, c == 0 ? ref : got, 0), TFX_OK);
@@ -333,6 +356,7 @@ static void test_threads_identical(void **state) {
     assert_int_equal(atomic_load(&g_coverage_errors), 0);
     assert_int_equal(tfx_session_threads(s), counts[c]);
     assert_int_equal(atomic_load(&g_kernel_chunks), 20 * expected_chunks(13 * FAKE_W, counts[c]));
+    g_split_threads = 0;
     if (c > 0) assert_memory_equal(ref, got, sizeof ref);
     /* n == 1 goes to the decode entry, which launches no kernel */
     tfx_session_reset(s);
