@@ -227,9 +227,17 @@ LLVMValueRef tfx_cg_byteptr(tfx_cg *cg, LLVMValueRef base, int64_t bytes);
  * base + bytes; the address may lie past base's object (no inbounds GEP). */
 void tfx_cg_prefetch(tfx_cg *cg, LLVMValueRef base, int64_t bytes);
 /* How far ahead the int8 decode kernels (k_linear_q8.c) prefetch their
- * weight rows: schedule { prefetch = N } bytes, none for `none`, and
- * TFX_CG_INT8_PREFETCH under `auto` (the default). */
+ * weight rows: schedule { prefetch = N } bytes, none for `none`, and under
+ * `auto` (the default) TFX_CG_INT8_PREFETCH, or TFX_CG_INT8_PREFETCH_DRAM
+ * where the decode reads two streams per core (tfx_cg_decode_streams: the
+ * weights come from DRAM). Measured, 2 threads, alternated runs, tg64 t/s:
+ * the TinyLlama-1.1B shape (two streams), 4096 / 3072 / 2048 bytes: q4_0
+ * 46-50 / 52.5-53.0 / 52.3-52.8, q8_0 29.2-29.6 / 30.0-30.3 / 28.6-29.2,
+ * q4_k_m 47.5-48.8 / 49.7-50.0 / 49.7-51.1; the stories110M shape (one
+ * stream, its weights in the host's L3), 4096 / 3072: q8_0 268-301 /
+ * 244-268, q4_0 578-602 / 546-597, q4_k_m 463-471 / 457-462. */
 #define TFX_CG_INT8_PREFETCH 4096
+#define TFX_CG_INT8_PREFETCH_DRAM 3072
 int64_t tfx_cg_decode_prefetch(const tfx_cg *cg);
 /* The weight streams (1 or 2) the int8 decode kernels read per core:
  * schedule { streams }, or for auto two when the model's weights are at

@@ -95,7 +95,9 @@ void tfx_cg_prefetch(tfx_cg *cg, LLVMValueRef base, int64_t bytes) {
 
 int64_t tfx_cg_decode_prefetch(const tfx_cg *cg) {
   int p = cg->g->schedule.prefetch;
-  return p > 0 ? p : p == TFX_PREFETCH_AUTO ? TFX_CG_INT8_PREFETCH : 0;
+  if (p > 0) return p;
+  if (p != TFX_PREFETCH_AUTO) return 0;
+  return tfx_cg_decode_streams(cg) == 2 ? TFX_CG_INT8_PREFETCH_DRAM : TFX_CG_INT8_PREFETCH;
 }
 
 int tfx_cg_decode_streams(const tfx_cg *cg) {

@@ -195,8 +195,9 @@ static void test_prefetch_schedule(void **state) {
 /* With two weight streams (`schedule { streams = 2 }`), the int8 decode
  * kernel pairs rows j and j + 16 of each 32-row panel; a prefetch that
  * would land past its stream's 16 rows goes on to the same stream's rows of
- * the next panel: 16 rows further (q8_0, K = 1024: 16 x 1088 = 17408 bytes,
- * a select in the address). One stream has no such jump. */
+ * the next panel: 16 rows further (q8_0, K = 1024: 16 x 1088 = 17408
+ * bytes), and the distance under `prefetch = auto` is 3072 bytes (4096
+ * with one stream, which has no such jump). */
 static void test_prefetch_streams(void **state) {
   (void)state;
   char *dir = tfx_test_tmpdir();
@@ -213,14 +214,18 @@ static void test_prefetch_streams(void **state) {
     fclose(f);
     char *out = NULL, *err = NULL;
     int rc = tfx_test_run((char *[]){TFXC_PATH, path, "--weights", "random", "-O2", "--mcpu", "sapphirerapids",
-                                     "--quantize", "q8_0", "--emit=llvm", NULL},
+                                     "--quantize", "q8_0", "--emit=asm", NULL},
                           &out, &err);
     assert_int_equal(rc, 0);
-    assert_non_null(strstr(out, "llvm.prefetch"));
-    if (streams == 2)
-      assert_non_null(strstr(out, "i64 0, i64 17408"));
-    else
-      assert_null(strstr(out, "17408"));
+    if (streams == 2) { /* 3072 ahead, or 3072 + 17408 */
+      assert_non_null(strstr(out, "prefetcht0\t3072("));
+      assert_non_null(strstr(out, "prefetcht0\t20480("));
+      assert_null(strstr(out, "prefetcht0\t4096("));
+    } else {
+      assert_non_null(strstr(out, "prefetcht0\t4096("));
+      assert_null(strstr(out, "prefetcht0\t3072("));
+      assert_null(strstr(out, "prefetcht0\t20480("));
+    }
     free(out);
     free(err);
   }
