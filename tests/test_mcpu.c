@@ -143,6 +143,29 @@ static void test_threads_same_tokens(void **state) {
   free(o2);
 }
 
+/* The assembly `tfxc --emit=asm -O2` gives for linear(x, w) of a [256,
+ * 1024] weight with the schedule text appended, --quantize quantize and
+ * --mcpu cpu (the model written as dir/lin<k>.tfx); fails the test if tfxc
+ * does. The caller frees it. */
+static char *linear_asm(const char *dir, int k, const char *schedule, const char *quantize, const char *cpu) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/lin%d.tfx", dir, k);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f,
+          "model lin\nconst max_seq = 8\nparam w : f32[256, 1024]\n"
+          "forward(x : f32[T, 1024]) -> f32[T, 256] { return linear(x, w) }\n%s",
+          schedule);
+  fclose(f);
+  char *out = NULL, *err = NULL;
+  int rc = tfx_test_run((char *[]){TFXC_PATH, path, "--weights", "random", "-O2", "--mcpu", (char *)cpu, "--quantize",
+                                   (char *)quantize, "--emit=asm", NULL},
+                        &out, &err);
+  assert_int_equal(rc, 0);
+  free(err);
+  return out;
+}
+
 static void test_prefetch_schedule(void **state) {
   (void)state;
   char *dir = tfx_test_tmpdir();
@@ -166,27 +189,13 @@ static void test_prefetch_schedule(void **state) {
                {"", "sparse24(q8_0)", "haswell", 1},
                {"schedule { prefetch = none }\n", "sparse24(q8_0)", "haswell", 0}};
   for (int k = 0; k < (int)(sizeof cases / sizeof cases[0]); k++) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/pf%d.tfx", dir, k);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "model pf\nconst max_seq = 8\nparam w : f32[256, 1024]\n"
-            "forward(x : f32[T, 1024]) -> f32[T, 256] { return linear(x, w) }\n%s",
-            cases[k].schedule);
-    fclose(f);
-    char *out = NULL, *err = NULL;
-    int rc = tfx_test_run((char *[]){TFXC_PATH, path, "--weights", "random", "-O2", "--mcpu", (char *)cases[k].cpu,
-                                     "--quantize", (char *)cases[k].quantize, "--emit=asm", NULL},
-                          &out, &err);
-    assert_int_equal(rc, 0);
+    char *out = linear_asm(dir, k, cases[k].schedule, cases[k].quantize, cases[k].cpu);
     /* x86's prefetcht0 (locality 3) */
     if (cases[k].expect)
       assert_non_null(strstr(out, "prefetcht0"));
     else
       assert_null(strstr(out, "prefetch"));
     free(out);
-    free(err);
   }
   tfx_test_rmdir(dir);
   free(dir);
@@ -203,20 +212,8 @@ static void test_prefetch_streams(void **state) {
   char *dir = tfx_test_tmpdir();
   assert_non_null(dir);
   for (int streams = 1; streams <= 2; streams++) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/st%d.tfx", dir, streams);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "model st\nconst max_seq = 8\nparam w : f32[256, 1024]\n"
-            "forward(x : f32[T, 1024]) -> f32[T, 256] { return linear(x, w) }\nschedule { streams = %d }\n",
-            streams);
-    fclose(f);
-    char *out = NULL, *err = NULL;
-    int rc = tfx_test_run((char *[]){TFXC_PATH, path, "--weights", "random", "-O2", "--mcpu", "sapphirerapids",
-                                     "--quantize", "q8_0", "--emit=asm", NULL},
-                          &out, &err);
-    assert_int_equal(rc, 0);
+    char *out = linear_asm(dir, streams, streams == 2 ? "schedule { streams = 2 }\n" : "schedule { streams = 1 }\n",
+                           "q8_0", "sapphirerapids");
     if (streams == 2) { /* 3072 ahead, or 3072 + 17408 */
       assert_non_null(strstr(out, "prefetcht0\t3072("));
       assert_non_null(strstr(out, "prefetcht0\t20480("));
@@ -227,7 +224,6 @@ static void test_prefetch_streams(void **state) {
       assert_null(strstr(out, "prefetcht0\t20480("));
     }
     free(out);
-    free(err);
   }
   tfx_test_rmdir(dir);
   free(dir);
