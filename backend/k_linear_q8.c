@@ -164,7 +164,7 @@ typedef struct {
   /* two streams in a panel (rm_tiles): a row's prefetch that would land
    * past the end of its stream's rows in the panel (pf_end bytes from the
    * row's start, NULL: one stream) lands pf_skip bytes further, at the
-   * stream's rows in the next panel (tfx_cg_q8_prefetch_row) */
+   * stream's rows in the next panel (dz_prefetch) */
   LLVMValueRef pf_end;
   int64_t pf_skip;
   /* zq8_64 / zq8_128 (ZeroQuant): groups of 64 / 128 with an f16 scale d
@@ -972,19 +972,25 @@ static void dz4_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueR
 /* dz_rows for q4_k, q6_k, q3_k and tq2_0, per super-block of 256: four pairs of 32-element
  * sub-blocks, each one 512-bit vpdpbusd. q4_k: 64 nibble bytes (chunks 2h,
  * 2h + 1) per load, whose low nibbles are sub-blocks 4h and 4h + 2 and high
- * ones 4h + 1 and 4h + 3 (x's blocks stored in that order); the
- * eight 6-bit scales and mins unpacked in the 4 lanes of one vector (ggml's
- * utmp; one thread, the TinyLlama-1.1B shape's gate and up projections took
- * 786 us instead of 818 with 32-bit integer ops and inserts), widened as one vector times (d, dmin), the eight d * sc
- * times x's eight d once per super-block, each pair's lanes taking theirs by a constant shuffle; the mins add dmin * m
- * . (x's d * sum) as one 8-lane FMA per super-block into a second accumulator. q6_k: per half h of 128, the 64 ql bytes
- * in one load (low nibbles: sub-blocks 4h, 4h + 1; high: 4h + 2, 4h + 3) and the 32 qh bytes in both halves of a zmm,
- * whose 2-bit fields are moved to bits 4-5 by one 16-bit shift per pair with a shift count per 256-bit half (the bits
- * crossing into a byte are masked off); the 16 int8 scales widened as one vector, each lane's taken by a constant
- * shuffle. q3_k: the 32 hmask bytes in both halves of a zmm once per super-block, the 32 qs bytes of each half of 128
- * likewise; per pair j (sub-blocks 2j, 2j + 1) one 16-bit shift of each with a count per 256-bit half moves the qs
- * fields 2 (2j % 4), 2 (2j % 4) + 1 to bits 0-1 and the hmask bits 2j, 2j + 1 to bit 2 (left shifts for j = 0), masked
- * and or-ed; the 16 scales (q3_k_scales) times d as q6_k's. */
+ * ones 4h + 1 and 4h + 3 (x's blocks stored in that order); the eight 6-bit
+ * scales and mins unpacked in the 4 lanes of one vector (ggml's utmp; one
+ * thread, the TinyLlama-1.1B shape's gate and up projections took 786 us
+ * instead of 818 with 32-bit integer ops and inserts), widened as one vector
+ * times (d, dmin), the eight d * sc times x's eight d once per super-block,
+ * each pair's lanes taking theirs by a constant shuffle; the mins add dmin *
+ * m . (x's d * sum) as one 8-lane FMA per super-block into a second
+ * accumulator. q6_k: per half h of 128, the 64 ql bytes in one load (low
+ * nibbles: sub-blocks 4h, 4h + 1; high: 4h + 2, 4h + 3) and the 32 qh bytes
+ * in both halves of a zmm, whose 2-bit fields are moved to bits 4-5 by one
+ * 16-bit shift per pair with a shift count per 256-bit half (the bits
+ * crossing into a byte are masked off); the 16 int8 scales widened as one
+ * vector, each lane's taken by a constant shuffle. q3_k: the 32 hmask bytes
+ * in both halves of a zmm once per super-block, the 32 qs bytes of each half
+ * of 128 likewise; per pair j (sub-blocks 2j, 2j + 1) one 16-bit shift of
+ * each with a count per 256-bit half moves the qs fields 2 (2j mod 4), 2 (2j
+ * mod 4) + 1 to bits 0-1 and the hmask bits 2j, 2j + 1 to bit 2 (left shifts
+ * for j = 0), masked and or-ed; the 16 scales (q3_k_scales) times d as
+ * q6_k's. */
 static void dzk_rows(tfx_cg *cg, qctx *c, LLVMValueRef *wrow, int nw, LLVMValueRef *out) {
   LLVMBuilderRef b = cg->b;
   LLVMTypeRef v16i = LLVMVectorType(cg->t_i32, 16), v16f = LLVMVectorType(cg->t_f32, 16);

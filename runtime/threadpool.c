@@ -31,10 +31,11 @@
 #define TFX_RT_YIELD_EVERY 64
 
 /* Chunks a thread's range is cut into (the grain is n / (threads * this)).
- * TinyLlama-1.1B's q4_0 decode, 2 threads: with one atomic counter over
- * [0, n) (chunks taken alternately by the threads) a job took 170 us on
- * average at 4 chunks per thread, 163 at 1, 176 at 8: every chunk starts a
- * weight stream afresh and quantizes the kernel's activations again. */
+ * TinyLlama-1.1B's q4_0 decode, 2 threads, mean job: with one atomic
+ * counter over [0, n) (chunks taken alternately by the threads) 170 us at
+ * 4 chunks per thread, 163 at 1, 176 at 8; with the ranges 166.6-166.8 at
+ * 4, 166-168 at 2, 163-165 at 1. One chunk per thread cannot rebalance
+ * items of uneven cost (a causal attention's), so 4. */
 #define TFX_RT_CHUNKS_PER_THREAD 4
 
 /* One step of a spin-wait: a pause, and now and then a sched_yield. */
