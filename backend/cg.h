@@ -239,7 +239,8 @@ void tfx_cg_prefetch(tfx_cg *cg, LLVMValueRef base, int64_t bytes);
 #define TFX_CG_INT8_PREFETCH 4096
 #define TFX_CG_INT8_PREFETCH_DRAM 3072
 int64_t tfx_cg_decode_prefetch(const tfx_cg *cg);
-/* The weight streams (1 or 2) the int8 decode kernels read per core:
+/* The weight streams (1 or 2) the decode kernels (the int8 tiles of
+ * k_linear_q8.c, the packed one-row tile of k_microkernel.c) read per core:
  * schedule { streams }, or for auto two when the model's weights are at
  * least TFX_STREAMS_AUTO_BYTES (they come from DRAM, not a cache). */
 int tfx_cg_decode_streams(const tfx_cg *cg);

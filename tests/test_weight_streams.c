@@ -96,6 +96,10 @@ static void make_row(tfx_tg *t, tfx_dtype dt, int64_t K, float scale, uint8_t *d
   float x[MAXW];
   assert_true(K <= MAXW);
   for (int64_t k = 0; k < K; k++) x[k] = scale * tfx_tg_rand(t);
+  if (dt == TFX_DT_F32) { /* the two-stream cases' f32 weights */
+    memcpy(dst, x, (size_t)K * 4);
+    return;
+  }
   assert_true(tfx_quantize_row(dt, x, K, dst) > 0);
 }
 
@@ -312,6 +316,47 @@ static void test_mla(void **state) {
   all_formats(build_mla, "mla", -1);
 }
 
+/* schedule { streams = 2 } (what auto gives a model of 128 MiB of weights
+ * or more): the packed one-row tile of a linear that is not a GLU reads k
+ * in [0, half) and [half, 2 half) together, then the k past 2 half
+ * (k_microkernel.c). f32, f16 and bf16 panels at -O2, a linear with the norm
+ * prologue (its x chunks packed twice) and one without (x read in place),
+ * K = 70 (a tail chunk only; 6 k after the streams), 1022 (a whole chunk
+ * and a tail; 6 k after) and 1024 (a loop of two chunks; none after); the
+ * SwiGLU FFN's w2 and the tied classifier beside them. */
+static int64_t streams_K;
+static tfx_tg *build_streams(variant v) {
+  tfx_tg *t = new_graph("ws_streams", 16, 29, v);
+  t->g->schedule.streams = 2;
+  tfx_wt_case_norm_linear(t, (tfx_wt_weights){wparam_of, &v}, streams_K);
+  return t;
+}
+static tfx_tg *build_streams_ffn(variant v) {
+  tfx_tg *t = build_ffn(v);
+  t->g->schedule.streams = 2;
+  return t;
+}
+static tfx_tg *build_streams_embedding(variant v) {
+  tfx_tg *t = build_embedding(v);
+  t->g->schedule.streams = 2;
+  return t;
+}
+
+static void test_two_streams(void **state) {
+  (void)state;
+  static const tfx_dtype elem[] = {TFX_DT_F32, TFX_DT_F16, TFX_DT_BF16};
+  static const int64_t Ks[] = {70, 1022, 1024};
+  for (size_t f = 0; f < 3; f++) {
+    for (size_t k = 0; k < 3; k++) {
+      streams_K = Ks[k];
+      fmt_count c = check_case(build_streams, elem[f], 2, NULL, "two streams");
+      if (elem[f] != TFX_DT_F32) assert_int_equal(c.packed, 2);
+    }
+    check_case(build_streams_ffn, elem[f], 2, NULL, "two streams, swiglu ffn");
+    check_case(build_streams_embedding, elem[f], 2, NULL, "two streams, tied embedding");
+  }
+}
+
 /* AVX2 (8-wide vectors): the linear, FFN and embedding paths; SSE2 (4-wide) the linear */
 static void test_haswell(void **state) {
   (void)state;
@@ -362,10 +407,9 @@ static void test_block_bytes_matter(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_linear),  cmocka_unit_test(test_ffn),
-      cmocka_unit_test(test_moe),     cmocka_unit_test(test_embedding),
-      cmocka_unit_test(test_matmul),  cmocka_unit_test(test_mla),
-      cmocka_unit_test(test_haswell), cmocka_unit_test(test_block_bytes_matter),
+      cmocka_unit_test(test_linear),    cmocka_unit_test(test_ffn),         cmocka_unit_test(test_moe),
+      cmocka_unit_test(test_embedding), cmocka_unit_test(test_matmul),      cmocka_unit_test(test_mla),
+      cmocka_unit_test(test_haswell),   cmocka_unit_test(test_two_streams), cmocka_unit_test(test_block_bytes_matter),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

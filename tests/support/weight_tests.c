@@ -141,6 +141,13 @@ void tfx_wt_case_linear(tfx_tg *t, tfx_wt_weights w, int64_t K) {
   t->g->output = tfx_tg_op3(t, TFX_OP_LINEAR, x, wt, tfx_tg_param1(t, "b", 45, 1.0f, 0.0f));
 }
 
+void tfx_wt_case_norm_linear(tfx_tg *t, tfx_wt_weights w, int64_t K) {
+  int x = tfx_tg_input_f32(t, K);
+  int a = tfx_tg_op2(t, TFX_OP_LINEAR, norm(t, x, K), wparam2(t, w, "wa", 45, K, 0.4f));
+  int b = tfx_tg_op2(t, TFX_OP_LINEAR, x, wparam2(t, w, "wb", 45, K, 0.4f));
+  t->g->output = tfx_tg_op2(t, TFX_OP_ADD, a, b);
+}
+
 void tfx_wt_case_ffn(tfx_tg *t, tfx_wt_weights w, int64_t D, int64_t H) {
   int x = tfx_tg_input_f32(t, D);
   int f = norm(t, x, D);

@@ -57,6 +57,9 @@ typedef struct tfx_wt_weights {
 
 /* x [T, K] -> linear(w [45, K], b [45]) */
 void tfx_wt_case_linear(tfx_tg *t, tfx_wt_weights w, int64_t K);
+/* x [T, K] -> linear(rmsnorm(x), wa [45, K]) + linear(x, wb [45, K]): one
+ * linear with the norm prologue at -O2, one without */
+void tfx_wt_case_norm_linear(tfx_tg *t, tfx_wt_weights w, int64_t K);
 /* pre-norm SwiGLU with a residual (w1, w3 [H, D], w2 [D, H]): at -O2 a norm
  * prologue, gate and up concatenated (GLU panels when packed), a residual
  * epilogue */
