@@ -190,7 +190,6 @@ void tfx_cg_mk_emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_mk_tile 
   mk_state st = {.G = G, .t = t, .nh = G->glu ? 2 : 1, .nvec = (t->nc + cg->W - 1) / cg->W};
   st.sets = t->mr == 1 ? 2 : 1;
   st.half = stream_half(cg, G, t);
-  int64_t half = st.half;
   for (int v = 0; v < st.nvec; v++) st.lanes[v] = t->nc - v * cg->W < cg->W ? t->nc - v * cg->W : cg->W;
   st.base[0] = t->gate;
   st.base[1] = t->up;
@@ -219,7 +218,8 @@ void tfx_cg_mk_emit_tile(tfx_cg *cg, const tfx_cg_gemm *G, const tfx_cg_mk_tile 
   if (t->unroll) { /* straight-line: x prepared in xbuf, constant offsets */
     for (int64_t k = 0; k < K; k++) fma_step(cg, &st, tfx_cg_i64(cg, 0), tfx_cg_i64(cg, k), (int)(k % st.sets));
   } else if (st.half > 0) { /* two streams, then the few k past 2 half as one */
-    chunks(cg, &st, 0, st.half);
+    int64_t half = st.half;
+    chunks(cg, &st, 0, half);
     st.half = 0;
     if (K > 2 * half) chunks(cg, &st, 2 * half, K - 2 * half);
   } else {
